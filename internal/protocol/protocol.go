@@ -260,9 +260,11 @@ func (s *State) validate() error {
 	return nil
 }
 
-func (e *Ended) validate() error        { return limit("reason", e.Reason, MaxTextSize) }
-func (e *End) validate() error          { return limit("reason", e.Reason, MaxTextSize) }
-func (e *ErrorPayload) validate() error { return errors.Join(limit("code", e.Code, MaxIDSize), limit("message", e.Message, MaxTextSize)) }
+func (e *Ended) validate() error { return limit("reason", e.Reason, MaxTextSize) }
+func (e *End) validate() error   { return limit("reason", e.Reason, MaxTextSize) }
+func (e *ErrorPayload) validate() error {
+	return errors.Join(limit("code", e.Code, MaxIDSize), limit("message", e.Message, MaxTextSize))
+}
 
 // truncate keeps untrusted strings short in error messages.
 func truncate(s string) string {
