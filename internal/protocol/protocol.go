@@ -111,9 +111,6 @@ type HostInfo struct {
 type Welcome struct {
 	Session string `json:"session"`
 	State   string `json:"state"`
-	// Token lets a host prove it is the one that joined with the code
-	// (used to resume after a dropped connection).
-	Token string `json:"token,omitempty"`
 }
 
 // SDP carries a complete offer or answer.
@@ -240,7 +237,7 @@ func (h *HostInfo) validate() error {
 }
 
 func (w *Welcome) validate() error {
-	return errors.Join(limit("session", w.Session, MaxIDSize), limit("state", w.State, MaxIDSize), limit("token", w.Token, MaxIDSize))
+	return errors.Join(limit("session", w.Session, MaxIDSize), limit("state", w.State, MaxIDSize))
 }
 
 func (s *SDP) validate() error {

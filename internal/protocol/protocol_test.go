@@ -15,7 +15,7 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{TypeHello, &Hello{Version: Version, Role: RoleHost, Code: "123456789", Host: &HostInfo{Hostname: "pc-42", OS: "linux", Width: 1920, Height: 1080, Capture: "xshm"}}, func() validator { return &Hello{} }},
 		{TypeHello, &Hello{Version: Version, Role: RoleViewer, Session: "s_abc"}, func() validator { return &Hello{} }},
-		{TypeWelcome, &Welcome{Session: "s_abc", State: "waiting", Token: "tok"}, func() validator { return &Welcome{} }},
+		{TypeWelcome, &Welcome{Session: "s_abc", State: "waiting"}, func() validator { return &Welcome{} }},
 		{TypeOffer, &SDP{SDP: "v=0\r\n"}, func() validator { return &SDP{} }},
 		{TypeAnswer, &SDP{SDP: "v=0\r\n"}, func() validator { return &SDP{} }},
 		{TypeState, &State{State: "active", Host: &HostInfo{Hostname: "h", Width: 1280, Height: 720}}, func() validator { return &State{} }},

@@ -1,0 +1,282 @@
+// Package relay is the broker's media endpoint for one session: it holds a
+// PeerConnection with the host and one with each viewer, forwards the
+// host's VP8 RTP to every viewer without transcoding, and turns a viewer's
+// picture-loss report into one keyframe request to the host.
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// keyframeInterval bounds how often viewers can make the host send a
+// keyframe: a burst of PLIs from several viewers costs one keyframe.
+const keyframeInterval = 300 * time.Millisecond
+
+// ErrClosed is returned by a Session that has been closed.
+var ErrClosed = errors.New("relay closed")
+
+// Config configures a Session.
+type Config struct {
+	API    *rtc.API
+	Logger *slog.Logger
+	// OnHostGone is called once when the host's media connection fails or
+	// closes, from a goroutine of the relay.
+	OnHostGone func()
+}
+
+// Session relays one support session's media.
+type Session struct {
+	cfg Config
+	wg  sync.WaitGroup
+
+	video *webrtc.TrackLocalStaticRTP
+
+	mu        sync.Mutex
+	host      *webrtc.PeerConnection
+	hostSSRC  webrtc.SSRC
+	viewers   map[*Viewer]struct{}
+	lastKey   time.Time
+	closed    bool
+	hostGone  sync.Once
+	forwarded atomic.Uint64
+}
+
+// Viewer is one viewer's PeerConnection with the broker.
+type Viewer struct {
+	s  *Session
+	pc *webrtc.PeerConnection
+}
+
+// New returns a relay for one session.
+func New(cfg Config) (*Session, error) {
+	if cfg.API == nil {
+		return nil, errors.New("relay: missing API")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.OnHostGone == nil {
+		cfg.OnHostGone = func() {}
+	}
+	video, err := webrtc.NewTrackLocalStaticRTP(rtc.VP8, "screen", "tether")
+	if err != nil {
+		return nil, fmt.Errorf("create video track: %w", err)
+	}
+	return &Session{cfg: cfg, video: video, viewers: map[*Viewer]struct{}{}}, nil
+}
+
+// PacketsForwarded counts RTP packets relayed from the host.
+func (s *Session) PacketsForwarded() uint64 { return s.forwarded.Load() }
+
+// AcceptHost answers the host's offer. A second call replaces the previous
+// host connection (a host that reconnected).
+func (s *Session) AcceptHost(offer string) (string, error) {
+	pc, err := s.cfg.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("host peer connection: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			pc.Close()
+		}
+	}()
+	pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if track.Kind() != webrtc.RTPCodecTypeVideo {
+			return
+		}
+		s.mu.Lock()
+		s.hostSSRC = track.SSRC()
+		s.mu.Unlock()
+		s.spawn(func() { s.forward(track) })
+		s.RequestKeyframe()
+	})
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
+		s.cfg.Logger.Debug("host media connection", "state", state.String())
+		if state == webrtc.PeerConnectionStateFailed || state == webrtc.PeerConnectionStateClosed {
+			s.mu.Lock()
+			current := s.host == pc && !s.closed
+			s.mu.Unlock()
+			if current {
+				s.hostGone.Do(s.cfg.OnHostGone)
+			}
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("host offer: %w", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("answer host: %w", err)
+	}
+	sdp, err := rtc.GatherComplete(pc, answer)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return "", ErrClosed
+	}
+	old := s.host
+	s.host = pc
+	s.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	ok = true
+	return sdp, nil
+}
+
+// forward copies the host's RTP to every viewer until the track ends.
+func (s *Session) forward(track *webrtc.TrackRemote) {
+	for {
+		pkt, _, err := track.ReadRTP()
+		if err != nil {
+			return
+		}
+		// Header extensions were negotiated with the host; their IDs mean
+		// nothing to viewers, whose own interceptors add what they need.
+		pkt.Header.Extension = false
+		pkt.Header.Extensions = nil
+		if err := s.video.WriteRTP(pkt); err != nil {
+			s.cfg.Logger.Debug("forward video", "err", err)
+		}
+		s.forwarded.Add(1)
+	}
+}
+
+// RequestKeyframe asks the host for a keyframe, at most once per
+// keyframeInterval.
+func (s *Session) RequestKeyframe() {
+	s.mu.Lock()
+	host, ssrc := s.host, s.hostSSRC
+	now := time.Now()
+	if host == nil || ssrc == 0 || now.Sub(s.lastKey) < keyframeInterval {
+		s.mu.Unlock()
+		return
+	}
+	s.lastKey = now
+	s.mu.Unlock()
+	if err := host.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}}); err != nil {
+		s.cfg.Logger.Debug("keyframe request", "err", err)
+	}
+}
+
+// AddViewer creates a viewer's PeerConnection and returns it with the
+// complete offer to send to the viewer.
+func (s *Session) AddViewer() (*Viewer, string, error) {
+	pc, err := s.cfg.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, "", fmt.Errorf("viewer peer connection: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			pc.Close()
+		}
+	}()
+	sender, err := pc.AddTrack(s.video)
+	if err != nil {
+		return nil, "", fmt.Errorf("add video to viewer: %w", err)
+	}
+	v := &Viewer{s: s, pc: pc}
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
+		s.cfg.Logger.Debug("viewer media connection", "state", state.String())
+		if state == webrtc.PeerConnectionStateConnected {
+			s.RequestKeyframe()
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("offer viewer: %w", err)
+	}
+	sdp, err := rtc.GatherComplete(pc, offer)
+	if err != nil {
+		return nil, "", err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, "", ErrClosed
+	}
+	s.viewers[v] = struct{}{}
+	s.mu.Unlock()
+	s.spawn(func() { s.readViewerRTCP(sender) })
+	ok = true
+	return v, sdp, nil
+}
+
+// readViewerRTCP turns picture-loss reports into keyframe requests.
+func (s *Session) readViewerRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				s.RequestKeyframe()
+			}
+		}
+	}
+}
+
+// SetAnswer applies the viewer's answer.
+func (v *Viewer) SetAnswer(sdp string) error {
+	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("viewer answer: %w", err)
+	}
+	return nil
+}
+
+// Close ends the viewer's media.
+func (v *Viewer) Close() error {
+	v.s.mu.Lock()
+	delete(v.s.viewers, v)
+	v.s.mu.Unlock()
+	return v.pc.Close()
+}
+
+func (s *Session) spawn(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// Close closes every PeerConnection and waits for the relay's goroutines.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	pcs := []*webrtc.PeerConnection{}
+	if s.host != nil {
+		pcs = append(pcs, s.host)
+	}
+	for v := range s.viewers {
+		pcs = append(pcs, v.pc)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, pc := range pcs {
+		errs = append(errs, pc.Close())
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}

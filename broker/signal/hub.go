@@ -1,0 +1,591 @@
+// Package signal runs the broker's support sessions: it issues one-time
+// codes, accepts hosts (by code) and viewers (by login or API key) over
+// WebSocket, drives the session state machine from waiting to active to
+// ended, and hands SDP to the relay.
+package signal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/relay"
+	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// CodeDigits is the length of a support code: 10^9 possibilities, and a code
+// lives minutes and allows a handful of attempts per source.
+const CodeDigits = 9
+
+// Errors.
+var (
+	ErrNotFound  = errors.New("session not found")
+	ErrForbidden = errors.New("not allowed")
+	ErrEnded     = errors.New("session already ended")
+)
+
+// Config configures a Hub.
+type Config struct {
+	Store  *store.Store
+	Auth   *auth.Authenticator
+	API    *rtc.API
+	Logger *slog.Logger
+	Now    func() time.Time
+	// CodeTTL is how long a new code stays valid (default 10 minutes).
+	CodeTTL time.Duration
+	// ViewerGrace is how long a session waits for a technician who left
+	// (closed the tab, lost the network) before it ends (default 30 s).
+	ViewerGrace time.Duration
+	// CodeAttempts limits host code attempts per source IP per minute
+	// (default 10); the limit for all sources together is ten times that.
+	CodeAttempts int
+}
+
+func (c *Config) checkAndSetDefaults() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("signal: missing Store")
+	case c.Auth == nil:
+		return errors.New("signal: missing Auth")
+	case c.API == nil:
+		return errors.New("signal: missing API")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.CodeTTL == 0 {
+		c.CodeTTL = 10 * time.Minute
+	}
+	if c.ViewerGrace == 0 {
+		c.ViewerGrace = 30 * time.Second
+	}
+	if c.CodeAttempts == 0 {
+		c.CodeAttempts = 10
+	}
+	return nil
+}
+
+// Hub owns every live session of this broker.
+type Hub struct {
+	cfg      Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu       sync.Mutex
+	live     map[string]*live
+	limiters map[string]*rate.Limiter
+	global   *rate.Limiter
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// live is a session with someone connected.
+type live struct {
+	id       string
+	relay    *relay.Session
+	host     *conn
+	hostInfo *protocol.HostInfo
+	viewers  map[*conn]struct{}
+	grace    *time.Timer
+	ended    bool
+}
+
+// New returns a Hub.
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.checkAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "signal"),
+		live:     map[string]*live{},
+		limiters: map[string]*rate.Limiter{},
+		global:   rate.NewLimiter(rate.Limit(float64(cfg.CodeAttempts*10)/60), cfg.CodeAttempts*10),
+	}
+	h.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		// Origins are checked by the handlers, which know which endpoint
+		// a browser may use.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return h, nil
+}
+
+// NewCode returns a support code of CodeDigits digits from crypto/rand.
+func NewCode() string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000_000))
+	if err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return fmt.Sprintf("%0*d", CodeDigits, n.Int64())
+}
+
+// CreateSession issues a session and its one-time code for user. ttl zero
+// means the configured default.
+func (h *Hub) CreateSession(ctx context.Context, user *store.User, ticketID string, ttl time.Duration) (*store.Session, string, error) {
+	if ttl <= 0 {
+		ttl = h.cfg.CodeTTL
+	}
+	now := h.cfg.Now()
+	for range 5 { // a code collision is rare; retry with a new one
+		code := NewCode()
+		sess := &store.Session{
+			ID:            "s_" + auth.RandomToken(12),
+			CodeHash:      auth.HashToken(code),
+			CodeExpiresAt: now.Add(ttl),
+			CreatedBy:     user.ID,
+			TicketID:      ticketID,
+			State:         store.StateWaiting,
+			CreatedAt:     now,
+		}
+		err := h.cfg.Store.CreateSession(ctx, sess)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		h.log.InfoContext(ctx, "session created", "session", sess.ID, "user", user.Username, "ticket", ticketID)
+		return sess, code, nil
+	}
+	return nil, "", errors.New("create session: could not find a free code")
+}
+
+// CanAccess reports whether user may see and act on sess.
+func CanAccess(user *store.User, sess *store.Session) bool {
+	return user.Role == auth.RoleAdmin || user.Role == auth.RoleSupervisor || sess.CreatedBy == user.ID
+}
+
+// EndSession ends a session on behalf of a person or integration.
+func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason string) (*store.Session, error) {
+	sess, err := h.cfg.Store.SessionByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !CanAccess(user, sess) {
+		return nil, ErrForbidden
+	}
+	if sess.State == store.StateEnded {
+		return sess, nil
+	}
+	if reason == "" {
+		reason = "The technician ended the session."
+	}
+	h.end(id, reason)
+	return h.cfg.Store.SessionByID(ctx, id)
+}
+
+// end marks the session ended, tells everyone connected and closes their
+// connections.
+func (h *Hub) end(id, reason string) {
+	if err := h.cfg.Store.EndSession(context.Background(), id, reason, h.cfg.Now()); err != nil {
+		h.log.Error("record session end", "session", id, "err", err)
+	}
+	h.mu.Lock()
+	l := h.live[id]
+	if l == nil || l.ended {
+		h.mu.Unlock()
+		return
+	}
+	l.ended = true
+	delete(h.live, id)
+	if l.grace != nil {
+		l.grace.Stop()
+	}
+	conns := make([]*conn, 0, len(l.viewers)+1)
+	for c := range l.viewers {
+		conns = append(conns, c)
+	}
+	if l.host != nil {
+		conns = append(conns, l.host)
+	}
+	h.mu.Unlock()
+
+	h.log.Info("session ended", "session", id, "reason", reason)
+	for _, c := range conns {
+		c.send(protocol.TypeEnded, id, protocol.Ended{Reason: reason})
+		c.close(closeEnded, "session ended")
+	}
+	l.relay.Close()
+}
+
+// attach returns the live session id, creating it (and its relay) on first
+// use.
+func (h *Hub) attach(id string) (*live, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errors.New("broker is shutting down")
+	}
+	if l := h.live[id]; l != nil {
+		return l, nil
+	}
+	r, err := relay.New(relay.Config{
+		API:        h.cfg.API,
+		Logger:     h.cfg.Logger.With("component", "relay", "session", id),
+		OnHostGone: func() { go h.end(id, "The user's computer disconnected.") },
+	})
+	if err != nil {
+		return nil, err
+	}
+	l := &live{id: id, relay: r, viewers: map[*conn]struct{}{}}
+	h.live[id] = l
+	return l, nil
+}
+
+// allowCode applies the per-source and global limits on code attempts.
+func (h *Hub) allowCode(r *http.Request) bool {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	lim := h.limiters[ip]
+	if lim == nil {
+		if len(h.limiters) > 10000 {
+			h.limiters = map[string]*rate.Limiter{}
+		}
+		lim = rate.NewLimiter(rate.Limit(float64(h.cfg.CodeAttempts)/60), h.cfg.CodeAttempts)
+		h.limiters[ip] = lim
+	}
+	return lim.Allow() && h.global.Allow()
+}
+
+// sameOrigin reports whether a browser's Origin header names this broker.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	u, err := url.Parse(origin)
+	return err == nil && u.Scheme == "https" && strings.EqualFold(u.Host, r.Host)
+}
+
+// ServeHost handles a host's WebSocket: hello with the code, then SDP.
+func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
+	// Hosts are programs, not pages: a browser page may not pose as one.
+	if r.Header.Get("Origin") != "" && !sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := newConn(ws)
+	h.wg.Add(2)
+	defer h.wg.Done()
+	defer c.close(closeEnded, "")
+	go func() {
+		defer h.wg.Done()
+		c.keepalive()
+	}()
+
+	var hello protocol.Hello
+	ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	if !h.readHello(c, &hello, protocol.RoleHost) {
+		return
+	}
+	ws.SetReadDeadline(time.Now().Add(pongTimeout))
+	if !h.allowCode(r) {
+		h.refuse(c, protocol.CodeRateLimited, "Too many code attempts from your network. Wait a minute and try again.")
+		return
+	}
+	sess, err := h.cfg.Store.RedeemCode(r.Context(), auth.HashToken(hello.Code), h.cfg.Now())
+	switch {
+	case errors.Is(err, store.ErrCodeUnknown):
+		h.log.Info("host refused: unknown code", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeInvalidCode, "That support code is not valid. Check the digits with your technician.")
+		return
+	case errors.Is(err, store.ErrCodeExpired):
+		h.log.Info("host refused: expired code", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeExpiredCode, "That support code has expired. Ask your technician for a new one.")
+		return
+	case errors.Is(err, store.ErrCodeUsed):
+		h.log.Info("host refused: code already used", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeUsedCode, "That support code has already been used. Ask your technician for a new one.")
+		return
+	case err != nil:
+		h.log.Error("redeem code", "err", err)
+		h.refuse(c, protocol.CodeInternal, "The broker could not check the code. Try again in a moment.")
+		return
+	}
+
+	l, err := h.attach(sess.ID)
+	if err != nil {
+		h.refuse(c, protocol.CodeInternal, err.Error())
+		return
+	}
+	info := hello.Host
+	if info == nil {
+		info = &protocol.HostInfo{}
+	}
+	infoJSON, _ := json.Marshal(info)
+	if err := h.cfg.Store.SetSessionActive(r.Context(), sess.ID, string(infoJSON)); err != nil {
+		h.log.Error("record host joined", "session", sess.ID, "err", err)
+	}
+	h.mu.Lock()
+	if l.ended {
+		h.mu.Unlock()
+		h.refuse(c, protocol.CodeSessionEnded, "The session has ended.")
+		return
+	}
+	l.host, l.hostInfo = c, info
+	viewers := l.viewerList()
+	h.mu.Unlock()
+	h.log.Info("host joined", "session", sess.ID, "remote", r.RemoteAddr, "display", fmt.Sprintf("%dx%d", info.Width, info.Height), "capture", info.Capture)
+
+	c.send(protocol.TypeWelcome, sess.ID, protocol.Welcome{Session: sess.ID, State: store.StateActive})
+	for _, v := range viewers {
+		v.send(protocol.TypeState, sess.ID, protocol.State{State: store.StateActive, Host: info})
+	}
+
+	for {
+		env, err := c.read()
+		if err != nil {
+			if readErrorIsFatal(err) {
+				break
+			}
+			c.reportReadError(sess.ID, err)
+			continue
+		}
+		switch env.Type {
+		case protocol.TypeOffer:
+			var offer protocol.SDP
+			if err := protocol.DecodePayload(env, &offer); err != nil {
+				c.reportReadError(sess.ID, err)
+				continue
+			}
+			answer, err := l.relay.AcceptHost(offer.SDP)
+			if err != nil {
+				h.log.Warn("host negotiation failed", "session", sess.ID, "err", err)
+				c.sendError(sess.ID, protocol.CodeNegotiation, "The broker could not accept the media offer.")
+				continue
+			}
+			c.send(protocol.TypeAnswer, sess.ID, protocol.SDP{SDP: answer})
+		case protocol.TypeEnd:
+			var end protocol.End
+			protocol.DecodePayload(env, &end)
+			h.end(sess.ID, "The user ended the session.")
+			return
+		default:
+			// Unknown types are skipped: a newer host may send more.
+		}
+	}
+	h.end(sess.ID, "The user's computer disconnected.")
+}
+
+// readHello reads and checks the first message; on failure it tells the
+// peer why and closes.
+func (h *Hub) readHello(c *conn, hello *protocol.Hello, role string) bool {
+	env, err := c.read()
+	if err != nil {
+		if readErrorIsFatal(err) {
+			c.close(closeRefused, "no hello")
+			return false
+		}
+		h.refuse(c, protocol.CodeBadMessage, "The first message must be a valid hello: "+err.Error())
+		return false
+	}
+	if env.Type != protocol.TypeHello {
+		h.refuse(c, protocol.CodeUnexpectedType, "The first message must be a hello.")
+		return false
+	}
+	if err := protocol.DecodePayload(env, hello); err != nil {
+		code := protocol.CodeBadMessage
+		if errors.Is(err, protocol.ErrVersion) {
+			code = protocol.CodeVersion
+		}
+		h.refuse(c, code, "Hello refused: "+err.Error())
+		return false
+	}
+	if hello.Role != role {
+		h.refuse(c, protocol.CodeForbidden, "This endpoint is for the "+role+" role.")
+		return false
+	}
+	return true
+}
+
+func (h *Hub) refuse(c *conn, code, message string) {
+	c.sendError("", code, message)
+	c.close(closeRefused, code)
+}
+
+func (l *live) viewerList() []*conn {
+	out := make([]*conn, 0, len(l.viewers))
+	for v := range l.viewers {
+		out = append(out, v)
+	}
+	return out
+}
+
+// ServeViewer handles a technician's WebSocket: authenticated by login
+// cookie (same-origin browsers) or bearer token (the CLI).
+func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
+	p, err := h.cfg.Auth.Authenticate(r)
+	if err != nil {
+		http.Error(w, "log in first", http.StatusUnauthorized)
+		return
+	}
+	// A cookie rides along with any page's request: only our own pages may
+	// use it. Bearer clients are programs and send no Origin.
+	if (p.Cookie || r.Header.Get("Origin") != "") && !sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := newConn(ws)
+	h.wg.Add(2)
+	defer h.wg.Done()
+	defer c.close(closeEnded, "")
+	go func() {
+		defer h.wg.Done()
+		c.keepalive()
+	}()
+
+	var hello protocol.Hello
+	ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	if !h.readHello(c, &hello, protocol.RoleViewer) {
+		return
+	}
+	ws.SetReadDeadline(time.Now().Add(pongTimeout))
+	sess, err := h.cfg.Store.SessionByID(r.Context(), hello.Session)
+	if err != nil || !CanAccess(p.User, sess) {
+		// The same answer for missing and forbidden: ids are not probed.
+		h.refuse(c, protocol.CodeNotFound, "No such session, or it is not yours.")
+		return
+	}
+	if sess.State == store.StateEnded {
+		h.refuse(c, protocol.CodeSessionEnded, "That session has ended.")
+		return
+	}
+	l, err := h.attach(sess.ID)
+	if err != nil {
+		h.refuse(c, protocol.CodeInternal, err.Error())
+		return
+	}
+	h.mu.Lock()
+	if l.ended {
+		h.mu.Unlock()
+		h.refuse(c, protocol.CodeSessionEnded, "That session has ended.")
+		return
+	}
+	l.viewers[c] = struct{}{}
+	if l.grace != nil {
+		l.grace.Stop()
+		l.grace = nil
+	}
+	state, info := store.StateWaiting, l.hostInfo
+	if l.host != nil {
+		state = store.StateActive
+	}
+	h.mu.Unlock()
+	h.log.Info("viewer joined", "session", sess.ID, "user", p.User.Username)
+	defer h.leave(l, c)
+
+	c.send(protocol.TypeWelcome, sess.ID, protocol.Welcome{Session: sess.ID, State: state})
+	if info != nil {
+		c.send(protocol.TypeState, sess.ID, protocol.State{State: state, Host: info})
+	}
+	viewer, offer, err := l.relay.AddViewer()
+	if err != nil {
+		h.log.Warn("viewer media", "session", sess.ID, "err", err)
+		c.sendError(sess.ID, protocol.CodeNegotiation, "The broker could not set up video for you.")
+		return
+	}
+	defer viewer.Close()
+	c.send(protocol.TypeOffer, sess.ID, protocol.SDP{SDP: offer})
+
+	for {
+		env, err := c.read()
+		if err != nil {
+			if readErrorIsFatal(err) {
+				return
+			}
+			c.reportReadError(sess.ID, err)
+			continue
+		}
+		switch env.Type {
+		case protocol.TypeAnswer:
+			var answer protocol.SDP
+			if err := protocol.DecodePayload(env, &answer); err != nil {
+				c.reportReadError(sess.ID, err)
+				continue
+			}
+			if err := viewer.SetAnswer(answer.SDP); err != nil {
+				c.sendError(sess.ID, protocol.CodeNegotiation, "The broker could not accept your answer.")
+			}
+		case protocol.TypeEnd:
+			var end protocol.End
+			if err := protocol.DecodePayload(env, &end); err != nil {
+				end.Reason = ""
+			}
+			reason := "The technician ended the session."
+			if end.Reason != "" {
+				reason = "The technician ended the session: " + end.Reason
+			}
+			h.end(sess.ID, reason)
+			return
+		default:
+		}
+	}
+}
+
+// leave removes a viewer; the last one to go starts the grace timer.
+func (h *Hub) leave(l *live, c *conn) {
+	c.close(closeEnded, "")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(l.viewers, c)
+	if len(l.viewers) > 0 || l.ended || h.closed {
+		return
+	}
+	l.grace = time.AfterFunc(h.cfg.ViewerGrace, func() {
+		h.mu.Lock()
+		abandoned := len(l.viewers) == 0 && !l.ended
+		h.mu.Unlock()
+		if abandoned {
+			h.end(l.id, "The technician left the session.")
+		}
+	})
+}
+
+// Close ends every live session and waits for their connections.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	ids := make([]string, 0, len(h.live))
+	for id := range h.live {
+		ids = append(ids, id)
+	}
+	h.mu.Unlock()
+	for _, id := range ids {
+		h.end(id, "The broker is shutting down.")
+	}
+	h.wg.Wait()
+	return nil
+}

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session states.
+const (
+	StateWaiting = "waiting" // created; the host has not joined yet
+	StateActive  = "active"  // the host is connected
+	StateEnded   = "ended"
+)
+
+// Session is one support session, from code to end.
+type Session struct {
+	ID            string
+	CodeHash      string
+	CodeExpiresAt time.Time
+	CodeUsedAt    time.Time
+	CreatedBy     int64
+	TicketID      string
+	State         string
+	HostJSON      string
+	CreatedAt     time.Time
+	EndedAt       time.Time
+	EndReason     string
+}
+
+// Errors from RedeemCode, so the host can be told exactly what is wrong.
+var (
+	ErrCodeUnknown = errors.New("unknown code")
+	ErrCodeExpired = errors.New("code expired")
+	ErrCodeUsed    = errors.New("code already used")
+)
+
+// CreateSession stores a new session.
+func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO sessions (id, code_hash, code_expires_at, created_by, ticket_id, state, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		sess.ID, sess.CodeHash, ms(sess.CodeExpiresAt), sess.CreatedBy, sess.TicketID, sess.State, ms(sess.CreatedAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("session %s: %w", sess.ID, ErrConflict)
+		}
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason"
+
+type scanner interface{ Scan(...any) error }
+
+func scanSession(row scanner) (*Session, error) {
+	var s Session
+	var expires, used, created, ended sql.NullInt64
+	err := row.Scan(&s.ID, &s.CodeHash, &expires, &used, &s.CreatedBy, &s.TicketID, &s.State, &s.HostJSON, &created, &ended, &s.EndReason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.CodeExpiresAt, s.CodeUsedAt, s.CreatedAt, s.EndedAt = fromMS(expires), fromMS(used), fromMS(created), fromMS(ended)
+	return &s, nil
+}
+
+// SessionByID looks a session up.
+func (s *Store) SessionByID(ctx context.Context, id string) (*Session, error) {
+	return scanSession(s.db.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
+}
+
+// ListSessions returns the newest sessions first; createdBy zero means all.
+func (s *Store) ListSessions(ctx context.Context, createdBy int64, limit int) ([]*Session, error) {
+	rows, err := s.db.QueryContext(ctx,
+		"SELECT "+sessionColumns+" FROM sessions WHERE (? = 0 OR created_by = ?) ORDER BY created_at DESC LIMIT ?",
+		createdBy, createdBy, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []*Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		out = append(out, sess)
+	}
+	return out, rows.Err()
+}
+
+// RedeemCode marks a code used, exactly once, and returns its session. It
+// fails with ErrCodeUnknown, ErrCodeExpired or ErrCodeUsed.
+func (s *Store) RedeemCode(ctx context.Context, codeHash string, now time.Time) (*Session, error) {
+	sess, err := scanSession(s.db.QueryRowContext(ctx,
+		`UPDATE sessions SET code_used_at = ?
+		 WHERE code_hash = ? AND code_used_at IS NULL AND code_expires_at > ? AND state = ?
+		 RETURNING `+sessionColumns, ms(now), codeHash, ms(now), StateWaiting))
+	if err == nil {
+		return sess, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("redeem code: %w", err)
+	}
+	// Tell the three failures apart for the user.
+	sess, err = scanSession(s.db.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE code_hash = ?", codeHash))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrCodeUnknown
+	case err != nil:
+		return nil, fmt.Errorf("redeem code: %w", err)
+	case !sess.CodeUsedAt.IsZero() || sess.State != StateWaiting:
+		return nil, ErrCodeUsed
+	default:
+		return nil, ErrCodeExpired
+	}
+}
+
+// SetSessionActive records that the host joined.
+func (s *Store) SetSessionActive(ctx context.Context, id, hostJSON string) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET state = ?, host_json = ? WHERE id = ? AND state != ?",
+		StateActive, hostJSON, id, StateEnded)
+	return err
+}
+
+// EndSession records the end of a session; ending twice keeps the first reason.
+func (s *Store) EndSession(ctx context.Context, id, reason string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET state = ?, ended_at = ?, end_reason = ? WHERE id = ? AND state != ?",
+		StateEnded, ms(now), reason, id, StateEnded)
+	return err
+}

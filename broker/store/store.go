@@ -1,0 +1,134 @@
+// Package store persists the broker's state: accounts, API keys, login
+// sessions and support sessions. The embedded default is SQLite (pure Go,
+// WAL) in the broker's data directory.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique value already exists.
+var ErrConflict = errors.New("already exists")
+
+// Store is the broker's database.
+type Store struct {
+	db *sql.DB
+}
+
+// migrations run in order, once each; the index of the last one applied is
+// kept in PRAGMA user_version.
+var migrations = []string{
+	`CREATE TABLE users (
+		id            INTEGER PRIMARY KEY,
+		username      TEXT NOT NULL UNIQUE,
+		password_hash TEXT NOT NULL,
+		role          TEXT NOT NULL,
+		created_at    INTEGER NOT NULL
+	);
+	CREATE TABLE api_keys (
+		id           TEXT PRIMARY KEY,
+		user_id      INTEGER NOT NULL REFERENCES users(id),
+		name         TEXT NOT NULL,
+		hash         TEXT NOT NULL UNIQUE,
+		created_at   INTEGER NOT NULL,
+		last_used_at INTEGER
+	);
+	CREATE TABLE logins (
+		token_hash TEXT PRIMARY KEY,
+		user_id    INTEGER NOT NULL REFERENCES users(id),
+		csrf       TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE TABLE sessions (
+		id              TEXT PRIMARY KEY,
+		code_hash       TEXT NOT NULL UNIQUE,
+		code_expires_at INTEGER NOT NULL,
+		code_used_at    INTEGER,
+		created_by      INTEGER NOT NULL REFERENCES users(id),
+		ticket_id       TEXT NOT NULL DEFAULT '',
+		state           TEXT NOT NULL,
+		host_json       TEXT NOT NULL DEFAULT '',
+		created_at      INTEGER NOT NULL,
+		ended_at        INTEGER,
+		end_reason      TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX sessions_created_at ON sessions(created_at);`,
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path and
+// brings its schema up to date.
+func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			db.Close()
+		}
+	}()
+	// One writer at a time is how SQLite works; a single connection also
+	// keeps transactions from failing with SQLITE_BUSY.
+	db.SetMaxOpenConns(1)
+	if err := migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("migrate database %s: %w", path, err)
+	}
+	ok = true
+	return &Store{db: db}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: ms(t), Valid: true}
+}

@@ -1,0 +1,151 @@
+// Package rtc holds the WebRTC setup shared by the broker, the host and the
+// viewer: one codec (VP8), the RTCP feedback and interceptors it needs, the
+// playout-delay extension that keeps browsers from buffering video, and the
+// ICE configuration (one muxed UDP port on the broker, loopback allowed).
+package rtc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// VP8 is the one video codec every peer negotiates.
+var VP8 = webrtc.RTPCodecCapability{
+	MimeType:  webrtc.MimeTypeVP8,
+	ClockRate: 90000,
+	RTCPFeedback: []webrtc.RTCPFeedback{
+		{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
+		{Type: "goog-remb"}, {Type: "transport-cc"},
+	},
+}
+
+// vp8PayloadType is fixed so that the broker can forward the host's RTP to
+// viewers without rewriting more than it must.
+const vp8PayloadType = 96
+
+// socketBuffer is the UDP socket buffer size: the kernel default (208 KiB)
+// overflows under a keyframe burst and halves data-channel throughput.
+const socketBuffer = 4 << 20
+
+// Config selects how a peer's ICE agent gathers candidates.
+type Config struct {
+	// UDPPort, when non-zero, muxes every PeerConnection onto this one UDP
+	// port (the broker). Zero lets each PeerConnection pick its own ports
+	// (hosts and viewers).
+	UDPPort int
+	// PublicIPs are announced as host candidates instead of the interface
+	// addresses (a broker behind 1:1 NAT).
+	PublicIPs []string
+	// PlayoutDelay stamps min = max = 0 playout delay on sent video so that
+	// browsers render each frame at once instead of buffering it.
+	PlayoutDelay bool
+}
+
+// API is a configured pion API plus whatever sockets it owns.
+type API struct {
+	*webrtc.API
+	mux io.Closer
+}
+
+// Close releases the shared UDP port, if any.
+func (a *API) Close() error {
+	if a.mux == nil {
+		return nil
+	}
+	return a.mux.Close()
+}
+
+// NewAPI builds the pion API for one program.
+func NewAPI(cfg Config) (*API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: VP8, PayloadType: vp8PayloadType}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("register VP8: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	if cfg.PlayoutDelay {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("register playout-delay extension: %w", err)
+		}
+		reg.Add(playoutDelayFactory{})
+	}
+
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if len(cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	se.EnableSCTPZeroChecksum(true)
+	a := &API{}
+	if cfg.UDPPort != 0 {
+		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort,
+			ice.UDPMuxFromPortWithLoopback(),
+			ice.UDPMuxFromPortWithReadBufferSize(socketBuffer),
+			ice.UDPMuxFromPortWithWriteBufferSize(socketBuffer),
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
+			// Container and VPN bridges announce addresses no peer can reach.
+			ice.UDPMuxFromPortWithInterfaceFilter(usableInterface),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("listen for media on UDP port %d: %w", cfg.UDPPort, err)
+		}
+		se.SetICEUDPMux(mux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		a.mux = mux
+	} else {
+		se.SetInterfaceFilter(usableInterface)
+	}
+	a.API = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return a, nil
+}
+
+func usableInterface(name string) bool {
+	for _, prefix := range []string{"docker", "br-", "veth", "virbr"} {
+		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
+			return false
+		}
+	}
+	return true
+}
+
+// GatherComplete sets desc as the local description and waits until every
+// candidate is in it, so that one offer or answer carries them all.
+func GatherComplete(pc *webrtc.PeerConnection, desc webrtc.SessionDescription) (string, error) {
+	done := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(desc); err != nil {
+		return "", fmt.Errorf("set local description: %w", err)
+	}
+	<-done
+	local := pc.LocalDescription()
+	if local == nil {
+		return "", errors.New("no local description after gathering")
+	}
+	return local.SDP, nil
+}
+
+// ResolveIP turns a host name or address into an IP for candidates.
+func ResolveIP(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String(), nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("resolve %q: %w", host, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
+}
