@@ -1,0 +1,270 @@
+// Package server assembles the broker: storage, certificates, the media
+// API, the session hub, the REST API and the embedded web UI, served as
+// HTTPS and WSS on one TCP port with WebRTC media on one UDP port.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/tether-support/tether/broker/api"
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/signal"
+	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/certs"
+	"github.com/tether-support/tether/internal/rtc"
+	"github.com/tether-support/tether/web"
+)
+
+// InitialAdminFile is written on first start with the admin's credentials.
+const InitialAdminFile = "initial-admin.json"
+
+// Config is the broker's configuration.
+type Config struct {
+	// Addr is the HTTPS listen address, e.g. ":8443".
+	Addr string
+	// DataDir holds the database, certificates and recordings.
+	DataDir string
+	// UDPPort carries all WebRTC media.
+	UDPPort int
+	// PublicAddr is the host name or IP announced to peers and used in
+	// links; empty means "localhost".
+	PublicAddr string
+	// CodeTTL is the default support code lifetime.
+	CodeTTL time.Duration
+	// ViewerGrace is how long a session waits for a technician who left.
+	ViewerGrace time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+func (c *Config) checkAndSetDefaults() error {
+	if c.Addr == "" {
+		c.Addr = ":8443"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.UDPPort == 0 {
+		c.UDPPort = 8443
+	}
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		return fmt.Errorf("UDP port %d is out of range", c.UDPPort)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// InitialAdmin is the content of InitialAdminFile.
+type InitialAdmin struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	APIKey   string `json:"api_key"`
+}
+
+// Broker is a configured, listening broker.
+type Broker struct {
+	cfg      Config
+	store    *store.Store
+	rtcAPI   *rtc.API
+	hub      *signal.Hub
+	ln       net.Listener
+	srv      *http.Server
+	url      string
+	caFile   string
+	newAdmin bool
+}
+
+// New opens storage, prepares certificates and listens. Run serves.
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	if err := cfg.checkAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("component", "broker")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	b := &Broker{cfg: cfg}
+	ok := false
+	defer func() {
+		if !ok {
+			b.close()
+		}
+	}()
+
+	var err error
+	if b.store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "tether.db")); err != nil {
+		return nil, err
+	}
+	authn, err := auth.New(auth.Config{Store: b.store, Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ensureAdmin(ctx, authn); err != nil {
+		return nil, err
+	}
+
+	public := cfg.PublicAddr
+	if public == "" {
+		public = "localhost"
+	}
+	hostname, _ := os.Hostname()
+	cert, caFile, err := certs.Dev(filepath.Join(cfg.DataDir, "certs"), []string{"localhost", "127.0.0.1", "::1", hostname, public}, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	b.caFile = caFile
+
+	rtcCfg := rtc.Config{UDPPort: cfg.UDPPort, PlayoutDelay: true}
+	if cfg.PublicAddr != "" {
+		ip, err := rtc.ResolveIP(cfg.PublicAddr)
+		if err != nil {
+			return nil, fmt.Errorf("public address: %w", err)
+		}
+		rtcCfg.PublicIPs = []string{ip}
+	}
+	if b.rtcAPI, err = rtc.NewAPI(rtcCfg); err != nil {
+		return nil, err
+	}
+	b.hub, err = signal.New(signal.Config{Store: b.store, Auth: authn, API: b.rtcAPI, Logger: cfg.Logger, Now: cfg.Now, CodeTTL: cfg.CodeTTL, ViewerGrace: cfg.ViewerGrace})
+	if err != nil {
+		return nil, err
+	}
+
+	if b.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	port := b.ln.Addr().(*net.TCPAddr).Port
+	b.url = "https://" + net.JoinHostPort(public, strconv.Itoa(port))
+	if port == 443 {
+		b.url = "https://" + public
+	}
+	restAPI, err := api.New(api.Config{Store: b.store, Auth: authn, Hub: b.hub, Logger: cfg.Logger, Now: cfg.Now, PublicURL: b.url})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	restAPI.Register(mux)
+	mux.HandleFunc("GET /ws/host", b.hub.ServeHost)
+	mux.HandleFunc("GET /ws/viewer", b.hub.ServeViewer)
+	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(web.FS())))
+	mux.HandleFunc("GET /{$}", serveConsole)
+	mux.HandleFunc("GET /console", serveConsole)
+	b.srv = &http.Server{
+		Handler:           securityHeaders(mux),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	log.Info("broker listening", "https", b.ln.Addr().String(), "udp", cfg.UDPPort, "data", cfg.DataDir)
+	ok = true
+	return b, nil
+}
+
+// ensureAdmin creates the first admin account and API key on first start.
+func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) error {
+	n, err := b.store.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	admin := InitialAdmin{User: "admin", Password: auth.RandomToken(18)}
+	user, err := authn.CreateUser(ctx, admin.User, admin.Password, auth.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("create initial admin: %w", err)
+	}
+	if admin.APIKey, err = authn.CreateAPIKey(ctx, user, "initial admin key"); err != nil {
+		return fmt.Errorf("create initial API key: %w", err)
+	}
+	data, _ := json.MarshalIndent(admin, "", "  ")
+	if err := os.WriteFile(b.InitialAdminPath(), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", InitialAdminFile, err)
+	}
+	b.newAdmin = true
+	return nil
+}
+
+// URL is the console's address.
+func (b *Broker) URL() string { return b.url }
+
+// CAFile is the development CA that clients pass with -ca.
+func (b *Broker) CAFile() string { return b.caFile }
+
+// InitialAdminPath is where the first admin's credentials are written.
+func (b *Broker) InitialAdminPath() string { return filepath.Join(b.cfg.DataDir, InitialAdminFile) }
+
+// CreatedAdmin reports whether this start created the first admin.
+func (b *Broker) CreatedAdmin() bool { return b.newAdmin }
+
+// Run serves until ctx is cancelled, then shuts down: live sessions end,
+// connections close.
+func (b *Broker) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- b.srv.ServeTLS(b.ln, "", "") }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.hub.Close()
+		err = b.srv.Shutdown(shutdownCtx)
+		<-errc
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, b.close())
+}
+
+func (b *Broker) close() error {
+	var errs []error
+	if b.hub != nil {
+		errs = append(errs, b.hub.Close())
+	}
+	if b.ln != nil {
+		b.ln.Close()
+	}
+	if b.rtcAPI != nil {
+		errs = append(errs, b.rtcAPI.Close())
+	}
+	if b.store != nil {
+		errs = append(errs, b.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// serveConsole answers the console's entry points with its index page;
+// navigation inside the app uses the URL fragment.
+func serveConsole(w http.ResponseWriter, r *http.Request) {
+	http.ServeFileFS(w, r, web.FS(), "index.html")
+}
+
+// securityHeaders sets the headers every response needs.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
