@@ -1,0 +1,113 @@
+// Login screen.
+
+import * as api from './api.js';
+import { brand, h, icon } from './ui.js';
+
+/**
+ * Shows the sign-in form in root. Calls onLogin(user) on success.
+ * Returns an unmount function.
+ */
+export function mountLogin(root, { flash = '', onLogin }) {
+  let lockTimer = 0;
+
+  const username = h('input', {
+    id: 'login-username', name: 'username', type: 'text', class: 'input',
+    autocomplete: 'username', autocapitalize: 'off', spellcheck: 'false', required: true,
+    'data-testid': 'login-username',
+  });
+  const password = h('input', {
+    id: 'login-password', name: 'password', type: 'password', class: 'input',
+    autocomplete: 'current-password', required: true,
+    'data-testid': 'login-password',
+  });
+  const submitLabel = h('span', { text: 'Sign in' });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block btn-lg', 'data-testid': 'login-submit' }, submitLabel);
+  const errorText = h('span', {});
+  const error = h('div', { class: 'alert alert-error', role: 'alert', 'data-testid': 'login-error', hidden: true },
+    icon('alert', 16), errorText);
+  const notice = flash
+    ? h('div', { class: 'alert alert-info', role: 'status' }, icon('clock', 16), h('span', { text: flash }))
+    : null;
+
+  function showError(message) {
+    errorText.textContent = message;
+    error.hidden = false;
+    notice?.remove();
+  }
+
+  function setBusy(busy, label = 'Sign in') {
+    submit.disabled = busy;
+    submit.classList.toggle('is-loading', busy);
+    submitLabel.textContent = label;
+    username.disabled = busy;
+    password.disabled = busy;
+  }
+
+  // On 429, keep the button disabled for Retry-After seconds, counting down.
+  function lockFor(seconds) {
+    let left = seconds;
+    submit.disabled = true;
+    submitLabel.textContent = `Try again in ${left}s`;
+    lockTimer = setInterval(() => {
+      left -= 1;
+      if (left <= 0) {
+        clearInterval(lockTimer);
+        setBusy(false);
+      } else {
+        submitLabel.textContent = `Try again in ${left}s`;
+      }
+    }, 1000);
+  }
+
+  const form = h('form', { class: 'login-form', novalidate: true },
+    h('div', { class: 'field' },
+      h('label', { for: 'login-username', class: 'label', text: 'Username' }),
+      username),
+    h('div', { class: 'field' },
+      h('label', { for: 'login-password', class: 'label', text: 'Password' }),
+      password),
+    submit);
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (submit.disabled) return;
+    error.hidden = true;
+    if (!username.value.trim() || !password.value) {
+      showError('Enter your username and password.');
+      (username.value.trim() ? password : username).focus();
+      return;
+    }
+    setBusy(true, 'Signing in…');
+    try {
+      const user = await api.login(username.value.trim(), password.value);
+      onLogin(user);
+    } catch (err) {
+      password.value = '';
+      showError(err.message);
+      if (err.status === 429 && err.retryAfter > 0) {
+        setBusy(false);
+        username.disabled = false;
+        lockFor(err.retryAfter);
+      } else {
+        setBusy(false);
+      }
+      password.focus();
+    }
+  });
+
+  root.replaceChildren(h('div', { class: 'login-page' },
+    h('div', { class: 'login-panel' },
+      h('div', { class: 'login-brand' }, brand(36)),
+      h('div', { class: 'card login-card' },
+        h('h1', { class: 'login-title', text: 'Sign in to the console' }),
+        h('p', { class: 'login-subtitle', text: 'Use your Tether technician account.' }),
+        notice,
+        error,
+        form),
+      h('p', { class: 'login-footnote' },
+        icon('eye', 14),
+        h('span', { text: 'Every session needs the user\u2019s consent and is recorded.' })))));
+
+  username.focus();
+  return () => clearInterval(lockTimer);
+}

@@ -1,0 +1,314 @@
+// Session view: the user's screen, live, with the session's state and controls.
+
+import * as api from './api.js';
+import {
+  codeGroups, confirmDialog, describeHost, formatDuration, formatSize, h, icon, shortId, toast,
+} from './ui.js';
+import { ViewerConnection } from './viewer.js';
+
+const CONN_LABELS = {
+  connecting: 'Connecting',
+  waiting: 'Waiting for host',
+  live: 'Live',
+  reconnecting: 'Reconnecting',
+  ended: 'Ended',
+};
+
+// Reasons the broker may give for an end; anything else is shown as sent.
+const END_REASONS = {
+  ended_by_technician: 'The session was ended from the console.',
+  technician: 'The session was ended from the console.',
+  ended_by_user: 'The user ended the session.',
+  user: 'The user ended the session.',
+  host_ended: 'The user ended the session.',
+  consent_denied: 'The user declined the session.',
+  consent_revoked: 'The user revoked access to their computer.',
+  host_disconnected: 'The user\u2019s computer disconnected.',
+  host_lost: 'The user\u2019s computer stopped responding.',
+  code_expired: 'The support code expired before the user joined.',
+  expired: 'The session expired.',
+  timeout: 'The session timed out.',
+  idle_timeout: 'The session timed out after a period of inactivity.',
+  broker_shutdown: 'The broker was shut down.',
+  shutdown: 'The broker was shut down.',
+};
+
+function describeReason(reason) {
+  if (!reason) return 'The session is over.';
+  if (END_REASONS[reason]) return END_REASONS[reason];
+  if (/\s/.test(reason)) return reason; // already a sentence
+  const text = reason.replace(/[_-]+/g, ' ');
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+}
+
+/** Mounts the session view into root. Returns an unmount function. */
+export function mountSession(root, { id, navigate }) {
+  let info = null; // the session object from the API, once loaded
+  let host = null; // { hostname, os, width, height }
+  let connState = 'connecting';
+  let endReason = '';
+  let fatalError = null;
+  let hasFrames = false;
+  let conn = null;
+  let alive = true;
+  let tickTimer = 0;
+  let liveSince = 0;
+
+  window.tether.session = id;
+  window.tether.state = connState;
+
+  // ---- top bar -------------------------------------------------------------
+
+  const title = h('h1', { class: 'viewer-title', text: `Session ${shortId(id)}` });
+  const subtitle = h('span', { class: 'viewer-subtitle mono', title: id, text: id });
+  const badgeLabel = h('span', { text: CONN_LABELS[connState] });
+  const badge = h('span', {
+    id: 'conn-state', class: 'conn-badge', 'data-testid': 'conn-state', 'data-state': connState,
+    role: 'status', 'aria-live': 'polite',
+  }, h('span', { class: 'badge-dot', 'aria-hidden': 'true' }), badgeLabel);
+  const hostChip = h('span', { class: 'viewer-chip', hidden: true, 'data-testid': 'host-info' });
+  const sizeChip = h('span', { class: 'viewer-chip', hidden: true, 'data-testid': 'display-size', title: 'Remote display size' });
+  const timerChip = h('span', { class: 'viewer-chip tabular', hidden: true, title: 'Time live' });
+
+  const back = h('a', { href: '#/sessions', class: 'viewer-back', 'aria-label': 'Back to sessions', title: 'Back to sessions' }, icon('back', 18));
+  const fullscreen = h('button', { type: 'button', class: 'viewer-icon-btn', 'aria-label': 'Full screen', title: 'Full screen' }, icon('maximize', 17));
+  const divider = h('span', { class: 'viewer-divider', 'aria-hidden': 'true' });
+  const endBtn = h('button', { type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session' }, icon('power', 15), 'End session');
+
+  // ---- stage ---------------------------------------------------------------
+
+  const video = h('video', {
+    class: 'remote-video', autoplay: true, muted: true, playsinline: true,
+    'data-testid': 'remote-video', 'aria-label': 'Remote screen',
+  });
+  video.muted = true; // the attribute alone does not mute a script-created element
+  const overlay = h('div', { class: 'stage-overlay', 'data-testid': 'stage-overlay' });
+  const stage = h('div', { class: 'stage' }, video, overlay);
+
+  root.replaceChildren(h('div', { class: 'viewer' },
+    h('header', { class: 'viewer-bar' },
+      h('div', { class: 'viewer-bar-left' },
+        back,
+        h('div', { class: 'viewer-heading' }, title, subtitle),
+        badge),
+      h('div', { class: 'viewer-bar-right' },
+        hostChip,
+        sizeChip,
+        timerChip,
+        h('span', { class: 'viewer-chip viewer-chip-muted', title: 'Remote control is not enabled for this session' }, icon('eye', 14), 'View only'),
+        divider,
+        fullscreen,
+        endBtn)),
+    stage));
+
+  // ---- behaviour -----------------------------------------------------------
+
+  function setConnState(state) {
+    connState = state;
+    if (state === 'live' && !liveSince) liveSince = Date.now();
+    window.tether.state = state;
+    badge.dataset.state = state;
+    badgeLabel.textContent = CONN_LABELS[state] ?? state;
+    endBtn.hidden = state === 'ended';
+    fullscreen.hidden = state === 'ended';
+    divider.hidden = state === 'ended';
+    document.title = `${CONN_LABELS[state] ?? state} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
+    renderOverlay();
+    renderChips();
+  }
+
+  function renderChips() {
+    const desc = describeHost(host);
+    hostChip.hidden = !desc;
+    hostChip.replaceChildren(icon('monitor', 14), desc);
+    // The host's display size; the stream may be smaller while bandwidth ramps up.
+    const display = formatSize(host?.width, host?.height);
+    const stream = formatSize(video.videoWidth, video.videoHeight);
+    sizeChip.hidden = !(display || stream);
+    sizeChip.textContent = display || stream;
+    sizeChip.title = stream && stream !== display
+      ? `Remote display ${display || 'size unknown'} · receiving ${stream}`
+      : 'Remote display size';
+    timerChip.hidden = !liveSince || connState === 'ended';
+    if (liveSince) timerChip.replaceChildren(icon('clock', 14), formatDuration(Date.now() - liveSince));
+  }
+
+  function renderOverlay() {
+    stage.dataset.state = connState;
+    const show = (kind, ...children) => {
+      overlay.hidden = false;
+      overlay.className = `stage-overlay stage-overlay-${kind}`;
+      overlay.replaceChildren(h('div', { class: 'overlay-panel' }, ...children));
+    };
+
+    if (connState === 'ended') {
+      const backBtn = h('a', { href: '#/sessions', class: 'btn btn-primary' }, icon('back', 15), 'Back to sessions');
+      const heading = fatalError ? 'Can\u2019t open this session' : 'Session ended';
+      const text = fatalError ? fatalError.message : describeReason(endReason);
+      show('ended',
+        h('div', { class: 'overlay-icon overlay-icon-ended' }, icon(fatalError ? 'alert' : 'power', 26)),
+        h('h2', { class: 'overlay-title', 'data-testid': 'session-ended', text: heading }),
+        h('p', { class: 'overlay-text', 'data-testid': 'ended-reason', text }),
+        liveSince ? h('p', { class: 'overlay-meta', text: `Watched for ${formatDuration(Date.now() - liveSince)}` }) : null,
+        h('div', { class: 'overlay-actions' }, backBtn));
+      return;
+    }
+    if (connState === 'waiting') {
+      const code = info?.code ? String(info.code).replace(/\s+/g, '') : '';
+      const expires = Date.parse(info?.code_expires_at ?? '');
+      const codeValid = code && (!expires || expires > api.serverNow());
+      show('waiting',
+        h('div', { class: 'overlay-icon overlay-icon-waiting' }, icon('monitor', 26)),
+        h('h2', { class: 'overlay-title', text: host ? 'The user\u2019s screen is not shared right now' : 'Waiting for the user to join' }),
+        h('p', { class: 'overlay-text', text: host
+          ? 'The host disconnected or paused sharing. The screen comes back here when it reconnects.'
+          : 'Ask the user to run Tether host with the support code. Their screen appears here as soon as they allow the session.' }),
+        codeValid ? h('div', { class: 'overlay-code', 'data-testid': 'overlay-code', 'data-code': code },
+          codeGroups(code).map((g) => h('span', { class: 'code-group', text: g }))) : null,
+        h('div', { class: 'overlay-progress', 'aria-hidden': 'true' }, h('span')));
+      return;
+    }
+    if (connState === 'reconnecting') {
+      show('reconnecting',
+        h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }),
+        h('h2', { class: 'overlay-title', text: 'Connection interrupted' }),
+        h('p', { class: 'overlay-text', text: 'Reconnecting to the broker\u2026 The picture resumes by itself.' }));
+      return;
+    }
+    if (connState === 'connecting' || !hasFrames) {
+      show('connecting',
+        h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }),
+        h('h2', { class: 'overlay-title', text: connState === 'live' ? 'Starting video\u2026' : 'Connecting\u2026' }),
+        h('p', { class: 'overlay-text', text: connState === 'live'
+          ? 'Waiting for the first picture from the user\u2019s screen.'
+          : 'Setting up a secure connection through the broker.' }));
+      return;
+    }
+    overlay.hidden = true;
+    overlay.replaceChildren();
+  }
+
+  function applyInfo(s) {
+    info = s;
+    if (s.ticket?.id) {
+      title.textContent = s.ticket.id;
+      subtitle.textContent = `Session ${shortId(s.id || id)}`;
+    }
+    if (s.host) host = s.host;
+    renderChips();
+  }
+
+  video.addEventListener('resize', renderChips);
+  video.addEventListener('loadeddata', () => {
+    hasFrames = true;
+    renderOverlay();
+    renderChips();
+  });
+
+  fullscreen.addEventListener('click', () => {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else stage.requestFullscreen?.().catch(() => {});
+  });
+  const onFullscreen = () => {
+    fullscreen.replaceChildren(icon(document.fullscreenElement ? 'minimize' : 'maximize', 17));
+  };
+  document.addEventListener('fullscreenchange', onFullscreen);
+
+  endBtn.addEventListener('click', async () => {
+    const ok = await confirmDialog({
+      title: 'End this session?',
+      message: 'The user\u2019s screen stops being shared and the host program disconnects. The recording is kept.',
+      confirmLabel: 'End session',
+      testid: 'end-session-dialog',
+      confirmTestid: 'confirm-end',
+    });
+    if (!ok || !alive) return;
+    endBtn.disabled = true;
+    try {
+      const s = await api.endSession(id);
+      if (s) applyInfo(s);
+      endReason = endReason || 'ended_by_technician';
+      conn?.markEnded(endReason);
+    } catch (err) {
+      if (!alive) return;
+      endBtn.disabled = false;
+      toast(err.message, 'error');
+    }
+  });
+
+  function startConnection() {
+    conn = new ViewerConnection({
+      session: id,
+      onState: setConnState,
+      onHost(h2) {
+        host = h2;
+        renderChips();
+        if (connState === 'waiting') renderOverlay();
+      },
+      onStream(stream) {
+        if (video.srcObject !== stream) {
+          hasFrames = false;
+          video.srcObject = stream;
+        }
+        video.play().catch(() => {}); // autoplay of a muted video is allowed; just in case
+      },
+      onEnded(reason) {
+        endReason = endReason || reason;
+        video.srcObject = null;
+        renderOverlay();
+      },
+      onError(err, fatal) {
+        if (fatal) {
+          fatalError = err;
+          setConnState('ended');
+          window.tether.state = 'ended';
+        } else {
+          toast(err.message, 'error');
+        }
+      },
+    });
+    conn.start();
+  }
+
+  // Load the session first so that an ended or unknown session does not dial.
+  setConnState('connecting');
+  api.getSession(id).then((s) => {
+    if (!alive) return;
+    applyInfo(s);
+    if (s.state === 'ended') {
+      endReason = s.end_reason || s.reason || '';
+      setConnState('ended');
+      return;
+    }
+    renderOverlay();
+    startConnection();
+  }, (err) => {
+    if (!alive || err.status === 401) return;
+    if (err.status === 404 || err.status === 403) {
+      fatalError = { code: err.code, message: err.status === 404 ? 'This session does not exist. It may have been deleted.' : err.message };
+      setConnState('ended');
+      return;
+    }
+    startConnection(); // the API hiccupped; signaling may still work
+  });
+
+  let codeExpired = false;
+  tickTimer = setInterval(() => {
+    if (liveSince && connState !== 'ended') renderChips();
+    // Hide the code in the waiting panel once it can no longer be used.
+    const expired = Date.parse(info?.code_expires_at ?? '') <= api.serverNow();
+    if (expired !== codeExpired) {
+      codeExpired = expired;
+      if (connState === 'waiting') renderOverlay();
+    }
+  }, 1000);
+
+  return () => {
+    alive = false;
+    clearInterval(tickTimer);
+    document.removeEventListener('fullscreenchange', onFullscreen);
+    conn?.close();
+    video.srcObject = null;
+    document.querySelectorAll('dialog.modal').forEach((d) => d.remove());
+  };
+}

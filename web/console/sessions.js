@@ -1,0 +1,344 @@
+// Sessions screen: create a support session, share its code, list sessions.
+
+import * as api from './api.js';
+import {
+  codeGroups, copyButton, describeHost, formatDateTime, formatDuration, formatSize,
+  h, icon, modal, shortId, stateBadge, timeAgo,
+} from './ui.js';
+
+const REFRESH_MS = 5000;
+
+// The last session this technician created, kept while the console is open so
+// the code is still there after a look at another screen. Memory only.
+let latest = null; // { session, deadline (local ms), dismissed }
+
+/** Mounts the sessions screen into main. Returns an unmount function. */
+export function mountSessions(main, { navigate }) {
+  let sessions = null; // null until the first load
+  let filter = 'all';
+  let loadError = '';
+  let refreshTimer = 0;
+  let tickTimer = 0;
+  let alive = true;
+
+  const codeSlot = h('div', { class: 'code-slot' });
+  const listSlot = h('div', { class: 'card table-card' });
+  const filterSlot = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Filter sessions' });
+  const updated = h('span', { class: 'live-hint' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), 'Auto-refreshing');
+
+  const newBtn = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-session' },
+    icon('plus', 16), 'New support session');
+  newBtn.addEventListener('click', () => openNewSession());
+
+  main.replaceChildren(
+    h('header', { class: 'page-header' },
+      h('div', {},
+        h('h1', { class: 'page-title', text: 'Support sessions' }),
+        h('p', { class: 'page-subtitle', text: 'Create a one-time code for a user, then watch their screen once they join and consent.' })),
+      h('div', { class: 'page-actions' }, newBtn)),
+    codeSlot,
+    h('section', { class: 'section', 'aria-labelledby': 'sessions-heading' },
+      h('div', { class: 'section-header' },
+        h('h2', { class: 'section-title', id: 'sessions-heading', text: 'Recent sessions' }),
+        filterSlot,
+        updated),
+      listSlot));
+
+  // ---- New session ---------------------------------------------------------
+
+  function openNewSession() {
+    const ticket = h('input', {
+      id: 'new-session-ticket', type: 'text', class: 'input', maxlength: '128',
+      placeholder: 'e.g. INC-1234', autocomplete: 'off', spellcheck: 'false',
+      'data-testid': 'new-session-ticket',
+    });
+    const errorText = h('span', {});
+    const error = h('div', { class: 'alert alert-error', role: 'alert', hidden: true }, icon('alert', 16), errorText);
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const create = h('button', { type: 'submit', form: 'new-session-form', class: 'btn btn-primary', 'data-testid': 'new-session-submit' },
+      h('span', { text: 'Create session' }));
+    const form = h('form', { id: 'new-session-form', class: 'stack', novalidate: true },
+      error,
+      h('div', { class: 'field' },
+        h('label', { for: 'new-session-ticket', class: 'label' }, 'Ticket reference ', h('span', { class: 'label-hint', text: '(optional)' })),
+        ticket,
+        h('p', { class: 'field-hint', text: 'Links the session and its recording to the helpdesk ticket.' })));
+
+    const m = modal({
+      title: 'New support session',
+      description: 'You\u2019ll get a one-time code to give the user. It works once and expires after a few minutes.',
+      content: form,
+      footer: [cancel, create],
+      testid: 'new-session-dialog',
+    });
+    cancel.addEventListener('click', () => m.close());
+    ticket.focus();
+
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (create.disabled) return;
+      create.disabled = true;
+      create.classList.add('is-loading');
+      create.firstChild.textContent = 'Creating…';
+      error.hidden = true;
+      try {
+        const s = await api.createSession(ticket.value.trim());
+        const validFor = Date.parse(s.code_expires_at) - Date.parse(s.created_at);
+        const deadline = Number.isFinite(validFor) && validFor > 0
+          ? Date.now() + validFor // immune to clock skew between browser and broker
+          : Date.parse(s.code_expires_at) - (api.serverNow() - Date.now());
+        latest = { session: s, deadline, total: validFor > 0 ? validFor : 0, dismissed: false };
+        m.close();
+        renderCode();
+        codeSlot.querySelector('[data-testid="copy-code"]')?.focus();
+        refresh();
+      } catch (err) {
+        errorText.textContent = err.message;
+        error.hidden = false;
+        create.disabled = false;
+        create.classList.remove('is-loading');
+        create.firstChild.textContent = 'Create session';
+      }
+    });
+  }
+
+  // ---- The fresh code --------------------------------------------------------
+
+  function latestState() {
+    if (!latest) return 'none';
+    const listed = sessions?.find((s) => s.id === latest.session.id);
+    const state = listed?.state ?? latest.session.state;
+    if (state === 'active') return 'active';
+    if (state === 'ended') return 'ended';
+    return latest.deadline - Date.now() <= 0 ? 'expired' : 'waiting';
+  }
+
+  function renderCode() {
+    if (!latest || latest.dismissed) {
+      codeSlot.replaceChildren();
+      return;
+    }
+    const s = latest.session;
+    const code = String(s.code ?? '').replace(/\s+/g, '');
+    const origin = location.origin;
+    const command = `host -broker ${origin} ${code}`;
+    const joinUrl = s.join_url || `${origin}/join/${code}`;
+    const state = latestState();
+
+    const dismiss = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Dismiss', title: 'Dismiss' }, icon('x', 18));
+    dismiss.addEventListener('click', () => {
+      latest.dismissed = true;
+      renderCode();
+    });
+    const open = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'btn btn-primary', 'data-testid': 'open-session' },
+      'Open session', icon('open', 15));
+
+    const status = {
+      waiting: h('span', { class: 'badge badge-waiting' }, h('span', { class: 'badge-dot' }), 'Waiting for the user'),
+      active: h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'User connected'),
+      ended: h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Session ended'),
+      expired: h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Code expired'),
+    }[state];
+
+    const expiry = h('span', { class: 'expiry-text', 'data-testid': 'code-expiry' });
+    const bar = h('span', { class: 'expiry-bar-fill' });
+    const usable = state === 'waiting';
+
+    codeSlot.replaceChildren(h('section', {
+      class: `card code-card is-${state}`, 'aria-label': 'New support session', 'data-testid': 'code-card',
+    },
+    h('div', { class: 'code-card-head' },
+      h('div', { class: 'code-card-title' },
+        h('h2', { class: 'section-title', text: 'Support code ready' }),
+        s.ticket?.id ? h('span', { class: 'chip' }, icon('ticket', 13), s.ticket.id) : null,
+        status),
+      h('div', { class: 'code-card-actions' }, open, dismiss)),
+    h('div', { class: 'code-card-body' },
+      h('div', { class: 'code-block' },
+        h('div', { class: 'eyebrow', text: 'One-time code' }),
+        h('div', {
+          class: 'code', 'data-testid': 'session-code', 'data-code': code,
+          'aria-label': `Support code ${code.split('').join(' ')}`,
+        }, codeGroups(code).map((g) => h('span', { class: 'code-group', text: g }))),
+        h('div', { class: 'code-meta' },
+          usable ? copyButton(() => code, { label: 'Copy code', testid: 'copy-code' }) : null,
+          h('div', { class: 'expiry' },
+            h('span', { class: 'expiry-row' }, icon('clock', 14), expiry),
+            h('span', { class: 'expiry-bar', 'aria-hidden': 'true' }, bar))),
+        h('p', { class: 'code-hint', text: 'Read it out digit by digit. It works once, for this session only.' })),
+      h('div', { class: 'share-block' },
+        h('div', { class: 'share-item' },
+          h('div', { class: 'eyebrow', text: 'Ask the user to run' }),
+          h('div', { class: 'command' },
+            icon('terminal', 15),
+            h('code', { 'data-testid': 'host-command', text: command }),
+            copyButton(() => command, { label: 'Copy', className: 'btn btn-on-dark btn-sm' }))),
+        h('div', { class: 'share-item' },
+          h('div', { class: 'eyebrow', text: 'Or send the join link' }),
+          h('div', { class: 'link-row' },
+            icon('link', 15),
+            h('a', { href: joinUrl, target: '_blank', rel: 'noopener', class: 'join-link', 'data-testid': 'join-link', text: joinUrl }),
+            copyButton(() => joinUrl, { label: 'Copy' }))),
+        h('p', { class: 'share-note' },
+          'Nothing is shared until the user enters the code and allows the session on their computer.')))));
+
+    function tick() {
+      const left = latest.deadline - Date.now();
+      const st = latestState();
+      if (st === 'active') {
+        expiry.textContent = 'Code used \u2014 the user has joined';
+        bar.style.width = '0%';
+      } else if (st === 'ended') {
+        expiry.textContent = 'This session has ended';
+        bar.style.width = '0%';
+      } else if (left <= 0) {
+        expiry.textContent = 'Expired \u2014 create a new session for a fresh code';
+        bar.style.width = '0%';
+      } else {
+        expiry.textContent = `Expires in ${formatDuration(left)}`;
+        bar.style.width = latest.total ? `${Math.min(100, (left / latest.total) * 100)}%` : '100%';
+        expiry.parentElement.parentElement.classList.toggle('is-soon', left < 60_000);
+      }
+      if (st !== state) renderCode(); // the state changed: redraw once
+    }
+    tick();
+    clearInterval(tickTimer);
+    tickTimer = setInterval(tick, 1000);
+  }
+
+  // ---- The list ------------------------------------------------------------
+
+  const FILTERS = [
+    ['all', 'All'],
+    ['waiting', 'Waiting'],
+    ['active', 'Active'],
+    ['ended', 'Ended'],
+  ];
+
+  function renderFilters() {
+    const count = (f) => (sessions ?? []).filter((s) => f === 'all' || s.state === f).length;
+    filterSlot.replaceChildren(...FILTERS.map(([key, label]) => {
+      const tab = h('button', {
+        type: 'button', role: 'tab', class: `tab${filter === key ? ' is-active' : ''}`,
+        'aria-selected': filter === key ? 'true' : 'false',
+      }, label, sessions ? h('span', { class: 'tab-count', text: String(count(key)) }) : null);
+      tab.addEventListener('click', () => {
+        filter = key;
+        renderFilters();
+        renderList();
+      });
+      return tab;
+    }));
+  }
+
+  function renderList() {
+    if (sessions === null) {
+      listSlot.replaceChildren(loadError ? errorState() : skeleton());
+      return;
+    }
+    const rows = sessions.filter((s) => filter === 'all' || s.state === filter);
+    if (rows.length === 0) {
+      listSlot.replaceChildren(sessions.length === 0 ? emptyState() : h('div', { class: 'empty empty-compact' },
+        h('p', { class: 'empty-text', text: `No ${filter} sessions right now.` })));
+      return;
+    }
+    const table = h('table', { class: 'table', 'data-testid': 'sessions-table' },
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col', text: 'Session' }),
+        h('th', { scope: 'col', text: 'Ticket' }),
+        h('th', { scope: 'col', text: 'Host' }),
+        h('th', { scope: 'col', text: 'State' }),
+        h('th', { scope: 'col', text: 'Created' }),
+        h('th', { scope: 'col', class: 'col-action' }, h('span', { class: 'visually-hidden', text: 'Open' })))),
+      h('tbody', {}, rows.map(row)));
+    const stale = loadError
+      ? [h('div', { class: 'alert alert-error alert-inline', role: 'alert' }, icon('alert', 16), h('span', { text: `Showing the last list: ${loadError}` }))]
+      : [];
+    listSlot.replaceChildren(...stale, table);
+  }
+
+  function row(s) {
+    const href = `#/session/${encodeURIComponent(s.id)}`;
+    const host = s.host;
+    const size = formatSize(host?.width, host?.height);
+    const tr = h('tr', { class: 'row-link', tabindex: '0', 'data-testid': 'session-row', 'data-session-id': s.id, 'data-state': s.state },
+      h('td', {}, h('a', { href, class: 'mono session-id', title: s.id, text: shortId(s.id), tabindex: '-1' })),
+      h('td', {}, s.ticket?.id ? h('span', { class: 'ticket', text: s.ticket.id }) : h('span', { class: 'muted', text: 'No ticket' })),
+      h('td', {}, host?.hostname || host?.os
+        ? h('div', { class: 'host-cell' },
+          h('span', { class: 'host-name', text: host.hostname || 'Unknown host' }),
+          h('span', { class: 'host-meta', text: [host.os, size].filter(Boolean).join(' · ') }))
+        : h('span', { class: 'muted', text: s.state === 'waiting' ? 'Not connected yet' : '—' })),
+      h('td', {}, stateBadge(s.state)),
+      h('td', {}, h('span', { title: formatDateTime(s.created_at), text: timeAgo(s.created_at) })),
+      h('td', { class: 'col-action' }, h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('chevron', 16))));
+    tr.addEventListener('click', (e) => {
+      if (e.target.closest('a')) return; // the link navigates by itself
+      navigate(href);
+    });
+    tr.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') navigate(href);
+    });
+    return tr;
+  }
+
+  function skeleton() {
+    return h('div', { class: 'skeleton-list', 'aria-busy': 'true', 'aria-label': 'Loading sessions' },
+      [0, 1, 2, 3].map(() => h('div', { class: 'skeleton-row' },
+        h('span', { class: 'skeleton', style: 'width: 12%' }),
+        h('span', { class: 'skeleton', style: 'width: 16%' }),
+        h('span', { class: 'skeleton', style: 'width: 22%' }),
+        h('span', { class: 'skeleton', style: 'width: 10%' }),
+        h('span', { class: 'skeleton', style: 'width: 12%' }))));
+  }
+
+  function emptyState() {
+    const btn = h('button', { type: 'button', class: 'btn btn-primary' }, icon('plus', 16), 'New support session');
+    btn.addEventListener('click', () => openNewSession());
+    return h('div', { class: 'empty', 'data-testid': 'sessions-empty' },
+      h('div', { class: 'empty-icon' }, icon('monitor', 28)),
+      h('h3', { class: 'empty-title', text: 'No support sessions yet' }),
+      h('p', { class: 'empty-text', text: 'Create a session to get a one-time code. When the user enters it and agrees, their screen appears here.' }),
+      btn);
+  }
+
+  function errorState() {
+    const retry = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Try again' });
+    retry.addEventListener('click', () => refresh());
+    return h('div', { class: 'empty' },
+      h('div', { class: 'empty-icon empty-icon-error' }, icon('alert', 28)),
+      h('h3', { class: 'empty-title', text: 'Couldn\u2019t load sessions' }),
+      h('p', { class: 'empty-text', text: loadError }),
+      retry);
+  }
+
+  async function refresh() {
+    try {
+      const list = await api.listSessions();
+      if (!alive) return;
+      list.sort((a, b) => (Date.parse(b.created_at) || 0) - (Date.parse(a.created_at) || 0));
+      sessions = list;
+      loadError = '';
+    } catch (err) {
+      if (!alive || err.status === 401) return;
+      loadError = err.message;
+    }
+    renderFilters();
+    renderList();
+  }
+
+  renderFilters();
+  renderList();
+  renderCode();
+  refresh();
+  refreshTimer = setInterval(() => {
+    if (!document.hidden) refresh();
+  }, REFRESH_MS);
+
+  return () => {
+    alive = false;
+    clearInterval(refreshTimer);
+    clearInterval(tickTimer);
+    document.querySelectorAll('dialog.modal').forEach((d) => d.remove());
+  };
+}

@@ -1,0 +1,284 @@
+// Small DOM helpers, icons and formatters shared by the screens.
+
+import { serverNow } from './api.js';
+
+/**
+ * Builds an element. attrs: plain attributes, plus `class`, `dataset`,
+ * `text`, and `on<event>` handlers. Children may be nodes, strings or
+ * null/false (skipped).
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (value === true) el.setAttribute(key, '');
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+// Stroke icons on a 24px grid, drawn for this console.
+const ICONS = {
+  plus: 'M12 5v14M5 12h14',
+  copy: 'M9 9h10a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H9a1 1 0 0 1-1-1V10a1 1 0 0 1 1-1zM5 15H4a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1h10a1 1 0 0 1 1 1v1',
+  check: 'M5 12.5l4.5 4.5L19 7.5',
+  x: 'M6 6l12 12M18 6L6 18',
+  logout: 'M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3M10 17l-5-5 5-5M5 12h11',
+  back: 'M19 12H5M11 18l-6-6 6-6',
+  chevron: 'M9 6l6 6-6 6',
+  monitor: 'M4 4h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zM8 20h8M12 16v4',
+  sessions: 'M4 4h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zM8 20h8M12 16v4M8.5 10l2.5 2.5L15.5 8',
+  clock: 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM12 7v5l3 2',
+  link: 'M10 14a4.5 4.5 0 0 0 6.4 0l3-3a4.5 4.5 0 0 0-6.4-6.4l-1 1M14 10a4.5 4.5 0 0 0-6.4 0l-3 3a4.5 4.5 0 0 0 6.4 6.4l1-1',
+  terminal: 'M4 5h16a1 1 0 0 1 1 1v12a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1zM7 10l3 2.5L7 15M12.5 15H17',
+  alert: 'M12 3l9.5 17h-19zM12 10v4M12 17.2v.1',
+  maximize: 'M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5',
+  minimize: 'M9 4v5H4M15 4v5h5M9 20v-5H4M15 20v-5h5',
+  eye: 'M2 12s3.5-7 10-7 10 7 10 7-3.5 7-10 7S2 12 2 12zM12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z',
+  ticket: 'M3 8a2 2 0 0 0 0 4 2 2 0 0 1 0 4v2a1 1 0 0 0 1 1h16a1 1 0 0 0 1-1v-2a2 2 0 0 1 0-4 2 2 0 0 0 0-4V6a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1zM14 5v3M14 11v2M14 16v3',
+  power: 'M12 3v8M6.3 6.3a8 8 0 1 0 11.4 0',
+  open: 'M14 4h6v6M20 4l-9 9M18 14v5a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1h5',
+};
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An inline stroke icon. */
+export function icon(name, size = 16) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', size);
+  svg.setAttribute('height', size);
+  svg.setAttribute('fill', 'none');
+  svg.setAttribute('stroke', 'currentColor');
+  svg.setAttribute('stroke-width', '2');
+  svg.setAttribute('stroke-linecap', 'round');
+  svg.setAttribute('stroke-linejoin', 'round');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.classList.add('icon');
+  const path = document.createElementNS(SVG_NS, 'path');
+  path.setAttribute('d', ICONS[name] ?? '');
+  svg.append(path);
+  return svg;
+}
+
+/** The Tether mark and word, as in the sidebar and on the login page. */
+export function brand(size = 28) {
+  const mark = document.createElementNS(SVG_NS, 'svg');
+  mark.setAttribute('viewBox', '0 0 32 32');
+  mark.setAttribute('width', size);
+  mark.setAttribute('height', size);
+  mark.setAttribute('aria-hidden', 'true');
+  mark.classList.add('brand-mark');
+  mark.innerHTML =
+    '<rect width="32" height="32" rx="8" fill="currentColor"/>' +
+    '<path d="M10.5 21.5C13 15 19 17 21.5 10.5" fill="none" stroke="#c7d2fe" stroke-width="2.2" stroke-linecap="round"/>' +
+    '<circle cx="10" cy="22" r="4" fill="#fff"/><circle cx="22" cy="10" r="4" fill="#fff"/>';
+  return h('span', { class: 'brand' }, mark, h('span', { class: 'brand-name', text: 'Tether' }));
+}
+
+/** Splits a support code into 3-digit groups: "482193075" → ["482","193","075"]. */
+export function codeGroups(code) {
+  const digits = String(code ?? '').replace(/\s+/g, '');
+  return digits.match(/.{1,3}/g) ?? [];
+}
+
+/** "482 193 075" */
+export function formatCode(code) {
+  return codeGroups(code).join(' ');
+}
+
+/** The first block of a session id, enough to tell sessions apart. */
+export function shortId(id) {
+  const s = String(id ?? '');
+  const head = s.split('-')[0];
+  return head.length >= 6 && head.length <= 12 ? head : s.slice(0, 8);
+}
+
+const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+/** "just now", "3 min ago", "yesterday". */
+export function timeAgo(iso) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '—';
+  const s = Math.round((t - serverNow()) / 1000);
+  const abs = Math.abs(s);
+  if (abs < 45) return 'just now';
+  if (abs < 3600) return relFmt.format(Math.round(s / 60), 'minute');
+  if (abs < 86400) return relFmt.format(Math.round(s / 3600), 'hour');
+  return relFmt.format(Math.round(s / 86400), 'day');
+}
+
+const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+export function formatDateTime(iso) {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? '' : dateFmt.format(t);
+}
+
+/** Milliseconds → "9:05" or "1:02:03". */
+export function formatDuration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const hh = Math.floor(total / 3600);
+  const mm = Math.floor((total % 3600) / 60);
+  const ss = String(total % 60).padStart(2, '0');
+  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+/** "WS-ACCT-042 · Windows 11" from a session's host, or ''. */
+export function describeHost(host) {
+  if (!host) return '';
+  return [host.hostname, host.os].filter(Boolean).join(' · ');
+}
+
+/** "1920 × 1080", or '' when unknown. */
+export function formatSize(width, height) {
+  return width > 0 && height > 0 ? `${width} × ${height}` : '';
+}
+
+const STATE_LABELS = {
+  waiting: 'Waiting',
+  active: 'Active',
+  ended: 'Ended',
+};
+
+/** A pill showing a session's state. */
+export function stateBadge(state) {
+  const s = STATE_LABELS[state] ? state : 'unknown';
+  return h('span', { class: `badge badge-${s}`, dataset: { state: s } },
+    h('span', { class: 'badge-dot', 'aria-hidden': 'true' }),
+    STATE_LABELS[state] ?? (state || 'Unknown'));
+}
+
+/** Copies text, with a fallback for pages served over plain http. */
+export async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      // Permission refused: try the old way.
+    }
+  }
+  const area = h('textarea', { class: 'visually-hidden', readonly: true });
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  return ok;
+}
+
+/** A button that copies `getText()` and says so for a moment. */
+export function copyButton(getText, { label = 'Copy', testid, className = 'btn btn-secondary btn-sm' } = {}) {
+  const text = h('span', { text: label });
+  const btn = h('button', { type: 'button', class: `${className} copy-btn`, 'data-testid': testid },
+    icon('copy', 14), text);
+  let timer = 0;
+  btn.addEventListener('click', async () => {
+    const ok = await copyText(getText());
+    btn.replaceChildren(icon(ok ? 'check' : 'alert', 14), h('span', { text: ok ? 'Copied' : 'Copy failed' }));
+    btn.classList.toggle('is-copied', ok);
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      btn.replaceChildren(icon('copy', 14), text);
+      btn.classList.remove('is-copied');
+    }, 1600);
+  });
+  return btn;
+}
+
+let toastHost = null;
+
+/** A short notice in the corner. kind: 'info' | 'error' | 'success'. */
+export function toast(message, kind = 'info', ms = 4000) {
+  if (!toastHost || !toastHost.isConnected) {
+    toastHost = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
+    document.body.append(toastHost);
+  }
+  const el = h('div', { class: `toast toast-${kind}` },
+    icon(kind === 'error' ? 'alert' : 'check', 16), h('span', { text: message }));
+  toastHost.append(el);
+  setTimeout(() => {
+    el.classList.add('is-leaving');
+    setTimeout(() => el.remove(), 250);
+  }, ms);
+}
+
+/**
+ * A modal dialog built on <dialog>. Returns { dialog, body, close }.
+ * `onClose` runs once however the dialog is dismissed.
+ */
+export function modal({ title, description, content, footer, onClose, testid, size = 'sm' }) {
+  const closeBtn = h('button', { type: 'button', class: 'icon-btn modal-close', 'aria-label': 'Close' }, icon('x', 18));
+  const body = h('div', { class: 'modal-body' }, content);
+  const dialog = h('dialog', { class: `modal modal-${size}`, 'data-testid': testid, 'aria-labelledby': 'modal-title' },
+    h('div', { class: 'modal-header' },
+      h('div', {},
+        h('h2', { class: 'modal-title', id: 'modal-title', text: title }),
+        description ? h('p', { class: 'modal-description', text: description }) : null),
+      closeBtn),
+    body,
+    footer ? h('div', { class: 'modal-footer' }, footer) : null);
+
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    if (dialog.open) dialog.close();
+    dialog.remove();
+    onClose?.();
+  };
+  closeBtn.addEventListener('click', close);
+  dialog.addEventListener('close', close);
+  // A click on the backdrop (outside the panel) dismisses.
+  dialog.addEventListener('mousedown', (e) => {
+    if (e.target === dialog) close();
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  return { dialog, body, close };
+}
+
+/** Asks before doing something that cannot be undone. Resolves true to go ahead. */
+export function confirmDialog({ title, message, confirmLabel, danger = true, testid = 'confirm-dialog', confirmTestid = 'confirm-ok' }) {
+  return new Promise((resolve) => {
+    let answer = false;
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const ok = h('button', {
+      type: 'button',
+      class: danger ? 'btn btn-danger' : 'btn btn-primary',
+      'data-testid': confirmTestid,
+      text: confirmLabel,
+    });
+    const m = modal({
+      title,
+      description: message,
+      testid,
+      footer: [cancel, ok],
+      onClose: () => resolve(answer),
+    });
+    cancel.addEventListener('click', () => m.close());
+    ok.addEventListener('click', () => {
+      answer = true;
+      m.close();
+    });
+    ok.focus();
+  });
+}

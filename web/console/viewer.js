@@ -1,0 +1,273 @@
+// The viewer's connection to one session: signaling over /ws/viewer and one
+// RTCPeerConnection with the broker, which relays the host's screen.
+//
+// Protocol (v1): every message is {v, type, id, session, payload}.
+//   → hello {version, session, role:"viewer"}
+//   ← welcome {session, state}   ← offer {sdp}   → answer {sdp}
+//   ← state {state, host}        ← ended {reason} ← error {code, message}
+// Unknown types are ignored. The broker's offer carries all its ICE
+// candidates and so does our answer (no trickle): we wait for gathering to
+// finish, at most ICE_GATHER_MS.
+
+const PROTOCOL_VERSION = 1;
+const ICE_GATHER_MS = 2000;
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 10000;
+
+/**
+ * Connection states, as shown on the badge:
+ *   connecting    reaching the broker / negotiating media
+ *   waiting       the broker is up, the host has not joined (or left)
+ *   live          media is flowing
+ *   reconnecting  signaling or media dropped; trying again
+ *   ended         the session is over (final)
+ */
+export class ViewerConnection {
+  /**
+   * @param {object} opts
+   * @param {string} opts.session session id
+   * @param {(state: string) => void} [opts.onState]
+   * @param {(host: object) => void} [opts.onHost] host info from state messages
+   * @param {(stream: MediaStream) => void} [opts.onStream]
+   * @param {(reason: string) => void} [opts.onEnded]
+   * @param {(err: {code: string, message: string}, fatal: boolean) => void} [opts.onError]
+   */
+  constructor(opts) {
+    this.session = opts.session;
+    this.cb = opts;
+    this.ws = null;
+    this.pc = null;
+    this.pcWs = null; // the signaling socket the current PC was negotiated on
+    this.welcomed = false;
+    this.everWelcomed = false;
+    this.hostState = '';
+    this.ended = false;
+    this.closed = false;
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.state = '';
+    this.seq = 0;
+  }
+
+  start() {
+    this.connect();
+    this.update();
+  }
+
+  /** Stops everything; no callbacks after this. */
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.closeSocket();
+    this.closePeer();
+  }
+
+  /** Marks the session over (e.g. after ending it through the API). */
+  markEnded(reason) {
+    if (this.ended || this.closed) return;
+    this.ended = true;
+    clearTimeout(this.retryTimer);
+    this.closeSocket();
+    this.closePeer();
+    this.update();
+    this.cb.onEnded?.(reason);
+  }
+
+  // ---- signaling -----------------------------------------------------------
+
+  connect() {
+    if (this.closed || this.ended) return;
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${scheme}//${location.host}/ws/viewer`);
+    this.ws = ws;
+    this.welcomed = false;
+
+    ws.addEventListener('open', () => {
+      if (ws !== this.ws) return;
+      this.send('hello', { version: PROTOCOL_VERSION, session: this.session, role: 'viewer' });
+    });
+    ws.addEventListener('message', (e) => {
+      if (ws !== this.ws) return;
+      let msg;
+      try {
+        msg = JSON.parse(e.data);
+      } catch {
+        return; // not JSON: ignore, as any unknown message
+      }
+      if (msg && typeof msg === 'object') this.handle(msg, ws);
+    });
+    ws.addEventListener('close', () => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      this.welcomed = false;
+      this.scheduleReconnect();
+      this.update();
+    });
+  }
+
+  send(type, payload) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    this.seq += 1;
+    this.ws.send(JSON.stringify({
+      v: PROTOCOL_VERSION,
+      type,
+      id: `c${Date.now().toString(36)}${this.seq}`,
+      session: this.session,
+      payload,
+    }));
+  }
+
+  handle(msg, ws) {
+    const p = msg.payload ?? {};
+    switch (msg.type) {
+      case 'welcome':
+        this.welcomed = true;
+        this.everWelcomed = true;
+        this.attempt = 0;
+        this.hostState = p.state || this.hostState;
+        if (p.host) this.cb.onHost?.(p.host);
+        if (p.state === 'ended') {
+          this.markEnded(p.reason || '');
+          return;
+        }
+        break;
+      case 'offer':
+        if (typeof p.sdp === 'string') this.answer(p.sdp, ws);
+        break;
+      case 'state':
+        if (p.state) this.hostState = p.state;
+        if (p.host) this.cb.onHost?.(p.host);
+        if (p.state === 'ended') {
+          this.markEnded(p.reason || '');
+          return;
+        }
+        break;
+      case 'ended':
+        this.markEnded(p.reason || '');
+        return;
+      case 'error': {
+        // Before welcome an error means this session cannot be opened
+        // (unknown, not allowed): retrying would not help.
+        const fatal = !this.welcomed;
+        this.cb.onError?.({ code: p.code || 'error', message: p.message || 'The broker reported an error.' }, fatal);
+        if (fatal) {
+          this.ended = true;
+          this.closeSocket();
+          this.closePeer();
+        }
+        break;
+      }
+      default:
+        return; // unknown type: forward compatible
+    }
+    this.update();
+  }
+
+  scheduleReconnect() {
+    if (this.closed || this.ended) return;
+    clearTimeout(this.retryTimer);
+    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt);
+    this.attempt += 1;
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  closeSocket() {
+    const ws = this.ws;
+    this.ws = null;
+    this.welcomed = false;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'viewer closed');
+  }
+
+  // ---- media ---------------------------------------------------------------
+
+  async answer(sdp, ws) {
+    // An offer on the socket that negotiated the current PC renegotiates it;
+    // an offer on a new socket is for a new broker-side PC.
+    let pc = this.pc;
+    if (!pc || this.pcWs !== ws || pc.connectionState === 'failed' || pc.connectionState === 'closed') {
+      this.closePeer();
+      pc = this.newPeer();
+      this.pcWs = ws;
+    }
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      await iceGatheringDone(pc, ICE_GATHER_MS);
+      if (pc !== this.pc || ws !== this.ws) return; // superseded meanwhile
+      this.send('answer', { sdp: pc.localDescription.sdp });
+    } catch (err) {
+      if (pc !== this.pc) return;
+      this.cb.onError?.({ code: 'negotiation_failed', message: `Could not set up the video connection: ${err.message}` }, false);
+      // Start over on a fresh signaling connection, which brings a new offer.
+      this.closeSocket();
+      this.closePeer();
+      this.scheduleReconnect();
+      this.update();
+    }
+  }
+
+  newPeer() {
+    // No ICE servers: the broker is reachable directly and sends its own candidates.
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    pc.addEventListener('track', (e) => {
+      if (pc !== this.pc) return;
+      this.cb.onStream?.(e.streams[0] ?? new MediaStream([e.track]));
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc !== this.pc) return;
+      if (pc.connectionState === 'failed') {
+        // Media is gone for good on this PC: a new signaling round brings a new one.
+        this.closeSocket();
+        this.scheduleReconnect();
+      }
+      this.update();
+    });
+    return pc;
+  }
+
+  closePeer() {
+    const pc = this.pc;
+    this.pc = null;
+    this.pcWs = null;
+    if (pc) pc.close();
+  }
+
+  // ---- state ---------------------------------------------------------------
+
+  computeState() {
+    if (this.ended) return 'ended';
+    if (!this.welcomed) return this.everWelcomed ? 'reconnecting' : 'connecting';
+    if (this.hostState === 'waiting') return 'waiting';
+    const pcState = this.pc?.connectionState;
+    if (pcState === 'disconnected' || pcState === 'failed') return 'reconnecting';
+    if (pcState === 'connected') return 'live';
+    return 'connecting';
+  }
+
+  update() {
+    if (this.closed) return;
+    const next = this.computeState();
+    if (next === this.state) return;
+    this.state = next;
+    this.cb.onState?.(next);
+  }
+}
+
+/** Resolves when ICE gathering is complete, or after ms, whichever is first. */
+function iceGatheringDone(pc, ms) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === 'complete') done();
+    };
+    const timer = setTimeout(done, ms);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}

@@ -1,0 +1,70 @@
+// Starts Debian's Chromium for the console's browser tests.
+//
+// Playwright's own browser downloads are not used: the tests drive the
+// system Chromium at /usr/bin/chromium (override with TETHER_CHROMIUM).
+// Each launch gets a fresh, throw-away profile directory.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM_PATH = process.env.TETHER_CHROMIUM || '/usr/bin/chromium';
+
+// Flags for a headless, hermetic browser that can still do WebRTC with a
+// broker on the loopback interface. Chromium honours only the last
+// --disable-features switch, so every feature to disable belongs in this one.
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+/**
+ * Launches Chromium with a fresh profile.
+ *
+ * @param {object} [opts]
+ * @param {{width:number,height:number}} [opts.viewport] default 1440x900
+ * @param {boolean} [opts.headless] default true
+ * @param {string[]} [opts.args] extra switches (not --disable-features)
+ * @returns {Promise<{context: import('playwright-core').BrowserContext,
+ *   newPage: () => Promise<import('playwright-core').Page>,
+ *   close: () => Promise<void>}>}
+ */
+export async function launch(opts = {}) {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'tether-chromium-'));
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM_PATH,
+      headless: opts.headless ?? true,
+      args: [...CHROMIUM_ARGS, ...(opts.args ?? [])],
+      ignoreHTTPSErrors: true, // the broker serves a dev CA certificate in tests
+      viewport: opts.viewport ?? { width: 1440, height: 900 },
+      deviceScaleFactor: 1,
+    });
+  } catch (err) {
+    await rm(userDataDir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    context,
+    // A persistent context opens with one blank page; reuse it first.
+    async newPage() {
+      const blank = context.pages().find((p) => p.url() === 'about:blank' && !p.__tetherUsed);
+      const page = blank ?? (await context.newPage());
+      page.__tetherUsed = true;
+      return page;
+    },
+    async close() {
+      await context.close().catch(() => {});
+      await rm(userDataDir, { recursive: true, force: true });
+    },
+  };
+}

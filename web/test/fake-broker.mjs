@@ -1,0 +1,202 @@
+// A stand-in for the broker's HTTP side, just enough to render the console's
+// screens: it serves web/console the way the broker does (index.html at /,
+// /console and /console/; assets under /console/) and answers the REST API v1
+// from memory. Signaling (/ws/viewer) is not here: tests route that
+// WebSocket inside the browser.
+//
+// It enforces the parts of the contract the console must honour: the login
+// cookie, and X-CSRF-Token on every state-changing request.
+
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CONSOLE_DIR = resolve(fileURLToPath(new URL('../console/', import.meta.url)));
+
+export const USER = { username: 'dana.reyes', role: 'technician' };
+export const PASSWORD = 'correct horse battery staple';
+export const NEW_CODE = '482193075';
+const CSRF = 'csrf-test-token';
+const COOKIE = 'tether_login';
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+};
+
+const ago = (ms) => new Date(Date.now() - ms).toISOString();
+const MIN = 60_000;
+
+/** A realistic set of sessions for the list. */
+export function sampleSessions() {
+  return [
+    {
+      id: '3f9c2a71-8d4e-4b6a-9c15-7e2d0b8f4a63', state: 'waiting', created_at: ago(1.2 * MIN),
+      ticket: { id: 'INC-20931' }, code: '305718264', code_expires_at: new Date(Date.now() + 8 * MIN).toISOString(),
+    },
+    {
+      id: 'b71e04d9-2c3a-4f58-8e6b-19a7c5d2e0f4', state: 'active', created_at: ago(14 * MIN),
+      ticket: { id: 'INC-20927' }, host: { hostname: 'FIN-LT-0142', os: 'Windows 11 Pro', width: 1920, height: 1080 },
+    },
+    {
+      id: 'e2a84c16-5b9d-4e73-a0f2-6c8d31b7e95a', state: 'ended', created_at: ago(2.3 * 60 * MIN),
+      ticket: { id: 'INC-20911' }, host: { hostname: 'MKT-MBP-07', os: 'macOS 14.5', width: 2560, height: 1600 },
+    },
+    {
+      id: '90d5f3b2-7a1c-4d86-b4e9-2f6a8c0d1e37', state: 'ended', created_at: ago(26 * 60 * MIN),
+      host: { hostname: 'ubuntu-dev-03', os: 'Ubuntu 24.04', width: 1920, height: 1200 },
+    },
+    {
+      id: '5c7a9e02-3b4d-41f8-9a6c-d8e2b0f7a514', state: 'ended', created_at: ago(3 * 24 * 60 * MIN),
+      ticket: { id: 'REQ-4410' }, host: { hostname: 'HR-DESK-21', os: 'Windows 10 Enterprise', width: 1680, height: 1050 },
+    },
+  ];
+}
+
+/**
+ * Starts the fake on 127.0.0.1 and a free port.
+ * Returns { origin, state, close() }; `state.sessions` may be changed by tests.
+ */
+export async function startFakeBroker() {
+  const state = { sessions: sampleSessions(), logins: new Set() };
+
+  const server = createServer(async (req, res) => {
+    try {
+      await handle(req, res, state, origin);
+    } catch (err) {
+      sendJSON(res, 500, { error: { code: 'internal', message: String(err) } });
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  return {
+    origin,
+    state,
+    close: () => new Promise((ok) => {
+      server.closeAllConnections();
+      server.close(ok);
+    }),
+  };
+}
+
+async function handle(req, res, state, origin) {
+  const url = new URL(req.url, origin);
+  const path = url.pathname;
+
+  if (path.startsWith('/api/v1/')) return api(req, res, state, origin, path.slice('/api/v1'.length));
+  if (path === '/' || path === '/console' || path === '/console/') return sendFile(res, 'index.html');
+  if (path === '/blank') {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    return res.end('<!doctype html><title>peer</title>');
+  }
+  if (path.startsWith('/console/')) return sendFile(res, path.slice('/console/'.length));
+  return sendJSON(res, 404, { error: { code: 'not_found', message: 'Not found.' } });
+}
+
+async function sendFile(res, rel) {
+  const file = normalize(join(CONSOLE_DIR, decodeURIComponent(rel)));
+  if (!file.startsWith(CONSOLE_DIR)) return sendJSON(res, 404, { error: { code: 'not_found', message: 'Not found.' } });
+  try {
+    const body = await readFile(file);
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' });
+    res.end(body);
+  } catch {
+    // Unknown paths under /console/ get the app, like the broker does.
+    const body = await readFile(join(CONSOLE_DIR, 'index.html'));
+    res.writeHead(200, { 'Content-Type': TYPES['.html'] });
+    res.end(body);
+  }
+}
+
+function sendJSON(res, status, body, headers = {}) {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers });
+  res.end(body === undefined ? '' : JSON.stringify(body));
+}
+
+async function readJSON(req) {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  if (!chunks.length) return {};
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function loggedIn(req, state) {
+  const m = /(?:^|;\s*)tether_login=([^;]+)/.exec(req.headers.cookie ?? '');
+  return m && state.logins.has(m[1]);
+}
+
+function publicSession(s) {
+  const out = { ...s };
+  if (s.state !== 'waiting') {
+    delete out.code;
+    delete out.code_expires_at;
+  }
+  return out;
+}
+
+async function api(req, res, state, origin, path) {
+  const method = req.method;
+  const unauthorized = () => sendJSON(res, 401, { error: { code: 'unauthorized', message: 'Sign in to continue.' } });
+
+  if (method === 'POST' && path === '/login') {
+    const { username, password } = await readJSON(req);
+    if (username !== USER.username || password !== PASSWORD) {
+      return sendJSON(res, 401, { error: { code: 'invalid_credentials', message: 'Wrong username or password.' } });
+    }
+    const token = randomUUID();
+    state.logins.add(token);
+    return sendJSON(res, 200, { user: USER, csrf_token: CSRF }, {
+      'Set-Cookie': `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict`,
+    });
+  }
+  if (method === 'GET' && path === '/me') {
+    return loggedIn(req, state) ? sendJSON(res, 200, { user: USER, csrf_token: CSRF }) : unauthorized();
+  }
+
+  if (!loggedIn(req, state)) return unauthorized();
+  if (method !== 'GET' && req.headers['x-csrf-token'] !== CSRF) {
+    return sendJSON(res, 403, { error: { code: 'csrf_invalid', message: 'The request was refused: missing or wrong CSRF token.' } });
+  }
+
+  if (method === 'POST' && path === '/logout') {
+    state.logins.clear();
+    res.writeHead(204, { 'Set-Cookie': `${COOKIE}=; Path=/; Max-Age=0` });
+    return res.end();
+  }
+  if (method === 'GET' && path === '/sessions') {
+    return sendJSON(res, 200, { sessions: state.sessions.map(({ code, code_expires_at, ...s }) => s) });
+  }
+  if (method === 'POST' && path === '/sessions') {
+    const body = await readJSON(req);
+    const id = randomUUID();
+    const s = {
+      id,
+      code: NEW_CODE,
+      code_expires_at: new Date(Date.now() + 10 * MIN).toISOString(),
+      state: 'waiting',
+      join_url: `${origin}/join/${NEW_CODE}`,
+      console_url: `${origin}/console/#/session/${id}`,
+      created_at: new Date().toISOString(),
+      ...(body.ticket?.id ? { ticket: { id: body.ticket.id } } : {}),
+    };
+    state.sessions.unshift(s);
+    return sendJSON(res, 201, s);
+  }
+  const m = /^\/sessions\/([^/]+)(\/end)?$/.exec(path);
+  if (m) {
+    const s = state.sessions.find((x) => x.id === decodeURIComponent(m[1]));
+    if (!s) return sendJSON(res, 404, { error: { code: 'session_not_found', message: 'No such session.' } });
+    if (method === 'GET' && !m[2]) return sendJSON(res, 200, publicSession(s));
+    if (method === 'POST' && m[2]) {
+      s.state = 'ended';
+      return sendJSON(res, 200, publicSession(s));
+    }
+  }
+  return sendJSON(res, 404, { error: { code: 'not_found', message: 'Not found.' } });
+}
