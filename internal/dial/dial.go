@@ -1,0 +1,171 @@
+// Package dial connects the host and the viewer to the broker's signaling
+// WebSocket over verified TLS, and turns connection failures into sentences
+// a user can act on.
+package dial
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// Errors a user sees when the broker cannot be reached.
+var (
+	ErrUnreachable = errors.New("broker unreachable")
+	ErrUntrusted   = errors.New("broker certificate not trusted")
+	ErrBadURL      = errors.New("invalid broker URL")
+)
+
+// TLSConfig trusts the CA in caFile, or the system's roots when empty.
+func TLSConfig(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// BrokerURL parses and checks a broker address such as
+// https://support.example.com:8443. A bare host:port means https.
+func BrokerURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("%w: empty", ErrBadURL)
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
+	}
+	if u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%w: %q must be https://HOST[:PORT]", ErrBadURL, raw)
+	}
+	u.Path, u.RawQuery, u.Fragment = strings.TrimSuffix(u.Path, "/"), "", ""
+	return u, nil
+}
+
+// WebSocket opens the signaling WebSocket at path on the broker.
+func WebSocket(ctx context.Context, broker *url.URL, path string, tlsCfg *tls.Config, header http.Header) (*websocket.Conn, error) {
+	d := websocket.Dialer{
+		TLSClientConfig:  tlsCfg,
+		HandshakeTimeout: 10 * time.Second,
+		Proxy:            http.ProxyFromEnvironment,
+	}
+	u := *broker
+	u.Scheme = "wss"
+	u.Path += path
+	ws, resp, err := d.DialContext(ctx, u.String(), header)
+	if err != nil {
+		if resp != nil {
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				return nil, errors.New("the broker refused the credentials: log in again or check the API key")
+			case http.StatusForbidden:
+				return nil, errors.New("the broker refused the connection (forbidden)")
+			}
+			return nil, fmt.Errorf("%w: %s answered HTTP %d", ErrUnreachable, broker.Host, resp.StatusCode)
+		}
+		return nil, Explain(broker, err)
+	}
+	ws.SetReadLimit(1 << 20)
+	return ws, nil
+}
+
+// Explain wraps a connection error in the sentinel that tells the user
+// what to do.
+func Explain(broker *url.URL, err error) error {
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+		return fmt.Errorf("%w: %s presented a certificate this computer does not trust (pass the broker's CA with -ca): %v", ErrUntrusted, broker.Host, err)
+	}
+	var netErr net.Error
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: cannot connect to %s: %v", ErrUnreachable, broker.Host, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnreachable, broker.Host, err)
+}
+
+// Conn is a signaling connection with serialised writes.
+type Conn struct {
+	ws      *websocket.Conn
+	writeMu sync.Mutex
+}
+
+// NewConn wraps ws.
+func NewConn(ws *websocket.Conn) *Conn { return &Conn{ws: ws} }
+
+// Send writes one message; it is safe for concurrent use.
+func (c *Conn) Send(typ, session string, payload any) error {
+	data, err := protocol.Encode(typ, session, payload)
+	if err != nil {
+		return err
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, data)
+}
+
+// Read returns the next message, skipping nothing: callers skip types they
+// do not know.
+func (c *Conn) Read() (protocol.Envelope, error) {
+	_, data, err := c.ws.ReadMessage()
+	if err != nil {
+		return protocol.Envelope{}, err
+	}
+	return protocol.Decode(data)
+}
+
+// Close closes the connection politely.
+func (c *Conn) Close() error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	return c.ws.Close()
+}
+
+// RemoteError is an error message from the broker.
+type RemoteError struct {
+	Code    string
+	Message string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// AsRemoteError decodes an error envelope.
+func AsRemoteError(env protocol.Envelope) error {
+	var p protocol.ErrorPayload
+	if err := protocol.DecodePayload(env, &p); err != nil {
+		return fmt.Errorf("broker sent an unreadable error: %w", err)
+	}
+	return &RemoteError{Code: p.Code, Message: p.Message}
+}

@@ -1,0 +1,182 @@
+// Package client is the Go technician client: it logs in, creates
+// sessions, and joins one to receive the host's screen. The viewer CLI and
+// the project's tests use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tether-support/tether/internal/dial"
+)
+
+// Config configures a Client.
+type Config struct {
+	Broker *url.URL
+	// CAFile, when set, is the only CA trusted for the broker.
+	CAFile string
+	// Token is an API key or a login token from Login.
+	Token  string
+	Logger *slog.Logger
+}
+
+// Client talks to one broker as one technician.
+type Client struct {
+	cfg  Config
+	http *http.Client
+	dial func(ctx context.Context, path string) (*dial.Conn, error)
+}
+
+// New returns a Client.
+func New(cfg Config) (*Client, error) {
+	if cfg.Broker == nil {
+		return nil, errors.New("viewer: missing broker URL")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	tlsCfg, err := dial.TLSConfig(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, http: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment},
+	}}
+	c.dial = func(ctx context.Context, path string) (*dial.Conn, error) {
+		header := http.Header{}
+		if c.cfg.Token != "" {
+			header.Set("Authorization", "Bearer "+c.cfg.Token)
+		}
+		ws, err := dial.WebSocket(ctx, cfg.Broker, path, tlsCfg, header)
+		if err != nil {
+			return nil, err
+		}
+		return dial.NewConn(ws), nil
+	}
+	return c, nil
+}
+
+// APIError is an error answer of the REST API.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d, %s)", e.Message, e.Status, e.Code) }
+
+// do sends a JSON request and decodes a JSON answer into out.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.Broker.String()+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return dial.Explain(c.cfg.Broker, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+			return &APIError{Status: resp.StatusCode, Code: "http_error", Message: http.StatusText(resp.StatusCode)}
+		}
+		return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// Login exchanges a username and password for a login token, and makes the
+// client use it.
+func (c *Client) Login(ctx context.Context, username, password string) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/login", map[string]string{"username": username, "password": password}, &out); err != nil {
+		return "", fmt.Errorf("log in: %w", err)
+	}
+	c.cfg.Token = out.Token
+	return out.Token, nil
+}
+
+// SessionInfo is a session as the REST API describes it.
+type SessionInfo struct {
+	ID            string    `json:"id"`
+	State         string    `json:"state"`
+	Code          string    `json:"code"`
+	CodeExpiresAt time.Time `json:"code_expires_at"`
+	ConsoleURL    string    `json:"console_url"`
+	Ticket        *struct {
+		ID string `json:"id"`
+	} `json:"ticket"`
+	Host *struct {
+		Hostname string `json:"hostname"`
+		Width    int    `json:"width"`
+		Height   int    `json:"height"`
+	} `json:"host"`
+	EndReason string `json:"end_reason"`
+}
+
+// CreateSession issues a new session with its one-time code.
+func (c *Client) CreateSession(ctx context.Context, ticketID string) (*SessionInfo, error) {
+	req := map[string]any{}
+	if ticketID != "" {
+		req["ticket"] = map[string]string{"id": ticketID}
+	}
+	var out SessionInfo
+	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions", req, &out); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	return &out, nil
+}
+
+// Session fetches one session.
+func (c *Client) Session(ctx context.Context, id string) (*SessionInfo, error) {
+	var out SessionInfo
+	if err := c.do(ctx, http.MethodGet, "/api/v1/sessions/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, fmt.Errorf("get session: %w", err)
+	}
+	return &out, nil
+}
+
+// EndSession ends a session.
+func (c *Client) EndSession(ctx context.Context, id string) error {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(id)+"/end", nil, nil); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}

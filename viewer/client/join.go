@@ -1,0 +1,280 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+	"golang.org/x/image/vp8"
+
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// ErrEnded is returned once the session is over.
+var ErrEnded = errors.New("session ended")
+
+// Joined is a live connection to one session.
+type Joined struct {
+	ID  string
+	sig *dial.Conn
+	api *rtc.API
+	pc  *webrtc.PeerConnection
+	wg  sync.WaitGroup
+
+	mu        sync.Mutex
+	state     string
+	host      *protocol.HostInfo
+	endReason string
+	keyframe  []byte    // the latest complete keyframe
+	keyAt     time.Time // when it arrived
+	changed   chan struct{}
+	done      chan struct{}
+
+	frames    atomic.Uint64
+	videoSSRC atomic.Uint32
+}
+
+// Join connects to session id and starts receiving its video.
+func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
+	sig, err := c.dial(ctx, "/ws/viewer")
+	if err != nil {
+		return nil, err
+	}
+	j := &Joined{ID: id, sig: sig, changed: make(chan struct{}), done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			j.Close()
+		}
+	}()
+	if err := sig.Send(protocol.TypeHello, id, protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: id}); err != nil {
+		return nil, fmt.Errorf("join %s: %w", id, err)
+	}
+	env, err := sig.Read()
+	if err != nil {
+		return nil, fmt.Errorf("join %s: %w", id, err)
+	}
+	if env.Type == protocol.TypeError {
+		return nil, fmt.Errorf("join %s: %w", id, dial.AsRemoteError(env))
+	}
+	var welcome protocol.Welcome
+	if env.Type != protocol.TypeWelcome || protocol.DecodePayload(env, &welcome) != nil {
+		return nil, fmt.Errorf("join %s: expected welcome, got %q", id, env.Type)
+	}
+	j.state = welcome.State
+
+	if j.api, err = rtc.NewAPI(rtc.Config{}); err != nil {
+		return nil, err
+	}
+	if j.pc, err = j.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return nil, fmt.Errorf("create peer connection: %w", err)
+	}
+	j.pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		j.videoSSRC.Store(uint32(track.SSRC()))
+		j.wg.Add(1)
+		go func() {
+			defer j.wg.Done()
+			j.receive(track)
+		}()
+	})
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		j.signaling()
+	}()
+	ok = true
+	return j, nil
+}
+
+// signaling answers the broker's offer and follows state changes.
+func (j *Joined) signaling() {
+	defer j.finish("")
+	for {
+		env, err := j.sig.Read()
+		if err != nil {
+			return
+		}
+		switch env.Type {
+		case protocol.TypeOffer:
+			var offer protocol.SDP
+			if protocol.DecodePayload(env, &offer) != nil {
+				return
+			}
+			if err := j.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+				return
+			}
+			answer, err := j.pc.CreateAnswer(nil)
+			if err != nil {
+				return
+			}
+			sdp, err := rtc.GatherComplete(j.pc, answer)
+			if err != nil {
+				return
+			}
+			if err := j.sig.Send(protocol.TypeAnswer, j.ID, protocol.SDP{SDP: sdp}); err != nil {
+				return
+			}
+		case protocol.TypeState:
+			var st protocol.State
+			if protocol.DecodePayload(env, &st) == nil {
+				j.mu.Lock()
+				j.state, j.host = st.State, st.Host
+				j.notifyLocked()
+				j.mu.Unlock()
+			}
+		case protocol.TypeEnded:
+			var ended protocol.Ended
+			protocol.DecodePayload(env, &ended)
+			j.finish(ended.Reason)
+			return
+		}
+	}
+}
+
+func (j *Joined) finish(reason string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case <-j.done:
+		return
+	default:
+	}
+	if reason == "" {
+		reason = "The connection to the broker closed."
+	}
+	j.endReason, j.state = reason, "ended"
+	close(j.done)
+	j.notifyLocked()
+}
+
+func (j *Joined) notifyLocked() {
+	close(j.changed)
+	j.changed = make(chan struct{})
+}
+
+// receive reassembles VP8 frames and keeps the latest keyframe.
+func (j *Joined) receive(track *webrtc.TrackRemote) {
+	sb := samplebuilder.New(256, &codecs.VP8Packet{}, track.Codec().ClockRate)
+	for {
+		pkt, _, err := track.ReadRTP()
+		if err != nil {
+			return
+		}
+		sb.Push(pkt)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			j.frames.Add(1)
+			// A VP8 frame tag's lowest bit is 0 for a keyframe (RFC 6386 9.1).
+			if len(s.Data) >= 10 && s.Data[0]&1 == 0 {
+				j.mu.Lock()
+				j.keyframe = append(j.keyframe[:0], s.Data...)
+				j.keyAt = time.Now()
+				j.notifyLocked()
+				j.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Frames counts the video frames received so far.
+func (j *Joined) Frames() uint64 { return j.frames.Load() }
+
+// Host describes the shared desktop, once the host joined.
+func (j *Joined) Host() *protocol.HostInfo {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.host
+}
+
+// Done is closed when the session ends.
+func (j *Joined) Done() <-chan struct{} { return j.done }
+
+// EndReason says why the session ended.
+func (j *Joined) EndReason() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.endReason
+}
+
+// RequestKeyframe asks the host, through the broker, for a keyframe.
+func (j *Joined) RequestKeyframe() error {
+	ssrc := j.videoSSRC.Load()
+	if ssrc == 0 {
+		return errors.New("no video yet")
+	}
+	return j.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+}
+
+// Screenshot asks for a fresh keyframe and decodes it.
+func (j *Joined) Screenshot(ctx context.Context) (image.Image, error) {
+	asked := time.Now()
+	retry := time.NewTicker(time.Second) // a lost request is asked again
+	defer retry.Stop()
+	j.RequestKeyframe()
+	for {
+		j.mu.Lock()
+		key, at, changed := j.keyframe, j.keyAt, j.changed
+		var data []byte
+		if len(key) > 0 && !at.Before(asked) {
+			data = bytes.Clone(key)
+		}
+		j.mu.Unlock()
+		if data != nil {
+			return decodeKeyframe(data)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("screenshot: no keyframe arrived: %w", ctx.Err())
+		case <-j.done:
+			return nil, fmt.Errorf("screenshot: %w: %s", ErrEnded, j.EndReason())
+		case <-retry.C:
+			j.RequestKeyframe()
+		case <-changed:
+		}
+	}
+}
+
+func decodeKeyframe(data []byte) (image.Image, error) {
+	dec := vp8.NewDecoder()
+	dec.Init(bytes.NewReader(data), len(data))
+	if _, err := dec.DecodeFrameHeader(); err != nil {
+		return nil, fmt.Errorf("decode keyframe header: %w", err)
+	}
+	img, err := dec.DecodeFrame()
+	if err != nil {
+		return nil, fmt.Errorf("decode keyframe: %w", err)
+	}
+	return img, nil
+}
+
+// End asks the broker to end the session for everyone.
+func (j *Joined) End(reason string) error {
+	return j.sig.Send(protocol.TypeEnd, j.ID, protocol.End{Reason: reason})
+}
+
+// Close leaves the session (it goes on for others) and waits for the
+// client's goroutines.
+func (j *Joined) Close() error {
+	var errs []error
+	if j.sig != nil {
+		errs = append(errs, j.sig.Close())
+	}
+	if j.pc != nil {
+		errs = append(errs, j.pc.Close())
+	}
+	j.wg.Wait()
+	if j.api != nil {
+		errs = append(errs, j.api.Close())
+	}
+	return errors.Join(errs...)
+}

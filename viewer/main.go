@@ -1,0 +1,248 @@
+// Command viewer is the technician's command-line client: log in, create a
+// session, watch one, or save the remote screen as a PNG.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"image/png"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+const usage = `Usage: viewer [global flags] COMMAND [flags]
+
+Commands:
+  login                       log in as a person; the token is saved for later commands
+  create [-ticket ID]         create a support session and print its code
+  join -session ID            watch a session until it ends (prints frame counts)
+  screenshot -session ID -o out.png
+                              save the current remote screen as PNG
+  end -session ID             end a session for everyone
+
+Global flags:
+`
+
+func main() {
+	global := flag.NewFlagSet("viewer", flag.ExitOnError)
+	broker := global.String("broker", os.Getenv("TETHER_BROKER"), "broker address, e.g. https://support.example.com:8443 (or TETHER_BROKER)")
+	caFile := global.String("ca", "", "PEM file of the CA that signed the broker's certificate (default: the system's CAs)")
+	apiKey := global.String("api-key", "", "API key (or TETHER_API_KEY; default: the token saved by 'viewer login')")
+	verbose := global.Bool("v", false, "verbose logging")
+	global.Usage = func() {
+		fmt.Fprint(global.Output(), usage)
+		global.PrintDefaults()
+	}
+	global.Parse(os.Args[1:])
+	if global.NArg() == 0 {
+		global.Usage()
+		os.Exit(2)
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	u, err := dial.BrokerURL(*broker)
+	if err != nil {
+		fail(fmt.Errorf("%w (pass -broker)", err))
+	}
+	token := *apiKey
+	if token == "" {
+		token = os.Getenv("TETHER_API_KEY")
+	}
+	cmd, args := global.Arg(0), global.Args()[1:]
+	if token == "" && cmd != "login" {
+		token, _ = loadToken()
+	}
+	c, err := client.New(client.Config{Broker: u, CAFile: *caFile, Token: token, Logger: logger})
+	if err != nil {
+		fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch cmd {
+	case "login":
+		err = login(ctx, c)
+	case "create":
+		err = create(ctx, c, args)
+	case "join":
+		err = join(ctx, c, args)
+	case "screenshot":
+		err = screenshot(ctx, c, args)
+	case "end":
+		err = end(ctx, c, args)
+	default:
+		global.Usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "viewer:", err)
+	os.Exit(1)
+}
+
+func tokenPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "tether", "token"), nil
+}
+
+func loadToken() (string, error) {
+	p, err := tokenPath()
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(p)
+	return strings.TrimSpace(string(data)), err
+}
+
+func login(ctx context.Context, c *client.Client) error {
+	in := bufio.NewReader(os.Stdin)
+	fmt.Print("Username: ")
+	user, err := in.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read username: %w", err)
+	}
+	fmt.Print("Password: ")
+	var pass []byte
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		pass, err = term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Println()
+	} else {
+		var line string
+		line, err = in.ReadString('\n')
+		pass = []byte(strings.TrimSpace(line))
+	}
+	if err != nil {
+		return fmt.Errorf("read password: %w", err)
+	}
+	token, err := c.Login(ctx, strings.TrimSpace(user), string(pass))
+	if err != nil {
+		return err
+	}
+	p, err := tokenPath()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("save token: %w", err)
+	}
+	fmt.Println("Logged in; token saved to", p)
+	return nil
+}
+
+func create(ctx context.Context, c *client.Client, args []string) error {
+	fs := flag.NewFlagSet("create", flag.ExitOnError)
+	ticket := fs.String("ticket", "", "ticket reference, e.g. INC-1234")
+	fs.Parse(args)
+	s, err := c.CreateSession(ctx, *ticket)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("session %s\ncode    %s (valid until %s)\nconsole %s\n", s.ID, s.Code, s.CodeExpiresAt.Local().Format(time.Kitchen), s.ConsoleURL)
+	return nil
+}
+
+func sessionFlag(name string, args []string, extra func(*flag.FlagSet)) string {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	id := fs.String("session", "", "session id")
+	if extra != nil {
+		extra(fs)
+	}
+	fs.Parse(args)
+	if *id == "" {
+		fail(errors.New(name + ": -session is required"))
+	}
+	return *id
+}
+
+func join(ctx context.Context, c *client.Client, args []string) error {
+	id := sessionFlag("join", args, nil)
+	j, err := c.Join(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	fmt.Println("Joined", id, "- press Ctrl+C to leave")
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-j.Done():
+			fmt.Println("Session ended:", j.EndReason())
+			return nil
+		case <-t.C:
+			if h := j.Host(); h != nil {
+				fmt.Printf("%s %dx%d  frames received: %d\n", h.Hostname, h.Width, h.Height, j.Frames())
+			} else {
+				fmt.Println("waiting for the host to join")
+			}
+		}
+	}
+}
+
+func screenshot(ctx context.Context, c *client.Client, args []string) error {
+	var out string
+	var timeout time.Duration
+	id := sessionFlag("screenshot", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "o", "screen.png", "output PNG file")
+		fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the picture")
+	})
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	j, err := c.Join(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	img, err := j.Screenshot(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	b := img.Bounds()
+	fmt.Printf("Saved %dx%d screen to %s\n", b.Dx(), b.Dy(), out)
+	return nil
+}
+
+func end(ctx context.Context, c *client.Client, args []string) error {
+	id := sessionFlag("end", args, nil)
+	return c.EndSession(ctx, id)
+}
