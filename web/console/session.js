@@ -236,6 +236,20 @@ export function mountSession(root, { id, navigate }) {
     }
   });
 
+  function recheck() {
+    api.getSession(id).then((s) => {
+      if (!alive) return;
+      applyInfo(s);
+      if (s.state === 'ended') conn?.markEnded(s.end_reason || '');
+    }, (err) => {
+      if (alive && err.status === 404) {
+        fatalError = { code: err.code, message: err.message };
+        conn?.close();
+        setConnState('ended');
+      }
+    });
+  }
+
   function startConnection() {
     conn = new ViewerConnection({
       session: id,
@@ -257,6 +271,11 @@ export function mountSession(root, { id, navigate }) {
         video.srcObject = null;
         renderOverlay();
       },
+      onRetry(attempt) {
+        // A socket that keeps failing may mean the login expired or the
+        // session ended meanwhile: the REST API says which (401 → login).
+        if (attempt === 2 || attempt % 5 === 0) recheck();
+      },
       onError(err, fatal) {
         if (fatal) {
           fatalError = err;
@@ -276,7 +295,7 @@ export function mountSession(root, { id, navigate }) {
     if (!alive) return;
     applyInfo(s);
     if (s.state === 'ended') {
-      endReason = s.end_reason || s.reason || '';
+      endReason = s.end_reason || '';
       setConnState('ended');
       return;
     }
@@ -285,7 +304,7 @@ export function mountSession(root, { id, navigate }) {
   }, (err) => {
     if (!alive || err.status === 401) return;
     if (err.status === 404 || err.status === 403) {
-      fatalError = { code: err.code, message: err.status === 404 ? 'This session does not exist. It may have been deleted.' : err.message };
+      fatalError = { code: err.code, message: err.message };
       setConnState('ended');
       return;
     }

@@ -285,11 +285,7 @@ export function mountSessions(main, { navigate }) {
   function skeleton() {
     return h('div', { class: 'skeleton-list', 'aria-busy': 'true', 'aria-label': 'Loading sessions' },
       [0, 1, 2, 3].map(() => h('div', { class: 'skeleton-row' },
-        h('span', { class: 'skeleton', style: 'width: 12%' }),
-        h('span', { class: 'skeleton', style: 'width: 16%' }),
-        h('span', { class: 'skeleton', style: 'width: 22%' }),
-        h('span', { class: 'skeleton', style: 'width: 10%' }),
-        h('span', { class: 'skeleton', style: 'width: 12%' }))));
+        [0, 1, 2, 3, 4].map(() => h('span', { class: 'skeleton' })))));
   }
 
   function emptyState() {

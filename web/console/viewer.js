@@ -13,6 +13,7 @@ const PROTOCOL_VERSION = 1;
 const ICE_GATHER_MS = 2000;
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 10000;
+const CLOSE_REFUSED = 4003; // the broker's close code for a refused hello
 
 /**
  * Connection states, as shown on the badge:
@@ -31,6 +32,7 @@ export class ViewerConnection {
    * @param {(stream: MediaStream) => void} [opts.onStream]
    * @param {(reason: string) => void} [opts.onEnded]
    * @param {(err: {code: string, message: string}, fatal: boolean) => void} [opts.onError]
+   * @param {(attempt: number) => void} [opts.onRetry] before each reconnection attempt
    */
   constructor(opts) {
     this.session = opts.session;
@@ -96,11 +98,17 @@ export class ViewerConnection {
       }
       if (msg && typeof msg === 'object') this.handle(msg, ws);
     });
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (e) => {
       if (ws !== this.ws) return;
       this.ws = null;
       this.welcomed = false;
-      this.scheduleReconnect();
+      if (e.code === CLOSE_REFUSED) {
+        // The broker refused the hello; its error message came first.
+        this.ended = true;
+        this.closePeer();
+      } else {
+        this.scheduleReconnect();
+      }
       this.update();
     });
   }
@@ -146,6 +154,10 @@ export class ViewerConnection {
         this.markEnded(p.reason || '');
         return;
       case 'error': {
+        if (p.code === 'session_ended') {
+          this.markEnded(p.message || '');
+          return;
+        }
         // Before welcome an error means this session cannot be opened
         // (unknown, not allowed): retrying would not help.
         const fatal = !this.welcomed;
@@ -170,6 +182,7 @@ export class ViewerConnection {
     this.attempt += 1;
     const delay = base / 2 + Math.random() * (base / 2);
     this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.cb.onRetry?.(this.attempt);
   }
 
   closeSocket() {

@@ -85,7 +85,16 @@ export async function startFakeBroker() {
   };
 }
 
+// The real broker's headers (broker/server), so that a CSP violation fails here too.
+const SECURITY_HEADERS = {
+  'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+};
+
 async function handle(req, res, state, origin) {
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
   const url = new URL(req.url, origin);
   const path = url.pathname;
 
@@ -147,7 +156,7 @@ async function api(req, res, state, origin, path) {
   if (method === 'POST' && path === '/login') {
     const { username, password } = await readJSON(req);
     if (username !== USER.username || password !== PASSWORD) {
-      return sendJSON(res, 401, { error: { code: 'invalid_credentials', message: 'Wrong username or password.' } });
+      return sendJSON(res, 401, { error: { code: 'bad_credentials', message: 'Wrong username or password.' } });
     }
     const token = randomUUID();
     state.logins.add(token);
@@ -161,7 +170,7 @@ async function api(req, res, state, origin, path) {
 
   if (!loggedIn(req, state)) return unauthorized();
   if (method !== 'GET' && req.headers['x-csrf-token'] !== CSRF) {
-    return sendJSON(res, 403, { error: { code: 'csrf_invalid', message: 'The request was refused: missing or wrong CSRF token.' } });
+    return sendJSON(res, 403, { error: { code: 'csrf_failed', message: 'Missing or wrong CSRF token; reload the console.' } });
   }
 
   if (method === 'POST' && path === '/logout') {
@@ -181,7 +190,7 @@ async function api(req, res, state, origin, path) {
       code_expires_at: new Date(Date.now() + 10 * MIN).toISOString(),
       state: 'waiting',
       join_url: `${origin}/join/${NEW_CODE}`,
-      console_url: `${origin}/console/#/session/${id}`,
+      console_url: `${origin}/#/session/${id}`,
       created_at: new Date().toISOString(),
       ...(body.ticket?.id ? { ticket: { id: body.ticket.id } } : {}),
     };
@@ -191,7 +200,7 @@ async function api(req, res, state, origin, path) {
   const m = /^\/sessions\/([^/]+)(\/end)?$/.exec(path);
   if (m) {
     const s = state.sessions.find((x) => x.id === decodeURIComponent(m[1]));
-    if (!s) return sendJSON(res, 404, { error: { code: 'session_not_found', message: 'No such session.' } });
+    if (!s) return sendJSON(res, 404, { error: { code: 'not_found', message: 'No such session, or it is not yours.' } });
     if (method === 'GET' && !m[2]) return sendJSON(res, 200, publicSession(s));
     if (method === 'POST' && m[2]) {
       s.state = 'ended';
