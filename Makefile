@@ -1,0 +1,55 @@
+# Tether: `make run` starts a broker on embedded defaults; `make test` runs every test.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+BUILD_PKGS := gcc libc6-dev pkg-config libx11-dev libxext-dev libxfixes-dev libvpx-dev libyuv-dev
+TEST_PKGS  := xvfb xauth xdotool x11-utils x11-xserver-utils xterm x11-apps chromium fonts-dejavu-core nodejs npm
+
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build run test test-go test-web bench deps-build deps-test clean
+
+all: build
+
+# need installs missing Debian packages when run as root; otherwise it
+# prints the exact command and fails.
+define need
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing missing packages:" $$missing; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "Missing packages. Run: sudo apt-get update && sudo apt-get install -y" $$missing; exit 1; \
+		fi; \
+	fi
+endef
+
+deps-build:
+	$(call need,$(BUILD_PKGS))
+	@command -v go >/dev/null || { echo "Go is missing: install Go 1.26 or newer into /usr/local/go"; exit 1; }
+
+deps-test: deps-build
+	$(call need,$(TEST_PKGS))
+	@cd web/test && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
+
+build: deps-build
+	go build -o bin/broker ./broker
+	go build -o bin/host ./host
+	go build -o bin/viewer ./viewer
+
+run: build
+	./bin/broker -data ./data
+
+test: deps-test build
+	go vet ./...
+	go build -o bin/xpattern ./testdata/xpattern
+	go test $(GO_TEST_FLAGS) ./...
+	cd web/test && node --test --test-concurrency=1 .
+
+bench: deps-test build
+	go build -o bin/xpattern ./testdata/xpattern
+	go run ./internal/bench -out BENCHMARKS.md
+
+clean:
+	rm -rf bin

@@ -1,0 +1,360 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	xtest.Cleanup()
+	os.Exit(code)
+}
+
+// broker is a real broker running in the test process, with a clock the
+// test can move forward.
+type broker struct {
+	*server.Broker
+	admin  server.InitialAdmin
+	offset atomic.Int64 // added to the real time, in nanoseconds
+}
+
+func (b *broker) now() time.Time { return time.Now().Add(time.Duration(b.offset.Load())) }
+
+// advance moves the broker's clock forward.
+func (b *broker) advance(d time.Duration) { b.offset.Add(int64(d)) }
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func startBroker(t *testing.T) *broker {
+	t.Helper()
+	b := &broker{}
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, server.Config{
+		Addr: "127.0.0.1:0", DataDir: dir, UDPPort: freeUDPPort(t), Logger: logger, Now: b.now,
+		ViewerGrace: 2 * time.Second,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	b.Broker = srv
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("broker: %v", err)
+		}
+	})
+	data, err := os.ReadFile(filepath.Join(dir, server.InitialAdminFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &b.admin); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testWriter sends log lines to t.Log so they show with the failing test.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (b *broker) client(t *testing.T) *client.Client {
+	t.Helper()
+	u, err := dial.BrokerURL(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: b.admin.APIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// hostProc is a running bin/host.
+type hostProc struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func startHost(t *testing.T, display string, args ...string) *hostProc {
+	t.Helper()
+	h := &hostProc{cmd: exec.Command(xtest.Build(t, "./host"), args...), done: make(chan error, 1)}
+	h.cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	h.cmd.Stdout, h.cmd.Stderr = &h.stdout, &h.stderr
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.done <- h.cmd.Wait() }()
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.done
+	})
+	return h
+}
+
+// wait returns the host's exit code once it exits.
+func (h *hostProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-h.done:
+		h.done <- err // let Cleanup read it again
+		if err == nil {
+			return 0
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		t.Fatalf("host: %v", err)
+	case <-time.After(timeout):
+		t.Fatalf("host still running after %s; stderr:\n%s", timeout, h.stderr.String())
+	}
+	return -1
+}
+
+// colourAt averages a 9x9 block around (x, y), tolerating codec loss at edges.
+func colourAt(img image.Image, x, y int) [3]uint8 {
+	var r, g, b, n uint32
+	for dy := -4; dy <= 4; dy++ {
+		for dx := -4; dx <= 4; dx++ {
+			cr, cg, cb, _ := img.At(x+dx, y+dy).RGBA()
+			r, g, b, n = r+cr>>8, g+cg>>8, b+cb>>8, n+1
+		}
+	}
+	return [3]uint8{uint8(r / n), uint8(g / n), uint8(b / n)}
+}
+
+func near(got, want [3]uint8, tol int) bool {
+	for i := range got {
+		d := int(got[i]) - int(want[i])
+		if d < -tol || d > tol {
+			return false
+		}
+	}
+	return true
+}
+
+func TestHostStreamsToViewer(t *testing.T) {
+	const w, h = 1280, 720
+	display := xtest.StartXvfb(t, w, h)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	c := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	sess, err := c.CreateSession(ctx, "INC-1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sess.Code) < 9 || strings.Trim(sess.Code, "0123456789") != "" {
+		t.Fatalf("code %q is not 9+ digits", sess.Code)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	img, err := j.Screenshot(ctx)
+	if err != nil {
+		t.Fatalf("screenshot: %v\nhost stderr:\n%s", err, host.stderr.String())
+	}
+	if got := img.Bounds().Size(); got != image.Pt(w, h) {
+		t.Fatalf("screenshot is %v, want %dx%d", got, w, h)
+	}
+	for _, p := range []struct {
+		name string
+		x, y int
+		want [3]uint8
+	}{
+		{"top-left", w / 4, h / 4, xtest.TopLeft},
+		{"top-right", 3 * w / 4, h / 4, xtest.TopRight},
+		{"bottom-left", w / 4, 3 * h / 4, xtest.BottomLeft},
+		{"bottom-right", 3 * w / 4, 3 * h / 4, xtest.BottomRight},
+	} {
+		if got := colourAt(img, p.x, p.y); !near(got, p.want, 40) {
+			t.Errorf("%s quadrant is %v, want %v", p.name, got, p.want)
+		}
+	}
+	if hi := j.Host(); hi == nil || hi.Width != w || hi.Height != h {
+		t.Errorf("host info = %+v, want %dx%d", hi, w, h)
+	}
+
+	// The technician ends the session: the host exits cleanly and says so.
+	if err := c.EndSession(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := host.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("host exit code %d after the technician ended; stderr:\n%s", code, host.stderr.String())
+	}
+	if !strings.Contains(host.stdout.String(), "Session ended: The technician ended the session.") {
+		t.Errorf("host stdout = %q", host.stdout.String())
+	}
+	select {
+	case <-j.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("viewer was not told the session ended")
+	}
+	got, err := c.Session(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "ended" {
+		t.Errorf("session state %q, want ended", got.State)
+	}
+}
+
+// TestHostLeavingEndsSession: when the user stops the host, the viewer
+// learns the session ended.
+func TestHostLeavingEndsSession(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	c := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := c.CreateSession(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("screenshot: %v\n%s", err, host.stderr.String())
+	}
+	host.cmd.Process.Signal(os.Interrupt)
+	if code := host.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("host exit code %d after Ctrl+C; stderr:\n%s", code, host.stderr.String())
+	}
+	select {
+	case <-j.Done():
+		if !strings.Contains(j.EndReason(), "user") {
+			t.Errorf("end reason %q does not say the user ended it", j.EndReason())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("viewer was not told the session ended")
+	}
+}
+
+// TestHostErrors: each failure the user can meet gives one clear line on
+// stderr and a non-zero exit.
+func TestHostErrors(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	c := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	used, err := c.CreateSession(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), used.Code)
+	waitState(t, c, used.ID, "active", first)
+
+	expired, err := c.CreateSession(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := c.CreateSession(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := "https://" + closed.Addr().String()
+	closed.Close()
+
+	tests := []struct {
+		name    string
+		display string
+		before  func()
+		args    []string
+		want    string
+	}{
+		{"no display", xtest.FreeDisplay(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "no display"},
+		{"broker unreachable", display, nil, []string{"-broker", unreachable, "-ca", b.CAFile(), fresh.Code}, "broker unreachable"},
+		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "does not trust"},
+		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "not valid"},
+		{"code already used", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code}, "already been used"},
+		{"expired code", display, func() { b.advance(11 * time.Minute) }, []string{"-broker", b.URL(), "-ca", b.CAFile(), expired.Code}, "expired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.before != nil {
+				tt.before()
+			}
+			h := startHost(t, tt.display, tt.args...)
+			if code := h.wait(t, 20*time.Second); code == 0 {
+				t.Fatalf("exit code 0; stderr:\n%s", h.stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(h.stderr.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "host: ") || !strings.Contains(last, tt.want) {
+				t.Fatalf("last stderr line %q does not say %q; all:\n%s", last, tt.want, h.stderr.String())
+			}
+		})
+	}
+	// The first host is unaffected by the failed attempts.
+	if s, err := c.Session(ctx, used.ID); err != nil || s.State != "active" {
+		t.Fatalf("first session state = %v, %v; want active", s, err)
+	}
+}
+
+func waitState(t *testing.T, c *client.Client, id, state string, h *hostProc) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := c.Session(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.State == state {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("session %s never became %s; host stderr:\n%s", id, state, h.stderr.String())
+}

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// rawViewer opens /ws/viewer with the admin's API key and says hello.
+func rawViewer(t *testing.T, b *broker, session string) *websocket.Conn {
+	t.Helper()
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, err := dial.TLSConfig(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + b.admin.APIKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	hello, _ := protocol.Encode(protocol.TypeHello, session, protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: session})
+	if err := ws.WriteMessage(websocket.TextMessage, hello); err != nil {
+		t.Fatal(err)
+	}
+	if env := readType(t, ws, protocol.TypeWelcome); env.Session != session {
+		t.Fatalf("welcome for %q", env.Session)
+	}
+	readType(t, ws, protocol.TypeOffer)
+	return ws
+}
+
+// readType reads messages until one of type typ arrives.
+func readType(t *testing.T, ws *websocket.Conn, typ string) protocol.Envelope {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", typ, err)
+		}
+		env, err := protocol.Decode(data)
+		if err != nil {
+			t.Fatalf("broker sent an undecodable message: %v", err)
+		}
+		if env.Type == typ {
+			return env
+		}
+	}
+}
+
+func errorCode(t *testing.T, env protocol.Envelope) string {
+	t.Helper()
+	var p protocol.ErrorPayload
+	if err := protocol.DecodePayload(env, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Message == "" {
+		t.Errorf("error %q has no message for people", p.Code)
+	}
+	return p.Code
+}
+
+// TestSignalingBadInput: a malformed or oversized message fails that one
+// message, and the connection goes on; an absurdly large one closes it
+// with a clear close code.
+func TestSignalingBadInput(t *testing.T) {
+	b := startBroker(t)
+	c := b.client(t)
+	sess, err := c.CreateSession(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := rawViewer(t, b, sess.ID)
+
+	for _, tt := range []struct {
+		name string
+		msg  string
+		want string
+	}{
+		{"not json", `{"v":1,"type":`, protocol.CodeBadMessage},
+		{"wrong version", `{"v":7,"type":"answer","payload":{"sdp":"x"}}`, protocol.CodeVersion},
+		{"bad payload", `{"v":1,"type":"answer","payload":{"sdp":42}}`, protocol.CodeBadMessage},
+		{"oversized", `{"v":1,"type":"answer","payload":{"sdp":"` + strings.Repeat("a", 100<<10) + `"}}`, protocol.CodeTooLarge},
+	} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(tt.msg)); err != nil {
+			t.Fatalf("%s: write: %v", tt.name, err)
+		}
+		if got := errorCode(t, readType(t, ws, protocol.TypeError)); got != tt.want {
+			t.Errorf("%s: error code %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	// Unknown types are skipped silently, and the connection still works:
+	// ending the session through it is answered with "ended".
+	for _, msg := range []string{`{"v":1,"type":"future.feature","payload":{}}`, `{"v":1,"type":"end","payload":{"reason":"done"}}`} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := readType(t, ws, protocol.TypeEnded)
+	var ended protocol.Ended
+	if err := protocol.DecodePayload(env, &ended); err != nil || !strings.Contains(ended.Reason, "done") {
+		t.Fatalf("ended = %+v, %v", ended, err)
+	}
+
+	// Past the hard limit the broker closes with "message too big".
+	sess2, err := c.CreateSession(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws2 := rawViewer(t, b, sess2.ID)
+	ws2.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 2<<20)))
+	ws2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := ws2.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+			t.Fatalf("read after a 2 MiB message: %v, want close %d", err, websocket.CloseMessageTooBig)
+		}
+		break
+	}
+}
+
+// TestViewerAuth: the viewer endpoint needs credentials and refuses pages
+// of other origins.
+func TestViewerAuth(t *testing.T) {
+	b := startBroker(t)
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		want   string
+	}{
+		{"no credentials", nil, "refused the credentials"},
+		{"wrong key", http.Header{"Authorization": {"Bearer tth_wrong"}}, "refused the credentials"},
+		{"foreign origin", http.Header{"Authorization": {"Bearer " + b.admin.APIKey}, "Origin": {"https://evil.example"}}, "forbidden"},
+	} {
+		_, err := dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, tt.header)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}

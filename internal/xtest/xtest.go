@@ -1,0 +1,218 @@
+// Package xtest runs the real programs the project's tests need: a private
+// Xvfb display, the test X client testdata/xpattern, and the project's own
+// binaries built once per test process. It is imported by tests only.
+package xtest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Pattern colours painted by testdata/xpattern -mode pattern, per quadrant.
+var (
+	TopLeft     = [3]uint8{0xff, 0x00, 0x00}
+	TopRight    = [3]uint8{0x00, 0xff, 0x00}
+	BottomLeft  = [3]uint8{0x00, 0x00, 0xff}
+	BottomRight = [3]uint8{0xff, 0xff, 0xff}
+)
+
+// StartXvfb starts a private Xvfb with one w x h screen at 24 bits and
+// returns its DISPLAY. It picks a free display number between 90 and 160
+// and learns readiness from -displayfd, so a server started at the same
+// time by another test process is never mistaken for ours. Cleanup stops it.
+func StartXvfb(tb testing.TB, w, h int) string {
+	tb.Helper()
+	if _, err := exec.LookPath("Xvfb"); err != nil {
+		tb.Fatal("Xvfb is not installed (Debian package xvfb): run `make test`, which installs it")
+	}
+	var failures []string
+	for n := 90; n <= 160; n++ {
+		if exists(fmt.Sprintf("/tmp/.X11-unix/X%d", n)) || exists(fmt.Sprintf("/tmp/.X%d-lock", n)) {
+			continue
+		}
+		display, err := tryXvfb(tb, n, w, h)
+		if err == nil {
+			return display
+		}
+		failures = append(failures, err.Error())
+	}
+	tb.Fatalf("no Xvfb could start on displays :90..:160:\n%s", strings.Join(failures, "\n"))
+	return ""
+}
+
+func tryXvfb(tb testing.TB, n, w, h int) (string, error) {
+	r, wr, err := os.Pipe()
+	if err != nil {
+		tb.Fatalf("pipe for Xvfb -displayfd: %v", err)
+	}
+	defer r.Close()
+	var stderr bytes.Buffer
+	// -noreset: kbinani/screenshot opens one connection per frame and the
+	// server would otherwise reset whenever the last client leaves.
+	cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-displayfd", "3",
+		"-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-noreset", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{wr}
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		wr.Close()
+		tb.Fatalf("start Xvfb: %v", err)
+	}
+	wr.Close()
+
+	// Xvfb writes the display number once it accepts connections; EOF
+	// means it exited (display taken).
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(r).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		if strings.TrimSpace(s) == fmt.Sprint(n) {
+			tb.Cleanup(func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				cmd.Wait()
+			})
+			return fmt.Sprintf(":%d", n), nil
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		return "", fmt.Errorf("Xvfb :%d did not start: %s", n, strings.TrimSpace(stderr.String()))
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		<-line
+		return "", fmt.Errorf("Xvfb :%d not ready after 15s: %s", n, strings.TrimSpace(stderr.String()))
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// FreeDisplay returns a display name no X server listens on.
+func FreeDisplay(tb testing.TB) string {
+	for n := 161; n < 250; n++ {
+		if !exists(fmt.Sprintf("/tmp/.X11-unix/X%d", n)) && !exists(fmt.Sprintf("/tmp/.X%d-lock", n)) {
+			return fmt.Sprintf(":%d", n)
+		}
+	}
+	tb.Fatal("no unused display number in :161..:249")
+	return ""
+}
+
+var builds struct {
+	mu   sync.Mutex
+	dir  string
+	bins map[string]string
+}
+
+// Build compiles the package at pkg (relative to the module root, e.g.
+// "./host") once per test process and returns the binary's path.
+func Build(tb testing.TB, pkg string) string {
+	tb.Helper()
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if p, ok := builds.bins[pkg]; ok {
+		return p
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if builds.dir == "" {
+		if builds.dir, err = os.MkdirTemp("", "tether-bin"); err != nil {
+			tb.Fatal(err)
+		}
+		builds.bins = map[string]string{}
+	}
+	out := filepath.Join(builds.dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	builds.bins[pkg] = out
+	return out
+}
+
+// Cleanup removes the binaries Build made; call it from TestMain.
+func Cleanup() {
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.dir != "" {
+		os.RemoveAll(builds.dir)
+	}
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if exists(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// StartPattern runs testdata/xpattern on display with args and returns once
+// it has printed "ready". Cleanup stops it with SIGTERM and checks that it
+// exited cleanly.
+func StartPattern(tb testing.TB, display string, args ...string) {
+	tb.Helper()
+	bin := Build(tb, "./testdata/xpattern")
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start xpattern: %v", err)
+	}
+	ready := make(chan error, 1)
+	go func() {
+		s, err := bufio.NewReader(stdout).ReadString('\n')
+		if err == nil && s != "ready\n" {
+			err = fmt.Errorf("first line %q, want \"ready\"", s)
+		}
+		ready <- err
+	}()
+	select {
+	case err = <-ready:
+	case <-time.After(15 * time.Second):
+		err = errors.New("no \"ready\" after 15s")
+	}
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		<-ready
+		tb.Fatalf("xpattern %v on %s: %v; stderr: %s", args, display, err, stderr.String())
+	}
+	tb.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			tb.Errorf("xpattern %v exited with %v; stderr: %s", args, err, stderr.String())
+		}
+	})
+}
