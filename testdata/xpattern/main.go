@@ -1,0 +1,256 @@
+// Command xpattern is a test X client: it covers the whole root window of
+// $DISPLAY with an override-redirect window and paints a known picture into
+// it, so capture and encode tests can assert real pixels produced by a real X
+// client. It is pure Go (github.com/jezek/xgb) so it builds without cgo.
+//
+// Modes:
+//
+//   - -mode pattern (default): the screen is split into four quadrants at
+//     x = W/2 and y = H/2 (integer division; the left and top halves are the
+//     ones with x < W/2 and y < H/2):
+//     top-left red #ff0000, top-right green #00ff00,
+//     bottom-left blue #0000ff, bottom-right white #ffffff.
+//     The window is repainted on every Expose.
+//   - -mode counter: the whole window is filled every -interval milliseconds
+//     (default 16) with a grey whose level is the frame counter modulo 256
+//     (R = G = B = counter % 256, starting at 0), so the screen changes on
+//     every frame; benchmarks use it as a worst case for capture and encode.
+//
+// It prints "ready" on stdout once the first paint has reached the X server
+// (tests wait for that line) and exits with status 0 on SIGTERM or SIGINT.
+//
+// Build it with: go build -o /tmp/xpattern ./testdata/xpattern
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+)
+
+// Quadrant colours of -mode pattern as 0xRRGGBB. Tests in other packages
+// assert exactly these values; change them together.
+const (
+	colourTopLeft     = 0xff0000 // red
+	colourTopRight    = 0x00ff00 // green
+	colourBottomLeft  = 0x0000ff // blue
+	colourBottomRight = 0xffffff // white
+)
+
+type config struct {
+	mode     string
+	interval time.Duration
+	display  string
+	stdout   io.Writer
+}
+
+func main() {
+	cfg := config{stdout: os.Stdout, display: os.Getenv("DISPLAY")}
+	flag.StringVar(&cfg.mode, "mode", "pattern", `what to paint: "pattern" (four coloured quadrants) or "counter" (grey level changing every frame)`)
+	intervalMS := flag.Int("interval", 16, "milliseconds between repaints in -mode counter")
+	flag.Parse()
+	cfg.interval = time.Duration(*intervalMS) * time.Millisecond
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xpattern:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config) error {
+	if cfg.mode != "pattern" && cfg.mode != "counter" {
+		return fmt.Errorf("unknown -mode %q: use pattern or counter", cfg.mode)
+	}
+	if cfg.mode == "counter" && cfg.interval <= 0 {
+		return fmt.Errorf("-interval must be positive, got %v", cfg.interval)
+	}
+	conn, err := xgb.NewConnDisplay(cfg.display)
+	if err != nil {
+		return fmt.Errorf("connect to X display %q: %w", cfg.display, err)
+	}
+	// The event reader below ends when the connection is closed; closing
+	// here and waiting for it keeps every goroutine owned.
+	events := make(chan struct{}, 1)
+	readerDone := make(chan error, 1)
+	defer func() {
+		conn.Close()
+		<-readerDone
+	}()
+
+	w, err := newWindow(conn)
+	if err != nil {
+		return err
+	}
+	go func() { readerDone <- readEvents(conn, w.id, events) }()
+
+	// The first Expose says the window is viewable; painting before that
+	// could be lost.
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-events:
+	case err := <-readerDone:
+		readerDone <- err
+		return fmt.Errorf("X connection closed before the window was shown: %w", err)
+	}
+
+	var counter uint32
+	paint := func() error {
+		if cfg.mode == "pattern" {
+			return w.paintPattern(conn)
+		}
+		return w.paintGrey(conn, byte(counter))
+	}
+	if err := paint(); err != nil {
+		return err
+	}
+	fmt.Fprintln(cfg.stdout, "ready")
+
+	var tick <-chan time.Time
+	if cfg.mode == "counter" {
+		t := time.NewTicker(cfg.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-events:
+			if err := paint(); err != nil {
+				return err
+			}
+		case <-tick:
+			counter++
+			if err := paint(); err != nil {
+				return err
+			}
+		case err := <-readerDone:
+			readerDone <- err // for the deferred wait
+			return fmt.Errorf("X connection lost: %w", err)
+		}
+	}
+}
+
+// readEvents forwards Expose events for win (coalesced) until the
+// connection closes.
+func readEvents(conn *xgb.Conn, win xproto.Window, expose chan<- struct{}) error {
+	for {
+		ev, xerr := conn.WaitForEvent()
+		if ev == nil && xerr == nil {
+			return errors.New("connection closed")
+		}
+		if xerr != nil {
+			// An asynchronous X error means a request of ours failed; the
+			// picture would be wrong, so it is fatal for a test client.
+			return fmt.Errorf("X error: %v", xerr)
+		}
+		if e, ok := ev.(xproto.ExposeEvent); ok && e.Window == win && e.Count == 0 {
+			select {
+			case expose <- struct{}{}:
+			default: // a repaint is already pending
+			}
+		}
+	}
+}
+
+type window struct {
+	id     xproto.Window
+	gc     xproto.Gcontext
+	width  uint16
+	height uint16
+	cmap   xproto.Colormap
+	pixels [4]uint32 // quadrant colours as pixel values of the default visual
+}
+
+func newWindow(conn *xgb.Conn) (*window, error) {
+	screen := xproto.Setup(conn).DefaultScreen(conn)
+	w := &window{width: screen.WidthInPixels, height: screen.HeightInPixels, cmap: screen.DefaultColormap}
+	var err error
+	if w.id, err = xproto.NewWindowId(conn); err != nil {
+		return nil, fmt.Errorf("allocate window id: %w", err)
+	}
+	// Override-redirect keeps any window manager from moving or decorating
+	// the window, so it covers the root exactly.
+	err = xproto.CreateWindowChecked(conn, screen.RootDepth, w.id, screen.Root,
+		0, 0, w.width, w.height, 0, xproto.WindowClassInputOutput, screen.RootVisual,
+		xproto.CwOverrideRedirect|xproto.CwEventMask,
+		[]uint32{1, xproto.EventMaskExposure}).Check()
+	if err != nil {
+		return nil, fmt.Errorf("create window: %w", err)
+	}
+	if w.gc, err = xproto.NewGcontextId(conn); err != nil {
+		return nil, fmt.Errorf("allocate graphics context id: %w", err)
+	}
+	if err := xproto.CreateGCChecked(conn, w.gc, xproto.Drawable(w.id), 0, nil).Check(); err != nil {
+		return nil, fmt.Errorf("create graphics context: %w", err)
+	}
+	for i, rgb := range [4]uint32{colourTopLeft, colourTopRight, colourBottomLeft, colourBottomRight} {
+		if w.pixels[i], err = w.alloc(conn, rgb); err != nil {
+			return nil, err
+		}
+	}
+	if err := xproto.MapWindowChecked(conn, w.id).Check(); err != nil {
+		return nil, fmt.Errorf("map window: %w", err)
+	}
+	return w, nil
+}
+
+// alloc turns 0xRRGGBB into a pixel value of the default colormap; asking
+// the server instead of assuming a 24-bit TrueColor layout keeps the colours
+// exact wherever the server can represent them.
+func (w *window) alloc(conn *xgb.Conn, rgb uint32) (uint32, error) {
+	r, g, b := uint16(rgb>>16&0xff), uint16(rgb>>8&0xff), uint16(rgb&0xff)
+	reply, err := xproto.AllocColor(conn, w.cmap, r*0x101, g*0x101, b*0x101).Reply()
+	if err != nil {
+		return 0, fmt.Errorf("allocate colour #%06x: %w", rgb, err)
+	}
+	return reply.Pixel, nil
+}
+
+func (w *window) fill(conn *xgb.Conn, pixel uint32, rects ...xproto.Rectangle) {
+	xproto.ChangeGC(conn, w.gc, xproto.GcForeground, []uint32{pixel})
+	xproto.PolyFillRectangle(conn, xproto.Drawable(w.id), w.gc, rects)
+}
+
+// flush waits for a round trip, so every request sent before it has been
+// executed by the server when it returns.
+func flush(conn *xgb.Conn) error {
+	if _, err := xproto.GetInputFocus(conn).Reply(); err != nil {
+		return fmt.Errorf("sync with X server: %w", err)
+	}
+	return nil
+}
+
+func (w *window) paintPattern(conn *xgb.Conn) error {
+	hw, hh := w.width/2, w.height/2
+	w.fill(conn, w.pixels[0], xproto.Rectangle{X: 0, Y: 0, Width: hw, Height: hh})
+	w.fill(conn, w.pixels[1], xproto.Rectangle{X: int16(hw), Y: 0, Width: w.width - hw, Height: hh})
+	w.fill(conn, w.pixels[2], xproto.Rectangle{X: 0, Y: int16(hh), Width: hw, Height: w.height - hh})
+	w.fill(conn, w.pixels[3], xproto.Rectangle{X: int16(hw), Y: int16(hh), Width: w.width - hw, Height: w.height - hh})
+	return flush(conn)
+}
+
+func (w *window) paintGrey(conn *xgb.Conn, level byte) error {
+	l := uint16(level) * 0x101
+	reply, err := xproto.AllocColor(conn, w.cmap, l, l, l).Reply()
+	if err != nil {
+		return fmt.Errorf("allocate grey %d: %w", level, err)
+	}
+	w.fill(conn, reply.Pixel, xproto.Rectangle{Width: w.width, Height: w.height})
+	// Waiting for the server each frame keeps requests from piling up when
+	// the server is slower than -interval.
+	return flush(conn)
+}
