@@ -1,0 +1,290 @@
+//go:build linux
+
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/randr"
+	"github.com/jezek/xgb/xproto"
+)
+
+// Quadrant colours painted by testdata/xpattern -mode pattern.
+var (
+	red   = rgb{0xff, 0, 0}
+	green = rgb{0, 0xff, 0}
+	blue  = rgb{0, 0, 0xff}
+	white = rgb{0xff, 0xff, 0xff}
+)
+
+type rgb struct{ r, g, b byte }
+
+func (c rgb) String() string { return fmt.Sprintf("#%02x%02x%02x", c.r, c.g, c.b) }
+
+func pixel(f *Frame, x, y int) rgb {
+	i := y*f.Stride + 4*x
+	return rgb{f.Pix[i+2], f.Pix[i+1], f.Pix[i]}
+}
+
+type opener struct {
+	name string
+	open func(int) (Capturer, error)
+}
+
+// openers lists both paths; against Xvfb, Open must pick openName.
+var openers = []opener{{openName, Open}, {NamePortable, OpenPortable}}
+
+func mustOpen(t testing.TB, o opener, display int) Capturer {
+	t.Helper()
+	c, err := o.open(display)
+	if err != nil {
+		t.Fatalf("open %s capturer for monitor %d: %v", o.name, display, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c.Name() != o.name {
+		t.Fatalf("capturer runs %q, want %q", c.Name(), o.name)
+	}
+	return c
+}
+
+// xconn opens a pure-Go X connection for driving the test display.
+func xconn(t testing.TB, display string) (*xgb.Conn, *xproto.ScreenInfo) {
+	t.Helper()
+	conn, err := xgb.NewConnDisplay(display)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", display, err)
+	}
+	t.Cleanup(conn.Close)
+	return conn, xproto.Setup(conn).DefaultScreen(conn)
+}
+
+// warp moves the pointer and waits until the server has done it.
+func warp(t testing.TB, conn *xgb.Conn, root xproto.Window, x, y int) {
+	t.Helper()
+	if err := xproto.WarpPointerChecked(conn, 0, root, 0, 0, 0, 0, int16(x), int16(y)).Check(); err != nil {
+		t.Fatalf("warp pointer to %d,%d: %v", x, y, err)
+	}
+}
+
+type point struct {
+	x, y int
+	want rgb
+}
+
+// quadrantPoints samples every quadrant at its corners and centre, right
+// next to the split lines, which catches offsets and stride errors.
+func quadrantPoints(w, h int) []point {
+	hw, hh := w/2, h/2
+	var pts []point
+	for _, q := range []struct {
+		x0, y0, x1, y1 int
+		c              rgb
+	}{
+		{0, 0, hw - 1, hh - 1, red},
+		{hw, 0, w - 1, hh - 1, green},
+		{0, hh, hw - 1, h - 1, blue},
+		{hw, hh, w - 1, h - 1, white},
+	} {
+		pts = append(pts,
+			point{q.x0, q.y0, q.c}, point{q.x1, q.y0, q.c}, point{q.x0, q.y1, q.c}, point{q.x1, q.y1, q.c},
+			point{(q.x0 + q.x1) / 2, (q.y0 + q.y1) / 2, q.c})
+	}
+	return pts
+}
+
+func checkPoints(t *testing.T, f *Frame, pts []point) {
+	t.Helper()
+	for _, p := range pts {
+		if got := pixel(f, p.x, p.y); got != p.want {
+			t.Errorf("pixel %d,%d = %v, want %v", p.x, p.y, got, p.want)
+		}
+	}
+}
+
+func checkFrame(t *testing.T, f *Frame, w, h int) {
+	t.Helper()
+	if f.Width != w || f.Height != h {
+		t.Fatalf("frame is %dx%d, want %dx%d", f.Width, f.Height, w, h)
+	}
+	if f.Stride < 4*w || len(f.Pix) < f.Stride*(h-1)+4*w {
+		t.Fatalf("frame stride %d and %d bytes cannot hold %dx%d BGRA", f.Stride, len(f.Pix), w, h)
+	}
+}
+
+func TestCapturePattern(t *testing.T) {
+	const w, h = 1280, 720
+	display := startXvfb(t, w, h)
+	t.Setenv("DISPLAY", display)
+	startPattern(t, display)
+	conn, screen := xconn(t, display)
+	// The pointer starts at the centre, where the quadrants meet; park it
+	// on a spot no sample looks at.
+	warp(t, conn, screen.Root, 300, 200)
+
+	for _, o := range openers {
+		t.Run(o.name, func(t *testing.T) {
+			c := mustOpen(t, o, 0)
+			if gw, gh := c.Size(); gw != w || gh != h {
+				t.Errorf("Size() = %dx%d, want %dx%d", gw, gh, w, h)
+			}
+			for i := 0; i < 3; i++ { // the reused frame must stay right
+				f, err := c.Capture()
+				if err != nil {
+					t.Fatalf("capture %d: %v", i, err)
+				}
+				checkFrame(t, f, w, h)
+				checkPoints(t, f, quadrantPoints(w, h))
+			}
+		})
+	}
+}
+
+// TestCaptureSeesChanges checks that later captures show what the screen
+// shows now, not what it showed when the segment was attached.
+func TestCaptureSeesChanges(t *testing.T) {
+	display := startXvfb(t, 640, 480)
+	t.Setenv("DISPLAY", display)
+	startPattern(t, display, "-mode", "counter", "-interval", "100")
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 0, 0)
+
+	for _, o := range openers {
+		t.Run(o.name, func(t *testing.T) {
+			c := mustOpen(t, o, 0)
+			grey := func() byte {
+				f, err := c.Capture()
+				if err != nil {
+					t.Fatalf("capture: %v", err)
+				}
+				// xpattern fills the window in one request, so a capture
+				// never sees two levels at once.
+				v := pixel(f, 320, 240)
+				for _, p := range [][2]int{{100, 100}, {639, 0}, {0, 479}, {639, 479}} {
+					if got := pixel(f, p[0], p[1]); got != v || v.r != v.g || v.g != v.b {
+						t.Fatalf("pixel %v = %v, centre %v: want one grey level everywhere", p, got, v)
+					}
+				}
+				return v.r
+			}
+			first := grey()
+			deadline := time.Now().Add(5 * time.Second)
+			for grey() == first {
+				if time.Now().After(deadline) {
+					t.Fatalf("grey level stayed %d for 5s while xpattern changes it every 100ms", first)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestNoDisplay(t *testing.T) {
+	for _, tc := range []struct{ name, display string }{
+		{"unset", ""},
+		{"no server", freeDisplay(t)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("DISPLAY", tc.display)
+			for _, o := range openers {
+				c, err := o.open(0)
+				if err == nil {
+					c.Close()
+					t.Fatalf("%s: open succeeded with DISPLAY=%q", o.name, tc.display)
+				}
+				if !errors.Is(err, ErrNoDisplay) {
+					t.Errorf("%s: error %v is not ErrNoDisplay", o.name, err)
+				}
+				if !strings.Contains(err.Error(), "DISPLAY") {
+					t.Errorf("%s: error %q does not tell the user to check DISPLAY", o.name, err)
+				}
+			}
+		})
+	}
+}
+
+func TestMonitors(t *testing.T) {
+	const w, h = 1280, 480
+	display := startXvfb(t, w, h)
+	t.Setenv("DISPLAY", display)
+	startPattern(t, display)
+	conn, screen := xconn(t, display)
+	// Far from the sampled corners of either monitor.
+	warp(t, conn, screen.Root, 3*w/4, h/4)
+	splitScreen(t, conn, screen)
+
+	for _, o := range openers {
+		t.Run(o.name, func(t *testing.T) {
+			// The right monitor holds the right half of the pattern:
+			// green above white.
+			c := mustOpen(t, o, 1)
+			f, err := c.Capture()
+			if err != nil {
+				t.Fatalf("capture monitor 1: %v", err)
+			}
+			checkFrame(t, f, w/2, h)
+			checkPoints(t, f, []point{
+				{0, 0, green}, {w/2 - 1, 0, green}, {0, h/2 - 1, green},
+				{0, h / 2, white}, {w/2 - 1, h - 1, white},
+			})
+			c0 := mustOpen(t, o, 0)
+			f, err = c0.Capture()
+			if err != nil {
+				t.Fatalf("capture monitor 0: %v", err)
+			}
+			checkFrame(t, f, w/2, h)
+			checkPoints(t, f, []point{{1, 1, red}, {w/2 - 1, 0, red}, {0, h - 1, blue}, {w/2 - 1, h - 1, blue}})
+
+			if c, err := o.open(2); !errors.Is(err, ErrNoMonitor) {
+				if err == nil {
+					c.Close()
+				}
+				t.Errorf("open monitor 2 of 2: error %v, want ErrNoMonitor", err)
+			}
+			if c, err := o.open(-1); !errors.Is(err, ErrNoMonitor) {
+				if err == nil {
+					c.Close()
+				}
+				t.Errorf("open monitor -1: error %v, want ErrNoMonitor", err)
+			}
+		})
+	}
+}
+
+// splitScreen declares two RandR monitors side by side, as `xrandr
+// --setmonitor` does, so Xinerama reports two heads.
+func splitScreen(t *testing.T, conn *xgb.Conn, screen *xproto.ScreenInfo) {
+	t.Helper()
+	if err := randr.Init(conn); err != nil {
+		t.Fatalf("RandR: %v", err)
+	}
+	if _, err := randr.QueryVersion(conn, 1, 5).Reply(); err != nil {
+		t.Fatalf("RandR version: %v", err)
+	}
+	res, err := randr.GetScreenResources(conn, screen.Root).Reply()
+	if err != nil || len(res.Outputs) == 0 {
+		t.Fatalf("RandR screen resources: %v (outputs %v)", err, res)
+	}
+	w, h := screen.WidthInPixels/2, screen.HeightInPixels
+	for i, m := range []randr.MonitorInfo{
+		{X: 0, Y: 0, Outputs: res.Outputs[:1]},
+		{X: int16(w), Y: 0},
+	} {
+		name := []string{"L", "R"}[i]
+		atom, err := xproto.InternAtom(conn, false, uint16(len(name)), name).Reply()
+		if err != nil {
+			t.Fatalf("intern monitor name: %v", err)
+		}
+		m.Name = atom.Atom
+		m.Width, m.Height = w, h
+		m.WidthInMillimeters, m.HeightInMillimeters = 340, 190
+		m.NOutput = uint16(len(m.Outputs))
+		if err := randr.SetMonitorChecked(conn, screen.Root, m).Check(); err != nil {
+			t.Fatalf("set monitor %d: %v", i, err)
+		}
+	}
+}

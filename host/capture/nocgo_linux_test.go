@@ -1,0 +1,7 @@
+//go:build linux && !cgo
+
+package capture
+
+// openName is the path Open must choose against Xvfb: without cgo there is
+// only the portable one.
+const openName = NamePortable

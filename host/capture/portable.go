@@ -1,0 +1,88 @@
+package capture
+
+import (
+	"encoding/binary"
+	"fmt"
+	"image"
+	"sync"
+
+	"github.com/kbinani/screenshot"
+)
+
+// OpenPortable opens the portable path (github.com/kbinani/screenshot) for
+// monitor display (0 = primary), whatever the platform offers.
+func OpenPortable(display int) (Capturer, error) {
+	if err := checkPortable(display); err != nil {
+		return nil, err
+	}
+	n := screenshot.NumActiveDisplays()
+	if n == 0 {
+		return nil, fmt.Errorf("screenshot finds no monitor: %w", ErrNoDisplay)
+	}
+	if display >= n {
+		return nil, fmt.Errorf("monitor %d: %w (screenshot finds %d)", display, ErrNoMonitor, n)
+	}
+	b := screenshot.GetDisplayBounds(display)
+	if b.Empty() {
+		return nil, fmt.Errorf("monitor %d has empty bounds %v: %w", display, b, ErrNoMonitor)
+	}
+	p := &portable{display: display, bounds: b}
+	p.frame = Frame{Width: b.Dx(), Height: b.Dy(), Stride: 4 * b.Dx(), Pix: make([]byte, 4*b.Dx()*b.Dy())}
+	return p, nil
+}
+
+// portable captures through kbinani/screenshot. The monitor bounds are read
+// once: asking again per frame would cost one more X connection each time.
+type portable struct {
+	mu      sync.Mutex
+	display int
+	bounds  image.Rectangle
+	frame   Frame
+	closed  bool
+}
+
+func (p *portable) Capture() (*Frame, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("capture monitor %d: capturer is closed", p.display)
+	}
+	img, err := screenshot.CaptureRect(p.bounds)
+	if err != nil {
+		return nil, fmt.Errorf("capture monitor %d (%v) with screenshot: %w", p.display, p.bounds, err)
+	}
+	if img.Rect.Dx() != p.frame.Width || img.Rect.Dy() != p.frame.Height {
+		return nil, fmt.Errorf("capture monitor %d: screenshot returned %v, want %dx%d", p.display, img.Rect, p.frame.Width, p.frame.Height)
+	}
+	rgbaToBGRA(p.frame.Pix, p.frame.Stride, img.Pix, img.Stride, p.frame.Width, p.frame.Height)
+	return &p.frame, nil
+}
+
+// rgbaToBGRA swaps R and B and makes every pixel opaque, 4 bytes at a time.
+func rgbaToBGRA(dst []byte, dstStride int, src []byte, srcStride, width, height int) {
+	for y := 0; y < height; y++ {
+		s := src[y*srcStride : y*srcStride+4*width]
+		d := dst[y*dstStride : y*dstStride+4*width]
+		for i := 0; i+4 <= len(s); i += 4 {
+			v := binary.LittleEndian.Uint32(s[i:])
+			v = v&0x0000ff00 | v>>16&0xff | (v&0xff)<<16 | 0xff000000
+			binary.LittleEndian.PutUint32(d[i:], v)
+		}
+	}
+}
+
+func (p *portable) Size() (int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frame.Width, p.frame.Height
+}
+
+func (p *portable) Name() string { return NamePortable }
+
+func (p *portable) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.frame.Pix = nil
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build !(linux || freebsd || openbsd || netbsd)
+
+package capture
+
+func checkPortable(display int) error { return checkIndex(display) }

@@ -1,0 +1,179 @@
+//go:build linux && cgo
+
+package capture
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/randr"
+	"github.com/jezek/xgb/xproto"
+)
+
+// openName is the path Open must choose against Xvfb.
+const openName = NameXShm
+
+func TestXShmDrawsCursor(t *testing.T) {
+	const w, h = 640, 480
+	display := startXvfb(t, w, h)
+	t.Setenv("DISPLAY", display)
+	startPattern(t, display)
+	conn, screen := xconn(t, display)
+	x := mustOpen(t, opener{NameXShm, Open}, 0)
+	p := mustOpen(t, opener{NamePortable, OpenPortable}, 0)
+
+	// nonRed counts pixels that differ from the red quadrant background
+	// in a box around (cx, cy).
+	nonRed := func(c Capturer, cx, cy int) int {
+		f, err := c.Capture()
+		if err != nil {
+			t.Fatalf("capture with %s: %v", c.Name(), err)
+		}
+		n := 0
+		for y := cy - 24; y < cy+24; y++ {
+			for x := cx - 24; x < cx+24; x++ {
+				if pixel(f, x, y) != red {
+					n++
+				}
+			}
+		}
+		return n
+	}
+
+	warp(t, conn, screen.Root, 100, 100)
+	if n := nonRed(x, 100, 100); n < 20 {
+		t.Errorf("xshm: %d pixels around the pointer differ from the background, want the cursor (>= 20)", n)
+	}
+	if n := nonRed(p, 100, 100); n != 0 {
+		t.Errorf("screenshot: %d pixels around the pointer differ from the background; this path draws no cursor, so the background itself is wrong", n)
+	}
+	// The cursor follows the pointer and leaves nothing behind.
+	warp(t, conn, screen.Root, 200, 60)
+	if n := nonRed(x, 100, 100); n != 0 {
+		t.Errorf("xshm: %d non-background pixels left where the pointer was", n)
+	}
+	if n := nonRed(x, 200, 60); n < 20 {
+		t.Errorf("xshm: %d pixels around the moved pointer differ from the background, want the cursor", n)
+	}
+}
+
+// TestXShmFollowsResize checks that the segment is reallocated when the
+// screen size changes.
+func TestXShmFollowsResize(t *testing.T) {
+	display := startXvfb(t, 640, 480)
+	t.Setenv("DISPLAY", display)
+	startPattern(t, display)
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 100, 100)
+	if err := randr.Init(conn); err != nil {
+		t.Fatalf("RandR: %v", err)
+	}
+	c := mustOpen(t, opener{NameXShm, Open}, 0)
+
+	for _, size := range [][2]int{{320, 240}, {640, 480}} {
+		w, h := size[0], size[1]
+		resizeScreen(t, conn, screen.Root, w, h)
+		// The ConfigureNotify travels asynchronously; allow it a moment.
+		var f *Frame
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var err error
+			f, err = c.Capture()
+			if err == nil && f.Width == w {
+				break
+			}
+			if time.Now().After(deadline) {
+				if err != nil {
+					t.Fatalf("capture after resize to %dx%d: %v", w, h, err)
+				}
+				t.Fatalf("frames stay %dx%d after resize to %dx%d", f.Width, f.Height, w, h)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		checkFrame(t, f, w, h)
+		if gw, gh := c.Size(); gw != w || gh != h {
+			t.Errorf("Size() = %dx%d after resize to %dx%d", gw, gh, w, h)
+		}
+		if w == 320 {
+			// xpattern's window keeps its 640x480 quadrants, so the shrunk
+			// screen shows only the red one.
+			checkPoints(t, f, []point{{w - 1, 0, red}, {0, h - 1, red}, {w - 1, h - 1, red}, {w/2 + 10, h/2 + 10, red}})
+		} else {
+			checkPoints(t, f, quadrantPoints(w, h))
+		}
+	}
+}
+
+// resizeScreen changes the size of the root window as `xrandr --fb` does:
+// a CRTC that would not fit is switched off first.
+func resizeScreen(t *testing.T, conn *xgb.Conn, root xproto.Window, w, h int) {
+	t.Helper()
+	res, err := randr.GetScreenResources(conn, root).Reply()
+	if err != nil {
+		t.Fatalf("RandR screen resources: %v", err)
+	}
+	for _, crtc := range res.Crtcs {
+		info, err := randr.GetCrtcInfo(conn, crtc, res.ConfigTimestamp).Reply()
+		if err != nil {
+			t.Fatalf("RandR CRTC info: %v", err)
+		}
+		if info.Mode != 0 && (int(info.X)+int(info.Width) > w || int(info.Y)+int(info.Height) > h) {
+			_, err := randr.SetCrtcConfig(conn, crtc, 0, res.ConfigTimestamp, 0, 0, 0, randr.RotationRotate0, nil).Reply()
+			if err != nil {
+				t.Fatalf("switch off CRTC before resizing: %v", err)
+			}
+		}
+	}
+	if err := randr.SetScreenSizeChecked(conn, root, uint16(w), uint16(h), uint32(w/4), uint32(h/4)).Check(); err != nil {
+		t.Fatalf("resize screen to %dx%d: %v", w, h, err)
+	}
+}
+
+// TestXServerGone checks that losing the X server is an error, not the end
+// of the process (Xlib's default is to exit).
+func TestXServerGone(t *testing.T) {
+	display := startXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	c := mustOpen(t, opener{NameXShm, Open}, 0)
+	if _, err := c.Capture(); err != nil {
+		t.Fatalf("capture while the server runs: %v", err)
+	}
+	stopXvfb(t, display)
+	var err error
+	for i := 0; i < 3; i++ {
+		if _, err = c.Capture(); err == nil {
+			t.Fatalf("capture %d after the X server exited succeeded", i)
+		}
+	}
+	if !errors.Is(err, ErrNoDisplay) {
+		t.Errorf("error after the server exited: %v, want it to wrap ErrNoDisplay", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("close after the server exited: %v", err)
+	}
+	if _, err := c.Capture(); err == nil {
+		t.Error("capture after Close succeeded")
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func BenchmarkCaptureXShm(b *testing.B) { benchCapture(b, opener{NameXShm, Open}) }
+
+// BenchmarkRawXShmGetImage times the XShmGetImage call alone, without the
+// resize check and the cursor: the floor for capture.
+func BenchmarkRawXShmGetImage(b *testing.B) {
+	benchDisplay(b)
+	x := mustOpen(b, opener{NameXShm, Open}, 0).(*xshm)
+	w, h := x.Size()
+	b.SetBytes(int64(4 * w * h))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := x.grab(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
