@@ -21,7 +21,7 @@ const app = {
 
 // Hooks for browser tests and for support staff poking at the console.
 // `state` is the session view's connection state (see session.js).
-window.tether = { state: 'idle', session: null, user: null };
+window.tether = { state: 'idle', session: null, user: null, viewer: null };
 
 function parseRoute() {
   const path = location.hash.replace(/^#/, '') || '/sessions';
@@ -46,6 +46,7 @@ function render() {
   app.unmount = null;
   window.tether.state = 'idle';
   window.tether.session = null;
+  window.tether.viewer = null;
 
   const route = parseRoute();
   if (!app.user) {

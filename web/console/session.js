@@ -286,6 +286,7 @@ export function mountSession(root, { id, navigate }) {
         }
       },
     });
+    window.tether.viewer = conn; // for tests: conn.pc, conn.state
     conn.start();
   }
 

@@ -128,6 +128,7 @@ export function mountSessions(main, { navigate }) {
     const dismiss = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Dismiss', title: 'Dismiss' }, icon('x', 18));
     dismiss.addEventListener('click', () => {
       latest.dismissed = true;
+      clearInterval(tickTimer);
       renderCode();
     });
     const open = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'btn btn-primary', 'data-testid': 'open-session' },

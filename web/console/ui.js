@@ -99,11 +99,13 @@ export function formatCode(code) {
   return codeGroups(code).join(' ');
 }
 
-/** The first block of a session id, enough to tell sessions apart. */
+/**
+ * The first characters of a session id, enough to tell sessions apart:
+ * "s_X2NM7Etz7kra-4iF" → "X2NM7Etz", a UUID → its first block.
+ */
 export function shortId(id) {
-  const s = String(id ?? '');
-  const head = s.split('-')[0];
-  return head.length >= 6 && head.length <= 12 ? head : s.slice(0, 8);
+  const s = String(id ?? '').replace(/^[a-z]{1,4}_/, '');
+  return s.slice(0, 8);
 }
 
 const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });

@@ -7,7 +7,7 @@
 // It enforces the parts of the contract the console must honour: the login
 // cookie, and X-CSRF-Token on every state-changing request.
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { extname, join, normalize, resolve } from 'node:path';
@@ -37,23 +37,23 @@ const MIN = 60_000;
 export function sampleSessions() {
   return [
     {
-      id: '3f9c2a71-8d4e-4b6a-9c15-7e2d0b8f4a63', state: 'waiting', created_at: ago(1.2 * MIN),
+      id: 's_3f9cA2x71Kd4eB6a', state: 'waiting', created_at: ago(1.2 * MIN),
       ticket: { id: 'INC-20931' }, code: '305718264', code_expires_at: new Date(Date.now() + 8 * MIN).toISOString(),
     },
     {
-      id: 'b71e04d9-2c3a-4f58-8e6b-19a7c5d2e0f4', state: 'active', created_at: ago(14 * MIN),
+      id: 's_b71eQ4d9-2c3aF58', state: 'active', created_at: ago(14 * MIN),
       ticket: { id: 'INC-20927' }, host: { hostname: 'FIN-LT-0142', os: 'Windows 11 Pro', width: 1920, height: 1080 },
     },
     {
-      id: 'e2a84c16-5b9d-4e73-a0f2-6c8d31b7e95a', state: 'ended', created_at: ago(2.3 * 60 * MIN),
+      id: 's_e2a8Zc16_5b9dE73', state: 'ended', created_at: ago(2.3 * 60 * MIN),
       ticket: { id: 'INC-20911' }, host: { hostname: 'MKT-MBP-07', os: 'macOS 14.5', width: 2560, height: 1600 },
     },
     {
-      id: '90d5f3b2-7a1c-4d86-b4e9-2f6a8c0d1e37', state: 'ended', created_at: ago(26 * 60 * MIN),
+      id: 's_90d5Hf3b2-7a1cD8', state: 'ended', created_at: ago(26 * 60 * MIN),
       host: { hostname: 'ubuntu-dev-03', os: 'Ubuntu 24.04', width: 1920, height: 1200 },
     },
     {
-      id: '5c7a9e02-3b4d-41f8-9a6c-d8e2b0f7a514', state: 'ended', created_at: ago(3 * 24 * 60 * MIN),
+      id: 's_5c7aR9e02y3b4d4f', state: 'ended', created_at: ago(3 * 24 * 60 * MIN),
       ticket: { id: 'REQ-4410' }, host: { hostname: 'HR-DESK-21', os: 'Windows 10 Enterprise', width: 1680, height: 1050 },
     },
   ];
@@ -155,6 +155,9 @@ async function api(req, res, state, origin, path) {
 
   if (method === 'POST' && path === '/login') {
     const { username, password } = await readJSON(req);
+    if (username === 'locked.out') {
+      return sendJSON(res, 429, { error: { code: 'locked_out', message: 'Too many failed logins. Wait a moment and try again.' } }, { 'Retry-After': '30' });
+    }
     if (username !== USER.username || password !== PASSWORD) {
       return sendJSON(res, 401, { error: { code: 'bad_credentials', message: 'Wrong username or password.' } });
     }
@@ -183,7 +186,7 @@ async function api(req, res, state, origin, path) {
   }
   if (method === 'POST' && path === '/sessions') {
     const body = await readJSON(req);
-    const id = randomUUID();
+    const id = `s_${randomBytes(12).toString('base64url').slice(0, 16)}`; // like the broker's ids
     const s = {
       id,
       code: NEW_CODE,

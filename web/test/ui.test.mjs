@@ -38,7 +38,7 @@ for (const viewport of VIEWPORTS) {
     const pageErrors = [];
     page.on('pageerror', (err) => pageErrors.push(err));
     page.on('console', (msg) => {
-      if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) pageErrors.push(new Error(msg.text()));
+      if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) pageErrors.push(new Error(msg.text()));
     });
     const shot = (name) => page.screenshot({ path: resolve(ARTIFACTS, `console-${name}-${size}.png`), animations: 'disabled' });
     const byId = (id) => page.locator(`[data-testid="${id}"]`);
@@ -47,6 +47,15 @@ for (const viewport of VIEWPORTS) {
 
     await t.test('login shows the broker\u2019s error', async () => {
       await page.goto(`${broker.origin}/console/`);
+      await byId('login-username').fill('locked.out');
+      await byId('login-password').fill('anything');
+      await byId('login-submit').click();
+      await byId('login-error').waitFor({ state: 'visible' });
+      assert.equal((await byId('login-error').textContent()).trim(), 'Too many failed logins. Wait a moment and try again.');
+      assert.match(await byId('login-submit').textContent(), /^Try again in \d+s$/);
+      assert.equal(await byId('login-submit').isDisabled(), true);
+
+      await page.reload(); // forget the lock-out countdown
       await byId('login-username').fill(USER.username);
       await byId('login-password').fill('not the password');
       await byId('login-submit').click();
