@@ -1,0 +1,92 @@
+// Starts the real programs the browser end-to-end tests drive: a private
+// Xvfb display, the test X client, the broker and the host, all built by
+// `make build` into bin/. Every process is killed by stopAll().
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+const procs = new Set();
+const dirs = new Set();
+
+export function bin(name) {
+  const p = join(ROOT, 'bin', name);
+  if (!existsSync(p)) throw new Error(`${p} is missing: run \`make test\` (it builds bin/ first)`);
+  return p;
+}
+
+// start runs a program and collects its output; ready resolves when a line
+// matching readyLine appears on stdout (or at once without one).
+export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000 } = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.add(child);
+  const out = { stdout: '', stderr: '' };
+  const exited = new Promise((res) => child.on('exit', (code, signal) => { procs.delete(child); res({ code, signal }); }));
+  const ready = new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`${cmd}: no "${readyLine}" after ${timeoutMs} ms\n${out.stderr}`)), timeoutMs);
+    child.stdout.on('data', (d) => {
+      out.stdout += d;
+      if (!readyLine || readyLine.test(out.stdout)) { clearTimeout(timer); res(); }
+    });
+    child.stderr.on('data', (d) => { out.stderr += d; });
+    exited.then(({ code }) => { clearTimeout(timer); rej(new Error(`${cmd} exited with ${code} before ready:\n${out.stderr}`)); });
+    if (!readyLine) { clearTimeout(timer); res(); }
+  });
+  return { child, out, ready, exited };
+}
+
+// startXvfb starts Xvfb on a free display and resolves to ":N" once it
+// accepts connections (learnt from -displayfd).
+export async function startXvfb(width, height) {
+  for (let n = 170; n < 250; n++) {
+    if (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) continue;
+    const child = spawn('Xvfb', [`:${n}`, '-displayfd', '1', '-screen', '0', `${width}x${height}x24`, '-noreset', '-nolisten', 'tcp'],
+      { stdio: ['ignore', 'pipe', 'ignore'] });
+    procs.add(child);
+    const ok = await new Promise((res) => {
+      child.stdout.once('data', (d) => res(String(d).trim() === String(n)));
+      child.once('exit', () => res(false));
+    });
+    if (ok) return `:${n}`;
+    child.kill('SIGKILL');
+  }
+  throw new Error('no free X display in :170..:249');
+}
+
+export async function freeTCPPort() {
+  const srv = createServer();
+  await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+  const { port } = srv.address();
+  await new Promise((res) => srv.close(res));
+  return port;
+}
+
+export async function freeUDPPort() {
+  const sock = createSocket('udp4');
+  await new Promise((res) => sock.bind(0, '127.0.0.1', res));
+  const { port } = sock.address();
+  sock.close();
+  return port;
+}
+
+// startBroker runs bin/broker on loopback with a fresh data directory and
+// returns its URL and first admin.
+export async function startBroker() {
+  const data = mkdtempSync(join(tmpdir(), 'tether-broker-'));
+  dirs.add(data);
+  const port = await freeTCPPort();
+  const udp = await freeUDPPort();
+  const broker = start(bin('broker'), ['-addr', `127.0.0.1:${port}`, '-udp', String(udp), '-data', data], { readyLine: /Console: / });
+  await broker.ready;
+  const admin = JSON.parse(readFileSync(join(data, 'initial-admin.json'), 'utf8'));
+  return { ...broker, url: `https://localhost:${port}`, ca: join(data, 'certs', 'ca.pem'), admin };
+}
+
+export function stopAll() {
+  for (const p of procs) p.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
