@@ -220,7 +220,6 @@ export function mountSession(root, { id, navigate }) {
       message: 'The user\u2019s screen stops being shared and the host program disconnects. The recording is kept.',
       confirmLabel: 'End session',
       testid: 'end-session-dialog',
-      confirmTestid: 'confirm-end',
     });
     if (!ok || !alive) return;
     endBtn.disabled = true;

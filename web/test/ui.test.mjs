@@ -137,7 +137,7 @@ for (const viewport of VIEWPORTS) {
 
       await byId('end-session').click();
       await shot('07-end-confirm');
-      await byId('confirm-end').click();
+      await byId('confirm-ok').click();
       await byId('session-ended').waitFor();
       assert.equal(await page.locator('#conn-state').getAttribute('data-state'), 'ended');
       await shot('08-session-ended');
