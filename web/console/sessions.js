@@ -2,7 +2,7 @@
 
 import * as api from './api.js';
 import {
-  codeGroups, copyButton, describeHost, formatDateTime, formatDuration, formatSize,
+  codeGroups, copyButton, formatDateTime, formatDuration, formatOS, formatSize,
   h, icon, modal, shortId, stateBadge, timeAgo,
 } from './ui.js';
 
@@ -268,9 +268,9 @@ export function mountSessions(main, { navigate }) {
       h('td', {}, host?.hostname || host?.os
         ? h('div', { class: 'host-cell' },
           h('span', { class: 'host-name', text: host.hostname || 'Unknown host' }),
-          h('span', { class: 'host-meta', text: [host.os, size].filter(Boolean).join(' · ') }))
+          h('span', { class: 'host-meta', text: [formatOS(host.os), size].filter(Boolean).join(' · ') }))
         : h('span', { class: 'muted', text: s.state === 'waiting' ? 'Not connected yet' : '—' })),
-      h('td', {}, stateBadge(s.state)),
+      h('td', { title: s.state === 'ended' ? s.end_reason || null : null }, stateBadge(s.state)),
       h('td', {}, h('span', { title: formatDateTime(s.created_at), text: timeAgo(s.created_at) })),
       h('td', { class: 'col-action' }, h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('chevron', 16))));
     tr.addEventListener('click', (e) => {

@@ -138,10 +138,17 @@ export function formatDuration(ms) {
   return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
 }
 
+const OS_NAMES = { linux: 'Linux', windows: 'Windows', darwin: 'macOS', freebsd: 'FreeBSD' };
+
+/** A host's OS for people: "linux" → "Linux"; descriptive names pass through. */
+export function formatOS(os) {
+  return OS_NAMES[String(os ?? '').toLowerCase()] ?? (os || '');
+}
+
 /** "WS-ACCT-042 · Windows 11" from a session's host, or ''. */
 export function describeHost(host) {
   if (!host) return '';
-  return [host.hostname, host.os].filter(Boolean).join(' · ');
+  return [host.hostname, formatOS(host.os)].filter(Boolean).join(' · ');
 }
 
 /** "1920 × 1080", or '' when unknown. */
