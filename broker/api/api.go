@@ -204,7 +204,6 @@ type sessionJSON struct {
 	CreatedAt     time.Time          `json:"created_at"`
 	EndedAt       *time.Time         `json:"ended_at,omitempty"`
 	EndReason     string             `json:"end_reason,omitempty"`
-	JoinURL       string             `json:"join_url,omitempty"`
 	ConsoleURL    string             `json:"console_url"`
 }
 
@@ -264,7 +263,6 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	out.Code = code
 	exp := sess.CodeExpiresAt
 	out.CodeExpiresAt = &exp
-	out.JoinURL = a.cfg.PublicURL + "/join/" + code
 	writeJSON(w, http.StatusCreated, out)
 }
 
