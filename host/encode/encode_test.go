@@ -1,0 +1,427 @@
+package encode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/image/vp8"
+)
+
+type rgb struct{ r, g, b byte }
+
+func (c rgb) String() string { return fmt.Sprintf("#%02x%02x%02x", c.r, c.g, c.b) }
+
+var (
+	red   = rgb{0xff, 0, 0}
+	green = rgb{0, 0xff, 0}
+	blue  = rgb{0, 0, 0xff}
+	white = rgb{0xff, 0xff, 0xff}
+)
+
+// bgra is a test image in the layout capture produces.
+type bgra struct {
+	w, h, stride int
+	pix          []byte
+}
+
+// newBGRA allocates an image whose rows carry pad extra bytes, filled with
+// a value that would show up as a colour if the stride were ignored.
+func newBGRA(w, h, pad int) *bgra {
+	m := &bgra{w: w, h: h, stride: 4*w + pad, pix: make([]byte, (4*w+pad)*h)}
+	for i := range m.pix {
+		m.pix[i] = 0x77
+	}
+	return m
+}
+
+func (m *bgra) fill(x0, y0, x1, y1 int, c rgb) {
+	for y := max(y0, 0); y < min(y1, m.h); y++ {
+		for x := max(x0, 0); x < min(x1, m.w); x++ {
+			i := y*m.stride + 4*x
+			m.pix[i], m.pix[i+1], m.pix[i+2], m.pix[i+3] = c.b, c.g, c.r, 0
+		}
+	}
+}
+
+// quadrants paints the xpattern test picture: red, green / blue, white.
+func (m *bgra) quadrants() {
+	hw, hh := m.w/2, m.h/2
+	m.fill(0, 0, hw, hh, red)
+	m.fill(hw, 0, m.w, hh, green)
+	m.fill(0, hh, hw, m.h, blue)
+	m.fill(hw, hh, m.w, m.h, white)
+}
+
+// decodeKey decodes a VP8 keyframe with the pure-Go decoder, an independent
+// implementation of the bitstream.
+func decodeKey(t *testing.T, frame []byte) *image.YCbCr {
+	t.Helper()
+	d := vp8.NewDecoder()
+	d.Init(bytes.NewReader(frame), len(frame))
+	fh, err := d.DecodeFrameHeader()
+	if err != nil {
+		t.Fatalf("decode VP8 frame header: %v", err)
+	}
+	if !fh.KeyFrame {
+		t.Fatal("frame header says this is not a keyframe")
+	}
+	img, err := d.DecodeFrame()
+	if err != nil {
+		t.Fatalf("decode VP8 keyframe: %v", err)
+	}
+	return img
+}
+
+// at converts a decoded pixel to RGB with BT.601 limited range, the matrix
+// libyuv encodes with (and browsers decode VP8 with). Go's color.YCbCr
+// assumes full range and would be off by up to 16 levels.
+func at(img *image.YCbCr, x, y int) rgb {
+	yy := float64(img.Y[img.YOffset(x, y)]) - 16
+	cb := float64(img.Cb[img.COffset(x, y)]) - 128
+	cr := float64(img.Cr[img.COffset(x, y)]) - 128
+	clamp := func(v float64) byte { return byte(min(255, max(0, v+0.5))) }
+	return rgb{
+		clamp(1.164*yy + 1.596*cr),
+		clamp(1.164*yy - 0.392*cb - 0.813*cr),
+		clamp(1.164*yy + 2.017*cb),
+	}
+}
+
+func near(a, b rgb, tol int) bool {
+	d := func(x, y byte) int { return max(int(x)-int(y), int(y)-int(x)) }
+	return d(a.r, b.r) <= tol && d(a.g, b.g) <= tol && d(a.b, b.b) <= tol
+}
+
+// checkQuadrants samples each quadrant away from the edges, where the
+// chroma of two colours mixes.
+func checkQuadrants(t *testing.T, img *image.YCbCr, w, h int) {
+	t.Helper()
+	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+		t.Fatalf("decoded %v, want %dx%d", b, w, h)
+	}
+	hw, hh := w/2, h/2
+	for _, q := range []struct {
+		x0, y0, x1, y1 int
+		c              rgb
+	}{{0, 0, hw, hh, red}, {hw, 0, w, hh, green}, {0, hh, hw, h, blue}, {hw, hh, w, h, white}} {
+		for _, p := range [][2]int{
+			{q.x0 + 8, q.y0 + 8}, {q.x1 - 9, q.y0 + 8}, {q.x0 + 8, q.y1 - 9}, {q.x1 - 9, q.y1 - 9},
+			{(q.x0 + q.x1) / 2, (q.y0 + q.y1) / 2},
+		} {
+			if got := at(img, p[0], p[1]); !near(got, q.c, 12) {
+				t.Errorf("decoded pixel %d,%d = %v, want %v", p[0], p[1], got, q.c)
+			}
+		}
+	}
+}
+
+func mustVP8(t testing.TB, cfg Config) *VP8 {
+	t.Helper()
+	e, err := NewVP8(cfg)
+	if err != nil {
+		t.Fatalf("NewVP8(%+v): %v", cfg, err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestKeyframeDecodes(t *testing.T) {
+	for _, tc := range []struct{ w, h, pad int }{
+		{640, 480, 0},
+		{1280, 720, 64}, // padded rows, as XShm may return
+		{641, 361, 4},   // odd sizes
+		{1920, 1080, 0},
+	} {
+		t.Run(fmt.Sprintf("%dx%d+%d", tc.w, tc.h, tc.pad), func(t *testing.T) {
+			m := newBGRA(tc.w, tc.h, tc.pad)
+			m.quadrants()
+			e := mustVP8(t, Config{Width: tc.w, Height: tc.h})
+			frame, key, err := e.Encode(m.pix, m.stride, false)
+			if err != nil {
+				t.Fatalf("encode: %v", err)
+			}
+			if !key || len(frame) == 0 {
+				t.Fatalf("first frame: key %v, %d bytes; want a keyframe", key, len(frame))
+			}
+			checkQuadrants(t, decodeKey(t, frame), tc.w, tc.h)
+		})
+	}
+}
+
+// moving paints the quadrants with a 64x64 black square at step's position,
+// a small change per frame like a dragged window or a typing cursor.
+func moving(m *bgra, step int) {
+	m.quadrants()
+	x := (step * 16) % (m.w - 64)
+	m.fill(x, m.h/4, x+64, m.h/4+64, rgb{})
+}
+
+func TestForceKeyAndDeltas(t *testing.T) {
+	const w, h = 640, 480
+	m := newBGRA(w, h, 0)
+	e := mustVP8(t, Config{Width: w, Height: h})
+	moving(m, 0)
+	keyFrame, key, err := e.Encode(m.pix, m.stride, false)
+	if err != nil || !key {
+		t.Fatalf("first frame: key %v, err %v", key, err)
+	}
+	keySize := len(keyFrame)
+	for i := 1; i < 20; i++ {
+		moving(m, i)
+		frame, key, err := e.Encode(m.pix, m.stride, false)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if key {
+			t.Fatalf("frame %d is a keyframe; keyframes must come only on request", i)
+		}
+		if len(frame) == 0 || len(frame) >= keySize {
+			t.Errorf("delta frame %d is %d bytes, keyframe %d: want a non-empty delta smaller than the keyframe", i, len(frame), keySize)
+		}
+	}
+	moving(m, 20)
+	frame, key, err := e.Encode(m.pix, m.stride, true)
+	if err != nil {
+		t.Fatalf("forced keyframe: %v", err)
+	}
+	if !key {
+		t.Fatal("forceKey produced a delta frame")
+	}
+	// The keyframe holds the current picture: the square has moved to x=320.
+	img := decodeKey(t, frame)
+	if got := at(img, 320+32, h/4+32); !near(got, rgb{}, 12) {
+		t.Errorf("inside the moved square: %v, want black", got)
+	}
+	if got := at(img, 20*16-32, h/4+32); !near(got, red, 12) {
+		t.Errorf("where the square was: %v, want red", got)
+	}
+	if _, key, _ := e.Encode(m.pix, m.stride, false); key {
+		t.Error("the frame after a forced keyframe is a keyframe too")
+	}
+}
+
+func TestKeyframeInterval(t *testing.T) {
+	const w, h = 320, 240
+	m := newBGRA(w, h, 0)
+	now := time.Unix(1700000000, 0)
+	e := mustVP8(t, Config{Width: w, Height: h, KeyframeInterval: 2 * time.Second, Now: func() time.Time { return now }})
+	for i, tc := range []struct {
+		advance time.Duration
+		key     bool
+	}{
+		{0, true}, // the first frame
+		{time.Second, false},
+		{999 * time.Millisecond, false},
+		{time.Millisecond, true}, // 2s after the first
+		{time.Second, false},
+		{2 * time.Second, true},
+	} {
+		now = now.Add(tc.advance)
+		moving(m, i)
+		_, key, err := e.Encode(m.pix, m.stride, false)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if key != tc.key {
+			t.Errorf("frame %d at +%v: key %v, want %v", i, tc.advance, key, tc.key)
+		}
+	}
+}
+
+// noisy fills the top-left quadrant with fresh mid-grey noise: content the
+// encoder cannot predict, so the frame size follows the bitrate. (Full-range
+// noise would exceed 500 kbps even at the coarsest quantizer.)
+func noisy(m *bgra, r *rand.Rand) {
+	m.quadrants()
+	for y := 0; y < m.h/2; y++ {
+		row := m.pix[y*m.stride : y*m.stride+4*m.w/2]
+		for i := range row {
+			row[i] = byte(96 + r.IntN(64))
+		}
+	}
+}
+
+func TestSetBitrate(t *testing.T) {
+	const w, h = 640, 480
+	m := newBGRA(w, h, 0)
+	r := rand.New(rand.NewPCG(1, 2))
+	e := mustVP8(t, Config{Width: w, Height: h, FPS: 30, BitrateKbps: 4000})
+	mean := func() int {
+		total := 0
+		for i := 0; i < 30; i++ {
+			noisy(m, r)
+			frame, _, err := e.Encode(m.pix, m.stride, false)
+			if err != nil {
+				t.Fatalf("encode: %v", err)
+			}
+			total += len(frame)
+		}
+		return total / 30
+	}
+	mean() // let the rate control settle
+	high := mean()
+	if err := e.SetBitrate(500); err != nil {
+		t.Fatalf("SetBitrate(500): %v", err)
+	}
+	mean()
+	low := mean()
+	// The budget is bitrate / 8 / FPS: 16.7 KB a frame at 4000 kbps, 2.1 KB
+	// at 500 kbps. CBR keeps close to it; allow 1.5x either way.
+	for _, m := range []struct{ kbps, got int }{{4000, high}, {500, low}} {
+		budget := m.kbps * 1000 / 8 / 30
+		if m.got < budget*2/3 || m.got > budget*3/2 {
+			t.Errorf("mean frame at %d kbps: %d bytes, want about %d", m.kbps, m.got, budget)
+		}
+	}
+	for _, bad := range []int{0, -1, maxKbps + 1} {
+		if err := e.SetBitrate(bad); err == nil {
+			t.Errorf("SetBitrate(%d) succeeded", bad)
+		}
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "size 0x0"},
+		{Config{Width: 640}, "size 640x0"},
+		{Config{Width: -2, Height: 480}, "size -2x480"},
+		{Config{Width: maxDimension + 1, Height: 480}, "must be 1..16383"},
+		{Config{Width: 640, Height: 480, FPS: -1}, "FPS -1"},
+		{Config{Width: 640, Height: 480, BitrateKbps: -5}, "bitrate -5"},
+		{Config{Width: 640, Height: 480, Threads: -1}, "threads -1"},
+		{Config{Width: 640, Height: 480, CPUUsed: 17}, "CPUUsed 17"},
+		{Config{Width: 640, Height: 480, KeyframeInterval: -time.Second}, "keyframe interval"},
+	} {
+		e, err := NewVP8(tc.cfg)
+		if err == nil {
+			e.Close()
+			t.Errorf("NewVP8(%+v) succeeded", tc.cfg)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewVP8(%+v): %q does not mention %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	for _, tc := range []struct{ w, h, kbps int }{{1920, 1080, 4000}, {1280, 720, 1777}, {320, 240, 300}} {
+		cfg := Config{Width: tc.w, Height: tc.h}
+		if err := cfg.checkAndSetDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.FPS != 30 || cfg.Threads != 2 || cfg.CPUUsed != 8 || cfg.BitrateKbps != tc.kbps || cfg.KeyframeInterval != 0 {
+			t.Errorf("defaults for %dx%d: %+v, want 30 fps, 2 threads, CPUUsed 8, %d kbps, no periodic keyframe", tc.w, tc.h, cfg, tc.kbps)
+		}
+	}
+}
+
+func TestEncodeBadInput(t *testing.T) {
+	const w, h = 64, 48
+	e := mustVP8(t, Config{Width: w, Height: h})
+	m := newBGRA(w, h, 0)
+	if _, _, err := e.Encode(m.pix[:len(m.pix)-1], m.stride, false); err == nil {
+		t.Error("Encode accepted a buffer one byte short")
+	}
+	if _, _, err := e.Encode(m.pix, 4*w-4, false); err == nil {
+		t.Error("Encode accepted a stride shorter than a row")
+	}
+	if _, _, err := e.Encode(nil, m.stride, false); err == nil {
+		t.Error("Encode accepted no pixels")
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Encode(m.pix, m.stride, false); !errors.Is(err, ErrClosed) {
+		t.Errorf("Encode after Close: %v, want ErrClosed", err)
+	}
+	if err := e.SetBitrate(1000); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetBitrate after Close: %v, want ErrClosed", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestEncodeDoesNotAllocate guards the per-frame path: at 60 frames a
+// second, garbage would show up as GC pauses in the video.
+func TestEncodeDoesNotAllocate(t *testing.T) {
+	const w, h = 640, 480
+	m := newBGRA(w, h, 0)
+	e := mustVP8(t, Config{Width: w, Height: h, KeyframeInterval: time.Hour})
+	step := 0
+	encode := func() {
+		moving(m, step)
+		step++
+		if _, _, err := e.Encode(m.pix, m.stride, step%10 == 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ { // grow the output buffer to a keyframe's size
+		encode()
+	}
+	if n := testing.AllocsPerRun(30, encode); n != 0 {
+		t.Errorf("Encode allocates %v times per frame, want 0", n)
+	}
+}
+
+func TestToI420(t *testing.T) {
+	// libyuv's BT.601 limited range: Y = 16 + (66R + 129G + 25B) / 256 etc.
+	for _, tc := range []struct {
+		c       rgb
+		y, u, v int
+	}{
+		{red, 82, 90, 240},
+		{green, 144, 54, 34},
+		{blue, 41, 240, 110},
+		{white, 235, 128, 128},
+		{rgb{}, 16, 128, 128},
+	} {
+		m := newBGRA(7, 5, 8) // odd, padded
+		m.fill(0, 0, 7, 5, tc.c)
+		dst := NewI420(7, 5)
+		ToI420(dst, m.pix, m.stride, 7, 5)
+		if len(dst.U) != 4*3 || dst.StrideUV != 4 {
+			t.Fatalf("chroma plane of 7x5: %d bytes, stride %d; want 4x3", len(dst.U), dst.StrideUV)
+		}
+		check := func(plane string, got []byte, want int) {
+			for i, v := range got {
+				if int(v) < want-1 || int(v) > want+1 {
+					t.Errorf("%v: %s[%d] = %d, want %d±1", tc.c, plane, i, v, want)
+					return
+				}
+			}
+		}
+		check("Y", dst.Y, tc.y)
+		check("U", dst.U, tc.u)
+		check("V", dst.V, tc.v)
+	}
+}
+
+func TestToI420PanicsOnShortBuffers(t *testing.T) {
+	m := newBGRA(16, 16, 0)
+	for name, f := range map[string]func(){
+		"short source": func() { ToI420(NewI420(16, 16), m.pix[:100], m.stride, 16, 16) },
+		"short stride": func() { ToI420(NewI420(16, 16), m.pix, 60, 16, 16) },
+		"small planes": func() { ToI420(NewI420(16, 8), m.pix, m.stride, 16, 16) },
+		"zero size":    func() { ToI420(NewI420(16, 16), m.pix, m.stride, 0, 16) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: ToI420 did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
