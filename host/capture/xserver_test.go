@@ -68,11 +68,11 @@ func checkGoroutines(before int) error {
 	}
 }
 
-// startXvfb starts a private Xvfb with one screen of w x h at 24 bits and
-// returns its DISPLAY. It picks a free display number between 90 and 120
+// startXvfb starts a private Xvfb with one screen of w x h at 24 bits (and
+// extra arguments, if any) and returns its DISPLAY. It picks a free display number between 90 and 120
 // and learns readiness from -displayfd, so a server started at the same
 // time by another test process is never mistaken for ours.
-func startXvfb(tb testing.TB, w, h int) string {
+func startXvfb(tb testing.TB, w, h int, extra ...string) string {
 	tb.Helper()
 	if _, err := exec.LookPath("Xvfb"); err != nil {
 		tb.Skip("Xvfb is not installed (Debian package xvfb); the capture tests need a real X server")
@@ -82,7 +82,7 @@ func startXvfb(tb testing.TB, w, h int) string {
 		if exists(fmt.Sprintf("/tmp/.X11-unix/X%d", n)) || exists(fmt.Sprintf("/tmp/.X%d-lock", n)) {
 			continue
 		}
-		display, err := tryXvfb(tb, n, w, h)
+		display, err := tryXvfb(tb, n, w, h, extra)
 		if err == nil {
 			return display
 		}
@@ -92,15 +92,16 @@ func startXvfb(tb testing.TB, w, h int) string {
 	return ""
 }
 
-func tryXvfb(tb testing.TB, n, w, h int) (string, error) {
+func tryXvfb(tb testing.TB, n, w, h int, extra []string) (string, error) {
 	r, wr, err := os.Pipe()
 	if err != nil {
 		tb.Fatalf("pipe for Xvfb -displayfd: %v", err)
 	}
 	defer r.Close()
 	var stderr bytes.Buffer
-	cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-displayfd", "3",
-		"-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-noreset", "-nolisten", "tcp")
+	args := append([]string{fmt.Sprintf(":%d", n), "-displayfd", "3",
+		"-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-noreset", "-nolisten", "tcp"}, extra...)
+	cmd := exec.Command("Xvfb", args...)
 	cmd.ExtraFiles = []*os.File{wr}
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -161,6 +161,24 @@ func TestXServerGone(t *testing.T) {
 	}
 }
 
+// TestOpenFallsBack checks that Open still captures, through the portable
+// path, from an X server without MIT-SHM (as over a remote connection).
+func TestOpenFallsBack(t *testing.T) {
+	const w, h = 640, 480
+	display := startXvfb(t, w, h, "-extension", "MIT-SHM")
+	t.Setenv("DISPLAY", display)
+	startPattern(t, display)
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 100, 100)
+	c := mustOpen(t, opener{NamePortable, Open}, 0)
+	f, err := c.Capture()
+	if err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	checkFrame(t, f, w, h)
+	checkPoints(t, f, quadrantPoints(w, h))
+}
+
 func BenchmarkCaptureXShm(b *testing.B) { benchCapture(b, opener{NameXShm, Open}) }
 
 // BenchmarkRawXShmGetImage times the XShmGetImage call alone, without the
