@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
 BUILD_PKGS := gcc libc6-dev pkg-config libx11-dev libxext-dev libxfixes-dev libvpx-dev libyuv-dev
-TEST_PKGS  := xvfb xauth xdotool x11-utils x11-xserver-utils xterm x11-apps chromium fonts-dejavu-core nodejs npm
+TEST_PKGS  := xvfb xauth xdotool x11-utils x11-xserver-utils xterm x11-apps chromium fonts-dejavu-core
 
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
@@ -31,6 +31,7 @@ deps-build:
 
 deps-test: deps-build
 	$(call need,$(TEST_PKGS))
+	@command -v npm >/dev/null || { $(call need,nodejs npm); }
 	@cd web/test && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 build: deps-build
@@ -45,7 +46,7 @@ test: deps-test build
 	go vet ./...
 	go build -o bin/xpattern ./testdata/xpattern
 	go test $(GO_TEST_FLAGS) ./...
-	cd web/test && node --test --test-concurrency=1 .
+	cd web/test && node --test --test-concurrency=1 *.test.mjs
 
 bench: deps-test build
 	go build -o bin/xpattern ./testdata/xpattern
