@@ -164,7 +164,7 @@ func (a *Authenticator) Login(ctx context.Context, username, password string) (s
 	} else if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check so that timing does not
 		// reveal which usernames exist.
-		CheckPassword(dummyHash, password)
+		CheckPassword(dummyHash(), password)
 		err = nil
 	}
 	if err != nil {
@@ -188,7 +188,11 @@ func (a *Authenticator) Login(ctx context.Context, username, password string) (s
 	return token, login, u, nil
 }
 
-var dummyHash, _ = HashPassword("timing equaliser")
+// dummyHash is made on first need, not at start: argon2id takes 19 MiB.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("timing equaliser")
+	return h
+})
 
 func (a *Authenticator) recordFailure(username string, now time.Time) {
 	a.mu.Lock()
