@@ -1,0 +1,110 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Control channel limits.
+const (
+	// MaxClipboard bounds clipboard text carried in one message.
+	MaxClipboard = 64 << 10
+	// MaxControlSize bounds one control message (clipboard plus JSON
+	// escaping headroom).
+	MaxControlSize = MaxClipboard*2 + 1024
+	// MaxDisplays bounds the displays a host may report.
+	MaxDisplays = 16
+)
+
+// Control message types.
+const (
+	ControlClipboard        = "clipboard"         // text both ways
+	ControlClipboardRequest = "clipboard.request" // viewer asks for the host's clipboard
+	ControlDisplays         = "displays"          // host lists its displays
+	ControlDisplaySelect    = "display.select"    // viewer picks the display to share
+	ControlMode             = "control"           // viewer asks for (or gives up) control; broker says what holds
+	ControlInputDropped     = "input.dropped"     // broker tells a viewer its input was refused
+)
+
+// ErrControl is wrapped by every control decoding error.
+var ErrControl = errors.New("invalid control message")
+
+// Display is one monitor of the host, in virtual-screen pixels.
+type Display struct {
+	Index   int    `json:"index"`
+	Name    string `json:"name,omitempty"`
+	X       int    `json:"x"`
+	Y       int    `json:"y"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+	Primary bool   `json:"primary,omitempty"`
+}
+
+// ControlMessage is one message on the control channel; Type says which
+// fields matter.
+type ControlMessage struct {
+	Type     string    `json:"type"`
+	Text     string    `json:"text,omitempty"`     // clipboard
+	Displays []Display `json:"displays,omitempty"` // displays
+	Current  int       `json:"current,omitempty"`  // displays
+	Index    int       `json:"index,omitempty"`    // display.select
+	Enabled  bool      `json:"enabled,omitempty"`  // control
+	Reason   string    `json:"reason,omitempty"`   // control, input.dropped
+	Count    int       `json:"count,omitempty"`    // input.dropped
+}
+
+// EncodeControl marshals a control message, enforcing the limits.
+func EncodeControl(m ControlMessage) ([]byte, error) {
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// DecodeControl parses and checks one control message. Unknown types
+// decode without error so that receivers can skip them.
+func DecodeControl(b []byte) (ControlMessage, error) {
+	var m ControlMessage
+	if len(b) > MaxControlSize {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrControl, len(b), MaxControlSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&m); err != nil {
+		return ControlMessage{}, fmt.Errorf("%w: %v", ErrControl, err)
+	}
+	if dec.More() {
+		return ControlMessage{}, fmt.Errorf("%w: trailing data", ErrControl)
+	}
+	if err := m.validate(); err != nil {
+		return ControlMessage{}, err
+	}
+	return m, nil
+}
+
+func (m *ControlMessage) validate() error {
+	switch {
+	case m.Type == "":
+		return fmt.Errorf("%w: missing type", ErrControl)
+	case len(m.Type) > MaxIDSize:
+		return fmt.Errorf("%w: type too long", ErrControl)
+	case len(m.Text) > MaxClipboard:
+		return fmt.Errorf("%w: clipboard text is %d bytes, limit %d", ErrControl, len(m.Text), MaxClipboard)
+	case !utf8.ValidString(m.Text):
+		return fmt.Errorf("%w: clipboard text is not UTF-8", ErrControl)
+	case len(m.Reason) > MaxTextSize:
+		return fmt.Errorf("%w: reason too long", ErrControl)
+	case len(m.Displays) > MaxDisplays:
+		return fmt.Errorf("%w: %d displays, limit %d", ErrControl, len(m.Displays), MaxDisplays)
+	case m.Index < 0 || m.Index >= MaxDisplays || m.Current < 0 || m.Current >= MaxDisplays:
+		return fmt.Errorf("%w: display index out of range", ErrControl)
+	}
+	for _, d := range m.Displays {
+		if d.Width <= 0 || d.Height <= 0 || d.Width > 16384 || d.Height > 16384 || len(d.Name) > MaxIDSize {
+			return fmt.Errorf("%w: display %d is %dx%d", ErrControl, d.Index, d.Width, d.Height)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package protocol
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestInputRoundTrip(t *testing.T) {
+	for _, e := range []InputEvent{
+		{Kind: InputMove, X: 0, Y: 0},
+		{Kind: InputMove, X: 1919, Y: 1079},
+		{Kind: InputButton, Button: ButtonRight, Down: true, X: 640, Y: 360},
+		{Kind: InputButton, Button: ButtonLeft, Down: false, X: 1, Y: 2},
+		{Kind: InputWheel, DX: -3, DY: 5},
+		{Kind: InputKey, Down: true, Code: "ShiftLeft"},
+		{Kind: InputKey, Down: false, Code: "KeyA"},
+		{Kind: InputText, Text: "é€😀"},
+		{Kind: InputReleaseAll},
+	} {
+		b, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatalf("%+v: %v", e, err)
+		}
+		got, err := DecodeInput(b)
+		if err != nil {
+			t.Fatalf("%+v: %v", e, err)
+		}
+		if got != e {
+			t.Fatalf("got %+v, want %+v", got, e)
+		}
+	}
+}
+
+func TestInputRejects(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"empty":             {},
+		"oversized":         append([]byte{InputText, 70}, []byte(strings.Repeat("a", 90))...),
+		"unknown kind":      {99},
+		"short move":        {InputMove, 0, 1},
+		"long move":         {InputMove, 0, 1, 0, 1, 9},
+		"bad button":        {InputButton, 9, 1, 0, 0, 0, 0},
+		"bad down":          {InputButton, 0, 2, 0, 0, 0, 0},
+		"huge wheel":        {InputWheel, 0x7f, 0xff, 0, 0},
+		"zero key":          {InputKey, 1, 0},
+		"key len lies":      {InputKey, 1, 5, 'K', 'e'},
+		"key punctuation":   {InputKey, 1, 3, 'a', ';', 'b'},
+		"text len lies":     {InputText, 9, 'a'},
+		"text not utf8":     {InputText, 2, 0xff, 0xfe},
+		"text control":      {InputText, 1, 0x1b},
+		"release with body": {InputReleaseAll, 1},
+	} {
+		if _, err := DecodeInput(b); !errors.Is(err, ErrInput) {
+			t.Errorf("%s: err = %v, want ErrInput", name, err)
+		}
+	}
+}
+
+func TestControlRoundTripAndLimits(t *testing.T) {
+	msgs := []ControlMessage{
+		{Type: ControlClipboard, Text: "hello\nworld"},
+		{Type: ControlClipboardRequest},
+		{Type: ControlDisplays, Displays: []Display{{Index: 0, Width: 1280, Height: 1080, Primary: true}, {Index: 1, X: 1280, Width: 1280, Height: 1080}}, Current: 1},
+		{Type: ControlDisplaySelect, Index: 1},
+		{Type: ControlMode, Enabled: true},
+		{Type: "future.thing"},
+	}
+	for _, m := range msgs {
+		b, err := EncodeControl(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeControl(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Type != m.Type || got.Text != m.Text || len(got.Displays) != len(m.Displays) || got.Index != m.Index || got.Enabled != m.Enabled {
+			t.Fatalf("got %+v, want %+v", got, m)
+		}
+	}
+	for name, in := range map[string]string{
+		"no type":       `{"text":"x"}`,
+		"not json":      `{"type":`,
+		"big clipboard": `{"type":"clipboard","text":"` + strings.Repeat("a", MaxClipboard+1) + `"}`,
+		"huge":          strings.Repeat(" ", MaxControlSize+1),
+		"bad display":   `{"type":"displays","displays":[{"index":0,"width":0,"height":5}]}`,
+		"bad index":     `{"type":"display.select","index":-1}`,
+	} {
+		if _, err := DecodeControl([]byte(in)); !errors.Is(err, ErrControl) {
+			t.Errorf("%s: err = %v, want ErrControl", name, err)
+		}
+	}
+}
+
+func FuzzDecodeInput(f *testing.F) {
+	for _, e := range []InputEvent{{Kind: InputMove, X: 5, Y: 6}, {Kind: InputKey, Down: true, Code: "KeyA"}, {Kind: InputText, Text: "hi"}, {Kind: InputWheel, DY: 1}} {
+		b, _ := e.MarshalBinary()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := DecodeInput(b)
+		if err != nil {
+			return
+		}
+		again, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded %+v does not encode: %v", e, err)
+		}
+		if string(again) != string(b) {
+			t.Fatalf("re-encoded %x, read %x", again, b)
+		}
+	})
+}
+
+func FuzzDecodeControl(f *testing.F) {
+	f.Add([]byte(`{"type":"clipboard","text":"x"}`))
+	f.Add([]byte(`{"type":"displays","displays":[{"index":0,"width":10,"height":10}],"current":0}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeControl(b)
+		if err != nil {
+			return
+		}
+		if _, err := EncodeControl(m); err != nil {
+			t.Fatalf("decoded %+v does not encode: %v", m, err)
+		}
+	})
+}
