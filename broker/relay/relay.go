@@ -15,6 +15,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 )
 
@@ -41,20 +42,40 @@ type Session struct {
 
 	video *webrtc.TrackLocalStaticRTP
 
-	mu        sync.Mutex
-	host      *webrtc.PeerConnection
-	hostSSRC  webrtc.SSRC
-	viewers   map[*Viewer]struct{}
-	lastKey   time.Time
-	closed    bool
-	hostGone  sync.Once
-	forwarded atomic.Uint64
+	mu          sync.Mutex
+	host        *webrtc.PeerConnection
+	hostSSRC    webrtc.SSRC
+	hostControl *webrtc.DataChannel
+	hostInput   *webrtc.DataChannel
+	displays    []byte // the host's last displays message, for late viewers
+	viewers     map[*Viewer]struct{}
+	lastKey     time.Time
+	closed      bool
+	hostGone    sync.Once
+	forwarded   atomic.Uint64
 }
 
 // Viewer is one viewer's PeerConnection with the broker.
 type Viewer struct {
-	s  *Session
-	pc *webrtc.PeerConnection
+	s       *Session
+	pc      *webrtc.PeerConnection
+	control *webrtc.DataChannel
+	input   *webrtc.DataChannel
+	opts    ViewerOptions
+
+	controlling atomic.Bool
+	dropped     atomic.Uint64
+	mu          sync.Mutex
+	lastNotice  time.Time
+}
+
+// ViewerOptions says what a viewer may do.
+type ViewerOptions struct {
+	// CanControl allows the viewer to take control (input, clipboard,
+	// display choice); without it the viewer only watches.
+	CanControl bool
+	// Name identifies the viewer in logs.
+	Name string
 }
 
 // New returns a relay for one session.
@@ -91,6 +112,11 @@ func (s *Session) AcceptHost(offer string) (string, error) {
 			pc.Close()
 		}
 	}()
+	control, input, err := rtc.DataChannels(pc)
+	if err != nil {
+		return "", err
+	}
+	control.OnMessage(func(m webrtc.DataChannelMessage) { s.fromHostControl(m.Data) })
 	pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if track.Kind() != webrtc.RTPCodecTypeVideo {
 			return
@@ -129,7 +155,7 @@ func (s *Session) AcceptHost(offer string) (string, error) {
 		return "", ErrClosed
 	}
 	old := s.host
-	s.host = pc
+	s.host, s.hostControl, s.hostInput = pc, control, input
 	s.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -175,7 +201,7 @@ func (s *Session) RequestKeyframe() {
 
 // AddViewer creates a viewer's PeerConnection and returns it with the
 // complete offer to send to the viewer.
-func (s *Session) AddViewer() (*Viewer, string, error) {
+func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 	pc, err := s.cfg.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", fmt.Errorf("viewer peer connection: %w", err)
@@ -190,11 +216,28 @@ func (s *Session) AddViewer() (*Viewer, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("add video to viewer: %w", err)
 	}
-	v := &Viewer{s: s, pc: pc}
+	v := &Viewer{s: s, pc: pc, opts: opts}
+	if v.control, v.input, err = rtc.DataChannels(pc); err != nil {
+		return nil, "", err
+	}
+	v.control.OnOpen(func() {
+		s.mu.Lock()
+		displays := s.displays
+		s.mu.Unlock()
+		if displays != nil {
+			v.control.Send(displays)
+		}
+		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false})
+	})
+	v.control.OnMessage(func(m webrtc.DataChannelMessage) { v.fromControl(m.Data) })
+	v.input.OnMessage(func(m webrtc.DataChannelMessage) { v.fromInput(m.Data) })
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		s.cfg.Logger.Debug("viewer media connection", "state", state.String())
-		if state == webrtc.PeerConnectionStateConnected {
+		switch state {
+		case webrtc.PeerConnectionStateConnected:
 			s.RequestKeyframe()
+		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			v.stopControl()
 		}
 	})
 	offer, err := pc.CreateOffer(nil)
@@ -241,8 +284,9 @@ func (v *Viewer) SetAnswer(sdp string) error {
 	return nil
 }
 
-// Close ends the viewer's media.
+// Close ends the viewer's media; whatever it held pressed is released.
 func (v *Viewer) Close() error {
+	v.stopControl()
 	v.s.mu.Lock()
 	delete(v.s.viewers, v)
 	v.s.mu.Unlock()

@@ -511,7 +511,11 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	if info != nil {
 		c.send(protocol.TypeState, sess.ID, protocol.State{State: state, Host: info})
 	}
-	viewer, offer, err := l.relay.AddViewer()
+	// Supervisors watch; the people who work the ticket may take control.
+	viewer, offer, err := l.relay.AddViewer(relay.ViewerOptions{
+		CanControl: p.User.Role != auth.RoleSupervisor,
+		Name:       p.User.Username,
+	})
 	if err != nil {
 		h.log.Warn("viewer media", "session", sess.ID, "err", err)
 		c.sendError(sess.ID, protocol.CodeNegotiation, "The broker could not set up video for you.")

@@ -198,6 +198,12 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultBitrateKbps is the bitrate for a screen of width x height:
+// 4000 kbit/s at 1920x1080, scaled by pixel count, at least 300.
+func DefaultBitrateKbps(width, height int) int {
+	return max(300, int(4000*int64(width)*int64(height)/(1920*1080)))
+}
+
 func (c *Config) checkAndSetDefaults() error {
 	if c.Width <= 0 || c.Height <= 0 || c.Width > maxDimension || c.Height > maxDimension {
 		return fmt.Errorf("frame size %dx%d: width and height must be 1..%d", c.Width, c.Height, maxDimension)
@@ -209,7 +215,7 @@ func (c *Config) checkAndSetDefaults() error {
 		return fmt.Errorf("FPS %d: must be 1..%d", c.FPS, maxFPS)
 	}
 	if c.BitrateKbps == 0 {
-		c.BitrateKbps = max(300, int(4000*int64(c.Width)*int64(c.Height)/(1920*1080)))
+		c.BitrateKbps = DefaultBitrateKbps(c.Width, c.Height)
 	}
 	if c.BitrateKbps < 0 || c.BitrateKbps > maxKbps {
 		return fmt.Errorf("bitrate %d kbps: must be 1..%d", c.BitrateKbps, maxKbps)

@@ -12,7 +12,11 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/protocol"
 )
 
 // VP8 is the one video codec every peer negotiates.
@@ -45,6 +49,13 @@ type Config struct {
 	// PlayoutDelay stamps min = max = 0 playout delay on sent video so that
 	// browsers render each frame at once instead of buffering it.
 	PlayoutDelay bool
+	// OnBitrate, when set, runs Google Congestion Control on sent video
+	// (transport-wide feedback from the receiver) and is called with each
+	// new target bitrate in bits per second.
+	OnBitrate func(bps int)
+	// MinBitrate, StartBitrate and MaxBitrate bound congestion control
+	// (bits per second).
+	MinBitrate, StartBitrate, MaxBitrate int
 }
 
 // API is a configured pion API plus whatever sockets it owns.
@@ -70,6 +81,11 @@ func NewAPI(cfg Config) (*API, error) {
 	reg := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	if cfg.OnBitrate != nil {
+		if err := congestionControl(me, reg, cfg); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.PlayoutDelay {
 		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
@@ -148,4 +164,47 @@ func ResolveIP(host string) (string, error) {
 		}
 	}
 	return ips[0].String(), nil
+}
+
+// DataChannels creates the negotiated control and input channels. Every
+// PeerConnection creates the same ones with the same ids, so neither side
+// waits for the other to announce them.
+func DataChannels(pc *webrtc.PeerConnection) (control, input *webrtc.DataChannel, err error) {
+	negotiated, ordered := true, true
+	id := uint16(protocol.ChannelControlID)
+	control, err = pc.CreateDataChannel(protocol.ChannelControl, &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &id, Ordered: &ordered})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create control channel: %w", err)
+	}
+	inputID := uint16(protocol.ChannelInputID)
+	input, err = pc.CreateDataChannel(protocol.ChannelInput, &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &inputID, Ordered: &ordered})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create input channel: %w", err)
+	}
+	return control, input, nil
+}
+
+// congestionControl adds GCC with a pacer that sends at once: a pacer
+// spreading a 100 KB keyframe over a few hundred milliseconds is latency a
+// technician feels; the encoder's rate control keeps the average in line.
+func congestionControl(me *webrtc.MediaEngine, reg *interceptor.Registry, cfg Config) error {
+	ccFactory, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+			gcc.SendSideBWEMinBitrate(cfg.MinBitrate),
+			gcc.SendSideBWEInitialBitrate(cfg.StartBitrate),
+			gcc.SendSideBWEMaxBitrate(cfg.MaxBitrate),
+		)
+	})
+	if err != nil {
+		return fmt.Errorf("congestion control: %w", err)
+	}
+	ccFactory.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) {
+		est.OnTargetBitrateChange(cfg.OnBitrate)
+	})
+	reg.Add(ccFactory)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
+		return fmt.Errorf("transport-wide feedback: %w", err)
+	}
+	return nil
 }

@@ -43,6 +43,11 @@ type Joined struct {
 
 	frames    atomic.Uint64
 	videoSSRC atomic.Uint32
+
+	control     *webrtc.DataChannel
+	input       *webrtc.DataChannel
+	controlling bool                               // the broker's last word on control
+	lastControl map[string]protocol.ControlMessage // the latest message of each type
 }
 
 // Join connects to session id and starts receiving its video.
@@ -51,7 +56,7 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Joined{ID: id, sig: sig, changed: make(chan struct{}), done: make(chan struct{})}
+	j := &Joined{ID: id, sig: sig, changed: make(chan struct{}), done: make(chan struct{}), lastControl: map[string]protocol.ControlMessage{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -80,6 +85,10 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 	if j.pc, err = j.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
+	if j.control, j.input, err = rtc.DataChannels(j.pc); err != nil {
+		return nil, err
+	}
+	j.control.OnMessage(func(m webrtc.DataChannelMessage) { j.fromControl(m.Data) })
 	j.pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		j.videoSSRC.Store(uint32(track.SSRC()))
 		j.wg.Add(1)
@@ -277,4 +286,104 @@ func (j *Joined) Close() error {
 		errs = append(errs, j.api.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// fromControl records what the broker and host say on the control channel.
+func (j *Joined) fromControl(data []byte) {
+	msg, err := protocol.DecodeControl(data)
+	if err != nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if msg.Type == protocol.ControlMode {
+		j.controlling = msg.Enabled
+	}
+	j.lastControl[msg.Type] = msg
+	j.notifyLocked()
+}
+
+// LastControl returns the latest control message of type typ, if any.
+func (j *Joined) LastControl(typ string) (protocol.ControlMessage, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	m, ok := j.lastControl[typ]
+	return m, ok
+}
+
+// WaitControl waits until cond holds for the latest message of type typ.
+func (j *Joined) WaitControl(ctx context.Context, typ string, cond func(protocol.ControlMessage) bool) (protocol.ControlMessage, error) {
+	for {
+		j.mu.Lock()
+		m, ok := j.lastControl[typ]
+		changed := j.changed
+		j.mu.Unlock()
+		if ok && cond(m) {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return m, fmt.Errorf("waiting for %s: %w", typ, ctx.Err())
+		case <-j.done:
+			return m, fmt.Errorf("waiting for %s: %w", typ, ErrEnded)
+		case <-changed:
+		}
+	}
+}
+
+// waitOpen waits for a data channel to open.
+func (j *Joined) waitOpen(ctx context.Context, dc *webrtc.DataChannel) error {
+	for dc.ReadyState() != webrtc.DataChannelStateOpen {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("data channel %s did not open: %w", dc.Label(), ctx.Err())
+		case <-j.done:
+			return ErrEnded
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// SendControl sends a control message.
+func (j *Joined) SendControl(ctx context.Context, m protocol.ControlMessage) error {
+	data, err := protocol.EncodeControl(m)
+	if err != nil {
+		return err
+	}
+	if err := j.waitOpen(ctx, j.control); err != nil {
+		return err
+	}
+	return j.control.Send(data)
+}
+
+// TakeControl asks the broker for control (or gives it up) and returns
+// what the broker decided, with its reason when it refused.
+func (j *Joined) TakeControl(ctx context.Context, enabled bool) (bool, string, error) {
+	j.mu.Lock()
+	delete(j.lastControl, protocol.ControlMode)
+	j.mu.Unlock()
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlMode, Enabled: enabled}); err != nil {
+		return false, "", err
+	}
+	m, err := j.WaitControl(ctx, protocol.ControlMode, func(protocol.ControlMessage) bool { return true })
+	return m.Enabled, m.Reason, err
+}
+
+// SendInput sends one input event.
+func (j *Joined) SendInput(ctx context.Context, ev protocol.InputEvent) error {
+	data, err := ev.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return j.SendRawInput(ctx, data)
+}
+
+// SendRawInput sends bytes on the input channel as they are; tests use it
+// to play a misbehaving client.
+func (j *Joined) SendRawInput(ctx context.Context, data []byte) error {
+	if err := j.waitOpen(ctx, j.input); err != nil {
+		return err
+	}
+	return j.input.Send(data)
 }

@@ -1,0 +1,67 @@
+// Package clipboard reads and writes the user's clipboard text and
+// notices when it changes. On Linux it goes through robotgo, which runs
+// xclip or xsel (one of them must be installed).
+package clipboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-vgo/robotgo"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// ErrTooLarge is returned for text over protocol.MaxClipboard.
+var ErrTooLarge = errors.New("clipboard text too large")
+
+// Read returns the clipboard text.
+func Read() (string, error) {
+	text, err := robotgo.ReadAll()
+	if err != nil {
+		return "", fmt.Errorf("read clipboard: %w", err)
+	}
+	return text, nil
+}
+
+// Write sets the clipboard text.
+func Write(text string) error {
+	if len(text) > protocol.MaxClipboard {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(text), protocol.MaxClipboard)
+	}
+	if err := robotgo.WriteAll(text); err != nil {
+		return fmt.Errorf("write clipboard: %w", err)
+	}
+	return nil
+}
+
+// Watch polls the clipboard every interval and calls onChange with new
+// text until ctx ends. X11 has no portable change notification that works
+// without owning a window, and a poll of a few hundred milliseconds is
+// what a person copying and pasting can not tell apart. What the clipboard
+// holds when Watch starts is not reported: only changes are.
+func Watch(ctx context.Context, interval time.Duration, onChange func(string)) error {
+	last, err := Read()
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		text, err := Read()
+		if err != nil {
+			return err
+		}
+		if text != last {
+			last = text
+			onChange(text)
+		}
+	}
+}

@@ -1,0 +1,202 @@
+// Package input injects a technician's pointer and keyboard events into the
+// user's desktop. Every event is validated against the shared display
+// before it reaches robotgo; what is pressed is tracked so that it can all
+// be released when the technician leaves, loses focus or loses control: no
+// stuck Ctrl.
+package input
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/go-vgo/robotgo"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// ErrRejected is wrapped by errors for events that were dropped.
+var ErrRejected = errors.New("input event rejected")
+
+// buttonNames are robotgo's names for protocol buttons; back and forward
+// have no XTest button in robotgo and are refused.
+var buttonNames = map[int]string{
+	protocol.ButtonLeft:   "left",
+	protocol.ButtonMiddle: "center",
+	protocol.ButtonRight:  "right",
+}
+
+// Injector applies validated input events to one display.
+type Injector struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	x, y    int // display origin on the virtual screen
+	w, h    int
+	keys    map[string]bool // pressed robotgo key names
+	buttons map[int]bool    // pressed buttons
+
+	applied atomic.Uint64
+	dropped atomic.Uint64
+}
+
+func init() {
+	// robotgo sleeps after each key event by default; a remote keystroke
+	// must not wait for anything.
+	robotgo.KeySleep = 0
+	robotgo.MouseSleep = 0
+}
+
+// New returns an Injector for the display at (x, y) of size w x h on the
+// virtual screen. The caller must have checked that the X display is
+// reachable: robotgo crashes the process without one.
+func New(logger *slog.Logger, x, y, w, h int) *Injector {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Injector{log: logger.With("component", "input"), x: x, y: y, w: w, h: h,
+		keys: map[string]bool{}, buttons: map[int]bool{}}
+}
+
+// SetDisplay changes the display that coordinates refer to.
+func (in *Injector) SetDisplay(x, y, w, h int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.x, in.y, in.w, in.h = x, y, w, h
+}
+
+// Stats returns how many events were applied and dropped.
+func (in *Injector) Stats() (applied, dropped uint64) {
+	return in.applied.Load(), in.dropped.Load()
+}
+
+// Handle decodes and applies one input message. Invalid events are
+// dropped, counted, and reported in the error.
+func (in *Injector) Handle(msg []byte) error {
+	ev, err := protocol.DecodeInput(msg)
+	if err == nil {
+		err = in.Apply(ev)
+	}
+	if err != nil {
+		in.dropped.Add(1)
+		return err
+	}
+	in.applied.Add(1)
+	return nil
+}
+
+// Apply injects one decoded event.
+func (in *Injector) Apply(ev protocol.InputEvent) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch ev.Kind {
+	case protocol.InputMove:
+		x, y, err := in.point(ev.X, ev.Y)
+		if err != nil {
+			return err
+		}
+		robotgo.Move(x, y)
+	case protocol.InputButton:
+		name, ok := buttonNames[ev.Button]
+		if !ok {
+			return fmt.Errorf("%w: button %d is not supported", ErrRejected, ev.Button)
+		}
+		x, y, err := in.point(ev.X, ev.Y)
+		if err != nil {
+			return err
+		}
+		if ev.Down == in.buttons[ev.Button] {
+			return nil // already in that state (a repeated down or a stray up)
+		}
+		robotgo.Move(x, y)
+		if err := robotgo.Toggle(name, upDown(ev.Down)); err != nil {
+			return fmt.Errorf("button %s: %w", name, err)
+		}
+		in.buttons[ev.Button] = ev.Down
+	case protocol.InputWheel:
+		// robotgo.Scroll is (x, y) in notches with y positive = up.
+		robotgo.Scroll(ev.DX, -ev.DY, 0)
+	case protocol.InputKey:
+		name, ok := keyNames[ev.Code]
+		if !ok {
+			return fmt.Errorf("%w: unknown key %q", ErrRejected, ev.Code)
+		}
+		if !ev.Down && !in.keys[name] {
+			return nil // an up for a key we never pressed
+		}
+		if err := robotgo.KeyToggle(name, upDown(ev.Down)); err != nil {
+			return fmt.Errorf("key %s: %w", ev.Code, err)
+		}
+		if ev.Down {
+			in.keys[name] = true
+		} else {
+			delete(in.keys, name)
+		}
+	case protocol.InputText:
+		if !utf8.ValidString(ev.Text) {
+			return fmt.Errorf("%w: text is not UTF-8", ErrRejected)
+		}
+		robotgo.Type(ev.Text)
+	case protocol.InputReleaseAll:
+		in.releaseLocked()
+	default:
+		return fmt.Errorf("%w: kind %d", ErrRejected, ev.Kind)
+	}
+	return nil
+}
+
+// point checks display coordinates and turns them into virtual-screen
+// coordinates.
+func (in *Injector) point(x, y int) (int, int, error) {
+	if x < 0 || y < 0 || x >= in.w || y >= in.h {
+		return 0, 0, fmt.Errorf("%w: point %d,%d is outside the %dx%d display", ErrRejected, x, y, in.w, in.h)
+	}
+	return in.x + x, in.y + y, nil
+}
+
+// ReleaseAll lets go of every key and button the technician holds.
+func (in *Injector) ReleaseAll() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.releaseLocked()
+}
+
+func (in *Injector) releaseLocked() {
+	for name := range in.keys {
+		if err := robotgo.KeyToggle(name, "up"); err != nil {
+			in.log.Warn("release key", "key", name, "err", err)
+		}
+		delete(in.keys, name)
+	}
+	for b, down := range in.buttons {
+		if down {
+			if err := robotgo.Toggle(buttonNames[b], "up"); err != nil {
+				in.log.Warn("release button", "button", b, "err", err)
+			}
+		}
+		delete(in.buttons, b)
+	}
+}
+
+// Pressed reports how many keys and buttons are held down now.
+func (in *Injector) Pressed() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := len(in.keys)
+	for _, down := range in.buttons {
+		if down {
+			n++
+		}
+	}
+	return n
+}
+
+func upDown(down bool) string {
+	if down {
+		return "down"
+	}
+	return "up"
+}
