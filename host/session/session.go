@@ -12,15 +12,13 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/tether-support/tether/host/capture"
 	"github.com/tether-support/tether/host/encode"
+	"github.com/tether-support/tether/host/input"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
@@ -83,7 +81,12 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	if err != nil {
 		return "", err
 	}
-	defer capt.Close()
+	captOwned := true // until the streamer owns it
+	defer func() {
+		if captOwned {
+			capt.Close()
+		}
+	}()
 	width, height := capt.Size()
 	log.Info("capturing screen", "path", capt.Name(), "size", fmt.Sprintf("%dx%d", width, height))
 
@@ -126,26 +129,57 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	log.Info("joined session", "session", sessionID)
 	cfg.OnJoined(sessionID)
 
-	api, err := rtc.NewAPI(rtc.Config{})
+	st := &streamer{log: log, maxFPS: cfg.FPS}
+	st.keyframe.Store(true)
+	st.capt, st.display, captOwned = capt, cfg.Display, false
+	defer func() { st.current().Close() }()
+
+	startKbps := encode.DefaultBitrateKbps(width, height)
+	api, err := rtc.NewAPI(rtc.Config{
+		OnBitrate:    func(bps int) { st.bitrate.Store(int64(bps)) },
+		MinBitrate:   150_000,
+		StartBitrate: startKbps * 1000,
+		MaxBitrate:   3 * startKbps * 1000,
+	})
 	if err != nil {
 		return "", err
 	}
+	defer api.Close()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return "", fmt.Errorf("create peer connection: %w", err)
 	}
 	defer pc.Close()
-	track, err := webrtc.NewTrackLocalStaticSample(rtc.VP8, "screen", "tether")
-	if err != nil {
+	if st.track, err = webrtc.NewTrackLocalStaticSample(rtc.VP8, "screen", "tether"); err != nil {
 		return "", fmt.Errorf("create video track: %w", err)
 	}
-	sender, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	sender, err := pc.AddTransceiverFromTrack(st.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		return "", fmt.Errorf("add video track: %w", err)
 	}
+	control, inputDC, err := rtc.DataChannels(pc)
+	if err != nil {
+		return "", err
+	}
+	bx, by, bw, bh := capt.Bounds()
+	inj := input.New(log, bx, by, bw, bh)
+	defer inj.ReleaseAll()
+	rem := &remote{log: log, inj: inj, control: control}
+	rem.selectDisplay = func(index int) (protocol.ControlMessage, error) {
+		c, err := st.setDisplay(index)
+		if err == nil {
+			inj.ReleaseAll()
+			inj.SetDisplay(c.Bounds())
+			w, h := c.Size()
+			log.Info("sharing another display", "index", index, "size", fmt.Sprintf("%dx%d", w, h))
+		}
+		list, lerr := st.displays()
+		return list, errors.Join(err, lerr)
+	}
+	inputDC.OnMessage(func(m webrtc.DataChannelMessage) { rem.onInput(m.Data) })
+	inputDC.OnClose(inj.ReleaseAll)
+	control.OnMessage(func(m webrtc.DataChannelMessage) { rem.onControl(m.Data) })
 
-	st := &streamer{log: log, capt: capt, track: track, fps: cfg.FPS}
-	st.keyframe.Store(true)
 	var wg sync.WaitGroup
 	streamCtx, cancelStream := context.WithCancel(ctx)
 	defer func() {
@@ -153,6 +187,18 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		pc.Close()
 		wg.Wait()
 	}()
+	control.OnOpen(func() {
+		if list, err := st.displays(); err == nil {
+			rem.send(list)
+		} else {
+			log.Warn("list displays", "err", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rem.watchClipboard(streamCtx)
+		}()
+	})
 	wg.Add(1)
 	go func() { // keyframe requests arrive as RTCP from the broker
 		defer wg.Done()
@@ -245,67 +291,5 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				log.Warn("broker reported an error", "err", dial.AsRemoteError(env))
 			}
 		}
-	}
-}
-
-// streamer captures, encodes and sends frames at a steady rate.
-type streamer struct {
-	log      *slog.Logger
-	capt     capture.Capturer
-	track    *webrtc.TrackLocalStaticSample
-	fps      int
-	keyframe atomic.Bool // set by keyframe requests, cleared when one is sent
-	frames   atomic.Uint64
-}
-
-func (s *streamer) run(ctx context.Context) error {
-	interval := time.Second / time.Duration(s.fps)
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	var enc *encode.VP8
-	defer func() {
-		if enc != nil {
-			enc.Close()
-		}
-	}()
-	encW, encH := 0, 0
-	last := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-		frame, err := s.capt.Capture()
-		if err != nil {
-			return fmt.Errorf("capture: %w", err)
-		}
-		if enc == nil || frame.Width != encW || frame.Height != encH {
-			if enc != nil {
-				enc.Close()
-			}
-			enc, err = encode.NewVP8(encode.Config{Width: frame.Width, Height: frame.Height, FPS: s.fps})
-			if err != nil {
-				return err
-			}
-			encW, encH = frame.Width, frame.Height
-			s.keyframe.Store(true)
-		}
-		data, key, err := enc.Encode(frame.Pix, frame.Stride, s.keyframe.Load())
-		if err != nil {
-			return err
-		}
-		if key {
-			s.keyframe.Store(false)
-		}
-		if len(data) == 0 {
-			continue
-		}
-		now := time.Now()
-		if err := s.track.WriteSample(media.Sample{Data: data, Duration: now.Sub(last)}); err != nil {
-			return fmt.Errorf("send frame: %w", err)
-		}
-		last = now
-		s.frames.Add(1)
 	}
 }

@@ -46,7 +46,6 @@ type Joined struct {
 
 	control     *webrtc.DataChannel
 	input       *webrtc.DataChannel
-	controlling bool                               // the broker's last word on control
 	lastControl map[string]protocol.ControlMessage // the latest message of each type
 }
 
@@ -296,9 +295,6 @@ func (j *Joined) fromControl(data []byte) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if msg.Type == protocol.ControlMode {
-		j.controlling = msg.Enabled
-	}
 	j.lastControl[msg.Type] = msg
 	j.notifyLocked()
 }
