@@ -8,12 +8,20 @@
 // Unknown types are ignored. The broker's offer carries all its ICE
 // candidates and so does our answer (no trickle): we wait for gathering to
 // finish, at most ICE_GATHER_MS.
+//
+// The same offer carries two data channels, negotiated out of band with
+// fixed ids (internal/protocol): `control` (id 0, JSON text) and `input`
+// (id 1, binary). Each side creates them itself, so this page does before it
+// applies the offer.
 
 const PROTOCOL_VERSION = 1;
 const ICE_GATHER_MS = 2000;
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 10000;
 const CLOSE_REFUSED = 4003; // the broker's close code for a refused hello
+
+export const CHANNEL_CONTROL = { label: 'control', id: 0 };
+export const CHANNEL_INPUT = { label: 'input', id: 1 };
 
 /**
  * Connection states, as shown on the badge:
@@ -33,6 +41,8 @@ export class ViewerConnection {
    * @param {(reason: string) => void} [opts.onEnded]
    * @param {(err: {code: string, message: string}, fatal: boolean) => void} [opts.onError]
    * @param {(attempt: number) => void} [opts.onRetry] before each reconnection attempt
+   * @param {(ch: {control: RTCDataChannel, input: RTCDataChannel}) => void} [opts.onChannels]
+   *   for each new PeerConnection, with its (not yet open) data channels
    */
   constructor(opts) {
     this.session = opts.session;
@@ -40,6 +50,8 @@ export class ViewerConnection {
     this.ws = null;
     this.pc = null;
     this.pcWs = null; // the signaling socket the current PC was negotiated on
+    this.control = null; // the current PC's data channels
+    this.input = null;
     this.welcomed = false;
     this.everWelcomed = false;
     this.hostState = '';
@@ -224,6 +236,11 @@ export class ViewerConnection {
     // No ICE servers: the broker is reachable directly and sends its own candidates.
     const pc = new RTCPeerConnection();
     this.pc = pc;
+    const channel = ({ label, id }) => pc.createDataChannel(label, { negotiated: true, id, ordered: true });
+    this.control = channel(CHANNEL_CONTROL);
+    this.input = channel(CHANNEL_INPUT);
+    this.input.binaryType = 'arraybuffer';
+    this.cb.onChannels?.({ control: this.control, input: this.input });
     pc.addEventListener('track', (e) => {
       if (pc !== this.pc) return;
       this.cb.onStream?.(e.streams[0] ?? new MediaStream([e.track]));
@@ -244,6 +261,8 @@ export class ViewerConnection {
     const pc = this.pc;
     this.pc = null;
     this.pcWs = null;
+    this.control = null;
+    this.input = null;
     if (pc) pc.close();
   }
 
