@@ -1,0 +1,371 @@
+// Remote control from the session view: pointer, wheel and keyboard on the
+// remote screen become messages on the `input` data channel (see input.js).
+//
+// Rules the host and broker can rely on:
+// - Nothing is sent unless the broker has granted control.
+// - Pointer moves are coalesced to one per animation frame; buttons, wheel
+//   and keys are sent at once, in the order they happened, each preceded by
+//   any move still pending. A button event is always preceded by a move to
+//   its own position.
+// - Keys are physical (KeyboardEvent.code), modifiers included, with a
+//   repeated key-down for auto-repeat. Characters without a physical key
+//   travel as text.
+// - Release-all goes out whenever the remote screen may stop seeing our
+//   key-ups: focus leaves it, the page is hidden or unloaded, control ends.
+
+import {
+  WheelAccumulator, describeInput, encodeButton, encodeKey, encodeMove, encodeReleaseAll, encodeText,
+  encodeWheel, MAX_WHEEL, pictureRect, RELEASE_ALL, splitText, toRemote, validKeyCode,
+} from './input.js';
+
+// PointerEvent.buttons bits → protocol buttons.
+const BUTTON_BITS = [
+  [1, 0], // left
+  [4, 1], // middle
+  [2, 2], // right
+  [8, 3], // back
+  [16, 4], // forward
+];
+
+const MODIFIER_KEYS = new Set(['Control', 'Alt', 'Shift', 'Meta', 'AltGraph', 'OS']);
+const MODIFIER_CODES = /^(Shift|Control|Alt|Meta|OS)(Left|Right)$|^(CapsLock|NumLock|ScrollLock|Fn|FnLock)$/;
+const IS_MAC = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
+const PASTE_READ_MS = 1500;
+
+export class RemoteInput {
+  /**
+   * @param {object} o
+   * @param {HTMLElement} o.stage    focusable element that takes the keyboard
+   * @param {HTMLElement} o.surface  element under the picture that takes the pointer
+   * @param {HTMLVideoElement} o.video
+   * @param {(desc: object) => void} [o.onSent] after each message
+   * @param {(current: () => boolean) => Promise<void>} [o.onPaste] runs before
+   *   Ctrl/Cmd+V is forwarded; current() turns false once V went out anyway
+   * @param {() => void} [o.onReleaseChord] Ctrl+Alt+Shift pressed
+   * @param {(captured: boolean) => void} [o.onCapture] keyboard capture starts/stops
+   */
+  constructor(o) {
+    this.stage = o.stage;
+    this.surface = o.surface;
+    this.video = o.video;
+    this.cb = o;
+    this.channel = null;
+    this.enabled = false;
+    this.buttons = 0; // PointerEvent.buttons bits the remote holds down
+    this.pressed = new Set(); // key codes the remote holds down
+    this.pendingMove = null;
+    this.lastMove = null;
+    this.raf = 0;
+    this.hold = null; // messages queued while Ctrl+V reads the clipboard
+    this.released = false; // the last message sent was a release-all
+    this.endHold = () => {}; // sends what a paste in progress holds back
+    this.wheel = new WheelAccumulator();
+    this.stats = { sent: 0, lastSent: null };
+    this.captured = false;
+    this.listeners = [];
+
+    const on = (target, type, fn, opts) => {
+      target.addEventListener(type, fn, opts);
+      this.listeners.push(() => target.removeEventListener(type, fn, opts));
+    };
+    const s = this.surface;
+    on(s, 'pointerdown', (e) => this.onPointerDown(e));
+    on(s, 'pointermove', (e) => this.onPointerMove(e));
+    on(s, 'pointerup', (e) => this.onPointerUp(e));
+    on(s, 'pointercancel', () => this.releaseButtons());
+    on(s, 'lostpointercapture', () => this.releaseButtons());
+    on(s, 'wheel', (e) => this.onWheel(e), { passive: false });
+    on(s, 'contextmenu', (e) => this.enabled && e.preventDefault());
+    // Back/forward buttons would navigate the console away.
+    on(s, 'mouseup', (e) => this.enabled && e.button > 2 && e.preventDefault());
+    on(s, 'auxclick', (e) => this.enabled && e.preventDefault());
+    on(s, 'dragstart', (e) => e.preventDefault());
+
+    const st = this.stage;
+    on(st, 'keydown', (e) => this.onKeyDown(e));
+    on(st, 'keyup', (e) => this.onKeyUp(e));
+    on(st, 'compositionend', (e) => this.enabled && this.sendText(e.data));
+    on(st, 'focus', () => this.updateCapture());
+    on(st, 'blur', () => {
+      this.releaseAll();
+      this.updateCapture();
+    });
+    on(document, 'visibilitychange', () => document.hidden && this.releaseAll());
+    on(window, 'pagehide', () => this.releaseAll());
+  }
+
+  /** The input data channel to send on (a new one after each reconnection). */
+  attach(channel) {
+    this.channel = channel;
+    this.released = false;
+    this.forget();
+  }
+
+  /**
+   * Control granted (true) or not. Turning it off releases everything first,
+   * unless `release` is false: when the broker took control away, input
+   * would only be dropped (and the broker releases the host's keys itself).
+   */
+  setEnabled(on, { release = true } = {}) {
+    if (on === this.enabled) return;
+    if (!on && release) this.releaseAll();
+    if (!on) {
+      cancelAnimationFrame(this.raf);
+      this.raf = 0;
+      if (this.hold) this.hold.length = 0; // a paste in progress is abandoned
+      this.hold = null;
+      this.endHold = () => {};
+      this.forget();
+    }
+    this.enabled = on;
+    this.surface.classList.toggle('is-controlled', on);
+    this.updateCapture();
+  }
+
+  destroy() {
+    this.releaseAll();
+    cancelAnimationFrame(this.raf);
+    for (const off of this.listeners) off();
+    this.listeners = [];
+  }
+
+  /** Sends a key combination: downs in order, then ups in reverse. */
+  sendCombo(codes) {
+    if (!this.enabled) return false;
+    this.flushMove();
+    for (const c of codes) this.send(encodeKey(c, true));
+    for (const c of [...codes].reverse()) this.send(encodeKey(c, false));
+    return true;
+  }
+
+  /**
+   * Tells the remote to let go of every key and button it holds for us.
+   * Right after another release-all (nothing sent in between) it would say
+   * the same again, so it is skipped.
+   */
+  releaseAll() {
+    if (!this.enabled) return;
+    cancelAnimationFrame(this.raf);
+    this.raf = 0;
+    this.pendingMove = null;
+    this.endHold(); // a paste still reading the clipboard goes out first, then is released
+    if (!this.released) this.send(encodeReleaseAll());
+    this.forget();
+  }
+
+  // ---- sending -------------------------------------------------------------
+
+  forget() {
+    this.buttons = 0;
+    this.pressed.clear();
+    this.pendingMove = null;
+    this.lastMove = null;
+    this.wheel = new WheelAccumulator();
+  }
+
+  send(buf) {
+    if (!this.enabled) return; // nothing leaves without control
+    if (this.hold) {
+      this.hold.push(buf);
+      return;
+    }
+    const ch = this.channel;
+    if (!ch || ch.readyState !== 'open') return;
+    try {
+      ch.send(buf);
+    } catch {
+      return; // the channel closed under us; a reconnection brings a new one
+    }
+    this.released = new Uint8Array(buf)[0] === RELEASE_ALL;
+    this.stats.sent += 1;
+    this.stats.lastSent = describeInput(buf);
+    this.cb.onSent?.(this.stats.lastSent);
+  }
+
+  flushMove() {
+    const p = this.pendingMove;
+    this.pendingMove = null;
+    if (p && (p.x !== this.lastMove?.x || p.y !== this.lastMove?.y)) {
+      this.lastMove = p;
+      this.send(encodeMove(p.x, p.y));
+    }
+  }
+
+  sendText(text) {
+    if (!text) return;
+    this.flushMove();
+    for (const chunk of splitText(text)) this.send(encodeText(chunk));
+  }
+
+  // ---- pointer ---------------------------------------------------------------
+
+  /** Remote position of a pointer event; clamped to the edge if `clamp`. */
+  position(e, clamp) {
+    // The scrollbars of the 1:1 view are not part of the picture.
+    const s = this.surface.getBoundingClientRect();
+    if (!clamp && (e.clientX - s.left >= this.surface.clientWidth || e.clientY - s.top >= this.surface.clientHeight)) return null;
+    return toRemote(pictureRect(this.video), e.clientX, e.clientY, clamp);
+  }
+
+  onPointerDown(e) {
+    if (!this.enabled) return;
+    e.preventDefault(); // no text selection, no middle-click autoscroll
+    this.stage.focus({ preventScroll: true });
+    if (this.position(e, false)) this.surface.setPointerCapture?.(e.pointerId);
+    this.syncButtons(e);
+  }
+
+  onPointerUp(e) {
+    if (!this.enabled) return;
+    e.preventDefault();
+    this.syncButtons(e);
+  }
+
+  onPointerMove(e) {
+    if (!this.enabled) return;
+    if (e.button >= 0) this.syncButtons(e); // a chorded button changed
+    const p = this.position(e, this.buttons !== 0);
+    if (!p) return;
+    this.pendingMove = p;
+    if (!this.raf) {
+      this.raf = requestAnimationFrame(() => {
+        this.raf = 0;
+        this.flushMove();
+      });
+    }
+  }
+
+  /**
+   * Sends the presses and releases between what the remote holds and what
+   * e.buttons says. A press counts only over the picture; a release is
+   * always sent (clamped to the edge) for a button the remote holds.
+   */
+  syncButtons(e) {
+    const now = (e.buttons ?? 0) & 31;
+    const changed = now ^ this.buttons;
+    if (!changed) return;
+    const inside = this.position(e, false);
+    const clamped = this.position(e, true);
+    for (const [bit, button] of BUTTON_BITS) {
+      if (!(changed & bit)) continue;
+      const down = (now & bit) !== 0;
+      const p = down ? inside : clamped;
+      if (!p) continue;
+      this.sendButton(button, down, p);
+      this.buttons ^= bit;
+    }
+  }
+
+  sendButton(button, down, p) {
+    this.pendingMove = null;
+    this.lastMove = p;
+    this.send(encodeMove(p.x, p.y));
+    this.send(encodeButton(button, down, p.x, p.y));
+  }
+
+  releaseButtons() {
+    if (!this.enabled || !this.buttons) return;
+    const p = this.lastMove ?? { x: 0, y: 0 };
+    for (const [bit, button] of BUTTON_BITS) {
+      if (this.buttons & bit) this.sendButton(button, false, p);
+    }
+    this.buttons = 0;
+  }
+
+  onWheel(e) {
+    if (!this.enabled) return;
+    e.preventDefault();
+    const p = this.position(e, false);
+    if (!p) return;
+    this.pendingMove = p; // the wheel scrolls what is under the pointer
+    this.flushMove();
+    let [dx, dy] = this.wheel.add(e.deltaX, e.deltaY, e.deltaMode);
+    while (dx || dy) {
+      const sx = Math.max(-MAX_WHEEL, Math.min(MAX_WHEEL, dx));
+      const sy = Math.max(-MAX_WHEEL, Math.min(MAX_WHEEL, dy));
+      this.send(encodeWheel(sx, sy));
+      dx -= sx;
+      dy -= sy;
+    }
+  }
+
+  // ---- keyboard --------------------------------------------------------------
+
+  updateCapture() {
+    const captured = this.enabled && document.activeElement === this.stage && document.hasFocus();
+    if (captured === this.captured) return;
+    this.captured = captured;
+    this.stage.classList.toggle('is-captured', captured);
+    this.cb.onCapture?.(captured);
+  }
+
+  onKeyDown(e) {
+    if (!this.enabled || e.target !== this.stage) return;
+    e.preventDefault();
+    e.stopPropagation();
+    if (e.ctrlKey && e.altKey && e.shiftKey && MODIFIER_KEYS.has(e.key)) {
+      this.releaseAll();
+      this.cb.onReleaseChord?.();
+      return;
+    }
+    if (e.isComposing || e.keyCode === 229) return; // an IME at work: compositionend brings the text
+    const code = e.code;
+    if (!validKeyCode(code)) {
+      // No physical key (virtual keyboards, some layouts' dead ends): the character itself.
+      if (e.key && [...e.key].length === 1 && !e.ctrlKey && !e.metaKey) this.sendText(e.key);
+      return;
+    }
+    this.flushMove();
+    if (code === 'KeyV' && (e.ctrlKey || e.metaKey) && !e.altKey && !e.repeat && !this.hold && this.cb.onPaste) {
+      this.pasteThenPress(code);
+      return;
+    }
+    this.pressed.add(code);
+    this.send(encodeKey(code, true));
+  }
+
+  onKeyUp(e) {
+    if (!this.enabled || e.target !== this.stage) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const code = e.code;
+    if (!validKeyCode(code)) return;
+    if (this.pressed.delete(code)) {
+      this.flushMove();
+      this.send(encodeKey(code, false));
+    }
+    // macOS sends no key-up for keys released while Cmd is down: release them with Cmd.
+    if (IS_MAC && (code === 'MetaLeft' || code === 'MetaRight')) {
+      for (const c of [...this.pressed]) {
+        if (MODIFIER_CODES.test(c)) continue;
+        this.pressed.delete(c);
+        this.send(encodeKey(c, false));
+      }
+    }
+  }
+
+  /**
+   * Ctrl/Cmd+V: first let the page put the technician's clipboard on the
+   * remote one, then press V. Whatever happens meanwhile is queued in order.
+   */
+  pasteThenPress(code) {
+    const queue = [];
+    this.hold = queue;
+    this.pressed.add(code);
+    this.send(encodeKey(code, true));
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.endHold = () => {};
+      this.hold = null;
+      for (const buf of queue) this.send(buf);
+    };
+    this.endHold = release;
+    setTimeout(release, PASTE_READ_MS);
+    Promise.resolve()
+      .then(() => this.cb.onPaste(() => !released))
+      .catch(() => {})
+      .then(release);
+  }
+}
