@@ -21,7 +21,9 @@ const app = {
 
 // Hooks for browser tests and for support staff poking at the console.
 // `state` is the session view's connection state (see session.js).
-window.tether = { state: 'idle', session: null, user: null, viewer: null };
+// The session view adds `input` ({ sent, lastSent }: messages sent on the
+// input channel) and `control` ({ enabled }: remote control granted).
+window.tether = { state: 'idle', session: null, user: null, viewer: null, input: null, control: null };
 
 function parseRoute() {
   const path = location.hash.replace(/^#/, '') || '/sessions';
@@ -47,6 +49,8 @@ function render() {
   window.tether.state = 'idle';
   window.tether.session = null;
   window.tether.viewer = null;
+  window.tether.input = null;
+  window.tether.control = null;
 
   const route = parseRoute();
   if (!app.user) {

@@ -1,9 +1,11 @@
-// Session view: the user's screen, live, with the session's state and controls.
+// Session view: the user's screen, live, with the session's state, and
+// remote control of it (control.js).
 
 import * as api from './api.js';
 import {
   codeGroups, confirmDialog, describeHost, formatDuration, formatSize, h, icon, shortId, toast,
 } from './ui.js';
+import { mountRemoteControl } from './control.js';
 import { ViewerConnection } from './viewer.js';
 
 const CONN_LABELS = {
@@ -59,46 +61,49 @@ export function mountSession(root, { id, navigate }) {
 
   // ---- top bar -------------------------------------------------------------
 
-  const title = h('h1', { class: 'viewer-title', text: `Session ${shortId(id)}` });
+  const title = h('h1', { class: 'viewer-title', title: `Session ${id}`, text: `Session ${shortId(id)}` });
   const subtitle = h('span', { class: 'viewer-subtitle mono', title: id, text: id });
   const badgeLabel = h('span', { text: CONN_LABELS[connState] });
   const badge = h('span', {
     id: 'conn-state', class: 'conn-badge', 'data-testid': 'conn-state', 'data-state': connState,
     role: 'status', 'aria-live': 'polite',
   }, h('span', { class: 'badge-dot', 'aria-hidden': 'true' }), badgeLabel);
-  const hostChip = h('span', { class: 'viewer-chip', hidden: true, 'data-testid': 'host-info' });
-  const sizeChip = h('span', { class: 'viewer-chip', hidden: true, 'data-testid': 'display-size', title: 'Remote display size' });
-  const timerChip = h('span', { class: 'viewer-chip tabular', hidden: true, title: 'Time live' });
+  const timer = h('span', { class: 'viewer-timer tabular', hidden: true, title: 'Time live' });
+  const hostChip = h('span', { class: 'viewer-meta-item', hidden: true, 'data-testid': 'host-info' });
+  const sizeChip = h('span', { class: 'viewer-meta-item tabular', hidden: true, 'data-testid': 'display-size', title: 'Remote display size' });
+  const meta = h('div', { class: 'viewer-meta' }, hostChip, sizeChip, subtitle);
 
-  const back = h('a', { href: '#/sessions', class: 'viewer-back', 'aria-label': 'Back to sessions', title: 'Back to sessions' }, icon('back', 18));
-  const fullscreen = h('button', { type: 'button', class: 'viewer-icon-btn', 'aria-label': 'Full screen', title: 'Full screen' }, icon('maximize', 17));
-  const divider = h('span', { class: 'viewer-divider', 'aria-hidden': 'true' });
+  const back = h('a', { href: '#/sessions', class: 'viewer-back', 'aria-label': 'Back to sessions', 'data-tip': 'Back to sessions' }, icon('back', 18));
   const endBtn = h('button', { type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session' }, icon('power', 15), 'End session');
 
   // ---- stage ---------------------------------------------------------------
 
   const video = h('video', {
-    class: 'remote-video', autoplay: true, muted: true, playsinline: true,
-    'data-testid': 'remote-video', 'aria-label': 'Remote screen',
+    class: 'remote-video', autoplay: true, muted: true, playsinline: true, disablepictureinpicture: true,
+    'data-testid': 'remote-video', 'aria-hidden': 'true',
   });
   video.muted = true; // the attribute alone does not mute a script-created element
   const overlay = h('div', { class: 'stage-overlay', 'data-testid': 'stage-overlay' });
-  const stage = h('div', { class: 'stage' }, video, overlay);
+  // The surface scrolls in 1:1 mode and takes the pointer; the stage around
+  // it takes the keyboard and keeps the heads-up elements in place.
+  const surface = h('div', { class: 'stage-surface' }, video);
+  const stage = h('div', {
+    class: 'stage', tabindex: '0', 'data-testid': 'remote-stage', role: 'application',
+    'aria-roledescription': 'remote screen', 'aria-label': 'Remote screen',
+  }, surface);
+
+  const remote = mountRemoteControl({ stage, surface, video, getPc: () => conn?.pc ?? null });
+  stage.append(remote.hud, overlay);
 
   root.replaceChildren(h('div', { class: 'viewer' },
     h('header', { class: 'viewer-bar' },
       h('div', { class: 'viewer-bar-left' },
         back,
-        h('div', { class: 'viewer-heading' }, title, subtitle),
-        badge),
-      h('div', { class: 'viewer-bar-right' },
-        hostChip,
-        sizeChip,
-        timerChip,
-        h('span', { class: 'viewer-chip viewer-chip-muted', title: 'Remote control is not enabled for this session' }, icon('eye', 14), 'View only'),
-        divider,
-        fullscreen,
-        endBtn)),
+        h('div', { class: 'viewer-heading' },
+          h('div', { class: 'viewer-title-row' }, title, badge, timer),
+          meta)),
+      remote.toolbar,
+      h('div', { class: 'viewer-bar-right' }, endBtn)),
     stage));
 
   // ---- behaviour -----------------------------------------------------------
@@ -110,8 +115,9 @@ export function mountSession(root, { id, navigate }) {
     badge.dataset.state = state;
     badgeLabel.textContent = CONN_LABELS[state] ?? state;
     endBtn.hidden = state === 'ended';
-    fullscreen.hidden = state === 'ended';
-    divider.hidden = state === 'ended';
+    // Nothing to control before the first picture or after the end.
+    remote.toolbar.hidden = !(state === 'live' || state === 'reconnecting');
+    remote.setLive(state === 'live');
     document.title = `${CONN_LABELS[state] ?? state} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
     renderOverlay();
     renderChips();
@@ -120,7 +126,7 @@ export function mountSession(root, { id, navigate }) {
   function renderChips() {
     const desc = describeHost(host);
     hostChip.hidden = !desc;
-    hostChip.replaceChildren(icon('monitor', 14), desc);
+    hostChip.textContent = desc;
     // The host's display size; the stream may be smaller while bandwidth ramps up.
     const display = formatSize(host?.width, host?.height);
     const stream = formatSize(video.videoWidth, video.videoHeight);
@@ -129,8 +135,8 @@ export function mountSession(root, { id, navigate }) {
     sizeChip.title = stream && stream !== display
       ? `Remote display ${display || 'size unknown'} · receiving ${stream}`
       : 'Remote display size';
-    timerChip.hidden = !liveSince || connState === 'ended';
-    if (liveSince) timerChip.replaceChildren(icon('clock', 14), formatDuration(Date.now() - liveSince));
+    timer.hidden = !liveSince || connState === 'ended';
+    if (liveSince) timer.textContent = formatDuration(Date.now() - liveSince);
   }
 
   function renderOverlay() {
@@ -193,6 +199,8 @@ export function mountSession(root, { id, navigate }) {
     if (s.ticket?.id) {
       title.textContent = s.ticket.id;
       subtitle.textContent = `Session ${shortId(s.id || id)}`;
+    } else {
+      subtitle.textContent = shortId(s.id || id);
     }
     if (s.host) host = s.host;
     renderChips();
@@ -204,15 +212,6 @@ export function mountSession(root, { id, navigate }) {
     renderOverlay();
     renderChips();
   });
-
-  fullscreen.addEventListener('click', () => {
-    if (document.fullscreenElement) document.exitFullscreen();
-    else stage.requestFullscreen?.().catch(() => {});
-  });
-  const onFullscreen = () => {
-    fullscreen.replaceChildren(icon(document.fullscreenElement ? 'minimize' : 'maximize', 17));
-  };
-  document.addEventListener('fullscreenchange', onFullscreen);
 
   endBtn.addEventListener('click', async () => {
     const ok = await confirmDialog({
@@ -258,6 +257,7 @@ export function mountSession(root, { id, navigate }) {
         renderChips();
         if (connState === 'waiting') renderOverlay();
       },
+      onChannels: remote.attach,
       onStream(stream) {
         if (video.srcObject !== stream) {
           hasFrames = false;
@@ -325,7 +325,8 @@ export function mountSession(root, { id, navigate }) {
   return () => {
     alive = false;
     clearInterval(tickTimer);
-    document.removeEventListener('fullscreenchange', onFullscreen);
+    remote.destroy();
+    if (document.fullscreenElement === stage) document.exitFullscreen().catch(() => {});
     conn?.close();
     video.srcObject = null;
     document.querySelectorAll('dialog.modal').forEach((d) => d.remove());

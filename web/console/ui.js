@@ -50,6 +50,18 @@ const ICONS = {
   ticket: 'M3 8a2 2 0 0 0 0 4 2 2 0 0 1 0 4v2a1 1 0 0 0 1 1h16a1 1 0 0 0 1-1v-2a2 2 0 0 1 0-4 2 2 0 0 0 0-4V6a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1zM14 5v3M14 11v2M14 16v3',
   power: 'M12 3v8M6.3 6.3a8 8 0 1 0 11.4 0',
   open: 'M14 4h6v6M20 4l-9 9M18 14v5a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1h5',
+  pointer: 'M5.5 4.5l13 5.6-5.7 1.9-2 5.8z',
+  keyboard: 'M3 6h18a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1zM6 10h.01M9.5 10h.01M13 10h.01M16.5 10h.01M8 14h8',
+  clipboard: 'M9 3.5h6a1 1 0 0 1 1 1V6a1 1 0 0 1-1 1H9a1 1 0 0 1-1-1V4.5a1 1 0 0 1 1-1zM16 5h2a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1H6a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1h2M9 12h6M9 16h4',
+  activity: 'M3 12h4l3-7 4 14 3-7h4',
+  fit: 'M4 9V5a1 1 0 0 1 1-1h4M15 4h4a1 1 0 0 1 1 1v4M20 15v4a1 1 0 0 1-1 1h-4M9 20H5a1 1 0 0 1-1-1v-4M9 9l-3-3M15 9l3-3M15 15l3 3M9 15l-3 3',
+  actual: 'M5 9.5L7.5 8v9M16.5 9.5L19 8v9M12 10.5v.01M12 14.5v.01',
+  chevronDown: 'M6 9l6 6 6-6',
+  send: 'M5 12h14M13 6l6 6-6 6',
+  refresh: 'M20 12a8 8 0 1 1-2.34-5.66M20 4v5h-5',
+  download: 'M12 4v11M7 10l5 5 5-5M5 20h14',
+  info: 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM12 11v5M12 7.6v.01',
+  lock: 'M6 11h12a1 1 0 0 1 1 1v8a1 1 0 0 1-1 1H6a1 1 0 0 1-1-1v-8a1 1 0 0 1 1-1zM8 11V8a4 4 0 1 1 8 0v3',
 };
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -290,4 +302,92 @@ export function confirmDialog({ title, message, confirmLabel, danger = true, tes
     });
     ok.focus();
   });
+}
+
+/** Key caps for a combination: kbd('Ctrl', 'Alt', 'Del'). */
+export function kbd(...keys) {
+  return h('span', { class: 'kbd-combo' }, keys.map((k) => h('kbd', { class: 'kbd', text: k })));
+}
+
+/**
+ * Opens `panel` from `button` as a popover: the button toggles it, a click
+ * outside or Escape closes it (focus goes back to the button). With
+ * `menu: true` the panel is a menu: arrow keys, Home and End move between
+ * its [role="menuitem"] buttons and focus starts on the first one.
+ * Returns { open, close, toggle, isOpen }.
+ */
+export function popover(button, panel, { menu = false, onOpen, onClose, initialFocus } = {}) {
+  let isOpen = false;
+  panel.hidden = true;
+  button.setAttribute('aria-expanded', 'false');
+  if (panel.id) button.setAttribute('aria-controls', panel.id);
+  button.setAttribute('aria-haspopup', menu ? 'menu' : 'dialog');
+
+  const items = () => [...panel.querySelectorAll('[role="menuitem"]:not([disabled])')];
+  const outside = (e) => {
+    if (!panel.contains(e.target) && !button.contains(e.target)) close(false);
+  };
+  const onKey = (e) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      close(true);
+      return;
+    }
+    if (!menu) return;
+    const list = items();
+    const i = list.indexOf(document.activeElement);
+    let next = -1;
+    if (e.key === 'ArrowDown') next = (i + 1) % list.length;
+    else if (e.key === 'ArrowUp') next = (i - 1 + list.length) % list.length;
+    else if (e.key === 'Home') next = 0;
+    else if (e.key === 'End') next = list.length - 1;
+    else if (e.key === 'Tab') close(false);
+    if (next >= 0 && list.length) {
+      e.preventDefault();
+      list[next].focus();
+    }
+  };
+
+  function open() {
+    if (isOpen) return;
+    isOpen = true;
+    panel.hidden = false;
+    button.setAttribute('aria-expanded', 'true');
+    button.classList.add('is-open');
+    document.addEventListener('pointerdown', outside, true);
+    panel.addEventListener('keydown', onKey);
+    onOpen?.();
+    const first = initialFocus?.() ?? (menu ? items()[0] : null);
+    first?.focus({ preventScroll: true });
+  }
+
+  function close(returnFocus = false) {
+    if (!isOpen) return;
+    isOpen = false;
+    panel.hidden = true;
+    button.setAttribute('aria-expanded', 'false');
+    button.classList.remove('is-open');
+    document.removeEventListener('pointerdown', outside, true);
+    panel.removeEventListener('keydown', onKey);
+    if (returnFocus) button.focus({ preventScroll: true });
+    onClose?.();
+  }
+
+  button.addEventListener('click', () => (isOpen ? close(false) : open()));
+  button.addEventListener('keydown', (e) => {
+    if (menu && (e.key === 'ArrowDown' || e.key === 'ArrowUp') && !isOpen) {
+      e.preventDefault();
+      open();
+    }
+  });
+  return { open, close, toggle: () => (isOpen ? close(false) : open()), isOpen: () => isOpen };
+}
+
+/** "12 B", "3.4 KiB", "64 KiB"; rounded up, so a size over a limit never reads as the limit. */
+export function formatBytes(n) {
+  if (n < 1024) return `${n} B`;
+  const k = n / 1024;
+  if (Number.isInteger(k)) return `${k} KiB`;
+  return `${(Math.ceil(k * 10) / 10).toFixed(1)} KiB`;
 }

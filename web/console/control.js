@@ -1,0 +1,693 @@
+// Remote control for the session view: the toolbar (View only / Control,
+// keys the browser keeps for itself, display, clipboard, scale, live
+// figures, full screen), the heads-up elements over the remote screen, and
+// the `control` data channel that carries their messages:
+//
+//   {"type":"control","enabled":bool,"reason"?}   ⇄ ask for / give up control; broker says what holds
+//   {"type":"clipboard","text":"…"}               ⇄ set / announce a clipboard
+//   {"type":"clipboard.request"}                   → ask for the remote clipboard
+//   {"type":"displays","displays":[…],"current":n} ← the host's monitors
+//   {"type":"display.select","index":n}            → show another monitor
+//   {"type":"input.dropped","count":n,"reason"?}   ← the broker refused input
+// Unknown types are ignored.
+
+import { RemoteInput } from './remote.js';
+import { StatsMonitor } from './stats.js';
+import { copyText, formatBytes, h, icon, kbd, popover } from './ui.js';
+
+export const MAX_CLIPBOARD = 64 * 1024; // bytes of UTF-8, as internal/protocol
+const MAX_CONTROL_MESSAGE = MAX_CLIPBOARD * 2 + 1024;
+const CONTROL_ANSWER_MS = 5000;
+const DROPPED_TOAST_EVERY_MS = 5000;
+const DROPPED_TOAST_MS = 2600;
+const HINT_MS = 3800;
+const QUIET_DROPS_MS = 2000;
+const REGAIN_CONTROL_MS = 400;
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+// Keys a browser or the technician's own OS would act on.
+const KEY_COMBOS = [
+  { id: 'key-ctrl-alt-del', label: 'Security screen', keys: ['Ctrl', 'Alt', 'Del'], codes: ['ControlLeft', 'AltLeft', 'Delete'] },
+  { id: 'key-super', label: 'Windows key', keys: ['Win'], codes: ['MetaLeft'] },
+  { id: 'key-ctrl-esc', label: 'Start menu', keys: ['Ctrl', 'Esc'], codes: ['ControlLeft', 'Escape'] },
+  { id: 'key-alt-tab', label: 'Switch window', keys: ['Alt', 'Tab'], codes: ['AltLeft', 'Tab'] },
+  { id: 'key-alt-f4', label: 'Close window', keys: ['Alt', 'F4'], codes: ['AltLeft', 'F4'] },
+  { id: 'key-print', label: 'Print screen', keys: ['PrtSc'], codes: ['PrintScreen'] },
+];
+
+const prefs = {
+  get(key, fallback) {
+    try {
+      return localStorage.getItem(`tether.${key}`) ?? fallback;
+    } catch {
+      return fallback;
+    }
+  },
+  set(key, value) {
+    try {
+      localStorage.setItem(`tether.${key}`, value);
+    } catch {
+      // Private mode: the preference lasts for this page only.
+    }
+  },
+};
+
+/** A toolbar icon button with a tooltip (data-tip, shown by CSS) and a label. */
+function toolButton(iconName, label, attrs = {}) {
+  return h('button', {
+    type: 'button', class: 'tool-btn', 'aria-label': label, 'data-tip': label, ...attrs,
+  }, icon(iconName, 18));
+}
+
+/**
+ * Builds the remote-control toolbar and heads-up display and wires them to
+ * the stage. Returns { toolbar, hud, attach(channels), setLive(bool), destroy() }.
+ *
+ * @param {object} o
+ * @param {HTMLElement} o.stage    focusable element taking the keyboard (data-testid remote-stage)
+ * @param {HTMLElement} o.surface  scroll container under the picture, taking the pointer
+ * @param {HTMLVideoElement} o.video
+ * @param {() => RTCPeerConnection|null} o.getPc
+ */
+export function mountRemoteControl({ stage, surface, video, getPc }) {
+  const state = {
+    live: false,
+    channel: null, // control RTCDataChannel
+    enabled: false, // what the broker says holds
+    pending: null, // true/false while our request waits for an answer
+    wanted: false, // the technician wants control (asked again after a reconnection)
+    answerTimer: 0,
+    remoteClip: null, // { text, at }
+    displays: [],
+    current: 0,
+    scale: prefs.get('scale', 'fit') === 'actual' ? 'actual' : 'fit',
+    stats: prefs.get('stats', '0') === '1',
+  };
+  const exposed = { enabled: false, pending: false, reason: '' };
+  window.tether.control = exposed;
+
+  // ---- toolbar: mode ---------------------------------------------------------
+
+  const modeView = h('button', {
+    type: 'button', class: 'seg-btn', 'data-testid': 'mode-view', 'aria-pressed': 'true',
+    'data-tip': 'Watch without sending input',
+  }, icon('eye', 16), h('span', { class: 'seg-label', text: 'View only' }));
+  const modeControl = h('button', {
+    type: 'button', class: 'seg-btn seg-btn-control', 'data-testid': 'mode-control', 'aria-pressed': 'false',
+    'data-tip': 'Use the remote mouse and keyboard',
+  }, icon('pointer', 16), h('span', { class: 'seg-label', text: 'Control' }));
+  const segmented = h('div', { class: 'segmented', role: 'group', 'aria-label': 'Input mode' }, modeView, modeControl);
+
+  // ---- toolbar: keys ---------------------------------------------------------
+
+  const keysBtn = h('button', {
+    type: 'button', class: 'tool-btn tool-btn-wide', 'data-testid': 'keys-menu', 'aria-label': 'Send keys',
+    'data-tip': 'Send keys your computer keeps for itself',
+  }, icon('keyboard', 18), icon('chevronDown', 14));
+  const keysMenu = h('div', { class: 'popover menu', id: 'keys-menu-list', role: 'menu', 'aria-label': 'Send keys' },
+    h('div', { class: 'popover-heading', text: 'Send to the remote computer' }),
+    KEY_COMBOS.map((k) => h('button', {
+      type: 'button', class: 'menu-item', role: 'menuitem', 'data-testid': k.id, tabindex: '-1',
+      onclick: () => sendCombo(k),
+    }, h('span', { class: 'menu-label', text: k.label }), kbd(...k.keys))));
+  const keys = popover(keysBtn, keysMenu, { menu: true });
+
+  // ---- toolbar: display ------------------------------------------------------
+
+  const picker = h('select', { class: 'display-select', 'data-testid': 'display-picker', 'aria-label': 'Remote display' });
+  const pickerWrap = h('label', { class: 'display-picker', hidden: true, 'data-tip': 'Show another display' },
+    icon('monitor', 16), picker, icon('chevronDown', 14));
+
+  // ---- toolbar: clipboard ----------------------------------------------------
+
+  const clipBtn = toolButton('clipboard', 'Clipboard', { 'data-testid': 'clipboard-open' });
+  const clipDot = h('span', { class: 'tool-dot', hidden: true, 'aria-hidden': 'true' });
+  clipBtn.append(clipDot);
+  const remoteText = h('pre', { class: 'clip-remote', 'data-testid': 'clipboard-remote', tabindex: '0', 'aria-label': 'Remote clipboard' });
+  const remoteMeta = h('span', { class: 'clip-meta' });
+  const copyBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'clipboard-copy', disabled: true },
+    icon('download', 14), h('span', { text: 'Copy to my clipboard' }));
+  const fetchBtn = h('button', {
+    type: 'button', class: 'btn btn-on-dark btn-sm btn-icon', 'data-testid': 'clipboard-request',
+    'aria-label': 'Fetch the remote clipboard', 'data-tip': 'Fetch again',
+  }, icon('refresh', 14));
+  const sendText = h('textarea', {
+    class: 'clip-input', 'data-testid': 'clipboard-send-text', rows: '4', spellcheck: 'false',
+    placeholder: 'Type or paste text for the remote clipboard', 'aria-label': 'Text to send',
+  });
+  const sendCount = h('span', { class: 'clip-meta tabular', text: `0 B of ${formatBytes(MAX_CLIPBOARD)}` });
+  const sendBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'clipboard-send' },
+    icon('send', 14), h('span', { text: 'Send to remote' }));
+  const clipError = h('p', { class: 'clip-error', 'data-testid': 'clipboard-error', role: 'alert', hidden: true });
+  const clipPanel = h('div', { class: 'popover clip-panel', id: 'clipboard-panel', role: 'dialog', 'aria-label': 'Clipboard' },
+    h('section', { class: 'clip-section' },
+      h('div', { class: 'clip-head' },
+        h('h3', { class: 'clip-title' }, icon('monitor', 14), 'Remote clipboard'),
+        remoteMeta,
+        fetchBtn),
+      remoteText,
+      h('div', { class: 'clip-actions' }, copyBtn)),
+    h('section', { class: 'clip-section' },
+      h('div', { class: 'clip-head' },
+        h('h3', { class: 'clip-title' }, icon('send', 14), 'Send to the remote clipboard'),
+        sendCount),
+      sendText,
+      clipError,
+      h('div', { class: 'clip-actions' },
+        h('span', { class: 'clip-tip', text: 'Ctrl+V on the remote screen pastes your own clipboard there.' }),
+        sendBtn)));
+  const clip = popover(clipBtn, clipPanel, {
+    onOpen: () => {
+      clipDot.hidden = true;
+      if (!state.remoteClip) requestClipboard();
+    },
+    initialFocus: () => sendText,
+  });
+
+  // ---- toolbar: view ---------------------------------------------------------
+
+  const fitBtn = h('button', { type: 'button', class: 'tool-btn', 'data-testid': 'fit-toggle' });
+  const statsBtn = toolButton('activity', 'Live figures', { 'data-testid': 'stats-toggle', 'aria-pressed': 'false' });
+  const fullBtn = toolButton('maximize', 'Full screen', { 'data-testid': 'fullscreen' });
+
+  const sep = () => h('span', { class: 'tool-sep', 'aria-hidden': 'true' });
+  const toolbar = h('div', { class: 'viewer-tools', role: 'toolbar', 'aria-label': 'Remote control' },
+    segmented,
+    sep(),
+    h('div', { class: 'popover-anchor' }, keysBtn, keysMenu),
+    pickerWrap,
+    h('div', { class: 'popover-anchor' }, clipBtn, clipPanel),
+    sep(),
+    fitBtn, statsBtn, fullBtn);
+
+  // ---- heads-up display over the stage ---------------------------------------
+
+  const fig = (label, unit) => {
+    const value = h('span', { class: 'fig-value', text: '–' });
+    const el = h('div', { class: 'fig' }, h('span', { class: 'fig-label', text: label }), value, unit ? h('span', { class: 'fig-unit', text: unit }) : null);
+    return { el, value };
+  };
+  const fFps = fig('FPS');
+  const fKbps = fig('Bitrate', 'kbit/s');
+  const fRtt = fig('RTT', 'ms');
+  const fRes = fig('Video');
+  const statsOverlay = h('div', { class: 'hud-stats', 'data-testid': 'stats-overlay', hidden: true, 'aria-label': 'Live figures' },
+    fFps.el, fKbps.el, fRtt.el, fRes.el);
+  const captureHint = h('div', { class: 'hud-pill hud-hint', 'data-testid': 'capture-hint', role: 'status', hidden: true });
+  const notice = h('div', { class: 'hud-pill hud-notice', 'data-testid': 'control-notice', role: 'alert', hidden: true });
+  const inputToast = h('div', { class: 'hud-pill hud-toast', 'data-testid': 'input-toast', role: 'status', hidden: true });
+  // In full screen the toolbar is out of sight: a bar that peeks from the top edge.
+  const fsMode = h('span', { class: 'fs-mode' });
+  const fsExit = h('button', { type: 'button', class: 'fs-exit', 'data-testid': 'fullscreen-exit' },
+    icon('minimize', 15), h('span', { text: 'Exit full screen' }));
+  const fsBar = h('div', { class: 'fs-bar' }, fsMode, fsExit);
+  fsExit.addEventListener('click', () => document.exitFullscreen().catch(() => {}));
+  const hud = h('div', { class: 'stage-hud' },
+    fsBar,
+    h('div', { class: 'hud-top' }, captureHint, notice),
+    statsOverlay,
+    h('div', { class: 'hud-bottom' }, inputToast));
+
+  // ---- input -----------------------------------------------------------------
+
+  const input = new RemoteInput({
+    stage,
+    surface,
+    video,
+    onSent: (desc) => {
+      inputStats.sent = input.stats.sent;
+      inputStats.lastSent = desc;
+      inputStats.log.push(desc);
+      if (inputStats.log.length > 200) inputStats.log.splice(0, inputStats.log.length - 200);
+    },
+    onPaste: pasteLocalClipboard,
+    onReleaseChord: () => {
+      stage.blur();
+      flashPill(captureHint, [icon('lock', 14), 'Keyboard released'], 1800);
+    },
+    onCapture: (captured) => {
+      if (captured) {
+        flashPill(captureHint, [icon('keyboard', 14), 'Keyboard is captured', h('span', { class: 'hud-sub' }, 'press ', kbd('Ctrl', 'Alt', 'Shift'), ' to release')], HINT_MS);
+      } else {
+        captureHint.hidden = true;
+      }
+      lockKeyboard();
+    },
+  });
+  const inputStats = { sent: 0, lastSent: null, log: [] };
+  window.tether.input = inputStats;
+
+  // ---- control state ---------------------------------------------------------
+
+  function render() {
+    const open = state.channel?.readyState === 'open' && state.live;
+    modeView.setAttribute('aria-pressed', String(!state.enabled));
+    modeControl.setAttribute('aria-pressed', String(state.enabled));
+    modeControl.classList.toggle('is-pending', state.pending === true);
+    modeView.classList.toggle('is-pending', state.pending === false);
+    modeView.disabled = !open;
+    modeControl.disabled = !open;
+    keysBtn.disabled = !state.enabled;
+    keysBtn.dataset.tip = state.enabled ? 'Send keys your computer keeps for itself' : 'Switch to Control to send keys';
+    if (!state.enabled) keys.close(false);
+    // The broker relays clipboard and display choice only for the viewer in control.
+    const usable = open && state.enabled;
+    clipBtn.disabled = !usable;
+    clipBtn.dataset.tip = usable ? 'Clipboard' : 'Switch to Control to use the clipboard';
+    if (!usable) clip.close(false);
+    picker.disabled = !usable;
+    pickerWrap.dataset.tip = usable ? 'Show another display' : 'Switch to Control to change displays';
+    sendBtn.disabled = !usable;
+    fetchBtn.disabled = !usable;
+    stage.dataset.mode = state.enabled ? 'control' : 'view';
+    stage.setAttribute('aria-label', state.enabled
+      ? 'Remote screen, in control. Keyboard and mouse go to the remote computer; press Ctrl+Alt+Shift to release the keyboard.'
+      : 'Remote screen, view only');
+    exposed.enabled = state.enabled;
+    exposed.pending = state.pending !== null;
+    fsMode.dataset.mode = state.enabled ? 'control' : 'view';
+    fsMode.replaceChildren(icon(state.enabled ? 'pointer' : 'eye', 14), state.enabled ? 'In control' : 'View only');
+  }
+
+  function sendControl(msg) {
+    const ch = state.channel;
+    if (!ch || ch.readyState !== 'open') return false;
+    const text = JSON.stringify(msg);
+    try {
+      ch.send(text);
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  function requestControl(on) {
+    state.wanted = on;
+    if (!on) {
+      // The release-all and this request travel on different channels: the
+      // broker may see the request first and drop the release (it releases
+      // the host's keys itself then). Not worth a toast.
+      quietDropsUntil = performance.now() + QUIET_DROPS_MS;
+      // Stop sending at once; the broker's answer only confirms.
+      input.setEnabled(false);
+      unlockKeyboard();
+    }
+    if (!sendControl({ type: 'control', enabled: on })) {
+      if (!on) applyControl(false, '');
+      render();
+      return;
+    }
+    state.pending = on;
+    clearTimeout(state.answerTimer);
+    state.answerTimer = setTimeout(() => {
+      if (state.pending === null) return;
+      state.pending = null;
+      if (on) showNotice('The broker did not answer the request for control. Try again.');
+      else applyControl(false, '');
+      render();
+    }, CONTROL_ANSWER_MS);
+    render();
+  }
+
+  function applyControl(enabled, reason) {
+    const asked = state.pending;
+    const was = state.enabled;
+    clearTimeout(state.answerTimer);
+    state.pending = null;
+    state.enabled = enabled;
+    exposed.reason = reason;
+    // Our own "View only" already released everything; the broker's word
+    // alone means input would be dropped anyway.
+    input.setEnabled(enabled, { release: false });
+    if (enabled) {
+      state.wanted = true;
+      notice.hidden = true;
+      if (asked === true) stage.focus({ preventScroll: true });
+    } else {
+      unlockKeyboard();
+      if (asked === true || was) {
+        state.wanted = false;
+        if (reason) showNotice(reason);
+        else if (asked === true) showNotice('Control was not granted.');
+        else if (was && asked !== false) showNotice('Control ended. You are viewing only.');
+      }
+    }
+    lockKeyboard();
+    render();
+  }
+
+  modeControl.addEventListener('click', () => {
+    if (!state.enabled && state.pending !== true) requestControl(true);
+    else if (state.enabled) stage.focus({ preventScroll: true });
+  });
+  modeView.addEventListener('click', () => {
+    if (state.enabled || state.pending === true) requestControl(false);
+  });
+
+  function sendCombo(k) {
+    keys.close(false);
+    if (input.sendCombo(k.codes)) stage.focus({ preventScroll: true });
+  }
+
+  // ---- control channel -------------------------------------------------------
+
+  function onMessage(e) {
+    let raw = e.data;
+    if (raw instanceof ArrayBuffer) raw = utf8Decoder.decode(raw);
+    if (typeof raw !== 'string' || raw.length > MAX_CONTROL_MESSAGE) return;
+    let m;
+    try {
+      m = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (!m || typeof m !== 'object' || typeof m.type !== 'string') return;
+    switch (m.type) {
+      case 'control':
+        applyControl(m.enabled === true, typeof m.reason === 'string' ? m.reason : '');
+        break;
+      case 'clipboard':
+        if (typeof m.text === 'string') setRemoteClipboard(m.text);
+        break;
+      case 'displays':
+        if (Array.isArray(m.displays)) setDisplays(m.displays, Number.isInteger(m.current) ? m.current : 0);
+        break;
+      case 'input.dropped':
+        inputDropped(Number(m.count) || 1, typeof m.reason === 'string' ? m.reason : '');
+        break;
+      default:
+        break; // unknown: newer broker or host
+    }
+  }
+
+  function attach({ control, input: inputChannel }) {
+    const old = state.channel;
+    if (old) old.removeEventListener('message', onMessage);
+    state.channel = control;
+    clearTimeout(state.answerTimer);
+    state.pending = null;
+    state.enabled = false;
+    input.setEnabled(false, { release: false });
+    input.attach(inputChannel);
+    const onOpen = () => {
+      if (state.channel !== control) return;
+      render();
+      // Back after a reconnection: ask again for what the technician had,
+      // once the broker's greeting ({"type":"control"}, off) is in.
+      if (!state.wanted) return;
+      setTimeout(() => {
+        if (state.channel === control && state.wanted && !state.enabled && state.pending === null) requestControl(true);
+      }, REGAIN_CONTROL_MS);
+    };
+    const onClose = () => {
+      if (state.channel !== control) return;
+      state.pending = null;
+      state.enabled = false;
+      input.setEnabled(false, { release: false });
+      render();
+    };
+    control.addEventListener('message', onMessage);
+    control.addEventListener('open', onOpen);
+    control.addEventListener('close', onClose);
+    if (control.readyState === 'open') onOpen();
+    render();
+  }
+
+  // ---- clipboard ---------------------------------------------------------------
+
+  function setRemoteClipboard(text) {
+    state.remoteClip = { text, at: new Date() };
+    remoteText.textContent = text;
+    remoteText.classList.toggle('is-empty', !text);
+    if (!text) remoteText.textContent = 'The remote clipboard is empty.';
+    copyBtn.disabled = !text;
+    remoteMeta.textContent = `${formatBytes(utf8.encode(text).length)} · ${state.remoteClip.at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`;
+    if (!clip.isOpen()) clipDot.hidden = false;
+  }
+  remoteText.textContent = 'Nothing received yet. Copy something on the remote computer, or fetch its clipboard.';
+  remoteText.classList.add('is-empty');
+
+  function requestClipboard() {
+    sendControl({ type: 'clipboard.request' });
+  }
+
+  /** Sends text to the remote clipboard; returns an error sentence or ''. */
+  function sendClipboard(text) {
+    const bytes = utf8.encode(text).length;
+    const msg = { type: 'clipboard', text };
+    if (bytes > MAX_CLIPBOARD || utf8.encode(JSON.stringify(msg)).length > MAX_CONTROL_MESSAGE) {
+      return `This text is ${bytes.toLocaleString()} bytes; the remote clipboard takes at most ${MAX_CLIPBOARD.toLocaleString()} bytes (${formatBytes(MAX_CLIPBOARD)}). Send a shorter piece.`;
+    }
+    if (!sendControl(msg)) return 'Not connected to the remote computer right now.';
+    return '';
+  }
+
+  function updateCount() {
+    const bytes = utf8.encode(sendText.value).length;
+    sendCount.textContent = `${formatBytes(bytes)} of ${formatBytes(MAX_CLIPBOARD)}`;
+    sendCount.classList.toggle('is-over', bytes > MAX_CLIPBOARD);
+    clipError.hidden = true;
+  }
+  sendText.addEventListener('input', updateCount);
+  sendText.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      sendBtn.click();
+    }
+  });
+
+  let sentTimer = 0;
+  sendBtn.addEventListener('click', () => {
+    const err = sendClipboard(sendText.value);
+    clipError.hidden = !err;
+    clipError.textContent = err;
+    if (err) return;
+    clearTimeout(sentTimer);
+    sendBtn.classList.add('is-done');
+    sendBtn.replaceChildren(icon('check', 14), h('span', { text: 'Sent' }));
+    sentTimer = setTimeout(() => {
+      sendBtn.classList.remove('is-done');
+      sendBtn.replaceChildren(icon('send', 14), h('span', { text: 'Send to remote' }));
+    }, 1600);
+  });
+
+  let copiedTimer = 0;
+  copyBtn.addEventListener('click', async () => {
+    const ok = await copyText(state.remoteClip?.text ?? '');
+    clearTimeout(copiedTimer);
+    copyBtn.replaceChildren(icon(ok ? 'check' : 'alert', 14), h('span', { text: ok ? 'Copied' : 'Copy failed' }));
+    copiedTimer = setTimeout(() => copyBtn.replaceChildren(icon('download', 14), h('span', { text: 'Copy to my clipboard' })), 1600);
+  });
+  fetchBtn.addEventListener('click', requestClipboard);
+
+  /** Ctrl/Cmd+V on the remote screen: the technician's clipboard goes first. */
+  async function pasteLocalClipboard(current) {
+    if (!navigator.clipboard?.readText) return;
+    try {
+      const perm = await navigator.permissions?.query({ name: 'clipboard-read' }).catch(() => null);
+      if (perm?.state === 'denied') return;
+      const text = await navigator.clipboard.readText();
+      if (!text || !current()) return;
+      const err = sendClipboard(text);
+      if (err) showNotice(`Your clipboard was not pasted. ${err}`);
+    } catch {
+      // Not permitted: the remote pastes its own clipboard.
+    }
+  }
+
+  // ---- displays ----------------------------------------------------------------
+
+  function setDisplays(list, current) {
+    state.displays = list
+      .filter((d) => d && Number.isInteger(d.index) && d.width > 0 && d.height > 0)
+      .slice(0, 16);
+    state.current = current;
+    picker.replaceChildren(...state.displays.map((d, i) => h('option', {
+      value: String(d.index),
+      text: `${d.name || `Display ${i + 1}`} · ${d.width} × ${d.height}${d.primary ? ' · main' : ''}`,
+    })));
+    picker.value = String(current);
+    pickerWrap.hidden = state.displays.length < 2;
+  }
+  picker.addEventListener('change', () => {
+    const index = Number(picker.value);
+    if (Number.isInteger(index)) sendControl({ type: 'display.select', index });
+  });
+
+  // ---- input dropped -----------------------------------------------------------
+
+  let droppedAt = -Infinity;
+  let droppedTimer = 0;
+  let quietDropsUntil = 0;
+  function inputDropped(count, reason) {
+    const now = performance.now();
+    if (now < quietDropsUntil) return;
+    if (!inputToast.hidden) {
+      inputToast.dataset.count = String(Number(inputToast.dataset.count || 0) + count);
+      return;
+    }
+    if (now - droppedAt < DROPPED_TOAST_EVERY_MS) return;
+    droppedAt = now;
+    inputToast.dataset.count = String(count);
+    inputToast.replaceChildren(icon('info', 14), h('span', { text: reason || 'Your input did not reach the remote computer.' }));
+    inputToast.hidden = false;
+    clearTimeout(droppedTimer);
+    droppedTimer = setTimeout(() => {
+      inputToast.hidden = true;
+    }, DROPPED_TOAST_MS);
+  }
+
+  // ---- heads-up pills --------------------------------------------------------
+
+  const pillTimers = new Map();
+  function flashPill(el, content, ms) {
+    el.replaceChildren(...content);
+    el.hidden = false;
+    el.classList.remove('is-fading');
+    clearTimeout(pillTimers.get(el));
+    pillTimers.set(el, setTimeout(() => {
+      el.classList.add('is-fading');
+      pillTimers.set(el, setTimeout(() => {
+        el.hidden = true;
+        el.classList.remove('is-fading');
+      }, 300));
+    }, ms));
+  }
+
+  function showNotice(text) {
+    flashPill(notice, [icon('info', 14), h('span', { text })], 6000);
+  }
+
+  // ---- scale -------------------------------------------------------------------
+
+  function applyScale() {
+    const actual = state.scale === 'actual';
+    stage.classList.toggle('is-actual', actual);
+    fitBtn.dataset.mode = actual ? 'actual' : 'fit';
+    fitBtn.setAttribute('aria-pressed', String(actual));
+    const label = actual ? 'Actual size (1:1) — click to fit to window' : 'Fit to window — click for actual size (1:1)';
+    fitBtn.setAttribute('aria-label', label);
+    fitBtn.dataset.tip = actual ? 'Actual size · 1:1' : 'Fit to window';
+    fitBtn.replaceChildren(icon(actual ? 'actual' : 'fit', 18));
+    sizeVideo();
+  }
+  function sizeVideo() {
+    // CSSOM, not a style attribute: the CSP allows no inline styles.
+    const actual = state.scale === 'actual' && video.videoWidth > 0;
+    video.style.width = actual ? `${video.videoWidth}px` : '';
+    video.style.height = actual ? `${video.videoHeight}px` : '';
+  }
+  fitBtn.addEventListener('click', () => {
+    state.scale = state.scale === 'actual' ? 'fit' : 'actual';
+    prefs.set('scale', state.scale);
+    applyScale();
+  });
+  video.addEventListener('resize', sizeVideo);
+
+  // ---- live figures ------------------------------------------------------------
+
+  const monitor = new StatsMonitor(getPc, (f) => {
+    const show = (figure, v, attr) => {
+      figure.value.textContent = v === null ? '–' : v.toLocaleString();
+      statsOverlay.dataset[attr] = v === null ? '' : String(v);
+    };
+    show(fFps, f.fps, 'fps');
+    show(fKbps, f.kbps, 'kbps');
+    show(fRtt, f.rtt, 'rtt');
+    const w = f.width ?? video.videoWidth;
+    const hgt = f.height ?? video.videoHeight;
+    fRes.value.textContent = w && hgt ? `${w}×${hgt}${f.codec ? ` ${f.codec}` : ''}` : '–';
+    statsOverlay.dataset.rttLevel = f.rtt === null ? '' : f.rtt < 80 ? 'good' : f.rtt < 200 ? 'fair' : 'poor';
+  });
+  function applyStats() {
+    statsOverlay.hidden = !state.stats;
+    statsBtn.setAttribute('aria-pressed', String(state.stats));
+    if (state.stats && state.live) monitor.start();
+    else monitor.stop();
+  }
+  statsBtn.addEventListener('click', () => {
+    state.stats = !state.stats;
+    prefs.set('stats', state.stats ? '1' : '0');
+    applyStats();
+  });
+
+  // ---- full screen and keyboard lock -----------------------------------------
+
+  fullBtn.addEventListener('click', () => {
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else stage.requestFullscreen?.().then(() => stage.focus({ preventScroll: true }), () => {});
+  });
+  const onFullscreen = () => {
+    const full = document.fullscreenElement === stage;
+    fullBtn.replaceChildren(icon(full ? 'minimize' : 'maximize', 18));
+    fullBtn.setAttribute('aria-label', full ? 'Exit full screen' : 'Full screen');
+    fullBtn.dataset.tip = full ? 'Exit full screen' : 'Full screen';
+    clearTimeout(fsPeekTimer);
+    fsBar.classList.toggle('is-peek', full);
+    if (full) fsPeekTimer = setTimeout(() => fsBar.classList.remove('is-peek'), 2500);
+    lockKeyboard();
+  };
+  let fsPeekTimer = 0;
+  document.addEventListener('fullscreenchange', onFullscreen);
+
+  // In full screen, Keyboard Lock lets Esc, Alt+Tab, the Windows key and
+  // friends reach the remote computer too (Chromium; elsewhere a no-op).
+  let locked = false;
+  function lockKeyboard() {
+    const want = state.enabled && document.fullscreenElement === stage;
+    if (want && !locked && navigator.keyboard?.lock) {
+      locked = true;
+      navigator.keyboard.lock().catch(() => {
+        locked = false;
+      });
+    } else if (!want) {
+      unlockKeyboard();
+    }
+  }
+  function unlockKeyboard() {
+    if (!locked) return;
+    locked = false;
+    navigator.keyboard?.unlock?.();
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------
+
+  function setLive(live) {
+    state.live = live;
+    if (!live) {
+      keys.close(false);
+      clip.close(false);
+    }
+    applyStats();
+    render();
+  }
+
+  applyScale();
+  applyStats();
+  render();
+
+  return {
+    toolbar,
+    hud,
+    attach,
+    setLive,
+    destroy() {
+      clearTimeout(state.answerTimer);
+      clearTimeout(droppedTimer);
+      clearTimeout(sentTimer);
+      clearTimeout(copiedTimer);
+      clearTimeout(fsPeekTimer);
+      for (const t of pillTimers.values()) clearTimeout(t);
+      monitor.stop();
+      const had = state.enabled;
+      input.destroy(); // release-all first, while control still holds
+      if (had) sendControl({ type: 'control', enabled: false });
+      unlockKeyboard();
+      document.removeEventListener('fullscreenchange', onFullscreen);
+      keys.close(false);
+      clip.close(false);
+    },
+  };
+}
