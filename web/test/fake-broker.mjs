@@ -2,7 +2,8 @@
 // screens: it serves web/console the way the broker does (index.html at /,
 // /console and /console/; assets under /console/) and answers the REST API v1
 // from memory. Signaling (/ws/viewer) is not here: tests route that
-// WebSocket inside the browser.
+// WebSocket inside the browser. The broker's media side is /peer, a page
+// running fake-peer.js that tests open in a second tab.
 //
 // It enforces the parts of the contract the console must honour: the login
 // cookie, and X-CSRF-Token on every state-changing request.
@@ -14,6 +15,7 @@ import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CONSOLE_DIR = resolve(fileURLToPath(new URL('../console/', import.meta.url)));
+const PEER_SCRIPT = fileURLToPath(new URL('./fake-peer.js', import.meta.url));
 
 export const USER = { username: 'dana.reyes', role: 'technician' };
 export const PASSWORD = 'correct horse battery staple';
@@ -103,6 +105,14 @@ async function handle(req, res, state, origin) {
   if (path === '/blank') {
     res.writeHead(200, { 'Content-Type': 'text/html' });
     return res.end('<!doctype html><title>peer</title>');
+  }
+  if (path === '/peer') {
+    res.writeHead(200, { 'Content-Type': TYPES['.html'] });
+    return res.end('<!doctype html><title>fake broker peer</title><script src="/peer.js"></script>');
+  }
+  if (path === '/peer.js') {
+    res.writeHead(200, { 'Content-Type': TYPES['.js'], 'Cache-Control': 'no-store' });
+    return res.end(await readFile(PEER_SCRIPT));
   }
   if (path.startsWith('/console/')) return sendFile(res, path.slice('/console/'.length));
   return sendJSON(res, 404, { error: { code: 'not_found', message: 'Not found.' } });
@@ -211,4 +221,62 @@ async function api(req, res, state, origin, path) {
     }
   }
   return sendJSON(res, 404, { error: { code: 'not_found', message: 'Not found.' } });
+}
+
+// ---- The input channel, decoded the way the host does -------------------------
+
+const KINDS = { 1: 'move', 2: 'button', 3: 'wheel', 4: 'key', 5: 'text', 6: 'release-all' };
+
+/**
+ * Decodes one input message with the checks of internal/protocol
+ * DecodeInput, independently of the console's encoder. Throws on anything
+ * the host would refuse.
+ */
+export function decodeInput(bytes) {
+  const b = Buffer.from(bytes);
+  if (b.length === 0 || b.length > 80) throw new Error(`input message of ${b.length} bytes`);
+  const kind = KINDS[b[0]];
+  const body = b.subarray(1);
+  const need = (n) => {
+    if (body.length !== n) throw new Error(`${kind} needs ${n} bytes, got ${body.length}`);
+  };
+  switch (kind) {
+    case 'move':
+      need(4);
+      return { kind, x: body.readUInt16BE(0), y: body.readUInt16BE(2) };
+    case 'button':
+      need(6);
+      if (body[0] > 4 || body[1] > 1) throw new Error(`button ${body[0]} down ${body[1]}`);
+      return { kind, button: body[0], down: body[1] === 1, x: body.readUInt16BE(2), y: body.readUInt16BE(4) };
+    case 'wheel': {
+      need(4);
+      const dx = body.readInt16BE(0);
+      const dy = body.readInt16BE(2);
+      if (Math.abs(dx) > 100 || Math.abs(dy) > 100) throw new Error(`wheel ${dx},${dy}`);
+      return { kind, dx, dy };
+    }
+    case 'key': {
+      if (body.length < 2 || body[0] > 1) throw new Error('short key event');
+      const n = body[1];
+      if (n === 0 || n > 32) throw new Error(`key code of ${n} bytes`);
+      need(2 + n);
+      const code = body.subarray(2).toString('latin1');
+      if (!/^[A-Za-z0-9]+$/.test(code)) throw new Error(`key code ${JSON.stringify(code)}`);
+      return { kind, down: body[0] === 1, code };
+    }
+    case 'text': {
+      const n = body[0];
+      if (!n || n > 64) throw new Error(`text of ${n} bytes`);
+      need(1 + n);
+      const text = new TextDecoder('utf-8', { fatal: true }).decode(body.subarray(1));
+      // eslint-disable-next-line no-control-regex
+      if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)) throw new Error('control character in text');
+      return { kind, text };
+    }
+    case 'release-all':
+      need(0);
+      return { kind };
+    default:
+      throw new Error(`unknown input kind ${b[0]}`);
+  }
 }

@@ -3,7 +3,9 @@
 //
 // This is a rendering and wiring test of the console alone. Signaling is
 // routed inside the browser; for the live view a second page of the same
-// Chromium plays the broker's side of WebRTC, sending a canvas "desktop".
+// Chromium plays the broker's side of WebRTC (fake-peer.js), sending a canvas
+// "desktop" and holding the control and input data channels, so the remote
+// control test can check, byte by byte, what the console sends.
 // The end-to-end test against the real broker lives elsewhere and reuses
 // browser.mjs.
 
@@ -13,7 +15,7 @@ import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { launch } from './browser.mjs';
-import { NEW_CODE, PASSWORD, USER, sampleSessions, startFakeBroker } from './fake-broker.mjs';
+import { NEW_CODE, PASSWORD, USER, decodeInput, sampleSessions, startFakeBroker } from './fake-broker.mjs';
 
 const ARTIFACTS = resolve(fileURLToPath(new URL('../../artifacts/', import.meta.url)));
 
@@ -116,7 +118,7 @@ for (const viewport of VIEWPORTS) {
     await t.test('session view: live video from a WebRTC offer', async () => {
       const peer = await browser.context.newPage();
       t.after(() => peer.close());
-      await peer.goto(`${broker.origin}/blank`);
+      await peer.goto(`${broker.origin}/peer`);
       signaling.scenario = 'live';
       signaling.peer = peer;
       signaling.received.length = 0;
@@ -132,7 +134,7 @@ for (const viewport of VIEWPORTS) {
       await byId('display-size').waitFor();
       // Let the encoder ramp up to full resolution so the screenshot is sharp.
       await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth >= 1920, null, { timeout: 8000 }).catch(() => {});
-      await page.waitForTimeout(500);
+      await waitForPaint(page);
       await shot('06-session-live');
 
       await byId('end-session').click();
@@ -147,10 +149,432 @@ for (const viewport of VIEWPORTS) {
   });
 }
 
+test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const broker = await startFakeBroker();
+  t.after(() => broker.close());
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  t.after(() => browser.close());
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.origin });
+
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) pageErrors.push(new Error(msg.text()));
+  });
+  const shot = (name) => page.screenshot({ path: resolve(ARTIFACTS, `console-${name}-1440x900.png`), animations: 'disabled' });
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+
+  const peer = await browser.context.newPage();
+  await peer.goto(`${broker.origin}/peer`);
+  const signaling = routeSignaling(page);
+  signaling.scenario = 'live';
+  signaling.peer = peer;
+
+  // What the console sent, as the fake broker received it: control messages
+  // parsed, input messages decoded with the host's checks.
+  const log = async () => (await peer.evaluate(() => window.fake.log)).map((e) => (e.ch === 'input' ? { ch: 'input', ...decodeInput(e.bytes) } : e));
+  const inputs = async () => (await log()).filter((e) => e.ch === 'input').map(({ ch, ...e }) => e);
+  const controls = async () => (await log()).filter((e) => e.ch === 'control').map((e) => e.msg);
+  const clearLog = () => peer.evaluate(() => window.fake.clear());
+  const until = async (what, fn, ms = 5000) => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await fn();
+      if (v) return v;
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const keysOf = (list) => list.filter((e) => e.kind === 'key').map((e) => `${e.code}${e.down ? '\u2193' : '\u2191'}`);
+  const geometry = () => page.evaluate(() => {
+    const v = document.querySelector('[data-testid="remote-video"]');
+    const s = document.querySelector('[data-testid="remote-stage"]');
+    const vr = v.getBoundingClientRect();
+    const sr = s.getBoundingClientRect();
+    return {
+      video: { left: vr.left, top: vr.top, width: vr.width, height: vr.height },
+      stage: { left: sr.left, top: sr.top, width: sr.width, height: sr.height },
+      vw: v.videoWidth,
+      vh: v.videoHeight,
+    };
+  });
+
+  await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
+  await byId('login-username').fill(USER.username);
+  await byId('login-password').fill(PASSWORD);
+  await byId('login-submit').click();
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+  // Full resolution before any geometry: the encoder may start smaller.
+  await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth === 1920, null, { timeout: 20_000 });
+  await waitForPaint(page);
+
+  await t.test('data channels are negotiated with ids 0 and 1', async () => {
+    await page.waitForFunction(() => window.tether.viewer?.control?.readyState === 'open' && window.tether.viewer.input.readyState === 'open');
+    const channels = await page.evaluate(() => [window.tether.viewer.control, window.tether.viewer.input]
+      .map((c) => ({ label: c.label, id: c.id, negotiated: c.negotiated, ordered: c.ordered })));
+    assert.deepEqual(channels, [
+      { label: 'control', id: 0, negotiated: true, ordered: true },
+      { label: 'input', id: 1, negotiated: true, ordered: true },
+    ]);
+    // Negotiated channels only talk when both sides used the same ids.
+    await peer.evaluate(() => window.fake.channelsOpen());
+  });
+
+  await t.test('view only sends no input; a refusal keeps it and says why', async () => {
+    assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
+    assert.equal(await page.evaluate(() => window.tether.control.enabled), false);
+    assert.equal(await byId('keys-menu').isDisabled(), true);
+    assert.equal(await byId('clipboard-open').isDisabled(), true, 'the broker relays the clipboard only in control');
+    const g = await geometry();
+    await page.mouse.click(g.stage.left + g.stage.width / 2, g.stage.top + g.stage.height / 2);
+    await page.keyboard.press('KeyA');
+    await page.waitForTimeout(200);
+    assert.deepEqual(await inputs(), []);
+    assert.equal(await page.evaluate(() => window.tether.input.sent), 0);
+
+    await peer.evaluate(() => { window.fake.policy.grant = false; });
+    await byId('mode-control').click();
+    await until('the control request', async () => (await controls()).length === 1);
+    assert.deepEqual(await controls(), [{ type: 'control', enabled: true }]);
+    await byId('control-notice').waitFor();
+    assert.equal((await byId('control-notice').textContent()).trim(), 'This session is view-only for you.');
+    assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
+    assert.equal(await byId('mode-control').getAttribute('aria-pressed'), 'false');
+    assert.equal(await page.evaluate(() => window.tether.control.enabled), false);
+  });
+
+  await t.test('Control follows the broker\u2019s answer and takes the keyboard', async () => {
+    await peer.evaluate(() => { window.fake.policy.grant = true; });
+    await clearLog();
+    await byId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control.enabled === true);
+    assert.deepEqual(await controls(), [{ type: 'control', enabled: true }]);
+    assert.equal(await byId('mode-control').getAttribute('aria-pressed'), 'true');
+    assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'false');
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'remote-stage');
+    await byId('capture-hint').waitFor();
+    assert.match(await byId('capture-hint').textContent(), /Keyboard is captured.*Ctrl.*Alt.*Shift/);
+  });
+
+  await t.test('a click in fit mode lands on the right remote pixel, not on the letterbox', async () => {
+    const g = await geometry();
+    assert.deepEqual([g.vw, g.vh], [1920, 1080]);
+    // object-fit: contain, worked out here independently of the console.
+    const scale = Math.min(g.video.width / g.vw, g.video.height / g.vh);
+    const left = g.video.left + (g.video.width - g.vw * scale) / 2;
+    const top = g.video.top + (g.video.height - g.vh * scale) / 2;
+    assert.ok(top - g.stage.top >= 8, `a letterbox bar above the picture (${top - g.stage.top} px)`);
+
+    // The OK button of the remote error dialog: remote (1220, 595).
+    const cx = Math.round(left + 1220.5 * scale);
+    const cy = Math.round(top + 595.5 * scale);
+    const want = { x: Math.floor((cx - left) / scale), y: Math.floor((cy - top) / scale) };
+    assert.ok(Math.abs(want.x - 1220) <= 1 && Math.abs(want.y - 595) <= 1);
+    await clearLog();
+    await page.mouse.click(cx, cy);
+    const sent = await until('a click', async () => {
+      const list = await inputs();
+      return list.filter((e) => e.kind === 'button').length === 2 && list;
+    });
+    const buttons = sent.filter((e) => e.kind === 'button');
+    assert.deepEqual(buttons, [
+      { kind: 'button', button: 0, down: true, ...want },
+      { kind: 'button', button: 0, down: false, ...want },
+    ]);
+    for (const b of buttons) {
+      assert.deepEqual(sent[sent.indexOf(b) - 1], { kind: 'move', ...want }, 'a move to the click position comes first');
+    }
+    assert.deepEqual(await page.evaluate(() => window.tether.input.lastSent), { kind: 'button', button: 0, down: false, ...want });
+
+    // The bar above the picture is not the remote screen.
+    await clearLog();
+    await page.mouse.click(cx, Math.floor((g.stage.top + top) / 2));
+    await page.waitForTimeout(250);
+    assert.deepEqual(await inputs(), []);
+
+    // A right click far right and low, clamped inside the display.
+    await clearLog();
+    await page.mouse.click(Math.floor(left + g.vw * scale) - 1, Math.floor(top + g.vh * scale) - 1, { button: 'right' });
+    const right = await until('a right click', async () => {
+      const list = (await inputs()).filter((e) => e.kind === 'button');
+      return list.length === 2 && list;
+    });
+    for (const b of right) {
+      assert.equal(b.button, 2);
+      assert.ok(b.x >= 1917 && b.x <= 1919 && b.y >= 1077 && b.y <= 1079, `near the bottom-right corner: ${b.x},${b.y}`);
+    }
+  });
+
+  await t.test('1:1 mode shows actual pixels and counts the scroll offset', async () => {
+    await byId('fit-toggle').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').getBoundingClientRect().width === 1920);
+    assert.equal(await byId('fit-toggle').getAttribute('data-mode'), 'actual');
+    await page.evaluate(() => {
+      const surface = document.querySelector('[data-testid="remote-stage"] .stage-surface');
+      surface.scrollLeft = 300;
+      surface.scrollTop = 150;
+    });
+    const g = await geometry();
+    const scroll = await page.evaluate(() => {
+      const surface = document.querySelector('[data-testid="remote-stage"] .stage-surface');
+      return { left: surface.scrollLeft, top: surface.scrollTop };
+    });
+    assert.deepEqual(scroll, { left: 300, top: 150 });
+    const cx = Math.round(g.stage.left + 640);
+    const cy = Math.round(g.stage.top + 380);
+    const want = { x: Math.floor(cx - g.stage.left + scroll.left), y: Math.floor(cy - g.stage.top + scroll.top) };
+    await clearLog();
+    await page.mouse.click(cx, cy);
+    const buttons = await until('a click', async () => {
+      const list = (await inputs()).filter((e) => e.kind === 'button');
+      return list.length === 2 && list;
+    });
+    assert.deepEqual(buttons, [
+      { kind: 'button', button: 0, down: true, ...want },
+      { kind: 'button', button: 0, down: false, ...want },
+    ]);
+    await shot('12-control-actual-size');
+    await byId('fit-toggle').click();
+    assert.equal(await byId('fit-toggle').getAttribute('data-mode'), 'fit');
+  });
+
+  await t.test('Shift+1 goes out as physical keys, with key repeat; Tab stays on the remote', async () => {
+    await page.locator('[data-testid="remote-stage"]').focus();
+    await clearLog();
+    await page.keyboard.press('Shift+Digit1');
+    await page.keyboard.down('KeyA');
+    await page.keyboard.down('KeyA'); // auto-repeat
+    await page.keyboard.up('KeyA');
+    await page.keyboard.press('Tab');
+    const want = ['ShiftLeft\u2193', 'Digit1\u2193', 'Digit1\u2191', 'ShiftLeft\u2191', 'KeyA\u2193', 'KeyA\u2193', 'KeyA\u2191', 'Tab\u2193', 'Tab\u2191'];
+    const got = await until('nine key events', async () => {
+      const k = keysOf(await inputs());
+      return k.length >= want.length && k;
+    });
+    assert.deepEqual(got, want);
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'remote-stage', 'Tab did not move the focus');
+  });
+
+  await t.test('the wheel sends whole notches', async () => {
+    const g = await geometry();
+    const cx = g.stage.left + g.stage.width / 2;
+    const cy = g.stage.top + g.stage.height / 2;
+    await page.mouse.move(cx, cy);
+    await clearLog();
+    await page.mouse.wheel(0, 250); // a real wheel event: 2 notches, half a notch left over
+    await until('two notches', async () => (await inputs()).some((e) => e.kind === 'wheel'));
+    const wheels = async () => (await inputs()).filter((e) => e.kind === 'wheel');
+    assert.deepEqual(await wheels(), [{ kind: 'wheel', dx: 0, dy: 2 }]);
+
+    // Back to back (Playwright waits ~2 s between real ones, and the
+    // console forgets a remainder after a pause): pixels add up to 100 a
+    // notch, a line is a notch, and no message carries more than 100.
+    await clearLog();
+    await page.evaluate(([x, y]) => {
+      const el = document.elementFromPoint(x, y);
+      const wheel = (deltaX, deltaY, deltaMode = 0) => el.dispatchEvent(new WheelEvent('wheel', {
+        deltaX, deltaY, deltaMode, clientX: x, clientY: y, bubbles: true, cancelable: true,
+      }));
+      for (let i = 0; i < 5; i++) wheel(0, -40); // -200 px: 2 notches up
+      wheel(0, 3, 1); // 3 lines down
+      wheel(-120, 0); // 1 notch left, 20 px over
+      wheel(0, 25_000); // 250 notches down
+    }, [cx, cy]);
+    const got = await until('all notches', async () => {
+      const list = await wheels();
+      return list.reduce((n, e) => n + e.dy, 0) === 251 && list;
+    });
+    assert.deepEqual(got, [
+      { kind: 'wheel', dx: 0, dy: -1 },
+      { kind: 'wheel', dx: 0, dy: -1 },
+      { kind: 'wheel', dx: 0, dy: 3 },
+      { kind: 'wheel', dx: -1, dy: 0 },
+      { kind: 'wheel', dx: 0, dy: 100 },
+      { kind: 'wheel', dx: 0, dy: 100 },
+      { kind: 'wheel', dx: 0, dy: 50 },
+    ]);
+    const before = (await inputs()).filter((e) => e.kind !== 'wheel');
+    assert.ok(before.every((e) => e.kind === 'move'), 'only a move to the pointer besides');
+  });
+
+  await t.test('blur sends release-all', async () => {
+    await page.locator('[data-testid="remote-stage"]').focus();
+    await page.keyboard.down('ControlLeft');
+    await until('Ctrl held on the remote', async () => keysOf(await inputs()).at(-1) === 'ControlLeft↓');
+    await clearLog();
+    await page.evaluate(() => document.querySelector('[data-testid="remote-stage"]').blur());
+    await until('release-all', async () => (await inputs()).some((e) => e.kind === 'release-all'));
+    assert.deepEqual(await inputs(), [{ kind: 'release-all' }]);
+    await page.keyboard.up('ControlLeft');
+    assert.equal(await byId('remote-stage').evaluate((el) => el.classList.contains('is-captured')), false);
+  });
+
+  await t.test('the stats overlay shows live figures', async () => {
+    await byId('stats-toggle').click();
+    await byId('stats-overlay').waitFor();
+    const figures = await until('figures', async () => {
+      const f = await byId('stats-overlay').evaluate((el) => ({ fps: el.dataset.fps, kbps: el.dataset.kbps, rtt: el.dataset.rtt }));
+      return f.fps && f.kbps && f.rtt && Number(f.kbps) > 0 && f;
+    }, 10_000);
+    for (const [name, value] of Object.entries(figures)) assert.match(value, /^\d+$/, `${name} is a number`);
+    assert.match(await byId('stats-overlay').textContent(), /1920×1080/);
+    await page.mouse.move(700, 500);
+    await page.locator('[data-testid="remote-stage"]').focus();
+    await shot('11-control-stats');
+  });
+
+  await t.test('the keys menu sends Ctrl+Alt+Del', async () => {
+    await page.mouse.move(700, 500);
+    await byId('keys-menu').click();
+    await byId('key-ctrl-alt-del').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'key-ctrl-alt-del', 'focus on the first item');
+    await byId('key-alt-tab').hover();
+    await shot('09-control-keys-menu');
+    await clearLog();
+    await byId('key-ctrl-alt-del').click();
+    const got = await until('six key events', async () => {
+      const k = keysOf(await inputs());
+      return k.length >= 6 && k;
+    });
+    assert.deepEqual(got, ['ControlLeft\u2193', 'AltLeft\u2193', 'Delete\u2193', 'Delete\u2191', 'AltLeft\u2191', 'ControlLeft\u2191']);
+    assert.equal(await byId('key-ctrl-alt-del').isVisible(), false, 'the menu closed');
+
+    // Keyboard only: open with Enter, move down, pick with Enter.
+    await byId('keys-menu').focus();
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('ArrowDown');
+    await clearLog();
+    await page.keyboard.press('Enter');
+    const sup = await until('the Windows key', async () => {
+      const k = keysOf(await inputs());
+      return k.length >= 2 && k;
+    });
+    assert.deepEqual(sup, ['MetaLeft\u2193', 'MetaLeft\u2191']);
+  });
+
+  await t.test('clipboard both ways, with the 64 KiB limit', async () => {
+    const text = 'Remote clipboard: \\\\fs01\\finance\\Q3 report.xlsx';
+    await peer.evaluate((t2) => window.fake.send({ type: 'clipboard', text: t2 }), text);
+    await page.locator('[data-testid="clipboard-open"] .tool-dot:not([hidden])').waitFor();
+    await byId('clipboard-open').click();
+    await byId('clipboard-remote').waitFor();
+    assert.equal(await byId('clipboard-remote').textContent(), text);
+    await byId('clipboard-copy').click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), text);
+
+    await clearLog();
+    await byId('clipboard-send-text').fill('net use Z: \\\\fs01\\finance /persistent:yes');
+    await byId('clipboard-send').click();
+    await until('the clipboard message', async () => (await controls()).length === 1);
+    assert.deepEqual(await controls(), [{ type: 'clipboard', text: 'net use Z: \\\\fs01\\finance /persistent:yes' }]);
+    await page.mouse.move(700, 500);
+    await shot('10-control-clipboard');
+
+    await clearLog();
+    await byId('clipboard-send-text').fill('x'.repeat(64 * 1024 + 1));
+    await byId('clipboard-send').click();
+    await byId('clipboard-error').waitFor();
+    assert.match(await byId('clipboard-error').textContent(), /65,537 bytes.*at most 65,536 bytes \(64 KiB\)/);
+    await page.waitForTimeout(200);
+    assert.deepEqual(await controls(), []);
+    await byId('clipboard-send-text').fill('');
+    await page.keyboard.press('Escape');
+    assert.equal(await byId('clipboard-send-text').isVisible(), false);
+  });
+
+  await t.test('Ctrl+V puts the technician\u2019s clipboard on the remote first', async () => {
+    await page.evaluate(() => navigator.clipboard.writeText('pasted from the console'));
+    await page.locator('[data-testid="remote-stage"]').focus();
+    await clearLog();
+    await page.keyboard.press('Control+KeyV');
+    const entries = await until('the paste', async () => {
+      const l = await log();
+      return l.filter((e) => e.kind === 'key').length === 4 && l;
+    });
+    const order = entries.map((e) => (e.ch === 'control' ? `clipboard:${e.msg.text}` : `${e.code}${e.down ? '\u2193' : '\u2191'}`));
+    assert.deepEqual(order, ['ControlLeft\u2193', 'clipboard:pasted from the console', 'KeyV\u2193', 'KeyV\u2191', 'ControlLeft\u2191']);
+  });
+
+  await t.test('two displays show the picker; choosing one selects it', async () => {
+    assert.equal(await byId('display-picker').isVisible(), false);
+    await peer.evaluate(() => window.fake.send({
+      type: 'displays',
+      displays: [
+        { index: 0, name: 'DELL U2720Q', x: 0, y: 0, width: 1920, height: 1080, primary: true },
+        { index: 1, name: 'Laptop', x: 1920, y: 0, width: 1280, height: 800 },
+      ],
+      current: 0,
+    }));
+    await peer.evaluate(() => window.fake.send({ type: 'something.newer', value: 1 })); // ignored
+    await byId('display-picker').waitFor();
+    assert.equal(await byId('display-picker').locator('option').count(), 2);
+    assert.equal(await byId('display-picker').inputValue(), '0');
+    await clearLog();
+    await byId('display-picker').selectOption('1');
+    await until('display.select', async () => (await controls()).length === 1);
+    assert.deepEqual(await controls(), [{ type: 'display.select', index: 1 }]);
+
+    await peer.evaluate(() => window.fake.send({
+      type: 'displays', displays: [{ index: 0, name: 'Built-in', x: 0, y: 0, width: 1920, height: 1080, primary: true }],
+    }));
+    await byId('display-picker').waitFor({ state: 'hidden' });
+  });
+
+  await t.test('dropped input shows a small toast', async () => {
+    await peer.evaluate(() => window.fake.send({ type: 'input.dropped', count: 3, reason: 'Input is paused while the user reviews permissions.' }));
+    await byId('input-toast').waitFor();
+    assert.equal((await byId('input-toast').textContent()).trim(), 'Input is paused while the user reviews permissions.');
+    // Rate-limited: a second burst right after does not flash another toast.
+    await peer.evaluate(() => window.fake.send({ type: 'input.dropped', count: 1, reason: 'Other.' }));
+    await page.waitForTimeout(100);
+    assert.equal((await byId('input-toast').textContent()).trim(), 'Input is paused while the user reviews permissions.');
+  });
+
+  await t.test('View only releases everything and gives control back', async () => {
+    await page.locator('[data-testid="remote-stage"]').focus();
+    await page.keyboard.down('ShiftLeft');
+    await until('Shift held on the remote', async () => keysOf(await inputs()).at(-1) === 'ShiftLeft↓');
+    await clearLog();
+    await byId('mode-view').click();
+    await page.keyboard.up('ShiftLeft');
+    await page.waitForFunction(() => window.tether.control.enabled === false);
+    const l = await log();
+    const release = l.findIndex((e) => e.ch === 'input' && e.kind === 'release-all');
+    const off = l.findIndex((e) => e.ch === 'control' && e.msg.type === 'control' && e.msg.enabled === false);
+    assert.ok(release >= 0, 'release-all sent');
+    assert.ok(off >= 0, 'control given up');
+    assert.deepEqual(l.filter((e) => e.ch === 'input').map((e) => e.kind), ['release-all'], 'one release-all, nothing else');
+    assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
+    assert.equal(await byId('keys-menu').isDisabled(), true);
+    assert.equal(await byId('clipboard-open').isDisabled(), true);
+    await clearLog();
+    await page.keyboard.press('KeyB');
+    await page.waitForTimeout(150);
+    assert.deepEqual(await inputs(), []);
+  });
+
+  assert.deepEqual(pageErrors.map(String), []);
+});
+
+/** Resolves after the remote video has presented a few frames at its current size. */
+async function waitForPaint(page) {
+  await page.evaluate(() => new Promise((done) => {
+    const v = document.querySelector('[data-testid="remote-video"]');
+    let n = 0;
+    const next = () => v.requestVideoFrameCallback(() => (++n >= 3 ? done() : next()));
+    next();
+    setTimeout(done, 3000);
+  }));
+  await page.waitForTimeout(300);
+}
+
 /**
  * Answers the console's /ws/viewer inside the browser, like the broker would.
  * scenario 'waiting': welcome with no host. 'live': welcome, host state, and
- * an offer made by `peer`, a page that sends a canvas as the remote screen.
+ * an offer made by `peer`, the fake broker's /peer page (fake-peer.js),
+ * which sends a canvas as the remote screen and holds the data channels.
  */
 function routeSignaling(page) {
   const ctl = { scenario: 'waiting', peer: null, received: [] };
@@ -166,85 +590,13 @@ function routeSignaling(page) {
       if (msg.type === 'hello' && ctl.scenario === 'live') {
         send('welcome', session, { session, state: 'active' });
         send('state', session, { state: 'active', host: { hostname: 'FIN-LT-0142', os: 'Windows 11 Pro', width: 1920, height: 1080 } });
-        const sdp = await ctl.peer.evaluate(makeOffer);
+        const sdp = await ctl.peer.evaluate(() => window.fake.offer());
         send('offer', session, { sdp });
       }
       if (msg.type === 'answer' && ctl.peer) {
-        await ctl.peer.evaluate((sdp) => window.peer.setRemoteDescription({ type: 'answer', sdp }), msg.payload.sdp);
+        await ctl.peer.evaluate((sdp) => window.fake.accept(sdp), msg.payload.sdp);
       }
     });
   });
   return ctl;
-}
-
-// Runs in the peer page: draws a desktop on a canvas and offers it as video.
-async function makeOffer() {
-  const canvas = document.createElement('canvas');
-  canvas.width = 1920;
-  canvas.height = 1080;
-  const g = canvas.getContext('2d');
-  const draw = () => {
-    const bg = g.createLinearGradient(0, 0, 1920, 1080);
-    bg.addColorStop(0, '#1e3a5f');
-    bg.addColorStop(1, '#3b6e8f');
-    g.fillStyle = bg;
-    g.fillRect(0, 0, 1920, 1080);
-    // A mail window.
-    g.fillStyle = '#fff';
-    g.fillRect(180, 110, 1180, 760);
-    g.fillStyle = '#0f4c81';
-    g.fillRect(180, 110, 1180, 44);
-    g.fillStyle = '#fff';
-    g.font = '20px sans-serif';
-    g.fillText('Inbox \u2014 Mail', 204, 139);
-    g.fillStyle = '#f3f4f6';
-    g.fillRect(180, 154, 260, 716);
-    g.fillStyle = '#374151';
-    ['Inbox', 'Drafts', 'Sent', 'Archive'].forEach((f, i) => g.fillText(f, 210, 200 + i * 40));
-    for (let i = 0; i < 12; i++) {
-      g.fillStyle = i === 1 ? '#e0ecf8' : '#fff';
-      g.fillRect(440, 154 + i * 60, 920, 60);
-      g.fillStyle = '#111827';
-      g.fillText(`Quarterly report ${i + 1}`, 470, 190 + i * 60);
-      g.fillStyle = '#6b7280';
-      g.fillText('Finance team \u00b7 attachments', 800, 190 + i * 60);
-    }
-    // The error the user called about.
-    g.fillStyle = 'rgba(0,0,0,0.25)';
-    g.fillRect(708, 408, 620, 240);
-    g.fillStyle = '#fff';
-    g.fillRect(700, 400, 620, 240);
-    g.fillStyle = '#b91c1c';
-    g.font = 'bold 24px sans-serif';
-    g.fillText('Cannot open attachment', 740, 460);
-    g.fillStyle = '#374151';
-    g.font = '19px sans-serif';
-    g.fillText('Error 0x80070005: Access is denied.', 740, 505);
-    g.fillStyle = '#0f4c81';
-    g.fillRect(1160, 575, 120, 40);
-    g.fillStyle = '#fff';
-    g.fillText('OK', 1205, 602);
-    // Taskbar with a clock, so frames keep changing.
-    g.fillStyle = 'rgba(15,23,42,0.92)';
-    g.fillRect(0, 1032, 1920, 48);
-    g.fillStyle = '#e5e7eb';
-    g.font = '18px sans-serif';
-    g.fillText(new Date().toLocaleTimeString(), 1790, 1063);
-  };
-  draw();
-  setInterval(draw, 250);
-
-  const stream = canvas.captureStream(15);
-  const [track] = stream.getVideoTracks();
-  track.contentHint = 'detail'; // a desktop: keep the resolution, like the host does
-  const pc = new RTCPeerConnection();
-  window.peer = pc;
-  pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((done) => {
-    if (pc.iceGatheringState === 'complete') return done();
-    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && done());
-    setTimeout(done, 3000);
-  });
-  return pc.localDescription.sdp;
 }
