@@ -1,6 +1,8 @@
 // Package xtest runs the real programs the project's tests need: a private
-// Xvfb display, the test X client testdata/xpattern, and the project's own
-// binaries built once per test process. It is imported by tests only.
+// Xvfb display (split into several monitors if need be), the test X client
+// testdata/xpattern (as a picture, or as a witness of injected input), and
+// the project's own binaries built once per test process. It is imported by
+// tests only.
 package xtest
 
 import (
@@ -32,6 +34,22 @@ var (
 // time by another test process is never mistaken for ours. Cleanup stops it.
 func StartXvfb(tb testing.TB, w, h int) string {
 	tb.Helper()
+	return StartXvfbServer(tb, w, h).Display
+}
+
+// XvfbServer is a running private Xvfb.
+type XvfbServer struct {
+	// Display is the server's DISPLAY, e.g. ":93".
+	Display string
+	stop    func()
+}
+
+// StartXvfbServer is StartXvfb with extra Xvfb arguments (for example
+// "-extension", "MIT-SHM" to run without an extension), returning the
+// server so a test can stop it early, as when checking what happens when
+// the X server goes away. Cleanup stops it if the test has not.
+func StartXvfbServer(tb testing.TB, w, h int, args ...string) *XvfbServer {
+	tb.Helper()
 	if _, err := exec.LookPath("Xvfb"); err != nil {
 		tb.Fatal("Xvfb is not installed (Debian package xvfb): run `make test`, which installs it")
 	}
@@ -40,17 +58,21 @@ func StartXvfb(tb testing.TB, w, h int) string {
 		if exists(fmt.Sprintf("/tmp/.X11-unix/X%d", n)) || exists(fmt.Sprintf("/tmp/.X%d-lock", n)) {
 			continue
 		}
-		display, err := tryXvfb(tb, n, w, h)
+		s, err := tryXvfb(tb, n, w, h, args)
 		if err == nil {
-			return display
+			return s
 		}
 		failures = append(failures, err.Error())
 	}
 	tb.Fatalf("no Xvfb could start on displays :90..:160:\n%s", strings.Join(failures, "\n"))
-	return ""
+	return nil
 }
 
-func tryXvfb(tb testing.TB, n, w, h int) (string, error) {
+// Stop stops the server and waits for it to exit. Calling it again does
+// nothing.
+func (s *XvfbServer) Stop() { s.stop() }
+
+func tryXvfb(tb testing.TB, n, w, h int, extra []string) (*XvfbServer, error) {
 	r, wr, err := os.Pipe()
 	if err != nil {
 		tb.Fatalf("pipe for Xvfb -displayfd: %v", err)
@@ -59,8 +81,9 @@ func tryXvfb(tb testing.TB, n, w, h int) (string, error) {
 	var stderr bytes.Buffer
 	// -noreset: kbinani/screenshot opens one connection per frame and the
 	// server would otherwise reset whenever the last client leaves.
-	cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-displayfd", "3",
-		"-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-noreset", "-nolisten", "tcp")
+	args := append([]string{fmt.Sprintf(":%d", n), "-displayfd", "3",
+		"-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-noreset", "-nolisten", "tcp"}, extra...)
+	cmd := exec.Command("Xvfb", args...)
 	cmd.ExtraFiles = []*os.File{wr}
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -79,20 +102,24 @@ func tryXvfb(tb testing.TB, n, w, h int) (string, error) {
 	select {
 	case s := <-line:
 		if strings.TrimSpace(s) == fmt.Sprint(n) {
-			tb.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				cmd.Wait()
-			})
-			return fmt.Sprintf(":%d", n), nil
+			var once sync.Once
+			srv := &XvfbServer{Display: fmt.Sprintf(":%d", n), stop: func() {
+				once.Do(func() {
+					cmd.Process.Signal(syscall.SIGTERM)
+					cmd.Wait()
+				})
+			}}
+			tb.Cleanup(srv.Stop)
+			return srv, nil
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
-		return "", fmt.Errorf("Xvfb :%d did not start: %s", n, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("Xvfb :%d did not start: %s", n, strings.TrimSpace(stderr.String()))
 	case <-time.After(15 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
 		<-line
-		return "", fmt.Errorf("Xvfb :%d not ready after 15s: %s", n, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("Xvfb :%d not ready after 15s: %s", n, strings.TrimSpace(stderr.String()))
 	}
 }
 
