@@ -15,9 +15,19 @@
 //     (default 16) with a grey whose level is the frame counter modulo 256
 //     (R = G = B = counter % 256, starting at 0), so the screen changes on
 //     every frame; benchmarks use it as a worst case for capture and encode.
+//   - -mode input: a witness of injected input. The window starts black
+//     #000000, takes the keyboard focus, and prints one line per input event
+//     it receives (see input.go for the format), such as "button 1 down 640
+//     360", "key down 38 a", "text a" or "wheel up". Every press of mouse
+//     button 1, 2 or 3 toggles the window between black #000000 and white
+//     #ffffff, repainted at once, and prints "colour #ffffff" (or #000000)
+//     once the repaint has reached the server: input-to-pixel latency
+//     benchmarks time a click until a viewer sees the new colour.
 //
 // It prints "ready" on stdout once the first paint has reached the X server
-// (tests wait for that line) and exits with status 0 on SIGTERM or SIGINT.
+// (and, in input mode, once it has the focus; tests wait for that line) and
+// exits with status 0 on SIGTERM or SIGINT. With -log FILE every line it
+// prints goes to FILE too, written as it is printed.
 //
 // Build it with: go build -o /tmp/xpattern ./testdata/xpattern
 package main
@@ -46,6 +56,13 @@ const (
 	colourBottomRight = 0xffffff // white
 )
 
+// Colours of -mode input: the window starts black and every click toggles
+// it. Tests in other packages assert exactly these values.
+const (
+	colourInputStart   = 0x000000 // black
+	colourInputToggled = 0xffffff // white
+)
+
 type config struct {
 	mode     string
 	interval time.Duration
@@ -55,14 +72,32 @@ type config struct {
 
 func main() {
 	cfg := config{stdout: os.Stdout, display: os.Getenv("DISPLAY")}
-	flag.StringVar(&cfg.mode, "mode", "pattern", `what to paint: "pattern" (four coloured quadrants) or "counter" (grey level changing every frame)`)
+	flag.StringVar(&cfg.mode, "mode", "pattern", `what to do: "pattern" (four coloured quadrants), "counter" (grey level changing every frame) or "input" (print the input events received)`)
 	intervalMS := flag.Int("interval", 16, "milliseconds between repaints in -mode counter")
+	logPath := flag.String("log", "", "also write every line printed on stdout to this file")
 	flag.Parse()
 	cfg.interval = time.Duration(*intervalMS) * time.Millisecond
+
+	var logFile *os.File
+	if *logPath != "" {
+		var err error
+		if logFile, err = os.Create(*logPath); err != nil {
+			fmt.Fprintln(os.Stderr, "xpattern:", err)
+			os.Exit(1)
+		}
+		// os.File does not buffer, and the file comes first: a line read
+		// from stdout is already in the file.
+		cfg.stdout = io.MultiWriter(logFile, os.Stdout)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	err := run(ctx, cfg)
 	stop()
+	if logFile != nil {
+		if cerr := logFile.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close log: %w", cerr)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xpattern:", err)
 		os.Exit(1)
@@ -70,8 +105,8 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config) error {
-	if cfg.mode != "pattern" && cfg.mode != "counter" {
-		return fmt.Errorf("unknown -mode %q: use pattern or counter", cfg.mode)
+	if cfg.mode != "pattern" && cfg.mode != "counter" && cfg.mode != "input" {
+		return fmt.Errorf("unknown -mode %q: use pattern, counter or input", cfg.mode)
 	}
 	if cfg.mode == "counter" && cfg.interval <= 0 {
 		return fmt.Errorf("-interval must be positive, got %v", cfg.interval)
@@ -81,40 +116,65 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("connect to X display %q: %w", cfg.display, err)
 	}
 	// The event reader below ends when the connection is closed; closing
-	// here and waiting for it keeps every goroutine owned.
-	events := make(chan struct{}, 1)
+	// here and waiting for it keeps every goroutine owned. It stops
+	// forwarding once done is closed, so it never blocks on a full channel
+	// after run returned.
+	events := make(chan xgb.Event, 256)
 	readerDone := make(chan error, 1)
+	done := make(chan struct{})
 	defer func() {
+		close(done)
 		conn.Close()
 		<-readerDone
 	}()
 
-	w, err := newWindow(conn)
+	w, err := newWindow(conn, cfg.mode == "input")
 	if err != nil {
 		return err
 	}
-	go func() { readerDone <- readEvents(conn, w.id, events) }()
+	go func() { readerDone <- readEvents(conn, w.id, events, done) }()
 
 	// The first Expose says the window is viewable; painting before that
-	// could be lost.
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-events:
-	case err := <-readerDone:
-		readerDone <- err
-		return fmt.Errorf("X connection closed before the window was shown: %w", err)
+	// could be lost. Input events cannot come before it either.
+	for shown := false; !shown; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-events:
+			_, shown = ev.(xproto.ExposeEvent)
+		case err := <-readerDone:
+			readerDone <- err
+			return fmt.Errorf("X connection closed before the window was shown: %w", err)
+		}
 	}
 
-	var counter uint32
+	var (
+		counter uint32
+		in      *inputWitness
+	)
+	if cfg.mode == "input" {
+		if in, err = newInputWitness(conn, w, cfg.stdout); err != nil {
+			return err
+		}
+	}
 	paint := func() error {
-		if cfg.mode == "pattern" {
+		switch cfg.mode {
+		case "pattern":
 			return w.paintPattern(conn)
+		case "input":
+			return in.paint()
 		}
 		return w.paintGrey(conn, byte(counter))
 	}
 	if err := paint(); err != nil {
 		return err
+	}
+	if in != nil {
+		// Without a window manager nobody gives the window the focus, and
+		// keys would go wherever the pointer is.
+		if err := xproto.SetInputFocusChecked(conn, xproto.InputFocusPointerRoot, w.id, xproto.TimeCurrentTime).Check(); err != nil {
+			return fmt.Errorf("take the keyboard focus: %w", err)
+		}
 	}
 	fmt.Fprintln(cfg.stdout, "ready")
 
@@ -128,9 +188,15 @@ func run(ctx context.Context, cfg config) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-events:
-			if err := paint(); err != nil {
-				return err
+		case ev := <-events:
+			if _, ok := ev.(xproto.ExposeEvent); ok {
+				if err := paint(); err != nil {
+					return err
+				}
+			} else if in != nil {
+				if err := in.handle(ev); err != nil {
+					return err
+				}
 			}
 		case <-tick:
 			counter++
@@ -144,9 +210,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 }
 
-// readEvents forwards Expose events for win (coalesced) until the
-// connection closes.
-func readEvents(conn *xgb.Conn, win xproto.Window, expose chan<- struct{}) error {
+// readEvents forwards the last Expose event of each series for win, and
+// every other event, in order until the connection closes.
+func readEvents(conn *xgb.Conn, win xproto.Window, events chan<- xgb.Event, done <-chan struct{}) error {
 	for {
 		ev, xerr := conn.WaitForEvent()
 		if ev == nil && xerr == nil {
@@ -157,11 +223,12 @@ func readEvents(conn *xgb.Conn, win xproto.Window, expose chan<- struct{}) error
 			// picture would be wrong, so it is fatal for a test client.
 			return fmt.Errorf("X error: %v", xerr)
 		}
-		if e, ok := ev.(xproto.ExposeEvent); ok && e.Window == win && e.Count == 0 {
-			select {
-			case expose <- struct{}{}:
-			default: // a repaint is already pending
-			}
+		if e, ok := ev.(xproto.ExposeEvent); ok && (e.Window != win || e.Count != 0) {
+			continue
+		}
+		select {
+		case events <- ev:
+		case <-done:
 		}
 	}
 }
@@ -175,19 +242,24 @@ type window struct {
 	pixels [4]uint32 // quadrant colours as pixel values of the default visual
 }
 
-func newWindow(conn *xgb.Conn) (*window, error) {
+func newWindow(conn *xgb.Conn, input bool) (*window, error) {
 	screen := xproto.Setup(conn).DefaultScreen(conn)
 	w := &window{width: screen.WidthInPixels, height: screen.HeightInPixels, cmap: screen.DefaultColormap}
 	var err error
 	if w.id, err = xproto.NewWindowId(conn); err != nil {
 		return nil, fmt.Errorf("allocate window id: %w", err)
 	}
+	mask := uint32(xproto.EventMaskExposure)
+	if input {
+		mask |= xproto.EventMaskKeyPress | xproto.EventMaskKeyRelease | xproto.EventMaskButtonPress |
+			xproto.EventMaskButtonRelease | xproto.EventMaskPointerMotion
+	}
 	// Override-redirect keeps any window manager from moving or decorating
 	// the window, so it covers the root exactly.
 	err = xproto.CreateWindowChecked(conn, screen.RootDepth, w.id, screen.Root,
 		0, 0, w.width, w.height, 0, xproto.WindowClassInputOutput, screen.RootVisual,
 		xproto.CwOverrideRedirect|xproto.CwEventMask,
-		[]uint32{1, xproto.EventMaskExposure}).Check()
+		[]uint32{1, mask}).Check()
 	if err != nil {
 		return nil, fmt.Errorf("create window: %w", err)
 	}
