@@ -2,16 +2,20 @@
 
 package capture
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tether-support/tether/internal/xtest"
+)
 
 // The benchmarks run against a 1920x1080 Xvfb showing the xpattern test
 // picture; the figures to compare with are in /shared/TESTING.md.
 
 func benchDisplay(b *testing.B) {
 	b.Helper()
-	display := startXvfb(b, 1920, 1080)
+	display := xtest.StartXvfb(b, 1920, 1080)
 	b.Setenv("DISPLAY", display)
-	startPattern(b, display)
+	xtest.StartPattern(b, display)
 }
 
 func benchCapture(b *testing.B, o opener) {

@@ -10,19 +10,21 @@ import (
 	"time"
 
 	"github.com/jezek/xgb"
-	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/xproto"
+	"github.com/tether-support/tether/internal/xtest"
 )
 
 // Quadrant colours painted by testdata/xpattern -mode pattern.
 var (
-	red   = rgb{0xff, 0, 0}
-	green = rgb{0, 0xff, 0}
-	blue  = rgb{0, 0, 0xff}
-	white = rgb{0xff, 0xff, 0xff}
+	red   = rgbOf(xtest.TopLeft)
+	green = rgbOf(xtest.TopRight)
+	blue  = rgbOf(xtest.BottomLeft)
+	white = rgbOf(xtest.BottomRight)
 )
 
 type rgb struct{ r, g, b byte }
+
+func rgbOf(c [3]uint8) rgb { return rgb{c[0], c[1], c[2]} }
 
 func (c rgb) String() string { return fmt.Sprintf("#%02x%02x%02x", c.r, c.g, c.b) }
 
@@ -118,9 +120,9 @@ func checkFrame(t *testing.T, f *Frame, w, h int) {
 
 func TestCapturePattern(t *testing.T) {
 	const w, h = 1280, 720
-	display := startXvfb(t, w, h)
+	display := xtest.StartXvfb(t, w, h)
 	t.Setenv("DISPLAY", display)
-	startPattern(t, display)
+	xtest.StartPattern(t, display)
 	conn, screen := xconn(t, display)
 	// The pointer starts at the centre, where the quadrants meet; park it
 	// on a spot no sample looks at.
@@ -147,9 +149,9 @@ func TestCapturePattern(t *testing.T) {
 // TestCaptureSeesChanges checks that later captures show what the screen
 // shows now, not what it showed when the segment was attached.
 func TestCaptureSeesChanges(t *testing.T) {
-	display := startXvfb(t, 640, 480)
+	display := xtest.StartXvfb(t, 640, 480)
 	t.Setenv("DISPLAY", display)
-	startPattern(t, display, "-mode", "counter", "-interval", "100")
+	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "100")
 	conn, screen := xconn(t, display)
 	warp(t, conn, screen.Root, 0, 0)
 
@@ -186,7 +188,7 @@ func TestCaptureSeesChanges(t *testing.T) {
 func TestNoDisplay(t *testing.T) {
 	for _, tc := range []struct{ name, display string }{
 		{"unset", ""},
-		{"no server", freeDisplay(t)},
+		{"no server", xtest.FreeDisplay(t)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("DISPLAY", tc.display)
@@ -209,13 +211,13 @@ func TestNoDisplay(t *testing.T) {
 
 func TestMonitors(t *testing.T) {
 	const w, h = 1280, 480
-	display := startXvfb(t, w, h)
+	display := xtest.StartXvfb(t, w, h)
 	t.Setenv("DISPLAY", display)
-	startPattern(t, display)
+	xtest.StartPattern(t, display)
 	conn, screen := xconn(t, display)
 	// Far from the sampled corners of either monitor.
 	warp(t, conn, screen.Root, 3*w/4, h/4)
-	splitScreen(t, conn, screen)
+	xtest.SplitMonitors(t, display)
 
 	for _, o := range openers {
 		t.Run(o.name, func(t *testing.T) {
@@ -252,39 +254,5 @@ func TestMonitors(t *testing.T) {
 				t.Errorf("open monitor -1: error %v, want ErrNoMonitor", err)
 			}
 		})
-	}
-}
-
-// splitScreen declares two RandR monitors side by side, as `xrandr
-// --setmonitor` does, so Xinerama reports two heads.
-func splitScreen(t *testing.T, conn *xgb.Conn, screen *xproto.ScreenInfo) {
-	t.Helper()
-	if err := randr.Init(conn); err != nil {
-		t.Fatalf("RandR: %v", err)
-	}
-	if _, err := randr.QueryVersion(conn, 1, 5).Reply(); err != nil {
-		t.Fatalf("RandR version: %v", err)
-	}
-	res, err := randr.GetScreenResources(conn, screen.Root).Reply()
-	if err != nil || len(res.Outputs) == 0 {
-		t.Fatalf("RandR screen resources: %v (outputs %v)", err, res)
-	}
-	w, h := screen.WidthInPixels/2, screen.HeightInPixels
-	for i, m := range []randr.MonitorInfo{
-		{X: 0, Y: 0, Outputs: res.Outputs[:1]},
-		{X: int16(w), Y: 0},
-	} {
-		name := []string{"L", "R"}[i]
-		atom, err := xproto.InternAtom(conn, false, uint16(len(name)), name).Reply()
-		if err != nil {
-			t.Fatalf("intern monitor name: %v", err)
-		}
-		m.Name = atom.Atom
-		m.Width, m.Height = w, h
-		m.WidthInMillimeters, m.HeightInMillimeters = 340, 190
-		m.NOutput = uint16(len(m.Outputs))
-		if err := randr.SetMonitorChecked(conn, screen.Root, m).Check(); err != nil {
-			t.Fatalf("set monitor %d: %v", i, err)
-		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/xproto"
+	"github.com/tether-support/tether/internal/xtest"
 )
 
 // openName is the path Open must choose against Xvfb.
@@ -17,9 +18,9 @@ const openName = NameXShm
 
 func TestXShmDrawsCursor(t *testing.T) {
 	const w, h = 640, 480
-	display := startXvfb(t, w, h)
+	display := xtest.StartXvfb(t, w, h)
 	t.Setenv("DISPLAY", display)
-	startPattern(t, display)
+	xtest.StartPattern(t, display)
 	conn, screen := xconn(t, display)
 	x := mustOpen(t, opener{NameXShm, Open}, 0)
 	p := mustOpen(t, opener{NamePortable, OpenPortable}, 0)
@@ -62,9 +63,9 @@ func TestXShmDrawsCursor(t *testing.T) {
 // TestXShmFollowsResize checks that the segment is reallocated when the
 // screen size changes.
 func TestXShmFollowsResize(t *testing.T) {
-	display := startXvfb(t, 640, 480)
+	display := xtest.StartXvfb(t, 640, 480)
 	t.Setenv("DISPLAY", display)
-	startPattern(t, display)
+	xtest.StartPattern(t, display)
 	conn, screen := xconn(t, display)
 	warp(t, conn, screen.Root, 100, 100)
 	if err := randr.Init(conn); err != nil {
@@ -134,13 +135,13 @@ func resizeScreen(t *testing.T, conn *xgb.Conn, root xproto.Window, w, h int) {
 // TestXServerGone checks that losing the X server is an error, not the end
 // of the process (Xlib's default is to exit).
 func TestXServerGone(t *testing.T) {
-	display := startXvfb(t, 320, 240)
-	t.Setenv("DISPLAY", display)
+	server := xtest.StartXvfbServer(t, 320, 240)
+	t.Setenv("DISPLAY", server.Display)
 	c := mustOpen(t, opener{NameXShm, Open}, 0)
 	if _, err := c.Capture(); err != nil {
 		t.Fatalf("capture while the server runs: %v", err)
 	}
-	stopXvfb(t, display)
+	server.Stop()
 	var err error
 	for i := 0; i < 3; i++ {
 		if _, err = c.Capture(); err == nil {
@@ -165,9 +166,9 @@ func TestXServerGone(t *testing.T) {
 // path, from an X server without MIT-SHM (as over a remote connection).
 func TestOpenFallsBack(t *testing.T) {
 	const w, h = 640, 480
-	display := startXvfb(t, w, h, "-extension", "MIT-SHM")
+	display := xtest.StartXvfbServer(t, w, h, "-extension", "MIT-SHM").Display
 	t.Setenv("DISPLAY", display)
-	startPattern(t, display)
+	xtest.StartPattern(t, display)
 	conn, screen := xconn(t, display)
 	warp(t, conn, screen.Root, 100, 100)
 	c := mustOpen(t, opener{NamePortable, Open}, 0)
