@@ -34,6 +34,11 @@ type Capturer interface {
 	Capture() (*Frame, error)
 	// Size is the size of the frames Capture currently returns.
 	Size() (width, height int)
+	// Bounds is the captured monitor's rectangle on the virtual screen
+	// (root window coordinates on X11), to map pointer coordinates. It
+	// follows the monitor when the screen is resized (X11 path, after the
+	// next Capture).
+	Bounds() (x, y, width, height int)
 	// Name says which path runs, for logs: "xshm" or "screenshot".
 	Name() string
 	Close() error
@@ -45,6 +50,22 @@ var ErrNoDisplay = errors.New("no display: DISPLAY is not set or the X server do
 // ErrNoMonitor is returned (wrapped) when the requested monitor index does
 // not exist.
 var ErrNoMonitor = errors.New("no such monitor")
+
+// Display is one monitor as Displays lists it. X, Y, Width and Height are
+// its rectangle on the virtual screen (root window coordinates on X11).
+type Display struct {
+	// Index is what Open takes to capture this monitor.
+	Index int
+	// Name is the X server's name for the monitor (a RandR output or
+	// monitor name such as "HDMI-1"), or a made-up one where the platform
+	// names none.
+	Name                string
+	X, Y, Width, Height int
+	// Primary is set on the monitor the platform calls primary. An X
+	// server may call none primary (Xvfb does): callers that need a
+	// default should then take index 0.
+	Primary bool
+}
 
 // Names returned by Capturer.Name.
 const (

@@ -5,6 +5,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,6 +220,18 @@ func TestMonitors(t *testing.T) {
 	warp(t, conn, screen.Root, 3*w/4, h/4)
 	xtest.SplitMonitors(t, display)
 
+	list, err := Displays()
+	if err != nil {
+		t.Fatalf("Displays: %v", err)
+	}
+	want := []Display{
+		{Index: 0, Name: "L", X: 0, Y: 0, Width: w / 2, Height: h},
+		{Index: 1, Name: "R", X: w / 2, Y: 0, Width: w / 2, Height: h},
+	}
+	if !slices.Equal(list, want) {
+		t.Fatalf("Displays() = %+v, want %+v", list, want)
+	}
+
 	for _, o := range openers {
 		t.Run(o.name, func(t *testing.T) {
 			// The right monitor holds the right half of the pattern:
@@ -233,6 +246,7 @@ func TestMonitors(t *testing.T) {
 				{0, 0, green}, {w/2 - 1, 0, green}, {0, h/2 - 1, green},
 				{0, h / 2, white}, {w/2 - 1, h - 1, white},
 			})
+			checkBounds(t, c, want[1])
 			c0 := mustOpen(t, o, 0)
 			f, err = c0.Capture()
 			if err != nil {
@@ -240,6 +254,7 @@ func TestMonitors(t *testing.T) {
 			}
 			checkFrame(t, f, w/2, h)
 			checkPoints(t, f, []point{{1, 1, red}, {w/2 - 1, 0, red}, {0, h - 1, blue}, {w/2 - 1, h - 1, blue}})
+			checkBounds(t, c0, want[0])
 
 			if c, err := o.open(2); !errors.Is(err, ErrNoMonitor) {
 				if err == nil {
@@ -254,5 +269,33 @@ func TestMonitors(t *testing.T) {
 				t.Errorf("open monitor -1: error %v, want ErrNoMonitor", err)
 			}
 		})
+	}
+}
+
+func checkBounds(t *testing.T, c Capturer, d Display) {
+	t.Helper()
+	if x, y, w, h := c.Bounds(); x != d.X || y != d.Y || w != d.Width || h != d.Height {
+		t.Errorf("Bounds() = %d,%d %dx%d, want %d,%d %dx%d (monitor %s)", x, y, w, h, d.X, d.Y, d.Width, d.Height, d.Name)
+	}
+}
+
+// TestDisplaysOneMonitor checks the list on a plain server: one monitor, the
+// whole screen, named after the server's output.
+func TestDisplaysOneMonitor(t *testing.T) {
+	display := xtest.StartXvfb(t, 800, 600)
+	t.Setenv("DISPLAY", display)
+	list, err := Displays()
+	if err != nil {
+		t.Fatalf("Displays: %v", err)
+	}
+	if len(list) != 1 || list[0].Index != 0 || list[0].X != 0 || list[0].Y != 0 || list[0].Width != 800 || list[0].Height != 600 || list[0].Name == "" {
+		t.Fatalf("Displays() = %+v, want one 800x600 monitor at 0,0 with a name", list)
+	}
+	for _, o := range openers {
+		checkBounds(t, mustOpen(t, o, 0), list[0])
+	}
+	t.Setenv("DISPLAY", xtest.FreeDisplay(t))
+	if _, err := Displays(); !errors.Is(err, ErrNoDisplay) {
+		t.Errorf("Displays without a server: %v, want ErrNoDisplay", err)
 	}
 }

@@ -9,20 +9,33 @@ import (
 	"github.com/kbinani/screenshot"
 )
 
+// xgbMu serialises this package's X connections through the pure-Go xgb
+// client, its own and kbinani/screenshot's. xgb's extension Init writes
+// process-wide maps that the reader goroutine of every open xgb connection
+// reads without a lock, so two connections set up at once (a monitor list
+// while a portable capture runs, two capturers opening) could crash the
+// process with a concurrent map access.
+var xgbMu sync.Mutex
+
 // OpenPortable opens the portable path (github.com/kbinani/screenshot) for
-// monitor display (0 = primary), whatever the platform offers.
+// monitor display (an index into Displays), whatever the platform offers.
 func OpenPortable(display int) (Capturer, error) {
 	if err := checkPortable(display); err != nil {
 		return nil, err
 	}
+	xgbMu.Lock()
 	n := screenshot.NumActiveDisplays()
+	var b image.Rectangle
+	if display < n {
+		b = screenshot.GetDisplayBounds(display)
+	}
+	xgbMu.Unlock()
 	if n == 0 {
 		return nil, fmt.Errorf("screenshot finds no monitor: %w", ErrNoDisplay)
 	}
 	if display >= n {
 		return nil, fmt.Errorf("monitor %d: %w (screenshot finds %d)", display, ErrNoMonitor, n)
 	}
-	b := screenshot.GetDisplayBounds(display)
 	if b.Empty() {
 		return nil, fmt.Errorf("monitor %d has empty bounds %v: %w", display, b, ErrNoMonitor)
 	}
@@ -47,7 +60,9 @@ func (p *portable) Capture() (*Frame, error) {
 	if p.closed {
 		return nil, fmt.Errorf("capture monitor %d: capturer is closed", p.display)
 	}
+	xgbMu.Lock()
 	img, err := screenshot.CaptureRect(p.bounds)
+	xgbMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("capture monitor %d (%v) with screenshot: %w", p.display, p.bounds, err)
 	}
@@ -84,6 +99,12 @@ func (p *portable) Size() (int, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.frame.Width, p.frame.Height
+}
+
+func (p *portable) Bounds() (x, y, w, h int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bounds.Min.X, p.bounds.Min.Y, p.bounds.Dx(), p.bounds.Dy()
 }
 
 func (p *portable) Name() string { return NamePortable }

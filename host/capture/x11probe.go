@@ -8,15 +8,46 @@ import (
 	"os"
 
 	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/xinerama"
 	"github.com/jezek/xgb/xproto"
 )
 
+// Displays lists the monitors of the X screen named by $DISPLAY, in the X
+// server's order (the order Xinerama, and so the portable path, uses too):
+// RandR 1.5 monitors when the server has them, else Xinerama heads, else
+// the whole screen as one monitor. Rectangles are as the server reports
+// them; Open captures their part inside the screen.
+func Displays() ([]Display, error) {
+	name := os.Getenv("DISPLAY")
+	if name == "" {
+		return nil, fmt.Errorf("list monitors: DISPLAY is empty: %w", ErrNoDisplay)
+	}
+	xgbMu.Lock()
+	defer xgbMu.Unlock()
+	conn, err := connectX(name)
+	if err != nil {
+		return nil, fmt.Errorf("list monitors: %w", err)
+	}
+	defer conn.Close()
+	return monitors(conn, name)
+}
+
+// connectX connects with the pure-Go xgb client on purpose: Xlib and the
+// libraries built on it can crash the process when the display is missing,
+// so no C code runs before a connection through this succeeded. Callers
+// hold xgbMu for the connection's life.
+func connectX(name string) (*xgb.Conn, error) {
+	conn, err := xgb.NewConnDisplay(name)
+	if err != nil {
+		return nil, fmt.Errorf("connect to X display %q: %w: %w", name, ErrNoDisplay, err)
+	}
+	return conn, nil
+}
+
 // probeX checks that $DISPLAY names an X server that accepts a connection
 // and returns the display name and the monitor's rectangle in root window
-// coordinates. It uses the pure-Go xgb client on purpose: Xlib and the
-// libraries built on it can crash the process when the display is missing,
-// so no C code runs before this succeeded.
+// coordinates.
 func probeX(display int) (string, image.Rectangle, error) {
 	if err := checkIndex(display); err != nil {
 		return "", image.Rectangle{}, err
@@ -30,39 +61,88 @@ func probeX(display int) (string, image.Rectangle, error) {
 }
 
 // probeMonitor connects to X display name and returns the rectangle of
-// monitor display in root window coordinates.
+// monitor display in root window coordinates, clipped to the screen.
 func probeMonitor(name string, display int) (image.Rectangle, error) {
-	conn, err := xgb.NewConnDisplay(name)
+	xgbMu.Lock()
+	defer xgbMu.Unlock()
+	conn, err := connectX(name)
 	if err != nil {
-		return image.Rectangle{}, fmt.Errorf("connect to X display %q: %w: %w", name, ErrNoDisplay, err)
+		return image.Rectangle{}, err
 	}
 	defer conn.Close()
-
+	heads, err := monitors(conn, name)
+	if err != nil {
+		return image.Rectangle{}, err
+	}
+	if display >= len(heads) {
+		return image.Rectangle{}, fmt.Errorf("monitor %d on %q: %w (the display has %d)", display, name, ErrNoMonitor, len(heads))
+	}
 	screen := xproto.Setup(conn).DefaultScreen(conn)
 	root := image.Rect(0, 0, int(screen.WidthInPixels), int(screen.HeightInPixels))
-	heads := []image.Rectangle{root}
-	// Without Xinerama (or with it inactive) the whole first screen is the
-	// only monitor.
+	d := heads[display]
+	r := image.Rect(d.X, d.Y, d.X+d.Width, d.Y+d.Height).Intersect(root)
+	if r.Empty() {
+		return image.Rectangle{}, fmt.Errorf("monitor %d on %q lies outside the %dx%d screen: %w", display, name, root.Dx(), root.Dy(), ErrNoMonitor)
+	}
+	return r, nil
+}
+
+// monitors lists the monitors of the default screen of conn.
+func monitors(conn *xgb.Conn, name string) ([]Display, error) {
+	screen := xproto.Setup(conn).DefaultScreen(conn)
+	if list, err := randrMonitors(conn, screen.Root); err != nil {
+		return nil, fmt.Errorf("list RandR monitors on %q: %w", name, err)
+	} else if len(list) > 0 {
+		return list, nil
+	}
+	// Servers before RandR 1.5 (or without RandR) may still report heads
+	// through Xinerama.
 	if xinerama.Init(conn) == nil {
 		active, err := xinerama.IsActive(conn).Reply()
 		if err == nil && active.State != 0 {
 			reply, err := xinerama.QueryScreens(conn).Reply()
 			if err != nil {
-				return image.Rectangle{}, fmt.Errorf("query Xinerama monitors on %q: %w", name, err)
+				return nil, fmt.Errorf("query Xinerama monitors on %q: %w", name, err)
 			}
-			heads = heads[:0]
-			for _, s := range reply.ScreenInfo {
-				r := image.Rect(int(s.XOrg), int(s.YOrg), int(s.XOrg)+int(s.Width), int(s.YOrg)+int(s.Height))
-				heads = append(heads, r.Intersect(root))
+			var list []Display
+			for i, s := range reply.ScreenInfo {
+				list = append(list, Display{Index: i, Name: fmt.Sprintf("Xinerama-%d", i),
+					X: int(s.XOrg), Y: int(s.YOrg), Width: int(s.Width), Height: int(s.Height)})
+			}
+			if len(list) > 0 {
+				return list, nil
 			}
 		}
 	}
-	if display >= len(heads) {
-		return image.Rectangle{}, fmt.Errorf("monitor %d on %q: %w (the display has %d)", display, name, ErrNoMonitor, len(heads))
+	return []Display{{Index: 0, Name: "screen", Width: int(screen.WidthInPixels), Height: int(screen.HeightInPixels), Primary: true}}, nil
+}
+
+// randrMonitors returns the active RandR 1.5 monitors, or none when the
+// server lacks RandR 1.5.
+func randrMonitors(conn *xgb.Conn, root xproto.Window) ([]Display, error) {
+	if randr.Init(conn) != nil {
+		return nil, nil
 	}
-	r := heads[display]
-	if r.Empty() {
-		return image.Rectangle{}, fmt.Errorf("monitor %d on %q lies outside the %dx%d screen: %w", display, name, root.Dx(), root.Dy(), ErrNoMonitor)
+	v, err := randr.QueryVersion(conn, 1, 5).Reply()
+	if err != nil || v.MajorVersion < 1 || v.MajorVersion == 1 && v.MinorVersion < 5 {
+		return nil, nil
 	}
-	return r, nil
+	reply, err := randr.GetMonitors(conn, root, true).Reply()
+	if err != nil {
+		return nil, err
+	}
+	// Ask for every name before waiting for the first: one round trip.
+	names := make([]xproto.GetAtomNameCookie, len(reply.Monitors))
+	for i, m := range reply.Monitors {
+		names[i] = xproto.GetAtomName(conn, m.Name)
+	}
+	list := make([]Display, len(reply.Monitors))
+	for i, m := range reply.Monitors {
+		name := fmt.Sprintf("monitor-%d", i)
+		if n, err := names[i].Reply(); err == nil {
+			name = n.Name
+		}
+		list[i] = Display{Index: i, Name: name, X: int(m.X), Y: int(m.Y), Width: int(m.Width), Height: int(m.Height), Primary: m.Primary}
+	}
+	return list, nil
 }

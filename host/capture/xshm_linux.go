@@ -280,8 +280,8 @@ var errXShmUnavailable = errors.New("X server offers no MIT-SHM")
 // drawn in from XFixes) when DISPLAY names a reachable X server that can
 // share memory with this process; otherwise, for example over a remote X
 // connection or on a screen that is not 32 bits per pixel, it opens the
-// portable path. display is the index of the monitor (0 = primary, or the
-// whole first screen when there is one monitor).
+// portable path. display is the index of the monitor in Displays; the
+// capturer grabs only that monitor's rectangle of the screen.
 func Open(display int) (Capturer, error) {
 	x, err := openXShm(display)
 	if err == nil {
@@ -428,6 +428,12 @@ func (x *xshm) Size() (int, int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.frame.Width, x.frame.Height
+}
+
+func (x *xshm) Bounds() (int, int, int, int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.rect.Min.X, x.rect.Min.Y, x.rect.Dx(), x.rect.Dy()
 }
 
 func (x *xshm) Name() string { return NameXShm }
