@@ -79,8 +79,13 @@ static int tcap_on_io_error(Display *dpy) {
 }
 
 static void tcap_on_io_exit(Display *dpy, void *data) {
-	(void)dpy;
 	((tcap *)data)->io_dead = 1;
+	// Before calling this handler Xlib takes the Display's user lock (as
+	// XLockDisplay does) on the failing thread and never releases it, so
+	// the XCloseDisplay that must follow would wait forever when it runs on
+	// another thread, as cgo calls may. Release it; an unlock with no lock
+	// held does nothing.
+	XUnlockDisplay(dpy);
 }
 
 static void tcap_init(void) {

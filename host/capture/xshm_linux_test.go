@@ -4,6 +4,7 @@ package capture
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -142,18 +143,27 @@ func TestXServerGone(t *testing.T) {
 		t.Fatalf("capture while the server runs: %v", err)
 	}
 	server.Stop()
+	// Xlib meets the dead connection on one OS thread and Close runs on
+	// another, as in a program where capture and shutdown are different
+	// goroutines: the thread that saw the error ends with its goroutine.
+	errs := make(chan error, 3)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		for i := 0; i < 3; i++ {
+			_, err := c.Capture()
+			errs <- err
+		}
+	}()
 	var err error
 	for i := 0; i < 3; i++ {
-		if _, err = c.Capture(); err == nil {
+		if err = <-errs; err == nil {
 			t.Fatalf("capture %d after the X server exited succeeded", i)
 		}
 	}
 	if !errors.Is(err, ErrNoDisplay) {
 		t.Errorf("error after the server exited: %v, want it to wrap ErrNoDisplay", err)
 	}
-	if err := c.Close(); err != nil {
-		t.Errorf("close after the server exited: %v", err)
-	}
+	closeWithin(t, c, 5*time.Second)
 	if _, err := c.Capture(); err == nil {
 		t.Error("capture after Close succeeded")
 	}
@@ -194,5 +204,21 @@ func BenchmarkRawXShmGetImage(b *testing.B) {
 		if err := x.grab(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// closeWithin closes c and fails the test if that takes longer than d (a
+// hang in Xlib would otherwise hang the whole test binary).
+func closeWithin(t *testing.T, c Capturer, d time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("close after the server exited: %v", err)
+		}
+	case <-time.After(d):
+		t.Fatalf("Close still blocked %v after the X server exited", d)
 	}
 }
