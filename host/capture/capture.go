@@ -7,13 +7,22 @@
 // which opens a new X connection per frame (about 16 ms for 1920x1080 on X11)
 // and does not draw the cursor. Capturer.Name says which one runs.
 //
-// A Capturer is not meant for concurrent Capture calls; Close may be called
-// from another goroutine and waits for a Capture in progress.
+// Capturer.WaitChange lets the caller capture only when the picture
+// changed: the X11 path learns of changes from the X server (DAMAGE for
+// drawing, XFixes and the pointer position for the cursor) and wakes within
+// a millisecond; the portable path polls and compares tile hashes.
+//
+// A Capturer is not meant for concurrent Capture calls, nor for concurrent
+// WaitChange calls; one Capture and one WaitChange may run at the same time.
+// Close may be called from another goroutine: it waits for a Capture in
+// progress and makes a blocked WaitChange return ErrClosed.
 package capture
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Frame is one captured screen image in BGRA (B,G,R,A bytes per pixel).
@@ -28,10 +37,22 @@ type Frame struct {
 // Capturer captures one monitor.
 type Capturer interface {
 	// Capture grabs the monitor. The returned Frame, including Pix, may be
-	// reused or freed by the next Capture call and by Close: copy what must
-	// outlive it. Width and Height follow the monitor when the screen is
-	// resized (X11 path).
+	// reused or freed by the next Capture or WaitChange call and by Close:
+	// copy what must outlive it. Width and Height follow the monitor when
+	// the screen is resized (X11 path).
 	Capture() (*Frame, error)
+	// WaitChange blocks until the monitor's picture may have changed since
+	// the last Capture, timeout passes or ctx ends. It returns true when a
+	// change was seen (the caller should Capture now) and false on timeout;
+	// ctx.Err() when ctx ended and ErrClosed when the capturer was closed.
+	// Before the first Capture it returns true at once, and it keeps
+	// returning true until the next Capture, so no change is lost between
+	// WaitChange and Capture. A timeout <= 0 checks without waiting.
+	//
+	// The X11 path may return true for a change that Capture had already
+	// picked up (a spurious wake costs one capture); the portable path
+	// only reports a change it saw in the pixels.
+	WaitChange(ctx context.Context, timeout time.Duration) (bool, error)
 	// Size is the size of the frames Capture currently returns.
 	Size() (width, height int)
 	// Bounds is the captured monitor's rectangle on the virtual screen
@@ -50,6 +71,10 @@ var ErrNoDisplay = errors.New("no display: DISPLAY is not set or the X server do
 // ErrNoMonitor is returned (wrapped) when the requested monitor index does
 // not exist.
 var ErrNoMonitor = errors.New("no such monitor")
+
+// ErrClosed is returned (wrapped) by Capture and WaitChange once Close has
+// been called, including to a WaitChange that was blocked in it.
+var ErrClosed = errors.New("capturer is closed")
 
 // Display is one monitor as Displays lists it. X, Y, Width and Height are
 // its rectangle on the virtual screen (root window coordinates on X11).

@@ -2,279 +2,23 @@
 
 package capture
 
+// The C half lives in xlib_linux.c.
+
 /*
-#cgo pkg-config: x11 xext xfixes
-#include <errno.h>
-#include <stdint.h>
+#cgo pkg-config: x11 xext xfixes xdamage
 #include <stdlib.h>
-#include <sys/ipc.h>
-#include <sys/shm.h>
-#include <X11/Xlib.h>
-#include <X11/Xutil.h>
-#include <X11/extensions/XShm.h>
-#include <X11/extensions/Xfixes.h>
-
-enum {
-	TCAP_OK = 0,
-	TCAP_ENOCONN,  // XOpenDisplay failed
-	TCAP_ENOSHM,   // the server has no MIT-SHM
-	TCAP_EFORMAT,  // the screen is not 32 bits per pixel, little-endian xRGB
-	TCAP_EIMAGE,   // XShmCreateImage failed
-	TCAP_ESHMGET,  // shmget failed, see sys_errno
-	TCAP_ESHMAT,   // shmat failed, see sys_errno
-	TCAP_EXERR,    // X protocol error, see xerr, xreq, xminor
-	TCAP_EIO,      // the connection to the X server is gone
-	TCAP_EGET,     // XShmGetImage failed without an X error
-};
-
-typedef struct {
-	Display *dpy;
-	Window root;
-	Visual *visual;
-	int depth;
-	int has_fixes;
-	int root_w, root_h;
-	XImage *img;
-	XShmSegmentInfo shm;
-	int shm_attached;
-	int io_dead;
-	int xerr, xreq, xminor; // first X error of the current operation
-	int sys_errno;
-} tcap;
-
-// Xlib reports protocol errors through one process-wide handler whose
-// default prints and exits. Ours records errors for the Display that the
-// current thread is working on and passes the rest to the previous handler.
-// Errors are delivered synchronously inside the Xlib call on the thread
-// that made it, and a cgo call stays on one thread, so a thread-local
-// pointer set for the duration of each C function is enough.
-static __thread tcap *tcap_trapping;
-static XErrorHandler tcap_prev_handler;
-static XIOErrorHandler tcap_prev_io_handler;
-
-static int tcap_on_error(Display *dpy, XErrorEvent *ev) {
-	tcap *c = tcap_trapping;
-	if (c != NULL && c->dpy == dpy) {
-		if (c->xerr == 0) {
-			c->xerr = ev->error_code;
-			c->xreq = ev->request_code;
-			c->xminor = ev->minor_code;
-		}
-		return 0;
-	}
-	return tcap_prev_handler != NULL ? tcap_prev_handler(dpy, ev) : 0;
-}
-
-// Losing the X server (logout, Xvfb killed) makes Xlib call the global I/O
-// error handler and then the Display's exit handler; both default to
-// exit(). For our Displays both just mark the Display dead, and Xlib then
-// fails every further call on it instead of ending the process.
-static int tcap_on_io_error(Display *dpy) {
-	tcap *c = tcap_trapping;
-	if (c != NULL && c->dpy == dpy) {
-		c->io_dead = 1;
-		return 0;
-	}
-	return tcap_prev_io_handler(dpy);
-}
-
-static void tcap_on_io_exit(Display *dpy, void *data) {
-	((tcap *)data)->io_dead = 1;
-	// Before calling this handler Xlib takes the Display's user lock (as
-	// XLockDisplay does) on the failing thread and never releases it, so
-	// the XCloseDisplay that must follow would wait forever when it runs on
-	// another thread, as cgo calls may. Release it; an unlock with no lock
-	// held does nothing.
-	XUnlockDisplay(dpy);
-}
-
-static void tcap_init(void) {
-	XInitThreads();
-	tcap_prev_handler = XSetErrorHandler(tcap_on_error);
-	tcap_prev_io_handler = XSetIOErrorHandler(tcap_on_io_error);
-}
-
-static void tcap_trap(tcap *c) {
-	tcap_trapping = c;
-	c->xerr = 0;
-}
-
-static int tcap_untrap(tcap *c) {
-	tcap_trapping = NULL;
-	if (c->io_dead) return TCAP_EIO;
-	return c->xerr != 0 ? TCAP_EXERR : TCAP_OK;
-}
-
-static int tcap_open(tcap *c, const char *name) {
-	c->shm.shmid = -1;
-	c->dpy = XOpenDisplay(name);
-	if (c->dpy == NULL) return TCAP_ENOCONN;
-	XSetIOErrorExitHandler(c->dpy, tcap_on_io_exit, c);
-	tcap_trap(c);
-	if (!XShmQueryExtension(c->dpy)) {
-		int st = tcap_untrap(c);
-		return st != TCAP_OK ? st : TCAP_ENOSHM;
-	}
-	int scr = DefaultScreen(c->dpy);
-	c->root = RootWindow(c->dpy, scr);
-	c->visual = DefaultVisual(c->dpy, scr);
-	c->depth = DefaultDepth(c->dpy, scr);
-	int ev_base, err_base, major = 5, minor = 0;
-	// XFixes requests are only valid after the version handshake.
-	c->has_fixes = XFixesQueryExtension(c->dpy, &ev_base, &err_base) &&
-		XFixesQueryVersion(c->dpy, &major, &minor) && major >= 1;
-	// ConfigureNotify on the root tells us when the screen is resized.
-	XSelectInput(c->dpy, c->root, StructureNotifyMask);
-	XWindowAttributes wa;
-	if (XGetWindowAttributes(c->dpy, c->root, &wa)) {
-		c->root_w = wa.width;
-		c->root_h = wa.height;
-	}
-	XSync(c->dpy, False);
-	return tcap_untrap(c);
-}
-
-static void tcap_free_image(tcap *c) {
-	if (c->shm_attached && !c->io_dead) {
-		tcap_trap(c);
-		XShmDetach(c->dpy, &c->shm);
-		XSync(c->dpy, False);
-		tcap_untrap(c);
-	}
-	c->shm_attached = 0;
-	if (c->img != NULL) {
-		// For shared memory images this frees the XImage, not the data.
-		XDestroyImage(c->img);
-		c->img = NULL;
-	}
-	if (c->shm.shmaddr != NULL) {
-		shmdt(c->shm.shmaddr);
-		c->shm.shmaddr = NULL;
-	}
-	if (c->shm.shmid >= 0) {
-		shmctl(c->shm.shmid, IPC_RMID, NULL);
-		c->shm.shmid = -1;
-	}
-}
-
-static int tcap_alloc(tcap *c, int w, int h) {
-	tcap_free_image(c);
-	if (c->io_dead) return TCAP_EIO;
-	// XShmCreateImage makes no request, so nothing to trap.
-	c->img = XShmCreateImage(c->dpy, c->visual, c->depth, ZPixmap, NULL, &c->shm, w, h);
-	if (c->img == NULL) return TCAP_EIMAGE;
-	if (c->img->bits_per_pixel != 32 || c->img->byte_order != LSBFirst ||
-	    c->img->red_mask != 0xff0000 || c->img->green_mask != 0xff00 || c->img->blue_mask != 0xff)
-		return TCAP_EFORMAT;
-	c->shm.shmid = shmget(IPC_PRIVATE, (size_t)c->img->bytes_per_line * c->img->height, IPC_CREAT | 0600);
-	if (c->shm.shmid < 0) {
-		c->sys_errno = errno;
-		return TCAP_ESHMGET;
-	}
-	void *addr = shmat(c->shm.shmid, NULL, 0);
-	if (addr == (void *)-1) {
-		c->sys_errno = errno;
-		return TCAP_ESHMAT;
-	}
-	c->shm.shmaddr = c->img->data = addr;
-	c->shm.readOnly = False;
-	tcap_trap(c);
-	XShmAttach(c->dpy, &c->shm);
-	XSync(c->dpy, False);
-	int st = tcap_untrap(c);
-	// Once both sides are attached, marking the segment removed makes the
-	// kernel free it when the last one detaches, even if we crash.
-	shmctl(c->shm.shmid, IPC_RMID, NULL);
-	c->shm.shmid = -1;
-	if (st != TCAP_OK) return st;
-	c->shm_attached = 1;
-	return TCAP_OK;
-}
-
-// tcap_poll_resize drains pending events without blocking and reports the
-// root window's latest size when it changed.
-static int tcap_poll_resize(tcap *c) {
-	if (c->io_dead) return 0;
-	int changed = 0;
-	tcap_trap(c);
-	while (XPending(c->dpy) > 0) {
-		XEvent ev;
-		XNextEvent(c->dpy, &ev);
-		if (ev.type == ConfigureNotify && ev.xconfigure.window == c->root &&
-		    (ev.xconfigure.width != c->root_w || ev.xconfigure.height != c->root_h)) {
-			c->root_w = ev.xconfigure.width;
-			c->root_h = ev.xconfigure.height;
-			changed = 1;
-		}
-	}
-	tcap_untrap(c);
-	return changed;
-}
-
-static int tcap_grab(tcap *c, int x, int y) {
-	if (c->io_dead) return TCAP_EIO;
-	tcap_trap(c);
-	Bool ok = XShmGetImage(c->dpy, c->root, c->img, x, y, AllPlanes);
-	int st = tcap_untrap(c);
-	if (st != TCAP_OK) return st;
-	return ok ? TCAP_OK : TCAP_EGET;
-}
-
-// tcap_draw_cursor blends the current cursor into the image, which starts
-// at (ox, oy) on the root window. It returns 1 when some of the cursor fell
-// inside the image.
-static int tcap_draw_cursor(tcap *c, int ox, int oy) {
-	if (!c->has_fixes || c->io_dead) return 0;
-	tcap_trap(c);
-	XFixesCursorImage *ci = XFixesGetCursorImage(c->dpy);
-	tcap_untrap(c);
-	if (ci == NULL) return 0;
-	int drawn = 0;
-	int x0 = ci->x - ci->xhot - ox, y0 = ci->y - ci->yhot - oy;
-	for (int j = 0; j < ci->height; j++) {
-		int y = y0 + j;
-		if (y < 0 || y >= c->img->height) continue;
-		uint8_t *row = (uint8_t *)c->img->data + (size_t)y * c->img->bytes_per_line;
-		// Pixels are unsigned long (64-bit on LP64), premultiplied ARGB in
-		// the low 32 bits.
-		const unsigned long *src = ci->pixels + (size_t)j * ci->width;
-		for (int i = 0; i < ci->width; i++) {
-			int x = x0 + i;
-			if (x < 0 || x >= c->img->width) continue;
-			uint32_t p = (uint32_t)src[i];
-			uint32_t a = p >> 24;
-			if (a == 0) continue;
-			uint8_t *d = row + 4 * x;
-			uint32_t inv = 255 - a;
-			d[0] = (uint8_t)((p & 0xff) + (d[0] * inv + 127) / 255);
-			d[1] = (uint8_t)((p >> 8 & 0xff) + (d[1] * inv + 127) / 255);
-			d[2] = (uint8_t)((p >> 16 & 0xff) + (d[2] * inv + 127) / 255);
-			drawn = 1;
-		}
-	}
-	XFree(ci);
-	return drawn;
-}
-
-static void tcap_close(tcap *c) {
-	tcap_free_image(c);
-	if (c->dpy != NULL) {
-		// XCloseDisplay skips the protocol when the connection is dead.
-		tcap_trap(c);
-		XCloseDisplay(c->dpy);
-		tcap_untrap(c);
-		c->dpy = NULL;
-	}
-}
+#include "xlib_linux.h"
 */
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -305,7 +49,16 @@ func Open(display int) (Capturer, error) {
 
 var initXlib sync.Once
 
-// xshm keeps one X connection and one shared memory segment for its life.
+// pointerPoll is how often WaitChange asks where the pointer is. Nothing
+// reports pointer motion to a client reliably (motion events go to the
+// window under the pointer, and stop there), yet the cursor is drawn into
+// the picture, so a moved pointer is a change. A QueryPointer round trip
+// costs tens of microseconds; every 8 ms sees a move within half a frame at
+// 60 Hz.
+const pointerPoll = 8 * time.Millisecond
+
+// xshm keeps one X connection and one shared memory segment for its life,
+// and a second connection (watch) to learn of changes.
 type xshm struct {
 	mu      sync.Mutex
 	c       *C.tcap // nil once closed
@@ -313,6 +66,29 @@ type xshm struct {
 	name    string
 	rect    image.Rectangle // monitor in root window coordinates
 	frame   Frame
+	closing chan struct{} // closed by Close, to wake WaitChange
+
+	// watch is nil when the server lacks DAMAGE; WaitChange then polls
+	// and compares tile hashes, as the portable path does.
+	watch *changeWatch
+	// pending says WaitChange saw a change that no Capture has picked up
+	// yet. It starts true: nothing has been captured.
+	pending bool
+	cursor  cursorState // the cursor the last Capture drew
+
+	// For polling without DAMAGE:
+	seen     tileHashes // of the picture the last Capture returned
+	probe    tileHashes
+	nextPoll time.Time
+	resized  bool // a poll consumed a resize event that Capture must act on
+}
+
+// cursorState is where the last Capture drew the cursor.
+type cursorState struct {
+	known  bool
+	pos    image.Point     // the pointer
+	box    image.Rectangle // the cursor image, root window coordinates
+	serial uint32
 }
 
 func openXShm(display int) (_ *xshm, err error) {
@@ -321,7 +97,8 @@ func openXShm(display int) (_ *xshm, err error) {
 		return nil, err
 	}
 	initXlib.Do(func() { C.tcap_init() })
-	x := &xshm{display: display, name: name, c: (*C.tcap)(C.calloc(1, C.sizeof_tcap))}
+	x := &xshm{display: display, name: name, c: (*C.tcap)(C.calloc(1, C.sizeof_tcap)),
+		closing: make(chan struct{}), pending: true}
 	if x.c == nil {
 		return nil, errors.New("allocate X capture state: out of memory")
 	}
@@ -336,6 +113,11 @@ func openXShm(display int) (_ *xshm, err error) {
 		return nil, x.statusError(fmt.Sprintf("open X display %q", name), st)
 	}
 	if err := x.resize(rect); err != nil {
+		return nil, err
+	}
+	if x.watch, err = newChangeWatch(name); errors.Is(err, errNoDamage) {
+		x.watch = nil // poll instead
+	} else if err != nil {
 		return nil, err
 	}
 	return x, nil
@@ -365,28 +147,36 @@ func (x *xshm) resize(rect image.Rectangle) error {
 	return nil
 }
 
-func (x *xshm) statusError(op string, st C.int) error {
+func (x *xshm) statusError(op string, st C.int) error { return statusError(x.c, x.name, op, st) }
+
+// statusError turns a TCAP_ status of an operation on c, connected to X
+// display name, into an error.
+func statusError(c *C.tcap, name, op string, st C.int) error {
 	switch st {
 	case C.TCAP_ENOCONN:
 		return fmt.Errorf("%s: XOpenDisplay failed: %w", op, ErrNoDisplay)
 	case C.TCAP_ENOSHM:
 		return fmt.Errorf("%s: %w", op, errXShmUnavailable)
+	case C.TCAP_ENODAMAGE:
+		return fmt.Errorf("%s: %w", op, errNoDamage)
 	case C.TCAP_EFORMAT:
-		img := x.c.img
+		img := c.img
 		return fmt.Errorf("%s: screen format is %d bits per pixel, byte order %d, masks %#x/%#x/%#x; want 32-bit little-endian xRGB",
 			op, img.bits_per_pixel, img.byte_order, img.red_mask, img.green_mask, img.blue_mask)
 	case C.TCAP_EIMAGE:
 		return fmt.Errorf("%s: XShmCreateImage failed", op)
 	case C.TCAP_ESHMGET:
-		return fmt.Errorf("%s: shmget: %w", op, syscall.Errno(x.c.sys_errno))
+		return fmt.Errorf("%s: shmget: %w", op, syscall.Errno(c.sys_errno))
 	case C.TCAP_ESHMAT:
-		return fmt.Errorf("%s: shmat: %w", op, syscall.Errno(x.c.sys_errno))
+		return fmt.Errorf("%s: shmat: %w", op, syscall.Errno(c.sys_errno))
+	case C.TCAP_EPIPE:
+		return fmt.Errorf("%s: pipe: %w", op, syscall.Errno(c.sys_errno))
 	case C.TCAP_EXERR:
 		var buf [160]C.char
-		C.XGetErrorText(x.c.dpy, x.c.xerr, &buf[0], C.int(len(buf)))
-		return fmt.Errorf("%s: X error %q (request %d.%d)", op, C.GoString(&buf[0]), x.c.xreq, x.c.xminor)
+		C.XGetErrorText(c.dpy, c.xerr, &buf[0], C.int(len(buf)))
+		return fmt.Errorf("%s: X error %q (request %d.%d)", op, C.GoString(&buf[0]), c.xreq, c.xminor)
 	case C.TCAP_EIO:
-		return fmt.Errorf("%s: connection to X display %q lost: %w", op, x.name, ErrNoDisplay)
+		return fmt.Errorf("%s: connection to X display %q lost: %w", op, name, ErrNoDisplay)
 	case C.TCAP_EGET:
 		return fmt.Errorf("%s: XShmGetImage failed", op)
 	}
@@ -397,24 +187,225 @@ func (x *xshm) Capture() (*Frame, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.c == nil {
-		return nil, fmt.Errorf("capture monitor %d: capturer is closed", x.display)
+		return nil, fmt.Errorf("capture monitor %d: %w", x.display, ErrClosed)
 	}
-	if C.tcap_poll_resize(x.c) != 0 {
+	// Cleared before the grab: whatever changes from here on is either in
+	// this picture or reported by the next WaitChange.
+	x.pending = false
+	if err := x.grabWithCursor(); err != nil {
+		x.pending = true // the caller got no picture
+		return nil, err
+	}
+	if x.watch == nil {
+		x.seen.compute(x.frame.Pix, x.frame.Stride, x.frame.Width, x.frame.Height)
+	}
+	return &x.frame, nil
+}
+
+// grabWithCursor follows a resize, grabs the monitor and draws the cursor
+// in. Callers hold mu.
+func (x *xshm) grabWithCursor() error {
+	resized := C.tcap_poll_resize(x.c) != 0 || x.resized
+	x.resized = false
+	if resized {
 		// The screen was resized: the monitor may have moved or changed
 		// size. This costs a connection, but only after a resize.
 		rect, err := probeMonitor(x.name, x.display)
 		if err != nil {
-			return nil, fmt.Errorf("capture after screen resize: %w", err)
+			return fmt.Errorf("capture after screen resize: %w", err)
 		}
 		if err := x.resize(rect); err != nil {
-			return nil, fmt.Errorf("capture after screen resize: %w", err)
+			return fmt.Errorf("capture after screen resize: %w", err)
 		}
 	}
 	if err := x.grab(); err != nil {
-		return nil, err
+		return err
 	}
 	C.tcap_draw_cursor(x.c, C.int(x.rect.Min.X), C.int(x.rect.Min.Y))
-	return &x.frame, nil
+	c := x.c
+	x.cursor = cursorState{known: c.cur_known != 0,
+		pos:    image.Pt(int(c.cur_x), int(c.cur_y)),
+		box:    image.Rect(int(c.cur_bx), int(c.cur_by), int(c.cur_bx+c.cur_bw), int(c.cur_by+c.cur_bh)),
+		serial: uint32(c.cur_serial)}
+	return nil
+}
+
+func (x *xshm) WaitChange(ctx context.Context, timeout time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	x.mu.Lock()
+	if x.c == nil {
+		x.mu.Unlock()
+		return false, fmt.Errorf("wait for a change on monitor %d: %w", x.display, ErrClosed)
+	}
+	pending, w, rect, cur := x.pending, x.watch, x.rect, x.cursor
+	x.mu.Unlock()
+	if pending {
+		return true, nil
+	}
+	if w == nil {
+		return x.pollWait(ctx, timeout)
+	}
+	changed, err := x.watchWait(ctx, timeout, w, rect, cur)
+	if changed {
+		x.mu.Lock()
+		x.pending = true
+		x.mu.Unlock()
+	}
+	return changed, err
+}
+
+// watchWait waits for the X server to report a change inside rect, or
+// for the pointer to move the cursor drawn at cur.
+func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWatch, rect image.Rectangle, cur cursorState) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	closed := func() error {
+		return fmt.Errorf("wait for a change on monitor %d: %w", x.display, ErrClosed)
+	}
+	if w.w == nil {
+		return false, closed()
+	}
+	stop := context.AfterFunc(ctx, w.wake)
+	defer stop()
+
+	start := time.Now()
+	deadline := start.Add(timeout)
+	nextPointer := start
+	// With no time to wait, ask for the damage region: it is
+	// authoritative whether or not its event has arrived.
+	takeDamage := timeout <= 0
+	for {
+		select {
+		case <-x.closing:
+			return false, closed()
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		now := time.Now()
+		if cur.known && !now.Before(nextPointer) {
+			p, ok, err := w.pointer()
+			if err != nil {
+				return false, x.watchError(err)
+			}
+			// The cursor moved if the pointer did, and it counts if the
+			// cursor was or is now on the monitor.
+			if ok && p != cur.pos && (cur.box.Overlaps(rect) || cur.box.Add(p.Sub(cur.pos)).Overlaps(rect)) {
+				return true, nil
+			}
+			nextPointer = now.Add(pointerPoll)
+		}
+		// A new cursor image under the pointer: XFixes announced a serial
+		// other than the one drawn.
+		if s := w.cursorSerial(); cur.known && s != 0 && s != cur.serial && cur.box.Overlaps(rect) {
+			return true, nil
+		}
+		if takeDamage {
+			hit, err := w.damaged(rect)
+			if err != nil || hit {
+				return hit, x.watchError(err)
+			}
+		}
+		if timeout <= 0 || !now.Before(deadline) {
+			return false, nil
+		}
+		wait := deadline.Sub(now)
+		if cur.known {
+			wait = min(wait, nextPointer.Sub(now))
+		}
+		events, err := w.wait(wait)
+		if err != nil {
+			return false, x.watchError(err)
+		}
+		// A wake (ctx or Close) and a cursor notification are looked at
+		// at the top of the loop.
+		takeDamage = events&C.TWATCH_DAMAGE != 0
+	}
+}
+
+// watchError describes an error of the watching connection, which may be
+// due to Close.
+func (x *xshm) watchError(err error) error {
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-x.closing:
+		return fmt.Errorf("wait for a change on monitor %d: %w", x.display, ErrClosed)
+	default:
+		return fmt.Errorf("wait for a change on monitor %d: %w", x.display, err)
+	}
+}
+
+// pollWait is WaitChange without DAMAGE: every pollInterval it grabs the
+// monitor with the cursor into the segment (the Frame documents that
+// WaitChange may overwrite it) and compares tile hashes with those of the
+// last Capture.
+func (x *xshm) pollWait(ctx context.Context, timeout time.Duration) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	var timer *time.Timer
+	for {
+		x.mu.Lock()
+		changed, next, err := x.poll(timeout <= 0)
+		x.mu.Unlock()
+		if err != nil || changed || timeout <= 0 {
+			return changed, err
+		}
+		now := time.Now()
+		if !now.Before(deadline) {
+			return false, nil
+		}
+		d := earliest(next, deadline).Sub(now)
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-x.closing:
+			return false, fmt.Errorf("wait for a change on monitor %d: %w", x.display, ErrClosed)
+		case <-timer.C:
+		}
+	}
+}
+
+// poll grabs and compares when a poll is due (or now is set) and says when
+// the next one is. Callers hold mu.
+func (x *xshm) poll(now bool) (changed bool, next time.Time, err error) {
+	if x.c == nil {
+		return false, time.Time{}, fmt.Errorf("wait for a change on monitor %d: %w", x.display, ErrClosed)
+	}
+	if x.pending {
+		return true, time.Time{}, nil
+	}
+	if !now && time.Now().Before(x.nextPoll) {
+		return false, x.nextPoll, nil
+	}
+	// A resize seen here is left for Capture, which must reallocate.
+	if C.tcap_poll_resize(x.c) != 0 {
+		x.resized, x.pending = true, true
+		return true, time.Time{}, nil
+	}
+	err = x.grab()
+	if err == nil {
+		C.tcap_draw_cursor(x.c, C.int(x.rect.Min.X), C.int(x.rect.Min.Y))
+	}
+	x.nextPoll = time.Now().Add(pollInterval)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("poll for a change: %w", err)
+	}
+	x.probe.compute(x.frame.Pix, x.frame.Stride, x.frame.Width, x.frame.Height)
+	if x.probe.equal(&x.seen) {
+		return false, x.nextPoll, nil
+	}
+	x.pending = true
+	return true, time.Time{}, nil
 }
 
 // grab is the bare XShmGetImage into the segment. Callers hold mu.
@@ -443,17 +434,26 @@ func (x *xshm) Bounds() (int, int, int, int) {
 
 func (x *xshm) Name() string { return NameXShm }
 
-// Close detaches and frees the segment and closes the X connection. The
+// Close detaches and frees the segment and closes the X connections. The
 // last Frame is invalid afterwards.
 func (x *xshm) Close() error {
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	if x.c == nil {
+		x.mu.Unlock()
 		return nil
 	}
+	close(x.closing)
 	C.tcap_close(x.c)
 	C.free(unsafe.Pointer(x.c))
 	x.c = nil
 	x.frame = Frame{}
+	w := x.watch
+	x.watch = nil
+	x.mu.Unlock()
+	// Outside mu: a WaitChange holds w's lock and takes mu when it
+	// returns true.
+	if w != nil {
+		w.close()
+	}
 	return nil
 }

@@ -3,7 +3,9 @@
 package capture
 
 import (
+	"context"
 	"errors"
+	"image"
 	"runtime"
 	"testing"
 	"time"
@@ -207,6 +209,27 @@ func BenchmarkRawXShmGetImage(b *testing.B) {
 	}
 }
 
+// TestWaitChangeXServerGone checks that a WaitChange blocked when the X
+// server exits returns an error instead of hanging or ending the process.
+func TestWaitChangeXServerGone(t *testing.T) {
+	server := xtest.StartXvfbServer(t, 320, 240)
+	t.Setenv("DISPLAY", server.Display)
+	c := mustOpen(t, opener{NameXShm, Open}, 0)
+	settle(t, c)
+	res := waitAsync(c, context.Background(), time.Hour)
+	time.Sleep(30 * time.Millisecond)
+	server.Stop()
+	select {
+	case r := <-res:
+		if !errors.Is(r.err, ErrNoDisplay) {
+			t.Errorf("WaitChange when the server exited = %v, %v; want an error wrapping ErrNoDisplay", r.changed, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitChange still blocked 5s after the X server exited")
+	}
+	closeWithin(t, c, 5*time.Second)
+}
+
 // closeWithin closes c and fails the test if that takes longer than d (a
 // hang in Xlib would otherwise hang the whole test binary).
 func closeWithin(t *testing.T, c Capturer, d time.Duration) {
@@ -220,5 +243,97 @@ func closeWithin(t *testing.T, c Capturer, d time.Duration) {
 		}
 	case <-time.After(d):
 		t.Fatalf("Close still blocked %v after the X server exited", d)
+	}
+}
+
+// TestWaitChangeWithoutDamage checks the X11 path on a server without
+// DAMAGE: it keeps XShm and polls, and still sees paints and the cursor.
+func TestWaitChangeWithoutDamage(t *testing.T) {
+	display := xtest.StartXvfbServer(t, 640, 480, "-extension", "DAMAGE").Display
+	t.Setenv("DISPLAY", display)
+	xtest.StartPattern(t, display)
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 50, 50)
+	p := newPainter(t, display, image.Rect(400, 300, 464, 364))
+	c := mustOpen(t, opener{NameXShm, Open}, 0)
+	if c.(*xshm).watch != nil {
+		t.Fatal("the capturer watches for damage on a server without DAMAGE")
+	}
+	settle(t, c)
+	expectStill(t, c, 150*time.Millisecond, 2)
+	if d := paintAndTime(t, c, p, green, 20*time.Millisecond); d > wakeLimit {
+		t.Errorf("WaitChange returned %v after a paint, want < %v", d, wakeLimit)
+	}
+	f, err := c.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pixel(f, 432, 332); got != green {
+		t.Errorf("captured %v where green was painted", got)
+	}
+	expectStill(t, c, 100*time.Millisecond, 1)
+	res := waitAsync(c, context.Background(), time.Second)
+	time.Sleep(20 * time.Millisecond)
+	warp(t, conn, screen.Root, 200, 100)
+	if r := <-res; r.err != nil || !r.changed {
+		t.Errorf("WaitChange after the pointer moved = %v, %v; want true (the cursor is in the picture)", r.changed, r.err)
+	}
+}
+
+// TestWaitChangeCursorShape checks that a new cursor image under a still
+// pointer counts as a change on the path that draws the cursor.
+func TestWaitChangeCursorShape(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	xtest.StartPattern(t, display)
+	p := newPainter(t, display, image.Rect(100, 100, 200, 200))
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 150, 150)
+	c := mustOpen(t, opener{NameXShm, Open}, 0)
+	settle(t, c)
+
+	// The watch cursor from the core cursor font, on the painter's window
+	// under the pointer.
+	font, err := xproto.NewFontId(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xproto.OpenFontChecked(conn, font, uint16(len("cursor")), "cursor").Check(); err != nil {
+		t.Fatalf("open cursor font: %v", err)
+	}
+	cursor, err := xproto.NewCursorId(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const xcWatch = 150
+	if err := xproto.CreateGlyphCursorChecked(conn, cursor, font, font, xcWatch, xcWatch+1, 0, 0, 0, 0xffff, 0xffff, 0xffff).Check(); err != nil {
+		t.Fatalf("create cursor: %v", err)
+	}
+	res := waitAsync(c, context.Background(), 2*time.Second)
+	time.Sleep(30 * time.Millisecond)
+	if err := xproto.ChangeWindowAttributesChecked(p.conn, p.win, xproto.CwCursor, []uint32{uint32(cursor)}).Check(); err != nil {
+		t.Fatalf("set window cursor: %v", err)
+	}
+	changed := time.Now()
+	r := <-res
+	if r.err != nil || !r.changed || r.at.Sub(changed) > wakeLimit {
+		t.Errorf("%s: WaitChange after the cursor image changed = %v, %v after %v; want true within %v", c.Name(), r.changed, r.err, r.at.Sub(changed), wakeLimit)
+	}
+}
+
+// BenchmarkWatchPointer times the QueryPointer round trip WaitChange makes
+// every pointerPoll while it waits.
+func BenchmarkWatchPointer(b *testing.B) {
+	display := xtest.StartXvfb(b, 640, 480)
+	b.Setenv("DISPLAY", display)
+	x := mustOpen(b, opener{NameXShm, Open}, 0).(*xshm)
+	w := x.watch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := w.pointer(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
