@@ -1,0 +1,114 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/host/clipboard"
+	"github.com/tether-support/tether/host/input"
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// clipboardPoll is how often the user's clipboard is checked for changes.
+const clipboardPoll = 500 * time.Millisecond
+
+// remote carries out what the technician asks of the user's machine:
+// input events, clipboard text, the choice of display.
+type remote struct {
+	log     *slog.Logger
+	inj     *input.Injector
+	control *webrtc.DataChannel
+	// selectDisplay switches the shared display and returns the new list.
+	selectDisplay func(index int) (protocol.ControlMessage, error)
+
+	mu       sync.Mutex
+	clip     string // the text last synced either way, not echoed back
+	lastDrop time.Time
+}
+
+// onInput applies one input message; bad events are dropped and counted.
+func (r *remote) onInput(data []byte) {
+	if err := r.inj.Handle(data); err != nil {
+		r.mu.Lock()
+		quiet := time.Since(r.lastDrop) < time.Second
+		r.lastDrop = time.Now()
+		r.mu.Unlock()
+		if !quiet {
+			_, dropped := r.inj.Stats()
+			r.log.Warn("input event dropped", "err", err, "dropped", dropped)
+		}
+	}
+}
+
+// onControl handles a control message relayed by the broker.
+func (r *remote) onControl(data []byte) {
+	msg, err := protocol.DecodeControl(data)
+	if err != nil {
+		r.log.Warn("control message refused", "err", err)
+		return
+	}
+	switch msg.Type {
+	case protocol.ControlClipboard:
+		r.mu.Lock()
+		r.clip = msg.Text
+		r.mu.Unlock()
+		if err := clipboard.Write(msg.Text); err != nil {
+			r.log.Warn("set clipboard", "err", err)
+		}
+	case protocol.ControlClipboardRequest:
+		text, err := clipboard.Read()
+		if err != nil {
+			r.log.Warn("read clipboard", "err", err)
+			return
+		}
+		r.sendClipboard(text)
+	case protocol.ControlDisplaySelect:
+		list, err := r.selectDisplay(msg.Index)
+		if err != nil {
+			r.log.Warn("switch display", "index", msg.Index, "err", err)
+		}
+		r.send(list)
+	}
+}
+
+// watchClipboard sends the user's clipboard to the technician when the
+// user copies something, until ctx ends.
+func (r *remote) watchClipboard(ctx context.Context) {
+	err := clipboard.Watch(ctx, clipboardPoll, func(text string) {
+		r.mu.Lock()
+		echo := text == r.clip
+		r.mu.Unlock()
+		if !echo {
+			r.sendClipboard(text)
+		}
+	})
+	if err != nil {
+		r.log.Warn("clipboard sharing is off", "err", err)
+	}
+}
+
+func (r *remote) sendClipboard(text string) {
+	if len(text) > protocol.MaxClipboard {
+		r.log.Warn("clipboard not sent: too large", "bytes", len(text), "limit", protocol.MaxClipboard)
+		return
+	}
+	r.mu.Lock()
+	r.clip = text
+	r.mu.Unlock()
+	r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Text: text})
+}
+
+func (r *remote) send(m protocol.ControlMessage) {
+	data, err := protocol.EncodeControl(m)
+	if err != nil {
+		r.log.Warn("control message not sent", "type", m.Type, "err", err)
+		return
+	}
+	if r.control.ReadyState() == webrtc.DataChannelStateOpen {
+		r.control.Send(data)
+	}
+}

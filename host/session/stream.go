@@ -1,0 +1,197 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/tether-support/tether/host/capture"
+	"github.com/tether-support/tether/host/encode"
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+const (
+	// changePoll bounds how long the loop sleeps in WaitChange, so that a
+	// keyframe request on a still screen is answered within it.
+	changePoll = 20 * time.Millisecond
+	// settleFrames more frames are encoded after the screen stops
+	// changing, settleEvery apart, so that the last picture reaches full
+	// quality instead of staying at the quality of a busy moment.
+	settleFrames = 3
+	settleEvery  = 100 * time.Millisecond
+	// keyframeEvery is the slow periodic keyframe, sent only with a frame
+	// that is sent anyway: a still screen still sends nothing.
+	keyframeEvery = 20 * time.Second
+	// minFPS is the lowest frame rate congestion can push the stream to;
+	// the resolution never drops, so text stays legible.
+	minFPS = 5
+)
+
+// streamer captures the shared display when it changes, encodes and
+// sends. Under congestion it lowers the frame rate, not the resolution.
+type streamer struct {
+	log    *slog.Logger
+	track  *webrtc.TrackLocalStaticSample
+	maxFPS int
+
+	keyframe atomic.Bool  // set by keyframe requests
+	bitrate  atomic.Int64 // target from congestion control, bits/s; 0 = none yet
+	frames   atomic.Uint64
+
+	mu      sync.Mutex
+	capt    capture.Capturer
+	display int
+}
+
+// setDisplay switches to another monitor.
+func (s *streamer) setDisplay(index int) (capture.Capturer, error) {
+	c, err := capture.Open(index)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	old := s.capt
+	s.capt, s.display = c, index
+	s.mu.Unlock()
+	s.keyframe.Store(true)
+	if old != nil {
+		old.Close()
+	}
+	return c, nil
+}
+
+func (s *streamer) current() capture.Capturer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.capt
+}
+
+// displays describes the host's monitors for the technician.
+func (s *streamer) displays() (protocol.ControlMessage, error) {
+	list, err := capture.Displays()
+	if err != nil {
+		return protocol.ControlMessage{}, err
+	}
+	s.mu.Lock()
+	current := s.display
+	s.mu.Unlock()
+	msg := protocol.ControlMessage{Type: protocol.ControlDisplays, Current: current}
+	for _, d := range list {
+		if len(msg.Displays) == protocol.MaxDisplays {
+			break
+		}
+		msg.Displays = append(msg.Displays, protocol.Display{Index: d.Index, Name: d.Name, X: d.X, Y: d.Y, Width: d.Width, Height: d.Height, Primary: d.Primary})
+	}
+	return msg, nil
+}
+
+// frameInterval is the time between frames at the current bitrate: the
+// full rate with room to spare, fewer frames (each as sharp) when the
+// network gives less.
+func (s *streamer) frameInterval(nominalBPS int) time.Duration {
+	fps := s.maxFPS
+	if bps := int(s.bitrate.Load()); bps > 0 && bps < nominalBPS {
+		fps = max(minFPS, s.maxFPS*bps/nominalBPS)
+	}
+	return time.Second / time.Duration(fps)
+}
+
+func (s *streamer) run(ctx context.Context) error {
+	var enc *encode.VP8
+	defer func() {
+		if enc != nil {
+			enc.Close()
+		}
+	}()
+	var (
+		encW, encH int
+		nominalBPS int // the bitrate the resolution deserves
+		setKbps    int // the bitrate the encoder runs at
+		lastSent   time.Time
+		settle     int
+	)
+	for ctx.Err() == nil {
+		capt := s.current()
+		changed, err := capt.WaitChange(ctx, changePoll)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, capture.ErrClosed) && s.current() != capt:
+			continue // the technician switched displays meanwhile
+		case err != nil:
+			return fmt.Errorf("watch screen: %w", err)
+		}
+		switch {
+		case changed:
+			settle = settleFrames
+		case s.keyframe.Load():
+		case settle > 0 && time.Since(lastSent) >= settleEvery:
+			settle--
+		default:
+			continue
+		}
+		// Pace to the frame rate; the capture comes after the wait, so it
+		// holds every change made meanwhile.
+		if wait := s.frameInterval(nominalBPS) - time.Since(lastSent); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+		frame, err := capt.Capture()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, capture.ErrClosed) && s.current() != capt:
+			continue
+		case err != nil:
+			return fmt.Errorf("capture: %w", err)
+		}
+		if enc == nil || frame.Width != encW || frame.Height != encH {
+			if enc != nil {
+				enc.Close()
+			}
+			enc, err = encode.NewVP8(encode.Config{Width: frame.Width, Height: frame.Height, FPS: s.maxFPS, KeyframeInterval: keyframeEvery})
+			if err != nil {
+				return err
+			}
+			encW, encH = frame.Width, frame.Height
+			setKbps = encode.DefaultBitrateKbps(encW, encH)
+			nominalBPS = setKbps * 1000
+			s.keyframe.Store(true)
+		}
+		if bps := int(s.bitrate.Load()); bps > 0 {
+			if kbps := min(bps, nominalBPS) / 1000; kbps != setKbps && kbps > 0 {
+				if err := enc.SetBitrate(kbps); err != nil {
+					s.log.Debug("set bitrate", "err", err)
+				}
+				setKbps = kbps
+			}
+		}
+		data, key, err := enc.Encode(frame.Pix, frame.Stride, s.keyframe.Load())
+		if err != nil {
+			return err
+		}
+		if key {
+			s.keyframe.Store(false)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		now := time.Now()
+		if err := s.track.WriteSample(media.Sample{Data: data, Duration: now.Sub(lastSent)}); err != nil {
+			return fmt.Errorf("send frame: %w", err)
+		}
+		lastSent = now
+		s.frames.Add(1)
+	}
+	return nil
+}
