@@ -240,6 +240,8 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.deepEqual(await controls(), [{ type: 'control', enabled: true }]);
     await byId('control-notice').waitFor();
     assert.equal((await byId('control-notice').textContent()).trim(), 'This session is view-only for you.');
+    await page.mouse.move(700, 500);
+    await shot('13-control-refused');
     assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
     assert.equal(await byId('mode-control').getAttribute('aria-pressed'), 'false');
     assert.equal(await page.evaluate(() => window.tether.control.enabled), false);
@@ -526,10 +528,23 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
     await peer.evaluate(() => window.fake.send({ type: 'input.dropped', count: 3, reason: 'Input is paused while the user reviews permissions.' }));
     await byId('input-toast').waitFor();
     assert.equal((await byId('input-toast').textContent()).trim(), 'Input is paused while the user reviews permissions.');
+    await shot('14-input-dropped');
     // Rate-limited: a second burst right after does not flash another toast.
     await peer.evaluate(() => window.fake.send({ type: 'input.dropped', count: 1, reason: 'Other.' }));
     await page.waitForTimeout(100);
     assert.equal((await byId('input-toast').textContent()).trim(), 'Input is paused while the user reviews permissions.');
+  });
+
+  await t.test('full screen shows the stage alone, with a bar to leave it', async () => {
+    await page.bringToFront(); // the peer's tab opened last; only the front tab may go full screen
+    await byId('fullscreen').click();
+    await page.waitForFunction(() => document.fullscreenElement?.dataset.testid === 'remote-stage');
+    await byId('fullscreen-exit').waitFor();
+    assert.match(await page.locator('.fs-mode').textContent(), /In control/);
+    await page.waitForTimeout(300); // the bar slides in
+    await shot('15-control-fullscreen');
+    await byId('fullscreen-exit').click();
+    await page.waitForFunction(() => !document.fullscreenElement);
   });
 
   await t.test('View only releases everything and gives control back', async () => {
