@@ -204,7 +204,7 @@ export class WheelAccumulator {
       const v = d * unit;
       if (Math.sign(v) && Math.sign(acc) && Math.sign(v) !== Math.sign(acc)) acc = 0;
       acc += v;
-      const whole = Math.trunc(acc);
+      const whole = Math.trunc(acc) || 0; // never -0
       return [acc - whole, whole];
     };
     let dx;

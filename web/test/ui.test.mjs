@@ -359,6 +359,35 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'remote-stage', 'Tab did not move the focus');
   });
 
+  await t.test('characters without a physical key go as text', async () => {
+    await page.locator('[data-testid="remote-stage"]').focus();
+    await clearLog();
+    await page.evaluate(() => {
+      const stage = document.querySelector('[data-testid="remote-stage"]');
+      // A virtual keyboard's key with no code, then an IME's composed text.
+      stage.dispatchEvent(new KeyboardEvent('keydown', { key: 'é', code: '', bubbles: true, cancelable: true }));
+      stage.dispatchEvent(new KeyboardEvent('keyup', { key: 'é', code: '', bubbles: true, cancelable: true }));
+      stage.dispatchEvent(new CompositionEvent('compositionend', { data: '日本語', bubbles: true }));
+    });
+    const got = await until('two texts', async () => {
+      const list = (await inputs()).filter((e) => e.kind === 'text');
+      return list.length === 2 && list;
+    });
+    assert.deepEqual(got, [{ kind: 'text', text: 'é' }, { kind: 'text', text: '日本語' }]);
+    assert.deepEqual(keysOf(await inputs()), []);
+  });
+
+  await t.test('leaving the page releases everything', async () => {
+    await page.locator('[data-testid="remote-stage"]').focus();
+    await page.keyboard.down('AltLeft');
+    await until('Alt held on the remote', async () => keysOf(await inputs()).at(-1) === 'AltLeft↓');
+    await clearLog();
+    await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false })));
+    await until('release-all', async () => (await inputs()).some((e) => e.kind === 'release-all'));
+    await page.keyboard.up('AltLeft');
+    assert.deepEqual(keysOf(await inputs()), [], 'no key-up for a key the remote already let go');
+  });
+
   await t.test('the wheel sends whole notches', async () => {
     const g = await geometry();
     const cx = g.stage.left + g.stage.width / 2;

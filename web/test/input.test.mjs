@@ -1,0 +1,104 @@
+// The console's input wire format and remote-coordinate geometry, checked
+// in Node on web/console/input.js itself: exact bytes for each message kind
+// (internal/protocol/input.go decodes them), the letterbox and 1:1
+// mappings, text splitting and wheel notches.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  WheelAccumulator, describeInput, encodeButton, encodeKey, encodeMove, encodeReleaseAll, encodeText,
+  encodeWheel, pictureRect, splitText, toRemote, validKeyCode,
+} from '../console/input.js';
+import { decodeInput } from './fake-broker.mjs';
+
+const bytes = (buf) => [...new Uint8Array(buf)];
+
+test('every kind encodes to the documented bytes', () => {
+  assert.deepEqual(bytes(encodeMove(1220, 595)), [1, 0x04, 0xc4, 0x02, 0x53]);
+  assert.deepEqual(bytes(encodeButton(2, true, 1919, 1079)), [2, 2, 1, 0x07, 0x7f, 0x04, 0x37]);
+  assert.deepEqual(bytes(encodeButton(0, false, 0, 0)), [2, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(bytes(encodeWheel(-1, 3)), [3, 0xff, 0xff, 0, 3]);
+  assert.deepEqual(bytes(encodeWheel(0, 250)), [3, 0, 0, 0, 100], 'at most 100 notches');
+  assert.deepEqual(bytes(encodeKey('ShiftLeft', true)), [4, 1, 9, ...Buffer.from('ShiftLeft')]);
+  assert.deepEqual(bytes(encodeKey('Digit1', false)), [4, 0, 6, ...Buffer.from('Digit1')]);
+  assert.deepEqual(bytes(encodeText('é!')), [5, 3, 0xc3, 0xa9, 0x21]);
+  assert.deepEqual(bytes(encodeReleaseAll()), [6]);
+});
+
+test('what the console encodes, the host decodes to the same thing', () => {
+  const cases = [
+    encodeMove(0, 65535), encodeButton(4, true, 10, 20), encodeWheel(-100, 100),
+    encodeKey('BracketLeft', true), encodeKey('F5', false), encodeText('日本語 and tabs\t'), encodeReleaseAll(),
+  ];
+  for (const buf of cases) assert.deepEqual(decodeInput(bytes(buf)), describeInput(buf));
+});
+
+test('key codes: letters and digits only, at most 32', () => {
+  for (const ok of ['KeyA', 'ShiftLeft', 'Digit1', 'BracketLeft', 'F5', 'MetaLeft', 'NumpadEnter', 'IntlBackslash']) {
+    assert.equal(validKeyCode(ok), true, ok);
+  }
+  for (const bad of ['', 'Unidentified', 'Key A', 'Ä', 'x'.repeat(33), undefined]) {
+    assert.equal(validKeyCode(bad), false, String(bad));
+  }
+  assert.throws(() => encodeKey('Unidentified', true));
+});
+
+test('text splits into chunks of at most 64 bytes, whole characters, no control characters', () => {
+  const chunks = splitText(`${'€'.repeat(30)}\r\nok\u0007`);
+  assert.deepEqual(chunks.map((c) => Buffer.byteLength(c)), [63, 30]);
+  assert.equal(chunks.join(''), `${'€'.repeat(30)}\nok`);
+  assert.deepEqual(splitText('\u0000\u001b'), []);
+  assert.throws(() => encodeText('x'.repeat(65)));
+});
+
+// A stand-in for the <video> element: its box and its picture size.
+const video = (left, top, width, height, vw, vh) => ({
+  videoWidth: vw,
+  videoHeight: vh,
+  getBoundingClientRect: () => ({ left, top, width, height }),
+});
+
+test('fit mode: letterbox bars are not the remote screen', () => {
+  // A 1920x1080 picture in a 1440x840 box at (0, 60): scale 0.75, 15 px bars above and below.
+  const r = pictureRect(video(0, 60, 1440, 840, 1920, 1080));
+  assert.deepEqual(r, { left: 0, top: 75, width: 1440, height: 810, scale: 0.75, remoteWidth: 1920, remoteHeight: 1080 });
+  assert.deepEqual(toRemote(r, 915, 522), { x: 1220, y: 596 });
+  assert.equal(toRemote(r, 700, 70), null, 'on the bar above');
+  assert.equal(toRemote(r, 700, 885), null, 'on the bar below');
+  assert.deepEqual(toRemote(r, 700, 70, true), { x: 933, y: 0 }, 'clamped while a button is held');
+  assert.deepEqual(toRemote(r, 1439.9, 884.9), { x: 1919, y: 1079 }, 'never past w-1, h-1');
+
+  // Pillarbox: a 4:3 picture in a wide box.
+  const p = pictureRect(video(100, 0, 1600, 900, 1024, 768));
+  assert.equal(p.left, 100 + (1600 - 1200) / 2);
+  assert.equal(toRemote(p, 200, 450), null);
+  assert.deepEqual(toRemote(p, 400, 0), { x: 85, y: 0 });
+});
+
+test('1:1 mode: the element is the picture, scrolled', () => {
+  // Scrolled by (300, 150) inside a stage at (0, 60): the element starts at (-300, -90).
+  const r = pictureRect(video(-300, -90, 1920, 1080, 1920, 1080));
+  assert.equal(r.scale, 1);
+  assert.deepEqual(toRemote(r, 640, 440), { x: 940, y: 530 });
+});
+
+test('no picture yet: no coordinates', () => {
+  assert.equal(pictureRect(video(0, 0, 800, 600, 0, 0)), null);
+  assert.equal(toRemote(null, 1, 1), null);
+});
+
+test('wheel: 100 px or one line a notch; a pause or a turn forgets the remainder', () => {
+  let now = 0;
+  const w = new WheelAccumulator(() => now);
+  assert.deepEqual(w.add(0, 250, 0), [0, 2]);
+  assert.deepEqual(w.add(0, 50, 0), [0, 1]);
+  assert.deepEqual(w.add(0, 3, 1), [0, 3]);
+  assert.deepEqual(w.add(0, 1, 2), [0, 3], 'a page is three notches');
+  assert.deepEqual(w.add(0, 60, 0), [0, 0]);
+  assert.deepEqual(w.add(0, -60, 0), [0, 0], 'turning drops the 60 px');
+  assert.deepEqual(w.add(0, -60, 0), [0, -1]);
+  assert.deepEqual(w.add(-40, 0, 0), [0, 0]);
+  now += 1000;
+  assert.deepEqual(w.add(-80, 0, 0), [0, 0], 'after a pause the 40 px are gone');
+  assert.deepEqual(w.add(-20, 0, 0), [-1, 0]);
+});
