@@ -15,7 +15,6 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 )
 
@@ -227,7 +226,6 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 		if displays != nil {
 			v.control.Send(displays)
 		}
-		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false})
 	})
 	v.control.OnMessage(func(m webrtc.DataChannelMessage) { v.fromControl(m.Data) })
 	v.input.OnMessage(func(m webrtc.DataChannelMessage) { v.fromInput(m.Data) })

@@ -81,6 +81,7 @@ type InitialAdmin struct {
 type Broker struct {
 	cfg      Config
 	store    *store.Store
+	auth     *auth.Authenticator
 	rtcAPI   *rtc.API
 	hub      *signal.Hub
 	ln       net.Listener
@@ -115,6 +116,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.auth = authn
 	if err := b.ensureAdmin(ctx, authn); err != nil {
 		return nil, err
 	}
@@ -198,6 +200,17 @@ func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) err
 	}
 	b.newAdmin = true
 	return nil
+}
+
+// CreateUser adds an account with role technician, supervisor or admin.
+func (b *Broker) CreateUser(ctx context.Context, username, password, role string) error {
+	switch role {
+	case auth.RoleTechnician, auth.RoleSupervisor, auth.RoleAdmin:
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	_, err := b.auth.CreateUser(ctx, username, password, role)
+	return err
 }
 
 // URL is the console's address.

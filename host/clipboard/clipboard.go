@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"time"
 
 	"github.com/go-vgo/robotgo"
@@ -20,6 +21,12 @@ var ErrTooLarge = errors.New("clipboard text too large")
 // Read returns the clipboard text.
 func Read() (string, error) {
 	text, err := robotgo.ReadAll()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		// xclip and xsel fail when no one owns the clipboard or it holds
+		// no text: for the technician that is an empty clipboard.
+		return "", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("read clipboard: %w", err)
 	}

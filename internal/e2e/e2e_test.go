@@ -104,6 +104,20 @@ func (b *broker) client(t *testing.T) *client.Client {
 	return c
 }
 
+// login returns a client logged in with a password.
+func (b *broker) login(t *testing.T, ctx context.Context, user, password string) *client.Client {
+	t.Helper()
+	u, _ := dial.BrokerURL(b.URL())
+	c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(ctx, user, password); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // hostProc is a running bin/host.
 type hostProc struct {
 	cmd    *exec.Cmd

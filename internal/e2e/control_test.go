@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// liveSession starts a broker and a host on display and joins it as the
+// admin; the session is active when it returns.
+func liveSession(t *testing.T, ctx context.Context, display string) (*broker, *client.Client, *client.Joined, *hostProc) {
+	t.Helper()
+	b := startBroker(t)
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-CTRL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\nhost:\n%s", err, host.stderr.String())
+	}
+	return b, c, j, host
+}
+
+func send(t *testing.T, ctx context.Context, j *client.Joined, evs ...protocol.InputEvent) {
+	t.Helper()
+	for _, ev := range evs {
+		if err := j.SendInput(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func key(code string, down bool) protocol.InputEvent {
+	return protocol.InputEvent{Kind: protocol.InputKey, Code: code, Down: down}
+}
+
+func tap(codes ...string) []protocol.InputEvent {
+	var evs []protocol.InputEvent
+	for _, c := range codes {
+		evs = append(evs, key(c, true), key(c, false))
+	}
+	return evs
+}
+
+// TestRemoteControl: clicks land on the right pixels, typed text with
+// shifted characters arrives, held keys are released when the technician
+// leaves, and the clipboard crosses both ways.
+func TestRemoteControl(t *testing.T) {
+	display := xtest.StartXvfb(t, 1280, 720)
+	w := xtest.StartInputWitness(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	_, c, j, host := liveSession(t, ctx, display)
+
+	// Before control is granted, input is refused by the broker.
+	send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 5, Y: 5})
+	if _, err := j.WaitControl(ctx, protocol.ControlInputDropped, func(m protocol.ControlMessage) bool { return m.Count >= 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if ok, reason, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control: %v %q %v", ok, reason, err)
+	}
+
+	w.Skip()
+	send(t, ctx, j,
+		protocol.InputEvent{Kind: protocol.InputMove, X: 321, Y: 123},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 321, Y: 123},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 321, Y: 123},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonRight, Down: true, X: 1279, Y: 719},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonRight, Down: false, X: 1279, Y: 719},
+		protocol.InputEvent{Kind: protocol.InputWheel, DY: 1},
+	)
+	w.Wait(t, `^button 1 down 321 123$`, 10*time.Second)
+	w.Wait(t, `^button 1 up 321 123$`, 5*time.Second)
+	w.Wait(t, `^button 3 down 1279 719$`, 5*time.Second)
+	w.Wait(t, `^wheel down$`, 5*time.Second)
+
+	// Physical keys with Shift: "Hi!" then a character without a key.
+	var evs []protocol.InputEvent
+	evs = append(evs, key("ShiftLeft", true))
+	evs = append(evs, tap("KeyH")...)
+	evs = append(evs, key("ShiftLeft", false))
+	evs = append(evs, tap("KeyI")...)
+	evs = append(evs, key("ShiftRight", true))
+	evs = append(evs, tap("Digit1")...)
+	evs = append(evs, key("ShiftRight", false))
+	send(t, ctx, j, evs...)
+	for _, want := range []string{`^text H$`, `^text i$`, `^text !$`} {
+		w.Wait(t, want, 5*time.Second)
+	}
+
+	// A forged or broken event is dropped by the broker; nothing arrives.
+	if err := j.SendRawInput(ctx, []byte{protocol.InputButton, 9, 1, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Control held when the technician's page goes away: released on the host.
+	w.Skip()
+	send(t, ctx, j, key("ControlLeft", true))
+	w.Wait(t, `^key down \d+ Control_L$`, 5*time.Second)
+	j.Close()
+	w.Wait(t, `^key up \d+ Control_L$`, 10*time.Second)
+
+	// A second visit: clipboard both ways.
+	j2, err := c.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if ok, _, err := j2.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control again: %v %v", ok, err)
+	}
+	if err := j2.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "from the technician ✓"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return xclipRead(t, display) == "from the technician ✓" })
+	xclipWrite(t, display, "copied by the user")
+	if _, err := j2.WaitControl(ctx, protocol.ControlClipboard, func(m protocol.ControlMessage) bool { return m.Text == "copied by the user" }); err != nil {
+		t.Fatalf("host clipboard change never reached the technician: %v\nhost:\n%s", err, host.stderr.String())
+	}
+}
+
+// TestViewOnlyCannotInject: a technician who has not taken control, and a
+// supervisor who may not, get nothing done on the host.
+func TestViewOnlyCannotInject(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	w := xtest.StartInputWitness(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, _, j, _ := liveSession(t, ctx, display)
+
+	if err := b.CreateUser(ctx, "sam", "supervisor-password", "supervisor"); err != nil {
+		t.Fatal(err)
+	}
+	sup := b.login(t, ctx, "sam", "supervisor-password")
+	js, err := sup.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer js.Close()
+	if ok, reason, err := js.TakeControl(ctx, true); err != nil || ok || !strings.Contains(reason, "view-only") {
+		t.Fatalf("supervisor took control: %v %q %v", ok, reason, err)
+	}
+	w.Skip()
+	for _, jj := range []*client.Joined{j, js} {
+		send(t, ctx, jj,
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 10, Y: 10},
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 10, Y: 10},
+			key("KeyA", true), key("KeyA", false))
+		if err := jj.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "forged"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jj.WaitControl(ctx, protocol.ControlInputDropped, func(m protocol.ControlMessage) bool { return m.Count >= 1 }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	for _, line := range w.Lines() {
+		if strings.HasPrefix(line, "button") || strings.HasPrefix(line, "key") {
+			t.Fatalf("view-only input reached the host: %q", line)
+		}
+	}
+	if got := xclipRead(t, display); got == "forged" {
+		t.Fatal("view-only clipboard reached the host")
+	}
+}
+
+// TestDisplaySwitch: the host lists two monitors; switching shares the
+// other one, and clicks map to it.
+func TestDisplaySwitch(t *testing.T) {
+	display := xtest.StartXvfb(t, 2560, 1080)
+	mons := xtest.SplitMonitors(t, display)
+	w := xtest.StartInputWitness(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, _, j, _ := liveSession(t, ctx, display)
+
+	m, err := j.WaitControl(ctx, protocol.ControlDisplays, func(m protocol.ControlMessage) bool { return len(m.Displays) == 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Displays[1]; d.X != mons[1].X || d.Width != mons[1].Width || m.Current != 0 {
+		t.Fatalf("displays = %+v, monitors %+v", m, mons)
+	}
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatal("take control", err)
+	}
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlDisplaySelect, Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.WaitControl(ctx, protocol.ControlDisplays, func(m protocol.ControlMessage) bool { return m.Current == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	img, err := j.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := img.Bounds().Dx(); got != mons[1].Width {
+		t.Fatalf("after the switch the picture is %d wide, want %d", got, mons[1].Width)
+	}
+	w.Skip()
+	send(t, ctx, j,
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 10, Y: 20},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 10, Y: 20})
+	w.Wait(t, `^button 1 down `+itoa(mons[1].X+10)+` 20$`, 10*time.Second)
+}
+
+// TestStillScreenSendsNothing: once the picture settles, no video frame
+// is sent until something changes, and a change arrives at once.
+func TestStillScreenSendsNothing(t *testing.T) {
+	display := xtest.StartXvfb(t, 1280, 720)
+	w := xtest.StartInputWitness(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, _, j, _ := liveSession(t, ctx, display)
+	time.Sleep(time.Second) // the settle frames after the first picture
+	before := j.Frames()
+	time.Sleep(5 * time.Second)
+	if got := j.Frames(); got != before {
+		t.Fatalf("%d video frames sent for a still screen in 5 s", got-before)
+	}
+	// A click toggles the witness's colour: frames flow again.
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatal("take control", err)
+	}
+	send(t, ctx, j,
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 100, Y: 100},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 100, Y: 100})
+	w.Wait(t, `^colour `, 5*time.Second)
+	waitFor(t, 5*time.Second, func() bool { return j.Frames() > before })
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func xclipRead(t *testing.T, display string) string {
+	cmd := exec.Command("xclip", "-o", "-selection", "clipboard")
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	out, _ := cmd.Output()
+	return string(out)
+}
+
+func xclipWrite(t *testing.T, display, text string) {
+	cmd := exec.Command("xclip", "-i", "-selection", "clipboard")
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	cmd.Stdin = strings.NewReader(text)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("xclip: %v", err)
+	}
+}
