@@ -228,14 +228,18 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
       flashPill(captureHint, [icon('lock', 14), 'Keyboard released'], 1800);
     },
     onCapture: (captured) => {
-      if (captured) {
-        flashPill(captureHint, [icon('keyboard', 14), 'Keyboard is captured', h('span', { class: 'hud-sub' }, 'press ', kbd('Ctrl', 'Alt', 'Shift'), ' to release')], HINT_MS);
-      } else {
-        captureHint.hidden = true;
-      }
+      // The ring says it every time; the words only the first time after
+      // each grant (and in full screen), so that they do not nag.
+      if (captured && !hintShown) showCaptureHint();
+      else if (!captured) captureHint.hidden = true;
       lockKeyboard();
     },
   });
+  let hintShown = false;
+  function showCaptureHint() {
+    hintShown = true;
+    flashPill(captureHint, [icon('keyboard', 14), 'Keyboard is captured', h('span', { class: 'hud-sub' }, 'press ', kbd('Ctrl', 'Alt', 'Shift'), ' to release')], HINT_MS);
+  }
   const inputStats = { sent: 0, lastSent: null, log: [] };
   window.tether.input = inputStats;
 
@@ -322,6 +326,7 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     // alone means input would be dropped anyway.
     input.setEnabled(enabled, { release: false });
     if (enabled) {
+      if (!was) hintShown = false;
       state.wanted = true;
       notice.hidden = true;
       if (asked === true) stage.focus({ preventScroll: true });
@@ -627,6 +632,8 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     clearTimeout(fsPeekTimer);
     fsBar.classList.toggle('is-peek', full);
     if (full) fsPeekTimer = setTimeout(() => fsBar.classList.remove('is-peek'), 2500);
+    if (full && input.captured) showCaptureHint();
+    else if (full) hintShown = false;
     lockKeyboard();
   };
   let fsPeekTimer = 0;
