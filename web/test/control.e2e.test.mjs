@@ -1,0 +1,117 @@
+// Remote control through the real console: a real broker, a real host on
+// Xvfb, the input witness (testdata/xpattern -mode input) reporting what
+// reaches the X server, and headless Chromium driving the console.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { launch } from './browser.mjs';
+import { bin, start, startXvfb, startBroker, stopAll } from './procs.mjs';
+
+const WIDTH = 1280;
+const HEIGHT = 720;
+
+after(stopAll);
+
+// waitLine resolves with the first witness line after `from` matching re.
+async function waitLine(witness, re, from, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = witness.out.stdout.split('\n').slice(from);
+    const hit = lines.find((l) => re.test(l));
+    if (hit) return hit;
+    if (Date.now() > deadline) throw new Error(`no witness line ${re} in:\n${lines.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+const mark = (witness) => witness.out.stdout.split('\n').length - 1;
+
+// remotePoint returns page coordinates that show remote pixel (x, y).
+async function remotePoint(page, x, y) {
+  return page.getByTestId('remote-video').evaluate((v, [x, y]) => {
+    const r = v.getBoundingClientRect();
+    const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
+    const left = r.left + (r.width - v.videoWidth * scale) / 2;
+    const top = r.top + (r.height - v.videoHeight * scale) / 2;
+    return [left + (x + 0.5) * scale, top + (y + 0.5) * scale];
+  }, [x, y]);
+}
+
+test('technician controls the remote desktop from the console', { timeout: 120_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.goto(broker.url + '/');
+    await page.getByTestId('login-username').fill(broker.admin.user);
+    await page.getByTestId('login-password').fill(broker.admin.password);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('new-session').click();
+    await page.getByTestId('new-session-submit').click();
+    const code = await page.getByTestId('session-code').getAttribute('data-code');
+    await page.getByTestId('open-session').click();
+    const host = start(bin('host'), ['-broker', broker.url, '-ca', broker.ca, code], { env: { DISPLAY: display }, readyLine: /Connected/ });
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth > 0);
+
+    // View only: a click does nothing on the remote machine.
+    let from = mark(witness);
+    let [px, py] = await remotePoint(page, 50, 50);
+    await page.mouse.click(px, py);
+    await page.waitForTimeout(800);
+    assert.ok(!witness.out.stdout.split('\n').slice(from).some((l) => l.startsWith('button')), 'view-only click reached the host');
+
+    // Control: clicks land on the remote pixels, whatever the scaling.
+    await page.getByTestId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === true);
+    for (const [x, y] of [[100, 200], [1200, 650], [640, 360]]) {
+      from = mark(witness);
+      [px, py] = await remotePoint(page, x, y);
+      await page.mouse.click(px, py);
+      const line = await waitLine(witness, /^button 1 down /, from);
+      const [, , , gx, gy] = line.split(' ').map(Number);
+      assert.ok(Math.abs(gx - x) <= 1 && Math.abs(gy - y) <= 1, `click at ${x},${y} landed at ${gx},${gy}`);
+    }
+
+    // Typing, with shifted characters, arrives as text.
+    from = mark(witness);
+    // As a person types it: Shift held for the capital and the "!".
+    for (const keys of ['Shift+KeyH', 'KeyI', 'Shift+Digit1']) await page.keyboard.press(keys);
+    const typed = [];
+    for (let i = 0; i < 3; i++) {
+      const line = await waitLine(witness, /^text /, from);
+      from = witness.out.stdout.split('\n').indexOf(line, from) + 1;
+      typed.push(line.slice(5));
+    }
+    assert.deepEqual(typed, ['H', 'i', '!']);
+
+    // Clipboard from the technician to the user.
+    await page.getByTestId('clipboard-open').click();
+    await page.getByTestId('clipboard-send-text').fill('pasted from the console');
+    await page.getByTestId('clipboard-send').click();
+    const deadline = Date.now() + 10_000;
+    let clip = '';
+    while (Date.now() < deadline) {
+      try { clip = execFileSync('xclip', ['-o', '-selection', 'clipboard'], { env: { ...process.env, DISPLAY: display } }).toString(); } catch { clip = ''; }
+      if (clip === 'pasted from the console') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(clip, 'pasted from the console');
+    await page.keyboard.press('Escape');
+
+    // A held Ctrl is released when the page goes away: no stuck key.
+    [px, py] = await remotePoint(page, 640, 360);
+    await page.mouse.click(px, py);
+    from = mark(witness);
+    await page.keyboard.down('Control');
+    await waitLine(witness, /^key down \d+ Control_L$/, from);
+    await page.close();
+    await waitLine(witness, /^key up \d+ Control_L$/, from, 15_000);
+  } finally {
+    await browser.close();
+  }
+});
