@@ -13,6 +13,9 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/term"
+
+	"github.com/tether-support/tether/host/consent"
 	"github.com/tether-support/tether/host/session"
 	"github.com/tether-support/tether/internal/dial"
 )
@@ -53,7 +56,19 @@ func main() {
 	}
 	cfg.Code = strings.ReplaceAll(strings.ReplaceAll(cfg.Code, " ", ""), "-", "")
 	cfg.OnJoined = func(string) {
-		fmt.Println("Connected. Your technician can now see your screen. Press Ctrl+C to stop sharing.")
+		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
+	}
+
+	// Ask on the terminal when there is one (the user started us there),
+	// else with a desktop dialog. Never without asking.
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		t := consent.NewTerminal(os.Stdin, os.Stdout)
+		cfg.Prompter, cfg.Show, cfg.Commands = t, t.Show, t.Serve
+	} else if d, err := consent.NewDialog(); err == nil && os.Getenv("DISPLAY") != "" {
+		cfg.Prompter, cfg.Commands = d, d.Serve
+		cfg.Show = func(status string) { fmt.Println(status) }
+	} else {
+		fail(consent.ErrNoFrontEnd)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

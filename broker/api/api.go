@@ -62,6 +62,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/sessions", a.authed(a.listSessions))
 	mux.HandleFunc("GET /api/v1/sessions/{id}", a.authed(a.getSession))
 	mux.HandleFunc("POST /api/v1/sessions/{id}/end", a.authed(a.endSession))
+	mux.HandleFunc("GET /api/v1/sessions/{id}/events", a.authed(a.sessionEvents))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such API endpoint.")
 	})
@@ -204,12 +205,13 @@ type sessionJSON struct {
 	CreatedAt     time.Time          `json:"created_at"`
 	EndedAt       *time.Time         `json:"ended_at,omitempty"`
 	EndReason     string             `json:"end_reason,omitempty"`
+	Permissions   []string           `json:"permissions"`
 	ConsoleURL    string             `json:"console_url"`
 }
 
 func (a *API) sessionJSON(s *store.Session) sessionJSON {
 	out := sessionJSON{
-		ID: s.ID, State: s.State, CreatedAt: s.CreatedAt, EndReason: s.EndReason,
+		ID: s.ID, State: s.State, CreatedAt: s.CreatedAt, EndReason: s.EndReason, Permissions: s.Permissions,
 		ConsoleURL: a.cfg.PublicURL + "/#/session/" + s.ID,
 	}
 	if s.TicketID != "" {
@@ -236,6 +238,8 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		Ticket *ticketJSON `json:"ticket"`
 		// CodeTTLSeconds overrides the code lifetime (60 s to 24 h).
 		CodeTTLSeconds int `json:"code_ttl_seconds"`
+		// Permissions the technician will ask the user for.
+		Permissions []string `json:"permissions"`
 	}
 	if r.ContentLength != 0 && !decode(w, r, &req) {
 		return
@@ -253,7 +257,11 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		writeError(w, http.StatusBadRequest, "invalid_code_ttl", "code_ttl_seconds must be between 60 and 86400.")
 		return
 	}
-	sess, code, err := a.cfg.Hub.CreateSession(r.Context(), p.User, ticket, ttl)
+	if err := protocol.CheckPermissions(req.Permissions); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_permissions", "permissions must be a list of view, control, clipboard, files, shell without repeats.")
+		return
+	}
+	sess, code, err := a.cfg.Hub.CreateSession(r.Context(), p.User, ticket, req.Permissions, ttl)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "create session", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal_error", "The session could not be created; try again.")
@@ -306,4 +314,32 @@ func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	default:
 		writeJSON(w, http.StatusOK, a.sessionJSON(sess))
 	}
+}
+
+type eventJSON struct {
+	At     time.Time       `json:"at"`
+	Actor  string          `json:"actor"`
+	Type   string          `json:"type"`
+	Detail json.RawMessage `json:"detail"`
+}
+
+func (a *API) sessionEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
+	if err != nil || !signal.CanAccess(p.User, sess) {
+		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
+		return
+	}
+	events, err := a.cfg.Store.Events(r.Context(), sess.ID)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "list events", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "Events could not be listed; try again.")
+		return
+	}
+	out := struct {
+		Events []eventJSON `json:"events"`
+	}{Events: []eventJSON{}}
+	for _, e := range events {
+		out.Events = append(out.Events, eventJSON{At: e.At, Actor: e.Actor, Type: e.Type, Detail: json.RawMessage(e.Detail)})
+	}
+	writeJSON(w, http.StatusOK, out)
 }

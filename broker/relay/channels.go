@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/internal/protocol"
@@ -50,7 +51,7 @@ func (s *Session) fromHostControl(data []byte) {
 	}
 	s.mu.Unlock()
 	for _, v := range viewers {
-		if msg.Type == protocol.ControlClipboard && !v.controlling.Load() {
+		if msg.Type == protocol.ControlClipboard && !v.allowed(protocol.PermClipboard) {
 			continue
 		}
 		if v.control.ReadyState() == webrtc.DataChannelStateOpen {
@@ -74,14 +75,32 @@ func (v *Viewer) fromControl(data []byte) {
 			v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: "This session is view-only for you."})
 			return
 		}
+		if msg.Enabled && !v.allowed(protocol.PermControl) {
+			v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: "The user has not allowed control."})
+			return
+		}
 		if was := v.controlling.Swap(msg.Enabled); was && !msg.Enabled {
 			v.s.releaseAll()
 		}
 		v.s.cfg.Logger.Info("viewer control", "viewer", v.opts.Name, "enabled", msg.Enabled)
 		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
-	case protocol.ControlClipboard, protocol.ControlClipboardRequest, protocol.ControlDisplaySelect:
-		if !v.controlling.Load() {
-			v.drop("Take control to use the clipboard or switch displays.")
+	case protocol.ControlClipboard, protocol.ControlClipboardRequest:
+		if !v.allowed(protocol.PermClipboard) {
+			v.drop("The user has not allowed clipboard sharing.")
+			return
+		}
+		// Setting the user's clipboard changes their machine: like input,
+		// it needs control taken, not just the permission.
+		if msg.Type == protocol.ControlClipboard && !v.controlling.Load() {
+			v.drop("Take control to set the remote clipboard.")
+			return
+		}
+		if err := v.s.sendHost(false, data); err != nil {
+			v.drop("The user's computer is not connected.")
+		}
+	case protocol.ControlDisplaySelect:
+		if !v.controlling.Load() || !v.allowed(protocol.PermControl) {
+			v.drop("Take control to switch displays.")
 			return
 		}
 		if err := v.s.sendHost(false, data); err != nil {
@@ -95,6 +114,10 @@ func (v *Viewer) fromControl(data []byte) {
 // fromInput forwards a viewer's input to the host, if the viewer is in
 // control and the event is well formed.
 func (v *Viewer) fromInput(data []byte) {
+	if !v.allowed(protocol.PermControl) {
+		v.drop("The user has not allowed control of the mouse and keyboard.")
+		return
+	}
 	if !v.controlling.Load() {
 		v.drop("This session is view-only: take control to use the mouse and keyboard.")
 		return
@@ -126,6 +149,9 @@ func (v *Viewer) drop(reason string) {
 	v.lastNotice = now
 	v.mu.Unlock()
 	v.sendControl(protocol.ControlMessage{Type: protocol.ControlInputDropped, Count: int(n), Reason: reason})
+	if v.opts.OnRefused != nil {
+		v.opts.OnRefused(reason, n)
+	}
 }
 
 // Dropped counts the viewer's refused messages.
@@ -137,4 +163,60 @@ func (v *Viewer) sendControl(m protocol.ControlMessage) {
 		return
 	}
 	v.control.Send(data)
+}
+
+// allowed reports whether the user granted perm to this viewer and the
+// session is not paused.
+func (v *Viewer) allowed(perm string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.grants[perm] && !v.paused
+}
+
+// SetGrants applies the user's current will for this viewer: what it may
+// do, and whether the session is paused. Losing control releases what the
+// viewer held; gaining sight asks the host for a keyframe.
+func (v *Viewer) SetGrants(granted []string, paused bool) {
+	v.mu.Lock()
+	couldSee := v.grants[protocol.PermView] && !v.paused
+	v.grants = map[string]bool{}
+	for _, p := range granted {
+		v.grants[p] = true
+	}
+	v.paused = paused
+	canSee := v.grants[protocol.PermView] && !paused
+	canControl := v.grants[protocol.PermControl] && !paused
+	if !canSee {
+		v.seen = false
+	}
+	v.mu.Unlock()
+	if !canControl {
+		v.stopControl()
+	}
+	if canSee && !couldSee {
+		v.s.RequestKeyframe()
+	}
+}
+
+// forward sends one host packet to the viewer if the user lets it see.
+// Sequence numbers stay contiguous across the gaps a pause or a late grant
+// leave, so that the viewer does not ask for packets it was never meant
+// to have.
+func (v *Viewer) forward(pkt *rtp.Packet) {
+	v.mu.Lock()
+	if !v.grants[protocol.PermView] || v.paused {
+		v.mu.Unlock()
+		return
+	}
+	if !v.seen {
+		v.seqOffset = v.lastSeq + 1 - pkt.SequenceNumber
+		v.seen = true
+	}
+	out := *pkt
+	out.SequenceNumber = pkt.SequenceNumber + v.seqOffset
+	v.lastSeq = out.SequenceNumber
+	v.mu.Unlock()
+	if err := v.video.WriteRTP(&out); err != nil {
+		v.s.cfg.Logger.Debug("forward video", "viewer", v.opts.Name, "err", err)
+	}
 }

@@ -1,7 +1,8 @@
 // Package relay is the broker's media endpoint for one session: it holds a
 // PeerConnection with the host and one with each viewer, forwards the
-// host's VP8 RTP to every viewer without transcoding, and turns a viewer's
-// picture-loss report into one keyframe request to the host.
+// host's VP8 RTP without transcoding to every viewer the user lets see,
+// passes on only the messages each viewer's grants allow, and turns a
+// viewer's picture-loss report into one keyframe request to the host.
 package relay
 
 import (
@@ -39,8 +40,6 @@ type Session struct {
 	cfg Config
 	wg  sync.WaitGroup
 
-	video *webrtc.TrackLocalStaticRTP
-
 	mu          sync.Mutex
 	host        *webrtc.PeerConnection
 	hostSSRC    webrtc.SSRC
@@ -62,10 +61,17 @@ type Viewer struct {
 	input   *webrtc.DataChannel
 	opts    ViewerOptions
 
+	video *webrtc.TrackLocalStaticRTP
+
 	controlling atomic.Bool
 	dropped     atomic.Uint64
 	mu          sync.Mutex
 	lastNotice  time.Time
+	grants      map[string]bool // what the user granted this viewer
+	paused      bool            // the user paused the session
+	seen        bool            // video was flowing to this viewer
+	seqOffset   uint16          // keeps sequence numbers contiguous across gaps
+	lastSeq     uint16
 }
 
 // ViewerOptions says what a viewer may do.
@@ -75,6 +81,9 @@ type ViewerOptions struct {
 	CanControl bool
 	// Name identifies the viewer in logs.
 	Name string
+	// OnRefused is told when the viewer's messages are refused (at most
+	// every few seconds, with the running count), for the audit trail.
+	OnRefused func(reason string, count uint64)
 }
 
 // New returns a relay for one session.
@@ -88,11 +97,7 @@ func New(cfg Config) (*Session, error) {
 	if cfg.OnHostGone == nil {
 		cfg.OnHostGone = func() {}
 	}
-	video, err := webrtc.NewTrackLocalStaticRTP(rtc.VP8, "screen", "tether")
-	if err != nil {
-		return nil, fmt.Errorf("create video track: %w", err)
-	}
-	return &Session{cfg: cfg, video: video, viewers: map[*Viewer]struct{}{}}, nil
+	return &Session{cfg: cfg, viewers: map[*Viewer]struct{}{}}, nil
 }
 
 // PacketsForwarded counts RTP packets relayed from the host.
@@ -174,8 +179,14 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 		// nothing to viewers, whose own interceptors add what they need.
 		pkt.Header.Extension = false
 		pkt.Header.Extensions = nil
-		if err := s.video.WriteRTP(pkt); err != nil {
-			s.cfg.Logger.Debug("forward video", "err", err)
+		s.mu.Lock()
+		viewers := make([]*Viewer, 0, len(s.viewers))
+		for v := range s.viewers {
+			viewers = append(viewers, v)
+		}
+		s.mu.Unlock()
+		for _, v := range viewers {
+			v.forward(pkt)
 		}
 		s.forwarded.Add(1)
 	}
@@ -211,11 +222,16 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 			pc.Close()
 		}
 	}()
-	sender, err := pc.AddTrack(s.video)
+	// One track per viewer, so that each sees only what the user allows it.
+	video, err := webrtc.NewTrackLocalStaticRTP(rtc.VP8, "screen", "tether")
+	if err != nil {
+		return nil, "", fmt.Errorf("create video track: %w", err)
+	}
+	sender, err := pc.AddTrack(video)
 	if err != nil {
 		return nil, "", fmt.Errorf("add video to viewer: %w", err)
 	}
-	v := &Viewer{s: s, pc: pc, opts: opts}
+	v := &Viewer{s: s, pc: pc, opts: opts, video: video, grants: map[string]bool{}}
 	if v.control, v.input, err = rtc.DataChannels(pc); err != nil {
 		return nil, "", err
 	}
@@ -228,6 +244,13 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 		}
 	})
 	v.control.OnMessage(func(m webrtc.DataChannelMessage) { v.fromControl(m.Data) })
+	// Only the negotiated channels exist: a channel the viewer opens on its
+	// own (files, shell, anything) is refused and reported.
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		v.drop(fmt.Sprintf("The broker refused a %q channel the session has no use for.", dc.Label()))
+		dc.OnOpen(func() { dc.Close() })
+		dc.OnMessage(func(webrtc.DataChannelMessage) { v.drop("Messages on a refused channel are dropped.") })
+	})
 	v.input.OnMessage(func(m webrtc.DataChannelMessage) { v.fromInput(m.Data) })
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		s.cfg.Logger.Debug("viewer media connection", "state", state.String())

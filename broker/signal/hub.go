@@ -29,6 +29,9 @@ import (
 	"github.com/tether-support/tether/internal/rtc"
 )
 
+// DefaultPermissions are asked for when a request names none.
+var DefaultPermissions = []string{protocol.PermView, protocol.PermControl, protocol.PermClipboard}
+
 // CodeDigits is the length of a support code: 10^9 possibilities, and a code
 // lives minutes and allows a handful of attempts per source.
 const CodeDigits = 9
@@ -55,6 +58,11 @@ type Config struct {
 	// CodeAttempts limits host code attempts per source IP per minute
 	// (default 10); the limit for all sources together is ten times that.
 	CodeAttempts int
+	// ConsentTimeout is how long the user has to answer a request; no
+	// answer is no (default 60 s).
+	ConsentTimeout time.Duration
+	// Organisation is shown to users next to the technician's name.
+	Organisation string
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -81,6 +89,9 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.CodeAttempts == 0 {
 		c.CodeAttempts = 10
 	}
+	if c.ConsentTimeout == 0 {
+		c.ConsentTimeout = 60 * time.Second
+	}
 	return nil
 }
 
@@ -101,10 +112,14 @@ type Hub struct {
 // live is a session with someone connected.
 type live struct {
 	id       string
+	ticket   string
+	perms    []string // what technicians ask the user for
 	relay    *relay.Session
 	host     *conn
 	hostInfo *protocol.HostInfo
-	viewers  map[*conn]struct{}
+	viewers  map[*conn]*viewer
+	requests map[string]*request // questions the user has not answered yet
+	paused   bool
 	grace    *time.Timer
 	ended    bool
 }
@@ -142,7 +157,13 @@ func NewCode() string {
 
 // CreateSession issues a session and its one-time code for user. ttl zero
 // means the configured default.
-func (h *Hub) CreateSession(ctx context.Context, user *store.User, ticketID string, ttl time.Duration) (*store.Session, string, error) {
+func (h *Hub) CreateSession(ctx context.Context, user *store.User, ticketID string, perms []string, ttl time.Duration) (*store.Session, string, error) {
+	if len(perms) == 0 {
+		perms = DefaultPermissions
+	}
+	if err := protocol.CheckPermissions(perms); err != nil {
+		return nil, "", err
+	}
 	if ttl <= 0 {
 		ttl = h.cfg.CodeTTL
 	}
@@ -157,6 +178,7 @@ func (h *Hub) CreateSession(ctx context.Context, user *store.User, ticketID stri
 			TicketID:      ticketID,
 			State:         store.StateWaiting,
 			CreatedAt:     now,
+			Permissions:   perms,
 		}
 		err := h.cfg.Store.CreateSession(ctx, sess)
 		if errors.Is(err, store.ErrConflict) {
@@ -215,6 +237,9 @@ func (h *Hub) end(id, reason string) {
 	if l.grace != nil {
 		l.grace.Stop()
 	}
+	for _, r := range l.requests {
+		r.timer.Stop()
+	}
 	conns := make([]*conn, 0, len(l.viewers)+1)
 	for c := range l.viewers {
 		conns = append(conns, c)
@@ -225,6 +250,7 @@ func (h *Hub) end(id, reason string) {
 	h.mu.Unlock()
 
 	h.log.Info("session ended", "session", id, "reason", reason)
+	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason})
 	for _, c := range conns {
 		c.send(protocol.TypeEnded, id, protocol.Ended{Reason: reason})
 		c.close(closeEnded, "session ended")
@@ -234,7 +260,8 @@ func (h *Hub) end(id, reason string) {
 
 // attach returns the live session id, creating it (and its relay) on first
 // use.
-func (h *Hub) attach(id string) (*live, error) {
+func (h *Hub) attach(sess *store.Session) (*live, error) {
+	id := sess.ID
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -251,7 +278,7 @@ func (h *Hub) attach(id string) (*live, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &live{id: id, relay: r, viewers: map[*conn]struct{}{}}
+	l := &live{id: id, ticket: sess.TicketID, perms: sess.Permissions, relay: r, viewers: map[*conn]*viewer{}, requests: map[string]*request{}}
 	h.live[id] = l
 	return l, nil
 }
@@ -332,7 +359,7 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	l, err := h.attach(sess.ID)
+	l, err := h.attach(sess)
 	if err != nil {
 		h.refuse(c, protocol.CodeInternal, err.Error())
 		return
@@ -345,6 +372,8 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	if err := h.cfg.Store.SetSessionActive(r.Context(), sess.ID, string(infoJSON)); err != nil {
 		h.log.Error("record host joined", "session", sess.ID, "err", err)
 	}
+	// The welcome goes first: consent requests follow at once.
+	c.send(protocol.TypeWelcome, sess.ID, protocol.Welcome{Session: sess.ID, State: store.StateActive})
 	h.mu.Lock()
 	if l.ended {
 		h.mu.Unlock()
@@ -353,10 +382,15 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	}
 	l.host, l.hostInfo = c, info
 	viewers := l.viewerList()
+	for _, v := range l.viewers {
+		if !v.asked {
+			h.askLocked(l, v, l.perms, true)
+		}
+	}
 	h.mu.Unlock()
+	h.audit(sess.ID, "user", "host.connected", map[string]any{"hostname": info.Hostname, "os": info.OS, "remote": r.RemoteAddr})
 	h.log.Info("host joined", "session", sess.ID, "remote", r.RemoteAddr, "display", fmt.Sprintf("%dx%d", info.Width, info.Height), "capture", info.Capture)
 
-	c.send(protocol.TypeWelcome, sess.ID, protocol.Welcome{Session: sess.ID, State: store.StateActive})
 	for _, v := range viewers {
 		v.send(protocol.TypeState, sess.ID, protocol.State{State: store.StateActive, Host: info})
 	}
@@ -384,6 +418,20 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			c.send(protocol.TypeAnswer, sess.ID, protocol.SDP{SDP: answer})
+		case protocol.TypeConsentAnswer:
+			var a protocol.ConsentAnswer
+			if err := protocol.DecodePayload(env, &a); err != nil {
+				c.reportReadError(sess.ID, err)
+				continue
+			}
+			h.answer(l, a, "user")
+		case protocol.TypeConsentState:
+			var st protocol.ConsentState
+			if err := protocol.DecodePayload(env, &st); err != nil {
+				c.reportReadError(sess.ID, err)
+				continue
+			}
+			h.applyState(l, st)
 		case protocol.TypeEnd:
 			var end protocol.End
 			protocol.DecodePayload(env, &end)
@@ -434,8 +482,8 @@ func (h *Hub) refuse(c *conn, code, message string) {
 
 func (l *live) viewerList() []*conn {
 	out := make([]*conn, 0, len(l.viewers))
-	for v := range l.viewers {
-		out = append(out, v)
+	for c := range l.viewers {
+		out = append(out, c)
 	}
 	return out
 }
@@ -483,7 +531,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		h.refuse(c, protocol.CodeSessionEnded, "That session has ended.")
 		return
 	}
-	l, err := h.attach(sess.ID)
+	l, err := h.attach(sess)
 	if err != nil {
 		h.refuse(c, protocol.CodeInternal, err.Error())
 		return
@@ -494,7 +542,8 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		h.refuse(c, protocol.CodeSessionEnded, "That session has ended.")
 		return
 	}
-	l.viewers[c] = struct{}{}
+	v := &viewer{conn: c, person: protocol.Person{ID: "v_" + auth.RandomToken(9), Name: p.User.Username, Role: p.User.Role, Org: h.cfg.Organisation}}
+	l.viewers[c] = v
 	if l.grace != nil {
 		l.grace.Stop()
 		l.grace = nil
@@ -505,6 +554,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Unlock()
 	h.log.Info("viewer joined", "session", sess.ID, "user", p.User.Username)
+	h.audit(sess.ID, p.User.Username, "viewer.joined", map[string]any{"role": p.User.Role})
 	defer h.leave(l, c)
 
 	c.send(protocol.TypeWelcome, sess.ID, protocol.Welcome{Session: sess.ID, State: state})
@@ -512,16 +562,26 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		c.send(protocol.TypeState, sess.ID, protocol.State{State: state, Host: info})
 	}
 	// Supervisors watch; the people who work the ticket may take control.
-	viewer, offer, err := l.relay.AddViewer(relay.ViewerOptions{
+	media, offer, err := l.relay.AddViewer(relay.ViewerOptions{
 		CanControl: p.User.Role != auth.RoleSupervisor,
 		Name:       p.User.Username,
+		OnRefused: func(reason string, count uint64) {
+			h.log.Warn("viewer message refused", "session", sess.ID, "user", p.User.Username, "reason", reason, "count", count)
+			h.audit(sess.ID, p.User.Username, "message.refused", map[string]any{"reason": reason, "count": count})
+		},
 	})
 	if err != nil {
 		h.log.Warn("viewer media", "session", sess.ID, "err", err)
 		c.sendError(sess.ID, protocol.CodeNegotiation, "The broker could not set up video for you.")
 		return
 	}
-	defer viewer.Close()
+	defer media.Close()
+	h.mu.Lock()
+	v.media = media
+	if l.host != nil {
+		h.askLocked(l, v, l.perms, true)
+	}
+	h.mu.Unlock()
 	c.send(protocol.TypeOffer, sess.ID, protocol.SDP{SDP: offer})
 
 	for {
@@ -540,9 +600,17 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 				c.reportReadError(sess.ID, err)
 				continue
 			}
-			if err := viewer.SetAnswer(answer.SDP); err != nil {
+			if err := media.SetAnswer(answer.SDP); err != nil {
 				c.sendError(sess.ID, protocol.CodeNegotiation, "The broker could not accept your answer.")
 			}
+		case protocol.TypePermissionRequest:
+			var req protocol.PermissionRequest
+			if err := protocol.DecodePayload(env, &req); err != nil {
+				c.reportReadError(sess.ID, err)
+				continue
+			}
+			h.audit(sess.ID, p.User.Username, "permission.requested", map[string]any{"permissions": req.Permissions})
+			h.requestMore(l, c, req.Permissions)
 		case protocol.TypeEnd:
 			var end protocol.End
 			if err := protocol.DecodePayload(env, &end); err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,18 @@ type Session struct {
 	CreatedAt     time.Time
 	EndedAt       time.Time
 	EndReason     string
+	// Permissions the technician asks the user for.
+	Permissions []string
+}
+
+// Event is one entry of a session's audit trail.
+type Event struct {
+	ID      int64
+	Session string
+	At      time.Time
+	Actor   string // who did it: a username, "user" (the person at the host), "broker"
+	Type    string // e.g. consent.granted, permission.revoked, session.ended
+	Detail  string // JSON object
 }
 
 // Errors from RedeemCode, so the host can be told exactly what is wrong.
@@ -40,9 +53,9 @@ var (
 // CreateSession stores a new session.
 func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO sessions (id, code_hash, code_expires_at, created_by, ticket_id, state, created_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		sess.ID, sess.CodeHash, ms(sess.CodeExpiresAt), sess.CreatedBy, sess.TicketID, sess.State, ms(sess.CreatedAt))
+		`INSERT INTO sessions (id, code_hash, code_expires_at, created_by, ticket_id, state, created_at, permissions)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		sess.ID, sess.CodeHash, ms(sess.CodeExpiresAt), sess.CreatedBy, sess.TicketID, sess.State, ms(sess.CreatedAt), strings.Join(sess.Permissions, ","))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("session %s: %w", sess.ID, ErrConflict)
@@ -52,14 +65,15 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	return nil
 }
 
-const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason"
+const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason, permissions"
 
 type scanner interface{ Scan(...any) error }
 
 func scanSession(row scanner) (*Session, error) {
 	var s Session
 	var expires, used, created, ended sql.NullInt64
-	err := row.Scan(&s.ID, &s.CodeHash, &expires, &used, &s.CreatedBy, &s.TicketID, &s.State, &s.HostJSON, &created, &ended, &s.EndReason)
+	var perms string
+	err := row.Scan(&s.ID, &s.CodeHash, &expires, &used, &s.CreatedBy, &s.TicketID, &s.State, &s.HostJSON, &created, &ended, &s.EndReason, &perms)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -67,6 +81,9 @@ func scanSession(row scanner) (*Session, error) {
 		return nil, err
 	}
 	s.CodeExpiresAt, s.CodeUsedAt, s.CreatedAt, s.EndedAt = fromMS(expires), fromMS(used), fromMS(created), fromMS(ended)
+	if perms != "" {
+		s.Permissions = strings.Split(perms, ",")
+	}
 	return &s, nil
 }
 
@@ -134,4 +151,38 @@ func (s *Store) EndSession(ctx context.Context, id, reason string, now time.Time
 	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET state = ?, ended_at = ?, end_reason = ? WHERE id = ? AND state != ?",
 		StateEnded, ms(now), reason, id, StateEnded)
 	return err
+}
+
+// AddEvent appends to a session's audit trail.
+func (s *Store) AddEvent(ctx context.Context, e *Event) error {
+	if e.Detail == "" {
+		e.Detail = "{}"
+	}
+	res, err := s.db.ExecContext(ctx, "INSERT INTO session_events (session_id, at, actor, type, detail) VALUES (?, ?, ?, ?, ?)",
+		e.Session, ms(e.At), e.Actor, e.Type, e.Detail)
+	if err != nil {
+		return fmt.Errorf("add event %s: %w", e.Type, err)
+	}
+	e.ID, err = res.LastInsertId()
+	return err
+}
+
+// Events returns a session's audit trail, oldest first.
+func (s *Store) Events(ctx context.Context, session string) ([]*Event, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id, session_id, at, actor, type, detail FROM session_events WHERE session_id = ? ORDER BY id", session)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []*Event
+	for rows.Next() {
+		var e Event
+		var at sql.NullInt64
+		if err := rows.Scan(&e.ID, &e.Session, &at, &e.Actor, &e.Type, &e.Detail); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		e.At = fromMS(at)
+		out = append(out, &e)
+	}
+	return out, rows.Err()
 }

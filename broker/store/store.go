@@ -63,6 +63,16 @@ var migrations = []string{
 		end_reason      TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX sessions_created_at ON sessions(created_at);`,
+	`ALTER TABLE sessions ADD COLUMN permissions TEXT NOT NULL DEFAULT 'view,control,clipboard';
+	CREATE TABLE session_events (
+		id         INTEGER PRIMARY KEY,
+		session_id TEXT NOT NULL REFERENCES sessions(id),
+		at         INTEGER NOT NULL,
+		actor      TEXT NOT NULL,
+		type       TEXT NOT NULL,
+		detail     TEXT NOT NULL DEFAULT '{}'
+	);
+	CREATE INDEX session_events_session ON session_events(session_id, id);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

@@ -22,16 +22,25 @@ type remote struct {
 	log     *slog.Logger
 	inj     *input.Injector
 	control *webrtc.DataChannel
+	// allow says what the user lets the technicians do now; it is checked
+	// here whatever the broker let through.
+	allow func(perm string) bool
 	// selectDisplay switches the shared display and returns the new list.
 	selectDisplay func(index int) (protocol.ControlMessage, error)
 
 	mu       sync.Mutex
 	clip     string // the text last synced either way, not echoed back
 	lastDrop time.Time
+	// refusedCount counts messages refused for want of permission.
+	refusedCount int
 }
 
 // onInput applies one input message; bad events are dropped and counted.
 func (r *remote) onInput(data []byte) {
+	if !r.allow(protocol.PermControl) {
+		r.refused("input")
+		return
+	}
 	if err := r.inj.Handle(data); err != nil {
 		r.mu.Lock()
 		quiet := time.Since(r.lastDrop) < time.Second
@@ -49,6 +58,15 @@ func (r *remote) onControl(data []byte) {
 	msg, err := protocol.DecodeControl(data)
 	if err != nil {
 		r.log.Warn("control message refused", "err", err)
+		return
+	}
+	need := map[string]string{
+		protocol.ControlClipboard:        protocol.PermClipboard,
+		protocol.ControlClipboardRequest: protocol.PermClipboard,
+		protocol.ControlDisplaySelect:    protocol.PermControl,
+	}[msg.Type]
+	if need != "" && !r.allow(need) {
+		r.refused(msg.Type)
 		return
 	}
 	switch msg.Type {
@@ -75,6 +93,19 @@ func (r *remote) onControl(data []byte) {
 	}
 }
 
+// refused logs, at most once a second, what the user did not allow.
+func (r *remote) refused(what string) {
+	r.mu.Lock()
+	quiet := time.Since(r.lastDrop) < time.Second
+	r.lastDrop = time.Now()
+	r.refusedCount++
+	n := r.refusedCount
+	r.mu.Unlock()
+	if !quiet {
+		r.log.Warn("refused: the user has not allowed it", "what", what, "refused", n)
+	}
+}
+
 // watchClipboard sends the user's clipboard to the technician when the
 // user copies something, until ctx ends.
 func (r *remote) watchClipboard(ctx context.Context) {
@@ -82,7 +113,7 @@ func (r *remote) watchClipboard(ctx context.Context) {
 		r.mu.Lock()
 		echo := text == r.clip
 		r.mu.Unlock()
-		if !echo {
+		if !echo && r.allow(protocol.PermClipboard) {
 			r.sendClipboard(text)
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/host/capture"
+	"github.com/tether-support/tether/host/consent"
 	"github.com/tether-support/tether/host/encode"
 	"github.com/tether-support/tether/host/input"
 	"github.com/tether-support/tether/internal/dial"
@@ -43,6 +44,14 @@ type Config struct {
 	Logger *slog.Logger
 	// OnJoined is called once the broker accepted the code.
 	OnJoined func(sessionID string)
+	// Prompter asks the user for consent; required: nothing is shared
+	// without an answer.
+	Prompter consent.Prompter
+	// Show displays the sharing status to the user (who can do what).
+	Show func(status string)
+	// Commands, when set, serves the user's commands (revoke, pause, end)
+	// for the life of the session.
+	Commands func(ctx context.Context, m *consent.Manager)
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -60,6 +69,9 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Prompter == nil {
+		return consent.ErrNoFrontEnd
 	}
 	if c.OnJoined == nil {
 		c.OnJoined = func(string) {}
@@ -129,7 +141,30 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	log.Info("joined session", "session", sessionID)
 	cfg.OnJoined(sessionID)
 
-	st := &streamer{log: log, maxFPS: cfg.FPS}
+	userEnded := make(chan struct{})
+	var endOnce sync.Once
+	var inj *input.Injector
+	var mgr *consent.Manager
+	mgr, err = consent.New(consent.Config{
+		Prompter: cfg.Prompter,
+		Logger:   log,
+		Show:     cfg.Show,
+		OnChange: func(state protocol.ConsentState) {
+			if inj != nil && !mgr.Allowed(protocol.PermControl) {
+				inj.ReleaseAll()
+			}
+			if err := sig.Send(protocol.TypeConsentState, sessionID, state); err != nil {
+				log.Warn("tell the broker about the change", "err", err)
+			}
+		},
+		OnEnd: func() { endOnce.Do(func() { close(userEnded) }) },
+	})
+	if err != nil {
+		return "", err
+	}
+	log.Info("consent prompts", "front end", cfg.Prompter.Name())
+
+	st := &streamer{log: log, maxFPS: cfg.FPS, allow: mgr.Allowed}
 	st.keyframe.Store(true)
 	st.capt, st.display, captOwned = capt, cfg.Display, false
 	defer func() { st.current().Close() }()
@@ -162,9 +197,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", err
 	}
 	bx, by, bw, bh := capt.Bounds()
-	inj := input.New(log, bx, by, bw, bh)
+	inj = input.New(log, bx, by, bw, bh)
 	defer inj.ReleaseAll()
-	rem := &remote{log: log, inj: inj, control: control}
+	rem := &remote{log: log, inj: inj, control: control, allow: mgr.Allowed}
 	rem.selectDisplay = func(index int) (protocol.ControlMessage, error) {
 		c, err := st.setDisplay(index)
 		if err == nil {
@@ -177,6 +212,12 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return list, errors.Join(err, lerr)
 	}
 	inputDC.OnMessage(func(m webrtc.DataChannelMessage) { rem.onInput(m.Data) })
+	// Only the two negotiated channels exist; anything else the broker
+	// opens (files, shell) is refused until this host offers it.
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		log.Warn("refused a channel the user never allowed", "channel", dc.Label())
+		dc.OnOpen(func() { dc.Close() })
+	})
 	inputDC.OnClose(inj.ReleaseAll)
 	control.OnMessage(func(m webrtc.DataChannelMessage) { rem.onControl(m.Data) })
 
@@ -263,8 +304,18 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			}
 		}
 	}()
+	if cfg.Commands != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg.Commands(streamCtx, mgr)
+		}()
+	}
 	for {
 		select {
+		case <-userEnded:
+			sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: "the user ended the session"})
+			return "You ended the session.", nil
 		case <-ctx.Done():
 			sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: "the host was stopped"})
 			return "You stopped sharing.", nil
@@ -282,6 +333,20 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.SDP}); err != nil {
 					return "", fmt.Errorf("apply broker answer: %w", err)
 				}
+			case protocol.TypeConsentRequest:
+				var req protocol.ConsentRequest
+				if err := protocol.DecodePayload(env, &req); err != nil {
+					log.Warn("broker sent a bad consent request", "err", err)
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					answer := mgr.Handle(streamCtx, req)
+					if err := sig.Send(protocol.TypeConsentAnswer, sessionID, answer); err != nil {
+						log.Warn("send consent answer", "err", err)
+					}
+				}()
 			case protocol.TypeEnded:
 				var ended protocol.Ended
 				protocol.DecodePayload(env, &ended)

@@ -40,6 +40,9 @@ type streamer struct {
 	log    *slog.Logger
 	track  *webrtc.TrackLocalStaticSample
 	maxFPS int
+	// allow says whether the user lets anyone see the screen now: no
+	// pixel is captured, let alone sent, otherwise.
+	allow func(perm string) bool
 
 	keyframe atomic.Bool  // set by keyframe requests
 	bitrate  atomic.Int64 // target from congestion control, bits/s; 0 = none yet
@@ -118,6 +121,17 @@ func (s *streamer) run(ctx context.Context) error {
 		settle     int
 	)
 	for ctx.Err() == nil {
+		if !s.allow(protocol.PermView) {
+			// A new viewer, or the end of a pause, starts from a keyframe.
+			s.keyframe.Store(true)
+			settle = 0
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(changePoll):
+			}
+			continue
+		}
 		capt := s.current()
 		changed, err := capt.WaitChange(ctx, changePoll)
 		switch {

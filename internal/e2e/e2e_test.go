@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"image"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -116,49 +114,6 @@ func (b *broker) login(t *testing.T, ctx context.Context, user, password string)
 		t.Fatal(err)
 	}
 	return c
-}
-
-// hostProc is a running bin/host.
-type hostProc struct {
-	cmd    *exec.Cmd
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-	done   chan error
-}
-
-func startHost(t *testing.T, display string, args ...string) *hostProc {
-	t.Helper()
-	h := &hostProc{cmd: exec.Command(xtest.Build(t, "./host"), args...), done: make(chan error, 1)}
-	h.cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	h.cmd.Stdout, h.cmd.Stderr = &h.stdout, &h.stderr
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { h.done <- h.cmd.Wait() }()
-	t.Cleanup(func() {
-		h.cmd.Process.Kill()
-		<-h.done
-	})
-	return h
-}
-
-// wait returns the host's exit code once it exits.
-func (h *hostProc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case err := <-h.done:
-		h.done <- err // let Cleanup read it again
-		if err == nil {
-			return 0
-		}
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		t.Fatalf("host: %v", err)
-	case <-time.After(timeout):
-		t.Fatalf("host still running after %s; stderr:\n%s", timeout, h.stderr.String())
-	}
-	return -1
 }
 
 // colourAt averages a 9x9 block around (x, y), tolerating codec loss at edges.

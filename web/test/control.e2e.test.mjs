@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { launch } from './browser.mjs';
-import { bin, start, startXvfb, startBroker, stopAll } from './procs.mjs';
+import { bin, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
 
 const WIDTH = 1280;
 const HEIGHT = 720;
@@ -53,7 +53,7 @@ test('technician controls the remote desktop from the console', { timeout: 120_0
     await page.getByTestId('new-session-submit').click();
     const code = await page.getByTestId('session-code').getAttribute('data-code');
     await page.getByTestId('open-session').click();
-    const host = start(bin('host'), ['-broker', broker.url, '-ca', broker.ca, code], { env: { DISPLAY: display }, readyLine: /Connected/ });
+    const host = startHost(broker, code, display);
     await host.ready;
     await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
     await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth > 0);
@@ -76,6 +76,21 @@ test('technician controls the remote desktop from the console', { timeout: 120_0
       const [, , , gx, gy] = line.split(' ').map(Number);
       assert.ok(Math.abs(gx - x) <= 1 && Math.abs(gy - y) <= 1, `click at ${x},${y} landed at ${gx},${gy}`);
     }
+
+    // 1:1 mode: actual pixels, the same remote points.
+    await page.getByTestId('fit-toggle').click();
+    await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]').getBoundingClientRect().width === w, WIDTH);
+    for (const [x, y] of [[3, 700], [900, 20]]) {
+      from = mark(witness);
+      [px, py] = await remotePoint(page, x, y);
+      await page.mouse.click(px, py);
+      const line = await waitLine(witness, /^button 1 down /, from);
+      const [, , , gx, gy] = line.split(' ').map(Number);
+      assert.ok(Math.abs(gx - x) <= 1 && Math.abs(gy - y) <= 1, `1:1 click at ${x},${y} landed at ${gx},${gy}`);
+    }
+    await page.getByTestId('fit-toggle').click();
+    [px, py] = await remotePoint(page, 640, 360);
+    await page.mouse.click(px, py); // the keyboard follows the focus back to the screen
 
     // Typing, with shifted characters, arrives as text.
     from = mark(witness);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { ROOT, bin, start, startXvfb, startBroker, stopAll } from './procs.mjs';
+import { ROOT, bin, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
 
 const WIDTH = 1280;
 const HEIGHT = 720;
@@ -44,7 +44,7 @@ test('technician watches a live host from the console', { timeout: 120_000 }, as
     await page.getByTestId('conn-state').waitFor();
 
     // The user runs the host with that code.
-    const host = start(bin('host'), ['-broker', broker.url, '-ca', broker.ca, code], { env: { DISPLAY: display }, readyLine: /Connected/ });
+    const host = startHost(broker, code, display);
     await host.ready;
 
     await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });

@@ -21,8 +21,8 @@ export function bin(name) {
 
 // start runs a program and collects its output; ready resolves when a line
 // matching readyLine appears on stdout (or at once without one).
-export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000 } = {}) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000, stdin = 'ignore' } = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'] });
   procs.add(child);
   const out = { stdout: '', stderr: '' };
   const exited = new Promise((res) => child.on('exit', (code, signal) => { procs.delete(child); res({ code, signal }); }));
@@ -89,4 +89,26 @@ export async function startBroker() {
 export function stopAll() {
   for (const p of procs) p.kill('SIGKILL');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+
+// startHost runs bin/host on a terminal (util-linux `script` gives it a
+// pty), as a user who started it from a shell: that is where it asks for
+// consent. Each "Allow?" prompt is answered with answer ("all" allows
+// everything asked; null leaves the prompts to the test, through
+// host.type(line)).
+export function startHost(broker, code, display, { answer = 'all', args = [] } = {}) {
+  const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
+  const cmd = [bin('host'), '-broker', broker.url, '-ca', broker.ca, ...args, code].map(quote).join(' ');
+  const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { DISPLAY: display }, readyLine: /Connected/, stdin: 'pipe' });
+  host.child.stdin.on('error', () => {});
+  host.type = (line) => host.child.stdin.write(line + '\n');
+  let answered = 0;
+  host.child.stdout.on('data', () => {
+    const prompts = host.out.stdout.split('Allow? ').length - 1;
+    while (answer !== null && answered < prompts) {
+      answered++;
+      host.type(answer);
+    }
+  });
+  return host;
 }

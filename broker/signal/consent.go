@@ -1,0 +1,219 @@
+package signal
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/relay"
+	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// consentGrace is how much longer than the user's answer time the broker
+// waits before it takes silence from the host as a denial.
+const consentGrace = 5 * time.Second
+
+// viewer is one technician in a live session.
+type viewer struct {
+	conn    *conn
+	person  protocol.Person
+	media   *relay.Viewer // nil until the viewer's media is set up
+	grants  []string      // what the user allowed this viewer
+	asked   bool          // the user has been asked to let this viewer in
+	pending string        // id of the request the user is answering, if any
+}
+
+// request is a question put to the user.
+type request struct {
+	viewer *viewer
+	perms  []string
+	first  bool // asking to let the viewer in, not for more
+	timer  *time.Timer
+}
+
+// audit records an event in the session's trail.
+func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
+	data, _ := json.Marshal(detail)
+	if detail == nil {
+		data = []byte("{}")
+	}
+	err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: session, At: h.cfg.Now(), Actor: actor, Type: typ, Detail: string(data)})
+	if err != nil {
+		h.log.Error("audit", "session", session, "type", typ, "err", err)
+	}
+}
+
+// askLocked puts a consent request for v to the host. h.mu is held.
+func (h *Hub) askLocked(l *live, v *viewer, perms []string, first bool) {
+	if l.host == nil || v.pending != "" || len(perms) == 0 {
+		return
+	}
+	id := "c_" + auth.RandomToken(9)
+	req := &request{viewer: v, perms: perms, first: first}
+	v.pending, v.asked = id, true
+	l.requests[id] = req
+	timeout := h.cfg.ConsentTimeout
+	req.timer = time.AfterFunc(timeout+consentGrace, func() {
+		h.answer(l, protocol.ConsentAnswer{ID: id, Reason: "timeout"}, "broker")
+	})
+	msg := protocol.ConsentRequest{ID: id, Viewer: v.person, Ticket: l.ticket, Permissions: perms, TimeoutSeconds: int(timeout / time.Second)}
+	host := l.host
+	go func() {
+		host.send(protocol.TypeConsentRequest, l.id, msg)
+		v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: v.grants, Paused: l.paused, Pending: true,
+			Message: "Waiting for the user to answer."})
+	}()
+	h.audit(l.id, v.person.Name, "consent.requested", map[string]any{"permissions": perms, "viewer": v.person.Name})
+}
+
+// answer applies the user's answer to a request.
+func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
+	h.mu.Lock()
+	req := l.requests[a.ID]
+	if req == nil || l.ended {
+		h.mu.Unlock()
+		return
+	}
+	delete(l.requests, a.ID)
+	req.timer.Stop()
+	v := req.viewer
+	v.pending = ""
+	// The user can grant only what was asked.
+	var granted []string
+	for _, p := range a.Granted {
+		if slices.Contains(req.perms, p) {
+			granted = append(granted, p)
+		}
+	}
+	for _, p := range granted {
+		if !slices.Contains(v.grants, p) {
+			v.grants = append(v.grants, p)
+		}
+	}
+	grants, paused := slices.Clone(v.grants), l.paused
+	others := 0
+	for _, o := range l.viewers {
+		if o != v && len(o.grants) > 0 {
+			others++
+		}
+	}
+	h.mu.Unlock()
+
+	reason := a.Reason
+	switch {
+	case len(granted) > 0:
+		reason = "granted"
+	case reason != "timeout":
+		reason = "denied"
+	}
+	h.audit(l.id, actor, "consent."+reason, map[string]any{"viewer": v.person.Name, "requested": req.perms, "granted": granted})
+	h.log.Info("consent answered", "session", l.id, "viewer", v.person.Name, "answer", reason, "granted", strings.Join(granted, ","))
+
+	if v.media != nil {
+		v.media.SetGrants(grants, paused)
+	}
+	msg := consentMessage(reason, req.perms, granted)
+	v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: grants, Paused: paused, Message: msg})
+	if req.first && len(granted) == 0 {
+		if others == 0 {
+			h.end(l.id, msg)
+			return
+		}
+		v.conn.close(closeRefused, "the user declined")
+	}
+}
+
+func consentMessage(reason string, asked, granted []string) string {
+	switch {
+	case reason == "timeout":
+		return "The user did not answer in time."
+	case len(granted) == 0:
+		return "The user declined."
+	case len(granted) < len(asked):
+		return "The user allowed " + strings.Join(granted, ", ") + " only."
+	default:
+		return "The user allowed " + strings.Join(granted, ", ") + "."
+	}
+}
+
+// applyState takes the user's current will from the host: grants can only
+// shrink here (more needs a new question), and the session may be paused.
+func (h *Hub) applyState(l *live, st protocol.ConsentState) {
+	h.mu.Lock()
+	if l.ended {
+		h.mu.Unlock()
+		return
+	}
+	wasPaused := l.paused
+	l.paused = st.Paused
+	type update struct {
+		v      *viewer
+		grants []string
+	}
+	var updates []update
+	for _, v := range l.viewers {
+		var allowed []string
+		for _, g := range st.Grants {
+			if g.Viewer == v.person.ID {
+				allowed = g.Granted
+			}
+		}
+		var kept []string
+		for _, p := range v.grants {
+			if slices.Contains(allowed, p) {
+				kept = append(kept, p)
+			}
+		}
+		v.grants = kept
+		updates = append(updates, update{v, slices.Clone(kept)})
+	}
+	paused := l.paused
+	h.mu.Unlock()
+
+	change := st.Change
+	if change == "" && paused != wasPaused {
+		change = map[bool]string{true: "paused", false: "resumed"}[paused]
+	}
+	h.audit(l.id, "user", "consent.changed", map[string]any{"change": change, "paused": paused, "grants": st.Grants})
+	h.log.Info("user changed consent", "session", l.id, "change", change, "paused", paused)
+	msg := "The user " + change + "."
+	if change == "" {
+		msg = ""
+	}
+	for _, u := range updates {
+		if u.v.media != nil {
+			u.v.media.SetGrants(u.grants, paused)
+		}
+		u.v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: u.grants, Paused: paused, Message: msg})
+	}
+}
+
+// requestMore asks the user for permissions a viewer does not have yet.
+func (h *Hub) requestMore(l *live, c *conn, perms []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := l.viewers[c]
+	if v == nil {
+		return
+	}
+	var extra []string
+	for _, p := range perms {
+		if !slices.Contains(v.grants, p) {
+			extra = append(extra, p)
+		}
+	}
+	switch {
+	case len(extra) == 0:
+		go c.sendError(l.id, protocol.CodeBadMessage, "You already have those permissions.")
+	case v.pending != "":
+		go c.sendError(l.id, protocol.CodeBadMessage, "The user is still answering an earlier request.")
+	case l.host == nil:
+		go c.sendError(l.id, protocol.CodeBadMessage, "The user's computer is not connected.")
+	default:
+		h.askLocked(l, v, extra, !v.asked)
+	}
+}

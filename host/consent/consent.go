@@ -1,0 +1,226 @@
+// Package consent puts the technician's requests to the user and keeps
+// what the user decided: who may see and do what, whether the session is
+// paused. It is the user's own machine enforcing the user's will: the
+// host checks Allowed before it sends a pixel or injects an event, however
+// the broker behaves. Answers come from a front end: a native dialog where
+// the desktop has one, the terminal otherwise. Nothing is ever granted
+// without an answer.
+package consent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// Descriptions of each permission, as the user reads them.
+var Descriptions = map[string]string{
+	protocol.PermView:      "see your screen",
+	protocol.PermControl:   "use your mouse and keyboard",
+	protocol.PermClipboard: "read and set your clipboard",
+	protocol.PermFiles:     "send and fetch files",
+	protocol.PermShell:     "run commands in a terminal",
+}
+
+// ErrNoFrontEnd is returned when there is no way to ask the user.
+var ErrNoFrontEnd = errors.New("no way to ask for consent: run the host from a terminal, or install zenity")
+
+// Prompter asks the user one question. It returns the permissions
+// granted; none means denied. ctx carries the answer deadline.
+type Prompter interface {
+	Name() string
+	Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error)
+}
+
+// Viewer is a technician the user let in.
+type Viewer struct {
+	Person  protocol.Person
+	Granted []string
+}
+
+// Config configures a Manager.
+type Config struct {
+	Prompter Prompter
+	Logger   *slog.Logger
+	// OnChange is called with the new state after the user revoked,
+	// paused or resumed; the host sends it to the broker.
+	OnChange func(protocol.ConsentState)
+	// OnEnd is called when the user ends the session.
+	OnEnd func()
+	// Show is called with a one-line status whenever it changes.
+	Show func(status string)
+}
+
+// Manager holds the user's decisions for one session.
+type Manager struct {
+	cfg Config
+	ask sync.Mutex // one question at a time
+
+	mu      sync.Mutex
+	viewers map[string]*Viewer
+	paused  bool
+}
+
+// New returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Prompter == nil {
+		return nil, ErrNoFrontEnd
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.OnChange == nil {
+		cfg.OnChange = func(protocol.ConsentState) {}
+	}
+	if cfg.OnEnd == nil {
+		cfg.OnEnd = func() {}
+	}
+	if cfg.Show == nil {
+		cfg.Show = func(string) {}
+	}
+	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}}, nil
+}
+
+// Handle asks the user about req and records the answer.
+func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) protocol.ConsentAnswer {
+	m.ask.Lock()
+	defer m.ask.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
+	defer cancel()
+	granted, err := m.cfg.Prompter.Ask(ctx, req)
+	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "granted"}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		answer.Reason = "timeout"
+		m.cfg.Logger.Info("no answer in time: denied", "technician", req.Viewer.Name)
+	case err != nil:
+		answer.Reason = "denied"
+		m.cfg.Logger.Warn("consent prompt failed: denied", "err", err)
+	default:
+		// Only what was asked can be granted.
+		for _, p := range granted {
+			if slices.Contains(req.Permissions, p) && !slices.Contains(answer.Granted, p) {
+				answer.Granted = append(answer.Granted, p)
+			}
+		}
+		if len(answer.Granted) == 0 {
+			answer.Reason = "denied"
+		}
+	}
+	if len(answer.Granted) > 0 {
+		m.mu.Lock()
+		v := m.viewers[req.Viewer.ID]
+		if v == nil {
+			v = &Viewer{Person: req.Viewer}
+			m.viewers[req.Viewer.ID] = v
+		}
+		for _, p := range answer.Granted {
+			if !slices.Contains(v.Granted, p) {
+				v.Granted = append(v.Granted, p)
+			}
+		}
+		m.mu.Unlock()
+	}
+	m.cfg.Logger.Info("consent answered", "technician", req.Viewer.Name, "answer", answer.Reason, "granted", strings.Join(answer.Granted, ","))
+	m.cfg.Show(m.Status())
+	return answer
+}
+
+// Allowed reports whether any technician may do perm now.
+func (m *Manager) Allowed(perm string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.paused {
+		return false
+	}
+	for _, v := range m.viewers {
+		if slices.Contains(v.Granted, perm) {
+			return true
+		}
+	}
+	return false
+}
+
+// Revoke takes perm away from every technician.
+func (m *Manager) Revoke(perm string) error {
+	if _, ok := Descriptions[perm]; !ok {
+		return fmt.Errorf("unknown permission %q", perm)
+	}
+	m.mu.Lock()
+	changed := false
+	for _, v := range m.viewers {
+		if i := slices.Index(v.Granted, perm); i >= 0 {
+			v.Granted = slices.Delete(v.Granted, i, i+1)
+			changed = true
+		}
+	}
+	m.mu.Unlock()
+	if !changed {
+		return fmt.Errorf("no one has %s", perm)
+	}
+	m.changed("revoked " + perm)
+	return nil
+}
+
+// SetPaused pauses or resumes everything at once.
+func (m *Manager) SetPaused(paused bool) {
+	m.mu.Lock()
+	same := m.paused == paused
+	m.paused = paused
+	m.mu.Unlock()
+	if !same {
+		m.changed(map[bool]string{true: "paused the session", false: "resumed the session"}[paused])
+	}
+}
+
+// End ends the session at the user's request.
+func (m *Manager) End() {
+	m.cfg.Logger.Info("the user ended the session")
+	m.cfg.OnEnd()
+}
+
+func (m *Manager) changed(what string) {
+	m.cfg.Logger.Info("consent changed", "change", what)
+	m.cfg.OnChange(m.State(what))
+	m.cfg.Show(m.Status())
+}
+
+// State is the user's current will, for the broker.
+func (m *Manager) State(change string) protocol.ConsentState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := protocol.ConsentState{Paused: m.paused, Change: change, Grants: []protocol.Grant{}}
+	for id, v := range m.viewers {
+		st.Grants = append(st.Grants, protocol.Grant{Viewer: id, Granted: slices.Clone(v.Granted)})
+	}
+	return st
+}
+
+// Status says in one line who can do what.
+func (m *Manager) Status() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var who []string
+	for _, v := range m.viewers {
+		if len(v.Granted) == 0 {
+			continue
+		}
+		who = append(who, fmt.Sprintf("%s (%s) can %s", v.Person.Name, v.Person.Role, strings.Join(v.Granted, ", ")))
+	}
+	slices.Sort(who)
+	switch {
+	case len(who) == 0:
+		return "No one can see or control your computer."
+	case m.paused:
+		return "PAUSED: nothing is shared until you resume. " + strings.Join(who, "; ") + "."
+	default:
+		return "Shared: " + strings.Join(who, "; ") + "."
+	}
+}

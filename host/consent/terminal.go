@@ -1,0 +1,158 @@
+package consent
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// Terminal asks on a terminal and takes the user's commands between
+// questions: revoke a permission, pause, resume, end.
+type Terminal struct {
+	out io.Writer
+
+	mu      sync.Mutex
+	pending chan string // the line that answers the open question
+	lines   chan string
+}
+
+// NewTerminal reads the user's lines from in until it closes.
+func NewTerminal(in io.Reader, out io.Writer) *Terminal {
+	t := &Terminal{out: out, lines: make(chan string)}
+	go func() { // ends with in (the process's stdin): owned by the process
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			t.lines <- strings.TrimSpace(sc.Text())
+		}
+		close(t.lines)
+	}()
+	return t
+}
+
+// Name is the front end's name for the log.
+func (t *Terminal) Name() string { return "terminal" }
+
+// Ask prints the question and waits for the answer line.
+func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {
+	answer := make(chan string, 1)
+	t.mu.Lock()
+	t.pending = answer
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.pending = nil
+		t.mu.Unlock()
+	}()
+
+	var b strings.Builder
+	who := req.Viewer.Name + " (" + req.Viewer.Role
+	if req.Viewer.Org != "" {
+		who += ", " + req.Viewer.Org
+	}
+	who += ")"
+	fmt.Fprintf(&b, "\n%s asks to connect to this computer", who)
+	if req.Ticket != "" {
+		fmt.Fprintf(&b, " for ticket %s", req.Ticket)
+	}
+	fmt.Fprintf(&b, ".\nThey ask to:\n")
+	for i, p := range req.Permissions {
+		fmt.Fprintf(&b, "  %d. %-9s %s\n", i+1, p, Descriptions[p])
+	}
+	fmt.Fprintf(&b, "Type the numbers you allow (e.g. 1 2), \"all\", or \"no\". No answer in %d seconds means no.\nAllow? ", req.TimeoutSeconds)
+	io.WriteString(t.out, b.String())
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(t.out, "\nNo answer: denied.")
+		return nil, ctx.Err()
+	case line := <-answer:
+		granted := parseAnswer(line, req.Permissions)
+		if len(granted) == 0 {
+			fmt.Fprintln(t.out, "Denied.")
+		} else {
+			fmt.Fprintf(t.out, "Allowed: %s.\n", strings.Join(granted, ", "))
+		}
+		return granted, nil
+	}
+}
+
+// parseAnswer reads "1 3", "all", "view control" or anything else (no).
+func parseAnswer(line string, asked []string) []string {
+	line = strings.ToLower(strings.TrimSpace(line))
+	if line == "all" || line == "a" {
+		return slices.Clone(asked)
+	}
+	var granted []string
+	for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' }) {
+		p := f
+		if n, err := strconv.Atoi(f); err == nil && n >= 1 && n <= len(asked) {
+			p = asked[n-1]
+		}
+		if slices.Contains(asked, p) && !slices.Contains(granted, p) {
+			granted = append(granted, p)
+		}
+	}
+	return granted
+}
+
+// Serve routes the user's lines: to the open question if there is one,
+// else to m as commands. It returns when ctx ends or input closes.
+func (t *Terminal) Serve(ctx context.Context, m *Manager) {
+	for {
+		var line string
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return
+		case line, ok = <-t.lines:
+			if !ok {
+				return
+			}
+		}
+		t.mu.Lock()
+		pending := t.pending
+		t.mu.Unlock()
+		if pending != nil {
+			pending <- line
+			continue
+		}
+		t.command(m, line)
+	}
+}
+
+const help = `Commands: "revoke PERMISSION" (view, control, clipboard, files, shell), "pause", "resume", "end", "status".`
+
+func (t *Terminal) command(m *Manager, line string) {
+	f := strings.Fields(strings.ToLower(line))
+	if len(f) == 0 {
+		return
+	}
+	switch {
+	case f[0] == "revoke" && len(f) == 2:
+		if err := m.Revoke(f[1]); err != nil {
+			fmt.Fprintln(t.out, "Nothing to revoke:", err)
+		}
+	case f[0] == "pause":
+		m.SetPaused(true)
+	case f[0] == "resume":
+		m.SetPaused(false)
+	case f[0] == "end" || f[0] == "stop" || f[0] == "quit":
+		m.End()
+	case f[0] == "status":
+		fmt.Fprintln(t.out, m.Status())
+	default:
+		fmt.Fprintln(t.out, help)
+	}
+}
+
+// Show prints a status line with the commands.
+func (t *Terminal) Show(status string) {
+	fmt.Fprintf(t.out, "%s\n%s\n", status, help)
+}

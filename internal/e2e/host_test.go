@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/tether-support/tether/internal/xtest"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// hostProc is a running bin/host with its stdin and stdout on a terminal
+// (a pty), as a user who started it from a shell would have: that is where
+// it asks for consent.
+type hostProc struct {
+	cmd    *exec.Cmd
+	pty    *os.File
+	stdout syncBuffer // what the user reads on the terminal
+	stderr syncBuffer // the log and the error line
+	done   chan error
+
+	mu    sync.Mutex
+	auto  bool // answer "all" to every prompt
+	asked int  // prompts answered so far
+}
+
+// startHost runs the host and allows everything asked of it, answering
+// each real prompt on the terminal as the user would.
+func startHost(t *testing.T, display string, args ...string) *hostProc {
+	return runHost(t, display, true, args...)
+}
+
+// startHostAsking runs the host; the test answers with answer().
+func startHostAsking(t *testing.T, display string, args ...string) *hostProc {
+	return runHost(t, display, false, args...)
+}
+
+func runHost(t *testing.T, display string, auto bool, args ...string) *hostProc {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hostProc{cmd: exec.Command(xtest.Build(t, "./host"), args...), pty: ptmx, done: make(chan error, 1), auto: auto}
+	h.cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = tty, tty, &h.stderr
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	go h.readTerminal()
+	go func() { h.done <- h.cmd.Wait() }()
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.done
+		ptmx.Close()
+	})
+	return h
+}
+
+// readTerminal collects the terminal output and answers prompts when the
+// host runs in auto mode.
+func (h *hostProc) readTerminal() {
+	buf := make([]byte, 4096)
+	for {
+		n, err := h.pty.Read(buf)
+		if n > 0 {
+			h.stdout.Write(buf[:n])
+			h.mu.Lock()
+			prompts := strings.Count(h.stdout.String(), "Allow? ")
+			for h.auto && h.asked < prompts {
+				h.asked++
+				h.pty.WriteString("all\n")
+			}
+			h.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitOutput waits until the terminal shows want (counting from the
+// count-th occurrence, 1-based) and returns everything shown.
+func (h *hostProc) waitOutput(t *testing.T, want string, count int, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := h.stdout.String()
+		if strings.Count(out, want) >= count {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host terminal never showed %q (x%d); it shows:\n%s\nstderr:\n%s", want, count, out, h.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// typeLine sends a line to the host's terminal, as the user typing it.
+func (h *hostProc) typeLine(t *testing.T, line string) {
+	t.Helper()
+	if _, err := h.pty.WriteString(line + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait returns the host's exit code once it exits.
+func (h *hostProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-h.done:
+		h.done <- err // let Cleanup read it again
+		if err == nil {
+			return 0
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		t.Fatalf("host: %v", err)
+	case <-time.After(timeout):
+		t.Fatalf("host still running after %s; stderr:\n%s", timeout, h.stderr.String())
+	}
+	return -1
+}

@@ -1,0 +1,146 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Permissions a technician asks for and the user grants, one by one.
+const (
+	PermView      = "view"      // see the screen
+	PermControl   = "control"   // mouse and keyboard
+	PermClipboard = "clipboard" // read and set the clipboard
+	PermFiles     = "files"     // file transfer
+	PermShell     = "shell"     // remote shell
+)
+
+// AllPermissions in the order they are shown to the user.
+var AllPermissions = []string{PermView, PermControl, PermClipboard, PermFiles, PermShell}
+
+// Consent messages on the signaling connections.
+const (
+	TypeConsentRequest    = "consent.request"    // broker → host: someone asks to come in, or for more
+	TypeConsentAnswer     = "consent.answer"     // host → broker: what the user granted
+	TypeConsentState      = "consent.state"      // host → broker: the user changed grants or paused
+	TypePermissions       = "permissions"        // broker → viewer: what this viewer may do now
+	TypePermissionRequest = "permission.request" // viewer → broker: ask the user for more
+)
+
+// ErrPermission is wrapped by permission list errors.
+var ErrPermission = errors.New("invalid permission")
+
+// CheckPermissions accepts a list of known permissions without repeats.
+func CheckPermissions(perms []string) error {
+	if len(perms) > len(AllPermissions) {
+		return fmt.Errorf("%w: %d permissions", ErrPermission, len(perms))
+	}
+	for i, p := range perms {
+		if !slices.Contains(AllPermissions, p) {
+			return fmt.Errorf("%w: %q", ErrPermission, truncate(p))
+		}
+		if slices.Contains(perms[:i], p) {
+			return fmt.Errorf("%w: %q twice", ErrPermission, p)
+		}
+	}
+	return nil
+}
+
+// Person says who a technician is, as shown to the user.
+type Person struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+	Org  string `json:"org,omitempty"`
+}
+
+func (p *Person) validate() error {
+	return errors.Join(limit("id", p.ID, MaxIDSize), limit("name", p.Name, MaxIDSize), limit("role", p.Role, MaxIDSize), limit("org", p.Org, MaxIDSize))
+}
+
+// ConsentRequest asks the user to let Viewer in with Permissions.
+type ConsentRequest struct {
+	ID          string   `json:"id"`
+	Viewer      Person   `json:"viewer"`
+	Ticket      string   `json:"ticket,omitempty"`
+	Permissions []string `json:"permissions"`
+	// Timeout is how long the user has to answer; no answer is no.
+	TimeoutSeconds int `json:"timeout_seconds"`
+}
+
+func (r *ConsentRequest) validate() error {
+	if len(r.Permissions) == 0 {
+		return fmt.Errorf("%w: nothing requested", ErrPermission)
+	}
+	if r.TimeoutSeconds < 1 || r.TimeoutSeconds > 600 {
+		return fmt.Errorf("%w: timeout %d s", ErrMalformed, r.TimeoutSeconds)
+	}
+	return errors.Join(limit("id", r.ID, MaxIDSize), r.Viewer.validate(), limit("ticket", r.Ticket, MaxIDSize), CheckPermissions(r.Permissions))
+}
+
+// ConsentAnswer is the user's answer to one request: the permissions
+// granted (empty means denied).
+type ConsentAnswer struct {
+	ID      string   `json:"id"`
+	Granted []string `json:"granted"`
+	// Reason is "denied", "timeout" or "granted", for the audit trail.
+	Reason string `json:"reason"`
+}
+
+func (a *ConsentAnswer) validate() error {
+	return errors.Join(limit("id", a.ID, MaxIDSize), limit("reason", a.Reason, MaxIDSize), CheckPermissions(a.Granted))
+}
+
+// Grant is what one viewer may do.
+type Grant struct {
+	Viewer  string   `json:"viewer"`
+	Granted []string `json:"granted"`
+}
+
+// ConsentState is the user's current will, sent whenever it changes: the
+// grants of every admitted viewer, and whether the session is paused.
+type ConsentState struct {
+	Grants []Grant `json:"grants"`
+	Paused bool    `json:"paused"`
+	// Change describes what the user just did, for the audit trail, e.g.
+	// "revoked control", "paused".
+	Change string `json:"change,omitempty"`
+}
+
+func (s *ConsentState) validate() error {
+	if len(s.Grants) > 64 {
+		return fmt.Errorf("%w: %d grants", ErrMalformed, len(s.Grants))
+	}
+	errs := []error{limit("change", s.Change, MaxTextSize)}
+	for _, g := range s.Grants {
+		errs = append(errs, limit("viewer", g.Viewer, MaxIDSize), CheckPermissions(g.Granted))
+	}
+	return errors.Join(errs...)
+}
+
+// Permissions tells a viewer what it may do now.
+type Permissions struct {
+	Granted []string `json:"granted"`
+	Paused  bool     `json:"paused"`
+	// Pending is true while the user is being asked.
+	Pending bool `json:"pending"`
+	// Message says what happened, for the console, e.g. "The user denied
+	// control."
+	Message string `json:"message,omitempty"`
+}
+
+func (p *Permissions) validate() error {
+	return errors.Join(CheckPermissions(p.Granted), limit("message", p.Message, MaxTextSize))
+}
+
+// PermissionRequest asks the user for more permissions mid-session.
+type PermissionRequest struct {
+	Permissions []string `json:"permissions"`
+}
+
+func (r *PermissionRequest) validate() error {
+	if len(r.Permissions) == 0 {
+		return fmt.Errorf("%w: nothing requested", ErrPermission)
+	}
+	return CheckPermissions(r.Permissions)
+}
