@@ -23,6 +23,8 @@ func main() {
 	flag.IntVar(&cfg.UDPPort, "udp", 8443, "UDP port for all WebRTC media")
 	flag.StringVar(&cfg.PublicAddr, "public-addr", "", "host name or IP that hosts and browsers reach the broker by (default localhost)")
 	flag.DurationVar(&cfg.CodeTTL, "code-ttl", 10*time.Minute, "how long a support code stays valid")
+	flag.DurationVar(&cfg.ConsentTimeout, "consent-timeout", time.Minute, "how long the user has to answer a request; no answer is no")
+	flag.StringVar(&cfg.Organisation, "org", "", "organisation shown to users next to technicians' names, e.g. \"Acme IT\"")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
 	flag.Parse()
 

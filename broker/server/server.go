@@ -44,8 +44,12 @@ type Config struct {
 	CodeTTL time.Duration
 	// ViewerGrace is how long a session waits for a technician who left.
 	ViewerGrace time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// ConsentTimeout is how long the user has to answer; no answer is no.
+	ConsentTimeout time.Duration
+	// Organisation is shown to users next to technicians' names.
+	Organisation string
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -143,7 +147,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.rtcAPI, err = rtc.NewAPI(rtcCfg); err != nil {
 		return nil, err
 	}
-	b.hub, err = signal.New(signal.Config{Store: b.store, Auth: authn, API: b.rtcAPI, Logger: cfg.Logger, Now: cfg.Now, CodeTTL: cfg.CodeTTL, ViewerGrace: cfg.ViewerGrace})
+	b.hub, err = signal.New(signal.Config{Store: b.store, Auth: authn, API: b.rtcAPI, Logger: cfg.Logger, Now: cfg.Now, CodeTTL: cfg.CodeTTL, ViewerGrace: cfg.ViewerGrace,
+		ConsentTimeout: cfg.ConsentTimeout, Organisation: cfg.Organisation})
 	if err != nil {
 		return nil, err
 	}

@@ -156,7 +156,7 @@ func TestViewOnlyCannotInject(t *testing.T) {
 	if ok, reason, err := js.TakeControl(ctx, true); err != nil || ok || !strings.Contains(reason, "view-only") {
 		t.Fatalf("supervisor took control: %v %q %v", ok, reason, err)
 	}
-	w.Skip()
+	mark := len(w.Lines())
 	for _, jj := range []*client.Joined{j, js} {
 		send(t, ctx, jj,
 			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 10, Y: 10},
@@ -170,7 +170,7 @@ func TestViewOnlyCannotInject(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	for _, line := range w.Lines() {
+	for _, line := range w.Lines()[mark:] {
 		if strings.HasPrefix(line, "button") || strings.HasPrefix(line, "key") {
 			t.Fatalf("view-only input reached the host: %q", line)
 		}

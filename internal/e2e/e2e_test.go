@@ -50,14 +50,24 @@ func freeUDPPort(t *testing.T) int {
 
 func startBroker(t *testing.T) *broker {
 	t.Helper()
+	return startBrokerWith(t, nil)
+}
+
+// startBrokerWith starts a broker whose configuration tune may change.
+func startBrokerWith(t *testing.T, tune func(*server.Config)) *broker {
+	t.Helper()
 	b := &broker{}
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{
+	cfg := server.Config{
 		Addr: "127.0.0.1:0", DataDir: dir, UDPPort: freeUDPPort(t), Logger: logger, Now: b.now,
-		ViewerGrace: 2 * time.Second,
-	})
+		ViewerGrace: 2 * time.Second, Organisation: "Acme IT",
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -46,6 +46,7 @@ type Joined struct {
 
 	control     *webrtc.DataChannel
 	input       *webrtc.DataChannel
+	perms       *protocol.Permissions              // the latest word on what the user allows
 	lastControl map[string]protocol.ControlMessage // the latest message of each type
 }
 
@@ -138,6 +139,14 @@ func (j *Joined) signaling() {
 			if protocol.DecodePayload(env, &st) == nil {
 				j.mu.Lock()
 				j.state, j.host = st.State, st.Host
+				j.notifyLocked()
+				j.mu.Unlock()
+			}
+		case protocol.TypePermissions:
+			var p protocol.Permissions
+			if protocol.DecodePayload(env, &p) == nil {
+				j.mu.Lock()
+				j.perms = &p
 				j.notifyLocked()
 				j.mu.Unlock()
 			}
@@ -382,4 +391,49 @@ func (j *Joined) SendRawInput(ctx context.Context, data []byte) error {
 		return err
 	}
 	return j.input.Send(data)
+}
+
+// WaitPermissions waits until the user's grants satisfy cond.
+func (j *Joined) WaitPermissions(ctx context.Context, cond func(protocol.Permissions) bool) (protocol.Permissions, error) {
+	for {
+		j.mu.Lock()
+		p, changed := j.perms, j.changed
+		j.mu.Unlock()
+		if p != nil && cond(*p) {
+			return *p, nil
+		}
+		select {
+		case <-ctx.Done():
+			if p == nil {
+				return protocol.Permissions{}, fmt.Errorf("waiting for permissions: %w", ctx.Err())
+			}
+			return *p, fmt.Errorf("waiting for permissions (now %v, paused %v): %w", p.Granted, p.Paused, ctx.Err())
+		case <-j.done:
+			return protocol.Permissions{}, fmt.Errorf("waiting for permissions: %w: %s", ErrEnded, j.EndReason())
+		case <-changed:
+		}
+	}
+}
+
+// RequestPermissions asks the user for more permissions.
+func (j *Joined) RequestPermissions(perms ...string) error {
+	return j.sig.Send(protocol.TypePermissionRequest, j.ID, protocol.PermissionRequest{Permissions: perms})
+}
+
+// SendOnChannel opens a data channel of the client's own choosing and
+// sends data on it. The session offers no such channel: tests use it to
+// play a client that tries file transfer or a shell it was never granted.
+func (j *Joined) SendOnChannel(ctx context.Context, label string, data []byte) error {
+	dc, err := j.pc.CreateDataChannel(label, nil)
+	if err != nil {
+		return err
+	}
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	select {
+	case <-opened:
+	case <-ctx.Done():
+		return fmt.Errorf("channel %s did not open: %w", label, ctx.Err())
+	}
+	return dc.Send(data)
 }

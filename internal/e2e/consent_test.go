@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// askedSession creates a session, joins it as the admin and starts a host
+// whose prompts the test answers. It returns once the first question is on
+// the user's terminal.
+func askedSession(t *testing.T, ctx context.Context, b *broker, display string) (*client.Client, *client.Joined, *hostProc) {
+	t.Helper()
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	host := startHostAsking(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	out := host.waitOutput(t, "Allow? ", 1, 20*time.Second)
+	for _, want := range []string{"admin (admin, Acme IT) asks to connect", "ticket INC-9", "1. view", "2. control", "3. clipboard"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the prompt does not say %q:\n%s", want, out)
+		}
+	}
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return p.Pending }); err != nil {
+		t.Fatal(err)
+	}
+	return c, j, host
+}
+
+func has(p protocol.Permissions, perms ...string) bool {
+	for _, x := range perms {
+		if !slices.Contains(p.Granted, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func events(t *testing.T, ctx context.Context, b *broker, id string) []string {
+	t.Helper()
+	u := b.URL() + "/api/v1/sessions/" + id + "/events"
+	var out struct {
+		Events []struct {
+			Actor, Type string
+			Detail      json.RawMessage
+		}
+	}
+	getJSON(t, ctx, b, u, &out)
+	var types []string
+	for _, e := range out.Events {
+		types = append(types, e.Type)
+	}
+	return types
+}
+
+// TestConsentDenied: the user says no; nothing is shown and the session
+// ends for everyone with the reason.
+func TestConsentDenied(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, j, host := askedSession(t, ctx, b, display)
+	host.typeLine(t, "no")
+	select {
+	case <-j.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end after the user declined")
+	}
+	if !strings.Contains(j.EndReason(), "declined") || j.Frames() != 0 {
+		t.Fatalf("end reason %q, %d frames shown", j.EndReason(), j.Frames())
+	}
+	if code := host.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("host exit code %d", code)
+	}
+	if ev := events(t, ctx, b, j.ID); !slices.Contains(ev, "consent.denied") || !slices.Contains(ev, "session.ended") {
+		t.Fatalf("events %v", ev)
+	}
+}
+
+// TestConsentTimeout: no answer is no.
+func TestConsentTimeout(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBrokerWith(t, func(c *server.Config) { c.ConsentTimeout = 2 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, j, host := askedSession(t, ctx, b, display)
+	select {
+	case <-j.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the session did not end after the question timed out")
+	}
+	if !strings.Contains(j.EndReason(), "did not answer") || j.Frames() != 0 {
+		t.Fatalf("end reason %q, %d frames", j.EndReason(), j.Frames())
+	}
+	host.waitOutput(t, "No answer: denied.", 1, 5*time.Second)
+	if ev := events(t, ctx, b, j.ID); !slices.Contains(ev, "consent.timeout") {
+		t.Fatalf("events %v", ev)
+	}
+}
+
+// TestConsentPartialRevokeRequestPause walks one session through a partial
+// grant, a mid-session request granted and one denied, a revoke, a pause
+// and the user ending it, checking the remote machine each time.
+func TestConsentPartialRevokeRequestPause(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	w := xtest.StartInputWitness(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	_, j, host := askedSession(t, ctx, b, display)
+
+	// View only: the picture arrives, control is refused, clicks do nothing.
+	host.typeLine(t, "1")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, "view") && !p.Pending }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, reason, err := j.TakeControl(ctx, true); err != nil || ok || !strings.Contains(reason, "not allowed control") {
+		t.Fatalf("control with view only: %v %q %v", ok, reason, err)
+	}
+	mark := len(w.Lines())
+	click := func() {
+		send(t, ctx, j,
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 20, Y: 20},
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 20, Y: 20})
+	}
+	click()
+
+	// Mid-session request for control: the user is asked again and agrees.
+	if err := j.RequestPermissions(protocol.PermControl); err != nil {
+		t.Fatal(err)
+	}
+	out := host.waitOutput(t, "Allow? ", 2, 10*time.Second)
+	if last := out[strings.LastIndex(out, "They ask to:"):]; !strings.Contains(last, "1. control") || strings.Contains(last, "view") {
+		t.Fatalf("the second prompt should ask for control only:\n%s", last)
+	}
+	host.typeLine(t, "1")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, "view", "control") }); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range w.Lines()[mark:] {
+		if strings.HasPrefix(l, "button") {
+			t.Fatalf("a click made before control was granted reached the host: %q", l)
+		}
+	}
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control after the grant: %v %v", ok, err)
+	}
+	click()
+	w.Wait(t, `^button 1 down 20 20$`, 10*time.Second)
+
+	// A request for the clipboard, denied: nothing changes.
+	if err := j.RequestPermissions(protocol.PermClipboard); err != nil {
+		t.Fatal(err)
+	}
+	host.waitOutput(t, "Allow? ", 3, 10*time.Second)
+	host.typeLine(t, "no")
+	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return strings.Contains(p.Message, "declined") })
+	if err != nil || has(p, "clipboard") || !has(p, "view", "control") {
+		t.Fatalf("after a denied request: %+v %v", p, err)
+	}
+
+	// The user revokes control: within 200 ms the technician knows, and
+	// input stops working.
+	start := time.Now()
+	host.typeLine(t, "revoke control")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return !has(p, "control") }); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("revoking control took %v to reach the technician, want ≤ 200 ms", d)
+	}
+	mark = len(w.Lines())
+	click()
+	time.Sleep(500 * time.Millisecond)
+	for _, l := range w.Lines()[mark:] {
+		if strings.HasPrefix(l, "button") {
+			t.Fatalf("a click after the revoke reached the host: %q", l)
+		}
+	}
+
+	// Pause: no frames; resume: frames again.
+	host.typeLine(t, "pause")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return p.Paused }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	before := j.Frames()
+	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "30")
+	time.Sleep(time.Second)
+	if got := j.Frames(); got != before {
+		t.Fatalf("%d frames arrived while paused", got-before)
+	}
+	host.typeLine(t, "resume")
+	waitFor(t, 5*time.Second, func() bool { return j.Frames() > before })
+
+	// The user ends it.
+	host.typeLine(t, "end")
+	if code := host.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("host exit code %d", code)
+	}
+	if !strings.Contains(host.stdout.String(), "You ended the session.") {
+		t.Errorf("host terminal: %s", host.stdout.String())
+	}
+	select {
+	case <-j.Done():
+		if !strings.Contains(j.EndReason(), "user ended") {
+			t.Errorf("end reason %q", j.EndReason())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the technician was not told")
+	}
+	ev := events(t, ctx, b, j.ID)
+	for _, want := range []string{"host.connected", "viewer.joined", "consent.requested", "consent.granted", "permission.requested", "consent.denied", "consent.changed", "session.ended"} {
+		if !slices.Contains(ev, want) {
+			t.Errorf("no %s event in %v", want, ev)
+		}
+	}
+}
+
+// TestForgedClient: a client with view only sends raw input, opens file
+// and shell channels and sends on them. Nothing happens on the host, and
+// the broker reports it.
+func TestForgedClient(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	w := xtest.StartInputWitness(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, j, host := askedSession(t, ctx, b, display)
+	host.typeLine(t, "1")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, "view") }); err != nil {
+		t.Fatal(err)
+	}
+	mark := len(w.Lines())
+	for _, ev := range []protocol.InputEvent{
+		{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 5, Y: 5},
+		{Kind: protocol.InputKey, Code: "KeyA", Down: true},
+		{Kind: protocol.InputText, Text: "rm -rf ~"},
+	} {
+		send(t, ctx, j, ev)
+	}
+	for _, label := range []string{"files", "shell"} {
+		// The broker may close the channel at once: a failed send is fine.
+		j.SendOnChannel(ctx, label, []byte(`{"op":"put","path":"/etc/passwd"}`))
+	}
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboardRequest}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	for _, l := range w.Lines()[mark:] {
+		if strings.HasPrefix(l, "button") || strings.HasPrefix(l, "key") || strings.HasPrefix(l, "text") {
+			t.Fatalf("forged input reached the host: %q", l)
+		}
+	}
+	if _, ok := j.LastControl(protocol.ControlClipboard); ok {
+		t.Fatal("the forged client got the user's clipboard")
+	}
+	if _, err := j.WaitControl(ctx, protocol.ControlInputDropped, func(m protocol.ControlMessage) bool { return m.Count >= 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if ev := events(t, ctx, b, j.ID); !slices.Contains(ev, "message.refused") {
+		t.Fatalf("refusals not in the audit trail: %v", ev)
+	}
+}
+
+// getJSON fetches a REST resource with the admin's API key.
+func getJSON(t *testing.T, ctx context.Context, b *broker, url string, out any) {
+	t.Helper()
+	tlsCfg, err := dial.TLSConfig(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+b.admin.APIKey)
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
