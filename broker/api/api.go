@@ -63,6 +63,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/sessions/{id}", a.authed(a.getSession))
 	mux.HandleFunc("POST /api/v1/sessions/{id}/end", a.authed(a.endSession))
 	mux.HandleFunc("GET /api/v1/sessions/{id}/events", a.authed(a.sessionEvents))
+	mux.HandleFunc("POST /api/v1/sessions/{id}/invite", a.authed(a.invite(false)))
+	mux.HandleFunc("POST /api/v1/sessions/{id}/handover", a.authed(a.invite(true)))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such API endpoint.")
 	})
@@ -296,7 +298,7 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
-	if err != nil || !signal.CanAccess(p.User, sess) {
+	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
 		return
 	}
@@ -325,7 +327,7 @@ type eventJSON struct {
 
 func (a *API) sessionEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
-	if err != nil || !signal.CanAccess(p.User, sess) {
+	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
 		return
 	}
@@ -342,4 +344,34 @@ func (a *API) sessionEvents(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		out.Events = append(out.Events, eventJSON{At: e.At, Actor: e.Actor, Type: e.Type, Detail: json.RawMessage(e.Detail)})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// invite adds a colleague to a session, or hands it over to them.
+func (a *API) invite(handOver bool) func(http.ResponseWriter, *http.Request, *auth.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		var req struct {
+			Username string `json:"username"`
+		}
+		if !decode(w, r, &req) {
+			return
+		}
+		colleague, err := a.cfg.Store.UserByName(r.Context(), req.Username)
+		if err != nil || colleague.Role == auth.RoleSupervisor && handOver {
+			writeError(w, http.StatusBadRequest, "invalid_username", "username must name a technician or admin account.")
+			return
+		}
+		err = a.cfg.Hub.Invite(r.Context(), p.User, r.PathValue("id"), colleague, handOver)
+		switch {
+		case errors.Is(err, signal.ErrNotFound), errors.Is(err, signal.ErrForbidden):
+			writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
+		case errors.Is(err, signal.ErrEnded):
+			writeError(w, http.StatusConflict, "session_ended", "The session has ended.")
+		case err != nil:
+			a.log.ErrorContext(r.Context(), "invite", "err", err)
+			writeError(w, http.StatusInternalServerError, "internal_error", "The colleague could not be added; try again.")
+		default:
+			sess, _ := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
+			writeJSON(w, http.StatusOK, a.sessionJSON(sess))
+		}
+	}
 }

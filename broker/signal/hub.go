@@ -193,9 +193,45 @@ func (h *Hub) CreateSession(ctx context.Context, user *store.User, ticketID stri
 	return nil, "", errors.New("create session: could not find a free code")
 }
 
-// CanAccess reports whether user may see and act on sess.
-func CanAccess(user *store.User, sess *store.Session) bool {
-	return user.Role == auth.RoleAdmin || user.Role == auth.RoleSupervisor || sess.CreatedBy == user.ID
+// CanAccess reports whether user may see and act on sess: its technician,
+// a colleague invited in, supervisors and admins.
+func (h *Hub) CanAccess(ctx context.Context, user *store.User, sess *store.Session) bool {
+	if user.Role == auth.RoleAdmin || user.Role == auth.RoleSupervisor || sess.CreatedBy == user.ID {
+		return true
+	}
+	ok, err := h.cfg.Store.IsParticipant(ctx, sess.ID, user.ID)
+	return err == nil && ok
+}
+
+// Invite lets a colleague into a session; the user is asked before they
+// see anything, as for everyone.
+func (h *Hub) Invite(ctx context.Context, by *store.User, id string, colleague *store.User, handOver bool) error {
+	sess, err := h.cfg.Store.SessionByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if !h.CanAccess(ctx, by, sess) {
+		return ErrForbidden
+	}
+	if sess.State == store.StateEnded {
+		return ErrEnded
+	}
+	if err := h.cfg.Store.AddParticipant(ctx, id, colleague.ID, by.ID, h.cfg.Now()); err != nil {
+		return err
+	}
+	event := "participant.invited"
+	if handOver {
+		event = "session.handed_over"
+		if err := h.cfg.Store.SetOwner(ctx, id, colleague.ID); err != nil {
+			return err
+		}
+	}
+	h.audit(id, by.Username, event, map[string]any{"colleague": colleague.Username, "role": colleague.Role})
+	h.log.InfoContext(ctx, event, "session", id, "by", by.Username, "colleague", colleague.Username)
+	return nil
 }
 
 // EndSession ends a session on behalf of a person or integration.
@@ -207,7 +243,7 @@ func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason strin
 	if err != nil {
 		return nil, err
 	}
-	if !CanAccess(user, sess) {
+	if !h.CanAccess(ctx, user, sess) {
 		return nil, ErrForbidden
 	}
 	if sess.State == store.StateEnded {
@@ -522,7 +558,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadDeadline(time.Now().Add(pongTimeout))
 	sess, err := h.cfg.Store.SessionByID(r.Context(), hello.Session)
-	if err != nil || !CanAccess(p.User, sess) {
+	if err != nil || !h.CanAccess(r.Context(), p.User, sess) {
 		// The same answer for missing and forbidden: ids are not probed.
 		h.refuse(c, protocol.CodeNotFound, "No such session, or it is not yours.")
 		return
@@ -632,6 +668,10 @@ func (h *Hub) leave(l *live, c *conn) {
 	c.close(closeEnded, "")
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if v := l.viewers[c]; v != nil && l.host != nil && !l.ended {
+		host, id := l.host, v.person.ID
+		go host.send(protocol.TypeViewerLeft, l.id, protocol.ViewerLeft{Viewer: id})
+	}
 	delete(l.viewers, c)
 	if len(l.viewers) > 0 || l.ended || h.closed {
 		return

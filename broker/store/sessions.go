@@ -92,11 +92,14 @@ func (s *Store) SessionByID(ctx context.Context, id string) (*Session, error) {
 	return scanSession(s.db.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
 }
 
-// ListSessions returns the newest sessions first; createdBy zero means all.
-func (s *Store) ListSessions(ctx context.Context, createdBy int64, limit int) ([]*Session, error) {
+// ListSessions returns the newest sessions first: those user owns or was
+// invited to, or all when user is zero.
+func (s *Store) ListSessions(ctx context.Context, user int64, limit int) ([]*Session, error) {
 	rows, err := s.db.QueryContext(ctx,
-		"SELECT "+sessionColumns+" FROM sessions WHERE (? = 0 OR created_by = ?) ORDER BY created_at DESC LIMIT ?",
-		createdBy, createdBy, limit)
+		`SELECT `+sessionColumns+` FROM sessions WHERE ? = 0 OR created_by = ?
+		 OR id IN (SELECT session_id FROM session_participants WHERE user_id = ?)
+		 ORDER BY created_at DESC LIMIT ?`,
+		user, user, user, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
@@ -185,4 +188,28 @@ func (s *Store) Events(ctx context.Context, session string) ([]*Event, error) {
 		out = append(out, &e)
 	}
 	return out, rows.Err()
+}
+
+// AddParticipant lets user into a session owned by someone else.
+func (s *Store) AddParticipant(ctx context.Context, session string, user, addedBy int64, now time.Time) error {
+	_, err := s.db.ExecContext(ctx,
+		"INSERT INTO session_participants (session_id, user_id, added_by, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		session, user, addedBy, ms(now))
+	if err != nil {
+		return fmt.Errorf("add participant: %w", err)
+	}
+	return nil
+}
+
+// IsParticipant reports whether user was invited into session.
+func (s *Store) IsParticipant(ctx context.Context, session string, user int64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM session_participants WHERE session_id = ? AND user_id = ?", session, user).Scan(&n)
+	return n > 0, err
+}
+
+// SetOwner hands a session over to another technician.
+func (s *Store) SetOwner(ctx context.Context, session string, user int64) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET created_by = ? WHERE id = ?", user, session)
+	return err
 }

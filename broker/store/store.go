@@ -73,6 +73,13 @@ var migrations = []string{
 		detail     TEXT NOT NULL DEFAULT '{}'
 	);
 	CREATE INDEX session_events_session ON session_events(session_id, id);`,
+	`CREATE TABLE session_participants (
+		session_id TEXT NOT NULL REFERENCES sessions(id),
+		user_id    INTEGER NOT NULL REFERENCES users(id),
+		added_by   INTEGER NOT NULL REFERENCES users(id),
+		added_at   INTEGER NOT NULL,
+		PRIMARY KEY (session_id, user_id)
+	);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

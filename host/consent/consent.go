@@ -133,6 +133,18 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	return answer
 }
 
+// Left forgets a technician who left the session.
+func (m *Manager) Left(viewer string) {
+	m.mu.Lock()
+	v := m.viewers[viewer]
+	delete(m.viewers, viewer)
+	m.mu.Unlock()
+	if v != nil {
+		m.cfg.Logger.Info("technician left", "technician", v.Person.Name)
+		m.cfg.Show(m.Status())
+	}
+}
+
 // Allowed reports whether any technician may do perm now.
 func (m *Manager) Allowed(perm string) bool {
 	m.mu.Lock()

@@ -347,6 +347,11 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 						log.Warn("send consent answer", "err", err)
 					}
 				}()
+			case protocol.TypeViewerLeft:
+				var left protocol.ViewerLeft
+				if protocol.DecodePayload(env, &left) == nil {
+					mgr.Left(left.Viewer)
+				}
 			case protocol.TypeEnded:
 				var ended protocol.Ended
 				protocol.DecodePayload(env, &ended)

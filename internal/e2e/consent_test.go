@@ -306,3 +306,63 @@ func getJSON(t *testing.T, ctx context.Context, b *broker, url string, out any) 
 		t.Fatal(err)
 	}
 }
+
+// TestEscalation: a technician who is not in the session cannot join; once
+// invited, the user is asked before the colleague sees anything, and the
+// user's terminal says who is in.
+func TestEscalation(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, j, host := askedSession(t, ctx, b, display)
+	host.typeLine(t, "all")
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	lee := b.login(t, ctx, "lee", "l3-expert-password")
+	if _, err := lee.Join(ctx, j.ID); err == nil || !strings.Contains(err.Error(), "not yours") {
+		t.Fatalf("an uninvited technician joined: %v", err)
+	}
+	if err := c.Invite(ctx, j.ID, "lee", false); err != nil {
+		t.Fatal(err)
+	}
+	jl, err := lee.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jl.Close()
+	out := host.waitOutput(t, "Allow? ", 2, 10*time.Second)
+	if last := out[strings.LastIndex(out, "asks to connect")-40:]; !strings.Contains(last, "lee (technician, Acme IT)") {
+		t.Fatalf("the user is not told who asks:\n%s", last)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if jl.Frames() != 0 {
+		t.Fatalf("the colleague saw %d frames before the user answered", jl.Frames())
+	}
+	host.typeLine(t, "1")
+	if _, err := jl.Screenshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	host.waitOutput(t, "lee (technician) can view", 1, 5*time.Second)
+	host.waitOutput(t, "admin (admin) can view, control, clipboard", 1, 5*time.Second)
+	if ok, _, err := jl.TakeControl(ctx, true); err != nil || ok {
+		t.Fatalf("the colleague took control without the user's grant: %v %v", ok, err)
+	}
+
+	// Hand-over: the session becomes lee's.
+	if err := c.Invite(ctx, j.ID, "lee", true); err != nil {
+		t.Fatal(err)
+	}
+	s, err := lee.Session(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := events(t, ctx, b, s.ID); !slices.Contains(ev, "participant.invited") || !slices.Contains(ev, "session.handed_over") {
+		t.Fatalf("events %v", ev)
+	}
+}

@@ -25,7 +25,15 @@ const (
 	TypeConsentState      = "consent.state"      // host → broker: the user changed grants or paused
 	TypePermissions       = "permissions"        // broker → viewer: what this viewer may do now
 	TypePermissionRequest = "permission.request" // viewer → broker: ask the user for more
+	TypeViewerLeft        = "viewer.left"        // broker → host: a technician left the session
 )
+
+// ViewerLeft tells the host that a technician is gone, with their grants.
+type ViewerLeft struct {
+	Viewer string `json:"viewer"`
+}
+
+func (v *ViewerLeft) validate() error { return limit("viewer", v.Viewer, MaxIDSize) }
 
 // ErrPermission is wrapped by permission list errors.
 var ErrPermission = errors.New("invalid permission")

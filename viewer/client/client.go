@@ -182,3 +182,15 @@ func (c *Client) EndSession(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// Invite lets a colleague into a session, or hands it over to them.
+func (c *Client) Invite(ctx context.Context, id, username string, handOver bool) error {
+	action := "/invite"
+	if handOver {
+		action = "/handover"
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(id)+action, map[string]string{"username": username}, nil); err != nil {
+		return fmt.Errorf("invite %s: %w", username, err)
+	}
+	return nil
+}
