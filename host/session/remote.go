@@ -37,6 +37,11 @@ type remote struct {
 
 // onInput applies one input message; bad events are dropped and counted.
 func (r *remote) onInput(data []byte) {
+	// Letting go is always allowed: it can only give the user back control.
+	if len(data) == 1 && data[0] == protocol.InputReleaseAll {
+		r.inj.ReleaseAll()
+		return
+	}
 	if !r.allow(protocol.PermControl) {
 		r.refused("input")
 		return

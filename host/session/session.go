@@ -351,6 +351,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				var left protocol.ViewerLeft
 				if protocol.DecodePayload(env, &left) == nil {
 					mgr.Left(left.Viewer)
+					if !mgr.Allowed(protocol.PermControl) {
+						inj.ReleaseAll() // no one left may hold a key down
+					}
 				}
 			case protocol.TypeEnded:
 				var ended protocol.Ended

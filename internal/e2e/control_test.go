@@ -114,6 +114,11 @@ func TestRemoteControl(t *testing.T) {
 	send(t, ctx, j, key("ControlLeft", true))
 	w.Wait(t, `^key down \d+ Control_L$`, 5*time.Second)
 	j.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("host stderr:\n" + host.stderr.String())
+		}
+	})
 	w.Wait(t, `^key up \d+ Control_L$`, 10*time.Second)
 
 	// A second visit: clipboard both ways.

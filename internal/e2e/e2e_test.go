@@ -62,7 +62,7 @@ func startBrokerWith(t *testing.T, tune func(*server.Config)) *broker {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := server.Config{
 		Addr: "127.0.0.1:0", DataDir: dir, UDPPort: freeUDPPort(t), Logger: logger, Now: b.now,
-		ViewerGrace: 2 * time.Second, Organisation: "Acme IT",
+		ViewerGrace: 10 * time.Second, Organisation: "Acme IT",
 	}
 	if tune != nil {
 		tune(&cfg)
