@@ -139,16 +139,3 @@ func serial() *big.Int {
 	}
 	return n
 }
-
-// Pool loads a CA file for clients (-ca FILE).
-func Pool(caFile string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
-	}
-	return pool, nil
-}

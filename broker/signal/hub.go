@@ -352,25 +352,11 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-origin request refused", http.StatusForbidden)
 		return
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil)
-	if err != nil {
+	c, hello, ok := h.accept(w, r, protocol.RoleHost)
+	if !ok {
 		return
 	}
-	c := newConn(ws)
-	h.wg.Add(2)
-	defer h.wg.Done()
-	defer c.close(closeEnded, "")
-	go func() {
-		defer h.wg.Done()
-		c.keepalive()
-	}()
-
-	var hello protocol.Hello
-	ws.SetReadDeadline(time.Now().Add(helloTimeout))
-	if !h.readHello(c, &hello, protocol.RoleHost) {
-		return
-	}
-	ws.SetReadDeadline(time.Now().Add(pongTimeout))
+	defer h.release(c)
 	if !h.allowCode(r) {
 		h.refuse(c, protocol.CodeRateLimited, "Too many code attempts from your network. Wait a minute and try again.")
 		return
@@ -480,6 +466,34 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	h.end(sess.ID, "The user's computer disconnected.")
 }
 
+// accept upgrades to WebSocket, keeps the connection alive and reads the
+// peer's hello. When ok, the caller owns c and must release it.
+func (h *Hub) accept(w http.ResponseWriter, r *http.Request, role string) (c *conn, hello protocol.Hello, ok bool) {
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return nil, hello, false
+	}
+	c = newConn(ws)
+	h.wg.Add(2)
+	go func() {
+		defer h.wg.Done()
+		c.keepalive()
+	}()
+	ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	if !h.readHello(c, &hello, role) {
+		h.release(c)
+		return nil, hello, false
+	}
+	ws.SetReadDeadline(time.Now().Add(pongTimeout))
+	return c, hello, true
+}
+
+// release closes a connection from accept.
+func (h *Hub) release(c *conn) {
+	c.close(closeEnded, "")
+	h.wg.Done()
+}
+
 // readHello reads and checks the first message; on failure it tells the
 // peer why and closes.
 func (h *Hub) readHello(c *conn, hello *protocol.Hello, role string) bool {
@@ -538,25 +552,11 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-origin request refused", http.StatusForbidden)
 		return
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil)
-	if err != nil {
+	c, hello, ok := h.accept(w, r, protocol.RoleViewer)
+	if !ok {
 		return
 	}
-	c := newConn(ws)
-	h.wg.Add(2)
-	defer h.wg.Done()
-	defer c.close(closeEnded, "")
-	go func() {
-		defer h.wg.Done()
-		c.keepalive()
-	}()
-
-	var hello protocol.Hello
-	ws.SetReadDeadline(time.Now().Add(helloTimeout))
-	if !h.readHello(c, &hello, protocol.RoleViewer) {
-		return
-	}
-	ws.SetReadDeadline(time.Now().Add(pongTimeout))
+	defer h.release(c)
 	sess, err := h.cfg.Store.SessionByID(r.Context(), hello.Session)
 	if err != nil || !h.CanAccess(r.Context(), p.User, sess) {
 		// The same answer for missing and forbidden: ids are not probed.

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { ROOT, bin, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
+import { ROOT, bin, openSession, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
 
 const WIDTH = 1280;
 const HEIGHT = 720;
@@ -24,24 +24,9 @@ test('technician watches a live host from the console', { timeout: 120_000 }, as
   const browser = await launch();
   try {
     const page = await browser.newPage();
-    await page.goto(broker.url + '/');
-
-    // Log in with the first admin.
-    await page.getByTestId('login-username').fill(broker.admin.user);
-    await page.getByTestId('login-password').fill(broker.admin.password);
-    await page.getByTestId('login-submit').click();
-
-    // Create a session and read its code.
-    await page.getByTestId('new-session').click();
-    await page.getByTestId('new-session-ticket').fill('INC-4242');
-    await page.getByTestId('new-session-submit').click();
-    const codeEl = page.getByTestId('session-code');
-    await codeEl.waitFor();
-    const code = await codeEl.getAttribute('data-code');
+    // Log in, create a session for a ticket, read its code, open it.
+    const code = await openSession(page, broker, 'INC-4242');
     assert.match(code, /^\d{9,}$/, 'the code is nine or more digits');
-
-    await page.getByTestId('open-session').click();
-    await page.getByTestId('conn-state').waitFor();
 
     // The user runs the host with that code.
     const host = startHost(broker, code, display);

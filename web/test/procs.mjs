@@ -112,3 +112,21 @@ export function startHost(broker, code, display, { answer = 'all', args = [] } =
   });
   return host;
 }
+
+// openSession logs the page in as the broker's first admin, creates a
+// session through the console and opens it; it returns the code shown.
+export async function openSession(page, broker, ticket = '') {
+  await page.goto(broker.url + '/');
+  await page.getByTestId('login-username').fill(broker.admin.user);
+  await page.getByTestId('login-password').fill(broker.admin.password);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('new-session').click();
+  if (ticket) await page.getByTestId('new-session-ticket').fill(ticket);
+  await page.getByTestId('new-session-submit').click();
+  const codeEl = page.getByTestId('session-code');
+  await codeEl.waitFor();
+  const code = await codeEl.getAttribute('data-code');
+  await page.getByTestId('open-session').click();
+  await page.getByTestId('conn-state').waitFor();
+  return code;
+}
