@@ -33,6 +33,7 @@ type inputWitness struct {
 	out   io.Writer
 	keys  keymap
 	white bool      // the window shows colourInputToggled
+	stamp bool      // end lines with the wall-clock time (-stamp)
 	pixel [2]uint32 // pixel values of colourInputStart and colourInputToggled
 }
 
@@ -62,6 +63,9 @@ func (in *inputWitness) paint() error {
 // printf writes one line in one Write, so a reader never sees half a line
 // and the -log file holds every line as soon as it is printed.
 func (in *inputWitness) printf(format string, args ...any) error {
+	if in.stamp {
+		return stampf(in.out, format, args...)
+	}
 	if _, err := fmt.Fprintf(in.out, format+"\n", args...); err != nil {
 		return fmt.Errorf("print event: %w", err)
 	}

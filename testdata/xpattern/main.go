@@ -15,6 +15,9 @@
 //     (default 16) with a grey whose level is the frame counter modulo 256
 //     (R = G = B = counter % 256, starting at 0), so the screen changes on
 //     every frame; benchmarks use it as a worst case for capture and encode.
+//     With -bars the top quarter shows the counter instead, as black and
+//     white bars a viewer can read back (see bars.go), and the grey fills
+//     the rest.
 //   - -mode input: a witness of injected input. The window starts black
 //     #000000, takes the keyboard focus, and prints one line per input event
 //     it receives (see input.go for the format), such as "button 1 down 640
@@ -28,6 +31,13 @@
 // (and, in input mode, once it has the focus; tests wait for that line) and
 // exits with status 0 on SIGTERM or SIGINT. With -log FILE every line it
 // prints goes to FILE too, written as it is printed.
+//
+// With -stamp every line after "ready" ends in " @" and the wall-clock time
+// it was printed, in microseconds since the Unix epoch (e.g. "colour
+// #ffffff @1763900000123456": the time the new colour had reached the
+// server), and -mode counter prints "paint N @T" once paint N has reached
+// the server. Latency benchmarks compare these times with a browser's clock
+// on the same machine.
 //
 // Build it with: go build -o /tmp/xpattern ./testdata/xpattern
 package main
@@ -66,6 +76,8 @@ const (
 type config struct {
 	mode     string
 	interval time.Duration
+	bars     bool
+	stamp    bool
 	display  string
 	stdout   io.Writer
 }
@@ -75,6 +87,8 @@ func main() {
 	flag.StringVar(&cfg.mode, "mode", "pattern", `what to do: "pattern" (four coloured quadrants), "counter" (grey level changing every frame) or "input" (print the input events received)`)
 	intervalMS := flag.Int("interval", 16, "milliseconds between repaints in -mode counter")
 	logPath := flag.String("log", "", "also write every line printed on stdout to this file")
+	flag.BoolVar(&cfg.bars, "bars", false, "in -mode counter, show the counter as black and white bars in the top quarter")
+	flag.BoolVar(&cfg.stamp, "stamp", false, "end every line with the wall-clock time in Unix microseconds; in -mode counter print a line per paint")
 	flag.Parse()
 	cfg.interval = time.Duration(*intervalMS) * time.Millisecond
 
@@ -156,6 +170,7 @@ func run(ctx context.Context, cfg config) error {
 		if in, err = newInputWitness(conn, w, cfg.stdout); err != nil {
 			return err
 		}
+		in.stamp = cfg.stamp
 	}
 	paint := func() error {
 		switch cfg.mode {
@@ -164,7 +179,13 @@ func run(ctx context.Context, cfg config) error {
 		case "input":
 			return in.paint()
 		}
-		return w.paintGrey(conn, byte(counter))
+		if err := w.paintCounter(conn, counter, cfg.bars); err != nil {
+			return err
+		}
+		if cfg.stamp {
+			return stampf(cfg.stdout, "paint %d", counter)
+		}
+		return nil
 	}
 	if err := paint(); err != nil {
 		return err
@@ -240,6 +261,8 @@ type window struct {
 	height uint16
 	cmap   xproto.Colormap
 	pixels [4]uint32 // quadrant colours as pixel values of the default visual
+	black  uint32
+	white  uint32
 }
 
 func newWindow(conn *xgb.Conn, input bool) (*window, error) {
@@ -273,6 +296,12 @@ func newWindow(conn *xgb.Conn, input bool) (*window, error) {
 		if w.pixels[i], err = w.alloc(conn, rgb); err != nil {
 			return nil, err
 		}
+	}
+	if w.black, err = w.alloc(conn, 0x000000); err != nil {
+		return nil, err
+	}
+	if w.white, err = w.alloc(conn, 0xffffff); err != nil {
+		return nil, err
 	}
 	if err := xproto.MapWindowChecked(conn, w.id).Check(); err != nil {
 		return nil, fmt.Errorf("map window: %w", err)
@@ -316,13 +345,22 @@ func (w *window) paintPattern(conn *xgb.Conn) error {
 }
 
 func (w *window) paintGrey(conn *xgb.Conn, level byte) error {
-	l := uint16(level) * 0x101
-	reply, err := xproto.AllocColor(conn, w.cmap, l, l, l).Reply()
+	grey, err := w.grey(conn, level)
 	if err != nil {
-		return fmt.Errorf("allocate grey %d: %w", level, err)
+		return err
 	}
-	w.fill(conn, reply.Pixel, xproto.Rectangle{Width: w.width, Height: w.height})
+	w.fill(conn, grey, xproto.Rectangle{Width: w.width, Height: w.height})
 	// Waiting for the server each frame keeps requests from piling up when
 	// the server is slower than -interval.
 	return flush(conn)
+}
+
+// stampf prints one line ending in " @" and the wall-clock time in Unix
+// microseconds, in one Write.
+func stampf(out io.Writer, format string, args ...any) error {
+	line := fmt.Sprintf(format, args...)
+	if _, err := fmt.Fprintf(out, "%s @%d\n", line, time.Now().UnixMicro()); err != nil {
+		return fmt.Errorf("print: %w", err)
+	}
+	return nil
 }
