@@ -22,6 +22,12 @@ func TestRoundTrip(t *testing.T) {
 		{TypeEnd, &End{Reason: "done"}, func() validator { return &End{} }},
 		{TypeEnded, &Ended{Reason: "the technician ended the session"}, func() validator { return &Ended{} }},
 		{TypeError, &ErrorPayload{Code: CodeInvalidCode, Message: "That code is not valid."}, func() validator { return &ErrorPayload{} }},
+		{TypeConsentRequest, &ConsentRequest{ID: "c_1", Viewer: Person{ID: "v_1", Name: "dana", Role: "technician", Org: "Acme IT"}, Ticket: "INC-1", Permissions: []string{PermView, PermControl}, TimeoutSeconds: 60}, func() validator { return &ConsentRequest{} }},
+		{TypeConsentAnswer, &ConsentAnswer{ID: "c_1", Granted: []string{PermView}, Reason: "granted"}, func() validator { return &ConsentAnswer{} }},
+		{TypeConsentState, &ConsentState{Grants: []Grant{{Viewer: "v_1", Granted: []string{PermView}}}, Paused: true, Change: "paused"}, func() validator { return &ConsentState{} }},
+		{TypePermissions, &Permissions{Granted: []string{PermView, PermClipboard}, Pending: false, Message: "The user allowed view, clipboard."}, func() validator { return &Permissions{} }},
+		{TypePermissionRequest, &PermissionRequest{Permissions: []string{PermShell}}, func() validator { return &PermissionRequest{} }},
+		{TypeViewerLeft, &ViewerLeft{Viewer: "v_1"}, func() validator { return &ViewerLeft{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -95,6 +101,10 @@ func TestPayloadLimits(t *testing.T) {
 		{"hello long code", TypeHello, Hello{Version: Version, Role: RoleHost, Code: strings.Repeat("1", MaxIDSize+1)}, &Hello{}, ErrFieldLimit},
 		{"hello absurd size", TypeHello, Hello{Version: Version, Role: RoleHost, Host: &HostInfo{Width: -1}}, &Hello{}, ErrMalformed},
 		{"reason too long", TypeEnd, End{Reason: strings.Repeat("r", MaxTextSize+1)}, &End{}, ErrFieldLimit},
+		{"unknown permission", TypePermissionRequest, PermissionRequest{Permissions: []string{"root"}}, &PermissionRequest{}, ErrPermission},
+		{"repeated permission", TypeConsentAnswer, ConsentAnswer{ID: "c", Granted: []string{"view", "view"}}, &ConsentAnswer{}, ErrPermission},
+		{"empty request", TypeConsentRequest, ConsentRequest{ID: "c", TimeoutSeconds: 60}, &ConsentRequest{}, ErrPermission},
+		{"absurd timeout", TypeConsentRequest, ConsentRequest{ID: "c", Permissions: []string{"view"}, TimeoutSeconds: 0}, &ConsentRequest{}, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,12 +146,15 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"type":"offer","payload":{"sdp":"v=0"}}`))
 	f.Add([]byte(`{"v":1,"type":"state","payload":{"state":"active","host":{"width":1,"height":2}}}`))
 	f.Add([]byte(`{"v":1,"type":"error","payload":{"code":"x","message":"y"}}`))
+	f.Add([]byte(`{"v":1,"type":"consent.answer","payload":{"id":"c","granted":["view"],"reason":"granted"}}`))
+	f.Add([]byte(`{"v":1,"type":"consent.state","payload":{"grants":[{"viewer":"v","granted":["control"]}],"paused":true}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := Decode(data)
 		if err != nil {
 			return
 		}
-		for _, v := range []validator{&Hello{}, &Welcome{}, &SDP{}, &State{}, &End{}, &Ended{}, &ErrorPayload{}} {
+		for _, v := range []validator{&Hello{}, &Welcome{}, &SDP{}, &State{}, &End{}, &Ended{}, &ErrorPayload{},
+			&ConsentRequest{}, &ConsentAnswer{}, &ConsentState{}, &Permissions{}, &PermissionRequest{}, &ViewerLeft{}} {
 			if DecodePayload(env, v) == nil {
 				if _, err := Encode(env.Type, env.Session, v); err != nil && !errors.Is(err, ErrTooLarge) {
 					t.Fatalf("decoded %T does not encode: %v", v, err)
