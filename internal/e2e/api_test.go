@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// apiCall makes one REST call; token is a bearer token (or "" for none).
+func apiCall(t *testing.T, hc *http.Client, method, url, token, body string, header map[string]string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	json.Unmarshal(data, &out)
+	return resp.StatusCode, out
+}
+
+func errCode(out map[string]any) string {
+	e, _ := out["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// TestAPIAccess: who may see and end which session, CSRF on cookie
+// logins, and bad input rejected with a stable code.
+func TestAPIAccess(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	for _, u := range []struct{ name, role string }{{"tina", "technician"}, {"tom", "technician"}, {"sue", "supervisor"}} {
+		if err := b.CreateUser(ctx, u.name, u.name+"-password-1", u.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	token := map[string]string{"admin": b.admin.APIKey}
+	for _, name := range []string{"tina", "tom", "sue"} {
+		u, _ := dial.BrokerURL(b.URL())
+		c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := c.Login(ctx, name, name+"-password-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		token[name] = tok
+	}
+	api := b.URL() + "/api/v1"
+	status, out := apiCall(t, hc, "POST", api+"/sessions", token["tina"], `{"ticket":{"id":"INC-1"}}`, nil)
+	if status != 201 {
+		t.Fatalf("tina creates: %d %v", status, out)
+	}
+	id := out["id"].(string)
+
+	for _, c := range []struct {
+		who, method, path string
+		want              int
+	}{
+		{"tina", "GET", "/sessions/" + id, 200},
+		{"tom", "GET", "/sessions/" + id, 404},
+		{"sue", "GET", "/sessions/" + id, 200},
+		{"admin", "GET", "/sessions/" + id, 200},
+		{"tom", "GET", "/sessions/" + id + "/events", 404},
+		{"tina", "GET", "/sessions/" + id + "/events", 200},
+		{"tom", "POST", "/sessions/" + id + "/end", 404},
+		{"", "GET", "/sessions/" + id, 401},
+		{"", "POST", "/sessions", 401},
+	} {
+		if status, out := apiCall(t, hc, c.method, api+c.path, token[c.who], "", nil); status != c.want {
+			t.Errorf("%s %s %s: %d, want %d (%v)", c.who, c.method, c.path, status, c.want, out)
+		}
+	}
+	// Tom's list does not show Tina's session; the supervisor's does.
+	for who, want := range map[string]int{"tom": 0, "sue": 1} {
+		_, out := apiCall(t, hc, "GET", api+"/sessions", token[who], "", nil)
+		if got := len(out["sessions"].([]any)); got != want {
+			t.Errorf("%s lists %d sessions, want %d", who, got, want)
+		}
+	}
+
+	for _, c := range []struct{ body, code string }{
+		{`{"ticket":{"id":"` + strings.Repeat("x", 200) + `"}}`, "invalid_ticket"},
+		{`{"permissions":["view","root"]}`, "invalid_permissions"},
+		{`{"code_ttl_seconds":5}`, "invalid_code_ttl"},
+		{`{"surprise":1}`, "invalid_json"},
+		{`{"ticket":`, "invalid_json"},
+	} {
+		if status, out := apiCall(t, hc, "POST", api+"/sessions", token["tina"], c.body, nil); status != 400 || errCode(out) != c.code {
+			t.Errorf("body %.40s: %d %v, want 400 %s", c.body, status, out, c.code)
+		}
+	}
+
+	// Cookie logins need the CSRF token to change anything.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Jar: jar}
+	status, out = apiCall(t, browser, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1"}`, nil)
+	if status != 200 {
+		t.Fatalf("login: %d %v", status, out)
+	}
+	csrf := out["csrf_token"].(string)
+	if status, out := apiCall(t, browser, "POST", api+"/sessions", "", `{}`, nil); status != 403 || errCode(out) != "csrf_failed" {
+		t.Errorf("cookie POST without CSRF: %d %v", status, out)
+	}
+	if status, _ := apiCall(t, browser, "POST", api+"/sessions", "", `{}`, map[string]string{"X-CSRF-Token": csrf}); status != 201 {
+		t.Errorf("cookie POST with CSRF: %d", status)
+	}
+	if status, _ := apiCall(t, browser, "POST", api+"/login", "", `{"username":"tina","password":"wrong"}`, nil); status != 401 {
+		t.Errorf("wrong password: %d", status)
+	}
+}
