@@ -123,9 +123,13 @@ export async function me() {
   }
 }
 
-/** Creates a support session, optionally for a ticket reference. */
-export function createSession(ticketId) {
+/**
+ * Creates a support session, optionally for a ticket reference, asking the
+ * user for `permissions` (the broker's default when not given).
+ */
+export function createSession(ticketId, permissions) {
   const body = ticketId ? { ticket: { id: ticketId } } : {};
+  if (Array.isArray(permissions)) body.permissions = permissions;
   return request('POST', '/api/v1/sessions', body);
 }
 
@@ -140,4 +144,10 @@ export function getSession(id) {
 
 export function endSession(id) {
   return request('POST', `/api/v1/sessions/${encodeURIComponent(id)}/end`, {});
+}
+
+/** A session's audit trail, oldest first: [{at, actor, type, detail}]. */
+export async function sessionEvents(id) {
+  const data = await request('GET', `/api/v1/sessions/${encodeURIComponent(id)}/events`);
+  return Array.isArray(data?.events) ? data.events : [];
 }

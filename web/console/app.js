@@ -22,8 +22,9 @@ const app = {
 // Hooks for browser tests and for support staff poking at the console.
 // `state` is the session view's connection state (see session.js).
 // The session view adds `input` ({ sent, lastSent }: messages sent on the
-// input channel) and `control` ({ enabled }: remote control granted).
-window.tether = { state: 'idle', session: null, user: null, viewer: null, input: null, control: null };
+// input channel), `control` ({ enabled }: remote control granted) and
+// `permissions` ({ granted, paused, pending, message }: what the user allows).
+window.tether = { state: 'idle', session: null, user: null, viewer: null, input: null, control: null, permissions: null };
 
 function parseRoute() {
   const path = location.hash.replace(/^#/, '') || '/sessions';
@@ -51,6 +52,7 @@ function render() {
   window.tether.viewer = null;
   window.tether.input = null;
   window.tether.control = null;
+  window.tether.permissions = null;
 
   const route = parseRoute();
   if (!app.user) {

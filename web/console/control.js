@@ -10,6 +10,12 @@
 //   {"type":"display.select","index":n}            → show another monitor
 //   {"type":"input.dropped","count":n,"reason"?}   ← the broker refused input
 // Unknown types are ignored.
+//
+// What the user allows (session.js hands it over through setPermissions)
+// decides what is offered: Control needs the `control` grant, the
+// clipboard the `clipboard` grant (and Control to set the remote one), and
+// nothing while the user has paused. The broker enforces the same; it does
+// not say so on this channel when it takes control away, so the grants do.
 
 import { RemoteInput } from './remote.js';
 import { StatsMonitor } from './stats.js';
@@ -63,15 +69,17 @@ function toolButton(iconName, label, attrs = {}) {
 
 /**
  * Builds the remote-control toolbar and heads-up display and wires them to
- * the stage. Returns { toolbar, hud, attach(channels), setLive(bool), destroy() }.
+ * the stage. Returns { toolbar, hud, attach(channels), setLive(bool),
+ * setPermissions(p), destroy() }.
  *
  * @param {object} o
  * @param {HTMLElement} o.stage    focusable element taking the keyboard (data-testid remote-stage)
  * @param {HTMLElement} o.surface  scroll container under the picture, taking the pointer
  * @param {HTMLVideoElement} o.video
  * @param {() => RTCPeerConnection|null} o.getPc
+ * @param {(perm: string) => boolean} [o.onRequest] asks the user for a permission; true if asked
  */
-export function mountRemoteControl({ stage, surface, video, getPc }) {
+export function mountRemoteControl({ stage, surface, video, getPc, onRequest = () => false }) {
   const state = {
     live: false,
     channel: null, // control RTCDataChannel
@@ -84,6 +92,10 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     current: 0,
     scale: prefs.get('scale', 'fit') === 'actual' ? 'actual' : 'fit',
     stats: prefs.get('stats', '0') === '1',
+    // What the user allows, from session.js.
+    perms: { known: false, control: false, clipboard: false, paused: false, pending: false, asking: [], canAsk: false },
+    controlOnGrant: false, // take control as soon as the user allows it
+    resumeControl: false, // take control back when the user resumes
   };
   const exposed = { enabled: false, pending: false, reason: '' };
   window.tether.control = exposed;
@@ -99,6 +111,14 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     'data-tip': 'Use the remote mouse and keyboard',
   }, icon('pointer', 16), h('span', { class: 'seg-label', text: 'Control' }));
   const segmented = h('div', { class: 'segmented', role: 'group', 'aria-label': 'Input mode' }, modeView, modeControl);
+  const requestCtl = h('button', {
+    type: 'button', class: 'request-btn', 'data-testid': 'request-perm', 'data-perm': 'control', hidden: true,
+    'data-tip': 'Ask the user to allow mouse and keyboard',
+  }, icon('hand', 16), h('span', { class: 'request-btn-label', text: 'Request control' }));
+  requestCtl.addEventListener('click', () => {
+    if (onRequest('control')) state.controlOnGrant = true;
+    render();
+  });
 
   // ---- toolbar: keys ---------------------------------------------------------
 
@@ -141,7 +161,20 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
   const sendBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'clipboard-send' },
     icon('send', 14), h('span', { text: 'Send to remote' }));
   const clipError = h('p', { class: 'clip-error', 'data-testid': 'clipboard-error', role: 'alert', hidden: true });
-  const clipPanel = h('div', { class: 'popover clip-panel', id: 'clipboard-panel', role: 'dialog', 'aria-label': 'Clipboard' },
+  const sendHint = h('span', { class: 'clip-tip', 'data-testid': 'clipboard-panel-hint', text: 'Ctrl+V on the remote screen pastes your own clipboard there.' });
+  const clipAskText = h('p', { class: 'clip-ask-text' });
+  const clipAskBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'request-perm', 'data-perm': 'clipboard' },
+    icon('hand', 14), h('span', { text: 'Request clipboard access' }));
+  clipAskBtn.addEventListener('click', () => {
+    onRequest('clipboard');
+    render();
+  });
+  const clipAsk = h('section', { class: 'clip-section clip-ask', 'data-testid': 'clipboard-not-allowed' },
+    h('span', { class: 'clip-ask-icon', 'aria-hidden': 'true' }, icon('clipboard', 20)),
+    h('h3', { class: 'clip-ask-title', text: 'Clipboard sharing is off' }),
+    clipAskText,
+    clipAskBtn);
+  const clipMain = h('div', { class: 'clip-main' },
     h('section', { class: 'clip-section' },
       h('div', { class: 'clip-head' },
         h('h3', { class: 'clip-title' }, icon('monitor', 14), 'Remote clipboard'),
@@ -156,14 +189,15 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
       sendText,
       clipError,
       h('div', { class: 'clip-actions' },
-        h('span', { class: 'clip-tip', text: 'Ctrl+V on the remote screen pastes your own clipboard there.' }),
+        sendHint,
         sendBtn)));
+  const clipPanel = h('div', { class: 'popover clip-panel', id: 'clipboard-panel', role: 'dialog', 'aria-label': 'Clipboard' }, clipAsk, clipMain);
   const clip = popover(clipBtn, clipPanel, {
     onOpen: () => {
       clipDot.hidden = true;
-      if (!state.remoteClip) requestClipboard();
+      if (!state.remoteClip && canClipboard()) requestClipboard();
     },
-    initialFocus: () => sendText,
+    initialFocus: () => (canClipboard() ? (state.enabled ? sendText : remoteText) : clipAskBtn),
   });
 
   // ---- toolbar: view ---------------------------------------------------------
@@ -175,6 +209,7 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
   const sep = () => h('span', { class: 'tool-sep', 'aria-hidden': 'true' });
   const toolbar = h('div', { class: 'viewer-tools', role: 'toolbar', 'aria-label': 'Remote control' },
     segmented,
+    requestCtl,
     sep(),
     h('div', { class: 'popover-anchor' }, keysBtn, keysMenu),
     pickerWrap,
@@ -245,26 +280,71 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
 
   // ---- control state ---------------------------------------------------------
 
+  const canControl = () => state.perms.control && !state.perms.paused;
+  const canClipboard = () => state.perms.clipboard && !state.perms.paused;
+
+  /** Why Control cannot be taken, or '' when it can. */
+  function controlBlocked() {
+    if (state.perms.paused) return 'The user paused the session';
+    if (!state.perms.known) return 'Waiting for the user to allow access';
+    if (!state.perms.control) return 'The user has not allowed control';
+    return '';
+  }
+
   function render() {
     const open = state.channel?.readyState === 'open' && state.live;
+    const blocked = controlBlocked();
     modeView.setAttribute('aria-pressed', String(!state.enabled));
     modeControl.setAttribute('aria-pressed', String(state.enabled));
     modeControl.classList.toggle('is-pending', state.pending === true);
     modeView.classList.toggle('is-pending', state.pending === false);
     modeView.disabled = !open;
-    modeControl.disabled = !open;
+    modeControl.disabled = !open || (!!blocked && !state.enabled);
+    modeControl.dataset.tip = blocked || 'Use the remote mouse and keyboard';
+    if (blocked) modeControl.setAttribute('aria-description', blocked);
+    else modeControl.removeAttribute('aria-description');
+    // Asking for control: offered once the user has answered the first
+    // question, while control is not allowed; not while paused, nor while
+    // the user answers another question.
+    const askingControl = state.perms.asking.includes('control');
+    requestCtl.hidden = !open || !state.perms.known || state.perms.control || state.perms.paused
+      || (state.perms.pending && !askingControl);
+    requestCtl.disabled = askingControl || !state.perms.canAsk;
+    requestCtl.classList.toggle('is-asking', askingControl);
+    requestCtl.replaceChildren(
+      askingControl ? h('span', { class: 'mini-spinner', 'aria-hidden': 'true' }) : icon('hand', 16),
+      h('span', { class: 'request-btn-label', text: askingControl ? 'Asking the user\u2026' : 'Request control' }));
+    requestCtl.dataset.tip = askingControl ? 'The user is deciding on their computer' : 'Ask the user to allow mouse and keyboard';
     keysBtn.disabled = !state.enabled;
     keysBtn.dataset.tip = state.enabled ? 'Send keys your computer keeps for itself' : 'Switch to Control to send keys';
     if (!state.enabled) keys.close(false);
-    // The broker relays clipboard and display choice only for the viewer in control.
+    // Reading the remote clipboard needs the clipboard grant; setting it
+    // needs Control too. Switching displays needs Control.
+    const clipOk = open && canClipboard();
+    clipBtn.disabled = !open;
+    clipBtn.dataset.tip = clipOk ? 'Clipboard'
+      : state.perms.paused ? 'Clipboard \u00b7 paused by the user' : 'Clipboard \u00b7 not allowed yet';
+    clipBtn.classList.toggle('is-locked', open && !clipOk);
+    clipAsk.hidden = clipOk;
+    clipMain.hidden = !clipOk;
+    const askingClip = state.perms.asking.includes('clipboard');
+    clipAskText.textContent = state.perms.paused
+      ? 'The user paused the session. The clipboard is back when they resume.'
+      : askingClip ? 'Waiting for the user to answer on their computer\u2026'
+        : state.perms.pending ? 'The user is answering another request. Ask again once they have.'
+          : 'The user has not allowed clipboard sharing. Ask them, and you can copy text from their computer and paste text to it.';
+    clipAskBtn.hidden = state.perms.paused || state.perms.clipboard;
+    clipAskBtn.disabled = askingClip || !state.perms.canAsk;
+    clipAskBtn.lastChild.textContent = askingClip ? 'Asking the user\u2026' : 'Request clipboard access';
     const usable = open && state.enabled;
-    clipBtn.disabled = !usable;
-    clipBtn.dataset.tip = usable ? 'Clipboard' : 'Switch to Control to use the clipboard';
-    if (!usable) clip.close(false);
+    if (!open) clip.close(false);
     picker.disabled = !usable;
     pickerWrap.dataset.tip = usable ? 'Show another display' : 'Switch to Control to change displays';
-    sendBtn.disabled = !usable;
-    fetchBtn.disabled = !usable;
+    sendBtn.disabled = !(clipOk && state.enabled);
+    fetchBtn.disabled = !clipOk;
+    sendHint.textContent = state.enabled
+      ? 'Ctrl+V on the remote screen pastes your own clipboard there.'
+      : 'Switch to Control to send text to the remote clipboard.';
     stage.dataset.mode = state.enabled ? 'control' : 'view';
     stage.setAttribute('aria-label', state.enabled
       ? 'Remote screen, in control. Keyboard and mouse go to the remote computer; press Ctrl+Alt+Shift to release the keyboard.'
@@ -315,7 +395,7 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     render();
   }
 
-  function applyControl(enabled, reason) {
+  function applyControl(enabled, reason, { quiet = false } = {}) {
     const asked = state.pending;
     const was = state.enabled;
     clearTimeout(state.answerTimer);
@@ -334,7 +414,8 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
       unlockKeyboard();
       if (asked === true || was) {
         state.wanted = false;
-        if (reason) showNotice(reason);
+        if (quiet) notice.hidden = true;
+        else if (reason) showNotice(reason);
         else if (asked === true) showNotice('Control was not granted.');
         else if (was && asked !== false) showNotice('Control ended. You are viewing only.');
       }
@@ -399,11 +480,11 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     const onOpen = () => {
       if (state.channel !== control) return;
       render();
-      // Back after a reconnection: ask again for what the technician had,
-      // once the broker's greeting ({"type":"control"}, off) is in.
-      if (!state.wanted) return;
+      // Back after a reconnection, or allowed before the channel opened:
+      // ask for control once the channel has settled.
+      if (!state.wanted && !state.controlOnGrant) return;
       setTimeout(() => {
-        if (state.channel === control && state.wanted && !state.enabled && state.pending === null) requestControl(true);
+        if (state.channel === control) regainControl();
       }, REGAIN_CONTROL_MS);
     };
     const onClose = () => {
@@ -489,7 +570,7 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
 
   /** Ctrl/Cmd+V on the remote screen: the technician's clipboard goes first. */
   async function pasteLocalClipboard(current) {
-    if (!navigator.clipboard?.readText) return;
+    if (!navigator.clipboard?.readText || !canClipboard()) return;
     try {
       const perm = await navigator.permissions?.query({ name: 'clipboard-read' }).catch(() => null);
       if (perm?.state === 'denied') return;
@@ -659,6 +740,48 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     navigator.keyboard?.unlock?.();
   }
 
+  // ---- what the user allows ------------------------------------------------------
+
+  /** Takes control if the technician wants it and the user allows it. */
+  function regainControl() {
+    const open = state.channel?.readyState === 'open' && state.live;
+    if (!open || !canControl() || state.enabled || state.pending !== null) return;
+    if (!state.wanted && !state.controlOnGrant) return;
+    state.controlOnGrant = false;
+    requestControl(true);
+  }
+
+  /**
+   * The user's current grants: { known, control, clipboard, paused,
+   * pending, asking: [perm asked for from here], canAsk }.
+   */
+  function setPermissions(p) {
+    const before = state.perms;
+    state.perms = {
+      known: !!p.known, control: !!p.control, clipboard: !!p.clipboard, paused: !!p.paused, pending: !!p.pending,
+      asking: Array.isArray(p.asking) ? p.asking : [], canAsk: !!p.canAsk,
+    };
+    if (!canControl() && (state.enabled || state.pending === true)) {
+      // The broker has stopped taking our input: stop sending it. A pause
+      // is not a "no": control comes back with the resume.
+      const back = state.perms.paused && state.perms.control;
+      applyControl(false, '', { quiet: true });
+      state.resumeControl = back;
+    }
+    if (before.asking.includes('control') && !state.perms.asking.includes('control') && !state.perms.control) {
+      state.controlOnGrant = false; // declined
+    }
+    if (canControl()) {
+      if (state.resumeControl) state.wanted = true;
+      state.resumeControl = false;
+      regainControl();
+    } else if (!state.perms.paused) {
+      state.resumeControl = false;
+    }
+    if (!canClipboard()) clipDot.hidden = true;
+    render();
+  }
+
   // ---- lifecycle ---------------------------------------------------------------
 
   function setLive(live) {
@@ -669,6 +792,7 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     }
     applyStats();
     render();
+    if (live) regainControl();
   }
 
   applyScale();
@@ -680,6 +804,7 @@ export function mountRemoteControl({ stage, surface, video, getPc }) {
     hud,
     attach,
     setLive,
+    setPermissions,
     destroy() {
       clearTimeout(state.answerTimer);
       clearTimeout(droppedTimer);

@@ -1,10 +1,13 @@
-// Session view: the user's screen, live, with the session's state, and
-// remote control of it (control.js).
+// Session view: the user's screen, live, with the session's state, what
+// the user allows (consent.js), remote control of it (control.js) and the
+// session's activity (activity.js).
 
 import * as api from './api.js';
 import {
   codeGroups, confirmDialog, describeHost, formatDuration, formatSize, h, icon, shortId, toast,
 } from './ui.js';
+import { mountActivity } from './activity.js';
+import { createConsent } from './consent.js';
 import { mountRemoteControl } from './control.js';
 import { ViewerConnection } from './viewer.js';
 
@@ -76,6 +79,14 @@ export function mountSession(root, { id, navigate }) {
   const back = h('a', { href: '#/sessions', class: 'viewer-back', 'aria-label': 'Back to sessions', 'data-tip': 'Back to sessions' }, icon('back', 18));
   const endBtn = h('button', { type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session' }, icon('power', 15), 'End session');
 
+  // ---- consent and activity --------------------------------------------------
+
+  const consent = createConsent({
+    send: (perms) => conn?.requestPermissions(perms) ?? false,
+    onChange: onConsent,
+  });
+  const activity = mountActivity({ sessionId: id, me: window.tether.user?.username });
+
   // ---- stage ---------------------------------------------------------------
 
   const video = h('video', {
@@ -92,19 +103,25 @@ export function mountSession(root, { id, navigate }) {
     'aria-roledescription': 'remote screen', 'aria-label': 'Remote screen',
   }, surface);
 
-  const remote = mountRemoteControl({ stage, surface, video, getPc: () => conn?.pc ?? null });
-  stage.append(remote.hud, overlay);
+  const remote = mountRemoteControl({
+    stage, surface, video, getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]),
+  });
+  stage.append(remote.hud, consent.banner, overlay, consent.toast);
+
+  consent.barActions.append(activity.button);
 
   root.replaceChildren(h('div', { class: 'viewer' },
-    h('header', { class: 'viewer-bar' },
-      h('div', { class: 'viewer-bar-left' },
-        back,
-        h('div', { class: 'viewer-heading' },
-          h('div', { class: 'viewer-title-row' }, title, badge, timer),
-          meta)),
-      remote.toolbar,
-      h('div', { class: 'viewer-bar-right' }, endBtn)),
-    stage));
+    h('div', { class: 'viewer-top' },
+      h('header', { class: 'viewer-bar' },
+        h('div', { class: 'viewer-bar-left' },
+          back,
+          h('div', { class: 'viewer-heading' },
+            h('div', { class: 'viewer-title-row' }, title, badge, timer),
+            meta)),
+        remote.toolbar,
+        h('div', { class: 'viewer-bar-right' }, endBtn)),
+      consent.bar),
+    h('div', { class: 'viewer-body' }, stage, activity.panel)));
 
   // ---- behaviour -----------------------------------------------------------
 
@@ -113,14 +130,42 @@ export function mountSession(root, { id, navigate }) {
     if (state === 'live' && !liveSince) liveSince = Date.now();
     window.tether.state = state;
     badge.dataset.state = state;
-    badgeLabel.textContent = CONN_LABELS[state] ?? state;
+    renderBadge();
     endBtn.hidden = state === 'ended';
     // Nothing to control before the first picture or after the end.
     remote.toolbar.hidden = !(state === 'live' || state === 'reconnecting');
     remote.setLive(state === 'live');
     document.title = `${CONN_LABELS[state] ?? state} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
+    consent.setHostHere(state === 'live');
+    if (state === 'ended') {
+      consent.setEnded();
+      activity.refresh();
+    }
     renderOverlay();
     renderChips();
+  }
+
+  function renderBadge() {
+    // Connected to the user's computer, but nothing to see yet: not "Live".
+    const unseen = connState === 'live' && !consent.has('view');
+    badgeLabel.textContent = unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
+    badge.dataset.seen = String(!unseen);
+  }
+
+  function onConsent(c) {
+    renderBadge();
+    remote.setPermissions({
+      known: c.known,
+      control: c.granted.includes('control'),
+      clipboard: c.granted.includes('clipboard'),
+      paused: c.paused,
+      pending: c.pending,
+      asking: c.asking ?? [],
+      canAsk: consent.canAsk(),
+    });
+    stage.classList.toggle('is-paused', c.paused);
+    stage.classList.toggle('is-unseen', c.known && !c.granted.includes('view'));
+    renderOverlay();
   }
 
   function renderChips() {
@@ -146,16 +191,25 @@ export function mountSession(root, { id, navigate }) {
       overlay.className = `stage-overlay stage-overlay-${kind}`;
       overlay.replaceChildren(h('div', { class: 'overlay-panel' }, ...children));
     };
+    const showPanel = (kind, panel) => {
+      overlay.hidden = false;
+      overlay.className = `stage-overlay stage-overlay-${kind}`;
+      overlay.replaceChildren(panel);
+    };
 
     if (connState === 'ended') {
       const backBtn = h('a', { href: '#/sessions', class: 'btn btn-primary' }, icon('back', 15), 'Back to sessions');
       const heading = fatalError ? 'Can\u2019t open this session' : 'Session ended';
       const text = fatalError ? fatalError.message : describeReason(endReason);
+      // Ended because the user said no, or did not answer: nothing was shared.
+      const refused = !fatalError && !hasFrames && !!consent.state.declined;
+      const seen = liveSince && hasFrames;
       show('ended',
-        h('div', { class: 'overlay-icon overlay-icon-ended' }, icon(fatalError ? 'alert' : 'power', 26)),
+        h('div', { class: `overlay-icon overlay-icon-ended${refused ? ' overlay-icon-refused' : ''}` }, icon(fatalError ? 'alert' : refused ? 'shieldX' : 'power', 26)),
         h('h2', { class: 'overlay-title', 'data-testid': 'session-ended', text: heading }),
         h('p', { class: 'overlay-text', 'data-testid': 'ended-reason', text }),
-        liveSince ? h('p', { class: 'overlay-meta', text: `Watched for ${formatDuration(Date.now() - liveSince)}` }) : null,
+        refused ? h('p', { class: 'overlay-meta', text: 'Nothing was shared. Create a new session if the user wants to try again.' }) : null,
+        seen ? h('p', { class: 'overlay-meta', text: `Watched for ${formatDuration(Date.now() - liveSince)}` }) : null,
         h('div', { class: 'overlay-actions' }, backBtn));
       return;
     }
@@ -181,6 +235,22 @@ export function mountSession(root, { id, navigate }) {
         h('p', { class: 'overlay-text', text: 'Reconnecting to the broker\u2026 The picture resumes by itself.' }));
       return;
     }
+    // What the user allows, once the broker is connected to them.
+    const c = consent.state;
+    if (c.known && (connState === 'live' || connState === 'connecting')) {
+      if (c.pending && !c.granted.includes('view')) {
+        showPanel('consent', consent.pendingPanel(host?.hostname ? `the user at ${host.hostname}` : 'the user'));
+        return;
+      }
+      if (!c.granted.includes('view')) {
+        showPanel('consent', consent.noViewPanel());
+        return;
+      }
+      if (c.paused) {
+        showPanel('paused', consent.pausedPanel());
+        return;
+      }
+    }
     if (connState === 'connecting' || !hasFrames) {
       show('connecting',
         h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }),
@@ -203,6 +273,7 @@ export function mountSession(root, { id, navigate }) {
       subtitle.textContent = shortId(s.id || id);
     }
     if (s.host) host = s.host;
+    if (Array.isArray(s.permissions)) consent.setRequested(s.permissions);
     renderChips();
   }
 
@@ -258,6 +329,13 @@ export function mountSession(root, { id, navigate }) {
         if (connState === 'waiting') renderOverlay();
       },
       onChannels: remote.attach,
+      onPermissions(p) {
+        consent.apply(p);
+        activity.refresh(); // the broker recorded what happened
+      },
+      // A new signaling connection is a new viewer to the broker: the user
+      // is asked again, and grants start from nothing.
+      onWelcome: () => consent.reset(),
       onStream(stream) {
         if (video.srcObject !== stream) {
           hasFrames = false;
@@ -265,8 +343,9 @@ export function mountSession(root, { id, navigate }) {
         }
         video.play().catch(() => {}); // autoplay of a muted video is allowed; just in case
       },
-      onEnded(reason) {
-        endReason = endReason || reason;
+      onEnded(reason, how) {
+        // The user's "no" is clearer than the broker's short close reason.
+        endReason = endReason || (how?.refused && consent.state.declined) || reason;
         video.srcObject = null;
         renderOverlay();
       },
@@ -280,7 +359,7 @@ export function mountSession(root, { id, navigate }) {
           fatalError = err;
           setConnState('ended');
           window.tether.state = 'ended';
-        } else {
+        } else if (!consent.takeError(err)) {
           toast(err.message, 'error');
         }
       },
@@ -314,6 +393,7 @@ export function mountSession(root, { id, navigate }) {
   let codeExpired = false;
   tickTimer = setInterval(() => {
     if (liveSince && connState !== 'ended') renderChips();
+    consent.tick();
     // Hide the code in the waiting panel once it can no longer be used.
     const expired = Date.parse(info?.code_expires_at ?? '') <= api.serverNow();
     if (expired !== codeExpired) {
@@ -325,6 +405,8 @@ export function mountSession(root, { id, navigate }) {
   return () => {
     alive = false;
     clearInterval(tickTimer);
+    consent.destroy();
+    activity.destroy();
     remote.destroy();
     if (document.fullscreenElement === stage) document.exitFullscreen().catch(() => {});
     conn?.close();

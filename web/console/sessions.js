@@ -5,6 +5,7 @@ import {
   codeGroups, copyButton, formatDateTime, formatDuration, formatOS, formatSize,
   h, icon, modal, shortId, stateBadge, timeAgo,
 } from './ui.js';
+import { DEFAULT_PERMISSIONS, PERMISSIONS, permChips, sortPerms } from './permissions.js';
 
 const REFRESH_MS = 5000;
 
@@ -57,12 +58,14 @@ export function mountSessions(main, { navigate }) {
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const create = h('button', { type: 'submit', form: 'new-session-form', class: 'btn btn-primary', 'data-testid': 'new-session-submit' },
       h('span', { text: 'Create session' }));
+    const picker = permissionPicker();
     const form = h('form', { id: 'new-session-form', class: 'stack', novalidate: true },
       error,
       h('div', { class: 'field' },
         h('label', { for: 'new-session-ticket', class: 'label' }, 'Ticket reference ', h('span', { class: 'label-hint', text: '(optional)' })),
         ticket,
-        h('p', { class: 'field-hint', text: 'Links the session and its recording to the helpdesk ticket.' })));
+        h('p', { class: 'field-hint', text: 'Links the session and its recording to the helpdesk ticket.' })),
+      picker.el);
 
     const m = modal({
       title: 'New support session',
@@ -70,6 +73,7 @@ export function mountSessions(main, { navigate }) {
       content: form,
       footer: [cancel, create],
       testid: 'new-session-dialog',
+      size: 'md',
     });
     cancel.addEventListener('click', () => m.close());
     ticket.focus();
@@ -82,7 +86,7 @@ export function mountSessions(main, { navigate }) {
       create.firstChild.textContent = 'Creating…';
       error.hidden = true;
       try {
-        const s = await api.createSession(ticket.value.trim());
+        const s = await api.createSession(ticket.value.trim(), picker.value());
         const validFor = Date.parse(s.code_expires_at) - Date.parse(s.created_at);
         const deadline = Number.isFinite(validFor) && validFor > 0
           ? Date.now() + validFor // immune to clock skew between browser and broker
@@ -100,6 +104,40 @@ export function mountSessions(main, { navigate }) {
         create.firstChild.textContent = 'Create session';
       }
     });
+  }
+
+  /**
+   * The permissions to ask the user for: View always, Control and Clipboard
+   * unless unticked, File transfer and Shell when ticked.
+   */
+  function permissionPicker() {
+    const boxes = PERMISSIONS.map((p) => {
+      const always = p.id === 'view';
+      const box = h('input', {
+        type: 'checkbox', class: 'perm-check', name: 'permissions', value: p.id,
+        id: `perm-${p.id}`, 'data-testid': 'perm-option', 'data-perm': p.id,
+        'aria-labelledby': `perm-${p.id}-label`, 'aria-describedby': `perm-${p.id}-desc`,
+        checked: DEFAULT_PERMISSIONS.includes(p.id), disabled: always,
+      });
+      box.checked = DEFAULT_PERMISSIONS.includes(p.id);
+      const row = h('label', { class: `perm-option${always ? ' is-locked' : ''}`, for: `perm-${p.id}` },
+        box,
+        h('span', { class: `perm-option-icon perm-tone-${p.id}`, 'aria-hidden': 'true' }, icon(p.icon, 17)),
+        h('span', { class: 'perm-option-text' },
+          h('span', { class: 'perm-option-label', id: `perm-${p.id}-label`, text: p.label }),
+          h('span', { class: 'perm-option-desc', id: `perm-${p.id}-desc`, text: p.desc })),
+        always ? h('span', { class: 'perm-option-tag', text: 'Always' }) : null);
+      return { id: p.id, box, row };
+    });
+    const el = h('fieldset', { class: 'field perm-picker', 'data-testid': 'perm-picker' },
+      h('legend', { class: 'label', text: 'Ask the user for' }),
+      h('div', { class: 'perm-options' }, boxes.map((b) => b.row)),
+      h('p', { class: 'field-hint' }, icon('shield', 14),
+        h('span', { text: 'The user allows or declines each one on their computer. You can ask for more during the session.' })));
+    return {
+      el,
+      value: () => boxes.filter((b) => b.box.checked || b.id === 'view').map((b) => b.id),
+    };
   }
 
   // ---- The fresh code --------------------------------------------------------
@@ -124,6 +162,7 @@ export function mountSessions(main, { navigate }) {
     const command = `host -broker ${origin} ${code}`;
     const joinUrl = s.join_url || `${origin}/join/${code}`;
     const state = latestState();
+    const requested = sortPerms(s.permissions);
 
     const dismiss = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Dismiss', title: 'Dismiss' }, icon('x', 18));
     dismiss.addEventListener('click', () => {
@@ -168,6 +207,9 @@ export function mountSessions(main, { navigate }) {
             h('span', { class: 'expiry-bar', 'aria-hidden': 'true' }, bar))),
         h('p', { class: 'code-hint', text: 'Read it out digit by digit. It works once, for this session only.' })),
       h('div', { class: 'share-block' },
+        requested.length ? h('div', { class: 'share-item' },
+          h('div', { class: 'eyebrow', text: 'The user will be asked to allow' }),
+          h('div', { class: 'code-perms', 'data-testid': 'code-perms' }, permChips(requested))) : null,
         h('div', { class: 'share-item' },
           h('div', { class: 'eyebrow', text: 'Ask the user to run' }),
           h('div', { class: 'command' },
@@ -181,7 +223,7 @@ export function mountSessions(main, { navigate }) {
             h('a', { href: joinUrl, target: '_blank', rel: 'noopener', class: 'join-link', 'data-testid': 'join-link', text: joinUrl }),
             copyButton(() => joinUrl, { label: 'Copy' }))),
         h('p', { class: 'share-note' },
-          'Nothing is shared until the user enters the code and allows the session on their computer.')))));
+          'Nothing is shared until the user enters the code and allows each permission on their computer. They can revoke any of them, pause or end the session at any time.')))));
 
     function tick() {
       const left = latest.deadline - Date.now();
@@ -248,6 +290,7 @@ export function mountSessions(main, { navigate }) {
         h('th', { scope: 'col', text: 'Session' }),
         h('th', { scope: 'col', text: 'Ticket' }),
         h('th', { scope: 'col', text: 'Host' }),
+        h('th', { scope: 'col', text: 'Asks for' }),
         h('th', { scope: 'col', text: 'State' }),
         h('th', { scope: 'col', text: 'Created' }),
         h('th', { scope: 'col', class: 'col-action' }, h('span', { class: 'visually-hidden', text: 'Open' })))),
@@ -270,6 +313,8 @@ export function mountSessions(main, { navigate }) {
           h('span', { class: 'host-name', text: host.hostname || 'Unknown host' }),
           h('span', { class: 'host-meta', text: [formatOS(host.os), size].filter(Boolean).join(' · ') }))
         : h('span', { class: 'muted', text: s.state === 'waiting' ? 'Not connected yet' : '—' })),
+      h('td', { 'data-testid': 'session-perms', 'data-perms': sortPerms(s.permissions).join(',') },
+        sortPerms(s.permissions).length ? permChips(s.permissions, { compact: true, testid: null }) : h('span', { class: 'muted', text: '—' })),
       h('td', { title: s.state === 'ended' ? s.end_reason || null : null }, stateBadge(s.state)),
       h('td', {}, h('span', { title: formatDateTime(s.created_at), text: timeAgo(s.created_at) })),
       h('td', { class: 'col-action' }, h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('chevron', 16))));

@@ -5,6 +5,8 @@
 //   → hello {version, session, role:"viewer"}
 //   ← welcome {session, state}   ← offer {sdp}   → answer {sdp}
 //   ← state {state, host}        ← ended {reason} ← error {code, message}
+//   ← permissions {granted, paused, pending, message}: what the user allows now
+//   → permission.request {permissions}: ask the user for more
 // Unknown types are ignored. The broker's offer carries all its ICE
 // candidates and so does our answer (no trickle): we wait for gathering to
 // finish, at most ICE_GATHER_MS.
@@ -38,9 +40,13 @@ export class ViewerConnection {
    * @param {(state: string) => void} [opts.onState]
    * @param {(host: object) => void} [opts.onHost] host info from state messages
    * @param {(stream: MediaStream) => void} [opts.onStream]
-   * @param {(reason: string) => void} [opts.onEnded]
+   * @param {(reason: string, how?: {refused: boolean}) => void} [opts.onEnded]
+   *   refused: the broker let this viewer go (the user declined it), the session goes on
    * @param {(err: {code: string, message: string}, fatal: boolean) => void} [opts.onError]
    * @param {(attempt: number) => void} [opts.onRetry] before each reconnection attempt
+   * @param {() => void} [opts.onWelcome] on each welcome: the broker starts afresh with this viewer
+   * @param {(p: {granted: string[], paused: boolean, pending: boolean, message: string}) => void} [opts.onPermissions]
+   *   the user's consent, whenever the broker tells it
    * @param {(ch: {control: RTCDataChannel, input: RTCDataChannel}) => void} [opts.onChannels]
    *   for each new PeerConnection, with its (not yet open) data channels
    */
@@ -112,21 +118,26 @@ export class ViewerConnection {
     });
     ws.addEventListener('close', (e) => {
       if (ws !== this.ws) return;
+      const wasWelcomed = this.welcomed;
       this.ws = null;
       this.welcomed = false;
       if (e.code === CLOSE_REFUSED) {
-        // The broker refused the hello; its error message came first.
+        // The broker refused the hello (its error message came first), or
+        // let this viewer go because the user declined it.
         this.ended = true;
         this.closePeer();
-      } else {
-        this.scheduleReconnect();
+        this.update();
+        if (wasWelcomed) this.cb.onEnded?.(e.reason || '', { refused: true });
+        return;
       }
+      this.scheduleReconnect();
       this.update();
     });
   }
 
+  /** Sends one message; false when the socket is not open. */
   send(type, payload) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.seq += 1;
     this.ws.send(JSON.stringify({
       v: PROTOCOL_VERSION,
@@ -135,6 +146,12 @@ export class ViewerConnection {
       session: this.session,
       payload,
     }));
+    return true;
+  }
+
+  /** Asks the user for more permissions; false when not connected. */
+  requestPermissions(permissions) {
+    return this.welcomed && this.send('permission.request', { permissions });
   }
 
   handle(msg, ws) {
@@ -145,6 +162,7 @@ export class ViewerConnection {
         this.everWelcomed = true;
         this.attempt = 0;
         this.hostState = p.state || this.hostState;
+        this.cb.onWelcome?.();
         if (p.host) this.cb.onHost?.(p.host);
         if (p.state === 'ended') {
           this.markEnded(p.reason || '');
@@ -162,6 +180,14 @@ export class ViewerConnection {
           return;
         }
         break;
+      case 'permissions':
+        this.cb.onPermissions?.({
+          granted: Array.isArray(p.granted) ? p.granted.filter((x) => typeof x === 'string') : [],
+          paused: p.paused === true,
+          pending: p.pending === true,
+          message: typeof p.message === 'string' ? p.message : '',
+        });
+        return;
       case 'ended':
         this.markEnded(p.reason || '');
         return;

@@ -1,0 +1,62 @@
+// The permissions a technician asks the user for, as the broker names them
+// (internal/protocol: view, control, clipboard, files, shell), with the
+// words and icons the console shows for each.
+
+import { h, icon } from './ui.js';
+
+export const PERMISSIONS = [
+  { id: 'view', label: 'View', desc: 'See the screen', icon: 'eye' },
+  { id: 'control', label: 'Control', desc: 'Use mouse and keyboard', icon: 'pointer' },
+  { id: 'clipboard', label: 'Clipboard', desc: 'Copy and paste text both ways', icon: 'clipboard' },
+  { id: 'files', label: 'File transfer', desc: 'Send and receive files', icon: 'folder' },
+  { id: 'shell', label: 'Shell', desc: 'Run commands in a terminal', icon: 'terminal' },
+];
+
+/** What the broker asks for when a session names nothing. */
+export const DEFAULT_PERMISSIONS = ['view', 'control', 'clipboard'];
+
+const BY_ID = new Map(PERMISSIONS.map((p) => [p.id, p]));
+const ORDER = new Map(PERMISSIONS.map((p, i) => [p.id, i]));
+
+/** The known permission `id`, or null. */
+export function permInfo(id) {
+  return BY_ID.get(id) ?? null;
+}
+
+/** Known permissions of list, once each, in the broker's order. */
+export function sortPerms(...lists) {
+  const set = new Set();
+  for (const list of lists) {
+    if (!Array.isArray(list)) continue;
+    for (const p of list) if (BY_ID.has(p)) set.add(p);
+  }
+  return [...set].sort((a, b) => ORDER.get(a) - ORDER.get(b));
+}
+
+/** "view, control", the way the broker words its messages. */
+export function listPerms(list) {
+  return sortPerms(list).join(', ');
+}
+
+/** "View, Control and Clipboard" for people. */
+export function labelPerms(list) {
+  const labels = sortPerms(list).map((p) => BY_ID.get(p).label);
+  if (labels.length < 2) return labels.join('');
+  return `${labels.slice(0, -1).join(', ')} and ${labels.at(-1)}`;
+}
+
+/**
+ * Read-only chips for a session's requested permissions (light pages).
+ * `compact` shows icons only, with the names as tooltips.
+ */
+export function permChips(list, { compact = false, testid = 'perm-chip' } = {}) {
+  const perms = sortPerms(list);
+  return h('span', { class: `perm-list${compact ? ' perm-list-compact' : ''}`, 'aria-label': `Asks for ${labelPerms(perms) || 'nothing'}` },
+    perms.map((id) => {
+      const p = BY_ID.get(id);
+      return h('span', {
+        class: `perm-tag perm-tag-${id}`, 'data-testid': testid, 'data-perm': id,
+        title: compact ? `${p.label}: ${p.desc.toLowerCase()}` : p.desc,
+      }, icon(p.icon, compact ? 14 : 13), compact ? null : h('span', { text: p.label }));
+    }));
+}
