@@ -6,7 +6,9 @@
 // running fake-peer.js that tests open in a second tab.
 //
 // It enforces the parts of the contract the console must honour: the login
-// cookie, and X-CSRF-Token on every state-changing request.
+// cookie, X-CSRF-Token on every state-changing request, and the permission
+// list a new session may ask for. Each session's audit trail
+// (GET /sessions/{id}/events) is `state.events[id]`, which tests fill.
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -35,38 +37,49 @@ const TYPES = {
 const ago = (ms) => new Date(Date.now() - ms).toISOString();
 const MIN = 60_000;
 
+// As internal/protocol: the permissions, and what a session asks for when it names none.
+export const PERMISSIONS = ['view', 'control', 'clipboard', 'files', 'shell'];
+export const DEFAULT_PERMISSIONS = ['view', 'control', 'clipboard'];
+
 /** A realistic set of sessions for the list. */
 export function sampleSessions() {
   return [
     {
       id: 's_3f9cA2x71Kd4eB6a', state: 'waiting', created_at: ago(1.2 * MIN),
       ticket: { id: 'INC-20931' }, code: '305718264', code_expires_at: new Date(Date.now() + 8 * MIN).toISOString(),
+      permissions: ['view', 'control', 'clipboard'],
     },
     {
       id: 's_b71eQ4d9-2c3aF58', state: 'active', created_at: ago(14 * MIN),
       ticket: { id: 'INC-20927' }, host: { hostname: 'FIN-LT-0142', os: 'Windows 11 Pro', width: 1920, height: 1080 },
+      permissions: ['view', 'control', 'clipboard', 'files'],
     },
     {
       id: 's_e2a8Zc16_5b9dE73', state: 'ended', created_at: ago(2.3 * 60 * MIN),
       ticket: { id: 'INC-20911' }, host: { hostname: 'MKT-MBP-07', os: 'macOS 14.5', width: 2560, height: 1600 },
+      permissions: ['view'],
     },
     {
       id: 's_90d5Hf3b2-7a1cD8', state: 'ended', created_at: ago(26 * 60 * MIN),
       host: { hostname: 'ubuntu-dev-03', os: 'Ubuntu 24.04', width: 1920, height: 1200 },
+      permissions: ['view', 'control', 'clipboard', 'files', 'shell'],
     },
     {
       id: 's_5c7aR9e02y3b4d4f', state: 'ended', created_at: ago(3 * 24 * 60 * MIN),
       ticket: { id: 'REQ-4410' }, host: { hostname: 'HR-DESK-21', os: 'Windows 10 Enterprise', width: 1680, height: 1050 },
+      permissions: ['view', 'control', 'clipboard'],
     },
   ];
 }
 
 /**
  * Starts the fake on 127.0.0.1 and a free port.
- * Returns { origin, state, close() }; `state.sessions` may be changed by tests.
+ * Returns { origin, state, close() }; `state.sessions` and `state.events`
+ * (session id → [{at, actor, type, detail}]) may be changed by tests;
+ * `state.created` holds the body of every POST /sessions.
  */
 export async function startFakeBroker() {
-  const state = { sessions: sampleSessions(), logins: new Set() };
+  const state = { sessions: sampleSessions(), logins: new Set(), events: {}, created: [] };
 
   const server = createServer(async (req, res) => {
     try {
@@ -196,6 +209,13 @@ async function api(req, res, state, origin, path) {
   }
   if (method === 'POST' && path === '/sessions') {
     const body = await readJSON(req);
+    state.created.push(body);
+    const perms = body.permissions ?? DEFAULT_PERMISSIONS;
+    const valid = Array.isArray(perms) && perms.length <= PERMISSIONS.length
+      && perms.every((p, i) => PERMISSIONS.includes(p) && perms.indexOf(p) === i);
+    if (!valid) {
+      return sendJSON(res, 400, { error: { code: 'invalid_permissions', message: 'permissions must be a list of view, control, clipboard, files, shell without repeats.' } });
+    }
     const id = `s_${randomBytes(12).toString('base64url').slice(0, 16)}`; // like the broker's ids
     const s = {
       id,
@@ -205,17 +225,19 @@ async function api(req, res, state, origin, path) {
       join_url: `${origin}/join/${NEW_CODE}`,
       console_url: `${origin}/#/session/${id}`,
       created_at: new Date().toISOString(),
+      permissions: perms.length ? perms : DEFAULT_PERMISSIONS, // an empty list means the default, as in the broker
       ...(body.ticket?.id ? { ticket: { id: body.ticket.id } } : {}),
     };
     state.sessions.unshift(s);
     return sendJSON(res, 201, s);
   }
-  const m = /^\/sessions\/([^/]+)(\/end)?$/.exec(path);
+  const m = /^\/sessions\/([^/]+)(\/end|\/events)?$/.exec(path);
   if (m) {
     const s = state.sessions.find((x) => x.id === decodeURIComponent(m[1]));
     if (!s) return sendJSON(res, 404, { error: { code: 'not_found', message: 'No such session, or it is not yours.' } });
     if (method === 'GET' && !m[2]) return sendJSON(res, 200, publicSession(s));
-    if (method === 'POST' && m[2]) {
+    if (method === 'GET' && m[2] === '/events') return sendJSON(res, 200, { events: state.events[s.id] ?? [] });
+    if (method === 'POST' && m[2] === '/end') {
       s.state = 'ended';
       return sendJSON(res, 200, publicSession(s));
     }

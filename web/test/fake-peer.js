@@ -19,8 +19,12 @@ const fake = {
   policy: { grant: true, reason: 'This session is view-only for you.' },
   remoteClipboard: 'Remote clipboard: \\\\fs01\\finance\\Q3 report.xlsx',
 
-  /** Creates the PeerConnection and returns its offer (all candidates included). */
-  async offer() {
+  /**
+   * Creates the PeerConnection and returns its offer (all candidates
+   * included). With sharing false no frames go out until setSharing(true):
+   * the broker forwards nothing before the user allows view.
+   */
+  async offer({ sharing = true } = {}) {
     const canvas = document.createElement('canvas');
     canvas.width = W;
     canvas.height = H;
@@ -35,7 +39,10 @@ const fake = {
     const pc = new RTCPeerConnection();
     fake.pc = pc;
     window.peer = pc;
-    pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    const { sender } = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    fake.sender = sender;
+    fake.track = track;
+    if (!sharing) await sender.replaceTrack(null);
 
     fake.control = pc.createDataChannel('control', { negotiated: true, id: 0, ordered: true });
     fake.input = pc.createDataChannel('input', { negotiated: true, id: 1, ordered: true });
@@ -66,6 +73,11 @@ const fake = {
 
   send(msg) {
     fake.control.send(JSON.stringify(msg));
+  },
+
+  /** Starts or stops sending frames, as the broker does on a grant or a pause. */
+  setSharing(on) {
+    return fake.sender.replaceTrack(on ? fake.track : null);
   },
 
   clear() {

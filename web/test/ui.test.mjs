@@ -89,6 +89,8 @@ for (const viewport of VIEWPORTS) {
       await byId('new-session-ticket').fill('INC-1234');
       await shot('03-new-session-dialog');
       await byId('new-session-submit').click();
+      await page.waitForFunction(() => !document.querySelector('[data-testid="new-session-dialog"]'));
+      assert.deepEqual(broker.state.created.at(-1), { ticket: { id: 'INC-1234' }, permissions: ['view', 'control', 'clipboard'] }, 'View, Control and Clipboard by default');
 
       const code = byId('session-code');
       await code.waitFor();
@@ -226,7 +228,7 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
     assert.equal(await page.evaluate(() => window.tether.control.enabled), false);
     assert.equal(await byId('keys-menu').isDisabled(), true);
-    assert.equal(await byId('clipboard-open').isDisabled(), true, 'the broker relays the clipboard only in control');
+    assert.equal(await byId('clipboard-open').isDisabled(), false, 'the clipboard grant lets the technician read it in view only');
     const g = await geometry();
     await page.mouse.click(g.stage.left + g.stage.width / 2, g.stage.top + g.stage.height / 2);
     await page.keyboard.press('KeyA');
@@ -267,7 +269,9 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
     const scale = Math.min(g.video.width / g.vw, g.video.height / g.vh);
     const left = g.video.left + (g.video.width - g.vw * scale) / 2;
     const top = g.video.top + (g.video.height - g.vh * scale) / 2;
-    assert.ok(top - g.stage.top >= 8, `a letterbox bar above the picture (${top - g.stage.top} px)`);
+    // The stage is wider or taller than 16:9: bars above and below, or on the sides.
+    const barAbove = top - g.stage.top >= 8;
+    assert.ok(barAbove || left - g.stage.left >= 8, `a letterbox bar beside the picture (${top - g.stage.top}, ${left - g.stage.left} px)`);
 
     // The OK button of the remote error dialog: remote (1220, 595).
     const cx = Math.round(left + 1220.5 * scale);
@@ -290,9 +294,10 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
     }
     assert.deepEqual(await page.evaluate(() => window.tether.input.lastSent), { kind: 'button', button: 0, down: false, ...want });
 
-    // The bar above the picture is not the remote screen.
+    // The bar beside the picture is not the remote screen.
     await clearLog();
-    await page.mouse.click(cx, Math.floor((g.stage.top + top) / 2));
+    if (barAbove) await page.mouse.click(cx, Math.floor((g.stage.top + top) / 2));
+    else await page.mouse.click(Math.floor((g.stage.left + left) / 2), cy);
     await page.waitForTimeout(250);
     assert.deepEqual(await inputs(), []);
 
@@ -592,11 +597,326 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.deepEqual(l.filter((e) => e.ch === 'input').map((e) => e.kind), ['release-all'], 'one release-all, nothing else');
     assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
     assert.equal(await byId('keys-menu').isDisabled(), true);
-    assert.equal(await byId('clipboard-open').isDisabled(), true);
+    await byId('clipboard-open').click();
+    assert.equal(await byId('clipboard-send').isDisabled(), true, 'setting the remote clipboard needs control');
+    assert.match(await byId('clipboard-panel-hint').textContent(), /Switch to Control/);
+    await page.keyboard.press('Escape');
+    await byId('remote-stage').focus();
     await clearLog();
     await page.keyboard.press('KeyB');
     await page.waitForTimeout(150);
     assert.deepEqual(await inputs(), []);
+  });
+
+  assert.deepEqual(pageErrors.map(String), []);
+});
+
+test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const broker = await startFakeBroker();
+  t.after(() => broker.close());
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  t.after(() => browser.close());
+
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) pageErrors.push(new Error(msg.text()));
+  });
+  const shot = (name) => page.screenshot({ path: resolve(ARTIFACTS, `console-consent-${name}-1440x900.png`), animations: 'disabled' });
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+  const perm = (id, p) => page.locator(`[data-testid="${id}"][data-perm="${p}"]`);
+  const chips = () => page.locator('[data-testid="perm-chip"]').evaluateAll((els) => els.map((e) => `${e.dataset.perm}:${e.dataset.granted}`));
+  const permissions = () => page.evaluate(() => window.tether.permissions);
+  const until = async (what, fn, ms = 5000) => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await fn();
+      if (v) return v;
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  const peer = await browser.context.newPage();
+  await peer.goto(`${broker.origin}/peer`);
+  const signaling = routeSignaling(page);
+  signaling.scenario = 'live';
+  signaling.consent = 'manual';
+  signaling.peer = peer;
+  const controls = async () => (await peer.evaluate(() => window.fake.log)).filter((e) => e.ch === 'control').map((e) => e.msg);
+  const clearLog = () => peer.evaluate(() => window.fake.clear());
+  const sent = (type) => signaling.received.filter((m) => m.type === type);
+  const toast = async (text) => {
+    await page.locator('[data-testid="consent-toast"]:not([hidden])').filter({ hasText: text }).waitFor();
+    return byId('consent-toast').getAttribute('data-kind');
+  };
+
+  await page.goto(`${broker.origin}/console/`);
+  await byId('login-username').fill(USER.username);
+  await byId('login-password').fill(PASSWORD);
+  await byId('login-submit').click();
+  await byId('sessions-table').waitFor();
+  await page.bringToFront();
+
+  await t.test('the list shows what each session asks for', async () => {
+    const perms = await page.locator('[data-testid="session-perms"]').evaluateAll((els) => els.map((e) => e.dataset.perms));
+    assert.deepEqual(perms, sampleSessions().map((s) => s.permissions.join(',')));
+  });
+
+  await t.test('the permission picker sends the chosen permissions', async () => {
+    await byId('new-session').click();
+    const box = (p) => perm('perm-option', p);
+    assert.deepEqual(await page.locator('[data-testid="perm-option"]').evaluateAll((els) => els.map((e) => [e.value, e.checked, e.disabled])), [
+      ['view', true, true],
+      ['control', true, false],
+      ['clipboard', true, false],
+      ['files', false, false],
+      ['shell', false, false],
+    ]);
+    assert.equal(await page.getByRole('checkbox', { name: 'File transfer' }).count(), 1, 'each box is named by its label');
+    await byId('new-session-ticket').fill('INC-20944');
+    await box('clipboard').uncheck();
+    await box('files').check();
+    await page.mouse.move(0, 0);
+    await shot('01-new-session');
+    await byId('new-session-submit').click();
+    await byId('code-card').waitFor();
+    assert.deepEqual(broker.state.created.at(-1), { ticket: { id: 'INC-20944' }, permissions: ['view', 'control', 'files'] });
+    assert.deepEqual(await byId('code-card').locator('[data-testid="perm-chip"]').evaluateAll((els) => els.map((e) => e.dataset.perm)), ['view', 'control', 'files']);
+    await page.mouse.move(0, 0);
+    await shot('02-code-card');
+  });
+
+  await t.test('while the user decides, the stage says what was asked', async () => {
+    await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
+    await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+    assert.deepEqual(await chips(), ['view:false', 'control:false', 'clipboard:false'], 'the requested permissions, none granted yet');
+    signaling.permissions({ pending: true, message: 'Waiting for the user to answer.' });
+    const pending = byId('consent-pending');
+    await pending.waitFor();
+    assert.equal(await pending.getAttribute('data-variant'), 'overlay');
+    assert.match(await pending.textContent(), /Waiting for the user at FIN-LT-0142 to allow access…/);
+    assert.deepEqual(await pending.locator('[data-perm]').evaluateAll((els) => els.map((e) => e.dataset.perm)), ['view', 'control', 'clipboard']);
+    assert.deepEqual(await permissions(), { granted: [], paused: false, pending: true, message: 'Waiting for the user to answer.' });
+    assert.equal(await byId('mode-control').isDisabled(), true);
+    assert.equal(await byId('consent-toast').isVisible(), false, 'the overlay says it already');
+    await page.mouse.move(0, 0);
+    await page.waitForTimeout(2100); // "Asked 0:01 ago"
+    await shot('03-waiting');
+  });
+
+  await t.test('a partial grant: chips, View only, and Request control', async () => {
+    await peer.evaluate(() => window.fake.setSharing(true));
+    signaling.permissions({ granted: ['view'], message: 'The user allowed view only.' });
+    assert.equal(await toast('The user allowed view only.'), 'partial');
+    await byId('consent-pending').waitFor({ state: 'detached' });
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth >= 1920, null, { timeout: 20_000 });
+    assert.equal(await byId('stage-overlay').isVisible(), false);
+    assert.deepEqual(await chips(), ['view:true', 'control:false', 'clipboard:false']);
+    assert.deepEqual(await permissions(), { granted: ['view'], paused: false, pending: false, message: 'The user allowed view only.' });
+    assert.equal(await byId('mode-control').isDisabled(), true);
+    assert.equal(await byId('mode-control').getAttribute('data-tip'), 'The user has not allowed control');
+    assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
+    await perm('request-perm', 'control').waitFor();
+    await waitForPaint(page);
+    await page.mouse.move(0, 0);
+    await shot('04-partial');
+
+    signaling.received.length = 0;
+    await perm('request-perm', 'control').click();
+    await until('permission.request', () => sent('permission.request').length === 1);
+    const [req] = sent('permission.request');
+    assert.deepEqual({ v: req.v, session: req.session, payload: req.payload }, { v: 1, session: WAITING_ID, payload: { permissions: ['control'] } });
+    assert.equal(await perm('request-perm', 'control').isDisabled(), true, 'one question at a time');
+    assert.match(await perm('request-perm', 'control').textContent(), /Asking the user/);
+
+    signaling.permissions({ granted: ['view'], pending: true, message: 'Waiting for the user to answer.' });
+    const banner = byId('consent-pending');
+    await banner.waitFor();
+    assert.equal(await banner.getAttribute('data-variant'), 'banner', 'the screen stays in view');
+    assert.match(await banner.textContent(), /Waiting for the user to allow Control/);
+    assert.equal(await toast('Waiting for the user to answer.'), 'pending');
+    await page.mouse.move(0, 0);
+    await shot('05-asking-control');
+
+    // Allowed: the console takes control at once, as the technician asked.
+    await clearLog();
+    signaling.permissions({ granted: ['view', 'control'], message: 'The user allowed control.' });
+    assert.equal(await toast('The user allowed control.'), 'granted');
+    await page.waitForFunction(() => window.tether.control.enabled === true);
+    assert.deepEqual(await controls(), [{ type: 'control', enabled: true }]);
+    await byId('consent-pending').waitFor({ state: 'detached' });
+    assert.equal(await perm('request-perm', 'control').isVisible(), false);
+    assert.deepEqual(await chips(), ['view:true', 'control:true', 'clipboard:false']);
+  });
+
+  await t.test('the clipboard panel asks for clipboard access', async () => {
+    await byId('clipboard-open').click();
+    await perm('request-perm', 'clipboard').waitFor();
+    assert.match(await byId('clipboard-not-allowed').textContent(), /not allowed clipboard sharing/);
+    assert.equal(await byId('clipboard-send-text').isVisible(), false);
+    signaling.received.length = 0;
+    await perm('request-perm', 'clipboard').click();
+    await until('permission.request', () => sent('permission.request').length === 1);
+    assert.deepEqual(sent('permission.request')[0].payload, { permissions: ['clipboard'] });
+    // The broker turns it down: the user is answering someone else.
+    signaling.send('error', { code: 'bad_message', message: 'The user is still answering an earlier request.' });
+    assert.equal(await toast('The user is still answering an earlier request.'), 'info');
+    await page.waitForFunction(() => !document.querySelector('[data-testid="request-perm"][data-perm="clipboard"]').disabled);
+    await page.keyboard.press('Escape');
+
+    // The chip asks too.
+    signaling.received.length = 0;
+    await perm('perm-chip', 'clipboard').click();
+    await until('permission.request', () => sent('permission.request').length === 1);
+    assert.deepEqual(sent('permission.request')[0].payload, { permissions: ['clipboard'] });
+    signaling.permissions({ granted: ['view', 'control'], pending: true, message: 'Waiting for the user to answer.' });
+    await page.locator('[data-testid="perm-chip"][data-perm="clipboard"].is-asking').waitFor();
+    signaling.permissions({ granted: ['view', 'control'], message: 'The user declined.' });
+    assert.equal(await toast('The user declined.'), 'declined');
+    assert.deepEqual(await chips(), ['view:true', 'control:true', 'clipboard:false']);
+    assert.equal(await page.evaluate(() => window.tether.control.enabled), true, 'a "no" to the clipboard leaves control alone');
+  });
+
+  await t.test('paused: the stage says so, control stops, and comes back on resume', async () => {
+    await peer.evaluate(() => window.fake.setSharing(false));
+    signaling.permissions({ granted: ['view', 'control'], paused: true, message: 'The user paused the session.' });
+    await byId('consent-paused').waitFor();
+    assert.equal(await toast('The user paused the session.'), 'paused');
+    assert.deepEqual(await permissions(), { granted: ['view', 'control'], paused: true, pending: false, message: 'The user paused the session.' });
+    await page.waitForFunction(() => window.tether.control.enabled === false);
+    assert.equal(await byId('mode-control').isDisabled(), true);
+    assert.equal(await byId('mode-control').getAttribute('data-tip'), 'The user paused the session');
+    assert.equal(await page.locator('[data-testid="request-perm"]:visible').count(), 0, 'nothing to ask for while paused');
+    assert.match(await byId('consent-status').textContent(), /^Paused by the user0:0\d$/);
+    await page.mouse.move(0, 0);
+    await page.waitForTimeout(2100);
+    await shot('06-paused');
+
+    await clearLog();
+    await peer.evaluate(() => window.fake.setSharing(true));
+    signaling.permissions({ granted: ['view', 'control'], message: 'The user resumed the session.' });
+    assert.equal(await toast('The user resumed the session.'), 'resumed');
+    await byId('consent-paused').waitFor({ state: 'detached' });
+    await page.waitForFunction(() => window.tether.control.enabled === true);
+    assert.deepEqual(await controls(), [{ type: 'control', enabled: true }], 'control taken back');
+  });
+
+  await t.test('revoked control: View only, and no input leaves', async () => {
+    signaling.permissions({ granted: ['view'], message: 'The user revoked control.' });
+    assert.equal(await toast('The user revoked control.'), 'revoked');
+    await page.waitForFunction(() => window.tether.control.enabled === false);
+    assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'true');
+    assert.equal(await byId('mode-control').isDisabled(), true);
+    await perm('request-perm', 'control').waitFor();
+    await clearLog();
+    const box = await byId('remote-stage').boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await page.keyboard.press('KeyA');
+    await page.waitForTimeout(200);
+    assert.deepEqual((await peer.evaluate(() => window.fake.log)).filter((e) => e.ch === 'input'), []);
+  });
+
+  await t.test('view revoked: the stage offers to ask again', async () => {
+    await peer.evaluate(() => window.fake.setSharing(false));
+    signaling.permissions({ granted: [], message: 'The user revoked view.' });
+    assert.equal(await toast('The user revoked view.'), 'revoked');
+    await byId('consent-noview').waitFor();
+    assert.match(await byId('consent-noview').textContent(), /The user revoked view\./);
+    signaling.received.length = 0;
+    await perm('request-perm', 'view').click();
+    await until('permission.request', () => sent('permission.request').length === 1);
+    assert.deepEqual(sent('permission.request')[0].payload, { permissions: ['view'] });
+    signaling.permissions({ granted: [], pending: true, message: 'Waiting for the user to answer.' });
+    await byId('consent-pending').waitFor();
+    assert.deepEqual(await byId('consent-pending').locator('[data-perm]').evaluateAll((els) => els.map((e) => e.dataset.perm)), ['view']);
+    await peer.evaluate(() => window.fake.setSharing(true));
+    signaling.permissions({ granted: ['view'], message: 'The user allowed view.' });
+    assert.equal(await toast('The user allowed view.'), 'granted');
+    await byId('stage-overlay').waitFor({ state: 'hidden' });
+  });
+
+  await t.test('the activity panel lists the audit trail', async () => {
+    const t0 = Date.now() - 5 * 60_000;
+    const at = (sec) => new Date(t0 + sec * 1000).toISOString();
+    const me = USER.username;
+    broker.state.events[WAITING_ID] = [
+      { at: at(0), actor: me, type: 'viewer.joined', detail: { role: 'technician' } },
+      { at: at(19), actor: 'user', type: 'host.connected', detail: { hostname: 'FIN-LT-0142', os: 'Windows 11 Pro', remote: '10.20.4.17:53122' } },
+      { at: at(19), actor: me, type: 'consent.requested', detail: { permissions: ['view', 'control', 'clipboard'], viewer: me } },
+      { at: at(31), actor: 'user', type: 'consent.granted', detail: { viewer: me, requested: ['view', 'control', 'clipboard'], granted: ['view'] } },
+      { at: at(64), actor: me, type: 'message.refused', detail: { reason: 'The user has not allowed control.', count: 1 } },
+      { at: at(70), actor: me, type: 'permission.requested', detail: { permissions: ['control'] } },
+      { at: at(70), actor: me, type: 'consent.requested', detail: { permissions: ['control'], viewer: me } },
+      { at: at(78), actor: 'user', type: 'consent.granted', detail: { viewer: me, requested: ['control'], granted: ['control'] } },
+      { at: at(133), actor: 'user', type: 'consent.denied', detail: { viewer: me, requested: ['clipboard'], granted: [] } },
+      { at: at(190), actor: 'user', type: 'consent.changed', detail: { change: 'paused the session', paused: true, grants: [] } },
+      { at: at(214), actor: 'user', type: 'consent.changed', detail: { change: 'resumed the session', paused: false, grants: [] } },
+      { at: at(260), actor: 'user', type: 'consent.changed', detail: { change: 'revoked control', paused: false, grants: [] } },
+    ];
+    await byId('activity-open').click();
+    const panel = byId('activity-panel');
+    await panel.waitFor();
+    await until('12 rows', async () => (await byId('activity-row').count()) === 12);
+    const rows = await byId('activity-row').evaluateAll((els) => els.map((e) => [e.dataset.type, e.querySelector('.activity-text').textContent]));
+    assert.deepEqual(rows.at(-1), ['viewer.joined', `${me} opened the session as technician`], 'oldest last');
+    assert.deepEqual(rows[0], ['consent.changed', 'The user revoked control'], 'newest first');
+    const text = Object.fromEntries(rows.map(([type, s], i) => [`${i}:${type}`, s]));
+    assert.deepEqual(Object.values(text).reverse(), [
+      `${me} opened the session as technician`,
+      'The user\u2019s computer connected (FIN-LT-0142, Windows 11 Pro)',
+      'The user was asked to allow view, control, clipboard',
+      'The user allowed view; declined control, clipboard',
+      `Blocked a message from ${me}: The user has not allowed control`,
+      `${me} asked for control`,
+      'The user was asked to allow control',
+      'The user allowed control',
+      `The user declined ${me}\u2019s request for clipboard`,
+      'The user paused the session',
+      'The user resumed the session',
+      'The user revoked control',
+    ]);
+    assert.match(await panel.textContent(), /\(you\)/);
+    await page.mouse.move(0, 0);
+    await shot('07-activity');
+
+    // A consent change brings the new events in.
+    broker.state.events[WAITING_ID].push({ at: new Date().toISOString(), actor: me, type: 'permission.requested', detail: { permissions: ['control'] } });
+    signaling.permissions({ granted: ['view'], pending: true, message: 'Waiting for the user to answer.' });
+    await until('13 rows', async () => (await byId('activity-row').count()) === 13);
+    assert.equal(await byId('activity-row').first().getAttribute('data-type'), 'permission.requested');
+    await byId('activity-open').click();
+    await panel.waitFor({ state: 'hidden' });
+  });
+
+  await t.test('declined: the session ends with the user\u2019s answer', async () => {
+    const id = sampleSessions()[1].id;
+    await page.goto(`${broker.origin}/console/#/session/${id}`);
+    await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+    signaling.permissions({ pending: true, message: 'Waiting for the user to answer.' });
+    await byId('consent-pending').waitFor();
+    assert.deepEqual(await chips(), ['view:false', 'control:false', 'clipboard:false', 'files:false']);
+    signaling.permissions({ granted: [], message: 'The user declined.' });
+    signaling.send('ended', { reason: 'The user declined.' });
+    await byId('session-ended').waitFor();
+    assert.equal(await byId('ended-reason').textContent(), 'The user declined.');
+    assert.equal(await page.locator('#conn-state').getAttribute('data-state'), 'ended');
+    assert.equal(await byId('consent-pending').count(), 0);
+    await page.mouse.move(0, 0);
+    await shot('08-declined');
+  });
+
+  await t.test('declined while another technician stays: this viewer is let go', async () => {
+    await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
+    await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+    signaling.permissions({ pending: true, message: 'Waiting for the user to answer.' });
+    await byId('consent-pending').waitFor();
+    signaling.permissions({ granted: [], message: 'The user did not answer in time.' });
+    await signaling.ws.close({ code: 4003, reason: 'the user declined' });
+    await byId('session-ended').waitFor();
+    assert.equal(await byId('ended-reason').textContent(), 'The user did not answer in time.');
   });
 
   assert.deepEqual(pageErrors.map(String), []);
@@ -619,23 +939,49 @@ async function waitForPaint(page) {
  * scenario 'waiting': welcome with no host. 'live': welcome, host state, and
  * an offer made by `peer`, the fake broker's /peer page (fake-peer.js),
  * which sends a canvas as the remote screen and holds the data channels.
+ * consent 'all': the user is asked and allows view, control and clipboard
+ * at once; 'manual': no frames and no answer until the test sends them
+ * (ctl.permissions, peer setSharing).
  */
 function routeSignaling(page) {
-  const ctl = { scenario: 'waiting', peer: null, received: [] };
+  const ctl = {
+    scenario: 'waiting',
+    consent: 'all',
+    peer: null,
+    received: [],
+    ws: null,
+    session: '',
+    /** Sends a broker message on the page's current signaling socket. */
+    send(type, payload) {
+      ctl.ws.send(JSON.stringify({ v: 1, type, id: `b${Date.now()}`, session: ctl.session, payload }));
+    },
+    permissions(payload) {
+      ctl.send('permissions', { granted: [], paused: false, pending: false, ...payload });
+    },
+  };
   page.routeWebSocket(/\/ws\/viewer$/, (ws) => {
+    ctl.ws = ws;
     const send = (type, session, payload) => ws.send(JSON.stringify({ v: 1, type, id: `b${Date.now()}`, session, payload }));
     ws.onMessage(async (data) => {
       const msg = JSON.parse(String(data));
       ctl.received.push(msg);
       const session = msg.payload?.session ?? msg.session;
+      if (msg.type === 'hello') ctl.session = session;
       if (msg.type === 'hello' && ctl.scenario === 'waiting') {
         send('welcome', session, { session, state: 'waiting' });
       }
       if (msg.type === 'hello' && ctl.scenario === 'live') {
         send('welcome', session, { session, state: 'active' });
         send('state', session, { state: 'active', host: { hostname: 'FIN-LT-0142', os: 'Windows 11 Pro', width: 1920, height: 1080 } });
-        const sdp = await ctl.peer.evaluate(() => window.fake.offer());
+        const sharing = ctl.consent === 'all';
+        const sdp = await ctl.peer.evaluate((on) => window.fake.offer({ sharing: on }), sharing);
         send('offer', session, { sdp });
+        if (ctl.consent === 'all') {
+          send('permissions', session, { granted: [], paused: false, pending: true, message: 'Waiting for the user to answer.' });
+          send('permissions', session, {
+            granted: ['view', 'control', 'clipboard'], paused: false, pending: false, message: 'The user allowed view, control, clipboard.',
+          });
+        }
       }
       if (msg.type === 'answer' && ctl.peer) {
         await ctl.peer.evaluate((sdp) => window.fake.accept(sdp), msg.payload.sdp);
