@@ -6,13 +6,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +29,8 @@ type figure struct {
 	show  string // unit shown in the report
 	goal  string
 	check func(v float64, all map[string]map[string]float64) bool
+	// note adds context to the measured value, e.g. how many samples.
+	note func(all map[string]map[string]float64) string
 }
 
 var figures = []figure{
@@ -48,6 +54,57 @@ var figures = []figure{
 	{what: "Broker RSS with one 1080p session", bench: "BenchmarkStream1080p", unit: "broker-session-MB", scale: 1, show: "MB", goal: "reference"},
 }
 
+// consoleFigures come from the browser benchmarks in web/bench: the real
+// console in headless Chromium against a real broker and host.
+var consoleFigures = func() []figure {
+	var fs []figure
+	for _, size := range []string{"1280x720", "1920x1080"} {
+		click := "BenchmarkConsoleClickToPixel/" + size
+		parts := "BenchmarkConsoleClickBreakdown/" + size
+		glass := "BenchmarkConsoleGlassToGlass/" + size
+		fs = append(fs,
+			figure{what: "Input-to-pixel " + size + ", console click → new colour read in the page, p50", bench: click, unit: "p50-ms", scale: 1, show: "ms",
+				goal: "≤ 25 ms", check: atMost(25), note: samples(click, "clicks")},
+			figure{what: "Input-to-pixel " + size + ", p95", bench: click, unit: "p95-ms", scale: 1, show: "ms", goal: "≤ 40 ms", check: atMost(40)},
+			figure{what: "… of which click → press seen by the X client (data channel, broker, host, XTest), p50", bench: parts, unit: "input-p50-ms", scale: 1, show: "ms", goal: "reference"},
+			figure{what: "… new colour on screen → frame's last packet in the browser (damage, pacing, capture, encode, relay), p50", bench: parts, unit: "host-p50-ms", scale: 1, show: "ms", goal: "reference"},
+			figure{what: "… same, p95", bench: parts, unit: "host-p95-ms", scale: 1, show: "ms", goal: "reference"},
+			figure{what: "… frame received → presented (decode, jitter buffer), p50", bench: parts, unit: "decode-p50-ms", scale: 1, show: "ms", goal: "reference"},
+			figure{what: "… presented → pixels read in requestVideoFrameCallback, p50", bench: parts, unit: "read-p50-ms", scale: 1, show: "ms", goal: "reference",
+				note: func(all map[string]map[string]float64) string {
+					return fmt.Sprintf("%.1f ms to the callback, %.1f ms canvas readback", all[parts]["vsync-p50-ms"], all[parts]["readback-p50-ms"])
+				}},
+			figure{what: "Glass-to-glass " + size + ", painted counter → read in the page, p50", bench: glass, unit: "p50-ms", scale: 1, show: "ms",
+				goal: "≤ 25 ms (the input-to-pixel budget)", check: atMost(25), note: samples(glass, "frames")},
+			figure{what: "Glass-to-glass " + size + ", p95", bench: glass, unit: "p95-ms", scale: 1, show: "ms", goal: "≤ 40 ms", check: atMost(40)},
+			figure{what: "Frames shown by the console, " + size + " changing every 16 ms", bench: glass, unit: "fps", scale: 1, show: "fps", goal: "reference (the host captures at most 30 fps by default)"},
+		)
+	}
+	bw := "BenchmarkConsoleBandwidth/"
+	fs = append(fs,
+		figure{what: "Bandwidth to the console, still screen 1920x1080", bench: bw + "still", unit: "kbit/s", scale: 1, show: "kbit/s",
+			goal: "≤ 1 kbit/s (no video frames)", check: atMost(1), note: frames(bw + "still")},
+		figure{what: "Bandwidth to the console, typing in an xterm at 8 characters/s, 1920x1080", bench: bw + "typing", unit: "kbit/s", scale: 1, show: "kbit/s",
+			goal: "< 150 kbit/s", check: func(v float64, _ map[string]map[string]float64) bool { return v < 150 }, note: frames(bw + "typing")},
+		figure{what: "Bandwidth to the console, whole screen changing every 16 ms, 1920x1080", bench: bw + "full", unit: "kbit/s", scale: 1, show: "kbit/s",
+			goal: "reference", note: frames(bw + "full")},
+	)
+	return fs
+}()
+
+func samples(bench, what string) func(map[string]map[string]float64) string {
+	return func(all map[string]map[string]float64) string {
+		return fmt.Sprintf("over %.0f %s", all[bench]["n"], what)
+	}
+}
+
+func frames(bench string) func(map[string]map[string]float64) string {
+	return func(all map[string]map[string]float64) string {
+		m := all[bench]
+		return fmt.Sprintf("%.0f frames (%.0f keyframes, %.0f keyframe requests from the browser)", m["frames"], m["keyframes"], m["keyframe-requests"])
+	}
+}
+
 func below(ns float64) func(float64, map[string]map[string]float64) bool {
 	return func(v float64, _ map[string]map[string]float64) bool { return v <= ns }
 }
@@ -58,27 +115,50 @@ func atMost(x float64) func(float64, map[string]map[string]float64) bool {
 	return func(v float64, _ map[string]map[string]float64) bool { return v <= x }
 }
 
-// runs are the benchmark commands, in order.
-var runs = [][]string{
-	{"go", "test", "-run", "^$", "-bench", ".", "-benchtime", "200x", "./host/capture", "./host/encode"},
-	{"go", "test", "-run", "^$", "-bench", "BenchmarkStream1080p", "-benchtime", "1x", "-timeout", "10m", "./internal/e2e"},
+// run is one benchmark command and the time it may take.
+type run struct {
+	args    []string
+	timeout time.Duration
+}
+
+// runs are the benchmark commands, in order. The node scripts start their
+// own Xvfb, broker, host and Chromium, print `go test -bench` style lines
+// and stop everything they started.
+var runs = []run{
+	{[]string{"go", "test", "-run", "^$", "-bench", ".", "-benchtime", "200x", "./host/capture", "./host/encode"}, 5 * time.Minute},
+	{[]string{"go", "test", "-run", "^$", "-bench", "BenchmarkStream1080p", "-benchtime", "1x", "-timeout", "10m", "./internal/e2e"}, 10 * time.Minute},
+	{[]string{"node", "web/bench/click.mjs", "--size", "1280x720", "--samples", "200"}, 5 * time.Minute},
+	{[]string{"node", "web/bench/click.mjs", "--size", "1920x1080", "--samples", "200"}, 5 * time.Minute},
+	{[]string{"node", "web/bench/glass.mjs", "--size", "1280x720", "--seconds", "30"}, 3 * time.Minute},
+	{[]string{"node", "web/bench/glass.mjs", "--size", "1920x1080", "--seconds", "30"}, 3 * time.Minute},
+	{[]string{"node", "web/bench/bandwidth.mjs", "--size", "1920x1080", "--seconds", "20"}, 5 * time.Minute},
 }
 
 func main() {
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	flag.Parse()
+	// Each benchmark runs in a process group of its own, out of reach of
+	// the terminal's Ctrl+C: pass it on by killing the group.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	results := map[string]map[string]float64{}
 	var raw bytes.Buffer
-	for _, args := range runs {
-		fmt.Fprintln(os.Stderr, "running:", strings.Join(args, " "))
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Stderr = os.Stderr
-		data, err := cmd.Output()
+	var failed []string
+	for _, r := range runs {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted")
+			os.Exit(1)
+		}
+		line := strings.Join(r.args, " ")
+		fmt.Fprintln(os.Stderr, "running:", line)
+		data, err := execute(ctx, r)
 		os.Stderr.Write(data)
 		raw.Write(data)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", strings.Join(args, " "), "failed:", err)
-			os.Exit(1)
+			// The other benchmarks still run; the report says what is missing.
+			fmt.Fprintf(os.Stderr, "bench: %s failed: %v\n", line, err)
+			fmt.Fprintf(&raw, "%s: FAILED: %v\n", line, err)
+			failed = append(failed, line)
 		}
 		parse(data, results)
 	}
@@ -87,6 +167,33 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintln(os.Stderr, "wrote", *out)
+	if len(failed) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d benchmark commands failed:\n  %s\n", len(failed), strings.Join(failed, "\n  "))
+		os.Exit(1)
+	}
+}
+
+// execute runs one benchmark in a process group of its own and returns
+// its standard output; at the time limit (or on Ctrl+C) the whole group
+// is stopped, so an Xvfb, host or browser it started cannot outlive it.
+func execute(parent context.Context, r run) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(parent, r.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.args[0], r.args[1:]...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// SIGTERM first: the node scripts then stop their programs themselves.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	data, err := cmd.Output()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("no result within %v: %w", r.timeout, err)
+	}
+	// Whatever the benchmark left behind in its group goes too.
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	return data, err
 }
 
 // parse reads `go test -bench` lines: name-N  iterations  value unit ...
@@ -108,12 +215,50 @@ func parse(data []byte, into map[string]map[string]float64) {
 			m = map[string]float64{}
 			into[name] = m
 		}
+		if n, err := strconv.ParseFloat(f[1], 64); err == nil {
+			m["n"] = n
+		}
 		for i := 2; i+1 < len(f); i += 2 {
 			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
 				m[f[i+1]] = v
 			}
 		}
 	}
+}
+
+func table(b *bytes.Buffer, fs []figure, results map[string]map[string]float64) {
+	fmt.Fprintf(b, "| what | measured | goal | met |\n| --- | --- | --- | --- |\n")
+	for _, f := range fs {
+		v, ok := results[f.bench][f.unit]
+		if !ok {
+			fmt.Fprintf(b, "| %s | not measured | %s | no |\n", f.what, f.goal)
+			continue
+		}
+		met := "—"
+		if f.check != nil {
+			met = "no"
+			if f.check(v, results) {
+				met = "yes"
+			}
+		}
+		measured := fmt.Sprintf("%.2f %s", v*f.scale, f.show)
+		if f.note != nil {
+			measured += ", " + f.note(results)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", f.what, measured, f.goal, met)
+	}
+}
+
+// loadStart is the load average when the run began: other work on the
+// machine shows in the tails of the latency figures.
+var loadStart = loadavg()
+
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(data))[0]
 }
 
 func machine() string {
@@ -132,28 +277,19 @@ func machine() string {
 func report(results map[string]map[string]float64, raw string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured %s on %s, all in one run of `make bench`.\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
-	fmt.Fprintf(&b, "These machines are shared and noisy: compare figures within one run.\n\n")
-	fmt.Fprintf(&b, "| what | measured | goal | met |\n| --- | --- | --- | --- |\n")
-	for _, f := range figures {
-		v, ok := results[f.bench][f.unit]
-		if !ok {
-			fmt.Fprintf(&b, "| %s | not measured | %s | no |\n", f.what, f.goal)
-			continue
-		}
-		met := "—"
-		if f.check != nil {
-			met = "no"
-			if f.check(v, results) {
-				met = "yes"
-			}
-		}
-		fmt.Fprintf(&b, "| %s | %.2f %s | %s | %s |\n", f.what, v*f.scale, f.show, f.goal, met)
-	}
+	fmt.Fprintf(&b, "These machines are shared and noisy: compare figures within one run. Load average (1 min) at the start of the run %s, at the end %s.\n\n", loadStart, loadavg())
+	table(&b, figures, results)
+	fmt.Fprintf(&b, "\n## Through the console\n\n")
+	fmt.Fprintf(&b, "The technician's real console in headless Chromium (playwright-core driving Debian's chromium), a real `bin/broker`, and a real `bin/host` run as a user runs it (default 30 fps, consent answered on its terminal), all on one machine over loopback.\n\n")
+	table(&b, consoleFigures, results)
+	fmt.Fprintf(&b, "\n- **Input-to-pixel**: the page clicks on the remote video in Control mode; `testdata/xpattern -mode input` toggles the screen between black and white on each press. Time from `performance.now()` in a capturing `pointerdown` listener to the first `requestVideoFrameCallback` whose pixels (a 16×16 square drawn into a canvas, away from the cursor) show the new colour. Clicks 150–250 ms apart, jittered, each after the previous one was seen. The parts come from the X client's stamped log (`-stamp`, wall clock) and the callback's `receiveTime` and `presentationTime`; they add up to the total.\n")
+	fmt.Fprintf(&b, "- **Glass-to-glass**: `xpattern -mode counter -bars -stamp -interval 16` paints its counter as black and white bars and logs the wall-clock time each paint reached the X server; the page reads the bars in `requestVideoFrameCallback` and compares `performance.timeOrigin + performance.now()` with that time (same machine, same clock).\n")
+	fmt.Fprintf(&b, "- **Bandwidth**: `bytesReceived + headerBytesReceived` of the video's inbound-rtp stats (payload, RTP headers and padding) over 20 s, each screen in a session of its own, the console in View only.\n")
 	fmt.Fprintf(&b, "\n## How to reproduce\n\n`make bench` (installs what is missing, builds, runs the commands below, rewrites this file).\n\n")
-	for _, args := range runs {
-		fmt.Fprintf(&b, "    %s\n", strings.Join(args, " "))
+	for _, r := range runs {
+		fmt.Fprintf(&b, "    %s\n", strings.Join(r.args, " "))
 	}
-	fmt.Fprintf(&b, "\nCapture and stream figures run against a private `Xvfb -screen 0 1920x1080x24 -noreset`; the stream test paints a changing counter with `testdata/xpattern -mode counter`, so capture and encode are inside the measurement, and runs the real `bin/broker` and `bin/host` as separate processes (their RSS is read from /proc).\n")
+	fmt.Fprintf(&b, "\nCapture and stream figures run against a private `Xvfb -screen 0 1920x1080x24 -noreset`; the stream test paints a changing counter with `testdata/xpattern -mode counter`, so capture and encode are inside the measurement, and runs the real `bin/broker` and `bin/host` as separate processes (their RSS is read from /proc). The node scripts need `make build` and `bin/xpattern` first (`make bench` does both); each prints its progress and a breakdown on stderr.\n")
 	fmt.Fprintf(&b, "\n## Raw output\n\n```\n%s```\n", raw)
 	return b.Bytes()
 }

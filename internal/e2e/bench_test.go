@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+
 	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/xtest"
@@ -80,6 +82,46 @@ func brokerProc(tb testing.TB) (cmd *exec.Cmd, url, caFile, apiKey string) {
 	return cmd, url, filepath.Join(dir, "certs", "ca.pem"), admin.APIKey
 }
 
+// benchHost runs bin/host on a terminal, as a user who started it from a
+// shell, and allows everything it asks for there. Cleanup stops it.
+func benchHost(b *testing.B, display string, args ...string) *exec.Cmd {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(xtest.Build(b, "./host"), args...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	tty.Close()
+	read := make(chan struct{})
+	go func() { // ends when the pty closes, after the host has exited
+		defer close(read)
+		var seen strings.Builder
+		answered := 0
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(buf)
+			seen.Write(buf[:n])
+			for prompts := strings.Count(seen.String(), "Allow? "); answered < prompts; answered++ {
+				ptmx.WriteString("all\n")
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		ptmx.Close()
+		<-read
+	})
+	return cmd
+}
+
 // BenchmarkStream1080p streams a 1920x1080 screen that changes every frame
 // from a real host through a real broker to the Go viewer for 30 s, and
 // reports the frames delivered per second and the memory of both programs.
@@ -101,15 +143,7 @@ func BenchmarkStream1080p(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	host := exec.Command(xtest.Build(b, "./host"), "-broker", url, "-ca", caFile, "-fps", "60", sess.Code)
-	host.Env = append(os.Environ(), "DISPLAY="+display)
-	if err := host.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		host.Process.Kill()
-		host.Wait()
-	}()
+	host := benchHost(b, display, "-broker", url, "-ca", caFile, "-fps", "60", sess.Code)
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
 		b.Fatal(err)
