@@ -80,6 +80,50 @@ var migrations = []string{
 		added_at   INTEGER NOT NULL,
 		PRIMARY KEY (session_id, user_id)
 	);`,
+	`CREATE TABLE webhook_endpoints (
+		id          TEXT PRIMARY KEY,
+		url         TEXT NOT NULL,
+		secret      TEXT NOT NULL,
+		events      TEXT NOT NULL,
+		description TEXT NOT NULL DEFAULT '',
+		enabled     INTEGER NOT NULL DEFAULT 1,
+		created_by  INTEGER NOT NULL REFERENCES users(id),
+		created_at  INTEGER NOT NULL
+	);
+	CREATE TABLE webhook_events (
+		id         TEXT PRIMARY KEY,
+		type       TEXT NOT NULL,
+		session_id TEXT NOT NULL DEFAULT '',
+		once_key   TEXT UNIQUE,
+		payload    TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE webhook_deliveries (
+		id              TEXT PRIMARY KEY,
+		endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+		event_id        TEXT NOT NULL REFERENCES webhook_events(id),
+		state           TEXT NOT NULL,
+		attempts        INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at INTEGER,
+		last_status     INTEGER NOT NULL DEFAULT 0,
+		last_error      TEXT NOT NULL DEFAULT '',
+		redelivery_of   TEXT NOT NULL DEFAULT '',
+		created_at      INTEGER NOT NULL,
+		updated_at      INTEGER NOT NULL
+	);
+	CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);
+	CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, created_at);
+	CREATE TABLE webhook_attempts (
+		id          INTEGER PRIMARY KEY,
+		delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+		attempt     INTEGER NOT NULL,
+		at          INTEGER NOT NULL,
+		status_code INTEGER NOT NULL DEFAULT 0,
+		error       TEXT NOT NULL DEFAULT '',
+		duration_ms INTEGER NOT NULL,
+		response    TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, attempt);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

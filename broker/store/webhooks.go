@@ -1,0 +1,377 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Webhook delivery states.
+const (
+	DeliveryPending   = "pending"   // waiting for its next attempt
+	DeliverySucceeded = "succeeded" // the endpoint answered 2xx
+	DeliveryFailed    = "failed"    // every attempt failed
+)
+
+// WebhookEndpoint is a ticket system's URL that hears about session events.
+type WebhookEndpoint struct {
+	ID  string
+	URL string
+	// Secret signs every delivery (HMAC-SHA256); it is shown to the admin
+	// once and kept here in the clear because signing needs it.
+	Secret      string
+	Events      []string // event types the endpoint subscribed to
+	Description string
+	Enabled     bool
+	CreatedBy   int64
+	CreatedAt   time.Time
+}
+
+// WebhookEvent is one event as sent to endpoints: its JSON body is fixed
+// when it happens, so every delivery and redelivery sends the same bytes.
+type WebhookEvent struct {
+	ID      string
+	Type    string
+	Session string
+	// OnceKey, when set, makes the event unique: a second event with the
+	// same key is not stored (e.g. one session.started per session).
+	OnceKey   string
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// WebhookDelivery is one event on its way to one endpoint.
+type WebhookDelivery struct {
+	ID            string
+	EndpointID    string
+	EventID       string
+	EventType     string // filled in by reads, from the event
+	State         string
+	Attempts      int
+	NextAttemptAt time.Time // zero once the delivery is no longer pending
+	LastStatus    int
+	LastError     string
+	RedeliveryOf  string // the delivery an admin asked to send again
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// WebhookAttempt is one HTTP request of a delivery.
+type WebhookAttempt struct {
+	DeliveryID string
+	Attempt    int // 1 for the first
+	At         time.Time
+	StatusCode int    // 0 when no answer arrived
+	Error      string // why the attempt failed, empty on success
+	Duration   time.Duration
+	Response   string // the start of the answer's body
+}
+
+const webhookEndpointColumns = "id, url, secret, events, description, enabled, created_by, created_at"
+
+func scanWebhookEndpoint(row scanner) (*WebhookEndpoint, error) {
+	var e WebhookEndpoint
+	var events string
+	var created sql.NullInt64
+	err := row.Scan(&e.ID, &e.URL, &e.Secret, &events, &e.Description, &e.Enabled, &e.CreatedBy, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if events != "" {
+		e.Events = strings.Split(events, ",")
+	}
+	e.CreatedAt = fromMS(created)
+	return &e, nil
+}
+
+// CreateWebhookEndpoint stores a new endpoint.
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
+	_, err := s.db.ExecContext(ctx,
+		"INSERT INTO webhook_endpoints ("+webhookEndpointColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		e.ID, e.URL, e.Secret, strings.Join(e.Events, ","), e.Description, e.Enabled, e.CreatedBy, ms(e.CreatedAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("webhook endpoint %s: %w", e.ID, ErrConflict)
+		}
+		return fmt.Errorf("create webhook endpoint: %w", err)
+	}
+	return nil
+}
+
+// WebhookEndpointByID looks an endpoint up.
+func (s *Store) WebhookEndpointByID(ctx context.Context, id string) (*WebhookEndpoint, error) {
+	return scanWebhookEndpoint(s.db.QueryRowContext(ctx, "SELECT "+webhookEndpointColumns+" FROM webhook_endpoints WHERE id = ?", id))
+}
+
+// WebhookEndpoints lists every endpoint, oldest first.
+func (s *Store) WebhookEndpoints(ctx context.Context) ([]*WebhookEndpoint, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+webhookEndpointColumns+" FROM webhook_endpoints ORDER BY created_at, id")
+	if err != nil {
+		return nil, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []*WebhookEndpoint
+	for rows.Next() {
+		e, err := scanWebhookEndpoint(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list webhook endpoints: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// UpdateWebhookEndpoint saves an endpoint's events, description and
+// enabled flag; its URL and secret never change.
+func (s *Store) UpdateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
+	res, err := s.db.ExecContext(ctx, "UPDATE webhook_endpoints SET events = ?, description = ?, enabled = ? WHERE id = ?",
+		strings.Join(e.Events, ","), e.Description, e.Enabled, e.ID)
+	if err != nil {
+		return fmt.Errorf("update webhook endpoint %s: %w", e.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteWebhookEndpoint removes an endpoint with its deliveries.
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM webhook_endpoints WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("delete webhook endpoint %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// AddWebhookEvent stores an event and, in the same transaction, a pending
+// delivery due at now for every enabled endpoint subscribed to its type;
+// newID names each delivery. It reports false, and stores nothing, when an
+// event with the same OnceKey exists.
+func (s *Store) AddWebhookEvent(ctx context.Context, ev *WebhookEvent, now time.Time, newID func() string) ([]*WebhookDelivery, bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("add webhook event: %w", err)
+	}
+	defer tx.Rollback()
+	var once sql.NullString
+	if ev.OnceKey != "" {
+		once = sql.NullString{String: ev.OnceKey, Valid: true}
+	}
+	res, err := tx.ExecContext(ctx,
+		"INSERT INTO webhook_events (id, type, session_id, once_key, payload, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (once_key) DO NOTHING",
+		ev.ID, ev.Type, ev.Session, once, string(ev.Payload), ms(ev.CreatedAt))
+	if err != nil {
+		return nil, false, fmt.Errorf("add webhook event %s: %w", ev.Type, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, false, nil
+	}
+	// Read every subscriber before writing: the one connection cannot
+	// serve a query and an insert at once.
+	rows, err := tx.QueryContext(ctx, "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 ORDER BY created_at, id")
+	if err != nil {
+		return nil, false, fmt.Errorf("add webhook event %s: %w", ev.Type, err)
+	}
+	var endpoints []string
+	for rows.Next() {
+		var id, events string
+		if err := rows.Scan(&id, &events); err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("add webhook event %s: %w", ev.Type, err)
+		}
+		if slices.Contains(strings.Split(events, ","), ev.Type) {
+			endpoints = append(endpoints, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("add webhook event %s: %w", ev.Type, err)
+	}
+	var out []*WebhookDelivery
+	for _, ep := range endpoints {
+		d := &WebhookDelivery{ID: newID(), EndpointID: ep, EventID: ev.ID, EventType: ev.Type, State: DeliveryPending,
+			NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+		if err := insertDelivery(ctx, tx, d); err != nil {
+			return nil, false, err
+		}
+		out = append(out, d)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, fmt.Errorf("add webhook event %s: %w", ev.Type, err)
+	}
+	return out, true, nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func insertDelivery(ctx context.Context, db execer, d *WebhookDelivery) error {
+	_, err := db.ExecContext(ctx,
+		`INSERT INTO webhook_deliveries (id, endpoint_id, event_id, state, attempts, next_attempt_at, redelivery_of, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`,
+		d.ID, d.EndpointID, d.EventID, d.State, nullMS(d.NextAttemptAt), d.RedeliveryOf, ms(d.CreatedAt), ms(d.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("add webhook delivery: %w", err)
+	}
+	return nil
+}
+
+// AddWebhookDelivery stores a new pending delivery of an existing event,
+// as when an admin asks for one to be sent again.
+func (s *Store) AddWebhookDelivery(ctx context.Context, d *WebhookDelivery) error {
+	return insertDelivery(ctx, s.db, d)
+}
+
+// WebhookEventByID looks an event up.
+func (s *Store) WebhookEventByID(ctx context.Context, id string) (*WebhookEvent, error) {
+	var ev WebhookEvent
+	var once sql.NullString
+	var payload string
+	var created sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT id, type, session_id, once_key, payload, created_at FROM webhook_events WHERE id = ?", id).
+		Scan(&ev.ID, &ev.Type, &ev.Session, &once, &payload, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up webhook event: %w", err)
+	}
+	ev.OnceKey, ev.Payload, ev.CreatedAt = once.String, []byte(payload), fromMS(created)
+	return &ev, nil
+}
+
+const webhookDeliveryColumns = `d.id, d.endpoint_id, d.event_id, e.type, d.state, d.attempts, d.next_attempt_at,
+	d.last_status, d.last_error, d.redelivery_of, d.created_at, d.updated_at`
+
+const webhookDeliveryFrom = " FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id "
+
+func scanWebhookDelivery(row scanner) (*WebhookDelivery, error) {
+	var d WebhookDelivery
+	var next, created, updated sql.NullInt64
+	err := row.Scan(&d.ID, &d.EndpointID, &d.EventID, &d.EventType, &d.State, &d.Attempts, &next,
+		&d.LastStatus, &d.LastError, &d.RedeliveryOf, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
+	return &d, nil
+}
+
+func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) ([]*WebhookDelivery, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+webhookDeliveryColumns+webhookDeliveryFrom+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*WebhookDelivery
+	for rows.Next() {
+		d, err := scanWebhookDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// WebhookDeliveryByID looks a delivery up.
+func (s *Store) WebhookDeliveryByID(ctx context.Context, id string) (*WebhookDelivery, error) {
+	return scanWebhookDelivery(s.db.QueryRowContext(ctx, "SELECT "+webhookDeliveryColumns+webhookDeliveryFrom+"WHERE d.id = ?", id))
+}
+
+// DueWebhookDeliveries returns up to limit pending deliveries of enabled
+// endpoints whose next attempt is due at now, the longest waiting first.
+func (s *Store) DueWebhookDeliveries(ctx context.Context, now time.Time, limit int) ([]*WebhookDelivery, error) {
+	out, err := s.queryDeliveries(ctx,
+		`JOIN webhook_endpoints w ON w.id = d.endpoint_id
+		 WHERE d.state = ? AND d.next_attempt_at <= ? AND w.enabled = 1
+		 ORDER BY d.next_attempt_at, d.created_at LIMIT ?`, DeliveryPending, ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list due webhook deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// WebhookDeliveries returns an endpoint's newest deliveries first.
+func (s *Store) WebhookDeliveries(ctx context.Context, endpoint string, limit int) ([]*WebhookDelivery, error) {
+	out, err := s.queryDeliveries(ctx, "WHERE d.endpoint_id = ? ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?", endpoint, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// RecordWebhookAttempt logs one attempt and moves its delivery on: to
+// state, with the next attempt due at next when state is pending.
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a *WebhookAttempt, state string, next time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record webhook attempt: %w", err)
+	}
+	defer tx.Rollback()
+	if state != DeliveryPending {
+		next = time.Time{}
+	}
+	res, err := tx.ExecContext(ctx,
+		`UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?, updated_at = ?
+		 WHERE id = ?`,
+		state, a.Attempt, nullMS(next), a.StatusCode, a.Error, ms(a.At), a.DeliveryID)
+	if err != nil {
+		return fmt.Errorf("record webhook attempt: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound // the endpoint was deleted meanwhile
+	}
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, duration_ms, response) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		a.DeliveryID, a.Attempt, ms(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds(), a.Response); err != nil {
+		return fmt.Errorf("record webhook attempt: %w", err)
+	}
+	return tx.Commit()
+}
+
+// WebhookAttempts returns the attempts of the given deliveries, by
+// delivery, first attempt first.
+func (s *Store) WebhookAttempts(ctx context.Context, deliveries []string) (map[string][]*WebhookAttempt, error) {
+	out := map[string][]*WebhookAttempt{}
+	if len(deliveries) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(deliveries))
+	for i, id := range deliveries {
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx,
+		"SELECT delivery_id, attempt, at, status_code, error, duration_ms, response FROM webhook_attempts WHERE delivery_id IN (?"+
+			strings.Repeat(", ?", len(deliveries)-1)+") ORDER BY delivery_id, attempt, id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a WebhookAttempt
+		var at sql.NullInt64
+		var durMS int64
+		if err := rows.Scan(&a.DeliveryID, &a.Attempt, &at, &a.StatusCode, &a.Error, &durMS, &a.Response); err != nil {
+			return nil, fmt.Errorf("list webhook attempts: %w", err)
+		}
+		a.At, a.Duration = fromMS(at), time.Duration(durMS)*time.Millisecond
+		out[a.DeliveryID] = append(out[a.DeliveryID], &a)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestWebhookDeliveries(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	admin := &User{Username: "admin", PasswordHash: "x", Role: "admin", CreatedAt: now}
+	if err := s.CreateUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	for i, ep := range []*WebhookEndpoint{
+		{ID: "wh_a", URL: "https://a.example/hook", Secret: "whsec_a", Events: []string{"session.created", "session.ended"}, Enabled: true},
+		{ID: "wh_b", URL: "https://b.example/hook", Secret: "whsec_b", Events: []string{"session.ended"}, Enabled: true},
+		{ID: "wh_off", URL: "https://c.example/hook", Secret: "whsec_c", Events: []string{"session.ended"}, Enabled: false},
+	} {
+		ep.CreatedBy, ep.CreatedAt = admin.ID, now.Add(time.Duration(i)*time.Second)
+		if err := s.CreateWebhookEndpoint(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateWebhookEndpoint(ctx, &WebhookEndpoint{ID: "wh_a", URL: "x", Secret: "y", CreatedBy: admin.ID}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate endpoint: %v", err)
+	}
+	got, err := s.WebhookEndpointByID(ctx, "wh_a")
+	if err != nil || got.Secret != "whsec_a" || !slices.Equal(got.Events, []string{"session.created", "session.ended"}) || !got.Enabled {
+		t.Fatalf("endpoint = %+v, %v", got, err)
+	}
+
+	n := 0
+	newID := func() string { n++; return fmt.Sprintf("dlv_%d", n) }
+	ended := &WebhookEvent{ID: "evt_1", Type: "session.ended", Session: "s_1", OnceKey: "session.ended:s_1", Payload: []byte(`{"id":"evt_1"}`), CreatedAt: now}
+	ds, created, err := s.AddWebhookEvent(ctx, ended, now, newID)
+	if err != nil || !created {
+		t.Fatalf("add event: %v, %v", created, err)
+	}
+	// Only enabled subscribers get a delivery.
+	var eps []string
+	for _, d := range ds {
+		eps = append(eps, d.EndpointID)
+	}
+	if !slices.Equal(eps, []string{"wh_a", "wh_b"}) {
+		t.Fatalf("deliveries to %v", eps)
+	}
+	// The same once-key is not stored twice.
+	again := *ended
+	again.ID = "evt_2"
+	if ds, created, err := s.AddWebhookEvent(ctx, &again, now, newID); err != nil || created || len(ds) != 0 {
+		t.Fatalf("second session.ended: %v, %v, %v", ds, created, err)
+	}
+	// Events without a key repeat.
+	for _, id := range []string{"evt_3", "evt_4"} {
+		if _, created, err := s.AddWebhookEvent(ctx, &WebhookEvent{ID: id, Type: "session.created", Payload: []byte("{}"), CreatedAt: now}, now.Add(time.Second), newID); err != nil || !created {
+			t.Fatalf("event %s: %v, %v", id, created, err)
+		}
+	}
+
+	due, err := s.DueWebhookDeliveries(ctx, now, 10)
+	if err != nil || len(due) != 2 || due[0].EventType != "session.ended" {
+		t.Fatalf("due at now: %v, %v", due, err)
+	}
+	due, _ = s.DueWebhookDeliveries(ctx, now.Add(time.Second), 10)
+	if len(due) != 4 {
+		t.Fatalf("due a second later: %d deliveries", len(due))
+	}
+
+	// A failed attempt reschedules; a success ends the delivery.
+	first := ds[0]
+	if err := s.RecordWebhookAttempt(ctx, &WebhookAttempt{DeliveryID: first.ID, Attempt: 1, At: now, StatusCode: 500, Error: "HTTP 500", Duration: 12 * time.Millisecond, Response: "oops"}, DeliveryPending, now.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.WebhookDeliveryByID(ctx, first.ID)
+	if err != nil || d.State != DeliveryPending || d.Attempts != 1 || !d.NextAttemptAt.Equal(now.Add(10*time.Second)) || d.LastStatus != 500 {
+		t.Fatalf("after failure: %+v, %v", d, err)
+	}
+	if err := s.RecordWebhookAttempt(ctx, &WebhookAttempt{DeliveryID: first.ID, Attempt: 2, At: now.Add(10 * time.Second), StatusCode: 204, Duration: 3 * time.Millisecond}, DeliverySucceeded, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = s.WebhookDeliveryByID(ctx, first.ID)
+	if d.State != DeliverySucceeded || d.Attempts != 2 || !d.NextAttemptAt.IsZero() || d.LastError != "" {
+		t.Fatalf("after success: %+v", d)
+	}
+	attempts, err := s.WebhookAttempts(ctx, []string{first.ID, "dlv_none"})
+	if err != nil || len(attempts[first.ID]) != 2 || attempts[first.ID][0].StatusCode != 500 || attempts[first.ID][0].Duration != 12*time.Millisecond || attempts[first.ID][1].Attempt != 2 {
+		t.Fatalf("attempts = %v, %v", attempts, err)
+	}
+
+	// A redelivery is a new delivery of the same event.
+	re := &WebhookDelivery{ID: "dlv_re", EndpointID: "wh_a", EventID: "evt_1", State: DeliveryPending, NextAttemptAt: now, RedeliveryOf: first.ID, CreatedAt: now.Add(time.Minute), UpdatedAt: now.Add(time.Minute)}
+	if err := s.AddWebhookDelivery(ctx, re); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.WebhookDeliveries(ctx, "wh_a", 10)
+	if err != nil || len(list) != 4 || list[0].ID != "dlv_re" || list[0].RedeliveryOf != first.ID || list[0].EventType != "session.ended" {
+		t.Fatalf("deliveries of wh_a = %v, %v", list, err)
+	}
+
+	// Disabled endpoints' deliveries wait.
+	a, _ := s.WebhookEndpointByID(ctx, "wh_a")
+	a.Enabled = false
+	if err := s.UpdateWebhookEndpoint(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	due, _ = s.DueWebhookDeliveries(ctx, now.Add(time.Hour), 10)
+	for _, d := range due {
+		if d.EndpointID == "wh_a" {
+			t.Fatalf("due delivery of a disabled endpoint: %+v", d)
+		}
+	}
+
+	// Deleting an endpoint takes its deliveries and attempts along.
+	if err := s.DeleteWebhookEndpoint(ctx, "wh_a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteWebhookEndpoint(ctx, "wh_a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if _, err := s.WebhookDeliveryByID(ctx, first.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delivery after delete: %v", err)
+	}
+	if err := s.RecordWebhookAttempt(ctx, &WebhookAttempt{DeliveryID: first.ID, Attempt: 3, At: now}, DeliveryFailed, time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("attempt of a deleted delivery: %v", err)
+	}
+	eps = nil
+	all, _ := s.WebhookEndpoints(ctx)
+	for _, e := range all {
+		eps = append(eps, e.ID)
+	}
+	if !slices.Equal(eps, []string{"wh_b", "wh_off"}) {
+		t.Fatalf("endpoints after delete: %v", eps)
+	}
+	if ev, err := s.WebhookEventByID(ctx, "evt_1"); err != nil || string(ev.Payload) != `{"id":"evt_1"}` || ev.OnceKey != "session.ended:s_1" {
+		t.Fatalf("event = %+v, %v", ev, err)
+	}
+}
