@@ -45,6 +45,7 @@ func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
 	if err != nil {
 		h.log.Error("audit", "session", session, "type", typ, "err", err)
 	}
+	h.notify(session, actor, typ, data)
 }
 
 // askLocked puts a consent request for v to the host. h.mu is held.

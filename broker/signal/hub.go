@@ -63,6 +63,29 @@ type Config struct {
 	ConsentTimeout time.Duration
 	// Organisation is shown to users next to the technician's name.
 	Organisation string
+	// Notify, when set, hears of the events a ticket system may subscribe
+	// to, as they enter the audit trail. It runs on the hub's goroutines
+	// and must not call back into the hub.
+	Notify func(context.Context, Event)
+}
+
+// Event is an entry of a session's audit trail, as passed to Notify.
+type Event struct {
+	Session string
+	Type    string // session.created, host.connected, consent.*, session.ended
+	Actor   string
+	At      time.Time
+	Detail  json.RawMessage // the audit trail's detail object
+}
+
+// notify passes the events Notify wants on; others stay in the audit trail.
+func (h *Hub) notify(session, actor, typ string, detail []byte) {
+	switch typ {
+	case "session.created", "host.connected", "consent.granted", "consent.denied", "consent.timeout", "consent.changed", "session.ended":
+		if h.cfg.Notify != nil {
+			h.cfg.Notify(context.Background(), Event{Session: session, Type: typ, Actor: actor, At: h.cfg.Now(), Detail: detail})
+		}
+	}
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -188,6 +211,7 @@ func (h *Hub) CreateSession(ctx context.Context, user *store.User, ticketID stri
 			return nil, "", err
 		}
 		h.log.InfoContext(ctx, "session created", "session", sess.ID, "user", user.Username, "ticket", ticketID)
+		h.notify(sess.ID, user.Username, "session.created", []byte("{}"))
 		return sess, code, nil
 	}
 	return nil, "", errors.New("create session: could not find a free code")
@@ -252,7 +276,13 @@ func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason strin
 	if reason == "" {
 		reason = "The technician ended the session."
 	}
+	h.mu.Lock()
+	wasLive := h.live[id] != nil
+	h.mu.Unlock()
 	h.end(id, reason)
+	if !wasLive { // end records the end of live sessions only
+		h.audit(id, user.Username, "session.ended", map[string]any{"reason": reason})
+	}
 	return h.cfg.Store.SessionByID(ctx, id)
 }
 
