@@ -1,0 +1,394 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/signal"
+	"github.com/tether-support/tether/broker/store"
+)
+
+// DefaultBackoff is the wait before each retry: ×3 from 10 s, capped at 6 h.
+var DefaultBackoff = []time.Duration{
+	10 * time.Second, 30 * time.Second, 90 * time.Second, 270 * time.Second, 810 * time.Second,
+	2430 * time.Second, 7290 * time.Second, 6 * time.Hour,
+}
+
+// Config configures a Dispatcher.
+type Config struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	// Now is the clock for timestamps, signatures and the retry schedule.
+	Now func() time.Time
+	// Backoff lists the waits before the second, third, … attempts of a
+	// delivery; the last one repeats (default DefaultBackoff).
+	Backoff []time.Duration
+	// MaxAttempts bounds the attempts of one delivery (default 10).
+	MaxAttempts int
+	// Timeout bounds each attempt, connection to answer (default 10 s).
+	Timeout time.Duration
+	// Workers is how many deliveries may be under way at once (default 4).
+	Workers int
+	// QueueSize bounds the deliveries handed to the workers at once
+	// (default 256); the rest wait in the store.
+	QueueSize int
+	// PollInterval is how often the store is searched for deliveries that
+	// came due (default 1 s). New events and redeliveries do not wait.
+	PollInterval time.Duration
+	// AllowLoopback lets endpoints on this machine (127.0.0.0/8, ::1,
+	// localhost) be registered and called. For tests.
+	AllowLoopback bool
+	// LookupIP resolves endpoint host names (default: the system resolver).
+	LookupIP func(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+func (c *Config) checkAndSetDefaults() error {
+	if c.Store == nil {
+		return errors.New("webhook: missing Store")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = DefaultBackoff
+	}
+	for _, b := range c.Backoff {
+		if b <= 0 {
+			return fmt.Errorf("webhook: backoff %v is not positive", b)
+		}
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 256
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.LookupIP == nil {
+		c.LookupIP = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	return nil
+}
+
+// backoff is the wait after attempt n (1-based) failed.
+func (c *Config) backoff(n int) time.Duration {
+	return c.Backoff[min(n, len(c.Backoff))-1]
+}
+
+// Dispatcher turns session events into signed deliveries and sends them,
+// retrying with backoff. Every event and delivery is in the store before
+// anything is sent, so pending deliveries survive a restart. It owns a
+// scheduler goroutine that hands due deliveries to a bounded queue, and a
+// pool of workers; Close cancels and waits for them.
+type Dispatcher struct {
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	queue  chan string   // delivery IDs; only the scheduler sends
+	wake   chan struct{} // asks the scheduler to look now
+
+	mu       sync.Mutex
+	inflight map[string]bool // queued or being attempted
+}
+
+// New starts a Dispatcher; deliveries left pending by an earlier run are
+// picked up at once.
+func New(cfg Config) (*Dispatcher, error) {
+	if err := cfg.checkAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "webhook"),
+		ctx:      ctx,
+		cancel:   cancel,
+		queue:    make(chan string, cfg.QueueSize),
+		wake:     make(chan struct{}, 1),
+		inflight: map[string]bool{},
+	}
+	d.client = &http.Client{
+		Transport: &http.Transport{
+			Proxy:                  nil, // the address check must see the endpoint, not a proxy
+			DialContext:            d.cfg.dial,
+			ForceAttemptHTTP2:      true,
+			TLSHandshakeTimeout:    cfg.Timeout,
+			MaxIdleConns:           16,
+			IdleConnTimeout:        90 * time.Second,
+			MaxResponseHeaderBytes: 64 << 10,
+		},
+		// A redirect could lead anywhere; the endpoint must answer itself.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	d.wg.Add(1 + cfg.Workers)
+	go d.schedule()
+	for range cfg.Workers {
+		go d.work()
+	}
+	return d, nil
+}
+
+// Close stops sending: attempts under way are cancelled and stay pending
+// for the next start. Events published after Close are still stored.
+func (d *Dispatcher) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	d.client.CloseIdleConnections()
+	return nil
+}
+
+// poke wakes the scheduler without blocking.
+func (d *Dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Notify stores the webhook events a hub event means, with a delivery for
+// each subscribed endpoint, and wakes the scheduler. It is the hub's
+// signal.Config.Notify.
+func (d *Dispatcher) Notify(ctx context.Context, e signal.Event) {
+	out, err := d.translate(ctx, e)
+	if err != nil {
+		d.log.ErrorContext(ctx, "webhook event lost", "session", e.Session, "event", e.Type, "err", err)
+		return
+	}
+	for _, o := range out {
+		if err := d.publish(ctx, e.Session, e.At, o); err != nil {
+			d.log.ErrorContext(ctx, "webhook event lost", "session", e.Session, "event", o.typ, "err", err)
+		}
+	}
+}
+
+func (d *Dispatcher) publish(ctx context.Context, session string, at time.Time, o outgoing) error {
+	ev := &store.WebhookEvent{ID: "evt_" + auth.RandomToken(16), Type: o.typ, Session: session, CreatedAt: at}
+	if o.once {
+		ev.OnceKey = o.typ + ":" + session
+	}
+	body, err := json.Marshal(Envelope{ID: ev.ID, Type: o.typ, CreatedAt: utc(at), Data: o.data})
+	if err != nil {
+		return err
+	}
+	ev.Payload = body
+	deliveries, created, err := d.cfg.Store.AddWebhookEvent(ctx, ev, d.cfg.Now(), newDeliveryID)
+	if err != nil {
+		return err
+	}
+	if created && len(deliveries) > 0 {
+		d.log.DebugContext(ctx, "webhook event queued", "event", ev.ID, "type", ev.Type, "session", session, "deliveries", len(deliveries))
+		d.poke()
+	}
+	return nil
+}
+
+func newDeliveryID() string { return "dlv_" + auth.RandomToken(12) }
+
+// schedule hands due deliveries to the workers, never more than the queue
+// holds: the others stay in the store until there is room.
+func (d *Dispatcher) schedule() {
+	defer d.wg.Done()
+	tick := time.NewTicker(d.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		d.enqueueDue()
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-tick.C:
+		case <-d.wake:
+		}
+	}
+}
+
+func (d *Dispatcher) enqueueDue() {
+	free := cap(d.queue) - len(d.queue)
+	if free == 0 {
+		return
+	}
+	d.mu.Lock()
+	busy := len(d.inflight) // still pending in the store, so listed again
+	d.mu.Unlock()
+	due, err := d.cfg.Store.DueWebhookDeliveries(d.ctx, d.cfg.Now(), free+busy)
+	if err != nil {
+		if d.ctx.Err() == nil {
+			d.log.Error("list due webhook deliveries", "err", err)
+		}
+		return
+	}
+	for _, dl := range due {
+		if free == 0 {
+			return
+		}
+		d.mu.Lock()
+		skip := d.inflight[dl.ID]
+		d.inflight[dl.ID] = true
+		d.mu.Unlock()
+		if skip {
+			continue
+		}
+		d.queue <- dl.ID // there is room: only this goroutine sends
+		free--
+	}
+}
+
+func (d *Dispatcher) work() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case id := <-d.queue:
+			attempted := d.deliver(id)
+			d.mu.Lock()
+			delete(d.inflight, id)
+			d.mu.Unlock()
+			if attempted {
+				d.poke() // there is room in the queue; a failed load waits for the tick
+			}
+		}
+	}
+}
+
+// deliver makes one attempt of a delivery and records it; false means no
+// attempt was made.
+func (d *Dispatcher) deliver(id string) bool {
+	ctx := d.ctx
+	dl, err := d.cfg.Store.WebhookDeliveryByID(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			d.log.Error("load webhook delivery", "delivery", id, "err", err)
+		}
+		return false
+	}
+	ep, err := d.cfg.Store.WebhookEndpointByID(ctx, dl.EndpointID)
+	if err != nil || !ep.Enabled || dl.State != store.DeliveryPending {
+		return false // deleted or disabled meanwhile, or done
+	}
+	ev, err := d.cfg.Store.WebhookEventByID(ctx, dl.EventID)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("load webhook event", "delivery", id, "event", dl.EventID, "err", err)
+		}
+		return false
+	}
+
+	a := &store.WebhookAttempt{DeliveryID: dl.ID, Attempt: dl.Attempts + 1, At: d.cfg.Now()}
+	a.StatusCode, a.Response, a.Duration, err = d.post(ctx, ep, ev, dl.ID)
+	if ctx.Err() != nil {
+		return false // shutting down: not the endpoint's fault; tried again on the next start
+	}
+	state, next := store.DeliverySucceeded, time.Time{}
+	if err != nil {
+		a.Error = err.Error()
+		state = store.DeliveryFailed
+		if a.Attempt < d.cfg.MaxAttempts {
+			state, next = store.DeliveryPending, d.cfg.Now().Add(d.cfg.backoff(a.Attempt))
+		}
+	}
+	// The record must not be lost to a shutdown that starts now.
+	if err := d.cfg.Store.RecordWebhookAttempt(context.WithoutCancel(ctx), a, state, next); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			d.log.Error("record webhook attempt", "delivery", id, "err", err)
+			return false // the delivery is still due: wait for the tick, not at once
+		}
+		return true
+	}
+	log := d.log.With("endpoint", ep.ID, "host", hostOf(ep.URL), "delivery", dl.ID, "event", ev.Type,
+		"attempt", a.Attempt, "status", a.StatusCode, "duration", a.Duration.Round(time.Millisecond))
+	switch state {
+	case store.DeliverySucceeded:
+		log.Info("webhook delivered")
+	case store.DeliveryPending:
+		log.Warn("webhook attempt failed; will retry", "err", a.Error, "next", next)
+	default:
+		log.Error("webhook delivery failed for good", "err", a.Error)
+	}
+	return true
+}
+
+// maxResponse is how much of an answer is kept for the admin to read.
+const maxResponse = 1 << 10
+
+// post sends one signed request. An error means the attempt failed.
+func (d *Dispatcher) post(ctx context.Context, ep *store.WebhookEndpoint, ev *store.WebhookEvent, delivery string) (status int, response string, took time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(ev.Payload))
+	if err != nil {
+		return 0, "", 0, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set(SignatureHeader, Sign(ep.Secret, d.cfg.Now().Unix(), ev.Payload))
+	req.Header.Set(DeliveryHeader, delivery)
+	req.Header.Set(EventHeader, ev.Type)
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, "", time.Since(start), describe(err, d.cfg.Timeout)
+	}
+	defer resp.Body.Close()
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	took = time.Since(start)
+	response = strings.ToValidUTF8(string(head), "\uFFFD") // the limit may cut a character
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return resp.StatusCode, response, took, nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return resp.StatusCode, response, took, fmt.Errorf("HTTP %d: redirects are not followed; register the final URL", resp.StatusCode)
+	default:
+		return resp.StatusCode, response, took, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+}
+
+// describe says why a request got no answer, without the URL (whose query
+// may hold a receiver's token).
+func describe(err error, timeout time.Duration) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v", timeout)
+	}
+	return err
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}

@@ -1,0 +1,61 @@
+// Package webhook tells ticket systems what happens in support sessions:
+// admins register HTTPS endpoints, each with a secret the broker generates
+// and shows once, and choose the events they want; the broker POSTs each
+// event to each subscribed endpoint, signed, and retries with backoff.
+//
+// # Requests
+//
+// Every delivery is a POST with these headers:
+//
+//	Content-Type: application/json
+//	User-Agent: Tether-Webhooks/1
+//	Tether-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+//	Tether-Event: <event type>
+//	Tether-Delivery: <delivery id, as listed by the admin API>
+//
+// To verify, take the raw body, compute HMAC-SHA256 keyed with the secret
+// (the whole "whsec_..." text) over the timestamp, a dot and the body,
+// compare it in constant time with v1, and refuse timestamps more than a
+// few minutes old. Verify does this for Go receivers.
+//
+// Any 2xx answer within 10 s is success. Anything else (other statuses,
+// redirects, timeouts, refused connections) is retried after 10 s, 30 s,
+// 1.5 min, 4.5 min, … capped at 6 h, for at most 10 attempts. Deliveries
+// are at least once: a receiver may see an event twice (after a broker
+// restart or a redelivery) and should drop repeated event IDs.
+//
+// # Body
+//
+//	{"id": "evt_...", "type": "session.ended", "created_at": "2026-11-23T12:00:00Z", "data": {...}}
+//
+// Times are RFC 3339 in UTC. Every data object starts with session_id,
+// ticket_id ("" when none) and technician (the owner's username). The
+// types, with their data (the Go types of the same name document each
+// field):
+//
+//	session.created   SessionCreated: permissions_requested, code_expires_at, created_at (never the code)
+//	host.connected    HostConnected: host {hostname, os}, connected_at
+//	consent.granted   ConsentGranted: viewer, requested, granted, at
+//	consent.denied    ConsentDenied: viewer, requested, reason ("denied" or "timeout"), at
+//	consent.revoked   ConsentRevoked: permission, at
+//	session.started   SessionStarted: viewer, started_at — once, when the user first lets someone see the screen
+//	session.ended     SessionEnded: created_at, started_at (null if never started), ended_at,
+//	                  duration_seconds (from started_at), end_reason, permissions_granted (union over
+//	                  the session), viewers, closing_notes — once per session
+//	recording.ready   declared for subscription; not sent yet (the broker does not record sessions yet)
+//
+// session.ended does not list files moved or shell commands yet: the
+// broker does not carry either today, and they will be added as new
+// fields when it does. Receivers should ignore fields they do not know.
+//
+// # Safety
+//
+// Endpoint URLs must be https (http only to this machine, in tests). The
+// broker refuses hosts that are or resolve to link-local addresses
+// (169.254.0.0/16, fe80::/10: cloud metadata lives there), known metadata
+// addresses and non-unicast ones, and loopback unless
+// Config.AllowLoopback is set; it checks again at every connection, so a
+// DNS change cannot point a registered name at them. Redirects are not
+// followed and no proxy is used. Secrets are never logged, nor are URLs
+// (only their host).
+package webhook

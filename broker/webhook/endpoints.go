@@ -1,0 +1,213 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/store"
+)
+
+// Errors of the admin operations.
+var (
+	ErrNotFound         = errors.New("no such webhook endpoint or delivery")
+	ErrEndpointDisabled = errors.New("webhook endpoint is disabled")
+	ErrTooManyEndpoints = errors.New("too many webhook endpoints")
+)
+
+// MaxEndpoints bounds how many endpoints the broker keeps.
+const MaxEndpoints = 50
+
+// maxDescription bounds an endpoint's description, in bytes.
+const maxDescription = 256
+
+// secretPrefix makes a leaked secret easy to recognise.
+const secretPrefix = "whsec_"
+
+// EndpointSpec is what an admin gives to register an endpoint.
+type EndpointSpec struct {
+	URL         string
+	Events      []string
+	Description string
+}
+
+// EndpointUpdate changes an endpoint; nil fields stay as they are.
+type EndpointUpdate struct {
+	Events      *[]string
+	Description *string
+	Enabled     *bool
+}
+
+func checkEvents(events []string) error {
+	if len(events) == 0 {
+		return &FieldError{"events", "invalid_events", "events must list at least one of " + strings.Join(EventTypes, ", ") + "."}
+	}
+	for i, e := range events {
+		if !slices.Contains(EventTypes, e) {
+			return &FieldError{"events", "invalid_events", fmt.Sprintf("events[%d] is not an event type; use %s.", i, strings.Join(EventTypes, ", "))}
+		}
+		if slices.Contains(events[:i], e) {
+			return &FieldError{"events", "invalid_events", fmt.Sprintf("events[%d] repeats %s.", i, e)}
+		}
+	}
+	return nil
+}
+
+func checkDescription(s string) error {
+	if len(s) > maxDescription || strings.ContainsFunc(s, unicode.IsControl) {
+		return &FieldError{"description", "invalid_description", "description must be one line of at most 256 bytes."}
+	}
+	return nil
+}
+
+// CreateEndpoint checks spec, generates the endpoint's signing secret and
+// stores it. The returned endpoint holds the secret: the only time it is
+// shown.
+func (d *Dispatcher) CreateEndpoint(ctx context.Context, spec EndpointSpec, by *store.User) (*store.WebhookEndpoint, error) {
+	u, err := d.cfg.CheckURL(ctx, spec.URL)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEvents(spec.Events); err != nil {
+		return nil, err
+	}
+	if err := checkDescription(spec.Description); err != nil {
+		return nil, err
+	}
+	all, err := d.cfg.Store.WebhookEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) >= MaxEndpoints {
+		return nil, ErrTooManyEndpoints
+	}
+	ep := &store.WebhookEndpoint{
+		ID:          "wh_" + auth.RandomToken(9),
+		URL:         u.String(),
+		Secret:      secretPrefix + auth.RandomToken(32),
+		Events:      slices.Clone(spec.Events),
+		Description: spec.Description,
+		Enabled:     true,
+		CreatedBy:   by.ID,
+		CreatedAt:   d.cfg.Now(),
+	}
+	if err := d.cfg.Store.CreateWebhookEndpoint(ctx, ep); err != nil {
+		return nil, err
+	}
+	d.log.InfoContext(ctx, "webhook endpoint added", "endpoint", ep.ID, "host", u.Host, "events", strings.Join(ep.Events, ","), "by", by.Username)
+	return ep, nil
+}
+
+// Endpoints lists every endpoint, oldest first.
+func (d *Dispatcher) Endpoints(ctx context.Context) ([]*store.WebhookEndpoint, error) {
+	return d.cfg.Store.WebhookEndpoints(ctx)
+}
+
+// Endpoint looks an endpoint up.
+func (d *Dispatcher) Endpoint(ctx context.Context, id string) (*store.WebhookEndpoint, error) {
+	ep, err := d.cfg.Store.WebhookEndpointByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return ep, err
+}
+
+// UpdateEndpoint changes an endpoint's events, description or enabled
+// flag. A disabled endpoint gets no new deliveries; its pending ones wait
+// and go out when it is enabled again.
+func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, up EndpointUpdate, by *store.User) (*store.WebhookEndpoint, error) {
+	ep, err := d.Endpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if up.Events != nil {
+		if err := checkEvents(*up.Events); err != nil {
+			return nil, err
+		}
+		ep.Events = slices.Clone(*up.Events)
+	}
+	if up.Description != nil {
+		if err := checkDescription(*up.Description); err != nil {
+			return nil, err
+		}
+		ep.Description = *up.Description
+	}
+	if up.Enabled != nil {
+		ep.Enabled = *up.Enabled
+	}
+	if err := d.cfg.Store.UpdateWebhookEndpoint(ctx, ep); errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	d.log.InfoContext(ctx, "webhook endpoint changed", "endpoint", ep.ID, "enabled", ep.Enabled, "events", strings.Join(ep.Events, ","), "by", by.Username)
+	if ep.Enabled {
+		d.poke()
+	}
+	return ep, nil
+}
+
+// DeleteEndpoint removes an endpoint and its delivery history.
+func (d *Dispatcher) DeleteEndpoint(ctx context.Context, id string, by *store.User) error {
+	err := d.cfg.Store.DeleteWebhookEndpoint(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err == nil {
+		d.log.InfoContext(ctx, "webhook endpoint deleted", "endpoint", id, "by", by.Username)
+	}
+	return err
+}
+
+// Deliveries returns an endpoint's newest deliveries first, with their
+// attempts.
+func (d *Dispatcher) Deliveries(ctx context.Context, endpoint string, limit int) ([]*store.WebhookDelivery, map[string][]*store.WebhookAttempt, error) {
+	if _, err := d.Endpoint(ctx, endpoint); err != nil {
+		return nil, nil, err
+	}
+	list, err := d.cfg.Store.WebhookDeliveries(ctx, endpoint, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]string, len(list))
+	for i, dl := range list {
+		ids[i] = dl.ID
+	}
+	attempts, err := d.cfg.Store.WebhookAttempts(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return list, attempts, nil
+}
+
+// Redeliver sends a delivery's event to its endpoint again, as a new
+// delivery with its own attempts and the same event ID.
+func (d *Dispatcher) Redeliver(ctx context.Context, endpoint, delivery string, by *store.User) (*store.WebhookDelivery, error) {
+	ep, err := d.Endpoint(ctx, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	orig, err := d.cfg.Store.WebhookDeliveryByID(ctx, delivery)
+	if errors.Is(err, store.ErrNotFound) || err == nil && orig.EndpointID != ep.ID {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !ep.Enabled {
+		return nil, ErrEndpointDisabled
+	}
+	now := d.cfg.Now()
+	dl := &store.WebhookDelivery{ID: newDeliveryID(), EndpointID: ep.ID, EventID: orig.EventID, EventType: orig.EventType,
+		State: store.DeliveryPending, NextAttemptAt: now, RedeliveryOf: orig.ID, CreatedAt: now, UpdatedAt: now}
+	if err := d.cfg.Store.AddWebhookDelivery(ctx, dl); err != nil {
+		return nil, err
+	}
+	d.log.InfoContext(ctx, "webhook redelivery", "endpoint", ep.ID, "delivery", dl.ID, "of", orig.ID, "by", by.Username)
+	d.poke()
+	return dl, nil
+}

@@ -1,0 +1,273 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tether-support/tether/broker/signal"
+	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// Event types an endpoint can subscribe to.
+const (
+	SessionCreatedType = "session.created"
+	HostConnectedType  = "host.connected"
+	ConsentGrantedType = "consent.granted"
+	ConsentDeniedType  = "consent.denied"
+	ConsentRevokedType = "consent.revoked"
+	SessionStartedType = "session.started"
+	SessionEndedType   = "session.ended"
+	// RecordingReadyType is declared so that endpoints can subscribe now;
+	// the broker does not record sessions yet and never sends it.
+	RecordingReadyType = "recording.ready"
+)
+
+// EventTypes lists every event type, in the order of a session's life.
+var EventTypes = []string{SessionCreatedType, HostConnectedType, ConsentGrantedType, ConsentDeniedType,
+	ConsentRevokedType, SessionStartedType, SessionEndedType, RecordingReadyType}
+
+// ClosingNotesAudit is the audit trail entry holding the technician's
+// closing notes (detail {"notes": "..."}), which session.ended carries.
+const ClosingNotesAudit = "session.closing_notes"
+
+// MaxClosingNotes bounds closing notes, in bytes.
+const MaxClosingNotes = 8 << 10
+
+// Envelope is the JSON body of every delivery.
+type Envelope struct {
+	// ID is unique per event; a redelivery sends the same ID, so
+	// receivers can drop duplicates.
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      any       `json:"data"`
+}
+
+// SessionRef starts the data of every session event.
+type SessionRef struct {
+	SessionID string `json:"session_id"`
+	// TicketID is the ticket the session was created for; empty when none.
+	TicketID string `json:"ticket_id"`
+	// Technician is the username of the session's owner (the technician who
+	// created it, or the one it was handed over to).
+	Technician string `json:"technician"`
+}
+
+// SessionCreated is the data of session.created. The support code itself
+// is never sent.
+type SessionCreated struct {
+	SessionRef
+	PermissionsRequested []string  `json:"permissions_requested"`
+	CodeExpiresAt        time.Time `json:"code_expires_at"`
+	CreatedAt            time.Time `json:"created_at"`
+}
+
+// HostConnected is the data of host.connected: the user's host program
+// redeemed the code.
+type HostConnected struct {
+	SessionRef
+	Host        HostInfo  `json:"host"`
+	ConnectedAt time.Time `json:"connected_at"`
+}
+
+// HostInfo describes the user's computer as its host program reports it.
+type HostInfo struct {
+	Hostname string `json:"hostname"`
+	OS       string `json:"os"`
+}
+
+// ConsentGranted is the data of consent.granted: the user allowed a
+// technician (Viewer) some or all of what was asked.
+type ConsentGranted struct {
+	SessionRef
+	Viewer    string    `json:"viewer"`
+	Requested []string  `json:"requested"`
+	Granted   []string  `json:"granted"`
+	At        time.Time `json:"at"`
+}
+
+// ConsentDenied is the data of consent.denied: the user declined
+// (Reason "denied") or did not answer in time (Reason "timeout").
+type ConsentDenied struct {
+	SessionRef
+	Viewer    string    `json:"viewer"`
+	Requested []string  `json:"requested"`
+	Reason    string    `json:"reason"`
+	At        time.Time `json:"at"`
+}
+
+// ConsentRevoked is the data of consent.revoked: the user took a
+// permission back from every technician in the session.
+type ConsentRevoked struct {
+	SessionRef
+	Permission string    `json:"permission"`
+	At         time.Time `json:"at"`
+}
+
+// SessionStarted is the data of session.started, sent once per session:
+// the user let a technician see the screen for the first time.
+type SessionStarted struct {
+	SessionRef
+	Viewer    string    `json:"viewer"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// SessionEnded is the data of session.ended, sent once per session, with
+// what a ticket needs for its work log. File transfers and shell commands
+// are not reported yet; they will be added as fields of their own when the
+// broker carries them.
+type SessionEnded struct {
+	SessionRef
+	CreatedAt time.Time `json:"created_at"`
+	// StartedAt is when the user first let someone see the screen; null
+	// when that never happened.
+	StartedAt *time.Time `json:"started_at"`
+	EndedAt   time.Time  `json:"ended_at"`
+	// DurationSeconds runs from StartedAt to EndedAt; 0 when the session
+	// never started.
+	DurationSeconds int64  `json:"duration_seconds"`
+	EndReason       string `json:"end_reason"`
+	// PermissionsGranted is every permission the user granted anyone
+	// during the session, even if revoked later.
+	PermissionsGranted []string `json:"permissions_granted"`
+	// Viewers are the technicians the user let in.
+	Viewers []string `json:"viewers"`
+	// ClosingNotes are the technician's notes given when ending the
+	// session through the API; empty when none.
+	ClosingNotes string `json:"closing_notes"`
+}
+
+// RecordingReady will be the data of recording.ready.
+type RecordingReady struct {
+	SessionRef
+}
+
+// outgoing is an event ready to be stored.
+type outgoing struct {
+	typ  string
+	once bool // at most one per session
+	data any
+}
+
+// auditDetail holds the fields of the audit details this package reads.
+type auditDetail struct {
+	Viewer    string   `json:"viewer"`
+	Requested []string `json:"requested"`
+	Granted   []string `json:"granted"`
+	Hostname  string   `json:"hostname"`
+	OS        string   `json:"os"`
+	Change    string   `json:"change"`
+	Notes     string   `json:"notes"`
+}
+
+// utc drops what JSON consumers need not see: the location and fractions.
+func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+// translate turns a hub event into the webhook events it means.
+func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing, error) {
+	var det auditDetail
+	if len(e.Detail) > 0 {
+		if err := json.Unmarshal(e.Detail, &det); err != nil {
+			return nil, fmt.Errorf("decode %s detail: %w", e.Type, err)
+		}
+	}
+	// The host names what the user did; only revocations are events.
+	revoked, isRevoke := strings.CutPrefix(det.Change, "revoked ")
+	if e.Type == "consent.changed" && (!isRevoke || protocol.CheckPermissions([]string{revoked}) != nil) {
+		return nil, nil
+	}
+	sess, err := d.cfg.Store.SessionByID(ctx, e.Session)
+	if err != nil {
+		return nil, fmt.Errorf("look up session %s: %w", e.Session, err)
+	}
+	ref := SessionRef{SessionID: sess.ID, TicketID: sess.TicketID}
+	if u, err := d.cfg.Store.UserByID(ctx, sess.CreatedBy); err == nil {
+		ref.Technician = u.Username
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("look up technician of %s: %w", e.Session, err)
+	}
+	at := utc(e.At)
+	switch e.Type {
+	case SessionCreatedType:
+		return []outgoing{{SessionCreatedType, true, SessionCreated{ref, nonNil(sess.Permissions), utc(sess.CodeExpiresAt), utc(sess.CreatedAt)}}}, nil
+	case HostConnectedType:
+		return []outgoing{{HostConnectedType, true, HostConnected{ref, HostInfo{det.Hostname, det.OS}, at}}}, nil
+	case "consent.granted":
+		out := []outgoing{{ConsentGrantedType, false, ConsentGranted{ref, det.Viewer, nonNil(det.Requested), nonNil(det.Granted), at}}}
+		if slices.Contains(det.Granted, protocol.PermView) {
+			out = append(out, outgoing{SessionStartedType, true, SessionStarted{ref, det.Viewer, at}})
+		}
+		return out, nil
+	case "consent.denied", "consent.timeout":
+		reason := strings.TrimPrefix(e.Type, "consent.")
+		return []outgoing{{ConsentDeniedType, false, ConsentDenied{ref, det.Viewer, nonNil(det.Requested), reason, at}}}, nil
+	case "consent.changed":
+		return []outgoing{{ConsentRevokedType, false, ConsentRevoked{ref, revoked, at}}}, nil
+	case SessionEndedType:
+		ended, err := d.sessionEnded(ctx, sess, ref, at)
+		if err != nil {
+			return nil, err
+		}
+		return []outgoing{{SessionEndedType, true, ended}}, nil
+	}
+	return nil, nil
+}
+
+// sessionEnded sums the session up from its audit trail.
+func (d *Dispatcher) sessionEnded(ctx context.Context, sess *store.Session, ref SessionRef, at time.Time) (*SessionEnded, error) {
+	events, err := d.cfg.Store.Events(ctx, sess.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit trail of %s: %w", sess.ID, err)
+	}
+	out := &SessionEnded{SessionRef: ref, CreatedAt: utc(sess.CreatedAt), EndedAt: at, EndReason: sess.EndReason,
+		PermissionsGranted: []string{}, Viewers: []string{}}
+	if !sess.EndedAt.IsZero() {
+		out.EndedAt = utc(sess.EndedAt)
+	}
+	granted := map[string]bool{}
+	for _, ev := range events {
+		if ev.Type != "consent.granted" && ev.Type != ClosingNotesAudit {
+			continue
+		}
+		var det auditDetail
+		if err := json.Unmarshal([]byte(ev.Detail), &det); err != nil {
+			continue // an entry this package cannot read adds nothing
+		}
+		if ev.Type == ClosingNotesAudit {
+			out.ClosingNotes = det.Notes
+			continue
+		}
+		for _, p := range det.Granted {
+			granted[p] = true
+		}
+		if len(det.Granted) > 0 && det.Viewer != "" && !slices.Contains(out.Viewers, det.Viewer) {
+			out.Viewers = append(out.Viewers, det.Viewer)
+		}
+		if out.StartedAt == nil && slices.Contains(det.Granted, protocol.PermView) {
+			t := utc(ev.At)
+			out.StartedAt = &t
+		}
+	}
+	for _, p := range protocol.AllPermissions {
+		if granted[p] {
+			out.PermissionsGranted = append(out.PermissionsGranted, p)
+		}
+	}
+	if out.StartedAt != nil && out.EndedAt.After(*out.StartedAt) {
+		out.DurationSeconds = int64(out.EndedAt.Sub(*out.StartedAt) / time.Second)
+	}
+	return out, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

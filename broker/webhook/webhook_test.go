@@ -1,0 +1,788 @@
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/signal"
+	"github.com/tether-support/tether/broker/store"
+)
+
+// clock is a test clock that moves only when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// received is one request as a ticket system's receiver saw it.
+type received struct {
+	header http.Header
+	body   []byte
+}
+
+// receiver is a fake ticket system: it records requests and answers each
+// with the status answer gives (0 drops the connection without answer).
+type receiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	got    []received
+	answer func(n int) int // n counts requests from 1
+}
+
+func newReceiver(t *testing.T, answer func(n int) int) *receiver {
+	r := &receiver{answer: answer}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, received{req.Header.Clone(), body})
+		n := len(r.got)
+		r.mu.Unlock()
+		status := http.StatusNoContent
+		if r.answer != nil {
+			status = r.answer(n)
+		}
+		if status == 0 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.WriteHeader(status)
+		if status >= 300 {
+			io.WriteString(w, "receiver says no")
+		}
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) requests() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+// env is a dispatcher on a real SQLite store, with one technician and
+// one session.
+type env struct {
+	path  string
+	store *store.Store
+	d     *Dispatcher
+	clock *clock
+	admin *store.User
+	sess  *store.Session
+}
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newEnv(t *testing.T, tune func(*Config)) *env {
+	t.Helper()
+	e := &env{path: filepath.Join(t.TempDir(), "t.db"), clock: &clock{t: t0}}
+	e.open(t, tune)
+	ctx := context.Background()
+	e.admin = &store.User{Username: "ada", PasswordHash: "x", Role: "admin", CreatedAt: t0}
+	tech := &store.User{Username: "tina", PasswordHash: "x", Role: "technician", CreatedAt: t0}
+	for _, u := range []*store.User{e.admin, tech} {
+		if err := e.store.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.sess = &store.Session{ID: "s_1", CodeHash: "h", CodeExpiresAt: t0.Add(10 * time.Minute), CreatedBy: tech.ID, TicketID: "INC-42",
+		State: store.StateWaiting, CreatedAt: t0, Permissions: []string{"view", "control", "clipboard"}}
+	if err := e.store.CreateSession(ctx, e.sess); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// open opens the store and starts a dispatcher on it.
+func (e *env) open(t *testing.T, tune func(*Config)) {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Store: s, Logger: testLogger(t), Now: e.clock.Now, AllowLoopback: true, PollInterval: 5 * time.Millisecond}
+	if tune != nil {
+		tune(&cfg)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store, e.d = s, d
+	t.Cleanup(func() { e.close(t) })
+}
+
+// close stops the dispatcher and checks that none of its goroutines is
+// left, then closes the store.
+func (e *env) close(t *testing.T) {
+	if e.d == nil {
+		return
+	}
+	e.d.Close()
+	e.d = nil
+	// A goroutine that called wg.Done may still be returning: give it a moment.
+	deadline := time.Now().Add(time.Second)
+	for g := dispatcherGoroutines(); g != ""; g = dispatcherGoroutines() {
+		if time.Now().After(deadline) {
+			t.Errorf("goroutines left after Close:\n%s", g)
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.store.Close()
+}
+
+func dispatcherGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var left []string
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "webhook.(*Dispatcher)") {
+			left = append(left, g)
+		}
+	}
+	return strings.Join(left, "\n\n")
+}
+
+// audit does what the hub does: records an entry of the audit trail and
+// passes it to Notify.
+func (e *env) audit(t *testing.T, typ, actor string, detail any) {
+	t.Helper()
+	data, _ := json.Marshal(detail)
+	ev := &store.Event{Session: e.sess.ID, At: e.clock.Now(), Actor: actor, Type: typ, Detail: string(data)}
+	if err := e.store.AddEvent(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	e.d.Notify(context.Background(), signal.Event{Session: e.sess.ID, Type: typ, Actor: actor, At: e.clock.Now(), Detail: data})
+}
+
+func (e *env) endpoint(t *testing.T, url string, events ...string) *store.WebhookEndpoint {
+	t.Helper()
+	ep, err := e.d.CreateEndpoint(context.Background(), EndpointSpec{URL: url, Events: events}, e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+func (e *env) deliveries(t *testing.T, ep string) ([]*store.WebhookDelivery, map[string][]*store.WebhookAttempt) {
+	t.Helper()
+	list, attempts, err := e.d.Deliveries(context.Background(), ep, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list, attempts
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// verifySignature is the receiver's check, written from the documented
+// scheme alone: HMAC-SHA256(secret, "<t>.<body>") in hex, t recent.
+func verifySignature(header, secret string, body []byte, now time.Time) error {
+	var ts, sig string
+	for _, kv := range strings.Split(header, ",") {
+		switch k, v, _ := strings.Cut(kv, "="); k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return errors.New("no timestamp")
+	}
+	if now.Sub(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return errors.New("stale timestamp")
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "." + string(body)))
+	want := hex.EncodeToString(mac.Sum(nil))
+	if !hmac.Equal([]byte(sig), []byte(want)) {
+		return errors.New("signature mismatch")
+	}
+	return nil
+}
+
+func TestSignedDelivery(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, nil)
+	ep := e.endpoint(t, rcv.URL+"/tether?channel=it", SessionCreatedType)
+	if !strings.HasPrefix(ep.Secret, "whsec_") || len(ep.Secret) < 40 {
+		t.Fatalf("secret %q", ep.Secret)
+	}
+	e.d.Notify(context.Background(), signal.Event{Session: e.sess.ID, Type: "session.created", Actor: "tina", At: t0, Detail: []byte("{}")})
+	waitFor(t, "the delivery", func() bool { return len(rcv.requests()) == 1 })
+	got := rcv.requests()[0]
+
+	for k, want := range map[string]string{"Content-Type": "application/json", "User-Agent": "Tether-Webhooks/1", "Tether-Event": "session.created"} {
+		if got.header.Get(k) != want {
+			t.Errorf("%s = %q, want %q", k, got.header.Get(k), want)
+		}
+	}
+	sig := got.header.Get("Tether-Signature")
+	if !strings.HasPrefix(sig, "t="+strconv.FormatInt(t0.Unix(), 10)+",v1=") {
+		t.Errorf("signature header %q", sig)
+	}
+	if err := verifySignature(sig, ep.Secret, got.body, t0); err != nil {
+		t.Fatalf("receiver refuses the signature: %v", err)
+	}
+	// A changed body, or another secret, does not verify.
+	tampered := []byte(strings.Replace(string(got.body), "INC-42", "INC-43", 1))
+	if err := verifySignature(sig, ep.Secret, tampered, t0); err == nil {
+		t.Error("tampered body verifies")
+	}
+	if err := verifySignature(sig, "whsec_other", got.body, t0); err == nil {
+		t.Error("another secret verifies")
+	}
+	// The package's own Verify agrees with the receiver.
+	if err := Verify(sig, ep.Secret, got.body, t0.Add(time.Minute), 5*time.Minute); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	if err := Verify(sig, ep.Secret, tampered, t0, 5*time.Minute); !errors.Is(err, ErrSignatureMismatch) {
+		t.Errorf("Verify of a tampered body: %v", err)
+	}
+	if err := Verify(sig, ep.Secret, got.body, t0.Add(time.Hour), 5*time.Minute); !errors.Is(err, ErrSignatureExpired) {
+		t.Errorf("Verify an hour later: %v", err)
+	}
+
+	var body struct {
+		ID        string
+		Type      string
+		CreatedAt string `json:"created_at"`
+		Data      map[string]any
+	}
+	if err := json.Unmarshal(got.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(body.ID, "evt_") || body.Type != "session.created" || body.CreatedAt != "2026-11-23T12:00:00Z" {
+		t.Errorf("envelope %+v", body)
+	}
+	if body.Data["session_id"] != "s_1" || body.Data["ticket_id"] != "INC-42" || body.Data["technician"] != "tina" ||
+		body.Data["code_expires_at"] != "2026-11-23T12:10:00Z" {
+		t.Errorf("data %v", body.Data)
+	}
+	if _, ok := body.Data["code"]; ok {
+		t.Error("the support code is sent")
+	}
+
+	var list []*store.WebhookDelivery
+	var attempts map[string][]*store.WebhookAttempt
+	waitFor(t, "the attempt recorded", func() bool { list, attempts = e.deliveries(t, ep.ID); return list[0].Attempts == 1 })
+	if len(list) != 1 || list[0].State != store.DeliverySucceeded || got.header.Get("Tether-Delivery") != list[0].ID {
+		t.Fatalf("deliveries %+v", list)
+	}
+	if a := attempts[list[0].ID]; len(a) != 1 || a[0].StatusCode != 204 || a[0].Error != "" || a[0].Attempt != 1 {
+		t.Fatalf("attempts %+v", a)
+	}
+}
+
+// TestRetries: the receiver fails twice, then takes the event; each
+// attempt waits for its place in the schedule, and every one is recorded.
+func TestRetries(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, func(n int) int {
+		switch n {
+		case 1:
+			return http.StatusServiceUnavailable
+		case 2:
+			return 0 // the connection drops
+		}
+		return http.StatusOK
+	})
+	ep := e.endpoint(t, rcv.URL, SessionCreatedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "attempt 1", func() bool { return len(rcv.requests()) == 1 })
+
+	list, attempts := e.deliveries(t, ep.ID)
+	dl := list[0]
+	waitFor(t, "attempt 1 recorded", func() bool { list, attempts = e.deliveries(t, ep.ID); return list[0].Attempts == 1 })
+	if list[0].State != store.DeliveryPending || !list[0].NextAttemptAt.Equal(t0.Add(10*time.Second)) || list[0].LastStatus != 503 {
+		t.Fatalf("after attempt 1: %+v", list[0])
+	}
+	// Nothing happens before the retry is due.
+	e.clock.Advance(9 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rcv.requests()); n != 1 {
+		t.Fatalf("%d requests before the retry was due", n)
+	}
+	e.clock.Advance(time.Second)
+	waitFor(t, "attempt 2 recorded", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].Attempts == 2 })
+	if !list[0].NextAttemptAt.Equal(t0.Add(40 * time.Second)) {
+		t.Fatalf("attempt 3 due at %v, want 30 s after attempt 2", list[0].NextAttemptAt)
+	}
+	e.clock.Advance(30 * time.Second)
+	waitFor(t, "success", func() bool { list, attempts = e.deliveries(t, ep.ID); return list[0].State == store.DeliverySucceeded })
+
+	a := attempts[dl.ID]
+	if len(a) != 3 {
+		t.Fatalf("%d attempts recorded", len(a))
+	}
+	if a[0].Attempt != 1 || a[0].StatusCode != 503 || a[0].Error != "HTTP 503" || a[0].Response != "receiver says no" || !a[0].At.Equal(t0) {
+		t.Errorf("attempt 1: %+v", a[0])
+	}
+	if a[1].Attempt != 2 || a[1].StatusCode != 0 || a[1].Error == "" || !a[1].At.Equal(t0.Add(10*time.Second)) {
+		t.Errorf("attempt 2: %+v", a[1])
+	}
+	if a[2].Attempt != 3 || a[2].StatusCode != 200 || a[2].Error != "" {
+		t.Errorf("attempt 3: %+v", a[2])
+	}
+	// Every attempt sent the same event, signed anew.
+	reqs := rcv.requests()
+	if len(reqs) != 3 || string(reqs[0].body) != string(reqs[2].body) {
+		t.Fatalf("bodies differ between attempts")
+	}
+	if err := verifySignature(reqs[2].header.Get("Tether-Signature"), ep.Secret, reqs[2].body, t0.Add(40*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGivesUp: a receiver that never answers in time is tried MaxAttempts
+// times, then the delivery fails.
+func TestGivesUp(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Timeout = 100 * time.Millisecond
+		c.MaxAttempts = 2
+		c.Backoff = []time.Duration{time.Minute}
+	})
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	ep := e.endpoint(t, slow.URL, SessionCreatedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	var list []*store.WebhookDelivery
+	waitFor(t, "attempt 1", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].Attempts == 1 })
+	e.clock.Advance(time.Minute)
+	waitFor(t, "failure", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].State == store.DeliveryFailed })
+	if list[0].Attempts != 2 || !list[0].NextAttemptAt.IsZero() || !strings.Contains(list[0].LastError, "no answer within 100ms") {
+		t.Fatalf("failed delivery %+v", list[0])
+	}
+}
+
+func TestRedeliver(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, nil)
+	ep := e.endpoint(t, rcv.URL, SessionCreatedType)
+	other := e.endpoint(t, rcv.URL+"/other", HostConnectedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "the delivery", func() bool { return len(rcv.requests()) == 1 })
+	list, _ := e.deliveries(t, ep.ID)
+	first := list[0]
+	waitFor(t, "success", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].State == store.DeliverySucceeded })
+
+	ctx := context.Background()
+	e.clock.Advance(time.Hour)
+	re, err := e.d.Redeliver(ctx, ep.ID, first.ID, e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the redelivery", func() bool { return len(rcv.requests()) == 2 })
+	reqs := rcv.requests()
+	if string(reqs[0].body) != string(reqs[1].body) {
+		t.Error("a redelivery sends another body")
+	}
+	if reqs[1].header.Get("Tether-Delivery") != re.ID || reqs[1].header.Get("Tether-Signature") == reqs[0].header.Get("Tether-Signature") {
+		t.Error("a redelivery is not its own delivery, signed anew")
+	}
+	if err := verifySignature(reqs[1].header.Get("Tether-Signature"), ep.Secret, reqs[1].body, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var attempts map[string][]*store.WebhookAttempt
+	waitFor(t, "redelivery recorded", func() bool {
+		list, attempts = e.deliveries(t, ep.ID)
+		return len(list) == 2 && list[0].State == store.DeliverySucceeded
+	})
+	if list[0].ID != re.ID || list[0].RedeliveryOf != first.ID || list[0].EventID != first.EventID || len(attempts[re.ID]) != 1 {
+		t.Fatalf("deliveries after redelivery %+v", list)
+	}
+
+	if _, err := e.d.Redeliver(ctx, other.ID, first.ID, e.admin); !errors.Is(err, ErrNotFound) {
+		t.Errorf("redeliver through another endpoint: %v", err)
+	}
+	if _, err := e.d.Redeliver(ctx, ep.ID, "dlv_nope", e.admin); !errors.Is(err, ErrNotFound) {
+		t.Errorf("redeliver an unknown delivery: %v", err)
+	}
+	off := false
+	if _, err := e.d.UpdateEndpoint(ctx, ep.ID, EndpointUpdate{Enabled: &off}, e.admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Redeliver(ctx, ep.ID, first.ID, e.admin); !errors.Is(err, ErrEndpointDisabled) {
+		t.Errorf("redeliver to a disabled endpoint: %v", err)
+	}
+}
+
+// TestRestart: deliveries pending when the broker stops go out when it
+// starts again, on their schedule.
+func TestRestart(t *testing.T) {
+	e := newEnv(t, nil)
+	var down sync.Mutex
+	failing := true
+	rcv := newReceiver(t, func(int) int {
+		down.Lock()
+		defer down.Unlock()
+		if failing {
+			return http.StatusBadGateway
+		}
+		return http.StatusOK
+	})
+	ep := e.endpoint(t, rcv.URL, SessionCreatedType, HostConnectedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	var list []*store.WebhookDelivery
+	waitFor(t, "attempt 1", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].Attempts == 1 })
+	created := list[0]
+
+	// Stopped, the dispatcher still stores what happens.
+	e.d.Close()
+	e.audit(t, "host.connected", "user", map[string]any{"hostname": "pc-7", "os": "linux"})
+	e.close(t)
+	if n := len(rcv.requests()); n != 1 {
+		t.Fatalf("%d requests while stopped", n)
+	}
+
+	down.Lock()
+	failing = false
+	down.Unlock()
+	e.open(t, nil)
+	waitFor(t, "host.connected after restart", func() bool { return len(rcv.requests()) == 2 })
+	if typ := rcv.requests()[1].header.Get("Tether-Event"); typ != HostConnectedType {
+		t.Fatalf("first after restart: %s", typ)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rcv.requests()); n != 2 {
+		t.Fatalf("session.created retried before it was due (%d requests)", n)
+	}
+	e.clock.Advance(10 * time.Second)
+	var attempts map[string][]*store.WebhookAttempt
+	waitFor(t, "session.created after restart", func() bool {
+		list, attempts = e.deliveries(t, ep.ID)
+		return !slices.ContainsFunc(list, func(d *store.WebhookDelivery) bool { return d.State != store.DeliverySucceeded })
+	})
+	if a := attempts[created.ID]; len(a) != 2 || a[0].StatusCode != 502 || a[1].StatusCode != 200 {
+		t.Fatalf("attempts of session.created %+v", a)
+	}
+}
+
+// TestSessionEvents: the hub's audit entries become the documented
+// events, once where once is promised, and session.ended sums up.
+func TestSessionEvents(t *testing.T) {
+	e := newEnv(t, nil)
+	all := newReceiver(t, nil)
+	some := newReceiver(t, nil)
+	e.endpoint(t, all.URL, EventTypes...)
+	e.endpoint(t, some.URL, SessionEndedType)
+
+	e.audit(t, "session.created", "tina", map[string]any{})
+	e.clock.Advance(time.Minute)
+	e.audit(t, "host.connected", "user", map[string]any{"hostname": "pc-7", "os": "linux", "remote": "10.0.0.7:5000"})
+	e.audit(t, "consent.requested", "tina", map[string]any{"permissions": []string{"view", "control"}, "viewer": "tina"})
+	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "tina", "requested": []string{"view", "control"}, "granted": []string{"view"}})
+	start := e.clock.Now()
+	e.clock.Advance(2 * time.Minute)
+	e.audit(t, "consent.timeout", "broker", map[string]any{"viewer": "tina", "requested": []string{"clipboard"}, "granted": nil})
+	e.audit(t, "consent.denied", "user", map[string]any{"viewer": "tina", "requested": []string{"shell"}, "granted": nil})
+	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "lee", "requested": []string{"view", "control"}, "granted": []string{"view", "control"}})
+	e.audit(t, "consent.changed", "user", map[string]any{"change": "revoked control", "paused": false})
+	e.audit(t, "consent.changed", "user", map[string]any{"change": "paused the session", "paused": true})
+	e.audit(t, ClosingNotesAudit, "tina", map[string]any{"notes": "Printer driver reinstalled.\nUser happy."})
+	e.clock.Advance(90 * time.Second)
+	if err := e.store.EndSession(context.Background(), e.sess.ID, "The technician ended the session.", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.audit(t, "session.ended", "broker", map[string]any{"reason": "The technician ended the session."})
+	e.audit(t, "session.ended", "broker", map[string]any{"reason": "again"})
+
+	want := []string{"session.created", "host.connected", "consent.granted", "session.started", "consent.denied", "consent.denied",
+		"consent.granted", "consent.revoked", "session.ended"}
+	waitFor(t, "every event", func() bool { return len(all.requests()) >= len(want) && len(some.requests()) >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	type envelope struct {
+		ID   string
+		Type string
+		Data map[string]any
+	}
+	var got []envelope
+	for _, r := range all.requests() {
+		var env envelope
+		if err := json.Unmarshal(r.body, &env); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, env)
+	}
+	slices.SortStableFunc(got, func(a, b envelope) int { return slices.Index(want, a.Type) - slices.Index(want, b.Type) })
+	var types []string
+	ids := map[string]bool{}
+	for _, g := range got {
+		types = append(types, g.Type)
+		ids[g.ID] = true
+	}
+	slices.Sort(types)
+	sortedWant := slices.Clone(want)
+	slices.Sort(sortedWant)
+	if !slices.Equal(types, sortedWant) {
+		t.Fatalf("events %v, want %v", types, sortedWant)
+	}
+	if len(ids) != len(got) {
+		t.Error("event ids repeat")
+	}
+	if n := len(some.requests()); n != 1 || some.requests()[0].header.Get("Tether-Event") != "session.ended" {
+		t.Fatalf("the session.ended-only endpoint got %d requests", n)
+	}
+
+	byType := map[string][]map[string]any{}
+	for _, g := range got {
+		byType[g.Type] = append(byType[g.Type], g.Data)
+	}
+	if h := byType["host.connected"][0]["host"].(map[string]any); h["hostname"] != "pc-7" || h["os"] != "linux" {
+		t.Errorf("host.connected %v", byType["host.connected"][0])
+	}
+	if s := byType["session.started"][0]; s["viewer"] != "tina" || s["started_at"] != start.Format(time.RFC3339) {
+		t.Errorf("session.started %v", s)
+	}
+	reasons := []any{byType["consent.denied"][0]["reason"], byType["consent.denied"][1]["reason"]}
+	if !slices.Contains(reasons, "timeout") || !slices.Contains(reasons, "denied") {
+		t.Errorf("consent.denied reasons %v", reasons)
+	}
+	if r := byType["consent.revoked"][0]; r["permission"] != "control" {
+		t.Errorf("consent.revoked %v", r)
+	}
+
+	ended := byType["session.ended"][0]
+	data, _ := json.Marshal(ended)
+	var se SessionEnded
+	if err := json.Unmarshal(data, &se); err != nil {
+		t.Fatal(err)
+	}
+	wantEnded := SessionEnded{
+		SessionRef: SessionRef{SessionID: "s_1", TicketID: "INC-42", Technician: "tina"},
+		CreatedAt:  t0, StartedAt: &start, EndedAt: e.clock.Now(), DurationSeconds: 210,
+		EndReason:          "The technician ended the session.",
+		PermissionsGranted: []string{"view", "control"}, Viewers: []string{"tina", "lee"},
+		ClosingNotes: "Printer driver reinstalled.\nUser happy.",
+	}
+	if se.StartedAt == nil || !se.StartedAt.Equal(start) {
+		t.Errorf("started_at %v, want %v", se.StartedAt, start)
+	}
+	se.StartedAt = &start
+	if !se.CreatedAt.Equal(t0) || !se.EndedAt.Equal(wantEnded.EndedAt) {
+		t.Errorf("times %v %v", se.CreatedAt, se.EndedAt)
+	}
+	se.CreatedAt, se.EndedAt = wantEnded.CreatedAt, wantEnded.EndedAt
+	if g, w := mustJSON(se), mustJSON(wantEnded); g != w {
+		t.Errorf("session.ended\n got %s\nwant %s", g, w)
+	}
+}
+
+func mustJSON(v any) string {
+	data, _ := json.Marshal(v)
+	return string(data)
+}
+
+// TestSessionEndedNeverStarted: a session nobody joined ends with zero
+// duration and no start.
+func TestSessionEndedNeverStarted(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, nil)
+	e.endpoint(t, rcv.URL, SessionEndedType)
+	e.clock.Advance(time.Minute)
+	e.store.EndSession(context.Background(), e.sess.ID, "The technician ended the session.", e.clock.Now())
+	e.audit(t, "session.ended", "tina", map[string]any{"reason": "The technician ended the session."})
+	waitFor(t, "session.ended", func() bool { return len(rcv.requests()) == 1 })
+	var env struct{ Data map[string]any }
+	json.Unmarshal(rcv.requests()[0].body, &env)
+	if env.Data["started_at"] != nil || env.Data["duration_seconds"] != float64(0) || env.Data["closing_notes"] != "" ||
+		len(env.Data["permissions_granted"].([]any)) != 0 || env.Data["ended_at"] != "2026-11-23T12:01:00Z" {
+		t.Fatalf("data %v", env.Data)
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	names := map[string][]netip.Addr{
+		"hooks.example":    {netip.MustParseAddr("203.0.113.10")},
+		"intranet.example": {netip.MustParseAddr("10.1.2.3")},
+		"metadata.example": {netip.MustParseAddr("169.254.169.254")},
+		"mixed.example":    {netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("169.254.169.254")},
+		"local.example":    {netip.MustParseAddr("127.0.0.1")},
+	}
+	lookup := func(_ context.Context, host string) ([]netip.Addr, error) {
+		if a, ok := names[host]; ok {
+			return a, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	for _, loopback := range []bool{false, true} {
+		cfg := Config{AllowLoopback: loopback, LookupIP: lookup}
+		for _, c := range []struct {
+			url, code string
+			loopback  string // the code when loopback is allowed, if different
+		}{
+			{"https://hooks.example/tether", "", ""},
+			{"https://intranet.example:8443/api/tether?token=abc", "", ""},
+			{"https://203.0.113.10/x", "", ""},
+			{"http://hooks.example/tether", "invalid_url", ""},
+			{"ftp://hooks.example/", "invalid_url", ""},
+			{"hooks.example/tether", "invalid_url", ""},
+			{"", "invalid_url", ""},
+			{"https://" + strings.Repeat("a", 2050), "invalid_url", ""},
+			{"https://user:pw@hooks.example/", "invalid_url", ""},
+			{"https://hooks.example/#frag", "invalid_url", ""},
+			{"https://hooks.example:99999/", "invalid_url", ""},
+			{"https://nowhere.example/", "url_unresolvable", ""},
+			{"https://169.254.169.254/latest/meta-data/", "url_not_allowed", ""},
+			{"https://[::ffff:169.254.169.254]/", "url_not_allowed", ""},
+			{"https://[fe80::1]/", "url_not_allowed", ""},
+			{"https://[fd00:ec2::254]/", "url_not_allowed", ""},
+			{"https://metadata.example/", "url_not_allowed", ""},
+			{"https://mixed.example/", "url_not_allowed", ""},
+			{"https://0.0.0.0/", "url_not_allowed", ""},
+			{"https://224.0.0.1/", "url_not_allowed", ""},
+			{"http://127.0.0.1:8080/hook", "url_not_allowed", "ok"},
+			{"http://localhost:8080/hook", "url_unresolvable", "url_unresolvable"}, // the test resolver knows no localhost
+			{"https://local.example/", "url_not_allowed", "ok"},
+			{"http://[::1]:8080/", "url_not_allowed", "ok"},
+			{"http://local.example/", "invalid_url", ""}, // http only by loopback name
+		} {
+			want := c.code
+			if loopback && c.loopback != "" {
+				want = c.loopback
+			}
+			if want == "ok" {
+				want = ""
+			}
+			_, err := cfg.CheckURL(context.Background(), c.url)
+			var fe *FieldError
+			switch {
+			case want == "" && err != nil:
+				t.Errorf("loopback %v: %s refused: %v", loopback, c.url, err)
+			case want != "" && !errors.As(err, &fe):
+				t.Errorf("loopback %v: %s: %v, want %s", loopback, c.url, err, want)
+			case want != "" && (fe.Code != want || fe.Field != "url"):
+				t.Errorf("loopback %v: %s: %s (%s), want %s", loopback, c.url, fe.Code, fe.Message, want)
+			}
+		}
+	}
+}
+
+// TestDialRechecks: a registered name that later resolves to the metadata
+// service is refused at connection time, not called.
+func TestDialRechecks(t *testing.T) {
+	var mu sync.Mutex
+	target := netip.MustParseAddr("127.0.0.1")
+	rcv := newReceiver(t, nil)
+	port := rcv.Listener.Addr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port()
+	e := newEnv(t, func(c *Config) {
+		c.LookupIP = func(context.Context, string) ([]netip.Addr, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return []netip.Addr{target}, nil
+		}
+		c.MaxAttempts = 1
+	})
+	// The name resolves to the receiver when it is registered.
+	ep := e.endpoint(t, "https://hooks.example:"+strconv.Itoa(int(port))+"/", SessionCreatedType)
+	mu.Lock()
+	target = netip.MustParseAddr("169.254.169.254")
+	mu.Unlock()
+	e.audit(t, "session.created", "tina", map[string]any{})
+	var list []*store.WebhookDelivery
+	waitFor(t, "the refusal", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].State == store.DeliveryFailed })
+	if !strings.Contains(list[0].LastError, "link-local") {
+		t.Fatalf("error %q", list[0].LastError)
+	}
+	if n := len(rcv.requests()); n != 0 {
+		t.Fatalf("%d requests reached the receiver", n)
+	}
+}
+
+func TestEndpointValidation(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	for _, c := range []struct {
+		spec        EndpointSpec
+		field, code string
+	}{
+		{EndpointSpec{URL: "http://example.com/", Events: []string{"session.ended"}}, "url", "invalid_url"},
+		{EndpointSpec{URL: "http://127.0.0.1:9/", Events: nil}, "events", "invalid_events"},
+		{EndpointSpec{URL: "http://127.0.0.1:9/", Events: []string{"session.exploded"}}, "events", "invalid_events"},
+		{EndpointSpec{URL: "http://127.0.0.1:9/", Events: []string{"session.ended", "session.ended"}}, "events", "invalid_events"},
+		{EndpointSpec{URL: "http://127.0.0.1:9/", Events: []string{"session.ended"}, Description: strings.Repeat("x", 257)}, "description", "invalid_description"},
+		{EndpointSpec{URL: "http://127.0.0.1:9/", Events: []string{"session.ended"}, Description: "two\nlines"}, "description", "invalid_description"},
+	} {
+		_, err := e.d.CreateEndpoint(ctx, c.spec, e.admin)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || fe.Code != c.code {
+			t.Errorf("%+v: %v, want %s %s", c.spec, err, c.field, c.code)
+		}
+	}
+	ep, err := e.d.CreateEndpoint(ctx, EndpointSpec{URL: "http://127.0.0.1:9/", Events: []string{RecordingReadyType}, Description: "Jira"}, e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []string{"nope"}
+	if _, err := e.d.UpdateEndpoint(ctx, ep.ID, EndpointUpdate{Events: &bad}, e.admin); err == nil {
+		t.Error("update with a bad event accepted")
+	}
+	if err := e.d.DeleteEndpoint(ctx, ep.ID, e.admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.DeleteEndpoint(ctx, ep.ID, e.admin); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+}
