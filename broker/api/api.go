@@ -306,6 +306,16 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 }
 
 func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		// Notes are the technician's closing notes, sent with session.ended.
+		Notes string `json:"notes"`
+	}
+	if r.ContentLength != 0 && !decode(w, r, &req) {
+		return
+	}
+	if !a.recordClosingNotes(w, r, p, req.Notes) {
+		return
+	}
 	sess, err := a.cfg.Hub.EndSession(r.Context(), p.User, r.PathValue("id"), "")
 	switch {
 	case errors.Is(err, signal.ErrNotFound), errors.Is(err, signal.ErrForbidden):

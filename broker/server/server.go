@@ -21,6 +21,7 @@ import (
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/broker/webhook"
 	"github.com/tether-support/tether/certs"
 	"github.com/tether-support/tether/internal/rtc"
 	"github.com/tether-support/tether/web"
@@ -50,6 +51,9 @@ type Config struct {
 	Organisation string
 	Logger       *slog.Logger
 	Now          func() time.Time
+
+	// Webhooks tunes webhook delivery; its Store, Logger and Now are the broker's.
+	Webhooks webhook.Config
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -88,6 +92,7 @@ type Broker struct {
 	auth     *auth.Authenticator
 	rtcAPI   *rtc.API
 	hub      *signal.Hub
+	webhooks *webhook.Dispatcher
 	ln       net.Listener
 	srv      *http.Server
 	url      string
@@ -147,8 +152,13 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.rtcAPI, err = rtc.NewAPI(rtcCfg); err != nil {
 		return nil, err
 	}
+	whCfg := cfg.Webhooks
+	whCfg.Store, whCfg.Logger, whCfg.Now = b.store, cfg.Logger, cfg.Now
+	if b.webhooks, err = webhook.New(whCfg); err != nil {
+		return nil, err
+	}
 	b.hub, err = signal.New(signal.Config{Store: b.store, Auth: authn, API: b.rtcAPI, Logger: cfg.Logger, Now: cfg.Now, CodeTTL: cfg.CodeTTL, ViewerGrace: cfg.ViewerGrace,
-		ConsentTimeout: cfg.ConsentTimeout, Organisation: cfg.Organisation})
+		ConsentTimeout: cfg.ConsentTimeout, Organisation: cfg.Organisation, Notify: b.webhooks.Notify})
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	mux := http.NewServeMux()
 	restAPI.Register(mux)
+	restAPI.RegisterWebhooks(mux, b.webhooks)
 	mux.HandleFunc("GET /ws/host", b.hub.ServeHost)
 	mux.HandleFunc("GET /ws/viewer", b.hub.ServeViewer)
 	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(web.FS())))
@@ -255,6 +266,9 @@ func (b *Broker) close() error {
 	var errs []error
 	if b.hub != nil {
 		errs = append(errs, b.hub.Close())
+	}
+	if b.webhooks != nil { // after the hub, whose last session.ended it stores
+		errs = append(errs, b.webhooks.Close())
 	}
 	if b.ln != nil {
 		b.ln.Close()

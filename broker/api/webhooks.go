@@ -1,0 +1,246 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/broker/webhook"
+)
+
+// RegisterWebhooks adds the admin endpoints that manage webhooks to mux.
+func (a *API) RegisterWebhooks(mux *http.ServeMux, d *webhook.Dispatcher) {
+	h := &webhookAPI{API: a, d: d}
+	mux.HandleFunc("POST /api/v1/webhooks", a.authed(adminOnly(h.create)))
+	mux.HandleFunc("GET /api/v1/webhooks", a.authed(adminOnly(h.list)))
+	mux.HandleFunc("GET /api/v1/webhooks/{id}", a.authed(adminOnly(h.get)))
+	mux.HandleFunc("PATCH /api/v1/webhooks/{id}", a.authed(adminOnly(h.update)))
+	mux.HandleFunc("DELETE /api/v1/webhooks/{id}", a.authed(adminOnly(h.delete)))
+	mux.HandleFunc("GET /api/v1/webhooks/{id}/deliveries", a.authed(adminOnly(h.deliveries)))
+	mux.HandleFunc("POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", a.authed(adminOnly(h.redeliver)))
+}
+
+type webhookAPI struct {
+	*API
+	d *webhook.Dispatcher
+}
+
+func adminOnly(h func(http.ResponseWriter, *http.Request, *auth.Principal)) func(http.ResponseWriter, *http.Request, *auth.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		if p.User.Role != auth.RoleAdmin {
+			writeError(w, http.StatusForbidden, "forbidden", "Only admins manage webhooks.")
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+type webhookJSON struct {
+	ID          string    `json:"id"`
+	URL         string    `json:"url"`
+	Events      []string  `json:"events"`
+	Description string    `json:"description"`
+	Enabled     bool      `json:"enabled"`
+	CreatedAt   time.Time `json:"created_at"`
+	// Secret is in the answer to the creation only.
+	Secret string `json:"secret,omitempty"`
+}
+
+func toWebhookJSON(e *store.WebhookEndpoint) webhookJSON {
+	return webhookJSON{ID: e.ID, URL: e.URL, Events: e.Events, Description: e.Description, Enabled: e.Enabled, CreatedAt: e.CreatedAt}
+}
+
+type attemptJSON struct {
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"status_code"`
+	Error      string    `json:"error"`
+	DurationMS int64     `json:"duration_ms"`
+	Response   string    `json:"response"`
+}
+
+type deliveryJSON struct {
+	ID            string        `json:"id"`
+	EventID       string        `json:"event_id"`
+	EventType     string        `json:"event_type"`
+	State         string        `json:"state"`
+	AttemptCount  int           `json:"attempt_count"`
+	NextAttemptAt *time.Time    `json:"next_attempt_at,omitempty"`
+	LastStatus    int           `json:"last_status_code"`
+	LastError     string        `json:"last_error"`
+	RedeliveryOf  string        `json:"redelivery_of,omitempty"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+	Attempts      []attemptJSON `json:"attempts"`
+}
+
+func toDeliveryJSON(d *store.WebhookDelivery, attempts []*store.WebhookAttempt) deliveryJSON {
+	out := deliveryJSON{ID: d.ID, EventID: d.EventID, EventType: d.EventType, State: d.State, AttemptCount: d.Attempts,
+		LastStatus: d.LastStatus, LastError: d.LastError, RedeliveryOf: d.RedeliveryOf, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Attempts: []attemptJSON{}}
+	if !d.NextAttemptAt.IsZero() {
+		t := d.NextAttemptAt
+		out.NextAttemptAt = &t
+	}
+	for _, a := range attempts {
+		out.Attempts = append(out.Attempts, attemptJSON{a.Attempt, a.At, a.StatusCode, a.Error, a.Duration.Milliseconds(), a.Response})
+	}
+	return out
+}
+
+// fail answers an error of the webhook package.
+func (h *webhookAPI) fail(w http.ResponseWriter, r *http.Request, err error, what string) {
+	var fe *webhook.FieldError
+	switch {
+	case errors.As(err, &fe):
+		writeError(w, http.StatusBadRequest, fe.Code, fe.Message)
+	case errors.Is(err, webhook.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "No such webhook endpoint or delivery.")
+	case errors.Is(err, webhook.ErrEndpointDisabled):
+		writeError(w, http.StatusConflict, "endpoint_disabled", "The endpoint is disabled; enable it before redelivering.")
+	case errors.Is(err, webhook.ErrTooManyEndpoints):
+		writeError(w, http.StatusConflict, "too_many_webhooks", "The broker keeps at most 50 webhook endpoints; delete one first.")
+	default:
+		h.log.ErrorContext(r.Context(), what, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "The webhook could not be "+what+"; try again.")
+	}
+}
+
+func (h *webhookAPI) create(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		URL         string   `json:"url"`
+		Events      []string `json:"events"`
+		Description string   `json:"description"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	ep, err := h.d.CreateEndpoint(r.Context(), webhook.EndpointSpec{URL: strings.TrimSpace(req.URL), Events: req.Events, Description: req.Description}, p.User)
+	if err != nil {
+		h.fail(w, r, err, "created")
+		return
+	}
+	out := toWebhookJSON(ep)
+	out.Secret = ep.Secret
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (h *webhookAPI) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	list, err := h.d.Endpoints(r.Context())
+	if err != nil {
+		h.fail(w, r, err, "listed")
+		return
+	}
+	out := struct {
+		Webhooks []webhookJSON `json:"webhooks"`
+	}{Webhooks: []webhookJSON{}}
+	for _, e := range list {
+		out.Webhooks = append(out.Webhooks, toWebhookJSON(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *webhookAPI) get(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	ep, err := h.d.Endpoint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err, "read")
+		return
+	}
+	writeJSON(w, http.StatusOK, toWebhookJSON(ep))
+}
+
+func (h *webhookAPI) update(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Events      *[]string `json:"events"`
+		Description *string   `json:"description"`
+		Enabled     *bool     `json:"enabled"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	ep, err := h.d.UpdateEndpoint(r.Context(), r.PathValue("id"), webhook.EndpointUpdate{Events: req.Events, Description: req.Description, Enabled: req.Enabled}, p.User)
+	if err != nil {
+		h.fail(w, r, err, "changed")
+		return
+	}
+	writeJSON(w, http.StatusOK, toWebhookJSON(ep))
+}
+
+func (h *webhookAPI) delete(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if err := h.d.DeleteEndpoint(r.Context(), r.PathValue("id"), p.User); err != nil {
+		h.fail(w, r, err, "deleted")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *webhookAPI) deliveries(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 200 {
+			writeError(w, http.StatusBadRequest, "invalid_limit", "limit must be a number from 1 to 200.")
+			return
+		}
+		limit = n
+	}
+	list, attempts, err := h.d.Deliveries(r.Context(), r.PathValue("id"), limit)
+	if err != nil {
+		h.fail(w, r, err, "listed")
+		return
+	}
+	out := struct {
+		Deliveries []deliveryJSON `json:"deliveries"`
+	}{Deliveries: []deliveryJSON{}}
+	for _, d := range list {
+		out.Deliveries = append(out.Deliveries, toDeliveryJSON(d, attempts[d.ID]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *webhookAPI) redeliver(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	d, err := h.d.Redeliver(r.Context(), r.PathValue("id"), r.PathValue("delivery"), p.User)
+	if err != nil {
+		h.fail(w, r, err, "redelivered")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, toDeliveryJSON(d, nil))
+}
+
+// recordClosingNotes keeps the notes given when ending a session in its
+// audit trail, where session.ended picks them up. It answers and returns
+// false when the notes are refused.
+func (a *API) recordClosingNotes(w http.ResponseWriter, r *http.Request, p *auth.Principal, notes string) bool {
+	if len(notes) > webhook.MaxClosingNotes || strings.ContainsFunc(notes, func(c rune) bool {
+		return unicode.IsControl(c) && c != '\n' && c != '\r' && c != '\t'
+	}) {
+		writeError(w, http.StatusBadRequest, "invalid_notes", "notes must be text of at most 8 KiB.")
+		return false
+	}
+	notes = strings.TrimSpace(notes)
+	if notes == "" {
+		return true
+	}
+	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
+	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+		return true // ending answers for sessions that are missing or not the caller's
+	}
+	if sess.State == store.StateEnded {
+		writeError(w, http.StatusConflict, "session_ended", "The session has already ended; closing notes go with ending it.")
+		return false
+	}
+	detail, _ := json.Marshal(map[string]string{"notes": notes})
+	err = a.cfg.Store.AddEvent(r.Context(), &store.Event{Session: sess.ID, At: a.cfg.Now(), Actor: p.User.Username, Type: webhook.ClosingNotesAudit, Detail: string(detail)})
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "record closing notes", "session", sess.ID, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "The closing notes could not be saved; try again.")
+		return false
+	}
+	return true
+}
