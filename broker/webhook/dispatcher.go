@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -118,6 +119,9 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool // queued or being attempted
+	// subs counts the enabled endpoints per event type, so that the hub's
+	// events cost nothing while nobody listens.
+	subs map[string]int
 }
 
 // New starts a Dispatcher; deliveries left pending by an earlier run are
@@ -149,6 +153,10 @@ func New(cfg Config) (*Dispatcher, error) {
 		// A redirect could lead anywhere; the endpoint must answer itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	if err := d.refreshSubscriptions(context.Background()); err != nil {
+		cancel()
+		return nil, err
+	}
 	d.wg.Add(1 + cfg.Workers)
 	go d.schedule()
 	for range cfg.Workers {
@@ -178,12 +186,18 @@ func (d *Dispatcher) poke() {
 // each subscribed endpoint, and wakes the scheduler. It is the hub's
 // signal.Config.Notify.
 func (d *Dispatcher) Notify(ctx context.Context, e signal.Event) {
+	if !slices.ContainsFunc(webhookTypes[e.Type], d.subscribed) {
+		return
+	}
 	out, err := d.translate(ctx, e)
 	if err != nil {
 		d.log.ErrorContext(ctx, "webhook event lost", "session", e.Session, "event", e.Type, "err", err)
 		return
 	}
 	for _, o := range out {
+		if !d.subscribed(o.typ) {
+			continue
+		}
 		if err := d.publish(ctx, e.Session, e.At, o); err != nil {
 			d.log.ErrorContext(ctx, "webhook event lost", "session", e.Session, "event", o.typ, "err", err)
 		}
@@ -207,6 +221,37 @@ func (d *Dispatcher) publish(ctx context.Context, session string, at time.Time, 
 	if created && len(deliveries) > 0 {
 		d.log.DebugContext(ctx, "webhook event queued", "event", ev.ID, "type", ev.Type, "session", session, "deliveries", len(deliveries))
 		d.poke()
+	}
+	return nil
+}
+
+// subscribed reports whether an enabled endpoint wants events of type typ.
+func (d *Dispatcher) subscribed(typ string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.subs == nil || d.subs[typ] > 0
+}
+
+// refreshSubscriptions reloads what the endpoints subscribe to; on error
+// every type counts as subscribed, so nothing is missed.
+func (d *Dispatcher) refreshSubscriptions(ctx context.Context) error {
+	eps, err := d.cfg.Store.WebhookEndpoints(ctx)
+	var subs map[string]int
+	if err == nil {
+		subs = map[string]int{}
+		for _, ep := range eps {
+			for _, typ := range ep.Events {
+				if ep.Enabled {
+					subs[typ]++
+				}
+			}
+		}
+	}
+	d.mu.Lock()
+	d.subs = subs
+	d.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("load webhook endpoints: %w", err)
 	}
 	return nil
 }

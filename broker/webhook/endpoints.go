@@ -98,6 +98,7 @@ func (d *Dispatcher) CreateEndpoint(ctx context.Context, spec EndpointSpec, by *
 	if err := d.cfg.Store.CreateWebhookEndpoint(ctx, ep); err != nil {
 		return nil, err
 	}
+	d.endpointsChanged(ctx)
 	d.log.InfoContext(ctx, "webhook endpoint added", "endpoint", ep.ID, "host", u.Host, "events", strings.Join(ep.Events, ","), "by", by.Username)
 	return ep, nil
 }
@@ -144,6 +145,7 @@ func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, up EndpointU
 	} else if err != nil {
 		return nil, err
 	}
+	d.endpointsChanged(ctx)
 	d.log.InfoContext(ctx, "webhook endpoint changed", "endpoint", ep.ID, "enabled", ep.Enabled, "events", strings.Join(ep.Events, ","), "by", by.Username)
 	if ep.Enabled {
 		d.poke()
@@ -158,9 +160,16 @@ func (d *Dispatcher) DeleteEndpoint(ctx context.Context, id string, by *store.Us
 		return ErrNotFound
 	}
 	if err == nil {
+		d.endpointsChanged(ctx)
 		d.log.InfoContext(ctx, "webhook endpoint deleted", "endpoint", id, "by", by.Username)
 	}
 	return err
+}
+
+func (d *Dispatcher) endpointsChanged(ctx context.Context) {
+	if err := d.refreshSubscriptions(context.WithoutCancel(ctx)); err != nil {
+		d.log.ErrorContext(ctx, "reload webhook subscriptions; sending every event until it works", "err", err)
+	}
 }
 
 // Deliveries returns an endpoint's newest deliveries first, with their

@@ -148,6 +148,18 @@ type RecordingReady struct {
 	SessionRef
 }
 
+// webhookTypes maps the hub's audit types to the webhook events they may
+// become.
+var webhookTypes = map[string][]string{
+	"session.created": {SessionCreatedType},
+	"host.connected":  {HostConnectedType},
+	"consent.granted": {ConsentGrantedType, SessionStartedType},
+	"consent.denied":  {ConsentDeniedType},
+	"consent.timeout": {ConsentDeniedType},
+	"consent.changed": {ConsentRevokedType},
+	"session.ended":   {SessionEndedType},
+}
+
 // outgoing is an event ready to be stored.
 type outgoing struct {
 	typ  string
