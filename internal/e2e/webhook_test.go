@@ -297,6 +297,7 @@ func TestWebhookSessionEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	ts.wait(t, sess.ID, "host.connected")
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
 		t.Fatal(err)
