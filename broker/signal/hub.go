@@ -602,6 +602,16 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		h.refuse(c, protocol.CodeInternal, err.Error())
 		return
 	}
+	// The welcome goes out before the viewer is registered, so that nothing
+	// broadcast to viewers can overtake it; the state that follows
+	// registration is the current one.
+	h.mu.Lock()
+	state := store.StateWaiting
+	if l.host != nil {
+		state = store.StateActive
+	}
+	h.mu.Unlock()
+	c.send(protocol.TypeWelcome, sess.ID, protocol.Welcome{Session: sess.ID, State: state})
 	h.mu.Lock()
 	if l.ended {
 		h.mu.Unlock()
@@ -614,7 +624,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		l.grace.Stop()
 		l.grace = nil
 	}
-	state, info := store.StateWaiting, l.hostInfo
+	info := l.hostInfo
 	if l.host != nil {
 		state = store.StateActive
 	}
@@ -623,7 +633,6 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	h.audit(sess.ID, p.User.Username, "viewer.joined", map[string]any{"role": p.User.Role})
 	defer h.leave(l, c)
 
-	c.send(protocol.TypeWelcome, sess.ID, protocol.Welcome{Session: sess.ID, State: state})
 	if info != nil {
 		c.send(protocol.TypeState, sess.ID, protocol.State{State: state, Host: info})
 	}
