@@ -62,6 +62,7 @@ export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000, name 
   let partial = '';
   const waiters = [];
   child.stdout.on('data', (d) => {
+    p.onData?.(String(d));
     const parts = (partial + d).split('\n');
     partial = parts.pop();
     for (let l of parts) {
@@ -69,7 +70,6 @@ export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000, name 
       p.lines.push(l);
       for (const w of waiters) w(l);
     }
-    p.onPartial?.(partial);
   });
   child.stderr.on('data', (d) => {
     p.stderr += d;
@@ -212,14 +212,16 @@ export function startHost(broker, code, display, args = []) {
   const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { DISPLAY: display }, readyLine: /Connected/, name: 'host', stdin: 'pipe' });
   host.child.stdin.on('error', () => {});
   if (hostLog) host.exited.then(() => writeFileSync(hostLog, host.lines.join('\n')));
-  let asked = 0;
-  host.onPartial = (text) => {
-    // The question ends in "Allow? " without a newline; count them so each is answered once.
-    const n = host.lines.length;
-    if (/Allow\? *$/.test(text) && asked !== n + 1) {
-      asked = n + 1;
-      host.child.stdin.write('all\n');
+  // Each question ends in "Allow? " (no newline; the log may follow on
+  // the same line): answer every one, even one split across reads.
+  const prompt = 'Allow? ';
+  let tail = '';
+  host.onData = (d) => {
+    const text = tail + d;
+    for (let i = text.indexOf(prompt); i >= 0; i = text.indexOf(prompt, i + 1)) {
+      if (i + prompt.length > tail.length) host.child.stdin.write('all\n');
     }
+    tail = text.slice(-(prompt.length - 1));
   };
   return host;
 }
