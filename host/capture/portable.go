@@ -113,15 +113,26 @@ func (p *portable) grab() (*image.RGBA, error) {
 }
 
 func (p *portable) WaitChange(ctx context.Context, timeout time.Duration) (bool, error) {
+	return pollUntil(ctx, timeout, p.done, p.display, func(now bool) (bool, time.Time, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.check(now)
+	})
+}
+
+// pollUntil calls check until it sees a change, fails, or timeout passes.
+// Between calls it sleeps until the next poll is due or the deadline,
+// whichever is first; the poll cadence carries over between calls, so
+// callers with short timeouts do not poll any faster. A timeout <= 0
+// checks once.
+func pollUntil(ctx context.Context, timeout time.Duration, closed <-chan struct{}, display int, check func(now bool) (bool, time.Time, error)) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	var timer *time.Timer
 	for {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		p.mu.Lock()
-		changed, next, err := p.check(timeout <= 0)
-		p.mu.Unlock()
+		changed, next, err := check(timeout <= 0)
 		if err != nil || changed || timeout <= 0 {
 			return changed, err
 		}
@@ -129,9 +140,6 @@ func (p *portable) WaitChange(ctx context.Context, timeout time.Duration) (bool,
 		if !now.Before(deadline) {
 			return false, nil
 		}
-		// Sleep until the next poll is due or the deadline, whichever is
-		// first; the poll cadence carries over between calls, so callers
-		// with short timeouts do not poll any faster.
 		d := earliest(next, deadline).Sub(now)
 		if timer == nil {
 			timer = time.NewTimer(d)
@@ -142,8 +150,8 @@ func (p *portable) WaitChange(ctx context.Context, timeout time.Duration) (bool,
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
-		case <-p.done:
-			return false, fmt.Errorf("wait for a change on monitor %d: %w", p.display, ErrClosed)
+		case <-closed:
+			return false, fmt.Errorf("wait for a change on monitor %d: %w", display, ErrClosed)
 		case <-timer.C:
 		}
 	}

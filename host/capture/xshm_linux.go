@@ -285,6 +285,15 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
+		// Damage first: a pending damage region must be taken whatever
+		// else reports a change, or the server reports no more damage and
+		// the screen goes unwatched.
+		if takeDamage {
+			hit, err := w.damaged(rect)
+			if err != nil || hit {
+				return hit, x.watchError(err)
+			}
+		}
 		now := time.Now()
 		if cur.known && !now.Before(nextPointer) {
 			p, ok, err := w.pointer()
@@ -302,12 +311,6 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 		// other than the one drawn.
 		if s := w.cursorSerial(); cur.known && s != 0 && s != cur.serial && cur.box.Overlaps(rect) {
 			return true, nil
-		}
-		if takeDamage {
-			hit, err := w.damaged(rect)
-			if err != nil || hit {
-				return hit, x.watchError(err)
-			}
 		}
 		if timeout <= 0 || !now.Before(deadline) {
 			return false, nil
@@ -345,34 +348,11 @@ func (x *xshm) watchError(err error) error {
 // WaitChange may overwrite it) and compares tile hashes with those of the
 // last Capture.
 func (x *xshm) pollWait(ctx context.Context, timeout time.Duration) (bool, error) {
-	deadline := time.Now().Add(timeout)
-	var timer *time.Timer
-	for {
+	return pollUntil(ctx, timeout, x.closing, x.display, func(now bool) (bool, time.Time, error) {
 		x.mu.Lock()
-		changed, next, err := x.poll(timeout <= 0)
-		x.mu.Unlock()
-		if err != nil || changed || timeout <= 0 {
-			return changed, err
-		}
-		now := time.Now()
-		if !now.Before(deadline) {
-			return false, nil
-		}
-		d := earliest(next, deadline).Sub(now)
-		if timer == nil {
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-x.closing:
-			return false, fmt.Errorf("wait for a change on monitor %d: %w", x.display, ErrClosed)
-		case <-timer.C:
-		}
-	}
+		defer x.mu.Unlock()
+		return x.poll(now)
+	})
 }
 
 // poll grabs and compares when a poll is due (or now is set) and says when
