@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -315,6 +316,19 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		select {
 		case <-userEnded:
 			sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: "the user ended the session"})
+			// Stay until the broker confirms, so that it hears why before
+			// it sees the media connection close.
+			timeout := time.After(2 * time.Second)
+			for confirmed := false; !confirmed; {
+				select {
+				case env := <-msgs:
+					confirmed = env.Type == protocol.TypeEnded
+				case <-readErr:
+					confirmed = true
+				case <-timeout:
+					confirmed = true
+				}
+			}
 			return "You ended the session.", nil
 		case <-ctx.Done():
 			sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: "the host was stopped"})
