@@ -261,6 +261,23 @@ func TestWaitChange(t *testing.T) {
 				settle(t, c)
 				expectStill(t, c, 100*time.Millisecond, 1)
 			})
+			t.Run("paint with pointer moves keeps watching", func(t *testing.T) {
+				// A pointer move reported while damage is pending must not
+				// leave that damage untaken: the server would report no more,
+				// and later paints would go unseen.
+				for i := range 10 {
+					p.paint(t, []rgb{red, green}[i%2])
+					warp(t, conn, screen.Root, 100+i*7, 120+i*3)
+					if changed, err := c.WaitChange(context.Background(), time.Second); err != nil || !changed {
+						t.Fatalf("round %d: WaitChange after paint and move = %v, %v", i, changed, err)
+					}
+					settle(t, c)
+					if lat := paintAndTime(t, c, p, []rgb{blue, white}[i%2], 5*time.Millisecond); o.name == NameXShm && lat > wakeLimit {
+						t.Fatalf("round %d: a paint after a pointer move woke WaitChange after %v, want within %v", i, lat, wakeLimit)
+					}
+					settle(t, c)
+				}
+			})
 		})
 	}
 }
