@@ -175,11 +175,7 @@ func TestViewOnlyCannotInject(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	for _, line := range w.Lines()[mark:] {
-		if strings.HasPrefix(line, "button") || strings.HasPrefix(line, "key") {
-			t.Fatalf("view-only input reached the host: %q", line)
-		}
-	}
+	noInputSince(t, w, mark, "view-only input")
 	if got := xclipRead(t, display); got == "forged" {
 		t.Fatal("view-only clipboard reached the host")
 	}
@@ -276,5 +272,16 @@ func xclipWrite(t *testing.T, display, text string) {
 	cmd.Stdin = strings.NewReader(text)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("xclip: %v", err)
+	}
+}
+
+// noInputSince fails if the witness saw any button, key or text event
+// after its first mark lines.
+func noInputSince(t *testing.T, w *xtest.Witness, mark int, what string) {
+	t.Helper()
+	for _, l := range w.Lines()[mark:] {
+		if strings.HasPrefix(l, "button") || strings.HasPrefix(l, "key") || strings.HasPrefix(l, "text") {
+			t.Fatalf("%s reached the host: %q", what, l)
+		}
 	}
 }
