@@ -154,9 +154,6 @@ func (v *Viewer) drop(reason string) {
 	}
 }
 
-// Dropped counts the viewer's refused messages.
-func (v *Viewer) Dropped() uint64 { return v.dropped.Load() }
-
 func (v *Viewer) sendControl(m protocol.ControlMessage) {
 	data, err := protocol.EncodeControl(m)
 	if err != nil || v.control.ReadyState() != webrtc.DataChannelStateOpen {

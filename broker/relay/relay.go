@@ -50,7 +50,6 @@ type Session struct {
 	lastKey     time.Time
 	closed      bool
 	hostGone    sync.Once
-	forwarded   atomic.Uint64
 }
 
 // Viewer is one viewer's PeerConnection with the broker.
@@ -99,9 +98,6 @@ func New(cfg Config) (*Session, error) {
 	}
 	return &Session{cfg: cfg, viewers: map[*Viewer]struct{}{}}, nil
 }
-
-// PacketsForwarded counts RTP packets relayed from the host.
-func (s *Session) PacketsForwarded() uint64 { return s.forwarded.Load() }
 
 // AcceptHost answers the host's offer. A second call replaces the previous
 // host connection (a host that reconnected).
@@ -188,7 +184,6 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 		for _, v := range viewers {
 			v.forward(pkt)
 		}
-		s.forwarded.Add(1)
 	}
 }
 

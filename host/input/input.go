@@ -181,19 +181,6 @@ func (in *Injector) releaseLocked() {
 	}
 }
 
-// Pressed reports how many keys and buttons are held down now.
-func (in *Injector) Pressed() int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	n := len(in.keys)
-	for _, down := range in.buttons {
-		if down {
-			n++
-		}
-	}
-	return n
-}
-
 func upDown(down bool) string {
 	if down {
 		return "down"

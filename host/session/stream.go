@@ -46,7 +46,6 @@ type streamer struct {
 
 	keyframe atomic.Bool  // set by keyframe requests
 	bitrate  atomic.Int64 // target from congestion control, bits/s; 0 = none yet
-	frames   atomic.Uint64
 
 	mu      sync.Mutex
 	capt    capture.Capturer
@@ -205,7 +204,6 @@ func (s *streamer) run(ctx context.Context) error {
 			return fmt.Errorf("send frame: %w", err)
 		}
 		lastSent = now
-		s.frames.Add(1)
 	}
 	return nil
 }
