@@ -63,12 +63,13 @@ func (h *Hub) askLocked(l *live, v *viewer, perms []string, first bool) {
 	})
 	msg := protocol.ConsentRequest{ID: id, Viewer: v.person, Ticket: l.ticket, Permissions: perms, TimeoutSeconds: int(timeout / time.Second)}
 	host := l.host
+	// The trail and the messages go out off the lock: h.mu is held here.
 	go func() {
+		h.audit(l.id, v.person.Name, "consent.requested", map[string]any{"permissions": perms, "viewer": v.person.Name})
 		host.send(protocol.TypeConsentRequest, l.id, msg)
 		v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: v.grants, Paused: l.paused, Pending: true,
 			Message: "Waiting for the user to answer."})
 	}()
-	h.audit(l.id, v.person.Name, "consent.requested", map[string]any{"permissions": perms, "viewer": v.person.Name})
 }
 
 // answer applies the user's answer to a request.
