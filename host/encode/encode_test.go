@@ -319,7 +319,7 @@ func TestDefaults(t *testing.T) {
 		if err := cfg.checkAndSetDefaults(); err != nil {
 			t.Fatal(err)
 		}
-		if cfg.FPS != 30 || cfg.Threads != 2 || cfg.CPUUsed != 8 || cfg.BitrateKbps != tc.kbps || cfg.KeyframeInterval != 0 {
+		if cfg.FPS != 30 || cfg.Threads != 1 || cfg.CPUUsed != 8 || cfg.BitrateKbps != tc.kbps || cfg.KeyframeInterval != 0 {
 			t.Errorf("defaults for %dx%d: %+v, want 30 fps, 2 threads, CPUUsed 8, %d kbps, no periodic keyframe", tc.w, tc.h, cfg, tc.kbps)
 		}
 	}

@@ -29,9 +29,6 @@ const (
 	// keyframeEvery is the slow periodic keyframe, sent only with a frame
 	// that is sent anyway: a still screen still sends nothing.
 	keyframeEvery = 20 * time.Second
-	// minFPS is the lowest frame rate congestion can push the stream to;
-	// the resolution never drops, so text stays legible.
-	minFPS = 5
 )
 
 // streamer captures the shared display when it changes, encodes and
@@ -94,15 +91,13 @@ func (s *streamer) displays() (protocol.ControlMessage, error) {
 	return msg, nil
 }
 
-// frameInterval is the time between frames at the current bitrate: the
-// full rate with room to spare, fewer frames (each as sharp) when the
-// network gives less.
-func (s *streamer) frameInterval(nominalBPS int) time.Duration {
-	fps := s.maxFPS
-	if bps := int(s.bitrate.Load()); bps > 0 && bps < nominalBPS {
-		fps = max(minFPS, s.maxFPS*bps/nominalBPS)
+// rate is the bitrate to pace the video at: congestion control's
+// estimate once there is one, before that what the resolution deserves.
+func (s *streamer) rate(nominalBPS int) int {
+	if bps := int(s.bitrate.Load()); bps > 0 {
+		return bps
 	}
-	return time.Second / time.Duration(fps)
+	return max(nominalBPS, 1_000_000)
 }
 
 func (s *streamer) run(ctx context.Context) error {
@@ -114,10 +109,12 @@ func (s *streamer) run(ctx context.Context) error {
 	}()
 	var (
 		encW, encH int
-		nominalBPS int // the bitrate the resolution deserves
-		setKbps    int // the bitrate the encoder runs at
-		lastSent   time.Time
+		nominalBPS int       // the bitrate the resolution deserves
+		setKbps    int       // the bitrate the encoder runs at
+		lastSent   time.Time // when the last frame went out
+		lastChange time.Time // when the last change was captured
 		settle     int
+		pace       pacer
 	)
 	for ctx.Err() == nil {
 		if !s.allow(protocol.PermView) {
@@ -150,14 +147,25 @@ func (s *streamer) run(ctx context.Context) error {
 		default:
 			continue
 		}
-		// Pace to the frame rate; the capture comes after the wait, so it
-		// holds every change made meanwhile.
-		if wait := s.frameInterval(nominalBPS) - time.Since(lastSent); wait > 0 {
+		// Wait while the bitrate has not paid for the frames already sent,
+		// and keep changes at least 1/maxFPS apart (the settle frames and
+		// keyframes in between do not count: a change right after one
+		// goes out at once). The capture comes after the wait, so it holds
+		// every change made meanwhile.
+		bps := s.rate(nominalBPS)
+		wait := pace.wait(time.Now(), bps)
+		if changed {
+			wait = max(wait, time.Second/time.Duration(s.maxFPS)-time.Since(lastChange))
+		}
+		if wait > 0 {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-time.After(wait):
 			}
+		}
+		if changed {
+			lastChange = time.Now()
 		}
 		frame, err := capt.Capture()
 		switch {
@@ -203,6 +211,7 @@ func (s *streamer) run(ctx context.Context) error {
 		if err := s.track.WriteSample(media.Sample{Data: data, Duration: now.Sub(lastSent)}); err != nil {
 			return fmt.Errorf("send frame: %w", err)
 		}
+		pace.sent(now, bps, len(data))
 		lastSent = now
 	}
 	return nil
