@@ -3,9 +3,10 @@
 // (testdata/xpattern -mode input) toggles its window between black and
 // white, and the page times the click (performance.now() in a capturing
 // pointerdown listener, before the console's own) until the first video
-// frame whose pixels show the new colour (read back from a canvas in
-// requestVideoFrameCallback). Clicks are paced 150-250 ms apart, jittered,
-// each after the previous one was seen, so frames never pipeline.
+// frame whose pixels show the new colour (read back in
+// requestVideoFrameCallback with lib.mjs's readGrey). Clicks are paced
+// 150-250 ms apart, jittered, each after the previous one was seen, so
+// frames never pipeline.
 //
 // The witness stamps its lines (-stamp), so each sample splits into:
 //   input    pointerdown in the page → button press seen by the X client
@@ -15,7 +16,7 @@
 //   decode   received → frame presented (decode, jitter buffer, render)
 //   read     presented → pixels read in the page: waiting for the next
 //            rendering step (vsync) that runs the callback, then drawing
-//            the square into the canvas and reading it back (readback)
+//            the square's pixels (readback)
 //
 //   node web/bench/click.mjs --size 1280x720 --samples 200
 
@@ -49,10 +50,6 @@ main(async () => {
 
   await page.evaluate(({ sx, sy }) => {
     const video = document.querySelector('[data-testid="remote-video"]');
-    const canvas = document.createElement('canvas');
-    canvas.width = 16;
-    canvas.height = 16;
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
     const b = { clicks: [], pending: null, results: [], frames: 0, colour: null };
     window.bench = b;
     window.addEventListener('pointerdown', (e) => {
@@ -61,14 +58,12 @@ main(async () => {
       b.clicks.push(t);
       b.pending = { t, from: b.colour };
     }, true);
-    const onFrame = (now, meta) => {
+    const onFrame = async (now, meta) => {
+      video.requestVideoFrameCallback(onFrame);
       const entry = performance.now();
-      ctx.drawImage(video, sx, sy, 16, 16, 0, 0, 16, 16);
-      const d = ctx.getImageData(0, 0, 16, 16).data;
+      const grey = await window.readGrey(video, sx, sy, 16, 16);
       const t = performance.now();
-      let sum = 0;
-      for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
-      const lum = sum / (3 * 256);
+      const lum = grey.reduce((a, v) => a + v, 0) / grey.length;
       const colour = lum >= 192 ? 'white' : lum <= 63 ? 'black' : null;
       b.frames += 1;
       if (b.pending && colour && b.pending.from && colour !== b.pending.from) {
@@ -80,10 +75,9 @@ main(async () => {
         b.pending = null;
       }
       if (colour) b.colour = colour;
-      video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);
-  }, { sx: Math.round(width * 0.75) - 8, sy: Math.round(height * 0.25) - 8 });
+  }, { sx: (Math.round(width * 0.75) - 8) & ~1, sy: (Math.round(height * 0.25) - 8) & ~1 });
   await page.waitForFunction(() => window.bench.colour !== null, null, { timeout: 10_000 });
   // The pointer goes to the click point first and stays there, so that a
   // click is only a press: no cursor movement to capture with it. (A

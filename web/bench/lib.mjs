@@ -170,6 +170,7 @@ export async function openConsole(display, { width, height, hostArgs = [], viewp
   const browser = await launch(viewport ? { viewport } : {});
   browsers.add(browser);
   const page = await browser.newPage();
+  await page.addInitScript(installReadGrey);
   await page.goto(`${broker.url}/`);
   await page.getByTestId('login-username').fill(broker.admin.user);
   await page.getByTestId('login-password').fill(broker.admin.password);
@@ -196,6 +197,45 @@ export async function openConsole(display, { width, height, hostArgs = [], viewp
     throw new Error(`no video of ${width}x${height} (${seen}): ${err.message}\nhost:\n${host.lines.slice(-30).join('\n')}`);
   });
   return { broker, browser, page, host };
+}
+
+/**
+ * Installed in every console page: window.readGrey(video, x, y, w, h)
+ * resolves to the grey level (0..255) of each pixel of a rectangle of the
+ * video's current frame, row by row. When the decoder's frame is YUV in
+ * memory it copies just that rectangle's luma through WebCodecs; else it
+ * draws the rectangle into a canvas and reads it back, which converts the
+ * whole frame and costs several ms at 1920x1080 in software rendering.
+ * x, y, w and h must be even (4:2:0 chroma comes in 2x2 blocks).
+ */
+function installReadGrey() {
+  const canvas = document.createElement('canvas');
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  window.readGrey = async (video, x, y, width, height) => {
+    const grey = new Uint8Array(width * height);
+    const frame = new VideoFrame(video);
+    try {
+      if (/^(I420|I420A|NV12)$/.test(frame.format)) {
+        const rect = { x, y, width, height };
+        const buf = new Uint8Array(frame.allocationSize({ rect }));
+        const [{ offset, stride }] = await frame.copyTo(buf, { rect });
+        for (let r = 0; r < height; r++) {
+          for (let c = 0; c < width; c++) {
+            grey[r * width + c] = (buf[offset + r * stride + c] - 16) * 255 / 219; // studio range; clamped by the array
+          }
+        }
+        return grey;
+      }
+    } finally {
+      frame.close();
+    }
+    canvas.width = width;
+    canvas.height = height;
+    ctx.drawImage(video, x, y, width, height, 0, 0, width, height);
+    const d = ctx.getImageData(0, 0, width, height).data;
+    for (let i = 0; i < grey.length; i++) grey[i] = (d[4 * i] + d[4 * i + 1] + d[4 * i + 2]) / 3;
+    return grey;
+  };
 }
 
 /**
