@@ -191,7 +191,7 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 		v.stopControl()
 	}
 	if canSee && !couldSee {
-		v.s.RequestKeyframe()
+		v.requestKeyframe()
 	}
 }
 
@@ -212,6 +212,7 @@ func (v *Viewer) forward(pkt *rtp.Packet) {
 	out := *pkt
 	out.SequenceNumber = pkt.SequenceNumber + v.seqOffset
 	v.lastSeq = out.SequenceNumber
+	v.sentSinceAsk = true
 	v.mu.Unlock()
 	if err := v.video.WriteRTP(&out); err != nil {
 		v.s.cfg.Logger.Debug("forward video", "viewer", v.opts.Name, "err", err)

@@ -19,10 +19,6 @@ import (
 	"github.com/tether-support/tether/internal/rtc"
 )
 
-// keyframeInterval bounds how often viewers can make the host send a
-// keyframe: a burst of PLIs from several viewers costs one keyframe.
-const keyframeInterval = 300 * time.Millisecond
-
 // ErrClosed is returned by a Session that has been closed.
 var ErrClosed = errors.New("relay closed")
 
@@ -47,7 +43,8 @@ type Session struct {
 	hostInput   *webrtc.DataChannel
 	displays    []byte // the host's last displays message, for late viewers
 	viewers     map[*Viewer]struct{}
-	lastKey     time.Time
+	lastKey     time.Time // when the host was last asked for a keyframe
+	keyPending  bool      // a request is waiting for keyframeInterval to pass
 	closed      bool
 	hostGone    sync.Once
 }
@@ -71,6 +68,14 @@ type Viewer struct {
 	seen        bool            // video was flowing to this viewer
 	seqOffset   uint16          // keeps sequence numbers contiguous across gaps
 	lastSeq     uint16
+
+	// What the viewer reports receiving, to tell its keyframe requests
+	// that matter from those of a timer (see pictureLost).
+	report        rtcp.ReceptionReport // the latest
+	reported      bool
+	keyframeAsked bool   // a keyframe was asked for this viewer
+	lostAtAsk     uint32 // how many packets it had lost by then
+	sentSinceAsk  bool   // and video was forwarded to it since
 }
 
 // ViewerOptions says what a viewer may do.
@@ -187,23 +192,6 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 	}
 }
 
-// RequestKeyframe asks the host for a keyframe, at most once per
-// keyframeInterval.
-func (s *Session) RequestKeyframe() {
-	s.mu.Lock()
-	host, ssrc := s.host, s.hostSSRC
-	now := time.Now()
-	if host == nil || ssrc == 0 || now.Sub(s.lastKey) < keyframeInterval {
-		s.mu.Unlock()
-		return
-	}
-	s.lastKey = now
-	s.mu.Unlock()
-	if err := host.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}}); err != nil {
-		s.cfg.Logger.Debug("keyframe request", "err", err)
-	}
-}
-
 // AddViewer creates a viewer's PeerConnection and returns it with the
 // complete offer to send to the viewer.
 func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
@@ -251,7 +239,7 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 		s.cfg.Logger.Debug("viewer media connection", "state", state.String())
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
-			s.RequestKeyframe()
+			v.requestKeyframe()
 		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			v.stopControl()
 		}
@@ -271,25 +259,9 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 	}
 	s.viewers[v] = struct{}{}
 	s.mu.Unlock()
-	s.spawn(func() { s.readViewerRTCP(sender) })
+	s.spawn(func() { s.readViewerRTCP(v, sender) })
 	ok = true
 	return v, sdp, nil
-}
-
-// readViewerRTCP turns picture-loss reports into keyframe requests.
-func (s *Session) readViewerRTCP(sender *webrtc.RTPSender) {
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, p := range pkts {
-			switch p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				s.RequestKeyframe()
-			}
-		}
-	}
 }
 
 // SetAnswer applies the viewer's answer.

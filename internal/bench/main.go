@@ -72,7 +72,7 @@ var consoleFigures = func() []figure {
 			figure{what: "… frame received → presented (decode, jitter buffer), p50", bench: parts, unit: "decode-p50-ms", scale: 1, show: "ms", goal: "reference"},
 			figure{what: "… presented → pixels read in requestVideoFrameCallback, p50", bench: parts, unit: "read-p50-ms", scale: 1, show: "ms", goal: "reference",
 				note: func(all map[string]map[string]float64) string {
-					return fmt.Sprintf("%.1f ms to the callback, %.1f ms canvas readback", all[parts]["vsync-p50-ms"], all[parts]["readback-p50-ms"])
+					return fmt.Sprintf("%.1f ms to the callback, %.1f ms to read the pixels", all[parts]["vsync-p50-ms"], all[parts]["readback-p50-ms"])
 				}},
 			figure{what: "Glass-to-glass " + size + ", painted counter → read in the page, p50", bench: glass, unit: "p50-ms", scale: 1, show: "ms",
 				goal: "≤ 25 ms (the input-to-pixel budget)", check: atMost(25), note: samples(glass, "frames")},
@@ -282,8 +282,8 @@ func report(results map[string]map[string]float64, raw string) []byte {
 	fmt.Fprintf(&b, "\n## Through the console\n\n")
 	fmt.Fprintf(&b, "The technician's real console in headless Chromium (playwright-core driving Debian's chromium), a real `bin/broker`, and a real `bin/host` run as a user runs it (default 30 fps, consent answered on its terminal), all on one machine over loopback.\n\n")
 	table(&b, consoleFigures, results)
-	fmt.Fprintf(&b, "\n- **Input-to-pixel**: the page clicks on the remote video in Control mode; `testdata/xpattern -mode input` toggles the screen between black and white on each press. Time from `performance.now()` in a capturing `pointerdown` listener to the first `requestVideoFrameCallback` whose pixels (a 16×16 square drawn into a canvas, away from the cursor) show the new colour. Clicks 150–250 ms apart, jittered, each after the previous one was seen. The parts come from the X client's stamped log (`-stamp`, wall clock) and the callback's `receiveTime` and `presentationTime`; they add up to the total.\n")
-	fmt.Fprintf(&b, "- **Glass-to-glass**: `xpattern -mode counter -bars -stamp -interval 16` paints its counter as black and white bars and logs the wall-clock time each paint reached the X server; the page reads the bars in `requestVideoFrameCallback` and compares `performance.timeOrigin + performance.now()` with that time (same machine, same clock).\n")
+	fmt.Fprintf(&b, "\n- **Input-to-pixel**: the page clicks on the remote video in Control mode; `testdata/xpattern -mode input` toggles the screen between black and white on each press. Time from `performance.now()` in a capturing `pointerdown` listener to the first `requestVideoFrameCallback` whose pixels (a 16×16 square away from the cursor, its luma copied out of the decoded frame with WebCodecs `VideoFrame.copyTo`) show the new colour. Clicks 150–250 ms apart, jittered, each after the previous one was seen. The parts come from the X client's stamped log (`-stamp`, wall clock) and the callback's `receiveTime` and `presentationTime`; they add up to the total.\n")
+	fmt.Fprintf(&b, "- **Glass-to-glass**: `xpattern -mode counter -bars -stamp -interval 16` paints its counter as black and white bars and logs the wall-clock time each paint reached the X server; the page reads the bars in `requestVideoFrameCallback` (the same WebCodecs copy) and compares `performance.timeOrigin + performance.now()` with that time (same machine, same clock).\n")
 	fmt.Fprintf(&b, "- **Bandwidth**: `bytesReceived + headerBytesReceived` of the video's inbound-rtp stats (payload, RTP headers and padding) over 20 s, each screen in a session of its own, the console in View only.\n")
 	fmt.Fprintf(&b, "\n## How to reproduce\n\n`make bench` (installs what is missing, builds, runs the commands below, rewrites this file).\n\n")
 	for _, r := range runs {

@@ -43,6 +43,7 @@ type Joined struct {
 
 	frames    atomic.Uint64
 	videoSSRC atomic.Uint32
+	firSeq    atomic.Uint32 // sequence number of our full intra requests
 
 	control     *webrtc.DataChannel
 	input       *webrtc.DataChannel
@@ -223,13 +224,17 @@ func (j *Joined) EndReason() string {
 	return j.endReason
 }
 
-// RequestKeyframe asks the host, through the broker, for a keyframe.
+// RequestKeyframe asks the host, through the broker, for a keyframe. It
+// sends a full intra request (RFC 5104), which the broker always passes
+// on, not a picture-loss report, which it passes on only when the viewer
+// has lost something.
 func (j *Joined) RequestKeyframe() error {
 	ssrc := j.videoSSRC.Load()
 	if ssrc == 0 {
 		return errors.New("no video yet")
 	}
-	return j.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	seq := uint8(j.firSeq.Add(1))
+	return j.pc.WriteRTCP([]rtcp.Packet{&rtcp.FullIntraRequest{MediaSSRC: ssrc, FIR: []rtcp.FIREntry{{SSRC: ssrc, SequenceNumber: seq}}}})
 }
 
 // Screenshot asks for a fresh keyframe and decodes it.

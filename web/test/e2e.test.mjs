@@ -3,6 +3,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
@@ -76,6 +77,45 @@ test('technician watches a live host from the console', { timeout: 120_000 }, as
     assert.match(host.out.stdout, /Session ended/);
     await page.getByTestId('session-ended').waitFor();
     await page.screenshot({ path: join(artifacts, 'console-ended.png') });
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a still screen sends the console no frames, and a change shows at once', { timeout: 120_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const code = await openSession(page, broker, 'INC-STILL');
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    const received = () => page.evaluate(async () => {
+      const stats = await window.tether.viewer.pc.getStats();
+      for (const s of stats.values()) {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') return { frames: s.framesReceived ?? 0, keyframes: s.keyFramesDecoded ?? 0 };
+      }
+      return { frames: 0, keyframes: 0 };
+    });
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth > 0, null, { timeout: 30_000 });
+    // Past the first keyframe and the frames that sharpen it.
+    await page.waitForTimeout(1500);
+    const before = await received();
+    // Chromium asks for a keyframe after about 3 s without frames; those
+    // requests must not wake a still screen up.
+    await page.waitForTimeout(8000);
+    const still = await received();
+    assert.equal(still.frames - before.frames, 0, `frames received during 8 s of a still screen (keyframes ${before.keyframes} → ${still.keyframes})`);
+
+    execFileSync('xsetroot', ['-solid', '#2a6f97'], { env: { ...process.env, DISPLAY: display } });
+    const t0 = Date.now();
+    await page.waitForFunction((n) => window.tether.viewer.pc.getStats().then((stats) => {
+      for (const s of stats.values()) if (s.type === 'inbound-rtp' && s.kind === 'video') return s.framesReceived > n;
+      return false;
+    }), still.frames, { timeout: 5000, polling: 20 });
+    assert.ok(Date.now() - t0 < 1000, `the change arrived ${Date.now() - t0} ms after it was made`);
   } finally {
     await browser.close();
   }
