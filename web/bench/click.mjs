@@ -78,13 +78,12 @@ main(async () => {
     };
     video.requestVideoFrameCallback(onFrame);
   }, { sx: (Math.round(width * 0.75) - 8) & ~1, sy: (Math.round(height * 0.25) - 8) & ~1 });
-  await page.waitForFunction(() => window.bench.colour !== null, null, { timeout: 10_000 });
   // The pointer goes to the click point first and stays there, so that a
-  // click is only a press: no cursor movement to capture with it. (A
-  // pointer move seen in the same wait as a repaint can also leave the
-  // host's change detection deaf: capture's watchWait returns on the
-  // pointer before it takes the damage.)
+  // click is only a press: no cursor movement to capture with it. The
+  // move also makes a frame, so the page learns the colour before the
+  // first click: a still screen sends none.
   await page.mouse.move(at.x, at.y);
+  await page.waitForFunction(() => window.bench.colour !== null, null, { timeout: 10_000 });
   await sleep(500);
   const timeOrigin = await page.evaluate(() => performance.timeOrigin);
 
