@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tether-support/tether/broker/store"
 )
@@ -27,6 +29,40 @@ const (
 	RoleSupervisor = "supervisor"
 	RoleAdmin      = "admin"
 )
+
+// Roles lists every role, least to most privileged.
+var Roles = []string{RoleTechnician, RoleSupervisor, RoleAdmin}
+
+// Scopes: what a request may do. A console login may do what its role
+// allows; an API key what its role allows and its scopes name.
+const (
+	ScopeSessionsCreate = "sessions:create" // create sessions, claim a user's code
+	ScopeSessionsRead   = "sessions:read"   // list and read sessions and their events
+	ScopeSessionsWrite  = "sessions:write"  // end, invite, hand over
+	ScopeSessionsJoin   = "sessions:join"   // connect to a session's screen
+	ScopeRecordingsRead = "recordings:read" // list and replay recordings
+	ScopeWebhooksAdmin  = "webhooks:admin"  // manage webhooks
+	ScopeUsersAdmin     = "users:admin"     // manage accounts, API keys, settings
+)
+
+// AllScopes lists every scope.
+var AllScopes = []string{ScopeSessionsCreate, ScopeSessionsRead, ScopeSessionsWrite, ScopeSessionsJoin,
+	ScopeRecordingsRead, ScopeWebhooksAdmin, ScopeUsersAdmin}
+
+// roleScopes is the authorization policy: which scopes each role holds.
+// Technicians work their own sessions (ownership is checked per session);
+// supervisors read and watch every session; admins do everything.
+var roleScopes = map[string][]string{
+	RoleTechnician: {ScopeSessionsCreate, ScopeSessionsRead, ScopeSessionsWrite, ScopeSessionsJoin},
+	RoleSupervisor: {ScopeSessionsRead, ScopeSessionsJoin, ScopeRecordingsRead},
+	RoleAdmin:      AllScopes,
+}
+
+// ValidRole reports whether role exists.
+func ValidRole(role string) bool { return roleScopes[role] != nil }
+
+// RoleAllows reports whether role holds scope.
+func RoleAllows(role, scope string) bool { return slices.Contains(roleScopes[role], scope) }
 
 // CookieName holds the console login token.
 const CookieName = "tether_login"
@@ -39,7 +75,19 @@ var (
 	ErrBadCredentials  = errors.New("wrong username or password")
 	ErrUnauthenticated = errors.New("not logged in")
 	ErrLockedOut       = errors.New("too many failed logins")
+	ErrDisabled        = errors.New("account disabled")
+	ErrTOTPRequired    = errors.New("two-factor code required")
+	ErrBadTOTP         = errors.New("wrong two-factor code")
+	ErrTOTPEnabled     = errors.New("two-factor authentication is already on")
+	ErrTOTPNeeded      = errors.New("two-factor authentication is required for this role")
+	ErrWeakPassword    = errors.New("password too short")
+	ErrBadScopes       = errors.New("invalid scopes")
+	ErrLastAdmin       = errors.New("the last active admin cannot be disabled or demoted")
 )
+
+// MinPasswordLength is the shortest password accepted (NIST SP 800-63B
+// asks for at least 8; 12 is the broker's floor).
+const MinPasswordLength = 12
 
 // Principal is who a request acts as.
 type Principal struct {
@@ -50,6 +98,19 @@ type Principal struct {
 	// Cookie is true when the request was authenticated by the login
 	// cookie, and so must carry the CSRF token to change anything.
 	Cookie bool
+	// KeyID and Scopes are set for API keys.
+	KeyID  string
+	Scopes []string
+	// MustEnrol is set while the login may only enrol in TOTP.
+	MustEnrol bool
+}
+
+// Can reports whether p may act with scope (ownership aside).
+func (p *Principal) Can(scope string) bool {
+	if !RoleAllows(p.User.Role, scope) {
+		return false
+	}
+	return p.KeyID == "" || slices.Contains(p.Scopes, scope)
 }
 
 // Config configures an Authenticator.
@@ -57,8 +118,12 @@ type Config struct {
 	Store  *store.Store
 	Logger *slog.Logger
 	Now    func() time.Time
-	// LoginTTL is the absolute lifetime of a console login.
+	// LoginTTL is the absolute lifetime of a console login (default 12 h).
 	LoginTTL time.Duration
+	// IdleTimeout ends a login nobody used for this long (default 30 min).
+	IdleTimeout time.Duration
+	// Issuer names the broker in authenticator apps (default "Tether").
+	Issuer string
 }
 
 // Authenticator checks credentials and issues logins.
@@ -86,6 +151,12 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.LoginTTL == 0 {
 		c.LoginTTL = 12 * time.Hour
 	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 30 * time.Minute
+	}
+	if c.Issuer == "" {
+		c.Issuer = "Tether"
+	}
 	return nil
 }
 
@@ -98,13 +169,17 @@ func New(cfg Config) (*Authenticator, error) {
 	return &Authenticator{cfg: cfg, failures: map[string]*failure{}}, nil
 }
 
-// RandomToken returns n random bytes, URL-safe base64 encoded.
-func RandomToken(n int) string {
+func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the OS has no entropy: nothing is safe
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return b
+}
+
+// RandomToken returns n random bytes, URL-safe base64 encoded.
+func RandomToken(n int) string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
 }
 
 // HashToken is how tokens, keys and codes are stored: never in the clear.
@@ -126,16 +201,33 @@ func (a *Authenticator) CreateUser(ctx context.Context, username, password, role
 	return u, nil
 }
 
-// CreateAPIKey issues a key for user and returns it; only its hash is kept.
-func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name string) (string, error) {
-	key := apiKeyPrefix + RandomToken(32)
-	err := a.cfg.Store.CreateAPIKey(ctx, &store.APIKey{
-		ID: "key_" + RandomToken(9), UserID: user.ID, Name: name, Hash: HashToken(key), CreatedAt: a.cfg.Now(),
-	})
-	if err != nil {
-		return "", err
+// CreateAPIKey issues a key that acts as user with scopes, and returns it;
+// only its hash is kept. The scopes must be ones the user's role holds.
+func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name string, scopes []string) (*store.APIKey, string, error) {
+	if len(scopes) == 0 {
+		return nil, "", fmt.Errorf("%w: name at least one", ErrBadScopes)
 	}
-	return key, nil
+	for i, sc := range scopes {
+		if !slices.Contains(AllScopes, sc) {
+			return nil, "", fmt.Errorf("%w: unknown scope %q", ErrBadScopes, sc)
+		}
+		if !RoleAllows(user.Role, sc) {
+			return nil, "", fmt.Errorf("%w: a %s's key cannot hold %s", ErrBadScopes, user.Role, sc)
+		}
+		if slices.Contains(scopes[:i], sc) {
+			return nil, "", fmt.Errorf("%w: %s is named twice", ErrBadScopes, sc)
+		}
+	}
+	key := apiKeyPrefix + RandomToken(32)
+	k := &store.APIKey{
+		ID: "key_" + RandomToken(9), UserID: user.ID, Username: user.Username, Name: name, Hash: HashToken(key),
+		Scopes: scopes, CreatedAt: a.cfg.Now(),
+	}
+	if err := a.cfg.Store.CreateAPIKey(ctx, k); err != nil {
+		return nil, "", err
+	}
+	a.cfg.Logger.InfoContext(ctx, "API key created", "key", k.ID, "user", user.Username, "scopes", strings.Join(scopes, ","))
+	return k, key, nil
 }
 
 // lockout: after maxFailures wrong passwords in a row the account refuses
@@ -145,17 +237,14 @@ const (
 	lockoutFor  = 30 * time.Second
 )
 
-// Login checks a username and password and opens a console login. It
-// returns the cookie token and the login record.
-func (a *Authenticator) Login(ctx context.Context, username, password string) (string, *store.Login, *store.User, error) {
+// Login checks a username, password and, when the account has TOTP, its
+// current code, and opens a console login. It returns the cookie token, the
+// login record and the user.
+func (a *Authenticator) Login(ctx context.Context, username, password, totp string) (string, *store.Login, *store.User, error) {
 	now := a.cfg.Now()
-	a.mu.Lock()
-	f := a.failures[username]
-	if f != nil && now.Before(f.until) {
-		a.mu.Unlock()
-		return "", nil, nil, fmt.Errorf("%w: try again in %s", ErrLockedOut, f.until.Sub(now).Round(time.Second))
+	if err := a.lockedOut(username, now); err != nil {
+		return "", nil, nil, err
 	}
-	a.mu.Unlock()
 
 	u, err := a.cfg.Store.UserByName(ctx, username)
 	ok := false
@@ -175,18 +264,66 @@ func (a *Authenticator) Login(ctx context.Context, username, password string) (s
 		a.cfg.Logger.WarnContext(ctx, "failed login", "user", username)
 		return "", nil, nil, ErrBadCredentials
 	}
+	if u.TOTPEnabled {
+		if totp == "" {
+			return "", nil, nil, ErrTOTPRequired
+		}
+		step, ok := checkTOTP(u.TOTPSecret, totp, now)
+		if ok {
+			ok, err = a.cfg.Store.UseTOTPStep(ctx, u.ID, step)
+			if err != nil {
+				return "", nil, nil, err
+			}
+		}
+		if !ok {
+			a.recordFailure(username, now)
+			a.cfg.Logger.WarnContext(ctx, "failed login: wrong two-factor code", "user", username)
+			return "", nil, nil, ErrBadTOTP
+		}
+	}
+	if u.Disabled {
+		a.cfg.Logger.WarnContext(ctx, "login refused: account disabled", "user", username)
+		return "", nil, nil, ErrDisabled
+	}
 	a.mu.Lock()
 	delete(a.failures, username)
 	a.mu.Unlock()
 
+	mustEnrol := false
+	if !u.TOTPEnabled {
+		required, err := a.TOTPRequiredRoles(ctx)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		mustEnrol = slices.Contains(required, u.Role)
+	}
 	token := RandomToken(32)
-	login := &store.Login{TokenHash: HashToken(token), UserID: u.ID, CSRF: RandomToken(24), CreatedAt: now, ExpiresAt: now.Add(a.cfg.LoginTTL)}
+	login := &store.Login{TokenHash: HashToken(token), UserID: u.ID, CSRF: RandomToken(24), CreatedAt: now,
+		ExpiresAt: now.Add(a.cfg.LoginTTL), MustEnrol: mustEnrol}
 	if err := a.cfg.Store.CreateLogin(ctx, login); err != nil {
 		return "", nil, nil, err
 	}
-	a.cfg.Logger.InfoContext(ctx, "login", "user", username)
+	a.cfg.Logger.InfoContext(ctx, "login", "user", username, "must_enrol_totp", mustEnrol)
 	return token, login, u, nil
 }
+
+func (a *Authenticator) lockedOut(username string, now time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f := a.failures[username]; f != nil && now.Before(f.until) {
+		return &LockoutError{RetryAfter: f.until.Sub(now)}
+	}
+	return nil
+}
+
+// LockoutError says how long a locked-out account must wait.
+type LockoutError struct{ RetryAfter time.Duration }
+
+func (e *LockoutError) Error() string {
+	return fmt.Sprintf("%v: try again in %s", ErrLockedOut, e.RetryAfter.Round(time.Second))
+}
+
+func (e *LockoutError) Unwrap() error { return ErrLockedOut }
 
 // dummyHash is made on first need, not at start: argon2id takes 19 MiB.
 var dummyHash = sync.OnceValue(func() string {
@@ -217,7 +354,8 @@ func (a *Authenticator) Logout(ctx context.Context, token string) error {
 }
 
 // Authenticate finds who r acts as: an `Authorization: Bearer` API key or
-// login token, or the login cookie.
+// login token, or the login cookie. Disabled accounts, revoked keys and
+// logins past their idle or absolute timeout are refused.
 func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	ctx := r.Context()
 	now := a.cfg.Now()
@@ -231,31 +369,194 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 			if err != nil {
 				return nil, ErrUnauthenticated
 			}
-			return a.principal(ctx, key.UserID, "", false)
+			p, err := a.principal(ctx, key.UserID)
+			if err != nil {
+				return nil, err
+			}
+			p.KeyID, p.Scopes = key.ID, key.Scopes
+			return p, nil
 		}
-		login, err := a.cfg.Store.LoginByToken(ctx, HashToken(token), now)
+		login, err := a.cfg.Store.LoginByToken(ctx, HashToken(token), now, now.Add(-a.cfg.IdleTimeout))
 		if err != nil {
 			return nil, ErrUnauthenticated
 		}
-		return a.principal(ctx, login.UserID, "", false)
+		p, err := a.principal(ctx, login.UserID)
+		if err != nil {
+			return nil, err
+		}
+		p.MustEnrol = login.MustEnrol
+		return p, nil
 	}
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" {
 		return nil, ErrUnauthenticated
 	}
-	login, err := a.cfg.Store.LoginByToken(ctx, HashToken(c.Value), now)
+	login, err := a.cfg.Store.LoginByToken(ctx, HashToken(c.Value), now, now.Add(-a.cfg.IdleTimeout))
 	if err != nil {
 		return nil, ErrUnauthenticated
 	}
-	return a.principal(ctx, login.UserID, login.CSRF, true)
+	p, err := a.principal(ctx, login.UserID)
+	if err != nil {
+		return nil, err
+	}
+	p.CSRF, p.Cookie, p.MustEnrol = login.CSRF, true, login.MustEnrol
+	return p, nil
 }
 
-func (a *Authenticator) principal(ctx context.Context, userID int64, csrf string, cookie bool) (*Principal, error) {
+func (a *Authenticator) principal(ctx context.Context, userID int64) (*Principal, error) {
 	u, err := a.cfg.Store.UserByID(ctx, userID)
-	if err != nil {
+	if err != nil || u.Disabled {
 		return nil, ErrUnauthenticated
 	}
-	return &Principal{User: u, CSRF: csrf, Cookie: cookie}, nil
+	return &Principal{User: u}, nil
+}
+
+// settingTOTPRoles names the roles that must use TOTP.
+const settingTOTPRoles = "totp_required_roles"
+
+// TOTPRequiredRoles returns the roles whose accounts must use TOTP.
+func (a *Authenticator) TOTPRequiredRoles(ctx context.Context) ([]string, error) {
+	v, err := a.cfg.Store.Setting(ctx, settingTOTPRoles)
+	if err != nil || v == "" {
+		return []string{}, err
+	}
+	return strings.Split(v, ","), nil
+}
+
+// SetTOTPRequiredRoles makes TOTP mandatory for roles; logins of those
+// roles without TOTP may from then on only enrol.
+func (a *Authenticator) SetTOTPRequiredRoles(ctx context.Context, roles []string) error {
+	for _, r := range roles {
+		if !ValidRole(r) {
+			return fmt.Errorf("unknown role %q", r)
+		}
+	}
+	return a.cfg.Store.SetSetting(ctx, settingTOTPRoles, strings.Join(roles, ","))
+}
+
+// BeginTOTP starts an enrolment: a new secret is stored, not yet in force,
+// and returned with its otpauth:// URI.
+func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User) (secret, uri string, err error) {
+	if u.TOTPEnabled {
+		return "", "", ErrTOTPEnabled
+	}
+	u.TOTPSecret = NewTOTPSecret()
+	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+		return "", "", err
+	}
+	return u.TOTPSecret, TOTPURI(a.cfg.Issuer, u.Username, u.TOTPSecret), nil
+}
+
+// ConfirmTOTP puts the enrolment in force once the user shows a code.
+func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code string) error {
+	if u.TOTPEnabled {
+		return ErrTOTPEnabled
+	}
+	step, ok := checkTOTP(u.TOTPSecret, code, a.cfg.Now())
+	if u.TOTPSecret == "" || !ok {
+		return ErrBadTOTP
+	}
+	u.TOTPEnabled, u.TOTPLastStep = true, step
+	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+		return err
+	}
+	a.cfg.Logger.InfoContext(ctx, "two-factor enrolled", "user", u.Username)
+	return a.cfg.Store.ClearMustEnrol(ctx, u.ID)
+}
+
+// DisableTOTP turns TOTP off for u, given a current code, unless u's role
+// requires it.
+func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, code string) error {
+	required, err := a.TOTPRequiredRoles(ctx)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(required, u.Role) {
+		return ErrTOTPNeeded
+	}
+	step, ok := checkTOTP(u.TOTPSecret, code, a.cfg.Now())
+	if !u.TOTPEnabled || !ok || step <= u.TOTPLastStep {
+		return ErrBadTOTP
+	}
+	u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep = "", false, 0
+	a.cfg.Logger.InfoContext(ctx, "two-factor turned off", "user", u.Username)
+	return a.cfg.Store.UpdateUser(ctx, u)
+}
+
+// CheckPasswordPolicy refuses passwords too short to resist guessing.
+func CheckPasswordPolicy(password string) error {
+	if utf8.RuneCountInString(password) < MinPasswordLength {
+		return fmt.Errorf("%w: use at least %d characters", ErrWeakPassword, MinPasswordLength)
+	}
+	if len(password) > 1024 {
+		return fmt.Errorf("%w: use at most 1024 bytes", ErrWeakPassword)
+	}
+	return nil
+}
+
+// ChangePassword sets u's password after checking the current one.
+func (a *Authenticator) ChangePassword(ctx context.Context, u *store.User, current, next string) error {
+	ok, err := CheckPassword(u.PasswordHash, current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrBadCredentials
+	}
+	if err := CheckPasswordPolicy(next); err != nil {
+		return err
+	}
+	if u.PasswordHash, err = HashPassword(next); err != nil {
+		return err
+	}
+	return a.cfg.Store.UpdateUser(ctx, u)
+}
+
+// ResetUser gives u a new random password, which it returns, turns TOTP
+// off, lifts any lockout and ends every login: for a user who forgot a
+// password or lost their authenticator.
+func (a *Authenticator) ResetUser(ctx context.Context, u *store.User) (string, error) {
+	password := RandomToken(15)
+	hash, err := HashPassword(password)
+	if err != nil {
+		return "", err
+	}
+	u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep = hash, "", false, 0
+	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+		return "", err
+	}
+	if err := a.cfg.Store.DeleteUserLogins(ctx, u.ID); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	delete(a.failures, u.Username)
+	a.mu.Unlock()
+	return password, nil
+}
+
+// UpdateAccount changes u's role and disabled flag, keeping at least one
+// active admin; a disabled account's logins end at once.
+func (a *Authenticator) UpdateAccount(ctx context.Context, u *store.User, role string, disabled bool) error {
+	if !ValidRole(role) {
+		return fmt.Errorf("unknown role %q", role)
+	}
+	if u.Role == RoleAdmin && !u.Disabled && (role != RoleAdmin || disabled) {
+		n, err := a.cfg.Store.CountActiveAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		if n <= 1 {
+			return ErrLastAdmin
+		}
+	}
+	u.Role, u.Disabled = role, disabled
+	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+		return err
+	}
+	if disabled {
+		return a.cfg.Store.DeleteUserLogins(ctx, u.ID)
+	}
+	return nil
 }
 
 // CheckCSRF rejects a cookie-authenticated request that changes state

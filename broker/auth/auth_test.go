@@ -54,15 +54,15 @@ func TestLoginLockoutAndCSRF(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range maxFailures {
-		if _, _, _, err := a.Login(ctx, "tech", "nope"); !errors.Is(err, ErrBadCredentials) {
+		if _, _, _, err := a.Login(ctx, "tech", "nope", ""); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("wrong password: %v", err)
 		}
 	}
-	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass"); !errors.Is(err, ErrLockedOut) {
+	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass", ""); !errors.Is(err, ErrLockedOut) {
 		t.Fatalf("after %d failures the right password must wait: %v", maxFailures, err)
 	}
 	now = now.Add(lockoutFor + time.Second)
-	token, login, _, err := a.Login(ctx, "tech", "s3cret-pass")
+	token, login, _, err := a.Login(ctx, "tech", "s3cret-pass", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := a.CreateAPIKey(ctx, u, "ticket system")
+	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +109,154 @@ func TestAPIKey(t *testing.T) {
 	if err != nil || p.User.ID != u.ID || p.Cookie {
 		t.Fatalf("API key auth: %+v %v", p, err)
 	}
+	if !p.Can(ScopeSessionsCreate) || p.Can(ScopeSessionsRead) || p.Can(ScopeUsersAdmin) {
+		t.Fatalf("a key scoped to sessions:create acts beyond it: %v", p.Scopes)
+	}
 	if !CheckCSRF(p, r) {
 		t.Fatal("bearer requests need no CSRF token")
 	}
 	r.Header.Set("Authorization", "Bearer "+key+"x")
 	if _, err := a.Authenticate(r); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+func TestAPIKeyScopesAndRevocation(t *testing.T) {
+	ctx := context.Background()
+	a := newAuth(t, nil)
+	tech, _ := a.CreateUser(ctx, "tech", "pw-long-enough", RoleTechnician)
+	for _, scopes := range [][]string{nil, {"sessions:everything"}, {ScopeUsersAdmin}, {ScopeSessionsRead, ScopeSessionsRead}} {
+		if _, _, err := a.CreateAPIKey(ctx, tech, "k", scopes); !errors.Is(err, ErrBadScopes) {
+			t.Errorf("scopes %v for a technician: %v, want ErrBadScopes", scopes, err)
+		}
+	}
+	k, key, err := a.CreateAPIKey(ctx, tech, "k", []string{ScopeSessionsRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+key)
+	if _, err := a.Authenticate(r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.cfg.Store.RevokeAPIKey(ctx, k.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(r); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("revoked key: %v", err)
+	}
+	// Disabling the owner stops every key of theirs.
+	_, key2, _ := a.CreateAPIKey(ctx, tech, "k2", []string{ScopeSessionsRead})
+	if err := a.UpdateAccount(ctx, tech, RoleTechnician, true); err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer "+key2)
+	if _, err := a.Authenticate(r); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("key of a disabled account: %v", err)
+	}
+}
+
+func TestIdleAndAbsoluteTimeout(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	a.CreateUser(ctx, "tech", "s3cret-pass-1", RoleTechnician)
+	token, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	// Used every 20 minutes, the login lives on past the idle timeout,
+	// until its absolute lifetime of 12 hours is over.
+	start := now
+	for {
+		now = now.Add(20 * time.Minute)
+		_, err := a.Authenticate(r)
+		if err == nil {
+			continue
+		}
+		if lived := now.Sub(start); lived < 12*time.Hour || lived > 12*time.Hour+20*time.Minute {
+			t.Fatalf("login in use ended after %s: %v", lived, err)
+		}
+		break
+	}
+	// Left alone for 31 minutes, a login ends.
+	token, _, _, _ = a.Login(ctx, "tech", "s3cret-pass-1", "")
+	r = httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	now = now.Add(31 * time.Minute)
+	if _, err := a.Authenticate(r); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("idle login: %v", err)
+	}
+}
+
+// RFC 6238 appendix B, SHA-1 rows (8 digits).
+func TestTOTPVectors(t *testing.T) {
+	key := []byte("12345678901234567890")
+	for _, v := range []struct {
+		unix int64
+		want string
+	}{
+		{59, "94287082"}, {1111111109, "07081804"}, {1111111111, "14050471"},
+		{1234567890, "89005924"}, {2000000000, "69279037"}, {20000000000, "65353130"},
+	} {
+		if got := hotp(key, uint64(v.unix/30), 8); got != v.want {
+			t.Errorf("T=%d: %s, want %s", v.unix, got, v.want)
+		}
+	}
+	secret := b32.EncodeToString(key)
+	if got, _ := TOTPCode(secret, time.Unix(59, 0)); got != "287082" {
+		t.Errorf("6-digit code at T=59: %s, want 287082", got)
+	}
+}
+
+func TestTOTPLogin(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	u, _ := a.CreateUser(ctx, "tech", "s3cret-pass-1", RoleTechnician)
+	if err := a.SetTOTPRequiredRoles(ctx, []string{RoleTechnician}); err != nil {
+		t.Fatal(err)
+	}
+	// Required but not enrolled: the login may only enrol.
+	_, login, _, err := a.Login(ctx, "tech", "s3cret-pass-1", "")
+	if err != nil || !login.MustEnrol {
+		t.Fatalf("login without TOTP where required: %+v %v", login, err)
+	}
+	secret, uri, err := a.BeginTOTP(ctx, u)
+	if err != nil || !strings.HasPrefix(uri, "otpauth://totp/Tether:tech?") || !strings.Contains(uri, "secret="+secret) {
+		t.Fatalf("enrol: %q %v", uri, err)
+	}
+	if err := a.ConfirmTOTP(ctx, u, "000000"); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("wrong confirmation code: %v", err)
+	}
+	code, _ := TOTPCode(secret, now)
+	if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", ""); !errors.Is(err, ErrTOTPRequired) {
+		t.Fatalf("no code: %v", err)
+	}
+	// The code used to confirm cannot be replayed.
+	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", code); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("replayed code: %v", err)
+	}
+	now = now.Add(30 * time.Second)
+	code, _ = TOTPCode(secret, now)
+	_, login, _, err = a.Login(ctx, "tech", "s3cret-pass-1", code)
+	if err != nil || login.MustEnrol {
+		t.Fatalf("right code: %+v %v", login, err)
+	}
+	// Two steps of drift is too much.
+	now = now.Add(30 * time.Second)
+	old, _ := TOTPCode(secret, now.Add(-90*time.Second))
+	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", old); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("stale code: %v", err)
+	}
+	// The role requires it: it cannot be turned off.
+	code, _ = TOTPCode(secret, now)
+	if err := a.DisableTOTP(ctx, u, code); !errors.Is(err, ErrTOTPNeeded) {
+		t.Fatalf("turn off required TOTP: %v", err)
 	}
 }

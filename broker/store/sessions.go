@@ -31,6 +31,13 @@ type Session struct {
 	EndReason     string
 	// Permissions the technician asks the user for.
 	Permissions []string
+	// The ticket beyond its ID: which system, a link, a title.
+	TicketSystem string
+	TicketURL    string
+	TicketTitle  string
+	// InitiatedBy is "technician" (a code was issued for a ticket) or
+	// "user" (the host asked for a code, a technician claimed it).
+	InitiatedBy string
 }
 
 // Event is one entry of a session's audit trail.
@@ -53,9 +60,11 @@ var (
 // CreateSession stores a new session.
 func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO sessions (id, code_hash, code_expires_at, created_by, ticket_id, state, created_at, permissions)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		sess.ID, sess.CodeHash, ms(sess.CodeExpiresAt), sess.CreatedBy, sess.TicketID, sess.State, ms(sess.CreatedAt), strings.Join(sess.Permissions, ","))
+		`INSERT INTO sessions (id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, created_at, permissions,
+		   ticket_system, ticket_url, ticket_title, initiated_by)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sess.ID, sess.CodeHash, ms(sess.CodeExpiresAt), nullMS(sess.CodeUsedAt), sess.CreatedBy, sess.TicketID, sess.State, ms(sess.CreatedAt), strings.Join(sess.Permissions, ","),
+		sess.TicketSystem, sess.TicketURL, sess.TicketTitle, initiatedBy(sess.InitiatedBy))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("session %s: %w", sess.ID, ErrConflict)
@@ -65,7 +74,14 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	return nil
 }
 
-const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason, permissions"
+const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason, permissions, ticket_system, ticket_url, ticket_title, initiated_by"
+
+func initiatedBy(s string) string {
+	if s == "" {
+		return "technician"
+	}
+	return s
+}
 
 type scanner interface{ Scan(...any) error }
 
@@ -73,7 +89,8 @@ func scanSession(row scanner) (*Session, error) {
 	var s Session
 	var expires, used, created, ended sql.NullInt64
 	var perms string
-	err := row.Scan(&s.ID, &s.CodeHash, &expires, &used, &s.CreatedBy, &s.TicketID, &s.State, &s.HostJSON, &created, &ended, &s.EndReason, &perms)
+	err := row.Scan(&s.ID, &s.CodeHash, &expires, &used, &s.CreatedBy, &s.TicketID, &s.State, &s.HostJSON, &created, &ended, &s.EndReason, &perms,
+		&s.TicketSystem, &s.TicketURL, &s.TicketTitle, &s.InitiatedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -92,14 +109,57 @@ func (s *Store) SessionByID(ctx context.Context, id string) (*Session, error) {
 	return scanSession(s.db.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
 }
 
-// ListSessions returns the newest sessions first: those user owns or was
-// invited to, or all when user is zero.
-func (s *Store) ListSessions(ctx context.Context, user int64, limit int) ([]*Session, error) {
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+sessionColumns+` FROM sessions WHERE ? = 0 OR created_by = ?
-		 OR id IN (SELECT session_id FROM session_participants WHERE user_id = ?)
-		 ORDER BY created_at DESC LIMIT ?`,
-		user, user, user, limit)
+// SessionFilter narrows ListSessions; zero fields match everything.
+type SessionFilter struct {
+	// Visible limits the list to sessions this user owns or was invited
+	// to (technicians see only theirs).
+	Visible      int64
+	Technician   int64 // the owner
+	TicketID     string
+	TicketSystem string
+	State        string
+	Since, Until time.Time // created at or after Since, before Until
+	Limit        int
+}
+
+// ListSessions returns the newest sessions first that match f.
+func (s *Store) ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error) {
+	q := "SELECT " + sessionColumns + " FROM sessions WHERE 1 = 1"
+	var args []any
+	if f.Visible != 0 {
+		q += " AND (created_by = ? OR id IN (SELECT session_id FROM session_participants WHERE user_id = ?))"
+		args = append(args, f.Visible, f.Visible)
+	}
+	if f.Technician != 0 {
+		q += " AND created_by = ?"
+		args = append(args, f.Technician)
+	}
+	if f.TicketID != "" {
+		q += " AND ticket_id = ?"
+		args = append(args, f.TicketID)
+	}
+	if f.TicketSystem != "" {
+		q += " AND ticket_system = ?"
+		args = append(args, f.TicketSystem)
+	}
+	if f.State != "" {
+		q += " AND state = ?"
+		args = append(args, f.State)
+	}
+	if !f.Since.IsZero() {
+		q += " AND created_at >= ?"
+		args = append(args, ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q += " AND created_at < ?"
+		args = append(args, ms(f.Until))
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q += " ORDER BY created_at DESC, id LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
@@ -128,17 +188,24 @@ func (s *Store) RedeemCode(ctx context.Context, codeHash string, now time.Time) 
 	if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("redeem code: %w", err)
 	}
-	// Tell the three failures apart for the user.
-	sess, err = scanSession(s.db.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE code_hash = ?", codeHash))
+	return s.PeekCode(ctx, codeHash, now)
+}
+
+// PeekCode returns the session a code would join without using the code.
+// It fails with ErrCodeUnknown, ErrCodeExpired or ErrCodeUsed.
+func (s *Store) PeekCode(ctx context.Context, codeHash string, now time.Time) (*Session, error) {
+	sess, err := scanSession(s.db.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE code_hash = ?", codeHash))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, ErrCodeUnknown
 	case err != nil:
-		return nil, fmt.Errorf("redeem code: %w", err)
+		return nil, fmt.Errorf("look up code: %w", err)
 	case !sess.CodeUsedAt.IsZero() || sess.State != StateWaiting:
 		return nil, ErrCodeUsed
-	default:
+	case !sess.CodeExpiresAt.After(now):
 		return nil, ErrCodeExpired
+	default:
+		return sess, nil
 	}
 }
 

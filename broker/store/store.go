@@ -124,6 +124,37 @@ var migrations = []string{
 		response    TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, attempt);`,
+	// Accounts: disabling, TOTP, scoped and revocable API keys, idle
+	// timeouts, per-role settings; ticket references; audited code attempts.
+	`ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE users ADD COLUMN totp_secret TEXT NOT NULL DEFAULT '';
+	ALTER TABLE users ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
+	ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
+	UPDATE api_keys SET scopes = 'sessions:create,sessions:read,sessions:write,sessions:join,recordings:read,webhooks:admin,users:admin';
+	ALTER TABLE logins ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE logins ADD COLUMN must_enrol INTEGER NOT NULL DEFAULT 0;
+	UPDATE logins SET last_seen_at = created_at;
+	ALTER TABLE sessions ADD COLUMN ticket_system TEXT NOT NULL DEFAULT '';
+	ALTER TABLE sessions ADD COLUMN ticket_url TEXT NOT NULL DEFAULT '';
+	ALTER TABLE sessions ADD COLUMN ticket_title TEXT NOT NULL DEFAULT '';
+	ALTER TABLE sessions ADD COLUMN initiated_by TEXT NOT NULL DEFAULT 'technician';
+	CREATE INDEX sessions_ticket ON sessions(ticket_id);
+	CREATE TABLE settings (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);
+	CREATE TABLE code_attempts (
+		id         INTEGER PRIMARY KEY,
+		at         INTEGER NOT NULL,
+		source     TEXT NOT NULL,
+		via        TEXT NOT NULL,
+		outcome    TEXT NOT NULL,
+		session_id TEXT NOT NULL DEFAULT '',
+		actor      TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX code_attempts_at ON code_attempts(at);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

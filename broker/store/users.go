@@ -16,6 +16,13 @@ type User struct {
 	PasswordHash string
 	Role         string
 	CreatedAt    time.Time
+	Disabled     bool
+	// TOTPSecret is the base32 RFC 6238 secret; TOTPEnabled is set once
+	// the user proved they hold it. A secret without TOTPEnabled is an
+	// enrolment in progress.
+	TOTPSecret   string
+	TOTPEnabled  bool
+	TOTPLastStep int64 // the last time step accepted, so a code works once
 }
 
 // APIKey is an integration credential; only its hash is stored.
@@ -24,17 +31,25 @@ type APIKey struct {
 	UserID     int64
 	Name       string
 	Hash       string
+	Scopes     []string
 	CreatedAt  time.Time
 	LastUsedAt time.Time
+	RevokedAt  time.Time
+	// Username is filled by ListAPIKeys.
+	Username string
 }
 
 // Login is a console login session, found by the hash of its cookie token.
 type Login struct {
-	TokenHash string
-	UserID    int64
-	CSRF      string
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	TokenHash  string
+	UserID     int64
+	CSRF       string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastSeenAt time.Time
+	// MustEnrol limits the login to enrolling in TOTP: the user's role
+	// requires it and the user has none yet.
+	MustEnrol bool
 }
 
 // CountUsers returns how many accounts exist (zero on first start).
@@ -59,12 +74,12 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	return err
 }
 
-const userColumns = "id, username, password_hash, role, created_at"
+const userColumns = "id, username, password_hash, role, created_at, disabled, totp_secret, totp_enabled, totp_last_step"
 
-func scanUser(row *sql.Row) (*User, error) {
+func scanUser(row scanner) (*User, error) {
 	var u User
 	var created sql.NullInt64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created, &u.Disabled, &u.TOTPSecret, &u.TOTPEnabled, &u.TOTPLastStep); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -84,66 +99,243 @@ func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
 	return scanUser(s.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
 }
 
+// ListUsers returns every account, by username.
+func (s *Store) ListUsers(ctx context.Context) ([]*User, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+userColumns+" FROM users ORDER BY username")
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []*User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// UpdateUser saves an account's role, disabled flag, password hash and
+// TOTP state.
+func (s *Store) UpdateUser(ctx context.Context, u *User) error {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE users SET role = ?, disabled = ?, password_hash = ?, totp_secret = ?, totp_enabled = ?, totp_last_step = ? WHERE id = ?`,
+		u.Role, u.Disabled, u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, u.ID)
+	if err != nil {
+		return fmt.Errorf("update user %s: %w", u.Username, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// UseTOTPStep records that the code of step was accepted for user, unless
+// a code of that step or a later one was already: each code works once.
+func (s *Store) UseTOTPStep(ctx context.Context, user, step int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE users SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?", step, user, step)
+	if err != nil {
+		return false, fmt.Errorf("record TOTP use: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// CountActiveAdmins counts admin accounts that are not disabled.
+func (s *Store) CountActiveAdmins(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0").Scan(&n)
+	return n, err
+}
+
 // CreateAPIKey stores a key's hash.
 func (s *Store) CreateAPIKey(ctx context.Context, k *APIKey) error {
 	_, err := s.db.ExecContext(ctx,
-		"INSERT INTO api_keys (id, user_id, name, hash, created_at) VALUES (?, ?, ?, ?, ?)",
-		k.ID, k.UserID, k.Name, k.Hash, ms(k.CreatedAt))
+		"INSERT INTO api_keys (id, user_id, name, hash, created_at, scopes) VALUES (?, ?, ?, ?, ?, ?)",
+		k.ID, k.UserID, k.Name, k.Hash, ms(k.CreatedAt), strings.Join(k.Scopes, ","))
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
 	return nil
 }
 
-// UseAPIKey finds a key by hash and records that it was used now.
-func (s *Store) UseAPIKey(ctx context.Context, hash string, now time.Time) (*APIKey, error) {
+const keyColumns = "k.id, k.user_id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, k.revoked_at, u.username"
+
+func scanKey(row scanner) (*APIKey, error) {
 	var k APIKey
-	var created, used sql.NullInt64
-	err := s.db.QueryRowContext(ctx,
-		"UPDATE api_keys SET last_used_at = ? WHERE hash = ? RETURNING id, user_id, name, hash, created_at, last_used_at",
-		ms(now), hash).Scan(&k.ID, &k.UserID, &k.Name, &k.Hash, &created, &used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
+	var scopes string
+	var created, used, revoked sql.NullInt64
+	if err := row.Scan(&k.ID, &k.UserID, &k.Name, &k.Hash, &scopes, &created, &used, &revoked, &k.Username); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
 	}
+	if scopes != "" {
+		k.Scopes = strings.Split(scopes, ",")
+	}
+	k.CreatedAt, k.LastUsedAt, k.RevokedAt = fromMS(created), fromMS(used), fromMS(revoked)
+	return &k, nil
+}
+
+// UseAPIKey finds an unrevoked key by hash and records that it was used now.
+func (s *Store) UseAPIKey(ctx context.Context, hash string, now time.Time) (*APIKey, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE api_keys SET last_used_at = ? WHERE hash = ? AND revoked_at IS NULL", ms(now), hash)
 	if err != nil {
 		return nil, fmt.Errorf("look up API key: %w", err)
 	}
-	k.CreatedAt, k.LastUsedAt = fromMS(created), fromMS(used)
-	return &k, nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrNotFound
+	}
+	k, err := scanKey(s.db.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = ?", hash))
+	if err != nil {
+		return nil, fmt.Errorf("look up API key: %w", err)
+	}
+	return k, nil
+}
+
+// ListAPIKeys returns every key, newest first, revoked ones included.
+func (s *Store) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+keyColumns+" FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at DESC, k.id")
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	defer rows.Close()
+	var out []*APIKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list API keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIKey stops a key from working; revoking twice keeps the first time.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time) (*APIKey, error) {
+	if _, err := s.db.ExecContext(ctx, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", ms(now), id); err != nil {
+		return nil, fmt.Errorf("revoke API key: %w", err)
+	}
+	return scanKey(s.db.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?", id))
 }
 
 // CreateLogin stores a new console login.
 func (s *Store) CreateLogin(ctx context.Context, l *Login) error {
 	_, err := s.db.ExecContext(ctx,
-		"INSERT INTO logins (token_hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-		l.TokenHash, l.UserID, l.CSRF, ms(l.CreatedAt), ms(l.ExpiresAt))
+		"INSERT INTO logins (token_hash, user_id, csrf, created_at, expires_at, last_seen_at, must_enrol) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		l.TokenHash, l.UserID, l.CSRF, ms(l.CreatedAt), ms(l.ExpiresAt), ms(l.CreatedAt), l.MustEnrol)
 	if err != nil {
 		return fmt.Errorf("create login: %w", err)
 	}
 	return nil
 }
 
-// LoginByToken finds an unexpired login by the hash of its token.
-func (s *Store) LoginByToken(ctx context.Context, tokenHash string, now time.Time) (*Login, error) {
+// LoginByToken finds a login by the hash of its token that has passed
+// neither its absolute expiry nor idle since idleAfter, and records that
+// it was seen now (at most every touchEvery, to spare the disk).
+func (s *Store) LoginByToken(ctx context.Context, tokenHash string, now, idleAfter time.Time) (*Login, error) {
 	var l Login
-	var created, expires sql.NullInt64
+	var created, expires, seen sql.NullInt64
 	err := s.db.QueryRowContext(ctx,
-		"SELECT token_hash, user_id, csrf, created_at, expires_at FROM logins WHERE token_hash = ? AND expires_at > ?",
-		tokenHash, ms(now)).Scan(&l.TokenHash, &l.UserID, &l.CSRF, &created, &expires)
+		"SELECT token_hash, user_id, csrf, created_at, expires_at, last_seen_at, must_enrol FROM logins WHERE token_hash = ? AND expires_at > ? AND last_seen_at > ?",
+		tokenHash, ms(now), ms(idleAfter)).Scan(&l.TokenHash, &l.UserID, &l.CSRF, &created, &expires, &seen, &l.MustEnrol)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up login: %w", err)
 	}
-	l.CreatedAt, l.ExpiresAt = fromMS(created), fromMS(expires)
+	l.CreatedAt, l.ExpiresAt, l.LastSeenAt = fromMS(created), fromMS(expires), fromMS(seen)
+	if now.Sub(l.LastSeenAt) > touchEvery {
+		if _, err := s.db.ExecContext(ctx, "UPDATE logins SET last_seen_at = ? WHERE token_hash = ?", ms(now), tokenHash); err != nil {
+			return nil, fmt.Errorf("touch login: %w", err)
+		}
+		l.LastSeenAt = now
+	}
 	return &l, nil
 }
+
+// touchEvery is how stale a login's last-seen time may get.
+const touchEvery = 15 * time.Second
 
 // DeleteLogin ends a console login.
 func (s *Store) DeleteLogin(ctx context.Context, tokenHash string) error {
 	_, err := s.db.ExecContext(ctx, "DELETE FROM logins WHERE token_hash = ?", tokenHash)
 	return err
+}
+
+// DeleteUserLogins ends every console login of user (disabled, reset).
+func (s *Store) DeleteUserLogins(ctx context.Context, user int64) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM logins WHERE user_id = ?", user)
+	return err
+}
+
+// ClearMustEnrol lifts the enrolment-only limit from user's logins.
+func (s *Store) ClearMustEnrol(ctx context.Context, user int64) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE logins SET must_enrol = 0 WHERE user_id = ?", user)
+	return err
+}
+
+// Setting returns a broker setting, or "" when unset.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, "SELECT value FROM settings WHERE key = ?", key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// SetSetting stores a broker setting.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value)
+	if err != nil {
+		return fmt.Errorf("save setting %s: %w", key, err)
+	}
+	return nil
+}
+
+// CodeAttempt is one audited try of a support code.
+type CodeAttempt struct {
+	At      time.Time
+	Source  string // remote address
+	Via     string // host, join_page, console
+	Outcome string // ok, unknown, expired, used, rate_limited, issued
+	Session string
+	Actor   string // username for console claims
+}
+
+// AddCodeAttempt audits a code attempt.
+func (s *Store) AddCodeAttempt(ctx context.Context, a *CodeAttempt) error {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO code_attempts (at, source, via, outcome, session_id, actor) VALUES (?, ?, ?, ?, ?, ?)",
+		ms(a.At), a.Source, a.Via, a.Outcome, a.Session, a.Actor)
+	if err != nil {
+		return fmt.Errorf("audit code attempt: %w", err)
+	}
+	return nil
+}
+
+// CodeAttempts returns audited code attempts since t, newest first.
+func (s *Store) CodeAttempts(ctx context.Context, since time.Time, limit int) ([]*CodeAttempt, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT at, source, via, outcome, session_id, actor FROM code_attempts WHERE at >= ? ORDER BY id DESC LIMIT ?", ms(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list code attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []*CodeAttempt
+	for rows.Next() {
+		var a CodeAttempt
+		var at sql.NullInt64
+		if err := rows.Scan(&at, &a.Source, &a.Via, &a.Outcome, &a.Session, &a.Actor); err != nil {
+			return nil, err
+		}
+		a.At = fromMS(at)
+		out = append(out, &a)
+	}
+	return out, rows.Err()
 }
 
 func isUnique(err error) bool {
