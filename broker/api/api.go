@@ -8,8 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -53,18 +57,22 @@ func New(cfg Config) (*API, error) {
 	return &API{cfg: cfg, log: cfg.Logger.With("component", "api")}, nil
 }
 
-// Register adds the API's routes to mux.
+// Register adds the API's routes to mux. Every route is described in
+// openapi.yaml, which a test holds to the routes registered here.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/login", a.login)
 	mux.HandleFunc("POST /api/v1/logout", a.logout)
-	mux.HandleFunc("GET /api/v1/me", a.authed(a.me))
-	mux.HandleFunc("POST /api/v1/sessions", a.authed(a.createSession))
-	mux.HandleFunc("GET /api/v1/sessions", a.authed(a.listSessions))
-	mux.HandleFunc("GET /api/v1/sessions/{id}", a.authed(a.getSession))
-	mux.HandleFunc("POST /api/v1/sessions/{id}/end", a.authed(a.endSession))
-	mux.HandleFunc("GET /api/v1/sessions/{id}/events", a.authed(a.sessionEvents))
-	mux.HandleFunc("POST /api/v1/sessions/{id}/invite", a.authed(a.invite(false)))
-	mux.HandleFunc("POST /api/v1/sessions/{id}/handover", a.authed(a.invite(true)))
+	mux.HandleFunc("GET /api/v1/openapi.yaml", serveOpenAPI)
+	mux.HandleFunc("GET /api/v1/me", a.authedEnrol(a.me))
+	mux.HandleFunc("POST /api/v1/sessions", a.authed(auth.ScopeSessionsCreate, a.createSession))
+	mux.HandleFunc("POST /api/v1/sessions/claim", a.authed(auth.ScopeSessionsCreate, a.claimCode))
+	mux.HandleFunc("GET /api/v1/sessions", a.authed(auth.ScopeSessionsRead, a.listSessions))
+	mux.HandleFunc("GET /api/v1/sessions/{id}", a.authed(auth.ScopeSessionsRead, a.getSession))
+	mux.HandleFunc("POST /api/v1/sessions/{id}/end", a.authed(auth.ScopeSessionsWrite, a.endSession))
+	mux.HandleFunc("GET /api/v1/sessions/{id}/events", a.authed(auth.ScopeSessionsRead, a.sessionEvents))
+	mux.HandleFunc("POST /api/v1/sessions/{id}/invite", a.authed(auth.ScopeSessionsWrite, a.invite(false)))
+	mux.HandleFunc("POST /api/v1/sessions/{id}/handover", a.authed(auth.ScopeSessionsWrite, a.invite(true)))
+	a.registerAccounts(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such API endpoint.")
 	})
@@ -72,9 +80,28 @@ func (a *API) Register(mux *http.ServeMux) {
 
 type errorBody struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    string       `json:"code"`
+		Message string       `json:"message"`
+		Fields  []fieldError `json:"fields,omitempty"`
 	} `json:"error"`
+}
+
+// fieldError is what is wrong with one field of a request.
+type fieldError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeFieldErrors refuses a request field by field. With one problem its
+// code is the error's code; with several it is invalid_request.
+func writeFieldErrors(w http.ResponseWriter, errs []fieldError) {
+	var body errorBody
+	body.Error.Code, body.Error.Message, body.Error.Fields = "invalid_request", "Some fields are not valid.", errs
+	if len(errs) == 1 {
+		body.Error.Code, body.Error.Message = errs[0].Code, errs[0].Message
+	}
+	writeJSON(w, http.StatusBadRequest, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -113,53 +140,128 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// authed wraps a handler that needs a principal, enforcing CSRF for
-// cookie-authenticated changes.
-func (a *API) authed(h func(http.ResponseWriter, *http.Request, *auth.Principal)) http.HandlerFunc {
+// authed wraps a handler that needs a principal allowed scope ("" for
+// any): it enforces origin and CSRF checks on cookie-authenticated changes,
+// and keeps logins that must enrol in TOTP to enrolment.
+func (a *API) authed(scope string, h func(http.ResponseWriter, *http.Request, *auth.Principal)) http.HandlerFunc {
+	return a.guard(scope, false, h)
+}
+
+// authedEnrol is authed for the endpoints a login that must first enrol
+// in TOTP may use.
+func (a *API) authedEnrol(h func(http.ResponseWriter, *http.Request, *auth.Principal)) http.HandlerFunc {
+	return a.guard("", true, h)
+}
+
+func (a *API) guard(scope string, enrolOK bool, h func(http.ResponseWriter, *http.Request, *auth.Principal)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.cfg.Auth.Authenticate(r)
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "Log in or send a valid API key.")
 			return
 		}
+		if p.Cookie && !safeMethod(r) && !sameOrigin(r) {
+			writeError(w, http.StatusForbidden, "origin_refused", "This request came from another site and was refused.")
+			return
+		}
 		if !auth.CheckCSRF(p, r) {
 			writeError(w, http.StatusForbidden, "csrf_failed", "Missing or wrong CSRF token; reload the console.")
+			return
+		}
+		if p.MustEnrol && !enrolOK {
+			writeError(w, http.StatusForbidden, "totp_enrolment_required", "Your role requires two-factor authentication: set it up first.")
+			return
+		}
+		if scope != "" && !p.Can(scope) {
+			msg := "Your role does not allow this."
+			if p.KeyID != "" && auth.RoleAllows(p.User.Role, scope) {
+				msg = "This API key lacks the " + scope + " scope."
+			}
+			writeError(w, http.StatusForbidden, "forbidden", msg)
 			return
 		}
 		h(w, r, p)
 	}
 }
 
+func safeMethod(r *http.Request) bool {
+	return r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+}
+
+// sameOrigin accepts a request without Origin (not a browser's
+// cross-site fetch, which always sends one) or whose Origin is this broker.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Scheme == "https" && strings.EqualFold(u.Host, r.Host)
+}
+
 type userJSON struct {
-	Username string `json:"username"`
-	Role     string `json:"role"`
+	Username    string `json:"username"`
+	Role        string `json:"role"`
+	TOTPEnabled bool   `json:"totp_enabled"`
 }
 
 type meJSON struct {
 	User      userJSON `json:"user"`
 	CSRFToken string   `json:"csrf_token,omitempty"`
+	// MustEnrolTOTP: this login may only set up two-factor authentication.
+	MustEnrolTOTP bool     `json:"must_enrol_totp"`
+	Scopes        []string `json:"scopes"`
+}
+
+func toMe(u *store.User, csrf string, mustEnrol bool, scopes []string) meJSON {
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return meJSON{userJSON{u.Username, u.Role, u.TOTPEnabled}, csrf, mustEnrol, scopes}
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "origin_refused", "This request came from another site and was refused.")
+		return
+	}
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
+		TOTP     string `json:"totp"`
 	}
 	if !decode(w, r, &req) {
 		return
 	}
-	if req.Username == "" || req.Password == "" {
-		writeError(w, http.StatusBadRequest, "missing_credentials", "Enter a username and a password.")
+	var errs []fieldError
+	if req.Username == "" {
+		errs = append(errs, fieldError{"username", "missing_credentials", "Enter a username."})
+	}
+	if req.Password == "" {
+		errs = append(errs, fieldError{"password", "missing_credentials", "Enter a password."})
+	}
+	if len(errs) > 0 {
+		writeFieldErrors(w, errs)
 		return
 	}
-	token, login, user, err := a.cfg.Auth.Login(r.Context(), req.Username, req.Password)
+	token, login, user, err := a.cfg.Auth.Login(r.Context(), req.Username, req.Password, req.TOTP)
+	var locked *auth.LockoutError
 	switch {
-	case errors.Is(err, auth.ErrLockedOut):
-		w.Header().Set("Retry-After", "30")
+	case errors.As(err, &locked):
+		w.Header().Set("Retry-After", strconv.Itoa(int(locked.RetryAfter.Seconds()+0.999)))
 		writeError(w, http.StatusTooManyRequests, "locked_out", "Too many failed logins. Wait a moment and try again.")
 		return
 	case errors.Is(err, auth.ErrBadCredentials):
 		writeError(w, http.StatusUnauthorized, "bad_credentials", "Wrong username or password.")
+		return
+	case errors.Is(err, auth.ErrTOTPRequired):
+		writeError(w, http.StatusUnauthorized, "totp_required", "Enter the six-digit code from your authenticator app.")
+		return
+	case errors.Is(err, auth.ErrBadTOTP):
+		writeError(w, http.StatusUnauthorized, "bad_totp", "That two-factor code is wrong or was already used.")
+		return
+	case errors.Is(err, auth.ErrDisabled):
+		writeError(w, http.StatusForbidden, "account_disabled", "This account is disabled. Ask an admin.")
 		return
 	case err != nil:
 		a.log.ErrorContext(r.Context(), "login", "err", err)
@@ -173,12 +275,12 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		meJSON
 		Token string `json:"token"`
-	}{meJSON{userJSON{user.Username, user.Role}, login.CSRF}, token})
+	}{toMe(user, login.CSRF, login.MustEnrol, nil), token})
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 	p, err := a.cfg.Auth.Authenticate(r)
-	if err == nil && auth.CheckCSRF(p, r) {
+	if err == nil && auth.CheckCSRF(p, r) && (!p.Cookie || sameOrigin(r)) {
 		if c, err := r.Cookie(auth.CookieName); err == nil {
 			a.cfg.Auth.Logout(r.Context(), c.Value)
 		} else if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
@@ -190,11 +292,20 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	writeJSON(w, http.StatusOK, meJSON{userJSON{p.User.Username, p.User.Role}, p.CSRF})
+	var scopes []string
+	for _, sc := range auth.AllScopes {
+		if p.Can(sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, p.MustEnrol, scopes))
 }
 
 type ticketJSON struct {
-	ID string `json:"id"`
+	System string `json:"system,omitempty"`
+	ID     string `json:"id"`
+	URL    string `json:"url,omitempty"`
+	Title  string `json:"title,omitempty"`
 }
 
 type sessionJSON struct {
@@ -202,7 +313,10 @@ type sessionJSON struct {
 	State         string             `json:"state"`
 	Code          string             `json:"code,omitempty"`
 	CodeExpiresAt *time.Time         `json:"code_expires_at,omitempty"`
+	JoinURL       string             `json:"join_url,omitempty"`
 	Ticket        *ticketJSON        `json:"ticket,omitempty"`
+	Technician    string             `json:"technician"`
+	InitiatedBy   string             `json:"initiated_by"`
 	Host          *protocol.HostInfo `json:"host,omitempty"`
 	CreatedAt     time.Time          `json:"created_at"`
 	EndedAt       *time.Time         `json:"ended_at,omitempty"`
@@ -211,13 +325,28 @@ type sessionJSON struct {
 	ConsoleURL    string             `json:"console_url"`
 }
 
-func (a *API) sessionJSON(s *store.Session) sessionJSON {
+// usernames caches user names by ID for one response.
+type usernames map[int64]string
+
+func (a *API) username(r *http.Request, names usernames, id int64) string {
+	if n, ok := names[id]; ok {
+		return n
+	}
+	var n string
+	if u, err := a.cfg.Store.UserByID(r.Context(), id); err == nil {
+		n = u.Username
+	}
+	names[id] = n
+	return n
+}
+
+func (a *API) sessionJSON(r *http.Request, names usernames, s *store.Session) sessionJSON {
 	out := sessionJSON{
 		ID: s.ID, State: s.State, CreatedAt: s.CreatedAt, EndReason: s.EndReason, Permissions: s.Permissions,
-		ConsoleURL: a.cfg.PublicURL + "/#/session/" + s.ID,
+		ConsoleURL: a.cfg.PublicURL + "/#/session/" + s.ID, Technician: a.username(r, names, s.CreatedBy), InitiatedBy: s.InitiatedBy,
 	}
 	if s.TicketID != "" {
-		out.Ticket = &ticketJSON{ID: s.TicketID}
+		out.Ticket = &ticketJSON{System: s.TicketSystem, ID: s.TicketID, URL: s.TicketURL, Title: s.TicketTitle}
 	}
 	if s.HostJSON != "" {
 		var h protocol.HostInfo
@@ -232,12 +361,64 @@ func (a *API) sessionJSON(s *store.Session) sessionJSON {
 	return out
 }
 
-// maxTicketID bounds a ticket reference.
-const maxTicketID = 128
+// Limits on a ticket reference.
+const (
+	maxTicketID     = 128
+	maxTicketSystem = 64
+	maxTicketTitle  = 256
+	maxTicketURL    = 2048
+)
+
+// checkText reports whether s is valid text of at most max bytes without
+// control characters.
+func checkText(s string, max int) bool {
+	return len(s) <= max && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// checkTicket validates a ticket reference field by field; required means
+// an ID must be given.
+func checkTicket(t *ticketJSON, required bool) (signal.Ticket, []fieldError) {
+	var errs []fieldError
+	if t == nil {
+		if required {
+			errs = append(errs, fieldError{"ticket.id", "ticket_required", "Attach a ticket: ticket.id is required."})
+		}
+		return signal.Ticket{}, errs
+	}
+	out := signal.Ticket{System: strings.TrimSpace(t.System), ID: strings.TrimSpace(t.ID), URL: strings.TrimSpace(t.URL), Title: strings.TrimSpace(t.Title)}
+	switch {
+	case !checkText(out.ID, maxTicketID):
+		errs = append(errs, fieldError{"ticket.id", "invalid_ticket", "ticket.id must be text of at most 128 bytes."})
+	case out.ID == "" && (required || out.System != "" || out.URL != "" || out.Title != ""):
+		errs = append(errs, fieldError{"ticket.id", "ticket_required", "Attach a ticket: ticket.id is required."})
+	}
+	if !checkText(out.System, maxTicketSystem) || strings.ContainsAny(out.System, " /") {
+		errs = append(errs, fieldError{"ticket.system", "invalid_ticket_system", "ticket.system must be a short name such as servicenow or jira (at most 64 bytes, no spaces)."})
+	}
+	if out.URL != "" {
+		u, err := url.Parse(out.URL)
+		if err != nil || len(out.URL) > maxTicketURL || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fieldError{"ticket.url", "invalid_ticket_url", "ticket.url must be an http or https link of at most 2048 bytes."})
+		}
+	}
+	if !checkText(out.Title, maxTicketTitle) {
+		errs = append(errs, fieldError{"ticket.title", "invalid_ticket_title", "ticket.title must be text of at most 256 bytes."})
+	}
+	return out, errs
+}
+
+func checkPermissions(perms []string) []fieldError {
+	if err := protocol.CheckPermissions(perms); err != nil {
+		return []fieldError{{"permissions", "invalid_permissions", "permissions must be a list of view, control, clipboard, files, shell without repeats."}}
+	}
+	return nil
+}
 
 func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	var req struct {
 		Ticket *ticketJSON `json:"ticket"`
+		// Technician to assign the session to (default: the caller).
+		Technician string `json:"technician"`
 		// CodeTTLSeconds overrides the code lifetime (60 s to 24 h).
 		CodeTTLSeconds int `json:"code_ttl_seconds"`
 		// Permissions the technician will ask the user for.
@@ -246,42 +427,137 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if r.ContentLength != 0 && !decode(w, r, &req) {
 		return
 	}
-	var ticket string
-	if req.Ticket != nil {
-		ticket = strings.TrimSpace(req.Ticket.ID)
-		if len(ticket) > maxTicketID || !utf8.ValidString(ticket) {
-			writeError(w, http.StatusBadRequest, "invalid_ticket", "ticket.id must be valid text of at most 128 bytes.")
-			return
-		}
-	}
+	ticket, errs := checkTicket(req.Ticket, false)
 	ttl := time.Duration(req.CodeTTLSeconds) * time.Second
 	if req.CodeTTLSeconds != 0 && (ttl < time.Minute || ttl > 24*time.Hour) {
-		writeError(w, http.StatusBadRequest, "invalid_code_ttl", "code_ttl_seconds must be between 60 and 86400.")
+		errs = append(errs, fieldError{"code_ttl_seconds", "invalid_code_ttl", "code_ttl_seconds must be between 60 and 86400."})
+	}
+	errs = append(errs, checkPermissions(req.Permissions)...)
+	owner := p.User
+	if req.Technician != "" && req.Technician != p.User.Username {
+		u, err := a.cfg.Store.UserByName(r.Context(), req.Technician)
+		switch {
+		case p.User.Role != auth.RoleAdmin:
+			errs = append(errs, fieldError{"technician", "cannot_assign", "Only admins and their integrations may assign a session to someone else."})
+		case err != nil || u.Disabled || u.Role == auth.RoleSupervisor:
+			errs = append(errs, fieldError{"technician", "invalid_technician", "technician must name an active technician or admin account."})
+		default:
+			owner = u
+		}
+	}
+	if len(errs) > 0 {
+		writeFieldErrors(w, errs)
 		return
 	}
-	if err := protocol.CheckPermissions(req.Permissions); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_permissions", "permissions must be a list of view, control, clipboard, files, shell without repeats.")
-		return
-	}
-	sess, code, err := a.cfg.Hub.CreateSession(r.Context(), p.User, ticket, req.Permissions, ttl)
+	sess, code, err := a.cfg.Hub.CreateSession(r.Context(), p.User, owner, ticket, req.Permissions, ttl)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "create session", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal_error", "The session could not be created; try again.")
 		return
 	}
-	out := a.sessionJSON(sess)
+	out := a.sessionJSON(r, usernames{}, sess)
 	out.Code = code
+	out.JoinURL = a.cfg.PublicURL + "/join/" + code
 	exp := sess.CodeExpiresAt
 	out.CodeExpiresAt = &exp
 	writeJSON(w, http.StatusCreated, out)
 }
 
-func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	var owner int64
-	if p.User.Role == auth.RoleTechnician {
-		owner = p.User.ID
+// claimCode lets a technician take the computer of a user who started the
+// host without a code and read out the one the broker showed them.
+func (a *API) claimCode(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Code        string      `json:"code"`
+		Ticket      *ticketJSON `json:"ticket"`
+		Permissions []string    `json:"permissions"`
 	}
-	list, err := a.cfg.Store.ListSessions(r.Context(), owner, 100)
+	if !decode(w, r, &req) {
+		return
+	}
+	code := strings.NewReplacer(" ", "", "-", "").Replace(req.Code)
+	var errs []fieldError
+	if len(code) != signal.CodeDigits || strings.Trim(code, "0123456789") != "" {
+		errs = append(errs, fieldError{"code", "invalid_code", "code must be the nine digits the user reads out."})
+	}
+	ticket, terrs := checkTicket(req.Ticket, true)
+	errs = append(append(errs, terrs...), checkPermissions(req.Permissions)...)
+	if len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return
+	}
+	sess, err := a.cfg.Hub.ClaimCode(r, p.User, code, ticket, req.Permissions)
+	var limited *signal.RateLimitError
+	switch {
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter.Seconds()+0.999)))
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many codes tried. Wait a moment and try again.")
+	case errors.Is(err, signal.ErrCodeUnknown):
+		writeError(w, http.StatusNotFound, "code_not_found", "No computer is waiting with that code. Check the digits with the user, or ask them to start the host again.")
+	case err != nil:
+		a.log.ErrorContext(r.Context(), "claim code", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "The session could not be started; try again.")
+	default:
+		writeJSON(w, http.StatusCreated, a.sessionJSON(r, usernames{}, sess))
+	}
+}
+
+func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	q := r.URL.Query()
+	f := store.SessionFilter{TicketID: q.Get("ticket"), TicketSystem: q.Get("ticket_system"), State: q.Get("state"), Limit: 100}
+	var errs []fieldError
+	for _, name := range []string{"ticket", "ticket_system", "technician", "state", "since", "until", "limit"} {
+		if len(q[name]) > 1 {
+			errs = append(errs, fieldError{name, "invalid_query", name + " may be given once."})
+		}
+	}
+	for name := range q {
+		if !slices.Contains([]string{"ticket", "ticket_system", "technician", "state", "since", "until", "limit"}, name) {
+			errs = append(errs, fieldError{name, "unknown_parameter", "Unknown query parameter " + strconv.Quote(name) + "."})
+		}
+	}
+	if !checkText(f.TicketID, maxTicketID) {
+		errs = append(errs, fieldError{"ticket", "invalid_ticket", "ticket must be text of at most 128 bytes."})
+	}
+	switch f.State {
+	case "", store.StateWaiting, store.StateActive, store.StateEnded:
+	default:
+		errs = append(errs, fieldError{"state", "invalid_state", "state must be waiting, active or ended."})
+	}
+	for _, name := range []string{"since", "until"} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				errs = append(errs, fieldError{name, "invalid_time", name + " must be an RFC 3339 time such as 2026-11-29T09:00:00Z."})
+			} else if name == "since" {
+				f.Since = t
+			} else {
+				f.Until = t
+			}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			errs = append(errs, fieldError{"limit", "invalid_limit", "limit must be a number from 1 to 500."})
+		}
+		f.Limit = n
+	}
+	if name := q.Get("technician"); name != "" {
+		u, err := a.cfg.Store.UserByName(r.Context(), name)
+		if err != nil {
+			errs = append(errs, fieldError{"technician", "invalid_technician", "technician must name an existing account."})
+		} else {
+			f.Technician = u.ID
+		}
+	}
+	if len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return
+	}
+	if p.User.Role == auth.RoleTechnician {
+		f.Visible = p.User.ID
+	}
+	list, err := a.cfg.Store.ListSessions(r.Context(), f)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "list sessions", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal_error", "Sessions could not be listed; try again.")
@@ -290,8 +566,9 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	out := struct {
 		Sessions []sessionJSON `json:"sessions"`
 	}{Sessions: []sessionJSON{}}
+	names := usernames{}
 	for _, s := range list {
-		out.Sessions = append(out.Sessions, a.sessionJSON(s))
+		out.Sessions = append(out.Sessions, a.sessionJSON(r, names, s))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -302,7 +579,7 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
 		return
 	}
-	writeJSON(w, http.StatusOK, a.sessionJSON(sess))
+	writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, sess))
 }
 
 func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -324,7 +601,7 @@ func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.log.ErrorContext(r.Context(), "end session", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal_error", "The session could not be ended; try again.")
 	default:
-		writeJSON(w, http.StatusOK, a.sessionJSON(sess))
+		writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, sess))
 	}
 }
 
@@ -381,7 +658,7 @@ func (a *API) invite(handOver bool) func(http.ResponseWriter, *http.Request, *au
 			writeError(w, http.StatusInternalServerError, "internal_error", "The colleague could not be added; try again.")
 		default:
 			sess, _ := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
-			writeJSON(w, http.StatusOK, a.sessionJSON(sess))
+			writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, sess))
 		}
 	}
 }

@@ -17,28 +17,18 @@ import (
 // RegisterWebhooks adds the admin endpoints that manage webhooks to mux.
 func (a *API) RegisterWebhooks(mux *http.ServeMux, d *webhook.Dispatcher) {
 	h := &webhookAPI{API: a, d: d}
-	mux.HandleFunc("POST /api/v1/webhooks", a.authed(adminOnly(h.create)))
-	mux.HandleFunc("GET /api/v1/webhooks", a.authed(adminOnly(h.list)))
-	mux.HandleFunc("GET /api/v1/webhooks/{id}", a.authed(adminOnly(h.get)))
-	mux.HandleFunc("PATCH /api/v1/webhooks/{id}", a.authed(adminOnly(h.update)))
-	mux.HandleFunc("DELETE /api/v1/webhooks/{id}", a.authed(adminOnly(h.delete)))
-	mux.HandleFunc("GET /api/v1/webhooks/{id}/deliveries", a.authed(adminOnly(h.deliveries)))
-	mux.HandleFunc("POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", a.authed(adminOnly(h.redeliver)))
+	mux.HandleFunc("POST /api/v1/webhooks", a.authed(auth.ScopeWebhooksAdmin, h.create))
+	mux.HandleFunc("GET /api/v1/webhooks", a.authed(auth.ScopeWebhooksAdmin, h.list))
+	mux.HandleFunc("GET /api/v1/webhooks/{id}", a.authed(auth.ScopeWebhooksAdmin, h.get))
+	mux.HandleFunc("PATCH /api/v1/webhooks/{id}", a.authed(auth.ScopeWebhooksAdmin, h.update))
+	mux.HandleFunc("DELETE /api/v1/webhooks/{id}", a.authed(auth.ScopeWebhooksAdmin, h.delete))
+	mux.HandleFunc("GET /api/v1/webhooks/{id}/deliveries", a.authed(auth.ScopeWebhooksAdmin, h.deliveries))
+	mux.HandleFunc("POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", a.authed(auth.ScopeWebhooksAdmin, h.redeliver))
 }
 
 type webhookAPI struct {
 	*API
 	d *webhook.Dispatcher
-}
-
-func adminOnly(h func(http.ResponseWriter, *http.Request, *auth.Principal)) func(http.ResponseWriter, *http.Request, *auth.Principal) {
-	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-		if p.User.Role != auth.RoleAdmin {
-			writeError(w, http.StatusForbidden, "forbidden", "Only admins manage webhooks.")
-			return
-		}
-		h(w, r, p)
-	}
 }
 
 type webhookJSON struct {

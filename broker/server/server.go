@@ -207,7 +207,7 @@ func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) err
 	if err != nil {
 		return fmt.Errorf("create initial admin: %w", err)
 	}
-	if admin.APIKey, err = authn.CreateAPIKey(ctx, user, "initial admin key"); err != nil {
+	if _, admin.APIKey, err = authn.CreateAPIKey(ctx, user, "initial admin key", auth.AllScopes); err != nil {
 		return fmt.Errorf("create initial API key: %w", err)
 	}
 	data, _ := json.MarshalIndent(admin, "", "  ")

@@ -6,13 +6,10 @@ package signal
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -128,6 +125,8 @@ type Hub struct {
 	live     map[string]*live
 	limiters map[string]*rate.Limiter
 	global   *rate.Limiter
+	pending  map[string]*pendingHost // hosts waiting for a technician, by code hash
+	stop     chan struct{}           // closed by Close
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -157,6 +156,8 @@ func New(cfg Config) (*Hub, error) {
 		log:      cfg.Logger.With("component", "signal"),
 		live:     map[string]*live{},
 		limiters: map[string]*rate.Limiter{},
+		pending:  map[string]*pendingHost{},
+		stop:     make(chan struct{}),
 		global:   rate.NewLimiter(rate.Limit(float64(cfg.CodeAttempts*10)/60), cfg.CodeAttempts*10),
 	}
 	h.upgrader = websocket.Upgrader{
@@ -167,54 +168,6 @@ func New(cfg Config) (*Hub, error) {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	return h, nil
-}
-
-// NewCode returns a support code of CodeDigits digits from crypto/rand.
-func NewCode() string {
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000_000))
-	if err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err))
-	}
-	return fmt.Sprintf("%0*d", CodeDigits, n.Int64())
-}
-
-// CreateSession issues a session and its one-time code for user. ttl zero
-// means the configured default.
-func (h *Hub) CreateSession(ctx context.Context, user *store.User, ticketID string, perms []string, ttl time.Duration) (*store.Session, string, error) {
-	if len(perms) == 0 {
-		perms = DefaultPermissions
-	}
-	if err := protocol.CheckPermissions(perms); err != nil {
-		return nil, "", err
-	}
-	if ttl <= 0 {
-		ttl = h.cfg.CodeTTL
-	}
-	now := h.cfg.Now()
-	for range 5 { // a code collision is rare; retry with a new one
-		code := NewCode()
-		sess := &store.Session{
-			ID:            "s_" + auth.RandomToken(12),
-			CodeHash:      auth.HashToken(code),
-			CodeExpiresAt: now.Add(ttl),
-			CreatedBy:     user.ID,
-			TicketID:      ticketID,
-			State:         store.StateWaiting,
-			CreatedAt:     now,
-			Permissions:   perms,
-		}
-		err := h.cfg.Store.CreateSession(ctx, sess)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		h.log.InfoContext(ctx, "session created", "session", sess.ID, "user", user.Username, "ticket", ticketID)
-		h.notify(sess.ID, user.Username, "session.created", []byte("{}"))
-		return sess, code, nil
-	}
-	return nil, "", errors.New("create session: could not find a free code")
 }
 
 // CanAccess reports whether user may see and act on sess: its technician,
@@ -349,25 +302,6 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 	return l, nil
 }
 
-// allowCode applies the per-source and global limits on code attempts.
-func (h *Hub) allowCode(r *http.Request) bool {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	lim := h.limiters[ip]
-	if lim == nil {
-		if len(h.limiters) > 10000 {
-			h.limiters = map[string]*rate.Limiter{}
-		}
-		lim = rate.NewLimiter(rate.Limit(float64(h.cfg.CodeAttempts)/60), h.cfg.CodeAttempts)
-		h.limiters[ip] = lim
-	}
-	return lim.Allow() && h.global.Allow()
-}
-
 // sameOrigin reports whether a browser's Origin header names this broker.
 func sameOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
@@ -386,28 +320,16 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+
 	defer h.release(c)
-	if !h.allowCode(r) {
-		h.refuse(c, protocol.CodeRateLimited, "Too many code attempts from your network. Wait a minute and try again.")
-		return
-	}
-	sess, err := h.cfg.Store.RedeemCode(r.Context(), auth.HashToken(hello.Code), h.cfg.Now())
-	switch {
-	case errors.Is(err, store.ErrCodeUnknown):
-		h.log.Info("host refused: unknown code", "remote", r.RemoteAddr)
-		h.refuse(c, protocol.CodeInvalidCode, "That support code is not valid. Check the digits with your technician.")
-		return
-	case errors.Is(err, store.ErrCodeExpired):
-		h.log.Info("host refused: expired code", "remote", r.RemoteAddr)
-		h.refuse(c, protocol.CodeExpiredCode, "That support code has expired. Ask your technician for a new one.")
-		return
-	case errors.Is(err, store.ErrCodeUsed):
-		h.log.Info("host refused: code already used", "remote", r.RemoteAddr)
-		h.refuse(c, protocol.CodeUsedCode, "That support code has already been used. Ask your technician for a new one.")
-		return
-	case err != nil:
-		h.log.Error("redeem code", "err", err)
-		h.refuse(c, protocol.CodeInternal, "The broker could not check the code. Try again in a moment.")
+	next := c.read
+	var sess *store.Session
+	if hello.NewCode {
+		var ok bool
+		if sess, next, ok = h.issueCode(c, r); !ok {
+			return
+		}
+	} else if sess, ok = h.redeem(c, r, hello.Code); !ok {
 		return
 	}
 
@@ -448,7 +370,7 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	}
 
 	for {
-		env, err := c.read()
+		env, err := next()
 		if err != nil {
 			if readErrorIsFatal(err) {
 				break
@@ -574,6 +496,10 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	p, err := h.cfg.Auth.Authenticate(r)
 	if err != nil {
 		http.Error(w, "log in first", http.StatusUnauthorized)
+		return
+	}
+	if !p.Can(auth.ScopeSessionsJoin) || p.MustEnrol {
+		http.Error(w, "this login or API key may not join sessions", http.StatusForbidden)
 		return
 	}
 	// A cookie rides along with any page's request: only our own pages may
@@ -728,6 +654,9 @@ func (h *Hub) leave(l *live, c *conn) {
 // Close ends every live session and waits for their connections.
 func (h *Hub) Close() error {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.stop)
+	}
 	h.closed = true
 	ids := make([]string, 0, len(h.live))
 	for id := range h.live {

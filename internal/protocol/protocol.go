@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Version is the signaling protocol version stated in every hello. A peer
@@ -40,6 +41,7 @@ const (
 	TypeEnd     = "end"     // a participant asks to end the session
 	TypeEnded   = "ended"   // the session is over; the connection closes next
 	TypeError   = "error"   // a request failed; see ErrorPayload.Code
+	TypeCode    = "code"    // broker to a host that asked for a code: the code to read out
 )
 
 // Roles a peer states in its hello.
@@ -96,6 +98,22 @@ type Hello struct {
 	Session string `json:"session,omitempty"`
 	// Host describes the host's machine (hosts only).
 	Host *HostInfo `json:"host,omitempty"`
+	// NewCode asks the broker for a code (hosts only, instead of Code): the
+	// user reads it out to a technician, who claims it for a ticket.
+	NewCode bool `json:"new_code,omitempty"`
+}
+
+// IssuedCode is the code a broker issued to a host that asked for one.
+type IssuedCode struct {
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (c *IssuedCode) validate() error {
+	if c.Code == "" {
+		return fmt.Errorf("%w: empty code", ErrMalformed)
+	}
+	return limit("code", c.Code, MaxIDSize)
 }
 
 // HostInfo describes the desktop a host shares.
@@ -222,6 +240,9 @@ func (h *Hello) validate() error {
 	}
 	if err := errors.Join(limit("code", h.Code, MaxIDSize), limit("session", h.Session, MaxIDSize)); err != nil {
 		return err
+	}
+	if h.NewCode && (h.Role != RoleHost || h.Code != "") {
+		return fmt.Errorf("%w: only a host without a code may ask for one", ErrMalformed)
 	}
 	if h.Host != nil {
 		return h.Host.validate()

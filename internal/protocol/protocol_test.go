@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -16,6 +17,8 @@ func TestRoundTrip(t *testing.T) {
 		{TypeHello, &Hello{Version: Version, Role: RoleHost, Code: "123456789", Host: &HostInfo{Hostname: "pc-42", OS: "linux", Width: 1920, Height: 1080, Capture: "xshm"}}, func() validator { return &Hello{} }},
 		{TypeHello, &Hello{Version: Version, Role: RoleViewer, Session: "s_abc"}, func() validator { return &Hello{} }},
 		{TypeWelcome, &Welcome{Session: "s_abc", State: "waiting"}, func() validator { return &Welcome{} }},
+		{TypeHello, &Hello{Version: Version, Role: RoleHost, NewCode: true, Host: &HostInfo{Hostname: "pc-42", OS: "linux", Width: 800, Height: 600}}, func() validator { return &Hello{} }},
+		{TypeCode, &IssuedCode{Code: "123456789", ExpiresAt: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}, func() validator { return &IssuedCode{} }},
 		{TypeOffer, &SDP{SDP: "v=0\r\n"}, func() validator { return &SDP{} }},
 		{TypeAnswer, &SDP{SDP: "v=0\r\n"}, func() validator { return &SDP{} }},
 		{TypeState, &State{State: "active", Host: &HostInfo{Hostname: "h", Width: 1280, Height: 720}}, func() validator { return &State{} }},
@@ -98,6 +101,9 @@ func TestPayloadLimits(t *testing.T) {
 		{"empty sdp", TypeOffer, SDP{}, &SDP{}, ErrMalformed},
 		{"hello bad role", TypeHello, Hello{Version: Version, Role: "admin"}, &Hello{}, ErrMalformed},
 		{"hello bad version", TypeHello, Hello{Version: 9, Role: RoleHost}, &Hello{}, ErrVersion},
+		{"hello code and new code", TypeHello, Hello{Version: Version, Role: RoleHost, Code: "123456789", NewCode: true}, &Hello{}, ErrMalformed},
+		{"viewer asks for code", TypeHello, Hello{Version: Version, Role: RoleViewer, NewCode: true}, &Hello{}, ErrMalformed},
+		{"code empty", TypeCode, IssuedCode{}, &IssuedCode{}, ErrMalformed},
 		{"hello long code", TypeHello, Hello{Version: Version, Role: RoleHost, Code: strings.Repeat("1", MaxIDSize+1)}, &Hello{}, ErrFieldLimit},
 		{"hello absurd size", TypeHello, Hello{Version: Version, Role: RoleHost, Host: &HostInfo{Width: -1}}, &Hello{}, ErrMalformed},
 		{"reason too long", TypeEnd, End{Reason: strings.Repeat("r", MaxTextSize+1)}, &End{}, ErrFieldLimit},

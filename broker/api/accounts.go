@@ -1,0 +1,431 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/store"
+)
+
+// registerAccounts adds the endpoints for accounts, API keys, settings and
+// one's own password and two-factor authentication.
+func (a *API) registerAccounts(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/me/password", a.authed("", a.changePassword))
+	mux.HandleFunc("POST /api/v1/me/totp", a.authedEnrol(a.beginTOTP))
+	mux.HandleFunc("POST /api/v1/me/totp/confirm", a.authedEnrol(a.confirmTOTP))
+	mux.HandleFunc("DELETE /api/v1/me/totp", a.authed("", a.disableTOTP))
+	mux.HandleFunc("GET /api/v1/users", a.authed(auth.ScopeUsersAdmin, a.listUsers))
+	mux.HandleFunc("POST /api/v1/users", a.authed(auth.ScopeUsersAdmin, a.createUser))
+	mux.HandleFunc("PATCH /api/v1/users/{username}", a.authed(auth.ScopeUsersAdmin, a.updateUser))
+	mux.HandleFunc("POST /api/v1/users/{username}/reset", a.authed(auth.ScopeUsersAdmin, a.resetUser))
+	mux.HandleFunc("GET /api/v1/keys", a.authed(auth.ScopeUsersAdmin, a.listKeys))
+	mux.HandleFunc("POST /api/v1/keys", a.authed(auth.ScopeUsersAdmin, a.createKey))
+	mux.HandleFunc("DELETE /api/v1/keys/{id}", a.authed(auth.ScopeUsersAdmin, a.revokeKey))
+	mux.HandleFunc("GET /api/v1/settings", a.authed(auth.ScopeUsersAdmin, a.getSettings))
+	mux.HandleFunc("PUT /api/v1/settings", a.authed(auth.ScopeUsersAdmin, a.putSettings))
+	mux.HandleFunc("GET /api/v1/audit/codes", a.authed(auth.ScopeUsersAdmin, a.codeAttempts))
+}
+
+type accountJSON struct {
+	Username    string    `json:"username"`
+	Role        string    `json:"role"`
+	Disabled    bool      `json:"disabled"`
+	TOTPEnabled bool      `json:"totp_enabled"`
+	CreatedAt   time.Time `json:"created_at"`
+	// Password is in the answer to creation and reset only.
+	Password string `json:"password,omitempty"`
+}
+
+func toAccount(u *store.User) accountJSON {
+	return accountJSON{Username: u.Username, Role: u.Role, Disabled: u.Disabled, TOTPEnabled: u.TOTPEnabled, CreatedAt: u.CreatedAt}
+}
+
+func (a *API) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	a.log.ErrorContext(r.Context(), what, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal_error", "The broker could not "+what+"; try again.")
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	list, err := a.cfg.Store.ListUsers(r.Context())
+	if err != nil {
+		a.internal(w, r, "list accounts", err)
+		return
+	}
+	out := struct {
+		Users []accountJSON `json:"users"`
+	}{Users: []accountJSON{}}
+	for _, u := range list {
+		out.Users = append(out.Users, toAccount(u))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,31}$`)
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Username string `json:"username"`
+		Role     string `json:"role"`
+		// Password is optional: without one the broker makes one up and
+		// shows it once.
+		Password string `json:"password"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	var errs []fieldError
+	if !usernamePattern.MatchString(req.Username) {
+		errs = append(errs, fieldError{"username", "invalid_username", "username must be 2 to 32 lower-case letters, digits, dots, dashes or underscores."})
+	}
+	if !auth.ValidRole(req.Role) {
+		errs = append(errs, fieldError{"role", "invalid_role", "role must be technician, supervisor or admin."})
+	}
+	generated := req.Password == ""
+	if generated {
+		req.Password = auth.RandomToken(15)
+	} else if err := auth.CheckPasswordPolicy(req.Password); err != nil {
+		errs = append(errs, fieldError{"password", "weak_password", "password must have at least 12 characters (at most 1024 bytes)."})
+	}
+	if len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return
+	}
+	u, err := a.cfg.Auth.CreateUser(r.Context(), req.Username, req.Password, req.Role)
+	if errors.Is(err, store.ErrConflict) {
+		writeError(w, http.StatusConflict, "username_taken", "An account with that username exists already.")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "create the account", err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "account created", "user", u.Username, "role", u.Role, "by", p.User.Username)
+	out := toAccount(u)
+	if generated {
+		out.Password = req.Password
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (a *API) account(w http.ResponseWriter, r *http.Request) (*store.User, bool) {
+	u, err := a.cfg.Store.UserByName(r.Context(), r.PathValue("username"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "No such account.")
+		return nil, false
+	}
+	if err != nil {
+		a.internal(w, r, "find the account", err)
+		return nil, false
+	}
+	return u, true
+}
+
+func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Role     *string `json:"role"`
+		Disabled *bool   `json:"disabled"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	u, ok := a.account(w, r)
+	if !ok {
+		return
+	}
+	role, disabled := u.Role, u.Disabled
+	if req.Role != nil {
+		if !auth.ValidRole(*req.Role) {
+			writeFieldErrors(w, []fieldError{{"role", "invalid_role", "role must be technician, supervisor or admin."}})
+			return
+		}
+		role = *req.Role
+	}
+	if req.Disabled != nil {
+		disabled = *req.Disabled
+	}
+	err := a.cfg.Auth.UpdateAccount(r.Context(), u, role, disabled)
+	if errors.Is(err, auth.ErrLastAdmin) {
+		writeError(w, http.StatusConflict, "last_admin", "This is the last active admin: make another admin first.")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "update the account", err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "account updated", "user", u.Username, "role", role, "disabled", disabled, "by", p.User.Username)
+	writeJSON(w, http.StatusOK, toAccount(u))
+}
+
+func (a *API) resetUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	u, ok := a.account(w, r)
+	if !ok {
+		return
+	}
+	password, err := a.cfg.Auth.ResetUser(r.Context(), u)
+	if err != nil {
+		a.internal(w, r, "reset the account", err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "account reset", "user", u.Username, "by", p.User.Username)
+	out := toAccount(u)
+	out.Password = password
+	writeJSON(w, http.StatusOK, out)
+}
+
+type keyJSON struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Username   string     `json:"username"`
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// Key is in the answer to creation only.
+	Key string `json:"key,omitempty"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func toKey(k *store.APIKey) keyJSON {
+	scopes := k.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return keyJSON{ID: k.ID, Name: k.Name, Username: k.Username, Scopes: scopes, CreatedAt: k.CreatedAt,
+		LastUsedAt: optTime(k.LastUsedAt), RevokedAt: optTime(k.RevokedAt)}
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	list, err := a.cfg.Store.ListAPIKeys(r.Context())
+	if err != nil {
+		a.internal(w, r, "list API keys", err)
+		return
+	}
+	out := struct {
+		Keys []keyJSON `json:"keys"`
+	}{Keys: []keyJSON{}}
+	for _, k := range list {
+		out.Keys = append(out.Keys, toKey(k))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+		// Username is the account the key acts as (default: the caller).
+		Username string `json:"username"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	var errs []fieldError
+	if req.Name == "" || !checkText(req.Name, 100) {
+		errs = append(errs, fieldError{"name", "invalid_name", "name must say what the key is for, in at most 100 bytes."})
+	}
+	owner := p.User
+	if req.Username != "" && req.Username != p.User.Username {
+		u, err := a.cfg.Store.UserByName(r.Context(), req.Username)
+		if err != nil || u.Disabled {
+			errs = append(errs, fieldError{"username", "invalid_username", "username must name an active account."})
+		} else {
+			owner = u
+		}
+	}
+	for _, sc := range req.Scopes {
+		if !slices.Contains(auth.AllScopes, sc) || !auth.RoleAllows(owner.Role, sc) {
+			errs = append(errs, fieldError{"scopes", "invalid_scopes", "scopes must be ones the key's account holds; " + strconv.Quote(sc) + " is not."})
+			break
+		}
+	}
+	if len(req.Scopes) == 0 {
+		errs = append(errs, fieldError{"scopes", "invalid_scopes", "scopes must name at least one scope."})
+	}
+	if len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return
+	}
+	k, key, err := a.cfg.Auth.CreateAPIKey(r.Context(), owner, req.Name, req.Scopes)
+	if errors.Is(err, auth.ErrBadScopes) {
+		writeFieldErrors(w, []fieldError{{"scopes", "invalid_scopes", "scopes must be distinct and ones the key's account holds."}})
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "create the API key", err)
+		return
+	}
+	out := toKey(k)
+	out.Key = key
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	k, err := a.cfg.Store.RevokeAPIKey(r.Context(), r.PathValue("id"), a.cfg.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "No such API key.")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "revoke the API key", err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "API key revoked", "key", k.ID, "by", p.User.Username)
+	writeJSON(w, http.StatusOK, toKey(k))
+}
+
+type settingsJSON struct {
+	// TOTPRequiredRoles: accounts of these roles must use two-factor
+	// authentication.
+	TOTPRequiredRoles []string `json:"totp_required_roles"`
+}
+
+func (a *API) getSettings(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	roles, err := a.cfg.Auth.TOTPRequiredRoles(r.Context())
+	if err != nil {
+		a.internal(w, r, "read the settings", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, settingsJSON{TOTPRequiredRoles: roles})
+}
+
+func (a *API) putSettings(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		TOTPRequiredRoles []string `json:"totp_required_roles"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.TOTPRequiredRoles == nil {
+		writeFieldErrors(w, []fieldError{{"totp_required_roles", "invalid_roles", "totp_required_roles must be a list of roles (possibly empty)."}})
+		return
+	}
+	for i, role := range req.TOTPRequiredRoles {
+		if !auth.ValidRole(role) || slices.Contains(req.TOTPRequiredRoles[:i], role) {
+			writeFieldErrors(w, []fieldError{{"totp_required_roles", "invalid_roles", "totp_required_roles must list technician, supervisor or admin, each once."}})
+			return
+		}
+	}
+	if err := a.cfg.Auth.SetTOTPRequiredRoles(r.Context(), req.TOTPRequiredRoles); err != nil {
+		a.internal(w, r, "save the settings", err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "settings changed", "totp_required_roles", req.TOTPRequiredRoles, "by", p.User.Username)
+	writeJSON(w, http.StatusOK, settingsJSON{TOTPRequiredRoles: req.TOTPRequiredRoles})
+}
+
+func (a *API) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	err := a.cfg.Auth.ChangePassword(r.Context(), p.User, req.Current, req.New)
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
+		writeFieldErrors(w, []fieldError{{"current_password", "bad_credentials", "The current password is wrong."}})
+	case errors.Is(err, auth.ErrWeakPassword):
+		writeFieldErrors(w, []fieldError{{"new_password", "weak_password", "The new password must have at least 12 characters (at most 1024 bytes)."}})
+	case err != nil:
+		a.internal(w, r, "change the password", err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (a *API) beginTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if p.KeyID != "" {
+		writeError(w, http.StatusForbidden, "forbidden", "API keys cannot enrol in two-factor authentication.")
+		return
+	}
+	secret, uri, err := a.cfg.Auth.BeginTOTP(r.Context(), p.User)
+	if errors.Is(err, auth.ErrTOTPEnabled) {
+		writeError(w, http.StatusConflict, "totp_enabled", "Two-factor authentication is already on; turn it off first.")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "start the enrolment", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Secret string `json:"secret"`
+		URI    string `json:"otpauth_uri"`
+	}{secret, uri})
+}
+
+func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	err := a.cfg.Auth.ConfirmTOTP(r.Context(), p.User, req.Code)
+	switch {
+	case errors.Is(err, auth.ErrTOTPEnabled):
+		writeError(w, http.StatusConflict, "totp_enabled", "Two-factor authentication is already on.")
+	case errors.Is(err, auth.ErrBadTOTP):
+		writeFieldErrors(w, []fieldError{{"code", "bad_totp", "That code is wrong; check the time on your phone and try the next one."}})
+	case err != nil:
+		a.internal(w, r, "confirm the enrolment", err)
+	default:
+		writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, false, nil))
+	}
+}
+
+func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	err := a.cfg.Auth.DisableTOTP(r.Context(), p.User, req.Code)
+	switch {
+	case errors.Is(err, auth.ErrTOTPNeeded):
+		writeError(w, http.StatusConflict, "totp_required_by_role", "Your role requires two-factor authentication; it cannot be turned off.")
+	case errors.Is(err, auth.ErrBadTOTP):
+		writeFieldErrors(w, []fieldError{{"code", "bad_totp", "That code is wrong or was already used."}})
+	case err != nil:
+		a.internal(w, r, "turn off two-factor authentication", err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+type codeAttemptJSON struct {
+	At      time.Time `json:"at"`
+	Source  string    `json:"source"`
+	Via     string    `json:"via"`
+	Outcome string    `json:"outcome"`
+	Session string    `json:"session,omitempty"`
+	Actor   string    `json:"actor,omitempty"`
+}
+
+// codeAttempts lists the last day's audited code attempts.
+func (a *API) codeAttempts(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	list, err := a.cfg.Store.CodeAttempts(r.Context(), a.cfg.Now().Add(-24*time.Hour), 500)
+	if err != nil {
+		a.internal(w, r, "list code attempts", err)
+		return
+	}
+	out := struct {
+		Attempts []codeAttemptJSON `json:"attempts"`
+	}{Attempts: []codeAttemptJSON{}}
+	for _, c := range list {
+		out.Attempts = append(out.Attempts, codeAttemptJSON{c.At, c.Source, c.Via, c.Outcome, c.Session, c.Actor})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,390 @@
+package signal
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// Errors about codes, for the API to map to answers.
+var (
+	// ErrCodeUnknown: no host waits with that code. A code issued for a
+	// technician's session gives the same answer: a code lets a host in,
+	// never a technician.
+	ErrCodeUnknown = errors.New("no computer is waiting with that code")
+)
+
+// RateLimitError says that too many codes were tried, and when to retry.
+type RateLimitError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("too many code attempts; retry in %s", e.RetryAfter.Round(time.Second))
+}
+
+// Ticket is the ticket a session is for.
+type Ticket struct {
+	System string // e.g. "servicenow", "jira"
+	ID     string
+	URL    string
+	Title  string
+}
+
+// NewCode returns a support code of CodeDigits digits from crypto/rand.
+func NewCode() string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000_000))
+	if err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return fmt.Sprintf("%0*d", CodeDigits, n.Int64())
+}
+
+// CreateSession issues a session owned by owner and its one-time code, on
+// behalf of by (the owner, or an admin or integration assigning it). ttl
+// zero means the configured default.
+func (h *Hub) CreateSession(ctx context.Context, by, owner *store.User, t Ticket, perms []string, ttl time.Duration) (*store.Session, string, error) {
+	if len(perms) == 0 {
+		perms = DefaultPermissions
+	}
+	if err := protocol.CheckPermissions(perms); err != nil {
+		return nil, "", err
+	}
+	if ttl <= 0 {
+		ttl = h.cfg.CodeTTL
+	}
+	now := h.cfg.Now()
+	for range 5 { // a code collision is rare; retry with a new one
+		code := NewCode()
+		if h.isPending(auth.HashToken(code)) {
+			continue
+		}
+		sess := &store.Session{
+			ID:            "s_" + auth.RandomToken(12),
+			CodeHash:      auth.HashToken(code),
+			CodeExpiresAt: now.Add(ttl),
+			CreatedBy:     owner.ID,
+			TicketID:      t.ID,
+			TicketSystem:  t.System,
+			TicketURL:     t.URL,
+			TicketTitle:   t.Title,
+			State:         store.StateWaiting,
+			CreatedAt:     now,
+			Permissions:   perms,
+			InitiatedBy:   "technician",
+		}
+		err := h.cfg.Store.CreateSession(ctx, sess)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		h.log.InfoContext(ctx, "session created", "session", sess.ID, "by", by.Username, "technician", owner.Username, "ticket", t.ID)
+		h.notify(sess.ID, by.Username, "session.created", []byte("{}"))
+		return sess, code, nil
+	}
+	return nil, "", errors.New("create session: could not find a free code")
+}
+
+// remoteIP is the address a request came from, for limits and audits.
+func remoteIP(r *http.Request) string {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return ip
+}
+
+// AllowCode applies the limits on code attempts to one attempt from each
+// of keys (a source address, an account) and to all sources together.
+func (h *Hub) AllowCode(keys ...string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var wait time.Duration
+	for _, key := range keys {
+		lim := h.limiters[key]
+		if lim == nil {
+			if len(h.limiters) > 10000 {
+				h.limiters = map[string]*rate.Limiter{}
+			}
+			lim = rate.NewLimiter(rate.Limit(float64(h.cfg.CodeAttempts)/60), h.cfg.CodeAttempts)
+			h.limiters[key] = lim
+		}
+		wait = max(wait, delay(lim, h.cfg.Now()))
+	}
+	wait = max(wait, delay(h.global, h.cfg.Now()))
+	if wait > 0 {
+		return &RateLimitError{RetryAfter: wait}
+	}
+	return nil
+}
+
+// delay takes a token from lim if one is there; otherwise it says how long
+// until one is, taking nothing.
+func delay(lim *rate.Limiter, now time.Time) time.Duration {
+	r := lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d > 0 {
+		r.CancelAt(now)
+	}
+	return d
+}
+
+// AuditCode records one code attempt; the code itself is never recorded.
+func (h *Hub) AuditCode(r *http.Request, via, outcome, session, actor string) {
+	err := h.cfg.Store.AddCodeAttempt(context.Background(), &store.CodeAttempt{
+		At: h.cfg.Now(), Source: remoteIP(r), Via: via, Outcome: outcome, Session: session, Actor: actor,
+	})
+	if err != nil {
+		h.log.Error("audit code attempt", "err", err)
+	}
+}
+
+// PeekCode returns the session a technician-issued code would join, for
+// the join page, counting as an attempt. It never uses the code.
+func (h *Hub) PeekCode(r *http.Request, code string) (*store.Session, error) {
+	if err := h.AllowCode("ip:" + remoteIP(r)); err != nil {
+		h.AuditCode(r, "join_page", "rate_limited", "", "")
+		return nil, err
+	}
+	sess, err := h.cfg.Store.PeekCode(r.Context(), auth.HashToken(code), h.cfg.Now())
+	h.AuditCode(r, "join_page", codeOutcome(err), sessionID(sess), "")
+	return sess, err
+}
+
+func sessionID(s *store.Session) string {
+	if s == nil {
+		return ""
+	}
+	return s.ID
+}
+
+func codeOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, store.ErrCodeUnknown), errors.Is(err, ErrCodeUnknown):
+		return "unknown"
+	case errors.Is(err, store.ErrCodeExpired):
+		return "expired"
+	case errors.Is(err, store.ErrCodeUsed):
+		return "used"
+	default:
+		return "error"
+	}
+}
+
+// redeem checks a host's code; on failure it tells the host why.
+func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, bool) {
+	if err := h.AllowCode("ip:" + remoteIP(r)); err != nil {
+		h.AuditCode(r, "host", "rate_limited", "", "")
+		h.refuse(c, protocol.CodeRateLimited, "Too many code attempts from your network. Wait a minute and try again.")
+		return nil, false
+	}
+	sess, err := h.cfg.Store.RedeemCode(r.Context(), auth.HashToken(code), h.cfg.Now())
+	h.AuditCode(r, "host", codeOutcome(err), sessionID(sess), "")
+	switch {
+	case err == nil:
+		return sess, true
+	case errors.Is(err, store.ErrCodeUnknown):
+		h.log.Info("host refused: unknown code", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeInvalidCode, "That support code is not valid. Check the digits with your technician.")
+	case errors.Is(err, store.ErrCodeExpired):
+		h.log.Info("host refused: expired code", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeExpiredCode, "That support code has expired. Ask your technician for a new one.")
+	case errors.Is(err, store.ErrCodeUsed):
+		h.log.Info("host refused: code already used", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeUsedCode, "That support code has already been used. Ask your technician for a new one.")
+	default:
+		h.log.Error("redeem code", "err", err)
+		h.refuse(c, protocol.CodeInternal, "The broker could not check the code. Try again in a moment.")
+	}
+	return nil, false
+}
+
+// pendingHost is a host that asked for a code and waits for a technician
+// to claim it.
+type pendingHost struct {
+	expires time.Time
+	claimed chan *store.Session // one session, sent by ClaimCode
+}
+
+func (h *Hub) isPending(codeHash string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pending[codeHash] != nil
+}
+
+// readResult is one read from a connection, passed through a channel.
+type readResult struct {
+	env protocol.Envelope
+	err error
+}
+
+// pump reads c into out until the connection fails or closes.
+func (h *Hub) pump(c *conn, out chan<- readResult) {
+	defer h.wg.Done()
+	for {
+		env, err := c.read()
+		select {
+		case out <- readResult{env, err}:
+		case <-c.done:
+			return
+		}
+		if err != nil && readErrorIsFatal(err) {
+			return
+		}
+	}
+}
+
+// issueCode gives a host that asked for one a code, and waits until a
+// technician claims it, the code expires or the host leaves. It returns
+// the claimed session and how to read the host's next messages.
+func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (protocol.Envelope, error), bool) {
+	if err := h.AllowCode("ip:" + remoteIP(r)); err != nil {
+		h.AuditCode(r, "host", "rate_limited", "", "")
+		h.refuse(c, protocol.CodeRateLimited, "Too many code requests from your network. Wait a minute and try again.")
+		return nil, nil, false
+	}
+	now := h.cfg.Now()
+	p := &pendingHost{expires: now.Add(h.cfg.CodeTTL), claimed: make(chan *store.Session, 1)}
+	var code, hash string
+	for range 5 {
+		code = NewCode()
+		hash = auth.HashToken(code)
+		if _, err := h.cfg.Store.PeekCode(r.Context(), hash, now); !errors.Is(err, store.ErrCodeUnknown) {
+			continue // some session has this code
+		}
+		h.mu.Lock()
+		if h.pending[hash] == nil && !h.closed {
+			h.pending[hash] = p
+			h.mu.Unlock()
+			break
+		}
+		h.mu.Unlock()
+		hash = ""
+	}
+	if hash == "" {
+		h.refuse(c, protocol.CodeInternal, "The broker could not issue a code. Try again in a moment.")
+		return nil, nil, false
+	}
+	h.AuditCode(r, "host", "issued", "", "")
+	h.log.Info("code issued to a host", "remote", r.RemoteAddr)
+
+	msgs := make(chan readResult)
+	h.wg.Add(1)
+	go h.pump(c, msgs)
+	next := func() (protocol.Envelope, error) {
+		m, ok := <-msgs
+		if !ok {
+			return protocol.Envelope{}, errors.New("connection closed")
+		}
+		return m.env, m.err
+	}
+
+	// If the host goes, a claim that raced with its leaving ends at once.
+	abandon := func(reason string) {
+		h.mu.Lock()
+		delete(h.pending, hash)
+		h.mu.Unlock()
+		select {
+		case sess := <-p.claimed:
+			h.EndSession(context.Background(), &store.User{Role: auth.RoleAdmin, Username: "broker"}, sess.ID, reason)
+		default:
+		}
+	}
+	if err := c.send(protocol.TypeCode, "", protocol.IssuedCode{Code: code, ExpiresAt: p.expires}); err != nil {
+		abandon("The user's computer disconnected.")
+		return nil, nil, false
+	}
+	timer := time.NewTimer(p.expires.Sub(now))
+	defer timer.Stop()
+	for {
+		select {
+		case sess := <-p.claimed:
+			if sess == nil {
+				h.refuse(c, protocol.CodeInternal, "The broker could not start the session. Start again for a new code.")
+				return nil, nil, false
+			}
+			return sess, next, true
+		case <-h.stop:
+			abandon("The broker is shutting down.")
+			h.refuse(c, protocol.CodeInternal, "The broker is shutting down. Try again in a moment.")
+			return nil, nil, false
+		case <-timer.C:
+			abandon("The code expired before a technician claimed it.")
+			h.refuse(c, protocol.CodeExpiredCode, "No technician entered the code in time. Start again for a new code.")
+			return nil, nil, false
+		case m := <-msgs:
+			if m.err != nil && readErrorIsFatal(m.err) || m.err == nil && m.env.Type == protocol.TypeEnd {
+				abandon("The user's computer disconnected.")
+				return nil, nil, false
+			}
+			// Nothing else means anything before a technician claims the code.
+		}
+	}
+}
+
+// ClaimCode lets a technician take the host waiting with code: a session
+// is created for them and the ticket, and the host joins it. Only codes
+// issued to hosts can be claimed; fails with ErrCodeUnknown or a
+// *RateLimitError.
+func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket, perms []string) (*store.Session, error) {
+	if err := h.AllowCode("ip:"+remoteIP(r), "user:"+tech.Username); err != nil {
+		h.AuditCode(r, "console", "rate_limited", "", tech.Username)
+		return nil, err
+	}
+	if len(perms) == 0 {
+		perms = DefaultPermissions
+	}
+	if err := protocol.CheckPermissions(perms); err != nil {
+		return nil, err
+	}
+	hash := auth.HashToken(code)
+	now := h.cfg.Now()
+	h.mu.Lock()
+	p := h.pending[hash]
+	if p != nil {
+		delete(h.pending, hash)
+	}
+	h.mu.Unlock()
+	if p == nil || !now.Before(p.expires) {
+		h.AuditCode(r, "console", "unknown", "", tech.Username)
+		h.log.Info("code claim refused", "user", tech.Username, "remote", r.RemoteAddr)
+		return nil, ErrCodeUnknown
+	}
+	sess := &store.Session{
+		ID:            "s_" + auth.RandomToken(12),
+		CodeHash:      hash,
+		CodeExpiresAt: p.expires,
+		CodeUsedAt:    now,
+		CreatedBy:     tech.ID,
+		TicketID:      t.ID,
+		TicketSystem:  t.System,
+		TicketURL:     t.URL,
+		TicketTitle:   t.Title,
+		State:         store.StateWaiting,
+		CreatedAt:     now,
+		Permissions:   perms,
+		InitiatedBy:   "user",
+	}
+	if err := h.cfg.Store.CreateSession(r.Context(), sess); err != nil {
+		p.claimed <- nil
+		return nil, err
+	}
+	h.AuditCode(r, "console", "ok", sess.ID, tech.Username)
+	h.log.Info("code claimed", "session", sess.ID, "user", tech.Username, "ticket", t.ID)
+	h.notify(sess.ID, tech.Username, "session.created", []byte("{}"))
+	p.claimed <- sess
+	return sess, nil
+}
