@@ -1,10 +1,12 @@
 // Command host shares this computer's screen with a technician for one
-// support session, joined with the one-time code the technician gave.
+// support session, joined with the one-time code the technician gave, or,
+// started without one, with a code the broker issues for the user to read
+// out to the technician.
 package main
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,12 +14,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
 	"github.com/tether-support/tether/host/consent"
 	"github.com/tether-support/tether/host/session"
 	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/launch"
 )
 
 func main() {
@@ -30,7 +34,7 @@ func main() {
 	flag.IntVar(&cfg.FPS, "fps", 30, "frames per second to capture (at most 60)")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE.\nWithout CODE, the broker gives you one to read out to your technician.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -41,18 +45,39 @@ func main() {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// A host downloaded from a join page carries the broker and the code.
+	var joined launch.Settings
+	if flag.NArg() == 0 {
+		if exe, err := os.Executable(); err == nil {
+			if joined, err = launch.Read(exe); err != nil && !errors.Is(err, launch.ErrNone) {
+				fail(err)
+			}
+		}
+		if broker == "" {
+			broker = joined.Broker
+		}
+		if cfg.CAFile == "" {
+			cfg.CAPEM = []byte(joined.CAPEM)
+		}
+	}
 	var err error
 	if cfg.Broker, err = dial.BrokerURL(broker); err != nil {
 		fail(fmt.Errorf("%w (pass -broker)", err))
 	}
-	switch flag.NArg() {
-	case 0:
-		cfg.Code = askCode()
-	case 1:
+	switch {
+	case flag.NArg() == 1:
 		cfg.Code = flag.Arg(0)
-	default:
+	case flag.NArg() > 1:
 		flag.Usage()
 		os.Exit(2)
+	case joined.Code != "":
+		cfg.Code = joined.Code
+	default:
+		cfg.NewCode = true
+		cfg.OnCode = func(code string, expires time.Time) {
+			fmt.Printf("Your support code: %s\nRead it out to your technician. It is valid until %s.\n",
+				groupDigits(code), expires.Local().Format("15:04"))
+		}
 	}
 	cfg.Code = strings.ReplaceAll(strings.ReplaceAll(cfg.Code, " ", ""), "-", "")
 	cfg.OnJoined = func(string) {
@@ -80,14 +105,16 @@ func main() {
 	fmt.Println("Session ended:", reason)
 }
 
-// askCode reads the support code from the terminal.
-func askCode() string {
-	fmt.Print("Support code from your technician: ")
-	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-	if err != nil && line == "" {
-		fail(fmt.Errorf("no support code given: pass it as an argument or type it when asked"))
+// groupDigits writes 482193075 as 482 193 075, easier to read out.
+func groupDigits(code string) string {
+	var b strings.Builder
+	for i, r := range code {
+		if i > 0 && i%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
 	}
-	return strings.TrimSpace(line)
+	return b.String()
 }
 
 func fail(err error) {

@@ -22,6 +22,15 @@ import (
 //go:embed console
 var files embed.FS
 
+// JoinPage is the template of the page a user opens from a support link,
+// /join/<code>; JoinCSS is its style sheet. The broker fills the page in.
+//
+//go:embed join/join.html
+var JoinPage string
+
+//go:embed join/join.css
+var JoinCSS []byte
+
 // FS returns the console's files rooted at the console folder (index.html,
 // app.js, style.css, favicon.svg, ...), ready for http.FileServerFS.
 func FS() fs.FS {

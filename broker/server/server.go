@@ -54,6 +54,9 @@ type Config struct {
 
 	// Webhooks tunes webhook delivery; its Store, Logger and Now are the broker's.
 	Webhooks webhook.Config
+	// HostBinary is the Linux host program offered on join pages (default:
+	// "host" next to the broker's executable, as `make build` puts it).
+	HostBinary string
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -74,6 +77,11 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.HostBinary == "" {
+		if exe, err := os.Executable(); err == nil {
+			c.HostBinary = filepath.Join(filepath.Dir(exe), "host")
+		}
 	}
 	return nil
 }
@@ -96,8 +104,9 @@ type Broker struct {
 	ln       net.Listener
 	srv      *http.Server
 	url      string
-	caFile   string
-	newAdmin bool
+	caFile     string
+	newAdmin   bool
+	hostBinary string
 }
 
 // New opens storage, prepares certificates and listens. Run serves.
@@ -109,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	b := &Broker{cfg: cfg}
+	b := &Broker{cfg: cfg, hostBinary: cfg.HostBinary}
 	ok := false
 	defer func() {
 		if !ok {
@@ -178,6 +187,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	mux := http.NewServeMux()
 	restAPI.Register(mux)
 	restAPI.RegisterWebhooks(mux, b.webhooks)
+	mux.HandleFunc("GET /join/{code}", b.serveJoin)
+	mux.HandleFunc("GET /join/{code}/host", b.serveHostDownload)
+	mux.HandleFunc("GET /join.css", serveJoinCSS)
 	mux.HandleFunc("GET /ws/host", b.hub.ServeHost)
 	mux.HandleFunc("GET /ws/viewer", b.hub.ServeViewer)
 	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(web.FS())))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -231,9 +232,11 @@ type readResult struct {
 	err error
 }
 
-// pump reads c into out until the connection fails or closes.
+// pump reads c into out until the connection fails or closes; then it
+// closes out.
 func (h *Hub) pump(c *conn, out chan<- readResult) {
 	defer h.wg.Done()
+	defer close(out)
 	for {
 		env, err := c.read()
 		select {
@@ -287,7 +290,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 	next := func() (protocol.Envelope, error) {
 		m, ok := <-msgs
 		if !ok {
-			return protocol.Envelope{}, errors.New("connection closed")
+			return protocol.Envelope{}, websocket.ErrCloseSent // fatal: the connection is gone
 		}
 		return m.env, m.err
 	}
@@ -325,7 +328,11 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 			abandon("The code expired before a technician claimed it.")
 			h.refuse(c, protocol.CodeExpiredCode, "No technician entered the code in time. Start again for a new code.")
 			return nil, nil, false
-		case m := <-msgs:
+		case m, open := <-msgs:
+			if !open {
+				abandon("The user's computer disconnected.")
+				return nil, nil, false
+			}
 			if m.err != nil && readErrorIsFatal(m.err) || m.err == nil && m.env.Type == protocol.TypeEnd {
 				abandon("The user's computer disconnected.")
 				return nil, nil, false

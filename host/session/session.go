@@ -35,9 +35,15 @@ var (
 // Config configures a host session.
 type Config struct {
 	Broker *url.URL
-	// CAFile, when set, is the only CA trusted for the broker.
+	// CAFile, when set, is the only CA trusted for the broker; CAPEM is
+	// the same given as PEM (from a download's join settings).
 	CAFile string
-	Code   string
+	CAPEM  []byte
+	// Code is the support code; empty with NewCode, when the broker
+	// issues one that OnCode shows the user to read out.
+	Code    string
+	NewCode bool
+	OnCode  func(code string, expires time.Time)
 	// Display is the monitor index to share.
 	Display int
 	// FPS is the capture rate (default 30).
@@ -59,8 +65,11 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Broker == nil {
 		return errors.New("host: missing broker URL")
 	}
-	if c.Code == "" {
+	if c.Code == "" && !c.NewCode {
 		return errors.New("host: missing support code")
+	}
+	if c.NewCode && c.OnCode == nil {
+		return errors.New("host: a code asked for must be shown: missing OnCode")
 	}
 	if c.FPS <= 0 {
 		c.FPS = 30
@@ -104,6 +113,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	log.Info("capturing screen", "path", capt.Name(), "size", fmt.Sprintf("%dx%d", width, height))
 
 	tlsCfg, err := dial.TLSConfig(cfg.CAFile)
+	if len(cfg.CAPEM) > 0 {
+		tlsCfg, err = dial.TLSConfigPEM(cfg.CAPEM)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -118,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	defer stop()
 
 	hostname, _ := os.Hostname()
-	hello := protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: cfg.Code,
+	hello := protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: cfg.Code, NewCode: cfg.NewCode,
 		Host: &protocol.HostInfo{Hostname: hostname, OS: runtime.GOOS, Width: width, Height: height, Capture: capt.Name()}}
 	if err := sig.Send(protocol.TypeHello, "", hello); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
@@ -126,6 +138,18 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	env, err := sig.Read()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
+	}
+	if cfg.NewCode && env.Type == protocol.TypeCode {
+		// The user reads the code out; the welcome comes when a
+		// technician enters it.
+		var issued protocol.IssuedCode
+		if err := protocol.DecodePayload(env, &issued); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrLost, err)
+		}
+		cfg.OnCode(issued.Code, issued.ExpiresAt)
+		if env, err = sig.Read(); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrLost, err)
+		}
 	}
 	switch env.Type {
 	case protocol.TypeWelcome:

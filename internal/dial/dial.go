@@ -47,6 +47,16 @@ func TLSConfig(caFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// TLSConfigPEM returns a client TLS configuration that trusts only the CA
+// certificates in pem.
+func TLSConfigPEM(pem []byte) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("the CA given holds no PEM certificate")
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
+}
+
 // BrokerURL parses and checks a broker address such as
 // https://support.example.com:8443. A bare host:port means https.
 func BrokerURL(raw string) (*url.URL, error) {

@@ -60,11 +60,18 @@ func startHostAsking(t *testing.T, display string, args ...string) *hostProc {
 
 func runHost(t *testing.T, display string, auto bool, args ...string) *hostProc {
 	t.Helper()
+	return runHostBinary(t, xtest.Build(t, "./host"), display, auto, args...)
+}
+
+// runHostBinary runs the host program at bin (e.g. one downloaded from a
+// join page) on a terminal.
+func runHostBinary(t *testing.T, bin, display string, auto bool, args ...string) *hostProc {
+	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hostProc{cmd: exec.Command(xtest.Build(t, "./host"), args...), pty: ptmx, done: make(chan error, 1), auto: auto}
+	h := &hostProc{cmd: exec.Command(bin, args...), pty: ptmx, done: make(chan error, 1), auto: auto}
 	h.cmd.Env = append(os.Environ(), "DISPLAY="+display)
 	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = tty, tty, &h.stderr
 	if err := h.cmd.Start(); err != nil {

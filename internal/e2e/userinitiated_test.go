@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// loginToken logs user in through the API and returns the bearer token.
+func (b *broker) loginToken(t *testing.T, user, password string) string {
+	t.Helper()
+	u, _ := dial.BrokerURL(b.URL())
+	c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Login(context.Background(), user, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (b *broker) httpClient(t *testing.T) *http.Client {
+	t.Helper()
+	tlsCfg, err := dial.TLSConfig(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: 30 * time.Second}
+}
+
+var shownCode = regexp.MustCompile(`Your support code: (\d{3}) (\d{3}) (\d{3})`)
+
+// TestUserInitiatedSession: the user starts the host without a code, the
+// broker issues one that the host shows, the technician claims it for a
+// ticket in the API the console uses, connects and sees the screen.
+func TestUserInitiatedSession(t *testing.T) {
+	const w, h = 1024, 768
+	display := xtest.StartXvfb(t, w, h)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	tok := b.loginToken(t, "tina", "tina-password-1")
+	hc := b.httpClient(t)
+	api := b.URL() + "/api/v1"
+
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile())
+	out := host.waitOutput(t, "Your support code: ", 1, 20*time.Second)
+	m := shownCode.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("host shows no code:\n%s", out)
+	}
+	code := m[1] + m[2] + m[3]
+	if !strings.Contains(out, "Read it out to your technician") {
+		t.Errorf("host does not tell the user what to do with the code:\n%s", out)
+	}
+
+	// A ticket is required, field by field.
+	status, resp := apiCall(t, hc, "POST", api+"/sessions/claim", tok, `{"code":"`+code+`"}`, nil)
+	if status != 400 || errCode(resp) != "ticket_required" {
+		t.Fatalf("claim without a ticket: %d %v", status, resp)
+	}
+	status, resp = apiCall(t, hc, "POST", api+"/sessions/claim", tok, `{"code":"12","ticket":{"id":"INC-9","url":"ftp://x"}}`, nil)
+	fields, _ := resp["error"].(map[string]any)["fields"].([]any)
+	if status != 400 || errCode(resp) != "invalid_request" || len(fields) != 2 {
+		t.Fatalf("claim with a bad code and ticket URL: %d %v", status, resp)
+	}
+	// A code issued for a technician's session is no way in for another
+	// technician: it is refused like an unknown one.
+	status, resp = apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-1"}}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, resp)
+	}
+	status, resp = apiCall(t, hc, "POST", api+"/sessions/claim", tok, `{"code":"`+resp["code"].(string)+`","ticket":{"id":"INC-9"}}`, nil)
+	if status != 404 || errCode(resp) != "code_not_found" {
+		t.Fatalf("claiming a technician's code: %d %v", status, resp)
+	}
+
+	status, resp = apiCall(t, hc, "POST", api+"/sessions/claim", tok,
+		`{"code":"`+m[1]+" "+m[2]+" "+m[3]+`","ticket":{"system":"jira","id":"HELP-77","url":"https://jira.example.com/browse/HELP-77","title":"Printer offline"}}`, nil)
+	if status != 201 {
+		t.Fatalf("claim: %d %v", status, resp)
+	}
+	id := resp["id"].(string)
+	ticket, _ := resp["ticket"].(map[string]any)
+	if resp["initiated_by"] != "user" || resp["technician"] != "tina" || ticket["id"] != "HELP-77" || ticket["title"] != "Printer offline" {
+		t.Errorf("claimed session: %v", resp)
+	}
+	if _, ok := resp["code"]; ok {
+		t.Errorf("the claimed session repeats the code: %v", resp)
+	}
+	// Each code works once.
+	if status, resp := apiCall(t, hc, "POST", api+"/sessions/claim", tok, `{"code":"`+code+`","ticket":{"id":"HELP-77"}}`, nil); status != 404 {
+		t.Errorf("second claim: %d %v", status, resp)
+	}
+
+	u, _ := dial.BrokerURL(b.URL())
+	tc, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := tc.Join(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	img, err := j.Screenshot(ctx)
+	if err != nil {
+		t.Fatalf("screenshot: %v\nhost:\n%s\n%s", err, host.stdout.String(), host.stderr.String())
+	}
+	if got := colourAt(img, w/4, h/4); !near(got, xtest.TopLeft, 40) {
+		t.Errorf("top-left quadrant is %v, want %v", got, xtest.TopLeft)
+	}
+	if !strings.Contains(host.stdout.String(), "tina") || !strings.Contains(host.stdout.String(), "HELP-77") {
+		t.Errorf("the user was not told who asks and for which ticket:\n%s", host.stdout.String())
+	}
+
+	// Attempts are audited, without the code.
+	_, audit := apiCall(t, hc, "GET", api+"/audit/codes", b.admin.APIKey, "", nil)
+	var outcomes []string
+	for _, a := range audit["attempts"].([]any) {
+		e := a.(map[string]any)
+		outcomes = append(outcomes, e["via"].(string)+":"+e["outcome"].(string))
+	}
+	for _, want := range []string{"host:issued", "console:ok", "console:unknown"} {
+		if !strings.Contains(strings.Join(outcomes, " "), want) {
+			t.Errorf("code audit lacks %s: %v", want, outcomes)
+		}
+	}
+	if strings.Contains(strings.Join(outcomes, " "), code) {
+		t.Error("the code itself is in the audit")
+	}
+
+	if err := tc.EndSession(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if code := host.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("host exit code %d", code)
+	}
+}
+
+// TestUserInitiatedCodeEnds: a code nobody claims expires, and the host
+// says so; a host that leaves takes its code with it.
+func TestUserInitiatedCodeEnds(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBrokerWith(t, func(c *server.Config) { c.CodeTTL = 3 * time.Second })
+	hc := b.httpClient(t)
+	claim := func(m []string) (int, map[string]any) {
+		return apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions/claim", b.admin.APIKey, `{"code":"`+m[1]+m[2]+m[3]+`","ticket":{"id":"INC-5"}}`, nil)
+	}
+
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile())
+	m := shownCode.FindStringSubmatch(host.waitOutput(t, "Your support code: ", 1, 20*time.Second))
+	if m == nil {
+		t.Fatal("no code shown")
+	}
+	if code := host.wait(t, 20*time.Second); code != 1 {
+		t.Errorf("host exit code %d after the code expired, want 1", code)
+	}
+	if !strings.Contains(host.stderr.String(), "No technician entered the code in time") {
+		t.Errorf("host does not say the code expired:\n%s", host.stderr.String())
+	}
+	if status, resp := claim(m); status != 404 || errCode(resp) != "code_not_found" {
+		t.Errorf("claiming an expired code: %d %v", status, resp)
+	}
+
+	b = startBroker(t)
+	hc = b.httpClient(t)
+	host = startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile())
+	m = shownCode.FindStringSubmatch(host.waitOutput(t, "Your support code: ", 1, 20*time.Second))
+	if m == nil {
+		t.Fatal("no code shown")
+	}
+	host.cmd.Process.Signal(syscall.SIGINT) // the user presses Ctrl+C
+	host.wait(t, 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, resp := claim(m)
+		if status == 404 && errCode(resp) == "code_not_found" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("claiming the code of a host that left: %d %v", status, resp)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
