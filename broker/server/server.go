@@ -95,15 +95,15 @@ type InitialAdmin struct {
 
 // Broker is a configured, listening broker.
 type Broker struct {
-	cfg      Config
-	store    *store.Store
-	auth     *auth.Authenticator
-	rtcAPI   *rtc.API
-	hub      *signal.Hub
-	webhooks *webhook.Dispatcher
-	ln       net.Listener
-	srv      *http.Server
-	url      string
+	cfg        Config
+	store      *store.Store
+	auth       *auth.Authenticator
+	rtcAPI     *rtc.API
+	hub        *signal.Hub
+	webhooks   *webhook.Dispatcher
+	ln         net.Listener
+	srv        *http.Server
+	url        string
 	caFile     string
 	newAdmin   bool
 	hostBinary string
