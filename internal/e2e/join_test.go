@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/internal/launch"
+	"github.com/tether-support/tether/internal/xtest"
+)
+
+func get(t *testing.T, hc *http.Client, url, userAgent string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if userAgent != "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+const linuxUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
+
+// TestJoinPage: the link a ticket system sends the user explains what is
+// about to happen and offers the host with the code filled in; running the
+// download is all the user does. Bad, used and guessed codes get clear
+// answers, and guessing is rate-limited.
+func TestJoinPage(t *testing.T) {
+	const w, h = 800, 600
+	display := xtest.StartXvfb(t, w, h)
+	xtest.StartPattern(t, display)
+	hostBin := xtest.Build(t, "./host")
+	b := startBrokerWith(t, func(c *server.Config) { c.HostBinary = hostBin })
+	hc := b.httpClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	status, s := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey,
+		`{"ticket":{"system":"servicenow","id":"INC-4242","title":"VPN drops every hour"},"permissions":["view","control"]}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, s)
+	}
+	code, joinURL := s["code"].(string), s["join_url"].(string)
+	if joinURL != b.URL()+"/join/"+code {
+		t.Fatalf("join_url %q", joinURL)
+	}
+
+	resp, page := get(t, hc, joinURL, linuxUA)
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("join page: %d %v", resp.StatusCode, resp.Header)
+	}
+	grouped := code[:3] + " " + code[3:6] + " " + code[6:]
+	for _, want := range []string{"<strong>admin</strong> from Acme IT is ready to help you", "INC-4242", "VPN drops every hour", grouped,
+		"see your screen", "use your mouse and keyboard", `href="/join/` + code + `/host"`, "chmod +x tether-host-" + code} {
+		if !strings.Contains(page, want) {
+			t.Errorf("join page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "clipboard") {
+		t.Error("join page lists a permission the technician will not ask for")
+	}
+	if _, page := get(t, hc, joinURL, "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"); !strings.Contains(page, `data-testid="join-platform"`) {
+		t.Error("a Windows visitor is not told the host runs on Linux")
+	}
+
+	resp, bin := get(t, hc, joinURL+"/host", linuxUA)
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), `filename="tether-host-`+code+`"`) {
+		t.Fatalf("download: %d %v", resp.StatusCode, resp.Header)
+	}
+	path := filepath.Join(t.TempDir(), "tether-host-"+code)
+	if err := os.WriteFile(path, []byte(bin), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := launch.Read(path)
+	if err != nil || settings.Code != code || settings.Broker != b.URL() || !strings.Contains(settings.CAPEM, "BEGIN CERTIFICATE") {
+		t.Fatalf("download carries %+v, %v", settings, err)
+	}
+
+	// The user runs it with no argument at all.
+	host := runHostBinary(t, path, display, true)
+	j, err := b.client(t).Join(ctx, s["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	img, err := j.Screenshot(ctx)
+	if err != nil {
+		t.Fatalf("screenshot: %v\nhost:\n%s", err, host.stderr.String())
+	}
+	if got := colourAt(img, 3*w/4, 3*h/4); !near(got, xtest.BottomRight, 40) {
+		t.Errorf("bottom-right quadrant is %v, want %v", got, xtest.BottomRight)
+	}
+
+	// The code is spent: the page says so, and so does the download.
+	if resp, page := get(t, hc, joinURL, linuxUA); resp.StatusCode != 410 || !strings.Contains(page, "already used") {
+		t.Errorf("join page of a used code: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, hc, joinURL+"/host", linuxUA); resp.StatusCode != 410 {
+		t.Errorf("download for a used code: %d", resp.StatusCode)
+	}
+	if resp, page := get(t, hc, b.URL()+"/join/not-a-code", linuxUA); resp.StatusCode != 404 || !strings.Contains(page, "not valid") {
+		t.Errorf("join page of junk: %d", resp.StatusCode)
+	}
+
+	// Guessing codes from one address hits the limit: 429, Retry-After.
+	var limited *http.Response
+	for i := range 30 {
+		resp, page := get(t, hc, fmt.Sprintf("%s/join/%09d", b.URL(), 100000000+i), linuxUA)
+		if resp.StatusCode == 429 {
+			limited = resp
+			if !strings.Contains(page, "Too many") {
+				t.Errorf("429 page: %s", page)
+			}
+			break
+		}
+		if resp.StatusCode != 404 {
+			t.Fatalf("guess %d: %d", i, resp.StatusCode)
+		}
+	}
+	if limited == nil || limited.Header.Get("Retry-After") == "" || limited.Header.Get("Retry-After") == "0" {
+		t.Fatalf("30 guesses from one address were not limited with a Retry-After: %v", limited)
+	}
+}
+
+// TestJoinPageWithoutHostProgram: a broker that has no host program to
+// offer says so instead of a broken link.
+func TestJoinPageWithoutHostProgram(t *testing.T) {
+	b := startBrokerWith(t, func(c *server.Config) { c.HostBinary = filepath.Join(t.TempDir(), "missing-host") })
+	hc := b.httpClient(t)
+	_, s := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-1"}}`, nil)
+	resp, page := get(t, hc, s["join_url"].(string), linuxUA)
+	if resp.StatusCode != 200 || !strings.Contains(page, `data-testid="join-missing"`) || strings.Contains(page, `data-testid="join-download"`) {
+		t.Errorf("join page without a host program: %d", resp.StatusCode)
+	}
+	if resp, page := get(t, hc, s["join_url"].(string)+"/host", linuxUA); resp.StatusCode != 404 || !strings.Contains(page, "does not offer the host program") {
+		t.Errorf("download without a host program: %d", resp.StatusCode)
+	}
+}
