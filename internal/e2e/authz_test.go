@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// policy is the authorization policy as the product promises it: what
+// each role may do. Ownership comes on top: a technician only reaches
+// sessions that are theirs.
+var policy = map[string][]string{
+	"technician": {"sessions:create", "sessions:read", "sessions:write", "sessions:join"},
+	"supervisor": {"sessions:read", "sessions:join", "recordings:read"},
+	"admin": {"sessions:create", "sessions:read", "sessions:write", "sessions:join", "recordings:read",
+		"webhooks:admin", "users:admin"},
+}
+
+type principal struct {
+	name   string
+	user   string   // the account it acts as
+	role   string   // that account's role
+	scopes []string // nil for logins
+	token  string
+}
+
+func (p principal) may(scope string) bool {
+	return scope == "" || slices.Contains(policy[p.role], scope) && (p.scopes == nil || slices.Contains(p.scopes, scope))
+}
+
+// TestAuthorizationMatrix: every role and every API key scope against
+// every endpoint, on their own session and on another technician's.
+func TestAuthorizationMatrix(t *testing.T) {
+	b := startBrokerWith(t, func(c *server.Config) { c.Webhooks.AllowLoopback = true })
+	sc := newSpecChecker(t, b)
+	hc := sc.client()
+	base := b.URL() + "/api/v1"
+	ctx := context.Background()
+	admin := b.admin.APIKey
+	mustCall := func(method, path, token, body string, want int) map[string]any {
+		t.Helper()
+		status, out := apiCall(t, hc, method, base+path, token, body, nil)
+		if status != want {
+			t.Fatalf("%s %s: %d, want %d: %v", method, path, status, want, out)
+		}
+		return out
+	}
+	for _, u := range []struct{ name, role string }{{"tina", "technician"}, {"tom", "technician"}, {"sue", "supervisor"}, {"dummy", "technician"}} {
+		if err := b.CreateUser(ctx, u.name, u.name+"-password-1", u.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	principals := []principal{
+		{name: "tina", user: "tina", role: "technician"},
+		{name: "tom", user: "tom", role: "technician"},
+		{name: "sue", user: "sue", role: "supervisor"},
+		{name: "admin", user: "admin", role: "admin", token: admin}, // the initial key holds every scope
+	}
+	for i := range principals[:3] {
+		principals[i].token = b.loginToken(t, principals[i].user, principals[i].user+"-password-1")
+	}
+	for _, scope := range policy["admin"] {
+		k := mustCall("POST", "/keys", admin, `{"name":"only `+scope+`","scopes":["`+scope+`"]}`, 201)
+		principals = append(principals, principal{name: "admin key " + scope, user: "admin", role: "admin", scopes: []string{scope}, token: k["key"].(string)})
+	}
+	k := mustCall("POST", "/keys", admin, `{"name":"tina's script","username":"tina","scopes":["sessions:read","sessions:join"]}`, 201)
+	principals = append(principals, principal{name: "tina's key", user: "tina", role: "technician", scopes: []string{"sessions:read", "sessions:join"}, token: k["key"].(string)})
+	k = mustCall("POST", "/keys", admin, `{"name":"sue's reader","username":"sue","scopes":["sessions:read"]}`, 201)
+	principals = append(principals, principal{name: "sue's key", user: "sue", role: "supervisor", scopes: []string{"sessions:read"}, token: k["key"].(string)})
+
+	// newSession makes a session owned by owner, for cells that change it.
+	newSession := func(owner string) string {
+		return mustCall("POST", "/sessions", admin, `{"ticket":{"id":"INC-1"},"technician":"`+owner+`"}`, 201)["id"].(string)
+	}
+	tinas, toms := newSession("tina"), newSession("tom")
+
+	type endpoint struct {
+		method, path, body string
+		scope              string
+		perSession         bool // {s} is a session: technicians reach only theirs
+		fresh              bool // the call changes the session: use a new one
+		ok                 []int
+	}
+	n := 0
+	unique := func() string { n++; return fmt.Sprint(n) }
+	endpoints := []endpoint{
+		{"GET", "/me", "", "", false, false, []int{200}},
+		{"POST", "/sessions", `{"ticket":{"id":"INC-2"}}`, "sessions:create", false, false, []int{201}},
+		{"POST", "/sessions/claim", `{"code":"123456789","ticket":{"id":"INC-2"}}`, "sessions:create", false, false, []int{404, 429}},
+		{"GET", "/sessions", "", "sessions:read", false, false, []int{200}},
+		{"GET", "/sessions/{s}", "", "sessions:read", true, false, []int{200}},
+		{"GET", "/sessions/{s}/events", "", "sessions:read", true, false, []int{200}},
+		{"POST", "/sessions/{s}/invite", `{"username":"sue"}`, "sessions:write", true, true, []int{200}},
+		{"POST", "/sessions/{s}/handover", `{"username":"dummy"}`, "sessions:write", true, true, []int{200}},
+		{"POST", "/sessions/{s}/end", `{}`, "sessions:write", true, true, []int{200}},
+		{"GET", "/users", "", "users:admin", false, false, []int{200}},
+		{"POST", "/users", `{"username":"u{n}","role":"technician"}`, "users:admin", false, false, []int{201}},
+		{"PATCH", "/users/dummy", `{"role":"technician"}`, "users:admin", false, false, []int{200}},
+		{"POST", "/users/dummy/reset", "", "users:admin", false, false, []int{200}},
+		{"GET", "/keys", "", "users:admin", false, false, []int{200}},
+		{"POST", "/keys", `{"name":"k{n}","scopes":["sessions:read"]}`, "users:admin", false, false, []int{201}},
+		{"DELETE", "/keys/{k}", "", "users:admin", false, false, []int{200}},
+		{"GET", "/settings", "", "users:admin", false, false, []int{200}},
+		{"PUT", "/settings", `{"totp_required_roles":[]}`, "users:admin", false, false, []int{200}},
+		{"GET", "/audit/codes", "", "users:admin", false, false, []int{200}},
+		{"GET", "/webhooks", "", "webhooks:admin", false, false, []int{200}},
+		{"POST", "/webhooks", `{"url":"http://127.0.0.1:9/hook{n}","events":["session.ended"]}`, "webhooks:admin", false, false, []int{201}},
+	}
+	cells := 0
+	for _, p := range principals {
+		for _, e := range endpoints {
+			targets := []string{""}
+			if e.perSession {
+				targets = []string{"tina", "tom"}
+			}
+			for _, owner := range targets {
+				path, body := e.path, strings.ReplaceAll(e.body, "{n}", unique())
+				if e.perSession {
+					id := map[string]string{"tina": tinas, "tom": toms}[owner]
+					if e.fresh {
+						id = newSession(owner)
+					}
+					path = strings.ReplaceAll(path, "{s}", id)
+				}
+				if strings.Contains(path, "{k}") {
+					k := mustCall("POST", "/keys", admin, `{"name":"to revoke","scopes":["sessions:read"]}`, 201)
+					path = strings.ReplaceAll(path, "{k}", k["id"].(string))
+				}
+				want := e.ok
+				switch {
+				case !p.may(e.scope):
+					want = []int{403}
+				case e.perSession && p.role == "technician" && owner != p.user:
+					want = []int{404}
+				}
+				status, out := apiCall(t, hc, e.method, base+path, p.token, body, nil)
+				cells++
+				if !slices.Contains(want, status) {
+					t.Errorf("%s: %s %s (session of %s): %d, want %v: %v", p.name, e.method, e.path, owner, status, want, out)
+				}
+			}
+		}
+		// Joining the screen is sessions:join, on the WebSocket.
+		for _, owner := range []string{"tina", "tom"} {
+			want := 200
+			switch {
+			case !p.may("sessions:join"):
+				want = 403
+			case p.role == "technician" && owner != p.user:
+				want = 404
+			}
+			cells++
+			if got := joinOutcome(t, b, p.token, newSession(owner)); got != want {
+				t.Errorf("%s: join the session of %s: %d, want %d", p.name, owner, got, want)
+			}
+		}
+	}
+	t.Logf("%d cells checked", cells)
+
+	// A disabled account is shut out at once: its logins and its keys.
+	tinaKey := principals[len(principals)-2].token
+	mustCall("PATCH", "/users/tina", admin, `{"disabled":true}`, 200)
+	for _, tok := range []string{principals[0].token, tinaKey} {
+		if status, _ := apiCall(t, hc, "GET", base+"/sessions", tok, "", nil); status != 401 {
+			t.Errorf("disabled account's credential: %d, want 401", status)
+		}
+	}
+	if status, out := apiCall(t, hc, "POST", base+"/login", "", `{"username":"tina","password":"tina-password-1"}`, nil); status != 403 || errCode(out) != "account_disabled" {
+		t.Errorf("disabled account logs in: %d %v", status, out)
+	}
+	// The last admin cannot lock everyone out.
+	if status, out := apiCall(t, hc, "PATCH", base+"/users/admin", admin, `{"disabled":true}`, nil); status != 409 || errCode(out) != "last_admin" {
+		t.Errorf("disabling the last admin: %d %v", status, out)
+	}
+}
+
+// joinOutcome says how the viewer endpoint answers token for session id:
+// 200 welcomed, 403 refused at the door, 404 told there is no such session.
+func joinOutcome(t *testing.T, b *broker, token, id string) int {
+	t.Helper()
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, err := dial.WebSocket(ctx, u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		if strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "forbidden") {
+			return 403
+		}
+		t.Fatalf("viewer WebSocket: %v", err)
+	}
+	defer ws.Close()
+	hello, _ := protocol.Encode(protocol.TypeHello, id, protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: id})
+	ws.WriteMessage(websocket.TextMessage, hello)
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("viewer WebSocket: %v", err)
+	}
+	env, _ := protocol.Decode(data)
+	switch {
+	case env.Type == protocol.TypeWelcome:
+		return 200
+	case env.Type == protocol.TypeError && errorCode(t, env) == protocol.CodeNotFound:
+		return 404
+	}
+	t.Fatalf("viewer got %s", data)
+	return 0
+}
