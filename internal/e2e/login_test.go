@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/internal/dial"
+)
+
+// TestLoginSecurity: a browser's login cookie, CSRF token and origin
+// checks; lockout with Retry-After; idle logins ending.
+func TestLoginSecurity(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	sc := newSpecChecker(t, b)
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Transport: sc, Jar: jar}
+	api := b.URL() + "/api/v1"
+	origin := map[string]string{"Origin": b.URL()}
+	evil := map[string]string{"Origin": "https://evil.example"}
+
+	// Another site cannot even log a browser in (login CSRF).
+	if status, out := apiCall(t, browser, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1"}`, evil); status != 403 || errCode(out) != "origin_refused" {
+		t.Errorf("cross-site login: %d %v", status, out)
+	}
+	req, _ := http.NewRequest("POST", api+"/login", strings.NewReader(`{"username":"tina","password":"tina-password-1"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", b.URL())
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == auth.CookieName {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login cookie %+v is not HttpOnly, Secure and SameSite=Strict", cookie)
+	}
+	_, me := apiCall(t, browser, "GET", api+"/me", "", "", nil)
+	csrf := me["csrf_token"].(string)
+
+	withCSRF := map[string]string{"X-CSRF-Token": csrf, "Origin": b.URL()}
+	for _, c := range []struct {
+		name   string
+		header map[string]string
+		status int
+		code   string
+	}{
+		{"no CSRF token", origin, 403, "csrf_failed"},
+		{"forged CSRF token", map[string]string{"X-CSRF-Token": "forged", "Origin": b.URL()}, 403, "csrf_failed"},
+		{"right token, other site", map[string]string{"X-CSRF-Token": csrf, "Origin": "https://evil.example"}, 403, "origin_refused"},
+		{"right token, http origin", map[string]string{"X-CSRF-Token": csrf, "Origin": strings.Replace(b.URL(), "https", "http", 1)}, 403, "origin_refused"},
+		{"right token, same origin", withCSRF, 201, ""},
+	} {
+		status, out := apiCall(t, browser, "POST", api+"/sessions", "", `{}`, c.header)
+		if status != c.status || c.code != "" && errCode(out) != c.code {
+			t.Errorf("%s: %d %v, want %d %s", c.name, status, out, c.status, c.code)
+		}
+	}
+	// The viewer socket refuses the cookie from another site's page.
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	cookieHeader := http.Header{"Cookie": {auth.CookieName + "=" + cookie.Value}, "Origin": {"https://evil.example"}}
+	if _, err := dial.WebSocket(ctx, u, "/ws/viewer", tlsCfg, cookieHeader); err == nil {
+		t.Error("viewer socket accepted the login cookie from another origin")
+	}
+
+	// Idle for longer than the idle timeout: the login is over.
+	b.advance(31 * time.Minute)
+	if status, _ := apiCall(t, browser, "GET", api+"/me", "", "", nil); status != 401 {
+		t.Errorf("idle login still works: %d", status)
+	}
+
+	// Five wrong passwords lock the account, with Retry-After; the right
+	// password waits too; then it works again.
+	for i := range 5 {
+		if status, _ := apiCall(t, browser, "POST", api+"/login", "", `{"username":"tina","password":"wrong-`+strconv.Itoa(i)+`"}`, nil); status != 401 {
+			t.Fatalf("wrong password %d: %d", i, status)
+		}
+	}
+	req, _ = http.NewRequest("POST", api+"/login", strings.NewReader(`{"username":"tina","password":"tina-password-1"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != 429 || retry < 1 {
+		t.Fatalf("locked account: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	b.advance(time.Duration(retry) * time.Second)
+	if status, out := apiCall(t, browser, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1"}`, nil); status != 200 {
+		t.Errorf("after the lockout: %d %v", status, out)
+	}
+}
+
+// TestTOTPRequiredByRole: the admin requires two-factor authentication for
+// technicians; a technician without it may only enrol; then logins need
+// the current code, once.
+func TestTOTPRequiredByRole(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	b.CreateUser(ctx, "tina", "tina-password-1", "technician")
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	if status, out := apiCall(t, hc, "PUT", api+"/settings", b.admin.APIKey, `{"totp_required_roles":["technician"]}`, nil); status != 200 {
+		t.Fatalf("settings: %d %v", status, out)
+	}
+	login := func(totp string) (int, map[string]any) {
+		return apiCall(t, hc, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1","totp":"`+totp+`"}`, nil)
+	}
+	status, out := login("")
+	if status != 200 || out["must_enrol_totp"] != true {
+		t.Fatalf("login before enrolment: %d %v", status, out)
+	}
+	tok := out["token"].(string)
+	if status, out := apiCall(t, hc, "POST", api+"/sessions", tok, `{}`, nil); status != 403 || errCode(out) != "totp_enrolment_required" {
+		t.Errorf("work before enrolment: %d %v", status, out)
+	}
+	if _, err := b.loginViewerSocket(tok); err == nil {
+		t.Error("viewer socket open before enrolment")
+	}
+	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, "", nil)
+	secret, uri := enrol["secret"].(string), enrol["otpauth_uri"].(string)
+	if !strings.HasPrefix(uri, "otpauth://totp/Tether:tina?") {
+		t.Errorf("otpauth URI %q", uri)
+	}
+	code, _ := auth.TOTPCode(secret, b.now())
+	if status, out := apiCall(t, hc, "POST", api+"/me/totp/confirm", tok, `{"code":"`+code+`"}`, nil); status != 200 {
+		t.Fatalf("confirm: %d %v", status, out)
+	}
+	if status, _ := apiCall(t, hc, "POST", api+"/sessions", tok, `{}`, nil); status != 201 {
+		t.Errorf("work after enrolment: %d", status)
+	}
+	if status, out := login(""); status != 401 || errCode(out) != "totp_required" {
+		t.Errorf("login without the code: %d %v", status, out)
+	}
+	if status, out := login(code); status != 401 || errCode(out) != "bad_totp" {
+		t.Errorf("login with a used code: %d %v", status, out)
+	}
+	b.advance(30 * time.Second)
+	code, _ = auth.TOTPCode(secret, b.now())
+	if status, out := login(code); status != 200 || out["must_enrol_totp"] != false || out["user"].(map[string]any)["totp_enabled"] != true {
+		t.Errorf("login with the code: %d %v", status, out)
+	}
+	b.advance(30 * time.Second)
+	code, _ = auth.TOTPCode(secret, b.now())
+	if status, out := apiCall(t, hc, "DELETE", api+"/me/totp", tok, `{"code":"`+code+`"}`, nil); status != 409 || errCode(out) != "totp_required_by_role" {
+		t.Errorf("turning off required TOTP: %d %v", status, out)
+	}
+	// Lost phone: the admin resets the account; the new password logs in
+	// to enrolment again.
+	_, reset := apiCall(t, hc, "POST", api+"/users/tina/reset", b.admin.APIKey, "", nil)
+	if status, _ := apiCall(t, hc, "GET", api+"/me", tok, "", nil); status != 401 {
+		t.Errorf("login survives a reset: %d", status)
+	}
+	status, out = apiCall(t, hc, "POST", api+"/login", "", `{"username":"tina","password":"`+reset["password"].(string)+`"}`, nil)
+	if status != 200 || out["must_enrol_totp"] != true {
+		t.Errorf("login after reset: %d %v", status, out)
+	}
+}
+
+// loginViewerSocket opens the viewer socket with a bearer token.
+func (b *broker) loginViewerSocket(token string) (*websocket.Conn, error) {
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	return dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + token}})
+}
