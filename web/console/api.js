@@ -67,6 +67,7 @@ async function request(method, path, body, { retryCsrf = true, quiet401 = false 
     err.message || defaultMessage(res.status),
     Number.parseInt(res.headers.get('Retry-After') || '0', 10) || 0,
   );
+  apiErr.fields = Array.isArray(err.fields) ? err.fields : []; // [{field, code, message}]
 
   // A stale CSRF token (e.g. the broker restarted): fetch a fresh one, retry once.
   if (res.status === 403 && retryCsrf && /csrf/i.test(apiErr.code) && method !== 'GET') {
@@ -93,11 +94,21 @@ function defaultMessage(status) {
   return `Request failed (HTTP ${status}).`;
 }
 
-/** Signs in; returns the user. */
-export async function login(username, password) {
-  const data = await request('POST', '/api/v1/login', { username, password }, { quiet401: true });
+/** The signed-in user as the console keeps it. */
+function toUser(data) {
+  return { ...data.user, mustEnrol: Boolean(data.must_enrol_totp), scopes: data.scopes ?? [] };
+}
+
+/**
+ * Signs in; returns the user. `totp` is the six-digit code, for accounts
+ * with two-factor authentication (the broker answers totp_required without).
+ */
+export async function login(username, password, totp) {
+  const body = { username, password };
+  if (totp) body.totp = totp;
+  const data = await request('POST', '/api/v1/login', body, { quiet401: true });
   csrfToken = data?.csrf_token || '';
-  return data.user;
+  return toUser(data);
 }
 
 /** Signs out. Never throws: the console forgets the login either way. */
@@ -116,7 +127,7 @@ export async function me() {
   try {
     const data = await request('GET', '/api/v1/me', undefined, { quiet401: true });
     csrfToken = data?.csrf_token || '';
-    return data.user;
+    return toUser(data);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return null;
     throw err;
@@ -131,6 +142,103 @@ export function createSession(ticketId, permissions) {
   const body = ticketId ? { ticket: { id: ticketId } } : {};
   if (Array.isArray(permissions)) body.permissions = permissions;
   return request('POST', '/api/v1/sessions', body);
+}
+
+/**
+ * Takes the computer of a user who started the host without a code and
+ * read out the one it shows. `ticket` is { id, system?, title?, url? }.
+ */
+export function claimCode(code, ticket, permissions) {
+  const body = { code, ticket };
+  if (Array.isArray(permissions)) body.permissions = permissions;
+  return request('POST', '/api/v1/sessions/claim', body);
+}
+
+// ---- One's own account ------------------------------------------------------
+
+export function changePassword(current, next) {
+  return request('POST', '/api/v1/me/password', { current_password: current, new_password: next });
+}
+
+/** Starts two-factor enrolment: { secret, otpauth_uri }. */
+export function beginTOTP() {
+  return request('POST', '/api/v1/me/totp');
+}
+
+export function confirmTOTP(code) {
+  return request('POST', '/api/v1/me/totp/confirm', { code });
+}
+
+export function disableTOTP(code) {
+  return request('DELETE', '/api/v1/me/totp', { code });
+}
+
+// ---- Administration ---------------------------------------------------------
+
+export async function listUsers() {
+  return (await request('GET', '/api/v1/users'))?.users ?? [];
+}
+
+/** Creates an account; without a password the answer carries a made-up one. */
+export function createUser(username, role, password) {
+  const body = { username, role };
+  if (password) body.password = password;
+  return request('POST', '/api/v1/users', body);
+}
+
+export function updateUser(username, changes) {
+  return request('PATCH', `/api/v1/users/${encodeURIComponent(username)}`, changes);
+}
+
+/** New password (in the answer), two-factor off, every login ended. */
+export function resetUser(username) {
+  return request('POST', `/api/v1/users/${encodeURIComponent(username)}/reset`);
+}
+
+export async function listKeys() {
+  return (await request('GET', '/api/v1/keys'))?.keys ?? [];
+}
+
+export function createKey(name, scopes, username) {
+  const body = { name, scopes };
+  if (username) body.username = username;
+  return request('POST', '/api/v1/keys', body);
+}
+
+export function revokeKey(id) {
+  return request('DELETE', `/api/v1/keys/${encodeURIComponent(id)}`);
+}
+
+export function getSettings() {
+  return request('GET', '/api/v1/settings');
+}
+
+export function putSettings(settings) {
+  return request('PUT', '/api/v1/settings', settings);
+}
+
+export async function listWebhooks() {
+  return (await request('GET', '/api/v1/webhooks'))?.webhooks ?? [];
+}
+
+export function createWebhook(url, events, description) {
+  return request('POST', '/api/v1/webhooks', { url, events, description });
+}
+
+export function updateWebhook(id, changes) {
+  return request('PATCH', `/api/v1/webhooks/${encodeURIComponent(id)}`, changes);
+}
+
+export function deleteWebhook(id) {
+  return request('DELETE', `/api/v1/webhooks/${encodeURIComponent(id)}`);
+}
+
+export async function webhookDeliveries(id) {
+  return (await request('GET', `/api/v1/webhooks/${encodeURIComponent(id)}/deliveries?limit=20`))?.deliveries ?? [];
+}
+
+export function redeliver(id, delivery) {
+  return request('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(delivery)}/redeliver`);
 }
 
 export async function listSessions() {

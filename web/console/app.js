@@ -4,11 +4,17 @@
 //   #/login            sign in
 //   #/sessions         session list and "New support session"
 //   #/session/<id>     the live remote screen of one session
+//   #/account          one's password and two-factor authentication
+//   #/admin/accounts   accounts, roles and the two-factor policy (admins)
+//   #/admin/keys       API keys for integrations (admins)
+//   #/admin/webhooks   webhook endpoints and their deliveries (admins)
 
 import * as api from './api.js';
 import { mountLogin } from './login.js';
 import { mountSessions } from './sessions.js';
 import { mountSession } from './session.js';
+import { mountAccount } from './account.js';
+import { mountAccounts, mountKeys, mountWebhooks } from './admin.js';
 import { brand, h, icon } from './ui.js';
 
 const root = document.getElementById('app');
@@ -31,6 +37,8 @@ function parseRoute() {
   const parts = path.split('/').filter(Boolean);
   if (parts[0] === 'login') return { name: 'login' };
   if (parts[0] === 'session' && parts[1]) return { name: 'session', id: decodeURIComponent(parts[1]) };
+  if (parts[0] === 'account') return { name: 'account' };
+  if (parts[0] === 'admin' && ['accounts', 'keys', 'webhooks'].includes(parts[1])) return { name: `admin-${parts[1]}` };
   return { name: 'sessions' };
 }
 
@@ -62,6 +70,28 @@ function render() {
   }
   if (route.name === 'login') {
     navigate('#/sessions');
+    return;
+  }
+  // A role that requires two-factor authentication: enrol first.
+  if (app.user.mustEnrol && route.name !== 'account') {
+    navigate('#/account');
+    return;
+  }
+  if (route.name === 'account') {
+    document.title = 'Account · Tether';
+    app.unmount = mountAccount(shell('account'), {
+      user: app.user,
+      onChange(user) {
+        setUser(user);
+        render();
+      },
+    });
+    return;
+  }
+  const admin = { 'admin-accounts': [mountAccounts, 'Accounts'], 'admin-keys': [mountKeys, 'API keys'], 'admin-webhooks': [mountWebhooks, 'Webhooks'] }[route.name];
+  if (admin && app.user.role === 'admin') {
+    document.title = `${admin[1]} · Tether`;
+    app.unmount = admin[0](shell(route.name), { user: app.user });
     return;
   }
   if (route.name === 'session') {
@@ -110,8 +140,15 @@ function shell(active) {
       h('div', { class: 'sidebar-brand' }, brand(28)),
       h('nav', { class: 'sidebar-nav', 'aria-label': 'Main' },
         h('div', { class: 'nav-section', text: 'Support' }),
-        h('a', { href: '#/sessions', class: `nav-item${active === 'sessions' ? ' is-active' : ''}`, 'aria-current': active === 'sessions' ? 'page' : null },
-          icon('sessions', 18), h('span', { text: 'Sessions' }))),
+        user.mustEnrol ? null : navItem('#/sessions', 'sessions', 'Sessions', active === 'sessions'),
+        user.role === 'admin' && !user.mustEnrol ? [
+          h('div', { class: 'nav-section', text: 'Administration' }),
+          navItem('#/admin/accounts', 'user', 'Accounts', active === 'admin-accounts', 'nav-accounts'),
+          navItem('#/admin/keys', 'lock', 'API keys', active === 'admin-keys', 'nav-keys'),
+          navItem('#/admin/webhooks', 'link', 'Webhooks', active === 'admin-webhooks', 'nav-webhooks'),
+        ] : null,
+        h('div', { class: 'nav-section', text: 'You' }),
+        navItem('#/account', 'shield', 'Account security', active === 'account', 'nav-account')),
       h('div', { class: 'sidebar-footer' },
         h('div', { class: 'user-card', 'data-testid': 'current-user' },
           h('span', { class: 'avatar', 'aria-hidden': 'true', text: initials }),
@@ -121,6 +158,11 @@ function shell(active) {
         logoutBtn)),
     main));
   return main;
+}
+
+function navItem(href, iconName, label, isActive, testid) {
+  return h('a', { href, class: `nav-item${isActive ? ' is-active' : ''}`, 'aria-current': isActive ? 'page' : null, 'data-testid': testid },
+    icon(iconName, 18), h('span', { text: label }));
 }
 
 function roleLabel(role) {

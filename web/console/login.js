@@ -20,6 +20,16 @@ export function mountLogin(root, { flash = '', onLogin }) {
     autocomplete: 'current-password', required: true,
     'data-testid': 'login-password',
   });
+  // The second step, for accounts with two-factor authentication.
+  const totp = h('input', {
+    id: 'login-totp', name: 'totp', type: 'text', class: 'input input-code', inputmode: 'numeric',
+    autocomplete: 'one-time-code', pattern: '[0-9 ]*', maxlength: '7', placeholder: '123 456',
+    'data-testid': 'login-totp',
+  });
+  const totpField = h('div', { class: 'field', hidden: true, 'data-testid': 'login-totp-field' },
+    h('label', { for: 'login-totp', class: 'label', text: 'Two-factor code' }),
+    totp,
+    h('p', { class: 'field-hint', text: 'The six-digit code from your authenticator app.' }));
   const submitLabel = h('span', { text: 'Sign in' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block btn-lg', 'data-testid': 'login-submit' }, submitLabel);
   const errorText = h('span', {});
@@ -41,6 +51,7 @@ export function mountLogin(root, { flash = '', onLogin }) {
     submitLabel.textContent = label;
     username.disabled = busy;
     password.disabled = busy;
+    totp.disabled = busy;
   }
 
   // On 429, keep the button disabled for Retry-After seconds, counting down.
@@ -66,6 +77,7 @@ export function mountLogin(root, { flash = '', onLogin }) {
     h('div', { class: 'field' },
       h('label', { for: 'login-password', class: 'label', text: 'Password' }),
       password),
+    totpField,
     submit);
 
   form.addEventListener('submit', async (e) => {
@@ -79,10 +91,21 @@ export function mountLogin(root, { flash = '', onLogin }) {
     }
     setBusy(true, 'Signing in…');
     try {
-      const user = await api.login(username.value.trim(), password.value);
+      const user = await api.login(username.value.trim(), password.value, totp.value.replace(/\s+/g, ''));
       onLogin(user);
     } catch (err) {
+      if (err.code === 'totp_required' || err.code === 'bad_totp') {
+        // The password was right: ask for the code, keep the password.
+        totpField.hidden = false;
+        totp.value = '';
+        if (err.code === 'bad_totp') showError(err.message);
+        else error.hidden = true;
+        setBusy(false);
+        totp.focus();
+        return;
+      }
       password.value = '';
+      totp.value = '';
       showError(err.message);
       if (err.status === 429 && err.retryAfter > 0) {
         setBusy(false);

@@ -30,13 +30,16 @@ export function mountSessions(main, { navigate }) {
   const newBtn = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-session' },
     icon('plus', 16), 'New support session');
   newBtn.addEventListener('click', () => openNewSession());
+  const claimBtn = h('button', { type: 'button', class: 'btn btn-secondary', 'data-testid': 'enter-code' },
+    icon('keyboard', 16), 'Enter a user\u2019s code');
+  claimBtn.addEventListener('click', () => openClaim());
 
   main.replaceChildren(
     h('header', { class: 'page-header' },
       h('div', {},
         h('h1', { class: 'page-title', text: 'Support sessions' }),
         h('p', { class: 'page-subtitle', text: 'Create a one-time code for a user, then watch their screen once they join and consent.' })),
-      h('div', { class: 'page-actions' }, newBtn)),
+      h('div', { class: 'page-actions' }, claimBtn, newBtn)),
     codeSlot,
     h('section', { class: 'section', 'aria-labelledby': 'sessions-heading' },
       h('div', { class: 'section-header' },
@@ -102,6 +105,96 @@ export function mountSessions(main, { navigate }) {
         create.disabled = false;
         create.classList.remove('is-loading');
         create.firstChild.textContent = 'Create session';
+      }
+    });
+  }
+
+  // ---- A code the user reads out ----------------------------------------------
+
+  /**
+   * The user started the host without a code and reads out the one it
+   * shows. The technician attaches the ticket before connecting.
+   */
+  function openClaim() {
+    const field = (id, label, attrs, hint, optional = false) => {
+      const input = h('input', { id, type: 'text', class: 'input', autocomplete: 'off', spellcheck: 'false', 'data-testid': id, ...attrs });
+      return {
+        input,
+        el: h('div', { class: 'field' },
+          h('label', { for: id, class: 'label' }, label, optional ? h('span', { class: 'label-hint', text: ' (optional)' }) : null),
+          input, hint ? h('p', { class: 'field-hint', text: hint }) : null),
+      };
+    };
+    const code = field('claim-code', 'Code the user reads out', { inputmode: 'numeric', placeholder: '482 193 075', maxlength: '11', class: 'input input-code input-code-lg' },
+      'Nine digits, shown by the Tether host on the user\u2019s computer.');
+    const ticket = field('claim-ticket', 'Ticket', { maxlength: '128', placeholder: 'e.g. INC-1234', required: true }, 'Required: every session belongs to a ticket.');
+    const system = field('claim-system', 'Ticket system', { maxlength: '64', placeholder: 'e.g. servicenow' }, null, true);
+    const title = field('claim-title', 'Ticket title', { maxlength: '256', placeholder: 'e.g. Printer offline' }, null, true);
+    const errorText = h('span', {});
+    const error = h('div', { class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'claim-error' }, icon('alert', 16), errorText);
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const connect = h('button', { type: 'submit', form: 'claim-form', class: 'btn btn-primary', 'data-testid': 'claim-submit' },
+      h('span', { text: 'Connect' }));
+    const picker = permissionPicker();
+    const form = h('form', { id: 'claim-form', class: 'stack', novalidate: true },
+      error, code.el, h('div', { class: 'field-row' }, ticket.el, system.el), title.el, picker.el);
+    const m = modal({
+      title: 'Enter a user\u2019s code',
+      description: 'For a user who started the Tether host themselves. Nothing is shared until they allow it on their computer.',
+      content: form,
+      footer: [cancel, connect],
+      testid: 'claim-dialog',
+      size: 'md',
+    });
+    cancel.addEventListener('click', () => m.close());
+    code.input.focus();
+    let lockTimer = 0;
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (connect.disabled) return;
+      const digits = code.input.value.replace(/[\s-]+/g, '');
+      error.hidden = true;
+      if (!/^\d{9}$/.test(digits)) {
+        errorText.textContent = 'The code is nine digits.';
+        error.hidden = false;
+        code.input.focus();
+        return;
+      }
+      if (!ticket.input.value.trim()) {
+        errorText.textContent = 'Attach the ticket this session is for.';
+        error.hidden = false;
+        ticket.input.focus();
+        return;
+      }
+      connect.disabled = true;
+      connect.firstChild.textContent = 'Connecting…';
+      const t = { id: ticket.input.value.trim() };
+      if (system.input.value.trim()) t.system = system.input.value.trim();
+      if (title.input.value.trim()) t.title = title.input.value.trim();
+      try {
+        const s = await api.claimCode(digits, t, picker.value());
+        m.close();
+        navigate(`#/session/${encodeURIComponent(s.id)}`);
+      } catch (err) {
+        const fields = err.fields ?? [];
+        errorText.textContent = fields.length > 1 ? fields.map((f) => f.message).join(' ') : err.message;
+        error.hidden = false;
+        connect.firstChild.textContent = 'Connect';
+        if (err.status === 429 && err.retryAfter > 0) {
+          let left = err.retryAfter;
+          connect.firstChild.textContent = `Try again in ${left}s`;
+          lockTimer = setInterval(() => {
+            left -= 1;
+            if (left > 0) connect.firstChild.textContent = `Try again in ${left}s`;
+            else {
+              clearInterval(lockTimer);
+              connect.disabled = false;
+              connect.firstChild.textContent = 'Connect';
+            }
+          }, 1000);
+        } else {
+          connect.disabled = false;
+        }
       }
     });
   }

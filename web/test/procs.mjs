@@ -95,11 +95,14 @@ export function stopAll() {
 // pty), as a user who started it from a shell: that is where it asks for
 // consent. Each "Allow?" prompt is answered with answer ("all" allows
 // everything asked; null leaves the prompts to the test, through
-// host.type(line)).
+// host.type(line)). Without a code (null) the host asks the broker for one
+// and is ready once it shows it; host.code() reads it.
 export function startHost(broker, code, display, { answer = 'all', args = [] } = {}) {
   const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
-  const cmd = [bin('host'), '-broker', broker.url, '-ca', broker.ca, ...args, code].map(quote).join(' ');
-  const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { DISPLAY: display }, readyLine: /Connected/, stdin: 'pipe' });
+  const cmd = [bin('host'), '-broker', broker.url, '-ca', broker.ca, ...args, ...(code === null ? [] : [code])].map(quote).join(' ');
+  const readyLine = code === null ? /Your support code: [\d ]{11}/ : /Connected/;
+  const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { DISPLAY: display }, readyLine, stdin: 'pipe' });
+  host.code = () => (host.out.stdout.match(/Your support code: ([\d ]{11})/)?.[1] ?? '').replaceAll(' ', '');
   host.child.stdin.on('error', () => {});
   host.type = (line) => host.child.stdin.write(line + '\n');
   let answered = 0;

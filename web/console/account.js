@@ -1,0 +1,156 @@
+// Account security: one's own password and two-factor authentication.
+
+import * as api from './api.js';
+import { copyButton, h, icon, toast } from './ui.js';
+
+/** Mounts the account screen into main. Returns an unmount function. */
+export function mountAccount(main, { user, onChange }) {
+  const totpSlot = h('div', {});
+  main.replaceChildren(
+    h('header', { class: 'page-header' },
+      h('div', {},
+        h('h1', { class: 'page-title', text: 'Account security' }),
+        h('p', { class: 'page-subtitle', text: `Signed in as ${user.username}.` }))),
+    user.mustEnrol
+      ? h('div', { class: 'alert alert-info', role: 'status', 'data-testid': 'enrol-required' }, icon('shield', 16),
+        h('span', { text: 'Your role requires two-factor authentication. Set it up below to continue to the console.' }))
+      : null,
+    h('div', { class: 'admin-grid' }, totpSlot, user.mustEnrol ? null : passwordCard()));
+  renderTOTP();
+
+  function renderTOTP() {
+    if (user.totp_enabled) {
+      const code = codeInput('totp-disable-code');
+      const off = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'totp-disable' }, 'Turn off');
+      const form = h('form', { class: 'inline-form', novalidate: true }, code, off);
+      const error = errorBox();
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        off.disabled = true;
+        try {
+          await api.disableTOTP(code.value.replace(/\s+/g, ''));
+          toast('Two-factor authentication is off.', 'success');
+          onChange(await api.me());
+        } catch (err) {
+          error.show(err);
+          off.disabled = false;
+        }
+      });
+      totpSlot.replaceChildren(card('Two-factor authentication',
+        h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'On'),
+          ' Each sign-in asks for a code from your authenticator app.'),
+        error.el,
+        h('p', { class: 'field-hint', text: 'To turn it off, enter a current code.' }),
+        form));
+      return;
+    }
+    const start = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'totp-start' }, icon('shield', 16), 'Set up two-factor authentication');
+    const error = errorBox();
+    start.addEventListener('click', async () => {
+      start.disabled = true;
+      try {
+        enrol(await api.beginTOTP());
+      } catch (err) {
+        error.show(err);
+        start.disabled = false;
+      }
+    });
+    totpSlot.replaceChildren(card('Two-factor authentication',
+      h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Off'),
+        ' Protect your account with a code from an authenticator app (RFC 6238 TOTP) at each sign-in.'),
+      error.el,
+      start));
+  }
+
+  function enrol({ secret, otpauth_uri: uri }) {
+    const code = codeInput('totp-confirm-code');
+    const confirm = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'totp-confirm' }, 'Turn on');
+    const error = errorBox();
+    const form = h('form', { class: 'inline-form', novalidate: true }, code, confirm);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      confirm.disabled = true;
+      try {
+        await api.confirmTOTP(code.value.replace(/\s+/g, ''));
+        toast('Two-factor authentication is on.', 'success');
+        onChange(await api.me());
+      } catch (err) {
+        error.show(err);
+        confirm.disabled = false;
+        code.select();
+      }
+    });
+    const grouped = secret.match(/.{1,4}/g).join(' ');
+    totpSlot.replaceChildren(card('Set up two-factor authentication',
+      h('ol', { class: 'steps' },
+        h('li', {}, 'In your authenticator app, add an account with this key (time-based):',
+          h('div', { class: 'secret-row' },
+            h('code', { class: 'secret', 'data-testid': 'totp-secret', 'data-secret': secret, text: grouped }),
+            copyButton(() => secret, { label: 'Copy key', testid: 'copy-totp-secret' })),
+          h('p', { class: 'field-hint' }, 'Or open this link on your phone: ',
+            h('a', { href: uri, class: 'mono otpauth', 'data-testid': 'totp-uri', text: uri }))),
+        h('li', {}, 'Enter the six-digit code the app shows:', error.el, form))));
+    code.focus();
+  }
+
+  function passwordCard() {
+    const current = h('input', { id: 'pw-current', type: 'password', class: 'input', autocomplete: 'current-password', 'data-testid': 'pw-current' });
+    const next = h('input', { id: 'pw-new', type: 'password', class: 'input', autocomplete: 'new-password', minlength: '12', 'data-testid': 'pw-new' });
+    const save = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'pw-save' }, 'Change password');
+    const error = errorBox();
+    const form = h('form', { class: 'stack', novalidate: true },
+      error.el,
+      h('div', { class: 'field' }, h('label', { for: 'pw-current', class: 'label', text: 'Current password' }), current),
+      h('div', { class: 'field' }, h('label', { for: 'pw-new', class: 'label', text: 'New password' }), next,
+        h('p', { class: 'field-hint', text: 'At least 12 characters. A few unrelated words are easy to remember and hard to guess.' })),
+      h('div', {}, save));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      save.disabled = true;
+      try {
+        await api.changePassword(current.value, next.value);
+        current.value = '';
+        next.value = '';
+        error.hide();
+        toast('Password changed.', 'success');
+      } catch (err) {
+        error.show(err);
+      } finally {
+        save.disabled = false;
+      }
+    });
+    return card('Password', form);
+  }
+
+  return () => {};
+}
+
+function card(title, ...content) {
+  return h('section', { class: 'card admin-card' }, h('h2', { class: 'section-title', text: title }), ...content);
+}
+
+function codeInput(testid) {
+  return h('input', {
+    type: 'text', class: 'input input-code', inputmode: 'numeric', autocomplete: 'one-time-code',
+    maxlength: '7', placeholder: '123 456', 'aria-label': 'Six-digit code', 'data-testid': testid,
+  });
+}
+
+/** An error line that lists what is wrong with each field, when the broker says. */
+export function errorBox() {
+  const text = h('span', {});
+  const el = h('div', { class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'form-error' }, icon('alert', 16), text);
+  return {
+    el,
+    show(err) {
+      const fields = err.fields ?? [];
+      text.replaceChildren(fields.length > 1
+        ? h('span', {}, 'Please fix:', h('ul', { class: 'error-list' }, fields.map((f) => h('li', { text: f.message }))))
+        : err.message);
+      el.hidden = false;
+    },
+    hide() {
+      el.hidden = true;
+    },
+  };
+}

@@ -1,0 +1,452 @@
+// Administration: accounts and the two-factor policy, API keys, webhooks.
+// Secrets (a made-up password, an API key, a webhook's signing secret) are
+// shown once, in a dialog, and never again.
+
+import * as api from './api.js';
+import { errorBox } from './account.js';
+import { confirmDialog, copyButton, formatDateTime, h, icon, modal, timeAgo, toast } from './ui.js';
+
+const ROLES = [
+  { id: 'technician', label: 'Technician', desc: 'Creates sessions and works on their own.' },
+  { id: 'supervisor', label: 'Supervisor', desc: 'Sees and watches every session, read-only.' },
+  { id: 'admin', label: 'Admin', desc: 'Everything, including accounts, keys and webhooks.' },
+];
+
+export const SCOPES = [
+  { id: 'sessions:create', desc: 'Create sessions for tickets; claim a user\u2019s code' },
+  { id: 'sessions:read', desc: 'List and read sessions and their audit trail' },
+  { id: 'sessions:write', desc: 'End sessions, invite colleagues, hand over' },
+  { id: 'sessions:join', desc: 'Connect to a session\u2019s screen (viewer CLI)' },
+  { id: 'recordings:read', desc: 'List and replay recordings' },
+  { id: 'webhooks:admin', desc: 'Manage webhooks' },
+  { id: 'users:admin', desc: 'Manage accounts, API keys and settings' },
+];
+
+const EVENTS = ['session.created', 'host.connected', 'consent.granted', 'consent.denied', 'consent.revoked', 'session.started', 'session.ended', 'recording.ready'];
+
+function page(main, title, subtitle, actions, ...content) {
+  main.replaceChildren(
+    h('header', { class: 'page-header' },
+      h('div', {}, h('h1', { class: 'page-title', text: title }), h('p', { class: 'page-subtitle', text: subtitle })),
+      h('div', { class: 'page-actions' }, actions)),
+    ...content);
+}
+
+function loading(slot) {
+  slot.replaceChildren(h('div', { class: 'skeleton-list' }, h('div', { class: 'skeleton skeleton-row' }), h('div', { class: 'skeleton skeleton-row' })));
+}
+
+function failed(slot, err, retry) {
+  const again = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', text: 'Try again' });
+  again.addEventListener('click', retry);
+  slot.replaceChildren(h('div', { class: 'empty empty-compact' },
+    h('div', { class: 'empty-icon empty-icon-error' }, icon('alert', 20)),
+    h('p', { class: 'empty-title', text: 'Could not load this list' }),
+    h('p', { class: 'empty-text', text: err.message }), again));
+}
+
+/** Shows a secret once, with a copy button, until the admin closes it. */
+function showSecret({ title, description, secret, testid }) {
+  const close = h('button', { type: 'button', class: 'btn btn-primary', text: 'I have saved it' });
+  const m = modal({
+    title,
+    description,
+    testid,
+    size: 'md',
+    content: h('div', { class: 'secret-box' },
+      h('code', { class: 'secret secret-lg', 'data-testid': 'shown-secret', text: secret }),
+      copyButton(() => secret, { label: 'Copy', testid: 'copy-secret' }),
+      h('p', { class: 'field-hint' }, icon('lock', 14), h('span', { text: 'It is not shown again: the broker keeps only a hash of it.' }))),
+    footer: [close],
+  });
+  close.addEventListener('click', () => m.close());
+  close.focus();
+}
+
+function roleSelect(value, attrs = {}) {
+  const sel = h('select', { class: 'input input-select', ...attrs },
+    ROLES.map((r) => h('option', { value: r.id, text: r.label, selected: r.id === value })));
+  sel.value = value;
+  return sel;
+}
+
+// ---- Accounts ------------------------------------------------------------------
+
+/** Mounts the accounts screen. Returns an unmount function. */
+export function mountAccounts(main, { user: me }) {
+  const listSlot = h('div', { class: 'card table-card' });
+  const policySlot = h('section', { class: 'card admin-card', 'data-testid': 'totp-policy' });
+  const add = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-account' }, icon('plus', 16), 'New account');
+  add.addEventListener('click', openCreate);
+  page(main, 'Accounts', 'Who may sign in to the console, and with which role.', add,
+    h('section', { class: 'section' }, listSlot),
+    h('section', { class: 'section' }, policySlot));
+  load();
+  loadPolicy();
+
+  async function load() {
+    loading(listSlot);
+    try {
+      render(await api.listUsers());
+    } catch (err) {
+      failed(listSlot, err, load);
+    }
+  }
+
+  function render(users) {
+    listSlot.replaceChildren(h('table', { class: 'table', 'data-testid': 'accounts-table' },
+      h('thead', {}, h('tr', {},
+        ['Account', 'Role', 'Two-factor', 'Status', 'Created', ''].map((t) => h('th', { scope: 'col', text: t })))),
+      h('tbody', {}, users.map(row))));
+  }
+
+  function row(u) {
+    const self = u.username === me.username;
+    const role = roleSelect(u.role, { 'aria-label': `Role of ${u.username}`, 'data-testid': 'account-role', disabled: self });
+    role.addEventListener('change', async () => {
+      try {
+        await api.updateUser(u.username, { role: role.value });
+        toast(`${u.username} is now ${role.value}.`, 'success');
+      } catch (err) {
+        toast(err.message, 'error');
+        role.value = u.role;
+      }
+    });
+    const toggle = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'account-toggle', disabled: self },
+      u.disabled ? 'Enable' : 'Disable');
+    toggle.addEventListener('click', async () => {
+      if (!u.disabled && !await confirmDialog({
+        title: `Disable ${u.username}?`,
+        message: 'They are signed out at once, cannot sign in, and their API keys stop working. You can enable the account again.',
+        confirmLabel: 'Disable account',
+      })) return;
+      try {
+        await api.updateUser(u.username, { disabled: !u.disabled });
+        load();
+      } catch (err) {
+        toast(err.message, 'error');
+      }
+    });
+    const reset = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'account-reset' }, 'Reset…');
+    reset.addEventListener('click', async () => {
+      if (!await confirmDialog({
+        title: `Reset ${u.username}?`,
+        message: 'They get a new password (shown to you once), two-factor authentication is turned off so they can enrol again, and every sign-in of theirs ends.',
+        confirmLabel: 'Reset account',
+      })) return;
+      try {
+        const out = await api.resetUser(u.username);
+        showSecret({ title: `New password for ${u.username}`, description: 'Give it to them over a channel you trust; they can change it under Account security.', secret: out.password, testid: 'password-dialog' });
+        load();
+      } catch (err) {
+        toast(err.message, 'error');
+      }
+    });
+    return h('tr', { 'data-testid': 'account-row', 'data-username': u.username, 'data-disabled': String(u.disabled) },
+      h('td', {}, h('span', { class: 'account-name' }, h('span', { class: 'avatar avatar-sm', 'aria-hidden': 'true', text: u.username.slice(0, 2).toUpperCase() }),
+        h('span', { text: u.username }), self ? h('span', { class: 'chip', text: 'You' }) : null)),
+      h('td', {}, role),
+      h('td', {}, u.totp_enabled ? h('span', { class: 'chip chip-good' }, icon('shieldCheck', 13), 'On') : h('span', { class: 'muted', text: 'Off' })),
+      h('td', {}, u.disabled
+        ? h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Disabled')
+        : h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'Active')),
+      h('td', {}, h('span', { title: formatDateTime(u.created_at), text: timeAgo(u.created_at) })),
+      h('td', { class: 'row-actions' }, toggle, reset));
+  }
+
+  function openCreate() {
+    const username = h('input', { id: 'acc-username', class: 'input', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. lee', 'data-testid': 'account-username' });
+    const role = roleSelect('technician', { id: 'acc-role', 'data-testid': 'account-new-role' });
+    const error = errorBox();
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const create = h('button', { type: 'submit', form: 'account-form', class: 'btn btn-primary', 'data-testid': 'account-create' }, 'Create account');
+    const form = h('form', { id: 'account-form', class: 'stack', novalidate: true },
+      error.el,
+      h('div', { class: 'field' }, h('label', { for: 'acc-username', class: 'label', text: 'Username' }), username,
+        h('p', { class: 'field-hint', text: 'Lower-case letters, digits, dots, dashes.' })),
+      h('div', { class: 'field' }, h('label', { for: 'acc-role', class: 'label', text: 'Role' }), role,
+        h('p', { class: 'field-hint', 'data-testid': 'role-desc', text: ROLES[0].desc })));
+    role.addEventListener('change', () => { form.querySelector('[data-testid="role-desc"]').textContent = ROLES.find((r) => r.id === role.value).desc; });
+    const m = modal({ title: 'New account', description: 'The broker makes up a first password, shown to you once.', content: form, footer: [cancel, create], testid: 'account-dialog' });
+    cancel.addEventListener('click', () => m.close());
+    username.focus();
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      create.disabled = true;
+      try {
+        const out = await api.createUser(username.value.trim(), role.value);
+        m.close();
+        showSecret({ title: `Password for ${out.username}`, description: 'Give it to them over a channel you trust; they can change it under Account security.', secret: out.password, testid: 'password-dialog' });
+        load();
+      } catch (err) {
+        error.show(err);
+        create.disabled = false;
+      }
+    });
+  }
+
+  async function loadPolicy() {
+    try {
+      renderPolicy((await api.getSettings()).totp_required_roles);
+    } catch (err) {
+      failed(policySlot, err, loadPolicy);
+    }
+  }
+
+  function renderPolicy(required) {
+    const boxes = ROLES.map((r) => {
+      const box = h('input', { type: 'checkbox', id: `totp-${r.id}`, value: r.id, 'data-testid': 'totp-role', 'data-role': r.id, checked: required.includes(r.id) });
+      box.checked = required.includes(r.id);
+      return { box, el: h('label', { class: 'check-row', for: `totp-${r.id}` }, box, h('span', { text: `${r.label}s` })) };
+    });
+    const save = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'totp-policy-save' }, 'Save');
+    save.addEventListener('click', async () => {
+      save.disabled = true;
+      try {
+        const out = await api.putSettings({ totp_required_roles: boxes.filter((b) => b.box.checked).map((b) => b.box.value) });
+        toast(out.totp_required_roles.length ? 'Two-factor authentication is now required for the roles ticked.' : 'Two-factor authentication is optional for everyone.', 'success');
+      } catch (err) {
+        toast(err.message, 'error');
+      } finally {
+        save.disabled = false;
+      }
+    });
+    policySlot.replaceChildren(
+      h('h2', { class: 'section-title', text: 'Require two-factor authentication' }),
+      h('p', { class: 'field-hint', text: 'Accounts of these roles must sign in with a code from an authenticator app. Those without one are asked to set it up at their next sign-in, before anything else.' }),
+      h('div', { class: 'check-list' }, boxes.map((b) => b.el)),
+      h('div', {}, save));
+  }
+
+  return () => {};
+}
+
+// ---- API keys ------------------------------------------------------------------
+
+/** Mounts the API keys screen. Returns an unmount function. */
+export function mountKeys(main) {
+  const listSlot = h('div', { class: 'card table-card' });
+  const add = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-key' }, icon('plus', 16), 'New API key');
+  add.addEventListener('click', openCreate);
+  page(main, 'API keys', 'Keys let a ticket system or script use the REST API, within the scopes you give them.', add,
+    h('section', { class: 'section' }, listSlot),
+    h('p', { class: 'field-hint doc-link' }, icon('info', 14), 'The API is described in ',
+      h('a', { href: '/api/v1/openapi.yaml', target: '_blank', rel: 'noopener', text: 'OpenAPI 3' }), '.'));
+  load();
+
+  async function load() {
+    loading(listSlot);
+    try {
+      const keys = await api.listKeys();
+      if (!keys.length) {
+        listSlot.replaceChildren(h('div', { class: 'empty empty-compact' }, h('p', { class: 'empty-title', text: 'No API keys yet' })));
+        return;
+      }
+      listSlot.replaceChildren(h('table', { class: 'table', 'data-testid': 'keys-table' },
+        h('thead', {}, h('tr', {}, ['Name', 'Acts as', 'Scopes', 'Last used', 'Created', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, keys.map(row))));
+    } catch (err) {
+      failed(listSlot, err, load);
+    }
+  }
+
+  function row(k) {
+    const revoked = Boolean(k.revoked_at);
+    const revoke = revoked
+      ? h('span', { class: 'badge badge-ended', title: formatDateTime(k.revoked_at) }, h('span', { class: 'badge-dot' }), 'Revoked')
+      : h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'key-revoke' }, 'Revoke');
+    if (!revoked) {
+      revoke.addEventListener('click', async () => {
+        if (!await confirmDialog({ title: `Revoke \u201c${k.name}\u201d?`, message: 'Whatever uses this key is refused from now on. This cannot be undone.', confirmLabel: 'Revoke key' })) return;
+        try {
+          await api.revokeKey(k.id);
+          toast('Key revoked.', 'success');
+          load();
+        } catch (err) {
+          toast(err.message, 'error');
+        }
+      });
+    }
+    return h('tr', { 'data-testid': 'key-row', 'data-key-id': k.id, class: revoked ? 'is-muted' : null },
+      h('td', {}, h('div', { class: 'cell-title', text: k.name }), h('div', { class: 'mono muted cell-sub', text: k.id })),
+      h('td', {}, k.username),
+      h('td', {}, h('div', { class: 'scope-list' }, k.scopes.map((s) => h('span', { class: 'chip chip-mono', text: s })))),
+      h('td', { class: 'nowrap', 'data-testid': 'key-last-used' }, k.last_used_at ? h('span', { title: formatDateTime(k.last_used_at), text: timeAgo(k.last_used_at) }) : h('span', { class: 'muted', text: 'Never' })),
+      h('td', { class: 'nowrap' }, h('span', { title: formatDateTime(k.created_at), text: timeAgo(k.created_at) })),
+      h('td', { class: 'row-actions' }, revoke));
+  }
+
+  async function openCreate() {
+    const name = h('input', { id: 'key-name', class: 'input', maxlength: '100', placeholder: 'e.g. ServiceNow production', 'data-testid': 'key-name' });
+    const actsAs = h('select', { id: 'key-user', class: 'input input-select', 'data-testid': 'key-user' }, h('option', { value: '', text: 'Me' }));
+    api.listUsers().then((users) => users.filter((u) => !u.disabled).forEach((u) => actsAs.append(h('option', { value: u.username, text: `${u.username} (${u.role})` })))).catch(() => {});
+    const boxes = SCOPES.map((s) => {
+      const box = h('input', { type: 'checkbox', id: `scope-${s.id}`, value: s.id, 'data-testid': 'key-scope', 'data-scope': s.id, checked: s.id === 'sessions:create' || s.id === 'sessions:read' });
+      box.checked = s.id === 'sessions:create' || s.id === 'sessions:read';
+      return { box, el: h('label', { class: 'check-row', for: `scope-${s.id}` }, box, h('span', { class: 'mono', text: s.id }), h('span', { class: 'muted', text: s.desc })) };
+    });
+    const error = errorBox();
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const create = h('button', { type: 'submit', form: 'key-form', class: 'btn btn-primary', 'data-testid': 'key-create' }, 'Create key');
+    const form = h('form', { id: 'key-form', class: 'stack', novalidate: true },
+      error.el,
+      h('div', { class: 'field' }, h('label', { for: 'key-name', class: 'label', text: 'Name' }), name,
+        h('p', { class: 'field-hint', text: 'What the key is for, so you know what breaks if you revoke it.' })),
+      h('div', { class: 'field' }, h('label', { for: 'key-user', class: 'label', text: 'Acts as' }), actsAs,
+        h('p', { class: 'field-hint', text: 'Sessions it creates belong to this account; it can never do more than the account\u2019s role allows.' })),
+      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Scopes' }), h('div', { class: 'check-list' }, boxes.map((b) => b.el))));
+    const m = modal({ title: 'New API key', content: form, footer: [cancel, create], testid: 'key-dialog', size: 'md' });
+    cancel.addEventListener('click', () => m.close());
+    name.focus();
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      create.disabled = true;
+      try {
+        const out = await api.createKey(name.value.trim(), boxes.filter((b) => b.box.checked).map((b) => b.box.value), actsAs.value);
+        m.close();
+        showSecret({ title: 'Your new API key', description: 'Send it as Authorization: Bearer <key>. Store it in your ticket system\u2019s secret store now.', secret: out.key, testid: 'key-secret-dialog' });
+        load();
+      } catch (err) {
+        error.show(err);
+        create.disabled = false;
+      }
+    });
+  }
+
+  return () => {};
+}
+
+// ---- Webhooks ------------------------------------------------------------------
+
+/** Mounts the webhooks screen. Returns an unmount function. */
+export function mountWebhooks(main) {
+  const listSlot = h('div', { class: 'stack' });
+  const add = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-webhook' }, icon('plus', 16), 'New webhook');
+  add.addEventListener('click', openCreate);
+  page(main, 'Webhooks', 'Tell your ticket system what happens in sessions. Deliveries are signed (HMAC-SHA256) and retried.', add, listSlot);
+  load();
+
+  async function load() {
+    loading(listSlot);
+    try {
+      const hooks = await api.listWebhooks();
+      if (!hooks.length) {
+        listSlot.replaceChildren(h('div', { class: 'card empty empty-compact' },
+          h('div', { class: 'empty-icon' }, icon('link', 20)),
+          h('p', { class: 'empty-title', text: 'No webhooks yet' }),
+          h('p', { class: 'empty-text', text: 'Add your ticket system\u2019s URL to hear about new sessions, consent and closing notes.' })));
+        return;
+      }
+      listSlot.replaceChildren(...hooks.map(card));
+    } catch (err) {
+      failed(listSlot, err, load);
+    }
+  }
+
+  function card(w) {
+    const deliveries = h('div', { class: 'deliveries', 'data-testid': 'deliveries' });
+    const toggle = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'webhook-toggle' }, w.enabled ? 'Disable' : 'Enable');
+    toggle.addEventListener('click', async () => {
+      try {
+        await api.updateWebhook(w.id, { enabled: !w.enabled });
+        load();
+      } catch (err) {
+        toast(err.message, 'error');
+      }
+    });
+    const del = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'webhook-delete' }, 'Delete…');
+    del.addEventListener('click', async () => {
+      if (!await confirmDialog({ title: 'Delete this webhook?', message: `${w.url} hears nothing more, and its delivery history goes with it.`, confirmLabel: 'Delete webhook' })) return;
+      try {
+        await api.deleteWebhook(w.id);
+        load();
+      } catch (err) {
+        toast(err.message, 'error');
+      }
+    });
+    const show = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'webhook-deliveries' }, icon('history', 14), 'Deliveries');
+    show.addEventListener('click', () => loadDeliveries(w, deliveries));
+    return h('section', { class: 'card admin-card webhook-card', 'data-testid': 'webhook-card', 'data-webhook-id': w.id },
+      h('div', { class: 'webhook-head' },
+        h('div', {},
+          h('div', { class: 'mono webhook-url', text: w.url }),
+          w.description ? h('div', { class: 'muted', text: w.description }) : null),
+        h('div', { class: 'row-actions' },
+          w.enabled ? h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'Enabled')
+            : h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Disabled'),
+          show, toggle, del)),
+      h('div', { class: 'scope-list' }, w.events.map((e) => h('span', { class: 'chip chip-mono', text: e }))),
+      deliveries);
+  }
+
+  async function loadDeliveries(w, slot) {
+    loading(slot);
+    try {
+      const list = await api.webhookDeliveries(w.id);
+      if (!list.length) {
+        slot.replaceChildren(h('p', { class: 'muted', text: 'Nothing delivered yet.' }));
+        return;
+      }
+      slot.replaceChildren(h('table', { class: 'table table-compact' },
+        h('thead', {}, h('tr', {}, ['Event', 'State', 'Attempts', 'Last answer', 'When', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, list.map((d) => {
+          const again = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'redeliver' }, icon('refresh', 14), 'Redeliver');
+          again.addEventListener('click', async () => {
+            try {
+              await api.redeliver(w.id, d.id);
+              toast('Queued for delivery again.', 'success');
+              loadDeliveries(w, slot);
+            } catch (err) {
+              toast(err.message, 'error');
+            }
+          });
+          const good = d.state === 'succeeded';
+          return h('tr', { 'data-testid': 'delivery-row', 'data-state': d.state },
+            h('td', { class: 'mono', text: d.event_type }),
+            h('td', {}, h('span', { class: `chip ${good ? 'chip-good' : d.state === 'failed' ? 'chip-bad' : ''}`, text: d.state })),
+            h('td', { class: 'tabular', text: String(d.attempt_count) }),
+            h('td', {}, d.last_status_code ? `HTTP ${d.last_status_code}` : (d.last_error || '\u2014')),
+            h('td', {}, h('span', { title: formatDateTime(d.updated_at), text: timeAgo(d.updated_at) })),
+            h('td', { class: 'row-actions' }, again));
+        }))));
+    } catch (err) {
+      failed(slot, err, () => loadDeliveries(w, slot));
+    }
+  }
+
+  function openCreate() {
+    const url = h('input', { id: 'wh-url', class: 'input', type: 'url', placeholder: 'https://tickets.example.com/tether', 'data-testid': 'webhook-url' });
+    const desc = h('input', { id: 'wh-desc', class: 'input', maxlength: '200', placeholder: 'e.g. ServiceNow work notes', 'data-testid': 'webhook-description' });
+    const boxes = EVENTS.map((e) => {
+      const box = h('input', { type: 'checkbox', id: `ev-${e}`, value: e, 'data-testid': 'webhook-event', checked: true });
+      box.checked = true;
+      return { box, el: h('label', { class: 'check-row', for: `ev-${e}` }, box, h('span', { class: 'mono', text: e })) };
+    });
+    const error = errorBox();
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const create = h('button', { type: 'submit', form: 'wh-form', class: 'btn btn-primary', 'data-testid': 'webhook-create' }, 'Add webhook');
+    const form = h('form', { id: 'wh-form', class: 'stack', novalidate: true },
+      error.el,
+      h('div', { class: 'field' }, h('label', { for: 'wh-url', class: 'label', text: 'Endpoint URL' }), url),
+      h('div', { class: 'field' }, h('label', { for: 'wh-desc', class: 'label' }, 'Description ', h('span', { class: 'label-hint', text: '(optional)' })), desc),
+      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Events' }), h('div', { class: 'check-grid' }, boxes.map((b) => b.el))));
+    const m = modal({ title: 'New webhook', content: form, footer: [cancel, create], testid: 'webhook-dialog', size: 'md' });
+    cancel.addEventListener('click', () => m.close());
+    url.focus();
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      create.disabled = true;
+      try {
+        const out = await api.createWebhook(url.value.trim(), boxes.filter((b) => b.box.checked).map((b) => b.box.value), desc.value.trim());
+        m.close();
+        showSecret({ title: 'Signing secret', description: 'Check each delivery\u2019s Tether-Signature header with it (HMAC-SHA256 over "<t>.<body>").', secret: out.secret, testid: 'webhook-secret-dialog' });
+        load();
+      } catch (err) {
+        error.show(err);
+        create.disabled = false;
+      }
+    });
+  }
+
+  return () => {};
+}

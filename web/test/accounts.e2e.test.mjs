@@ -1,0 +1,248 @@
+// Accounts, API keys, webhooks, two-factor sign-in, a user's own code and
+// the join page, through the console against a real broker (and, for the
+// user's code, a real host on a real X display).
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { launch } from './browser.mjs';
+import { ROOT, bin, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+after(stopAll);
+
+/** One REST call from outside the browser, as a ticket system would. */
+function call(broker, method, path, token, body) {
+  return new Promise((resolve, reject) => {
+    const req = request(broker.url + path, {
+      method,
+      ca: readFileSync(broker.ca),
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    }, (res) => {
+      let data = '';
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: data ? JSON.parse(data) : null }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** RFC 6238 with the broker's parameters: SHA-1, 6 digits, 30 s. */
+function totp(secretB32, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secretB32) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const off = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+/** The text of an error box once it shows. */
+async function errorText(locator) {
+  await locator.waitFor({ state: 'visible' });
+  return locator.textContent();
+}
+
+async function signIn(page, broker, user, password) {
+  await page.goto(broker.url + '/');
+  await page.getByTestId('login-username').fill(user);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+}
+
+test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, async () => {
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, broker.admin.user, broker.admin.password);
+    await page.getByTestId('nav-accounts').click();
+    await page.getByTestId('accounts-table').waitFor();
+
+    // A new technician: the broker makes up a password, shown once.
+    await page.getByTestId('new-account').click();
+    await page.getByTestId('account-username').fill('Not Valid');
+    await page.getByTestId('account-create').click();
+    assert.match(await errorText(page.getByTestId('account-dialog').getByTestId('form-error')), /username must be/);
+    await page.getByTestId('account-username').fill('lee');
+    await page.getByTestId('account-create').click();
+    const password = await page.getByTestId('shown-secret').textContent();
+    assert.ok(password.length >= 16, 'a strong first password is shown');
+    await page.screenshot({ path: join(artifacts, 'admin-account-password.png') });
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    const lee = page.locator('[data-testid="account-row"][data-username="lee"]');
+    await lee.waitFor();
+
+    // It works: lee can sign in through the API with that password.
+    const login = await call(broker, 'POST', '/api/v1/login', '', { username: 'lee', password });
+    assert.equal(login.status, 200);
+
+    // Disable: lee's login ends at once.
+    await lee.getByTestId('account-toggle').click();
+    await page.getByTestId('confirm-ok').click();
+    await page.locator('[data-testid="account-row"][data-username="lee"][data-disabled="true"]').waitFor();
+    assert.equal((await call(broker, 'GET', '/api/v1/me', login.body.token)).status, 401);
+
+    // The two-factor policy.
+    await page.locator('[data-testid="totp-role"][data-role="admin"]').check();
+    await page.getByTestId('totp-policy-save').click();
+    await page.locator('.toast-success').first().waitFor();
+    const settings = await call(broker, 'GET', '/api/v1/settings', broker.admin.api_key);
+    assert.deepEqual(settings.body.totp_required_roles, ['admin']);
+    await page.screenshot({ path: join(artifacts, 'admin-accounts.png'), fullPage: true });
+    await call(broker, 'PUT', '/api/v1/settings', broker.admin.api_key, { totp_required_roles: [] });
+
+    // An API key for a ticket system, shown once, scoped.
+    await page.getByTestId('nav-keys').click();
+    await page.getByTestId('new-key').click();
+    await page.getByTestId('key-name').fill('ServiceNow production');
+    await page.screenshot({ path: join(artifacts, 'admin-key-dialog.png') });
+    await page.getByTestId('key-create').click();
+    const key = await page.getByTestId('shown-secret').textContent();
+    assert.match(key, /^tth_/);
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    const created = await call(broker, 'POST', '/api/v1/sessions', key, { ticket: { system: 'servicenow', id: 'INC-77' } });
+    assert.equal(created.status, 201, 'the key may create sessions');
+    assert.equal((await call(broker, 'GET', '/api/v1/users', key)).status, 403, 'but not manage accounts');
+    await page.reload();
+    const row = page.locator('[data-testid="key-row"]', { hasText: 'ServiceNow production' });
+    await row.waitFor();
+    assert.doesNotMatch(await row.getByTestId('key-last-used').textContent(), /Never/, 'last use is shown');
+    await page.screenshot({ path: join(artifacts, 'admin-keys.png'), fullPage: true });
+    await row.getByTestId('key-revoke').click();
+    await page.getByTestId('confirm-ok').click();
+    await page.locator('[data-testid="key-row"].is-muted', { hasText: 'ServiceNow production' }).waitFor();
+    assert.equal((await call(broker, 'GET', '/api/v1/sessions', key)).status, 401, 'a revoked key is refused');
+
+    // A webhook: refused field by field, then added with its secret shown once.
+    await page.getByTestId('nav-webhooks').click();
+    await page.getByTestId('new-webhook').click();
+    await page.getByTestId('webhook-url').fill('http://tickets.example.com/hook');
+    await page.getByTestId('webhook-create').click();
+    assert.match(await errorText(page.getByTestId('webhook-dialog').getByTestId('form-error')), /https/);
+    await page.getByTestId('webhook-url').fill('https://10.255.0.1/tether');
+    await page.getByTestId('webhook-description').fill('ServiceNow work notes');
+    await page.getByTestId('webhook-create').click();
+    assert.ok((await page.getByTestId('shown-secret').textContent()).length > 20);
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    const card = page.getByTestId('webhook-card');
+    await card.waitFor();
+    await card.getByTestId('webhook-deliveries').click();
+    await card.getByTestId('deliveries').waitFor();
+    await page.screenshot({ path: join(artifacts, 'admin-webhooks.png'), fullPage: true });
+    await card.getByTestId('webhook-toggle').click();
+    await page.locator('[data-testid="webhook-card"]', { hasText: 'Disabled' }).waitFor();
+  } finally {
+    await browser.close();
+  }
+});
+
+test('two-factor sign-in: enrolment when the role requires it, then a code at each sign-in', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const admin = broker.admin.api_key;
+  assert.equal((await call(broker, 'POST', '/api/v1/users', admin, { username: 'tina', role: 'technician', password: 'tina-password-1' })).status, 201);
+  assert.equal((await call(broker, 'PUT', '/api/v1/settings', admin, { totp_required_roles: ['technician'] })).status, 200);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, 'tina', 'tina-password-1');
+    await page.getByTestId('enrol-required').waitFor();
+    assert.equal(await page.locator('a[href="#/sessions"]').count(), 0, 'nothing else is offered before enrolment');
+    await page.getByTestId('totp-start').click();
+    const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
+    assert.match(await page.getByTestId('totp-uri').textContent(), /^otpauth:\/\/totp\/Tether:tina\?/);
+    await page.screenshot({ path: join(artifacts, 'account-totp-enrol.png') });
+    await page.getByTestId('totp-confirm-code').fill('000000');
+    await page.getByTestId('totp-confirm').click();
+    assert.match(await errorText(page.getByTestId('form-error')), /wrong/);
+    await page.getByTestId('totp-confirm-code').fill(totp(secret));
+    await page.getByTestId('totp-confirm').click();
+    await page.locator('[data-testid="totp-status"]', { hasText: 'On' }).waitFor();
+    await page.locator('a[href="#/sessions"]').waitFor();
+
+    // Next sign-in: the password, then the code (the next one: each works once).
+    await page.getByTestId('logout').click();
+    await signIn(page, broker, 'tina', 'tina-password-1');
+    await page.getByTestId('login-totp').waitFor();
+    await page.screenshot({ path: join(artifacts, 'login-totp.png') });
+    await page.getByTestId('login-totp').fill(totp(secret, Date.now() + 30_000));
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('new-session').waitFor();
+  } finally {
+    await browser.close();
+  }
+});
+
+test('technician enters the code a user reads out, with a ticket, and sees the screen', { timeout: 120_000 }, async () => {
+  const display = await startXvfb(1280, 720);
+  const painter = start(bin('xpattern'), ['-mode', 'counter', '-interval', '50'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await painter.ready;
+  const broker = await startBroker();
+  const host = startHost(broker, null, display);
+  await host.ready;
+  const code = host.code();
+  assert.match(code, /^\d{9}$/);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, broker.admin.user, broker.admin.password);
+    await page.getByTestId('enter-code').click();
+    await page.getByTestId('claim-code').fill(`${code.slice(0, 3)} ${code.slice(3, 6)} ${code.slice(6)}`);
+    await page.getByTestId('claim-submit').click();
+    assert.match(await errorText(page.getByTestId('claim-error')), /ticket/i, 'a ticket is required');
+    await page.getByTestId('claim-ticket').fill('HELP-9');
+    await page.getByTestId('claim-system').fill('jira');
+    await page.getByTestId('claim-title').fill('Printer offline');
+    await page.screenshot({ path: join(artifacts, 'console-enter-code.png') });
+    await page.getByTestId('claim-submit').click();
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction(() => {
+      const v = document.querySelector('[data-testid="remote-video"]');
+      return v && v.videoWidth === 1280 && v.getVideoPlaybackQuality().totalVideoFrames > 5;
+    }, null, { timeout: 30_000 });
+    assert.match(host.out.stdout, /HELP-9/, 'the user was told which ticket');
+    await page.screenshot({ path: join(artifacts, 'console-user-initiated-live.png') });
+
+    // A wrong code says so, and a code works once.
+    await page.goto(broker.url + '/#/sessions');
+    await page.getByTestId('enter-code').click();
+    await page.getByTestId('claim-code').fill(code);
+    await page.getByTestId('claim-ticket').fill('HELP-9');
+    await page.getByTestId('claim-submit').click();
+    assert.match(await errorText(page.getByTestId('claim-error')), /No computer is waiting with that code/);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the join page tells the user what happens and offers the host', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const s = await call(broker, 'POST', '/api/v1/sessions', broker.admin.api_key,
+    { ticket: { system: 'servicenow', id: 'INC-4242', title: 'VPN drops every hour' }, permissions: ['view', 'control', 'clipboard'] });
+  assert.equal(s.status, 201);
+  const browser = await launch({ viewport: { width: 900, height: 1000 } });
+  try {
+    const page = await browser.newPage();
+    const res = await page.goto(s.body.join_url);
+    assert.equal(res.status(), 200);
+    assert.match(await page.getByTestId('join-title').textContent(), /admin is ready to help you with ticket INC-4242/);
+    assert.equal((await page.getByTestId('join-code').textContent()).replaceAll(' ', ''), s.body.code);
+    assert.equal(await page.getByTestId('join-download').getAttribute('href'), `/join/${s.body.code}/host`);
+    const styles = await page.locator('.join-card').evaluate((el) => getComputedStyle(el).borderRadius);
+    assert.equal(styles, '16px', 'the page is styled (its CSS loads under the CSP)');
+    await page.screenshot({ path: join(artifacts, 'join-page.png'), fullPage: true });
+    const bad = await page.goto(broker.url + '/join/000000001');
+    assert.equal(bad.status(), 404);
+    await page.screenshot({ path: join(artifacts, 'join-page-invalid.png') });
+  } finally {
+    await browser.close();
+  }
+});
