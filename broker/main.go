@@ -25,6 +25,8 @@ func main() {
 	flag.DurationVar(&cfg.CodeTTL, "code-ttl", 10*time.Minute, "how long a support code stays valid")
 	flag.DurationVar(&cfg.ConsentTimeout, "consent-timeout", time.Minute, "how long the user has to answer a request; no answer is no")
 	flag.StringVar(&cfg.Organisation, "org", "", "organisation shown to users next to technicians' names, e.g. \"Acme IT\"")
+	flag.DurationVar(&cfg.LoginTTL, "login-ttl", 12*time.Hour, "longest a console login lasts")
+	flag.DurationVar(&cfg.LoginIdle, "login-idle", 30*time.Minute, "a console login unused for this long ends")
 	flag.StringVar(&cfg.HostBinary, "host-binary", "", "Linux host program offered on join pages (default: host next to the broker)")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
 	flag.Parse()

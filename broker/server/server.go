@@ -54,6 +54,9 @@ type Config struct {
 
 	// Webhooks tunes webhook delivery; its Store, Logger and Now are the broker's.
 	Webhooks webhook.Config
+	// LoginTTL and LoginIdle end console logins: at the latest after
+	// LoginTTL, and after LoginIdle without use (defaults 12 h, 30 min).
+	LoginTTL, LoginIdle time.Duration
 	// HostBinary is the Linux host program offered on join pages (default:
 	// "host" next to the broker's executable, as `make build` puts it).
 	HostBinary string
@@ -130,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "tether.db")); err != nil {
 		return nil, err
 	}
-	authn, err := auth.New(auth.Config{Store: b.store, Logger: cfg.Logger, Now: cfg.Now})
+	authn, err := auth.New(auth.Config{Store: b.store, Logger: cfg.Logger, Now: cfg.Now, LoginTTL: cfg.LoginTTL, IdleTimeout: cfg.LoginIdle})
 	if err != nil {
 		return nil, err
 	}

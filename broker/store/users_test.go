@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestMigrationKeepsKeysWorking: a database from before scoped keys keeps
+// its keys working with every scope, and its logins alive.
+func TestMigrationKeepsKeysWorking(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations[:4] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+	}
+	now := time.Now()
+	stmts := []string{
+		"PRAGMA user_version = 4",
+		fmt.Sprintf("INSERT INTO users (username, password_hash, role, created_at) VALUES ('admin', 'x', 'admin', %d)", now.UnixMilli()),
+		fmt.Sprintf("INSERT INTO api_keys (id, user_id, name, hash, created_at) VALUES ('key_1', 1, 'old', 'h1', %d)", now.UnixMilli()),
+		fmt.Sprintf("INSERT INTO logins (token_hash, user_id, csrf, created_at, expires_at) VALUES ('t1', 1, 'c', %d, %d)", now.UnixMilli(), now.Add(time.Hour).UnixMilli()),
+	}
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k, err := s.UseAPIKey(ctx, "h1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []string{"sessions:create", "sessions:join", "users:admin", "webhooks:admin"} {
+		if !slices.Contains(k.Scopes, sc) {
+			t.Errorf("migrated key lacks %s: %v", sc, k.Scopes)
+		}
+	}
+	if _, err := s.LoginByToken(ctx, "t1", now, now.Add(-30*time.Minute)); err != nil {
+		t.Errorf("login from before the idle timeout: %v", err)
+	}
+	u, err := s.UserByName(ctx, "admin")
+	if err != nil || u.Disabled || u.TOTPEnabled {
+		t.Errorf("migrated user: %+v %v", u, err)
+	}
+}
+
+func TestListSessionsFilter(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var users []*User
+	for _, name := range []string{"tina", "tom"} {
+		u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: t0}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	for i, c := range []struct {
+		owner  int
+		ticket string
+		state  string
+	}{{0, "INC-1", StateWaiting}, {0, "INC-2", StateEnded}, {1, "INC-1", StateWaiting}, {1, "", StateActive}} {
+		err := s.CreateSession(ctx, &Session{ID: fmt.Sprint("s", i), CodeHash: fmt.Sprint("h", i), CodeExpiresAt: t0.Add(time.Hour),
+			CreatedBy: users[c.owner].ID, TicketID: c.ticket, TicketSystem: "jira", State: c.state, CreatedAt: t0.Add(time.Duration(i) * time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.AddParticipant(ctx, "s3", users[0].ID, users[1].ID, t0)
+	ids := func(f SessionFilter) []string {
+		list, err := s.ListSessions(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, x := range list {
+			out = append(out, x.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		f    SessionFilter
+		want []string
+	}{
+		{"all, newest first", SessionFilter{}, []string{"s3", "s2", "s1", "s0"}},
+		{"ticket", SessionFilter{TicketID: "INC-1"}, []string{"s2", "s0"}},
+		{"technician", SessionFilter{Technician: users[1].ID}, []string{"s3", "s2"}},
+		{"visible to tina: hers and the one she was invited to", SessionFilter{Visible: users[0].ID}, []string{"s3", "s1", "s0"}},
+		{"state", SessionFilter{State: StateWaiting}, []string{"s2", "s0"}},
+		{"time window", SessionFilter{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, []string{"s2", "s1"}},
+		{"limit", SessionFilter{Limit: 1}, []string{"s3"}},
+	} {
+		if got := ids(c.f); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
