@@ -262,6 +262,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 	now := h.cfg.Now()
 	p := &pendingHost{expires: now.Add(h.cfg.CodeTTL), claimed: make(chan *store.Session, 1)}
 	var code, hash string
+	registered := false
 	for range 5 {
 		code = NewCode()
 		hash = auth.HashToken(code)
@@ -271,13 +272,14 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 		h.mu.Lock()
 		if h.pending[hash] == nil && !h.closed {
 			h.pending[hash] = p
-			h.mu.Unlock()
-			break
+			registered = true
 		}
 		h.mu.Unlock()
-		hash = ""
+		if registered {
+			break
+		}
 	}
-	if hash == "" {
+	if !registered {
 		h.refuse(c, protocol.CodeInternal, "The broker could not issue a code. Try again in a moment.")
 		return nil, nil, false
 	}

@@ -613,6 +613,10 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 			h.audit(sess.ID, p.User.Username, "permission.requested", map[string]any{"permissions": req.Permissions})
 			h.requestMore(l, c, req.Permissions)
 		case protocol.TypeEnd:
+			if !p.Can(auth.ScopeSessionsWrite) {
+				c.sendError(sess.ID, protocol.CodeForbidden, "You may watch this session but not end it.")
+				continue
+			}
 			var end protocol.End
 			if err := protocol.DecodePayload(env, &end); err != nil {
 				end.Reason = ""

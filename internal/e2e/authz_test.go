@@ -167,6 +167,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	t.Logf("%d cells checked", cells)
 
+	// Watching is not ending: a supervisor's end over the viewer socket is
+	// refused and the session goes on.
+	id := newSession("tina")
+	ws, err := b.loginViewerSocket(principals[2].token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	hello, _ := protocol.Encode(protocol.TypeHello, id, protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: id})
+	ws.WriteMessage(websocket.TextMessage, hello)
+	readType(t, ws, protocol.TypeWelcome)
+	end, _ := protocol.Encode(protocol.TypeEnd, id, protocol.End{})
+	ws.WriteMessage(websocket.TextMessage, end)
+	if code := errorCode(t, readType(t, ws, protocol.TypeError)); code != protocol.CodeForbidden {
+		t.Errorf("supervisor ending over the socket: %s", code)
+	}
+	if out := mustCall("GET", "/sessions/"+id, admin, "", 200); out["state"] == "ended" {
+		t.Error("a supervisor ended a session")
+	}
+
 	// A disabled account is shut out at once: its logins and its keys.
 	tinaKey := principals[len(principals)-2].token
 	mustCall("PATCH", "/users/tina", admin, `{"disabled":true}`, 200)

@@ -13,8 +13,13 @@ const REFRESH_MS = 5000;
 // the code is still there after a look at another screen. Memory only.
 let latest = null; // { session, deadline (local ms), dismissed }
 
+function canCreate(user) {
+  // Older brokers (and the test double) send no scopes: trust the role.
+  return user?.scopes?.length ? user.scopes.includes('sessions:create') : user?.role !== 'supervisor';
+}
+
 /** Mounts the sessions screen into main. Returns an unmount function. */
-export function mountSessions(main, { navigate }) {
+export function mountSessions(main, { navigate, user }) {
   let sessions = null; // null until the first load
   let filter = 'all';
   let loadError = '';
@@ -39,7 +44,8 @@ export function mountSessions(main, { navigate }) {
       h('div', {},
         h('h1', { class: 'page-title', text: 'Support sessions' }),
         h('p', { class: 'page-subtitle', text: 'Create a one-time code for a user, then watch their screen once they join and consent.' })),
-      h('div', { class: 'page-actions' }, claimBtn, newBtn)),
+      // Supervisors watch: they neither create sessions nor take codes.
+      h('div', { class: 'page-actions' }, canCreate(user) ? [claimBtn, newBtn] : null)),
     codeSlot,
     h('section', { class: 'section', 'aria-labelledby': 'sessions-heading' },
       h('div', { class: 'section-header' },
