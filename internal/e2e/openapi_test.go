@@ -67,7 +67,9 @@ func newSpecChecker(t *testing.T, b *broker) *specChecker {
 	return &specChecker{t: t, doc: doc, router: router, base: &http.Transport{TLSClientConfig: tlsCfg}, covered: map[string]bool{}}
 }
 
-func (c *specChecker) client() *http.Client { return &http.Client{Transport: c, Timeout: 30 * time.Second} }
+func (c *specChecker) client() *http.Client {
+	return &http.Client{Transport: c, Timeout: 30 * time.Second}
+}
 
 func (c *specChecker) RoundTrip(req *http.Request) (*http.Response, error) {
 	var reqBody []byte
