@@ -2,6 +2,7 @@
 
 import * as api from './api.js';
 import { copyButton, h, icon, toast } from './ui.js';
+import { generate } from './vendor/lean-qr/index.mjs';
 
 /** Mounts the account screen into main. Returns an unmount function. */
 export function mountAccount(main, { user, onChange }) {
@@ -83,7 +84,9 @@ export function mountAccount(main, { user, onChange }) {
     const grouped = secret.match(/.{1,4}/g).join(' ');
     totpSlot.replaceChildren(card('Set up two-factor authentication',
       h('ol', { class: 'steps' },
-        h('li', {}, 'In your authenticator app, add an account with this key (time-based):',
+        h('li', {}, 'Scan this code with your authenticator app:',
+          h('img', { class: 'qr', src: qrDataURL(uri), width: '180', height: '180', alt: 'QR code of the two-factor key', 'data-testid': 'totp-qr' })),
+        h('li', {}, 'Or add an account with this key (time-based):',
           h('div', { class: 'secret-row' },
             h('code', { class: 'secret', 'data-testid': 'totp-secret', 'data-secret': secret, text: grouped }),
             copyButton(() => secret, { label: 'Copy key', testid: 'copy-totp-secret' })),
@@ -123,6 +126,15 @@ export function mountAccount(main, { user, onChange }) {
   }
 
   return () => {};
+}
+
+/** The otpauth:// URI as a QR code image (data: URL, allowed by the CSP). */
+function qrDataURL(uri) {
+  try {
+    return generate(uri).toDataURL({ scale: 6, pad: 4 });
+  } catch {
+    return '';
+  }
 }
 
 function card(title, ...content) {

@@ -4,6 +4,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -159,6 +160,12 @@ test('two-factor sign-in: enrolment when the role requires it, then a code at ea
     await page.getByTestId('totp-start').click();
     const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
     assert.match(await page.getByTestId('totp-uri').textContent(), /^otpauth:\/\/totp\/Tether:tina\?/);
+    // The QR code holds exactly the otpauth:// URI (read back with zbarimg).
+    const uri = await page.getByTestId('totp-uri').textContent();
+    const qrPath = join(artifacts, 'totp-qr.png');
+    await page.getByTestId('totp-qr').screenshot({ path: qrPath });
+    const scanned = execFileSync('zbarimg', ['--quiet', '--raw', qrPath], { encoding: 'utf8' }).trim();
+    assert.equal(scanned, uri, 'the QR code scans to the otpauth URI');
     await page.screenshot({ path: join(artifacts, 'account-totp-enrol.png') });
     await page.getByTestId('totp-confirm-code').fill('000000');
     await page.getByTestId('totp-confirm').click();
