@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -197,5 +199,55 @@ func TestUserInitiatedCodeEnds(t *testing.T) {
 			t.Fatalf("claiming the code of a host that left: %d %v", status, resp)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClaimRateLimit: a technician guessing codes is slowed down with a
+// clear 429 and Retry-After, and every attempt is audited.
+func TestClaimRateLimit(t *testing.T) {
+	b := startBroker(t)
+	if err := b.CreateUser(context.Background(), "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	tok := b.loginToken(t, "tina", "tina-password-1")
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	limited := false
+	for i := range 30 {
+		req, _ := http.NewRequest("POST", api+"/sessions/claim", strings.NewReader(fmt.Sprintf(`{"code":"%09d","ticket":{"id":"INC-1"}}`, 200000000+i)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			if n, _ := strconv.Atoi(resp.Header.Get("Retry-After")); n < 1 {
+				t.Errorf("429 without a usable Retry-After: %q", resp.Header.Get("Retry-After"))
+			}
+			if i < 5 {
+				t.Errorf("limited after only %d guesses", i)
+			}
+			limited = true
+			break
+		}
+		if resp.StatusCode != 404 {
+			t.Fatalf("guess %d: %d", i, resp.StatusCode)
+		}
+	}
+	if !limited {
+		t.Fatal("30 guesses were not limited")
+	}
+	_, audit := apiCall(t, hc, "GET", api+"/audit/codes", b.admin.APIKey, "", nil)
+	counts := map[string]int{}
+	for _, a := range audit["attempts"].([]any) {
+		e := a.(map[string]any)
+		if e["actor"] == "tina" {
+			counts[e["outcome"].(string)]++
+		}
+	}
+	if counts["unknown"] < 5 || counts["rate_limited"] != 1 {
+		t.Errorf("audited attempts: %v", counts)
 	}
 }
