@@ -1,5 +1,7 @@
-// Package api serves the broker's REST API v1 (sessions, login) and its
-// error format: JSON with a stable code and a human message.
+// Package api serves the broker's REST API v1 (sessions for tickets,
+// claiming a user's code, login, accounts, API keys, settings, webhooks),
+// described by openapi.yaml, and its error format: JSON with a stable code,
+// a human message and, for refused input, what is wrong with each field.
 package api
 
 import (

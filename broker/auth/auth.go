@@ -1,6 +1,9 @@
 // Package auth authenticates the people and integrations that use the
-// broker: argon2id passwords, console logins held in HttpOnly cookies with a
-// CSRF token, and API keys stored hashed.
+// broker and holds the authorization policy: argon2id passwords, console
+// logins held in HttpOnly cookies with a CSRF token and idle and absolute
+// timeouts, lockout, TOTP two-factor authentication (RFC 6238) required per
+// role when the admin says so, roles, and API keys stored hashed with
+// scopes.
 package auth
 
 import (

@@ -320,16 +320,17 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-
 	defer h.release(c)
+	// A host comes with a code, or asks for one and waits for a
+	// technician to claim it.
 	next := c.read
 	var sess *store.Session
 	if hello.NewCode {
-		var ok bool
-		if sess, next, ok = h.issueCode(c, r); !ok {
-			return
-		}
-	} else if sess, ok = h.redeem(c, r, hello.Code); !ok {
+		sess, next, ok = h.issueCode(c, r)
+	} else {
+		sess, ok = h.redeem(c, r, hello.Code)
+	}
+	if !ok {
 		return
 	}
 
