@@ -381,7 +381,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	case err != nil:
 		a.internal(w, r, "confirm the enrolment", err)
 	default:
-		writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, false, nil))
+		writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, false, p))
 	}
 }
 

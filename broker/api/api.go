@@ -215,9 +215,16 @@ type meJSON struct {
 	Scopes        []string `json:"scopes"`
 }
 
-func toMe(u *store.User, csrf string, mustEnrol bool, scopes []string) meJSON {
-	if scopes == nil {
-		scopes = []string{}
+// toMe describes p, or a login of u that is not a request yet (p nil).
+func toMe(u *store.User, csrf string, mustEnrol bool, p *auth.Principal) meJSON {
+	if p == nil {
+		p = &auth.Principal{User: u}
+	}
+	scopes := []string{}
+	for _, sc := range auth.AllScopes {
+		if p.Can(sc) {
+			scopes = append(scopes, sc)
+		}
 	}
 	return meJSON{userJSON{u.Username, u.Role, u.TOTPEnabled}, csrf, mustEnrol, scopes}
 }
@@ -294,13 +301,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	var scopes []string
-	for _, sc := range auth.AllScopes {
-		if p.Can(sc) {
-			scopes = append(scopes, sc)
-		}
-	}
-	writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, p.MustEnrol, scopes))
+	writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, p.MustEnrol, p))
 }
 
 type ticketJSON struct {

@@ -78,6 +78,10 @@ export function mountSession(root, { id, navigate }) {
 
   const back = h('a', { href: '#/sessions', class: 'viewer-back', 'aria-label': 'Back to sessions', 'data-tip': 'Back to sessions' }, icon('back', 18));
   const endBtn = h('button', { type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session' }, icon('power', 15), 'End session');
+  // Supervisors watch; ending is for those who work the session.
+  const scopes = window.tether.user?.scopes;
+  const mayEnd = scopes?.length ? scopes.includes('sessions:write') : true;
+  endBtn.hidden = !mayEnd;
 
   // ---- consent and activity --------------------------------------------------
 
@@ -131,7 +135,7 @@ export function mountSession(root, { id, navigate }) {
     window.tether.state = state;
     badge.dataset.state = state;
     renderBadge();
-    endBtn.hidden = state === 'ended';
+    endBtn.hidden = state === 'ended' || !mayEnd;
     // Nothing to control before the first picture or after the end.
     remote.toolbar.hidden = !(state === 'live' || state === 'reconnecting');
     remote.setLive(state === 'live');

@@ -253,3 +253,25 @@ test('the join page tells the user what happens and offers the host', { timeout:
     await browser.close();
   }
 });
+
+test('a supervisor watches: no new sessions, no codes, no ending', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const admin = broker.admin.api_key;
+  assert.equal((await call(broker, 'POST', '/api/v1/users', admin, { username: 'sue', role: 'supervisor', password: 'sue-password-12' })).status, 201);
+  const s = await call(broker, 'POST', '/api/v1/sessions', admin, { ticket: { id: 'INC-5' } });
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, 'sue', 'sue-password-12');
+    await page.getByTestId('sessions-table').waitFor();
+    assert.equal(await page.getByTestId('new-session').count(), 0);
+    assert.equal(await page.getByTestId('enter-code').count(), 0);
+    assert.equal(await page.getByTestId('nav-accounts').count(), 0, 'no administration for supervisors');
+    await page.goto(`${broker.url}/#/session/${s.body.id}`);
+    await page.getByTestId('conn-state').waitFor();
+    const user = await page.evaluate(() => window.tether.user);
+    assert.equal(await page.getByTestId('end-session').isVisible(), false, JSON.stringify(user));
+  } finally {
+    await browser.close();
+  }
+});
