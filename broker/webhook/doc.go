@@ -29,9 +29,10 @@
 //	{"id": "evt_...", "type": "session.ended", "created_at": "2026-11-23T12:00:00Z", "data": {...}}
 //
 // Times are RFC 3339 in UTC. Every data object starts with session_id,
-// ticket_id ("" when none) and technician (the owner's username). The
-// types, with their data (the Go types of the same name document each
-// field):
+// ticket_id, ticket_system, ticket_url, ticket_title ("" when not given),
+// initiated_by ("technician" or "user") and technician (the owner's
+// username). The types, with their data (the Go types of the same name
+// document each field):
 //
 //	session.created   SessionCreated: permissions_requested, code_expires_at, created_at (never the code)
 //	host.connected    HostConnected: host {hostname, os}, connected_at

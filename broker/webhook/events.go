@@ -53,7 +53,14 @@ type Envelope struct {
 type SessionRef struct {
 	SessionID string `json:"session_id"`
 	// TicketID is the ticket the session was created for; empty when none.
-	TicketID string `json:"ticket_id"`
+	// The ticket's system, link and title are empty when not given.
+	TicketID     string `json:"ticket_id"`
+	TicketSystem string `json:"ticket_system"`
+	TicketURL    string `json:"ticket_url"`
+	TicketTitle  string `json:"ticket_title"`
+	// InitiatedBy is "technician" (a code issued for the ticket) or "user"
+	// (the user started the host without a code and a technician claimed it).
+	InitiatedBy string `json:"initiated_by"`
 	// Technician is the username of the session's owner (the technician who
 	// created it, or the one it was handed over to).
 	Technician string `json:"technician"`
@@ -198,7 +205,8 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 	if err != nil {
 		return nil, fmt.Errorf("look up session %s: %w", e.Session, err)
 	}
-	ref := SessionRef{SessionID: sess.ID, TicketID: sess.TicketID}
+	ref := SessionRef{SessionID: sess.ID, TicketID: sess.TicketID, TicketSystem: sess.TicketSystem, TicketURL: sess.TicketURL,
+		TicketTitle: sess.TicketTitle, InitiatedBy: sess.InitiatedBy}
 	if u, err := d.cfg.Store.UserByID(ctx, sess.CreatedBy); err == nil {
 		ref.Technician = u.Username
 	} else if !errors.Is(err, store.ErrNotFound) {

@@ -611,7 +611,7 @@ func TestSessionEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantEnded := SessionEnded{
-		SessionRef: SessionRef{SessionID: "s_1", TicketID: "INC-42", Technician: "tina"},
+		SessionRef: SessionRef{SessionID: "s_1", TicketID: "INC-42", InitiatedBy: "technician", Technician: "tina"},
 		CreatedAt:  t0, StartedAt: &start, EndedAt: e.clock.Now(), DurationSeconds: 210,
 		EndReason:          "The technician ended the session.",
 		PermissionsGranted: []string{"view", "control"}, Viewers: []string{"tina", "lee"},

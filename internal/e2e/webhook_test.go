@@ -287,7 +287,7 @@ func TestWebhookSessionEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ts.wait(t, idle.ID, "session.created", "session.ended")
-	if d := got["session.ended"].Data; d["ticket_id"] != "INC-100" || d["technician"] != "admin" || d["started_at"] != nil ||
+	if d := got["session.ended"].Data; d["ticket_id"] != "INC-100" || d["initiated_by"] != "technician" || d["technician"] != "admin" || d["started_at"] != nil ||
 		d["duration_seconds"] != float64(0) || d["end_reason"] != "The technician ended the session." || len(d["permissions_granted"].([]any)) != 0 {
 		t.Errorf("idle session.ended %v", d)
 	}
