@@ -9,14 +9,18 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/signal"
@@ -43,6 +47,42 @@ type Config struct {
 type API struct {
 	cfg Config
 	log *slog.Logger
+
+	mu     sync.Mutex
+	logins map[string]*rate.Limiter // login attempts by source address
+}
+
+// Login attempts per source address: lockout protects each account; this
+// slows down guessing across many accounts (password spraying).
+const (
+	loginsPerMinute = 20
+	loginBurst      = 20
+)
+
+// allowLogin takes one login attempt from r's source, or says how long
+// to wait for one.
+func (a *API) allowLogin(r *http.Request) time.Duration {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	now := a.cfg.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	lim := a.logins[ip]
+	if lim == nil {
+		if len(a.logins) > 10000 {
+			a.logins = map[string]*rate.Limiter{}
+		}
+		lim = rate.NewLimiter(rate.Limit(float64(loginsPerMinute)/60), loginBurst)
+		a.logins[ip] = lim
+	}
+	res := lim.ReserveN(now, 1)
+	d := res.DelayFrom(now)
+	if d > 0 {
+		res.CancelAt(now)
+	}
+	return d
 }
 
 // New returns the API.
@@ -56,7 +96,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &API{cfg: cfg, log: cfg.Logger.With("component", "api")}, nil
+	return &API{cfg: cfg, log: cfg.Logger.With("component", "api"), logins: map[string]*rate.Limiter{}}, nil
 }
 
 // Register adds the API's routes to mux. Every route is described in
@@ -251,6 +291,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(errs) > 0 {
 		writeFieldErrors(w, errs)
+		return
+	}
+	if wait := a.allowLogin(r); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many sign-in attempts from your network. Wait a moment and try again.")
 		return
 	}
 	token, login, user, err := a.cfg.Auth.Login(r.Context(), req.Username, req.Password, req.TOTP)

@@ -182,3 +182,34 @@ func (b *broker) loginViewerSocket(token string) (*websocket.Conn, error) {
 	tlsCfg, _ := dial.TLSConfig(b.CAFile())
 	return dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + token}})
 }
+
+// TestLoginRateLimitPerSource: guessing across many accounts from one
+// address is slowed down, with Retry-After, even though no single account
+// reaches its lockout.
+func TestLoginRateLimitPerSource(t *testing.T) {
+	b := startBroker(t)
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	for i := range 40 {
+		req, _ := http.NewRequest("POST", api+"/login", strings.NewReader(`{"username":"user`+strconv.Itoa(i)+`","password":"Winter2026!"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			if i < 10 {
+				t.Errorf("limited after %d attempts", i)
+			}
+			if n, _ := strconv.Atoi(resp.Header.Get("Retry-After")); n < 1 {
+				t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
+			}
+			return
+		}
+		if resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+	}
+	t.Fatal("40 sign-in attempts from one address were not limited")
+}
