@@ -406,7 +406,11 @@ export function mountSessions(main, { navigate, user }) {
     const size = formatSize(host?.width, host?.height);
     const tr = h('tr', { class: 'row-link', tabindex: '0', 'data-testid': 'session-row', 'data-session-id': s.id, 'data-state': s.state },
       h('td', {}, h('a', { href, class: 'mono session-id', title: s.id, text: shortId(s.id), tabindex: '-1' })),
-      h('td', {}, s.ticket?.id ? h('span', { class: 'ticket', text: s.ticket.id }) : h('span', { class: 'muted', text: 'No ticket' })),
+      h('td', {}, s.ticket?.id
+        ? [h('span', { class: 'ticket', text: s.ticket.id, title: [s.ticket.system, s.ticket.title].filter(Boolean).join(' \u00b7 ') || null }),
+          s.ticket.title ? h('div', { class: 'cell-sub muted ticket-title', text: s.ticket.title }) : null]
+        : h('span', { class: 'muted', text: 'No ticket' }),
+      s.initiated_by === 'user' ? h('div', { class: 'cell-sub muted', 'data-testid': 'user-initiated', text: 'Code from the user' }) : null),
       h('td', {}, host?.hostname || host?.os
         ? h('div', { class: 'host-cell' },
           h('span', { class: 'host-name', text: host.hostname || 'Unknown host' }),

@@ -220,6 +220,10 @@ test('technician enters the code a user reads out, with a ticket, and sees the s
 
     // A wrong code says so, and a code works once.
     await page.goto(broker.url + '/#/sessions');
+    const row = page.locator('[data-testid="session-row"]', { hasText: 'HELP-9' });
+    await row.getByTestId('user-initiated').waitFor();
+    assert.match(await row.textContent(), /Printer offline/, 'the list shows the ticket title');
+    await page.screenshot({ path: join(artifacts, 'console-sessions-user-initiated.png') });
     await page.getByTestId('enter-code').click();
     await page.getByTestId('claim-code').fill(code);
     await page.getByTestId('claim-ticket').fill('HELP-9');
