@@ -383,12 +383,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 		if err != nil {
 			return nil, ErrUnauthenticated
 		}
-		p, err := a.principal(ctx, login.UserID)
-		if err != nil {
-			return nil, err
-		}
-		p.MustEnrol = login.MustEnrol
-		return p, nil
+		return a.loginPrincipal(ctx, login)
 	}
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" {
@@ -398,11 +393,29 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	if err != nil {
 		return nil, ErrUnauthenticated
 	}
+	p, err := a.loginPrincipal(ctx, login)
+	if err != nil {
+		return nil, err
+	}
+	p.CSRF, p.Cookie = login.CSRF, true
+	return p, nil
+}
+
+// loginPrincipal is who a console login acts as. Whether it must first
+// enrol in TOTP follows the policy as it is now, so that requiring TOTP
+// for a role restricts that role's open logins at once.
+func (a *Authenticator) loginPrincipal(ctx context.Context, login *store.Login) (*Principal, error) {
 	p, err := a.principal(ctx, login.UserID)
 	if err != nil {
 		return nil, err
 	}
-	p.CSRF, p.Cookie, p.MustEnrol = login.CSRF, true, login.MustEnrol
+	if !p.User.TOTPEnabled {
+		required, err := a.TOTPRequiredRoles(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.MustEnrol = slices.Contains(required, p.User.Role)
+	}
 	return p, nil
 }
 
@@ -464,7 +477,7 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code str
 		return err
 	}
 	a.cfg.Logger.InfoContext(ctx, "two-factor enrolled", "user", u.Username)
-	return a.cfg.Store.ClearMustEnrol(ctx, u.ID)
+	return nil
 }
 
 // DisableTOTP turns TOTP off for u, given a current code, unless u's role

@@ -47,8 +47,9 @@ type Login struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	LastSeenAt time.Time
-	// MustEnrol limits the login to enrolling in TOTP: the user's role
-	// requires it and the user has none yet.
+	// MustEnrol records that the user's role required TOTP, which the
+	// user had not set up, when the login opened (the check on each
+	// request follows the policy as it is then).
 	MustEnrol bool
 }
 
@@ -270,12 +271,6 @@ func (s *Store) DeleteLogin(ctx context.Context, tokenHash string) error {
 // DeleteUserLogins ends every console login of user (disabled, reset).
 func (s *Store) DeleteUserLogins(ctx context.Context, user int64) error {
 	_, err := s.db.ExecContext(ctx, "DELETE FROM logins WHERE user_id = ?", user)
-	return err
-}
-
-// ClearMustEnrol lifts the enrolment-only limit from user's logins.
-func (s *Store) ClearMustEnrol(ctx context.Context, user int64) error {
-	_, err := s.db.ExecContext(ctx, "UPDATE logins SET must_enrol = 0 WHERE user_id = ?", user)
 	return err
 }
 

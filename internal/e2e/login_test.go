@@ -119,8 +119,13 @@ func TestTOTPRequiredByRole(t *testing.T) {
 	b.CreateUser(ctx, "tina", "tina-password-1", "technician")
 	hc := newSpecChecker(t, b).client()
 	api := b.URL() + "/api/v1"
+	earlier := b.loginToken(t, "tina", "tina-password-1")
 	if status, out := apiCall(t, hc, "PUT", api+"/settings", b.admin.APIKey, `{"totp_required_roles":["technician"]}`, nil); status != 200 {
 		t.Fatalf("settings: %d %v", status, out)
+	}
+	// The policy applies at once, to logins already open too.
+	if status, out := apiCall(t, hc, "GET", api+"/sessions", earlier, "", nil); status != 403 || errCode(out) != "totp_enrolment_required" {
+		t.Errorf("a login from before the policy: %d %v", status, out)
 	}
 	login := func(totp string) (int, map[string]any) {
 		return apiCall(t, hc, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1","totp":"`+totp+`"}`, nil)
