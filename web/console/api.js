@@ -7,6 +7,7 @@
 let csrfToken = '';
 let clockOffset = 0; // server clock minus local clock, in ms
 let onUnauthorized = () => {};
+let onEnrolRequired = () => {};
 
 /** An API failure: HTTP status plus the broker's error code and sentence. */
 export class ApiError extends Error {
@@ -17,6 +18,11 @@ export class ApiError extends Error {
     this.code = code;
     this.retryAfter = retryAfter; // seconds, from Retry-After on 429
   }
+}
+
+/** Registers what to do when the broker says this login must first enrol in TOTP. */
+export function setEnrolRequiredHandler(fn) {
+  onEnrolRequired = fn;
 }
 
 /** Registers what to do when a request finds the login gone (401). */
@@ -78,6 +84,7 @@ async function request(method, path, body, { retryCsrf = true, quiet401 = false 
       throw apiErr;
     }
   }
+  if (res.status === 403 && apiErr.code === 'totp_enrolment_required') onEnrolRequired(apiErr);
   if (res.status === 401 && !quiet401) {
     csrfToken = '';
     onUnauthorized(apiErr);

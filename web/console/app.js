@@ -177,6 +177,13 @@ api.setUnauthorizedHandler(() => {
   render();
 });
 
+// The admin required two-factor authentication for this role meanwhile.
+api.setEnrolRequiredHandler(() => {
+  if (!app.user || app.user.mustEnrol) return;
+  setUser({ ...app.user, mustEnrol: true });
+  navigate('#/account');
+});
+
 window.addEventListener('hashchange', render);
 
 async function boot() {

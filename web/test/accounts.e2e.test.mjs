@@ -279,3 +279,21 @@ test('a supervisor watches: no new sessions, no codes, no ending', { timeout: 60
     await browser.close();
   }
 });
+
+test('requiring two-factor authentication takes an open console to enrolment', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const admin = broker.admin.api_key;
+  assert.equal((await call(broker, 'POST', '/api/v1/users', admin, { username: 'tom', role: 'technician', password: 'tom-password-12' })).status, 201);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, 'tom', 'tom-password-12');
+    await page.getByTestId('new-session').waitFor();
+    assert.equal((await call(broker, 'PUT', '/api/v1/settings', admin, { totp_required_roles: ['technician'] })).status, 200);
+    // The list refreshes on its own; the broker's answer sends tom to enrol.
+    await page.getByTestId('enrol-required').waitFor({ timeout: 20_000 });
+    assert.match(page.url(), /#\/account$/);
+  } finally {
+    await browser.close();
+  }
+});
