@@ -260,3 +260,12 @@ func TestTOTPLogin(t *testing.T) {
 		t.Fatalf("turn off required TOTP: %v", err)
 	}
 }
+
+// BenchmarkCheckPassword is the cost of one login's password check, the
+// price an attacker pays per guess.
+func BenchmarkCheckPassword(b *testing.B) {
+	h, _ := HashPassword("correct horse battery")
+	for b.Loop() {
+		CheckPassword(h, "correct horse battery")
+	}
+}
