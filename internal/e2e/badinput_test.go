@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestAPIBadInput: every request the API refuses gets a 4xx with a stable
+// code and says which fields are wrong; nothing is created or changed.
+func TestAPIBadInput(t *testing.T) {
+	b := startBroker(t)
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	admin := b.admin.APIKey
+	if status, out := apiCall(t, hc, "POST", api+"/users", admin, `{"username":"tina","role":"technician","password":"tina-password-1"}`, nil); status != 201 {
+		t.Fatalf("create tina: %d %v", status, out)
+	}
+	long := strings.Repeat("x", 3000)
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		code               string
+		fields             []string // the fields named, in order
+	}{
+		{"POST", "/sessions", `{"ticket":{"system":"service now","id":"INC-1","url":"javascript:alert(1)","title":"` + long + `"}}`, 400, "invalid_request", []string{"ticket.system", "ticket.url", "ticket.title"}},
+		{"POST", "/sessions", `{"ticket":{"id":"","title":"orphan title"}}`, 400, "ticket_required", []string{"ticket.id"}},
+		{"POST", "/sessions", `{"ticket":{"id":"INC-\u0007"}}`, 400, "invalid_ticket", []string{"ticket.id"}},
+		{"POST", "/sessions", `{"technician":"nobody"}`, 400, "invalid_technician", []string{"technician"}},
+		{"POST", "/sessions", `{"code_ttl_seconds":999999,"permissions":["view","view"]}`, 400, "invalid_request", []string{"code_ttl_seconds", "permissions"}},
+		{"POST", "/sessions", `{"ticket":{"id":"INC-1"},"extra":true}`, 400, "invalid_json", nil},
+		{"POST", "/sessions", `{"ticket":"INC-1"}`, 400, "invalid_json", nil},
+		{"POST", "/sessions", `{"ticket":{"id":"` + strings.Repeat("y", 70000) + `"}}`, 413, "body_too_large", nil},
+		{"POST", "/sessions/claim", `{}`, 400, "invalid_request", []string{"code", "ticket.id"}},
+		{"POST", "/sessions/claim", `{"code":"12345678a","ticket":{"id":"INC-1"},"permissions":["root"]}`, 400, "invalid_request", []string{"code", "permissions"}},
+		{"GET", "/sessions?state=lost&limit=0&since=monday&colour=red", "", 400, "invalid_request", []string{"colour", "state", "since", "limit"}},
+		{"GET", "/sessions?technician=nobody", "", 400, "invalid_technician", []string{"technician"}},
+		{"POST", "/users", `{"username":"","role":"","password":"short"}`, 400, "invalid_request", []string{"username", "role", "password"}},
+		{"POST", "/users", `{"username":"tina","role":"technician"}`, 409, "username_taken", nil},
+		{"PATCH", "/users/tina", `{"role":"owner"}`, 400, "invalid_role", []string{"role"}},
+		{"PATCH", "/users/admin", `{"role":"technician"}`, 409, "last_admin", nil},
+		{"POST", "/keys", `{"name":"","scopes":[]}`, 400, "invalid_request", []string{"name", "scopes"}},
+		{"POST", "/keys", `{"name":"k","scopes":["users:admin"],"username":"tina"}`, 400, "invalid_scopes", []string{"scopes"}},
+		{"POST", "/keys", `{"name":"k","scopes":["sessions:read","sessions:read"]}`, 400, "invalid_scopes", []string{"scopes"}},
+		{"PUT", "/settings", `{}`, 400, "invalid_roles", []string{"totp_required_roles"}},
+		{"PUT", "/settings", `{"totp_required_roles":["owner"]}`, 400, "invalid_roles", []string{"totp_required_roles"}},
+		{"POST", "/me/password", `{"current_password":"wrong","new_password":"a-long-enough-one"}`, 400, "bad_credentials", []string{"current_password"}},
+		{"POST", "/me/totp/confirm", `{"code":"123456"}`, 400, "bad_totp", []string{"code"}},
+		{"POST", "/login", `{"username":"","password":""}`, 400, "invalid_request", []string{"username", "password"}},
+	} {
+		status, out := apiCall(t, hc, c.method, api+c.path, admin, c.body, nil)
+		if status != c.status || errCode(out) != c.code {
+			t.Errorf("%s %s %.60s: %d %s, want %d %s (%v)", c.method, c.path, c.body, status, errCode(out), c.status, c.code, out)
+			continue
+		}
+		var named []string
+		if e, ok := out["error"].(map[string]any); ok {
+			if e["message"] == "" {
+				t.Errorf("%s %s: no message", c.method, c.path)
+			}
+			if fs, ok := e["fields"].([]any); ok {
+				for _, f := range fs {
+					named = append(named, f.(map[string]any)["field"].(string))
+				}
+			} else if len(c.fields) == 1 {
+				named = c.fields // one problem: its code and message are the error's
+			}
+		}
+		if c.fields != nil && !slices.Equal(named, c.fields) && !(len(c.fields) == 1 && len(named) <= 1) {
+			t.Errorf("%s %s %.60s: fields %v, want %v", c.method, c.path, c.body, named, c.fields)
+		}
+	}
+	if status, out := apiCall(t, hc, "POST", api+"/sessions", admin, `ticket=INC-1`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); status != 415 || errCode(out) != "unsupported_media_type" {
+		t.Errorf("a form post: %d %v", status, out)
+	}
+	// Nothing was made by the refused requests.
+	_, list := apiCall(t, hc, "GET", api+"/sessions", admin, "", nil)
+	if n := len(list["sessions"].([]any)); n != 0 {
+		t.Errorf("%d sessions exist after refused requests", n)
+	}
+	_, users := apiCall(t, hc, "GET", api+"/users", admin, "", nil)
+	if n := len(users["users"].([]any)); n != 2 {
+		t.Errorf("%d accounts exist, want admin and tina", n)
+	}
+}
