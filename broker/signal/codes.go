@@ -218,6 +218,7 @@ func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, boo
 type pendingHost struct {
 	expires time.Time
 	claimed chan *store.Session // one session, sent by ClaimCode
+	gone    bool                // the host left or gave up; guarded by Hub.mu
 }
 
 func (h *Hub) isPending(codeHash string) bool {
@@ -301,10 +302,13 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 	abandon := func(reason string) {
 		h.mu.Lock()
 		delete(h.pending, hash)
+		p.gone = true
 		h.mu.Unlock()
 		select {
 		case sess := <-p.claimed:
-			h.EndSession(context.Background(), &store.User{Role: auth.RoleAdmin, Username: "broker"}, sess.ID, reason)
+			if sess != nil {
+				h.EndSession(context.Background(), brokerUser, sess.ID, reason)
+			}
 		default:
 		}
 	}
@@ -394,6 +398,18 @@ func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket
 	h.AuditCode(r, "console", "ok", sess.ID, tech.Username)
 	h.log.Info("code claimed", "session", sess.ID, "user", tech.Username, "ticket", t.ID)
 	h.notify(sess.ID, tech.Username, "session.created", []byte("{}"))
-	p.claimed <- sess
+	h.mu.Lock()
+	gone := p.gone
+	if !gone {
+		p.claimed <- sess // buffered: the host's goroutine takes it
+	}
+	h.mu.Unlock()
+	if gone { // the host left while the session was being made
+		h.EndSession(r.Context(), brokerUser, sess.ID, "The user's computer disconnected.")
+		return nil, ErrCodeUnknown
+	}
 	return sess, nil
 }
+
+// brokerUser is who the broker acts as when it ends a session itself.
+var brokerUser = &store.User{Role: auth.RoleAdmin, Username: "broker"}
