@@ -127,6 +127,10 @@ func TestRemoteControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j2.Close()
+	// The user is asked again; control can be taken once granted.
+	if _, err := j2.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, "control") }); err != nil {
+		t.Fatal(err)
+	}
 	if ok, _, err := j2.TakeControl(ctx, true); err != nil || !ok {
 		t.Fatalf("take control again: %v %v", ok, err)
 	}
