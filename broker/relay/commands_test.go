@@ -1,0 +1,46 @@
+package relay
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		typed []string // keystrokes, as the relay sees them in messages
+		want  []string
+	}{
+		{"one command", []string{"ls -la\r"}, []string{"ls -la"}},
+		{"key by key", []string{"u", "n", "a", "m", "e", "\r"}, []string{"uname"}},
+		{"two at once", []string{"cd /tmp\rpwd\r"}, []string{"cd /tmp", "pwd"}},
+		{"backspace", []string{"lss\x7f -l\r"}, []string{"ls -l"}},
+		{"backspace over a multi-byte character", []string{"echo é\x7fe\r"}, []string{"echo e"}},
+		{"ctrl+c drops the line", []string{"rm -rf /\x03", "echo hi\r"}, []string{"echo hi"}},
+		{"arrows and function keys are skipped", []string{"\x1b[Agit st\x1b[D\x1bOPatus\r"}, []string{"git status"}},
+		{"an escape sequence split across messages", []string{"df\x1b[", "1;5C -h\r"}, []string{"df -h"}},
+		{"empty lines are not commands", []string{"\r  \r\n"}, nil},
+		{"tab is dropped", []string{"cat /etc/hos\tts\r"}, []string{"cat /etc/hosts"}},
+		{"unfinished lines are not reported", []string{"sudo reboot"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c commandLine
+			var got []string
+			for _, m := range tc.typed {
+				c.feed([]byte(m), func(cmd string) { got = append(got, cmd) })
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	t.Run("long lines are cut", func(t *testing.T) {
+		var c commandLine
+		var got string
+		c.feed([]byte(strings.Repeat("x", 10*maxCommand)+"\r"), func(cmd string) { got = cmd })
+		if len(got) != maxCommand {
+			t.Fatalf("command of %d bytes, want %d", len(got), maxCommand)
+		}
+	})
+}
