@@ -3,6 +3,7 @@ module github.com/tether-support/tether
 go 1.26.8
 
 require (
+	github.com/at-wat/ebml-go v0.19.4
 	github.com/creack/pty v1.1.24
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-vgo/robotgo v1.1.0

@@ -1,0 +1,96 @@
+package record
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Key files in the broker's data directory.
+const (
+	KeyFile       = "recording-key.pem"     // private, mode 0600, never served
+	PublicKeyFile = "recording-key.pub.pem" // what auditors verify against
+)
+
+// LoadOrCreateKey returns the broker's archive signing key from dir,
+// generating it on first start.
+func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dir, KeyFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return createKey(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "TETHER ARCHIVE SIGNING KEY" || len(block.Bytes) != ed25519.SeedSize {
+		return nil, fmt.Errorf("signing key %s is damaged: restore it from backup or move it away to start a new one", path)
+	}
+	return ed25519.NewKeyFromSeed(block.Bytes), nil
+}
+
+func createKey(dir string) (ed25519.PrivateKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	privPEM := pem.EncodeToMemory(&pem.Block{Type: "TETHER ARCHIVE SIGNING KEY", Bytes: priv.Seed()})
+	f, err := os.OpenFile(filepath.Join(dir, KeyFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	_, err = f.Write(privPEM)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, PublicKeyFile), PublicKeyPEM(pub), 0o644); err != nil {
+		return nil, fmt.Errorf("write public key: %w", err)
+	}
+	return priv, nil
+}
+
+// PublicKeyPEM encodes a public key for auditors.
+func PublicKeyPEM(pub ed25519.PublicKey) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "TETHER ARCHIVE PUBLIC KEY", Bytes: pub})
+}
+
+// ParsePublicKey reads a key as written by PublicKeyPEM, or plain base64.
+func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
+	if block, _ := pem.Decode(data); block != nil {
+		data = block.Bytes
+	} else {
+		b, err := base64.StdEncoding.DecodeString(string(trimSpace(data)))
+		if err != nil {
+			return nil, errors.New("public key is neither PEM nor base64")
+		}
+		data = b
+	}
+	if len(data) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key has %d bytes, want %d", len(data), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(data), nil
+}
+
+// Fingerprint is a short, stable name for a public key.
+func Fingerprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return "SHA256:" + hex.EncodeToString(sum[:8])
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,524 @@
+package record
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+func testKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// vp8Frame returns a frame with a real VP8 frame tag: keyframes carry the
+// start code and size that players read.
+func vp8Frame(key bool, w, h, size int) []byte {
+	f := make([]byte, size)
+	for i := range f {
+		f[i] = byte(i * 7)
+	}
+	if key {
+		copy(f, []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, byte(w), byte(w >> 8), byte(h), byte(h >> 8)})
+	} else {
+		f[0] = 0x11
+	}
+	return f
+}
+
+// packetizer splits frames into RTP packets as the host's VP8 payloader does.
+type packetizer struct {
+	seq uint16
+	ts  uint32
+}
+
+func (p *packetizer) packets(frame []byte, ts uint32) []*rtp.Packet {
+	var out []*rtp.Packet
+	for i := 0; i < len(frame); i += 1000 {
+		end := min(i+1000, len(frame))
+		desc := byte(0x00)
+		if i == 0 {
+			desc = 0x10 // S bit, partition 0
+		}
+		p.seq++
+		out = append(out, &rtp.Packet{
+			Header:  rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: p.seq, Timestamp: ts, Marker: end == len(frame), SSRC: 42},
+			Payload: append([]byte{desc}, frame[i:end]...),
+		})
+	}
+	return out
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// recordSample records a small session: video across three segments,
+// events, input, clipboard and a shell.
+func recordSample(t *testing.T, dir string, key ed25519.PrivateKey) (*Manifest, string) {
+	t.Helper()
+	clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	r, err := New(Config{Dir: dir, Key: key, Now: clock.Now, SegmentDuration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed *Manifest
+	keyframes := 0
+	s, err := r.Start(Info{Session: "s_test1", Ticket: "INC-7", Technician: "lee",
+		RequestKeyframe: func() { keyframes++ },
+		OnSealed:        func(m *Manifest) { sealed = m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Event("consent.granted", "user", []byte(`{"granted":["view","control"]}`))
+	var p packetizer
+	for i := range 75 { // 2.5 s at 30 fps; a keyframe every second
+		ts := uint32(i * 3000)
+		for _, pkt := range p.packets(vp8Frame(i%30 == 0, 640, 480, 2500), ts) {
+			s.VideoPacket(pkt)
+		}
+		if i%10 == 0 {
+			s.Input("lee", protocol.InputMove)
+			s.Input("lee", protocol.InputKey)
+		}
+		clock.Add(33 * time.Millisecond)
+	}
+	s.Control("lee", false, protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "secret text"})
+	s.ShellOpened("shell-1", "v_lee", 80, 24)
+	s.ShellData("shell-1", false, []byte("ls\r"))
+	s.ShellData("shell-1", true, []byte("ls\r\nfile-\xc3"))
+	s.ShellData("shell-1", true, []byte("\xa9.txt\r\n$ "))
+	s.ShellResized("shell-1", 100, 30)
+	s.ShellClosed("shell-1")
+	s.Event("session.ended", "broker", []byte(`{"reason":"done"}`))
+	if err := s.Finish("The technician ended the session."); err != nil {
+		t.Fatal(err)
+	}
+	if sealed == nil {
+		t.Fatal("OnSealed was not called")
+	}
+	return sealed, s.Dir()
+}
+
+func TestRecordAndVerify(t *testing.T) {
+	key := testKey(t)
+	m, dir := recordSample(t, t.TempDir(), key)
+	if m.State != StateComplete {
+		t.Fatalf("state %q", m.State)
+	}
+	var kinds = map[string]int{}
+	for _, p := range m.Parts {
+		kinds[p.Kind]++
+	}
+	if kinds[KindVideo] != 3 || kinds[KindEvents] != 1 || kinds[KindShell] != 1 {
+		t.Fatalf("parts by kind %v, want 3 video, 1 events, 1 shell", kinds)
+	}
+	if m.Video.Relayed != 75 || m.Video.Written != 75 {
+		t.Errorf("frames relayed %d, written %d; want 75 each", m.Video.Relayed, m.Video.Written)
+	}
+	for _, p := range m.Parts {
+		if p.Kind == KindVideo && p.Frames == 0 {
+			t.Errorf("segment %s has no frames", p.Name)
+		}
+	}
+	rep, err := Verify(dir, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || !rep.TrustedKey {
+		t.Fatalf("verify failed: %v", rep.Problems)
+	}
+
+	// The event log has what the timeline needs, and no clipboard content.
+	data, _ := os.ReadFile(filepath.Join(dir, EventsFile))
+	if bytes.Contains(data, []byte("secret text")) {
+		t.Error("clipboard content was written to events.jsonl")
+	}
+	f, _ := os.Open(filepath.Join(dir, EventsFile))
+	defer f.Close()
+	events, err := ReadEvents(f, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]bool{}
+	var lastT int64
+	for _, e := range events {
+		types[e.Type] = true
+		if e.T < lastT {
+			t.Errorf("event %d (%s) goes back in time: %d < %d", e.Seq, e.Type, e.T, lastT)
+		}
+		lastT = e.T
+	}
+	for _, want := range []string{"recording.started", "consent.granted", "input", "clipboard", "session.ended", "recording.finished"} {
+		if !types[want] {
+			t.Errorf("no %s event in %v", want, types)
+		}
+	}
+}
+
+func TestCastTranscript(t *testing.T) {
+	_, dir := recordSample(t, t.TempDir(), testKey(t))
+	data, err := os.ReadFile(filepath.Join(dir, "shell-1.cast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var hdr castHeader
+	if err := json.Unmarshal([]byte(lines[0]), &hdr); err != nil || hdr.Version != 2 || hdr.Width != 80 || hdr.Height != 24 {
+		t.Fatalf("header %q: %+v %v", lines[0], hdr, err)
+	}
+	var out strings.Builder
+	var codes []string
+	for _, l := range lines[1:] {
+		var ev []any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || len(ev) != 3 {
+			t.Fatalf("event line %q: %v", l, err)
+		}
+		codes = append(codes, ev[1].(string))
+		if ev[1] == "o" {
+			out.WriteString(ev[2].(string))
+		}
+		if ev[1] == "r" && ev[2] != "100x30" {
+			t.Errorf("resize event %v", ev)
+		}
+	}
+	// The é split across two reads is one character, not two replacements.
+	if got := out.String(); got != "ls\r\nfile-é.txt\r\n$ " {
+		t.Errorf("output %q", got)
+	}
+	// Input is not recorded by default.
+	if strings.Contains(strings.Join(codes, ","), "i") {
+		t.Errorf("input recorded without the policy: %v", codes)
+	}
+}
+
+func TestVerifyNamesTamperedPart(t *testing.T) {
+	key := testKey(t)
+	pub := key.Public().(ed25519.PublicKey)
+	_, orig := recordSample(t, t.TempDir(), key)
+	for _, name := range []string{"video-0002.webm", EventsFile, "shell-1.cast", ManifestFile, SignatureFile} {
+		t.Run(name, func(t *testing.T) {
+			dir := copyDir(t, orig)
+			path := filepath.Join(dir, name)
+			data, _ := os.ReadFile(path)
+			data[len(data)/2] ^= 0x01
+			os.WriteFile(path, data, 0o600)
+			rep, err := Verify(dir, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatalf("a flipped byte in %s was not caught", name)
+			}
+			named := false
+			for _, p := range rep.Problems {
+				named = named || p.Part == name || (name == SignatureFile && p.Part == ManifestFile)
+			}
+			if !named {
+				t.Errorf("problems do not name %s: %v", name, rep.Problems)
+			}
+		})
+	}
+	t.Run("removed event line", func(t *testing.T) {
+		dir := copyDir(t, orig)
+		path := filepath.Join(dir, EventsFile)
+		data, _ := os.ReadFile(path)
+		lines := bytes.SplitAfter(data, []byte("\n"))
+		os.WriteFile(path, bytes.Join(append(lines[:2:2], lines[3:]...), nil), 0o600)
+		rep, _ := Verify(dir, pub)
+		if rep.OK() || !strings.Contains(rep.Problems[0].String(), EventsFile) {
+			t.Fatalf("removed line not caught: %v", rep.Problems)
+		}
+	})
+	t.Run("missing segment", func(t *testing.T) {
+		dir := copyDir(t, orig)
+		os.Remove(filepath.Join(dir, "video-0001.webm"))
+		rep, _ := Verify(dir, pub)
+		if rep.OK() || rep.Problems[0].Part != "video-0001.webm" {
+			t.Fatalf("missing segment not caught: %v", rep.Problems)
+		}
+	})
+	t.Run("added file", func(t *testing.T) {
+		dir := copyDir(t, orig)
+		os.WriteFile(filepath.Join(dir, "extra.cast"), []byte("{}\n"), 0o600)
+		rep, _ := Verify(dir, pub)
+		if rep.OK() || rep.Problems[0].Part != "extra.cast" {
+			t.Fatalf("added file not caught: %v", rep.Problems)
+		}
+	})
+	t.Run("other key", func(t *testing.T) {
+		rep, _ := Verify(orig, testKey(t).Public().(ed25519.PublicKey))
+		if rep.OK() || !strings.Contains(rep.Problems[0].Message, "not the trusted key") {
+			t.Fatalf("foreign key not caught: %v", rep.Problems)
+		}
+	})
+}
+
+// TestEveryFlippedByteIsCaught flips bytes all through every file of an
+// archive (every 61st byte, and the first and last of each).
+func TestEveryFlippedByteIsCaught(t *testing.T) {
+	key := testKey(t)
+	pub := key.Public().(ed25519.PublicKey)
+	_, orig := recordSample(t, t.TempDir(), key)
+	entries, _ := os.ReadDir(orig)
+	dir := copyDir(t, orig)
+	checked := 0
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		data, _ := os.ReadFile(path)
+		for i := 0; i < len(data); i++ {
+			if i%61 != 0 && i != len(data)-1 {
+				continue
+			}
+			data[i] ^= 0x20
+			os.WriteFile(path, data, 0o600)
+			rep, err := Verify(dir, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatalf("flipped byte %d of %s not caught", i, e.Name())
+			}
+			data[i] ^= 0x20
+			checked++
+		}
+		os.WriteFile(path, data, 0o600)
+	}
+	if rep, _ := Verify(dir, pub); !rep.OK() {
+		t.Fatalf("restored archive does not verify: %v", rep.Problems)
+	}
+	t.Logf("%d flipped bytes caught", checked)
+}
+
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	os.Mkdir(dst, 0o700)
+	entries, _ := os.ReadDir(src)
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // renamed while the copy ran, as in a crash
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600)
+	}
+	return dst
+}
+
+func TestStartRefusesBadSessionIDs(t *testing.T) {
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"", "..", "../x", "a/b", strings.Repeat("a", 65)} {
+		if _, err := r.Start(Info{Session: id}); err == nil {
+			t.Errorf("session id %q accepted", id)
+		}
+	}
+}
+
+func TestKeyCreatedOnceAndPrivate(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k1.Equal(k2) {
+		t.Fatal("a second start made a new key")
+	}
+	st, _ := os.Stat(filepath.Join(dir, KeyFile))
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", st.Mode().Perm())
+	}
+	pubPEM, _ := os.ReadFile(filepath.Join(dir, PublicKeyFile))
+	pub, err := ParsePublicKey(pubPEM)
+	if err != nil || !pub.Equal(k1.Public()) {
+		t.Fatalf("public key file: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, KeyFile), []byte("garbage"), 0o600)
+	if _, err := LoadOrCreateKey(dir); err == nil {
+		t.Fatal("a damaged key was accepted")
+	}
+}
+
+// TestCrashChild is the broker side of TestKillMidSession: run on its own
+// it does nothing.
+func TestCrashChild(t *testing.T) {
+	root := os.Getenv("RECORD_CRASH_DIR")
+	if root == "" {
+		t.Skip("run by TestKillMidSession")
+	}
+	seed, _ := os.ReadFile(filepath.Join(root, "key"))
+	r, _ := New(Config{Dir: filepath.Join(root, "rec"), Key: ed25519.NewKeyFromSeed(seed), SegmentDuration: 200 * time.Millisecond})
+	s, err := r.Start(Info{Session: "s_crash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p packetizer
+	for i := 0; ; i++ {
+		for _, pkt := range p.packets(vp8Frame(i%6 == 0, 320, 240, 1500), uint32(i*3000)) {
+			s.VideoPacket(pkt)
+		}
+		s.Input("lee", protocol.InputMove)
+		if i%10 == 0 {
+			s.Event("consent.changed", "user", []byte(`{"n":1}`))
+		}
+		if i == 30 {
+			os.Stdout.WriteString("recording\n")
+		}
+		time.Sleep(33 * time.Millisecond)
+	}
+}
+
+// TestKillMidSession kills a recording process with SIGKILL mid-session:
+// after recovery the archive is marked incomplete, keeps its sealed video,
+// and verifies.
+func TestKillMidSession(t *testing.T) {
+	key := testKey(t)
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "key"), key.Seed(), 0o600)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "RECORD_CRASH_DIR="+root)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	br := bufio.NewReader(out)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("child ended before recording: %v", err)
+		}
+		if line == "recording\n" {
+			break
+		}
+	}
+	time.Sleep(time.Second + time.Duration(time.Now().UnixNano()%300)*time.Millisecond)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	r2, _ := New(Config{Dir: filepath.Join(root, "rec"), Key: key})
+	ms, err := r2.Recover()
+	if err != nil || len(ms) != 1 || ms[0].State != StateIncomplete {
+		t.Fatalf("recover: %v %v", ms, err)
+	}
+	videos := 0
+	for _, p := range ms[0].Parts {
+		if p.Kind == KindVideo {
+			videos++
+		}
+	}
+	if videos < 3 {
+		t.Errorf("only %d sealed segments survived about 2 s of recording", videos)
+	}
+	rep, _ := Verify(filepath.Join(root, "rec", "s_crash"), key.Public().(ed25519.PublicKey))
+	if !rep.OK() {
+		t.Fatalf("recovered archive does not verify: %v", rep.Problems)
+	}
+	if rep.State != StateIncomplete || len(rep.Warnings) == 0 {
+		t.Errorf("state %s, warnings %v", rep.State, rep.Warnings)
+	}
+	if again, _ := r2.Recover(); len(again) != 0 {
+		t.Errorf("recovered twice: %v", again)
+	}
+}
+
+// TestDiskFull records onto a tiny tmpfs until it fills: the recording
+// reports the failure once, with the cause, and what was sealed before
+// still verifies.
+func TestDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	key := testKey(t)
+	r, err := New(Config{Dir: mnt, Key: key, SegmentDuration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 2)
+	s, err := r.Start(Info{Session: "s_full", OnFailure: func(err error) { failed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p packetizer
+	var got error
+	for i := 0; got == nil && i < 2000; i++ {
+		for _, pkt := range p.packets(vp8Frame(i%10 == 0, 640, 480, 4000), uint32(i*3000)) {
+			s.VideoPacket(pkt)
+		}
+		select {
+		case got = <-failed:
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	if got == nil {
+		t.Fatal("a full disk was not reported")
+	}
+	if !errors.Is(got, syscall.ENOSPC) {
+		t.Errorf("failure %v does not say the disk is full", got)
+	}
+	s.Finish("disk full")
+	if !errors.Is(s.Err(), syscall.ENOSPC) {
+		t.Errorf("Err() = %v", s.Err())
+	}
+	select {
+	case err := <-failed:
+		t.Errorf("failure reported twice: %v", err)
+	default:
+	}
+}
+
+func TestUnwritableArchiveFails(t *testing.T) {
+	root := t.TempDir()
+	os.Chmod(root, 0o500)
+	defer os.Chmod(root, 0o700)
+	r, _ := New(Config{Dir: root, Key: testKey(t)})
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores directory permissions; the disk-full test covers write failures")
+	}
+	if _, err := r.Start(Info{Session: "s_x"}); err == nil || !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("start in a read-only directory: %v", err)
+	}
+}

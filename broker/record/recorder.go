@@ -1,0 +1,632 @@
+// Package record writes each support session's archive from what the
+// broker relays: the host's video as WebM segments that start with a
+// keyframe, events.jsonl (every audit event, input summaries, clipboard
+// transfers) with each line chaining the previous line's hash, one
+// asciicast v2 transcript per shell, and manifest.json with the SHA-256 of
+// every part, signed with the broker's Ed25519 key. Every few seconds the
+// open parts are synced and the manifest re-sealed, so a broker killed
+// mid-session leaves an archive that plays and verifies up to its last
+// seal. Verify checks an archive offline.
+package record
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// ErrClosed is returned once a session's recording has finished or failed.
+var ErrClosed = errors.New("recording closed")
+
+// Config configures a Recorder.
+type Config struct {
+	// Dir holds one archive directory per session.
+	Dir string
+	// Key signs every manifest.
+	Key    ed25519.PrivateKey
+	Logger *slog.Logger
+	Now    func() time.Time
+	// SegmentDuration is how long a video segment runs before the next
+	// keyframe starts a new one, and how often the archive is sealed
+	// (default 4 s).
+	SegmentDuration time.Duration
+	// QueueSize bounds what waits to be written per session (default 4096
+	// items); video beyond it is dropped and counted.
+	QueueSize int
+	// ShellInput records what technicians type into shells, not only the
+	// output (policy; default off: passwords are typed there).
+	ShellInput bool
+}
+
+func (c *Config) checkAndSetDefaults() error {
+	if c.Dir == "" {
+		return errors.New("record: missing Dir")
+	}
+	if c.Key == nil {
+		return errors.New("record: missing Key")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.SegmentDuration == 0 {
+		c.SegmentDuration = 4 * time.Second
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 4096
+	}
+	return nil
+}
+
+// Recorder starts the recording of each session.
+type Recorder struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Recorder writing under cfg.Dir.
+func New(cfg Config) (*Recorder, error) {
+	if err := cfg.checkAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create recordings directory: %w", err)
+	}
+	return &Recorder{cfg: cfg, log: cfg.Logger.With("component", "record")}, nil
+}
+
+// PublicKey is the key auditors verify archives with.
+func (r *Recorder) PublicKey() ed25519.PublicKey { return r.cfg.Key.Public().(ed25519.PublicKey) }
+
+// Dir is where archives are written.
+func (r *Recorder) Dir() string { return r.cfg.Dir }
+
+var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ArchiveDir returns the archive directory of a session id, refusing ids
+// that could name anything else.
+func (r *Recorder) ArchiveDir(session string) (string, error) {
+	if !sessionIDPattern.MatchString(session) {
+		return "", fmt.Errorf("invalid session id %q", session)
+	}
+	return filepath.Join(r.cfg.Dir, session), nil
+}
+
+// Info describes the session being recorded.
+type Info struct {
+	Session    string
+	Ticket     string
+	Technician string
+	// RequestKeyframe asks the host for a keyframe (a new segment must
+	// start with one).
+	RequestKeyframe func()
+	// OnFailure is called once, from the recording's goroutine, when the
+	// archive cannot be written; the session must end.
+	OnFailure func(error)
+	// OnSealed is called after the archive's final seal with its manifest.
+	OnSealed func(*Manifest)
+}
+
+// Session records one support session. Its methods are safe for
+// concurrent use and never block on the disk: the writing happens on the
+// session's own goroutine, behind a bounded queue.
+type Session struct {
+	r     *Recorder
+	info  Info
+	dir   string
+	start time.Time
+	queue chan item
+	done  chan struct{}
+	stop  chan string // the end reason
+	once  sync.Once
+
+	videoRelayed  atomic.Int64
+	videoOverflow atomic.Int64
+	eventsLost    atomic.Int64
+
+	// Owned by the writing goroutine.
+	events   *eventLog
+	seg      *segment
+	segN     int
+	parts    []Part // sealed video segments
+	asm      frameAssembler
+	stats    VideoStats
+	startTS  uint32
+	tsKnown  bool
+	lastKeyQ time.Time
+	shells   map[string]*shell
+	inputs   map[string]*inputSummary
+	failed   error
+	manifest Manifest
+}
+
+type shell struct {
+	part Part
+	cast *castWriter
+}
+
+type itemKind int
+
+const (
+	itemVideo itemKind = iota
+	itemEvent
+	itemInput
+	itemShellOpen
+	itemShellData
+	itemShellResize
+	itemShellClose
+)
+
+type item struct {
+	kind     itemKind
+	at       time.Time
+	pkt      *rtp.Packet
+	event    Event
+	viewer   string
+	input    byte
+	channel  string
+	fromHost bool
+	data     []byte
+	cols     int
+	rows     int
+}
+
+// Start creates the session's archive and starts writing it. It fails
+// when the archive cannot be created: recording is required.
+func (r *Recorder) Start(info Info) (*Session, error) {
+	dir, err := r.ArchiveDir(info.Session)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("an archive for session %s already exists", info.Session)
+		}
+		return nil, fmt.Errorf("create archive: %w", err)
+	}
+	if info.RequestKeyframe == nil {
+		info.RequestKeyframe = func() {}
+	}
+	if info.OnFailure == nil {
+		info.OnFailure = func(error) {}
+	}
+	s := &Session{
+		r: r, info: info, dir: dir, start: r.cfg.Now(),
+		queue:  make(chan item, r.cfg.QueueSize),
+		done:   make(chan struct{}),
+		stop:   make(chan string, 1),
+		shells: map[string]*shell{},
+		inputs: map[string]*inputSummary{},
+	}
+	s.manifest = Manifest{Format: Format, Session: info.Session, Ticket: info.Ticket, Technician: info.Technician, StartedAt: s.start.UTC(), State: StateRecording}
+	if s.events, err = createEventLog(filepath.Join(dir, EventsFile), info.Session); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	detail, _ := json.Marshal(map[string]any{"ticket": info.Ticket, "technician": info.Technician})
+	if err := s.events.append(Event{At: s.start.UTC(), Type: "recording.started", Actor: "broker", Detail: detail}); err != nil {
+		s.events.close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := s.seal(); err != nil {
+		s.events.close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// Dir is the archive's directory.
+func (s *Session) Dir() string { return s.dir }
+
+// Err is the error that stopped the recording, if any. Call after Finish.
+func (s *Session) Err() error {
+	<-s.done
+	return s.failed
+}
+
+// Event copies an audit event into events.jsonl. detail is a JSON object.
+func (s *Session) Event(typ, actor string, detail []byte) {
+	if !json.Valid(detail) {
+		detail = nil
+	}
+	it := item{kind: itemEvent, at: s.r.cfg.Now(), event: Event{Type: typ, Actor: actor, Detail: append(json.RawMessage(nil), detail...)}}
+	s.enqueue(it, true)
+}
+
+// VideoPacket receives the host's video as the relay forwards it.
+func (s *Session) VideoPacket(pkt *rtp.Packet) {
+	s.videoRelayedPacket(pkt)
+	cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
+	cp.Header.CSRC, cp.Header.Extensions = nil, nil
+	s.enqueue(item{kind: itemVideo, pkt: cp}, false)
+}
+
+func (s *Session) videoRelayedPacket(pkt *rtp.Packet) {
+	if pkt.Marker {
+		s.videoRelayed.Add(1)
+	}
+}
+
+// Input counts a viewer's input event for the per-second summaries; the
+// content of keys and text is not recorded.
+func (s *Session) Input(viewer string, kind byte) {
+	s.enqueue(item{kind: itemInput, at: s.r.cfg.Now(), viewer: viewer, input: kind}, false)
+}
+
+// Control records a control message the relay passed on: clipboard
+// transfers by size and hash (not their content), display switches, and
+// control taken or released.
+func (s *Session) Control(viewer string, fromHost bool, m protocol.ControlMessage) {
+	var typ string
+	detail := map[string]any{"viewer": viewer}
+	switch m.Type {
+	case protocol.ControlClipboard:
+		typ = "clipboard"
+		sum := sha256.Sum256([]byte(m.Text))
+		detail["size"], detail["sha256"] = len(m.Text), hex.EncodeToString(sum[:])
+		detail["direction"] = map[bool]string{true: "from_host", false: "to_host"}[fromHost]
+	case protocol.ControlDisplaySelect:
+		typ, detail["display"] = "display.selected", m.Index
+	case protocol.ControlMode:
+		typ = map[bool]string{true: "control.taken", false: "control.released"}[m.Enabled]
+	default:
+		return
+	}
+	actor := viewer
+	if fromHost {
+		actor = "user"
+	}
+	data, _ := json.Marshal(detail)
+	s.enqueue(item{kind: itemEvent, at: s.r.cfg.Now(), event: Event{Type: typ, Actor: actor, Detail: data}}, true)
+}
+
+// ShellOpened starts a shell's transcript.
+func (s *Session) ShellOpened(channel string, viewerID string, cols, rows int) {
+	s.enqueue(item{kind: itemShellOpen, at: s.r.cfg.Now(), channel: channel, viewer: viewerID, cols: cols, rows: rows}, true)
+}
+
+// ShellData records terminal bytes: output from the host, and input when
+// policy says so.
+func (s *Session) ShellData(channel string, fromHost bool, data []byte) {
+	if !fromHost && !s.r.cfg.ShellInput {
+		return
+	}
+	s.enqueue(item{kind: itemShellData, at: s.r.cfg.Now(), channel: channel, fromHost: fromHost, data: append([]byte(nil), data...)}, true)
+}
+
+// ShellResized records a terminal resize.
+func (s *Session) ShellResized(channel string, cols, rows int) {
+	s.enqueue(item{kind: itemShellResize, at: s.r.cfg.Now(), channel: channel, cols: cols, rows: rows}, true)
+}
+
+// ShellClosed ends a shell's transcript.
+func (s *Session) ShellClosed(channel string) {
+	s.enqueue(item{kind: itemShellClose, at: s.r.cfg.Now(), channel: channel}, true)
+}
+
+// enqueue hands an item to the writer. Video is dropped (and counted) when
+// the queue is full; events wait for room, for at most a second.
+func (s *Session) enqueue(it item, wait bool) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	select {
+	case s.queue <- it:
+		return
+	default:
+	}
+	if !wait {
+		s.videoOverflow.Add(1)
+		return
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case s.queue <- it:
+	case <-s.done:
+	case <-t.C:
+		s.eventsLost.Add(1)
+	}
+}
+
+// Finish writes what is queued, seals the archive as complete and waits
+// for it. reason is why the session ended.
+func (s *Session) Finish(reason string) error {
+	s.once.Do(func() { s.stop <- reason })
+	<-s.done
+	return s.failed
+}
+
+func (s *Session) run() {
+	defer close(s.done)
+	tick := time.NewTicker(s.r.cfg.SegmentDuration)
+	defer tick.Stop()
+	second := time.NewTicker(time.Second)
+	defer second.Stop()
+	for {
+		select {
+		case it := <-s.queue:
+			s.handle(it)
+		case <-second.C:
+			s.flushInputs(false)
+		case <-tick.C:
+			s.checkpoint()
+		case reason := <-s.stop:
+			for {
+				select {
+				case it := <-s.queue:
+					s.handle(it)
+					continue
+				default:
+				}
+				break
+			}
+			s.finish(reason)
+			return
+		}
+	}
+}
+
+// fail stops the recording after a write error and reports it once.
+func (s *Session) fail(err error) {
+	if s.failed != nil {
+		return
+	}
+	s.failed = err
+	s.r.log.Error("recording failed", "session", s.info.Session, "err", err)
+	s.manifest.State, s.manifest.Note = StateFailed, "Writing the archive failed: "+err.Error()
+	// Seal what was written, if the disk still lets us.
+	s.seal()
+	s.info.OnFailure(err)
+}
+
+func (s *Session) handle(it item) {
+	if s.failed != nil {
+		return
+	}
+	var err error
+	switch it.kind {
+	case itemVideo:
+		err = s.video(it.pkt)
+	case itemEvent:
+		err = s.appendEvent(it.at, it.event)
+	case itemInput:
+		s.countInput(it.at, it.viewer, it.input)
+	case itemShellOpen:
+		err = s.openShell(it)
+	case itemShellData:
+		if sh := s.shells[it.channel]; sh != nil && !sh.cast.closed {
+			err = sh.cast.data(it.at, it.fromHost, it.data)
+		}
+	case itemShellResize:
+		if sh := s.shells[it.channel]; sh != nil && !sh.cast.closed {
+			err = sh.cast.resize(it.at, it.cols, it.rows)
+		}
+	case itemShellClose:
+		if sh := s.shells[it.channel]; sh != nil && !sh.cast.closed {
+			err = sh.cast.close(it.at)
+			sh.part.Open = false
+		}
+	}
+	if err != nil {
+		s.fail(err)
+	}
+}
+
+func (s *Session) appendEvent(at time.Time, e Event) error {
+	e.At, e.T = at.UTC(), at.Sub(s.start).Milliseconds()
+	return s.events.append(e)
+}
+
+func (s *Session) openShell(it item) error {
+	if old := s.shells[it.channel]; old != nil && !old.cast.closed {
+		old.cast.close(it.at)
+	}
+	n := 1
+	for _, sh := range s.shells {
+		if sh.part.Channel == it.channel {
+			n++
+		}
+	}
+	name := fmt.Sprintf("%s.cast", it.channel)
+	if n > 1 {
+		name = fmt.Sprintf("%s.%d.cast", it.channel, n)
+	}
+	if !safeName(name) || !sessionIDPattern.MatchString(it.channel) {
+		return s.appendEvent(it.at, Event{Type: "shell.unrecorded", Actor: "broker", Detail: json.RawMessage(`{"reason":"bad channel name"}`)})
+	}
+	c, err := createCast(filepath.Join(s.dir, name), it.at, it.cols, it.rows, s.info.Session+" "+it.channel)
+	if err != nil {
+		return err
+	}
+	key := it.channel
+	if n > 1 {
+		s.shells[fmt.Sprintf("%s#%d", it.channel, n-1)] = s.shells[key]
+	}
+	s.shells[key] = &shell{part: Part{Name: name, Kind: KindShell, Channel: it.channel, Viewer: it.viewer, Open: true, StartMS: it.at.Sub(s.start).Milliseconds()}, cast: c}
+	return nil
+}
+
+// video assembles frames and writes them into segments that each start
+// with a keyframe.
+func (s *Session) video(pkt *rtp.Packet) error {
+	frame, ts, lost := s.asm.push(pkt)
+	s.stats.Lost += int64(lost)
+	if lost > 0 {
+		s.requestKeyframe()
+	}
+	if frame == nil {
+		return nil
+	}
+	if !s.tsKnown {
+		s.startTS, s.tsKnown = ts, true
+	}
+	key, w, h := isKeyframe(frame)
+	now := s.r.cfg.Now()
+	startMS := now.Sub(s.start).Milliseconds()
+	if s.seg != nil {
+		due := int64(ts-s.seg.firstTS)/90 >= s.r.cfg.SegmentDuration.Milliseconds()
+		if key && (due || s.seg.full() || w != s.seg.width || h != s.seg.height) {
+			if err := s.sealSegment(); err != nil {
+				return err
+			}
+		} else if due {
+			s.requestKeyframe()
+		}
+	}
+	if s.seg == nil {
+		if !key {
+			s.stats.BeforeKey++
+			s.requestKeyframe()
+			return nil
+		}
+		s.segN++
+		s.seg = newSegment(s.dir, s.segN, startMS, ts, w, h)
+	}
+	if s.seg.full() {
+		s.stats.QueueOverflow++
+		s.requestKeyframe()
+		return nil
+	}
+	s.seg.add(frame, ts, key)
+	s.stats.Written++
+	return nil
+}
+
+func (s *Session) requestKeyframe() {
+	now := s.r.cfg.Now()
+	if now.Sub(s.lastKeyQ) < 500*time.Millisecond {
+		return
+	}
+	s.lastKeyQ = now
+	s.info.RequestKeyframe()
+}
+
+// sealSegment closes the current segment and seals the archive with it.
+func (s *Session) sealSegment() error {
+	part, err := s.seg.seal()
+	s.seg = nil
+	if err != nil {
+		return err
+	}
+	s.parts = append(s.parts, part)
+	return s.seal()
+}
+
+// checkpoint seals the archive as it stands, so that a crash loses at
+// most the last few seconds.
+func (s *Session) checkpoint() {
+	if s.failed != nil {
+		return
+	}
+	if err := s.seal(); err != nil {
+		s.fail(err)
+	}
+}
+
+// seal syncs the open parts and writes a signed manifest covering what is
+// written so far.
+func (s *Session) seal() error {
+	if err := s.events.sync(); err != nil {
+		return fmt.Errorf("sync event log: %w", err)
+	}
+	m := s.manifest
+	m.SealedAt = s.r.cfg.Now().UTC()
+	m.Parts = append([]Part(nil), s.parts...)
+	m.Parts = append(m.Parts, s.events.part())
+	for _, sh := range s.sortedShells() {
+		if !sh.cast.closed {
+			if err := sh.cast.f.Sync(); err != nil {
+				return fmt.Errorf("sync shell transcript: %w", err)
+			}
+		}
+		p := sh.part
+		p.Size, p.SHA256 = sh.cast.sealed()
+		m.Parts = append(m.Parts, p)
+	}
+	m.Video = s.videoStats()
+	return writeManifest(s.dir, &m, s.r.cfg.Key)
+}
+
+func (s *Session) sortedShells() []*shell {
+	out := make([]*shell, 0, len(s.shells))
+	for _, sh := range s.shells {
+		out = append(out, sh)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].part.Name < out[j].part.Name })
+	return out
+}
+
+func (s *Session) videoStats() VideoStats {
+	st := s.stats
+	st.Relayed = s.videoRelayed.Load()
+	st.QueueOverflow += s.videoOverflow.Load()
+	return st
+}
+
+func (s *Session) finish(reason string) {
+	defer s.events.close()
+	if s.failed != nil {
+		return
+	}
+	now := s.r.cfg.Now()
+	s.flushInputs(true)
+	var err error
+	if s.seg != nil {
+		part, serr := s.seg.seal()
+		s.seg = nil
+		err = serr
+		if serr == nil {
+			s.parts = append(s.parts, part)
+		}
+	}
+	for _, sh := range s.sortedShells() {
+		if cerr := sh.cast.close(now); cerr != nil && err == nil {
+			err = cerr
+		}
+		sh.part.Open = false
+	}
+	stats := s.videoStats()
+	detail, _ := json.Marshal(map[string]any{"reason": reason, "frames_relayed": stats.Relayed, "frames_written": stats.Written, "events_lost": s.eventsLost.Load()})
+	if err == nil {
+		err = s.appendEvent(now, Event{Type: "recording.finished", Actor: "broker", Detail: detail})
+	}
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	s.manifest.State, s.manifest.EndedAt, s.manifest.Note = StateComplete, now.UTC(), reason
+	if err := s.seal(); err != nil {
+		s.failed = err
+		s.r.log.Error("final seal failed", "session", s.info.Session, "err", err)
+		return
+	}
+	if s.info.OnSealed != nil {
+		m, _, err := ReadManifest(s.dir)
+		if err == nil {
+			s.info.OnSealed(m)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package record
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Recover finds archives a stopped broker left in the recording state and
+// seals them as incomplete: their sealed parts are untouched and verify;
+// what was written after the last seal stays on disk, not covered by the
+// signature. It returns the manifests it sealed.
+func (r *Recorder) Recover() ([]*Manifest, error) {
+	entries, err := os.ReadDir(r.cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("list recordings: %w", err)
+	}
+	var out []*Manifest
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || !sessionIDPattern.MatchString(e.Name()) {
+			continue
+		}
+		dir := filepath.Join(r.cfg.Dir, e.Name())
+		m, _, err := ReadManifest(dir)
+		if err != nil || m.State != StateRecording {
+			continue
+		}
+		m.State = StateIncomplete
+		m.Note = fmt.Sprintf("The broker stopped while recording; the archive covers the session up to %s, its last seal.", m.SealedAt.Format(time.RFC3339))
+		m.SealedAt = r.cfg.Now().UTC()
+		if err := writeManifest(dir, m, r.cfg.Key); err != nil {
+			errs = append(errs, fmt.Errorf("seal archive %s: %w", e.Name(), err))
+			continue
+		}
+		r.log.Warn("recording left incomplete by a broker stop", "session", m.Session)
+		out = append(out, m)
+	}
+	return out, errors.Join(errs...)
+}
+
+// Expired returns the sessions whose archives ended (or were sealed last)
+// before cutoff.
+func (r *Recorder) Expired(cutoff time.Time) ([]*Manifest, error) {
+	entries, err := os.ReadDir(r.cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("list recordings: %w", err)
+	}
+	var out []*Manifest
+	for _, e := range entries {
+		if !e.IsDir() || !sessionIDPattern.MatchString(e.Name()) {
+			continue
+		}
+		m, _, err := ReadManifest(filepath.Join(r.cfg.Dir, e.Name()))
+		if err != nil || m.State == StateRecording {
+			continue
+		}
+		if m.SealedAt.Before(cutoff) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// Delete removes a session's archive.
+func (r *Recorder) Delete(session string) error {
+	dir, err := r.ArchiveDir(session)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("delete archive %s: %w", session, err)
+	}
+	return nil
+}

@@ -1,0 +1,237 @@
+package record
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Problem is one thing wrong with an archive, named by the part it is in.
+type Problem struct {
+	Part    string `json:"part"`
+	Message string `json:"message"`
+}
+
+func (p Problem) String() string { return p.Part + ": " + p.Message }
+
+// Report is the result of verifying an archive.
+type Report struct {
+	Session     string    `json:"session"`
+	State       string    `json:"state"`
+	Signer      string    `json:"signer"` // fingerprint of the key that signed
+	PartsOK     int       `json:"parts_ok"`
+	EventLines  int64     `json:"event_lines"`
+	Problems    []Problem `json:"problems"`
+	Warnings    []Problem `json:"warnings"`
+	TrustedKey  bool      `json:"trusted_key"` // the signer is the key the caller trusts
+	ManifestRaw []byte    `json:"-"`
+}
+
+// OK reports whether nothing is wrong.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+func (r *Report) problem(part, format string, args ...any) {
+	r.Problems = append(r.Problems, Problem{part, fmt.Sprintf(format, args...)})
+}
+
+func (r *Report) warn(part, format string, args ...any) {
+	r.Warnings = append(r.Warnings, Problem{part, fmt.Sprintf(format, args...)})
+}
+
+// Verify checks an archive offline: the manifest's signature (against
+// trusted when given, else the key the manifest names), the SHA-256 of
+// every part, and the chain of events.jsonl. It reports every problem it
+// finds, each naming the part.
+func Verify(dir string, trusted ed25519.PublicKey) (*Report, error) {
+	r := &Report{}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not an archive directory", dir)
+	}
+	m, raw, err := ReadManifest(dir)
+	r.ManifestRaw = raw
+	if err != nil {
+		if raw == nil {
+			r.problem(ManifestFile, "missing or unreadable: %v", err)
+		} else {
+			r.problem(ManifestFile, "%v", err)
+		}
+		return r, nil
+	}
+	r.Session, r.State = m.Session, m.State
+	verifySignature(r, dir, m, raw, trusted)
+	if m.Format != Format {
+		r.problem(ManifestFile, "format %q is not %q", m.Format, Format)
+	}
+	switch m.State {
+	case StateComplete:
+	case StateIncomplete, StateFailed:
+		r.warn(ManifestFile, "the archive is %s: %s", m.State, m.Note)
+	case StateRecording:
+		r.warn(ManifestFile, "the session is still being recorded (or the broker stopped and has not restarted): only the sealed parts are checked")
+	default:
+		r.problem(ManifestFile, "unknown state %q", m.State)
+	}
+
+	listed := map[string]bool{ManifestFile: true, SignatureFile: true}
+	for _, p := range m.Parts {
+		if !safeName(p.Name) {
+			r.problem(ManifestFile, "part name %q is not a plain file name", p.Name)
+			continue
+		}
+		listed[p.Name] = true
+		if verifyPart(r, dir, m, p) {
+			r.PartsOK++
+		}
+	}
+	if !slices.ContainsFunc(m.Parts, func(p Part) bool { return p.Kind == KindEvents }) {
+		r.problem(ManifestFile, "lists no %s", EventsFile)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list archive: %w", err)
+	}
+	for _, e := range entries {
+		if listed[e.Name()] || strings.HasSuffix(e.Name(), ".new") {
+			continue
+		}
+		if m.State == StateComplete {
+			r.problem(e.Name(), "is not listed in the manifest (added after sealing)")
+		} else {
+			r.warn(e.Name(), "was not sealed before the recording stopped: not covered by the signature")
+		}
+	}
+	return r, nil
+}
+
+func verifySignature(r *Report, dir string, m *Manifest, raw []byte, trusted ed25519.PublicKey) {
+	named, err := base64.StdEncoding.DecodeString(m.PublicKey)
+	if err != nil || len(named) != ed25519.PublicKeySize {
+		r.problem(ManifestFile, "names no valid public key")
+		return
+	}
+	key := ed25519.PublicKey(named)
+	r.Signer = Fingerprint(key)
+	if trusted != nil {
+		if !bytes.Equal(trusted, key) {
+			r.problem(ManifestFile, "signed by key %s, not the trusted key %s", Fingerprint(key), Fingerprint(trusted))
+			return
+		}
+		r.TrustedKey = true
+	}
+	sigText, err := os.ReadFile(filepath.Join(dir, SignatureFile))
+	if err != nil {
+		r.problem(SignatureFile, "missing or unreadable: %v", err)
+		return
+	}
+	sig, err := base64.StdEncoding.DecodeString(string(trimSpace(sigText)))
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		r.problem(SignatureFile, "is not a base64 Ed25519 signature")
+		return
+	}
+	if !ed25519.Verify(key, raw, sig) {
+		r.problem(ManifestFile, "signature does not match: the manifest or its signature was changed")
+	}
+}
+
+// verifyPart checks one part's sealed bytes, and for the event log its chain.
+func verifyPart(r *Report, dir string, m *Manifest, p Part) bool {
+	path := filepath.Join(dir, p.Name)
+	st, err := os.Stat(path)
+	if err != nil {
+		r.problem(p.Name, "missing: %v", errors.Unwrap(err))
+		return false
+	}
+	sum, err := hashPrefix(path, p.Size)
+	if err != nil {
+		r.problem(p.Name, "%v", err)
+		return false
+	}
+	ok := true
+	if sum != p.SHA256 {
+		r.problem(p.Name, "SHA-256 of the sealed %d bytes does not match the manifest: the content was changed", p.Size)
+		ok = false
+	}
+	if st.Size() > p.Size {
+		if m.State == StateComplete {
+			r.problem(p.Name, "has %d bytes after the sealed end: appended after sealing", st.Size()-p.Size)
+			ok = false
+		} else {
+			r.warn(p.Name, "%d bytes written after the last seal are not covered by the signature", st.Size()-p.Size)
+		}
+	}
+	if p.Kind == KindEvents && !m.Encrypted {
+		ok = verifyChain(r, path, m, p) && ok
+	}
+	return ok
+}
+
+func verifyChain(r *Report, path string, m *Manifest, p Part) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		r.problem(p.Name, "%v", err)
+		return false
+	}
+	defer f.Close()
+	res := CheckChain(f, m.Session)
+	r.EventLines = res.Lines
+	ok := true
+	if res.Err != nil {
+		r.problem(p.Name, "hash chain broken: %v", res.Err)
+		ok = false
+	}
+	if res.Lines < p.Lines {
+		r.problem(p.Name, "has %d chained lines, the manifest seals %d", res.Lines, p.Lines)
+		ok = false
+	}
+	if res.Err == nil && res.Lines == p.Lines && res.Head != p.Head {
+		r.problem(p.Name, "the last line's hash does not match the manifest")
+		ok = false
+	}
+	if res.Partial {
+		r.warn(p.Name, "ends in an incomplete line (written when the broker stopped)")
+	}
+	return ok
+}
+
+// safeName refuses paths that would leave the archive.
+func safeName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`) && filepath.Base(name) == name
+}
+
+// WriteReport prints a report for people.
+func WriteReport(w io.Writer, dir string, r *Report) {
+	fmt.Fprintf(w, "archive   %s\n", dir)
+	if r.Session != "" {
+		fmt.Fprintf(w, "session   %s (%s)\n", r.Session, r.State)
+	}
+	if r.Signer != "" {
+		trust := "key named by the manifest; pass -key to check it is your broker's"
+		if r.TrustedKey {
+			trust = "trusted key"
+		}
+		fmt.Fprintf(w, "signed by %s (%s)\n", r.Signer, trust)
+	}
+	fmt.Fprintf(w, "parts ok  %d, event lines %d\n", r.PartsOK, r.EventLines)
+	for _, p := range r.Warnings {
+		fmt.Fprintf(w, "warning   %s\n", p)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "FAILED    %s\n", p)
+	}
+	if r.OK() {
+		fmt.Fprintln(w, "verified: signature, hashes and event chain are intact")
+	} else {
+		fmt.Fprintf(w, "NOT VERIFIED: %d problem(s)\n", len(r.Problems))
+	}
+}
