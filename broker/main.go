@@ -4,18 +4,72 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/server"
 )
 
+// verify runs "broker verify [-key FILE] ARCHIVE": exit 0 when the archive
+// is intact, 1 when it is not, 2 when it cannot be checked.
+func verify(args []string) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	keyFile := fs.String("key", "", "public key to trust (PEM from GET /api/v1/recordings/public-key, or "+record.PublicKeyFile+" in the data directory)")
+	data := fs.String("data", "data", "data directory whose public key to trust when -key is not given")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: broker verify [-key FILE] ARCHIVE\n\nChecks a session archive (its directory, or the zip the console downloads):\nthe manifest's signature, the SHA-256 of every part and the chain of events.jsonl.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		if err == nil {
+			fs.Usage()
+		}
+		return 2
+	}
+	var trusted []byte
+	path := *keyFile
+	if path == "" {
+		path = filepath.Join(*data, record.PublicKeyFile)
+	}
+	pem, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		trusted = pem
+	case *keyFile != "":
+		fmt.Fprintln(os.Stderr, "broker verify:", err)
+		return 2
+	}
+	var key ed25519.PublicKey
+	if trusted != nil {
+		if key, err = record.ParsePublicKey(trusted); err != nil {
+			fmt.Fprintf(os.Stderr, "broker verify: %s: %v\n", path, err)
+			return 2
+		}
+	}
+	report, err := record.VerifyPath(fs.Arg(0), key)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker verify:", err)
+		return 2
+	}
+	record.WriteReport(os.Stdout, fs.Arg(0), report)
+	if !report.OK() {
+		return 1
+	}
+	return 0
+}
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "verify" {
+		os.Exit(verify(os.Args[2:]))
+	}
 	var cfg server.Config
 	var verbose bool
 	flag.StringVar(&cfg.Addr, "addr", ":8443", "HTTPS and WSS listen address")
@@ -28,6 +82,10 @@ func main() {
 	flag.DurationVar(&cfg.LoginTTL, "login-ttl", 12*time.Hour, "longest a console login lasts")
 	flag.DurationVar(&cfg.LoginIdle, "login-idle", 30*time.Minute, "a console login unused for this long ends")
 	flag.StringVar(&cfg.HostBinary, "host-binary", "", "Linux host program offered on join pages (default: host next to the broker)")
+	flag.BoolVar(&cfg.Recording.Disabled, "no-record", false, "do not record sessions (by default every session is recorded, and one that cannot be is ended)")
+	flag.StringVar(&cfg.Recording.Dir, "recordings", "", "directory for session archives (default: recordings in the data directory)")
+	flag.IntVar(&cfg.Recording.RetentionDays, "retention-days", 0, "delete archives this many days after they were sealed; 0 keeps them")
+	flag.BoolVar(&cfg.Recording.ShellInput, "record-shell-input", false, "record what technicians type in shells, not only the output")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
 	flag.Parse()
 

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
 	"github.com/tether-support/tether/internal/protocol"
@@ -41,6 +42,8 @@ type Config struct {
 	// PublicURL is the broker's address as users reach it, for join and
 	// console links, e.g. https://support.example.com:8443.
 	PublicURL string
+	// Recorder serves the session archives; nil when recording is off.
+	Recorder *record.Recorder
 }
 
 // API is the REST handler set.
@@ -115,6 +118,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/sessions/{id}/invite", a.authed(auth.ScopeSessionsWrite, a.invite(false)))
 	mux.HandleFunc("POST /api/v1/sessions/{id}/handover", a.authed(auth.ScopeSessionsWrite, a.invite(true)))
 	a.registerAccounts(mux)
+	a.registerRecordings(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such API endpoint.")
 	})

@@ -55,6 +55,8 @@ type Manifest struct {
 	// Video counts frames: relayed by the broker, written to the archive,
 	// and dropped (with why).
 	Video VideoStats `json:"video"`
+	// Counts is the number of events of each type in events.jsonl.
+	Counts map[string]int64 `json:"counts"`
 	// Encrypted says the parts are encrypted at rest (hashes cover the
 	// encrypted bytes, so verifying needs no key).
 	Encrypted bool   `json:"encrypted,omitempty"`

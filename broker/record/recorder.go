@@ -155,6 +155,8 @@ type Session struct {
 	inputs   map[string]*inputSummary
 	failed   error
 	manifest Manifest
+	counts   map[string]int64
+	lastT    int64 // events' monotonic time never goes back
 }
 
 type shell struct {
@@ -214,6 +216,7 @@ func (r *Recorder) Start(info Info) (*Session, error) {
 		stop:   make(chan string, 1),
 		shells: map[string]*shell{},
 		inputs: map[string]*inputSummary{},
+		counts: map[string]int64{},
 	}
 	s.manifest = Manifest{Format: Format, Session: info.Session, Ticket: info.Ticket, Technician: info.Technician, StartedAt: s.start.UTC(), State: StateRecording}
 	if s.events, err = createEventLog(filepath.Join(dir, EventsFile), info.Session); err != nil {
@@ -221,7 +224,7 @@ func (r *Recorder) Start(info Info) (*Session, error) {
 		return nil, err
 	}
 	detail, _ := json.Marshal(map[string]any{"ticket": info.Ticket, "technician": info.Technician})
-	if err := s.events.append(Event{At: s.start.UTC(), Type: "recording.started", Actor: "broker", Detail: detail}); err != nil {
+	if err := s.appendEvent(s.start, Event{Type: "recording.started", Actor: "broker", Detail: detail}); err != nil {
 		s.events.close()
 		os.RemoveAll(dir)
 		return nil, err
@@ -246,10 +249,16 @@ func (s *Session) Err() error {
 
 // Event copies an audit event into events.jsonl. detail is a JSON object.
 func (s *Session) Event(typ, actor string, detail []byte) {
+	s.EventAt(s.r.cfg.Now(), typ, actor, detail)
+}
+
+// EventAt copies an event that happened at a given time, such as those of
+// the trail from before the recording started.
+func (s *Session) EventAt(at time.Time, typ, actor string, detail []byte) {
 	if !json.Valid(detail) {
 		detail = nil
 	}
-	it := item{kind: itemEvent, at: s.r.cfg.Now(), event: Event{Type: typ, Actor: actor, Detail: append(json.RawMessage(nil), detail...)}}
+	it := item{kind: itemEvent, at: at, event: Event{Type: typ, Actor: actor, Detail: append(json.RawMessage(nil), detail...)}}
 	s.enqueue(it, true)
 }
 
@@ -399,7 +408,8 @@ func (s *Session) fail(err error) {
 	s.manifest.State, s.manifest.Note = StateFailed, "Writing the archive failed: "+err.Error()
 	// Seal what was written, if the disk still lets us.
 	s.seal()
-	s.info.OnFailure(err)
+	// Off the writer: the callback may write to the archive's queue.
+	go s.info.OnFailure(err)
 }
 
 func (s *Session) handle(it item) {
@@ -436,8 +446,13 @@ func (s *Session) handle(it item) {
 }
 
 func (s *Session) appendEvent(at time.Time, e Event) error {
-	e.At, e.T = at.UTC(), at.Sub(s.start).Milliseconds()
-	return s.events.append(e)
+	e.At, e.T = at.UTC(), max(s.lastT, at.Sub(s.start).Milliseconds())
+	if err := s.events.append(e); err != nil {
+		return err
+	}
+	s.lastT = e.T
+	s.counts[e.Type]++
+	return nil
 }
 
 func (s *Session) openShell(it item) error {
@@ -567,6 +582,7 @@ func (s *Session) seal() error {
 		m.Parts = append(m.Parts, p)
 	}
 	m.Video = s.videoStats()
+	m.Counts = s.counts
 	return writeManifest(s.dir, &m, s.r.cfg.Key)
 }
 

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -234,4 +235,75 @@ func WriteReport(w io.Writer, dir string, r *Report) {
 	} else {
 		fmt.Fprintf(w, "NOT VERIFIED: %d problem(s)\n", len(r.Problems))
 	}
+}
+
+// maxZipPart bounds one file taken out of a downloaded archive.
+const maxZipPart = 8 << 30
+
+// VerifyPath verifies an archive directory, or a zip of one as the broker's
+// download button makes it.
+func VerifyPath(path string, trusted ed25519.PublicKey) (*Report, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	if st.IsDir() {
+		return Verify(path, trusted)
+	}
+	tmp, err := os.MkdirTemp("", "tether-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	dir, err := unzipArchive(path, tmp)
+	if err != nil {
+		return nil, err
+	}
+	return Verify(dir, trusted)
+}
+
+// unzipArchive extracts a downloaded archive: one folder of plain files.
+func unzipArchive(path, into string) (string, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return "", fmt.Errorf("%s is neither an archive directory nor a zip of one: %w", path, err)
+	}
+	defer zr.Close()
+	dir := filepath.Join(into, "archive")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	for _, f := range zr.File {
+		name := filepath.Base(f.Name)
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		if !safeName(name) || strings.Count(f.Name, "/") > 1 {
+			return "", fmt.Errorf("zip entry %q is not part of an archive", f.Name)
+		}
+		if f.UncompressedSize64 > maxZipPart {
+			return "", fmt.Errorf("zip entry %q is too large", f.Name)
+		}
+		if err := extract(f, filepath.Join(dir, name)); err != nil {
+			return "", fmt.Errorf("extract %s: %w", f.Name, err)
+		}
+	}
+	return dir, nil
+}
+
+func extract(f *zip.File, to string) error {
+	rc, err := f.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, io.LimitReader(rc, maxZipPart))
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

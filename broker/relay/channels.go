@@ -45,6 +45,9 @@ func (s *Session) fromHostControl(data []byte) {
 	if msg.Type == protocol.ControlDisplays {
 		s.displays = data
 	}
+	if msg.Type == protocol.ControlClipboard {
+		defer s.tapHostControl(msg)
+	}
 	viewers := make([]*Viewer, 0, len(s.viewers))
 	for v := range s.viewers {
 		viewers = append(viewers, v)
@@ -83,6 +86,7 @@ func (v *Viewer) fromControl(data []byte) {
 			v.s.releaseAll()
 		}
 		v.s.cfg.Logger.Info("viewer control", "viewer", v.opts.Name, "enabled", msg.Enabled)
+		v.tapControl(msg)
 		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
 	case protocol.ControlClipboard, protocol.ControlClipboardRequest:
 		if !v.allowed(protocol.PermClipboard) {
@@ -97,7 +101,9 @@ func (v *Viewer) fromControl(data []byte) {
 		}
 		if err := v.s.sendHost(false, data); err != nil {
 			v.drop("The user's computer is not connected.")
+			return
 		}
+		v.tapControl(msg)
 	case protocol.ControlDisplaySelect:
 		if !v.controlling.Load() || !v.allowed(protocol.PermControl) {
 			v.drop("Take control to switch displays.")
@@ -105,7 +111,9 @@ func (v *Viewer) fromControl(data []byte) {
 		}
 		if err := v.s.sendHost(false, data); err != nil {
 			v.drop("The user's computer is not connected.")
+			return
 		}
+		v.tapControl(msg)
 	default:
 		// Unknown types are skipped: a newer console may send more.
 	}
@@ -122,11 +130,14 @@ func (v *Viewer) fromInput(data []byte) {
 		v.drop("This session is view-only: take control to use the mouse and keyboard.")
 		return
 	}
-	if _, err := protocol.DecodeInput(data); err != nil {
+	ev, err := protocol.DecodeInput(data)
+	if err != nil {
 		v.drop("An input event was refused: " + err.Error())
 		return
 	}
-	v.s.sendHost(true, data)
+	if v.s.sendHost(true, data) == nil {
+		v.tapInput(ev.Kind)
+	}
 }
 
 // stopControl ends the viewer's control, releasing what it held.

@@ -29,6 +29,9 @@ type Config struct {
 	// OnHostGone is called once when the host's media connection fails or
 	// closes, from a goroutine of the relay.
 	OnHostGone func()
+	// Tap and ShellTap, when set, see what is relayed, for the recording.
+	Tap      Tap
+	ShellTap ShellTap
 }
 
 // Session relays one support session's media.
@@ -180,6 +183,7 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 		// nothing to viewers, whose own interceptors add what they need.
 		pkt.Header.Extension = false
 		pkt.Header.Extensions = nil
+		s.tapVideo(pkt)
 		s.mu.Lock()
 		viewers := make([]*Viewer, 0, len(s.viewers))
 		for v := range s.viewers {

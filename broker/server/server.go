@@ -15,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tether-support/tether/broker/api"
 	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
 	"github.com/tether-support/tether/broker/webhook"
@@ -60,6 +62,8 @@ type Config struct {
 	// HostBinary is the Linux host program offered on join pages (default:
 	// "host" next to the broker's executable, as `make build` puts it).
 	HostBinary string
+	// Recording is the recording policy.
+	Recording RecordingConfig
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -104,6 +108,9 @@ type Broker struct {
 	rtcAPI     *rtc.API
 	hub        *signal.Hub
 	webhooks   *webhook.Dispatcher
+	recorder   *record.Recorder
+	stop       context.CancelFunc // the broker's own goroutines
+	wg         sync.WaitGroup
 	ln         net.Listener
 	srv        *http.Server
 	url        string
@@ -169,8 +176,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.webhooks, err = webhook.New(whCfg); err != nil {
 		return nil, err
 	}
+	if b.recorder, err = b.startRecorder(ctx); err != nil {
+		return nil, err
+	}
 	b.hub, err = signal.New(signal.Config{Store: b.store, Auth: authn, API: b.rtcAPI, Logger: cfg.Logger, Now: cfg.Now, CodeTTL: cfg.CodeTTL, ViewerGrace: cfg.ViewerGrace,
-		ConsentTimeout: cfg.ConsentTimeout, Organisation: cfg.Organisation, Notify: b.webhooks.Notify})
+		ConsentTimeout: cfg.ConsentTimeout, Organisation: cfg.Organisation, Notify: b.webhooks.Notify, Recorder: b.recorder})
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if port == 443 {
 		b.url = "https://" + public
 	}
-	restAPI, err := api.New(api.Config{Store: b.store, Auth: authn, Hub: b.hub, Logger: cfg.Logger, Now: cfg.Now, PublicURL: b.url})
+	restAPI, err := api.New(api.Config{Store: b.store, Auth: authn, Hub: b.hub, Logger: cfg.Logger, Now: cfg.Now, PublicURL: b.url, Recorder: b.recorder})
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +216,14 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
-	log.Info("broker listening", "https", b.ln.Addr().String(), "udp", cfg.UDPPort, "data", cfg.DataDir)
+	log.Info("broker listening", "https", b.ln.Addr().String(), "udp", cfg.UDPPort, "data", cfg.DataDir, "recording", b.recorder != nil)
+	var bg context.Context
+	bg, b.stop = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.retentionLoop(bg)
+	}()
 	ok = true
 	return b, nil
 }
@@ -279,6 +296,10 @@ func (b *Broker) Run(ctx context.Context) error {
 
 func (b *Broker) close() error {
 	var errs []error
+	if b.stop != nil {
+		b.stop()
+		b.wg.Wait()
+	}
 	if b.hub != nil {
 		errs = append(errs, b.hub.Close())
 	}

@@ -45,6 +45,7 @@ func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
 	if err != nil {
 		h.log.Error("audit", "session", session, "type", typ, "err", err)
 	}
+	h.recordEvent(session, actor, typ, data)
 	h.notify(session, actor, typ, data)
 }
 

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/relay"
 	"github.com/tether-support/tether/broker/store"
 	"github.com/tether-support/tether/internal/protocol"
@@ -64,6 +65,10 @@ type Config struct {
 	// to, as they enter the audit trail. It runs on the hub's goroutines
 	// and must not call back into the hub.
 	Notify func(context.Context, Event)
+	// Recorder, when set, records every session from the moment someone
+	// connects. Recording is then required: a session whose archive
+	// cannot be started is refused, one whose archive fails is ended.
+	Recorder *record.Recorder
 }
 
 // Event is an entry of a session's audit trail, as passed to Notify.
@@ -78,7 +83,7 @@ type Event struct {
 // notify passes the events Notify wants on; others stay in the audit trail.
 func (h *Hub) notify(session, actor, typ string, detail []byte) {
 	switch typ {
-	case "session.created", "host.connected", "consent.granted", "consent.denied", "consent.timeout", "consent.changed", "session.ended":
+	case "session.created", "host.connected", "consent.granted", "consent.denied", "consent.timeout", "consent.changed", "session.ended", "recording.ready":
 		if h.cfg.Notify != nil {
 			h.cfg.Notify(context.Background(), Event{Session: session, Type: typ, Actor: actor, At: h.cfg.Now(), Detail: detail})
 		}
@@ -129,6 +134,9 @@ type Hub struct {
 	stop     chan struct{}           // closed by Close
 	closed   bool
 	wg       sync.WaitGroup
+
+	recMu      sync.Mutex
+	recordings map[string]*record.Session // by session id, while live
 }
 
 // live is a session with someone connected.
@@ -152,13 +160,14 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "signal"),
-		live:     map[string]*live{},
-		limiters: map[string]*rate.Limiter{},
-		pending:  map[string]*pendingHost{},
-		stop:     make(chan struct{}),
-		global:   rate.NewLimiter(rate.Limit(float64(cfg.CodeAttempts*10)/60), cfg.CodeAttempts*10),
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "signal"),
+		live:       map[string]*live{},
+		limiters:   map[string]*rate.Limiter{},
+		pending:    map[string]*pendingHost{},
+		stop:       make(chan struct{}),
+		recordings: map[string]*record.Session{},
+		global:     rate.NewLimiter(rate.Limit(float64(cfg.CodeAttempts*10)/60), cfg.CodeAttempts*10),
 	}
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
@@ -270,6 +279,7 @@ func (h *Hub) end(id, reason string) {
 
 	h.log.Info("session ended", "session", id, "reason", reason)
 	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason})
+	h.finishRecording(id, reason)
 	for _, c := range conns {
 		c.send(protocol.TypeEnded, id, protocol.Ended{Reason: reason})
 		c.close(closeEnded, "session ended")
@@ -289,12 +299,23 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 	if l := h.live[id]; l != nil {
 		return l, nil
 	}
-	r, err := relay.New(relay.Config{
+	var r *relay.Session
+	rec, err := h.startRecording(sess, func() { r.RequestKeyframe() })
+	if err != nil {
+		return nil, err
+	}
+	cfg := relay.Config{
 		API:        h.cfg.API,
 		Logger:     h.cfg.Logger.With("component", "relay", "session", id),
 		OnHostGone: func() { go h.end(id, "The user's computer disconnected.") },
-	})
-	if err != nil {
+	}
+	if rec != nil {
+		cfg.Tap, cfg.ShellTap = rec, rec
+	}
+	if r, err = relay.New(cfg); err != nil {
+		if rec != nil {
+			h.finishRecording(id, "The relay could not start: "+err.Error())
+		}
 		return nil, err
 	}
 	l := &live{id: id, ticket: sess.TicketID, perms: sess.Permissions, relay: r, viewers: map[*conn]*viewer{}, requests: map[string]*request{}}

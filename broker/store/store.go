@@ -155,6 +155,25 @@ var migrations = []string{
 		actor      TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX code_attempts_at ON code_attempts(at);`,
+	`CREATE TABLE recordings (
+		session_id     TEXT PRIMARY KEY REFERENCES sessions(id),
+		state          TEXT NOT NULL,
+		started_at     INTEGER NOT NULL,
+		ended_at       INTEGER,
+		size_bytes     INTEGER NOT NULL DEFAULT 0,
+		duration_ms    INTEGER NOT NULL DEFAULT 0,
+		segments       INTEGER NOT NULL DEFAULT 0,
+		events         INTEGER NOT NULL DEFAULT 0,
+		shells         INTEGER NOT NULL DEFAULT 0,
+		files          INTEGER NOT NULL DEFAULT 0,
+		clipboard      INTEGER NOT NULL DEFAULT 0,
+		frames_relayed INTEGER NOT NULL DEFAULT 0,
+		frames_written INTEGER NOT NULL DEFAULT 0,
+		manifest_sha256 TEXT NOT NULL DEFAULT '',
+		note           TEXT NOT NULL DEFAULT '',
+		deleted_at     INTEGER
+	);
+	CREATE INDEX recordings_started_at ON recordings(started_at);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

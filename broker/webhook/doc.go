@@ -43,7 +43,7 @@
 //	session.ended     SessionEnded: created_at, started_at (null if never started), ended_at,
 //	                  duration_seconds (from started_at), end_reason, permissions_granted (union over
 //	                  the session), viewers, closing_notes — once per session
-//	recording.ready   declared for subscription; not sent yet (the broker does not record sessions yet)
+//	recording.ready   RecordingReady: state, size_bytes, duration_ms, segments, frames_relayed, frames_written, url, at
 //
 // session.ended does not list files moved or shell commands yet: the
 // broker does not carry either today, and they will be added as new

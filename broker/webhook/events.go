@@ -150,9 +150,18 @@ type SessionEnded struct {
 	ClosingNotes string `json:"closing_notes"`
 }
 
-// RecordingReady will be the data of recording.ready.
+// RecordingReady is the data of recording.ready, sent once the session's
+// archive is sealed: where to get it and what it holds.
 type RecordingReady struct {
 	SessionRef
+	State         string    `json:"state"` // complete, or failed when writing it failed
+	SizeBytes     int64     `json:"size_bytes"`
+	DurationMS    int64     `json:"duration_ms"`
+	Segments      int       `json:"segments"`
+	FramesRelayed int64     `json:"frames_relayed"`
+	FramesWritten int64     `json:"frames_written"`
+	URL           string    `json:"url"` // the API resource of the recording
+	At            time.Time `json:"at"`
 }
 
 // webhookTypes maps the hub's audit types to the webhook events they may
@@ -165,6 +174,7 @@ var webhookTypes = map[string][]string{
 	"consent.timeout": {ConsentDeniedType},
 	"consent.changed": {ConsentRevokedType},
 	"session.ended":   {SessionEndedType},
+	"recording.ready": {RecordingReadyType},
 }
 
 // outgoing is an event ready to be stored.
@@ -183,6 +193,13 @@ type auditDetail struct {
 	OS        string   `json:"os"`
 	Change    string   `json:"change"`
 	Notes     string   `json:"notes"`
+	// recording.ready
+	State         string `json:"state"`
+	SizeBytes     int64  `json:"size_bytes"`
+	DurationMS    int64  `json:"duration_ms"`
+	Segments      int    `json:"segments"`
+	FramesRelayed int64  `json:"frames_relayed"`
+	FramesWritten int64  `json:"frames_written"`
 }
 
 // utc drops what JSON consumers need not see: the location and fractions.
@@ -229,6 +246,9 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 		return []outgoing{{ConsentDeniedType, false, ConsentDenied{ref, det.Viewer, nonNil(det.Requested), reason, at}}}, nil
 	case "consent.changed":
 		return []outgoing{{ConsentRevokedType, false, ConsentRevoked{ref, revoked, at}}}, nil
+	case RecordingReadyType:
+		return []outgoing{{RecordingReadyType, true, RecordingReady{ref, det.State, det.SizeBytes, det.DurationMS, det.Segments,
+			det.FramesRelayed, det.FramesWritten, "/api/v1/recordings/" + sess.ID, at}}}, nil
 	case SessionEndedType:
 		ended, err := d.sessionEnded(ctx, sess, ref, at)
 		if err != nil {

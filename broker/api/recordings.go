@@ -1,0 +1,345 @@
+package api
+
+import (
+	"archive/zip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/record"
+	"github.com/tether-support/tether/broker/store"
+)
+
+// maxPlayerEvents bounds the events one request returns to the player.
+const maxPlayerEvents = 200_000
+
+// registerRecordings adds the recordings endpoints.
+func (a *API) registerRecordings(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/recordings/public-key", a.recordingKey)
+	mux.HandleFunc("GET /api/v1/recordings", a.authed(auth.ScopeRecordingsRead, a.listRecordings))
+	mux.HandleFunc("GET /api/v1/recordings/{id}", a.authed(auth.ScopeRecordingsRead, a.getRecording))
+	mux.HandleFunc("GET /api/v1/recordings/{id}/events", a.authed(auth.ScopeRecordingsRead, a.recordingEvents))
+	mux.HandleFunc("GET /api/v1/recordings/{id}/parts/{name}", a.authed(auth.ScopeRecordingsRead, a.recordingPart))
+	mux.HandleFunc("GET /api/v1/recordings/{id}/download", a.authed(auth.ScopeRecordingsRead, a.downloadRecording))
+	mux.HandleFunc("POST /api/v1/recordings/{id}/verify", a.authed(auth.ScopeRecordingsRead, a.verifyRecording))
+}
+
+type recordingJSON struct {
+	Session       string          `json:"session"`
+	Ticket        string          `json:"ticket"`
+	Technician    string          `json:"technician"`
+	Host          json.RawMessage `json:"host,omitempty"`
+	State         string          `json:"state"`
+	StartedAt     time.Time       `json:"started_at"`
+	EndedAt       *time.Time      `json:"ended_at"`
+	DurationMS    int64           `json:"duration_ms"`
+	SizeBytes     int64           `json:"size_bytes"`
+	Segments      int             `json:"segments"`
+	Events        int64           `json:"events"`
+	Shells        int             `json:"shells"`
+	Files         int             `json:"files"`
+	Clipboard     int             `json:"clipboard"`
+	FramesRelayed int64           `json:"frames_relayed"`
+	FramesWritten int64           `json:"frames_written"`
+	Note          string          `json:"note,omitempty"`
+}
+
+func toRecordingJSON(r *store.Recording) recordingJSON {
+	out := recordingJSON{Session: r.Session, Ticket: r.TicketID, Technician: r.Technician, State: r.State, StartedAt: r.StartedAt,
+		DurationMS: r.DurationMS, SizeBytes: r.SizeBytes, Segments: r.Segments, Events: r.Events, Shells: r.Shells, Files: r.Files,
+		Clipboard: r.Clipboard, FramesRelayed: r.FramesRelayed, FramesWritten: r.FramesWritten, Note: r.Note}
+	if r.HostJSON != "" && json.Valid([]byte(r.HostJSON)) {
+		out.Host = json.RawMessage(r.HostJSON)
+	}
+	if !r.EndedAt.IsZero() {
+		t := r.EndedAt
+		out.EndedAt = &t
+	}
+	return out
+}
+
+// recordingKey serves the public key archives are signed with: auditors
+// verify offline against it.
+func (a *API) recordingKey(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Recorder == nil {
+		writeError(w, http.StatusNotFound, "recording_disabled", "This broker does not record sessions.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Content-Disposition", `attachment; filename="tether-recording-key.pub.pem"`)
+	w.Write(record.PublicKeyPEM(a.cfg.Recorder.PublicKey()))
+}
+
+func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	q := r.URL.Query()
+	f := store.RecordingFilter{Ticket: q.Get("ticket"), Technician: q.Get("technician"), Host: q.Get("host")}
+	if p.User.Role == auth.RoleTechnician {
+		f.User = p.User.ID
+	}
+	for _, field := range []struct {
+		name string
+		into *time.Time
+		end  bool
+	}{{"from", &f.From, false}, {"to", &f.To, true}} {
+		v := q.Get(field.name)
+		if v == "" {
+			continue
+		}
+		t, err := parseDate(v, field.end)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_date", fmt.Sprintf("%s must be a date (2026-11-29) or an RFC 3339 time.", field.name))
+			return
+		}
+		*field.into = t
+	}
+	for _, h := range strings.Split(q.Get("has"), ",") {
+		switch strings.TrimSpace(h) {
+		case "":
+		case "shell":
+			f.Shell = true
+		case "files":
+			f.Files = true
+		default:
+			writeError(w, http.StatusBadRequest, "invalid_filter", "has takes shell and files, separated by commas.")
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, http.StatusBadRequest, "invalid_limit", "limit must be between 1 and 500.")
+			return
+		}
+		f.Limit = n
+	}
+	list, err := a.cfg.Store.SearchRecordings(r.Context(), f)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "search recordings", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "Recordings could not be searched; try again.")
+		return
+	}
+	out := struct {
+		Recordings []recordingJSON `json:"recordings"`
+	}{Recordings: []recordingJSON{}}
+	for _, rec := range list {
+		out.Recordings = append(out.Recordings, toRecordingJSON(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseDate takes a day (the whole day when end) or an RFC 3339 time.
+func parseDate(v string, end bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return t, err
+	}
+	if end {
+		t = t.Add(24 * time.Hour)
+	}
+	return t, nil
+}
+
+// recording finds a recording the principal may see, answering 404 for
+// missing and forbidden alike.
+func (a *API) recording(w http.ResponseWriter, r *http.Request, p *auth.Principal) (*store.Recording, string, bool) {
+	notFound := func() (*store.Recording, string, bool) {
+		writeError(w, http.StatusNotFound, "not_found", "No such recording, or it is not yours.")
+		return nil, "", false
+	}
+	if a.cfg.Recorder == nil {
+		writeError(w, http.StatusNotFound, "recording_disabled", "This broker does not record sessions.")
+		return nil, "", false
+	}
+	id := r.PathValue("id")
+	sess, err := a.cfg.Store.SessionByID(r.Context(), id)
+	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+		return notFound()
+	}
+	rec, err := a.cfg.Store.RecordingBySession(r.Context(), id)
+	if err != nil {
+		return notFound()
+	}
+	if rec.State == "deleted" {
+		writeError(w, http.StatusGone, "recording_deleted", "This recording was deleted when its retention period ended.")
+		return nil, "", false
+	}
+	dir, err := a.cfg.Recorder.ArchiveDir(id)
+	if err != nil {
+		return notFound()
+	}
+	return rec, dir, true
+}
+
+// auditAccess writes a playback or download into the session's trail.
+func (a *API) auditAccess(r *http.Request, p *auth.Principal, session, typ string, detail map[string]any) {
+	data, _ := json.Marshal(detail)
+	if err := a.cfg.Store.AddEvent(r.Context(), &store.Event{Session: session, At: a.cfg.Now(), Actor: p.User.Username, Type: typ, Detail: string(data)}); err != nil {
+		a.log.ErrorContext(r.Context(), "audit recording access", "session", session, "err", err)
+	}
+}
+
+// getRecording returns the summary and the manifest; opening a recording
+// in the player is audited as a playback.
+func (a *API) getRecording(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	rec, dir, ok := a.recording(w, r, p)
+	if !ok {
+		return
+	}
+	m, _, err := record.ReadManifest(dir)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "read manifest", "session", rec.Session, "err", err)
+		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The archive's manifest cannot be read; run verify.")
+		return
+	}
+	a.auditAccess(r, p, rec.Session, "recording.played", map[string]any{"role": p.User.Role})
+	writeJSON(w, http.StatusOK, struct {
+		recordingJSON
+		Manifest *record.Manifest `json:"manifest"`
+	}{toRecordingJSON(rec), m})
+}
+
+func (a *API) recordingEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	_, dir, ok := a.recording(w, r, p)
+	if !ok {
+		return
+	}
+	f, err := os.Open(filepath.Join(dir, record.EventsFile))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The archive's events cannot be read; run verify.")
+		return
+	}
+	defer f.Close()
+	events, err := record.ReadEvents(f, maxPlayerEvents)
+	out := struct {
+		Events   []record.Event `json:"events"`
+		Complete bool           `json:"complete"`
+		Error    string         `json:"error,omitempty"`
+	}{Events: events, Complete: err == nil && len(events) < maxPlayerEvents}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	if out.Events == nil {
+		out.Events = []record.Event{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// recordingPart serves one file the manifest lists (video with ranges, for
+// seeking). Only listed parts are served: nothing else in the directory.
+func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	_, dir, ok := a.recording(w, r, p)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	m, _, err := record.ReadManifest(dir)
+	if err != nil || !slices.ContainsFunc(m.Parts, func(part record.Part) bool { return part.Name == name }) {
+		writeError(w, http.StatusNotFound, "not_found", "The archive has no such part.")
+		return
+	}
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "The part is missing from the archive; run verify.")
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The part cannot be read.")
+		return
+	}
+	switch {
+	case strings.HasSuffix(name, ".webm"):
+		w.Header().Set("Content-Type", "video/webm")
+	case strings.HasSuffix(name, ".cast"):
+		w.Header().Set("Content-Type", "application/x-asciicast")
+	default:
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	w.Header().Set("Cache-Control", "private, no-store")
+	http.ServeContent(w, r, name, st.ModTime(), f)
+}
+
+// downloadRecording sends the whole archive as a zip, for offline
+// verification; every download is audited.
+func (a *API) downloadRecording(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	rec, dir, ok := a.recording(w, r, p)
+	if !ok {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The archive cannot be read.")
+		return
+	}
+	a.auditAccess(r, p, rec.Session, "recording.downloaded", map[string]any{"role": p.User.Role})
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tether-%s.zip"`, rec.Session))
+	zw := zip.NewWriter(w)
+	for _, e := range entries {
+		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), ".new") {
+			continue
+		}
+		if err := addToZip(zw, rec.Session, filepath.Join(dir, e.Name())); err != nil {
+			a.log.ErrorContext(r.Context(), "download recording", "session", rec.Session, "err", err)
+			return // the client sees a broken zip, not a silently short one
+		}
+	}
+	zw.Close()
+}
+
+func addToZip(zw *zip.Writer, prefix, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Stored, not compressed: video does not compress, and the bytes stay
+	// the ones the manifest hashes.
+	out, err := zw.CreateHeader(&zip.FileHeader{Name: prefix + "/" + filepath.Base(path), Method: zip.Store})
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, f)
+	return err
+}
+
+// verifyRecording checks the archive against this broker's key.
+func (a *API) verifyRecording(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	rec, dir, ok := a.recording(w, r, p)
+	if !ok {
+		return
+	}
+	rep, err := record.Verify(dir, a.cfg.Recorder.PublicKey())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			writeError(w, http.StatusNotFound, "not_found", "The archive is missing.")
+			return
+		}
+		writeError(w, http.StatusInternalServerError, "verify_failed", "The archive could not be read: "+err.Error())
+		return
+	}
+	a.auditAccess(r, p, rec.Session, "recording.verified", map[string]any{"ok": rep.OK(), "problems": len(rep.Problems)})
+	if rep.Problems == nil {
+		rep.Problems = []record.Problem{}
+	}
+	if rep.Warnings == nil {
+		rep.Warnings = []record.Problem{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		OK bool `json:"ok"`
+		*record.Report
+	}{rep.OK(), rep})
+}

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/tether-support/tether/broker/record"
+	"github.com/tether-support/tether/broker/signal"
+	"github.com/tether-support/tether/broker/store"
+)
+
+// RecordingConfig is the recording policy.
+type RecordingConfig struct {
+	// Disabled turns recording off. By default every session is recorded
+	// and a session that cannot be recorded does not run.
+	Disabled bool
+	// Dir holds the archives (default: recordings/ in the data directory).
+	Dir string
+	// RetentionDays deletes archives this many days after they were
+	// sealed; 0 keeps them forever. Each deletion is audited.
+	RetentionDays int
+	// ShellInput records what technicians type in shells, not only what
+	// the shells print.
+	ShellInput bool
+	// SegmentDuration is the length of a video segment (default 4 s).
+	SegmentDuration time.Duration
+}
+
+// startRecorder loads (or creates) the signing key, seals archives a
+// previous run left open as incomplete, and returns the recorder.
+func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, error) {
+	cfg := b.cfg.Recording
+	if cfg.Disabled {
+		return nil, nil
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = filepath.Join(b.cfg.DataDir, "recordings")
+	}
+	key, err := record.LoadOrCreateKey(b.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := record.New(record.Config{Dir: cfg.Dir, Key: key, Logger: b.cfg.Logger, Now: b.cfg.Now,
+		SegmentDuration: cfg.SegmentDuration, ShellInput: cfg.ShellInput})
+	if err != nil {
+		return nil, err
+	}
+	recovered, err := rec.Recover()
+	for _, m := range recovered {
+		if uerr := b.store.UpdateRecording(ctx, signal.RecordingSummary(m)); uerr != nil {
+			b.cfg.Logger.Error("store recovered recording", "session", m.Session, "err", uerr)
+		}
+		b.auditBroker(ctx, m.Session, "recording.incomplete", map[string]any{"note": m.Note})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recover recordings: %w", err)
+	}
+	return rec, nil
+}
+
+func (b *Broker) auditBroker(ctx context.Context, session, typ string, detail map[string]any) {
+	data, _ := json.Marshal(detail)
+	if err := b.store.AddEvent(ctx, &store.Event{Session: session, At: b.cfg.Now(), Actor: "broker", Type: typ, Detail: string(data)}); err != nil {
+		b.cfg.Logger.Error("audit", "session", session, "type", typ, "err", err)
+	}
+}
+
+// retentionLoop deletes expired archives at start and every hour until
+// ctx ends.
+func (b *Broker) retentionLoop(ctx context.Context) {
+	if b.recorder == nil || b.cfg.Recording.RetentionDays <= 0 {
+		return
+	}
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		b.PruneRecordings(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// PruneRecordings deletes the archives older than the retention period and
+// returns the sessions whose archives it deleted.
+func (b *Broker) PruneRecordings(ctx context.Context) []string {
+	days := b.cfg.Recording.RetentionDays
+	if b.recorder == nil || days <= 0 {
+		return nil
+	}
+	expired, err := b.recorder.Expired(b.cfg.Now().Add(-time.Duration(days) * 24 * time.Hour))
+	if err != nil {
+		b.cfg.Logger.Error("retention", "err", err)
+		return nil
+	}
+	var out []string
+	for _, m := range expired {
+		if err := b.recorder.Delete(m.Session); err != nil {
+			b.cfg.Logger.Error("retention", "session", m.Session, "err", err)
+			continue
+		}
+		if err := b.store.MarkRecordingDeleted(ctx, m.Session, b.cfg.Now()); err != nil {
+			b.cfg.Logger.Error("retention", "session", m.Session, "err", err)
+		}
+		b.auditBroker(ctx, m.Session, "recording.deleted", map[string]any{"reason": "retention", "retention_days": days, "sealed_at": m.SealedAt})
+		b.cfg.Logger.Info("recording deleted by retention", "session", m.Session, "retention_days", days)
+		out = append(out, m.Session)
+	}
+	return out
+}

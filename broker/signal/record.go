@@ -1,0 +1,124 @@
+package signal
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/tether-support/tether/broker/record"
+	"github.com/tether-support/tether/broker/store"
+)
+
+// startRecording starts the archive of a session that goes live. The
+// relay's keyframe request is reached through keyframe, set once the relay
+// exists.
+func (h *Hub) startRecording(sess *store.Session, keyframe func()) (*record.Session, error) {
+	if h.cfg.Recorder == nil {
+		return nil, nil
+	}
+	ctx := context.Background()
+	technician := ""
+	if u, err := h.cfg.Store.UserByID(ctx, sess.CreatedBy); err == nil {
+		technician = u.Username
+	}
+	id := sess.ID
+	rec, err := h.cfg.Recorder.Start(record.Info{
+		Session: id, Ticket: sess.TicketID, Technician: technician,
+		RequestKeyframe: keyframe,
+		OnFailure: func(err error) {
+			h.log.Error("recording failed: ending the session", "session", id, "err", err)
+			h.audit(id, "broker", "recording.failed", map[string]any{"error": err.Error()})
+			go h.end(id, "The session was ended because it could not be recorded, and recording is required. Ask your administrator to check the broker's recording storage.")
+		},
+		OnSealed: func(m *record.Manifest) { h.recordingSealed(m) },
+	})
+	if err != nil {
+		h.log.Error("cannot record session", "session", id, "err", err)
+		return nil, fmt.Errorf("the session cannot be recorded, and recording is required: %w", err)
+	}
+	if err := h.cfg.Store.CreateRecording(ctx, id, h.cfg.Now()); err != nil {
+		h.log.Error("note recording", "session", id, "err", err)
+	}
+	// The trail so far (the session's creation) opens the archive.
+	if events, err := h.cfg.Store.Events(ctx, id); err == nil {
+		for _, e := range events {
+			rec.EventAt(e.At, e.Type, e.Actor, []byte(e.Detail))
+		}
+	}
+	h.recMu.Lock()
+	h.recordings[id] = rec
+	h.recMu.Unlock()
+	return rec, nil
+}
+
+// recordEvent copies an audit event into the session's archive.
+func (h *Hub) recordEvent(session, actor, typ string, detail []byte) {
+	h.recMu.Lock()
+	rec := h.recordings[session]
+	h.recMu.Unlock()
+	if rec != nil {
+		rec.Event(typ, actor, detail)
+	}
+}
+
+// finishRecording seals a session's archive on a goroutine the hub waits
+// for at shutdown: the archive is finished after everyone left.
+func (h *Hub) finishRecording(session, reason string) {
+	h.recMu.Lock()
+	rec := h.recordings[session]
+	delete(h.recordings, session)
+	h.recMu.Unlock()
+	if rec == nil {
+		return
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if err := rec.Finish(reason); err != nil {
+			h.log.Error("finish recording", "session", session, "err", err)
+		}
+	}()
+}
+
+// recordingSealed stores the summary of a finished archive and announces
+// it (webhook recording.ready).
+func (h *Hub) recordingSealed(m *record.Manifest) {
+	sum := RecordingSummary(m)
+	if err := h.cfg.Store.UpdateRecording(context.Background(), sum); err != nil {
+		h.log.Error("store recording summary", "session", m.Session, "err", err)
+	}
+	detail := map[string]any{"state": m.State, "size_bytes": sum.SizeBytes, "duration_ms": sum.DurationMS,
+		"segments": sum.Segments, "frames_relayed": m.Video.Relayed, "frames_written": m.Video.Written}
+	data, _ := json.Marshal(detail)
+	if err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: m.Session, At: h.cfg.Now(), Actor: "broker", Type: "recording.ready", Detail: string(data)}); err != nil {
+		h.log.Error("audit", "session", m.Session, "type", "recording.ready", "err", err)
+	}
+	h.notify(m.Session, "broker", "recording.ready", data)
+}
+
+// RecordingSummary is what the database keeps of an archive's manifest.
+func RecordingSummary(m *record.Manifest) *store.Recording {
+	r := &store.Recording{Session: m.Session, State: m.State, StartedAt: m.StartedAt, EndedAt: m.EndedAt, Note: m.Note,
+		FramesRelayed: m.Video.Relayed, FramesWritten: m.Video.Written}
+	var events int64
+	for _, n := range m.Counts {
+		events += n
+	}
+	r.Events = events
+	for _, p := range m.Parts {
+		r.SizeBytes += p.Size
+		switch p.Kind {
+		case record.KindVideo:
+			r.Segments++
+			r.DurationMS = max(r.DurationMS, p.StartMS+p.DurationMS)
+		case record.KindShell:
+			r.Shells++
+		}
+	}
+	r.Files = int(m.Counts["file.transfer"])
+	r.Clipboard = int(m.Counts["clipboard"])
+	if !m.EndedAt.IsZero() {
+		r.DurationMS = max(r.DurationMS, m.EndedAt.Sub(m.StartedAt).Milliseconds())
+	}
+	return r
+}
