@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/record"
+	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// apiClient calls the REST API with a bearer key, trusting the broker's CA.
+type apiClient struct {
+	base string
+	key  string
+	http *http.Client
+}
+
+func newAPIClient(t *testing.T, url, caFile, key string) *apiClient {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &apiClient{base: url, key: key, http: &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+}
+
+func (c *apiClient) call(t *testing.T, method, path string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, c.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if b, ok := out.(*[]byte); ok {
+			*b = body
+		} else if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("%s %s: %v\n%s", method, path, err, body)
+		}
+	}
+	return resp.StatusCode
+}
+
+type recordingResp struct {
+	Session       string           `json:"session"`
+	State         string           `json:"state"`
+	Ticket        string           `json:"ticket"`
+	Technician    string           `json:"technician"`
+	FramesRelayed int64            `json:"frames_relayed"`
+	FramesWritten int64            `json:"frames_written"`
+	Manifest      *record.Manifest `json:"manifest"`
+}
+
+// waitRecording polls the API until the session's archive is in state.
+func waitRecording(t *testing.T, api *apiClient, id, state string) recordingResp {
+	t.Helper()
+	var got recordingResp
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if api.call(t, "GET", "/api/v1/recordings/"+id, &got) == http.StatusOK && got.State == state {
+			return got
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("recording of %s never became %s (last: %+v)", id, state, got)
+	return got
+}
+
+// TestSessionIsRecorded records a real session (host under Xvfb, video,
+// control, input, clipboard) and checks the archive: video segments with
+// every relayed frame, the events a supervisor needs, and a signature
+// that verifies online, with `broker verify`, and from the downloaded zip;
+// tampering makes `broker verify` fail naming the part.
+func TestSessionIsRecorded(t *testing.T) {
+	display := xtest.StartXvfb(t, 800, 600)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	dataDir := ""
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.Recording.SegmentDuration = time.Second
+		dataDir = c.DataDir
+	})
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-REC-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\nhost:\n%s", err, host.stderr.String())
+	}
+	if ok, reason, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control: %v %q %v", ok, reason, err)
+	}
+	// Three seconds of a moving pointer and some typing: frames to record.
+	for i := range 90 {
+		send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputMove, X: 100 + i*5, Y: 100 + i*3})
+		if i%30 == 0 {
+			send(t, ctx, j, tap("KeyA")...)
+			send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 200, Y: 200},
+				protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 200, Y: 200})
+		}
+		time.Sleep(33 * time.Millisecond)
+	}
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "ticket password hunter2"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := c.EndSession(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	host.wait(t, 15*time.Second)
+
+	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	rec := waitRecording(t, api, sess.ID, record.StateComplete)
+	m := rec.Manifest
+	if rec.Ticket != "INC-REC-1" || rec.Technician != "admin" {
+		t.Errorf("recording ticket %q technician %q", rec.Ticket, rec.Technician)
+	}
+	segments := 0
+	for _, p := range m.Parts {
+		if p.Kind == record.KindVideo {
+			segments++
+			if p.Width != 800 || p.Height != 600 || p.Frames == 0 {
+				t.Errorf("segment %+v", p)
+			}
+		}
+	}
+	if segments < 2 {
+		t.Errorf("%d video segments for ~4 s at 1 s segments", segments)
+	}
+	t.Logf("frames relayed %d, written %d, segments %d, video %+v", m.Video.Relayed, m.Video.Written, segments, m.Video)
+	if m.Video.Relayed == 0 || m.Video.Written+m.Video.BeforeKey < m.Video.Relayed {
+		t.Errorf("frames relayed %d, written %d (+%d before the first keyframe): frames lost", m.Video.Relayed, m.Video.Written, m.Video.BeforeKey)
+	}
+	for _, typ := range []string{"host.connected", "viewer.joined", "consent.granted", "control.taken", "input", "clipboard", "session.ended", "recording.finished"} {
+		if m.Counts[typ] == 0 {
+			t.Errorf("no %s event recorded; counts %v", typ, m.Counts)
+		}
+	}
+	archive := filepath.Join(dataDir, "recordings", sess.ID)
+	events, _ := os.ReadFile(filepath.Join(archive, record.EventsFile))
+	if bytes.Contains(events, []byte("hunter2")) {
+		t.Error("clipboard content is in events.jsonl")
+	}
+
+	// Verify online, as the console's button does.
+	var rep struct {
+		OK       bool             `json:"ok"`
+		Problems []record.Problem `json:"problems"`
+	}
+	if code := api.call(t, "POST", "/api/v1/recordings/"+sess.ID+"/verify", &rep); code != 200 || !rep.OK {
+		t.Fatalf("online verify: %d %+v", code, rep)
+	}
+
+	// Offline, with the command and the published key.
+	brokerBin := xtest.Build(t, "./broker")
+	var pub []byte
+	if code := api.call(t, "GET", "/api/v1/recordings/public-key", &pub); code != 200 {
+		t.Fatalf("public key: %d", code)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	os.WriteFile(keyFile, pub, 0o644)
+	verify := func(path string) (string, int) {
+		out, err := exec.Command(brokerBin, "verify", "-key", keyFile, path).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := verify(archive); code != 0 || !strings.Contains(out, "verified") {
+		t.Fatalf("broker verify: exit %d\n%s", code, out)
+	}
+
+	// The download is a zip of the archive that verifies too.
+	var zipData []byte
+	if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/download", &zipData); code != 200 {
+		t.Fatalf("download: %d", code)
+	}
+	if _, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData))); err != nil {
+		t.Fatalf("download is not a zip: %v", err)
+	}
+	zipFile := filepath.Join(t.TempDir(), "archive.zip")
+	os.WriteFile(zipFile, zipData, 0o600)
+	if out, code := verify(zipFile); code != 0 {
+		t.Fatalf("broker verify of the download: exit %d\n%s", code, out)
+	}
+
+	// Tampering with any part type fails, naming the part.
+	for _, name := range []string{"video-0001.webm", record.EventsFile, record.ManifestFile} {
+		tampered := filepath.Join(t.TempDir(), sess.ID)
+		os.CopyFS(tampered, os.DirFS(archive))
+		data, _ := os.ReadFile(filepath.Join(tampered, name))
+		data[len(data)/3] ^= 0x04
+		os.WriteFile(filepath.Join(tampered, name), data, 0o600)
+		out, code := verify(tampered)
+		if code != 1 || !strings.Contains(out, "FAILED    "+name) {
+			t.Errorf("tampered %s: exit %d\n%s", name, code, out)
+		}
+	}
+
+	// Playback and download are audited.
+	var trail struct {
+		Events []struct {
+			Type  string `json:"type"`
+			Actor string `json:"actor"`
+		} `json:"events"`
+	}
+	api.call(t, "GET", "/api/v1/sessions/"+sess.ID+"/events", &trail)
+	seen := map[string]bool{}
+	for _, e := range trail.Events {
+		seen[e.Type] = true
+	}
+	for _, typ := range []string{"recording.ready", "recording.played", "recording.downloaded", "recording.verified"} {
+		if !seen[typ] {
+			t.Errorf("no %s in the audit trail", typ)
+		}
+	}
+}
+
+// TestRecordingAccess: technicians see their own recordings only;
+// supervisors and admins see all; nobody unauthenticated sees any.
+func TestRecordingAccess(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := startBroker(t)
+	for _, u := range []struct{ name, role string }{{"tech1", "technician"}, {"tech2", "technician"}, {"sup", "supervisor"}} {
+		if err := b.CreateUser(ctx, u.name, "correct horse battery", u.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tech1 := b.login(t, ctx, "tech1", "correct horse battery")
+	sess, err := tech1.CreateSession(ctx, "INC-ACL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := tech1.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
+	}
+	tech1.EndSession(ctx, sess.ID)
+	j.Close()
+	host.wait(t, 15*time.Second)
+
+	admin := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	waitRecording(t, admin, sess.ID, record.StateComplete)
+	keys := map[string]string{"admin": b.admin.APIKey}
+	for _, name := range []string{"tech1", "tech2", "sup"} {
+		keys[name] = apiKeyFor(t, b, name)
+	}
+	for _, tc := range []struct {
+		who    string
+		status int
+		listed int
+	}{{"admin", 200, 1}, {"sup", 200, 1}, {"tech1", 200, 1}, {"tech2", 404, 0}, {"", 401, -1}} {
+		api := newAPIClient(t, b.URL(), b.CAFile(), keys[tc.who])
+		if got := api.call(t, "GET", "/api/v1/recordings/"+sess.ID, nil); got != tc.status {
+			t.Errorf("%q GET recording: %d, want %d", tc.who, got, tc.status)
+		}
+		for _, path := range []string{"/download", "/events", "/parts/" + record.EventsFile} {
+			if got := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+path, nil); got != tc.status {
+				t.Errorf("%q GET %s: %d, want %d", tc.who, path, got, tc.status)
+			}
+		}
+		var list struct {
+			Recordings []recordingResp `json:"recordings"`
+		}
+		code := api.call(t, "GET", "/api/v1/recordings?ticket=ACL", &list)
+		if tc.listed < 0 {
+			if code != 401 {
+				t.Errorf("unauthenticated list: %d", code)
+			}
+			continue
+		}
+		if code != 200 || len(list.Recordings) != tc.listed {
+			t.Errorf("%q list: %d with %d recordings, want %d", tc.who, code, len(list.Recordings), tc.listed)
+		}
+	}
+	// Parts outside the manifest are never served.
+	if got := admin.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/parts/..%2F..%2Ftether.db", nil); got != 404 {
+		t.Errorf("path escape: %d", got)
+	}
+	// Bad search input gets a clear error.
+	for _, q := range []string{"from=yesterday", "has=printer", "limit=0"} {
+		if got := admin.call(t, "GET", "/api/v1/recordings?"+q, nil); got != 400 {
+			t.Errorf("search %s: %d, want 400", q, got)
+		}
+	}
+}
+
+// apiKeyFor logs a user in and returns the bearer token the login gives.
+func apiKeyFor(t *testing.T, b *broker, username string) string {
+	t.Helper()
+	u, _ := dial.BrokerURL(b.URL())
+	c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Login(context.Background(), username, "correct horse battery")
+	if err != nil {
+		t.Fatal(fmt.Errorf("log in %s: %w", username, err))
+	}
+	return tok
+}
