@@ -3,11 +3,15 @@ package signal
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/store"
 )
+
+// ErrNotRecorded refuses a session whose archive cannot be written; its
+// text is what the user and the technician read.
+var ErrNotRecorded = errors.New("The session cannot start: the broker cannot record it, and recording is required. Ask your administrator to check the broker's recording storage.")
 
 // startRecording starts the archive of a session that goes live. The
 // relay's keyframe request is reached through keyframe, set once the relay
@@ -34,7 +38,7 @@ func (h *Hub) startRecording(sess *store.Session, keyframe func()) (*record.Sess
 	})
 	if err != nil {
 		h.log.Error("cannot record session", "session", id, "err", err)
-		return nil, fmt.Errorf("the session cannot be recorded, and recording is required: %w", err)
+		return nil, ErrNotRecorded
 	}
 	if err := h.cfg.Store.CreateRecording(ctx, id, h.cfg.Now()); err != nil {
 		h.log.Error("note recording", "session", id, "err", err)

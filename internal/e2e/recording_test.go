@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -339,4 +341,222 @@ func apiKeyFor(t *testing.T, b *broker, username string) string {
 		t.Fatal(fmt.Errorf("log in %s: %w", username, err))
 	}
 	return tok
+}
+
+// TestRecordingDiskFull fills the disk the archives are on mid-session:
+// the session ends and both the user and the technician are told why; a
+// new session is refused with the same reason while the disk is full.
+func TestRecordingDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.Recording.Dir = mnt
+		c.Recording.SegmentDuration = 500 * time.Millisecond
+	})
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-FULL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
+	}
+	fill(t, filepath.Join(mnt, "filler"))
+	select {
+	case <-j.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the session went on with its archive unwritable")
+	}
+	if !strings.Contains(j.EndReason(), "could not be recorded") {
+		t.Errorf("technician told %q", j.EndReason())
+	}
+	host.wait(t, 15*time.Second)
+	if !strings.Contains(host.stdout.String(), "could not be recorded") {
+		t.Errorf("user not told why; host output:\n%s", host.stdout.String())
+	}
+
+	// While the disk is full, a new session cannot start: the technician
+	// hears why.
+	next, err := c.CreateSession(ctx, "INC-FULL-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, next.ID); err == nil || !strings.Contains(err.Error(), "cannot record") {
+		t.Errorf("join with the disk full: %v", err)
+	}
+}
+
+// fill writes to path until the file system is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	for { // the last blocks, byte-sized
+		if _, err := f.Write(buf[:512]); err != nil {
+			break
+		}
+	}
+}
+
+// killableBroker is bin/broker running as its own process, to be killed.
+type killableBroker struct {
+	cmd   *exec.Cmd
+	url   string
+	ca    string
+	admin server.InitialAdmin
+}
+
+func runBrokerProc(t *testing.T, bin, dataDir string) *killableBroker {
+	t.Helper()
+	port := freeTCPPort(t)
+	cmd := exec.Command(bin, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-udp", fmt.Sprint(freeUDPPort(t)), "-data", dataDir)
+	out, _ := cmd.StdoutPipe()
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		var seen string
+		for {
+			n, err := out.Read(buf)
+			seen += string(buf[:n])
+			if strings.Contains(seen, "Console:") && ready != nil {
+				close(ready)
+				ready = nil
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("broker did not start:\n%s", stderr.String())
+	}
+	p := &killableBroker{cmd: cmd, url: fmt.Sprintf("https://localhost:%d", port), ca: filepath.Join(dataDir, "certs", "ca.pem")}
+	data, err := os.ReadFile(filepath.Join(dataDir, server.InitialAdminFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(data, &p.admin)
+	return p
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestRecordingSurvivesKill kills the broker with SIGKILL mid-session:
+// after a restart the archive is marked incomplete, keeps the video sealed
+// before the kill, and verifies.
+func TestRecordingSurvivesKill(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	bin := xtest.Build(t, "./broker")
+	dataDir := t.TempDir()
+	bp := runBrokerProc(t, bin, dataDir)
+	u, _ := dial.BrokerURL(bp.url)
+	c, err := client.New(client.Config{Broker: u, CAFile: bp.ca, Token: bp.admin.APIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.CreateSession(ctx, "INC-KILL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", bp.url, "-ca", bp.ca, sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
+	}
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control: %v", err)
+	}
+	// Past two segment boundaries (4 s each), with the pointer moving.
+	start := time.Now()
+	for i := 0; time.Since(start) < 9*time.Second; i++ {
+		send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputMove, X: 50 + i%500, Y: 50 + i%300})
+		time.Sleep(40 * time.Millisecond)
+	}
+	killedAt := time.Now()
+	bp.cmd.Process.Signal(syscall.SIGKILL)
+	bp.cmd.Wait()
+
+	bp2 := runBrokerProc(t, bin, dataDir)
+	api := newAPIClient(t, bp2.url, bp2.ca, bp.admin.APIKey)
+	rec := waitRecording(t, api, sess.ID, record.StateIncomplete)
+	var sealedMS int64
+	for _, p := range rec.Manifest.Parts {
+		if p.Kind == record.KindVideo {
+			sealedMS = max(sealedMS, p.StartMS+p.DurationMS)
+		}
+	}
+	recorded := killedAt.Sub(rec.Manifest.StartedAt)
+	lost := recorded - time.Duration(sealedMS)*time.Millisecond
+	t.Logf("killed %.1f s into the recording; sealed video covers %.1f s; lost %.1f s", recorded.Seconds(), float64(sealedMS)/1000, lost.Seconds())
+	if sealedMS == 0 {
+		t.Fatal("no sealed video survived the kill")
+	}
+	if lost > 6*time.Second {
+		t.Errorf("lost %v of video to the kill; at most a segment (4 s) and change is expected", lost)
+	}
+	var rep struct {
+		OK       bool             `json:"ok"`
+		Problems []record.Problem `json:"problems"`
+		Warnings []record.Problem `json:"warnings"`
+	}
+	if code := api.call(t, "POST", "/api/v1/recordings/"+sess.ID+"/verify", &rep); code != 200 || !rep.OK {
+		t.Fatalf("verify after the kill: %d %+v", code, rep)
+	}
+	if len(rep.Warnings) == 0 {
+		t.Error("no warning that the archive is incomplete")
+	}
+	// The sealed video still plays: its parts are served.
+	for _, p := range rec.Manifest.Parts {
+		if p.Kind == record.KindVideo {
+			var data []byte
+			if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/parts/"+p.Name, &data); code != 200 || int64(len(data)) != p.Size {
+				t.Errorf("part %s: %d, %d bytes", p.Name, code, len(data))
+			}
+		}
+	}
 }
