@@ -45,6 +45,7 @@ run: build
 test: deps-test build
 	go vet ./...
 	go build -o bin/xpattern ./testdata/xpattern
+	go build -o bin/shellrec ./testdata/shellrec
 	go test $(GO_TEST_FLAGS) ./...
 	cd web/test && node --test --test-concurrency=1 *.test.mjs
 

@@ -266,3 +266,47 @@ export async function sessionEvents(id) {
   const data = await request('GET', `/api/v1/sessions/${encodeURIComponent(id)}/events`);
   return Array.isArray(data?.events) ? data.events : [];
 }
+
+// ---- Recordings -------------------------------------------------------------
+
+/**
+ * Searches recordings. filter: { ticket, technician, host, from, to (dates
+ * YYYY-MM-DD), shell, files (booleans) }.
+ */
+export async function searchRecordings(filter = {}) {
+  const q = new URLSearchParams();
+  for (const key of ['ticket', 'technician', 'host', 'from', 'to']) {
+    if (filter[key]) q.set(key, filter[key]);
+  }
+  const has = ['shell', 'files'].filter((k) => filter[k]);
+  if (has.length) q.set('has', has.join(','));
+  const data = await request('GET', `/api/v1/recordings${q.size ? `?${q}` : ''}`);
+  return data?.recordings ?? [];
+}
+
+/** A recording's summary and manifest; opening it is audited as a playback. */
+export function getRecording(id) {
+  return request('GET', `/api/v1/recordings/${encodeURIComponent(id)}`);
+}
+
+/** The archive's events.jsonl, parsed: { events, complete, error }. */
+export function recordingEvents(id) {
+  return request('GET', `/api/v1/recordings/${encodeURIComponent(id)}/events`);
+}
+
+/** Checks the archive on the broker: { ok, problems, warnings, ... }. */
+export function verifyRecording(id) {
+  return request('POST', `/api/v1/recordings/${encodeURIComponent(id)}/verify`, {});
+}
+
+/** Where a part of an archive (a video segment, a shell transcript) is served. */
+export function recordingPartURL(id, name) {
+  return `/api/v1/recordings/${encodeURIComponent(id)}/parts/${encodeURIComponent(name)}`;
+}
+
+/** The whole archive as a zip; each download is audited. */
+export function recordingDownloadURL(id) {
+  return `/api/v1/recordings/${encodeURIComponent(id)}/download`;
+}
+
+export const RECORDING_KEY_URL = '/api/v1/recordings/public-key';

@@ -8,6 +8,8 @@
 //   #/admin/accounts   accounts, roles and the two-factor policy (admins)
 //   #/admin/keys       API keys for integrations (admins)
 //   #/admin/webhooks   webhook endpoints and their deliveries (admins)
+//   #/recordings       search session recordings
+//   #/recording/<id>   play one recording
 
 import * as api from './api.js';
 import { mountLogin } from './login.js';
@@ -15,6 +17,8 @@ import { mountSessions } from './sessions.js';
 import { mountSession } from './session.js';
 import { mountAccount } from './account.js';
 import { mountAccounts, mountKeys, mountWebhooks } from './admin.js';
+import { mountRecordings } from './recordings.js';
+import { mountPlayer } from './player.js';
 import { brand, h, icon } from './ui.js';
 
 const root = document.getElementById('app');
@@ -39,6 +43,8 @@ function parseRoute() {
   if (parts[0] === 'session' && parts[1]) return { name: 'session', id: decodeURIComponent(parts[1]) };
   if (parts[0] === 'account') return { name: 'account' };
   if (parts[0] === 'admin' && ['accounts', 'keys', 'webhooks'].includes(parts[1])) return { name: `admin-${parts[1]}` };
+  if (parts[0] === 'recordings') return { name: 'recordings' };
+  if (parts[0] === 'recording' && parts[1]) return { name: 'recording', id: decodeURIComponent(parts[1]) };
   return { name: 'sessions' };
 }
 
@@ -99,6 +105,16 @@ function render() {
     app.unmount = mountSession(root, { id: route.id, navigate });
     return;
   }
+  if (route.name === 'recordings') {
+    document.title = 'Recordings · Tether';
+    app.unmount = mountRecordings(shell('recordings'), { navigate, user: app.user });
+    return;
+  }
+  if (route.name === 'recording') {
+    document.title = 'Recording · Tether';
+    app.unmount = mountPlayer(shell('recordings'), { id: route.id, navigate });
+    return;
+  }
   document.title = 'Sessions · Tether';
   const main = shell('sessions');
   app.unmount = mountSessions(main, { navigate, user: app.user });
@@ -141,6 +157,7 @@ function shell(active) {
       h('nav', { class: 'sidebar-nav', 'aria-label': 'Main' },
         h('div', { class: 'nav-section', text: 'Support' }),
         user.mustEnrol ? null : navItem('#/sessions', 'sessions', 'Sessions', active === 'sessions'),
+        user.mustEnrol ? null : navItem('#/recordings', 'history', 'Recordings', active === 'recordings', 'nav-recordings'),
         user.role === 'admin' && !user.mustEnrol ? [
           h('div', { class: 'nav-section', text: 'Administration' }),
           navItem('#/admin/accounts', 'user', 'Accounts', active === 'admin-accounts', 'nav-accounts'),

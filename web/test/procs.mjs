@@ -83,7 +83,7 @@ export async function startBroker() {
   const broker = start(bin('broker'), ['-addr', `127.0.0.1:${port}`, '-udp', String(udp), '-data', data], { readyLine: /Console: / });
   await broker.ready;
   const admin = JSON.parse(readFileSync(join(data, 'initial-admin.json'), 'utf8'));
-  return { ...broker, url: `https://localhost:${port}`, ca: join(data, 'certs', 'ca.pem'), admin };
+  return { ...broker, url: `https://localhost:${port}`, ca: join(data, 'certs', 'ca.pem'), admin, dataDir: data };
 }
 
 export function stopAll() {

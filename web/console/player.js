@@ -1,0 +1,600 @@
+// Recording player: the session's video (WebM segments played in turn on
+// one timeline), markers for what happened (consent, permissions, files,
+// shells, chat, clipboard, input bursts), speeds 1×–8×, seeking, each
+// shell's transcript in asciinema-player kept at the timeline's time, the
+// event list, and the download and verify buttons.
+//
+// Time is "t": milliseconds since the recording started, the unit of
+// events.jsonl ("t") and of the manifest's segment start_ms.
+
+import * as api from './api.js';
+import { recordingBadge, sizeText } from './recordings.js';
+import { formatDateTime, formatDuration, h, icon, toast } from './ui.js';
+
+const SPEEDS = [1, 2, 4, 8];
+const CAST_SYNC_MS = 200; // how often the transcript follows the timeline
+
+// Marker categories, in the order of the legend.
+const CATEGORIES = [
+  { id: 'consent', label: 'Consent', icon: 'shieldCheck' },
+  { id: 'permissions', label: 'Permissions', icon: 'hand' },
+  { id: 'files', label: 'Files', icon: 'folder' },
+  { id: 'shell', label: 'Shell', icon: 'terminal' },
+  { id: 'chat', label: 'Chat', icon: 'send' },
+  { id: 'clipboard', label: 'Clipboard', icon: 'clipboard' },
+  { id: 'input', label: 'Input bursts', icon: 'keyboard' },
+  { id: 'session', label: 'Session', icon: 'activity' },
+];
+
+/** Which marker category an event type belongs to. */
+export function categoryOf(type) {
+  if (type.startsWith('consent.')) return type === 'consent.changed' ? 'permissions' : 'consent';
+  if (type.startsWith('permission.') || type.startsWith('control.') || type === 'display.selected') return 'permissions';
+  if (type.startsWith('file.')) return 'files';
+  if (type.startsWith('shell.')) return 'shell';
+  if (type.startsWith('chat.') || type === 'chat') return 'chat';
+  if (type === 'clipboard') return 'clipboard';
+  if (type === 'input') return 'input';
+  return 'session';
+}
+
+const LABELS = {
+  'recording.started': 'Recording started',
+  'recording.finished': 'Recording finished',
+  'recording.failed': 'Recording failed',
+  'session.created': 'Session created',
+  'session.ended': 'Session ended',
+  'session.handed_over': 'Session handed over',
+  'host.connected': 'User\u2019s computer connected',
+  'viewer.joined': 'Technician joined',
+  'participant.invited': 'Colleague invited',
+  'consent.requested': 'Consent asked',
+  'consent.granted': 'Consent granted',
+  'consent.denied': 'Consent denied',
+  'consent.timeout': 'Consent timed out',
+  'consent.changed': 'User changed permissions',
+  'permission.requested': 'More permissions asked',
+  'control.taken': 'Control taken',
+  'control.released': 'Control released',
+  'display.selected': 'Display switched',
+  'message.refused': 'Message refused',
+  'file.transfer': 'File transferred',
+  'file.refused': 'File refused',
+  'shell.opened': 'Shell opened',
+  'shell.closed': 'Shell closed',
+  clipboard: 'Clipboard',
+  input: 'Input',
+};
+
+/** One line saying what an event was, from its detail. */
+export function summary(e) {
+  const d = e.detail || {};
+  const list = (v) => (Array.isArray(v) && v.length ? v.join(', ') : 'nothing');
+  switch (e.type) {
+    case 'consent.requested': return `${d.viewer || e.actor} asks for ${list(d.permissions)}`;
+    case 'consent.granted': return `${d.viewer} may: ${list(d.granted)}`;
+    case 'consent.denied': return `${d.viewer} was refused ${list(d.requested)}`;
+    case 'consent.timeout': return `No answer to ${d.viewer}`;
+    case 'consent.changed': return d.change ? `The user ${d.change}` : (d.paused ? 'Paused' : 'Permissions updated');
+    case 'permission.requested': return `Asks for ${list(d.permissions)}`;
+    case 'input': {
+      const parts = [['moves', 'moves'], ['clicks', 'clicks'], ['wheels', 'scrolls'], ['keys', 'keys'], ['text', 'text']]
+        .filter(([k]) => d[k]).map(([k, label]) => `${d[k]} ${label}`);
+      return `${d.viewer || e.actor}: ${parts.join(', ') || 'input'} in one second`;
+    }
+    case 'clipboard':
+      return `${d.direction === 'from_host' ? 'From the user' : 'To the user'}: ${sizeText(d.size)} (content not recorded)`;
+    case 'file.transfer':
+    case 'file.refused':
+      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${sizeText(d.size)}${d.sha256 ? ` · SHA-256 ${String(d.sha256).slice(0, 12)}…` : ''}`;
+    case 'shell.opened': return `Shell ${d.channel || ''} by ${e.actor}`;
+    case 'shell.closed': return `Shell ${d.channel || ''}${d.code !== undefined ? ` exited ${d.code}` : ''}`;
+    case 'session.ended': return d.reason || '';
+    case 'host.connected': return [d.hostname, d.os].filter(Boolean).join(' · ');
+    case 'viewer.joined': return `As ${d.role || 'technician'}`;
+    case 'control.taken': case 'control.released': return d.viewer || e.actor;
+    case 'display.selected': return `Display ${Number(d.display) + 1}`;
+    case 'message.refused': return d.reason || '';
+    case 'recording.finished': return `${d.frames_written ?? 0} of ${d.frames_relayed ?? 0} frames written`;
+    case 'participant.invited': case 'session.handed_over': return d.colleague || '';
+    default: return '';
+  }
+}
+
+let castScript = null;
+/** Loads the vendored asciinema-player once. */
+function loadAsciinema() {
+  if (window.AsciinemaPlayer) return Promise.resolve(window.AsciinemaPlayer);
+  if (!castScript) {
+    castScript = new Promise((resolve, reject) => {
+      const css = h('link', { rel: 'stylesheet', href: '/console/vendor/asciinema-player/asciinema-player.css' });
+      const js = h('script', { src: '/console/vendor/asciinema-player/asciinema-player.min.js' });
+      js.addEventListener('load', () => resolve(window.AsciinemaPlayer));
+      js.addEventListener('error', () => reject(new Error('The transcript player could not be loaded.')));
+      document.head.append(css, js);
+    });
+  }
+  return castScript;
+}
+
+/** Mounts the player for recording id into main. Returns an unmount function. */
+export function mountPlayer(main, { id, navigate }) {
+  let alive = true;
+  let rec = null;
+  let events = [];
+  let segments = [];
+  let shells = [];
+  let duration = 0;
+  let t = 0;
+  let playing = false;
+  let speed = 1;
+  let last = 0;
+  let raf = 0;
+  let castTimer = 0;
+  let currentSeg = null;
+  let lastVideoT = -1; // the video's last position on the timeline
+  let lastProgress = 0; // when the video last moved (performance.now())
+  let activeShell = null; // { part, player, el }
+  let hidden = new Set();
+  let currentEvent = -1;
+  const hooks = { t: 0, duration: 0, playing: false, speed: 1, segment: null, videoTime: 0, markers: {}, shells: 0, shellTime: null, verify: null, ready: false, error: '' };
+  window.tether.player = hooks;
+
+  const video = h('video', { class: 'player-video', muted: true, playsinline: true, preload: 'auto', 'data-testid': 'player-video' });
+  video.muted = true;
+  const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), h('span', { text: 'No video here: the screen was not shared or did not change.' }));
+  const stage = h('div', { class: 'player-stage' }, video, noVideo);
+  const playBtn = h('button', { type: 'button', class: 'player-play', 'aria-label': 'Play', 'data-testid': 'player-play' }, icon('play', 18));
+  const timeText = h('span', { class: 'player-time tabular', 'data-testid': 'player-time', text: '0:00 / 0:00' });
+  const speedGroup = h('div', { class: 'segmented player-speeds', role: 'group', 'aria-label': 'Playback speed' },
+    SPEEDS.map((s) => h('button', { type: 'button', class: `seg-btn${s === 1 ? ' is-active' : ''}`, 'data-speed': String(s), 'data-testid': 'player-speed', 'aria-pressed': s === 1 ? 'true' : 'false', text: `${s}\u00d7` })));
+  const track = h('div', { class: 'timeline-track' });
+  const markersEl = h('div', { class: 'timeline-markers', 'data-testid': 'timeline-markers' });
+  const playhead = h('div', { class: 'timeline-head', 'aria-hidden': 'true' });
+  const timeline = h('div', {
+    class: 'timeline', role: 'slider', tabindex: '0', 'aria-label': 'Seek', 'aria-valuemin': '0',
+    'data-testid': 'timeline',
+  }, track, markersEl, playhead);
+  const legend = h('div', { class: 'timeline-legend', 'data-testid': 'timeline-legend' });
+  const eventList = h('ol', { class: 'event-list', 'data-testid': 'event-list' });
+  const eventFilters = h('div', { class: 'event-filters' });
+  const shellTabs = h('div', { class: 'tabs shell-tabs', role: 'tablist', 'aria-label': 'Shells' });
+  const shellStage = h('div', { class: 'shell-stage', 'data-testid': 'shell-stage' });
+  const shellSection = h('section', { class: 'card player-shells', hidden: true, 'data-testid': 'player-shells' },
+    h('div', { class: 'player-card-head' }, h('h2', { class: 'section-title' }, icon('terminal', 16), 'Shell transcript'), shellTabs),
+    shellStage);
+  const verifyBtn = h('button', { type: 'button', class: 'btn btn-secondary', 'data-testid': 'verify-recording' }, icon('shieldCheck', 16), h('span', { text: 'Verify integrity' }));
+  const downloadLink = h('a', { class: 'btn btn-secondary', href: api.recordingDownloadURL(id), download: `tether-${id}.zip`, 'data-testid': 'download-recording' }, icon('download', 16), 'Download archive');
+  const verifySlot = h('div', { class: 'verify-slot', 'data-testid': 'verify-result' });
+  const titleMeta = h('div', { class: 'player-meta' });
+  const badgeSlot = h('span', {});
+  const noteSlot = h('div', {});
+
+  main.replaceChildren(
+    h('header', { class: 'page-header player-header' },
+      h('div', { class: 'player-heading' },
+        h('a', { href: '#/recordings', class: 'btn btn-ghost btn-sm player-back' }, icon('back', 15), 'Recordings'),
+        h('div', { class: 'player-title-row' }, h('h1', { class: 'page-title', text: 'Session recording' }), badgeSlot),
+        titleMeta),
+      h('div', { class: 'page-actions' }, verifyBtn, downloadLink)),
+    verifySlot,
+    noteSlot,
+    h('div', { class: 'player-layout' },
+      h('div', { class: 'player-main' },
+        h('section', { class: 'card player-card' },
+          stage,
+          h('div', { class: 'player-controls' },
+            playBtn, timeText,
+            h('div', { class: 'player-controls-right' }, h('span', { class: 'player-speed-label', text: 'Speed' }), speedGroup)),
+          h('div', { class: 'timeline-wrap' }, timeline, legend)),
+        shellSection),
+      h('aside', { class: 'card player-events' },
+        h('div', { class: 'player-card-head' }, h('h2', { class: 'section-title' }, icon('history', 16), 'Events'), h('span', { class: 'live-hint', 'data-testid': 'event-count' })),
+        eventFilters,
+        eventList)));
+
+  // ---- Loading ----------------------------------------------------------------
+
+  async function load() {
+    try {
+      const [r, ev] = await Promise.all([api.getRecording(id), api.recordingEvents(id)]);
+      if (!alive) return;
+      rec = r;
+      events = ev.events || [];
+      if (!ev.complete && ev.error) {
+        noteSlot.replaceChildren(h('div', { class: 'alert alert-error', role: 'alert' }, icon('alert', 16),
+          h('span', { text: `The event log stops early: ${ev.error}. Verify the archive.` })));
+      }
+      setup();
+    } catch (err) {
+      if (!alive || err.status === 401) return;
+      hooks.error = err.message;
+      main.replaceChildren(h('div', { class: 'empty', 'data-testid': 'player-error' },
+        h('div', { class: 'empty-icon empty-icon-error' }, icon('alert', 28)),
+        h('h3', { class: 'empty-title', text: err.status === 404 ? 'No such recording' : 'Couldn\u2019t open the recording' }),
+        h('p', { class: 'empty-text', text: err.message }),
+        h('a', { href: '#/recordings', class: 'btn btn-secondary', text: 'Back to recordings' })));
+    }
+  }
+
+  function setup() {
+    const m = rec.manifest;
+    segments = m.parts.filter((p) => p.kind === 'video').map((p) => ({ ...p, end: p.start_ms + p.duration_ms }));
+    shells = m.parts.filter((p) => p.kind === 'shell');
+    const lastEvent = events.length ? events[events.length - 1].t : 0;
+    const ended = m.ended_at ? Date.parse(m.ended_at) - Date.parse(m.started_at) : 0;
+    duration = Math.max(lastEvent, ended, ...segments.map((s) => s.end), 1000);
+    hooks.duration = duration;
+    timeline.setAttribute('aria-valuemax', String(Math.round(duration / 1000)));
+
+    badgeSlot.replaceChildren(recordingBadge(rec.state));
+    const host = rec.host?.hostname;
+    titleMeta.replaceChildren(...[
+      meta('ticket', rec.ticket || 'No ticket', 'recording-ticket'),
+      meta('user', rec.technician || '—'),
+      host ? meta('monitor', host) : null,
+      meta('clock', `${formatDateTime(rec.started_at)} · ${formatDuration(duration)}`),
+      h('span', { class: 'player-meta-item mono', title: rec.session, text: rec.session }),
+    ].filter(Boolean));
+    if (rec.state === 'incomplete' || rec.state === 'failed') {
+      noteSlot.append(h('div', { class: 'alert alert-info', role: 'status' }, icon('info', 16),
+        h('span', { text: rec.note || 'This recording is incomplete.' })));
+    }
+    drawMarkers();
+    drawEvents();
+    drawShellTabs();
+    hooks.ready = true;
+    render();
+    if (segments.length) showSegment(segmentAt(0) || segments[0], 0);
+  }
+
+  function meta(ic, text, testid) {
+    return h('span', { class: 'player-meta-item', 'data-testid': testid || null }, icon(ic, 14), text);
+  }
+
+  // ---- Timeline -----------------------------------------------------------------
+
+  function pct(ms) {
+    return `${Math.min(100, Math.max(0, (ms / duration) * 100))}%`;
+  }
+
+  function drawMarkers() {
+    const counts = {};
+    const nodes = [];
+    // Video coverage under the markers.
+    track.replaceChildren(...segments.map((s) => {
+      const el = h('span', { class: 'timeline-video' });
+      el.style.left = pct(s.start_ms);
+      el.style.width = `${Math.max(0.2, ((s.end - s.start_ms) / duration) * 100)}%`;
+      return el;
+    }));
+    const maxInput = Math.max(1, ...events.filter((e) => e.type === 'input').map((e) => e.detail?.total || 0));
+    for (const e of events) {
+      const cat = categoryOf(e.type);
+      if (cat === 'session' && !['session.ended', 'host.connected', 'viewer.joined', 'recording.failed'].includes(e.type)) continue;
+      counts[cat] = (counts[cat] || 0) + 1;
+      if (hidden.has(cat)) continue;
+      const label = `${formatDuration(e.t)} · ${LABELS[e.type] || e.type}${summary(e) ? `: ${summary(e)}` : ''}`;
+      const el = h('button', {
+        type: 'button', class: `marker marker-${cat}`, title: label, 'aria-label': label,
+        'data-testid': 'timeline-marker', 'data-category': cat, 'data-type': e.type,
+      });
+      el.style.left = pct(e.t);
+      if (cat === 'input') el.style.height = `${30 + 70 * Math.min(1, (e.detail?.total || 0) / maxInput)}%`;
+      el.addEventListener('click', (ev) => {
+        ev.stopPropagation();
+        seek(Math.max(0, e.t - 500));
+      });
+      nodes.push(el);
+    }
+    markersEl.replaceChildren(...nodes);
+    hooks.markers = counts;
+    legend.replaceChildren(...CATEGORIES.filter((c) => counts[c.id]).map((c) => {
+      const btn = h('button', {
+        type: 'button', class: `legend-item${hidden.has(c.id) ? ' is-off' : ''}`, 'aria-pressed': hidden.has(c.id) ? 'false' : 'true',
+        'data-testid': 'legend-item', 'data-category': c.id,
+      }, h('span', { class: `legend-swatch marker-${c.id}`, 'aria-hidden': 'true' }), c.label, h('span', { class: 'tab-count', text: String(counts[c.id]) }));
+      btn.addEventListener('click', () => {
+        if (hidden.has(c.id)) hidden.delete(c.id);
+        else hidden.add(c.id);
+        drawMarkers();
+        drawEvents();
+      });
+      return btn;
+    }));
+  }
+
+  function timeFromPointer(ev) {
+    const r = timeline.getBoundingClientRect();
+    return Math.min(duration, Math.max(0, ((ev.clientX - r.left) / r.width) * duration));
+  }
+  let dragging = false;
+  timeline.addEventListener('pointerdown', (ev) => {
+    dragging = true;
+    timeline.setPointerCapture(ev.pointerId);
+    seek(timeFromPointer(ev));
+  });
+  timeline.addEventListener('pointermove', (ev) => {
+    if (dragging) seek(timeFromPointer(ev));
+  });
+  timeline.addEventListener('pointerup', () => { dragging = false; });
+  timeline.addEventListener('keydown', (ev) => {
+    const step = ev.shiftKey ? 30000 : 5000;
+    if (ev.key === 'ArrowRight') seek(Math.min(duration, t + step));
+    else if (ev.key === 'ArrowLeft') seek(Math.max(0, t - step));
+    else if (ev.key === 'Home') seek(0);
+    else if (ev.key === 'End') seek(duration);
+    else if (ev.key === ' ') toggle();
+    else return;
+    ev.preventDefault();
+  });
+
+  // ---- Events -------------------------------------------------------------------
+
+  function drawEvents() {
+    const shown = events.map((e, i) => ({ e, i })).filter(({ e }) => !hidden.has(categoryOf(e.type)));
+    eventList.replaceChildren(...shown.map(({ e, i }) => {
+      const cat = categoryOf(e.type);
+      const li = h('li', { class: 'event-row', 'data-index': String(i), 'data-testid': 'event-row', 'data-type': e.type },
+        h('button', { type: 'button', class: 'event-btn' },
+          h('span', { class: 'event-time tabular', text: formatDuration(e.t) }),
+          h('span', { class: `event-dot marker-${cat}`, 'aria-hidden': 'true' }),
+          h('span', { class: 'event-body' },
+            h('span', { class: 'event-title', text: LABELS[e.type] || e.type }),
+            summary(e) ? h('span', { class: 'event-summary', text: summary(e) }) : null,
+            e.actor ? h('span', { class: 'event-actor', text: e.actor }) : null)));
+      li.firstChild.addEventListener('click', () => seek(e.t));
+      return li;
+    }));
+    const count = main.querySelector('[data-testid="event-count"]');
+    if (count) count.textContent = `${events.length} events`;
+    currentEvent = -1;
+  }
+
+  function highlightEvent() {
+    let idx = -1;
+    for (let i = 0; i < events.length && events[i].t <= t; i++) idx = i;
+    if (idx === currentEvent) return;
+    currentEvent = idx;
+    eventList.querySelector('.is-current')?.classList.remove('is-current');
+    const row = eventList.querySelector(`[data-index="${idx}"]`);
+    if (row) {
+      row.classList.add('is-current');
+      if (playing) row.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  // ---- Video --------------------------------------------------------------------
+
+  function segmentAt(ms) {
+    return segments.find((s) => ms >= s.start_ms && ms < s.end) || null;
+  }
+
+  function lastSegmentBefore(ms) {
+    let found = null;
+    for (const s of segments) if (s.start_ms <= ms) found = s;
+    return found;
+  }
+
+  function showSegment(seg, offsetMS) {
+    if (currentSeg !== seg) {
+      currentSeg = seg;
+      video.src = api.recordingPartURL(id, seg.name);
+      video.playbackRate = speed;
+      video.addEventListener('loadedmetadata', () => {
+        video.currentTime = offsetMS / 1000;
+        video.playbackRate = speed;
+        if (playing && currentSeg === seg) video.play().catch(() => {});
+      }, { once: true });
+    }
+  }
+
+  function syncVideo() {
+    const seg = segmentAt(t);
+    if (seg) {
+      noVideo.hidden = true;
+      video.hidden = false;
+      const offset = t - seg.start_ms;
+      if (currentSeg !== seg) {
+        showSegment(seg, offset);
+        return;
+      }
+      if (video.readyState >= 1) {
+        if (Math.abs(video.currentTime * 1000 - offset) > 250 + 60 * speed) video.currentTime = offset / 1000;
+        if (video.playbackRate !== speed) video.playbackRate = speed;
+        if (playing && video.paused) video.play().catch(() => {});
+        if (!playing && !video.paused) video.pause();
+      }
+      return;
+    }
+    // Between segments the screen did not change: hold the last frame.
+    const before = lastSegmentBefore(t);
+    if (!video.paused) video.pause();
+    if (before) {
+      noVideo.hidden = true;
+      video.hidden = false;
+      if (currentSeg !== before) showSegment(before, before.duration_ms - 1);
+    } else {
+      noVideo.hidden = false;
+      video.hidden = true;
+    }
+  }
+
+  // ---- Shells -------------------------------------------------------------------
+
+  function drawShellTabs() {
+    if (!shells.length) return;
+    shellSection.hidden = false;
+    hooks.shells = shells.length;
+    shellTabs.replaceChildren(...shells.map((p, i) => {
+      const tab = h('button', { type: 'button', role: 'tab', class: 'tab', 'data-testid': 'shell-tab', 'aria-selected': 'false' },
+        icon('terminal', 14), `${p.channel || p.name} · ${formatDuration(p.start_ms)}`);
+      tab.addEventListener('click', () => openShell(i));
+      return tab;
+    }));
+    openShell(0);
+  }
+
+  async function openShell(i) {
+    const part = shells[i];
+    [...shellTabs.children].forEach((tab, k) => {
+      tab.classList.toggle('is-active', k === i);
+      tab.setAttribute('aria-selected', k === i ? 'true' : 'false');
+    });
+    activeShell?.player?.dispose?.();
+    const el = h('div', { class: 'shell-player', 'data-testid': 'shell-player' });
+    shellStage.replaceChildren(el);
+    activeShell = { part, player: null, el };
+    try {
+      const AP = await loadAsciinema();
+      if (!alive || activeShell?.part !== part) return;
+      activeShell.player = AP.create(api.recordingPartURL(id, part.name), el, {
+        preload: true, controls: false, fit: 'width', theme: 'asciinema', terminalFontSize: '13px', idleTimeLimit: undefined,
+      });
+      syncShell(true);
+    } catch (err) {
+      shellStage.replaceChildren(h('div', { class: 'alert alert-error' }, icon('alert', 16), h('span', { text: err.message })));
+    }
+  }
+
+  let lastCastSync = 0;
+  function syncShell(force) {
+    const s = activeShell;
+    if (!s?.player) return;
+    const now = performance.now();
+    if (!force && now - lastCastSync < CAST_SYNC_MS) return;
+    lastCastSync = now;
+    const at = Math.max(0, (t - s.part.start_ms) / 1000);
+    hooks.shellTime = at;
+    try {
+      s.player.seek(at);
+    } catch {
+      // Not loaded yet: the next tick tries again.
+    }
+  }
+
+  // ---- Clock --------------------------------------------------------------------
+
+  function seek(ms) {
+    t = Math.min(duration, Math.max(0, ms));
+    lastVideoT = -1;
+    syncVideo();
+    syncShell(true);
+    render();
+  }
+
+  function toggle() {
+    if (!rec) return;
+    if (!playing && t >= duration) t = 0;
+    playing = !playing;
+    last = performance.now();
+    lastProgress = last;
+    lastVideoT = -1;
+    syncVideo();
+    render();
+    if (playing) loop();
+  }
+
+  function setSpeed(s) {
+    speed = s;
+    video.playbackRate = s;
+    for (const b of speedGroup.children) {
+      const on = Number(b.dataset.speed) === s;
+      b.classList.toggle('is-active', on);
+      b.setAttribute('aria-pressed', on ? 'true' : 'false');
+    }
+    render();
+  }
+
+  function loop() {
+    cancelAnimationFrame(raf);
+    raf = requestAnimationFrame((now) => {
+      if (!alive || !playing) return;
+      const seg = segmentAt(t);
+      const videoT = seg ? seg.start_ms + video.currentTime * 1000 : -1;
+      if (seg && seg === currentSeg && !video.paused && video.readyState >= 2 && videoT > lastVideoT) {
+        // The video leads while it plays: its clock is the smoothest.
+        t = Math.max(t, videoT);
+        lastVideoT = videoT;
+        lastProgress = now;
+      } else if (seg && seg === currentSeg && !video.paused && now - lastProgress < 250) {
+        // A frame late: wait for the video rather than run ahead of it.
+      } else {
+        // No video here, or it stalled (at a segment's very end): the
+        // clock moves on by itself.
+        t += (now - last) * speed;
+      }
+      last = now;
+      if (t >= duration) {
+        t = duration;
+        playing = false;
+      }
+      syncVideo();
+      syncShell(false);
+      render();
+      if (playing) loop();
+    });
+  }
+
+  function render() {
+    playhead.style.left = pct(t);
+    timeline.setAttribute('aria-valuenow', String(Math.round(t / 1000)));
+    timeline.setAttribute('aria-valuetext', formatDuration(t));
+    timeText.textContent = `${formatDuration(t)} / ${formatDuration(duration)}`;
+    playBtn.replaceChildren(icon(playing ? 'pause' : 'play', 18));
+    playBtn.setAttribute('aria-label', playing ? 'Pause' : 'Play');
+    highlightEvent();
+    Object.assign(hooks, { t, playing, speed, segment: currentSeg?.name ?? null, videoTime: video.currentTime });
+  }
+
+  playBtn.addEventListener('click', toggle);
+  for (const b of speedGroup.children) b.addEventListener('click', () => setSpeed(Number(b.dataset.speed)));
+  video.addEventListener('ended', () => {
+    if (playing && currentSeg) t = Math.max(t, currentSeg.end);
+  });
+  video.addEventListener('timeupdate', () => { hooks.videoTime = video.currentTime; });
+
+  // ---- Verify -------------------------------------------------------------------
+
+  verifyBtn.addEventListener('click', async () => {
+    verifyBtn.disabled = true;
+    verifyBtn.classList.add('is-loading');
+    verifyBtn.lastChild.textContent = 'Verifying…';
+    try {
+      const r = await api.verifyRecording(id);
+      if (!alive) return;
+      hooks.verify = r;
+      showVerify(r);
+    } catch (err) {
+      toast(err.message, 'error');
+    } finally {
+      verifyBtn.disabled = false;
+      verifyBtn.classList.remove('is-loading');
+      verifyBtn.lastChild.textContent = 'Verify integrity';
+    }
+  });
+
+  function showVerify(r) {
+    const ok = r.ok;
+    verifySlot.replaceChildren(h('div', { class: `verify-card ${ok ? 'is-ok' : 'is-bad'}`, role: 'status', 'data-ok': ok ? 'true' : 'false' },
+      h('div', { class: 'verify-icon' }, icon(ok ? 'shieldCheck' : 'shieldX', 22)),
+      h('div', { class: 'verify-body' },
+        h('div', { class: 'verify-title', text: ok ? 'Verified: this recording has not been altered' : `Not verified: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''} found` }),
+        h('div', { class: 'verify-meta', text: `Signed by ${r.signer || 'an unknown key'}${r.trusted_key ? ' (this broker\u2019s key)' : ''} · ${r.parts_ok} parts checked · ${r.event_lines} chained events` }),
+        r.problems.length ? h('ul', { class: 'verify-list' }, r.problems.map((p) => h('li', {}, h('strong', { class: 'mono', text: p.part }), ` ${p.message}`))) : null,
+        r.warnings.length ? h('ul', { class: 'verify-list verify-warnings' }, r.warnings.map((p) => h('li', {}, h('strong', { class: 'mono', text: p.part }), ` ${p.message}`))) : null)));
+  }
+
+  load();
+
+  return () => {
+    alive = false;
+    playing = false;
+    cancelAnimationFrame(raf);
+    clearInterval(castTimer);
+    activeShell?.player?.dispose?.();
+    video.removeAttribute('src');
+    video.load();
+    if (window.tether.player === hooks) window.tether.player = null;
+  };
+}

@@ -1,0 +1,183 @@
+// Recordings screen: search session archives by ticket, technician, user's
+// computer, date and by what happened (a shell used, files moved), and open
+// one in the player. Technicians see their own sessions; supervisors and
+// admins see all (the broker decides).
+
+import * as api from './api.js';
+import { formatDateTime, formatDuration, h, icon, shortId, timeAgo } from './ui.js';
+
+const STATES = {
+  recording: ['Recording', 'badge-active'],
+  complete: ['Complete', 'badge-ended'],
+  incomplete: ['Incomplete', 'badge-waiting'],
+  failed: ['Failed', 'badge-failed'],
+  deleted: ['Deleted', 'badge-ended'],
+};
+
+/** "512 B", "47.1 KB", "3.2 MB", "1.05 GB". */
+export function sizeText(n) {
+  if (!Number.isFinite(n)) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+/** A badge for an archive's state. */
+export function recordingBadge(state) {
+  const [label, cls] = STATES[state] ?? [state || 'Unknown', 'badge-unknown'];
+  return h('span', { class: `badge ${cls}`, 'data-testid': 'recording-state', 'data-state': state },
+    h('span', { class: 'badge-dot', 'aria-hidden': 'true' }), label);
+}
+
+/** Mounts the recordings screen into main. Returns an unmount function. */
+export function mountRecordings(main, { navigate, user }) {
+  let alive = true;
+  let seq = 0;
+  const saved = JSON.parse(sessionStorage.getItem('tether.recordings.filter') || '{}');
+
+  const field = (id, label, attrs) => h('div', { class: 'field' },
+    h('label', { for: id, class: 'label', text: label }),
+    h('input', { id, class: 'input', autocomplete: 'off', spellcheck: 'false', ...attrs }));
+  const form = h('form', { class: 'rec-search card', role: 'search', 'aria-label': 'Search recordings', 'data-testid': 'recording-search' },
+    h('div', { class: 'rec-search-grid' },
+      field('rec-ticket', 'Ticket', { type: 'search', name: 'ticket', placeholder: 'INC-1234', 'data-testid': 'filter-ticket' }),
+      user.role === 'technician' ? null
+        : field('rec-tech', 'Technician', { type: 'search', name: 'technician', placeholder: 'username', 'data-testid': 'filter-technician' }),
+      field('rec-host', 'User\u2019s computer', { type: 'search', name: 'host', placeholder: 'hostname', 'data-testid': 'filter-host' }),
+      field('rec-from', 'From', { type: 'date', name: 'from', 'data-testid': 'filter-from' }),
+      field('rec-to', 'To', { type: 'date', name: 'to', 'data-testid': 'filter-to' })),
+    h('div', { class: 'rec-search-row' },
+      h('fieldset', { class: 'rec-has' },
+        h('legend', { class: 'label', text: 'What happened' }),
+        h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'shell', 'data-testid': 'filter-shell' }), icon('terminal', 15), 'A shell was used'),
+        h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'files', 'data-testid': 'filter-files' }), icon('folder', 15), 'Files were moved')),
+      h('div', { class: 'rec-search-actions' },
+        h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'filter-clear', text: 'Clear' }),
+        h('button', { type: 'submit', class: 'btn btn-primary btn-sm', 'data-testid': 'filter-submit' }, icon('refresh', 15), 'Search'))));
+  for (const el of form.elements) {
+    if (!el.name || !(el.name in saved)) continue;
+    if (el.type === 'checkbox') el.checked = !!saved[el.name];
+    else el.value = saved[el.name];
+  }
+
+  const results = h('div', { class: 'card table-card', 'data-testid': 'recordings-results' });
+  const count = h('span', { class: 'live-hint', 'data-testid': 'recordings-count' });
+
+  main.replaceChildren(
+    h('header', { class: 'page-header' },
+      h('div', {},
+        h('h1', { class: 'page-title', text: 'Recordings' }),
+        h('p', { class: 'page-subtitle', text: 'Every session is recorded by the broker and signed. Replay what happened, check it has not been altered, and download it for audit.' })),
+      h('div', { class: 'page-actions' },
+        h('a', { href: api.RECORDING_KEY_URL, class: 'btn btn-secondary', download: 'tether-recording-key.pub.pem', 'data-testid': 'public-key' },
+          icon('shield', 16), 'Public key for auditors'))),
+    form,
+    h('section', { class: 'section' },
+      h('div', { class: 'section-header' }, h('h2', { class: 'section-title', text: 'Sessions recorded' }), count),
+      results));
+
+  function filter() {
+    const f = {};
+    for (const el of form.elements) {
+      if (!el.name) continue;
+      if (el.type === 'checkbox') f[el.name] = el.checked;
+      else if (el.value.trim()) f[el.name] = el.value.trim();
+    }
+    return f;
+  }
+
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    search();
+  });
+  form.querySelector('[data-testid="filter-clear"]').addEventListener('click', () => {
+    form.reset();
+    search();
+  });
+  form.addEventListener('change', (e) => {
+    if (e.target.type === 'checkbox' || e.target.type === 'date') search();
+  });
+
+  async function search() {
+    const f = filter();
+    sessionStorage.setItem('tether.recordings.filter', JSON.stringify(f));
+    const mine = ++seq;
+    results.setAttribute('aria-busy', 'true');
+    try {
+      const list = await api.searchRecordings(f);
+      if (!alive || mine !== seq) return;
+      render(list);
+    } catch (err) {
+      if (!alive || mine !== seq || err.status === 401) return;
+      results.replaceChildren(h('div', { class: 'empty' },
+        h('div', { class: 'empty-icon empty-icon-error' }, icon('alert', 28)),
+        h('h3', { class: 'empty-title', text: 'Couldn\u2019t search recordings' }),
+        h('p', { class: 'empty-text', 'data-testid': 'recordings-error', text: err.message })));
+      count.textContent = '';
+    } finally {
+      results.removeAttribute('aria-busy');
+    }
+  }
+
+  function render(list) {
+    count.textContent = `${list.length} ${list.length === 1 ? 'recording' : 'recordings'}`;
+    if (list.length === 0) {
+      const any = Object.values(filter()).some(Boolean);
+      results.replaceChildren(h('div', { class: 'empty', 'data-testid': 'recordings-empty' },
+        h('div', { class: 'empty-icon' }, icon('history', 28)),
+        h('h3', { class: 'empty-title', text: any ? 'No recording matches' : 'No recordings yet' }),
+        h('p', { class: 'empty-text', text: any ? 'Try a wider date range or fewer filters.' : 'Sessions are recorded from the moment someone connects; they appear here.' })));
+      return;
+    }
+    results.replaceChildren(h('table', { class: 'table', 'data-testid': 'recordings-table' },
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col', text: 'Recorded' }),
+        h('th', { scope: 'col', text: 'Ticket' }),
+        h('th', { scope: 'col', text: 'Technician' }),
+        h('th', { scope: 'col', text: 'User\u2019s computer' }),
+        h('th', { scope: 'col', text: 'Length' }),
+        h('th', { scope: 'col', text: 'What happened' }),
+        h('th', { scope: 'col', text: 'State' }),
+        h('th', { scope: 'col', class: 'col-action' }, h('span', { class: 'visually-hidden', text: 'Play' })))),
+      h('tbody', {}, list.map(row))));
+  }
+
+  function row(r) {
+    const href = `#/recording/${encodeURIComponent(r.session)}`;
+    const what = [
+      r.shells ? h('span', { class: 'chip chip-shell', title: `${r.shells} shell${r.shells > 1 ? 's' : ''}` }, icon('terminal', 13), 'Shell') : null,
+      r.files ? h('span', { class: 'chip chip-files', title: `${r.files} file transfer${r.files > 1 ? 's' : ''}` }, icon('folder', 13), `${r.files} file${r.files > 1 ? 's' : ''}`) : null,
+      r.clipboard ? h('span', { class: 'chip', title: 'Clipboard shared' }, icon('clipboard', 13), 'Clipboard') : null,
+    ].filter(Boolean);
+    const playable = r.state !== 'deleted';
+    const tr = h('tr', { class: playable ? 'row-link' : '', tabindex: playable ? '0' : null, 'data-testid': 'recording-row', 'data-session-id': r.session },
+      h('td', {}, h('div', { class: 'host-cell' },
+        h('span', { class: 'host-name', title: formatDateTime(r.started_at), text: formatDateTime(r.started_at) }),
+        h('span', { class: 'host-meta mono', title: r.session, text: `${shortId(r.session)} · ${timeAgo(r.started_at)}` }))),
+      h('td', {}, r.ticket ? h('span', { class: 'ticket', text: r.ticket }) : h('span', { class: 'muted', text: 'No ticket' })),
+      h('td', { text: r.technician || '—' }),
+      h('td', {}, r.host?.hostname ? h('span', { class: 'host-name', text: r.host.hostname }) : h('span', { class: 'muted', text: '—' })),
+      h('td', { class: 'tabular' }, h('div', { class: 'host-cell' },
+        h('span', { text: r.duration_ms ? formatDuration(r.duration_ms) : '—' }),
+        h('span', { class: 'host-meta', text: sizeText(r.size_bytes) }))),
+      h('td', {}, what.length ? h('div', { class: 'chips' }, what) : h('span', { class: 'muted', text: 'Screen only' })),
+      h('td', { title: r.note || null }, recordingBadge(r.state)),
+      h('td', { class: 'col-action' }, playable ? h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('play', 16)) : null));
+    if (playable) {
+      tr.addEventListener('click', () => navigate(href));
+      tr.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter') navigate(href);
+      });
+    }
+    return tr;
+  }
+
+  results.replaceChildren(h('div', { class: 'skeleton-list', 'aria-busy': 'true', 'aria-label': 'Loading recordings' },
+    [0, 1, 2].map(() => h('div', { class: 'skeleton-row' }, [0, 1, 2, 3, 4].map(() => h('span', { class: 'skeleton' }))))));
+  search();
+
+  return () => {
+    alive = false;
+  };
+}

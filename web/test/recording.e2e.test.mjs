@@ -1,0 +1,167 @@
+// Recordings through the real console: a real broker records a real
+// session (host on Xvfb, the technician moving and clicking in the
+// console), then a supervisor finds it, plays it in headless Chromium
+// (the WebM video plays, the timeline has markers, speeds and seeking
+// work), verifies it and downloads it. A second archive written by the
+// broker's recorder with a shell and file transfers shows the transcript
+// in asciinema-player, synced to the timeline.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { launch } from './browser.mjs';
+import { bin, openSession, start, startHost, startXvfb, startBroker, stopAll, ROOT } from './procs.mjs';
+
+after(stopAll);
+
+const ARTIFACTS = join(ROOT, 'artifacts');
+
+async function api(broker, method, path, body) {
+  const res = await fetch(broker.url + path, {
+    method,
+    headers: { Authorization: `Bearer ${broker.admin.api_key}`, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+test('a recorded session plays, is searchable, verifies and downloads', { timeout: 180_000 }, async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // the broker's dev CA, loopback only
+  const display = await startXvfb(1024, 640);
+  const pattern = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await pattern.ready;
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', (e) => errors.push(String(e)));
+
+    // Record a session: view, take control, move and click for a while.
+    const code = await openSession(page, broker, 'INC-PLAY-1');
+    errors.length = 0; // the console's first look for a login answers 401
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth > 0);
+    await page.getByTestId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === true);
+    const box = await page.getByTestId('remote-video').boundingBox();
+    for (let i = 0; i < 60; i++) {
+      await page.mouse.move(box.x + 40 + i * 8, box.y + 40 + (i % 20) * 10);
+      if (i % 15 === 0) await page.mouse.click(box.x + 100 + i * 4, box.y + 120);
+      await page.waitForTimeout(60);
+    }
+    const sessionId = await page.evaluate(() => window.tether.session?.id ?? location.hash.split('/').pop());
+    const ended = await api(broker, 'POST', `/api/v1/sessions/${sessionId}/end`, {});
+    assert.equal(ended.status, 200, JSON.stringify(ended.body));
+    await host.exited;
+
+    // A second archive with a shell and files, written by the recorder.
+    const other = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-SHELL' } });
+    execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', other.body.id]);
+
+    // A supervisor searches.
+    await page.goto(broker.url + '/#/recordings');
+    await page.getByTestId('recordings-table').waitFor({ timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="recording-row"]').length === 2);
+    await page.getByTestId('filter-ticket').fill('PLAY');
+    await page.getByTestId('filter-submit').click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="recording-row"]').length === 1);
+    await page.getByTestId('filter-ticket').fill('');
+    await page.getByTestId('filter-shell').check();
+    await page.waitForFunction((id) => {
+      const rows = [...document.querySelectorAll('[data-testid="recording-row"]')];
+      return rows.length === 1 && rows[0].dataset.sessionId === id;
+    }, other.body.id);
+    await page.getByTestId('filter-shell').uncheck();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="recording-row"]').length === 2);
+    await page.screenshot({ path: join(ARTIFACTS, 'recordings-search.png') });
+
+    // Play the real session.
+    await page.locator(`[data-testid="recording-row"][data-session-id="${sessionId}"]`).click();
+    await page.waitForFunction(() => window.tether.player?.ready === true);
+    const markers = await page.evaluate(() => window.tether.player.markers);
+    for (const cat of ['consent', 'permissions', 'input', 'session']) assert.ok(markers[cat] > 0, `no ${cat} markers: ${JSON.stringify(markers)}`);
+    assert.ok(await page.getByTestId('timeline-marker').count() > 5);
+    await page.getByTestId('player-play').click();
+    await page.waitForFunction(() => {
+      const v = document.querySelector('[data-testid="player-video"]');
+      return v && v.videoWidth === 1024 && v.currentTime > 0.3 && !v.paused;
+    }, null, { timeout: 20_000 });
+    const frames = await page.evaluate(() => new Promise((res) => {
+      const v = document.querySelector('[data-testid="player-video"]');
+      let n = 0;
+      const step = () => { n++; if (n < 5) v.requestVideoFrameCallback(step); else res(n); };
+      v.requestVideoFrameCallback(step);
+      setTimeout(() => res(n), 5000);
+    }));
+    assert.ok(frames >= 5, `only ${frames} video frames presented`);
+    // The video shows the remote screen: the test pattern's colours.
+    const lit = await page.evaluate(() => {
+      const v = document.querySelector('[data-testid="player-video"]');
+      const c = document.createElement('canvas');
+      c.width = v.videoWidth; c.height = v.videoHeight;
+      const g = c.getContext('2d');
+      g.drawImage(v, 0, 0);
+      const d = g.getImageData(v.videoWidth / 4, v.videoHeight / 4, 1, 1).data;
+      return d[0] + d[1] + d[2];
+    });
+    assert.ok(lit > 60, `the recorded video is black (${lit})`);
+    await page.screenshot({ path: join(ARTIFACTS, 'recording-player.png') });
+
+    // 8× runs the clock faster; seeking moves it.
+    await page.locator('[data-testid="player-speed"][data-speed="8"]').click();
+    const t0 = await page.evaluate(() => window.tether.player.t);
+    await page.waitForTimeout(1000);
+    const t1 = await page.evaluate(() => window.tether.player.t);
+    assert.ok(t1 - t0 > 2000 || (await page.evaluate(() => !window.tether.player.playing)), `8× advanced ${t1 - t0} ms in a second`);
+    await page.getByTestId('player-play').click().catch(() => {});
+    const tl = await page.getByTestId('timeline').boundingBox();
+    await page.mouse.click(tl.x + tl.width * 0.5, tl.y + tl.height / 2);
+    const mid = await page.evaluate(() => window.tether.player);
+    assert.ok(Math.abs(mid.t - mid.duration / 2) < mid.duration * 0.05, `seek to the middle went to ${mid.t} of ${mid.duration}`);
+    // An event in the list seeks to it.
+    await page.locator('[data-testid="event-row"][data-type="session.ended"] button').click();
+    assert.ok(await page.evaluate(() => window.tether.player.t > 0));
+
+    // Verify from the console.
+    await page.getByTestId('verify-recording').click();
+    await page.waitForSelector('[data-testid="verify-result"] [data-ok="true"]');
+    await page.screenshot({ path: join(ARTIFACTS, 'recording-verified.png') });
+    // Download: a zip, audited.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-recording').click()]);
+    const zipPath = join(ARTIFACTS, 'recording.zip');
+    await download.saveAs(zipPath);
+    const out = execFileSync(bin('broker'), ['verify', '-data', broker.dataDir, zipPath]).toString();
+    assert.match(out, /verified/);
+    const trail = await api(broker, 'GET', `/api/v1/sessions/${sessionId}/events`);
+    const types = trail.body.events.map((e) => e.type);
+    for (const t of ['recording.played', 'recording.verified', 'recording.downloaded']) assert.ok(types.includes(t), `no ${t} in the trail`);
+
+    // The shell recording: transcript and file markers.
+    await page.goto(`${broker.url}/#/recording/${other.body.id}`);
+    await page.waitForFunction(() => window.tether.player?.ready === true);
+    const m2 = await page.evaluate(() => window.tether.player.markers);
+    assert.ok(m2.shell >= 2 && m2.files === 2, `markers ${JSON.stringify(m2)}`);
+    await page.getByTestId('shell-player').waitFor();
+    // At the end of the timeline the transcript shows the command and its output.
+    await page.getByTestId('timeline').focus();
+    await page.keyboard.press('End');
+    await page.waitForFunction(() => /echo hello-from-shell[\s\S]*hello-from-shell/.test(document.querySelector('[data-testid="shell-player"]')?.innerText || ''), null, { timeout: 15_000 });
+    // At the start, before the command was typed, it does not.
+    await page.keyboard.press('Home');
+    await page.waitForFunction(() => !/hello-from-shell/.test(document.querySelector('[data-testid="shell-player"]')?.innerText || ''), null, { timeout: 15_000 });
+    await page.keyboard.press('End');
+    await page.waitForFunction(() => /uname -s/.test(document.querySelector('[data-testid="shell-player"]')?.innerText || ''));
+    await page.screenshot({ path: join(ARTIFACTS, 'recording-shell.png'), fullPage: true });
+    assert.deepEqual(errors.filter((e) => !/favicon/.test(e)), []);
+  } finally {
+    await browser.close();
+  }
+});
