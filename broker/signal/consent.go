@@ -119,6 +119,8 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	if v.media != nil {
 		v.media.SetGrants(grants, paused)
 	}
+	// Everyone learns who watches; the newcomer learns it too.
+	h.announceObservers(l)
 	msg := consentMessage(reason, req.perms, granted)
 	v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: grants, Paused: paused, Message: msg})
 	if req.first && len(granted) == 0 {
@@ -193,6 +195,7 @@ func (h *Hub) applyState(l *live, st protocol.ConsentState) {
 		}
 		u.v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: u.grants, Paused: paused, Message: msg})
 	}
+	h.announceObservers(l)
 }
 
 // requestMore asks the user for permissions a viewer does not have yet.
@@ -205,6 +208,9 @@ func (h *Hub) requestMore(l *live, c *conn, perms []string) {
 	}
 	var extra []string
 	for _, p := range perms {
+		if v.person.Role == auth.RoleSupervisor && p != protocol.PermView {
+			continue // observers only watch
+		}
 		if !slices.Contains(v.grants, p) {
 			extra = append(extra, p)
 		}

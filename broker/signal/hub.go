@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -380,7 +381,7 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	viewers := l.viewerList()
 	for _, v := range l.viewers {
 		if !v.asked {
-			h.askLocked(l, v, l.perms, true)
+			h.askLocked(l, v, permsFor(l, v), true)
 		}
 	}
 	h.mu.Unlock()
@@ -602,7 +603,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	v.media = media
 	if l.host != nil {
-		h.askLocked(l, v, l.perms, true)
+		h.askLocked(l, v, permsFor(l, v), true)
 	}
 	h.mu.Unlock()
 	c.send(protocol.TypeOffer, sess.ID, protocol.SDP{SDP: offer})
@@ -663,7 +664,11 @@ func (h *Hub) leave(l *live, c *conn) {
 		host, id := l.host, v.person.ID
 		go host.send(protocol.TypeViewerLeft, l.id, protocol.ViewerLeft{Viewer: id})
 	}
+	wasObserver := l.viewers[c] != nil && slices.Contains(l.observersLocked(), l.viewers[c].person)
 	delete(l.viewers, c)
+	if wasObserver {
+		go h.announceObservers(l)
+	}
 	if len(l.viewers) > 0 || l.ended || h.closed {
 		return
 	}

@@ -224,6 +224,11 @@ func (m *Manager) Status() string {
 		if len(v.Granted) == 0 {
 			continue
 		}
+		if v.Person.Role == "supervisor" {
+			// A supervisor watches the session live: say so plainly.
+			who = append(who, fmt.Sprintf("%s (supervisor) is observing, view only", v.Person.Name))
+			continue
+		}
 		who = append(who, fmt.Sprintf("%s (%s) can %s", v.Person.Name, v.Person.Role, strings.Join(v.Granted, ", ")))
 	}
 	slices.Sort(who)

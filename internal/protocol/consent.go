@@ -26,7 +26,28 @@ const (
 	TypePermissions       = "permissions"        // broker → viewer: what this viewer may do now
 	TypePermissionRequest = "permission.request" // viewer → broker: ask the user for more
 	TypeViewerLeft        = "viewer.left"        // broker → host: a technician left the session
+	TypeObservers         = "observers"          // broker → viewers: who watches the session read-only
 )
+
+// Observers lists the supervisors watching a live session read-only, so
+// that everyone working in it knows they are observed.
+type Observers struct {
+	Observers []Person `json:"observers"`
+}
+
+// MaxObservers bounds the list.
+const MaxObservers = 32
+
+func (o *Observers) validate() error {
+	if len(o.Observers) > MaxObservers {
+		return fmt.Errorf("%d observers, limit %d", len(o.Observers), MaxObservers)
+	}
+	var errs []error
+	for i := range o.Observers {
+		errs = append(errs, o.Observers[i].validate())
+	}
+	return errors.Join(errs...)
+}
 
 // ViewerLeft tells the host that a technician is gone, with their grants.
 type ViewerLeft struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,7 @@ type Joined struct {
 	control     *webrtc.DataChannel
 	input       *webrtc.DataChannel
 	perms       *protocol.Permissions              // the latest word on what the user allows
+	observers   []protocol.Person                  // supervisors watching read-only
 	lastControl map[string]protocol.ControlMessage // the latest message of each type
 }
 
@@ -148,6 +150,14 @@ func (j *Joined) signaling() {
 			if protocol.DecodePayload(env, &p) == nil {
 				j.mu.Lock()
 				j.perms = &p
+				j.notifyLocked()
+				j.mu.Unlock()
+			}
+		case protocol.TypeObservers:
+			var o protocol.Observers
+			if protocol.DecodePayload(env, &o) == nil {
+				j.mu.Lock()
+				j.observers = o.Observers
 				j.notifyLocked()
 				j.mu.Unlock()
 			}
@@ -441,4 +451,12 @@ func (j *Joined) SendOnChannel(ctx context.Context, label string, data []byte) e
 		return fmt.Errorf("channel %s did not open: %w", label, ctx.Err())
 	}
 	return dc.Send(data)
+}
+
+// Observers returns the supervisors the broker last said are watching the
+// session read-only.
+func (j *Joined) Observers() []protocol.Person {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.observers)
 }

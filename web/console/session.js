@@ -10,6 +10,7 @@ import { mountActivity } from './activity.js';
 import { createConsent } from './consent.js';
 import { mountRemoteControl } from './control.js';
 import { ViewerConnection } from './viewer.js';
+import { observerBanner } from './observers.js';
 
 const CONN_LABELS = {
   connecting: 'Connecting',
@@ -110,7 +111,8 @@ export function mountSession(root, { id, navigate }) {
   const remote = mountRemoteControl({
     stage, surface, video, getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]),
   });
-  stage.append(remote.hud, consent.banner, overlay, consent.toast);
+  const observers = observerBanner(window.tether.user);
+  stage.append(remote.hud, consent.banner, overlay, consent.toast, observers.el);
 
   consent.barActions.append(activity.button);
 
@@ -333,6 +335,7 @@ export function mountSession(root, { id, navigate }) {
         if (connState === 'waiting') renderOverlay();
       },
       onChannels: remote.attach,
+      onObservers: (list) => observers.update(list),
       onPermissions(p) {
         consent.apply(p);
         activity.refresh(); // the broker recorded what happened

@@ -188,6 +188,9 @@ export class ViewerConnection {
           message: typeof p.message === 'string' ? p.message : '',
         });
         return;
+      case 'observers':
+        this.cb.onObservers?.(Array.isArray(p.observers) ? p.observers : []);
+        return;
       case 'ended':
         this.markEnded(p.reason || '');
         return;
