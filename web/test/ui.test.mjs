@@ -752,6 +752,17 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.deepEqual(await chips(), ['view:true', 'control:true', 'clipboard:false']);
   });
 
+  await t.test('a supervisor watching is announced on the stage', async () => {
+    assert.equal(await byId('observer-banner').isVisible(), false);
+    signaling.send('observers', { observers: [{ id: 'v_sup1', name: 'morgan.lee', role: 'supervisor', org: 'Acme IT' }] });
+    await byId('observer-banner').waitFor();
+    assert.match(await byId('observer-banner').textContent(), /morgan\.lee \(supervisor\) is watching this session, view only/);
+    await page.mouse.move(0, 0);
+    await shot('05b-observed');
+    signaling.send('observers', { observers: [] });
+    await byId('observer-banner').waitFor({ state: 'hidden' });
+  });
+
   await t.test('the clipboard panel asks for clipboard access', async () => {
     await byId('clipboard-open').click();
     await perm('request-perm', 'clipboard').waitFor();
