@@ -34,7 +34,7 @@ type apiClient struct {
 	http *http.Client
 }
 
-func newAPIClient(t *testing.T, url, caFile, key string) *apiClient {
+func newAPIClient(t testing.TB, url, caFile, key string) *apiClient {
 	t.Helper()
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -46,7 +46,7 @@ func newAPIClient(t *testing.T, url, caFile, key string) *apiClient {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
 }
 
-func (c *apiClient) call(t *testing.T, method, path string, out any) int {
+func (c *apiClient) call(t testing.TB, method, path string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, c.base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+c.key)
@@ -77,7 +77,7 @@ type recordingResp struct {
 }
 
 // waitRecording polls the API until the session's archive is in state.
-func waitRecording(t *testing.T, api *apiClient, id, state string) recordingResp {
+func waitRecording(t testing.TB, api *apiClient, id, state string) recordingResp {
 	t.Helper()
 	var got recordingResp
 	deadline := time.Now().Add(30 * time.Second)
@@ -428,10 +428,17 @@ type killableBroker struct {
 	admin server.InitialAdmin
 }
 
-func runBrokerProc(t *testing.T, bin, dataDir string) *killableBroker {
+func runBrokerProc(t testing.TB, bin, dataDir string, extra ...string) *killableBroker {
 	t.Helper()
 	port := freeTCPPort(t)
-	cmd := exec.Command(bin, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-udp", fmt.Sprint(freeUDPPort(t)), "-data", dataDir)
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpPort := udp.LocalAddr().(*net.UDPAddr).Port
+	udp.Close()
+	args := append([]string{"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-udp", fmt.Sprint(udpPort), "-data", dataDir}, extra...)
+	cmd := exec.Command(bin, args...)
 	out, _ := cmd.StdoutPipe()
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
@@ -469,7 +476,7 @@ func runBrokerProc(t *testing.T, bin, dataDir string) *killableBroker {
 	return p
 }
 
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -558,5 +565,69 @@ func TestRecordingSurvivesKill(t *testing.T) {
 				t.Errorf("part %s: %d, %d bytes", p.Name, code, len(data))
 			}
 		}
+	}
+}
+
+// TestRecordingRetention: archives older than the retention period are
+// deleted, the deletion is in the session's audit trail, and the API says
+// the recording is gone rather than missing.
+func TestRecordingRetention(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dataDir := ""
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.Recording.RetentionDays = 2
+		dataDir = c.DataDir
+	})
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-RET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
+	}
+	c.EndSession(ctx, sess.ID)
+	j.Close()
+	host.wait(t, 15*time.Second)
+	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	waitRecording(t, api, sess.ID, record.StateComplete)
+
+	b.advance(36 * time.Hour)
+	if got := b.PruneRecordings(ctx); len(got) != 0 {
+		t.Fatalf("deleted %v before the retention period ended", got)
+	}
+	b.advance(24 * time.Hour)
+	if got := b.PruneRecordings(ctx); len(got) != 1 || got[0] != sess.ID {
+		t.Fatalf("deleted %v, want %s", got, sess.ID)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "recordings", sess.ID)); !os.IsNotExist(err) {
+		t.Errorf("archive still on disk: %v", err)
+	}
+	if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID, nil); code != http.StatusGone {
+		t.Errorf("GET deleted recording: %d, want 410", code)
+	}
+	var trail struct {
+		Events []struct {
+			Type   string          `json:"type"`
+			Detail json.RawMessage `json:"detail"`
+		} `json:"events"`
+	}
+	api.call(t, "GET", "/api/v1/sessions/"+sess.ID+"/events", &trail)
+	found := false
+	for _, e := range trail.Events {
+		if e.Type == "recording.deleted" && strings.Contains(string(e.Detail), `"retention"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the deletion is not in the audit trail")
 	}
 }
