@@ -24,6 +24,7 @@ func verify(args []string) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	keyFile := fs.String("key", "", "public key to trust (PEM from GET /api/v1/recordings/public-key, or "+record.PublicKeyFile+" in the data directory)")
 	data := fs.String("data", "data", "data directory whose public key to trust when -key is not given")
+	encFile := fs.String("encryption-key", "", "the archives' encryption key file, to check the event chain of an encrypted archive")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: broker verify [-key FILE] ARCHIVE\n\nChecks a session archive (its directory, or the zip the console downloads):\nthe manifest's signature, the SHA-256 of every part and the chain of events.jsonl.")
 		fs.PrintDefaults()
@@ -54,7 +55,14 @@ func verify(args []string) int {
 			return 2
 		}
 	}
-	report, err := record.VerifyPath(fs.Arg(0), key)
+	var encKey []byte
+	if *encFile != "" {
+		if encKey, err = record.LoadEncryptionKey(*encFile); err != nil {
+			fmt.Fprintln(os.Stderr, "broker verify:", err)
+			return 2
+		}
+	}
+	report, err := record.VerifyPath(fs.Arg(0), key, encKey)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broker verify:", err)
 		return 2
@@ -86,6 +94,7 @@ func main() {
 	flag.StringVar(&cfg.Recording.Dir, "recordings", "", "directory for session archives (default: recordings in the data directory)")
 	flag.IntVar(&cfg.Recording.RetentionDays, "retention-days", 0, "delete archives this many days after they were sealed; 0 keeps them")
 	flag.BoolVar(&cfg.Recording.ShellInput, "record-shell-input", false, "record what technicians type in shells, not only the output")
+	flag.StringVar(&cfg.Recording.EncryptionKeyFile, "recording-encryption-key", "", "file with a 32-byte key (hex or base64, mode 0600) that encrypts archives at rest")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
 	flag.Parse()
 

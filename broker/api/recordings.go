@@ -2,6 +2,7 @@ package api
 
 import (
 	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -211,17 +212,21 @@ func (a *API) getRecording(w http.ResponseWriter, r *http.Request, p *auth.Princ
 }
 
 func (a *API) recordingEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	_, dir, ok := a.recording(w, r, p)
+	rec, dir, ok := a.recording(w, r, p)
 	if !ok {
 		return
 	}
-	f, err := os.Open(filepath.Join(dir, record.EventsFile))
+	m, _, err := record.ReadManifest(dir)
+	var data []byte
+	if err == nil {
+		data, err = a.cfg.Recorder.ReadPart(rec.Session, m, record.EventsFile)
+	}
 	if err != nil {
+		a.log.ErrorContext(r.Context(), "read events", "session", rec.Session, "err", err)
 		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The archive's events cannot be read; run verify.")
 		return
 	}
-	defer f.Close()
-	events, err := record.ReadEvents(f, maxPlayerEvents)
+	events, err := record.ReadEvents(bytes.NewReader(data), maxPlayerEvents)
 	out := struct {
 		Events   []record.Event `json:"events"`
 		Complete bool           `json:"complete"`
@@ -249,15 +254,15 @@ func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		writeError(w, http.StatusNotFound, "not_found", "The archive has no such part.")
 		return
 	}
-	f, err := os.Open(filepath.Join(dir, name))
+	st, err := os.Stat(filepath.Join(dir, name))
 	if err != nil {
 		writeError(w, http.StatusNotFound, "not_found", "The part is missing from the archive; run verify.")
 		return
 	}
-	defer f.Close()
-	st, err := f.Stat()
+	data, err := a.cfg.Recorder.ReadPart(r.PathValue("id"), m, name)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The part cannot be read.")
+		a.log.ErrorContext(r.Context(), "read part", "part", name, "err", err)
+		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The part cannot be read; run verify.")
 		return
 	}
 	switch {
@@ -269,7 +274,7 @@ func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		w.Header().Set("Content-Type", "application/octet-stream")
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
-	http.ServeContent(w, r, name, st.ModTime(), f)
+	http.ServeContent(w, r, name, st.ModTime(), bytes.NewReader(data))
 }
 
 // downloadRecording sends the whole archive as a zip, for offline
@@ -318,11 +323,11 @@ func addToZip(zw *zip.Writer, prefix, path string) error {
 
 // verifyRecording checks the archive against this broker's key.
 func (a *API) verifyRecording(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	rec, dir, ok := a.recording(w, r, p)
+	rec, _, ok := a.recording(w, r, p)
 	if !ok {
 		return
 	}
-	rep, err := record.Verify(dir, a.cfg.Recorder.PublicKey())
+	rep, err := a.cfg.Recorder.Verify(rec.Session)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			writeError(w, http.StatusNotFound, "not_found", "The archive is missing.")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"path/filepath"
 	"time"
 	"unicode/utf8"
 )
@@ -22,6 +23,7 @@ type castWriter struct {
 	size    int64
 	sum     hash.Hash
 	closed  bool
+	enc     *partCipher
 }
 
 type castHeader struct {
@@ -33,12 +35,16 @@ type castHeader struct {
 	Env       map[string]string `json:"env,omitempty"`
 }
 
-func createCast(path string, start time.Time, cols, rows int, title string) (*castWriter, error) {
+func createCast(path string, start time.Time, cols, rows int, title string, key []byte) (*castWriter, error) {
+	enc, err := newPartCipher(key, filepath.Base(path))
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create shell transcript: %w", err)
 	}
-	c := &castWriter{f: f, start: start, sum: sha256.New()}
+	c := &castWriter{f: f, start: start, sum: sha256.New(), enc: enc}
 	if cols <= 0 || rows <= 0 {
 		cols, rows = 80, 24
 	}
@@ -52,6 +58,9 @@ func createCast(path string, start time.Time, cols, rows int, title string) (*ca
 
 func (c *castWriter) writeLine(b []byte) error {
 	b = append(b, '\n')
+	if c.enc != nil {
+		b = c.enc.seal(b)
+	}
 	n, err := c.f.Write(b)
 	c.size += int64(n)
 	c.sum.Write(b[:n])

@@ -51,14 +51,19 @@ type eventLog struct {
 	head string // hash of the last line written
 	size int64
 	sum  hash.Hash // of every byte written
+	enc  *partCipher
 }
 
-func createEventLog(path, session string) (*eventLog, error) {
+func createEventLog(path, session string, key []byte) (*eventLog, error) {
+	enc, err := newPartCipher(key, EventsFile)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create event log: %w", err)
 	}
-	return &eventLog{f: f, head: genesis(session), sum: sha256.New()}, nil
+	return &eventLog{f: f, head: genesis(session), sum: sha256.New(), enc: enc}, nil
 }
 
 // append writes one event; the line reaches the file (not only a buffer)
@@ -70,14 +75,16 @@ func (l *eventLog) append(e Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", e.Type, err)
 	}
-	line = append(line, '\n')
-	if _, err := l.f.Write(line); err != nil {
+	out := append(line, '\n')
+	if l.enc != nil {
+		out = l.enc.seal(out)
+	}
+	if _, err := l.f.Write(out); err != nil {
 		return fmt.Errorf("write event log: %w", err)
 	}
-	l.sum.Write(line)
-	line = line[:len(line)-1]
+	l.sum.Write(out)
 	l.head = lineHash(line)
-	l.size += int64(len(line)) + 1
+	l.size += int64(len(out))
 	return nil
 }
 

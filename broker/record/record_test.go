@@ -522,3 +522,102 @@ func TestUnwritableArchiveFails(t *testing.T) {
 		t.Fatalf("start in a read-only directory: %v", err)
 	}
 }
+
+// TestEncryptedArchive: with a key, nothing readable is on disk, the
+// signature and hashes verify without the key, the chain with it, and the
+// parts read back through the key.
+func TestEncryptedArchive(t *testing.T) {
+	key := testKey(t)
+	pub := key.Public().(ed25519.PublicKey)
+	enc := bytes.Repeat([]byte{7}, EncryptionKeySize)
+	root := t.TempDir()
+	r, err := New(Config{Dir: root, Key: key, EncryptionKey: enc, SegmentDuration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_enc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
+	var p packetizer
+	for i := range 40 {
+		for _, pkt := range p.packets(vp8Frame(i%30 == 0, 320, 240, 1800), uint32(i*3000)) {
+			s.VideoPacket(pkt)
+		}
+	}
+	s.ShellOpened("shell-1", "v1", 80, 24)
+	s.ShellData("shell-1", true, []byte("$ whoami\r\nroot\r\n"))
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	dir := s.Dir()
+	for _, name := range []string{EventsFile, "shell-1.cast", "video-0001.webm"} {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		for _, plain := range []string{"consent.granted", "whoami", "webm", "V_VP8"} {
+			if bytes.Contains(data, []byte(plain)) {
+				t.Errorf("%s holds %q in the clear", name, plain)
+			}
+		}
+	}
+	rep, _ := Verify(dir, pub)
+	if !rep.OK() || len(rep.Warnings) == 0 {
+		t.Fatalf("verify without the key: %v, warnings %v", rep.Problems, rep.Warnings)
+	}
+	rep, _ = VerifyWith(dir, pub, enc)
+	if !rep.OK() || rep.EventLines < 3 {
+		t.Fatalf("verify with the key: %v, %d lines", rep.Problems, rep.EventLines)
+	}
+	m, _, _ := ReadManifest(dir)
+	if !m.Encrypted {
+		t.Error("the manifest does not say the archive is encrypted")
+	}
+	events, err := ReadPart(dir, m, EventsFile, enc)
+	if err != nil || !bytes.Contains(events, []byte(`"type":"consent.granted"`)) {
+		t.Fatalf("read events: %v\n%s", err, events)
+	}
+	video, err := ReadPart(dir, m, "video-0001.webm", enc)
+	if err != nil || !bytes.HasPrefix(video, []byte{0x1a, 0x45, 0xdf, 0xa3}) {
+		t.Fatalf("decrypted segment is not WebM: %v", err)
+	}
+	if _, err := ReadPart(dir, m, EventsFile, nil); !errors.Is(err, ErrNoKey) {
+		t.Errorf("read without the key: %v", err)
+	}
+	if _, err := ReadPart(dir, m, EventsFile, bytes.Repeat([]byte{8}, EncryptionKeySize)); err == nil {
+		t.Error("read with a wrong key succeeded")
+	}
+	// A flipped byte is caught by the hash, and by decryption.
+	path := filepath.Join(dir, EventsFile)
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 1
+	os.WriteFile(path, data, 0o600)
+	if rep, _ := VerifyWith(dir, pub, enc); rep.OK() {
+		t.Error("a flipped byte in an encrypted part was not caught")
+	}
+}
+
+func TestLoadEncryptionKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), mode)
+		os.Chmod(p, mode)
+		return p
+	}
+	hexKey := strings.Repeat("ab", 32)
+	if k, err := LoadEncryptionKey(write("hex", hexKey+"\n", 0o600)); err != nil || len(k) != 32 {
+		t.Errorf("hex key: %v", err)
+	}
+	for name, c := range map[string]struct {
+		content string
+		mode    os.FileMode
+		want    string
+	}{
+		"short":    {"abcd", 0o600, "32 bytes"},
+		"readable": {hexKey, 0o644, "chmod 600"},
+	} {
+		if _, err := LoadEncryptionKey(write(name, c.content, c.mode)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, c.want)
+		}
+	}
+}

@@ -51,6 +51,9 @@ type Config struct {
 	// ShellInput records what technicians type into shells, not only the
 	// output (policy; default off: passwords are typed there).
 	ShellInput bool
+	// EncryptionKey, when set (EncryptionKeySize bytes), encrypts every
+	// part at rest.
+	EncryptionKey []byte
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -71,6 +74,9 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 4096
+	}
+	if c.EncryptionKey != nil && len(c.EncryptionKey) != EncryptionKeySize {
+		return fmt.Errorf("record: encryption key has %d bytes, want %d", len(c.EncryptionKey), EncryptionKeySize)
 	}
 	return nil
 }
@@ -97,6 +103,24 @@ func (r *Recorder) PublicKey() ed25519.PublicKey { return r.cfg.Key.Public().(ed
 
 // Dir is where archives are written.
 func (r *Recorder) Dir() string { return r.cfg.Dir }
+
+// ReadPart returns a part of a session's archive, decrypted if need be.
+func (r *Recorder) ReadPart(session string, m *Manifest, name string) ([]byte, error) {
+	dir, err := r.ArchiveDir(session)
+	if err != nil {
+		return nil, err
+	}
+	return ReadPart(dir, m, name, r.cfg.EncryptionKey)
+}
+
+// Verify checks a session's archive against this broker's keys.
+func (r *Recorder) Verify(session string) (*Report, error) {
+	dir, err := r.ArchiveDir(session)
+	if err != nil {
+		return nil, err
+	}
+	return VerifyWith(dir, r.PublicKey(), r.cfg.EncryptionKey)
+}
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
@@ -218,8 +242,9 @@ func (r *Recorder) Start(info Info) (*Session, error) {
 		inputs: map[string]*inputSummary{},
 		counts: map[string]int64{},
 	}
-	s.manifest = Manifest{Format: Format, Session: info.Session, Ticket: info.Ticket, Technician: info.Technician, StartedAt: s.start.UTC(), State: StateRecording}
-	if s.events, err = createEventLog(filepath.Join(dir, EventsFile), info.Session); err != nil {
+	s.manifest = Manifest{Format: Format, Session: info.Session, Ticket: info.Ticket, Technician: info.Technician, StartedAt: s.start.UTC(), State: StateRecording,
+		Encrypted: r.cfg.EncryptionKey != nil}
+	if s.events, err = createEventLog(filepath.Join(dir, EventsFile), info.Session, r.cfg.EncryptionKey); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -472,7 +497,7 @@ func (s *Session) openShell(it item) error {
 	if !safeName(name) || !sessionIDPattern.MatchString(it.channel) {
 		return s.appendEvent(it.at, Event{Type: "shell.unrecorded", Actor: "broker", Detail: json.RawMessage(`{"reason":"bad channel name"}`)})
 	}
-	c, err := createCast(filepath.Join(s.dir, name), it.at, it.cols, it.rows, s.info.Session+" "+it.channel)
+	c, err := createCast(filepath.Join(s.dir, name), it.at, it.cols, it.rows, s.info.Session+" "+it.channel, s.r.cfg.EncryptionKey)
 	if err != nil {
 		return err
 	}
@@ -541,7 +566,7 @@ func (s *Session) requestKeyframe() {
 
 // sealSegment closes the current segment and seals the archive with it.
 func (s *Session) sealSegment() error {
-	part, err := s.seg.seal()
+	part, err := s.seg.seal(s.r.cfg.EncryptionKey)
 	s.seg = nil
 	if err != nil {
 		return err
@@ -611,7 +636,7 @@ func (s *Session) finish(reason string) {
 	s.flushInputs(true)
 	var err error
 	if s.seg != nil {
-		part, serr := s.seg.seal()
+		part, serr := s.seg.seal(s.r.cfg.EncryptionKey)
 		s.seg = nil
 		err = serr
 		if serr == nil {

@@ -51,6 +51,12 @@ func (r *Report) warn(part, format string, args ...any) {
 // every part, and the chain of events.jsonl. It reports every problem it
 // finds, each naming the part.
 func Verify(dir string, trusted ed25519.PublicKey) (*Report, error) {
+	return VerifyWith(dir, trusted, nil)
+}
+
+// VerifyWith is Verify for archives encrypted at rest: with encKey it also
+// checks the event chain inside; without it, signature and hashes only.
+func VerifyWith(dir string, trusted ed25519.PublicKey, encKey []byte) (*Report, error) {
 	r := &Report{}
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -91,7 +97,7 @@ func Verify(dir string, trusted ed25519.PublicKey) (*Report, error) {
 			continue
 		}
 		listed[p.Name] = true
-		if verifyPart(r, dir, m, p) {
+		if verifyPart(r, dir, m, p, encKey) {
 			r.PartsOK++
 		}
 	}
@@ -146,7 +152,7 @@ func verifySignature(r *Report, dir string, m *Manifest, raw []byte, trusted ed2
 }
 
 // verifyPart checks one part's sealed bytes, and for the event log its chain.
-func verifyPart(r *Report, dir string, m *Manifest, p Part) bool {
+func verifyPart(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool {
 	path := filepath.Join(dir, p.Name)
 	st, err := os.Stat(path)
 	if err != nil {
@@ -171,20 +177,31 @@ func verifyPart(r *Report, dir string, m *Manifest, p Part) bool {
 			r.warn(p.Name, "%d bytes written after the last seal are not covered by the signature", st.Size()-p.Size)
 		}
 	}
-	if p.Kind == KindEvents && !m.Encrypted {
-		ok = verifyChain(r, path, m, p) && ok
+	if p.Kind == KindEvents {
+		if m.Encrypted && encKey == nil {
+			r.warn(p.Name, "encrypted: its hash chain was not checked (give the encryption key to check it)")
+		} else {
+			ok = verifyChain(r, dir, m, p, encKey) && ok
+		}
 	}
 	return ok
 }
 
-func verifyChain(r *Report, path string, m *Manifest, p Part) bool {
-	f, err := os.Open(path)
+func verifyChain(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool {
+	data, err := os.ReadFile(filepath.Join(dir, p.Name))
 	if err != nil {
 		r.problem(p.Name, "%v", err)
 		return false
 	}
-	defer f.Close()
-	res := CheckChain(f, m.Session)
+	if m.Encrypted {
+		var derr error
+		data, derr = decryptPart(encKey, p.Name, data)
+		if derr != nil && !errors.Is(derr, errTorn) {
+			r.problem(p.Name, "%v", derr)
+			return false
+		}
+	}
+	res := CheckChain(bytes.NewReader(data), m.Session)
 	r.EventLines = res.Lines
 	ok := true
 	if res.Err != nil {
@@ -242,13 +259,13 @@ const maxZipPart = 8 << 30
 
 // VerifyPath verifies an archive directory, or a zip of one as the broker's
 // download button makes it.
-func VerifyPath(path string, trusted ed25519.PublicKey) (*Report, error) {
+func VerifyPath(path string, trusted ed25519.PublicKey, encKey []byte) (*Report, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
 	if st.IsDir() {
-		return Verify(path, trusted)
+		return VerifyWith(path, trusted, encKey)
 	}
 	tmp, err := os.MkdirTemp("", "tether-verify-")
 	if err != nil {
@@ -259,7 +276,7 @@ func VerifyPath(path string, trusted ed25519.PublicKey) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Verify(dir, trusted)
+	return VerifyWith(dir, trusted, encKey)
 }
 
 // unzipArchive extracts a downloaded archive: one folder of plain files.

@@ -2,6 +2,7 @@ package record
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -128,7 +129,7 @@ type webmFile struct {
 
 // seal writes the segment as a WebM file, fsyncs it and returns it as a
 // manifest part.
-func (s *segment) seal() (Part, error) {
+func (s *segment) seal(key []byte) (Part, error) {
 	// The last frame lasts until the next would have come (~1/30 s).
 	duration := s.lastMS + 33
 	doc := webmFile{
@@ -149,7 +150,17 @@ func (s *segment) seal() (Part, error) {
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	err = ebml.Marshal(&doc, bw)
+	if key == nil {
+		err = ebml.Marshal(&doc, bw)
+	} else {
+		var plain bytes.Buffer
+		enc, cerr := newPartCipher(key, s.name)
+		if err = cerr; err == nil {
+			if err = ebml.Marshal(&doc, &plain); err == nil {
+				_, err = bw.Write(enc.seal(plain.Bytes()))
+			}
+		}
+	}
 	if err == nil {
 		err = bw.Flush()
 	}

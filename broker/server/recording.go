@@ -27,6 +27,9 @@ type RecordingConfig struct {
 	ShellInput bool
 	// SegmentDuration is the length of a video segment (default 4 s).
 	SegmentDuration time.Duration
+	// EncryptionKeyFile, when set, names a file holding the key (32 bytes,
+	// hex or base64, mode 0600) that encrypts archives at rest.
+	EncryptionKeyFile string
 }
 
 // startRecorder loads (or creates) the signing key, seals archives a
@@ -43,8 +46,14 @@ func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
+	var encKey []byte
+	if cfg.EncryptionKeyFile != "" {
+		if encKey, err = record.LoadEncryptionKey(cfg.EncryptionKeyFile); err != nil {
+			return nil, err
+		}
+	}
 	rec, err := record.New(record.Config{Dir: cfg.Dir, Key: key, Logger: b.cfg.Logger, Now: b.cfg.Now,
-		SegmentDuration: cfg.SegmentDuration, ShellInput: cfg.ShellInput})
+		SegmentDuration: cfg.SegmentDuration, ShellInput: cfg.ShellInput, EncryptionKey: encKey})
 	if err != nil {
 		return nil, err
 	}
