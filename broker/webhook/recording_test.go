@@ -1,0 +1,34 @@
+package webhook
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestRecordingReady: the hub's recording.ready entry becomes the
+// documented event, once per session, with the archive's figures.
+func TestRecordingReady(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, nil)
+	e.endpoint(t, rcv.URL, RecordingReadyType)
+	detail := map[string]any{"state": "complete", "size_bytes": 123456, "duration_ms": 61000, "segments": 16, "frames_relayed": 1800, "frames_written": 1800}
+	e.audit(t, "session.ended", "broker", map[string]any{"reason": "done"})
+	e.audit(t, "recording.ready", "broker", detail)
+	e.audit(t, "recording.ready", "broker", detail)
+	waitFor(t, "recording.ready", func() bool { return len(rcv.requests()) >= 1 })
+	var env struct {
+		Type string
+		Data RecordingReady
+	}
+	if err := json.Unmarshal(rcv.requests()[0].body, &env); err != nil {
+		t.Fatal(err)
+	}
+	d := env.Data
+	if env.Type != RecordingReadyType || d.SessionID != e.sess.ID || d.State != "complete" || d.SizeBytes != 123456 || d.DurationMS != 61000 ||
+		d.Segments != 16 || d.FramesRelayed != 1800 || d.FramesWritten != 1800 || d.URL != "/api/v1/recordings/"+e.sess.ID {
+		t.Errorf("recording.ready %+v", env)
+	}
+	if n := len(rcv.requests()); n != 1 {
+		t.Errorf("%d deliveries, want one per session", n)
+	}
+}
