@@ -163,6 +163,7 @@ type Session struct {
 
 	videoRelayed  atomic.Int64
 	videoOverflow atomic.Int64
+	inputsLost    atomic.Int64
 	eventsLost    atomic.Int64
 
 	// Owned by the writing goroutine.
@@ -292,7 +293,9 @@ func (s *Session) VideoPacket(pkt *rtp.Packet) {
 	s.videoRelayedPacket(pkt)
 	cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
 	cp.Header.CSRC, cp.Header.Extensions = nil, nil
-	s.enqueue(item{kind: itemVideo, pkt: cp}, false)
+	if !s.enqueue(item{kind: itemVideo, pkt: cp}, false) {
+		s.videoOverflow.Add(1)
+	}
 }
 
 func (s *Session) videoRelayedPacket(pkt *rtp.Packet) {
@@ -304,7 +307,9 @@ func (s *Session) videoRelayedPacket(pkt *rtp.Packet) {
 // Input counts a viewer's input event for the per-second summaries; the
 // content of keys and text is not recorded.
 func (s *Session) Input(viewer string, kind byte) {
-	s.enqueue(item{kind: itemInput, at: s.r.cfg.Now(), viewer: viewer, input: kind}, false)
+	if !s.enqueue(item{kind: itemInput, at: s.r.cfg.Now(), viewer: viewer, input: kind}, false) {
+		s.inputsLost.Add(1)
+	}
 }
 
 // Control records a control message the relay passed on: clipboard
@@ -358,31 +363,33 @@ func (s *Session) ShellClosed(channel string) {
 	s.enqueue(item{kind: itemShellClose, at: s.r.cfg.Now(), channel: channel}, true)
 }
 
-// enqueue hands an item to the writer. Video is dropped (and counted) when
-// the queue is full; events wait for room, for at most a second.
-func (s *Session) enqueue(it item, wait bool) {
+// enqueue hands an item to the writer and reports whether it was taken.
+// Without wait (video, input counts) a full queue drops the item; events
+// wait for room, for at most a second, and are counted when lost.
+func (s *Session) enqueue(it item, wait bool) bool {
 	select {
 	case <-s.done:
-		return
+		return false
 	default:
 	}
 	select {
 	case s.queue <- it:
-		return
+		return true
 	default:
 	}
 	if !wait {
-		s.videoOverflow.Add(1)
-		return
+		return false
 	}
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	select {
 	case s.queue <- it:
+		return true
 	case <-s.done:
 	case <-t.C:
 		s.eventsLost.Add(1)
 	}
+	return false
 }
 
 // Finish writes what is queued, seals the archive as complete and waits
@@ -650,7 +657,8 @@ func (s *Session) finish(reason string) {
 		sh.part.Open = false
 	}
 	stats := s.videoStats()
-	detail, _ := json.Marshal(map[string]any{"reason": reason, "frames_relayed": stats.Relayed, "frames_written": stats.Written, "events_lost": s.eventsLost.Load()})
+	detail, _ := json.Marshal(map[string]any{"reason": reason, "frames_relayed": stats.Relayed, "frames_written": stats.Written,
+		"events_lost": s.eventsLost.Load(), "input_counts_lost": s.inputsLost.Load()})
 	if err == nil {
 		err = s.appendEvent(now, Event{Type: "recording.finished", Actor: "broker", Detail: detail})
 	}
