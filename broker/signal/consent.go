@@ -207,15 +207,19 @@ func (h *Hub) requestMore(l *live, c *conn, perms []string) {
 		return
 	}
 	var extra []string
+	watchOnly := false
 	for _, p := range perms {
 		if v.person.Role == auth.RoleSupervisor && p != protocol.PermView {
-			continue // observers only watch
+			watchOnly = true // observers only watch
+			continue
 		}
 		if !slices.Contains(v.grants, p) {
 			extra = append(extra, p)
 		}
 	}
 	switch {
+	case len(extra) == 0 && watchOnly:
+		go c.sendError(l.id, protocol.CodeForbidden, "Supervisors watch sessions read-only: they can be allowed to see, nothing more.")
 	case len(extra) == 0:
 		go c.sendError(l.id, protocol.CodeBadMessage, "You already have those permissions.")
 	case v.pending != "":

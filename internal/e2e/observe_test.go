@@ -60,6 +60,15 @@ func TestLiveObservation(t *testing.T) {
 	if ok, reason, err := sup.TakeControl(ctx, true); err != nil || ok {
 		t.Errorf("the supervisor took control: %v %q %v", ok, reason, err)
 	}
+	// Asking the user for more is refused before it reaches the user.
+	prompts := strings.Count(host.stdout.String(), "Allow? ")
+	if err := sup.RequestPermissions(protocol.PermControl); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if n := strings.Count(host.stdout.String(), "Allow? "); n != prompts {
+		t.Errorf("the user was asked to let a supervisor control")
+	}
 	// The technician is told who watches; the host says so on its terminal.
 	waitUntil(t, 10*time.Second, "the technician to be told of the observer", func() bool {
 		obs := tech.Observers()

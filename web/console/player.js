@@ -80,7 +80,7 @@ export function summary(e) {
     case 'input': {
       const parts = [['moves', 'moves'], ['clicks', 'clicks'], ['wheels', 'scrolls'], ['keys', 'keys'], ['text', 'text']]
         .filter(([k]) => d[k]).map(([k, label]) => `${d[k]} ${label}`);
-      return `${d.viewer || e.actor}: ${parts.join(', ') || 'input'} in one second`;
+      return `${parts.join(', ') || 'Input'} in one second`;
     }
     case 'clipboard':
       return `${d.direction === 'from_host' ? 'From the user' : 'To the user'}: ${sizeText(d.size)} (content not recorded)`;
@@ -92,7 +92,6 @@ export function summary(e) {
     case 'session.ended': return d.reason || '';
     case 'host.connected': return [d.hostname, d.os].filter(Boolean).join(' · ');
     case 'viewer.joined': return `As ${d.role || 'technician'}`;
-    case 'control.taken': case 'control.released': return d.viewer || e.actor;
     case 'display.selected': return `Display ${Number(d.display) + 1}`;
     case 'message.refused': return d.reason || '';
     case 'recording.finished': return `${d.frames_written ?? 0} of ${d.frames_relayed ?? 0} frames written`;
@@ -168,7 +167,7 @@ export function mountPlayer(main, { id, navigate }) {
   const verifySlot = h('div', { class: 'verify-slot', 'data-testid': 'verify-result' });
   const titleMeta = h('div', { class: 'player-meta' });
   const badgeSlot = h('span', {});
-  const noteSlot = h('div', {});
+  const noteSlot = h('div', { class: 'player-note' });
 
   main.replaceChildren(
     h('header', { class: 'page-header player-header' },
