@@ -13,6 +13,7 @@ import { formatDateTime, formatDuration, h, icon, toast } from './ui.js';
 
 const SPEEDS = [1, 2, 4, 8];
 const CAST_SYNC_MS = 200; // how often the transcript follows the timeline
+const INPUT_BUCKETS = 400; // input bars on the timeline, at most
 
 // Marker categories, in the order of the legend.
 const CATEGORIES = [
@@ -80,6 +81,7 @@ export function summary(e) {
     case 'input': {
       const parts = [['moves', 'moves'], ['clicks', 'clicks'], ['wheels', 'scrolls'], ['keys', 'keys'], ['text', 'text']]
         .filter(([k]) => d[k]).map(([k, label]) => `${d[k]} ${label}`);
+      if (d.span_ms) return `${d.total} input events in ${formatDuration(d.span_ms)}`;
       return `${parts.join(', ') || 'Input'} in one second`;
     }
     case 'clipboard':
@@ -267,8 +269,20 @@ export function mountPlayer(main, { id, navigate }) {
       el.style.width = `${Math.max(0.2, ((s.end - s.start_ms) / duration) * 100)}%`;
       return el;
     }));
-    const maxInput = Math.max(1, ...events.filter((e) => e.type === 'input').map((e) => e.detail?.total || 0));
+    // Input is summed per second; on a long session the bursts are summed
+    // again into at most INPUT_BUCKETS bars, so the timeline stays light.
+    const bucketMS = Math.max(1000, duration / INPUT_BUCKETS);
+    const buckets = new Map();
     for (const e of events) {
+      if (e.type !== 'input') continue;
+      const k = Math.floor(e.t / bucketMS);
+      const b = buckets.get(k) ?? { ...e, detail: { total: 0, span_ms: bucketMS } };
+      b.detail.total += e.detail?.total || 0;
+      buckets.set(k, b);
+    }
+    const maxInput = Math.max(1, ...[...buckets.values()].map((e) => e.detail.total));
+    const marked = [...events.filter((e) => e.type !== 'input'), ...buckets.values()];
+    for (const e of marked) {
       const cat = categoryOf(e.type);
       if (cat === 'session' && !['session.ended', 'host.connected', 'viewer.joined', 'recording.failed'].includes(e.type)) continue;
       counts[cat] = (counts[cat] || 0) + 1;

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestSearchRecordings(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	day := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	users := map[string]*User{}
+	for _, name := range []string{"ana", "ben", "cy"} {
+		u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: day}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		users[name] = u
+	}
+	type rec struct {
+		id, ticket, tech, host string
+		at                     time.Time
+		shells, files          int
+	}
+	for i, r := range []rec{
+		{"s1", "INC-100", "ana", `{"hostname":"FIN-LT-01"}`, day, 1, 0},
+		{"s2", "INC-200", "ana", `{"hostname":"MKT-PC-7"}`, day.Add(24 * time.Hour), 0, 2},
+		{"s3", "CHG_9%", "ben", `{"hostname":"FIN-LT-02"}`, day.Add(48 * time.Hour), 1, 1},
+		{"s4", "INC-101", "cy", "", day.Add(72 * time.Hour), 0, 0},
+	} {
+		if err := s.CreateSession(ctx, &Session{ID: r.id, CodeHash: r.id, CodeExpiresAt: r.at, CreatedBy: users[r.tech].ID, TicketID: r.ticket, State: StateWaiting, CreatedAt: r.at}); err != nil {
+			t.Fatal(err)
+		}
+		if r.host != "" {
+			if err := s.SetSessionActive(ctx, r.id, r.host); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.CreateRecording(ctx, r.id, r.at); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateRecording(ctx, &Recording{Session: r.id, State: "complete", StartedAt: r.at, Shells: r.shells, Files: r.files, SizeBytes: int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ben was invited into s1.
+	if err := s.AddParticipant(ctx, "s1", users["ben"].ID, users["ana"].ID, day); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		f    RecordingFilter
+		want []string
+	}{
+		{"all, newest first", RecordingFilter{}, []string{"s4", "s3", "s2", "s1"}},
+		{"ticket substring", RecordingFilter{Ticket: "inc-10"}, []string{"s4", "s1"}},
+		{"ticket wildcards are literal", RecordingFilter{Ticket: "_9%"}, []string{"s3"}},
+		{"no wildcard match", RecordingFilter{Ticket: "%"}, []string{"s3"}},
+		{"technician", RecordingFilter{Technician: "ana"}, []string{"s2", "s1"}},
+		{"user's computer", RecordingFilter{Host: "FIN-LT"}, []string{"s3", "s1"}},
+		{"date range", RecordingFilter{From: day.Add(24 * time.Hour), To: day.Add(72 * time.Hour)}, []string{"s3", "s2"}},
+		{"a shell was used", RecordingFilter{Shell: true}, []string{"s3", "s1"}},
+		{"files were moved", RecordingFilter{Files: true}, []string{"s3", "s2"}},
+		{"shell and files", RecordingFilter{Shell: true, Files: true}, []string{"s3"}},
+		{"ben's own and invited", RecordingFilter{User: users["ben"].ID}, []string{"s3", "s1"}},
+		{"cy's own", RecordingFilter{User: users["cy"].ID}, []string{"s4"}},
+		{"limit", RecordingFilter{Limit: 1}, []string{"s4"}},
+	} {
+		got, err := s.SearchRecordings(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.Session)
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, ids, tc.want)
+		}
+	}
+	r, err := s.RecordingBySession(ctx, "s1")
+	if err != nil || r.Technician != "ana" || r.TicketID != "INC-100" || r.Shells != 1 || r.HostJSON == "" {
+		t.Fatalf("recording s1: %+v %v", r, err)
+	}
+	if err := s.MarkRecordingDeleted(ctx, "s1", day.Add(100*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.RecordingBySession(ctx, "s1"); r.State != "deleted" || r.DeletedAt.IsZero() {
+		t.Errorf("after deletion: %+v", r)
+	}
+}
