@@ -73,6 +73,7 @@ func (l *eventLog) append(e Event) error {
 	e.Seq, e.Prev = l.seq, l.head
 	line, err := json.Marshal(e)
 	if err != nil {
+		l.seq--
 		return fmt.Errorf("encode event %s: %w", e.Type, err)
 	}
 	out := append(line, '\n')
@@ -101,6 +102,16 @@ func (l *eventLog) close() error {
 		err = cerr
 	}
 	return err
+}
+
+// encode chains an event and returns its line with the newline, as append
+// writes it (unencrypted).
+func (l *eventLog) encode(e Event) []byte {
+	l.seq++
+	e.Seq, e.Prev = l.seq, l.head
+	line, _ := json.Marshal(e)
+	l.head = lineHash(line)
+	return append(line, '\n')
 }
 
 // ChainResult is what checking an event chain found.
