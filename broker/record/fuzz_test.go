@@ -41,4 +41,3 @@ func FuzzDecryptPart(f *testing.F) {
 		}
 	})
 }
-
