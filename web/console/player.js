@@ -141,10 +141,18 @@ export function mountPlayer(main, { id, navigate }) {
   const hooks = { t: 0, duration: 0, playing: false, speed: 1, segment: null, videoTime: 0, markers: {}, shells: 0, shellTime: null, verify: null, ready: false, error: '' };
   window.tether.player = hooks;
 
-  const video = h('video', { class: 'player-video', muted: true, playsinline: true, preload: 'auto', 'data-testid': 'player-video' });
-  video.muted = true;
+  // Two video elements: one shows the current segment while the other
+  // loads the next, so that a segment boundary does not flash.
+  const videos = [0, 1].map(() => {
+    const v = h('video', { class: 'player-video', muted: true, playsinline: true, preload: 'auto', hidden: true });
+    v.muted = true;
+    return v;
+  });
+  let video = videos[0];
+  video.hidden = false;
+  video.dataset.testid = 'player-video';
   const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), h('span', { text: 'No video here: the screen was not shared or did not change.' }));
-  const stage = h('div', { class: 'player-stage' }, video, noVideo);
+  const stage = h('div', { class: 'player-stage' }, ...videos, noVideo);
   const playBtn = h('button', { type: 'button', class: 'player-play', 'aria-label': 'Play', 'data-testid': 'player-play' }, icon('play', 18));
   const timeText = h('span', { class: 'player-time tabular', 'data-testid': 'player-time', text: '0:00 / 0:00' });
   const speedGroup = h('div', { class: 'segmented player-speeds', role: 'group', 'aria-label': 'Playback speed' },
@@ -389,17 +397,43 @@ export function mountPlayer(main, { id, navigate }) {
     return found;
   }
 
-  function showSegment(seg, offsetMS) {
-    if (currentSeg !== seg) {
-      currentSeg = seg;
-      video.src = api.recordingPartURL(id, seg.name);
-      video.playbackRate = speed;
-      video.addEventListener('loadedmetadata', () => {
-        video.currentTime = offsetMS / 1000;
-        video.playbackRate = speed;
-        if (playing && currentSeg === seg) video.play().catch(() => {});
-      }, { once: true });
+  // load puts a segment into a video element, at offsetMS, once.
+  function load(v, seg, offsetMS, then) {
+    if (v.dataset.seg !== seg.name) {
+      v.dataset.seg = seg.name;
+      v.src = api.recordingPartURL(id, seg.name);
     }
+    const ready = () => {
+      v.currentTime = offsetMS / 1000;
+      v.playbackRate = speed;
+      then?.();
+    };
+    if (v.readyState >= 1) ready();
+    else v.addEventListener('loadedmetadata', ready, { once: true });
+  }
+
+  function showSegment(seg, offsetMS) {
+    if (currentSeg === seg) return;
+    currentSeg = seg;
+    const other = videos.find((v) => v !== video);
+    // The spare element may hold this segment already: swap to it.
+    const next = other.dataset.seg === seg.name ? other : video;
+    load(next, seg, offsetMS, () => {
+      if (currentSeg !== seg) return;
+      if (next !== video) {
+        video.pause();
+        delete video.dataset.testid;
+        next.dataset.testid = 'player-video';
+        next.hidden = false;
+        video.hidden = true;
+        video = next;
+      }
+      if (playing) video.play().catch(() => {});
+      // Meanwhile the spare one loads what comes next.
+      const after = segments[segments.indexOf(seg) + 1];
+      const spare = videos.find((v) => v !== video);
+      if (after) load(spare, after, 0);
+    });
   }
 
   function syncVideo() {
@@ -412,7 +446,7 @@ export function mountPlayer(main, { id, navigate }) {
         showSegment(seg, offset);
         return;
       }
-      if (video.readyState >= 1) {
+      if (video.readyState >= 1 && video.dataset.seg === seg.name) {
         if (Math.abs(video.currentTime * 1000 - offset) > 250 + 60 * speed) video.currentTime = offset / 1000;
         if (video.playbackRate !== speed) video.playbackRate = speed;
         if (playing && video.paused) video.play().catch(() => {});
@@ -510,7 +544,7 @@ export function mountPlayer(main, { id, navigate }) {
 
   function setSpeed(s) {
     speed = s;
-    video.playbackRate = s;
+    for (const v of videos) v.playbackRate = s;
     for (const b of speedGroup.children) {
       const on = Number(b.dataset.speed) === s;
       b.classList.toggle('is-active', on);
@@ -524,13 +558,14 @@ export function mountPlayer(main, { id, navigate }) {
     raf = requestAnimationFrame((now) => {
       if (!alive || !playing) return;
       const seg = segmentAt(t);
-      const videoT = seg ? seg.start_ms + video.currentTime * 1000 : -1;
-      if (seg && seg === currentSeg && !video.paused && video.readyState >= 2 && videoT > lastVideoT) {
+      const shown = seg && seg === currentSeg && video.dataset.seg === seg.name;
+      const videoT = shown ? seg.start_ms + video.currentTime * 1000 : -1;
+      if (shown && !video.paused && video.readyState >= 2 && videoT > lastVideoT) {
         // The video leads while it plays: its clock is the smoothest.
         t = Math.max(t, videoT);
         lastVideoT = videoT;
         lastProgress = now;
-      } else if (seg && seg === currentSeg && !video.paused && now - lastProgress < 250) {
+      } else if (shown && !video.paused && now - lastProgress < 250) {
         // A frame late: wait for the video rather than run ahead of it.
       } else {
         // No video here, or it stalled (at a segment's very end): the
@@ -562,10 +597,12 @@ export function mountPlayer(main, { id, navigate }) {
 
   playBtn.addEventListener('click', toggle);
   for (const b of speedGroup.children) b.addEventListener('click', () => setSpeed(Number(b.dataset.speed)));
-  video.addEventListener('ended', () => {
-    if (playing && currentSeg) t = Math.max(t, currentSeg.end);
-  });
-  video.addEventListener('timeupdate', () => { hooks.videoTime = video.currentTime; });
+  for (const v of videos) {
+    v.addEventListener('ended', () => {
+      if (v === video && playing && currentSeg) t = Math.max(t, currentSeg.end);
+    });
+    v.addEventListener('timeupdate', () => { if (v === video) hooks.videoTime = v.currentTime; });
+  }
 
   // ---- Verify -------------------------------------------------------------------
 
@@ -606,8 +643,10 @@ export function mountPlayer(main, { id, navigate }) {
     cancelAnimationFrame(raf);
     clearInterval(castTimer);
     activeShell?.player?.dispose?.();
-    video.removeAttribute('src');
-    video.load();
+    for (const v of videos) {
+      v.removeAttribute('src');
+      v.load();
+    }
     if (window.tether.player === hooks) window.tether.player = null;
   };
 }
