@@ -397,8 +397,8 @@ export function mountPlayer(main, { id, navigate }) {
     return found;
   }
 
-  // load puts a segment into a video element, at offsetMS, once.
-  function load(v, seg, offsetMS, then) {
+  // loadSegment puts a segment into a video element, at offsetMS, once.
+  function loadSegment(v, seg, offsetMS, then) {
     if (v.dataset.seg !== seg.name) {
       v.dataset.seg = seg.name;
       v.src = api.recordingPartURL(id, seg.name);
@@ -418,7 +418,7 @@ export function mountPlayer(main, { id, navigate }) {
     const other = videos.find((v) => v !== video);
     // The spare element may hold this segment already: swap to it.
     const next = other.dataset.seg === seg.name ? other : video;
-    load(next, seg, offsetMS, () => {
+    loadSegment(next, seg, offsetMS, () => {
       if (currentSeg !== seg) return;
       if (next !== video) {
         video.pause();
@@ -432,7 +432,7 @@ export function mountPlayer(main, { id, navigate }) {
       // Meanwhile the spare one loads what comes next.
       const after = segments[segments.indexOf(seg) + 1];
       const spare = videos.find((v) => v !== video);
-      if (after) load(spare, after, 0);
+      if (after) loadSegment(spare, after, 0);
     });
   }
 

@@ -92,7 +92,9 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
 
     // Play the real session.
     await page.locator(`[data-testid="recording-row"][data-session-id="${sessionId}"]`).click();
-    await page.waitForFunction(() => window.tether.player?.ready === true);
+    await page.waitForFunction(() => window.tether.player?.ready === true || window.tether.player?.error, null, { timeout: 15_000 })
+      .catch(async (err) => { throw new Error(`${err.message}: at ${page.url()}, player ${JSON.stringify(await page.evaluate(() => window.tether.player))}, errors ${errors.join(" / ")}`); });
+    assert.equal(await page.evaluate(() => window.tether.player.error), '');
     const markers = await page.evaluate(() => window.tether.player.markers);
     for (const cat of ['consent', 'permissions', 'input', 'session']) assert.ok(markers[cat] > 0, `no ${cat} markers: ${JSON.stringify(markers)}`);
     assert.ok(await page.getByTestId('timeline-marker').count() > 5);
