@@ -471,7 +471,7 @@ func TestDiskFull(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
 	}
-	defer exec.Command("umount", mnt).Run()
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	key := testKey(t)
 	r, err := New(Config{Dir: mnt, Key: key, SegmentDuration: 300 * time.Millisecond})
 	if err != nil {
