@@ -13,7 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/record"
@@ -23,15 +26,53 @@ import (
 // maxPlayerEvents bounds the events one request returns to the player.
 const maxPlayerEvents = 200_000
 
+// Whole-archive work (download, verify) reads every byte of an archive: each
+// person may start heavyArchiveBurst of them at once, then one per
+// heavyArchiveEvery.
+const (
+	heavyArchiveBurst = 10
+	heavyArchiveEvery = 6 * time.Second
+)
+
 // registerRecordings adds the recordings endpoints.
 func (a *API) registerRecordings(mux *http.ServeMux) {
+	heavy := &userLimiter{every: heavyArchiveEvery, burst: heavyArchiveBurst, byUser: map[int64]*rate.Limiter{}}
 	mux.HandleFunc("GET /api/v1/recordings/public-key", a.recordingKey)
 	mux.HandleFunc("GET /api/v1/recordings", a.authed(auth.ScopeRecordingsRead, a.listRecordings))
 	mux.HandleFunc("GET /api/v1/recordings/{id}", a.authed(auth.ScopeRecordingsRead, a.getRecording))
 	mux.HandleFunc("GET /api/v1/recordings/{id}/events", a.authed(auth.ScopeRecordingsRead, a.recordingEvents))
 	mux.HandleFunc("GET /api/v1/recordings/{id}/parts/{name}", a.authed(auth.ScopeRecordingsRead, a.recordingPart))
-	mux.HandleFunc("GET /api/v1/recordings/{id}/download", a.authed(auth.ScopeRecordingsRead, a.downloadRecording))
-	mux.HandleFunc("POST /api/v1/recordings/{id}/verify", a.authed(auth.ScopeRecordingsRead, a.verifyRecording))
+	mux.HandleFunc("GET /api/v1/recordings/{id}/download", a.authed(auth.ScopeRecordingsRead, heavy.limit(a.downloadRecording)))
+	mux.HandleFunc("POST /api/v1/recordings/{id}/verify", a.authed(auth.ScopeRecordingsRead, heavy.limit(a.verifyRecording)))
+}
+
+// userLimiter rate-limits a handler per person.
+type userLimiter struct {
+	every  time.Duration
+	burst  int
+	mu     sync.Mutex
+	byUser map[int64]*rate.Limiter
+}
+
+func (l *userLimiter) limit(h func(http.ResponseWriter, *http.Request, *auth.Principal)) func(http.ResponseWriter, *http.Request, *auth.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		l.mu.Lock()
+		lim := l.byUser[p.User.ID]
+		if lim == nil {
+			if len(l.byUser) > 10000 {
+				l.byUser = map[int64]*rate.Limiter{}
+			}
+			lim = rate.NewLimiter(rate.Every(l.every), l.burst)
+			l.byUser[p.User.ID] = lim
+		}
+		l.mu.Unlock()
+		if !lim.Allow() {
+			w.Header().Set("Retry-After", strconv.Itoa(int(l.every/time.Second)))
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many downloads or verifications in a short time. Wait a few seconds and try again.")
+			return
+		}
+		h(w, r, p)
+	}
 }
 
 type recordingJSON struct {

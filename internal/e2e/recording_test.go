@@ -320,6 +320,20 @@ func TestRecordingAccess(t *testing.T) {
 	if got := admin.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/parts/..%2F..%2Ftether.db", nil); got != 404 {
 		t.Errorf("path escape: %d", got)
 	}
+	// Whole-archive work is rate-limited per person.
+	sup := newAPIClient(t, b.URL(), b.CAFile(), keys["sup"])
+	limited := 0
+	for range 12 {
+		if code := sup.call(t, "POST", "/api/v1/recordings/"+sess.ID+"/verify", nil); code == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("12 verifications in a row were all allowed")
+	}
+	if code := admin.call(t, "POST", "/api/v1/recordings/"+sess.ID+"/verify", nil); code != 200 {
+		t.Errorf("another person's verification: %d", code)
+	}
 	// Bad search input gets a clear error.
 	for _, q := range []string{"from=yesterday", "has=printer", "limit=0"} {
 		if got := admin.call(t, "GET", "/api/v1/recordings?"+q, nil); got != 400 {
