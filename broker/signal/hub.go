@@ -136,6 +136,7 @@ type Hub struct {
 	closed   bool
 	wg       sync.WaitGroup
 
+	attachMu   sync.Mutex // serializes the creation of live sessions
 	recMu      sync.Mutex
 	recordings map[string]*record.Session // by session id, while live
 }
@@ -288,16 +289,21 @@ func (h *Hub) end(id, reason string) {
 	l.relay.Close()
 }
 
-// attach returns the live session id, creating it (and its relay) on first
-// use.
+// attach returns the live session id, creating it (and its relay and
+// recording) on first use. Creation is serialized by attachMu, not h.mu:
+// starting an archive touches the disk, and live sessions must not wait
+// for that.
 func (h *Hub) attach(sess *store.Session) (*live, error) {
 	id := sess.ID
+	h.attachMu.Lock()
+	defer h.attachMu.Unlock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
+	closed, l := h.closed, h.live[id]
+	h.mu.Unlock()
+	if closed {
 		return nil, errors.New("broker is shutting down")
 	}
-	if l := h.live[id]; l != nil {
+	if l != nil {
 		return l, nil
 	}
 	var r *relay.Session
@@ -319,8 +325,16 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 		}
 		return nil, err
 	}
-	l := &live{id: id, ticket: sess.TicketID, perms: sess.Permissions, relay: r, viewers: map[*conn]*viewer{}, requests: map[string]*request{}}
+	l = &live{id: id, ticket: sess.TicketID, perms: sess.Permissions, relay: r, viewers: map[*conn]*viewer{}, requests: map[string]*request{}}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		r.Close()
+		h.finishRecording(id, "The broker is shutting down.")
+		return nil, errors.New("broker is shutting down")
+	}
 	h.live[id] = l
+	h.mu.Unlock()
 	return l, nil
 }
 
