@@ -154,6 +154,8 @@ export function mountPlayer(main, { id, navigate }) {
   const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), h('span', { text: 'No video here: the screen was not shared or did not change.' }));
   const stage = h('div', { class: 'player-stage' }, ...videos, noVideo);
   const playBtn = h('button', { type: 'button', class: 'player-play', 'aria-label': 'Play', 'data-testid': 'player-play' }, icon('play', 18));
+  const prevBtn = h('button', { type: 'button', class: 'icon-btn player-jump', title: 'Previous event', 'aria-label': 'Previous event', 'data-testid': 'player-prev' }, icon('back', 16));
+  const nextBtn = h('button', { type: 'button', class: 'icon-btn player-jump', title: 'Next event', 'aria-label': 'Next event', 'data-testid': 'player-next' }, icon('send', 16));
   const timeText = h('span', { class: 'player-time tabular', 'data-testid': 'player-time', text: '0:00 / 0:00' });
   const speedGroup = h('div', { class: 'segmented player-speeds', role: 'group', 'aria-label': 'Playback speed' },
     SPEEDS.map((s) => h('button', { type: 'button', class: `seg-btn${s === 1 ? ' is-active' : ''}`, 'data-speed': String(s), 'data-testid': 'player-speed', 'aria-pressed': s === 1 ? 'true' : 'false', text: `${s}\u00d7` })));
@@ -193,7 +195,7 @@ export function mountPlayer(main, { id, navigate }) {
         h('section', { class: 'card player-card' },
           stage,
           h('div', { class: 'player-controls' },
-            playBtn, timeText,
+            prevBtn, playBtn, nextBtn, timeText,
             h('div', { class: 'player-controls-right' }, h('span', { class: 'player-speed-label', text: 'Speed' }), speedGroup)),
           h('div', { class: 'timeline-wrap' }, timeline, legend)),
         shellSection),
@@ -346,6 +348,8 @@ export function mountPlayer(main, { id, navigate }) {
     else if (ev.key === 'Home') seek(0);
     else if (ev.key === 'End') seek(duration);
     else if (ev.key === ' ') toggle();
+    else if (ev.key === 'PageDown' || ev.key === ']') jump(1);
+    else if (ev.key === 'PageUp' || ev.key === '[') jump(-1);
     else return;
     ev.preventDefault();
   });
@@ -596,6 +600,14 @@ export function mountPlayer(main, { id, navigate }) {
   }
 
   playBtn.addEventListener('click', toggle);
+  // Jumps between what happened (input summaries aside), in the categories shown.
+  function jump(dir) {
+    const marks = events.filter((e) => e.type !== 'input' && !hidden.has(categoryOf(e.type))).map((e) => e.t);
+    const target = dir > 0 ? marks.find((m) => m > t + 250) : marks.reverse().find((m) => m < t - 250);
+    seek(target ?? (dir > 0 ? duration : 0));
+  }
+  prevBtn.addEventListener('click', () => jump(-1));
+  nextBtn.addEventListener('click', () => jump(1));
   for (const b of speedGroup.children) b.addEventListener('click', () => setSpeed(Number(b.dataset.speed)));
   for (const v of videos) {
     v.addEventListener('ended', () => {
