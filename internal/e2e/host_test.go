@@ -41,6 +41,7 @@ type hostProc struct {
 	stdout syncBuffer // what the user reads on the terminal
 	stderr syncBuffer // the log and the error line
 	done   chan error
+	read   chan struct{} // closed when the terminal has nothing more to read
 
 	mu    sync.Mutex
 	auto  bool // answer "all" to every prompt
@@ -71,7 +72,7 @@ func runHostBinary(t *testing.T, bin, display string, auto bool, args ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hostProc{cmd: exec.Command(bin, args...), pty: ptmx, done: make(chan error, 1), auto: auto}
+	h := &hostProc{cmd: exec.Command(bin, args...), pty: ptmx, done: make(chan error, 1), read: make(chan struct{}), auto: auto}
 	h.cmd.Env = append(os.Environ(), "DISPLAY="+display)
 	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = tty, tty, &h.stderr
 	if err := h.cmd.Start(); err != nil {
@@ -91,6 +92,7 @@ func runHostBinary(t *testing.T, bin, display string, auto bool, args ...string)
 // readTerminal collects the terminal output and answers prompts when the
 // host runs in auto mode.
 func (h *hostProc) readTerminal() {
+	defer close(h.read)
 	buf := make([]byte, 4096)
 	for {
 		n, err := h.pty.Read(buf)
@@ -135,12 +137,19 @@ func (h *hostProc) typeLine(t *testing.T, line string) {
 	}
 }
 
-// wait returns the host's exit code once it exits.
+// wait returns the host's exit code once it exits and its last words on
+// the terminal have been read.
 func (h *hostProc) wait(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case err := <-h.done:
 		h.done <- err // let Cleanup read it again
+		// The terminal closes once the host is gone: what it printed last
+		// is read by then.
+		select {
+		case <-h.read:
+		case <-time.After(5 * time.Second):
+		}
 		if err == nil {
 			return 0
 		}
