@@ -7,7 +7,7 @@ import * as api from './api.js';
 import { formatDateTime, formatDuration, h, icon, shortId, timeAgo } from './ui.js';
 
 const STATES = {
-  recording: ['Recording', 'badge-active'],
+  recording: ['Live', 'badge-active'],
   complete: ['Complete', 'badge-ended'],
   incomplete: ['Incomplete', 'badge-waiting'],
   failed: ['Failed', 'badge-failed'],
@@ -144,7 +144,10 @@ export function mountRecordings(main, { navigate, user }) {
   }
 
   function row(r) {
-    const href = `#/recording/${encodeURIComponent(r.session)}`;
+    // A session still being recorded is live: watch it, read-only for
+    // supervisors, rather than replay the part sealed so far.
+    const live = r.state === 'recording';
+    const href = live ? `#/session/${encodeURIComponent(r.session)}` : `#/recording/${encodeURIComponent(r.session)}`;
     const what = [
       r.shells ? h('span', { class: 'chip chip-shell', title: `${r.shells} shell${r.shells > 1 ? 's' : ''}` }, icon('terminal', 13), 'Shell') : null,
       r.files ? h('span', { class: 'chip chip-files', title: `${r.files} file transfer${r.files > 1 ? 's' : ''}` }, icon('folder', 13), `${r.files} file${r.files > 1 ? 's' : ''}`) : null,
@@ -158,12 +161,14 @@ export function mountRecordings(main, { navigate, user }) {
       h('td', {}, r.ticket ? h('span', { class: 'ticket', text: r.ticket }) : h('span', { class: 'muted', text: 'No ticket' })),
       h('td', { text: r.technician || '—' }),
       h('td', {}, r.host?.hostname ? h('span', { class: 'host-name', text: r.host.hostname }) : h('span', { class: 'muted', text: '—' })),
-      h('td', { class: 'tabular' }, h('div', { class: 'host-cell' },
+      h('td', { class: 'tabular' }, live ? h('span', { class: 'muted', text: 'In progress' }) : h('div', { class: 'host-cell' },
         h('span', { text: r.duration_ms ? formatDuration(r.duration_ms) : '—' }),
         h('span', { class: 'host-meta', text: sizeText(r.size_bytes) }))),
       h('td', {}, what.length ? h('div', { class: 'chips' }, what) : h('span', { class: 'muted', text: 'Screen only' })),
       h('td', { title: r.note || null }, recordingBadge(r.state)),
-      h('td', { class: 'col-action' }, playable ? h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('play', 16)) : null));
+      h('td', { class: 'col-action' }, live
+        ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'watch-live' }, icon('eye', 14), 'Watch live')
+        : playable ? h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('play', 16)) : null));
     if (playable) {
       tr.addEventListener('click', () => navigate(href));
       tr.addEventListener('keydown', (e) => {

@@ -65,6 +65,16 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
       await page.waitForTimeout(60);
     }
     const sessionId = await page.evaluate(() => window.tether.session?.id ?? location.hash.split('/').pop());
+
+    // While it runs, the recordings list shows it live, with a way to watch.
+    const list = await browser.newPage();
+    await list.goto(broker.url + '/#/recordings');
+    const liveRow = list.locator(`[data-testid="recording-row"][data-session-id="${sessionId}"]`);
+    await liveRow.waitFor({ timeout: 15_000 });
+    assert.equal(await liveRow.locator('[data-testid="recording-state"]').getAttribute('data-state'), 'recording');
+    assert.equal(await liveRow.getByTestId('watch-live').getAttribute('href'), `#/session/${sessionId}`);
+    await list.screenshot({ path: join(ARTIFACTS, 'recordings-live.png') });
+    await list.close();
     const ended = await api(broker, 'POST', `/api/v1/sessions/${sessionId}/end`, {});
     assert.equal(ended.status, 200, JSON.stringify(ended.body));
     await host.exited;
