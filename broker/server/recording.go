@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -65,7 +64,9 @@ func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, error) {
 		b.auditBroker(ctx, m.Session, "recording.incomplete", map[string]any{"note": m.Note})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("recover recordings: %w", err)
+		// One archive that cannot be resealed must not keep the broker
+		// down: it stays as it is, and verify reports it as recording.
+		b.cfg.Logger.Error("recover recordings", "err", err)
 	}
 	return rec, nil
 }
