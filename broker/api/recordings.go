@@ -116,7 +116,7 @@ func (a *API) recordingKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "recording_disabled", "This broker does not record sessions.")
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="tether-recording-key.pub.pem"`)
 	w.Write(record.PublicKeyPEM(a.cfg.Recorder.PublicKey()))
 }

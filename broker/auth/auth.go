@@ -53,10 +53,11 @@ var AllScopes = []string{ScopeSessionsCreate, ScopeSessionsRead, ScopeSessionsWr
 	ScopeRecordingsRead, ScopeWebhooksAdmin, ScopeUsersAdmin}
 
 // roleScopes is the authorization policy: which scopes each role holds.
-// Technicians work their own sessions (ownership is checked per session);
+// Technicians work their own sessions and replay their recordings
+// (ownership is checked per session);
 // supervisors read and watch every session; admins do everything.
 var roleScopes = map[string][]string{
-	RoleTechnician: {ScopeSessionsCreate, ScopeSessionsRead, ScopeSessionsWrite, ScopeSessionsJoin},
+	RoleTechnician: {ScopeSessionsCreate, ScopeSessionsRead, ScopeSessionsWrite, ScopeSessionsJoin, ScopeRecordingsRead},
 	RoleSupervisor: {ScopeSessionsRead, ScopeSessionsJoin, ScopeRecordingsRead},
 	RoleAdmin:      AllScopes,
 }

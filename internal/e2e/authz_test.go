@@ -20,7 +20,7 @@ import (
 // each role may do. Ownership comes on top: a technician only reaches
 // sessions that are theirs.
 var policy = map[string][]string{
-	"technician": {"sessions:create", "sessions:read", "sessions:write", "sessions:join"},
+	"technician": {"sessions:create", "sessions:read", "sessions:write", "sessions:join", "recordings:read"},
 	"supervisor": {"sessions:read", "sessions:join", "recordings:read"},
 	"admin": {"sessions:create", "sessions:read", "sessions:write", "sessions:join", "recordings:read",
 		"webhooks:admin", "users:admin"},
@@ -113,6 +113,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/settings", "", "users:admin", false, false, []int{200}},
 		{"PUT", "/settings", `{"totp_required_roles":[]}`, "users:admin", false, false, []int{200}},
 		{"GET", "/audit/codes", "", "users:admin", false, false, []int{200}},
+		// These sessions were never connected, so have no recording: 404
+		// for whoever may look (TestRecordingAccess covers real ones).
+		{"GET", "/recordings", "", "recordings:read", false, false, []int{200}},
+		{"GET", "/recordings/{s}", "", "recordings:read", true, false, []int{404}},
 		{"GET", "/webhooks", "", "webhooks:admin", false, false, []int{200}},
 		{"POST", "/webhooks", `{"url":"http://127.0.0.1:9/hook{n}","events":["session.ended"]}`, "webhooks:admin", false, false, []int{201}},
 	}

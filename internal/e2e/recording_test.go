@@ -142,7 +142,11 @@ func TestSessionIsRecorded(t *testing.T) {
 	}
 	host.wait(t, 15*time.Second)
 
+	// JSON answers are checked against openapi.yaml; binary parts and the
+	// zip go through raw.
+	raw := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
 	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	api.http = newSpecChecker(t, b).client()
 	rec := waitRecording(t, api, sess.ID, record.StateComplete)
 	m := rec.Manifest
 	if rec.Ticket != "INC-REC-1" || rec.Technician != "admin" {
@@ -208,7 +212,7 @@ func TestSessionIsRecorded(t *testing.T) {
 
 	// The download is a zip of the archive that verifies too.
 	var zipData []byte
-	if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/download", &zipData); code != 200 {
+	if code := raw.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/download", &zipData); code != 200 {
 		t.Fatalf("download: %d", code)
 	}
 	if _, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData))); err != nil {
@@ -231,6 +235,23 @@ func TestSessionIsRecorded(t *testing.T) {
 		if code != 1 || !strings.Contains(out, "FAILED    "+name) {
 			t.Errorf("tampered %s: exit %d\n%s", name, code, out)
 		}
+	}
+
+	var list struct {
+		Recordings []recordingResp `json:"recordings"`
+	}
+	if code := api.call(t, "GET", "/api/v1/recordings?ticket=REC-1&has=", &list); code != 200 || len(list.Recordings) != 1 {
+		t.Errorf("search: %d, %d recordings", code, len(list.Recordings))
+	}
+	var evs struct {
+		Events []record.Event `json:"events"`
+	}
+	if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/events", &evs); code != 200 || len(evs.Events) == 0 {
+		t.Errorf("events: %d, %d events", code, len(evs.Events))
+	}
+	var seg []byte
+	if code := raw.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/parts/video-0001.webm", &seg); code != 200 || !bytes.HasPrefix(seg, []byte{0x1a, 0x45, 0xdf, 0xa3}) {
+		t.Errorf("segment: %d, not WebM", code)
 	}
 
 	// Playback and download are audited.
