@@ -43,7 +43,9 @@ export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000, stdin
 // accepts connections (learnt from -displayfd).
 export async function startXvfb(width, height) {
   for (let n = 170; n < 250; n++) {
-    if (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) continue;
+    // A display is taken while its lock file exists; a socket left behind by
+    // a killed server is not (Xvfb replaces it).
+    if (existsSync(`/tmp/.X${n}-lock`)) continue;
     const child = spawn('Xvfb', [`:${n}`, '-displayfd', '1', '-screen', '0', `${width}x${height}x24`, '-noreset', '-nolisten', 'tcp'],
       { stdio: ['ignore', 'pipe', 'ignore'] });
     procs.add(child);
