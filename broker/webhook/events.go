@@ -126,9 +126,7 @@ type SessionStarted struct {
 }
 
 // SessionEnded is the data of session.ended, sent once per session, with
-// what a ticket needs for its work log. File transfers and shell commands
-// are not reported yet; they will be added as fields of their own when the
-// broker carries them.
+// what a ticket needs for its work log.
 type SessionEnded struct {
 	SessionRef
 	CreatedAt time.Time `json:"created_at"`
@@ -148,6 +146,36 @@ type SessionEnded struct {
 	// ClosingNotes are the technician's notes given when ending the
 	// session through the API; empty when none.
 	ClosingNotes string `json:"closing_notes"`
+	// FilesMoved are the transfers the user's computer completed, in order.
+	FilesMoved []FileMoved `json:"files_moved"`
+	// ShellCommands are the command lines typed into remote shells, in
+	// order, as typed (see ShellCommand); at most maxShellCommands.
+	ShellCommands []ShellCommand `json:"shell_commands"`
+}
+
+// maxShellCommands bounds session.ended's list of commands; the session's
+// events and its recording hold them all.
+const maxShellCommands = 1000
+
+// FileMoved is one completed file transfer.
+type FileMoved struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// SHA256 is the hex digest both ends checked.
+	SHA256 string `json:"sha256"`
+	// Direction is "upload" (to the user's computer) or "download" (from it).
+	Direction  string    `json:"direction"`
+	Technician string    `json:"technician"`
+	At         time.Time `json:"at"`
+}
+
+// ShellCommand is one command line a technician typed into a remote shell,
+// rebuilt from the keystrokes: a line edited with the arrow keys or
+// completed with Tab reads as typed, not as the shell ran it.
+type ShellCommand struct {
+	Command    string    `json:"command"`
+	Technician string    `json:"technician"`
+	At         time.Time `json:"at"`
 }
 
 // RecordingReady is the data of recording.ready, sent once the session's
@@ -200,6 +228,12 @@ type auditDetail struct {
 	Segments      int    `json:"segments"`
 	FramesRelayed int64  `json:"frames_relayed"`
 	FramesWritten int64  `json:"frames_written"`
+	// file.transfer, shell.command
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	Direction string `json:"direction"`
+	Command   string `json:"command"`
 }
 
 // utc drops what JSON consumers need not see: the location and fractions.
@@ -266,21 +300,32 @@ func (d *Dispatcher) sessionEnded(ctx context.Context, sess *store.Session, ref 
 		return nil, fmt.Errorf("read the audit trail of %s: %w", sess.ID, err)
 	}
 	out := &SessionEnded{SessionRef: ref, CreatedAt: utc(sess.CreatedAt), EndedAt: at, EndReason: sess.EndReason,
-		PermissionsGranted: []string{}, Viewers: []string{}}
+		PermissionsGranted: []string{}, Viewers: []string{}, FilesMoved: []FileMoved{}, ShellCommands: []ShellCommand{}}
 	if !sess.EndedAt.IsZero() {
 		out.EndedAt = utc(sess.EndedAt)
 	}
 	granted := map[string]bool{}
 	for _, ev := range events {
-		if ev.Type != "consent.granted" && ev.Type != ClosingNotesAudit {
+		switch ev.Type {
+		case "consent.granted", ClosingNotesAudit, "file.transfer", "shell.command":
+		default:
 			continue
 		}
 		var det auditDetail
 		if err := json.Unmarshal([]byte(ev.Detail), &det); err != nil {
 			continue // an entry this package cannot read adds nothing
 		}
-		if ev.Type == ClosingNotesAudit {
+		switch ev.Type {
+		case ClosingNotesAudit:
 			out.ClosingNotes = det.Notes
+			continue
+		case "file.transfer":
+			out.FilesMoved = append(out.FilesMoved, FileMoved{det.Name, det.Size, det.SHA256, det.Direction, ev.Actor, utc(ev.At)})
+			continue
+		case "shell.command":
+			if len(out.ShellCommands) < maxShellCommands {
+				out.ShellCommands = append(out.ShellCommands, ShellCommand{det.Command, ev.Actor, utc(ev.At)})
+			}
 			continue
 		}
 		for _, p := range det.Granted {

@@ -541,6 +541,11 @@ func TestSessionEvents(t *testing.T) {
 	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "lee", "requested": []string{"view", "control"}, "granted": []string{"view", "control"}})
 	e.audit(t, "consent.changed", "user", map[string]any{"change": "revoked control", "paused": false})
 	e.audit(t, "consent.changed", "user", map[string]any{"change": "paused the session", "paused": true})
+	e.audit(t, "file.transfer", "lee", map[string]any{"name": "driver.deb", "size": 2048, "sha256": "ab12", "direction": "upload", "path": "Downloads/Tether/driver.deb"})
+	e.audit(t, "file.refused", "lee", map[string]any{"name": "shadow", "direction": "download", "code": "denied", "reason": "outside the shared folder"})
+	e.audit(t, "shell.command", "lee", map[string]any{"channel": "shell-1", "command": "sudo dpkg -i driver.deb"})
+	e.audit(t, "file.transfer", "lee", map[string]any{"name": "install.log", "size": 99, "sha256": "cd34", "direction": "download", "path": "install.log"})
+	fileAt := e.clock.Now()
 	e.audit(t, ClosingNotesAudit, "tina", map[string]any{"notes": "Printer driver reinstalled.\nUser happy."})
 	e.clock.Advance(90 * time.Second)
 	if err := e.store.EndSession(context.Background(), e.sess.ID, "The technician ended the session.", e.clock.Now()); err != nil {
@@ -616,6 +621,11 @@ func TestSessionEvents(t *testing.T) {
 		EndReason:          "The technician ended the session.",
 		PermissionsGranted: []string{"view", "control"}, Viewers: []string{"tina", "lee"},
 		ClosingNotes: "Printer driver reinstalled.\nUser happy.",
+		FilesMoved: []FileMoved{
+			{Name: "driver.deb", Size: 2048, SHA256: "ab12", Direction: "upload", Technician: "lee", At: fileAt},
+			{Name: "install.log", Size: 99, SHA256: "cd34", Direction: "download", Technician: "lee", At: fileAt},
+		},
+		ShellCommands: []ShellCommand{{Command: "sudo dpkg -i driver.deb", Technician: "lee", At: fileAt}},
 	}
 	if se.StartedAt == nil || !se.StartedAt.Equal(start) {
 		t.Errorf("started_at %v, want %v", se.StartedAt, start)
@@ -648,7 +658,8 @@ func TestSessionEndedNeverStarted(t *testing.T) {
 	var env struct{ Data map[string]any }
 	json.Unmarshal(rcv.requests()[0].body, &env)
 	if env.Data["started_at"] != nil || env.Data["duration_seconds"] != float64(0) || env.Data["closing_notes"] != "" ||
-		len(env.Data["permissions_granted"].([]any)) != 0 || env.Data["ended_at"] != "2026-11-23T12:01:00Z" {
+		len(env.Data["permissions_granted"].([]any)) != 0 || env.Data["ended_at"] != "2026-11-23T12:01:00Z" ||
+		len(env.Data["files_moved"].([]any)) != 0 || len(env.Data["shell_commands"].([]any)) != 0 {
 		t.Fatalf("data %v", env.Data)
 	}
 }
