@@ -63,6 +63,7 @@ const LABELS = {
   'file.refused': 'File refused',
   'shell.opened': 'Shell opened',
   'shell.closed': 'Shell closed',
+  'shell.command': 'Shell command',
   clipboard: 'Clipboard',
   input: 'Input',
 };
@@ -91,6 +92,7 @@ export function summary(e) {
       return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${sizeText(d.size)}${d.sha256 ? ` · SHA-256 ${String(d.sha256).slice(0, 12)}…` : ''}`;
     case 'shell.opened': return `Shell ${d.channel || ''} by ${e.actor}`;
     case 'shell.closed': return `Shell ${d.channel || ''}${d.code !== undefined ? ` exited ${d.code}` : ''}`;
+    case 'shell.command': return `$ ${d.command || ''}`;
     case 'session.ended': return d.reason || '';
     case 'host.connected': return [d.hostname, d.os].filter(Boolean).join(' · ');
     case 'viewer.joined': return `As ${d.role || 'technician'}`;
