@@ -13,12 +13,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
 	"github.com/tether-support/tether/host/consent"
+	"github.com/tether-support/tether/host/files"
 	"github.com/tether-support/tether/host/session"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/launch"
@@ -32,6 +34,9 @@ func main() {
 	flag.StringVar(&cfg.CAFile, "ca", "", "PEM file of the CA that signed the broker's certificate (default: the system's CAs)")
 	flag.IntVar(&cfg.Display, "display", 0, "index of the monitor to share")
 	flag.IntVar(&cfg.FPS, "fps", 30, "frames per second to capture (at most 60)")
+	flag.StringVar(&cfg.FilesRoot, "files-root", "", "folder technicians may browse and fetch files from (default: your home folder)")
+	flag.StringVar(&cfg.FilesInbox, "files-inbox", "", "folder where files sent to you land (default: ~/Downloads/Tether)")
+	flag.Int64Var(&cfg.MaxFileSize, "max-file-size", 4<<30, "largest file a transfer may carry, in bytes")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE.\nWithout CODE, the broker gives you one to read out to your technician.\n\n")
@@ -96,6 +101,8 @@ func main() {
 		fail(consent.ErrNoFrontEnd)
 	}
 
+	cfg.OnTransfer = showTransfer
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reason, err := session.Run(ctx, cfg)
@@ -115,6 +122,49 @@ func groupDigits(code string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// showTransfer draws a file transfer's progress bar on standard output,
+// one line per step of ten percent, so that it reads well in a log too.
+func showTransfer(p files.Progress) {
+	verb := map[string]string{"upload": "Receiving", "download": "Sending"}[p.Direction]
+	switch {
+	case p.Err != nil:
+		fmt.Printf("%s %s: stopped: %v\n", verb, p.Name, p.Err)
+	case p.Finished:
+		fmt.Printf("%s %s: [%s] done, %s\n", verb, p.Name, strings.Repeat("#", 20), humanSize(p.Total))
+	default:
+		pct := int64(100)
+		if p.Total > 0 {
+			pct = p.Done * 100 / p.Total
+		}
+		transferMu.Lock()
+		defer transferMu.Unlock()
+		step := pct / 10
+		if last, ok := transferSteps[p.Name]; ok && last == step && p.Done != 0 {
+			return
+		}
+		transferSteps[p.Name] = step
+		bar := strings.Repeat("#", int(pct/5)) + strings.Repeat(".", 20-int(pct/5))
+		fmt.Printf("%s %s: [%s] %3d%% of %s\n", verb, p.Name, bar, pct, humanSize(p.Total))
+	}
+}
+
+var (
+	transferMu    sync.Mutex
+	transferSteps = map[string]int64{}
+)
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func fail(err error) {

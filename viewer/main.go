@@ -31,6 +31,12 @@ Commands:
   join -session ID            watch a session until it ends (prints frame counts)
   screenshot -session ID -o out.png
                               save the current remote screen as PNG
+  shell -session ID           open a terminal on the user's computer (needs the shell permission)
+  push -session ID LOCAL [NAME]
+                              send a file to the user's Downloads/Tether folder
+  pull -session ID REMOTE [LOCAL]
+                              fetch a file from the user's shared folder (resumes an interrupted pull)
+  ls -session ID [PATH]       list a folder the user shares
   end -session ID             end a session for everyone
 
 Global flags:
@@ -87,6 +93,14 @@ func main() {
 		err = screenshot(ctx, c, args)
 	case "end":
 		err = end(ctx, c, args)
+	case "shell":
+		err = runShell(ctx, c, args)
+	case "push":
+		err = push(ctx, c, args)
+	case "pull":
+		err = pull(ctx, c, args)
+	case "ls":
+		err = list(ctx, c, args)
 	default:
 		global.Usage()
 		os.Exit(2)
@@ -169,6 +183,13 @@ func create(ctx context.Context, c *client.Client, args []string) error {
 }
 
 func sessionFlag(name string, args []string, extra func(*flag.FlagSet)) string {
+	id, _ := sessionArgs(name, args, extra)
+	return id
+}
+
+// sessionArgs parses -session and the command's own flags, and returns
+// the positional arguments that follow.
+func sessionArgs(name string, args []string, extra func(*flag.FlagSet)) (string, []string) {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	id := fs.String("session", "", "session id")
 	if extra != nil {
@@ -178,7 +199,7 @@ func sessionFlag(name string, args []string, extra func(*flag.FlagSet)) string {
 	if *id == "" {
 		fail(errors.New(name + ": -session is required"))
 	}
-	return *id
+	return *id, fs.Args()
 }
 
 func join(ctx context.Context, c *client.Client, args []string) error {

@@ -204,6 +204,9 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 	if canSee && !couldSee {
 		v.requestKeyframe()
 	}
+	// A revoked files or shell permission (or a pause) closes its channels
+	// at once.
+	v.closePipes(v.allowed)
 }
 
 // forward sends one host packet to the viewer if the user lets it see.

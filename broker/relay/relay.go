@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 )
 
@@ -71,6 +72,7 @@ type Viewer struct {
 	seen        bool            // video was flowing to this viewer
 	seqOffset   uint16          // keeps sequence numbers contiguous across gaps
 	lastSeq     uint16
+	pipes       map[string]*pipe // files and shell channels, by label
 
 	// What the viewer reports receiving, to tell its keyframe requests
 	// that matter from those of a timer (see pictureLost).
@@ -88,6 +90,12 @@ type ViewerOptions struct {
 	CanControl bool
 	// Name identifies the viewer in logs.
 	Name string
+	// ID is the viewer's id in the user's grants; the host checks files
+	// and shell channels against that viewer's own grants.
+	ID string
+	// OnAudit, when set, records file transfers and shells in the
+	// session's audit trail.
+	OnAudit func(typ string, detail map[string]any)
 	// OnRefused is told when the viewer's messages are refused (at most
 	// every few seconds, with the running count), for the audit trail.
 	OnRefused func(reason string, count uint64)
@@ -231,12 +239,20 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 		}
 	})
 	v.control.OnMessage(func(m webrtc.DataChannelMessage) { v.fromControl(m.Data) })
-	// Only the negotiated channels exist: a channel the viewer opens on its
-	// own (files, shell, anything) is refused and reported.
+	// Besides the negotiated channels, a viewer may open files and shell
+	// channels, if the user granted them; anything else is refused and
+	// reported.
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-		v.drop(fmt.Sprintf("The broker refused a %q channel the session has no use for.", dc.Label()))
-		dc.OnOpen(func() { dc.Close() })
-		dc.OnMessage(func(webrtc.DataChannelMessage) { v.drop("Messages on a refused channel are dropped.") })
+		switch {
+		case dc.Label() == protocol.ChannelFiles:
+			v.openPipe(dc, protocol.PermFiles)
+		case protocol.ShellChannel(dc.Label()):
+			v.openPipe(dc, protocol.PermShell)
+		default:
+			v.drop(fmt.Sprintf("The broker refused a %q channel the session has no use for.", dc.Label()))
+			dc.OnOpen(func() { dc.Close() })
+			dc.OnMessage(func(webrtc.DataChannelMessage) { v.drop("Messages on a refused channel are dropped.") })
+		}
 	})
 	v.input.OnMessage(func(m webrtc.DataChannelMessage) { v.fromInput(m.Data) })
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
@@ -246,6 +262,7 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 			v.requestKeyframe()
 		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			v.stopControl()
+			v.closePipes(func(string) bool { return false })
 		}
 	})
 	offer, err := pc.CreateOffer(nil)
@@ -279,6 +296,7 @@ func (v *Viewer) SetAnswer(sdp string) error {
 // Close ends the viewer's media; whatever it held pressed is released.
 func (v *Viewer) Close() error {
 	v.stopControl()
+	v.closePipes(func(string) bool { return false })
 	v.s.mu.Lock()
 	delete(v.s.viewers, v)
 	v.s.mu.Unlock()

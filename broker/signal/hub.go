@@ -603,6 +603,10 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	media, offer, err := l.relay.AddViewer(relay.ViewerOptions{
 		CanControl: p.User.Role != auth.RoleSupervisor,
 		Name:       p.User.Username,
+		ID:         v.person.ID,
+		OnAudit: func(typ string, detail map[string]any) {
+			h.audit(sess.ID, p.User.Username, typ, detail)
+		},
 		OnRefused: func(reason string, count uint64) {
 			h.log.Warn("viewer message refused", "session", sess.ID, "user", p.User.Username, "reason", reason, "count", count)
 			h.audit(sess.ID, p.User.Username, "message.refused", map[string]any{"reason": reason, "count": count})

@@ -160,6 +160,15 @@ func (m *Manager) Allowed(perm string) bool {
 	return false
 }
 
+// AllowedFor reports whether the technician with this viewer id may do
+// perm now.
+func (m *Manager) AllowedFor(viewer, perm string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := m.viewers[viewer]
+	return !m.paused && v != nil && slices.Contains(v.Granted, perm)
+}
+
 // Revoke takes perm away from every technician.
 func (m *Manager) Revoke(perm string) error {
 	if _, ok := Descriptions[perm]; !ok {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -20,7 +21,9 @@ import (
 	"github.com/tether-support/tether/host/capture"
 	"github.com/tether-support/tether/host/consent"
 	"github.com/tether-support/tether/host/encode"
+	"github.com/tether-support/tether/host/files"
 	"github.com/tether-support/tether/host/input"
+	"github.com/tether-support/tether/host/shell"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
@@ -56,6 +59,18 @@ type Config struct {
 	Prompter consent.Prompter
 	// Show displays the sharing status to the user (who can do what).
 	Show func(status string)
+	// FilesRoot is the folder technicians may browse and fetch files from
+	// (default: the user's home).
+	FilesRoot string
+	// FilesInbox is where files sent by technicians land (default:
+	// Downloads/Tether in the user's home).
+	FilesInbox string
+	// MaxFileSize bounds one file transfer in bytes (default 4 GiB).
+	MaxFileSize int64
+	// OnTransfer, when set, shows file transfer progress to the user.
+	OnTransfer func(files.Progress)
+	// Shell is the program run for remote shells (default: $SHELL).
+	Shell string
 	// Commands, when set, serves the user's commands (revoke, pause, end)
 	// for the life of the session.
 	Commands func(ctx context.Context, m *consent.Manager)
@@ -85,6 +100,18 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.OnJoined == nil {
 		c.OnJoined = func(string) {}
+	}
+	if c.FilesRoot == "" || c.FilesInbox == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return fmt.Errorf("host: no home folder for file transfer: %w", err)
+		}
+		if c.FilesRoot == "" {
+			c.FilesRoot = home
+		}
+		if c.FilesInbox == "" {
+			c.FilesInbox = filepath.Join(home, "Downloads", "Tether")
+		}
 	}
 	return nil
 }
@@ -170,6 +197,14 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	var endOnce sync.Once
 	var inj *input.Injector
 	var mgr *consent.Manager
+	fsrv, err := files.New(files.Config{Root: cfg.FilesRoot, Inbox: cfg.FilesInbox, MaxSize: cfg.MaxFileSize,
+		Logger: log.With("component", "files"), OnProgress: cfg.OnTransfer})
+	if err != nil {
+		return "", err
+	}
+	defer fsrv.Close()
+	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: log.With("component", "shell")})
+	defer shells.Close()
 	mgr, err = consent.New(consent.Config{
 		Prompter: cfg.Prompter,
 		Logger:   log,
@@ -177,6 +212,14 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		OnChange: func(state protocol.ConsentState) {
 			if inj != nil && !mgr.Allowed(protocol.PermControl) {
 				inj.ReleaseAll()
+			}
+			// Revoked or paused: transfers stop and shells close at once,
+			// whatever the broker does.
+			if !mgr.Allowed(protocol.PermFiles) {
+				fsrv.CancelAll()
+			}
+			if !mgr.Allowed(protocol.PermShell) {
+				shells.CloseAll()
 			}
 			if err := sig.Send(protocol.TypeConsentState, sessionID, state); err != nil {
 				log.Warn("tell the broker about the change", "err", err)
@@ -237,11 +280,20 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return list, errors.Join(err, lerr)
 	}
 	inputDC.OnMessage(func(m webrtc.DataChannelMessage) { rem.onInput(m.Data) })
-	// Only the two negotiated channels exist; anything else the broker
-	// opens (files, shell) is refused until this host offers it.
+	// The broker opens a files or shell channel per technician, naming the
+	// technician in the channel's protocol: each is checked against that
+	// technician's own grants, on every message. Anything else is refused.
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-		log.Warn("refused a channel the user never allowed", "channel", dc.Label())
-		dc.OnOpen(func() { dc.Close() })
+		viewer := dc.Protocol()
+		switch {
+		case dc.Label() == protocol.ChannelFiles && mgr.AllowedFor(viewer, protocol.PermFiles):
+			fsrv.Attach(dc, func() bool { return mgr.AllowedFor(viewer, protocol.PermFiles) })
+		case protocol.ShellChannel(dc.Label()) && mgr.AllowedFor(viewer, protocol.PermShell):
+			shells.Attach(dc, func() bool { return mgr.AllowedFor(viewer, protocol.PermShell) })
+		default:
+			log.Warn("refused a channel the user never allowed", "channel", dc.Label())
+			dc.OnOpen(func() { dc.Close() })
+		}
 	})
 	inputDC.OnClose(inj.ReleaseAll)
 	control.OnMessage(func(m webrtc.DataChannelMessage) { rem.onControl(m.Data) })

@@ -64,16 +64,27 @@ func runHost(t *testing.T, display string, auto bool, args ...string) *hostProc 
 	return runHostBinary(t, xtest.Build(t, "./host"), display, auto, args...)
 }
 
+// runHostEnv runs the host with extra environment variables (HOME, SHELL).
+func runHostEnv(t *testing.T, display string, auto bool, env []string, args ...string) *hostProc {
+	t.Helper()
+	return startHostProc(t, xtest.Build(t, "./host"), display, auto, env, args...)
+}
+
 // runHostBinary runs the host program at bin (e.g. one downloaded from a
 // join page) on a terminal.
 func runHostBinary(t *testing.T, bin, display string, auto bool, args ...string) *hostProc {
+	t.Helper()
+	return startHostProc(t, bin, display, auto, nil, args...)
+}
+
+func startHostProc(t *testing.T, bin, display string, auto bool, env []string, args ...string) *hostProc {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &hostProc{cmd: exec.Command(bin, args...), pty: ptmx, done: make(chan error, 1), read: make(chan struct{}), auto: auto}
-	h.cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	h.cmd.Env = append(append(os.Environ(), "DISPLAY="+display), env...)
 	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = tty, tty, &h.stderr
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -153,9 +153,13 @@ type SessionInfo struct {
 	EndReason string `json:"end_reason"`
 }
 
-// CreateSession issues a new session with its one-time code.
-func (c *Client) CreateSession(ctx context.Context, ticketID string) (*SessionInfo, error) {
+// CreateSession issues a new session with its one-time code; perms are
+// what the technician will ask the user for (default: the broker's).
+func (c *Client) CreateSession(ctx context.Context, ticketID string, perms ...string) (*SessionInfo, error) {
 	req := map[string]any{}
+	if len(perms) > 0 {
+		req["permissions"] = perms
+	}
 	if ticketID != "" {
 		req["ticket"] = map[string]string{"id": ticketID}
 	}

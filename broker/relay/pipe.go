@@ -1,0 +1,244 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// hostOpenTimeout bounds how long a viewer's first message waits for the
+// matching channel toward the host to open.
+const hostOpenTimeout = 10 * time.Second
+
+// pipe joins a viewer's files or shell channel to a channel of the same
+// label toward the host. Each direction blocks while the other side's
+// buffer is full, so a fast sender is slowed to the pace of the slow end
+// instead of filling the broker's memory.
+type pipe struct {
+	v      *Viewer
+	perm   string
+	label  string
+	tapID  string // the shell's name for the recording
+	viewer *webrtc.DataChannel
+	host   *webrtc.DataChannel
+	toHost *rtc.Flow
+	toView *rtc.Flow
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	hostOpen chan struct{}
+	once     sync.Once
+}
+
+// openPipe accepts a files or shell channel the viewer opened, if the
+// user granted perm to this viewer, and opens its twin toward the host.
+func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
+	label := dc.Label()
+	refuse := func(reason string) {
+		v.drop(reason)
+		dc.OnOpen(func() { dc.Close() })
+		dc.OnMessage(func(webrtc.DataChannelMessage) {})
+	}
+	if !v.allowed(perm) {
+		refuse(fmt.Sprintf("The user has not allowed %s: the %q channel was refused.", perm, label))
+		return
+	}
+	v.s.mu.Lock()
+	host := v.s.host
+	v.s.mu.Unlock()
+	if host == nil {
+		refuse("The user's computer is not connected.")
+		return
+	}
+	v.mu.Lock()
+	if v.pipes == nil {
+		v.pipes = map[string]*pipe{}
+	}
+	shells := 0
+	for l := range v.pipes {
+		if protocol.ShellChannel(l) {
+			shells++
+		}
+	}
+	_, dup := v.pipes[label]
+	v.mu.Unlock()
+	if dup {
+		refuse(fmt.Sprintf("A %q channel is already open.", label))
+		return
+	}
+	if perm == protocol.PermShell && shells >= protocol.MaxShells {
+		refuse(fmt.Sprintf("At most %d shells can be open at once.", protocol.MaxShells))
+		return
+	}
+	ordered := true
+	id := v.opts.ID
+	hostDC, err := host.CreateDataChannel(label, &webrtc.DataChannelInit{Ordered: &ordered, Protocol: &id})
+	if err != nil {
+		v.s.cfg.Logger.Warn("open channel toward host", "channel", label, "err", err)
+		refuse("The broker could not reach the user's computer.")
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pipe{v: v, perm: perm, label: label, tapID: label + "." + id, viewer: dc, host: hostDC,
+		toHost: rtc.NewFlow(hostDC), toView: rtc.NewFlow(dc), ctx: ctx, cancel: cancel, hostOpen: make(chan struct{})}
+	v.mu.Lock()
+	v.pipes[label] = p
+	v.mu.Unlock()
+
+	hostDC.OnOpen(func() {
+		close(p.hostOpen)
+		if perm == protocol.PermShell {
+			v.s.cfg.Logger.Info("shell opened", "viewer", v.opts.Name, "channel", label)
+			v.audit("shell.opened", map[string]any{"channel": label})
+			if tap := v.s.cfg.ShellTap; tap != nil {
+				tap.ShellOpened(p.tapID, id, 80, 24)
+			}
+		}
+	})
+	dc.OnMessage(p.fromViewer)
+	hostDC.OnMessage(p.fromHost)
+	dc.OnClose(p.close)
+	hostDC.OnClose(p.close)
+}
+
+// fromViewer checks and forwards one message toward the host.
+func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
+	if !p.v.allowed(p.perm) {
+		p.v.drop(fmt.Sprintf("The user has not allowed %s.", p.perm))
+		p.close()
+		return
+	}
+	if m.IsString {
+		if p.perm == protocol.PermFiles {
+			if _, err := protocol.DecodeFile(m.Data); err != nil {
+				p.v.drop("A file message was refused: " + err.Error())
+				return
+			}
+		} else {
+			msg, err := protocol.DecodeShell(m.Data)
+			if err != nil {
+				p.v.drop("A shell message was refused: " + err.Error())
+				return
+			}
+			if tap := p.v.s.cfg.ShellTap; tap != nil && msg.Type == protocol.ShellResize {
+				tap.ShellResized(p.tapID, msg.Cols, msg.Rows)
+			}
+		}
+	} else if len(m.Data) > protocol.FileChunk {
+		p.v.drop(fmt.Sprintf("A %d-byte message was refused: the limit is %d.", len(m.Data), protocol.FileChunk))
+		return
+	}
+	select {
+	case <-p.hostOpen:
+	case <-p.ctx.Done():
+		return
+	case <-time.After(hostOpenTimeout):
+		p.v.drop("The user's computer did not open the channel.")
+		p.close()
+		return
+	}
+	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {
+		tap.ShellData(p.tapID, false, m.Data)
+	}
+	var err error
+	if m.IsString {
+		err = p.toHost.SendText(p.ctx, string(m.Data))
+	} else {
+		err = p.toHost.Send(p.ctx, m.Data)
+	}
+	if err != nil {
+		p.close()
+	}
+}
+
+// fromHost forwards one message toward the viewer; the host's word on a
+// finished or refused transfer goes into the audit trail.
+func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
+	if m.IsString && p.perm == protocol.PermFiles {
+		if msg, err := protocol.DecodeFile(m.Data); err == nil {
+			p.auditFile(msg)
+		}
+	}
+	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {
+		tap.ShellData(p.tapID, true, m.Data)
+	}
+	var err error
+	if m.IsString {
+		err = p.toView.SendText(p.ctx, string(m.Data))
+	} else {
+		err = p.toView.Send(p.ctx, m.Data)
+	}
+	if err != nil {
+		p.close()
+	}
+}
+
+// auditFile records a completed or refused transfer.
+func (p *pipe) auditFile(msg protocol.FileMessage) {
+	detail := map[string]any{"name": msg.Name, "size": msg.Size, "sha256": msg.SHA256, "direction": msg.Direction, "path": msg.Path}
+	switch {
+	case msg.Type == protocol.FileDone:
+		p.v.s.cfg.Logger.Info("file transferred", "viewer", p.v.opts.Name, "direction", msg.Direction, "name", msg.Name, "size", msg.Size)
+		p.v.audit("file.transfer", detail)
+	case msg.Type == protocol.FileError && msg.Direction != "":
+		detail["code"], detail["reason"] = msg.Code, msg.Message
+		p.v.audit("file.refused", detail)
+	}
+}
+
+// close closes both sides once.
+func (p *pipe) close() {
+	p.once.Do(func() {
+		p.cancel()
+		p.v.mu.Lock()
+		if p.v.pipes[p.label] == p {
+			delete(p.v.pipes, p.label)
+		}
+		p.v.mu.Unlock()
+		// Closing from a channel's own callback must not wait on it.
+		go func() {
+			p.viewer.Close()
+			p.host.Close()
+		}()
+		opened := false
+		select {
+		case <-p.hostOpen:
+			opened = true
+		default:
+		}
+		if p.perm == protocol.PermShell && opened {
+			p.v.audit("shell.closed", map[string]any{"channel": p.label})
+			if tap := p.v.s.cfg.ShellTap; tap != nil {
+				tap.ShellClosed(p.tapID)
+			}
+		}
+	})
+}
+
+// closePipes closes the viewer's pipes that need a permission it lost,
+// or all of them (perm "").
+func (v *Viewer) closePipes(keep func(perm string) bool) {
+	v.mu.Lock()
+	ps := make([]*pipe, 0, len(v.pipes))
+	for _, p := range v.pipes {
+		ps = append(ps, p)
+	}
+	v.mu.Unlock()
+	for _, p := range ps {
+		if !keep(p.perm) { // keep may take v.mu
+			p.close()
+		}
+	}
+}
+
+func (v *Viewer) audit(typ string, detail map[string]any) {
+	if v.opts.OnAudit != nil {
+		v.opts.OnAudit(typ, detail)
+	}
+}

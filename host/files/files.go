@@ -1,0 +1,576 @@
+// Package files serves the technician's file transfers on the user's
+// machine: uploads land in a visible inbox folder (never overwriting a
+// file), downloads and listings stay inside the folder the policy shares
+// (the user's home by default). Every transfer is SHA-256 verified end to
+// end and can resume after a dropped connection; refusals say why.
+package files
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// DefaultMaxSize bounds one transfer unless the policy says otherwise.
+const DefaultMaxSize = 4 << 30
+
+// Progress reports a transfer to the user's front end.
+type Progress struct {
+	Name      string
+	Direction string // protocol.DirectionUpload or DirectionDownload
+	Done      int64
+	Total     int64
+	Finished  bool
+	Err       error // set when the transfer failed or was refused
+}
+
+// Config configures a Server.
+type Config struct {
+	// Root is the folder the technician may browse and fetch from.
+	Root string
+	// Inbox is where uploaded files land; it is created when missing.
+	Inbox string
+	// MaxSize bounds one transfer in bytes.
+	MaxSize int64
+	Logger  *slog.Logger
+	// OnProgress, when set, is told of each transfer's progress.
+	OnProgress func(Progress)
+}
+
+// Server serves the files channels of one session.
+type Server struct {
+	cfg  Config
+	root *os.Root
+
+	mu       sync.Mutex
+	channels map[*channel]struct{}
+}
+
+// New opens the shared root and the inbox.
+func New(cfg Config) (*Server, error) {
+	if cfg.Root == "" || cfg.Inbox == "" {
+		return nil, errors.New("files: missing root or inbox folder")
+	}
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = DefaultMaxSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.OnProgress == nil {
+		cfg.OnProgress = func(Progress) {}
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("open shared folder: %w", err)
+	}
+	return &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}}, nil
+}
+
+// Close cancels every transfer, waits for them and releases the root.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	chs := make([]*channel, 0, len(s.channels))
+	for c := range s.channels {
+		chs = append(chs, c)
+	}
+	s.mu.Unlock()
+	s.CancelAll()
+	for _, c := range chs {
+		c.wg.Wait()
+	}
+	return s.root.Close()
+}
+
+// CancelAll stops every transfer under way and closes the channels: the
+// user revoked file transfer or the session ended. Partial uploads are
+// removed.
+func (s *Server) CancelAll() {
+	s.mu.Lock()
+	chs := make([]*channel, 0, len(s.channels))
+	for c := range s.channels {
+		chs = append(chs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range chs {
+		c.abort(true)
+		c.dc.Close()
+	}
+}
+
+// Attach serves a files channel the broker opened. allowed reports whether
+// the technician behind it may transfer files now.
+func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
+	c := &channel{s: s, dc: dc, flow: rtc.NewFlow(dc), allowed: allowed}
+	s.mu.Lock()
+	s.channels[c] = struct{}{}
+	s.mu.Unlock()
+	dc.OnMessage(c.onMessage)
+	dc.OnClose(func() {
+		// A dropped connection keeps a partial upload for a resume.
+		c.abort(false)
+		s.mu.Lock()
+		delete(s.channels, c)
+		s.mu.Unlock()
+	})
+}
+
+// channel is one technician's files channel: one transfer at a time.
+type channel struct {
+	s       *Server
+	dc      *webrtc.DataChannel
+	flow    *rtc.Flow
+	allowed func() bool
+
+	mu   sync.Mutex
+	up   *upload
+	down context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// upload is an upload under way.
+type upload struct {
+	name, rel, sha string
+	size, got      int64
+	partial        string
+	f              *os.File
+	h              hash.Hash
+	reported       int64
+}
+
+func (c *channel) onMessage(m webrtc.DataChannelMessage) {
+	if !c.allowed() {
+		c.abort(true)
+		c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
+		return
+	}
+	if !m.IsString {
+		c.onChunk(m.Data)
+		return
+	}
+	msg, err := protocol.DecodeFile(m.Data)
+	if err != nil {
+		c.fail(protocol.FileMessage{}, protocol.FileErrProtocol, err.Error())
+		return
+	}
+	c.mu.Lock()
+	busy := c.up != nil || c.down != nil
+	c.mu.Unlock()
+	if busy && msg.Type != protocol.FileCancel {
+		c.fail(msg, protocol.FileErrBusy, "Another transfer is under way; cancel it or wait.")
+		return
+	}
+	switch msg.Type {
+	case protocol.FileList:
+		c.list(msg.Path)
+	case protocol.FilePut:
+		c.startUpload(msg)
+	case protocol.FileGet:
+		c.startDownload(msg)
+	case protocol.FileCancel:
+		c.abort(true)
+		c.send(protocol.FileMessage{Type: protocol.FileError, Code: protocol.FileErrCancelled, Message: "The transfer was cancelled."})
+	default:
+		// Unknown types are skipped: a newer console may send more.
+	}
+}
+
+// send writes a JSON message; failures mean the channel is gone.
+func (c *channel) send(m protocol.FileMessage) {
+	data, err := protocol.EncodeFile(m)
+	if err != nil {
+		c.s.cfg.Logger.Warn("file message not sent", "type", m.Type, "err", err)
+		return
+	}
+	if err := c.flow.SendText(context.Background(), string(data)); err != nil {
+		c.s.cfg.Logger.Debug("file message not sent", "type", m.Type, "err", err)
+	}
+}
+
+// fail refuses or ends a transfer with code and a message for people; the
+// message carries what the transfer was, for the audit trail.
+func (c *channel) fail(about protocol.FileMessage, code, message string) {
+	out := protocol.FileMessage{Type: protocol.FileError, Code: code, Message: truncate(message),
+		Name: about.Name, Path: about.Path, Size: about.Size, SHA256: about.SHA256, Direction: about.Direction}
+	c.s.cfg.Logger.Warn("file transfer refused", "code", code, "name", about.Name, "path", about.Path, "reason", message)
+	if about.Direction != "" {
+		c.s.cfg.OnProgress(Progress{Name: about.Name, Direction: about.Direction, Total: about.Size, Finished: true, Err: errors.New(message)})
+	}
+	c.send(out)
+}
+
+func truncate(s string) string {
+	if len(s) > protocol.MaxTextSize {
+		return s[:protocol.MaxTextSize]
+	}
+	return s
+}
+
+// abort stops the transfer under way; a cancelled upload's partial file is
+// removed, a dropped one is kept for a resume.
+func (c *channel) abort(cancel bool) {
+	c.mu.Lock()
+	up, down := c.up, c.down
+	c.up, c.down = nil, nil
+	c.mu.Unlock()
+	if down != nil {
+		down()
+	}
+	if up != nil {
+		up.f.Close()
+		if cancel {
+			os.Remove(up.partial)
+		}
+	}
+}
+
+// list sends the entries of a folder under the root.
+func (c *channel) list(p string) {
+	about := protocol.FileMessage{Path: p}
+	rel, err := cleanRel(p)
+	if err != nil {
+		c.fail(about, protocol.FileErrPath, err.Error())
+		return
+	}
+	dir, err := c.s.root.Open(rel)
+	if err != nil {
+		code, msg := openError(rel, err)
+		c.fail(about, code, msg)
+		return
+	}
+	defer dir.Close()
+	ents, err := dir.ReadDir(protocol.MaxListing + 1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.fail(about, protocol.FileErrNotFound, fmt.Sprintf("%s is not a folder you can list.", rel))
+		return
+	}
+	out := protocol.FileMessage{Type: protocol.FileListing, Path: rel, Entries: []protocol.FileEntry{}}
+	if len(ents) > protocol.MaxListing {
+		ents = ents[:protocol.MaxListing]
+		out.Message = fmt.Sprintf("Only the first %d entries are shown.", protocol.MaxListing)
+	}
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil || !utf8Name(e.Name()) {
+			continue
+		}
+		entry := protocol.FileEntry{Name: e.Name(), Size: info.Size(), Mtime: info.ModTime().Unix(), Kind: kind(info.Mode())}
+		entry.Dir = info.IsDir()
+		out.Entries = append(out.Entries, entry)
+	}
+	slices.SortFunc(out.Entries, func(a, b protocol.FileEntry) int {
+		if a.Dir != b.Dir {
+			if a.Dir {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
+	c.send(out)
+}
+
+func utf8Name(n string) bool { return CheckName(n, "linux") == nil }
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "file"
+	case m.IsDir():
+		return "dir"
+	case m&fs.ModeSymlink != 0:
+		return "link"
+	default:
+		return "special"
+	}
+}
+
+// openError sorts an error from the root into a code and a sentence.
+func openError(rel string, err error) (string, string) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return protocol.FileErrNotFound, fmt.Sprintf("%s does not exist.", rel)
+	case errors.Is(err, fs.ErrPermission):
+		return protocol.FileErrIO, fmt.Sprintf("%s cannot be read: permission denied.", rel)
+	case strings.Contains(err.Error(), "escapes"):
+		// os.Root's only word for a symlink (or ..) leading outside.
+		return protocol.FileErrPath, fmt.Sprintf("%s leads outside the shared folder.", rel)
+	default:
+		return protocol.FileErrIO, fmt.Sprintf("%s cannot be opened: %v", rel, errors.Unwrap(err))
+	}
+}
+
+// startUpload checks an upload and tells the technician where to start:
+// a partial file of the same content left by a dropped connection resumes.
+func (c *channel) startUpload(msg protocol.FileMessage) {
+	msg.Direction = protocol.DirectionUpload
+	if err := CheckName(msg.Name, runtime.GOOS); err != nil {
+		c.fail(msg, protocol.FileErrPath, err.Error())
+		return
+	}
+	if msg.Size > c.s.cfg.MaxSize {
+		c.fail(msg, protocol.FileErrTooLarge, fmt.Sprintf("%s is %d bytes; the limit is %d.", msg.Name, msg.Size, c.s.cfg.MaxSize))
+		return
+	}
+	inbox := c.s.cfg.Inbox
+	if err := os.MkdirAll(inbox, 0o755); err != nil {
+		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("The folder for received files cannot be created: %v", err))
+		return
+	}
+	partial := filepath.Join(inbox, fmt.Sprintf(".tether-%s-%d.part", msg.SHA256[:16], msg.Size))
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("Cannot write to the folder for received files: %v", err))
+		return
+	}
+	h := sha256.New()
+	have, err := io.Copy(h, f) // a previous attempt's bytes count, and are hashed again
+	if err != nil || have > msg.Size {
+		f.Truncate(0)
+		f.Seek(0, io.SeekStart)
+		h.Reset()
+		have = 0
+	}
+	if free := freeSpace(inbox); free >= 0 && msg.Size-have > free {
+		f.Close()
+		os.Remove(partial)
+		c.fail(msg, protocol.FileErrNoSpace, fmt.Sprintf("The user's disk is full: %s needs %d bytes, %d are free.", msg.Name, msg.Size-have, free))
+		return
+	}
+	up := &upload{name: msg.Name, sha: msg.SHA256, size: msg.Size, got: have, partial: partial, f: f, h: h, reported: have}
+	c.mu.Lock()
+	c.up = up
+	c.mu.Unlock()
+	c.s.cfg.Logger.Info("receiving a file", "name", msg.Name, "size", msg.Size, "resume_at", have)
+	c.send(protocol.FileMessage{Type: protocol.FileReady, Name: msg.Name, Size: msg.Size, Offset: have, Direction: protocol.DirectionUpload})
+	c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: have, Total: up.size})
+	if have == msg.Size {
+		c.finishUpload(up)
+	}
+}
+
+// onChunk writes one chunk of the upload under way.
+func (c *channel) onChunk(data []byte) {
+	c.mu.Lock()
+	up := c.up
+	c.mu.Unlock()
+	about := protocol.FileMessage{Direction: protocol.DirectionUpload}
+	if up == nil {
+		// Chunks already on the way when an upload failed or was
+		// cancelled: the technician has been told once.
+		return
+	}
+	about.Name, about.Size, about.SHA256 = up.name, up.size, up.sha
+	if up.got+int64(len(data)) > up.size {
+		c.abort(true)
+		c.fail(about, protocol.FileErrProtocol, fmt.Sprintf("%s is longer than the %d bytes announced.", up.name, up.size))
+		return
+	}
+	if _, err := up.f.Write(data); err != nil {
+		c.abort(true) // the partial file is removed: nothing half-written stays
+		if errors.Is(err, syscall.ENOSPC) {
+			c.fail(about, protocol.FileErrNoSpace, fmt.Sprintf("The user's disk is full; %s was not saved.", up.name))
+		} else {
+			c.fail(about, protocol.FileErrIO, fmt.Sprintf("Writing %s failed: %v", up.name, err))
+		}
+		return
+	}
+	up.h.Write(data)
+	up.got += int64(len(data))
+	if up.got-up.reported >= up.size/100+1 {
+		up.reported = up.got
+		c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: up.got, Total: up.size})
+	}
+	if up.got == up.size {
+		c.finishUpload(up)
+	}
+}
+
+// finishUpload verifies the hash and moves the file into place under a
+// name no existing file has.
+func (c *channel) finishUpload(up *upload) {
+	c.mu.Lock()
+	c.up = nil
+	c.mu.Unlock()
+	about := protocol.FileMessage{Name: up.name, Size: up.size, SHA256: up.sha, Direction: protocol.DirectionUpload}
+	syncErr := up.f.Sync()
+	closeErr := up.f.Close()
+	if err := errors.Join(syncErr, closeErr); err != nil {
+		os.Remove(up.partial)
+		code := protocol.FileErrIO
+		if errors.Is(err, syscall.ENOSPC) {
+			code = protocol.FileErrNoSpace
+		}
+		c.fail(about, code, fmt.Sprintf("Saving %s failed: %v", up.name, err))
+		return
+	}
+	if got := hex.EncodeToString(up.h.Sum(nil)); got != up.sha {
+		os.Remove(up.partial)
+		c.fail(about, protocol.FileErrHash, fmt.Sprintf("%s arrived damaged (SHA-256 %s, expected %s) and was discarded.", up.name, got, up.sha))
+		return
+	}
+	final, err := place(up.partial, c.s.cfg.Inbox, up.name)
+	if err != nil {
+		os.Remove(up.partial)
+		c.fail(about, protocol.FileErrIO, fmt.Sprintf("Saving %s failed: %v", up.name, err))
+		return
+	}
+	about.Type, about.Path = protocol.FileDone, final
+	about.Name = filepath.Base(final)
+	c.s.cfg.Logger.Info("file received", "name", about.Name, "size", up.size, "sha256", up.sha)
+	c.s.cfg.OnProgress(Progress{Name: about.Name, Direction: protocol.DirectionUpload, Done: up.size, Total: up.size, Finished: true})
+	c.send(about)
+}
+
+// place links partial into dir as name, or "name (2).ext" and so on when
+// that exists: an upload never replaces a file.
+func place(partial, dir, name string) (string, error) {
+	ext := path.Ext(name)
+	stem := strings.TrimSuffix(name, ext)
+	if stem == "" {
+		stem, ext = name, ""
+	}
+	for i := 1; i < 1000; i++ {
+		candidate := name
+		if i > 1 {
+			candidate = fmt.Sprintf("%s (%d)%s", stem, i, ext)
+		}
+		target := filepath.Join(dir, candidate)
+		err := os.Link(partial, target) // fails if target exists: no race with the user
+		if err == nil {
+			os.Remove(partial)
+			return target, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("too many files named %s", name)
+}
+
+// startDownload opens a regular file under the root and streams it from
+// the offset the technician already has; the hash covers the whole file.
+func (c *channel) startDownload(msg protocol.FileMessage) {
+	msg.Direction = protocol.DirectionDownload
+	rel, err := cleanRel(msg.Path)
+	if err != nil {
+		c.fail(msg, protocol.FileErrPath, err.Error())
+		return
+	}
+	msg.Name = path.Base(rel)
+	info, err := c.s.root.Stat(rel)
+	if err != nil {
+		code, m := openError(rel, err)
+		c.fail(msg, code, m)
+		return
+	}
+	if !info.Mode().IsRegular() {
+		what := "a special file (device, pipe or socket)"
+		if info.IsDir() {
+			what = "a folder"
+		}
+		c.fail(msg, protocol.FileErrSpecial, fmt.Sprintf("%s is %s; only regular files can be fetched.", rel, what))
+		return
+	}
+	// O_NONBLOCK: a pipe swapped in after the check must not hang the host.
+	f, err := c.s.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		code, m := openError(rel, err)
+		c.fail(msg, code, m)
+		return
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		c.fail(msg, protocol.FileErrSpecial, fmt.Sprintf("%s is not a regular file.", rel))
+		return
+	} else {
+		info = st
+	}
+	msg.Size = info.Size()
+	if msg.Size > c.s.cfg.MaxSize {
+		f.Close()
+		c.fail(msg, protocol.FileErrTooLarge, fmt.Sprintf("%s is %d bytes; the limit is %d.", rel, msg.Size, c.s.cfg.MaxSize))
+		return
+	}
+	offset := min(msg.Offset, msg.Size)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	c.down = cancel
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer f.Close()
+		defer cancel()
+		code, message := c.download(ctx, f, rel, msg.Name, msg.Size, offset)
+		// The channel is free again before the technician hears the end.
+		c.mu.Lock()
+		current := c.down != nil
+		c.down = nil
+		c.mu.Unlock()
+		if code != "" && current {
+			c.fail(protocol.FileMessage{Name: msg.Name, Path: rel, Size: msg.Size, Direction: protocol.DirectionDownload}, code, message)
+		}
+	}()
+}
+
+// download streams the file; it returns an error code and message when
+// the transfer failed, and sends the final done message itself.
+func (c *channel) download(ctx context.Context, f *os.File, rel, name string, size, offset int64) (string, string) {
+	about := protocol.FileMessage{Name: name, Path: rel, Size: size, Direction: protocol.DirectionDownload}
+	c.s.cfg.Logger.Info("sending a file", "path", rel, "size", size, "resume_at", offset)
+	c.send(protocol.FileMessage{Type: protocol.FileMeta, Name: name, Path: rel, Size: size, Offset: offset, Direction: protocol.DirectionDownload})
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, offset); err != nil {
+		return protocol.FileErrIO, fmt.Sprintf("Reading %s failed: %v", rel, err)
+	}
+	buf := make([]byte, protocol.FileChunk)
+	sent, reported := offset, offset
+	for sent < size {
+		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), size-sent)])
+		if err != nil {
+			return protocol.FileErrIO, fmt.Sprintf("Reading %s failed (did it change?): %v", rel, err)
+		}
+		if err := c.flow.Send(ctx, buf[:n]); err != nil {
+			if ctx.Err() == nil {
+				c.s.cfg.Logger.Info("download stopped", "path", rel, "sent", sent, "err", err)
+			}
+			c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: sent, Total: size, Finished: true, Err: errors.New("stopped")})
+			return "", ""
+		}
+		h.Write(buf[:n])
+		sent += int64(n)
+		if sent-reported >= size/100+1 {
+			reported = sent
+			c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: sent, Total: size})
+		}
+	}
+	about.Type = protocol.FileDone
+	about.SHA256 = hex.EncodeToString(h.Sum(nil))
+	c.s.cfg.Logger.Info("file sent", "path", rel, "size", size, "sha256", about.SHA256)
+	c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: size, Total: size, Finished: true})
+	c.mu.Lock()
+	c.down = nil
+	c.mu.Unlock()
+	c.send(about)
+	return "", ""
+}

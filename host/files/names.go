@@ -1,0 +1,83 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// ErrPath is wrapped by every refusal of a name or path.
+var ErrPath = errors.New("invalid path")
+
+// windowsReserved are device names Windows refuses whatever the extension.
+var windowsReserved = map[string]bool{
+	"CON": true, "PRN": true, "AUX": true, "NUL": true,
+	"COM1": true, "COM2": true, "COM3": true, "COM4": true, "COM5": true, "COM6": true, "COM7": true, "COM8": true, "COM9": true,
+	"LPT1": true, "LPT2": true, "LPT3": true, "LPT4": true, "LPT5": true, "LPT6": true, "LPT7": true, "LPT8": true, "LPT9": true,
+}
+
+// CheckName accepts a file name that is valid on goos: one component, no
+// separators, no control characters, within the length limit, and on
+// Windows none of its reserved characters and names.
+func CheckName(name, goos string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: the file has no name", ErrPath)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q is not a file name", ErrPath, name)
+	case len(name) > protocol.MaxName:
+		return fmt.Errorf("%w: the name is %d bytes, limit %d", ErrPath, len(name), protocol.MaxName)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: the name is not valid UTF-8", ErrPath)
+	case strings.ContainsAny(name, `/\`):
+		return fmt.Errorf("%w: %q contains a path separator", ErrPath, name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: %q contains a control character", ErrPath, name)
+		}
+	}
+	if goos == "windows" {
+		if strings.ContainsAny(name, `<>:"|?*`) {
+			return fmt.Errorf("%w: %q contains a character Windows does not allow (<>:\"|?*)", ErrPath, name)
+		}
+		if strings.HasSuffix(name, ".") || strings.HasSuffix(name, " ") {
+			return fmt.Errorf("%w: Windows does not allow a name ending in a dot or a space", ErrPath)
+		}
+		base, _, _ := strings.Cut(name, ".")
+		if windowsReserved[strings.ToUpper(strings.TrimRight(base, " "))] {
+			return fmt.Errorf("%w: %q is a device name on Windows", ErrPath, name)
+		}
+	}
+	return nil
+}
+
+// cleanRel turns a path the technician sent into a clean path relative to
+// the root ("." for the root itself). Absolute paths and any ".."
+// component are refused outright rather than resolved: asking for them is
+// an attempt to leave the root.
+func cleanRel(p string) (string, error) {
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("%w: the path contains a NUL byte", ErrPath)
+	}
+	if strings.Contains(p, `\`) {
+		return "", fmt.Errorf("%w: use / to separate folders", ErrPath)
+	}
+	if strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%w: %q is absolute; paths are relative to the shared folder", ErrPath, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: %q leaves the shared folder", ErrPath, p)
+		}
+	}
+	c := path.Clean(p)
+	if c == "" {
+		c = "."
+	}
+	return c, nil
+}

@@ -1,0 +1,224 @@
+// Package shell runs the technician's terminals on the user's machine:
+// one PTY per shell channel, running the user's own login shell as the
+// user (the host never elevates), closed at once when the user revokes
+// the permission or the session ends.
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/creack/pty"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Shell is the program to run; default: $SHELL, else /bin/sh.
+	Shell  string
+	Logger *slog.Logger
+	// OnChange, when set, is told how many shells are open.
+	OnChange func(open int)
+}
+
+// Server runs the shells of one session.
+type Server struct {
+	cfg Config
+
+	mu     sync.Mutex
+	shells map[*term]struct{}
+	wg     sync.WaitGroup
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Shell == "" {
+		cfg.Shell = os.Getenv("SHELL")
+	}
+	if cfg.Shell == "" {
+		cfg.Shell = "/bin/sh"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.OnChange == nil {
+		cfg.OnChange = func(int) {}
+	}
+	return &Server{cfg: cfg, shells: map[*term]struct{}{}}
+}
+
+// term is one shell on one channel.
+type term struct {
+	dc   *webrtc.DataChannel
+	flow *rtc.Flow
+	pty  *os.File
+	cmd  *exec.Cmd
+	once sync.Once
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// Attach starts a shell for a shell channel the broker opened, once it is
+// open. allowed reports whether the technician behind it may use a shell
+// now; every keystroke is checked.
+func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
+	var current atomic.Pointer[term]
+	// Handlers are set before the channel opens, so no keystroke is lost.
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		t := current.Load()
+		if t == nil {
+			return
+		}
+		if !allowed() {
+			s.close(t)
+			return
+		}
+		if !m.IsString {
+			t.pty.Write(m.Data)
+			return
+		}
+		msg, err := protocol.DecodeShell(m.Data)
+		if err != nil {
+			s.cfg.Logger.Warn("shell message refused", "err", err)
+			return
+		}
+		if msg.Type == protocol.ShellResize {
+			pty.Setsize(t.pty, &pty.Winsize{Cols: uint16(msg.Cols), Rows: uint16(msg.Rows)})
+		}
+	})
+	dc.OnClose(func() {
+		if t := current.Load(); t != nil {
+			s.close(t)
+		}
+	})
+	dc.OnOpen(func() {
+		if !allowed() {
+			s.cfg.Logger.Warn("refused a shell the user has not allowed", "channel", dc.Label())
+			dc.Close()
+			return
+		}
+		t, err := s.start(dc)
+		if err != nil {
+			s.cfg.Logger.Warn("start shell", "err", err)
+			dc.Send([]byte("\r\nThe shell could not start: " + err.Error() + "\r\n"))
+			dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellExit, Code: -1})))
+			dc.Close()
+			return
+		}
+		current.Store(t)
+		if dc.ReadyState() != webrtc.DataChannelStateOpen {
+			s.close(t) // closed while the shell started
+		}
+	})
+}
+
+// start runs the shell on a new PTY and pumps its output to the channel.
+func (s *Server) start(dc *webrtc.DataChannel) (*term, error) {
+	cmd := exec.Command(s.cfg.Shell, "-l")
+	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
+	if u, err := user.Current(); err == nil {
+		cmd.Dir = u.HomeDir
+	}
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 80, Rows: 24})
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	t := &term{dc: dc, flow: rtc.NewFlow(dc), pty: f, cmd: cmd, ctx: ctx, stop: stop}
+	s.mu.Lock()
+	s.shells[t] = struct{}{}
+	n := len(s.shells)
+	s.mu.Unlock()
+	s.cfg.Logger.Info("shell opened", "channel", dc.Label(), "shell", s.cfg.Shell, "pid", cmd.Process.Pid)
+	s.cfg.OnChange(n)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.pump(t)
+	}()
+	return t, nil
+}
+
+// pump copies the PTY's output to the channel until the shell exits, then
+// reports its exit code and closes the channel.
+func (s *Server) pump(t *term) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := t.pty.Read(buf)
+		if n > 0 {
+			if t.flow.Send(t.ctx, buf[:n]) != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	code := 0
+	if err := t.cmd.Wait(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else {
+			code = -1
+		}
+	}
+	if t.ctx.Err() == nil {
+		t.dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellExit, Code: code})))
+	}
+	s.cfg.Logger.Info("shell closed", "channel", t.dc.Label(), "code", code)
+	s.close(t)
+}
+
+// close ends one shell: the process group is hung up and the channel
+// closed.
+func (s *Server) close(t *term) {
+	t.once.Do(func() {
+		t.stop()
+		if t.cmd.Process != nil {
+			// The shell is a session leader on the PTY: SIGHUP reaches it
+			// and its jobs, as when a terminal window closes.
+			syscall.Kill(-t.cmd.Process.Pid, syscall.SIGHUP)
+			t.cmd.Process.Signal(syscall.SIGHUP)
+		}
+		t.pty.Close()
+		t.dc.Close()
+		s.mu.Lock()
+		delete(s.shells, t)
+		n := len(s.shells)
+		s.mu.Unlock()
+		s.cfg.OnChange(n)
+	})
+}
+
+// CloseAll closes every shell at once: the user revoked the permission or
+// the session ended.
+func (s *Server) CloseAll() {
+	s.mu.Lock()
+	ts := make([]*term, 0, len(s.shells))
+	for t := range s.shells {
+		ts = append(ts, t)
+	}
+	s.mu.Unlock()
+	for _, t := range ts {
+		s.close(t)
+	}
+}
+
+// Close closes every shell and waits for them.
+func (s *Server) Close() error {
+	s.CloseAll()
+	s.wg.Wait()
+	return nil
+}

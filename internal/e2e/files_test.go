@@ -1,0 +1,431 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// filesSession is a live session whose user allowed view, files and shell,
+// with the host's home, shared root and inbox in temporary folders.
+type filesSession struct {
+	b     *broker
+	c     *client.Client
+	id    string
+	host  *hostProc
+	home  string // the user's home, shared for downloads
+	inbox string // where uploads land
+}
+
+func startFilesSession(t *testing.T, ctx context.Context, hostArgs ...string) *filesSession {
+	t.Helper()
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-FILES", protocol.PermView, protocol.PermFiles, protocol.PermShell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	fs := &filesSession{b: b, c: c, id: sess.ID, home: home, inbox: filepath.Join(home, "Downloads", "Tether")}
+	args := append([]string{"-broker", b.URL(), "-ca", b.CAFile()}, hostArgs...)
+	fs.host = runHostEnv(t, display, true, []string{"HOME=" + home, "SHELL=/bin/bash"}, append(args, sess.Code)...)
+	return fs
+}
+
+// join joins as the technician and waits for the grants.
+func (fs *filesSession) join(t *testing.T, ctx context.Context, perms ...string) *client.Joined {
+	t.Helper()
+	j, err := fs.c.Join(ctx, fs.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, perms...) }); err != nil {
+		t.Fatalf("%v\nhost:\n%s", err, fs.host.stderr.String())
+	}
+	return j
+}
+
+func (fs *filesSession) files(t *testing.T, ctx context.Context) (*client.Joined, *client.Files) {
+	t.Helper()
+	j := fs.join(t, ctx, protocol.PermFiles)
+	f, err := j.Files(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, f
+}
+
+// randomFile writes n random bytes and returns the path and SHA-256.
+func randomFile(t *testing.T, dir, name string, n int64) (string, string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum, _, err := client.HashFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, sum
+}
+
+type auditEvent struct {
+	Type   string
+	Detail map[string]any
+}
+
+func auditEvents(t *testing.T, ctx context.Context, b *broker, id, typ string) []auditEvent {
+	t.Helper()
+	var out struct {
+		Events []struct {
+			Type   string
+			Detail json.RawMessage
+		}
+	}
+	getJSON(t, ctx, b, b.URL()+"/api/v1/sessions/"+id+"/events", &out)
+	var evs []auditEvent
+	for _, e := range out.Events {
+		if e.Type != typ {
+			continue
+		}
+		ev := auditEvent{Type: e.Type}
+		json.Unmarshal(e.Detail, &ev.Detail)
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// TestFileTransfer100MB: 100 MB up to the user and 100 MB back, each
+// verified by SHA-256 on both ends and recorded in the audit trail; a
+// second upload of the same name never overwrites the first.
+func TestFileTransfer100MB(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	_, f := fs.files(t, ctx)
+	local := t.TempDir()
+	const size = 100 << 20
+
+	src, sum := randomFile(t, local, "tool.bin", size)
+	start := time.Now()
+	var calls int
+	done, err := f.Push(ctx, src, "", func(d, total int64) { calls++ })
+	if err != nil {
+		t.Fatalf("push: %v\nhost:\n%s", err, fs.host.stderr.String())
+	}
+	up := time.Since(start)
+	t.Logf("upload: 100 MB in %v (%.1f MB/s)", up, size/up.Seconds()/1e6)
+	if calls < 10 {
+		t.Errorf("progress was reported %d times", calls)
+	}
+	want := filepath.Join(fs.inbox, "tool.bin")
+	if done.Path != want || done.SHA256 != sum || done.Size != size {
+		t.Fatalf("host reported %+v, want %s with %s", done, want, sum)
+	}
+	if got, n, err := client.HashFile(want); err != nil || got != sum || n != size {
+		t.Fatalf("the user's copy: %s, %d bytes, %v; want %s", got, n, err, sum)
+	}
+	fs.host.waitOutput(t, "Receiving tool.bin: [####################] done, 100.0 MiB", 1, 5*time.Second)
+
+	// The same name again lands next to it.
+	small, smallSum := randomFile(t, local, "small.txt", 1000)
+	if done, err := f.Push(ctx, small, "tool.bin", nil); err != nil || done.Path != filepath.Join(fs.inbox, "tool (2).bin") {
+		t.Fatalf("second upload: %+v, %v", done, err)
+	}
+	if got, _, _ := client.HashFile(want); got != sum {
+		t.Fatal("the first tool.bin was overwritten")
+	}
+
+	// Download 100 MB from the user's home.
+	remote, rsum := randomFile(t, fs.home, "big.log", size)
+	_ = remote
+	dst := filepath.Join(local, "big.log")
+	start = time.Now()
+	got, err := f.Pull(ctx, "big.log", dst, nil)
+	if err != nil {
+		t.Fatalf("pull: %v\nhost:\n%s", err, fs.host.stderr.String())
+	}
+	down := time.Since(start)
+	t.Logf("download: 100 MB in %v (%.1f MB/s)", down, size/down.Seconds()/1e6)
+	if got.SHA256 != rsum {
+		t.Fatalf("host hashed %s, file is %s", got.SHA256, rsum)
+	}
+	if h, n, err := client.HashFile(dst); err != nil || h != rsum || n != size {
+		t.Fatalf("local copy: %s, %d, %v", h, n, err)
+	}
+	if _, err := os.Stat(dst + client.PartSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the partial download was left behind: %v", err)
+	}
+	// An existing local file is never replaced.
+	if _, err := f.Pull(ctx, "big.log", dst, nil); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("pull over an existing file: %v", err)
+	}
+
+	waitFor(t, 5*time.Second, func() bool { return len(auditEvents(t, ctx, fs.b, fs.id, "file.transfer")) == 3 })
+	evs := auditEvents(t, ctx, fs.b, fs.id, "file.transfer")
+	checks := []struct{ name, dir, sum string }{{"tool.bin", "upload", sum}, {"tool (2).bin", "upload", smallSum}, {"big.log", "download", rsum}}
+	for i, c := range checks {
+		d := evs[i].Detail
+		if d["name"] != c.name || d["direction"] != c.dir || d["sha256"] != c.sum || d["path"] == "" {
+			t.Errorf("audit event %d: %v, want %s %s %s", i, d, c.name, c.dir, c.sum)
+		}
+	}
+	if evs[0].Detail["size"] != float64(size) {
+		t.Errorf("audit size: %v", evs[0].Detail["size"])
+	}
+}
+
+// TestFileResume: a connection dropped mid-transfer; after the technician
+// rejoins, the upload and the download carry on where they stopped and
+// the result is intact.
+func TestFileResume(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	local := t.TempDir()
+	const size = 40 << 20
+
+	src, sum := randomFile(t, local, "patch.bin", size)
+	j, f := fs.files(t, ctx)
+	cutDone := false
+	_, err := f.Push(ctx, src, "", func(d, _ int64) {
+		if d > 10<<20 && !cutDone {
+			cutDone = true
+			j.Close() // the technician's network goes away
+		}
+	})
+	if err == nil {
+		t.Fatal("the cut upload succeeded")
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(fs.inbox, ".tether-*.part"))
+		return len(m) == 1
+	})
+	_, f2 := fs.files(t, ctx)
+	var first int64 = -1
+	done, err := f2.Push(ctx, src, "", func(d, _ int64) {
+		if first < 0 {
+			first = d
+		}
+	})
+	if err != nil {
+		t.Fatalf("resumed push: %v\nhost:\n%s", err, fs.host.stderr.String())
+	}
+	if first < 5<<20 {
+		t.Fatalf("the upload started over at %d bytes instead of resuming", first)
+	}
+	if h, _, _ := client.HashFile(filepath.Join(fs.inbox, "patch.bin")); h != sum || done.SHA256 != sum {
+		t.Fatalf("resumed upload is damaged: %s, want %s", h, sum)
+	}
+	if m, _ := filepath.Glob(filepath.Join(fs.inbox, ".tether-*")); len(m) != 0 {
+		t.Fatalf("partial files left: %v", m)
+	}
+
+	// Download, cut, resume.
+	_, rsum := randomFile(t, fs.home, "trace.log", size)
+	dst := filepath.Join(local, "trace.log")
+	j3, f3 := fs.files(t, ctx)
+	cutDone = false
+	_, err = f3.Pull(ctx, "trace.log", dst, func(d, _ int64) {
+		if d > 10<<20 && !cutDone {
+			cutDone = true
+			j3.Close()
+		}
+	})
+	if err == nil {
+		t.Fatal("the cut download succeeded")
+	}
+	st, err := os.Stat(dst + client.PartSuffix)
+	if err != nil || st.Size() < 5<<20 {
+		t.Fatalf("no partial download kept: %v", err)
+	}
+	_, f4 := fs.files(t, ctx)
+	first = -1
+	if _, err := f4.Pull(ctx, "trace.log", dst, func(d, _ int64) {
+		if first < 0 {
+			first = d
+		}
+	}); err != nil {
+		t.Fatalf("resumed pull: %v", err)
+	}
+	if first < 5<<20 {
+		t.Fatalf("the download started over at %d", first)
+	}
+	if h, _, _ := client.HashFile(dst); h != rsum {
+		t.Fatal("resumed download is damaged")
+	}
+}
+
+// TestFileRefusals: every refusal is a clear error, loses nothing, and is
+// in the audit trail; the channel keeps working after each.
+func TestFileRefusals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const maxSize = 8 << 20
+	fs := startFilesSession(t, ctx, "-max-file-size", "8388608")
+	local := t.TempDir()
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("not yours"), 0o600)
+	must(0, os.Symlink(outside, filepath.Join(fs.home, "escape")))
+	must(0, os.Symlink("/dev/zero", filepath.Join(fs.home, "zero")))
+	must(0, syscall.Mkfifo(filepath.Join(fs.home, "pipe"), 0o600))
+	must(0, os.Mkdir(filepath.Join(fs.home, "docs"), 0o755))
+	must(0, os.WriteFile(filepath.Join(fs.home, "docs", "ok.txt"), []byte("fine"), 0o644))
+	must(0, os.Symlink("docs/ok.txt", filepath.Join(fs.home, "inside-link")))
+	_, f := fs.files(t, ctx)
+
+	for _, tt := range []struct{ path, code, says string }{
+		{"../../etc/passwd", protocol.FileErrPath, "leaves the shared folder"},
+		{"/etc/passwd", protocol.FileErrPath, "absolute"},
+		{"escape/secret.txt", protocol.FileErrPath, "outside the shared folder"},
+		{"zero", protocol.FileErrPath, "outside the shared folder"},
+		{"pipe", protocol.FileErrSpecial, "only regular files"},
+		{"docs", protocol.FileErrSpecial, "a folder"},
+		{"missing.txt", protocol.FileErrNotFound, "does not exist"},
+	} {
+		_, err := f.Pull(ctx, tt.path, filepath.Join(local, "out"), nil)
+		var fe *client.FileError
+		if !errors.As(err, &fe) || fe.Code != tt.code || !strings.Contains(fe.Message, tt.says) {
+			t.Errorf("pull %q: %v, want %s saying %q", tt.path, err, tt.code, tt.says)
+		}
+		if _, err := os.Stat(filepath.Join(local, "out"+client.PartSuffix)); err == nil {
+			t.Errorf("pull %q left a partial file", tt.path)
+		}
+	}
+	if _, err := f.List(ctx, "escape"); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("listing through a symlink out: %v", err)
+	}
+	// A symlink that stays inside is fine, and the listing shows kinds.
+	if _, err := f.Pull(ctx, "inside-link", filepath.Join(local, "ok.txt"), nil); err != nil {
+		t.Errorf("symlink inside the root: %v", err)
+	}
+	entries, err := f.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, e := range entries {
+		kinds[e.Name] = e.Kind
+	}
+	if kinds["docs"] != "dir" || kinds["pipe"] != "special" || kinds["escape"] != "link" {
+		t.Errorf("listing kinds: %v", kinds)
+	}
+
+	src, _ := randomFile(t, local, "a.bin", 1000)
+	for _, tt := range []struct{ name, code string }{
+		{"../evil.sh", protocol.FileErrPath},
+		{"..", protocol.FileErrPath},
+		{"a\x00b", protocol.FileErrPath},
+		{"bad\nname", protocol.FileErrPath},
+		{strings.Repeat("x", 256), protocol.FileErrPath},
+	} {
+		_, err := f.Push(ctx, src, tt.name, nil)
+		var fe *client.FileError
+		if !errors.As(err, &fe) || fe.Code != tt.code {
+			t.Errorf("push as %q: %v, want %s", tt.name, err, tt.code)
+		}
+	}
+	big, _ := randomFile(t, local, "big.bin", maxSize+1)
+	if _, err := f.Push(ctx, big, "", nil); err == nil || !strings.Contains(err.Error(), protocol.FileErrTooLarge) {
+		t.Errorf("push over the limit: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(fs.inbox, "*")); len(m) != 0 {
+		t.Errorf("refused uploads left files: %v", m)
+	}
+	// Cancelled uploads leave nothing behind.
+	mid, _ := randomFile(t, local, "mid.bin", 6<<20)
+	cut, stop := context.WithCancel(ctx)
+	if _, err := f.Push(cut, mid, "", func(d, _ int64) {
+		if d > 1<<20 {
+			stop()
+		}
+	}); err == nil {
+		t.Fatal("cancelled push succeeded")
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(fs.inbox, "*"))
+		hidden, _ := filepath.Glob(filepath.Join(fs.inbox, ".tether-*"))
+		return len(m)+len(hidden) == 0
+	})
+	// The channel still works.
+	if _, err := f.Push(ctx, src, "after.bin", nil); err != nil {
+		t.Fatalf("upload after refusals: %v", err)
+	}
+	refused := auditEvents(t, ctx, fs.b, fs.id, "file.refused")
+	if len(refused) < 12 {
+		t.Errorf("%d refusals in the audit trail, want at least 12", len(refused))
+	}
+	for _, e := range refused {
+		if e.Detail["direction"] == "" || e.Detail["code"] == "" {
+			t.Errorf("refusal without direction or code: %v", e.Detail)
+		}
+	}
+}
+
+// TestFileDiskFull: an upload larger than the free space is refused up
+// front; one that runs out of space midway is removed.
+func TestFileDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inbox := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", inbox).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", inbox).Run() })
+	fs := startFilesSession(t, ctx, "-files-inbox", inbox)
+	_, f := fs.files(t, ctx)
+	local := t.TempDir()
+
+	big, _ := randomFile(t, local, "big.bin", 6<<20)
+	_, err := f.Push(ctx, big, "", nil)
+	var fe *client.FileError
+	if !errors.As(err, &fe) || fe.Code != protocol.FileErrNoSpace || !strings.Contains(fe.Message, "disk is full") {
+		t.Fatalf("upload larger than the disk: %v", err)
+	}
+	// Fits when it starts; the disk fills up while it runs.
+	mid, _ := randomFile(t, local, "mid.bin", 3<<20)
+	filled := false
+	_, err = f.Push(ctx, mid, "", func(d, _ int64) {
+		if d > 0 && !filled {
+			filled = true
+			os.WriteFile(filepath.Join(inbox, "filler"), make([]byte, 2<<20), 0o644)
+		}
+	})
+	if !errors.As(err, &fe) || fe.Code != protocol.FileErrNoSpace {
+		t.Fatalf("upload that fills the disk: %v\nhost:\n%s", err, fs.host.stderr.String())
+	}
+	m, _ := filepath.Glob(filepath.Join(inbox, "*"))
+	hidden, _ := filepath.Glob(filepath.Join(inbox, ".tether-*"))
+	if len(hidden) != 0 || !slices.Equal(m, []string{filepath.Join(inbox, "filler")}) {
+		t.Fatalf("the partial file was not removed: %v %v", m, hidden)
+	}
+	if n := len(auditEvents(t, ctx, fs.b, fs.id, "file.refused")); n != 2 {
+		t.Errorf("%d refusals audited, want 2", n)
+	}
+}

@@ -1,0 +1,359 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// ErrChannelClosed is returned when the broker or the host closed a files
+// or shell channel, typically because the user has not allowed it.
+var ErrChannelClosed = errors.New("the channel was closed")
+
+// FileError is a transfer the host refused or that failed there.
+type FileError struct {
+	Code    string // one of protocol.FileErr…
+	Message string
+}
+
+func (e *FileError) Error() string { return e.Message + " (" + e.Code + ")" }
+
+// Progress is told how many bytes of a transfer are done.
+type Progress func(done, total int64)
+
+// Files is the files channel of a joined session: one transfer at a time.
+type Files struct {
+	j    *Joined
+	dc   *webrtc.DataChannel
+	flow *rtc.Flow
+	in   chan webrtc.DataChannelMessage
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Files opens the files channel; the user must have granted file transfer.
+func (j *Joined) Files(ctx context.Context) (*Files, error) {
+	ordered := true
+	dc, err := j.pc.CreateDataChannel(protocol.ChannelFiles, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return nil, fmt.Errorf("open files channel: %w", err)
+	}
+	f := &Files{j: j, dc: dc, flow: rtc.NewFlow(dc), in: make(chan webrtc.DataChannelMessage, 16), closed: make(chan struct{})}
+	// Blocking here when the reader is behind slows the sender down
+	// through the transport's flow control.
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		select {
+		case f.in <- m:
+		case <-f.closed:
+		}
+	})
+	dc.OnClose(func() { f.closeOnce.Do(func() { close(f.closed) }) })
+	if err := j.waitOpen(ctx, dc); err != nil {
+		dc.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Close closes the channel; a transfer under way can resume later.
+func (f *Files) Close() error { return f.dc.Close() }
+
+// send writes one JSON message.
+func (f *Files) send(ctx context.Context, m protocol.FileMessage) error {
+	data, err := protocol.EncodeFile(m)
+	if err != nil {
+		return err
+	}
+	if err := f.flow.SendText(ctx, string(data)); err != nil {
+		return f.closedErr(err)
+	}
+	return nil
+}
+
+// closedErr explains a closed channel with what the broker said, if
+// anything.
+func (f *Files) closedErr(err error) error {
+	if m, ok := f.j.LastControl(protocol.ControlInputDropped); ok && m.Reason != "" {
+		return fmt.Errorf("%w: %s", ErrChannelClosed, m.Reason)
+	}
+	if err != nil && !errors.Is(err, rtc.ErrChannelClosed) {
+		return err
+	}
+	return ErrChannelClosed
+}
+
+// next returns the next message; a binary one when want is "".
+func (f *Files) next(ctx context.Context) (webrtc.DataChannelMessage, error) {
+	select {
+	case m := <-f.in:
+		return m, nil
+	case <-ctx.Done():
+		return webrtc.DataChannelMessage{}, ctx.Err()
+	case <-f.closed:
+		select {
+		case m := <-f.in:
+			return m, nil
+		default:
+		}
+		return webrtc.DataChannelMessage{}, f.closedErr(nil)
+	}
+}
+
+// reply waits for the host's JSON answer, skipping nothing: binary data
+// here is a protocol error.
+func (f *Files) reply(ctx context.Context) (protocol.FileMessage, error) {
+	m, err := f.next(ctx)
+	if err != nil {
+		return protocol.FileMessage{}, err
+	}
+	if !m.IsString {
+		return protocol.FileMessage{}, errors.New("the host sent file data out of turn")
+	}
+	msg, err := protocol.DecodeFile(m.Data)
+	if err != nil {
+		return msg, err
+	}
+	if msg.Type == protocol.FileError {
+		return msg, &FileError{Code: msg.Code, Message: msg.Message}
+	}
+	return msg, nil
+}
+
+// cancelWait bounds how long a cancelled transfer waits for the host to
+// confirm.
+const cancelWait = 5 * time.Second
+
+// cancel tells the host to abandon the transfer when ctx was cancelled,
+// and waits for its confirmation so that the next request starts clean.
+func (f *Files) cancel(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	wait, stop := context.WithTimeout(context.Background(), cancelWait)
+	defer stop()
+	if f.send(wait, protocol.FileMessage{Type: protocol.FileCancel}) != nil {
+		return err
+	}
+	for {
+		m, rerr := f.next(wait)
+		if rerr != nil {
+			return err
+		}
+		if !m.IsString {
+			continue // data already on its way
+		}
+		if msg, derr := protocol.DecodeFile(m.Data); derr == nil && msg.Type == protocol.FileError && msg.Code == protocol.FileErrCancelled {
+			return err
+		}
+	}
+}
+
+// List returns the entries of a folder under the shared root ("" or "."
+// for the root itself).
+func (f *Files) List(ctx context.Context, path string) ([]protocol.FileEntry, error) {
+	if path == "" {
+		path = "."
+	}
+	if err := f.send(ctx, protocol.FileMessage{Type: protocol.FileList, Path: path}); err != nil {
+		return nil, err
+	}
+	msg, err := f.reply(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if msg.Type != protocol.FileListing {
+		return nil, fmt.Errorf("expected a listing, got %q", msg.Type)
+	}
+	return msg.Entries, nil
+}
+
+// HashFile returns the hex SHA-256 of a local file.
+func HashFile(path string) (string, int64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, fh)
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// Push uploads a local file to the user's inbox as name (default: the
+// local file's name). If an earlier attempt was cut off, the host says how
+// much it has and only the rest is sent. It returns the host's record of
+// the verified file (its final name and path there).
+func (f *Files) Push(ctx context.Context, local, name string, progress Progress) (protocol.FileMessage, error) {
+	if name == "" {
+		name = filepath.Base(local)
+	}
+	sum, size, err := HashFile(local)
+	if err != nil {
+		return protocol.FileMessage{}, err
+	}
+	fh, err := os.Open(local)
+	if err != nil {
+		return protocol.FileMessage{}, err
+	}
+	defer fh.Close()
+	if err := f.send(ctx, protocol.FileMessage{Type: protocol.FilePut, Name: name, Size: size, SHA256: sum}); err != nil {
+		return protocol.FileMessage{}, err
+	}
+	ready, err := f.reply(ctx)
+	if err != nil {
+		return ready, f.cancel(ctx, err)
+	}
+	if ready.Type != protocol.FileReady || ready.Offset > size {
+		return ready, fmt.Errorf("the host answered %q to an upload", ready.Type)
+	}
+	if _, err := fh.Seek(ready.Offset, io.SeekStart); err != nil {
+		return ready, err
+	}
+	buf := make([]byte, protocol.FileChunk)
+	sent := ready.Offset
+	if progress != nil {
+		progress(sent, size)
+	}
+	for sent < size {
+		n, err := io.ReadFull(fh, buf[:min(int64(len(buf)), size-sent)])
+		if err != nil {
+			return ready, f.cancel(ctx, fmt.Errorf("read %s: %w", local, err))
+		}
+		// Stop at once if the host refused mid-way (disk full, revoked).
+		select {
+		case m := <-f.in:
+			if msg, derr := protocol.DecodeFile(m.Data); derr == nil && msg.Type == protocol.FileError {
+				return msg, &FileError{Code: msg.Code, Message: msg.Message}
+			}
+		default:
+		}
+		if err := f.flow.Send(ctx, buf[:n]); err != nil {
+			return ready, f.cancel(ctx, f.closedErr(err))
+		}
+		sent += int64(n)
+		if progress != nil {
+			progress(sent, size)
+		}
+	}
+	done, err := f.reply(ctx)
+	if err != nil {
+		return done, f.cancel(ctx, err)
+	}
+	if done.Type != protocol.FileDone || done.SHA256 != sum {
+		return done, fmt.Errorf("the host did not confirm %s (got %q, sha256 %s)", name, done.Type, done.SHA256)
+	}
+	return done, nil
+}
+
+// PartSuffix marks a download in progress next to its destination; an
+// interrupted pull resumes from it.
+const PartSuffix = ".tether-part"
+
+// Pull downloads a file under the user's shared root into local, resuming
+// from local+PartSuffix when an earlier pull was cut off. The file is
+// moved into place only after its SHA-256 matched the host's; an existing
+// local file is never replaced.
+func (f *Files) Pull(ctx context.Context, remote, local string, progress Progress) (protocol.FileMessage, error) {
+	if _, err := os.Lstat(local); err == nil {
+		return protocol.FileMessage{}, fmt.Errorf("%s exists; choose another name", local)
+	}
+	part := local + PartSuffix
+	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return protocol.FileMessage{}, err
+	}
+	defer out.Close()
+	h := sha256.New()
+	have, err := io.Copy(h, out)
+	if err != nil {
+		return protocol.FileMessage{}, fmt.Errorf("read %s: %w", part, err)
+	}
+	if err := f.send(ctx, protocol.FileMessage{Type: protocol.FileGet, Path: remote, Offset: have}); err != nil {
+		return protocol.FileMessage{}, err
+	}
+	meta, err := f.reply(ctx)
+	if err != nil {
+		var fe *FileError
+		if errors.As(err, &fe) && have == 0 {
+			out.Close()
+			os.Remove(part)
+		}
+		return meta, f.cancel(ctx, err)
+	}
+	if meta.Type != protocol.FileMeta {
+		return meta, fmt.Errorf("the host answered %q to a download", meta.Type)
+	}
+	if meta.Offset != have { // the file shrank: start over
+		if err := out.Truncate(0); err != nil {
+			return meta, err
+		}
+		h.Reset()
+		have = 0
+	}
+	if _, err := out.Seek(have, io.SeekStart); err != nil {
+		return meta, err
+	}
+	if progress != nil {
+		progress(have, meta.Size)
+	}
+	for have < meta.Size {
+		m, err := f.next(ctx)
+		if err != nil {
+			return meta, f.cancel(ctx, err)
+		}
+		if m.IsString {
+			msg, derr := protocol.DecodeFile(m.Data)
+			if derr == nil && msg.Type == protocol.FileError {
+				return msg, &FileError{Code: msg.Code, Message: msg.Message}
+			}
+			return msg, fmt.Errorf("the host sent %q in the middle of %s", msg.Type, remote)
+		}
+		if have+int64(len(m.Data)) > meta.Size {
+			return meta, f.cancel(context.Background(), fmt.Errorf("the host sent more than the %d bytes of %s", meta.Size, remote))
+		}
+		if _, err := out.Write(m.Data); err != nil {
+			f.send(context.Background(), protocol.FileMessage{Type: protocol.FileCancel})
+			return meta, fmt.Errorf("write %s: %w", part, err)
+		}
+		h.Write(m.Data)
+		have += int64(len(m.Data))
+		if progress != nil {
+			progress(have, meta.Size)
+		}
+	}
+	done, err := f.reply(ctx)
+	if err != nil {
+		return done, f.cancel(ctx, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if done.Type != protocol.FileDone || done.SHA256 != got {
+		out.Close()
+		os.Remove(part)
+		return done, &FileError{Code: protocol.FileErrHash, Message: fmt.Sprintf("%s arrived damaged (SHA-256 %s, the host has %s) and was discarded", remote, got, done.SHA256)}
+	}
+	if err := out.Sync(); err != nil {
+		return done, err
+	}
+	out.Close()
+	if err := os.Link(part, local); err != nil {
+		return done, fmt.Errorf("move %s into place: %w", local, err)
+	}
+	os.Remove(part)
+	return done, nil
+}

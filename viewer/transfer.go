@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// joinFor joins a session and waits until the user allows perm.
+func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Joined, error) {
+	j, err := c.Join(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "Waiting for the user to allow %s...\n", perm)
+	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool {
+		granted := slices.Contains(p.Granted, perm) && !p.Paused
+		return granted || (!p.Pending && p.Message != "")
+	})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	if !slices.Contains(p.Granted, perm) || p.Paused {
+		j.Close()
+		msg := p.Message
+		if msg == "" {
+			msg = "the user has not allowed " + perm
+		}
+		return nil, errors.New(msg)
+	}
+	return j, nil
+}
+
+// progressBar prints a transfer's progress on standard error, at most a
+// few times a second.
+func progressBar(name string) client.Progress {
+	var last time.Time
+	start := time.Now()
+	return func(done, total int64) {
+		if done < total && time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		pct := int64(100)
+		if total > 0 {
+			pct = done * 100 / total
+		}
+		rate := float64(done) / time.Since(start).Seconds() / (1 << 20)
+		bar := strings.Repeat("#", int(pct/5)) + strings.Repeat(".", 20-int(pct/5))
+		fmt.Fprintf(os.Stderr, "\r%s [%s] %3d%% %d/%d bytes %.1f MiB/s", name, bar, pct, done, total, rate)
+		if done == total {
+			fmt.Fprintln(os.Stderr)
+		}
+	}
+}
+
+func push(ctx context.Context, c *client.Client, args []string) error {
+	id, rest := sessionArgs("push", args, nil)
+	if len(rest) < 1 || len(rest) > 2 {
+		return errors.New("push: usage: push -session ID LOCAL [NAME]")
+	}
+	local, name := rest[0], ""
+	if len(rest) == 2 {
+		name = rest[1]
+	}
+	j, err := joinFor(ctx, c, id, protocol.PermFiles)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	f, err := j.Files(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	done, err := f.Push(ctx, local, name, progressBar(filepath.Base(local)))
+	if err != nil {
+		return fmt.Errorf("push %s: %w", local, err)
+	}
+	fmt.Printf("Sent %s (%d bytes, SHA-256 %s) to %s\n", local, done.Size, done.SHA256, done.Path)
+	return nil
+}
+
+func pull(ctx context.Context, c *client.Client, args []string) error {
+	id, rest := sessionArgs("pull", args, nil)
+	if len(rest) < 1 || len(rest) > 2 {
+		return errors.New("pull: usage: pull -session ID REMOTE [LOCAL]")
+	}
+	remote := rest[0]
+	local := path.Base(remote)
+	if len(rest) == 2 {
+		local = rest[1]
+	}
+	j, err := joinFor(ctx, c, id, protocol.PermFiles)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	f, err := j.Files(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	done, err := f.Pull(ctx, remote, local, progressBar(path.Base(remote)))
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", remote, err)
+	}
+	fmt.Printf("Fetched %s (%d bytes, SHA-256 %s) into %s\n", remote, done.Size, done.SHA256, local)
+	return nil
+}
+
+func list(ctx context.Context, c *client.Client, args []string) error {
+	id, rest := sessionArgs("ls", args, nil)
+	dir := "."
+	if len(rest) > 0 {
+		dir = rest[0]
+	}
+	j, err := joinFor(ctx, c, id, protocol.PermFiles)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	f, err := j.Files(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	entries, err := f.List(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name
+		if e.Dir {
+			name += "/"
+		}
+		fmt.Printf("%-8s %12d  %s  %s\n", e.Kind, e.Size, time.Unix(e.Mtime, 0).Format("2006-01-02 15:04"), name)
+	}
+	return nil
+}
+
+// runShell opens a remote shell on this terminal, in raw mode, following
+// the terminal's size, until the shell exits or is closed.
+func runShell(ctx context.Context, c *client.Client, args []string) error {
+	n := 1
+	id, _ := sessionArgs("shell", args, func(fs *flag.FlagSet) { fs.IntVar(&n, "n", 1, "shell number, to keep several apart (1-99)") })
+	j, err := joinFor(ctx, c, id, protocol.PermShell)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	fd := int(os.Stdin.Fd())
+	cols, rows := 80, 24
+	isTerm := term.IsTerminal(fd)
+	if isTerm {
+		if w, h, err := term.GetSize(fd); err == nil {
+			cols, rows = w, h
+		}
+	}
+	sh, err := j.Shell(ctx, n, cols, rows)
+	if err != nil {
+		return err
+	}
+	defer sh.Close()
+	if isTerm {
+		old, err := term.MakeRaw(fd)
+		if err != nil {
+			return fmt.Errorf("raw mode: %w", err)
+		}
+		defer term.Restore(fd, old)
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for range winch {
+				if w, h, err := term.GetSize(fd); err == nil {
+					sh.Resize(w, h)
+				}
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.Copy(os.Stdout, sh)
+	}()
+	go io.Copy(sh, os.Stdin) // ends with the process: stdin reads cannot be interrupted
+	select {
+	case <-sh.Done():
+	case <-j.Done():
+	case <-ctx.Done():
+	}
+	sh.Close()
+	wg.Wait()
+	if isTerm {
+		fmt.Print("\r\n")
+	}
+	if code, ok := sh.ExitCode(); ok {
+		if code != 0 {
+			return fmt.Errorf("the remote shell exited with code %d", code)
+		}
+		return nil
+	}
+	if j.EndReason() != "" {
+		return errors.New("session ended: " + j.EndReason())
+	}
+	return errors.New("the shell was closed (the user revoked the permission, or left)")
+}
