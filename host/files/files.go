@@ -159,7 +159,9 @@ type upload struct {
 
 func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 	if !c.allowed() {
-		c.abort(true)
+		// A partial upload stays: a revoke removes it (CancelAll), a
+		// technician who left may come back and resume.
+		c.abort(false)
 		c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
 		return
 	}
