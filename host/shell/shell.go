@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/user"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/creack/pty"
@@ -73,13 +71,26 @@ type term struct {
 // open. allowed reports whether the technician behind it may use a shell
 // now; every keystroke is checked.
 func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
-	var current atomic.Pointer[term]
-	// Handlers are set before the channel opens, so no keystroke is lost.
+	if !allowed() {
+		s.cfg.Logger.Warn("refused a shell the user has not allowed", "channel", dc.Label())
+		dc.OnOpen(func() { dc.Close() })
+		return
+	}
+	// The shell starts now, before the channel opens, so that no keystroke
+	// that follows the opening is lost; its output waits for the opening.
+	opened := make(chan struct{})
+	t, err := s.start(dc, opened)
+	if err != nil {
+		s.cfg.Logger.Warn("start shell", "err", err)
+		dc.OnOpen(func() {
+			dc.Send([]byte("\r\nThe shell could not start: " + err.Error() + "\r\n"))
+			dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellExit, Code: -1})))
+			dc.Close()
+		})
+		return
+	}
+	dc.OnOpen(func() { close(opened) })
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
-		t := current.Load()
-		if t == nil {
-			return
-		}
 		if !allowed() {
 			s.close(t)
 			return
@@ -97,38 +108,15 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 			pty.Setsize(t.pty, &pty.Winsize{Cols: uint16(msg.Cols), Rows: uint16(msg.Rows)})
 		}
 	})
-	dc.OnClose(func() {
-		if t := current.Load(); t != nil {
-			s.close(t)
-		}
-	})
-	dc.OnOpen(func() {
-		if !allowed() {
-			s.cfg.Logger.Warn("refused a shell the user has not allowed", "channel", dc.Label())
-			dc.Close()
-			return
-		}
-		t, err := s.start(dc)
-		if err != nil {
-			s.cfg.Logger.Warn("start shell", "err", err)
-			dc.Send([]byte("\r\nThe shell could not start: " + err.Error() + "\r\n"))
-			dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellExit, Code: -1})))
-			dc.Close()
-			return
-		}
-		current.Store(t)
-		if dc.ReadyState() != webrtc.DataChannelStateOpen {
-			s.close(t) // closed while the shell started
-		}
-	})
+	dc.OnClose(func() { s.close(t) })
 }
 
 // start runs the shell on a new PTY and pumps its output to the channel.
-func (s *Server) start(dc *webrtc.DataChannel) (*term, error) {
+func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, error) {
 	cmd := exec.Command(s.cfg.Shell, "-l")
 	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
-	if u, err := user.Current(); err == nil {
-		cmd.Dir = u.HomeDir
+	if home, err := os.UserHomeDir(); err == nil {
+		cmd.Dir = home
 	}
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 80, Rows: 24})
 	if err != nil {
@@ -145,7 +133,12 @@ func (s *Server) start(dc *webrtc.DataChannel) (*term, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.pump(t)
+		select {
+		case <-opened:
+			s.pump(t)
+		case <-ctx.Done():
+			t.cmd.Wait()
+		}
 	}()
 	return t, nil
 }

@@ -252,10 +252,12 @@ func TestForgedClient(t *testing.T) {
 	} {
 		send(t, ctx, j, ev)
 	}
-	for _, label := range []string{"files", "shell"} {
+	for _, label := range []string{"files", "shell", "shell-1"} {
 		// The broker may close the channel at once: a failed send is fine.
 		j.SendOnChannel(ctx, label, []byte(`{"op":"put","path":"/etc/passwd"}`))
 	}
+	j.SendOnChannel(ctx, "files", []byte(`{"type":"get","path":".bashrc"}`))
+	j.SendOnChannel(ctx, "shell-2", []byte("touch /tmp/forged\r"))
 	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboardRequest}); err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +271,14 @@ func TestForgedClient(t *testing.T) {
 	}
 	if ev := events(t, ctx, b, j.ID); !slices.Contains(ev, "message.refused") {
 		t.Fatalf("refusals not in the audit trail: %v", ev)
+	}
+	for _, never := range []string{"shell opened", "sending a file", "receiving a file"} {
+		if strings.Contains(host.stderr.String(), never) {
+			t.Errorf("the host logged %q for a client without the grant", never)
+		}
+	}
+	if ev := events(t, ctx, b, j.ID); slices.Contains(ev, "shell.opened") || slices.Contains(ev, "file.transfer") {
+		t.Errorf("a shell or transfer happened without the grant: %v", ev)
 	}
 }
 

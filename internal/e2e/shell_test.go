@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// shellOutput collects what a shell prints.
+func shellOutput(sh *client.Shell) *syncBuffer {
+	var out syncBuffer
+	go io.Copy(&out, sh)
+	return &out
+}
+
+func waitText(t *testing.T, out *syncBuffer, re string, timeout time.Duration) []string {
+	t.Helper()
+	r := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for {
+		if m := r.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal never showed %q; it shows:\n%q", re, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestShellCLI: `viewer shell` in a real terminal (a pty): commands run on
+// the user's machine as the user, the size follows the technician's
+// terminal, and exiting the shell ends the command.
+func TestShellCLI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	cmd := exec.Command(xtest.Build(t, "./viewer"), "-broker", fs.b.URL(), "-ca", fs.b.CAFile(), "shell", "-session", fs.id)
+	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey, "TERM=xterm")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var out syncBuffer
+	go io.Copy(&out, ptmx)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+
+	// The prompt comes from the user's own shell, in their home.
+	ptmx.WriteString("echo \"me=$(id -u) at=$PWD\"; stty size\r")
+	m := waitText(t, &out, `me=(\d+) at=(\S+)\r?\n30 100`, 20*time.Second)
+	if m[1] != strconv.Itoa(os.Getuid()) || m[2] != fs.home {
+		t.Fatalf("the shell runs as uid %s in %s; want %d in %s", m[1], m[2], os.Getuid(), fs.home)
+	}
+	// The technician's window grows: the remote terminal follows.
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 132}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		ptmx.WriteString("stty size\r")
+		time.Sleep(200 * time.Millisecond)
+		return strings.Contains(out.String(), "40 132")
+	})
+	ptmx.WriteString("echo $((6*7))-done; exit\r")
+	waitText(t, &out, `42-done`, 10*time.Second)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("viewer shell exited with %v after exit; output:\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("viewer shell did not end after exit; output:\n%s", out.String())
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		return len(auditEvents(t, ctx, fs.b, fs.id, "shell.opened")) == 1 && len(auditEvents(t, ctx, fs.b, fs.id, "shell.closed")) == 1
+	})
+}
+
+// TestShellRevoke: two shells at once; the user revokes the shell
+// permission and both close at once, their processes gone.
+func TestShellRevoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	j := fs.join(t, ctx, protocol.PermShell)
+	var shells []*client.Shell
+	var pids []int
+	for n := 1; n <= 2; n++ {
+		sh, err := j.Shell(ctx, n, 80, 24)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := shellOutput(sh)
+		sh.Write([]byte("echo pid=$$\r"))
+		m := waitText(t, out, `pid=(\d+)`, 20*time.Second)
+		pid, _ := strconv.Atoi(m[1])
+		shells, pids = append(shells, sh), append(pids, pid)
+	}
+	if pids[0] == pids[1] {
+		t.Fatal("both shells are one process")
+	}
+	fs.host.typeLine(t, "revoke shell")
+	for i, sh := range shells {
+		select {
+		case <-sh.Done():
+		case <-time.After(3 * time.Second):
+			t.Fatalf("shell %d still open after the revoke", i+1)
+		}
+		if _, exited := sh.ExitCode(); exited {
+			t.Errorf("shell %d reports a normal exit; it was closed", i+1)
+		}
+	}
+	for _, pid := range pids {
+		waitFor(t, 5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	}
+	// A new shell is refused now.
+	if sh, err := j.Shell(ctx, 3, 80, 24); err == nil {
+		select {
+		case <-sh.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a shell opened after the revoke")
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool { return len(auditEvents(t, ctx, fs.b, fs.id, "shell.closed")) == 2 })
+	if n := len(auditEvents(t, ctx, fs.b, fs.id, "shell.opened")); n != 2 {
+		t.Errorf("%d shells opened in the audit trail, want 2", n)
+	}
+}
+
+// TestShellEndsWithSession: ending the session closes the shell.
+func TestShellEndsWithSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	j := fs.join(t, ctx, protocol.PermShell)
+	sh, err := j.Shell(ctx, 1, 80, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := shellOutput(sh)
+	sh.Write([]byte("echo pid=$$\r"))
+	pid, _ := strconv.Atoi(waitText(t, out, `pid=(\d+)`, 20*time.Second)[1])
+	if err := fs.c.EndSession(ctx, fs.id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sh.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the shell outlived the session")
+	}
+	waitFor(t, 5*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	if ev := events(t, ctx, fs.b, fs.id); !slices.Contains(ev, "shell.closed") {
+		t.Errorf("no shell.closed in %v", ev)
+	}
+}
