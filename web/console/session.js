@@ -9,6 +9,8 @@ import {
 import { mountActivity } from './activity.js';
 import { createConsent } from './consent.js';
 import { mountRemoteControl } from './control.js';
+import { mountFiles } from './files.js';
+import { mountShell } from './shell.js';
 import { ViewerConnection } from './viewer.js';
 import { observerBanner } from './observers.js';
 
@@ -90,7 +92,16 @@ export function mountSession(root, { id, navigate }) {
     send: (perms) => conn?.requestPermissions(perms) ?? false,
     onChange: onConsent,
   });
-  const activity = mountActivity({ sessionId: id, me: window.tether.user?.username });
+  // One side panel at a time: opening one closes the others.
+  const closeOthers = (keep) => (on) => {
+    if (!on) return;
+    if (keep !== files) files.setOpen(false);
+    if (keep !== shell) shell.setOpen(false);
+    if (keep !== activity && activity.isOpen()) activity.button.click();
+  };
+  const activity = mountActivity({ sessionId: id, me: window.tether.user?.username, onToggle: (on) => closeOthers(activity)(on) });
+  const files = mountFiles({ getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(files)(on) });
+  const shell = mountShell({ getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(shell)(on) });
 
   // ---- stage ---------------------------------------------------------------
 
@@ -114,7 +125,7 @@ export function mountSession(root, { id, navigate }) {
   const observers = observerBanner(window.tether.user);
   stage.append(remote.hud, consent.banner, overlay, consent.toast, observers.el);
 
-  consent.barActions.append(activity.button);
+  consent.barActions.append(files.button, shell.button, activity.button);
 
   root.replaceChildren(h('div', { class: 'viewer' },
     h('div', { class: 'viewer-top' },
@@ -127,7 +138,7 @@ export function mountSession(root, { id, navigate }) {
         remote.toolbar,
         h('div', { class: 'viewer-bar-right' }, endBtn)),
       consent.bar),
-    h('div', { class: 'viewer-body' }, stage, activity.panel)));
+    h('div', { class: 'viewer-body' }, stage, files.panel, shell.panel, activity.panel)));
 
   // ---- behaviour -----------------------------------------------------------
 
@@ -144,6 +155,8 @@ export function mountSession(root, { id, navigate }) {
     document.title = `${CONN_LABELS[state] ?? state} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
     consent.setHostHere(state === 'live');
     if (state === 'ended') {
+      shell.closeAll('The session ended.');
+      files.setAllowed(false);
       consent.setEnded();
       activity.refresh();
     }
@@ -169,6 +182,8 @@ export function mountSession(root, { id, navigate }) {
       asking: c.asking ?? [],
       canAsk: consent.canAsk(),
     });
+    files.setAllowed(c.granted.includes('files') && !c.paused);
+    shell.setAllowed(c.granted.includes('shell') && !c.paused);
     stage.classList.toggle('is-paused', c.paused);
     stage.classList.toggle('is-unseen', c.known && !c.granted.includes('view'));
     renderOverlay();
@@ -334,7 +349,10 @@ export function mountSession(root, { id, navigate }) {
         renderChips();
         if (connState === 'waiting') renderOverlay();
       },
-      onChannels: remote.attach,
+      onChannels(ch) {
+        remote.attach(ch);
+        files.reconnected();
+      },
       onObservers: (list) => observers.update(list),
       onPermissions(p) {
         consent.apply(p);
@@ -414,6 +432,8 @@ export function mountSession(root, { id, navigate }) {
     clearInterval(tickTimer);
     consent.destroy();
     activity.destroy();
+    files.destroy();
+    shell.destroy();
     remote.destroy();
     if (document.fullscreenElement === stage) document.exitFullscreen().catch(() => {});
     conn?.close();

@@ -1,0 +1,551 @@
+// File transfer with the user's computer: a browser of the folder the
+// user shares (their home by default), downloads from it, and uploads
+// into their Downloads/Tether folder. Everything rides one data channel
+// labelled "files" through the broker, one transfer at a time: JSON
+// requests and answers as strings, file data as 64 KiB binary chunks, with
+// back-pressure on the channel's buffered amount. Each file is verified by
+// SHA-256 end to end; a transfer cut by a reconnect resumes where it
+// stopped.
+
+import { h, icon, toast } from './ui.js';
+
+const CHUNK = 64 * 1024;
+const HIGH_WATER = 4 * 1024 * 1024;
+const LOW_WATER = 1024 * 1024;
+// The browser hashes an upload in memory before it starts.
+const MAX_BROWSER_FILE = 2 * 1024 * 1024 * 1024;
+
+const sizeFmt = (n) => {
+  if (!Number.isFinite(n)) return '';
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = -1;
+  do { v /= 1024; u++; } while (v >= 1024 && u < units.length - 1);
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+};
+const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
+
+/**
+ * Builds the files panel and its toggle button.
+ * opts.getPc() returns the current RTCPeerConnection (or null);
+ * opts.onRequest(perm) asks the user for a permission; opts.onToggle(open).
+ * Returns { button, panel, setAllowed(bool), setOpen(bool), isOpen(), reconnected(), destroy() }.
+ */
+export function mountFiles({ getPc, onRequest, onToggle }) {
+  let open = false;
+  let allowed = false;
+  let dc = null; // the files channel, opened on demand
+  let dcPc = null; // the connection it belongs to
+  let cwd = '.';
+  let entries = null;
+  let listError = '';
+  let waiter = null; // { resolve, reject } for the next JSON answer
+  let sink = null; // receives binary chunks of a download
+  let busy = false;
+  let pendingList = null; // a listing asked for while busy
+  const queue = []; // transfers waiting their turn
+  const transfers = []; // every transfer shown, newest first
+  let alive = true;
+
+  const button = h('button', {
+    type: 'button', class: 'tool-btn tool-btn-label', 'data-testid': 'files-open', 'aria-pressed': 'false',
+    'aria-controls': 'files-panel', 'data-tip': 'Send and fetch files',
+  }, icon('folder', 17), h('span', { class: 'tool-btn-text', text: 'Files' }));
+
+  const fileInput = h('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'files-input' });
+  const uploadBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-upload' }, icon('send', 14), 'Send files');
+  const refreshBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Refresh', 'data-tip': 'Refresh' }, icon('refresh', 15));
+  const closeBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Close files' }, icon('x', 16));
+  const crumbs = h('nav', { class: 'files-crumbs', 'aria-label': 'Folder', 'data-testid': 'files-crumbs' });
+  const listEl = h('ul', { class: 'files-list', 'data-testid': 'files-list', 'aria-label': 'Files on the user\u2019s computer' });
+  const transfersEl = h('ul', { class: 'transfers', 'data-testid': 'transfers', 'aria-label': 'Transfers' });
+  const transfersHead = h('h3', { class: 'side-section', text: 'Transfers', hidden: true });
+  const drop = h('div', { class: 'files-drop', 'aria-hidden': 'true' }, icon('send', 22), h('span', { text: 'Drop to send to the user\u2019s Downloads/Tether folder' }));
+  const empty = h('div', { class: 'side-empty', 'data-testid': 'files-empty', hidden: true });
+  const browser = h('div', { class: 'files-browser' },
+    h('div', { class: 'files-toolbar' }, crumbs, uploadBtn, fileInput),
+    h('div', { class: 'files-scroll' }, listEl));
+  const panel = h('aside', { class: 'side-panel files-panel', id: 'files-panel', 'data-testid': 'files-panel', hidden: true, 'aria-label': 'Files' },
+    h('header', { class: 'activity-head side-head' },
+      h('div', {},
+        h('h2', { class: 'activity-title', text: 'Files' }),
+        h('p', { class: 'activity-sub', text: 'On the user\u2019s computer. Every transfer is verified and recorded.' })),
+      h('div', { class: 'activity-actions' }, refreshBtn, closeBtn)),
+    empty, browser,
+    h('div', { class: 'transfers-wrap' }, transfersHead, transfersEl),
+    drop);
+
+  // ---- channel -----------------------------------------------------------------
+
+  function channel() {
+    const pc = getPc();
+    if (!pc) return null;
+    if (dc && dcPc === pc && (dc.readyState === 'open' || dc.readyState === 'connecting')) return dc;
+    dcPc = pc;
+    dc = pc.createDataChannel('files', { ordered: true });
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = LOW_WATER;
+    const mine = dc;
+    dc.onmessage = (e) => {
+      if (typeof e.data !== 'string') {
+        sink?.(new Uint8Array(e.data));
+        return;
+      }
+      let msg;
+      try { msg = JSON.parse(e.data); } catch { return; }
+      const w = waiter;
+      waiter = null;
+      if (w) w.resolve(msg);
+      else if (msg.type === 'error' && msg.code !== 'cancelled') toast(msg.message || 'The transfer failed.', 'error');
+    };
+    dc.onclose = () => {
+      if (dc !== mine) return;
+      dc = null;
+      const w = waiter;
+      waiter = null;
+      w?.reject(new Error(allowed ? 'The connection was interrupted.' : 'The user has not allowed file transfer.'));
+      sink?.(null);
+    };
+    return dc;
+  }
+
+  async function ready() {
+    const ch = channel();
+    if (!ch) throw new Error('Not connected to the user\u2019s computer.');
+    if (ch.readyState === 'open') return ch;
+    await new Promise((res, rej) => {
+      ch.addEventListener('open', res, { once: true });
+      ch.addEventListener('close', () => rej(new Error(allowed ? 'The files channel closed.' : 'The user has not allowed file transfer.')), { once: true });
+    });
+    return ch;
+  }
+
+  // request sends a JSON message and waits for the host's answer.
+  async function request(msg) {
+    const ch = await ready();
+    const answer = new Promise((resolve, reject) => { waiter = { resolve, reject }; });
+    ch.send(JSON.stringify(msg));
+    return answer;
+  }
+
+  // next waits for the next JSON message without sending.
+  function next() {
+    return new Promise((resolve, reject) => { waiter = { resolve, reject }; });
+  }
+
+  async function drain(ch) {
+    while (ch.bufferedAmount > HIGH_WATER) {
+      if (ch.readyState !== 'open') throw new Error('The connection was interrupted.');
+      await new Promise((res) => {
+        const t = setTimeout(res, 250);
+        ch.addEventListener('bufferedamountlow', () => { clearTimeout(t); res(); }, { once: true });
+      });
+    }
+  }
+
+  // ---- browsing ------------------------------------------------------------------
+
+  async function list(path = cwd) {
+    if (busy) { // the host answers one request at a time: list after
+      pendingList = path;
+      return;
+    }
+    busy = true;
+    listError = '';
+    try {
+      const msg = await request({ type: 'list', path });
+      if (msg.type === 'listing') {
+        cwd = msg.path || '.';
+        entries = msg.entries ?? [];
+      } else {
+        listError = msg.message || 'The folder could not be listed.';
+      }
+    } catch (err) {
+      listError = err.message;
+    } finally {
+      busy = false;
+    }
+    renderList();
+    pump();
+  }
+
+  function renderCrumbs() {
+    const parts = cwd === '.' ? [] : cwd.split('/');
+    const crumb = (label, path, current) => h('button', {
+      type: 'button', class: `files-crumb${current ? ' is-current' : ''}`, 'aria-current': current ? 'location' : null, text: label,
+      onclick: () => list(path),
+    });
+    const items = [crumb('Home', '.', parts.length === 0)];
+    parts.forEach((p, i) => {
+      items.push(h('span', { class: 'files-crumb-sep', 'aria-hidden': 'true', text: '/' }));
+      items.push(crumb(p, parts.slice(0, i + 1).join('/'), i === parts.length - 1));
+    });
+    crumbs.replaceChildren(...items);
+  }
+
+  function renderList() {
+    renderCrumbs();
+    if (listError) {
+      listEl.replaceChildren(h('li', { class: 'files-error', 'data-testid': 'files-error' }, icon('alert', 15), h('span', { text: listError })));
+      return;
+    }
+    if (!entries) {
+      listEl.replaceChildren(...[0, 1, 2, 3].map(() => h('li', { class: 'activity-skeleton' }, h('span'), h('span'))));
+      return;
+    }
+    const rows = [];
+    if (cwd !== '.') {
+      const up = cwd.includes('/') ? cwd.slice(0, cwd.lastIndexOf('/')) : '.';
+      rows.push(h('li', {}, h('button', { type: 'button', class: 'files-row', 'data-testid': 'files-up', onclick: () => list(up) },
+        h('span', { class: 'files-icon' }, icon('back', 15)), h('span', { class: 'files-name', text: 'Parent folder' }))));
+    }
+    if (entries.length === 0) rows.push(h('li', { class: 'files-note', text: 'This folder is empty.' }));
+    for (const e of entries) {
+      const path = cwd === '.' ? e.name : `${cwd}/${e.name}`;
+      const isDir = e.dir;
+      const kind = isDir ? 'dir' : e.kind;
+      const meta = isDir ? 'Folder' : kind === 'special' ? 'Special file' : kind === 'link' ? 'Link' : sizeFmt(e.size);
+      const row = h('button', {
+        type: 'button', class: `files-row kind-${kind}`, 'data-testid': 'files-entry', 'data-name': e.name, 'data-kind': kind,
+        title: isDir ? `Open ${e.name}` : kind === 'special' ? 'Devices, pipes and sockets cannot be fetched' : `Download ${e.name}`,
+      },
+      h('span', { class: 'files-icon' }, icon(isDir ? 'folder' : kind === 'special' ? 'lock' : kind === 'link' ? 'link' : 'file', 15)),
+      h('span', { class: 'files-name', text: e.name }),
+      h('span', { class: 'files-meta tabular', text: meta }),
+      h('span', { class: 'files-date tabular', text: e.mtime ? dateFmt.format(e.mtime * 1000) : '' }),
+      !isDir && kind !== 'special' ? h('span', { class: 'files-action', 'aria-hidden': 'true' }, icon('download', 15)) : null);
+      row.addEventListener('click', () => {
+        if (isDir) list(path);
+        else if (kind !== 'special') download(path, e.name, e.size);
+      });
+      rows.push(h('li', {}, row));
+    }
+    listEl.replaceChildren(...rows);
+  }
+
+  // ---- transfers -----------------------------------------------------------------
+
+  function addTransfer(t) {
+    t.done = t.done ?? 0;
+    t.state = 'queued';
+    t.started = 0;
+    const bar = h('span', { class: 'transfer-fill' });
+    const pct = h('span', { class: 'transfer-pct tabular' });
+    const note = h('span', { class: 'transfer-note' });
+    const cancel = h('button', { type: 'button', class: 'icon-btn icon-btn-dark transfer-cancel', 'aria-label': `Cancel ${t.name}`, 'data-testid': 'transfer-cancel' }, icon('x', 14));
+    cancel.addEventListener('click', () => cancelTransfer(t));
+    t.el = h('li', { class: 'transfer', 'data-testid': 'transfer', 'data-direction': t.direction, 'data-name': t.name },
+      h('span', { class: 'transfer-icon' }, icon(t.direction === 'upload' ? 'send' : 'download', 15)),
+      h('div', { class: 'transfer-body' },
+        h('div', { class: 'transfer-line' }, h('span', { class: 'transfer-name', text: t.name }), pct),
+        h('div', { class: 'transfer-bar', role: 'progressbar', 'aria-label': `${t.name} progress`, 'aria-valuemin': '0', 'aria-valuemax': '100' }, bar),
+        note),
+      cancel);
+    Object.assign(t, { bar, pct, note, cancelBtn: cancel });
+    transfers.unshift(t);
+    transfersEl.prepend(t.el);
+    transfersHead.hidden = false;
+    render(t);
+    queue.push(t);
+    pump();
+  }
+
+  function render(t) {
+    const frac = t.size > 0 ? Math.min(1, t.done / t.size) : t.state === 'done' ? 1 : 0;
+    t.bar.style.width = `${(frac * 100).toFixed(1)}%`;
+    t.bar.parentElement.setAttribute('aria-valuenow', String(Math.round(frac * 100)));
+    t.el.dataset.state = t.state;
+    t.pct.textContent = t.state === 'done' ? 'Done' : `${Math.floor(frac * 100)}%`;
+    const secs = t.started ? (performance.now() - t.started) / 1000 : 0;
+    const rate = secs > 0.2 ? ` \u00b7 ${sizeFmt((t.done - (t.from ?? 0)) / secs)}/s` : '';
+    const notes = {
+      queued: 'Waiting\u2026',
+      hashing: 'Computing SHA-256\u2026',
+      running: `${sizeFmt(t.done)} of ${sizeFmt(t.size)}${rate}`,
+      verifying: 'Verifying SHA-256\u2026',
+      interrupted: allowed
+        ? `Interrupted at ${sizeFmt(t.done)}: resumes when the connection is back`
+        : `Stopped at ${sizeFmt(t.done)}: file transfer is not allowed now; resumes if the user allows it again`,
+      done: t.result ?? '',
+      failed: t.error ?? 'Failed',
+      cancelled: 'Cancelled',
+    };
+    t.note.textContent = notes[t.state] ?? '';
+    t.note.title = t.state === 'done' && t.sha256 ? `SHA-256 ${t.sha256}` : '';
+    t.cancelBtn.hidden = !['queued', 'hashing', 'running', 'interrupted'].includes(t.state);
+  }
+
+  async function pump() {
+    if (busy) return;
+    if (pendingList !== null) {
+      const p = pendingList;
+      pendingList = null;
+      list(p);
+      return;
+    }
+    const t = queue.find((x) => x.state === 'queued');
+    if (!t) return;
+    busy = true;
+    try {
+      if (t.direction === 'upload') await runUpload(t);
+      else await runDownload(t);
+    } catch (err) {
+      if (t.state !== 'cancelled') {
+        if (!allowed || /interrupted|closed|not allowed/i.test(err.message)) {
+          t.state = 'interrupted';
+        } else {
+          t.state = 'failed';
+          t.error = err.message;
+        }
+      }
+    } finally {
+      busy = false;
+      if (t.state !== 'interrupted') queue.splice(queue.indexOf(t), 1);
+      render(t);
+      if (t.state === 'done' && t.direction === 'upload' && open) pendingList = cwd;
+      if (t.state !== 'interrupted') pump();
+    }
+  }
+
+  async function runUpload(t) {
+    if (!t.sha256) {
+      t.state = 'hashing';
+      render(t);
+      t.sha256 = hex(await crypto.subtle.digest('SHA-256', await t.file.arrayBuffer()));
+    }
+    if (t.state === 'cancelled') return;
+    const answer = await request({ type: 'put', name: t.name, size: t.size, sha256: t.sha256 });
+    if (answer.type === 'error') {
+      t.state = 'failed';
+      t.error = answer.message;
+      return;
+    }
+    if (answer.type !== 'ready') throw new Error(`Unexpected answer ${answer.type}`);
+    const ch = await ready();
+    t.state = 'running';
+    t.started = performance.now();
+    t.done = t.from = answer.offset ?? 0;
+    render(t);
+    const final = next();
+    final.catch(() => {});
+    let lastRender = 0;
+    while (t.done < t.size) {
+      if (t.state === 'cancelled') return;
+      await drain(ch);
+      const end = Math.min(t.done + CHUNK, t.size);
+      const chunk = await t.file.slice(t.done, end).arrayBuffer();
+      if (ch.readyState !== 'open') throw new Error('The connection was interrupted.');
+      ch.send(chunk);
+      t.done = end;
+      if (performance.now() - lastRender > 100) {
+        lastRender = performance.now();
+        render(t);
+      }
+    }
+    t.state = 'verifying';
+    render(t);
+    const done = await final;
+    if (done.type === 'done' && done.sha256 === t.sha256) {
+      t.state = 'done';
+      t.result = `Saved as ${done.path} \u00b7 SHA-256 verified`;
+    } else {
+      t.state = 'failed';
+      t.error = done.message || 'The user\u2019s computer did not confirm the file.';
+    }
+  }
+
+  async function runDownload(t) {
+    t.chunks = t.chunks ?? [];
+    const have = t.chunks.reduce((n, c) => n + c.length, 0);
+    const meta = await request({ type: 'get', path: t.path, offset: have });
+    if (meta.type === 'error') {
+      t.state = 'failed';
+      t.error = meta.message;
+      return;
+    }
+    if (meta.type !== 'meta') throw new Error(`Unexpected answer ${meta.type}`);
+    if ((meta.offset ?? 0) !== have) t.chunks = [];
+    t.size = meta.size;
+    t.state = 'running';
+    t.started = performance.now();
+    t.done = t.from = meta.offset ?? 0;
+    render(t);
+    let lastRender = 0;
+    let fail = null;
+    const got = new Promise((resolve) => {
+      if (t.done >= t.size) resolve();
+      sink = (chunk) => {
+        if (chunk === null) { // the channel closed
+          fail = new Error('The connection was interrupted.');
+          resolve();
+          return;
+        }
+        t.chunks.push(chunk);
+        t.done += chunk.length;
+        if (performance.now() - lastRender > 100) {
+          lastRender = performance.now();
+          render(t);
+        }
+        if (t.done >= t.size) resolve();
+      };
+    });
+    const final = next();
+    final.catch(() => {});
+    await got;
+    sink = null;
+    if (t.state === 'cancelled') return;
+    if (fail) throw fail;
+    const done = await final;
+    if (done.type !== 'done') {
+      t.state = 'failed';
+      t.error = done.message || 'The download failed.';
+      return;
+    }
+    t.state = 'verifying';
+    render(t);
+    const blob = new Blob(t.chunks, { type: 'application/octet-stream' });
+    const sum = hex(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+    if (sum !== done.sha256) {
+      t.chunks = [];
+      t.state = 'failed';
+      t.error = 'The file arrived damaged (SHA-256 mismatch) and was discarded.';
+      return;
+    }
+    t.sha256 = sum;
+    t.chunks = [];
+    t.state = 'done';
+    t.result = `${sizeFmt(t.size)} \u00b7 SHA-256 verified`;
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: t.name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    window.tether.lastDownload = { name: t.name, size: t.size, sha256: sum };
+  }
+
+  function cancelTransfer(t) {
+    const wasRunning = t.state === 'running' || t.state === 'verifying';
+    t.state = 'cancelled';
+    t.chunks = [];
+    render(t);
+    if (wasRunning && dc?.readyState === 'open') {
+      sink?.(null);
+      dc.send(JSON.stringify({ type: 'cancel' }));
+    }
+    const i = queue.indexOf(t);
+    if (i >= 0 && !wasRunning) queue.splice(i, 1);
+  }
+
+  function upload(files) {
+    if (!allowed) return;
+    for (const file of files) {
+      if (file.size > MAX_BROWSER_FILE) {
+        toast(`${file.name} is larger than the console can send (${sizeFmt(MAX_BROWSER_FILE)}); use viewer push.`, 'error');
+        continue;
+      }
+      addTransfer({ direction: 'upload', name: file.name, size: file.size, file });
+    }
+  }
+
+  function download(path, name, size) {
+    if (!allowed) return;
+    addTransfer({ direction: 'download', path, name, size });
+  }
+
+  // ---- panel -----------------------------------------------------------------------
+
+  function renderAccess() {
+    browser.hidden = !allowed;
+    empty.hidden = allowed;
+    uploadBtn.disabled = !allowed;
+    if (!allowed) {
+      const ask = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-request' }, icon('hand', 15), 'Ask for file transfer');
+      ask.addEventListener('click', () => onRequest('files'));
+      empty.replaceChildren(
+        h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+        h('p', { class: 'side-empty-title', text: 'File transfer is not allowed' }),
+        h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), ask);
+    }
+  }
+
+  function setOpen(on) {
+    if (open === on) return;
+    open = on;
+    panel.hidden = !on;
+    button.setAttribute('aria-pressed', String(on));
+    button.classList.toggle('is-open', on);
+    renderAccess();
+    if (on && allowed) {
+      renderList();
+      list();
+    }
+    onToggle?.(on);
+  }
+
+  button.addEventListener('click', () => setOpen(!open));
+  closeBtn.addEventListener('click', () => {
+    setOpen(false);
+    button.focus({ preventScroll: true });
+  });
+  refreshBtn.addEventListener('click', () => list());
+  uploadBtn.addEventListener('click', () => fileInput.click());
+  fileInput.addEventListener('change', () => {
+    upload([...fileInput.files]);
+    fileInput.value = '';
+  });
+  let dragDepth = 0;
+  panel.addEventListener('dragenter', (e) => {
+    if (!allowed || !e.dataTransfer?.types.includes('Files')) return;
+    e.preventDefault();
+    dragDepth++;
+    panel.classList.add('is-dropping');
+  });
+  panel.addEventListener('dragover', (e) => { if (allowed) e.preventDefault(); });
+  panel.addEventListener('dragleave', () => {
+    if (--dragDepth <= 0) {
+      dragDepth = 0;
+      panel.classList.remove('is-dropping');
+    }
+  });
+  panel.addEventListener('drop', (e) => {
+    e.preventDefault();
+    dragDepth = 0;
+    panel.classList.remove('is-dropping');
+    upload([...(e.dataTransfer?.files ?? [])]);
+  });
+  renderAccess();
+
+  return {
+    button,
+    panel,
+    setOpen,
+    isOpen: () => open,
+    setAllowed(on) {
+      if (allowed === on) return;
+      allowed = on;
+      button.classList.toggle('is-locked', !on);
+      renderAccess();
+      if (!on) {
+        dc?.close(); // the transfer under way stops and waits
+      } else {
+        for (const t of queue) if (t.state === 'interrupted') t.state = 'queued';
+        if (open) list();
+        pump();
+      }
+    },
+    /** A new connection to the broker: interrupted transfers resume. */
+    reconnected() {
+      if (!alive) return;
+      for (const t of queue) if (t.state === 'interrupted') t.state = 'queued';
+      if (allowed && open) list();
+      pump();
+    },
+    destroy() {
+      alive = false;
+      dc?.close();
+    },
+  };
+}

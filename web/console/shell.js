@@ -1,0 +1,295 @@
+// Terminals on the user's computer: each tab is a shell on its own data
+// channel (shell-<n>) through the broker to a PTY on the host, drawn with
+// xterm.js. Binary messages are terminal bytes both ways; the host reports
+// the shell's exit as {"type":"exit","code":N}; the console sends
+// {"type":"resize","cols":C,"rows":R} whenever the panel changes size.
+// Every shell closes at once when the user revokes the permission.
+
+import { Terminal } from './vendor/xterm/xterm.mjs';
+import { FitAddon } from './vendor/xterm/addon-fit.mjs';
+import { h, icon, toast } from './ui.js';
+
+const MAX_SHELLS = 8;
+const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
+
+const THEME = {
+  background: '#0b0e13', foreground: '#e7e9ee', cursor: '#c7d2fe', cursorAccent: '#0b0e13',
+  selectionBackground: 'rgba(129, 140, 248, 0.35)',
+  black: '#1a1f27', red: '#f97066', green: '#47cd89', yellow: '#fdb022', blue: '#818cf8', magenta: '#e478fa', cyan: '#67e3f9', white: '#e7e9ee',
+  brightBlack: '#4b5563', brightRed: '#fda29b', brightGreen: '#75e0a7', brightYellow: '#fec84b', brightBlue: '#a5b4fc', brightMagenta: '#eeaafd', brightCyan: '#a5f0fc', brightWhite: '#ffffff',
+};
+
+/**
+ * Builds the terminal panel and its toggle button.
+ * opts.getPc() returns the current RTCPeerConnection (or null);
+ * opts.onRequest(perm) asks the user for a permission; opts.onToggle(open).
+ * Returns { button, panel, setAllowed(bool), setOpen(bool), isOpen(), closeAll(reason), destroy() }.
+ */
+export function mountShell({ getPc, onRequest, onToggle }) {
+  let open = false;
+  let allowed = false;
+  let active = null; // the shown tab
+  const tabs = []; // { n, term, fit, dc, el, tabEl, state: 'opening'|'open'|'closed' }
+
+  const button = h('button', {
+    type: 'button', class: 'tool-btn tool-btn-label', 'data-testid': 'shell-open', 'aria-pressed': 'false',
+    'aria-controls': 'shell-panel', 'data-tip': 'Terminal on the user\u2019s computer',
+  }, icon('terminal', 17), h('span', { class: 'tool-btn-text', text: 'Terminal' }));
+
+  const tabList = h('div', { class: 'shell-tabs', role: 'tablist', 'aria-label': 'Shells' });
+  const newBtn = h('button', {
+    type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-new', 'aria-label': 'New shell', 'data-tip': 'New shell',
+  }, icon('plus', 16));
+  const copyBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-copy', 'aria-label': 'Copy selection (Ctrl+Shift+C)', 'data-tip': 'Copy (Ctrl+Shift+C)' }, icon('copy', 15));
+  const pasteBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-paste', 'aria-label': 'Paste (Ctrl+Shift+V)', 'data-tip': 'Paste (Ctrl+Shift+V)' }, icon('clipboard', 15));
+  const closeBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Close terminal panel' }, icon('x', 16));
+  const body = h('div', { class: 'shell-body' });
+  const empty = h('div', { class: 'side-empty', 'data-testid': 'shell-empty' });
+  const panel = h('aside', {
+    class: 'side-panel shell-panel', id: 'shell-panel', 'data-testid': 'shell-panel', hidden: true, 'aria-label': 'Terminal',
+  },
+  h('header', { class: 'activity-head side-head' },
+    h('div', {},
+      h('h2', { class: 'activity-title', text: 'Terminal' }),
+      h('p', { class: 'activity-sub', text: 'The user\u2019s own shell, as the user. Recorded.' })),
+    h('div', { class: 'activity-actions' }, copyBtn, pasteBtn, closeBtn)),
+  h('div', { class: 'shell-tabbar' }, tabList, newBtn),
+  body, empty);
+
+  function renderEmpty() {
+    const any = tabs.length > 0;
+    // Closed tabs stay readable after a revoke; their status line says why.
+    empty.hidden = any;
+    body.hidden = !any;
+    newBtn.disabled = !allowed || tabs.filter((t) => t.state !== 'closed').length >= MAX_SHELLS;
+    if (!allowed) {
+      const ask = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-request' }, icon('hand', 15), 'Ask for shell access');
+      ask.addEventListener('click', () => onRequest('shell'));
+      empty.replaceChildren(
+        h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+        h('p', { class: 'side-empty-title', text: 'Shell access is not allowed' }),
+        h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), ask);
+    } else if (!any) {
+      const start = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-start' }, icon('terminal', 15), 'Open a shell');
+      start.addEventListener('click', () => newShell());
+      empty.replaceChildren(
+        h('span', { class: 'activity-empty-icon' }, icon('terminal', 20)),
+        h('p', { class: 'side-empty-title', text: 'No shell open' }),
+        h('p', { text: 'Commands run on the user\u2019s computer as the user, never as an administrator.' }), start);
+    }
+  }
+
+  function show(tab) {
+    active = tab;
+    for (const t of tabs) {
+      const on = t === tab;
+      t.el.hidden = !on;
+      t.tabEl.setAttribute('aria-selected', String(on));
+      t.tabEl.classList.toggle('is-active', on);
+    }
+    if (tab) {
+      requestAnimationFrame(() => {
+        fitTab(tab);
+        tab.term.focus();
+      });
+    }
+  }
+
+  function fitTab(t) {
+    if (t.el.hidden || panel.hidden) return;
+    try {
+      t.fit.fit();
+    } catch { /* not laid out yet */ }
+  }
+
+  function sendResize(t) {
+    t.el.dataset.cols = String(t.term.cols);
+    t.el.dataset.rows = String(t.term.rows);
+    if (t.dc?.readyState === 'open') t.dc.send(JSON.stringify({ type: 'resize', cols: t.term.cols, rows: t.term.rows }));
+  }
+
+  function setTabState(t, state, note) {
+    t.state = state;
+    t.tabEl.dataset.state = state;
+    t.el.dataset.state = state;
+    t.statusEl.hidden = !note;
+    t.statusEl.textContent = note || '';
+    renderEmpty();
+  }
+
+  function newShell() {
+    const pc = getPc();
+    if (!allowed || !pc) return;
+    const used = new Set(tabs.filter((t) => t.state !== 'closed').map((t) => t.n));
+    let n = 1;
+    while (used.has(n) || tabs.some((t) => t.n === n && t.state !== 'closed')) n++;
+    if (n > MAX_SHELLS) return;
+    // Reuse the number of a closed tab: drop that tab first.
+    for (const old of tabs.filter((t) => t.n === n)) removeTab(old);
+
+    const term = new Terminal({
+      fontFamily: '"DejaVu Sans Mono", ui-monospace, Menlo, Consolas, monospace', fontSize: 13, lineHeight: 1.15,
+      cursorBlink: true, scrollback: 5000, theme: THEME, allowProposedApi: false,
+    });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
+    const screen = h('div', { class: 'shell-screen', 'data-testid': 'shell-screen' });
+    const statusEl = h('div', { class: 'shell-status', 'data-testid': 'shell-status', hidden: true });
+    const el = h('div', { class: 'shell-view', 'data-testid': `shell-view-${n}`, role: 'tabpanel' }, screen, statusEl);
+    const closeTab = h('span', { class: 'shell-tab-close', role: 'button', 'aria-label': `Close shell ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
+    const tabEl = h('button', { type: 'button', class: 'shell-tab', role: 'tab', 'data-testid': `shell-tab-${n}` },
+      h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Shell ${n}`, closeTab);
+    const t = { n, term, fit, dc: null, el, tabEl, statusEl, state: 'opening' };
+    tabs.push(t);
+    tabList.append(tabEl);
+    body.append(el);
+    term.open(screen);
+    tabEl.addEventListener('click', (e) => {
+      if (e.target.closest('.shell-tab-close')) {
+        t.dc?.close();
+        removeTab(t);
+        return;
+      }
+      show(t);
+    });
+    setTabState(t, 'opening', 'Opening a shell on the user\u2019s computer\u2026');
+    show(t);
+
+    const dc = pc.createDataChannel(`shell-${n}`, { ordered: true });
+    dc.binaryType = 'arraybuffer';
+    t.dc = dc;
+    const enc = new TextEncoder();
+    dc.onopen = () => {
+      setTabState(t, 'open', '');
+      fitTab(t);
+      sendResize(t);
+      if (active === t) term.focus();
+    };
+    dc.onmessage = (e) => {
+      if (typeof e.data === 'string') {
+        let msg = null;
+        try { msg = JSON.parse(e.data); } catch { return; }
+        if (msg?.type === 'exit') {
+          t.exitCode = msg.code;
+        }
+        return;
+      }
+      term.write(new Uint8Array(e.data));
+    };
+    dc.onclose = () => {
+      if (t.state === 'closed') return;
+      const note = t.exitCode !== undefined
+        ? `The shell exited${t.exitCode ? ` with code ${t.exitCode}` : ''}.`
+        : !allowed ? 'Closed: the user revoked shell access.' : 'The shell was closed.';
+      setTabState(t, 'closed', note);
+    };
+    term.onData((d) => {
+      if (dc.readyState !== 'open') return;
+      if (dc.bufferedAmount > HIGH_WATER) return; // the link is stuck; drop rather than pile up
+      dc.send(enc.encode(d));
+    });
+    term.onBinary((d) => {
+      if (dc.readyState === 'open') dc.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff));
+    });
+    term.onResize(() => sendResize(t));
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
+      if (e.code === 'KeyC') {
+        copySelection();
+        return false;
+      }
+      if (e.code === 'KeyV') {
+        pasteClipboard();
+        return false;
+      }
+      return true;
+    });
+    t.resizeObserver = new ResizeObserver(() => fitTab(t));
+    t.resizeObserver.observe(screen);
+  }
+
+  function removeTab(t) {
+    const i = tabs.indexOf(t);
+    if (i < 0) return;
+    tabs.splice(i, 1);
+    t.resizeObserver?.disconnect();
+    t.term.dispose();
+    t.el.remove();
+    t.tabEl.remove();
+    if (active === t) show(tabs[Math.min(i, tabs.length - 1)] ?? null);
+    renderEmpty();
+  }
+
+  async function copySelection() {
+    const text = active?.term.getSelection() ?? '';
+    if (!text) return;
+    try {
+      await navigator.clipboard.writeText(text);
+      toast('Copied from the terminal', 'success', 1500);
+    } catch {
+      toast('The browser did not allow copying', 'error');
+    }
+  }
+
+  async function pasteClipboard() {
+    if (!active || active.state !== 'open') return;
+    try {
+      const text = await navigator.clipboard.readText();
+      if (text) active.term.paste(text);
+    } catch {
+      toast('The browser did not allow reading the clipboard', 'error');
+    }
+  }
+
+  function setOpen(on) {
+    if (open === on) return;
+    open = on;
+    panel.hidden = !on;
+    button.setAttribute('aria-pressed', String(on));
+    button.classList.toggle('is-open', on);
+    renderEmpty();
+    if (on) {
+      if (allowed && tabs.length === 0) newShell();
+      else if (active) show(active);
+    }
+    onToggle?.(on);
+  }
+
+  button.addEventListener('click', () => setOpen(!open));
+  newBtn.addEventListener('click', () => newShell());
+  copyBtn.addEventListener('click', copySelection);
+  pasteBtn.addEventListener('click', pasteClipboard);
+  closeBtn.addEventListener('click', () => {
+    setOpen(false);
+    button.focus({ preventScroll: true });
+  });
+  renderEmpty();
+
+  return {
+    button,
+    panel,
+    setOpen,
+    isOpen: () => open,
+    setAllowed(on) {
+      if (allowed === on) return;
+      allowed = on;
+      button.classList.toggle('is-locked', !on);
+      renderEmpty();
+    },
+    /** The connection was replaced or ended: every shell is gone. */
+    closeAll(reason) {
+      for (const t of tabs) {
+        if (t.state !== 'closed') {
+          t.dc?.close();
+          setTabState(t, 'closed', reason);
+        }
+      }
+    },
+    destroy() {
+      for (const t of [...tabs]) {
+        t.dc?.close();
+        removeTab(t);
+      }
+    },
+  };
+}

@@ -1,0 +1,133 @@
+// File transfer and the remote shell through the real console: a real
+// broker, a real host on Xvfb with its shared folder and inbox in a
+// temporary directory, and headless Chromium driving the Files and
+// Terminal panels.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { launch } from './browser.mjs';
+import { ROOT, openSession, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
+
+after(stopAll);
+
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
+
+// termText returns what shell tab n shows.
+const termText = (page, n) => page.getByTestId(`shell-view-${n}`).locator('.xterm-rows').innerText();
+
+async function waitTerm(page, n, re, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const text = await termText(page, n);
+    const m = text.match(re);
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`terminal ${n} never showed ${re}:\n${text}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+test('files and shell from the console', { timeout: 180_000 }, async () => {
+  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const inbox = join(home, 'Downloads', 'Tether');
+  const report = randomBytes(3 * 1024 * 1024 + 17);
+  writeFileSync(join(home, 'report.log'), report);
+  mkdirSync(join(home, 'docs'));
+  writeFileSync(join(home, 'docs', 'notes.txt'), 'hello');
+  symlinkSync('/etc', join(home, 'escape'));
+  execFileSync('mkfifo', [join(home, 'pipe')]);
+
+  const display = await startXvfb(640, 480);
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    const code = await openSession(page, broker, 'INC-FILES');
+    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox] });
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+
+    // Files: not allowed yet; ask, the user allows, the home folder shows.
+    await page.getByTestId('files-open').click();
+    await page.getByTestId('files-request').click();
+    await page.locator('[data-testid="files-entry"][data-name="report.log"]').waitFor({ timeout: 30_000 });
+    const kinds = await page.getByTestId('files-entry').evaluateAll((els) => Object.fromEntries(els.map((e) => [e.dataset.name, e.dataset.kind])));
+    assert.equal(kinds.docs, 'dir');
+    assert.equal(kinds.pipe, 'special');
+    assert.equal(kinds.escape, 'link');
+
+    // Download, verified by SHA-256 in the browser.
+    const [dl] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('[data-testid="files-entry"][data-name="report.log"]').click(),
+    ]);
+    const saved = await dl.path();
+    assert.equal(sha256(readFileSync(saved)), sha256(report), 'downloaded bytes differ');
+    await page.locator('[data-testid="transfer"][data-name="report.log"][data-state="done"]').waitFor();
+    assert.match(await page.locator('[data-testid="transfer"][data-name="report.log"]').innerText(), /SHA-256 verified/);
+
+    // Into a folder and back.
+    await page.locator('[data-testid="files-entry"][data-name="docs"]').click();
+    await page.locator('[data-testid="files-entry"][data-name="notes.txt"]').waitFor();
+    await page.getByTestId('files-up').click();
+    // A link out of the shared folder is refused with a reason.
+    await page.locator('[data-testid="files-entry"][data-name="escape"]').waitFor();
+    await page.locator('[data-testid="files-entry"][data-name="escape"]').click();
+    const refused = page.locator('[data-testid="transfer"][data-name="escape"][data-state="failed"]');
+    await refused.waitFor();
+    assert.match(await refused.innerText(), /outside the shared folder/);
+
+    // Upload through the file picker.
+    const payload = randomBytes(5 * 1024 * 1024 + 3);
+    await page.getByTestId('files-input').setInputFiles({ name: 'tool.bin', mimeType: 'application/octet-stream', buffer: payload });
+    await page.locator('[data-testid="transfer"][data-name="tool.bin"][data-state="done"]').waitFor({ timeout: 30_000 });
+    assert.equal(sha256(readFileSync(join(inbox, 'tool.bin'))), sha256(payload));
+    assert.match(await page.locator('[data-testid="transfer"][data-name="tool.bin"]').innerText(), /Saved as .*tool\.bin/);
+    await page.screenshot({ path: join(artifacts, 'console-files.png') });
+
+    // Terminal: ask, open, type, see the output.
+    await page.getByTestId('shell-open').click();
+    assert.equal(await page.getByTestId('files-panel').isHidden(), true, 'one side panel at a time');
+    await page.getByTestId('shell-request').click();
+    await page.getByTestId('shell-start').click({ timeout: 30_000 });
+    await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor();
+    await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
+    await page.keyboard.type('echo hello-$((6*7)); stty size\n');
+    const view = page.getByTestId('shell-view-1');
+    let m = await waitTerm(page, 1, /hello-42\s+(\d+) (\d+)/);
+    assert.equal(`${m[1]} ${m[2]}`, `${await view.getAttribute('data-rows')} ${await view.getAttribute('data-cols')}`);
+    const before = Number(m[2]);
+
+    // A narrower window: the remote terminal follows.
+    await page.setViewportSize({ width: 1100, height: 760 });
+    await page.waitForFunction((c) => Number(document.querySelector('[data-testid="shell-view-1"]').dataset.cols) !== c, before);
+    await page.keyboard.type('echo "now=$(stty size)"\n');
+    m = await waitTerm(page, 1, /now=(\d+) (\d+)/);
+    assert.equal(`${m[1]} ${m[2]}`, `${await view.getAttribute('data-rows')} ${await view.getAttribute('data-cols')}`);
+    assert.notEqual(Number(m[2]), before);
+
+    // A second shell at once.
+    await page.getByTestId('shell-new').click();
+    await page.locator('[data-testid="shell-tab-2"][data-state="open"]').waitFor();
+    await page.getByTestId('shell-view-2').locator('.xterm-screen').click();
+    await page.keyboard.type('echo second-$((2+3))\n');
+    await waitTerm(page, 2, /second-5/);
+    await page.screenshot({ path: join(artifacts, 'console-shell.png') });
+
+    // The user revokes the shell: both close at once, and say why.
+    host.type('revoke shell');
+    await page.locator('[data-testid="shell-tab-1"][data-state="closed"]').waitFor({ timeout: 5000 });
+    await page.locator('[data-testid="shell-tab-2"][data-state="closed"]').waitFor({ timeout: 5000 });
+    assert.match(await page.getByTestId('shell-view-2').getByTestId('shell-status').innerText(), /revoked/);
+    await page.screenshot({ path: join(artifacts, 'console-shell-revoked.png') });
+    assert.ok(existsSync(join(inbox, 'tool.bin')));
+  } finally {
+    await browser.close();
+  }
+});
