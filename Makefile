@@ -4,6 +4,8 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
 BUILD_PKGS := gcc libc6-dev pkg-config libx11-dev libxext-dev libxfixes-dev libxdamage-dev libxtst-dev libvpx-dev libyuv-dev
 TEST_PKGS  := xvfb xauth xdotool x11-utils x11-xserver-utils xterm x11-apps xclip chromium fonts-dejavu-core zbar-tools
+# The file and shell benchmarks compare with scp and ssh to a private sshd.
+BENCH_PKGS := openssh-server openssh-client
 
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
@@ -50,6 +52,7 @@ test: deps-test build
 	cd web/test && node --test --test-concurrency=1 *.test.mjs
 
 bench: deps-test build
+	$(call need,$(BENCH_PKGS))
 	go build -o bin/xpattern ./testdata/xpattern
 	go run ./internal/bench -out BENCHMARKS.md
 

@@ -1,0 +1,290 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// sshd is a private OpenSSH server on a spare loopback port with a
+// throw-away host key and an authorized key, for comparisons.
+type sshd struct {
+	port int
+	key  string // the client's private key
+}
+
+func startSSHD(b *testing.B) *sshd {
+	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+		b.Skip("openssh-server is not installed (make bench installs it)")
+	}
+	dir := b.TempDir()
+	for _, k := range []string{"host_key", "user_key"} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
+			b.Fatalf("ssh-keygen: %v %s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "user_key.pub"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+`, port, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
+	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600)
+	os.MkdirAll("/run/sshd", 0o755) // privilege separation directory
+	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+	var errs syncBuffer
+	cmd.Stderr = &errs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("sshd did not start: %s", errs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &sshd{port: port, key: filepath.Join(dir, "user_key")}
+}
+
+func (s *sshd) opts() []string {
+	return []string{"-i", s.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
+}
+
+// filesBenchSession runs bin/broker and bin/host as separate processes and
+// joins as the technician with files and shell granted.
+func filesBenchSession(b *testing.B, ctx context.Context, home string) *client.Joined {
+	display := xtest.StartXvfb(b, 320, 240)
+	_, url, ca, key := brokerProc(b)
+	u, err := dial.BrokerURL(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.New(client.Config{Broker: u, CAFile: ca, Token: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sess, err := c.CreateSession(ctx, "BENCH-FILES", protocol.PermView, protocol.PermFiles, protocol.PermShell)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchHost(b, display, "-broker", url, "-ca", ca, "-files-root", home, "-files-inbox", filepath.Join(home, "inbox"), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { j.Close() })
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermFiles, protocol.PermShell) }); err != nil {
+		b.Fatal(err)
+	}
+	return j
+}
+
+// BenchmarkFileTransfer sends 200 MB up and fetches 200 MB back through the
+// broker, and copies the same file with scp to localhost, in one run.
+func BenchmarkFileTransfer(b *testing.B) {
+	const size = 200 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ssh := startSSHD(b)
+	home := b.TempDir()
+	local := b.TempDir()
+	src, sum := randomFileTB(b, local, "payload.bin", size)
+	j := filesBenchSession(b, ctx, home)
+	f, err := j.Files(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var up, down, scp time.Duration
+	for i := 0; i < b.N; i++ {
+		os.RemoveAll(filepath.Join(home, "inbox"))
+		start := time.Now()
+		done, err := f.Push(ctx, src, "", nil)
+		if err != nil || done.SHA256 != sum {
+			b.Fatalf("push: %v", err)
+		}
+		up += time.Since(start)
+
+		dst := filepath.Join(local, "back-"+strconv.Itoa(i))
+		start = time.Now()
+		if _, err := f.Pull(ctx, "inbox/payload.bin", dst, nil); err != nil {
+			b.Fatalf("pull: %v", err)
+		}
+		down += time.Since(start)
+		os.Remove(dst)
+
+		target := filepath.Join(home, "scp-"+strconv.Itoa(i))
+		args := append(append([]string{"-q", "-P", strconv.Itoa(ssh.port)}, ssh.opts()...), src, "127.0.0.1:"+target)
+		start = time.Now()
+		if out, err := exec.Command("scp", args...).CombinedOutput(); err != nil {
+			b.Fatalf("scp: %v %s", err, out)
+		}
+		scp += time.Since(start)
+		os.Remove(target)
+	}
+	b.StopTimer()
+	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / 1e6 }
+	b.ReportMetric(mbps(up), "upload-MB/s")
+	b.ReportMetric(mbps(down), "download-MB/s")
+	b.ReportMetric(mbps(scp), "scp-MB/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func randomFileTB(tb testing.TB, dir, name string, n int64) (string, string) {
+	t, ok := tb.(*testing.T)
+	if ok {
+		return randomFile(t, dir, name, n)
+	}
+	p := filepath.Join(dir, name)
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	sum, _, err := client.HashFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p, sum
+}
+
+// echoTimes types one character at a time into a terminal and times each
+// until its echo comes back, clearing the line every 40 characters.
+func echoTimes(b *testing.B, w func([]byte) error, out *syncBuffer, n int) []time.Duration {
+	var times []time.Duration
+	for i := 0; i < n; i++ {
+		if i%40 == 0 {
+			w([]byte{0x15}) // Ctrl+U: an empty line again
+			time.Sleep(50 * time.Millisecond)
+		}
+		mark := len(out.String())
+		ch := byte('a' + i%26)
+		start := time.Now()
+		if err := w([]byte{ch}); err != nil {
+			b.Fatal(err)
+		}
+		for !bytes.ContainsRune([]byte(out.String()[mark:]), rune(ch)) {
+			if time.Since(start) > 5*time.Second {
+				b.Fatalf("no echo of %q; terminal shows %q", ch, out.String()[mark:])
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		times = append(times, time.Since(start))
+		time.Sleep(time.Duration(20+i%13) * time.Millisecond) // a fast typist, not a flood
+	}
+	return times
+}
+
+func percentile(ds []time.Duration, p float64) float64 {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return float64(s[int(float64(len(s)-1)*p)]) / 1e6
+}
+
+// BenchmarkShellEcho times keystroke → echo in a Tether shell through the
+// broker and in `ssh -tt` to a private sshd on localhost, in one run.
+func BenchmarkShellEcho(b *testing.B) {
+	const keys = 200
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ssh := startSSHD(b)
+	j := filesBenchSession(b, ctx, b.TempDir())
+
+	sh, err := j.Shell(ctx, 1, 120, 40)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := shellOutput(sh)
+	sh.Write([]byte("PS1='$ '\r"))
+	time.Sleep(500 * time.Millisecond)
+	write := func(p []byte) error { _, err := sh.Write(p); return err }
+
+	args := append(append([]string{"-tt", "-p", strconv.Itoa(ssh.port)}, ssh.opts()...), "127.0.0.1")
+	cmd := exec.Command("ssh", args...)
+	cmd.Env = append(os.Environ(), "TERM=xterm")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 120, Rows: 40})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		ptmx.Close()
+	}()
+	var sshOut syncBuffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(buf)
+			sshOut.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	ptmx.WriteString("PS1='$ '\r")
+	time.Sleep(time.Second)
+	sshWrite := func(p []byte) error { _, err := ptmx.Write(p); return err }
+
+	b.ResetTimer()
+	var tether, viaSSH []time.Duration
+	for i := 0; i < b.N; i++ {
+		tether = append(tether, echoTimes(b, write, out, keys)...)
+		viaSSH = append(viaSSH, echoTimes(b, sshWrite, &sshOut, keys)...)
+	}
+	b.StopTimer()
+	b.ReportMetric(percentile(tether, 0.5), "p50-ms")
+	b.ReportMetric(percentile(tether, 0.95), "p95-ms")
+	b.ReportMetric(percentile(viaSSH, 0.5), "ssh-p50-ms")
+	b.ReportMetric(percentile(viaSSH, 0.95), "ssh-p95-ms")
+	b.ReportMetric(float64(len(tether)), "keys")
+	b.ReportMetric(0, "ns/op")
+}
