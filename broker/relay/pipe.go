@@ -134,13 +134,7 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 		p.v.drop(fmt.Sprintf("A %d-byte message was refused: the limit is %d.", len(m.Data), protocol.FileChunk))
 		return
 	}
-	select {
-	case <-p.hostOpen:
-	case <-p.ctx.Done():
-		return
-	case <-time.After(hostOpenTimeout):
-		p.v.drop("The user's computer did not open the channel.")
-		p.close()
+	if !p.waitHost() {
 		return
 	}
 	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {
@@ -154,6 +148,28 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	}
 	if err != nil {
 		p.close()
+	}
+}
+
+// waitHost waits until the channel toward the host is open; false means
+// the pipe closed meanwhile.
+func (p *pipe) waitHost() bool {
+	select {
+	case <-p.hostOpen:
+		return true
+	default:
+	}
+	t := time.NewTimer(hostOpenTimeout)
+	defer t.Stop()
+	select {
+	case <-p.hostOpen:
+		return true
+	case <-p.ctx.Done():
+		return false
+	case <-t.C:
+		p.v.drop("The user's computer did not open the channel.")
+		p.close()
+		return false
 	}
 }
 

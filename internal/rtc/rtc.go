@@ -37,6 +37,9 @@ const vp8PayloadType = 96
 // overflows under a keyframe burst and halves data-channel throughput.
 const socketBuffer = 4 << 20
 
+// sctpReceiveBuffer is the data-channel receive window.
+const sctpReceiveBuffer = 8 << 20
+
 // Config selects how a peer's ICE agent gathers candidates.
 type Config struct {
 	// UDPPort, when non-zero, muxes every PeerConnection onto this one UDP
@@ -102,6 +105,9 @@ func NewAPI(cfg Config) (*API, error) {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
 	se.EnableSCTPZeroChecksum(true)
+	// The default 1 MiB SCTP window caps a file transfer long before the
+	// link does; data channels carry files and shells as well as input.
+	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
 	a := &API{}
 	if cfg.UDPPort != 0 {
 		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort,
@@ -120,6 +126,18 @@ func NewAPI(cfg Config) (*API, error) {
 		a.mux = mux
 	} else {
 		se.SetInterfaceFilter(usableInterface)
+		// One socket of our own, so that its buffers can be raised: the
+		// kernel default drops a file transfer's bursts.
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{})
+		if err != nil {
+			return nil, fmt.Errorf("open a UDP socket for media: %w", err)
+		}
+		conn.SetReadBuffer(socketBuffer)
+		conn.SetWriteBuffer(socketBuffer)
+		mux := webrtc.NewICEUDPMux(nil, conn)
+		se.SetICEUDPMux(mux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		a.mux = mux
 	}
 	a.API = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return a, nil
