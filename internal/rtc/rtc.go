@@ -126,18 +126,6 @@ func NewAPI(cfg Config) (*API, error) {
 		a.mux = mux
 	} else {
 		se.SetInterfaceFilter(usableInterface)
-		// One socket of our own, so that its buffers can be raised: the
-		// kernel default drops a file transfer's bursts.
-		conn, err := net.ListenUDP("udp4", &net.UDPAddr{})
-		if err != nil {
-			return nil, fmt.Errorf("open a UDP socket for media: %w", err)
-		}
-		conn.SetReadBuffer(socketBuffer)
-		conn.SetWriteBuffer(socketBuffer)
-		mux := webrtc.NewICEUDPMux(nil, conn)
-		se.SetICEUDPMux(mux)
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-		a.mux = mux
 	}
 	a.API = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return a, nil

@@ -1,0 +1,171 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+func TestCheckName(t *testing.T) {
+	for _, tt := range []struct {
+		name, goos string
+		ok         bool
+	}{
+		{"report.pdf", "linux", true},
+		{"Ünïcode café.txt", "linux", true},
+		{"a:b", "linux", true},
+		{"a:b", "windows", false},
+		{"CON.txt", "windows", false},
+		{"con", "windows", false},
+		{"trailing.", "windows", false},
+		{"trailing ", "windows", false},
+		{"what?.txt", "windows", false},
+		{"", "linux", false},
+		{".", "linux", false},
+		{"..", "linux", false},
+		{"a/b", "linux", false},
+		{`a\b`, "linux", false},
+		{"nul\x00", "linux", false},
+		{"tab\tname", "linux", false},
+		{strings.Repeat("x", 256), "linux", false},
+		{"\xff\xfe", "linux", false},
+	} {
+		err := CheckName(tt.name, tt.goos)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrPath)) {
+			t.Errorf("CheckName(%q, %s) = %v, want ok=%v", tt.name, tt.goos, err, tt.ok)
+		}
+	}
+}
+
+func TestCleanRel(t *testing.T) {
+	for in, want := range map[string]string{"": ".", ".": ".", "a/b/": "a/b", "a//b": "a/b", "./a": "a"} {
+		if got, err := cleanRel(in); err != nil || got != want {
+			t.Errorf("cleanRel(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"/etc", "..", "a/../../b", "a/..", `a\b`, "a\x00"} {
+		if _, err := cleanRel(in); !errors.Is(err, ErrPath) {
+			t.Errorf("cleanRel(%q) = %v, want ErrPath", in, err)
+		}
+	}
+}
+
+// pair connects two real pion peers in this process: the broker's side
+// opens channels, the host's side serves them.
+func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
+	t.Helper()
+	newPC := func() *webrtc.PeerConnection {
+		api, err := rtc.NewAPI(rtc.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { api.Close() })
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pc
+	}
+	broker, host = newPC(), newPC()
+	t.Cleanup(func() { broker.Close(); host.Close() })
+	if _, err := host.CreateDataChannel("control", nil); err != nil { // an application section
+		t.Fatal(err)
+	}
+	offer, err := host.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdp, err := rtc.GatherComplete(host, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := broker.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdp, err = rtc.GatherComplete(broker, answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := host.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	return broker, host
+}
+
+// TestHostRefusesWithoutGrant: whatever the broker lets through, a
+// technician without the files grant gets a refusal and nothing is read.
+func TestHostRefusesWithoutGrant(t *testing.T) {
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "secret.txt"), []byte("private"), 0o600)
+	srv, err := New(Config{Root: home, Inbox: filepath.Join(home, "in")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	allowed := false
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return allowed }) })
+	dc, err := broker.CreateDataChannel(protocol.ChannelFiles, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan webrtc.DataChannelMessage, 16)
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- m })
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	select {
+	case <-opened:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the channel did not open")
+	}
+	ask := func(m protocol.FileMessage) protocol.FileMessage {
+		t.Helper()
+		b, _ := protocol.EncodeFile(m)
+		dc.SendText(string(b))
+		select {
+		case r := <-got:
+			if !r.IsString {
+				t.Fatal("file data sent to a technician without the grant")
+			}
+			msg, err := protocol.DecodeFile(r.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return msg
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer")
+		}
+		return protocol.FileMessage{}
+	}
+	for _, m := range []protocol.FileMessage{{Type: protocol.FileGet, Path: "secret.txt"}, {Type: protocol.FileList, Path: "."}} {
+		if r := ask(m); r.Type != protocol.FileError || r.Code != protocol.FileErrDenied {
+			t.Fatalf("%s without the grant: %+v", m.Type, r)
+		}
+	}
+	allowed = true
+	if r := ask(protocol.FileMessage{Type: protocol.FileList, Path: "."}); r.Type != protocol.FileListing || len(r.Entries) != 1 {
+		t.Fatalf("listing with the grant: %+v", r)
+	}
+	// Revoked: CancelAll closes the channel.
+	srv.CancelAll()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for dc.ReadyState() != webrtc.DataChannelStateClosed {
+		if ctx.Err() != nil {
+			t.Fatal("the channel stayed open after CancelAll")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

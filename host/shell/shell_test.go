@@ -1,0 +1,142 @@
+package shell
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// pair connects two real pion peers in this process.
+func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
+	t.Helper()
+	newPC := func() *webrtc.PeerConnection {
+		api, err := rtc.NewAPI(rtc.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { api.Close() })
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return pc
+	}
+	broker, host = newPC(), newPC()
+	if _, err := host.CreateDataChannel("control", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := host.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdp, err := rtc.GatherComplete(host, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := broker.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdp, err = rtc.GatherComplete(broker, answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := host.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	return broker, host
+}
+
+type output struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	closed chan struct{}
+}
+
+func open(t *testing.T, broker *webrtc.PeerConnection, label string) (*webrtc.DataChannel, *output) {
+	t.Helper()
+	dc, err := broker.CreateDataChannel(label, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &output{closed: make(chan struct{})}
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		if !m.IsString {
+			out.mu.Lock()
+			out.buf.Write(m.Data)
+			out.mu.Unlock()
+		}
+	})
+	dc.OnClose(func() { close(out.closed) })
+	return dc, out
+}
+
+func (o *output) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		o.mu.Lock()
+		got := o.buf.String()
+		o.mu.Unlock()
+		if bytes.Contains([]byte(got), []byte(want)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in %q", want, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHostShellGrant: a shell runs only while the technician is allowed;
+// without the grant the channel is closed and nothing runs; CloseAll
+// closes every shell at once.
+func TestHostShellGrant(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "/bin/sh"})
+	defer srv.Close()
+	broker, host := pair(t)
+	allowed := map[string]bool{"shell-1": false, "shell-2": true, "shell-3": true}
+	var mu sync.Mutex
+	host.OnDataChannel(func(dc *webrtc.DataChannel) {
+		label := dc.Label()
+		srv.Attach(dc, func() bool { mu.Lock(); defer mu.Unlock(); return allowed[label] })
+	})
+	_, denied := open(t, broker, "shell-1")
+	select {
+	case <-denied.closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("a shell channel without the grant stayed open")
+	}
+	if denied.buf.Len() != 0 {
+		t.Fatalf("output without the grant: %q", denied.buf.String())
+	}
+	var outs []*output
+	for _, label := range []string{"shell-2", "shell-3"} {
+		dc, out := open(t, broker, label)
+		dc.OnOpen(func() {
+			dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellResize, Cols: 101, Rows: 33})))
+			dc.Send([]byte("stty size; echo ok-$((20+22))\n"))
+		})
+		out.wait(t, "33 101")
+		out.wait(t, "ok-42")
+		outs = append(outs, out)
+	}
+	srv.CloseAll()
+	for _, out := range outs {
+		select {
+		case <-out.closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a shell stayed open after CloseAll")
+		}
+	}
+}
