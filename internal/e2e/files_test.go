@@ -434,3 +434,50 @@ func TestFileDiskFull(t *testing.T) {
 		t.Errorf("%d refusals audited, want 2", n)
 	}
 }
+
+// TestViewerPushPull: the viewer command line sends and fetches files with
+// a progress bar and reports the verified hash.
+func TestViewerPushPull(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	local := t.TempDir()
+	src, sum := randomFile(t, local, "fix.sh", 3<<20)
+	viewer := xtest.Build(t, "./viewer")
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(viewer, append([]string{"-broker", fs.b.URL(), "-ca", fs.b.CAFile()}, args...)...)
+		cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("viewer %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	out := run("push", "-session", fs.id, src)
+	if !strings.Contains(out, "100%") || !strings.Contains(out, sum) || !strings.Contains(out, filepath.Join(fs.inbox, "fix.sh")) {
+		t.Fatalf("push output:\n%s", out)
+	}
+	if h, _, _ := client.HashFile(filepath.Join(fs.inbox, "fix.sh")); h != sum {
+		t.Fatal("pushed file differs")
+	}
+	_, rsum := randomFile(t, fs.home, "app.log", 2<<20)
+	dst := filepath.Join(local, "app.log")
+	out = run("pull", "-session", fs.id, "app.log", dst)
+	if !strings.Contains(out, rsum) {
+		t.Fatalf("pull output:\n%s", out)
+	}
+	if h, _, _ := client.HashFile(dst); h != rsum {
+		t.Fatal("pulled file differs")
+	}
+	if out := run("ls", "-session", fs.id); !strings.Contains(out, "app.log") || !strings.Contains(out, "Downloads/") {
+		t.Fatalf("ls output:\n%s", out)
+	}
+	// A refusal is one clear line and a failing exit code.
+	cmd := exec.Command(viewer, "-broker", fs.b.URL(), "-ca", fs.b.CAFile(), "pull", "-session", fs.id, "../../etc/shadow", filepath.Join(local, "x"))
+	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey)
+	bad, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "leaves the shared folder") {
+		t.Fatalf("pull of ../../etc/shadow: %v\n%s", err, bad)
+	}
+}
