@@ -63,6 +63,15 @@ type Server struct {
 
 	mu       sync.Mutex
 	channels map[*channel]struct{}
+	partials map[string]bool // partial uploads of this session, removed at its end
+}
+
+// removePartial deletes a partial upload and forgets it.
+func (s *Server) removePartial(path string) {
+	os.Remove(path)
+	s.mu.Lock()
+	delete(s.partials, path)
+	s.mu.Unlock()
 }
 
 // New opens the shared root and the inbox.
@@ -83,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open shared folder: %w", err)
 	}
-	return &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}}, nil
+	return &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}, partials: map[string]bool{}}, nil
 }
 
 // Close cancels every transfer, waits for them and releases the root.
@@ -97,6 +106,15 @@ func (s *Server) Close() error {
 	s.CancelAll()
 	for _, c := range chs {
 		c.wg.Wait()
+	}
+	// A resume is possible only within the session: nothing half-sent
+	// outlives it.
+	s.mu.Lock()
+	left := s.partials
+	s.partials = map[string]bool{}
+	s.mu.Unlock()
+	for p := range left {
+		os.Remove(p)
 	}
 	return s.root.Close()
 }
@@ -160,9 +178,11 @@ type upload struct {
 func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 	if !c.allowed() {
 		// A partial upload stays: a revoke removes it (CancelAll), a
-		// technician who left may come back and resume.
-		c.abort(false)
-		c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
+		// technician who left may come back and resume. Chunks still on
+		// their way are dropped without a word each.
+		if c.abort(false) || m.IsString {
+			c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
+		}
 		return
 	}
 	if !m.IsString {
@@ -227,9 +247,10 @@ func truncate(s string) string {
 	return s
 }
 
-// abort stops the transfer under way; a cancelled upload's partial file is
-// removed, a dropped one is kept for a resume.
-func (c *channel) abort(cancel bool) {
+// abort stops the transfer under way, and says whether there was one; a
+// cancelled upload's partial file is removed, a dropped one is kept for a
+// resume within this session.
+func (c *channel) abort(cancel bool) bool {
 	c.mu.Lock()
 	up, down := c.up, c.down
 	c.up, c.down = nil, nil
@@ -240,9 +261,10 @@ func (c *channel) abort(cancel bool) {
 	if up != nil {
 		up.f.Close()
 		if cancel {
-			os.Remove(up.partial)
+			c.s.removePartial(up.partial)
 		}
 	}
+	return up != nil || down != nil
 }
 
 // list sends the entries of a folder under the root.
@@ -272,7 +294,7 @@ func (c *channel) list(p string) {
 	}
 	for _, e := range ents {
 		info, err := e.Info()
-		if err != nil || !utf8Name(e.Name()) {
+		if err != nil || !listable(e.Name()) {
 			continue
 		}
 		entry := protocol.FileEntry{Name: e.Name(), Size: info.Size(), Mtime: info.ModTime().Unix(), Kind: kind(info.Mode())}
@@ -291,7 +313,9 @@ func (c *channel) list(p string) {
 	c.send(out)
 }
 
-func utf8Name(n string) bool { return CheckName(n, "linux") == nil }
+// listable leaves out names the wire cannot carry (not UTF-8, control
+// characters).
+func listable(n string) bool { return CheckName(n, "linux") == nil }
 
 func kind(m fs.FileMode) string {
 	switch {
@@ -362,6 +386,9 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 	c.mu.Lock()
 	c.up = up
 	c.mu.Unlock()
+	c.s.mu.Lock()
+	c.s.partials[partial] = true
+	c.s.mu.Unlock()
 	c.s.cfg.Logger.Info("receiving a file", "name", msg.Name, "size", msg.Size, "resume_at", have)
 	c.send(protocol.FileMessage{Type: protocol.FileReady, Name: msg.Name, Size: msg.Size, Offset: have, Direction: protocol.DirectionUpload})
 	c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: have, Total: up.size})
@@ -417,7 +444,7 @@ func (c *channel) finishUpload(up *upload) {
 	syncErr := up.f.Sync()
 	closeErr := up.f.Close()
 	if err := errors.Join(syncErr, closeErr); err != nil {
-		os.Remove(up.partial)
+		c.s.removePartial(up.partial)
 		code := protocol.FileErrIO
 		if errors.Is(err, syscall.ENOSPC) {
 			code = protocol.FileErrNoSpace
@@ -426,13 +453,18 @@ func (c *channel) finishUpload(up *upload) {
 		return
 	}
 	if got := hex.EncodeToString(up.h.Sum(nil)); got != up.sha {
-		os.Remove(up.partial)
+		c.s.removePartial(up.partial)
 		c.fail(about, protocol.FileErrHash, fmt.Sprintf("%s arrived damaged (SHA-256 %s, expected %s) and was discarded.", up.name, got, up.sha))
 		return
 	}
 	final, err := place(up.partial, c.s.cfg.Inbox, up.name)
+	if err == nil {
+		c.s.mu.Lock()
+		delete(c.s.partials, up.partial)
+		c.s.mu.Unlock()
+	}
 	if err != nil {
-		os.Remove(up.partial)
+		c.s.removePartial(up.partial)
 		c.fail(about, protocol.FileErrIO, fmt.Sprintf("Saving %s failed: %v", up.name, err))
 		return
 	}
@@ -459,7 +491,7 @@ func place(partial, dir, name string) (string, error) {
 		target := filepath.Join(dir, candidate)
 		err := os.Link(partial, target) // fails if target exists: no race with the user
 		if err == nil {
-			os.Remove(partial)
+			os.Remove(partial) // the name stays on the linked file
 			return target, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {

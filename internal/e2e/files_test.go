@@ -279,6 +279,27 @@ func TestFileResume(t *testing.T) {
 	if h, _, _ := client.HashFile(dst); h != rsum {
 		t.Fatal("resumed download is damaged")
 	}
+
+	// A cut upload nobody resumes does not outlive the session.
+	j5, f5 := fs.files(t, ctx)
+	cutDone = false
+	f5.Push(ctx, src, "again.bin", func(d, _ int64) {
+		if d > 25<<20 && !cutDone {
+			cutDone = true
+			j5.Close()
+		}
+	})
+	waitFor(t, 10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(fs.inbox, ".tether-*.part"))
+		return len(m) == 1
+	})
+	if err := fs.c.EndSession(ctx, fs.id); err != nil {
+		t.Fatal(err)
+	}
+	fs.host.wait(t, 15*time.Second)
+	if m, _ := filepath.Glob(filepath.Join(fs.inbox, ".tether-*")); len(m) != 0 {
+		t.Fatalf("partial uploads left after the session: %v", m)
+	}
 }
 
 // TestFileRefusals: every refusal is a clear error, loses nothing, and is
