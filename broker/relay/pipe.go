@@ -45,6 +45,10 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 		dc.OnOpen(func() { dc.Close() })
 		dc.OnMessage(func(webrtc.DataChannelMessage) {})
 	}
+	if !v.opts.CanControl {
+		refuse(fmt.Sprintf("This session is view-only for you: the %q channel was refused.", label))
+		return
+	}
 	if !v.allowed(perm) {
 		refuse(fmt.Sprintf("The user has not allowed %s: the %q channel was refused.", perm, label))
 		return

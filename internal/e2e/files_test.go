@@ -502,3 +502,40 @@ func TestViewerPushPull(t *testing.T) {
 		t.Fatalf("pull of ../../etc/shadow: %v\n%s", err, bad)
 	}
 }
+
+// TestSupervisorNoFilesOrShell: a supervisor watches; even with the
+// user's grant, the broker opens no files or shell channel for them.
+func TestSupervisorNoFilesOrShell(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	if err := fs.b.CreateUser(ctx, "sam", "supervisor-password", "supervisor"); err != nil {
+		t.Fatal(err)
+	}
+	sup := fs.b.login(t, ctx, "sam", "supervisor-password")
+	j, err := sup.Join(ctx, fs.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermFiles, protocol.PermShell) }); err != nil {
+		t.Fatal(err)
+	}
+	f, err := j.Files(ctx)
+	if err == nil {
+		_, err = f.List(ctx, ".")
+	}
+	if err == nil || !strings.Contains(err.Error(), "view-only") {
+		t.Fatalf("a supervisor's files channel: %v", err)
+	}
+	if sh, err := j.Shell(ctx, 1, 80, 24); err == nil {
+		select {
+		case <-sh.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a supervisor's shell stayed open")
+		}
+	}
+	if strings.Contains(fs.host.stderr.String(), "shell opened") {
+		t.Fatal("the host started a shell for a supervisor")
+	}
+}

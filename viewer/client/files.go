@@ -61,11 +61,31 @@ func (j *Joined) Files(ctx context.Context) (*Files, error) {
 		}
 	})
 	dc.OnClose(func() { f.closeOnce.Do(func() { close(f.closed) }) })
-	if err := j.waitOpen(ctx, dc); err != nil {
+	if err := j.waitChannel(ctx, dc); err != nil {
 		dc.Close()
-		return nil, err
+		return nil, f.closedErr(err)
 	}
 	return f, nil
+}
+
+// waitChannel waits for a channel of the client's own to open; one the
+// broker refused opens and closes at once, or never opens.
+func (j *Joined) waitChannel(ctx context.Context, dc *webrtc.DataChannel) error {
+	for {
+		switch dc.ReadyState() {
+		case webrtc.DataChannelStateOpen:
+			return nil
+		case webrtc.DataChannelStateClosing, webrtc.DataChannelStateClosed:
+			return ErrChannelClosed
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("data channel %s did not open: %w", dc.Label(), ctx.Err())
+		case <-j.done:
+			return ErrEnded
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // Close closes the channel; a transfer under way can resume later.
@@ -86,11 +106,15 @@ func (f *Files) send(ctx context.Context, m protocol.FileMessage) error {
 // closedErr explains a closed channel with what the broker said, if
 // anything.
 func (f *Files) closedErr(err error) error {
-	if m, ok := f.j.LastControl(protocol.ControlInputDropped); ok && m.Reason != "" {
-		return fmt.Errorf("%w: %s", ErrChannelClosed, m.Reason)
-	}
-	if err != nil && !errors.Is(err, rtc.ErrChannelClosed) {
+	if errors.Is(err, ErrEnded) || (err != nil && !errors.Is(err, rtc.ErrChannelClosed) && !errors.Is(err, ErrChannelClosed)) {
 		return err
+	}
+	// The broker's reason travels on the control channel and may come a
+	// moment after the close.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if m, werr := f.j.WaitControl(ctx, protocol.ControlInputDropped, func(m protocol.ControlMessage) bool { return m.Reason != "" }); werr == nil {
+		return fmt.Errorf("%w: %s", ErrChannelClosed, m.Reason)
 	}
 	return ErrChannelClosed
 }

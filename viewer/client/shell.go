@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -59,8 +60,11 @@ func (j *Joined) Shell(ctx context.Context, n, cols, rows int) (*Shell, error) {
 			close(s.done)
 		})
 	})
-	if err := j.waitOpen(ctx, dc); err != nil {
+	if err := j.waitChannel(ctx, dc); err != nil {
 		dc.Close()
+		if m, ok := j.LastControl(protocol.ControlInputDropped); ok && m.Reason != "" && errors.Is(err, ErrChannelClosed) {
+			return nil, fmt.Errorf("%w: %s", err, m.Reason)
+		}
 		return nil, err
 	}
 	if err := s.Resize(cols, rows); err != nil {
