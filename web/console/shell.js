@@ -5,8 +5,8 @@
 // {"type":"resize","cols":C,"rows":R} whenever the panel changes size.
 // Every shell closes at once when the user revokes the permission.
 
-import { Terminal } from './vendor/xterm/xterm.mjs';
-import { FitAddon } from './vendor/xterm/addon-fit.mjs';
+import { Terminal } from './vendor/xterm/xterm.js';
+import { FitAddon } from './vendor/xterm/addon-fit.js';
 import { h, icon, toast } from './ui.js';
 
 const MAX_SHELLS = 8;
