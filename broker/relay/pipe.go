@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -34,6 +35,8 @@ type pipe struct {
 	cancel   context.CancelFunc
 	hostOpen chan struct{}
 	once     sync.Once
+	sent     atomic.Int64 // bytes viewer → host
+	received atomic.Int64 // bytes host → viewer
 }
 
 // openPipe accepts a files or shell channel the viewer opened, if the
@@ -144,6 +147,7 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {
 		tap.ShellData(p.tapID, false, m.Data)
 	}
+	p.sent.Add(int64(len(m.Data)))
 	var err error
 	if m.IsString {
 		err = p.toHost.SendText(p.ctx, string(m.Data))
@@ -188,6 +192,7 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {
 		tap.ShellData(p.tapID, true, m.Data)
 	}
+	p.received.Add(int64(len(m.Data)))
 	var err error
 	if m.IsString {
 		err = p.toView.SendText(p.ctx, string(m.Data))
@@ -233,7 +238,8 @@ func (p *pipe) close() {
 		default:
 		}
 		if p.perm == protocol.PermShell && opened {
-			p.v.audit("shell.closed", map[string]any{"channel": p.label})
+			// A shell the host refused shows as closed with nothing sent back.
+			p.v.audit("shell.closed", map[string]any{"channel": p.label, "input_bytes": p.sent.Load(), "output_bytes": p.received.Load()})
 			if tap := p.v.s.cfg.ShellTap; tap != nil {
 				tap.ShellClosed(p.tapID)
 			}
