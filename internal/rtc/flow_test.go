@@ -1,0 +1,115 @@
+package rtc
+
+import (
+	"context"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// connected returns two real pion peers joined over loopback.
+func connected(t *testing.T) (a, b *webrtc.PeerConnection) {
+	t.Helper()
+	newPC := func() *webrtc.PeerConnection {
+		api, err := NewAPI(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { api.Close() })
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return pc
+	}
+	a, b = newPC(), newPC()
+	if _, err := a.CreateDataChannel("control", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := a.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdp, err := GatherComplete(a, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := b.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdp, err = GatherComplete(b, answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// TestFlow: a sender much faster than the link never queues more than the
+// high-water mark, and every byte arrives in order.
+func TestFlow(t *testing.T) {
+	const total = 64 << 20
+	const chunk = 64 << 10
+	a, b := connected(t)
+	done := make(chan [32]byte, 1)
+	b.OnDataChannel(func(dc *webrtc.DataChannel) {
+		h := sha256.New()
+		n := 0
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			h.Write(m.Data)
+			if n += len(m.Data); n == total {
+				var sum [32]byte
+				copy(sum[:], h.Sum(nil))
+				done <- sum
+			}
+		})
+	})
+	dc, err := a.CreateDataChannel("bulk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	select {
+	case <-opened:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the channel did not open")
+	}
+	f := NewFlow(dc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want := sha256.New()
+	buf := make([]byte, chunk)
+	var peak uint64
+	start := time.Now()
+	for sent := 0; sent < total; sent += chunk {
+		for i := range buf {
+			buf[i] = byte(sent/chunk + i)
+		}
+		want.Write(buf)
+		if err := f.Send(ctx, buf); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, dc.BufferedAmount())
+	}
+	select {
+	case sum := <-done:
+		if string(sum[:]) != string(want.Sum(nil)) {
+			t.Fatal("the bytes arrived changed or out of order")
+		}
+	case <-ctx.Done():
+		t.Fatal("not everything arrived")
+	}
+	t.Logf("one hop: %d MB in %v (%.1f MB/s), peak queue %d KiB", total>>20, time.Since(start), total/time.Since(start).Seconds()/1e6, peak>>10)
+	if peak > flowHigh+chunk {
+		t.Fatalf("queued %d bytes, more than the %d high-water mark plus one chunk", peak, flowHigh)
+	}
+}
