@@ -81,7 +81,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
 
   function channel() {
     const pc = getPc();
-    if (!pc) return null;
+    if (!pc || pc.connectionState === 'closed' || pc.connectionState === 'failed') return null;
     if (dc && dcPc === pc && (dc.readyState === 'open' || dc.readyState === 'connecting')) return dc;
     dcPc = pc;
     dc = pc.createDataChannel('files', { ordered: true });

@@ -131,3 +131,49 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await browser.close();
   }
 });
+
+test('a download cut by a reconnect resumes in the console', { timeout: 180_000 }, async () => {
+  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const big = randomBytes(48 * 1024 * 1024);
+  writeFileSync(join(home, 'dump.bin'), big);
+  const display = await startXvfb(640, 480);
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    const code = await openSession(page, broker, 'INC-RESUME');
+    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', join(home, 'in')] });
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.getByTestId('files-open').click();
+    await page.getByTestId('files-request').click();
+    const entry = page.locator('[data-testid="files-entry"][data-name="dump.bin"]');
+    await entry.waitFor({ timeout: 30_000 });
+    const download = page.waitForEvent('download', { timeout: 120_000 });
+    await entry.click();
+    const bar = page.locator('[data-testid="transfer"][data-name="dump.bin"] [role="progressbar"]');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="transfer"][data-name="dump.bin"] [role="progressbar"]')?.getAttribute('aria-valuenow')) >= 10);
+    const cutAt = Number(await bar.getAttribute('aria-valuenow'));
+    // The technician's connection drops: signaling and media start over.
+    await page.evaluate(() => window.tether.viewer.ws.close());
+    await page.locator('[data-testid="transfer"][data-name="dump.bin"][data-state="interrupted"]').waitFor({ timeout: 15_000 });
+    // A new connection is a new viewer: the user is asked again, and file
+    // transfer was granted mid-session, so the technician asks once more.
+    // The first question after the reconnect must be answered before the
+    // console can ask for more: ask until the transfer moves again.
+    const row = page.locator('[data-testid="transfer"][data-name="dump.bin"]');
+    for (let i = 0; (await row.getAttribute('data-state')) === 'interrupted'; i++) {
+      assert.ok(i < 30, 'the transfer never resumed');
+      await page.getByTestId('files-request').click({ timeout: 30_000 }).catch(() => {});
+      await page.waitForTimeout(1000);
+    }
+    await page.locator('[data-testid="transfer"][data-name="dump.bin"][data-state="done"]').waitFor({ timeout: 90_000 });
+    const saved = await (await download).path();
+    assert.equal(sha256(readFileSync(saved)), sha256(big), 'the resumed download differs');
+    assert.ok(cutAt < 100);
+    // The host sent the rest, not everything again.
+    assert.match(host.out.stderr + host.out.stdout, /resume_at=[1-9]/);
+  } finally {
+    await browser.close();
+  }
+});
