@@ -539,3 +539,32 @@ func TestSupervisorNoFilesOrShell(t *testing.T) {
 		t.Fatal("the host started a shell for a supervisor")
 	}
 }
+
+// TestFileRevokeCancels: the user revokes file transfer mid-upload; the
+// upload stops at once and nothing of it stays on the user's disk.
+func TestFileRevokeCancels(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	_, f := fs.files(t, ctx)
+	src, _ := randomFile(t, t.TempDir(), "large.bin", 60<<20)
+	revoked := false
+	_, err := f.Push(ctx, src, "", func(d, _ int64) {
+		if d > 8<<20 && !revoked {
+			revoked = true
+			fs.host.typeLine(t, "revoke files")
+		}
+	})
+	if err == nil {
+		t.Fatal("the upload finished after the revoke")
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(fs.inbox, "*"))
+		hidden, _ := filepath.Glob(filepath.Join(fs.inbox, ".tether-*"))
+		return len(m)+len(hidden) == 0
+	})
+	// And a new transfer is refused.
+	if _, err := f.List(ctx, "."); err == nil {
+		t.Fatal("listing after the revoke")
+	}
+}
