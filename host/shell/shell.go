@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	"github.com/pion/webrtc/v4"
@@ -20,6 +21,10 @@ import (
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 )
+
+// hangupGrace is how long a closed shell's processes have to exit after
+// SIGHUP before they are killed.
+const hangupGrace = 2 * time.Second
 
 // Config configures a Server.
 type Config struct {
@@ -58,13 +63,14 @@ func New(cfg Config) *Server {
 
 // term is one shell on one channel.
 type term struct {
-	dc   *webrtc.DataChannel
-	flow *rtc.Flow
-	pty  *os.File
-	cmd  *exec.Cmd
-	once sync.Once
-	ctx  context.Context
-	stop context.CancelFunc
+	dc     *webrtc.DataChannel
+	flow   *rtc.Flow
+	pty    *os.File
+	cmd    *exec.Cmd
+	once   sync.Once
+	ctx    context.Context
+	stop   context.CancelFunc
+	exited chan struct{} // closed once the shell process has been reaped
 }
 
 // Attach starts a shell for a shell channel the broker opened, once it is
@@ -123,7 +129,7 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	t := &term{dc: dc, flow: rtc.NewFlow(dc), pty: f, cmd: cmd, ctx: ctx, stop: stop}
+	t := &term{dc: dc, flow: rtc.NewFlow(dc), pty: f, cmd: cmd, ctx: ctx, stop: stop, exited: make(chan struct{})}
 	s.mu.Lock()
 	s.shells[t] = struct{}{}
 	n := len(s.shells)
@@ -138,6 +144,7 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 			s.pump(t)
 		case <-ctx.Done():
 			t.cmd.Wait()
+			close(t.exited)
 		}
 	}()
 	return t, nil
@@ -159,7 +166,9 @@ func (s *Server) pump(t *term) {
 		}
 	}
 	code := 0
-	if err := t.cmd.Wait(); err != nil {
+	err := t.cmd.Wait()
+	close(t.exited)
+	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			code = exit.ExitCode()
@@ -181,9 +190,21 @@ func (s *Server) close(t *term) {
 		t.stop()
 		if t.cmd.Process != nil {
 			// The shell is a session leader on the PTY: SIGHUP reaches it
-			// and its jobs, as when a terminal window closes.
-			syscall.Kill(-t.cmd.Process.Pid, syscall.SIGHUP)
+			// and its jobs, as when a terminal window closes. Whatever
+			// ignores it is killed a moment later: a revoked shell leaves
+			// nothing running.
+			pid := t.cmd.Process.Pid
+			syscall.Kill(-pid, syscall.SIGHUP)
 			t.cmd.Process.Signal(syscall.SIGHUP)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				select {
+				case <-t.exited:
+				case <-time.After(hangupGrace):
+				}
+				killSession(pid)
+			}()
 		}
 		t.pty.Close()
 		t.dc.Close()

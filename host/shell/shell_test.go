@@ -2,7 +2,10 @@ package shell
 
 import (
 	"bytes"
+	"regexp"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,11 +128,25 @@ func TestHostShellGrant(t *testing.T) {
 		dc, out := open(t, broker, label)
 		dc.OnOpen(func() {
 			dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellResize, Cols: 101, Rows: 33})))
-			dc.Send([]byte("stty size; echo ok-$((20+22))\n"))
+			// A job that ignores the hangup must not survive either.
+			dc.Send([]byte("stty size; echo ok-$((20+22)); trap '' HUP; sleep 300 & echo bg=$!\n"))
 		})
 		out.wait(t, "33 101")
 		out.wait(t, "ok-42")
+		out.wait(t, "bg=")
 		outs = append(outs, out)
+	}
+	var pids []int
+	for _, out := range outs {
+		out.mu.Lock()
+		text := out.buf.String()
+		out.mu.Unlock()
+		m := regexp.MustCompile(`bg=(\d+)`).FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no background pid in %q", text)
+		}
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
 	}
 	srv.CloseAll()
 	for _, out := range outs {
@@ -137,6 +154,15 @@ func TestHostShellGrant(t *testing.T) {
 		case <-out.closed:
 		case <-time.After(5 * time.Second):
 			t.Fatal("a shell stayed open after CloseAll")
+		}
+	}
+	for _, pid := range pids {
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d ignoring SIGHUP outlived its shell", pid)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
