@@ -37,6 +37,7 @@ type pipe struct {
 	once     sync.Once
 	sent     atomic.Int64 // bytes viewer → host
 	received atomic.Int64 // bytes host → viewer
+	command  commandLine  // the shell command being typed, for the audit trail
 }
 
 // openPipe accepts a files or shell channel the viewer opened, if the
@@ -144,8 +145,14 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	if !p.waitHost() {
 		return
 	}
-	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {
-		tap.ShellData(p.tapID, false, m.Data)
+	if p.perm == protocol.PermShell && !m.IsString {
+		if tap := p.v.s.cfg.ShellTap; tap != nil {
+			tap.ShellData(p.tapID, false, m.Data)
+		}
+		// Messages of one channel come one at a time: no lock needed.
+		p.command.feed(m.Data, func(cmd string) {
+			p.v.audit("shell.command", map[string]any{"channel": p.label, "command": cmd})
+		})
 	}
 	p.sent.Add(int64(len(m.Data)))
 	var err error

@@ -90,6 +90,14 @@ func TestShellCLI(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool {
 		return len(auditEvents(t, ctx, fs.b, fs.id, "shell.opened")) == 1 && len(auditEvents(t, ctx, fs.b, fs.id, "shell.closed")) == 1
 	})
+	// What was typed is in the trail, command by command.
+	var typed []string
+	for _, e := range auditEvents(t, ctx, fs.b, fs.id, "shell.command") {
+		typed = append(typed, e.Detail["command"].(string))
+	}
+	if !slices.Contains(typed, "echo $((6*7))-done; exit") || !slices.Contains(typed, `echo "me=$(id -u) at=$PWD"; stty size`) {
+		t.Errorf("shell commands in the audit trail: %q", typed)
+	}
 }
 
 // TestShellRevoke: two shells at once; the user revokes the shell

@@ -12,6 +12,12 @@ const DEBOUNCE_MS = 250;
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
 
+const sizeText = (n) => {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+};
 const list = (perms) => listPerms(perms) || 'nothing';
 const possessive = (name) => `${name}\u2019s`;
 
@@ -62,6 +68,24 @@ export function describeEvent(e) {
       const reason = typeof d.reason === 'string' && d.reason ? `: ${d.reason.replace(/\.$/, '')}` : '';
       return { text: `Blocked ${n > 1 ? `${n} messages` : 'a message'} from ${who}${reason}`, tone: 'bad', icon: 'lock' };
     }
+    case 'file.transfer': {
+      const name = typeof d.name === 'string' ? d.name : 'a file';
+      const size = Number(d.size) >= 0 ? ` (${sizeText(Number(d.size))})` : '';
+      return d.direction === 'download'
+        ? { text: `${who} fetched ${name}${size} from the user’s computer`, tone: 'neutral', icon: 'download' }
+        : { text: `${who} sent ${name}${size} to the user’s computer`, tone: 'neutral', icon: 'send' };
+    }
+    case 'file.refused': {
+      const what = typeof d.name === 'string' && d.name ? d.name : typeof d.path === 'string' && d.path ? d.path : 'a file';
+      const reason = typeof d.reason === 'string' && d.reason ? `: ${d.reason.replace(/\.$/, '')}` : '';
+      return { text: `The user’s computer refused to ${d.direction === 'download' ? 'send' : 'receive'} ${what}${reason}`, tone: 'bad', icon: 'lock' };
+    }
+    case 'shell.opened':
+      return { text: `${who} opened a shell`, tone: 'warn', icon: 'terminal' };
+    case 'shell.closed':
+      return { text: `${who}’s shell closed`, tone: 'neutral', icon: 'terminal' };
+    case 'shell.command':
+      return { text: `${who} ran: ${typeof d.command === 'string' ? d.command : ''}`, tone: 'neutral', icon: 'terminal' };
     case 'session.ended': {
       const reason = typeof d.reason === 'string' && d.reason ? d.reason.replace(/_/g, ' ').replace(/\.$/, '') : '';
       return { text: `The session ended${reason ? `: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}` : ''}`, tone: 'neutral', icon: 'power' };

@@ -126,6 +126,16 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.locator('[data-testid="shell-tab-2"][data-state="closed"]').waitFor({ timeout: 5000 });
     assert.match(await page.getByTestId('shell-view-2').getByTestId('shell-status').innerText(), /revoked/);
     await page.screenshot({ path: join(artifacts, 'console-shell-revoked.png') });
+
+    // The activity panel tells the story: files both ways, the refusal,
+    // the shells and what was typed.
+    await page.getByTestId('activity-open').click();
+    await page.locator('[data-testid="activity-row"][data-type="shell.command"]').first().waitFor();
+    const activity = await page.getByTestId('activity-panel').innerText();
+    for (const want of [/fetched report\.log \(3\.0 MiB\) from the user/, /sent tool\.bin \(5\.0 MiB\) to the user/, /refused to send escape: escape leads outside the shared folder/, /opened a shell/, /ran: echo second-\$\(\(2\+3\)\)/]) {
+      assert.match(activity, want);
+    }
+    await page.screenshot({ path: join(artifacts, 'console-activity-files-shell.png') });
     assert.ok(existsSync(join(inbox, 'tool.bin')));
   } finally {
     await browser.close();
