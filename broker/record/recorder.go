@@ -124,6 +124,10 @@ func (r *Recorder) Verify(session string) (*Report, error) {
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// channelPattern is what a shell's channel id may look like: the relay's
+// "<label>.<viewer id>", e.g. shell-1.v_Xq3f9a2b1c0d.
+var channelPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})?$`)
+
 // ArchiveDir returns the archive directory of a session id, refusing ids
 // that could name anything else.
 func (r *Recorder) ArchiveDir(session string) (string, error) {
@@ -501,7 +505,7 @@ func (s *Session) openShell(it item) error {
 	if n > 1 {
 		name = fmt.Sprintf("%s.%d.cast", it.channel, n)
 	}
-	if !safeName(name) || !sessionIDPattern.MatchString(it.channel) {
+	if !safeName(name) || !channelPattern.MatchString(it.channel) {
 		return s.appendEvent(it.at, Event{Type: "shell.unrecorded", Actor: "broker", Detail: json.RawMessage(`{"reason":"bad channel name"}`)})
 	}
 	c, err := createCast(filepath.Join(s.dir, name), it.at, it.cols, it.rows, s.info.Session+" "+it.channel, s.r.cfg.EncryptionKey)

@@ -107,11 +107,12 @@ func TestSessionIsRecorded(t *testing.T) {
 		dataDir = c.DataDir
 	})
 	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-REC-1")
+	sess, err := c.CreateSession(ctx, "INC-REC-1", protocol.AllPermissions...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	home := t.TempDir()
+	host := runHostEnv(t, display, true, []string{"HOME=" + home, "SHELL=/bin/bash"}, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +121,34 @@ func TestSessionIsRecorded(t *testing.T) {
 	if _, err := j.Screenshot(ctx); err != nil {
 		t.Fatalf("no video: %v\nhost:\n%s", err, host.stderr.String())
 	}
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.AllPermissions...) }); err != nil {
+		t.Fatal(err)
+	}
 	if ok, reason, err := j.TakeControl(ctx, true); err != nil || !ok {
 		t.Fatalf("take control: %v %q %v", ok, reason, err)
 	}
+	// A command in a shell, and a file each way.
+	sh, err := j.Shell(ctx, 1, 80, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := shellOutput(sh)
+	fmt.Fprintf(sh, "echo recorded-$((6*7))\r")
+	waitText(t, out, `recorded-42`, 10*time.Second)
+	sh.Close()
+	files, err := j.Files(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tool, toolSum := randomFile(t, t.TempDir(), "tool.bin", 300_000)
+	if _, err := files.Push(ctx, tool, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	randomFile(t, home, "install.log", 5000)
+	if _, err := files.Pull(ctx, "install.log", filepath.Join(t.TempDir(), "install.log"), nil); err != nil {
+		t.Fatal(err)
+	}
+	files.Close()
 	// Three seconds of a moving pointer and some typing: frames to record.
 	for i := range 90 {
 		send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputMove, X: 100 + i*5, Y: 100 + i*3})
@@ -168,13 +194,35 @@ func TestSessionIsRecorded(t *testing.T) {
 	if m.Video.Relayed == 0 || m.Video.Written+m.Video.BeforeKey < m.Video.Relayed {
 		t.Errorf("frames relayed %d, written %d (+%d before the first keyframe): frames lost", m.Video.Relayed, m.Video.Written, m.Video.BeforeKey)
 	}
-	for _, typ := range []string{"host.connected", "viewer.joined", "consent.granted", "control.taken", "input", "clipboard", "session.ended", "recording.finished"} {
+	for _, typ := range []string{"host.connected", "viewer.joined", "consent.granted", "control.taken", "input", "clipboard",
+		"shell.opened", "shell.command", "shell.closed", "file.transfer", "session.ended", "recording.finished"} {
 		if m.Counts[typ] == 0 {
 			t.Errorf("no %s event recorded; counts %v", typ, m.Counts)
 		}
 	}
 	archive := filepath.Join(dataDir, "recordings", sess.ID)
 	events, _ := os.ReadFile(filepath.Join(archive, record.EventsFile))
+	for _, want := range []string{`"command":"echo recorded-$((6*7))"`, toolSum, `"name":"install.log"`, `"direction":"download"`} {
+		if !bytes.Contains(events, []byte(want)) {
+			t.Errorf("events.jsonl lacks %s", want)
+		}
+	}
+	if m.Counts["file.transfer"] != 2 {
+		t.Errorf("%d file transfers recorded, want 2", m.Counts["file.transfer"])
+	}
+	var cast string
+	for _, p := range m.Parts {
+		if p.Kind == record.KindShell {
+			data, _ := os.ReadFile(filepath.Join(archive, p.Name))
+			cast = p.Name
+			if !bytes.Contains(data, []byte("recorded-42")) {
+				t.Errorf("the shell's transcript %s lacks the command's output", p.Name)
+			}
+		}
+	}
+	if cast == "" {
+		t.Fatalf("no shell transcript in %+v", m.Parts)
+	}
 	if bytes.Contains(events, []byte("hunter2")) {
 		t.Error("clipboard content is in events.jsonl")
 	}
@@ -225,7 +273,7 @@ func TestSessionIsRecorded(t *testing.T) {
 	}
 
 	// Tampering with any part type fails, naming the part.
-	for _, name := range []string{"video-0001.webm", record.EventsFile, record.ManifestFile} {
+	for _, name := range []string{"video-0001.webm", record.EventsFile, record.ManifestFile, cast} {
 		tampered := filepath.Join(t.TempDir(), sess.ID)
 		os.CopyFS(tampered, os.DirFS(archive))
 		data, _ := os.ReadFile(filepath.Join(tampered, name))
