@@ -259,6 +259,9 @@ func TestFileResume(t *testing.T) {
 	if err == nil {
 		t.Fatal("the cut download succeeded")
 	}
+	if !cutDone {
+		t.Fatalf("the download failed before it was cut: %v\nhost:\n%s", err, fs.host.stderr.String())
+	}
 	st, err := os.Stat(dst + client.PartSuffix)
 	if err != nil || st.Size() < 1<<20 {
 		t.Fatalf("no partial download kept: %v", err)

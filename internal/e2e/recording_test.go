@@ -76,6 +76,30 @@ type recordingResp struct {
 	Manifest      *record.Manifest `json:"manifest"`
 }
 
+// recordBriefly records a session for ticket that shows the screen once
+// and ends, and returns it with its recording once the archive is complete.
+func recordBriefly(t *testing.T, ctx context.Context, b *broker, display, ticket string) (*client.SessionInfo, recordingResp) {
+	t.Helper()
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
+	}
+	c.EndSession(ctx, sess.ID)
+	j.Close()
+	host.wait(t, 15*time.Second)
+	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	return sess, waitRecording(t, api, sess.ID, record.StateComplete)
+}
+
 // waitRecording polls the API until the session's archive is in state.
 func waitRecording(t testing.TB, api *apiClient, id, state string) recordingResp {
 	t.Helper()
@@ -664,24 +688,8 @@ func TestRecordingRetention(t *testing.T) {
 		c.Recording.RetentionDays = 2
 		dataDir = c.DataDir
 	})
-	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-RET")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
-	}
-	c.EndSession(ctx, sess.ID)
-	j.Close()
-	host.wait(t, 15*time.Second)
+	sess, _ := recordBriefly(t, ctx, b, display, "INC-RET")
 	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
-	waitRecording(t, api, sess.ID, record.StateComplete)
 
 	b.advance(36 * time.Hour)
 	if got := b.PruneRecordings(ctx); len(got) != 0 {
@@ -730,24 +738,8 @@ func TestEncryptedRecording(t *testing.T) {
 		c.Recording.EncryptionKeyFile = keyFile
 		dataDir = c.DataDir
 	})
-	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-ENC")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
-	}
-	c.EndSession(ctx, sess.ID)
-	j.Close()
-	host.wait(t, 15*time.Second)
+	sess, rec := recordBriefly(t, ctx, b, display, "INC-ENC")
 	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
-	rec := waitRecording(t, api, sess.ID, record.StateComplete)
 	if !rec.Manifest.Encrypted {
 		t.Fatal("the manifest does not say encrypted")
 	}
