@@ -137,6 +137,23 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     }
     await page.screenshot({ path: join(artifacts, 'console-activity-files-shell.png') });
     assert.ok(existsSync(join(inbox, 'tool.bin')));
+
+    // The session's recording replays it: the timeline marks the shells
+    // and both files, and the transcript shows what was typed and printed.
+    const sessionId = await page.evaluate(() => window.tether.session?.id ?? location.hash.split('/').pop());
+    await page.getByTestId('end-session').click();
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('session-ended').waitFor();
+    await page.goto(`${broker.url}/#/recording/${sessionId}`);
+    await page.waitForFunction(() => window.tether.player?.ready === true || window.tether.player?.error, null, { timeout: 30_000 });
+    assert.equal(await page.evaluate(() => window.tether.player.error), '');
+    const markers = await page.evaluate(() => window.tether.player.markers);
+    assert.ok(markers.shell >= 3 && markers.files >= 2, `markers ${JSON.stringify(markers)}`);
+    await page.getByTestId('shell-player').waitFor();
+    await page.getByTestId('timeline').focus();
+    await page.keyboard.press('End');
+    await page.waitForFunction(() => /echo hello-\$\(\(6\*7\)\)[\s\S]*hello-42/.test(document.querySelector('[data-testid="shell-player"]')?.innerText || ''), null, { timeout: 15_000 });
+    await page.screenshot({ path: join(artifacts, 'recording-console-session.png'), fullPage: true });
   } finally {
     await browser.close();
   }
