@@ -37,8 +37,12 @@ const vp8PayloadType = 96
 // overflows under a keyframe burst and halves data-channel throughput.
 const socketBuffer = 4 << 20
 
-// sctpReceiveBuffer is the data-channel receive window.
-const sctpReceiveBuffer = 8 << 20
+// sctpReceiveBuffer is the data-channel receive window, which bounds what a
+// sender has in flight. pion queues received packets in two 1 MB buffers
+// (ICE, then DTLS) before SCTP reads them and drops what does not fit; a
+// window above that lets a burst overflow them, and each loss the sender
+// does not repair fast costs a one-second retransmission timeout.
+const sctpReceiveBuffer = 768 << 10
 
 // Config selects how a peer's ICE agent gathers candidates.
 type Config struct {
@@ -105,8 +109,6 @@ func NewAPI(cfg Config) (*API, error) {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
 	se.EnableSCTPZeroChecksum(true)
-	// The default 1 MiB SCTP window caps a file transfer long before the
-	// link does; data channels carry files and shells as well as input.
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
 	a := &API{}
 	if cfg.UDPPort != 0 {
@@ -125,6 +127,11 @@ func NewAPI(cfg Config) (*API, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		a.mux = mux
 	} else {
+		n, err := newBufferedNet()
+		if err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+		se.SetNet(n)
 		se.SetInterfaceFilter(usableInterface)
 	}
 	a.API = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
