@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -193,29 +193,78 @@ func randomFileTB(tb testing.TB, dir, name string, n int64) (string, string) {
 	return p, sum
 }
 
+// chunk is what one read of a terminal returned, and when.
+type chunk struct {
+	data []byte
+	at   time.Time
+}
+
+// readTimed reads r until it fails and passes on each read with the time it
+// returned, so that an echo is timed when its bytes arrive, not when a
+// poll notices them.
+func readTimed(r io.Reader) <-chan chunk {
+	ch := make(chan chunk, 64)
+	go func() {
+		defer close(ch)
+		for {
+			buf := make([]byte, 4096)
+			n, err := r.Read(buf)
+			if n > 0 {
+				ch <- chunk{buf[:n], time.Now()}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// settle drops whatever the terminal prints for d.
+func settle(out <-chan chunk, d time.Duration) {
+	t := time.After(d)
+	for {
+		select {
+		case <-out:
+		case <-t:
+			return
+		}
+	}
+}
+
 // echoTimes types one character at a time into a terminal and times each
 // until its echo comes back, clearing the line every 40 characters.
-func echoTimes(b *testing.B, w func([]byte) error, out *syncBuffer, n int) []time.Duration {
+func echoTimes(b *testing.B, w func([]byte) error, out <-chan chunk, n int) []time.Duration {
 	var times []time.Duration
 	for i := 0; i < n; i++ {
 		if i%40 == 0 {
 			w([]byte{0x15}) // Ctrl+U: an empty line again
-			time.Sleep(50 * time.Millisecond)
+			settle(out, 50*time.Millisecond)
 		}
-		mark := len(out.String())
 		ch := byte('a' + i%26)
 		start := time.Now()
 		if err := w([]byte{ch}); err != nil {
 			b.Fatal(err)
 		}
-		for !bytes.ContainsRune([]byte(out.String()[mark:]), rune(ch)) {
-			if time.Since(start) > 5*time.Second {
-				b.Fatalf("no echo of %q; terminal shows %q", ch, out.String()[mark:])
+		var seen []byte
+		timeout := time.After(5 * time.Second)
+	wait:
+		for {
+			select {
+			case c, ok := <-out:
+				if !ok {
+					b.Fatalf("the terminal closed; it showed %q", seen)
+				}
+				seen = append(seen, c.data...)
+				if bytes.IndexByte(c.data, ch) >= 0 {
+					times = append(times, c.at.Sub(start))
+					break wait
+				}
+			case <-timeout:
+				b.Fatalf("no echo of %q; terminal shows %q", ch, seen)
 			}
-			time.Sleep(50 * time.Microsecond)
 		}
-		times = append(times, time.Since(start))
-		time.Sleep(time.Duration(20+i%13) * time.Millisecond) // a fast typist, not a flood
+		settle(out, time.Duration(20+i%13)*time.Millisecond) // a fast typist, not a flood
 	}
 	return times
 }
@@ -239,9 +288,9 @@ func BenchmarkShellEcho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := shellOutput(sh)
+	out := readTimed(sh)
 	sh.Write([]byte("PS1='$ '\r"))
-	time.Sleep(500 * time.Millisecond)
+	settle(out, 500*time.Millisecond)
 	write := func(p []byte) error { _, err := sh.Write(p); return err }
 
 	args := append(append([]string{"-tt", "-p", strconv.Itoa(ssh.port)}, ssh.opts()...), "127.0.0.1")
@@ -256,29 +305,16 @@ func BenchmarkShellEcho(b *testing.B) {
 		cmd.Wait()
 		ptmx.Close()
 	}()
-	var sshOut syncBuffer
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 4096)
-		for {
-			n, err := ptmx.Read(buf)
-			sshOut.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	sshOut := readTimed(ptmx)
 	ptmx.WriteString("PS1='$ '\r")
-	time.Sleep(time.Second)
+	settle(sshOut, time.Second)
 	sshWrite := func(p []byte) error { _, err := ptmx.Write(p); return err }
 
 	b.ResetTimer()
 	var tether, viaSSH []time.Duration
 	for i := 0; i < b.N; i++ {
 		tether = append(tether, echoTimes(b, write, out, keys)...)
-		viaSSH = append(viaSSH, echoTimes(b, sshWrite, &sshOut, keys)...)
+		viaSSH = append(viaSSH, echoTimes(b, sshWrite, sshOut, keys)...)
 	}
 	b.StopTimer()
 	b.ReportMetric(percentile(tether, 0.5), "p50-ms")
