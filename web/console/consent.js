@@ -89,7 +89,7 @@ export function createConsent({ send, onChange }) {
   const barActions = h('div', { class: 'consent-bar-actions' });
   const bar = h('div', { class: 'consent-bar', 'data-testid': 'consent-bar' },
     h('div', { class: 'consent-bar-left' },
-      h('span', { class: 'consent-bar-label' }, icon('shield', 14), 'Permissions'),
+      h('span', { class: 'consent-bar-label' }, icon('shield', 14), h('span', { class: 'consent-bar-label-text', text: 'Permissions' })),
       strip),
     statusEl,
     barActions);
@@ -124,6 +124,7 @@ export function createConsent({ send, onChange }) {
     } else if (statusAt && kind === 'answer') {
       time.textContent = new Date(statusAt).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
     }
+    statusEl.title = text; // the line ellipsises in narrow windows
     statusEl.dataset.kind = kind;
     statusEl.dataset.tone = kind === 'answer' ? lastKind : '';
     statusEl.replaceChildren(...[

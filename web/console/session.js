@@ -80,7 +80,9 @@ export function mountSession(root, { id, navigate }) {
   const meta = h('div', { class: 'viewer-meta' }, hostChip, sizeChip, subtitle);
 
   const back = h('a', { href: '#/sessions', class: 'viewer-back', 'aria-label': 'Back to sessions', 'data-tip': 'Back to sessions' }, icon('back', 18));
-  const endBtn = h('button', { type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session' }, icon('power', 15), 'End session');
+  const endBtn = h('button', {
+    type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session', 'data-tip': 'End the session and disconnect the user',
+  }, icon('power', 15), h('span', { class: 'end-label', text: 'End session' }));
   // Supervisors watch; ending is for those who work the session.
   const scopes = window.tether.user?.scopes;
   const mayEnd = scopes?.length ? scopes.includes('sessions:write') : true;
