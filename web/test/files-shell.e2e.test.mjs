@@ -118,6 +118,8 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.getByTestId('shell-view-2').locator('.xterm-screen').click();
     await page.keyboard.type('echo second-$((2+3))\n');
     await waitTerm(page, 2, /second-5/);
+    const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(widths[0] <= widths[1], `the session page is ${widths[0]} px wide in a ${widths[1]} px window`);
     await page.screenshot({ path: join(artifacts, 'console-shell.png') });
 
     // The user revokes the shell: both close at once, and say why.

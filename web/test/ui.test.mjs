@@ -151,6 +151,82 @@ for (const viewport of VIEWPORTS) {
   });
 }
 
+test('the live session page fits 1440, 1100 and 900 px wide windows', { timeout: 120_000 }, async (t) => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const broker = await startFakeBroker();
+  t.after(() => broker.close());
+  // Every permission asked for, two of them not allowed: the widest bar.
+  broker.state.sessions[0].permissions = ['view', 'control', 'clipboard', 'files', 'shell'];
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  t.after(() => browser.close());
+
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err));
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+  const peer = await browser.context.newPage();
+  await peer.goto(`${broker.origin}/peer`);
+  const signaling = routeSignaling(page);
+  signaling.scenario = 'live';
+  signaling.peer = peer;
+
+  await page.bringToFront();
+  await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
+  await byId('login-username').fill(USER.username);
+  await byId('login-password').fill(PASSWORD);
+  await byId('login-submit').click();
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="perm-chip"][data-granted="true"]').length === 3);
+
+  // Every control of the bars and of the open side panel: inside the
+  // window, and the topmost element at its centre, so a click reaches it.
+  const unreachable = () => page.evaluate(() => {
+    const found = [];
+    const bad = [];
+    const controls = document.querySelectorAll(`.viewer-bar :is(button, a, select), .consent-bar :is(button, [data-testid="perm-chip"]),
+      :is(.side-panel, .activity-panel):not([hidden]) button`);
+    for (const el of controls) {
+      if (!el.checkVisibility()) continue;
+      const name = el.dataset.testid || el.getAttribute('aria-label') || el.textContent.trim();
+      found.push(name);
+      const r = el.getBoundingClientRect();
+      if (r.left < 0 || r.top < 0 || r.right > window.innerWidth || r.bottom > window.innerHeight) {
+        bad.push(`${name} at x ${Math.round(r.left)}..${Math.round(r.right)}, y ${Math.round(r.top)}..${Math.round(r.bottom)}`);
+        continue;
+      }
+      const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+      if (!el.contains(top)) bad.push(`${name} under ${top?.tagName}.${top?.className}`);
+    }
+    return { found, bad };
+  });
+
+  for (const [width, height] of [[1440, 900], [1100, 760], [900, 700]]) {
+    await t.test(`${width} px wide`, async () => {
+      await page.setViewportSize({ width, height });
+      for (const panel of ['files', 'shell', 'activity']) {
+        await byId(`${panel}-open`).click();
+        await byId(`${panel}-panel`).waitFor();
+        await page.mouse.move(0, height - 1);
+        await page.waitForTimeout(250); // the panel slides in
+        const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+        assert.ok(scrollWidth <= innerWidth, `with the ${panel} panel open the page is ${scrollWidth} px wide in a ${innerWidth} px window`);
+        const { found, bad } = await unreachable();
+        assert.deepEqual(bad, [], `out of reach with the ${panel} panel open`);
+        const want = ['end-session', 'mode-view', 'mode-control', 'fullscreen', 'files-open', 'shell-open', 'activity-open', 'perm-chip'];
+        if (panel === 'files') want.push('files-request', 'Close files');
+        if (panel === 'shell') want.push('shell-copy', 'shell-paste', 'Close terminal panel', 'shell-new', 'shell-request');
+        if (panel === 'activity') want.push('Close activity');
+        assert.deepEqual(want.filter((name) => !found.includes(name)), [], `controls shown with the ${panel} panel open`);
+        if (panel !== 'activity') await page.screenshot({ path: resolve(ARTIFACTS, `console-narrow-${panel}-${width}x${height}.png`), animations: 'disabled' });
+        await byId(`${panel}-open`).click();
+        await byId(`${panel}-panel`).waitFor({ state: 'hidden' });
+      }
+    });
+  }
+
+  assert.deepEqual(pageErrors.map(String), []);
+});
+
 test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
   await mkdir(ARTIFACTS, { recursive: true });
   const broker = await startFakeBroker();
