@@ -16,6 +16,7 @@ import (
 
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/internal/rtc"
 )
 
 // verify runs "broker verify [-key FILE] ARCHIVE": exit 0 when the archive
@@ -75,6 +76,7 @@ func verify(args []string) int {
 }
 
 func main() {
+	rtc.TuneGC()
 	if len(os.Args) > 1 && os.Args[1] == "verify" {
 		os.Exit(verify(os.Args[2:]))
 	}

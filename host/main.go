@@ -24,9 +24,11 @@ import (
 	"github.com/tether-support/tether/host/session"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/launch"
+	"github.com/tether-support/tether/internal/rtc"
 )
 
 func main() {
+	rtc.TuneGC()
 	cfg := session.Config{}
 	var broker string
 	var verbose bool

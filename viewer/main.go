@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/rtc"
 	"github.com/tether-support/tether/viewer/client"
 )
 
@@ -43,6 +44,7 @@ Global flags:
 `
 
 func main() {
+	rtc.TuneGC()
 	global := flag.NewFlagSet("viewer", flag.ExitOnError)
 	broker := global.String("broker", os.Getenv("TETHER_BROKER"), "broker address, e.g. https://support.example.com:8443 (or TETHER_BROKER)")
 	caFile := global.String("ca", "", "PEM file of the CA that signed the broker's certificate (default: the system's CAs)")

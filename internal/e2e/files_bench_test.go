@@ -18,6 +18,7 @@ import (
 
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
 	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
 )
@@ -96,6 +97,7 @@ func (s *sshd) opts() []string {
 // filesBenchSession runs bin/broker and bin/host as separate processes and
 // joins as the technician with files and shell granted.
 func filesBenchSession(b *testing.B, ctx context.Context, home string) *client.Joined {
+	rtc.TuneGC() // this process is the viewer: tuned as bin/viewer is
 	display := xtest.StartXvfb(b, 320, 240)
 	_, url, ca, key := brokerProc(b)
 	u, err := dial.BrokerURL(url)
