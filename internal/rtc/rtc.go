@@ -14,6 +14,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/internal/protocol"
@@ -41,7 +42,8 @@ const socketBuffer = 4 << 20
 // sender has in flight. pion queues received packets in two 1 MB buffers
 // (ICE, then DTLS) before SCTP reads them and drops what does not fit; a
 // window above that lets a burst overflow them, and each loss the sender
-// does not repair fast costs a one-second retransmission timeout.
+// does not repair fast costs a one-second retransmission timeout. The
+// ICE buffer also carries video, hence the room left below 1 MB.
 const sctpReceiveBuffer = 768 << 10
 
 // Config selects how a peer's ICE agent gathers candidates.
@@ -63,6 +65,8 @@ type Config struct {
 	// MinBitrate, StartBitrate and MaxBitrate bound congestion control
 	// (bits per second).
 	MinBitrate, StartBitrate, MaxBitrate int
+	// Logs, when set, receives pion's own log lines instead of stderr.
+	Logs logging.LoggerFactory
 }
 
 // API is a configured pion API plus whatever sockets it owns.
@@ -102,6 +106,9 @@ func NewAPI(cfg Config) (*API, error) {
 	}
 
 	se := webrtc.SettingEngine{}
+	if cfg.Logs != nil {
+		se.LoggerFactory = cfg.Logs
+	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
