@@ -124,7 +124,7 @@ func TestFlow(t *testing.T) {
 	if peak > flowHigh+chunk {
 		t.Fatalf("queued %d bytes, more than the %d high-water mark plus one chunk", peak, flowHigh)
 	}
-	if dropped := strings.Count(logs.String(), "full"); dropped > 0 {
+	if dropped := strings.Count(logs.String(), " is full"); dropped > 0 {
 		t.Fatalf("pion dropped %d packets on a full queue:\n%s", dropped, logs.String())
 	}
 }
