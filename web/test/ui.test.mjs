@@ -37,11 +37,7 @@ for (const viewport of VIEWPORTS) {
     t.after(() => browser.close());
 
     const page = await browser.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (err) => pageErrors.push(err));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) pageErrors.push(new Error(msg.text()));
-    });
+    const pageErrors = collectErrors(page);
     const shot = (name) => page.screenshot({ path: resolve(ARTIFACTS, `console-${name}-${size}.png`), animations: 'disabled' });
     const byId = (id) => page.locator(`[data-testid="${id}"]`);
 
@@ -161,14 +157,9 @@ test('the live session page fits 1440, 1100 and 900 px wide windows', { timeout:
   t.after(() => browser.close());
 
   const page = await browser.newPage();
-  const pageErrors = [];
-  page.on('pageerror', (err) => pageErrors.push(err));
+  const pageErrors = collectErrors(page);
   const byId = (id) => page.locator(`[data-testid="${id}"]`);
-  const peer = await browser.context.newPage();
-  await peer.goto(`${broker.origin}/peer`);
-  const signaling = routeSignaling(page);
-  signaling.scenario = 'live';
-  signaling.peer = peer;
+  const { peer, signaling } = await livePeer(browser, page, broker);
 
   await page.bringToFront();
   await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
@@ -236,19 +227,11 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
   await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.origin });
 
   const page = await browser.newPage();
-  const pageErrors = [];
-  page.on('pageerror', (err) => pageErrors.push(err));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) pageErrors.push(new Error(msg.text()));
-  });
+  const pageErrors = collectErrors(page);
   const shot = (name) => page.screenshot({ path: resolve(ARTIFACTS, `console-${name}-1440x900.png`), animations: 'disabled' });
   const byId = (id) => page.locator(`[data-testid="${id}"]`);
 
-  const peer = await browser.context.newPage();
-  await peer.goto(`${broker.origin}/peer`);
-  const signaling = routeSignaling(page);
-  signaling.scenario = 'live';
-  signaling.peer = peer;
+  const { peer, signaling } = await livePeer(browser, page, broker);
 
   // What the console sent, as the fake broker received it: control messages
   // parsed, input messages decoded with the host's checks.
@@ -695,11 +678,7 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
   t.after(() => browser.close());
 
   const page = await browser.newPage();
-  const pageErrors = [];
-  page.on('pageerror', (err) => pageErrors.push(err));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) pageErrors.push(new Error(msg.text()));
-  });
+  const pageErrors = collectErrors(page);
   const shot = (name) => page.screenshot({ path: resolve(ARTIFACTS, `console-consent-${name}-1440x900.png`), animations: 'disabled' });
   const byId = (id) => page.locator(`[data-testid="${id}"]`);
   const perm = (id, p) => page.locator(`[data-testid="${id}"][data-perm="${p}"]`);
@@ -715,12 +694,8 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     }
   };
 
-  const peer = await browser.context.newPage();
-  await peer.goto(`${broker.origin}/peer`);
-  const signaling = routeSignaling(page);
-  signaling.scenario = 'live';
+  const { peer, signaling } = await livePeer(browser, page, broker);
   signaling.consent = 'manual';
-  signaling.peer = peer;
   const controls = async () => (await peer.evaluate(() => window.fake.log)).filter((e) => e.ch === 'control').map((e) => e.msg);
   const clearLog = () => peer.evaluate(() => window.fake.clear());
   const sent = (type) => signaling.received.filter((m) => m.type === type);
@@ -1019,6 +994,28 @@ async function waitForPaint(page) {
     setTimeout(done, 3000);
   }));
   await page.waitForTimeout(300);
+}
+
+// collectErrors gathers what goes wrong in the page: uncaught errors, and
+// console errors other than the broker's expected 401, 403 and 429 answers.
+function collectErrors(page) {
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) errors.push(new Error(msg.text()));
+  });
+  return errors;
+}
+
+// livePeer opens the fake broker's /peer page as the remote host and routes
+// the console's signaling to it, live.
+async function livePeer(browser, page, broker) {
+  const peer = await browser.context.newPage();
+  await peer.goto(`${broker.origin}/peer`);
+  const signaling = routeSignaling(page);
+  signaling.scenario = 'live';
+  signaling.peer = peer;
+  return { peer, signaling };
 }
 
 /**
