@@ -133,7 +133,7 @@ func BenchmarkFileTransfer(b *testing.B) {
 	ssh := startSSHD(b)
 	home := b.TempDir()
 	local := b.TempDir()
-	src, sum := randomFileTB(b, local, "payload.bin", size)
+	src, sum := randomFile(b, local, "payload.bin", size)
 	j := filesBenchSession(b, ctx, home)
 	f, err := j.Files(ctx)
 	if err != nil {
@@ -173,26 +173,6 @@ func BenchmarkFileTransfer(b *testing.B) {
 	b.ReportMetric(mbps(down), "download-MB/s")
 	b.ReportMetric(mbps(scp), "scp-MB/s")
 	b.ReportMetric(0, "ns/op")
-}
-
-func randomFileTB(tb testing.TB, dir, name string, n int64) (string, string) {
-	t, ok := tb.(*testing.T)
-	if ok {
-		return randomFile(t, dir, name, n)
-	}
-	p := filepath.Join(dir, name)
-	data := make([]byte, n)
-	for i := range data {
-		data[i] = byte(i*7 + i>>11)
-	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	sum, _, err := client.HashFile(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return p, sum
 }
 
 // chunk is what one read of a terminal returned, and when.

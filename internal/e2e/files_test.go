@@ -72,7 +72,7 @@ func (fs *filesSession) files(t *testing.T, ctx context.Context) (*client.Joined
 }
 
 // randomFile writes n random bytes and returns the path and SHA-256.
-func randomFile(t *testing.T, dir, name string, n int64) (string, string) {
+func randomFile(t testing.TB, dir, name string, n int64) (string, string) {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	f, err := os.Create(p)
