@@ -128,7 +128,8 @@ for (const viewport of VIEWPORTS) {
       const answer = signaling.received.find((m) => m.type === 'answer');
       assert.ok(answer, 'the console answered the offer');
       assert.match(answer.payload.sdp, /a=candidate:/, 'the answer carries its ICE candidates');
-      assert.equal(await byId('stage-overlay').isVisible(), false);
+      // The picture has a size a moment before its first frame is decoded.
+      await byId('stage-overlay').waitFor({ state: 'hidden', timeout: 5000 });
       await byId('display-size').waitFor();
       // Let the encoder ramp up to full resolution so the screenshot is sharp.
       await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth >= 1920, null, { timeout: 8000 }).catch(() => {});
@@ -764,7 +765,7 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.equal(await toast('The user allowed view only.'), 'partial');
     await byId('consent-pending').waitFor({ state: 'detached' });
     await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth >= 1920, null, { timeout: 20_000 });
-    assert.equal(await byId('stage-overlay').isVisible(), false);
+    await byId('stage-overlay').waitFor({ state: 'hidden', timeout: 5000 });
     assert.deepEqual(await chips(), ['view:true', 'control:false', 'clipboard:false']);
     assert.deepEqual(await permissions(), { granted: ['view'], paused: false, pending: false, message: 'The user allowed view only.' });
     assert.equal(await byId('mode-control').isDisabled(), true);
