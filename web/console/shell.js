@@ -11,6 +11,10 @@ import { h, icon, toast } from './ui.js';
 
 const MAX_SHELLS = 8;
 const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
+const REVOKED = 'Closed: the user revoked shell access.';
+// A shell that closed for no stated reason this long before a revoke
+// arrived was closed by that revoke.
+const LATE_REVOKE_MS = 3000;
 
 const THEME = {
   background: '#0b0e13', foreground: '#e7e9ee', cursor: '#c7d2fe', cursorAccent: '#0b0e13',
@@ -180,7 +184,10 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       if (t.state === 'closed') return;
       const note = t.exitCode !== undefined
         ? `The shell exited${t.exitCode ? ` with code ${t.exitCode}` : ''}.`
-        : !allowed ? 'Closed: the user revoked shell access.' : 'The shell was closed.';
+        : !allowed ? REVOKED : 'The shell was closed.';
+      // The host closes shells on a revoke; the broker's word on the
+      // revoke may come a moment after the close.
+      t.unexplainedAt = note === 'The shell was closed.' ? performance.now() : undefined;
       setTabState(t, 'closed', note);
     };
     term.onData((d) => {
@@ -273,6 +280,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     setAllowed(on) {
       if (allowed === on) return;
       allowed = on;
+      for (const t of tabs) {
+        if (!on && t.state === 'closed' && performance.now() - t.unexplainedAt < LATE_REVOKE_MS) setTabState(t, 'closed', REVOKED);
+      }
       button.classList.toggle('is-locked', !on);
       renderEmpty();
     },

@@ -68,3 +68,15 @@ export async function launch(opts = {}) {
     },
   };
 }
+
+// collectErrors gathers what goes wrong in the page: uncaught errors, and
+// console errors (a blocked style or script among them) other than the
+// broker's expected 401, 403 and 429 answers.
+export function collectErrors(page) {
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) errors.push(new Error(msg.text()));
+  });
+  return errors;
+}

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync, exist
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launch } from './browser.mjs';
+import { collectErrors, launch } from './browser.mjs';
 import { ROOT, openSession, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
 
 after(stopAll);
@@ -48,6 +48,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
   try {
     const page = await browser.newPage();
+    const pageErrors = collectErrors(page);
     const code = await openSession(page, broker, 'INC-FILES');
     const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox] });
     await host.ready;
@@ -156,6 +157,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.keyboard.press('End');
     await page.waitForFunction(() => /echo hello-\$\(\(6\*7\)\)[\s\S]*hello-42/.test(document.querySelector('[data-testid="shell-player"]')?.innerText || ''), null, { timeout: 15_000 });
     await page.screenshot({ path: join(artifacts, 'recording-console-session.png'), fullPage: true });
+    assert.deepEqual(pageErrors.map(String), []);
   } finally {
     await browser.close();
   }

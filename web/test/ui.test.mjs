@@ -14,7 +14,7 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { launch } from './browser.mjs';
+import { collectErrors, launch } from './browser.mjs';
 import { NEW_CODE, PASSWORD, USER, decodeInput, sampleSessions, startFakeBroker } from './fake-broker.mjs';
 
 const ARTIFACTS = resolve(fileURLToPath(new URL('../../artifacts/', import.meta.url)));
@@ -995,17 +995,6 @@ async function waitForPaint(page) {
     setTimeout(done, 3000);
   }));
   await page.waitForTimeout(300);
-}
-
-// collectErrors gathers what goes wrong in the page: uncaught errors, and
-// console errors other than the broker's expected 401, 403 and 429 answers.
-function collectErrors(page) {
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/status of (401|403|429)/.test(msg.text())) errors.push(new Error(msg.text()));
-  });
-  return errors;
 }
 
 // livePeer opens the fake broker's /peer page as the remote host and routes
