@@ -620,7 +620,10 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	defer media.Close()
 	h.mu.Lock()
 	v.media = media
-	if l.host != nil {
+	// The user may have answered already: a host that joined while this
+	// media was set up asked for this viewer then.
+	media.SetGrants(v.grants, l.paused)
+	if l.host != nil && !v.asked {
 		h.askLocked(l, v, permsFor(l, v), true)
 	}
 	h.mu.Unlock()

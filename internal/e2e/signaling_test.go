@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,74 @@ func TestViewerAuth(t *testing.T) {
 		_, err := dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, tt.header)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestHostJoinsWhileViewerConnects: a host that connects while a
+// technician's connection is still being set up asks the user once, and the
+// technician gets what the user allowed.
+func TestHostJoinsWhileViewerConnects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(ctx, "INC-RACE", protocol.PermView, protocol.PermFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, err := dial.TLSConfig(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostWS, err := dial.WebSocket(ctx, u, "/ws/host", tlsCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostWS.Close()
+	host := dial.NewConn(hostWS)
+	viewer, err := dial.WebSocket(ctx, u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + b.admin.APIKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	hello, _ := protocol.Encode(protocol.TypeHello, sess.ID, protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: sess.ID})
+	if err := viewer.WriteMessage(websocket.TextMessage, hello); err != nil {
+		t.Fatal(err)
+	}
+	readType(t, viewer, protocol.TypeWelcome)
+
+	// The broker now sets up the technician's media; the host joins meanwhile.
+	if err := host.Send(protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: sess.Code,
+		Host: &protocol.HostInfo{Hostname: "pc-1", OS: "linux", Width: 800, Height: 600}}); err != nil {
+		t.Fatal(err)
+	}
+	asked := 0
+	for {
+		hostWS.SetReadDeadline(time.Now().Add(time.Second))
+		env, err := host.Read()
+		if err != nil {
+			break // quiet for a second: every question has been put
+		}
+		if env.Type != protocol.TypeConsentRequest {
+			continue
+		}
+		asked++
+		var req protocol.ConsentRequest
+		if err := protocol.DecodePayload(env, &req); err != nil {
+			t.Fatal(err)
+		}
+		if err := host.Send(protocol.TypeConsentAnswer, sess.ID, protocol.ConsentAnswer{ID: req.ID, Granted: req.Permissions, Reason: "granted"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asked != 1 {
+		t.Errorf("the user was asked %d times to let the technician in, want once", asked)
+	}
+	var p protocol.Permissions
+	for !slices.Contains(p.Granted, protocol.PermFiles) {
+		if err := protocol.DecodePayload(readType(t, viewer, protocol.TypePermissions), &p); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
