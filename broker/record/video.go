@@ -95,7 +95,20 @@ type segment struct {
 	frames        int64
 	bytes         int
 	width, height int
-	clusters      []webm.Cluster
+	clusters      []cluster
+}
+
+// cluster is a run of frames from one keyframe on, at most 30 s long:
+// a block's time is a 16-bit offset from its cluster's.
+type cluster struct {
+	ms     int64
+	blocks []block
+}
+
+type block struct {
+	offset int16 // ms after the cluster's start
+	key    bool
+	data   []byte
 }
 
 func newSegment(dir string, n int, startMS int64, firstTS uint32, width, height int) *segment {
@@ -111,20 +124,117 @@ func (s *segment) add(frame []byte, ts uint32, key bool) {
 	if ms < s.lastMS || ms > 1<<40 {
 		ms = s.lastMS
 	}
-	// A cluster per keyframe, and block timecodes are 16-bit offsets.
-	if len(s.clusters) == 0 || key || ms-int64(s.clusters[len(s.clusters)-1].Timecode) > 30000 {
-		s.clusters = append(s.clusters, webm.Cluster{Timecode: uint64(ms)})
+	if len(s.clusters) == 0 || key || ms-s.clusters[len(s.clusters)-1].ms > 30000 {
+		s.clusters = append(s.clusters, cluster{ms: ms})
 	}
 	c := &s.clusters[len(s.clusters)-1]
-	c.SimpleBlock = append(c.SimpleBlock, ebml.Block{TrackNumber: 1, Timecode: int16(ms - int64(c.Timecode)), Keyframe: key, Data: [][]byte{append([]byte(nil), frame...)}})
+	c.blocks = append(c.blocks, block{offset: int16(ms - c.ms), key: key, data: append([]byte(nil), frame...)})
 	s.lastMS = ms
 	s.frames++
 	s.bytes += len(frame)
 }
 
-type webmFile struct {
-	Header  webm.EBMLHeader `ebml:"EBML"`
-	Segment webm.Segment    `ebml:"Segment"`
+// The Matroska element ids written by hand; the small head of the file
+// (EBML header, segment info, track) goes through ebml-go.
+var (
+	idSegment     = []byte{0x18, 0x53, 0x80, 0x67}
+	idCluster     = []byte{0x1f, 0x43, 0xb6, 0x75}
+	idTimecode    = []byte{0xe7}
+	idSimpleBlock = []byte{0xa3}
+)
+
+// elementHeader is an element id and its size as an 8-byte EBML number.
+func elementHeader(id []byte, size int) []byte {
+	h := append([]byte(nil), id...)
+	return append(h, 0x01, byte(size>>48), byte(size>>40), byte(size>>32), byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
+}
+
+// Sizes of the hand-written elements, headers included.
+const (
+	timecodeSize     = 1 + 8 + 8 // id, size, 8-byte value
+	simpleBlockExtra = 1 + 8 + 4 // id, size, track number, timecode, flags
+)
+
+func (c *cluster) bodySize() int {
+	n := timecodeSize
+	for _, b := range c.blocks {
+		n += simpleBlockExtra + len(b.data)
+	}
+	return n
+}
+
+// writeCluster writes c without copying its frames into another buffer.
+// ebml-go would marshal each level into a buffer of its own; a segment is
+// up to 64 MiB, and those copies were most of what recording cost.
+func writeCluster(w io.Writer, c *cluster) error {
+	head := elementHeader(idCluster, c.bodySize())
+	head = append(head, elementHeader(idTimecode, 8)...)
+	t := uint64(c.ms)
+	head = append(head, byte(t>>56), byte(t>>48), byte(t>>40), byte(t>>32), byte(t>>24), byte(t>>16), byte(t>>8), byte(t))
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	for _, b := range c.blocks {
+		flags := byte(0)
+		if b.key {
+			flags = 0x80
+		}
+		h := elementHeader(idSimpleBlock, 4+len(b.data))
+		h = append(h, 0x81, byte(uint16(b.offset)>>8), byte(b.offset), flags) // track 1
+		if _, err := w.Write(h); err != nil {
+			return err
+		}
+		if _, err := w.Write(b.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentHead is what comes before the clusters inside the Segment.
+type segmentHead struct {
+	Info   webm.Info   `ebml:"Info"`
+	Tracks webm.Tracks `ebml:"Tracks"`
+}
+
+// writeWebM writes the whole file: EBML header, then a Segment of the
+// head and the clusters.
+func (s *segment) writeWebM(w io.Writer, duration int64) error {
+	var head bytes.Buffer
+	if err := ebml.Marshal(&struct {
+		Header webm.EBMLHeader `ebml:"EBML"`
+	}{*webm.DefaultEBMLHeader}, &head); err != nil {
+		return err
+	}
+	header := head.Len()
+	if err := ebml.Marshal(&segmentHead{
+		Info: webm.Info{TimecodeScale: 1000000, MuxingApp: "tether", WritingApp: "tether broker", Duration: float64(duration)},
+		Tracks: webm.Tracks{TrackEntry: []webm.TrackEntry{{
+			Name: "screen", TrackNumber: 1, TrackUID: 1, CodecID: "V_VP8", TrackType: 1,
+			Video: &webm.Video{PixelWidth: uint64(s.width), PixelHeight: uint64(s.height)},
+		}}},
+	}, &head); err != nil {
+		return err
+	}
+	size := head.Len() - header
+	for i := range s.clusters {
+		size += len(idCluster) + 8 + s.clusters[i].bodySize()
+	}
+	if _, err := w.Write(head.Bytes()[:header]); err != nil {
+		return err
+	}
+	if _, err := w.Write(elementHeader(idSegment, size)); err != nil {
+		return err
+	}
+	if _, err := w.Write(head.Bytes()[header:]); err != nil {
+		return err
+	}
+	for i := range s.clusters {
+		if err := writeCluster(w, &s.clusters[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seal writes the segment as a WebM file, fsyncs it and returns it as a
@@ -132,17 +242,6 @@ type webmFile struct {
 func (s *segment) seal(key []byte) (Part, error) {
 	// The last frame lasts until the next would have come (~1/30 s).
 	duration := s.lastMS + 33
-	doc := webmFile{
-		Header: *webm.DefaultEBMLHeader,
-		Segment: webm.Segment{
-			Info: webm.Info{TimecodeScale: 1000000, MuxingApp: "tether", WritingApp: "tether broker", Duration: float64(duration)},
-			Tracks: webm.Tracks{TrackEntry: []webm.TrackEntry{{
-				Name: "screen", TrackNumber: 1, TrackUID: 1, CodecID: "V_VP8", TrackType: 1,
-				Video: &webm.Video{PixelWidth: uint64(s.width), PixelHeight: uint64(s.height)},
-			}}},
-			Cluster: s.clusters,
-		},
-	}
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return Part{}, fmt.Errorf("create video segment: %w", err)
@@ -151,12 +250,12 @@ func (s *segment) seal(key []byte) (Part, error) {
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	bw := bufio.NewWriterSize(cw, 256<<10)
 	if key == nil {
-		err = ebml.Marshal(&doc, bw)
+		err = s.writeWebM(bw, duration)
 	} else {
-		var plain bytes.Buffer
+		plain := bytes.NewBuffer(make([]byte, 0, s.bytes+len(s.clusters)*64+int(s.frames)*simpleBlockExtra+4096))
 		enc, cerr := newPartCipher(key, s.name)
 		if err = cerr; err == nil {
-			if err = ebml.Marshal(&doc, &plain); err == nil {
+			if err = s.writeWebM(plain, duration); err == nil {
 				_, err = bw.Write(enc.seal(plain.Bytes()))
 			}
 		}

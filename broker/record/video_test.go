@@ -1,0 +1,96 @@
+package record
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/at-wat/ebml-go"
+	"github.com/at-wat/ebml-go/webm"
+)
+
+// TestSegmentIsWebM: a sealed segment reads back with an independent EBML
+// parser as the frames that went in: keyframes, times (a new cluster at
+// each keyframe and every 30 s) and bytes, with the duration and size.
+func TestSegmentIsWebM(t *testing.T) {
+	type frame struct {
+		ms   int64
+		key  bool
+		data []byte
+	}
+	var want []frame
+	for i := range 40 {
+		ms := int64(i) * 33
+		if i >= 20 {
+			ms += 40000 // a quiet minute: the next block is over 30 s later
+		}
+		data := bytes.Repeat([]byte{byte(i)}, 100+i*997)
+		want = append(want, frame{ms: ms, key: i == 0 || i == 10, data: data})
+	}
+	s := newSegment(t.TempDir(), 1, 5000, 1000, 1920, 1080)
+	for _, f := range want {
+		s.add(f.data, uint32(1000+f.ms*90), f.key)
+	}
+	part, err := s.seal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(raw)) != part.Size {
+		t.Fatalf("file is %d bytes, the manifest says %d", len(raw), part.Size)
+	}
+	var doc struct {
+		Header  webm.EBMLHeader `ebml:"EBML"`
+		Segment webm.Segment    `ebml:"Segment"`
+	}
+	if err := ebml.Unmarshal(bytes.NewReader(raw), &doc); err != nil {
+		t.Fatalf("not a readable WebM file: %v", err)
+	}
+	if doc.Header.DocType != "webm" || doc.Segment.Info.Duration != float64(want[len(want)-1].ms+33) {
+		t.Errorf("doc type %q, duration %v", doc.Header.DocType, doc.Segment.Info.Duration)
+	}
+	if v := doc.Segment.Tracks.TrackEntry[0].Video; doc.Segment.Tracks.TrackEntry[0].CodecID != "V_VP8" || v.PixelWidth != 1920 || v.PixelHeight != 1080 {
+		t.Errorf("track %+v", doc.Segment.Tracks.TrackEntry[0])
+	}
+	var got []frame
+	for _, c := range doc.Segment.Cluster {
+		for _, b := range c.SimpleBlock {
+			if b.TrackNumber != 1 || len(b.Data) != 1 {
+				t.Fatalf("block on track %d with %d frames", b.TrackNumber, len(b.Data))
+			}
+			got = append(got, frame{ms: int64(c.Timecode) + int64(b.Timecode), key: b.Keyframe, data: b.Data[0]})
+		}
+	}
+	if len(doc.Segment.Cluster) != 3 {
+		t.Errorf("%d clusters, want 3 (the start, the second keyframe, after the quiet minute)", len(doc.Segment.Cluster))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d frames read back, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ms != want[i].ms || got[i].key != want[i].key || !bytes.Equal(got[i].data, want[i].data) {
+			t.Errorf("frame %d: at %d ms key %v %d bytes, want at %d ms key %v %d bytes", i, got[i].ms, got[i].key, len(got[i].data), want[i].ms, want[i].key, len(want[i].data))
+		}
+	}
+}
+
+// BenchmarkSegmentSeal writes 20 s of a 60 fps screen (3 KB frames, a
+// keyframe every 5 s) as one segment, as the broker does when it seals.
+func BenchmarkSegmentSeal(b *testing.B) {
+	dir := b.TempDir()
+	frame := bytes.Repeat([]byte{7}, 3000)
+	b.SetBytes(int64(len(frame)) * 1200)
+	for i := range b.N {
+		s := newSegment(dir, i, 0, 0, 1920, 1080)
+		for n := range 1200 {
+			s.add(frame, uint32(n*1500), n%300 == 0)
+		}
+		if _, err := s.seal(nil); err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(s.path)
+	}
+}
