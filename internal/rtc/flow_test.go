@@ -146,3 +146,38 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestMaxMessage: a message of MaxMessage bytes arrives whole; a larger
+// one is refused at the sender, as the peer's SDP asked.
+func TestMaxMessage(t *testing.T) {
+	a, b := connected(t, nil)
+	got := make(chan int, 1)
+	b.OnDataChannel(func(dc *webrtc.DataChannel) {
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- len(m.Data) })
+	})
+	dc, err := a.CreateDataChannel("bulk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	select {
+	case <-opened:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the channel did not open")
+	}
+	if err := dc.Send(make([]byte, MaxMessage+1)); err == nil {
+		t.Error("a message over the limit was sent")
+	}
+	if err := dc.Send(make([]byte, MaxMessage)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-got:
+		if n != MaxMessage {
+			t.Errorf("%d bytes arrived, want %d", n, MaxMessage)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the largest message did not arrive")
+	}
+}

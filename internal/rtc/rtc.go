@@ -46,6 +46,10 @@ const socketBuffer = 4 << 20
 // ICE buffer also carries video, hence the room left below 1 MB.
 const sctpReceiveBuffer = 768 << 10
 
+// MaxMessage is the largest data-channel message a peer accepts: the
+// largest message of the protocol, a directory listing.
+const MaxMessage = protocol.MaxFileMessage
+
 // Config selects how a peer's ICE agent gathers candidates.
 type Config struct {
 	// UDPPort, when non-zero, muxes every PeerConnection onto this one UDP
@@ -117,6 +121,10 @@ func NewAPI(cfg Config) (*API, error) {
 	}
 	se.EnableSCTPZeroChecksum(true)
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
+	// Announced in the SDP: a peer refuses to send a larger message, and
+	// one that sends it anyway loses the channel. It also keeps a message
+	// below the receive window; SCTP cannot deliver one that does not fit.
+	se.SetSCTPMaxMessageSize(MaxMessage)
 	a := &API{}
 	if cfg.UDPPort != 0 {
 		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort,
