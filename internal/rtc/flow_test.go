@@ -84,17 +84,7 @@ func TestFlow(t *testing.T) {
 			}
 		})
 	})
-	dc, err := a.CreateDataChannel("bulk", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opened := make(chan struct{})
-	dc.OnOpen(func() { close(opened) })
-	select {
-	case <-opened:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the channel did not open")
-	}
+	dc := openChannel(t, a, "bulk")
 	f := NewFlow(dc)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -129,6 +119,23 @@ func TestFlow(t *testing.T) {
 	}
 }
 
+// openChannel opens a data channel on pc and waits until it is open.
+func openChannel(t *testing.T, pc *webrtc.PeerConnection, label string) *webrtc.DataChannel {
+	t.Helper()
+	dc, err := pc.CreateDataChannel(label, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	select {
+	case <-opened:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the channel did not open")
+	}
+	return dc
+}
+
 // syncWriter collects log lines written from several goroutines.
 type syncWriter struct {
 	mu  sync.Mutex
@@ -155,17 +162,7 @@ func TestMaxMessage(t *testing.T) {
 	b.OnDataChannel(func(dc *webrtc.DataChannel) {
 		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- len(m.Data) })
 	})
-	dc, err := a.CreateDataChannel("bulk", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opened := make(chan struct{})
-	dc.OnOpen(func() { close(opened) })
-	select {
-	case <-opened:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the channel did not open")
-	}
+	dc := openChannel(t, a, "bulk")
 	if err := dc.Send(make([]byte, MaxMessage+1)); err == nil {
 		t.Error("a message over the limit was sent")
 	}
