@@ -187,7 +187,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
         : !allowed ? REVOKED : 'The shell was closed.';
       // The host closes shells on a revoke; the broker's word on the
       // revoke may come a moment after the close.
-      t.unexplainedAt = note === 'The shell was closed.' ? performance.now() : undefined;
+      t.unexplainedAt = t.exitCode === undefined && allowed ? performance.now() : undefined;
       setTabState(t, 'closed', note);
     };
     term.onData((d) => {
