@@ -15,6 +15,8 @@ const fake = {
   input: null,
   /** Every message from the console in arrival order: {ch, msg} or {ch, bytes}. */
   log: [],
+  /** The channels the console opened (files, shell-1, …), by label. */
+  opened: {},
   /** How to answer {"type":"control","enabled":true}: grant, or refuse with reason. */
   policy: { grant: true, reason: 'This session is view-only for you.' },
   remoteClipboard: 'Remote clipboard: \\\\fs01\\finance\\Q3 report.xlsx',
@@ -48,6 +50,7 @@ const fake = {
     fake.input = pc.createDataChannel('input', { negotiated: true, id: 1, ordered: true });
     fake.input.binaryType = 'arraybuffer';
     fake.control.addEventListener('message', (e) => onControl(e.data));
+    pc.addEventListener('datachannel', (e) => { fake.opened[e.channel.label] = e.channel; });
     fake.input.addEventListener('message', (e) => {
       fake.log.push({ ch: 'input', bytes: [...new Uint8Array(e.data)] });
     });

@@ -671,6 +671,67 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
   assert.deepEqual(pageErrors.map(String), []);
 });
 
+test('a shell the host closes for a revoke says so, whichever word comes first', { timeout: 120_000 }, async (t) => {
+  const broker = await startFakeBroker();
+  t.after(() => broker.close());
+  broker.state.sessions[0].permissions = ['view', 'shell'];
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors = collectErrors(page);
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+  const { peer, signaling } = await livePeer(browser, page, broker);
+  await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
+  await byId('login-username').fill(USER.username);
+  await byId('login-password').fill(PASSWORD);
+  await byId('login-submit').click();
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+  signaling.permissions({ granted: ['view', 'shell'], message: 'The user allowed shell.' });
+  await byId('shell-open').click();
+
+  // The host closes each shell the moment the user revokes shell access;
+  // the broker's permissions message may come before or after that close.
+  // A closed tab's number is used again, so every shell here is shell 1.
+  const openShell = async () => {
+    await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor();
+    await peer.waitForFunction(() => window.fake.opened['shell-1']?.readyState === 'open');
+  };
+  const hostCloses = () => peer.evaluate(() => window.fake.opened['shell-1'].close());
+  const status = async () => {
+    await page.locator('[data-testid="shell-tab-1"][data-state="closed"]').waitFor();
+    return byId('shell-view-1').getByTestId('shell-status').innerText();
+  };
+  const allow = async (on) => {
+    signaling.permissions({ granted: on ? ['view', 'shell'] : ['view'], message: on ? 'The user allowed shell.' : 'The user revoked shell.' });
+    await page.waitForFunction((want) => window.tether.permissions.granted.includes('shell') === want, on);
+  };
+
+  // The close first, then the revoke.
+  await openShell();
+  await hostCloses();
+  assert.equal(await status(), 'The shell was closed.', 'no reason known yet');
+  await allow(false);
+  await page.waitForFunction(() => /revoked/.test(document.querySelector('[data-testid="shell-view-1"] [data-testid="shell-status"]').innerText));
+
+  // The revoke first, then the close.
+  await allow(true);
+  await byId('shell-new').click();
+  await openShell();
+  await allow(false);
+  await hostCloses();
+  assert.match(await status(), /revoked/);
+
+  // A close the user did not cause keeps the plain words.
+  await allow(true);
+  await byId('shell-new').click();
+  await openShell();
+  await hostCloses();
+  assert.equal(await status(), 'The shell was closed.');
+  await page.waitForTimeout(500);
+  assert.equal(await byId('shell-view-1').getByTestId('shell-status').innerText(), 'The shell was closed.');
+  assert.deepEqual(pageErrors.map(String), []);
+});
+
 test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
   await mkdir(ARTIFACTS, { recursive: true });
   const broker = await startFakeBroker();
