@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -143,10 +144,10 @@ var (
 	idSimpleBlock = []byte{0xa3}
 )
 
-// elementHeader is an element id and its size as an 8-byte EBML number.
-func elementHeader(id []byte, size int) []byte {
-	h := append([]byte(nil), id...)
-	return append(h, 0x01, byte(size>>48), byte(size>>40), byte(size>>32), byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
+// appendHeader appends an element's id and its size, as an 8-byte EBML
+// number (a 0x01 length marker and 7 bytes of size).
+func appendHeader(dst, id []byte, size int) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, id...), 1<<56|uint64(size))
 }
 
 // Sizes of the hand-written elements, headers included.
@@ -167,10 +168,8 @@ func (c *cluster) bodySize() int {
 // ebml-go would marshal each level into a buffer of its own; a segment is
 // up to 64 MiB, and those copies were most of what recording cost.
 func writeCluster(w io.Writer, c *cluster) error {
-	head := elementHeader(idCluster, c.bodySize())
-	head = append(head, elementHeader(idTimecode, 8)...)
-	t := uint64(c.ms)
-	head = append(head, byte(t>>56), byte(t>>48), byte(t>>40), byte(t>>32), byte(t>>24), byte(t>>16), byte(t>>8), byte(t))
+	head := appendHeader(nil, idCluster, c.bodySize())
+	head = binary.BigEndian.AppendUint64(appendHeader(head, idTimecode, 8), uint64(c.ms))
 	if _, err := w.Write(head); err != nil {
 		return err
 	}
@@ -179,9 +178,9 @@ func writeCluster(w io.Writer, c *cluster) error {
 		if b.key {
 			flags = 0x80
 		}
-		h := elementHeader(idSimpleBlock, 4+len(b.data))
-		h = append(h, 0x81, byte(uint16(b.offset)>>8), byte(b.offset), flags) // track 1
-		if _, err := w.Write(h); err != nil {
+		head = appendHeader(head[:0], idSimpleBlock, 4+len(b.data))
+		head = append(head, 0x81, byte(uint16(b.offset)>>8), byte(b.offset), flags) // track 1
+		if _, err := w.Write(head); err != nil {
 			return err
 		}
 		if _, err := w.Write(b.data); err != nil {
@@ -218,12 +217,12 @@ func (s *segment) writeWebM(w io.Writer, duration int64) error {
 	}
 	size := head.Len() - header
 	for i := range s.clusters {
-		size += len(idCluster) + 8 + s.clusters[i].bodySize()
+		size += len(idCluster) + 8 + s.clusters[i].bodySize() // id, 8-byte size, body
 	}
 	if _, err := w.Write(head.Bytes()[:header]); err != nil {
 		return err
 	}
-	if _, err := w.Write(elementHeader(idSegment, size)); err != nil {
+	if _, err := w.Write(appendHeader(nil, idSegment, size)); err != nil {
 		return err
 	}
 	if _, err := w.Write(head.Bytes()[header:]); err != nil {
