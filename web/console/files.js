@@ -44,6 +44,10 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
   let waiter = null; // { resolve, reject } for the next JSON answer
   let sink = null; // receives binary chunks of a download
   let busy = false;
+  // Counts grants and new connections: a transfer interrupted while one
+  // arrived (the channel the broker refused before the grant closes after
+  // it) tries again instead of waiting for a grant that already came.
+  let chances = 0;
   let pendingList = null; // a listing asked for while busy
   const queue = []; // transfers waiting their turn
   const transfers = []; // every transfer shown, newest first
@@ -278,7 +282,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
   }
 
   async function pump() {
-    if (busy) return;
+    if (busy || !allowed) return; // without the grant the broker refuses the channel
     if (pendingList !== null) {
       const p = pendingList;
       pendingList = null;
@@ -288,13 +292,14 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     const t = queue.find((x) => x.state === 'queued');
     if (!t) return;
     busy = true;
+    const chance = chances;
     try {
       if (t.direction === 'upload') await runUpload(t);
       else await runDownload(t);
     } catch (err) {
       if (t.state !== 'cancelled') {
         if (!allowed || /interrupted|closed|not allowed/i.test(err.message)) {
-          t.state = 'interrupted';
+          t.state = allowed && chance !== chances ? 'queued' : 'interrupted';
         } else {
           t.state = 'failed';
           t.error = err.message;
@@ -302,7 +307,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       }
     } finally {
       busy = false;
-      if (t.state !== 'interrupted') queue.splice(queue.indexOf(t), 1);
+      if (t.state !== 'interrupted' && t.state !== 'queued') queue.splice(queue.indexOf(t), 1);
       render(t);
       if (t.state === 'done' && t.direction === 'upload' && open) pendingList = cwd;
       if (t.state !== 'interrupted') pump();
@@ -531,6 +536,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       if (!on) {
         dc?.close(); // the transfer under way stops and waits
       } else {
+        chances++;
         for (const t of queue) if (t.state === 'interrupted') t.state = 'queued';
         if (open) list();
         pump();
@@ -539,8 +545,10 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     /** A new connection to the broker: interrupted transfers resume. */
     reconnected() {
       if (!alive) return;
+      chances++;
+      if (!allowed) return; // setAllowed resumes them
       for (const t of queue) if (t.state === 'interrupted') t.state = 'queued';
-      if (allowed && open) list();
+      if (open) list();
       pump();
     },
     destroy() {

@@ -2,7 +2,8 @@
 // Loaded by the fake broker's /peer page in a second tab of the same
 // Chromium: it offers a canvas "desktop" as video plus the two negotiated
 // data channels (control id 0, input id 1), plays the broker's part on the
-// control channel, and records everything the console sends.
+// control channel, the host's on a files channel, and records everything
+// the console sends.
 //
 // Tests drive it through page.evaluate on window.fake.
 
@@ -50,7 +51,10 @@ const fake = {
     fake.input = pc.createDataChannel('input', { negotiated: true, id: 1, ordered: true });
     fake.input.binaryType = 'arraybuffer';
     fake.control.addEventListener('message', (e) => onControl(e.data));
-    pc.addEventListener('datachannel', (e) => { fake.opened[e.channel.label] = e.channel; });
+    pc.addEventListener('datachannel', (e) => {
+      fake.opened[e.channel.label] = e.channel;
+      if (e.channel.label === 'files') serveFiles(e.channel);
+    });
     fake.input.addEventListener('message', (e) => {
       fake.log.push({ ch: 'input', bytes: [...new Uint8Array(e.data)] });
     });
@@ -86,7 +90,38 @@ const fake = {
   clear() {
     fake.log.length = 0;
   },
+
+  /** The user's shared folder, served on the files channel: name → bytes. */
+  files: {},
+  /** The first download stops after this many bytes (0: never stops). */
+  stallAt: 0,
+  /** The offsets downloads were asked from, in order. */
+  gets: [],
 };
+
+// serveFiles plays the host's part of the files protocol: listings, and
+// downloads from an offset, chunk by chunk, ending with the SHA-256.
+function serveFiles(ch) {
+  ch.binaryType = 'arraybuffer';
+  const reply = (msg) => ch.send(JSON.stringify(msg));
+  ch.addEventListener('message', async (e) => {
+    const msg = JSON.parse(e.data);
+    if (msg.type === 'list') {
+      reply({ type: 'listing', path: '.', entries: Object.entries(fake.files).map(([name, b]) => ({ name, size: b.length, kind: 'file', mtime: 1764720000 })) });
+      return;
+    }
+    if (msg.type !== 'get') return;
+    const data = fake.files[msg.path];
+    const offset = msg.offset ?? 0;
+    fake.gets.push(offset);
+    reply({ type: 'meta', name: msg.path, size: data.length, offset });
+    const stop = fake.stallAt && fake.gets.length === 1 ? fake.stallAt : data.length;
+    for (let at = offset; at < stop; at += 16 * 1024) ch.send(data.slice(at, Math.min(at + 16 * 1024, stop)));
+    if (stop < data.length) return;
+    const sum = new Uint8Array(await crypto.subtle.digest('SHA-256', data));
+    reply({ type: 'done', sha256: [...sum].map((b) => b.toString(16).padStart(2, '0')).join('') });
+  });
+}
 
 function onControl(data) {
   let msg;

@@ -10,6 +10,7 @@
 // browser.mjs.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
@@ -729,6 +730,50 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
   assert.equal(await status(), 'The shell was closed.');
   await page.waitForTimeout(500);
   assert.equal(await byId('shell-view-1').getByTestId('shell-status').innerText(), 'The shell was closed.');
+  assert.deepEqual(pageErrors.map(String), []);
+});
+
+test('a download the user revokes and allows again at once resumes where it stopped', { timeout: 120_000 }, async (t) => {
+  const broker = await startFakeBroker();
+  t.after(() => broker.close());
+  broker.state.sessions[0].permissions = ['view', 'files'];
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors = collectErrors(page);
+  const byId = (id) => page.locator(`[data-testid="${id}"]`);
+  const { peer, signaling } = await livePeer(browser, page, broker);
+  const size = 600 * 1024;
+  await peer.evaluate((n) => {
+    const data = new Uint8Array(n);
+    for (let i = 0; i < n; i++) data[i] = (i * 7919) % 251;
+    window.fake.files['app.log'] = data;
+    window.fake.stallAt = 200 * 1024;
+  }, size);
+  await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
+  await byId('login-username').fill(USER.username);
+  await byId('login-password').fill(PASSWORD);
+  await byId('login-submit').click();
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+  const allow = (on) => signaling.permissions({ granted: on ? ['view', 'files'] : ['view'], message: on ? 'The user allowed file transfer.' : 'The user revoked file transfer.' });
+  allow(true);
+  await byId('files-open').click();
+  const download = page.waitForEvent('download', { timeout: 30_000 });
+  download.catch(() => {}); // a failure below is the one to report
+  await page.locator('[data-testid="files-entry"][data-name="app.log"]').click();
+  const row = page.locator('[data-testid="transfer"][data-name="app.log"]');
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="transfer"][data-name="app.log"] [role="progressbar"]')?.getAttribute('aria-valuenow')) > 0);
+
+  // The grant comes back before the channel the revoke closed is gone: the
+  // transfer must not wait for a grant that already came.
+  allow(false);
+  allow(true);
+  await page.locator('[data-testid="transfer"][data-name="app.log"][data-state="done"]').waitFor({ timeout: 15_000 });
+  assert.deepEqual(await peer.evaluate(() => window.fake.gets), [0, 200 * 1024], 'asked again from where it stopped');
+  const saved = readFileSync(await (await download).path());
+  assert.equal(saved.length, size);
+  assert.ok(saved.every((b, i) => b === (i * 7919) % 251), 'the saved file is the user\'s file');
+  assert.match(await row.innerText(), /verified/i);
   assert.deepEqual(pageErrors.map(String), []);
 });
 
