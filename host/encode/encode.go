@@ -18,6 +18,9 @@ package encode
 #include <vpx/vp8cx.h>
 #include <libyuv/convert_from_argb.h>
 
+// The finest quantizer the rate control may use (0..63 scale).
+#define TENC_MIN_Q 2
+
 typedef struct {
 	vpx_codec_ctx_t codec;
 	vpx_codec_enc_cfg_t cfg;
@@ -32,6 +35,7 @@ typedef struct {
 	size_t out_len;
 	int out_key;
 	int out_frames;
+	int out_q; // the last frame's quantizer, 0..63
 } tenc;
 
 static vpx_codec_err_t tenc_control(tenc *e, int id, int value) {
@@ -60,7 +64,7 @@ static vpx_codec_err_t tenc_init(tenc *e, int w, int h, int fps, int kbps,
 	c->g_error_resilient = VPX_ERROR_RESILIENT_DEFAULT;
 	c->rc_end_usage = VPX_CBR;
 	c->rc_target_bitrate = kbps;
-	c->rc_min_quantizer = 2;
+	c->rc_min_quantizer = TENC_MIN_Q;
 	c->rc_max_quantizer = 56;
 	c->rc_undershoot_pct = 100;
 	c->rc_overshoot_pct = 15;
@@ -137,6 +141,7 @@ static vpx_codec_err_t tenc_encode(tenc *e, const uint8_t *bgra, int stride, int
 		e->out_len = pkt->data.frame.sz;
 		e->out_key = (pkt->data.frame.flags & VPX_FRAME_IS_KEY) != 0;
 	}
+	if (e->out_frames > 0) return vpx_codec_control_(&e->codec, VP8E_GET_LAST_QUANTIZER_64, &e->out_q);
 	return VPX_CODEC_OK;
 }
 
@@ -344,6 +349,22 @@ func (e *VP8) Encode(pix []byte, stride int, forceKey bool) (frame []byte, key b
 		e.lastKey = now
 	}
 	return e.out, key, nil
+}
+
+// FinestQuantizer is the lowest quantizer the encoder uses: a frame at
+// it is as sharp as the encoder makes it, and encoding the same picture
+// again adds nothing.
+const FinestQuantizer = C.TENC_MIN_Q
+
+// Quantizer is the quantizer of the last frame Encode returned, 0..63:
+// the lower, the finer the picture.
+func (e *VP8) Quantizer() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c == nil {
+		return 0
+	}
+	return int(e.c.out_q)
 }
 
 // SetBitrate changes the target bitrate from the next frame on, for

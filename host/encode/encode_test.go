@@ -218,6 +218,39 @@ func TestForceKeyAndDeltas(t *testing.T) {
 	}
 }
 
+// TestQuantizerReachesFinest: a still picture encoded again and again
+// reaches the finest quantizer, where the stream stops refining it, and a
+// busy picture at a low bitrate stays coarser.
+func TestQuantizerReachesFinest(t *testing.T) {
+	const w, h = 640, 480
+	m := newBGRA(w, h, 0)
+	m.quadrants()
+	e := mustVP8(t, Config{Width: w, Height: h})
+	var qs []int
+	for range 30 {
+		if _, _, err := e.Encode(m.pix, m.stride, false); err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, e.Quantizer())
+	}
+	if qs[len(qs)-1] != FinestQuantizer {
+		t.Errorf("quantizers of a still picture: %v; want to end at %d", qs, FinestQuantizer)
+	}
+
+	busy := desktop(w, h)
+	a := newAnimator(busy)
+	e = mustVP8(t, Config{Width: w, Height: h, BitrateKbps: 100})
+	for range 10 {
+		a.next()
+		if _, _, err := e.Encode(busy.pix, busy.stride, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := e.Quantizer(); q <= FinestQuantizer || q > 63 {
+		t.Errorf("a busy picture at 100 kbps: quantizer %d, want coarser than %d", q, FinestQuantizer)
+	}
+}
+
 func TestKeyframeInterval(t *testing.T) {
 	const w, h = 320, 240
 	m := newBGRA(w, h, 0)
