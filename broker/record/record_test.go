@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,6 +222,47 @@ func TestCastTranscript(t *testing.T) {
 	// Input is not recorded by default.
 	if strings.Contains(strings.Join(codes, ","), "i") {
 		t.Errorf("input recorded without the policy: %v", codes)
+	}
+}
+
+// TestVideoDuringFinish: the host keeps sending while the session ends;
+// every frame the archive counts as relayed is in it.
+func TestVideoDuringFinish(t *testing.T) {
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 20 {
+		var sealed *Manifest
+		s, err := r.Start(Info{Session: fmt.Sprintf("s_end%d", n), RequestKeyframe: func() {}, OnSealed: func(m *Manifest) { sealed = m }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		fed := make(chan struct{})
+		go func() {
+			defer close(fed)
+			var p packetizer
+			for i := 0; ; i++ {
+				for _, pkt := range p.packets(vp8Frame(i == 0, 320, 240, 300), uint32(i*3000)) {
+					s.VideoPacket(pkt)
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+		time.Sleep(time.Duration(n%5) * time.Millisecond)
+		if err := s.Finish("ended"); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		<-fed
+		if v := sealed.Video; v.Relayed != v.Written {
+			t.Fatalf("session %d: %d frames relayed, %d written (%+v)", n, v.Relayed, v.Written, v)
+		}
 	}
 }
 

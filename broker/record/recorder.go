@@ -165,6 +165,11 @@ type Session struct {
 	stop  chan string // the end reason
 	once  sync.Once
 
+	// feed orders video against Finish: a packet relayed once the end is
+	// under way is not the recording's, neither counted nor queued.
+	feed     sync.Mutex
+	stopping bool
+
 	videoRelayed  atomic.Int64
 	videoOverflow atomic.Int64
 	inputsLost    atomic.Int64
@@ -294,6 +299,11 @@ func (s *Session) EventAt(at time.Time, typ, actor string, detail []byte) {
 
 // VideoPacket receives the host's video as the relay forwards it.
 func (s *Session) VideoPacket(pkt *rtp.Packet) {
+	s.feed.Lock()
+	defer s.feed.Unlock()
+	if s.stopping {
+		return
+	}
 	s.videoRelayedPacket(pkt)
 	cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
 	cp.Header.CSRC, cp.Header.Extensions = nil, nil
@@ -399,7 +409,12 @@ func (s *Session) enqueue(it item, wait bool) bool {
 // Finish writes what is queued, seals the archive as complete and waits
 // for it. reason is why the session ended.
 func (s *Session) Finish(reason string) error {
-	s.once.Do(func() { s.stop <- reason })
+	s.once.Do(func() {
+		s.feed.Lock()
+		s.stopping = true
+		s.feed.Unlock()
+		s.stop <- reason
+	})
 	<-s.done
 	return s.failed
 }
