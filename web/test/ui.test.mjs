@@ -672,10 +672,12 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
   assert.deepEqual(pageErrors.map(String), []);
 });
 
-test('a shell the host closes for a revoke says so, whichever word comes first', { timeout: 120_000 }, async (t) => {
+// liveSession signs in to a live session of the fake broker whose session
+// asks for permissions, with the fake peer on the other end.
+async function liveSession(t, permissions) {
   const broker = await startFakeBroker();
   t.after(() => broker.close());
-  broker.state.sessions[0].permissions = ['view', 'shell'];
+  broker.state.sessions[0].permissions = permissions;
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
   t.after(() => browser.close());
   const page = await browser.newPage();
@@ -687,6 +689,11 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
   await byId('login-password').fill(PASSWORD);
   await byId('login-submit').click();
   await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+  return { page, byId, peer, signaling, pageErrors };
+}
+
+test('a shell the host closes for a revoke says so, whichever word comes first', { timeout: 120_000 }, async (t) => {
+  const { page, byId, peer, signaling, pageErrors } = await liveSession(t, ['view', 'shell']);
   signaling.permissions({ granted: ['view', 'shell'], message: 'The user allowed shell.' });
   await byId('shell-open').click();
 
@@ -734,15 +741,7 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
 });
 
 test('a download the user revokes and allows again at once resumes where it stopped', { timeout: 120_000 }, async (t) => {
-  const broker = await startFakeBroker();
-  t.after(() => broker.close());
-  broker.state.sessions[0].permissions = ['view', 'files'];
-  const browser = await launch({ viewport: { width: 1440, height: 900 } });
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  const pageErrors = collectErrors(page);
-  const byId = (id) => page.locator(`[data-testid="${id}"]`);
-  const { peer, signaling } = await livePeer(browser, page, broker);
+  const { page, byId, peer, signaling, pageErrors } = await liveSession(t, ['view', 'files']);
   const size = 600 * 1024;
   await peer.evaluate((n) => {
     const data = new Uint8Array(n);
@@ -750,11 +749,6 @@ test('a download the user revokes and allows again at once resumes where it stop
     window.fake.files['app.log'] = data;
     window.fake.stallAt = 200 * 1024;
   }, size);
-  await page.goto(`${broker.origin}/console/#/session/${WAITING_ID}`);
-  await byId('login-username').fill(USER.username);
-  await byId('login-password').fill(PASSWORD);
-  await byId('login-submit').click();
-  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
   const allow = (on) => signaling.permissions({ granted: on ? ['view', 'files'] : ['view'], message: on ? 'The user allowed file transfer.' : 'The user revoked file transfer.' });
   allow(true);
   await byId('files-open').click();
