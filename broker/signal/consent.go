@@ -139,26 +139,10 @@ func consentMessage(reason string, asked, granted []string) string {
 	case len(granted) == 0:
 		return "The user declined."
 	case len(granted) < len(asked):
-		return "The user allowed " + permWords(granted) + " only."
+		return "The user allowed " + protocol.PermWords(granted...) + " only."
 	default:
-		return "The user allowed " + permWords(granted) + "."
+		return "The user allowed " + protocol.PermWords(granted...) + "."
 	}
-}
-
-// permWords names permissions for people: "view, control and file
-// transfer".
-func permWords(perms []string) string {
-	words := make([]string, len(perms))
-	for i, p := range perms {
-		words[i] = p
-		if p == protocol.PermFiles {
-			words[i] = "file transfer"
-		}
-	}
-	if len(words) < 2 {
-		return strings.Join(words, "")
-	}
-	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
 
 // applyState takes the user's current will from the host: grants can only

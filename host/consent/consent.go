@@ -186,7 +186,7 @@ func (m *Manager) Revoke(perm string) error {
 	if !changed {
 		return fmt.Errorf("no one has %s", perm)
 	}
-	m.changed("revoked " + perm)
+	m.changed("revoked " + protocol.PermWords(perm))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Permissions a technician asks for and the user grants, one by one.
@@ -17,6 +18,22 @@ const (
 
 // AllPermissions in the order they are shown to the user.
 var AllPermissions = []string{PermView, PermControl, PermClipboard, PermFiles, PermShell}
+
+// PermWords names permissions for people, as in "The user allowed view,
+// control and file transfer".
+func PermWords(perms ...string) string {
+	words := make([]string, len(perms))
+	for i, p := range perms {
+		words[i] = p
+		if p == PermFiles {
+			words[i] = "file transfer"
+		}
+	}
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
+}
 
 // Consent messages on the signaling connections.
 const (
