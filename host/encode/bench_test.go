@@ -126,3 +126,30 @@ func BenchmarkEncodeVP8Delta(b *testing.B) { benchEncode(b, false) }
 // BenchmarkEncodeVP8Key measures conversion plus a keyframe of the same
 // screen, the cost of a keyframe request.
 func BenchmarkEncodeVP8Key(b *testing.B) { benchEncode(b, true) }
+
+// BenchmarkEncodeVP8WholeScreen measures conversion plus a delta frame
+// when the whole screen changes (black to white and back, as the
+// input-to-pixel benchmark's witness does), with one and two threads:
+// what a second thread buys where a core is free.
+func BenchmarkEncodeVP8WholeScreen(b *testing.B) {
+	const w, h = 1920, 1080
+	black, white := newBGRA(w, h, 0), newBGRA(w, h, 0)
+	white.fill(0, 0, w, h, rgb{0xff, 0xff, 0xff})
+	// Names end in a letter: go test appends -GOMAXPROCS to them.
+	for threads, name := range map[int]string{1: "one-thread", 2: "two-threads"} {
+		b.Run(fmt.Sprintf("%dx%d/%s", w, h, name), func(b *testing.B) {
+			e := mustVP8(b, Config{Width: w, Height: h, Threads: threads})
+			if _, _, err := e.Encode(black.pix, black.stride, false); err != nil {
+				b.Fatal(err)
+			}
+			screens := []*bgra{white, black}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m := screens[i%2]
+				if _, key, err := e.Encode(m.pix, m.stride, false); err != nil || key {
+					b.Fatalf("frame %d: key %v, err %v; want a delta frame", i, key, err)
+				}
+			}
+		})
+	}
+}

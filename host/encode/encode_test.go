@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -132,16 +133,17 @@ func mustVP8(t testing.TB, cfg Config) *VP8 {
 }
 
 func TestKeyframeDecodes(t *testing.T) {
-	for _, tc := range []struct{ w, h, pad int }{
-		{640, 480, 0},
-		{1280, 720, 64}, // padded rows, as XShm may return
-		{641, 361, 4},   // odd sizes
-		{1920, 1080, 0},
+	for _, tc := range []struct{ w, h, pad, threads int }{
+		{640, 480, 0, 1},
+		{1280, 720, 64, 1}, // padded rows, as XShm may return
+		{641, 361, 4, 1},   // odd sizes
+		{1920, 1080, 0, 1},
+		{1920, 1080, 0, 2}, // two threads, two token partitions
 	} {
-		t.Run(fmt.Sprintf("%dx%d+%d", tc.w, tc.h, tc.pad), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%dx%d+%d/threads-%d", tc.w, tc.h, tc.pad, tc.threads), func(t *testing.T) {
 			m := newBGRA(tc.w, tc.h, tc.pad)
 			m.quadrants()
-			e := mustVP8(t, Config{Width: tc.w, Height: tc.h})
+			e := mustVP8(t, Config{Width: tc.w, Height: tc.h, Threads: tc.threads})
 			frame, key, err := e.Encode(m.pix, m.stride, false)
 			if err != nil {
 				t.Fatalf("encode: %v", err)
@@ -364,8 +366,24 @@ func TestDefaults(t *testing.T) {
 		if err := cfg.checkAndSetDefaults(); err != nil {
 			t.Fatal(err)
 		}
-		if cfg.FPS != 30 || cfg.Threads != 1 || cfg.CPUUsed != 8 || cfg.BitrateKbps != tc.kbps || cfg.KeyframeInterval != 0 {
-			t.Errorf("defaults for %dx%d: %+v, want 30 fps, 2 threads, CPUUsed 8, %d kbps, no periodic keyframe", tc.w, tc.h, cfg, tc.kbps)
+		threads := DefaultThreads(tc.w, tc.h, runtime.NumCPU())
+		if cfg.FPS != 30 || cfg.Threads != threads || cfg.CPUUsed != 8 || cfg.BitrateKbps != tc.kbps || cfg.KeyframeInterval != 0 {
+			t.Errorf("defaults for %dx%d: %+v, want 30 fps, %d threads, CPUUsed 8, %d kbps, no periodic keyframe", tc.w, tc.h, cfg, threads, tc.kbps)
+		}
+	}
+}
+
+func TestDefaultThreads(t *testing.T) {
+	for _, tc := range []struct{ w, h, cpus, want int }{
+		{1920, 1080, 1, 1},
+		{1920, 1080, 2, 1}, // two cores: a spinning thread stalls the frame when both are busy
+		{1920, 1080, 4, 2},
+		{1920, 1080, 16, 3},
+		{1280, 720, 16, 2},
+		{640, 480, 16, 1}, // small frames encode fast enough alone
+	} {
+		if got := DefaultThreads(tc.w, tc.h, tc.cpus); got != tc.want {
+			t.Errorf("DefaultThreads(%d, %d, %d) = %d, want %d", tc.w, tc.h, tc.cpus, got, tc.want)
 		}
 	}
 }

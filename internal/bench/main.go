@@ -48,6 +48,11 @@ var figures = []figure{
 		}},
 	{what: "VP8 delta frame 1280x720 (conversion + encode)", bench: "BenchmarkEncodeVP8Delta/1280x720", unit: "ns/op", scale: 1e-6, show: "ms/frame", goal: "≤ 8 ms", check: below(8e6)},
 	{what: "VP8 keyframe 1920x1080", bench: "BenchmarkEncodeVP8Key/1920x1080", unit: "ns/op", scale: 1e-6, show: "ms/frame", goal: "reference (on request only)"},
+	{what: "VP8 whole-screen change 1920x1080, one thread (hosts with 1-2 CPUs)", bench: "BenchmarkEncodeVP8WholeScreen/1920x1080/one-thread", unit: "ns/op", scale: 1e-6, show: "ms/frame", goal: "reference"},
+	{what: "VP8 whole-screen change 1920x1080, two threads (hosts with 3 CPUs or more)", bench: "BenchmarkEncodeVP8WholeScreen/1920x1080/two-threads", unit: "ns/op", scale: 1e-6, show: "ms/frame",
+		goal: "faster than one thread", check: func(v float64, all map[string]map[string]float64) bool {
+			return v < all["BenchmarkEncodeVP8WholeScreen/1920x1080/one-thread"]["ns/op"]
+		}},
 	{what: "Frames delivered to a viewer, 1080p changing every frame, 30 s", bench: "BenchmarkStream1080p", unit: "fps", scale: 1, show: "fps", goal: "≥ 30 fps", check: atLeast(30)},
 	{what: "Host RSS while streaming 1080p", bench: "BenchmarkStream1080p", unit: "host-MB", scale: 1, show: "MB", goal: "≤ 150 MB", check: atMost(150)},
 	{what: "Broker RSS, idle (no session)", bench: "BenchmarkStream1080p", unit: "broker-idle-MB", scale: 1, show: "MB", goal: "≤ 50 MB", check: atMost(50)},
