@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"time"
 )
 
@@ -32,6 +33,11 @@ import (
 type Frame struct {
 	Width, Height, Stride int
 	Pix                   []byte
+	// Changed bounds what may differ from the previous Capture's picture,
+	// in frame coordinates: the damage the X server reported and the
+	// cursor's old and new place. It is the whole frame for the first
+	// picture, after a resize, and on paths that cannot tell.
+	Changed image.Rectangle
 }
 
 // Capturer captures one monitor.

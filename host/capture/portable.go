@@ -49,7 +49,8 @@ func OpenPortable(display int) (Capturer, error) {
 		return nil, fmt.Errorf("monitor %d has empty bounds %v: %w", display, b, ErrNoMonitor)
 	}
 	p := &portable{display: display, bounds: b, done: make(chan struct{})}
-	p.frame = Frame{Width: b.Dx(), Height: b.Dy(), Stride: 4 * b.Dx(), Pix: make([]byte, 4*b.Dx()*b.Dy())}
+	p.frame = Frame{Width: b.Dx(), Height: b.Dy(), Stride: 4 * b.Dx(), Pix: make([]byte, 4*b.Dx()*b.Dy()),
+		Changed: image.Rect(0, 0, b.Dx(), b.Dy())} // no damage to tell what changed
 	return p, nil
 }
 

@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"image"
@@ -335,6 +336,86 @@ func TestWaitChangeLosesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChangedBoundsTheDifference: every pixel outside Frame.Changed is the
+// pixel of the previous picture, while a window is painted and the
+// cursor moves at any moment, and a paint on the X11 path marks little
+// more than the painted window and the cursor.
+func TestChangedBoundsTheDifference(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	xtest.StartPattern(t, display)
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 10, 10)
+	window := image.Rect(100, 100, 200, 200)
+	p := newPainter(t, display, window)
+	colours := []rgb{red, green, blue, white}
+
+	for _, o := range openers {
+		t.Run(o.name, func(t *testing.T) {
+			c := mustOpen(t, o, 0)
+			settle(t, c)
+			f, err := c.Capture()
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev := slices.Clone(f.Pix)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 60; i++ {
+					p.paint(t, colours[i%len(colours)])
+					if i%3 == 0 {
+						warp(t, conn, screen.Root, 20+i*4, 30+i*2)
+					}
+					time.Sleep(time.Duration(i*7%10) * time.Millisecond)
+				}
+			}()
+			frames, small := 0, 0
+			for {
+				changed, err := c.WaitChange(context.Background(), 300*time.Millisecond)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !changed {
+					break // the painter is done and the picture is still
+				}
+				f, err := c.Capture()
+				if err != nil {
+					t.Fatal(err)
+				}
+				frames++
+				if f.Changed.Dx()*f.Changed.Dy() <= window.Dx()*window.Dy()*2 {
+					small++
+				}
+				if at, ok := changedOutside(f, prev); ok {
+					t.Errorf("%s: frame %d: pixel %v changed outside %v", c.Name(), frames, at, f.Changed)
+					break
+				}
+				copy(prev, f.Pix)
+			}
+			wg.Wait()
+			t.Logf("%s: %d frames, %d with a changed area under twice the window's", c.Name(), frames, small)
+			if c.Name() == NameXShm && small < frames/2 {
+				t.Errorf("%s: only %d of %d frames marked a small area changed; the paints cover %v", c.Name(), small, frames, window)
+			}
+		})
+	}
+}
+
+// changedOutside finds a pixel outside f.Changed that differs from prev.
+func changedOutside(f *Frame, prev []byte) (image.Point, bool) {
+	for y := 0; y < f.Height; y++ {
+		for x := 0; x < f.Width; x++ {
+			i := y*f.Stride + 4*x
+			if !image.Pt(x, y).In(f.Changed) && !bytes.Equal(f.Pix[i:i+3], prev[i:i+3]) {
+				return image.Pt(x, y), true
+			}
+		}
+	}
+	return image.Point{}, false
 }
 
 // TestWaitChangeMonitor checks that a capturer of one monitor wakes for

@@ -86,12 +86,16 @@ func (cw *changeWatch) wait(d time.Duration) (int, error) {
 	return int(events), cw.status("wait for X events", st)
 }
 
-// damaged takes the damage so far, emptying it, and reports whether any of
-// it lies in rect. Callers hold mu.
-func (cw *changeWatch) damaged(rect image.Rectangle) (bool, error) {
-	var hit C.int
-	st := C.twatch_damaged(cw.w, C.int(rect.Min.X), C.int(rect.Min.Y), C.int(rect.Dx()), C.int(rect.Dy()), &hit)
-	return hit != 0, cw.status("take damaged region", st)
+// damaged takes the damage so far, emptying it, and returns the bounding
+// box of what lies in rect (empty when nothing does). Callers hold mu.
+func (cw *changeWatch) damaged(rect image.Rectangle) (image.Rectangle, error) {
+	var hit, x, y, w, h C.int
+	st := C.twatch_damaged(cw.w, C.int(rect.Min.X), C.int(rect.Min.Y), C.int(rect.Dx()), C.int(rect.Dy()), &hit, &x, &y, &w, &h)
+	var box image.Rectangle
+	if hit != 0 {
+		box = image.Rect(int(x), int(y), int(x+w), int(y+h))
+	}
+	return box, cw.status("take damaged region", st)
 }
 
 // pointer returns the pointer position on the root window; ok is false

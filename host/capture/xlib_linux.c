@@ -333,9 +333,11 @@ int twatch_wait(twatch *w, int timeout_ms, int *events) {
 }
 
 // twatch_damaged takes the damage accumulated so far, emptying it, and sets
-// *hit when some of it lies in the rectangle. Fetching the region is a round
+// *hit when some of it lies in the rectangle, and the box (bx, by, bw, bh)
+// to the bounding box of what lies in it. Fetching the region is a round
 // trip, so the server has emptied the damage when this returns.
-int twatch_damaged(twatch *w, int x, int y, int width, int height, int *hit) {
+int twatch_damaged(twatch *w, int x, int y, int width, int height, int *hit,
+		int *bx, int *by, int *bw, int *bh) {
 	*hit = 0;
 	if (w->x.io_dead) return TCAP_EIO;
 	tcap_trap(&w->x);
@@ -344,12 +346,24 @@ int twatch_damaged(twatch *w, int x, int y, int width, int height, int *hit) {
 	XRectangle *r = XFixesFetchRegion(w->x.dpy, w->parts, &n);
 	int st = tcap_untrap(&w->x);
 	if (r != NULL) {
+		int x0 = x + width, y0 = y + height, x1 = x, y1 = y;
 		for (int i = 0; i < n; i++) {
-			if (r[i].x < x + width && x < r[i].x + r[i].width &&
-			    r[i].y < y + height && y < r[i].y + r[i].height) {
-				*hit = 1;
-				break;
-			}
+			int rx0 = r[i].x > x ? r[i].x : x;
+			int ry0 = r[i].y > y ? r[i].y : y;
+			int rx1 = r[i].x + r[i].width < x + width ? r[i].x + r[i].width : x + width;
+			int ry1 = r[i].y + r[i].height < y + height ? r[i].y + r[i].height : y + height;
+			if (rx0 >= rx1 || ry0 >= ry1) continue;
+			*hit = 1;
+			if (rx0 < x0) x0 = rx0;
+			if (ry0 < y0) y0 = ry0;
+			if (rx1 > x1) x1 = rx1;
+			if (ry1 > y1) y1 = ry1;
+		}
+		if (*hit) {
+			*bx = x0;
+			*by = y0;
+			*bw = x1 - x0;
+			*bh = y1 - y0;
 		}
 		XFree(r);
 	}

@@ -83,7 +83,8 @@ void tcap_close(tcap *c);
 
 int twatch_open(twatch *w, const char *name);
 int twatch_wait(twatch *w, int timeout_ms, int *events);
-int twatch_damaged(twatch *w, int x, int y, int width, int height, int *hit);
+int twatch_damaged(twatch *w, int x, int y, int width, int height, int *hit,
+		int *bx, int *by, int *bw, int *bh);
 int twatch_pointer(twatch *w, int *x, int *y, int *same_screen);
 void twatch_wake(twatch *w);
 void twatch_close(twatch *w);

@@ -74,7 +74,12 @@ type xshm struct {
 	// pending says WaitChange saw a change that no Capture has picked up
 	// yet. It starts true: nothing has been captured.
 	pending bool
-	cursor  cursorState // the cursor the last Capture drew
+	// dirty is the bounding box of the damage WaitChange took since the
+	// last Capture (root window coordinates); dirtyAll says the whole
+	// monitor counts as changed (nothing captured yet).
+	dirty    image.Rectangle
+	dirtyAll bool
+	cursor   cursorState // the cursor the last Capture drew
 
 	// For polling without DAMAGE:
 	seen     tileHashes // of the picture the last Capture returned
@@ -98,7 +103,7 @@ func openXShm(display int) (_ *xshm, err error) {
 	}
 	initXlib.Do(func() { C.tcap_init() })
 	x := &xshm{display: display, name: name, c: (*C.tcap)(C.calloc(1, C.sizeof_tcap)),
-		closing: make(chan struct{}), pending: true}
+		closing: make(chan struct{}), pending: true, dirtyAll: true}
 	if x.c == nil {
 		return nil, errors.New("allocate X capture state: out of memory")
 	}
@@ -192,13 +197,30 @@ func (x *xshm) Capture() (*Frame, error) {
 	// Cleared before the grab: whatever changes from here on is either in
 	// this picture or reported by the next WaitChange.
 	x.pending = false
+	dirty, all := x.dirty, x.dirtyAll || x.watch == nil
+	x.dirty, x.dirtyAll = image.Rectangle{}, false
+	before, rect := x.cursor, x.rect
 	if err := x.grabWithCursor(); err != nil {
 		x.pending = true // the caller got no picture
+		x.dirty, x.dirtyAll = dirty, all
 		return nil, err
 	}
 	if x.watch == nil {
 		x.seen.compute(x.frame.Pix, x.frame.Stride, x.frame.Width, x.frame.Height)
 	}
+	// What changed: the damage, where the cursor was and where it is now;
+	// everything after a resize or without DAMAGE.
+	if all || x.rect != rect {
+		x.frame.Changed = image.Rect(0, 0, x.frame.Width, x.frame.Height)
+		return &x.frame, nil
+	}
+	if before.known {
+		dirty = dirty.Union(before.box)
+	}
+	if x.cursor.known {
+		dirty = dirty.Union(x.cursor.box)
+	}
+	x.frame.Changed = dirty.Intersect(x.rect).Sub(x.rect.Min)
 	return &x.frame, nil
 }
 
@@ -247,25 +269,27 @@ func (x *xshm) WaitChange(ctx context.Context, timeout time.Duration) (bool, err
 	if w == nil {
 		return x.pollWait(ctx, timeout)
 	}
-	changed, err := x.watchWait(ctx, timeout, w, rect, cur)
+	changed, damage, err := x.watchWait(ctx, timeout, w, rect, cur)
 	if changed {
 		x.mu.Lock()
 		x.pending = true
+		x.dirty = x.dirty.Union(damage)
 		x.mu.Unlock()
 	}
 	return changed, err
 }
 
 // watchWait waits for the X server to report a change inside rect, or
-// for the pointer to move the cursor drawn at cur.
-func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWatch, rect image.Rectangle, cur cursorState) (bool, error) {
+// for the pointer to move the cursor drawn at cur. It returns the
+// bounding box of the damage it took (empty when the cursor moved).
+func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWatch, rect image.Rectangle, cur cursorState) (bool, image.Rectangle, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	closed := func() error {
 		return fmt.Errorf("wait for a change on monitor %d: %w", x.display, ErrClosed)
 	}
 	if w.w == nil {
-		return false, closed()
+		return false, image.Rectangle{}, closed()
 	}
 	stop := context.AfterFunc(ctx, w.wake)
 	defer stop()
@@ -279,41 +303,41 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 	for {
 		select {
 		case <-x.closing:
-			return false, closed()
+			return false, image.Rectangle{}, closed()
 		default:
 		}
 		if err := ctx.Err(); err != nil {
-			return false, err
+			return false, image.Rectangle{}, err
 		}
 		// Damage first: a pending damage region must be taken whatever
 		// else reports a change, or the server reports no more damage and
 		// the screen goes unwatched.
 		if takeDamage {
-			hit, err := w.damaged(rect)
-			if err != nil || hit {
-				return hit, x.watchError(err)
+			box, err := w.damaged(rect)
+			if err != nil || !box.Empty() {
+				return !box.Empty(), box, x.watchError(err)
 			}
 		}
 		now := time.Now()
 		if cur.known && !now.Before(nextPointer) {
 			p, ok, err := w.pointer()
 			if err != nil {
-				return false, x.watchError(err)
+				return false, image.Rectangle{}, x.watchError(err)
 			}
 			// The cursor moved if the pointer did, and it counts if the
 			// cursor was or is now on the monitor.
 			if ok && p != cur.pos && (cur.box.Overlaps(rect) || cur.box.Add(p.Sub(cur.pos)).Overlaps(rect)) {
-				return true, nil
+				return true, image.Rectangle{}, nil
 			}
 			nextPointer = now.Add(pointerPoll)
 		}
 		// A new cursor image under the pointer: XFixes announced a serial
 		// other than the one drawn.
 		if s := w.cursorSerial(); cur.known && s != 0 && s != cur.serial && cur.box.Overlaps(rect) {
-			return true, nil
+			return true, image.Rectangle{}, nil
 		}
 		if timeout <= 0 || !now.Before(deadline) {
-			return false, nil
+			return false, image.Rectangle{}, nil
 		}
 		wait := deadline.Sub(now)
 		if cur.known {
@@ -321,7 +345,7 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 		}
 		events, err := w.wait(wait)
 		if err != nil {
-			return false, x.watchError(err)
+			return false, image.Rectangle{}, x.watchError(err)
 		}
 		// A wake (ctx or Close) and a cursor notification are looked at
 		// at the top of the loop.
