@@ -63,13 +63,15 @@ func (h *Hub) askLocked(l *live, v *viewer, perms []string, first bool) {
 		h.answer(l, protocol.ConsentAnswer{ID: id, Reason: "timeout"}, "broker")
 	})
 	msg := protocol.ConsentRequest{ID: id, Viewer: v.person, Ticket: l.ticket, Permissions: perms, TimeoutSeconds: int(timeout / time.Second)}
+	waiting := protocol.Permissions{Granted: slices.Clone(v.grants), Paused: l.paused, Pending: true, Message: "Waiting for the user to answer."}
 	host := l.host
 	// The trail and the messages go out off the lock: h.mu is held here.
+	// The viewer hears that the question is out before the host gets it:
+	// a user who answers at once must not have the answer overtaken by it.
 	go func() {
 		h.audit(l.id, v.person.Name, "consent.requested", map[string]any{"permissions": perms, "viewer": v.person.Name})
+		v.conn.send(protocol.TypePermissions, l.id, waiting)
 		host.send(protocol.TypeConsentRequest, l.id, msg)
-		v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: v.grants, Paused: l.paused, Pending: true,
-			Message: "Waiting for the user to answer."})
 	}()
 }
 
