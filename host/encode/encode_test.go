@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +252,133 @@ func TestQuantizerReachesFinest(t *testing.T) {
 	}
 	if q := e.Quantizer(); q <= FinestQuantizer || q > 63 {
 		t.Errorf("a busy picture at 100 kbps: quantizer %d, want coarser than %d", q, FinestQuantizer)
+	}
+}
+
+// TestEncodeAreaRepeatsTheRest: EncodeArea codes only the macroblocks that
+// meet the area. What a decoder shows elsewhere stays exactly as it was,
+// even though the pixels passed there are garbage; the area shows the new
+// picture, and frames with an empty area refine it to the finest
+// quantizer.
+func TestEncodeAreaRepeatsTheRest(t *testing.T) {
+	const w, h = 320, 240
+	m := newBGRA(w, h, 0)
+	m.quadrants()
+	e := mustVP8(t, Config{Width: w, Height: h})
+	for i := 0; i == 0 || !e.Settled(); i++ {
+		if i == 30 {
+			t.Fatalf("a still picture never reached the finest quantizer: %d", e.Quantizer())
+		}
+		if _, _, err := e.Encode(m.pix, m.stride, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := e.decodedLuma()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A low bitrate, so that the change is coded coarse first; refined
+	// once the bitrate is back.
+	if err := e.SetBitrate(10); err != nil {
+		t.Fatal(err)
+	}
+
+	// Busy text lands in an area that is not macroblock-aligned.
+	area := image.Rect(70, 50, 230, 170)
+	text := desktop(w, h)
+	for y := area.Min.Y; y < area.Max.Y; y++ {
+		copy(m.pix[y*m.stride+4*area.Min.X:], text.pix[y*text.stride+4*area.Min.X:][:4*area.Dx()])
+	}
+	want := NewI420(w, h)
+	ToI420(want, m.pix, m.stride, w, h)
+	passed := &bgra{w: w, h: h, stride: m.stride, pix: slices.Clone(m.pix)}
+	coded := macroblocks(area)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			if !image.Pt(x, y).In(coded) {
+				i := y*passed.stride + 4*x
+				passed.pix[i], passed.pix[i+1], passed.pix[i+2] = ^passed.pix[i], ^passed.pix[i+1], ^passed.pix[i+2]
+			}
+		}
+	}
+
+	check := func(step string, maxErr float64) {
+		t.Helper()
+		got, err := e.decodedLuma()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum, n float64
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				i := y*w + x
+				if !image.Pt(x, y).In(coded) {
+					if got[i] != before[i] {
+						t.Fatalf("%s: luma at %d,%d outside the coded %v changed: %d, was %d", step, x, y, coded, got[i], before[i])
+					}
+					continue
+				}
+				sum += math.Abs(float64(got[i]) - float64(want.Y[y*want.StrideY+x]))
+				n++
+			}
+		}
+		if mean := sum / n; mean > maxErr {
+			t.Errorf("%s: mean luma error in the area %.2f, want at most %.2f", step, mean, maxErr)
+		}
+	}
+	if _, key, err := e.EncodeArea(passed.pix, passed.stride, false, area); err != nil || key {
+		t.Fatalf("encode the change: key %v, err %v; want a delta frame", key, err)
+	}
+	check("the change", 12)
+	firstQ := e.Quantizer()
+	if firstQ <= FinestQuantizer || e.Settled() {
+		t.Fatalf("the change was coded at quantizer %d (settled %v): nothing to refine", firstQ, e.Settled())
+	}
+	if err := e.SetBitrate(DefaultBitrateKbps(w, h)); err != nil {
+		t.Fatal(err)
+	}
+	frames := 0
+	for !e.Settled() {
+		if frames++; frames > 40 {
+			t.Fatalf("the area never reached the finest quantizer: %d after %d frames", e.Quantizer(), frames)
+		}
+		if _, _, err := e.EncodeArea(passed.pix, passed.stride, false, image.Rectangle{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("refined", 1.5)
+	t.Logf("change coded at quantizer %d, refined to %d in %d frames", firstQ, e.Quantizer(), frames)
+}
+
+// TestEncodeAreaIsFaster: at 1920x1080 a small change costs a fraction of
+// a whole frame, which libvpx's active map is for (fastest of several
+// interleaved runs, so that a busy machine does not decide).
+func TestEncodeAreaIsFaster(t *testing.T) {
+	const w, h = 1920, 1080
+	m := desktop(w, h)
+	a := newAnimator(m)
+	whole, part := mustVP8(t, Config{Width: w, Height: h, Threads: 1}), mustVP8(t, Config{Width: w, Height: h, Threads: 1})
+	fastest := func(e *VP8, area image.Rectangle) time.Duration {
+		start := time.Now()
+		if _, _, err := e.EncodeArea(m.pix, m.stride, false, area); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	full := image.Rect(0, 0, w, h)
+	fastest(whole, full)
+	fastest(part, full)
+	var tWhole, tPart time.Duration = time.Hour, time.Hour
+	for range 15 {
+		before := image.Rect(a.x, a.y, a.x+boxW, a.y+boxH)
+		a.next()
+		box := image.Rect(a.x, a.y, a.x+boxW, a.y+boxH).Union(before)
+		tWhole = min(tWhole, fastest(whole, full))
+		tPart = min(tPart, fastest(part, box))
+	}
+	t.Logf("a %dx%d box moving: whole frame %v, its area %v", boxW, boxH, tWhole, tPart)
+	if tPart > tWhole*6/10 {
+		t.Errorf("coding the moving box's area took %v, the whole frame %v: want at most 60 %%", tPart, tWhole)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -23,10 +24,9 @@ const (
 	changePoll = 20 * time.Millisecond
 	// settleFrames more frames are encoded after the screen stops
 	// changing, settleEvery apart, so that the last picture reaches full
-	// quality instead of staying at the quality of a busy moment; none
-	// once a frame is at the finest quantizer, where another adds nothing
-	// (a 1920x1080 frame is 7 ms of encoding that could delay the next
-	// change).
+	// quality instead of staying at the quality of a busy moment. Each
+	// codes again only what was left coarse, and none is sent once
+	// nothing is (a frame to encode could delay the next change).
 	settleFrames = 3
 	settleEvery  = 100 * time.Millisecond
 	// keyframeEvery is the slow periodic keyframe, sent only with a frame
@@ -200,7 +200,13 @@ func (s *streamer) run(ctx context.Context) error {
 				setKbps = kbps
 			}
 		}
-		data, key, err := enc.Encode(frame.Pix, frame.Stride, s.keyframe.Load())
+		// Only what changed is coded (a settle frame's capture changed
+		// nothing: it refines what is coarse).
+		area := frame.Changed
+		if !changed {
+			area = image.Rectangle{}
+		}
+		data, key, err := enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), area)
 		if err != nil {
 			return err
 		}
@@ -216,7 +222,7 @@ func (s *streamer) run(ctx context.Context) error {
 		}
 		pace.sent(now, bps, len(data))
 		lastSent = now
-		if enc.Quantizer() <= encode.FinestQuantizer {
+		if enc.Settled() {
 			settle = 0
 		}
 	}

@@ -27,6 +27,10 @@
 //     once the repaint has reached the server: input-to-pixel latency
 //     benchmarks time a click until a viewer sees the new colour.
 //
+// With -geometry WxH+X+Y the window covers only that rectangle of the
+// screen instead of all of it (in -mode input, a small window whose colour
+// a click toggles, like a button).
+//
 // It prints "ready" on stdout once the first paint has reached the X server
 // (and, in input mode, once it has the focus; tests wait for that line) and
 // exits with status 0 on SIGTERM or SIGINT. With -log FILE every line it
@@ -78,6 +82,7 @@ type config struct {
 	interval time.Duration
 	bars     bool
 	stamp    bool
+	geometry string // WxH+X+Y, or "" for the whole screen
 	display  string
 	stdout   io.Writer
 }
@@ -88,6 +93,7 @@ func main() {
 	intervalMS := flag.Int("interval", 16, "milliseconds between repaints in -mode counter")
 	logPath := flag.String("log", "", "also write every line printed on stdout to this file")
 	flag.BoolVar(&cfg.bars, "bars", false, "in -mode counter, show the counter as black and white bars in the top quarter")
+	flag.StringVar(&cfg.geometry, "geometry", "", "cover only this rectangle of the screen, as WxH+X+Y (default: the whole screen)")
 	flag.BoolVar(&cfg.stamp, "stamp", false, "end every line with the wall-clock time in Unix microseconds; in -mode counter print a line per paint")
 	flag.Parse()
 	cfg.interval = time.Duration(*intervalMS) * time.Millisecond
@@ -125,6 +131,12 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.mode == "counter" && cfg.interval <= 0 {
 		return fmt.Errorf("-interval must be positive, got %v", cfg.interval)
 	}
+	var geom xproto.Rectangle
+	if cfg.geometry != "" {
+		if n, _ := fmt.Sscanf(cfg.geometry, "%dx%d+%d+%d", &geom.Width, &geom.Height, &geom.X, &geom.Y); n != 4 || geom.Width == 0 || geom.Height == 0 {
+			return fmt.Errorf("-geometry %q: want WIDTHxHEIGHT+X+Y, e.g. 256x192+100+100", cfg.geometry)
+		}
+	}
 	conn, err := xgb.NewConnDisplay(cfg.display)
 	if err != nil {
 		return fmt.Errorf("connect to X display %q: %w", cfg.display, err)
@@ -142,7 +154,7 @@ func run(ctx context.Context, cfg config) error {
 		<-readerDone
 	}()
 
-	w, err := newWindow(conn, cfg.mode == "input")
+	w, err := newWindow(conn, cfg.mode == "input", geom)
 	if err != nil {
 		return err
 	}
@@ -265,9 +277,14 @@ type window struct {
 	white  uint32
 }
 
-func newWindow(conn *xgb.Conn, input bool) (*window, error) {
+// newWindow makes the window at geom, or over the whole screen when geom
+// is empty.
+func newWindow(conn *xgb.Conn, input bool, geom xproto.Rectangle) (*window, error) {
 	screen := xproto.Setup(conn).DefaultScreen(conn)
-	w := &window{width: screen.WidthInPixels, height: screen.HeightInPixels, cmap: screen.DefaultColormap}
+	if geom.Width == 0 {
+		geom = xproto.Rectangle{Width: screen.WidthInPixels, Height: screen.HeightInPixels}
+	}
+	w := &window{width: geom.Width, height: geom.Height, cmap: screen.DefaultColormap}
 	var err error
 	if w.id, err = xproto.NewWindowId(conn); err != nil {
 		return nil, fmt.Errorf("allocate window id: %w", err)
@@ -278,9 +295,9 @@ func newWindow(conn *xgb.Conn, input bool) (*window, error) {
 			xproto.EventMaskButtonRelease | xproto.EventMaskPointerMotion
 	}
 	// Override-redirect keeps any window manager from moving or decorating
-	// the window, so it covers the root exactly.
+	// the window, so it stays exactly where it is put.
 	err = xproto.CreateWindowChecked(conn, screen.RootDepth, w.id, screen.Root,
-		0, 0, w.width, w.height, 0, xproto.WindowClassInputOutput, screen.RootVisual,
+		geom.X, geom.Y, w.width, w.height, 0, xproto.WindowClassInputOutput, screen.RootVisual,
 		xproto.CwOverrideRedirect|xproto.CwEventMask,
 		[]uint32{1, mask}).Check()
 	if err != nil {

@@ -120,3 +120,69 @@ test('a still screen sends the console no frames, and a change shows at once', {
     await browser.close();
   }
 });
+
+test('a change in a small window shows in place, and the rest of the picture stays right', { timeout: 120_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const env = { DISPLAY: display };
+  await start(bin('xpattern'), [], { env, readyLine: /ready/ }).ready;
+  // A 256x192 window in the red quadrant, not on macroblock edges: black,
+  // white after a click.
+  await start(bin('xpattern'), ['-mode', 'input', '-geometry', '256x192+100+100'], { env, readyLine: /ready/ }).ready;
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const code = await openSession(page, broker, 'INC-SMALL');
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth > 0, null, { timeout: 30_000 });
+
+    // Inside the window (away from the pointer), both sides of its
+    // top-left corner within one macroblock, and each quadrant: named for
+    // every frame the console shows.
+    const points = [[300, 250], [103, 103], [96, 96], [358, 294], [600, 300], [960, 180], [320, 540], [960, 540]];
+    const expect = (window) => [window, window, 'red', 'red', 'red', 'green', 'blue', 'white'];
+    await page.evaluate((points) => {
+      const v = document.querySelector('[data-testid="remote-video"]');
+      const c = document.createElement('canvas');
+      const ctx = c.getContext('2d', { willReadFrequently: true });
+      const known = { red: [255, 0, 0], green: [0, 255, 0], blue: [0, 0, 255], white: [255, 255, 255], black: [0, 0, 0] };
+      const name = ([r, g, b]) => Object.keys(known).find((k) => {
+        const [kr, kg, kb] = known[k];
+        return Math.abs(r - kr) < 40 && Math.abs(g - kg) < 40 && Math.abs(b - kb) < 40;
+      }) ?? `rgb(${r},${g},${b})`;
+      window.picture = () => {
+        c.width = v.videoWidth;
+        c.height = v.videoHeight;
+        ctx.drawImage(v, 0, 0);
+        return points.map(([x, y]) => name(ctx.getImageData(x, y, 1, 1).data));
+      };
+      window.shown = [];
+      const onFrame = () => {
+        window.shown.push(window.picture());
+        v.requestVideoFrameCallback(onFrame);
+      };
+      v.requestVideoFrameCallback(onFrame);
+    }, points);
+    const now = () => page.evaluate(() => window.picture());
+    // A still screen sends no frames: what shows is read as it stands.
+    await page.waitForFunction((want) => JSON.stringify(window.picture()) === JSON.stringify(want), expect('black'), { timeout: 10_000 })
+      .catch(async () => assert.deepEqual(await now(), expect('black'), 'the console shows the black window and the quadrants'));
+
+    const from = await page.evaluate(() => window.shown.length);
+    execFileSync('xdotool', ['mousemove', '228', '196', 'click', '1'], { env: { ...process.env, DISPLAY: display } });
+    // The frame that carries the change carries all of it: no part of the
+    // window is left black, the quadrants away from it stay. (Its edges
+    // may still be coarse; the frames after it sharpen them.)
+    const first = await (await page.waitForFunction((from) => window.shown.slice(from).find((f) => f[0] !== 'black' || f[1] !== 'black'), from, { timeout: 5000 })).jsonValue();
+    assert.ok(first[0] !== 'black' && first[1] !== 'black', `the first frame that shows the click shows all of the window: ${first}`);
+    assert.deepEqual(first.slice(4), expect('white').slice(4), 'the quadrants in the first frame that shows the click');
+    // Still right once the frames that sharpen the change have come.
+    await page.waitForTimeout(1500);
+    assert.deepEqual(await now(), expect('white'), 'the picture after the change settled');
+    await page.screenshot({ path: join(artifacts, 'console-small-change.png') });
+  } finally {
+    await browser.close();
+  }
+});
