@@ -18,6 +18,10 @@
 //            rendering step (vsync) that runs the callback, then drawing
 //            the square's pixels (readback)
 //
+// With --window WxH the witness is a window of that size in the middle of
+// the screen instead of the whole screen, like a button or a menu that
+// changes: the host then encodes only that part.
+//
 //   node web/bench/click.mjs --size 1280x720 --samples 200
 
 import { writeFileSync } from 'node:fs';
@@ -26,12 +30,17 @@ import {
   startPattern, startXvfb, takeControl, videoStats,
 } from './lib.mjs';
 
-const opt = options({ size: '1280x720', samples: 200, warmup: 10, fps: 0, dump: '' });
+const opt = options({ size: '1280x720', samples: 200, warmup: 10, fps: 0, dump: '', window: '' });
 const { width, height } = parseSize(opt.size);
+// The witness's rectangle on the screen.
+const win = opt.window ? parseSize(opt.window) : { width, height };
+win.x = Math.floor((width - win.width) / 2);
+win.y = Math.floor((height - win.height) / 2);
 
 main(async () => {
   const display = await startXvfb(width, height);
-  const witness = await startPattern(display, ['-mode', 'input', '-stamp']);
+  const geometry = opt.window ? ['-geometry', `${win.width}x${win.height}+${win.x}+${win.y}`] : [];
+  const witness = await startPattern(display, ['-mode', 'input', '-stamp', ...geometry]);
   const hostArgs = opt.fps ? ['-fps', String(opt.fps)] : [];
   const { page } = await openConsole(display, { width, height, hostArgs });
   await takeControl(page);
@@ -39,14 +48,14 @@ main(async () => {
 
   // Where to click and where to look, in remote pixels: apart, so that the
   // cursor drawn into the picture is never in the sampled square.
-  const at = await page.evaluate(({ w, h }) => {
+  const at = await page.evaluate(({ w, h, win }) => {
     const v = document.querySelector('[data-testid="remote-video"]');
     const r = v.getBoundingClientRect();
     const scale = Math.min(r.width / w, r.height / h);
     const left = r.left + (r.width - w * scale) / 2;
     const top = r.top + (r.height - h * scale) / 2;
-    return { x: left + w * 0.25 * scale, y: top + h * 0.75 * scale };
-  }, { w: width, h: height });
+    return { x: left + (win.x + win.width * 0.25) * scale, y: top + (win.y + win.height * 0.75) * scale };
+  }, { w: width, h: height, win });
 
   await page.evaluate(({ sx, sy }) => {
     const video = document.querySelector('[data-testid="remote-video"]');
@@ -77,7 +86,7 @@ main(async () => {
       if (colour) b.colour = colour;
     };
     video.requestVideoFrameCallback(onFrame);
-  }, { sx: (Math.round(width * 0.75) - 8) & ~1, sy: (Math.round(height * 0.25) - 8) & ~1 });
+  }, { sx: (Math.round(win.x + win.width * 0.75) - 8) & ~1, sy: (Math.round(win.y + win.height * 0.25) - 8) & ~1 });
   // The pointer goes to the click point first and stays there, so that a
   // click is only a press: no cursor movement to capture with it. The
   // move also makes a frame, so the page learns the colour before the
@@ -159,14 +168,14 @@ main(async () => {
   log(`  receive side per frame: decode ${rs.decode.toFixed(2)} ms, processing ${rs.processing.toFixed(2)} ms, jitter buffer ${rs.jitterBuffer.toFixed(2)} ms over ${rs.frames} frames`);
   if (lat.length < opt.samples * 0.9) throw new Error(`only ${lat.length} of ${opt.samples} clicks were seen`);
 
-  const name = `BenchmarkConsoleClickToPixel/${width}x${height}`;
-  result(name, lat.length, {
+  const what = opt.window ? `${width}x${height}/window-${win.width}x${win.height}` : `${width}x${height}`;
+  result(`BenchmarkConsoleClickToPixel/${what}`, lat.length, {
     'p50-ms': median(lat),
     'p95-ms': percentile(lat, 95),
     'max-ms': Math.max(...lat),
     misses,
   });
-  result(`BenchmarkConsoleClickBreakdown/${width}x${height}`, parts.input.length, {
+  result(`BenchmarkConsoleClickBreakdown/${what}`, parts.input.length, {
     'input-p50-ms': median(parts.input),
     'paint-p50-ms': median(parts.paint),
     'host-p50-ms': median(parts.host),
