@@ -314,21 +314,11 @@ func TestWaitChangeLosesNothing(t *testing.T) {
 			}()
 			var seen rgb
 			frames := 0
-			for {
-				changed, err := c.WaitChange(context.Background(), 300*time.Millisecond)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !changed {
-					break // the painter is done and the picture is still
-				}
-				f, err := c.Capture()
-				if err != nil {
-					t.Fatal(err)
-				}
+			captureChanges(t, c, func(f *Frame) bool {
 				seen = pixel(f, 150, 150)
 				frames++
-			}
+				return true
+			})
 			wg.Wait()
 			t.Logf("%s: %d frames for 100 paints", c.Name(), frames)
 			if seen != last {
@@ -374,34 +364,47 @@ func TestChangedBoundsTheDifference(t *testing.T) {
 				}
 			}()
 			frames, small := 0, 0
-			for {
-				changed, err := c.WaitChange(context.Background(), 300*time.Millisecond)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !changed {
-					break // the painter is done and the picture is still
-				}
-				f, err := c.Capture()
-				if err != nil {
-					t.Fatal(err)
-				}
+			captureChanges(t, c, func(f *Frame) bool {
 				frames++
 				if f.Changed.Dx()*f.Changed.Dy() <= window.Dx()*window.Dy()*2 {
 					small++
 				}
 				if at, ok := changedOutside(f, prev); ok {
 					t.Errorf("%s: frame %d: pixel %v changed outside %v", c.Name(), frames, at, f.Changed)
-					break
+					return false
 				}
 				copy(prev, f.Pix)
-			}
+				return true
+			})
 			wg.Wait()
 			t.Logf("%s: %d frames, %d with a changed area under twice the window's", c.Name(), frames, small)
 			if c.Name() == NameXShm && small < frames/2 {
 				t.Errorf("%s: only %d of %d frames marked a small area changed; the paints cover %v", c.Name(), small, frames, window)
 			}
 		})
+	}
+}
+
+// captureChanges captures every change WaitChange reports and hands the
+// frame to each, until the screen stays still for 300 ms or each returns
+// false.
+func captureChanges(t *testing.T, c Capturer, each func(*Frame) bool) {
+	t.Helper()
+	for {
+		changed, err := c.WaitChange(context.Background(), 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !changed {
+			return // the painters are done and the picture is still
+		}
+		f, err := c.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !each(f) {
+			return
+		}
 	}
 }
 
