@@ -1153,7 +1153,7 @@ function routeSignaling(page) {
         if (ctl.consent === 'all') {
           send('permissions', session, { granted: [], paused: false, pending: true, message: 'Waiting for the user to answer.' });
           send('permissions', session, {
-            granted: ['view', 'control', 'clipboard'], paused: false, pending: false, message: 'The user allowed view, control, clipboard.',
+            granted: ['view', 'control', 'clipboard'], paused: false, pending: false, message: 'The user allowed view, control and clipboard.',
           });
         }
       }
