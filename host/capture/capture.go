@@ -33,10 +33,12 @@ import (
 type Frame struct {
 	Width, Height, Stride int
 	Pix                   []byte
-	// Changed bounds what may differ from the previous Capture's picture,
-	// in frame coordinates: the damage the X server reported and the
-	// cursor's old and new place. It is the whole frame for the first
-	// picture, after a resize, and on paths that cannot tell.
+	// Changed bounds what changed since the previous Capture, in frame
+	// coordinates: the damage the X server reported and the cursor's old
+	// and new place. Something drawn just before the grab can be in the
+	// picture before it is reported; the next Capture's Changed covers
+	// it. It is the whole frame for the first picture, after a resize,
+	// and on paths that cannot tell.
 	Changed image.Rectangle
 }
 
