@@ -10,7 +10,9 @@
 // Capturer.WaitChange lets the caller capture only when the picture
 // changed: the X11 path learns of changes from the X server (DAMAGE for
 // drawing, XFixes and the pointer position for the cursor) and wakes within
-// a millisecond; the portable path polls and compares tile hashes.
+// a millisecond; the portable path polls and compares tile hashes. With
+// DAMAGE, a Capture grabs only what changed since the last one into the
+// segment (the rest still holds the screen) and Frame.Changed says where.
 //
 // A Capturer is not meant for concurrent Capture calls, nor for concurrent
 // WaitChange calls; one Capture and one WaitChange may run at the same time.

@@ -98,6 +98,20 @@ func (cw *changeWatch) damaged(rect image.Rectangle) (image.Rectangle, error) {
 	return box, cw.status("take damaged region", st)
 }
 
+// damageNow is damaged for Capture, which may not wait for a WaitChange
+// holding the watch: ok is false when one is, or the watch is closed.
+func (cw *changeWatch) damageNow(rect image.Rectangle) (box image.Rectangle, ok bool) {
+	if !cw.mu.TryLock() {
+		return image.Rectangle{}, false
+	}
+	defer cw.mu.Unlock()
+	if cw.w == nil {
+		return image.Rectangle{}, false
+	}
+	box, err := cw.damaged(rect)
+	return box, err == nil
+}
+
 // pointer returns the pointer position on the root window; ok is false
 // when the pointer is on another screen. Callers hold mu.
 func (cw *changeWatch) pointer() (p image.Point, ok bool, err error) {

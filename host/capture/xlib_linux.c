@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "xlib_linux.h"
@@ -132,7 +133,9 @@ int tcap_alloc(tcap *c, int w, int h) {
 	if (c->img->bits_per_pixel != 32 || c->img->byte_order != LSBFirst ||
 	    c->img->red_mask != 0xff0000 || c->img->green_mask != 0xff00 || c->img->blue_mask != 0xff)
 		return TCAP_EFORMAT;
-	c->shm.shmid = shmget(IPC_PRIVATE, (size_t)c->img->bytes_per_line * c->img->height, IPC_CREAT | 0600);
+	// Twice the image: the second half receives partial grabs, which the
+	// server writes as packed rows (tcap_grab_area).
+	c->shm.shmid = shmget(IPC_PRIVATE, 2 * (size_t)c->img->bytes_per_line * c->img->height, IPC_CREAT | 0600);
 	if (c->shm.shmid < 0) {
 		c->sys_errno = errno;
 		return TCAP_ESHMGET;
@@ -184,6 +187,28 @@ int tcap_grab(tcap *c, int x, int y) {
 	int st = tcap_untrap(c);
 	if (st != TCAP_OK) return st;
 	return ok ? TCAP_OK : TCAP_EGET;
+}
+
+// tcap_grab_area grabs the rectangle x,y,w,h of the root window into the
+// image at ix,iy: the server writes it packed into the second half of the
+// segment, then it is copied row by row into place.
+int tcap_grab_area(tcap *c, int x, int y, int w, int h, int ix, int iy) {
+	if (c->io_dead) return TCAP_EIO;
+	XImage part = *c->img; // same segment (obdata), format and depth
+	part.width = w;
+	part.height = h;
+	part.bytes_per_line = 4 * w;
+	part.data = c->img->data + (size_t)c->img->bytes_per_line * c->img->height;
+	tcap_trap(c);
+	Bool ok = XShmGetImage(c->dpy, c->root, &part, x, y, AllPlanes);
+	int st = tcap_untrap(c);
+	if (st != TCAP_OK) return st;
+	if (!ok) return TCAP_EGET;
+	for (int j = 0; j < h; j++) {
+		memcpy(c->img->data + (size_t)(iy + j) * c->img->bytes_per_line + 4 * (size_t)ix,
+			part.data + (size_t)j * part.bytes_per_line, 4 * (size_t)w);
+	}
+	return TCAP_OK;
 }
 
 // tcap_draw_cursor blends the current cursor into the image, which starts

@@ -78,6 +78,7 @@ int tcap_open(tcap *c, const char *name);
 int tcap_alloc(tcap *c, int w, int h);
 int tcap_poll_resize(tcap *c);
 int tcap_grab(tcap *c, int x, int y);
+int tcap_grab_area(tcap *c, int x, int y, int w, int h, int ix, int iy);
 int tcap_draw_cursor(tcap *c, int ox, int oy);
 void tcap_close(tcap *c);
 

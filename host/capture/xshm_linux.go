@@ -76,7 +76,7 @@ type xshm struct {
 	pending bool
 	// dirty is the bounding box of the damage WaitChange took since the
 	// last Capture (root window coordinates); dirtyAll says the whole
-	// monitor counts as changed (nothing captured yet).
+	// monitor counts as changed (nothing captured yet, or a grab failed).
 	dirty    image.Rectangle
 	dirtyAll bool
 	cursor   cursorState // the cursor the last Capture drew
@@ -200,33 +200,45 @@ func (x *xshm) Capture() (*Frame, error) {
 	dirty, all := x.dirty, x.dirtyAll || x.watch == nil
 	x.dirty, x.dirtyAll = image.Rectangle{}, false
 	before, rect := x.cursor, x.rect
-	if err := x.grabWithCursor(); err != nil {
-		x.pending = true // the caller got no picture
-		x.dirty, x.dirtyAll = dirty, all
+	// Only what changed is grabbed: the damage so far and where the cursor
+	// was (the rest of the segment still holds the screen); everything
+	// when that is unknown. The damage is taken here too, so that a
+	// Capture without a WaitChange before it shows the screen as it is.
+	area := rect
+	if !all {
+		damage, ok := x.watch.damageNow(rect)
+		area = dirty.Union(damage)
+		if before.known {
+			area = area.Union(before.box)
+		}
+		if !ok {
+			area = rect
+		}
+	}
+	if err := x.grabWithCursor(area); err != nil {
+		// The caller got no picture, and the damage taken is gone: the
+		// next Capture grabs everything.
+		x.pending, x.dirtyAll = true, true
 		return nil, err
 	}
 	if x.watch == nil {
 		x.seen.compute(x.frame.Pix, x.frame.Stride, x.frame.Width, x.frame.Height)
 	}
-	// What changed: the damage, where the cursor was and where it is now;
-	// everything after a resize or without DAMAGE.
-	if all || x.rect != rect {
-		x.frame.Changed = image.Rect(0, 0, x.frame.Width, x.frame.Height)
-		return &x.frame, nil
-	}
-	if before.known {
-		dirty = dirty.Union(before.box)
+	// What changed: what was grabbed, and where the cursor is now.
+	if x.rect != rect {
+		area = x.rect // resized: grabbed whole
 	}
 	if x.cursor.known {
-		dirty = dirty.Union(x.cursor.box)
+		area = area.Union(x.cursor.box)
 	}
-	x.frame.Changed = dirty.Intersect(x.rect).Sub(x.rect.Min)
+	x.frame.Changed = area.Intersect(x.rect).Sub(x.rect.Min)
 	return &x.frame, nil
 }
 
-// grabWithCursor follows a resize, grabs the monitor and draws the cursor
-// in. Callers hold mu.
-func (x *xshm) grabWithCursor() error {
+// grabWithCursor follows a resize, grabs area (root window coordinates;
+// the whole monitor after a resize) and draws the cursor in. Callers hold
+// mu.
+func (x *xshm) grabWithCursor(area image.Rectangle) error {
 	resized := C.tcap_poll_resize(x.c) != 0 || x.resized
 	x.resized = false
 	if resized {
@@ -239,8 +251,9 @@ func (x *xshm) grabWithCursor() error {
 		if err := x.resize(rect); err != nil {
 			return fmt.Errorf("capture after screen resize: %w", err)
 		}
+		area = x.rect
 	}
-	if err := x.grab(); err != nil {
+	if err := x.grabArea(area.Intersect(x.rect)); err != nil {
 		return err
 	}
 	C.tcap_draw_cursor(x.c, C.int(x.rect.Min.X), C.int(x.rect.Min.Y))
@@ -410,6 +423,27 @@ func (x *xshm) poll(now bool) (changed bool, next time.Time, err error) {
 	}
 	x.pending = true
 	return true, time.Time{}, nil
+}
+
+// grabArea grabs area (root window coordinates, inside the monitor) into
+// its place in the segment; all of it when area is the monitor. Callers
+// hold mu.
+func (x *xshm) grabArea(area image.Rectangle) error {
+	if area == x.rect {
+		return x.grab()
+	}
+	if area.Empty() {
+		return nil
+	}
+	if x.frame.Pix == nil {
+		return fmt.Errorf("capture monitor %d: no shared memory image", x.display)
+	}
+	in := area.Sub(x.rect.Min)
+	st := C.tcap_grab_area(x.c, C.int(area.Min.X), C.int(area.Min.Y), C.int(area.Dx()), C.int(area.Dy()), C.int(in.Min.X), C.int(in.Min.Y))
+	if st != C.TCAP_OK {
+		return x.statusError(fmt.Sprintf("capture %v of monitor %d", area, x.display), st)
+	}
+	return nil
 }
 
 // grab is the bare XShmGetImage into the segment. Callers hold mu.
