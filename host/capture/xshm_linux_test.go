@@ -192,7 +192,37 @@ func TestOpenFallsBack(t *testing.T) {
 	checkPoints(t, f, quadrantPoints(w, h))
 }
 
-func BenchmarkCaptureXShm(b *testing.B) { benchCapture(b, opener{NameXShm, Open}) }
+// BenchmarkCaptureXShm captures after the whole screen changed: the
+// damage check, the grab of the whole monitor and the cursor.
+func BenchmarkCaptureXShm(b *testing.B) { benchCaptureChange(b, image.Rect(0, 0, 1920, 1080)) }
+
+// BenchmarkCaptureXShmArea captures after a 256x192 window changed: only
+// that is grabbed.
+func BenchmarkCaptureXShmArea(b *testing.B) { benchCaptureChange(b, image.Rect(832, 444, 1088, 636)) }
+
+// benchCaptureChange times Capture after the X server reported changed as
+// damaged.
+func benchCaptureChange(b *testing.B, changed image.Rectangle) {
+	benchDisplay(b)
+	x := mustOpen(b, opener{NameXShm, Open}, 0).(*xshm)
+	if _, err := x.Capture(); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(4 * changed.Dx() * changed.Dy()))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x.mu.Lock()
+		x.dirty = changed
+		x.mu.Unlock()
+		f, err := x.Capture()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !changed.In(f.Changed) {
+			b.Fatalf("Changed %v, want it to cover %v", f.Changed, changed)
+		}
+	}
+}
 
 // BenchmarkRawXShmGetImage times the XShmGetImage call alone, without the
 // resize check and the cursor: the floor for capture.
