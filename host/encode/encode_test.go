@@ -259,12 +259,19 @@ func TestQuantizerReachesFinest(t *testing.T) {
 // meet the area. What a decoder shows elsewhere stays exactly as it was,
 // even though the pixels passed there are garbage; the area shows the new
 // picture, and frames with an empty area refine it to the finest
-// quantizer.
+// quantizer; with one thread and with two, as hosts with 3 CPUs or more
+// encode.
 func TestEncodeAreaRepeatsTheRest(t *testing.T) {
+	for _, threads := range []int{1, 2} {
+		t.Run(fmt.Sprintf("threads-%d", threads), func(t *testing.T) { testEncodeArea(t, threads) })
+	}
+}
+
+func testEncodeArea(t *testing.T, threads int) {
 	const w, h = 320, 240
 	m := newBGRA(w, h, 0)
 	m.quadrants()
-	e := mustVP8(t, Config{Width: w, Height: h})
+	e := mustVP8(t, Config{Width: w, Height: h, Threads: threads})
 	for i := 0; i == 0 || !e.Settled(); i++ {
 		if i == 30 {
 			t.Fatalf("a still picture never reached the finest quantizer: %d", e.Quantizer())
