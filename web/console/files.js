@@ -93,6 +93,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     dc.bufferedAmountLowThreshold = LOW_WATER;
     const mine = dc;
     dc.onmessage = (e) => {
+      if (dc !== mine) return; // forgotten: late data belongs to nobody
       if (typeof e.data !== 'string') {
         sink?.(new Uint8Array(e.data));
         return;
@@ -105,14 +106,20 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       else if (msg.type === 'error' && msg.code !== 'cancelled') toast(msg.message || 'The transfer failed.', 'error');
     };
     dc.onclose = () => {
-      if (dc !== mine) return;
-      dc = null;
-      const w = waiter;
-      waiter = null;
-      w?.reject(new Error(allowed ? 'The connection was interrupted.' : 'The user has not allowed file transfer.'));
-      sink?.(null);
+      if (dc === mine) forget(allowed ? 'The connection was interrupted.' : 'The user has not allowed file transfer.');
     };
     return dc;
+  }
+
+  // forget drops the channel at once: what waits on it fails, and what it
+  // still delivers is ignored. A revoke does not wait for the channel's
+  // closing handshake, which takes as long as the data still in flight.
+  function forget(reason) {
+    dc = null;
+    const w = waiter;
+    waiter = null;
+    w?.reject(new Error(reason));
+    sink?.(null);
   }
 
   async function ready() {
@@ -534,7 +541,11 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       button.classList.toggle('is-locked', !on);
       renderAccess();
       if (!on) {
-        dc?.close(); // the transfer under way stops and waits
+        const old = dc;
+        if (old) {
+          forget('The user has not allowed file transfer.'); // the transfer under way stops and waits
+          old.close();
+        }
       } else {
         chances++;
         for (const t of queue) if (t.state === 'interrupted') t.state = 'queued';
