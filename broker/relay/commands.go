@@ -2,6 +2,7 @@ package relay
 
 import (
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -15,13 +16,41 @@ const maxCommand = 512
 // function keys) and other control keys are skipped, so a line edited with
 // the cursor or completed with Tab reads as typed, not as run. It is a
 // record of what was typed, not a security boundary.
+//
+// A line typed while the host says its terminal does not show input (a
+// password prompt) is not a command and is not reported: the host can
+// only tell once the first keystroke of it arrives, so a line is hidden
+// if any of it was typed while, or before, the host said so.
 type commandLine struct {
-	buf []byte
-	esc int // 0 outside an escape sequence, 1 after ESC, 2 inside CSI or SS3
+	mu     sync.Mutex // feed and setHidden come from the two sides' channels
+	buf    []byte
+	esc    int  // 0 outside an escape sequence, 1 after ESC, 2 inside CSI or SS3
+	hidden bool // the terminal does not show what is typed
+	secret bool // the line being typed was typed, at least in part, unseen
+}
+
+// setHidden notes whether the terminal shows what is typed. Hiding covers
+// the line already begun; showing again starts afresh only with the next
+// line.
+func (c *commandLine) setHidden(hidden bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hidden = hidden
+	if hidden || len(c.buf) == 0 {
+		c.secret = hidden
+	}
 }
 
 // feed takes keystrokes and calls done with every command they complete.
 func (c *commandLine) feed(data []byte, done func(command string)) {
+	c.mu.Lock()
+	var commands []string
+	defer func() {
+		c.mu.Unlock()
+		for _, cmd := range commands {
+			done(cmd)
+		}
+	}()
 	for _, b := range data {
 		switch {
 		case c.esc == 1:
@@ -36,10 +65,11 @@ func (c *commandLine) feed(data []byte, done func(command string)) {
 		case b == 0x1b:
 			c.esc = 1
 		case b == '\r' || b == '\n':
-			if cmd := strings.TrimSpace(strings.ToValidUTF8(string(c.buf), "")); cmd != "" {
-				done(cmd)
+			if cmd := strings.TrimSpace(strings.ToValidUTF8(string(c.buf), "")); cmd != "" && !c.secret {
+				commands = append(commands, cmd)
 			}
 			c.buf = c.buf[:0]
+			c.secret = c.hidden
 		case b == 0x7f || b == 0x08: // Backspace
 			if len(c.buf) > 0 {
 				_, n := utf8.DecodeLastRune(c.buf)
@@ -47,10 +77,12 @@ func (c *commandLine) feed(data []byte, done func(command string)) {
 			}
 		case b == 0x03 || b == 0x15: // Ctrl+C, Ctrl+U
 			c.buf = c.buf[:0]
+			c.secret = c.hidden
 		case b < 0x20:
 			// Tab and other control keys: their effect is not known here.
 		case len(c.buf) < maxCommand:
 			c.buf = append(c.buf, b)
+			c.secret = c.secret || c.hidden
 		}
 	}
 }

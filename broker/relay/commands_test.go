@@ -44,3 +44,38 @@ func TestCommandLine(t *testing.T) {
 		}
 	})
 }
+
+// TestCommandLineHidden: a line typed while the host says its terminal
+// does not show input (a password) is not a command, whether the host
+// said so before the line or after its first keystroke.
+func TestCommandLineHidden(t *testing.T) {
+	type step struct {
+		typed  string
+		hidden *bool // the host's word, before the keystrokes
+	}
+	on, off := true, false
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		want  []string
+	}{
+		{"a password after the prompt hid input", []step{{"sudo apt update\r", nil}, {"hunter2\r", &on}, {"ls\r", &off}}, []string{"sudo apt update", "ls"}},
+		{"hidden after the first keystroke", []step{{"h", nil}, {"unter2\r", &on}, {"pwd\r", &off}}, []string{"pwd"}},
+		{"shown again halfway through the line", []step{{"hun", &on}, {"ter2\r", &off}, {"id\r", nil}}, []string{"id"}},
+		{"bash's prompt shows input again before the next command", []step{{"hunter2\r", &on}, {"", &off}, {"uptime\r", nil}}, []string{"uptime"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c commandLine
+			var got []string
+			for _, s := range tc.steps {
+				if s.hidden != nil {
+					c.setHidden(*s.hidden)
+				}
+				c.feed([]byte(s.typed), func(cmd string) { got = append(got, cmd) })
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

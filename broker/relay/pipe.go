@@ -149,7 +149,6 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 		if tap := p.v.s.cfg.ShellTap; tap != nil {
 			tap.ShellData(p.tapID, false, m.Data)
 		}
-		// Messages of one channel come one at a time: no lock needed.
 		p.command.feed(m.Data, func(cmd string) {
 			p.v.audit("shell.command", map[string]any{"channel": p.label, "command": cmd})
 		})
@@ -194,6 +193,11 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 	if m.IsString && p.perm == protocol.PermFiles {
 		if msg, err := protocol.DecodeFile(m.Data); err == nil {
 			p.auditFile(msg)
+		}
+	}
+	if m.IsString && p.perm == protocol.PermShell {
+		if msg, err := protocol.DecodeShell(m.Data); err == nil && (msg.Type == protocol.ShellHidden || msg.Type == protocol.ShellShown) {
+			p.command.setHidden(msg.Type == protocol.ShellHidden)
 		}
 	}
 	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {

@@ -71,6 +71,34 @@ type term struct {
 	ctx    context.Context
 	stop   context.CancelFunc
 	exited chan struct{} // closed once the shell process has been reaped
+
+	hiddenMu sync.Mutex
+	hidden   bool        // what the viewer was last told: input is not shown
+	recheck  *time.Timer // looks again a moment after the output stops
+}
+
+// promptSettle is how long after its last output a program has to turn
+// echo off and still be seen before anything is typed: some print their
+// prompt first. Less than anyone needs to read a prompt and type.
+const promptSettle = 100 * time.Millisecond
+
+// checkHidden tells the viewer, through the broker, when the terminal
+// starts or stops reading input it does not show, so that a password is
+// not recorded as a command. It runs after output and before each
+// keystroke reaches the PTY.
+func (t *term) checkHidden() {
+	t.hiddenMu.Lock()
+	defer t.hiddenMu.Unlock()
+	hidden := readsHidden(t.pty) // under the lock: the last look is the last word
+	if hidden == t.hidden || t.ctx.Err() != nil {
+		return
+	}
+	t.hidden = hidden
+	typ := protocol.ShellShown
+	if hidden {
+		typ = protocol.ShellHidden
+	}
+	t.dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: typ})))
 }
 
 // Attach starts a shell for a shell channel the broker opened, once it is
@@ -102,6 +130,7 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 			return
 		}
 		if !m.IsString {
+			t.checkHidden()
 			t.pty.Write(m.Data)
 			return
 		}
@@ -130,6 +159,8 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	t := &term{dc: dc, flow: rtc.NewFlow(dc), pty: f, cmd: cmd, ctx: ctx, stop: stop, exited: make(chan struct{})}
+	t.recheck = time.AfterFunc(time.Hour, t.checkHidden)
+	t.recheck.Stop()
 	s.mu.Lock()
 	s.shells[t] = struct{}{}
 	n := len(s.shells)
@@ -160,6 +191,8 @@ func (s *Server) pump(t *term) {
 			if t.flow.Send(t.ctx, buf[:n]) != nil {
 				break
 			}
+			t.checkHidden()
+			t.recheck.Reset(promptSettle)
 		}
 		if err != nil {
 			break
@@ -188,6 +221,7 @@ func (s *Server) pump(t *term) {
 func (s *Server) close(t *term) {
 	t.once.Do(func() {
 		t.stop()
+		t.recheck.Stop()
 		if t.cmd.Process != nil {
 			// The shell is a session leader on the PTY: SIGHUP reaches it
 			// and its jobs, as when a terminal window closes. Whatever

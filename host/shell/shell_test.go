@@ -3,6 +3,7 @@ package shell
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -62,6 +63,7 @@ func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
 type output struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
+	texts  []string // the host's control messages
 	closed chan struct{}
 }
 
@@ -73,10 +75,12 @@ func open(t *testing.T, broker *webrtc.PeerConnection, label string) (*webrtc.Da
 	}
 	out := &output{closed: make(chan struct{})}
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
-		if !m.IsString {
-			out.mu.Lock()
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		if m.IsString {
+			out.texts = append(out.texts, string(m.Data))
+		} else {
 			out.buf.Write(m.Data)
-			out.mu.Unlock()
 		}
 	})
 	dc.OnClose(func() { close(out.closed) })
@@ -164,5 +168,63 @@ func TestHostShellGrant(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// TestHostShellHiddenInput: while a program reads a password (echo off, in
+// line mode) the host says so before anything is typed, even when the
+// prompt comes before the echo is turned off; once the program is done it
+// says input shows again. Bash's own line editing (echo off too, but not
+// in line mode) is not hidden.
+func TestHostShellHiddenInput(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "/bin/bash"})
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	dc, out := open(t, broker, "shell-1")
+	texts := func() []string {
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		return slices.Clone(out.texts)
+	}
+	hidden := string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellHidden}))
+	shown := string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellShown}))
+	dc.OnOpen(func() {
+		dc.Send([]byte("PS1='$ '; echo ready-$((40+2))\r"))
+	})
+	out.wait(t, "ready-42")
+	time.Sleep(2 * promptSettle)
+	if got := texts(); len(got) != 0 {
+		t.Fatalf("bash reading a command line: the host said %q", got)
+	}
+	// The prompt first, echo off a moment later (once stty has started):
+	// the host looks again once the output stops. (The quotes keep the
+	// command line that bash echoes from reading as the prompt.)
+	dc.Send([]byte("printf 'Pass''word: '; stty -echo; read pw; stty echo; echo \"got ${#pw} characters\"\r"))
+	out.wait(t, "Password: ")
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(texts(), []string{hidden}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("at the password prompt the host said %q, want %q", texts(), hidden)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, key := range "hunter2" {
+		dc.Send([]byte(string(key)))
+	}
+	dc.Send([]byte("\r"))
+	out.wait(t, "got 7 characters")
+	deadline = time.Now().Add(5 * time.Second)
+	for !slices.Equal(texts(), []string{hidden, shown}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the password the host said %q, want %q", texts(), []string{hidden, shown})
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if bytes.Contains(out.buf.Bytes(), []byte("hunter2")) {
+		t.Fatalf("the password was echoed: %q", out.buf.String())
 	}
 }

@@ -77,6 +77,14 @@ func TestShellCLI(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		return strings.Contains(out.String(), "40 132")
 	})
+	// A password typed where the terminal hides it is not a command.
+	ptmx.WriteString("printf 'Pass''word: '; stty -echo; read pw; stty echo; echo \"got ${#pw} characters\"\r")
+	waitText(t, &out, `Password: `, 10*time.Second)
+	for _, key := range "hunter2\r" {
+		ptmx.WriteString(string(key))
+		time.Sleep(20 * time.Millisecond) // a person typing
+	}
+	waitText(t, &out, `got 7 characters`, 10*time.Second)
 	ptmx.WriteString("echo $((6*7))-done; exit\r")
 	waitText(t, &out, `42-done`, 10*time.Second)
 	select {
@@ -95,8 +103,12 @@ func TestShellCLI(t *testing.T) {
 	for _, e := range auditEvents(t, ctx, fs.b, fs.id, "shell.command") {
 		typed = append(typed, e.Detail["command"].(string))
 	}
-	if !slices.Contains(typed, "echo $((6*7))-done; exit") || !slices.Contains(typed, `echo "me=$(id -u) at=$PWD"; stty size`) {
+	if !slices.Contains(typed, "echo $((6*7))-done; exit") || !slices.Contains(typed, `echo "me=$(id -u) at=$PWD"; stty size`) ||
+		!slices.Contains(typed, `printf 'Pass''word: '; stty -echo; read pw; stty echo; echo "got ${#pw} characters"`) {
 		t.Errorf("shell commands in the audit trail: %q", typed)
+	}
+	if strings.Contains(strings.Join(typed, "\n"), "hunter2") || strings.Contains(out.String(), "hunter2") {
+		t.Errorf("the password shows in the audit trail %q or on the technician's terminal", typed)
 	}
 }
 

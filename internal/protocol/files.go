@@ -160,6 +160,11 @@ func isHex(s string, n int) bool {
 const (
 	ShellResize = "resize" // viewer → host: Cols × Rows
 	ShellExit   = "exit"   // host → viewer: the shell exited with Code
+	// host → viewer: the terminal reads input it does not show (a
+	// password prompt), or shows what is typed again. The broker keeps
+	// hidden lines out of the audit trail.
+	ShellHidden = "input-hidden"
+	ShellShown  = "input-shown"
 )
 
 // ShellMessage is a JSON control message on a shell channel; binary
@@ -188,7 +193,7 @@ func DecodeShell(b []byte) (ShellMessage, error) {
 		if m.Cols < 1 || m.Rows < 1 || m.Cols > MaxTermSize || m.Rows > MaxTermSize {
 			return m, fmt.Errorf("%w: terminal size %dx%d out of range", ErrShellMessage, m.Cols, m.Rows)
 		}
-	case ShellExit:
+	case ShellExit, ShellHidden, ShellShown:
 	default:
 		if m.Type == "" || len(m.Type) > MaxIDSize {
 			return m, fmt.Errorf("%w: bad type", ErrShellMessage)
