@@ -1,0 +1,120 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/host/clipboard"
+	"github.com/tether-support/tether/host/consent"
+	"github.com/tether-support/tether/host/input"
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+)
+
+// user answers consent requests as the test says.
+type user struct{ grant []string }
+
+func (u *user) Name() string { return "test user" }
+func (u *user) Ask(context.Context, protocol.ConsentRequest) ([]string, error) {
+	return u.grant, nil
+}
+
+// TestHostEnforcesConsent: the host checks the user's answers itself. Input,
+// clipboard text and a display switch that reach it without the user's
+// grant (a broker that forwards them anyway) change nothing on the screen
+// or the clipboard; once the user allows control, the same click lands,
+// and after a revoke it no longer does.
+func TestHostEnforcesConsent(t *testing.T) {
+	if _, err := exec.LookPath("xclip"); err != nil {
+		t.Fatal("xclip is needed for the clipboard (make deps-test installs it)")
+	}
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+
+	u := &user{grant: []string{protocol.PermView}}
+	mgr, err := consent.New(consent.Config{Prompter: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(perms ...string) {
+		t.Helper()
+		req := protocol.ConsentRequest{ID: "r", Viewer: protocol.Person{ID: "u_1", Name: "Dana", Role: "technician"},
+			Permissions: perms, TimeoutSeconds: 10}
+		if a := mgr.Handle(context.Background(), req); len(a.Granted) == 0 {
+			t.Fatalf("the user's answer was not recorded: %+v", a)
+		}
+	}
+	ask(protocol.PermView, protocol.PermControl, protocol.PermClipboard)
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	r := &remote{log: log, inj: input.New(log, 0, 0, 320, 240), allow: mgr.Allowed,
+		selectDisplay: func(int) (protocol.ControlMessage, error) {
+			t.Error("the display was switched without the user's grant")
+			return protocol.ControlMessage{}, nil
+		}}
+	click := func() {
+		for _, down := range []bool{true, false} {
+			b, err := protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: down, X: 100, Y: 80}.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.onInput(b)
+		}
+	}
+	noInput := func(what string) {
+		t.Helper()
+		time.Sleep(500 * time.Millisecond)
+		for _, l := range w.Lines() {
+			if strings.HasPrefix(l, "button") || strings.HasPrefix(l, "key") {
+				t.Fatalf("%s reached the screen: %q", what, l)
+			}
+		}
+	}
+
+	if err := clipboard.Write("the user's own text"); err != nil {
+		t.Fatal(err)
+	}
+	click()
+	text, err := protocol.InputEvent{Kind: protocol.InputText, Text: "rm -rf ~"}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.onInput(text)
+	for _, m := range []protocol.ControlMessage{
+		{Type: protocol.ControlClipboard, Text: "forged"},
+		{Type: protocol.ControlDisplaySelect, Index: 1},
+	} {
+		b, err := protocol.EncodeControl(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.onControl(b)
+	}
+	noInput("input without the grant")
+	if got, err := clipboard.Read(); err != nil || got != "the user's own text" {
+		t.Fatalf("clipboard without the grant: %q, %v", got, err)
+	}
+
+	u.grant = []string{protocol.PermView, protocol.PermControl}
+	ask(protocol.PermControl)
+	click()
+	w.Wait(t, `^button 1 down 100 80$`, 5*time.Second)
+	w.Wait(t, `^button 1 up 100 80$`, 5*time.Second)
+
+	if err := mgr.Revoke(protocol.PermControl); err != nil {
+		t.Fatal(err)
+	}
+	w.Skip()
+	mark := len(w.Lines())
+	click()
+	time.Sleep(500 * time.Millisecond)
+	if after := w.Lines()[mark:]; len(after) != 0 {
+		t.Fatalf("input after the user revoked control reached the screen: %q", after)
+	}
+}
