@@ -9,23 +9,20 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/limit"
 	"github.com/tether-support/tether/internal/protocol"
 )
 
@@ -51,8 +48,7 @@ type API struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	logins map[string]*rate.Limiter // login attempts by source address
+	logins *limit.Keyed // login attempts by source address
 }
 
 // Login attempts per source address: lockout protects each account; this
@@ -65,27 +61,7 @@ const (
 // allowLogin takes one login attempt from r's source, or says how long
 // to wait for one.
 func (a *API) allowLogin(r *http.Request) time.Duration {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	now := a.cfg.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	lim := a.logins[ip]
-	if lim == nil {
-		if len(a.logins) > 10000 {
-			a.logins = map[string]*rate.Limiter{}
-		}
-		lim = rate.NewLimiter(rate.Limit(float64(loginsPerMinute)/60), loginBurst)
-		a.logins[ip] = lim
-	}
-	res := lim.ReserveN(now, 1)
-	d := res.DelayFrom(now)
-	if d > 0 {
-		res.CancelAt(now)
-	}
-	return d
+	return a.logins.Take(limit.Source(r), a.cfg.Now())
 }
 
 // New returns the API.
@@ -99,7 +75,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &API{cfg: cfg, log: cfg.Logger.With("component", "api"), logins: map[string]*rate.Limiter{}}, nil
+	return &API{cfg: cfg, log: cfg.Logger.With("component", "api"), logins: limit.New(loginsPerMinute, loginBurst)}, nil
 }
 
 // Register adds the API's routes to mux. Every route is described in

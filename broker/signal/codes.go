@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
+	"github.com/tether-support/tether/internal/limit"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/store"
@@ -97,7 +97,7 @@ func (h *Hub) CreateSession(ctx context.Context, by, owner *store.User, t Ticket
 	return nil, "", errors.New("create session: could not find a free code")
 }
 
-// remoteIP is the address a request came from, for limits and audits.
+// remoteIP is the address a request came from, for audits.
 func remoteIP(r *http.Request) string {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -107,38 +107,18 @@ func remoteIP(r *http.Request) string {
 }
 
 // AllowCode applies the limits on code attempts to one attempt from each
-// of keys (a source address, an account) and to all sources together.
+// of keys (a source, an account) and to all sources together.
 func (h *Hub) AllowCode(keys ...string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	now := h.cfg.Now()
 	var wait time.Duration
 	for _, key := range keys {
-		lim := h.limiters[key]
-		if lim == nil {
-			if len(h.limiters) > 10000 {
-				h.limiters = map[string]*rate.Limiter{}
-			}
-			lim = rate.NewLimiter(rate.Limit(float64(h.cfg.CodeAttempts)/60), h.cfg.CodeAttempts)
-			h.limiters[key] = lim
-		}
-		wait = max(wait, delay(lim, h.cfg.Now()))
+		wait = max(wait, h.codes.Take(key, now))
 	}
-	wait = max(wait, delay(h.global, h.cfg.Now()))
+	wait = max(wait, limit.Take(h.global, now))
 	if wait > 0 {
 		return &RateLimitError{RetryAfter: wait}
 	}
 	return nil
-}
-
-// delay takes a token from lim if one is there; otherwise it says how long
-// until one is, taking nothing.
-func delay(lim *rate.Limiter, now time.Time) time.Duration {
-	r := lim.ReserveN(now, 1)
-	d := r.DelayFrom(now)
-	if d > 0 {
-		r.CancelAt(now)
-	}
-	return d
 }
 
 // AuditCode records one code attempt; the code itself is never recorded.
@@ -154,7 +134,7 @@ func (h *Hub) AuditCode(r *http.Request, via, outcome, session, actor string) {
 // PeekCode returns the session a technician-issued code would join, for
 // the join page, counting as an attempt. It never uses the code.
 func (h *Hub) PeekCode(r *http.Request, code string) (*store.Session, error) {
-	if err := h.AllowCode("ip:" + remoteIP(r)); err != nil {
+	if err := h.AllowCode("ip:" + limit.Source(r)); err != nil {
 		h.AuditCode(r, "join_page", "rate_limited", "", "")
 		return nil, err
 	}
@@ -187,7 +167,7 @@ func codeOutcome(err error) string {
 
 // redeem checks a host's code; on failure it tells the host why.
 func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, bool) {
-	if err := h.AllowCode("ip:" + remoteIP(r)); err != nil {
+	if err := h.AllowCode("ip:" + limit.Source(r)); err != nil {
 		h.AuditCode(r, "host", "rate_limited", "", "")
 		h.refuse(c, protocol.CodeRateLimited, "Too many code attempts from your network. Wait a minute and try again.")
 		return nil, false
@@ -255,7 +235,7 @@ func (h *Hub) pump(c *conn, out chan<- readResult) {
 // technician claims it, the code expires or the host leaves. It returns
 // the claimed session and how to read the host's next messages.
 func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (protocol.Envelope, error), bool) {
-	if err := h.AllowCode("ip:" + remoteIP(r)); err != nil {
+	if err := h.AllowCode("ip:" + limit.Source(r)); err != nil {
 		h.AuditCode(r, "host", "rate_limited", "", "")
 		h.refuse(c, protocol.CodeRateLimited, "Too many code requests from your network. Wait a minute and try again.")
 		return nil, nil, false
@@ -353,7 +333,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 // issued to hosts can be claimed; fails with ErrCodeUnknown or a
 // *RateLimitError.
 func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket, perms []string) (*store.Session, error) {
-	if err := h.AllowCode("ip:"+remoteIP(r), "user:"+tech.Username); err != nil {
+	if err := h.AllowCode("ip:"+limit.Source(r), "user:"+tech.Username); err != nil {
 		h.AuditCode(r, "console", "rate_limited", "", tech.Username)
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/relay"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/limit"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 )
@@ -127,14 +128,14 @@ type Hub struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	mu       sync.Mutex
-	live     map[string]*live
-	limiters map[string]*rate.Limiter
-	global   *rate.Limiter
-	pending  map[string]*pendingHost // hosts waiting for a technician, by code hash
-	stop     chan struct{}           // closed by Close
-	closed   bool
-	wg       sync.WaitGroup
+	mu      sync.Mutex
+	live    map[string]*live
+	codes   *limit.Keyed // code attempts per source and per technician
+	global  *rate.Limiter
+	pending map[string]*pendingHost // hosts waiting for a technician, by code hash
+	stop    chan struct{}           // closed by Close
+	closed  bool
+	wg      sync.WaitGroup
 
 	attachMu   sync.Mutex // serializes the creation of live sessions
 	recMu      sync.Mutex
@@ -165,7 +166,7 @@ func New(cfg Config) (*Hub, error) {
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "signal"),
 		live:       map[string]*live{},
-		limiters:   map[string]*rate.Limiter{},
+		codes:      limit.New(cfg.CodeAttempts, cfg.CodeAttempts),
 		pending:    map[string]*pendingHost{},
 		stop:       make(chan struct{}),
 		recordings: map[string]*record.Session{},

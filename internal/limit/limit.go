@@ -1,0 +1,81 @@
+// Package limit keeps rate limits per source of requests: an address, an
+// account. Sign-in and support-code attempts are limited with it.
+package limit
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxKeys bounds the sources remembered at once.
+const maxKeys = 10000
+
+// Source names the sender of r for limits: its IPv4 address, or its IPv6
+// /64 network, which one subscriber commonly holds whole and can pick
+// addresses from at will.
+func Source(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
+		return host
+	}
+	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
+}
+
+// Take takes one attempt from lim if there is one; otherwise it says how
+// long until there is, taking nothing.
+func Take(lim *rate.Limiter, now time.Time) time.Duration {
+	r := lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d > 0 {
+		r.CancelAt(now)
+	}
+	return d
+}
+
+// Keyed is a token bucket per key: perMinute attempts a minute, burst at
+// once.
+type Keyed struct {
+	perMinute, burst int
+
+	mu   sync.Mutex
+	lims map[string]*rate.Limiter
+}
+
+// New returns limits of perMinute attempts a minute, burst at once, for
+// each key.
+func New(perMinute, burst int) *Keyed {
+	return &Keyed{perMinute: perMinute, burst: burst, lims: map[string]*rate.Limiter{}}
+}
+
+// Take takes one attempt for key at now, or says how long to wait for
+// one. Keys whose bucket has filled up again are forgotten when room is
+// needed; while more than maxKeys sources are all being limited (an
+// attack from many addresses), a new one waits a minute.
+func (k *Keyed) Take(key string, now time.Time) time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	lim := k.lims[key]
+	if lim == nil {
+		if len(k.lims) >= maxKeys {
+			for key, l := range k.lims {
+				if l.TokensAt(now) >= float64(k.burst) {
+					delete(k.lims, key)
+				}
+			}
+			if len(k.lims) >= maxKeys {
+				return time.Minute
+			}
+		}
+		lim = rate.NewLimiter(rate.Limit(float64(k.perMinute)/60), k.burst)
+		k.lims[key] = lim
+	}
+	return Take(lim, now)
+}

@@ -1,0 +1,66 @@
+package limit
+
+import (
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestSource(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"203.0.113.7:51000", "203.0.113.7"},
+		{"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:3::1]:443", "2001:db8:1:3::/64"},
+		{"[::ffff:203.0.113.7]:80", "::ffff:203.0.113.7"},
+		{"not an address", "not an address"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.addr
+		if got := Source(r); got != tc.want {
+			t.Errorf("Source(%q) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestKeyed: each key has its own budget, refilled at the rate; with
+// room for no more keys, the idle ones are forgotten, and while every
+// key is in use a new one waits.
+func TestKeyed(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	k := New(10, 3)
+	for i := range 3 {
+		if d := k.Take("a", now); d != 0 {
+			t.Fatalf("attempt %d waits %v", i+1, d)
+		}
+	}
+	if d := k.Take("a", now); d != 6*time.Second {
+		t.Fatalf("a fourth attempt at once waits %v, want 6s (10 a minute)", d)
+	}
+	if d := k.Take("b", now); d != 0 {
+		t.Fatalf("another key waits %v", d)
+	}
+	if d := k.Take("a", now.Add(6*time.Second)); d != 0 {
+		t.Fatalf("after 6 s the attempt still waits %v", d)
+	}
+
+	// Fill the table with keys that each used their whole budget.
+	for i := len(k.lims); i < maxKeys; i++ {
+		key := "busy-" + strconv.Itoa(i)
+		for range 3 {
+			k.Take(key, now)
+		}
+	}
+	if d := k.Take("new", now); d != time.Minute {
+		t.Fatalf("a new key with every slot busy waits %v, want a minute", d)
+	}
+	// A minute later every budget has refilled: the old keys go.
+	later := now.Add(time.Minute)
+	if d := k.Take("new", later); d != 0 {
+		t.Fatalf("a new key once the others were idle waits %v", d)
+	}
+	if n := len(k.lims); n != 1 {
+		t.Fatalf("%d keys kept, want only the new one", n)
+	}
+}
