@@ -41,6 +41,13 @@ func (c *commandLine) setHidden(hidden bool) {
 	}
 }
 
+// isHidden reports whether the terminal does not show what is typed now.
+func (c *commandLine) isHidden() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hidden
+}
+
 // feed takes keystrokes and calls done with every command they complete.
 func (c *commandLine) feed(data []byte, done func(command string)) {
 	c.mu.Lock()

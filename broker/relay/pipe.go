@@ -146,7 +146,9 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 		return
 	}
 	if p.perm == protocol.PermShell && !m.IsString {
-		if tap := p.v.s.cfg.ShellTap; tap != nil {
+		// What is typed where the terminal hides it (a password) is
+		// not recorded, even where typing is.
+		if tap := p.v.s.cfg.ShellTap; tap != nil && !p.command.isHidden() {
 			tap.ShellData(p.tapID, false, m.Data)
 		}
 		p.command.feed(m.Data, func(cmd string) {

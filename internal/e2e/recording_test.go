@@ -128,6 +128,7 @@ func TestSessionIsRecorded(t *testing.T) {
 	dataDir := ""
 	b := startBrokerWith(t, func(c *server.Config) {
 		c.Recording.SegmentDuration = time.Second
+		c.Recording.ShellInput = true
 		dataDir = c.DataDir
 	})
 	c := b.client(t)
@@ -159,6 +160,14 @@ func TestSessionIsRecorded(t *testing.T) {
 	out := shellOutput(sh)
 	fmt.Fprintf(sh, "echo recorded-$((6*7))\r")
 	waitText(t, out, `recorded-42`, 10*time.Second)
+	// A password prompt as getpass makes one: echo off, then the prompt.
+	fmt.Fprintf(sh, "stty -echo; printf 'Pass''word: '; read pw; stty echo; echo \"got ${#pw}\"\r")
+	waitText(t, out, `Password: `, 10*time.Second)
+	for _, key := range "s3cr3t-pw\r" {
+		fmt.Fprint(sh, string(key))
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitText(t, out, `got 9`, 10*time.Second)
 	sh.Close()
 	files, err := j.Files(ctx)
 	if err != nil {
@@ -241,6 +250,14 @@ func TestSessionIsRecorded(t *testing.T) {
 			cast = p.Name
 			if !bytes.Contains(data, []byte("recorded-42")) {
 				t.Errorf("the shell's transcript %s lacks the command's output", p.Name)
+			}
+			// Typing is recorded here, but not the password.
+			typed := castInput(t, data)
+			if !strings.Contains(typed, "echo recorded-$((6*7))") || !strings.Contains(typed, "read pw") {
+				t.Errorf("the transcript's input lacks the commands: %q", typed)
+			}
+			if strings.Contains(typed, "s3") || bytes.Contains(data, []byte("s3cr3t")) {
+				t.Errorf("the password is in the transcript: input %q", typed)
 			}
 		}
 	}
@@ -772,4 +789,20 @@ func TestEncryptedRecording(t *testing.T) {
 	if err != nil || strings.Contains(string(out), "not checked") || !strings.Contains(string(out), "verified") {
 		t.Errorf("verify with the key: %v\n%s", err, out)
 	}
+}
+
+// castInput joins the input events ("i") of an asciicast v2 transcript.
+func castInput(t *testing.T, cast []byte) string {
+	t.Helper()
+	var typed strings.Builder
+	for i, line := range bytes.Split(bytes.TrimSpace(cast), []byte("\n"))[1:] {
+		var ev []any
+		if err := json.Unmarshal(line, &ev); err != nil || len(ev) != 3 {
+			t.Fatalf("transcript event %d: %q: %v", i+1, line, err)
+		}
+		if ev[1] == "i" {
+			typed.WriteString(ev[2].(string))
+		}
+	}
+	return typed.String()
 }
