@@ -12,6 +12,7 @@ import { h, icon, toast } from './ui.js';
 const MAX_SHELLS = 8;
 const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
 const REVOKED = 'Closed: the user revoked shell access.';
+const HIDDEN_INPUT = 'A password prompt: what you type here is not shown, and it is not recorded.';
 // A shell that closed for no stated reason this long before a revoke
 // arrived was closed by that revoke.
 const LATE_REVOKE_MS = 3000;
@@ -175,6 +176,10 @@ export function mountShell({ getPc, onRequest, onToggle }) {
         try { msg = JSON.parse(e.data); } catch { return; }
         if (msg?.type === 'exit') {
           t.exitCode = msg.code;
+        } else if ((msg?.type === 'input-hidden' || msg?.type === 'input-shown') && t.state === 'open') {
+          const hidden = msg.type === 'input-hidden';
+          t.el.dataset.input = hidden ? 'hidden' : 'shown';
+          setTabState(t, 'open', hidden ? HIDDEN_INPUT : '');
         }
         return;
       }

@@ -105,6 +105,18 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     assert.equal(`${m[1]} ${m[2]}`, `${await view.getAttribute('data-rows')} ${await view.getAttribute('data-cols')}`);
     const before = Number(m[2]);
 
+    // A password prompt (echo off, then the prompt, as getpass does): the
+    // panel says the typing is hidden, and it is not a command.
+    await page.keyboard.type('stty -echo; printf "Pass""word: "; read pw; stty echo; echo "got ${#pw}"\n');
+    await waitTerm(page, 1, /Password:/);
+    const status = view.getByTestId('shell-status');
+    await status.waitFor();
+    assert.match(await status.innerText(), /password prompt.*not recorded/);
+    await page.screenshot({ path: join(artifacts, 'console-shell-password.png') });
+    await page.keyboard.type('hunter2\n');
+    await waitTerm(page, 1, /got 7/);
+    await status.waitFor({ state: 'hidden' });
+
     // A narrower window: the remote terminal follows.
     await page.setViewportSize({ width: 1100, height: 760 });
     await page.waitForFunction((c) => Number(document.querySelector('[data-testid="shell-view-1"]').dataset.cols) !== c, before);
@@ -135,9 +147,10 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.getByTestId('activity-open').click();
     await page.locator('[data-testid="activity-row"][data-type="shell.command"]').first().waitFor();
     const activity = await page.getByTestId('activity-panel').innerText();
-    for (const want of [/fetched report\.log \(3\.0 MiB\) from the user/, /sent tool\.bin \(5\.0 MiB\) to the user/, /refused to send escape: escape leads outside the shared folder/, /opened a shell/, /ran: echo second-\$\(\(2\+3\)\)/]) {
+    for (const want of [/fetched report\.log \(3\.0 MiB\) from the user/, /sent tool\.bin \(5\.0 MiB\) to the user/, /refused to send escape: escape leads outside the shared folder/, /opened a shell/, /ran: echo second-\$\(\(2\+3\)\)/, /ran: stty -echo; printf/]) {
       assert.match(activity, want);
     }
+    assert.doesNotMatch(activity, /hunter2/);
     await page.screenshot({ path: join(artifacts, 'console-activity-files-shell.png') });
     assert.ok(existsSync(join(inbox, 'tool.bin')));
 
