@@ -100,7 +100,7 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 	v.mu.Unlock()
 
 	hostDC.OnOpen(func() {
-		close(p.hostOpen)
+		// The transcript opens before anything typed can pass.
 		if perm == protocol.PermShell {
 			v.s.cfg.Logger.Info("shell opened", "viewer", v.opts.Name, "channel", label)
 			v.audit("shell.opened", map[string]any{"channel": label})
@@ -108,6 +108,7 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 				tap.ShellOpened(p.tapID, id, 80, 24)
 			}
 		}
+		close(p.hostOpen)
 	})
 	dc.OnMessage(p.fromViewer)
 	hostDC.OnMessage(p.fromHost)
@@ -192,6 +193,9 @@ func (p *pipe) waitHost() bool {
 // fromHost forwards one message toward the viewer; the host's word on a
 // finished or refused transfer goes into the audit trail.
 func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
+	if !p.waitHost() { // its open handler has run: the transcript is open
+		return
+	}
 	if m.IsString && p.perm == protocol.PermFiles {
 		if msg, err := protocol.DecodeFile(m.Data); err == nil {
 			p.auditFile(msg)
