@@ -20,7 +20,8 @@ import (
 )
 
 // verify runs "broker verify [-key FILE] ARCHIVE": exit 0 when the archive
-// is intact, 1 when it is not, 2 when it cannot be checked.
+// is intact and signed by the trusted key, 1 when it is not intact, 2 when
+// it cannot be checked (no key to trust is one such case).
 func verify(args []string) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	keyFile := fs.String("key", "", "public key to trust (PEM from GET /api/v1/recordings/public-key, or "+record.PublicKeyFile+" in the data directory)")
@@ -71,6 +72,12 @@ func verify(args []string) int {
 	record.WriteReport(os.Stdout, fs.Arg(0), report)
 	if !report.OK() {
 		return 1
+	}
+	if key == nil {
+		// Whoever rewrites an archive can sign it with a key of their own
+		// and name that key in the manifest.
+		fmt.Fprintf(os.Stderr, "broker verify: cannot tell who signed it: no key to trust at %s; pass -key with the broker's public key (GET /api/v1/recordings/public-key)\n", path)
+		return 2
 	}
 	return 0
 }

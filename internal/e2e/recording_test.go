@@ -298,6 +298,12 @@ func TestSessionIsRecorded(t *testing.T) {
 	if out, code := verify(archive); code != 0 || !strings.Contains(out, "verified") {
 		t.Fatalf("broker verify: exit %d\n%s", code, out)
 	}
+	// Without a key to trust it cannot say who signed: anyone who rewrote
+	// the archive could have signed it.
+	untrusted, err := exec.Command(brokerBin, "verify", "-data", t.TempDir(), archive).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(untrusted), "pass -key") {
+		t.Fatalf("broker verify without a trusted key: %v\n%s", err, untrusted)
+	}
 
 	// The download is a zip of the archive that verifies too.
 	var zipData []byte
