@@ -18,9 +18,10 @@ const maxCommand = 512
 // record of what was typed, not a security boundary.
 //
 // A line typed while the host says its terminal does not show input (a
-// password prompt) is not a command and is not reported: the host can
-// only tell once the first keystroke of it arrives, so a line is hidden
-// if any of it was typed while, or before, the host said so.
+// password prompt) is not a command and is not reported. The host says
+// so after the prompt, or at the latest when the line's first keystroke
+// reaches it, so a line is hidden if any of it was typed while, or
+// before, the host said so.
 type commandLine struct {
 	mu     sync.Mutex // feed and setHidden come from the two sides' channels
 	buf    []byte

@@ -65,9 +65,9 @@ func (k *Keyed) Take(key string, now time.Time) time.Duration {
 	lim := k.lims[key]
 	if lim == nil {
 		if len(k.lims) >= maxKeys {
-			for key, l := range k.lims {
+			for old, l := range k.lims {
 				if l.TokensAt(now) >= float64(k.burst) {
-					delete(k.lims, key)
+					delete(k.lims, old)
 				}
 			}
 			if len(k.lims) >= maxKeys {
