@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/tether-support/tether/internal/limit"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/limit"
 	"github.com/tether-support/tether/internal/protocol"
 )
 
