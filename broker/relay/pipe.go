@@ -38,6 +38,7 @@ type pipe struct {
 	sent     atomic.Int64 // bytes viewer → host
 	received atomic.Int64 // bytes host → viewer
 	command  commandLine  // the shell command being typed, for the audit trail
+	transfer transfer     // the file being relayed, hashed as it passes
 }
 
 // openPipe accepts a files or shell channel the viewer opened, if the
@@ -125,10 +126,12 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	}
 	if m.IsString {
 		if p.perm == protocol.PermFiles {
-			if _, err := protocol.DecodeFile(m.Data); err != nil {
+			msg, err := protocol.DecodeFile(m.Data)
+			if err != nil {
 				p.v.drop("A file message was refused: " + err.Error())
 				return
 			}
+			p.transfer.follow(msg)
 		} else {
 			msg, err := protocol.DecodeShell(m.Data)
 			if err != nil {
@@ -155,6 +158,9 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 		p.command.feed(m.Data, func(cmd string) {
 			p.v.audit("shell.command", map[string]any{"channel": p.label, "command": cmd})
 		})
+	}
+	if p.perm == protocol.PermFiles && !m.IsString {
+		p.transfer.add(protocol.DirectionUpload, m.Data)
 	}
 	p.sent.Add(int64(len(m.Data)))
 	var err error
@@ -196,9 +202,12 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 	if !p.waitHost() { // its open handler has run: the transcript is open
 		return
 	}
-	if m.IsString && p.perm == protocol.PermFiles {
-		if msg, err := protocol.DecodeFile(m.Data); err == nil {
+	if p.perm == protocol.PermFiles {
+		if !m.IsString {
+			p.transfer.add(protocol.DirectionDownload, m.Data)
+		} else if msg, err := protocol.DecodeFile(m.Data); err == nil {
 			p.auditFile(msg)
+			p.transfer.follow(msg)
 		}
 	}
 	if m.IsString && p.perm == protocol.PermShell {
@@ -226,6 +235,9 @@ func (p *pipe) auditFile(msg protocol.FileMessage) {
 	detail := map[string]any{"name": msg.Name, "size": msg.Size, "sha256": msg.SHA256, "direction": msg.Direction, "path": msg.Path}
 	switch {
 	case msg.Type == protocol.FileDone:
+		if sum, whole := p.transfer.finish(msg.Size); whole {
+			detail["relayed_sha256"] = sum
+		}
 		p.v.s.cfg.Logger.Info("file transferred", "viewer", p.v.opts.Name, "direction", msg.Direction, "name", msg.Name, "size", msg.Size)
 		p.v.audit("file.transfer", detail)
 	case msg.Type == protocol.FileError && msg.Direction != "":
