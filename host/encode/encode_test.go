@@ -333,7 +333,7 @@ func testEncodeArea(t *testing.T, threads int) {
 			t.Errorf("%s: mean luma error in the area %.2f, want at most %.2f", step, mean, maxErr)
 		}
 	}
-	if _, key, err := e.EncodeArea(passed.pix, passed.stride, false, area, false); err != nil || key {
+	if _, key, err := e.EncodeArea(passed.pix, passed.stride, false, area); err != nil || key {
 		t.Fatalf("encode the change: key %v, err %v; want a delta frame", key, err)
 	}
 	check("the change", 12)
@@ -349,53 +349,12 @@ func testEncodeArea(t *testing.T, threads int) {
 		if frames++; frames > 40 {
 			t.Fatalf("the area never reached the finest quantizer: %d after %d frames", e.Quantizer(), frames)
 		}
-		if _, _, err := e.EncodeArea(passed.pix, passed.stride, false, image.Rectangle{}, true); err != nil {
+		if _, _, err := e.EncodeArea(passed.pix, passed.stride, false, image.Rectangle{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	check("refined", 1.5)
 	t.Logf("change coded at quantizer %d, refined to %d in %d frames", firstQ, e.Quantizer(), frames)
-}
-
-// TestRefineCodesTheAreaToo: a frame that sharpens what is coarse also
-// codes the area it is given, a change that came with it.
-func TestRefineCodesTheAreaToo(t *testing.T) {
-	const w, h = 320, 240
-	m := newBGRA(w, h, 0)
-	m.quadrants()
-	e := mustVP8(t, Config{Width: w, Height: h, Threads: 1})
-	for i := 0; i == 0 || !e.Settled(); i++ {
-		if i == 30 {
-			t.Fatalf("a still picture never reached the finest quantizer: %d", e.Quantizer())
-		}
-		if _, _, err := e.Encode(m.pix, m.stride, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := e.SetBitrate(10); err != nil {
-		t.Fatal(err)
-	}
-	m.fill(16, 16, 96, 96, rgb{})
-	if _, _, err := e.EncodeArea(m.pix, m.stride, false, image.Rect(16, 16, 96, 96), false); err != nil {
-		t.Fatal(err)
-	}
-	if e.Settled() {
-		t.Fatal("the change was coded at the finest quantizer: nothing to refine")
-	}
-	// A second change, far from the first, arrives with a refining frame.
-	second := image.Rect(224, 144, 304, 224)
-	m.fill(second.Min.X, second.Min.Y, second.Max.X, second.Max.Y, rgb{}) // black on the white quadrant
-	if _, _, err := e.EncodeArea(m.pix, m.stride, false, second, true); err != nil {
-		t.Fatal(err)
-	}
-	got, err := e.decodedLuma()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Black is luma 16 in BT.601 limited range, white 235.
-	if y := got[(second.Min.Y+40)*w+second.Min.X+40]; y > 60 {
-		t.Fatalf("the second change was not coded: luma %d in its middle, want black", y)
-	}
 }
 
 // TestEncodeAreaIsFaster: at 1920x1080 a small change costs a fraction of
@@ -408,7 +367,7 @@ func TestEncodeAreaIsFaster(t *testing.T) {
 	whole, part := mustVP8(t, Config{Width: w, Height: h, Threads: 1}), mustVP8(t, Config{Width: w, Height: h, Threads: 1})
 	fastest := func(e *VP8, area image.Rectangle) time.Duration {
 		start := time.Now()
-		if _, _, err := e.EncodeArea(m.pix, m.stride, false, area, false); err != nil {
+		if _, _, err := e.EncodeArea(m.pix, m.stride, false, area); err != nil {
 			t.Fatal(err)
 		}
 		return time.Since(start)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -199,10 +200,13 @@ func (s *streamer) run(ctx context.Context) error {
 				setKbps = kbps
 			}
 		}
-		// Only what changed is coded; a settle frame also sharpens what
-		// is still coarse. (Its capture can hold a change too: a paint
-		// that landed after the wait, whose damage the capture took.)
-		data, key, err := enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), frame.Changed, !changed)
+		// Only what changed is coded (a settle frame's capture changed
+		// nothing: it refines what is coarse).
+		area := frame.Changed
+		if !changed {
+			area = image.Rectangle{}
+		}
+		data, key, err := enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), area)
 		if err != nil {
 			return err
 		}
