@@ -124,6 +124,7 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 		p.close()
 		return
 	}
+	var shellMsg protocol.ShellMessage
 	if m.IsString {
 		if p.perm == protocol.PermFiles {
 			msg, err := protocol.DecodeFile(m.Data)
@@ -138,9 +139,7 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 				p.v.drop("A shell message was refused: " + err.Error())
 				return
 			}
-			if tap := p.v.s.cfg.ShellTap; tap != nil && msg.Type == protocol.ShellResize {
-				tap.ShellResized(p.tapID, msg.Cols, msg.Rows)
-			}
+			shellMsg = msg
 		}
 	} else if len(m.Data) > protocol.FileChunk {
 		p.v.drop(fmt.Sprintf("A %d-byte message was refused: the limit is %d.", len(m.Data), protocol.FileChunk))
@@ -148,6 +147,11 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	}
 	if !p.waitHost() {
 		return
+	}
+	// A resize is recorded once the transcript is open: the first comes
+	// as the channel opens, often before the host's side has.
+	if tap := p.v.s.cfg.ShellTap; tap != nil && shellMsg.Type == protocol.ShellResize {
+		tap.ShellResized(p.tapID, shellMsg.Cols, shellMsg.Rows)
 	}
 	if p.perm == protocol.PermShell && !m.IsString {
 		// What is typed where the terminal hides it (a password) is

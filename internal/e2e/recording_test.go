@@ -153,7 +153,7 @@ func TestSessionIsRecorded(t *testing.T) {
 		t.Fatalf("take control: %v %q %v", ok, reason, err)
 	}
 	// A command in a shell, and a file each way.
-	sh, err := j.Shell(ctx, 1, 80, 24)
+	sh, err := j.Shell(ctx, 1, 100, 30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +250,11 @@ func TestSessionIsRecorded(t *testing.T) {
 			cast = p.Name
 			if !bytes.Contains(data, []byte("recorded-42")) {
 				t.Errorf("the shell's transcript %s lacks the command's output", p.Name)
+			}
+			// The viewer's terminal size, sent as the channel opened, is
+			// the transcript's from the first command on.
+			if size := castSizeAt(t, data, "recorded-42"); size != "100x30" {
+				t.Errorf("the transcript shows the command at %s, want the viewer's 100x30", size)
 			}
 			// Typing is recorded here, but not the password.
 			typed := castInput(t, data)
@@ -801,14 +806,49 @@ func TestEncryptedRecording(t *testing.T) {
 func castInput(t *testing.T, cast []byte) string {
 	t.Helper()
 	var typed strings.Builder
+	for _, ev := range castEvents(t, cast) {
+		if ev[0] == "i" {
+			typed.WriteString(ev[1])
+		}
+	}
+	return typed.String()
+}
+
+// castSizeAt returns the terminal size ("COLSxROWS") in effect where an
+// asciicast v2 transcript first prints want: its header's, or the last
+// resize ("r") before.
+func castSizeAt(t *testing.T, cast []byte, want string) string {
+	t.Helper()
+	var header struct{ Width, Height int }
+	if err := json.Unmarshal(bytes.SplitN(cast, []byte("\n"), 2)[0], &header); err != nil {
+		t.Fatalf("transcript header: %v", err)
+	}
+	size := fmt.Sprintf("%dx%d", header.Width, header.Height)
+	for _, ev := range castEvents(t, cast) {
+		switch {
+		case ev[0] == "r":
+			size = ev[1]
+		case ev[0] == "o" && strings.Contains(ev[1], want):
+			return size
+		}
+	}
+	t.Fatalf("the transcript never prints %q", want)
+	return ""
+}
+
+// castEvents returns the kind and data of an asciicast v2 transcript's
+// events.
+func castEvents(t *testing.T, cast []byte) [][2]string {
+	t.Helper()
+	var events [][2]string
 	for i, line := range bytes.Split(bytes.TrimSpace(cast), []byte("\n"))[1:] {
 		var ev []any
 		if err := json.Unmarshal(line, &ev); err != nil || len(ev) != 3 {
 			t.Fatalf("transcript event %d: %q: %v", i+1, line, err)
 		}
-		if ev[1] == "i" {
-			typed.WriteString(ev[2].(string))
-		}
+		kind, _ := ev[1].(string)
+		data, _ := ev[2].(string)
+		events = append(events, [2]string{kind, data})
 	}
-	return typed.String()
+	return events
 }
