@@ -168,7 +168,14 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.getByTestId('shell-player').waitFor();
     await page.getByTestId('timeline').focus();
     await page.keyboard.press('End');
-    await page.waitForFunction(() => /echo hello-\$\(\(6\*7\)\)[\s\S]*hello-42/.test(document.querySelector('[data-testid="shell-player"]')?.innerText || ''), null, { timeout: 15_000 });
+    await page.waitForFunction(() => /echo hello-\$\(\(6\*7\)\)[\s\S]*hello-42/.test(document.querySelector('[data-testid="shell-player"]')?.innerText || ''), null, { timeout: 15_000 })
+      .catch(async (err) => {
+        const seen = await page.evaluate(() => ({
+          text: document.querySelector('[data-testid="shell-stage"]')?.innerText,
+          player: { t: window.tether.player.t, duration: window.tether.player.duration, shellTime: window.tether.player.shellTime },
+        }));
+        throw new Error(`${err.message}; the transcript shows ${JSON.stringify(seen)}`);
+      });
     await page.screenshot({ path: join(artifacts, 'recording-console-session.png'), fullPage: true });
     assert.deepEqual(pageErrors.map(String), []);
   } finally {
