@@ -36,11 +36,12 @@ type Frame struct {
 	Width, Height, Stride int
 	Pix                   []byte
 	// Changed bounds what changed since the previous Capture, in frame
-	// coordinates: the damage the X server reported and the cursor's old
-	// and new place. Something drawn just before the grab can be in the
+	// coordinates: the damage the X server reported and, if the cursor
+	// moved or changed its image, its old and new place. It is empty when
+	// nothing changed. Something drawn just before the grab can be in the
 	// picture before it is reported; the next Capture's Changed covers
-	// it. It is the whole frame for the first picture, after a resize,
-	// and on paths that cannot tell.
+	// it. Without DAMAGE it bounds the 64x64 tiles whose hashes changed.
+	// It is the whole frame for the first picture and after a resize.
 	Changed image.Rectangle
 }
 

@@ -49,8 +49,7 @@ func OpenPortable(display int) (Capturer, error) {
 		return nil, fmt.Errorf("monitor %d has empty bounds %v: %w", display, b, ErrNoMonitor)
 	}
 	p := &portable{display: display, bounds: b, done: make(chan struct{})}
-	p.frame = Frame{Width: b.Dx(), Height: b.Dy(), Stride: 4 * b.Dx(), Pix: make([]byte, 4*b.Dx()*b.Dy()),
-		Changed: image.Rect(0, 0, b.Dx(), b.Dy())} // no damage to tell what changed
+	p.frame = Frame{Width: b.Dx(), Height: b.Dy(), Stride: 4 * b.Dx(), Pix: make([]byte, 4*b.Dx()*b.Dy())}
 	return p, nil
 }
 
@@ -71,7 +70,7 @@ type portable struct {
 
 	captured bool        // Capture has returned a picture
 	seen     tileHashes  // of the picture the last Capture returned
-	probe    tileHashes  // of the last picture a poll grabbed
+	probe    tileHashes  // of the last picture grabbed
 	ready    *image.RGBA // a changed picture a poll grabbed, not yet returned by Capture
 	readyAt  time.Time
 	nextPoll time.Time
@@ -84,15 +83,15 @@ func (p *portable) Capture() (*Frame, error) {
 		return nil, fmt.Errorf("capture monitor %d: %w", p.display, ErrClosed)
 	}
 	img := p.ready
-	if img != nil && time.Since(p.readyAt) <= pollInterval {
-		p.seen.copyFrom(&p.probe)
-	} else {
+	if img == nil || time.Since(p.readyAt) > pollInterval {
 		var err error
 		if img, err = p.grab(); err != nil {
 			return nil, err
 		}
-		p.seen.compute(img.Pix, img.Stride, p.frame.Width, p.frame.Height)
+		p.probe.compute(img.Pix, img.Stride, p.frame.Width, p.frame.Height)
 	}
+	p.frame.Changed = p.seen.diff(&p.probe)
+	p.seen.copyFrom(&p.probe)
 	p.ready = nil
 	p.captured = true
 	rgbaToBGRA(p.frame.Pix, p.frame.Stride, img.Pix, img.Stride, p.frame.Width, p.frame.Height)

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"hash/maphash"
+	"image"
 	"slices"
 )
 
@@ -45,6 +46,23 @@ func (t *tileHashes) compute(pix []byte, stride, w, h int) {
 // equal reports whether t and u describe the same picture.
 func (t *tileHashes) equal(u *tileHashes) bool {
 	return t.w == u.w && t.h == u.h && slices.Equal(t.sums, u.sums)
+}
+
+// diff bounds the tiles that differ between t and a later picture's u;
+// all of u's picture when the sizes differ (t may be empty).
+func (t *tileHashes) diff(u *tileHashes) image.Rectangle {
+	if t.w != u.w || t.h != u.h {
+		return image.Rect(0, 0, u.w, u.h)
+	}
+	var r image.Rectangle
+	tw := (u.w + tileSize - 1) / tileSize
+	for i, sum := range u.sums {
+		if sum != t.sums[i] {
+			x, y := i%tw*tileSize, i/tw*tileSize
+			r = r.Union(image.Rect(x, y, x+tileSize, y+tileSize))
+		}
+	}
+	return r.Intersect(image.Rect(0, 0, u.w, u.h))
 }
 
 // copyFrom makes t a copy of u.

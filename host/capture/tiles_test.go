@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"image"
 	"testing"
 )
 
@@ -72,5 +73,27 @@ func BenchmarkTileHashes1080p(b *testing.B) {
 	b.SetBytes(int64(len(pix)))
 	for i := 0; i < b.N; i++ {
 		t.compute(pix, 4*w, w, h)
+	}
+}
+
+func TestTileHashesDiff(t *testing.T) {
+	const w, h, stride = 200, 129, 4 * 200
+	pix := make([]byte, stride*h)
+	var before, after tileHashes
+	before.compute(pix, stride, w, h)
+	after.compute(pix, stride, w, h)
+	if r := before.diff(&after); !r.Empty() {
+		t.Errorf("the same picture: diff %v, want empty", r)
+	}
+	// Pixels in two tiles: the box of both tiles, cut to the picture.
+	pix[70*stride+4*10] = 1
+	pix[128*stride+4*199] = 1
+	after.compute(pix, stride, w, h)
+	if r, want := before.diff(&after), image.Rect(0, 64, 200, 129); r != want {
+		t.Errorf("diff %v, want %v", r, want)
+	}
+	var none tileHashes
+	if r, want := none.diff(&after), image.Rect(0, 0, w, h); r != want {
+		t.Errorf("from no picture: diff %v, want %v", r, want)
 	}
 }

@@ -204,15 +204,14 @@ func (x *xshm) Capture() (*Frame, error) {
 	// was (the rest of the segment still holds the screen); everything
 	// when that is unknown. The damage is taken here too, so that a
 	// Capture without a WaitChange before it shows the screen as it is.
-	area := rect
+	area, changed := rect, rect
 	if !all {
-		damage, ok := x.watch.damageNow(rect)
-		area = dirty.Union(damage)
-		if before.known {
-			area = area.Union(before.box)
-		}
-		if !ok {
-			area = rect
+		if damage, ok := x.watch.damageNow(rect); ok {
+			changed = dirty.Union(damage)
+			area = changed
+			if before.known {
+				area = area.Union(before.box)
+			}
 		}
 	}
 	if err := x.grabWithCursor(area); err != nil {
@@ -222,16 +221,25 @@ func (x *xshm) Capture() (*Frame, error) {
 		return nil, err
 	}
 	if x.watch == nil {
-		x.seen.compute(x.frame.Pix, x.frame.Stride, x.frame.Width, x.frame.Height)
+		// No damage: what changed is what the tile hashes tell.
+		x.probe.compute(x.frame.Pix, x.frame.Stride, x.frame.Width, x.frame.Height)
+		changed = x.seen.diff(&x.probe).Add(x.rect.Min)
+		x.seen.copyFrom(&x.probe)
 	}
-	// What changed: what was grabbed, and where the cursor is now.
+	// What changed: the damage, and the cursor's old and new place if it
+	// moved or changed its image (drawn again where it was, it changes
+	// nothing).
 	if x.rect != rect {
-		area = x.rect // resized: grabbed whole
+		changed = x.rect // resized: grabbed whole
 	}
-	if x.cursor.known {
-		area = area.Union(x.cursor.box)
+	if x.cursor != before {
+		for _, c := range []cursorState{before, x.cursor} {
+			if c.known {
+				changed = changed.Union(c.box)
+			}
+		}
 	}
-	x.frame.Changed = area.Intersect(x.rect).Sub(x.rect.Min)
+	x.frame.Changed = changed.Intersect(x.rect).Sub(x.rect.Min)
 	return &x.frame, nil
 }
 

@@ -63,6 +63,45 @@ func TestXShmDrawsCursor(t *testing.T) {
 	}
 }
 
+// TestXShmChangedCursor: a cursor drawn again where it was changes
+// nothing, so a still screen's capture reports no change (nor does the
+// portable path's); a moved cursor marks its old and new place.
+func TestXShmChangedCursor(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	t.Setenv("DISPLAY", display)
+	xtest.StartPattern(t, display)
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 100, 100)
+	x := mustOpen(t, opener{NameXShm, Open}, 0)
+	settle(t, x)
+	capture := func() image.Rectangle {
+		t.Helper()
+		f, err := x.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Changed
+	}
+	if r := capture(); !r.Empty() {
+		t.Errorf("a still screen with the cursor on it: Changed %v, want empty", r)
+	}
+	warp(t, conn, screen.Root, 300, 200)
+	r := capture()
+	if !image.Pt(100, 100).In(r) || !image.Pt(300, 200).In(r) {
+		t.Errorf("the cursor moved from (100,100) to (300,200): Changed %v, want both", r)
+	}
+	if r := capture(); !r.Empty() {
+		t.Errorf("nothing since: Changed %v, want empty", r)
+	}
+	p := mustOpen(t, opener{NamePortable, OpenPortable}, 0)
+	settle(t, p)
+	if f, err := p.Capture(); err != nil {
+		t.Fatal(err)
+	} else if !f.Changed.Empty() {
+		t.Errorf("%s: a capture of the still screen: Changed %v, want empty", p.Name(), f.Changed)
+	}
+}
+
 // TestXShmFollowsResize checks that the segment is reallocated when the
 // screen size changes.
 func TestXShmFollowsResize(t *testing.T) {
@@ -300,6 +339,14 @@ func TestWaitChangeWithoutDamage(t *testing.T) {
 	}
 	if got := pixel(f, 432, 332); got != green {
 		t.Errorf("captured %v where green was painted", got)
+	}
+	if win := image.Rect(400, 300, 464, 364); !win.In(f.Changed) || f.Changed.Dx()*f.Changed.Dy() > 4*win.Dx()*win.Dy() {
+		t.Errorf("Changed %v after a paint of %v, want the tiles around it", f.Changed, win)
+	}
+	if f, err := c.Capture(); err != nil {
+		t.Fatal(err)
+	} else if !f.Changed.Empty() {
+		t.Errorf("a capture of the still screen: Changed %v, want empty", f.Changed)
 	}
 	expectStill(t, c, 100*time.Millisecond, 1)
 	res := waitAsync(c, context.Background(), time.Second)

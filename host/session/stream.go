@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -200,13 +199,14 @@ func (s *streamer) run(ctx context.Context) error {
 				setKbps = kbps
 			}
 		}
-		// Only what changed is coded (a settle frame's capture changed
-		// nothing: it refines what is coarse).
-		area := frame.Changed
-		if !changed {
-			area = image.Rectangle{}
+		// Only what changed is coded; a settle frame whose capture found
+		// nothing refines what is coarse. One that found something (a
+		// paint after the wait, whose damage this capture took) codes it
+		// as a change, and the settling starts over.
+		if !changed && !frame.Changed.Empty() {
+			settle = settleFrames
 		}
-		data, key, err := enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), area)
+		data, key, err := enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), frame.Changed)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,157 @@
+package session
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/host/capture"
+	"github.com/tether-support/tether/internal/rtc"
+	"github.com/tether-support/tether/internal/xtest"
+)
+
+// TestStreamStill: on both capture paths, once the picture has settled a
+// still screen sends no frames, a click that repaints a window sends
+// frames at once, and the picture settles again.
+func TestStreamStill(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	for _, path := range []struct {
+		name string
+		open func(int) (capture.Capturer, error)
+	}{{capture.NameXShm, capture.Open}, {capture.NamePortable, capture.OpenPortable}} {
+		t.Run(path.name, func(t *testing.T) {
+			c, err := path.open(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &streamer{log: log, maxFPS: 30, allow: func(string) bool { return true }}
+			st.capt = c
+			st.keyframe.Store(true)
+			frames := receive(t, st)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- st.run(ctx) }()
+			t.Cleanup(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("stream: %v", err)
+				}
+				c.Close()
+			})
+
+			waitFrames(t, frames, 0, 10*time.Second)
+			waitStill(t, frames)
+			before := frames.Load()
+			time.Sleep(1500 * time.Millisecond)
+			if n := frames.Load() - before; n != 0 {
+				t.Fatalf("%d frames during 1.5 s of a still screen", n)
+			}
+
+			// A click toggles the witness window's colour. (xdotool: the
+			// injector's X connection outlives this test's server.)
+			if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
+				t.Fatalf("xdotool: %v %s", err, out)
+			}
+			w.Wait(t, `^colour `, 5*time.Second)
+			waitFrames(t, frames, before, 500*time.Millisecond)
+			waitStill(t, frames)
+		})
+	}
+}
+
+// receive connects st's video track to a receiving peer and returns the
+// count of frames that peer has received.
+func receive(t *testing.T, st *streamer) *atomic.Int64 {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me))
+	peer := func() *webrtc.PeerConnection {
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return pc
+	}
+	sender, receiver := peer(), peer()
+	var err error
+	if st.track, err = webrtc.NewTrackLocalStaticSample(rtc.VP8, "screen", "tether"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sender.AddTransceiverFromTrack(st.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	var frames atomic.Int64
+	receiver.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if p.Marker {
+				frames.Add(1)
+			}
+		}
+	})
+	offer, err := sender.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdp, err := rtc.GatherComplete(sender, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := receiver.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := receiver.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdp, err = rtc.GatherComplete(receiver, answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := sender.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+	return &frames
+}
+
+// waitFrames waits until more than n frames have arrived.
+func waitFrames(t *testing.T, frames *atomic.Int64, n int64, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); frames.Load() <= n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no frame within %v (%d so far)", timeout, frames.Load())
+		}
+	}
+}
+
+// waitStill waits until no frame has arrived for 500 ms: the settle
+// frames after a change are done.
+func waitStill(t *testing.T, frames *atomic.Int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n := frames.Load()
+		time.Sleep(500 * time.Millisecond)
+		if frames.Load() == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames keep coming on a still screen (%d so far)", frames.Load())
+		}
+	}
+}
