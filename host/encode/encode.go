@@ -29,7 +29,7 @@ typedef struct {
 	vpx_image_t img;
 	uint8_t *planes;
 	int w, h;
-	vpx_codec_pts_t pts;
+	int frames; // frames encoded so far
 	// The last frame libvpx produced; its buffer belongs to libvpx and stays
 	// valid until the next vpx_codec_encode.
 	const uint8_t *out;
@@ -48,15 +48,17 @@ static vpx_codec_err_t tenc_control(tenc *e, int id, int value) {
 	return vpx_codec_control_(&e->codec, id, value);
 }
 
-static vpx_codec_err_t tenc_init(tenc *e, int w, int h, int fps, int kbps,
+static vpx_codec_err_t tenc_init(tenc *e, int w, int h, int kbps,
 		int threads, int cpu_used, int partitions, int max_intra_pct) {
 	vpx_codec_err_t err = vpx_codec_enc_config_default(vpx_codec_vp8_cx(), &e->cfg, 0);
 	if (err != VPX_CODEC_OK) return err;
 	vpx_codec_enc_cfg_t *c = &e->cfg;
 	c->g_w = w;
 	c->g_h = h;
+	// Timestamps in milliseconds: the rate control budgets each frame by
+	// the time since the previous one, as WebRTC has it do.
 	c->g_timebase.num = 1;
-	c->g_timebase.den = fps;
+	c->g_timebase.den = 1000;
 	c->g_threads = threads;
 	// Profile 3: no loop filter, full-pixel motion vectors. A screen has
 	// sharp edges and moves by whole pixels, so the deblocking filter buys
@@ -129,14 +131,14 @@ static vpx_codec_err_t tenc_init(tenc *e, int w, int h, int fps, int kbps,
 // tenc_encode converts and codes the area x0,y0-x1,y1 (whole macroblocks,
 // inside the frame) of bgra; the rest of the frame repeats the previous
 // one. A keyframe, the first frame and an area covering the frame code
-// everything.
+// everything. pts and duration are in milliseconds.
 static vpx_codec_err_t tenc_encode(tenc *e, const uint8_t *bgra, int stride, int force_key,
-		int x0, int y0, int x1, int y1) {
+		int x0, int y0, int x1, int y1, int64_t pts, int duration) {
 	e->out = NULL;
 	e->out_len = 0;
 	e->out_key = 0;
 	e->out_frames = 0;
-	int full = force_key || e->pts == 0 || (x0 == 0 && y0 == 0 && x1 >= e->w && y1 >= e->h);
+	int full = force_key || e->frames == 0 || (x0 == 0 && y0 == 0 && x1 >= e->w && y1 >= e->h);
 	if (full) {
 		x0 = 0;
 		y0 = 0;
@@ -164,9 +166,9 @@ static vpx_codec_err_t tenc_encode(tenc *e, const uint8_t *bgra, int stride, int
 	}
 	vpx_codec_err_t err = vpx_codec_control_(&e->codec, VP8E_SET_ACTIVEMAP, &map);
 	if (err != VPX_CODEC_OK) return err;
-	err = vpx_codec_encode(&e->codec, &e->img, e->pts, 1,
+	err = vpx_codec_encode(&e->codec, &e->img, pts, duration,
 		force_key ? VPX_EFLAG_FORCE_KF : 0, VPX_DL_REALTIME);
-	e->pts++;
+	e->frames++;
 	if (err != VPX_CODEC_OK) return err;
 	vpx_codec_iter_t iter = NULL;
 	const vpx_codec_cx_pkt_t *pkt;
@@ -238,7 +240,9 @@ type Config struct {
 	// Width and Height of the frames in pixels, 1..16383. Odd sizes work.
 	Width, Height int
 	// FPS is the expected frame rate, default 30. It sets the bit budget
-	// per frame; frames may still come at any time.
+	// of the first frame; after that the time since the previous frame
+	// does (a frame after a pause may take what the pause saved, within
+	// the rate control's one-second buffer). Frames may come at any time.
 	FPS int
 	// BitrateKbps is the target bitrate, default 4000 for 1920x1080 and
 	// scaled by pixel count for other sizes (at least 300).
@@ -255,7 +259,8 @@ type Config struct {
 	// time has passed since the last one, so a viewer that lost a frame
 	// recovers without asking. Zero: keyframes only on request.
 	KeyframeInterval time.Duration
-	// Now is the clock for KeyframeInterval, default time.Now.
+	// Now is the clock for the frames' timestamps and KeyframeInterval,
+	// default time.Now.
 	Now func() time.Time
 }
 
@@ -327,6 +332,8 @@ type VP8 struct {
 	c       *C.tenc // nil once closed
 	out     []byte  // the last frame, reused
 	lastKey time.Time
+	start   time.Time // when the first frame was encoded
+	lastPTS int64     // the last frame's timestamp, ms since start
 	// coarse bounds what frames coded coarser than FinestQuantizer and no
 	// later frame coded at it: what refining codes again.
 	coarse image.Rectangle
@@ -353,7 +360,7 @@ func NewVP8(cfg Config) (_ *VP8, err error) {
 	// Keyframes of at most 9 average frames: the figure WebRTC derives
 	// from the 600 ms optimal buffer at 30 fps.
 	const maxIntraPct = 900
-	st := C.tenc_init(e.c, C.int(cfg.Width), C.int(cfg.Height), C.int(cfg.FPS), C.int(cfg.BitrateKbps),
+	st := C.tenc_init(e.c, C.int(cfg.Width), C.int(cfg.Height), C.int(cfg.BitrateKbps),
 		C.int(cfg.Threads), C.int(cfg.CPUUsed), C.int(partitions), maxIntraPct)
 	if st != C.VPX_CODEC_OK {
 		return nil, e.vpxError(fmt.Sprintf("start VP8 encoder %dx%d", cfg.Width, cfg.Height), st)
@@ -404,19 +411,24 @@ func (e *VP8) EncodeArea(pix []byte, stride int, forceKey bool, area image.Recta
 	if area.Empty() {
 		area = e.coarse
 	}
-	var now time.Time
-	if e.cfg.KeyframeInterval > 0 {
-		now = e.cfg.Now()
-		if !e.lastKey.IsZero() && now.Sub(e.lastKey) >= e.cfg.KeyframeInterval {
-			forceKey = true
-		}
+	now := e.cfg.Now()
+	if e.cfg.KeyframeInterval > 0 && !e.lastKey.IsZero() && now.Sub(e.lastKey) >= e.cfg.KeyframeInterval {
+		forceKey = true
 	}
+	pts := int64(0)
+	if e.start.IsZero() {
+		e.start = now
+	} else {
+		pts = max(now.Sub(e.start).Milliseconds(), e.lastPTS+1)
+	}
+	e.lastPTS = pts
 	var force C.int
 	if forceKey {
 		force = 1
 	}
 	st := C.tenc_encode(e.c, (*C.uint8_t)(unsafe.Pointer(&pix[0])), C.int(stride), force,
-		C.int(area.Min.X), C.int(area.Min.Y), C.int(area.Max.X), C.int(area.Max.Y))
+		C.int(area.Min.X), C.int(area.Min.Y), C.int(area.Max.X), C.int(area.Max.Y),
+		C.int64_t(pts), C.int(max(1, 1000/e.cfg.FPS)))
 	if st != C.VPX_CODEC_OK {
 		return nil, false, e.vpxError("encode VP8 frame", st)
 	}

@@ -124,14 +124,28 @@ func checkQuadrants(t *testing.T, img *image.YCbCr, w, h int) {
 	}
 }
 
+// mustVP8 starts an encoder; unless cfg sets a clock, its frames are
+// 1/FPS apart however fast the test encodes them.
 func mustVP8(t testing.TB, cfg Config) *VP8 {
 	t.Helper()
+	if cfg.Now == nil {
+		cfg.Now = frameClock(max(cfg.FPS, 30))
+	}
 	e, err := NewVP8(cfg)
 	if err != nil {
 		t.Fatalf("NewVP8(%+v): %v", cfg, err)
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+// frameClock is a clock that moves on 1/fps each time it is read.
+func frameClock(fps int) func() time.Time {
+	now := time.Unix(1_000_000, 0)
+	return func() time.Time {
+		now = now.Add(time.Second / time.Duration(fps))
+		return now
+	}
 }
 
 func TestKeyframeDecodes(t *testing.T) {
@@ -252,6 +266,32 @@ func TestQuantizerReachesFinest(t *testing.T) {
 	}
 	if q := e.Quantizer(); q <= FinestQuantizer || q > 63 {
 		t.Errorf("a busy picture at 100 kbps: quantizer %d, want coarser than %d", q, FinestQuantizer)
+	}
+}
+
+// TestBudgetFollowsTime: the rate control budgets a frame by the time
+// since the previous one, so a picture refined every 100 ms (as the host
+// sharpens a still screen) reaches the finest quantizer in fewer frames
+// than one refined at 60 frames a second.
+func TestBudgetFollowsTime(t *testing.T) {
+	const w, h = 640, 480
+	m := desktop(w, h)
+	framesToFinest := func(fps int) int {
+		e := mustVP8(t, Config{Width: w, Height: h, FPS: 60, BitrateKbps: 1000, Now: frameClock(fps)})
+		for i := 1; i <= 60; i++ {
+			if _, _, err := e.Encode(m.pix, m.stride, false); err != nil {
+				t.Fatal(err)
+			}
+			if e.Settled() {
+				return i
+			}
+		}
+		return 61
+	}
+	if slow, fast := framesToFinest(10), framesToFinest(60); slow >= fast {
+		t.Errorf("frames to the finest quantizer: %d at 10 a second, %d at 60; want fewer at 10", slow, fast)
+	} else {
+		t.Logf("frames to the finest quantizer: %d at 10 a second, %d at 60", slow, fast)
 	}
 }
 
