@@ -233,8 +233,18 @@ func TestStillScreenSendsNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, _, j, _ := liveSession(t, ctx, display)
-	time.Sleep(time.Second) // the settle frames after the first picture
+	// The frames that sharpen the first picture come 100 ms apart, for at
+	// most 2 s.
 	before := j.Frames()
+	for settled := time.Now().Add(3 * time.Second); ; before = j.Frames() {
+		time.Sleep(500 * time.Millisecond)
+		if j.Frames() == before {
+			break
+		}
+		if time.Now().After(settled) {
+			t.Fatalf("frames keep coming %v after the first picture", 3*time.Second)
+		}
+	}
 	time.Sleep(5 * time.Second)
 	if got := j.Frames(); got != before {
 		t.Fatalf("%d video frames sent for a still screen in 5 s", got-before)
