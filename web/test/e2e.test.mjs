@@ -100,9 +100,16 @@ test('a still screen sends the console no frames, and a change shows at once', {
       return { frames: 0, keyframes: 0 };
     });
     await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth > 0, null, { timeout: 30_000 });
-    // Past the first keyframe and the frames that sharpen it.
-    await page.waitForTimeout(1500);
-    const before = await received();
+    // Past the first keyframe and the frames that sharpen it (100 ms
+    // apart, for at most 2 s).
+    let before = await received();
+    for (const settled = Date.now() + 5000; ;) {
+      await page.waitForTimeout(500);
+      const now = await received();
+      if (now.frames === before.frames) break;
+      assert.ok(Date.now() < settled, `frames keep coming after the first picture (${now.frames})`);
+      before = now;
+    }
     // Chromium asks for a keyframe after about 3 s without frames; those
     // requests must not wake a still screen up.
     await page.waitForTimeout(8000);
