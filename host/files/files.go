@@ -109,6 +109,12 @@ func (s *Server) Close() error {
 	}
 	// A resume is possible only within the session: nothing half-sent
 	// outlives it.
+	s.removePartials()
+	return s.root.Close()
+}
+
+// removePartials deletes every partial upload of the session.
+func (s *Server) removePartials() {
 	s.mu.Lock()
 	left := s.partials
 	s.partials = map[string]bool{}
@@ -116,7 +122,6 @@ func (s *Server) Close() error {
 	for p := range left {
 		os.Remove(p)
 	}
-	return s.root.Close()
 }
 
 // CancelAll stops every transfer under way and closes the channels: the
@@ -133,6 +138,9 @@ func (s *Server) CancelAll() {
 		c.abort(true)
 		c.dc.Close()
 	}
+	// Including those a chunk that met the revoke first set aside for a
+	// resume.
+	s.removePartials()
 }
 
 // Attach serves a files channel the broker opened. allowed reports whether

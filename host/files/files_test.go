@@ -2,10 +2,13 @@ package files
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,19 +107,11 @@ func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
 	return broker, host
 }
 
-// TestHostRefusesWithoutGrant: whatever the broker lets through, a
-// technician without the files grant gets a refusal and nothing is read.
-func TestHostRefusesWithoutGrant(t *testing.T) {
-	home := t.TempDir()
-	os.WriteFile(filepath.Join(home, "secret.txt"), []byte("private"), 0o600)
-	srv, err := New(Config{Root: home, Inbox: filepath.Join(home, "in")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
-	allowed := false
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return allowed }) })
+// openFiles opens a files channel from the broker's side and returns it
+// with ask, which sends a message and returns the host's answer, and
+// answer, which returns the host's next message.
+func openFiles(t *testing.T, broker *webrtc.PeerConnection) (dc *webrtc.DataChannel, ask func(protocol.FileMessage) protocol.FileMessage, answer func() protocol.FileMessage) {
+	t.Helper()
 	dc, err := broker.CreateDataChannel(protocol.ChannelFiles, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -130,14 +125,12 @@ func TestHostRefusesWithoutGrant(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the channel did not open")
 	}
-	ask := func(m protocol.FileMessage) protocol.FileMessage {
+	answer = func() protocol.FileMessage {
 		t.Helper()
-		b, _ := protocol.EncodeFile(m)
-		dc.SendText(string(b))
 		select {
 		case r := <-got:
 			if !r.IsString {
-				t.Fatal("file data sent to a technician without the grant")
+				t.Fatal("file data where an answer was expected")
 			}
 			msg, err := protocol.DecodeFile(r.Data)
 			if err != nil {
@@ -149,6 +142,72 @@ func TestHostRefusesWithoutGrant(t *testing.T) {
 		}
 		return protocol.FileMessage{}
 	}
+	ask = func(m protocol.FileMessage) protocol.FileMessage {
+		t.Helper()
+		b, _ := protocol.EncodeFile(m)
+		dc.SendText(string(b))
+		return answer()
+	}
+	return dc, ask, answer
+}
+
+// TestRevokeRemovesPartial: a revoke removes a partial upload, also when
+// a chunk met the revoke first and set the upload aside (as a dropped
+// connection does, for a resume).
+func TestRevokeRemovesPartial(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	srv, err := New(Config{Root: home, Inbox: inbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	var allowed atomic.Bool
+	allowed.Store(true)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, allowed.Load) })
+	dc, ask, answer := openFiles(t, broker)
+	data := make([]byte, 256<<10)
+	sum := sha256.Sum256(data)
+	if r := ask(protocol.FileMessage{Type: protocol.FilePut, Name: "tool.bin", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}); r.Type != protocol.FileReady {
+		t.Fatalf("put: %+v", r)
+	}
+	dc.Send(data[:64<<10])
+	partials := func() []string {
+		m, _ := filepath.Glob(filepath.Join(inbox, ".tether-*"))
+		return m
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(partials()) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no partial file for the upload under way")
+		}
+	}
+	// The user revokes: a chunk reaches the host before CancelAll does.
+	allowed.Store(false)
+	dc.Send(data[64<<10 : 128<<10])
+	if r := answer(); r.Type != protocol.FileError || r.Code != protocol.FileErrDenied {
+		t.Fatalf("a chunk after the revoke: %+v", r)
+	}
+	srv.CancelAll()
+	if m := partials(); len(m) != 0 {
+		t.Fatalf("partial upload left after the revoke: %v", m)
+	}
+}
+
+// TestHostRefusesWithoutGrant: whatever the broker lets through, a
+// technician without the files grant gets a refusal and nothing is read.
+func TestHostRefusesWithoutGrant(t *testing.T) {
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "secret.txt"), []byte("private"), 0o600)
+	srv, err := New(Config{Root: home, Inbox: filepath.Join(home, "in")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	allowed := false
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return allowed }) })
+	dc, ask, _ := openFiles(t, broker)
 	for _, m := range []protocol.FileMessage{{Type: protocol.FileGet, Path: "secret.txt"}, {Type: protocol.FileList, Path: "."}} {
 		if r := ask(m); r.Type != protocol.FileError || r.Code != protocol.FileErrDenied {
 			t.Fatalf("%s without the grant: %+v", m.Type, r)
