@@ -16,6 +16,7 @@ import (
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 )
 
 func TestCheckName(t *testing.T) {
@@ -83,27 +84,7 @@ func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
 	if _, err := host.CreateDataChannel("control", nil); err != nil { // an application section
 		t.Fatal(err)
 	}
-	offer, err := host.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdp, err := rtc.GatherComplete(host, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := broker.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sdp, err = rtc.GatherComplete(broker, answer); err != nil {
-		t.Fatal(err)
-	}
-	if err := host.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
+	rtctest.Connect(t, host, broker)
 	return broker, host
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-support/tether/host/capture"
 	"github.com/tether-support/tether/internal/rtc"
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -106,27 +107,7 @@ func receive(t *testing.T, st *streamer) *atomic.Int64 {
 			}
 		}
 	})
-	offer, err := sender.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdp, err := rtc.GatherComplete(sender, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := receiver.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := receiver.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sdp, err = rtc.GatherComplete(receiver, answer); err != nil {
-		t.Fatal(err)
-	}
-	if err := sender.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
+	rtctest.Connect(t, sender, receiver)
 	return &frames
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 )
 
 // pair connects two real pion peers in this process.
@@ -36,27 +37,7 @@ func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
 	if _, err := host.CreateDataChannel("control", nil); err != nil {
 		t.Fatal(err)
 	}
-	offer, err := host.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdp, err := rtc.GatherComplete(host, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := broker.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sdp, err = rtc.GatherComplete(broker, answer); err != nil {
-		t.Fatal(err)
-	}
-	if err := host.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
+	rtctest.Connect(t, host, broker)
 	return broker, host
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 )
 
 // connected returns two real pion peers joined over loopback; what pion
@@ -38,27 +40,7 @@ func connected(t *testing.T, logs io.Writer) (a, b *webrtc.PeerConnection) {
 	if _, err := a.CreateDataChannel("control", nil); err != nil {
 		t.Fatal(err)
 	}
-	offer, err := a.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdp, err := GatherComplete(a, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := b.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sdp, err = GatherComplete(b, answer); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
+	rtctest.Connect(t, a, b)
 	return a, b
 }
 
