@@ -45,8 +45,9 @@ func Take(lim *rate.Limiter, now time.Time) time.Duration {
 type Keyed struct {
 	perMinute, burst int
 
-	mu   sync.Mutex
-	lims map[string]*rate.Limiter
+	mu     sync.Mutex
+	lims   map[string]*rate.Limiter
+	pruned time.Time // the last look for idle keys in a full table
 }
 
 // New returns limits of perMinute attempts a minute, burst at once, for
@@ -57,17 +58,21 @@ func New(perMinute, burst int) *Keyed {
 
 // Take takes one attempt for key at now, or says how long to wait for
 // one. Keys whose bucket has filled up again are forgotten when room is
-// needed; while more than maxKeys sources are all being limited (an
-// attack from many addresses), a new one waits a minute.
+// needed, looked for at most once a second (a look reads every key);
+// while more than maxKeys sources are all being limited (an attack from
+// many addresses), a new one waits a minute.
 func (k *Keyed) Take(key string, now time.Time) time.Duration {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	lim := k.lims[key]
 	if lim == nil {
 		if len(k.lims) >= maxKeys {
-			for old, l := range k.lims {
-				if l.TokensAt(now) >= float64(k.burst) {
-					delete(k.lims, old)
+			if now.Sub(k.pruned) >= time.Second {
+				k.pruned = now
+				for old, l := range k.lims {
+					if l.TokensAt(now) >= float64(k.burst) {
+						delete(k.lims, old)
+					}
 				}
 			}
 			if len(k.lims) >= maxKeys {

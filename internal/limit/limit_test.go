@@ -25,8 +25,8 @@ func TestSource(t *testing.T) {
 }
 
 // TestKeyed: each key has its own budget, refilled at the rate; with
-// room for no more keys, the idle ones are forgotten, and while every
-// key is in use a new one waits.
+// room for no more keys, the idle ones are forgotten (looked for at most
+// once a second), and while every key is in use a new one waits.
 func TestKeyed(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	k := New(10, 3)
@@ -55,12 +55,25 @@ func TestKeyed(t *testing.T) {
 	if d := k.Take("new", now); d != time.Minute {
 		t.Fatalf("a new key with every slot busy waits %v, want a minute", d)
 	}
+	// "b" is idle again 6 s later (it used one of 3 at 10 a minute). A
+	// look just before finds no key idle; the next look comes a second
+	// after it, not sooner.
+	idle := now.Add(6 * time.Second)
+	if d := k.Take("new", idle.Add(-100*time.Millisecond)); d != time.Minute {
+		t.Fatalf("a new key just before one was idle waits %v, want a minute", d)
+	}
+	if d := k.Take("new", idle.Add(100*time.Millisecond)); d != time.Minute {
+		t.Fatalf("a new key 0.2 s after the last look waits %v, want a minute (no look yet)", d)
+	}
+	if d := k.Take("new", idle.Add(time.Second)); d != 0 {
+		t.Fatalf("a new key a second after the last look, with one key idle, waits %v", d)
+	}
 	// A minute later every budget has refilled: the old keys go.
 	later := now.Add(time.Minute)
-	if d := k.Take("new", later); d != 0 {
+	if d := k.Take("newer", later); d != 0 {
 		t.Fatalf("a new key once the others were idle waits %v", d)
 	}
 	if n := len(k.lims); n != 1 {
-		t.Fatalf("%d keys kept, want only the new one", n)
+		t.Fatalf("%d keys kept, want only the newest one", n)
 	}
 }
