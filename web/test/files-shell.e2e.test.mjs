@@ -166,18 +166,16 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     const markers = await page.evaluate(() => window.tether.player.markers);
     assert.ok(markers.shell >= 3 && markers.files >= 2, `markers ${JSON.stringify(markers)}`);
     await page.getByTestId('shell-player').waitFor();
+    // A supervisor finds the first command in the event list and steps to
+    // the next event: the transcript shows the command and what it printed.
+    // (Lines joined: with a long prompt the command wraps as it did live.)
+    await page.locator('[data-testid="event-row"][data-type="shell.command"]').filter({ hasText: 'echo hello-' }).locator('button').click();
     await page.getByTestId('timeline').focus();
+    await page.keyboard.press(']');
+    await waitTranscript(page, /echo hello-\$\(\(6\*7\)\)[\s\S]*hello-42/);
+    // At the end it shows the terminal as the technician last saw it.
     await page.keyboard.press('End');
-    // Lines joined: with a long prompt (a long host name) the command
-    // wraps in the replayed terminal as it did in the live one.
-    await page.waitForFunction(() => /echo hello-\$\(\(6\*7\)\)[\s\S]*hello-42/.test((document.querySelector('[data-testid="shell-player"]')?.innerText || '').replaceAll('\n', '')), null, { timeout: 15_000 })
-      .catch(async (err) => {
-        const seen = await page.evaluate(() => ({
-          text: document.querySelector('[data-testid="shell-stage"]')?.innerText,
-          player: { t: window.tether.player.t, duration: window.tether.player.duration, shellTime: window.tether.player.shellTime },
-        }));
-        throw new Error(`${err.message}; the transcript shows ${JSON.stringify(seen)}`);
-      });
+    await waitTranscript(page, new RegExp(`now=${m[1]} ${m[2]}`));
     await page.screenshot({ path: join(artifacts, 'recording-console-session.png'), fullPage: true });
     assert.deepEqual(pageErrors.map(String), []);
   } finally {
@@ -231,3 +229,16 @@ test('a download cut by a reconnect resumes in the console', { timeout: 180_000 
     await browser.close();
   }
 });
+
+// waitTranscript waits for the replayed shell to show text matching re, and
+// if it never does, says what it shows and where the player stands.
+async function waitTranscript(page, re) {
+  await page.waitForFunction((src) => new RegExp(src).test((document.querySelector('[data-testid="shell-player"]')?.innerText || '').replaceAll('\n', '')), re.source, { timeout: 15_000 })
+    .catch(async (err) => {
+      const seen = await page.evaluate(() => ({
+        text: document.querySelector('[data-testid="shell-stage"]')?.innerText,
+        player: { t: window.tether.player.t, duration: window.tether.player.duration, shellTime: window.tether.player.shellTime },
+      }));
+      throw new Error(`${err.message}; waiting for ${re}, the transcript shows ${JSON.stringify(seen)}`);
+    });
+}
