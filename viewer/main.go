@@ -28,7 +28,8 @@ const usage = `Usage: viewer [global flags] COMMAND [flags]
 
 Commands:
   login                       log in as a person; the token is saved for later commands
-  create [-ticket ID]         create a support session and print its code
+  create [-ticket ID] [-ask view,control,...]
+                              create a support session and print its code
   join -session ID            watch a session until it ends (prints frame counts)
   screenshot -session ID -o out.png
                               save the current remote screen as PNG
@@ -175,8 +176,10 @@ func login(ctx context.Context, c *client.Client) error {
 func create(ctx context.Context, c *client.Client, args []string) error {
 	fs := flag.NewFlagSet("create", flag.ExitOnError)
 	ticket := fs.String("ticket", "", "ticket reference, e.g. INC-1234")
+	ask := fs.String("ask", "", "what to ask the user for, comma-separated: view, control, clipboard, files, shell (default: the broker's)")
 	fs.Parse(args)
-	s, err := c.CreateSession(ctx, *ticket)
+	perms := strings.FieldsFunc(*ask, func(r rune) bool { return r == ',' || r == ' ' })
+	s, err := c.CreateSession(ctx, *ticket, perms...)
 	if err != nil {
 		return err
 	}

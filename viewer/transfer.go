@@ -22,28 +22,34 @@ import (
 	"github.com/tether-support/tether/viewer/client"
 )
 
-// joinFor joins a session and waits until the user allows perm.
+// joinFor joins a session and waits until the user allows perm. If the
+// user answers the session's request without it (the session did not ask
+// for it, or the user said no), it asks once more, for perm alone: the
+// technician is running a command that needs it.
 func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Joined, error) {
 	j, err := c.Join(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	allowed := func(p protocol.Permissions) bool { return slices.Contains(p.Granted, perm) && !p.Paused }
 	fmt.Fprintf(os.Stderr, "Waiting for the user to allow %s...\n", perm)
 	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool {
-		granted := slices.Contains(p.Granted, perm) && !p.Paused
-		return granted || (!p.Pending && p.Message != "")
+		return allowed(p) || (!p.Pending && p.Message != "")
 	})
+	if err == nil && !allowed(p) && !p.Paused {
+		fmt.Fprintf(os.Stderr, "%s Asking the user for %s...\n", p.Message, perm)
+		p, err = j.Ask(ctx, perm)
+	}
 	if err != nil {
 		j.Close()
 		return nil, err
 	}
-	if !slices.Contains(p.Granted, perm) || p.Paused {
+	if !allowed(p) {
 		j.Close()
-		msg := p.Message
-		if msg == "" {
-			msg = "the user has not allowed " + perm
+		if p.Message == "" {
+			return nil, fmt.Errorf("the user has not allowed %s", perm)
 		}
-		return nil, errors.New(msg)
+		return nil, fmt.Errorf("the user has not allowed %s: %s", perm, p.Message)
 	}
 	return j, nil
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -39,7 +42,10 @@ func TestViewerCLI(t *testing.T) {
 	if out, err := run(b.admin.User+"\n"+b.admin.Password+"\n", "login"); err != nil {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
-	out, err := run("", "create", "-ticket", "INC-77")
+	if out, err := run("", "create", "-ask", "view,teleport"); err == nil || !strings.Contains(out, "permissions must be a list of view, control") {
+		t.Fatalf("create asking for an unknown permission: %v\n%s", err, out)
+	}
+	out, err := run("", "create", "-ticket", "INC-77", "-ask", "view, clipboard")
 	if err != nil {
 		t.Fatalf("create: %v\n%s", err, out)
 	}
@@ -78,10 +84,85 @@ func TestViewerCLI(t *testing.T) {
 		t.Errorf("bottom-right quadrant is %v, want %v", got, xtest.BottomRight)
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	asked := auditEvents(t, ctx, b, id, "consent.requested")
+	if len(asked) == 0 || fmt.Sprint(asked[0].Detail["permissions"]) != "[view clipboard]" {
+		t.Errorf("the user was asked %v, want view and clipboard", asked)
+	}
+
 	if out, err := run("", "end", "-session", id); err != nil {
 		t.Fatalf("end: %v\n%s", err, out)
 	}
 	if code := host.wait(t, 15*time.Second); code != 0 {
 		t.Fatalf("host exit code %d", code)
+	}
+}
+
+// TestViewerAsksForWhatItNeeds: a session that did not ask for file
+// transfer; the user allows what it asked, and the viewer command that
+// needs files asks for them alone. A no ends the command with the user's
+// word; a yes lets it run.
+func TestViewerAsksForWhatItNeeds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(ctx, "INC-ASK", protocol.PermView)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "app.log"), []byte("log\n"), 0o644)
+	host := runHostEnv(t, display, false, []string{"HOME=" + home}, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	viewer := xtest.Build(t, "./viewer")
+	ls := func(answers ...string) (string, error) {
+		cmd := exec.Command(viewer, "-broker", b.URL(), "-ca", b.CAFile(), "ls", "-session", sess.ID)
+		cmd.Env = append(os.Environ(), "TETHER_API_KEY="+b.admin.APIKey)
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		asked := strings.Count(host.stdout.String(), "Allow? ")
+		for i, a := range answers {
+			screen := host.waitOutput(t, "Allow? ", asked+i+1, 30*time.Second)
+			if i == 1 {
+				question := screen[strings.LastIndex(screen, "They ask to:"):]
+				if !strings.Contains(question, "files") || strings.Contains(question, "view") {
+					t.Errorf("the second question is not for files alone:\n%s", question)
+				}
+			}
+			host.typeLine(t, a)
+		}
+		err := cmd.Wait()
+		return out.String(), err
+	}
+
+	out, err := ls("1", "no")
+	if err == nil || !strings.Contains(out, "Asking the user for files") || !strings.Contains(out, "has not allowed files: The user declined") || strings.Contains(out, "app.log") {
+		t.Fatalf("ls, files refused: %v\n%s", err, out)
+	}
+	out, err = ls("1", "1")
+	if err != nil || !strings.Contains(out, "app.log") {
+		t.Fatalf("ls, files allowed: %v\n%s\nhost:\n%s", err, out, host.stdout.String())
+	}
+	if n := len(auditEvents(t, ctx, b, sess.ID, "permission.requested")); n != 2 {
+		t.Errorf("%d permission requests audited, want 2", n)
+	}
+
+	// A second question while the user is still answering the first is
+	// refused with the broker's reason, not left waiting.
+	asked := strings.Count(host.stdout.String(), "Allow? ")
+	j, err := b.client(t).Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	host.waitOutput(t, "Allow? ", asked+1, 30*time.Second)
+	askCtx, cancelAsk := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelAsk()
+	if _, err := j.Ask(askCtx, protocol.PermFiles); err == nil || !strings.Contains(err.Error(), "still answering") {
+		t.Errorf("asking during another question: %v", err)
 	}
 }

@@ -49,6 +49,8 @@ type Joined struct {
 	control     *webrtc.DataChannel
 	input       *webrtc.DataChannel
 	perms       *protocol.Permissions              // the latest word on what the user allows
+	permsSeen   int                                // how many such words came
+	refusal     error                              // the broker's latest error message
 	observers   []protocol.Person                  // supervisors watching read-only
 	lastControl map[string]protocol.ControlMessage // the latest message of each type
 }
@@ -150,6 +152,7 @@ func (j *Joined) signaling() {
 			if protocol.DecodePayload(env, &p) == nil {
 				j.mu.Lock()
 				j.perms = &p
+				j.permsSeen++
 				j.notifyLocked()
 				j.mu.Unlock()
 			}
@@ -161,6 +164,11 @@ func (j *Joined) signaling() {
 				j.notifyLocked()
 				j.mu.Unlock()
 			}
+		case protocol.TypeError:
+			j.mu.Lock()
+			j.refusal = dial.AsRemoteError(env)
+			j.notifyLocked()
+			j.mu.Unlock()
 		case protocol.TypeEnded:
 			var ended protocol.Ended
 			protocol.DecodePayload(env, &ended)
@@ -433,6 +441,37 @@ func (j *Joined) WaitPermissions(ctx context.Context, cond func(protocol.Permiss
 // RequestPermissions asks the user for more permissions.
 func (j *Joined) RequestPermissions(perms ...string) error {
 	return j.sig.Send(protocol.TypePermissionRequest, j.ID, protocol.PermissionRequest{Permissions: perms})
+}
+
+// Ask asks the user for perms mid-session and waits for the answer: the
+// permissions after it, or the broker's reason for not asking (the user is
+// still answering an earlier request, say).
+func (j *Joined) Ask(ctx context.Context, perms ...string) (protocol.Permissions, error) {
+	j.mu.Lock()
+	seen := j.permsSeen
+	j.refusal = nil
+	j.mu.Unlock()
+	if err := j.RequestPermissions(perms...); err != nil {
+		return protocol.Permissions{}, err
+	}
+	for {
+		j.mu.Lock()
+		p, n, refusal, changed := j.perms, j.permsSeen, j.refusal, j.changed
+		j.mu.Unlock()
+		switch {
+		case refusal != nil:
+			return protocol.Permissions{}, refusal
+		case n > seen && !p.Pending:
+			return *p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return protocol.Permissions{}, fmt.Errorf("waiting for the user's answer: %w", ctx.Err())
+		case <-j.done:
+			return protocol.Permissions{}, fmt.Errorf("waiting for the user's answer: %w: %s", ErrEnded, j.EndReason())
+		case <-changed:
+		}
+	}
 }
 
 // SendOnChannel opens a data channel of the client's own choosing and
