@@ -4,23 +4,17 @@ package capture
 
 import (
 	"fmt"
-	"io"
-	"log"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/jezek/xgb"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
 // The X servers and clients the tests run come from internal/xtest.
 
 func TestMain(m *testing.M) {
-	// xgb logs a line per connection when ~/.Xauthority is missing, which
-	// is always the case against Xvfb without -auth.
-	xgb.Logger = log.New(io.Discard, "", 0)
 	before := runtime.NumGoroutine()
 	code := m.Run()
 	xtest.Cleanup()

@@ -5,6 +5,8 @@ package capture
 import (
 	"fmt"
 	"image"
+	"io"
+	"log"
 	"os"
 
 	"github.com/jezek/xgb"
@@ -12,6 +14,13 @@ import (
 	"github.com/jezek/xgb/xinerama"
 	"github.com/jezek/xgb/xproto"
 )
+
+func init() {
+	// xgb writes to standard error, in the user's terminal, that it
+	// connects without an Xauthority file (as under Xvfb or with xhost);
+	// what goes wrong reaches the host's log as the errors returned here.
+	xgb.Logger = log.New(io.Discard, "", 0)
+}
 
 // Displays lists the monitors of the X screen named by $DISPLAY, in the X
 // server's order (the order Xinerama, and so the portable path, uses too):

@@ -164,7 +164,8 @@ func TestHostStreamsToViewer(t *testing.T) {
 	if len(sess.Code) < 9 || strings.Trim(sess.Code, "0123456789") != "" {
 		t.Fatalf("code %q is not 9+ digits", sess.Code)
 	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	// No Xauthority file, as under Xvfb or with xhost access.
+	host := runHostEnv(t, display, true, []string{"HOME=" + t.TempDir(), "XAUTHORITY="}, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
 
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
@@ -205,6 +206,9 @@ func TestHostStreamsToViewer(t *testing.T) {
 	}
 	if !strings.Contains(host.stdout.String(), "Session ended: The technician ended the session.") {
 		t.Errorf("host stdout = %q", host.stdout.String())
+	}
+	if strings.Contains(host.stderr.String(), "XGB") {
+		t.Errorf("the user's terminal shows the X client library's chatter:\n%s", host.stderr.String())
 	}
 	select {
 	case <-j.Done():
