@@ -32,6 +32,9 @@ func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Jo
 		return nil, err
 	}
 	allowed := func(p protocol.Permissions) bool { return slices.Contains(p.Granted, perm) && !p.Paused }
+	if j.State() == "waiting" {
+		fmt.Fprintln(os.Stderr, "Waiting for the user's computer to connect...")
+	}
 	fmt.Fprintf(os.Stderr, "Waiting for the user to allow %s...\n", perm)
 	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool {
 		return allowed(p) || (!p.Pending && p.Message != "")

@@ -114,7 +114,7 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 	}
 	home := t.TempDir()
 	os.WriteFile(filepath.Join(home, "app.log"), []byte("log\n"), 0o644)
-	host := runHostEnv(t, display, false, []string{"HOME=" + home}, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	var host *hostProc
 	viewer := xtest.Build(t, "./viewer")
 	ls := func(answers ...string) (string, error) {
 		cmd := exec.Command(viewer, "-broker", b.URL(), "-ca", b.CAFile(), "ls", "-session", sess.ID)
@@ -123,6 +123,14 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
+		}
+		if host == nil { // the technician is first: the user runs the host after
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "Waiting for the user's computer to connect"); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the viewer does not say it waits for the user's computer:\n%s", out.String())
+				}
+			}
+			host = runHostEnv(t, display, false, []string{"HOME=" + home}, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
 		}
 		asked := strings.Count(host.stdout.String(), "Allow? ")
 		for i, a := range answers {
@@ -144,7 +152,7 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		t.Fatalf("ls, files refused: %v\n%s", err, out)
 	}
 	out, err = ls("1", "1")
-	if err != nil || !strings.Contains(out, "app.log") {
+	if err != nil || !strings.Contains(out, "app.log") || strings.Contains(out, "Waiting for the user's computer") {
 		t.Fatalf("ls, files allowed: %v\n%s\nhost:\n%s", err, out, host.stdout.String())
 	}
 	if n := len(auditEvents(t, ctx, b, sess.ID, "permission.requested")); n != 2 {

@@ -225,6 +225,14 @@ func (j *Joined) receive(track *webrtc.TrackRemote) {
 // Frames counts the video frames received so far.
 func (j *Joined) Frames() uint64 { return j.frames.Load() }
 
+// State is the session's state as the broker last said: waiting (for the
+// user's computer), active or ended.
+func (j *Joined) State() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.state
+}
+
 // Host describes the shared desktop, once the host joined.
 func (j *Joined) Host() *protocol.HostInfo {
 	j.mu.Lock()
