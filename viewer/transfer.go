@@ -89,6 +89,14 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 	if len(rest) == 2 {
 		name = rest[1]
 	}
+	// Checked before the user is asked for anything.
+	st, err := os.Stat(local)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("push: %s is not a file; folders and special files cannot be sent", local)
+	}
 	j, err := joinFor(ctx, c, id, protocol.PermFiles)
 	if err != nil {
 		return err
@@ -116,6 +124,17 @@ func pull(ctx context.Context, c *client.Client, args []string) error {
 	local := path.Base(remote)
 	if len(rest) == 2 {
 		local = rest[1]
+	}
+	// Checked before the user is asked for anything: into a folder, the
+	// file keeps its name; elsewhere, the folder must exist.
+	if st, err := os.Stat(local); err == nil && st.IsDir() {
+		local = filepath.Join(local, path.Base(remote))
+	}
+	if st, err := os.Stat(filepath.Dir(local)); err != nil || !st.IsDir() {
+		return fmt.Errorf("pull: there is no folder %s to put %s in", filepath.Dir(local), path.Base(remote))
+	}
+	if _, err := os.Lstat(local); err == nil {
+		return fmt.Errorf("pull: %s exists; choose another name", local)
 	}
 	j, err := joinFor(ctx, c, id, protocol.PermFiles)
 	if err != nil {

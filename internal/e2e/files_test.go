@@ -507,6 +507,33 @@ func TestViewerPushPull(t *testing.T) {
 	if out := run("ls", "-session", fs.id); !strings.Contains(out, "app.log") || !strings.Contains(out, "Downloads/") {
 		t.Fatalf("ls output:\n%s", out)
 	}
+	// Into a folder, a fetched file keeps its name.
+	into := t.TempDir()
+	run("pull", "-session", fs.id, "app.log", into)
+	if h, _, _ := client.HashFile(filepath.Join(into, "app.log")); h != rsum {
+		t.Fatal("the file pulled into a folder differs")
+	}
+	// What is wrong on the technician's side is said before the user is
+	// asked for anything.
+	asked := fs.host.stdout.String()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"push", "-session", fs.id, filepath.Join(local, "missing.bin")}, "no such file"},
+		{[]string{"push", "-session", fs.id, local}, "is not a file"},
+		{[]string{"pull", "-session", fs.id, "app.log", filepath.Join(local, "no", "such", "x")}, "there is no folder"},
+		{[]string{"pull", "-session", fs.id, "app.log", into}, "exists; choose another name"},
+	} {
+		cmd := exec.Command(viewer, append([]string{"-broker", fs.b.URL(), "-ca", fs.b.CAFile()}, c.args...)...)
+		cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("viewer %v: %v\n%s", c.args[0], err, out)
+		}
+	}
+	if fs.host.stdout.String() != asked {
+		t.Errorf("the user was asked about a command that could not run:\n%s", strings.TrimPrefix(fs.host.stdout.String(), asked))
+	}
 	// A refusal is one clear line and a failing exit code.
 	cmd := exec.Command(viewer, "-broker", fs.b.URL(), "-ca", fs.b.CAFile(), "pull", "-session", fs.id, "../../etc/shadow", filepath.Join(local, "x"))
 	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey)
