@@ -104,6 +104,7 @@ func main() {
 	}
 
 	cfg.OnTransfer = showTransfer
+	cfg.OnShells = showShells
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -124,6 +125,19 @@ func groupDigits(code string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// showShells tells the user when terminals open and close on their
+// computer.
+func showShells(open int) {
+	switch open {
+	case 0:
+		fmt.Println("No terminal is open on this computer now.")
+	case 1:
+		fmt.Println("A terminal is open on this computer: the technician can run commands as you.")
+	default:
+		fmt.Printf("%d terminals are open on this computer: the technician can run commands as you.\n", open)
+	}
 }
 
 // showTransfer draws a file transfer's progress bar on standard output,

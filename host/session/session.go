@@ -69,6 +69,9 @@ type Config struct {
 	MaxFileSize int64
 	// OnTransfer, when set, shows file transfer progress to the user.
 	OnTransfer func(files.Progress)
+	// OnShells, when set, tells the user how many terminals are open on
+	// their computer, each time the number changes.
+	OnShells func(open int)
 	// Shell is the program run for remote shells (default: $SHELL).
 	Shell string
 	// Commands, when set, serves the user's commands (revoke, pause, end)
@@ -203,7 +206,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", err
 	}
 	defer fsrv.Close()
-	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: log.With("component", "shell")})
+	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: log.With("component", "shell"), OnChange: cfg.OnShells})
 	defer shells.Close()
 	mgr, err = consent.New(consent.Config{
 		Prompter: cfg.Prompter,

@@ -135,7 +135,10 @@ func TestShellRevoke(t *testing.T) {
 	if pids[0] == pids[1] {
 		t.Fatal("both shells are one process")
 	}
+	// The user sees that terminals are open, and when they close.
+	fs.host.waitOutput(t, "2 terminals are open on this computer", 1, 5*time.Second)
 	fs.host.typeLine(t, "revoke shell")
+	fs.host.waitOutput(t, "No terminal is open on this computer now.", 1, 5*time.Second)
 	for i, sh := range shells {
 		select {
 		case <-sh.Done():
