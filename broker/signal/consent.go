@@ -62,7 +62,7 @@ func (h *Hub) askLocked(l *live, v *viewer, perms []string, first bool) {
 	req.timer = time.AfterFunc(timeout+consentGrace, func() {
 		h.answer(l, protocol.ConsentAnswer{ID: id, Reason: "timeout"}, "broker")
 	})
-	msg := protocol.ConsentRequest{ID: id, Viewer: v.person, Ticket: l.ticket, Permissions: perms, TimeoutSeconds: int(timeout / time.Second)}
+	msg := protocol.ConsentRequest{ID: id, Viewer: v.person, Ticket: l.ticket, Permissions: perms, More: !first, TimeoutSeconds: int(timeout / time.Second)}
 	waiting := protocol.Permissions{Granted: slices.Clone(v.grants), Paused: l.paused, Pending: true, Message: "Waiting for the user to answer."}
 	host := l.host
 	// The trail and the messages go out off the lock: h.mu is held here.

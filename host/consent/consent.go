@@ -29,6 +29,25 @@ var Descriptions = map[string]string{
 	protocol.PermShell:     "run commands in a terminal",
 }
 
+// question says who asks and for what ticket, as the user reads it: "lee
+// (technician, Acme IT) asks to connect to this computer for ticket
+// INC-9", or, from someone connected already, "... asks for more on this
+// computer ...".
+func question(req protocol.ConsentRequest) string {
+	who := req.Viewer.Name + " (" + req.Viewer.Role
+	if req.Viewer.Org != "" {
+		who += ", " + req.Viewer.Org
+	}
+	q := who + ") asks to connect to this computer"
+	if req.More {
+		q = who + "), connected already, asks for more on this computer"
+	}
+	if req.Ticket != "" {
+		q += " for ticket " + req.Ticket
+	}
+	return q
+}
+
 // ErrNoFrontEnd is returned when there is no way to ask the user.
 var ErrNoFrontEnd = errors.New("no way to ask for consent: run the host from a terminal, or install zenity")
 

@@ -31,16 +31,7 @@ func (d *Dialog) Name() string { return "dialog (zenity)" }
 
 // Ask shows a checklist of the requested permissions with Allow and Deny.
 func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {
-	who := req.Viewer.Name + " (" + req.Viewer.Role
-	if req.Viewer.Org != "" {
-		who += ", " + req.Viewer.Org
-	}
-	who += ")"
-	text := who + " asks to connect to this computer"
-	if req.Ticket != "" {
-		text += " for ticket " + req.Ticket
-	}
-	text += ".\nTick what you allow. No answer in " + strconv.Itoa(req.TimeoutSeconds) + " seconds means no."
+	text := question(req) + ".\nTick what you allow. No answer in " + strconv.Itoa(req.TimeoutSeconds) + " seconds means no."
 	args := []string{"--list", "--checklist", "--title", "Tether: remote support request", "--text", text,
 		"--column", "Allow", "--column", "Permission", "--column", "What it lets them do",
 		"--ok-label", "Allow", "--cancel-label", "Deny", "--separator", ",",

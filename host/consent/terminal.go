@@ -52,16 +52,7 @@ func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]stri
 	}()
 
 	var b strings.Builder
-	who := req.Viewer.Name + " (" + req.Viewer.Role
-	if req.Viewer.Org != "" {
-		who += ", " + req.Viewer.Org
-	}
-	who += ")"
-	fmt.Fprintf(&b, "\n%s asks to connect to this computer", who)
-	if req.Ticket != "" {
-		fmt.Fprintf(&b, " for ticket %s", req.Ticket)
-	}
-	fmt.Fprintf(&b, ".\nThey ask to:\n")
+	fmt.Fprintf(&b, "\n%s.\nThey ask to:\n", question(req))
 	for i, p := range req.Permissions {
 		fmt.Fprintf(&b, "  %d. %-9s %s\n", i+1, p, Descriptions[p])
 	}

@@ -135,11 +135,12 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		asked := strings.Count(host.stdout.String(), "Allow? ")
 		for i, a := range answers {
 			screen := host.waitOutput(t, "Allow? ", asked+i+1, 30*time.Second)
-			if i == 1 {
-				question := screen[strings.LastIndex(screen, "They ask to:"):]
-				if !strings.Contains(question, "files") || strings.Contains(question, "view") {
-					t.Errorf("the second question is not for files alone:\n%s", question)
-				}
+			question := screen[strings.LastIndex(screen, "\nadmin (admin"):]
+			if i == 0 && !strings.Contains(question, "asks to connect to this computer for ticket INC-ASK") {
+				t.Errorf("the first question:\n%s", question)
+			}
+			if i == 1 && (!strings.Contains(question, "connected already, asks for more on this computer") || !strings.Contains(question, "files") || strings.Contains(question, "view")) {
+				t.Errorf("the second question is not for files alone, from someone connected:\n%s", question)
 			}
 			host.typeLine(t, a)
 		}

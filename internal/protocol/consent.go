@@ -110,6 +110,8 @@ type ConsentRequest struct {
 	Viewer      Person   `json:"viewer"`
 	Ticket      string   `json:"ticket,omitempty"`
 	Permissions []string `json:"permissions"`
+	// More is true when the viewer is connected already and asks for more.
+	More bool `json:"more,omitempty"`
 	// Timeout is how long the user has to answer; no answer is no.
 	TimeoutSeconds int `json:"timeout_seconds"`
 }
