@@ -201,12 +201,12 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	var inj *input.Injector
 	var mgr *consent.Manager
 	fsrv, err := files.New(files.Config{Root: cfg.FilesRoot, Inbox: cfg.FilesInbox, MaxSize: cfg.MaxFileSize,
-		Logger: log.With("component", "files"), OnProgress: cfg.OnTransfer})
+		Logger: cfg.Logger.With("component", "files"), OnProgress: cfg.OnTransfer})
 	if err != nil {
 		return "", err
 	}
 	defer fsrv.Close()
-	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: log.With("component", "shell"), OnChange: cfg.OnShells})
+	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: cfg.Logger.With("component", "shell"), OnChange: cfg.OnShells})
 	defer shells.Close()
 	mgr, err = consent.New(consent.Config{
 		Prompter: cfg.Prompter,
@@ -268,7 +268,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", err
 	}
 	bx, by, bw, bh := capt.Bounds()
-	inj = input.New(log, bx, by, bw, bh)
+	inj = input.New(cfg.Logger, bx, by, bw, bh)
 	defer inj.ReleaseAll()
 	rem := &remote{log: log, inj: inj, control: control, allow: mgr.Allowed}
 	rem.selectDisplay = func(index int) (protocol.ControlMessage, error) {
