@@ -97,8 +97,7 @@ func main() {
 		t := consent.NewTerminal(os.Stdin, os.Stdout)
 		cfg.Prompter, cfg.Show, cfg.Commands = t, t.Show, t.Serve
 	} else if d, err := consent.NewDialog(); err == nil && os.Getenv("DISPLAY") != "" {
-		cfg.Prompter, cfg.Commands = d, d.Serve
-		cfg.Show = func(status string) { fmt.Println(status) }
+		cfg.Prompter, cfg.Show, cfg.Commands = d, d.Show, d.Serve
 	} else {
 		fail(consent.ErrNoFrontEnd)
 	}

@@ -5,16 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tether-support/tether/internal/protocol"
 )
 
-// Dialog asks with a native dialog: zenity on Linux desktops.
+// Dialog asks with a native dialog: zenity on Linux desktops. Besides the
+// questions it keeps a sharing window up while something is shared, with
+// what the user can do about it.
 type Dialog struct {
 	zenity string
+
+	mu      sync.Mutex
+	asking  bool          // a question is on screen
+	changed chan struct{} // closed when the sharing window must be redrawn
 }
 
 // NewDialog finds zenity; it fails when the desktop has no dialog tool.
@@ -23,14 +31,50 @@ func NewDialog() (*Dialog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (zenity not found)", ErrNoFrontEnd)
 	}
-	return &Dialog{zenity: path}, nil
+	return &Dialog{zenity: path, changed: make(chan struct{})}, nil
 }
 
 // Name is the front end's name for the log.
 func (d *Dialog) Name() string { return "dialog (zenity)" }
 
+// Show prints the status and redraws the sharing window.
+func (d *Dialog) Show(status string) {
+	fmt.Println(status)
+	d.redraw()
+}
+
+func (d *Dialog) redraw() {
+	d.mu.Lock()
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+}
+
+func (d *Dialog) setAsking(asking bool) {
+	d.mu.Lock()
+	d.asking = asking
+	d.mu.Unlock()
+	d.redraw()
+}
+
+// run runs zenity and returns what it printed. GTK may start helpers
+// (a D-Bus or accessibility bus) that keep zenity's output open after it
+// exits; the answer is in by then, so it waits no longer for them.
+func (d *Dialog) run(ctx context.Context, args []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, d.zenity, args...)
+	cmd.WaitDelay = time.Second
+	out, err := cmd.Output()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil
+	}
+	return out, err
+}
+
 // Ask shows a checklist of the requested permissions with Allow and Deny.
+// The sharing window steps aside meanwhile: it would cover the question.
 func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {
+	d.setAsking(true)
+	defer d.setAsking(false)
 	text := question(req) + ".\nTick what you allow. No answer in " + strconv.Itoa(req.TimeoutSeconds) + " seconds means no."
 	args := []string{"--list", "--checklist", "--title", "Tether: remote support request", "--text", text,
 		"--column", "Allow", "--column", "Permission", "--column", "What it lets them do",
@@ -39,7 +83,7 @@ func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string
 	for _, p := range req.Permissions {
 		args = append(args, "FALSE", p, Descriptions[p])
 	}
-	out, err := exec.CommandContext(ctx, d.zenity, args...).Output()
+	out, err := d.run(ctx, args)
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -54,29 +98,75 @@ func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string
 	return parseAnswer(strings.TrimSpace(string(out)), req.Permissions), nil
 }
 
-// Serve shows, for the life of the session, a small window with what is
-// shared and the user's choices: revoke a permission, pause, resume, end.
+// actions lists what the user can do about st: pause or resume, take back
+// each permission someone has, end. Nothing while nothing is shared.
+func actions(st protocol.ConsentState) []string {
+	var granted []string
+	for _, p := range protocol.AllPermissions {
+		for _, g := range st.Grants {
+			if slices.Contains(g.Granted, p) && !slices.Contains(granted, p) {
+				granted = append(granted, p)
+			}
+		}
+	}
+	if len(granted) == 0 && !st.Paused {
+		return nil
+	}
+	list := []string{"pause"}
+	if st.Paused {
+		list = []string{"resume"}
+	}
+	for _, p := range granted {
+		list = append(list, "revoke "+p)
+	}
+	return append(list, "end session")
+}
+
+// Serve keeps, for the life of the session, a sharing window up while
+// something is shared and no question is open: who can do what, and the
+// user's choices. It is redrawn when that changes.
 func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 	for ctx.Err() == nil {
+		d.mu.Lock()
+		asking, changed := d.asking, d.changed
+		d.mu.Unlock()
+		list := actions(m.State(""))
+		if asking || len(list) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+			continue
+		}
 		args := []string{"--list", "--radiolist", "--title", "Tether: sharing this computer", "--text", m.Status(),
 			"--column", "", "--column", "Action", "--ok-label", "Do it", "--cancel-label", "Hide for a minute",
 			"--width", "520", "--height", "340", "--hide-header"}
-		actions := []string{"pause", "resume", "end session"}
-		for _, p := range protocol.AllPermissions {
-			actions = append(actions, "revoke "+p)
-		}
-		for i, a := range actions {
+		for i, a := range list {
 			args = append(args, map[bool]string{true: "TRUE", false: "FALSE"}[i == 0], a)
 		}
-		out, err := exec.CommandContext(ctx, d.zenity, args...).Output()
-		if ctx.Err() != nil {
+		window, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-changed:
+				cancel()
+			case <-window.Done():
+			}
+		}()
+		out, err := d.run(window, args)
+		redraw := window.Err() != nil
+		cancel()
+		switch {
+		case ctx.Err() != nil:
 			return
-		}
-		if err != nil { // hidden: show again after a while
+		case redraw:
+			continue
+		case err != nil: // hidden: back after a minute, or when something changes
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(time.Minute):
+			case <-d.next():
 			}
 			continue
 		}
@@ -92,4 +182,11 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 			m.Revoke(strings.TrimPrefix(action, "revoke "))
 		}
 	}
+}
+
+// next is closed at the next change.
+func (d *Dialog) next() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed
 }
