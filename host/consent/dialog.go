@@ -154,7 +154,7 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 			}
 		}()
 		out, err := d.run(window, args)
-		redraw := window.Err() != nil
+		redraw := err != nil && window.Err() != nil // closed by us, not answered
 		cancel()
 		switch {
 		case ctx.Err() != nil:
