@@ -93,9 +93,11 @@ func TestConsentDialog(t *testing.T) {
 	}
 	click(ask, 40, 89)     // the first row's box: view
 	click(ask, w-51, h-25) // Allow
-	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return !p.Pending && p.Message != "" })
+	answered, cancelAnswer := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelAnswer()
+	p, err := j.WaitPermissions(answered, func(p protocol.Permissions) bool { return !p.Pending && p.Message != "" })
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no answer from the dialog (did the clicks miss its box and button?): %v\nhost:\n%s", err, out.String())
 	}
 	if !slices.Equal(p.Granted, []string{protocol.PermView}) {
 		t.Fatalf("granted %v, want view alone\nhost:\n%s", p.Granted, out.String())
