@@ -141,6 +141,13 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	}()
 	width, height := capt.Size()
 	log.Info("capturing screen", "path", capt.Name(), "size", fmt.Sprintf("%dx%d", width, height))
+	// So does the shared folder: a wrong one fails before the code is used.
+	fsrv, err := files.New(files.Config{Root: cfg.FilesRoot, Inbox: cfg.FilesInbox, MaxSize: cfg.MaxFileSize,
+		Logger: cfg.Logger.With("component", "files"), OnProgress: cfg.OnTransfer})
+	if err != nil {
+		return "", err
+	}
+	defer fsrv.Close()
 
 	tlsCfg, err := dial.TLSConfig(cfg.CAFile)
 	if len(cfg.CAPEM) > 0 {
@@ -200,12 +207,6 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	var endOnce sync.Once
 	var inj *input.Injector
 	var mgr *consent.Manager
-	fsrv, err := files.New(files.Config{Root: cfg.FilesRoot, Inbox: cfg.FilesInbox, MaxSize: cfg.MaxFileSize,
-		Logger: cfg.Logger.With("component", "files"), OnProgress: cfg.OnTransfer})
-	if err != nil {
-		return "", err
-	}
-	defer fsrv.Close()
 	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: cfg.Logger.With("component", "shell"), OnChange: cfg.OnShells})
 	defer shells.Close()
 	mgr, err = consent.New(consent.Config{

@@ -300,6 +300,7 @@ func TestHostErrors(t *testing.T) {
 		{"no display", xtest.FreeDisplay(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "no display"},
 		{"broker unreachable", display, nil, []string{"-broker", unreachable, "-ca", b.CAFile(), fresh.Code}, "broker unreachable"},
 		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "does not trust"},
+		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "open shared folder"},
 		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "not valid"},
 		{"code already used", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code}, "already been used"},
 		{"expired code", display, func() { b.advance(11 * time.Minute) }, []string{"-broker", b.URL(), "-ca", b.CAFile(), expired.Code}, "expired"},
@@ -320,9 +321,13 @@ func TestHostErrors(t *testing.T) {
 			}
 		})
 	}
-	// The first host is unaffected by the failed attempts.
+	// The first host is unaffected by the failed attempts, and the code
+	// the others failed with was never used.
 	if s, err := c.Session(ctx, used.ID); err != nil || s.State != "active" {
 		t.Fatalf("first session state = %v, %v; want active", s, err)
+	}
+	if s, err := c.Session(ctx, fresh.ID); err != nil || s.State != "waiting" {
+		t.Fatalf("the failed hosts' session is %v, %v; want waiting", s, err)
 	}
 }
 
