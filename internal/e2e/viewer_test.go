@@ -135,7 +135,7 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		asked := strings.Count(host.stdout.String(), "Allow? ")
 		for i, a := range answers {
 			screen := host.waitOutput(t, "Allow? ", asked+i+1, 30*time.Second)
-			question := screen[strings.LastIndex(screen, "\nadmin (admin"):]
+			question := screen[max(0, strings.LastIndex(screen, "\nadmin (admin")):]
 			if i == 0 && !strings.Contains(question, "asks to connect to this computer for ticket INC-ASK") {
 				t.Errorf("the first question:\n%s", question)
 			}
