@@ -91,6 +91,7 @@ func main() {
 		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
 	}
 
+	cfg.OnTransfer, cfg.OnShells = showTransfer, showShells
 	// Ask on the terminal when there is one (the user started us there),
 	// else with a desktop dialog. Never without asking.
 	if term.IsTerminal(int(os.Stdin.Fd())) {
@@ -98,12 +99,19 @@ func main() {
 		cfg.Prompter, cfg.Show, cfg.Commands = t, t.Show, t.Serve
 	} else if d, err := consent.NewDialog(); err == nil && os.Getenv("DISPLAY") != "" {
 		cfg.Prompter, cfg.Show, cfg.Commands = d, d.Show, d.Serve
+		// No one reads standard output here: the sharing window says what
+		// is under way too.
+		cfg.OnTransfer = func(p files.Progress) {
+			showTransfer(p)
+			d.SetTransfer(p.Name, transferVerb(p.Direction), !p.Finished)
+		}
+		cfg.OnShells = func(open int) {
+			showShells(open)
+			d.SetShells(open)
+		}
 	} else {
 		fail(consent.ErrNoFrontEnd)
 	}
-
-	cfg.OnTransfer = showTransfer
-	cfg.OnShells = showShells
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -139,10 +147,15 @@ func showShells(open int) {
 	}
 }
 
+// transferVerb says what the user's computer does in a transfer.
+func transferVerb(direction string) string {
+	return map[string]string{"upload": "Receiving", "download": "Sending"}[direction]
+}
+
 // showTransfer draws a file transfer's progress bar on standard output,
 // one line per step of ten percent, so that it reads well in a log too.
 func showTransfer(p files.Progress) {
-	verb := map[string]string{"upload": "Receiving", "download": "Sending"}[p.Direction]
+	verb := transferVerb(p.Direction)
 	switch {
 	case p.Err != nil:
 		fmt.Printf("%s %s: stopped: %v\n", verb, p.Name, p.Err)

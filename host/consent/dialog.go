@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -20,9 +21,11 @@ import (
 type Dialog struct {
 	zenity string
 
-	mu      sync.Mutex
-	asking  bool          // a question is on screen
-	changed chan struct{} // closed when the sharing window must be redrawn
+	mu        sync.Mutex
+	asking    bool              // a question is on screen
+	changed   chan struct{}     // closed when the sharing window must be redrawn
+	shells    int               // terminals open on this computer
+	transfers map[string]string // file name → "Receiving" or "Sending", while under way
 }
 
 // NewDialog finds zenity; it fails when the desktop has no dialog tool.
@@ -31,7 +34,7 @@ func NewDialog() (*Dialog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (zenity not found)", ErrNoFrontEnd)
 	}
-	return &Dialog{zenity: path, changed: make(chan struct{})}, nil
+	return &Dialog{zenity: path, changed: make(chan struct{}), transfers: map[string]string{}}, nil
 }
 
 // Name is the front end's name for the log.
@@ -41,6 +44,47 @@ func (d *Dialog) Name() string { return "dialog (zenity)" }
 func (d *Dialog) Show(status string) {
 	fmt.Println(status)
 	d.redraw()
+}
+
+// SetShells tells the sharing window how many terminals are open.
+func (d *Dialog) SetShells(open int) {
+	d.mu.Lock()
+	d.shells = open
+	d.mu.Unlock()
+	d.redraw()
+}
+
+// SetTransfer tells the sharing window that a file is under way (verb:
+// "Receiving" or "Sending") or no longer.
+func (d *Dialog) SetTransfer(name, verb string, running bool) {
+	d.mu.Lock()
+	_, was := d.transfers[name]
+	if running {
+		d.transfers[name] = verb
+	} else {
+		delete(d.transfers, name)
+	}
+	d.mu.Unlock()
+	if was != running {
+		d.redraw()
+	}
+}
+
+// sharingText is the sharing window's text: who can do what, then what is
+// under way on this computer.
+func sharingText(status string, shells int, transfers map[string]string) string {
+	lines := []string{status}
+	switch {
+	case shells == 1:
+		lines = append(lines, "A terminal is open: the technician can run commands as you.")
+	case shells > 1:
+		lines = append(lines, fmt.Sprintf("%d terminals are open: the technician can run commands as you.", shells))
+	}
+	names := slices.Sorted(maps.Keys(transfers))
+	for _, name := range names {
+		lines = append(lines, transfers[name]+" "+name+"...")
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (d *Dialog) redraw() {
@@ -127,8 +171,10 @@ func actions(st protocol.ConsentState) []string {
 // user's choices. It is redrawn when that changes.
 func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 	for ctx.Err() == nil {
+		status := m.Status()
 		d.mu.Lock()
 		asking, changed := d.asking, d.changed
+		text := sharingText(status, d.shells, d.transfers)
 		d.mu.Unlock()
 		list := actions(m.State(""))
 		if asking || len(list) == 0 {
@@ -139,7 +185,7 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 			}
 			continue
 		}
-		args := []string{"--list", "--radiolist", "--title", "Tether: sharing this computer", "--text", m.Status(),
+		args := []string{"--list", "--radiolist", "--title", "Tether: sharing this computer", "--text", text,
 			"--column", "", "--column", "Action", "--ok-label", "Do it", "--cancel-label", "Hide for a minute",
 			"--width", "520", "--height", "340", "--hide-header"}
 		for i, a := range list {
