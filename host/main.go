@@ -52,6 +52,29 @@ func main() {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	cfg.OnTransfer, cfg.OnShells = showTransfer, showShells
+	// Ask on the terminal when there is one (the user started us there),
+	// else with a desktop dialog. Never without asking.
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		t := consent.NewTerminal(os.Stdin, os.Stdout)
+		cfg.Prompter, cfg.Show, cfg.Commands = t, t.Show, t.Serve
+	} else if d, err := consent.NewDialog(); err == nil && os.Getenv("DISPLAY") != "" {
+		dialog = d
+		cfg.Prompter, cfg.Show, cfg.Commands = d, d.Show, d.Serve
+		// No one reads standard output here: the sharing window says what
+		// is under way too.
+		cfg.OnTransfer = func(p files.Progress) {
+			showTransfer(p)
+			d.SetTransfer(p.Name, transferVerb(p.Direction), !p.Finished)
+		}
+		cfg.OnShells = func(open int) {
+			showShells(open)
+			d.SetShells(open)
+		}
+	} else {
+		fail(consent.ErrNoFrontEnd)
+	}
+
 	// A host downloaded from a join page carries the broker and the code.
 	var joined launch.Settings
 	if flag.NArg() == 0 {
@@ -82,45 +105,39 @@ func main() {
 	default:
 		cfg.NewCode = true
 		cfg.OnCode = func(code string, expires time.Time) {
-			fmt.Printf("Your support code: %s\nRead it out to your technician. It is valid until %s.\n",
+			text := fmt.Sprintf("Your support code: %s\nRead it out to your technician. It is valid until %s.",
 				groupDigits(code), expires.Local().Format("15:04"))
+			fmt.Println(text)
+			if dialog != nil { // up until a technician enters the code
+				go dialog.Tell(codeShown, "Tether: your support code", text, false)
+			}
 		}
 	}
 	cfg.Code = strings.ReplaceAll(strings.ReplaceAll(cfg.Code, " ", ""), "-", "")
 	cfg.OnJoined = func(string) {
+		hideCode()
 		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
-	}
-
-	cfg.OnTransfer, cfg.OnShells = showTransfer, showShells
-	// Ask on the terminal when there is one (the user started us there),
-	// else with a desktop dialog. Never without asking.
-	if term.IsTerminal(int(os.Stdin.Fd())) {
-		t := consent.NewTerminal(os.Stdin, os.Stdout)
-		cfg.Prompter, cfg.Show, cfg.Commands = t, t.Show, t.Serve
-	} else if d, err := consent.NewDialog(); err == nil && os.Getenv("DISPLAY") != "" {
-		cfg.Prompter, cfg.Show, cfg.Commands = d, d.Show, d.Serve
-		// No one reads standard output here: the sharing window says what
-		// is under way too.
-		cfg.OnTransfer = func(p files.Progress) {
-			showTransfer(p)
-			d.SetTransfer(p.Name, transferVerb(p.Direction), !p.Finished)
-		}
-		cfg.OnShells = func(open int) {
-			showShells(open)
-			d.SetShells(open)
-		}
-	} else {
-		fail(consent.ErrNoFrontEnd)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reason, err := session.Run(ctx, cfg)
+	hideCode()
 	if err != nil {
 		fail(err)
 	}
 	fmt.Println("Session ended:", reason)
+	if dialog != nil {
+		dialog.Tell(context.Background(), "Tether: session ended", "The support session ended: "+reason, false)
+	}
 }
+
+// dialog is the desktop front end when the host runs without a terminal:
+// what the user must read goes to a window too.
+var dialog *consent.Dialog
+
+// codeShown lasts while the support code's window is up.
+var codeShown, hideCode = context.WithCancel(context.Background())
 
 // groupDigits writes 482193075 as 482 193 075, easier to read out.
 func groupDigits(code string) string {
@@ -197,5 +214,8 @@ func humanSize(n int64) string {
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "host:", err)
+	if dialog != nil {
+		dialog.Tell(context.Background(), "Tether: the support session could not go on", fmt.Sprint(err), true)
+	}
 	os.Exit(1)
 }

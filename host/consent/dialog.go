@@ -114,6 +114,16 @@ func (d *Dialog) run(ctx context.Context, args []string) ([]byte, error) {
 	return out, err
 }
 
+// Tell shows a message in a window titled title and returns when the user
+// closes it, ctx ends or a minute has passed; isError picks the error icon.
+func (d *Dialog) Tell(ctx context.Context, title, text string, isError bool) {
+	kind := "--info"
+	if isError {
+		kind = "--error"
+	}
+	d.run(ctx, []string{kind, "--title", title, "--text", text, "--width", "420", "--timeout", "60"})
+}
+
 // Ask shows a checklist of the requested permissions with Allow and Deny.
 // The sharing window steps aside meanwhile: it would cover the question.
 func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {

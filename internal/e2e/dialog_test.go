@@ -14,9 +14,102 @@ import (
 	"github.com/tether-support/tether/internal/xtest"
 )
 
-// TestConsentDialog: started without a terminal, as from a desktop
-// launcher, the host asks in a dialog (zenity). The user ticks view only
-// and allows it; later takes it back from the sharing window.
+// Window titles of the host's desktop front end.
+const (
+	dialogQuestion = "Tether: remote support request"
+	dialogSharing  = "Tether: sharing this computer"
+	dialogCode     = "Tether: your support code"
+	dialogEnded    = "Tether: session ended"
+	dialogFailed   = "Tether: the support session could not go on"
+)
+
+// desktop runs the host without a terminal, as from a desktop launcher, so
+// that it speaks through dialogs (zenity), and works them with xdotool.
+type desktop struct {
+	t       *testing.T
+	ctx     context.Context
+	display string
+	host    *exec.Cmd
+	out     syncBuffer
+	exited  chan error
+}
+
+func startDesktopHost(t *testing.T, ctx context.Context, display string, args ...string) *desktop {
+	t.Helper()
+	d := &desktop{t: t, ctx: ctx, display: display, exited: make(chan error, 1)}
+	d.host = exec.Command(xtest.Build(t, "./host"), args...)
+	d.host.Env = append(os.Environ(), "DISPLAY="+display)
+	d.host.Stdout, d.host.Stderr = &d.out, &d.out // standard input is /dev/null
+	if err := d.host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.host.Wait() }()
+	t.Cleanup(func() {
+		d.host.Process.Kill()
+		<-d.exited
+	})
+	return d
+}
+
+func (d *desktop) xdo(args ...string) string {
+	d.t.Helper()
+	cmd := exec.CommandContext(d.ctx, "xdotool", args...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+d.display)
+	got, err := cmd.Output()
+	if err != nil {
+		d.t.Fatalf("xdotool %v: %v\nhost:\n%s", args, err, d.out.String())
+	}
+	return strings.TrimSpace(string(got))
+}
+
+// window waits for the window titled title and returns its id and size.
+func (d *desktop) window(title string) (id string, w, h int) {
+	d.t.Helper()
+	id = strings.Fields(d.xdo("search", "--sync", "--onlyvisible", "--name", title))[0]
+	for _, line := range strings.Split(d.xdo("getwindowgeometry", "--shell", id), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		n, _ := strconv.Atoi(v)
+		switch k {
+		case "WIDTH":
+			w = n
+		case "HEIGHT":
+			h = n
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // drawn
+	return id, w, h
+}
+
+func (d *desktop) visible(title string) bool {
+	cmd := exec.CommandContext(d.ctx, "xdotool", "search", "--onlyvisible", "--name", title)
+	cmd.Env = append(os.Environ(), "DISPLAY="+d.display)
+	return cmd.Run() == nil
+}
+
+func (d *desktop) click(id string, x, y int) {
+	d.t.Helper()
+	d.xdo("mousemove", "--window", id, strconv.Itoa(x), strconv.Itoa(y), "click", "1")
+	time.Sleep(200 * time.Millisecond)
+}
+
+// exitCode waits for the host to exit.
+func (d *desktop) exitCode(timeout time.Duration) int {
+	d.t.Helper()
+	select {
+	case err := <-d.exited:
+		d.exited <- err // for Cleanup
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		return 0
+	case <-time.After(timeout):
+		d.t.Fatalf("the host is still running after %s:\n%s", timeout, d.out.String())
+	}
+	return -1
+}
+
+// TestConsentDialog: the user ticks view only and allows it; later takes
+// it back from the sharing window.
 func TestConsentDialog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -27,56 +120,7 @@ func TestConsentDialog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := exec.Command(xtest.Build(t, "./host"), "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	host.Env = append(os.Environ(), "DISPLAY="+display)
-	var out syncBuffer
-	host.Stdout, host.Stderr = &out, &out // no terminal: standard input is /dev/null
-	if err := host.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		host.Process.Kill()
-		host.Wait()
-	})
-
-	xdo := func(args ...string) string {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, "xdotool", args...)
-		cmd.Env = append(os.Environ(), "DISPLAY="+display)
-		got, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("xdotool %v: %v\nhost:\n%s", args, err, out.String())
-		}
-		return strings.TrimSpace(string(got))
-	}
-	// window waits for the dialog titled title and returns its id and size.
-	window := func(title string) (id string, w, h int) {
-		t.Helper()
-		id = strings.Fields(xdo("search", "--sync", "--onlyvisible", "--name", title))[0]
-		for _, line := range strings.Split(xdo("getwindowgeometry", "--shell", id), "\n") {
-			k, v, _ := strings.Cut(line, "=")
-			n, _ := strconv.Atoi(v)
-			switch k {
-			case "WIDTH":
-				w = n
-			case "HEIGHT":
-				h = n
-			}
-		}
-		return id, w, h
-	}
-	click := func(id string, x, y int) {
-		t.Helper()
-		xdo("mousemove", "--window", id, strconv.Itoa(x), strconv.Itoa(y), "click", "1")
-		time.Sleep(200 * time.Millisecond)
-	}
-
-	visible := func(title string) bool {
-		cmd := exec.CommandContext(ctx, "xdotool", "search", "--onlyvisible", "--name", title)
-		cmd.Env = append(os.Environ(), "DISPLAY="+display)
-		return cmd.Run() == nil
-	}
-	const question, sharing = "Tether: remote support request", "Tether: sharing this computer"
+	d := startDesktopHost(t, ctx, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
 
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
@@ -86,21 +130,20 @@ func TestConsentDialog(t *testing.T) {
 	// The question, alone on the screen (nothing is shared yet, so there
 	// is no sharing window to cover it): a checklist under two lines of
 	// text, nothing ticked, Allow at the bottom right.
-	ask, w, h := window(question)
-	time.Sleep(500 * time.Millisecond) // drawn
-	if visible(sharing) {
+	ask, w, h := d.window(dialogQuestion)
+	if d.visible(dialogSharing) {
 		t.Fatal("a sharing window is up before anything is shared")
 	}
-	click(ask, 40, 89)     // the first row's box: view
-	click(ask, w-51, h-25) // Allow
+	d.click(ask, 40, 89)     // the first row's box: view
+	d.click(ask, w-51, h-25) // Allow
 	answered, cancelAnswer := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelAnswer()
 	p, err := j.WaitPermissions(answered, func(p protocol.Permissions) bool { return !p.Pending && p.Message != "" })
 	if err != nil {
-		t.Fatalf("no answer from the dialog (did the clicks miss its box and button?): %v\nhost:\n%s", err, out.String())
+		t.Fatalf("no answer from the dialog (did the clicks miss its box and button?): %v\nhost:\n%s", err, d.out.String())
 	}
 	if !slices.Equal(p.Granted, []string{protocol.PermView}) {
-		t.Fatalf("granted %v, want view alone\nhost:\n%s", p.Granted, out.String())
+		t.Fatalf("granted %v, want view alone\nhost:\n%s", p.Granted, d.out.String())
 	}
 	if _, err := j.Screenshot(ctx); err != nil {
 		t.Fatalf("screenshot after the grant: %v", err)
@@ -108,18 +151,56 @@ func TestConsentDialog(t *testing.T) {
 
 	// Now the sharing window: pause, take back view, end; the user takes
 	// view back, and with nothing shared the window goes.
-	share, w, h := window(sharing)
-	time.Sleep(500 * time.Millisecond)
-	click(share, 25, 47+23*1) // revoke view
-	click(share, w-86, h-25)  // Do it
+	share, w, h := d.window(dialogSharing)
+	d.click(share, 25, 47+23*1) // revoke view
+	d.click(share, w-86, h-25)  // Do it
 	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return !slices.Contains(p.Granted, protocol.PermView) }); err != nil {
-		t.Fatalf("view not revoked: %v\nhost:\n%s", err, out.String())
+		t.Fatalf("view not revoked: %v\nhost:\n%s", err, d.out.String())
 	}
 	time.Sleep(time.Second)
-	if visible(sharing) {
+	if d.visible(dialogSharing) {
 		t.Error("the sharing window stays up with nothing shared")
 	}
-	if !strings.Contains(out.String(), `"front end"="dialog (zenity)"`) || !strings.Contains(out.String(), "revoked view") {
-		t.Errorf("the host's own account:\n%s", out.String())
+	if out := d.out.String(); !strings.Contains(out, `"front end"="dialog (zenity)"`) || !strings.Contains(out, "revoked view") {
+		t.Errorf("the host's own account:\n%s", out)
+	}
+}
+
+// TestDialogCodeAndEnd: without a terminal, what the user must read is in
+// a window: the support code until a technician enters it, the end of the
+// session, and why the host could not go on.
+func TestDialogCodeAndEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	display := xtest.StartXvfb(t, 1024, 768)
+	b := startBroker(t)
+	d := startDesktopHost(t, ctx, display, "-broker", b.URL(), "-ca", b.CAFile())
+	d.window(dialogCode)
+	m := shownCode.FindStringSubmatch(d.out.String())
+	if m == nil {
+		t.Fatalf("no code shown:\n%s", d.out.String())
+	}
+	status, resp := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/sessions/claim", b.admin.APIKey,
+		`{"code":"`+m[1]+m[2]+m[3]+`","ticket":{"id":"INC-DESK"}}`, nil)
+	if status != 201 {
+		t.Fatalf("claim: %d %v", status, resp)
+	}
+	waitFor(t, 10*time.Second, func() bool { return !d.visible(dialogCode) })
+	if err := b.client(t).EndSession(ctx, resp["id"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	ended, _, _ := d.window(dialogEnded)
+	d.xdo("windowkill", ended) // the user closes it
+	if code := d.exitCode(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d after the session ended:\n%s", code, d.out.String())
+	}
+
+	// A broker that does not answer: the user is told why, then the host
+	// exits with an error.
+	d = startDesktopHost(t, ctx, display, "-broker", "https://127.0.0.1:1", "-ca", b.CAFile())
+	failed, _, _ := d.window(dialogFailed)
+	d.xdo("windowkill", failed)
+	if code := d.exitCode(10 * time.Second); code != 1 || !strings.Contains(d.out.String(), "broker unreachable") {
+		t.Errorf("exit code %d:\n%s", code, d.out.String())
 	}
 }
