@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 	"github.com/tether-support/tether/viewer/client"
 )
@@ -241,13 +242,13 @@ func screenshot(ctx context.Context, c *client.Client, args []string) error {
 		fs.StringVar(&out, "o", "screen.png", "output PNG file")
 		fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the picture")
 	})
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	j, err := c.Join(ctx, id)
+	j, err := joinFor(ctx, c, id, protocol.PermView)
 	if err != nil {
 		return err
 	}
 	defer j.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	img, err := j.Screenshot(ctx)
 	if err != nil {
 		return err

@@ -23,9 +23,10 @@ import (
 )
 
 // joinFor joins a session and waits until the user allows perm. If the
-// user answers the session's request without it (the session did not ask
-// for it, or the user said no), it asks once more, for perm alone: the
-// technician is running a command that needs it.
+// user allows some of what the session asked but not perm (the session did
+// not ask for it, or the user said no to it), it asks once more, for perm
+// alone: the technician is running a command that needs it. A user who
+// allows nothing is not asked again (the broker ends the session).
 func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Joined, error) {
 	j, err := c.Join(ctx, id)
 	if err != nil {
@@ -39,7 +40,7 @@ func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Jo
 	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool {
 		return allowed(p) || (!p.Pending && p.Message != "")
 	})
-	if err == nil && !allowed(p) && !p.Paused {
+	if err == nil && !allowed(p) && !p.Paused && len(p.Granted) > 0 {
 		fmt.Fprintf(os.Stderr, "%s Asking the user for %s...\n", p.Message, perm)
 		p, err = j.Ask(ctx, perm)
 	}

@@ -175,3 +175,34 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		t.Errorf("asking during another question: %v", err)
 	}
 }
+
+// TestViewerScreenshotRefused: a screenshot the user refuses ends with the
+// user's word at once, not after waiting for a picture that cannot come.
+func TestViewerScreenshotRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(ctx, "INC-NO", protocol.PermView)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := runHostEnv(t, display, false, nil, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	cmd := exec.Command(xtest.Build(t, "./viewer"), "-broker", b.URL(), "-ca", b.CAFile(), "screenshot", "-session", sess.ID, "-o", filepath.Join(t.TempDir(), "s.png"))
+	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+b.admin.APIKey)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	host.waitOutput(t, "Allow? ", 1, 20*time.Second)
+	start := time.Now()
+	host.typeLine(t, "no")
+	err = cmd.Wait()
+	if err == nil || !strings.Contains(out.String(), "has not allowed view: The user declined") || time.Since(start) > 10*time.Second {
+		t.Fatalf("screenshot refused, after %s: %v\n%s", time.Since(start), err, out.String())
+	}
+	if strings.Contains(out.String(), "Asking the user") {
+		t.Errorf("the user who allowed nothing is asked again:\n%s", out.String())
+	}
+}
