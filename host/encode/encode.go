@@ -388,11 +388,11 @@ func (e *VP8) Encode(pix []byte, stride int, forceKey bool) (frame []byte, key b
 // only inside area (frame coordinates): only the macroblocks meeting area
 // are converted and coded, the others repeat what the viewer already
 // shows (libvpx's active map). Pixels outside them are not read: a change
-// there shows once a later call's area covers it. At 1920x1080 a 160x120 box moving encodes
-// in 2.5 ms instead of 6.1 for the whole frame. An empty area codes again what
-// earlier frames left coarser than FinestQuantizer, to refine it once the
-// screen is still; Settled says whether anything is left. Keyframes code
-// everything.
+// there shows once a later call's area covers it. At 1920x1080 a 160x120
+// box moving encodes in 2.5 ms instead of 6.1 for the whole frame. An empty
+// area codes again what earlier frames left coarser than FinestQuantizer,
+// to refine it once the screen is still; Settled says whether anything is
+// left. Keyframes code everything.
 func (e *VP8) EncodeArea(pix []byte, stride int, forceKey bool, area image.Rectangle) (frame []byte, key bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
