@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		if err != nil {
 			return nil, fmt.Errorf("public address: %w", err)
 		}
-		rtcCfg.PublicIPs = []string{ip}
+		rtcCfg.PublicIP = ip
 	}
 	if b.rtcAPI, err = rtc.NewAPI(rtcCfg); err != nil {
 		return nil, err

@@ -56,9 +56,10 @@ type Config struct {
 	// port (the broker). Zero lets each PeerConnection pick its own ports
 	// (hosts and viewers).
 	UDPPort int
-	// PublicIPs are announced as host candidates instead of the interface
-	// addresses (a broker behind 1:1 NAT).
-	PublicIPs []string
+	// PublicIP is the address peers reach the media port by. When it is
+	// not one of this machine's (a broker behind 1:1 NAT, as cloud servers
+	// are), it is announced in place of the local address that reaches it.
+	PublicIP string
 	// PlayoutDelay stamps min = max = 0 playout delay on sent video so that
 	// browsers render each frame at once instead of buffering it.
 	PlayoutDelay bool
@@ -116,8 +117,14 @@ func NewAPI(cfg Config) (*API, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	if len(cfg.PublicIPs) > 0 {
-		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	if cfg.PublicIP != "" {
+		rules, err := announce(cfg.PublicIP)
+		if err != nil {
+			return nil, err
+		}
+		if err := se.SetICEAddressRewriteRules(rules...); err != nil {
+			return nil, fmt.Errorf("announce %s: %w", cfg.PublicIP, err)
+		}
 	}
 	se.EnableSCTPZeroChecksum(true)
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
@@ -175,6 +182,43 @@ func GatherComplete(pc *webrtc.PeerConnection, desc webrtc.SessionDescription) (
 		return "", errors.New("no local description after gathering")
 	}
 	return local.SDP, nil
+}
+
+// announce returns the candidate rewrite for a broker reached at public:
+// none when public is an address of this machine (its candidates carry it
+// already), else public in place of the local address that packets to
+// public leave from. pion makes one candidate per announced address, bound
+// to the socket of the local address it came from, so only that address
+// may be rewritten: rewriting them all to public leaves one candidate,
+// bound to whichever socket came first (loopback's), where nothing sent to
+// public arrives.
+func announce(public string) ([]webrtc.ICEAddressRewriteRule, error) {
+	ip := net.ParseIP(public)
+	if ip == nil {
+		return nil, fmt.Errorf("public address %q is not an IP address", public)
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list network addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return nil, nil
+		}
+	}
+	// Connecting a UDP socket picks the route and sends nothing.
+	c, err := net.Dial("udp", net.JoinHostPort(public, "9"))
+	if err != nil {
+		return nil, fmt.Errorf("public address %s: no route to it from this machine: %w", public, err)
+	}
+	local := c.LocalAddr().(*net.UDPAddr).IP
+	c.Close()
+	return []webrtc.ICEAddressRewriteRule{{
+		External:        []string{ip.String()},
+		Local:           local.String(),
+		AsCandidateType: webrtc.ICECandidateTypeHost,
+		Mode:            webrtc.ICEAddressRewriteReplace,
+	}}, nil
 }
 
 // ResolveIP turns a host name or address into an IP for candidates.
