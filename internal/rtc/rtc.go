@@ -14,6 +14,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
@@ -37,6 +38,9 @@ const vp8PayloadType = 96
 // socketBuffer is the UDP socket buffer size: the kernel default (208 KiB)
 // overflows under a keyframe burst and halves data-channel throughput.
 const socketBuffer = 4 << 20
+
+// maxNacks is how many times a lost video packet is asked for again.
+const maxNacks = 2
 
 // sctpReceiveBuffer is the data-channel receive window, which bounds what a
 // sender has in flight. pion queues received packets in two 1 MB buffers
@@ -95,7 +99,12 @@ func NewAPI(cfg Config) (*API, error) {
 		return nil, fmt.Errorf("register VP8: %w", err)
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+	// A lost packet is asked for again at most twice. Without a limit each
+	// one is asked for every 100 ms for as long as it is missing, and on a
+	// link narrower than the video the resent packets are lost in turn: on
+	// a 500 kbit/s upload the host sent fifty times what fit.
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, reg,
+		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(maxNacks))); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	if cfg.OnBitrate != nil {
@@ -256,13 +265,13 @@ func DataChannels(pc *webrtc.PeerConnection) (control, input *webrtc.DataChannel
 	return control, input, nil
 }
 
-// congestionControl adds GCC with a pacer that sends at once: a pacer
-// spreading a 100 KB keyframe over a few hundred milliseconds is latency a
-// technician feels; the encoder's rate control keeps the average in line.
+// congestionControl adds GCC and a pacer that sends a frame at once when
+// it fits the link's allowance and spreads a larger one at the target rate
+// (see pacer).
 func congestionControl(me *webrtc.MediaEngine, reg *interceptor.Registry, cfg Config) error {
 	ccFactory, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+			gcc.SendSideBWEPacer(newPacer(cfg.StartBitrate)),
 			gcc.SendSideBWEMinBitrate(cfg.MinBitrate),
 			gcc.SendSideBWEInitialBitrate(cfg.StartBitrate),
 			gcc.SendSideBWEMaxBitrate(cfg.MaxBitrate),
