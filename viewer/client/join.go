@@ -199,9 +199,20 @@ func (j *Joined) notifyLocked() {
 	j.changed = make(chan struct{})
 }
 
+// Bounds of frame reassembly.
+const (
+	maxFramePackets = 512
+	maxFrameWait    = time.Second
+)
+
 // receive reassembles VP8 frames and keeps the latest keyframe.
 func (j *Joined) receive(track *webrtc.TrackRemote) {
-	sb := samplebuilder.New(256, &codecs.VP8Packet{}, track.Codec().ClockRate)
+	// A frame may take up to maxFramePackets packets (a whole screen of
+	// text is a few hundred KB). One that misses a packet is given up once
+	// a frame captured maxFrameWait later is waiting, instead of holding
+	// every later frame until the buffer overflows.
+	sb := samplebuilder.New(maxFramePackets, &codecs.VP8Packet{}, track.Codec().ClockRate,
+		samplebuilder.WithMaxTimeDelay(maxFrameWait))
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
