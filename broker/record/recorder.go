@@ -558,7 +558,7 @@ func (s *Session) video(pkt *rtp.Packet) error {
 			if err := s.sealSegment(); err != nil {
 				return err
 			}
-		} else if due {
+		} else if due && s.seg.bytes >= keyframeShare*s.seg.keyBytes {
 			s.requestKeyframe()
 		}
 	}
@@ -580,6 +580,13 @@ func (s *Session) video(pkt *rtp.Packet) error {
 	s.stats.Written++
 	return nil
 }
+
+// keyframeShare: a segment asks for the keyframe that starts the next one
+// only once it holds this many times its own keyframe's bytes, so that the
+// recording's keyframes take at most a tenth of the video. On a narrow
+// upload a keyframe takes seconds to send, and one every SegmentDuration
+// left the screen half the frames it could have.
+const keyframeShare = 10
 
 func (s *Session) requestKeyframe() {
 	now := s.r.cfg.Now()

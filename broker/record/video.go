@@ -95,6 +95,7 @@ type segment struct {
 	startMS       int64 // on the session's timeline
 	frames        int64
 	bytes         int
+	keyBytes      int // the size of the keyframe it starts with
 	width, height int
 	clusters      []cluster
 }
@@ -131,6 +132,9 @@ func (s *segment) add(frame []byte, ts uint32, key bool) {
 	c := &s.clusters[len(s.clusters)-1]
 	c.blocks = append(c.blocks, block{offset: int16(ms - c.ms), key: key, data: append([]byte(nil), frame...)})
 	s.lastMS = ms
+	if s.frames == 0 {
+		s.keyBytes = len(frame)
+	}
 	s.frames++
 	s.bytes += len(frame)
 }
