@@ -307,7 +307,7 @@ func (s *Session) VideoPacket(pkt *rtp.Packet) {
 	s.videoRelayedPacket(pkt)
 	cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
 	cp.Header.CSRC, cp.Header.Extensions = nil, nil
-	if !s.enqueue(item{kind: itemVideo, pkt: cp}, false) {
+	if !s.enqueue(item{kind: itemVideo, at: s.r.cfg.Now(), pkt: cp}, false) {
 		s.videoOverflow.Add(1)
 	}
 }
@@ -470,7 +470,7 @@ func (s *Session) handle(it item) {
 	var err error
 	switch it.kind {
 	case itemVideo:
-		err = s.video(it.pkt)
+		err = s.video(it.pkt, it.at)
 	case itemEvent:
 		err = s.appendEvent(it.at, it.event)
 	case itemInput:
@@ -536,9 +536,9 @@ func (s *Session) openShell(it item) error {
 }
 
 // video assembles frames and writes them into segments that each start
-// with a keyframe.
-func (s *Session) video(pkt *rtp.Packet) error {
-	frame, ts, lost := s.asm.push(pkt)
+// with a keyframe; at is when pkt arrived.
+func (s *Session) video(pkt *rtp.Packet, at time.Time) error {
+	frame, ts, lost := s.asm.push(pkt, at)
 	s.stats.Lost += int64(lost)
 	if lost > 0 {
 		s.requestKeyframe()
@@ -553,12 +553,18 @@ func (s *Session) video(pkt *rtp.Packet) error {
 	now := s.r.cfg.Now()
 	startMS := now.Sub(s.start).Milliseconds()
 	if s.seg != nil {
-		due := int64(ts-s.seg.firstTS)/90 >= s.r.cfg.SegmentDuration.Milliseconds()
+		// A segment runs SegmentDuration, or longer on a link so narrow
+		// that its keyframe took more than a tenth of that to arrive: the
+		// keyframes that start segments take at most a tenth of the link.
+		// On a 500 kbit/s upload a keyframe takes two seconds, and one
+		// every 4 s left the screen half its frames.
+		length := max(s.r.cfg.SegmentDuration, keyframeShare*s.seg.keyArrival)
+		due := int64(ts-s.seg.firstTS)/90 >= length.Milliseconds()
 		if key && (due || s.seg.full() || w != s.seg.width || h != s.seg.height) {
 			if err := s.sealSegment(); err != nil {
 				return err
 			}
-		} else if due && s.seg.bytes >= keyframeShare*s.seg.keyBytes {
+		} else if due {
 			s.requestKeyframe()
 		}
 	}
@@ -570,6 +576,7 @@ func (s *Session) video(pkt *rtp.Packet) error {
 		}
 		s.segN++
 		s.seg = newSegment(s.dir, s.segN, startMS, ts, w, h)
+		s.seg.keyArrival = s.asm.arrival
 	}
 	if s.seg.full() {
 		s.stats.QueueOverflow++
@@ -581,11 +588,8 @@ func (s *Session) video(pkt *rtp.Packet) error {
 	return nil
 }
 
-// keyframeShare: a segment asks for the keyframe that starts the next one
-// only once it holds this many times its own keyframe's bytes, so that the
-// recording's keyframes take at most a tenth of the video. On a narrow
-// upload a keyframe takes seconds to send, and one every SegmentDuration
-// left the screen half the frames it could have.
+// keyframeShare bounds a segment's length below: this many times as long
+// as its keyframe took to arrive.
 const keyframeShare = 10
 
 func (s *Session) requestKeyframe() {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/at-wat/ebml-go"
 	"github.com/at-wat/ebml-go/webm"
@@ -27,11 +28,14 @@ type frameAssembler struct {
 	ts      uint32
 	buf     []byte
 	depack  codecs.VP8Packet
+	start   time.Time     // when the current frame's first packet arrived
+	arrival time.Duration // how long the last whole frame took to arrive
 }
 
-// push adds a packet; it returns a complete frame when pkt ends one, and
-// lost > 0 when frames were lost to a gap in sequence numbers.
-func (a *frameAssembler) push(pkt *rtp.Packet) (frame []byte, ts uint32, lost int) {
+// push adds a packet that arrived at at; it returns a complete frame when
+// pkt ends one, and lost > 0 when frames were lost to a gap in sequence
+// numbers.
+func (a *frameAssembler) push(pkt *rtp.Packet, at time.Time) (frame []byte, ts uint32, lost int) {
 	if a.started && pkt.SequenceNumber != a.lastSeq+1 {
 		if a.inFrame {
 			a.broken = true
@@ -51,7 +55,7 @@ func (a *frameAssembler) push(pkt *rtp.Packet) (frame []byte, ts uint32, lost in
 		if a.inFrame { // the previous frame never ended
 			lost++
 		}
-		a.inFrame, a.broken, a.ts, a.buf = true, false, pkt.Timestamp, a.buf[:0]
+		a.inFrame, a.broken, a.ts, a.buf, a.start = true, false, pkt.Timestamp, a.buf[:0], at
 	}
 	if !a.inFrame {
 		return nil, 0, lost
@@ -67,6 +71,7 @@ func (a *frameAssembler) push(pkt *rtp.Packet) (frame []byte, ts uint32, lost in
 	if a.broken || len(a.buf) == 0 {
 		return nil, 0, lost + 1
 	}
+	a.arrival = at.Sub(a.start)
 	return a.buf, a.ts, lost
 }
 
@@ -95,7 +100,7 @@ type segment struct {
 	startMS       int64 // on the session's timeline
 	frames        int64
 	bytes         int
-	keyBytes      int // the size of the keyframe it starts with
+	keyArrival    time.Duration // how long its keyframe's packets took to arrive
 	width, height int
 	clusters      []cluster
 }
@@ -132,9 +137,6 @@ func (s *segment) add(frame []byte, ts uint32, key bool) {
 	c := &s.clusters[len(s.clusters)-1]
 	c.blocks = append(c.blocks, block{offset: int16(ms - c.ms), key: key, data: append([]byte(nil), frame...)})
 	s.lastMS = ms
-	if s.frames == 0 {
-		s.keyBytes = len(frame)
-	}
 	s.frames++
 	s.bytes += len(frame)
 }

@@ -3,7 +3,9 @@ package record
 import (
 	"bytes"
 	"os"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/at-wat/ebml-go"
 	"github.com/at-wat/ebml-go/webm"
@@ -92,5 +94,66 @@ func BenchmarkSegmentSeal(b *testing.B) {
 			b.Fatal(err)
 		}
 		os.Remove(s.path)
+	}
+}
+
+// TestSegmentLengthFollowsTheLink: a segment asks for the keyframe that
+// starts the next one after SegmentDuration, or, when its own keyframe took
+// long to arrive (a narrow link), after ten times that long, so that these
+// keyframes take at most a tenth of the link.
+func TestSegmentLengthFollowsTheLink(t *testing.T) {
+	for _, tc := range []struct {
+		spread time.Duration // how long a keyframe's packets take to arrive
+		want   time.Duration // the length of a segment
+	}{
+		{0, time.Second},
+		{500 * time.Millisecond, 5 * time.Second},
+	} {
+		clock := &fakeClock{t: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)}
+		r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now, SegmentDuration: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var asked atomic.Bool
+		var sealed *Manifest
+		s, err := r.Start(Info{Session: "s_link", RequestKeyframe: func() { asked.Store(true) }, OnSealed: func(m *Manifest) { sealed = m }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p packetizer
+		for i := range 160 { // 16 s at 10 frames/s; the host answers a request at the next frame
+			key := i == 0 || asked.Swap(false)
+			size := 500
+			if key {
+				size = 20_000
+			}
+			pkts := p.packets(vp8Frame(key, 640, 480, size), uint32(i*9000))
+			for j, pkt := range pkts {
+				if key && j > 0 {
+					clock.Add(tc.spread / time.Duration(len(pkts)-1))
+				}
+				s.VideoPacket(pkt)
+			}
+			clock.Add(100 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond) // the recorder reads the packets meanwhile
+		}
+		if err := s.Finish("done"); err != nil {
+			t.Fatal(err)
+		}
+		var lengths []int64
+		for _, part := range sealed.Parts {
+			if part.Kind == KindVideo {
+				lengths = append(lengths, part.DurationMS)
+			}
+		}
+		if len(lengths) < 2 {
+			t.Fatalf("keyframes arriving in %v: %d video segments in 16 s", tc.spread, len(lengths))
+		}
+		for _, ms := range lengths[:len(lengths)-1] {
+			if got := time.Duration(ms) * time.Millisecond; got < tc.want-100*time.Millisecond || got > tc.want+500*time.Millisecond {
+				t.Errorf("keyframes arriving in %v: segments of %v ms, want about %v", tc.spread, lengths, tc.want)
+				break
+			}
+		}
 	}
 }
