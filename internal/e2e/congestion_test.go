@@ -111,21 +111,10 @@ func TestCongestion(t *testing.T) {
 	b := startBrokerWith(t, func(c *server.Config) {
 		c.Addr, c.PublicAddr = l.brokerIP+":0", l.brokerIP
 	})
-	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-SLOW-LINK")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHostProc(t, "ip", display, true, nil, "netns", "exec", l.ns,
-		xtest.Build(t, "./host"), "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("no video: %v\nhost:\n%s", err, host.stderr.String())
-	}
+	_, j, _ := joinLive(t, ctx, b, func(code string) *hostProc {
+		return startHostProc(t, "ip", display, true, nil, "netns", "exec", l.ns,
+			xtest.Build(t, "./host"), "-broker", b.URL(), "-ca", b.CAFile(), code)
+	})
 
 	measure := func(d time.Duration) traffic {
 		b0, p0, d0 := l.counters(t)

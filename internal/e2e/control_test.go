@@ -19,12 +19,22 @@ import (
 func liveSession(t *testing.T, ctx context.Context, display string) (*broker, *client.Client, *client.Joined, *hostProc) {
 	t.Helper()
 	b := startBroker(t)
+	c, j, host := joinLive(t, ctx, b, func(code string) *hostProc {
+		return startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), code)
+	})
+	return b, c, j, host
+}
+
+// joinLive creates a session on b, starts its host with start(code) and
+// joins it as the admin; the session is active when it returns.
+func joinLive(t *testing.T, ctx context.Context, b *broker, start func(code string) *hostProc) (*client.Client, *client.Joined, *hostProc) {
+	t.Helper()
 	c := b.client(t)
 	sess, err := c.CreateSession(ctx, "INC-CTRL")
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	host := start(sess.Code)
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +43,7 @@ func liveSession(t *testing.T, ctx context.Context, display string) (*broker, *c
 	if _, err := j.Screenshot(ctx); err != nil {
 		t.Fatalf("no video: %v\nhost:\n%s", err, host.stderr.String())
 	}
-	return b, c, j, host
+	return c, j, host
 }
 
 func send(t *testing.T, ctx context.Context, j *client.Joined, evs ...protocol.InputEvent) {

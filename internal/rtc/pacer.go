@@ -3,6 +3,7 @@ package rtc
 import (
 	"errors"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -101,7 +102,7 @@ func (p *pacer) Write(header *rtp.Header, payload []byte, attrs interceptor.Attr
 	if p.queued+n > maxQueued {
 		return 0, errPacerQueueFull
 	}
-	p.queue = append(p.queue, paced{header: header.Clone(), payload: append([]byte(nil), payload...), attrs: attrs})
+	p.queue = append(p.queue, paced{header: header.Clone(), payload: append([]byte(nil), payload...), attrs: maps.Clone(attrs)})
 	p.queued += n
 	select {
 	case p.wake <- struct{}{}:
