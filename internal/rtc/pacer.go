@@ -126,11 +126,12 @@ func (p *pacer) run() {
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
+		waiting := false
 		var wait time.Duration
 		for len(p.queue) > 0 {
 			p.refill(time.Now())
 			if p.tokens <= 0 {
-				wait = time.Duration(-p.tokens / p.rate * float64(time.Second))
+				waiting, wait = true, time.Duration(-p.tokens/p.rate*float64(time.Second))
 				break
 			}
 			next := p.queue[0]
@@ -142,7 +143,7 @@ func (p *pacer) run() {
 			p.send(&next.header, next.payload, next.attrs) // a failed write is a lost packet
 		}
 		p.mu.Unlock()
-		if wait > 0 {
+		if waiting {
 			timer.Reset(max(wait, 100*time.Microsecond))
 		}
 		select {
