@@ -222,7 +222,7 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 			case <-ctx.Done():
 				return
 			case <-time.After(time.Minute):
-			case <-d.next():
+			case <-changed:
 			}
 			continue
 		}
@@ -238,11 +238,4 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 			m.Revoke(strings.TrimPrefix(action, "revoke "))
 		}
 	}
-}
-
-// next is closed at the next change.
-func (d *Dialog) next() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.changed
 }
