@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -110,6 +111,15 @@ func (b *broker) client(t *testing.T) *client.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// viewer is the viewer command with args, run against b with the admin's
+// API key.
+func (b *broker) viewer(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(xtest.Build(t, "./viewer"), append([]string{"-broker", b.URL(), "-ca", b.CAFile()}, args...)...)
+	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+b.admin.APIKey)
+	return cmd
 }
 
 // login returns a client logged in with a password.

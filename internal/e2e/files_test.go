@@ -477,12 +477,9 @@ func TestViewerPushPull(t *testing.T) {
 	fs := startFilesSession(t, ctx)
 	local := t.TempDir()
 	src, sum := randomFile(t, local, "fix.sh", 3<<20)
-	viewer := xtest.Build(t, "./viewer")
 	run := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(viewer, append([]string{"-broker", fs.b.URL(), "-ca", fs.b.CAFile()}, args...)...)
-		cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey)
-		out, err := cmd.CombinedOutput()
+		out, err := fs.b.viewer(t, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("viewer %v: %v\n%s", args, err, out)
 		}
@@ -525,9 +522,7 @@ func TestViewerPushPull(t *testing.T) {
 		{[]string{"pull", "-session", fs.id, "app.log", filepath.Join(local, "no", "such", "x")}, "there is no folder"},
 		{[]string{"pull", "-session", fs.id, "app.log", into}, "exists; choose another name"},
 	} {
-		cmd := exec.Command(viewer, append([]string{"-broker", fs.b.URL(), "-ca", fs.b.CAFile()}, c.args...)...)
-		cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey)
-		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), c.want) {
+		if out, err := fs.b.viewer(t, c.args...).CombinedOutput(); err == nil || !strings.Contains(string(out), c.want) {
 			t.Errorf("viewer %v: %v\n%s", c.args[0], err, out)
 		}
 	}
@@ -535,9 +530,7 @@ func TestViewerPushPull(t *testing.T) {
 		t.Errorf("the user was asked about a command that could not run:\n%s", strings.TrimPrefix(fs.host.stdout.String(), asked))
 	}
 	// A refusal is one clear line and a failing exit code.
-	cmd := exec.Command(viewer, "-broker", fs.b.URL(), "-ca", fs.b.CAFile(), "pull", "-session", fs.id, "../../etc/shadow", filepath.Join(local, "x"))
-	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey)
-	bad, err := cmd.CombinedOutput()
+	bad, err := fs.b.viewer(t, "pull", "-session", fs.id, "../../etc/shadow", filepath.Join(local, "x")).CombinedOutput()
 	if err == nil || !strings.Contains(string(bad), "leaves the shared folder") {
 		t.Fatalf("pull of ../../etc/shadow: %v\n%s", err, bad)
 	}

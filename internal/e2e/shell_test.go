@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/tether-support/tether/internal/protocol"
-	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
 )
 
@@ -49,8 +47,8 @@ func TestShellCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)
-	cmd := exec.Command(xtest.Build(t, "./viewer"), "-broker", fs.b.URL(), "-ca", fs.b.CAFile(), "shell", "-session", fs.id)
-	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+fs.b.admin.APIKey, "TERM=xterm")
+	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
+	cmd.Env = append(cmd.Env, "TERM=xterm")
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
 	if err != nil {
 		t.Fatal(err)

@@ -115,10 +115,8 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 	home := t.TempDir()
 	os.WriteFile(filepath.Join(home, "app.log"), []byte("log\n"), 0o644)
 	var host *hostProc
-	viewer := xtest.Build(t, "./viewer")
 	ls := func(answers ...string) (string, error) {
-		cmd := exec.Command(viewer, "-broker", b.URL(), "-ca", b.CAFile(), "ls", "-session", sess.ID)
-		cmd.Env = append(os.Environ(), "TETHER_API_KEY="+b.admin.APIKey)
+		cmd := b.viewer(t, "ls", "-session", sess.ID)
 		var out syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -188,8 +186,7 @@ func TestViewerScreenshotRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := runHostEnv(t, display, false, nil, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	cmd := exec.Command(xtest.Build(t, "./viewer"), "-broker", b.URL(), "-ca", b.CAFile(), "screenshot", "-session", sess.ID, "-o", filepath.Join(t.TempDir(), "s.png"))
-	cmd.Env = append(os.Environ(), "TETHER_API_KEY="+b.admin.APIKey)
+	cmd := b.viewer(t, "screenshot", "-session", sess.ID, "-o", filepath.Join(t.TempDir(), "s.png"))
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
