@@ -145,6 +145,9 @@ type Info struct {
 	// RequestKeyframe asks the host for a keyframe (a new segment must
 	// start with one).
 	RequestKeyframe func()
+	// ViewerBitrate, when set, is what the narrowest viewer's link
+	// carries, bits/s, or 0 when nothing limits them.
+	ViewerBitrate func() int
 	// OnFailure is called once, from the recording's goroutine, when the
 	// archive cannot be written; the session must end.
 	OnFailure func(error)
@@ -554,11 +557,11 @@ func (s *Session) video(pkt *rtp.Packet, at time.Time) error {
 	startMS := now.Sub(s.start).Milliseconds()
 	if s.seg != nil {
 		// A segment runs SegmentDuration, or longer on a link so narrow
-		// that its keyframe took more than a tenth of that to arrive: the
-		// keyframes that start segments take at most a tenth of the link.
-		// On a 500 kbit/s upload a keyframe takes two seconds, and one
-		// every 4 s left the screen half its frames.
-		length := max(s.r.cfg.SegmentDuration, keyframeShare*s.seg.keyArrival)
+		// that its keyframe took more than a tenth of that to arrive or to
+		// go out to a viewer: the keyframes that start segments take at
+		// most a tenth of any link. On a 500 kbit/s link a keyframe takes
+		// two seconds, and one every 4 s left the screen half its frames.
+		length := max(s.r.cfg.SegmentDuration, keyframeShare*s.seg.keyTime)
 		due := int64(ts-s.seg.firstTS)/90 >= length.Milliseconds()
 		if key && (due || s.seg.full() || w != s.seg.width || h != s.seg.height) {
 			if err := s.sealSegment(); err != nil {
@@ -576,7 +579,7 @@ func (s *Session) video(pkt *rtp.Packet, at time.Time) error {
 		}
 		s.segN++
 		s.seg = newSegment(s.dir, s.segN, startMS, ts, w, h)
-		s.seg.keyArrival = s.asm.arrival
+		s.seg.keyTime = s.keyTime(len(frame))
 	}
 	if s.seg.full() {
 		s.stats.QueueOverflow++
@@ -586,6 +589,18 @@ func (s *Session) video(pkt *rtp.Packet, at time.Time) error {
 	s.seg.add(frame, ts, key)
 	s.stats.Written++
 	return nil
+}
+
+// keyTime is how long a keyframe of n bytes takes to reach everyone: to
+// arrive here from the host, and to go out on the narrowest viewer's link.
+func (s *Session) keyTime(n int) time.Duration {
+	d := s.asm.arrival
+	if s.info.ViewerBitrate != nil {
+		if bps := s.info.ViewerBitrate(); bps > 0 {
+			d = max(d, time.Duration(float64(n*8)/float64(bps)*float64(time.Second)))
+		}
+	}
+	return d
 }
 
 // keyframeShare bounds a segment's length below: this many times as long

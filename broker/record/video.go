@@ -100,7 +100,7 @@ type segment struct {
 	startMS       int64 // on the session's timeline
 	frames        int64
 	bytes         int
-	keyArrival    time.Duration // how long its keyframe's packets took to arrive
+	keyTime       time.Duration // how long its keyframe took to reach everyone
 	width, height int
 	clusters      []cluster
 }

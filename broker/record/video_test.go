@@ -99,15 +99,19 @@ func BenchmarkSegmentSeal(b *testing.B) {
 
 // TestSegmentLengthFollowsTheLink: a segment asks for the keyframe that
 // starts the next one after SegmentDuration, or, when its own keyframe took
-// long to arrive (a narrow link), after ten times that long, so that these
-// keyframes take at most a tenth of the link.
+// long to arrive or takes long to go out to a viewer (a narrow link), after
+// ten times that long, so that these keyframes take at most a tenth of any
+// link.
 func TestSegmentLengthFollowsTheLink(t *testing.T) {
 	for _, tc := range []struct {
-		spread time.Duration // how long a keyframe's packets take to arrive
-		want   time.Duration // the length of a segment
+		spread    time.Duration // how long a keyframe's packets take to arrive
+		viewerBPS int           // what the narrowest viewer's link carries
+		want      time.Duration // the length of a segment
 	}{
-		{0, time.Second},
-		{500 * time.Millisecond, 5 * time.Second},
+		{0, 0, time.Second},
+		{0, 10_000_000, time.Second},
+		{500 * time.Millisecond, 0, 5 * time.Second},
+		{0, 320_000, 5 * time.Second}, // a 20 KB keyframe takes 0.5 s to the viewer
 	} {
 		clock := &fakeClock{t: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)}
 		r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now, SegmentDuration: time.Second})
@@ -116,7 +120,8 @@ func TestSegmentLengthFollowsTheLink(t *testing.T) {
 		}
 		var asked atomic.Bool
 		var sealed *Manifest
-		s, err := r.Start(Info{Session: "s_link", RequestKeyframe: func() { asked.Store(true) }, OnSealed: func(m *Manifest) { sealed = m }})
+		s, err := r.Start(Info{Session: "s_link", RequestKeyframe: func() { asked.Store(true) }, OnSealed: func(m *Manifest) { sealed = m },
+			ViewerBitrate: func() int { return tc.viewerBPS }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,11 +152,11 @@ func TestSegmentLengthFollowsTheLink(t *testing.T) {
 			}
 		}
 		if len(lengths) < 2 {
-			t.Fatalf("keyframes arriving in %v: %d video segments in 16 s", tc.spread, len(lengths))
+			t.Fatalf("keyframes arriving in %v, a viewer at %d bit/s: %d video segments in 16 s", tc.spread, tc.viewerBPS, len(lengths))
 		}
 		for _, ms := range lengths[:len(lengths)-1] {
 			if got := time.Duration(ms) * time.Millisecond; got < tc.want-100*time.Millisecond || got > tc.want+500*time.Millisecond {
-				t.Errorf("keyframes arriving in %v: segments of %v ms, want about %v", tc.spread, lengths, tc.want)
+				t.Errorf("keyframes arriving in %v, a viewer at %d bit/s: segments of %v ms, want about %v", tc.spread, tc.viewerBPS, lengths, tc.want)
 				break
 			}
 		}

@@ -49,6 +49,9 @@ type Session struct {
 	viewers     map[*Viewer]struct{}
 	lastKey     time.Time // when the host was last asked for a keyframe
 	keyPending  bool      // a request is waiting for keyframeInterval to pass
+	limit       int       // the bitrate the host was last told viewers receive
+	limitAt     time.Time // and when
+	hostRate    rateMeter // of the host's video
 	closed      bool
 	hostGone    sync.Once
 }
@@ -62,6 +65,8 @@ type Viewer struct {
 	opts    ViewerOptions
 
 	video *webrtc.TrackLocalStaticRTP
+
+	bitrate atomic.Int64 // what congestion control says the viewer's link carries, bits/s
 
 	controlling atomic.Bool
 	dropped     atomic.Uint64
@@ -118,7 +123,7 @@ func New(cfg Config) (*Session, error) {
 // AcceptHost answers the host's offer. A second call replaces the previous
 // host connection (a host that reconnected).
 func (s *Session) AcceptHost(offer string) (string, error) {
-	pc, err := s.cfg.API.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.cfg.API.NewPeerConnection(rtc.Sending{})
 	if err != nil {
 		return "", fmt.Errorf("host peer connection: %w", err)
 	}
@@ -193,6 +198,7 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 		pkt.Header.Extensions = nil
 		s.tapVideo(pkt)
 		s.mu.Lock()
+		s.hostRate.add(pkt.MarshalSize(), time.Now())
 		viewers := make([]*Viewer, 0, len(s.viewers))
 		for v := range s.viewers {
 			viewers = append(viewers, v)
@@ -207,10 +213,18 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 // AddViewer creates a viewer's PeerConnection and returns it with the
 // complete offer to send to the viewer.
 func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
-	pc, err := s.cfg.API.NewPeerConnection(webrtc.Configuration{})
+	v := &Viewer{s: s, opts: opts, grants: map[string]bool{}}
+	// Congestion control starts from what the host sends now, at least
+	// viewerStartBitrate, so that a viewer joining a busy session does not
+	// hold it back while its estimate grows.
+	s.mu.Lock()
+	start := max(s.hostRate.rate(time.Now()), viewerStartBitrate)
+	s.mu.Unlock()
+	pc, err := s.cfg.API.NewPeerConnection(rtc.Sending{StartBitrate: start, OnBitrate: v.setBitrate})
 	if err != nil {
 		return nil, "", fmt.Errorf("viewer peer connection: %w", err)
 	}
+	v.pc = pc
 	ok := false
 	defer func() {
 		if !ok {
@@ -226,7 +240,7 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("add video to viewer: %w", err)
 	}
-	v := &Viewer{s: s, pc: pc, opts: opts, video: video, grants: map[string]bool{}}
+	v.video = video
 	if v.control, v.input, err = rtc.DataChannels(pc); err != nil {
 		return nil, "", err
 	}
@@ -300,6 +314,7 @@ func (v *Viewer) Close() error {
 	v.s.mu.Lock()
 	delete(v.s.viewers, v)
 	v.s.mu.Unlock()
+	v.s.limitHost()
 	return v.pc.Close()
 }
 

@@ -160,7 +160,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.caFile = caFile
 
-	rtcCfg := rtc.Config{UDPPort: cfg.UDPPort, PlayoutDelay: true}
+	// Congestion control paces what is relayed to each viewer to what its
+	// link carries, and the relay asks the host for no more than the
+	// narrowest of them receives (the relay picks where each starts).
+	rtcCfg := rtc.Config{UDPPort: cfg.UDPPort, PlayoutDelay: true,
+		CongestionControl: true, MinBitrate: 150_000, StartBitrate: 4_000_000, MaxBitrate: 50_000_000}
 	if cfg.PublicAddr != "" {
 		ip, err := rtc.ResolveIP(cfg.PublicAddr)
 		if err != nil {

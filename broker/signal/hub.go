@@ -308,7 +308,7 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 		return l, nil
 	}
 	var r *relay.Session
-	rec, err := h.startRecording(sess, func() { r.RequestKeyframe() })
+	rec, err := h.startRecording(sess, func() { r.RequestKeyframe() }, func() int { return r.ViewerBitrate() })
 	if err != nil {
 		return nil, err
 	}

@@ -14,9 +14,9 @@ import (
 var ErrNotRecorded = errors.New("The session cannot start: the broker cannot record it, and recording is required. Ask your administrator to check the broker's recording storage.")
 
 // startRecording starts the archive of a session that goes live. The
-// relay's keyframe request is reached through keyframe, set once the relay
-// exists.
-func (h *Hub) startRecording(sess *store.Session, keyframe func()) (*record.Session, error) {
+// relay's keyframe request and its viewers' bitrate are reached through
+// keyframe and viewerBitrate, set once the relay exists.
+func (h *Hub) startRecording(sess *store.Session, keyframe func(), viewerBitrate func() int) (*record.Session, error) {
 	if h.cfg.Recorder == nil {
 		return nil, nil
 	}
@@ -28,7 +28,7 @@ func (h *Hub) startRecording(sess *store.Session, keyframe func()) (*record.Sess
 	id := sess.ID
 	rec, err := h.cfg.Recorder.Start(record.Info{
 		Session: id, Ticket: sess.TicketID, Technician: technician,
-		RequestKeyframe: keyframe,
+		RequestKeyframe: keyframe, ViewerBitrate: viewerBitrate,
 		OnFailure: func(err error) {
 			h.log.Error("recording failed: ending the session", "session", id, "err", err)
 			h.audit(id, "broker", "recording.failed", map[string]any{"error": err.Error()})

@@ -243,16 +243,16 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 
 	startKbps := encode.DefaultBitrateKbps(width, height)
 	api, err := rtc.NewAPI(rtc.Config{
-		OnBitrate:    func(bps int) { st.bitrate.Store(int64(bps)) },
-		MinBitrate:   150_000,
-		StartBitrate: startKbps * 1000,
-		MaxBitrate:   3 * startKbps * 1000,
+		CongestionControl: true,
+		MinBitrate:        minBitrate,
+		StartBitrate:      startKbps * 1000,
+		MaxBitrate:        3 * startKbps * 1000,
 	})
 	if err != nil {
 		return "", err
 	}
 	defer api.Close()
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(rtc.Sending{OnBitrate: func(bps int) { st.bitrate.Store(int64(bps)) }})
 	if err != nil {
 		return "", fmt.Errorf("create peer connection: %w", err)
 	}
@@ -322,7 +322,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		}()
 	})
 	wg.Add(1)
-	go func() { // keyframe requests arrive as RTCP from the broker
+	go func() { // keyframe requests and viewers' limits arrive as RTCP from the broker
 		defer wg.Done()
 		for {
 			pkts, _, err := sender.Sender().ReadRTCP()
@@ -330,9 +330,11 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				return
 			}
 			for _, p := range pkts {
-				switch p.(type) {
+				switch p := p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 					st.keyframe.Store(true)
+				case *rtcp.ReceiverEstimatedMaximumBitrate:
+					st.setLimit(p.Bitrate)
 				}
 			}
 		}

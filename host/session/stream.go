@@ -33,6 +33,8 @@ const (
 	// keyframeEvery is the slow periodic keyframe, sent only with a frame
 	// that is sent anyway: a still screen still sends nothing.
 	keyframeEvery = 20 * time.Second
+	// minBitrate is the least the video is ever given, bits/s.
+	minBitrate = 150_000
 )
 
 // streamer captures the shared display when it changes, encodes and
@@ -47,6 +49,7 @@ type streamer struct {
 
 	keyframe atomic.Bool  // set by keyframe requests
 	bitrate  atomic.Int64 // target from congestion control, bits/s; 0 = none yet
+	limit    atomic.Int64 // what the broker's narrowest viewer receives, bits/s; 0 = no limit
 
 	mu      sync.Mutex
 	capt    capture.Capturer
@@ -95,10 +98,28 @@ func (s *streamer) displays() (protocol.ControlMessage, error) {
 	return msg, nil
 }
 
-// rate is the bitrate to pace the video at: congestion control's
-// estimate once there is one, before that what the resolution deserves.
+// target is the bitrate the video may use: what congestion control
+// estimates the link to the broker carries, or less when the broker says
+// a viewer's link carries less (it relays the video as it is, so every
+// viewer gets what the narrowest can take); 0 while neither is known.
+func (s *streamer) target() int {
+	bps, limit := int(s.bitrate.Load()), int(s.limit.Load())
+	if limit > 0 && (bps == 0 || limit < bps) {
+		return limit
+	}
+	return bps
+}
+
+// setLimit takes the broker's word on the most its viewers receive, never
+// below the least the video is ever given.
+func (s *streamer) setLimit(bps float32) {
+	s.limit.Store(int64(max(bps, minBitrate)))
+}
+
+// rate is the bitrate to pace the video at: the target once there is one,
+// before that what the resolution deserves.
 func (s *streamer) rate(nominalBPS int) int {
-	if bps := int(s.bitrate.Load()); bps > 0 {
+	if bps := s.target(); bps > 0 {
 		return bps
 	}
 	return max(nominalBPS, 1_000_000)
@@ -193,7 +214,7 @@ func (s *streamer) run(ctx context.Context) error {
 			nominalBPS = setKbps * 1000
 			s.keyframe.Store(true)
 		}
-		if bps := int(s.bitrate.Load()); bps > 0 {
+		if bps := s.target(); bps > 0 {
 			if kbps := min(bps, nominalBPS) / 1000; kbps != setKbps && kbps > 0 {
 				if err := enc.SetBitrate(kbps); err != nil {
 					s.log.Debug("set bitrate", "err", err)

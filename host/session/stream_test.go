@@ -136,3 +136,30 @@ func waitStill(t *testing.T, frames *atomic.Int64) {
 		}
 	}
 }
+
+// TestTarget: the video uses what congestion control estimates the link
+// to the broker carries, or less when the broker says a viewer's link
+// carries less, but never less than the least it is ever given.
+func TestTarget(t *testing.T) {
+	for _, tc := range []struct {
+		estimate int
+		limit    float32 // 0: the broker said nothing
+		want     int
+	}{
+		{0, 0, 0},
+		{2_000_000, 0, 2_000_000},
+		{2_000_000, 500_000, 500_000},
+		{2_000_000, 1 << 30, 2_000_000},
+		{0, 500_000, 500_000},
+		{2_000_000, 1_000, minBitrate},
+	} {
+		var s streamer
+		s.bitrate.Store(int64(tc.estimate))
+		if tc.limit > 0 {
+			s.setLimit(tc.limit)
+		}
+		if got := s.target(); got != tc.want {
+			t.Errorf("estimate %d, broker's limit %.0f: target %d, want %d", tc.estimate, tc.limit, got, tc.want)
+		}
+	}
+}

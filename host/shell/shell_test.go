@@ -26,7 +26,7 @@ func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { api.Close() })
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		pc, err := api.NewPeerConnection(rtc.Sending{})
 		if err != nil {
 			t.Fatal(err)
 		}

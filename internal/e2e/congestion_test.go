@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"image"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,23 +19,31 @@ import (
 	"github.com/tether-support/tether/internal/xtest"
 )
 
-// link is the user's network: the host runs in a network namespace of
-// its own, joined to the broker's by a veth pair whose outgoing side (the
-// user's upload) is shaped with a token bucket.
+// link is a shaped network path to the broker: the far end (the user's
+// computer or the technician's) runs in a network namespace of its own,
+// joined to the broker's by a veth pair, and one end's sending is shaped
+// with a token bucket: the far end's for the user's upload, the broker's
+// for the technician's download.
 type link struct {
-	ns, dev          string // the namespace and the host's end of the pair
-	brokerIP, hostIP string
+	ns              string // the far end's namespace
+	dev             string // the shaped device
+	inNS            bool   // whether dev is the far end's
+	brokerIP, farIP string
 }
 
-// newLink makes the namespace and the pair; it needs root and iproute2.
-func newLink(t *testing.T) *link {
+// newLink makes the namespace and the pair, shaping the far end's sending
+// when upload is set and the broker's otherwise; it needs root and iproute2.
+func newLink(t *testing.T, upload bool) *link {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("shaping a network link needs root (network namespaces and tc)")
 	}
 	id := strconv.Itoa(os.Getpid() % 100000)
-	l := &link{ns: "tether-cc" + id, dev: "tcc" + id + "h", brokerIP: "10.231.0.1", hostIP: "10.231.0.2"}
-	peer := "tcc" + id + "b"
+	far, near := "tcc"+id+"f", "tcc"+id+"b"
+	l := &link{ns: "tether-cc" + id, dev: near, brokerIP: "10.231.0.1", farIP: "10.231.0.2"}
+	if upload {
+		l.dev, l.inNS = far, true
+	}
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -44,12 +56,12 @@ func newLink(t *testing.T) *link {
 		t.Skipf("this machine cannot make a network namespace: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.ns).Run() })
-	run("link", "add", peer, "type", "veth", "peer", "name", l.dev, "netns", l.ns)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", peer).Run() })
-	run("addr", "add", l.brokerIP+"/30", "dev", peer)
-	run("link", "set", peer, "up")
-	run("-n", l.ns, "addr", "add", l.hostIP+"/30", "dev", l.dev)
-	run("-n", l.ns, "link", "set", l.dev, "up")
+	run("link", "add", near, "type", "veth", "peer", "name", far, "netns", l.ns)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", near).Run() })
+	run("addr", "add", l.brokerIP+"/30", "dev", near)
+	run("link", "set", near, "up")
+	run("-n", l.ns, "addr", "add", l.farIP+"/30", "dev", far)
+	run("-n", l.ns, "link", "set", far, "up")
 	run("-n", l.ns, "link", "set", "lo", "up")
 	if err := l.tbf(1_000_000_000); err != nil {
 		t.Skipf("this kernel cannot shape a link: %v", err)
@@ -57,7 +69,20 @@ func newLink(t *testing.T) *link {
 	return l
 }
 
-// shape limits the user's upload to bps bits/s.
+// command runs name in the far end's namespace.
+func (l *link) command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", l.ns, name}, args...)...)
+}
+
+// tc runs tc where the shaped device is.
+func (l *link) tc(args ...string) ([]byte, error) {
+	if l.inNS {
+		return l.command("tc", args...).CombinedOutput()
+	}
+	return exec.Command("tc", args...).CombinedOutput()
+}
+
+// shape limits the shaped side's sending to bps bits/s.
 func (l *link) shape(t *testing.T, bps int) {
 	t.Helper()
 	if err := l.tbf(bps); err != nil {
@@ -69,8 +94,8 @@ func (l *link) shape(t *testing.T, bps int) {
 // a home router's would be.
 func (l *link) tbf(bps int) error {
 	burst := max(bps/8/50, 16<<10) // 20 ms of data, at least a few packets
-	out, err := exec.Command("ip", "netns", "exec", l.ns, "tc", "qdisc", "replace", "dev", l.dev, "root",
-		"tbf", "rate", strconv.Itoa(bps)+"bit", "burst", strconv.Itoa(burst), "latency", "100ms").CombinedOutput()
+	out, err := l.tc("qdisc", "replace", "dev", l.dev, "root",
+		"tbf", "rate", strconv.Itoa(bps)+"bit", "burst", strconv.Itoa(burst), "latency", "100ms")
 	if err != nil {
 		return fmt.Errorf("tc tbf: %v\n%s", err, out)
 	}
@@ -79,10 +104,10 @@ func (l *link) tbf(bps int) error {
 
 var tbfStats = regexp.MustCompile(`Sent (\d+) bytes (\d+) pkt \(dropped (\d+),`)
 
-// counters reads what the user's upload sent and dropped so far.
+// counters reads what the shaped side sent and dropped so far.
 func (l *link) counters(t *testing.T) (bytes, packets, dropped int64) {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", l.ns, "tc", "-s", "qdisc", "show", "dev", l.dev).CombinedOutput()
+	out, err := l.tc("-s", "qdisc", "show", "dev", l.dev)
 	if err != nil {
 		t.Fatalf("tc: %v\n%s", err, out)
 	}
@@ -105,42 +130,83 @@ func (tr traffic) String() string {
 	return fmt.Sprintf("%.0f kbit/s, %.1f frames/s, %d packets of which %d dropped", tr.kbps, tr.fps, tr.sent, tr.dropped)
 }
 
-// TestCongestion: when the user's upload is narrower than the video, the
-// host sends less, not more than fits (the link's queue drops almost
-// nothing), keeps the resolution and gives up frame rate; once the link
-// is wide again the video takes the room back.
-func TestCongestion(t *testing.T) {
-	l := newLink(t)
-	display := xtest.StartXvfb(t, 1280, 720)
-	// A log scrolling all over the screen, a few lines at a time.
-	scroll := exec.Command("xterm", "-geometry", "100x30+0+0", "-e", "sh", "-c", "while :; do od -An -tx1 -w60 -N240 /dev/urandom; sleep 0.03; done")
-	scroll.Env = append(os.Environ(), "DISPLAY="+display)
+// frameCount is how many frames a technician has received, and when.
+type frameCount func() (uint64, time.Time)
+
+// measure reads what crossed the shaped side of l and what frames the
+// technician received over d.
+func (l *link) measure(t *testing.T, frames frameCount, d time.Duration) traffic {
+	t.Helper()
+	b0, p0, d0 := l.counters(t)
+	f0, t0 := frames()
+	time.Sleep(d)
+	b1, p1, d1 := l.counters(t)
+	f1, t1 := frames()
+	secs := time.Since(t0).Seconds()
+	return traffic{kbps: float64(b1-b0) * 8 / 1000 / secs, fps: float64(f1-f0) / t1.Sub(t0).Seconds(), sent: p1 - p0, dropped: d1 - d0}
+}
+
+// scrolling is a 1280x720 display with a log scrolling all over it, a few
+// lines at a time, until paused.
+type scrolling struct {
+	display string
+	paused  string // the scrolling stops while this file exists
+}
+
+func scrollingScreen(t *testing.T) scrolling {
+	t.Helper()
+	s := scrolling{display: xtest.StartXvfb(t, 1280, 720), paused: filepath.Join(t.TempDir(), "paused")}
+	scroll := exec.Command("xterm", "-geometry", "100x30+0+0", "-e", "sh", "-c",
+		`while :; do [ -e "$0" ] || od -An -tx1 -w60 -N240 /dev/urandom; sleep 0.03; done`, s.paused)
+	scroll.Env = append(os.Environ(), "DISPLAY="+s.display)
 	if err := scroll.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { scroll.Process.Kill(); scroll.Wait() })
+	return s
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	b := startBrokerWith(t, func(c *server.Config) {
-		c.Addr, c.PublicAddr = l.brokerIP+":0", l.brokerIP
-	})
-	_, j, _ := joinLive(t, ctx, b, func(code string) *hostProc {
-		return startHostProc(t, "ip", display, true, nil, "netns", "exec", l.ns,
-			xtest.Build(t, "./host"), "-broker", b.URL(), "-ca", b.CAFile(), code)
-	})
-
-	measure := func(d time.Duration) traffic {
-		b0, p0, d0 := l.counters(t)
-		f0, t0 := j.Frames(), time.Now()
-		time.Sleep(d)
-		b1, p1, d1 := l.counters(t)
-		secs := time.Since(t0).Seconds()
-		return traffic{kbps: float64(b1-b0) * 8 / 1000 / secs, fps: float64(j.Frames()-f0) / secs, sent: p1 - p0, dropped: d1 - d0}
+func (s scrolling) pause(t *testing.T, paused bool) {
+	t.Helper()
+	var err error
+	if paused {
+		err = os.WriteFile(s.paused, nil, 0o600)
+	} else {
+		err = os.Remove(s.paused)
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
+// lag pauses the screen and returns how long the technician still
+// received frames after that: how far behind the picture was.
+func (s scrolling) lag(t *testing.T, frames frameCount) time.Duration {
+	t.Helper()
+	s.pause(t, true)
+	defer s.pause(t, false)
+	paused := time.Now()
+	last, _ := frames()
+	lastAt := paused
+	for time.Since(lastAt) < 6*time.Second && time.Since(paused) < 20*time.Second {
+		time.Sleep(200 * time.Millisecond)
+		if n, at := frames(); n != last {
+			last, lastAt = n, at
+		}
+	}
+	return lastAt.Sub(paused)
+}
+
+// narrowLink measures the video of screen on l while the link is wide,
+// then narrow, then wide again, and checks that the video fits the narrow
+// link (the link's queue drops almost nothing), keeps moving and keeps up
+// (the frames stop soon after the screen does), keeps the resolution
+// (screenshot is taken on the narrow link), gives up frame rate and takes
+// the room back once the link is wide again.
+func narrowLink(t *testing.T, l *link, screen scrolling, frames frameCount, screenshot func() image.Image) {
+	t.Helper()
 	time.Sleep(3 * time.Second)
-	free := measure(5 * time.Second)
+	free := l.measure(t, frames, 5*time.Second)
 	t.Logf("wide link: %v", free)
 	const narrow = 500_000
 	if free.kbps < 2*narrow/1000 {
@@ -149,7 +215,7 @@ func TestCongestion(t *testing.T) {
 
 	l.shape(t, narrow)
 	time.Sleep(10 * time.Second) // congestion control finds the width
-	slow := measure(10 * time.Second)
+	slow := l.measure(t, frames, 10*time.Second)
 	t.Logf("%d kbit/s link: %v", narrow/1000, slow)
 	if slow.fps < 1 {
 		t.Errorf("%.1f frames/s on the narrow link: the picture froze", slow.fps)
@@ -158,20 +224,21 @@ func TestCongestion(t *testing.T) {
 		t.Errorf("%.1f frames/s on the narrow link against %.1f on the wide one: the frame rate did not give way", slow.fps, free.fps)
 	}
 	if loss := float64(slow.dropped) / float64(max(1, slow.sent+slow.dropped)); loss > 0.03 {
-		t.Errorf("the link dropped %.1f %% of the packets: the host sends more than fits", 100*loss)
+		t.Errorf("the link dropped %.1f %% of the packets: more is sent than fits", 100*loss)
 	}
-	img, err := j.Screenshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := img.Bounds().Size(); got.X != 1280 || got.Y != 720 {
+	if got := screenshot().Bounds().Size(); got.X != 1280 || got.Y != 720 {
 		t.Errorf("the picture on the narrow link is %dx%d, not 1280x720", got.X, got.Y)
+	}
+	lag := screen.lag(t, frames)
+	t.Logf("frames kept coming for %v after the screen stopped", lag.Round(100*time.Millisecond))
+	if lag > 10*time.Second {
+		t.Errorf("frames kept coming for %v after the screen stopped: the picture on the narrow link lags that far behind", lag.Round(100*time.Millisecond))
 	}
 
 	l.shape(t, 1_000_000_000)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		again := measure(3 * time.Second)
+		again := l.measure(t, frames, 3*time.Second)
 		if again.kbps > 2*slow.kbps {
 			t.Logf("wide again: %v", again)
 			break
@@ -180,4 +247,101 @@ func TestCongestion(t *testing.T) {
 			t.Fatalf("the link is wide again, but after 30 s the video still sends %v", again)
 		}
 	}
+}
+
+// TestCongestion: when the user's upload is narrower than the video, the
+// host sends less, not more than fits, keeps the resolution and gives up
+// frame rate; once the link is wide again the video takes the room back.
+func TestCongestion(t *testing.T) {
+	l := newLink(t, true)
+	screen := scrollingScreen(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.Addr, c.PublicAddr = l.brokerIP+":0", l.brokerIP
+	})
+	_, j, _ := joinLive(t, ctx, b, func(code string) *hostProc {
+		cmd := l.command(xtest.Build(t, "./host"), "-broker", b.URL(), "-ca", b.CAFile(), code)
+		return startHostProc(t, cmd.Path, screen.display, true, nil, cmd.Args[1:]...)
+	})
+	narrowLink(t, l, screen, func() (uint64, time.Time) { return j.Frames(), time.Now() }, func() image.Image {
+		img, err := j.Screenshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	})
+}
+
+var framesLine = regexp.MustCompile(`frames received: (\d+)`)
+
+// TestCongestionTechnician: when a technician's download is narrower than
+// the video, the broker sends that technician no more than fits and has
+// the host send no more than that, keeping the resolution and giving up
+// frame rate as on a narrow upload. A second technician on a wide link
+// sees the same picture (the video is relayed as it is).
+func TestCongestionTechnician(t *testing.T) {
+	l := newLink(t, false)
+	screen := scrollingScreen(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.Addr, c.PublicAddr = l.brokerIP+":0", l.brokerIP
+	})
+	_, wide, _ := joinLive(t, ctx, b, func(code string) *hostProc {
+		return startHostProc(t, xtest.Build(t, "./host"), screen.display, true, nil, "-broker", b.URL(), "-ca", b.CAFile(), code)
+	})
+
+	// The technician on the narrow link watches with the viewer command,
+	// which prints the frames received so far every two seconds.
+	v := b.viewer(t, "join", "-session", wide.ID)
+	narrow := l.command(v.Path, v.Args[1:]...)
+	narrow.Env = v.Env
+	out, err := narrow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	narrow.Stderr = &stderr
+	if err := narrow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { narrow.Process.Kill(); narrow.Wait() })
+	var (
+		mu     sync.Mutex
+		count  uint64
+		at     time.Time
+		counts = make(chan struct{}, 1)
+	)
+	go func() {
+		lines := bufio.NewScanner(out)
+		for lines.Scan() {
+			if m := framesLine.FindStringSubmatch(lines.Text()); m != nil {
+				n, _ := strconv.ParseUint(m[1], 10, 64)
+				mu.Lock()
+				count, at = n, time.Now()
+				mu.Unlock()
+				select {
+				case counts <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case <-counts:
+	case <-ctx.Done():
+		t.Fatalf("the viewer never joined:\n%s", stderr.String())
+	}
+	narrowLink(t, l, screen, func() (uint64, time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		return count, at
+	}, func() image.Image {
+		img, err := wide.Screenshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	})
 }

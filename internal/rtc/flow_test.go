@@ -29,7 +29,7 @@ func connected(t *testing.T, logs io.Writer) (a, b *webrtc.PeerConnection) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { api.Close() })
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		pc, err := api.NewPeerConnection(Sending{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -67,10 +68,11 @@ type Config struct {
 	// PlayoutDelay stamps min = max = 0 playout delay on sent video so that
 	// browsers render each frame at once instead of buffering it.
 	PlayoutDelay bool
-	// OnBitrate, when set, runs Google Congestion Control on sent video
-	// (transport-wide feedback from the receiver) and is called with each
-	// new target bitrate in bits per second.
-	OnBitrate func(bps int)
+	// CongestionControl runs Google Congestion Control on the video each
+	// PeerConnection sends (transport-wide feedback from the receiver),
+	// which paces it and tells the PeerConnection's Sending.OnBitrate how
+	// much the link carries.
+	CongestionControl bool
 	// MinBitrate, StartBitrate and MaxBitrate bound congestion control
 	// (bits per second).
 	MinBitrate, StartBitrate, MaxBitrate int
@@ -82,6 +84,12 @@ type Config struct {
 type API struct {
 	*webrtc.API
 	mux io.Closer
+
+	// mu makes one PeerConnection at a time, so that the estimator pion
+	// creates inside NewPeerConnection (from a factory of the API's) gets
+	// that PeerConnection's Sending.
+	mu      sync.Mutex
+	sending Sending
 }
 
 // Close releases the shared UDP port, if any.
@@ -90,6 +98,26 @@ func (a *API) Close() error {
 		return nil
 	}
 	return a.mux.Close()
+}
+
+// Sending tunes congestion control of the video a PeerConnection sends,
+// when the API runs it.
+type Sending struct {
+	// StartBitrate, when set, replaces the API's, bits/s.
+	StartBitrate int
+	// OnBitrate, when set, is called from a goroutine of its own whenever
+	// the target bitrate changes, with the latest target in bits/s.
+	OnBitrate func(bps int)
+}
+
+// NewPeerConnection returns a new PeerConnection whose sent video's
+// congestion control, if the API runs it, is tuned by s.
+func (a *API) NewPeerConnection(s Sending) (*webrtc.PeerConnection, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sending = s
+	defer func() { a.sending = Sending{} }()
+	return a.API.NewPeerConnection(webrtc.Configuration{})
 }
 
 // NewAPI builds the pion API for one program.
@@ -107,8 +135,9 @@ func NewAPI(cfg Config) (*API, error) {
 		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(maxNacks))); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
-	if cfg.OnBitrate != nil {
-		if err := congestionControl(me, reg, cfg); err != nil {
+	a := &API{}
+	if cfg.CongestionControl {
+		if err := a.congestionControl(me, reg, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -141,7 +170,6 @@ func NewAPI(cfg Config) (*API, error) {
 	// one that sends it anyway loses the channel. It also keeps a message
 	// below the receive window; SCTP cannot deliver one that does not fit.
 	se.SetSCTPMaxMessageSize(MaxMessage)
-	a := &API{}
 	if cfg.UDPPort != 0 {
 		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort,
 			ice.UDPMuxFromPortWithLoopback(),
@@ -268,20 +296,30 @@ func DataChannels(pc *webrtc.PeerConnection) (control, input *webrtc.DataChannel
 // congestionControl adds GCC and a pacer that sends a frame at once when
 // it fits the link's allowance and spreads a larger one at the target rate
 // (see pacer).
-func congestionControl(me *webrtc.MediaEngine, reg *interceptor.Registry, cfg Config) error {
+func (a *API) congestionControl(me *webrtc.MediaEngine, reg *interceptor.Registry, cfg Config) error {
+	// Both run inside NewPeerConnection, under a.mu.
 	ccFactory, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		start := cfg.StartBitrate
+		if a.sending.StartBitrate > 0 {
+			start = min(max(a.sending.StartBitrate, cfg.MinBitrate), cfg.MaxBitrate)
+		}
 		return gcc.NewSendSideBWE(
-			gcc.SendSideBWEPacer(newPacer(cfg.StartBitrate)),
+			gcc.SendSideBWEPacer(newPacer(start)),
 			gcc.SendSideBWEMinBitrate(cfg.MinBitrate),
-			gcc.SendSideBWEInitialBitrate(cfg.StartBitrate),
+			gcc.SendSideBWEInitialBitrate(start),
 			gcc.SendSideBWEMaxBitrate(cfg.MaxBitrate),
 		)
 	})
 	if err != nil {
 		return fmt.Errorf("congestion control: %w", err)
 	}
+	// The estimator calls back from a new goroutine each time, so two
+	// calls may arrive out of order: each passes on the latest target, not
+	// the one it was given.
 	ccFactory.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) {
-		est.OnTargetBitrateChange(cfg.OnBitrate)
+		if onBitrate := a.sending.OnBitrate; onBitrate != nil {
+			est.OnTargetBitrateChange(func(int) { onBitrate(est.GetTargetBitrate()) })
+		}
 	})
 	reg.Add(ccFactory)
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {

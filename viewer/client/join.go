@@ -87,7 +87,7 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 	if j.api, err = rtc.NewAPI(rtc.Config{}); err != nil {
 		return nil, err
 	}
-	if j.pc, err = j.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if j.pc, err = j.api.NewPeerConnection(rtc.Sending{}); err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
 	if j.control, j.input, err = rtc.DataChannels(j.pc); err != nil {
@@ -277,7 +277,12 @@ func (j *Joined) RequestKeyframe() error {
 // Screenshot asks for a fresh keyframe and decodes it.
 func (j *Joined) Screenshot(ctx context.Context) (image.Image, error) {
 	asked := time.Now()
-	retry := time.NewTicker(time.Second) // a lost request is asked again
+	// A lost request, or a keyframe lost on the way, is asked for again,
+	// each time after twice as long: on a narrow link a keyframe takes
+	// seconds to arrive, and a new request would start another before it
+	// did, for every viewer.
+	wait := time.Second
+	retry := time.NewTimer(wait)
 	defer retry.Stop()
 	j.RequestKeyframe()
 	for {
@@ -298,6 +303,8 @@ func (j *Joined) Screenshot(ctx context.Context) (image.Image, error) {
 			return nil, fmt.Errorf("screenshot: %w: %s", ErrEnded, j.EndReason())
 		case <-retry.C:
 			j.RequestKeyframe()
+			wait *= 2
+			retry.Reset(wait)
 		case <-changed:
 		}
 	}
