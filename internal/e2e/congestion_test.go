@@ -17,6 +17,7 @@ import (
 
 	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
 )
 
 // link is a shaped network path to the broker: the far end (the user's
@@ -249,21 +250,33 @@ func narrowLink(t *testing.T, l *link, screen scrolling, frames frameCount, scre
 	}
 }
 
+// shapedSession starts a scrolling screen, a broker reached over l, and a
+// host sharing the screen (behind l when l shapes the user's upload) with
+// a technician watching from this process.
+func shapedSession(t *testing.T, ctx context.Context, l *link) (scrolling, *broker, *client.Joined) {
+	t.Helper()
+	screen := scrollingScreen(t)
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.Addr, c.PublicAddr = l.brokerIP+":0", l.brokerIP
+	})
+	_, j, _ := joinLive(t, ctx, b, func(code string) *hostProc {
+		cmd := exec.Command(xtest.Build(t, "./host"), "-broker", b.URL(), "-ca", b.CAFile(), code)
+		if l.inNS {
+			cmd = l.command(cmd.Path, cmd.Args[1:]...)
+		}
+		return startHostProc(t, cmd.Path, screen.display, true, nil, cmd.Args[1:]...)
+	})
+	return screen, b, j
+}
+
 // TestCongestion: when the user's upload is narrower than the video, the
 // host sends less, not more than fits, keeps the resolution and gives up
 // frame rate; once the link is wide again the video takes the room back.
 func TestCongestion(t *testing.T) {
 	l := newLink(t, true)
-	screen := scrollingScreen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b := startBrokerWith(t, func(c *server.Config) {
-		c.Addr, c.PublicAddr = l.brokerIP+":0", l.brokerIP
-	})
-	_, j, _ := joinLive(t, ctx, b, func(code string) *hostProc {
-		cmd := l.command(xtest.Build(t, "./host"), "-broker", b.URL(), "-ca", b.CAFile(), code)
-		return startHostProc(t, cmd.Path, screen.display, true, nil, cmd.Args[1:]...)
-	})
+	screen, _, j := shapedSession(t, ctx, l)
 	narrowLink(t, l, screen, func() (uint64, time.Time) { return j.Frames(), time.Now() }, func() image.Image {
 		img, err := j.Screenshot(ctx)
 		if err != nil {
@@ -335,15 +348,9 @@ func watchFrom(t *testing.T, ctx context.Context, l *link, b *broker, id string)
 // joins on a narrow link gets a moving picture within seconds.
 func TestCongestionTechnician(t *testing.T) {
 	l := newLink(t, false)
-	screen := scrollingScreen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b := startBrokerWith(t, func(c *server.Config) {
-		c.Addr, c.PublicAddr = l.brokerIP+":0", l.brokerIP
-	})
-	_, wide, _ := joinLive(t, ctx, b, func(code string) *hostProc {
-		return startHostProc(t, xtest.Build(t, "./host"), screen.display, true, nil, "-broker", b.URL(), "-ca", b.CAFile(), code)
-	})
+	screen, b, wide := shapedSession(t, ctx, l)
 
 	frames, leave := watchFrom(t, ctx, l, b, wide.ID)
 	narrowLink(t, l, screen, frames, func() image.Image {
