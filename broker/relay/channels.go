@@ -204,6 +204,9 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 	if canSee && !couldSee {
 		v.requestKeyframe()
 	}
+	if canSee != couldSee {
+		v.s.limitHost() // a viewer that does not watch limits nothing
+	}
 	// A revoked files or shell permission (or a pause) closes its channels
 	// at once.
 	v.closePipes(v.allowed)

@@ -39,21 +39,10 @@ func newPeer(t *testing.T, api *webrtc.API) *webrtc.PeerConnection {
 	return pc
 }
 
-// TestKeyframeRequests: a viewer's picture-loss report reaches the host
-// only when the viewer misses something; a full intra request always does.
-func TestKeyframeRequests(t *testing.T) {
-	api, err := rtc.NewAPI(rtc.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
-	s, err := New(Config{API: api, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-
-	// The host: one video track, and a count of keyframe requests.
+// connectHost connects a host peer with one video track to s; it returns
+// the track and what RTCP the relay sends the host.
+func connectHost(t *testing.T, s *Session) (*webrtc.TrackLocalStaticRTP, <-chan rtcp.Packet) {
+	t.Helper()
 	host := newPeer(t, plainAPI(t))
 	video, err := webrtc.NewTrackLocalStaticRTP(rtc.VP8, "screen", "tether")
 	if err != nil {
@@ -63,17 +52,16 @@ func TestKeyframeRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var requests atomic.Int32
+	fromRelay := make(chan rtcp.Packet, 64)
 	go func() {
+		defer close(fromRelay)
 		for {
 			pkts, _, err := tr.Sender().ReadRTCP()
 			if err != nil {
 				return
 			}
 			for _, p := range pkts {
-				if _, ok := p.(*rtcp.PictureLossIndication); ok {
-					requests.Add(1)
-				}
+				fromRelay <- p
 			}
 		}
 	}()
@@ -92,6 +80,33 @@ func TestKeyframeRequests(t *testing.T) {
 	if err := host.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
+	return video, fromRelay
+}
+
+// TestKeyframeRequests: a viewer's picture-loss report reaches the host
+// only when the viewer misses something; a full intra request always does.
+func TestKeyframeRequests(t *testing.T) {
+	api, err := rtc.NewAPI(rtc.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	s, err := New(Config{API: api, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// The host: one video track, and a count of keyframe requests.
+	video, fromRelay := connectHost(t, s)
+	var requests atomic.Int32
+	go func() {
+		for p := range fromRelay {
+			if _, ok := p.(*rtcp.PictureLossIndication); ok {
+				requests.Add(1)
+			}
+		}
+	}()
 
 	// The viewer, allowed to see; it notes the last packet it received.
 	v, viewerOffer, err := s.AddViewer(ViewerOptions{Name: "dana"})
@@ -117,7 +132,7 @@ func TestKeyframeRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdp, err = rtc.GatherComplete(viewer, viewerAnswer)
+	sdp, err := rtc.GatherComplete(viewer, viewerAnswer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,10 +36,7 @@ func (v *Viewer) setBitrate(bps int) {
 // limit is what the viewer's link carries, bits/s, or 0 when the viewer
 // is not watching.
 func (v *Viewer) limit() int {
-	v.mu.Lock()
-	watching := v.grants[protocol.PermView] && !v.paused
-	v.mu.Unlock()
-	if !watching {
+	if !v.allowed(protocol.PermView) {
 		return 0
 	}
 	return int(v.bitrate.Load())

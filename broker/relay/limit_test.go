@@ -1,0 +1,81 @@
+package relay
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
+)
+
+// TestViewerLimit: the host is told the least that a watching viewer's
+// link carries; a viewer that pauses or leaves limits nothing.
+func TestViewerLimit(t *testing.T) {
+	api, err := rtc.NewAPI(rtc.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	s, err := New(Config{API: api, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	video, fromRelay := connectHost(t, s)
+	// The relay knows the host's video once a packet arrived.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		known := s.hostSSRC != 0
+		s.mu.Unlock()
+		if known {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no video reached the relay")
+		}
+		if err := video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1}, Payload: []byte{0x10, 0, 0, 0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	viewer := func() *Viewer {
+		v, _, err := s.AddViewer(ViewerOptions{Name: "dana"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.SetGrants([]string{protocol.PermView}, false)
+		return v
+	}
+	told := func(want float32, what string) {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case p := <-fromRelay:
+				if remb, ok := p.(*rtcp.ReceiverEstimatedMaximumBitrate); ok && remb.Bitrate > 0.99*want && remb.Bitrate < 1.01*want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("%s: the host was not told %.0f bit/s", what, want)
+			}
+		}
+	}
+
+	wide, narrow := viewer(), viewer()
+	wide.setBitrate(8_000_000)
+	told(8_000_000, "one viewer at 8 Mbit/s")
+	narrow.setBitrate(500_000)
+	told(500_000, "a second viewer at 500 kbit/s")
+	narrow.SetGrants([]string{protocol.PermView}, true)
+	told(8_000_000, "the narrow viewer paused")
+	narrow.SetGrants([]string{protocol.PermView}, false)
+	told(500_000, "the narrow viewer watches again")
+	narrow.Close()
+	told(8_000_000, "the narrow viewer left")
+	wide.Close()
+	told(noLimit, "no viewer left")
+}
