@@ -39,6 +39,24 @@ func newPeer(t *testing.T, api *webrtc.API) *webrtc.PeerConnection {
 	return pc
 }
 
+// newSession returns a relay for one session, closed when the test ends.
+func newSession(t *testing.T) *Session {
+	t.Helper()
+	api, err := rtc.NewAPI(rtc.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{API: api, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		api.Close()
+	})
+	return s
+}
+
 // connectHost connects a host peer with one video track to s; it returns
 // the track and what RTCP the relay sends the host.
 func connectHost(t *testing.T, s *Session) (*webrtc.TrackLocalStaticRTP, <-chan rtcp.Packet) {
@@ -86,16 +104,7 @@ func connectHost(t *testing.T, s *Session) (*webrtc.TrackLocalStaticRTP, <-chan 
 // TestKeyframeRequests: a viewer's picture-loss report reaches the host
 // only when the viewer misses something; a full intra request always does.
 func TestKeyframeRequests(t *testing.T) {
-	api, err := rtc.NewAPI(rtc.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
-	s, err := New(Config{API: api, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSession(t)
 
 	// The host: one video track, and a count of keyframe requests.
 	video, fromRelay := connectHost(t, s)

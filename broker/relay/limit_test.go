@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -10,22 +8,12 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/tether-support/tether/internal/protocol"
-	"github.com/tether-support/tether/internal/rtc"
 )
 
 // TestViewerLimit: the host is told the least that a watching viewer's
 // link carries; a viewer that pauses or leaves limits nothing.
 func TestViewerLimit(t *testing.T) {
-	api, err := rtc.NewAPI(rtc.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
-	s, err := New(Config{API: api, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSession(t)
 	video, fromRelay := connectHost(t, s)
 	// The relay knows the host's video once a packet arrived.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
