@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+
 	"github.com/tether-support/tether/internal/protocol"
 )
 
