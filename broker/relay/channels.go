@@ -2,6 +2,8 @@ package relay
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/pion/rtp"
@@ -48,10 +50,7 @@ func (s *Session) fromHostControl(data []byte) {
 	if msg.Type == protocol.ControlClipboard {
 		defer s.tapHostControl(msg)
 	}
-	viewers := make([]*Viewer, 0, len(s.viewers))
-	for v := range s.viewers {
-		viewers = append(viewers, v)
-	}
+	viewers := slices.Collect(maps.Keys(s.viewers))
 	s.mu.Unlock()
 	for _, v := range viewers {
 		if msg.Type == protocol.ControlClipboard && !v.allowed(protocol.PermClipboard) {

@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -47,10 +49,7 @@ func (v *Viewer) limit() int {
 // carries, when that changed or limitEvery has passed.
 func (s *Session) limitHost() {
 	s.mu.Lock()
-	viewers := make([]*Viewer, 0, len(s.viewers))
-	for v := range s.viewers {
-		viewers = append(viewers, v)
-	}
+	viewers := slices.Collect(maps.Keys(s.viewers))
 	s.mu.Unlock()
 	limit := noLimit
 	for _, v := range viewers {

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,10 +201,7 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 		s.tapVideo(pkt)
 		s.mu.Lock()
 		s.hostRate.add(pkt.MarshalSize(), time.Now())
-		viewers := make([]*Viewer, 0, len(s.viewers))
-		for v := range s.viewers {
-			viewers = append(viewers, v)
-		}
+		viewers := slices.Collect(maps.Keys(s.viewers))
 		s.mu.Unlock()
 		for _, v := range viewers {
 			v.forward(pkt)
