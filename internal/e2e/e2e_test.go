@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"image"
-	"image/png"
 	"log/slog"
 	"net"
 	"os"
@@ -135,21 +134,6 @@ func (b *broker) login(t *testing.T, ctx context.Context, user, password string)
 		t.Fatal(err)
 	}
 	return c
-}
-
-// readPNG reads a screenshot the viewer command saved.
-func readPNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("screenshot is not a PNG: %v", err)
-	}
-	return img
 }
 
 // colourAt averages a 9x9 block around (x, y), tolerating codec loss at edges.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,15 @@ func TestViewerCLI(t *testing.T) {
 	if out, err := run("", "screenshot", "-session", id, "-o", png1, "-timeout", "30s"); err != nil {
 		t.Fatalf("screenshot: %v\n%s\nhost:\n%s", err, out, host.stderr.String())
 	}
-	img := readPNG(t, png1)
+	f, err := os.Open(png1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
 	if got := img.Bounds().Dx(); got != w {
 		t.Fatalf("screenshot width %d, want %d", got, w)
 	}
