@@ -67,3 +67,24 @@ func TestViewerLimit(t *testing.T) {
 	wide.Close()
 	told(noLimit, "no viewer left")
 }
+
+// TestRateMeter: what the host sent over the last whole second, from which
+// a new viewer's congestion control starts; nothing after a quiet second.
+func TestRateMeter(t *testing.T) {
+	var m rateMeter
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	if got := m.rate(at); got != 0 {
+		t.Errorf("before any packet: %d bit/s", got)
+	}
+	m.add(1000, at)
+	for range 125 { // 125 KB by the end of the second (the last packet closes it): 1 Mbit/s
+		at = at.Add(8 * time.Millisecond)
+		m.add(1000, at)
+	}
+	if got := m.rate(at); got < 990_000 || got > 1_010_000 {
+		t.Errorf("125 KB in a second: %d bit/s, want 1000000", got)
+	}
+	if got := m.rate(at.Add(2 * time.Second)); got != 0 {
+		t.Errorf("after two quiet seconds: %d bit/s, want 0", got)
+	}
+}
