@@ -259,7 +259,6 @@ export class RemoteInput {
   sendButton(button, down, p) {
     this.pendingMove = null;
     this.lastMove = p;
-    this.send(encodeMove(p.x, p.y));
     this.send(encodeButton(button, down, p.x, p.y));
   }
 

@@ -350,9 +350,11 @@ test('remote control at 1440x900', { timeout: 180_000 }, async (t) => {
       { kind: 'button', button: 0, down: true, ...want },
       { kind: 'button', button: 0, down: false, ...want },
     ]);
-    for (const b of buttons) {
-      assert.deepEqual(sent[sent.indexOf(b) - 1], { kind: 'move', ...want }, 'a move to the click position comes first');
-    }
+    // The press carries its position and the host moves there first, so
+    // no move has to go before it; the pointer's own move (Playwright moves
+    // before it clicks) may, to the same place.
+    assert.ok(sent.every((e) => e.kind !== 'move' || (e.x === want.x && e.y === want.y)), 'no move elsewhere');
+    assert.ok(sent.filter((e) => e.kind === 'move').length <= 1, 'at most the pointer\'s own move');
     assert.deepEqual(await page.evaluate(() => window.tether.input.lastSent), { kind: 'button', button: 0, down: false, ...want });
 
     // The bar beside the picture is not the remote screen.
