@@ -5,8 +5,9 @@
 // - Nothing is sent unless the broker has granted control.
 // - Pointer moves are coalesced to one per animation frame; buttons, wheel
 //   and keys are sent at once, in the order they happened, each preceded by
-//   any move still pending. A button event is always preceded by a move to
-//   its own position.
+//   any move still pending, except buttons: a button event carries its own
+//   position, which replaces a pending move, and the host moves the
+//   pointer there before pressing or releasing.
 // - Keys are physical (KeyboardEvent.code), modifiers included, with a
 //   repeated key-down for auto-repeat. Characters without a physical key
 //   travel as text.
