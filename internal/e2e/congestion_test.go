@@ -127,6 +127,11 @@ type traffic struct {
 	sent, dropped int64 // packets
 }
 
+// lost is the share of the packets that the link dropped.
+func (tr traffic) lost() float64 {
+	return float64(tr.dropped) / float64(max(1, tr.sent+tr.dropped))
+}
+
 func (tr traffic) String() string {
 	return fmt.Sprintf("%.0f kbit/s, %.1f frames/s, %d packets of which %d dropped", tr.kbps, tr.fps, tr.sent, tr.dropped)
 }
@@ -225,7 +230,7 @@ func narrowLink(t *testing.T, l *link, screen scrolling, frames frameCount, scre
 	if slow.fps > 0.8*free.fps {
 		t.Errorf("%.1f frames/s on the narrow link against %.1f on the wide one: the frame rate did not give way", slow.fps, free.fps)
 	}
-	if loss := float64(slow.dropped) / float64(max(1, slow.sent+slow.dropped)); loss > 0.03 {
+	if loss := slow.lost(); loss > 0.03 {
 		t.Errorf("the link dropped %.1f %% of the packets: more is sent than fits", 100*loss)
 	}
 	if got := screenshot().Bounds().Size(); got.X != 1280 || got.Y != 720 {
@@ -270,6 +275,18 @@ func shapedSession(t *testing.T, ctx context.Context, l *link) (scrolling, *brok
 	return screen, b, j
 }
 
+// screenshots returns a function that takes a screenshot as j sees it.
+func screenshots(t *testing.T, ctx context.Context, j *client.Joined) func() image.Image {
+	return func() image.Image {
+		t.Helper()
+		img, err := j.Screenshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+}
+
 // TestCongestion: when the user's upload is narrower than the video, the
 // host sends less, not more than fits, keeps the resolution and gives up
 // frame rate; once the link is wide again the video takes the room back.
@@ -278,13 +295,7 @@ func TestCongestion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	screen, _, j := shapedSession(t, ctx, l)
-	narrowLink(t, l, screen, func() (uint64, time.Time) { return j.Frames(), time.Now() }, func() image.Image {
-		img, err := j.Screenshot(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img
-	})
+	narrowLink(t, l, screen, func() (uint64, time.Time) { return j.Frames(), time.Now() }, screenshots(t, ctx, j))
 }
 
 var framesLine = regexp.MustCompile(`frames received: (\d+)`)
@@ -354,13 +365,7 @@ func TestCongestionTechnician(t *testing.T) {
 	screen, b, wide := shapedSession(t, ctx, l)
 
 	frames, leave := watchFrom(t, ctx, l, b, wide.ID)
-	narrowLink(t, l, screen, frames, func() image.Image {
-		img, err := wide.Screenshot(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img
-	})
+	narrowLink(t, l, screen, frames, screenshots(t, ctx, wide))
 
 	// A technician who joins on the narrow link loses packets at first
 	// (its estimate starts at what the host sends); 10 s later the broker
@@ -374,7 +379,7 @@ func TestCongestionTechnician(t *testing.T) {
 	time.Sleep(10 * time.Second)
 	joined := l.measure(t, frames, 10*time.Second)
 	t.Logf("joined on the narrow link: %v", joined)
-	if loss := float64(joined.dropped) / float64(max(1, joined.sent+joined.dropped)); loss > 0.03 {
+	if loss := joined.lost(); loss > 0.03 {
 		t.Errorf("10 s after joining, the narrow link dropped %.1f %% of the packets: more is sent than fits", 100*loss)
 	}
 }
