@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 	"golang.org/x/image/vp8"
 
 	"github.com/tether-support/tether/internal/dial"
@@ -199,36 +197,26 @@ func (j *Joined) notifyLocked() {
 	j.changed = make(chan struct{})
 }
 
-// Bounds of frame reassembly.
-const (
-	maxFramePackets = 512
-	maxFrameWait    = time.Second
-)
-
 // receive reassembles VP8 frames and keeps the latest keyframe.
 func (j *Joined) receive(track *webrtc.TrackRemote) {
-	// A frame may take up to maxFramePackets packets (a whole screen of
-	// text is a few hundred KB). One that misses a packet is given up once
-	// a frame captured maxFrameWait later is waiting, instead of holding
-	// every later frame until the buffer overflows.
-	sb := samplebuilder.New(maxFramePackets, &codecs.VP8Packet{}, track.Codec().ClockRate,
-		samplebuilder.WithMaxTimeDelay(maxFrameWait))
+	frames := newFrameAssembler()
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
 			return
 		}
-		sb.Push(pkt)
-		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			j.frames.Add(1)
-			// A VP8 frame tag's lowest bit is 0 for a keyframe (RFC 6386 9.1).
-			if len(s.Data) >= 10 && s.Data[0]&1 == 0 {
-				j.mu.Lock()
-				j.keyframe = append(j.keyframe[:0], s.Data...)
-				j.keyAt = time.Now()
-				j.notifyLocked()
-				j.mu.Unlock()
-			}
+		frame := frames.push(pkt)
+		if frame == nil {
+			continue
+		}
+		j.frames.Add(1)
+		// A VP8 frame tag's lowest bit is 0 for a keyframe (RFC 6386 9.1).
+		if len(frame) >= 10 && frame[0]&1 == 0 {
+			j.mu.Lock()
+			j.keyframe = frame // a new slice: Screenshot may be decoding the last one
+			j.keyAt = time.Now()
+			j.notifyLocked()
+			j.mu.Unlock()
 		}
 	}
 }
@@ -287,14 +275,10 @@ func (j *Joined) Screenshot(ctx context.Context) (image.Image, error) {
 	j.RequestKeyframe()
 	for {
 		j.mu.Lock()
-		key, at, changed := j.keyframe, j.keyAt, j.changed
-		var data []byte
-		if len(key) > 0 && !at.Before(asked) {
-			data = bytes.Clone(key)
-		}
+		key, at, changed := j.keyframe, j.keyAt, j.changed // a keyframe is never changed, only replaced
 		j.mu.Unlock()
-		if data != nil {
-			return decodeKeyframe(data)
+		if len(key) > 0 && !at.Before(asked) {
+			return decodeKeyframe(key)
 		}
 		select {
 		case <-ctx.Done():
