@@ -541,20 +541,36 @@ func (s *Session) openShell(it item) error {
 // video assembles frames and writes them into segments that each start
 // with a keyframe; at is when pkt arrived.
 func (s *Session) video(pkt *rtp.Packet, at time.Time) error {
-	frame, ts, lost := s.asm.push(pkt, at)
-	s.stats.Lost += int64(lost)
-	if lost > 0 {
-		s.requestKeyframe()
+	s.asm.push(pkt, at)
+	return s.writeFrames(at, false)
+}
+
+// writeFrames writes the frames that are whole at now; with giveUp, also
+// those that wait behind a frame still missing a packet.
+func (s *Session) writeFrames(now time.Time, giveUp bool) error {
+	for {
+		frame, ts, at, lost := s.asm.next(now, giveUp)
+		s.stats.Lost += int64(lost)
+		if lost > 0 && !giveUp {
+			s.requestKeyframe()
+		}
+		if frame == nil {
+			return nil
+		}
+		if err := s.writeFrame(frame, ts, at); err != nil {
+			return err
+		}
 	}
-	if frame == nil {
-		return nil
-	}
+}
+
+// writeFrame adds a frame whose last packet arrived at at to the segment,
+// starting a new one at a keyframe when it is due.
+func (s *Session) writeFrame(frame []byte, ts uint32, at time.Time) error {
 	if !s.tsKnown {
 		s.startTS, s.tsKnown = ts, true
 	}
 	key, w, h := isKeyframe(frame)
-	now := s.r.cfg.Now()
-	startMS := now.Sub(s.start).Milliseconds()
+	startMS := at.Sub(s.start).Milliseconds()
 	if s.seg != nil {
 		// A segment runs SegmentDuration, or longer on a link so narrow
 		// that its keyframe took more than a tenth of that to arrive or to
@@ -686,13 +702,15 @@ func (s *Session) finish(reason string) {
 	}
 	now := s.r.cfg.Now()
 	s.flushInputs(true)
-	var err error
+	// Frames waiting behind one still missing a packet are written.
+	err := s.writeFrames(now, true)
 	if s.seg != nil {
 		part, serr := s.seg.seal(s.r.cfg.EncryptionKey)
 		s.seg = nil
-		err = serr
 		if serr == nil {
 			s.parts = append(s.parts, part)
+		} else if err == nil {
+			err = serr
 		}
 	}
 	for _, sh := range s.sortedShells() {

@@ -18,61 +18,153 @@ import (
 	"github.com/pion/rtp/codecs"
 )
 
-// frameAssembler rebuilds VP8 frames from the RTP packets the relay
-// forwards. A frame with a missing packet is dropped and counted.
+// Bounds of frame reassembly.
+const (
+	// maxFrameWait is how long a frame waits for a missing packet: one
+	// lost on the host's upload is resent when the broker asks for it,
+	// within a few round trips.
+	maxFrameWait = time.Second
+	// maxWaitingPackets bounds the packets held meanwhile (about 5 MB).
+	maxWaitingPackets = 4096
+)
+
+// frameAssembler rebuilds VP8 frames, in order, from the RTP packets the
+// relay forwards. Packets may come out of order or twice: one lost on the
+// way from the host comes again, later, when the broker asks for it. A
+// frame missing a packet that later packets overtook waits for it up to
+// maxFrameWait, and the frames after it wait with it; then it is given up
+// and counted lost. A frame still arriving (a keyframe takes seconds on a
+// narrow link) is not missing anything yet.
 type frameAssembler struct {
-	started bool
-	lastSeq uint16
-	inFrame bool
-	broken  bool // a packet of the current frame is missing
-	ts      uint32
-	buf     []byte
+	waiting map[uint16]waitingPacket // by sequence number
+	head    uint16                   // where the next frame starts
+	newest  uint16                   // the highest sequence number come
+	started bool                     // head is known: a frame's start came
+	blocked time.Time                // since when the frame at head has been missing a packet
 	depack  codecs.VP8Packet
-	start   time.Time     // when the current frame's first packet arrived
 	arrival time.Duration // how long the last whole frame took to arrive
 }
 
-// push adds a packet that arrived at at; it returns a complete frame when
-// pkt ends one, and lost > 0 when frames were lost to a gap in sequence
-// numbers.
-func (a *frameAssembler) push(pkt *rtp.Packet, at time.Time) (frame []byte, ts uint32, lost int) {
-	if a.started && pkt.SequenceNumber != a.lastSeq+1 {
-		if a.inFrame {
-			a.broken = true
-		} else {
-			lost++ // a whole frame (or its start) went missing
-		}
-	}
-	a.started, a.lastSeq = true, pkt.SequenceNumber
+type waitingPacket struct {
+	payload     []byte // VP8 payload, without its descriptor
+	start, last bool   // it starts a frame, it ends one
+	ts          uint32
+	at          time.Time
+}
+
+// push adds a packet that arrived at at.
+func (a *frameAssembler) push(pkt *rtp.Packet, at time.Time) {
 	payload, err := a.depack.Unmarshal(pkt.Payload)
 	if err != nil {
-		if a.inFrame {
-			a.broken = true
+		return // not VP8: its frame will miss it
+	}
+	start := a.depack.S == 1 && a.depack.PID == 0 // RFC 7741 4.4
+	if !a.started {
+		if !start {
+			return // the middle of a frame whose start was never seen
 		}
-		return nil, 0, lost
+		a.head, a.newest, a.started = pkt.SequenceNumber, pkt.SequenceNumber, true
 	}
-	if a.depack.S == 1 && a.depack.PID == 0 {
-		if a.inFrame { // the previous frame never ended
-			lost++
+	if int16(pkt.SequenceNumber-a.head) < 0 {
+		return // a frame already made or given up
+	}
+	if int16(pkt.SequenceNumber-a.newest) > 0 {
+		a.newest = pkt.SequenceNumber
+	}
+	if a.waiting == nil {
+		a.waiting = map[uint16]waitingPacket{}
+	}
+	a.waiting[pkt.SequenceNumber] = waitingPacket{payload: payload, start: start, last: pkt.Marker, ts: pkt.Timestamp, at: at}
+}
+
+// next returns the next frame once it is whole, with its RTP timestamp
+// and when its last packet arrived. A frame that has been missing a packet
+// for maxFrameWait at now, or at all with giveUp, is skipped and counted
+// in lost; nil means no frame is ready.
+func (a *frameAssembler) next(now time.Time, giveUp bool) (frame []byte, ts uint32, at time.Time, lost int) {
+	for len(a.waiting) > 0 {
+		frame, ts, at, missing, ok := a.take()
+		if ok {
+			a.blocked = time.Time{}
+			return frame, ts, at, lost
 		}
-		a.inFrame, a.broken, a.ts, a.buf, a.start = true, false, pkt.Timestamp, a.buf[:0], at
+		arriving := int16(a.newest-missing) < 0 // nothing came after the packet it lacks
+		if arriving {
+			a.blocked = time.Time{}
+		} else if a.blocked.IsZero() {
+			a.blocked = now
+		}
+		if !giveUp && len(a.waiting) <= maxWaitingPackets && (arriving || now.Sub(a.blocked) < maxFrameWait) {
+			return nil, 0, time.Time{}, lost
+		}
+		a.skip()
+		a.blocked = time.Time{}
+		lost++
 	}
-	if !a.inFrame {
-		return nil, 0, lost
+	return nil, 0, time.Time{}, lost
+}
+
+// take removes and returns the frame starting at a.head when every packet
+// of it is there; otherwise missing is where it first falls short.
+func (a *frameAssembler) take() (frame []byte, ts uint32, last time.Time, missing uint16, ok bool) {
+	first, ok := a.waiting[a.head]
+	if !ok || !first.start {
+		return nil, 0, time.Time{}, a.head, false
 	}
-	if pkt.Timestamp != a.ts {
-		a.broken = true
+	end, size := a.head, len(first.payload)
+	earliest, last := first.at, first.at
+	for p := first; !p.last; {
+		end++
+		if p, ok = a.waiting[end]; !ok || p.start {
+			return nil, 0, time.Time{}, end, false // a packet missing, or the end
+		}
+		size += len(p.payload)
+		earliest, last = minTime(earliest, p.at), maxTime(last, p.at)
 	}
-	a.buf = append(a.buf, payload...)
-	if !pkt.Marker {
-		return nil, 0, lost
+	frame = make([]byte, 0, size)
+	for seq := a.head; seq != end+1; seq++ {
+		frame = append(frame, a.waiting[seq].payload...)
+		delete(a.waiting, seq)
 	}
-	a.inFrame = false
-	if a.broken || len(a.buf) == 0 {
-		return nil, 0, lost + 1
+	a.head = end + 1
+	a.arrival = last.Sub(earliest)
+	return frame, first.ts, last, 0, true
+}
+
+// skip gives up the frame at a.head: the next frame starts at the nearest
+// waiting packet that starts one, and the packets before it are dropped.
+func (a *frameAssembler) skip() {
+	var to uint16
+	found := false
+	for seq, p := range a.waiting {
+		if p.start && int16(seq-a.head) > 0 && (!found || int16(seq-to) < 0) {
+			to, found = seq, true
+		}
 	}
-	a.arrival = at.Sub(a.start)
-	return a.buf, a.ts, lost
+	for seq := range a.waiting {
+		if !found || int16(seq-to) < 0 {
+			delete(a.waiting, seq)
+		}
+	}
+	if found {
+		a.head = to
+	} else {
+		a.started = false // wait for a frame's start
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // isKeyframe reports whether a VP8 frame is a keyframe, and its size.
