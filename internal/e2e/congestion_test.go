@@ -103,6 +103,30 @@ func (l *link) tbf(bps int) error {
 	return nil
 }
 
+// lose drops share (0..1) of the UDP packets the shaped side sends, at
+// random, as a poor Wi-Fi link does.
+func (l *link) lose(t *testing.T, share float64) {
+	t.Helper()
+	nft := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("nft", args...)
+		if l.inNS {
+			cmd = l.command("nft", args...)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	table := "tether_loss_" + l.dev
+	nft("add", "table", "inet", table)
+	if !l.inNS { // the far end's namespace takes its tables with it
+		t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
+	}
+	nft("add", "chain", "inet", table, "out", "{ type filter hook output priority 0; }")
+	nft("add", "rule", "inet", table, "out", "oifname", l.dev, "meta", "l4proto", "udp",
+		"numgen", "random", "mod", "1000", "<", strconv.Itoa(int(share*1000)), "drop")
+}
+
 var tbfStats = regexp.MustCompile(`Sent (\d+) bytes (\d+) pkt \(dropped (\d+),`)
 
 // counters reads what the shaped side sent and dropped so far.
@@ -382,5 +406,35 @@ func TestCongestionTechnician(t *testing.T) {
 	}
 	if joined.fps < 0.5 {
 		t.Errorf("10 s after joining on the narrow link, %.1f frames/s: the picture froze", joined.fps)
+	}
+}
+
+// TestLossyUpload: when the user's upload loses packets at random, the
+// lost ones are resent and the video goes on as before: the recording
+// waits for a resent packet instead of asking the host for a keyframe,
+// so keyframes come only as often as its segments need them.
+func TestLossyUpload(t *testing.T) {
+	l := newLink(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, _, j := shapedSession(t, ctx, l)
+	time.Sleep(3 * time.Second)
+	const d = 10 * time.Second
+	f0 := j.Frames()
+	time.Sleep(d)
+	clean := float64(j.Frames()-f0) / d.Seconds()
+
+	l.lose(t, 0.02)
+	f0, k0 := j.Frames(), j.Keyframes()
+	time.Sleep(2 * d)
+	lossy, keys := float64(j.Frames()-f0)/(2*d).Seconds(), j.Keyframes()-k0
+	t.Logf("%.1f frames/s on a clean link; with 2 %% of the upload lost, %.1f frames/s and %d keyframes in %v", clean, lossy, keys, 2*d)
+	// A recording segment starts with a keyframe every 4 s (5 in 20 s);
+	// asking for one at each loss made 30 here, and halved the frame rate.
+	if keys > 8 {
+		t.Errorf("%d keyframes in %v with 2 %% of the upload lost: lost packets cost keyframes instead of being resent", keys, 2*d)
+	}
+	if lossy < 0.6*clean {
+		t.Errorf("%.1f frames/s with 2 %% of the upload lost against %.1f without: the losses cost more than the packets", lossy, clean)
 	}
 }

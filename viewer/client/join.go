@@ -41,6 +41,7 @@ type Joined struct {
 	done      chan struct{}
 
 	frames    atomic.Uint64
+	keyframes atomic.Uint64
 	videoSSRC atomic.Uint32
 	firSeq    atomic.Uint32 // sequence number of our full intra requests
 
@@ -212,6 +213,7 @@ func (j *Joined) receive(track *webrtc.TrackRemote) {
 		j.frames.Add(1)
 		// A VP8 frame tag's lowest bit is 0 for a keyframe (RFC 6386 9.1).
 		if len(frame) >= 10 && frame[0]&1 == 0 {
+			j.keyframes.Add(1)
 			j.mu.Lock()
 			j.keyframe = frame // a new slice: Screenshot may be decoding the last one
 			j.keyAt = time.Now()
@@ -223,6 +225,9 @@ func (j *Joined) receive(track *webrtc.TrackRemote) {
 
 // Frames counts the video frames received so far.
 func (j *Joined) Frames() uint64 { return j.frames.Load() }
+
+// Keyframes counts the keyframes among them.
+func (j *Joined) Keyframes() uint64 { return j.keyframes.Load() }
 
 // State is the session's state as the broker last said: waiting (for the
 // user's computer), active or ended.
