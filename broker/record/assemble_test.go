@@ -209,3 +209,40 @@ func TestASlowFrameIsNotGivenUp(t *testing.T) {
 	}
 	sameFrames(t, fmt.Sprintf("a frame arriving over %v", time.Duration(len(pkts)-1)*500*time.Millisecond), got, [][]byte{key})
 }
+
+// A packet lost for good just before the screen goes still: no packet
+// comes after it to show the wait is over, and yet the frame is given up,
+// a keyframe asked for and the frame behind it written.
+func TestAFrameIsGivenUpOnAStillScreen(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan struct{}, 1)
+	var sealed *Manifest
+	s, err := r.Start(Info{Session: "s_still", RequestKeyframe: func() { asked <- struct{}{} }, OnSealed: func(m *Manifest) { sealed = m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, packets := testFrames(3, 0)
+	for i, pkts := range packets {
+		for j, p := range pkts {
+			if i != 1 || j != 0 { // the second frame's first packet is lost
+				s.VideoPacket(p)
+			}
+		}
+	}
+	clock.Add(maxFrameWait)
+	select {
+	case <-asked:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a frame missing a packet on a still screen: no keyframe asked for within 3 s")
+	}
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	if v := sealed.Video; v.Written != 2 || v.Lost != 1 {
+		t.Errorf("%d frames written and %d lost; want 2 and 1 (%+v)", v.Written, v.Lost, v)
+	}
+}

@@ -434,6 +434,13 @@ func (s *Session) run() {
 			s.handle(it)
 		case <-second.C:
 			s.flushInputs(false)
+			// A frame given up now, on a still screen, still gets its
+			// keyframe asked for and the frames behind it written.
+			if s.failed == nil {
+				if err := s.writeFrames(s.r.cfg.Now(), false); err != nil {
+					s.fail(err)
+				}
+			}
 		case <-tick.C:
 			s.checkpoint()
 		case reason := <-s.stop:
