@@ -3,6 +3,9 @@ package record
 import (
 	"bytes"
 	"testing"
+	"time"
+
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 )
 
 // FuzzCheckChain: any bytes as events.jsonl are checked without panic, and
@@ -38,6 +41,37 @@ func FuzzDecryptPart(f *testing.F) {
 		plain, err := decryptPart(key, EventsFile, data)
 		if err == nil && len(plain) > len(data) {
 			t.Fatalf("%d plaintext bytes from %d", len(plain), len(data))
+		}
+	})
+}
+
+// FuzzFrameAssembler: packets in any order, repeated or missing, from a
+// host that may send anything, never make the recorder's frame assembly
+// panic, hold more than it may, or make a frame of more bytes than came.
+func FuzzFrameAssembler(f *testing.F) {
+	for _, seed := range rtctest.VP8PacketSeeds {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a frameAssembler
+		now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+		came := 0
+		for i, pkt := range rtctest.VP8Packets(data) {
+			came += len(pkt.Payload) - 1
+			a.push(pkt, now)
+			for {
+				frame, _, _, _ := a.next(now, i%7 == 6)
+				if frame == nil {
+					break
+				}
+				if len(frame) > came {
+					t.Fatalf("a frame of %d bytes from %d bytes of payload", len(frame), came)
+				}
+			}
+			if len(a.waiting) > maxWaitingPackets {
+				t.Fatalf("%d packets waiting; the limit is %d", len(a.waiting), maxWaitingPackets)
+			}
+			now = now.Add(300 * time.Millisecond)
 		}
 	})
 }

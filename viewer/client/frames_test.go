@@ -7,6 +7,8 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 )
 
 // vp8Stream packetizes frames as the host's video track does (pion's VP8
@@ -117,4 +119,31 @@ func TestBrokenFramesAreBounded(t *testing.T) {
 	if got := pushAll(t, a, pkts); len(got) != 1 || !bytes.Equal(got[0], want) {
 		t.Fatalf("after broken and oversized frames: got %d frames, want the next one", len(got))
 	}
+}
+
+// FuzzFrameAssembler: packets in any order, repeated or missing, never make
+// the client's frame assembly panic, keep more than it may, or make a frame
+// of more bytes than came.
+func FuzzFrameAssembler(f *testing.F) {
+	for _, seed := range rtctest.VP8PacketSeeds {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a := newFrameAssembler()
+		came := 0
+		for _, pkt := range rtctest.VP8Packets(data) {
+			came += len(pkt.Payload) - 1
+			if frame := a.push(pkt); len(frame) > came {
+				t.Fatalf("a frame of %d bytes from %d bytes of payload", len(frame), came)
+			}
+			if len(a.pending) > maxPendingFrames {
+				t.Fatalf("%d frames pending; the limit is %d", len(a.pending), maxPendingFrames)
+			}
+			for _, p := range a.pending {
+				if len(p.packets) > maxFramePackets {
+					t.Fatalf("a frame of %d packets kept; the limit is %d", len(p.packets), maxFramePackets)
+				}
+			}
+		}
+	})
 }
