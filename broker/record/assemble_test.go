@@ -154,8 +154,8 @@ func TestWaitingPacketsAreBounded(t *testing.T) {
 	}
 }
 
-// The recorder, given a packet late: every frame is written, and no
-// keyframe asked for.
+// The recorder, given a packet late and another twice: every frame is
+// counted and written once, and no keyframe asked for.
 func TestRecorderWaitsForAResentPacket(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
 	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now})
@@ -179,13 +179,16 @@ func TestRecorderWaitsForAResentPacket(t *testing.T) {
 		if i == 12 {
 			s.VideoPacket(late) // resent 200 ms later
 		}
+		if i == 20 {
+			s.VideoPacket(packets[19][len(packets[19])-1]) // a frame's end twice
+		}
 		clock.Add(100 * time.Millisecond)
 	}
 	if err := s.Finish("done"); err != nil {
 		t.Fatal(err)
 	}
-	if v := sealed.Video; v.Written != 30 || v.Lost != 0 || asked.Load() != 0 {
-		t.Errorf("a packet 200 ms late: %d of 30 frames written, %d lost, %d keyframe requests; want all written and none asked for (%+v)", v.Written, v.Lost, asked.Load(), v)
+	if v := sealed.Video; v.Relayed != 30 || v.Written != 30 || v.Lost != 0 || asked.Load() != 0 {
+		t.Errorf("a packet 200 ms late, another twice: %d frames relayed and %d written of 30, %d lost, %d keyframe requests; want all relayed and written once and none asked for (%+v)", v.Relayed, v.Written, v.Lost, asked.Load(), v)
 	}
 }
 

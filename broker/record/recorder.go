@@ -172,6 +172,8 @@ type Session struct {
 	// under way is not the recording's, neither counted nor queued.
 	feed     sync.Mutex
 	stopping bool
+	markers  [16]uint16 // sequence numbers of the latest frame ends relayed, under feed
+	nmarkers int
 
 	videoRelayed  atomic.Int64
 	videoOverflow atomic.Int64
@@ -315,10 +317,20 @@ func (s *Session) VideoPacket(pkt *rtp.Packet) {
 	}
 }
 
+// videoRelayedPacket counts a frame at the packet that ends it; one resent
+// after a loss (the same packet again) is not another frame.
 func (s *Session) videoRelayedPacket(pkt *rtp.Packet) {
-	if pkt.Marker {
-		s.videoRelayed.Add(1)
+	if !pkt.Marker {
+		return
 	}
+	for _, seq := range s.markers[:min(s.nmarkers, len(s.markers))] {
+		if seq == pkt.SequenceNumber {
+			return
+		}
+	}
+	s.markers[s.nmarkers%len(s.markers)] = pkt.SequenceNumber
+	s.nmarkers++
+	s.videoRelayed.Add(1)
 }
 
 // Input counts a viewer's input event for the per-second summaries; the
