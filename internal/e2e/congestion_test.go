@@ -75,13 +75,16 @@ func (l *link) command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", l.ns, name}, args...)...)
 }
 
-// tc runs tc where the shaped device is.
-func (l *link) tc(args ...string) ([]byte, error) {
+// onShapedSide runs name where the shaped device is.
+func (l *link) onShapedSide(name string, args ...string) ([]byte, error) {
 	if l.inNS {
-		return l.command("tc", args...).CombinedOutput()
+		return l.command(name, args...).CombinedOutput()
 	}
-	return exec.Command("tc", args...).CombinedOutput()
+	return exec.Command(name, args...).CombinedOutput()
 }
+
+// tc runs tc where the shaped device is.
+func (l *link) tc(args ...string) ([]byte, error) { return l.onShapedSide("tc", args...) }
 
 // shape limits the shaped side's sending to bps bits/s.
 func (l *link) shape(t *testing.T, bps int) {
@@ -108,11 +111,7 @@ func (l *link) tbf(bps int) error {
 func (l *link) lose(t *testing.T, share float64) {
 	t.Helper()
 	nft := func(args ...string) error {
-		cmd := exec.Command("nft", args...)
-		if l.inNS {
-			cmd = l.command("nft", args...)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := l.onShapedSide("nft", args...); err != nil {
 			return fmt.Errorf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return nil
