@@ -256,7 +256,11 @@ func narrowLink(t *testing.T, l *link, screen scrolling, frames frameCount, scre
 	time.Sleep(10 * time.Second) // congestion control finds the width
 	slow := l.measure(t, frames, 10*time.Second)
 	t.Logf("%d kbit/s link: %v", narrow/1000, slow)
-	if slow.fps < 1 {
+	// A frame of this screen at the coarsest quantizer is 45-50 KB, so
+	// 1.0-1.5 frames/s at the 400-500 kbit/s congestion control settles
+	// on; a frozen picture (a frame held back behind a lost one, a pacer
+	// that never pays off) makes far fewer.
+	if slow.fps < 0.5 {
 		t.Errorf("%.1f frames/s on the narrow link: the picture froze", slow.fps)
 	}
 	if slow.fps > 0.8*free.fps {
