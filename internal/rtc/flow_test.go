@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -159,4 +160,53 @@ func TestMaxMessage(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the largest message did not arrive")
 	}
+}
+
+// TestCloseWhileSending: closing a channel while messages are still being
+// sent on it leaves the peer able to take new channels. With pion/sctp
+// before v1.12.1 a message queued behind the close reached the peer after
+// the stream's reset and started a stream of its own there, on which the
+// peer's channel accept loop waited for an opening message forever: every
+// later channel (a technician's next file transfer or shell) never opened.
+func TestCloseWhileSending(t *testing.T) {
+	a, b := connected(t, nil)
+	opened := make(chan string, 64)
+	b.OnDataChannel(func(dc *webrtc.DataChannel) {
+		dc.OnOpen(func() { opened <- dc.Label() })
+	})
+	waitOpened := func(label string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case l := <-opened:
+				if l == label {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("the peer never opened %q", label)
+			}
+		}
+	}
+	msg := make([]byte, 64<<10) // fragmented into about 55 packets
+	for round := range 40 {
+		label := fmt.Sprintf("bulk-%d", round)
+		dc := openChannel(t, a, label)
+		waitOpened(label)
+		f := NewFlow(dc)
+		var senders sync.WaitGroup
+		for range 4 {
+			senders.Add(1)
+			go func() {
+				defer senders.Done()
+				for f.Send(context.Background(), msg) == nil {
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		dc.Close()
+		senders.Wait()
+	}
+	openChannel(t, a, "after")
+	waitOpened("after")
 }
