@@ -70,16 +70,22 @@ func open(t *testing.T, broker *webrtc.PeerConnection, label string) (*webrtc.Da
 
 func (o *output) wait(t *testing.T, want string) {
 	t.Helper()
+	o.match(t, regexp.MustCompile(regexp.QuoteMeta(want)))
+}
+
+// match waits until the output matches re and returns the submatches.
+func (o *output) match(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		o.mu.Lock()
 		got := o.buf.String()
 		o.mu.Unlock()
-		if bytes.Contains([]byte(got), []byte(want)) {
-			return
+		if m := re.FindStringSubmatch(got); m != nil {
+			return m
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %q in %q", want, got)
+			t.Fatalf("nothing matching %q in %q", re, got)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -109,6 +115,7 @@ func TestHostShellGrant(t *testing.T) {
 		t.Fatalf("output without the grant: %q", denied.buf.String())
 	}
 	var outs []*output
+	var pids []int
 	for _, label := range []string{"shell-2", "shell-3"} {
 		dc, out := open(t, broker, label)
 		dc.OnOpen(func() {
@@ -118,20 +125,11 @@ func TestHostShellGrant(t *testing.T) {
 		})
 		out.wait(t, "33 101")
 		out.wait(t, "ok-42")
-		out.wait(t, "bg=")
-		outs = append(outs, out)
-	}
-	var pids []int
-	for _, out := range outs {
-		out.mu.Lock()
-		text := out.buf.String()
-		out.mu.Unlock()
-		m := regexp.MustCompile(`bg=(\d+)`).FindStringSubmatch(text)
-		if m == nil {
-			t.Fatalf("no background pid in %q", text)
-		}
+		// The echoed command line shows "bg=" too; the pid comes after.
+		m := out.match(t, regexp.MustCompile(`bg=(\d+)\r\n`))
 		pid, _ := strconv.Atoi(m[1])
 		pids = append(pids, pid)
+		outs = append(outs, out)
 	}
 	srv.CloseAll()
 	for _, out := range outs {
