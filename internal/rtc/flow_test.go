@@ -168,23 +168,32 @@ func TestMaxMessage(t *testing.T) {
 // the stream's reset and started a stream of its own there, on which the
 // peer's channel accept loop waited for an opening message forever: every
 // later channel (a technician's next file transfer or shell) never opened.
+//
+// Each round waits until the peer has closed the channel too, which it
+// does once the messages queued before the close have arrived. pion/sctp
+// interleaves the streams' messages and cannot deliver part of one, so
+// dozens of closed channels still draining large messages at once can
+// fill the receive window with unfinished messages and stall the
+// association for good; the product never has that many large messages
+// under way at once.
 func TestCloseWhileSending(t *testing.T) {
 	a, b := connected(t, nil)
-	opened := make(chan string, 64)
+	opened, closed := make(chan string, 64), make(chan string, 64)
 	b.OnDataChannel(func(dc *webrtc.DataChannel) {
 		dc.OnOpen(func() { opened <- dc.Label() })
+		dc.OnClose(func() { closed <- dc.Label() })
 	})
-	waitOpened := func(label string) {
+	waitFor := func(events <-chan string, label, what string) {
 		t.Helper()
 		timeout := time.After(10 * time.Second)
 		for {
 			select {
-			case l := <-opened:
+			case l := <-events:
 				if l == label {
 					return
 				}
 			case <-timeout:
-				t.Fatalf("the peer never opened %q", label)
+				t.Fatalf("the peer never %s %q", what, label)
 			}
 		}
 	}
@@ -192,7 +201,7 @@ func TestCloseWhileSending(t *testing.T) {
 	for round := range 40 {
 		label := fmt.Sprintf("bulk-%d", round)
 		dc := openChannel(t, a, label)
-		waitOpened(label)
+		waitFor(opened, label, "opened")
 		f := NewFlow(dc)
 		var senders sync.WaitGroup
 		for range 4 {
@@ -206,7 +215,8 @@ func TestCloseWhileSending(t *testing.T) {
 		time.Sleep(time.Duration(round%5) * time.Millisecond)
 		dc.Close()
 		senders.Wait()
+		waitFor(closed, label, "closed")
 	}
 	openChannel(t, a, "after")
-	waitOpened("after")
+	waitFor(opened, "after", "opened")
 }
