@@ -174,8 +174,8 @@ func TestMaxMessage(t *testing.T) {
 // interleaves the streams' messages and cannot deliver part of one, so
 // dozens of closed channels still draining large messages at once can
 // fill the receive window with unfinished messages and stall the
-// association for good; the product never has that many large messages
-// under way at once.
+// association for good. The product has far fewer under way at once: one
+// file message and up to 8 shell outputs per technician.
 func TestCloseWhileSending(t *testing.T) {
 	a, b := connected(t, nil)
 	opened, closed := make(chan string, 64), make(chan string, 64)
