@@ -31,7 +31,7 @@ func takeAll(a *frameAssembler, now time.Time, giveUp bool) (frames [][]byte, lo
 		if f == nil {
 			return frames, lost
 		}
-		frames = append(frames, f)
+		frames = append(frames, bytes.Join(f, nil))
 	}
 }
 

@@ -64,8 +64,8 @@ func FuzzFrameAssembler(f *testing.F) {
 				if frame == nil {
 					break
 				}
-				if len(frame) > came {
-					t.Fatalf("a frame of %d bytes from %d bytes of payload", len(frame), came)
+				if frame.size() > came {
+					t.Fatalf("a frame of %d bytes from %d bytes of payload", frame.size(), came)
 				}
 			}
 			if len(a.waiting) > maxWaitingPackets {

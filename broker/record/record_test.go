@@ -22,7 +22,7 @@ import (
 	"github.com/tether-support/tether/internal/protocol"
 )
 
-func testKey(t *testing.T) ed25519.PrivateKey {
+func testKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -584,7 +584,7 @@ func (s *Session) writeFrames(now time.Time, giveUp bool) error {
 
 // writeFrame adds a frame whose last packet arrived at at to the segment,
 // starting a new one at a keyframe when it is due.
-func (s *Session) writeFrame(frame []byte, ts uint32, at time.Time) error {
+func (s *Session) writeFrame(frame frameData, ts uint32, at time.Time) error {
 	if !s.tsKnown {
 		s.startTS, s.tsKnown = ts, true
 	}
@@ -614,7 +614,7 @@ func (s *Session) writeFrame(frame []byte, ts uint32, at time.Time) error {
 		}
 		s.segN++
 		s.seg = newSegment(s.dir, s.segN, startMS, ts, w, h)
-		s.seg.keyTime = s.keyTime(len(frame))
+		s.seg.keyTime = s.keyTime(frame.size())
 	}
 	if s.seg.full() {
 		s.stats.QueueOverflow++

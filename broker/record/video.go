@@ -81,7 +81,7 @@ func (a *frameAssembler) push(pkt *rtp.Packet, at time.Time) {
 // and when its last packet arrived. A frame that has been missing a packet
 // for maxFrameWait at now, or at all with giveUp, is skipped and counted
 // in lost; nil means no frame is ready.
-func (a *frameAssembler) next(now time.Time, giveUp bool) (frame []byte, ts uint32, at time.Time, lost int) {
+func (a *frameAssembler) next(now time.Time, giveUp bool) (frame frameData, ts uint32, at time.Time, lost int) {
 	for len(a.waiting) > 0 {
 		frame, ts, at, missing, ok := a.take()
 		if ok {
@@ -104,26 +104,37 @@ func (a *frameAssembler) next(now time.Time, giveUp bool) (frame []byte, ts uint
 	return nil, 0, time.Time{}, lost
 }
 
+// frameData is a VP8 frame as the payloads of its RTP packets, in order:
+// kept as they came, a frame is not copied again on its way to the file.
+type frameData [][]byte
+
+func (f frameData) size() int {
+	n := 0
+	for _, p := range f {
+		n += len(p)
+	}
+	return n
+}
+
 // take removes and returns the frame starting at a.head when every packet
 // of it is there; otherwise missing is where it first falls short.
-func (a *frameAssembler) take() (frame []byte, ts uint32, last time.Time, missing uint16, ok bool) {
+func (a *frameAssembler) take() (frame frameData, ts uint32, last time.Time, missing uint16, ok bool) {
 	first, ok := a.waiting[a.head]
 	if !ok || !first.start {
 		return nil, 0, time.Time{}, a.head, false
 	}
-	end, size := a.head, len(first.payload)
+	end, n := a.head, 1
 	earliest, last := first.at, first.at
-	for p := first; !p.last; {
+	for p := first; !p.last; n++ {
 		end++
 		if p, ok = a.waiting[end]; !ok || p.start {
 			return nil, 0, time.Time{}, end, false // a packet missing, or the end
 		}
-		size += len(p.payload)
 		earliest, last = minTime(earliest, p.at), maxTime(last, p.at)
 	}
-	frame = make([]byte, 0, size)
+	frame = make(frameData, 0, n)
 	for seq := a.head; seq != end+1; seq++ {
-		frame = append(frame, a.waiting[seq].payload...)
+		frame = append(frame, a.waiting[seq].payload)
 		delete(a.waiting, seq)
 	}
 	a.head = end + 1
@@ -168,7 +179,11 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // isKeyframe reports whether a VP8 frame is a keyframe, and its size.
-func isKeyframe(f []byte) (key bool, width, height int) {
+func isKeyframe(frame frameData) (key bool, width, height int) {
+	f := make([]byte, 0, 10) // the frame's first 10 bytes
+	for _, p := range frame {
+		f = append(f, p[:min(len(p), cap(f)-len(f))]...)
+	}
 	if len(f) < 10 || f[0]&1 != 0 || f[3] != 0x9d || f[4] != 0x01 || f[5] != 0x2a {
 		return false, 0, 0
 	}
@@ -207,7 +222,8 @@ type cluster struct {
 type block struct {
 	offset int16 // ms after the cluster's start
 	key    bool
-	data   []byte
+	data   frameData
+	size   int
 }
 
 func newSegment(dir string, n int, startMS int64, firstTS uint32, width, height int) *segment {
@@ -217,8 +233,8 @@ func newSegment(dir string, n int, startMS int64, firstTS uint32, width, height 
 
 func (s *segment) full() bool { return s.bytes >= maxSegmentBytes }
 
-// add appends a frame; ts is its RTP timestamp.
-func (s *segment) add(frame []byte, ts uint32, key bool) {
+// add appends a frame, which it keeps; ts is its RTP timestamp.
+func (s *segment) add(frame frameData, ts uint32, key bool) {
 	ms := int64(ts-s.firstTS) / 90 // VP8 RTP clock is 90 kHz
 	if ms < s.lastMS || ms > 1<<40 {
 		ms = s.lastMS
@@ -227,10 +243,11 @@ func (s *segment) add(frame []byte, ts uint32, key bool) {
 		s.clusters = append(s.clusters, cluster{ms: ms})
 	}
 	c := &s.clusters[len(s.clusters)-1]
-	c.blocks = append(c.blocks, block{offset: int16(ms - c.ms), key: key, data: append([]byte(nil), frame...)})
+	size := frame.size()
+	c.blocks = append(c.blocks, block{offset: int16(ms - c.ms), key: key, data: frame, size: size})
 	s.lastMS = ms
 	s.frames++
-	s.bytes += len(frame)
+	s.bytes += size
 }
 
 // The Matroska element ids written by hand; the small head of the file
@@ -257,7 +274,7 @@ const (
 func (c *cluster) bodySize() int {
 	n := timecodeSize
 	for _, b := range c.blocks {
-		n += simpleBlockExtra + len(b.data)
+		n += simpleBlockExtra + b.size
 	}
 	return n
 }
@@ -276,13 +293,15 @@ func writeCluster(w io.Writer, c *cluster) error {
 		if b.key {
 			flags = 0x80
 		}
-		head = appendHeader(head[:0], idSimpleBlock, 4+len(b.data))
+		head = appendHeader(head[:0], idSimpleBlock, 4+b.size)
 		head = append(head, 0x81, byte(uint16(b.offset)>>8), byte(b.offset), flags) // track 1
 		if _, err := w.Write(head); err != nil {
 			return err
 		}
-		if _, err := w.Write(b.data); err != nil {
-			return err
+		for _, p := range b.data {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

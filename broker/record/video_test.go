@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/at-wat/ebml-go"
 	"github.com/at-wat/ebml-go/webm"
+	"github.com/pion/rtp"
 )
 
 // TestSegmentIsWebM: a sealed segment reads back with an independent EBML
@@ -31,7 +33,7 @@ func TestSegmentIsWebM(t *testing.T) {
 	}
 	s := newSegment(t.TempDir(), 1, 5000, 1000, 1920, 1080)
 	for _, f := range want {
-		s.add(f.data, uint32(1000+f.ms*90), f.key)
+		s.add(split(f.data, 1200), uint32(1000+f.ms*90), f.key) // as packets carry it
 	}
 	part, err := s.seal(nil)
 	if err != nil {
@@ -79,6 +81,15 @@ func TestSegmentIsWebM(t *testing.T) {
 	}
 }
 
+// split cuts a frame into pieces of at most n bytes.
+func split(data []byte, n int) frameData {
+	var f frameData
+	for len(data) > n {
+		f, data = append(f, data[:n]), data[n:]
+	}
+	return append(f, data)
+}
+
 // BenchmarkSegmentSeal writes 20 s of a 60 fps screen (3 KB frames, a
 // keyframe every 5 s) as one segment, as the broker does when it seals.
 func BenchmarkSegmentSeal(b *testing.B) {
@@ -88,7 +99,7 @@ func BenchmarkSegmentSeal(b *testing.B) {
 	for i := range b.N {
 		s := newSegment(dir, i, 0, 0, 1920, 1080)
 		for n := range 1200 {
-			s.add(frame, uint32(n*1500), n%300 == 0)
+			s.add(split(frame, 1200), uint32(n*1500), n%300 == 0)
 		}
 		if _, err := s.seal(nil); err != nil {
 			b.Fatal(err)
@@ -159,6 +170,41 @@ func TestSegmentLengthFollowsTheLink(t *testing.T) {
 				t.Errorf("keyframes arriving in %v, a viewer at %d bit/s: segments of %v ms, want about %v", tc.spread, tc.viewerBPS, lengths, tc.want)
 				break
 			}
+		}
+	}
+}
+
+// BenchmarkRecordVideo records 10 s of a 60 fps screen (3 KB frames in
+// three packets, a keyframe every 4 s) through a session, from the
+// relay's packets to the sealed archive.
+func BenchmarkRecordVideo(b *testing.B) {
+	const frames = 600
+	var p packetizer
+	var pkts [][]*rtp.Packet
+	for n := range frames {
+		pkts = append(pkts, p.packets(vp8Frame(n%240 == 0, 1920, 1080, 3000), uint32(n*1500)))
+	}
+	b.SetBytes(3000 * frames)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+		r, err := New(Config{Dir: b.TempDir(), Key: testKey(b), Now: clock.Now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := r.Start(Info{Session: fmt.Sprintf("s_bench%d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, frame := range pkts {
+			for _, pkt := range frame {
+				s.VideoPacket(pkt)
+			}
+			clock.Add(16 * time.Millisecond)
+		}
+		if err := s.Finish("done"); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
