@@ -423,6 +423,41 @@ func TestKeyCreatedOnceAndPrivate(t *testing.T) {
 	}
 }
 
+// TestCheckpointSealsWhatIsNew: the archive is sealed every segment's
+// length when an event came since the last seal, and not rewritten when
+// nothing did.
+func TestCheckpointSealsWhatIsNew(t *testing.T) {
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), SegmentDuration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_quiet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Finish("done")
+	first, _, err := ReadManifest(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if m, _, _ := ReadManifest(s.Dir()); !m.SealedAt.Equal(first.SealedAt) {
+		t.Errorf("sealed again at %v with nothing new since %v", m.SealedAt, first.SealedAt)
+	}
+	s.Event("consent.changed", "user", []byte(`{"granted":["view"]}`))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, _, err := ReadManifest(s.Dir())
+		if err == nil && m.Counts["consent.changed"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an event was not sealed within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestCrashChild is the broker side of TestKillMidSession: run on its own
 // it does nothing.
 func TestCrashChild(t *testing.T) {

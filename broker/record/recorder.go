@@ -196,6 +196,7 @@ type Session struct {
 	manifest Manifest
 	counts   map[string]int64
 	lastT    int64 // events' monotonic time never goes back
+	unsealed bool  // events or transcripts were written since the last seal
 }
 
 type shell struct {
@@ -489,6 +490,9 @@ func (s *Session) handle(it item) {
 	if s.failed != nil {
 		return
 	}
+	if it.kind != itemVideo && it.kind != itemInput {
+		s.unsealed = true
+	}
 	var err error
 	switch it.kind {
 	case itemVideo:
@@ -525,6 +529,7 @@ func (s *Session) appendEvent(at time.Time, e Event) error {
 	}
 	s.lastT = e.T
 	s.counts[e.Type]++
+	s.unsealed = true
 	return nil
 }
 
@@ -663,9 +668,10 @@ func (s *Session) sealSegment() error {
 }
 
 // checkpoint seals the archive as it stands, so that a crash loses at
-// most the last few seconds.
+// most the last few seconds. While only video comes, each segment seals
+// the archive when it is written, and there is nothing more to seal.
 func (s *Session) checkpoint() {
-	if s.failed != nil {
+	if s.failed != nil || !s.unsealed {
 		return
 	}
 	if err := s.seal(); err != nil {
@@ -695,7 +701,11 @@ func (s *Session) seal() error {
 	}
 	m.Video = s.videoStats()
 	m.Counts = s.counts
-	return writeManifest(s.dir, &m, s.r.cfg.Key)
+	if err := writeManifest(s.dir, &m, s.r.cfg.Key); err != nil {
+		return err
+	}
+	s.unsealed = false
+	return nil
 }
 
 func (s *Session) sortedShells() []*shell {
