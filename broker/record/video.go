@@ -182,6 +182,9 @@ func maxTime(a, b time.Time) time.Time {
 func isKeyframe(frame frameData) (key bool, width, height int) {
 	f := make([]byte, 0, 10) // the frame's first 10 bytes
 	for _, p := range frame {
+		if len(f) == cap(f) {
+			break
+		}
 		f = append(f, p[:min(len(p), cap(f)-len(f))]...)
 	}
 	if len(f) < 10 || f[0]&1 != 0 || f[3] != 0x9d || f[4] != 0x01 || f[5] != 0x2a {
@@ -223,7 +226,6 @@ type block struct {
 	offset int16 // ms after the cluster's start
 	key    bool
 	data   frameData
-	size   int
 }
 
 func newSegment(dir string, n int, startMS int64, firstTS uint32, width, height int) *segment {
@@ -243,11 +245,10 @@ func (s *segment) add(frame frameData, ts uint32, key bool) {
 		s.clusters = append(s.clusters, cluster{ms: ms})
 	}
 	c := &s.clusters[len(s.clusters)-1]
-	size := frame.size()
-	c.blocks = append(c.blocks, block{offset: int16(ms - c.ms), key: key, data: frame, size: size})
+	c.blocks = append(c.blocks, block{offset: int16(ms - c.ms), key: key, data: frame})
 	s.lastMS = ms
 	s.frames++
-	s.bytes += size
+	s.bytes += frame.size()
 }
 
 // The Matroska element ids written by hand; the small head of the file
@@ -274,7 +275,7 @@ const (
 func (c *cluster) bodySize() int {
 	n := timecodeSize
 	for _, b := range c.blocks {
-		n += simpleBlockExtra + b.size
+		n += simpleBlockExtra + b.data.size()
 	}
 	return n
 }
@@ -293,7 +294,7 @@ func writeCluster(w io.Writer, c *cluster) error {
 		if b.key {
 			flags = 0x80
 		}
-		head = appendHeader(head[:0], idSimpleBlock, 4+b.size)
+		head = appendHeader(head[:0], idSimpleBlock, 4+b.data.size())
 		head = append(head, 0x81, byte(uint16(b.offset)>>8), byte(b.offset), flags) // track 1
 		if _, err := w.Write(head); err != nil {
 			return err

@@ -185,12 +185,13 @@ func BenchmarkRecordVideo(b *testing.B) {
 	for n := range frames {
 		pkts = append(pkts, p.packets(vp8Frame(n%240 == 0, 1920, 1080, 3000), uint32(n*1500)))
 	}
+	key := testKey(b)
 	b.SetBytes(3000 * frames)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
-		r, err := New(Config{Dir: b.TempDir(), Key: testKey(b), Now: clock.Now})
+		r, err := New(Config{Dir: b.TempDir(), Key: key, Now: clock.Now})
 		if err != nil {
 			b.Fatal(err)
 		}
