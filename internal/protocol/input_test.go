@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -124,4 +126,34 @@ func FuzzDecodeControl(f *testing.F) {
 			t.Fatalf("decoded %+v does not encode: %v", m, err)
 		}
 	})
+}
+
+// TestConsoleInputVectors decodes the bytes the console's encoders produce
+// (web/test/input.test.mjs checks the console against the same file), so
+// the two ends cannot drift apart.
+func TestConsoleInputVectors(t *testing.T) {
+	raw, err := os.ReadFile("testdata/console-input.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vectors []struct {
+		Encode []any
+		Bytes  []byte
+		Event  InputEvent
+	}
+	if err := json.Unmarshal(raw, &vectors); err != nil {
+		t.Fatal(err)
+	}
+	if len(vectors) < 10 {
+		t.Fatalf("%d vectors", len(vectors))
+	}
+	for _, v := range vectors {
+		got, err := DecodeInput(v.Bytes)
+		if err != nil {
+			t.Fatalf("%v: %v", v.Encode, err)
+		}
+		if got != v.Event {
+			t.Fatalf("%v decodes to %+v, want %+v", v.Encode, got, v.Event)
+		}
+	}
 }

@@ -1,36 +1,40 @@
 // The console's input wire format and remote-coordinate geometry, checked
 // in Node on web/console/input.js itself: exact bytes for each message kind
-// (internal/protocol/input.go decodes them), the letterbox and 1:1
-// mappings, text splitting and wheel notches.
+// (the same vectors internal/protocol decodes with the host's decoder), the
+// letterbox and 1:1 mappings, text splitting and wheel notches.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import {
-  WheelAccumulator, describeInput, encodeButton, encodeKey, encodeMove, encodeReleaseAll, encodeText,
-  encodeWheel, pictureRect, splitText, toRemote, validKeyCode,
-} from '../console/input.js';
-import { decodeInput } from './fake-broker.mjs';
+import * as input from '../console/input.js';
+
+const {
+  WheelAccumulator, describeInput, encodeKey, encodeText, encodeWheel, pictureRect, splitText, toRemote, validKeyCode,
+} = input;
 
 const bytes = (buf) => [...new Uint8Array(buf)];
 
-test('every kind encodes to the documented bytes', () => {
-  assert.deepEqual(bytes(encodeMove(1220, 595)), [1, 0x04, 0xc4, 0x02, 0x53]);
-  assert.deepEqual(bytes(encodeButton(2, true, 1919, 1079)), [2, 2, 1, 0x07, 0x7f, 0x04, 0x37]);
-  assert.deepEqual(bytes(encodeButton(0, false, 0, 0)), [2, 0, 0, 0, 0, 0, 0]);
-  assert.deepEqual(bytes(encodeWheel(-1, 3)), [3, 0xff, 0xff, 0, 3]);
-  assert.deepEqual(bytes(encodeWheel(0, 250)), [3, 0, 0, 0, 100], 'at most 100 notches');
-  assert.deepEqual(bytes(encodeKey('ShiftLeft', true)), [4, 1, 9, ...Buffer.from('ShiftLeft')]);
-  assert.deepEqual(bytes(encodeKey('Digit1', false)), [4, 0, 6, ...Buffer.from('Digit1')]);
-  assert.deepEqual(bytes(encodeText('é!')), [5, 3, 0xc3, 0xa9, 0x21]);
-  assert.deepEqual(bytes(encodeReleaseAll()), [6]);
+// Each vector: an encoder call, the bytes it must produce, and the event
+// the host decodes from them (TestConsoleInputVectors).
+const vectors = JSON.parse(readFileSync(new URL('../../internal/protocol/testdata/console-input.json', import.meta.url)));
+
+test('every kind encodes to the bytes the host decodes', () => {
+  assert.ok(vectors.length >= 10);
+  for (const { encode: [name, ...args], bytes: want, event } of vectors) {
+    const buf = input[name](...args);
+    assert.deepEqual(bytes(buf), want, `${name}(${args.join(', ')})`);
+    // The console's own reading of a message (its debug log) agrees with the host's.
+    const seen = describeInput(buf);
+    for (const [field, value] of Object.entries({ x: event.X, y: event.Y, button: event.Button, dx: event.DX, dy: event.DY, code: event.Code, text: event.Text })) {
+      if (field in seen) assert.equal(seen[field], value ?? 0, `${name} ${field}`);
+    }
+    if ('down' in seen) assert.equal(seen.down, event.Down ?? false, `${name} down`);
+  }
 });
 
-test('what the console encodes, the host decodes to the same thing', () => {
-  const cases = [
-    encodeMove(0, 65535), encodeButton(4, true, 10, 20), encodeWheel(-100, 100),
-    encodeKey('BracketLeft', true), encodeKey('F5', false), encodeText('日本語 and tabs\t'), encodeReleaseAll(),
-  ];
-  for (const buf of cases) assert.deepEqual(decodeInput(bytes(buf)), describeInput(buf));
+test('limits: at most 100 notches, 64 bytes of text', () => {
+  assert.deepEqual(bytes(encodeWheel(0, 250)), [3, 0, 0, 0, 100]);
+  assert.throws(() => encodeText('x'.repeat(65)));
 });
 
 test('key codes: letters and digits only, at most 32', () => {
