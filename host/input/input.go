@@ -117,8 +117,9 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		}
 		in.buttons[ev.Button] = ev.Down
 	case protocol.InputWheel:
-		// robotgo.Scroll is (x, y) in notches with y positive = up.
-		robotgo.Scroll(ev.DX, -ev.DY, 0)
+		// robotgo.Scroll is (x, y) in notches with x positive = left and
+		// y positive = up (X buttons 6 and 4); ours are right and down.
+		robotgo.Scroll(-ev.DX, -ev.DY, 0)
 	case protocol.InputKey:
 		name, ok := keyNames[ev.Code]
 		if !ok {

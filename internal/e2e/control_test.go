@@ -94,11 +94,15 @@ func TestRemoteControl(t *testing.T) {
 		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonRight, Down: true, X: 1279, Y: 719},
 		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonRight, Down: false, X: 1279, Y: 719},
 		protocol.InputEvent{Kind: protocol.InputWheel, DY: 1},
+		protocol.InputEvent{Kind: protocol.InputWheel, DX: 1},
+		protocol.InputEvent{Kind: protocol.InputWheel, DX: -1},
 	)
 	w.Wait(t, `^button 1 down 321 123$`, 10*time.Second)
 	w.Wait(t, `^button 1 up 321 123$`, 5*time.Second)
 	w.Wait(t, `^button 3 down 1279 719$`, 5*time.Second)
 	w.Wait(t, `^wheel down$`, 5*time.Second)
+	w.Wait(t, `^wheel right$`, 5*time.Second)
+	w.Wait(t, `^wheel left$`, 5*time.Second)
 
 	// Physical keys with Shift: "Hi!" then a character without a key.
 	var evs []protocol.InputEvent
