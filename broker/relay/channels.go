@@ -36,7 +36,8 @@ func (s *Session) releaseAll() {
 }
 
 // fromHostControl relays what the host says: its displays to every viewer,
-// its clipboard only to viewers in control.
+// its clipboard (and that it took a viewer's) only to viewers allowed the
+// clipboard.
 func (s *Session) fromHostControl(data []byte) {
 	msg, err := protocol.DecodeControl(data)
 	if err != nil {
@@ -53,7 +54,8 @@ func (s *Session) fromHostControl(data []byte) {
 	viewers := slices.Collect(maps.Keys(s.viewers))
 	s.mu.Unlock()
 	for _, v := range viewers {
-		if msg.Type == protocol.ControlClipboard && !v.allowed(protocol.PermClipboard) {
+		clip := msg.Type == protocol.ControlClipboard || msg.Type == protocol.ControlClipboardSet
+		if clip && !v.allowed(protocol.PermClipboard) {
 			continue
 		}
 		if v.control.ReadyState() == webrtc.DataChannelStateOpen {
@@ -89,7 +91,7 @@ func (v *Viewer) fromControl(data []byte) {
 		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
 	case protocol.ControlClipboard, protocol.ControlClipboardRequest:
 		if !v.allowed(protocol.PermClipboard) {
-			v.drop("The user has not allowed clipboard sharing.")
+			v.drop(v.notAllowed("The user has not allowed clipboard sharing."))
 			return
 		}
 		// Setting the user's clipboard changes their machine: like input,
@@ -122,7 +124,7 @@ func (v *Viewer) fromControl(data []byte) {
 // control and the event is well formed.
 func (v *Viewer) fromInput(data []byte) {
 	if !v.allowed(protocol.PermControl) {
-		v.drop("The user has not allowed control of the mouse and keyboard.")
+		v.drop(v.notAllowed("The user has not allowed control of the mouse and keyboard."))
 		return
 	}
 	if !v.controlling.Load() {
@@ -178,6 +180,17 @@ func (v *Viewer) allowed(perm string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.grants[perm] && !v.paused
+}
+
+// notAllowed says why a permission does not hold now: the user paused the
+// session, or reason.
+func (v *Viewer) notAllowed(reason string) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.paused {
+		return "The user paused the session."
+	}
+	return reason
 }
 
 // SetGrants applies the user's current will for this viewer: what it may

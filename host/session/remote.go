@@ -79,9 +79,15 @@ func (r *remote) onControl(data []byte) {
 		r.mu.Lock()
 		r.clip = msg.Text
 		r.mu.Unlock()
+		// The console waits for this before it presses the V of a Ctrl+V,
+		// which comes on the input channel and would otherwise paste
+		// whatever the clipboard held before.
+		done := protocol.ControlMessage{Type: protocol.ControlClipboardSet}
 		if err := clipboard.Write(msg.Text); err != nil {
 			r.log.Warn("set clipboard", "err", err)
+			done.Reason = "The user's clipboard could not be set."
 		}
+		r.send(done)
 	case protocol.ControlClipboardRequest:
 		text, err := clipboard.Read()
 		if err != nil {

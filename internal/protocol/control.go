@@ -23,6 +23,7 @@ const (
 const (
 	ControlClipboard        = "clipboard"         // text both ways
 	ControlClipboardRequest = "clipboard.request" // viewer asks for the host's clipboard
+	ControlClipboardSet     = "clipboard.set"     // host: a viewer's text is on the clipboard (reason: why not)
 	ControlDisplays         = "displays"          // host lists its displays
 	ControlDisplaySelect    = "display.select"    // viewer picks the display to share
 	ControlMode             = "control"           // viewer asks for (or gives up) control; broker says what holds

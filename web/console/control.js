@@ -457,6 +457,10 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       case 'clipboard':
         if (typeof m.text === 'string') setRemoteClipboard(m.text);
         break;
+      case 'clipboard.set':
+        clipboardSet?.(typeof m.reason === 'string' ? m.reason : '');
+        clipboardSet = null;
+        break;
       case 'displays':
         if (Array.isArray(m.displays)) setDisplays(m.displays, Number.isInteger(m.current) ? m.current : 0);
         break;
@@ -569,6 +573,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   fetchBtn.addEventListener('click', requestClipboard);
 
   /** Ctrl/Cmd+V on the remote screen: the technician's clipboard goes first. */
+  let clipboardSet = null; // resolves the paste waiting for the host
   async function pasteLocalClipboard(current) {
     if (!navigator.clipboard?.readText || !canClipboard()) return;
     try {
@@ -576,8 +581,17 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       if (perm?.state === 'denied') return;
       const text = await navigator.clipboard.readText();
       if (!text || !current()) return;
+      // V goes out once the host says the text is on the user's clipboard
+      // (or the paste's time runs out): pressed earlier, it would paste
+      // what was there before.
+      const set = new Promise((resolve) => { clipboardSet = resolve; });
       const err = sendClipboard(text);
-      if (err) showNotice(`Your clipboard was not pasted. ${err}`);
+      if (err) {
+        showNotice(`Your clipboard was not pasted. ${err}`);
+        return;
+      }
+      const reason = await set;
+      if (reason) showNotice(`Your clipboard was not pasted. ${reason}`);
     } catch {
       // Not permitted: the remote pastes its own clipboard.
     }
