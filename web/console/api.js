@@ -145,10 +145,22 @@ export async function me() {
  * Creates a support session, optionally for a ticket reference, asking the
  * user for `permissions` (the broker's default when not given).
  */
-export function createSession(ticketId, permissions) {
+// The broker gives a session's code only in the answer that creates it (it
+// keeps a hash), so the session page, waiting for the user, shows it from
+// here. Kept in this page's memory only.
+const createdCodes = new Map(); // session id → { code, code_expires_at }
+
+export async function createSession(ticketId, permissions) {
   const body = ticketId ? { ticket: { id: ticketId } } : {};
   if (Array.isArray(permissions)) body.permissions = permissions;
-  return request('POST', '/api/v1/sessions', body);
+  const s = await request('POST', '/api/v1/sessions', body);
+  if (s?.id && s.code) createdCodes.set(s.id, { code: s.code, code_expires_at: s.code_expires_at });
+  return s;
+}
+
+/** The code of a session created from this page, or null. */
+export function createdCode(id) {
+  return createdCodes.get(id) ?? null;
 }
 
 /**

@@ -288,7 +288,7 @@ export function mountSession(root, { id, navigate }) {
   }
 
   function applyInfo(s) {
-    info = s;
+    info = { ...api.createdCode(id), ...s };
     if (s.ticket?.id) {
       title.textContent = s.ticket.id;
       subtitle.textContent = `Session ${shortId(s.id || id)}`;
