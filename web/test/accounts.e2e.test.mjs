@@ -6,32 +6,15 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { ROOT, bin, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { bin, call, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 after(stopAll);
 
-/** One REST call from outside the browser, as a ticket system would. */
-function call(broker, method, path, token, body) {
-  return new Promise((resolve, reject) => {
-    const req = request(broker.url + path, {
-      method,
-      ca: readFileSync(broker.ca),
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    }, (res) => {
-      let data = '';
-      res.on('data', (d) => { data += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body: data ? JSON.parse(data) : null }));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
 
 /** RFC 6238 with the broker's parameters: SHA-1, 6 digits, 30 s. */
 function totp(secretB32, at = Date.now()) {

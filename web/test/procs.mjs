@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -86,6 +87,45 @@ export async function startBroker() {
   await broker.ready;
   const admin = JSON.parse(readFileSync(join(data, 'initial-admin.json'), 'utf8'));
   return { ...broker, url: `https://localhost:${port}`, ca: join(data, 'certs', 'ca.pem'), admin, dataDir: data };
+}
+
+/**
+ * One REST call to the broker from outside the browser, as a ticket system
+ * or an admin's script would make it; resolves to { status, body }.
+ */
+export function call(broker, method, path, token, body) {
+  return new Promise((resolve, reject) => {
+    const req = request(broker.url + path, {
+      method,
+      ca: readFileSync(broker.ca),
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    }, (res) => {
+      let data = '';
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: data ? JSON.parse(data) : null }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** call with the first admin's API key. */
+export function api(broker, method, path, body) {
+  return call(broker, method, path, broker.admin.api_key, body);
+}
+
+/**
+ * Polls fn until it returns something truthy and returns that; fails after
+ * timeoutMs saying what it waited for (a string, or a function giving one).
+ */
+export async function until(what, fn, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export function stopAll() {

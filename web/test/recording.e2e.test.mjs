@@ -9,32 +9,15 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { bin, openSession, start, startHost, startXvfb, startBroker, stopAll, ROOT } from './procs.mjs';
+import { api, bin, openSession, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
 
 after(stopAll);
 
 const ARTIFACTS = join(ROOT, 'artifacts');
 
-// api calls the broker's REST API with the admin's key, trusting its CA.
-function api(broker, method, path, body) {
-  return new Promise((resolve, reject) => {
-    const req = request(broker.url + path, {
-      method,
-      ca: readFileSync(broker.ca),
-      headers: { Authorization: `Bearer ${broker.admin.api_key}`, 'Content-Type': 'application/json' },
-    }, (res) => {
-      let text = '';
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body: text ? JSON.parse(text) : null }));
-    });
-    req.on('error', reject);
-    req.end(body ? JSON.stringify(body) : undefined);
-  });
-}
 
 test('a recorded session plays, is searchable, verifies and downloads', { timeout: 180_000 }, async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
