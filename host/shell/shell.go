@@ -26,6 +26,10 @@ import (
 // SIGHUP before they are killed.
 const hangupGrace = 2 * time.Second
 
+// exitDrain is how long after the shell exits its last output has to be
+// read before the jobs it left holding the terminal are killed.
+const exitDrain = 200 * time.Millisecond
+
 // Config configures a Server.
 type Config struct {
 	// Shell is the program to run; default: $SHELL, else /bin/sh.
@@ -63,14 +67,15 @@ func New(cfg Config) *Server {
 
 // term is one shell on one channel.
 type term struct {
-	dc     *webrtc.DataChannel
-	flow   *rtc.Flow
-	pty    *os.File
-	cmd    *exec.Cmd
-	once   sync.Once
-	ctx    context.Context
-	stop   context.CancelFunc
-	exited chan struct{} // closed once the shell process has been reaped
+	dc      *webrtc.DataChannel
+	flow    *rtc.Flow
+	pty     *os.File
+	cmd     *exec.Cmd
+	once    sync.Once
+	ctx     context.Context
+	stop    context.CancelFunc
+	exited  chan struct{} // closed once the shell process has been reaped
+	waitErr error         // how it exited, once exited is closed
 
 	hiddenMu sync.Mutex
 	hidden   bool        // what the viewer was last told: input is not shown
@@ -167,15 +172,18 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 	s.mu.Unlock()
 	s.cfg.Logger.Info("shell opened", "channel", dc.Label(), "shell", s.cfg.Shell, "pid", cmd.Process.Pid)
 	s.cfg.OnChange(n)
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		t.waitErr = t.cmd.Wait()
+		close(t.exited)
+	}()
 	go func() {
 		defer s.wg.Done()
 		select {
 		case <-opened:
 			s.pump(t)
 		case <-ctx.Done():
-			t.cmd.Wait()
-			close(t.exited)
 		}
 	}()
 	return t, nil
@@ -184,6 +192,23 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 // pump copies the PTY's output to the channel until the shell exits, then
 // reports its exit code and closes the channel.
 func (s *Server) pump(t *term) {
+	// The shell's exit ends the terminal even when a job it started still
+	// holds the PTY open (the read below would wait for that job): as when
+	// a terminal window closes, nothing of its session outlives it.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-t.exited:
+		case <-t.ctx.Done():
+			return
+		}
+		select {
+		case <-time.After(exitDrain):
+			killSession(t.cmd.Process.Pid)
+		case <-t.ctx.Done():
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := t.pty.Read(buf)
@@ -198,10 +223,9 @@ func (s *Server) pump(t *term) {
 			break
 		}
 	}
+	<-t.exited
 	code := 0
-	err := t.cmd.Wait()
-	close(t.exited)
-	if err != nil {
+	if err := t.waitErr; err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			code = exit.ExitCode()

@@ -150,6 +150,40 @@ func TestHostShellGrant(t *testing.T) {
 	}
 }
 
+// TestHostShellExitWithJobRunning: a shell that exits while a job it
+// started still holds the terminal closes at once, with its exit code and
+// its last output, and the job does not outlive it.
+func TestHostShellExitWithJobRunning(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "/bin/sh"})
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	dc, out := open(t, broker, "shell-1")
+	dc.OnOpen(func() { dc.Send([]byte("sleep 300 & echo bg=$!; echo last-words; exit 7\n")) })
+	m := out.match(t, regexp.MustCompile(`bg=(\d+)\r\n`))
+	pid, _ := strconv.Atoi(m[1])
+	select {
+	case <-out.closed:
+	case <-time.After(hangupGrace):
+		t.Fatal("the shell exited but its channel stayed open while its job ran")
+	}
+	out.wait(t, "last-words")
+	out.mu.Lock()
+	texts := slices.Clone(out.texts)
+	out.mu.Unlock()
+	if want := string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellExit, Code: 7})); !slices.Contains(texts, want) {
+		t.Fatalf("messages %q, want %q", texts, want)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d outlived its shell", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestHostShellHiddenInput: while a program reads a password (echo off, in
 // line mode) the host says so before anything is typed, even when the
 // prompt comes before the echo is turned off; once the program is done it
