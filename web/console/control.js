@@ -281,10 +281,13 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   // ---- control state ---------------------------------------------------------
 
   const canControl = () => state.perms.control && !state.perms.paused;
+  // The broker gives supervisors no control, whatever the user allows.
+  const supervisor = window.tether.user?.role === 'supervisor';
   const canClipboard = () => state.perms.clipboard && !state.perms.paused;
 
   /** Why Control cannot be taken, or '' when it can. */
   function controlBlocked() {
+    if (supervisor) return 'Supervisors watch only';
     if (state.perms.paused) return 'The user paused the session';
     if (!state.perms.known) return 'Waiting for the user to allow access';
     if (!state.perms.control) return 'The user has not allowed control';
@@ -307,7 +310,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     // question, while control is not allowed; not while paused, nor while
     // the user answers another question.
     const askingControl = state.perms.asking.includes('control');
-    requestCtl.hidden = !open || !state.perms.known || state.perms.control || state.perms.paused
+    requestCtl.hidden = supervisor || !open || !state.perms.known || state.perms.control || state.perms.paused
       || (state.perms.pending && !askingControl);
     requestCtl.disabled = askingControl || !state.perms.canAsk;
     requestCtl.classList.toggle('is-asking', askingControl);

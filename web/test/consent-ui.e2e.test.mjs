@@ -293,6 +293,11 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     await byId('observer-banner').waitFor({ timeout: 15_000 });
     assert.match(await byId('observer-banner').textContent(), /sue \(supervisor\) is watching this session, view only/);
     await watcher.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
+    // The supervisor's console offers no control: the broker gives none.
+    const control = watcher.getByTestId('mode-control');
+    assert.equal(await control.isDisabled(), true);
+    assert.equal(await control.getAttribute('data-tip'), 'Supervisors watch only');
+    assert.equal(await watcher.locator('[data-testid="request-perm"][data-perm="control"]').isVisible(), false);
     await page.bringToFront();
     await page.mouse.move(0, 0);
     await shot('05b-observed');
