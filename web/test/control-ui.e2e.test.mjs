@@ -449,7 +449,8 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
       '-xrm', 'XTerm*VT100.translations: #override Ctrl <Key>v: insert-selection(CLIPBOARD)',
       '-e', 'sh', '-c', `stty -icanon -echo; exec cat > ${pasted}`], { env });
     try {
-      const win = xdotool('search', '--sync', '--name', '^paste-target$');
+      // Only a mapped window can take the focus.
+      const win = xdotool('search', '--sync', '--onlyvisible', '--name', '^paste-target$');
       xdotool('windowfocus', '--sync', win);
       assert.notEqual(clipboardOf(display), 'pasted from the console');
 
