@@ -158,6 +158,11 @@ export async function createSession(ticketId, permissions) {
   return s;
 }
 
+/** Forgets the codes: someone else signs in. */
+export function forgetCodes() {
+  createdCodes.clear();
+}
+
 /** The code of a session created from this page, or null. */
 export function createdCode(id) {
   return createdCodes.get(id) ?? null;

@@ -13,7 +13,7 @@
 
 import * as api from './api.js';
 import { mountLogin } from './login.js';
-import { mountSessions } from './sessions.js';
+import { forgetLatestCode, mountSessions } from './sessions.js';
 import { mountSession } from './session.js';
 import { mountAccount } from './account.js';
 import { mountAccounts, mountKeys, mountWebhooks } from './admin.js';
@@ -54,6 +54,11 @@ export function navigate(hash) {
 }
 
 function setUser(user) {
+  // Codes shown to one technician are not for whoever signs in next.
+  if (user?.username !== app.user?.username) {
+    api.forgetCodes();
+    forgetLatestCode();
+  }
   app.user = user;
   window.tether.user = user ? { ...user } : null;
 }

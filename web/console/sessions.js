@@ -13,6 +13,11 @@ const REFRESH_MS = 5000;
 // the code is still there after a look at another screen. Memory only.
 let latest = null; // { session, deadline (local ms), dismissed }
 
+/** Forgets the last code: someone else signs in. */
+export function forgetLatestCode() {
+  latest = null;
+}
+
 function canCreate(user) {
   // Older brokers (and the test double) send no scopes: trust the role.
   return user?.scopes?.length ? user.scopes.includes('sessions:create') : user?.role !== 'supervisor';
@@ -289,7 +294,7 @@ export function mountSessions(main, { navigate, user }) {
     h('div', { class: 'code-card-head' },
       h('div', { class: 'code-card-title' },
         h('h2', { class: 'section-title', text: 'Support code ready' }),
-        s.ticket?.id ? h('span', { class: 'chip' }, icon('ticket', 13), s.ticket.id) : null,
+        s.ticket?.id ? h('span', { class: 'chip chip-ticket', title: s.ticket.id }, icon('ticket', 13), h('span', { class: 'ticket', text: s.ticket.id })) : null,
         status),
       h('div', { class: 'code-card-actions' }, open, dismiss)),
     h('div', { class: 'code-card-body' },
@@ -407,7 +412,7 @@ export function mountSessions(main, { navigate, user }) {
     const tr = h('tr', { class: 'row-link', tabindex: '0', 'data-testid': 'session-row', 'data-session-id': s.id, 'data-state': s.state },
       h('td', {}, h('a', { href, class: 'mono session-id', title: s.id, text: shortId(s.id), tabindex: '-1' })),
       h('td', {}, s.ticket?.id
-        ? [h('span', { class: 'ticket', text: s.ticket.id, title: [s.ticket.system, s.ticket.title].filter(Boolean).join(' \u00b7 ') || null }),
+        ? [h('span', { class: 'ticket', text: s.ticket.id, title: [s.ticket.id, s.ticket.system, s.ticket.title].filter(Boolean).join(' \u00b7 ') }),
           s.ticket.title ? h('div', { class: 'cell-sub muted ticket-title', text: s.ticket.title }) : null]
         : h('span', { class: 'muted', text: 'No ticket' }),
       s.initiated_by === 'user' ? h('div', { class: 'cell-sub muted', 'data-testid': 'user-initiated', text: 'Code from the user' }) : null),
