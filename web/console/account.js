@@ -12,10 +12,10 @@ export function mountAccount(main, { user, onChange }) {
       h('div', {},
         h('h1', { class: 'page-title', text: 'Account security' }),
         h('p', { class: 'page-subtitle', text: `Signed in as ${user.username}.` }))),
-    user.mustEnrol
-      ? h('div', { class: 'alert alert-info', role: 'status', 'data-testid': 'enrol-required' }, icon('shield', 16),
-        h('span', { text: 'Your role requires two-factor authentication. Set it up below to continue to the console.' }))
-      : null,
+    ...(user.mustEnrol
+      ? [h('div', { class: 'alert alert-info', role: 'status', 'data-testid': 'enrol-required' }, icon('shield', 16),
+        h('span', { text: 'Your role requires two-factor authentication. Set it up below to continue to the console.' }))]
+      : []),
     h('div', { class: 'admin-grid' }, totpSlot, user.mustEnrol ? null : passwordCard()));
   renderTOTP();
 
