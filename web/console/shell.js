@@ -206,15 +206,12 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     term.onResize(() => sendResize(t));
     term.attachCustomKeyEventHandler((e) => {
       if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
-      if (e.code === 'KeyC') {
-        copySelection();
-        return false;
-      }
-      if (e.code === 'KeyV') {
-        pasteClipboard();
-        return false;
-      }
-      return true;
+      if (e.code !== 'KeyC' && e.code !== 'KeyV') return true;
+      // Ours, not the browser's: its own paste would reach the terminal too.
+      e.preventDefault();
+      if (e.code === 'KeyC') copySelection();
+      else pasteClipboard();
+      return false;
     });
     t.resizeObserver = new ResizeObserver(() => fitTab(t));
     t.resizeObserver.observe(screen);
