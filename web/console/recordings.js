@@ -158,7 +158,7 @@ export function mountRecordings(main, { navigate, user }) {
       h('td', {}, h('div', { class: 'host-cell' },
         h('span', { class: 'host-name', title: formatDateTime(r.started_at), text: formatDateTime(r.started_at) }),
         h('span', { class: 'host-meta mono', title: r.session, text: `${shortId(r.session)} · ${timeAgo(r.started_at)}` }))),
-      h('td', {}, r.ticket ? h('span', { class: 'ticket', text: r.ticket }) : h('span', { class: 'muted', text: 'No ticket' })),
+      h('td', {}, r.ticket ? h('span', { class: 'ticket', text: r.ticket, title: r.ticket }) : h('span', { class: 'muted', text: 'No ticket' })),
       h('td', { text: r.technician || '—' }),
       h('td', {}, r.host?.hostname ? h('span', { class: 'host-name', text: r.host.hostname }) : h('span', { class: 'muted', text: '—' })),
       h('td', { class: 'tabular' }, live ? h('span', { class: 'muted', text: 'In progress' }) : h('div', { class: 'host-cell' },

@@ -124,6 +124,18 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     m = await waitTerm(page, 1, /now=(\d+) (\d+)/);
     assert.equal(`${m[1]} ${m[2]}`, `${await view.getAttribute('data-rows')} ${await view.getAttribute('data-cols')}`);
     assert.notEqual(Number(m[2]), before);
+    // Every row the remote terminal has is on screen: the last (the prompt)
+    // is not cut off, at heights that leave the fit more and less to spare.
+    for (const height of [760, 764, 768]) {
+      await page.setViewportSize({ width: 1100, height });
+      await page.waitForTimeout(300); // the fit follows the resize
+      const hidden = await view.evaluate((el) => {
+        const r = el.querySelector('.xterm-rows > :last-child').getBoundingClientRect();
+        const seen = document.elementFromPoint(r.left + 20, r.bottom - 2);
+        return el.querySelector('.xterm').contains(seen) ? '' : `${seen?.tagName}.${seen?.className}`;
+      });
+      assert.equal(hidden, '', `at ${height} px the last row is under ${hidden}`);
+    }
 
     // A second shell at once.
     await page.getByTestId('shell-new').click();
