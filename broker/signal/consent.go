@@ -100,6 +100,10 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 		}
 	}
 	grants, paused := slices.Clone(v.grants), l.paused
+	declinesSession := !l.allowed
+	if len(granted) > 0 {
+		l.allowed = true
+	}
 	others := 0
 	for _, o := range l.viewers {
 		if o != v && len(o.grants) > 0 {
@@ -126,7 +130,7 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	msg := consentMessage(reason, req.perms, granted)
 	v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: grants, Paused: paused, Message: msg})
 	if req.first && len(granted) == 0 {
-		if others == 0 {
+		if others == 0 && declinesSession {
 			h.end(l.id, msg)
 			return
 		}

@@ -153,8 +153,11 @@ type live struct {
 	viewers  map[*conn]*viewer
 	requests map[string]*request // questions the user has not answered yet
 	paused   bool
-	grace    *time.Timer
-	ended    bool
+	// allowed is set once the user has allowed anyone anything: after
+	// that, a "no" turns away one connection, not the whole session.
+	allowed bool
+	grace   *time.Timer
+	ended   bool
 }
 
 // New returns a Hub.

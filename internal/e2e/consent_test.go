@@ -96,6 +96,49 @@ func TestConsentDenied(t *testing.T) {
 	}
 }
 
+// TestDeclineLaterConnection: once the user has allowed a technician, a
+// "no" to a later connection (each viewer command is one) turns that
+// connection away and leaves the session running.
+func TestDeclineLaterConnection(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, j, host := askedSession(t, ctx, b, display)
+	host.typeLine(t, "all")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+
+	again, err := c.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	host.waitOutput(t, "Allow? ", 2, 20*time.Second)
+	host.typeLine(t, "no")
+	select {
+	case <-again.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the declined connection stayed")
+	}
+	third, err := c.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatalf("the session ended with the declined connection: %v", err)
+	}
+	defer third.Close()
+	host.waitOutput(t, "Allow? ", 3, 20*time.Second)
+	host.typeLine(t, "all")
+	if _, err := third.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
+		t.Fatal(err)
+	}
+	if ev := events(t, ctx, b, j.ID); slices.Contains(ev, "session.ended") {
+		t.Fatalf("events %v", ev)
+	}
+}
+
 // TestConsentTimeout: no answer is no.
 func TestConsentTimeout(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
