@@ -130,26 +130,32 @@ func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string
 	d.setAsking(true)
 	defer d.setAsking(false)
 	text := question(req) + ".\nTick what you allow. No answer in " + strconv.Itoa(req.TimeoutSeconds) + " seconds means no."
-	args := []string{"--list", "--checklist", "--title", "Tether: remote support request", "--text", text,
-		"--column", "Allow", "--column", "Permission", "--column", "What it lets them do",
-		"--ok-label", "Allow", "--cancel-label", "Deny", "--separator", ",",
-		"--timeout", strconv.Itoa(req.TimeoutSeconds), "--width", "520", "--height", "360"}
-	for _, p := range req.Permissions {
-		args = append(args, "FALSE", p, Descriptions[p])
+	for {
+		args := []string{"--list", "--checklist", "--title", "Tether: remote support request", "--text", text,
+			"--column", "Allow", "--column", "Permission", "--column", "What it lets them do",
+			"--ok-label", "Allow", "--cancel-label", "Deny", "--separator", ",",
+			"--timeout", strconv.Itoa(req.TimeoutSeconds), "--width", "520", "--height", "360"}
+		for _, p := range req.Permissions {
+			args = append(args, "FALSE", p, Descriptions[p])
+		}
+		out, err := d.run(ctx, args)
+		var exit *exec.ExitError
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.As(err, &exit) && exit.ExitCode() == 5: // zenity's own timeout
+			return nil, context.DeadlineExceeded
+		case errors.As(err, &exit): // Deny or the window closed
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("zenity: %w", err)
+		}
+		if granted, _ := parseAnswer(strings.TrimSpace(string(out)), req.Permissions); len(granted) > 0 {
+			return granted, nil
+		}
+		// Allow with nothing ticked is not an answer: ask again.
+		text = question(req) + ".\nTick at least one permission and press Allow, or press Deny."
 	}
-	out, err := d.run(ctx, args)
-	var exit *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.As(err, &exit) && exit.ExitCode() == 5: // zenity's own timeout
-		return nil, context.DeadlineExceeded
-	case errors.As(err, &exit): // Deny or the window closed
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("zenity: %w", err)
-	}
-	return parseAnswer(strings.TrimSpace(string(out)), req.Permissions), nil
 }
 
 // actions lists what the user can do about st: pause or resume, take back

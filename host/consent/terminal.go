@@ -59,38 +59,56 @@ func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]stri
 	fmt.Fprintf(&b, "Type the numbers you allow (e.g. 1 2), \"all\", or \"no\". No answer in %d seconds means no.\nAllow? ", req.TimeoutSeconds)
 	io.WriteString(t.out, b.String())
 
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(t.out, "\nNo answer: denied.")
-		return nil, ctx.Err()
-	case line := <-answer:
-		granted := parseAnswer(line, req.Permissions)
-		if len(granted) == 0 {
-			fmt.Fprintln(t.out, "Denied.")
-		} else {
-			fmt.Fprintf(t.out, "Allowed: %s.\n", strings.Join(granted, ", "))
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(t.out, "\nNo answer: denied.")
+			return nil, ctx.Err()
+		case line := <-answer:
+			granted, ok := parseAnswer(line, req.Permissions)
+			switch {
+			case !ok:
+				// A stray Enter or a typo must not decide for the user.
+				fmt.Fprintf(t.out, "Type the numbers you allow (e.g. 1 2), \"all\", or \"no\".\nAllow? ")
+				continue
+			case len(granted) == 0:
+				fmt.Fprintln(t.out, "Denied.")
+			default:
+				fmt.Fprintf(t.out, "Allowed: %s.\n", strings.Join(granted, ", "))
+			}
+			return granted, nil
 		}
-		return granted, nil
 	}
 }
 
-// parseAnswer reads "1 3", "all", "view control" or anything else (no).
-func parseAnswer(line string, asked []string) []string {
+// parseAnswer reads "1 3", "view control", "all" or "yes", and "no"; it
+// returns false for anything else (an empty line, a typo).
+func parseAnswer(line string, asked []string) ([]string, bool) {
 	line = strings.ToLower(strings.TrimSpace(line))
-	if line == "all" || line == "a" {
-		return slices.Clone(asked)
+	switch line {
+	case "all", "a", "yes", "y":
+		return slices.Clone(asked), true
+	case "no", "n", "none":
+		return nil, true
+	}
+	fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' })
+	if len(fields) == 0 {
+		return nil, false
 	}
 	var granted []string
-	for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' }) {
+	for _, f := range fields {
 		p := f
 		if n, err := strconv.Atoi(f); err == nil && n >= 1 && n <= len(asked) {
 			p = asked[n-1]
 		}
-		if slices.Contains(asked, p) && !slices.Contains(granted, p) {
+		if !slices.Contains(asked, p) {
+			return nil, false
+		}
+		if !slices.Contains(granted, p) {
 			granted = append(granted, p)
 		}
 	}
-	return granted
+	return granted, true
 }
 
 // Serve routes the user's lines: to the open question if there is one,
