@@ -97,6 +97,10 @@ func main() {
 	switch {
 	case flag.NArg() == 1:
 		cfg.Code = flag.Arg(0)
+	case flag.NArg() > 1 && allDigits(flag.Args()):
+		// The code as it is shown and read out, "482 193 075", is three
+		// arguments without quotes.
+		cfg.Code = strings.Join(flag.Args(), "")
 	case flag.NArg() > 1:
 		flag.Usage()
 		os.Exit(2)
@@ -218,4 +222,14 @@ func fail(err error) {
 		dialog.Tell(context.Background(), "Tether: the support session could not go on", fmt.Sprint(err), true)
 	}
 	os.Exit(1)
+}
+
+// allDigits says whether every argument is digits only: groups of a code.
+func allDigits(args []string) bool {
+	for _, a := range args {
+		if a == "" || strings.Trim(a, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }

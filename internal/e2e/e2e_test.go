@@ -312,7 +312,8 @@ func TestHostErrors(t *testing.T) {
 		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "does not trust"},
 		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "open shared folder"},
 		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "not valid"},
-		{"code already used", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code}, "already been used"},
+		// Typed in groups, as it is read out, without quotes.
+		{"code already used", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code[:3], used.Code[3:6], used.Code[6:]}, "already been used"},
 		{"expired code", display, func() { b.advance(11 * time.Minute) }, []string{"-broker", b.URL(), "-ca", b.CAFile(), expired.Code}, "expired"},
 	}
 	for _, tt := range tests {
