@@ -50,6 +50,9 @@ func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Jo
 	}
 	if !allowed(p) {
 		j.Close()
+		if p.Paused {
+			return nil, errors.New("the user has paused the session: try again when they resume")
+		}
 		if p.Message == "" {
 			return nil, fmt.Errorf("the user has not allowed %s", perm)
 		}

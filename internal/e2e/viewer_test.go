@@ -158,6 +158,15 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		t.Errorf("%d permission requests audited, want 2", n)
 	}
 
+	// While the user has paused, a command says so.
+	host.typeLine(t, "pause")
+	host.waitOutput(t, "PAUSED", 1, 10*time.Second)
+	out, err = ls("all")
+	if err == nil || !strings.Contains(out, "the user has paused the session") {
+		t.Fatalf("ls while paused: %v\n%s", err, out)
+	}
+	host.typeLine(t, "resume")
+
 	// A second question while the user is still answering the first is
 	// refused with the broker's reason, not left waiting.
 	asked := strings.Count(host.stdout.String(), "Allow? ")
