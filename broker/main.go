@@ -95,6 +95,7 @@ func main() {
 	flag.StringVar(&cfg.PublicAddr, "public-addr", "", "host name or IP that hosts and browsers reach the broker by (default localhost)")
 	flag.DurationVar(&cfg.CodeTTL, "code-ttl", 10*time.Minute, "how long a support code stays valid")
 	flag.DurationVar(&cfg.ConsentTimeout, "consent-timeout", time.Minute, "how long the user has to answer a request; no answer is no")
+	flag.DurationVar(&cfg.ViewerGrace, "viewer-grace", 2*time.Minute, "how long a session waits for its technicians to come back (between viewer commands, after a reload) before it ends")
 	flag.StringVar(&cfg.Organisation, "org", "", "organisation shown to users next to technicians' names, e.g. \"Acme IT\"")
 	flag.DurationVar(&cfg.LoginTTL, "login-ttl", 12*time.Hour, "longest a console login lasts")
 	flag.DurationVar(&cfg.LoginIdle, "login-idle", 30*time.Minute, "a console login unused for this long ends")

@@ -53,7 +53,8 @@ type Config struct {
 	// CodeTTL is how long a new code stays valid (default 10 minutes).
 	CodeTTL time.Duration
 	// ViewerGrace is how long a session waits for a technician who left
-	// (closed the tab, lost the network) before it ends (default 30 s).
+	// (closed the tab, lost the network, ran one viewer command and not
+	// yet the next) before it ends (default 2 minutes).
 	ViewerGrace time.Duration
 	// CodeAttempts limits host code attempts per source IP per minute
 	// (default 10); the limit for all sources together is ten times that.
@@ -111,7 +112,7 @@ func (c *Config) checkAndSetDefaults() error {
 		c.CodeTTL = 10 * time.Minute
 	}
 	if c.ViewerGrace == 0 {
-		c.ViewerGrace = 30 * time.Second
+		c.ViewerGrace = 2 * time.Minute
 	}
 	if c.CodeAttempts == 0 {
 		c.CodeAttempts = 10
