@@ -687,6 +687,14 @@ func (h *Hub) leave(l *live, c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if v := l.viewers[c]; v != nil && l.host != nil && !l.ended {
+		// Its questions go with it: the host withdraws them, and a late
+		// answer is not taken for anyone.
+		for id, r := range l.requests {
+			if r.viewer == v {
+				r.timer.Stop()
+				delete(l.requests, id)
+			}
+		}
 		host, id := l.host, v.person.ID
 		go host.send(protocol.TypeViewerLeft, l.id, protocol.ViewerLeft{Viewer: id})
 	}

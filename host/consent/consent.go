@@ -77,6 +77,10 @@ type Config struct {
 	Show func(status string)
 }
 
+// ErrWithdrawn is why a question ends when its technician left before the
+// user answered it.
+var ErrWithdrawn = errors.New("the technician left")
+
 // Manager holds the user's decisions for one session.
 type Manager struct {
 	cfg Config
@@ -85,6 +89,10 @@ type Manager struct {
 	mu      sync.Mutex
 	viewers map[string]*Viewer
 	paused  bool
+	// withdraw ends the questions of each technician, open or queued;
+	// left holds those gone, whose questions may still be on their way.
+	withdraw map[string]map[*context.CancelCauseFunc]bool
+	left     map[string]bool
 }
 
 // New returns a Manager.
@@ -104,18 +112,46 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Show == nil {
 		cfg.Show = func(string) {}
 	}
-	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}}, nil
+	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{}}, nil
 }
 
 // Handle asks the user about req and records the answer.
 func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) protocol.ConsentAnswer {
+	ctx, withdraw := context.WithCancelCause(ctx)
+	defer withdraw(nil)
+	m.mu.Lock()
+	if m.withdraw[req.Viewer.ID] == nil {
+		m.withdraw[req.Viewer.ID] = map[*context.CancelCauseFunc]bool{}
+	}
+	m.withdraw[req.Viewer.ID][&withdraw] = true
+	if m.left[req.Viewer.ID] {
+		withdraw(ErrWithdrawn)
+	}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.withdraw[req.Viewer.ID], &withdraw)
+		if len(m.withdraw[req.Viewer.ID]) == 0 {
+			delete(m.withdraw, req.Viewer.ID)
+		}
+		m.mu.Unlock()
+	}()
+
 	m.ask.Lock()
 	defer m.ask.Unlock()
+	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "granted"}
+	if errors.Is(context.Cause(ctx), ErrWithdrawn) { // gone while an earlier question was open
+		answer.Reason = "withdrawn"
+		return answer
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
 	defer cancel()
 	granted, err := m.cfg.Prompter.Ask(ctx, req)
-	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "granted"}
 	switch {
+	case errors.Is(context.Cause(ctx), ErrWithdrawn):
+		answer.Reason = "withdrawn"
+		m.cfg.Logger.Info("question withdrawn: the technician left", "technician", req.Viewer.Name)
+		return answer
 	case errors.Is(err, context.DeadlineExceeded):
 		answer.Reason = "timeout"
 		m.cfg.Logger.Info("no answer in time: denied", "technician", req.Viewer.Name)
@@ -135,6 +171,10 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	}
 	if len(answer.Granted) > 0 {
 		m.mu.Lock()
+		if m.left[req.Viewer.ID] { // answered as they left: nobody to share with
+			m.mu.Unlock()
+			return protocol.ConsentAnswer{ID: req.ID, Reason: "withdrawn"}
+		}
 		v := m.viewers[req.Viewer.ID]
 		if v == nil {
 			v = &Viewer{Person: req.Viewer}
@@ -152,9 +192,14 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	return answer
 }
 
-// Left forgets a technician who left the session.
+// Left forgets a technician who left the session and withdraws the
+// questions they asked.
 func (m *Manager) Left(viewer string) {
 	m.mu.Lock()
+	m.left[viewer] = true
+	for withdraw := range m.withdraw[viewer] {
+		(*withdraw)(ErrWithdrawn)
+	}
 	v := m.viewers[viewer]
 	delete(m.viewers, viewer)
 	m.mu.Unlock()

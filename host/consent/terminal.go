@@ -3,6 +3,7 @@ package consent
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -62,7 +63,11 @@ func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]stri
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(t.out, "\nNo answer: denied.")
+			if errors.Is(context.Cause(ctx), ErrWithdrawn) {
+				fmt.Fprintln(t.out, "\nThey left the session: no answer needed.")
+			} else {
+				fmt.Fprintln(t.out, "\nNo answer: denied.")
+			}
 			return nil, ctx.Err()
 		case line := <-answer:
 			granted, ok := parseAnswer(line, req.Permissions)

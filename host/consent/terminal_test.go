@@ -51,12 +51,16 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func (l *lockedBuffer) waitFor(t *testing.T, s string, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		l.mu.Lock()
-		out := l.b.String()
-		l.mu.Unlock()
+		out := l.String()
 		if strings.Count(out, s) >= n {
 			return
 		}
@@ -98,4 +102,46 @@ func TestTerminalAsksAgain(t *testing.T) {
 		t.Fatalf("granted %q", got)
 	}
 	out.waitFor(t, "Allowed: view, control.", 1)
+}
+
+// TestQuestionWithdrawn: when the technician who asked leaves, the question
+// closes, one of theirs still queued is never shown, and a late answer
+// shares nothing.
+func TestQuestionWithdrawn(t *testing.T) {
+	in, typed := io.Pipe()
+	defer typed.Close()
+	var out lockedBuffer
+	term := NewTerminal(in, &out)
+	m, err := New(Config{Prompter: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
+	answers := make(chan protocol.ConsentAnswer, 2)
+	for _, id := range []string{"c1", "c2"} {
+		go func() {
+			answers <- m.Handle(ctx, protocol.ConsentRequest{ID: id, Viewer: lee, Permissions: []string{protocol.PermView}, TimeoutSeconds: 60})
+		}()
+	}
+	out.waitFor(t, "Allow? ", 1)
+	m.Left(lee.ID)
+	for range 2 {
+		select {
+		case a := <-answers:
+			if a.Reason != "withdrawn" || len(a.Granted) != 0 {
+				t.Fatalf("answer %+v", a)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the question stayed open after its technician left")
+		}
+	}
+	out.waitFor(t, "They left the session", 1)
+	if n := strings.Count(out.String(), "Allow? "); n != 1 {
+		t.Fatalf("%d questions shown, want 1:\n%s", n, out.String())
+	}
+	if m.Allowed(protocol.PermView) {
+		t.Fatal("view is shared with a technician who left")
+	}
 }

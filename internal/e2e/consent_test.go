@@ -139,6 +139,34 @@ func TestDeclineLaterConnection(t *testing.T) {
 	}
 }
 
+// TestQuestionWithdrawn: a technician who leaves before the user answers
+// takes the question along; the next connection's question is the one the
+// user answers, at once.
+func TestQuestionWithdrawn(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, j, host := askedSession(t, ctx, b, display)
+	j.Close()
+	host.waitOutput(t, "They left the session: no answer needed.", 1, 10*time.Second)
+
+	again, err := c.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	host.waitOutput(t, "Allow? ", 2, 20*time.Second)
+	host.typeLine(t, "all")
+	if _, err := again.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
+		t.Fatal(err)
+	}
+	if ev := events(t, ctx, b, j.ID); slices.Contains(ev, "consent.denied") || slices.Contains(ev, "session.ended") {
+		t.Fatalf("events %v", ev)
+	}
+}
+
 // TestConsentTimeout: no answer is no.
 func TestConsentTimeout(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
