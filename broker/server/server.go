@@ -188,6 +188,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.hub.EndInterrupted(ctx); err != nil {
+		return nil, err
+	}
 
 	if b.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)

@@ -255,6 +255,29 @@ func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason strin
 	return h.cfg.Store.SessionByID(ctx, id)
 }
 
+// EndInterrupted ends the sessions the store still has live: a broker
+// that stopped without ending them (killed, crashed) cannot take them up
+// again, and their users' computers have let go.
+func (h *Hub) EndInterrupted(ctx context.Context) error {
+	const reason = "The broker stopped during the session."
+	for {
+		live, err := h.cfg.Store.ListSessions(ctx, store.SessionFilter{State: store.StateActive})
+		if err != nil {
+			return fmt.Errorf("sessions left live: %w", err)
+		}
+		if len(live) == 0 {
+			return nil
+		}
+		for _, s := range live {
+			if err := h.cfg.Store.EndSession(ctx, s.ID, reason, h.cfg.Now()); err != nil {
+				return fmt.Errorf("end session %s: %w", s.ID, err)
+			}
+			h.log.Info("session ended", "session", s.ID, "reason", reason)
+			h.audit(s.ID, "broker", "session.ended", map[string]any{"reason": reason})
+		}
+	}
+}
+
 // end marks the session ended, tells everyone connected and closes their
 // connections.
 func (h *Hub) end(id, reason string) {

@@ -665,6 +665,14 @@ func TestRecordingSurvivesKill(t *testing.T) {
 
 	bp2 := runBrokerProc(t, bin, dataDir)
 	api := newAPIClient(t, bp2.url, bp2.ca, bp.admin.APIKey)
+	// The session the killed broker left live is over, and says why.
+	var after struct {
+		State     string `json:"state"`
+		EndReason string `json:"end_reason"`
+	}
+	if code := api.call(t, "GET", "/api/v1/sessions/"+sess.ID, &after); code != 200 || after.State != "ended" || !strings.Contains(after.EndReason, "broker stopped") {
+		t.Errorf("after the restart the session is %d %+v", code, after)
+	}
 	rec := waitRecording(t, api, sess.ID, record.StateIncomplete)
 	var sealedMS int64
 	for _, p := range rec.Manifest.Parts {
