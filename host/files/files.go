@@ -135,7 +135,7 @@ func (s *Server) CancelAll() {
 	}
 	s.mu.Unlock()
 	for _, c := range chs {
-		c.abort(true)
+		c.abort(true, errRevoked)
 		c.dc.Close()
 	}
 	// Including those a chunk that met the revoke first set aside for a
@@ -153,7 +153,7 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 	dc.OnMessage(c.onMessage)
 	dc.OnClose(func() {
 		// A dropped connection keeps a partial upload for a resume.
-		c.abort(false)
+		c.abort(false, errLeft)
 		s.mu.Lock()
 		delete(s.channels, c)
 		s.mu.Unlock()
@@ -188,7 +188,7 @@ func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 		// A partial upload stays: a revoke removes it (CancelAll), a
 		// technician who left may come back and resume. Chunks still on
 		// their way are dropped without a word each.
-		if c.abort(false) || m.IsString {
+		if c.abort(false, errRevoked) || m.IsString {
 			c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
 		}
 		return
@@ -217,7 +217,7 @@ func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 	case protocol.FileGet:
 		c.startDownload(msg)
 	case protocol.FileCancel:
-		c.abort(true)
+		c.abort(true, errCancelled)
 		c.send(protocol.FileMessage{Type: protocol.FileError, Code: protocol.FileErrCancelled, Message: "The transfer was cancelled."})
 	default:
 		// Unknown types are skipped: a newer console may send more.
@@ -255,10 +255,19 @@ func truncate(s string) string {
 	return s
 }
 
+// Why a transfer stopped half way, as the user reads it.
+var (
+	errLeft      = errors.New("the technician left or lost the connection")
+	errCancelled = errors.New("the technician cancelled it")
+	errRevoked   = errors.New("file transfer was paused or taken back")
+	errCutOff    = errors.New("cancelled, taken back or cut off")
+)
+
 // abort stops the transfer under way, and says whether there was one; a
 // cancelled upload's partial file is removed, a dropped one is kept for a
-// resume within this session.
-func (c *channel) abort(cancel bool) bool {
+// resume within this session. The user is told why, unless why is nil
+// (they are told otherwise).
+func (c *channel) abort(cancel bool, why error) bool {
 	c.mu.Lock()
 	up, down := c.up, c.down
 	c.up, c.down = nil, nil
@@ -270,6 +279,9 @@ func (c *channel) abort(cancel bool) bool {
 		up.f.Close()
 		if cancel {
 			c.s.removePartial(up.partial)
+		}
+		if why != nil {
+			c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: up.got, Total: up.size, Finished: true, Err: why})
 		}
 	}
 	return up != nil || down != nil
@@ -418,12 +430,12 @@ func (c *channel) onChunk(data []byte) {
 	}
 	about.Name, about.Size, about.SHA256 = up.name, up.size, up.sha
 	if up.got+int64(len(data)) > up.size {
-		c.abort(true)
+		c.abort(true, nil)
 		c.fail(about, protocol.FileErrProtocol, fmt.Sprintf("%s is longer than the %d bytes announced.", up.name, up.size))
 		return
 	}
 	if _, err := up.f.Write(data); err != nil {
-		c.abort(true) // the partial file is removed: nothing half-written stays
+		c.abort(true, nil) // the partial file is removed: nothing half-written stays
 		if errors.Is(err, syscall.ENOSPC) {
 			c.fail(about, protocol.FileErrNoSpace, fmt.Sprintf("The user's disk is full; %s was not saved.", up.name))
 		} else {
@@ -596,7 +608,7 @@ func (c *channel) download(ctx context.Context, f *os.File, rel, name string, si
 			if ctx.Err() == nil {
 				c.s.cfg.Logger.Info("download stopped", "path", rel, "sent", sent, "err", err)
 			}
-			c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: sent, Total: size, Finished: true, Err: errors.New("stopped")})
+			c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: sent, Total: size, Finished: true, Err: errCutOff})
 			return "", ""
 		}
 		h.Write(buf[:n])
