@@ -188,7 +188,7 @@ func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 		// A partial upload stays: a revoke removes it (CancelAll), a
 		// technician who left may come back and resume. Chunks still on
 		// their way are dropped without a word each.
-		if c.abort(false, errRevoked) || m.IsString {
+		if c.abort(false, errNotNow) || m.IsString {
 			c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
 		}
 		return
@@ -259,7 +259,8 @@ func truncate(s string) string {
 var (
 	errLeft      = errors.New("the technician left or lost the connection")
 	errCancelled = errors.New("the technician cancelled it")
-	errRevoked   = errors.New("file transfer was paused or taken back")
+	errRevoked   = errors.New("file transfer was taken back")
+	errNotNow    = errors.New("the technician left, or file transfer was paused or taken back")
 	errCutOff    = errors.New("cancelled, taken back or cut off")
 )
 
