@@ -106,8 +106,17 @@ func main() {
 	case "ls":
 		err = list(ctx, c, args)
 	default:
+		fmt.Fprintf(os.Stderr, "viewer: unknown command %q\n\n", cmd)
 		global.Usage()
 		os.Exit(2)
+	}
+	if err != nil && ctx.Err() != nil {
+		// Ctrl+C: what it cut short, not how.
+		msg := "stopped"
+		if cmd == "push" || cmd == "pull" {
+			msg += "; run the same command again to carry on where it stopped"
+		}
+		err = errors.New(msg)
 	}
 	if err != nil {
 		fail(err)

@@ -537,6 +537,20 @@ func TestViewerPushPull(t *testing.T) {
 	if err == nil || !strings.Contains(string(bad), "leaves the shared folder") {
 		t.Fatalf("pull of ../../etc/shadow: %v\n%s", err, bad)
 	}
+	// Ctrl+C in the middle of a pull says how to carry on.
+	randomFile(t, fs.home, "big.log", 100<<20)
+	part := filepath.Join(local, "big.log.tether-part")
+	cmd := fs.b.viewer(t, "pull", "-session", fs.id, "big.log", filepath.Join(local, "big.log"))
+	var cut syncBuffer
+	cmd.Stdout, cmd.Stderr = &cut, &cut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool { st, err := os.Stat(part); return err == nil && st.Size() > 0 })
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err == nil || !strings.Contains(cut.String(), "viewer: stopped; run the same command again to carry on where it stopped") {
+		t.Fatalf("pull cut by Ctrl+C: %v\n%s", err, cut.String())
+	}
 }
 
 // TestSupervisorNoFilesOrShell: a supervisor watches; the broker opens no
