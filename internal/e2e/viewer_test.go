@@ -158,7 +158,17 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		t.Errorf("%d permission requests audited, want 2", n)
 	}
 
-	// While the user has paused, a command says so.
+	// While the user has paused, a command says so. (A technician stays
+	// connected meanwhile: with no one connected there is nothing to pause.)
+	watching, err := b.client(t).Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host.waitOutput(t, "Allow? ", strings.Count(host.stdout.String(), "Allow? ")+1, 30*time.Second)
+	host.typeLine(t, "1")
+	if _, err := watching.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
+		t.Fatal(err)
+	}
 	host.typeLine(t, "pause")
 	host.waitOutput(t, "PAUSED", 1, 10*time.Second)
 	out, err = ls("all")
@@ -166,6 +176,7 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 		t.Fatalf("ls while paused: %v\n%s", err, out)
 	}
 	host.typeLine(t, "resume")
+	watching.Close()
 
 	// A second question while the user is still answering the first is
 	// refused with the broker's reason, not left waiting.
