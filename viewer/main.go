@@ -77,7 +77,7 @@ func main() {
 	}
 	cmd, args := global.Arg(0), global.Args()[1:]
 	if token == "" && cmd != "login" {
-		token, _ = loadToken()
+		token, _ = loadToken(u.String())
 	}
 	c, err := client.New(client.Config{Broker: u, CAFile: *caFile, Token: token, Logger: logger})
 	if err != nil {
@@ -88,7 +88,7 @@ func main() {
 
 	switch cmd {
 	case "login":
-		err = login(ctx, c)
+		err = login(ctx, c, u.String())
 	case "create":
 		err = create(ctx, c, args)
 	case "join":
@@ -136,16 +136,21 @@ func tokenPath() (string, error) {
 	return filepath.Join(dir, "tether", "token"), nil
 }
 
-func loadToken() (string, error) {
+// loadToken returns the login token saved for broker, or "": a login is
+// never sent to another broker (a mistyped address must not get it).
+func loadToken(broker string) (string, error) {
 	p, err := tokenPath()
 	if err != nil {
 		return "", err
 	}
 	data, err := os.ReadFile(p)
-	return strings.TrimSpace(string(data)), err
+	if f := strings.Fields(string(data)); len(f) == 2 && f[0] == broker {
+		return f[1], nil
+	}
+	return "", err
 }
 
-func login(ctx context.Context, c *client.Client) error {
+func login(ctx context.Context, c *client.Client, broker string) error {
 	in := bufio.NewReader(os.Stdin)
 	fmt.Print("Username: ")
 	user, err := in.ReadString('\n')
@@ -176,7 +181,7 @@ func login(ctx context.Context, c *client.Client) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(broker+" "+token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save token: %w", err)
 	}
 	fmt.Println("Logged in; token saved to", p)

@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +47,26 @@ func TestViewerCLI(t *testing.T) {
 	if out, err := run(b.admin.User+"\n"+b.admin.Password+"\n", "login"); err != nil {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
+	// The saved login goes to this broker only, not to a mistyped address.
+	var sent []string
+	var sentMu sync.Mutex
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sentMu.Lock()
+		sent = append(sent, r.Header.Get("Authorization"))
+		sentMu.Unlock()
+		http.Error(w, `{"error":{"code":"unauthorized","message":"Log in first."}}`, http.StatusUnauthorized)
+	}))
+	defer other.Close()
+	otherCA := filepath.Join(t.TempDir(), "other.pem")
+	os.WriteFile(otherCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate().Raw}), 0o644)
+	cmd := exec.Command(viewer, "-broker", other.URL, "-ca", otherCA, "create")
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=")
+	cmd.CombinedOutput()
+	sentMu.Lock()
+	if len(sent) == 0 || slices.ContainsFunc(sent, func(a string) bool { return a != "" }) {
+		t.Errorf("to another broker the viewer sent %q", sent)
+	}
+	sentMu.Unlock()
 	if out, err := run("", "create", "-ask", "view,teleport"); err == nil || !strings.Contains(out, "permissions must be a list of view, control") {
 		t.Fatalf("create asking for an unknown permission: %v\n%s", err, out)
 	}
