@@ -596,7 +596,7 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	}{Sessions: []sessionJSON{}}
 	names := usernames{}
 	for _, s := range list {
-		out.Sessions = append(out.Sessions, a.sessionJSON(r, names, s))
+		out.Sessions = append(out.Sessions, a.sessionJSON(r, names, a.cfg.Hub.EndIfExpired(r.Context(), s)))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -607,7 +607,7 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
 		return
 	}
-	writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, sess))
+	writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, a.cfg.Hub.EndIfExpired(r.Context(), sess)))
 }
 
 func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

@@ -278,6 +278,31 @@ func (h *Hub) EndInterrupted(ctx context.Context) error {
 	}
 }
 
+// EndIfExpired ends a session whose code expired before the user joined
+// (nobody can join it any more) and returns the session as it is now.
+func (h *Hub) EndIfExpired(ctx context.Context, s *store.Session) *store.Session {
+	if s.State != store.StateWaiting || !s.CodeUsedAt.IsZero() || s.CodeExpiresAt.After(h.cfg.Now()) {
+		return s
+	}
+	const reason = "The support code expired before the user joined."
+	h.mu.Lock()
+	_, live := h.live[s.ID]
+	h.mu.Unlock()
+	if live { // a technician waits on its page: tell them
+		h.end(s.ID, reason)
+	} else if err := h.cfg.Store.EndSession(ctx, s.ID, reason, h.cfg.Now()); err != nil {
+		h.log.Error("record session end", "session", s.ID, "err", err)
+		return s
+	} else {
+		h.log.Info("session ended", "session", s.ID, "reason", reason)
+		h.audit(s.ID, "broker", "session.ended", map[string]any{"reason": reason})
+	}
+	if now, err := h.cfg.Store.SessionByID(ctx, s.ID); err == nil {
+		return now
+	}
+	return s
+}
+
 // end marks the session ended, tells everyone connected and closes their
 // connections.
 func (h *Hub) end(id, reason string) {

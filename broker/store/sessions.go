@@ -200,10 +200,10 @@ func (s *Store) PeekCode(ctx context.Context, codeHash string, now time.Time) (*
 		return nil, ErrCodeUnknown
 	case err != nil:
 		return nil, fmt.Errorf("look up code: %w", err)
+	case sess.CodeUsedAt.IsZero() && !sess.CodeExpiresAt.After(now):
+		return nil, ErrCodeExpired // also once the session has ended for it
 	case !sess.CodeUsedAt.IsZero() || sess.State != StateWaiting:
 		return nil, ErrCodeUsed
-	case !sess.CodeExpiresAt.After(now):
-		return nil, ErrCodeExpired
 	default:
 		return sess, nil
 	}

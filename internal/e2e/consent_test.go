@@ -167,6 +167,38 @@ func TestQuestionWithdrawn(t *testing.T) {
 	}
 }
 
+// TestExpiredCodeEndsSession: a session whose code expired before the
+// user joined is over, says why, and the host is told the code expired.
+func TestExpiredCodeEndsSession(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sess, err := b.client(t).CreateSession(ctx, "INC-LATE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	var got struct {
+		State     string `json:"state"`
+		EndReason string `json:"end_reason"`
+	}
+	if api.call(t, "GET", "/api/v1/sessions/"+sess.ID, &got); got.State != "waiting" {
+		t.Fatalf("a fresh session is %+v", got)
+	}
+	b.advance(11 * time.Minute)
+	if code := api.call(t, "GET", "/api/v1/sessions/"+sess.ID, &got); code != 200 || got.State != "ended" || !strings.Contains(got.EndReason, "code expired") {
+		t.Fatalf("after its code expired the session is %d %+v", code, got)
+	}
+	if ev := events(t, ctx, b, sess.ID); !slices.Contains(ev, "session.ended") {
+		t.Fatalf("events %v", ev)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	if code := host.wait(t, 20*time.Second); code == 0 || !strings.Contains(host.stderr.String(), "expired") {
+		t.Fatalf("host exit %d:\n%s", code, host.stderr.String())
+	}
+}
+
 // TestConsentTimeout: no answer is no.
 func TestConsentTimeout(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
