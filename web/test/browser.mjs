@@ -80,3 +80,26 @@ export function collectErrors(page) {
   });
   return errors;
 }
+
+/** Page coordinates that show remote pixel (x, y) in the console's picture. */
+export async function remotePoint(page, x, y) {
+  return page.getByTestId('remote-video').evaluate((v, [x, y]) => {
+    const r = v.getBoundingClientRect();
+    const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
+    const left = r.left + (r.width - v.videoWidth * scale) / 2;
+    const top = r.top + (r.height - v.videoHeight * scale) / 2;
+    return [left + (x + 0.5) * scale, top + (y + 0.5) * scale];
+  }, [x, y]);
+}
+
+/** Resolves after the console's picture has presented a few frames at its current size. */
+export async function waitForPaint(page) {
+  await page.evaluate(() => new Promise((done) => {
+    const v = document.querySelector('[data-testid="remote-video"]');
+    let n = 0;
+    const next = () => v.requestVideoFrameCallback(() => (++n >= 3 ? done() : next()));
+    next();
+    setTimeout(done, 3000);
+  }));
+  await page.waitForTimeout(300);
+}

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { collectErrors, launch } from './browser.mjs';
+import { collectErrors, launch, remotePoint, waitForPaint } from './browser.mjs';
 import { bin, call, ROOT, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
 const VIEWPORT = { width: 1440, height: 900 };
@@ -68,16 +68,6 @@ async function nothingReaches(witness, from, message) {
   assert.deepEqual(witnessLines(witness, from), [], message);
 }
 
-/** Page coordinates that show remote pixel (x, y). */
-async function remotePoint(page, x, y) {
-  return page.getByTestId('remote-video').evaluate((v, [x, y]) => {
-    const r = v.getBoundingClientRect();
-    const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
-    const left = r.left + (r.width - v.videoWidth * scale) / 2;
-    const top = r.top + (r.height - v.videoHeight * scale) / 2;
-    return [left + (x + 0.5) * scale, top + (y + 0.5) * scale];
-  }, [x, y]);
-}
 
 /** Clicks where the witness is on the remote screen and types a key. */
 async function clickAndType(page) {
@@ -86,17 +76,6 @@ async function clickAndType(page) {
   await page.keyboard.press('KeyA');
 }
 
-/** Resolves after the remote video has presented a few frames. */
-async function waitForPaint(page) {
-  await page.evaluate(() => new Promise((done) => {
-    const v = document.querySelector('[data-testid="remote-video"]');
-    let n = 0;
-    const next = () => v.requestVideoFrameCallback(() => (++n >= 3 ? done() : next()));
-    next();
-    setTimeout(done, 3000);
-  }));
-  await page.waitForTimeout(300);
-}
 
 async function signIn(page, broker, user, password) {
   await page.goto(broker.url + '/');

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { launch } from './browser.mjs';
+import { launch, remotePoint } from './browser.mjs';
 import { bin, openSession, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
 
 const WIDTH = 1280;
@@ -26,16 +26,6 @@ async function waitLine(witness, re, from, timeoutMs = 10_000) {
 }
 const mark = (witness) => witness.out.stdout.split('\n').length - 1;
 
-// remotePoint returns page coordinates that show remote pixel (x, y).
-async function remotePoint(page, x, y) {
-  return page.getByTestId('remote-video').evaluate((v, [x, y]) => {
-    const r = v.getBoundingClientRect();
-    const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
-    const left = r.left + (r.width - v.videoWidth * scale) / 2;
-    const top = r.top + (r.height - v.videoHeight * scale) / 2;
-    return [left + (x + 0.5) * scale, top + (y + 0.5) * scale];
-  }, [x, y]);
-}
 
 test('technician controls the remote desktop from the console', { timeout: 120_000 }, async () => {
   const display = await startXvfb(WIDTH, HEIGHT);

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { collectErrors, launch } from './browser.mjs';
+import { collectErrors, launch, waitForPaint } from './browser.mjs';
 import { api, ROOT, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
@@ -37,17 +37,6 @@ before(async () => {
 
 
 
-/** Resolves after the remote video has presented a few frames at its current size. */
-async function waitForPaint(page) {
-  await page.evaluate(() => new Promise((done) => {
-    const v = document.querySelector('[data-testid="remote-video"]');
-    let n = 0;
-    const next = () => v.requestVideoFrameCallback(() => (++n >= 3 ? done() : next()));
-    next();
-    setTimeout(done, 3000);
-  }));
-  await page.waitForTimeout(300);
-}
 
 /**
  * The share of the pixels in a rectangle of the remote screen that the
