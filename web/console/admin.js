@@ -230,8 +230,8 @@ export function mountKeys(main) {
   add.addEventListener('click', openCreate);
   page(main, 'API keys', 'Keys let a ticket system or script use the REST API, within the scopes you give them.', add,
     h('section', { class: 'section' }, listSlot),
-    h('p', { class: 'field-hint doc-link' }, icon('info', 14), 'The API is described in ',
-      h('a', { href: '/api/v1/openapi.yaml', target: '_blank', rel: 'noopener', text: 'OpenAPI 3' }), '.'));
+    h('p', { class: 'field-hint doc-link' }, icon('info', 14),
+      h('span', {}, 'The API is described in ', h('a', { href: '/api/v1/openapi.yaml', target: '_blank', rel: 'noopener', text: 'OpenAPI 3' }), '.')));
   load();
 
   async function load() {
