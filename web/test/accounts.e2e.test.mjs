@@ -15,7 +15,6 @@ const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 after(stopAll);
 
-
 /** RFC 6238 with the broker's parameters: SHA-1, 6 digits, 30 s. */
 function totp(secretB32, at = Date.now()) {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';

@@ -24,8 +24,6 @@ const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 after(stopAll);
 
-
-
 /** The host's terminal output, as the user reads it (the pty ends lines with \r\n). */
 const terminal = (host) => host.out.stdout.replaceAll('\r', '');
 
@@ -68,14 +66,12 @@ async function nothingReaches(witness, from, message) {
   assert.deepEqual(witnessLines(witness, from), [], message);
 }
 
-
 /** Clicks where the witness is on the remote screen and types a key. */
 async function clickAndType(page) {
   const [px, py] = await remotePoint(page, ...TARGET);
   await page.mouse.click(px, py);
   await page.keyboard.press('KeyA');
 }
-
 
 async function signIn(page, broker, user, password) {
   await page.goto(broker.url + '/');

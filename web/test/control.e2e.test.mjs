@@ -26,7 +26,6 @@ async function waitLine(witness, re, from, timeoutMs = 10_000) {
 }
 const mark = (witness) => witness.out.stdout.split('\n').length - 1;
 
-
 test('technician controls the remote desktop from the console', { timeout: 120_000 }, async () => {
   const display = await startXvfb(WIDTH, HEIGHT);
   const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });

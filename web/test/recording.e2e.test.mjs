@@ -18,7 +18,6 @@ after(stopAll);
 
 const ARTIFACTS = join(ROOT, 'artifacts');
 
-
 test('a recorded session plays, is searchable, verifies and downloads', { timeout: 180_000 }, async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   const display = await startXvfb(1024, 640);

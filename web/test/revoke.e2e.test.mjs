@@ -17,8 +17,6 @@ const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 let display;
 before(async () => { display = await startXvfb(1280, 720); });
 
-
-
 const prompts = (host) => host.out.stdout.split('Allow? ').length - 1;
 
 /** Waits for the host's question number n (from 1) and allows all it asks. */

@@ -35,9 +35,6 @@ before(async () => {
   }, 15_000);
 });
 
-
-
-
 /**
  * The share of the pixels in a rectangle of the remote screen that the
  * console's video shows within tol of colour rgb.
