@@ -184,8 +184,10 @@ export function mountSession(root, { id, navigate }) {
       asking: c.asking ?? [],
       canAsk: consent.canAsk(),
     });
-    files.setAllowed(c.granted.includes('files') && !c.paused);
-    shell.setAllowed(c.granted.includes('shell') && !c.paused);
+    // Once the session is over nothing is allowed, whatever was granted.
+    const over = connState === 'ended';
+    files.setAllowed(!over && c.granted.includes('files') && !c.paused);
+    shell.setAllowed(!over && c.granted.includes('shell') && !c.paused);
     stage.classList.toggle('is-paused', c.paused);
     stage.classList.toggle('is-unseen', c.known && !c.granted.includes('view'));
     renderOverlay();

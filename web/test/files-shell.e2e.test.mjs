@@ -172,6 +172,10 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.getByTestId('end-session').click();
     await page.getByTestId('confirm-ok').click();
     await page.getByTestId('session-ended').waitFor();
+    // Over is over: the files panel offers nothing more to send.
+    if (!(await page.getByTestId('files-panel').isVisible())) await page.getByTestId('files-open').click();
+    await page.waitForTimeout(300);
+    assert.equal(await page.getByTestId('files-upload').isEnabled() && await page.getByTestId('files-upload').isVisible(), false, 'Send files after the end');
     await page.goto(`${broker.url}/#/recording/${sessionId}`);
     await page.waitForFunction(() => window.tether.player?.ready === true || window.tether.player?.error, null, { timeout: 30_000 });
     assert.equal(await page.evaluate(() => window.tether.player.error), '');
