@@ -141,15 +141,15 @@ export async function me() {
   }
 }
 
-/**
- * Creates a support session, optionally for a ticket reference, asking the
- * user for `permissions` (the broker's default when not given).
- */
 // The broker gives a session's code only in the answer that creates it (it
 // keeps a hash), so the session page, waiting for the user, shows it from
 // here. Kept in this page's memory only.
 const createdCodes = new Map(); // session id → { code, code_expires_at }
 
+/**
+ * Creates a support session, optionally for a ticket reference, asking the
+ * user for `permissions` (the broker's default when not given).
+ */
 export async function createSession(ticketId, permissions) {
   const body = ticketId ? { ticket: { id: ticketId } } : {};
   if (Array.isArray(permissions)) body.permissions = permissions;
