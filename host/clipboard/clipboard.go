@@ -33,13 +33,20 @@ func Read() (string, error) {
 	return text, nil
 }
 
-// Write sets the clipboard text.
+// Write sets the clipboard text and returns once a paste gets it, or after
+// a second: xclip may exit before the X server knows it owns the
+// clipboard, and a paste meanwhile gets what was there before.
 func Write(text string) error {
 	if len(text) > protocol.MaxClipboard {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(text), protocol.MaxClipboard)
 	}
 	if err := robotgo.WriteAll(text); err != nil {
 		return fmt.Errorf("write clipboard: %w", err)
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if now, err := Read(); err == nil && now == text {
+			break
+		}
 	}
 	return nil
 }
