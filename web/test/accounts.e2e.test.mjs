@@ -248,8 +248,18 @@ test('a supervisor watches: no new sessions, no codes, no ending', { timeout: 60
   const browser = await launch();
   try {
     const page = await browser.newPage();
-    await signIn(page, broker, 'sue', 'sue-password-12');
+    // The admin makes a code at this browser and logs out; sue signs in at
+    // the same page and must not see it.
+    await signIn(page, broker, broker.admin.user, broker.admin.password);
+    await page.getByTestId('new-session').click();
+    await page.getByTestId('new-session-submit').click();
+    await page.getByTestId('session-code').waitFor();
+    await page.getByTestId('logout').click();
+    await page.getByTestId('login-username').fill('sue');
+    await page.getByTestId('login-password').fill('sue-password-12');
+    await page.getByTestId('login-submit').click();
     await page.getByTestId('sessions-table').waitFor();
+    assert.equal(await page.getByTestId('session-code').count(), 0, 'the admin\u2019s code is shown to sue');
     assert.equal(await page.getByTestId('new-session').count(), 0);
     assert.equal(await page.getByTestId('enter-code').count(), 0);
     assert.equal(await page.getByTestId('nav-accounts').count(), 0, 'no administration for supervisors');
