@@ -44,6 +44,29 @@ func askedSession(t *testing.T, ctx context.Context, b *broker, display string) 
 	return c, j, host
 }
 
+// joinAsked joins session id once more and waits for the user's question
+// number n on the host's terminal.
+func joinAsked(t *testing.T, ctx context.Context, c *client.Client, id string, host *hostProc, n int) *client.Joined {
+	t.Helper()
+	j, err := c.Join(ctx, id)
+	if err != nil {
+		t.Fatalf("join %s: %v", id, err)
+	}
+	t.Cleanup(func() { j.Close() })
+	host.waitOutput(t, "Allow? ", n, 20*time.Second)
+	return j
+}
+
+// allowView has the user allow all on the host's terminal and waits until
+// j may see the screen.
+func allowView(t *testing.T, ctx context.Context, j *client.Joined, host *hostProc) {
+	t.Helper()
+	host.typeLine(t, "all")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func has(p protocol.Permissions, perms ...string) bool {
 	for _, x := range perms {
 		if !slices.Contains(p.Granted, x) {
@@ -106,34 +129,19 @@ func TestDeclineLaterConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, j, host := askedSession(t, ctx, b, display)
-	host.typeLine(t, "all")
-	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
-		t.Fatal(err)
-	}
+	allowView(t, ctx, j, host)
 	j.Close()
 
-	again, err := c.Join(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	host.waitOutput(t, "Allow? ", 2, 20*time.Second)
+	again := joinAsked(t, ctx, c, j.ID, host, 2)
 	host.typeLine(t, "no")
 	select {
 	case <-again.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the declined connection stayed")
 	}
-	third, err := c.Join(ctx, j.ID)
-	if err != nil {
-		t.Fatalf("the session ended with the declined connection: %v", err)
-	}
-	defer third.Close()
-	host.waitOutput(t, "Allow? ", 3, 20*time.Second)
-	host.typeLine(t, "all")
-	if _, err := third.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
-		t.Fatal(err)
-	}
+	// Joining again fails if the session ended with the declined connection.
+	third := joinAsked(t, ctx, c, j.ID, host, 3)
+	allowView(t, ctx, third, host)
 	if ev := events(t, ctx, b, j.ID); slices.Contains(ev, "session.ended") {
 		t.Fatalf("events %v", ev)
 	}
@@ -152,16 +160,8 @@ func TestQuestionWithdrawn(t *testing.T) {
 	j.Close()
 	host.waitOutput(t, "They left the session: no answer needed.", 1, 10*time.Second)
 
-	again, err := c.Join(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	host.waitOutput(t, "Allow? ", 2, 20*time.Second)
-	host.typeLine(t, "all")
-	if _, err := again.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
-		t.Fatal(err)
-	}
+	again := joinAsked(t, ctx, c, j.ID, host, 2)
+	allowView(t, ctx, again, host)
 	if ev := events(t, ctx, b, j.ID); slices.Contains(ev, "consent.denied") || slices.Contains(ev, "session.ended") {
 		t.Fatalf("events %v", ev)
 	}

@@ -186,15 +186,8 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 	// While the user has paused, a command says so. (A technician stays
 	// connected meanwhile: with no one connected there is nothing to pause.)
 	before := strings.Count(host.stdout.String(), "Allow? ")
-	watching, err := b.client(t).Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host.waitOutput(t, "Allow? ", before+1, 30*time.Second)
-	host.typeLine(t, "1")
-	if _, err := watching.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
-		t.Fatal(err)
-	}
+	watching := joinAsked(t, ctx, b.client(t), sess.ID, host, before+1)
+	allowView(t, ctx, watching, host)
 	host.typeLine(t, "pause")
 	host.waitOutput(t, "PAUSED", 1, 10*time.Second)
 	out, err = ls("all")
