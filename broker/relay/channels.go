@@ -53,8 +53,8 @@ func (s *Session) fromHostControl(data []byte) {
 	}
 	viewers := slices.Collect(maps.Keys(s.viewers))
 	s.mu.Unlock()
+	clip := msg.Type == protocol.ControlClipboard || msg.Type == protocol.ControlClipboardSet
 	for _, v := range viewers {
-		clip := msg.Type == protocol.ControlClipboard || msg.Type == protocol.ControlClipboardSet
 		if clip && !v.allowed(protocol.PermClipboard) {
 			continue
 		}
