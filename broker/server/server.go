@@ -117,6 +117,7 @@ type Broker struct {
 	caFile     string
 	newAdmin   bool
 	hostBinary string
+	lock       *os.File // held while the broker uses the data directory
 }
 
 // New opens storage, prepares certificates and listens. Run serves.
@@ -137,6 +138,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}()
 
 	var err error
+	if b.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if b.store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "tether.db")); err != nil {
 		return nil, err
 	}
@@ -321,6 +325,9 @@ func (b *Broker) close() error {
 	}
 	if b.store != nil {
 		errs = append(errs, b.store.Close())
+	}
+	if b.lock != nil {
+		b.lock.Close()
 	}
 	return errors.Join(errs...)
 }

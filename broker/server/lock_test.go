@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func udpPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// A second broker on the same data directory would end the first one's
+// live sessions as interrupted; it must refuse to start instead, and say
+// which process holds the directory.
+func TestOneBrokerPerDataDir(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := func() Config {
+		return Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: udpPort(t), Recording: RecordingConfig{Disabled: true},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	}
+	first, err := New(ctx, cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(ctx, cfg())
+	if err == nil {
+		second.close()
+		first.close()
+		t.Fatal("a second broker started on a data directory in use")
+	}
+	want := "data directory " + dir + " is in use by another broker (process " + strconv.Itoa(os.Getpid()) + ")"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want it to contain %q", err, want)
+	}
+	if err := first.close(); err != nil {
+		t.Fatal(err)
+	}
+	third, err := New(ctx, cfg())
+	if err != nil {
+		t.Fatalf("after the first broker stopped: %v", err)
+	}
+	third.close()
+}
