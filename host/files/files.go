@@ -63,7 +63,23 @@ type Server struct {
 
 	mu       sync.Mutex
 	channels map[*channel]struct{}
-	partials map[string]bool // partial uploads of this session, removed at its end
+	partials map[string]bool // partial uploads of this session, removed at its end; true while one is being written
+}
+
+// claimPartial picks the partial file for an upload of the content sha and
+// size: the one a dropped transfer of the same content left, unless another
+// transfer is writing it now (two technicians sending the same tool), which
+// gets a file of its own.
+func (s *Server) claimPartial(inbox, sha string, size int64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base := fmt.Sprintf(".tether-%s-%d", sha[:16], size)
+	partial := filepath.Join(inbox, base+".part")
+	for n := 2; s.partials[partial]; n++ {
+		partial = filepath.Join(inbox, fmt.Sprintf("%s-%d.part", base, n))
+	}
+	s.partials[partial] = true
+	return partial
 }
 
 // removePartial deletes a partial upload and forgets it.
@@ -280,6 +296,10 @@ func (c *channel) abort(cancel bool, why error) bool {
 		up.f.Close()
 		if cancel {
 			c.s.removePartial(up.partial)
+		} else {
+			c.s.mu.Lock()
+			c.s.partials[up.partial] = false // kept for a resume
+			c.s.mu.Unlock()
 		}
 		if why != nil {
 			c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: up.got, Total: up.size, Finished: true, Err: why})
@@ -383,9 +403,10 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("The folder for received files cannot be created: %v", err))
 		return
 	}
-	partial := filepath.Join(inbox, fmt.Sprintf(".tether-%s-%d.part", msg.SHA256[:16], msg.Size))
+	partial := c.s.claimPartial(inbox, msg.SHA256, msg.Size)
 	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		c.s.removePartial(partial)
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("Cannot write to the folder for received files: %v", err))
 		return
 	}
@@ -399,7 +420,7 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 	}
 	if free := freeSpace(inbox); free >= 0 && msg.Size-have > free {
 		f.Close()
-		os.Remove(partial)
+		c.s.removePartial(partial)
 		c.fail(msg, protocol.FileErrNoSpace, fmt.Sprintf("The user's disk is full: %s needs %d bytes, %d are free.", msg.Name, msg.Size-have, free))
 		return
 	}
@@ -407,9 +428,6 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 	c.mu.Lock()
 	c.up = up
 	c.mu.Unlock()
-	c.s.mu.Lock()
-	c.s.partials[partial] = true
-	c.s.mu.Unlock()
 	c.s.cfg.Logger.Info("receiving a file", "name", msg.Name, "size", msg.Size, "resume_at", have)
 	c.send(protocol.FileMessage{Type: protocol.FileReady, Name: msg.Name, Size: msg.Size, Offset: have, Direction: protocol.DirectionUpload})
 	c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: have, Total: up.size})

@@ -1,12 +1,14 @@
 package files
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,5 +209,58 @@ func TestHostRefusesWithoutGrant(t *testing.T) {
 			t.Fatal("the channel stayed open after CancelAll")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSameFileTwiceAtOnce: two transfers of the same file at the same time
+// (two technicians sending the same tool) each write a partial file of
+// their own and both are saved, the second under a new name.
+func TestSameFileTwiceAtOnce(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	srv, err := New(Config{Root: home, Inbox: inbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	data := make([]byte, 192<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	sum := sha256.Sum256(data)
+	put := protocol.FileMessage{Type: protocol.FilePut, Name: "tool.bin", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	dc1, ask1, answer1 := openFiles(t, broker)
+	dc2, ask2, answer2 := openFiles(t, broker)
+	if r := ask1(put); r.Type != protocol.FileReady || r.Offset != 0 {
+		t.Fatalf("first put: %+v", r)
+	}
+	if r := ask2(put); r.Type != protocol.FileReady || r.Offset != 0 {
+		t.Fatalf("second put while the first is under way: %+v", r)
+	}
+	for off := 0; off < len(data); off += 64 << 10 {
+		dc1.Send(data[off : off+64<<10])
+		dc2.Send(data[off : off+64<<10])
+	}
+	var saved []string
+	for _, answer := range []func() protocol.FileMessage{answer1, answer2} {
+		r := answer()
+		if r.Type != protocol.FileDone {
+			t.Fatalf("transfer ended with %+v", r)
+		}
+		saved = append(saved, r.Name)
+	}
+	slices.Sort(saved)
+	if want := []string{"tool (2).bin", "tool.bin"}; !slices.Equal(saved, want) {
+		t.Fatalf("saved as %q, want %q", saved, want)
+	}
+	for _, name := range saved {
+		if got, _ := os.ReadFile(filepath.Join(inbox, name)); !bytes.Equal(got, data) {
+			t.Errorf("%s differs from what was sent (%d bytes)", name, len(got))
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(inbox, ".tether-*")); len(m) != 0 {
+		t.Errorf("partial files left: %v", m)
 	}
 }
