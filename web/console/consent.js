@@ -15,15 +15,16 @@ const TOAST_MS = 6500;
  * @param {object} o
  * @param {(perms: string[]) => boolean} o.send  sends permission.request; false when not connected
  * @param {(state: object, prev: object) => void} o.onChange
+ * @param {boolean} [o.watchOnly]  a supervisor: the broker lets them see, nothing more
  */
-export function createConsent({ send, onChange }) {
+export function createConsent({ send, onChange, watchOnly = false }) {
   const st = {
     known: false, // a permissions message has arrived
     granted: [],
     paused: false,
     pending: false, // the user is being asked
     message: '',
-    requested: [], // what the session asks for, and what was asked for since
+    requested: watchOnly ? ['view'] : [], // what the session asks for, and what was asked for since
     asking: null, // what this console asked for, until the user answers
     askedAt: 0, // when the current question was put (local ms)
     pausedAt: 0,
@@ -52,8 +53,12 @@ export function createConsent({ send, onChange }) {
     const granted = st.granted.includes(id);
     const asking = !granted && isAsking(id);
     const attrs = {
-      'data-testid': 'perm-chip', 'data-perm': id, 'data-granted': String(granted),
+      'data-testid': 'perm-chip', 'data-perm': id, 'data-granted': String(granted && !st.ended),
     };
+    if (st.ended) {
+      return h('span', { ...attrs, class: 'perm-chip is-muted', 'data-tip': `${p.label}: the session is over` },
+        icon(p.icon, 14), h('span', { class: 'perm-chip-label', text: p.label }));
+    }
     if (granted) {
       return h('span', {
         ...attrs, class: `perm-chip is-granted${st.paused ? ' is-paused' : ''}`,
@@ -101,7 +106,7 @@ export function createConsent({ send, onChange }) {
     let text;
     let since = 0;
     if (st.ended) {
-      text = st.message || 'The session is over.';
+      text = 'The session is over.'; // the stage says why
       kind = 'ended';
     } else if (!st.known) {
       text = st.hostHere ? 'Connecting to the user\u2026' : 'The user is asked when they join.';
@@ -265,7 +270,7 @@ export function createConsent({ send, onChange }) {
   /** Asks the user for `perms` (those not granted yet). True if sent. */
   function request(perms) {
     if (!canAsk()) return false;
-    const want = sortPerms(perms).filter((p) => !st.granted.includes(p));
+    const want = sortPerms(perms).filter((p) => !st.granted.includes(p) && (!watchOnly || p === 'view'));
     if (!want.length) return false;
     if (!send(want)) {
       showToast('Not connected to the broker right now. Try again in a moment.', 'info');
@@ -302,6 +307,7 @@ export function createConsent({ send, onChange }) {
 
   /** The permissions the session asks for (from the REST API). */
   function setRequested(perms) {
+    if (watchOnly) return; // asked to see, whatever the session asks for
     const prev = snapshot();
     st.requested = sortPerms(st.requested, perms);
     changed(prev);
@@ -322,6 +328,7 @@ export function createConsent({ send, onChange }) {
     st.ended = true;
     st.asking = null;
     st.pending = false;
+    toastEl.hidden = true;
     changed(prev);
   }
 

@@ -93,6 +93,7 @@ export function mountSession(root, { id, navigate }) {
   const consent = createConsent({
     send: (perms) => conn?.requestPermissions(perms) ?? false,
     onChange: onConsent,
+    watchOnly: window.tether.user?.role === 'supervisor',
   });
   // One side panel at a time: opening one closes the others.
   const closeOthers = (keep) => (on) => {

@@ -273,6 +273,10 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.equal(await control.isDisabled(), true);
     assert.equal(await control.getAttribute('data-tip'), 'Supervisors watch only');
     assert.equal(await watcher.locator('[data-testid="request-perm"][data-perm="control"]').isVisible(), false);
+    // They were asked to see and were let see: all they asked for.
+    await watcher.locator('[data-testid="consent-toast"]:not([hidden])').filter({ hasText: 'The user allowed view.' }).waitFor({ timeout: 15_000 });
+    assert.equal(await watcher.getByTestId('consent-toast').getAttribute('data-kind'), 'granted');
+    assert.deepEqual(await watcher.locator('[data-testid="perm-chip"]').evaluateAll((els) => els.map((e) => `${e.dataset.perm}:${e.dataset.granted}`)), ['view:true']);
     await page.bringToFront();
     await page.mouse.move(0, 0);
     await shot('05b-observed');

@@ -212,6 +212,12 @@ for (const viewport of VIEWPORTS) {
       await byId('session-ended').waitFor();
       assert.equal(await page.locator('#conn-state').getAttribute('data-state'), 'ended');
       assert.equal(await byId('ended-reason').textContent(), 'The technician ended the session.');
+      // Nothing is allowed any more: no chip says otherwise.
+      const chips = await page.locator('[data-testid="perm-chip"]').evaluateAll((els) => els.map((e) => `${e.dataset.perm}:${e.dataset.granted}:${e.dataset.tip}`));
+      assert.ok(chips.length > 0);
+      for (const c of chips) assert.match(c, /:false:.*the session is over$/);
+      assert.equal(await byId('consent-status').textContent(), 'The session is over.');
+      assert.equal(await byId('consent-toast').isVisible(), false);
       await byId('stage-overlay').getByText(/^Watched for /).waitFor();
       await shot('08-session-ended');
       // The user's side ends too, and the broker keeps why.
