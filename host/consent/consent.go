@@ -292,17 +292,30 @@ func (m *Manager) State(change string) protocol.ConsentState {
 func (m *Manager) Status() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var who []string
+	// A technician with the console and a viewer command open holds two
+	// connections: the user hears of the person once, with all they may do.
+	type person struct{ name, role, org string }
+	can := map[person][]string{}
 	for _, v := range m.viewers {
-		if len(v.Granted) == 0 {
-			continue
+		if len(v.Granted) > 0 {
+			p := person{v.Person.Name, v.Person.Role, v.Person.Org}
+			can[p] = append(can[p], v.Granted...)
 		}
-		if v.Person.Role == "supervisor" {
+	}
+	var who []string
+	for p, granted := range can {
+		if p.role == "supervisor" {
 			// A supervisor watches the session live: say so plainly.
-			who = append(who, fmt.Sprintf("%s (supervisor) is observing, view only", v.Person.Name))
+			who = append(who, fmt.Sprintf("%s (supervisor) is observing, view only", p.name))
 			continue
 		}
-		who = append(who, fmt.Sprintf("%s (%s) can %s", v.Person.Name, v.Person.Role, strings.Join(v.Granted, ", ")))
+		var perms []string
+		for _, perm := range protocol.AllPermissions {
+			if slices.Contains(granted, perm) {
+				perms = append(perms, perm)
+			}
+		}
+		who = append(who, fmt.Sprintf("%s (%s) can %s", p.name, p.role, strings.Join(perms, ", ")))
 	}
 	slices.Sort(who)
 	switch {

@@ -145,3 +145,44 @@ func TestQuestionWithdrawn(t *testing.T) {
 		t.Fatal("view is shared with a technician who left")
 	}
 }
+
+// TestStatusNamesEachPersonOnce: a technician with two connections (the
+// console and a viewer command) is one person to the user, who may do
+// what either connection was allowed.
+func TestStatusNamesEachPersonOnce(t *testing.T) {
+	in, typed := io.Pipe()
+	defer typed.Close()
+	var out lockedBuffer
+	term := NewTerminal(in, &out)
+	m, err := New(Config{Prompter: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go term.Serve(ctx, nil)
+	for i, c := range []struct {
+		id, answer string
+		perms      []string
+	}{
+		{"v_console", "all", []string{protocol.PermView, protocol.PermControl}},
+		{"v_command", "all", []string{protocol.PermShell}},
+		{"v_other", "1", []string{protocol.PermView, protocol.PermFiles}},
+	} {
+		name := "lee"
+		if c.id == "v_other" {
+			name = "kim"
+		}
+		done := make(chan protocol.ConsentAnswer, 1)
+		go func() {
+			done <- m.Handle(ctx, protocol.ConsentRequest{ID: c.id, Viewer: protocol.Person{ID: c.id, Name: name, Role: "technician"}, Permissions: c.perms, TimeoutSeconds: 60})
+		}()
+		out.waitFor(t, "Allow? ", i+1)
+		io.WriteString(typed, c.answer+"\n")
+		<-done
+	}
+	want := "Shared: kim (technician) can view; lee (technician) can view, control, shell."
+	if got := m.Status(); got != want {
+		t.Fatalf("status %q, want %q", got, want)
+	}
+}
