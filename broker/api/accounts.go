@@ -138,6 +138,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		return
 	}
 	role, disabled := u.Role, u.Disabled
+	wasRole, wasDisabled := u.Role, u.Disabled
 	if req.Role != nil {
 		if !auth.ValidRole(*req.Role) {
 			writeFieldErrors(w, []fieldError{{"role", "invalid_role", "role must be technician, supervisor or admin."}})
@@ -158,6 +159,14 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		return
 	}
 	a.log.InfoContext(r.Context(), "account updated", "user", u.Username, "role", role, "disabled", disabled, "by", p.User.Username)
+	// What the user allowed was allowed to the account as it was: its live
+	// connections end, and anything it may still do is asked afresh.
+	switch {
+	case disabled && !wasDisabled:
+		a.cfg.Hub.DisconnectUser(u.ID, "An administrator disabled your account.")
+	case role != wasRole:
+		a.cfg.Hub.DisconnectUser(u.ID, "An administrator changed your role; connect again.")
+	}
 	writeJSON(w, http.StatusOK, toAccount(u))
 }
 
@@ -172,6 +181,7 @@ func (a *API) resetUser(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return
 	}
 	a.log.InfoContext(r.Context(), "account reset", "user", u.Username, "by", p.User.Username)
+	a.cfg.Hub.DisconnectUser(u.ID, "An administrator reset your account; sign in again.")
 	out := toAccount(u)
 	out.Password = password
 	writeJSON(w, http.StatusOK, out)
@@ -281,6 +291,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return
 	}
 	a.log.InfoContext(r.Context(), "API key revoked", "key", k.ID, "by", p.User.Username)
+	a.cfg.Hub.DisconnectKey(k.ID, "The API key you connected with was revoked.")
 	writeJSON(w, http.StatusOK, toKey(k))
 }
 

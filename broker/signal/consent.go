@@ -21,6 +21,8 @@ const consentGrace = 5 * time.Second
 type viewer struct {
 	conn    *conn
 	person  protocol.Person
+	userID  int64         // the account it signed in as
+	keyID   string        // the API key it signed in with, if any
 	media   *relay.Viewer // nil until the viewer's media is set up
 	grants  []string      // what the user allowed this viewer
 	asked   bool          // the user has been asked to let this viewer in

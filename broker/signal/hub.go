@@ -634,7 +634,8 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		h.refuse(c, protocol.CodeSessionEnded, "That session has ended.")
 		return
 	}
-	v := &viewer{conn: c, person: protocol.Person{ID: "v_" + auth.RandomToken(9), Name: p.User.Username, Role: p.User.Role, Org: h.cfg.Organisation}}
+	v := &viewer{conn: c, person: protocol.Person{ID: "v_" + auth.RandomToken(9), Name: p.User.Username, Role: p.User.Role, Org: h.cfg.Organisation},
+		userID: p.User.ID, keyID: p.KeyID}
 	l.viewers[c] = v
 	if l.grace != nil {
 		l.grace.Stop()
@@ -762,6 +763,44 @@ func (h *Hub) leave(l *live, c *conn) {
 			h.end(l.id, "The technician left the session.")
 		}
 	})
+}
+
+// DisconnectUser closes every live connection of the account userID, as
+// when an admin disables it, changes its role or resets it: whatever the
+// user allowed those connections ends with them, and a new connection is
+// authenticated and put to the user afresh. reason is what they are told.
+func (h *Hub) DisconnectUser(userID int64, reason string) {
+	h.disconnect(func(v *viewer) bool { return v.userID == userID }, reason)
+}
+
+// DisconnectKey closes every live connection made with the API key keyID,
+// which was revoked.
+func (h *Hub) DisconnectKey(keyID, reason string) {
+	h.disconnect(func(v *viewer) bool { return v.keyID == keyID }, reason)
+}
+
+func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
+	type cut struct {
+		session string
+		v       *viewer
+	}
+	var cuts []cut
+	h.mu.Lock()
+	for _, l := range h.live {
+		for _, v := range l.viewers {
+			if match(v) {
+				cuts = append(cuts, cut{l.id, v})
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range cuts {
+		h.log.Info("viewer disconnected", "session", c.session, "user", c.v.person.Name, "reason", reason)
+		h.audit(c.session, "broker", "viewer.disconnected", map[string]any{"user": c.v.person.Name, "reason": reason})
+		// The session goes on for the others; for this connection it is over.
+		c.v.conn.send(protocol.TypeEnded, c.session, protocol.Ended{Reason: reason})
+		c.v.conn.close(closeEnded, "")
+	}
 }
 
 // Close ends every live session and waits for their connections.

@@ -61,6 +61,8 @@ export function describeEvent(e) {
       const where = [d.hostname, formatOS(d.os)].filter((x) => typeof x === 'string' && x).join(', ');
       return { text: `The user\u2019s computer connected${where ? ` (${where})` : ''}`, tone: 'neutral', icon: 'monitor' };
     }
+    case 'viewer.disconnected':
+      return { text: `${typeof d.user === 'string' ? d.user : 'A technician'} was cut off: ${typeof d.reason === 'string' ? d.reason : 'access withdrawn'}`, tone: 'bad', icon: 'lock' };
     case 'viewer.joined':
       return { text: `${who} opened the session${typeof d.role === 'string' && d.role ? ` as ${d.role}` : ''}`, tone: 'neutral', icon: 'user' };
     case 'message.refused': {

@@ -117,7 +117,7 @@ export function mountAccounts(main, { user: me }) {
     toggle.addEventListener('click', async () => {
       if (!u.disabled && !await confirmDialog({
         title: `Disable ${u.username}?`,
-        message: 'They are signed out at once, cannot sign in, and their API keys stop working. You can enable the account again.',
+        message: 'They are signed out at once, cut off from any session they are in, cannot sign in, and their API keys stop working. You can enable the account again.',
         confirmLabel: 'Disable account',
       })) return;
       try {
@@ -257,7 +257,7 @@ export function mountKeys(main) {
       : h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'key-revoke' }, 'Revoke');
     if (!revoked) {
       revoke.addEventListener('click', async () => {
-        if (!await confirmDialog({ title: `Revoke \u201c${k.name}\u201d?`, message: 'Whatever uses this key is refused from now on. This cannot be undone.', confirmLabel: 'Revoke key' })) return;
+        if (!await confirmDialog({ title: `Revoke \u201c${k.name}\u201d?`, message: 'Whatever uses this key is refused from now on, and cut off from any session it is in. This cannot be undone.', confirmLabel: 'Revoke key' })) return;
         try {
           await api.revokeKey(k.id);
           toast('Key revoked.', 'success');

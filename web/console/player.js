@@ -48,6 +48,7 @@ const LABELS = {
   'session.handed_over': 'Session handed over',
   'host.connected': 'User\u2019s computer connected',
   'viewer.joined': 'Technician joined',
+  'viewer.disconnected': 'Technician cut off',
   'participant.invited': 'Colleague invited',
   'consent.requested': 'Consent asked',
   'consent.granted': 'Consent granted',
@@ -96,6 +97,7 @@ export function summary(e) {
     case 'session.ended': return d.reason || '';
     case 'host.connected': return [d.hostname, d.os].filter(Boolean).join(' · ');
     case 'viewer.joined': return `As ${d.role || 'technician'}`;
+    case 'viewer.disconnected': return `${d.user || ''}: ${d.reason || ''}`;
     case 'display.selected': return `Display ${Number(d.display) + 1}`;
     case 'message.refused': return d.reason || '';
     case 'recording.finished': return `${d.frames_written ?? 0} of ${d.frames_relayed ?? 0} frames written`;

@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// TestWithdrawnAccessEndsLiveConnections: an admin who revokes an API key
+// or disables an account cuts what it is doing at once, not only its next
+// call: its live connections end, the user's grants to them go, and the
+// session goes on for the others.
+func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, j, host := askedSession(t, ctx, b, display)
+	allowView(t, ctx, j, host)
+	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invite(ctx, j.ID, "lee", false); err != nil {
+		t.Fatal(err)
+	}
+	hc := b.httpClient(t)
+	api := b.URL() + "/api/v1"
+	status, key := apiCall(t, hc, "POST", api+"/keys", b.admin.APIKey, `{"name":"lee's script","username":"lee","scopes":["sessions:read","sessions:join"]}`, nil)
+	if status != 201 {
+		t.Fatalf("create key: %d %v", status, key)
+	}
+	u, _ := dial.BrokerURL(b.URL())
+	script, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: key["key"].(string)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := joinAsked(t, ctx, script, j.ID, host, 2)
+	allowView(t, ctx, byKey, host)
+	byLogin := joinAsked(t, ctx, b.login(t, ctx, "lee", "l3-expert-password"), j.ID, host, 3)
+	allowView(t, ctx, byLogin, host)
+
+	cut := func(jn *client.Joined, want string) {
+		t.Helper()
+		select {
+		case <-jn.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the connection stayed up (%d frames); want it ended with %q", jn.Frames(), want)
+		}
+		if got := jn.EndReason(); got != want {
+			t.Fatalf("told %q, want %q", got, want)
+		}
+	}
+	if status, out := apiCall(t, hc, "DELETE", api+"/keys/"+key["id"].(string), b.admin.APIKey, "", nil); status != 200 {
+		t.Fatalf("revoke: %d %v", status, out)
+	}
+	cut(byKey, "The API key you connected with was revoked.")
+	select {
+	case <-byLogin.Done():
+		t.Fatalf("the revoke also cut lee's console login: %s", byLogin.EndReason())
+	default:
+	}
+	if status, out := apiCall(t, hc, "PATCH", api+"/users/lee", b.admin.APIKey, `{"disabled":true}`, nil); status != 200 {
+		t.Fatalf("disable: %d %v", status, out)
+	}
+	cut(byLogin, "An administrator disabled your account.")
+
+	// The user's computer no longer shares anything with lee; the admin
+	// still sees the screen.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		from := len(host.stdout.String())
+		host.typeLine(t, "status")
+		out := host.waitOutput(t, "admin (admin)", strings.Count(host.stdout.String(), "admin (admin)")+1, 5*time.Second)[from:]
+		if !strings.Contains(out, "lee") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host still shares with lee:\n%s", out)
+		}
+	}
+	frames := j.Frames()
+	if _, err := j.Screenshot(ctx); err != nil || j.Frames() <= frames {
+		t.Fatalf("the admin's view stopped too: %v", err)
+	}
+	var disconnected int
+	for _, e := range events(t, ctx, b, j.ID) {
+		if e == "viewer.disconnected" {
+			disconnected++
+		}
+	}
+	if disconnected != 2 {
+		t.Fatalf("%d viewer.disconnected events, want 2: %v", disconnected, events(t, ctx, b, j.ID))
+	}
+}
