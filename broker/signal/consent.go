@@ -52,7 +52,10 @@ func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
 }
 
 // askLocked puts a consent request for v to the host. h.mu is held.
-func (h *Hub) askLocked(l *live, v *viewer, perms []string, first bool) {
+// asked is what the viewer asked for, when the question is its own
+// request: it goes in the trail before the question, and only when the
+// question is put.
+func (h *Hub) askLocked(l *live, v *viewer, perms []string, first bool, asked []string) {
 	if l.host == nil || v.pending != "" || len(perms) == 0 {
 		return
 	}
@@ -71,6 +74,9 @@ func (h *Hub) askLocked(l *live, v *viewer, perms []string, first bool) {
 	// The viewer hears that the question is out before the host gets it:
 	// a user who answers at once must not have the answer overtaken by it.
 	go func() {
+		if asked != nil {
+			h.audit(l.id, v.person.Name, "permission.requested", map[string]any{"permissions": asked})
+		}
 		h.audit(l.id, v.person.Name, "consent.requested", map[string]any{"permissions": perms, "viewer": v.person.Name})
 		v.conn.send(protocol.TypePermissions, l.id, waiting)
 		host.send(protocol.TypeConsentRequest, l.id, msg)
@@ -235,6 +241,6 @@ func (h *Hub) requestMore(l *live, c *conn, perms []string) {
 	case l.host == nil:
 		go c.sendError(l.id, protocol.CodeBadMessage, "The user's computer is not connected.")
 	default:
-		h.askLocked(l, v, extra, !v.asked)
+		h.askLocked(l, v, extra, !v.asked, perms)
 	}
 }

@@ -448,7 +448,7 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	viewers := l.viewerList()
 	for _, v := range l.viewers {
 		if !v.asked {
-			h.askLocked(l, v, permsFor(l, v), true)
+			h.askLocked(l, v, permsFor(l, v), true, nil)
 		}
 	}
 	h.mu.Unlock()
@@ -678,7 +678,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	// media was set up asked for this viewer then.
 	media.SetGrants(v.grants, l.paused)
 	if l.host != nil && !v.asked {
-		h.askLocked(l, v, permsFor(l, v), true)
+		h.askLocked(l, v, permsFor(l, v), true, nil)
 	}
 	h.mu.Unlock()
 	c.send(protocol.TypeOffer, sess.ID, protocol.SDP{SDP: offer})
@@ -708,7 +708,6 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 				c.reportReadError(sess.ID, err)
 				continue
 			}
-			h.audit(sess.ID, p.User.Username, "permission.requested", map[string]any{"permissions": req.Permissions})
 			h.requestMore(l, c, req.Permissions)
 		case protocol.TypeEnd:
 			if !p.Can(auth.ScopeSessionsWrite) {

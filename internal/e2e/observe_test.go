@@ -92,6 +92,12 @@ func TestLiveObservation(t *testing.T) {
 	}) {
 		t.Error("the supervisor's joining is not in the audit trail")
 	}
+	// What was refused before it reached the user was never asked.
+	for _, e := range trail.Events {
+		if e.Type == "permission.requested" && e.Actor == "sup" {
+			t.Error("the trail says the supervisor asked the user for more")
+		}
+	}
 
 	sup.Close()
 	waitUntil(t, 10*time.Second, "the technician to be told the observer left", func() bool { return len(tech.Observers()) == 0 })
