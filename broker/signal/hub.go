@@ -243,7 +243,7 @@ func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason strin
 		return sess, nil
 	}
 	if reason == "" {
-		reason = "The technician ended the session."
+		reason = endedBy(user, sess)
 	}
 	h.mu.Lock()
 	wasLive := h.live[id] != nil
@@ -253,6 +253,15 @@ func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason strin
 		h.audit(id, user.Username, "session.ended", map[string]any{"reason": reason})
 	}
 	return h.cfg.Store.SessionByID(ctx, id)
+}
+
+// endedBy says who ended sess, for the user and the trail: the technician
+// working it, or an admin stepping in on someone else's session.
+func endedBy(user *store.User, sess *store.Session) string {
+	if user.Role == auth.RoleAdmin && user.ID != sess.CreatedBy {
+		return fmt.Sprintf("An administrator (%s) ended the session.", user.Username)
+	}
+	return "The technician ended the session."
 }
 
 // EndInterrupted ends the sessions the store still has live: a broker
@@ -718,9 +727,9 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 			if err := protocol.DecodePayload(env, &end); err != nil {
 				end.Reason = ""
 			}
-			reason := "The technician ended the session."
+			reason := endedBy(p.User, sess)
 			if end.Reason != "" {
-				reason = "The technician ended the session: " + end.Reason
+				reason = strings.TrimSuffix(reason, ".") + ": " + end.Reason
 			}
 			h.end(sess.ID, reason)
 			return

@@ -97,3 +97,25 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 		t.Fatalf("%d viewer.disconnected events, want 2: %v", disconnected, events(t, ctx, b, j.ID))
 	}
 }
+
+// TestAdminEndsAnotherTechniciansSession: when an admin ends a session
+// someone else works, the user and the trail are told an administrator
+// did, not "the technician".
+func TestAdminEndsAnotherTechniciansSession(t *testing.T) {
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	hc := b.httpClient(t)
+	api := b.URL() + "/api/v1"
+	status, sess := apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-77"},"technician":"lee"}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, sess)
+	}
+	status, out := apiCall(t, hc, "POST", api+"/sessions/"+sess["id"].(string)+"/end", b.admin.APIKey, "", nil)
+	if want := "An administrator (admin) ended the session."; status != 200 || out["end_reason"] != want {
+		t.Fatalf("end: %d %v, want end_reason %q", status, out, want)
+	}
+}
