@@ -91,7 +91,7 @@ func (h *Hub) CreateSession(ctx context.Context, by, owner *store.User, t Ticket
 			return nil, "", err
 		}
 		h.log.InfoContext(ctx, "session created", "session", sess.ID, "by", by.Username, "technician", owner.Username, "ticket", t.ID)
-		h.notify(sess.ID, by.Username, "session.created", []byte("{}"))
+		h.audit(sess.ID, by.Username, "session.created", map[string]any{"technician": owner.Username, "ticket": t.ID})
 		return sess, code, nil
 	}
 	return nil, "", errors.New("create session: could not find a free code")
@@ -377,7 +377,7 @@ func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket
 	}
 	h.AuditCode(r, "console", "ok", sess.ID, tech.Username)
 	h.log.Info("code claimed", "session", sess.ID, "user", tech.Username, "ticket", t.ID)
-	h.notify(sess.ID, tech.Username, "session.created", []byte("{}"))
+	h.audit(sess.ID, tech.Username, "session.created", map[string]any{"technician": tech.Username, "ticket": t.ID, "initiated_by": "user"})
 	h.mu.Lock()
 	gone := p.gone
 	if !gone {

@@ -98,9 +98,10 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	}
 }
 
-// TestAdminEndsAnotherTechniciansSession: when an admin ends a session
-// someone else works, the user and the trail are told an administrator
-// did, not "the technician".
+// TestAdminEndsAnotherTechniciansSession: the trail says who created a
+// session for whom, and when an admin ends a session someone else works,
+// the user and the trail are told an administrator did, not "the
+// technician".
 func TestAdminEndsAnotherTechniciansSession(t *testing.T) {
 	b := startBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -113,6 +114,17 @@ func TestAdminEndsAnotherTechniciansSession(t *testing.T) {
 	status, sess := apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-77"},"technician":"lee"}`, nil)
 	if status != 201 {
 		t.Fatalf("create: %d %v", status, sess)
+	}
+	// The trail says who made the session, and for whom.
+	var trail struct {
+		Events []struct {
+			Actor, Type string
+			Detail      map[string]any
+		}
+	}
+	getJSON(t, ctx, b, api+"/sessions/"+sess["id"].(string)+"/events", &trail)
+	if len(trail.Events) != 1 || trail.Events[0].Type != "session.created" || trail.Events[0].Actor != "admin" || trail.Events[0].Detail["technician"] != "lee" {
+		t.Fatalf("trail %+v, want session.created by admin for lee", trail.Events)
 	}
 	status, out := apiCall(t, hc, "POST", api+"/sessions/"+sess["id"].(string)+"/end", b.admin.APIKey, "", nil)
 	if want := "An administrator (admin) ended the session."; status != 200 || out["end_reason"] != want {

@@ -88,6 +88,11 @@ export function describeEvent(e) {
       return { text: `${who}’s shell closed`, tone: 'neutral', icon: 'terminal' };
     case 'shell.command':
       return { text: `${who} ran: ${typeof d.command === 'string' ? d.command : ''}`, tone: 'neutral', icon: 'terminal' };
+    case 'session.created': {
+      const tech = typeof d.technician === 'string' && d.technician ? d.technician : '';
+      const self = tech === e.actor;
+      return { text: d.initiated_by === 'user' ? `${who} took the user’s code` : `${who} created the session${tech && !self ? ` for ${tech}` : ''}`, tone: 'neutral', icon: 'plus' };
+    }
     case 'session.ended': {
       const reason = typeof d.reason === 'string' && d.reason ? d.reason.replace(/_/g, ' ').replace(/\.$/, '') : '';
       return { text: `The session ended${reason ? `: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}` : ''}`, tone: 'neutral', icon: 'power' };

@@ -95,6 +95,7 @@ export function summary(e) {
     case 'shell.closed': return `Shell ${d.channel || ''}${d.code !== undefined ? ` exited ${d.code}` : ''}`;
     case 'shell.command': return `$ ${d.command || ''}`;
     case 'session.ended': return d.reason || '';
+    case 'session.created': return d.technician && d.technician !== e.actor ? `By ${e.actor} for ${d.technician}` : `By ${e.actor}`;
     case 'host.connected': return [d.hostname, d.os].filter(Boolean).join(' · ');
     case 'viewer.joined': return `As ${d.role || 'technician'}`;
     case 'viewer.disconnected': return `${d.user || ''}: ${d.reason || ''}`;

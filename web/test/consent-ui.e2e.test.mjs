@@ -400,7 +400,8 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
       [me, 'The user was asked to allow view'],
       ['user', 'The user allowed view'],
     ]);
-    assert.deepEqual(rows.at(-1), ['viewer.joined', me, `${me} opened the session as admin`], 'oldest last');
+    assert.deepEqual(rows.at(-1), ['session.created', me, `${me} created the session`], 'oldest last');
+    assert.deepEqual(rows.at(-2), ['viewer.joined', me, `${me} opened the session as admin`]);
     assert.ok(rows.some(([type, , text]) => type === 'host.connected' && text.startsWith(`The user\u2019s computer connected (${hostname()}`)), JSON.stringify(rows));
     assert.match(await panel.textContent(), /\(you\)/);
     await page.mouse.move(0, 0);
