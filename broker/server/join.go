@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -32,13 +33,15 @@ var permissionWhat = map[string]string{
 type joinPermission struct{ Name, What string }
 
 type joinPage struct {
-	State                 string // ready, invalid, expired, used, limited
-	Title, Message        string
-	Org                   string
-	Technician            string
-	Ticket, TicketTitle   string
-	CodeGroups            string
-	Expires, ExpiresZone  string
+	State               string // ready, invalid, expired, used, limited
+	Title, Message      string
+	Org                 string
+	Technician          string
+	Ticket, TicketTitle string
+	CodeGroups          string
+	// ExpiresIn is how long the code stays valid, as the user reads it: the
+	// page knows no time zone of theirs, and they need the time left.
+	ExpiresIn             string
 	Permissions           []joinPermission
 	HostAvailable         bool
 	DownloadURL, FileName string
@@ -97,8 +100,8 @@ func (b *Broker) serveJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	page := joinPage{State: "ready", Title: "Remote support", Org: b.cfg.Organisation, Ticket: sess.TicketID, TicketTitle: sess.TicketTitle,
 		CodeGroups: code[0:3] + " " + code[3:6] + " " + code[6:9],
-		Expires:    sess.CodeExpiresAt.UTC().Format("15:04"), ExpiresZone: "UTC",
-		FileName: "tether-host-" + code, DownloadURL: "/join/" + code + "/host",
+		ExpiresIn:  minutesLeft(sess.CodeExpiresAt.Sub(b.cfg.Now())),
+		FileName:   "tether-host-" + code, DownloadURL: "/join/" + code + "/host",
 	}
 	if u, err := b.store.UserByID(r.Context(), sess.CreatedBy); err == nil {
 		page.Technician = u.Username
@@ -110,6 +113,14 @@ func (b *Broker) serveJoin(w http.ResponseWriter, r *http.Request) {
 	page.HostAvailable = err == nil
 	page.Platform, page.Linux = platform(r.UserAgent())
 	b.renderJoin(w, http.StatusOK, page)
+}
+
+// minutesLeft says how long d is, in whole minutes rounded up.
+func minutesLeft(d time.Duration) string {
+	if m := int((d + time.Minute - 1) / time.Minute); m > 1 {
+		return fmt.Sprintf("%d minutes", m)
+	}
+	return "1 minute"
 }
 
 // platform names the user's system from its browser's User-Agent.

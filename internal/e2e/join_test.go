@@ -63,7 +63,8 @@ func TestJoinPage(t *testing.T) {
 	}
 	grouped := code[:3] + " " + code[3:6] + " " + code[6:]
 	for _, want := range []string{"<strong>admin</strong> from Acme IT is ready to help you", "INC-4242", "VPN drops every hour", grouped,
-		"see your screen", "use your mouse and keyboard", `href="/join/` + code + `/host"`, "chmod +x tether-host-" + code} {
+		"see your screen", "use your mouse and keyboard", `href="/join/` + code + `/host"`, "cd ~/Downloads &amp;&amp; chmod +x tether-host-" + code,
+		"valid for another 10 minutes"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("join page lacks %q", want)
 		}
