@@ -63,24 +63,45 @@ func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Jo
 
 // progressBar prints a transfer's progress on standard error, at most a
 // few times a second.
-func progressBar(name string) client.Progress {
-	var last time.Time
-	start := time.Now()
-	return func(done, total int64) {
-		if done < total && time.Since(last) < 200*time.Millisecond {
-			return
-		}
-		last = time.Now()
-		pct := int64(100)
-		if total > 0 {
-			pct = done * 100 / total
-		}
-		rate := float64(done) / time.Since(start).Seconds() / (1 << 20)
-		bar := strings.Repeat("#", int(pct/5)) + strings.Repeat(".", 20-int(pct/5))
-		fmt.Fprintf(os.Stderr, "\r%s [%s] %3d%% %d/%d bytes %.1f MiB/s", name, bar, pct, done, total, rate)
-		if done == total {
-			fmt.Fprintln(os.Stderr)
-		}
+type progressBar struct {
+	name  string
+	start time.Time
+	from  int64 // bytes there before this run (a resume): not part of its speed
+	last  time.Time
+	open  bool // a line is drawn without its newline
+}
+
+func newProgressBar(name string) *progressBar {
+	return &progressBar{name: name, from: -1}
+}
+
+func (b *progressBar) update(done, total int64) {
+	if b.from < 0 {
+		b.from, b.start = done, time.Now()
+	}
+	if done < total && time.Since(b.last) < 200*time.Millisecond {
+		return
+	}
+	b.last = time.Now()
+	pct := int64(100)
+	if total > 0 {
+		pct = done * 100 / total
+	}
+	rate := float64(done-b.from) / max(time.Since(b.start).Seconds(), 0.001) / (1 << 20)
+	bar := strings.Repeat("#", int(pct/5)) + strings.Repeat(".", 20-int(pct/5))
+	fmt.Fprintf(os.Stderr, "\r%s [%s] %3d%% %d/%d bytes %.1f MiB/s", b.name, bar, pct, done, total, rate)
+	b.open = done < total
+	if !b.open {
+		fmt.Fprintln(os.Stderr)
+	}
+}
+
+// stop ends a line the bar left open, so that what follows starts a line
+// of its own.
+func (b *progressBar) stop() {
+	if b.open {
+		fmt.Fprintln(os.Stderr)
+		b.open = false
 	}
 }
 
@@ -111,7 +132,9 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 		return err
 	}
 	defer f.Close()
-	done, err := f.Push(ctx, local, name, progressBar(filepath.Base(local)))
+	bar := newProgressBar(filepath.Base(local))
+	done, err := f.Push(ctx, local, name, bar.update)
+	bar.stop()
 	if err != nil {
 		return fmt.Errorf("push %s: %w", local, err)
 	}
@@ -150,7 +173,9 @@ func pull(ctx context.Context, c *client.Client, args []string) error {
 		return err
 	}
 	defer f.Close()
-	done, err := f.Pull(ctx, remote, local, progressBar(path.Base(remote)))
+	bar := newProgressBar(path.Base(remote))
+	done, err := f.Pull(ctx, remote, local, bar.update)
+	bar.stop()
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", remote, err)
 	}
@@ -253,6 +278,9 @@ func runShell(ctx context.Context, c *client.Client, args []string) error {
 	}
 	if j.EndReason() != "" {
 		return errors.New("session ended: " + j.EndReason())
+	}
+	if why := j.ClosedBecause(protocol.PermShell); why != "" {
+		return errors.New("the shell was closed: " + why)
 	}
 	return errors.New("the shell was closed (the user revoked the permission, or left)")
 }

@@ -551,6 +551,22 @@ func TestViewerPushPull(t *testing.T) {
 	if err := cmd.Wait(); err == nil || !strings.Contains(cut.String(), "viewer: stopped; run the same command again to carry on where it stopped") {
 		t.Fatalf("pull cut by Ctrl+C: %v\n%s", err, cut.String())
 	}
+	// The user pauses while it carries on: the technician reads why it
+	// stopped, on a line of its own after the progress bar.
+	had, _ := os.Stat(part)
+	cmd = fs.b.viewer(t, "pull", "-session", fs.id, "big.log", filepath.Join(local, "big.log"))
+	var paused syncBuffer
+	cmd.Stdout, cmd.Stderr = &paused, &paused
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool { st, err := os.Stat(part); return err == nil && st.Size() > had.Size() })
+	fs.host.typeLine(t, "pause")
+	err = cmd.Wait()
+	if err == nil || !strings.Contains(paused.String(), "\nviewer: pull big.log: the channel was closed: the user paused the session") {
+		t.Fatalf("pull stopped by a pause: %v\n%q", err, paused.String())
+	}
+	fs.host.typeLine(t, "resume")
 }
 
 // TestSupervisorNoFilesOrShell: a supervisor watches; the broker opens no

@@ -109,6 +109,9 @@ func (f *Files) closedErr(err error) error {
 	if errors.Is(err, ErrEnded) || (err != nil && !errors.Is(err, rtc.ErrChannelClosed) && !errors.Is(err, ErrChannelClosed)) {
 		return err
 	}
+	if why := f.j.ClosedBecause(protocol.PermFiles); why != "" {
+		return fmt.Errorf("%w: %s", ErrChannelClosed, why)
+	}
 	// The broker's reason travels on the control channel and may come a
 	// moment after the close.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -453,6 +453,25 @@ func (j *Joined) WaitPermissions(ctx context.Context, cond func(protocol.Permiss
 	}
 }
 
+// ClosedBecause says why a channel for perm closed, if the user's word
+// (which may come a moment after the close) or the session's end tells:
+// "" if neither does within a second.
+func (j *Joined) ClosedBecause(perm string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return p.Paused || !slices.Contains(p.Granted, perm) })
+	switch {
+	case errors.Is(err, ErrEnded):
+		return "the session ended: " + j.EndReason()
+	case err != nil:
+		return ""
+	case p.Paused:
+		return "the user paused the session"
+	default:
+		return "the user took back " + perm
+	}
+}
+
 // RequestPermissions asks the user for more permissions.
 func (j *Joined) RequestPermissions(perms ...string) error {
 	return j.sig.Send(protocol.TypePermissionRequest, j.ID, protocol.PermissionRequest{Permissions: perms})
