@@ -435,7 +435,14 @@ func checkTicket(t *ticketJSON, required bool) (signal.Ticket, []fieldError) {
 	return out, errs
 }
 
+// checkPermissions validates the permissions a request asks for. An empty
+// list is refused, not read as "the default": a ticket system that sends []
+// means nothing at all, and would otherwise ask the user for view, control
+// and clipboard. Leaving the field out asks for the default.
 func checkPermissions(perms []string) []fieldError {
+	if perms != nil && len(perms) == 0 {
+		return []fieldError{{"permissions", "invalid_permissions", "permissions must ask for at least one of view, control, clipboard, files, shell; leave it out to ask for view, control and clipboard."}}
+	}
 	if err := protocol.CheckPermissions(perms); err != nil {
 		return []fieldError{{"permissions", "invalid_permissions", "permissions must be a list of view, control, clipboard, files, shell without repeats."}}
 	}
