@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -139,24 +140,38 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	writeJSON(w, status, body)
 }
 
-// decode reads a bounded JSON body into v, refusing unknown fields.
+// decode reads a bounded JSON body into v, refusing unknown fields and
+// anything after the one JSON value. The whole body is read before any of
+// it is used, so a request is refused as a whole (too large, trailing data)
+// before it can act, never after its client stopped listening.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Send JSON with Content-Type: application/json.")
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "The request body is larger than 64 KiB.")
+		return false
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_json", "The request body could not be read; send it again.")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
 		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "The request body is larger than 64 KiB.")
 		case errors.Is(err, io.EOF):
 			writeError(w, http.StatusBadRequest, "invalid_json", "The request body is empty; send a JSON object.")
 		default:
 			writeError(w, http.StatusBadRequest, "invalid_json", "The request body is not valid JSON: "+err.Error())
 		}
+		return false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "invalid_json", "The request body has more after its JSON object; send one JSON object and nothing else.")
 		return false
 	}
 	return true
