@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -135,6 +136,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
+	if status == http.StatusUnauthorized {
+		// Every 401 names the scheme that authenticates (RFC 9110 requires
+		// it; HTTP clients and proxies rely on it).
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = code, message
 	writeJSON(w, status, body)
@@ -145,9 +151,13 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 // it is used, so a request is refused as a whole (too large, trailing data)
 // before it can act, never after its client stopped listening.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Send JSON with Content-Type: application/json.")
-		return false
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		// Media types are case-insensitive and may carry parameters
+		// (charset); application/jsonfoo is not JSON.
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Send JSON with Content-Type: application/json.")
+			return false
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var tooBig *http.MaxBytesError
@@ -332,7 +342,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 	if err == nil && auth.CheckCSRF(p, r) && (!p.Cookie || sameOrigin(r)) {
 		if c, err := r.Cookie(auth.CookieName); err == nil {
 			a.cfg.Auth.Logout(r.Context(), c.Value)
-		} else if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		} else if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 			a.cfg.Auth.Logout(r.Context(), token)
 		}
 	}

@@ -79,6 +79,13 @@ func TestAPIBadInput(t *testing.T) {
 	if status, out := apiCall(t, hc, "POST", api+"/sessions", admin, `ticket=INC-1`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); status != 415 || errCode(out) != "unsupported_media_type" {
 		t.Errorf("a form post: %d %v", status, out)
 	}
+	// Media types are case-insensitive and may carry a charset; a type that
+	// only starts like JSON's is not JSON.
+	for ct, want := range map[string]int{"APPLICATION/JSON": 400, "Application/Json; charset=UTF-8": 400, "application/jsonfoo": 415, "application/json-seq": 415} {
+		if status, out := apiCall(t, hc, "POST", api+"/sessions", admin, `{"technician":"nobody"}`, map[string]string{"Content-Type": ct}); status != want {
+			t.Errorf("Content-Type %s: %d %v, want %d", ct, status, out, want)
+		}
+	}
 	// Nothing was made by the refused requests.
 	_, list := apiCall(t, hc, "GET", api+"/sessions", admin, "", nil)
 	if n := len(list["sessions"].([]any)); n != 0 {
