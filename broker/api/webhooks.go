@@ -94,6 +94,8 @@ func (h *webhookAPI) fail(w http.ResponseWriter, r *http.Request, err error, wha
 		writeError(w, http.StatusNotFound, "not_found", "No such webhook endpoint or delivery.")
 	case errors.Is(err, webhook.ErrEndpointDisabled):
 		writeError(w, http.StatusConflict, "endpoint_disabled", "The endpoint is disabled; enable it before redelivering.")
+	case errors.Is(err, webhook.ErrDuplicateURL):
+		writeError(w, http.StatusConflict, "webhook_exists", "A webhook endpoint for this URL already exists. Change its events instead of adding the URL again, or delete it first.")
 	case errors.Is(err, webhook.ErrTooManyEndpoints):
 		writeError(w, http.StatusConflict, "too_many_webhooks", "The broker keeps at most 50 webhook endpoints; delete one first.")
 	default:

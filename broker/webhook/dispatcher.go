@@ -117,6 +117,8 @@ type Dispatcher struct {
 	queue  chan string   // delivery IDs; only the scheduler sends
 	wake   chan struct{} // asks the scheduler to look now
 
+	createMu sync.Mutex // held while an endpoint is checked and added
+
 	mu       sync.Mutex
 	inflight map[string]bool // queued or being attempted
 	// subs counts the enabled endpoints per event type, so that the hub's

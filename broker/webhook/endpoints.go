@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode"
@@ -17,6 +18,9 @@ var (
 	ErrNotFound         = errors.New("no such webhook endpoint or delivery")
 	ErrEndpointDisabled = errors.New("webhook endpoint is disabled")
 	ErrTooManyEndpoints = errors.New("too many webhook endpoints")
+	// ErrDuplicateURL: the URL already has an endpoint. Two would get
+	// every event twice, signed with two secrets.
+	ErrDuplicateURL = errors.New("webhook endpoint URL already registered")
 )
 
 // MaxEndpoints bounds how many endpoints the broker keeps.
@@ -78,9 +82,18 @@ func (d *Dispatcher) CreateEndpoint(ctx context.Context, spec EndpointSpec, by *
 	if err := checkDescription(spec.Description); err != nil {
 		return nil, err
 	}
+	// Checking and adding happen as one, so that two admins adding the
+	// same URL at once do not both succeed.
+	d.createMu.Lock()
+	defer d.createMu.Unlock()
 	all, err := d.cfg.Store.WebhookEndpoints(ctx)
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range all {
+		if old, err := url.Parse(e.URL); err == nil && sameURL(old, u) {
+			return nil, ErrDuplicateURL
+		}
 	}
 	if len(all) >= MaxEndpoints {
 		return nil, ErrTooManyEndpoints
@@ -101,6 +114,23 @@ func (d *Dispatcher) CreateEndpoint(ctx context.Context, spec EndpointSpec, by *
 	d.endpointsChanged(ctx)
 	d.log.InfoContext(ctx, "webhook endpoint added", "endpoint", ep.ID, "host", u.Host, "events", strings.Join(ep.Events, ","), "by", by.Username)
 	return ep, nil
+}
+
+// sameURL reports whether a and b reach the same receiver: scheme and host
+// regardless of case, the default port written or not, the same path and
+// query.
+func sameURL(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "http") {
+			return "80"
+		}
+		return "443"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b) &&
+		a.EscapedPath() == b.EscapedPath() && a.RawQuery == b.RawQuery
 }
 
 // Endpoints lists every endpoint, oldest first.

@@ -200,6 +200,13 @@ func TestWebhookAdminAPI(t *testing.T) {
 	ts.mu.Lock()
 	ts.secret = out["secret"].(string)
 	ts.mu.Unlock()
+	// The same URL again, however it is spelled, would get every event
+	// twice with two secrets: it is refused.
+	for _, again := range []string{good, `{"url":"` + strings.Replace(ts.URL, "http://", "HTTP://", 1) + `/hook","events":["session.ended"]}`} {
+		if status, out := apiCall(t, hc, "POST", api+"/webhooks", token["admin"], again, nil); status != 409 || errCode(out) != "webhook_exists" {
+			t.Errorf("register %s again: %d %v, want 409 webhook_exists", again, status, out)
+		}
+	}
 	// The secret is never shown again.
 	status, out = apiCall(t, hc, "GET", api+"/webhooks", token["admin"], "", nil)
 	if list := out["webhooks"].([]any); status != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != id {
