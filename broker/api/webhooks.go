@@ -14,8 +14,10 @@ import (
 	"github.com/tether-support/tether/broker/webhook"
 )
 
-// RegisterWebhooks adds the admin endpoints that manage webhooks to mux.
+// RegisterWebhooks adds the admin endpoints that manage webhooks to mux,
+// and tells d where this API is reached, for the links its events carry.
 func (a *API) RegisterWebhooks(mux *http.ServeMux, d *webhook.Dispatcher) {
+	d.SetPublicURL(a.cfg.PublicURL)
 	h := &webhookAPI{API: a, d: d}
 	mux.HandleFunc("POST /api/v1/webhooks", a.authed(auth.ScopeWebhooksAdmin, h.create))
 	mux.HandleFunc("GET /api/v1/webhooks", a.authed(auth.ScopeWebhooksAdmin, h.list))

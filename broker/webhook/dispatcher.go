@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -119,6 +120,10 @@ type Dispatcher struct {
 
 	createMu sync.Mutex // held while an endpoint is checked and added
 
+	// publicURL is the broker's address as its API is reached (see
+	// SetPublicURL), for the links events carry.
+	publicURL atomic.Pointer[string]
+
 	mu       sync.Mutex
 	inflight map[string]bool // queued or being attempted
 	// subs counts the enabled endpoints per event type, so that the hub's
@@ -174,6 +179,23 @@ func (d *Dispatcher) Close() error {
 	d.wg.Wait()
 	d.client.CloseIdleConnections()
 	return nil
+}
+
+// SetPublicURL tells the dispatcher the broker's address as API clients
+// reach it, e.g. https://support.example.com:8443, so that the links in
+// events (recording.ready's url) work as they are, like the join and
+// console links of the API. Until it is set they are relative to it.
+func (d *Dispatcher) SetPublicURL(u string) {
+	u = strings.TrimSuffix(u, "/")
+	d.publicURL.Store(&u)
+}
+
+// link makes an API path absolute under the broker's public address.
+func (d *Dispatcher) link(path string) string {
+	if u := d.publicURL.Load(); u != nil {
+		return *u + path
+	}
+	return path
 }
 
 // poke wakes the scheduler without blocking.

@@ -23,8 +23,6 @@ const (
 	ConsentRevokedType = "consent.revoked"
 	SessionStartedType = "session.started"
 	SessionEndedType   = "session.ended"
-	// RecordingReadyType is declared so that endpoints can subscribe now;
-	// the broker does not record sessions yet and never sends it.
 	RecordingReadyType = "recording.ready"
 )
 
@@ -188,7 +186,7 @@ type RecordingReady struct {
 	Segments      int       `json:"segments"`
 	FramesRelayed int64     `json:"frames_relayed"`
 	FramesWritten int64     `json:"frames_written"`
-	URL           string    `json:"url"` // the API resource of the recording
+	URL           string    `json:"url"` // the API resource of the recording, an absolute link
 	At            time.Time `json:"at"`
 }
 
@@ -282,7 +280,7 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 		return []outgoing{{ConsentRevokedType, false, ConsentRevoked{ref, revoked, at}}}, nil
 	case RecordingReadyType:
 		return []outgoing{{RecordingReadyType, true, RecordingReady{ref, det.State, det.SizeBytes, det.DurationMS, det.Segments,
-			det.FramesRelayed, det.FramesWritten, "/api/v1/recordings/" + sess.ID, at}}}, nil
+			det.FramesRelayed, det.FramesWritten, d.link("/api/v1/recordings/" + sess.ID), at}}}, nil
 	case SessionEndedType:
 		ended, err := d.sessionEnded(ctx, sess, ref, at)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 // documented event, once per session, with the archive's figures.
 func TestRecordingReady(t *testing.T) {
 	e := newEnv(t, nil)
+	e.d.SetPublicURL("https://support.example.com:8443")
 	rcv := newReceiver(t, nil)
 	e.endpoint(t, rcv.URL, RecordingReadyType)
 	detail := map[string]any{"state": "complete", "size_bytes": 123456, "duration_ms": 61000, "segments": 16, "frames_relayed": 1800, "frames_written": 1800}
@@ -25,7 +26,7 @@ func TestRecordingReady(t *testing.T) {
 	}
 	d := env.Data
 	if env.Type != RecordingReadyType || d.SessionID != e.sess.ID || d.State != "complete" || d.SizeBytes != 123456 || d.DurationMS != 61000 ||
-		d.Segments != 16 || d.FramesRelayed != 1800 || d.FramesWritten != 1800 || d.URL != "/api/v1/recordings/"+e.sess.ID {
+		d.Segments != 16 || d.FramesRelayed != 1800 || d.FramesWritten != 1800 || d.URL != "https://support.example.com:8443/api/v1/recordings/"+e.sess.ID {
 		t.Errorf("recording.ready %+v", env)
 	}
 	if n := len(rcv.requests()); n != 1 {

@@ -348,6 +348,16 @@ func TestWebhookSessionEvents(t *testing.T) {
 		t.Errorf("started_at %v before session.started %v", started, got["session.started"].CreatedAt)
 	}
 
+	// recording.ready links to the recording like join_url and console_url
+	// do: absolute, so the ticket system can fetch it as given.
+	rec := ts.wait(t, sess.ID, "recording.ready")["recording.ready"].Data
+	link, _ := rec["url"].(string)
+	if link != b.URL()+"/api/v1/recordings/"+sess.ID {
+		t.Errorf("recording.ready url %q, want %s", link, b.URL()+"/api/v1/recordings/"+sess.ID)
+	} else if status, out := apiCall(t, hc, "GET", link, b.admin.APIKey, "", nil); status != 200 || out["session"] != sess.ID {
+		t.Errorf("GET recording.ready's url: %d %v", status, out)
+	}
+
 	// The host leaving after the end ends nothing twice.
 	if code := host.wait(t, 20*time.Second); code != 0 {
 		t.Errorf("host exit %d", code)
