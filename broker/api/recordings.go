@@ -352,9 +352,14 @@ func addToZip(zw *zip.Writer, prefix, path string) error {
 		return err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	// Stored, not compressed: video does not compress, and the bytes stay
-	// the ones the manifest hashes.
-	out, err := zw.CreateHeader(&zip.FileHeader{Name: prefix + "/" + filepath.Base(path), Method: zip.Store})
+	// the ones the manifest hashes. Each entry is dated when the recording
+	// last wrote the part (without a date, zip tools show 1980).
+	out, err := zw.CreateHeader(&zip.FileHeader{Name: prefix + "/" + filepath.Base(path), Method: zip.Store, Modified: st.ModTime()})
 	if err != nil {
 		return err
 	}

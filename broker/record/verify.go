@@ -3,6 +3,7 @@ package record
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -272,40 +273,64 @@ func VerifyPath(path string, trusted ed25519.PublicKey, encKey []byte) (*Report,
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	dir, err := unzipArchive(path, tmp)
+	dir, damaged, err := unzipArchive(path, tmp)
 	if err != nil {
 		return nil, err
 	}
-	return VerifyWith(dir, trusted, encKey)
+	r, err := VerifyWith(dir, trusted, encKey)
+	if err != nil {
+		return nil, err
+	}
+	// A damaged entry is a part that is not intact, whatever its bytes say.
+	r.Problems = append(damaged, r.Problems...)
+	return r, nil
 }
 
 // unzipArchive extracts a downloaded archive: one folder of plain files.
-func unzipArchive(path, into string) (string, error) {
+// An entry whose bytes do not match the zip's own checksum, or cannot be
+// read, is a damaged part: it is named in the problems returned (and kept
+// as far as it could be read, for the other checks), not an archive that
+// cannot be checked.
+func unzipArchive(path, into string) (string, []Problem, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
-		return "", fmt.Errorf("%s is neither an archive directory nor a zip of one: %w", path, err)
+		return "", nil, fmt.Errorf("%s is neither an archive directory nor a zip of one: %w", path, err)
 	}
 	defer zr.Close()
 	dir := filepath.Join(into, "archive")
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", err
+		return "", nil, err
 	}
+	var damaged []Problem
 	for _, f := range zr.File {
 		name := filepath.Base(f.Name)
 		if f.FileInfo().IsDir() {
 			continue
 		}
 		if !safeName(name) || strings.Count(f.Name, "/") > 1 {
-			return "", fmt.Errorf("zip entry %q is not part of an archive", f.Name)
+			return "", nil, fmt.Errorf("zip entry %q is not part of an archive", f.Name)
 		}
 		if f.UncompressedSize64 > maxZipPart {
-			return "", fmt.Errorf("zip entry %q is too large", f.Name)
+			return "", nil, fmt.Errorf("zip entry %q is too large", f.Name)
 		}
-		if err := extract(f, filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("extract %s: %w", f.Name, err)
+		err := extract(f, filepath.Join(dir, name))
+		switch {
+		case errors.Is(err, zip.ErrChecksum):
+			damaged = append(damaged, Problem{name, "damaged in the zip: its bytes do not match the zip's checksum, so they were changed after the download"})
+		case zipDamage(err):
+			damaged = append(damaged, Problem{name, fmt.Sprintf("damaged in the zip, cannot be read: %v", err)})
+		case err != nil:
+			return "", nil, fmt.Errorf("extract %s: %w", f.Name, err)
 		}
 	}
-	return dir, nil
+	return dir, damaged, nil
+}
+
+// zipDamage reports whether err comes from reading a damaged zip entry,
+// not from writing it out.
+func zipDamage(err error) bool {
+	var corrupt flate.CorruptInputError
+	return errors.Is(err, zip.ErrFormat) || errors.Is(err, zip.ErrAlgorithm) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &corrupt)
 }
 
 func extract(f *zip.File, to string) error {

@@ -315,13 +315,37 @@ func TestSessionIsRecorded(t *testing.T) {
 	if code := raw.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/download", &zipData); code != 200 {
 		t.Fatalf("download: %d", code)
 	}
-	if _, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData))); err != nil {
+	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
+	if err != nil {
 		t.Fatalf("download is not a zip: %v", err)
 	}
 	zipFile := filepath.Join(t.TempDir(), "archive.zip")
 	os.WriteFile(zipFile, zipData, 0o600)
 	if out, code := verify(zipFile); code != 0 {
 		t.Fatalf("broker verify of the download: exit %d\n%s", code, out)
+	}
+	// Its entries are dated with the recording's time (minutes ago), not 1980.
+	for _, f := range zr.File {
+		if time.Since(f.Modified) > 5*time.Minute || time.Until(f.Modified) > time.Minute {
+			t.Errorf("zip entry %s is dated %v, not when it was recorded", f.Name, f.Modified)
+		}
+	}
+	// A byte flipped inside an entry of the downloaded zip is a damaged
+	// part: verify names it and says not intact (1), not "cannot check".
+	for _, f := range zr.File {
+		if name := filepath.Base(f.Name); name == "video-0001.webm" || name == record.EventsFile {
+			off, err := f.DataOffset()
+			if err != nil {
+				t.Fatal(err)
+			}
+			damaged := bytes.Clone(zipData)
+			damaged[off+int64(f.CompressedSize64)/2] ^= 0x04
+			damagedFile := filepath.Join(t.TempDir(), "damaged.zip")
+			os.WriteFile(damagedFile, damaged, 0o600)
+			if out, code := verify(damagedFile); code != 1 || !strings.Contains(out, "FAILED    "+name) {
+				t.Errorf("zip with a byte flipped in %s: exit %d\n%s", name, code, out)
+			}
+		}
 	}
 
 	// Tampering with any part type fails, naming the part.
