@@ -120,6 +120,9 @@ type Dispatcher struct {
 
 	createMu sync.Mutex // held while an endpoint is checked and added
 
+	seqMu   sync.Mutex
+	lastSeq int64 // the last event's Envelope.Sequence
+
 	// publicURL is the broker's address as its API is reached (see
 	// SetPublicURL), for the links events carry.
 	publicURL atomic.Pointer[string]
@@ -233,7 +236,7 @@ func (d *Dispatcher) publish(ctx context.Context, session string, at time.Time, 
 	if o.once {
 		ev.OnceKey = o.typ + ":" + session
 	}
-	body, err := json.Marshal(Envelope{ID: ev.ID, Type: o.typ, CreatedAt: utc(at), Data: o.data})
+	body, err := json.Marshal(Envelope{ID: ev.ID, Type: o.typ, Sequence: d.nextSequence(), CreatedAt: utc(at), Data: o.data})
 	if err != nil {
 		return err
 	}
@@ -247,6 +250,15 @@ func (d *Dispatcher) publish(ctx context.Context, session string, at time.Time, 
 		d.poke()
 	}
 	return nil
+}
+
+// nextSequence numbers an event: the clock in microseconds, or one more
+// than the last number when the clock has not moved on.
+func (d *Dispatcher) nextSequence() int64 {
+	d.seqMu.Lock()
+	defer d.seqMu.Unlock()
+	d.lastSeq = max(d.lastSeq+1, d.cfg.Now().UnixMicro())
+	return d.lastSeq
 }
 
 // subscribed reports whether an enabled endpoint wants events of type typ.

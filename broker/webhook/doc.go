@@ -24,9 +24,17 @@
 // are at least once: a receiver may see an event twice (after a broker
 // restart or a redelivery) and should drop repeated event IDs.
 //
+// Deliveries are not in order: while one waits for its retry, later events
+// go out, so after an outage session.ended can arrive before
+// session.created; and deliveries go out side by side, so session.started
+// can arrive before the consent.granted it follows. Every event carries a
+// sequence number that grows with each event the broker publishes, in the
+// order they happened (also across restarts); receivers order a session's
+// events by it, and do not let an older event undo a newer one.
+//
 // # Body
 //
-//	{"id": "evt_...", "type": "session.ended", "created_at": "2026-11-23T12:00:00Z", "data": {...}}
+//	{"id": "evt_...", "type": "session.ended", "sequence": 1795440000000000, "created_at": "2026-11-23T12:00:00Z", "data": {...}}
 //
 // Times are RFC 3339 in UTC. Every data object starts with session_id,
 // ticket_id, ticket_system, ticket_url, ticket_title ("" when not given),

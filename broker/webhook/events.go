@@ -41,8 +41,15 @@ const MaxClosingNotes = 8 << 10
 type Envelope struct {
 	// ID is unique per event; a redelivery sends the same ID, so
 	// receivers can drop duplicates.
-	ID        string    `json:"id"`
-	Type      string    `json:"type"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// Sequence grows with every event the broker publishes, in the order
+	// they happened. Deliveries are not sent in order (a retry waits while
+	// later events go out; workers send side by side), and created_at
+	// has whole seconds only, so receivers order a session's events by
+	// Sequence. It is the broker's clock in microseconds, kept strictly
+	// increasing, so it goes on growing across restarts.
+	Sequence  int64     `json:"sequence"`
 	CreatedAt time.Time `json:"created_at"`
 	Data      any       `json:"data"`
 }

@@ -389,6 +389,56 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+// TestOrderBySequence: after an outage a session's events arrive out of
+// order (session.ended before session.created, whose retry waits), and
+// the documented sequence field puts them back in the order they happened,
+// even for events of the same second.
+func TestOrderBySequence(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable // the ticket system is down
+		}
+		return http.StatusNoContent
+	})
+	e.endpoint(t, rcv.URL, EventTypes...)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "the first attempt", func() bool { return len(rcv.requests()) == 1 })
+	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "tina", "requested": []string{"view"}, "granted": []string{"view"}})
+	e.audit(t, "session.ended", "broker", map[string]any{"reason": "done"})
+	waitFor(t, "the later events", func() bool { return len(rcv.requests()) == 4 })
+	e.clock.Advance(10 * time.Second)
+	waitFor(t, "the retry", func() bool { return len(rcv.requests()) == 5 })
+
+	type event struct {
+		Type      string
+		Sequence  int64
+		CreatedAt time.Time `json:"created_at"`
+	}
+	var arrived []event
+	for _, r := range rcv.requests()[1:] {
+		var ev event
+		if err := json.Unmarshal(r.body, &ev); err != nil || ev.Sequence <= 0 {
+			t.Fatalf("event without a sequence: %s", r.body)
+		}
+		arrived = append(arrived, ev)
+	}
+	if arrived[len(arrived)-1].Type != SessionCreatedType {
+		t.Fatalf("session.created did not arrive last; the test does not show an outage: %v", arrived)
+	}
+	slices.SortFunc(arrived, func(a, b event) int { return int(a.Sequence - b.Sequence) })
+	var types []string
+	for i, ev := range arrived {
+		types = append(types, ev.Type)
+		if i > 0 && ev.Sequence == arrived[i-1].Sequence {
+			t.Errorf("%s and %s have the same sequence %d", arrived[i-1].Type, ev.Type, ev.Sequence)
+		}
+	}
+	if want := []string{SessionCreatedType, ConsentGrantedType, SessionStartedType, SessionEndedType}; !slices.Equal(types, want) {
+		t.Errorf("ordered by sequence: %v, want %v", types, want)
+	}
+}
+
 // TestGivesUp: a receiver that never answers in time is tried MaxAttempts
 // times, then the delivery fails.
 func TestGivesUp(t *testing.T) {
