@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,12 +174,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		switch {
-		case errors.Is(err, io.EOF):
-			writeError(w, http.StatusBadRequest, "invalid_json", "The request body is empty; send a JSON object.")
-		default:
-			writeError(w, http.StatusBadRequest, "invalid_json", "The request body is not valid JSON: "+err.Error())
-		}
+		writeDecodeError(w, err)
 		return false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -185,6 +182,71 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// writeDecodeError refuses a body that is not the JSON object a request
+// takes, in words for people (never the Go types it was read into) and,
+// where the problem is one field's, naming it in fields. The code stays
+// invalid_json whatever the problem.
+func writeDecodeError(w http.ResponseWriter, err error) {
+	var body errorBody
+	body.Error.Code = "invalid_json"
+	var typeErr *json.UnmarshalTypeError
+	unknown, isUnknown := strings.CutPrefix(err.Error(), "json: unknown field ")
+	switch {
+	case errors.Is(err, io.EOF):
+		body.Error.Message = "The request body is empty; send a JSON object."
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		body.Error.Message = "The request body must be a JSON object, not " + jsonValueName(typeErr.Value) + "."
+	case errors.As(err, &typeErr):
+		body.Error.Message = fmt.Sprintf("%s has the wrong type: %s was sent where %s belongs.", typeErr.Field, jsonValueName(typeErr.Value), goTypeName(typeErr.Type))
+		body.Error.Fields = []fieldError{{typeErr.Field, "invalid_type", body.Error.Message}}
+	case isUnknown:
+		name, _ := strconv.Unquote(unknown)
+		body.Error.Message = fmt.Sprintf("This request has no field %s; check its spelling against the API documentation.", strconv.Quote(name))
+		body.Error.Fields = []fieldError{{name, "unknown_field", body.Error.Message}}
+	default:
+		body.Error.Message = "The request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ") + "."
+	}
+	writeJSON(w, http.StatusBadRequest, body)
+}
+
+// jsonValueName names a JSON value as encoding/json reports it ("string",
+// "number 1.5", "array", ...).
+func jsonValueName(v string) string {
+	switch kind, literal, _ := strings.Cut(v, " "); kind {
+	case "string":
+		return "text"
+	case "number":
+		if literal != "" {
+			return "the number " + literal
+		}
+		return "a number"
+	case "array":
+		return "a list"
+	case "object":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return "a " + v
+}
+
+// goTypeName says what a request field holds, in JSON's words.
+func goTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "text"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
 }
 
 // authed wraps a handler that needs a principal allowed scope ("" for

@@ -79,6 +79,28 @@ func TestAPIBadInput(t *testing.T) {
 	if status, out := apiCall(t, hc, "POST", api+"/sessions", admin, `ticket=INC-1`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); status != 415 || errCode(out) != "unsupported_media_type" {
 		t.Errorf("a form post: %d %v", status, out)
 	}
+	// A body that is not the request's JSON object is refused in words, never
+	// Go's type names, naming the field where the problem is one field's.
+	for body, field := range map[string]string{
+		`[{"ticket":{"id":"INC-1"}}]`:            "",
+		`"INC-1"`:                                "",
+		`{"ticket":{"id":"INC-1"},"extra":true}`: "extra",
+		`{"ticket":"INC-1"}`:                     "ticket",
+		`{"ticket":{"id":7}}`:                    "ticket.id",
+		`{"code_ttl_seconds":"600"}`:             "code_ttl_seconds",
+		`{"permissions":"view"}`:                 "permissions",
+	} {
+		status, out := apiCall(t, hc, "POST", api+"/sessions", admin, body, nil)
+		e, _ := out["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		fields, _ := e["fields"].([]any)
+		if status != 400 || errCode(out) != "invalid_json" || msg == "" || strings.Contains(msg, "Go ") || strings.Contains(msg, "struct") {
+			t.Errorf("%s: %d %v, want 400 invalid_json with a plain message", body, status, out)
+		}
+		if field == "" && fields != nil || field != "" && (len(fields) != 1 || fields[0].(map[string]any)["field"] != field) {
+			t.Errorf("%s: fields %v, want %q named", body, fields, field)
+		}
+	}
 	// Media types are case-insensitive and may carry a charset; a type that
 	// only starts like JSON's is not JSON.
 	for ct, want := range map[string]int{"APPLICATION/JSON": 400, "Application/Json; charset=UTF-8": 400, "application/jsonfoo": 415, "application/json-seq": 415} {
