@@ -541,8 +541,10 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		Ticket *ticketJSON `json:"ticket"`
 		// Technician to assign the session to (default: the caller).
 		Technician string `json:"technician"`
-		// CodeTTLSeconds overrides the code lifetime (60 s to 24 h).
-		CodeTTLSeconds int `json:"code_ttl_seconds"`
+		// CodeTTLSeconds overrides the code lifetime (60 s to 24 h); left
+		// out, the broker's default applies. 0 is refused like any other
+		// value out of range, not read as the default.
+		CodeTTLSeconds *int `json:"code_ttl_seconds"`
 		// Permissions the technician will ask the user for.
 		Permissions []string `json:"permissions"`
 	}
@@ -550,9 +552,12 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		return
 	}
 	ticket, errs := checkTicket(req.Ticket, false)
-	ttl := time.Duration(req.CodeTTLSeconds) * time.Second
-	if req.CodeTTLSeconds != 0 && (ttl < time.Minute || ttl > 24*time.Hour) {
-		errs = append(errs, fieldError{"code_ttl_seconds", "invalid_code_ttl", "code_ttl_seconds must be between 60 and 86400."})
+	var ttl time.Duration
+	if req.CodeTTLSeconds != nil {
+		if n := *req.CodeTTLSeconds; n < 60 || n > 86400 {
+			errs = append(errs, fieldError{"code_ttl_seconds", "invalid_code_ttl", "code_ttl_seconds must be between 60 and 86400; leave it out for the broker's default."})
+		}
+		ttl = time.Duration(*req.CodeTTLSeconds) * time.Second
 	}
 	errs = append(errs, checkPermissions(req.Permissions)...)
 	owner := p.User

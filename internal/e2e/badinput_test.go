@@ -28,6 +28,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"POST", "/sessions", `{"ticket":{"id":"INC-\u0007"}}`, 400, "invalid_ticket", []string{"ticket.id"}},
 		{"POST", "/sessions", `{"technician":"nobody"}`, 400, "invalid_technician", []string{"technician"}},
 		{"POST", "/sessions", `{"code_ttl_seconds":999999,"permissions":["view","view"]}`, 400, "invalid_request", []string{"code_ttl_seconds", "permissions"}},
+		{"POST", "/sessions", `{"ticket":{"id":"INC-1"},"code_ttl_seconds":0}`, 400, "invalid_code_ttl", []string{"code_ttl_seconds"}},
 		{"POST", "/sessions", `{"ticket":{"id":"INC-1"},"permissions":[]}`, 400, "invalid_permissions", []string{"permissions"}},
 		{"POST", "/sessions", `{"ticket":{"id":"INC-1"},"extra":true}`, 400, "invalid_json", nil},
 		{"POST", "/sessions", `{"ticket":"INC-1"}`, 400, "invalid_json", nil},
