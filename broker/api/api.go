@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -631,17 +632,7 @@ func (a *API) claimCode(w http.ResponseWriter, r *http.Request, p *auth.Principa
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	q := r.URL.Query()
 	f := store.SessionFilter{TicketID: q.Get("ticket"), TicketSystem: q.Get("ticket_system"), State: q.Get("state"), Limit: 100}
-	var errs []fieldError
-	for _, name := range []string{"ticket", "ticket_system", "technician", "state", "since", "until", "limit"} {
-		if len(q[name]) > 1 {
-			errs = append(errs, fieldError{name, "invalid_query", name + " may be given once."})
-		}
-	}
-	for name := range q {
-		if !slices.Contains([]string{"ticket", "ticket_system", "technician", "state", "since", "until", "limit"}, name) {
-			errs = append(errs, fieldError{name, "unknown_parameter", "Unknown query parameter " + strconv.Quote(name) + "."})
-		}
-	}
+	errs := checkQuery(q, "ticket", "ticket_system", "technician", "state", "since", "until", "limit")
 	if !checkText(f.TicketID, maxTicketID) {
 		errs = append(errs, fieldError{"ticket", "invalid_ticket", "ticket must be text of at most 128 bytes."})
 	}
@@ -698,6 +689,24 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		out.Sessions = append(out.Sessions, a.sessionJSON(r, names, a.cfg.Hub.EndIfExpired(r.Context(), s)))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// checkQuery refuses query parameters given more than once, and those an
+// endpoint does not take: a misspelt filter would otherwise be ignored, and
+// the answer would silently hold everything.
+func checkQuery(q url.Values, known ...string) []fieldError {
+	var errs []fieldError
+	for _, name := range known {
+		if len(q[name]) > 1 {
+			errs = append(errs, fieldError{name, "invalid_query", name + " may be given once."})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(known, name) {
+			errs = append(errs, fieldError{name, "unknown_parameter", "Unknown query parameter " + strconv.Quote(name) + "; this endpoint takes " + strings.Join(known, ", ") + "."})
+		}
+	}
+	return errs
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

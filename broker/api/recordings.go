@@ -123,6 +123,10 @@ func (a *API) recordingKey(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	q := r.URL.Query()
+	if errs := checkQuery(q, "ticket", "technician", "host", "from", "to", "has", "limit"); len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return
+	}
 	f := store.RecordingFilter{Ticket: q.Get("ticket"), Technician: q.Get("technician"), Host: q.Get("host")}
 	if p.User.Role == auth.RoleTechnician {
 		f.User = p.User.ID

@@ -175,6 +175,10 @@ func (h *webhookAPI) delete(w http.ResponseWriter, r *http.Request, p *auth.Prin
 }
 
 func (h *webhookAPI) deliveries(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if errs := checkQuery(r.URL.Query(), "limit"); len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return
+	}
 	limit := 50
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)

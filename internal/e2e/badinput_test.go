@@ -42,6 +42,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"POST", "/sessions/claim", `{"code":"12345678a","ticket":{"id":"INC-1"},"permissions":["root"]}`, 400, "invalid_request", []string{"code", "permissions"}},
 		{"GET", "/sessions?state=lost&limit=0&since=monday&colour=red", "", 400, "invalid_request", []string{"colour", "state", "since", "limit"}},
 		{"GET", "/sessions?technician=nobody", "", 400, "invalid_technician", []string{"technician"}},
+		{"GET", "/recordings?tikcet=INC-1&has=shell", "", 400, "unknown_parameter", []string{"tikcet"}},
+		{"GET", "/recordings?ticket=INC-1&ticket=INC-2&foo=1", "", 400, "invalid_request", []string{"ticket", "foo"}},
 		{"POST", "/users", `{"username":"","role":"","password":"short"}`, 400, "invalid_request", []string{"username", "role", "password"}},
 		{"POST", "/users", `{"username":"tina","role":"technician"}`, 409, "username_taken", nil},
 		{"PATCH", "/users/tina", `{"role":"owner"}`, 400, "invalid_role", []string{"role"}},

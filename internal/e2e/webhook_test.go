@@ -232,6 +232,10 @@ func TestWebhookAdminAPI(t *testing.T) {
 		deliveries, _ = out["deliveries"].([]any)
 		return len(deliveries) == 1 && deliveries[0].(map[string]any)["state"] == "succeeded"
 	})
+	// A misspelt parameter is refused, not ignored.
+	if status, out := apiCall(t, hc, "GET", api+"/webhooks/"+id+"/deliveries?limt=5", token["admin"], "", nil); status != 400 || errCode(out) != "unknown_parameter" {
+		t.Errorf("deliveries?limt=5: %d %v, want 400 unknown_parameter", status, out)
+	}
 	d := deliveries[0].(map[string]any)
 	attempts := d["attempts"].([]any)
 	if d["event_type"] != "session.created" || d["attempt_count"] != float64(1) || len(attempts) != 1 ||
