@@ -364,8 +364,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	ctx := r.Context()
 	now := a.cfg.Now()
 	if h := r.Header.Get("Authorization"); h != "" {
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || token == "" {
+		// The scheme's name is case-insensitive (RFC 9110).
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return nil, ErrUnauthenticated
 		}
 		if strings.HasPrefix(token, apiKeyPrefix) {

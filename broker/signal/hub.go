@@ -594,6 +594,7 @@ func (l *live) viewerList() []*conn {
 func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	p, err := h.cfg.Auth.Authenticate(r)
 	if err != nil {
+		w.Header().Set("WWW-Authenticate", "Bearer")
 		http.Error(w, "log in first", http.StatusUnauthorized)
 		return
 	}

@@ -96,6 +96,10 @@ func TestAPIAccess(t *testing.T) {
 			t.Errorf("%s %s %s: %d, want %d (%v)", c.who, c.method, c.path, status, c.want, out)
 		}
 	}
+	// The scheme's name is case-insensitive.
+	if status, out := apiCall(t, hc, "GET", api+"/sessions/"+id, "", "", map[string]string{"Authorization": "bearer " + token["tina"]}); status != 200 {
+		t.Errorf("a lower-case bearer scheme: %d %v", status, out)
+	}
 	// Tom's list does not show Tina's session; the supervisor's does.
 	for who, want := range map[string]int{"tom": 0, "sue": 1} {
 		_, out := apiCall(t, hc, "GET", api+"/sessions", token[who], "", nil)
