@@ -27,3 +27,9 @@ func Displays() ([]Display, error) {
 	}
 	return list, nil
 }
+
+// Reachable reports whether there is still a display to capture.
+func Reachable() error {
+	_, err := Displays()
+	return err
+}

@@ -42,6 +42,25 @@ func Displays() ([]Display, error) {
 	return monitors(conn, name)
 }
 
+// Reachable reports whether the X server named by $DISPLAY still accepts
+// connections. It costs one connection and nothing is drawn or read: the
+// host asks it while nothing is captured (paused, before anyone may see),
+// to learn when the user's desktop goes away, as when they log out.
+func Reachable() error {
+	name := os.Getenv("DISPLAY")
+	if name == "" {
+		return fmt.Errorf("DISPLAY is empty: %w", ErrNoDisplay)
+	}
+	xgbMu.Lock()
+	defer xgbMu.Unlock()
+	conn, err := connectX(name)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	return nil
+}
+
 // connectX connects with the pure-Go xgb client on purpose: Xlib and the
 // libraries built on it can crash the process when the display is missing,
 // so no C code runs before a connection through this succeeded. Callers

@@ -33,7 +33,48 @@ import (
 var (
 	ErrRefused = errors.New("the broker refused to join")
 	ErrLost    = errors.New("lost the connection to the broker")
+	// ErrDisplayGone is why the host stops waiting for a technician when
+	// the user's desktop closes.
+	ErrDisplayGone = errors.New("your desktop closed (the display went away), so nothing can be shared")
 )
+
+// Why the host asks the broker to end the session (protocol.End's
+// Reason), for the broker to tell the technician.
+const (
+	endByUser      = "the user ended the session"
+	endDisplayGone = "the display went away"
+)
+
+// displayCheck is how often watchDisplay checks the display, and
+// displayMisses how many checks in a row must fail before it counts as
+// gone (one may fail while the X server is busy).
+const (
+	displayCheck  = time.Second
+	displayMisses = 2
+)
+
+// watchDisplay calls gone once the display no longer accepts connections,
+// checking until ctx ends. Streaming notices sooner while the screen is
+// captured; this covers the rest of the time: paused, not shared yet,
+// waiting for a technician.
+func watchDisplay(ctx context.Context, gone func()) {
+	misses := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(displayCheck):
+		}
+		if capture.Reachable() == nil {
+			misses = 0
+			continue
+		}
+		if misses++; misses >= displayMisses {
+			gone()
+			return
+		}
+	}
+}
 
 // Config configures a host session.
 type Config struct {
@@ -139,6 +180,17 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			capt.Close()
 		}
 	}()
+	// The user's desktop can go away at any time (they log out, the X
+	// server stops): the session ends then, with nothing left to share
+	// and no window left for the user to stop it from.
+	displayGone := make(chan struct{})
+	lostDisplay := sync.OnceFunc(func() {
+		log.Warn("the display went away: ending the session")
+		close(displayGone)
+	})
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go watchDisplay(watchCtx, lostDisplay)
 	width, height := capt.Size()
 	log.Info("capturing screen", "path", capt.Name(), "size", fmt.Sprintf("%dx%d", width, height))
 	// So does the shared folder: a wrong one fails before the code is used.
@@ -161,10 +213,47 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", err
 	}
 	sig := dial.NewConn(ws)
-	defer sig.Close()
 	// Closing the socket unblocks the reads below when ctx ends.
 	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	defer stop()
+	// The broker's messages are read from here on, so that waiting for
+	// them, even for a technician to enter the code, never keeps the host
+	// from hearing that the display went away.
+	msgs := make(chan protocol.Envelope)
+	readErr := make(chan error, 1)
+	quit, readDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(readDone)
+		for {
+			env, err := sig.Read()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case msgs <- env:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(quit)
+		sig.Close()
+		<-readDone
+	}()
+	// next is the broker's next message before the session starts.
+	next := func() (protocol.Envelope, error) {
+		select {
+		case env := <-msgs:
+			return env, nil
+		case err := <-readErr:
+			return protocol.Envelope{}, fmt.Errorf("%w: %v", ErrLost, err)
+		case <-displayGone:
+			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endDisplayGone})
+			return protocol.Envelope{}, ErrDisplayGone
+		}
+	}
 
 	hostname, _ := os.Hostname()
 	hello := protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: cfg.Code, NewCode: cfg.NewCode,
@@ -172,9 +261,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	if err := sig.Send(protocol.TypeHello, "", hello); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
 	}
-	env, err := sig.Read()
+	env, err := next()
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrLost, err)
+		return "", err
 	}
 	if cfg.NewCode && env.Type == protocol.TypeCode {
 		// The user reads the code out; the welcome comes when a
@@ -184,8 +273,8 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			return "", fmt.Errorf("%w: %v", ErrLost, err)
 		}
 		cfg.OnCode(issued.Code, issued.ExpiresAt)
-		if env, err = sig.Read(); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrLost, err)
+		if env, err = next(); err != nil {
+			return "", err
 		}
 	}
 	switch env.Type {
@@ -350,6 +439,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				defer wg.Done()
 				if err := st.run(streamCtx); err != nil {
 					log.Error("streaming stopped", "err", err)
+					if errors.Is(err, capture.ErrNoDisplay) {
+						lostDisplay()
+					}
 				}
 			}()
 		case webrtc.PeerConnectionStateFailed:
@@ -369,24 +461,6 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
 	}
 
-	msgs := make(chan protocol.Envelope)
-	readErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			env, err := sig.Read()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			select {
-			case msgs <- env:
-			case <-streamCtx.Done():
-				return
-			}
-		}
-	}()
 	if cfg.Commands != nil {
 		wg.Add(1)
 		go func() {
@@ -394,24 +468,32 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			cfg.Commands(streamCtx, mgr)
 		}()
 	}
+	// end asks the broker to end the session and stays until it confirms,
+	// so that it hears why before it sees the media connection close.
+	end := func(why string) {
+		sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: why})
+		timeout := time.After(2 * time.Second)
+		for {
+			select {
+			case env := <-msgs:
+				if env.Type == protocol.TypeEnded {
+					return
+				}
+			case <-readErr:
+				return
+			case <-timeout:
+				return
+			}
+		}
+	}
 	for {
 		select {
 		case <-userEnded:
-			sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: "the user ended the session"})
-			// Stay until the broker confirms, so that it hears why before
-			// it sees the media connection close.
-			timeout := time.After(2 * time.Second)
-			for confirmed := false; !confirmed; {
-				select {
-				case env := <-msgs:
-					confirmed = env.Type == protocol.TypeEnded
-				case <-readErr:
-					confirmed = true
-				case <-timeout:
-					confirmed = true
-				}
-			}
+			end(endByUser)
 			return "You ended the session.", nil
+		case <-displayGone:
+			end(endDisplayGone)
+			return "Your desktop closed (the display went away).", nil
 		case <-ctx.Done():
 			sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: "the host was stopped"})
 			return "You stopped sharing.", nil

@@ -358,3 +358,56 @@ func waitState(t *testing.T, c *client.Client, id, state string, h *hostProc) {
 	}
 	t.Fatalf("session %s never became %s; host stderr:\n%s", id, state, h.stderr.String())
 }
+
+// TestHostDisplayGoneEndsSession: when the user's desktop goes away
+// mid-session (they log out, the X server stops), the session ends on both
+// sides and the host exits, instead of keeping its grants with no window
+// left for the user to stop it from; also while paused, when nothing is
+// captured.
+func TestHostDisplayGoneEndsSession(t *testing.T) {
+	b := startBroker(t)
+	c := b.client(t)
+	for _, command := range []string{"", "pause"} {
+		t.Run(map[string]string{"": "sharing", "pause": "paused"}[command], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			x := xtest.StartXvfbServer(t, 640, 480)
+			sess, err := c.CreateSession(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			host := startHost(t, x.Display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+			j, err := c.Join(ctx, sess.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			if _, err := j.Screenshot(ctx); err != nil {
+				t.Fatalf("screenshot: %v\n%s", err, host.stderr.String())
+			}
+			if command != "" {
+				host.typeLine(t, command)
+				host.waitOutput(t, "PAUSED", 1, 10*time.Second)
+			}
+			x.Stop()
+			if code := host.wait(t, 15*time.Second); code != 0 {
+				t.Fatalf("host exit code %d after the display went away; stderr:\n%s", code, host.stderr.String())
+			}
+			if out := host.stdout.String(); !strings.Contains(out, "Session ended: Your desktop closed (the display went away).") {
+				t.Errorf("the host's terminal does not say why the session ended:\n%s", out)
+			}
+			select {
+			case <-j.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the technician was not told the session ended")
+			}
+			s, err := c.Session(ctx, sess.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.State != "ended" || !strings.Contains(s.EndReason, "user") {
+				t.Errorf("session %s, ended %q; want ended by the user's side", s.State, s.EndReason)
+			}
+		})
+	}
+}
