@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/term"
 
 	"github.com/tether-support/tether/internal/protocol"
 )
@@ -24,18 +28,53 @@ type Terminal struct {
 	lines   chan string
 }
 
-// NewTerminal reads the user's lines from in until it closes.
+// NewTerminal reads the user's lines from in until it closes. On a
+// terminal, Ctrl+D is not the end of the input: the user who presses it
+// still has every command (sharing goes on), and is told so once.
 func NewTerminal(in io.Reader, out io.Writer) *Terminal {
 	t := &Terminal{out: out, lines: make(chan string)}
+	f, ok := in.(*os.File)
+	tty := ok && term.IsTerminal(int(f.Fd()))
 	go func() { // ends with in (the process's stdin): owned by the process
-		sc := bufio.NewScanner(in)
-		for sc.Scan() {
-			t.lines <- strings.TrimSpace(sc.Text())
+		defer close(t.lines)
+		r := bufio.NewReader(in)
+		told := false
+		var lastEOF time.Time
+		quickEOFs := 0
+		for {
+			line, err := r.ReadString('\n')
+			if line = strings.TrimSpace(line); err == nil || line != "" {
+				t.lines <- line
+			}
+			if err == nil {
+				continue
+			}
+			if !tty || !errors.Is(err, io.EOF) {
+				return
+			}
+			// A terminal that went away reads as one EOF after another at
+			// once; a user does not press Ctrl+D that fast.
+			if time.Since(lastEOF) < eofBurst {
+				quickEOFs++
+			} else {
+				quickEOFs = 0
+			}
+			lastEOF = time.Now()
+			if quickEOFs >= 5 {
+				return
+			}
+			if !told {
+				fmt.Fprintln(out, "Ctrl+D does not stop sharing: type \"end\", or press Ctrl+C.")
+				told = true
+			}
 		}
-		close(t.lines)
 	}()
 	return t
 }
+
+// eofBurst is how close EOFs on a terminal must follow each other to mean
+// the terminal is gone rather than Ctrl+D pressed again.
+const eofBurst = 100 * time.Millisecond
 
 // Name is the front end's name for the log.
 func (t *Terminal) Name() string { return "terminal" }

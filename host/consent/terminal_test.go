@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+
 	"github.com/tether-support/tether/internal/protocol"
 )
 
@@ -184,5 +186,47 @@ func TestStatusNamesEachPersonOnce(t *testing.T) {
 	want := "Shared: kim (technician) can view; lee (technician) can view, control, shell."
 	if got := m.Status(); got != want {
 		t.Fatalf("status %q, want %q", got, want)
+	}
+}
+
+// TestCtrlDKeepsCommands: on a terminal, Ctrl+D is no way to stop sharing
+// and must not silently take the user's commands away: they still work,
+// and the user is told once how to stop. When the terminal itself goes,
+// the commands end instead of reading it in a loop.
+func TestCtrlDKeepsCommands(t *testing.T) {
+	keyboard, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out lockedBuffer
+	term := NewTerminal(tty, &out)
+	m, err := New(Config{Prompter: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		term.Serve(context.Background(), m)
+	}()
+
+	io.WriteString(keyboard, "\x04")
+	out.waitFor(t, `Ctrl+D does not stop sharing: type "end", or press Ctrl+C.`, 1)
+	io.WriteString(keyboard, "status\n")
+	out.waitFor(t, "No one can see or control your computer.", 1)
+	time.Sleep(300 * time.Millisecond) // as fast as a person presses it again
+	io.WriteString(keyboard, "\x04")
+	io.WriteString(keyboard, "status\n")
+	out.waitFor(t, "No one can see or control your computer.", 2)
+	if n := strings.Count(out.String(), "Ctrl+D"); n != 1 {
+		t.Errorf("told %d times about Ctrl+D:\n%s", n, out.String())
+	}
+
+	keyboard.Close() // the terminal window closes
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		t.Fatal("commands still served from a terminal that is gone")
 	}
 }
