@@ -75,7 +75,16 @@ type Config struct {
 	OnEnd func()
 	// Show is called with a one-line status whenever it changes.
 	Show func(status string)
+	// Waiting makes the Manager start before the session does, while the
+	// user waits for a technician to connect: until Start, nothing can be
+	// paused, resumed or revoked, and the status says so. The user's
+	// commands are answered from the start, never kept for later.
+	Waiting bool
 }
+
+// ErrNotStarted is why nothing can be paused, resumed or revoked before a
+// technician has connected.
+var ErrNotStarted = errors.New("no technician has connected yet, so nothing is shared")
 
 // ErrWithdrawn is why a question ends when its technician left before the
 // user answered it.
@@ -89,6 +98,7 @@ type Manager struct {
 	mu      sync.Mutex
 	viewers map[string]*Viewer
 	paused  bool
+	waiting bool // until Start
 	// withdraw ends the questions of each technician, open or queued;
 	// left holds those gone, whose questions may still be on their way.
 	withdraw map[string]map[*context.CancelCauseFunc]bool
@@ -112,7 +122,14 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Show == nil {
 		cfg.Show = func(string) {}
 	}
-	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{}}, nil
+	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, waiting: cfg.Waiting, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{}}, nil
+}
+
+// Start says the session has started: a technician is connected.
+func (m *Manager) Start() {
+	m.mu.Lock()
+	m.waiting = false
+	m.mu.Unlock()
 }
 
 // Handle asks the user about req and records the answer.
@@ -239,6 +256,10 @@ func (m *Manager) Revoke(perm string) error {
 		return fmt.Errorf("unknown permission %q", perm)
 	}
 	m.mu.Lock()
+	if m.waiting {
+		m.mu.Unlock()
+		return ErrNotStarted
+	}
 	changed := false
 	for _, v := range m.viewers {
 		if i := slices.Index(v.Granted, perm); i >= 0 {
@@ -255,14 +276,19 @@ func (m *Manager) Revoke(perm string) error {
 }
 
 // SetPaused pauses or resumes everything at once.
-func (m *Manager) SetPaused(paused bool) {
+func (m *Manager) SetPaused(paused bool) error {
 	m.mu.Lock()
+	if m.waiting {
+		m.mu.Unlock()
+		return ErrNotStarted
+	}
 	same := m.paused == paused
 	m.paused = paused
 	m.mu.Unlock()
 	if !same {
 		m.changed(map[bool]string{true: "paused the session", false: "resumed the session"}[paused])
 	}
+	return nil
 }
 
 // End ends the session at the user's request.
@@ -292,6 +318,9 @@ func (m *Manager) State(change string) protocol.ConsentState {
 func (m *Manager) Status() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.waiting {
+		return "Waiting for your technician to connect. Nothing is shared."
+	}
 	// A technician with the console and a viewer command open holds two
 	// connections: the user hears of the person once, with all they may do.
 	type person struct{ name, role, org string }

@@ -190,12 +190,12 @@ func (t *Terminal) command(m *Manager, line string) {
 	switch {
 	case f[0] == "revoke" && len(f) == 2:
 		if err := m.Revoke(f[1]); err != nil {
-			fmt.Fprintln(t.out, "Nothing to revoke:", err)
+			fmt.Fprintf(t.out, "Nothing to revoke: %v.\n", err)
 		}
-	case f[0] == "pause":
-		m.SetPaused(true)
-	case f[0] == "resume":
-		m.SetPaused(false)
+	case f[0] == "pause" || f[0] == "resume":
+		if err := m.SetPaused(f[0] == "pause"); err != nil {
+			fmt.Fprintf(t.out, "Nothing to %s: %v.\n", f[0], err)
+		}
 	case f[0] == "end" || f[0] == "stop" || f[0] == "quit":
 		m.End()
 	case f[0] == "status":

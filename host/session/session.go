@@ -38,6 +38,12 @@ var (
 	ErrDisplayGone = errors.New("your desktop closed (the display went away), so nothing can be shared")
 )
 
+// errStoppedWaiting is how the user ends the wait for a technician, and
+// stoppedWaiting what they are told then.
+var errStoppedWaiting = errors.New("the user stopped waiting")
+
+const stoppedWaiting = "You stopped waiting for your technician. Your code can no longer be used."
+
 // Why the host asks the broker to end the session (protocol.End's
 // Reason), for the broker to tell the technician.
 const (
@@ -201,6 +207,58 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	}
 	defer fsrv.Close()
 
+	userEnded := make(chan struct{})
+	var endOnce sync.Once
+	var inj *input.Injector
+	var mgr *consent.Manager
+	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: cfg.Logger.With("component", "shell"), OnChange: cfg.OnShells})
+	defer shells.Close()
+	var sig *dial.Conn
+	var sessionID string
+	mgr, err = consent.New(consent.Config{
+		Waiting:  true,
+		Prompter: cfg.Prompter,
+		Logger:   log,
+		Show:     cfg.Show,
+		OnChange: func(state protocol.ConsentState) {
+			if inj != nil && !mgr.Allowed(protocol.PermControl) {
+				inj.ReleaseAll()
+			}
+			// Revoked or paused: transfers stop and shells close at once,
+			// whatever the broker does.
+			if !mgr.Allowed(protocol.PermFiles) {
+				fsrv.CancelAll()
+			}
+			if !mgr.Allowed(protocol.PermShell) {
+				shells.CloseAll()
+			}
+			if err := sig.Send(protocol.TypeConsentState, sessionID, state); err != nil {
+				log.Warn("tell the broker about the change", "err", err)
+			}
+		},
+		OnEnd: func() { endOnce.Do(func() { close(userEnded) }) },
+	})
+	if err != nil {
+		return "", err
+	}
+	log.Info("consent prompts", "front end", cfg.Prompter.Name())
+	// The user's commands are answered from now on: while the host waits
+	// for a technician, "end" stops waiting (the code is given up) and
+	// the others say that nothing is shared yet; none waits for later.
+	cmdCtx, stopCommands := context.WithCancel(context.WithoutCancel(ctx))
+	var cmdDone sync.WaitGroup
+	defer func() {
+		stopCommands()
+		cmdDone.Wait()
+	}()
+	if cfg.Commands != nil {
+		cmdDone.Add(1)
+		go func() {
+			defer cmdDone.Done()
+			cfg.Commands(cmdCtx, mgr)
+		}()
+	}
+
 	tlsCfg, err := dial.TLSConfig(cfg.CAFile)
 	if len(cfg.CAPEM) > 0 {
 		tlsCfg, err = dial.TLSConfigPEM(cfg.CAPEM)
@@ -212,7 +270,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	if err != nil {
 		return "", err
 	}
-	sig := dial.NewConn(ws)
+	sig = dial.NewConn(ws)
 	// Closing the socket unblocks the reads below when ctx ends.
 	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	defer stop()
@@ -252,6 +310,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		case <-displayGone:
 			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endDisplayGone})
 			return protocol.Envelope{}, ErrDisplayGone
+		case <-userEnded:
+			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endByUser})
+			return protocol.Envelope{}, errStoppedWaiting
 		}
 	}
 
@@ -262,6 +323,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
 	}
 	env, err := next()
+	if errors.Is(err, errStoppedWaiting) {
+		return stoppedWaiting, nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -273,7 +337,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			return "", fmt.Errorf("%w: %v", ErrLost, err)
 		}
 		cfg.OnCode(issued.Code, issued.ExpiresAt)
-		if env, err = next(); err != nil {
+		if env, err = next(); errors.Is(err, errStoppedWaiting) {
+			return stoppedWaiting, nil
+		} else if err != nil {
 			return "", err
 		}
 	}
@@ -288,42 +354,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	if err := protocol.DecodePayload(env, &welcome); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
 	}
-	sessionID := welcome.Session
+	sessionID = welcome.Session
 	log.Info("joined session", "session", sessionID)
 	cfg.OnJoined(sessionID)
-
-	userEnded := make(chan struct{})
-	var endOnce sync.Once
-	var inj *input.Injector
-	var mgr *consent.Manager
-	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: cfg.Logger.With("component", "shell"), OnChange: cfg.OnShells})
-	defer shells.Close()
-	mgr, err = consent.New(consent.Config{
-		Prompter: cfg.Prompter,
-		Logger:   log,
-		Show:     cfg.Show,
-		OnChange: func(state protocol.ConsentState) {
-			if inj != nil && !mgr.Allowed(protocol.PermControl) {
-				inj.ReleaseAll()
-			}
-			// Revoked or paused: transfers stop and shells close at once,
-			// whatever the broker does.
-			if !mgr.Allowed(protocol.PermFiles) {
-				fsrv.CancelAll()
-			}
-			if !mgr.Allowed(protocol.PermShell) {
-				shells.CloseAll()
-			}
-			if err := sig.Send(protocol.TypeConsentState, sessionID, state); err != nil {
-				log.Warn("tell the broker about the change", "err", err)
-			}
-		},
-		OnEnd: func() { endOnce.Do(func() { close(userEnded) }) },
-	})
-	if err != nil {
-		return "", err
-	}
-	log.Info("consent prompts", "front end", cfg.Prompter.Name())
 
 	st := &streamer{log: log, maxFPS: cfg.FPS, allow: mgr.Allowed}
 	st.keyframe.Store(true)
@@ -457,17 +490,13 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	if err != nil {
 		return "", err
 	}
+	// From here the user's pause, resume and revoke apply to the session
+	// (what they change is all set up).
+	mgr.Start()
 	if err := sig.Send(protocol.TypeOffer, sessionID, protocol.SDP{SDP: offerSDP}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
 	}
 
-	if cfg.Commands != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cfg.Commands(streamCtx, mgr)
-		}()
-	}
 	// end asks the broker to end the session and stays until it confirms,
 	// so that it hears why before it sees the media connection close.
 	end := func(why string) {

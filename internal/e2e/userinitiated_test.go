@@ -202,6 +202,35 @@ func TestUserInitiatedCodeEnds(t *testing.T) {
 	}
 }
 
+// TestCommandsWhileWaiting: what the user types while the host waits for
+// a technician is answered at once, never kept and replayed when one
+// connects; "end" stops waiting, and the code can no longer be claimed.
+func TestCommandsWhileWaiting(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile())
+	m := shownCode.FindStringSubmatch(host.waitOutput(t, "Your support code: ", 1, 20*time.Second))
+	if m == nil {
+		t.Fatal("no code shown")
+	}
+	host.typeLine(t, "status")
+	host.waitOutput(t, "Waiting for your technician to connect. Nothing is shared.", 1, 5*time.Second)
+	host.typeLine(t, "pause")
+	host.waitOutput(t, "Nothing to pause: no technician has connected yet, so nothing is shared.", 1, 5*time.Second)
+	host.typeLine(t, "end")
+	if code := host.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("host exit code %d after the user ended the wait; stderr:\n%s", code, host.stderr.String())
+	}
+	if out := host.stdout.String(); !strings.Contains(out, "You stopped waiting for your technician. Your code can no longer be used.") {
+		t.Errorf("the host does not say the wait ended:\n%s", out)
+	}
+	status, resp := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/sessions/claim", b.admin.APIKey,
+		`{"code":"`+m[1]+m[2]+m[3]+`","ticket":{"id":"INC-6"}}`, nil)
+	if status != 404 || errCode(resp) != "code_not_found" {
+		t.Errorf("claiming the code after the user ended the wait: %d %v", status, resp)
+	}
+}
+
 // TestClaimRateLimit: a technician guessing codes is slowed down with a
 // clear 429 and Retry-After, and every attempt is audited.
 func TestClaimRateLimit(t *testing.T) {
