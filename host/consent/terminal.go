@@ -102,10 +102,13 @@ func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]stri
 	for {
 		select {
 		case <-ctx.Done():
-			if errors.Is(context.Cause(ctx), ErrWithdrawn) {
+			switch {
+			case errors.Is(context.Cause(ctx), ErrWithdrawn):
 				fmt.Fprintln(t.out, "\nThey left the session: no answer needed.")
-			} else {
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
 				fmt.Fprintln(t.out, "\nNo answer: denied.")
+			default:
+				fmt.Fprintln(t.out, "\nThe session is over: no answer needed.")
 			}
 			return nil, ctx.Err()
 		case line := <-answer:

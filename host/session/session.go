@@ -271,9 +271,6 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", err
 	}
 	sig = dial.NewConn(ws)
-	// Closing the socket unblocks the reads below when ctx ends.
-	stop := context.AfterFunc(ctx, func() { ws.Close() })
-	defer stop()
 	// The broker's messages are read from here on, so that waiting for
 	// them, even for a technician to enter the code, never keeps the host
 	// from hearing that the display went away.
@@ -311,6 +308,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endDisplayGone})
 			return protocol.Envelope{}, ErrDisplayGone
 		case <-userEnded:
+			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endByUser})
+			return protocol.Envelope{}, errStoppedWaiting
+		case <-ctx.Done():
 			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endByUser})
 			return protocol.Envelope{}, errStoppedWaiting
 		}
@@ -425,7 +425,11 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	control.OnMessage(func(m webrtc.DataChannelMessage) { rem.onControl(m.Data) })
 
 	var wg sync.WaitGroup
-	streamCtx, cancelStream := context.WithCancel(ctx)
+	// Stopping the host (Ctrl+C, SIGTERM) ends the session as the user's
+	// "end" does: below, once the broker has heard so. Until then nothing
+	// stops early, not even an open question, which would otherwise be
+	// answered no on the user's behalf.
+	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		cancelStream()
 		pc.Close()
@@ -524,7 +528,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			end(endDisplayGone)
 			return "Your desktop closed (the display went away).", nil
 		case <-ctx.Done():
-			sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: "the host was stopped"})
+			end(endByUser)
 			return "You stopped sharing.", nil
 		case <-mediaFailed:
 			return "", fmt.Errorf("%w: the media connection failed", ErrLost)
@@ -550,6 +554,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				go func() {
 					defer wg.Done()
 					answer := mgr.Handle(streamCtx, req)
+					if streamCtx.Err() != nil {
+						return // the session is over: the question went with it
+					}
 					if err := sig.Send(protocol.TypeConsentAnswer, sessionID, answer); err != nil {
 						log.Warn("send consent answer", "err", err)
 					}

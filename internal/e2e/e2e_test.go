@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,38 +236,64 @@ func TestHostStreamsToViewer(t *testing.T) {
 	}
 }
 
-// TestHostLeavingEndsSession: when the user stops the host, the viewer
-// learns the session ended.
+// TestHostLeavingEndsSession: when the user stops the host (Ctrl+C, or
+// SIGTERM as when they log out), the technician learns that the user ended
+// the session, every time: not that the computer disconnected, and not
+// that the user declined a question that was open.
 func TestHostLeavingEndsSession(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
 	b := startBroker(t)
 	c := b.client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	sess, err := c.CreateSession(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("screenshot: %v\n%s", err, host.stderr.String())
-	}
-	host.cmd.Process.Signal(os.Interrupt)
-	if code := host.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("host exit code %d after Ctrl+C; stderr:\n%s", code, host.stderr.String())
-	}
-	select {
-	case <-j.Done():
-		if !strings.Contains(j.EndReason(), "user") {
-			t.Errorf("end reason %q does not say the user ended it", j.EndReason())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("viewer was not told the session ended")
+	for _, tt := range []struct {
+		name   string
+		signal os.Signal
+		asking bool
+	}{
+		{"Ctrl+C while sharing", os.Interrupt, false},
+		{"SIGTERM while sharing", syscall.SIGTERM, false},
+		{"Ctrl+C while asking", os.Interrupt, true},
+		{"SIGTERM while asking", syscall.SIGTERM, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var j *client.Joined
+			var host *hostProc
+			if tt.asking {
+				_, j, host = askedSession(t, ctx, b, display)
+			} else {
+				sess, err := c.CreateSession(ctx, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j, err = c.Join(ctx, sess.ID); err != nil {
+					t.Fatal(err)
+				}
+				defer j.Close()
+				host = startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+				if _, err := j.Screenshot(ctx); err != nil {
+					t.Fatalf("screenshot: %v\n%s", err, host.stderr.String())
+				}
+			}
+			host.cmd.Process.Signal(tt.signal)
+			if code := host.wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("host exit code %d; stderr:\n%s", code, host.stderr.String())
+			}
+			select {
+			case <-j.Done():
+				if j.EndReason() != "The user ended the session." {
+					t.Errorf("the technician reads %q", j.EndReason())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("viewer was not told the session ended")
+			}
+			if !strings.Contains(host.stdout.String(), "Session ended: You stopped sharing.") {
+				t.Errorf("the host's terminal:\n%s", host.stdout.String())
+			}
+			if ev := events(t, ctx, b, j.ID); slices.Contains(ev, "consent.denied") {
+				t.Errorf("the trail says the user declined: %v", ev)
+			}
+		})
 	}
 }
 
