@@ -86,6 +86,11 @@ type Config struct {
 // technician has connected.
 var ErrNotStarted = errors.New("no technician has connected yet, so nothing is shared")
 
+// ErrNotShown is (wrapped) why a question got no answer when the front
+// end could not put it to the user (the dialog could not open). That is
+// no decision of the user's: the answer says "not_shown", not "denied".
+var ErrNotShown = errors.New("the question could not be shown")
+
 // ErrWithdrawn is why a question ends when its technician left before the
 // user answered it.
 var ErrWithdrawn = errors.New("the technician left")
@@ -169,12 +174,15 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 		answer.Reason = "withdrawn"
 		m.cfg.Logger.Info("question withdrawn: the technician left", "technician", req.Viewer.Name)
 		return answer
+	case errors.Is(err, context.Canceled): // the session ended meanwhile
+		answer.Reason = "withdrawn"
+		return answer
 	case errors.Is(err, context.DeadlineExceeded):
 		answer.Reason = "timeout"
 		m.cfg.Logger.Info("no answer in time: denied", "technician", req.Viewer.Name)
 	case err != nil:
-		answer.Reason = "denied"
-		m.cfg.Logger.Warn("consent prompt failed: denied", "err", err)
+		answer.Reason = "not_shown"
+		m.cfg.Logger.Warn("the question could not be shown to the user: nothing granted", "err", err)
 	default:
 		// Only what was asked can be granted.
 		for _, p := range granted {

@@ -145,10 +145,10 @@ func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string
 			return nil, ctx.Err()
 		case errors.As(err, &exit) && exit.ExitCode() == 5: // zenity's own timeout
 			return nil, context.DeadlineExceeded
-		case errors.As(err, &exit): // Deny or the window closed
+		case errors.As(err, &exit) && exit.ExitCode() == 1 && !notShown(exit.Stderr): // Deny or the window closed
 			return nil, nil
 		case err != nil:
-			return nil, fmt.Errorf("zenity: %w", err)
+			return nil, fmt.Errorf("%w: zenity: %v %s", ErrNotShown, err, strings.TrimSpace(string(stderrOf(err))))
 		}
 		if granted, _ := parseAnswer(strings.TrimSpace(string(out)), req.Permissions); len(granted) > 0 {
 			return granted, nil
@@ -156,6 +156,20 @@ func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string
 		// Allow with nothing ticked is not an answer: ask again.
 		text = question(req) + ".\nTick at least one permission and press Allow, or press Deny."
 	}
+}
+
+// notShown says whether zenity's standard error tells that its window
+// could not open. zenity exits 1 then, as when the user presses Deny.
+func notShown(stderr []byte) bool {
+	return strings.Contains(string(stderr), "cannot open display")
+}
+
+func stderrOf(err error) []byte {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.Stderr
+	}
+	return nil
 }
 
 // actions lists what the user can do about st: pause or resume, take back

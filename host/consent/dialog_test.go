@@ -1,10 +1,14 @@
 package consent
 
 import (
+	"context"
+	"os/exec"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
 )
 
 func TestSharingActions(t *testing.T) {
@@ -37,5 +41,33 @@ func TestSharingText(t *testing.T) {
 	}
 	if got := sharingText("Shared: lee (technician) can view.", 0, nil); got != "Shared: lee (technician) can view." {
 		t.Errorf("nothing under way: %q", got)
+	}
+}
+
+// TestQuestionNotShown: a question the dialog could not put to the user
+// (zenity cannot open the display) is not the user's "no": the answer says
+// it was not shown, and nothing is granted.
+func TestQuestionNotShown(t *testing.T) {
+	if _, err := exec.LookPath("zenity"); err != nil {
+		t.Fatal("zenity is not installed (Debian package zenity): run `make test`, which installs it")
+	}
+	t.Setenv("DISPLAY", xtest.FreeDisplay(t))
+	d, err := NewDialog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{Prompter: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := m.Handle(ctx, protocol.ConsentRequest{ID: "c1", Viewer: protocol.Person{ID: "v1", Name: "lee", Role: "technician"},
+		Permissions: []string{protocol.PermView}, TimeoutSeconds: 20})
+	if a.Reason != "not_shown" || len(a.Granted) != 0 {
+		t.Fatalf("answer %+v, want not_shown and nothing granted", a)
+	}
+	if m.Allowed(protocol.PermView) {
+		t.Fatal("view allowed by a question no one saw")
 	}
 }
