@@ -356,10 +356,14 @@ func (m *Manager) Status() string {
 	}
 	slices.Sort(who)
 	switch {
-	case len(who) == 0:
-		return "No one can see or control your computer."
+	case m.paused && len(who) == 0:
+		// Paused stays paused when everyone left: whoever comes next
+		// sees nothing until the user resumes.
+		return "PAUSED: nothing is shared until you resume. No technician is connected."
 	case m.paused:
 		return "PAUSED: nothing is shared until you resume. " + strings.Join(who, "; ") + "."
+	case len(who) == 0:
+		return "No one can see or control your computer."
 	default:
 		return "Shared: " + strings.Join(who, "; ") + "."
 	}

@@ -230,3 +230,33 @@ func TestCtrlDKeepsCommands(t *testing.T) {
 		t.Fatal("commands still served from a terminal that is gone")
 	}
 }
+
+// TestStatusPausedAfterTechnicianLeft: the user paused, then the
+// technician left; "status" must still say the session is paused, not that
+// no one can see the computer as if nothing were held back.
+func TestStatusPausedAfterTechnicianLeft(t *testing.T) {
+	in, typed := io.Pipe()
+	defer typed.Close()
+	var out lockedBuffer
+	term := NewTerminal(in, &out)
+	m, err := New(Config{Prompter: term, Show: term.Show})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go term.Serve(ctx, m)
+	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
+	done := make(chan protocol.ConsentAnswer, 1)
+	go func() {
+		done <- m.Handle(ctx, protocol.ConsentRequest{ID: "c1", Viewer: lee, Permissions: []string{protocol.PermView}, TimeoutSeconds: 60})
+	}()
+	out.waitFor(t, "Allow? ", 1)
+	io.WriteString(typed, "all\n")
+	<-done
+	io.WriteString(typed, "pause\n")
+	out.waitFor(t, "PAUSED", 1)
+	m.Left(lee.ID)
+	io.WriteString(typed, "status\n")
+	out.waitFor(t, "PAUSED: nothing is shared until you resume. No technician is connected.", 1)
+}
