@@ -44,7 +44,7 @@ func main() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE.\nWithout CODE, the broker gives you one to read out to your technician.\n\n")
 		flag.PrintDefaults()
 	}
-	flag.Parse()
+	args := parseArgs(flag.CommandLine, os.Args[1:])
 
 	level := slog.LevelInfo
 	if verbose {
@@ -77,7 +77,7 @@ func main() {
 
 	// A host downloaded from a join page carries the broker and the code.
 	var joined launch.Settings
-	if flag.NArg() == 0 {
+	if len(args) == 0 {
 		if exe, err := os.Executable(); err == nil {
 			if joined, err = launch.Read(exe); err != nil && !errors.Is(err, launch.ErrNone) {
 				fail(err)
@@ -95,13 +95,13 @@ func main() {
 		fail(fmt.Errorf("%w (pass -broker)", err))
 	}
 	switch {
-	case flag.NArg() == 1:
-		cfg.Code = flag.Arg(0)
-	case flag.NArg() > 1 && allDigits(flag.Args()):
+	case len(args) == 1:
+		cfg.Code = args[0]
+	case len(args) > 1 && allDigits(args):
 		// The code as it is shown and read out, "482 193 075", is three
 		// arguments without quotes.
-		cfg.Code = strings.Join(flag.Args(), "")
-	case flag.NArg() > 1:
+		cfg.Code = strings.Join(args, "")
+	case len(args) > 1:
 		flag.Usage()
 		os.Exit(2)
 	case joined.Code != "":
@@ -222,6 +222,21 @@ func fail(err error) {
 		dialog.Tell(context.Background(), "Tether: the support session could not go on", fmt.Sprint(err), true)
 	}
 	os.Exit(1)
+}
+
+// parseArgs parses the flags wherever they stand and returns the other
+// arguments: "host 482193075 -broker URL" is as natural to type as the
+// flags first, and must not lose the broker's address.
+func parseArgs(fs *flag.FlagSet, args []string) []string {
+	var rest []string
+	for {
+		fs.Parse(args) // exits with the usage on a bad flag
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest
+		}
+		rest, args = append(rest, args[0]), args[1:]
+	}
 }
 
 // allDigits says whether every argument is digits only: groups of a code.

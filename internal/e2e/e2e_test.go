@@ -439,3 +439,28 @@ func TestHostDisplayGoneEndsSession(t *testing.T) {
 		})
 	}
 }
+
+// TestHostFlagsAfterCode: the code first and the flags after it, as users
+// type it (and in groups, as it is read out), joins as well as the flags
+// first.
+func TestHostFlagsAfterCode(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	c := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, grouped := range []bool{false, true} {
+		sess, err := c.CreateSession(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := []string{sess.Code}
+		if grouped {
+			code = []string{sess.Code[:3], sess.Code[3:6], sess.Code[6:]}
+		}
+		host := startHost(t, display, append(code, "-broker", b.URL(), "-ca", b.CAFile())...)
+		waitState(t, c, sess.ID, "active", host)
+		host.cmd.Process.Signal(os.Interrupt)
+		host.wait(t, 10*time.Second)
+	}
+}
