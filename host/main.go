@@ -71,8 +71,11 @@ func main() {
 			showShells(open)
 			d.SetShells(open)
 		}
+	} else if err != nil {
+		fail(err)
 	} else {
-		fail(consent.ErrNoFrontEnd)
+		// zenity is there, but no desktop to show it on.
+		fail(errNoDesktop)
 	}
 
 	// A host downloaded from a join page carries the broker and the code.
@@ -135,6 +138,10 @@ func main() {
 		dialog.Tell(context.Background(), "Tether: session ended", "The support session ended: "+reason, false)
 	}
 }
+
+// errNoDesktop is why the host cannot ask without a terminal when zenity
+// is installed: there is no display for its window (nor to share).
+var errNoDesktop = errors.New("no way to ask for consent: there is no terminal, and no desktop to show a question on (DISPLAY is not set); run the host from a terminal in the user's desktop session")
 
 // dialog is the desktop front end when the host runs without a terminal:
 // what the user must read goes to a window too.

@@ -204,3 +204,25 @@ func TestDialogCodeAndEnd(t *testing.T) {
 		t.Errorf("exit code %d:\n%s", code, d.out.String())
 	}
 }
+
+// TestDesktopHostWithoutDisplay: started with neither a terminal nor a
+// display, with zenity installed, the host says that the display is
+// missing, not to install zenity.
+func TestDesktopHostWithoutDisplay(t *testing.T) {
+	if _, err := exec.LookPath("zenity"); err != nil {
+		t.Fatal("zenity is not installed (Debian package zenity): run `make test`, which installs it")
+	}
+	host := exec.Command(xtest.Build(t, "./host"), "-broker", "https://127.0.0.1:1", "123456789")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DISPLAY=") {
+			host.Env = append(host.Env, kv)
+		}
+	}
+	out, err := host.CombinedOutput() // standard input is /dev/null
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "DISPLAY is not set") || strings.Contains(string(out), "install zenity") {
+		t.Fatalf("the host says:\n%s", out)
+	}
+}
