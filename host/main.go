@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -187,6 +188,8 @@ func showTransfer(p files.Progress) {
 	switch {
 	case p.Err != nil:
 		fmt.Printf("%s %s: stopped: %v\n", verb, p.Name, p.Err)
+	case p.Finished && p.Path != "":
+		fmt.Printf("%s %s: [%s] done, %s, saved as %s\n", verb, p.Name, strings.Repeat("#", 20), humanSize(p.Total), homeRelative(p.Path))
 	case p.Finished:
 		fmt.Printf("%s %s: [%s] done, %s\n", verb, p.Name, strings.Repeat("#", 20), humanSize(p.Total))
 	default:
@@ -210,6 +213,20 @@ var (
 	transferMu    sync.Mutex
 	transferSteps = map[string]int64{}
 )
+
+// homeRelative writes a path in the user's home as ~/Downloads/Tether/x,
+// as the user knows it.
+func homeRelative(path string) string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(home, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return path
+	}
+	return "~/" + rel
+}
 
 func humanSize(n int64) string {
 	switch {

@@ -322,6 +322,30 @@ func (m *Manager) State(change string) protocol.ConsentState {
 	return st
 }
 
+// statusWords say what each permission lets a technician do, short
+// enough for several to fit the status line.
+var statusWords = map[string]string{
+	protocol.PermView:      "see your screen",
+	protocol.PermControl:   "use your mouse and keyboard",
+	protocol.PermClipboard: "use your clipboard",
+	protocol.PermFiles:     "send and fetch files",
+	protocol.PermShell:     "run commands in a terminal",
+}
+
+// list joins phrases as a sentence does: "a", "a and b", "a, b, and c"
+// (the last comma keeps "send and fetch files" apart from what follows).
+func list(phrases []string) string {
+	switch len(phrases) {
+	case 0:
+		return ""
+	case 1:
+		return phrases[0]
+	case 2:
+		return phrases[0] + " and " + phrases[1]
+	}
+	return strings.Join(phrases[:len(phrases)-1], ", ") + ", and " + phrases[len(phrases)-1]
+}
+
 // Status says in one line who can do what.
 func (m *Manager) Status() string {
 	m.mu.Lock()
@@ -346,13 +370,13 @@ func (m *Manager) Status() string {
 			who = append(who, fmt.Sprintf("%s (supervisor) is observing, view only", p.name))
 			continue
 		}
-		var perms []string
+		var can []string
 		for _, perm := range protocol.AllPermissions {
 			if slices.Contains(granted, perm) {
-				perms = append(perms, perm)
+				can = append(can, statusWords[perm])
 			}
 		}
-		who = append(who, fmt.Sprintf("%s (%s) can %s", p.name, p.role, strings.Join(perms, ", ")))
+		who = append(who, fmt.Sprintf("%s (%s) can %s", p.name, p.role, list(can)))
 	}
 	slices.Sort(who)
 	switch {

@@ -40,7 +40,8 @@ type Progress struct {
 	Done      int64
 	Total     int64
 	Finished  bool
-	Err       error // set when the transfer failed or was refused
+	Err       error  // set when the transfer failed or was refused
+	Path      string // where a received file was saved, once Finished
 }
 
 // Config configures a Server.
@@ -510,7 +511,7 @@ func (c *channel) finishUpload(up *upload) {
 	about.Type, about.Path = protocol.FileDone, final
 	about.Name = filepath.Base(final)
 	c.s.cfg.Logger.Info("file received", "name", about.Name, "size", up.size, "sha256", up.sha)
-	c.s.cfg.OnProgress(Progress{Name: about.Name, Direction: protocol.DirectionUpload, Done: up.size, Total: up.size, Finished: true})
+	c.s.cfg.OnProgress(Progress{Name: about.Name, Direction: protocol.DirectionUpload, Done: up.size, Total: up.size, Finished: true, Path: final})
 	c.send(about)
 }
 

@@ -448,8 +448,8 @@ func TestEscalation(t *testing.T) {
 	if _, err := jl.Screenshot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	host.waitOutput(t, "lee (technician) can view", 1, 5*time.Second)
-	host.waitOutput(t, "admin (admin) can view, control, clipboard", 1, 5*time.Second)
+	host.waitOutput(t, "lee (technician) can see your screen.", 1, 5*time.Second)
+	host.waitOutput(t, "admin (admin) can see your screen, use your mouse and keyboard, and use your clipboard", 1, 5*time.Second)
 	if ok, _, err := jl.TakeControl(ctx, true); err != nil || ok {
 		t.Fatalf("the colleague took control without the user's grant: %v %v", ok, err)
 	}

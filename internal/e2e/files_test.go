@@ -317,6 +317,24 @@ func TestFileResume(t *testing.T) {
 	}
 }
 
+// TestFileReceivedWhere: the user's terminal says in plain words what the
+// technician may do, and where a file sent to them was saved, also when
+// it was saved under another name next to one of the same name.
+func TestFileReceivedWhere(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	_, f := fs.files(t, ctx)
+	fs.host.waitOutput(t, "Shared: admin (admin) can see your screen, send and fetch files, and run commands in a terminal.", 1, 5*time.Second)
+	src, _ := randomFile(t, t.TempDir(), "notes.txt", 1000)
+	for _, saved := range []string{"~/Downloads/Tether/notes.txt", "~/Downloads/Tether/notes (2).txt"} {
+		if _, err := f.Push(ctx, src, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		fs.host.waitOutput(t, "done, 1000 bytes, saved as "+saved, 1, 5*time.Second)
+	}
+}
+
 // TestFileRefusals: every refusal is a clear error, loses nothing, and is
 // in the audit trail; the channel keeps working after each.
 func TestFileRefusals(t *testing.T) {
