@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,18 @@ const (
 	endByUser      = "the user ended the session"
 	endDisplayGone = "the display went away"
 )
+
+// toUser turns the broker's reason for the end, written for the
+// technician ("The user declined."), into words to the user ("You
+// declined.").
+func toUser(reason string) string {
+	for _, r := range [][2]string{{"The user's ", "Your "}, {"The user is ", "You are "}, {"The user has ", "You have "}, {"The user ", "You "}} {
+		if rest, ok := strings.CutPrefix(reason, r[0]); ok {
+			return r[1] + rest
+		}
+	}
+	return reason
+}
 
 // displayCheck is how often watchDisplay checks the display, and
 // displayMisses how many checks in a row must fail before it counts as
@@ -573,7 +586,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				var ended protocol.Ended
 				protocol.DecodePayload(env, &ended)
 				log.Info("session ended", "reason", ended.Reason)
-				return ended.Reason, nil
+				return toUser(ended.Reason), nil
 			case protocol.TypeError:
 				log.Warn("broker reported an error", "err", dial.AsRemoteError(env))
 			}

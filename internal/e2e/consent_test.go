@@ -114,6 +114,10 @@ func TestConsentDenied(t *testing.T) {
 	if code := host.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("host exit code %d", code)
 	}
+	// The user reads it addressed to them, not the technician's words.
+	if out := host.stdout.String(); !strings.Contains(out, "Session ended: You declined.") {
+		t.Errorf("the host's terminal:\n%s", out)
+	}
 	if ev := events(t, ctx, b, j.ID); !slices.Contains(ev, "consent.denied") || !slices.Contains(ev, "session.ended") {
 		t.Fatalf("events %v", ev)
 	}

@@ -435,7 +435,7 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.equal(await byId('consent-pending').count(), 0);
     const { code: exitCode } = await host.exited;
     assert.equal(exitCode, 0, `host exit code; stderr:\n${host.out.stderr}`);
-    assert.match(terminal(host), /Session ended: The user declined\./);
+    assert.match(terminal(host), /Session ended: You declined\./);
     const s = (await call(broker, 'GET', `/api/v1/sessions/${picked.id}`, key)).body;
     assert.deepEqual([s.state, s.end_reason], ['ended', 'The user declined.']);
     await page.mouse.move(0, 0);
