@@ -124,6 +124,8 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	switch {
 	case len(granted) > 0:
 		reason = "granted"
+	case reason == "not_shown":
+		actor = "broker" // the user's computer could not ask: no decision of the user's
 	case reason != "timeout":
 		reason = "denied"
 	}
@@ -150,6 +152,8 @@ func consentMessage(reason string, asked, granted []string) string {
 	switch {
 	case reason == "timeout":
 		return "The user did not answer in time."
+	case reason == "not_shown":
+		return "The question could not be shown to the user."
 	case len(granted) == 0:
 		return "The user declined."
 	case len(granted) < len(asked):

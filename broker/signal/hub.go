@@ -508,7 +508,11 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 		case protocol.TypeEnd:
 			var end protocol.End
 			protocol.DecodePayload(env, &end)
-			h.end(sess.ID, "The user ended the session.")
+			reason := "The user ended the session."
+			if end.Reason == protocol.EndDisplayGone {
+				reason = "The user's desktop closed (the display went away)."
+			}
+			h.end(sess.ID, reason)
 			return
 		default:
 			// Unknown types are skipped: a newer host may send more.

@@ -45,13 +45,6 @@ var errStoppedWaiting = errors.New("the user stopped waiting")
 
 const stoppedWaiting = "You stopped waiting for your technician. Your code can no longer be used."
 
-// Why the host asks the broker to end the session (protocol.End's
-// Reason), for the broker to tell the technician.
-const (
-	endByUser      = "the user ended the session"
-	endDisplayGone = "the display went away"
-)
-
 // toUser turns the broker's reason for the end, written for the
 // technician ("The user declined."), into words to the user ("You
 // declined.").
@@ -318,13 +311,13 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		case err := <-readErr:
 			return protocol.Envelope{}, fmt.Errorf("%w: %v", ErrLost, err)
 		case <-displayGone:
-			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endDisplayGone})
+			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: protocol.EndDisplayGone})
 			return protocol.Envelope{}, ErrDisplayGone
 		case <-userEnded:
-			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endByUser})
+			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: protocol.EndByUser})
 			return protocol.Envelope{}, errStoppedWaiting
 		case <-ctx.Done():
-			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: endByUser})
+			sig.Send(protocol.TypeEnd, "", protocol.End{Reason: protocol.EndByUser})
 			return protocol.Envelope{}, errStoppedWaiting
 		}
 	}
@@ -535,13 +528,13 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	for {
 		select {
 		case <-userEnded:
-			end(endByUser)
+			end(protocol.EndByUser)
 			return "You ended the session.", nil
 		case <-displayGone:
-			end(endDisplayGone)
+			end(protocol.EndDisplayGone)
 			return "Your desktop closed (the display went away).", nil
 		case <-ctx.Done():
-			end(endByUser)
+			end(protocol.EndByUser)
 			return "You stopped sharing.", nil
 		case <-mediaFailed:
 			return "", fmt.Errorf("%w: the media connection failed", ErrLost)

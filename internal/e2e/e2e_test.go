@@ -424,8 +424,12 @@ func TestHostDisplayGoneEndsSession(t *testing.T) {
 			if out := host.stdout.String(); !strings.Contains(out, "Session ended: Your desktop closed (the display went away).") {
 				t.Errorf("the host's terminal does not say why the session ended:\n%s", out)
 			}
+			const why = "The user's desktop closed (the display went away)."
 			select {
 			case <-j.Done():
+				if j.EndReason() != why {
+					t.Errorf("the technician was told %q, want %q", j.EndReason(), why)
+				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("the technician was not told the session ended")
 			}
@@ -433,8 +437,8 @@ func TestHostDisplayGoneEndsSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.State != "ended" || !strings.Contains(s.EndReason, "user") {
-				t.Errorf("session %s, ended %q; want ended by the user's side", s.State, s.EndReason)
+			if s.State != "ended" || s.EndReason != why {
+				t.Errorf("session %s, ended %q; want %q", s.State, s.EndReason, why)
 			}
 		})
 	}

@@ -222,3 +222,71 @@ func TestHostJoinsWhileViewerConnects(t *testing.T) {
 		}
 	}
 }
+
+// TestQuestionNotShown: when the user's computer could not put a question
+// (its dialog failed), the technician is told so and the trail does not
+// say the user declined.
+func TestQuestionNotShown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(ctx, "INC-DIALOG")
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := rawViewer(t, b, sess.ID)
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	hostWS, err := dial.WebSocket(ctx, u, "/ws/host", tlsCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostWS.Close()
+	host := dial.NewConn(hostWS)
+	if err := host.Send(protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: sess.Code,
+		Host: &protocol.HostInfo{Hostname: "pc-1", OS: "linux", Width: 800, Height: 600}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		env, err := host.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Type != protocol.TypeConsentRequest {
+			continue
+		}
+		var req protocol.ConsentRequest
+		if err := protocol.DecodePayload(env, &req); err != nil {
+			t.Fatal(err)
+		}
+		if err := host.Send(protocol.TypeConsentAnswer, sess.ID, protocol.ConsentAnswer{ID: req.ID, Reason: "not_shown"}); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	const want = "The question could not be shown to the user."
+	for {
+		var p protocol.Permissions
+		if err := protocol.DecodePayload(readType(t, viewer, protocol.TypePermissions), &p); err != nil {
+			t.Fatal(err)
+		}
+		if !p.Pending {
+			if p.Message != want || len(p.Granted) != 0 {
+				t.Fatalf("the technician was told %+v, want %q", p, want)
+			}
+			break
+		}
+	}
+	var trail struct {
+		Events []struct{ Actor, Type string }
+	}
+	getJSON(t, ctx, b, b.URL()+"/api/v1/sessions/"+sess.ID+"/events", &trail)
+	for _, e := range trail.Events {
+		if strings.HasPrefix(e.Type, "consent.") && e.Actor == "user" || e.Type == "consent.denied" {
+			t.Errorf("the trail holds %s by %s: the user decided nothing", e.Type, e.Actor)
+		}
+	}
+	if !slices.ContainsFunc(trail.Events, func(e struct{ Actor, Type string }) bool { return e.Type == "consent.not_shown" }) {
+		t.Errorf("no consent.not_shown in the trail: %+v", trail.Events)
+	}
+}

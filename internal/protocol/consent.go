@@ -131,7 +131,9 @@ func (r *ConsentRequest) validate() error {
 type ConsentAnswer struct {
 	ID      string   `json:"id"`
 	Granted []string `json:"granted"`
-	// Reason is "denied", "timeout" or "granted", for the audit trail.
+	// Reason is "granted", "denied" or "timeout", for the audit trail;
+	// "withdrawn" when the technician who asked left, "not_shown" when the
+	// user's computer could not put the question (no decision of theirs).
 	Reason string `json:"reason"`
 }
 

@@ -152,6 +152,13 @@ type End struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Why a host asks to end the session (End's Reason), which the broker
+// words for the technician.
+const (
+	EndByUser      = "the user ended the session"
+	EndDisplayGone = "the display went away" // the user's desktop closed: logged out, X server stopped
+)
+
 // ErrorPayload reports a failed request.
 type ErrorPayload struct {
 	Code    string `json:"code"`

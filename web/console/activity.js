@@ -48,6 +48,8 @@ export function describeEvent(e) {
     }
     case 'consent.denied':
       return { text: `The user declined ${viewer ? `${possessive(viewer)} request` : 'the request'} for ${list(d.requested)}`, tone: 'bad', icon: 'shieldX' };
+    case 'consent.not_shown':
+      return { text: `The question could not be shown to the user${viewer ? ` (${possessive(viewer)} request)` : ''}`, tone: 'warn', icon: 'shield' };
     case 'consent.timeout':
       return { text: `The user did not answer ${viewer ? `${possessive(viewer)} request` : 'the request'} in time`, tone: 'bad', icon: 'clock' };
     case 'consent.changed': {

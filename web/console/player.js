@@ -54,6 +54,7 @@ const LABELS = {
   'consent.granted': 'Consent granted',
   'consent.denied': 'Consent denied',
   'consent.timeout': 'Consent timed out',
+  'consent.not_shown': 'Question not shown',
   'consent.changed': 'User changed permissions',
   'permission.requested': 'More permissions asked',
   'control.taken': 'Control taken',
