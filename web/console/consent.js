@@ -30,6 +30,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     pausedAt: 0,
     hostHere: false, // the user's computer is connected: questions can be put
     ended: false,
+    endedText: '', // why nothing is allowed any more, for the status line
     declined: '', // the user's "no" to the first question, for the end panel
   };
   const exposed = { granted: [], paused: false, pending: false, message: '' };
@@ -56,7 +57,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
       'data-testid': 'perm-chip', 'data-perm': id, 'data-granted': String(granted && !st.ended),
     };
     if (st.ended) {
-      return h('span', { ...attrs, class: 'perm-chip is-muted', 'data-tip': `${p.label}: the session is over` },
+      return h('span', { ...attrs, class: 'perm-chip is-muted', 'data-tip': `${p.label}: ${st.endedText.replace(/\.$/, '').toLowerCase()}` },
         icon(p.icon, 14), h('span', { class: 'perm-chip-label', text: p.label }));
     }
     if (granted) {
@@ -106,7 +107,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     let text;
     let since = 0;
     if (st.ended) {
-      text = 'The session is over.'; // the stage says why
+      text = st.endedText; // the stage says more
       kind = 'ended';
     } else if (!st.known) {
       text = st.hostHere ? 'Connecting to the user\u2026' : 'The user is asked when they join.';
@@ -322,10 +323,15 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     changed(prev);
   }
 
-  function setEnded() {
-    if (st.ended) return;
+  /**
+   * Nothing is allowed any more: the session is over, or (status says so)
+   * the user let this viewer go while the session goes on.
+   */
+  function setEnded(status = 'The session is over.') {
+    if (st.ended && st.endedText === status) return;
     const prev = snapshot();
     st.ended = true;
+    st.endedText = status;
     st.asking = null;
     st.pending = false;
     toastEl.hidden = true;

@@ -57,6 +57,9 @@ export function mountSession(root, { id, navigate }) {
   let endReason = '';
   let fatalError = null;
   let hasFrames = false;
+  // The user said no to this viewer while the session goes on for the
+  // others: this page is done, the session is not.
+  let letGo = false;
   let conn = null;
   let alive = true;
   let tickTimer = 0;
@@ -87,13 +90,16 @@ export function mountSession(root, { id, navigate }) {
   const scopes = window.tether.user?.scopes;
   const mayEnd = scopes?.length ? scopes.includes('sessions:write') : true;
   endBtn.hidden = !mayEnd;
+  const supervisor = window.tether.user?.role === 'supervisor';
+  // What a viewer the user said no to was refused: supervisors only watch.
+  const refusedWhat = supervisor ? 'watch' : 'join';
 
   // ---- consent and activity --------------------------------------------------
 
   const consent = createConsent({
     send: (perms) => conn?.requestPermissions(perms) ?? false,
     onChange: onConsent,
-    watchOnly: window.tether.user?.role === 'supervisor',
+    watchOnly: supervisor,
   });
   // One side panel at a time: opening one closes the others.
   const closeOthers = (keep) => (on) => {
@@ -149,13 +155,11 @@ export function mountSession(root, { id, navigate }) {
     connState = state;
     if (state === 'live' && !liveSince) liveSince = Date.now();
     window.tether.state = state;
-    badge.dataset.state = state;
     renderBadge();
     endBtn.hidden = state === 'ended' || !mayEnd;
     // Nothing to control before the first picture or after the end.
     remote.toolbar.hidden = !(state === 'live' || state === 'reconnecting');
     remote.setLive(state === 'live');
-    document.title = `${CONN_LABELS[state] ?? state} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
     consent.setHostHere(state === 'live');
     if (state === 'ended') {
       shell.closeAll('The session ended.');
@@ -170,8 +174,11 @@ export function mountSession(root, { id, navigate }) {
   function renderBadge() {
     // Connected to the user's computer, but nothing to see yet: not "Live".
     const unseen = connState === 'live' && !consent.has('view');
-    badgeLabel.textContent = unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
+    const label = letGo ? 'Declined' : unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
+    badgeLabel.textContent = label;
+    badge.dataset.state = letGo ? 'declined' : connState;
     badge.dataset.seen = String(!unseen);
+    document.title = `${label} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
   }
 
   function onConsent(c) {
@@ -223,6 +230,15 @@ export function mountSession(root, { id, navigate }) {
       overlay.replaceChildren(panel);
     };
 
+    if (connState === 'ended' && letGo) {
+      // Not an end: the others go on working with the user.
+      show('ended',
+        h('div', { class: 'overlay-icon overlay-icon-ended overlay-icon-refused' }, icon('shieldX', 26)),
+        h('h2', { class: 'overlay-title', 'data-testid': 'let-go', text: `Not allowed to ${refusedWhat}` }),
+        h('p', { class: 'overlay-text', 'data-testid': 'let-go-reason', text: `The user did not let you ${refusedWhat}. The session goes on.` }),
+        h('div', { class: 'overlay-actions' }, h('a', { href: '#/sessions', class: 'btn btn-primary' }, icon('back', 15), 'Back to sessions')));
+      return;
+    }
     if (connState === 'ended') {
       const backBtn = h('a', { href: '#/sessions', class: 'btn btn-primary' }, icon('back', 15), 'Back to sessions');
       const heading = fatalError ? 'Can\u2019t open this session' : 'Session ended';
@@ -376,6 +392,11 @@ export function mountSession(root, { id, navigate }) {
       onEnded(reason, how) {
         // The user's "no" is clearer than the broker's short close reason.
         endReason = endReason || (how?.refused && consent.state.declined) || reason;
+        if (how?.refused) {
+          letGo = true;
+          consent.setEnded(`The user did not let you ${refusedWhat}.`);
+          renderBadge();
+        }
         video.srcObject = null;
         renderOverlay();
       },

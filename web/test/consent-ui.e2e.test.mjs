@@ -460,8 +460,10 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
     await byId('consent-pending').waitFor();
     mainHost.type('no');
-    await byId('session-ended').waitFor({ timeout: 15_000 });
-    assert.equal(await byId('ended-reason').textContent(), 'The user declined.');
+    // Not an end: this console is told so, without "Session ended".
+    await byId('let-go').waitFor({ timeout: 15_000 });
+    assert.equal(await byId('let-go-reason').textContent(), 'The user did not let you join. The session goes on.');
+    assert.equal(await byId('session-ended').count(), 0);
     // The session goes on for tom.
     const s = (await call(broker, 'GET', `/api/v1/sessions/${main.id}`, key)).body;
     assert.equal(s.state, 'active');

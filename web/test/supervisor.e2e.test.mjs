@@ -1,0 +1,97 @@
+// The console as a supervisor sees it, and as a colleague who joins a live
+// session: against a real broker, a real host on an Xvfb desktop (whose
+// user answers on its terminal) and headless Chromium at 1440x900.
+// Screenshots go to artifacts/.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectErrors, launch } from './browser.mjs';
+import { call, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+after(stopAll);
+
+async function signIn(page, broker, user, password) {
+  await page.goto(broker.url + '/');
+  await page.getByTestId('login-username').fill(user);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('logout').waitFor();
+}
+
+/** Waits for the host's question number n (from 1) to the user. */
+async function asked(host, n) {
+  await until(`question ${n} on the host`, () => host.out.stdout.split('Allow? ').length - 1 >= n, 20_000);
+}
+
+test('a supervisor at 1440x900', { timeout: 180_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  execFileSync('xsetroot', ['-solid', '#35648c'], { env: { ...process.env, DISPLAY: display } });
+  const broker = await startBroker();
+  const key = broker.admin.api_key;
+  for (const [username, role] of [['sue', 'supervisor'], ['tom', 'technician']]) {
+    assert.equal((await call(broker, 'POST', '/api/v1/users', key, { username, role, password: `${username}-password-12` })).status, 201);
+  }
+
+  const browser = await launch();
+  t.after(() => browser.close());
+  const tech = await browser.newPage();
+  const errors = collectErrors(tech);
+  const others = await launch();
+  t.after(() => others.close());
+  const page = await others.newPage();
+  const pageErrors = collectErrors(page);
+  const shot = (p, name) => p.screenshot({ path: join(artifacts, `console-supervisor-${name}-1440x900.png`), animations: 'disabled' });
+
+  await signIn(page, broker, 'sue', 'sue-password-12');
+
+  // The admin works a session with the user, who lets them in.
+  const s = (await call(broker, 'POST', '/api/v1/sessions', key, { ticket: { id: 'INC-7001' } })).body;
+  const host = startHost(broker, s.code, display, { answer: null });
+  await host.ready;
+  await signIn(tech, broker, broker.admin.user, broker.admin.password);
+  await tech.goto(`${broker.url}/#/session/${s.id}`);
+  await asked(host, 1);
+  host.type('all');
+  await tech.locator('[data-testid="perm-chip"][data-perm="view"][data-granted="true"]').waitFor({ timeout: 15_000 });
+
+  await t.test('declined, a supervisor is told they may not watch; the session goes on', async () => {
+    await page.goto(`${broker.url}/#/session/${s.id}`);
+    await asked(host, 2);
+    host.type('no');
+    await page.getByTestId('let-go').waitFor({ timeout: 15_000 });
+    assert.equal(await page.getByTestId('let-go-reason').textContent(), 'The user did not let you watch. The session goes on.');
+    assert.equal(await page.getByTestId('session-ended').count(), 0, 'no "Session ended"');
+    assert.equal(await page.locator('#conn-state').getAttribute('data-state'), 'declined');
+    assert.equal(await page.locator('#conn-state').textContent(), 'Declined');
+    assert.doesNotMatch(await page.getByTestId('stage-overlay').textContent(), /Create a new session/);
+    assert.equal(await page.getByTestId('consent-status').textContent(), 'The user did not let you watch.');
+    assert.equal((await call(broker, 'GET', `/api/v1/sessions/${s.id}`, key)).body.state, 'active');
+    assert.equal(await tech.locator('#conn-state').getAttribute('data-state'), 'live');
+    await page.mouse.move(0, 0);
+    await shot(page, '02-declined');
+  });
+
+  await t.test('declined, an invited colleague is told so; the session goes on', async () => {
+    assert.equal((await call(broker, 'POST', `/api/v1/sessions/${s.id}/invite`, key, { username: 'tom' })).status, 200);
+    await others.context.clearCookies();
+    await signIn(page, broker, 'tom', 'tom-password-12');
+    await page.goto(`${broker.url}/#/session/${s.id}`);
+    await asked(host, 3);
+    host.type('no');
+    await page.getByTestId('let-go').waitFor({ timeout: 15_000 });
+    assert.equal(await page.getByTestId('let-go-reason').textContent(), 'The user did not let you join. The session goes on.');
+    assert.equal(await page.getByTestId('session-ended').count(), 0, 'no "Session ended"');
+    assert.equal(await page.locator('#conn-state').textContent(), 'Declined');
+    assert.equal(await page.getByTestId('end-session').isVisible(), false, 'nothing to end from here');
+    assert.equal((await call(broker, 'GET', `/api/v1/sessions/${s.id}`, key)).body.state, 'active');
+    await page.mouse.move(0, 0);
+    await shot(page, '03-colleague-declined');
+  });
+
+  assert.deepEqual([...errors, ...pageErrors].map(String), []);
+});
