@@ -326,17 +326,19 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     const clipOk = open && canClipboard();
     clipBtn.disabled = !open;
     clipBtn.dataset.tip = clipOk ? 'Clipboard'
-      : state.perms.paused ? 'Clipboard \u00b7 paused by the user' : 'Clipboard \u00b7 not allowed yet';
+      : supervisor ? 'Clipboard \u00b7 supervisors watch only'
+        : state.perms.paused ? 'Clipboard \u00b7 paused by the user' : 'Clipboard \u00b7 not allowed yet';
     clipBtn.classList.toggle('is-locked', open && !clipOk);
     clipAsk.hidden = clipOk;
     clipMain.hidden = !clipOk;
     const askingClip = state.perms.asking.includes('clipboard');
-    clipAskText.textContent = state.perms.paused
+    clipAskText.textContent = supervisor ? 'Supervisors watch only: the clipboard is for the technicians who work the session.'
+      : state.perms.paused
       ? 'The user paused the session. The clipboard is back when they resume.'
       : askingClip ? 'Waiting for the user to answer on their computer\u2026'
         : state.perms.pending ? 'The user is answering another request. Ask again once they have.'
           : 'The user has not allowed clipboard sharing. Ask them, and you can copy text from their computer and paste text to it.';
-    clipAskBtn.hidden = state.perms.paused || state.perms.clipboard;
+    clipAskBtn.hidden = supervisor || state.perms.paused || state.perms.clipboard;
     clipAskBtn.disabled = askingClip || !state.perms.canAsk;
     clipAskBtn.lastChild.textContent = askingClip ? 'Asking the user\u2026' : 'Request clipboard access';
     const usable = open && state.enabled;

@@ -134,7 +134,9 @@ export function mountSession(root, { id, navigate }) {
   const observers = observerBanner(window.tether.user);
   stage.append(remote.hud, consent.banner, overlay, consent.toast, observers.el);
 
-  consent.barActions.append(files.button, shell.button, activity.button);
+  // Supervisors only watch: the broker gives them no files and no shell,
+  // whatever the user would allow, so they are not offered.
+  consent.barActions.append(...(supervisor ? [] : [files.button, shell.button]), activity.button);
 
   root.replaceChildren(h('div', { class: 'viewer' },
     h('div', { class: 'viewer-top' },

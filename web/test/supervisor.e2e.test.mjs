@@ -59,9 +59,30 @@ test('a supervisor at 1440x900', { timeout: 180_000 }, async (t) => {
   host.type('all');
   await tech.locator('[data-testid="perm-chip"][data-perm="view"][data-granted="true"]').waitFor({ timeout: 15_000 });
 
-  await t.test('declined, a supervisor is told they may not watch; the session goes on', async () => {
+  await t.test('a supervisor is offered nothing but watching', async () => {
     await page.goto(`${broker.url}/#/session/${s.id}`);
     await asked(host, 2);
+    host.type('all');
+    await page.locator('[data-testid="perm-chip"][data-perm="view"][data-granted="true"]').waitFor({ timeout: 15_000 });
+    await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 15_000 });
+    // No asking for files or a shell: the broker would refuse.
+    assert.equal(await page.getByTestId('files-open').count(), 0, 'a Files button');
+    assert.equal(await page.getByTestId('shell-open').count(), 0, 'a Terminal button');
+    assert.equal(await page.getByTestId('activity-open').isVisible(), true);
+    await page.getByTestId('clipboard-open').click();
+    await page.getByTestId('clipboard-not-allowed').waitFor();
+    assert.match(await page.getByTestId('clipboard-not-allowed').textContent(), /Supervisors watch only/);
+    assert.equal(await page.locator('[data-testid="request-perm"]:visible').count(), 0, 'something to ask for');
+    await page.mouse.move(0, 0);
+    await shot(page, '01-watching');
+    await page.keyboard.press('Escape');
+  });
+
+  await t.test('declined, a supervisor is told they may not watch; the session goes on', async () => {
+    // A new look at the session is a new viewer: the user is asked again.
+    await page.goto(`${broker.url}/#/sessions`);
+    await page.goto(`${broker.url}/#/session/${s.id}`);
+    await asked(host, 3);
     host.type('no');
     await page.getByTestId('let-go').waitFor({ timeout: 15_000 });
     assert.equal(await page.getByTestId('let-go-reason').textContent(), 'The user did not let you watch. The session goes on.');
@@ -81,7 +102,7 @@ test('a supervisor at 1440x900', { timeout: 180_000 }, async (t) => {
     await others.context.clearCookies();
     await signIn(page, broker, 'tom', 'tom-password-12');
     await page.goto(`${broker.url}/#/session/${s.id}`);
-    await asked(host, 3);
+    await asked(host, 4);
     host.type('no');
     await page.getByTestId('let-go').waitFor({ timeout: 15_000 });
     assert.equal(await page.getByTestId('let-go-reason').textContent(), 'The user did not let you join. The session goes on.');
