@@ -48,7 +48,9 @@ export function mountSessions(main, { navigate, user }) {
     h('header', { class: 'page-header' },
       h('div', {},
         h('h1', { class: 'page-title', text: 'Support sessions' }),
-        h('p', { class: 'page-subtitle', text: 'Create a one-time code for a user, then watch their screen once they join and consent.' })),
+        h('p', { class: 'page-subtitle', text: canCreate(user)
+          ? 'Create a one-time code for a user, then watch their screen once they join and consent.'
+          : 'Watch the sessions technicians work. The user is asked before you see anything.' })),
       // Supervisors watch: they neither create sessions nor take codes.
       h('div', { class: 'page-actions' }, canCreate(user) ? [claimBtn, newBtn] : null)),
     codeSlot,
@@ -443,6 +445,13 @@ export function mountSessions(main, { navigate, user }) {
   }
 
   function emptyState() {
+    // Supervisors watch what technicians start: nothing to create here.
+    if (!canCreate(user)) {
+      return h('div', { class: 'empty', 'data-testid': 'sessions-empty' },
+        h('div', { class: 'empty-icon' }, icon('monitor', 28)),
+        h('h3', { class: 'empty-title', text: 'No support sessions yet' }),
+        h('p', { class: 'empty-text', text: 'Sessions appear here as technicians start them. Open a live one to watch, once the user allows it.' }));
+    }
     const btn = h('button', { type: 'button', class: 'btn btn-primary' }, icon('plus', 16), 'New support session');
     btn.addEventListener('click', () => openNewSession());
     return h('div', { class: 'empty', 'data-testid': 'sessions-empty' },

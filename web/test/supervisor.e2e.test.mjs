@@ -49,6 +49,16 @@ test('a supervisor at 1440x900', { timeout: 180_000 }, async (t) => {
 
   await signIn(page, broker, 'sue', 'sue-password-12');
 
+  await t.test('no sessions yet: nothing offered that a supervisor cannot do', async () => {
+    const empty = page.getByTestId('sessions-empty');
+    await empty.waitFor();
+    assert.equal(await empty.getByRole('button').count(), 0, 'a button in the empty list');
+    assert.doesNotMatch(await page.locator('main').textContent(), /New support session|Create a/);
+    assert.match(await empty.textContent(), /Sessions appear here as technicians start them/);
+    await page.mouse.move(0, 0);
+    await shot(page, '00-no-sessions');
+  });
+
   // The admin works a session with the user, who lets them in.
   const s = (await call(broker, 'POST', '/api/v1/sessions', key, { ticket: { id: 'INC-7001' } })).body;
   const host = startHost(broker, s.code, display, { answer: null });
