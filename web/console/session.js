@@ -177,10 +177,13 @@ export function mountSession(root, { id, navigate }) {
     // Connected to the user's computer, but nothing to see yet: not "Live".
     const unseen = connState === 'live' && !consent.has('view');
     const label = letGo ? 'Declined' : unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
+    // A session that cannot be opened has no state to show: the stage says why.
+    badge.hidden = !!fatalError;
+    consent.bar.hidden = !!fatalError;
     badgeLabel.textContent = label;
     badge.dataset.state = letGo ? 'declined' : connState;
     badge.dataset.seen = String(!unseen);
-    document.title = `${label} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
+    document.title = `${fatalError ? 'Can\u2019t open' : label} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
   }
 
   function onConsent(c) {

@@ -124,5 +124,21 @@ test('a supervisor at 1440x900', { timeout: 180_000 }, async (t) => {
     await shot(page, '03-colleague-declined');
   });
 
-  assert.deepEqual([...errors, ...pageErrors].map(String), []);
+  await t.test('a session that is not theirs shows only that', async () => {
+    const theirs = (await call(broker, 'POST', '/api/v1/sessions', key, { ticket: { id: 'INC-7002' } })).body;
+    for (const id of [theirs.id, 'no-such-session']) {
+      await page.goto(`${broker.url}/#/sessions`);
+      await page.goto(`${broker.url}/#/session/${id}`);
+      await page.getByTestId('session-ended').waitFor({ timeout: 15_000 });
+      assert.equal(await page.getByTestId('session-ended').textContent(), 'Can\u2019t open this session');
+      assert.equal(await page.getByTestId('ended-reason').textContent(), 'No such session, or it is not yours.');
+      assert.equal(await page.locator('#conn-state').isVisible(), false, 'a state badge');
+      assert.doesNotMatch(await page.locator('.viewer').innerText(), /Ended|session is over/);
+    }
+    await page.mouse.move(0, 0);
+    await shot(page, '04-not-found');
+  });
+
+  // The broker answers 404 for a session that is not theirs, as it should.
+  assert.deepEqual([...errors, ...pageErrors].map(String).filter((e) => !/status of 404/.test(e)), []);
 });
