@@ -146,7 +146,7 @@ function shell(active) {
   const user = app.user;
   const initials = (user.username || '?').replace(/[^a-z0-9]/gi, '').slice(0, 2).toUpperCase() || '?';
   const main = h('main', { class: 'main', id: 'main' });
-  const logoutBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-sm logout-btn', 'data-testid': 'logout' },
+  const logoutBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-sm logout-btn', 'data-testid': 'logout', 'aria-label': 'Log out', 'data-tip': 'Log out' },
     icon('logout', 15), h('span', { text: 'Log out' }));
   logoutBtn.addEventListener('click', async () => {
     logoutBtn.disabled = true;
@@ -183,7 +183,11 @@ function shell(active) {
 }
 
 function navItem(href, iconName, label, isActive, testid) {
-  return h('a', { href, class: `nav-item${isActive ? ' is-active' : ''}`, 'aria-current': isActive ? 'page' : null, 'data-testid': testid },
+  // The name is the tooltip and accessible name where the sidebar shows icons only.
+  return h('a', {
+    href, class: `nav-item${isActive ? ' is-active' : ''}`, 'aria-current': isActive ? 'page' : null, 'data-testid': testid,
+    'aria-label': label, 'data-tip': label,
+  },
     icon(iconName, 18), h('span', { text: label }));
 }
 
