@@ -240,7 +240,10 @@ export function mountPlayer(main, { id, navigate }) {
     shells = m.parts.filter((p) => p.kind === 'shell');
     const lastEvent = events.length ? events[events.length - 1].t : 0;
     const ended = m.ended_at ? Date.parse(m.ended_at) - Date.parse(m.started_at) : 0;
-    duration = Math.max(lastEvent, ended, ...segments.map((s) => s.end), 1000);
+    // A recording still being made has run until now, not until its last event.
+    const live = rec.state === 'recording';
+    const sofar = live ? api.serverNow() - Date.parse(m.started_at || rec.started_at) : 0;
+    duration = Math.max(lastEvent, ended, Number.isFinite(sofar) ? sofar : 0, ...segments.map((s) => s.end), 1000);
     hooks.duration = duration;
     timeline.setAttribute('aria-valuemax', String(Math.round(duration / 1000)));
 
@@ -250,7 +253,7 @@ export function mountPlayer(main, { id, navigate }) {
       meta('ticket', rec.ticket || 'No ticket', 'recording-ticket'),
       meta('user', rec.technician || '—'),
       host ? meta('monitor', host) : null,
-      meta('clock', `${formatDateTime(rec.started_at)} · ${formatDuration(duration)}`),
+      meta('clock', `${formatDateTime(rec.started_at)} · ${formatDuration(duration)}${live ? ' so far' : ''}`),
       h('span', { class: 'player-meta-item mono', title: rec.session, text: rec.session }),
     ].filter(Boolean));
     if (rec.state === 'incomplete' || rec.state === 'failed') {
@@ -262,7 +265,9 @@ export function mountPlayer(main, { id, navigate }) {
     drawShellTabs();
     hooks.ready = true;
     render();
+    // The first picture loads at once; it shows only where the timeline has video.
     if (segments.length) showSegment(segmentAt(0) || segments[0], 0);
+    syncVideo();
   }
 
   function meta(ic, text, testid) {

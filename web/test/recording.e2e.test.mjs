@@ -56,6 +56,14 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     assert.equal(await liveRow.locator('[data-testid="recording-state"]').getAttribute('data-state'), 'recording');
     assert.equal(await liveRow.getByTestId('watch-live').getAttribute('href'), `#/session/${sessionId}`);
     await list.screenshot({ path: join(ARTIFACTS, 'recordings-live.png') });
+    // Opened in the player, it is as long as it has run, not as its last event.
+    await list.waitForTimeout(4000);
+    const { started_at: startedAt } = (await api(broker, 'GET', '/api/v1/recordings?ticket=INC-PLAY-1')).body.recordings[0];
+    await list.goto(`${broker.url}/#/recording/${sessionId}`);
+    await list.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    const liveFor = Date.now() - Date.parse(startedAt);
+    const liveLength = await list.evaluate(() => window.tether.player.duration);
+    assert.ok(Math.abs(liveLength - liveFor) < 2000, `the live recording is ${liveLength} ms long after ${liveFor} ms`);
     await list.close();
     const ended = await api(broker, 'POST', `/api/v1/sessions/${sessionId}/end`, {});
     assert.equal(ended.status, 200, JSON.stringify(ended.body));
@@ -87,6 +95,11 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     await page.waitForFunction(() => window.tether.player?.ready === true || window.tether.player?.error, null, { timeout: 15_000 })
       .catch(async (err) => { throw new Error(`${err.message}: at ${page.url()}, player ${JSON.stringify(await page.evaluate(() => window.tether.player))}, errors ${errors.join(" / ")}`); });
     assert.equal(await page.evaluate(() => window.tether.player.error), '');
+    // At 0:00, the picture or "No video here", not both.
+    const shown = async () => [await page.getByTestId('player-video').isVisible(), await page.getByTestId('player-novideo').isVisible()];
+    await page.waitForTimeout(500); // the first segment loads
+    assert.equal((await shown()).filter(Boolean).length, 1, `video, no-video: ${await shown()}`);
+    await page.screenshot({ path: join(ARTIFACTS, 'recording-player-start.png') });
     const markers = await page.evaluate(() => window.tether.player.markers);
     for (const cat of ['consent', 'permissions', 'input', 'session']) assert.ok(markers[cat] > 0, `no ${cat} markers: ${JSON.stringify(markers)}`);
     assert.ok(await page.getByTestId('timeline-marker').count() > 5);
