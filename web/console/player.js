@@ -490,7 +490,7 @@ export function mountPlayer(main, { id, navigate }) {
     hooks.shells = shells.length;
     shellTabs.replaceChildren(...shells.map((p, i) => {
       const tab = h('button', { type: 'button', role: 'tab', class: 'tab', 'data-testid': 'shell-tab', 'aria-selected': 'false' },
-        icon('terminal', 14), `${p.channel || p.name} · ${formatDuration(p.start_ms)}`);
+        icon('terminal', 14), `Shell ${i + 1} · ${formatDuration(p.start_ms)}`);
       tab.addEventListener('click', () => openShell(i));
       return tab;
     }));

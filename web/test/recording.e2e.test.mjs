@@ -180,6 +180,7 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     const m2 = await page.evaluate(() => window.tether.player.markers);
     assert.ok(m2.shell >= 2 && m2.files === 2, `markers ${JSON.stringify(m2)}`);
     await page.getByTestId('shell-player').waitFor();
+    assert.match(await page.getByTestId('shell-tab').first().textContent(), /^Shell 1 · \d+:\d\d$/);
     // At the end of the timeline the transcript shows the command and its
     // output (lines joined: a long prompt wraps the command).
     await page.getByTestId('timeline').focus();
