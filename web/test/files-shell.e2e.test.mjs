@@ -141,8 +141,16 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.getByTestId('shell-new').click();
     await page.locator('[data-testid="shell-tab-2"][data-state="open"]').waitFor();
     await page.getByTestId('shell-view-2').locator('.xterm-screen').click();
+    await page.keyboard.type('seq 300\n');
+    await waitTerm(page, 2, /300/);
     await page.keyboard.type('echo second-$((2+3))\n');
     await waitTerm(page, 2, /second-5/);
+    // Whatever scrolls in the panel has dark scrollbars, as the panel is
+    // (headless Chromium hides scrollbars: their colours are checked).
+    const light = await page.getByTestId('shell-panel').evaluate((panel) => [...panel.querySelectorAll('*')]
+      .filter((el) => /auto|scroll/.test(getComputedStyle(el).overflowY + getComputedStyle(el).overflowX) && getComputedStyle(el).scrollbarColor === 'auto')
+      .map((el) => el.className));
+    assert.deepEqual(light, [], 'scrollbars in the browser\u2019s light default');
     const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
     assert.ok(widths[0] <= widths[1], `the session page is ${widths[0]} px wide in a ${widths[1]} px window`);
     await page.screenshot({ path: join(artifacts, 'console-shell.png') });
