@@ -163,7 +163,7 @@ export function mountAccounts(main, { user: me }) {
     const form = h('form', { id: 'account-form', class: 'stack', novalidate: true },
       error.el,
       h('div', { class: 'field' }, h('label', { for: 'acc-username', class: 'label', text: 'Username' }), username,
-        h('p', { class: 'field-hint', text: 'Lower-case letters, digits, dots, dashes.' })),
+        h('p', { class: 'field-hint', text: '2 to 32 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit.' })),
       h('div', { class: 'field' }, h('label', { for: 'acc-role', class: 'label', text: 'Role' }), role,
         h('p', { class: 'field-hint', 'data-testid': 'role-desc', text: ROLES[0].desc })));
     role.addEventListener('change', () => { form.querySelector('[data-testid="role-desc"]').textContent = ROLES.find((r) => r.id === role.value).desc; });
@@ -416,7 +416,7 @@ export function mountWebhooks(main) {
 
   function openCreate() {
     const url = h('input', { id: 'wh-url', class: 'input', type: 'url', placeholder: 'https://tickets.example.com/tether', 'data-testid': 'webhook-url' });
-    const desc = h('input', { id: 'wh-desc', class: 'input', maxlength: '200', placeholder: 'e.g. ServiceNow work notes', 'data-testid': 'webhook-description' });
+    const desc = h('input', { id: 'wh-desc', class: 'input', maxlength: '256', placeholder: 'e.g. ServiceNow work notes', 'data-testid': 'webhook-description' });
     const boxes = EVENTS.map((e) => {
       const box = h('input', { type: 'checkbox', id: `ev-${e}`, value: e, 'data-testid': 'webhook-event', checked: true });
       box.checked = true;

@@ -123,7 +123,7 @@ export function mountLogin(root, { flash = '', onLogin }) {
       h('div', { class: 'login-brand' }, brand(36)),
       h('div', { class: 'card login-card' },
         h('h1', { class: 'login-title', text: 'Sign in to the console' }),
-        h('p', { class: 'login-subtitle', text: 'Use your Tether technician account.' }),
+        h('p', { class: 'login-subtitle', text: 'Use your Tether account.' }),
         notice,
         error,
         form),

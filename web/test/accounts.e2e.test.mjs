@@ -46,12 +46,16 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
   const browser = await launch();
   try {
     const page = await browser.newPage();
+    await page.goto(broker.url + '/');
+    assert.equal(await page.locator('.login-subtitle').textContent(), 'Use your Tether account.', 'admins and supervisors sign in here too');
     await signIn(page, broker, broker.admin.user, broker.admin.password);
     await page.getByTestId('nav-accounts').click();
     await page.getByTestId('accounts-table').waitFor();
 
     // A new technician: the broker makes up a password, shown once.
     await page.getByTestId('new-account').click();
+    // The hint gives the broker's rule for usernames.
+    assert.match(await page.getByTestId('account-dialog').textContent(), /2 to 32 lower-case letters, digits, dots, dashes or underscores/);
     await page.getByTestId('account-username').fill('Not Valid');
     await page.getByTestId('account-create').click();
     assert.match(await errorText(page.getByTestId('account-dialog').getByTestId('form-error')), /username must be/);
@@ -112,12 +116,16 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     await page.getByTestId('webhook-create').click();
     assert.match(await errorText(page.getByTestId('webhook-dialog').getByTestId('form-error')), /https/);
     await page.getByTestId('webhook-url').fill('https://10.255.0.1/tether');
-    await page.getByTestId('webhook-description').fill('ServiceNow work notes');
+    // As long a description as the broker takes.
+    const description = 'ServiceNow work notes for the service desk. '.repeat(7).slice(0, 256);
+    await page.getByTestId('webhook-description').fill(description);
     await page.getByTestId('webhook-create').click();
     assert.ok((await page.getByTestId('shown-secret').textContent()).length > 20);
     await page.getByRole('button', { name: 'I have saved it' }).click();
     const card = page.getByTestId('webhook-card');
     await card.waitFor();
+    const hooks = (await call(broker, 'GET', '/api/v1/webhooks', broker.admin.api_key)).body;
+    assert.equal((hooks.webhooks ?? hooks)[0].description, description);
     await card.getByTestId('webhook-deliveries').click();
     await card.getByTestId('deliveries').waitFor();
     await page.screenshot({ path: join(artifacts, 'admin-webhooks.png'), fullPage: true });
