@@ -22,6 +22,15 @@ export const SCOPES = [
   { id: 'users:admin', desc: 'Manage accounts, API keys and settings' },
 ];
 
+// The scopes each role holds, as the broker's policy (broker/auth) has it:
+// a key can never do more than its account's role allows.
+const ROLE_SCOPES = {
+  technician: ['sessions:create', 'sessions:read', 'sessions:write', 'sessions:join', 'recordings:read'],
+  supervisor: ['sessions:read', 'sessions:join', 'recordings:read'],
+  admin: SCOPES.map((s) => s.id),
+};
+const DEFAULT_SCOPES = ['sessions:create', 'sessions:read'];
+
 const EVENTS = ['session.created', 'host.connected', 'consent.granted', 'consent.denied', 'consent.revoked', 'session.started', 'session.ended', 'recording.ready'];
 
 function page(main, title, subtitle, actions, ...content) {
@@ -278,13 +287,25 @@ export function mountKeys(main) {
 
   async function openCreate() {
     const name = h('input', { id: 'key-name', class: 'input', maxlength: '100', placeholder: 'e.g. ServiceNow production', 'data-testid': 'key-name' });
-    const actsAs = h('select', { id: 'key-user', class: 'input input-select', 'data-testid': 'key-user' }, h('option', { value: '', text: 'Me' }));
-    api.listUsers().then((users) => users.filter((u) => !u.disabled).forEach((u) => actsAs.append(h('option', { value: u.username, text: `${u.username} (${u.role})` })))).catch(() => {});
+    const actsAs = h('select', { id: 'key-user', class: 'input input-select', 'data-testid': 'key-user' },
+      h('option', { value: '', text: 'Me', 'data-role': window.tether.user?.role ?? 'admin' }));
+    api.listUsers().then((users) => users.filter((u) => !u.disabled).forEach((u) => actsAs.append(h('option', { value: u.username, text: `${u.username} (${u.role})`, 'data-role': u.role })))).catch(() => {});
     const boxes = SCOPES.map((s) => {
-      const box = h('input', { type: 'checkbox', id: `scope-${s.id}`, value: s.id, 'data-testid': 'key-scope', 'data-scope': s.id, checked: s.id === 'sessions:create' || s.id === 'sessions:read' });
-      box.checked = s.id === 'sessions:create' || s.id === 'sessions:read';
+      const box = h('input', { type: 'checkbox', id: `scope-${s.id}`, value: s.id, 'data-testid': 'key-scope', 'data-scope': s.id });
       return { box, el: h('label', { class: 'check-row', for: `scope-${s.id}` }, box, h('span', { class: 'mono', text: s.id }), h('span', { class: 'muted', text: s.desc })) };
     });
+    // Only what the chosen account's role holds can be ticked: the broker
+    // refuses a key with more.
+    const fitScopes = () => {
+      const held = ROLE_SCOPES[actsAs.selectedOptions[0]?.dataset.role] ?? ROLE_SCOPES.admin;
+      for (const { box } of boxes) {
+        box.disabled = !held.includes(box.value);
+        if (box.disabled) box.checked = false;
+      }
+    };
+    for (const { box } of boxes) box.checked = DEFAULT_SCOPES.includes(box.value);
+    fitScopes();
+    actsAs.addEventListener('change', fitScopes);
     const error = errorBox();
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const create = h('button', { type: 'submit', form: 'key-form', class: 'btn btn-primary', 'data-testid': 'key-create' }, 'Create key');
@@ -294,7 +315,8 @@ export function mountKeys(main) {
         h('p', { class: 'field-hint', text: 'What the key is for, so you know what breaks if you revoke it.' })),
       h('div', { class: 'field' }, h('label', { for: 'key-user', class: 'label', text: 'Acts as' }), actsAs,
         h('p', { class: 'field-hint', text: 'Sessions it creates belong to this account; it can never do more than the account\u2019s role allows.' })),
-      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Scopes' }), h('div', { class: 'check-list' }, boxes.map((b) => b.el))));
+      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Scopes' }), h('div', { class: 'check-list' }, boxes.map((b) => b.el)),
+        h('p', { class: 'field-hint', text: 'Only the scopes the account\u2019s role holds can be chosen.' })));
     const m = modal({ title: 'New API key', content: form, footer: [cancel, create], testid: 'key-dialog', size: 'md' });
     cancel.addEventListener('click', () => m.close());
     name.focus();

@@ -109,6 +109,22 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     await page.locator('[data-testid="key-row"].is-muted', { hasText: 'ServiceNow production' }).waitFor();
     assert.equal((await call(broker, 'GET', '/api/v1/sessions', key)).status, 401, 'a revoked key is refused');
 
+    // A key that acts as a supervisor: only what a supervisor may do is offered.
+    assert.equal((await call(broker, 'POST', '/api/v1/users', broker.admin.api_key, { username: 'sue', role: 'supervisor', password: 'sue-password-12' })).status, 201);
+    await page.getByTestId('new-key').click();
+    await page.getByTestId('key-name').fill('Audit reports');
+    await page.getByTestId('key-user').locator('option[value="sue"]').waitFor({ state: 'attached' });
+    await page.getByTestId('key-user').selectOption('sue');
+    const scopeBox = (s) => page.locator(`[data-testid="key-scope"][data-scope="${s}"]`);
+    assert.equal(await scopeBox('sessions:create').isChecked(), false, 'sessions:create ticked for a supervisor');
+    assert.equal(await scopeBox('sessions:create').isDisabled(), true);
+    assert.equal(await scopeBox('sessions:read').isChecked(), true);
+    await page.screenshot({ path: join(artifacts, 'admin-key-dialog-supervisor.png') });
+    await page.getByTestId('key-create').click();
+    const audit = await page.getByTestId('shown-secret').textContent();
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    assert.equal((await call(broker, 'GET', '/api/v1/sessions', audit)).status, 200);
+
     // A webhook: refused field by field, then added with its secret shown once.
     await page.getByTestId('nav-webhooks').click();
     await page.getByTestId('new-webhook').click();
