@@ -464,6 +464,10 @@ func (a *API) sessionJSON(r *http.Request, names usernames, s *store.Session) se
 	if s.TicketID != "" {
 		out.Ticket = &ticketJSON{System: s.TicketSystem, ID: s.TicketID, URL: s.TicketURL, Title: s.TicketTitle}
 	}
+	if s.State == store.StateWaiting && !s.CodeExpiresAt.IsZero() {
+		exp := s.CodeExpiresAt // how long the user still has to join
+		out.CodeExpiresAt = &exp
+	}
 	if s.HostJSON != "" {
 		var h protocol.HostInfo
 		if json.Unmarshal([]byte(s.HostJSON), &h) == nil {
@@ -586,8 +590,6 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	out := a.sessionJSON(r, usernames{}, sess)
 	out.Code = code
 	out.JoinURL = a.cfg.PublicURL + "/join/" + code
-	exp := sess.CodeExpiresAt
-	out.CodeExpiresAt = &exp
 	writeJSON(w, http.StatusCreated, out)
 }
 

@@ -115,6 +115,15 @@ func TestAdminEndsAnotherTechniciansSession(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("create: %d %v", status, sess)
 	}
+	// While it waits, it says until when the user can join.
+	var got struct {
+		State         string    `json:"state"`
+		CodeExpiresAt time.Time `json:"code_expires_at"`
+	}
+	getJSON(t, ctx, b, api+"/sessions/"+sess["id"].(string), &got)
+	if got.State != "waiting" || time.Until(got.CodeExpiresAt) < 9*time.Minute {
+		t.Fatalf("waiting session %+v: want the code's expiry about 10 minutes ahead", got)
+	}
 	// The trail says who made the session, and for whom.
 	var trail struct {
 		Events []struct {
