@@ -49,6 +49,7 @@ type Joined struct {
 	input       *webrtc.DataChannel
 	perms       *protocol.Permissions              // the latest word on what the user allows
 	permsSeen   int                                // how many such words came
+	hadGrant    map[string]bool                    // what the user allowed at some point
 	refusal     error                              // the broker's latest error message
 	observers   []protocol.Person                  // supervisors watching read-only
 	lastControl map[string]protocol.ControlMessage // the latest message of each type
@@ -152,6 +153,12 @@ func (j *Joined) signaling() {
 				j.mu.Lock()
 				j.perms = &p
 				j.permsSeen++
+				if j.hadGrant == nil {
+					j.hadGrant = map[string]bool{}
+				}
+				for _, g := range p.Granted {
+					j.hadGrant[g] = true
+				}
 				j.notifyLocked()
 				j.mu.Unlock()
 			}
@@ -455,8 +462,15 @@ func (j *Joined) WaitPermissions(ctx context.Context, cond func(protocol.Permiss
 
 // ClosedBecause says why a channel for perm closed, if the user's word
 // (which may come a moment after the close) or the session's end tells:
-// "" if neither does within a second.
+// "" if neither does within a second, or if perm was never allowed (the
+// broker says why it refused).
 func (j *Joined) ClosedBecause(perm string) string {
+	j.mu.Lock()
+	had := j.hadGrant[perm]
+	j.mu.Unlock()
+	if !had {
+		return ""
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return p.Paused || !slices.Contains(p.Granted, perm) })
