@@ -23,6 +23,7 @@ type viewer struct {
 	person  protocol.Person
 	userID  int64         // the account it signed in as
 	keyID   string        // the API key it signed in with, if any
+	cutOff  bool          // its access was withdrawn: the host keeps nothing for its return
 	media   *relay.Viewer // nil until the viewer's media is set up
 	grants  []string      // what the user allowed this viewer
 	asked   bool          // the user has been asked to let this viewer in
@@ -129,7 +130,11 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	case reason != "timeout":
 		reason = "denied"
 	}
-	h.audit(l.id, actor, "consent."+reason, map[string]any{"viewer": v.person.Name, "requested": req.perms, "granted": granted})
+	detail := map[string]any{"viewer": v.person.Name, "requested": req.perms, "granted": granted}
+	if len(granted) > 0 && a.Reason == "remembered" {
+		detail["remembered"] = true // kept from before they left a moment ago; no question was put
+	}
+	h.audit(l.id, actor, "consent."+reason, detail)
 	h.log.Info("consent answered", "session", l.id, "viewer", v.person.Name, "answer", reason, "granted", strings.Join(granted, ","))
 
 	if v.media != nil {

@@ -757,8 +757,8 @@ func (h *Hub) leave(l *live, c *conn) {
 				delete(l.requests, id)
 			}
 		}
-		host, id := l.host, v.person.ID
-		go host.send(protocol.TypeViewerLeft, l.id, protocol.ViewerLeft{Viewer: id})
+		host, left := l.host, protocol.ViewerLeft{Viewer: v.person.ID, CutOff: v.cutOff}
+		go host.send(protocol.TypeViewerLeft, l.id, left)
 	}
 	wasObserver := l.viewers[c] != nil && slices.Contains(l.observersLocked(), l.viewers[c].person)
 	delete(l.viewers, c)
@@ -802,6 +802,7 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 	for _, l := range h.live {
 		for _, v := range l.viewers {
 			if match(v) {
+				v.cutOff = true
 				cuts = append(cuts, cut{l.id, v})
 			}
 		}

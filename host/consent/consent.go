@@ -108,6 +108,24 @@ type Manager struct {
 	// left holds those gone, whose questions may still be on their way.
 	withdraw map[string]map[*context.CancelCauseFunc]bool
 	left     map[string]bool
+	// away keeps what the user allowed technicians who left, for
+	// ReturnWithin: a reload of the console or the next viewer command is
+	// the same person coming back, not someone to ask again.
+	away map[person]awayGrants
+}
+
+// ReturnWithin is how long a technician who left keeps what the user
+// allowed them, should they come back (the broker's default wait for them).
+const ReturnWithin = 2 * time.Minute
+
+// person is who a technician is to the user, whatever their connection.
+type person struct{ name, role, org string }
+
+func personOf(p protocol.Person) person { return person{p.Name, p.Role, p.Org} }
+
+type awayGrants struct {
+	granted []string
+	since   time.Time
 }
 
 // New returns a Manager.
@@ -127,7 +145,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Show == nil {
 		cfg.Show = func(string) {}
 	}
-	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, waiting: cfg.Waiting, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{}}, nil
+	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, waiting: cfg.Waiting, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{},
+		away: map[person]awayGrants{}}, nil
 }
 
 // Start says the session has started: a technician is connected.
@@ -159,6 +178,9 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 		m.mu.Unlock()
 	}()
 
+	if answer, ok := m.welcomeBack(req); ok {
+		return answer
+	}
 	m.ask.Lock()
 	defer m.ask.Unlock()
 	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "granted"}
@@ -217,9 +239,49 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	return answer
 }
 
+// welcomeBack answers a question of a technician who left less than
+// ReturnWithin ago with what the user allowed them then, without asking:
+// a connection's first question with what it covers (the rest the user
+// declined or was never asked), a question for more only if it covers it
+// all. ok is false when the user is to be asked.
+func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnswer, bool) {
+	m.mu.Lock()
+	away, ok := m.away[personOf(req.Viewer)]
+	if !ok || time.Since(away.since) > ReturnWithin || m.left[req.Viewer.ID] {
+		m.mu.Unlock()
+		return protocol.ConsentAnswer{}, false
+	}
+	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "remembered"}
+	for _, p := range req.Permissions {
+		if slices.Contains(away.granted, p) {
+			answer.Granted = append(answer.Granted, p)
+		}
+	}
+	if len(answer.Granted) == 0 || req.More && len(answer.Granted) < len(req.Permissions) {
+		m.mu.Unlock()
+		return protocol.ConsentAnswer{}, false
+	}
+	v := m.viewers[req.Viewer.ID]
+	if v == nil {
+		v = &Viewer{Person: req.Viewer}
+		m.viewers[req.Viewer.ID] = v
+	}
+	for _, p := range answer.Granted {
+		if !slices.Contains(v.Granted, p) {
+			v.Granted = append(v.Granted, p)
+		}
+	}
+	m.mu.Unlock()
+	m.cfg.Logger.Info("technician came back: still allowed", "technician", req.Viewer.Name, "granted", strings.Join(answer.Granted, ","))
+	m.cfg.Show(m.Status())
+	return answer, true
+}
+
 // Left forgets a technician who left the session and withdraws the
-// questions they asked.
-func (m *Manager) Left(viewer string) {
+// questions they asked. What the user allowed them is kept for
+// ReturnWithin, unless the broker cut them off (their access was
+// withdrawn).
+func (m *Manager) Left(viewer string, cutOff bool) {
 	m.mu.Lock()
 	m.left[viewer] = true
 	for withdraw := range m.withdraw[viewer] {
@@ -227,6 +289,26 @@ func (m *Manager) Left(viewer string) {
 	}
 	v := m.viewers[viewer]
 	delete(m.viewers, viewer)
+	if v != nil {
+		who := personOf(v.Person)
+		away, ok := m.away[who]
+		switch {
+		case cutOff:
+			delete(m.away, who)
+		case len(v.Granted) > 0:
+			// Another connection of theirs may have left a moment ago with
+			// other grants: they keep both.
+			if !ok || time.Since(away.since) > ReturnWithin {
+				away.granted = nil
+			}
+			for _, p := range v.Granted {
+				if !slices.Contains(away.granted, p) {
+					away.granted = append(slices.Clone(away.granted), p)
+				}
+			}
+			m.away[who] = awayGrants{granted: away.granted, since: time.Now()}
+		}
+	}
 	m.mu.Unlock()
 	if v != nil {
 		m.cfg.Logger.Info("technician left", "technician", v.Person.Name)
@@ -272,6 +354,14 @@ func (m *Manager) Revoke(perm string) error {
 	for _, v := range m.viewers {
 		if i := slices.Index(v.Granted, perm); i >= 0 {
 			v.Granted = slices.Delete(v.Granted, i, i+1)
+			changed = true
+		}
+	}
+	// Those away lose it too: they do not get it back by returning.
+	for who, away := range m.away {
+		if i := slices.Index(away.granted, perm); i >= 0 {
+			away.granted = slices.Delete(slices.Clone(away.granted), i, i+1)
+			m.away[who] = away
 			changed = true
 		}
 	}

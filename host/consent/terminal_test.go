@@ -128,7 +128,7 @@ func TestQuestionWithdrawn(t *testing.T) {
 		}()
 	}
 	out.waitFor(t, "Allow? ", 1)
-	m.Left(lee.ID)
+	m.Left(lee.ID, false)
 	for range 2 {
 		select {
 		case a := <-answers:
@@ -256,7 +256,74 @@ func TestStatusPausedAfterTechnicianLeft(t *testing.T) {
 	<-done
 	io.WriteString(typed, "pause\n")
 	out.waitFor(t, "PAUSED", 1)
-	m.Left(lee.ID)
+	m.Left(lee.ID, false)
 	io.WriteString(typed, "status\n")
 	out.waitFor(t, "PAUSED: nothing is shared until you resume. No technician is connected.", 1)
+}
+
+// TestReturningTechnicianKeepsGrants: a technician who comes back soon
+// after leaving (a console reload, the next viewer command) keeps what the
+// user allowed, without a question; what the user revoked meanwhile stays
+// revoked, and one whose access was withdrawn is asked again.
+func TestReturningTechnicianKeepsGrants(t *testing.T) {
+	in, typed := io.Pipe()
+	defer typed.Close()
+	var out lockedBuffer
+	term := NewTerminal(in, &out)
+	m, err := New(Config{Prompter: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go term.Serve(ctx, m)
+	lee := func(id string) protocol.Person { return protocol.Person{ID: id, Name: "lee", Role: "technician"} }
+	ask := func(id string) protocol.ConsentAnswer {
+		return m.Handle(ctx, protocol.ConsentRequest{ID: "c_" + id, Viewer: lee(id), TimeoutSeconds: 60,
+			Permissions: []string{protocol.PermView, protocol.PermControl, protocol.PermClipboard}})
+	}
+	answered := make(chan protocol.ConsentAnswer, 1)
+	go func() { answered <- ask("v1") }()
+	out.waitFor(t, "Allow? ", 1)
+	io.WriteString(typed, "1 2\n")
+	if a := <-answered; !slices.Equal(a.Granted, []string{protocol.PermView, protocol.PermControl}) {
+		t.Fatalf("first answer %+v", a)
+	}
+
+	m.Left("v1", false)
+	if a := ask("v2"); a.Reason != "remembered" || !slices.Equal(a.Granted, []string{protocol.PermView, protocol.PermControl}) {
+		t.Fatalf("coming back: %+v, want view and control kept", a)
+	}
+	if !m.AllowedFor("v2", protocol.PermControl) {
+		t.Fatal("the returning connection may not control")
+	}
+	// A question for more that the memory covers in part is put whole.
+	go func() {
+		answered <- m.Handle(ctx, protocol.ConsentRequest{ID: "c_more", Viewer: lee("v2"), More: true, TimeoutSeconds: 60,
+			Permissions: []string{protocol.PermControl, protocol.PermShell}})
+	}()
+	out.waitFor(t, "Allow? ", 2)
+	io.WriteString(typed, "no\n")
+	if a := <-answered; a.Reason != "denied" {
+		t.Fatalf("a question for more: %+v, want the user asked", a)
+	}
+
+	m.Left("v2", false)
+	if err := m.Revoke(protocol.PermControl); err != nil {
+		t.Fatalf("revoking control from a technician who is away: %v", err)
+	}
+	if a := ask("v3"); a.Reason != "remembered" || !slices.Equal(a.Granted, []string{protocol.PermView}) {
+		t.Fatalf("coming back after a revoke: %+v, want view only", a)
+	}
+
+	m.Left("v3", true) // cut off by the broker: access withdrawn
+	go func() { answered <- ask("v4") }()
+	out.waitFor(t, "Allow? ", 3)
+	io.WriteString(typed, "no\n")
+	if a := <-answered; a.Reason != "denied" {
+		t.Fatalf("after being cut off: %+v, want the user asked (and saying no)", a)
+	}
+	if n := strings.Count(out.String(), "Allow? "); n != 3 {
+		t.Fatalf("%d questions, want 3:\n%s", n, out.String())
+	}
 }

@@ -570,7 +570,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			case protocol.TypeViewerLeft:
 				var left protocol.ViewerLeft
 				if protocol.DecodePayload(env, &left) == nil {
-					mgr.Left(left.Viewer)
+					mgr.Left(left.Viewer, left.CutOff)
 					if !mgr.Allowed(protocol.PermControl) {
 						inj.ReleaseAll() // no one left may hold a key down
 					}

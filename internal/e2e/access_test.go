@@ -65,6 +65,15 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 		t.Fatalf("the revoke also cut lee's console login: %s", byLogin.EndReason())
 	default:
 	}
+	// What the user allowed the key's connection is not kept for lee's
+	// return: a new connection is asked afresh.
+	fresh := joinAsked(t, ctx, b.login(t, ctx, "lee", "l3-expert-password"), j.ID, host, 4)
+	host.typeLine(t, "no")
+	select {
+	case <-fresh.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection the user turned away stayed")
+	}
 	if status, out := apiCall(t, hc, "PATCH", api+"/users/lee", b.admin.APIKey, `{"disabled":true}`, nil); status != 200 {
 		t.Fatalf("disable: %d %v", status, out)
 	}
@@ -73,9 +82,9 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	// The user's computer no longer shares anything with lee; the admin
 	// still sees the screen.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		from := len(host.stdout.String())
+		shown := host.stdout.String()
 		host.typeLine(t, "status")
-		out := host.waitOutput(t, "admin (admin)", strings.Count(host.stdout.String(), "admin (admin)")+1, 5*time.Second)[from:]
+		out := host.waitOutput(t, "admin (admin)", strings.Count(shown, "admin (admin)")+1, 5*time.Second)[len(shown):]
 		if !strings.Contains(out, "lee") {
 			break
 		}

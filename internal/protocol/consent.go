@@ -69,6 +69,10 @@ func (o *Observers) validate() error {
 // ViewerLeft tells the host that a technician is gone, with their grants.
 type ViewerLeft struct {
 	Viewer string `json:"viewer"`
+	// CutOff is set when the broker ended the connection because its
+	// access was withdrawn (account disabled, key revoked): what the user
+	// allowed it is not kept for a return.
+	CutOff bool `json:"cut_off,omitempty"`
 }
 
 func (v *ViewerLeft) validate() error { return limit("viewer", v.Viewer, MaxIDSize) }
@@ -133,7 +137,9 @@ type ConsentAnswer struct {
 	Granted []string `json:"granted"`
 	// Reason is "granted", "denied" or "timeout", for the audit trail;
 	// "withdrawn" when the technician who asked left, "not_shown" when the
-	// user's computer could not put the question (no decision of theirs).
+	// user's computer could not put the question (no decision of theirs),
+	// "remembered" when the technician came back soon after leaving and
+	// keeps what the user allowed them (no question was put).
 	Reason string `json:"reason"`
 }
 

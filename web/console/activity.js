@@ -41,6 +41,9 @@ export function describeEvent(e) {
       return { text: `The user was asked to allow ${list(d.permissions)}${viewer && viewer !== e.actor ? ` for ${viewer}` : ''}`, tone: 'ask', icon: 'hourglass' };
     case 'consent.granted': {
       const granted = Array.isArray(d.granted) ? d.granted : [];
+      if (d.remembered === true) {
+        return { text: `${viewer || 'The technician'} came back: still allowed ${list(granted)}`, tone: 'good', icon: 'shieldCheck' };
+      }
       const refused = (Array.isArray(d.requested) ? d.requested : []).filter((p) => !granted.includes(p));
       return refused.length
         ? { text: `The user allowed ${list(granted)}; declined ${list(refused)}`, tone: 'warn', icon: 'shieldHalf' }

@@ -309,10 +309,12 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     assert.deepEqual(witness.keys(from), ['Alt_L\u2193', 'Alt_L\u2191']);
     await page.keyboard.up('AltLeft');
 
-    // Back to the session: the user lets the technician in again.
+    // Back to the session at once: the technician keeps what the user
+    // allowed, without a new question.
+    const questions = host.out.stdout.split('Allow? ').length;
     await page.goto(session);
-    await answerNext(host, 'all');
     await goLive(page);
+    assert.equal(host.out.stdout.split('Allow? ').length, questions, 'the user was asked again');
     await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth === 1920, null, { timeout: 20_000 });
     await byId('mode-control').click();
     await controlEnabled(true);
