@@ -99,6 +99,8 @@ func main() {
 	flag.StringVar(&cfg.Organisation, "org", "", "organisation shown to users next to technicians' names, e.g. \"Acme IT\"")
 	flag.DurationVar(&cfg.LoginTTL, "login-ttl", 12*time.Hour, "longest a console login lasts")
 	flag.DurationVar(&cfg.LoginIdle, "login-idle", 30*time.Minute, "a console login unused for this long ends")
+	flag.StringVar(&cfg.TLSCertFile, "tls-cert", "", "certificate chain (PEM) to serve instead of the development CA's, e.g. from Let's Encrypt; read again when it changes")
+	flag.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key (PEM) of -tls-cert")
 	flag.StringVar(&cfg.HostBinary, "host-binary", "", "Linux host program offered on join pages (default: host next to the broker)")
 	flag.BoolVar(&cfg.Recording.Disabled, "no-record", false, "do not record sessions (by default every session is recorded, and one that cannot be is ended)")
 	flag.StringVar(&cfg.Recording.Dir, "recordings", "", "directory for session archives (default: recordings in the data directory)")
@@ -123,8 +125,13 @@ func main() {
 	}
 	if b.CreatedAdmin() {
 		fmt.Printf("First start: admin login and API key written to %s (readable by you only).\n", b.InitialAdminPath())
+	} else if _, err := os.Stat(b.InitialAdminPath()); err == nil {
+		// A first start that stopped early (a port in use) wrote it too.
+		fmt.Printf("The first admin login and API key are in %s: sign in, change the password, then delete the file.\n", b.InitialAdminPath())
 	}
-	fmt.Printf("Hosts and viewers trust the development CA with -ca %s\n", b.CAFile())
+	if b.CAFile() != "" {
+		fmt.Printf("Hosts and viewers trust the development CA with -ca %s\n", b.CAFile())
+	}
 	fmt.Printf("Console: %s/\n", b.URL())
 	if err := b.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)

@@ -59,6 +59,11 @@ type Config struct {
 	// LoginTTL and LoginIdle end console logins: at the latest after
 	// LoginTTL, and after LoginIdle without use (defaults 12 h, 30 min).
 	LoginTTL, LoginIdle time.Duration
+	// TLSCertFile and TLSKeyFile are the broker's own certificate chain and
+	// key (PEM), e.g. from the organisation's CA or Let's Encrypt, read
+	// again when they change. Without them the broker issues itself a
+	// certificate from a development CA it keeps in DataDir/certs.
+	TLSCertFile, TLSKeyFile string
 	// HostBinary is the Linux host program offered on join pages (default:
 	// "host" next to the broker's executable, as `make build` puts it).
 	HostBinary string
@@ -75,6 +80,9 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.UDPPort == 0 {
 		c.UDPPort = 8443
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("give both -tls-cert and -tls-key, or neither")
 	}
 	if c.UDPPort < 0 || c.UDPPort > 65535 {
 		return fmt.Errorf("UDP port %d is out of range", c.UDPPort)
@@ -118,6 +126,7 @@ type Broker struct {
 	newAdmin   bool
 	hostBinary string
 	lock       *os.File // held while the broker uses the data directory
+	certs      *certSource
 }
 
 // New opens storage, prepares certificates and listens. Run serves.
@@ -158,11 +167,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		public = "localhost"
 	}
 	hostname, _ := os.Hostname()
-	cert, caFile, err := certs.Dev(filepath.Join(cfg.DataDir, "certs"), []string{"localhost", "127.0.0.1", "::1", hostname, public}, cfg.Now())
-	if err != nil {
+	certSrc := &certSource{now: cfg.Now, certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
+	if cfg.TLSCertFile == "" {
+		certSrc.devDir = filepath.Join(cfg.DataDir, "certs")
+		certSrc.devNames = []string{"localhost", "127.0.0.1", "::1", hostname, public}
+		b.caFile = filepath.Join(certSrc.devDir, certs.CAFile)
+	}
+	if _, err := certSrc.get(); err != nil {
 		return nil, err
 	}
-	b.caFile = caFile
+	b.certs = certSrc
 
 	// Congestion control paces what is relayed to each viewer to what its
 	// link carries, and the relay asks the host for no more than the
@@ -219,9 +233,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(web.FS())))
 	mux.HandleFunc("GET /{$}", serveConsole)
 	mux.HandleFunc("GET /console", serveConsole)
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certSrc.get() }}
 	b.srv = &http.Server{
 		Handler:           securityHeaders(mux),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -275,7 +291,8 @@ func (b *Broker) CreateUser(ctx context.Context, username, password, role string
 // URL is the console's address.
 func (b *Broker) URL() string { return b.url }
 
-// CAFile is the development CA that clients pass with -ca.
+// CAFile is the development CA that clients pass with -ca; "" when the
+// broker serves a certificate of the admin's (clients trust it as is).
 func (b *Broker) CAFile() string { return b.caFile }
 
 // InitialAdminPath is where the first admin's credentials are written.

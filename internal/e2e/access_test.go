@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
@@ -147,5 +152,34 @@ func TestAdminEndsAnotherTechniciansSession(t *testing.T) {
 	status, out := apiCall(t, hc, "POST", api+"/sessions/"+sess["id"].(string)+"/end", b.admin.APIKey, "", nil)
 	if want := "An administrator (admin) ended the session."; status != 200 || out["end_reason"] != want {
 		t.Fatalf("end: %d %v, want end_reason %q", status, out, want)
+	}
+}
+
+// TestFirstStartStoppedEarly: a first start that stops on a port in use
+// has written the admin's login already; the next start says where it is.
+func TestFirstStartStoppedEarly(t *testing.T) {
+	bin := xtest.Build(t, "./broker")
+	data := t.TempDir()
+	busy, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := freeTCPPort(t)
+	out, err := exec.Command(bin, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-udp", fmt.Sprint(busy.LocalAddr().(*net.UDPAddr).Port), "-data", data).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("a broker on a UDP port in use: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-udp", fmt.Sprint(freeUDPPort(t)), "-data", data)
+	var stdout syncBuffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(stdout.String(), "Console:") })
+	want := "The first admin login and API key are in " + filepath.Join(data, server.InitialAdminFile)
+	if !strings.Contains(stdout.String(), want) {
+		t.Fatalf("the second start does not say where the admin login is:\n%s", stdout.String())
 	}
 }

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/certs"
+)
+
+// writePair issues a certificate for localhost from a development CA in
+// dir and writes it and its key where a broker's -tls-cert and -tls-key
+// would find them. It returns the CA's file.
+func writePair(t *testing.T, dir, certFile, keyFile string, now time.Time) string {
+	t.Helper()
+	c, caFile, err := certs.Dev(dir, []string{"localhost", "127.0.0.1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain []byte
+	for _, der := range c.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, chain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return caFile
+}
+
+// TestOwnCertificate: with -tls-cert and -tls-key the broker serves the
+// admin's certificate, which clients trust without -ca, and a renewed one
+// replaces it without a restart.
+func TestOwnCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker.key")
+	caFile := writePair(t, filepath.Join(dir, "ca"), certFile, keyFile, time.Now())
+	b, err := New(context.Background(), Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), UDPPort: udpPort(t),
+		TLSCertFile: certFile, TLSKeyFile: keyFile, Recording: RecordingConfig{Disabled: true}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if b.CAFile() != "" {
+		t.Errorf("a development CA is offered (%s) while the admin's certificate is served", b.CAFile())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "certs")); err == nil {
+		t.Error("a development CA was made though the admin gave a certificate")
+	}
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(caFile)
+	pool.AppendCertsFromPEM(caPEM)
+	served := func() *x509.Certificate {
+		t.Helper()
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(b.URL(), "https://"), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		if err != nil {
+			t.Fatalf("a client trusting the admin's CA: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0]
+	}
+	first := served()
+	if resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}).Get(b.URL() + "/api/v1/openapi.yaml"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HTTPS with the admin's certificate: %v", err)
+	}
+
+	// The certificate is renewed on disk: the broker serves the new one
+	// once it looks again, without a restart.
+	writePair(t, filepath.Join(dir, "ca"), certFile, keyFile, time.Now())
+	os.Chtimes(certFile, time.Now().Add(time.Minute), time.Now().Add(time.Minute))
+	b.certs.mu.Lock()
+	b.certs.checked = time.Time{} // as if a minute had passed
+	b.certs.mu.Unlock()
+	if renewed := served(); renewed.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatal("the renewed certificate is not served")
+	}
+}
+
+// TestDevCertificateRenewed: the development certificate is issued again
+// before it expires, for a broker that runs for months.
+func TestDevCertificateRenewed(t *testing.T) {
+	now := time.Now()
+	src := &certSource{now: func() time.Time { return now }, devDir: t.TempDir(), devNames: []string{"localhost"}}
+	first, err := src.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(30 * 24 * time.Hour)
+	if same, _ := src.get(); same != first {
+		t.Fatal("reissued a month into its 90 days")
+	}
+	now = first.Leaf.NotAfter.Add(-renewBefore + time.Hour)
+	renewed, err := src.get()
+	if err != nil || renewed == first || !renewed.Leaf.NotAfter.After(first.Leaf.NotAfter) {
+		t.Fatalf("near its end the certificate was not issued again: %v", err)
+	}
+}
+
+// TestBadCertificateFiles: files that are missing, expired or half a pair
+// stop the broker at start with a sentence that names them.
+func TestBadCertificateFiles(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker.key")
+	writePair(t, filepath.Join(dir, "old-ca"), certFile, keyFile, time.Now().Add(-200*24*time.Hour))
+	for _, c := range []struct {
+		cert, key, want string
+	}{
+		{certFile, keyFile, "expired on"},
+		{filepath.Join(dir, "missing.pem"), keyFile, "missing.pem"},
+		{certFile, "", "give both -tls-cert and -tls-key"},
+	} {
+		_, err := New(context.Background(), Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), UDPPort: udpPort(t),
+			TLSCertFile: c.cert, TLSKeyFile: c.key, Recording: RecordingConfig{Disabled: true}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("-tls-cert %q -tls-key %q: %v, want an error saying %q", c.cert, c.key, err, c.want)
+		}
+	}
+}
