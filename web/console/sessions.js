@@ -264,9 +264,11 @@ export function mountSessions(main, { navigate, user }) {
     }
     const s = latest.session;
     const code = String(s.code ?? '').replace(/\s+/g, '');
-    const origin = location.origin;
-    const command = `host -broker ${origin} ${code}`;
-    const joinUrl = s.join_url || `${origin}/join/${code}`;
+    // The broker's address as users reach it (-public-addr), which may not
+    // be the one this console was opened at.
+    const broker = s.join_url ? s.join_url.replace(/\/join\/[^/]*$/, '') : location.origin;
+    const command = `host -broker ${broker} ${code}`;
+    const joinUrl = s.join_url || `${broker}/join/${code}`;
     const state = latestState();
     const requested = sortPerms(s.permissions);
 
@@ -321,7 +323,8 @@ export function mountSessions(main, { navigate, user }) {
           h('div', { class: 'command' },
             icon('terminal', 15),
             h('code', { 'data-testid': 'host-command', text: command }),
-            copyButton(() => command, { label: 'Copy', className: 'btn btn-on-dark btn-sm' }))),
+            copyButton(() => command, { label: 'Copy', className: 'btn btn-on-dark btn-sm' })),
+          h('p', { class: 'share-hint', 'data-testid': 'host-command-hint', text: 'With the host already on their computer. While the broker uses its development certificate, add -ca with its CA file; the host from the join link has it built in.' })),
         h('div', { class: 'share-item' },
           h('div', { class: 'eyebrow', text: 'Or send the join link' }),
           h('div', { class: 'link-row' },
