@@ -46,6 +46,9 @@ func main() {
 		flag.PrintDefaults()
 	}
 	args := parseArgs(flag.CommandLine, os.Args[1:])
+	if cfg.FPS < 1 || cfg.FPS > 60 {
+		fail(fmt.Errorf("-fps %d: give 1 to 60 frames per second", cfg.FPS))
+	}
 
 	level := slog.LevelInfo
 	if verbose {

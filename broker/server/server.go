@@ -81,6 +81,9 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.UDPPort == 0 {
 		c.UDPPort = 8443
 	}
+	if c.Recording.RetentionDays < 0 {
+		return fmt.Errorf("-retention-days %d: give a number of days, or 0 to keep archives", c.Recording.RetentionDays)
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
 	}

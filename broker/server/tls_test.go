@@ -134,3 +134,13 @@ func TestBadCertificateFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestNegativeRetention: a negative number of days is a mistake to say,
+// not a quiet "keep everything".
+func TestNegativeRetention(t *testing.T) {
+	_, err := New(context.Background(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), UDPPort: udpPort(t),
+		Recording: RecordingConfig{RetentionDays: -5}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "-retention-days -5") {
+		t.Fatalf("-retention-days -5: %v", err)
+	}
+}
