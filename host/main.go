@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&cfg.FilesRoot, "files-root", "", "folder technicians may browse and fetch files from (default: your home folder)")
 	flag.StringVar(&cfg.FilesInbox, "files-inbox", "", "folder where files sent to you land (default: ~/Downloads/Tether)")
 	flag.Int64Var(&cfg.MaxFileSize, "max-file-size", 4<<30, "largest file a transfer may carry, in bytes")
-	flag.BoolVar(&verbose, "v", false, "verbose logging")
+	flag.BoolVar(&verbose, "v", false, "log what the host does, not only what goes wrong")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE.\nWithout CODE, the broker gives you one to read out to your technician.\n\n")
 		flag.PrintDefaults()
@@ -50,7 +50,9 @@ func main() {
 		fail(fmt.Errorf("-fps %d: give 1 to 60 frames per second", cfg.FPS))
 	}
 
-	level := slog.LevelInfo
+	// The terminal is the user's: it shows what they need to read, and
+	// the log only what went wrong, unless they ask for more (-v).
+	level := slog.LevelWarn
 	if verbose {
 		level = slog.LevelDebug
 	}
