@@ -21,16 +21,20 @@ func udpPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
+// testConfig is a broker on loopback with data in dir, no recording and no
+// log output.
+func testConfig(t *testing.T, dir string) Config {
+	return Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: udpPort(t), Recording: RecordingConfig{Disabled: true},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
 // A second broker on the same data directory would end the first one's
 // live sessions as interrupted; it must refuse to start instead, and say
 // which process holds the directory.
 func TestOneBrokerPerDataDir(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cfg := func() Config {
-		return Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: udpPort(t), Recording: RecordingConfig{Disabled: true},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	}
+	cfg := func() Config { return testConfig(t, dir) }
 	first, err := New(ctx, cfg())
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,8 +48,9 @@ func TestOwnCertificate(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker.key")
 	caFile := writePair(t, filepath.Join(dir, "ca"), certFile, keyFile, time.Now())
-	b, err := New(context.Background(), Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), UDPPort: udpPort(t),
-		TLSCertFile: certFile, TLSKeyFile: keyFile, Recording: RecordingConfig{Disabled: true}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.TLSCertFile, cfg.TLSKeyFile = certFile, keyFile
+	b, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +126,9 @@ func TestBadCertificateFiles(t *testing.T) {
 		{filepath.Join(dir, "missing.pem"), keyFile, "missing.pem"},
 		{certFile, "", "give both -tls-cert and -tls-key"},
 	} {
-		_, err := New(context.Background(), Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), UDPPort: udpPort(t),
-			TLSCertFile: c.cert, TLSKeyFile: c.key, Recording: RecordingConfig{Disabled: true}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		cfg := testConfig(t, filepath.Join(dir, "data"))
+		cfg.TLSCertFile, cfg.TLSKeyFile = c.cert, c.key
+		_, err := New(context.Background(), cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("-tls-cert %q -tls-key %q: %v, want an error saying %q", c.cert, c.key, err, c.want)
 		}
@@ -138,8 +138,9 @@ func TestBadCertificateFiles(t *testing.T) {
 // TestNegativeRetention: a negative number of days is a mistake to say,
 // not a quiet "keep everything".
 func TestNegativeRetention(t *testing.T) {
-	_, err := New(context.Background(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), UDPPort: udpPort(t),
-		Recording: RecordingConfig{RetentionDays: -5}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Recording = RecordingConfig{RetentionDays: -5}
+	_, err := New(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "-retention-days -5") {
 		t.Fatalf("-retention-days -5: %v", err)
 	}
