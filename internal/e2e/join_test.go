@@ -64,7 +64,9 @@ func TestJoinPage(t *testing.T) {
 	grouped := code[:3] + " " + code[3:6] + " " + code[6:]
 	for _, want := range []string{"<strong>admin</strong> from Acme IT is ready to help you", "INC-4242", "VPN drops every hour", grouped,
 		"see your screen", "use your mouse and keyboard", `href="/join/` + code + `/host"`, "cd ~/Downloads &amp;&amp; chmod +x tether-host-" + code,
-		"valid for another 10 minutes"} {
+		"valid for another 10 minutes",
+		// A user on another system learns what the download needs before a loader error tells them.
+		`data-testid="join-requirements"`, "Made for Debian 12 desktops", "libvpx7, libyuv0, libX11, libXext, libXtst, libXdamage and libXfixes"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("join page lacks %q", want)
 		}
