@@ -138,7 +138,8 @@ func TestJoinPage(t *testing.T) {
 }
 
 // TestJoinPageWithoutHostProgram: a broker that has no host program to
-// offer says so instead of a broken link.
+// offer says so instead of a broken link, and its steps do not tell the
+// user to download what is not there.
 func TestJoinPageWithoutHostProgram(t *testing.T) {
 	b := startBrokerWith(t, func(c *server.Config) { c.HostBinary = filepath.Join(t.TempDir(), "missing-host") })
 	hc := b.httpClient(t)
@@ -146,6 +147,18 @@ func TestJoinPageWithoutHostProgram(t *testing.T) {
 	resp, page := get(t, hc, s["join_url"].(string), linuxUA)
 	if resp.StatusCode != 200 || !strings.Contains(page, `data-testid="join-missing"`) || strings.Contains(page, `data-testid="join-download"`) {
 		t.Errorf("join page without a host program: %d", resp.StatusCode)
+	}
+	code := s["code"].(string)
+	grouped := code[:3] + " " + code[3:6] + " " + code[6:]
+	for _, want := range []string{"Get the Tether host from admin", "Ask admin how to get it, then run it with your code, " + grouped} {
+		if !strings.Contains(page, want) {
+			t.Errorf("join page without a host program lacks %q", want)
+		}
+	}
+	for _, wrong := range []string{"Download the Tether host", "below", "already filled in", "broker", `data-testid="join-requirements"`} {
+		if strings.Contains(page, wrong) {
+			t.Errorf("join page without a host program says %q", wrong)
+		}
 	}
 	if resp, page := get(t, hc, s["join_url"].(string)+"/host", linuxUA); resp.StatusCode != 404 || !strings.Contains(page, "does not offer the host program") {
 		t.Errorf("download without a host program: %d", resp.StatusCode)
