@@ -30,7 +30,7 @@ const usage = `Usage: viewer [global flags] COMMAND [flags]
 Commands:
   login                       log in as a person; the token is saved for later commands
   create [-ticket ID] [-ask view,control,...]
-                              create a support session and print its code
+                              create a support session and print its code and the link for the user
   join -session ID            watch a session until it ends (prints frame counts)
   screenshot -session ID -o out.png
                               save the current remote screen as PNG
@@ -198,7 +198,8 @@ func create(ctx context.Context, c *client.Client, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("session %s\ncode    %s (valid until %s)\nconsole %s\n", s.ID, s.Code, s.CodeExpiresAt.Local().Format(time.Kitchen), s.ConsoleURL)
+	fmt.Printf("session %s\ncode    %s (valid until %s)\nconsole %s\njoin    %s (send this link to the user: it offers the host with the code filled in)\n",
+		s.ID, s.Code, s.CodeExpiresAt.Local().Format(time.Kitchen), s.ConsoleURL, s.JoinURL)
 	return nil
 }
 

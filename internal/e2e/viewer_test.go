@@ -87,6 +87,10 @@ func TestViewerCLI(t *testing.T) {
 	if id == "" || len(code) < 9 {
 		t.Fatalf("create printed no session id or code:\n%s", out)
 	}
+	// The link to send the user, as the console offers it.
+	if !strings.Contains(out, "join    "+b.URL()+"/join/"+code+" ") {
+		t.Errorf("create printed no join link for the user:\n%s", out)
+	}
 	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), code)
 
 	png1 := filepath.Join(t.TempDir(), "screen.png")

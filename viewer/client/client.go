@@ -142,7 +142,10 @@ type SessionInfo struct {
 	Code          string    `json:"code"`
 	CodeExpiresAt time.Time `json:"code_expires_at"`
 	ConsoleURL    string    `json:"console_url"`
-	Ticket        *struct {
+	// JoinURL is the link for the user: it offers the host with the code
+	// filled in. Only the answer that creates a session carries it.
+	JoinURL string `json:"join_url"`
+	Ticket  *struct {
 		ID string `json:"id"`
 	} `json:"ticket"`
 	Host *struct {
