@@ -286,5 +286,9 @@ func screenshot(ctx context.Context, c *client.Client, args []string) error {
 
 func end(ctx context.Context, c *client.Client, args []string) error {
 	id := sessionFlag("end", args, nil)
-	return c.EndSession(ctx, id)
+	if err := c.EndSession(ctx, id); err != nil {
+		return err
+	}
+	fmt.Println("Ended session", id, "for everyone.")
+	return nil
 }

@@ -120,7 +120,7 @@ func TestViewerCLI(t *testing.T) {
 		t.Errorf("the user was asked %v, want view and clipboard", asked)
 	}
 
-	if out, err := run("", "end", "-session", id); err != nil {
+	if out, err := run("", "end", "-session", id); err != nil || !strings.Contains(out, "Ended session "+id+" for everyone.") {
 		t.Fatalf("end: %v\n%s", err, out)
 	}
 	if code := host.wait(t, 15*time.Second); code != 0 {
