@@ -29,6 +29,7 @@ const usage = `Usage: viewer [global flags] COMMAND [flags]
 
 Commands:
   login                       log in as a person; the token is saved for later commands
+  logout                      end the saved login and forget its token
   create [-ticket ID] [-ask view,control,...]
                               create a support session and print its code and the link for the user
   join -session ID            watch a session until it ends (prints frame counts)
@@ -67,6 +68,13 @@ func main() {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	if global.Arg(0) == "logout" {
+		// The saved login names its own broker: -broker is not needed.
+		if err := logout(*caFile, logger); err != nil {
+			fail(err)
+		}
+		return
+	}
 	u, err := dial.BrokerURL(*broker)
 	if err != nil {
 		fail(fmt.Errorf("%w (pass -broker)", err))
@@ -186,6 +194,58 @@ func login(ctx context.Context, c *client.Client, broker string) error {
 	}
 	fmt.Println("Logged in; token saved to", p)
 	return nil
+}
+
+// logout ends the saved login on its broker and forgets its token. The
+// token is forgotten even when the broker cannot be reached; the user is
+// then told that the login stays valid there until it expires.
+func logout(caFile string, logger *slog.Logger) error {
+	p, err := tokenPath()
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Println("No login is saved; there is nothing to log out of.")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		fmt.Printf("Removed the saved login token %s (it named no broker).\n", p)
+		return nil
+	}
+	broker, token := f[0], f[1]
+	ended := endLogin(broker, token, caFile, logger)
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	if ended != nil {
+		fmt.Printf("Logged out of %s: its token is removed from %s.\nThe broker could not be told (%v), so the login stays valid there until it expires.\n", broker, p, ended)
+		return nil
+	}
+	fmt.Printf("Logged out of %s: the broker ended the login, and its token is removed from %s.\n", broker, p)
+	return nil
+}
+
+// endLogin asks broker to end the login of token.
+func endLogin(broker, token, caFile string, logger *slog.Logger) error {
+	u, err := dial.BrokerURL(broker)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(client.Config{Broker: u, CAFile: caFile, Token: token, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return c.Logout(ctx)
 }
 
 func create(ctx context.Context, c *client.Client, args []string) error {

@@ -126,6 +126,32 @@ func TestViewerCLI(t *testing.T) {
 	if code := host.wait(t, 15*time.Second); code != 0 {
 		t.Fatalf("host exit code %d", code)
 	}
+
+	// Logging out ends the login on the broker and forgets it here; the
+	// saved login names its broker, so -broker is not needed.
+	tokenFile := filepath.Join(home, ".config", "tether", "token")
+	saved, err := os.ReadFile(tokenFile)
+	if f := strings.Fields(string(saved)); err != nil || len(f) != 2 {
+		t.Fatalf("saved login %q: %v", saved, err)
+	}
+	token := strings.Fields(string(saved))[1]
+	cmd = exec.Command(viewer, "-ca", b.CAFile(), "logout")
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=", "TETHER_BROKER=")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Logged out of "+b.URL()+": the broker ended the login") {
+		t.Fatalf("logout: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
+		t.Errorf("the login token is still saved after logout: %v", err)
+	}
+	if status, _ := apiCall(t, b.httpClient(t), "GET", b.URL()+"/api/v1/me", token, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("the token logged out of still works: %d", status)
+	}
+	if out, err := run("", "create"); err == nil || !strings.Contains(out, "Log in") {
+		t.Errorf("create after logout: %v\n%s", err, out)
+	}
+	if out, err := run("", "logout"); err != nil || !strings.Contains(out, "No login is saved") {
+		t.Errorf("logout with no login saved: %v\n%s", err, out)
+	}
 }
 
 // TestViewerAsksForWhatItNeeds: a session that did not ask for file

@@ -135,6 +135,15 @@ func (c *Client) Login(ctx context.Context, username, password string) (string, 
 	return out.Token, nil
 }
 
+// Logout ends the login whose token the client carries, on the broker:
+// the token is no use to anyone afterwards.
+func (c *Client) Logout(ctx context.Context) error {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/logout", nil, nil); err != nil {
+		return fmt.Errorf("log out: %w", err)
+	}
+	return nil
+}
+
 // SessionInfo is a session as the REST API describes it.
 type SessionInfo struct {
 	ID            string    `json:"id"`
