@@ -29,7 +29,7 @@ endef
 
 deps-build:
 	$(call need,$(BUILD_PKGS))
-	@command -v go >/dev/null || { echo "Go is missing: install Go 1.26 or newer into /usr/local/go"; exit 1; }
+	@command -v go >/dev/null || { echo "Go is missing: install Go 1.26.8 or newer into /usr/local/go"; exit 1; }
 
 deps-test: deps-build
 	$(call need,$(TEST_PKGS))

@@ -28,7 +28,7 @@ func verify(args []string) int {
 	data := fs.String("data", "data", "data directory whose public key to trust when -key is not given")
 	encFile := fs.String("encryption-key", "", "the archives' encryption key file, to check the event chain of an encrypted archive")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: broker verify [-key FILE] ARCHIVE\n\nChecks a session archive (its directory, or the zip the console downloads):\nthe manifest's signature, the SHA-256 of every part and the chain of events.jsonl.")
+		fmt.Fprintln(fs.Output(), "usage: broker verify [-key FILE] [-data DIR] [-encryption-key FILE] ARCHIVE\n\nChecks a session archive (its directory, or the zip the console downloads):\nthe manifest's signature, the SHA-256 of every part and the chain of events.jsonl.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
@@ -102,7 +102,7 @@ func main() {
 	flag.StringVar(&cfg.TLSCertFile, "tls-cert", "", "certificate chain (PEM) to serve instead of the development CA's, e.g. from Let's Encrypt; read again when it changes")
 	flag.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key (PEM) of -tls-cert")
 	flag.StringVar(&cfg.HostBinary, "host-binary", "", "Linux host program offered on join pages (default: host next to the broker)")
-	flag.BoolVar(&cfg.Recording.Disabled, "no-record", false, "do not record sessions (by default every session is recorded, and one that cannot be is ended)")
+	flag.BoolVar(&cfg.Recording.Disabled, "no-record", false, "do not record sessions (by default every session is recorded: one whose recording cannot start does not start, and one whose recording fails is ended)")
 	flag.StringVar(&cfg.Recording.Dir, "recordings", "", "directory for session archives (default: recordings in the data directory)")
 	flag.IntVar(&cfg.Recording.RetentionDays, "retention-days", 0, "delete archives this many days after they were sealed; 0 keeps them")
 	flag.BoolVar(&cfg.Recording.ShellInput, "record-shell-input", false, "record what technicians type in shells, not only the output")

@@ -57,7 +57,7 @@ func LoadEncryptionKey(path string) ([]byte, error) {
 	if key, err := base64.StdEncoding.DecodeString(text); err == nil && len(key) == EncryptionKeySize {
 		return key, nil
 	}
-	return nil, fmt.Errorf("recording encryption key %s must hold %d bytes as hex or base64 (e.g. from: openssl rand -hex 32)", path, EncryptionKeySize)
+	return nil, fmt.Errorf("recording encryption key %s must hold %d bytes as hex or base64 (e.g. from: (umask 077; openssl rand -hex 32 > KEYFILE))", path, EncryptionKeySize)
 }
 
 // partCipher encrypts one part's records in order.
