@@ -256,6 +256,17 @@ func (a *API) getRecording(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	}{toRecordingJSON(rec), m})
 }
 
+// writeUnreadable says why a part of an archive cannot be read: its key is
+// missing (the broker was started without -recording-encryption-key), or
+// otherwise.
+func writeUnreadable(w http.ResponseWriter, err error, otherwise string) {
+	if errors.Is(err, record.ErrNoKey) {
+		writeError(w, http.StatusInternalServerError, "archive_unreadable", "This archive is encrypted, and the broker was started without its key: start it with -recording-encryption-key.")
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "archive_unreadable", otherwise)
+}
+
 func (a *API) recordingEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	rec, dir, ok := a.recording(w, r, p)
 	if !ok {
@@ -268,7 +279,7 @@ func (a *API) recordingEvents(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	}
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "read events", "session", rec.Session, "err", err)
-		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The archive's events cannot be read; run verify.")
+		writeUnreadable(w, err, "The archive's events cannot be read; run verify.")
 		return
 	}
 	events, err := record.ReadEvents(bytes.NewReader(data), maxPlayerEvents)
@@ -307,7 +318,7 @@ func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	data, err := a.cfg.Recorder.ReadPart(r.PathValue("id"), m, name)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "read part", "part", name, "err", err)
-		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The part cannot be read; run verify.")
+		writeUnreadable(w, err, "The part cannot be read; run verify.")
 		return
 	}
 	switch {
