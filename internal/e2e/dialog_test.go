@@ -120,7 +120,7 @@ func TestConsentDialog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := startDesktopHost(t, ctx, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	d := startDesktopHost(t, ctx, display, "-v", "-broker", b.URL(), "-ca", b.CAFile(), sess.Code) // -v: its account is checked below
 
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
