@@ -217,7 +217,8 @@ test('a download cut by a reconnect resumes in the console', { timeout: 180_000 
   try {
     const page = await browser.newPage();
     const code = await openSession(page, broker, 'INC-RESUME');
-    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', join(home, 'in')] });
+    // -v: the host's log says where each transfer resumed.
+    const host = startHost(broker, code, display, { args: ['-v', '-files-root', home, '-files-inbox', join(home, 'in')] });
     await host.ready;
     await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
     await page.getByTestId('files-open').click();

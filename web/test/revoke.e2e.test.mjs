@@ -116,7 +116,8 @@ test('a download the user revokes and allows again at once resumes where it stop
   t.after(() => rmSync(home, { recursive: true, force: true }));
   const data = randomBytes(40 * 1024 * 1024);
   writeFileSync(join(home, 'app.log'), data);
-  const { page, host, pageErrors } = await liveSession(t, ['files'], ['-files-root', home, '-files-inbox', join(home, 'in')]);
+  // -v: the host's log says where each send started.
+  const { page, host, pageErrors } = await liveSession(t, ['files'], ['-v', '-files-root', home, '-files-inbox', join(home, 'in')]);
   const byId = (id) => page.getByTestId(id);
 
   await byId('files-open').click();
