@@ -885,3 +885,48 @@ func castEvents(t *testing.T, cast []byte) [][2]string {
 	}
 	return events
 }
+
+// TestEncryptedRecordingWithoutKey: a broker started again without the
+// recording encryption key says so when an archive is opened, instead of
+// calling it unreadable.
+func TestEncryptedRecordingWithoutKey(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bin := xtest.Build(t, "./broker")
+	dataDir := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "recording.key")
+	os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600)
+	bp := runBrokerProc(t, bin, dataDir, "-recording-encryption-key", keyFile)
+	u, _ := dial.BrokerURL(bp.url)
+	c, err := client.New(client.Config{Broker: u, CAFile: bp.ca, Token: bp.admin.APIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.CreateSession(ctx, "INC-NOKEY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", bp.url, "-ca", bp.ca, sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
+	}
+	c.EndSession(ctx, sess.ID)
+	j.Close()
+	host.wait(t, 15*time.Second)
+	waitRecording(t, newAPIClient(t, bp.url, bp.ca, bp.admin.APIKey), sess.ID, record.StateComplete)
+	bp.cmd.Process.Signal(syscall.SIGTERM)
+	bp.cmd.Wait()
+
+	bp2 := runBrokerProc(t, bin, dataDir)
+	api := newAPIClient(t, bp2.url, bp2.ca, bp.admin.APIKey)
+	code, out := apiCall(t, api.http, "GET", api.base+"/api/v1/recordings/"+sess.ID+"/events", bp.admin.APIKey, "", nil)
+	if e, _ := out["error"].(map[string]any); code != 500 || !strings.Contains(fmt.Sprint(e["message"]), "started without its key") {
+		t.Fatalf("events of an encrypted archive without the key: %d %v", code, out)
+	}
+}
