@@ -111,8 +111,7 @@ func main() {
 		// arguments without quotes.
 		cfg.Code = strings.Join(args, "")
 	case len(args) > 1:
-		flag.Usage()
-		os.Exit(2)
+		fail(fmt.Errorf("%q is not a support code: it is nine digits, like 482 193 075 (a letter O or l for 0 or 1 is a common slip)", strings.Join(args, " ")))
 	case joined.Code != "":
 		cfg.Code = joined.Code
 	default:
@@ -127,6 +126,11 @@ func main() {
 		}
 	}
 	cfg.Code = strings.ReplaceAll(strings.ReplaceAll(cfg.Code, " ", ""), "-", "")
+	// Checked here, before the broker counts a try against the user's
+	// network: a code is nine digits.
+	if !cfg.NewCode && (len(cfg.Code) != 9 || !allDigits([]string{cfg.Code})) {
+		fail(fmt.Errorf("%q is not a support code: it is nine digits, like 482 193 075 (a letter O or l for 0 or 1 is a common slip)", cfg.Code))
+	}
 	cfg.OnJoined = func(string) {
 		hideCode()
 		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
