@@ -222,21 +222,27 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 			m.mu.Unlock()
 			return protocol.ConsentAnswer{ID: req.ID, Reason: "withdrawn"}
 		}
-		v := m.viewers[req.Viewer.ID]
-		if v == nil {
-			v = &Viewer{Person: req.Viewer}
-			m.viewers[req.Viewer.ID] = v
-		}
-		for _, p := range answer.Granted {
-			if !slices.Contains(v.Granted, p) {
-				v.Granted = append(v.Granted, p)
-			}
-		}
+		m.grantLocked(req.Viewer, answer.Granted)
 		m.mu.Unlock()
 	}
 	m.cfg.Logger.Info("consent answered", "technician", req.Viewer.Name, "answer", answer.Reason, "granted", strings.Join(answer.Granted, ","))
 	m.cfg.Show(m.Status())
 	return answer
+}
+
+// grantLocked adds perms to what the technician's connection may do. m.mu
+// is held.
+func (m *Manager) grantLocked(who protocol.Person, perms []string) {
+	v := m.viewers[who.ID]
+	if v == nil {
+		v = &Viewer{Person: who}
+		m.viewers[who.ID] = v
+	}
+	for _, p := range perms {
+		if !slices.Contains(v.Granted, p) {
+			v.Granted = append(v.Granted, p)
+		}
+	}
 }
 
 // welcomeBack answers a question of a technician who left less than
@@ -261,16 +267,7 @@ func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnsw
 		m.mu.Unlock()
 		return protocol.ConsentAnswer{}, false
 	}
-	v := m.viewers[req.Viewer.ID]
-	if v == nil {
-		v = &Viewer{Person: req.Viewer}
-		m.viewers[req.Viewer.ID] = v
-	}
-	for _, p := range answer.Granted {
-		if !slices.Contains(v.Granted, p) {
-			v.Granted = append(v.Granted, p)
-		}
-	}
+	m.grantLocked(req.Viewer, answer.Granted)
 	m.mu.Unlock()
 	m.cfg.Logger.Info("technician came back: still allowed", "technician", req.Viewer.Name, "granted", strings.Join(answer.Granted, ","))
 	m.cfg.Show(m.Status())

@@ -586,6 +586,32 @@ type killableBroker struct {
 	admin server.InitialAdmin
 }
 
+// liveSession creates a session on the broker process, starts a host on
+// display with its code and joins it as the admin, returning once a frame
+// has arrived.
+func (bp *killableBroker) liveSession(t *testing.T, ctx context.Context, display, ticket string) (*client.Client, *client.SessionInfo, *client.Joined, *hostProc) {
+	t.Helper()
+	u, _ := dial.BrokerURL(bp.url)
+	c, err := client.New(client.Config{Broker: u, CAFile: bp.ca, Token: bp.admin.APIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.CreateSession(ctx, ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", bp.url, "-ca", bp.ca, sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
+	}
+	return c, sess, j, host
+}
+
 func runBrokerProc(t testing.TB, bin, dataDir string, extra ...string) *killableBroker {
 	t.Helper()
 	port := freeTCPPort(t)
@@ -656,24 +682,7 @@ func TestRecordingSurvivesKill(t *testing.T) {
 	bin := xtest.Build(t, "./broker")
 	dataDir := t.TempDir()
 	bp := runBrokerProc(t, bin, dataDir)
-	u, _ := dial.BrokerURL(bp.url)
-	c, err := client.New(client.Config{Broker: u, CAFile: bp.ca, Token: bp.admin.APIKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := c.CreateSession(ctx, "INC-KILL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHost(t, display, "-broker", bp.url, "-ca", bp.ca, sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
-	}
+	_, sess, j, _ := bp.liveSession(t, ctx, display, "INC-KILL")
 	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
 		t.Fatalf("take control: %v", err)
 	}
@@ -899,23 +908,7 @@ func TestEncryptedRecordingWithoutKey(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "recording.key")
 	os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600)
 	bp := runBrokerProc(t, bin, dataDir, "-recording-encryption-key", keyFile)
-	u, _ := dial.BrokerURL(bp.url)
-	c, err := client.New(client.Config{Broker: u, CAFile: bp.ca, Token: bp.admin.APIKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := c.CreateSession(ctx, "INC-NOKEY")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHost(t, display, "-broker", bp.url, "-ca", bp.ca, sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
-	}
+	c, sess, j, host := bp.liveSession(t, ctx, display, "INC-NOKEY")
 	c.EndSession(ctx, sess.ID)
 	j.Close()
 	host.wait(t, 15*time.Second)
