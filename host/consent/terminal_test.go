@@ -106,20 +106,30 @@ func TestTerminalAsksAgain(t *testing.T) {
 	out.waitFor(t, "Allowed: view, control.", 1)
 }
 
-// TestQuestionWithdrawn: when the technician who asked leaves, the question
-// closes, one of theirs still queued is never shown, and a late answer
-// shares nothing.
-func TestQuestionWithdrawn(t *testing.T) {
+// atTerminal is a consent manager asking on a terminal whose lines the
+// test types, as the user would, and whose output it reads; its commands
+// are served until the test ends.
+func atTerminal(t *testing.T) (m *Manager, typed *io.PipeWriter, out *lockedBuffer, ctx context.Context) {
+	t.Helper()
 	in, typed := io.Pipe()
-	defer typed.Close()
-	var out lockedBuffer
-	term := NewTerminal(in, &out)
-	m, err := New(Config{Prompter: term})
+	t.Cleanup(func() { typed.Close() })
+	out = &lockedBuffer{}
+	term := NewTerminal(in, out)
+	m, err := New(Config{Prompter: term, Show: term.Show})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	go term.Serve(ctx, m)
+	return m, typed, out, ctx
+}
+
+// TestQuestionWithdrawn: when the technician who asked leaves, the question
+// closes, one of theirs still queued is never shown, and a late answer
+// shares nothing.
+func TestQuestionWithdrawn(t *testing.T) {
+	m, _, out, ctx := atTerminal(t)
 	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
 	answers := make(chan protocol.ConsentAnswer, 2)
 	for _, id := range []string{"c1", "c2"} {
@@ -152,17 +162,7 @@ func TestQuestionWithdrawn(t *testing.T) {
 // console and a viewer command) is one person to the user, who may do
 // what either connection was allowed.
 func TestStatusNamesEachPersonOnce(t *testing.T) {
-	in, typed := io.Pipe()
-	defer typed.Close()
-	var out lockedBuffer
-	term := NewTerminal(in, &out)
-	m, err := New(Config{Prompter: term})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go term.Serve(ctx, nil)
+	m, typed, out, ctx := atTerminal(t)
 	for i, c := range []struct {
 		id, answer string
 		perms      []string
@@ -235,17 +235,7 @@ func TestCtrlDKeepsCommands(t *testing.T) {
 // technician left; "status" must still say the session is paused, not that
 // no one can see the computer as if nothing were held back.
 func TestStatusPausedAfterTechnicianLeft(t *testing.T) {
-	in, typed := io.Pipe()
-	defer typed.Close()
-	var out lockedBuffer
-	term := NewTerminal(in, &out)
-	m, err := New(Config{Prompter: term, Show: term.Show})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go term.Serve(ctx, m)
+	m, typed, out, ctx := atTerminal(t)
 	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
 	done := make(chan protocol.ConsentAnswer, 1)
 	go func() {
@@ -266,17 +256,7 @@ func TestStatusPausedAfterTechnicianLeft(t *testing.T) {
 // user allowed, without a question; what the user revoked meanwhile stays
 // revoked, and one whose access was withdrawn is asked again.
 func TestReturningTechnicianKeepsGrants(t *testing.T) {
-	in, typed := io.Pipe()
-	defer typed.Close()
-	var out lockedBuffer
-	term := NewTerminal(in, &out)
-	m, err := New(Config{Prompter: term})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go term.Serve(ctx, m)
+	m, typed, out, ctx := atTerminal(t)
 	lee := func(id string) protocol.Person { return protocol.Person{ID: id, Name: "lee", Role: "technician"} }
 	ask := func(id string) protocol.ConsentAnswer {
 		return m.Handle(ctx, protocol.ConsentRequest{ID: "c_" + id, Viewer: lee(id), TimeoutSeconds: 60,

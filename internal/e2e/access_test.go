@@ -28,12 +28,7 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	defer cancel()
 	c, j, host := askedSession(t, ctx, b, display)
 	allowView(t, ctx, j, host)
-	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Invite(ctx, j.ID, "lee", false); err != nil {
-		t.Fatal(err)
-	}
+	lee := colleague(t, ctx, b, c, j.ID)
 	hc := b.httpClient(t)
 	api := b.URL() + "/api/v1"
 	status, key := apiCall(t, hc, "POST", api+"/keys", b.admin.APIKey, `{"name":"lee's script","username":"lee","scopes":["sessions:read","sessions:join"]}`, nil)
@@ -47,16 +42,12 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	}
 	byKey := joinAsked(t, ctx, script, j.ID, host, 2)
 	allowView(t, ctx, byKey, host)
-	byLogin := joinAsked(t, ctx, b.login(t, ctx, "lee", "l3-expert-password"), j.ID, host, 3)
+	byLogin := joinAsked(t, ctx, lee, j.ID, host, 3)
 	allowView(t, ctx, byLogin, host)
 
 	cut := func(jn *client.Joined, want string) {
 		t.Helper()
-		select {
-		case <-jn.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the connection stayed up (%d frames); want it ended with %q", jn.Frames(), want)
-		}
+		turnedAway(t, jn, fmt.Sprintf("the connection (%d frames so far), which should end with %q,", jn.Frames(), want))
 		if got := jn.EndReason(); got != want {
 			t.Fatalf("told %q, want %q", got, want)
 		}
@@ -74,11 +65,7 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	// return: a new connection is asked afresh.
 	fresh := joinAsked(t, ctx, b.login(t, ctx, "lee", "l3-expert-password"), j.ID, host, 4)
 	host.typeLine(t, "no")
-	select {
-	case <-fresh.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the connection the user turned away stayed")
-	}
+	turnedAway(t, fresh, "the connection the user turned away")
 	if status, out := apiCall(t, hc, "PATCH", api+"/users/lee", b.admin.APIKey, `{"disabled":true}`, nil); status != 200 {
 		t.Fatalf("disable: %d %v", status, out)
 	}

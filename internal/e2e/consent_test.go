@@ -67,6 +67,30 @@ func allowView(t *testing.T, ctx context.Context, j *client.Joined, host *hostPr
 	}
 }
 
+// colleague makes lee a technician, has c invite lee to session id and
+// returns lee's signed-in client: a second person, whom the user is asked
+// about afresh.
+func colleague(t *testing.T, ctx context.Context, b *broker, c *client.Client, id string) *client.Client {
+	t.Helper()
+	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invite(ctx, id, "lee", false); err != nil {
+		t.Fatal(err)
+	}
+	return b.login(t, ctx, "lee", "l3-expert-password")
+}
+
+// turnedAway waits until the user's "no" (or the broker) has closed j.
+func turnedAway(t *testing.T, j *client.Joined, what string) {
+	t.Helper()
+	select {
+	case <-j.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s stayed", what)
+	}
+}
+
 func has(p protocol.Permissions, perms ...string) bool {
 	for _, x := range perms {
 		if !slices.Contains(p.Granted, x) {
@@ -138,19 +162,9 @@ func TestDeclineLaterConnection(t *testing.T) {
 
 	// A colleague's connection (the admin, back at once, would not be
 	// asked): the user says no.
-	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Invite(ctx, j.ID, "lee", false); err != nil {
-		t.Fatal(err)
-	}
-	again := joinAsked(t, ctx, b.login(t, ctx, "lee", "l3-expert-password"), j.ID, host, 2)
+	again := joinAsked(t, ctx, colleague(t, ctx, b, c, j.ID), j.ID, host, 2)
 	host.typeLine(t, "no")
-	select {
-	case <-again.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the declined connection stayed")
-	}
+	turnedAway(t, again, "the declined connection")
 	// Joining again fails if the session ended with the declined connection.
 	third, err := c.Join(ctx, j.ID)
 	if err != nil {

@@ -244,14 +244,9 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 	// A second question while the user is still answering the first is
 	// refused with the broker's reason, not left waiting. (A colleague: the
 	// admin, back at once, would not be asked.)
-	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.client(t).Invite(ctx, sess.ID, "lee", false); err != nil {
-		t.Fatal(err)
-	}
+	lee := colleague(t, ctx, b, b.client(t), sess.ID)
 	asked := strings.Count(host.stdout.String(), "Allow? ")
-	j, err := b.login(t, ctx, "lee", "l3-expert-password").Join(ctx, sess.ID)
+	j, err := lee.Join(ctx, sess.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
