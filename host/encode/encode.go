@@ -3,15 +3,17 @@
 // realtime mode, tuned for latency (no lag, CBR, keyframes only on request).
 //
 // Both libraries are reached through cgo, so building needs libvpx-dev and
-// libyuv-dev (libyuv has no pkg-config file; it is linked with -lyuv).
+// libyuv-dev. They are linked in statically: their shared libraries change
+// names from one distribution release to the next (libvpx.so.7 on Debian 12,
+// libvpx.so.9 on Ubuntu 24.04), and the host a join page offers must start
+// on whatever desktop the user has.
 //
 // Odd widths and heights are supported: the chroma planes are
 // (w+1)/2 x (h+1)/2, as libyuv and VP8 both handle.
 package encode
 
 /*
-#cgo pkg-config: vpx
-#cgo LDFLAGS: -lyuv
+#cgo LDFLAGS: -Wl,-Bstatic -lvpx -lyuv -Wl,-Bdynamic -lm -lpthread
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
