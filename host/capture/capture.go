@@ -79,6 +79,11 @@ type Capturer interface {
 // ErrNoDisplay is returned (wrapped) when no display is reachable.
 var ErrNoDisplay = errors.New("no display: DISPLAY is not set or the X server does not accept connections; run the host inside the user's graphical session (or start Xvfb) and set DISPLAY")
 
+// ErrWayland is returned (wrapped) when DISPLAY is the Xwayland server of a
+// Wayland session: there an X client sees only the windows of other X
+// clients, so the technician would get a black screen.
+var ErrWayland = errors.New("this desktop session uses Wayland, which does not let other programs see the screen: the technician would see only a black picture. Sign out, pick an Xorg session on the sign-in screen (on Ubuntu the gear button, \"Ubuntu on Xorg\"), sign in and run this again")
+
 // ErrNoMonitor is returned (wrapped) when the requested monitor index does
 // not exist.
 var ErrNoMonitor = errors.New("no such monitor")

@@ -186,6 +186,24 @@ func TestCaptureSeesChanges(t *testing.T) {
 	}
 }
 
+// TestWaylandSession: on the Xwayland server of a Wayland desktop (Ubuntu's
+// and Fedora's default) an X client sees only other X clients' windows;
+// both paths refuse it and say what the user can do, rather than share a
+// black screen.
+func TestWaylandSession(t *testing.T) {
+	t.Setenv("DISPLAY", xtest.StartXwayland(t))
+	for _, o := range openers {
+		c, err := o.open(0)
+		if err == nil {
+			c.Close()
+			t.Fatalf("%s: open succeeded on Xwayland", o.name)
+		}
+		if !errors.Is(err, ErrWayland) || !strings.Contains(err.Error(), "Xorg session") {
+			t.Errorf("%s: error %v, want one that says to sign in to an Xorg session", o.name, err)
+		}
+	}
+}
+
 func TestNoDisplay(t *testing.T) {
 	for _, tc := range []struct{ name, display string }{
 		{"unset", ""},

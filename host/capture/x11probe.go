@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"strings"
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/randr"
@@ -102,6 +103,9 @@ func probeMonitor(name string, display int) (image.Rectangle, error) {
 	if err != nil {
 		return image.Rectangle{}, err
 	}
+	if xwayland(conn, heads) {
+		return image.Rectangle{}, fmt.Errorf("X display %q: %w", name, ErrWayland)
+	}
 	if display >= len(heads) {
 		return image.Rectangle{}, fmt.Errorf("monitor %d on %q: %w (the display has %d)", display, name, ErrNoMonitor, len(heads))
 	}
@@ -113,6 +117,22 @@ func probeMonitor(name string, display int) (image.Rectangle, error) {
 		return image.Rectangle{}, fmt.Errorf("monitor %d on %q lies outside the %dx%d screen: %w", display, name, root.Dx(), root.Dy(), ErrNoMonitor)
 	}
 	return r, nil
+}
+
+// xwayland reports whether conn is to Xwayland: it has the XWAYLAND
+// extension (from Xwayland 23.1 on), or, before that, RandR outputs named
+// XWAYLAND0, XWAYLAND1 and so on.
+func xwayland(conn *xgb.Conn, heads []Display) bool {
+	const ext = "XWAYLAND"
+	if r, err := xproto.QueryExtension(conn, uint16(len(ext)), ext).Reply(); err == nil && r.Present {
+		return true
+	}
+	for _, h := range heads {
+		if strings.HasPrefix(h.Name, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // monitors lists the monitors of the default screen of conn.

@@ -36,7 +36,7 @@ func Open(display int) (Capturer, error) {
 	if err == nil {
 		return x, nil
 	}
-	if errors.Is(err, ErrNoDisplay) || errors.Is(err, ErrNoMonitor) {
+	if errors.Is(err, ErrNoDisplay) || errors.Is(err, ErrNoMonitor) || errors.Is(err, ErrWayland) {
 		// The portable path would fail the same way.
 		return nil, err
 	}

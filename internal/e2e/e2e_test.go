@@ -336,6 +336,8 @@ func TestHostErrors(t *testing.T) {
 		want    string
 	}{
 		{"no display", xtest.FreeDisplay(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "no display"},
+		// Ubuntu's and Fedora's default desktop: sharing it would show a black screen.
+		{"wayland desktop", xtest.StartXwayland(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "pick an Xorg session"},
 		{"broker unreachable", display, nil, []string{"-broker", unreachable, "-ca", b.CAFile(), fresh.Code}, "broker unreachable"},
 		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "does not trust"},
 		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "open shared folder"},

@@ -243,3 +243,57 @@ func StartPattern(tb testing.TB, display string, args ...string) {
 		}
 	})
 }
+
+// StartXwayland runs a headless Wayland compositor (weston) with Xwayland,
+// as an Ubuntu or Fedora desktop session has by default, and returns the
+// DISPLAY of its Xwayland server. Cleanup stops it.
+func StartXwayland(tb testing.TB) string {
+	tb.Helper()
+	if _, err := exec.LookPath("weston"); err != nil {
+		tb.Fatal("weston is not installed (Debian packages weston and xwayland): run `make test`, which installs them")
+	}
+	runtime := tb.TempDir() // weston wants XDG_RUNTIME_DIR private to its user
+	if err := os.Chmod(runtime, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command("weston", "--backend=headless-backend.so", "--xwayland", "--socket=tether-test", "--shell=kiosk-shell.so",
+		"--width=1280", "--height=720", "--idle-time=0")
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runtime)
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start weston: %v", err)
+	}
+	tb.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	// Weston names the X display it listens on; Xwayland itself starts
+	// when the first X client connects. The scanner reads weston's output
+	// to the end, so weston never blocks on a full pipe.
+	display := make(chan string, 1)
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if _, d, ok := strings.Cut(sc.Text(), "xserver listening on display "); ok {
+				display <- strings.TrimSpace(d)
+			}
+		}
+		close(display)
+	}()
+	select {
+	case d, ok := <-display:
+		if !ok {
+			tb.Fatalf("weston exited without starting Xwayland:\n%s", log.String())
+		}
+		return d
+	case <-time.After(20 * time.Second):
+		tb.Fatal("weston did not start Xwayland within 20 s")
+	}
+	return ""
+}
