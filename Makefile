@@ -7,6 +7,10 @@ TEST_PKGS  := xvfb xauth iproute2 nftables xdotool x11-utils x11-xserver-utils x
 # The file and shell benchmarks compare with scp and ssh to a private sshd.
 BENCH_PKGS := openssh-server openssh-client
 
+# The host refuses to run as root for another user (sudo, pkexec, doas);
+# under `sudo make test` every host the tests start would.
+unexport SUDO_UID PKEXEC_UID DOAS_USER
+
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: all build run test test-go test-web bench deps-build deps-test clean

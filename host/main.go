@@ -46,6 +46,9 @@ func main() {
 		flag.PrintDefaults()
 	}
 	args := parseArgs(flag.CommandLine, os.Args[1:])
+	if elevated() {
+		fail(errElevated)
+	}
 	if cfg.FPS < 1 || cfg.FPS > 60 {
 		fail(fmt.Errorf("-fps %d: give 1 to 60 frames per second", cfg.FPS))
 	}
@@ -147,6 +150,26 @@ func main() {
 	if dialog != nil {
 		dialog.Tell(context.Background(), "Tether: session ended", "The support session ended: "+reason, false)
 	}
+}
+
+// errElevated is why the host does not run as root for another user: the
+// technician's shell and file access have the rights of the account the
+// host runs as, and must never have more than the user's own.
+var errElevated = errors.New("run the host as yourself, without sudo: as the administrator, a technician's shell and file access would have full rights over this computer")
+
+// elevated reports whether the host runs as root on behalf of another
+// account (sudo, pkexec, doas). Someone signed in as root is sharing their
+// own account.
+func elevated() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	for _, v := range []string{"SUDO_UID", "PKEXEC_UID", "DOAS_USER"} {
+		if os.Getenv(v) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // errNoDesktop is why the host cannot ask without a terminal when zenity

@@ -376,6 +376,30 @@ func TestHostErrors(t *testing.T) {
 	}
 }
 
+// TestHostRefusesSudo: a user who runs the host with sudo (a common reflex
+// after "permission denied") would hand the technician a root shell; the
+// host stops before it uses the code and says to run it as themselves.
+func TestHostRefusesSudo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: sudo runs the host as root")
+	}
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	s, err := b.client(t).CreateSession(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []string{"SUDO_UID=1000", "PKEXEC_UID=1000", "DOAS_USER=alice"} {
+		h := runHostEnv(t, display, true, []string{env}, "-broker", b.URL(), "-ca", b.CAFile(), s.Code)
+		if code := h.wait(t, 20*time.Second); code == 0 || !strings.Contains(h.stderr.String(), "run the host as yourself, without sudo") {
+			t.Fatalf("%s: exit %d, stderr:\n%s", env, code, h.stderr.String())
+		}
+	}
+	// Root's own desktop session is the user's own account: it shares.
+	h := runHostEnv(t, display, true, nil, "-broker", b.URL(), "-ca", b.CAFile(), s.Code)
+	waitState(t, b.client(t), s.ID, "active", h)
+}
+
 func waitState(t *testing.T, c *client.Client, id, state string, h *hostProc) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
