@@ -245,21 +245,32 @@ func (m *Manager) grantLocked(who protocol.Person, perms []string) {
 	}
 }
 
-// welcomeBack answers a question of a technician who left less than
-// ReturnWithin ago with what the user allowed them then, without asking:
-// a connection's first question with what it covers (the rest the user
+// welcomeBack answers a question of a technician the user already allowed
+// things, on a connection that left less than ReturnWithin ago or on
+// another connection still here (a second console tab; the next viewer
+// command, whose question can reach the host before the news that the
+// last one left), with what the user allowed them, without asking: a
+// connection's first question with what it covers (the rest the user
 // declined or was never asked), a question for more only if it covers it
 // all. ok is false when the user is to be asked.
 func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnswer, bool) {
 	m.mu.Lock()
-	away, ok := m.away[personOf(req.Viewer)]
-	if !ok || time.Since(away.since) > ReturnWithin || m.left[req.Viewer.ID] {
-		m.mu.Unlock()
-		return protocol.ConsentAnswer{}, false
+	who := personOf(req.Viewer)
+	var known []string
+	if away, ok := m.away[who]; ok && time.Since(away.since) <= ReturnWithin {
+		known = away.granted
+	}
+	for id, v := range m.viewers {
+		if id != req.Viewer.ID && personOf(v.Person) == who {
+			known = append(slices.Clone(known), v.Granted...)
+		}
+	}
+	if m.left[req.Viewer.ID] {
+		known = nil
 	}
 	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "remembered"}
 	for _, p := range req.Permissions {
-		if slices.Contains(away.granted, p) {
+		if slices.Contains(known, p) {
 			answer.Granted = append(answer.Granted, p)
 		}
 	}

@@ -270,6 +270,13 @@ func TestReturningTechnicianKeepsGrants(t *testing.T) {
 		t.Fatalf("first answer %+v", a)
 	}
 
+	// A second connection while the first is still here (another console
+	// tab, or the next viewer command before the broker has said that
+	// the last one left) is the same person too.
+	if a := ask("v1b"); a.Reason != "remembered" || !slices.Equal(a.Granted, []string{protocol.PermView, protocol.PermControl}) {
+		t.Fatalf("a second connection: %+v, want view and control kept", a)
+	}
+	m.Left("v1b", false)
 	m.Left("v1", false)
 	if a := ask("v2"); a.Reason != "remembered" || !slices.Equal(a.Granted, []string{protocol.PermView, protocol.PermControl}) {
 		t.Fatalf("coming back: %+v, want view and control kept", a)
