@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -82,10 +83,62 @@ func verify(args []string) int {
 	return 0
 }
 
+// decrypt runs "broker decrypt -encryption-key FILE ARCHIVE OUTPUT": exit 0
+// when the readable copy is written, 1 when the archive is not intact, 2
+// when it cannot be decrypted (no key or the wrong one, an archive that is
+// not encrypted, an OUTPUT that exists). Nothing is written unless 0.
+func decrypt(args []string) int {
+	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
+	encFile := fs.String("encryption-key", "", "the archives' encryption key file (the broker's -recording-encryption-key)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: broker decrypt -encryption-key FILE ARCHIVE OUTPUT\n\nWrites a readable copy of an archive encrypted at rest (its directory, or the zip the console downloads):\na zip when OUTPUT ends in .zip, else a directory whose video-*.webm segments a media player opens.\nbroker verify checks the copy. An existing OUTPUT is never overwritten.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
+		if err == nil {
+			fs.Usage()
+		}
+		return 2
+	}
+	if *encFile == "" {
+		fmt.Fprintln(os.Stderr, "broker decrypt: give the key file the archive was encrypted with: -encryption-key FILE")
+		return 2
+	}
+	key, err := record.LoadEncryptionKey(*encFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker decrypt:", err)
+		return 2
+	}
+	archive, output := fs.Arg(0), fs.Arg(1)
+	report, err := record.Decrypt(archive, output, key)
+	switch {
+	case errors.Is(err, record.ErrNotIntact):
+		for _, p := range report.Problems {
+			fmt.Printf("FAILED    %s\n", p)
+		}
+		fmt.Fprintf(os.Stderr, "broker decrypt: %s is not intact, so no copy was written: keep it as it is, and download the archive again from the broker\n", archive)
+		return 1
+	case errors.Is(err, record.ErrOutputExists):
+		fmt.Fprintln(os.Stderr, "broker decrypt:", err)
+		return 2
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "broker decrypt: %s: %v\n", archive, err)
+		return 2
+	}
+	for _, p := range report.Warnings {
+		fmt.Printf("warning   %s\n", p)
+	}
+	fmt.Printf("decrypted %s to %s: %d parts; check it with broker verify %s\n", archive, output, report.PartsOK, output)
+	return 0
+}
+
 func main() {
 	rtc.TuneGC()
 	if len(os.Args) > 1 && os.Args[1] == "verify" {
 		os.Exit(verify(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "decrypt" {
+		os.Exit(decrypt(os.Args[2:]))
 	}
 	var cfg server.Config
 	var verbose bool
@@ -109,6 +162,12 @@ func main() {
 	flag.StringVar(&cfg.Recording.EncryptionKeyFile, "recording-encryption-key", "", "file with a 32-byte key (hex or base64, mode 0600) that encrypts archives at rest")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// A mistyped command must not start a broker on the default data
+		// directory.
+		fmt.Fprintf(os.Stderr, "broker: unknown command %q: the broker takes flags only (broker -h), and its commands are verify and decrypt\n", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	level := slog.LevelInfo
 	if verbose {

@@ -601,19 +601,18 @@ func TestUnwritableArchiveFails(t *testing.T) {
 	}
 }
 
-// TestEncryptedArchive: with a key, nothing readable is on disk, the
-// signature and hashes verify without the key, the chain with it, and the
-// parts read back through the key.
-func TestEncryptedArchive(t *testing.T) {
+// encryptedArchive records a short session with an encryption key: a
+// consent, video and a shell. It returns the archive, the
+// broker's public key and the encryption key.
+func encryptedArchive(t *testing.T, session string) (string, ed25519.PublicKey, []byte) {
+	t.Helper()
 	key := testKey(t)
-	pub := key.Public().(ed25519.PublicKey)
 	enc := bytes.Repeat([]byte{7}, EncryptionKeySize)
-	root := t.TempDir()
-	r, err := New(Config{Dir: root, Key: key, EncryptionKey: enc, SegmentDuration: time.Second})
+	r, err := New(Config{Dir: t.TempDir(), Key: key, EncryptionKey: enc, SegmentDuration: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := r.Start(Info{Session: "s_enc"})
+	s, err := r.Start(Info{Session: session})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,7 +628,14 @@ func TestEncryptedArchive(t *testing.T) {
 	if err := s.Finish("done"); err != nil {
 		t.Fatal(err)
 	}
-	dir := s.Dir()
+	return s.Dir(), key.Public().(ed25519.PublicKey), enc
+}
+
+// TestEncryptedArchive: with a key, nothing readable is on disk, the
+// signature and hashes verify without the key, the chain with it, and the
+// parts read back through the key.
+func TestEncryptedArchive(t *testing.T) {
+	dir, pub, enc := encryptedArchive(t, "s_enc")
 	for _, name := range []string{EventsFile, "shell-1.cast", "video-0001.webm"} {
 		data, _ := os.ReadFile(filepath.Join(dir, name))
 		for _, plain := range []string{"consent.granted", "whoami", "webm", "V_VP8"} {

@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,8 +36,11 @@ type Report struct {
 	TrustedKey bool      `json:"trusted_key"` // the signer is the key the caller trusts
 	// ChainUnchecked: the events are encrypted and no key was given, so
 	// their hash chain was not checked (their bytes' hashes were).
-	ChainUnchecked bool   `json:"chain_unchecked,omitempty"`
-	ManifestRaw    []byte `json:"-"`
+	ChainUnchecked bool `json:"chain_unchecked,omitempty"`
+	// Decrypted: a copy written by broker decrypt, whose parts other than
+	// the event log are checked against decrypted.json, not the signature.
+	Decrypted   bool   `json:"decrypted,omitempty"`
+	ManifestRaw []byte `json:"-"`
 }
 
 // OK reports whether nothing is wrong.
@@ -95,13 +99,31 @@ func VerifyWith(dir string, trusted ed25519.PublicKey, encKey []byte) (*Report, 
 	}
 
 	listed := map[string]bool{ManifestFile: true, SignatureFile: true}
+	clear, err := readDecrypted(dir)
+	switch {
+	case err != nil:
+		r.problem(DecryptedFile, "%v", err)
+		return r, nil
+	case clear != nil && !m.Encrypted:
+		r.problem(DecryptedFile, "the manifest says the archive was never encrypted")
+		return r, nil
+	case clear != nil:
+		r.Decrypted, listed[DecryptedFile] = true, true
+		r.warn(DecryptedFile, "a decrypted copy: the event log is checked against the signed manifest, the other parts only against decrypted.json, which the broker did not sign (verify the encrypted archive to prove them)")
+	}
 	for _, p := range m.Parts {
 		if !safeName(p.Name) {
 			r.problem(ManifestFile, "part name %q is not a plain file name", p.Name)
 			continue
 		}
 		listed[p.Name] = true
-		if verifyPart(r, dir, m, p, encKey) {
+		ok := false
+		if clear != nil {
+			ok = verifyClearPart(r, dir, m, p, clear)
+		} else {
+			ok = verifyPart(r, dir, m, p, encKey)
+		}
+		if ok {
 			r.PartsOK++
 		}
 	}
@@ -198,7 +220,7 @@ func verifyChain(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool
 		r.problem(p.Name, "%v", err)
 		return false
 	}
-	if m.Encrypted {
+	if m.Encrypted && encKey != nil {
 		var derr error
 		data, derr = decryptPart(encKey, p.Name, data)
 		if derr != nil && !errors.Is(derr, errTorn) {
@@ -223,6 +245,57 @@ func verifyChain(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool
 	}
 	if res.Partial {
 		r.warn(p.Name, "ends in an incomplete line (written when the broker stopped)")
+	}
+	return ok
+}
+
+// readDecrypted returns the clear parts a decrypted copy lists, by name,
+// or nil for an archive that is not one.
+func readDecrypted(dir string) (map[string]DecryptedPart, error) {
+	data, err := os.ReadFile(filepath.Join(dir, DecryptedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("unreadable: %w", err)
+	}
+	var d Decrypted
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("is not valid JSON: %v", err)
+	}
+	parts := make(map[string]DecryptedPart, len(d.Parts))
+	for _, p := range d.Parts {
+		parts[p.Name] = p
+	}
+	return parts, nil
+}
+
+// verifyClearPart checks one part of a decrypted copy: against the hash
+// decrypted.json gives, and for the event log its chain against the head
+// the manifest signs.
+func verifyClearPart(r *Report, dir string, m *Manifest, p Part, clear map[string]DecryptedPart) bool {
+	c, listed := clear[p.Name]
+	if !listed {
+		r.problem(p.Name, "is not listed in %s", DecryptedFile)
+		return false
+	}
+	size, sum, err := fileHash(filepath.Join(dir, p.Name))
+	if err != nil {
+		r.problem(p.Name, "missing: %v", errors.Unwrap(err))
+		return false
+	}
+	ok := true
+	if size != c.Size || sum != c.SHA256 {
+		r.problem(p.Name, "SHA-256 does not match %s: the content was changed after it was decrypted", DecryptedFile)
+		ok = false
+	}
+	if p.Kind == KindEvents {
+		ok = verifyChain(r, dir, m, p, nil) && ok
+		// A copy holds the sealed lines only: any more were added to it.
+		if r.EventLines > p.Lines {
+			r.problem(p.Name, "has %d chained lines, the manifest seals %d: lines were added after it was decrypted", r.EventLines, p.Lines)
+			ok = false
+		}
 	}
 	return ok
 }
@@ -253,6 +326,8 @@ func WriteReport(w io.Writer, dir string, r *Report) {
 		fmt.Fprintf(w, "FAILED    %s\n", p)
 	}
 	switch {
+	case r.OK() && r.Decrypted:
+		fmt.Fprintln(w, "verified (decrypted copy): signature and event chain are intact, and the other parts are as broker decrypt wrote them (only the encrypted archive proves they are the broker's)")
 	case r.OK() && r.ChainUnchecked:
 		fmt.Fprintln(w, "verified: signature and hashes are intact; the event chain was not checked (encrypted: pass -encryption-key)")
 	case r.OK():

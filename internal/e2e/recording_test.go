@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/at-wat/ebml-go"
+	"github.com/at-wat/ebml-go/webm"
+
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/dial"
@@ -793,8 +796,9 @@ func TestRecordingRetention(t *testing.T) {
 }
 
 // TestEncryptedRecording: with an encryption key configured, the archive
-// on disk is unreadable, the API still plays it, and `broker verify`
-// checks it with and without the key.
+// on disk is unreadable, the API still plays it, `broker verify` checks it
+// with and without the key, and `broker decrypt` turns the downloaded zip
+// into a copy that verifies and plays.
 func TestEncryptedRecording(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
@@ -841,6 +845,103 @@ func TestEncryptedRecording(t *testing.T) {
 	out, err = exec.Command(bin, "verify", "-data", dataDir, "-encryption-key", keyFile, archive).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "not checked") || !strings.Contains(string(out), "verified") {
 		t.Errorf("verify with the key: %v\n%s", err, out)
+	}
+
+	// The zip a supervisor downloads is decrypted away from the broker into
+	// a copy that verify checks and whose video a player opens.
+	var zipData []byte
+	if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/download", &zipData); code != 200 {
+		t.Fatalf("download: %d", code)
+	}
+	work := t.TempDir()
+	downloaded := filepath.Join(work, "tether-"+sess.ID+".zip")
+	os.WriteFile(downloaded, zipData, 0o600)
+	run := func(args ...string) (string, int) {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	clear := filepath.Join(work, "clear")
+	if out, code := run("decrypt", "-encryption-key", keyFile, downloaded, clear); code != 0 {
+		t.Fatalf("broker decrypt: exit %d\n%s", code, out)
+	}
+	if out, code := run("verify", "-data", dataDir, clear); code != 0 || !strings.Contains(out, "verified (decrypted copy)") {
+		t.Errorf("verify the decrypted copy: exit %d\n%s", code, out)
+	}
+	if events, _ := os.ReadFile(filepath.Join(clear, record.EventsFile)); !bytes.Contains(events, []byte("consent.granted")) {
+		t.Errorf("the decrypted events do not read in the clear:\n%.300s", events)
+	}
+	segments := 0
+	for _, p := range rec.Manifest.Parts {
+		if p.Kind != record.KindVideo {
+			continue
+		}
+		segments++
+		f, err := os.Open(filepath.Join(clear, p.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Header  webm.EBMLHeader `ebml:"EBML"`
+			Segment webm.Segment    `ebml:"Segment"`
+		}
+		err = ebml.Unmarshal(f, &doc)
+		f.Close()
+		frames := 0
+		for _, c := range doc.Segment.Cluster {
+			frames += len(c.SimpleBlock)
+		}
+		if err != nil || doc.Header.DocType != "webm" || len(doc.Segment.Tracks.TrackEntry) != 1 ||
+			doc.Segment.Tracks.TrackEntry[0].CodecID != "V_VP8" || int64(frames) != p.Frames {
+			t.Errorf("decrypted %s is not a playable WebM file of %d frames: %v, %q, %d frames", p.Name, p.Frames, err, doc.Header.DocType, frames)
+		}
+	}
+	if segments == 0 {
+		t.Error("the recording has no video")
+	}
+	zipped := filepath.Join(work, "clear.zip")
+	if out, code := run("decrypt", "-encryption-key", keyFile, downloaded, zipped); code != 0 {
+		t.Fatalf("broker decrypt to a zip: exit %d\n%s", code, out)
+	}
+	if out, code := run("verify", "-data", dataDir, zipped); code != 0 || !strings.Contains(out, "verified (decrypted copy)") {
+		t.Errorf("verify the zipped decrypted copy: exit %d\n%s", code, out)
+	}
+
+	// Refused, with a reason and nothing written: an output that exists,
+	// the wrong key, an archive that is not encrypted, a damaged download.
+	before, _ := os.ReadFile(zipped)
+	if out, code := run("decrypt", "-encryption-key", keyFile, downloaded, zipped); code != 2 || !strings.Contains(out, "already exists") {
+		t.Errorf("decrypt onto an existing file: exit %d\n%s", code, out)
+	}
+	if after, _ := os.ReadFile(zipped); !bytes.Equal(before, after) {
+		t.Error("an existing file was overwritten")
+	}
+	otherKey := filepath.Join(work, "other.key")
+	os.WriteFile(otherKey, []byte(strings.Repeat("a5", 32)+"\n"), 0o600)
+	if out, code := run("decrypt", "-encryption-key", otherKey, downloaded, filepath.Join(work, "wrong")); code != 2 || !strings.Contains(out, "encrypted with another one") {
+		t.Errorf("decrypt with the wrong key: exit %d\n%s", code, out)
+	}
+	if out, code := run("decrypt", "-encryption-key", keyFile, clear, filepath.Join(work, "again")); code != 2 || !strings.Contains(out, "already a decrypted copy") {
+		t.Errorf("decrypt a decrypted copy: exit %d\n%s", code, out)
+	}
+	damaged := bytes.Clone(zipData)
+	i := bytes.Index(damaged, []byte(sess.ID+"/video-0001.webm")) + 200 // inside the segment's bytes, past its zip header
+	damaged[i] ^= 1
+	damagedZip := filepath.Join(work, "damaged.zip")
+	os.WriteFile(damagedZip, damaged, 0o600)
+	if out, code := run("decrypt", "-encryption-key", keyFile, damagedZip, filepath.Join(work, "damaged")); code != 1 || !strings.Contains(out, "video-0001.webm") || !strings.Contains(out, "not intact") {
+		t.Errorf("decrypt a damaged download: exit %d\n%s", code, out)
+	}
+	for _, name := range []string{"wrong", "again", "damaged"} {
+		if _, err := os.Stat(filepath.Join(work, name)); err == nil {
+			t.Errorf("a refused decrypt wrote %s", name)
+		}
 	}
 }
 
