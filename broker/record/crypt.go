@@ -159,3 +159,43 @@ func OpenPart(dir string, m *Manifest, name string, key []byte) (io.ReadSeeker, 
 	}
 	return bytes.NewReader(data), nil
 }
+
+// KeyCheck is what CheckEncryptionKey found in a recordings directory.
+type KeyCheck struct {
+	Encrypted  int // archives encrypted at rest
+	Unreadable int // of those, the ones the key given cannot read (all of them without a key)
+}
+
+// CheckEncryptionKey counts the archives under dir that are encrypted at
+// rest, and those that key (nil: none) cannot read. A broker restarted
+// without its key, or with another one, records and starts as usual; this
+// lets it say so at start rather than when a supervisor cannot replay. It
+// reads each manifest and, with a key, the first record of each encrypted
+// event log only, so it stays cheap with many archives.
+func CheckEncryptionKey(dir string, key []byte) (KeyCheck, error) {
+	var c KeyCheck
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("list recordings: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !sessionIDPattern.MatchString(e.Name()) {
+			continue
+		}
+		archive := filepath.Join(dir, e.Name())
+		m, _, err := ReadManifest(archive)
+		if err != nil || !m.Encrypted {
+			continue
+		}
+		c.Encrypted++
+		if key == nil {
+			c.Unreadable++
+		} else if ok, err := firstRecordOpens(filepath.Join(archive, EventsFile), EventsFile, key); err == nil && !ok {
+			c.Unreadable++
+		}
+	}
+	return c, nil
+}

@@ -705,3 +705,26 @@ func TestLoadEncryptionKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckEncryptionKey: the start-up check counts the encrypted archives
+// a broker cannot read, without its key or with another one.
+func TestCheckEncryptionKey(t *testing.T) {
+	dir, _, enc := encryptedArchive(t, "s_chk")
+	root := filepath.Dir(dir)
+	for _, c := range []struct {
+		what string
+		key  []byte
+		want KeyCheck
+	}{
+		{"no key", nil, KeyCheck{Encrypted: 1, Unreadable: 1}},
+		{"its key", enc, KeyCheck{Encrypted: 1}},
+		{"another key", bytes.Repeat([]byte{8}, EncryptionKeySize), KeyCheck{Encrypted: 1, Unreadable: 1}},
+	} {
+		if got, err := CheckEncryptionKey(root, c.key); err != nil || got != c.want {
+			t.Errorf("%s: %+v %v, want %+v", c.what, got, err, c.want)
+		}
+	}
+	if got, err := CheckEncryptionKey(filepath.Join(root, "none"), nil); err != nil || got != (KeyCheck{}) {
+		t.Errorf("no recordings yet: %+v %v", got, err)
+	}
+}

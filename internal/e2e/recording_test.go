@@ -583,10 +583,12 @@ func fill(t *testing.T, path string) {
 
 // killableBroker is bin/broker running as its own process, to be killed.
 type killableBroker struct {
-	cmd   *exec.Cmd
-	url   string
-	ca    string
-	admin server.InitialAdmin
+	cmd    *exec.Cmd
+	url    string
+	ca     string
+	admin  server.InitialAdmin
+	stdout *syncBuffer // what it printed on the terminal
+	stderr *syncBuffer // its log
 }
 
 // liveSession creates a session on the broker process, starts a host on
@@ -634,14 +636,14 @@ func runBrokerProc(t testing.TB, bin, dataDir string, extra ...string) *killable
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	ready := make(chan struct{})
+	stdout := &syncBuffer{}
 	go func() {
 		buf := make([]byte, 4096)
-		var seen string
 		started := false
 		for {
 			n, err := out.Read(buf)
-			seen += string(buf[:n])
-			if !started && strings.Contains(seen, "Console:") {
+			stdout.Write(buf[:n])
+			if !started && strings.Contains(stdout.String(), "Console:") {
 				started = true
 				close(ready)
 			}
@@ -655,7 +657,7 @@ func runBrokerProc(t testing.TB, bin, dataDir string, extra ...string) *killable
 	case <-time.After(20 * time.Second):
 		t.Fatalf("broker did not start:\n%s", stderr.String())
 	}
-	p := &killableBroker{cmd: cmd, url: fmt.Sprintf("https://localhost:%d", port), ca: filepath.Join(dataDir, "certs", "ca.pem")}
+	p := &killableBroker{cmd: cmd, url: fmt.Sprintf("https://localhost:%d", port), ca: filepath.Join(dataDir, "certs", "ca.pem"), stdout: stdout, stderr: &stderr}
 	data, err := os.ReadFile(filepath.Join(dataDir, server.InitialAdminFile))
 	if err != nil {
 		t.Fatal(err)
@@ -997,7 +999,8 @@ func castEvents(t *testing.T, cast []byte) [][2]string {
 }
 
 // TestEncryptedRecordingWithoutKey: a broker started again without the
-// recording encryption key says so when an archive is opened, instead of
+// recording encryption key, or with another one, warns at start and names
+// the flag to pass; and it says so when an archive is opened, instead of
 // calling it unreadable.
 func TestEncryptedRecordingWithoutKey(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
@@ -1009,6 +1012,9 @@ func TestEncryptedRecordingWithoutKey(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "recording.key")
 	os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600)
 	bp := runBrokerProc(t, bin, dataDir, "-recording-encryption-key", keyFile)
+	if strings.Contains(bp.stdout.String(), "Warning") {
+		t.Errorf("a first start with the key warns:\n%s", bp.stdout)
+	}
 	c, sess, j, host := bp.liveSession(t, ctx, display, "INC-NOKEY")
 	c.EndSession(ctx, sess.ID)
 	j.Close()
@@ -1018,9 +1024,33 @@ func TestEncryptedRecordingWithoutKey(t *testing.T) {
 	bp.cmd.Wait()
 
 	bp2 := runBrokerProc(t, bin, dataDir)
+	if out := bp2.stdout.String(); !strings.Contains(out, "Warning: the broker was started without a recording encryption key, but "+filepath.Join(dataDir, "recordings")+" holds an encrypted recording") ||
+		!strings.Contains(out, "Restart the broker with -recording-encryption-key") {
+		t.Errorf("a start without the key does not warn on the terminal:\n%s", out)
+	}
+	if log := bp2.stderr.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "encrypted recordings the broker cannot read") {
+		t.Errorf("a start without the key does not log a warning:\n%s", log)
+	}
 	api := newAPIClient(t, bp2.url, bp2.ca, bp.admin.APIKey)
 	code, out := apiCall(t, api.http, "GET", api.base+"/api/v1/recordings/"+sess.ID+"/events", bp.admin.APIKey, "", nil)
 	if e, _ := out["error"].(map[string]any); code != 500 || !strings.Contains(fmt.Sprint(e["message"]), "started without its key") {
 		t.Fatalf("events of an encrypted archive without the key: %d %v", code, out)
+	}
+	bp2.cmd.Process.Signal(syscall.SIGTERM)
+	bp2.cmd.Wait()
+
+	otherKey := filepath.Join(t.TempDir(), "other.key")
+	os.WriteFile(otherKey, []byte(strings.Repeat("a5", 32)+"\n"), 0o600)
+	bp3 := runBrokerProc(t, bin, dataDir, "-recording-encryption-key", otherKey)
+	if out := bp3.stdout.String(); !strings.Contains(out, "holds an encrypted recording that the key in "+otherKey+" does not open") ||
+		!strings.Contains(out, "Restart the broker with -recording-encryption-key") {
+		t.Errorf("a start with another key does not warn:\n%s", out)
+	}
+	bp3.cmd.Process.Signal(syscall.SIGTERM)
+	bp3.cmd.Wait()
+
+	bp4 := runBrokerProc(t, bin, dataDir, "-recording-encryption-key", keyFile)
+	if strings.Contains(bp4.stdout.String(), "Warning") || strings.Contains(bp4.stderr.String(), "level=WARN") {
+		t.Errorf("a start with the right key warns:\n%s\n%s", bp4.stdout, bp4.stderr)
 	}
 }
