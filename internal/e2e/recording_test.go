@@ -1028,8 +1028,17 @@ func TestEncryptedRecordingWithoutKey(t *testing.T) {
 		!strings.Contains(out, "Restart the broker with -recording-encryption-key") {
 		t.Errorf("a start without the key does not warn on the terminal:\n%s", out)
 	}
-	if log := bp2.stderr.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "encrypted recordings the broker cannot read") {
-		t.Errorf("a start without the key does not log a warning:\n%s", log)
+	// The log reaches the test through a pipe of its own, which may lag
+	// behind the terminal's.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		log := bp2.stderr.String()
+		if strings.Contains(log, "level=WARN") && strings.Contains(log, "encrypted recordings the broker cannot read") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("a start without the key does not log a warning:\n%s", log)
+			break
+		}
 	}
 	api := newAPIClient(t, bp2.url, bp2.ca, bp.admin.APIKey)
 	code, out := apiCall(t, api.http, "GET", api.base+"/api/v1/recordings/"+sess.ID+"/events", bp.admin.APIKey, "", nil)
