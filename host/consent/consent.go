@@ -45,7 +45,7 @@ func question(req protocol.ConsentRequest) string {
 	if req.Ticket != "" {
 		q += " for ticket " + req.Ticket
 	}
-	return q
+	return protocol.Printable(q) // the words come from the broker
 }
 
 // ErrNoFrontEnd is returned when there is no way to ask the user.
@@ -483,10 +483,10 @@ func (m *Manager) Status() string {
 		// sees nothing until the user resumes.
 		return "PAUSED: nothing is shared until you resume. No technician is connected."
 	case m.paused:
-		return "PAUSED: nothing is shared until you resume. " + strings.Join(who, "; ") + "."
+		return "PAUSED: nothing is shared until you resume. " + protocol.Printable(strings.Join(who, "; ")) + "."
 	case len(who) == 0:
 		return "No one can see or control your computer."
 	default:
-		return "Shared: " + strings.Join(who, "; ") + "."
+		return "Shared: " + protocol.Printable(strings.Join(who, "; ")) + "."
 	}
 }

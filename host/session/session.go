@@ -579,7 +579,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				var ended protocol.Ended
 				protocol.DecodePayload(env, &ended)
 				log.Info("session ended", "reason", ended.Reason)
-				return toUser(ended.Reason), nil
+				return protocol.Printable(toUser(ended.Reason)), nil
 			case protocol.TypeError:
 				log.Warn("broker reported an error", "err", dial.AsRemoteError(env))
 			}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"log/slog"
 	"net"
@@ -373,6 +374,54 @@ func TestHostErrors(t *testing.T) {
 	}
 	if s, err := c.Session(ctx, fresh.ID); err != nil || s.State != "ended" || !strings.Contains(s.EndReason, "expired before the user joined") {
 		t.Fatalf("the failed hosts' session is %+v, %v; want ended unjoined", s, err)
+	}
+}
+
+// TestEndReasonIsPlainText: the reason a technician gives for ending
+// reaches the user's terminal and the trail as words, never as terminal
+// commands: an escape sequence could retitle the user's terminal, recolour
+// it or, through OSC 52, write their clipboard, though they allowed
+// nothing of the kind. The session still ends.
+func TestEndReasonIsPlainText(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	c := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, tt := range []struct{ reason, want string }{
+		{"fixed the printer", "Session ended: The technician ended the session: fixed the printer"},
+		{"bye\x1b]0;PWNED\x07\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[31mRED", "Session ended: The technician ended the session."},
+	} {
+		sess, err := c.CreateSession(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+		j, err := c.Join(ctx, sess.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, sess.ID, "active", host)
+		if err := j.End(tt.reason); err != nil {
+			t.Fatal(err)
+		}
+		host.wait(t, 15*time.Second)
+		j.Close()
+		if out := host.stdout.String(); !strings.Contains(out, tt.want) || strings.Contains(out, "\x1b") || strings.Contains(out, "PWNED") {
+			t.Errorf("reason %q: the user's terminal shows %q, want %q", tt.reason, out, tt.want)
+		}
+		var trail struct {
+			Events []struct {
+				Type   string
+				Detail map[string]any
+			}
+		}
+		getJSON(t, ctx, b, b.URL()+"/api/v1/sessions/"+sess.ID+"/events", &trail)
+		for _, e := range trail.Events {
+			if e.Type == "session.ended" && strings.ContainsAny(fmt.Sprint(e.Detail["reason"]), "\x1b\x07") {
+				t.Errorf("the trail keeps the escape sequence: %q", e.Detail["reason"])
+			}
+		}
 	}
 }
 

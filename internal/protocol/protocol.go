@@ -286,7 +286,7 @@ func (s *State) validate() error {
 }
 
 func (e *Ended) validate() error { return limit("reason", e.Reason, MaxTextSize) }
-func (e *End) validate() error   { return limit("reason", e.Reason, MaxTextSize) }
+func (e *End) validate() error   { return checkText("reason", e.Reason, MaxTextSize) }
 func (e *ErrorPayload) validate() error {
 	return errors.Join(limit("code", e.Code, MaxIDSize), limit("message", e.Message, MaxTextSize))
 }
