@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -492,7 +491,7 @@ const (
 // checkText reports whether s is valid text of at most max bytes without
 // control characters.
 func checkText(s string, max int) bool {
-	return len(s) <= max && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+	return len(s) <= max && utf8.ValidString(s) && !strings.ContainsFunc(s, protocol.Unprintable)
 }
 
 // checkTicket validates a ticket reference field by field; required means

@@ -42,6 +42,9 @@ func TestCheckName(t *testing.T) {
 		{`a\b`, "linux", false},
 		{"nul\x00", "linux", false},
 		{"tab\tname", "linux", false},
+		{"evil\u202etxt.sh", "linux", false}, // shows as "evilhs.txt"
+		{"next\u0085line", "linux", false},
+		{"\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.txt", "linux", true}, // Persian needs its zero-width non-joiner
 		{strings.Repeat("x", 256), "linux", false},
 		{"\xff\xfe", "linux", false},
 	} {

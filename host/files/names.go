@@ -36,10 +36,10 @@ func CheckName(name, goos string) error {
 	case strings.ContainsAny(name, `/\`):
 		return fmt.Errorf("%w: %q contains a path separator", ErrPath, name)
 	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: %q contains a control character", ErrPath, name)
-		}
+	// A direction mark would make "evil\u202etxt.sh" read "evilhs.txt"
+	// where the user sees it arrive.
+	if strings.ContainsFunc(name, protocol.Unprintable) {
+		return fmt.Errorf("%w: %q contains a control character or a text direction mark", ErrPath, name)
 	}
 	if goos == "windows" {
 		if strings.ContainsAny(name, `<>:"|?*`) {

@@ -26,6 +26,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"POST", "/sessions", `{"ticket":{"system":"service now","id":"INC-1","url":"javascript:alert(1)","title":"` + long + `"}}`, 400, "invalid_request", []string{"ticket.system", "ticket.url", "ticket.title"}},
 		{"POST", "/sessions", `{"ticket":{"id":"","title":"orphan title"}}`, 400, "ticket_required", []string{"ticket.id"}},
 		{"POST", "/sessions", `{"ticket":{"id":"INC-\u0007"}}`, 400, "invalid_ticket", []string{"ticket.id"}},
+		// A direction mark makes the ticket read otherwise in the user's consent question.
+		{"POST", "/sessions", `{"ticket":{"id":"INC-7\u202e21-CNI"}}`, 400, "invalid_ticket", []string{"ticket.id"}},
 		{"POST", "/sessions", `{"technician":"nobody"}`, 400, "invalid_technician", []string{"technician"}},
 		{"POST", "/sessions", `{"code_ttl_seconds":999999,"permissions":["view","view"]}`, 400, "invalid_request", []string{"code_ttl_seconds", "permissions"}},
 		{"POST", "/sessions", `{"ticket":{"id":"INC-1"},"code_ttl_seconds":0}`, 400, "invalid_code_ttl", []string{"code_ttl_seconds"}},

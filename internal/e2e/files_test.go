@@ -396,6 +396,7 @@ func TestFileRefusals(t *testing.T) {
 		{"..", protocol.FileErrPath},
 		{"a\x00b", protocol.FileErrPath},
 		{"bad\nname", protocol.FileErrPath},
+		{"invoice\u202efdp.exe", protocol.FileErrPath}, // reads "invoiceexe.pdf"
 	} {
 		_, err := f.Push(ctx, src, tt.name, nil)
 		var fe *client.FileError
