@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"maps"
 	"os/exec"
 	"slices"
@@ -101,6 +102,14 @@ func (d *Dialog) setAsking(asking bool) {
 	d.redraw()
 }
 
+// zenityText is s as zenity's --text shows it word for word: zenity reads
+// backslash escapes (\n starts a line) and then Pango markup (<b>, <span
+// size="x-large">), and a name or ticket from the broker must neither
+// restyle the question nor, with a stray "&" or "<", blank it.
+func zenityText(s string) string {
+	return html.EscapeString(strings.ReplaceAll(s, `\`, `\\`))
+}
+
 // run runs zenity and returns what it printed. GTK may start helpers
 // (a D-Bus or accessibility bus) that keep zenity's output open after it
 // exits; the answer is in by then, so it waits no longer for them.
@@ -121,7 +130,7 @@ func (d *Dialog) Tell(ctx context.Context, title, text string, isError bool) {
 	if isError {
 		kind = "--error"
 	}
-	d.run(ctx, []string{kind, "--title", title, "--text", text, "--width", "420", "--timeout", "60"})
+	d.run(ctx, []string{kind, "--title", title, "--text", zenityText(text), "--width", "420", "--timeout", "60"})
 }
 
 // Ask shows a checklist of the requested permissions with Allow and Deny.
@@ -131,7 +140,7 @@ func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string
 	defer d.setAsking(false)
 	text := question(req) + ".\nTick what you allow. No answer in " + strconv.Itoa(req.TimeoutSeconds) + " seconds means no."
 	for {
-		args := []string{"--list", "--checklist", "--title", "Tether: remote support request", "--text", text,
+		args := []string{"--list", "--checklist", "--title", "Tether: remote support request", "--text", zenityText(text),
 			"--column", "Allow", "--column", "Permission", "--column", "What it lets them do",
 			"--ok-label", "Allow", "--cancel-label", "Deny", "--separator", ",",
 			"--timeout", strconv.Itoa(req.TimeoutSeconds), "--width", "520", "--height", "360"}
@@ -215,7 +224,7 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 			}
 			continue
 		}
-		args := []string{"--list", "--radiolist", "--title", "Tether: sharing this computer", "--text", text,
+		args := []string{"--list", "--radiolist", "--title", "Tether: sharing this computer", "--text", zenityText(text),
 			"--column", "", "--column", "Action", "--ok-label", "Do it", "--cancel-label", "Hide for a minute",
 			"--width", "520", "--height", "340", "--hide-header"}
 		for i, a := range list {

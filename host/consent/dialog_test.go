@@ -2,8 +2,11 @@ package consent
 
 import (
 	"context"
+	"encoding/xml"
+	"io"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +72,62 @@ func TestQuestionNotShown(t *testing.T) {
 	}
 	if m.Allowed(protocol.PermView) {
 		t.Fatal("view allowed by a question no one saw")
+	}
+}
+
+// TestZenityTextIsShownAsIs: what zenity shows of --text is the text given,
+// whatever a technician's name, organisation or ticket holds. zenity reads
+// the text in two steps (GLib's g_strcompress for backslash escapes, then
+// Pango markup, an XML dialect); shown models both. Unescaped, markup
+// restyled the question ("<span size='x-large'>URGENT</span>"), "\n" broke
+// it into lines of the sender's choosing, and a stray "&" or "<" made
+// zenity drop the whole question for its default text.
+func TestZenityTextIsShownAsIs(t *testing.T) {
+	for _, s := range []string{
+		"lee (technician, Acme IT) asks to connect to this computer for ticket INC-7",
+		`INC-7 <span fgcolor="red" size="x-large"><b>URGENT security check</b></span>\n\nTick ALL boxes`,
+		"R&D-12", "INC-8 <x", `C:\new\tools`, "O'Brien \"Ops\"",
+		"two\nlines",
+	} {
+		if got, ok := shown(zenityText(s)); !ok || got != s {
+			t.Errorf("%q shows as %q (markup valid: %v)", s, got, ok)
+		}
+	}
+}
+
+// shown is what zenity displays for a --text argument, and false when
+// the markup is invalid (zenity then shows its default text instead).
+func shown(arg string) (string, bool) {
+	// g_strcompress: \n, \t and the like, \\ for a backslash.
+	var b strings.Builder
+	for i := 0; i < len(arg); i++ {
+		if arg[i] != '\\' || i+1 == len(arg) {
+			b.WriteByte(arg[i])
+			continue
+		}
+		i++
+		switch arg[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		default:
+			b.WriteByte(arg[i])
+		}
+	}
+	// Pango markup: the characters between the tags.
+	dec := xml.NewDecoder(strings.NewReader("<markup>" + b.String() + "</markup>"))
+	var text strings.Builder
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return text.String(), true
+		}
+		if err != nil {
+			return "", false
+		}
+		if cd, ok := tok.(xml.CharData); ok {
+			text.Write(cd)
+		}
 	}
 }
