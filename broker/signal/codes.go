@@ -109,16 +109,42 @@ func remoteIP(r *http.Request) string {
 // AllowCode applies the limits on code attempts to one attempt from each
 // of keys (a source, an account) and to all sources together.
 func (h *Hub) AllowCode(keys ...string) error {
+	_, err := h.takeCode(keys...)
+	return err
+}
+
+// takeCode is AllowCode for an attempt whose code is looked up next:
+// giveBack returns the attempt when the code turns out not to be a guess
+// (see guessed), so that people opening their own links, ten in one
+// office behind one address, never use up the allowance that stops
+// someone trying codes. Every attempt takes its share first: an address
+// out of attempts is refused before its code is looked at, right or not.
+func (h *Hub) takeCode(keys ...string) (giveBack func(), err error) {
 	now := h.cfg.Now()
 	var wait time.Duration
+	var taken []func()
 	for _, key := range keys {
-		wait = max(wait, h.codes.Take(key, now))
+		d, give := h.codes.Reserve(key, now)
+		wait, taken = max(wait, d), append(taken, give)
 	}
-	wait = max(wait, limit.Take(h.global, now))
+	d, give := limit.Reserve(h.global, now)
+	wait, taken = max(wait, d), append(taken, give)
 	if wait > 0 {
-		return &RateLimitError{RetryAfter: wait}
+		return nil, &RateLimitError{RetryAfter: wait}
 	}
-	return nil
+	return func() {
+		for _, give := range taken {
+			give()
+		}
+	}, nil
+}
+
+// guessed reports whether a code attempt that ended with err counts
+// against the limits: a wrong or expired code does. A right code does
+// not, nor one already used (the user opening their link again once the
+// host has joined): such codes are not found by guessing, they were given.
+func guessed(err error) bool {
+	return err != nil && !errors.Is(err, store.ErrCodeUsed)
 }
 
 // AuditCode records one code attempt; the code itself is never recorded.
@@ -132,13 +158,18 @@ func (h *Hub) AuditCode(r *http.Request, via, outcome, session, actor string) {
 }
 
 // PeekCode returns the session a technician-issued code would join, for
-// the join page, counting as an attempt. It never uses the code.
+// the join page, counting as an attempt when the code is wrong or expired.
+// It never uses the code.
 func (h *Hub) PeekCode(r *http.Request, code string) (*store.Session, error) {
-	if err := h.AllowCode("ip:" + limit.Source(r)); err != nil {
+	giveBack, err := h.takeCode("ip:" + limit.Source(r))
+	if err != nil {
 		h.AuditCode(r, "join_page", "rate_limited", "", "")
 		return nil, err
 	}
 	sess, err := h.cfg.Store.PeekCode(r.Context(), auth.HashToken(code), h.cfg.Now())
+	if !guessed(err) {
+		giveBack()
+	}
 	h.AuditCode(r, "join_page", codeOutcome(err), sessionID(sess), "")
 	return sess, err
 }
@@ -165,14 +196,19 @@ func codeOutcome(err error) string {
 	}
 }
 
-// redeem checks a host's code; on failure it tells the host why.
+// redeem checks a host's code; on failure it tells the host why. Like the
+// join page, only a wrong or expired code counts as an attempt.
 func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, bool) {
-	if err := h.AllowCode("ip:" + limit.Source(r)); err != nil {
+	giveBack, err := h.takeCode("ip:" + limit.Source(r))
+	if err != nil {
 		h.AuditCode(r, "host", "rate_limited", "", "")
 		h.refuse(c, protocol.CodeRateLimited, "Too many code attempts from your network. Wait a minute and try again.")
 		return nil, false
 	}
 	sess, err := h.cfg.Store.RedeemCode(r.Context(), auth.HashToken(code), h.cfg.Now())
+	if !guessed(err) {
+		giveBack()
+	}
 	h.AuditCode(r, "host", codeOutcome(err), sessionID(sess), "")
 	switch {
 	case err == nil:
@@ -331,9 +367,10 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 // ClaimCode lets a technician take the host waiting with code: a session
 // is created for them and the ticket, and the host joins it. Only codes
 // issued to hosts can be claimed; fails with ErrCodeUnknown or a
-// *RateLimitError.
+// *RateLimitError. Only a claim of a wrong code counts as an attempt.
 func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket, perms []string) (*store.Session, error) {
-	if err := h.AllowCode("ip:"+limit.Source(r), "user:"+tech.Username); err != nil {
+	giveBack, err := h.takeCode("ip:"+limit.Source(r), "user:"+tech.Username)
+	if err != nil {
 		h.AuditCode(r, "console", "rate_limited", "", tech.Username)
 		return nil, err
 	}
@@ -375,6 +412,7 @@ func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket
 		p.claimed <- nil
 		return nil, err
 	}
+	giveBack() // the code was right: the claim is no guess
 	h.AuditCode(r, "console", "ok", sess.ID, tech.Username)
 	h.log.Info("code claimed", "session", sess.ID, "user", tech.Username, "ticket", t.ID)
 	h.audit(sess.ID, tech.Username, "session.created", map[string]any{"technician": tech.Username, "ticket": t.ID, "initiated_by": "user"})

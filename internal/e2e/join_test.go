@@ -164,3 +164,68 @@ func TestJoinPageWithoutHostProgram(t *testing.T) {
 		t.Errorf("download without a host program: %d", resp.StatusCode)
 	}
 }
+
+// TestOneOfficeJoins: twelve users behind one office address open their
+// join links, download the host and connect with it within a minute: none
+// of them is turned away, since a right code is no guess. Someone at that
+// address trying codes is still stopped after ten wrong ones, and is then
+// refused even a right code until the Retry-After, so that a guess cannot
+// be told right from wrong.
+func TestOneOfficeJoins(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBrokerWith(t, func(c *server.Config) { c.HostBinary = xtest.Build(t, "./host") })
+	hc := b.httpClient(t)
+	newSession := func(ticket string) (id, code string) {
+		t.Helper()
+		status, s := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"`+ticket+`"}}`, nil)
+		if status != 201 {
+			t.Fatalf("create: %d %v", status, s)
+		}
+		return s["id"].(string), s["code"].(string)
+	}
+
+	const users = 12 // more than the ten attempts an address has in a minute
+	ids, codes := make([]string, users), make([]string, users)
+	for i := range users {
+		ids[i], codes[i] = newSession(fmt.Sprintf("INC-%d", 100+i))
+		join := b.URL() + "/join/" + codes[i]
+		if resp, page := get(t, hc, join, linuxUA); resp.StatusCode != 200 {
+			t.Fatalf("user %d's join page: %d\n%s", i+1, resp.StatusCode, page)
+		}
+		if resp, _ := get(t, hc, join+"/host", linuxUA); resp.StatusCode != 200 {
+			t.Fatalf("user %d's host download: %d", i+1, resp.StatusCode)
+		}
+	}
+	// Each runs the host with their code: the same count, over the WebSocket.
+	hosts := make([]*hostProc, users)
+	for i := range users {
+		hosts[i] = startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), codes[i])
+	}
+	for i := range users {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, s := apiCall(t, hc, "GET", b.URL()+"/api/v1/sessions/"+ids[i], b.admin.APIKey, "", nil)
+			if s["state"] == "active" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("user %d's host did not join: session %v\n%s", i+1, s["state"], hosts[i].stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// Someone at the same address guessing: ten wrong codes, then 429.
+	for i := range 10 {
+		if resp, _ := get(t, hc, fmt.Sprintf("%s/join/%09d", b.URL(), 300000000+i), linuxUA); resp.StatusCode != 404 {
+			t.Fatalf("wrong code %d: %d, want 404", i+1, resp.StatusCode)
+		}
+	}
+	if resp, _ := get(t, hc, b.URL()+"/join/300000010", linuxUA); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the eleventh wrong code in a row: %d, Retry-After %q; want 429 with one", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_, code := newSession("INC-200")
+	if resp, page := get(t, hc, b.URL()+"/join/"+code, linuxUA); resp.StatusCode != 429 || !strings.Contains(page, "Too many") {
+		t.Errorf("a right code from an address out of attempts: %d, want the same 429 as a wrong one", resp.StatusCode)
+	}
+}

@@ -32,12 +32,20 @@ func Source(r *http.Request) string {
 // Take takes one attempt from lim if there is one; otherwise it says how
 // long until there is, taking nothing.
 func Take(lim *rate.Limiter, now time.Time) time.Duration {
-	r := lim.ReserveN(now, 1)
-	d := r.DelayFrom(now)
-	if d > 0 {
-		r.CancelAt(now)
-	}
+	d, _ := Reserve(lim, now)
 	return d
+}
+
+// Reserve is Take for an attempt that may turn out not to count (a support
+// code that was right): giveBack returns it to lim. It does nothing when
+// nothing was taken.
+func Reserve(lim *rate.Limiter, now time.Time) (wait time.Duration, giveBack func()) {
+	r := lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, func() {}
+	}
+	return 0, func() { r.CancelAt(now) }
 }
 
 // Keyed is a token bucket per key: perMinute attempts a minute, burst at
@@ -62,6 +70,13 @@ func New(perMinute, burst int) *Keyed {
 // while more than maxKeys sources are all being limited (an attack from
 // many addresses), a new one waits a minute.
 func (k *Keyed) Take(key string, now time.Time) time.Duration {
+	d, _ := k.Reserve(key, now)
+	return d
+}
+
+// Reserve is Take for an attempt that may turn out not to count:
+// giveBack returns it to key's budget.
+func (k *Keyed) Reserve(key string, now time.Time) (wait time.Duration, giveBack func()) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	lim := k.lims[key]
@@ -76,11 +91,11 @@ func (k *Keyed) Take(key string, now time.Time) time.Duration {
 				}
 			}
 			if len(k.lims) >= maxKeys {
-				return time.Minute
+				return time.Minute, func() {}
 			}
 		}
 		lim = rate.NewLimiter(rate.Limit(float64(k.perMinute)/60), k.burst)
 		k.lims[key] = lim
 	}
-	return Take(lim, now)
+	return Reserve(lim, now)
 }

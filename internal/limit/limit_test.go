@@ -77,3 +77,31 @@ func TestKeyed(t *testing.T) {
 		t.Fatalf("%d keys kept, want only the newest one", n)
 	}
 }
+
+// TestGiveBack: an attempt given back (a code that was right) leaves the
+// budget as it was, even when it is given back a little later; one that
+// was refused has nothing to give back.
+func TestGiveBack(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	k := New(10, 3)
+	for i := range 3 {
+		d, giveBack := k.Reserve("a", now)
+		if d != 0 {
+			t.Fatalf("attempt %d waits %v", i+1, d)
+		}
+		giveBack()
+	}
+	for i := range 3 {
+		if d := k.Take("a", now); d != 0 {
+			t.Fatalf("after three attempts given back, attempt %d waits %v", i+1, d)
+		}
+	}
+	d, giveBack := k.Reserve("a", now)
+	if d != 6*time.Second {
+		t.Fatalf("a fourth attempt at once waits %v, want 6s", d)
+	}
+	giveBack()
+	if d := k.Take("a", now); d != 6*time.Second {
+		t.Fatalf("after giving back a refused attempt, the next waits %v, want 6s", d)
+	}
+}
