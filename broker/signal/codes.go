@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -235,6 +236,16 @@ type pendingHost struct {
 	expires time.Time
 	claimed chan *store.Session // one session, sent by ClaimCode
 	gone    bool                // the host left or gave up; guarded by Hub.mu
+	// joined is closed once the host has joined the claimed session, or
+	// could not: ClaimCode waits for it, so that its answer says what the
+	// session is, not what it was a moment before.
+	joined     chan struct{}
+	joinedOnce sync.Once
+}
+
+// join tells a waiting ClaimCode that the host is in, or will not be.
+func (p *pendingHost) join() {
+	p.joinedOnce.Do(func() { close(p.joined) })
 }
 
 func (h *Hub) isPending(codeHash string) bool {
@@ -269,15 +280,21 @@ func (h *Hub) pump(c *conn, out chan<- readResult) {
 
 // issueCode gives a host that asked for one a code, and waits until a
 // technician claims it, the code expires or the host leaves. It returns
-// the claimed session and how to read the host's next messages.
-func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (protocol.Envelope, error), bool) {
+// the claimed session, how to read the host's next messages, and joined,
+// which the caller calls once the host is in the session or cannot be.
+func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next func() (protocol.Envelope, error), joined func(), ok bool) {
 	if err := h.AllowCode("ip:" + limit.Source(r)); err != nil {
 		h.AuditCode(r, "host", "rate_limited", "", "")
 		h.refuse(c, protocol.CodeRateLimited, "Too many code requests from your network. Wait a minute and try again.")
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	now := h.cfg.Now()
-	p := &pendingHost{expires: now.Add(h.cfg.CodeTTL), claimed: make(chan *store.Session, 1)}
+	p := &pendingHost{expires: now.Add(h.cfg.CodeTTL), claimed: make(chan *store.Session, 1), joined: make(chan struct{})}
+	defer func() {
+		if !ok {
+			p.join() // a claim that raced with the failure waits no more
+		}
+	}()
 	var code, hash string
 	registered := false
 	for range 5 {
@@ -298,7 +315,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 	}
 	if !registered {
 		h.refuse(c, protocol.CodeInternal, "The broker could not issue a code. Try again in a moment.")
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	h.AuditCode(r, "host", "issued", "", "")
 	h.log.Info("code issued to a host", "remote", r.RemoteAddr)
@@ -306,7 +323,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 	msgs := make(chan readResult)
 	h.wg.Add(1)
 	go h.pump(c, msgs)
-	next := func() (protocol.Envelope, error) {
+	next = func() (protocol.Envelope, error) {
 		m, ok := <-msgs
 		if !ok {
 			return protocol.Envelope{}, websocket.ErrCloseSent // fatal: the connection is gone
@@ -330,7 +347,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 	}
 	if err := c.send(protocol.TypeCode, "", protocol.IssuedCode{Code: code, ExpiresAt: p.expires}); err != nil {
 		abandon("The user's computer disconnected.")
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	timer := time.NewTimer(p.expires.Sub(now))
 	defer timer.Stop()
@@ -339,25 +356,25 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (*store.Session, func() (proto
 		case sess := <-p.claimed:
 			if sess == nil {
 				h.refuse(c, protocol.CodeInternal, "The broker could not start the session. Start again for a new code.")
-				return nil, nil, false
+				return nil, nil, nil, false
 			}
-			return sess, next, true
+			return sess, next, p.join, true
 		case <-h.stop:
 			abandon("The broker is shutting down.")
 			h.refuse(c, protocol.CodeInternal, "The broker is shutting down. Try again in a moment.")
-			return nil, nil, false
+			return nil, nil, nil, false
 		case <-timer.C:
 			abandon("The code expired before a technician claimed it.")
 			h.refuse(c, protocol.CodeExpiredCode, "No technician entered the code in time. Start again for a new code.")
-			return nil, nil, false
+			return nil, nil, nil, false
 		case m, open := <-msgs:
 			if !open {
 				abandon("The user's computer disconnected.")
-				return nil, nil, false
+				return nil, nil, nil, false
 			}
 			if m.err != nil && readErrorIsFatal(m.err) || m.err == nil && m.env.Type == protocol.TypeEnd {
 				abandon("The user's computer disconnected.")
-				return nil, nil, false
+				return nil, nil, nil, false
 			}
 			// Nothing else means anything before a technician claims the code.
 		}
@@ -426,8 +443,24 @@ func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket
 		h.EndSession(r.Context(), brokerUser, sess.ID, "The user's computer disconnected.")
 		return nil, ErrCodeUnknown
 	}
+	// The host is connected already and joins at once: the answer (and the
+	// console page it opens) says so, rather than that the session waits
+	// for a computer that is there.
+	select {
+	case <-p.joined:
+	case <-h.stop:
+	case <-r.Context().Done():
+	case <-time.After(claimJoinWait):
+	}
+	if now, err := h.cfg.Store.SessionByID(r.Context(), sess.ID); err == nil {
+		sess = now
+	}
 	return sess, nil
 }
+
+// claimJoinWait bounds how long a claim waits for the host to join the
+// session it was given; joining takes a moment (the recording starts).
+const claimJoinWait = 10 * time.Second
 
 // brokerUser is who the broker acts as when it ends a session itself.
 var brokerUser = &store.User{Role: auth.RoleAdmin, Username: "broker"}

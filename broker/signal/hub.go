@@ -422,15 +422,17 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	// A host comes with a code, or asks for one and waits for a
 	// technician to claim it.
 	next := c.read
+	joined := func() {} // tells a technician's claim that the host is in
 	var sess *store.Session
 	if hello.NewCode {
-		sess, next, ok = h.issueCode(c, r)
+		sess, next, joined, ok = h.issueCode(c, r)
 	} else {
 		sess, ok = h.redeem(c, r, hello.Code)
 	}
 	if !ok {
 		return
 	}
+	defer joined() // also when the host cannot join
 
 	l, err := h.attach(sess)
 	if err != nil {
@@ -463,6 +465,7 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	h.audit(sess.ID, "user", "host.connected", map[string]any{"hostname": info.Hostname, "os": info.OS, "remote": r.RemoteAddr})
 	h.log.Info("host joined", "session", sess.ID, "remote", r.RemoteAddr, "display", fmt.Sprintf("%dx%d", info.Width, info.Height), "capture", info.Capture)
+	joined()
 
 	for _, v := range viewers {
 		v.send(protocol.TypeState, sess.ID, protocol.State{State: store.StateActive, Host: info})

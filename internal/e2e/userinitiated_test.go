@@ -105,6 +105,16 @@ func TestUserInitiatedSession(t *testing.T) {
 	if _, ok := resp["code"]; ok {
 		t.Errorf("the claimed session repeats the code: %v", resp)
 	}
+	// The user's computer is connected already: the answer, and the API
+	// right after it, say the session is live with that computer in it,
+	// not that it waits for one with a code still to run out.
+	if resp["state"] != "active" || resp["host"] == nil || resp["code_expires_at"] != nil {
+		t.Errorf("the claim answers state %v, host %v, code_expires_at %v; want active, the user's computer, no code expiry",
+			resp["state"], resp["host"], resp["code_expires_at"])
+	}
+	if _, got := apiCall(t, hc, "GET", api+"/sessions/"+id, tok, "", nil); got["state"] != "active" || got["host"] == nil {
+		t.Errorf("right after the claim the session is %v with host %v, want active with the user's computer", got["state"], got["host"])
+	}
 	// Each code works once.
 	if status, resp := apiCall(t, hc, "POST", api+"/sessions/claim", tok, `{"code":"`+code+`","ticket":{"id":"HELP-77"}}`, nil); status != 404 {
 		t.Errorf("second claim: %d %v", status, resp)
