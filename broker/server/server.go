@@ -153,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	// What the store holds from before now was written by an earlier broker:
+	// the last signs of life of the sessions it left live.
+	started := cfg.Now()
 	if b.store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "tether.db")); err != nil {
 		return nil, err
 	}
@@ -209,7 +212,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.hub.EndInterrupted(ctx); err != nil {
+	if err := b.hub.EndInterrupted(ctx, started); err != nil {
 		return nil, err
 	}
 

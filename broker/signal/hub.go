@@ -176,6 +176,8 @@ func New(cfg Config) (*Hub, error) {
 		recordings: map[string]*record.Session{},
 		global:     rate.NewLimiter(rate.Limit(float64(cfg.CodeAttempts*10)/60), cfg.CodeAttempts*10),
 	}
+	h.wg.Add(1)
+	go h.markAlive()
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
@@ -266,8 +268,12 @@ func endedBy(user *store.User, sess *store.Session) string {
 
 // EndInterrupted ends the sessions the store still has live: a broker
 // that stopped without ending them (killed, crashed) cannot take them up
-// again, and their users' computers have let go.
-func (h *Hub) EndInterrupted(ctx context.Context) error {
+// again, and their users' computers have let go. Each ends as of the last
+// moment it was known to go on (see store.LastAlive), not of this start:
+// a session that ended at 14:02 must not read as lasting until the broker
+// came back the next morning. started is when this broker started; what
+// it stored since (a note on an unfinished recording) is no sign of life.
+func (h *Hub) EndInterrupted(ctx context.Context, started time.Time) error {
 	const reason = "The broker stopped during the session."
 	for {
 		live, err := h.cfg.Store.ListSessions(ctx, store.SessionFilter{State: store.StateActive})
@@ -278,11 +284,46 @@ func (h *Hub) EndInterrupted(ctx context.Context) error {
 			return nil
 		}
 		for _, s := range live {
-			if err := h.cfg.Store.EndSession(ctx, s.ID, reason, h.cfg.Now()); err != nil {
+			at, err := h.cfg.Store.LastAlive(ctx, s.ID, started)
+			if err != nil {
+				return err
+			}
+			if err := h.cfg.Store.EndSession(ctx, s.ID, reason, at); err != nil {
 				return fmt.Errorf("end session %s: %w", s.ID, err)
 			}
-			h.log.Info("session ended", "session", s.ID, "reason", reason)
+			h.log.Info("session ended", "session", s.ID, "reason", reason, "last_alive", at)
 			h.audit(s.ID, "broker", "session.ended", map[string]any{"reason": reason})
+		}
+	}
+}
+
+// aliveEvery is how often markAlive notes the live sessions in the store.
+const aliveEvery = time.Minute
+
+// markAlive notes in the store, every aliveEvery until Close, that the
+// sessions with a host connected are going on. A broker stopped without
+// ending them (SIGKILL, power loss) ends them at its next start as of
+// their last mark, or a later entry of their audit trail.
+func (h *Hub) markAlive() {
+	defer h.wg.Done()
+	tick := time.NewTicker(aliveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-tick.C:
+		}
+		h.mu.Lock()
+		var ids []string
+		for id, l := range h.live {
+			if l.host != nil {
+				ids = append(ids, id)
+			}
+		}
+		h.mu.Unlock()
+		if err := h.cfg.Store.MarkAlive(context.Background(), ids, h.cfg.Now()); err != nil {
+			h.log.Error("mark live sessions", "err", err)
 		}
 	}
 }

@@ -216,6 +216,42 @@ func (s *Store) SetSessionActive(ctx context.Context, id, hostJSON string) error
 	return err
 }
 
+// MarkAlive notes that the sessions ids are going on at now, for LastAlive.
+func (s *Store) MarkAlive(ctx context.Context, ids []string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{ms(now)}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET alive_at = ? WHERE state != '"+StateEnded+"' AND id IN (?"+strings.Repeat(", ?", len(ids)-1)+")", args...)
+	if err != nil {
+		return fmt.Errorf("mark sessions alive: %w", err)
+	}
+	return nil
+}
+
+// LastAlive is the last moment a session is known to have been going on,
+// from what was stored before the time before: its last MarkAlive, the
+// last entry of its audit trail, the use of its code or its creation,
+// whichever came last. It is when a session the broker could not end (a
+// broker killed, a machine that lost power) ended, as near as is known.
+func (s *Store) LastAlive(ctx context.Context, id string, before time.Time) (time.Time, error) {
+	var at sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT max(created_at, COALESCE(code_used_at, 0), COALESCE(alive_at, 0),
+		   COALESCE((SELECT max(at) FROM session_events WHERE session_id = sessions.id AND at < ?), 0))
+		 FROM sessions WHERE id = ?`, ms(before), id).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, ErrNotFound
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("last sign of session %s: %w", id, err)
+	}
+	return fromMS(at), nil
+}
+
 // EndSession records the end of a session; ending twice keeps the first reason.
 func (s *Store) EndSession(ctx context.Context, id, reason string, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET state = ?, ended_at = ?, end_reason = ? WHERE id = ? AND state != ?",

@@ -174,6 +174,9 @@ var migrations = []string{
 		deleted_at     INTEGER
 	);
 	CREATE INDEX recordings_started_at ON recordings(started_at);`,
+	// alive_at: the last time the broker noted the session going on (see
+	// MarkAlive).
+	`ALTER TABLE sessions ADD COLUMN alive_at INTEGER;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

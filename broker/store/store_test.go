@@ -107,3 +107,62 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("users after reopen = %d, %v", n, err)
 	}
 }
+
+// TestLastAlive: a session's last sign of life is the latest of its
+// creation, its code's use, its last alive mark and its last audit entry;
+// what was stored from the time given on (a restarted broker's own notes)
+// is no sign of life, and an ended session is marked no more.
+func TestLastAlive(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
+	u := &User{Username: "tech", PasswordHash: "x", Role: "technician", CreatedAt: now}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := s.CreateSession(ctx, &Session{ID: id, CodeHash: "hash-" + id, CodeExpiresAt: now.Add(10 * time.Minute), CreatedBy: u.ID, State: StateWaiting, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restart := now.Add(20 * time.Hour)
+	last := func(id string) time.Time {
+		t.Helper()
+		at, err := s.LastAlive(ctx, id, restart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if got := last("a"); !got.Equal(now) {
+		t.Errorf("a new session's last sign of life is %s, want its creation %s", got, now)
+	}
+	if _, err := s.RedeemCode(ctx, "hash-a", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := last("a"); !got.Equal(now.Add(time.Minute)) {
+		t.Errorf("after the code's use: %s", got)
+	}
+	s.AddEvent(ctx, &Event{Session: "a", At: now.Add(90 * time.Second), Actor: "user", Type: "consent.granted"})
+	if err := s.MarkAlive(ctx, []string{"a", "b"}, now.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s.AddEvent(ctx, &Event{Session: "a", At: now.Add(150 * time.Second), Actor: "user", Type: "consent.changed"})
+	s.AddEvent(ctx, &Event{Session: "a", At: restart, Actor: "broker", Type: "recording.incomplete"})
+	if got := last("a"); !got.Equal(now.Add(150 * time.Second)) {
+		t.Errorf("a's last sign of life is %s, want its last entry before the restart at 14:02:30", got)
+	}
+	if got := last("b"); !got.Equal(now.Add(2 * time.Minute)) {
+		t.Errorf("b's last sign of life is %s, want its alive mark at 14:02", got)
+	}
+	if err := s.EndSession(ctx, "b", "ended", now.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s.MarkAlive(ctx, []string{"b"}, now.Add(4*time.Minute))
+	if got := last("b"); !got.Equal(now.Add(2 * time.Minute)) {
+		t.Errorf("an ended session was marked alive: %s", got)
+	}
+	if _, err := s.LastAlive(ctx, "nope", restart); !errors.Is(err, ErrNotFound) {
+		t.Errorf("no such session: %v", err)
+	}
+}

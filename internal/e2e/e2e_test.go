@@ -85,7 +85,7 @@ func startBrokerWith(t *testing.T, tune func(*server.Config)) *broker {
 			t.Errorf("broker: %v", err)
 		}
 	})
-	data, err := os.ReadFile(filepath.Join(dir, server.InitialAdminFile))
+	data, err := os.ReadFile(srv.InitialAdminPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/xtest"
+)
+
+// TestKilledSessionEndsWhenLastAlive: a broker killed mid-session (SIGKILL,
+// as at a power loss) and started again later ends the session it left
+// live as of the last moment it knew the session was going on, not as of
+// the restart. The session runs quietly for over a minute first, with
+// nothing for its audit trail, so only the broker's own note that it was
+// alive can say how long it went on. The API and the session.ended webhook
+// give the same time.
+func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	defer cancel()
+	bin := xtest.Build(t, "./broker")
+	dataDir := t.TempDir()
+	bp := runBrokerProc(t, bin, dataDir)
+	_, sess, _, _ := bp.liveSession(t, ctx, display, "INC-POWER")
+	time.Sleep(65 * time.Second)
+	killedAt := time.Now()
+	bp.cmd.Process.Signal(syscall.SIGKILL)
+	bp.cmd.Wait()
+	time.Sleep(3 * time.Second) // the broker comes back later
+
+	// The ticket system listens on this machine, which only a broker told
+	// so delivers to; its endpoint goes in before the restart.
+	ts := newTicketSystem(t)
+	ts.secret = "whsec_interrupted"
+	st, err := store.OpenSQLite(ctx, filepath.Join(dataDir, "tether.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.CreateWebhookEndpoint(ctx, &store.WebhookEndpoint{ID: "wh_interrupted", URL: ts.URL + "/tether", Secret: ts.secret,
+		Events: []string{"session.ended"}, Enabled: true, CreatedBy: 1, CreatedAt: time.Now()})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restartedAt := time.Now()
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.DataDir = dataDir
+		c.Webhooks.AllowLoopback = true
+		c.Webhooks.PollInterval = 50 * time.Millisecond
+	})
+	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	var after struct {
+		State     string    `json:"state"`
+		EndReason string    `json:"end_reason"`
+		EndedAt   time.Time `json:"ended_at"`
+	}
+	if code := api.call(t, "GET", "/api/v1/sessions/"+sess.ID, &after); code != 200 || after.State != "ended" || !strings.Contains(after.EndReason, "broker stopped") {
+		t.Fatalf("after the restart the session is %d %+v", code, after)
+	}
+	t.Logf("killed at %s, restarted at %s; the session ended at %s", killedAt.Format(time.TimeOnly), restartedAt.Format(time.TimeOnly), after.EndedAt.Local().Format(time.TimeOnly))
+	if after.EndedAt.After(killedAt) {
+		t.Errorf("the session ended at %s, after the broker was killed (%s)", after.EndedAt, killedAt)
+	}
+	// The broker notes live sessions once a minute: the last note is less
+	// than a minute before the kill, long after anything in the trail.
+	if after.EndedAt.Before(killedAt.Add(-61 * time.Second)) {
+		t.Errorf("the session ended at %s, more than a minute before the broker was killed (%s)", after.EndedAt, killedAt)
+	}
+	ev := ts.wait(t, sess.ID, "session.ended")["session.ended"]
+	if got, want := ev.Data["ended_at"], after.EndedAt.UTC().Truncate(time.Second).Format(time.RFC3339); got != want {
+		t.Errorf("session.ended says ended_at %v, the API %s", got, want)
+	}
+}
