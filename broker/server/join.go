@@ -72,7 +72,7 @@ func (b *Broker) lookUpJoin(w http.ResponseWriter, r *http.Request) (sess *store
 		return sess, code, true
 	case errors.As(err, &limited):
 		w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter.Seconds()+0.999)))
-		page.State, page.Title, page.Message = "limited", "Too many tries", "Too many support codes were tried from your network. Wait a minute, then open your link again."
+		page.State, page.Title, page.Message = "limited", "Too many tries", limited.Advice()
 		b.renderJoin(w, http.StatusTooManyRequests, page)
 	case errors.Is(err, store.ErrCodeExpired):
 		page.State, page.Title, page.Message = "expired", "This support code has expired", "Codes are valid for a few minutes only. Ask your technician for a new link."

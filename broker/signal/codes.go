@@ -28,7 +28,21 @@ var (
 )
 
 // RateLimitError says that too many codes were tried, and when to retry.
-type RateLimitError struct{ RetryAfter time.Duration }
+type RateLimitError struct {
+	RetryAfter time.Duration
+	// Everyone is true when the limit on all sources together was
+	// reached, not the source's own: it had tried nothing wrong.
+	Everyone bool
+}
+
+// Advice tells the person who was refused what happened, in words fit
+// for them: it was their network, or the broker is flooded.
+func (e *RateLimitError) Advice() string {
+	if e.Everyone {
+		return "The support server is receiving too many support codes right now. Wait a minute and try again."
+	}
+	return "Too many support codes were tried from your network. Wait a minute and try again."
+}
 
 func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("too many code attempts; retry in %s", e.RetryAfter.Round(time.Second))
@@ -110,8 +124,10 @@ func remoteIP(r *http.Request) string {
 // AllowCode applies the limits on code attempts to one attempt from each
 // of keys (a source, an account) and to all sources together.
 func (h *Hub) AllowCode(keys ...string) error {
-	_, err := h.takeCode(keys...)
-	return err
+	if _, limited := h.takeCode(keys...); limited != nil {
+		return limited
+	}
+	return nil
 }
 
 // takeCode is AllowCode for an attempt whose code is looked up next:
@@ -120,7 +136,7 @@ func (h *Hub) AllowCode(keys ...string) error {
 // office behind one address, never use up the allowance that stops
 // someone trying codes. Every attempt takes its share first: an address
 // out of attempts is refused before its code is looked at, right or not.
-func (h *Hub) takeCode(keys ...string) (giveBack func(), err error) {
+func (h *Hub) takeCode(keys ...string) (giveBack func(), limited *RateLimitError) {
 	now := h.cfg.Now()
 	var wait time.Duration
 	var taken []func()
@@ -128,10 +144,10 @@ func (h *Hub) takeCode(keys ...string) (giveBack func(), err error) {
 		d, give := h.codes.Reserve(key, now)
 		wait, taken = max(wait, d), append(taken, give)
 	}
-	d, give := limit.Reserve(h.global, now)
-	wait, taken = max(wait, d), append(taken, give)
-	if wait > 0 {
-		return nil, &RateLimitError{RetryAfter: wait}
+	everyone, give := limit.Reserve(h.global, now)
+	taken = append(taken, give)
+	if wait > 0 || everyone > 0 {
+		return nil, &RateLimitError{RetryAfter: max(wait, everyone), Everyone: wait == 0}
 	}
 	return func() {
 		for _, give := range taken {
@@ -162,10 +178,10 @@ func (h *Hub) AuditCode(r *http.Request, via, outcome, session, actor string) {
 // the join page, counting as an attempt when the code is wrong or expired.
 // It never uses the code.
 func (h *Hub) PeekCode(r *http.Request, code string) (*store.Session, error) {
-	giveBack, err := h.takeCode("ip:" + limit.Source(r))
-	if err != nil {
+	giveBack, limited := h.takeCode("ip:" + limit.Source(r))
+	if limited != nil {
 		h.AuditCode(r, "join_page", "rate_limited", "", "")
-		return nil, err
+		return nil, limited
 	}
 	sess, err := h.cfg.Store.PeekCode(r.Context(), auth.HashToken(code), h.cfg.Now())
 	if !guessed(err) {
@@ -200,10 +216,10 @@ func codeOutcome(err error) string {
 // redeem checks a host's code; on failure it tells the host why. Like the
 // join page, only a wrong or expired code counts as an attempt.
 func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, bool) {
-	giveBack, err := h.takeCode("ip:" + limit.Source(r))
-	if err != nil {
+	giveBack, limited := h.takeCode("ip:" + limit.Source(r))
+	if limited != nil {
 		h.AuditCode(r, "host", "rate_limited", "", "")
-		h.refuse(c, protocol.CodeRateLimited, "Too many code attempts from your network. Wait a minute and try again.")
+		h.refuse(c, protocol.CodeRateLimited, limited.Advice())
 		return nil, false
 	}
 	sess, err := h.cfg.Store.RedeemCode(r.Context(), auth.HashToken(code), h.cfg.Now())
@@ -283,9 +299,9 @@ func (h *Hub) pump(c *conn, out chan<- readResult) {
 // the claimed session, how to read the host's next messages, and joined,
 // which the caller calls once the host is in the session or cannot be.
 func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next func() (protocol.Envelope, error), joined func(), ok bool) {
-	if err := h.AllowCode("ip:" + limit.Source(r)); err != nil {
+	if _, limited := h.takeCode("ip:" + limit.Source(r)); limited != nil {
 		h.AuditCode(r, "host", "rate_limited", "", "")
-		h.refuse(c, protocol.CodeRateLimited, "Too many code requests from your network. Wait a minute and try again.")
+		h.refuse(c, protocol.CodeRateLimited, limited.Advice())
 		return nil, nil, nil, false
 	}
 	now := h.cfg.Now()
@@ -386,10 +402,10 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next fun
 // issued to hosts can be claimed; fails with ErrCodeUnknown or a
 // *RateLimitError. Only a claim of a wrong code counts as an attempt.
 func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket, perms []string) (*store.Session, error) {
-	giveBack, err := h.takeCode("ip:"+limit.Source(r), "user:"+tech.Username)
-	if err != nil {
+	giveBack, limited := h.takeCode("ip:"+limit.Source(r), "user:"+tech.Username)
+	if limited != nil {
 		h.AuditCode(r, "console", "rate_limited", "", tech.Username)
-		return nil, err
+		return nil, limited
 	}
 	if len(perms) == 0 {
 		perms = DefaultPermissions

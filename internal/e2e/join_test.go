@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -227,5 +228,39 @@ func TestOneOfficeJoins(t *testing.T) {
 	_, code := newSession("INC-200")
 	if resp, page := get(t, hc, b.URL()+"/join/"+code, linuxUA); resp.StatusCode != 429 || !strings.Contains(page, "Too many") {
 		t.Errorf("a right code from an address out of attempts: %d, want the same 429 as a wrong one", resp.StatusCode)
+	}
+}
+
+// TestCodeFloodSaysWhose: when people at many addresses try codes, every
+// user is refused for a minute; a user at an address that tried nothing
+// wrong is told the server is flooded, not that their own network tried
+// too many codes.
+func TestCodeFloodSaysWhose(t *testing.T) {
+	b := startBroker(t)
+	hc := b.httpClient(t)
+	from := func(n int) *http.Client { // a client at 127.0.0.n
+		tr := hc.Transport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(n))}}).DialContext
+		return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	}
+	// Eleven addresses, each within its own ten: 110 wrong codes in all.
+	for n := 2; n <= 12; n++ {
+		c := from(n)
+		for i := range 10 {
+			if resp, _ := get(t, c, fmt.Sprintf("%s/join/%09d", b.URL(), 400000000+100*n+i), linuxUA); resp.StatusCode != 404 && resp.StatusCode != 429 {
+				t.Fatalf("wrong code from 127.0.0.%d: %d", n, resp.StatusCode)
+			}
+		}
+	}
+	status, s := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-1"}}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, s)
+	}
+	resp, page := get(t, from(20), b.URL()+"/join/"+s["code"].(string), linuxUA)
+	if resp.StatusCode != 429 || !strings.Contains(page, "The support server is receiving too many support codes right now") || strings.Contains(page, "your network") {
+		t.Errorf("a user at an address that tried nothing: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, page := get(t, from(2), fmt.Sprintf("%s/join/%09d", b.URL(), 499999999), linuxUA); resp.StatusCode != 429 || !strings.Contains(page, "from your network") {
+		t.Errorf("an address that used up its own tries: %d\n%s", resp.StatusCode, page)
 	}
 }
