@@ -70,7 +70,7 @@ function toolButton(iconName, label, attrs = {}) {
 /**
  * Builds the remote-control toolbar and heads-up display and wires them to
  * the stage. Returns { toolbar, hud, attach(channels), setLive(bool),
- * setPermissions(p), destroy() }.
+ * setPermissions(p), controlling(), destroy() }.
  *
  * @param {object} o
  * @param {HTMLElement} o.stage    focusable element taking the keyboard (data-testid remote-stage)
@@ -824,6 +824,8 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     attach,
     setLive,
     setPermissions,
+    /** The technician is in control, or is taking it back after a reconnection. */
+    controlling: () => state.enabled || state.wanted,
     destroy() {
       clearTimeout(state.answerTimer);
       clearTimeout(droppedTimer);

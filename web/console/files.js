@@ -535,6 +535,8 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     panel,
     setOpen,
     isOpen: () => open,
+    /** A transfer is under way, waits its turn, or waits to resume. */
+    busy: () => queue.length > 0,
     setAllowed(on) {
       if (allowed === on) return;
       allowed = on;

@@ -446,6 +446,18 @@ export function mountSession(root, { id, navigate }) {
     startConnection(); // the API hiccupped; signaling may still work
   });
 
+  // Closing or reloading the tab would drop what only this page holds:
+  // control of the user's computer, a transfer under way, an open shell.
+  // The browser asks first then; not while the technician only watches, nor
+  // once the session is over, when nothing would be lost.
+  function onBeforeUnload(e) {
+    if (connState === 'ended') return;
+    if (!remote.controlling() && !files.busy() && !shell.anyOpen()) return;
+    e.preventDefault();
+    e.returnValue = ''; // older browsers ask only when this is set
+  }
+  window.addEventListener('beforeunload', onBeforeUnload);
+
   let codeExpired = false;
   tickTimer = setInterval(() => {
     if (liveSince && connState !== 'ended') renderChips();
@@ -460,6 +472,7 @@ export function mountSession(root, { id, navigate }) {
 
   return () => {
     alive = false;
+    window.removeEventListener('beforeunload', onBeforeUnload);
     clearInterval(tickTimer);
     consent.destroy();
     activity.destroy();

@@ -279,6 +279,8 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     panel,
     setOpen,
     isOpen: () => open,
+    /** A shell is open, or opening, on the user's computer. */
+    anyOpen: () => tabs.some((t) => t.state !== 'closed'),
     setAllowed(on) {
       if (allowed === on) return;
       allowed = on;

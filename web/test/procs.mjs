@@ -147,6 +147,9 @@ export function startHost(broker, code, display, { answer = 'all', args = [] } =
   host.code = () => (host.out.stdout.match(/Your support code: ([\d ]{11})/)?.[1] ?? '').replaceAll(' ', '');
   host.child.stdin.on('error', () => {});
   host.type = (line) => host.child.stdin.write(line + '\n');
+  // signal sends sig to the host program itself, not to `script` around it:
+  // SIGSTOP freezes it as a hung computer would be.
+  host.signal = (sig) => process.kill(descendant(host.child.pid, 'host'), sig);
   let answered = 0;
   host.child.stdout.on('data', () => {
     const prompts = host.out.stdout.split('Allow? ').length - 1;
@@ -156,6 +159,18 @@ export function startHost(broker, code, display, { answer = 'all', args = [] } =
     }
   });
   return host;
+}
+
+// descendant finds the process named comm among pid's children,
+// grandchildren and so on.
+function descendant(pid, comm) {
+  const children = (p) => readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  for (const queue = children(pid); queue.length;) {
+    const p = queue.shift();
+    if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === comm) return p;
+    queue.push(...children(p));
+  }
+  throw new Error(`no ${comm} process under ${pid}`);
 }
 
 // openSession logs the page in as the broker's first admin, creates a
