@@ -32,6 +32,12 @@ type Config struct {
 	// OnHostGone is called once when the host's media connection fails or
 	// closes, from a goroutine of the relay.
 	OnHostGone func()
+	// OnHostSilent is called when the host's media connection goes quiet
+	// (true: the user's computer stopped answering, frozen or cut off) and
+	// when it answers again (false), from a goroutine of the relay. A still
+	// screen sends no video: this is what tells a silent host from one with
+	// nothing new to show.
+	OnHostSilent func(silent bool)
 	// Tap and ShellTap, when set, see what is relayed, for the recording.
 	Tap      Tap
 	ShellTap ShellTap
@@ -119,6 +125,9 @@ func New(cfg Config) (*Session, error) {
 	if cfg.OnHostGone == nil {
 		cfg.OnHostGone = func() {}
 	}
+	if cfg.OnHostSilent == nil {
+		cfg.OnHostSilent = func(bool) {}
+	}
 	return &Session{cfg: cfg, viewers: map[*Viewer]struct{}{}}, nil
 }
 
@@ -152,13 +161,19 @@ func (s *Session) AcceptHost(offer string) (string, error) {
 	})
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		s.cfg.Logger.Debug("host media connection", "state", state.String())
-		if state == webrtc.PeerConnectionStateFailed || state == webrtc.PeerConnectionStateClosed {
-			s.mu.Lock()
-			current := s.host == pc && !s.closed
-			s.mu.Unlock()
-			if current {
-				s.hostGone.Do(s.cfg.OnHostGone)
-			}
+		s.mu.Lock()
+		current := s.host == pc && !s.closed
+		s.mu.Unlock()
+		if !current {
+			return
+		}
+		switch state {
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			s.hostGone.Do(s.cfg.OnHostGone)
+		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateConnected:
+			// Each change comes on a goroutine of its own, maybe after a
+			// later one: the state the connection is in now is the news.
+			s.cfg.OnHostSilent(pc.ConnectionState() != webrtc.PeerConnectionStateConnected)
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {

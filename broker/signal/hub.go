@@ -159,6 +159,9 @@ type live struct {
 	allowed bool
 	grace   *time.Timer
 	ended   bool
+	// hostSilentSince is when the host's media connection went quiet;
+	// zero while it answers.
+	hostSilentSince time.Time
 }
 
 // New returns a Hub.
@@ -392,6 +395,34 @@ func (h *Hub) end(id, reason string) {
 	l.relay.Close()
 }
 
+// hostSilent tells the session's viewers that its host stopped answering
+// (silent) or answers again, so that they do not take the last picture
+// for a live one. A host that stays silent is gone, and the relay ends
+// the session.
+func (h *Hub) hostSilent(id string, silent bool) {
+	h.mu.Lock()
+	l := h.live[id]
+	if l == nil || l.ended || silent == !l.hostSilentSince.IsZero() {
+		h.mu.Unlock()
+		return
+	}
+	l.hostSilentSince = time.Time{}
+	if silent {
+		l.hostSilentSince = h.cfg.Now()
+	}
+	st := protocol.State{State: store.StateActive, Host: l.hostInfo, HostSilentSince: l.hostSilentSince}
+	viewers := l.viewerList()
+	h.mu.Unlock()
+	if silent {
+		h.log.Info("host not responding", "session", id)
+	} else {
+		h.log.Info("host responding again", "session", id)
+	}
+	for _, c := range viewers {
+		c.send(protocol.TypeState, id, st)
+	}
+}
+
 // attach returns the live session id, creating it (and its relay and
 // recording) on first use. Creation is serialized by attachMu, not h.mu:
 // starting an archive touches the disk, and live sessions must not wait
@@ -415,9 +446,10 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 		return nil, err
 	}
 	cfg := relay.Config{
-		API:        h.cfg.API,
-		Logger:     h.cfg.Logger.With("component", "relay", "session", id),
-		OnHostGone: func() { go h.end(id, "The user's computer disconnected.") },
+		API:          h.cfg.API,
+		Logger:       h.cfg.Logger.With("component", "relay", "session", id),
+		OnHostGone:   func() { go h.end(id, "The user's computer disconnected.") },
+		OnHostSilent: func(silent bool) { h.hostSilent(id, silent) },
 	}
 	if rec != nil {
 		cfg.Tap, cfg.ShellTap = rec, rec
@@ -699,7 +731,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		l.grace.Stop()
 		l.grace = nil
 	}
-	info := l.hostInfo
+	info, silentSince := l.hostInfo, l.hostSilentSince
 	if l.host != nil {
 		state = store.StateActive
 	}
@@ -709,7 +741,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	defer h.leave(l, c)
 
 	if info != nil {
-		c.send(protocol.TypeState, sess.ID, protocol.State{State: state, Host: info})
+		c.send(protocol.TypeState, sess.ID, protocol.State{State: state, Host: info, HostSilentSince: silentSince})
 	}
 	// Supervisors watch; the people who work the ticket may take control.
 	media, offer, err := l.relay.AddViewer(relay.ViewerOptions{

@@ -140,6 +140,10 @@ type SDP struct {
 type State struct {
 	State string    `json:"state"`
 	Host  *HostInfo `json:"host,omitempty"`
+	// HostSilentSince is set while the broker hears nothing from the
+	// host (its computer is frozen or its network dropped): when the
+	// broker noticed. A state without it means the host answers.
+	HostSilentSince time.Time `json:"host_silent_since,omitzero"`
 }
 
 // Ended says why a session is over.

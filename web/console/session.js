@@ -22,6 +22,9 @@ const CONN_LABELS = {
   ended: 'Ended',
 };
 
+/** A time of day to the second, as the technician's clock shows it. */
+const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit', second: '2-digit' });
+
 // Reasons the broker may give for an end; anything else is shown as sent.
 const END_REASONS = {
   ended_by_technician: 'The session was ended from the console.',
@@ -64,6 +67,10 @@ export function mountSession(root, { id, navigate }) {
   let alive = true;
   let tickTimer = 0;
   let liveSince = 0;
+  // Since when the broker has heard nothing from the user's computer
+  // (frozen, or its network dropped); 0 while it answers. A still screen
+  // sends no video at all, so the picture alone cannot tell.
+  let hostSilentSince = 0;
 
   window.tether.session = id;
   window.tether.state = connState;
@@ -176,12 +183,13 @@ export function mountSession(root, { id, navigate }) {
   function renderBadge() {
     // Connected to the user's computer, but nothing to see yet: not "Live".
     const unseen = connState === 'live' && !consent.has('view');
-    const label = letGo ? 'Declined' : unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
+    const silent = connState === 'live' && !!hostSilentSince;
+    const label = letGo ? 'Declined' : silent ? 'Not responding' : unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
     // A session that cannot be opened has no state to show: the stage says why.
     badge.hidden = !!fatalError;
     consent.bar.hidden = !!fatalError;
     badgeLabel.textContent = label;
-    badge.dataset.state = letGo ? 'declined' : connState;
+    badge.dataset.state = letGo ? 'declined' : silent ? 'silent' : connState;
     badge.dataset.seen = String(!unseen);
     document.title = `${fatalError ? 'Can\u2019t open' : label} · ${info?.ticket?.id || `Session ${shortId(id)}`} · Tether`;
   }
@@ -224,6 +232,8 @@ export function mountSession(root, { id, navigate }) {
 
   function renderOverlay() {
     stage.dataset.state = connState;
+    const silent = connState === 'live' && !!hostSilentSince;
+    stage.classList.toggle('is-silent', silent);
     const show = (kind, ...children) => {
       overlay.hidden = false;
       overlay.className = `stage-overlay stage-overlay-${kind}`;
@@ -280,6 +290,16 @@ export function mountSession(root, { id, navigate }) {
         h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }),
         h('h2', { class: 'overlay-title', text: 'Connection interrupted' }),
         h('p', { class: 'overlay-text', text: 'Reconnecting to the broker\u2026 The picture resumes by itself.' }));
+      return;
+    }
+    if (silent) {
+      // The last picture stays, dimmed: it is what the user's computer
+      // showed when it stopped answering, not what it shows now.
+      show('silent',
+        h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }),
+        h('h2', { class: 'overlay-title', 'data-testid': 'host-silent', text: 'The user\u2019s computer is not responding' }),
+        h('p', { class: 'overlay-text', 'data-testid': 'host-silent-since', text: `Nothing has come from it since ${clockTime(hostSilentSince)}. The picture is the last one received.` }),
+        h('p', { class: 'overlay-meta', text: 'Waiting for it to answer again: it may be frozen or very busy, or its network may have dropped.' }));
       return;
     }
     // What the user allows, once the broker is connected to them.
@@ -378,6 +398,12 @@ export function mountSession(root, { id, navigate }) {
       onChannels(ch) {
         remote.attach(ch);
         files.reconnected();
+      },
+      onHostSilent(since) {
+        if (since === hostSilentSince) return;
+        hostSilentSince = since;
+        renderBadge();
+        renderOverlay();
       },
       onObservers: (list) => observers.update(list),
       onPermissions(p) {

@@ -4,7 +4,9 @@
 // Protocol (v1): every message is {v, type, id, session, payload}.
 //   → hello {version, session, role:"viewer"}
 //   ← welcome {session, state}   ← offer {sdp}   → answer {sdp}
-//   ← state {state, host}        ← ended {reason} ← error {code, message}
+//   ← state {state, host, host_silent_since?} ← ended {reason} ← error {code, message}
+//     host_silent_since: the broker hears nothing from the user's computer
+//     (frozen, or its network dropped) since then; absent while it answers
 //   ← permissions {granted, paused, pending, message}: what the user allows now
 //   → permission.request {permissions}: ask the user for more
 // Unknown types are ignored. The broker's offer carries all its ICE
@@ -45,6 +47,8 @@ export class ViewerConnection {
    * @param {(err: {code: string, message: string}, fatal: boolean) => void} [opts.onError]
    * @param {(attempt: number) => void} [opts.onRetry] before each reconnection attempt
    * @param {() => void} [opts.onWelcome] on each welcome: the broker starts afresh with this viewer
+   * @param {(since: number) => void} [opts.onHostSilent] with each state: since when (ms since
+   *   the epoch) the user's computer has not answered the broker, 0 while it answers
    * @param {(p: {granted: string[], paused: boolean, pending: boolean, message: string}) => void} [opts.onPermissions]
    *   the user's consent, whenever the broker tells it
    * @param {(ch: {control: RTCDataChannel, input: RTCDataChannel}) => void} [opts.onChannels]
@@ -175,6 +179,7 @@ export class ViewerConnection {
       case 'state':
         if (p.state) this.hostState = p.state;
         if (p.host) this.cb.onHost?.(p.host);
+        this.cb.onHostSilent?.(Date.parse(p.host_silent_since ?? '') || 0);
         if (p.state === 'ended') {
           this.markEnded(p.reason || '');
           return;

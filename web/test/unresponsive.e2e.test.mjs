@@ -1,0 +1,80 @@
+// What the console shows when the other end stops answering: the user's
+// computer frozen (the host process stopped with SIGSTOP) and back
+// (SIGCONT). A real broker, a real host on Xvfb, headless Chromium.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectErrors, launch } from './browser.mjs';
+import { ROOT, api, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+
+after(stopAll);
+
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+/** A live session on a new broker, its console page signed in, and its host. */
+async function liveSession(t, display) {
+  const broker = await startBroker();
+  const created = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-FROZEN' }, permissions: ['view', 'control'] });
+  assert.equal(created.status, 201);
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${broker.url}/#/session/${created.body.id}`);
+  await page.getByTestId('login-username').fill(broker.admin.user);
+  await page.getByTestId('login-password').fill(broker.admin.password);
+  await page.getByTestId('login-submit').click();
+  const host = startHost(broker, created.body.code, display);
+  await host.ready;
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+  await page.getByTestId('stage-overlay').waitFor({ state: 'hidden', timeout: 15_000 });
+  return { broker, page, host, errors };
+}
+
+test('a frozen computer shows as not responding, and live again when it is back', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const { page, host, errors } = await liveSession(t, display);
+  const badge = page.locator('#conn-state');
+
+  // A still screen sends no video at all: that is not a frozen computer.
+  await page.waitForTimeout(8000);
+  assert.equal(await badge.getAttribute('data-state'), 'live', 'a still screen stays live');
+  assert.equal(await page.getByTestId('host-silent').count(), 0);
+
+  // A changing screen, then the computer freezes.
+  start('xclock', ['-geometry', '300x300+490+210', '-update', '1'], { env: { DISPLAY: display } });
+  await page.waitForTimeout(2000);
+  const frozenAt = Date.now();
+  host.signal('SIGSTOP');
+  try {
+    await page.locator('#conn-state[data-state="silent"]').waitFor({ timeout: 12_000 });
+    const noticedAfter = Date.now() - frozenAt;
+    assert.equal(await badge.innerText(), 'Not responding');
+    assert.equal(await page.getByTestId('host-silent').innerText(), 'The user\u2019s computer is not responding');
+    const since = await page.getByTestId('host-silent-since').innerText();
+    assert.match(since, /^Nothing has come from it since \d{1,2}:\d\d:\d\d\b.*The picture is the last one received\.$/);
+    // The last picture stays under the message, dimmed.
+    const filter = await page.getByTestId('remote-video').evaluate((v) => getComputedStyle(v).filter);
+    assert.match(filter, /brightness/);
+    assert.match(await page.title(), /^Not responding · INC-FROZEN/);
+    await page.waitForTimeout(400); // the dimming's transition
+    await page.screenshot({ path: join(artifacts, 'console-host-not-responding.png') });
+    t.diagnostic(`noticed ${noticedAfter} ms after the host stopped`);
+  } finally {
+    host.signal('SIGCONT');
+  }
+
+  // Back: live again, and the picture moves.
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 15_000 });
+  await page.getByTestId('stage-overlay').waitFor({ state: 'hidden' });
+  assert.equal(await page.getByTestId('remote-video').evaluate((v) => getComputedStyle(v).filter), 'none');
+  const frames = () => page.getByTestId('remote-video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames);
+  const before = await frames();
+  await page.waitForTimeout(2500);
+  assert.ok(await frames() > before, 'the clock ticks on the picture again');
+  await page.screenshot({ path: join(artifacts, 'console-host-responding-again.png') });
+  assert.deepEqual(errors, []);
+});
