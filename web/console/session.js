@@ -71,6 +71,10 @@ export function mountSession(root, { id, navigate }) {
   // (frozen, or its network dropped); 0 while it answers. A still screen
   // sends no video at all, so the picture alone cannot tell.
   let hostSilentSince = 0;
+  // Since when the page has been cut off from the broker, and how many
+  // times it has tried to reach it again.
+  let reconnectingSince = 0;
+  let retries = 0;
 
   window.tether.session = id;
   window.tether.state = connState;
@@ -161,6 +165,8 @@ export function mountSession(root, { id, navigate }) {
   // ---- behaviour -----------------------------------------------------------
 
   function setConnState(state) {
+    if (state !== 'reconnecting') reconnectingSince = 0;
+    else if (!reconnectingSince) reconnectingSince = Date.now();
     connState = state;
     if (state === 'live' && !liveSince) liveSince = Date.now();
     window.tether.state = state;
@@ -286,10 +292,14 @@ export function mountSession(root, { id, navigate }) {
       return;
     }
     if (connState === 'reconnecting') {
+      // Once a new try has failed, the broker itself is gone (stopped, or
+      // out of reach), not a moment's interruption: say so.
+      const gone = retries >= 2;
       show('reconnecting',
         h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }),
-        h('h2', { class: 'overlay-title', text: 'Connection interrupted' }),
-        h('p', { class: 'overlay-text', text: 'Reconnecting to the broker\u2026 The picture resumes by itself.' }));
+        h('h2', { class: 'overlay-title', 'data-testid': 'reconnecting', text: gone ? 'The broker is not answering' : 'Connection interrupted' }),
+        h('p', { class: 'overlay-text', 'data-testid': 'reconnecting-since', text: `Cut off from the broker since ${clockTime(reconnectingSince)}. Trying again\u2026 The picture resumes by itself when it answers.` }),
+        gone ? h('p', { class: 'overlay-meta', text: 'If the broker was restarted meanwhile, the session ended with it: this page says so as soon as the broker answers.' }) : null);
       return;
     }
     if (silent) {
@@ -412,7 +422,10 @@ export function mountSession(root, { id, navigate }) {
       },
       // A new signaling connection is a new viewer to the broker: the user
       // is asked again, and grants start from nothing.
-      onWelcome: () => consent.reset(),
+      onWelcome() {
+        retries = 0;
+        consent.reset();
+      },
       onStream(stream) {
         if (video.srcObject !== stream) {
           hasFrames = false;
@@ -430,8 +443,19 @@ export function mountSession(root, { id, navigate }) {
         }
         video.srcObject = null;
         renderOverlay();
+        // The broker's refusal does not say why; the session's record does
+        // (a broker restarted mid-session ended it, and says so).
+        if (how?.missed) {
+          api.getSession(id).then((s) => {
+            if (!alive || !s.end_reason) return;
+            endReason = s.end_reason;
+            renderOverlay();
+          }, () => {});
+        }
       },
       onRetry(attempt) {
+        retries = attempt;
+        if (connState === 'reconnecting') renderOverlay();
         // A socket that keeps failing may mean the login expired or the
         // session ended meanwhile: the REST API says which (401 → login).
         if (attempt === 2 || attempt % 5 === 0) recheck();

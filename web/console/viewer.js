@@ -42,8 +42,9 @@ export class ViewerConnection {
    * @param {(state: string) => void} [opts.onState]
    * @param {(host: object) => void} [opts.onHost] host info from state messages
    * @param {(stream: MediaStream) => void} [opts.onStream]
-   * @param {(reason: string, how?: {refused: boolean}) => void} [opts.onEnded]
-   *   refused: the broker let this viewer go (the user declined it), the session goes on
+   * @param {(reason: string, how?: {refused?: boolean, missed?: boolean}) => void} [opts.onEnded]
+   *   refused: the broker let this viewer go (the user declined it), the session goes on;
+   *   missed: it ended while this page was away, and the broker's refusal does not say why
    * @param {(err: {code: string, message: string}, fatal: boolean) => void} [opts.onError]
    * @param {(attempt: number) => void} [opts.onRetry] before each reconnection attempt
    * @param {() => void} [opts.onWelcome] on each welcome: the broker starts afresh with this viewer
@@ -86,15 +87,18 @@ export class ViewerConnection {
     this.closePeer();
   }
 
-  /** Marks the session over (e.g. after ending it through the API). */
-  markEnded(reason) {
+  /**
+   * Marks the session over (e.g. after ending it through the API). how is
+   * passed on to onEnded.
+   */
+  markEnded(reason, how) {
     if (this.ended || this.closed) return;
     this.ended = true;
     clearTimeout(this.retryTimer);
     this.closeSocket();
     this.closePeer();
     this.update();
-    this.cb.onEnded?.(reason);
+    this.cb.onEnded?.(reason, how);
   }
 
   // ---- signaling -----------------------------------------------------------
@@ -201,7 +205,7 @@ export class ViewerConnection {
         return;
       case 'error': {
         if (p.code === 'session_ended') {
-          this.markEnded(p.message || '');
+          this.markEnded(p.message || '', { missed: true });
           return;
         }
         // Before welcome an error means this session cannot be opened

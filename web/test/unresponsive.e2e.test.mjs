@@ -70,11 +70,40 @@ test('a frozen computer shows as not responding, and live again when it is back'
   // Back: live again, and the picture moves.
   await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 15_000 });
   await page.getByTestId('stage-overlay').waitFor({ state: 'hidden' });
-  assert.equal(await page.getByTestId('remote-video').evaluate((v) => getComputedStyle(v).filter), 'none');
+  await page.waitForFunction(() => getComputedStyle(document.querySelector('[data-testid="remote-video"]')).filter === 'none', null, { timeout: 2000 });
   const frames = () => page.getByTestId('remote-video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames);
   const before = await frames();
   await page.waitForTimeout(2500);
   assert.ok(await frames() > before, 'the clock ticks on the picture again');
   await page.screenshot({ path: join(artifacts, 'console-host-responding-again.png') });
   assert.deepEqual(errors, []);
+});
+
+test('a broker that goes away says so, and the session\u2019s end once it is back', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const { broker, page, errors } = await liveSession(t, display);
+
+  const killedAt = Date.now();
+  broker.child.kill('SIGKILL');
+  await broker.exited;
+  const title = page.getByTestId('reconnecting');
+  await page.waitForFunction(() => document.querySelector('[data-testid="reconnecting"]')?.textContent === 'The broker is not answering', null, { timeout: 15_000 });
+  t.diagnostic(`said so ${Date.now() - killedAt} ms after the broker went away`);
+  assert.equal(await page.locator('#conn-state').getAttribute('data-state'), 'reconnecting');
+  assert.match(await page.getByTestId('reconnecting-since').innerText(), /^Cut off from the broker since \d{1,2}:\d\d:\d\d\b/);
+  assert.match(await page.getByTestId('stage-overlay').innerText(), /If the broker was restarted meanwhile, the session ended with it/);
+  await page.screenshot({ path: join(artifacts, 'console-broker-gone.png') });
+  await page.waitForTimeout(3000);
+  assert.equal(await title.innerText(), 'The broker is not answering', 'it keeps saying so while the broker is away');
+
+  // The broker comes back on the same address and data: the session did not
+  // survive it, and the page says so and why.
+  const again = start(broker.child.spawnargs[0], broker.child.spawnargs.slice(1), { readyLine: /Console: / });
+  await again.ready;
+  await page.getByTestId('session-ended').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="ended-reason"]')?.textContent === 'The broker stopped during the session.', null, { timeout: 5000 })
+    .catch(async () => assert.fail(`the page says "${await page.getByTestId('ended-reason').innerText()}", not why the session ended`));
+  await page.screenshot({ path: join(artifacts, 'console-broker-back-session-ended.png') });
+  // The page's failed tries to reach the broker are the browser's own console errors.
+  assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e.message)), []);
 });
