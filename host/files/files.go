@@ -6,6 +6,7 @@
 package files
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -260,7 +261,10 @@ func (c *channel) fail(about protocol.FileMessage, code, message string) {
 		Name: about.Name, Path: about.Path, Size: about.Size, SHA256: about.SHA256, Direction: about.Direction}
 	c.s.cfg.Logger.Warn("file transfer refused", "code", code, "name", about.Name, "path", about.Path, "reason", message)
 	if about.Direction != "" {
-		c.s.cfg.OnProgress(Progress{Name: about.Name, Direction: about.Direction, Total: about.Size, Finished: true, Err: errors.New(message)})
+		// A fetch refused before a file was found has only the path the
+		// technician asked for, which may be anything.
+		name := protocol.Printable(cmp.Or(about.Name, about.Path))
+		c.s.cfg.OnProgress(Progress{Name: name, Direction: about.Direction, Total: about.Size, Finished: true, Err: errors.New(message)})
 	}
 	c.send(out)
 }

@@ -371,6 +371,8 @@ func TestFileRefusals(t *testing.T) {
 			t.Errorf("pull %q left a partial file", tt.path)
 		}
 	}
+	// The user reads on their terminal what was asked for and refused.
+	fs.host.waitOutput(t, "Sending ../../etc/passwd: stopped: ", 1, 5*time.Second)
 	if _, err := f.List(ctx, "escape"); err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Errorf("listing through a symlink out: %v", err)
 	}
