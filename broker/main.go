@@ -192,6 +192,9 @@ func main() {
 	flag.DurationVar(&cfg.LoginIdle, "login-idle", 30*time.Minute, "a console login unused for this long ends")
 	flag.StringVar(&cfg.TLSCertFile, "tls-cert", "", "certificate chain (PEM) to serve instead of the development CA's, e.g. from Let's Encrypt; read again when it changes")
 	flag.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key (PEM) of -tls-cert")
+	var proxies string
+	flag.StringVar(&proxies, "trusted-proxy", "", "reverse proxies in front of the broker (IP addresses or prefixes, comma-separated): for their requests the client is who X-Forwarded-For names")
+	flag.StringVar(&cfg.PublicURL, "public-url", "", "https:// address users reach the broker by, when a reverse proxy serves it (e.g. https://support.example.com); default https://PUBLIC-ADDR:PORT")
 	flag.StringVar(&cfg.HostBinary, "host-binary", "", "Linux host program offered on join pages (default: host next to the broker)")
 	flag.BoolVar(&cfg.Recording.Disabled, "no-record", false, "do not record sessions (by default every session is recorded: one whose recording cannot start does not start, and one whose recording fails is ended)")
 	flag.StringVar(&cfg.Recording.Dir, "recordings", "", "directory for session archives (default: recordings in the data directory)")
@@ -204,6 +207,12 @@ func main() {
 		// A mistyped command must not start a broker on the default data
 		// directory.
 		fmt.Fprintf(os.Stderr, "broker: unknown command %q: the broker takes flags only (broker -h), and its commands are verify and decrypt\n", flag.Arg(0))
+		os.Exit(2)
+	}
+
+	var err error
+	if cfg.TrustedProxies, err = server.ParseProxies(proxies); err != nil {
+		fmt.Fprintln(os.Stderr, "broker:", err)
 		os.Exit(2)
 	}
 

@@ -174,7 +174,10 @@ func (b *Broker) serveHostDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	settings := launch.Settings{Broker: b.url, Code: code}
-	if ca, err := os.ReadFile(b.caFile); err == nil {
+	// Behind a reverse proxy the host meets the proxy's certificate, not
+	// the development CA's: built in, that CA would be the only one the
+	// host trusted.
+	if ca, err := os.ReadFile(b.caFile); err == nil && b.cfg.PublicURL == "" {
 		settings.CAPEM = string(ca)
 	}
 	trailer, err := launch.Trailer(settings)

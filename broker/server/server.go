@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,6 +65,13 @@ type Config struct {
 	// again when they change. Without them the broker issues itself a
 	// certificate from a development CA it keeps in DataDir/certs.
 	TLSCertFile, TLSKeyFile string
+	// TrustedProxies are reverse proxies in front of the broker: for a
+	// request from one of them, the client is who X-Forwarded-For says.
+	TrustedProxies []netip.Prefix
+	// PublicURL is the https:// address users reach the broker by, for
+	// links, when it is not https://PublicAddr:port (a reverse proxy on
+	// port 443 in front of the broker's port).
+	PublicURL string
 	// HostBinary is the Linux host program offered on join pages (default:
 	// "host" next to the broker's executable, as `make build` puts it).
 	HostBinary string
@@ -86,6 +94,13 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
+	}
+	if c.PublicURL != "" {
+		u, err := checkPublicURL(c.PublicURL)
+		if err != nil {
+			return err
+		}
+		c.PublicURL = u
 	}
 	if c.UDPPort < 0 || c.UDPPort > 65535 {
 		return fmt.Errorf("UDP port %d is out of range", c.UDPPort)
@@ -224,6 +239,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if port == 443 {
 		b.url = "https://" + public
 	}
+	if cfg.PublicURL != "" {
+		b.url = cfg.PublicURL
+	}
 	restAPI, err := api.New(api.Config{Store: b.store, Auth: authn, Hub: b.hub, Logger: cfg.Logger, Now: cfg.Now, PublicURL: b.url, Recorder: b.recorder})
 	if err != nil {
 		return nil, err
@@ -242,7 +260,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certSrc.get() }}
 	b.srv = &http.Server{
-		Handler:           securityHeaders(mux),
+		Handler:           realClient(cfg.TrustedProxies, securityHeaders(mux)),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

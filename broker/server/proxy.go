@@ -1,0 +1,85 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// ParseProxies reads -trusted-proxy: addresses or CIDR prefixes, separated
+// by commas.
+func ParseProxies(s string) ([]netip.Prefix, error) {
+	var list []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			list = append(list, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("-trusted-proxy %q: give IP addresses or prefixes such as 10.0.0.5 or 10.0.0.0/24", f)
+		}
+		list = append(list, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return list, nil
+}
+
+// checkPublicURL accepts an https:// URL without a path: what users reach
+// the broker by when a reverse proxy stands in front.
+func checkPublicURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("-public-url %q: give the https:// address users reach the broker by, without a path, e.g. https://support.example.com", s)
+	}
+	return "https://" + u.Host, nil
+}
+
+// realClient makes requests that come through a trusted reverse proxy
+// carry the address of the client the proxy serves, from the
+// X-Forwarded-For header it appends to: the limits on code attempts and
+// sign-ins, the audit trail and the log then see each user, not the proxy.
+// The header is read from the right, past the trusted proxies; what a
+// client wrote into it itself lies further left and is never taken. A
+// request that does not come from a trusted proxy keeps its own address,
+// whatever it claims.
+func realClient(trusted []netip.Prefix, next http.Handler) http.Handler {
+	if len(trusted) == 0 {
+		return next
+	}
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !isTrusted(peer.Addr()) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // a proxy writes addresses only: stop at anything else
+			}
+			if !isTrusted(a) {
+				r2 := r.Clone(r.Context())
+				r2.RemoteAddr = net.JoinHostPort(a.Unmap().String(), "0")
+				next.ServeHTTP(w, r2)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
