@@ -266,6 +266,16 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		writeFieldErrors(w, errs)
 		return
 	}
+	// A key never makes a key that can do more than itself: a key with
+	// users:admin alone must not mint one with every scope, for its own
+	// account or another admin's. A console login acts with its role's
+	// scopes.
+	for _, sc := range req.Scopes {
+		if !p.Can(sc) {
+			writeError(w, http.StatusForbidden, "forbidden", "The API key you are using lacks the "+sc+" scope, so it cannot give that scope to a new key.")
+			return
+		}
+	}
 	k, key, err := a.cfg.Auth.CreateAPIKey(r.Context(), owner, req.Name, req.Scopes)
 	if errors.Is(err, auth.ErrBadScopes) {
 		writeFieldErrors(w, []fieldError{{"scopes", "invalid_scopes", "scopes must be distinct and ones the key's account holds."}})

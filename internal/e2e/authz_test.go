@@ -108,7 +108,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"PATCH", "/users/dummy", `{"role":"technician"}`, "users:admin", false, false, []int{200}},
 		{"POST", "/users/dummy/reset", "", "users:admin", false, false, []int{200}},
 		{"GET", "/keys", "", "users:admin", false, false, []int{200}},
-		{"POST", "/keys", `{"name":"k{n}","scopes":["sessions:read"]}`, "users:admin", false, false, []int{201}},
+		{"POST", "/keys", `{"name":"k{n}","scopes":["users:admin"]}`, "users:admin", false, false, []int{201}},
 		{"DELETE", "/keys/{k}", "", "users:admin", false, false, []int{200}},
 		{"GET", "/settings", "", "users:admin", false, false, []int{200}},
 		{"PUT", "/settings", `{"totp_required_roles":[]}`, "users:admin", false, false, []int{200}},
@@ -240,4 +240,59 @@ func joinOutcome(t *testing.T, b *broker, token, id string) int {
 	}
 	t.Fatalf("viewer got %s", data)
 	return 0
+}
+
+// TestAPIKeyCannotGrantMoreThanItHolds: an API key that may manage
+// accounts makes keys only within its own scopes, for its own account or
+// another's: a key with users:admin alone cannot mint a key with every
+// scope, nor one for another admin that holds more than it does.
+func TestAPIKeyCannotGrantMoreThanItHolds(t *testing.T) {
+	b := startBroker(t)
+	hc := newSpecChecker(t, b).client()
+	base := b.URL() + "/api/v1"
+	ctx := context.Background()
+	for _, u := range []struct{ name, role string }{{"ada", "admin"}, {"tina", "technician"}} {
+		if err := b.CreateUser(ctx, u.name, u.name+"-password-1", u.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newKey := func(token, body string) (int, map[string]any) {
+		t.Helper()
+		return apiCall(t, hc, "POST", base+"/keys", token, body, nil)
+	}
+	status, out := newKey(b.admin.APIKey, `{"name":"account sync","scopes":["users:admin"]}`)
+	if status != 201 {
+		t.Fatalf("admin creates a users:admin key: %d %v", status, out)
+	}
+	sync := out["key"].(string)
+	every := `["sessions:create","sessions:read","sessions:write","sessions:join","recordings:read","webhooks:admin","users:admin"]`
+	for _, c := range []struct{ what, body string }{
+		{"every scope for itself", `{"name":"all of it","scopes":` + every + `}`},
+		{"every scope for another admin", `{"name":"all of ada","username":"ada","scopes":` + every + `}`},
+		{"one scope it lacks for another admin", `{"name":"ada's webhooks","username":"ada","scopes":["webhooks:admin"]}`},
+		{"a scope it lacks for a technician", `{"name":"tina's reader","username":"tina","scopes":["sessions:read"]}`},
+	} {
+		if status, out := newKey(sync, c.body); status != 403 || errCode(out) != "forbidden" {
+			t.Errorf("a users:admin key asks for %s: %d %v, want 403 forbidden", c.what, status, out)
+		}
+	}
+	// Within its own scopes it still makes keys, for itself and others.
+	if status, out := newKey(sync, `{"name":"second sync","scopes":["users:admin"]}`); status != 201 {
+		t.Errorf("a users:admin key makes another users:admin key: %d %v", status, out)
+	}
+	status, out = newKey(b.admin.APIKey, `{"name":"ticket bridge","scopes":["users:admin","sessions:read"]}`)
+	if status != 201 {
+		t.Fatalf("admin creates a key: %d %v", status, out)
+	}
+	if status, out := newKey(out["key"].(string), `{"name":"tina's reader","username":"tina","scopes":["sessions:read"]}`); status != 201 {
+		t.Errorf("a key with users:admin and sessions:read makes tina a reader: %d %v", status, out)
+	}
+	// No key with more than users:admin came out of it.
+	_, list := apiCall(t, hc, "GET", base+"/keys", b.admin.APIKey, "", nil)
+	for _, k := range list["keys"].([]any) {
+		k := k.(map[string]any)
+		if name := k["name"].(string); name != "initial admin key" && name != "ticket bridge" && len(k["scopes"].([]any)) > 1 {
+			t.Errorf("key %q holds %v", name, k["scopes"])
+		}
+	}
 }
