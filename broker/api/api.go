@@ -779,15 +779,26 @@ func (a *API) invite(handOver bool) func(http.ResponseWriter, *http.Request, *au
 		if !decode(w, r, &req) {
 			return
 		}
+		// Supervisors watch every session without an invitation, and never
+		// work one; a disabled account can do neither.
 		colleague, err := a.cfg.Store.UserByName(r.Context(), req.Username)
-		if err != nil || colleague.Role == auth.RoleSupervisor && handOver {
-			writeError(w, http.StatusBadRequest, "invalid_username", "username must name a technician or admin account.")
+		switch {
+		case err != nil:
+			writeFieldErrors(w, []fieldError{{"username", "invalid_username", "username must name a technician or admin account."}})
+			return
+		case colleague.Disabled:
+			writeFieldErrors(w, []fieldError{{"username", "account_disabled", "The account " + colleague.Username + " is disabled; name an active technician or admin account."}})
+			return
+		case colleague.Role == auth.RoleSupervisor:
+			writeFieldErrors(w, []fieldError{{"username", "invalid_username", colleague.Username + " is a supervisor: supervisors watch any session without an invitation and cannot take one over. Name a technician or admin account."}})
 			return
 		}
 		err = a.cfg.Hub.Invite(r.Context(), p.User, r.PathValue("id"), colleague, handOver)
 		switch {
 		case errors.Is(err, signal.ErrNotFound), errors.Is(err, signal.ErrForbidden):
 			writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
+		case errors.Is(err, signal.ErrNotTechnician):
+			writeError(w, http.StatusForbidden, "forbidden", "Only the session's technician or an admin may invite colleagues or hand the session over.")
 		case errors.Is(err, signal.ErrEnded):
 			writeError(w, http.StatusConflict, "session_ended", "The session has ended.")
 		case err != nil:

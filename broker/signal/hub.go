@@ -41,6 +41,9 @@ var (
 	ErrNotFound  = errors.New("session not found")
 	ErrForbidden = errors.New("not allowed")
 	ErrEnded     = errors.New("session already ended")
+	// ErrNotTechnician: only the session's technician or an admin may do
+	// this, not a colleague invited in.
+	ErrNotTechnician = errors.New("only the session's technician or an admin may do this")
 )
 
 // Config configures a Hub.
@@ -201,8 +204,11 @@ func (h *Hub) CanAccess(ctx context.Context, user *store.User, sess *store.Sessi
 	return err == nil && ok
 }
 
-// Invite lets a colleague into a session; the user is asked before they
-// see anything, as for everyone.
+// Invite lets a colleague into a session, or hands it over to them; the
+// user is asked before they see anything, as for everyone. Only the
+// session's technician or an admin decides who works it: a colleague
+// invited in could otherwise hand the session to themselves and shut its
+// technician out of their own session, its trail and its recording.
 func (h *Hub) Invite(ctx context.Context, by *store.User, id string, colleague *store.User, handOver bool) error {
 	sess, err := h.cfg.Store.SessionByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -213,6 +219,9 @@ func (h *Hub) Invite(ctx context.Context, by *store.User, id string, colleague *
 	}
 	if !h.CanAccess(ctx, by, sess) {
 		return ErrForbidden
+	}
+	if by.Role != auth.RoleAdmin && by.ID != sess.CreatedBy {
+		return ErrNotTechnician
 	}
 	if sess.State == store.StateEnded {
 		return ErrEnded

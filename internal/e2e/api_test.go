@@ -138,3 +138,71 @@ func TestAPIAccess(t *testing.T) {
 		t.Errorf("wrong password: %d", status)
 	}
 }
+
+// TestInviteAndHandOver: the session's technician (or an admin) decides
+// who works it. A colleague invited in cannot hand the session over to
+// themselves and shut its technician out, nor invite others; disabled
+// accounts and supervisors (who watch any session uninvited) are refused
+// with a reason.
+func TestInviteAndHandOver(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	for _, u := range []struct{ name, role string }{{"tina", "technician"}, {"tom", "technician"}, {"lee", "technician"}, {"sue", "supervisor"}, {"old", "technician"}} {
+		if err := b.CreateUser(ctx, u.name, u.name+"-password-1", u.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	if status, out := apiCall(t, hc, "PATCH", api+"/users/old", b.admin.APIKey, `{"disabled":true}`, nil); status != 200 {
+		t.Fatalf("disable: %d %v", status, out)
+	}
+	token := map[string]string{}
+	for _, name := range []string{"tina", "tom"} {
+		token[name] = b.loginToken(t, name, name+"-password-1")
+	}
+	status, out := apiCall(t, hc, "POST", api+"/sessions", token["tina"], `{"ticket":{"id":"INC-5"}}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	id := out["id"].(string)
+	call := func(who, what, username string) (int, map[string]any) {
+		return apiCall(t, hc, "POST", api+"/sessions/"+id+"/"+what, token[who], `{"username":"`+username+`"}`, nil)
+	}
+	if status, out := call("tina", "invite", "tom"); status != 200 {
+		t.Fatalf("tina invites tom: %d %v", status, out)
+	}
+	for _, c := range []struct{ what, username string }{{"handover", "tom"}, {"handover", "lee"}, {"invite", "lee"}} {
+		if status, out := call("tom", c.what, c.username); status != 403 || errCode(out) != "forbidden" {
+			t.Errorf("invited tom: %s to %s: %d %v, want 403 forbidden", c.what, c.username, status, out)
+		}
+	}
+	// The session is still tina's, with its trail.
+	if status, out := apiCall(t, hc, "GET", api+"/sessions/"+id, token["tina"], "", nil); status != 200 || out["technician"] != "tina" {
+		t.Errorf("tina's session after tom's attempts: %d %v", status, out)
+	}
+	if status, _ := apiCall(t, hc, "GET", api+"/sessions/"+id+"/events", token["tina"], "", nil); status != 200 {
+		t.Errorf("tina's trail: %d", status)
+	}
+	for _, c := range []struct{ what, username, code, says string }{
+		{"invite", "old", "account_disabled", "disabled"},
+		{"handover", "old", "account_disabled", "disabled"},
+		{"invite", "sue", "invalid_username", "supervisor"},
+		{"handover", "sue", "invalid_username", "supervisor"},
+		{"invite", "nobody", "invalid_username", "technician or admin"},
+	} {
+		status, out := call("tina", c.what, c.username)
+		msg, _ := out["error"].(map[string]any)["message"].(string)
+		if status != 400 || errCode(out) != c.code || !strings.Contains(msg, c.says) {
+			t.Errorf("%s to %s: %d %v, want 400 %s saying %q", c.what, c.username, status, out, c.code, c.says)
+		}
+	}
+	// The technician hands over; the admin may too.
+	if status, out := call("tina", "handover", "tom"); status != 200 || out["technician"] != "tom" {
+		t.Fatalf("tina hands over to tom: %d %v", status, out)
+	}
+	token["admin"] = b.admin.APIKey
+	if status, out := call("admin", "handover", "lee"); status != 200 || out["technician"] != "lee" {
+		t.Errorf("the admin hands over to lee: %d %v", status, out)
+	}
+}

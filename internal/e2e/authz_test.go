@@ -100,7 +100,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/sessions", "", "sessions:read", false, false, []int{200}},
 		{"GET", "/sessions/{s}", "", "sessions:read", true, false, []int{200}},
 		{"GET", "/sessions/{s}/events", "", "sessions:read", true, false, []int{200}},
-		{"POST", "/sessions/{s}/invite", `{"username":"sue"}`, "sessions:write", true, true, []int{200}},
+		{"POST", "/sessions/{s}/invite", `{"username":"dummy"}`, "sessions:write", true, true, []int{200}},
 		{"POST", "/sessions/{s}/handover", `{"username":"dummy"}`, "sessions:write", true, true, []int{200}},
 		{"POST", "/sessions/{s}/end", `{}`, "sessions:write", true, true, []int{200}},
 		{"GET", "/users", "", "users:admin", false, false, []int{200}},
