@@ -353,7 +353,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if !decode(w, r, &req) {
 		return
 	}
-	err := a.cfg.Auth.ChangePassword(r.Context(), p.User, req.Current, req.New)
+	err := a.cfg.Auth.ChangePassword(r.Context(), p, req.Current, req.New)
 	switch {
 	case errors.Is(err, auth.ErrBadCredentials):
 		writeFieldErrors(w, []fieldError{{"current_password", "bad_credentials", "The current password is wrong."}})
@@ -362,6 +362,12 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	case err != nil:
 		a.internal(w, r, "change the password", err)
 	default:
+		// The other logins ended; so do their live connections.
+		keep := ""
+		if p.Login != nil {
+			keep = p.Login.TokenHash
+		}
+		a.cfg.Hub.DisconnectOtherLogins(p.User.ID, keep, "Your password was changed; sign in again with the new one.")
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

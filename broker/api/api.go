@@ -399,13 +399,27 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}{toMe(user, login.CSRF, login.MustEnrol, nil), token})
 }
 
+// logout ends the login the request came with and the live connections
+// made with it. A cookie request must pass the origin and CSRF checks like
+// any other change: another site must not sign a technician out, and a
+// refused logout must not look like one that happened. Without a login
+// there is nothing to end, and the cookie is cleared all the same.
 func (a *API) logout(w http.ResponseWriter, r *http.Request) {
-	p, err := a.cfg.Auth.Authenticate(r)
-	if err == nil && auth.CheckCSRF(p, r) && (!p.Cookie || sameOrigin(r)) {
-		if c, err := r.Cookie(auth.CookieName); err == nil {
-			a.cfg.Auth.Logout(r.Context(), c.Value)
-		} else if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			a.cfg.Auth.Logout(r.Context(), token)
+	if p, err := a.cfg.Auth.Authenticate(r); err == nil {
+		if p.Cookie && !sameOrigin(r) {
+			writeError(w, http.StatusForbidden, "origin_refused", "This request came from another site and was refused.")
+			return
+		}
+		if !auth.CheckCSRF(p, r) {
+			writeError(w, http.StatusForbidden, "csrf_failed", "Missing or wrong CSRF token; reload the console.")
+			return
+		}
+		if err := a.cfg.Auth.Logout(r.Context(), p); err != nil {
+			a.internal(w, r, "end the login", err)
+			return
+		}
+		if p.Login != nil {
+			a.cfg.Hub.DisconnectLogin(p.Login.TokenHash, "You signed out.")
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: auth.CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})

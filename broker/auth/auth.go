@@ -105,6 +105,9 @@ type Principal struct {
 	// KeyID and Scopes are set for API keys.
 	KeyID  string
 	Scopes []string
+	// Login is the console login the request came with (cookie or bearer
+	// login token); nil for API keys.
+	Login *store.Login
 	// MustEnrol is set while the login may only enrol in TOTP.
 	MustEnrol bool
 }
@@ -352,9 +355,13 @@ func (a *Authenticator) recordFailure(username string, now time.Time) {
 	}
 }
 
-// Logout ends the login behind token.
-func (a *Authenticator) Logout(ctx context.Context, token string) error {
-	return a.cfg.Store.DeleteLogin(ctx, HashToken(token))
+// Logout ends the console login p came with, if any.
+func (a *Authenticator) Logout(ctx context.Context, p *Principal) error {
+	if p.Login == nil {
+		return nil
+	}
+	a.cfg.Logger.InfoContext(ctx, "logout", "user", p.User.Username)
+	return a.cfg.Store.DeleteLogin(ctx, p.Login.TokenHash)
 }
 
 // Authenticate finds who r acts as: an `Authorization: Bearer` API key or
@@ -411,6 +418,7 @@ func (a *Authenticator) loginPrincipal(ctx context.Context, login *store.Login) 
 	if err != nil {
 		return nil, err
 	}
+	p.Login = login
 	if !p.User.TOTPEnabled {
 		required, err := a.TOTPRequiredRoles(ctx)
 		if err != nil {
@@ -512,8 +520,12 @@ func CheckPasswordPolicy(password string) error {
 	return nil
 }
 
-// ChangePassword sets u's password after checking the current one.
-func (a *Authenticator) ChangePassword(ctx context.Context, u *store.User, current, next string) error {
+// ChangePassword sets the password of p's account after checking the
+// current one, and ends every other login of the account: whoever knew
+// the old password, or holds a login of another browser or `viewer
+// login`, is out. The login that changed it stays.
+func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, current, next string) error {
+	u := p.User
 	ok, err := CheckPassword(u.PasswordHash, current)
 	if err != nil {
 		return err
@@ -527,7 +539,22 @@ func (a *Authenticator) ChangePassword(ctx context.Context, u *store.User, curre
 	if u.PasswordHash, err = HashPassword(next); err != nil {
 		return err
 	}
-	return a.cfg.Store.UpdateUser(ctx, u)
+	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+		return err
+	}
+	if err := a.cfg.Store.DeleteUserLogins(ctx, u.ID); err != nil {
+		return err
+	}
+	a.cfg.Logger.InfoContext(ctx, "password changed; other logins ended", "user", u.Username)
+	if p.Login == nil {
+		return nil
+	}
+	// The store ends all of an account's logins at once; this one opens
+	// again as it was (its token, CSRF token and absolute expiry), seen
+	// now.
+	keep := *p.Login
+	keep.CreatedAt = a.cfg.Now()
+	return a.cfg.Store.CreateLogin(ctx, &keep)
 }
 
 // ResetUser gives u a new random password, which it returns, turns TOTP

@@ -23,6 +23,7 @@ type viewer struct {
 	person  protocol.Person
 	userID  int64         // the account it signed in as
 	keyID   string        // the API key it signed in with, if any
+	login   string        // the hash of the console login it signed in with, if any
 	cutOff  bool          // its access was withdrawn: the host keeps nothing for its return
 	media   *relay.Viewer // nil until the viewer's media is set up
 	grants  []string      // what the user allowed this viewer

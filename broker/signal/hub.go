@@ -735,6 +735,9 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &viewer{conn: c, person: protocol.Person{ID: "v_" + auth.RandomToken(9), Name: p.User.Username, Role: p.User.Role, Org: h.cfg.Organisation},
 		userID: p.User.ID, keyID: p.KeyID}
+	if p.Login != nil {
+		v.login = p.Login.TokenHash
+	}
 	l.viewers[c] = v
 	if l.grace != nil {
 		l.grace.Stop()
@@ -875,6 +878,20 @@ func (h *Hub) DisconnectUser(userID int64, reason string) {
 // which was revoked.
 func (h *Hub) DisconnectKey(keyID, reason string) {
 	h.disconnect(func(v *viewer) bool { return v.keyID == keyID }, reason)
+}
+
+// DisconnectLogin closes every live connection made with the console
+// login tokenHash, which ended (its user signed out).
+func (h *Hub) DisconnectLogin(tokenHash, reason string) {
+	h.disconnect(func(v *viewer) bool { return v.login != "" && v.login == tokenHash }, reason)
+}
+
+// DisconnectOtherLogins closes the live connections of the account userID
+// made with any of its console logins but keep, as when the user changed
+// the password and the other logins ended. Connections made with API keys
+// stay: a password change does not revoke keys.
+func (h *Hub) DisconnectOtherLogins(userID int64, keep, reason string) {
+	h.disconnect(func(v *viewer) bool { return v.userID == userID && v.login != "" && v.login != keep }, reason)
 }
 
 func (h *Hub) disconnect(match func(*viewer) bool, reason string) {

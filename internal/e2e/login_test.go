@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
 )
 
 // TestLoginSecurity: a browser's login cookie, CSRF token and origin
@@ -217,4 +219,187 @@ func TestLoginRateLimitPerSource(t *testing.T) {
 		}
 	}
 	t.Fatal("40 sign-in attempts from one address were not limited")
+}
+
+// browserLogin signs user in as the console does, with a cookie jar, and
+// returns the browser, its login cookie and its CSRF token.
+func (b *broker) browserLogin(t *testing.T, hc *http.Client, user, password string) (*http.Client, string, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Transport: hc.Transport, Jar: jar}
+	status, out := apiCall(t, browser, "POST", b.URL()+"/api/v1/login", "", `{"username":"`+user+`","password":"`+password+`"}`, map[string]string{"Origin": b.URL()})
+	if status != 200 {
+		t.Fatalf("browser login: %d %v", status, out)
+	}
+	u, _ := url.Parse(b.URL())
+	for _, c := range jar.Cookies(u) {
+		if c.Name == auth.CookieName {
+			return browser, c.Value, out["csrf_token"].(string)
+		}
+	}
+	t.Fatal("no login cookie")
+	return nil, "", ""
+}
+
+// watch opens the viewer socket with header (a bearer token, or a login
+// cookie with the console's origin) and joins session id.
+func (b *broker) watch(t *testing.T, header http.Header, id string) *websocket.Conn {
+	t.Helper()
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	ws, err := dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	hello, _ := protocol.Encode(protocol.TypeHello, id, protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: id})
+	ws.WriteMessage(websocket.TextMessage, hello)
+	readType(t, ws, protocol.TypeWelcome)
+	return ws
+}
+
+func bearer(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+
+// endedWith waits for the broker to end ws's connection and checks what
+// it said.
+func endedWith(t *testing.T, what string, ws *websocket.Conn, want string) {
+	t.Helper()
+	var ended protocol.Ended
+	protocol.DecodePayload(readType(t, ws, protocol.TypeEnded), &ended)
+	if ended.Reason != want {
+		t.Errorf("%s ended with %q, want %q", what, ended.Reason, want)
+	}
+}
+
+// stillOpen checks that the broker still serves ws's connection: a
+// malformed message is answered with an error, as on any live connection,
+// and nothing ends it first.
+func stillOpen(t *testing.T, what string, ws *websocket.Conn) {
+	t.Helper()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("not a message")); err != nil {
+		t.Errorf("%s was closed: %v", what, err)
+		return
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Errorf("%s was closed: %v", what, err)
+			return
+		}
+		switch env, _ := protocol.Decode(data); env.Type {
+		case protocol.TypeError:
+			return
+		case protocol.TypeEnded:
+			t.Errorf("%s was ended: %s", what, data)
+			return
+		}
+	}
+}
+
+// TestPasswordChangeEndsOtherLogins: whoever changes their password ends
+// every other login of the account (another browser's, a `viewer login`
+// token) and the live connections made with them, at once; the login
+// that changed it and the account's API keys go on.
+func TestPasswordChangeEndsOtherLogins(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	status, out := apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"technician":"tina"}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	id := out["id"].(string)
+	_, key := apiCall(t, hc, "POST", api+"/keys", b.admin.APIKey, `{"name":"tina's script","username":"tina","scopes":["sessions:read","sessions:join"]}`, nil)
+	keyToken := key["key"].(string)
+
+	browser, cookie, _ := b.browserLogin(t, hc, "tina", "tina-password-1")
+	cli := b.loginToken(t, "tina", "tina-password-1")  // `viewer login` on another computer
+	here := b.loginToken(t, "tina", "tina-password-1") // where she changes it
+	inBrowser := b.watch(t, http.Header{"Cookie": {auth.CookieName + "=" + cookie}, "Origin": {b.URL()}}, id)
+	byCLI, byHere, byKey := b.watch(t, bearer(cli), id), b.watch(t, bearer(here), id), b.watch(t, bearer(keyToken), id)
+
+	if status, out := apiCall(t, hc, "POST", api+"/me/password", here, `{"current_password":"wrong-password-1","new_password":"tina-password-2"}`, nil); status != 400 {
+		t.Fatalf("wrong current password: %d %v", status, out)
+	}
+	if status, out := apiCall(t, hc, "GET", api+"/me", cli, "", nil); status != 200 {
+		t.Fatalf("a refused change ended a login: %d %v", status, out)
+	}
+	if status, out := apiCall(t, hc, "POST", api+"/me/password", here, `{"current_password":"tina-password-1","new_password":"tina-password-2"}`, nil); status != 204 {
+		t.Fatalf("change: %d %v", status, out)
+	}
+	const why = "Your password was changed; sign in again with the new one."
+	endedWith(t, "the other browser's connection", inBrowser, why)
+	endedWith(t, "the viewer login's connection", byCLI, why)
+	stillOpen(t, "the connection of the login that changed it", byHere)
+	stillOpen(t, "the API key's connection", byKey)
+	if status, _ := apiCall(t, browser, "GET", api+"/me", "", "", nil); status != 401 {
+		t.Errorf("the other browser's login: %d, want 401", status)
+	}
+	for _, c := range []struct {
+		what, token string
+		want        int
+	}{{"the viewer login", cli, 401}, {"the login that changed it", here, 200}, {"the API key", keyToken, 200}} {
+		if status, _ := apiCall(t, hc, "GET", api+"/me", c.token, "", nil); status != c.want {
+			t.Errorf("%s after the change: %d, want %d", c.what, status, c.want)
+		}
+	}
+	if status, _ := apiCall(t, hc, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-2"}`, nil); status != 200 {
+		t.Errorf("login with the new password: %d", status)
+	}
+}
+
+// TestLogoutEndsItsLogin: signing out ends that login and the live
+// connections made with it, and no other; a cookie sign-out without the
+// CSRF token is refused, and says so, rather than pretending.
+func TestLogoutEndsItsLogin(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	status, out := apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"technician":"tina"}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	id := out["id"].(string)
+	browser, cookie, csrf := b.browserLogin(t, hc, "tina", "tina-password-1")
+	cli := b.loginToken(t, "tina", "tina-password-1")
+	inBrowser := b.watch(t, http.Header{"Cookie": {auth.CookieName + "=" + cookie}, "Origin": {b.URL()}}, id)
+	byCLI := b.watch(t, bearer(cli), id)
+
+	if status, out := apiCall(t, browser, "POST", api+"/logout", "", "", map[string]string{"Origin": b.URL()}); status != 403 || errCode(out) != "csrf_failed" {
+		t.Errorf("sign-out without the CSRF token: %d %v, want 403 csrf_failed", status, out)
+	}
+	if status, out := apiCall(t, browser, "POST", api+"/logout", "", "", map[string]string{"Origin": "https://evil.example", "X-CSRF-Token": csrf}); status != 403 || errCode(out) != "origin_refused" {
+		t.Errorf("sign-out from another site: %d %v, want 403 origin_refused", status, out)
+	}
+	if status, _ := apiCall(t, hc, "GET", api+"/me", "", "", map[string]string{"Cookie": auth.CookieName + "=" + cookie}); status != 200 {
+		t.Fatalf("a refused sign-out ended the login: %d", status)
+	}
+	if status, out := apiCall(t, browser, "POST", api+"/logout", "", "", map[string]string{"Origin": b.URL(), "X-CSRF-Token": csrf}); status != 204 {
+		t.Fatalf("sign-out: %d %v", status, out)
+	}
+	if status, _ := apiCall(t, hc, "GET", api+"/me", "", "", map[string]string{"Cookie": auth.CookieName + "=" + cookie}); status != 401 {
+		t.Errorf("the signed-out cookie: %d, want 401", status)
+	}
+	endedWith(t, "the browser's connection", inBrowser, "You signed out.")
+	stillOpen(t, "the viewer login's connection", byCLI)
+
+	if status, out := apiCall(t, hc, "POST", api+"/logout", cli, "", nil); status != 204 {
+		t.Fatalf("viewer logout: %d %v", status, out)
+	}
+	endedWith(t, "the viewer login's connection", byCLI, "You signed out.")
+	if status, _ := apiCall(t, hc, "GET", api+"/me", cli, "", nil); status != 401 {
+		t.Errorf("the signed-out token: %d, want 401", status)
+	}
+	if status, _ := apiCall(t, hc, "POST", api+"/logout", "", "", nil); status != 204 {
+		t.Errorf("sign-out without a login: %d, want 204", status)
+	}
 }
