@@ -365,7 +365,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many sign-in attempts from your network. Wait a moment and try again.")
 		return
 	}
-	token, login, user, err := a.cfg.Auth.Login(r.Context(), req.Username, req.Password, req.TOTP)
+	token, login, user, err := a.cfg.Auth.Login(r.Context(), limit.Source(r), req.Username, req.Password, req.TOTP)
 	var locked *auth.LockoutError
 	switch {
 	case errors.As(err, &locked):

@@ -137,12 +137,14 @@ type Config struct {
 type Authenticator struct {
 	cfg      Config
 	mu       sync.Mutex
-	failures map[string]*failure // by username, for lockout
+	failures map[string]*failure // by failureKey, for lockout
 }
 
+// failure counts the wrong passwords for one account from one source.
 type failure struct {
 	count int
-	until time.Time
+	last  time.Time // the last failure
+	until time.Time // no attempts before this
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -237,19 +239,37 @@ func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name
 	return k, key, nil
 }
 
-// lockout: after maxFailures wrong passwords in a row the account refuses
-// logins for lockoutFor, doubling with each further failure.
+// Lockout: after maxFailures wrong passwords in a row for an account from
+// one source (an IPv4 address or IPv6 /64, as limit.Source names it), that
+// source's attempts for the account are refused for lockoutFor, doubling
+// with each further failure up to maxLockout. Kept per source, a
+// stranger's failures do not lock the account's owner out from anywhere
+// else; capped, and forgotten after failureMemory without a failure, they
+// cannot keep the owner out for long from the same network either.
+// Guessing stays slow: five tries, then one each maxLockout, per source;
+// and the API limits every source's attempts across all accounts.
 const (
-	maxFailures = 5
-	lockoutFor  = 30 * time.Second
+	maxFailures   = 5
+	lockoutFor    = 30 * time.Second
+	maxLockout    = 15 * time.Minute
+	failureMemory = time.Hour
+	// maxFailureEntries bounds the table under a spray of usernames and
+	// sources; when it is full, the entry whose last failure is oldest
+	// makes room, never the whole table.
+	maxFailureEntries = 10000
 )
 
+// failureKey is the lockout table's key: an account's name from a source.
+func failureKey(username, source string) string { return source + " " + username }
+
 // Login checks a username, password and, when the account has TOTP, its
-// current code, and opens a console login. It returns the cookie token, the
-// login record and the user.
-func (a *Authenticator) Login(ctx context.Context, username, password, totp string) (string, *store.Login, *store.User, error) {
+// current code, from source (limit.Source of the request), and opens a
+// console login. It returns the cookie token, the login record and the
+// user.
+func (a *Authenticator) Login(ctx context.Context, source, username, password, totp string) (string, *store.Login, *store.User, error) {
 	now := a.cfg.Now()
-	if err := a.lockedOut(username, now); err != nil {
+	key := failureKey(username, source)
+	if err := a.lockedOut(key, now); err != nil {
 		return "", nil, nil, err
 	}
 
@@ -267,7 +287,7 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totp stri
 		return "", nil, nil, fmt.Errorf("log in: %w", err)
 	}
 	if !ok {
-		a.recordFailure(username, now)
+		a.recordFailure(key, now)
 		a.cfg.Logger.WarnContext(ctx, "failed login", "user", username)
 		return "", nil, nil, ErrBadCredentials
 	}
@@ -283,7 +303,7 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totp stri
 			}
 		}
 		if !ok {
-			a.recordFailure(username, now)
+			a.recordFailure(key, now)
 			a.cfg.Logger.WarnContext(ctx, "failed login: wrong two-factor code", "user", username)
 			return "", nil, nil, ErrBadTOTP
 		}
@@ -293,7 +313,7 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totp stri
 		return "", nil, nil, ErrDisabled
 	}
 	a.mu.Lock()
-	delete(a.failures, username)
+	delete(a.failures, key)
 	a.mu.Unlock()
 
 	mustEnrol := false
@@ -314,10 +334,10 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totp stri
 	return token, login, u, nil
 }
 
-func (a *Authenticator) lockedOut(username string, now time.Time) error {
+func (a *Authenticator) lockedOut(key string, now time.Time) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f := a.failures[username]; f != nil && now.Before(f.until) {
+	if f := a.failures[key]; f != nil && now.Before(f.until) {
 		return &LockoutError{RetryAfter: f.until.Sub(now)}
 	}
 	return nil
@@ -338,21 +358,38 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-func (a *Authenticator) recordFailure(username string, now time.Time) {
+func (a *Authenticator) recordFailure(key string, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := a.failures[username]
+	f := a.failures[key]
 	if f == nil {
-		if len(a.failures) > 10000 { // bound memory under a spray of usernames
-			a.failures = map[string]*failure{}
+		if len(a.failures) >= maxFailureEntries {
+			a.evictOldestFailure()
 		}
 		f = &failure{}
-		a.failures[username] = f
+		a.failures[key] = f
+	}
+	if now.Sub(f.last) > failureMemory {
+		f.count = 0 // a quiet hour: the owner mistyping again starts afresh
 	}
 	f.count++
+	f.last = now
 	if f.count >= maxFailures {
-		f.until = now.Add(lockoutFor << min(f.count-maxFailures, 10))
+		f.until = now.Add(min(lockoutFor<<min(f.count-maxFailures, 10), maxLockout))
 	}
+}
+
+// evictOldestFailure forgets the entry whose last failure is the oldest.
+// It reads the whole table, only when the table is full.
+func (a *Authenticator) evictOldestFailure() {
+	var oldest string
+	var at time.Time
+	for k, f := range a.failures {
+		if oldest == "" || f.last.Before(at) {
+			oldest, at = k, f.last
+		}
+	}
+	delete(a.failures, oldest)
 }
 
 // Logout ends the console login p came with, if any.
@@ -574,7 +611,11 @@ func (a *Authenticator) ResetUser(ctx context.Context, u *store.User) (string, e
 		return "", err
 	}
 	a.mu.Lock()
-	delete(a.failures, u.Username)
+	for k := range a.failures {
+		if _, name, _ := strings.Cut(k, " "); name == u.Username {
+			delete(a.failures, k)
+		}
+	}
 	a.mu.Unlock()
 	return password, nil
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -54,15 +55,15 @@ func TestLoginLockoutAndCSRF(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range maxFailures {
-		if _, _, _, err := a.Login(ctx, "tech", "nope", ""); !errors.Is(err, ErrBadCredentials) {
+		if _, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "nope", ""); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("wrong password: %v", err)
 		}
 	}
-	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass", ""); !errors.Is(err, ErrLockedOut) {
+	if _, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass", ""); !errors.Is(err, ErrLockedOut) {
 		t.Fatalf("after %d failures the right password must wait: %v", maxFailures, err)
 	}
 	now = now.Add(lockoutFor + time.Second)
-	token, login, _, err := a.Login(ctx, "tech", "s3cret-pass", "")
+	token, login, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestIdleAndAbsoluteTimeout(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	a := newAuth(t, func() time.Time { return now })
 	a.CreateUser(ctx, "tech", "s3cret-pass-1", RoleTechnician)
-	token, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", "")
+	token, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestIdleAndAbsoluteTimeout(t *testing.T) {
 		break
 	}
 	// Left alone for 31 minutes, a login ends.
-	token, _, _, _ = a.Login(ctx, "tech", "s3cret-pass-1", "")
+	token, _, _, _ = a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", "")
 	r = httptest.NewRequest("GET", "/", nil)
 	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
 	now = now.Add(31 * time.Minute)
@@ -220,7 +221,7 @@ func TestTOTPLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Required but not enrolled: the login may only enrol.
-	_, login, _, err := a.Login(ctx, "tech", "s3cret-pass-1", "")
+	_, login, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", "")
 	if err != nil || !login.MustEnrol {
 		t.Fatalf("login without TOTP where required: %+v %v", login, err)
 	}
@@ -235,23 +236,23 @@ func TestTOTPLogin(t *testing.T) {
 	if err := a.ConfirmTOTP(ctx, u, code); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", ""); !errors.Is(err, ErrTOTPRequired) {
+	if _, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", ""); !errors.Is(err, ErrTOTPRequired) {
 		t.Fatalf("no code: %v", err)
 	}
 	// The code used to confirm cannot be replayed.
-	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", code); !errors.Is(err, ErrBadTOTP) {
+	if _, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", code); !errors.Is(err, ErrBadTOTP) {
 		t.Fatalf("replayed code: %v", err)
 	}
 	now = now.Add(30 * time.Second)
 	code, _ = TOTPCode(secret, now)
-	_, login, _, err = a.Login(ctx, "tech", "s3cret-pass-1", code)
+	_, login, _, err = a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", code)
 	if err != nil || login.MustEnrol {
 		t.Fatalf("right code: %+v %v", login, err)
 	}
 	// Two steps of drift is too much.
 	now = now.Add(30 * time.Second)
 	old, _ := TOTPCode(secret, now.Add(-90*time.Second))
-	if _, _, _, err := a.Login(ctx, "tech", "s3cret-pass-1", old); !errors.Is(err, ErrBadTOTP) {
+	if _, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", old); !errors.Is(err, ErrBadTOTP) {
 		t.Fatalf("stale code: %v", err)
 	}
 	// The role requires it: it cannot be turned off.
@@ -267,5 +268,29 @@ func BenchmarkCheckPassword(b *testing.B) {
 	h, _ := HashPassword("correct horse battery")
 	for b.Loop() {
 		CheckPassword(h, "correct horse battery")
+	}
+}
+
+// TestLockoutTableFull: when the lockout table is full (a spray of
+// usernames and addresses), the entries whose last failure is oldest make
+// room; a lockout in force is not wiped with the rest.
+func TestLockoutTableFull(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	for i := range 9999 {
+		a.recordFailure(fmt.Sprintf("198.51.100.%d user%d", i%250, i), now)
+	}
+	now = now.Add(time.Minute)
+	for range 5 {
+		a.recordFailure("203.0.113.9 admin", now)
+	}
+	for i := range 100 {
+		a.recordFailure(fmt.Sprintf("192.0.2.%d spray%d", i, i), now)
+	}
+	if err := a.lockedOut("203.0.113.9 admin", now); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("a lockout in force was forgotten when the table filled up: %v", err)
+	}
+	if n := len(a.failures); n > 10000 {
+		t.Fatalf("the table holds %d entries", n)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -401,5 +402,77 @@ func TestLogoutEndsItsLogin(t *testing.T) {
 	}
 	if status, _ := apiCall(t, hc, "POST", api+"/logout", "", "", nil); status != 204 {
 		t.Errorf("sign-out without a login: %d, want 204", status)
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from the local
+// address ip (127.0.0.2 is another machine to the broker).
+func clientFrom(t *testing.T, b *broker, ip string) *http.Client {
+	t.Helper()
+	tlsCfg, err := dial.TLSConfig(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, DialContext: d.DialContext}, Timeout: 30 * time.Second}
+}
+
+// TestLockoutCannotShutOutTheOwner: a stranger guessing an account's
+// password locks out their own address only, for at most 15 minutes at a
+// time, while the owner signs in from theirs; after a quiet hour the count
+// starts afresh.
+func TestLockoutCannotShutOutTheOwner(t *testing.T) {
+	b := startBroker(t)
+	if err := b.CreateUser(context.Background(), "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	owner, stranger := b.httpClient(t), clientFrom(t, b, "127.0.0.2")
+	login := func(hc *http.Client, password string) (int, int) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", b.URL()+"/api/v1/login", strings.NewReader(`{"username":"tina","password":"`+password+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return resp.StatusCode, retry
+	}
+	for i := range 5 {
+		if status, _ := login(stranger, "guess-"+strconv.Itoa(i)); status != 401 {
+			t.Fatalf("guess %d: %d", i, status)
+		}
+	}
+	status, retry := login(stranger, "tina-password-1")
+	if status != 429 || retry < 1 {
+		t.Fatalf("the stranger's sixth try: %d, Retry-After %d; want 429 with a wait", status, retry)
+	}
+	if status, _ := login(owner, "tina-password-1"); status != 200 {
+		t.Errorf("the owner, from another address, is shut out too: %d", status)
+	}
+	// The stranger keeps at it: each wait is longer, up to 15 minutes.
+	for round := range 10 {
+		b.advance(time.Duration(retry) * time.Second)
+		if status, _ := login(stranger, "guess-again"); status != 401 {
+			t.Fatalf("round %d, after the wait: %d", round, status)
+		}
+		if status, retry = login(stranger, "guess-more"); status != 429 || retry > 900 {
+			t.Fatalf("round %d: %d, Retry-After %d; want 429 for at most 900 s", round, status, retry)
+		}
+	}
+	if retry != 900 {
+		t.Errorf("the longest wait is %d s, want 900", retry)
+	}
+	// An hour without a failure: the count starts afresh, and a mistyped
+	// password from that address costs no more than a first one.
+	b.advance(time.Duration(retry)*time.Second + time.Hour)
+	for i := range 4 {
+		if status, _ := login(stranger, "typo-"+strconv.Itoa(i)); status != 401 {
+			t.Fatalf("after a quiet hour, typo %d: %d", i, status)
+		}
+	}
+	if status, _ := login(stranger, "tina-password-1"); status != 200 {
+		t.Errorf("after a quiet hour and four typos: %d, want 200", status)
 	}
 }
