@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/limit"
 )
 
 // registerAccounts adds the endpoints for accounts, API keys, settings and
@@ -350,11 +351,12 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		Current string `json:"current_password"`
 		New     string `json:"new_password"`
 	}
-	if !decode(w, r, &req) {
+	if !decode(w, r, &req) || !a.allowGuess(w, r) {
 		return
 	}
-	err := a.cfg.Auth.ChangePassword(r.Context(), p, req.Current, req.New)
+	err := a.cfg.Auth.ChangePassword(r.Context(), p, limit.Source(r), req.Current, req.New)
 	switch {
+	case writeLockout(w, err):
 	case errors.Is(err, auth.ErrBadCredentials):
 		writeFieldErrors(w, []fieldError{{"current_password", "bad_credentials", "The current password is wrong."}})
 	case errors.Is(err, auth.ErrWeakPassword):
@@ -416,11 +418,12 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	var req struct {
 		Code string `json:"code"`
 	}
-	if !decode(w, r, &req) {
+	if !decode(w, r, &req) || !a.allowGuess(w, r) {
 		return
 	}
-	err := a.cfg.Auth.DisableTOTP(r.Context(), p.User, req.Code)
+	err := a.cfg.Auth.DisableTOTP(r.Context(), p.User, limit.Source(r), req.Code)
 	switch {
+	case writeLockout(w, err):
 	case errors.Is(err, auth.ErrTOTPNeeded):
 		writeError(w, http.StatusConflict, "totp_required_by_role", "Your role requires two-factor authentication; it cannot be turned off.")
 	case errors.Is(err, auth.ErrBadTOTP):

@@ -68,6 +68,29 @@ func (a *API) allowLogin(r *http.Request) time.Duration {
 	return a.logins.Take(limit.Source(r), a.cfg.Now())
 }
 
+// allowGuess takes one attempt at a password or two-factor code from r's
+// source, out of the same budget as logins, or refuses r with 429.
+func (a *API) allowGuess(w http.ResponseWriter, r *http.Request) bool {
+	if wait := a.allowLogin(r); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many sign-in attempts from your network. Wait a moment and try again.")
+		return false
+	}
+	return true
+}
+
+// writeLockout answers 429 when err says that too many wrong passwords or
+// codes came from this source, and reports whether it did.
+func writeLockout(w http.ResponseWriter, err error) bool {
+	var locked *auth.LockoutError
+	if !errors.As(err, &locked) {
+		return false
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(locked.RetryAfter.Seconds()+0.999)))
+	writeError(w, http.StatusTooManyRequests, "locked_out", "Too many wrong passwords or codes. Wait a moment and try again.")
+	return true
+}
+
 // New returns the API.
 func New(cfg Config) (*API, error) {
 	if cfg.Store == nil || cfg.Auth == nil || cfg.Hub == nil {
@@ -360,9 +383,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		writeFieldErrors(w, errs)
 		return
 	}
-	if wait := a.allowLogin(r); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
-		writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many sign-in attempts from your network. Wait a moment and try again.")
+	if !a.allowGuess(w, r) {
 		return
 	}
 	token, login, user, err := a.cfg.Auth.Login(r.Context(), limit.Source(r), req.Username, req.Password, req.TOTP)

@@ -527,9 +527,11 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code str
 	return nil
 }
 
-// DisableTOTP turns TOTP off for u, given a current code, unless u's role
-// requires it.
-func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, code string) error {
+// DisableTOTP turns TOTP off for u, given a current code from source,
+// unless u's role requires it. Wrong codes count towards the lockout as at
+// login: whoever holds a stolen login must not guess their way past the
+// second factor.
+func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, code string) error {
 	required, err := a.TOTPRequiredRoles(ctx)
 	if err != nil {
 		return err
@@ -537,8 +539,18 @@ func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, code str
 	if slices.Contains(required, u.Role) {
 		return ErrTOTPNeeded
 	}
-	step, ok := checkTOTP(u.TOTPSecret, code, a.cfg.Now())
-	if !u.TOTPEnabled || !ok || step <= u.TOTPLastStep {
+	if !u.TOTPEnabled {
+		return ErrBadTOTP
+	}
+	now := a.cfg.Now()
+	key := failureKey(u.Username, source)
+	if err := a.lockedOut(key, now); err != nil {
+		return err
+	}
+	step, ok := checkTOTP(u.TOTPSecret, code, now)
+	if !ok || step <= u.TOTPLastStep {
+		a.recordFailure(key, now)
+		a.cfg.Logger.WarnContext(ctx, "wrong two-factor code to turn two-factor off", "user", u.Username, "source", source)
 		return ErrBadTOTP
 	}
 	u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep = "", false, 0
@@ -558,16 +570,25 @@ func CheckPasswordPolicy(password string) error {
 }
 
 // ChangePassword sets the password of p's account after checking the
-// current one, and ends every other login of the account: whoever knew
-// the old password, or holds a login of another browser or `viewer
-// login`, is out. The login that changed it stays.
-func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, current, next string) error {
+// current one, sent from source, and ends every other login of the
+// account: whoever knew the old password, or holds a login of another
+// browser or `viewer login`, is out. The login that changed it stays.
+// Wrong current passwords count towards the lockout as at login: a
+// stolen login must not become a way to guess the password.
+func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, source, current, next string) error {
 	u := p.User
+	now := a.cfg.Now()
+	key := failureKey(u.Username, source)
+	if err := a.lockedOut(key, now); err != nil {
+		return err
+	}
 	ok, err := CheckPassword(u.PasswordHash, current)
 	if err != nil {
 		return err
 	}
 	if !ok {
+		a.recordFailure(key, now)
+		a.cfg.Logger.WarnContext(ctx, "wrong current password to change the password", "user", u.Username, "source", source)
 		return ErrBadCredentials
 	}
 	if err := CheckPasswordPolicy(next); err != nil {

@@ -257,7 +257,7 @@ func TestTOTPLogin(t *testing.T) {
 	}
 	// The role requires it: it cannot be turned off.
 	code, _ = TOTPCode(secret, now)
-	if err := a.DisableTOTP(ctx, u, code); !errors.Is(err, ErrTOTPNeeded) {
+	if err := a.DisableTOTP(ctx, u, "192.0.2.1", code); !errors.Is(err, ErrTOTPNeeded) {
 		t.Fatalf("turn off required TOTP: %v", err)
 	}
 }

@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 )
@@ -474,5 +479,98 @@ func TestLockoutCannotShutOutTheOwner(t *testing.T) {
 	}
 	if status, _ := login(stranger, "tina-password-1"); status != 200 {
 		t.Errorf("after a quiet hour and four typos: %d, want 200", status)
+	}
+}
+
+// startBrokerLogging starts a broker whose log the test reads too.
+func startBrokerLogging(t *testing.T) (*broker, *syncBuffer) {
+	t.Helper()
+	var log syncBuffer
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &log), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	return b, &log
+}
+
+// logged checks that a line of the broker's log says each of want.
+func logged(t *testing.T, log *syncBuffer, want ...string) {
+	t.Helper()
+	for _, line := range strings.Split(log.String(), "\n") {
+		if !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(line, w) }) {
+			return
+		}
+	}
+	t.Errorf("no line of the broker's log says %q", want)
+}
+
+// TestStolenLoginCannotGuess: someone holding a login (a stolen cookie)
+// cannot try password after password on the password change, nor code
+// after code to turn two-factor authentication off: wrong ones count like
+// failed logins, lock out after five, and are logged with the address.
+func TestStolenLoginCannotGuess(t *testing.T) {
+	b, log := startBrokerLogging(t)
+	if err := b.CreateUser(context.Background(), "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	tok := b.loginToken(t, "tina", "tina-password-1")
+	call := func(method, path, body string) (int, map[string]any, int) {
+		t.Helper()
+		req, _ := http.NewRequest(method, api+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return resp.StatusCode, out, retry
+	}
+
+	for i := range 5 {
+		if status, out, _ := call("POST", "/me/password", `{"current_password":"guess-`+strconv.Itoa(i)+`","new_password":"mine-now-123456"}`); status != 400 || errCode(out) != "bad_credentials" {
+			t.Fatalf("guess %d: %d %v", i, status, out)
+		}
+	}
+	if status, out, retry := call("POST", "/me/password", `{"current_password":"tina-password-1","new_password":"mine-now-123456"}`); status != 429 || errCode(out) != "locked_out" || retry < 1 {
+		t.Errorf("the sixth guess at the current password: %d %v (Retry-After %d), want 429 locked_out", status, out, retry)
+	}
+	logged(t, log, `msg="wrong current password to change the password"`, "user=tina", "source=127.0.0.1")
+	// A quiet hour, while tina works on, and the count starts afresh.
+	for range 4 {
+		b.advance(20 * time.Minute)
+		if status, _, _ := call("GET", "/me", ""); status != 200 {
+			t.Fatalf("tina's login: %d", status)
+		}
+	}
+
+	// Tina turns two-factor authentication on; a guesser cannot turn it off.
+	_, enrol, _ := call("POST", "/me/totp", "")
+	secret := enrol["secret"].(string)
+	code, _ := auth.TOTPCode(secret, b.now())
+	if status, out, _ := call("POST", "/me/totp/confirm", `{"code":"`+code+`"}`); status != 200 {
+		t.Fatalf("confirm: %d %v", status, out)
+	}
+	b.advance(30 * time.Second)
+	for i := range 5 {
+		if status, out, _ := call("DELETE", "/me/totp", `{"code":"00000`+strconv.Itoa(i)+`"}`); status != 400 || errCode(out) != "bad_totp" {
+			t.Fatalf("code guess %d: %d %v", i, status, out)
+		}
+	}
+	code, _ = auth.TOTPCode(secret, b.now())
+	status, out, retry := call("DELETE", "/me/totp", `{"code":"`+code+`"}`)
+	if status != 429 || errCode(out) != "locked_out" || retry < 1 {
+		t.Fatalf("the sixth code: %d %v (Retry-After %d), want 429 locked_out", status, out, retry)
+	}
+	logged(t, log, `msg="wrong two-factor code to turn two-factor off"`, "user=tina", "source=127.0.0.1")
+	// The wait over, the owner with the right code turns it off.
+	b.advance(time.Duration(retry) * time.Second)
+	code, _ = auth.TOTPCode(secret, b.now())
+	if status, out, _ := call("DELETE", "/me/totp", `{"code":"`+code+`"}`); status != 204 {
+		t.Errorf("the right code after the wait: %d %v", status, out)
 	}
 }
