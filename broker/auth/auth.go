@@ -288,7 +288,14 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 	}
 	if !ok {
 		a.recordFailure(key, now)
-		a.cfg.Logger.WarnContext(ctx, "failed login", "user", username)
+		// What was typed as a username is logged only when it names an
+		// account: people type their password into the username field,
+		// and the log must not keep it.
+		if u != nil {
+			a.cfg.Logger.WarnContext(ctx, "failed login", "user", u.Username, "source", source)
+		} else {
+			a.cfg.Logger.WarnContext(ctx, "failed login: no account has the username given", "source", source)
+		}
 		return "", nil, nil, ErrBadCredentials
 	}
 	if u.TOTPEnabled {
@@ -304,12 +311,12 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 		}
 		if !ok {
 			a.recordFailure(key, now)
-			a.cfg.Logger.WarnContext(ctx, "failed login: wrong two-factor code", "user", username)
+			a.cfg.Logger.WarnContext(ctx, "failed login: wrong two-factor code", "user", u.Username, "source", source)
 			return "", nil, nil, ErrBadTOTP
 		}
 	}
 	if u.Disabled {
-		a.cfg.Logger.WarnContext(ctx, "login refused: account disabled", "user", username)
+		a.cfg.Logger.WarnContext(ctx, "login refused: account disabled", "user", u.Username, "source", source)
 		return "", nil, nil, ErrDisabled
 	}
 	a.mu.Lock()
@@ -330,7 +337,7 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 	if err := a.cfg.Store.CreateLogin(ctx, login); err != nil {
 		return "", nil, nil, err
 	}
-	a.cfg.Logger.InfoContext(ctx, "login", "user", username, "must_enrol_totp", mustEnrol)
+	a.cfg.Logger.InfoContext(ctx, "login", "user", u.Username, "source", source, "must_enrol_totp", mustEnrol)
 	return token, login, u, nil
 }
 

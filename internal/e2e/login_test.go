@@ -574,3 +574,26 @@ func TestStolenLoginCannotGuess(t *testing.T) {
 		t.Errorf("the right code after the wait: %d %v", status, out)
 	}
 }
+
+// TestFailedLoginLogsNoPassword: someone who types their password into
+// the username field does not find it in the broker's log; a failed login
+// names the account only when there is one, and always the address.
+func TestFailedLoginLogsNoPassword(t *testing.T) {
+	b, log := startBrokerLogging(t)
+	if err := b.CreateUser(context.Background(), "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	if status, _ := apiCall(t, hc, "POST", api+"/login", "", `{"username":"MySecretPassw0rd!","password":"tina"}`, nil); status != 401 {
+		t.Fatalf("password typed as the username: %d", status)
+	}
+	if status, _ := apiCall(t, hc, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-2"}`, nil); status != 401 {
+		t.Fatalf("wrong password: %d", status)
+	}
+	if strings.Contains(log.String(), "MySecretPassw0rd") {
+		t.Errorf("the broker's log holds what was typed as a username:\n%s", log.String())
+	}
+	logged(t, log, "level=WARN", "no account has the username given", "source=127.0.0.1")
+	logged(t, log, "level=WARN", `msg="failed login"`, "user=tina", "source=127.0.0.1")
+}
