@@ -303,23 +303,31 @@ func stillOpen(t *testing.T, what string, ws *websocket.Conn) {
 	}
 }
 
+// tinasSession starts a broker with a technician, tina (password
+// "tina-password-1"), and a session of hers; it returns the broker, an
+// API client checked against the OpenAPI document, the API's base URL and
+// the session's id.
+func tinasSession(t *testing.T) (b *broker, hc *http.Client, api, id string) {
+	t.Helper()
+	b = startBroker(t)
+	if err := b.CreateUser(context.Background(), "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	hc = newSpecChecker(t, b).client()
+	api = b.URL() + "/api/v1"
+	status, out := apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"technician":"tina"}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	return b, hc, api, out["id"].(string)
+}
+
 // TestPasswordChangeEndsOtherLogins: whoever changes their password ends
 // every other login of the account (another browser's, a `viewer login`
 // token) and the live connections made with them, at once; the login
 // that changed it and the account's API keys go on.
 func TestPasswordChangeEndsOtherLogins(t *testing.T) {
-	b := startBroker(t)
-	ctx := context.Background()
-	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
-		t.Fatal(err)
-	}
-	hc := newSpecChecker(t, b).client()
-	api := b.URL() + "/api/v1"
-	status, out := apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"technician":"tina"}`, nil)
-	if status != 201 {
-		t.Fatalf("create: %d %v", status, out)
-	}
-	id := out["id"].(string)
+	b, hc, api, id := tinasSession(t)
 	_, key := apiCall(t, hc, "POST", api+"/keys", b.admin.APIKey, `{"name":"tina's script","username":"tina","scopes":["sessions:read","sessions:join"]}`, nil)
 	keyToken := key["key"].(string)
 
@@ -363,18 +371,7 @@ func TestPasswordChangeEndsOtherLogins(t *testing.T) {
 // connections made with it, and no other; a cookie sign-out without the
 // CSRF token is refused, and says so, rather than pretending.
 func TestLogoutEndsItsLogin(t *testing.T) {
-	b := startBroker(t)
-	ctx := context.Background()
-	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
-		t.Fatal(err)
-	}
-	hc := newSpecChecker(t, b).client()
-	api := b.URL() + "/api/v1"
-	status, out := apiCall(t, hc, "POST", api+"/sessions", b.admin.APIKey, `{"technician":"tina"}`, nil)
-	if status != 201 {
-		t.Fatalf("create: %d %v", status, out)
-	}
-	id := out["id"].(string)
+	b, hc, api, id := tinasSession(t)
 	browser, cookie, csrf := b.browserLogin(t, hc, "tina", "tina-password-1")
 	cli := b.loginToken(t, "tina", "tina-password-1")
 	inBrowser := b.watch(t, http.Header{"Cookie": {auth.CookieName + "=" + cookie}, "Origin": {b.URL()}}, id)
