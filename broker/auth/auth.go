@@ -607,19 +607,15 @@ func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, source
 	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
 		return err
 	}
-	if err := a.cfg.Store.DeleteUserLogins(ctx, u.ID); err != nil {
+	keep := "" // an API key changing the password keeps no login
+	if p.Login != nil {
+		keep = p.Login.TokenHash
+	}
+	if err := a.cfg.Store.DeleteOtherLogins(ctx, u.ID, keep); err != nil {
 		return err
 	}
 	a.cfg.Logger.InfoContext(ctx, "password changed; other logins ended", "user", u.Username)
-	if p.Login == nil {
-		return nil
-	}
-	// The store ends all of an account's logins at once; this one opens
-	// again as it was (its token, CSRF token and absolute expiry), seen
-	// now.
-	keep := *p.Login
-	keep.CreatedAt = a.cfg.Now()
-	return a.cfg.Store.CreateLogin(ctx, &keep)
+	return nil
 }
 
 // ResetUser gives u a new random password, which it returns, turns TOTP

@@ -274,6 +274,13 @@ func (s *Store) DeleteUserLogins(ctx context.Context, user int64) error {
 	return err
 }
 
+// DeleteOtherLogins ends every console login of user but the one whose
+// token hashes to keep (the login that changed the password).
+func (s *Store) DeleteOtherLogins(ctx context.Context, user int64, keep string) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM logins WHERE user_id = ? AND token_hash != ?", user, keep)
+	return err
+}
+
 // Setting returns a broker setting, or "" when unset.
 func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 	var v string
