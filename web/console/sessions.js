@@ -288,6 +288,13 @@ export function mountSessions(main, { navigate, user }) {
       expired: h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Code expired'),
     }[state];
 
+    // Once the code is used, has run out or the session is over, the card
+    // follows the session: nothing is left to copy or read out.
+    if (state !== 'waiting') {
+      renderSettled(s, state, dismiss);
+      return;
+    }
+
     const expiry = h('span', { class: 'expiry-text', 'data-testid': 'code-expiry' });
     const bar = h('span', { class: 'expiry-bar-fill' });
     const usable = state === 'waiting';
@@ -356,6 +363,49 @@ export function mountSessions(main, { navigate, user }) {
     tick();
     clearInterval(tickTimer);
     tickTimer = setInterval(tick, 1000);
+  }
+
+  /**
+   * The card once the code has served: the user joined (open the session),
+   * the code ran out (make a new one) or the session is over.
+   */
+  function renderSettled(s, state, dismiss) {
+    const ticket = s.ticket?.id ?? '';
+    const heading = {
+      active: 'Connected',
+      expired: 'Code expired',
+      ended: 'Session ended',
+    }[state];
+    const text = {
+      active: 'The user has joined with the code. Open the session to see their screen once they allow it.',
+      expired: 'The user did not join in time. Create a new session for a fresh code.',
+      ended: 'This session is over. Its recording is under Recordings.',
+    }[state];
+    let action = null;
+    if (state === 'active') {
+      action = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'btn btn-primary', 'data-testid': 'open-session' },
+        'Open session', icon('open', 15));
+    } else if (state === 'expired') {
+      action = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'code-card-new' }, icon('plus', 16), 'New support session');
+      action.addEventListener('click', () => openNewSession());
+    }
+    codeSlot.replaceChildren(h('section', {
+      class: `card code-card code-card-settled is-${state}`, 'aria-label': 'Latest support session', 'data-testid': 'code-card', 'data-state': state,
+    },
+    h('div', { class: 'code-card-head' },
+      h('div', { class: 'code-card-title' },
+        h('h2', { class: 'section-title code-card-heading', 'data-testid': 'code-card-title', title: ticket ? `${heading} \u2014 ${ticket}` : null },
+          h('span', { class: `badge-dot code-card-dot is-${state}`, 'aria-hidden': 'true' }),
+          h('span', {}, ticket ? `${heading} \u2014 ` : heading, ticket ? h('span', { class: 'ticket', text: ticket }) : null))),
+      h('div', { class: 'code-card-actions' }, action, dismiss)),
+    h('p', { class: 'code-card-note', 'data-testid': 'code-card-note', text })));
+    clearInterval(tickTimer);
+    // Keep following the session: the user joins, or it ends.
+    if (state !== 'ended') {
+      tickTimer = setInterval(() => {
+        if (latestState() !== state) renderCode();
+      }, 1000);
+    }
   }
 
   // ---- The list ------------------------------------------------------------

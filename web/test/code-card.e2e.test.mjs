@@ -1,0 +1,70 @@
+// The card with a fresh support code on the Sessions page follows the
+// session: while the code waits it offers it to copy and read out; once the
+// user joined it says so and leads to the session; once the session ended
+// it says that, with nothing left to copy. A real broker, a real host on
+// Xvfb and headless Chromium. Screenshots go to artifacts/.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectErrors, launch } from './browser.mjs';
+import { api, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+after(stopAll);
+
+const TICKET = 'INC-4711 printer offline for Mrs. Very-Long-Surname-Customer at the Frankfurt branch office';
+
+/** Signs in as the broker's first admin and creates a session with ticket; returns its code. */
+async function createFromConsole(page, broker, ticket) {
+  await page.goto(broker.url + '/');
+  await page.getByTestId('login-username').fill(broker.admin.user);
+  await page.getByTestId('login-password').fill(broker.admin.password);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('new-session').click();
+  await page.getByTestId('new-session-ticket').fill(ticket);
+  await page.getByTestId('new-session-submit').click();
+  await page.getByTestId('session-code').waitFor();
+  return page.getByTestId('session-code').getAttribute('data-code');
+}
+
+test('the code card follows the session: waiting, joined, ended', { timeout: 90_000 }, async () => {
+  const display = await startXvfb(1280, 720);
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    const code = await createFromConsole(page, broker, TICKET);
+    errors.length = 0; // the console's first look for a login answers 401
+    const card = page.getByTestId('code-card');
+    const copies = card.locator('.copy-btn');
+    assert.ok(await copies.count() >= 3, 'a waiting code offers the code, the command and the link to copy');
+
+    // The user joins with the code.
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await until('the card to say the user joined', async () => /^Connected/.test((await card.textContent()) ?? ''), 20_000);
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: join(artifacts, 'code-card-joined.png'), animations: 'disabled' });
+    assert.match(await page.getByTestId('code-card-title').textContent(), /^Connected \u2014 INC-4711/);
+    assert.doesNotMatch(await card.textContent(), /Support code ready/);
+    assert.equal(await copies.count(), 0, 'a used code still offers things to copy');
+    assert.equal(await card.getByTestId('session-code').count(), 0, 'the used code is still shown');
+    assert.equal(await card.getByTestId('open-session').textContent(), 'Open session');
+
+    // The session ends.
+    const id = await page.getByTestId('session-row').first().getAttribute('data-session-id');
+    assert.equal((await api(broker, 'POST', `/api/v1/sessions/${id}/end`)).status, 200);
+    await until('the card to say the session ended', async () => /^Session ended/.test((await card.textContent()) ?? ''), 20_000);
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: join(artifacts, 'code-card-ended.png'), animations: 'disabled' });
+    assert.equal(await copies.count(), 0);
+    assert.equal(await card.getByTestId('open-session').count(), 0, 'an ended session is still offered to open as the main action');
+    assert.deepEqual(errors.map(String), []);
+  } finally {
+    await browser.close();
+  }
+});
