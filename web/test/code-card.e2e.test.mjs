@@ -68,3 +68,38 @@ test('the code card follows the session: waiting, joined, ended', { timeout: 90_
     await browser.close();
   }
 });
+
+test('at 1280 px the command shows its code in full and the state stays beside the title', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1280, height: 720 } });
+  try {
+    const page = await browser.newPage();
+    const code = await createFromConsole(page, broker, TICKET);
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: join(artifacts, 'code-card-1280.png'), animations: 'disabled' });
+    const command = page.getByTestId('host-command');
+    assert.match(await command.textContent(), new RegExp(`${code}$`));
+    const clipped = await command.evaluate((el) => el.scrollWidth > el.clientWidth + 1);
+    assert.equal(clipped, false, 'the command is cut off where its code is');
+    // The code is drawn inside the command's box, not past its end.
+    const { codeRight, boxRight } = await command.evaluate((el, code) => {
+      const text = el.firstChild;
+      const r = document.createRange();
+      r.setStart(text, text.length - code.length);
+      r.setEnd(text, text.length);
+      const rects = [...r.getClientRects()];
+      return { codeRight: Math.max(...rects.map((x) => x.right)), boxRight: el.getBoundingClientRect().right };
+    }, code);
+    assert.ok(codeRight <= boxRight + 1, `the code ends at ${codeRight}, its box at ${boxRight}`);
+    // The waiting badge sits on the title's line, on one line of its own.
+    const geo = await page.getByTestId('code-card').evaluate((card) => {
+      const title = card.querySelector('.code-card-title .section-title').getBoundingClientRect();
+      const badge = card.querySelector('.code-card-title .badge').getBoundingClientRect();
+      return { titleMid: title.top + title.height / 2, badgeMid: badge.top + badge.height / 2, badgeHeight: badge.height };
+    });
+    assert.ok(Math.abs(geo.titleMid - geo.badgeMid) < 6, `the badge is on another line than the title: ${JSON.stringify(geo)}`);
+    assert.ok(geo.badgeHeight < 32, `the badge wraps: ${geo.badgeHeight} px tall`);
+  } finally {
+    await browser.close();
+  }
+});
