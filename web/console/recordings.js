@@ -130,11 +130,11 @@ export function mountRecordings(main, { navigate, user }) {
         h('p', { class: 'empty-text', text: any ? 'Try a wider date range or fewer filters.' : 'Sessions are recorded from the moment someone connects; they appear here.' })));
       return;
     }
-    results.replaceChildren(h('table', { class: 'table', 'data-testid': 'recordings-table' },
+    results.replaceChildren(h('table', { class: 'table rec-table', 'data-testid': 'recordings-table' },
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col', text: 'Recorded' }),
-        h('th', { scope: 'col', text: 'Ticket' }),
-        h('th', { scope: 'col', text: 'Technician' }),
+        h('th', { scope: 'col', class: 'col-ticket', text: 'Ticket' }),
+        h('th', { scope: 'col', class: 'col-tech', text: 'Technician' }),
         h('th', { scope: 'col', text: 'User\u2019s computer' }),
         h('th', { scope: 'col', text: 'Length' }),
         h('th', { scope: 'col', text: 'What happened' }),
@@ -158,16 +158,19 @@ export function mountRecordings(main, { navigate, user }) {
       h('td', {}, h('div', { class: 'host-cell' },
         h('span', { class: 'host-name', title: formatDateTime(r.started_at), text: formatDateTime(r.started_at) }),
         h('span', { class: 'host-meta mono', title: r.session, text: `${shortId(r.session)} · ${timeAgo(r.started_at)}` }))),
-      h('td', {}, r.ticket ? h('span', { class: 'ticket', text: r.ticket, title: r.ticket }) : h('span', { class: 'muted', text: 'No ticket' })),
-      h('td', { text: r.technician || '—' }),
-      h('td', {}, r.host?.hostname ? h('span', { class: 'host-name', text: r.host.hostname }) : h('span', { class: 'muted', text: '—' })),
+      h('td', { class: 'col-ticket' }, r.ticket ? h('span', { class: 'ticket', text: r.ticket, title: r.ticket }) : h('span', { class: 'muted', text: 'No ticket' })),
+      h('td', { class: 'col-tech', text: r.technician || '—' }),
+      // In narrower windows the technician moves under the computer's name.
+      h('td', {}, h('div', { class: 'host-cell' },
+        r.host?.hostname ? h('span', { class: 'host-name', text: r.host.hostname }) : h('span', { class: 'muted', text: '—' }),
+        r.technician ? h('span', { class: 'host-meta rec-tech-sub', text: `by ${r.technician}` }) : null)),
       h('td', { class: 'tabular' }, live ? h('span', { class: 'muted', text: 'In progress' }) : h('div', { class: 'host-cell' },
         h('span', { text: r.duration_ms ? formatDuration(r.duration_ms) : '—' }),
         h('span', { class: 'host-meta', text: sizeText(r.size_bytes) }))),
-      h('td', {}, what.length ? h('div', { class: 'chips' }, what) : h('span', { class: 'muted', text: 'Screen only' })),
+      h('td', { class: 'col-what' }, what.length ? h('div', { class: 'chips' }, what) : h('span', { class: 'muted', text: 'Screen only' })),
       h('td', { title: r.note || null }, recordingBadge(r.state)),
       h('td', { class: 'col-action' }, live
-        ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'watch-live' }, icon('eye', 14), 'Watch live')
+        ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'watch-live', title: 'Watch live' }, icon('eye', 14), h('span', { class: 'watch-label', text: 'Watch live' }))
         : playable ? h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('play', 16)) : null));
     if (playable) {
       tr.addEventListener('click', () => navigate(href));

@@ -4,10 +4,11 @@
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { api, bin, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -35,6 +36,10 @@ before(async () => {
     await until(`the user's computer in ${s.id}`, async () => (await api(broker, 'GET', `/api/v1/sessions/${s.id}`)).body.host?.hostname);
   }
   assert.equal((await api(broker, 'POST', `/api/v1/sessions/${done.id}/end`)).status, 200);
+  // A recording with everything in it: a ticket id as long as a helpdesk
+  // writes one, a shell, files and the clipboard.
+  const busy = await create('INC-4711 printer offline for Mrs. Very-Long-Surname-Customer at the Frankfurt branch office', 'Printer offline');
+  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', busy.id]);
 });
 
 /** Whether the page is no wider than the window, and where the row's last column is. */
@@ -55,7 +60,7 @@ function maxLines(page, selector) {
   })));
 }
 
-for (const viewport of [{ width: 1000, height: 800 }, { width: 1440, height: 900 }]) {
+for (const viewport of [{ width: 1000, height: 800 }, { width: 1280, height: 720 }, { width: 1440, height: 900 }]) {
   const size = `${viewport.width}x${viewport.height}`;
 
   test(`the lists fit a ${size} window`, { timeout: 60_000 }, async (t) => {
@@ -69,7 +74,7 @@ for (const viewport of [{ width: 1000, height: 800 }, { width: 1440, height: 900
     await page.getByTestId('login-submit').click();
 
     await t.test('Sessions', async () => {
-      await until('four sessions', async () => (await page.getByTestId('session-row').count()) === 4);
+      await until('five sessions', async () => (await page.getByTestId('session-row').count()) === 5);
       await page.locator('[data-testid="session-row"][data-state="active"] .host-meta').waitFor();
       await page.mouse.move(0, 0);
       await page.screenshot({ path: join(artifacts, `console-lists-sessions-${size}.png`), fullPage: true, animations: 'disabled' });
@@ -81,7 +86,7 @@ for (const viewport of [{ width: 1000, height: 800 }, { width: 1440, height: 900
 
     await t.test('Recordings', async () => {
       await page.getByTestId('nav-recordings').click();
-      await until('two recordings', async () => (await page.getByTestId('recording-row').count()) === 2);
+      await until('three recordings', async () => (await page.getByTestId('recording-row').count()) === 3);
       await page.getByTestId('watch-live').waitFor();
       await page.mouse.move(0, 0);
       await page.screenshot({ path: join(artifacts, `console-lists-recordings-${size}.png`), fullPage: true, animations: 'disabled' });
@@ -90,6 +95,10 @@ for (const viewport of [{ width: 1000, height: 800 }, { width: 1440, height: 900
       assert.ok(m.actionRight <= m.cardRight, `the last column ends at ${m.actionRight}, the list at ${m.cardRight}`);
       assert.ok(await page.getByTestId('watch-live').isVisible());
       assert.ok(await maxLines(page, '[data-testid="recording-row"] td:first-child .host-name') <= 2, 'the date takes more than two lines');
+      // The long ticket is cut short, whole in its tooltip.
+      const ticket = page.locator('[data-testid="recording-row"] .ticket', { hasText: 'INC-4711' });
+      assert.match(await ticket.getAttribute('title'), /Frankfurt branch office$/);
+      assert.equal(await maxLines(page, '[data-testid="recording-row"] .ticket'), 1, 'a ticket wraps');
     });
 
     assert.deepEqual(errors.map(String), []);
