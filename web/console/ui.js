@@ -291,7 +291,12 @@ export function modal({ title, description, content, footer, onClose, testid, si
   return { dialog, body, close };
 }
 
-/** Asks before doing something that cannot be undone. Resolves true to go ahead. */
+/**
+ * Asks before doing something that cannot be undone. Resolves true to go
+ * ahead. Focus starts on Cancel when the action is destructive, so that an
+ * Enter pressed once too often (say, after the click that opened the
+ * dialog) does not end or delete anything.
+ */
 export function confirmDialog({ title, message, confirmLabel, danger = true, testid = 'confirm-dialog', confirmTestid = 'confirm-ok' }) {
   return new Promise((resolve) => {
     let answer = false;
@@ -314,7 +319,7 @@ export function confirmDialog({ title, message, confirmLabel, danger = true, tes
       answer = true;
       m.close();
     });
-    ok.focus();
+    (danger ? cancel : ok).focus();
   });
 }
 
