@@ -54,22 +54,43 @@ function failed(slot, err, retry) {
     h('p', { class: 'empty-text', text: err.message }), again));
 }
 
-/** Shows a secret once, with a copy button, until the admin closes it. */
+/**
+ * Shows a secret once, with a copy button, until the admin closes it. It is
+ * never shown again, so closing it (X, Escape, a click outside) before it
+ * was copied asks first; a second try closes it.
+ */
 function showSecret({ title, description, secret, testid }) {
-  const close = h('button', { type: 'button', class: 'btn btn-primary', text: 'I have saved it' });
+  let copied = false;
+  let warned = false;
+  const done = h('button', { type: 'button', class: 'btn btn-primary', text: 'I have saved it' });
+  const copy = copyButton(() => secret, { label: 'Copy', testid: 'copy-secret' });
+  copy.addEventListener('click', () => { copied = true; });
+  const warning = h('div', { class: 'alert alert-warning', role: 'alert', hidden: true, 'data-testid': 'secret-unsaved' },
+    icon('alert', 16), h('span', { text: 'You have not copied it yet, and it cannot be shown again. Copy it now, or close again to discard it.' }));
   const m = modal({
     title,
     description,
     testid,
     size: 'md',
     content: h('div', { class: 'secret-box' },
-      h('code', { class: 'secret secret-lg', 'data-testid': 'shown-secret', text: secret }),
-      copyButton(() => secret, { label: 'Copy', testid: 'copy-secret' }),
-      h('p', { class: 'field-hint' }, icon('lock', 14), h('span', { text: 'It is not shown again: the broker keeps only a hash of it.' }))),
-    footer: [close],
+      h('div', { class: 'secret-line' },
+        h('code', { class: 'secret secret-lg', 'data-testid': 'shown-secret', text: secret }),
+        copy),
+      h('p', { class: 'secret-note' }, icon('lock', 14), h('span', { text: 'It is not shown again: the broker keeps only a hash of it.' })),
+      warning),
+    footer: [done],
+    canClose: () => {
+      if (copied || warned) return true;
+      warned = true;
+      warning.hidden = false;
+      copy.focus();
+      return false;
+    },
   });
-  close.addEventListener('click', () => m.close());
-  close.focus();
+  // Copying by hand counts too.
+  m.dialog.addEventListener('copy', () => { copied = true; });
+  done.addEventListener('click', () => m.close());
+  copy.focus();
 }
 
 function roleSelect(value, attrs = {}) {

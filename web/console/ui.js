@@ -258,9 +258,11 @@ export function toast(message, kind = 'info', ms = 4000) {
 
 /**
  * A modal dialog built on <dialog>. Returns { dialog, body, close }.
- * `onClose` runs once however the dialog is dismissed.
+ * `onClose` runs once however the dialog is dismissed. `canClose`, if
+ * given, is asked before the X, Escape or a click outside dismisses it;
+ * returning false keeps it open (the browser lets a second Escape through).
  */
-export function modal({ title, description, content, footer, onClose, testid, size = 'sm' }) {
+export function modal({ title, description, content, footer, onClose, canClose, testid, size = 'sm' }) {
   const closeBtn = h('button', { type: 'button', class: 'icon-btn modal-close', 'aria-label': 'Close' }, icon('x', 18));
   const body = h('div', { class: 'modal-body' }, content);
   const dialog = h('dialog', { class: `modal modal-${size}`, 'data-testid': testid, 'aria-labelledby': 'modal-title' },
@@ -280,11 +282,17 @@ export function modal({ title, description, content, footer, onClose, testid, si
     dialog.remove();
     onClose?.();
   };
-  closeBtn.addEventListener('click', close);
+  const dismiss = () => {
+    if (!canClose || canClose()) close();
+  };
+  closeBtn.addEventListener('click', dismiss);
+  dialog.addEventListener('cancel', (e) => {
+    if (canClose && !canClose()) e.preventDefault();
+  });
   dialog.addEventListener('close', close);
   // A click on the backdrop (outside the panel) dismisses.
   dialog.addEventListener('mousedown', (e) => {
-    if (e.target === dialog) close();
+    if (e.target === dialog) dismiss();
   });
   document.body.append(dialog);
   dialog.showModal();

@@ -37,3 +37,46 @@ test('Enter in the End session dialog keeps the session going', { timeout: 60_00
     await browser.close();
   }
 });
+
+test('a new API key\u2019s dialog keeps the key and its Copy button together, and asks before it is closed uncopied', { timeout: 60_000 }, async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await page.goto(broker.url + '/');
+    await page.getByTestId('login-username').fill(broker.admin.user);
+    await page.getByTestId('login-password').fill(broker.admin.password);
+    await page.getByTestId('login-submit').click();
+    errors.length = 0; // the console's first look for a login answers 401
+    await page.getByTestId('nav-keys').click();
+    await page.getByTestId('new-key').click();
+    await page.getByTestId('key-name').fill('helpdesk integration');
+    await page.getByTestId('key-create').click();
+    const dialog = page.getByTestId('key-secret-dialog');
+    await dialog.waitFor();
+    await page.screenshot({ path: join(artifacts, 'dialog-api-key.png') });
+
+    // The Copy button sits beside the key, the lock beside its sentence.
+    const box = async (loc) => loc.boundingBox();
+    const key = await box(dialog.getByTestId('shown-secret'));
+    const copy = await box(dialog.getByTestId('copy-secret'));
+    assert.ok(copy.y < key.y + key.height && copy.y + copy.height > key.y, `Copy (${JSON.stringify(copy)}) is not beside the key (${JSON.stringify(key)})`);
+    const lock = await box(dialog.locator('p:has-text("It is not shown again") svg'));
+    const note = await box(dialog.locator('p:has-text("It is not shown again") span'));
+    assert.ok(lock.y + lock.height > note.y && lock.y < note.y + note.height, 'the lock is on a line of its own');
+
+    // Escape before copying warns instead of closing.
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(200);
+    assert.ok(await dialog.isVisible(), 'Escape threw away a key that was never copied');
+    assert.ok(await dialog.getByTestId('secret-unsaved').isVisible());
+    await page.screenshot({ path: join(artifacts, 'dialog-api-key-unsaved.png') });
+    // Once copied, it closes.
+    await dialog.getByTestId('copy-secret').click();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.deepEqual(errors.map(String), []);
+  } finally {
+    await browser.close();
+  }
+});
