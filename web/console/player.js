@@ -309,8 +309,10 @@ export function mountPlayer(main, { id, navigate }) {
       counts[cat] = (counts[cat] || 0) + 1;
       if (hidden.has(cat)) continue;
       const label = `${formatDuration(e.t)} · ${LABELS[e.type] || e.type}${summary(e) ? `: ${summary(e)}` : ''}`;
+      // Markers are for the mouse: the timeline is one Tab stop (its keys
+      // seek and jump between events) and the events list reaches each one.
       const el = h('button', {
-        type: 'button', class: `marker marker-${cat}`, title: label, 'aria-label': label,
+        type: 'button', class: `marker marker-${cat}`, title: label, tabindex: '-1', 'aria-hidden': 'true',
         'data-testid': 'timeline-marker', 'data-category': cat, 'data-type': e.type,
       });
       el.style.left = pct(e.t);
@@ -396,8 +398,19 @@ export function mountPlayer(main, { id, navigate }) {
     const row = eventList.querySelector(`[data-index="${idx}"]`);
     if (row) {
       row.classList.add('is-current');
-      if (playing) row.scrollIntoView({ block: 'nearest' });
+      showInList(row);
     }
+  }
+
+  /**
+   * Scrolls the events list, and only it (not the page), so that row shows:
+   * while playing and after a seek alike.
+   */
+  function showInList(row) {
+    const list = eventList.getBoundingClientRect();
+    const r = row.getBoundingClientRect();
+    if (r.top < list.top) eventList.scrollTop -= list.top - r.top;
+    else if (r.bottom > list.bottom) eventList.scrollTop += Math.min(r.bottom - list.bottom, r.top - list.top);
   }
 
   // ---- Video --------------------------------------------------------------------
@@ -602,11 +615,12 @@ export function mountPlayer(main, { id, navigate }) {
   function render() {
     playhead.style.left = pct(t);
     timeline.setAttribute('aria-valuenow', String(Math.round(t / 1000)));
-    timeline.setAttribute('aria-valuetext', formatDuration(t));
     timeText.textContent = `${formatDuration(t)} / ${formatDuration(duration)}`;
     playBtn.replaceChildren(icon(playing ? 'pause' : 'play', 18));
     playBtn.setAttribute('aria-label', playing ? 'Pause' : 'Play');
     highlightEvent();
+    const at = events[currentEvent];
+    timeline.setAttribute('aria-valuetext', at ? `${formatDuration(t)}, ${LABELS[at.type] || at.type}` : formatDuration(t));
     Object.assign(hooks, { t, playing, speed, segment: currentSeg?.name ?? null, videoTime: video.currentTime });
   }
 

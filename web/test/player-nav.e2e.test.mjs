@@ -1,0 +1,77 @@
+// Finding one's way in the recording player: the events list follows the
+// playhead when the technician seeks, and the timeline is a single Tab stop
+// (its keys seek; the list reaches each event). A real broker, an archive
+// written by its recorder (a shell and file transfers) and headless Chromium,
+// in a window short enough for the events list to scroll.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectErrors, launch } from './browser.mjs';
+import { api, bin, ROOT, startBroker, stopAll } from './procs.mjs';
+
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+after(stopAll);
+
+test('the events list follows a seek, and the timeline is one Tab stop', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-SEEK' } });
+  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', s.body.id]);
+  const browser = await launch({ viewport: { width: 1440, height: 640 } });
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await page.goto(broker.url + '/');
+    await page.getByTestId('login-username').fill(broker.admin.user);
+    await page.getByTestId('login-password').fill(broker.admin.password);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('nav-recordings').click();
+    errors.length = 0; // the console's first look for a login answers 401
+    await page.goto(`${broker.url}/#/recording/${s.body.id}`);
+    await page.waitForFunction(() => window.tether.player?.ready === true);
+    const list = page.getByTestId('event-list');
+    assert.ok(await list.evaluate((el) => el.scrollHeight > el.clientHeight + 50), 'the events list is too short to test scrolling');
+
+    // A click near the end of the timeline: the current event shows in the list.
+    await page.getByTestId('timeline').scrollIntoViewIfNeeded();
+    const tl = await page.getByTestId('timeline').boundingBox();
+    const scrollY = await page.evaluate(() => window.scrollY);
+    await page.mouse.click(tl.x + tl.width * 0.98, tl.y + tl.height / 2);
+    await page.waitForTimeout(300);
+    const t = await page.evaluate(() => window.tether.player);
+    assert.ok(Math.abs(t.t - t.duration * 0.98) < t.duration * 0.05, `the click went to ${t.t} of ${t.duration}`);
+    const shown = () => list.evaluate((el) => {
+      const row = el.querySelector('.is-current');
+      if (!row) return 'no current event';
+      const l = el.getBoundingClientRect();
+      const r = row.getBoundingClientRect();
+      return r.top >= l.top - 1 && r.bottom <= l.bottom + 1 ? 'shown' : `event ${row.dataset.index} at ${r.top}..${r.bottom}, the list shows ${l.top}..${l.bottom}`;
+    });
+    assert.equal(await shown(), 'shown', 'after the click the current event is out of sight');
+    assert.equal(await page.evaluate(() => window.scrollY), scrollY, 'the page itself scrolled');
+
+    // To the end and back by keyboard: the list follows.
+    await page.getByTestId('timeline').focus();
+    await page.keyboard.press('End');
+    await page.waitForTimeout(200);
+    assert.equal(await list.evaluate((el) => el.querySelector('.is-current')?.dataset.index), String(await page.getByTestId('event-row').count() - 1));
+    assert.equal(await shown(), 'shown', 'at the end the last event is out of sight');
+    await page.screenshot({ path: join(artifacts, 'player-seek-end.png') });
+    await page.keyboard.press('Home');
+    await page.waitForTimeout(200);
+    assert.equal(await shown(), 'shown', 'back at the start the first event is out of sight');
+
+    // One Tab stop: Tab from the timeline goes past all its markers.
+    assert.ok(await page.getByTestId('timeline-marker').count() > 3);
+    await page.keyboard.press('Tab');
+    const next = await page.evaluate(() => document.activeElement?.dataset.testid ?? document.activeElement?.tagName);
+    assert.notEqual(next, 'timeline-marker', 'Tab stops on each marker of the timeline');
+    assert.equal(next, 'legend-item');
+    assert.deepEqual(errors.map(String), []);
+  } finally {
+    await browser.close();
+  }
+});
