@@ -374,10 +374,13 @@ export function mountWebhooks(main) {
     try {
       const hooks = await api.listWebhooks();
       if (!hooks.length) {
-        listSlot.replaceChildren(h('div', { class: 'card empty empty-compact' },
+        const first = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-webhook-empty' }, icon('plus', 16), 'New webhook');
+        first.addEventListener('click', openCreate);
+        listSlot.replaceChildren(h('div', { class: 'card empty empty-compact', 'data-testid': 'webhooks-empty' },
           h('div', { class: 'empty-icon' }, icon('link', 20)),
           h('p', { class: 'empty-title', text: 'No webhooks yet' }),
-          h('p', { class: 'empty-text', text: 'Add your ticket system\u2019s URL to hear about new sessions, consent and closing notes.' })));
+          h('p', { class: 'empty-text', text: 'Add your ticket system\u2019s address to hear about new sessions, consent and closing notes.' }),
+          first));
         return;
       }
       listSlot.replaceChildren(...hooks.map(card));
@@ -470,7 +473,7 @@ export function mountWebhooks(main) {
     const create = h('button', { type: 'submit', form: 'wh-form', class: 'btn btn-primary', 'data-testid': 'webhook-create' }, 'Add webhook');
     const form = h('form', { id: 'wh-form', class: 'stack', novalidate: true },
       error.el,
-      h('div', { class: 'field' }, h('label', { for: 'wh-url', class: 'label', text: 'Endpoint URL' }), url),
+      h('div', { class: 'field' }, h('label', { for: 'wh-url', class: 'label', text: 'Address' }), url),
       h('div', { class: 'field' }, h('label', { for: 'wh-desc', class: 'label' }, 'Description ', h('span', { class: 'label-hint', text: '(optional)' })), desc),
       h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Events' }), h('div', { class: 'check-grid' }, boxes.map((b) => b.el))));
     const m = modal({ title: 'New webhook', content: form, footer: [cancel, create], testid: 'webhook-dialog', size: 'md' });
@@ -485,11 +488,27 @@ export function mountWebhooks(main) {
         showSecret({ title: 'Signing secret', description: 'Check each delivery\u2019s Tether-Signature header with it (HMAC-SHA256 over "<t>.<body>").', secret: out.secret, testid: 'webhook-secret-dialog' });
         load();
       } catch (err) {
-        error.show(err);
+        error.show(inPlainWords(err));
         create.disabled = false;
       }
     });
   }
 
   return () => {};
+}
+
+/**
+ * The broker names the webhook's field “url”, as its API does; the form
+ * calls it the address. An error about it reads in the form's words.
+ */
+function inPlainWords(err) {
+  const say = (m) => {
+    if (/^url must (be an absolute URL|use https)/.test(m)) return 'The address must be a full https:// address, such as https://tickets.example.com/tether.';
+    if (/^url is required/.test(m)) return 'Enter the address your ticket system receives webhooks at.';
+    return m.replace(/^The host of url /, 'The host in the address ').replace(/^url /, 'The address ');
+  };
+  return {
+    message: say(err.message ?? ''),
+    fields: err.fields?.map((f) => ({ ...f, message: f.field === 'url' ? say(f.message) : f.message })),
+  };
 }

@@ -54,7 +54,7 @@ export function mountRecordings(main, { navigate, user }) {
         h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'files', 'data-testid': 'filter-files' }), icon('folder', 15), 'Files were moved')),
       h('div', { class: 'rec-search-actions' },
         h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'filter-clear', text: 'Clear' }),
-        h('button', { type: 'submit', class: 'btn btn-primary btn-sm', 'data-testid': 'filter-submit' }, icon('refresh', 15), 'Search'))));
+        h('button', { type: 'submit', class: 'btn btn-primary btn-sm', 'data-testid': 'filter-submit' }, icon('search', 15), 'Search'))));
   for (const el of form.elements) {
     if (!el.name || !(el.name in saved)) continue;
     if (el.type === 'checkbox') el.checked = !!saved[el.name];

@@ -279,7 +279,7 @@ export function mountSessions(main, { navigate, user }) {
       renderCode();
     });
     const open = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'btn btn-primary', 'data-testid': 'open-session' },
-      'Open session', icon('open', 15));
+      'Open session', icon('arrowRight', 15));
 
     const status = {
       waiting: h('span', { class: 'badge badge-waiting' }, h('span', { class: 'badge-dot' }), 'Waiting for the user'),
@@ -331,7 +331,7 @@ export function mountSessions(main, { navigate, user }) {
             icon('terminal', 15),
             h('code', { 'data-testid': 'host-command', text: command }),
             copyButton(() => command, { label: 'Copy', className: 'btn btn-on-dark btn-sm' })),
-          h('p', { class: 'share-hint', 'data-testid': 'host-command-hint', text: 'With the host already on their computer. While the broker uses its development certificate, add -ca with its CA file; the host from the join link has it built in.' })),
+          h('p', { class: 'share-hint', 'data-testid': 'host-command-hint', text: 'If the user already has Tether installed, they can run this instead of using the link. On a test broker, also add -ca with its CA file.' })),
         h('div', { class: 'share-item' },
           h('div', { class: 'eyebrow', text: 'Or send the join link' }),
           h('div', { class: 'link-row' },
@@ -384,7 +384,7 @@ export function mountSessions(main, { navigate, user }) {
     let action = null;
     if (state === 'active') {
       action = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'btn btn-primary', 'data-testid': 'open-session' },
-        'Open session', icon('open', 15));
+        'Open session', icon('arrowRight', 15));
     } else if (state === 'expired') {
       action = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'code-card-new' }, icon('plus', 16), 'New support session');
       action.addEventListener('click', () => openNewSession());

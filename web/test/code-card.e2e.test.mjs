@@ -99,6 +99,10 @@ test('at 1280 px the command shows its code in full and the state stays beside t
     });
     assert.ok(Math.abs(geo.titleMid - geo.badgeMid) < 6, `the badge is on another line than the title: ${JSON.stringify(geo)}`);
     assert.ok(geo.badgeHeight < 32, `the badge wraps: ${geo.badgeHeight} px tall`);
+    // The hint under the command speaks to a technician.
+    const hint = await page.getByTestId('host-command-hint').textContent();
+    assert.match(hint, /already has Tether installed/);
+    assert.doesNotMatch(hint, /development certificate/);
   } finally {
     await browser.close();
   }

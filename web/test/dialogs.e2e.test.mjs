@@ -80,3 +80,30 @@ test('a new API key\u2019s dialog keeps the key and its Copy button together, an
     await browser.close();
   }
 });
+
+test('webhooks: a first one starts from the empty list, and a wrong address is explained in the form\u2019s words', { timeout: 60_000 }, async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.goto(broker.url + '/');
+    await page.getByTestId('login-username').fill(broker.admin.user);
+    await page.getByTestId('login-password').fill(broker.admin.password);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('nav-webhooks').click();
+    const empty = page.locator('.card.empty', { hasText: 'No webhooks yet' });
+    await empty.waitFor();
+    await empty.getByRole('button', { name: 'New webhook' }).click();
+    const dialog = page.getByTestId('webhook-dialog');
+    await dialog.waitFor();
+    await page.getByTestId('webhook-url').fill('tickets.example.com/hook');
+    await page.getByTestId('webhook-create').click();
+    const error = dialog.getByTestId('form-error');
+    await error.waitFor();
+    await page.screenshot({ path: join(artifacts, 'dialog-webhook-address.png') });
+    const text = await error.textContent();
+    assert.match(text, /^The address must be a full https:\/\/ address/);
+    assert.doesNotMatch(text, /\burl\b/, 'the error names the API field');
+  } finally {
+    await browser.close();
+  }
+});
