@@ -231,6 +231,14 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   const statsOverlay = h('div', { class: 'hud-stats', 'data-testid': 'stats-overlay', hidden: true, 'aria-label': 'Live figures' },
     fFps.el, fKbps.el, fRtt.el, fRes.el);
   const captureHint = h('div', { class: 'hud-pill hud-hint', 'data-testid': 'capture-hint', role: 'status', hidden: true });
+  // While the remote screen holds the keyboard, Tab, Alt+Tab and the rest
+  // go to the remote computer: this stays on the picture all that time and
+  // says how to get the keyboard back (and gives it back when clicked).
+  const capturedTag = h('button', {
+    type: 'button', class: 'hud-captured', 'data-testid': 'keyboard-captured', hidden: true, tabindex: '-1',
+    'aria-label': 'Keyboard captured. Press Ctrl+Alt+Shift, or click here, to release it.',
+  }, icon('keyboard', 13), h('span', { text: 'Keyboard captured' }), h('span', { class: 'hud-captured-sep', 'aria-hidden': 'true', text: '\u00b7' }),
+  kbd('Ctrl', 'Alt', 'Shift'), h('span', { text: 'to release' }));
   const notice = h('div', { class: 'hud-pill hud-notice', 'data-testid': 'control-notice', role: 'alert', hidden: true });
   const inputToast = h('div', { class: 'hud-pill hud-toast', 'data-testid': 'input-toast', role: 'status', hidden: true });
   // In full screen the toolbar is out of sight: a bar that peeks from the top edge.
@@ -243,7 +251,8 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     fsBar,
     h('div', { class: 'hud-top' }, captureHint, notice),
     statsOverlay,
-    h('div', { class: 'hud-bottom' }, inputToast));
+    h('div', { class: 'hud-bottom' }, inputToast),
+    capturedTag);
 
   // ---- input -----------------------------------------------------------------
 
@@ -258,22 +267,27 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       if (inputStats.log.length > 200) inputStats.log.splice(0, inputStats.log.length - 200);
     },
     onPaste: pasteLocalClipboard,
-    onReleaseChord: () => {
-      stage.blur();
-      flashPill(captureHint, [icon('lock', 14), 'Keyboard released'], 1800);
-    },
+    onReleaseChord: releaseKeyboard,
     onCapture: (captured) => {
-      // The ring says it every time; the words only the first time after
-      // each grant (and in full screen), so that they do not nag.
-      if (captured && !hintShown) showCaptureHint();
-      else if (!captured) captureHint.hidden = true;
+      capturedTag.hidden = !captured;
+      if (captured) captureHint.hidden = true;
       lockKeyboard();
     },
   });
-  let hintShown = false;
-  function showCaptureHint() {
-    hintShown = true;
-    flashPill(captureHint, [icon('keyboard', 14), 'Keyboard is captured', h('span', { class: 'hud-sub' }, 'press ', kbd('Ctrl', 'Alt', 'Shift'), ' to release')], HINT_MS);
+  // Keep the focus where it is until the click: the tag must not vanish
+  // (the stage losing focus hides it) between press and release.
+  capturedTag.addEventListener('mousedown', (e) => e.preventDefault());
+  capturedTag.addEventListener('click', releaseKeyboard);
+
+  /**
+   * Gives the keyboard back to the console: focus goes to the mode switch
+   * next to it (where Tab carries on through the toolbar), not to nowhere.
+   */
+  function releaseKeyboard() {
+    // In full screen the toolbar is out of sight: the bar at the top edge.
+    (document.fullscreenElement === stage ? fsExit : modeControl).focus({ preventScroll: true });
+    if (document.activeElement === stage) stage.blur();
+    flashPill(captureHint, [icon('lock', 14), 'Keyboard released'], HINT_MS / 2);
   }
   const inputStats = { sent: 0, lastSent: null, log: [] };
   window.tether.input = inputStats;
@@ -411,7 +425,6 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     // alone means input would be dropped anyway.
     input.setEnabled(enabled, { release: false });
     if (enabled) {
-      if (!was) hintShown = false;
       state.wanted = true;
       notice.hidden = true;
       if (asked === true) stage.focus({ preventScroll: true });
@@ -732,8 +745,6 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     clearTimeout(fsPeekTimer);
     fsBar.classList.toggle('is-peek', full);
     if (full) fsPeekTimer = setTimeout(() => fsBar.classList.remove('is-peek'), 2500);
-    if (full && input.captured) showCaptureHint();
-    else if (full) hintShown = false;
     lockKeyboard();
   };
   let fsPeekTimer = 0;

@@ -180,8 +180,8 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     assert.equal(await byId('mode-control').getAttribute('aria-pressed'), 'true');
     assert.equal(await byId('mode-view').getAttribute('aria-pressed'), 'false');
     assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'remote-stage');
-    await byId('capture-hint').waitFor();
-    assert.match(await byId('capture-hint').textContent(), /Keyboard is captured.*Ctrl.*Alt.*Shift/);
+    await byId('keyboard-captured').waitFor();
+    assert.match(await byId('keyboard-captured').textContent(), /Keyboard captured.*Ctrl.*Alt.*Shift.*to release/);
     // The keyboard now reaches the remote display.
     const from = witness.mark();
     await page.keyboard.press('KeyQ');

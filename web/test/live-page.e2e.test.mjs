@@ -1,0 +1,96 @@
+// The live session page as a technician works it, on the real stack: a real
+// broker, a real host on Xvfb (the user answers its questions on its
+// terminal), and headless Chromium. These check what the technician sees
+// and where the keyboard focus goes: that nothing is left on <body>, that a
+// request is announced once, and that the panels say what they do.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { collectErrors, launch, remotePoint } from './browser.mjs';
+import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+
+const ARTIFACTS = join(ROOT, 'artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+after(stopAll);
+
+/** What has the keyboard focus: its data-testid, or its tag name. */
+const focused = (page) => page.evaluate(() => {
+  const el = document.activeElement;
+  return el?.dataset?.testid || el?.tagName.toLowerCase() || '';
+});
+
+test('the live session page', { timeout: 240_000 }, async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  mkdirSync(join(home, 'Documents'));
+  writeFileSync(join(home, 'Documents', 'notes.txt'), 'hello');
+  writeFileSync(join(home, '.profile'), 'x'.repeat(182));
+  mkdirSync(join(home, '.cache'));
+  writeFileSync(join(home, 'report.txt'), 'report');
+
+  const display = await startXvfb(1280, 720);
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1280, height: 720 } });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors = collectErrors(page);
+  const byId = (id) => page.getByTestId(id);
+  const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `live-page-${name}.png`) });
+
+  const code = await openSession(page, broker, 'INC-LIVE');
+  const host = startHost(broker, code, display, { answer: null, args: ['-files-root', home, '-files-inbox', join(home, 'Downloads', 'Tether')] });
+  await host.ready;
+  // The user answers each question on the host's terminal.
+  let answered = 0;
+  const answer = async (line) => {
+    await until('a question on the host terminal', () => host.out.stdout.split('Allow? ').length - 1 > answered, 20_000);
+    answered++;
+    host.type(line);
+  };
+  await answer('all');
+  await page.locator('[data-testid="conn-state"][data-state="live"]').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth > 0, null, { timeout: 20_000 });
+
+  await t.test('while the keyboard is captured the picture says so, and how to get it back', async () => {
+    await byId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control.enabled === true);
+    const tag = byId('keyboard-captured');
+    await tag.waitFor();
+    assert.match(await tag.innerText(), /Keyboard captured[\s\S]*Ctrl[\s\S]*Alt[\s\S]*Shift[\s\S]*to release/);
+    await page.waitForTimeout(5000); // longer than any passing hint
+    assert.equal(await tag.isVisible(), true, 'the indicator stays while the keyboard is captured');
+    await shot('1-captured');
+
+    // The release shortcut gives the keyboard back to the mode switch.
+    await page.keyboard.down('Control');
+    await page.keyboard.down('Alt');
+    await page.keyboard.down('Shift');
+    await page.keyboard.up('Shift');
+    await page.keyboard.up('Alt');
+    await page.keyboard.up('Control');
+    assert.equal(await focused(page), 'mode-control');
+    await tag.waitFor({ state: 'hidden' });
+
+    // Clicking into the picture captures it again, and says so again.
+    const [x, y] = await remotePoint(page, 640, 600);
+    await page.mouse.click(x, y);
+    await tag.waitFor();
+    assert.equal(await focused(page), 'remote-stage');
+    // Clicking the indicator releases the keyboard too.
+    await tag.click();
+    await tag.waitFor({ state: 'hidden' });
+    assert.equal(await focused(page), 'mode-control');
+    assert.equal(await page.evaluate(() => window.tether.control.enabled), true, 'still in control: only the keyboard was released');
+    await page.mouse.click(x, y);
+    await tag.waitFor();
+    await page.keyboard.press('Tab'); // goes to the remote computer
+    assert.equal(await focused(page), 'remote-stage');
+  });
+
+  //@@MORE@@
+
+  assert.deepEqual(pageErrors.map(String), []);
+});
