@@ -150,9 +150,9 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   const copyBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'clipboard-copy', disabled: true },
     icon('download', 14), h('span', { text: 'Copy to my clipboard' }));
   const fetchBtn = h('button', {
-    type: 'button', class: 'btn btn-on-dark btn-sm btn-icon', 'data-testid': 'clipboard-request',
-    'aria-label': 'Fetch the remote clipboard', 'data-tip': 'Fetch again',
-  }, icon('refresh', 14));
+    type: 'button', class: 'btn btn-on-dark btn-sm', 'data-testid': 'clipboard-request',
+    'aria-label': 'Fetch the remote clipboard again',
+  }, icon('refresh', 14), h('span', { text: 'Fetch again' }));
   const sendText = h('textarea', {
     class: 'clip-input', 'data-testid': 'clipboard-send-text', rows: '4', spellcheck: 'false',
     placeholder: 'Type or paste text for the remote clipboard', 'aria-label': 'Text to send',
@@ -178,10 +178,9 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     h('section', { class: 'clip-section' },
       h('div', { class: 'clip-head' },
         h('h3', { class: 'clip-title' }, icon('monitor', 14), 'Remote clipboard'),
-        remoteMeta,
-        fetchBtn),
+        remoteMeta),
       remoteText,
-      h('div', { class: 'clip-actions' }, copyBtn)),
+      h('div', { class: 'clip-actions' }, fetchBtn, copyBtn)),
     h('section', { class: 'clip-section' },
       h('div', { class: 'clip-head' },
         h('h3', { class: 'clip-title' }, icon('send', 14), 'Send to the remote clipboard'),
@@ -197,7 +196,14 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       clipDot.hidden = true;
       if (!state.remoteClip && canClipboard()) requestClipboard();
     },
-    initialFocus: () => (canClipboard() ? (state.enabled ? sendText : remoteText) : clipAskBtn),
+    // The top of the panel; Tab goes on down through it in reading order.
+    initialFocus: () => (canClipboard() ? remoteText : clipAskBtn),
+  });
+  // Like the keys menu, the panel closes when the focus moves on past it
+  // (not on a click inside it that lands on nothing focusable).
+  clipPanel.addEventListener('focusout', (e) => {
+    const to = e.relatedTarget;
+    if (to && !clipPanel.contains(to) && to !== clipBtn) clip.close(false);
   });
 
   // ---- toolbar: view ---------------------------------------------------------
@@ -359,7 +365,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     if (!open) clip.close(false);
     picker.disabled = !usable;
     pickerWrap.dataset.tip = usable ? 'Show another display' : 'Switch to Control to change displays';
-    sendBtn.disabled = !(clipOk && state.enabled);
+    renderSendBtn();
     fetchBtn.disabled = !clipOk;
     sendHint.textContent = state.enabled
       ? 'Ctrl+V on the remote screen pastes your own clipboard there.'
@@ -552,11 +558,26 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     return '';
   }
 
+  /**
+   * Send needs Control, and some text: sending nothing would empty the
+   * user's clipboard.
+   */
+  function renderSendBtn() {
+    const ready = state.channel?.readyState === 'open' && state.live && canClipboard() && state.enabled;
+    const empty = sendText.value === '';
+    sendBtn.disabled = !ready || empty;
+    const why = !ready ? 'Switch to Control to send text to the remote clipboard'
+      : empty ? 'Type or paste the text to send first' : '';
+    if (why) sendBtn.dataset.tip = why;
+    else delete sendBtn.dataset.tip;
+  }
+
   function updateCount() {
     const bytes = utf8.encode(sendText.value).length;
     sendCount.textContent = `${formatBytes(bytes)} of ${formatBytes(MAX_CLIPBOARD)}`;
     sendCount.classList.toggle('is-over', bytes > MAX_CLIPBOARD);
     clipError.hidden = true;
+    renderSendBtn();
   }
   sendText.addEventListener('input', updateCount);
   sendText.addEventListener('keydown', (e) => {

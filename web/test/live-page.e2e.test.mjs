@@ -90,6 +90,36 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     assert.equal(await focused(page), 'remote-stage');
   });
 
+  await t.test('the clipboard panel sends no empty text, and closes when the focus moves on', async () => {
+    await byId('mode-control').focus();
+    await byId('clipboard-open').click();
+    const send = byId('clipboard-send');
+    await send.waitFor();
+    assert.equal(await byId('clipboard-send-text').inputValue(), '');
+    assert.equal(await send.isDisabled(), true, 'nothing to send: the user\u2019s clipboard would be wiped');
+    assert.match(await send.getAttribute('data-tip'), /Type or paste/);
+    await byId('clipboard-send-text').fill('ipconfig /all');
+    assert.equal(await send.isEnabled(), true);
+    await byId('clipboard-send-text').fill('');
+    assert.equal(await send.isDisabled(), true);
+    await shot('2-clipboard-empty');
+
+    // From where the panel puts the focus, Tab walks down through it,
+    // Fetch included, and out of it: the panel closes behind.
+    await byId('clipboard-open').click(); // closes
+    await byId('clipboard-open').click(); // opens afresh
+    await byId('clipboard-send').waitFor();
+    const seen = [];
+    for (let i = 0; i < 10 && await page.locator('#clipboard-panel').isVisible(); i++) {
+      seen.push(await focused(page));
+      await page.keyboard.press('Tab');
+    }
+    assert.ok(seen.includes('clipboard-request'), `Fetch reached with Tab: ${seen.join(', ')}`);
+    assert.ok(seen.indexOf('clipboard-request') < seen.indexOf('clipboard-send-text'), `reading order: ${seen.join(', ')}`);
+    await page.locator('#clipboard-panel').waitFor({ state: 'hidden', timeout: 2000 });
+    assert.notEqual(await focused(page), 'body');
+  });
+
   //@@MORE@@
 
   assert.deepEqual(pageErrors.map(String), []);
