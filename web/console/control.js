@@ -116,6 +116,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     'data-tip': 'Ask the user to allow mouse and keyboard',
   }, icon('hand', 16), h('span', { class: 'request-btn-label', text: 'Request control' }));
   requestCtl.addEventListener('click', () => {
+    if (requestCtl.getAttribute('aria-disabled') === 'true') return;
     if (onRequest('control')) state.controlOnGrant = true;
     render();
   });
@@ -166,6 +167,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   const clipAskBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'request-perm', 'data-perm': 'clipboard' },
     icon('hand', 14), h('span', { text: 'Request clipboard access' }));
   clipAskBtn.addEventListener('click', () => {
+    if (clipAskBtn.getAttribute('aria-disabled') === 'true') return;
     onRequest('clipboard');
     render();
   });
@@ -332,7 +334,9 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     const askingControl = state.perms.asking.includes('control');
     requestCtl.hidden = supervisor || !open || !state.perms.known || state.perms.control || state.perms.paused
       || (state.perms.pending && !askingControl);
-    requestCtl.disabled = askingControl || !state.perms.canAsk;
+    // aria-disabled, not disabled: the focus stays on the button while the
+    // user answers (a disabled button would drop it to the page).
+    requestCtl.setAttribute('aria-disabled', String(askingControl || !state.perms.canAsk));
     requestCtl.classList.toggle('is-asking', askingControl);
     requestCtl.replaceChildren(
       askingControl ? h('span', { class: 'mini-spinner', 'aria-hidden': 'true' }) : icon('hand', 16),
@@ -349,8 +353,10 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       : supervisor ? 'Clipboard \u00b7 supervisors watch only'
         : state.perms.paused ? 'Clipboard \u00b7 paused by the user' : 'Clipboard \u00b7 not allowed yet';
     clipBtn.classList.toggle('is-locked', open && !clipOk);
+    const askHadFocus = document.activeElement === clipAskBtn;
     clipAsk.hidden = clipOk;
     clipMain.hidden = !clipOk;
+    if (askHadFocus && clipOk) remoteText.focus({ preventScroll: true });
     const askingClip = state.perms.asking.includes('clipboard');
     clipAskText.textContent = supervisor ? 'Supervisors watch only: the clipboard is for the technicians who work the session.'
       : state.perms.paused
@@ -359,7 +365,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
         : state.perms.pending ? 'The user is answering another request. Ask again once they have.'
           : 'The user has not allowed clipboard sharing. Ask them, and you can copy text from their computer and paste text to it.';
     clipAskBtn.hidden = supervisor || state.perms.paused || state.perms.clipboard;
-    clipAskBtn.disabled = askingClip || !state.perms.canAsk;
+    clipAskBtn.setAttribute('aria-disabled', String(askingClip || !state.perms.canAsk));
     clipAskBtn.lastChild.textContent = askingClip ? 'Asking the user\u2026' : 'Request clipboard access';
     const usable = open && state.enabled;
     if (!open) clip.close(false);

@@ -165,6 +165,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     }
     busy = true;
     listError = '';
+    const from = cwd;
     try {
       const msg = await request({ type: 'list', path });
       if (msg.type === 'listing') {
@@ -178,7 +179,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     } finally {
       busy = false;
     }
-    renderList();
+    renderList(from);
     pump();
   }
 
@@ -196,7 +197,22 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     crumbs.replaceChildren(...items);
   }
 
-  function renderList() {
+  function renderList(from = cwd) {
+    // The rows are built anew: a focus among them (a folder opened with
+    // Enter, a crumb) moves to the same row if it is still there, to the
+    // folder it came from when going up, or else to the first row,
+    // instead of dropping to the page.
+    const had = browser.contains(document.activeElement) && document.activeElement !== uploadBtn ? document.activeElement : null;
+    const inside = cwd === '.' ? '' : `${cwd}/`;
+    const cameFrom = from !== cwd && from.startsWith(inside) ? from.slice(inside.length).split('/')[0] : undefined;
+    const hadName = had?.dataset.name ?? cameFrom;
+    renderRows();
+    if (!had || !open) return;
+    const again = hadName && [...listEl.querySelectorAll('[data-testid="files-entry"]')].find((el) => el.dataset.name === hadName);
+    (again ?? listEl.querySelector('button') ?? crumbs.querySelector('.is-current'))?.focus({ preventScroll: true });
+  }
+
+  function renderRows() {
     renderCrumbs();
     if (listError) {
       listEl.replaceChildren(h('li', { class: 'files-error', 'data-testid': 'files-error' }, icon('alert', 15), h('span', { text: listError })));
@@ -469,18 +485,25 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
 
   // ---- panel -----------------------------------------------------------------------
 
+  // Built once: the focus stays on the button while the user answers.
+  const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-request' }, icon('hand', 15), 'Ask for file transfer');
+  askBtn.addEventListener('click', () => onRequest('files'));
+  empty.replaceChildren(
+    h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+    h('p', { class: 'side-empty-title', text: 'File transfer is not allowed' }),
+    h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), askBtn);
+
   function renderAccess() {
+    const askHadFocus = document.activeElement === askBtn;
     browser.hidden = !allowed;
     empty.hidden = allowed;
     uploadBtn.disabled = !allowed;
-    if (!allowed) {
-      const ask = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-request' }, icon('hand', 15), 'Ask for file transfer');
-      ask.addEventListener('click', () => onRequest('files'));
-      empty.replaceChildren(
-        h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
-        h('p', { class: 'side-empty-title', text: 'File transfer is not allowed' }),
-        h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), ask);
-    }
+    if (askHadFocus && allowed) uploadBtn.focus({ preventScroll: true });
+  }
+
+  /** Opened from its button: the focus goes to what the panel offers first. */
+  function focusInto() {
+    (allowed ? uploadBtn : askBtn).focus({ preventScroll: true });
   }
 
   function setOpen(on) {
@@ -491,13 +514,16 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     button.classList.toggle('is-open', on);
     renderAccess();
     if (on && allowed) {
-      renderList();
+      renderRows();
       list();
     }
     onToggle?.(on);
   }
 
-  button.addEventListener('click', () => setOpen(!open));
+  button.addEventListener('click', () => {
+    setOpen(!open);
+    if (open) focusInto();
+  });
   closeBtn.addEventListener('click', () => {
     setOpen(false);
     button.focus({ preventScroll: true });

@@ -120,6 +120,11 @@ export function mountSession(root, { id, navigate }) {
     if (keep !== activity && activity.isOpen()) activity.button.click();
   };
   const activity = mountActivity({ sessionId: id, me: window.tether.user?.username, onToggle: (on) => closeOthers(activity)(on) });
+  // Opened from its button, the panel takes the focus, as Files and Terminal do.
+  activity.panel.tabIndex = -1;
+  activity.button.addEventListener('click', () => {
+    if (activity.isOpen()) activity.panel.focus({ preventScroll: true });
+  });
   const files = mountFiles({ getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(files)(on) });
   const shell = mountShell({ getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(shell)(on) });
 
@@ -236,6 +241,12 @@ export function mountSession(root, { id, navigate }) {
     if (liveSince) timer.textContent = formatDuration(Date.now() - liveSince);
   }
 
+  /** The focus was on something that is gone or disabled now (or nowhere). */
+  function focusLost() {
+    const el = document.activeElement;
+    return !el || el === document.body || el.disabled || !el.getClientRects().length;
+  }
+
   function renderOverlay() {
     stage.dataset.state = connState;
     const silent = connState === 'live' && !!hostSilentSince;
@@ -258,6 +269,7 @@ export function mountSession(root, { id, navigate }) {
         h('h2', { class: 'overlay-title', 'data-testid': 'let-go', text: `Not allowed to ${refusedWhat}` }),
         h('p', { class: 'overlay-text', 'data-testid': 'let-go-reason', text: `The user did not let you ${refusedWhat}. The session goes on.` }),
         h('div', { class: 'overlay-actions' }, h('a', { href: '#/sessions', class: 'btn btn-primary' }, icon('back', 15), 'Back to sessions')));
+      if (focusLost()) overlay.querySelector('.btn')?.focus({ preventScroll: true });
       return;
     }
     if (connState === 'ended') {
@@ -274,6 +286,9 @@ export function mountSession(root, { id, navigate }) {
         refused ? h('p', { class: 'overlay-meta', text: 'Nothing was shared. Create a new session if the user wants to try again.' }) : null,
         seen ? h('p', { class: 'overlay-meta', text: `Watched for ${formatDuration(Date.now() - liveSince)}` }) : null,
         h('div', { class: 'overlay-actions' }, backBtn));
+      // The End button, the toolbar and the panels' actions are gone:
+      // the way on is back to the sessions.
+      if (focusLost()) backBtn.focus({ preventScroll: true });
       return;
     }
     if (connState === 'waiting') {

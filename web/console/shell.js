@@ -61,27 +61,39 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   h('div', { class: 'shell-tabbar' }, tabList, newBtn),
   body, empty);
 
+  // Built once: the focus stays on a button while the user answers.
+  const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-request' }, icon('hand', 15), 'Ask for shell access');
+  askBtn.addEventListener('click', () => onRequest('shell'));
+  const startBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-start' }, icon('terminal', 15), 'Open a shell');
+  startBtn.addEventListener('click', () => newShell());
+  const notAllowed = [
+    h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+    h('p', { class: 'side-empty-title', text: 'Shell access is not allowed' }),
+    h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), askBtn];
+  const noShell = [
+    h('span', { class: 'activity-empty-icon' }, icon('terminal', 20)),
+    h('p', { class: 'side-empty-title', text: 'No shell open' }),
+    h('p', { text: 'Commands run on the user\u2019s computer as the user, never as an administrator.' }), startBtn];
+
   function renderEmpty() {
     const any = tabs.length > 0;
+    const askHadFocus = document.activeElement === askBtn;
     // Closed tabs stay readable after a revoke; their status line says why.
     empty.hidden = any;
     body.hidden = !any;
     newBtn.disabled = !allowed || tabs.filter((t) => t.state !== 'closed').length >= MAX_SHELLS;
     if (!allowed) {
-      const ask = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-request' }, icon('hand', 15), 'Ask for shell access');
-      ask.addEventListener('click', () => onRequest('shell'));
-      empty.replaceChildren(
-        h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
-        h('p', { class: 'side-empty-title', text: 'Shell access is not allowed' }),
-        h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), ask);
+      if (empty.lastChild !== askBtn) empty.replaceChildren(...notAllowed);
     } else if (!any) {
-      const start = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-start' }, icon('terminal', 15), 'Open a shell');
-      start.addEventListener('click', () => newShell());
-      empty.replaceChildren(
-        h('span', { class: 'activity-empty-icon' }, icon('terminal', 20)),
-        h('p', { class: 'side-empty-title', text: 'No shell open' }),
-        h('p', { text: 'Commands run on the user\u2019s computer as the user, never as an administrator.' }), start);
+      if (empty.lastChild !== startBtn) empty.replaceChildren(...noShell);
+      if (askHadFocus) startBtn.focus({ preventScroll: true });
     }
+  }
+
+  /** Opened from its button: the focus goes to the shell, or what the panel offers. */
+  function focusInto() {
+    if (active) return; // show() focuses the terminal
+    (allowed ? startBtn : askBtn).focus({ preventScroll: true });
   }
 
   function show(tab) {
@@ -264,7 +276,10 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     onToggle?.(on);
   }
 
-  button.addEventListener('click', () => setOpen(!open));
+  button.addEventListener('click', () => {
+    setOpen(!open);
+    if (open) focusInto();
+  });
   newBtn.addEventListener('click', () => newShell());
   copyBtn.addEventListener('click', copySelection);
   pasteBtn.addEventListener('click', pasteClipboard);

@@ -295,7 +295,7 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.equal(await perm('request-perm', 'clipboard').isDisabled(), true, 'one question at a time');
     mainHost.type('no');
     assert.equal(await toast('The user declined.'), 'declined');
-    await page.waitForFunction(() => !document.querySelector('[data-testid="request-perm"][data-perm="clipboard"]').disabled);
+    await page.waitForFunction(() => document.querySelector('[data-testid="request-perm"][data-perm="clipboard"]').getAttribute('aria-disabled') === 'false');
     assert.equal(await byId('clipboard-send-text').isVisible(), false);
     await page.keyboard.press('Escape');
 

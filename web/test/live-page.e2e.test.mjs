@@ -120,7 +120,56 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     assert.notEqual(await focused(page), 'body');
   });
 
+  await t.test('the focus goes somewhere sensible, never to the page', async () => {
+    // The user takes control back; the technician asks again from the keyboard.
+    host.type('revoke control');
+    const ask = page.locator('[data-testid="request-perm"][data-perm="control"]');
+    await ask.waitFor({ timeout: 15_000 });
+    await ask.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[data-testid="request-perm"][data-perm="control"]').classList.contains('is-asking'));
+    assert.equal(await focused(page), 'request-perm', 'the focus stays on the button while the user answers');
+    await answer('all');
+    await page.waitForFunction(() => window.tether.control.enabled === true, null, { timeout: 15_000 });
+    assert.equal(await focused(page), 'remote-stage', 'allowed: control taken, the keyboard on the remote screen');
+    await byId('keyboard-captured').click();
+
+    // Files, opened from the keyboard: the focus goes into the panel.
+    await byId('files-open').focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(page), 'files-request');
+    await page.keyboard.press('Enter');
+    await answer('all');
+    await byId('files-upload').waitFor({ timeout: 15_000 });
+    assert.equal(await focused(page), 'files-upload', 'allowed: the focus moves on to what the panel now offers');
+    const docs = page.locator('[data-testid="files-entry"][data-name="Documents"]');
+    await docs.waitFor({ timeout: 15_000 });
+    await docs.focus();
+    await page.keyboard.press('Enter');
+    await page.locator('[data-testid="files-entry"][data-name="notes.txt"]').waitFor();
+    assert.equal(await focused(page), 'files-up', 'a folder opened with Enter: the focus on its first row');
+    await page.keyboard.press('Enter');
+    await docs.waitFor();
+    assert.equal(await focused(page), 'files-entry');
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.name), 'Documents', 'back up: the focus on the folder it came from');
+
+    await byId('shell-open').focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(page), 'shell-request');
+    await byId('activity-open').focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(page), 'activity-panel');
+    await page.keyboard.press('Escape');
+  });
+
   //@@MORE@@
+
+  await t.test('when the session ends, the focus is on the way back', async () => {
+    await byId('end-session').click();
+    await byId('confirm-ok').click();
+    await byId('session-ended').waitFor({ timeout: 15_000 });
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Back to sessions');
+  });
 
   assert.deepEqual(pageErrors.map(String), []);
 });
