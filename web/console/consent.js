@@ -1,8 +1,9 @@
 // The user's consent in the session view: what the user allows right now,
 // as the broker reports it in `permissions` messages, shown as chips in the
-// header (with a way to ask for more), a toast for every change, a banner
-// while the user answers a request, and the panels the stage shows while
-// the user has not let the technician see, or has paused.
+// header (with a way to ask for more), a status line that says what the
+// user is being asked while they answer, a toast for every answer, and the
+// panels the stage shows while the user has not let the technician see, or
+// has paused.
 //
 // The user's computer enforces all of it; the console only makes it plain.
 
@@ -116,7 +117,10 @@ export function createConsent({ send, onChange, watchOnly = false }) {
       kind = 'paused';
       since = st.pausedAt;
     } else if (st.pending) {
-      text = 'Waiting for the user to answer';
+      // The one place a question in progress is announced (with the ask
+      // button that put it, and the chip): no banner, no toast.
+      const asked = labelPerms(askedPerms());
+      text = asked ? `Waiting for the user to allow ${asked}` : 'Waiting for the user to answer';
       kind = 'pending';
       since = st.askedAt;
     } else {
@@ -197,27 +201,8 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     return 'info';
   }
 
-  // ---- banner while the user answers a request mid-session -------------------
-
-  const bannerSlot = h('div', { class: 'consent-banner-slot' });
   const elapsedEls = new Set();
 
-  function renderBanner() {
-    // Only while the screen is visible; before that the stage panel says it.
-    const show = st.pending && st.granted.includes('view') && !st.paused && !st.ended;
-    if (!show) {
-      bannerSlot.replaceChildren();
-      return;
-    }
-    const asked = askedPerms();
-    const elapsed = h('span', { class: 'consent-banner-time tabular' });
-    elapsedEls.add(elapsed);
-    bannerSlot.replaceChildren(h('div', { class: 'consent-banner', 'data-testid': 'consent-pending', 'data-variant': 'banner', role: 'status' },
-      h('span', { class: 'mini-spinner', 'aria-hidden': 'true' }),
-      h('span', {}, 'Waiting for the user to allow ', h('strong', { text: labelPerms(asked) || 'your request' }), '\u2026'),
-      elapsed));
-    tick();
-  }
 
   // ---- behaviour -------------------------------------------------------------
 
@@ -242,7 +227,6 @@ export function createConsent({ send, onChange, watchOnly = false }) {
   function changed(prev) {
     publish();
     renderChips();
-    renderBanner();
     onChange(st, prev);
   }
 
@@ -264,7 +248,9 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     // as much; everything else is worth a toast.
     const firstAsk = st.pending && !st.granted.includes('view');
     lastKind = kindOf(prev);
-    if (st.message && !firstAsk) showToast(st.message, lastKind);
+    // A question in progress is said by the status line; a toast would
+    // only repeat it.
+    if (st.message && !firstAsk && lastKind !== 'pending') showToast(st.message, lastKind);
     changed(prev);
   }
 
@@ -411,7 +397,6 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     barActions,
     strip,
     toast: toastEl,
-    banner: bannerSlot,
     state: st,
     has: (p) => st.granted.includes(p),
     /** Granted and not paused. */

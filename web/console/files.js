@@ -487,7 +487,22 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
 
   // Built once: the focus stays on the button while the user answers.
   const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-request' }, icon('hand', 15), 'Ask for file transfer');
-  askBtn.addEventListener('click', () => onRequest('files'));
+  askBtn.addEventListener('click', () => {
+    if (askBtn.getAttribute('aria-disabled') !== 'true') onRequest('files');
+  });
+
+  /**
+   * Whether the user is being asked for this right now (from here or from
+   * another ask button), and whether a question can be put at all: one at
+   * a time.
+   */
+  function setAsking(asking, canAsk) {
+    askBtn.setAttribute('aria-disabled', String(asking || !canAsk));
+    askBtn.classList.toggle('is-asking', asking);
+    askBtn.lastChild.textContent = asking ? 'Asking the user\u2026' : 'Ask for file transfer';
+    if (!asking && !canAsk) askBtn.dataset.tip = 'The user is answering another request';
+    else delete askBtn.dataset.tip;
+  }
   empty.replaceChildren(
     h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
     h('p', { class: 'side-empty-title', text: 'File transfer is not allowed' }),
@@ -560,6 +575,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     button,
     panel,
     setOpen,
+    setAsking,
     isOpen: () => open,
     /** A transfer is under way, waits its turn, or waits to resume. */
     busy: () => queue.length > 0,

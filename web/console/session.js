@@ -148,7 +148,7 @@ export function mountSession(root, { id, navigate }) {
     stage, surface, video, getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]),
   });
   const observers = observerBanner(window.tether.user);
-  stage.append(remote.hud, consent.banner, overlay, consent.toast, observers.el);
+  stage.append(remote.hud, overlay, consent.toast, observers.el);
 
   // Supervisors only watch: the broker gives them no files and no shell,
   // whatever the user would allow, so they are not offered.
@@ -220,6 +220,8 @@ export function mountSession(root, { id, navigate }) {
     const over = connState === 'ended';
     files.setAllowed(!over && c.granted.includes('files') && !c.paused);
     shell.setAllowed(!over && c.granted.includes('shell') && !c.paused);
+    files.setAsking(consent.isAsking('files'), consent.canAsk());
+    shell.setAsking(consent.isAsking('shell'), consent.canAsk());
     stage.classList.toggle('is-paused', c.paused);
     stage.classList.toggle('is-unseen', c.known && !c.granted.includes('view'));
     renderOverlay();

@@ -63,7 +63,22 @@ export function mountShell({ getPc, onRequest, onToggle }) {
 
   // Built once: the focus stays on a button while the user answers.
   const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-request' }, icon('hand', 15), 'Ask for shell access');
-  askBtn.addEventListener('click', () => onRequest('shell'));
+  askBtn.addEventListener('click', () => {
+    if (askBtn.getAttribute('aria-disabled') !== 'true') onRequest('shell');
+  });
+
+  /**
+   * Whether the user is being asked for this right now (from here or from
+   * another ask button), and whether a question can be put at all: one at
+   * a time.
+   */
+  function setAsking(asking, canAsk) {
+    askBtn.setAttribute('aria-disabled', String(asking || !canAsk));
+    askBtn.classList.toggle('is-asking', asking);
+    askBtn.lastChild.textContent = asking ? 'Asking the user\u2026' : 'Ask for shell access';
+    if (!asking && !canAsk) askBtn.dataset.tip = 'The user is answering another request';
+    else delete askBtn.dataset.tip;
+  }
   const startBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-start' }, icon('terminal', 15), 'Open a shell');
   startBtn.addEventListener('click', () => newShell());
   const notAllowed = [
@@ -293,6 +308,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     button,
     panel,
     setOpen,
+    setAsking,
     isOpen: () => open,
     /** A shell is open, or opening, on the user's computer. */
     anyOpen: () => tabs.some((t) => t.state !== 'closed'),

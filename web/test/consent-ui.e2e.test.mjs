@@ -232,11 +232,11 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.deepEqual(asked.map((e) => [e.actor, e.detail]), [[me, { permissions: ['control'] }]]);
     assert.equal(await perm('request-perm', 'control').isDisabled(), true, 'one question at a time');
     assert.match(await perm('request-perm', 'control').textContent(), /Asking the user/);
-    const banner = byId('consent-pending');
-    await banner.waitFor();
-    assert.equal(await banner.getAttribute('data-variant'), 'banner', 'the screen stays in view');
-    assert.match(await banner.textContent(), /Waiting for the user to allow Control/);
-    assert.equal(await toast('Waiting for the user to answer.'), 'pending');
+    // Said once, in the status line: the screen stays in view, no banner, no toast.
+    await page.locator('[data-testid="consent-status"][data-kind="pending"]').waitFor();
+    assert.match(await byId('consent-status').textContent(), /Waiting for the user to allow Control/);
+    assert.equal(await byId('consent-pending').count(), 0);
+    assert.equal(await page.locator('[data-testid="consent-toast"][data-kind="pending"]:not([hidden])').count(), 0);
     await page.mouse.move(0, 0);
     await shot('05-asking-control');
 

@@ -162,6 +162,30 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     await page.keyboard.press('Escape');
   });
 
+  await t.test('a question in progress is announced once, and asked once', async () => {
+    host.type('revoke files');
+    await page.locator('[data-testid="consent-toast"][data-kind="revoked"]:not([hidden])').waitFor({ timeout: 15_000 });
+    await page.locator('.consent-toast-close').click();
+    await byId('files-open').click();
+    const ask = byId('files-request');
+    await ask.waitFor({ timeout: 15_000 });
+    // Asked from the chip in the header: the panel's button says so too.
+    await page.locator('[data-testid="perm-chip"][data-perm="files"]').click();
+    await until('the question on the host terminal', () => host.out.stdout.split('Allow? ').length - 1 > answered, 20_000);
+    await page.waitForFunction(() => document.querySelector('[data-testid="files-request"]').getAttribute('aria-disabled') === 'true');
+    assert.match(await ask.innerText(), /Asking the user/);
+    assert.match(await byId('consent-status').innerText(), /Waiting for the user to allow File transfer/);
+    await page.waitForTimeout(1000);
+    assert.equal(await byId('consent-pending').count(), 0, 'no banner over the picture');
+    assert.equal(await byId('consent-toast').isVisible(), false, 'no toast');
+    await page.mouse.move(0, 0);
+    await shot('4-asking');
+    await answer('no');
+    await page.locator('[data-testid="consent-toast"]:not([hidden])').waitFor({ timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="files-request"]').getAttribute('aria-disabled') === 'false');
+    assert.match(await ask.innerText(), /Ask for/);
+  });
+
   //@@MORE@@
 
   await t.test('when the session ends, the focus is on the way back', async () => {
