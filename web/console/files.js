@@ -24,6 +24,18 @@ const sizeFmt = (n) => {
   do { v /= 1024; u++; } while (v >= 1024 && u < units.length - 1);
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 };
+/** A size as a screen reader should say it: "182 bytes", "3.0 MB". */
+const spokenSize = (n) => (Number.isFinite(n) && n < 1024 ? `${n} ${n === 1 ? 'byte' : 'bytes'}` : sizeFmt(n));
+
+/**
+ * Folders, then files; hidden ones (a leading dot: settings and caches the
+ * technician rarely wants) after all the others; by name within each.
+ */
+function byKind(a, b) {
+  const rank = (e) => (e.name.startsWith('.') ? 2 : 0) + (e.dir ? 0 : 1);
+  return rank(a) - rank(b) || a.name.localeCompare(b.name, undefined, { numeric: true, sensitivity: 'base' });
+}
+
 const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
 
@@ -59,7 +71,12 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
   }, icon('folder', 17), h('span', { class: 'tool-btn-text', text: 'Files' }));
 
   const fileInput = h('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'files-input' });
-  const uploadBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-upload' }, icon('send', 14), 'Send files');
+  const uploadBtn = h('button', {
+    type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-upload', 'aria-describedby': 'files-dest',
+  }, icon('send', 14), 'Send files');
+  // Said before sending, not only in the result: where the user will find them.
+  const dest = h('p', { class: 'files-dest', id: 'files-dest', 'data-testid': 'files-dest' },
+    icon('download', 13), h('span', { text: 'Files you send go to the user\u2019s Downloads/Tether folder.' }));
   const refreshBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Refresh', 'data-tip': 'Refresh' }, icon('refresh', 15));
   const closeBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Close files' }, icon('x', 16));
   const crumbs = h('nav', { class: 'files-crumbs', 'aria-label': 'Folder', 'data-testid': 'files-crumbs' });
@@ -70,6 +87,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
   const empty = h('div', { class: 'side-empty', 'data-testid': 'files-empty', hidden: true });
   const browser = h('div', { class: 'files-browser' },
     h('div', { class: 'files-toolbar' }, crumbs, uploadBtn, fileInput),
+    dest,
     h('div', { class: 'files-scroll' }, listEl));
   const panel = h('aside', { class: 'side-panel files-panel', id: 'files-panel', 'data-testid': 'files-panel', hidden: true, 'aria-label': 'Files' },
     h('header', { class: 'activity-head side-head' },
@@ -229,7 +247,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
         h('span', { class: 'files-icon' }, icon('back', 15)), h('span', { class: 'files-name', text: 'Parent folder' }))));
     }
     if (entries.length === 0) rows.push(h('li', { class: 'files-note', text: 'This folder is empty.' }));
-    for (const e of entries) {
+    for (const e of [...entries].sort(byKind)) {
       const path = cwd === '.' ? e.name : `${cwd}/${e.name}`;
       const isDir = e.dir;
       const kind = isDir ? 'dir' : e.kind;
@@ -237,6 +255,11 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       const row = h('button', {
         type: 'button', class: `files-row kind-${kind}`, 'data-testid': 'files-entry', 'data-name': e.name, 'data-kind': kind,
         title: isDir ? `Open ${e.name}` : kind === 'special' ? 'Devices, pipes and sockets cannot be fetched' : `Download ${e.name}`,
+        // What a click does, with what it is: "Download .profile, 182 bytes".
+        'aria-label': isDir ? `Open folder ${e.name}`
+          : kind === 'special' ? `${e.name}, special file, cannot be downloaded`
+            : kind === 'link' ? `Download ${e.name}, link`
+              : `Download ${e.name}, ${spokenSize(e.size)}`,
       },
       h('span', { class: 'files-icon' }, icon(isDir ? 'folder' : kind === 'special' ? 'lock' : kind === 'link' ? 'link' : 'file', 15)),
       h('span', { class: 'files-name', text: e.name }),

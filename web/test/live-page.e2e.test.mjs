@@ -186,6 +186,25 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     assert.match(await ask.innerText(), /Ask for/);
   });
 
+  await t.test('the files panel says where files go, and what each row does', async () => {
+    await byId('files-request').click();
+    await answer('all');
+    await byId('files-upload').waitFor({ timeout: 15_000 });
+    assert.match(await byId('files-dest').innerText(), /Downloads\/Tether/);
+    assert.equal(await byId('files-dest').isVisible(), true, 'said before sending');
+    await page.locator('[data-testid="files-entry"][data-name=".profile"]').waitFor({ timeout: 15_000 });
+    const rows = await byId('files-entry').evaluateAll((els) => els.map((e) => [e.dataset.name, e.getAttribute('aria-label')]));
+    const names = rows.map(([n]) => n);
+    const firstDot = names.findIndex((n) => n.startsWith('.'));
+    assert.ok(firstDot > 0 && names.slice(firstDot).every((n) => n.startsWith('.')), `hidden files last: ${names.join(', ')}`);
+    assert.ok(names.indexOf('Documents') < names.indexOf('report.txt'), `folders first: ${names.join(', ')}`);
+    const label = Object.fromEntries(rows);
+    assert.equal(label['.profile'], 'Download .profile, 182 bytes');
+    assert.equal(label.Documents, 'Open folder Documents');
+    assert.equal(await page.getByRole('button', { name: 'Download report.txt, 6 bytes' }).count(), 1);
+    await shot('5-files');
+  });
+
   //@@MORE@@
 
   await t.test('when the session ends, the focus is on the way back', async () => {
