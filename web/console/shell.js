@@ -48,6 +48,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   const copyBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-copy', 'aria-label': 'Copy selection (Ctrl+Shift+C)', 'data-tip': 'Copy (Ctrl+Shift+C)' }, icon('copy', 15));
   const pasteBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-paste', 'aria-label': 'Paste (Ctrl+Shift+V)', 'data-tip': 'Paste (Ctrl+Shift+V)' }, icon('clipboard', 15));
   const closeBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Close terminal panel' }, icon('x', 16));
+  const tabBar = h('div', { class: 'shell-tabbar', hidden: true }, tabList, newBtn);
   const body = h('div', { class: 'shell-body' });
   const empty = h('div', { class: 'side-empty', 'data-testid': 'shell-empty' });
   const panel = h('aside', {
@@ -58,7 +59,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       h('h2', { class: 'activity-title', text: 'Terminal' }),
       h('p', { class: 'activity-sub', text: 'The user\u2019s own shell, as the user. Recorded.' })),
     h('div', { class: 'activity-actions' }, copyBtn, pasteBtn, closeBtn)),
-  h('div', { class: 'shell-tabbar' }, tabList, newBtn),
+  tabBar,
   body, empty);
 
   // Built once: the focus stays on a button while the user answers.
@@ -96,6 +97,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     // Closed tabs stay readable after a revoke; their status line says why.
     empty.hidden = any;
     body.hidden = !any;
+    // No tabs, no tab strip: the empty state offers the first shell.
+    tabBar.hidden = !any;
+    renderTools();
     newBtn.disabled = !allowed || tabs.filter((t) => t.state !== 'closed').length >= MAX_SHELLS;
     if (!allowed) {
       if (empty.lastChild !== askBtn) empty.replaceChildren(...notAllowed);
@@ -111,8 +115,15 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     (allowed ? startBtn : askBtn).focus({ preventScroll: true });
   }
 
+  /** Copy needs a shell to copy from; paste, one that is open. */
+  function renderTools() {
+    copyBtn.disabled = !active;
+    pasteBtn.disabled = active?.state !== 'open';
+  }
+
   function show(tab) {
     active = tab;
+    renderTools();
     for (const t of tabs) {
       const on = t === tab;
       t.el.hidden = !on;

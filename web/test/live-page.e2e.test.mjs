@@ -205,6 +205,34 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     await shot('5-files');
   });
 
+  await t.test('the terminal panel: an empty state without dead controls, and the picture keeps its room', async () => {
+    await byId('shell-open').click();
+    const tabBar = page.locator('#shell-panel .shell-tabbar');
+    await byId('shell-request').waitFor();
+    assert.equal(await tabBar.isVisible(), false, 'no empty tab strip');
+    assert.equal(await byId('shell-copy').isDisabled(), true, 'nothing to copy from');
+    assert.equal(await byId('shell-paste').isDisabled(), true, 'nowhere to paste');
+    await byId('shell-request').click();
+    await answer('all');
+    await byId('shell-start').waitFor({ timeout: 15_000 });
+    assert.equal(await tabBar.isVisible(), false);
+    assert.equal(await byId('shell-paste').isDisabled(), true);
+    // At 1280 x 720 the picture keeps most of the width.
+    const [stageW, viewW] = await page.evaluate(() => [document.querySelector('[data-testid="remote-stage"]').getBoundingClientRect().width, window.innerWidth]);
+    assert.ok(stageW >= 0.55 * viewW, `the picture is ${Math.round(stageW)} px of ${viewW}`);
+    await shot('6-terminal-empty');
+
+    await byId('shell-start').click();
+    await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor({ timeout: 15_000 });
+    assert.equal(await tabBar.isVisible(), true);
+    assert.equal(await byId('shell-copy').isEnabled(), true);
+    assert.equal(await byId('shell-paste').isEnabled(), true);
+    // The tab strip scrolls sideways only: no up/down arrows beside "+".
+    const scroll = await page.locator('#shell-panel .shell-tabs').evaluate((el) => [el.scrollHeight, el.clientHeight, getComputedStyle(el).overflowY]);
+    assert.ok(scroll[0] <= scroll[1] || scroll[2] === 'hidden', `tab strip scrolls up and down: ${scroll}`);
+    await shot('6-terminal-open');
+  });
+
   //@@MORE@@
 
   await t.test('when the session ends, the focus is on the way back', async () => {
