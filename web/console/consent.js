@@ -13,6 +13,24 @@ import { labelPerms, permInfo, sortPerms } from './permissions.js';
 const TOAST_MS = 6500;
 
 /**
+ * The broker words its messages with the protocol's names ("The user
+ * allowed file transfer and shell."); the console calls those features
+ * Files and Terminal, as their panels do.
+ */
+function ourWords(message) {
+  return message.replace(/\bfile transfer\b/g, 'Files').replace(/\bshell\b/g, 'Terminal');
+}
+
+/** "Asked just now", "Asked 12 s ago", "Asked 3 min ago". */
+function askedAgo(ms) {
+  const s = Math.floor(ms / 1000);
+  if (s < 5) return 'Asked just now';
+  if (s < 60) return `Asked ${s} s ago`;
+  if (s < 3600) return `Asked ${Math.floor(s / 60)} min ago`;
+  return `Asked ${formatDuration(ms)} ago`;
+}
+
+/**
  * @param {object} o
  * @param {(perms: string[]) => boolean} o.send  sends permission.request; false when not connected
  * @param {(state: object, prev: object) => void} o.onChange
@@ -237,7 +255,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     st.granted = sortPerms(p.granted);
     st.paused = p.paused === true;
     st.pending = p.pending === true;
-    st.message = p.message || '';
+    st.message = ourWords(p.message || '');
     statusAt = Date.now();
     if (st.pending && !prev.pending && !st.asking) st.askedAt = Date.now();
     if (!st.pending) st.asking = null;
@@ -324,7 +342,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     changed(prev);
   }
 
-  /** Updates the "asked 0:12 ago" figures; call once a second. */
+  /** Updates the "Asked 12 s ago" and "paused for 0:12" figures; call once a second. */
   function tick() {
     for (const el of elapsedEls) {
       // Drop figures that were shown and are gone; new ones are not in yet.
@@ -334,7 +352,8 @@ export function createConsent({ send, onChange, watchOnly = false }) {
         continue;
       }
       const from = el.dataset.since === 'paused' ? st.pausedAt : st.askedAt;
-      el.textContent = from ? formatDuration(Date.now() - from) : '';
+      if (!from) el.textContent = '';
+      else el.textContent = el.dataset.since === 'paused' ? formatDuration(Date.now() - from) : askedAgo(Date.now() - from);
     }
   }
 
@@ -358,7 +377,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
             h('span', { class: 'consent-ask-desc', text: p.desc })),
           h('span', { class: 'consent-ask-state' }, h('span', { class: 'perm-chip-dot', 'aria-hidden': 'true' }), 'Asked'));
       })),
-      h('p', { class: 'overlay-meta consent-meta' }, icon('clock', 13), h('span', { text: 'Asked ' }), elapsed, h('span', { text: ' ago' })));
+      h('p', { class: 'overlay-meta consent-meta' }, icon('clock', 13), elapsed));
     tick();
     return panel;
   }

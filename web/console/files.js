@@ -124,7 +124,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       else if (msg.type === 'error' && msg.code !== 'cancelled') toast(msg.message || 'The transfer failed.', 'error');
     };
     dc.onclose = () => {
-      if (dc === mine) forget(allowed ? 'The connection was interrupted.' : 'The user has not allowed file transfer.');
+      if (dc === mine) forget(allowed ? 'The connection was interrupted.' : 'The user has not allowed Files.');
     };
     return dc;
   }
@@ -146,7 +146,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     if (ch.readyState === 'open') return ch;
     await new Promise((res, rej) => {
       ch.addEventListener('open', res, { once: true });
-      ch.addEventListener('close', () => rej(new Error(allowed ? 'The files channel closed.' : 'The user has not allowed file transfer.')), { once: true });
+      ch.addEventListener('close', () => rej(new Error(allowed ? 'The connection for files closed.' : 'The user has not allowed Files.')), { once: true });
     });
     return ch;
   }
@@ -317,7 +317,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       verifying: 'Verifying SHA-256\u2026',
       interrupted: allowed
         ? `Interrupted at ${sizeFmt(t.done)}: resumes when the connection is back`
-        : `Stopped at ${sizeFmt(t.done)}: file transfer is not allowed now; resumes if the user allows it again`,
+        : `Stopped at ${sizeFmt(t.done)}: the user no longer allows Files; resumes if they allow it again`,
       done: t.result ?? '',
       failed: t.error ?? 'Failed',
       cancelled: 'Cancelled',
@@ -509,7 +509,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
   // ---- panel -----------------------------------------------------------------------
 
   // Built once: the focus stays on the button while the user answers.
-  const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-request' }, icon('hand', 15), 'Ask for file transfer');
+  const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-request' }, icon('hand', 15), 'Ask to use Files');
   askBtn.addEventListener('click', () => {
     if (askBtn.getAttribute('aria-disabled') !== 'true') onRequest('files');
   });
@@ -522,13 +522,13 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
   function setAsking(asking, canAsk) {
     askBtn.setAttribute('aria-disabled', String(asking || !canAsk));
     askBtn.classList.toggle('is-asking', asking);
-    askBtn.lastChild.textContent = asking ? 'Asking the user\u2026' : 'Ask for file transfer';
+    askBtn.lastChild.textContent = asking ? 'Asking the user\u2026' : 'Ask to use Files';
     if (!asking && !canAsk) askBtn.dataset.tip = 'The user is answering another request';
     else delete askBtn.dataset.tip;
   }
   empty.replaceChildren(
     h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
-    h('p', { class: 'side-empty-title', text: 'File transfer is not allowed' }),
+    h('p', { class: 'side-empty-title', text: 'The user has not allowed Files' }),
     h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), askBtn);
 
   function renderAccess() {
@@ -610,7 +610,7 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
       if (!on) {
         const old = dc;
         if (old) {
-          forget('The user has not allowed file transfer.'); // the transfer under way stops and waits
+          forget('The user has not allowed Files.'); // the transfer under way stops and waits
           old.close();
         }
       } else {

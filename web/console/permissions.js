@@ -1,6 +1,7 @@
 // The permissions a technician asks the user for, as the broker names them
 // (internal/protocol: view, control, clipboard, files, shell), with the
-// words and icons the console shows for each.
+// words and icons the console shows for each. The console names a feature
+// as its panel does: Files, Terminal.
 
 import { h, icon } from './ui.js';
 
@@ -8,8 +9,8 @@ export const PERMISSIONS = [
   { id: 'view', label: 'View', desc: 'See the screen', icon: 'eye' },
   { id: 'control', label: 'Control', desc: 'Use mouse and keyboard', icon: 'pointer' },
   { id: 'clipboard', label: 'Clipboard', desc: 'Copy and paste text both ways', icon: 'clipboard' },
-  { id: 'files', label: 'File transfer', desc: 'Send and receive files', icon: 'folder' },
-  { id: 'shell', label: 'Shell', desc: 'Run commands in a terminal', icon: 'terminal' },
+  { id: 'files', label: 'Files', desc: 'Send and receive files', icon: 'folder' },
+  { id: 'shell', label: 'Terminal', desc: 'Run commands on the user\u2019s computer', icon: 'terminal' },
 ];
 
 /** What the broker asks for when a session names nothing. */

@@ -11,7 +11,7 @@ import { h, icon, toast } from './ui.js';
 
 const MAX_SHELLS = 8;
 const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
-const REVOKED = 'Closed: the user revoked shell access.';
+const REVOKED = 'Closed: the user revoked access to Terminal.';
 const HIDDEN_INPUT = 'A password prompt: what you type here is not shown, and it is not recorded.';
 // A shell that closed for no stated reason this long before a revoke
 // arrived was closed by that revoke.
@@ -41,9 +41,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     'aria-controls': 'shell-panel', 'data-tip': 'Terminal on the user\u2019s computer',
   }, icon('terminal', 17), h('span', { class: 'tool-btn-text', text: 'Terminal' }));
 
-  const tabList = h('div', { class: 'shell-tabs', role: 'tablist', 'aria-label': 'Shells' });
+  const tabList = h('div', { class: 'shell-tabs', role: 'tablist', 'aria-label': 'Terminals' });
   const newBtn = h('button', {
-    type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-new', 'aria-label': 'New shell', 'data-tip': 'New shell',
+    type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-new', 'aria-label': 'New terminal', 'data-tip': 'New terminal',
   }, icon('plus', 16));
   const copyBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-copy', 'aria-label': 'Copy selection (Ctrl+Shift+C)', 'data-tip': 'Copy (Ctrl+Shift+C)' }, icon('copy', 15));
   const pasteBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'data-testid': 'shell-paste', 'aria-label': 'Paste (Ctrl+Shift+V)', 'data-tip': 'Paste (Ctrl+Shift+V)' }, icon('clipboard', 15));
@@ -57,13 +57,13 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   h('header', { class: 'activity-head side-head' },
     h('div', {},
       h('h2', { class: 'activity-title', text: 'Terminal' }),
-      h('p', { class: 'activity-sub', text: 'The user\u2019s own shell, as the user. Recorded.' })),
+      h('p', { class: 'activity-sub', text: 'On the user\u2019s computer, as the user. Recorded.' })),
     h('div', { class: 'activity-actions' }, copyBtn, pasteBtn, closeBtn)),
   tabBar,
   body, empty);
 
   // Built once: the focus stays on a button while the user answers.
-  const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-request' }, icon('hand', 15), 'Ask for shell access');
+  const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-request' }, icon('hand', 15), 'Ask to use Terminal');
   askBtn.addEventListener('click', () => {
     if (askBtn.getAttribute('aria-disabled') !== 'true') onRequest('shell');
   });
@@ -76,19 +76,19 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   function setAsking(asking, canAsk) {
     askBtn.setAttribute('aria-disabled', String(asking || !canAsk));
     askBtn.classList.toggle('is-asking', asking);
-    askBtn.lastChild.textContent = asking ? 'Asking the user\u2026' : 'Ask for shell access';
+    askBtn.lastChild.textContent = asking ? 'Asking the user\u2026' : 'Ask to use Terminal';
     if (!asking && !canAsk) askBtn.dataset.tip = 'The user is answering another request';
     else delete askBtn.dataset.tip;
   }
-  const startBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-start' }, icon('terminal', 15), 'Open a shell');
+  const startBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'shell-start' }, icon('terminal', 15), 'Open a terminal');
   startBtn.addEventListener('click', () => newShell());
   const notAllowed = [
     h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
-    h('p', { class: 'side-empty-title', text: 'Shell access is not allowed' }),
+    h('p', { class: 'side-empty-title', text: 'The user has not allowed Terminal' }),
     h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), askBtn];
   const noShell = [
     h('span', { class: 'activity-empty-icon' }, icon('terminal', 20)),
-    h('p', { class: 'side-empty-title', text: 'No shell open' }),
+    h('p', { class: 'side-empty-title', text: 'No terminal open' }),
     h('p', { text: 'Commands run on the user\u2019s computer as the user, never as an administrator.' }), startBtn];
 
   function renderEmpty() {
@@ -179,9 +179,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     const screen = h('div', { class: 'shell-screen', 'data-testid': 'shell-screen' });
     const statusEl = h('div', { class: 'shell-status', 'data-testid': 'shell-status', hidden: true });
     const el = h('div', { class: 'shell-view', 'data-testid': `shell-view-${n}`, role: 'tabpanel' }, screen, statusEl);
-    const closeTab = h('span', { class: 'shell-tab-close', role: 'button', 'aria-label': `Close shell ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
+    const closeTab = h('span', { class: 'shell-tab-close', role: 'button', 'aria-label': `Close terminal ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
     const tabEl = h('button', { type: 'button', class: 'shell-tab', role: 'tab', 'data-testid': `shell-tab-${n}` },
-      h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Shell ${n}`, closeTab);
+      h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`, closeTab);
     const t = { n, term, fit, dc: null, el, tabEl, statusEl, state: 'opening' };
     tabs.push(t);
     tabList.append(tabEl);
@@ -195,7 +195,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       }
       show(t);
     });
-    setTabState(t, 'opening', 'Opening a shell on the user\u2019s computer\u2026');
+    setTabState(t, 'opening', 'Opening a terminal on the user\u2019s computer\u2026');
     show(t);
 
     const dc = pc.createDataChannel(`shell-${n}`, { ordered: true });
@@ -226,8 +226,8 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     dc.onclose = () => {
       if (t.state === 'closed') return;
       const note = t.exitCode !== undefined
-        ? `The shell exited${t.exitCode ? ` with code ${t.exitCode}` : ''}.`
-        : !allowed ? REVOKED : 'The shell was closed.';
+        ? `This terminal ended${t.exitCode ? ` with exit code ${t.exitCode}` : ''}.`
+        : !allowed ? REVOKED : 'This terminal was closed.';
       // The host closes shells on a revoke; the broker's word on the
       // revoke may come a moment after the close.
       t.unexplainedAt = t.exitCode === undefined && allowed ? performance.now() : undefined;

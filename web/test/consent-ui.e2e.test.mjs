@@ -161,7 +161,7 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
       ['files', false, false],
       ['shell', false, false],
     ]);
-    assert.equal(await page.getByRole('checkbox', { name: 'File transfer' }).count(), 1, 'each box is named by its label');
+    assert.equal(await page.getByRole('checkbox', { name: 'Files' }).count(), 1, 'each box is named by its label');
     await byId('new-session-ticket').fill('INC-20944');
     await box('clipboard').uncheck();
     await box('files').check();
@@ -202,7 +202,7 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.equal(await byId('mode-control').isDisabled(), true);
     assert.equal(await byId('consent-toast').isVisible(), false, 'the overlay says it already');
     await page.mouse.move(0, 0);
-    await page.waitForTimeout(2100); // "Asked 0:02 ago"
+    await page.waitForTimeout(2100); // "Asked just now"
     await shot('03-waiting');
   });
 

@@ -174,7 +174,7 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     await until('the question on the host terminal', () => host.out.stdout.split('Allow? ').length - 1 > answered, 20_000);
     await page.waitForFunction(() => document.querySelector('[data-testid="files-request"]').getAttribute('aria-disabled') === 'true');
     assert.match(await ask.innerText(), /Asking the user/);
-    assert.match(await byId('consent-status').innerText(), /Waiting for the user to allow File transfer/);
+    assert.match(await byId('consent-status').innerText(), /Waiting for the user to allow Files/);
     await page.waitForTimeout(1000);
     assert.equal(await byId('consent-pending').count(), 0, 'no banner over the picture');
     assert.equal(await byId('consent-toast').isVisible(), false, 'no toast');
@@ -183,7 +183,7 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     await answer('no');
     await page.locator('[data-testid="consent-toast"]:not([hidden])').waitFor({ timeout: 15_000 });
     await page.waitForFunction(() => document.querySelector('[data-testid="files-request"]').getAttribute('aria-disabled') === 'false');
-    assert.match(await ask.innerText(), /Ask for/);
+    assert.match(await ask.innerText(), /^Ask /);
   });
 
   await t.test('the files panel says where files go, and what each row does', async () => {
@@ -231,6 +231,31 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     const scroll = await page.locator('#shell-panel .shell-tabs').evaluate((el) => [el.scrollHeight, el.clientHeight, getComputedStyle(el).overflowY]);
     assert.ok(scroll[0] <= scroll[1] || scroll[2] === 'hidden', `tab strip scrolls up and down: ${scroll}`);
     await shot('6-terminal-open');
+  });
+
+  await t.test('one name per feature: Files and Terminal; "Asked just now"', async () => {
+    // The Terminal panel is open from the test before.
+    const panelText = async (id) => page.getByTestId(id).innerText();
+    const chipsText = await byId('perm-strip').innerText();
+    assert.match(chipsText, /Files/);
+    assert.match(chipsText, /Terminal/);
+    const everything = [chipsText, await byId('consent-status').innerText(), await panelText('shell-panel'),
+      await page.locator('[data-testid="consent-toast"]').innerText().catch(() => '')].join('\n');
+    assert.doesNotMatch(everything, /\b[Ss]hell\b|[Ff]ile transfer/, everything);
+    await byId('files-open').click();
+    assert.doesNotMatch(await panelText('files-panel'), /[Ff]ile transfer|\b[Ss]hell\b/);
+    // Asked: "Asked just now", not "Asked 0:00 ago".
+    host.type('revoke shell');
+    await page.locator('[data-testid="perm-chip"][data-perm="shell"][data-granted="false"]').waitFor({ timeout: 15_000 });
+    await page.locator('[data-testid="perm-chip"][data-perm="shell"]').click();
+    await until('the question on the host terminal', () => host.out.stdout.split('Allow? ').length - 1 > answered, 20_000);
+    await page.locator('[data-testid="consent-status"][data-kind="pending"]').waitFor();
+    assert.match(await byId('consent-status').innerText(), /Waiting for the user to allow Terminal\s*Asked just now/);
+    await page.waitForTimeout(6000);
+    assert.match(await byId('consent-status').innerText(), /Asked \d+ s ago/);
+    await shot('7-asked');
+    await answer('all');
+    await page.locator('[data-testid="consent-toast"]:not([hidden])').filter({ hasText: 'The user allowed Terminal.' }).waitFor({ timeout: 15_000 });
   });
 
   //@@MORE@@

@@ -88,7 +88,7 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
     await tab('closed').waitFor({ timeout: 10_000 });
     await page.waitForFunction(() => !window.tether.permissions.granted.includes('shell'));
     await page.waitForTimeout(500);
-    assert.equal(await status(), 'Closed: the user revoked shell access.', `round ${round}`);
+    assert.equal(await status(), 'Closed: the user revoked access to Terminal.', `round ${round}`);
   }
   await until('the job to end', () => {
     try { process.kill(job, 0); return false; } catch { return true; }
@@ -98,9 +98,9 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
   await allowAgain();
   await typeInShell('exit 3');
   await tab('closed').waitFor({ timeout: 10_000 });
-  assert.equal(await status(), 'The shell exited with code 3.');
+  assert.equal(await status(), 'This terminal ended with exit code 3.');
   await page.waitForTimeout(500);
-  assert.equal(await status(), 'The shell exited with code 3.');
+  assert.equal(await status(), 'This terminal ended with exit code 3.');
   assert.ok((await page.evaluate(() => window.tether.permissions.granted)).includes('shell'), 'shell access is still allowed');
 
   // The broker's trail has both revokes.
@@ -135,7 +135,7 @@ test('a download the user revokes and allows again at once resumes where it stop
   await page.locator('[data-testid="transfer"][data-name="app.log"][data-state="interrupted"]').waitFor({ timeout: 10_000 });
   const stoppedAt = await percent();
   assert.ok(stoppedAt > 0 && stoppedAt < 100, `stopped at ${stoppedAt}%`);
-  assert.match(await row.innerText(), /Stopped at .*file transfer is not allowed now; resumes if the user allows it again/);
+  assert.match(await row.innerText(), /Stopped at .*the user no longer allows Files; resumes if they allow it again/);
 
   // The technician asks again at once and the user allows it: the same
   // transfer goes on from where it stopped.
