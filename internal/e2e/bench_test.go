@@ -90,7 +90,7 @@ func benchHost(b *testing.B, display string, args ...string) *exec.Cmd {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(xtest.Build(b, "./host"), args...)
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display, "HOME="+b.TempDir()) // no dotfiles of the machine's user: see startHostProc
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -84,7 +84,10 @@ func startHostProc(t *testing.T, bin, display string, auto bool, env []string, a
 		t.Fatal(err)
 	}
 	h := &hostProc{cmd: exec.Command(bin, args...), pty: ptmx, done: make(chan error, 1), read: make(chan struct{}), auto: auto}
-	h.cmd.Env = append(append(os.Environ(), "DISPLAY="+display), env...)
+	// A home of its own: the shells it opens read none of the dotfiles of
+	// whoever runs the tests (an rc file that waits on a lock left by a
+	// shell killed in an earlier test would hang every later one).
+	h.cmd.Env = append(append(os.Environ(), "DISPLAY="+display, "HOME="+t.TempDir()), env...)
 	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = tty, tty, &h.stderr
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -143,7 +143,11 @@ export function startHost(broker, code, display, { answer = 'all', args = [] } =
   const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
   const cmd = [bin('host'), '-broker', broker.url, '-ca', broker.ca, ...args, ...(code === null ? [] : [code])].map(quote).join(' ');
   const readyLine = code === null ? /Your support code: [\d ]{11}/ : /Connected/;
-  const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { DISPLAY: display }, readyLine, stdin: 'pipe' });
+  // A home of its own: the shells it opens read none of the dotfiles of
+  // whoever runs the tests (an rc file that waits on a lock left by a shell
+  // killed in an earlier test would hang every later one).
+  const home = mkdtempSync(join(tmpdir(), 'tether-host-home-'));
+  const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { DISPLAY: display, HOME: home }, readyLine, stdin: 'pipe' });
   host.code = () => (host.out.stdout.match(/Your support code: ([\d ]{11})/)?.[1] ?? '').replaceAll(' ', '');
   host.child.stdin.on('error', () => {});
   host.type = (line) => host.child.stdin.write(line + '\n');
