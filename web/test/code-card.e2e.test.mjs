@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { api, ROOT, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -19,10 +19,7 @@ const TICKET = 'INC-4711 printer offline for Mrs. Very-Long-Surname-Customer at 
 
 /** Signs in as the broker's first admin and creates a session with ticket; returns its code. */
 async function createFromConsole(page, broker, ticket) {
-  await page.goto(broker.url + '/');
-  await page.getByTestId('login-username').fill(broker.admin.user);
-  await page.getByTestId('login-password').fill(broker.admin.password);
-  await page.getByTestId('login-submit').click();
+  await signIn(page, broker);
   await page.getByTestId('new-session').click();
   await page.getByTestId('new-session-ticket').fill(ticket);
   await page.getByTestId('new-session-submit').click();

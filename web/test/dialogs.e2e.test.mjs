@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, openSession, ROOT, startBroker, stopAll } from './procs.mjs';
+import { api, openSession, ROOT, startBroker, stopAll, signIn } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -43,10 +43,7 @@ test('a new API key\u2019s dialog keeps the key and its Copy button together, an
   try {
     const page = await browser.newPage();
     const errors = collectErrors(page);
-    await page.goto(broker.url + '/');
-    await page.getByTestId('login-username').fill(broker.admin.user);
-    await page.getByTestId('login-password').fill(broker.admin.password);
-    await page.getByTestId('login-submit').click();
+    await signIn(page, broker);
     errors.length = 0; // the console's first look for a login answers 401
     await page.getByTestId('nav-keys').click();
     await page.getByTestId('new-key').click();
@@ -85,10 +82,7 @@ test('webhooks: a first one starts from the empty list, and a wrong address is e
   const browser = await launch();
   try {
     const page = await browser.newPage();
-    await page.goto(broker.url + '/');
-    await page.getByTestId('login-username').fill(broker.admin.user);
-    await page.getByTestId('login-password').fill(broker.admin.password);
-    await page.getByTestId('login-submit').click();
+    await signIn(page, broker);
     await page.getByTestId('nav-webhooks').click();
     const empty = page.locator('.card.empty', { hasText: 'No webhooks yet' });
     await empty.waitFor();

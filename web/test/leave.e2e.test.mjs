@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { ROOT, api, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { ROOT, api, startBroker, startHost, startXvfb, stopAll, signIn } from './procs.mjs';
 
 after(stopAll);
 
@@ -50,10 +50,7 @@ test('closing the tab asks first only while something would be lost', { timeout:
 
   // The session list: nothing to lose.
   let page = await browser.newPage();
-  await page.goto(broker.url + '/');
-  await page.getByTestId('login-username').fill(broker.admin.user);
-  await page.getByTestId('login-password').fill(broker.admin.password);
-  await page.getByTestId('login-submit').click();
+  await signIn(page, broker);
   await page.getByTestId('sessions-table').waitFor();
   assert.equal(await closeAsks(page), false, 'the session list closes without a question');
 

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, bin, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { api, bin, ROOT, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -68,10 +68,7 @@ for (const viewport of [{ width: 1000, height: 800 }, { width: 1280, height: 720
     t.after(() => browser.close());
     const page = await browser.newPage();
     const errors = collectErrors(page);
-    await page.goto(broker.url + '/');
-    await page.getByTestId('login-username').fill(broker.admin.user);
-    await page.getByTestId('login-password').fill(broker.admin.password);
-    await page.getByTestId('login-submit').click();
+    await signIn(page, broker);
 
     await t.test('Sessions', async () => {
       await until('five sessions', async () => (await page.getByTestId('session-row').count()) === 5);

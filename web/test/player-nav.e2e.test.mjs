@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, bin, ROOT, startBroker, stopAll } from './procs.mjs';
+import { api, bin, ROOT, startBroker, stopAll, signIn } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -24,10 +24,7 @@ test('the events list follows a seek, and the timeline is one Tab stop', { timeo
   try {
     const page = await browser.newPage();
     const errors = collectErrors(page);
-    await page.goto(broker.url + '/');
-    await page.getByTestId('login-username').fill(broker.admin.user);
-    await page.getByTestId('login-password').fill(broker.admin.password);
-    await page.getByTestId('login-submit').click();
+    await signIn(page, broker);
     await page.getByTestId('nav-recordings').click();
     errors.length = 0; // the console's first look for a login answers 401
     await page.goto(`${broker.url}/#/recording/${s.body.id}`);

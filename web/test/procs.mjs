@@ -177,13 +177,19 @@ function descendant(pid, comm) {
   throw new Error(`no ${comm} process under ${pid}`);
 }
 
-// openSession logs the page in as the broker's first admin, creates a
-// session through the console and opens it; it returns the code shown.
-export async function openSession(page, broker, ticket = '') {
-  await page.goto(broker.url + '/');
+// signIn opens path on the console and signs in as the broker's first
+// admin.
+export async function signIn(page, broker, path = '/') {
+  await page.goto(broker.url + path);
   await page.getByTestId('login-username').fill(broker.admin.user);
   await page.getByTestId('login-password').fill(broker.admin.password);
   await page.getByTestId('login-submit').click();
+}
+
+// openSession logs the page in as the broker's first admin, creates a
+// session through the console and opens it; it returns the code shown.
+export async function openSession(page, broker, ticket = '') {
+  await signIn(page, broker);
   await page.getByTestId('new-session').click();
   if (ticket) await page.getByTestId('new-session-ticket').fill(ticket);
   await page.getByTestId('new-session-submit').click();

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { api, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
 
 after(stopAll);
 
@@ -37,10 +37,7 @@ async function liveSession(t, perms, hostArgs = []) {
   t.after(() => browser.close());
   const page = await browser.newPage();
   const pageErrors = collectErrors(page);
-  await page.goto(`${broker.url}/#/session/${created.body.id}`);
-  await page.getByTestId('login-username').fill(broker.admin.user);
-  await page.getByTestId('login-password').fill(broker.admin.password);
-  await page.getByTestId('login-submit').click();
+  await signIn(page, broker, `/#/session/${created.body.id}`);
   await page.locator('#conn-state[data-state="waiting"]').waitFor({ timeout: 15_000 });
   const host = startHost(broker, created.body.code, display, { answer: null, args: hostArgs });
   await host.ready;

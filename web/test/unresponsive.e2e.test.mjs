@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { ROOT, api, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { ROOT, api, start, startBroker, startHost, startXvfb, stopAll, signIn } from './procs.mjs';
 
 after(stopAll);
 
@@ -23,10 +23,7 @@ async function liveSession(t, display) {
   t.after(() => browser.close());
   const page = await browser.newPage();
   const errors = collectErrors(page);
-  await page.goto(`${broker.url}/#/session/${created.body.id}`);
-  await page.getByTestId('login-username').fill(broker.admin.user);
-  await page.getByTestId('login-password').fill(broker.admin.password);
-  await page.getByTestId('login-submit').click();
+  await signIn(page, broker, `/#/session/${created.body.id}`);
   const host = startHost(broker, created.body.code, display);
   await host.ready;
   await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
