@@ -903,7 +903,9 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 	h.mu.Lock()
 	for _, l := range h.live {
 		for _, v := range l.viewers {
-			if match(v) {
+			// One cut off a moment ago may still be on the list while its
+			// connection winds down: it is not cut off twice.
+			if !v.cutOff && match(v) {
 				v.cutOff = true
 				cuts = append(cuts, cut{l.id, v})
 			}
