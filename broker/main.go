@@ -132,44 +132,6 @@ func decrypt(args []string) int {
 	return 0
 }
 
-// warnUnreadableRecordings says at start when the recordings hold archives
-// encrypted at rest that this broker cannot read: it was started without
-// their key (the flag forgotten in a new service unit) or with another one.
-// It runs and records as usual then, so the first sign would otherwise be a
-// supervisor who cannot replay.
-func warnUnreadableRecordings(cfg server.Config) {
-	if cfg.Recording.Disabled {
-		return
-	}
-	dir := cfg.Recording.Dir
-	if dir == "" {
-		dir = filepath.Join(cfg.DataDir, "recordings")
-	}
-	var key []byte
-	if cfg.Recording.EncryptionKeyFile != "" {
-		var err error
-		if key, err = record.LoadEncryptionKey(cfg.Recording.EncryptionKeyFile); err != nil {
-			return // the broker would not have started
-		}
-	}
-	c, err := record.CheckEncryptionKey(dir, key)
-	if err != nil || c.Unreadable == 0 {
-		return
-	}
-	what, they, were, them := fmt.Sprintf("%d encrypted recordings", c.Unreadable), "they", "were", "them"
-	if c.Unreadable == 1 {
-		what, they, were, them = "an encrypted recording", "it", "was", "it"
-	}
-	msg := fmt.Sprintf("the broker was started without a recording encryption key, but %s holds %s: %s cannot be replayed, and new recordings are written unencrypted. Restart the broker with -recording-encryption-key and the key file %s %s encrypted with.",
-		dir, what, they, they, were)
-	if key != nil {
-		msg = fmt.Sprintf("%s holds %s that the key in %s does not open: %s %s encrypted with another key, and cannot be replayed. Restart the broker with -recording-encryption-key and the key file %s %s encrypted with (if the key was changed on purpose, read %s with broker decrypt and the old key).",
-			dir, what, cfg.Recording.EncryptionKeyFile, they, were, they, were, them)
-	}
-	cfg.Logger.Warn("encrypted recordings the broker cannot read", "unreadable", c.Unreadable, "encrypted", c.Encrypted, "dir", dir, "fix", "pass -recording-encryption-key with the key file they were encrypted with")
-	fmt.Println("Warning: " + msg)
-}
-
 func main() {
 	rtc.TuneGC()
 	if len(os.Args) > 1 && os.Args[1] == "verify" {
@@ -238,7 +200,9 @@ func main() {
 	if b.CAFile() != "" {
 		fmt.Printf("Hosts and viewers trust the development CA with -ca %s\n", b.CAFile())
 	}
-	warnUnreadableRecordings(cfg)
+	if w := b.RecordingWarning(); w != "" {
+		fmt.Println("Warning: " + w)
+	}
 	fmt.Printf("Console: %s/\n", b.URL())
 	if err := b.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -51,6 +53,7 @@ func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, error) {
 			return nil, err
 		}
 	}
+	b.recordingWarning = unreadableRecordings(b.cfg.Logger, cfg.Dir, cfg.EncryptionKeyFile, encKey)
 	rec, err := record.New(record.Config{Dir: cfg.Dir, Key: key, Logger: b.cfg.Logger, Now: b.cfg.Now,
 		SegmentDuration: cfg.SegmentDuration, ShellInput: cfg.ShellInput, EncryptionKey: encKey})
 	if err != nil {
@@ -122,4 +125,29 @@ func (b *Broker) PruneRecordings(ctx context.Context) []string {
 		out = append(out, m.Session)
 	}
 	return out
+}
+
+// unreadableRecordings says, at start, when dir holds archives encrypted
+// at rest that key (from keyFile; nil: none) cannot read: the broker was
+// started without their key (the flag forgotten in a new service unit) or
+// with another one. It runs and records as usual then, so the first sign
+// would otherwise be a supervisor who cannot replay. It logs a warning
+// and returns it for the terminal; "" when all is well.
+func unreadableRecordings(log *slog.Logger, dir, keyFile string, key []byte) string {
+	c, err := record.CheckEncryptionKey(dir, key)
+	if err != nil || c.Unreadable == 0 {
+		return ""
+	}
+	what, they, were, them := fmt.Sprintf("%d encrypted recordings", c.Unreadable), "they", "were", "them"
+	if c.Unreadable == 1 {
+		what, they, were, them = "an encrypted recording", "it", "was", "it"
+	}
+	msg := fmt.Sprintf("the broker was started without a recording encryption key, but %s holds %s: %s cannot be replayed, and new recordings are written unencrypted. Restart the broker with -recording-encryption-key and the key file %s %s encrypted with.",
+		dir, what, they, they, were)
+	if key != nil {
+		msg = fmt.Sprintf("%s holds %s that the key in %s does not open: %s %s encrypted with another key, and cannot be replayed. Restart the broker with -recording-encryption-key and the key file %s %s encrypted with (if the key was changed on purpose, read %s with broker decrypt and the old key).",
+			dir, what, keyFile, they, were, they, were, them)
+	}
+	log.Warn("encrypted recordings the broker cannot read", "unreadable", c.Unreadable, "encrypted", c.Encrypted, "dir", dir, "fix", "pass -recording-encryption-key with the key file they were encrypted with")
+	return msg
 }

@@ -128,23 +128,26 @@ type InitialAdmin struct {
 
 // Broker is a configured, listening broker.
 type Broker struct {
-	cfg        Config
-	store      *store.Store
-	auth       *auth.Authenticator
-	rtcAPI     *rtc.API
-	hub        *signal.Hub
-	webhooks   *webhook.Dispatcher
-	recorder   *record.Recorder
-	stop       context.CancelFunc // the broker's own goroutines
-	wg         sync.WaitGroup
-	ln         net.Listener
-	srv        *http.Server
-	url        string
-	caFile     string
-	newAdmin   bool
-	hostBinary string
-	lock       *os.File // held while the broker uses the data directory
-	certs      *certSource
+	cfg      Config
+	store    *store.Store
+	auth     *auth.Authenticator
+	rtcAPI   *rtc.API
+	hub      *signal.Hub
+	webhooks *webhook.Dispatcher
+	recorder *record.Recorder
+	stop     context.CancelFunc // the broker's own goroutines
+	wg       sync.WaitGroup
+	ln       net.Listener
+	srv      *http.Server
+	url      string
+	caFile   string
+	newAdmin bool
+	// recordingWarning says the recordings hold archives this broker
+	// cannot read (see unreadableRecordings); "" when all is well.
+	recordingWarning string
+	hostBinary       string
+	lock             *os.File // held while the broker uses the data directory
+	certs            *certSource
 }
 
 // New opens storage, prepares certificates and listens. Run serves.
@@ -321,6 +324,10 @@ func (b *Broker) CAFile() string { return b.caFile }
 
 // InitialAdminPath is where the first admin's credentials are written.
 func (b *Broker) InitialAdminPath() string { return filepath.Join(b.cfg.DataDir, InitialAdminFile) }
+
+// RecordingWarning is what the terminal should be told at start about
+// recordings this broker cannot read, or "".
+func (b *Broker) RecordingWarning() string { return b.recordingWarning }
 
 // CreatedAdmin reports whether this start created the first admin.
 func (b *Broker) CreatedAdmin() bool { return b.newAdmin }
