@@ -43,6 +43,9 @@ type Config struct {
 	// PublicURL is the broker's address as users reach it, for join and
 	// console links, e.g. https://support.example.com:8443.
 	PublicURL string
+	// NeedsDevCA: users' computers trust the broker only with its
+	// development CA, so a host they run by hand needs -ca.
+	NeedsDevCA bool
 	// Recorder serves the session archives; nil when recording is off.
 	Recorder *record.Recorder
 }
@@ -464,6 +467,7 @@ type sessionJSON struct {
 	Code          string             `json:"code,omitempty"`
 	CodeExpiresAt *time.Time         `json:"code_expires_at,omitempty"`
 	JoinURL       string             `json:"join_url,omitempty"`
+	NeedsDevCA    *bool              `json:"needs_dev_ca,omitempty"`
 	Ticket        *ticketJSON        `json:"ticket,omitempty"`
 	Technician    string             `json:"technician"`
 	InitiatedBy   string             `json:"initiated_by"`
@@ -624,6 +628,10 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	out := a.sessionJSON(r, usernames{}, sess)
 	out.Code = code
 	out.JoinURL = a.cfg.PublicURL + "/join/" + code
+	// Said either way: whoever shows the user a command to run needs to
+	// know whether it takes -ca.
+	needsCA := a.cfg.NeedsDevCA
+	out.NeedsDevCA = &needsCA
 	writeJSON(w, http.StatusCreated, out)
 }
 

@@ -174,11 +174,12 @@ func (b *Broker) serveHostDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	settings := launch.Settings{Broker: b.url, Code: code}
-	// Behind a reverse proxy the host meets the proxy's certificate, not
-	// the development CA's: built in, that CA would be the only one the
-	// host trusted.
-	if ca, err := os.ReadFile(b.caFile); err == nil && b.cfg.PublicURL == "" {
-		settings.CAPEM = string(ca)
+	// Otherwise the host trusts the system's certificates: built in, the
+	// development CA would be the only one it trusted.
+	if b.usersNeedDevCA() {
+		if ca, err := os.ReadFile(b.caFile); err == nil {
+			settings.CAPEM = string(ca)
+		}
 	}
 	trailer, err := launch.Trailer(settings)
 	if err != nil {

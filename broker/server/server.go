@@ -245,7 +245,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.PublicURL != "" {
 		b.url = cfg.PublicURL
 	}
-	restAPI, err := api.New(api.Config{Store: b.store, Auth: authn, Hub: b.hub, Logger: cfg.Logger, Now: cfg.Now, PublicURL: b.url, Recorder: b.recorder})
+	restAPI, err := api.New(api.Config{Store: b.store, Auth: authn, Hub: b.hub, Logger: cfg.Logger, Now: cfg.Now, PublicURL: b.url,
+		NeedsDevCA: b.usersNeedDevCA(), Recorder: b.recorder})
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +322,11 @@ func (b *Broker) URL() string { return b.url }
 // CAFile is the development CA that clients pass with -ca; "" when the
 // broker serves a certificate of the admin's (clients trust it as is).
 func (b *Broker) CAFile() string { return b.caFile }
+
+// usersNeedDevCA reports whether users' computers meet the development
+// CA's certificate, so that a host they run by hand needs -ca. Behind a
+// reverse proxy (-public-url) they meet the proxy's certificate instead.
+func (b *Broker) usersNeedDevCA() bool { return b.caFile != "" && b.cfg.PublicURL == "" }
 
 // InitialAdminPath is where the first admin's credentials are written.
 func (b *Broker) InitialAdminPath() string { return filepath.Join(b.cfg.DataDir, InitialAdminFile) }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tether-support/tether/certs"
+	"github.com/tether-support/tether/internal/launch"
 )
 
 // writePair issues a certificate for localhost from a development CA in
@@ -143,5 +146,94 @@ func TestNegativeRetention(t *testing.T) {
 	_, err := New(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "-retention-days -5") {
 		t.Fatalf("-retention-days -5: %v", err)
+	}
+}
+
+// TestSessionSaysWhetherHostNeedsCA: the answer to creating a session says
+// whether a host the user runs by hand needs -ca, as the console's command
+// shows it, and the host the join page offers agrees: the development CA
+// built in exactly when it is needed.
+func TestSessionSaysWhetherHostNeedsCA(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker.key")
+	ownCA := writePair(t, filepath.Join(dir, "ca"), certFile, keyFile, time.Now())
+	hostBin := filepath.Join(dir, "host")
+	if err := os.WriteFile(hostBin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		config func(*Config)
+		want   bool
+	}{
+		{"development CA", func(*Config) {}, true},
+		{"own certificate", func(c *Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile }, false},
+		{"behind a reverse proxy", func(c *Config) { c.PublicURL = "https://support.example.com" }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.HostBinary = hostBin
+			c.config(&cfg)
+			b, err := New(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- b.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+
+			// Straight to the broker's port, past any proxy.
+			ca := ownCA
+			if b.CAFile() != "" {
+				ca = b.CAFile()
+			}
+			pool := x509.NewCertPool()
+			caPEM, _ := os.ReadFile(ca)
+			pool.AppendCertsFromPEM(caPEM)
+			hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+			base := "https://" + b.ln.Addr().String()
+			var admin struct {
+				APIKey string `json:"api_key"`
+			}
+			if data, err := os.ReadFile(b.InitialAdminPath()); err != nil || json.Unmarshal(data, &admin) != nil {
+				t.Fatalf("initial admin: %v", err)
+			}
+			req, _ := http.NewRequest("POST", base+"/api/v1/sessions", strings.NewReader(`{"ticket":{"id":"INC-CA"}}`))
+			req.Header.Set("Authorization", "Bearer "+admin.APIKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sess struct {
+				Code       string `json:"code"`
+				NeedsDevCA *bool  `json:"needs_dev_ca"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&sess)
+			resp.Body.Close()
+			if resp.StatusCode != 201 || err != nil {
+				t.Fatalf("create: %d %v", resp.StatusCode, err)
+			}
+			if sess.NeedsDevCA == nil || *sess.NeedsDevCA != c.want {
+				t.Fatalf("needs_dev_ca = %v, want %v", sess.NeedsDevCA, c.want)
+			}
+
+			resp, err = hc.Get(base + "/join/" + sess.Code + "/host")
+			if err != nil {
+				t.Fatal(err)
+			}
+			program, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			downloaded := filepath.Join(t.TempDir(), "tether-host")
+			os.WriteFile(downloaded, program, 0o755)
+			settings, err := launch.Read(downloaded)
+			if resp.StatusCode != 200 || err != nil {
+				t.Fatalf("the join page's host: %d %v", resp.StatusCode, err)
+			}
+			if (settings.CAPEM != "") != c.want {
+				t.Errorf("the join page's host has the development CA built in: %v; the session says a host needs it: %v", settings.CAPEM != "", c.want)
+			}
+		})
 	}
 }

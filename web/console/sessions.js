@@ -267,7 +267,10 @@ export function mountSessions(main, { navigate, user }) {
     // The broker's address as users reach it (-public-addr), which may not
     // be the one this console was opened at.
     const broker = s.join_url ? s.join_url.replace(/\/join\/[^/]*$/, '') : location.origin;
-    const command = `host -broker ${broker} ${code}`;
+    // With the broker's development certificate the host trusts it only
+    // given that CA's file; the host from the join link has it built in.
+    const needsCA = s.needs_dev_ca === true;
+    const command = `host -broker ${broker}${needsCA ? ' -ca ca.pem' : ''} ${code}`;
     const joinUrl = s.join_url || `${broker}/join/${code}`;
     const state = latestState();
     const requested = sortPerms(s.permissions);
@@ -331,7 +334,9 @@ export function mountSessions(main, { navigate, user }) {
             icon('terminal', 15),
             h('code', { 'data-testid': 'host-command', text: command }),
             copyButton(() => command, { label: 'Copy', className: 'btn btn-on-dark btn-sm' })),
-          h('p', { class: 'share-hint', 'data-testid': 'host-command-hint', text: 'If the user already has Tether installed, they can run this instead of using the link. On a test broker, also add -ca with its CA file.' })),
+          h('p', { class: 'share-hint', 'data-testid': 'host-command-hint', text: needsCA
+            ? 'If the user already has Tether installed, they can run this instead of using the link. This is a test broker: the user also needs its ca.pem (from certs in the broker\u2019s data folder) in the folder where they run this.'
+            : 'If the user already has Tether installed, they can run this instead of using the link.' })),
         h('div', { class: 'share-item' },
           h('div', { class: 'eyebrow', text: 'Or send the join link' }),
           h('div', { class: 'link-row' },

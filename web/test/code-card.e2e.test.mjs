@@ -6,7 +6,9 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
 import { api, ROOT, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
@@ -100,6 +102,59 @@ test('at 1280 px the command shows its code in full and the state stays beside t
     const hint = await page.getByTestId('host-command-hint').textContent();
     assert.match(hint, /already has Tether installed/);
     assert.doesNotMatch(hint, /development certificate/);
+  } finally {
+    await browser.close();
+  }
+});
+
+// A certificate of the admin's own for localhost, as -tls-cert and -tls-key
+// take it; clients that trust cert trust the broker.
+function ownCertificate(dir) {
+  const cert = join(dir, 'broker.pem');
+  const key = join(dir, 'broker.key');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+test('the command asks for -ca only while the broker serves its test certificate, and works as shown', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-code-card-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = ownCertificate(dir);
+  const display = await startXvfb(1280, 720);
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    for (const { name, broker, needsCA } of [
+      { name: 'test-certificate', broker: await startBroker(), needsCA: true },
+      { name: 'own-certificate', broker: await startBroker({ tls }), needsCA: false },
+    ]) {
+      const page = await browser.newPage();
+      const code = await createFromConsole(page, broker, 'INC-4712');
+      const card = page.getByTestId('code-card');
+      await page.mouse.move(0, 0);
+      await card.screenshot({ path: join(artifacts, `code-card-${name}.png`), animations: 'disabled' });
+      const command = await page.getByTestId('host-command').textContent();
+      const hint = await page.getByTestId('host-command-hint').textContent();
+      assert.match(hint, /already has Tether installed/);
+      if (needsCA) {
+        assert.equal(command, `host -broker ${broker.url} -ca ca.pem ${code}`);
+        assert.match(hint, /test broker: the user also needs its ca\.pem/);
+      } else {
+        assert.equal(command, `host -broker ${broker.url} ${code}`, 'a broker with its own certificate is given -ca');
+        assert.doesNotMatch(hint, /-ca|ca\.pem|test broker/);
+      }
+
+      // The user runs it as shown: with -ca, from a folder the broker's
+      // ca.pem was copied to; without, on a computer that trusts the
+      // broker's certificate as it would one from a public CA.
+      const cwd = mkdtempSync(join(dir, 'user-'));
+      if (needsCA) copyFileSync(broker.ca, join(cwd, 'ca.pem'));
+      const host = startHost(broker, code, display, needsCA ? { ca: 'ca.pem', cwd } : { ca: null, cwd, env: { SSL_CERT_FILE: tls.cert } });
+      await host.ready;
+      await until('the card to say the user joined', async () => /^Connected/.test((await card.textContent()) ?? ''), 20_000);
+      host.child.kill('SIGKILL');
+      await page.close();
+    }
   } finally {
     await browser.close();
   }

@@ -22,8 +22,8 @@ export function bin(name) {
 
 // start runs a program and collects its output; ready resolves when a line
 // matching readyLine appears on stdout (or at once without one).
-export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000, stdin = 'ignore' } = {}) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'] });
+export function start(cmd, args, { env = {}, readyLine, timeoutMs = 15000, stdin = 'ignore', cwd } = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'], cwd });
   procs.add(child);
   const out = { stdout: '', stderr: '' };
   const exited = new Promise((res) => child.on('exit', (code, signal) => { procs.delete(child); res({ code, signal }); }));
@@ -77,16 +77,19 @@ export async function freeUDPPort() {
 }
 
 // startBroker runs bin/broker on loopback with a fresh data directory and
-// returns its URL and first admin.
-export async function startBroker() {
+// returns its URL and first admin. With a certificate of its own (tls: {
+// cert, key }, PEM files for localhost) the broker serves that instead of
+// its development CA's, and clients trust it through cert.
+export async function startBroker({ tls } = {}) {
   const data = mkdtempSync(join(tmpdir(), 'tether-broker-'));
   dirs.add(data);
   const port = await freeTCPPort();
   const udp = await freeUDPPort();
-  const broker = start(bin('broker'), ['-addr', `127.0.0.1:${port}`, '-udp', String(udp), '-data', data], { readyLine: /Console: / });
+  const own = tls ? ['-tls-cert', tls.cert, '-tls-key', tls.key] : [];
+  const broker = start(bin('broker'), ['-addr', `127.0.0.1:${port}`, '-udp', String(udp), '-data', data, ...own], { readyLine: /Console: / });
   await broker.ready;
   const admin = JSON.parse(readFileSync(join(data, 'initial-admin.json'), 'utf8'));
-  return { ...broker, url: `https://localhost:${port}`, ca: join(data, 'certs', 'ca.pem'), admin, dataDir: data };
+  return { ...broker, url: `https://localhost:${port}`, ca: tls ? tls.cert : join(data, 'certs', 'ca.pem'), admin, dataDir: data };
 }
 
 /**
@@ -138,16 +141,18 @@ export function stopAll() {
 // consent. Each "Allow?" prompt is answered with answer ("all" allows
 // everything asked; null leaves the prompts to the test, through
 // host.type(line)). Without a code (null) the host asks the broker for one
-// and is ready once it shows it; host.code() reads it.
-export function startHost(broker, code, display, { answer = 'all', args = [] } = {}) {
+// and is ready once it shows it; host.code() reads it. ca is what it is
+// given with -ca (null: no -ca), cwd the folder it runs in, env more of its
+// environment.
+export function startHost(broker, code, display, { answer = 'all', args = [], ca = broker.ca, cwd, env = {} } = {}) {
   const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
-  const cmd = [bin('host'), '-broker', broker.url, '-ca', broker.ca, ...args, ...(code === null ? [] : [code])].map(quote).join(' ');
+  const cmd = [bin('host'), '-broker', broker.url, ...(ca === null ? [] : ['-ca', ca]), ...args, ...(code === null ? [] : [code])].map(quote).join(' ');
   const readyLine = code === null ? /Your support code: [\d ]{11}/ : /Connected/;
   // A home of its own: the shells it opens read none of the dotfiles of
   // whoever runs the tests (an rc file that waits on a lock left by a shell
   // killed in an earlier test would hang every later one).
   const home = mkdtempSync(join(tmpdir(), 'tether-host-home-'));
-  const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { DISPLAY: display, HOME: home }, readyLine, stdin: 'pipe' });
+  const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { ...env, DISPLAY: display, HOME: home }, readyLine, stdin: 'pipe', cwd });
   host.code = () => (host.out.stdout.match(/Your support code: ([\d ]{11})/)?.[1] ?? '').replaceAll(' ', '');
   host.child.stdin.on('error', () => {});
   host.type = (line) => host.child.stdin.write(line + '\n');

@@ -162,8 +162,8 @@ for (const viewport of VIEWPORTS) {
       code = await codeEl.getAttribute('data-code');
       assert.match(code, /^\d{9,}$/);
       assert.equal((await codeEl.textContent()).replace(/\s/g, ''), code);
-      assert.equal(await byId('host-command').textContent(), `host -broker ${broker.url} ${code}`);
-      assert.match(await byId('host-command-hint').textContent(), /already has Tether installed, they can run this instead of using the link. On a test broker, also add -ca with its CA file./);
+      assert.equal(await byId('host-command').textContent(), `host -broker ${broker.url} -ca ca.pem ${code}`);
+      assert.match(await byId('host-command-hint').textContent(), /already has Tether installed, they can run this instead of using the link. This is a test broker: the user also needs its ca.pem/);
       assert.match(await byId('code-expiry').textContent(), /^Expires in (9|10):\d\d$/);
       await page.waitForFunction(() => document.querySelectorAll('[data-testid="session-row"]').length === 6);
       await page.mouse.move(0, 0);
