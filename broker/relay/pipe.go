@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,24 @@ type pipe struct {
 	transfer transfer     // the file being relayed, hashed as it passes
 }
 
+// featureName names what perm opens as the console's panels do: Files,
+// Terminal. Technicians read the refusals that use it.
+func featureName(perm string) string {
+	if perm == protocol.PermShell {
+		return "Terminal"
+	}
+	return "Files"
+}
+
+// channelName is how technicians know channel label: "Terminal 2" for
+// shell-2, as the console's tabs number them; Files for files.
+func channelName(label string) string {
+	if n, ok := strings.CutPrefix(label, protocol.ChannelShellPrefix); ok {
+		return "Terminal " + n
+	}
+	return "Files"
+}
+
 // openPipe accepts a files or shell channel the viewer opened, if the
 // user granted perm to this viewer, and opens its twin toward the host.
 func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
@@ -51,11 +70,11 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 		dc.OnMessage(func(webrtc.DataChannelMessage) {})
 	}
 	if !v.opts.CanControl {
-		refuse(fmt.Sprintf("This session is view-only for you: the %q channel was refused.", label))
+		refuse(fmt.Sprintf("This session is view-only for you, so %s was not opened.", channelName(label)))
 		return
 	}
 	if !v.allowed(perm) {
-		refuse(fmt.Sprintf("The user has not allowed %s: the %q channel was refused.", perm, label))
+		refuse(fmt.Sprintf("The user has not allowed %s.", featureName(perm)))
 		return
 	}
 	v.s.mu.Lock()
@@ -78,11 +97,11 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 	_, dup := v.pipes[label]
 	v.mu.Unlock()
 	if dup {
-		refuse(fmt.Sprintf("A %q channel is already open.", label))
+		refuse(fmt.Sprintf("%s is already open.", channelName(label)))
 		return
 	}
 	if perm == protocol.PermShell && shells >= protocol.MaxShells {
-		refuse(fmt.Sprintf("At most %d shells can be open at once.", protocol.MaxShells))
+		refuse(fmt.Sprintf("At most %d terminals can be open at once.", protocol.MaxShells))
 		return
 	}
 	ordered := true
@@ -120,7 +139,7 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 // fromViewer checks and forwards one message toward the host.
 func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	if !p.v.allowed(p.perm) {
-		p.v.drop(fmt.Sprintf("The user has not allowed %s.", p.perm))
+		p.v.drop(fmt.Sprintf("The user has not allowed %s.", featureName(p.perm)))
 		p.close()
 		return
 	}
@@ -136,7 +155,7 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 		} else {
 			msg, err := protocol.DecodeShell(m.Data)
 			if err != nil {
-				p.v.drop("A shell message was refused: " + err.Error())
+				p.v.drop("A Terminal message was refused: " + err.Error())
 				return
 			}
 			shellMsg = msg

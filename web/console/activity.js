@@ -5,7 +5,7 @@
 
 import * as api from './api.js';
 import { formatDateTime, formatOS, h, icon } from './ui.js';
-import { listPerms } from './permissions.js';
+import { listPerms, ourWords, terminalName } from './permissions.js';
 
 const REFRESH_MS = 10_000;
 const DEBOUNCE_MS = 250;
@@ -58,7 +58,7 @@ export function describeEvent(e) {
     case 'consent.changed': {
       const change = typeof d.change === 'string' && d.change ? d.change : d.paused ? 'paused the session' : 'changed what is allowed';
       const tone = /resum/.test(change) ? 'good' : /paus/.test(change) ? 'warn' : 'bad';
-      return { text: `The user ${change}`, tone, icon: /paus/.test(change) ? 'pause' : /resum/.test(change) ? 'play' : 'shieldX' };
+      return { text: `The user ${ourWords(change)}`, tone, icon: /paus/.test(change) ? 'pause' : /resum/.test(change) ? 'play' : 'shieldX' };
     }
     case 'permission.requested':
       return { text: `${who} asked for ${list(d.permissions)}`, tone: 'ask', icon: 'hand' };
@@ -88,9 +88,9 @@ export function describeEvent(e) {
       return { text: `The user’s computer refused to ${d.direction === 'download' ? 'send' : 'receive'} ${what}${reason}`, tone: 'bad', icon: 'lock' };
     }
     case 'shell.opened':
-      return { text: `${who} opened a shell`, tone: 'warn', icon: 'terminal' };
+      return { text: `${who} opened ${terminalName(d.channel)}`, tone: 'warn', icon: 'terminal' };
     case 'shell.closed':
-      return { text: `${who}’s shell closed`, tone: 'neutral', icon: 'terminal' };
+      return { text: `${who}’s ${terminalName(d.channel)} closed`, tone: 'neutral', icon: 'terminal' };
     case 'shell.command':
       return { text: `${who} ran: ${typeof d.command === 'string' ? d.command : ''}`, tone: 'neutral', icon: 'terminal' };
     case 'session.created': {

@@ -8,18 +8,9 @@
 // The user's computer enforces all of it; the console only makes it plain.
 
 import { formatDuration, h, icon } from './ui.js';
-import { labelPerms, permInfo, sortPerms } from './permissions.js';
+import { labelPerms, ourWords, permInfo, sortPerms } from './permissions.js';
 
 const TOAST_MS = 6500;
-
-/**
- * The broker words its messages with the protocol's names ("The user
- * allowed file transfer and shell."); the console calls those features
- * Files and Terminal, as their panels do.
- */
-function ourWords(message) {
-  return message.replace(/\bfile transfer\b/g, 'Files').replace(/\bshell\b/g, 'Terminal');
-}
 
 /** "Asked just now", "Asked 12 s ago", "Asked 3 min ago". */
 function askedAgo(ms) {

@@ -34,9 +34,27 @@ export function sortPerms(...lists) {
   return [...set].sort((a, b) => ORDER.get(a) - ORDER.get(b));
 }
 
-/** "view, control", the way the broker words its messages. */
+/** The broker's word for each permission, but for the features named as their panels are. */
+const WORDS = { files: 'Files', shell: 'Terminal' };
+
+/** "view, control, Terminal": the broker's words, with Files and Terminal as the console names them. */
 export function listPerms(list) {
-  return sortPerms(list).join(', ');
+  return sortPerms(list).map((p) => WORDS[p] ?? p).join(', ');
+}
+
+/**
+ * The broker words its messages with the protocol's names ("The user
+ * allowed file transfer and shell."); the console calls those features
+ * Files and Terminal, as their panels do.
+ */
+export function ourWords(message) {
+  return message.replace(/\bfile transfer\b/g, 'Files').replace(/\bshell\b/g, 'Terminal');
+}
+
+/** "Terminal 2" for the channel shell-2, as the console's tabs number them. */
+export function terminalName(channel) {
+  const n = /^shell-(\d+)$/.exec(String(channel ?? ''))?.[1];
+  return n ? `Terminal ${n}` : 'Terminal';
 }
 
 /** "View, Control and Clipboard" for people. */

@@ -1,13 +1,14 @@
 // Recording player: the session's video (WebM segments played in turn on
-// one timeline), markers for what happened (consent, permissions, files,
-// shells, chat, clipboard, input bursts), speeds 1×–8×, seeking, each
-// shell's transcript in asciinema-player kept at the timeline's time, the
+// one timeline), markers for what happened (consent, permissions, Files,
+// Terminal, chat, clipboard, input bursts), speeds 1×–8×, seeking, each
+// terminal's transcript in asciinema-player kept at the timeline's time, the
 // event list, and the download and verify buttons.
 //
 // Time is "t": milliseconds since the recording started, the unit of
 // events.jsonl ("t") and of the manifest's segment start_ms.
 
 import * as api from './api.js';
+import { listPerms, ourWords, terminalName } from './permissions.js';
 import { recordingBadge, sizeText } from './recordings.js';
 import { formatDateTime, formatDuration, h, icon, toast } from './ui.js';
 
@@ -20,7 +21,7 @@ const CATEGORIES = [
   { id: 'consent', label: 'Consent', icon: 'shieldCheck' },
   { id: 'permissions', label: 'Permissions', icon: 'hand' },
   { id: 'files', label: 'Files', icon: 'folder' },
-  { id: 'shell', label: 'Shell', icon: 'terminal' },
+  { id: 'shell', label: 'Terminal', icon: 'terminal' },
   { id: 'chat', label: 'Chat', icon: 'send' },
   { id: 'clipboard', label: 'Clipboard', icon: 'clipboard' },
   { id: 'input', label: 'Input bursts', icon: 'keyboard' },
@@ -63,9 +64,9 @@ const LABELS = {
   'message.refused': 'Message refused',
   'file.transfer': 'File transferred',
   'file.refused': 'File refused',
-  'shell.opened': 'Shell opened',
-  'shell.closed': 'Shell closed',
-  'shell.command': 'Shell command',
+  'shell.opened': 'Terminal opened',
+  'shell.closed': 'Terminal closed',
+  'shell.command': 'Terminal command',
   clipboard: 'Clipboard',
   input: 'Input',
 };
@@ -73,13 +74,13 @@ const LABELS = {
 /** One line saying what an event was, from its detail. */
 export function summary(e) {
   const d = e.detail || {};
-  const list = (v) => (Array.isArray(v) && v.length ? v.join(', ') : 'nothing');
+  const list = (v) => (Array.isArray(v) && listPerms(v)) || 'nothing';
   switch (e.type) {
     case 'consent.requested': return `${d.viewer || e.actor} asks for ${list(d.permissions)}`;
     case 'consent.granted': return `${d.viewer} may: ${list(d.granted)}`;
     case 'consent.denied': return `${d.viewer} was refused ${list(d.requested)}`;
     case 'consent.timeout': return `No answer to ${d.viewer}`;
-    case 'consent.changed': return d.change ? `The user ${d.change}` : (d.paused ? 'Paused' : 'Permissions updated');
+    case 'consent.changed': return d.change ? `The user ${ourWords(d.change)}` : (d.paused ? 'Paused' : 'Permissions updated');
     case 'permission.requested': return `Asks for ${list(d.permissions)}`;
     case 'input': {
       const parts = [['moves', 'moves'], ['clicks', 'clicks'], ['wheels', 'scrolls'], ['keys', 'keys'], ['text', 'text']]
@@ -92,8 +93,8 @@ export function summary(e) {
     case 'file.transfer':
     case 'file.refused':
       return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${sizeText(d.size)}${d.sha256 ? ` · SHA-256 ${String(d.sha256).slice(0, 12)}…` : ''}`;
-    case 'shell.opened': return `Shell ${d.channel || ''} by ${e.actor}`;
-    case 'shell.closed': return `Shell ${d.channel || ''}${d.code !== undefined ? ` exited ${d.code}` : ''}`;
+    case 'shell.opened': return `${terminalName(d.channel)} by ${e.actor}`;
+    case 'shell.closed': return `${terminalName(d.channel)}${d.code !== undefined ? ` exited ${d.code}` : ''}`;
     case 'shell.command': return `$ ${d.command || ''}`;
     case 'session.ended': return d.reason || '';
     case 'session.created': return d.technician && d.technician !== e.actor ? `By ${e.actor} for ${d.technician}` : `By ${e.actor}`;
@@ -175,10 +176,10 @@ export function mountPlayer(main, { id, navigate }) {
   const legend = h('div', { class: 'timeline-legend', 'data-testid': 'timeline-legend' });
   const eventList = h('ol', { class: 'event-list', 'data-testid': 'event-list' });
   const eventFilters = h('div', { class: 'event-filters' });
-  const shellTabs = h('div', { class: 'tabs shell-tabs', role: 'tablist', 'aria-label': 'Shells' });
+  const shellTabs = h('div', { class: 'tabs shell-tabs', role: 'tablist', 'aria-label': 'Terminals' });
   const shellStage = h('div', { class: 'shell-stage', 'data-testid': 'shell-stage' });
   const shellSection = h('section', { class: 'card player-shells', hidden: true, 'data-testid': 'player-shells' },
-    h('div', { class: 'player-card-head' }, h('h2', { class: 'section-title' }, icon('terminal', 16), 'Shell transcript'), shellTabs),
+    h('div', { class: 'player-card-head' }, h('h2', { class: 'section-title' }, icon('terminal', 16), 'Terminal transcript'), shellTabs),
     shellStage);
   const verifyBtn = h('button', { type: 'button', class: 'btn btn-secondary', 'data-testid': 'verify-recording' }, icon('shieldCheck', 16), h('span', { text: 'Verify integrity' }));
   const downloadLink = h('a', { class: 'btn btn-secondary', href: api.recordingDownloadURL(id), download: `tether-${id}.zip`, 'data-testid': 'download-recording' }, icon('download', 16), 'Download archive');
@@ -503,7 +504,7 @@ export function mountPlayer(main, { id, navigate }) {
     hooks.shells = shells.length;
     shellTabs.replaceChildren(...shells.map((p, i) => {
       const tab = h('button', { type: 'button', role: 'tab', class: 'tab', 'data-testid': 'shell-tab', 'aria-selected': 'false' },
-        icon('terminal', 14), `Shell ${i + 1} · ${formatDuration(p.start_ms)}`);
+        icon('terminal', 14), `Terminal ${i + 1} · ${formatDuration(p.start_ms)}`);
       tab.addEventListener('click', () => openShell(i));
       return tab;
     }));

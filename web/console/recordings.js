@@ -1,5 +1,5 @@
 // Recordings screen: search session archives by ticket, technician, user's
-// computer, date and by what happened (a shell used, files moved), and open
+// computer, date and by what happened (Terminal used, files moved), and open
 // one in the player. Technicians see their own sessions; supervisors and
 // admins see all (the broker decides).
 
@@ -50,7 +50,7 @@ export function mountRecordings(main, { navigate, user }) {
     h('div', { class: 'rec-search-row' },
       h('fieldset', { class: 'rec-has' },
         h('legend', { class: 'label', text: 'What happened' }),
-        h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'shell', 'data-testid': 'filter-shell' }), icon('terminal', 15), 'A shell was used'),
+        h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'shell', 'data-testid': 'filter-shell' }), icon('terminal', 15), 'Terminal was used'),
         h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'files', 'data-testid': 'filter-files' }), icon('folder', 15), 'Files were moved')),
       h('div', { class: 'rec-search-actions' },
         h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'filter-clear', text: 'Clear' }),
@@ -149,7 +149,7 @@ export function mountRecordings(main, { navigate, user }) {
     const live = r.state === 'recording';
     const href = live ? `#/session/${encodeURIComponent(r.session)}` : `#/recording/${encodeURIComponent(r.session)}`;
     const what = [
-      r.shells ? h('span', { class: 'chip chip-shell', title: `${r.shells} shell${r.shells > 1 ? 's' : ''}` }, icon('terminal', 13), 'Shell') : null,
+      r.shells ? h('span', { class: 'chip chip-shell', title: `${r.shells} terminal${r.shells > 1 ? 's' : ''}` }, icon('terminal', 13), 'Terminal') : null,
       r.files ? h('span', { class: 'chip chip-files', title: `${r.files} file transfer${r.files > 1 ? 's' : ''}` }, icon('folder', 13), `${r.files} file${r.files > 1 ? 's' : ''}`) : null,
       r.clipboard ? h('span', { class: 'chip', title: 'Clipboard shared' }, icon('clipboard', 13), 'Clipboard') : null,
     ].filter(Boolean);

@@ -167,10 +167,11 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     await page.getByTestId('activity-open').click();
     await page.locator('[data-testid="activity-row"][data-type="shell.command"]').first().waitFor();
     const activity = await page.getByTestId('activity-panel').innerText();
-    for (const want of [/fetched report\.log \(3\.0 MiB\) from the user/, /sent tool\.bin \(5\.0 MiB\) to the user/, /refused to send escape: escape leads outside the shared folder/, /opened a shell/, /ran: echo second-\$\(\(2\+3\)\)/, /ran: stty -echo; printf/]) {
+    for (const want of [/fetched report\.log \(3\.0 MiB\) from the user/, /sent tool\.bin \(5\.0 MiB\) to the user/, /refused to send escape: escape leads outside the shared folder/, /opened Terminal 1/, /opened Terminal 2/, /Terminal 1 closed/, /ran: echo second-\$\(\(2\+3\)\)/, /ran: stty -echo; printf/]) {
       assert.match(activity, want);
     }
     assert.doesNotMatch(activity, /hunter2/);
+    assert.doesNotMatch(activity, /\bshells?\b/i, 'the activity panel calls Terminal a shell');
     await page.screenshot({ path: join(artifacts, 'console-activity-files-shell.png') });
     assert.ok(existsSync(join(inbox, 'tool.bin')));
 
@@ -190,6 +191,14 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     const markers = await page.evaluate(() => window.tether.player.markers);
     assert.ok(markers.shell >= 3 && markers.files >= 2, `markers ${JSON.stringify(markers)}`);
     await page.getByTestId('shell-player').waitFor();
+    // The player names the features as the session page does: Terminal
+    // and Files, in the legend, the event list and the transcript's tabs.
+    assert.deepEqual(await page.locator('[data-testid="legend-item"][data-category="shell"], [data-testid="legend-item"][data-category="files"]')
+      .evaluateAll((items) => items.map((b) => b.firstChild.nextSibling.textContent)), ['Files', 'Terminal']);
+    const events = await page.getByTestId('event-list').innerText();
+    for (const want of [/Terminal opened/, /Terminal 1 by /, /Terminal command/, /Terminal closed/, /File transferred/]) assert.match(events, want);
+    assert.match(await page.getByTestId('player-shells').innerText(), /^Terminal transcript\s+Terminal 1 · \d+:\d\d\s+Terminal 2 · /);
+    assert.doesNotMatch(await page.locator('main').innerText(), /\bshells?\b/i, 'the player calls Terminal a shell');
     // A supervisor goes to the second command in the event list: the
     // transcript shows the first command and what it printed, as the
     // terminal was then (before the window narrowed and wrapped a line).

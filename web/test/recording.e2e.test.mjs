@@ -86,6 +86,9 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
       const rows = [...document.querySelectorAll('[data-testid="recording-row"]')];
       return rows.length === 1 && rows[0].dataset.sessionId === id;
     }, other.body.id);
+    // The search and the row name the feature as the session page does.
+    assert.equal(await page.locator('label', { has: page.getByTestId('filter-shell') }).innerText(), 'Terminal was used');
+    assert.equal(await page.getByTestId('recording-row').locator('.chip-shell').innerText(), 'Terminal');
     await page.getByTestId('filter-shell').uncheck();
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="recording-row"]').length === 2);
     await page.screenshot({ path: join(ARTIFACTS, 'recordings-search.png') });
@@ -180,7 +183,7 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     const m2 = await page.evaluate(() => window.tether.player.markers);
     assert.ok(m2.shell >= 2 && m2.files === 2, `markers ${JSON.stringify(m2)}`);
     await page.getByTestId('shell-player').waitFor();
-    assert.match(await page.getByTestId('shell-tab').first().textContent(), /^Shell 1 · \d+:\d\d$/);
+    assert.match(await page.getByTestId('shell-tab').first().textContent(), /^Terminal 1 · \d+:\d\d$/);
     // At the end of the timeline the transcript shows the command and its
     // output (lines joined: a long prompt wraps the command).
     await page.getByTestId('timeline').focus();
