@@ -35,6 +35,34 @@ func (s *Session) releaseAll() {
 	s.sendHost(true, msg)
 }
 
+// errHostSilent refuses input for a host that stopped answering.
+var errHostSilent = errors.New("host not responding")
+
+// sendInput forwards one input event to the host, unless it stopped
+// answering: the data channel would queue the event and deliver it, with
+// everything typed and clicked meanwhile, whenever the host came back, on
+// whatever its screen showed by then.
+func (s *Session) sendInput(data []byte) error {
+	s.inputMu.Lock()
+	defer s.inputMu.Unlock()
+	if s.hostSilent {
+		return errHostSilent
+	}
+	return s.sendHost(true, data)
+}
+
+// setHostSilent notes whether the host answers. When it answers again, it
+// is first told to let go of the keys and buttons held before it stopped,
+// whose release may have been dropped, and only then gets new input.
+func (s *Session) setHostSilent(silent bool) {
+	s.inputMu.Lock()
+	defer s.inputMu.Unlock()
+	if s.hostSilent && !silent {
+		s.releaseAll()
+	}
+	s.hostSilent = silent
+}
+
 // fromHostControl relays what the host says: its displays to every viewer,
 // its clipboard (and that it took a viewer's) only to viewers allowed the
 // clipboard.
@@ -121,7 +149,7 @@ func (v *Viewer) fromControl(data []byte) {
 }
 
 // fromInput forwards a viewer's input to the host, if the viewer is in
-// control and the event is well formed.
+// control, the event is well formed and the host answers.
 func (v *Viewer) fromInput(data []byte) {
 	if !v.allowed(protocol.PermControl) {
 		v.drop(v.notAllowed("The user has not allowed control of the mouse and keyboard."))
@@ -136,8 +164,11 @@ func (v *Viewer) fromInput(data []byte) {
 		v.drop("An input event was refused: " + err.Error())
 		return
 	}
-	if v.s.sendHost(true, data) == nil {
+	switch err := v.s.sendInput(data); {
+	case err == nil:
 		v.tapInput(ev.Kind)
+	case errors.Is(err, errHostSilent):
+		v.drop("The user's computer is not responding: your mouse and keyboard are paused until it answers.")
 	}
 }
 

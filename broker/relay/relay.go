@@ -62,6 +62,12 @@ type Session struct {
 	hostRate    rateMeter // of the host's video
 	closed      bool
 	hostGone    sync.Once
+
+	// inputMu orders what goes to the host's input channel: nothing while
+	// the host is silent, and on its return the release of whatever was
+	// held before any new input.
+	inputMu    sync.Mutex
+	hostSilent bool
 }
 
 // Viewer is one viewer's PeerConnection with the broker.
@@ -173,7 +179,11 @@ func (s *Session) AcceptHost(offer string) (string, error) {
 		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateConnected:
 			// Each change comes on a goroutine of its own, maybe after a
 			// later one: the state the connection is in now is the news.
-			s.cfg.OnHostSilent(pc.ConnectionState() != webrtc.PeerConnectionStateConnected)
+			// Input stops before the viewers hear of it, and resumes
+			// before they hear the host is back.
+			silent := pc.ConnectionState() != webrtc.PeerConnectionStateConnected
+			s.setHostSilent(silent)
+			s.cfg.OnHostSilent(silent)
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
