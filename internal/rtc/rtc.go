@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -50,6 +51,23 @@ const maxNacks = 2
 // does not repair fast costs a one-second retransmission timeout. The
 // ICE buffer also carries video, hence the room left below 1 MB.
 const sctpReceiveBuffer = 768 << 10
+
+// A peer that has heard nothing from the other for iceDisconnected (a
+// frozen computer, a network cut off) calls the connection disconnected:
+// the broker then tells the technician the user's computer is not
+// responding and stops passing input on to it. Each end checks the link
+// every iceKeepalive, and the other answers, so that a healthy link that
+// carries nothing else (a still screen sends no video) hears from the
+// other end a few times within iceDisconnected and a late packet or two
+// does not make it flap. iceFailed later still, the connection has failed
+// and the session ends: 30 s of silence in all, as long as before the
+// first two were shortened, so that a computer frozen for a few seconds
+// carries on.
+const (
+	iceDisconnected = 2 * time.Second
+	iceKeepalive    = 500 * time.Millisecond
+	iceFailed       = 28 * time.Second
+)
 
 // MaxMessage is the largest data-channel message a peer accepts: the
 // largest message of the protocol, a directory listing.
@@ -153,6 +171,7 @@ func NewAPI(cfg Config) (*API, error) {
 		se.LoggerFactory = cfg.Logs
 	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	if cfg.PublicIP != "" {
