@@ -326,6 +326,8 @@ export function mountSession(root, { id, navigate }) {
         h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }),
         h('h2', { class: 'overlay-title', 'data-testid': 'host-silent', text: 'The user\u2019s computer is not responding' }),
         h('p', { class: 'overlay-text', 'data-testid': 'host-silent-since', text: `Nothing has come from it since ${clockTime(hostSilentSince)}. The picture is the last one received.` }),
+        // The broker drops input meanwhile rather than deliver it late.
+        h('p', { class: 'overlay-text', 'data-testid': 'host-silent-input', text: 'Your mouse and keyboard are paused until it answers: nothing you click or type meanwhile reaches it.' }),
         h('p', { class: 'overlay-meta', text: 'Waiting for it to answer again: it may be frozen or very busy, or its network may have dropped.' }));
       return;
     }

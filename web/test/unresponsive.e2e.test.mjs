@@ -41,7 +41,9 @@ test('a frozen computer shows as not responding, and live again when it is back'
   assert.equal(await badge.getAttribute('data-state'), 'live', 'a still screen stays live');
   assert.equal(await page.getByTestId('host-silent').count(), 0);
 
-  // A changing screen, then the computer freezes.
+  // In control of a changing screen, then the computer freezes.
+  await page.getByTestId('mode-control').click();
+  await page.waitForFunction(() => window.tether.control.enabled === true);
   start('xclock', ['-geometry', '300x300+490+210', '-update', '1'], { env: { DISPLAY: display } });
   await page.waitForTimeout(2000);
   const frozenAt = Date.now();
@@ -54,6 +56,11 @@ test('a frozen computer shows as not responding, and live again when it is back'
     assert.equal(await page.getByTestId('host-silent').innerText(), 'The user\u2019s computer is not responding');
     const since = await page.getByTestId('host-silent-since').innerText();
     assert.match(since, /^Nothing has come from it since \d{1,2}:\d\d:\d\d\b.*The picture is the last one received\.$/);
+    // The technician's input is not sent meanwhile, and the page says so.
+    assert.equal(await page.getByTestId('host-silent-input').innerText(),
+      'Your mouse and keyboard are paused until it answers: nothing you click or type meanwhile reaches it.');
+    await page.keyboard.press('KeyA');
+    await page.waitForFunction(() => /not responding: your mouse and keyboard are paused/.test(document.querySelector('[data-testid="input-toast"]:not([hidden])')?.textContent ?? ''), null, { timeout: 5000 });
     // The last picture stays under the message, dimmed.
     const filter = await page.getByTestId('remote-video').evaluate((v) => getComputedStyle(v).filter);
     assert.match(filter, /brightness/);
