@@ -172,6 +172,14 @@ func (v *Viewer) fromInput(data []byte) {
 	}
 }
 
+// releaseHeld lets go of the keys and buttons the viewer may hold, if it
+// is in control, and leaves it in control.
+func (v *Viewer) releaseHeld() {
+	if v.controlling.Load() {
+		v.s.releaseAll()
+	}
+}
+
 // stopControl ends the viewer's control, releasing what it held.
 func (v *Viewer) stopControl() {
 	if v.controlling.Swap(false) {

@@ -298,7 +298,12 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
 			v.requestKeyframe()
-		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		case webrtc.PeerConnectionStateDisconnected:
+			// The technician's link went quiet: let go of what they hold
+			// on the user's computer, but keep their control, terminals
+			// and transfers for when it comes back (a moment of Wi-Fi).
+			v.releaseHeld()
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			v.stopControl()
 			v.closePipes(func(string) bool { return false })
 		}

@@ -205,3 +205,35 @@ func TestShellEndsWithSession(t *testing.T) {
 		t.Errorf("no shell.closed in %v", ev)
 	}
 }
+
+// TestShellOutlivesTechnicianOutage: the technician's own link going
+// quiet for a few seconds (here their viewer is stopped, as a laptop's
+// Wi-Fi drops) does not close their terminal on the user's computer: once
+// the link is back, the same shell answers.
+func TestShellOutlivesTechnicianOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
+	cmd.Env = append(cmd.Env, "TERM=xterm")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var out syncBuffer
+	go io.Copy(&out, ptmx)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	ptmx.WriteString("x=before-$((6*7))\r echo $x\r")
+	waitText(t, &out, `before-42`, 20*time.Second)
+	cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(4 * time.Second) // the broker finds the link disconnected after 2
+	cmd.Process.Signal(syscall.SIGCONT)
+	// The shell variable shows it is the same shell.
+	ptmx.WriteString("echo after-$x\r")
+	waitText(t, &out, `after-before-42`, 20*time.Second)
+	if n := len(auditEvents(t, ctx, fs.b, fs.id, "shell.closed")); n != 0 {
+		t.Errorf("the trail has %d shell.closed after the outage; want the shell still open", n)
+	}
+}
