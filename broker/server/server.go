@@ -77,7 +77,15 @@ type Config struct {
 	HostBinary string
 	// Recording is the recording policy.
 	Recording RecordingConfig
+
+	// readTimeout is how long a request may take to arrive, headers and
+	// body (default readTimeout; tests shorten it).
+	readTimeout time.Duration
 }
+
+// readTimeout is how long a client has to send a request: the largest body
+// the API takes, 64 KiB, arrives in it over a link of 9 kbit/s.
+const readTimeout = time.Minute
 
 func (c *Config) checkAndSetDefaults() error {
 	if c.Addr == "" {
@@ -107,6 +115,9 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.readTimeout == 0 {
+		c.readTimeout = readTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -263,10 +274,19 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	mux.HandleFunc("GET /console", serveConsole)
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certSrc.get() }}
+	// A client that sends a request's headers and then its body a byte at a
+	// time, or never, is cut off after ReadTimeout rather than keeping a
+	// connection and the goroutine serving it as long as it likes. The
+	// server lifts that deadline once the body is in, so it does not limit
+	// how long a handler works or a response (a recording's download) takes
+	// to go out, and WebSocket connections, which have no body, keep only the
+	// deadlines the hub sets. Idle keep-alive connections close after
+	// IdleTimeout.
 	b.srv = &http.Server{
 		Handler:           realClient(cfg.TrustedProxies, securityHeaders(mux)),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.readTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
