@@ -307,6 +307,32 @@ func (s *Store) DueWebhookDeliveries(ctx context.Context, now time.Time, limit i
 	return out, nil
 }
 
+// NextDueWebhookDeliveries returns, for each enabled endpoint not in skip,
+// its longest-waiting pending delivery that is due at now, the longest
+// waiting first. One per endpoint, so that an endpoint with a long backlog
+// does not hide the others' deliveries.
+func (s *Store) NextDueWebhookDeliveries(ctx context.Context, now time.Time, skip []string) ([]*WebhookDelivery, error) {
+	args := []any{DeliveryPending, ms(now)}
+	notIn := ""
+	if len(skip) > 0 {
+		notIn = " AND w.id NOT IN (?" + strings.Repeat(", ?", len(skip)-1) + ")"
+		for _, id := range skip {
+			args = append(args, id)
+		}
+	}
+	out, err := s.queryDeliveries(ctx,
+		`WHERE d.id IN (
+			SELECT (SELECT x.id FROM webhook_deliveries x
+				WHERE x.endpoint_id = w.id AND x.state = ? AND x.next_attempt_at <= ?
+				ORDER BY x.next_attempt_at, x.created_at LIMIT 1)
+			FROM webhook_endpoints w WHERE w.enabled = 1`+notIn+`)
+		 ORDER BY d.next_attempt_at, d.created_at`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list due webhook deliveries: %w", err)
+	}
+	return out, nil
+}
+
 // WebhookDeliveries returns an endpoint's newest deliveries first.
 func (s *Store) WebhookDeliveries(ctx context.Context, endpoint string, limit int) ([]*WebhookDelivery, error) {
 	out, err := s.queryDeliveries(ctx, "WHERE d.endpoint_id = ? ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?", endpoint, limit)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -42,10 +43,12 @@ type Config struct {
 	MaxAttempts int
 	// Timeout bounds each attempt, connection to answer (default 10 s).
 	Timeout time.Duration
-	// Workers is how many deliveries may be under way at once (default 4).
+	// Workers is how many deliveries may be under way at once (default
+	// MaxEndpoints). Each endpoint has at most one under way, so that a
+	// receiver that is slow or down holds one worker, not every one.
 	Workers int
 	// QueueSize bounds the deliveries handed to the workers at once
-	// (default 256); the rest wait in the store.
+	// (default MaxEndpoints); the rest wait in the store.
 	QueueSize int
 	// PollInterval is how often the store is searched for deliveries that
 	// came due (default 1 s). New events and redeliveries do not wait.
@@ -82,10 +85,10 @@ func (c *Config) checkAndSetDefaults() error {
 		c.Timeout = 10 * time.Second
 	}
 	if c.Workers <= 0 {
-		c.Workers = 4
+		c.Workers = MaxEndpoints
 	}
 	if c.QueueSize <= 0 {
-		c.QueueSize = 256
+		c.QueueSize = MaxEndpoints
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
@@ -107,7 +110,9 @@ func (c *Config) backoff(n int) time.Duration {
 // retrying with backoff. Every event and delivery is in the store before
 // anything is sent, so pending deliveries survive a restart. It owns a
 // scheduler goroutine that hands due deliveries to a bounded queue, and a
-// pool of workers; Close cancels and waits for them.
+// pool of workers; Close cancels and waits for them. An endpoint has one
+// delivery queued or under way at a time: one ticket system that is slow
+// or down waits for its own answers and holds back nobody else's.
 type Dispatcher struct {
 	cfg    Config
 	log    *slog.Logger
@@ -115,8 +120,8 @@ type Dispatcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	queue  chan string   // delivery IDs; only the scheduler sends
-	wake   chan struct{} // asks the scheduler to look now
+	queue  chan *store.WebhookDelivery // only the scheduler sends
+	wake   chan struct{}               // asks the scheduler to look now
 
 	createMu sync.Mutex // held while an endpoint is checked and added
 
@@ -127,8 +132,8 @@ type Dispatcher struct {
 	// SetPublicURL), for the links events carry.
 	publicURL atomic.Pointer[string]
 
-	mu       sync.Mutex
-	inflight map[string]bool // queued or being attempted
+	mu   sync.Mutex
+	busy map[string]bool // endpoints with a delivery queued or being attempted
 	// subs counts the enabled endpoints per event type, so that the hub's
 	// events cost nothing while nobody listens.
 	subs map[string]int
@@ -142,13 +147,13 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "webhook"),
-		ctx:      ctx,
-		cancel:   cancel,
-		queue:    make(chan string, cfg.QueueSize),
-		wake:     make(chan struct{}, 1),
-		inflight: map[string]bool{},
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "webhook"),
+		ctx:    ctx,
+		cancel: cancel,
+		queue:  make(chan *store.WebhookDelivery, cfg.QueueSize),
+		wake:   make(chan struct{}, 1),
+		busy:   map[string]bool{},
 	}
 	d.client = &http.Client{
 		Transport: &http.Transport{
@@ -295,7 +300,8 @@ func (d *Dispatcher) refreshSubscriptions(ctx context.Context) error {
 func newDeliveryID() string { return "dlv_" + auth.RandomToken(12) }
 
 // schedule hands due deliveries to the workers, never more than the queue
-// holds: the others stay in the store until there is room.
+// holds and one per endpoint: the others stay in the store until there is
+// room and their endpoint has answered.
 func (d *Dispatcher) schedule() {
 	defer d.wg.Done()
 	tick := time.NewTicker(d.cfg.PollInterval)
@@ -317,9 +323,9 @@ func (d *Dispatcher) enqueueDue() {
 		return
 	}
 	d.mu.Lock()
-	busy := len(d.inflight) // still pending in the store, so listed again
+	busy := slices.Collect(maps.Keys(d.busy))
 	d.mu.Unlock()
-	due, err := d.cfg.Store.DueWebhookDeliveries(d.ctx, d.cfg.Now(), free+busy)
+	due, err := d.cfg.Store.NextDueWebhookDeliveries(d.ctx, d.cfg.Now(), busy)
 	if err != nil {
 		if d.ctx.Err() == nil {
 			d.log.Error("list due webhook deliveries", "err", err)
@@ -331,13 +337,13 @@ func (d *Dispatcher) enqueueDue() {
 			return
 		}
 		d.mu.Lock()
-		skip := d.inflight[dl.ID]
-		d.inflight[dl.ID] = true
+		skip := d.busy[dl.EndpointID]
+		d.busy[dl.EndpointID] = true
 		d.mu.Unlock()
 		if skip {
 			continue
 		}
-		d.queue <- dl.ID // there is room: only this goroutine sends
+		d.queue <- dl // there is room: only this goroutine sends
 		free--
 	}
 }
@@ -348,10 +354,10 @@ func (d *Dispatcher) work() {
 		select {
 		case <-d.ctx.Done():
 			return
-		case id := <-d.queue:
-			attempted := d.deliver(id)
+		case dl := <-d.queue:
+			attempted := d.deliver(dl.ID)
 			d.mu.Lock()
-			delete(d.inflight, id)
+			delete(d.busy, dl.EndpointID)
 			d.mu.Unlock()
 			if attempted {
 				d.poke() // there is room in the queue; a failed load waits for the tick

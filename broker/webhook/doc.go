@@ -26,8 +26,9 @@
 //
 // Deliveries are not in order: while one waits for its retry, later events
 // go out, so after an outage session.ended can arrive before
-// session.created; and deliveries go out side by side, so session.started
-// can arrive before the consent.granted it follows. Every event carries a
+// session.created, and session.started can arrive before the
+// consent.granted it follows. Each endpoint gets one request at a time,
+// so a receiver that is slow or down delays only its own deliveries. Every event carries a
 // sequence number that grows with each event the broker publishes, in the
 // order they happened (also across restarts); receivers order a session's
 // events by it, and do not let an older event undo a newer one.

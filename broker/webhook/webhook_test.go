@@ -467,6 +467,47 @@ func TestGivesUp(t *testing.T) {
 	}
 }
 
+// TestSlowReceiverHoldsBackNobody: one ticket system stalls on every
+// request; another one's events still arrive at once, while the first
+// is still stalling, and not after the timeout has freed the workers.
+func TestSlowReceiverHoldsBackNobody(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Timeout = 5 * time.Second })
+	release := make(chan struct{})
+	var mu sync.Mutex
+	stalled := 0
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		stalled++
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	fast := newReceiver(t, nil)
+	e.endpoint(t, slow.URL, ConsentGrantedType, SessionEndedType)
+	e.endpoint(t, fast.URL, SessionEndedType)
+
+	// More events for the stalling receiver than there used to be workers.
+	for _, viewer := range []string{"tina", "lee", "sam", "kim", "ola", "max"} {
+		e.audit(t, "consent.granted", "user", map[string]any{"viewer": viewer, "requested": []string{"view"}, "granted": []string{"view"}})
+	}
+	waitFor(t, "the slow receiver to stall", func() bool { mu.Lock(); defer mu.Unlock(); return stalled > 0 })
+	start := time.Now()
+	e.audit(t, "session.ended", "broker", map[string]any{"reason": "done"})
+	waitFor(t, "the fast receiver's delivery", func() bool { return len(fast.requests()) == 1 })
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the fast receiver waited %v for the slow one", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if stalled != 1 {
+		t.Errorf("the slow receiver has %d requests under way at once, want one", stalled)
+	}
+}
+
 func TestRedeliver(t *testing.T) {
 	e := newEnv(t, nil)
 	rcv := newReceiver(t, nil)
