@@ -234,6 +234,21 @@ func (s *Store) AddWebhookDelivery(ctx context.Context, d *WebhookDelivery) erro
 	return insertDelivery(ctx, s.db, d)
 }
 
+// LastWebhookSequence returns the largest sequence number among the
+// newest stored events (0 when there are none), so that numbering can go
+// on from it after a restart. Events are numbered in the order they are
+// stored, so the newest hundred hold the largest.
+func (s *Store) LastWebhookSequence(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT MAX(CAST(json_extract(payload, '$.sequence') AS INTEGER))
+		 FROM (SELECT payload FROM webhook_events ORDER BY rowid DESC LIMIT 100)`).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("read the last webhook sequence: %w", err)
+	}
+	return seq.Int64, nil
+}
+
 // WebhookEventByID looks an event up.
 func (s *Store) WebhookEventByID(ctx context.Context, id string) (*WebhookEvent, error) {
 	var ev WebhookEvent

@@ -172,6 +172,14 @@ func New(cfg Config) (*Dispatcher, error) {
 		cancel()
 		return nil, err
 	}
+	// Go on from the last number given out, which may be ahead of the clock
+	// if it was set back while the broker was stopped.
+	seq, err := cfg.Store.LastWebhookSequence(context.Background())
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	d.lastSeq = seq
 	d.wg.Add(1 + cfg.Workers)
 	go d.schedule()
 	for range cfg.Workers {
@@ -258,7 +266,8 @@ func (d *Dispatcher) publish(ctx context.Context, session string, at time.Time, 
 }
 
 // nextSequence numbers an event: the clock in microseconds, or one more
-// than the last number when the clock has not moved on.
+// than the last number (also from before a restart) when the clock has not
+// moved on or was set back.
 func (d *Dispatcher) nextSequence() int64 {
 	d.seqMu.Lock()
 	defer d.seqMu.Unlock()

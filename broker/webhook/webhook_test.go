@@ -611,6 +611,30 @@ func TestRestart(t *testing.T) {
 	}
 }
 
+// TestSequenceAfterRestartWithClockBack: the broker's clock is set back
+// an hour while it is stopped; the events after the restart still have
+// larger sequence numbers than those before, as receivers order by them.
+func TestSequenceAfterRestartWithClockBack(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, nil)
+	e.endpoint(t, rcv.URL, SessionCreatedType, SessionEndedType)
+	e.clock.Advance(time.Hour)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "session.created", func() bool { return len(rcv.requests()) == 1 })
+	e.close(t)
+
+	e.clock.Advance(-time.Hour)
+	e.open(t, nil)
+	e.audit(t, "session.ended", "broker", map[string]any{"reason": "done"})
+	waitFor(t, "session.ended", func() bool { return len(rcv.requests()) == 2 })
+	var before, after struct{ Sequence int64 }
+	json.Unmarshal(rcv.requests()[0].body, &before)
+	json.Unmarshal(rcv.requests()[1].body, &after)
+	if before.Sequence == 0 || after.Sequence <= before.Sequence {
+		t.Fatalf("sequence %d after the restart, %d before it", after.Sequence, before.Sequence)
+	}
+}
+
 // TestSessionEvents: the hub's audit entries become the documented
 // events, once where once is promised, and session.ended sums up.
 func TestSessionEvents(t *testing.T) {
