@@ -24,6 +24,7 @@ func (a *API) RegisterWebhooks(mux *http.ServeMux, d *webhook.Dispatcher) {
 	mux.HandleFunc("GET /api/v1/webhooks/{id}", a.authed(auth.ScopeWebhooksAdmin, h.get))
 	mux.HandleFunc("PATCH /api/v1/webhooks/{id}", a.authed(auth.ScopeWebhooksAdmin, h.update))
 	mux.HandleFunc("DELETE /api/v1/webhooks/{id}", a.authed(auth.ScopeWebhooksAdmin, h.delete))
+	mux.HandleFunc("POST /api/v1/webhooks/{id}/secret", a.authed(auth.ScopeWebhooksAdmin, h.rotateSecret))
 	mux.HandleFunc("GET /api/v1/webhooks/{id}/deliveries", a.authed(auth.ScopeWebhooksAdmin, h.deliveries))
 	mux.HandleFunc("POST /api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", a.authed(auth.ScopeWebhooksAdmin, h.redeliver))
 }
@@ -40,7 +41,7 @@ type webhookJSON struct {
 	Description string    `json:"description"`
 	Enabled     bool      `json:"enabled"`
 	CreatedAt   time.Time `json:"created_at"`
-	// Secret is in the answer to the creation only.
+	// Secret is in the answers to the creation and to a new secret only.
 	Secret string `json:"secret,omitempty"`
 }
 
@@ -164,6 +165,18 @@ func (h *webhookAPI) update(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		return
 	}
 	writeJSON(w, http.StatusOK, toWebhookJSON(ep))
+}
+
+// rotateSecret gives the endpoint a new signing secret and shows it, once.
+func (h *webhookAPI) rotateSecret(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	ep, err := h.d.RotateSecret(r.Context(), r.PathValue("id"), p.User)
+	if err != nil {
+		h.fail(w, r, err, "given a new secret")
+		return
+	}
+	out := toWebhookJSON(ep)
+	out.Secret = ep.Secret
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *webhookAPI) delete(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

@@ -129,12 +129,25 @@ func (s *Store) WebhookEndpoints(ctx context.Context) ([]*WebhookEndpoint, error
 }
 
 // UpdateWebhookEndpoint saves an endpoint's events, description and
-// enabled flag; its URL and secret never change.
+// enabled flag; its URL never changes, its secret only through
+// SetWebhookEndpointSecret.
 func (s *Store) UpdateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
 	res, err := s.db.ExecContext(ctx, "UPDATE webhook_endpoints SET events = ?, description = ?, enabled = ? WHERE id = ?",
 		strings.Join(e.Events, ","), e.Description, e.Enabled, e.ID)
 	if err != nil {
 		return fmt.Errorf("update webhook endpoint %s: %w", e.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetWebhookEndpointSecret replaces an endpoint's signing secret.
+func (s *Store) SetWebhookEndpointSecret(ctx context.Context, id, secret string) error {
+	res, err := s.db.ExecContext(ctx, "UPDATE webhook_endpoints SET secret = ? WHERE id = ?", secret, id)
+	if err != nil {
+		return fmt.Errorf("change webhook secret %s: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound

@@ -101,7 +101,7 @@ func (d *Dispatcher) CreateEndpoint(ctx context.Context, spec EndpointSpec, by *
 	ep := &store.WebhookEndpoint{
 		ID:          "wh_" + auth.RandomToken(9),
 		URL:         u.String(),
-		Secret:      secretPrefix + auth.RandomToken(32),
+		Secret:      newSecret(),
 		Events:      slices.Clone(spec.Events),
 		Description: spec.Description,
 		Enabled:     true,
@@ -115,6 +115,8 @@ func (d *Dispatcher) CreateEndpoint(ctx context.Context, spec EndpointSpec, by *
 	d.log.InfoContext(ctx, "webhook endpoint added", "endpoint", ep.ID, "host", u.Host, "events", strings.Join(ep.Events, ","), "by", by.Username)
 	return ep, nil
 }
+
+func newSecret() string { return secretPrefix + auth.RandomToken(32) }
 
 // sameURL reports whether a and b reach the same receiver: scheme and host
 // regardless of case, the default port written or not, the same path and
@@ -180,6 +182,26 @@ func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, up EndpointU
 	if ep.Enabled {
 		d.poke()
 	}
+	return ep, nil
+}
+
+// RotateSecret gives an endpoint a new signing secret; the returned
+// endpoint holds it, the only time it is shown. Every request from now on
+// is signed with it, retries of earlier events too, and the old secret
+// stops at once: a delivery the receiver refuses until it has the new one
+// is retried on its schedule. Pending deliveries and history are kept.
+func (d *Dispatcher) RotateSecret(ctx context.Context, id string, by *store.User) (*store.WebhookEndpoint, error) {
+	ep, err := d.Endpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ep.Secret = newSecret()
+	if err := d.cfg.Store.SetWebhookEndpointSecret(ctx, ep.ID, ep.Secret); errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	d.log.InfoContext(ctx, "webhook secret changed", "endpoint", ep.ID, "host", hostOf(ep.URL), "by", by.Username)
 	return ep, nil
 }
 

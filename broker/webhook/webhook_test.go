@@ -560,6 +560,51 @@ func TestRedeliver(t *testing.T) {
 	}
 }
 
+// TestRotateSecret: an endpoint given a new secret signs its next
+// requests with it, the retry of an earlier event too, and keeps its
+// deliveries and their history.
+func TestRotateSecret(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	ep := e.endpoint(t, rcv.URL, SessionCreatedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	var list []*store.WebhookDelivery
+	waitFor(t, "attempt 1", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].Attempts == 1 })
+
+	rotated, err := e.d.RotateSecret(context.Background(), ep.ID, e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.ID != ep.ID || !strings.HasPrefix(rotated.Secret, "whsec_") || rotated.Secret == ep.Secret {
+		t.Fatalf("rotated %+v", rotated)
+	}
+	e.clock.Advance(10 * time.Second)
+	var attempts map[string][]*store.WebhookAttempt
+	waitFor(t, "the retry", func() bool {
+		list, attempts = e.deliveries(t, ep.ID)
+		return list[0].State == store.DeliverySucceeded
+	})
+	retry := rcv.requests()[1]
+	sig := retry.header.Get("Tether-Signature")
+	if err := verifySignature(sig, rotated.Secret, retry.body, e.clock.Now()); err != nil {
+		t.Errorf("the retry with the new secret: %v", err)
+	}
+	if err := verifySignature(sig, ep.Secret, retry.body, e.clock.Now()); err == nil {
+		t.Error("the old secret still verifies")
+	}
+	if len(list) != 1 || len(attempts[list[0].ID]) != 2 {
+		t.Errorf("history after the new secret: %+v %+v", list, attempts)
+	}
+	if _, err := e.d.RotateSecret(context.Background(), "wh_nope", e.admin); !errors.Is(err, ErrNotFound) {
+		t.Errorf("new secret for no endpoint: %v", err)
+	}
+}
+
 // TestRestart: deliveries pending when the broker stops go out when it
 // starts again, on their schedule.
 func TestRestart(t *testing.T) {
