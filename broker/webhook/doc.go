@@ -61,7 +61,8 @@
 //
 // # Safety
 //
-// Endpoint URLs must be https (http only to this machine, in tests). The
+// Endpoint URLs must be https (tests that set Config.AllowLoopback may use
+// http to this machine). The
 // broker refuses hosts that are or resolve to link-local addresses
 // (169.254.0.0/16, fe80::/10: cloud metadata lives there), known metadata
 // addresses and non-unicast ones, and loopback unless

@@ -120,8 +120,8 @@ func isLoopbackName(host string) bool {
 }
 
 // CheckURL validates an endpoint URL as an admin gives it: https (http
-// only to this machine, for tests), no credentials, and a host that
-// resolves to addresses the broker may call.
+// only to this machine, and only when AllowLoopback is set, for tests), no
+// credentials, and a host that resolves to addresses the broker may call.
 func (c *Config) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 	bad := func(code, msg string) error { return &FieldError{Field: "url", Code: code, Message: msg} }
 	if raw == "" {
@@ -137,9 +137,9 @@ func (c *Config) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 	host := u.Hostname()
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackName(host):
+	case u.Scheme == "http" && c.AllowLoopback && isLoopbackName(host):
 	default:
-		return nil, bad("invalid_url", "url must use https (http is accepted only for this machine, in tests).")
+		return nil, bad("invalid_url", "url must use https, such as https://tickets.example.com/tether: the broker sends webhooks only over HTTPS.")
 	}
 	if u.User != nil {
 		return nil, bad("invalid_url", "url must not contain a user name or password; receivers check the signature instead.")

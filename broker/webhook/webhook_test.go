@@ -864,10 +864,11 @@ func TestCheckURL(t *testing.T) {
 			{"https://mixed.example/", "url_not_allowed", ""},
 			{"https://0.0.0.0/", "url_not_allowed", ""},
 			{"https://224.0.0.1/", "url_not_allowed", ""},
-			{"http://127.0.0.1:8080/hook", "url_not_allowed", "ok"},
-			{"http://localhost:8080/hook", "url_unresolvable", "url_unresolvable"}, // the test resolver knows no localhost
+			{"http://127.0.0.1:8080/hook", "invalid_url", "ok"},
+			{"https://127.0.0.1:8080/hook", "url_not_allowed", "ok"},
+			{"http://localhost:8080/hook", "invalid_url", "url_unresolvable"}, // the test resolver knows no localhost
 			{"https://local.example/", "url_not_allowed", "ok"},
-			{"http://[::1]:8080/", "url_not_allowed", "ok"},
+			{"http://[::1]:8080/", "invalid_url", "ok"},
 			{"http://local.example/", "invalid_url", ""}, // http only by loopback name
 		} {
 			want := c.code
@@ -886,6 +887,9 @@ func TestCheckURL(t *testing.T) {
 				t.Errorf("loopback %v: %s: %v, want %s", loopback, c.url, err, want)
 			case want != "" && (fe.Code != want || fe.Field != "url"):
 				t.Errorf("loopback %v: %s: %s (%s), want %s", loopback, c.url, fe.Code, fe.Message, want)
+			case !loopback && want != "" && strings.Contains(fe.Message, "this machine") && strings.Contains(fe.Message, "http"):
+				// The shipped broker never takes http: it must not say it does.
+				t.Errorf("%s: %q offers http for this machine, which the broker refuses", c.url, fe.Message)
 			}
 		}
 	}
