@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/signal"
@@ -432,8 +433,25 @@ func (d *Dispatcher) deliver(id string) bool {
 	return true
 }
 
-// maxResponse is how much of an answer is kept for the admin to read.
-const maxResponse = 1 << 10
+// maxExcerpt bounds what is kept of a failed answer for the admin to read:
+// one line, enough for a receiver's reason ("invalid signature") but not
+// the page of an internal service a URL was pointed at. Nothing is kept of
+// a successful answer.
+const maxExcerpt = 200
+
+// excerpt is the first non-empty line of body, at most maxExcerpt bytes,
+// as printable text.
+func excerpt(body []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimLeftFunc(body, unicode.IsSpace), []byte("\n"))
+	line = bytes.TrimSpace(line[:min(len(line), maxExcerpt)])
+	s := strings.ToValidUTF8(string(line), "") // the limit may cut a character
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
 
 // post sends one signed request. An error means the attempt failed.
 func (d *Dispatcher) post(ctx context.Context, ep *store.WebhookEndpoint, ev *store.WebhookEvent, delivery string) (status int, response string, took time.Duration, err error) {
@@ -454,13 +472,13 @@ func (d *Dispatcher) post(ctx context.Context, ep *store.WebhookEndpoint, ev *st
 		return 0, "", time.Since(start), describe(err, d.cfg.Timeout)
 	}
 	defer resp.Body.Close()
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	took = time.Since(start)
-	response = strings.ToValidUTF8(string(head), "\uFFFD") // the limit may cut a character
+	response = excerpt(head)
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return resp.StatusCode, response, took, nil
+		return resp.StatusCode, "", took, nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return resp.StatusCode, response, took, fmt.Errorf("HTTP %d: redirects are not followed; register the final URL", resp.StatusCode)
 	default:

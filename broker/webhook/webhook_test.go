@@ -439,6 +439,38 @@ func TestOrderBySequence(t *testing.T) {
 	}
 }
 
+// TestResponseExcerpt: of an answer, the admin sees only the first line
+// of a failure, shortened, and nothing of a success, so that a URL pointed
+// at an internal service does not let webhook admins read its pages.
+func TestResponseExcerpt(t *testing.T) {
+	e := newEnv(t, nil)
+	page := "\n  Error: invalid signature, check the secret " + strings.Repeat("x", 300) + "\r\nline two: internal details\n"
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ok" {
+			io.WriteString(w, "account 1234, balance 99")
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, page)
+	}))
+	defer internal.Close()
+	failing := e.endpoint(t, internal.URL+"/fail", SessionCreatedType)
+	ok := e.endpoint(t, internal.URL+"/ok", SessionCreatedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	response := func(ep string) string {
+		var list []*store.WebhookDelivery
+		var attempts map[string][]*store.WebhookAttempt
+		waitFor(t, "the attempt", func() bool { list, attempts = e.deliveries(t, ep); return list[0].Attempts == 1 })
+		return attempts[list[0].ID][0].Response
+	}
+	if got, want := response(failing.ID), "Error: invalid signature, check the secret "+strings.Repeat("x", 157); got != want {
+		t.Errorf("kept of a failure: %q, want %q", got, want)
+	}
+	if got := response(ok.ID); got != "" {
+		t.Errorf("kept of a success: %q", got)
+	}
+}
+
 // TestGivesUp: a receiver that never answers in time is tried MaxAttempts
 // times, then the delivery fails.
 func TestGivesUp(t *testing.T) {
