@@ -197,6 +197,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusBadRequest, "invalid_json", "The request body could not be read; send it again.")
 		return false
 	}
+	if tok, err := json.NewDecoder(bytes.NewReader(body)).Token(); err == nil && tok == nil {
+		// encoding/json reads null into an object as nothing at all, which
+		// would run the request with every field left out.
+		writeError(w, http.StatusBadRequest, "invalid_json", "The request body must be a JSON object, not null.")
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -533,8 +539,8 @@ func checkText(s string, max int) bool {
 	return len(s) <= max && utf8.ValidString(s) && !strings.ContainsFunc(s, protocol.Unprintable)
 }
 
-// checkTicket validates a ticket reference field by field; required means
-// an ID must be given.
+// checkTicket validates a ticket reference field by field. A ticket that
+// is given must have an ID; required means one must be given.
 func checkTicket(t *ticketJSON, required bool) (signal.Ticket, []fieldError) {
 	var errs []fieldError
 	if t == nil {
@@ -547,8 +553,12 @@ func checkTicket(t *ticketJSON, required bool) (signal.Ticket, []fieldError) {
 	switch {
 	case !checkText(out.ID, maxTicketID):
 		errs = append(errs, fieldError{"ticket.id", "invalid_ticket", "ticket.id must be text of at most 128 bytes."})
-	case out.ID == "" && (required || out.System != "" || out.URL != "" || out.Title != ""):
+	case out.ID == "" && required:
 		errs = append(errs, fieldError{"ticket.id", "ticket_required", "Attach a ticket: ticket.id is required."})
+	case out.ID == "":
+		// A blank ID is a ticket system that lost its reference, not a
+		// request for no ticket: the session would silently belong to none.
+		errs = append(errs, fieldError{"ticket.id", "ticket_required", "ticket.id is blank. Give the ticket's reference, or leave ticket out to create a session without a ticket."})
 	}
 	if !checkText(out.System, maxTicketSystem) || strings.ContainsAny(out.System, " /") {
 		errs = append(errs, fieldError{"ticket.system", "invalid_ticket_system", "ticket.system must be a short name such as servicenow or jira (at most 64 bytes, no spaces)."})

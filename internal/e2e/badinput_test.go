@@ -25,6 +25,12 @@ func TestAPIBadInput(t *testing.T) {
 	}{
 		{"POST", "/sessions", `{"ticket":{"system":"service now","id":"INC-1","url":"javascript:alert(1)","title":"` + long + `"}}`, 400, "invalid_request", []string{"ticket.system", "ticket.url", "ticket.title"}},
 		{"POST", "/sessions", `{"ticket":{"id":"","title":"orphan title"}}`, 400, "ticket_required", []string{"ticket.id"}},
+		// A ticket given without its reference must not make a session for no ticket.
+		{"POST", "/sessions", `{"ticket":{"id":"   "}}`, 400, "ticket_required", []string{"ticket.id"}},
+		{"POST", "/sessions", `{"ticket":{"id":""}}`, 400, "ticket_required", []string{"ticket.id"}},
+		{"POST", "/sessions", `null`, 400, "invalid_json", nil},
+		{"POST", "/sessions/claim", `{"code":"123456789","ticket":{"id":" "}}`, 400, "ticket_required", []string{"ticket.id"}},
+		{"POST", "/sessions/s_missing/end", `null`, 400, "invalid_json", nil},
 		{"POST", "/sessions", `{"ticket":{"id":"INC-\u0007"}}`, 400, "invalid_ticket", []string{"ticket.id"}},
 		// A direction mark makes the ticket read otherwise in the user's consent question.
 		{"POST", "/sessions", `{"ticket":{"id":"INC-7\u202e21-CNI"}}`, 400, "invalid_ticket", []string{"ticket.id"}},
