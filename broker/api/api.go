@@ -206,7 +206,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeDecodeError(w, err)
+		writeDecodeError(w, err, body, reflect.TypeOf(v))
 		return false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -219,28 +219,94 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // writeDecodeError refuses a body that is not the JSON object a request
 // takes, in words for people (never the Go types it was read into) and,
 // where the problem is one field's, naming it in fields. The code stays
-// invalid_json whatever the problem.
-func writeDecodeError(w http.ResponseWriter, err error) {
-	var body errorBody
-	body.Error.Code = "invalid_json"
+// invalid_json whatever the problem. body and t (what it was read into)
+// say where in the request an unknown field sits.
+func writeDecodeError(w http.ResponseWriter, err error, body []byte, t reflect.Type) {
+	var out errorBody
+	out.Error.Code = "invalid_json"
 	var typeErr *json.UnmarshalTypeError
 	unknown, isUnknown := strings.CutPrefix(err.Error(), "json: unknown field ")
 	switch {
 	case errors.Is(err, io.EOF):
-		body.Error.Message = "The request body is empty; send a JSON object."
+		out.Error.Message = "The request body is empty; send a JSON object."
 	case errors.As(err, &typeErr) && typeErr.Field == "":
-		body.Error.Message = "The request body must be a JSON object, not " + jsonValueName(typeErr.Value) + "."
+		out.Error.Message = "The request body must be a JSON object, not " + jsonValueName(typeErr.Value) + "."
 	case errors.As(err, &typeErr):
-		body.Error.Message = fmt.Sprintf("%s has the wrong type: %s was sent where %s belongs.", typeErr.Field, jsonValueName(typeErr.Value), goTypeName(typeErr.Type))
-		body.Error.Fields = []fieldError{{typeErr.Field, "invalid_type", body.Error.Message}}
+		out.Error.Message = fmt.Sprintf("%s has the wrong type: %s was sent where %s belongs.", typeErr.Field, jsonValueName(typeErr.Value), goTypeName(typeErr.Type))
+		out.Error.Fields = []fieldError{{typeErr.Field, "invalid_type", out.Error.Message}}
 	case isUnknown:
 		name, _ := strconv.Unquote(unknown)
-		body.Error.Message = fmt.Sprintf("This request has no field %s; check its spelling against the API documentation.", strconv.Quote(name))
-		body.Error.Fields = []fieldError{{name, "unknown_field", body.Error.Message}}
+		name = unknownFieldPath(body, t, name)
+		out.Error.Message = fmt.Sprintf("This request has no field %s; check its spelling against the API documentation.", strconv.Quote(name))
+		out.Error.Fields = []fieldError{{name, "unknown_field", out.Error.Message}}
 	default:
-		body.Error.Message = "The request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ") + "."
+		out.Error.Message = "The request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ") + "."
 	}
-	writeJSON(w, http.StatusBadRequest, body)
+	writeJSON(w, http.StatusBadRequest, out)
+}
+
+// unknownFieldPath finds where in body the field name sits that t does not
+// take, as a path such as ticket.prio: encoding/json names only the field
+// itself, and "no field prio" does not say which object it was sent in.
+// Several such fields of that name give the first path in sorted order;
+// none found (body unreadable) gives name as it is.
+func unknownFieldPath(body []byte, t reflect.Type, name string) string {
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return name
+	}
+	var found []string
+	var walk func(v any, t reflect.Type, path string)
+	walk = func(v any, t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			if t.Kind() != reflect.Struct {
+				return
+			}
+			for key, value := range v {
+				p := key
+				if path != "" {
+					p = path + "." + key
+				}
+				if f, ok := jsonField(t, key); ok {
+					walk(value, f.Type, p)
+				} else if key == name {
+					found = append(found, p)
+				}
+			}
+		case []any:
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+				return
+			}
+			for i, value := range v {
+				walk(value, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(doc, t, "")
+	if len(found) == 0 {
+		return name
+	}
+	return slices.Min(found)
+}
+
+// jsonField is the field of struct type t that JSON key key is read into,
+// matched as encoding/json does (by tag or name, regardless of case).
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if f.IsExported() && name != "-" && strings.EqualFold(name, key) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // jsonValueName names a JSON value as encoding/json reports it ("string",

@@ -96,6 +96,7 @@ func TestAPIBadInput(t *testing.T) {
 		`[{"ticket":{"id":"INC-1"}}]`:            "",
 		`"INC-1"`:                                "",
 		`{"ticket":{"id":"INC-1"},"extra":true}`: "extra",
+		`{"ticket":{"id":"INC-1","prio":1}}`:     "ticket.prio",
 		`{"ticket":"INC-1"}`:                     "ticket",
 		`{"ticket":{"id":7}}`:                    "ticket.id",
 		`{"code_ttl_seconds":"600"}`:             "code_ttl_seconds",
