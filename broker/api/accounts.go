@@ -242,8 +242,11 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return
 	}
 	var errs []fieldError
-	if req.Name == "" || !checkText(req.Name, 100) {
+	switch msg := textProblem("name", req.Name, 100); {
+	case req.Name == "":
 		errs = append(errs, fieldError{"name", "invalid_name", "name must say what the key is for, in at most 100 bytes."})
+	case msg != "":
+		errs = append(errs, fieldError{"name", "invalid_name", msg})
 	}
 	owner := p.User
 	if req.Username != "" && req.Username != p.User.Username {

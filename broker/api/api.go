@@ -20,12 +20,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/broker/webhook"
 	"github.com/tether-support/tether/internal/limit"
 	"github.com/tether-support/tether/internal/protocol"
 )
@@ -599,10 +601,35 @@ const (
 	maxTicketURL    = 2048
 )
 
-// checkText reports whether s is valid text of at most max bytes without
-// control characters.
-func checkText(s string, max int) bool {
-	return len(s) <= max && utf8.ValidString(s) && !strings.ContainsFunc(s, protocol.Unprintable)
+// textProblem says what is wrong with field's value s as one line of text
+// of at most max bytes, or "" when nothing is. Lengths are in bytes, as
+// the database and the messages to hosts count them, so a field of
+// accented letters holds fewer characters than max.
+func textProblem(field, s string, max int) string {
+	switch {
+	case !utf8.ValidString(s):
+		return field + " must be UTF-8 text."
+	case len(s) > max:
+		return fmt.Sprintf("%s must be at most %d bytes; this one has %d (letters such as é take 2).", field, max, len(s))
+	case strings.ContainsFunc(s, protocol.Unprintable):
+		return field + " must be one line of plain text, without line breaks, tabs, other control characters or direction marks."
+	}
+	return ""
+}
+
+// checkNotes validates closing notes: text of at most 8 KiB that may run
+// over several lines.
+func checkNotes(notes string) []fieldError {
+	var msg string
+	switch {
+	case len(notes) > webhook.MaxClosingNotes:
+		msg = fmt.Sprintf("notes must be at most %d bytes (8 KiB); these have %d.", webhook.MaxClosingNotes, len(notes))
+	case strings.ContainsFunc(notes, func(c rune) bool { return unicode.IsControl(c) && c != '\n' && c != '\r' && c != '\t' }):
+		msg = "notes may hold line breaks and tabs, but no other control characters."
+	default:
+		return nil
+	}
+	return []fieldError{{"notes", "invalid_notes", msg}}
 }
 
 // checkTicket validates a ticket reference field by field. A ticket that
@@ -616,9 +643,10 @@ func checkTicket(t *ticketJSON, required bool) (signal.Ticket, []fieldError) {
 		return signal.Ticket{}, errs
 	}
 	out := signal.Ticket{System: strings.TrimSpace(t.System), ID: strings.TrimSpace(t.ID), URL: strings.TrimSpace(t.URL), Title: strings.TrimSpace(t.Title)}
+	if msg := textProblem("ticket.id", out.ID, maxTicketID); msg != "" {
+		errs = append(errs, fieldError{"ticket.id", "invalid_ticket", msg})
+	}
 	switch {
-	case !checkText(out.ID, maxTicketID):
-		errs = append(errs, fieldError{"ticket.id", "invalid_ticket", "ticket.id must be text of at most 128 bytes."})
 	case out.ID == "" && required:
 		errs = append(errs, fieldError{"ticket.id", "ticket_required", "Attach a ticket: ticket.id is required."})
 	case out.ID == "":
@@ -626,8 +654,10 @@ func checkTicket(t *ticketJSON, required bool) (signal.Ticket, []fieldError) {
 		// request for no ticket: the session would silently belong to none.
 		errs = append(errs, fieldError{"ticket.id", "ticket_required", "ticket.id is blank. Give the ticket's reference, or leave ticket out to create a session without a ticket."})
 	}
-	if !checkText(out.System, maxTicketSystem) || strings.ContainsAny(out.System, " /") {
-		errs = append(errs, fieldError{"ticket.system", "invalid_ticket_system", "ticket.system must be a short name such as servicenow or jira (at most 64 bytes, no spaces)."})
+	if msg := textProblem("ticket.system", out.System, maxTicketSystem); msg != "" {
+		errs = append(errs, fieldError{"ticket.system", "invalid_ticket_system", msg})
+	} else if strings.ContainsAny(out.System, " /") {
+		errs = append(errs, fieldError{"ticket.system", "invalid_ticket_system", "ticket.system must be a short name such as servicenow or jira, without spaces or slashes."})
 	}
 	if out.URL != "" {
 		u, err := url.Parse(out.URL)
@@ -635,8 +665,8 @@ func checkTicket(t *ticketJSON, required bool) (signal.Ticket, []fieldError) {
 			errs = append(errs, fieldError{"ticket.url", "invalid_ticket_url", "ticket.url must be an http or https link of at most 2048 bytes."})
 		}
 	}
-	if !checkText(out.Title, maxTicketTitle) {
-		errs = append(errs, fieldError{"ticket.title", "invalid_ticket_title", "ticket.title must be text of at most 256 bytes."})
+	if msg := textProblem("ticket.title", out.Title, maxTicketTitle); msg != "" {
+		errs = append(errs, fieldError{"ticket.title", "invalid_ticket_title", msg})
 	}
 	return out, errs
 }
@@ -753,8 +783,8 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	q := r.URL.Query()
 	f := store.SessionFilter{TicketID: q.Get("ticket"), TicketSystem: q.Get("ticket_system"), State: q.Get("state"), Limit: 100}
 	errs := checkQuery(q, "ticket", "ticket_system", "technician", "state", "since", "until", "limit")
-	if !checkText(f.TicketID, maxTicketID) {
-		errs = append(errs, fieldError{"ticket", "invalid_ticket", "ticket must be text of at most 128 bytes."})
+	if msg := textProblem("ticket", f.TicketID, maxTicketID); msg != "" {
+		errs = append(errs, fieldError{"ticket", "invalid_ticket", msg})
 	}
 	switch f.State {
 	case "", store.StateWaiting, store.StateActive, store.StateEnded:
@@ -844,6 +874,10 @@ func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		Notes string `json:"notes"`
 	}
 	if r.ContentLength != 0 && !decode(w, r, &req) {
+		return
+	}
+	if errs := checkNotes(req.Notes); errs != nil {
+		writeFieldErrors(w, errs)
 		return
 	}
 	if !a.recordClosingNotes(w, r, p, req.Notes) {

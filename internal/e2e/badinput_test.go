@@ -130,3 +130,45 @@ func TestAPIBadInput(t *testing.T) {
 		t.Errorf("%d accounts exist, want admin and tina", n)
 	}
 }
+
+// TestAPIBadInputSaysWhatIsWrong: a refused field's message names the
+// actual problem (a line break is not "too long"), every refusal about one
+// field names it in fields, and lengths count bytes as the document says.
+func TestAPIBadInputSaysWhatIsWrong(t *testing.T) {
+	b := startBroker(t)
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	admin := b.admin.APIKey
+	status, out := apiCall(t, hc, "POST", api+"/sessions", admin, `{"ticket":{"id":"INC-1","title":"`+strings.Repeat("é", 128)+`"}}`, nil)
+	if status != 201 {
+		t.Fatalf("a title of 128 × é (256 bytes): %d %v", status, out)
+	}
+	end := "/sessions/" + out["id"].(string) + "/end"
+	for _, c := range []struct {
+		path, body, code, field string
+		says, notSays           string
+	}{
+		{"/sessions", `{"ticket":{"id":"INC-1\nsecond line"}}`, "invalid_ticket", "ticket.id", "one line", "at most"},
+		{"/sessions", `{"ticket":{"id":"INC-1","title":"` + strings.Repeat("é", 129) + `"}}`, "invalid_ticket_title", "ticket.title", "258", ""},
+		{"/sessions", `{"ticket":{"id":"INC-1","system":"ji\tra"}}`, "invalid_ticket_system", "ticket.system", "one line", "spaces"},
+		{end, `{"notes":"fixed\u0001"}`, "invalid_notes", "notes", "control characters", "8 KiB"},
+		{end, `{"notes":"` + strings.Repeat("n", 9000) + `"}`, "invalid_notes", "notes", "9000", ""},
+		{"/keys", `{"name":"Service\nNow","scopes":["sessions:read"]}`, "invalid_name", "name", "one line", "100 bytes"},
+	} {
+		status, out := apiCall(t, hc, "POST", api+c.path, admin, c.body, nil)
+		e, _ := out["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		fields, _ := e["fields"].([]any)
+		if status != 400 || errCode(out) != c.code || !strings.Contains(msg, c.says) || c.notSays != "" && strings.Contains(msg, c.notSays) {
+			t.Errorf("%s %.50q: %d %v, want 400 %s saying %q (not %q)", c.path, c.body, status, out, c.code, c.says, c.notSays)
+			continue
+		}
+		if len(fields) != 1 || fields[0].(map[string]any)["field"] != c.field {
+			t.Errorf("%s %.50q: fields %v, want %s named", c.path, c.body, fields, c.field)
+		}
+	}
+	// The refused notes left the session as it was.
+	if status, out := apiCall(t, hc, "POST", api+end, admin, `{"notes":"fixed"}`, nil); status != 200 {
+		t.Errorf("ending with good notes: %d %v", status, out)
+	}
+}

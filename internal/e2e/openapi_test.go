@@ -316,6 +316,49 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	}
 }
 
+// TestOpenAPILengthsInBytes: the broker counts every length limit in
+// bytes of UTF-8, while JSON Schema's maxLength counts characters, so every
+// field with a maxLength must say that it is in bytes: an integrator who
+// reads 256 must not send 129 accented letters and be refused.
+func TestOpenAPILengthsInBytes(t *testing.T) {
+	doc := loadSpec(t)
+	seen := map[*openapi3.Schema]bool{}
+	var check func(where, desc string, ref *openapi3.SchemaRef)
+	check = func(where, desc string, ref *openapi3.SchemaRef) {
+		if ref == nil || ref.Value == nil || seen[ref.Value] {
+			return
+		}
+		s := ref.Value
+		seen[s] = true
+		if s.MaxLength != nil && !strings.Contains(desc+" "+s.Description, "bytes") {
+			t.Errorf("%s: maxLength %d does not say it counts bytes", where, *s.MaxLength)
+		}
+		for name, p := range s.Properties {
+			check(where+"."+name, "", p)
+		}
+		check(where+"[]", "", s.Items)
+		for _, a := range s.AllOf {
+			check(where, s.Description, a)
+		}
+	}
+	for name, s := range doc.Components.Schemas {
+		check(name, "", s)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			for _, p := range append(item.Parameters, op.Parameters...) {
+				check(where+" ?"+p.Value.Name, p.Value.Description, p.Value.Schema)
+			}
+			if op.RequestBody != nil {
+				for _, mt := range op.RequestBody.Value.Content {
+					check(where+" body", "", mt.Schema)
+				}
+			}
+		}
+	}
+}
+
 // testUsesSpecChecker reports whether this package has a test function
 // name that calls newSpecChecker.
 func testUsesSpecChecker(t *testing.T, name string) bool {
