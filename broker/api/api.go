@@ -128,8 +128,28 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerAccounts(mux)
 	a.registerRecordings(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			list := strings.Join(allow, ", ")
+			w.Header().Set("Allow", list)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.URL.Path+" does not take "+r.Method+"; it takes "+list+".")
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", "No such API endpoint.")
 	})
+}
+
+// allowedMethods lists the methods mux serves r's path with. This catch-all
+// pattern matches every method, so it is chosen over ServeMux's own 405,
+// and a client that sent the wrong method to a real endpoint would be told
+// it does not exist.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if _, pattern := mux.Handler(&http.Request{Method: m, Host: r.Host, URL: r.URL}); pattern != "" && pattern != "/api/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 type errorBody struct {

@@ -206,3 +206,40 @@ func TestInviteAndHandOver(t *testing.T) {
 		t.Errorf("the admin hands over to lee: %d %v", status, out)
 	}
 }
+
+// TestAPIWrongMethod: a method an endpoint does not take is answered 405
+// with the methods it does take (Allow) and the usual error body, not 404
+// "No such API endpoint", which sends an integrator looking for a typo in
+// a path that is right.
+func TestAPIWrongMethod(t *testing.T) {
+	b := startBroker(t)
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"PUT", "/sessions", 405, "GET, HEAD, POST"},
+		{"DELETE", "/sessions/s_anything", 405, "GET, HEAD"},
+		{"GET", "/sessions/s_anything/end", 405, "POST"},
+		{"POST", "/settings", 405, "GET, HEAD, PUT"},
+		{"PUT", "/webhooks/wh_anything", 405, "GET, HEAD, PATCH, DELETE"},
+		{"GET", "/sesions", 404, ""},
+		{"DELETE", "/sessions/s_anything/nothing", 404, ""},
+	} {
+		req, _ := http.NewRequest(c.method, api+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+b.admin.APIKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		want := map[int]string{405: "method_not_allowed", 404: "not_found"}[c.status]
+		if resp.StatusCode != c.status || resp.Header.Get("Allow") != c.allow || errCode(out) != want {
+			t.Errorf("%s %s: %d Allow %q %v, want %d Allow %q %s", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), out, c.status, c.allow, want)
+		}
+	}
+}

@@ -89,7 +89,14 @@ func (c *specChecker) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
-		if resp.StatusCode != 404 {
+		// A documented path asked with a method it does not take answers
+		// 405 naming the documented ones (GET serves HEAD too); any other
+		// undocumented request 404.
+		if allow := c.documentedMethods(req); allow != "" {
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != allow {
+				c.t.Errorf("%s %s: the path takes %s, but it answered %d with Allow %q", req.Method, req.URL.Path, allow, resp.StatusCode, resp.Header.Get("Allow"))
+			}
+		} else if resp.StatusCode != 404 {
 			c.t.Errorf("%s %s is not in openapi.yaml but answered %d", req.Method, req.URL.Path, resp.StatusCode)
 		}
 		return resp, nil
@@ -109,6 +116,23 @@ func (c *specChecker) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.mu.Unlock()
 	}
 	return resp, nil
+}
+
+// documentedMethods lists the methods openapi.yaml documents for req's
+// path, as an Allow header says them, or "" for a path it does not have.
+func (c *specChecker) documentedMethods(req *http.Request) string {
+	var out []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if m == "HEAD" {
+			probe.Method = "GET"
+		}
+		if _, _, err := c.router.FindRoute(probe); err == nil {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // registeredRoutes reads the route patterns the broker's packages register
