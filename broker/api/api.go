@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -58,7 +59,17 @@ type API struct {
 	log *slog.Logger
 
 	logins *limit.Keyed // login attempts by source address
+
+	// creating serializes counting a technician's live codes with making
+	// a new one, so that requests at once cannot pass the cap together.
+	creating sync.Mutex
 }
+
+// maxLiveCodes caps the support codes a technician has waiting for users
+// at once. Each live code is one more number a guesser can hit among the
+// nine-digit codes, for up to a day; no one helps 100 users at once, and an
+// integration that makes codes in a loop is stopped here.
+const maxLiveCodes = 100
 
 // Login attempts per source address: lockout protects each account; this
 // slows down guessing across many accounts (password spraying).
@@ -745,6 +756,18 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		writeFieldErrors(w, errs)
 		return
 	}
+	a.creating.Lock()
+	defer a.creating.Unlock()
+	live, err := a.liveCodes(r, owner)
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "count live codes", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "The session could not be created; try again.")
+		return
+	}
+	if live >= maxLiveCodes {
+		writeError(w, http.StatusConflict, "too_many_codes", fmt.Sprintf("%s already has %d support codes waiting for users to join, the most a technician may have at once. End the sessions no one will join, or wait for their codes to expire.", owner.Username, maxLiveCodes))
+		return
+	}
 	sess, code, err := a.cfg.Hub.CreateSession(r.Context(), p.User, owner, ticket, req.Permissions, ttl)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "create session", "err", err)
@@ -759,6 +782,24 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	needsCA := a.cfg.NeedsDevCA
 	out.NeedsDevCA = &needsCA
 	writeJSON(w, http.StatusCreated, out)
+}
+
+// liveCodes counts owner's sessions whose code still lets a user in. A
+// waiting session whose code has expired is ended on the way, as listing
+// it does, so that those left over from before do not hide live ones
+// beyond the list's limit for long.
+func (a *API) liveCodes(r *http.Request, owner *store.User) (int, error) {
+	list, err := a.cfg.Store.ListSessions(r.Context(), store.SessionFilter{Technician: owner.ID, State: store.StateWaiting, Limit: 500})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range list {
+		if s = a.cfg.Hub.EndIfExpired(r.Context(), s); s.State == store.StateWaiting && s.CodeUsedAt.IsZero() {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // claimCode lets a technician take the computer of a user who started the

@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/viewer/client"
@@ -242,4 +244,67 @@ func TestAPIWrongMethod(t *testing.T) {
 			t.Errorf("%s %s: %d Allow %q %v, want %d Allow %q %s", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), out, c.status, c.allow, want)
 		}
 	}
+}
+
+// TestLiveCodeCap: a technician has at most 100 support codes waiting for
+// users at once, so an integration creating sessions in a loop cannot fill
+// the code space guessers aim at. The refusal names the limit; a code that
+// is used up, expires or whose session ends makes room again, and other
+// technicians are not held back.
+func TestLiveCodeCap(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	for _, name := range []string{"tina", "tom"} {
+		if err := b.CreateUser(ctx, name, name+"-password-1", "technician"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	tina, tom := b.loginToken(t, "tina", "tina-password-1"), b.loginToken(t, "tom", "tom-password-1")
+	create := func(token, body string) (int, map[string]any) {
+		return apiCall(t, hc, "POST", api+"/sessions", token, body, nil)
+	}
+	var ids []string
+	for i := range 100 {
+		ttl := 86400
+		if i < 10 {
+			ttl = 60 // these expire below
+		}
+		status, out := create(tina, fmt.Sprintf(`{"ticket":{"id":"INC-%d"},"code_ttl_seconds":%d}`, i, ttl))
+		if status != 201 {
+			t.Fatalf("session %d: %d %v", i+1, status, out)
+		}
+		ids = append(ids, out["id"].(string))
+	}
+	refused := func(who, token, body string) {
+		t.Helper()
+		status, out := create(token, body)
+		e, _ := out["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if status != 409 || errCode(out) != "too_many_codes" || !strings.Contains(msg, "100") {
+			t.Errorf("%s: %d %v, want 409 too_many_codes naming the limit", who, status, out)
+		}
+	}
+	refused("tina's 101st code", tina, `{"ticket":{"id":"INC-101"}}`)
+	refused("an admin assigning tina a 101st", b.admin.APIKey, `{"ticket":{"id":"INC-101"},"technician":"tina"}`)
+	if status, out := create(tom, `{"ticket":{"id":"INC-200"}}`); status != 201 {
+		t.Errorf("tom's first code: %d %v", status, out)
+	}
+	// Ending a session frees its code's place.
+	if status, out := apiCall(t, hc, "POST", api+"/sessions/"+ids[99]+"/end", tina, `{}`, nil); status != 200 {
+		t.Fatalf("end: %d %v", status, out)
+	}
+	if status, out := create(tina, `{"ticket":{"id":"INC-101"}}`); status != 201 {
+		t.Errorf("after ending one: %d %v", status, out)
+	}
+	refused("tina at the cap again", tina, `{"ticket":{"id":"INC-102"}}`)
+	// So does a code that expires.
+	b.advance(2 * time.Minute)
+	for i := range 10 {
+		if status, out := create(tina, fmt.Sprintf(`{"ticket":{"id":"INC-3%02d"}}`, i)); status != 201 {
+			t.Fatalf("after 10 codes expired, new code %d: %d %v", i+1, status, out)
+		}
+	}
+	refused("tina at the cap after the expired ones", tina, `{"ticket":{"id":"INC-400"}}`)
 }
