@@ -212,6 +212,17 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 // it is used, so a request is refused as a whole (too large, trailing data)
 // before it can act, never after its client stopped listening.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeBody(w, r, v, false)
+}
+
+// decodeOptional is decode for a request whose body may be left out: an
+// empty body leaves v as it is however it was sent, without Content-Length
+// or chunked with nothing in it, as some HTTP clients send every POST.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeBody(w, r, v, true)
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		// Media types are case-insensitive and may carry parameters
 		// (charset); application/jsonfoo is not JSON.
@@ -229,6 +240,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_json", "The request body could not be read; send it again.")
 		return false
+	}
+	if optional && len(body) == 0 {
+		return true
 	}
 	if tok, err := json.NewDecoder(bytes.NewReader(body)).Token(); err == nil && tok == nil {
 		// encoding/json reads null into an object as nothing at all, which
@@ -728,7 +742,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		// Permissions the technician will ask the user for.
 		Permissions []string `json:"permissions"`
 	}
-	if r.ContentLength != 0 && !decode(w, r, &req) {
+	if !decodeOptional(w, r, &req) {
 		return
 	}
 	ticket, errs := checkTicket(req.Ticket, false)
@@ -934,7 +948,7 @@ func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		// Notes are the technician's closing notes, sent with session.ended.
 		Notes string `json:"notes"`
 	}
-	if r.ContentLength != 0 && !decode(w, r, &req) {
+	if !decodeOptional(w, r, &req) {
 		return
 	}
 	if errs := checkNotes(req.Notes); errs != nil {

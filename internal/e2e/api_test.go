@@ -308,3 +308,31 @@ func TestLiveCodeCap(t *testing.T) {
 	}
 	refused("tina at the cap after the expired ones", tina, `{"ticket":{"id":"INC-400"}}`)
 }
+
+// TestAPIOptionalBodyChunked: creating and ending a session take their
+// body as optional, also when a client sends an empty body chunked (no
+// Content-Length), as some HTTP libraries do for every POST.
+func TestAPIOptionalBodyChunked(t *testing.T) {
+	b := startBroker(t)
+	hc := newSpecChecker(t, b).client()
+	post := func(path string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", b.URL()+"/api/v1"+path, strings.NewReader(""))
+		req.TransferEncoding = []string{"chunked"}
+		req.Header.Set("Authorization", "Bearer "+b.admin.APIKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	status, out := post("/sessions")
+	if status != 201 {
+		t.Fatalf("create with an empty chunked body: %d %v", status, out)
+	}
+	if status, out := post("/sessions/" + out["id"].(string) + "/end"); status != 200 || out["state"] != "ended" {
+		t.Errorf("end with an empty chunked body: %d %v", status, out)
+	}
+}
