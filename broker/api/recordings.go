@@ -123,10 +123,7 @@ func (a *API) recordingKey(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	q := r.URL.Query()
-	if errs := checkQuery(q, "ticket", "technician", "host", "from", "to", "has", "limit"); len(errs) > 0 {
-		writeFieldErrors(w, errs)
-		return
-	}
+	errs := checkQuery(q, "ticket", "technician", "host", "from", "to", "has", "limit")
 	f := store.RecordingFilter{Ticket: q.Get("ticket"), Technician: q.Get("technician"), Host: q.Get("host")}
 	if p.User.Role == auth.RoleTechnician {
 		f.User = p.User.ID
@@ -142,11 +139,11 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		}
 		t, err := parseDate(v, field.end)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_date", fmt.Sprintf("%s must be a date (2026-11-29) or an RFC 3339 time.", field.name))
-			return
+			errs = append(errs, fieldError{field.name, "invalid_date", fmt.Sprintf("%s must be a date (2026-11-29) or an RFC 3339 time.", field.name)})
 		}
 		*field.into = t
 	}
+	badHas := false
 	for _, h := range strings.Split(q.Get("has"), ",") {
 		switch strings.TrimSpace(h) {
 		case "":
@@ -155,17 +152,22 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		case "files":
 			f.Files = true
 		default:
-			writeError(w, http.StatusBadRequest, "invalid_filter", "has takes shell and files, separated by commas.")
-			return
+			badHas = true
 		}
+	}
+	if badHas {
+		errs = append(errs, fieldError{"has", "invalid_filter", "has takes shell and files, separated by commas."})
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "invalid_limit", "limit must be between 1 and 500.")
-			return
+			errs = append(errs, fieldError{"limit", "invalid_limit", "limit must be between 1 and 500."})
 		}
 		f.Limit = n
+	}
+	if len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return
 	}
 	list, err := a.cfg.Store.SearchRecordings(r.Context(), f)
 	if err != nil {
