@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/store"
@@ -92,7 +91,7 @@ func (h *webhookAPI) fail(w http.ResponseWriter, r *http.Request, err error, wha
 	var fe *webhook.FieldError
 	switch {
 	case errors.As(err, &fe):
-		writeError(w, http.StatusBadRequest, fe.Code, fe.Message)
+		writeFieldErrors(w, []fieldError{{fe.Field, fe.Code, fe.Message}})
 	case errors.Is(err, webhook.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "No such webhook endpoint or delivery.")
 	case errors.Is(err, webhook.ErrEndpointDisabled):
@@ -196,7 +195,7 @@ func (h *webhookAPI) deliveries(w http.ResponseWriter, r *http.Request, p *auth.
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 200 {
-			writeError(w, http.StatusBadRequest, "invalid_limit", "limit must be a number from 1 to 200.")
+			writeFieldErrors(w, []fieldError{{"limit", "invalid_limit", "limit must be a number from 1 to 200."}})
 			return
 		}
 		limit = n
@@ -225,15 +224,9 @@ func (h *webhookAPI) redeliver(w http.ResponseWriter, r *http.Request, p *auth.P
 }
 
 // recordClosingNotes keeps the notes given when ending a session in its
-// audit trail, where session.ended picks them up. It answers and returns
-// false when the notes are refused.
+// audit trail, where session.ended picks them up; checkNotes has checked
+// them. It answers and returns false when they cannot be kept.
 func (a *API) recordClosingNotes(w http.ResponseWriter, r *http.Request, p *auth.Principal, notes string) bool {
-	if len(notes) > webhook.MaxClosingNotes || strings.ContainsFunc(notes, func(c rune) bool {
-		return unicode.IsControl(c) && c != '\n' && c != '\r' && c != '\t'
-	}) {
-		writeError(w, http.StatusBadRequest, "invalid_notes", "notes must be text of at most 8 KiB.")
-		return false
-	}
 	notes = strings.TrimSpace(notes)
 	if notes == "" {
 		return true

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -190,6 +191,10 @@ func TestWebhookAdminAPI(t *testing.T) {
 		if status != c.status || errCode(out) != c.code {
 			t.Errorf("%s %s %s: %d %v, want %d %s", c.who, c.method, c.path, status, out, c.status, c.code)
 		}
+		// A refused field is named, as for every other request.
+		if fields, _ := out["error"].(map[string]any)["fields"].([]any); status == 400 && (len(fields) != 1 || fields[0].(map[string]any)["field"] == "") {
+			t.Errorf("%s %s %s %s: the error names no field: %v", c.who, c.method, c.path, c.body, out)
+		}
 	}
 
 	status, out := apiCall(t, hc, "POST", api+"/webhooks", token["admin"], good, nil)
@@ -232,6 +237,10 @@ func TestWebhookAdminAPI(t *testing.T) {
 		deliveries, _ = out["deliveries"].([]any)
 		return len(deliveries) == 1 && deliveries[0].(map[string]any)["state"] == "succeeded"
 	})
+	if status, out := apiCall(t, hc, "GET", api+"/webhooks/"+id+"/deliveries?limit=0", token["admin"], "", nil); status != 400 || errCode(out) != "invalid_limit" ||
+		fmt.Sprint(out["error"].(map[string]any)["fields"]) != "[map[code:invalid_limit field:limit message:limit must be a number from 1 to 200.]]" {
+		t.Errorf("deliveries?limit=0: %d %v, want 400 invalid_limit naming limit", status, out)
+	}
 	// A misspelt parameter is refused, not ignored.
 	if status, out := apiCall(t, hc, "GET", api+"/webhooks/"+id+"/deliveries?limt=5", token["admin"], "", nil); status != 400 || errCode(out) != "unknown_parameter" {
 		t.Errorf("deliveries?limt=5: %d %v, want 400 unknown_parameter", status, out)
