@@ -78,15 +78,18 @@ const apiKeyPrefix = "tth_"
 var (
 	ErrBadCredentials  = errors.New("wrong username or password")
 	ErrUnauthenticated = errors.New("not logged in")
-	ErrLockedOut       = errors.New("too many failed logins")
-	ErrDisabled        = errors.New("account disabled")
-	ErrTOTPRequired    = errors.New("two-factor code required")
-	ErrBadTOTP         = errors.New("wrong two-factor code")
-	ErrTOTPEnabled     = errors.New("two-factor authentication is already on")
-	ErrTOTPNeeded      = errors.New("two-factor authentication is required for this role")
-	ErrWeakPassword    = errors.New("password too short")
-	ErrBadScopes       = errors.New("invalid scopes")
-	ErrLastAdmin       = errors.New("the last active admin cannot be disabled or demoted")
+	// ErrUnavailable: the credentials could not be checked because the
+	// broker's database failed; they may well be valid.
+	ErrUnavailable  = errors.New("the broker cannot check logins right now")
+	ErrLockedOut    = errors.New("too many failed logins")
+	ErrDisabled     = errors.New("account disabled")
+	ErrTOTPRequired = errors.New("two-factor code required")
+	ErrBadTOTP      = errors.New("wrong two-factor code")
+	ErrTOTPEnabled  = errors.New("two-factor authentication is already on")
+	ErrTOTPNeeded   = errors.New("two-factor authentication is required for this role")
+	ErrWeakPassword = errors.New("password too short")
+	ErrBadScopes    = errors.New("invalid scopes")
+	ErrLastAdmin    = errors.New("the last active admin cannot be disabled or demoted")
 )
 
 // MinPasswordLength is the shortest password accepted (NIST SP 800-63B
@@ -138,7 +141,13 @@ type Authenticator struct {
 	cfg      Config
 	mu       sync.Mutex
 	failures map[string]*failure // by failureKey, for lockout
+	// touchWarned and lookupWarned are when a failure to record or to
+	// check a login or key was last logged: once a while, not per request.
+	touchWarned, lookupWarned time.Time
 }
+
+// storeTroubleEvery is how often the same database trouble is logged.
+const storeTroubleEvery = time.Minute
 
 // failure counts the wrong passwords for one account from one source.
 type failure struct {
@@ -410,7 +419,10 @@ func (a *Authenticator) Logout(ctx context.Context, p *Principal) error {
 
 // Authenticate finds who r acts as: an `Authorization: Bearer` API key or
 // login token, or the login cookie. Disabled accounts, revoked keys and
-// logins past their idle or absolute timeout are refused.
+// logins past their idle or absolute timeout are refused with
+// ErrUnauthenticated; when the database cannot be read the error is
+// ErrUnavailable instead, so that the caller answers that the broker has
+// a problem rather than that the credentials are wrong.
 func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	ctx := r.Context()
 	now := a.cfg.Now()
@@ -421,37 +433,78 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 			return nil, ErrUnauthenticated
 		}
 		if strings.HasPrefix(token, apiKeyPrefix) {
-			key, err := a.cfg.Store.UseAPIKey(ctx, HashToken(token), now)
+			key, err := a.cfg.Store.APIKeyByHash(ctx, HashToken(token))
 			if err != nil {
-				return nil, ErrUnauthenticated
+				return nil, a.lookupFailed(ctx, err)
 			}
 			p, err := a.principal(ctx, key.UserID)
 			if err != nil {
 				return nil, err
 			}
+			a.touchFailed(ctx, a.cfg.Store.TouchAPIKey(ctx, key.ID, now))
 			p.KeyID, p.Scopes = key.ID, key.Scopes
 			return p, nil
 		}
-		login, err := a.cfg.Store.LoginByToken(ctx, HashToken(token), now, now.Add(-a.cfg.IdleTimeout))
-		if err != nil {
-			return nil, ErrUnauthenticated
-		}
-		return a.loginPrincipal(ctx, login)
+		return a.loginByToken(ctx, token, now)
 	}
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" {
 		return nil, ErrUnauthenticated
 	}
-	login, err := a.cfg.Store.LoginByToken(ctx, HashToken(c.Value), now, now.Add(-a.cfg.IdleTimeout))
+	p, err := a.loginByToken(ctx, c.Value, now)
 	if err != nil {
-		return nil, ErrUnauthenticated
+		return nil, err
+	}
+	p.CSRF, p.Cookie = p.Login.CSRF, true
+	return p, nil
+}
+
+// loginByToken is who the console login with token acts as.
+func (a *Authenticator) loginByToken(ctx context.Context, token string, now time.Time) (*Principal, error) {
+	login, err := a.cfg.Store.LoginByToken(ctx, HashToken(token), now, now.Add(-a.cfg.IdleTimeout))
+	if err != nil {
+		return nil, a.lookupFailed(ctx, err)
 	}
 	p, err := a.loginPrincipal(ctx, login)
 	if err != nil {
 		return nil, err
 	}
-	p.CSRF, p.Cookie = login.CSRF, true
+	a.touchFailed(ctx, a.cfg.Store.TouchLogin(ctx, login, now))
 	return p, nil
+}
+
+// lookupFailed turns the error of looking up a login, key or account into
+// ErrUnauthenticated when there is no such thing, and into ErrUnavailable,
+// logged, when the database failed: a valid key must not look revoked
+// because the broker has a problem.
+func (a *Authenticator) lookupFailed(ctx context.Context, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnauthenticated
+	}
+	a.logStoreTrouble(ctx, &a.lookupWarned, slog.LevelError, "cannot check logins and API keys: the database failed", err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// touchFailed logs, once a while, that the last use of a login or key
+// could not be recorded (a full disk): the login or key still works, as
+// only this bookkeeping is lost.
+func (a *Authenticator) touchFailed(ctx context.Context, err error) {
+	if err != nil {
+		a.logStoreTrouble(ctx, &a.touchWarned, slog.LevelWarn, "cannot record when logins and API keys were last used; they still work", err)
+	}
+}
+
+func (a *Authenticator) logStoreTrouble(ctx context.Context, last *time.Time, level slog.Level, msg string, err error) {
+	now := a.cfg.Now()
+	a.mu.Lock()
+	quiet := !last.IsZero() && now.Sub(*last) < storeTroubleEvery
+	if !quiet {
+		*last = now
+	}
+	a.mu.Unlock()
+	if !quiet {
+		a.cfg.Logger.Log(ctx, level, msg, "err", err)
+	}
 }
 
 // loginPrincipal is who a console login acts as. Whether it must first
@@ -466,7 +519,7 @@ func (a *Authenticator) loginPrincipal(ctx context.Context, login *store.Login) 
 	if !p.User.TOTPEnabled {
 		required, err := a.TOTPRequiredRoles(ctx)
 		if err != nil {
-			return nil, err
+			return nil, a.lookupFailed(ctx, err)
 		}
 		p.MustEnrol = slices.Contains(required, p.User.Role)
 	}
@@ -475,7 +528,10 @@ func (a *Authenticator) loginPrincipal(ctx context.Context, login *store.Login) 
 
 func (a *Authenticator) principal(ctx context.Context, userID int64) (*Principal, error) {
 	u, err := a.cfg.Store.UserByID(ctx, userID)
-	if err != nil || u.Disabled {
+	if err != nil {
+		return nil, a.lookupFailed(ctx, err)
+	}
+	if u.Disabled {
 		return nil, ErrUnauthenticated
 	}
 	return &Principal{User: u}, nil

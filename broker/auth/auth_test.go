@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -292,5 +296,123 @@ func TestLockoutTableFull(t *testing.T) {
 	}
 	if n := len(a.failures); n > 10000 {
 		t.Fatalf("the table holds %d entries", n)
+	}
+}
+
+// TestFullDiskKeepsKeysAndLogins fills the disk the database is on: API
+// keys and console logins still work, as only the record of their last
+// use is lost, and that loss is logged once, not on every request.
+func TestFullDiskKeepsKeysAndLogins(t *testing.T) {
+	ctx := context.Background()
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	s, err := store.OpenSQLite(ctx, filepath.Join(mnt, "tether.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var log strings.Builder
+	a, err := New(Config{Store: s, Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := a.CreateUser(ctx, "integrator", "s3cret-pass-1", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, _, err := a.Login(ctx, "192.0.2.1", "integrator", "s3cret-pass-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	f, err := os.Create(filepath.Join(mnt, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 4096); err == nil; {
+		_, err = f.Write(buf)
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v", err)
+	}
+
+	withKey := httptest.NewRequest("POST", "/api/v1/sessions", nil)
+	withKey.Header.Set("Authorization", "Bearer "+key)
+	withCookie := httptest.NewRequest("GET", "/api/v1/sessions", nil)
+	withCookie.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	for range 3 {
+		now = now.Add(16 * time.Second) // the login's last use is due to be recorded each time
+		if p, err := a.Authenticate(withKey); err != nil || p.KeyID == "" {
+			t.Fatalf("a valid API key with the disk full: %v", err)
+		}
+		if p, err := a.Authenticate(withCookie); err != nil || !p.Cookie {
+			t.Fatalf("a valid login with the disk full: %v", err)
+		}
+	}
+	if n := strings.Count(log.String(), "cannot record when logins and API keys were last used"); n != 1 {
+		t.Errorf("the lost bookkeeping was logged %d times, want once:\n%s", n, log.String())
+	}
+	now = now.Add(storeTroubleEvery)
+	if _, err := a.Authenticate(withCookie); err != nil {
+		t.Fatalf("a valid login with the disk full: %v", err)
+	}
+	if n := strings.Count(log.String(), "cannot record when logins and API keys were last used"); n != 2 {
+		t.Errorf("the lost bookkeeping was logged %d times, want again after a while:\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "record login use: database or disk is full") {
+		t.Errorf("the log does not say the disk is full:\n%s", log.String())
+	}
+	// A wrong key is still refused.
+	withKey.Header.Set("Authorization", "Bearer "+key+"x")
+	if _, err := a.Authenticate(withKey); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("wrong key with the disk full: %v", err)
+	}
+}
+
+// TestDatabaseFailureIsNotUnauthenticated: when the database cannot be
+// read, a request is not told that its key or login is wrong, and the
+// failure is logged.
+func TestDatabaseFailureIsNotUnauthenticated(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	a, err := New(Config{Store: s, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := a.CreateUser(ctx, "integrator", "s3cret-pass-1", RoleAdmin)
+	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, _, err := a.Login(ctx, "192.0.2.1", "integrator", "s3cret-pass-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	withKey := httptest.NewRequest("POST", "/", nil)
+	withKey.Header.Set("Authorization", "Bearer "+key)
+	withCookie := httptest.NewRequest("GET", "/", nil)
+	withCookie.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	for _, r := range []*http.Request{withKey, withCookie} {
+		_, err := a.Authenticate(r)
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("database closed: %v, want ErrUnavailable", err)
+		}
+	}
+	if !strings.Contains(log.String(), "level=ERROR msg=\"cannot check logins and API keys") {
+		t.Errorf("the failure was not logged:\n%s", log.String())
 	}
 }

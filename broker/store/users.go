@@ -181,20 +181,25 @@ func scanKey(row scanner) (*APIKey, error) {
 	return &k, nil
 }
 
-// UseAPIKey finds an unrevoked key by hash and records that it was used now.
-func (s *Store) UseAPIKey(ctx context.Context, hash string, now time.Time) (*APIKey, error) {
-	res, err := s.db.ExecContext(ctx, "UPDATE api_keys SET last_used_at = ? WHERE hash = ? AND revoked_at IS NULL", ms(now), hash)
-	if err != nil {
-		return nil, fmt.Errorf("look up API key: %w", err)
+// APIKeyByHash finds an unrevoked key by hash. It only reads, so that a
+// key keeps working while the disk is too full to write.
+func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*APIKey, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = ? AND k.revoked_at IS NULL", hash))
+	if errors.Is(err, ErrNotFound) {
+		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, ErrNotFound
-	}
-	k, err := scanKey(s.db.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = ?", hash))
 	if err != nil {
 		return nil, fmt.Errorf("look up API key: %w", err)
 	}
 	return k, nil
+}
+
+// TouchAPIKey records that the key id was used now.
+func (s *Store) TouchAPIKey(ctx context.Context, id string, now time.Time) error {
+	if _, err := s.db.ExecContext(ctx, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", ms(now), id); err != nil {
+		return fmt.Errorf("record API key use: %w", err)
+	}
+	return nil
 }
 
 // ListAPIKeys returns every key, newest first, revoked ones included.
@@ -235,8 +240,8 @@ func (s *Store) CreateLogin(ctx context.Context, l *Login) error {
 }
 
 // LoginByToken finds a login by the hash of its token that has passed
-// neither its absolute expiry nor idle since idleAfter, and records that
-// it was seen now (at most every touchEvery, to spare the disk).
+// neither its absolute expiry nor idle since idleAfter. It only reads;
+// TouchLogin records the use.
 func (s *Store) LoginByToken(ctx context.Context, tokenHash string, now, idleAfter time.Time) (*Login, error) {
 	var l Login
 	var created, expires, seen sql.NullInt64
@@ -250,13 +255,20 @@ func (s *Store) LoginByToken(ctx context.Context, tokenHash string, now, idleAft
 		return nil, fmt.Errorf("look up login: %w", err)
 	}
 	l.CreatedAt, l.ExpiresAt, l.LastSeenAt = fromMS(created), fromMS(expires), fromMS(seen)
-	if now.Sub(l.LastSeenAt) > touchEvery {
-		if _, err := s.db.ExecContext(ctx, "UPDATE logins SET last_seen_at = ? WHERE token_hash = ?", ms(now), tokenHash); err != nil {
-			return nil, fmt.Errorf("touch login: %w", err)
-		}
-		l.LastSeenAt = now
-	}
 	return &l, nil
+}
+
+// TouchLogin records that l was seen now, at most every touchEvery to
+// spare the disk.
+func (s *Store) TouchLogin(ctx context.Context, l *Login, now time.Time) error {
+	if now.Sub(l.LastSeenAt) <= touchEvery {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE logins SET last_seen_at = ? WHERE token_hash = ?", ms(now), l.TokenHash); err != nil {
+		return fmt.Errorf("record login use: %w", err)
+	}
+	l.LastSeenAt = now
+	return nil
 }
 
 // touchEvery is how stale a login's last-seen time may get.

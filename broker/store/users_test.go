@@ -43,7 +43,7 @@ func TestMigrationKeepsKeysWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	k, err := s.UseAPIKey(ctx, "h1", now)
+	k, err := s.APIKeyByHash(ctx, "h1")
 	if err != nil {
 		t.Fatal(err)
 	}
