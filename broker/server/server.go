@@ -170,6 +170,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	if err := privateDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
 	b := &Broker{cfg: cfg, hostBinary: cfg.HostBinary}
 	ok := false
 	defer func() {
@@ -428,4 +431,25 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// privateDataDir makes the data directory usable by the broker's account
+// alone: it holds the database with password hashes and secrets, and a
+// directory made by hand or by an older broker may be open to every user
+// of the machine (MkdirAll leaves an existing directory as it is).
+func privateDataDir(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	was := fi.Mode().Perm()
+	if was&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, was&^0o077); err != nil {
+		return fmt.Errorf("the data directory %s can be opened by other users of this machine (mode %04o) and the broker could not change that (%w): make it mode 0700 and owned by the broker's account", dir, was, err)
+	}
+	log.Warn("the data directory could be opened by other users of this machine; it is now private to the broker's account",
+		"dir", dir, "was", fmt.Sprintf("%04o", was), "now", fmt.Sprintf("%04o", was&^0o077))
+	return nil
 }

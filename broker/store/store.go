@@ -8,6 +8,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
@@ -182,6 +184,9 @@ var migrations = []string{
 // OpenSQLite opens (creating if needed) the SQLite database at path and
 // brings its schema up to date.
 func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	if err := privateFiles(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -201,6 +206,34 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	ok = true
 	return &Store{db: db}, nil
+}
+
+// privateFiles creates the database file readable by its owner alone,
+// whatever the umask, and narrows one an older broker made readable by
+// everyone: it holds password hashes, two-factor and webhook secrets.
+// SQLite gives the -wal and -shm files it creates the database file's
+// mode; ones left over from before are narrowed too.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open database %s: %w", path, err)
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			if err := os.Chmod(p, mode&^0o077); err != nil {
+				return fmt.Errorf("make database file %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
