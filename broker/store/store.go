@@ -21,6 +21,11 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a unique value already exists.
 var ErrConflict = errors.New("already exists")
 
+// ErrNewerDatabase is returned when the database was written by a newer
+// broker: its schema is past what this broker knows, and migrations only
+// go forward.
+var ErrNewerDatabase = errors.New("was written by a newer broker")
+
 // Store is the broker's database.
 type Store struct {
 	db *sql.DB
@@ -202,6 +207,9 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// keeps transactions from failing with SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
 	if err := migrate(ctx, db); err != nil {
+		if errors.Is(err, ErrNewerDatabase) {
+			return nil, fmt.Errorf("the database %s %w", path, err)
+		}
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
 	ok = true
@@ -240,6 +248,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	var version int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("%w (database version %d, this broker knows up to version %d): start the newer broker again, or, to go back to this one, restore the backup of the data directory made before the upgrade",
+			ErrNewerDatabase, version, len(migrations))
 	}
 	for i := version; i < len(migrations); i++ {
 		tx, err := db.BeginTx(ctx, nil)

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +167,40 @@ func TestLastAlive(t *testing.T) {
 	}
 	if _, err := s.LastAlive(ctx, "nope", restart); !errors.Is(err, ErrNotFound) {
 		t.Errorf("no such session: %v", err)
+	}
+}
+
+// TestNewerDatabaseRefused: a database written by a newer broker (an
+// upgrade undone by putting the old binary back) is refused, with both
+// versions and the way back, and left as it was.
+func TestNewerDatabaseRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tether.db")
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := len(migrations) + 1
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", newer)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenSQLite(ctx, path)
+	if err == nil {
+		s.Close()
+		t.Fatal("a database from a newer broker was accepted")
+	}
+	want := fmt.Sprintf("the database %s was written by a newer broker (database version %d, this broker knows up to version %d)", path, newer, len(migrations))
+	if !errors.Is(err, ErrNewerDatabase) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "restore the backup") {
+		t.Errorf("error %q, want it to contain %q and the backup advice", err, want)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var version int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != newer {
+		t.Errorf("the refused database's version became %d (%v), want %d", version, err, newer)
 	}
 }
