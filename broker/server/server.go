@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		public = "localhost"
 	}
 	hostname, _ := os.Hostname()
-	certSrc := &certSource{now: cfg.Now, certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
+	certSrc := &certSource{now: cfg.Now, log: log, certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
 	if cfg.TLSCertFile == "" {
 		certSrc.devDir = filepath.Join(cfg.DataDir, "certs")
 		certSrc.devNames = []string{"localhost", "127.0.0.1", "::1", hostname, public}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 // for longer than the certificate lasts).
 type certSource struct {
 	now func() time.Time
+	log *slog.Logger
 
 	// the admin's files
 	certFile, keyFile string
@@ -25,8 +28,24 @@ type certSource struct {
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
-	modTime time.Time // of certFile when read
-	checked time.Time // when the files or the expiry were last looked at
+	stamp   [2]fileStamp // of certFile and keyFile when last read
+	failing bool         // the files as they are on disk did not load
+	checked time.Time    // when the files or the expiry were last looked at
+}
+
+// fileStamp tells whether a file changed: a renewal may replace the
+// certificate and the key one after the other, in either order.
+type fileStamp struct {
+	modTime int64 // ns
+	size    int64
+}
+
+func stampOf(path string) fileStamp {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{st.ModTime().UnixNano(), st.Size()}
 }
 
 // recheck is how often the source looks for renewed files or a
@@ -53,6 +72,9 @@ func (s *certSource) load() (*tls.Certificate, error) {
 }
 
 // get returns the certificate to serve, loading it again when it is due.
+// While the files on disk do not make a pair that loads (a renewal caught
+// half written: the new certificate with the old key), the last good
+// certificate is served and the files are tried again at each check.
 func (s *certSource) get() (*tls.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -61,11 +83,12 @@ func (s *certSource) get() (*tls.Certificate, error) {
 		return s.cert, nil
 	}
 	s.checked = now
-	due := s.cert == nil
+	due, changed := s.cert == nil, false
 	if s.certFile != "" {
-		if st, err := os.Stat(s.certFile); err == nil && !st.ModTime().Equal(s.modTime) {
-			due, s.modTime = true, st.ModTime()
-		}
+		stamp := [2]fileStamp{stampOf(s.certFile), stampOf(s.keyFile)}
+		changed = stamp != s.stamp
+		due = due || changed || s.failing
+		s.stamp = stamp
 	} else if s.cert != nil && s.cert.Leaf != nil && now.After(s.cert.Leaf.NotAfter.Add(-renewBefore)) {
 		due = true
 	}
@@ -74,11 +97,26 @@ func (s *certSource) get() (*tls.Certificate, error) {
 	}
 	c, err := s.load()
 	if err != nil {
-		if s.cert != nil {
-			return s.cert, nil // keep serving the last good one: the files may be half written
+		if s.cert == nil {
+			return nil, err
 		}
-		return nil, err
+		if changed || !s.failing {
+			s.logger().Warn("a new TLS certificate cannot be used yet, so the previous one is still served; it is tried again every minute", "err", err)
+		}
+		s.failing = true
+		return s.cert, nil
+	}
+	s.failing = false
+	if s.cert != nil && !bytes.Equal(s.cert.Certificate[0], c.Certificate[0]) && c.Leaf != nil {
+		s.logger().Info("a new TLS certificate is in use", "subject", c.Leaf.Subject.String(), "expires", c.Leaf.NotAfter.Format(time.DateOnly))
 	}
 	s.cert = c
 	return c, nil
+}
+
+func (s *certSource) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default()
+	}
+	return s.log
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -93,6 +94,81 @@ func TestOwnCertificate(t *testing.T) {
 	b.certs.mu.Unlock()
 	if renewed := served(); renewed.SerialNumber.Cmp(first.SerialNumber) == 0 {
 		t.Fatal("the renewed certificate is not served")
+	}
+}
+
+// TestRenewalCertificateThenKey: a renewal that copies the new certificate
+// first and its key a while later is caught between the two. The broker
+// says once that the files do not make a pair, goes on serving the
+// previous certificate, and serves the new one once the key is there too.
+func TestRenewalCertificateThenKey(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker.key")
+	caFile := writePair(t, filepath.Join(dir, "ca"), certFile, keyFile, time.Now())
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.TLSCertFile, cfg.TLSKeyFile = certFile, keyFile
+	var log logBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	b, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(caFile)
+	pool.AppendCertsFromPEM(caPEM)
+	// served is the certificate a client gets once the broker has looked
+	// at the files again, as it does every minute.
+	served := func() *x509.Certificate {
+		t.Helper()
+		b.certs.mu.Lock()
+		b.certs.checked = time.Time{}
+		b.certs.mu.Unlock()
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(b.URL(), "https://"), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		if err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0]
+	}
+	first := served()
+
+	newCert, newKey := filepath.Join(dir, "new.pem"), filepath.Join(dir, "new.key")
+	writePair(t, filepath.Join(dir, "ca"), newCert, newKey, time.Now())
+	copyFile := func(from, to string) {
+		t.Helper()
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(newCert, certFile) // the old key is still there
+	for range 3 {
+		if got := served(); !got.Equal(first) {
+			t.Fatal("a certificate other than the previous one is served while the key does not match")
+		}
+	}
+	const warning = "a new TLS certificate cannot be used yet, so the previous one is still served"
+	if n := strings.Count(log.String(), warning); n != 1 {
+		t.Errorf("the half-renewed files were reported %d times, want once:\n%s", n, log.String())
+	}
+
+	copyFile(newKey, keyFile)
+	renewed := served()
+	if renewed.Equal(first) {
+		t.Fatal("the renewed certificate is not served once its key is there too")
+	}
+	if !strings.Contains(log.String(), `msg="a new TLS certificate is in use"`) {
+		t.Errorf("the new certificate was not logged:\n%s", log.String())
+	}
+	if n := strings.Count(log.String(), warning); n != 1 {
+		t.Errorf("the half-renewed files were reported %d times, want once:\n%s", n, log.String())
 	}
 }
 
