@@ -410,6 +410,10 @@ func (a *API) authedEnrol(h func(http.ResponseWriter, *http.Request, *auth.Princ
 func (a *API) guard(scope string, enrolOK bool, h func(http.ResponseWriter, *http.Request, *auth.Principal)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.cfg.Auth.Authenticate(r)
+		if errors.Is(err, auth.ErrUnavailable) { // not the caller's fault: their key may be fine
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "The broker has a problem and cannot check logins right now; try again later, or tell its administrator.")
+			return
+		}
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "Log in or send a valid API key.")
 			return

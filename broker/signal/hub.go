@@ -613,19 +613,21 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request, role string) (c *co
 	if err != nil {
 		return nil, hello, false
 	}
-	c = newConn(ws)
+	nc := newConn(ws)
 	h.wg.Add(2)
+	// The goroutine has its own copy: a refused hello returns a nil c,
+	// maybe before the goroutine has started.
 	go func() {
 		defer h.wg.Done()
-		c.keepalive()
+		nc.keepalive()
 	}()
 	ws.SetReadDeadline(time.Now().Add(helloTimeout))
-	if !h.readHello(c, &hello, role) {
-		h.release(c)
+	if !h.readHello(nc, &hello, role) {
+		h.release(nc)
 		return nil, hello, false
 	}
 	ws.SetReadDeadline(time.Now().Add(pongTimeout))
-	return c, hello, true
+	return nc, hello, true
 }
 
 // release closes a connection from accept.
@@ -682,6 +684,10 @@ func (l *live) viewerList() []*conn {
 // cookie (same-origin browsers) or bearer token (the CLI).
 func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	p, err := h.cfg.Auth.Authenticate(r)
+	if errors.Is(err, auth.ErrUnavailable) {
+		http.Error(w, "the broker has a problem and cannot check logins right now; try again later", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		http.Error(w, "log in first", http.StatusUnauthorized)
