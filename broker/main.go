@@ -132,6 +132,41 @@ func decrypt(args []string) int {
 	return 0
 }
 
+// A duration flag's sensible range. The Config reads zero as "the
+// default", so a flag given as 0 (or anything below what a real deployment
+// needs, or negative) is refused here rather than run with a surprise.
+var durationRanges = []struct {
+	flag     string
+	value    func(server.Config) time.Duration
+	min, max time.Duration
+	says     string
+}{
+	{"code-ttl", func(c server.Config) time.Duration { return c.CodeTTL }, time.Minute, 24 * time.Hour,
+		"a support code must stay valid long enough to be read out and typed in: give 1m to 24h, e.g. 10m"},
+	{"consent-timeout", func(c server.Config) time.Duration { return c.ConsentTimeout }, 10 * time.Second, time.Hour,
+		"the user needs time to read a request before answering: give 10s to 1h, e.g. 1m"},
+	{"viewer-grace", func(c server.Config) time.Duration { return c.ViewerGrace }, 10 * time.Second, 24 * time.Hour,
+		"a technician needs time to reload the console or run the next viewer command: give 10s to 24h, e.g. 2m"},
+	{"login-ttl", func(c server.Config) time.Duration { return c.LoginTTL }, 5 * time.Minute, 30 * 24 * time.Hour,
+		"a console login must last long enough to work in: give 5m to 720h (30 days), e.g. 12h"},
+	{"login-idle", func(c server.Config) time.Duration { return c.LoginIdle }, time.Minute, 30 * 24 * time.Hour,
+		"a console login must survive a minute without clicks: give 1m to 720h (30 days), e.g. 30m"},
+}
+
+// checkFlags refuses values no deployment means: a code that is expired
+// when it is made, a login that ends before the page loads.
+func checkFlags(cfg server.Config) error {
+	if cfg.UDPPort < 1 || cfg.UDPPort > 65535 {
+		return fmt.Errorf("-udp %d is out of range: give a UDP port from 1 to 65535, e.g. 8443", cfg.UDPPort)
+	}
+	for _, r := range durationRanges {
+		if v := r.value(cfg); v < r.min || v > r.max {
+			return fmt.Errorf("-%s %v is out of range: %s", r.flag, v, r.says)
+		}
+	}
+	return nil
+}
+
 func main() {
 	rtc.TuneGC()
 	if len(os.Args) > 1 && os.Args[1] == "verify" {
@@ -172,6 +207,10 @@ func main() {
 		os.Exit(2)
 	}
 
+	if err := checkFlags(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "broker:", err)
+		os.Exit(2)
+	}
 	var err error
 	if cfg.TrustedProxies, err = server.ParseProxies(proxies); err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)

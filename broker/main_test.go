@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/internal/xtest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	xtest.Cleanup()
+	os.Exit(code)
+}
+
+// lockedBuffer is written by the broker's output copier and read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// broker is bin/broker running as its own process.
+type broker struct {
+	cmd            *exec.Cmd
+	stdout, stderr *lockedBuffer
+	done           chan struct{}
+}
+
+// startBroker runs bin/broker with args and returns once it has started
+// (printed its console address) or exited.
+func startBroker(t *testing.T, args ...string) *broker {
+	t.Helper()
+	b := &broker{cmd: exec.Command(xtest.Build(t, "./broker"), args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	deadline := time.After(30 * time.Second)
+	for !b.started() {
+		select {
+		case <-b.done:
+			return b
+		case <-deadline:
+			t.Fatalf("the broker neither started nor stopped:\n%s", b.stderr)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return b
+}
+
+func (b *broker) started() bool { return strings.Contains(b.stdout.String(), "Console:") }
+
+// exitCode is the broker's exit status, or -1 while it runs.
+func (b *broker) exitCode() int {
+	select {
+	case <-b.done:
+		return b.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
+
+// loopback is the flags of a broker on loopback with its data in dir.
+func loopback(t *testing.T, dir string) []string {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	c.Close()
+	return []string{"-addr", "127.0.0.1:0", "-udp", strconv.Itoa(port), "-data", dir}
+}
+
+// A value no deployment means (a code expired when it is made, a login
+// that ends at once, -udp 0 read as 8443) stops the broker before it
+// starts, with the flag and its range named.
+func TestBrokerRefusesNonsenseFlags(t *testing.T) {
+	tests := []struct {
+		flag, value, want string
+	}{
+		{"code-ttl", "-5m", "-code-ttl -5m0s is out of range: a support code must stay valid long enough to be read out and typed in: give 1m to 24h"},
+		{"code-ttl", "0", "-code-ttl 0s is out of range"},
+		{"code-ttl", "30s", "-code-ttl 30s is out of range"},
+		{"code-ttl", "48h", "-code-ttl 48h0m0s is out of range"},
+		{"consent-timeout", "0", "-consent-timeout 0s is out of range: the user needs time to read a request before answering: give 10s to 1h"},
+		{"viewer-grace", "-1s", "-viewer-grace -1s is out of range: a technician needs time to reload the console or run the next viewer command: give 10s to 24h"},
+		{"login-idle", "0", "-login-idle 0s is out of range: a console login must survive a minute without clicks: give 1m to 720h"},
+		{"login-ttl", "1ns", "-login-ttl 1ns is out of range: a console login must last long enough to work in: give 5m to 720h"},
+		{"udp", "0", "-udp 0 is out of range: give a UDP port from 1 to 65535"},
+		{"udp", "-1", "-udp -1 is out of range: give a UDP port from 1 to 65535"},
+		{"udp", "99999", "-udp 99999 is out of range: give a UDP port from 1 to 65535"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag+"="+tt.value, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			b := startBroker(t, append(loopback(t, data), "-"+tt.flag, tt.value)...)
+			if b.started() {
+				t.Fatalf("the broker started with -%s %s:\n%s", tt.flag, tt.value, b.stderr)
+			}
+			if code := b.exitCode(); code != 2 {
+				t.Errorf("exit code %d, want 2 (bad usage)", code)
+			}
+			if got := b.stderr.String(); !strings.Contains(got, "broker: "+tt.want) {
+				t.Errorf("stderr %q, want it to say %q", got, tt.want)
+			}
+			if _, err := os.Stat(data); err == nil {
+				t.Error("the refused broker created its data directory")
+			}
+		})
+	}
+	// The ends of each range are accepted.
+	b := startBroker(t, append(loopback(t, filepath.Join(t.TempDir(), "data")), "-code-ttl", "1m", "-consent-timeout", "10s",
+		"-viewer-grace", "24h", "-login-ttl", "5m", "-login-idle", "720h", "-no-record")...)
+	if !b.started() {
+		t.Fatalf("a broker with the ends of each range did not start:\n%s", b.stderr)
+	}
+}
