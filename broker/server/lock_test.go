@@ -58,3 +58,38 @@ func TestOneBrokerPerDataDir(t *testing.T) {
 	}
 	third.close()
 }
+
+// Two brokers with data directories of their own but one recordings
+// directory: the second's recovery would reseal the first one's live
+// recordings as incomplete, with its own key. It must refuse to start.
+func TestOneBrokerPerRecordingsDir(t *testing.T) {
+	ctx := context.Background()
+	recordings := t.TempDir()
+	cfg := func() Config {
+		c := testConfig(t, t.TempDir())
+		c.Recording = RecordingConfig{Dir: recordings}
+		return c
+	}
+	first, err := New(ctx, cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(ctx, cfg())
+	if err == nil {
+		second.close()
+		first.close()
+		t.Fatal("a second broker started on a recordings directory in use")
+	}
+	want := "recordings directory " + recordings + " is in use by another broker (process " + strconv.Itoa(os.Getpid()) + "); stop it or give this one its own -recordings"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want it to contain %q", err, want)
+	}
+	if err := first.close(); err != nil {
+		t.Fatal(err)
+	}
+	third, err := New(ctx, cfg())
+	if err != nil {
+		t.Fatalf("after the first broker stopped: %v", err)
+	}
+	third.close()
+}

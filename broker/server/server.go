@@ -94,6 +94,9 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.DataDir == "" {
 		c.DataDir = "data"
 	}
+	if c.Recording.Dir == "" {
+		c.Recording.Dir = filepath.Join(c.DataDir, "recordings")
+	}
 	if c.UDPPort == 0 {
 		c.UDPPort = 8443
 	}
@@ -158,6 +161,7 @@ type Broker struct {
 	recordingWarning string
 	hostBinary       string
 	lock             *os.File // held while the broker uses the data directory
+	recordingsLock   *os.File // held while the broker writes archives
 	certs            *certSource
 }
 
@@ -184,6 +188,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	var err error
 	if b.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	if !cfg.Recording.Disabled {
+		if b.recordingsLock, err = lockRecordingsDir(cfg.Recording.Dir); err != nil {
+			return nil, err
+		}
 	}
 	// What the store holds from before now was written by an earlier broker:
 	// the last signs of life of the sessions it left live.
@@ -405,6 +414,9 @@ func (b *Broker) close() error {
 	}
 	if b.lock != nil {
 		b.lock.Close()
+	}
+	if b.recordingsLock != nil {
+		b.recordingsLock.Close()
 	}
 	return errors.Join(errs...)
 }
