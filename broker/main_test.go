@@ -137,3 +137,22 @@ func TestBrokerRefusesNonsenseFlags(t *testing.T) {
 		t.Fatalf("a broker with the ends of each range did not start:\n%s", b.stderr)
 	}
 }
+
+// A recordings directory the broker cannot write in stops it at start:
+// sessions that cannot be recorded are refused, and finding out only when
+// a user's host joins is after the technician read out the code.
+func TestBrokerRefusesReadOnlyRecordings(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	b := startBroker(t, append(loopback(t, t.TempDir()), "-recordings", mnt)...)
+	if b.started() {
+		t.Fatalf("the broker started with read-only recordings:\n%s", b.stdout)
+	}
+	want := "broker: session recordings cannot be written in " + mnt + ", and no session can start while it cannot be recorded: make the directory writable for the user the broker runs as, or give another -recordings"
+	if got := b.stderr.String(); !strings.Contains(got, want) {
+		t.Errorf("stderr %q, want it to say %q", got, want)
+	}
+}

@@ -589,13 +589,16 @@ func TestDiskFull(t *testing.T) {
 }
 
 func TestUnwritableArchiveFails(t *testing.T) {
-	root := t.TempDir()
-	os.Chmod(root, 0o500)
-	defer os.Chmod(root, 0o700)
-	r, _ := New(Config{Dir: root, Key: testKey(t)})
 	if os.Geteuid() == 0 {
 		t.Skip("root ignores directory permissions; the disk-full test covers write failures")
 	}
+	root := t.TempDir()
+	r, err := New(Config{Dir: root, Key: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(root, 0o500)
+	defer os.Chmod(root, 0o700)
 	if _, err := r.Start(Info{Session: "s_x"}); err == nil || !errors.Is(err, os.ErrPermission) {
 		t.Fatalf("start in a read-only directory: %v", err)
 	}
@@ -726,5 +729,32 @@ func TestCheckEncryptionKey(t *testing.T) {
 	}
 	if got, err := CheckEncryptionKey(filepath.Join(root, "none"), nil); err != nil || got != (KeyCheck{}) {
 		t.Errorf("no recordings yet: %+v %v", got, err)
+	}
+}
+
+// readOnlyDir is a read-only mount, which stops root too.
+func readOnlyDir(t *testing.T) string {
+	t.Helper()
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	return mnt
+}
+
+// A recordings directory the broker cannot write in (a read-only mount, a
+// directory of another owner) is found when the recorder is made, not when
+// the first user's host joins.
+func TestReadOnlyRecordingsDir(t *testing.T) {
+	for _, dir := range []string{readOnlyDir(t), filepath.Join(readOnlyDir(t), "recordings")} {
+		_, err := New(Config{Dir: dir, Key: testKey(t)})
+		if !errors.Is(err, syscall.EROFS) {
+			t.Fatalf("recorder in %s: %v, want it refused as read-only", dir, err)
+		}
+		want := "session recordings cannot be written in " + dir + ", and no session can start while it cannot be recorded"
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q, want it to say %q", err, want)
+		}
 	}
 }

@@ -92,10 +92,30 @@ func New(cfg Config) (*Recorder, error) {
 	if err := cfg.checkAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create recordings directory: %w", err)
+	if err := CheckDir(cfg.Dir); err != nil {
+		return nil, err
 	}
 	return &Recorder{cfg: cfg, log: cfg.Logger.With("component", "record")}, nil
+}
+
+// CheckDir creates the recordings directory if need be and makes sure
+// files can be made and removed in it. Every session is recorded, and one
+// that cannot be recorded does not start: a read-only mount or a directory
+// of another owner must stop the broker at start, not the first user who
+// has read out a code.
+func CheckDir(dir string) error {
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		var f *os.File
+		if f, err = os.CreateTemp(dir, ".write-check-*"); err == nil {
+			f.Close()
+			err = os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("session recordings cannot be written in %s, and no session can start while it cannot be recorded: make the directory writable for the user the broker runs as, or give another -recordings (%w)", dir, err)
+	}
+	return nil
 }
 
 // PublicKey is the key auditors verify archives with.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/tether-support/tether/broker/record"
 )
 
 // lockDataDir makes sure one broker at a time uses dir: a second one would
@@ -21,8 +23,9 @@ func lockDataDir(dir string) (*os.File, error) {
 // even brokers with data directories of their own: a second one would
 // reseal the first one's live recordings as incomplete, with its own key.
 func lockRecordingsDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create recordings directory: %w", err)
+	// Say it cannot be written in before the lock file fails to open.
+	if err := record.CheckDir(dir); err != nil {
+		return nil, err
 	}
 	return lockDir(dir, "recordings directory", "-recordings")
 }
