@@ -32,12 +32,16 @@ func verify(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: broker verify [-key FILE] [-data DIR] [-encryption-key FILE] ARCHIVE\n\nChecks a session archive (its directory, or the zip the console downloads):\nthe manifest's signature, the SHA-256 of every part and the chain of events.jsonl.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		if err == nil {
-			fs.Usage()
-		}
+	args, err := parseArgs(fs, args)
+	if err != nil {
 		return 2
 	}
+	if len(args) != 1 {
+		fs.Usage()
+		fmt.Fprintf(os.Stderr, "broker verify: give one archive to check (its directory or the downloaded zip), not %d\n", len(args))
+		return 2
+	}
+	archive := args[0]
 	var trusted []byte
 	path := *keyFile
 	if path == "" {
@@ -65,12 +69,12 @@ func verify(args []string) int {
 			return 2
 		}
 	}
-	report, err := record.VerifyPath(fs.Arg(0), key, encKey)
+	report, err := record.VerifyPath(archive, key, encKey)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broker verify:", err)
 		return 2
 	}
-	record.WriteReport(os.Stdout, fs.Arg(0), report)
+	record.WriteReport(os.Stdout, archive, report)
 	if !report.OK() {
 		return 1
 	}
@@ -94,10 +98,13 @@ func decrypt(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: broker decrypt -encryption-key FILE ARCHIVE OUTPUT\n\nWrites a readable copy of an archive encrypted at rest (its directory, or the zip the console downloads):\na zip when OUTPUT ends in .zip, else a directory whose video-*.webm segments a media player opens.\nbroker verify checks the copy. An existing OUTPUT is never overwritten.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
-		if err == nil {
-			fs.Usage()
-		}
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(args) != 2 {
+		fs.Usage()
+		fmt.Fprintf(os.Stderr, "broker decrypt: give the archive and where to write its readable copy (ARCHIVE OUTPUT), not %d arguments\n", len(args))
 		return 2
 	}
 	if *encFile == "" {
@@ -109,7 +116,7 @@ func decrypt(args []string) int {
 		fmt.Fprintln(os.Stderr, "broker decrypt:", err)
 		return 2
 	}
-	archive, output := fs.Arg(0), fs.Arg(1)
+	archive, output := args[0], args[1]
 	report, err := record.Decrypt(archive, output, key)
 	switch {
 	case errors.Is(err, record.ErrNotIntact):
@@ -130,6 +137,23 @@ func decrypt(args []string) int {
 	}
 	fmt.Printf("decrypted %s to %s: %d parts; check it with broker verify %s\n", archive, output, report.PartsOK, output)
 	return 0
+}
+
+// parseArgs parses the flags wherever they stand and returns the other
+// arguments: "broker verify ARCHIVE -key FILE" is as natural to type as
+// the flags first.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		rest, args = append(rest, args[0]), args[1:]
+	}
 }
 
 // A duration flag's sensible range. The Config reads zero as "the

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -50,7 +53,13 @@ type broker struct {
 // (printed its console address) or exited.
 func startBroker(t *testing.T, args ...string) *broker {
 	t.Helper()
-	b := &broker{cmd: exec.Command(xtest.Build(t, "./broker"), args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	return startBrokerBin(t, xtest.Build(t, "./broker"), args...)
+}
+
+// startBrokerBin is startBroker with the broker program bin.
+func startBrokerBin(t *testing.T, bin string, args ...string) *broker {
+	t.Helper()
+	b := &broker{cmd: exec.Command(bin, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -154,5 +163,59 @@ func TestBrokerRefusesReadOnlyRecordings(t *testing.T) {
 	want := "broker: session recordings cannot be written in " + mnt + ", and no session can start while it cannot be recorded: make the directory writable for the user the broker runs as, or give another -recordings"
 	if got := b.stderr.String(); !strings.Contains(got, want) {
 		t.Errorf("stderr %q, want it to say %q", got, want)
+	}
+}
+
+// The flags of broker verify and broker decrypt may follow the archive,
+// and a command given the wrong number of archives says so.
+func TestArchiveCommandsTakeFlagsAfterArchive(t *testing.T) {
+	dir := t.TempDir()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := bytes.Repeat([]byte{7}, record.EncryptionKeySize)
+	rec, err := record.New(record.Config{Dir: filepath.Join(dir, "recordings"), Key: key, EncryptionKey: enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rec.Start(record.Info{Session: "s_flagsafter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Event("session.created", "admin", []byte(`{}`))
+	if err := s.Finish("ended"); err != nil {
+		t.Fatal(err)
+	}
+	archive := s.Dir()
+	keyFile, encFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "enc.key")
+	if err := os.WriteFile(keyFile, record.PublicKeyPEM(key.Public().(ed25519.PublicKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(encFile, []byte(hex.EncodeToString(enc)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := xtest.Build(t, "./broker")
+	tests := []struct {
+		args []string
+		code int
+		want string // in the output; for a refusal, its last line
+	}{
+		{[]string{"verify", archive, "-key", keyFile, "-encryption-key", encFile}, 0, "verified: signature, hashes and event chain are intact"},
+		{[]string{"decrypt", archive, filepath.Join(dir, "copy"), "-encryption-key", encFile}, 0, "decrypted " + archive + " to " + filepath.Join(dir, "copy")},
+		{[]string{"verify", "-key", keyFile}, 2, "broker verify: give one archive to check (its directory or the downloaded zip), not 0"},
+		{[]string{"verify", archive, archive, "-key", keyFile}, 2, "broker verify: give one archive to check (its directory or the downloaded zip), not 2"},
+		{[]string{"decrypt", archive, "-encryption-key", encFile}, 2, "broker decrypt: give the archive and where to write its readable copy (ARCHIVE OUTPUT), not 1 arguments"},
+	}
+	for _, tt := range tests {
+		out, err := exec.Command(bin, tt.args...).CombinedOutput()
+		code := 0
+		if err != nil {
+			code = err.(*exec.ExitError).ExitCode()
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if code != tt.code || !strings.Contains(string(out), tt.want) || (code != 0 && lines[len(lines)-1] != tt.want) {
+			t.Errorf("broker %s: exit %d, want %d and %q:\n%s", strings.Join(tt.args, " "), code, tt.code, tt.want, out)
+		}
 	}
 }
