@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -156,6 +157,35 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// version is the broker's module version and the commit it was built
+// from, so an operator can tell which build runs and a bug report can
+// name it.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "development build"
+	}
+	var revision, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", with uncommitted changes"
+			}
+		}
+	}
+	if revision != "" {
+		v += " (commit " + revision + modified + ")"
+	}
+	return v
+}
+
 // A duration flag's sensible range. The Config reads zero as "the
 // default", so a flag given as 0 (or anything below what a real deployment
 // needs, or negative) is refused here rather than run with a surprise.
@@ -199,8 +229,25 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "decrypt" {
 		os.Exit(decrypt(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println("broker", version())
+		return
+	}
 	var cfg server.Config
-	var verbose bool
+	var verbose, showVersion bool
+	flag.Usage = func() {
+		fmt.Fprintln(flag.CommandLine.Output(), `usage: broker [flags]
+       broker verify [-key FILE] [-data DIR] [-encryption-key FILE] ARCHIVE
+       broker decrypt -encryption-key FILE ARCHIVE OUTPUT
+       broker version
+
+Runs the Tether broker: the web console, the API, signaling and the media relay.
+broker verify checks a session archive offline; broker decrypt writes a readable
+copy of an archive encrypted at rest (broker verify -h and broker decrypt -h say more).
+
+flags:`)
+		flag.PrintDefaults()
+	}
 	flag.StringVar(&cfg.Addr, "addr", ":8443", "HTTPS and WSS listen address")
 	flag.StringVar(&cfg.DataDir, "data", "data", "data directory: database, certificates, recordings")
 	flag.IntVar(&cfg.UDPPort, "udp", 8443, "UDP port for all WebRTC media")
@@ -223,11 +270,16 @@ func main() {
 	flag.BoolVar(&cfg.Recording.ShellInput, "record-shell-input", false, "record what technicians type in shells, not only the output")
 	flag.StringVar(&cfg.Recording.EncryptionKeyFile, "recording-encryption-key", "", "file with a 32-byte key (hex or base64, mode 0600) that encrypts archives at rest")
 	flag.BoolVar(&verbose, "v", false, "verbose logging")
+	flag.BoolVar(&showVersion, "version", false, "print the broker's version and exit")
 	flag.Parse()
+	if showVersion {
+		fmt.Println("broker", version())
+		return
+	}
 	if flag.NArg() > 0 {
 		// A mistyped command must not start a broker on the default data
 		// directory.
-		fmt.Fprintf(os.Stderr, "broker: unknown command %q: the broker takes flags only (broker -h), and its commands are verify and decrypt\n", flag.Arg(0))
+		fmt.Fprintf(os.Stderr, "broker: unknown command %q: the broker takes flags only (broker -h), and its commands are verify, decrypt and version\n", flag.Arg(0))
 		os.Exit(2)
 	}
 
@@ -249,6 +301,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	cfg.Logger.Info("broker starting", "version", version())
 	b, err := server.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)

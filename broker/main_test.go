@@ -166,6 +166,51 @@ func TestBrokerRefusesReadOnlyRecordings(t *testing.T) {
 	}
 }
 
+// broker -h names the commands next to the flags: an operator reading it
+// learns that archives can be verified and decrypted.
+func TestBrokerUsageNamesCommands(t *testing.T) {
+	out, err := exec.Command(xtest.Build(t, "./broker"), "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("broker -h: %v\n%s", err, out)
+	}
+	for _, want := range []string{"usage: broker [flags]", "broker verify [-key FILE] [-data DIR] [-encryption-key FILE] ARCHIVE",
+		"broker decrypt -encryption-key FILE ARCHIVE OUTPUT", "broker version", "-code-ttl"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("broker -h does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// broker -version and the start line of the log name the build (the
+// commit it was built from).
+func TestBrokerVersion(t *testing.T) {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not in a git checkout: %v", err)
+	}
+	revision := strings.TrimSpace(string(head))
+	// Built as a release is, with the commit stamped in (this machine's go
+	// env may turn that off by default).
+	bin := filepath.Join(t.TempDir(), "broker")
+	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"-version"}, {"version"}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "broker ") || !strings.Contains(string(out), "commit "+revision) {
+			t.Errorf("broker %s: %v %q, want the commit %s", args[0], err, out, revision)
+		}
+	}
+
+	b := startBrokerBin(t, bin, append(loopback(t, t.TempDir()), "-no-record")...)
+	if !b.started() {
+		t.Fatalf("the broker did not start:\n%s", b.stderr)
+	}
+	if want := `msg="broker starting" version="`; !strings.Contains(b.stderr.String(), want) || !strings.Contains(b.stderr.String(), revision) {
+		t.Errorf("the log does not start with the version and commit %s:\n%s", revision, b.stderr)
+	}
+}
+
 // The flags of broker verify and broker decrypt may follow the archive,
 // and a command given the wrong number of archives says so.
 func TestArchiveCommandsTakeFlagsAfterArchive(t *testing.T) {
