@@ -324,4 +324,5 @@ flags:`)
 		fmt.Fprintln(os.Stderr, "broker:", err)
 		os.Exit(1)
 	}
+	cfg.Logger.Info("broker stopped", "reason", context.Cause(ctx))
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -182,8 +183,8 @@ func TestBrokerUsageNamesCommands(t *testing.T) {
 }
 
 // broker -version and the start line of the log name the build (the
-// commit it was built from).
-func TestBrokerVersion(t *testing.T) {
+// commit it was built from), and the log says when the broker stopped.
+func TestBrokerVersionAndStopLine(t *testing.T) {
 	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
 		t.Skipf("not in a git checkout: %v", err)
@@ -208,6 +209,18 @@ func TestBrokerVersion(t *testing.T) {
 	}
 	if want := `msg="broker starting" version="`; !strings.Contains(b.stderr.String(), want) || !strings.Contains(b.stderr.String(), revision) {
 		t.Errorf("the log does not start with the version and commit %s:\n%s", revision, b.stderr)
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the broker did not stop on SIGTERM")
+	}
+	if code := b.exitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	if want := `msg="broker stopped" reason="terminated signal received"`; !strings.Contains(b.stderr.String(), want) {
+		t.Errorf("the log does not say %s:\n%s", want, b.stderr)
 	}
 }
 
