@@ -182,8 +182,9 @@ func New(cfg Config) (*Hub, error) {
 		recordings: map[string]*record.Session{},
 		global:     rate.NewLimiter(rate.Limit(float64(cfg.CodeAttempts*10)/60), cfg.CodeAttempts*10),
 	}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.markAlive()
+	go h.expireCodes()
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
@@ -340,28 +341,57 @@ func (h *Hub) markAlive() {
 	}
 }
 
-// EndIfExpired ends a session whose code expired before the user joined
-// (nobody can join it any more) and returns the session as it is now.
+// expiredCodeReason is the end reason of a session whose code expired.
+const expiredCodeReason = "The support code expired before the user joined."
+
+// expireEvery is how often expireCodes looks for expired codes: a session
+// ends (and its ticket system hears of it) within that of its code's expiry.
+const expireEvery = time.Second
+
+// expireCodes ends, at start and then every expireEvery until Close, the
+// sessions whose code expired before the user joined: nobody can join
+// them any more. At start that also ends those whose code expired while
+// the broker was stopped.
+func (h *Hub) expireCodes() {
+	defer h.wg.Done()
+	tick := time.NewTicker(expireEvery)
+	defer tick.Stop()
+	for {
+		h.endExpired()
+		select {
+		case <-h.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// endExpired ends the sessions whose code expired unused, as of the
+// expiry: that is when the session was over, whenever the broker noticed.
+func (h *Hub) endExpired() {
+	ids, err := h.cfg.Store.EndExpiredCodes(context.Background(), expiredCodeReason, h.cfg.Now())
+	if err != nil {
+		h.log.Error("end sessions whose code expired", "err", err)
+		return
+	}
+	for _, id := range ids {
+		h.mu.Lock()
+		_, live := h.live[id]
+		h.mu.Unlock()
+		if live { // a technician waits on its page: tell them
+			h.end(id, expiredCodeReason)
+			continue
+		}
+		h.log.Info("session ended", "session", id, "reason", expiredCodeReason)
+		h.audit(id, "broker", "session.ended", map[string]any{"reason": expiredCodeReason})
+	}
+}
+
+// EndIfExpired returns s. The hub ends a session whose code expired
+// unused by itself, within a second (see expireCodes); a read does not
+// change it, so that a list of the sessions in one state holds only
+// sessions in that state.
 func (h *Hub) EndIfExpired(ctx context.Context, s *store.Session) *store.Session {
-	if s.State != store.StateWaiting || !s.CodeUsedAt.IsZero() || s.CodeExpiresAt.After(h.cfg.Now()) {
-		return s
-	}
-	const reason = "The support code expired before the user joined."
-	h.mu.Lock()
-	_, live := h.live[s.ID]
-	h.mu.Unlock()
-	if live { // a technician waits on its page: tell them
-		h.end(s.ID, reason)
-	} else if err := h.cfg.Store.EndSession(ctx, s.ID, reason, h.cfg.Now()); err != nil {
-		h.log.Error("record session end", "session", s.ID, "err", err)
-		return s
-	} else {
-		h.log.Info("session ended", "session", s.ID, "reason", reason)
-		h.audit(s.ID, "broker", "session.ended", map[string]any{"reason": reason})
-	}
-	if now, err := h.cfg.Store.SessionByID(ctx, s.ID); err == nil {
-		return now
-	}
 	return s
 }
 

@@ -259,6 +259,30 @@ func (s *Store) EndSession(ctx context.Context, id, reason string, now time.Time
 	return err
 }
 
+// EndExpiredCodes ends the sessions still waiting for a user whose code
+// expired unused by now, each as of its code's expiry (when nobody could
+// join it any more), and returns their ids. Each session is ended once:
+// one ended meanwhile by other means keeps its end.
+func (s *Store) EndExpiredCodes(ctx context.Context, reason string, now time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`UPDATE sessions SET state = ?, ended_at = code_expires_at, end_reason = ?
+		 WHERE state = ? AND code_used_at IS NULL AND code_expires_at <= ?
+		 RETURNING id`, StateEnded, reason, StateWaiting, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("end sessions whose code expired: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("end sessions whose code expired: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // AddEvent appends to a session's audit trail.
 func (s *Store) AddEvent(ctx context.Context, e *Event) error {
 	if e.Detail == "" {

@@ -184,6 +184,8 @@ var migrations = []string{
 	// alive_at: the last time the broker noted the session going on (see
 	// MarkAlive).
 	`ALTER TABLE sessions ADD COLUMN alive_at INTEGER;`,
+	// The hub looks for expired codes every second (see EndExpiredCodes).
+	`CREATE INDEX sessions_waiting ON sessions(code_expires_at) WHERE state = 'waiting';`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

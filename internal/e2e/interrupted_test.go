@@ -35,26 +35,8 @@ func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
 	bp.cmd.Wait()
 	time.Sleep(3 * time.Second) // the broker comes back later
 
-	// The ticket system listens on this machine, which only a broker told
-	// so delivers to; its endpoint goes in before the restart.
-	ts := newTicketSystem(t)
-	ts.secret = "whsec_interrupted"
-	st, err := store.OpenSQLite(ctx, filepath.Join(dataDir, "tether.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = st.CreateWebhookEndpoint(ctx, &store.WebhookEndpoint{ID: "wh_interrupted", URL: ts.URL + "/tether", Secret: ts.secret,
-		Events: []string{"session.ended"}, Enabled: true, CreatedBy: 1, CreatedAt: time.Now()})
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	restartedAt := time.Now()
-	b := startBrokerWith(t, func(c *server.Config) {
-		c.DataDir = dataDir
-		c.Webhooks.AllowLoopback = true
-		c.Webhooks.PollInterval = 50 * time.Millisecond
-	})
+	b, ts := restartWithTicketSystem(t, ctx, dataDir, "session.ended")
 	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
 	var after struct {
 		State     string    `json:"state"`
@@ -77,4 +59,31 @@ func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
 	if got, want := ev.Data["ended_at"], after.EndedAt.UTC().Truncate(time.Second).Format(time.RFC3339); got != want {
 		t.Errorf("session.ended says ended_at %v, the API %s", got, want)
 	}
+}
+
+// restartWithTicketSystem starts a broker in process on the data of one
+// that stopped, with a ticket system subscribed to events. The ticket
+// system listens on this machine, which only a broker told so delivers
+// to; its endpoint goes in before the start, so that it hears what the
+// broker does as it starts.
+func restartWithTicketSystem(t *testing.T, ctx context.Context, dataDir string, events ...string) (*broker, *ticketSystem) {
+	t.Helper()
+	ts := newTicketSystem(t)
+	ts.secret = "whsec_restarted"
+	st, err := store.OpenSQLite(ctx, filepath.Join(dataDir, "tether.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.CreateWebhookEndpoint(ctx, &store.WebhookEndpoint{ID: "wh_restarted", URL: ts.URL + "/tether", Secret: ts.secret,
+		Events: events, Enabled: true, CreatedBy: 1, CreatedAt: time.Now()})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.DataDir = dataDir
+		c.Webhooks.AllowLoopback = true
+		c.Webhooks.PollInterval = 50 * time.Millisecond
+	})
+	return b, ts
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,10 +115,15 @@ func (ts *ticketSystem) count(session, typ string) int {
 	return n
 }
 
-func webhookBroker(t *testing.T) (*broker, *http.Client) {
+// webhookBroker starts a broker that delivers webhooks to this machine;
+// tune, when given, changes its configuration further.
+func webhookBroker(t *testing.T, tune ...func(*server.Config)) (*broker, *http.Client) {
 	b := startBrokerWith(t, func(c *server.Config) {
 		c.Webhooks.AllowLoopback = true // the fake ticket system listens on 127.0.0.1
 		c.Webhooks.PollInterval = 50 * time.Millisecond
+		for _, f := range tune {
+			f(c)
+		}
 	})
 	tlsCfg, err := dial.TLSConfig(b.CAFile())
 	if err != nil {
@@ -382,6 +388,92 @@ func TestWebhookSessionEvents(t *testing.T) {
 				t.Errorf("%s: %d %s events", id, n, typ)
 			}
 		}
+	}
+}
+
+// TestWebhookCodeExpiry: a session whose code expires before the user
+// joins ends when the code expires, with nobody asking about it: the
+// ticket system hears session.ended within a couple of seconds, ending at
+// the expiry, and the session lists as ended. A code that expires while
+// the broker is stopped ends its session as the broker starts, as of the
+// expiry too.
+func TestWebhookCodeExpiry(t *testing.T) {
+	const ttl = 2 * time.Second
+	b, hc := webhookBroker(t, func(c *server.Config) { c.CodeTTL = ttl })
+	ts := newTicketSystem(t)
+	register(t, b, hc, ts)
+	c := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	sess, err := c.CreateSession(ctx, "INC-300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One with a code for longer still waits.
+	status, out := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-301"},"code_ttl_seconds":600}`, nil)
+	if status != 201 {
+		t.Fatalf("create session: %d %v", status, out)
+	}
+	waiting := out["id"].(string)
+
+	got := ts.wait(t, sess.ID, "session.created", "session.ended")
+	late := time.Since(sess.CodeExpiresAt)
+	expires := sess.CodeExpiresAt.UTC().Truncate(time.Second).Format(time.RFC3339)
+	d := got["session.ended"].Data
+	t.Logf("session.ended arrived %v after the code expired", late.Round(time.Millisecond))
+	if late > 2500*time.Millisecond {
+		t.Errorf("session.ended arrived %v after the code expired", late)
+	}
+	if d["ended_at"] != expires || got["session.created"].Data["code_expires_at"] != expires {
+		t.Errorf("session.ended ended_at %v, session.created code_expires_at %v; want both %s", d["ended_at"], got["session.created"].Data["code_expires_at"], expires)
+	}
+	if reason, _ := d["end_reason"].(string); !strings.Contains(reason, "code expired before the user joined") {
+		t.Errorf("session.ended end_reason %q", reason)
+	}
+
+	// The API agrees, and a list of waiting sessions holds waiting ones only.
+	for state, want := range map[string]string{"waiting": waiting, "ended": sess.ID} {
+		status, out := apiCall(t, hc, "GET", b.URL()+"/api/v1/sessions?state="+state, b.admin.APIKey, "", nil)
+		if status != 200 {
+			t.Fatalf("list %s: %d %v", state, status, out)
+		}
+		var ids []any
+		for _, s := range out["sessions"].([]any) {
+			s := s.(map[string]any)
+			if s["state"] != state {
+				t.Errorf("the list of %s sessions holds %v, %v", state, s["id"], s["state"])
+			}
+			ids = append(ids, s["id"])
+		}
+		if !slices.Contains(ids, any(want)) {
+			t.Errorf("the list of %s sessions %v lacks %s", state, ids, want)
+		}
+	}
+	if s, err := c.Session(ctx, sess.ID); err != nil || s.State != "ended" {
+		t.Errorf("the expired session is %+v, %v; want ended", s, err)
+	}
+
+	// A code that expires while the broker is stopped.
+	bin := xtest.Build(t, "./broker")
+	dataDir := t.TempDir()
+	bp := runBrokerProc(t, bin, dataDir, "-code-ttl", ttl.String())
+	u, _ := dial.BrokerURL(bp.url)
+	pc, err := client.New(client.Config{Broker: u, CAFile: bp.ca, Token: bp.admin.APIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := pc.CreateSession(ctx, "INC-302")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp.cmd.Process.Signal(syscall.SIGKILL)
+	bp.cmd.Wait()
+	time.Sleep(time.Until(stopped.CodeExpiresAt) + time.Second)
+	_, ts2 := restartWithTicketSystem(t, ctx, dataDir, "session.ended")
+	d = ts2.wait(t, stopped.ID, "session.ended")["session.ended"].Data
+	if want := stopped.CodeExpiresAt.UTC().Truncate(time.Second).Format(time.RFC3339); d["ended_at"] != want {
+		t.Errorf("after the restart session.ended ended_at %v, want the expiry %s", d["ended_at"], want)
 	}
 }
 
