@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tether-support/tether/broker/record"
-	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
 )
 
@@ -34,36 +33,35 @@ type RecordingConfig struct {
 }
 
 // startRecorder loads (or creates) the signing key, seals archives a
-// previous run left open as incomplete, and returns the recorder.
-func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, error) {
+// previous run left open as incomplete, and returns the recorder and
+// those archives, which the hub announces once their sessions have ended
+// (see signal.Hub.RecordingSealed).
+func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, []*record.Manifest, error) {
 	cfg := b.cfg.Recording
 	if cfg.Disabled {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(b.cfg.DataDir, "recordings")
 	}
 	key, err := record.LoadOrCreateKey(b.cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var encKey []byte
 	if cfg.EncryptionKeyFile != "" {
 		if encKey, err = record.LoadEncryptionKey(cfg.EncryptionKeyFile); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	b.recordingWarning = unreadableRecordings(b.cfg.Logger, cfg.Dir, cfg.EncryptionKeyFile, encKey)
 	rec, err := record.New(record.Config{Dir: cfg.Dir, Key: key, Logger: b.cfg.Logger, Now: b.cfg.Now,
 		SegmentDuration: cfg.SegmentDuration, ShellInput: cfg.ShellInput, EncryptionKey: encKey})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	recovered, err := rec.Recover()
 	for _, m := range recovered {
-		if uerr := b.store.UpdateRecording(ctx, signal.RecordingSummary(m)); uerr != nil {
-			b.cfg.Logger.Error("store recovered recording", "session", m.Session, "err", uerr)
-		}
 		b.auditBroker(ctx, m.Session, "recording.incomplete", map[string]any{"note": m.Note})
 	}
 	if err != nil {
@@ -71,7 +69,7 @@ func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, error) {
 		// down: it stays as it is, and verify reports it as recording.
 		b.cfg.Logger.Error("recover recordings", "err", err)
 	}
-	return rec, nil
+	return rec, recovered, nil
 }
 
 func (b *Broker) auditBroker(ctx context.Context, session, typ string, detail map[string]any) {

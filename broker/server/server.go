@@ -245,7 +245,8 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.webhooks, err = webhook.New(whCfg); err != nil {
 		return nil, err
 	}
-	if b.recorder, err = b.startRecorder(ctx); err != nil {
+	var recovered []*record.Manifest
+	if b.recorder, recovered, err = b.startRecorder(ctx); err != nil {
 		return nil, err
 	}
 	b.hub, err = signal.New(signal.Config{Store: b.store, Auth: authn, API: b.rtcAPI, Logger: cfg.Logger, Now: cfg.Now, CodeTTL: cfg.CodeTTL, ViewerGrace: cfg.ViewerGrace,
@@ -276,6 +277,12 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	mux := http.NewServeMux()
 	restAPI.Register(mux)
 	restAPI.RegisterWebhooks(mux, b.webhooks)
+	// The archives of the sessions a stopped broker left live are ready
+	// now, incomplete: ticket systems hear of them as of any other, after
+	// the session's end, with the link (known to the webhooks from here on).
+	for _, m := range recovered {
+		b.hub.RecordingSealed(m)
+	}
 	mux.HandleFunc("GET /join/{code}", b.serveJoin)
 	mux.HandleFunc("GET /join/{code}/host", b.serveHostDownload)
 	mux.HandleFunc("GET /join.css", serveJoinCSS)

@@ -34,7 +34,7 @@ func (h *Hub) startRecording(sess *store.Session, keyframe func(), viewerBitrate
 			h.audit(id, "broker", "recording.failed", map[string]any{"error": err.Error()})
 			go h.end(id, "The session was ended because it could not be recorded, and recording is required. Ask your administrator to check the broker's recording storage.")
 		},
-		OnSealed: func(m *record.Manifest) { h.recordingSealed(m) },
+		OnSealed: func(m *record.Manifest) { h.RecordingSealed(m) },
 	})
 	if err != nil {
 		h.log.Error("cannot record session", "session", id, "err", err)
@@ -84,9 +84,10 @@ func (h *Hub) finishRecording(session, reason string) {
 	}()
 }
 
-// recordingSealed stores the summary of a finished archive and announces
-// it (webhook recording.ready).
-func (h *Hub) recordingSealed(m *record.Manifest) {
+// RecordingSealed stores the summary of a finished archive and announces
+// it (webhook recording.ready): one sealed as a session ends, or one a
+// stopped broker left open and its next start sealed as incomplete.
+func (h *Hub) RecordingSealed(m *record.Manifest) {
 	sum := RecordingSummary(m)
 	if err := h.cfg.Store.UpdateRecording(context.Background(), sum); err != nil {
 		h.log.Error("store recording summary", "session", m.Session, "err", err)

@@ -187,7 +187,7 @@ type ShellCommand struct {
 // archive is sealed: where to get it and what it holds.
 type RecordingReady struct {
 	SessionRef
-	State         string    `json:"state"` // complete, or failed when writing it failed
+	State         string    `json:"state"` // complete; failed when writing it failed; incomplete when the broker stopped mid-session (sent at its next start)
 	SizeBytes     int64     `json:"size_bytes"`
 	DurationMS    int64     `json:"duration_ms"`
 	Segments      int       `json:"segments"`

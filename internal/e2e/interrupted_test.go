@@ -19,7 +19,8 @@ import (
 // the restart. The session runs quietly for over a minute first, with
 // nothing for its audit trail, so only the broker's own note that it was
 // alive can say how long it went on. The API and the session.ended webhook
-// give the same time.
+// give the same time, and recording.ready announces the archive the kill
+// left incomplete.
 func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
@@ -36,7 +37,7 @@ func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
 	time.Sleep(3 * time.Second) // the broker comes back later
 
 	restartedAt := time.Now()
-	b, ts := restartWithTicketSystem(t, ctx, dataDir, "session.ended")
+	b, ts := restartWithTicketSystem(t, ctx, dataDir, "session.ended", "recording.ready")
 	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
 	var after struct {
 		State     string    `json:"state"`
@@ -58,6 +59,12 @@ func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
 	ev := ts.wait(t, sess.ID, "session.ended")["session.ended"]
 	if got, want := ev.Data["ended_at"], after.EndedAt.UTC().Truncate(time.Second).Format(time.RFC3339); got != want {
 		t.Errorf("session.ended says ended_at %v, the API %s", got, want)
+	}
+	// The archive the kill left open is sealed at the restart, incomplete,
+	// and ready like any other.
+	rec := ts.wait(t, sess.ID, "recording.ready")["recording.ready"].Data
+	if rec["state"] != "incomplete" || rec["url"] != b.URL()+"/api/v1/recordings/"+sess.ID {
+		t.Errorf("recording.ready %v, want state incomplete and the recording's link", rec)
 	}
 }
 
