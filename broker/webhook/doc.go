@@ -51,7 +51,8 @@
 //	session.started   SessionStarted: viewer, started_at — once, when the user first lets someone see the screen
 //	session.ended     SessionEnded: created_at, started_at (null if never started), ended_at,
 //	                  duration_seconds (from started_at), end_reason, permissions_granted (union over
-//	                  the session), viewers, closing_notes, files_moved (name, size, sha256,
+//	                  the session), viewers (those the user let in), joined (everyone who joined,
+//	                  let in or not), closing_notes, files_moved (name, size, sha256,
 //	                  direction, technician, at), shell_commands (command as typed, technician,
 //	                  at; at most 1000) — once per session
 //	recording.ready   RecordingReady: state, size_bytes, duration_ms, segments, frames_relayed, frames_written,

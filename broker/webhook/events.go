@@ -146,8 +146,14 @@ type SessionEnded struct {
 	// PermissionsGranted is every permission the user granted anyone
 	// during the session, even if revoked later.
 	PermissionsGranted []string `json:"permissions_granted"`
-	// Viewers are the technicians the user let in.
+	// Viewers are the technicians the user let in: those the user allowed
+	// something, who may have seen the screen.
 	Viewers []string `json:"viewers"`
+	// Joined is everyone who joined the session (technicians, colleagues,
+	// supervisors), in the order they first joined, whether the user let
+	// them in or not: a technician the user turned away is here and not in
+	// Viewers.
+	Joined []string `json:"joined"`
 	// ClosingNotes are the technician's notes given when ending the
 	// session through the API; empty when none.
 	ClosingNotes string `json:"closing_notes"`
@@ -305,13 +311,18 @@ func (d *Dispatcher) sessionEnded(ctx context.Context, sess *store.Session, ref 
 		return nil, fmt.Errorf("read the audit trail of %s: %w", sess.ID, err)
 	}
 	out := &SessionEnded{SessionRef: ref, CreatedAt: utc(sess.CreatedAt), EndedAt: at, EndReason: sess.EndReason,
-		PermissionsGranted: []string{}, Viewers: []string{}, FilesMoved: []FileMoved{}, ShellCommands: []ShellCommand{}}
+		PermissionsGranted: []string{}, Viewers: []string{}, Joined: []string{}, FilesMoved: []FileMoved{}, ShellCommands: []ShellCommand{}}
 	if !sess.EndedAt.IsZero() {
 		out.EndedAt = utc(sess.EndedAt)
 	}
 	granted := map[string]bool{}
 	for _, ev := range events {
 		switch ev.Type {
+		case "viewer.joined":
+			if !slices.Contains(out.Joined, ev.Actor) {
+				out.Joined = append(out.Joined, ev.Actor)
+			}
+			continue
 		case "consent.granted", ClosingNotesAudit, "file.transfer", "shell.command":
 		default:
 			continue

@@ -724,12 +724,16 @@ func TestSessionEvents(t *testing.T) {
 	e.audit(t, "session.created", "tina", map[string]any{})
 	e.clock.Advance(time.Minute)
 	e.audit(t, "host.connected", "user", map[string]any{"hostname": "pc-7", "os": "linux", "remote": "10.0.0.7:5000"})
+	e.audit(t, "viewer.joined", "tina", map[string]any{"role": "technician"})
 	e.audit(t, "consent.requested", "tina", map[string]any{"permissions": []string{"view", "control"}, "viewer": "tina"})
 	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "tina", "requested": []string{"view", "control"}, "granted": []string{"view"}})
 	start := e.clock.Now()
 	e.clock.Advance(2 * time.Minute)
 	e.audit(t, "consent.timeout", "broker", map[string]any{"viewer": "tina", "requested": []string{"clipboard"}, "granted": nil})
 	e.audit(t, "consent.denied", "user", map[string]any{"viewer": "tina", "requested": []string{"shell"}, "granted": nil})
+	e.audit(t, "viewer.joined", "sam", map[string]any{"role": "technician"}) // turned away: joined, never let in
+	e.audit(t, "viewer.joined", "lee", map[string]any{"role": "technician"})
+	e.audit(t, "viewer.joined", "tina", map[string]any{"role": "technician"}) // back after a moment away
 	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "lee", "requested": []string{"view", "control"}, "granted": []string{"view", "control"}})
 	e.audit(t, "consent.changed", "user", map[string]any{"change": "revoked control", "paused": false})
 	e.audit(t, "consent.changed", "user", map[string]any{"change": "paused the session", "paused": true})
@@ -812,6 +816,7 @@ func TestSessionEvents(t *testing.T) {
 		CreatedAt:  t0, StartedAt: &start, EndedAt: e.clock.Now(), DurationSeconds: 210,
 		EndReason:          "The technician ended the session.",
 		PermissionsGranted: []string{"view", "control"}, Viewers: []string{"tina", "lee"},
+		Joined:       []string{"tina", "sam", "lee"},
 		ClosingNotes: "Printer driver reinstalled.\nUser happy.",
 		FilesMoved: []FileMoved{
 			{Name: "driver.deb", Size: 2048, SHA256: "ab12", Direction: "upload", Technician: "lee", At: fileAt},

@@ -118,11 +118,14 @@ func events(t *testing.T, ctx context.Context, b *broker, id string) []string {
 }
 
 // TestConsentDenied: the user says no; nothing is shown and the session
-// ends for everyone with the reason.
+// ends for everyone with the reason. The ticket system hears that the
+// technician joined and was not let in.
 func TestConsentDenied(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
-	b := startBroker(t)
+	b, hc := webhookBroker(t)
+	ts := newTicketSystem(t)
+	register(t, b, hc, ts)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, j, host := askedSession(t, ctx, b, display)
@@ -144,6 +147,12 @@ func TestConsentDenied(t *testing.T) {
 	}
 	if ev := events(t, ctx, b, j.ID); !slices.Contains(ev, "consent.denied") || !slices.Contains(ev, "session.ended") {
 		t.Fatalf("events %v", ev)
+	}
+	d := ts.wait(t, j.ID, "session.ended")["session.ended"].Data
+	viewers, _ := d["viewers"].([]any)
+	joined, _ := d["joined"].([]any)
+	if viewers == nil || len(viewers) != 0 || !slices.Equal(joined, []any{"admin"}) {
+		t.Errorf("session.ended says viewers %v, joined %v; want none let in, admin joined", d["viewers"], d["joined"])
 	}
 }
 
