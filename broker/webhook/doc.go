@@ -43,7 +43,8 @@
 // username). The types, with their data (the Go types of the same name
 // document each field):
 //
-//	session.created   SessionCreated: permissions_requested, code_expires_at, created_at (never the code)
+//	session.created   SessionCreated: permissions_requested, code_expires_at (left out once the code is
+//	                  used, as for a claimed session), created_at (never the code)
 //	host.connected    HostConnected: host {hostname, os}, connected_at
 //	consent.granted   ConsentGranted: viewer, requested, granted, at
 //	consent.denied    ConsentDenied: viewer, requested, reason ("denied" or "timeout"), at

@@ -75,9 +75,11 @@ type SessionRef struct {
 // is never sent.
 type SessionCreated struct {
 	SessionRef
-	PermissionsRequested []string  `json:"permissions_requested"`
-	CodeExpiresAt        time.Time `json:"code_expires_at"`
-	CreatedAt            time.Time `json:"created_at"`
+	PermissionsRequested []string `json:"permissions_requested"`
+	// CodeExpiresAt is when the code stops working; left out for a session
+	// a technician claimed (initiated_by "user"), whose code is used already.
+	CodeExpiresAt *time.Time `json:"code_expires_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
 }
 
 // HostConnected is the data of host.connected: the user's host program
@@ -277,7 +279,12 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 	at := utc(e.At)
 	switch e.Type {
 	case SessionCreatedType:
-		return []outgoing{{SessionCreatedType, true, SessionCreated{ref, nonNil(sess.Permissions), utc(sess.CodeExpiresAt), utc(sess.CreatedAt)}}}, nil
+		created := SessionCreated{SessionRef: ref, PermissionsRequested: nonNil(sess.Permissions), CreatedAt: utc(sess.CreatedAt)}
+		if sess.CodeUsedAt.IsZero() {
+			expires := utc(sess.CodeExpiresAt)
+			created.CodeExpiresAt = &expires
+		}
+		return []outgoing{{SessionCreatedType, true, created}}, nil
 	case HostConnectedType:
 		return []outgoing{{HostConnectedType, true, HostConnected{ref, HostInfo{det.Hostname, det.OS}, at}}}, nil
 	case "consent.granted":

@@ -45,12 +45,16 @@ var shownCode = regexp.MustCompile(`Your support code: (\d{3}) (\d{3}) (\d{3})`)
 
 // TestUserInitiatedSession: the user starts the host without a code, the
 // broker issues one that the host shows, the technician claims it for a
-// ticket in the API the console uses, connects and sees the screen.
+// ticket in the API the console uses, connects and sees the screen. The
+// ticket system hears of the session, without a code expiry: the code is
+// used.
 func TestUserInitiatedSession(t *testing.T) {
 	const w, h = 1024, 768
 	display := xtest.StartXvfb(t, w, h)
 	xtest.StartPattern(t, display)
-	b := startBroker(t)
+	b, _ := webhookBroker(t)
+	ts := newTicketSystem(t)
+	register(t, b, b.httpClient(t), ts)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
@@ -114,6 +118,10 @@ func TestUserInitiatedSession(t *testing.T) {
 	}
 	if _, got := apiCall(t, hc, "GET", api+"/sessions/"+id, tok, "", nil); got["state"] != "active" || got["host"] == nil {
 		t.Errorf("right after the claim the session is %v with host %v, want active with the user's computer", got["state"], got["host"])
+	}
+	created := ts.wait(t, id, "session.created")["session.created"].Data
+	if _, ok := created["code_expires_at"]; ok || created["initiated_by"] != "user" || created["ticket_id"] != "HELP-77" {
+		t.Errorf("session.created of the claimed session: %v; want initiated_by user and no code_expires_at", created)
 	}
 	// Each code works once.
 	if status, resp := apiCall(t, hc, "POST", api+"/sessions/claim", tok, `{"code":"`+code+`","ticket":{"id":"HELP-77"}}`, nil); status != 404 {
