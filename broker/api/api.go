@@ -802,10 +802,9 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	writeJSON(w, http.StatusCreated, out)
 }
 
-// liveCodes counts owner's sessions whose code still lets a user in. A
-// waiting session whose code has expired is ended on the way, as listing
-// it does, so that those left over from before do not hide live ones
-// beyond the list's limit for long.
+// liveCodes counts owner's sessions whose code still lets a user in. The
+// hub ends a waiting session within a second of its code's expiry, so
+// those left over do not hide live ones beyond the list's limit.
 func (a *API) liveCodes(r *http.Request, owner *store.User) (int, error) {
 	list, err := a.cfg.Store.ListSessions(r.Context(), store.SessionFilter{Technician: owner.ID, State: store.StateWaiting, Limit: 500})
 	if err != nil {
@@ -813,7 +812,7 @@ func (a *API) liveCodes(r *http.Request, owner *store.User) (int, error) {
 	}
 	n := 0
 	for _, s := range list {
-		if s = a.cfg.Hub.EndIfExpired(r.Context(), s); s.State == store.StateWaiting && s.CodeUsedAt.IsZero() {
+		if s.CodeUsedAt.IsZero() && s.CodeExpiresAt.After(a.cfg.Now()) {
 			n++
 		}
 	}
@@ -915,7 +914,7 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	}{Sessions: []sessionJSON{}}
 	names := usernames{}
 	for _, s := range list {
-		out.Sessions = append(out.Sessions, a.sessionJSON(r, names, a.cfg.Hub.EndIfExpired(r.Context(), s)))
+		out.Sessions = append(out.Sessions, a.sessionJSON(r, names, s))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -944,7 +943,7 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
 		return
 	}
-	writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, a.cfg.Hub.EndIfExpired(r.Context(), sess)))
+	writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, sess))
 }
 
 func (a *API) endSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

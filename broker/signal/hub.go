@@ -387,14 +387,6 @@ func (h *Hub) endExpired() {
 	}
 }
 
-// EndIfExpired returns s. The hub ends a session whose code expired
-// unused by itself, within a second (see expireCodes); a read does not
-// change it, so that a list of the sessions in one state holds only
-// sessions in that state.
-func (h *Hub) EndIfExpired(ctx context.Context, s *store.Session) *store.Session {
-	return s
-}
-
 // end marks the session ended, tells everyone connected and closes their
 // connections.
 func (h *Hub) end(id, reason string) {

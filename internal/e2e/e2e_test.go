@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -35,6 +36,7 @@ type broker struct {
 	*server.Broker
 	admin  server.InitialAdmin
 	offset atomic.Int64 // added to the real time, in nanoseconds
+	stop   func()       // shuts the broker down, once; the test's end does it too
 }
 
 func (b *broker) now() time.Time { return time.Now().Add(time.Duration(b.offset.Load())) }
@@ -79,12 +81,16 @@ func startBrokerWith(t *testing.T, tune func(*server.Config)) *broker {
 	b.Broker = srv
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("broker: %v", err)
-		}
-	})
+	var stop sync.Once
+	b.stop = func() {
+		stop.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("broker: %v", err)
+			}
+		})
+	}
+	t.Cleanup(b.stop)
 	data, err := os.ReadFile(srv.InitialAdminPath())
 	if err != nil {
 		t.Fatal(err)

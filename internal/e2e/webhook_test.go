@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -455,20 +454,13 @@ func TestWebhookCodeExpiry(t *testing.T) {
 	}
 
 	// A code that expires while the broker is stopped.
-	bin := xtest.Build(t, "./broker")
 	dataDir := t.TempDir()
-	bp := runBrokerProc(t, bin, dataDir, "-code-ttl", ttl.String())
-	u, _ := dial.BrokerURL(bp.url)
-	pc, err := client.New(client.Config{Broker: u, CAFile: bp.ca, Token: bp.admin.APIKey})
+	b1 := startBrokerWith(t, func(c *server.Config) { c.DataDir = dataDir; c.CodeTTL = ttl })
+	stopped, err := b1.client(t).CreateSession(ctx, "INC-302")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopped, err := pc.CreateSession(ctx, "INC-302")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bp.cmd.Process.Signal(syscall.SIGKILL)
-	bp.cmd.Wait()
+	b1.stop()
 	time.Sleep(time.Until(stopped.CodeExpiresAt) + time.Second)
 	_, ts2 := restartWithTicketSystem(t, ctx, dataDir, "session.ended")
 	d = ts2.wait(t, stopped.ID, "session.ended")["session.ended"].Data
