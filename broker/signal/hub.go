@@ -144,6 +144,17 @@ type Hub struct {
 	attachMu   sync.Mutex // serializes the creation of live sessions
 	recMu      sync.Mutex
 	recordings map[string]*record.Session // by session id, while live
+
+	// unrecorded are ends the store refused (its disk full), written
+	// as soon as it takes them; under mu.
+	unrecorded []unrecordedEnd
+}
+
+// unrecordedEnd is a session's end still to be written, with the reason
+// and time it ended.
+type unrecordedEnd struct {
+	id, reason string
+	at         time.Time
 }
 
 // live is a session with someone connected.
@@ -358,6 +369,7 @@ func (h *Hub) expireCodes() {
 	defer tick.Stop()
 	for {
 		h.endExpired()
+		h.writeUnrecordedEnds()
 		select {
 		case <-h.stop:
 			return
@@ -387,12 +399,69 @@ func (h *Hub) endExpired() {
 	}
 }
 
+// writeEnd writes that the session ended now, for reason. When the store
+// refuses (its disk full), the end is kept to be written later: otherwise
+// the session would read active until a restart, which would end it at its
+// last sign of life for the wrong reason. An end still waiting to be
+// written keeps its reason (the host's disconnect that follows is not why
+// the session ended).
+func (h *Hub) writeEnd(id, reason string) {
+	h.mu.Lock()
+	unwritten := slices.ContainsFunc(h.unrecorded, func(e unrecordedEnd) bool { return e.id == id })
+	h.mu.Unlock()
+	if unwritten {
+		return
+	}
+	at := h.cfg.Now()
+	if err := h.cfg.Store.EndSession(context.Background(), id, reason, at); err != nil {
+		h.log.Error("record session end; it is written once the database takes it", "session", id, "err", err)
+		h.mu.Lock()
+		h.unrecorded = append(h.unrecorded, unrecordedEnd{id, reason, at})
+		h.mu.Unlock()
+	}
+}
+
+// writeUnrecordedEnds writes the ends the store refused before, with their
+// own reason and time, and their place in the trail, which was refused
+// with them; the ticket system hears of them then.
+func (h *Hub) writeUnrecordedEnds() {
+	h.mu.Lock()
+	ends := h.unrecorded
+	h.unrecorded = nil
+	h.mu.Unlock()
+	for i, e := range ends {
+		if err := h.cfg.Store.EndSession(context.Background(), e.id, e.reason, e.at); err != nil {
+			h.mu.Lock()
+			h.unrecorded = append(h.unrecorded, ends[i:]...)
+			h.mu.Unlock()
+			return
+		}
+		h.log.Info("session end written", "session", e.id, "ended_at", e.at)
+		if h.trailHasEnd(e.id) {
+			continue
+		}
+		detail, _ := json.Marshal(map[string]any{"reason": e.reason})
+		if err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: e.id, At: e.at, Actor: "broker", Type: "session.ended", Detail: string(detail)}); err != nil {
+			h.log.Error("audit", "session", e.id, "type", "session.ended", "err", err)
+		}
+		h.notify(e.id, "broker", "session.ended", detail)
+	}
+}
+
+// trailHasEnd reports whether the session's trail holds its end already
+// (the store took that entry, though not the session's new state).
+func (h *Hub) trailHasEnd(id string) bool {
+	events, err := h.cfg.Store.Events(context.Background(), id)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(events, func(e *store.Event) bool { return e.Type == "session.ended" })
+}
+
 // end marks the session ended, tells everyone connected and closes their
 // connections.
 func (h *Hub) end(id, reason string) {
-	if err := h.cfg.Store.EndSession(context.Background(), id, reason, h.cfg.Now()); err != nil {
-		h.log.Error("record session end", "session", id, "err", err)
-	}
+	h.writeEnd(id, reason)
 	h.mu.Lock()
 	l := h.live[id]
 	if l == nil || l.ended {

@@ -1063,3 +1063,56 @@ func TestEncryptedRecordingWithoutKey(t *testing.T) {
 		t.Errorf("a start with the right key warns:\n%s\n%s", bp4.stdout, bp4.stderr)
 	}
 }
+
+// TestDiskFullEndIsWrittenLater: with the broker's whole data directory on
+// a disk that fills mid-session, the session ends as it could not be
+// recorded; once there is room again the session reads ended, with that
+// reason and when it ended, not active until a restart.
+func TestDiskFullEndIsWrittenLater(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := startBrokerWith(t, func(c *server.Config) {
+		c.DataDir = mnt
+		c.Recording.SegmentDuration = 500 * time.Millisecond
+	})
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-FULL-DB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("no video: %v", err)
+	}
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler)
+	select {
+	case <-j.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the session went on with its archive unwritable")
+	}
+	ended := time.Now()
+	os.Remove(filler)
+	hc := newSpecChecker(t, b).client()
+	var out map[string]any
+	waitFor(t, 10*time.Second, func() bool {
+		_, out = apiCall(t, hc, "GET", b.URL()+"/api/v1/sessions/"+sess.ID, b.admin.APIKey, "", nil)
+		return out["state"] == "ended"
+	})
+	at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(out["ended_at"]))
+	if reason := fmt.Sprint(out["end_reason"]); !strings.Contains(reason, "could not be recorded") || at.Sub(ended).Abs() > 5*time.Second {
+		t.Errorf("the session ended %v for %q; want about %v, because it could not be recorded", out["ended_at"], reason, ended)
+	}
+}
