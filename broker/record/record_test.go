@@ -515,7 +515,9 @@ func TestKillMidSession(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
-	r2, _ := New(Config{Dir: filepath.Join(root, "rec"), Key: key})
+	// The broker comes back forty days later.
+	later := time.Now().Add(40 * 24 * time.Hour)
+	r2, _ := New(Config{Dir: filepath.Join(root, "rec"), Key: key, Now: func() time.Time { return later }})
 	ms, err := r2.Recover()
 	if err != nil || len(ms) != 1 || ms[0].State != StateIncomplete {
 		t.Fatalf("recover: %v %v", ms, err)
@@ -538,6 +540,11 @@ func TestKillMidSession(t *testing.T) {
 	}
 	if again, _ := r2.Recover(); len(again) != 0 {
 		t.Errorf("recovered twice: %v", again)
+	}
+	// Thirty days' retention counts from what the archive holds, not
+	// from the restart.
+	if old, err := r2.Expired(later.Add(-30 * 24 * time.Hour)); err != nil || len(old) != 1 {
+		t.Errorf("archives past 30 days' retention after the late restart: %v %v; want the recovered one", old, err)
 	}
 }
 

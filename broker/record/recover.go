@@ -28,9 +28,10 @@ func (r *Recorder) Recover() ([]*Manifest, error) {
 		if err != nil || m.State != StateRecording {
 			continue
 		}
+		// SealedAt stays the last seal's: the archive ends there, and
+		// retention counts from it, however long the broker was down.
 		m.State = StateIncomplete
 		m.Note = fmt.Sprintf("The broker stopped while recording; the archive covers the session up to %s, its last seal.", m.SealedAt.Format(time.RFC3339))
-		m.SealedAt = r.cfg.Now().UTC()
 		if err := writeManifest(dir, m, r.cfg.Key); err != nil {
 			errs = append(errs, fmt.Errorf("seal archive %s: %w", e.Name(), err))
 			continue
