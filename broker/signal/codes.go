@@ -78,7 +78,7 @@ func (h *Hub) CreateSession(ctx context.Context, by, owner *store.User, t Ticket
 	if ttl <= 0 {
 		ttl = h.cfg.CodeTTL
 	}
-	now := h.cfg.Now()
+	now := h.cfg.Now().Truncate(time.Millisecond) // as the store keeps it
 	for range 5 { // a code collision is rare; retry with a new one
 		code := NewCode()
 		if h.isPending(auth.HashToken(code)) {
@@ -304,7 +304,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next fun
 		h.refuse(c, protocol.CodeRateLimited, limited.Advice())
 		return nil, nil, nil, false
 	}
-	now := h.cfg.Now()
+	now := h.cfg.Now().Truncate(time.Millisecond) // as the store keeps it
 	p := &pendingHost{expires: now.Add(h.cfg.CodeTTL), claimed: make(chan *store.Session, 1), joined: make(chan struct{})}
 	defer func() {
 		if !ok {
@@ -414,7 +414,7 @@ func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket
 		return nil, err
 	}
 	hash := auth.HashToken(code)
-	now := h.cfg.Now()
+	now := h.cfg.Now().Truncate(time.Millisecond) // as the store keeps it
 	h.mu.Lock()
 	p := h.pending[hash]
 	if p != nil {

@@ -415,6 +415,10 @@ func TestWebhookCodeExpiry(t *testing.T) {
 		t.Fatalf("create session: %d %v", status, out)
 	}
 	waiting := out["id"].(string)
+	// The answer's times are the ones later reads give.
+	if _, again := apiCall(t, hc, "GET", b.URL()+"/api/v1/sessions/"+waiting, b.admin.APIKey, "", nil); again["created_at"] != out["created_at"] || again["code_expires_at"] != out["code_expires_at"] {
+		t.Errorf("created %v, expires %v; read back %v, %v", out["created_at"], out["code_expires_at"], again["created_at"], again["code_expires_at"])
+	}
 
 	got := ts.wait(t, sess.ID, "session.created", "session.ended")
 	late := time.Since(sess.CodeExpiresAt)
