@@ -291,6 +291,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(web.FS())))
 	mux.HandleFunc("GET /{$}", serveConsole)
 	mux.HandleFunc("GET /console", serveConsole)
+	mux.HandleFunc("GET /healthz", b.serveHealth)
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certSrc.get() }}
 	// A client that sends a request's headers and then its body a byte at a

@@ -278,6 +278,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Check reads the database, for the broker's health check.
+func (s *Store) Check(ctx context.Context) error {
+	var n int
+	return s.db.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n)
+}
+
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v sql.NullInt64) time.Time {

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/viewer/client"
 )
@@ -334,5 +336,26 @@ func TestAPIOptionalBodyChunked(t *testing.T) {
 	}
 	if status, out := post("/sessions/" + out["id"].(string) + "/end"); status != 200 || out["state"] != "ended" {
 		t.Errorf("end with an empty chunked body: %d %v", status, out)
+	}
+}
+
+// TestHealth: monitoring asks /healthz without a login: 200 while the broker
+// can work, 503 naming the problem when the disk its data is on is full.
+func TestHealth(t *testing.T) {
+	health := func(b *broker) (int, map[string]any) {
+		return apiCall(t, newSpecChecker(t, b).client(), "GET", b.URL()+"/healthz", "", "", nil)
+	}
+	if status, out := health(startBroker(t)); status != 200 || out["status"] != "ok" {
+		t.Errorf("health of a broker that can work: %d %v", status, out)
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	b := startBrokerWith(t, func(c *server.Config) { c.DataDir = mnt })
+	status, out := health(b)
+	if problems := fmt.Sprint(out["problems"]); status != 503 || out["status"] != "unavailable" || !strings.Contains(problems, "data directory's disk is full") || !strings.Contains(problems, "sessions cannot start") {
+		t.Errorf("health with the data disk nearly full: %d %v", status, out)
 	}
 }
