@@ -276,8 +276,8 @@ func runShell(ctx context.Context, c *client.Client, args []string) error {
 		}
 		return nil
 	}
-	if j.EndReason() != "" {
-		return errors.New("session ended: " + j.EndReason())
+	if err := j.Over(); err != nil {
+		return err // "session ended: …", or "disconnected: …" while it goes on
 	}
 	if why := j.ClosedBecause(protocol.PermShell); why != "" {
 		return errors.New("the shell was closed: " + why)

@@ -60,7 +60,15 @@ func (j *Joined) Files(ctx context.Context) (*Files, error) {
 		case <-f.closed:
 		}
 	})
-	dc.OnClose(func() { f.closeOnce.Do(func() { close(f.closed) }) })
+	dc.OnClose(f.markClosed)
+	// A channel whose connection died never hears its close.
+	go func() {
+		select {
+		case <-j.done:
+			f.markClosed()
+		case <-f.closed:
+		}
+	}()
 	if err := j.waitChannel(ctx, dc); err != nil {
 		dc.Close()
 		return nil, f.closedErr(err)
@@ -82,14 +90,46 @@ func (j *Joined) waitChannel(ctx context.Context, dc *webrtc.DataChannel) error 
 		case <-ctx.Done():
 			return fmt.Errorf("data channel %s did not open: %w", dc.Label(), ctx.Err())
 		case <-j.done:
-			return ErrEnded
+			return j.Over()
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
 
 // Close closes the channel; a transfer under way can resume later.
-func (f *Files) Close() error { return f.dc.Close() }
+func (f *Files) Close() error {
+	err := f.dc.Close()
+	f.markClosed()
+	return err
+}
+
+func (f *Files) markClosed() { f.closeOnce.Do(func() { close(f.closed) }) }
+
+// whileConnected returns ctx, cancelled also when the connection is over:
+// a transfer waiting for room to send on a dead connection gives up.
+func (f *Files) whileConnected(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-f.j.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// explain replaces a transfer's error with why the connection is over,
+// when it is.
+func (f *Files) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	if over := f.j.Over(); over != nil {
+		return over
+	}
+	return err
+}
 
 // send writes one JSON message.
 func (f *Files) send(ctx context.Context, m protocol.FileMessage) error {
@@ -106,7 +146,7 @@ func (f *Files) send(ctx context.Context, m protocol.FileMessage) error {
 // closedErr explains a closed channel with what the broker said, if
 // anything.
 func (f *Files) closedErr(err error) error {
-	if errors.Is(err, ErrEnded) || (err != nil && !errors.Is(err, rtc.ErrChannelClosed) && !errors.Is(err, ErrChannelClosed)) {
+	if errors.Is(err, ErrEnded) || errors.Is(err, ErrDisconnected) || (err != nil && !errors.Is(err, rtc.ErrChannelClosed) && !errors.Is(err, ErrChannelClosed)) {
 		return err
 	}
 	if why := f.j.ClosedBecause(protocol.PermFiles); why != "" {
@@ -166,7 +206,7 @@ const cancelWait = 5 * time.Second
 // cancel tells the host to abandon the transfer when ctx was cancelled,
 // and waits for its confirmation so that the next request starts clean.
 func (f *Files) cancel(ctx context.Context, err error) error {
-	if ctx.Err() == nil {
+	if ctx.Err() == nil || f.j.Over() != nil {
 		return err
 	}
 	wait, stop := context.WithTimeout(context.Background(), cancelWait)
@@ -227,6 +267,13 @@ func HashFile(path string) (string, int64, error) {
 // much it has and only the rest is sent. It returns the host's record of
 // the verified file (its final name and path there).
 func (f *Files) Push(ctx context.Context, local, name string, progress Progress) (protocol.FileMessage, error) {
+	ctx, cancel := f.whileConnected(ctx)
+	defer cancel()
+	m, err := f.push(ctx, local, name, progress)
+	return m, f.explain(err)
+}
+
+func (f *Files) push(ctx context.Context, local, name string, progress Progress) (protocol.FileMessage, error) {
 	if name == "" {
 		name = filepath.Base(local)
 	}
@@ -297,6 +344,13 @@ const PartSuffix = ".tether-part"
 // moved into place only after its SHA-256 matched the host's; an existing
 // local file is never replaced.
 func (f *Files) Pull(ctx context.Context, remote, local string, progress Progress) (protocol.FileMessage, error) {
+	ctx, cancel := f.whileConnected(ctx)
+	defer cancel()
+	m, err := f.pull(ctx, remote, local, progress)
+	return m, f.explain(err)
+}
+
+func (f *Files) pull(ctx context.Context, remote, local string, progress Progress) (protocol.FileMessage, error) {
 	if _, err := os.Lstat(local); err == nil {
 		return protocol.FileMessage{}, fmt.Errorf("%s exists; choose another name", local)
 	}

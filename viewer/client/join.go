@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/image/vp8"
@@ -23,6 +25,15 @@ import (
 // ErrEnded is returned once the session is over.
 var ErrEnded = errors.New("session ended")
 
+// ErrDisconnected is returned once this connection is over while the
+// session may go on: the broker cut it off (a revoked key, a sign-out), or
+// the connection to the broker was lost.
+var ErrDisconnected = errors.New("disconnected")
+
+// sessionEndedClose is the close reason the broker gives when the session
+// itself ended; a connection it cuts off alone is closed without it.
+const sessionEndedClose = "session ended"
+
 // Joined is a live connection to one session.
 type Joined struct {
 	ID  string
@@ -31,10 +42,13 @@ type Joined struct {
 	pc  *webrtc.PeerConnection
 	wg  sync.WaitGroup
 
+	log *slog.Logger
+
 	mu        sync.Mutex
 	state     string
 	host      *protocol.HostInfo
 	endReason string
+	cutOff    bool      // the connection ended, not the session
 	keyframe  []byte    // the latest complete keyframe
 	keyAt     time.Time // when it arrived
 	changed   chan struct{}
@@ -61,7 +75,7 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Joined{ID: id, sig: sig, changed: make(chan struct{}), done: make(chan struct{}), lastControl: map[string]protocol.ControlMessage{}}
+	j := &Joined{ID: id, sig: sig, log: c.cfg.Logger.With("session", id), changed: make(chan struct{}), done: make(chan struct{}), lastControl: map[string]protocol.ControlMessage{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -94,6 +108,27 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 		return nil, err
 	}
 	j.control.OnMessage(func(m webrtc.DataChannelMessage) { j.fromControl(m.Data) })
+	// A broker that stops answering (frozen, or the network gone) leaves
+	// the signaling connection open but silent: the media connection
+	// failing is how the client learns, after as long as the host waits.
+	j.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		j.log.Debug("media connection", "state", s.String())
+		switch s {
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			go func() {
+				// When the session ends, the broker closes the media
+				// connection too: its word on why comes on signaling, a
+				// moment later.
+				select {
+				case <-j.done:
+					return
+				case <-time.After(2 * time.Second):
+				}
+				j.finish("The connection to the broker was lost.", true)
+				j.sig.Close() // ends signaling, which waits on a silent broker
+			}()
+		}
+	})
 	j.pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		j.videoSSRC.Store(uint32(track.SSRC()))
 		j.wg.Add(1)
@@ -113,10 +148,11 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 
 // signaling answers the broker's offer and follows state changes.
 func (j *Joined) signaling() {
-	defer j.finish("")
+	var ended *protocol.Ended
 	for {
 		env, err := j.sig.Read()
 		if err != nil {
+			j.signalingClosed(ended, err)
 			return
 		}
 		switch env.Type {
@@ -176,15 +212,33 @@ func (j *Joined) signaling() {
 			j.notifyLocked()
 			j.mu.Unlock()
 		case protocol.TypeEnded:
-			var ended protocol.Ended
-			protocol.DecodePayload(env, &ended)
-			j.finish(ended.Reason)
-			return
+			// The close that follows says whether the session ended or
+			// the broker cut off this connection alone.
+			ended = &protocol.Ended{}
+			protocol.DecodePayload(env, ended)
 		}
 	}
 }
 
-func (j *Joined) finish(reason string) {
+// signalingClosed records why the signaling connection closed with err,
+// after the broker's word ended, if any.
+func (j *Joined) signalingClosed(ended *protocol.Ended, err error) {
+	var ce *websocket.CloseError
+	isClose := errors.As(err, &ce)
+	j.log.Debug("signaling closed", "err", err)
+	switch {
+	case ended != nil:
+		j.finish(ended.Reason, isClose && ce.Text != sessionEndedClose)
+	case isClose && ce.Text != "":
+		j.finish("The broker closed the connection: "+ce.Text+".", true)
+	default:
+		j.finish("The connection to the broker closed.", true)
+	}
+}
+
+// finish marks the connection over, for reason: the session ended, or
+// (cutOff) only this connection did and the session may go on.
+func (j *Joined) finish(reason string, cutOff bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	select {
@@ -195,7 +249,11 @@ func (j *Joined) finish(reason string) {
 	if reason == "" {
 		reason = "The connection to the broker closed."
 	}
-	j.endReason, j.state = reason, "ended"
+	j.endReason, j.cutOff = reason, cutOff
+	if !cutOff {
+		j.state = "ended"
+	}
+	j.log.Debug("connection over", "reason", reason, "session ended", !cutOff)
 	close(j.done)
 	j.notifyLocked()
 }
@@ -251,14 +309,38 @@ func (j *Joined) Host() *protocol.HostInfo {
 	return j.host
 }
 
-// Done is closed when the session ends.
+// Done is closed when the session ends, or this connection to it does.
 func (j *Joined) Done() <-chan struct{} { return j.done }
 
-// EndReason says why the session ended.
+// EndReason says why the session ended, or why this connection did.
 func (j *Joined) EndReason() string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.endReason
+}
+
+// Disconnected says whether only this connection ended, and the session
+// may go on without it (see EndReason for why).
+func (j *Joined) Disconnected() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.cutOff
+}
+
+// Over returns why the connection is over, wrapping ErrEnded or
+// ErrDisconnected; nil while it lasts.
+func (j *Joined) Over() error {
+	select {
+	case <-j.done:
+	default:
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.cutOff {
+		return fmt.Errorf("%w: %s", ErrDisconnected, j.endReason)
+	}
+	return fmt.Errorf("%w: %s", ErrEnded, j.endReason)
 }
 
 // RequestKeyframe asks the host, through the broker, for a keyframe. It
@@ -296,7 +378,7 @@ func (j *Joined) Screenshot(ctx context.Context) (image.Image, error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("screenshot: no keyframe arrived: %w", ctx.Err())
 		case <-j.done:
-			return nil, fmt.Errorf("screenshot: %w: %s", ErrEnded, j.EndReason())
+			return nil, fmt.Errorf("screenshot: %w", j.Over())
 		case <-retry.C:
 			j.RequestKeyframe()
 			wait *= 2
@@ -375,7 +457,7 @@ func (j *Joined) WaitControl(ctx context.Context, typ string, cond func(protocol
 		case <-ctx.Done():
 			return m, fmt.Errorf("waiting for %s: %w", typ, ctx.Err())
 		case <-j.done:
-			return m, fmt.Errorf("waiting for %s: %w", typ, ErrEnded)
+			return m, fmt.Errorf("waiting for %s: %w", typ, j.Over())
 		case <-changed:
 		}
 	}
@@ -388,7 +470,7 @@ func (j *Joined) waitOpen(ctx context.Context, dc *webrtc.DataChannel) error {
 		case <-ctx.Done():
 			return fmt.Errorf("data channel %s did not open: %w", dc.Label(), ctx.Err())
 		case <-j.done:
-			return ErrEnded
+			return j.Over()
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -454,7 +536,7 @@ func (j *Joined) WaitPermissions(ctx context.Context, cond func(protocol.Permiss
 			}
 			return *p, fmt.Errorf("waiting for permissions (now %v, paused %v): %w", p.Granted, p.Paused, ctx.Err())
 		case <-j.done:
-			return protocol.Permissions{}, fmt.Errorf("waiting for permissions: %w: %s", ErrEnded, j.EndReason())
+			return protocol.Permissions{}, fmt.Errorf("waiting for permissions: %w", j.Over())
 		case <-changed:
 		}
 	}
@@ -477,6 +559,8 @@ func (j *Joined) ClosedBecause(perm string) string {
 	switch {
 	case errors.Is(err, ErrEnded):
 		return "the session ended: " + j.EndReason()
+	case errors.Is(err, ErrDisconnected):
+		return "disconnected: " + j.EndReason()
 	case err != nil:
 		return ""
 	case p.Paused:
@@ -516,7 +600,7 @@ func (j *Joined) Ask(ctx context.Context, perms ...string) (protocol.Permissions
 		case <-ctx.Done():
 			return protocol.Permissions{}, fmt.Errorf("waiting for the user's answer: %w", ctx.Err())
 		case <-j.done:
-			return protocol.Permissions{}, fmt.Errorf("waiting for the user's answer: %w: %s", ErrEnded, j.EndReason())
+			return protocol.Permissions{}, fmt.Errorf("waiting for the user's answer: %w", j.Over())
 		case <-changed:
 		}
 	}

@@ -54,12 +54,15 @@ func (j *Joined) Shell(ctx context.Context, n, cols, rows int) (*Shell, error) {
 			s.mu.Unlock()
 		}
 	})
-	dc.OnClose(func() {
-		s.once.Do(func() {
-			pw.Close()
-			close(s.done)
-		})
-	})
+	dc.OnClose(s.closed)
+	// A channel whose connection died never hears its close.
+	go func() {
+		select {
+		case <-j.done:
+			s.closed()
+		case <-s.done:
+		}
+	}()
 	if err := j.waitChannel(ctx, dc); err != nil {
 		dc.Close()
 		if m, ok := j.LastControl(protocol.ControlInputDropped); ok && m.Reason != "" && errors.Is(err, ErrChannelClosed) {
@@ -104,5 +107,18 @@ func (s *Shell) ExitCode() (int, bool) {
 	return s.code, s.exited
 }
 
-// Close closes the shell; the host hangs it up.
-func (s *Shell) Close() error { return s.dc.Close() }
+// Close closes the shell; the host hangs it up. Read returns io.EOF at
+// once, also when the connection is dead and the host never answers.
+func (s *Shell) Close() error {
+	err := s.dc.Close()
+	s.closed()
+	return err
+}
+
+// closed ends Read and Done, once.
+func (s *Shell) closed() {
+	s.once.Do(func() {
+		s.pw.Close()
+		close(s.done)
+	})
+}
