@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"image/png"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -70,6 +71,13 @@ func main() {
 
 	if global.Arg(0) == "logout" {
 		// The saved login names its own broker: -broker is not needed.
+		fs := flag.NewFlagSet("logout", flag.ExitOnError)
+		fs.StringVar(caFile, "ca", *caFile, "PEM file of the CA that signed the broker's certificate")
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), "Usage: viewer logout [-ca FILE]\n\nEnds the saved login on its broker and forgets its token.\n\n")
+			fs.PrintDefaults()
+		}
+		fs.Parse(global.Args()[1:])
 		if err := logout(*caFile, logger); err != nil {
 			fail(err)
 		}
@@ -197,8 +205,8 @@ func login(ctx context.Context, c *client.Client, broker string) error {
 }
 
 // logout ends the saved login on its broker and forgets its token. The
-// token is forgotten even when the broker cannot be reached; the user is
-// then told that the login stays valid there until it expires.
+// token is kept when the broker could not be told: forgotten, the login
+// would stay valid there with no way for its owner to end it.
 func logout(caFile string, logger *slog.Logger) error {
 	p, err := tokenPath()
 	if err != nil {
@@ -222,12 +230,17 @@ func logout(caFile string, logger *slog.Logger) error {
 	}
 	broker, token := f[0], f[1]
 	ended := endLogin(broker, token, caFile, logger)
+	var apiErr *client.APIError
+	switch {
+	case errors.As(ended, &apiErr) && apiErr.Status == http.StatusUnauthorized:
+		// The broker no longer knows the login (it expired, or ended).
+	case errors.Is(ended, dial.ErrUntrusted):
+		return fmt.Errorf("%s could not be told to end the login, so it is still saved in %s: %w\nRun 'viewer -ca FILE logout' again, with the broker's CA", broker, p, ended)
+	case ended != nil:
+		return fmt.Errorf("%s could not be told to end the login, so it is still saved in %s: %w\nRun 'viewer logout' again when the broker can be reached", broker, p, ended)
+	}
 	if err := os.Remove(p); err != nil {
 		return err
-	}
-	if ended != nil {
-		fmt.Printf("Logged out of %s: its token is removed from %s.\nThe broker could not be told (%v), so the login stays valid there until it expires.\n", broker, p, ended)
-		return nil
 	}
 	fmt.Printf("Logged out of %s: the broker ended the login, and its token is removed from %s.\n", broker, p)
 	return nil

@@ -135,6 +135,32 @@ func TestViewerCLI(t *testing.T) {
 		t.Fatalf("saved login %q: %v", saved, err)
 	}
 	token := strings.Fields(string(saved))[1]
+	stillLoggedIn := func(what string) {
+		t.Helper()
+		if _, err := os.Stat(tokenFile); err != nil {
+			t.Fatalf("the login token is gone after %s: %v", what, err)
+		}
+		if status, _ := apiCall(t, b.httpClient(t), "GET", b.URL()+"/api/v1/me", token, "", nil); status != http.StatusOK {
+			t.Fatalf("the login no longer works after %s: %d", what, status)
+		}
+	}
+	logoutCmd := func(args ...string) (string, error) {
+		cmd := exec.Command(viewer, args...)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=", "TETHER_BROKER=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// Asking for help logs nobody out.
+	if out, err := logoutCmd("logout", "-h"); err != nil || !strings.Contains(out, "Usage: viewer logout") {
+		t.Errorf("logout -h: %v\n%s", err, out)
+	}
+	stillLoggedIn("logout -h")
+	// Without the broker's CA, the broker cannot be told: the login is
+	// kept, to log out of once the CA is given, and the command fails.
+	if out, err := logoutCmd("logout"); err == nil || !strings.Contains(out, "still saved") || !strings.Contains(out, "-ca") {
+		t.Errorf("logout without the broker's CA: %v\n%s", err, out)
+	}
+	stillLoggedIn("a logout that could not reach the broker")
 	cmd = exec.Command(viewer, "-ca", b.CAFile(), "logout")
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=", "TETHER_BROKER=")
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Logged out of "+b.URL()+": the broker ended the login") {
