@@ -311,6 +311,9 @@ func join(ctx context.Context, c *client.Client, args []string) error {
 		case <-ctx.Done():
 			return nil
 		case <-j.Done():
+			if j.Disconnected() {
+				return j.Over() // the session goes on without us
+			}
 			fmt.Println("Session ended:", j.EndReason())
 			return nil
 		case <-t.C:

@@ -124,3 +124,47 @@ func TestViewerBrokerStopsAnswering(t *testing.T) {
 		t.Error("the technician's terminal is left in raw mode")
 	}
 }
+
+// TestViewerCutOffSessionGoesOn: an admin revokes the API key 'viewer join'
+// runs with. Only that connection ends and the session goes on, so the
+// technician reads "disconnected", not "session ended", and the command
+// fails.
+func TestViewerCutOffSessionGoesOn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	api := fs.b.URL() + "/api/v1"
+	status, key := apiCall(t, fs.b.httpClient(t), "POST", api+"/keys", fs.b.admin.APIKey, `{"name":"join script","scopes":["sessions:read","sessions:join"]}`, nil)
+	if status != 201 {
+		t.Fatalf("create key: %d %v", status, key)
+	}
+	join := fs.b.viewer(t, "join", "-session", fs.id)
+	join.Env = append(join.Env, "TETHER_API_KEY="+key["key"].(string))
+	var out syncBuffer
+	join.Stdout, join.Stderr = &out, &out
+	if err := join.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- join.Wait() }()
+	t.Cleanup(func() { join.Process.Kill() })
+	waitText(t, &out, `frames received: [1-9]`, 30*time.Second)
+
+	if status, got := apiCall(t, fs.b.httpClient(t), "DELETE", api+"/keys/"+key["id"].(string), fs.b.admin.APIKey, "", nil); status != 200 {
+		t.Fatalf("revoke: %d %v", status, got)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("viewer join exited with success when cut off; output:\n%s", out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("viewer join still runs after its key was revoked; output:\n%s", out.String())
+	}
+	if s := out.String(); !strings.Contains(s, "disconnected: The API key you connected with was revoked.") || strings.Contains(strings.ToLower(s), "session ended") {
+		t.Errorf("viewer join does not say only its connection ended:\n%s", s)
+	}
+	if s, err := fs.c.Session(ctx, fs.id); err != nil || s.State != "active" {
+		t.Errorf("the session after the key was revoked: %+v, %v; want it active", s, err)
+	}
+}
