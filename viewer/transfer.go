@@ -132,6 +132,7 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 		return err
 	}
 	defer f.Close()
+	f.KeepPartial = true // Ctrl+C: the next run carries on where this one stopped
 	bar := newProgressBar(filepath.Base(local))
 	done, err := f.Push(ctx, local, name, bar.update)
 	bar.stop()

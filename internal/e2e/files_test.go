@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -655,5 +656,39 @@ func TestFileRevokeCancels(t *testing.T) {
 	// And a new transfer is refused.
 	if _, err := f.List(ctx, "."); err == nil {
 		t.Fatal("listing after the revoke")
+	}
+}
+
+// TestViewerPushInterruptedResumes: Ctrl+C stops 'viewer push', which says
+// to run the same command again to carry on; the next run sends only the
+// rest, and the file arrives whole.
+func TestViewerPushInterruptedResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	src, sum := randomFile(t, t.TempDir(), "image.iso", 64<<20)
+	cmd := fs.b.viewer(t, "push", "-session", fs.id, src)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitText(t, &out, `image.iso \[[#.]+\] +\d+% [1-9]\d*/`, 30*time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), "run the same command again to carry on where it stopped") {
+		t.Fatalf("push after Ctrl+C: %v\n%s", err, out.String())
+	}
+	again, err := fs.b.viewer(t, "push", "-session", fs.id, src).CombinedOutput()
+	if err != nil || !strings.Contains(string(again), sum) {
+		t.Fatalf("push again: %v\n%s", err, again)
+	}
+	// The first line of its progress says where it started.
+	m := regexp.MustCompile(`image.iso \[[#.]+\] +\d+% (\d+)/`).FindStringSubmatch(string(again))
+	if m == nil || m[1] == "0" {
+		t.Errorf("the second push started from the beginning:\n%s", again)
+	}
+	if h, _, _ := client.HashFile(filepath.Join(fs.inbox, "image.iso")); h != sum {
+		t.Error("the resumed file differs")
 	}
 }

@@ -42,6 +42,12 @@ type Files struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	// KeepPartial, when set, leaves the host what an upload cut short by
+	// its context sent, for the next Push of the same file to resume,
+	// instead of telling the host to abandon it; the channel is then of
+	// no further use and is closed.
+	KeepPartial bool
 }
 
 // Files opens the files channel; the user must have granted file transfer.
@@ -207,6 +213,10 @@ const cancelWait = 5 * time.Second
 // and waits for its confirmation so that the next request starts clean.
 func (f *Files) cancel(ctx context.Context, err error) error {
 	if ctx.Err() == nil || f.j.Over() != nil {
+		return err
+	}
+	if f.KeepPartial {
+		f.Close() // as a dropped connection: the host keeps the partial upload
 		return err
 	}
 	wait, stop := context.WithTimeout(context.Background(), cancelWait)
