@@ -260,7 +260,29 @@ func runShell(ctx context.Context, c *client.Client, args []string) error {
 		defer wg.Done()
 		io.Copy(os.Stdout, sh)
 	}()
-	go io.Copy(sh, os.Stdin) // ends with the process: stdin reads cannot be interrupted
+	go func() {
+		io.Copy(sh, os.Stdin) // ends with the process: stdin reads cannot be interrupted
+		if isTerm {
+			return
+		}
+		// Input from a pipe or file has ended: the remote shell reads end
+		// of input (Ctrl+D), as a script piped into a shell would. Again
+		// each second, as every read after the end of a pipe sees the end:
+		// one typed before the shell reads its terminal can be lost, and a
+		// program the input started ends with it too.
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if _, err := sh.Write([]byte{0x04}); err != nil {
+				return
+			}
+			select {
+			case <-sh.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	select {
 	case <-sh.Done():
 	case <-j.Done():

@@ -237,3 +237,29 @@ func TestShellOutlivesTechnicianOutage(t *testing.T) {
 		t.Errorf("the trail has %d shell.closed after the outage; want the shell still open", n)
 	}
 }
+
+// TestShellCLIPiped: commands piped into 'viewer shell' run on the user's
+// computer, and the command ends when its input does.
+func TestShellCLIPiped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
+	cmd.Stdin = strings.NewReader("echo piped-$((6*7))\n")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(out.String(), "piped-42") {
+			t.Fatalf("viewer shell with piped commands: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("viewer shell did not end with its input; output:\n%s", out.String())
+	}
+}
