@@ -314,3 +314,15 @@ func TestViewerScreenshotRefused(t *testing.T) {
 		t.Errorf("the user who allowed nothing is asked again:\n%s", out.String())
 	}
 }
+
+// TestViewerKeyWithLineEnd: an API key copied with its line end (a CR
+// from a Windows file) still works, rather than the broker being called
+// unreachable.
+func TestViewerKeyWithLineEnd(t *testing.T) {
+	b := startBroker(t)
+	cmd := b.viewer(t, "create")
+	cmd.Env = append(cmd.Env, "TETHER_API_KEY="+b.admin.APIKey+"\r\n")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "code ") {
+		t.Fatalf("create with a key ending in CR LF: %v\n%s", err, out)
+	}
+}

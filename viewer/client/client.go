@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/tether-support/tether/internal/dial"
@@ -40,6 +41,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Broker == nil {
 		return nil, errors.New("viewer: missing broker URL")
 	}
+	// A key pasted with its line end (a trailing CR from a Windows file)
+	// is the same key.
+	cfg.Token = strings.TrimSpace(cfg.Token)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
