@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -94,6 +97,9 @@ func WebSocket(ctx context.Context, broker *url.URL, path string, tlsCfg *tls.Co
 			case http.StatusUnauthorized:
 				return nil, errors.New("the broker refused the credentials: log in again or check the API key")
 			case http.StatusForbidden:
+				if why := refusal(resp); why != "" {
+					return nil, fmt.Errorf("the broker refused the connection (forbidden): %s", why)
+				}
 				return nil, errors.New("the broker refused the connection (forbidden)")
 			}
 			return nil, fmt.Errorf("%w: %s answered HTTP %d", ErrUnreachable, broker.Host, resp.StatusCode)
@@ -102,6 +108,25 @@ func WebSocket(ctx context.Context, broker *url.URL, path string, tlsCfg *tls.Co
 	}
 	ws.SetReadLimit(1 << 20)
 	return ws, nil
+}
+
+// refusal returns the broker's reason for refusing a WebSocket, from the
+// start of its answer's body: plain text, or a JSON API error.
+func refusal(resp *http.Response) string {
+	if resp.Body == nil {
+		return ""
+	}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	var e struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
+		return e.Error.Message
+	}
+	if !utf8.Valid(data) || strings.ContainsAny(string(data), "<>") {
+		return "" // not a sentence for the user (an HTML page, say)
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // Explain wraps a connection error in the sentinel that tells the user

@@ -326,3 +326,18 @@ func TestViewerKeyWithLineEnd(t *testing.T) {
 		t.Fatalf("create with a key ending in CR LF: %v\n%s", err, out)
 	}
 }
+
+// TestViewerJoinRefusedSaysWhy: a key that may not join sessions is
+// turned away with the broker's reason, not a bare "forbidden".
+func TestViewerJoinRefusedSaysWhy(t *testing.T) {
+	b := startBroker(t)
+	status, key := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/keys", b.admin.APIKey, `{"name":"read only","scopes":["sessions:read"]}`, nil)
+	if status != 201 {
+		t.Fatalf("create key: %d %v", status, key)
+	}
+	cmd := b.viewer(t, "join", "-session", "s_nosuchsession")
+	cmd.Env = append(cmd.Env, "TETHER_API_KEY="+key["key"].(string))
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "may not join sessions") {
+		t.Fatalf("join with a key that may not join: %v\n%s", err, out)
+	}
+}
