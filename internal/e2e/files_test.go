@@ -692,3 +692,20 @@ func TestViewerPushInterruptedResumes(t *testing.T) {
 		t.Error("the resumed file differs")
 	}
 }
+
+// TestViewerVerbose: -v shows how the connection goes, for a technician
+// finding out why a command does not work.
+func TestViewerVerbose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	out, err := fs.b.viewer(t, "-v", "ls", "-session", fs.id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("viewer -v ls: %v\n%s", err, out)
+	}
+	for _, want := range []string{`msg="media connection" session=` + fs.id + ` state=connected`, `msg="channel open" session=` + fs.id + ` channel=files`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("viewer -v does not log %s:\n%s", want, out)
+		}
+	}
+}

@@ -66,6 +66,7 @@ func (j *Joined) Files(ctx context.Context) (*Files, error) {
 		case <-f.closed:
 		}
 	})
+	dc.OnOpen(func() { j.log.Debug("channel open", "channel", dc.Label()) })
 	dc.OnClose(f.markClosed)
 	// A channel whose connection died never hears its close.
 	go func() {

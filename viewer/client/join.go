@@ -108,6 +108,9 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 		return nil, err
 	}
 	j.control.OnMessage(func(m webrtc.DataChannelMessage) { j.fromControl(m.Data) })
+	for _, dc := range []*webrtc.DataChannel{j.control, j.input} {
+		dc.OnOpen(func() { j.log.Debug("channel open", "channel", dc.Label()) })
+	}
 	// A broker that stops answering (frozen, or the network gone) leaves
 	// the signaling connection open but silent: the media connection
 	// failing is how the client learns, after as long as the host waits.

@@ -54,6 +54,7 @@ func (j *Joined) Shell(ctx context.Context, n, cols, rows int) (*Shell, error) {
 			s.mu.Unlock()
 		}
 	})
+	dc.OnOpen(func() { j.log.Debug("channel open", "channel", label) })
 	dc.OnClose(s.closed)
 	// A channel whose connection died never hears its close.
 	go func() {
