@@ -515,17 +515,42 @@ export function mountSession(root, { id, navigate }) {
     startConnection(); // the API hiccupped; signaling may still work
   });
 
-  // Closing or reloading the tab would drop what only this page holds:
-  // control of the user's computer, a transfer under way, an open shell.
-  // The browser asks first then; not while the technician only watches, nor
-  // once the session is over, when nothing would be lost.
+  // Leaving the page would drop what only this page holds: control of the
+  // user's computer, a transfer under way, an open shell. Not while the
+  // technician only watches, nor once the session is over.
+  function wouldDrop() {
+    if (connState === 'ended') return [];
+    return [
+      remote.controlling() ? 'gives up control of the user\u2019s computer' : '',
+      shell.anyOpen() ? 'closes the open terminal' : '',
+      files.busy() ? 'stops the file transfer under way' : '',
+    ].filter(Boolean);
+  }
+
+  // Closing or reloading the tab: the browser asks first.
   function onBeforeUnload(e) {
-    if (connState === 'ended') return;
-    if (!remote.controlling() && !files.busy() && !shell.anyOpen()) return;
+    if (!wouldDrop().length) return;
     e.preventDefault();
     e.returnValue = ''; // older browsers ask only when this is set
   }
   window.addEventListener('beforeunload', onBeforeUnload);
+
+  // Going back to the list drops as much, so the page asks as the browser
+  // would for the tab: a technician off to start the next session must not
+  // lose a terminal or a transfer without a word.
+  back.addEventListener('click', async (e) => {
+    const drops = wouldDrop();
+    if (!drops.length) return;
+    e.preventDefault();
+    const what = drops.length > 1 ? `${drops.slice(0, -1).join(', ')} and ${drops.at(-1)}` : drops[0];
+    const ok = await confirmDialog({
+      title: 'Leave this session?',
+      message: `Going back to the sessions list ${what}. The session itself goes on: you can open it again from the list.`,
+      confirmLabel: 'Leave',
+      testid: 'leave-session-dialog',
+    });
+    if (ok && alive) navigate('#/sessions');
+  });
 
   let codeExpired = false;
   tickTimer = setInterval(() => {

@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { ROOT, api, startBroker, startHost, startXvfb, stopAll, signIn } from './procs.mjs';
+import { ROOT, api, startBroker, startHost, startXvfb, stopAll, signIn, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -90,8 +90,27 @@ test('closing the tab asks first only while something would be lost', { timeout:
   await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor({ timeout: 15_000 });
   await page.screenshot({ path: join(artifacts, 'leave-shell.png') });
   assert.equal(await closeAsks(page), true, 'with a shell open, closing asks first');
-  await byId('shell-close-1').click();
-  await page.locator('[data-testid="shell-tab-1"]').waitFor({ state: 'detached' });
+
+  // Going back to the list with the page's own arrow would close the shell
+  // too: the page asks, and staying keeps the terminal open.
+  const backToList = () => page.getByRole('link', { name: 'Back to sessions' }).click();
+  const leave = page.getByTestId('leave-session-dialog');
+  await backToList();
+  await leave.waitFor();
+  assert.match(await leave.innerText(), /Going back to the sessions list closes the open terminal\. The session itself goes on/);
+  await page.screenshot({ path: join(artifacts, 'leave-back-shell.png') });
+  await leave.getByRole('button', { name: 'Cancel' }).click();
+  await leave.waitFor({ state: 'hidden' });
+  assert.match(page.url(), /#\/session\//, 'the technician stayed');
+  assert.equal(await byId('shell-tab-1').getAttribute('data-state'), 'open', 'the terminal is still open');
+  // Leaving after all closes it, and the session goes on.
+  await backToList();
+  await page.getByTestId('confirm-ok').click();
+  await page.getByTestId('sessions-table').waitFor();
+  await until('the host to say the terminal closed', () => /No terminal is open/.test(host.out.stdout));
+  assert.deepEqual(errors, []);
+  await page.close();
+  ({ p: page, errors } = await openLive());
 
   // No shell, watching, and a transfer under way (the user's computer holds
   // it up for a moment): the browser asks.
