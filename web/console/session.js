@@ -4,7 +4,7 @@
 
 import * as api from './api.js';
 import {
-  codeGroups, confirmDialog, describeHost, formatDuration, formatSize, h, icon, shortId, toast,
+  codeGroups, confirmDialog, describeHost, formatDuration, formatSize, h, icon, shortId, toast, toastsInto,
 } from './ui.js';
 import { mountActivity } from './activity.js';
 import { createConsent } from './consent.js';
@@ -148,7 +148,11 @@ export function mountSession(root, { id, navigate }) {
     stage, surface, video, getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]),
   });
   const observers = observerBanner(window.tether.user);
-  stage.append(remote.hud, overlay, consent.toast, observers.el);
+  // The user's answers and the console's own notices share the stage's
+  // corner, one above the other.
+  const notices = h('div', { class: 'stage-notices', 'data-testid': 'stage-notices' }, consent.toast);
+  const releaseToasts = toastsInto(notices);
+  stage.append(remote.hud, overlay, notices, observers.el);
 
   // Supervisors only watch: the broker gives them no files and no shell,
   // whatever the user would allow, so they are not offered.
@@ -566,6 +570,7 @@ export function mountSession(root, { id, navigate }) {
 
   return () => {
     alive = false;
+    releaseToasts();
     window.removeEventListener('beforeunload', onBeforeUnload);
     clearInterval(tickTimer);
     consent.destroy();

@@ -242,19 +242,40 @@ export function copyButton(getText, { label = 'Copy', testid, className = 'btn b
 }
 
 let toastHost = null;
+let toastCorner = null; // where the page wants its notices, if not the window's corner
+
+/**
+ * Shows toasts in el instead of the window's corner until the returned
+ * function is called. The session view puts them on the remote screen,
+ * under the user's answers rather than on top of them, and where they stay
+ * in sight when the screen goes full screen (the rest of the page is not
+ * drawn then).
+ */
+export function toastsInto(el) {
+  toastCorner = el;
+  return () => {
+    if (toastCorner === el) toastCorner = null;
+  };
+}
 
 /** A short notice in the corner. kind: 'info' | 'error' | 'success'. */
 export function toast(message, kind = 'info', ms = 4000) {
-  if (!toastHost || !toastHost.isConnected) {
+  const parent = toastCorner?.isConnected ? toastCorner : document.body;
+  if (!toastHost || toastHost.parentNode !== parent) {
     toastHost = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
-    document.body.append(toastHost);
+    parent.append(toastHost);
   }
+  const host = toastHost;
   const el = h('div', { class: `toast toast-${kind}` },
     icon(kind === 'error' ? 'alert' : 'check', 16), h('span', { text: message }));
-  toastHost.append(el);
+  host.append(el);
   setTimeout(() => {
     el.classList.add('is-leaving');
-    setTimeout(() => el.remove(), 250);
+    setTimeout(() => {
+      el.remove();
+      // A corner left behind (the page changed) goes once it is empty.
+      if (host !== toastHost && !host.childElementCount) host.remove();
+    }, 250);
   }, ms);
 }
 
