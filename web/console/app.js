@@ -210,7 +210,21 @@ api.setEnrolRequiredHandler(() => {
   navigate('#/account');
 });
 
-window.addEventListener('hashchange', render);
+// The browser's Back button (or an address typed in) leaves a page as its
+// own links do: a view that would drop something on the way (the session
+// view: a terminal, a transfer, control) asks first, and the address goes
+// back to that view while it does.
+window.addEventListener('hashchange', async (e) => {
+  // Sent to sign in or to enrol, the technician has no choice to make.
+  const asking = app.user && !app.user.mustEnrol ? app.unmount?.askLeave?.() : null;
+  if (!asking) {
+    render();
+    return;
+  }
+  const to = location.hash;
+  history.pushState(null, '', e.oldURL);
+  if (await asking) navigate(to);
+});
 
 async function boot() {
   try {

@@ -541,19 +541,33 @@ export function mountSession(root, { id, navigate }) {
 
   // Going back to the list drops as much, so the page asks as the browser
   // would for the tab: a technician off to start the next session must not
-  // lose a terminal or a transfer without a word.
-  back.addEventListener('click', async (e) => {
-    const drops = wouldDrop();
-    if (!drops.length) return;
-    e.preventDefault();
+  // lose a terminal or a transfer without a word. askLeave resolves true to
+  // leave; it is null when there is nothing to ask (app.js asks it too, for
+  // the browser's Back button).
+  let leaving = null;
+  let mayLeave = false;
+  function askLeave() {
+    if (leaving) return leaving;
+    const drops = mayLeave ? [] : wouldDrop();
+    if (!drops.length) return null;
     const what = drops.length > 1 ? `${drops.slice(0, -1).join(', ')} and ${drops.at(-1)}` : drops[0];
-    const ok = await confirmDialog({
+    leaving = confirmDialog({
       title: 'Leave this session?',
       message: `Going back to the sessions list ${what}. The session itself goes on: you can open it again from the list.`,
       confirmLabel: 'Leave',
       testid: 'leave-session-dialog',
+    }).then((ok) => {
+      leaving = null;
+      mayLeave = ok && alive;
+      return mayLeave;
     });
-    if (ok && alive) navigate('#/sessions');
+    return leaving;
+  }
+  back.addEventListener('click', async (e) => {
+    const asking = askLeave();
+    if (!asking) return;
+    e.preventDefault();
+    if (await asking) navigate('#/sessions');
   });
 
   let codeExpired = false;
@@ -568,7 +582,7 @@ export function mountSession(root, { id, navigate }) {
     }
   }, 1000);
 
-  return () => {
+  const unmount = () => {
     alive = false;
     releaseToasts();
     window.removeEventListener('beforeunload', onBeforeUnload);
@@ -583,4 +597,6 @@ export function mountSession(root, { id, navigate }) {
     video.srcObject = null;
     document.querySelectorAll('dialog.modal').forEach((d) => d.remove());
   };
+  unmount.askLeave = askLeave;
+  return unmount;
 }

@@ -94,22 +94,40 @@ test('closing the tab asks first only while something would be lost', { timeout:
   // Going back to the list with the page's own arrow would close the shell
   // too: the page asks, and staying keeps the terminal open.
   const backToList = () => page.getByRole('link', { name: 'Back to sessions' }).click();
-  const leave = page.getByTestId('leave-session-dialog');
-  await backToList();
-  await leave.waitFor();
-  assert.match(await leave.innerText(), /Going back to the sessions list closes the open terminal\. The session itself goes on/);
-  await page.screenshot({ path: join(artifacts, 'leave-back-shell.png') });
-  await leave.getByRole('button', { name: 'Cancel' }).click();
-  await leave.waitFor({ state: 'hidden' });
-  assert.match(page.url(), /#\/session\//, 'the technician stayed');
-  assert.equal(await byId('shell-tab-1').getAttribute('data-state'), 'open', 'the terminal is still open');
-  // Leaving after all closes it, and the session goes on.
-  await backToList();
-  await page.getByTestId('confirm-ok').click();
-  await page.getByTestId('sessions-table').waitFor();
-  await until('the host to say the terminal closed', () => /No terminal is open/.test(host.out.stdout));
-  assert.deepEqual(errors, []);
-  await page.close();
+  const leave = () => page.getByTestId('leave-session-dialog');
+  const closedShells = () => host.out.stdout.split('No terminal is open').length - 1;
+  // stayAndLeave checks that going back asks, that Cancel keeps the
+  // technician and the terminal where they were, and that Leave then goes
+  // to the list and closes the terminal, the session going on.
+  const stayAndLeave = async (goBack, shot) => {
+    const closed = closedShells();
+    await goBack();
+    await leave().waitFor();
+    assert.match(await leave().innerText(), /Going back to the sessions list closes the open terminal\. The session itself goes on/);
+    await page.screenshot({ path: join(artifacts, shot) });
+    await leave().getByRole('button', { name: 'Cancel' }).click();
+    await leave().waitFor({ state: 'hidden' });
+    assert.match(page.url(), /#\/session\//, 'the technician stayed');
+    assert.equal(await byId('shell-tab-1').getAttribute('data-state'), 'open', 'the terminal is still open');
+    await goBack();
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('sessions-table').waitFor();
+    await until('the host to say the terminal closed', () => closedShells() > closed);
+    assert.deepEqual(errors, []);
+    await page.close();
+  };
+  await stayAndLeave(backToList, 'leave-back-shell.png');
+
+  // The browser's Back button, on a session opened from the list, asks as well.
+  page = await browser.newPage();
+  errors = collectErrors(page);
+  await page.goto(`${broker.url}/#/sessions`);
+  await page.locator(`[data-testid="session-row"][data-session-id="${created.body.id}"]`).click();
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+  await byId('shell-open').click();
+  await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor({ timeout: 15_000 });
+  await stayAndLeave(() => page.evaluate(() => history.back()), 'leave-browser-back-shell.png');
+
   ({ p: page, errors } = await openLive());
 
   // No shell, watching, and a transfer under way (the user's computer holds
