@@ -35,7 +35,8 @@ export function mountSessions(main, { navigate, user }) {
   const codeSlot = h('div', { class: 'code-slot' });
   const listSlot = h('div', { class: 'card table-card' });
   const filterSlot = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Filter sessions' });
-  const updated = h('span', { class: 'live-hint' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), 'Auto-refreshing');
+  const updatedText = h('span', { text: 'Auto-refreshing' });
+  const updated = h('span', { class: 'live-hint' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), updatedText);
 
   const newBtn = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-session' },
     icon('plus', 16), 'New support session');
@@ -540,6 +541,10 @@ export function mountSessions(main, { navigate, user }) {
       if (!alive || err.status === 401) return;
       loadError = err.message;
     }
+    // A list the broker does not give is not being refreshed: no pulsing
+    // green dot then, but what the page is doing about it.
+    updated.classList.toggle('is-stale', !!loadError);
+    updatedText.textContent = loadError ? 'Reconnecting' : 'Auto-refreshing';
     renderFilters();
     renderList();
   }
