@@ -139,7 +139,7 @@ func main() {
 		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	reason, err := session.Run(ctx, cfg)
 	hideCode()
@@ -150,6 +150,20 @@ func main() {
 	if dialog != nil {
 		dialog.Tell(context.Background(), "Tether: session ended", "The support session ended: "+reason, false)
 	}
+}
+
+// stopSignals are the signals that end the session as the user's "end"
+// does: the technician is told, and the terminals opened on this computer
+// are closed with everything they started. Closing the terminal window the
+// host runs in sends SIGHUP, which would otherwise kill the host outright
+// and leave the technician's background commands running. A host started
+// with nohup is meant to outlive its terminal, and keeps doing so.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 // errElevated is why the host does not run as root for another user: the

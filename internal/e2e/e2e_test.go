@@ -260,6 +260,9 @@ func TestHostLeavingEndsSession(t *testing.T) {
 		{"SIGTERM while sharing", syscall.SIGTERM, false},
 		{"Ctrl+C while asking", os.Interrupt, true},
 		{"SIGTERM while asking", syscall.SIGTERM, true},
+		// Closing the terminal window the host runs in sends SIGHUP.
+		{"terminal closed while sharing", syscall.SIGHUP, false},
+		{"terminal closed while asking", syscall.SIGHUP, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

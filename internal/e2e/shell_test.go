@@ -206,6 +206,38 @@ func TestShellEndsWithSession(t *testing.T) {
 	}
 }
 
+// TestShellEndsWhenUserClosesTerminal: the user who closes the terminal
+// window the host runs in ends the session as with "end": the technician's
+// shell closes with everything it started, also a command the technician
+// left running in the background with nohup.
+func TestShellEndsWhenUserClosesTerminal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	j := fs.join(t, ctx, protocol.PermShell)
+	sh, err := j.Shell(ctx, 1, 80, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := shellOutput(sh)
+	sh.Write([]byte("nohup sleep 600 >/dev/null 2>&1 & echo bg=$!\r"))
+	pid, _ := strconv.Atoi(waitText(t, out, `bg=(\d+)`, 20*time.Second)[1])
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	fs.host.cmd.Process.Signal(syscall.SIGHUP) // as the closing terminal sends
+	waitFor(t, 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	if code := fs.host.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("host exit code %d; stderr:\n%s", code, fs.host.stderr.String())
+	}
+	select {
+	case <-j.Done():
+		if j.EndReason() != "The user ended the session." {
+			t.Errorf("the technician reads %q", j.EndReason())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the technician was not told the session ended")
+	}
+}
+
 // TestShellOutlivesTechnicianOutage: the technician's own link going
 // quiet for a few seconds (here their viewer is stopped, as a laptop's
 // Wi-Fi drops) does not close their terminal on the user's computer: once
