@@ -25,6 +25,7 @@ import (
 	"github.com/tether-support/tether/host/session"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/launch"
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 )
 
@@ -134,6 +135,7 @@ func main() {
 	if !cfg.NewCode && (len(cfg.Code) != 9 || !allDigits([]string{cfg.Code})) {
 		fail(fmt.Errorf("%q is not a support code: it is nine digits, like 482 193 075 (a letter O or l for 0 or 1 is a common slip)", cfg.Code))
 	}
+	consent.Descriptions[protocol.PermFiles] = filesWords(cfg.FilesRoot, cfg.FilesInbox)
 	cfg.OnJoined = func(string) {
 		hideCode()
 		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
@@ -259,6 +261,34 @@ var (
 	transferMu    sync.Mutex
 	transferSteps = map[string]int64{}
 )
+
+// filesWords says what the files permission opens, in the question the
+// user answers: "send and fetch files" alone does not tell them that a
+// technician may take any file in their home folder (or the -files-root
+// folder), nor where files sent to them land.
+func filesWords(root, inbox string) string {
+	where := "your home folder"
+	if root != "" {
+		where = folderWords(root)
+	}
+	into := "~/Downloads/Tether"
+	if inbox != "" {
+		into = folderWords(inbox)
+	}
+	return fmt.Sprintf("fetch any file in %s, and send you files (saved in %s)", where, into)
+}
+
+// folderWords names a folder as the user knows it: "your home folder",
+// ~/Documents, or its full path elsewhere.
+func folderWords(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if home, err := os.UserHomeDir(); err == nil && filepath.Clean(home) == dir {
+		return "your home folder"
+	}
+	return homeRelative(dir)
+}
 
 // homeRelative writes a path in the user's home as ~/Downloads/Tether/x,
 // as the user knows it.

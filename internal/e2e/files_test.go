@@ -318,6 +318,22 @@ func TestFileResume(t *testing.T) {
 	}
 }
 
+// TestFilesQuestionNamesFolders: the question for files tells the user
+// which folder a technician may fetch any file from, their home folder
+// unless the host was given another, and where files sent to them land.
+func TestFilesQuestionNamesFolders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	fs.files(t, ctx)
+	fs.host.waitOutput(t, "files     fetch any file in your home folder, and send you files (saved in ~/Downloads/Tether)", 1, 5*time.Second)
+
+	shared := t.TempDir()
+	other := startFilesSession(t, ctx, "-files-root", shared, "-files-inbox", filepath.Join(shared, "in"))
+	other.files(t, ctx)
+	other.host.waitOutput(t, "files     fetch any file in "+shared+", and send you files (saved in "+filepath.Join(shared, "in")+")", 1, 5*time.Second)
+}
+
 // TestFileReceivedWhere: the user's terminal says in plain words what the
 // technician may do, and where a file sent to them was saved, also when
 // it was saved under another name next to one of the same name.
