@@ -480,8 +480,9 @@ func (m *Manager) Status() string {
 	switch {
 	case m.paused && len(who) == 0:
 		// Paused stays paused when everyone left: whoever comes next
-		// sees nothing until the user resumes.
-		return "PAUSED: nothing is shared until you resume. No technician is connected."
+		// sees nothing until the user resumes. A technician may be here
+		// still, asking: the status says what they can do, not who is here.
+		return "PAUSED: nothing is shared until you resume. No one can see or control your computer."
 	case m.paused:
 		return "PAUSED: nothing is shared until you resume. " + protocol.Printable(strings.Join(who, "; ")) + "."
 	case len(who) == 0:

@@ -175,20 +175,37 @@ func (t *Terminal) Serve(ctx context.Context, m *Manager) {
 		t.mu.Lock()
 		pending := t.pending
 		t.mu.Unlock()
-		if pending != nil {
+		if pending != nil && !isCommand(line) {
 			pending <- line
 			continue
 		}
-		t.command(m, line)
+		// The commands work while a question is open too: a user uneasy
+		// at a question for more must be able to pause or end at once,
+		// not after answering it.
+		if ended := t.command(m, line); pending != nil && !ended {
+			t.mu.Lock()
+			if t.pending != nil { // still unanswered
+				fmt.Fprint(t.out, "Allow? ")
+			}
+			t.mu.Unlock()
+		}
 	}
+}
+
+// isCommand reports whether line is one of the user's commands rather
+// than an answer to a question; no answer starts with these words.
+func isCommand(line string) bool {
+	f := strings.Fields(strings.ToLower(line))
+	return len(f) > 0 && slices.Contains([]string{"revoke", "pause", "resume", "end", "stop", "quit", "status"}, f[0])
 }
 
 const help = `Commands: "revoke PERMISSION" (view, control, clipboard, files, shell), "pause", "resume", "end", "status".`
 
-func (t *Terminal) command(m *Manager, line string) {
+// command runs the user's command line; ended says it ended the session.
+func (t *Terminal) command(m *Manager, line string) (ended bool) {
 	f := strings.Fields(strings.ToLower(line))
 	if len(f) == 0 {
-		return
+		return false
 	}
 	switch {
 	case f[0] == "revoke" && len(f) == 2:
@@ -201,11 +218,13 @@ func (t *Terminal) command(m *Manager, line string) {
 		}
 	case f[0] == "end" || f[0] == "stop" || f[0] == "quit":
 		m.End()
+		return true
 	case f[0] == "status":
 		fmt.Fprintln(t.out, m.Status())
 	default:
 		fmt.Fprintln(t.out, help)
 	}
+	return false
 }
 
 // Show prints a status line with the commands.

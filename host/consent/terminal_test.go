@@ -248,7 +248,7 @@ func TestStatusPausedAfterTechnicianLeft(t *testing.T) {
 	out.waitFor(t, "PAUSED", 1)
 	m.Left(lee.ID, false)
 	io.WriteString(typed, "status\n")
-	out.waitFor(t, "PAUSED: nothing is shared until you resume. No technician is connected.", 1)
+	out.waitFor(t, "PAUSED: nothing is shared until you resume. No one can see or control your computer.", 1)
 }
 
 // TestReturningTechnicianKeepsGrants: a technician who comes back soon

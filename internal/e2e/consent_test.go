@@ -156,6 +156,39 @@ func TestConsentDenied(t *testing.T) {
 	}
 }
 
+// TestCommandsWhileAsked: the commands the host lists work while a
+// question is open: "pause" pauses and the question is put again, "end"
+// ends the session at once, without an answer first.
+func TestCommandsWhileAsked(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, j, host := askedSession(t, ctx, b, display)
+	host.typeLine(t, "pause")
+	// The technician is here, asking: the status does not say no one is.
+	host.waitOutput(t, "PAUSED: nothing is shared until you resume. No one can see or control your computer.", 1, 5*time.Second)
+	host.waitOutput(t, "Allow? ", 2, 5*time.Second)
+	host.typeLine(t, "end")
+	if code := host.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("host exit code %d; terminal:\n%s", code, host.stdout.String())
+	}
+	select {
+	case <-j.Done():
+		if j.EndReason() != "The user ended the session." {
+			t.Errorf("the technician reads %q", j.EndReason())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the technician was not told the session ended")
+	}
+	out := host.stdout.String()
+	for _, want := range []string{"The session is over: no answer needed.", "Session ended: You ended the session."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the host's terminal does not say %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestDeclineLaterConnection: once the user has allowed a technician, a
 // "no" to a later connection (each viewer command is one) turns that
 // connection away and leaves the session running.
