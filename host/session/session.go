@@ -411,7 +411,13 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		list, lerr := st.displays()
 		return list, errors.Join(err, lerr)
 	}
-	inputDC.OnMessage(func(m webrtc.DataChannelMessage) { rem.onInput(m.Data) })
+	inputDC.OnMessage(func(m webrtc.DataChannelMessage) {
+		// The user may have changed the screen's resolution since: points
+		// are mapped onto the monitor as it is now, as the technician sees
+		// it, not as it was when the session started.
+		inj.SetDisplay(st.current().Bounds())
+		rem.onInput(m.Data)
+	})
 	// The broker opens a files or shell channel per technician, naming the
 	// technician in the channel's protocol: each is checked against that
 	// technician's own grants, on every message. Anything else is refused.
