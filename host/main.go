@@ -145,6 +145,12 @@ func main() {
 	defer stop()
 	reason, err := session.Run(ctx, cfg)
 	hideCode()
+	if errors.Is(err, session.ErrLost) {
+		// What broke ("websocket: close 1006") is for whoever helps the
+		// user, in the log; the user needs to know where they stand.
+		cfg.Logger.Warn("the connection to the broker was lost", "err", err)
+		err = errConnectionLost
+	}
 	if err != nil {
 		fail(err)
 	}
@@ -167,6 +173,10 @@ func stopSignals() []os.Signal {
 	}
 	return sigs
 }
+
+// errConnectionLost is what the user reads when the network dropped the
+// session: whether anything is still shared, and what to do.
+var errConnectionLost = errors.New("the connection to the support server was lost, so the session is over and nothing is shared any more; check this computer's network connection, then ask your technician for a new code")
 
 // errElevated is why the host does not run as root for another user: the
 // technician's shell and file access have the rights of the account the

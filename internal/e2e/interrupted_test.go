@@ -94,3 +94,25 @@ func restartWithTicketSystem(t *testing.T, ctx context.Context, dataDir string, 
 	})
 	return b, ts
 }
+
+// TestHostLostConnectionSaysWhatToDo: when the user's network drops the
+// session (here the broker goes away at once), the host's last line tells
+// them in plain words that nothing is shared any more and what to do, not
+// what the network library saw.
+func TestHostLostConnectionSaysWhatToDo(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bp := runBrokerProc(t, xtest.Build(t, "./broker"), t.TempDir())
+	_, _, _, host := bp.liveSession(t, ctx, display, "INC-NET")
+	bp.cmd.Process.Signal(syscall.SIGKILL)
+	bp.cmd.Wait()
+	if code := host.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("host exit code %d; stderr:\n%s", code, host.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(host.stderr.String()), "\n")
+	want := "host: the connection to the support server was lost, so the session is over and nothing is shared any more; check this computer's network connection, then ask your technician for a new code"
+	if last := lines[len(lines)-1]; last != want {
+		t.Fatalf("last stderr line %q, want %q", last, want)
+	}
+}
