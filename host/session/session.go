@@ -32,7 +32,7 @@ import (
 
 // Errors the host reports to its user.
 var (
-	ErrRefused = errors.New("the broker refused to join")
+	ErrRefused = errors.New("could not join the support session")
 	ErrLost    = errors.New("lost the connection to the broker")
 	// ErrDisplayGone is why the host stops waiting for a technician when
 	// the user's desktop closes.

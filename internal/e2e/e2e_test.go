@@ -351,12 +351,12 @@ func TestHostErrors(t *testing.T) {
 		{"broker unreachable", display, nil, []string{"-broker", unreachable, "-ca", b.CAFile(), fresh.Code}, "broker unreachable"},
 		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "does not trust"},
 		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "open shared folder"},
-		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "not valid"},
+		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "could not join the support session: That support code is not valid."},
 		{"code too short", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "12345678"}, "is not a support code: it is nine digits"},
 		{"a letter in the code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "482", "193", "O75"}, "is not a support code: it is nine digits"},
 		{"frame rate out of range", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-fps", "100", fresh.Code}, "give 1 to 60 frames per second"},
 		// Typed in groups, as it is read out, without quotes.
-		{"code already used", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code[:3], used.Code[3:6], used.Code[6:]}, "already been used"},
+		{"code already used", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code[:3], used.Code[3:6], used.Code[6:]}, "could not join the support session: That support code has already been used."},
 		{"expired code", display, func() { b.advance(11 * time.Minute) }, []string{"-broker", b.URL(), "-ca", b.CAFile(), expired.Code}, "expired"},
 	}
 	for _, tt := range tests {
