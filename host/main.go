@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,7 +44,7 @@ func main() {
 	flag.Int64Var(&cfg.MaxFileSize, "max-file-size", 4<<30, "largest file a transfer may carry, in bytes")
 	flag.BoolVar(&verbose, "v", false, "log what the host does, not only what goes wrong")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE.\nWithout CODE, the broker gives you one to read out to your technician.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE (or the join link\nyou were sent, which names the broker too).\nWithout CODE, the broker gives you one to read out to your technician.\n\n")
 		flag.PrintDefaults()
 	}
 	args := parseArgs(flag.CommandLine, os.Args[1:])
@@ -86,6 +87,17 @@ func main() {
 	} else {
 		// zenity is there, but no desktop to show it on.
 		fail(errNoDesktop)
+	}
+
+	// The link the user got, pasted where the code goes, names the code,
+	// and the broker when none was given.
+	if len(args) == 1 {
+		if base, code, ok := joinLink(args[0]); ok {
+			args[0] = code
+			if broker == "" {
+				broker = base
+			}
+		}
 	}
 
 	// A host downloaded from a join page carries the broker and the code.
@@ -347,6 +359,21 @@ func parseArgs(fs *flag.FlagSet, args []string) []string {
 		}
 		rest, args = append(rest, args[0]), args[1:]
 	}
+}
+
+// joinLink splits a join link, https://support.example.com/join/482193075,
+// into the broker's address and the code; ok is false for anything else.
+func joinLink(s string) (broker, code string, ok bool) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", "", false
+	}
+	base, code, ok := strings.Cut(u.Path, "/join/")
+	if !ok || code == "" || strings.Contains(code, "/") {
+		return "", "", false
+	}
+	u.Path, u.RawQuery, u.Fragment = base, "", ""
+	return u.String(), code, true
 }
 
 // allDigits says whether every argument is digits only: groups of a code.

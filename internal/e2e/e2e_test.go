@@ -536,6 +536,28 @@ func TestHostDisplayGoneEndsSession(t *testing.T) {
 	}
 }
 
+// TestHostJoinLinkAsCode: the user who got a join link and gives it to the
+// host where the code goes joins with the link's code, on the link's
+// broker.
+func TestHostJoinLinkAsCode(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	c := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := c.CreateSession(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(sess.JoinURL, "/join/"+sess.Code) {
+		t.Fatalf("join_url %q", sess.JoinURL)
+	}
+	host := startHost(t, display, "-ca", b.CAFile(), sess.JoinURL)
+	waitState(t, c, sess.ID, "active", host)
+	host.cmd.Process.Signal(os.Interrupt)
+	host.wait(t, 10*time.Second)
+}
+
 // TestHostFlagsAfterCode: the code first and the flags after it, as users
 // type it (and in groups, as it is read out), joins as well as the flags
 // first.
