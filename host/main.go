@@ -255,6 +255,13 @@ func transferVerb(direction string) string {
 // one line per step of ten percent, so that it reads well in a log too.
 func showTransfer(p files.Progress) {
 	verb := transferVerb(p.Direction)
+	if p.Source != "" { // which of the user's files leaves, not only its name
+		abs, err := filepath.Abs(p.Source)
+		if err != nil {
+			abs = p.Source
+		}
+		p.Name = protocol.Printable(homeRelative(abs))
+	}
 	switch {
 	case p.Err != nil:
 		fmt.Printf("%s %s: stopped: %v\n", verb, p.Name, p.Err)

@@ -43,6 +43,9 @@ type Progress struct {
 	Finished  bool
 	Err       error  // set when the transfer failed or was refused
 	Path      string // where a received file was saved, once Finished
+	// Source is where a file sent to the technician is on this computer:
+	// the user learns which file left, not only its name.
+	Source string
 }
 
 // Config configures a Server.
@@ -614,6 +617,7 @@ func (c *channel) startDownload(msg protocol.FileMessage) {
 // download streams the file; it returns an error code and message when
 // the transfer failed, and sends the final done message itself.
 func (c *channel) download(ctx context.Context, f *os.File, rel, name string, size, offset int64) (string, string) {
+	source := filepath.Join(c.s.cfg.Root, filepath.FromSlash(rel))
 	about := protocol.FileMessage{Name: name, Path: rel, Size: size, Direction: protocol.DirectionDownload}
 	c.s.cfg.Logger.Info("sending a file", "path", rel, "size", size, "resume_at", offset)
 	c.send(protocol.FileMessage{Type: protocol.FileMeta, Name: name, Path: rel, Size: size, Offset: offset, Direction: protocol.DirectionDownload})
@@ -632,20 +636,20 @@ func (c *channel) download(ctx context.Context, f *os.File, rel, name string, si
 			if ctx.Err() == nil {
 				c.s.cfg.Logger.Info("download stopped", "path", rel, "sent", sent, "err", err)
 			}
-			c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: sent, Total: size, Finished: true, Err: errCutOff})
+			c.s.cfg.OnProgress(Progress{Name: name, Source: source, Direction: protocol.DirectionDownload, Done: sent, Total: size, Finished: true, Err: errCutOff})
 			return "", ""
 		}
 		h.Write(buf[:n])
 		sent += int64(n)
 		if sent-reported >= size/100+1 {
 			reported = sent
-			c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: sent, Total: size})
+			c.s.cfg.OnProgress(Progress{Name: name, Source: source, Direction: protocol.DirectionDownload, Done: sent, Total: size})
 		}
 	}
 	about.Type = protocol.FileDone
 	about.SHA256 = hex.EncodeToString(h.Sum(nil))
 	c.s.cfg.Logger.Info("file sent", "path", rel, "size", size, "sha256", about.SHA256)
-	c.s.cfg.OnProgress(Progress{Name: name, Direction: protocol.DirectionDownload, Done: size, Total: size, Finished: true})
+	c.s.cfg.OnProgress(Progress{Name: name, Source: source, Direction: protocol.DirectionDownload, Done: size, Total: size, Finished: true})
 	c.mu.Lock()
 	c.down = nil
 	c.mu.Unlock()

@@ -334,6 +334,26 @@ func TestFilesQuestionNamesFolders(t *testing.T) {
 	other.host.waitOutput(t, "files     fetch any file in "+shared+", and send you files (saved in "+filepath.Join(shared, "in")+")", 1, 5*time.Second)
 }
 
+// TestFileSentSaysWhich: when a technician fetches one of the user's
+// files, the user's terminal names it as they know it, folder and all:
+// "id_test" alone does not tell them it was their SSH key.
+func TestFileSentSaysWhich(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	if err := os.MkdirAll(filepath.Join(fs.home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fs.home, ".ssh", "id_test"), []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, f := fs.files(t, ctx)
+	if _, err := f.Pull(ctx, ".ssh/id_test", filepath.Join(t.TempDir(), "got"), nil); err != nil {
+		t.Fatal(err)
+	}
+	fs.host.waitOutput(t, "Sending ~/.ssh/id_test: [####################] done, 7 bytes", 1, 5*time.Second)
+}
+
 // TestFileReceivedWhere: the user's terminal says in plain words what the
 // technician may do, and where a file sent to them was saved, also when
 // it was saved under another name next to one of the same name.
