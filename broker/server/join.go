@@ -26,7 +26,7 @@ var permissionWhat = map[string]string{
 	protocol.PermView:      "see your screen",
 	protocol.PermControl:   "use your mouse and keyboard",
 	protocol.PermClipboard: "read and set your clipboard",
-	protocol.PermFiles:     "send and fetch files",
+	protocol.PermFiles:     "fetch any file in your home folder, and send you files (saved in ~/Downloads/Tether)", // the host run from this page shares those
 	protocol.PermShell:     "run commands in a terminal",
 }
 

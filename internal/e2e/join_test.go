@@ -75,6 +75,15 @@ func TestJoinPage(t *testing.T) {
 	if strings.Contains(page, "clipboard") {
 		t.Error("join page lists a permission the technician will not ask for")
 	}
+	// Asked for files, the page says what the host will ask: any file of
+	// the home folder may be fetched, not only "files".
+	status, withFiles := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-4243"},"permissions":["view","files"]}`, nil)
+	if status != 201 {
+		t.Fatalf("create with files: %d %v", status, withFiles)
+	}
+	if _, page := get(t, hc, withFiles["join_url"].(string), linuxUA); !strings.Contains(page, "fetch any file in your home folder, and send you files (saved in ~/Downloads/Tether)") {
+		t.Error("the join page does not say which files a technician may fetch")
+	}
 	if _, page := get(t, hc, joinURL, "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"); !strings.Contains(page, `data-testid="join-platform"`) {
 		t.Error("a Windows visitor is not told the host runs on Linux")
 	}
