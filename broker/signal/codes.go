@@ -78,7 +78,9 @@ func (h *Hub) CreateSession(ctx context.Context, by, owner *store.User, t Ticket
 	if ttl <= 0 {
 		ttl = h.cfg.CodeTTL
 	}
-	now := h.cfg.Now().Truncate(time.Millisecond) // as the store keeps it
+	// To the millisecond, as the store keeps it: the answer's times are
+	// those of later reads.
+	now := h.cfg.Now().Truncate(time.Millisecond)
 	for range 5 { // a code collision is rare; retry with a new one
 		code := NewCode()
 		if h.isPending(auth.HashToken(code)) {
