@@ -23,6 +23,21 @@ export function sizeText(n) {
   return `${(n / 1024 ** 3).toFixed(2)} GB`;
 }
 
+/**
+ * The moment a day picked in the date fields starts here, plus days, as an
+ * RFC 3339 time: the list shows when each session was recorded in the
+ * supervisor's own time zone, so a day searched must be that day there, not
+ * the broker's UTC day (in New York an evening session fell on the next day).
+ */
+export function dayStart(day, days) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(day || '');
+  if (!m) return day;
+  const at = new Date(0);
+  at.setFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + days); // years below 100 too
+  at.setHours(0, 0, 0, 0);
+  return at.toISOString();
+}
+
 /** A badge for an archive's state. */
 export function recordingBadge(state) {
   const [label, cls] = STATES[state] ?? [state || 'Unknown', 'badge-unknown'];
@@ -105,7 +120,7 @@ export function mountRecordings(main, { navigate, user }) {
     const mine = ++seq;
     results.setAttribute('aria-busy', 'true');
     try {
-      const list = await api.searchRecordings(f);
+      const list = await api.searchRecordings({ ...f, from: dayStart(f.from, 0), to: dayStart(f.to, 1) });
       if (!alive || mine !== seq) return;
       render(list);
     } catch (err) {
