@@ -64,9 +64,11 @@ func run(data, session string) error {
 	pause()
 	s.ShellData("shell-1", true, []byte("\x1b[1;32muser@desk\x1b[0m:~$ uname -s\r\nLinux\r\n\x1b[1;32muser@desk\x1b[0m:~$ "))
 	pause()
-	s.Event("file.transfer", "admin", []byte(`{"name":"report.pdf","size":48213,"sha256":"3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","direction":"download","path":"/home/user/report.pdf"}`))
+	// The broker's own hash of what it relayed: the same for the first
+	// file; for the second, other bytes than the user's computer hashed.
+	s.Event("file.transfer", "admin", []byte(`{"name":"report.pdf","size":48213,"sha256":"3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","relayed_sha256":"3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","direction":"download","path":"/home/user/report.pdf"}`))
 	pause()
-	s.Event("file.transfer", "admin", []byte(`{"name":"fix.sh","size":512,"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","direction":"upload","path":"/home/user/fix.sh"}`))
+	s.Event("file.transfer", "admin", []byte(`{"name":"fix.sh","size":512,"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","relayed_sha256":"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752","direction":"upload","path":"/home/user/fix.sh"}`))
 	pause()
 	s.ShellData("shell-1", true, []byte("exit\r\n"))
 	s.ShellClosed("shell-1")

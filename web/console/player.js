@@ -91,8 +91,9 @@ export function summary(e) {
     case 'clipboard':
       return `${d.direction === 'from_host' ? 'From the user' : 'To the user'}: ${sizeText(d.size)} (content not recorded)`;
     case 'file.transfer':
+      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${sizeText(d.size)}`;
     case 'file.refused':
-      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${sizeText(d.size)}${d.sha256 ? ` · SHA-256 ${String(d.sha256).slice(0, 12)}…` : ''}`;
+      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || d.path || ''} ${sizeText(d.size)}${d.reason ? `: ${d.reason}` : ''}`;
     case 'shell.opened': return `${terminalName(d.channel)} by ${e.actor}`;
     case 'shell.closed': return `${terminalName(d.channel)}${d.code !== undefined ? ` exited ${d.code}` : ''}`;
     case 'shell.command': return `$ ${d.command || ''}`;
@@ -107,6 +108,25 @@ export function summary(e) {
     case 'participant.invited': case 'session.handed_over': return d.colleague || '';
     default: return '';
   }
+}
+
+/**
+ * What an auditor checks a moved file against: its whole SHA-256, as the
+ * user's computer hashed the file, and whether the bytes the broker relayed
+ * hash the same (relayed_sha256, for a transfer it carried whole). A
+ * shortened hash cannot be compared with the file's, and a difference is
+ * the one thing about a transfer they must not miss.
+ */
+export function fileHashes(e) {
+  const d = e.detail || {};
+  if (!e.type.startsWith('file.') || !d.sha256) return [];
+  const lines = [{ text: `SHA-256 ${d.sha256}`, bad: false }];
+  if (d.relayed_sha256 && d.relayed_sha256 !== d.sha256) {
+    lines.push({ text: `The bytes the broker relayed have another SHA-256: ${d.relayed_sha256}`, bad: true });
+  } else if (d.relayed_sha256) {
+    lines[0].text += ' (the broker relayed the same bytes)';
+  }
+  return lines;
 }
 
 let castScript = null;
@@ -309,7 +329,8 @@ export function mountPlayer(main, { id, navigate }) {
       if (cat === 'session' && !['session.ended', 'host.connected', 'viewer.joined', 'recording.failed'].includes(e.type)) continue;
       counts[cat] = (counts[cat] || 0) + 1;
       if (hidden.has(cat)) continue;
-      const label = `${formatDuration(e.t)} · ${LABELS[e.type] || e.type}${summary(e) ? `: ${summary(e)}` : ''}`;
+      const label = [`${formatDuration(e.t)} · ${LABELS[e.type] || e.type}${summary(e) ? `: ${summary(e)}` : ''}`,
+        ...fileHashes(e).map((l) => l.text)].join('\n');
       // Markers are for the mouse: the timeline is one Tab stop (its keys
       // seek and jump between events) and the events list reaches each one.
       const el = h('button', {
@@ -381,7 +402,11 @@ export function mountPlayer(main, { id, navigate }) {
           h('span', { class: 'event-body' },
             h('span', { class: 'event-title', text: LABELS[e.type] || e.type }),
             summary(e) ? h('span', { class: 'event-summary', text: summary(e) }) : null,
-            e.actor ? h('span', { class: 'event-actor', text: e.actor }) : null)));
+            e.actor ? h('span', { class: 'event-actor', text: e.actor }) : null)),
+        // Outside the button, so that a hash can be selected and copied.
+        fileHashes(e).map((l) => h('div', {
+          class: `event-hash mono${l.bad ? ' is-bad' : ''}`, 'data-testid': 'event-hash', 'data-mismatch': l.bad ? 'true' : null, text: l.text,
+        })));
       li.firstChild.addEventListener('click', () => seek(e.t));
       return li;
     }));
