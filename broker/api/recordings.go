@@ -37,11 +37,12 @@ const (
 // registerRecordings adds the recordings endpoints.
 func (a *API) registerRecordings(mux *http.ServeMux) {
 	heavy := &userLimiter{every: heavyArchiveEvery, burst: heavyArchiveBurst, byUser: map[int64]*rate.Limiter{}}
+	played := &playLog{last: map[playKey]time.Time{}}
 	mux.HandleFunc("GET /api/v1/recordings/public-key", a.recordingKey)
 	mux.HandleFunc("GET /api/v1/recordings", a.authed(auth.ScopeRecordingsRead, a.listRecordings))
-	mux.HandleFunc("GET /api/v1/recordings/{id}", a.authed(auth.ScopeRecordingsRead, a.getRecording))
-	mux.HandleFunc("GET /api/v1/recordings/{id}/events", a.authed(auth.ScopeRecordingsRead, a.recordingEvents))
-	mux.HandleFunc("GET /api/v1/recordings/{id}/parts/{name}", a.authed(auth.ScopeRecordingsRead, a.recordingPart))
+	mux.HandleFunc("GET /api/v1/recordings/{id}", a.authed(auth.ScopeRecordingsRead, played.audit(a, a.getRecording)))
+	mux.HandleFunc("GET /api/v1/recordings/{id}/events", a.authed(auth.ScopeRecordingsRead, played.audit(a, a.recordingEvents)))
+	mux.HandleFunc("GET /api/v1/recordings/{id}/parts/{name}", a.authed(auth.ScopeRecordingsRead, played.audit(a, a.recordingPart)))
 	mux.HandleFunc("GET /api/v1/recordings/{id}/download", a.authed(auth.ScopeRecordingsRead, heavy.limit(a.downloadRecording)))
 	mux.HandleFunc("POST /api/v1/recordings/{id}/verify", a.authed(auth.ScopeRecordingsRead, heavy.limit(a.verifyRecording)))
 }
@@ -73,6 +74,67 @@ func (l *userLimiter) limit(h func(http.ResponseWriter, *http.Request, *auth.Pri
 		}
 		h(w, r, p)
 	}
+}
+
+// playAgain is how long one person's reads of a recording count as one
+// playback: the player reads the summary, the events and each part, many
+// times over while seeking, some of them at once.
+const playAgain = 10 * time.Minute
+
+type playKey struct {
+	user    int64
+	session string
+}
+
+// playLog writes a playback into the session's trail for whoever reads a
+// recording: its summary (the player opens it first), its events or one of
+// its parts (a terminal transcript, a video segment), once for reads that
+// follow each other closer than playAgain. Reading parts through the API
+// without opening the summary left no trace.
+type playLog struct {
+	mu   sync.Mutex
+	last map[playKey]time.Time
+}
+
+// audit runs h and, when it served the recording and this person's last
+// read of it is longer ago than playAgain, audits a playback.
+func (l *playLog) audit(a *API, h func(http.ResponseWriter, *http.Request, *auth.Principal)) func(http.ResponseWriter, *http.Request, *auth.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r, p)
+		if sw.status >= 300 && sw.status != http.StatusPartialContent {
+			return
+		}
+		key, now := playKey{p.User.ID, r.PathValue("id")}, a.cfg.Now()
+		l.mu.Lock()
+		if len(l.last) > 10000 {
+			l.last = map[playKey]time.Time{}
+		}
+		seen, ok := l.last[key]
+		fresh := !ok || now.Sub(seen) >= playAgain
+		l.last[key] = now
+		l.mu.Unlock()
+		if fresh {
+			detail := map[string]any{"role": p.User.Role}
+			if name := r.PathValue("name"); name != "" {
+				detail["part"] = name
+			} else if strings.HasSuffix(r.URL.Path, "/events") {
+				detail["part"] = record.EventsFile
+			}
+			a.auditAccess(r, p, key.session, "recording.played", detail)
+		}
+	}
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 type recordingJSON struct {
@@ -239,7 +301,7 @@ func (a *API) auditAccess(r *http.Request, p *auth.Principal, session, typ strin
 }
 
 // getRecording returns the summary and the manifest; opening a recording
-// in the player is audited as a playback.
+// in the player is audited as a playback (by playLog).
 func (a *API) getRecording(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	rec, dir, ok := a.recording(w, r, p)
 	if !ok {
@@ -251,7 +313,6 @@ func (a *API) getRecording(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The archive's manifest cannot be read; run verify.")
 		return
 	}
-	a.auditAccess(r, p, rec.Session, "recording.played", map[string]any{"role": p.User.Role})
 	writeJSON(w, http.StatusOK, struct {
 		recordingJSON
 		Manifest *record.Manifest `json:"manifest"`

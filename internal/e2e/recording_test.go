@@ -490,6 +490,71 @@ func TestRecordingAccess(t *testing.T) {
 	}
 }
 
+// TestRecordingReadsAreAudited: a supervisor who reads a recording's
+// terminal transcript, events or video through the API, without opening
+// its summary as the player does, shows in the session's trail as having
+// played it; reads that follow each other count as one playback, and a
+// read after a pause counts as another.
+func TestRecordingReadsAreAudited(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := startBroker(t)
+	sess, rec := recordBriefly(t, ctx, b, display, "INC-READ")
+	if err := b.CreateUser(ctx, "sup", "correct horse battery", "supervisor"); err != nil {
+		t.Fatal(err)
+	}
+	sup := newAPIClient(t, b.URL(), b.CAFile(), apiKeyFor(t, b, "sup"))
+	admin := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	playedBySup := func() []string {
+		var trail struct {
+			Events []struct {
+				Type   string          `json:"type"`
+				Actor  string          `json:"actor"`
+				Detail json.RawMessage `json:"detail"`
+			} `json:"events"`
+		}
+		admin.call(t, "GET", "/api/v1/sessions/"+sess.ID+"/events", &trail)
+		var out []string
+		for _, e := range trail.Events {
+			if e.Type == "recording.played" && e.Actor == "sup" {
+				out = append(out, string(e.Detail))
+			}
+		}
+		return out
+	}
+	var video string
+	for _, p := range rec.Manifest.Parts {
+		if p.Kind == record.KindVideo {
+			video = p.Name
+			break
+		}
+	}
+	var data []byte
+	if code := sup.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/parts/"+video, &data); code != 200 || len(data) == 0 {
+		t.Fatalf("supervisor reads %s: %d", video, code)
+	}
+	if got := playedBySup(); len(got) != 1 || !strings.Contains(got[0], video) {
+		t.Fatalf("after the supervisor read %s, the trail has %q; want one playback naming the part", video, got)
+	}
+	for _, path := range []string{"/events", "/parts/" + record.EventsFile, "/parts/" + video, ""} {
+		if code := sup.call(t, "GET", "/api/v1/recordings/"+sess.ID+path, nil); code != 200 {
+			t.Fatalf("supervisor reads %q: %d", path, code)
+		}
+	}
+	if got := playedBySup(); len(got) != 1 {
+		t.Errorf("reads that follow each other make %d playbacks, want 1: %q", len(got), got)
+	}
+	b.advance(11 * time.Minute)
+	if code := sup.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/events", nil); code != 200 {
+		t.Fatalf("supervisor reads the events: %d", code)
+	}
+	if got := playedBySup(); len(got) != 2 || !strings.Contains(got[1], record.EventsFile) {
+		t.Errorf("a read after 11 minutes: the trail has %q, want a second playback naming the events", got)
+	}
+}
+
 // apiKeyFor logs a user in and returns the bearer token the login gives.
 func apiKeyFor(t *testing.T, b *broker, username string) string {
 	t.Helper()
