@@ -160,6 +160,9 @@ export function mountPlayer(main, { id, navigate }) {
   let raf = 0;
   let castTimer = 0;
   let currentSeg = null;
+  // A segment whose video ended before the timeline reached its end: the
+  // clock goes on by itself over it, the picture held (see the ended handler).
+  let heldSeg = null;
   let lastVideoT = -1; // the video's last position on the timeline
   let lastProgress = 0; // when the video last moved (performance.now())
   let activeShell = null; // { part, player, el }
@@ -469,6 +472,7 @@ export function mountPlayer(main, { id, navigate }) {
   function showSegment(seg, offsetMS) {
     if (currentSeg === seg) return;
     currentSeg = seg;
+    heldSeg = null;
     const other = videos.find((v) => v !== video);
     // The spare element may hold this segment already: swap to it.
     const next = other.dataset.seg === seg.name ? other : video;
@@ -496,8 +500,21 @@ export function mountPlayer(main, { id, navigate }) {
       noVideo.hidden = true;
       video.hidden = false;
       const offset = t - seg.start_ms;
+      // In a still (the screen did not change for a second or more) the
+      // picture is the frame it starts with: a browser playing on would
+      // show the frame that ends it, the change, too early.
+      const still = seg.stills?.find(([from, to]) => offset > from && offset < to);
       if (currentSeg !== seg) {
-        showSegment(seg, offset);
+        showSegment(seg, still ? Math.max(0, still[0] - 1) : offset);
+        return;
+      }
+      if (heldSeg === seg) return; // its picture stays until the next segment
+      if (video.readyState >= 1 && video.dataset.seg === seg.name && still) {
+        // A millisecond before its first frame: a seek shows the first frame
+        // from its time on, and to the frame's own time it may be the next.
+        const at = Math.max(0, still[0] - 1) / 1000;
+        if (!video.paused) video.pause();
+        if (video.currentTime !== at) video.currentTime = at;
         return;
       }
       if (video.readyState >= 1 && video.dataset.seg === seg.name) {
@@ -578,6 +595,7 @@ export function mountPlayer(main, { id, navigate }) {
 
   function seek(ms) {
     t = Math.min(duration, Math.max(0, ms));
+    heldSeg = null;
     lastVideoT = -1;
     syncVideo();
     syncShell(true);
@@ -662,7 +680,18 @@ export function mountPlayer(main, { id, navigate }) {
   for (const b of speedGroup.children) b.addEventListener('click', () => setSpeed(Number(b.dataset.speed)));
   for (const v of videos) {
     v.addEventListener('ended', () => {
-      if (v === video && playing && currentSeg) t = Math.max(t, currentSeg.end);
+      if (v !== video || !playing || !currentSeg) return;
+      if (currentSeg.end - t <= 250 + 60 * speed) {
+        t = Math.max(t, currentSeg.end);
+        return;
+      }
+      // Chromium ends a segment whose last frame follows a still screen
+      // half-way through the stillness, showing that frame, the change,
+      // early; the timeline skipped the rest. Instead the clock goes on to
+      // the segment's end over the still picture: the video goes back to
+      // just before it ended (a seek shows the frame nearest its time).
+      heldSeg = currentSeg;
+      v.currentTime = Math.max(0, t - currentSeg.start_ms - 250) / 1000;
     });
     v.addEventListener('timeupdate', () => { if (v === video) hooks.videoTime = v.currentTime; });
   }

@@ -1,0 +1,98 @@
+// A recording with a long still screen, played in the console: a real host
+// on Xvfb shares a screen that stays still for twelve seconds, then changes.
+// The player goes through the stillness at the speed chosen, showing the
+// still screen: Chromium on its own shows the change as soon as the frames
+// before it have lasted about as long as frames usually do, and when few
+// frames came before, ends the segment half-way and the timeline skipped.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectErrors, launch } from './browser.mjs';
+import { api, bin, ROOT, signIn, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+
+after(stopAll);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('a still screen plays for as long as it lasted, showing what was on screen', { timeout: 150_000 }, async () => {
+  const display = await startXvfb(640, 480);
+  const broker = await startBroker();
+  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-STILL' } });
+  const host = startHost(broker, s.body.code, display);
+  await host.ready;
+  const viewer = start(bin('viewer'), ['-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'join', '-session', s.body.id]);
+
+  // Red, green, blue and white quadrants, still for twelve seconds; then a
+  // small square in the white quarter changes every 100 ms.
+  const pattern = start(bin('xpattern'), ['-mode', 'pattern'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await pattern.ready;
+  await sleep(12_000);
+  const ticker = start(bin('xpattern'), ['-mode', 'counter', '-interval', '100', '-geometry', '64x64+560+400'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await ticker.ready;
+  await sleep(3000);
+  assert.equal((await api(broker, 'POST', `/api/v1/sessions/${s.body.id}/end`, {})).status, 200);
+  await host.exited;
+  viewer.child.kill('SIGTERM');
+
+  let rec;
+  for (let i = 0; i < 50 && rec?.state !== 'complete'; i++) {
+    await sleep(200);
+    rec = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
+  }
+  assert.equal(rec.state, 'complete');
+  // The segment that holds the stillness: the longest.
+  const seg = rec.manifest.parts.filter((p) => p.kind === 'video').sort((a, b) => b.duration_ms - a.duration_ms)[0];
+  assert.ok(seg.duration_ms > 10_000, `no segment holds the still screen: ${JSON.stringify(rec.manifest.parts)}`);
+
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await signIn(page, broker, `/#/recording/${s.body.id}`);
+    errors.length = 0; // the console's first look for a login answers 401
+    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    // The bottom-right corner of the picture shown: white, until the square.
+    await page.evaluate(() => {
+      window.corner = () => {
+        const v = document.querySelector('[data-testid="player-video"]');
+        const c = document.createElement('canvas');
+        c.width = 64;
+        c.height = 48;
+        const g = c.getContext('2d');
+        g.drawImage(v, 0, 0, 64, 48);
+        const [r, gr, b] = g.getImageData(59, 44, 1, 1).data;
+        return r > 200 && gr > 200 && b > 200 ? 'white' : `rgb(${r},${gr},${b})`;
+      };
+    });
+
+    // From the segment's start, at 2×.
+    await page.locator('[data-testid="player-speed"][data-speed="2"]').click();
+    const tl = await page.getByTestId('timeline').boundingBox();
+    const duration = await page.evaluate(() => window.tether.player.duration);
+    await page.mouse.click(tl.x + tl.width * ((seg.start_ms + 100) / duration), tl.y + tl.height / 2);
+    await page.getByTestId('player-play').click();
+    const end = seg.start_ms + seg.duration_ms;
+    let prev = { t: await page.evaluate(() => window.tether.player.t), at: Date.now() };
+    const corners = [];
+    while (prev.t < end - 1500) {
+      await page.waitForTimeout(250);
+      const now = { t: await page.evaluate(() => window.tether.player.t), at: Date.now() };
+      const ran = now.t - prev.t;
+      assert.ok(ran <= 2 * (now.at - prev.at) + 1000,
+        `the timeline went from ${Math.round(prev.t)} to ${Math.round(now.t)} ms in ${now.at - prev.at} ms at 2×: it skipped the still screen (its segment ends at ${end})`);
+      // In the second half of the stillness the screen still shows what it did.
+      if (now.t > seg.start_ms + seg.duration_ms * 0.6 && now.t < end - 1500) corners.push(await page.evaluate(() => `${window.corner()} at ${Math.round(window.tether.player.t)} ms`));
+      prev = now;
+      assert.ok(await page.evaluate(() => window.tether.player.playing), `playback stopped at ${now.t}`);
+    }
+    mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'artifacts', 'player-still-screen.png') });
+    assert.ok(corners.length > 0);
+    assert.ok(corners.every((c) => c.startsWith('white')), `while the screen was still, the player showed the picture that came after: ${corners} (${JSON.stringify(seg)})`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
