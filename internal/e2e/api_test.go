@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -348,11 +347,7 @@ func TestHealth(t *testing.T) {
 	if status, out := health(startBroker(t)); status != 200 || out["status"] != "ok" {
 		t.Errorf("health of a broker that can work: %d %v", status, out)
 	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := smallDisk(t, 16)
 	b := startBrokerWith(t, func(c *server.Config) { c.DataDir = mnt })
 	status, out := health(b)
 	if problems := fmt.Sprint(out["problems"]); status != 503 || out["status"] != "unavailable" || !strings.Contains(problems, "data directory's disk is full") || !strings.Contains(problems, "sessions cannot start") {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -492,11 +491,7 @@ func TestFileDiskFull(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	inbox := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", inbox).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", inbox).Run() })
+	inbox := smallDisk(t, 4)
 	fs := startFilesSession(t, ctx, "-files-inbox", inbox)
 	_, f := fs.files(t, ctx)
 	local := t.TempDir()

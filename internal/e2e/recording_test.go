@@ -574,11 +574,7 @@ func apiKeyFor(t *testing.T, b *broker, username string) string {
 // the session ends and both the user and the technician are told why; a
 // new session is refused with the same reason while the disk is full.
 func TestRecordingDiskFull(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := smallDisk(t, 2)
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -623,6 +619,18 @@ func TestRecordingDiskFull(t *testing.T) {
 	if _, err := c.Join(ctx, next.ID); err == nil || !strings.Contains(err.Error(), "cannot record") {
 		t.Errorf("join with the disk full: %v", err)
 	}
+}
+
+// smallDisk mounts a file system of mb megabytes for the test, to fill;
+// the test is skipped where it cannot mount (it needs root).
+func smallDisk(t *testing.T, mb int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm,mode=0700", mb), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
 }
 
 // fill writes to path until the file system is full.
@@ -1134,11 +1142,7 @@ func TestEncryptedRecordingWithoutKey(t *testing.T) {
 // recorded; once there is room again the session reads ended, with that
 // reason and when it ended, not active until a restart.
 func TestDiskFullEndIsWrittenLater(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := smallDisk(t, 3)
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -40,6 +41,23 @@ func waitText(t *testing.T, out *syncBuffer, re string, timeout time.Duration) [
 	}
 }
 
+// viewerShellInPTY runs `viewer shell` on the session in a terminal of 30
+// rows by 100 columns, as a technician does; out collects what it shows.
+// The test's end kills it.
+func viewerShellInPTY(t *testing.T, fs *filesSession) (*exec.Cmd, *os.File, *syncBuffer) {
+	t.Helper()
+	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
+	cmd.Env = append(cmd.Env, "TERM=xterm")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); ptmx.Close() })
+	var out syncBuffer
+	go io.Copy(&out, ptmx)
+	return cmd, ptmx, &out
+}
+
 // TestShellCLI: `viewer shell` in a real terminal (a pty): commands run on
 // the user's machine as the user, the size follows the technician's
 // terminal, and exiting the shell ends the command.
@@ -47,22 +65,13 @@ func TestShellCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)
-	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
-	cmd.Env = append(cmd.Env, "TERM=xterm")
-	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	var out syncBuffer
-	go io.Copy(&out, ptmx)
+	cmd, ptmx, out := viewerShellInPTY(t, fs)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
 
 	// The prompt comes from the user's own shell, in their home.
 	ptmx.WriteString("echo \"me=$(id -u) at=$PWD\"; stty size\r")
-	m := waitText(t, &out, `me=(\d+) at=(\S+)\r?\n30 100`, 20*time.Second)
+	m := waitText(t, out, `me=(\d+) at=(\S+)\r?\n30 100`, 20*time.Second)
 	if m[1] != strconv.Itoa(os.Getuid()) || m[2] != fs.home {
 		t.Fatalf("the shell runs as uid %s in %s; want %d in %s", m[1], m[2], os.Getuid(), fs.home)
 	}
@@ -80,14 +89,14 @@ func TestShellCLI(t *testing.T) {
 	// once after a prompt printed first, the keys could beat a slow stty
 	// and be shown (the host's own test covers that order).
 	ptmx.WriteString("stty -echo; printf 'Pass''word: '; read pw; stty echo; echo \"got ${#pw} characters\"\r")
-	waitText(t, &out, `Password: `, 10*time.Second)
+	waitText(t, out, `Password: `, 10*time.Second)
 	for _, key := range "hunter2\r" {
 		ptmx.WriteString(string(key))
 		time.Sleep(20 * time.Millisecond) // a person typing
 	}
-	waitText(t, &out, `got 7 characters`, 10*time.Second)
+	waitText(t, out, `got 7 characters`, 10*time.Second)
 	ptmx.WriteString("echo $((6*7))-done; exit\r")
-	waitText(t, &out, `42-done`, 10*time.Second)
+	waitText(t, out, `42-done`, 10*time.Second)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -246,25 +255,16 @@ func TestShellOutlivesTechnicianOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)
-	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
-	cmd.Env = append(cmd.Env, "TERM=xterm")
-	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	var out syncBuffer
-	go io.Copy(&out, ptmx)
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, ptmx, out := viewerShellInPTY(t, fs)
 
 	ptmx.WriteString("x=before-$((6*7))\r echo $x\r")
-	waitText(t, &out, `before-42`, 20*time.Second)
+	waitText(t, out, `before-42`, 20*time.Second)
 	cmd.Process.Signal(syscall.SIGSTOP)
 	time.Sleep(4 * time.Second) // the broker finds the link disconnected after 2
 	cmd.Process.Signal(syscall.SIGCONT)
 	// The shell variable shows it is the same shell.
 	ptmx.WriteString("echo after-$x\r")
-	waitText(t, &out, `after-before-42`, 20*time.Second)
+	waitText(t, out, `after-before-42`, 20*time.Second)
 	if n := len(auditEvents(t, ctx, fs.b, fs.id, "shell.closed")); n != 0 {
 		t.Errorf("the trail has %d shell.closed after the outage; want the shell still open", n)
 	}
