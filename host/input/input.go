@@ -33,9 +33,12 @@ var buttonNames = map[int]string{
 type Injector struct {
 	log *slog.Logger
 
+	// bounds is the shared display's origin on the virtual screen and its
+	// size, as it is now: the user may change the resolution, the
+	// technician the display.
+	bounds func() (x, y, w, h int)
+
 	mu      sync.Mutex
-	x, y    int // display origin on the virtual screen
-	w, h    int
 	keys    map[string]bool // pressed robotgo key names
 	buttons map[int]bool    // pressed buttons
 
@@ -50,22 +53,15 @@ func init() {
 	robotgo.MouseSleep = 0
 }
 
-// New returns an Injector for the display at (x, y) of size w x h on the
-// virtual screen. The caller must have checked that the X display is
-// reachable: robotgo crashes the process without one.
-func New(logger *slog.Logger, x, y, w, h int) *Injector {
+// New returns an Injector for the display bounds gives, as its origin on
+// the virtual screen and its size. The caller must have checked that the
+// X display is reachable: robotgo crashes the process without one.
+func New(logger *slog.Logger, bounds func() (x, y, w, h int)) *Injector {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Injector{log: logger.With("component", "input"), x: x, y: y, w: w, h: h,
+	return &Injector{log: logger.With("component", "input"), bounds: bounds,
 		keys: map[string]bool{}, buttons: map[int]bool{}}
-}
-
-// SetDisplay changes the display that coordinates refer to.
-func (in *Injector) SetDisplay(x, y, w, h int) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.x, in.y, in.w, in.h = x, y, w, h
 }
 
 // Stats returns how many events were applied and dropped.
@@ -152,10 +148,11 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 // point checks display coordinates and turns them into virtual-screen
 // coordinates.
 func (in *Injector) point(x, y int) (int, int, error) {
-	if x < 0 || y < 0 || x >= in.w || y >= in.h {
-		return 0, 0, fmt.Errorf("%w: point %d,%d is outside the %dx%d display", ErrRejected, x, y, in.w, in.h)
+	ox, oy, w, h := in.bounds()
+	if x < 0 || y < 0 || x >= w || y >= h {
+		return 0, 0, fmt.Errorf("%w: point %d,%d is outside the %dx%d display", ErrRejected, x, y, w, h)
 	}
-	return in.x + x, in.y + y, nil
+	return ox + x, oy + y, nil
 }
 
 // ReleaseAll lets go of every key and button the technician holds.

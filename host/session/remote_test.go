@@ -53,7 +53,7 @@ func TestHostEnforcesConsent(t *testing.T) {
 	ask(protocol.PermView, protocol.PermControl, protocol.PermClipboard)
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	r := &remote{log: log, inj: input.New(log, 0, 0, 320, 240), allow: mgr.Allowed,
+	r := &remote{log: log, inj: input.New(log, func() (x, y, w, h int) { return 0, 0, 320, 240 }), allow: mgr.Allowed,
 		selectDisplay: func(int) (protocol.ControlMessage, error) {
 			t.Error("the display was switched without the user's grant")
 			return protocol.ControlMessage{}, nil

@@ -396,28 +396,22 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	if err != nil {
 		return "", err
 	}
-	bx, by, bw, bh := capt.Bounds()
-	inj = input.New(cfg.Logger, bx, by, bw, bh)
+	// Points are mapped onto the display as it is captured now: the user
+	// may change its resolution, the technician switch displays.
+	inj = input.New(cfg.Logger, func() (x, y, w, h int) { return st.current().Bounds() })
 	defer inj.ReleaseAll()
 	rem := &remote{log: log, inj: inj, control: control, allow: mgr.Allowed}
 	rem.selectDisplay = func(index int) (protocol.ControlMessage, error) {
 		c, err := st.setDisplay(index)
 		if err == nil {
 			inj.ReleaseAll()
-			inj.SetDisplay(c.Bounds())
 			w, h := c.Size()
 			log.Info("sharing another display", "index", index, "size", fmt.Sprintf("%dx%d", w, h))
 		}
 		list, lerr := st.displays()
 		return list, errors.Join(err, lerr)
 	}
-	inputDC.OnMessage(func(m webrtc.DataChannelMessage) {
-		// The user may have changed the screen's resolution since: points
-		// are mapped onto the monitor as it is now, as the technician sees
-		// it, not as it was when the session started.
-		inj.SetDisplay(st.current().Bounds())
-		rem.onInput(m.Data)
-	})
+	inputDC.OnMessage(func(m webrtc.DataChannelMessage) { rem.onInput(m.Data) })
 	// The broker opens a files or shell channel per technician, naming the
 	// technician in the channel's protocol: each is checked against that
 	// technician's own grants, on every message. Anything else is refused.
