@@ -238,14 +238,33 @@ func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, boo
 	case errors.Is(err, store.ErrCodeExpired):
 		h.log.Info("host refused: expired code", "remote", r.RemoteAddr)
 		h.refuse(c, protocol.CodeExpiredCode, "That support code has expired. Ask your technician for a new one.")
+	case errors.Is(err, store.ErrCodeUsed) && h.inSession(auth.HashToken(code)):
+		// Most often the user started the host a second time, in another
+		// window: the first one is connected and all is well.
+		h.log.Info("host refused: its code's session has a host already", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeHostPresent, "This support code is already connected from another window or computer, where its session is still going on. "+
+			"Use that window and close this one. To share this computer instead, end the session in the other window and ask your technician for a new code.")
 	case errors.Is(err, store.ErrCodeUsed):
 		h.log.Info("host refused: code already used", "remote", r.RemoteAddr)
-		h.refuse(c, protocol.CodeUsedCode, "That support code has already been used. Ask your technician for a new one.")
+		h.refuse(c, protocol.CodeUsedCode, "That support code was used for a session that has ended, and each code works once. Ask your technician for a new one.")
 	default:
 		h.log.Error("redeem code", "err", err)
 		h.refuse(c, protocol.CodeInternal, "The broker could not check the code. Try again in a moment.")
 	}
 	return nil, false
+}
+
+// inSession reports whether the session of the code with this hash is
+// going on: a host joined with it, and is still in.
+func (h *Hub) inSession(codeHash string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range h.live {
+		if l.codeHash == codeHash && !l.ended {
+			return true
+		}
+	}
+	return false
 }
 
 // pendingHost is a host that asked for a code and waits for a technician

@@ -160,6 +160,7 @@ type unrecordedEnd struct {
 // live is a session with someone connected.
 type live struct {
 	id       string
+	codeHash string // the code the host joined with, to tell a second host it is in
 	ticket   string
 	perms    []string // what technicians ask the user for
 	relay    *relay.Session
@@ -560,7 +561,7 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 		}
 		return nil, err
 	}
-	l = &live{id: id, ticket: sess.TicketID, perms: sess.Permissions, relay: r, viewers: map[*conn]*viewer{}, requests: map[string]*request{}}
+	l = &live{id: id, codeHash: sess.CodeHash, ticket: sess.TicketID, perms: sess.Permissions, relay: r, viewers: map[*conn]*viewer{}, requests: map[string]*request{}}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()

@@ -322,6 +322,17 @@ func TestHostErrors(t *testing.T) {
 	}
 	first := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), used.Code)
 	waitState(t, c, used.ID, "active", first)
+	// A code whose session is over, used up.
+	finished, err := c.CreateSession(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), finished.Code)
+	waitState(t, c, finished.ID, "active", done)
+	if err := c.EndSession(ctx, finished.ID); err != nil {
+		t.Fatal(err)
+	}
+	done.wait(t, 10*time.Second)
 
 	expired, err := c.CreateSession(ctx, "")
 	if err != nil {
@@ -356,7 +367,12 @@ func TestHostErrors(t *testing.T) {
 		{"a letter in the code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "482", "193", "O75"}, "is not a support code: it is nine digits"},
 		{"frame rate out of range", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-fps", "100", fresh.Code}, "give 1 to 60 frames per second"},
 		// Typed in groups, as it is read out, without quotes.
-		{"code already used", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code[:3], used.Code[3:6], used.Code[6:]}, "could not join the support session: That support code has already been used."},
+		// The user starts the host again in a second window while the
+		// first is connected: nothing is wrong with their code.
+		{"code connected in another window", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code[:3], used.Code[3:6], used.Code[6:]},
+			"could not join the support session: This support code is already connected from another window or computer, where its session is still going on. Use that window and close this one."},
+		{"code of a session that ended", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), finished.Code},
+			"could not join the support session: That support code was used for a session that has ended, and each code works once. Ask your technician for a new one."},
 		{"expired code", display, func() { b.advance(11 * time.Minute) }, []string{"-broker", b.URL(), "-ca", b.CAFile(), expired.Code}, "expired"},
 	}
 	for _, tt := range tests {
