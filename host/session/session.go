@@ -45,6 +45,11 @@ var errStoppedWaiting = errors.New("the user stopped waiting")
 
 const stoppedWaiting = "You stopped waiting for your technician. Your code can no longer be used."
 
+// codeExpired is what the user is told when no technician entered their
+// code before it expired (at the time filled in): a normal end of the
+// wait, with what to do next.
+const codeExpired = "No technician connected: your support code expired at %s unused, so nothing was shared. To get a new code, start the host again and read the new code out to your technician."
+
 // toUser turns the broker's reason for the end, written for the
 // technician ("The user declined."), into words to the user ("You
 // declined.").
@@ -347,6 +352,11 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			return stoppedWaiting, nil
 		} else if err != nil {
 			return "", err
+		}
+		// No one came in time: nothing went wrong, the wait is over.
+		var refused *dial.RemoteError
+		if env.Type == protocol.TypeError && errors.As(dial.AsRemoteError(env), &refused) && refused.Code == protocol.CodeExpiredCode {
+			return fmt.Sprintf(codeExpired, issued.ExpiresAt.Local().Format("15:04")), nil
 		}
 	}
 	switch env.Type {
