@@ -463,16 +463,23 @@ func (m *Manager) Status() string {
 	}
 	var who []string
 	for p, granted := range can {
-		if p.role == "supervisor" {
-			// A supervisor watches the session live: say so plainly.
-			who = append(who, fmt.Sprintf("%s (supervisor) is observing, view only", p.name))
-			continue
-		}
 		var can []string
 		for _, perm := range protocol.AllPermissions {
 			if slices.Contains(granted, perm) {
 				can = append(can, statusWords[perm])
 			}
+		}
+		if p.role == "supervisor" {
+			// A supervisor watches the session live: say so plainly, with
+			// what they themselves can do, so that it never reads as what
+			// the technician next to them can ("view only" at the end of
+			// the line read as the whole session's).
+			only := ""
+			if len(can) == 1 {
+				only = "only "
+			}
+			who = append(who, fmt.Sprintf("%s (supervisor) is observing and can %s%s", p.name, only, list(can)))
+			continue
 		}
 		who = append(who, fmt.Sprintf("%s (%s) can %s", p.name, p.role, list(can)))
 	}

@@ -189,6 +189,34 @@ func TestStatusNamesEachPersonOnce(t *testing.T) {
 	}
 }
 
+// TestStatusSaysWhatSupervisorCan: the status line says what a watching
+// supervisor was allowed, theirs apart from the technician's: it said
+// "view only" whatever the user allowed them.
+func TestStatusSaysWhatSupervisorCan(t *testing.T) {
+	m, typed, out, ctx := atTerminal(t)
+	for i, c := range []struct {
+		id, name, role string
+		perms          []string
+	}{
+		{"v_tech", "lee", "technician", []string{protocol.PermView, protocol.PermControl}},
+		// Supervisors are asked to see only; a broker that asks for more
+		// gets what the user allows, and the user must read it.
+		{"v_sup", "sam", "supervisor", []string{protocol.PermView, protocol.PermClipboard}},
+	} {
+		done := make(chan protocol.ConsentAnswer, 1)
+		go func() {
+			done <- m.Handle(ctx, protocol.ConsentRequest{ID: c.id, Viewer: protocol.Person{ID: c.id, Name: c.name, Role: c.role}, Permissions: c.perms, TimeoutSeconds: 60})
+		}()
+		out.waitFor(t, "Allow? ", i+1)
+		io.WriteString(typed, "all\n")
+		<-done
+	}
+	want := "Shared: lee (technician) can see your screen and use your mouse and keyboard; sam (supervisor) is observing and can see your screen and use your clipboard."
+	if got := m.Status(); got != want {
+		t.Fatalf("status %q, want %q", got, want)
+	}
+}
+
 // TestCtrlDKeepsCommands: on a terminal, Ctrl+D is no way to stop sharing
 // and must not silently take the user's commands away: they still work,
 // and the user is told once how to stop. When the terminal itself goes,

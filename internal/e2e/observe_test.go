@@ -39,6 +39,10 @@ func TestLiveObservation(t *testing.T) {
 	if _, err := tech.Screenshot(ctx); err != nil {
 		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
 	}
+	// The technician has control while the supervisor watches.
+	if ok, reason, err := tech.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("the technician could not take control: %v %q %v", ok, reason, err)
+	}
 
 	supClient := b.login(t, ctx, "sup", "correct horse battery")
 	sup, err := supClient.Join(ctx, sess.ID)
@@ -74,7 +78,15 @@ func TestLiveObservation(t *testing.T) {
 		obs := tech.Observers()
 		return len(obs) == 1 && obs[0].Name == "sup" && obs[0].Role == "supervisor"
 	})
-	host.waitOutput(t, "sup (supervisor) is observing, view only", 1, 10*time.Second)
+	// The host's status line says who can do what: the technician all they
+	// were allowed, the supervisor only to see; nothing reads as if the
+	// whole session were view only.
+	out := host.waitOutput(t, "sup (supervisor) is observing", 1, 10*time.Second)
+	status := out[strings.LastIndex(out, "Shared: "):]
+	status = strings.TrimSpace(status[:strings.IndexByte(status, '\n')])
+	if want := "Shared: admin (admin) can see your screen, use your mouse and keyboard, and use your clipboard; sup (supervisor) is observing and can only see your screen."; status != want {
+		t.Errorf("the host's status line with a technician in control and a supervisor watching:\n%q\nwant\n%q", status, want)
+	}
 	// The audit trail and the recording know it too.
 	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
 	var trail struct {
