@@ -232,6 +232,12 @@ func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, boo
 	switch {
 	case err == nil:
 		return sess, true
+	case errors.Is(err, store.ErrCodeUnknown) && h.isPending(auth.HashToken(code)):
+		// The code a host got for the user, typed into a second host: it is
+		// for the technician to enter, and the first host waits for them.
+		h.log.Info("host refused: its code was issued to a host that waits", "remote", r.RemoteAddr)
+		h.refuse(c, protocol.CodeHostPresent, "This support code belongs to the host that is waiting for your technician in another window or on another computer. "+
+			"Read the code out to your technician, who enters it in their console, and use that window; close this one.")
 	case errors.Is(err, store.ErrCodeUnknown):
 		h.log.Info("host refused: unknown code", "remote", r.RemoteAddr)
 		h.refuse(c, protocol.CodeInvalidCode, "That support code is not valid. Check the digits with your technician.")

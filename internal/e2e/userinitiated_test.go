@@ -256,6 +256,33 @@ func TestCommandsWhileWaiting(t *testing.T) {
 	}
 }
 
+// TestWaitingCodeTypedIntoSecondHost: the user types the code their host
+// shows into a second host, as if it were a technician's: it says the code
+// belongs to the host waiting in the other window, not that it is wrong,
+// and that host still waits and can be claimed.
+func TestWaitingCodeTypedIntoSecondHost(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	b := startBroker(t)
+	first := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile())
+	m := shownCode.FindStringSubmatch(first.waitOutput(t, "Your support code: ", 1, 20*time.Second))
+	if m == nil {
+		t.Fatal("no code shown")
+	}
+	second := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), m[1], m[2], m[3])
+	if code := second.wait(t, 20*time.Second); code == 0 {
+		t.Fatalf("the second host exit code 0; stderr:\n%s", second.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(second.stderr.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "could not join the support session: This support code belongs to the host that is waiting for your technician in another window or on another computer.") {
+		t.Errorf("the second host says:\n%s", second.stderr.String())
+	}
+	status, resp := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/sessions/claim", b.admin.APIKey,
+		`{"code":"`+m[1]+m[2]+m[3]+`","ticket":{"id":"INC-8"}}`, nil)
+	if status != 201 || resp["state"] != "active" {
+		t.Fatalf("claiming the first host's code: %d %v", status, resp)
+	}
+}
+
 // TestClaimRateLimit: a technician guessing codes is slowed down with a
 // clear 429 and Retry-After, and every attempt is audited.
 func TestClaimRateLimit(t *testing.T) {
