@@ -264,7 +264,7 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     assert.deepEqual(q, { who: 'sue (supervisor)', more: false, ticket: 'INC-20931', perms: ['view'] });
     const shown = terminal(mainHost).length;
     mainHost.type('all');
-    await hostSays(mainHost, 'sue (supervisor) is observing, view only', shown);
+    await hostSays(mainHost, 'sue (supervisor) is observing and can only see your screen', shown);
     await byId('observer-banner').waitFor({ timeout: 15_000 });
     assert.match(await byId('observer-banner').textContent(), /sue \(supervisor\) is watching this session, view only/);
     await watcher.locator('#conn-state[data-state="live"]').waitFor({ timeout: 20_000 });
