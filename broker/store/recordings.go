@@ -43,7 +43,7 @@ type RecordingFilter struct {
 	User       int64
 	Ticket     string // substring of the ticket id
 	Technician string // exact username
-	Host       string // substring of the user's computer name or OS
+	Host       string // substring of the user's computer name or OS, any case
 	From, To   time.Time
 	Shell      bool // a shell was opened
 	Files      bool // files were moved
@@ -122,6 +122,12 @@ func escapeLike(v string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(v)
 }
 
+// hostField is one field of the host's report (s.host_json), NULL when the
+// host never connected.
+func hostField(name string) string {
+	return `CASE WHEN json_valid(s.host_json) THEN json_extract(s.host_json, '$.` + name + `') END`
+}
+
 // SearchRecordings returns recordings matching f, newest first.
 func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) ([]*Recording, error) {
 	var where []string
@@ -139,8 +145,11 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) ([]*Rec
 		args = append(args, f.Technician)
 	}
 	if f.Host != "" {
-		where = append(where, `s.host_json LIKE ? ESCAPE '\'`)
-		args = append(args, "%"+escapeLike(f.Host)+"%")
+		// The computer's name and OS as the host reported them, not the
+		// JSON text they are kept in: a search for "hostname" or a quote
+		// matched every recording.
+		where = append(where, `(`+hostField("hostname")+` LIKE ? ESCAPE '\' OR `+hostField("os")+` LIKE ? ESCAPE '\')`)
+		args = append(args, "%"+escapeLike(f.Host)+"%", "%"+escapeLike(f.Host)+"%")
 	}
 	if !f.From.IsZero() {
 		where = append(where, "r.started_at >= ?")

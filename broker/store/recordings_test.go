@@ -25,9 +25,9 @@ func TestSearchRecordings(t *testing.T) {
 		shells, files          int
 	}
 	for i, r := range []rec{
-		{"s1", "INC-100", "ana", `{"hostname":"FIN-LT-01"}`, day, 1, 0},
-		{"s2", "INC-200", "ana", `{"hostname":"MKT-PC-7"}`, day.Add(24 * time.Hour), 0, 2},
-		{"s3", "CHG_9%", "ben", `{"hostname":"FIN-LT-02"}`, day.Add(48 * time.Hour), 1, 1},
+		{"s1", "INC-100", "ana", `{"hostname":"FIN-LT-01","os":"linux","width":1920}`, day, 1, 0},
+		{"s2", "INC-200", "ana", `{"hostname":"MKT-PC-7","os":"windows","width":1280}`, day.Add(24 * time.Hour), 0, 2},
+		{"s3", "CHG_9%", "ben", `{"hostname":"FIN-LT-02","os":"linux","width":1920}`, day.Add(48 * time.Hour), 1, 1},
 		{"s4", "INC-101", "cy", "", day.Add(72 * time.Hour), 0, 0},
 	} {
 		if err := s.CreateSession(ctx, &Session{ID: r.id, CodeHash: r.id, CodeExpiresAt: r.at, CreatedBy: users[r.tech].ID, TicketID: r.ticket, State: StateWaiting, CreatedAt: r.at}); err != nil {
@@ -60,6 +60,11 @@ func TestSearchRecordings(t *testing.T) {
 		{"no wildcard match", RecordingFilter{Ticket: "%"}, []string{"s3"}},
 		{"technician", RecordingFilter{Technician: "ana"}, []string{"s2", "s1"}},
 		{"user's computer", RecordingFilter{Host: "FIN-LT"}, []string{"s3", "s1"}},
+		{"user's computer, any case", RecordingFilter{Host: "mkt-pc"}, []string{"s2"}},
+		{"user's computer's OS", RecordingFilter{Host: "Windows"}, []string{"s2"}},
+		{"a field's name is not a computer", RecordingFilter{Host: "hostname"}, nil},
+		{"nor is what the host reports besides", RecordingFilter{Host: "1920"}, nil},
+		{"nor the JSON around it", RecordingFilter{Host: `":"`}, nil},
 		{"date range", RecordingFilter{From: day.Add(24 * time.Hour), To: day.Add(72 * time.Hour)}, []string{"s3", "s2"}},
 		{"a shell was used", RecordingFilter{Shell: true}, []string{"s3", "s1"}},
 		{"files were moved", RecordingFilter{Files: true}, []string{"s3", "s2"}},

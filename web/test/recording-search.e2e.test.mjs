@@ -1,5 +1,7 @@
-// Searching recordings by date in the console: a supervisor picks days in
-// their own time zone, the one the list shows each session's time in.
+// Searching recordings in the console and through the API: a supervisor
+// picks days in their own time zone, the one the list shows each session's
+// time in; the other filters find what the supervisor typed in the names
+// they mean.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
+import { api, bin, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -50,5 +52,28 @@ test('a day searched is the supervisor\'s own day, as the list shows it', { time
     assert.equal(await searchDay(utcDay), 0, `recorded ${shown} here, it is found on ${utcDay}, the day in UTC`);
   } finally {
     await browser.close();
+  }
+});
+
+/** The sessions of the recordings the API finds with query. */
+async function found(broker, query) {
+  const res = await api(broker, 'GET', `/api/v1/recordings?${new URLSearchParams(query)}`);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.recordings.map((r) => r.session);
+}
+
+test('the computer filter finds the user\'s computer by its name, not by the words its report is kept in', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const display = await startXvfb(640, 480);
+  const made = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-HOST' } });
+  startHost(broker, made.body.code, display);
+  const name = await until('the user\'s computer in the recording', async () =>
+    (await api(broker, 'GET', '/api/v1/recordings?ticket=INC-HOST')).body.recordings[0]?.host?.hostname);
+
+  assert.deepEqual(await found(broker, { host: name.toUpperCase() }), [made.body.id], `${name} in capitals`);
+  assert.deepEqual(await found(broker, { host: name.slice(0, -1) }), [made.body.id], `part of ${name}`);
+  for (const term of ['hostname', 'width', 'capture', '"', '{']) {
+    if (name.toLowerCase().includes(term)) continue;
+    assert.deepEqual(await found(broker, { host: term }), [], `"${term}" is not in the computer's name ${name} nor its OS`);
   }
 });
