@@ -41,8 +41,8 @@ type RecordingFilter struct {
 	// User limits the result to sessions this user owns or was invited
 	// to; zero means every session (supervisors and admins).
 	User       int64
-	Ticket     string // substring of the ticket id
-	Technician string // exact username
+	Ticket     string // substring of the ticket id, any case
+	Technician string // substring of the technician's username, any case
 	Host       string // substring of the user's computer name or OS, any case
 	From, To   time.Time
 	Shell      bool // a shell was opened
@@ -141,8 +141,10 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) ([]*Rec
 		args = append(args, "%"+escapeLike(f.Ticket)+"%")
 	}
 	if f.Technician != "" {
-		where = append(where, "u.username = ?")
-		args = append(args, f.Technician)
+		// Like the ticket and the computer: a supervisor types part of
+		// the name, in whatever case, and "alice" finds Alice's.
+		where = append(where, `u.username LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+escapeLike(f.Technician)+"%")
 	}
 	if f.Host != "" {
 		// The computer's name and OS as the host reported them, not the

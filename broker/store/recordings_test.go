@@ -12,7 +12,7 @@ func TestSearchRecordings(t *testing.T) {
 	s := openTest(t)
 	day := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	users := map[string]*User{}
-	for _, name := range []string{"ana", "ben", "cy"} {
+	for _, name := range []string{"Ana", "ben", "cy"} {
 		u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: day}
 		if err := s.CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
@@ -25,8 +25,8 @@ func TestSearchRecordings(t *testing.T) {
 		shells, files          int
 	}
 	for i, r := range []rec{
-		{"s1", "INC-100", "ana", `{"hostname":"FIN-LT-01","os":"linux","width":1920}`, day, 1, 0},
-		{"s2", "INC-200", "ana", `{"hostname":"MKT-PC-7","os":"windows","width":1280}`, day.Add(24 * time.Hour), 0, 2},
+		{"s1", "INC-100", "Ana", `{"hostname":"FIN-LT-01","os":"linux","width":1920}`, day, 1, 0},
+		{"s2", "INC-200", "Ana", `{"hostname":"MKT-PC-7","os":"windows","width":1280}`, day.Add(24 * time.Hour), 0, 2},
 		{"s3", "CHG_9%", "ben", `{"hostname":"FIN-LT-02","os":"linux","width":1920}`, day.Add(48 * time.Hour), 1, 1},
 		{"s4", "INC-101", "cy", "", day.Add(72 * time.Hour), 0, 0},
 	} {
@@ -46,7 +46,7 @@ func TestSearchRecordings(t *testing.T) {
 		}
 	}
 	// ben was invited into s1.
-	if err := s.AddParticipant(ctx, "s1", users["ben"].ID, users["ana"].ID, day); err != nil {
+	if err := s.AddParticipant(ctx, "s1", users["ben"].ID, users["Ana"].ID, day); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -58,7 +58,9 @@ func TestSearchRecordings(t *testing.T) {
 		{"ticket substring", RecordingFilter{Ticket: "inc-10"}, []string{"s4", "s1"}},
 		{"ticket wildcards are literal", RecordingFilter{Ticket: "_9%"}, []string{"s3"}},
 		{"no wildcard match", RecordingFilter{Ticket: "%"}, []string{"s3"}},
-		{"technician", RecordingFilter{Technician: "ana"}, []string{"s2", "s1"}},
+		{"technician, any case", RecordingFilter{Technician: "ana"}, []string{"s2", "s1"}},
+		{"part of a technician's name", RecordingFilter{Technician: "BE"}, []string{"s3"}},
+		{"technician wildcards are literal", RecordingFilter{Technician: "_"}, nil},
 		{"user's computer", RecordingFilter{Host: "FIN-LT"}, []string{"s3", "s1"}},
 		{"user's computer, any case", RecordingFilter{Host: "mkt-pc"}, []string{"s2"}},
 		{"user's computer's OS", RecordingFilter{Host: "Windows"}, []string{"s2"}},
@@ -86,7 +88,7 @@ func TestSearchRecordings(t *testing.T) {
 		}
 	}
 	r, err := s.RecordingBySession(ctx, "s1")
-	if err != nil || r.Technician != "ana" || r.TicketID != "INC-100" || r.Shells != 1 || r.HostJSON == "" {
+	if err != nil || r.Technician != "Ana" || r.TicketID != "INC-100" || r.Shells != 1 || r.HostJSON == "" {
 		t.Fatalf("recording s1: %+v %v", r, err)
 	}
 	if err := s.MarkRecordingDeleted(ctx, "s1", day.Add(100*time.Hour)); err != nil {

@@ -77,3 +77,17 @@ test('the computer filter finds the user\'s computer by its name, not by the wor
     assert.deepEqual(await found(broker, { host: term }), [], `"${term}" is not in the computer's name ${name} nor its OS`);
   }
 });
+
+test('the technician filter finds a technician\'s recordings by part of the name, in any case', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'alice.ng', role: 'technician', password: 'alice-password-12' })).status, 201);
+  const made = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-ALICE' }, technician: 'alice.ng' });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', made.body.id]);
+
+  for (const technician of ['alice.ng', 'Alice', 'ALICE.NG', 'ng']) {
+    assert.deepEqual(await found(broker, { technician }), [made.body.id], `technician=${technician}`);
+  }
+  assert.deepEqual(await found(broker, { technician: 'bob' }), []);
+  assert.deepEqual(await found(broker, { technician: '_' }), [], 'an underscore is a character, not a wildcard');
+});
