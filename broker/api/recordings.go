@@ -155,12 +155,64 @@ type recordingJSON struct {
 	FramesRelayed int64           `json:"frames_relayed"`
 	FramesWritten int64           `json:"frames_written"`
 	Note          string          `json:"note,omitempty"`
+	Deletion      *deletionJSON   `json:"deletion,omitempty"`
+}
+
+// deletionJSON says when and why a deleted recording was deleted, as far
+// as the broker knows: the supervisor who follows a ticket's link to it
+// learns it is gone on purpose, not lost.
+type deletionJSON struct {
+	At            *time.Time `json:"at,omitempty"`
+	Reason        string     `json:"reason,omitempty"`         // retention, or as the trail says
+	RetentionDays int        `json:"retention_days,omitempty"` // for retention: how long the broker kept it
+	By            string     `json:"by,omitempty"`             // the person who deleted it, when not the broker
+	Message       string     `json:"message"`
+}
+
+// deletionOf reads a deleted recording's deletion from its row and its
+// session's trail; nil when the recording is not deleted.
+func deletionOf(r *store.Recording) *deletionJSON {
+	if r.State != "deleted" {
+		return nil
+	}
+	d := &deletionJSON{By: r.DeletedBy}
+	if d.By == "broker" {
+		d.By = ""
+	}
+	if !r.DeletedAt.IsZero() {
+		at := r.DeletedAt
+		d.At = &at
+	}
+	var detail struct {
+		Reason        string `json:"reason"`
+		RetentionDays int    `json:"retention_days"`
+	}
+	if json.Unmarshal([]byte(r.DeletionJSON), &detail) == nil {
+		d.Reason, d.RetentionDays = detail.Reason, detail.RetentionDays
+	}
+	when := ""
+	if d.At != nil {
+		when = " on " + d.At.UTC().Format("2 January 2006 at 15:04 UTC")
+	}
+	switch {
+	case d.Reason == "retention" && d.RetentionDays > 0:
+		days := fmt.Sprintf("%d days", d.RetentionDays)
+		if d.RetentionDays == 1 {
+			days = "1 day"
+		}
+		d.Message = fmt.Sprintf("This recording was deleted%s, because this broker keeps recordings for %s after they end.", when, days)
+	case d.By != "":
+		d.Message = fmt.Sprintf("This recording was deleted by %s%s.", d.By, when)
+	default:
+		d.Message = "This recording was deleted" + when + "."
+	}
+	return d
 }
 
 func toRecordingJSON(r *store.Recording) recordingJSON {
 	out := recordingJSON{Session: r.Session, Ticket: r.TicketID, Technician: r.Technician, State: r.State, StartedAt: r.StartedAt,
 		DurationMS: r.DurationMS, SizeBytes: r.SizeBytes, Segments: r.Segments, Events: r.Events, Shells: r.Shells, Files: r.Files,
-		Clipboard: r.Clipboard, FramesRelayed: r.FramesRelayed, FramesWritten: r.FramesWritten, Note: r.Note}
+		Clipboard: r.Clipboard, FramesRelayed: r.FramesRelayed, FramesWritten: r.FramesWritten, Note: r.Note, Deletion: deletionOf(r)}
 	if r.HostJSON != "" && json.Valid([]byte(r.HostJSON)) {
 		out.Host = json.RawMessage(r.HostJSON)
 	}
@@ -281,8 +333,8 @@ func (a *API) recording(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	if err != nil {
 		return notFound()
 	}
-	if rec.State == "deleted" {
-		writeError(w, http.StatusGone, "recording_deleted", "This recording was deleted when its retention period ended.")
+	if d := deletionOf(rec); d != nil {
+		writeError(w, http.StatusGone, "recording_deleted", d.Message)
 		return nil, "", false
 	}
 	dir, err := a.cfg.Recorder.ArchiveDir(id)

@@ -28,6 +28,11 @@ type Recording struct {
 	ManifestSHA256 string
 	Note           string
 	DeletedAt      time.Time
+	// Who deleted the archive ("broker" for retention) and the detail of
+	// that audit event (its reason, the retention period), from the
+	// session's trail; empty unless the recording was deleted.
+	DeletedBy    string
+	DeletionJSON string
 
 	// From the session, for listing and search.
 	TicketID   string
@@ -81,7 +86,8 @@ func (s *Store) UpdateRecording(ctx context.Context, r *Recording) error {
 	return nil
 }
 
-// MarkRecordingDeleted records that retention removed an archive.
+// MarkRecordingDeleted records that an archive was removed; why is in the
+// session's trail (a recording.deleted event).
 func (s *Store) MarkRecordingDeleted(ctx context.Context, session string, at time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE recordings SET state = 'deleted', deleted_at = ? WHERE session_id = ?`, ms(at), session)
 	if err != nil {
@@ -92,7 +98,12 @@ func (s *Store) MarkRecordingDeleted(ctx context.Context, session string, at tim
 
 const recordingColumns = `r.session_id, r.state, r.started_at, r.ended_at, r.size_bytes, r.duration_ms, r.segments, r.events,
 	r.shells, r.files, r.clipboard, r.frames_relayed, r.frames_written, r.manifest_sha256, r.note, r.deleted_at,
-	s.ticket_id, COALESCE(u.username, ''), s.created_by, s.host_json`
+	s.ticket_id, COALESCE(u.username, ''), s.created_by, s.host_json,
+	COALESCE((SELECT e.actor` + lastDeletion + `), ''), COALESCE((SELECT e.detail` + lastDeletion + `), '')`
+
+// lastDeletion finds the session's latest recording.deleted event in its
+// trail: who deleted the archive, and why.
+const lastDeletion = ` FROM session_events e WHERE e.session_id = r.session_id AND e.type = 'recording.deleted' ORDER BY e.id DESC LIMIT 1`
 
 const recordingFrom = ` FROM recordings r JOIN sessions s ON s.id = r.session_id LEFT JOIN users u ON u.id = s.created_by`
 
@@ -101,7 +112,7 @@ func scanRecording(row scanner) (*Recording, error) {
 	var started, ended, deleted sql.NullInt64
 	err := row.Scan(&r.Session, &r.State, &started, &ended, &r.SizeBytes, &r.DurationMS, &r.Segments, &r.Events,
 		&r.Shells, &r.Files, &r.Clipboard, &r.FramesRelayed, &r.FramesWritten, &r.ManifestSHA256, &r.Note, &deleted,
-		&r.TicketID, &r.Technician, &r.CreatedBy, &r.HostJSON)
+		&r.TicketID, &r.Technician, &r.CreatedBy, &r.HostJSON, &r.DeletedBy, &r.DeletionJSON)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

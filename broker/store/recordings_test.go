@@ -94,7 +94,13 @@ func TestSearchRecordings(t *testing.T) {
 	if err := s.MarkRecordingDeleted(ctx, "s1", day.Add(100*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s.RecordingBySession(ctx, "s1"); r.State != "deleted" || r.DeletedAt.IsZero() {
+	if err := s.AddEvent(ctx, &Event{Session: "s1", At: day.Add(100 * time.Hour), Actor: "broker", Type: "recording.deleted", Detail: `{"reason":"retention","retention_days":3}`}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.RecordingBySession(ctx, "s1"); r.State != "deleted" || r.DeletedAt.IsZero() || r.DeletedBy != "broker" || r.DeletionJSON != `{"reason":"retention","retention_days":3}` {
 		t.Errorf("after deletion: %+v", r)
+	}
+	if r, _ := s.RecordingBySession(ctx, "s2"); r.DeletedBy != "" || r.DeletionJSON != "" {
+		t.Errorf("a recording not deleted has a deletion: %+v", r)
 	}
 }

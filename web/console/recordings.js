@@ -45,6 +45,17 @@ export function recordingBadge(state) {
     h('span', { class: 'badge-dot', 'aria-hidden': 'true' }), label);
 }
 
+/**
+ * When and why a deleted recording went, shown under its badge:
+ * "Dec 5, 2026, 7:31 AM · kept 30 days" or "… · by alice"; the broker's
+ * whole sentence is the cell's tooltip.
+ */
+export function deletionText(d) {
+  const days = d.retention_days;
+  const why = d.reason === 'retention' && days ? `kept ${days} ${days === 1 ? 'day' : 'days'}` : d.by ? `by ${d.by}` : '';
+  return [d.at ? formatDateTime(d.at) : '', why].filter(Boolean).join(' · ');
+}
+
 /** Mounts the recordings screen into main. Returns an unmount function. */
 export function mountRecordings(main, { navigate, user }) {
   let alive = true;
@@ -183,7 +194,10 @@ export function mountRecordings(main, { navigate, user }) {
         h('span', { text: r.duration_ms ? formatDuration(r.duration_ms) : '—' }),
         h('span', { class: 'host-meta', text: sizeText(r.size_bytes) }))),
       h('td', { class: 'col-what' }, what.length ? h('div', { class: 'chips' }, what) : h('span', { class: 'muted', text: 'Screen only' })),
-      h('td', { title: r.note || null }, recordingBadge(r.state)),
+      h('td', { title: r.deletion?.message || r.note || null }, r.deletion
+        ? h('div', { class: 'host-cell rec-deletion' }, recordingBadge(r.state),
+          h('span', { class: 'host-meta', 'data-testid': 'recording-deletion', text: deletionText(r.deletion) }))
+        : recordingBadge(r.state)),
       h('td', { class: 'col-action' }, live
         ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'watch-live', title: 'Watch live' }, icon('eye', 14), h('span', { class: 'watch-label', text: 'Watch live' }))
         : playable ? h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('play', 16)) : null));
