@@ -341,6 +341,13 @@ func (a *API) recording(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	if err != nil {
 		return notFound()
 	}
+	// The broker deletes an archive only for retention, and notes it; one
+	// gone otherwise was removed by hand, and said only that its manifest
+	// could not be read.
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		writeError(w, http.StatusGone, "recording_missing", "This recording's files are no longer on the broker: someone removed them from its recordings folder outside Tether, so it cannot be played or downloaded. Ask your administrator whether a backup holds them.")
+		return nil, "", false
+	}
 	return rec, dir, true
 }
 

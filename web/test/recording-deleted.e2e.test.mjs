@@ -1,11 +1,12 @@
 // A recording the broker deleted when its retention period ended, opened
 // as a supervisor finds it: in the list, and from a ticket's link to the
-// player. Both say it was deleted, when, and why, as the API does.
+// player. Both say it was deleted, when, and why, as the API does. One
+// whose files someone removed by hand says that.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
 import { api, bin, freeUDPPort, ROOT, signIn, start, startBroker, stopAll, until } from './procs.mjs';
@@ -63,4 +64,28 @@ test('a recording deleted by retention says when and why, in the API, the list a
   await error.waitFor({ timeout: 15_000 });
   assert.match(await error.textContent(), /This recording was deleted on .* because this broker keeps recordings for 30 days after they end\./);
   await page.screenshot({ path: join(artifacts, 'recording-deleted-player.png') });
+});
+
+test('a recording whose files were removed by hand says so, not that its manifest cannot be read', { timeout: 60_000 }, async (t) => {
+  const broker = await startBroker();
+  const made = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-RM' } });
+  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', made.body.id]);
+  rmSync(join(broker.dataDir, 'recordings', made.body.id), { recursive: true });
+
+  const said = /^This recording's files are no longer on the broker: someone removed them from its recordings folder outside Tether/;
+  for (const [method, path] of [['GET', ''], ['GET', '/events'], ['GET', '/download'], ['POST', '/verify']]) {
+    const res = await api(broker, method, `/api/v1/recordings/${made.body.id}${path}`);
+    assert.equal(res.status, 410, `${method} ${path}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.error.code, 'recording_missing');
+    assert.match(res.body.error.message, said);
+  }
+
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await signIn(page, broker, `/#/recording/${made.body.id}`);
+  const error = page.getByTestId('player-error');
+  await error.waitFor({ timeout: 15_000 });
+  assert.match(await error.textContent(), /no longer on the broker: someone removed them/);
+  await page.screenshot({ path: join(artifacts, 'recording-removed-player.png') });
 });
