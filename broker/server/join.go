@@ -77,6 +77,9 @@ func (b *Broker) lookUpJoin(w http.ResponseWriter, r *http.Request) (sess *store
 	case errors.Is(err, store.ErrCodeExpired):
 		page.State, page.Title, page.Message = "expired", "This support code has expired", "Codes are valid for a few minutes only. Ask your technician for a new link."
 		b.renderJoin(w, http.StatusGone, page)
+	case errors.Is(err, store.ErrCodeUsed) && b.hub.CodeInSession(code):
+		page.State, page.Title, page.Message = "in-session", "This support code is connected", "Your support session with it is going on in the Tether window you started it in. Use that window; there is nothing to download again."
+		b.renderJoin(w, http.StatusGone, page)
 	case errors.Is(err, store.ErrCodeUsed):
 		page.State, page.Title, page.Message = "used", "This support code was already used", "Each code works once. If your session ended, ask your technician for a new link."
 		b.renderJoin(w, http.StatusGone, page)

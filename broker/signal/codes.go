@@ -262,6 +262,13 @@ func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, boo
 
 // inSession reports whether the session of the code with this hash is
 // going on: a host joined with it, and is still in.
+// CodeInSession reports whether code's session is going on, its host
+// connected: a user opening their link again then learns their session is
+// open in the other window, not that the code is spent.
+func (h *Hub) CodeInSession(code string) bool {
+	return h.inSession(auth.HashToken(code))
+}
+
 func (h *Hub) inSession(codeHash string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

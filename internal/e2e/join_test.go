@@ -116,7 +116,18 @@ func TestJoinPage(t *testing.T) {
 		t.Errorf("bottom-right quadrant is %v, want %v", got, xtest.BottomRight)
 	}
 
-	// The code is spent: the page says so, and so does the download.
+	// The code is spent. While its session goes on, the page sends the
+	// user back to the window they have open; once it ended, the code is
+	// simply used. The download is refused either way.
+	if resp, page := get(t, hc, joinURL, linuxUA); resp.StatusCode != 410 || !strings.Contains(page, "going on in the Tether window you started it in") {
+		t.Errorf("join page of a code in session: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, hc, joinURL+"/host", linuxUA); resp.StatusCode != 410 {
+		t.Errorf("download for a code in session: %d", resp.StatusCode)
+	}
+	if status, out := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions/"+s["id"].(string)+"/end", b.admin.APIKey, "", nil); status != 200 {
+		t.Fatalf("end: %d %v", status, out)
+	}
 	if resp, page := get(t, hc, joinURL, linuxUA); resp.StatusCode != 410 || !strings.Contains(page, "already used") {
 		t.Errorf("join page of a used code: %d", resp.StatusCode)
 	}
