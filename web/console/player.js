@@ -252,10 +252,18 @@ export function mountPlayer(main, { id, navigate }) {
       hooks.error = err.message;
       main.replaceChildren(h('div', { class: 'empty', 'data-testid': 'player-error' },
         h('div', { class: 'empty-icon empty-icon-error' }, icon('alert', 28)),
-        h('h3', { class: 'empty-title', text: err.status === 404 ? 'No such recording' : 'Couldn\u2019t open the recording' }),
+        h('h3', { class: 'empty-title', text: playerErrorTitle(err) }),
         h('p', { class: 'empty-text', text: err.message }),
         h('a', { href: '#/recordings', class: 'btn btn-secondary', text: 'Back to recordings' })));
     }
+  }
+
+  /** The heading over the broker's own explanation of why nothing plays. */
+  function playerErrorTitle(err) {
+    if (err.code === 'recording_deleted') return 'Recording deleted';
+    if (err.code === 'recording_missing') return 'Recording files missing';
+    if (err.status === 404) return 'No such recording';
+    return 'Couldn\u2019t open the recording';
   }
 
   function setup() {

@@ -62,6 +62,7 @@ test('a recording deleted by retention says when and why, in the API, the list a
   await page.goto(`${broker.url}/#/recording/${made.body.id}`);
   const error = page.getByTestId('player-error');
   await error.waitFor({ timeout: 15_000 });
+  assert.equal(await error.locator('h3').textContent(), 'Recording deleted');
   assert.match(await error.textContent(), /This recording was deleted on .* because this broker keeps recordings for 30 days after they end\./);
   await page.screenshot({ path: join(artifacts, 'recording-deleted-player.png') });
 });
@@ -86,6 +87,7 @@ test('a recording whose files were removed by hand says so, not that its manifes
   await signIn(page, broker, `/#/recording/${made.body.id}`);
   const error = page.getByTestId('player-error');
   await error.waitFor({ timeout: 15_000 });
+  assert.equal(await error.locator('h3').textContent(), 'Recording files missing');
   assert.match(await error.textContent(), /no longer on the broker: someone removed them/);
   await page.screenshot({ path: join(artifacts, 'recording-removed-player.png') });
 });
