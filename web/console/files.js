@@ -41,11 +41,12 @@ const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart
 
 /**
  * Builds the files panel and its toggle button.
- * opts.getPc() returns the current RTCPeerConnection (or null);
+ * opts.sessionId names the session (for the command that sends what the
+ * console cannot); opts.getPc() returns the current RTCPeerConnection (or null);
  * opts.onRequest(perm) asks the user for a permission; opts.onToggle(open).
  * Returns { button, panel, setAllowed(bool), setOpen(bool), isOpen(), reconnected(), destroy() }.
  */
-export function mountFiles({ getPc, onRequest, onToggle }) {
+export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   let open = false;
   let allowed = false;
   let dc = null; // the files channel, opened on demand
@@ -490,11 +491,35 @@ export function mountFiles({ getPc, onRequest, onToggle }) {
     if (i >= 0 && !wasRunning) queue.splice(i, 1);
   }
 
+  /**
+   * Says, in the transfers list where the technician looks for the file,
+   * that it was not sent and how to send it instead: the viewer program
+   * reads the file from disk as it goes, with no limit. It stays until the
+   * page is left, so the command can be read and copied at leisure.
+   */
+  function tooLarge(file) {
+    const quoted = /^[\w.,+@%/:=-]+$/.test(file.name) ? file.name : `'${file.name.replaceAll("'", "'\\''")}'`;
+    const command = `viewer -broker ${location.origin} push -session ${sessionId} ${quoted}`;
+    const el = h('li', { class: 'transfer', 'data-testid': 'transfer', 'data-direction': 'upload', 'data-name': file.name, 'data-state': 'too-large' },
+      h('span', { class: 'transfer-icon' }, icon('alert', 15)),
+      h('div', { class: 'transfer-body' },
+        h('div', { class: 'transfer-line' }, h('span', { class: 'transfer-name', text: file.name }),
+          h('span', { class: 'transfer-pct tabular', text: sizeFmt(file.size) })),
+        h('p', { class: 'transfer-note', 'data-testid': 'transfer-too-large', text:
+          `This file was not sent. The console can send files of up to ${sizeFmt(MAX_BROWSER_FILE)}, and this one is ${sizeFmt(file.size)}. ` +
+          'To send it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder that holds the file.' }),
+        // Each word is wrapped whole: a line break after "push -" would read as two commands.
+        h('code', { class: 'transfer-command', 'data-testid': 'transfer-command' },
+          command.split(' ').flatMap((w, i) => [i ? ' ' : '', h('span', { text: w })]))));
+    transfersEl.prepend(el);
+    transfersHead.hidden = false;
+  }
+
   function upload(files) {
     if (!allowed) return;
     for (const file of files) {
       if (file.size > MAX_BROWSER_FILE) {
-        toast(`${file.name} is larger than the console can send (${sizeFmt(MAX_BROWSER_FILE)}); use viewer push.`, 'error');
+        tooLarge(file);
         continue;
       }
       addTransfer({ direction: 'upload', name: file.name, size: file.size, file });

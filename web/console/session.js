@@ -125,7 +125,7 @@ export function mountSession(root, { id, navigate }) {
   activity.button.addEventListener('click', () => {
     if (activity.isOpen()) activity.panel.focus({ preventScroll: true });
   });
-  const files = mountFiles({ getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(files)(on) });
+  const files = mountFiles({ sessionId: id, getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(files)(on) });
   const shell = mountShell({ getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(shell)(on) });
 
   // ---- stage ---------------------------------------------------------------

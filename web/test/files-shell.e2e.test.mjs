@@ -92,6 +92,23 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     assert.match(await page.locator('[data-testid="transfer"][data-name="tool.bin"]').innerText(), /Saved as .*tool\.bin/);
     await page.screenshot({ path: join(artifacts, 'console-files.png') });
 
+    // A file over the browser's limit (a sparse file: no disk used) is not
+    // sent; the panel says what the limit is and, as a command to run, how
+    // to send it instead.
+    const big = join(mkdtempSync(join(tmpdir(), 'tether-big-')), 'disk image.iso');
+    execFileSync('truncate', ['-s', String(3 * 1024 ** 3), big]);
+    await page.getByTestId('files-input').setInputFiles(big);
+    const tooLarge = page.locator('[data-testid="transfer"][data-name="disk image.iso"][data-state="too-large"]');
+    await tooLarge.waitFor();
+    assert.equal(await tooLarge.getByTestId('transfer-too-large').innerText(),
+      'This file was not sent. The console can send files of up to 2.0 GB, and this one is 3.0 GB. '
+      + 'To send it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder that holds the file.');
+    const session = await page.evaluate(() => window.tether.session);
+    assert.equal(await tooLarge.getByTestId('transfer-command').innerText(), `viewer -broker ${broker.url} push -session ${session} 'disk image.iso'`);
+    assert.doesNotMatch(await page.getByTestId('files-panel').innerText(), /use viewer push/);
+    assert.equal(existsSync(join(inbox, 'disk image.iso')), false);
+    await page.screenshot({ path: join(artifacts, 'console-files-too-large.png') });
+
     // Terminal: ask, open, type, see the output.
     await page.getByTestId('shell-open').click();
     assert.equal(await page.getByTestId('files-panel').isHidden(), true, 'one side panel at a time');
