@@ -596,6 +596,7 @@ type sessionJSON struct {
 	InitiatedBy   string             `json:"initiated_by"`
 	Host          *protocol.HostInfo `json:"host,omitempty"`
 	CreatedAt     time.Time          `json:"created_at"`
+	LiveAt        *time.Time         `json:"live_at,omitempty"`
 	EndedAt       *time.Time         `json:"ended_at,omitempty"`
 	EndReason     string             `json:"end_reason,omitempty"`
 	Permissions   []string           `json:"permissions"`
@@ -634,6 +635,10 @@ func (a *API) sessionJSON(r *http.Request, names usernames, s *store.Session) se
 		if json.Unmarshal([]byte(s.HostJSON), &h) == nil {
 			out.Host = &h
 		}
+	}
+	if !s.LiveAt.IsZero() {
+		t := s.LiveAt
+		out.LiveAt = &t
 	}
 	if !s.EndedAt.IsZero() {
 		t := s.EndedAt

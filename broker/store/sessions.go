@@ -38,6 +38,10 @@ type Session struct {
 	// InitiatedBy is "technician" (a code was issued for a ticket) or
 	// "user" (the host asked for a code, a technician claimed it).
 	InitiatedBy string
+	// LiveAt is when the user first let a technician in (the first
+	// consent.granted of its trail); zero until then. The console counts
+	// the session's time from it, whenever its page was opened.
+	LiveAt time.Time
 }
 
 // Event is one entry of a session's audit trail.
@@ -74,7 +78,8 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	return nil
 }
 
-const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason, permissions, ticket_system, ticket_url, ticket_title, initiated_by"
+const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason, permissions, ticket_system, ticket_url, ticket_title, initiated_by, " +
+	"(SELECT min(at) FROM session_events WHERE session_id = sessions.id AND type = 'consent.granted')"
 
 func initiatedBy(s string) string {
 	if s == "" {
@@ -87,17 +92,17 @@ type scanner interface{ Scan(...any) error }
 
 func scanSession(row scanner) (*Session, error) {
 	var s Session
-	var expires, used, created, ended sql.NullInt64
+	var expires, used, created, ended, live sql.NullInt64
 	var perms string
 	err := row.Scan(&s.ID, &s.CodeHash, &expires, &used, &s.CreatedBy, &s.TicketID, &s.State, &s.HostJSON, &created, &ended, &s.EndReason, &perms,
-		&s.TicketSystem, &s.TicketURL, &s.TicketTitle, &s.InitiatedBy)
+		&s.TicketSystem, &s.TicketURL, &s.TicketTitle, &s.InitiatedBy, &live)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.CodeExpiresAt, s.CodeUsedAt, s.CreatedAt, s.EndedAt = fromMS(expires), fromMS(used), fromMS(created), fromMS(ended)
+	s.CodeExpiresAt, s.CodeUsedAt, s.CreatedAt, s.EndedAt, s.LiveAt = fromMS(expires), fromMS(used), fromMS(created), fromMS(ended), fromMS(live)
 	if perms != "" {
 		s.Permissions = strings.Split(perms, ",")
 	}

@@ -170,6 +170,46 @@ func TestLastAlive(t *testing.T) {
 	}
 }
 
+// TestLiveAt: a session is live from the user's first yes, whatever was
+// asked or allowed after it, and in a listing as in a lookup.
+func TestLiveAt(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC)
+	u := &User{Username: "tech", PasswordHash: "x", Role: "technician", CreatedAt: now}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, &Session{ID: "a", CodeHash: "hash-a", CodeExpiresAt: now.Add(10 * time.Minute), CreatedBy: u.ID, State: StateWaiting, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	liveAt := func() time.Time {
+		t.Helper()
+		sess, err := s.SessionByID(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := s.ListSessions(ctx, SessionFilter{})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("list: %v, %d sessions", err, len(list))
+		}
+		if !list[0].LiveAt.Equal(sess.LiveAt) {
+			t.Errorf("listed live at %s, looked up live at %s", list[0].LiveAt, sess.LiveAt)
+		}
+		return sess.LiveAt
+	}
+	s.AddEvent(ctx, &Event{Session: "a", At: now.Add(time.Minute), Actor: "user", Type: "host.connected"})
+	s.AddEvent(ctx, &Event{Session: "a", At: now.Add(2 * time.Minute), Actor: "user", Type: "consent.denied"})
+	if got := liveAt(); !got.IsZero() {
+		t.Errorf("live at %s before the user let anyone in", got)
+	}
+	s.AddEvent(ctx, &Event{Session: "a", At: now.Add(3 * time.Minute), Actor: "user", Type: "consent.granted"})
+	s.AddEvent(ctx, &Event{Session: "a", At: now.Add(5 * time.Minute), Actor: "user", Type: "consent.granted"})
+	if got := liveAt(); !got.Equal(now.Add(3 * time.Minute)) {
+		t.Errorf("live at %s, want the first yes at 15:03", got)
+	}
+}
+
 // TestNewerDatabaseRefused: a database written by a newer broker (an
 // upgrade undone by putting the old binary back) is refused, with both
 // versions and the way back, and left as it was.

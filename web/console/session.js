@@ -66,6 +66,10 @@ export function mountSession(root, { id, navigate }) {
   let conn = null;
   let alive = true;
   let tickTimer = 0;
+  // When the session went live (the user first let a technician in), on
+  // the broker's clock: the session's live_at, so that the timer counts
+  // the session's time, not this page's, after a reload as for a colleague
+  // who joins late. Until the broker has said, when this page saw that yes.
   let liveSince = 0;
   // Since when the broker has heard nothing from the user's computer
   // (frozen, or its network dropped); 0 while it answers. A still screen
@@ -177,7 +181,6 @@ export function mountSession(root, { id, navigate }) {
     if (state !== 'reconnecting') reconnectingSince = 0;
     else if (!reconnectingSince) reconnectingSince = Date.now();
     connState = state;
-    if (state === 'live' && !liveSince) liveSince = Date.now();
     window.tether.state = state;
     renderBadge();
     endBtn.hidden = state === 'ended' || !mayEnd;
@@ -244,7 +247,7 @@ export function mountSession(root, { id, navigate }) {
       ? `Remote display ${display || 'size unknown'} · receiving ${stream}`
       : 'Remote display size';
     timer.hidden = !liveSince || connState === 'ended';
-    if (liveSince) timer.textContent = formatDuration(Date.now() - liveSince);
+    if (liveSince) timer.textContent = formatDuration(api.serverNow() - liveSince);
   }
 
   /** The focus was on something that is gone or disabled now (or nowhere). */
@@ -290,7 +293,7 @@ export function mountSession(root, { id, navigate }) {
         h('h2', { class: 'overlay-title', 'data-testid': 'session-ended', text: heading }),
         h('p', { class: 'overlay-text', 'data-testid': 'ended-reason', text }),
         refused ? h('p', { class: 'overlay-meta', text: 'Nothing was shared. Create a new session if the user wants to try again.' }) : null,
-        seen ? h('p', { class: 'overlay-meta', text: `Watched for ${formatDuration(Date.now() - liveSince)}` }) : null,
+        seen ? h('p', { class: 'overlay-meta', text: `Watched for ${formatDuration((Date.parse(info?.ended_at ?? '') || api.serverNow()) - liveSince)}` }) : null,
         h('div', { class: 'overlay-actions' }, backBtn));
       // The End button, the toolbar and the panels' actions are gone:
       // the way on is back to the sessions.
@@ -374,6 +377,8 @@ export function mountSession(root, { id, navigate }) {
     }
     if (s.host) host = s.host;
     if (Array.isArray(s.permissions)) consent.setRequested(s.permissions);
+    const live = Date.parse(s.live_at ?? '');
+    if (live) liveSince = live;
     renderChips();
   }
 
@@ -442,6 +447,13 @@ export function mountSession(root, { id, navigate }) {
       onPermissions(p) {
         consent.apply(p);
         activity.refresh(); // the broker recorded what happened
+        if (p.granted.length && !liveSince) {
+          // The user's first yes: live from now, to the second the broker
+          // recorded once it says.
+          liveSince = api.serverNow();
+          renderChips();
+          api.getSession(id).then((s) => { if (alive) applyInfo(s); }, () => {});
+        }
       },
       // A new signaling connection is a new viewer to the broker: the user
       // is asked again, and grants start from nothing.
