@@ -101,6 +101,13 @@ export function mountSession(root, { id, navigate }) {
   const endBtn = h('button', {
     type: 'button', class: 'btn btn-danger btn-sm', 'data-testid': 'end-session', 'data-tip': 'End the session and disconnect the user',
   }, icon('power', 15), h('span', { class: 'end-label', text: 'End session' }));
+  // Cut off from the broker, the page cannot end the session (nothing would
+  // reach it): the button says so beside it rather than seem to work, and
+  // works again once the broker answers.
+  const endNote = h('span', {
+    class: 'end-unavailable', id: 'end-unavailable', 'data-testid': 'end-unavailable', hidden: true,
+    text: 'The session cannot be ended while the broker is not answering.',
+  });
   // Supervisors watch; ending is for those who work the session.
   const scopes = window.tether.user?.scopes;
   const mayEnd = scopes?.length ? scopes.includes('sessions:write') : true;
@@ -171,7 +178,7 @@ export function mountSession(root, { id, navigate }) {
             h('div', { class: 'viewer-title-row' }, title, badge, timer),
             meta)),
         remote.toolbar,
-        h('div', { class: 'viewer-bar-right' }, endBtn)),
+        h('div', { class: 'viewer-bar-right' }, endNote, endBtn)),
       consent.bar),
     h('div', { class: 'viewer-body' }, stage, files.panel, shell.panel, activity.panel)));
 
@@ -183,7 +190,7 @@ export function mountSession(root, { id, navigate }) {
     connState = state;
     window.tether.state = state;
     renderBadge();
-    endBtn.hidden = state === 'ended' || !mayEnd;
+    renderEnd();
     // Nothing to control before the first picture or after the end.
     remote.toolbar.hidden = !(state === 'live' || state === 'reconnecting');
     remote.setLive(state === 'live');
@@ -196,6 +203,21 @@ export function mountSession(root, { id, navigate }) {
     }
     renderOverlay();
     renderChips();
+  }
+
+  function renderEnd() {
+    endBtn.hidden = connState === 'ended' || !mayEnd;
+    const cutOff = connState === 'reconnecting';
+    endNote.hidden = endBtn.hidden || !cutOff;
+    // aria-disabled, not disabled: it keeps the focus and stays described.
+    if (cutOff) {
+      endBtn.setAttribute('aria-disabled', 'true');
+      endBtn.setAttribute('aria-describedby', 'end-unavailable');
+    } else {
+      endBtn.removeAttribute('aria-disabled');
+      endBtn.removeAttribute('aria-describedby');
+    }
+    endBtn.dataset.tip = cutOff ? '' : 'End the session and disconnect the user';
   }
 
   function renderBadge() {
@@ -390,6 +412,7 @@ export function mountSession(root, { id, navigate }) {
   });
 
   endBtn.addEventListener('click', async () => {
+    if (endBtn.getAttribute('aria-disabled') === 'true') return; // the note beside it says why
     const ok = await confirmDialog({
       title: 'End this session?',
       message: 'The user\u2019s screen stops being shared and the host program disconnects. The recording is kept.',
@@ -397,6 +420,11 @@ export function mountSession(root, { id, navigate }) {
       testid: 'end-session-dialog',
     });
     if (!ok || !alive) return;
+    if (connState === 'reconnecting') {
+      // Cut off while the dialog was open.
+      toast('The session was not ended: the broker is not answering. Try again once the connection is back.', 'error', 8000);
+      return;
+    }
     endBtn.disabled = true;
     try {
       const s = await api.endSession(id);
@@ -406,7 +434,7 @@ export function mountSession(root, { id, navigate }) {
     } catch (err) {
       if (!alive) return;
       endBtn.disabled = false;
-      toast(err.message, 'error');
+      toast(`The session was not ended. ${err.message}`, 'error', 8000);
     }
   });
 

@@ -112,3 +112,38 @@ test('a broker that goes away says so, and the session\u2019s end once it is bac
   // The page's failed tries to reach the broker are the browser's own console errors.
   assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e.message)), []);
 });
+
+test('while the broker is not answering, End session says it cannot act, and works once it is back', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const { broker, page, errors } = await liveSession(t, display);
+  const end = page.getByTestId('end-session');
+  const note = page.getByTestId('end-unavailable');
+  assert.equal(await note.isVisible(), false);
+
+  // Stopped, not killed: the session lives on in it, and goes on when it resumes.
+  broker.child.kill('SIGSTOP');
+  try {
+    await page.locator('#conn-state[data-state="reconnecting"]').waitFor({ timeout: 30_000 });
+    await note.waitFor();
+    assert.equal(await note.innerText(), 'The session cannot be ended while the broker is not answering.');
+    assert.equal(await end.getAttribute('aria-disabled'), 'true');
+    assert.equal(await end.getAttribute('aria-describedby'), 'end-unavailable');
+    // A click asks nothing and sends nothing (forced: the button is not
+    // enabled, as Playwright sees it).
+    await end.click({ force: true });
+    await page.waitForTimeout(500);
+    assert.equal(await page.getByTestId('end-session-dialog').count(), 0, 'a dialog to end what cannot be ended');
+    await page.screenshot({ path: join(artifacts, 'console-broker-away-end-unavailable.png') });
+  } finally {
+    broker.child.kill('SIGCONT');
+  }
+
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+  assert.equal(await note.isVisible(), false);
+  assert.equal(await end.getAttribute('aria-disabled'), null);
+  await end.click();
+  await page.getByTestId('confirm-ok').click();
+  await page.getByTestId('session-ended').waitFor({ timeout: 15_000 });
+  assert.equal(await page.getByTestId('ended-reason').innerText(), 'The technician ended the session.');
+  assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e.message)), []);
+});
