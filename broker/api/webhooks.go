@@ -42,10 +42,18 @@ type webhookJSON struct {
 	CreatedAt   time.Time `json:"created_at"`
 	// Secret is in the answers to the creation and to a new secret only.
 	Secret string `json:"secret,omitempty"`
+	// OldSecretExpiresAt is when the secret a new one replaced stops
+	// signing deliveries; left out when none does.
+	OldSecretExpiresAt *time.Time `json:"old_secret_expires_at,omitempty"`
 }
 
-func toWebhookJSON(e *store.WebhookEndpoint) webhookJSON {
-	return webhookJSON{ID: e.ID, URL: e.URL, Events: e.Events, Description: e.Description, Enabled: e.Enabled, CreatedAt: e.CreatedAt}
+func (h *webhookAPI) toWebhookJSON(e *store.WebhookEndpoint) webhookJSON {
+	out := webhookJSON{ID: e.ID, URL: e.URL, Events: e.Events, Description: e.Description, Enabled: e.Enabled, CreatedAt: e.CreatedAt}
+	if e.OldSecret != "" && e.OldSecretUntil.After(h.cfg.Now()) {
+		t := e.OldSecretUntil
+		out.OldSecretExpiresAt = &t
+	}
+	return out
 }
 
 type attemptJSON struct {
@@ -120,7 +128,7 @@ func (h *webhookAPI) create(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		h.fail(w, r, err, "created")
 		return
 	}
-	out := toWebhookJSON(ep)
+	out := h.toWebhookJSON(ep)
 	out.Secret = ep.Secret
 	writeJSON(w, http.StatusCreated, out)
 }
@@ -135,7 +143,7 @@ func (h *webhookAPI) list(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		Webhooks []webhookJSON `json:"webhooks"`
 	}{Webhooks: []webhookJSON{}}
 	for _, e := range list {
-		out.Webhooks = append(out.Webhooks, toWebhookJSON(e))
+		out.Webhooks = append(out.Webhooks, h.toWebhookJSON(e))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -146,7 +154,7 @@ func (h *webhookAPI) get(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		h.fail(w, r, err, "read")
 		return
 	}
-	writeJSON(w, http.StatusOK, toWebhookJSON(ep))
+	writeJSON(w, http.StatusOK, h.toWebhookJSON(ep))
 }
 
 func (h *webhookAPI) update(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -163,17 +171,32 @@ func (h *webhookAPI) update(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		h.fail(w, r, err, "changed")
 		return
 	}
-	writeJSON(w, http.StatusOK, toWebhookJSON(ep))
+	writeJSON(w, http.StatusOK, h.toWebhookJSON(ep))
 }
 
 // rotateSecret gives the endpoint a new signing secret and shows it, once.
+// The old one goes on signing for grace_seconds, a day unless asked.
 func (h *webhookAPI) rotateSecret(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	ep, err := h.d.RotateSecret(r.Context(), r.PathValue("id"), p.User)
+	req := struct {
+		GraceSeconds *int64 `json:"grace_seconds"`
+	}{}
+	if !decodeOptional(w, r, &req) {
+		return
+	}
+	grace := webhook.SecretGrace
+	if req.GraceSeconds != nil {
+		if *req.GraceSeconds < 0 || *req.GraceSeconds > int64(webhook.SecretGrace/time.Second) {
+			grace = -1 // refused, in the webhook package's words
+		} else {
+			grace = time.Duration(*req.GraceSeconds) * time.Second
+		}
+	}
+	ep, err := h.d.RotateSecret(r.Context(), r.PathValue("id"), grace, p.User)
 	if err != nil {
 		h.fail(w, r, err, "given a new secret")
 		return
 	}
-	out := toWebhookJSON(ep)
+	out := h.toWebhookJSON(ep)
 	out.Secret = ep.Secret
 	writeJSON(w, http.StatusOK, out)
 }

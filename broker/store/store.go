@@ -186,6 +186,11 @@ var migrations = []string{
 	`ALTER TABLE sessions ADD COLUMN alive_at INTEGER;`,
 	// The hub looks for expired codes every second (see EndExpiredCodes).
 	`CREATE INDEX sessions_waiting ON sessions(code_expires_at) WHERE state = 'waiting';`,
+	// A webhook secret replaced by a new one keeps signing deliveries,
+	// beside the new one, until old_secret_until: the ticket system has
+	// time to save the new secret (see SetWebhookEndpointSecret).
+	`ALTER TABLE webhook_endpoints ADD COLUMN old_secret TEXT NOT NULL DEFAULT '';
+	ALTER TABLE webhook_endpoints ADD COLUMN old_secret_until INTEGER;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

@@ -23,12 +23,17 @@ type WebhookEndpoint struct {
 	URL string
 	// Secret signs every delivery (HMAC-SHA256); it is shown to the admin
 	// once and kept here in the clear because signing needs it.
-	Secret      string
-	Events      []string // event types the endpoint subscribed to
-	Description string
-	Enabled     bool
-	CreatedBy   int64
-	CreatedAt   time.Time
+	Secret string
+	// OldSecret is the secret Secret replaced, kept like it; deliveries
+	// are signed with it too until OldSecretUntil, so that the receiver
+	// has time to save the new one. Empty when there is none.
+	OldSecret      string
+	OldSecretUntil time.Time
+	Events         []string // event types the endpoint subscribed to
+	Description    string
+	Enabled        bool
+	CreatedBy      int64
+	CreatedAt      time.Time
 }
 
 // WebhookEvent is one event as sent to endpoints: its JSON body is fixed
@@ -71,13 +76,13 @@ type WebhookAttempt struct {
 	Response   string // the start of the answer's body
 }
 
-const webhookEndpointColumns = "id, url, secret, events, description, enabled, created_by, created_at"
+const webhookEndpointColumns = "id, url, secret, old_secret, old_secret_until, events, description, enabled, created_by, created_at"
 
 func scanWebhookEndpoint(row scanner) (*WebhookEndpoint, error) {
 	var e WebhookEndpoint
 	var events string
-	var created sql.NullInt64
-	err := row.Scan(&e.ID, &e.URL, &e.Secret, &events, &e.Description, &e.Enabled, &e.CreatedBy, &created)
+	var created, oldUntil sql.NullInt64
+	err := row.Scan(&e.ID, &e.URL, &e.Secret, &e.OldSecret, &oldUntil, &events, &e.Description, &e.Enabled, &e.CreatedBy, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -87,15 +92,15 @@ func scanWebhookEndpoint(row scanner) (*WebhookEndpoint, error) {
 	if events != "" {
 		e.Events = strings.Split(events, ",")
 	}
-	e.CreatedAt = fromMS(created)
+	e.CreatedAt, e.OldSecretUntil = fromMS(created), fromMS(oldUntil)
 	return &e, nil
 }
 
 // CreateWebhookEndpoint stores a new endpoint.
 func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
 	_, err := s.db.ExecContext(ctx,
-		"INSERT INTO webhook_endpoints ("+webhookEndpointColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		e.ID, e.URL, e.Secret, strings.Join(e.Events, ","), e.Description, e.Enabled, e.CreatedBy, ms(e.CreatedAt))
+		"INSERT INTO webhook_endpoints ("+webhookEndpointColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		e.ID, e.URL, e.Secret, e.OldSecret, nullMS(e.OldSecretUntil), strings.Join(e.Events, ","), e.Description, e.Enabled, e.CreatedBy, ms(e.CreatedAt))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("webhook endpoint %s: %w", e.ID, ErrConflict)
@@ -143,14 +148,31 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) e
 	return nil
 }
 
-// SetWebhookEndpointSecret replaces an endpoint's signing secret.
-func (s *Store) SetWebhookEndpointSecret(ctx context.Context, id, secret string) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE webhook_endpoints SET secret = ? WHERE id = ?", secret, id)
+// SetWebhookEndpointSecret replaces an endpoint's signing secret with
+// secret. The one it replaces is kept as the old secret until oldUntil;
+// with a zero oldUntil it is dropped at once. An old secret kept from an
+// earlier change is dropped either way.
+func (s *Store) SetWebhookEndpointSecret(ctx context.Context, id, secret string, oldUntil time.Time) error {
+	keep := !oldUntil.IsZero()
+	res, err := s.db.ExecContext(ctx,
+		"UPDATE webhook_endpoints SET old_secret = CASE WHEN ? THEN secret ELSE '' END, old_secret_until = ?, secret = ? WHERE id = ?",
+		keep, nullMS(oldUntil), secret, id)
 	if err != nil {
 		return fmt.Errorf("change webhook secret %s: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
+	}
+	return nil
+}
+
+// DropOldWebhookSecrets forgets the old secrets whose time ended at now,
+// so that the database holds no secret that signs nothing.
+func (s *Store) DropOldWebhookSecrets(ctx context.Context, now time.Time) error {
+	_, err := s.db.ExecContext(ctx,
+		"UPDATE webhook_endpoints SET old_secret = '', old_secret_until = NULL WHERE old_secret_until IS NOT NULL AND old_secret_until <= ?", ms(now))
+	if err != nil {
+		return fmt.Errorf("drop old webhook secrets: %w", err)
 	}
 	return nil
 }

@@ -311,13 +311,21 @@ func newDeliveryID() string { return "dlv_" + auth.RandomToken(12) }
 
 // schedule hands due deliveries to the workers, never more than the queue
 // holds and one per endpoint: the others stay in the store until there is
-// room and their endpoint has answered.
+// room and their endpoint has answered. About once a minute it drops the
+// old secrets whose time is over.
 func (d *Dispatcher) schedule() {
 	defer d.wg.Done()
 	tick := time.NewTicker(d.cfg.PollInterval)
 	defer tick.Stop()
+	var dropped time.Time
 	for {
 		d.enqueueDue()
+		if now := d.cfg.Now(); now.Sub(dropped).Abs() >= time.Minute {
+			if err := d.cfg.Store.DropOldWebhookSecrets(d.ctx, now); err != nil && d.ctx.Err() == nil {
+				d.log.Error("drop old webhook secrets", "err", err)
+			}
+			dropped = now
+		}
 		select {
 		case <-d.ctx.Done():
 			return
@@ -463,7 +471,8 @@ func (d *Dispatcher) post(ctx context.Context, ep *store.WebhookEndpoint, ev *st
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(SignatureHeader, Sign(ep.Secret, d.cfg.Now().Unix(), ev.Payload))
+	now := d.cfg.Now()
+	req.Header.Set(SignatureHeader, Sign(ep.Secret, now.Unix(), ev.Payload, oldSecrets(ep, now)...))
 	req.Header.Set(DeliveryHeader, delivery)
 	req.Header.Set(EventHeader, ev.Type)
 	start := time.Now()

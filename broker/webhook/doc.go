@@ -18,6 +18,12 @@
 // compare it in constant time with v1, and refuse timestamps more than a
 // few minutes old. Verify does this for Go receivers.
 //
+// After an admin gives an endpoint a new secret, the old one keeps
+// working for a grace period (SecretGrace, a day, unless the admin asks
+// for less or none): each request then carries two v1 signatures, by the
+// new secret first and the old one second, and a receiver accepts it when
+// any v1 matches the secret it holds. Then the old secret is dropped.
+//
 // Any 2xx answer within 10 s is success. Anything else (other statuses,
 // redirects, timeouts, refused connections) is retried after 10 s, 30 s,
 // 1.5 min, 4.5 min, … capped at 6 h, for at most 10 attempts. Deliveries

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -185,24 +186,50 @@ func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, up EndpointU
 	return ep, nil
 }
 
+// SecretGrace is how long, by default, an endpoint's old secret keeps
+// signing deliveries after it is given a new one, and the longest time an
+// admin may ask for: a day for the ticket system's admins to save the new
+// secret.
+const SecretGrace = 24 * time.Hour
+
 // RotateSecret gives an endpoint a new signing secret; the returned
-// endpoint holds it, the only time it is shown. Every request from now on
-// is signed with it, retries of earlier events too, and the old secret
-// stops at once: a delivery the receiver refuses until it has the new one
-// is retried on its schedule. Pending deliveries and history are kept.
-func (d *Dispatcher) RotateSecret(ctx context.Context, id string, by *store.User) (*store.WebhookEndpoint, error) {
+// endpoint holds it, the only time it is shown. For grace from now every
+// request, retries of earlier events too, carries two signatures, by the
+// new secret and by the old one, so that the receiver goes on accepting
+// deliveries until it has saved the new secret; then the old one is
+// dropped. With no grace the old secret stops at once (as after a leak),
+// and a delivery the receiver refuses until it has the new one is retried
+// on its schedule. A secret kept from an earlier change stops at once
+// either way. Pending deliveries and history are kept.
+func (d *Dispatcher) RotateSecret(ctx context.Context, id string, grace time.Duration, by *store.User) (*store.WebhookEndpoint, error) {
+	if grace < 0 || grace > SecretGrace {
+		return nil, &FieldError{"grace_seconds", "invalid_grace", "grace_seconds must be a number of seconds from 0 to 86400 (24 hours)."}
+	}
 	ep, err := d.Endpoint(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	ep.OldSecret, ep.OldSecretUntil = "", time.Time{}
+	if grace > 0 {
+		ep.OldSecret, ep.OldSecretUntil = ep.Secret, d.cfg.Now().Add(grace)
+	}
 	ep.Secret = newSecret()
-	if err := d.cfg.Store.SetWebhookEndpointSecret(ctx, ep.ID, ep.Secret); errors.Is(err, store.ErrNotFound) {
+	if err := d.cfg.Store.SetWebhookEndpointSecret(ctx, ep.ID, ep.Secret, ep.OldSecretUntil); errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	} else if err != nil {
 		return nil, err
 	}
-	d.log.InfoContext(ctx, "webhook secret changed", "endpoint", ep.ID, "host", hostOf(ep.URL), "by", by.Username)
+	d.log.InfoContext(ctx, "webhook secret changed", "endpoint", ep.ID, "host", hostOf(ep.URL), "old_secret_for", grace, "by", by.Username)
 	return ep, nil
+}
+
+// oldSecrets returns the endpoint's old secret while it still signs
+// deliveries beside the new one.
+func oldSecrets(ep *store.WebhookEndpoint, now time.Time) []string {
+	if ep.OldSecret == "" || !now.Before(ep.OldSecretUntil) {
+		return nil
+	}
+	return []string{ep.OldSecret}
 }
 
 // DeleteEndpoint removes an endpoint and its delivery history.

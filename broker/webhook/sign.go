@@ -13,7 +13,8 @@ import (
 
 // Request headers of every delivery.
 const (
-	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256>".
+	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256>",
+	// with a second v1 while an old secret still signs (see Sign).
 	SignatureHeader = "Tether-Signature"
 	// DeliveryHeader names the delivery, as listed by the admin API.
 	DeliveryHeader = "Tether-Delivery"
@@ -33,9 +34,16 @@ var (
 // Sign returns the SignatureHeader value for body sent at unix time t:
 // HMAC-SHA256 keyed with the endpoint's secret (its text, as shown to the
 // admin) over "<t>.<body>", in hex. The timestamp inside the signed text
-// lets receivers refuse replays of old deliveries.
-func Sign(secret string, t int64, body []byte) string {
-	return "t=" + strconv.FormatInt(t, 10) + ",v1=" + hex.EncodeToString(mac(secret, t, body))
+// lets receivers refuse replays of old deliveries. Each of old, the
+// secrets a new one replaced that still sign, adds a v1 signature after
+// the first: a receiver that has not saved the new secret yet still finds
+// one that verifies.
+func Sign(secret string, t int64, body []byte, old ...string) string {
+	out := "t=" + strconv.FormatInt(t, 10) + ",v1=" + hex.EncodeToString(mac(secret, t, body))
+	for _, s := range old {
+		out += ",v1=" + hex.EncodeToString(mac(s, t, body))
+	}
+	return out
 }
 
 func mac(secret string, t int64, body []byte) []byte {

@@ -229,15 +229,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // verifySignature is the receiver's check, written from the documented
-// scheme alone: HMAC-SHA256(secret, "<t>.<body>") in hex, t recent.
+// scheme alone: HMAC-SHA256(secret, "<t>.<body>") in hex is one of the v1
+// values, t recent.
 func verifySignature(header, secret string, body []byte, now time.Time) error {
-	var ts, sig string
+	var ts string
+	var sigs []string
 	for _, kv := range strings.Split(header, ",") {
 		switch k, v, _ := strings.Cut(kv, "="); k {
 		case "t":
 			ts = v
 		case "v1":
-			sig = v
+			sigs = append(sigs, v)
 		}
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
@@ -250,10 +252,12 @@ func verifySignature(header, secret string, body []byte, now time.Time) error {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(ts + "." + string(body)))
 	want := hex.EncodeToString(mac.Sum(nil))
-	if !hmac.Equal([]byte(sig), []byte(want)) {
-		return errors.New("signature mismatch")
+	for _, sig := range sigs {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return nil
+		}
 	}
-	return nil
+	return errors.New("signature mismatch")
 }
 
 func TestSignedDelivery(t *testing.T) {
@@ -592,9 +596,10 @@ func TestRedeliver(t *testing.T) {
 	}
 }
 
-// TestRotateSecret: an endpoint given a new secret signs its next
-// requests with it, the retry of an earlier event too, and keeps its
-// deliveries and their history.
+// TestRotateSecret: an endpoint given a new secret without a grace period
+// (its secret leaked) signs its next requests with the new one alone, the
+// retry of an earlier event too, and keeps its deliveries and their
+// history.
 func TestRotateSecret(t *testing.T) {
 	e := newEnv(t, nil)
 	rcv := newReceiver(t, func(n int) int {
@@ -608,7 +613,7 @@ func TestRotateSecret(t *testing.T) {
 	var list []*store.WebhookDelivery
 	waitFor(t, "attempt 1", func() bool { list, _ = e.deliveries(t, ep.ID); return list[0].Attempts == 1 })
 
-	rotated, err := e.d.RotateSecret(context.Background(), ep.ID, e.admin)
+	rotated, err := e.d.RotateSecret(context.Background(), ep.ID, 0, e.admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -632,9 +637,107 @@ func TestRotateSecret(t *testing.T) {
 	if len(list) != 1 || len(attempts[list[0].ID]) != 2 {
 		t.Errorf("history after the new secret: %+v %+v", list, attempts)
 	}
-	if _, err := e.d.RotateSecret(context.Background(), "wh_nope", e.admin); !errors.Is(err, ErrNotFound) {
+	if _, err := e.d.RotateSecret(context.Background(), "wh_nope", 0, e.admin); !errors.Is(err, ErrNotFound) {
 		t.Errorf("new secret for no endpoint: %v", err)
 	}
+	for _, grace := range []time.Duration{-time.Second, SecretGrace + time.Second} {
+		var fe *FieldError
+		if _, err := e.d.RotateSecret(context.Background(), ep.ID, grace, e.admin); !errors.As(err, &fe) || fe.Field != "grace_seconds" {
+			t.Errorf("new secret with %v of grace: %v", grace, err)
+		}
+	}
+}
+
+// TestRotateSecretGrace: after a new secret, a ticket system that has not
+// saved it yet goes on accepting deliveries, signed with the old secret
+// too, for the grace period; after it, deliveries carry the new signature
+// alone, the receiver with the old secret refuses them, and the delivery
+// waits for its retry until the receiver has the new secret. The old
+// secret is then gone from the database.
+func TestRotateSecretGrace(t *testing.T) {
+	e := newEnv(t, nil)
+	// The ticket system keeps the secret its admin saved, and refuses
+	// requests it does not verify.
+	var mu sync.Mutex
+	saved := ""
+	var rcv *receiver
+	rcv = newReceiver(t, func(n int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		got := rcv.requests()[n-1]
+		if verifySignature(got.header.Get("Tether-Signature"), saved, got.body, e.clock.Now()) != nil {
+			return http.StatusUnauthorized
+		}
+		return http.StatusNoContent
+	})
+	ep := e.endpoint(t, rcv.URL, SessionCreatedType, HostConnectedType, SessionEndedType)
+	mu.Lock()
+	saved = ep.Secret
+	mu.Unlock()
+	ctx := context.Background()
+	state := func(i int) string {
+		list, _ := e.deliveries(t, ep.ID)
+		if len(list) <= i {
+			return ""
+		}
+		return list[len(list)-1-i].State // oldest first
+	}
+
+	rotated, err := e.d.RotateSecret(ctx, ep.ID, SecretGrace, e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rotated.OldSecretUntil.Equal(t0.Add(24*time.Hour)) || rotated.Secret == ep.Secret {
+		t.Fatalf("rotated %+v", rotated)
+	}
+	// An hour later the ticket system still has the old secret only.
+	e.clock.Advance(time.Hour)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "the delivery during the grace period", func() bool { return state(0) == store.DeliverySucceeded })
+	during := rcv.requests()[0]
+	sig := during.header.Get("Tether-Signature")
+	for name, secret := range map[string]string{"old": ep.Secret, "new": rotated.Secret} {
+		if err := verifySignature(sig, secret, during.body, e.clock.Now()); err != nil {
+			t.Errorf("during the grace period the %s secret does not verify: %v", name, err)
+		}
+		if err := Verify(sig, secret, during.body, e.clock.Now(), 5*time.Minute); err != nil {
+			t.Errorf("Verify with the %s secret during the grace period: %v", name, err)
+		}
+	}
+	if n := strings.Count(sig, "v1="); n != 2 {
+		t.Errorf("%d signatures during the grace period: %s", n, sig)
+	}
+
+	// A day after the change the old secret signs nothing more: the
+	// ticket system that still has it refuses, and the delivery waits.
+	e.clock.Advance(23 * time.Hour)
+	e.audit(t, "host.connected", "host", map[string]any{"hostname": "pc-1", "os": "linux"})
+	waitFor(t, "the refused delivery after the grace period", func() bool {
+		list, _ := e.deliveries(t, ep.ID)
+		return len(list) == 2 && list[0].Attempts == 1
+	})
+	after := rcv.requests()[1]
+	sig = after.header.Get("Tether-Signature")
+	if err := verifySignature(sig, ep.Secret, after.body, e.clock.Now()); err == nil {
+		t.Errorf("the old secret still verifies after the grace period: %s", sig)
+	}
+	if err := verifySignature(sig, rotated.Secret, after.body, e.clock.Now()); err != nil {
+		t.Errorf("the new secret does not verify after the grace period: %v", err)
+	}
+	if state(1) != store.DeliveryPending {
+		t.Errorf("the refused delivery is %q, want pending", state(1))
+	}
+	waitFor(t, "the old secret dropped from the database", func() bool {
+		got, err := e.store.WebhookEndpointByID(ctx, ep.ID)
+		return err == nil && got.OldSecret == "" && got.OldSecretUntil.IsZero() && got.Secret == rotated.Secret
+	})
+
+	// The ticket system saves the new secret; the retry goes through.
+	mu.Lock()
+	saved = rotated.Secret
+	mu.Unlock()
+	e.clock.Advance(10 * time.Second)
+	waitFor(t, "the retry with the new secret", func() bool { return state(1) == store.DeliverySucceeded })
 }
 
 // TestRestart: deliveries pending when the broker stops go out when it
