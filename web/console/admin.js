@@ -59,7 +59,7 @@ function failed(slot, err, retry) {
  * never shown again, so closing it (X, Escape, a click outside) before it
  * was copied asks first; a second try closes it.
  */
-function showSecret({ title, description, secret, testid }) {
+function showSecret({ title, description, secret, testid, note = 'It is not shown again: the broker keeps only a hash of it.' }) {
   let copied = false;
   let warned = false;
   const done = h('button', { type: 'button', class: 'btn btn-primary', text: 'I have saved it' });
@@ -76,7 +76,7 @@ function showSecret({ title, description, secret, testid }) {
       h('div', { class: 'secret-line' },
         h('code', { class: 'secret secret-lg', 'data-testid': 'shown-secret', text: secret }),
         copy),
-      h('p', { class: 'secret-note' }, icon('lock', 14), h('span', { text: 'It is not shown again: the broker keeps only a hash of it.' })),
+      h('p', { class: 'secret-note' }, icon('lock', 14), h('span', { text: note })),
       warning),
     footer: [done],
     canClose: () => {
@@ -412,6 +412,8 @@ export function mountWebhooks(main) {
     });
     const show = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'webhook-deliveries' }, icon('history', 14), 'Deliveries');
     show.addEventListener('click', () => loadDeliveries(w, deliveries));
+    const rotate = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'webhook-rotate' }, icon('refresh', 14), 'Rotate secret\u2026');
+    rotate.addEventListener('click', () => rotateSecret(w));
     return h('section', { class: 'card admin-card webhook-card', 'data-testid': 'webhook-card', 'data-webhook-id': w.id },
       h('div', { class: 'webhook-head' },
         h('div', {},
@@ -420,9 +422,70 @@ export function mountWebhooks(main) {
         h('div', { class: 'row-actions' },
           w.enabled ? h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'Enabled')
             : h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Disabled'),
-          show, toggle, del)),
+          show, rotate, toggle, del)),
       h('div', { class: 'scope-list' }, w.events.map((e) => h('span', { class: 'chip chip-mono', text: e }))),
+      w.old_secret_expires_at ? h('div', { class: 'alert alert-info', 'data-testid': 'webhook-old-secret' }, icon('info', 16),
+        h('span', { text: `Deliveries are signed with the new and the old secret until ${formatDateTime(w.old_secret_expires_at)}; then the old one stops working.` })) : null,
       deliveries);
+  }
+
+  /**
+   * A new signing secret, shown once. The broker keeps signing with the
+   * old one too for a while, so the ticket system accepts deliveries until
+   * its admin has saved the new one; the dialog says until when. An admin
+   * whose secret leaked stops the old one at once instead.
+   */
+  async function rotateSecret(w) {
+    const graceSeconds = await confirmRotate(w);
+    if (graceSeconds === null) return;
+    try {
+      const out = await api.rotateWebhookSecret(w.id, graceSeconds);
+      const until = out.old_secret_expires_at;
+      showSecret({
+        title: 'New signing secret',
+        description: until
+          ? `Save it in your ticket system now. The old secret keeps working for ${hoursFromNow(until)}, until ${formatDateTime(until)}; after that deliveries are signed with this one only.`
+          : 'Save it in your ticket system now: the old secret has stopped working, and deliveries it refuses meanwhile are tried again later.',
+        secret: out.secret,
+        testid: 'webhook-secret-dialog',
+        note: 'It is not shown again.',
+      });
+      load();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  }
+
+  /**
+   * Asks before a new secret. Resolves to how long the old one keeps
+   * working, in seconds (undefined: the broker's 24 hours), or null when
+   * the admin cancels.
+   */
+  function confirmRotate(w) {
+    return new Promise((resolve) => {
+      let answer = null;
+      const leaked = h('input', { type: 'checkbox', id: 'wh-leaked', 'data-testid': 'webhook-rotate-leaked' });
+      const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+      const ok = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'confirm-ok', text: 'Rotate secret' });
+      const replaced = w.old_secret_expires_at ? ' The old secret kept from the last change stops working now.' : '';
+      const m = modal({
+        title: 'Rotate this webhook\u2019s secret?',
+        description: `The broker makes a new signing secret for ${w.url}, shown to you once. For 24 hours every delivery is signed with both the new and the current secret, so your ticket system keeps accepting them until you save the new one there; then the current secret stops working.${replaced}`,
+        content: h('div', { class: 'stack' },
+          h('label', { class: 'check-row', for: 'wh-leaked' }, leaked, h('span', { text: 'The current secret leaked: stop it at once' })),
+          h('p', { class: 'field-hint', text: 'Only if someone else may have it: deliveries your ticket system refuses until you save the new secret are then tried again later.' })),
+        footer: [cancel, ok],
+        testid: 'confirm-dialog',
+        onClose: () => resolve(answer),
+      });
+      cancel.addEventListener('click', () => m.close());
+      leaked.addEventListener('change', () => { ok.className = leaked.checked ? 'btn btn-danger' : 'btn btn-primary'; });
+      ok.addEventListener('click', () => {
+        answer = leaked.checked ? 0 : undefined;
+        m.close();
+      });
+      ok.focus();
+    });
   }
 
   async function loadDeliveries(w, slot) {
@@ -485,7 +548,7 @@ export function mountWebhooks(main) {
       try {
         const out = await api.createWebhook(url.value.trim(), boxes.filter((b) => b.box.checked).map((b) => b.box.value), desc.value.trim());
         m.close();
-        showSecret({ title: 'Signing secret', description: 'Check each delivery\u2019s Tether-Signature header with it (HMAC-SHA256 over "<t>.<body>").', secret: out.secret, testid: 'webhook-secret-dialog' });
+        showSecret({ title: 'Signing secret', description: 'Check each delivery\u2019s Tether-Signature header with it (HMAC-SHA256 over "<t>.<body>").', secret: out.secret, testid: 'webhook-secret-dialog', note: 'It is not shown again.' });
         load();
       } catch (err) {
         error.show(inPlainWords(err));
@@ -495,6 +558,13 @@ export function mountWebhooks(main) {
   }
 
   return () => {};
+}
+
+/** "24 hours", "45 minutes": how long from now until iso, roughly. */
+function hoursFromNow(iso) {
+  const min = Math.max(1, Math.round((Date.parse(iso) - api.serverNow()) / 60_000));
+  if (min < 90) return min === 1 ? '1 minute' : `${min} minutes`;
+  return `${Math.round(min / 60)} hours`;
 }
 
 /**

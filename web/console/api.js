@@ -257,6 +257,16 @@ export function deleteWebhook(id) {
   return request('DELETE', `/api/v1/webhooks/${encodeURIComponent(id)}`);
 }
 
+/**
+ * Gives a webhook a new signing secret; the answer holds it (shown once)
+ * and old_secret_expires_at, until when the old secret keeps working:
+ * graceSeconds from now (0: it stops at once), 24 hours when undefined.
+ */
+export function rotateWebhookSecret(id, graceSeconds) {
+  const body = graceSeconds === undefined ? undefined : { grace_seconds: graceSeconds };
+  return request('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/secret`, body);
+}
+
 export async function webhookDeliveries(id) {
   return (await request('GET', `/api/v1/webhooks/${encodeURIComponent(id)}/deliveries?limit=20`))?.deliveries ?? [];
 }

@@ -79,14 +79,16 @@ export async function freeUDPPort() {
 // startBroker runs bin/broker on loopback with a fresh data directory and
 // returns its URL and first admin. With a certificate of its own (tls: {
 // cert, key }, PEM files for localhost) the broker serves that instead of
-// its development CA's, and clients trust it through cert.
-export async function startBroker({ tls } = {}) {
+// its development CA's, and clients trust it through cert. env adds to the
+// broker's environment (SSL_CERT_FILE: the roots it trusts webhook
+// receivers through).
+export async function startBroker({ tls, env } = {}) {
   const data = mkdtempSync(join(tmpdir(), 'tether-broker-'));
   dirs.add(data);
   const port = await freeTCPPort();
   const udp = await freeUDPPort();
   const own = tls ? ['-tls-cert', tls.cert, '-tls-key', tls.key] : [];
-  const broker = start(bin('broker'), ['-addr', `127.0.0.1:${port}`, '-udp', String(udp), '-data', data, ...own], { readyLine: /Console: / });
+  const broker = start(bin('broker'), ['-addr', `127.0.0.1:${port}`, '-udp', String(udp), '-data', data, ...own], { env, readyLine: /Console: / });
   await broker.ready;
   const admin = JSON.parse(readFileSync(join(data, 'initial-admin.json'), 'utf8'));
   return { ...broker, url: `https://localhost:${port}`, ca: tls ? tls.cert : join(data, 'certs', 'ca.pem'), admin, dataDir: data };
