@@ -111,7 +111,9 @@ func (v *Viewer) fromControl(data []byte) {
 			v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: "The user has not allowed control."})
 			return
 		}
-		if was := v.controlling.Swap(msg.Enabled); was && !msg.Enabled {
+		if msg.Enabled {
+			v.s.takeControl(v)
+		} else if v.controlling.Swap(false) {
 			v.s.releaseAll()
 		}
 		v.s.cfg.Logger.Info("viewer control", "viewer", v.opts.Name, "enabled", msg.Enabled)
@@ -146,6 +148,35 @@ func (v *Viewer) fromControl(data []byte) {
 	default:
 		// Unknown types are skipped: a newer console may send more.
 	}
+}
+
+// takeControl puts v in control, taking control from whoever had it. The
+// user's computer has one mouse and one keyboard, and the host one set of
+// keys held: two places in control at once (two tabs of one technician,
+// the console and a viewer command, two colleagues) would mix their input,
+// and either giving up control would let go of the other's keys. What the
+// one that loses control held is let go before v's input arrives, and it
+// is told where control went, so that it can take it back.
+func (s *Session) takeControl(v *Viewer) {
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	s.mu.Lock()
+	viewers := slices.Collect(maps.Keys(s.viewers))
+	s.mu.Unlock()
+	for _, o := range viewers {
+		if o == v || !o.controlling.Swap(false) {
+			continue
+		}
+		s.releaseAll()
+		s.cfg.Logger.Info("viewer control", "viewer", o.opts.Name, "enabled", false, "taken_by", v.opts.Name)
+		o.tapControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false})
+		reason := v.opts.Name + " took control of the user's computer. Click Control to take it back."
+		if o.opts.Name == v.opts.Name {
+			reason = "You took control in another window. Click Control to take it back here."
+		}
+		o.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: reason})
+	}
+	v.controlling.Store(true)
 }
 
 // fromInput forwards a viewer's input to the host, if the viewer is in

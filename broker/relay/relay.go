@@ -68,6 +68,10 @@ type Session struct {
 	// held before any new input.
 	inputMu    sync.Mutex
 	hostSilent bool
+
+	// controlMu makes taking control one step: one viewer at a time is in
+	// control of the user's computer (see takeControl).
+	controlMu sync.Mutex
 }
 
 // Viewer is one viewer's PeerConnection with the broker.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -366,5 +367,96 @@ func noInputSince(t *testing.T, w *xtest.Witness, mark int, what string) {
 		if strings.HasPrefix(l, "button") || strings.HasPrefix(l, "key") || strings.HasPrefix(l, "text") {
 			t.Fatalf("%s reached the host: %q", what, l)
 		}
+	}
+}
+
+// TestOneInControl: one place controls the user's computer at a time. The
+// technician's second connection (another console tab, a viewer command)
+// taking control takes it from the first, whose held key is let go and
+// whose input no longer lands; a colleague taking it takes it from both,
+// and the one that had it hears who took it.
+func TestOneInControl(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	w := xtest.StartInputWitness(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b, c, j, _ := liveSession(t, ctx, display)
+	click := func(j *client.Joined, x, y int) {
+		send(t, ctx, j,
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: x, Y: y},
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: x, Y: y})
+	}
+	takeControl := func(j *client.Joined) {
+		t.Helper()
+		if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, "control") }); err != nil {
+			t.Fatal(err)
+		}
+		if ok, reason, err := j.TakeControl(ctx, true); err != nil || !ok {
+			t.Fatalf("take control: %v %q %v", ok, reason, err)
+		}
+	}
+	lostControl := func(j *client.Joined, why string) {
+		t.Helper()
+		m, err := j.WaitControl(ctx, protocol.ControlMode, func(m protocol.ControlMessage) bool { return !m.Enabled })
+		if err != nil {
+			t.Fatalf("not told that control moved: %v", err)
+		}
+		if !strings.Contains(m.Reason, why) {
+			t.Fatalf("told %q, want it to say %q", m.Reason, why)
+		}
+	}
+	// landed reports whether a click of j's reached the X server: it is
+	// sent before one of other's, which does land.
+	landed := func(j, other *client.Joined, x, y int) bool {
+		t.Helper()
+		w.Skip()
+		click(j, x, y)
+		time.Sleep(500 * time.Millisecond)
+		click(other, x+1, y+1)
+		w.Wait(t, fmt.Sprintf(`^button 1 up %d %d$`, x+1, y+1), 10*time.Second)
+		return slices.Contains(w.Lines(), fmt.Sprintf("button 1 down %d %d", x, y))
+	}
+
+	takeControl(j)
+	w.Skip()
+	send(t, ctx, j, key("ShiftLeft", true))
+	w.Wait(t, `^key down \d+ Shift_L$`, 5*time.Second)
+
+	// The same technician takes control in a second connection.
+	j2, err := c.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	takeControl(j2)
+	lostControl(j, "You took control in another window")
+	w.Wait(t, `^key up \d+ Shift_L$`, 5*time.Second)
+	if landed(j, j2, 100, 100) {
+		t.Fatal("the connection that lost control still clicked on the user's computer")
+	}
+
+	// The first takes it back.
+	takeControl(j)
+	lostControl(j2, "You took control in another window")
+	if landed(j2, j, 200, 200) {
+		t.Fatal("the connection that lost control still clicked on the user's computer")
+	}
+
+	// A colleague takes it.
+	if err := b.CreateUser(ctx, "lee", "l3-expert-password", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invite(ctx, j.ID, "lee", false); err != nil {
+		t.Fatal(err)
+	}
+	jl, err := b.login(t, ctx, "lee", "l3-expert-password").Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jl.Close()
+	takeControl(jl)
+	lostControl(j, "lee took control of the user's computer")
+	if landed(j, jl, 300, 300) {
+		t.Fatal("the technician still clicked on the user's computer after the colleague took control")
 	}
 }

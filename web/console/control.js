@@ -16,6 +16,10 @@
 // clipboard the `clipboard` grant (and Control to set the remote one), and
 // nothing while the user has paused. The broker enforces the same; it does
 // not say so on this channel when it takes control away, so the grants do.
+// One place at a time controls the user's computer: when another tab, a
+// viewer command or a colleague takes control, the broker says so here,
+// with why, and that stays on the picture until the technician takes
+// control back or can no longer.
 
 import { RemoteInput } from './remote.js';
 import { StatsMonitor } from './stats.js';
@@ -248,6 +252,9 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   }, icon('keyboard', 13), h('span', { text: 'Keyboard captured' }), h('span', { class: 'hud-captured-sep', 'aria-hidden': 'true', text: '\u00b7' }),
   kbd('Ctrl', 'Alt', 'Shift'), h('span', { text: 'to release' }));
   const notice = h('div', { class: 'hud-pill hud-notice', 'data-testid': 'control-notice', role: 'alert', hidden: true });
+  // Control moved to another window or person: no flash, since the
+  // technician may be looking elsewhere (at the window that took it).
+  const moved = h('div', { class: 'hud-pill hud-notice', 'data-testid': 'control-moved', role: 'alert', hidden: true });
   const inputToast = h('div', { class: 'hud-pill hud-toast', 'data-testid': 'input-toast', role: 'status', hidden: true });
   // In full screen the toolbar is out of sight: a bar that peeks from the top edge.
   const fsMode = h('span', { class: 'fs-mode' });
@@ -257,7 +264,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   fsExit.addEventListener('click', () => document.exitFullscreen().catch(() => {}));
   const hud = h('div', { class: 'stage-hud' },
     fsBar,
-    h('div', { class: 'hud-top' }, captureHint, notice),
+    h('div', { class: 'hud-top' }, captureHint, notice, moved),
     statsOverlay,
     h('div', { class: 'hud-bottom' }, inputToast),
     capturedTag);
@@ -439,13 +446,21 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     if (enabled) {
       state.wanted = true;
       notice.hidden = true;
+      moved.hidden = true;
       if (asked === true) stage.focus({ preventScroll: true });
     } else {
       unlockKeyboard();
       if (asked === true || was) {
         state.wanted = false;
         if (quiet) notice.hidden = true;
-        else if (reason) showNotice(reason);
+        else if (was && asked === null && reason) {
+          // Taken by another window or person: what this page still had
+          // on the way is refused, which is no news.
+          quietDropsUntil = performance.now() + QUIET_DROPS_MS;
+          notice.hidden = true;
+          moved.replaceChildren(icon('info', 14), h('span', { text: reason }));
+          moved.hidden = false;
+        } else if (reason) showNotice(reason);
         else if (asked === true) showNotice('Control was not granted.');
         else if (was && asked !== false) showNotice('Control ended. You are viewing only.');
       }
@@ -818,6 +833,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       known: !!p.known, control: !!p.control, clipboard: !!p.clipboard, paused: !!p.paused, pending: !!p.pending,
       asking: Array.isArray(p.asking) ? p.asking : [], canAsk: !!p.canAsk,
     };
+    if (!canControl()) moved.hidden = true;
     if (!canControl() && (state.enabled || state.pending === true)) {
       // The broker has stopped taking our input: stop sending it. A pause
       // is not a "no": control comes back with the resume.
@@ -844,6 +860,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   function setLive(live) {
     state.live = live;
     if (!live) {
+      moved.hidden = true;
       keys.close(false);
       clip.close(false);
     }

@@ -5,8 +5,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { launch, remotePoint } from './browser.mjs';
-import { bin, openSession, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectErrors, launch, remotePoint } from './browser.mjs';
+import { bin, openSession, ROOT, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
 
 const WIDTH = 1280;
 const HEIGHT = 720;
@@ -25,6 +27,8 @@ async function waitLine(witness, re, from, timeoutMs = 10_000) {
   }
 }
 const mark = (witness) => witness.out.stdout.split('\n').length - 1;
+// clicked reports whether a button press reached the X server since from.
+const clicked = (witness, from) => witness.out.stdout.split('\n').slice(from).some((l) => l.startsWith('button 1 down'));
 
 test('technician controls the remote desktop from the console', { timeout: 120_000 }, async () => {
   const display = await startXvfb(WIDTH, HEIGHT);
@@ -108,6 +112,82 @@ test('technician controls the remote desktop from the console', { timeout: 120_0
     await waitLine(witness, /^key down \d+ Control_L$/, from);
     await page.close();
     await waitLine(witness, /^key up \d+ Control_L$/, from, 15_000);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('control moves to the tab that takes it; the other tab says so and can take it back', { timeout: 120_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  const browser = await launch();
+  const artifacts = join(ROOT, 'artifacts');
+  mkdirSync(artifacts, { recursive: true });
+  try {
+    // The same technician, the same session, two tabs.
+    const first = await browser.newPage();
+    const errors = collectErrors(first);
+    const code = await openSession(first, broker);
+    const host = startHost(broker, code, display);
+    await host.ready;
+    const second = await browser.newPage();
+    errors.push(...collectErrors(second));
+    await second.goto(first.url());
+    for (const page of [first, second]) {
+      await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth > 0);
+      await page.waitForSelector('[data-testid="mode-control"]:not([disabled])');
+    }
+    const tryClick = async (page, x, y) => {
+      const from = mark(witness);
+      const [px, py] = await remotePoint(page, x, y);
+      await page.mouse.click(px, py);
+      await page.waitForTimeout(800);
+      return clicked(witness, from);
+    };
+
+    // The first tab takes control and holds Ctrl down.
+    await first.bringToFront();
+    await first.getByTestId('mode-control').click();
+    await first.waitForFunction(() => window.tether.control?.enabled === true);
+    assert.ok(await tryClick(first, 100, 100), 'the tab in control could not click');
+    let from = mark(witness);
+    await first.keyboard.down('Control');
+    await waitLine(witness, /^key down \d+ Control_L$/, from);
+
+    // The second tab takes it: the first one's Ctrl is let go, it shows
+    // that control moved, and only the second one's clicks land.
+    await second.bringToFront();
+    await second.getByTestId('mode-control').click();
+    await second.waitForFunction(() => window.tether.control?.enabled === true);
+    await waitLine(witness, /^key up \d+ Control_L$/, from);
+    await first.keyboard.up('Control');
+    await first.waitForFunction(() => window.tether.control?.enabled === false, null, { timeout: 5000 });
+    const moved = first.getByTestId('control-moved');
+    await moved.waitFor({ timeout: 5000 });
+    assert.match(await moved.textContent(), /another window/);
+    assert.equal(await first.getByTestId('mode-view').getAttribute('aria-pressed'), 'true');
+    await first.screenshot({ path: join(artifacts, 'console-control-moved-away.png') });
+    await second.screenshot({ path: join(artifacts, 'console-control-moved-here.png') });
+    assert.ok(!(await tryClick(first, 200, 200)), 'the tab that lost control still clicked on the remote computer');
+    assert.ok(await tryClick(second, 300, 300), 'the tab that took control could not click');
+    // It still says so a while later, when the technician looks again.
+    await first.waitForTimeout(7000);
+    assert.ok(await moved.isVisible(), 'the word that control moved went away on its own');
+
+    // The first tab takes it back.
+    await first.bringToFront();
+    await first.getByTestId('mode-control').click();
+    await first.waitForFunction(() => window.tether.control?.enabled === true);
+    await moved.waitFor({ state: 'hidden' });
+    await second.getByTestId('control-moved').waitFor({ timeout: 5000 });
+    assert.equal(await second.evaluate(() => window.tether.control?.enabled), false);
+    assert.ok(await tryClick(first, 400, 400), 'the tab that took control back could not click');
+    assert.ok(!(await tryClick(second, 500, 500)), 'the tab that lost control still clicked on the remote computer');
+    await second.screenshot({ path: join(artifacts, 'console-control-moved-back.png') });
+    assert.deepEqual(errors, []);
   } finally {
     await browser.close();
   }
