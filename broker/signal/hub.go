@@ -490,7 +490,7 @@ func (h *Hub) end(id, reason string) {
 	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason})
 	h.finishRecording(id, reason)
 	for _, c := range conns {
-		c.send(protocol.TypeEnded, id, protocol.Ended{Reason: reason})
+		c.send(protocol.TypeEnded, id, protocol.Ended{Reason: reason, Scope: protocol.ScopeSession})
 		c.close(closeEnded, "session ended")
 	}
 	l.relay.Close()
@@ -1014,7 +1014,7 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 		h.log.Info("viewer disconnected", "session", c.session, "user", c.v.person.Name, "reason", reason)
 		h.audit(c.session, "broker", "viewer.disconnected", map[string]any{"user": c.v.person.Name, "reason": reason})
 		// The session goes on for the others; for this connection it is over.
-		c.v.conn.send(protocol.TypeEnded, c.session, protocol.Ended{Reason: reason})
+		c.v.conn.send(protocol.TypeEnded, c.session, protocol.Ended{Reason: reason, Scope: protocol.ScopeConnection})
 		c.v.conn.close(closeEnded, "")
 	}
 }

@@ -18,12 +18,18 @@ import (
 // rawViewer opens /ws/viewer with the admin's API key and says hello.
 func rawViewer(t *testing.T, b *broker, session string) *websocket.Conn {
 	t.Helper()
+	return rawViewerWith(t, b, b.admin.APIKey, session)
+}
+
+// rawViewerWith opens /ws/viewer with token and says hello.
+func rawViewerWith(t *testing.T, b *broker, token, session string) *websocket.Conn {
+	t.Helper()
 	u, _ := dial.BrokerURL(b.URL())
 	tlsCfg, err := dial.TLSConfig(b.CAFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + b.admin.APIKey}})
+	ws, err := dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +74,49 @@ func errorCode(t *testing.T, env protocol.Envelope) string {
 		t.Errorf("error %q has no message for people", p.Code)
 	}
 	return p.Code
+}
+
+// TestEndedSaysWhatIsOver: the broker's last word to a technician says
+// whether the session is over for everyone or only their connection was
+// cut off (its API key revoked) while the session goes on, in the message
+// itself: a client need not guess it from how the connection closes.
+func TestEndedSaysWhatIsOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := startBroker(t)
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-END")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := b.URL() + "/api/v1"
+	status, key := apiCall(t, b.httpClient(t), "POST", api+"/keys", b.admin.APIKey, `{"name":"join script","scopes":["sessions:read","sessions:join"]}`, nil)
+	if status != 201 {
+		t.Fatalf("create key: %d %v", status, key)
+	}
+	cut := rawViewerWith(t, b, key["key"].(string), sess.ID)
+	stays := rawViewer(t, b, sess.ID)
+	ended := func(ws *websocket.Conn) protocol.Ended {
+		t.Helper()
+		var e protocol.Ended
+		if err := protocol.DecodePayload(readType(t, ws, protocol.TypeEnded), &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+
+	if status, got := apiCall(t, b.httpClient(t), "DELETE", api+"/keys/"+key["id"].(string), b.admin.APIKey, "", nil); status != 200 {
+		t.Fatalf("revoke: %d %v", status, got)
+	}
+	if e := ended(cut); e.Scope != protocol.ScopeConnection || e.Reason != "The API key you connected with was revoked." {
+		t.Errorf("the connection whose key was revoked is told %+v; want scope %q and why", e, protocol.ScopeConnection)
+	}
+	if err := c.EndSession(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if e := ended(stays); e.Scope != protocol.ScopeSession || e.Reason == "" {
+		t.Errorf("the technician still there when the session ended is told %+v; want scope %q and why", e, protocol.ScopeSession)
+	}
 }
 
 // TestSignalingBadInput: a malformed or oversized message fails that one

@@ -125,10 +125,11 @@ func TestViewerBrokerStopsAnswering(t *testing.T) {
 	}
 }
 
-// TestViewerCutOffSessionGoesOn: an admin revokes the API key 'viewer join'
-// runs with. Only that connection ends and the session goes on, so the
-// technician reads "disconnected", not "session ended", and the command
-// fails.
+// TestViewerCutOffSessionGoesOn: an admin revokes the API key one 'viewer
+// join' runs with. Only that connection ends and the session goes on, so
+// that technician reads "disconnected", not "session ended", and the
+// command fails; a colleague's 'viewer join' goes on. When the session
+// then ends, the colleague's command says so and succeeds.
 func TestViewerCutOffSessionGoesOn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -138,17 +139,25 @@ func TestViewerCutOffSessionGoesOn(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("create key: %d %v", status, key)
 	}
-	join := fs.b.viewer(t, "join", "-session", fs.id)
-	join.Env = append(join.Env, "TETHER_API_KEY="+key["key"].(string))
-	var out syncBuffer
-	join.Stdout, join.Stderr = &out, &out
-	if err := join.Start(); err != nil {
-		t.Fatal(err)
+	// join runs 'viewer join' with the admin's key, or with key.
+	join := func(key string) (*syncBuffer, chan error) {
+		cmd := fs.b.viewer(t, "join", "-session", fs.id)
+		if key != "" {
+			cmd.Env = append(cmd.Env, "TETHER_API_KEY="+key)
+		}
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		waitText(t, &out, `frames received: [1-9]`, 30*time.Second)
+		return &out, done
 	}
-	done := make(chan error, 1)
-	go func() { done <- join.Wait() }()
-	t.Cleanup(func() { join.Process.Kill() })
-	waitText(t, &out, `frames received: [1-9]`, 30*time.Second)
+	out, done := join(key["key"].(string))
+	stays, staysDone := join("")
 
 	if status, got := apiCall(t, fs.b.httpClient(t), "DELETE", api+"/keys/"+key["id"].(string), fs.b.admin.APIKey, "", nil); status != 200 {
 		t.Fatalf("revoke: %d %v", status, got)
@@ -166,5 +175,25 @@ func TestViewerCutOffSessionGoesOn(t *testing.T) {
 	}
 	if s, err := fs.c.Session(ctx, fs.id); err != nil || s.State != "active" {
 		t.Errorf("the session after the key was revoked: %+v, %v; want it active", s, err)
+	}
+	select {
+	case err := <-staysDone:
+		t.Fatalf("the colleague's viewer join ended (%v) when another key was revoked; output:\n%s", err, stays.String())
+	default:
+	}
+
+	if err := fs.c.EndSession(ctx, fs.id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-staysDone:
+		if err != nil {
+			t.Errorf("viewer join exited with %v when the session ended; output:\n%s", err, stays.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("viewer join still runs after the session ended; output:\n%s", stays.String())
+	}
+	if s := stays.String(); !strings.Contains(s, "Session ended: The technician ended the session.") || strings.Contains(s, "disconnected") {
+		t.Errorf("viewer join does not say the session ended:\n%s", s)
 	}
 }

@@ -146,10 +146,21 @@ type State struct {
 	HostSilentSince time.Time `json:"host_silent_since,omitzero"`
 }
 
-// Ended says why a session is over.
+// Ended says why a session, or this connection to it, is over.
 type Ended struct {
 	Reason string `json:"reason"`
+	// Scope says which is over: ScopeSession (for everyone) or
+	// ScopeConnection (only this connection, whose access was withdrawn:
+	// the session may go on without it). Brokers before it left it out;
+	// their close reason "session ended" marked the session's end.
+	Scope string `json:"scope,omitempty"`
 }
+
+// What an Ended message says is over.
+const (
+	ScopeSession    = "session"
+	ScopeConnection = "connection"
+)
 
 // End is a request to end the session.
 type End struct {
@@ -289,8 +300,10 @@ func (s *State) validate() error {
 	return nil
 }
 
-func (e *Ended) validate() error { return limit("reason", e.Reason, MaxTextSize) }
-func (e *End) validate() error   { return checkText("reason", e.Reason, MaxTextSize) }
+func (e *Ended) validate() error {
+	return errors.Join(limit("reason", e.Reason, MaxTextSize), limit("scope", e.Scope, MaxIDSize))
+}
+func (e *End) validate() error { return checkText("reason", e.Reason, MaxTextSize) }
 func (e *ErrorPayload) validate() error {
 	return errors.Join(limit("code", e.Code, MaxIDSize), limit("message", e.Message, MaxTextSize))
 }

@@ -30,8 +30,9 @@ var ErrEnded = errors.New("session ended")
 // the connection to the broker was lost.
 var ErrDisconnected = errors.New("disconnected")
 
-// sessionEndedClose is the close reason the broker gives when the session
-// itself ended; a connection it cuts off alone is closed without it.
+// sessionEndedClose is the close reason a broker gives when the session
+// itself ended. Only brokers that do not yet say so in their ended
+// message (its Scope) are read by it.
 const sessionEndedClose = "session ended"
 
 // Joined is a live connection to one session.
@@ -215,8 +216,7 @@ func (j *Joined) signaling() {
 			j.notifyLocked()
 			j.mu.Unlock()
 		case protocol.TypeEnded:
-			// The close that follows says whether the session ended or
-			// the broker cut off this connection alone.
+			// The connection closes next; it is over once it has.
 			ended = &protocol.Ended{}
 			protocol.DecodePayload(env, ended)
 		}
@@ -231,7 +231,13 @@ func (j *Joined) signalingClosed(ended *protocol.Ended, err error) {
 	j.log.Debug("signaling closed", "err", err)
 	switch {
 	case ended != nil:
-		j.finish(ended.Reason, isClose && ce.Text != sessionEndedClose)
+		// It says whether the session ended or the broker cut off this
+		// connection alone; from an older broker, only the close does.
+		cutOff := ended.Scope == protocol.ScopeConnection
+		if ended.Scope == "" {
+			cutOff = isClose && ce.Text != sessionEndedClose
+		}
+		j.finish(ended.Reason, cutOff)
 	case isClose && ce.Text != "":
 		j.finish("The broker closed the connection: "+ce.Text+".", true)
 	default:

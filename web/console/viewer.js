@@ -4,7 +4,9 @@
 // Protocol (v1): every message is {v, type, id, session, payload}.
 //   → hello {version, session, role:"viewer"}
 //   ← welcome {session, state}   ← offer {sdp}   → answer {sdp}
-//   ← state {state, host, host_silent_since?} ← ended {reason} ← error {code, message}
+//   ← state {state, host, host_silent_since?} ← ended {reason, scope} ← error {code, message}
+//     scope: "session" when the session is over for everyone, "connection" when
+//     only this connection was cut off (signed out, key revoked, role changed)
 //     host_silent_since: the broker hears nothing from the user's computer
 //     (frozen, or its network dropped) since then; absent while it answers
 //   ← permissions {granted, paused, pending, message}: what the user allows now
