@@ -153,10 +153,59 @@ func Explain(broker *url.URL, err error) error {
 type Conn struct {
 	ws      *websocket.Conn
 	writeMu sync.Mutex
+	silence time.Duration // see KeepAlive; 0 until it is called
+	closed  chan struct{}
+	once    sync.Once
 }
 
 // NewConn wraps ws.
-func NewConn(ws *websocket.Conn) *Conn { return &Conn{ws: ws} }
+func NewConn(ws *websocket.Conn) *Conn { return &Conn{ws: ws, closed: make(chan struct{})} }
+
+// KeepAlive pings the broker every interval until the connection closes,
+// and makes Read fail with an error that wraps os.ErrDeadlineExceeded once
+// nothing at all, not even the answer to a ping, has come for silence: a
+// broker that froze, or whose network went, leaves the connection open
+// but silent, and a reader would wait on it for ever. Call it before the
+// first Read.
+func (c *Conn) KeepAlive(interval, silence time.Duration) {
+	c.silence = silence
+	c.heard()
+	c.ws.SetPongHandler(func(string) error { return c.heard() })
+	c.ws.SetPingHandler(func(data string) error {
+		c.heard()
+		// As the default handler: a pong that cannot go out is no reason
+		// to stop reading.
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		var netErr net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &netErr) {
+			return nil
+		}
+		return err
+	})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.closed:
+				return
+			case <-t.C:
+			}
+			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(interval)) != nil {
+				return
+			}
+		}
+	}()
+}
+
+// heard notes that the broker said something, so that its silence is
+// counted from now. Only the reading goroutine calls it.
+func (c *Conn) heard() error {
+	if c.silence == 0 {
+		return nil
+	}
+	return c.ws.SetReadDeadline(time.Now().Add(c.silence))
+}
 
 // Send writes one message; it is safe for concurrent use.
 func (c *Conn) Send(typ, session string, payload any) error {
@@ -174,14 +223,21 @@ func (c *Conn) Send(typ, session string, payload any) error {
 // do not know.
 func (c *Conn) Read() (protocol.Envelope, error) {
 	_, data, err := c.ws.ReadMessage()
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		// The websocket package keeps the timeout, not its cause.
+		return protocol.Envelope{}, fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
+	}
 	if err != nil {
 		return protocol.Envelope{}, err
 	}
+	c.heard()
 	return protocol.Decode(data)
 }
 
 // Close closes the connection politely.
 func (c *Conn) Close() error {
+	c.once.Do(func() { close(c.closed) })
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))

@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -197,3 +199,170 @@ func TestViewerCutOffSessionGoesOn(t *testing.T) {
 		t.Errorf("viewer join does not say the session ended:\n%s", s)
 	}
 }
+
+// askingShell runs 'viewer shell' against the broker at url in a terminal
+// and returns once it waits for the user's answer: the host shows the
+// question, and nobody answers it. lost checks that the command then ends
+// within 45 s of since, as after about 30 s without a word from the broker,
+// saying the connection was lost, and leaves the technician's terminal as
+// it was.
+func askingShell(t *testing.T, url, ca, key, id string, host *hostProc) (lost func(since time.Time)) {
+	t.Helper()
+	shell := exec.Command(xtest.Build(t, "./viewer"), "-broker", url, "-ca", ca, "shell", "-session", id)
+	shell.Env = append(os.Environ(), "TETHER_API_KEY="+key, "TERM=xterm")
+	var stderr syncBuffer
+	shell.Stderr = &stderr
+	ptmx, err := pty.StartWithSize(shell, &pty.Winsize{Rows: 30, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shell.Process.Kill(); ptmx.Close() })
+	go io.Copy(io.Discard, ptmx)
+	done := make(chan error, 1)
+	go func() { done <- shell.Wait() }()
+	termios := func() *unix.Termios {
+		tio, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tio
+	}
+	before := termios()
+	host.waitOutput(t, "Allow? ", 1, 30*time.Second)
+	waitText(t, &stderr, `Waiting for the user to allow shell`, 10*time.Second)
+	return func(since time.Time) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("viewer shell exited with success after losing the broker; output:\n%s", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "disconnected: The connection to the broker was lost.") {
+				t.Errorf("viewer shell does not say the connection was lost; output:\n%s", stderr.String())
+			}
+		case <-time.After(45*time.Second - time.Since(since)):
+			t.Fatalf("viewer shell still waits for the user's answer %v after the broker went silent; output:\n%s", time.Since(since), stderr.String())
+		}
+		t.Logf("viewer shell ended %v after the broker went silent", time.Since(since))
+		if after := termios(); after.Lflag != before.Lflag || after.Iflag != before.Iflag || after.Oflag != before.Oflag {
+			t.Errorf("the technician's terminal is left changed: lflag %#x iflag %#x oflag %#x, was %#x %#x %#x", after.Lflag, after.Iflag, after.Oflag, before.Lflag, before.Iflag, before.Oflag)
+		}
+	}
+}
+
+// TestViewerBrokerStopsAnsweringWhileAsking: the broker freezes while
+// 'viewer shell' waits for the user to answer its question. The command
+// does not wait for an answer that cannot come.
+func TestViewerBrokerStopsAnsweringWhileAsking(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	brokerCmd, url, ca, key := brokerProc(t)
+	u, _ := dial.BrokerURL(url)
+	c, err := client.New(client.Config{Broker: u, CAFile: ca, Token: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.CreateSession(context.Background(), "", protocol.PermView, protocol.PermShell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHostAsking(t, display, "-broker", url, "-ca", ca, sess.Code)
+	lost := askingShell(t, url, ca, key, sess.ID, host)
+
+	if err := brokerCmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { brokerCmd.Process.Signal(syscall.SIGCONT) })
+	lost(time.Now())
+}
+
+// TestViewerSignalingDiesWhileAsking: while 'viewer shell' waits for the
+// user's answer, its connection to the broker's web port goes dead (a
+// proxy or firewall on the way stops passing anything, and closes
+// nothing), though the broker runs on and the picture's own connection
+// still works. The command does not wait for an answer that cannot reach
+// it.
+func TestViewerSignalingDiesWhileAsking(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(context.Background(), "", protocol.PermView, protocol.PermShell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHostAsking(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	path := newTCPPath(t, strings.TrimPrefix(b.URL(), "https://"))
+	lost := askingShell(t, "https://"+path.addr(), b.CAFile(), b.admin.APIKey, sess.ID, host)
+
+	path.cut()
+	lost(time.Now())
+}
+
+// tcpPath passes TCP connections on to a target until it is cut: then it
+// passes nothing more either way and closes nothing, as a network that
+// drops every packet.
+type tcpPath struct {
+	ln   net.Listener
+	dead chan struct{}
+	once sync.Once
+}
+
+func newTCPPath(t *testing.T, target string) *tcpPath {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpPath{ln: ln, dead: make(chan struct{})}
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	pass := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			select {
+			case <-p.dead:
+				return
+			default:
+			}
+			if n > 0 {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			go pass(out, in)
+			go pass(in, out)
+		}
+	}()
+	return p
+}
+
+func (p *tcpPath) addr() string { return p.ln.Addr().String() }
+
+// cut stops the path passing anything.
+func (p *tcpPath) cut() { p.once.Do(func() { close(p.dead) }) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,17 @@ var ErrEnded = errors.New("session ended")
 // session may go on: the broker cut it off (a revoked key, a sign-out), or
 // the connection to the broker was lost.
 var ErrDisconnected = errors.New("disconnected")
+
+// The client pings the broker on signaling every pingEvery, and takes it
+// for gone once it has heard nothing at all from it, not even the answer
+// to a ping, for brokerSilence: as long as the media connection takes to
+// fail (internal/rtc). The media connection alone does not tell: it is
+// not there until the broker's offer comes, and a dead path to the
+// broker's web port (a proxy on the way) leaves it working.
+const (
+	pingEvery     = 5 * time.Second
+	brokerSilence = 30 * time.Second
+)
 
 // sessionEndedClose is the close reason a broker gives when the session
 // itself ended. Only brokers that do not yet say so in their ended
@@ -76,6 +88,7 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 	if err != nil {
 		return nil, err
 	}
+	sig.KeepAlive(pingEvery, brokerSilence)
 	j := &Joined{ID: id, sig: sig, log: c.cfg.Logger.With("session", id), changed: make(chan struct{}), done: make(chan struct{}), lastControl: map[string]protocol.ControlMessage{}}
 	ok := false
 	defer func() {
@@ -87,6 +100,9 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 		return nil, fmt.Errorf("join %s: %w", id, err)
 	}
 	env, err := sig.Read()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("join %s: %w: The connection to the broker was lost.", id, ErrDisconnected)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("join %s: %w", id, err)
 	}
@@ -114,7 +130,8 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 	}
 	// A broker that stops answering (frozen, or the network gone) leaves
 	// the signaling connection open but silent: the media connection
-	// failing is how the client learns, after as long as the host waits.
+	// failing is one way the client learns, after as long as the host
+	// waits; signaling's own keepalive is the other.
 	j.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		j.log.Debug("media connection", "state", s.String())
 		switch s {
@@ -240,6 +257,8 @@ func (j *Joined) signalingClosed(ended *protocol.Ended, err error) {
 		j.finish(ended.Reason, cutOff)
 	case isClose && ce.Text != "":
 		j.finish("The broker closed the connection: "+ce.Text+".", true)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		j.finish("The connection to the broker was lost.", true) // it fell silent
 	default:
 		j.finish("The connection to the broker closed.", true)
 	}
