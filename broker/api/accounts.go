@@ -96,6 +96,9 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		writeFieldErrors(w, errs)
 		return
 	}
+	if !a.mayGrantRole(w, p, req.Role, "create an account with the "+req.Role+" role") {
+		return
+	}
 	u, err := a.cfg.Auth.CreateUser(r.Context(), req.Username, req.Password, req.Role)
 	if errors.Is(err, store.ErrConflict) {
 		writeError(w, http.StatusConflict, "username_taken", "An account with that username exists already.")
@@ -111,6 +114,24 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		out.Password = req.Password
 	}
 	writeJSON(w, http.StatusCreated, out)
+}
+
+// mayGrantRole refuses with 403, saying why, a request that would let p
+// sign in as an account of role holding a scope p lacks. A key never makes
+// an account that can do more than itself, as it never makes such a key
+// (see createKey): a key with users:admin alone must not make an admin,
+// promote one, or reset one and sign in with every scope. A console login
+// acts with its role's scopes, and only admins manage accounts, so this
+// refuses API keys only. doing says what the request would do.
+func (a *API) mayGrantRole(w http.ResponseWriter, p *auth.Principal, role, doing string) bool {
+	for _, sc := range auth.AllScopes {
+		if auth.RoleAllows(role, sc) && !p.Can(sc) {
+			writeError(w, http.StatusForbidden, "forbidden", "The API key you are using lacks the "+sc+" scope, which the "+role+
+				" role holds, so it cannot "+doing+".")
+			return false
+		}
+	}
+	return true
 }
 
 func (a *API) account(w http.ResponseWriter, r *http.Request) (*store.User, bool) {
@@ -147,6 +168,9 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		}
 		role = *req.Role
 	}
+	if role != wasRole && !a.mayGrantRole(w, p, role, "give an account the "+role+" role") {
+		return
+	}
 	if req.Disabled != nil {
 		disabled = *req.Disabled
 	}
@@ -174,6 +198,11 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 func (a *API) resetUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	u, ok := a.account(w, r)
 	if !ok {
+		return
+	}
+	// Whoever resets an account learns its new password and can sign in
+	// as it: that is granting its role.
+	if !a.mayGrantRole(w, p, u.Role, "reset an account with the "+u.Role+" role, for its new password would sign in with that scope") {
 		return
 	}
 	password, err := a.cfg.Auth.ResetUser(r.Context(), u)

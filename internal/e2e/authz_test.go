@@ -90,35 +90,38 @@ func TestAuthorizationMatrix(t *testing.T) {
 		perSession         bool // {s} is a session: technicians reach only theirs
 		fresh              bool // the call changes the session: use a new one
 		ok                 []int
+		// grants is the role of an account the call lets the caller sign
+		// in as (made, promoted or reset): it needs every scope of it.
+		grants string
 	}
 	n := 0
 	unique := func() string { n++; return fmt.Sprint(n) }
 	endpoints := []endpoint{
-		{"GET", "/me", "", "", false, false, []int{200}},
-		{"POST", "/sessions", `{"ticket":{"id":"INC-2"}}`, "sessions:create", false, false, []int{201}},
-		{"POST", "/sessions/claim", `{"code":"123456789","ticket":{"id":"INC-2"}}`, "sessions:create", false, false, []int{404, 429}},
-		{"GET", "/sessions", "", "sessions:read", false, false, []int{200}},
-		{"GET", "/sessions/{s}", "", "sessions:read", true, false, []int{200}},
-		{"GET", "/sessions/{s}/events", "", "sessions:read", true, false, []int{200}},
-		{"POST", "/sessions/{s}/invite", `{"username":"dummy"}`, "sessions:write", true, true, []int{200}},
-		{"POST", "/sessions/{s}/handover", `{"username":"dummy"}`, "sessions:write", true, true, []int{200}},
-		{"POST", "/sessions/{s}/end", `{}`, "sessions:write", true, true, []int{200}},
-		{"GET", "/users", "", "users:admin", false, false, []int{200}},
-		{"POST", "/users", `{"username":"u{n}","role":"technician"}`, "users:admin", false, false, []int{201}},
-		{"PATCH", "/users/dummy", `{"role":"technician"}`, "users:admin", false, false, []int{200}},
-		{"POST", "/users/dummy/reset", "", "users:admin", false, false, []int{200}},
-		{"GET", "/keys", "", "users:admin", false, false, []int{200}},
-		{"POST", "/keys", `{"name":"k{n}","scopes":["users:admin"]}`, "users:admin", false, false, []int{201}},
-		{"DELETE", "/keys/{k}", "", "users:admin", false, false, []int{200}},
-		{"GET", "/settings", "", "users:admin", false, false, []int{200}},
-		{"PUT", "/settings", `{"totp_required_roles":[]}`, "users:admin", false, false, []int{200}},
-		{"GET", "/audit/codes", "", "users:admin", false, false, []int{200}},
+		{"GET", "/me", "", "", false, false, []int{200}, ""},
+		{"POST", "/sessions", `{"ticket":{"id":"INC-2"}}`, "sessions:create", false, false, []int{201}, ""},
+		{"POST", "/sessions/claim", `{"code":"123456789","ticket":{"id":"INC-2"}}`, "sessions:create", false, false, []int{404, 429}, ""},
+		{"GET", "/sessions", "", "sessions:read", false, false, []int{200}, ""},
+		{"GET", "/sessions/{s}", "", "sessions:read", true, false, []int{200}, ""},
+		{"GET", "/sessions/{s}/events", "", "sessions:read", true, false, []int{200}, ""},
+		{"POST", "/sessions/{s}/invite", `{"username":"dummy"}`, "sessions:write", true, true, []int{200}, ""},
+		{"POST", "/sessions/{s}/handover", `{"username":"dummy"}`, "sessions:write", true, true, []int{200}, ""},
+		{"POST", "/sessions/{s}/end", `{}`, "sessions:write", true, true, []int{200}, ""},
+		{"GET", "/users", "", "users:admin", false, false, []int{200}, ""},
+		{"POST", "/users", `{"username":"u{n}","role":"technician"}`, "users:admin", false, false, []int{201}, "technician"},
+		{"PATCH", "/users/dummy", `{"role":"technician"}`, "users:admin", false, false, []int{200}, ""},
+		{"POST", "/users/dummy/reset", "", "users:admin", false, false, []int{200}, "technician"},
+		{"GET", "/keys", "", "users:admin", false, false, []int{200}, ""},
+		{"POST", "/keys", `{"name":"k{n}","scopes":["users:admin"]}`, "users:admin", false, false, []int{201}, ""},
+		{"DELETE", "/keys/{k}", "", "users:admin", false, false, []int{200}, ""},
+		{"GET", "/settings", "", "users:admin", false, false, []int{200}, ""},
+		{"PUT", "/settings", `{"totp_required_roles":[]}`, "users:admin", false, false, []int{200}, ""},
+		{"GET", "/audit/codes", "", "users:admin", false, false, []int{200}, ""},
 		// These sessions were never connected, so have no recording: 404
 		// for whoever may look (TestRecordingAccess covers real ones).
-		{"GET", "/recordings", "", "recordings:read", false, false, []int{200}},
-		{"GET", "/recordings/{s}", "", "recordings:read", true, false, []int{404}},
-		{"GET", "/webhooks", "", "webhooks:admin", false, false, []int{200}},
-		{"POST", "/webhooks", `{"url":"http://127.0.0.1:9/hook{n}","events":["session.ended"]}`, "webhooks:admin", false, false, []int{201}},
+		{"GET", "/recordings", "", "recordings:read", false, false, []int{200}, ""},
+		{"GET", "/recordings/{s}", "", "recordings:read", true, false, []int{404}, ""},
+		{"GET", "/webhooks", "", "webhooks:admin", false, false, []int{200}, ""},
+		{"POST", "/webhooks", `{"url":"http://127.0.0.1:9/hook{n}","events":["session.ended"]}`, "webhooks:admin", false, false, []int{201}, ""},
 	}
 	cells := 0
 	for _, p := range principals {
@@ -143,6 +146,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				want := e.ok
 				switch {
 				case !p.may(e.scope):
+					want = []int{403}
+				case slices.ContainsFunc(policy[e.grants], func(sc string) bool { return !p.may(sc) }):
 					want = []int{403}
 				case e.perSession && p.role == "technician" && owner != p.user:
 					want = []int{404}
@@ -294,5 +299,79 @@ func TestAPIKeyCannotGrantMoreThanItHolds(t *testing.T) {
 		if name := k["name"].(string); name != "initial admin key" && name != "ticket bridge" && len(k["scopes"].([]any)) > 1 {
 			t.Errorf("key %q holds %v", name, k["scopes"])
 		}
+	}
+}
+
+// TestAPIKeyCannotMakeAnAccountMoreThanItself: a key that may manage
+// accounts cannot get round the rule for keys with an account: it cannot
+// create an admin, promote a technician to admin, or reset an admin (whose
+// new password it would be shown), and so sign in with every scope. A key
+// holding every scope a role holds still manages accounts of that role.
+func TestAPIKeyCannotMakeAnAccountMoreThanItself(t *testing.T) {
+	b := startBroker(t)
+	hc := newSpecChecker(t, b).client()
+	base := b.URL() + "/api/v1"
+	ctx := context.Background()
+	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	newKey := func(name, scopes string) string {
+		t.Helper()
+		status, out := apiCall(t, hc, "POST", base+"/keys", b.admin.APIKey, `{"name":"`+name+`","scopes":`+scopes+`}`, nil)
+		if status != 201 {
+			t.Fatalf("admin creates a key with %s: %d %v", scopes, status, out)
+		}
+		return out["key"].(string)
+	}
+	sync := newKey("account sync", `["users:admin"]`)
+	for _, c := range []struct{ what, method, path, body string }{
+		{"creates an admin", "POST", "/users", `{"username":"mallory","role":"admin","password":"mallory-password-1"}`},
+		{"creates a technician", "POST", "/users", `{"username":"tim","role":"technician"}`},
+		{"promotes tina to admin", "PATCH", "/users/tina", `{"role":"admin"}`},
+		{"resets the admin", "POST", "/users/admin/reset", ""},
+		{"resets tina", "POST", "/users/tina/reset", ""},
+	} {
+		status, out := apiCall(t, hc, c.method, base+c.path, sync, c.body, nil)
+		e, _ := out["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if status != 403 || errCode(out) != "forbidden" || !strings.Contains(msg, "lacks the") {
+			t.Errorf("a users:admin key %s: %d %v, want 403 forbidden saying which scope it lacks", c.what, status, out)
+		}
+	}
+	// Nothing changed: no mallory, tina a technician, the admin's password
+	// as it was.
+	if status, out := apiCall(t, hc, "POST", base+"/login", "", `{"username":"mallory","password":"mallory-password-1"}`, nil); status != 401 {
+		t.Errorf("mallory signs in: %d %v", status, out)
+	}
+	_, list := apiCall(t, hc, "GET", base+"/users", b.admin.APIKey, "", nil)
+	for _, u := range list["users"].([]any) {
+		u := u.(map[string]any)
+		if u["username"] == "mallory" || u["username"] == "tim" || u["username"] == "tina" && u["role"] != "technician" {
+			t.Errorf("account after the refusals: %v", u)
+		}
+	}
+	if status, out := apiCall(t, hc, "POST", base+"/login", "", `{"username":"admin","password":"`+b.admin.Password+`"}`, nil); status != 200 {
+		t.Errorf("the admin signs in with their own password after the refused reset: %d %v", status, out)
+	}
+
+	// A key holding a technician's scopes besides users:admin manages
+	// technicians, still no admin.
+	techSync := newKey("technician sync", `["users:admin","sessions:create","sessions:read","sessions:write","sessions:join","recordings:read"]`)
+	if status, out := apiCall(t, hc, "POST", base+"/users", techSync, `{"username":"tim","role":"technician"}`, nil); status != 201 {
+		t.Errorf("a key with the technician's scopes creates a technician: %d %v", status, out)
+	}
+	if status, out := apiCall(t, hc, "POST", base+"/users/tina/reset", techSync, "", nil); status != 200 {
+		t.Errorf("a key with the technician's scopes resets a technician: %d %v", status, out)
+	}
+	if status, out := apiCall(t, hc, "PATCH", base+"/users/tim", techSync, `{"role":"admin"}`, nil); status != 403 || errCode(out) != "forbidden" {
+		t.Errorf("a key without webhooks:admin promotes tim to admin: %d %v", status, out)
+	}
+	// A key with every scope, or a console login of an admin, does it all.
+	if status, out := apiCall(t, hc, "PATCH", base+"/users/tim", b.admin.APIKey, `{"role":"admin"}`, nil); status != 200 {
+		t.Errorf("the admin's key promotes tim: %d %v", status, out)
+	}
+	login := b.loginToken(t, "admin", b.admin.Password)
+	if status, out := apiCall(t, hc, "POST", base+"/users", login, `{"username":"ada","role":"admin"}`, nil); status != 201 {
+		t.Errorf("the admin's login creates an admin: %d %v", status, out)
 	}
 }
