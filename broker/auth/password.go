@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -21,13 +22,30 @@ const (
 
 var errBadHash = errors.New("unrecognised password hash")
 
+// argonSlots bounds the argon2id computations that run at once. Each
+// holds its memory (19 MiB) while it runs: twenty sign-in attempts arriving
+// together, which one address may send within its limit without knowing
+// any account, took some 400 MiB, and a few addresses doing so could have
+// the system kill the broker. Beyond the slots, attempts wait their turn:
+// a sign-in under such a burst is slower, and the broker stays up. One
+// computation uses one core, so more slots than cores would not answer
+// sooner.
+var argonSlots = make(chan struct{}, min(max(runtime.NumCPU(), 2), 4))
+
+// argon2idKey is argon2.IDKey, run in one of argonSlots.
+func argon2idKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	argonSlots <- struct{}{}
+	defer func() { <-argonSlots }()
+	return argon2.IDKey(password, salt, time, memory, threads, keyLen)
+}
+
 // HashPassword returns a PHC-formatted argon2id hash of password.
 func HashPassword(password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argon2idKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -58,6 +76,6 @@ func CheckPassword(hash, password string) (bool, error) {
 	if err != nil || len(want) == 0 {
 		return false, errBadHash
 	}
-	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
+	got := argon2idKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

@@ -23,13 +23,19 @@ import (
 )
 
 // rssMB reads a process's resident set size from /proc.
-func rssMB(tb testing.TB, pid int) float64 {
+func rssMB(tb testing.TB, pid int) float64 { return statusMB(tb, pid, "VmRSS") }
+
+// peakRSSMB reads the most a process's resident set size has been.
+func peakRSSMB(tb testing.TB, pid int) float64 { return statusMB(tb, pid, "VmHWM") }
+
+// statusMB reads a size field of a process's /proc status, in MiB.
+func statusMB(tb testing.TB, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 			if err != nil {
 				tb.Fatal(err)
@@ -37,12 +43,13 @@ func rssMB(tb testing.TB, pid int) float64 {
 			return float64(kb) / 1024
 		}
 	}
-	tb.Fatal("no VmRSS")
+	tb.Fatal("no " + field)
 	return 0
 }
 
-// brokerProc runs bin/broker as its own process so its memory can be read.
-func brokerProc(tb testing.TB) (cmd *exec.Cmd, url, caFile, apiKey string) {
+// brokerProc runs bin/broker as its own process so its memory can be read,
+// with args added to its flags.
+func brokerProc(tb testing.TB, args ...string) (cmd *exec.Cmd, url, caFile, apiKey string) {
 	dir := tb.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,6 +58,7 @@ func brokerProc(tb testing.TB) (cmd *exec.Cmd, url, caFile, apiKey string) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd = exec.Command(xtest.Build(tb, "./broker"), "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-udp", strconv.Itoa(port), "-data", dir)
+	cmd.Args = append(cmd.Args, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)

@@ -227,6 +227,53 @@ func TestLoginRateLimitPerSource(t *testing.T) {
 	t.Fatal("40 sign-in attempts from one address were not limited")
 }
 
+// TestSignInBurstKeepsMemory: each password check (argon2id) takes
+// 19 MiB while it runs. Sign-in attempts sent at once from a few
+// addresses, each within its limit (20 at once), by someone who holds no
+// account, must not take the broker's memory up by hundreds of MiB for
+// each address: more addresses would have the system kill it. The
+// attempts are still each answered. The broker is told it stands behind a
+// reverse proxy, so that the test's requests come from several addresses.
+func TestSignInBurstKeepsMemory(t *testing.T) {
+	cmd, url, caFile, _ := brokerProc(t, "-trusted-proxy", "127.0.0.1")
+	tlsCfg, err := dial.TLSConfig(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: time.Minute}
+	time.Sleep(time.Second) // let the broker settle before reading its memory
+	before := peakRSSMB(t, cmd.Process.Pid)
+	const addresses, perAddress = 3, 20
+	const burst = addresses * perAddress
+	statuses := make(chan int, burst)
+	for i := range burst {
+		go func() {
+			req, _ := http.NewRequest("POST", url+"/api/v1/login",
+				strings.NewReader(`{"username":"guess`+strconv.Itoa(i)+`","password":"Winter2026!"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Forwarded-For", "198.51.100."+strconv.Itoa(1+i%addresses))
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Error(err)
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	for range burst {
+		if status := <-statuses; status != 401 {
+			t.Errorf("a wrong sign-in: %d, want 401", status)
+		}
+	}
+	after := peakRSSMB(t, cmd.Process.Pid)
+	t.Logf("broker's peak memory: %.0f MiB before the burst, %.0f MiB after", before, after)
+	if after-before > 300 {
+		t.Errorf("%d sign-in attempts at once took the broker's memory from %.0f MiB up to %.0f MiB", burst, before, after)
+	}
+}
+
 // browserLogin signs user in as the console does, with a cookie jar, and
 // returns the browser, its login cookie and its CSRF token.
 func (b *broker) browserLogin(t *testing.T, hc *http.Client, user, password string) (*http.Client, string, string) {
