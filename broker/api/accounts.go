@@ -2,10 +2,12 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -96,7 +98,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		writeFieldErrors(w, errs)
 		return
 	}
-	if !a.mayGrantRole(w, p, req.Role, "create an account with the "+req.Role+" role") {
+	if !a.mayGrantRole(w, r, p, req.Role, "create an account with the "+req.Role+" role") {
 		return
 	}
 	u, err := a.cfg.Auth.CreateUser(r.Context(), req.Username, req.Password, req.Role)
@@ -108,7 +110,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.internal(w, r, "create the account", err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "account created", "user", u.Username, "role", u.Role, "by", p.User.Username)
+	a.log.InfoContext(r.Context(), "account created", "user", u.Username, "role", u.Role, by(p))
 	out := toAccount(u)
 	if generated {
 		out.Password = req.Password
@@ -123,15 +125,26 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 // promote one, or reset one and sign in with every scope. A console login
 // acts with its role's scopes, and only admins manage accounts, so this
 // refuses API keys only. doing says what the request would do.
-func (a *API) mayGrantRole(w http.ResponseWriter, p *auth.Principal, role, doing string) bool {
+func (a *API) mayGrantRole(w http.ResponseWriter, r *http.Request, p *auth.Principal, role, doing string) bool {
 	for _, sc := range auth.AllScopes {
 		if auth.RoleAllows(role, sc) && !p.Can(sc) {
+			a.log.WarnContext(r.Context(), "account change refused: the API key lacks a scope of the role", "doing", doing, "scope", sc, by(p))
 			writeError(w, http.StatusForbidden, "forbidden", "The API key you are using lacks the "+sc+" scope, which the "+role+
 				" role holds, so it cannot "+doing+".")
 			return false
 		}
 	}
 	return true
+}
+
+// by names who changed accounts, keys or settings, for the log: the
+// account, and the API key when one was used. An integration's key acts as
+// an admin's account, and its changes must not read as that admin's own.
+func by(p *auth.Principal) slog.Attr {
+	if p.KeyID != "" {
+		return slog.String("by", p.User.Username+" (API key "+p.KeyID+")")
+	}
+	return slog.String("by", p.User.Username)
 }
 
 func (a *API) account(w http.ResponseWriter, r *http.Request) (*store.User, bool) {
@@ -168,7 +181,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		}
 		role = *req.Role
 	}
-	if role != wasRole && !a.mayGrantRole(w, p, role, "give an account the "+role+" role") {
+	if role != wasRole && !a.mayGrantRole(w, r, p, role, "give an account the "+role+" role") {
 		return
 	}
 	if req.Disabled != nil {
@@ -183,7 +196,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.internal(w, r, "update the account", err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "account updated", "user", u.Username, "role", role, "disabled", disabled, "by", p.User.Username)
+	a.log.InfoContext(r.Context(), "account updated", "user", u.Username, "role", role, "disabled", disabled, by(p))
 	// What the user allowed was allowed to the account as it was: its live
 	// connections end, and anything it may still do is asked afresh.
 	switch {
@@ -202,7 +215,7 @@ func (a *API) resetUser(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	}
 	// Whoever resets an account learns its new password and can sign in
 	// as it: that is granting its role.
-	if !a.mayGrantRole(w, p, u.Role, "reset an account with the "+u.Role+" role, for its new password would sign in with that scope") {
+	if !a.mayGrantRole(w, r, p, u.Role, "reset an account with the "+u.Role+" role, for its new password would sign in with that scope") {
 		return
 	}
 	password, err := a.cfg.Auth.ResetUser(r.Context(), u)
@@ -210,7 +223,7 @@ func (a *API) resetUser(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		a.internal(w, r, "reset the account", err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "account reset", "user", u.Username, "by", p.User.Username)
+	a.log.InfoContext(r.Context(), "account reset", "user", u.Username, by(p))
 	a.cfg.Hub.DisconnectUser(u.ID, "An administrator reset your account; sign in again.")
 	out := toAccount(u)
 	out.Password = password
@@ -318,6 +331,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		a.internal(w, r, "create the API key", err)
 		return
 	}
+	a.log.InfoContext(r.Context(), "API key created", "key", k.ID, "user", owner.Username, "scopes", strings.Join(req.Scopes, ","), by(p))
 	out := toKey(k)
 	out.Key = key
 	writeJSON(w, http.StatusCreated, out)
@@ -333,7 +347,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		a.internal(w, r, "revoke the API key", err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "API key revoked", "key", k.ID, "by", p.User.Username)
+	a.log.InfoContext(r.Context(), "API key revoked", "key", k.ID, by(p))
 	a.cfg.Hub.DisconnectKey(k.ID, "The API key you connected with was revoked.")
 	writeJSON(w, http.StatusOK, toKey(k))
 }
@@ -374,7 +388,7 @@ func (a *API) putSettings(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		a.internal(w, r, "save the settings", err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "settings changed", "totp_required_roles", req.TOTPRequiredRoles, "by", p.User.Username)
+	a.log.InfoContext(r.Context(), "settings changed", "totp_required_roles", req.TOTPRequiredRoles, by(p))
 	writeJSON(w, http.StatusOK, settingsJSON{TOTPRequiredRoles: req.TOTPRequiredRoles})
 }
 

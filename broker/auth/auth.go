@@ -244,7 +244,6 @@ func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name
 	if err := a.cfg.Store.CreateAPIKey(ctx, k); err != nil {
 		return nil, "", err
 	}
-	a.cfg.Logger.InfoContext(ctx, "API key created", "key", k.ID, "user", user.Username, "scopes", strings.Join(scopes, ","))
 	return k, key, nil
 }
 

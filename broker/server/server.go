@@ -334,9 +334,12 @@ func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) err
 	if err != nil {
 		return fmt.Errorf("create initial admin: %w", err)
 	}
-	if _, admin.APIKey, err = authn.CreateAPIKey(ctx, user, "initial admin key", auth.AllScopes); err != nil {
+	key, apiKey, err := authn.CreateAPIKey(ctx, user, "initial admin key", auth.AllScopes)
+	if err != nil {
 		return fmt.Errorf("create initial API key: %w", err)
 	}
+	admin.APIKey = apiKey
+	b.cfg.Logger.InfoContext(ctx, "first start: admin account and API key created", "user", user.Username, "key", key.ID)
 	data, _ := json.MarshalIndent(admin, "", "  ")
 	if err := os.WriteFile(b.InitialAdminPath(), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", InitialAdminFile, err)

@@ -375,3 +375,39 @@ func TestAPIKeyCannotMakeAnAccountMoreThanItself(t *testing.T) {
 		t.Errorf("the admin's login creates an admin: %d %v", status, out)
 	}
 }
+
+// TestAccountChangesNameTheKey: an integration's API key acts as an
+// admin's account; the broker's log, the only record of who changed
+// accounts, keys and settings, names the key besides the account, so that
+// its changes do not read as the admin's own, and names both when a key
+// is refused an account it may not make.
+func TestAccountChangesNameTheKey(t *testing.T) {
+	b, log := startBrokerLogging(t)
+	hc := newSpecChecker(t, b).client()
+	base := b.URL() + "/api/v1"
+	status, out := apiCall(t, hc, "POST", base+"/keys", b.admin.APIKey, `{"name":"account sync","scopes":["users:admin"]}`, nil)
+	if status != 201 {
+		t.Fatalf("admin creates a key: %d %v", status, out)
+	}
+	sync, syncID := out["key"].(string), out["id"].(string)
+	initial := `by="admin (API key `
+	logged(t, log, `msg="API key created"`, "key="+syncID, "scopes=users:admin", initial)
+
+	byKey := `by="admin (API key ` + syncID + `)"`
+	if status, out := apiCall(t, hc, "POST", base+"/keys", sync, `{"name":"second sync","scopes":["users:admin"]}`, nil); status != 201 {
+		t.Fatalf("the key makes a key: %d %v", status, out)
+	}
+	logged(t, log, `msg="API key created"`, byKey)
+	apiCall(t, hc, "PUT", base+"/settings", sync, `{"totp_required_roles":["admin"]}`, nil)
+	logged(t, log, `msg="settings changed"`, byKey)
+	apiCall(t, hc, "POST", base+"/users", sync, `{"username":"mallory","role":"admin"}`, nil)
+	logged(t, log, `msg="account change refused`, "scope=", byKey)
+
+	// A person's own login is logged as that person.
+	apiCall(t, hc, "PUT", base+"/settings", b.admin.APIKey, `{"totp_required_roles":[]}`, nil)
+	login := b.loginToken(t, "admin", b.admin.Password)
+	if status, out := apiCall(t, hc, "POST", base+"/users", login, `{"username":"ada","role":"admin"}`, nil); status != 201 {
+		t.Fatalf("the admin creates ada: %d %v", status, out)
+	}
+	logged(t, log, `msg="account created"`, "user=ada", "by=admin")
+}
