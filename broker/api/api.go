@@ -540,10 +540,20 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		Name: auth.CookieName, Value: token, Path: "/", Expires: login.ExpiresAt,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
 	})
-	writeJSON(w, http.StatusOK, struct {
+	out := struct {
 		meJSON
-		Token string `json:"token"`
-	}{toMe(user, login.CSRF, login.MustEnrol, nil), token})
+		Token string `json:"token,omitempty"`
+	}{meJSON: toMe(user, login.CSRF, login.MustEnrol, nil)}
+	// A browser's login lives in the HttpOnly cookie, out of reach of the
+	// page's scripts; the same login as a bearer token in the answer would
+	// be readable by them, and whatever got injected into the page could
+	// carry it away and use it from elsewhere for hours. A browser sends
+	// Origin with the sign-in; programs (the viewer CLI) send none and get
+	// the token.
+	if r.Header.Get("Origin") == "" {
+		out.Token = token
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // logout ends the login the request came with and the live connections

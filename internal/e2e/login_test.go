@@ -118,6 +118,45 @@ func TestLoginSecurity(t *testing.T) {
 	}
 }
 
+// TestBrowserLoginKeepsItsTokenFromScripts: a browser's sign-in (it sends
+// Origin) gets its login in the HttpOnly cookie only; the answer, which
+// the page's scripts read, holds no bearer token that anything injected
+// into the page could carry away. A program's sign-in (no Origin, as the
+// viewer CLI's) still gets the token it needs.
+func TestBrowserLoginKeepsItsTokenFromScripts(t *testing.T) {
+	b := startBroker(t)
+	if err := b.CreateUser(context.Background(), "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	sc := newSpecChecker(t, b)
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Transport: sc, Jar: jar}
+	api := b.URL() + "/api/v1"
+	status, out := apiCall(t, browser, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1"}`, map[string]string{"Origin": b.URL()})
+	if status != 200 {
+		t.Fatalf("browser login: %d %v", status, out)
+	}
+	if tok, ok := out["token"]; ok {
+		t.Errorf("a browser's sign-in answer holds the login's bearer token %v, readable by the page's scripts", tok)
+	}
+	if out["csrf_token"] == "" {
+		t.Errorf("a browser's sign-in answer has no CSRF token: %v", out)
+	}
+	if status, out := apiCall(t, browser, "GET", api+"/me", "", "", nil); status != 200 {
+		t.Errorf("the browser's cookie does not sign it in: %d %v", status, out)
+	}
+
+	program := sc.client()
+	status, out = apiCall(t, program, "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1"}`, nil)
+	tok, _ := out["token"].(string)
+	if status != 200 || tok == "" {
+		t.Fatalf("a program's login: %d %v, want 200 with a token", status, out)
+	}
+	if status, out := apiCall(t, program, "GET", api+"/me", tok, "", nil); status != 200 {
+		t.Errorf("the program's token: %d %v", status, out)
+	}
+}
+
 // TestTOTPRequiredByRole: the admin requires two-factor authentication for
 // technicians; a technician without it may only enrol; then logins need
 // the current code, once.

@@ -48,7 +48,14 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     const page = await browser.newPage();
     await page.goto(broker.url + '/');
     assert.equal(await page.locator('.login-subtitle').textContent(), 'Use your Tether account.', 'admins and supervisors sign in here too');
+    const answered = page.waitForResponse((r) => r.url().endsWith('/api/v1/login'));
     await signIn(page, broker, broker.admin.user, broker.admin.password);
+    // The console's login stays in its HttpOnly cookie: the sign-in's
+    // answer, which the page's scripts read, holds no bearer token that
+    // anything injected into the page could carry away.
+    const answer = await (await answered).json();
+    assert.equal(answer.token, undefined, 'the console\'s sign-in answer holds no bearer token');
+    assert.ok(answer.csrf_token, 'the console gets its CSRF token');
     await page.getByTestId('nav-accounts').click();
     await page.getByTestId('accounts-table').waitFor();
 
