@@ -270,6 +270,21 @@ const (
 // failureKey is the lockout table's key: an account's name from a source.
 func failureKey(username, source string) string { return source + " " + username }
 
+// Wrong two-factor codes are counted for the account as well, from every
+// source together: only someone who knows the password gets as far as the
+// code, and kept per source alone, the lockout let such a person try five
+// codes from each address they have (an IPv6 /48 holds 65,536 /64s) and
+// get in within hours, one in about 300,000 guesses being right. After
+// maxCodeFailures wrong codes, the account's codes are refused from
+// everywhere for lockoutFor, doubling to maxLockout, until a right code.
+// Its owner, who knows the password too, may have to wait: a lesser harm
+// than a second factor that can be guessed.
+const maxCodeFailures = 10
+
+// codeFailureKey is the lockout table's key for an account's wrong codes
+// from all sources (a source is an address, never "codes").
+func codeFailureKey(username string) string { return "codes " + username }
+
 // Login checks a username, password and, when the account has TOTP, its
 // current code, from source (limit.Source of the request), and opens a
 // console login. It returns the cookie token, the login record and the
@@ -310,6 +325,11 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 		if totp == "" {
 			return "", nil, nil, ErrTOTPRequired
 		}
+		codes := codeFailureKey(u.Username)
+		if err := a.lockedOut(codes, now); err != nil {
+			a.cfg.Logger.WarnContext(ctx, "login refused: too many wrong two-factor codes for the account", "user", u.Username, "source", source)
+			return "", nil, nil, err
+		}
 		step, ok := checkTOTP(u.TOTPSecret, totp, now)
 		if ok {
 			ok, err = a.cfg.Store.UseTOTPStep(ctx, u.ID, step)
@@ -319,9 +339,13 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 		}
 		if !ok {
 			a.recordFailure(key, now)
+			a.recordFailureAfter(codes, now, maxCodeFailures)
 			a.cfg.Logger.WarnContext(ctx, "failed login: wrong two-factor code", "user", u.Username, "source", source)
 			return "", nil, nil, ErrBadTOTP
 		}
+		a.mu.Lock()
+		delete(a.failures, codes)
+		a.mu.Unlock()
 	}
 	if u.Disabled {
 		a.cfg.Logger.WarnContext(ctx, "login refused: account disabled", "user", u.Username, "source", source)
@@ -374,6 +398,12 @@ var dummyHash = sync.OnceValue(func() string {
 })
 
 func (a *Authenticator) recordFailure(key string, now time.Time) {
+	a.recordFailureAfter(key, now, maxFailures)
+}
+
+// recordFailureAfter counts a failure for key, which locks out from the
+// limit-th failure in a row on.
+func (a *Authenticator) recordFailureAfter(key string, now time.Time, limit int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f := a.failures[key]
@@ -389,8 +419,8 @@ func (a *Authenticator) recordFailure(key string, now time.Time) {
 	}
 	f.count++
 	f.last = now
-	if f.count >= maxFailures {
-		f.until = now.Add(min(lockoutFor<<min(f.count-maxFailures, 10), maxLockout))
+	if f.count >= limit {
+		f.until = now.Add(min(lockoutFor<<min(f.count-limit, 10), maxLockout))
 	}
 }
 
@@ -605,13 +635,16 @@ func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, 
 		return ErrBadTOTP
 	}
 	now := a.cfg.Now()
-	key := failureKey(u.Username, source)
-	if err := a.lockedOut(key, now); err != nil {
-		return err
+	key, codes := failureKey(u.Username, source), codeFailureKey(u.Username)
+	for _, k := range []string{key, codes} {
+		if err := a.lockedOut(k, now); err != nil {
+			return err
+		}
 	}
 	step, ok := checkTOTP(u.TOTPSecret, code, now)
 	if !ok || step <= u.TOTPLastStep {
 		a.recordFailure(key, now)
+		a.recordFailureAfter(codes, now, maxCodeFailures)
 		a.cfg.Logger.WarnContext(ctx, "wrong two-factor code to turn two-factor off", "user", u.Username, "source", source)
 		return ErrBadTOTP
 	}

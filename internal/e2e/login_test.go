@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -154,6 +155,48 @@ func TestBrowserLoginKeepsItsTokenFromScripts(t *testing.T) {
 	}
 	if status, out := apiCall(t, program, "GET", api+"/me", tok, "", nil); status != 200 {
 		t.Errorf("the program's token: %d %v", status, out)
+	}
+}
+
+// TestTwoFactorCannotBeGuessedFromManyAddresses: someone who knows tina's
+// password but not her authenticator tries codes from many addresses, a
+// few from each, below each address's lockout. After ten wrong codes in
+// all, tina's codes are refused from every address, the right one too,
+// for a while; then the right code signs her in.
+func TestTwoFactorCannotBeGuessedFromManyAddresses(t *testing.T) {
+	b := startBroker(t)
+	if err := b.CreateUser(context.Background(), "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+	tok := b.loginToken(t, "tina", "tina-password-1")
+	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, "", nil)
+	secret, _ := enrol["secret"].(string)
+	code, _ := auth.TOTPCode(secret, b.now())
+	if status, out := apiCall(t, hc, "POST", api+"/me/totp/confirm", tok, `{"code":"`+code+`"}`, nil); status != 200 {
+		t.Fatalf("confirm: %d %v", status, out)
+	}
+	signIn := func(from, code string) (int, map[string]any) {
+		return apiCall(t, clientFrom(t, b, from), "POST", api+"/login", "", `{"username":"tina","password":"tina-password-1","totp":"`+code+`"}`, nil)
+	}
+	wrong := 0
+	for a := 2; a <= 6; a++ {
+		for range 2 {
+			wrong++
+			if status, out := signIn("127.0.0."+strconv.Itoa(a), fmt.Sprintf("%06d", 100000+wrong)); status != 401 || errCode(out) != "bad_totp" {
+				t.Fatalf("wrong code %d from 127.0.0.%d: %d %v", wrong, a, status, out)
+			}
+		}
+	}
+	code, _ = auth.TOTPCode(secret, b.now().Add(30*time.Second)) // the next one: the enrolment's is used
+	if status, out := signIn("127.0.0.9", code); status != 429 || errCode(out) != "locked_out" {
+		t.Errorf("after %d wrong codes from five addresses, the right code from a sixth: %d %v, want 429 locked_out", wrong, status, out)
+	}
+	b.advance(5 * time.Minute)
+	code, _ = auth.TOTPCode(secret, b.now())
+	if status, out := signIn("127.0.0.9", code); status != 200 {
+		t.Errorf("after the wait, the right code: %d %v", status, out)
 	}
 }
 
