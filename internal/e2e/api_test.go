@@ -354,3 +354,31 @@ func TestHealth(t *testing.T) {
 		t.Errorf("health with the data disk nearly full: %d %v", status, out)
 	}
 }
+
+// TestConsoleListsNoFolders: the console's files are served, and so is
+// its page at /console/, but a folder of them is answered 404, never with
+// the list of its files.
+func TestConsoleListsNoFolders(t *testing.T) {
+	b := startBroker(t)
+	hc := b.httpClient(t)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := hc.Get(b.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, p := range []string{"/console/vendor/", "/console/vendor", "/console/vendor/lean-qr/"} {
+		if status, body := get(p); status != 404 || strings.Contains(body, "<a href") {
+			t.Errorf("GET %s: %d %.200s, want 404 without a list of files", p, status, body)
+		}
+	}
+	for _, p := range []string{"/console/", "/console/app.js", "/console/vendor/lean-qr/index.mjs", "/"} {
+		if status, _ := get(p); status != 200 {
+			t.Errorf("GET %s: %d, want 200", p, status)
+		}
+	}
+}
