@@ -382,3 +382,49 @@ func TestConsoleListsNoFolders(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryAnswerCarriesSecurityHeaders: the console, its files, the API
+// (errors included), the join page and the health check all tell the
+// browser not to let other sites frame them (clickjacking), not to guess
+// content types, to keep to https and to send no referrer, and limit what
+// a page may load. A handler added outside the wrapper would lose them.
+func TestEveryAnswerCarriesSecurityHeaders(t *testing.T) {
+	b := startBroker(t)
+	hc := b.httpClient(t)
+	want := map[string]string{
+		"Content-Security-Policy":   "frame-ancestors 'none'",
+		"X-Frame-Options":           "DENY",
+		"X-Content-Type-Options":    "nosniff",
+		"Strict-Transport-Security": "max-age=",
+		"Referrer-Policy":           "no-referrer",
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/", 200},
+		{"GET", "/console/app.js", 200},
+		{"GET", "/console/vendor/", 404},
+		{"GET", "/api/v1/me", 401},
+		{"POST", "/api/v1/sessions", 401},
+		{"GET", "/api/v1/nothing-here", 404},
+		{"GET", "/join/123456789", 404},
+		{"GET", "/healthz", 200},
+		{"GET", "/no-such-page", 404},
+	} {
+		req, _ := http.NewRequest(c.method, b.URL()+c.path, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.status)
+		}
+		for name, part := range want {
+			if got := resp.Header.Get(name); !strings.Contains(got, part) {
+				t.Errorf("%s %s: %s is %q, want it to hold %q", c.method, c.path, name, got, part)
+			}
+		}
+	}
+}
