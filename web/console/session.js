@@ -63,6 +63,9 @@ export function mountSession(root, { id, navigate }) {
   // The user said no to this viewer while the session goes on for the
   // others: this page is done, the session is not.
   let letGo = false;
+  // The broker cut this page off (its login ended, an administrator changed
+  // the account) while the session goes on for the others.
+  let cutOff = false;
   let conn = null;
   let alive = true;
   let tickTimer = 0;
@@ -224,7 +227,7 @@ export function mountSession(root, { id, navigate }) {
     // Connected to the user's computer, but nothing to see yet: not "Live".
     const unseen = connState === 'live' && !consent.has('view');
     const silent = connState === 'live' && !!hostSilentSince;
-    const label = letGo ? 'Declined' : silent ? 'Not responding' : unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
+    const label = letGo ? 'Declined' : cutOff && connState === 'ended' ? 'Disconnected' : silent ? 'Not responding' : unseen ? 'Connected' : CONN_LABELS[connState] ?? connState;
     // A session that cannot be opened has no state to show: the stage says why.
     badge.hidden = !!fatalError;
     consent.bar.hidden = !!fatalError;
@@ -301,6 +304,19 @@ export function mountSession(root, { id, navigate }) {
         h('p', { class: 'overlay-text', 'data-testid': 'let-go-reason', text: `The user did not let you ${refusedWhat}. The session goes on.` }),
         h('div', { class: 'overlay-actions' }, h('a', { href: '#/sessions', class: 'btn btn-primary' }, icon('back', 15), 'Back to sessions')));
       if (focusLost()) overlay.querySelector('.btn')?.focus({ preventScroll: true });
+      return;
+    }
+    if (connState === 'ended' && cutOff) {
+      const again = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'connect-again' }, icon('refresh', 15), 'Connect again');
+      again.addEventListener('click', () => location.reload());
+      show('ended',
+        h('div', { class: 'overlay-icon overlay-icon-ended' }, icon('alert', 26)),
+        h('h2', { class: 'overlay-title', 'data-testid': 'cut-off', text: 'You were disconnected' }),
+        h('p', { class: 'overlay-text', 'data-testid': 'ended-reason', text: describeReason(endReason) }),
+        h('p', { class: 'overlay-meta', text: 'The session goes on for the user and anyone else in it.' }),
+        h('div', { class: 'overlay-actions' }, again,
+          h('a', { href: '#/sessions', class: 'btn btn-secondary' }, icon('back', 15), 'Back to sessions')));
+      if (focusLost()) again.focus({ preventScroll: true });
       return;
     }
     if (connState === 'ended') {
@@ -499,6 +515,11 @@ export function mountSession(root, { id, navigate }) {
       onEnded(reason, how) {
         // The user's "no" is clearer than the broker's short close reason.
         endReason = endReason || (how?.refused && consent.state.declined) || reason;
+        cutOff = !!how?.cutOff;
+        if (cutOff) {
+          consent.setEnded('You are no longer connected to this session.');
+          renderBadge();
+        }
         if (how?.refused) {
           letGo = true;
           consent.setEnded(`The user did not let you ${refusedWhat}.`);

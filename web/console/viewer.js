@@ -203,7 +203,9 @@ export class ViewerConnection {
         this.cb.onObservers?.(Array.isArray(p.observers) ? p.observers : []);
         return;
       case 'ended':
-        this.markEnded(p.reason || '');
+        // scope "connection": only this page was cut off (its login ended,
+        // its account changed); the session goes on for the others.
+        this.markEnded(p.reason || '', { cutOff: p.scope === 'connection' });
         return;
       case 'error': {
         if (p.code === 'session_ended') {
