@@ -38,8 +38,13 @@ type Injector struct {
 	// technician the display.
 	bounds func() (x, y, w, h int)
 
+	// kbd presses keys by position (X11); nil where keys go by character
+	// through robotgo.
+	kbd keyboard
+
 	mu      sync.Mutex
 	keys    map[string]bool // pressed robotgo key names
+	codes   map[string]bool // key codes pressed through kbd
 	buttons map[int]bool    // pressed buttons
 
 	applied atomic.Uint64
@@ -53,6 +58,12 @@ func init() {
 	robotgo.MouseSleep = 0
 }
 
+// keyboard presses a key by its position on the keyboard
+// (KeyboardEvent.code); handled is false for a key it does not know.
+type keyboard interface {
+	toggle(code string, down bool) (handled bool, err error)
+}
+
 // New returns an Injector for the display bounds gives, as its origin on
 // the virtual screen and its size. The caller must have checked that the
 // X display is reachable: robotgo crashes the process without one.
@@ -60,8 +71,14 @@ func New(logger *slog.Logger, bounds func() (x, y, w, h int)) *Injector {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Injector{log: logger.With("component", "input"), bounds: bounds,
-		keys: map[string]bool{}, buttons: map[int]bool{}}
+	in := &Injector{log: logger.With("component", "input"), bounds: bounds,
+		keys: map[string]bool{}, codes: map[string]bool{}, buttons: map[int]bool{}}
+	if kbd, err := openKeyboard(); err == nil {
+		in.kbd = kbd
+	} else {
+		in.log.Info("keys go by character, not by position: on a keyboard layout other than US some keys type other characters", "err", err)
+	}
+	return in
 }
 
 // Stats returns how many events were applied and dropped.
@@ -117,6 +134,20 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		// y positive = up (X buttons 6 and 4); ours are right and down.
 		robotgo.Scroll(-ev.DX, -ev.DY, 0)
 	case protocol.InputKey:
+		if in.kbd != nil && (ev.Down || in.codes[ev.Code]) {
+			handled, err := in.kbd.toggle(ev.Code, ev.Down)
+			if handled {
+				if err != nil {
+					return err
+				}
+				if ev.Down {
+					in.codes[ev.Code] = true
+				} else {
+					delete(in.codes, ev.Code)
+				}
+				return nil
+			}
+		}
 		name, ok := keyNames[ev.Code]
 		if !ok {
 			return fmt.Errorf("%w: unknown key %q", ErrRejected, ev.Code)
@@ -163,6 +194,12 @@ func (in *Injector) ReleaseAll() {
 }
 
 func (in *Injector) releaseLocked() {
+	for code := range in.codes {
+		if _, err := in.kbd.toggle(code, false); err != nil {
+			in.log.Warn("release key", "key", code, "err", err)
+		}
+		delete(in.codes, code)
+	}
 	for name := range in.keys {
 		if err := robotgo.KeyToggle(name, "up"); err != nil {
 			in.log.Warn("release key", "key", name, "err", err)

@@ -1,9 +1,10 @@
 package input
 
 // keyNames maps a browser's physical key code (KeyboardEvent.code, the
-// position of the key on a US keyboard) to the key robotgo presses. The
-// remote machine's own layout then decides the character, exactly as if
-// the user pressed that key: Shift+Digit1 gives "!" on a US layout.
+// position of the key on a US keyboard) to the key robotgo presses where
+// keys cannot be pressed by position (see xKeycodes): robotgo presses the
+// key that types that character on the user's layout, so on a layout
+// other than US some keys type what they would on a US keyboard.
 var keyNames = map[string]string{
 	"Backquote": "`", "Minus": "-", "Equal": "=", "BracketLeft": "[", "BracketRight": "]",
 	"Backslash": "\\", "Semicolon": ";", "Quote": "'", "Comma": ",", "Period": ".", "Slash": "/",

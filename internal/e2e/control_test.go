@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -459,4 +460,41 @@ func TestOneInControl(t *testing.T) {
 	if landed(j, jl, 300, 300) {
 		t.Fatal("the technician still clicked on the user's computer after the colleague took control")
 	}
+}
+
+// TestKeysOnAGermanDesktop: the user's desktop has a German layout, as
+// has the technician's keyboard; each key types what it says on it, the
+// characters a German keyboard has where a US one has punctuation
+// included, and the menu key works.
+func TestKeysOnAGermanDesktop(t *testing.T) {
+	display := xtest.StartXvfb(t, 1280, 720)
+	cmd := exec.Command("setxkbmap", "de")
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("setxkbmap: %v: %s", err, out)
+	}
+	w := xtest.StartInputWitness(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, _, j, _ := liveSession(t, ctx, display)
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatal("take control", err)
+	}
+	w.Skip()
+	// KeyboardEvent.code names the key by its place on a US keyboard: on a
+	// German one, KeyY is the key marked Z, Minus the one marked ß.
+	keys := []struct{ code, want string }{
+		{"KeyY", "z"}, {"KeyZ", "y"}, {"Minus", "ß"}, {"Semicolon", "ö"}, {"Quote", "ä"},
+		{"BracketLeft", "ü"}, {"Slash", "-"}, {"Backslash", "#"}, {"IntlBackslash", "<"},
+	}
+	for _, k := range keys {
+		send(t, ctx, j, tap(k.code)...)
+		w.Wait(t, `^text `+regexp.QuoteMeta(k.want)+`$`, 5*time.Second)
+	}
+	send(t, ctx, j, key("ShiftLeft", true))
+	send(t, ctx, j, tap("Digit7")...)
+	send(t, ctx, j, key("ShiftLeft", false))
+	w.Wait(t, `^text /$`, 5*time.Second)
+	send(t, ctx, j, tap("ContextMenu")...)
+	w.Wait(t, `^key down \d+ Menu$`, 5*time.Second)
 }

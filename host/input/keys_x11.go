@@ -1,0 +1,85 @@
+//go:build linux || freebsd || openbsd || netbsd
+
+package input
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+	"github.com/jezek/xgb/xtest"
+)
+
+// xKeycodes are the X keycodes of the keys at each KeyboardEvent.code
+// position: the Linux evdev scan code plus 8, as every X server with the
+// evdev or libinput driver (and Xvfb, and Xwayland) numbers them. Pressing
+// the keycode, not a character, lets the user's own layout decide what
+// the key types, as if the user pressed it: the key right of 0 types ß on
+// a German desktop, - on a US one.
+var xKeycodes = map[string]byte{
+	"Escape": 9, "Digit1": 10, "Digit2": 11, "Digit3": 12, "Digit4": 13, "Digit5": 14, "Digit6": 15,
+	"Digit7": 16, "Digit8": 17, "Digit9": 18, "Digit0": 19, "Minus": 20, "Equal": 21, "Backspace": 22,
+	"Tab": 23, "KeyQ": 24, "KeyW": 25, "KeyE": 26, "KeyR": 27, "KeyT": 28, "KeyY": 29, "KeyU": 30,
+	"KeyI": 31, "KeyO": 32, "KeyP": 33, "BracketLeft": 34, "BracketRight": 35, "Enter": 36,
+	"ControlLeft": 37, "KeyA": 38, "KeyS": 39, "KeyD": 40, "KeyF": 41, "KeyG": 42, "KeyH": 43,
+	"KeyJ": 44, "KeyK": 45, "KeyL": 46, "Semicolon": 47, "Quote": 48, "Backquote": 49, "ShiftLeft": 50,
+	"Backslash": 51, "KeyZ": 52, "KeyX": 53, "KeyC": 54, "KeyV": 55, "KeyB": 56, "KeyN": 57, "KeyM": 58,
+	"Comma": 59, "Period": 60, "Slash": 61, "ShiftRight": 62, "NumpadMultiply": 63, "AltLeft": 64,
+	"Space": 65, "CapsLock": 66, "F1": 67, "F2": 68, "F3": 69, "F4": 70, "F5": 71, "F6": 72, "F7": 73,
+	"F8": 74, "F9": 75, "F10": 76, "NumLock": 77, "ScrollLock": 78, "Numpad7": 79, "Numpad8": 80,
+	"Numpad9": 81, "NumpadSubtract": 82, "Numpad4": 83, "Numpad5": 84, "Numpad6": 85, "NumpadAdd": 86,
+	"Numpad1": 87, "Numpad2": 88, "Numpad3": 89, "Numpad0": 90, "NumpadDecimal": 91,
+	"IntlBackslash": 94, "F11": 95, "F12": 96, "IntlRo": 97, "NumpadEnter": 104, "ControlRight": 105,
+	"NumpadDivide": 106, "PrintScreen": 107, "AltRight": 108, "Home": 110, "ArrowUp": 111, "PageUp": 112,
+	"ArrowLeft": 113, "ArrowRight": 114, "End": 115, "ArrowDown": 116, "PageDown": 117, "Insert": 118,
+	"Delete": 119, "AudioVolumeMute": 121, "AudioVolumeDown": 122, "AudioVolumeUp": 123,
+	"NumpadEqual": 125, "Pause": 127, "IntlYen": 132, "MetaLeft": 133, "MetaRight": 134,
+	"ContextMenu": 135, "MediaTrackNext": 171, "MediaPlayPause": 172, "MediaTrackPrevious": 173,
+	"MediaStop": 174, "F13": 191, "F14": 192, "F15": 193, "F16": 194, "F17": 195, "F18": 196,
+	"F19": 197, "F20": 198, "F21": 199, "F22": 200, "F23": 201, "F24": 202,
+}
+
+// xKeyboard presses keys by their X keycode through the XTest extension.
+type xKeyboard struct {
+	conn *xgb.Conn
+	root xproto.Window
+}
+
+// openKeyboard connects to the X server of $DISPLAY for pressing keys by
+// position. It fails when the server has no XTest or does not number its
+// keys the evdev way (Up at 111 whatever the layout); keys then go by
+// character through robotgo.
+func openKeyboard() (keyboard, error) {
+	c, err := xgb.NewConn()
+	if err != nil {
+		return nil, err
+	}
+	if err := xtest.Init(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	setup := xproto.Setup(c)
+	const up = 0xff52 // XK_Up
+	km, err := xproto.GetKeyboardMapping(c, 111, 1).Reply()
+	if err != nil || setup.MinKeycode > 111 || len(km.Keysyms) == 0 || km.Keysyms[0] != up {
+		c.Close()
+		return nil, errors.New("the X server does not number its keys the evdev way")
+	}
+	return &xKeyboard{conn: c, root: setup.DefaultScreen(c).Root}, nil
+}
+
+func (k *xKeyboard) toggle(code string, down bool) (bool, error) {
+	kc, ok := xKeycodes[code]
+	if !ok {
+		return false, nil
+	}
+	typ := byte(xproto.KeyRelease)
+	if down {
+		typ = xproto.KeyPress
+	}
+	if err := xtest.FakeInputChecked(k.conn, typ, kc, 0, k.root, 0, 0, 0).Check(); err != nil {
+		return true, fmt.Errorf("key %s: %w", code, err)
+	}
+	return true, nil
+}
