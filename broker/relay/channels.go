@@ -76,7 +76,8 @@ func (s *Session) fromHostControl(data []byte) {
 	if msg.Type == protocol.ControlDisplays {
 		s.displays = data
 	}
-	if msg.Type == protocol.ControlClipboard {
+	if msg.Type == protocol.ControlClipboard && msg.Reason == "" {
+		// With a reason, the host says why it sent no text: nothing crossed.
 		defer s.tapHostControl(msg)
 	}
 	viewers := slices.Collect(maps.Keys(s.viewers))

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -133,9 +134,15 @@ func (r *remote) watchClipboard(ctx context.Context) {
 	}
 }
 
+// sendClipboard gives the technicians the user's clipboard text; text
+// over the limit is not sent, and they are told why instead, so that they
+// do not take what they saw before for what the user copied now.
 func (r *remote) sendClipboard(text string) {
 	if len(text) > protocol.MaxClipboard {
 		r.log.Warn("clipboard not sent: too large", "bytes", len(text), "limit", protocol.MaxClipboard)
+		r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Reason: fmt.Sprintf(
+			"The remote clipboard holds %d KiB of text, more than the %d KiB that can be shared. Ask the user to copy a shorter piece.",
+			(len(text)+1023)/1024, protocol.MaxClipboard/1024)})
 		return
 	}
 	r.mu.Lock()

@@ -5,6 +5,7 @@
 //
 //   {"type":"control","enabled":bool,"reason"?}   ⇄ ask for / give up control; broker says what holds
 //   {"type":"clipboard","text":"…"}               ⇄ set / announce a clipboard
+//   {"type":"clipboard","reason":"…"}             ← the remote one could not be shared, and why
 //   {"type":"clipboard.request"}                   → ask for the remote clipboard
 //   {"type":"displays","displays":[…],"current":n} ← the host's monitors
 //   {"type":"display.select","index":n}            → show another monitor
@@ -500,7 +501,8 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
         applyControl(m.enabled === true, typeof m.reason === 'string' ? m.reason : '');
         break;
       case 'clipboard':
-        if (typeof m.text === 'string') setRemoteClipboard(m.text);
+        if (typeof m.reason === 'string' && m.reason) setRemoteClipboard('', m.reason);
+        else if (typeof m.text === 'string') setRemoteClipboard(m.text);
         break;
       case 'clipboard.set':
         clipboardSet?.(typeof m.reason === 'string' ? m.reason : '');
@@ -552,13 +554,20 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
 
   // ---- clipboard ---------------------------------------------------------------
 
-  function setRemoteClipboard(text) {
+  /**
+   * Shows what the remote clipboard holds now; with a reason, the host
+   * could not share it (too large), and what was shown before goes: it is
+   * no longer what the user copied.
+   */
+  function setRemoteClipboard(text, reason = '') {
     state.remoteClip = { text, at: new Date() };
     remoteText.textContent = text;
     remoteText.classList.toggle('is-empty', !text);
-    if (!text) remoteText.textContent = 'The remote clipboard is empty.';
+    if (reason) remoteText.textContent = reason;
+    else if (!text) remoteText.textContent = 'The remote clipboard is empty.';
     copyBtn.disabled = !text;
-    remoteMeta.textContent = `${formatBytes(utf8.encode(text).length)} · ${state.remoteClip.at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`;
+    const time = state.remoteClip.at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    remoteMeta.textContent = reason ? time : `${formatBytes(utf8.encode(text).length)} · ${time}`;
     if (!clip.isOpen()) clipDot.hidden = false;
   }
   remoteText.textContent = 'Nothing received yet. Copy something on the remote computer, or fetch its clipboard.';

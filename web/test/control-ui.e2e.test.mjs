@@ -434,6 +434,15 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     assert.match(await byId('clipboard-error').textContent(), /65,537 bytes.*at most 65,536 bytes \(64 KiB\)/);
     await sleep(500);
     assert.equal(clipboardOf(display), sent, 'the user\u2019s clipboard is unchanged');
+
+    // The user copies more than can be shared: the panel says so, instead
+    // of still offering what they copied before as what they copied now.
+    setClipboard(display, 'Dec 05 08:21:07 fs01 smbd[811]: connection refused\n'.repeat(1400)); // 71,400 bytes
+    await until('the panel to say the remote clipboard is too large', async () => (await byId('clipboard-remote').textContent()).includes('70 KiB'));
+    assert.equal(await byId('clipboard-remote').textContent(),
+      'The remote clipboard holds 70 KiB of text, more than the 64 KiB that can be shared. Ask the user to copy a shorter piece.');
+    assert.equal(await byId('clipboard-copy').isDisabled(), true, 'nothing to copy');
+    await shot('10b-control-clipboard-too-large');
     await byId('clipboard-send-text').fill('');
     await page.keyboard.press('Escape');
     assert.equal(await byId('clipboard-send-text').isVisible(), false);
