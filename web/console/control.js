@@ -641,29 +641,49 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   });
   fetchBtn.addEventListener('click', requestClipboard);
 
-  /** Ctrl/Cmd+V on the remote screen: the technician's clipboard goes first. */
+  /**
+   * Ctrl/Cmd+V on the remote screen: the technician's clipboard goes first.
+   * When it cannot be read (the browser does not let the page, or the read
+   * took too long), the remote computer pastes its own clipboard: the
+   * technician is told so, since that may be something else entirely.
+   */
   let clipboardSet = null; // resolves the paste waiting for the host
   async function pasteLocalClipboard(current) {
-    if (!navigator.clipboard?.readText || !canClipboard()) return;
+    if (!canClipboard()) return;
+    const notRead = 'Your clipboard could not be read, so the remote computer pasted its own. Allow clipboard access for this site.';
+    if (!navigator.clipboard?.readText) {
+      showNotice(notRead);
+      return;
+    }
+    let text;
     try {
       const perm = await navigator.permissions?.query({ name: 'clipboard-read' }).catch(() => null);
-      if (perm?.state === 'denied') return;
-      const text = await navigator.clipboard.readText();
-      if (!text || !current()) return;
-      // V goes out once the host says the text is on the user's clipboard
-      // (or the paste's time runs out): pressed earlier, it would paste
-      // what was there before.
-      const set = new Promise((resolve) => { clipboardSet = resolve; });
-      const err = sendClipboard(text);
-      if (err) {
-        showNotice(`Your clipboard was not pasted. ${err}`);
+      if (perm?.state === 'denied') {
+        showNotice(notRead);
         return;
       }
-      const reason = await set;
-      if (reason) showNotice(`Your clipboard was not pasted. ${reason}`);
+      text = await navigator.clipboard.readText();
     } catch {
-      // Not permitted: the remote pastes its own clipboard.
+      showNotice(notRead);
+      return;
     }
+    if (!current()) {
+      showNotice('Your clipboard was not read in time, so the remote computer pasted its own. Press Ctrl+V again.');
+      return;
+    }
+    // Nothing to paste (empty, or an image): the remote pastes its own.
+    if (!text) return;
+    // V goes out once the host says the text is on the user's clipboard
+    // (or the paste's time runs out): pressed earlier, it would paste
+    // what was there before.
+    const set = new Promise((resolve) => { clipboardSet = resolve; });
+    const err = sendClipboard(text);
+    if (err) {
+      showNotice(`Your clipboard was not pasted. ${err}`);
+      return;
+    }
+    const reason = await set;
+    if (reason) showNotice(`Your clipboard was not pasted. ${reason}`);
   }
 
   // ---- displays ----------------------------------------------------------------

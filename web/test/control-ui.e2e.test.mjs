@@ -487,6 +487,24 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     }
   });
 
+  await t.test('Ctrl+V when the browser does not let the console read the clipboard says so', async () => {
+    await browser.context.clearPermissions();
+    try {
+      await stage.focus();
+      const from = witness.mark();
+      await page.keyboard.press('Control+KeyV');
+      // The V still goes: the remote pastes its own clipboard, and the
+      // technician learns that what landed is not theirs.
+      await witness.waitFor(/^key up \d+ v$/, from);
+      await byId('control-notice').waitFor();
+      assert.equal(await byId('control-notice').textContent(),
+        'Your clipboard could not be read, so the remote computer pasted its own. Allow clipboard access for this site.');
+      await shot('10c-control-paste-not-read');
+    } finally {
+      await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.url });
+    }
+  });
+
   await t.test('two displays show the picker; choosing one selects it', async () => {
     assert.equal(await byId('display-picker').isVisible(), false, 'one display: no picker');
 
