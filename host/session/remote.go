@@ -93,6 +93,7 @@ func (r *remote) onControl(data []byte) {
 		text, err := clipboard.Read()
 		if err != nil {
 			r.log.Warn("read clipboard", "err", err)
+			r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Reason: "The remote clipboard could not be read."})
 			return
 		}
 		r.sendClipboard(text)

@@ -617,12 +617,25 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     }
   });
 
+  let clipboardSet = null; // resolves the send or paste waiting for the host's clipboard.set
+  // "Sent" once the host says the text is on the user's clipboard: it may
+  // not be (no clipboard program there), and then the panel says why.
   let sentTimer = 0;
-  sendBtn.addEventListener('click', () => {
+  sendBtn.addEventListener('click', async () => {
+    const set = new Promise((resolve) => {
+      clipboardSet = resolve;
+      setTimeout(() => resolve('The remote computer did not confirm the text. Try again.'), CONTROL_ANSWER_MS);
+    });
     const err = sendClipboard(sendText.value);
     clipError.hidden = !err;
     clipError.textContent = err;
     if (err) return;
+    const reason = await set;
+    if (reason) {
+      clipError.textContent = reason;
+      clipError.hidden = false;
+      return;
+    }
     clearTimeout(sentTimer);
     sendBtn.classList.add('is-done');
     sendBtn.replaceChildren(icon('check', 14), h('span', { text: 'Sent' }));
@@ -647,7 +660,6 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
    * took too long), the remote computer pastes its own clipboard: the
    * technician is told so, since that may be something else entirely.
    */
-  let clipboardSet = null; // resolves the paste waiting for the host
   async function pasteLocalClipboard(current) {
     if (!canClipboard()) return;
     const notRead = 'Your clipboard could not be read, so the remote computer pasted its own. Allow clipboard access for this site.';
