@@ -1,6 +1,7 @@
 // Package clipboard reads and writes the user's clipboard text and
-// notices when it changes. On Linux it goes through robotgo, which runs
-// xclip or xsel (one of them must be installed).
+// notices when it changes. On Linux it runs xclip or xsel (one of them
+// must be installed): itself to read, with a time limit, and through
+// robotgo to write.
 package clipboard
 
 import (
@@ -18,9 +19,13 @@ import (
 // ErrTooLarge is returned for text over protocol.MaxClipboard.
 var ErrTooLarge = errors.New("clipboard text too large")
 
+// ErrNoAnswer is returned when the program that holds the clipboard does
+// not hand it over in time.
+var ErrNoAnswer = errors.New("the program holding the clipboard did not answer")
+
 // Read returns the clipboard text.
 func Read() (string, error) {
-	text, err := robotgo.ReadAll()
+	text, err := readText()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		// xclip and xsel fail when no one owns the clipboard or it holds
@@ -70,6 +75,9 @@ func Watch(ctx context.Context, interval time.Duration, onChange func(string)) e
 		case <-t.C:
 		}
 		text, err := Read()
+		if errors.Is(err, ErrNoAnswer) {
+			continue // the next poll asks again
+		}
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -497,4 +498,60 @@ func TestKeysOnAGermanDesktop(t *testing.T) {
 	w.Wait(t, `^text /$`, 5*time.Second)
 	send(t, ctx, j, tap("ContextMenu")...)
 	w.Wait(t, `^key down \d+ Menu$`, 5*time.Second)
+}
+
+// TestClipboardOwnerNotAnswering: the program that holds the user's
+// clipboard hangs. Fetching the clipboard says, within seconds, that it
+// could not be read, and the rest keeps working: the technician's text
+// still reaches the user's clipboard, and the user's next copy reaches
+// the technician.
+func TestClipboardOwnerNotAnswering(t *testing.T) {
+	display := xtest.StartXvfb(t, 1280, 720)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, _, j, host := liveSession(t, ctx, display)
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatal("take control", err)
+	}
+	// A program copies, then stops answering (as a frozen one would).
+	owner := exec.Command("xclip", "-i", "-selection", "clipboard", "-quiet")
+	owner.Env = append(os.Environ(), "DISPLAY="+display)
+	owner.Stdin = strings.NewReader("copied by a program that then froze")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		owner.Process.Signal(syscall.SIGCONT)
+		owner.Process.Kill()
+		owner.Wait()
+	})
+	waitFor(t, 5*time.Second, func() bool { return xclipRead(t, display) == "copied by a program that then froze" })
+	owner.Process.Signal(syscall.SIGSTOP)
+
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboardRequest}); err != nil {
+		t.Fatal(err)
+	}
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	m, err := j.WaitControl(wait, protocol.ControlClipboard, func(m protocol.ControlMessage) bool { return m.Reason != "" })
+	if err != nil {
+		t.Fatalf("no answer to the fetch: %v\nhost:\n%s", err, host.stderr.String())
+	}
+	if m.Reason != "The remote clipboard could not be read." {
+		t.Fatalf("reason = %q", m.Reason)
+	}
+
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "from the technician"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.WaitControl(ctx, protocol.ControlClipboardSet, func(m protocol.ControlMessage) bool { return m.Reason == "" }); err != nil {
+		t.Fatalf("the technician's text was not confirmed: %v", err)
+	}
+	if got := xclipRead(t, display); got != "from the technician" {
+		t.Fatalf("user's clipboard = %q", got)
+	}
+	xclipWrite(t, display, "copied by the user")
+	if _, err := j.WaitControl(ctx, protocol.ControlClipboard, func(m protocol.ControlMessage) bool { return m.Text == "copied by the user" }); err != nil {
+		t.Fatalf("the user's copy never reached the technician: %v", err)
+	}
 }

@@ -1,0 +1,9 @@
+//go:build !(linux || freebsd || openbsd || netbsd)
+
+package clipboard
+
+import "github.com/go-vgo/robotgo"
+
+func readText() (string, error) {
+	return robotgo.ReadAll()
+}
