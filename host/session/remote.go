@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 
 // clipboardPoll is how often the user's clipboard is checked for changes.
 const clipboardPoll = 500 * time.Millisecond
+
+// displaysPoll is how often the user's monitors are checked for changes:
+// one plugged in or unplugged, another resolution.
+const displaysPoll = 2 * time.Second
 
 // remote carries out what the technician asks of the user's machine:
 // input events, clipboard text, the choice of display.
@@ -138,6 +143,28 @@ func (r *remote) watchClipboard(ctx context.Context) {
 // sendClipboard gives the technicians the user's clipboard text; text
 // over the limit is not sent, and they are told why instead, so that they
 // do not take what they saw before for what the user copied now.
+// watchDisplays sends the technicians the user's monitors again whenever
+// they change, until ctx ends: a monitor plugged in mid-session can be
+// chosen, and the list shows each monitor's size as it is now. sent is
+// the list they have.
+func (r *remote) watchDisplays(ctx context.Context, sent protocol.ControlMessage, list func() (protocol.ControlMessage, error)) {
+	t := time.NewTicker(displaysPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now, err := list()
+		if err != nil || (now.Current == sent.Current && slices.Equal(now.Displays, sent.Displays)) {
+			continue
+		}
+		r.send(now)
+		sent = now
+	}
+}
+
 func (r *remote) sendClipboard(text string) {
 	if len(text) > protocol.MaxClipboard {
 		r.log.Warn("clipboard not sent: too large", "bytes", len(text), "limit", protocol.MaxClipboard)

@@ -452,15 +452,20 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		wg.Wait()
 	}()
 	control.OnOpen(func() {
-		if list, err := st.displays(); err == nil {
+		list, err := st.displays()
+		if err == nil {
 			rem.send(list)
 		} else {
 			log.Warn("list displays", "err", err)
 		}
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			rem.watchClipboard(streamCtx)
+		}()
+		go func() {
+			defer wg.Done()
+			rem.watchDisplays(streamCtx, list, st.displays)
 		}()
 	})
 	wg.Add(1)

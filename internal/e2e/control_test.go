@@ -555,3 +555,35 @@ func TestClipboardOwnerNotAnswering(t *testing.T) {
 		t.Fatalf("the user's copy never reached the technician: %v", err)
 	}
 }
+
+// TestDisplayPluggedIn: the user connects a second monitor during the
+// session; the technician is offered it within seconds, and can show it.
+func TestDisplayPluggedIn(t *testing.T) {
+	display := xtest.StartXvfb(t, 2560, 1080)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, _, j, _ := liveSession(t, ctx, display)
+	if _, err := j.WaitControl(ctx, protocol.ControlDisplays, func(m protocol.ControlMessage) bool { return len(m.Displays) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	mons := xtest.SplitMonitors(t, display)
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	m, err := j.WaitControl(wait, protocol.ControlDisplays, func(m protocol.ControlMessage) bool { return len(m.Displays) == 2 })
+	if err != nil {
+		t.Fatalf("the second monitor was never offered: %v", err)
+	}
+	if d := m.Displays[1]; d.X != mons[1].X || d.Width != mons[1].Width {
+		t.Fatalf("displays = %+v, monitors %+v", m.Displays, mons)
+	}
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatal("take control", err)
+	}
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlDisplaySelect, Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		img, err := j.Screenshot(ctx)
+		return err == nil && img.Bounds().Dx() == mons[1].Width
+	})
+}
