@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -134,44 +135,77 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		// y positive = up (X buttons 6 and 4); ours are right and down.
 		robotgo.Scroll(-ev.DX, -ev.DY, 0)
 	case protocol.InputKey:
-		if in.kbd != nil && (ev.Down || in.codes[ev.Code]) {
-			handled, err := in.kbd.toggle(ev.Code, ev.Down)
-			if handled {
-				if err != nil {
-					return err
-				}
-				if ev.Down {
-					in.codes[ev.Code] = true
-				} else {
-					delete(in.codes, ev.Code)
-				}
-				return nil
-			}
-		}
-		name, ok := keyNames[ev.Code]
-		if !ok {
-			return fmt.Errorf("%w: unknown key %q", ErrRejected, ev.Code)
-		}
-		if !ev.Down && !in.keys[name] {
-			return nil // an up for a key we never pressed
-		}
-		if err := robotgo.KeyToggle(name, upDown(ev.Down)); err != nil {
-			return fmt.Errorf("key %s: %w", ev.Code, err)
-		}
-		if ev.Down {
-			in.keys[name] = true
-		} else {
-			delete(in.keys, name)
-		}
+		return in.keyLocked(ev.Code, ev.Down)
 	case protocol.InputText:
 		if !utf8.ValidString(ev.Text) {
 			return fmt.Errorf("%w: text is not UTF-8", ErrRejected)
 		}
-		robotgo.Type(ev.Text)
+		return in.typeLocked(ev.Text)
 	case protocol.InputReleaseAll:
 		in.releaseLocked()
 	default:
 		return fmt.Errorf("%w: kind %d", ErrRejected, ev.Kind)
+	}
+	return nil
+}
+
+// keyLocked presses or releases the key at code's place on the keyboard.
+func (in *Injector) keyLocked(code string, down bool) error {
+	if in.kbd != nil && (down || in.codes[code]) {
+		handled, err := in.kbd.toggle(code, down)
+		if handled {
+			if err != nil {
+				return err
+			}
+			if down {
+				in.codes[code] = true
+			} else {
+				delete(in.codes, code)
+			}
+			return nil
+		}
+	}
+	name, ok := keyNames[code]
+	if !ok {
+		return fmt.Errorf("%w: unknown key %q", ErrRejected, code)
+	}
+	if !down && !in.keys[name] {
+		return nil // an up for a key we never pressed
+	}
+	if err := robotgo.KeyToggle(name, upDown(down)); err != nil {
+		return fmt.Errorf("key %s: %w", code, err)
+	}
+	if down {
+		in.keys[name] = true
+	} else {
+		delete(in.keys, name)
+	}
+	return nil
+}
+
+// typeLocked types text. A line break and a tab are the Enter and Tab
+// keys: robotgo would drop them.
+func (in *Injector) typeLocked(text string) error {
+	for text != "" {
+		i := strings.IndexAny(text, "\n\t")
+		if i < 0 {
+			robotgo.Type(text)
+			return nil
+		}
+		if i > 0 {
+			robotgo.Type(text[:i])
+		}
+		code := "Enter"
+		if text[i] == '\t' {
+			code = "Tab"
+		}
+		if err := in.keyLocked(code, true); err != nil {
+			return err
+		}
+		if err := in.keyLocked(code, false); err != nil {
+			return err
+		}
+		text = text[i+1:]
 	}
 	return nil
 }

@@ -122,6 +122,13 @@ func TestRemoteControl(t *testing.T) {
 		w.Wait(t, want, 5*time.Second)
 	}
 
+	// Text with a line break and a tab, as a paste of two lines: Enter and
+	// Tab are pressed for them.
+	send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputText, Text: "ok\nné\tx"})
+	for _, want := range []string{`^text o$`, `^text k$`, `^key down 36 Return$`, `^text n$`, `^text é$`, `^key down 23 Tab$`, `^text x$`} {
+		w.Wait(t, want, 5*time.Second)
+	}
+
 	// A forged or broken event is dropped by the broker; nothing arrives.
 	if err := j.SendRawInput(ctx, []byte{protocol.InputButton, 9, 1, 0, 0, 0, 0}); err != nil {
 		t.Fatal(err)
