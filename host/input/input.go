@@ -63,6 +63,8 @@ func init() {
 // (KeyboardEvent.code); handled is false for a key it does not know.
 type keyboard interface {
 	toggle(code string, down bool) (handled bool, err error)
+	// typeRune types a character no key of the layout has.
+	typeRune(r rune) error
 }
 
 // New returns an Injector for the display bounds gives, as its origin on
@@ -184,10 +186,11 @@ func (in *Injector) keyLocked(code string, down bool) error {
 }
 
 // typeLocked types text. A line break and a tab are the Enter and Tab
-// keys: robotgo would drop them.
+// keys, and a character beyond the Basic Multilingual Plane (an emoji) is
+// typed through the keyboard by position: robotgo would drop them all.
 func (in *Injector) typeLocked(text string) error {
 	for text != "" {
-		i := strings.IndexAny(text, "\n\t")
+		i := strings.IndexFunc(text, func(r rune) bool { return r == '\n' || r == '\t' || r > 0xffff })
 		if i < 0 {
 			robotgo.Type(text)
 			return nil
@@ -195,8 +198,19 @@ func (in *Injector) typeLocked(text string) error {
 		if i > 0 {
 			robotgo.Type(text[:i])
 		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		text = text[i+size:]
+		if r > 0xffff {
+			if in.kbd == nil {
+				return fmt.Errorf("%w: %q cannot be typed here", ErrRejected, r)
+			}
+			if err := in.kbd.typeRune(r); err != nil {
+				return err
+			}
+			continue
+		}
 		code := "Enter"
-		if text[i] == '\t' {
+		if r == '\t' {
 			code = "Tab"
 		}
 		if err := in.keyLocked(code, true); err != nil {
@@ -205,7 +219,6 @@ func (in *Injector) typeLocked(text string) error {
 		if err := in.keyLocked(code, false); err != nil {
 			return err
 		}
-		text = text[i+1:]
 	}
 	return nil
 }

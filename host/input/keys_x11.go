@@ -5,6 +5,8 @@ package input
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
@@ -44,6 +46,10 @@ var xKeycodes = map[string]byte{
 type xKeyboard struct {
 	conn *xgb.Conn
 	root xproto.Window
+	// spare is a keycode no key of the user's keyboard has, mapped for a
+	// moment to a character the layout lacks (as xdotool does); 0 if none.
+	spare   xproto.Keycode
+	perCode byte // keysyms per keycode
 }
 
 // openKeyboard connects to the X server of $DISPLAY for pressing keys by
@@ -66,7 +72,45 @@ func openKeyboard() (keyboard, error) {
 		c.Close()
 		return nil, errors.New("the X server does not number its keys the evdev way")
 	}
-	return &xKeyboard{conn: c, root: setup.DefaultScreen(c).Root}, nil
+	k := &xKeyboard{conn: c, root: setup.DefaultScreen(c).Root}
+	n := byte(setup.MaxKeycode - setup.MinKeycode + 1)
+	if all, err := xproto.GetKeyboardMapping(c, setup.MinKeycode, n).Reply(); err == nil && all.KeysymsPerKeycode > 0 {
+		per := int(all.KeysymsPerKeycode)
+		for i := int(n) - 1; i >= 0 && k.spare == 0; i-- {
+			if !slices.ContainsFunc(all.Keysyms[i*per:(i+1)*per], func(s xproto.Keysym) bool { return s != 0 }) {
+				k.spare, k.perCode = setup.MinKeycode+xproto.Keycode(i), all.KeysymsPerKeycode
+			}
+		}
+	}
+	return k, nil
+}
+
+// typeRune types a character that has no key of its own (an emoji)
+// through the spare keycode.
+func (k *xKeyboard) typeRune(r rune) error {
+	if k.spare == 0 {
+		return fmt.Errorf("%w: no spare keycode to type %q", ErrRejected, r)
+	}
+	sym := xproto.Keysym(r)
+	if r > 0xff {
+		sym = 0x01000000 | xproto.Keysym(r) // X11's Unicode keysyms
+	}
+	syms := make([]xproto.Keysym, k.perCode)
+	for i := range syms {
+		syms[i] = sym
+	}
+	if err := xproto.ChangeKeyboardMappingChecked(k.conn, 1, k.spare, k.perCode, syms).Check(); err != nil {
+		return fmt.Errorf("map %q: %w", r, err)
+	}
+	for _, typ := range []byte{xproto.KeyPress, xproto.KeyRelease} {
+		if err := xtest.FakeInputChecked(k.conn, typ, byte(k.spare), 0, k.root, 0, 0, 0).Check(); err != nil {
+			return fmt.Errorf("type %q: %w", r, err)
+		}
+	}
+	// The application reads the new mapping when it sees the key: the
+	// next character must not remap the keycode before it has.
+	time.Sleep(20 * time.Millisecond)
+	return nil
 }
 
 func (k *xKeyboard) toggle(code string, down bool) (bool, error) {

@@ -123,9 +123,11 @@ func TestRemoteControl(t *testing.T) {
 	}
 
 	// Text with a line break and a tab, as a paste of two lines: Enter and
-	// Tab are pressed for them.
+	// Tab are pressed for them. Then emoji, from an emoji picker.
 	send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputText, Text: "ok\nné\tx"})
-	for _, want := range []string{`^text o$`, `^text k$`, `^key down 36 Return$`, `^text n$`, `^text é$`, `^key down 23 Tab$`, `^text x$`} {
+	send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputText, Text: "👍😀!"})
+	for _, want := range []string{`^text o$`, `^text k$`, `^key down 36 Return$`, `^text n$`, `^text é$`, `^key down 23 Tab$`, `^text x$`,
+		`^text 👍$`, `^text 😀$`, `^text !$`} {
 		w.Wait(t, want, 5*time.Second)
 	}
 
