@@ -11,6 +11,9 @@ import { h, icon, toast } from './ui.js';
 
 const MAX_SHELLS = 8;
 const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
+// The broker takes terminal input in messages of at most 64 KiB (as file
+// chunks): a long paste goes in pieces well under that.
+const INPUT_CHUNK = 16 << 10;
 const REVOKED = 'Closed: the user revoked access to Terminal.';
 const HIDDEN_INPUT = 'A password prompt: what you type here is not shown, and it is not recorded.';
 // A shell that closed for no stated reason this long before a revoke
@@ -236,7 +239,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     term.onData((d) => {
       if (dc.readyState !== 'open') return;
       if (dc.bufferedAmount > HIGH_WATER) return; // the link is stuck; drop rather than pile up
-      dc.send(enc.encode(d));
+      // A paste arrives here whole: all of it goes, in order, or none.
+      const bytes = enc.encode(d);
+      for (let off = 0; off < bytes.length; off += INPUT_CHUNK) dc.send(bytes.subarray(off, off + INPUT_CHUNK));
     });
     term.onBinary((d) => {
       if (dc.readyState === 'open') dc.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff));

@@ -1,0 +1,54 @@
+// The console's Terminal as a technician uses it through a session: a
+// real broker, a real host on Xvfb and headless Chromium.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collectErrors, launch } from './browser.mjs';
+import { ROOT, openSession, startHost, startXvfb, startBroker, stopAll, until } from './procs.mjs';
+
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+let browser, page, host, pageErrors;
+
+before(async () => {
+  const display = await startXvfb(640, 480);
+  const broker = await startBroker();
+  browser = await launch({ viewport: { width: 1440, height: 900 } });
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.url });
+  page = await browser.newPage();
+  pageErrors = collectErrors(page);
+  const code = await openSession(page, broker, 'INC-TERMINAL');
+  host = startHost(broker, code, display);
+  await host.ready;
+  await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+  await page.getByTestId('shell-open').click();
+  await page.getByTestId('shell-request').click();
+  await page.getByTestId('shell-start').click({ timeout: 30_000 });
+  await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor();
+  await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
+});
+
+after(async () => {
+  await browser?.close();
+  stopAll();
+});
+
+test('a long paste reaches the shell whole', { timeout: 120_000 }, async () => {
+  // A script or a config file of about 100 KB, pasted with Ctrl+Shift+V
+  // into `cat` on the user's computer.
+  const text = Array.from({ length: 1500 }, (_, i) => `line ${String(i).padStart(5, '0')} ${'x'.repeat(60)}`).join('\n') + '\n';
+  const file = join(mkdtempSync(join(tmpdir(), 'tether-paste-')), 'pasted.txt');
+  await page.keyboard.type(`cat > ${file}\n`);
+  await until('cat to start', () => { try { statSync(file); return true; } catch { return false; } });
+  await page.evaluate((t) => navigator.clipboard.writeText(t), text);
+  await page.keyboard.press('Control+Shift+V');
+  await until(() => `the pasted ${text.length} bytes in ${file} (${statSync(file).size} so far)`,
+    () => statSync(file).size >= text.length, 30_000);
+  await page.keyboard.press('Control+D');
+  assert.equal(readFileSync(file, 'utf8'), text);
+  assert.deepEqual(pageErrors, []);
+});
