@@ -15,6 +15,7 @@ const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
 // chunks): a long paste goes in pieces well under that.
 const INPUT_CHUNK = 16 << 10;
 const REVOKED = 'Closed: the user revoked access to Terminal.';
+const PAUSED = 'Closed: the user paused the session. You can open a terminal again once they resume.';
 const HIDDEN_INPUT = 'A password prompt: what you type here is not shown, and it is not recorded.';
 // A shell that closed for no stated reason this long before a revoke
 // arrived was closed by that revoke.
@@ -31,11 +32,12 @@ const THEME = {
  * Builds the terminal panel and its toggle button.
  * opts.getPc() returns the current RTCPeerConnection (or null);
  * opts.onRequest(perm) asks the user for a permission; opts.onToggle(open).
- * Returns { button, panel, setAllowed(bool), setOpen(bool), isOpen(), closeAll(reason), destroy() }.
+ * Returns { button, panel, setAllowed(bool, { paused }), setOpen(bool), isOpen(), closeAll(reason), destroy() }.
  */
 export function mountShell({ getPc, onRequest, onToggle }) {
   let open = false;
   let allowed = false;
+  let paused = false; // not allowed because the user paused the session
   let active = null; // the shown tab
   const tabs = []; // { n, term, fit, dc, el, tabEl, state: 'opening'|'open'|'closed' }
 
@@ -89,6 +91,10 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
     h('p', { class: 'side-empty-title', text: 'The user has not allowed Terminal' }),
     h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), askBtn];
+  const whilePaused = [
+    h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+    h('p', { class: 'side-empty-title', text: 'The user paused the session' }),
+    h('p', { text: 'Terminal can be used again once they resume.' })];
   const noShell = [
     h('span', { class: 'activity-empty-icon' }, icon('terminal', 20)),
     h('p', { class: 'side-empty-title', text: 'No terminal open' }),
@@ -105,7 +111,8 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     renderTools();
     newBtn.disabled = !allowed || tabs.filter((t) => t.state !== 'closed').length >= MAX_SHELLS;
     if (!allowed) {
-      if (empty.lastChild !== askBtn) empty.replaceChildren(...notAllowed);
+      const shown = paused ? whilePaused : notAllowed;
+      if (empty.lastChild !== shown.at(-1)) empty.replaceChildren(...shown);
     } else if (!any) {
       if (empty.lastChild !== startBtn) empty.replaceChildren(...noShell);
       if (askHadFocus) startBtn.focus({ preventScroll: true });
@@ -230,7 +237,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       if (t.state === 'closed') return;
       const note = t.exitCode !== undefined
         ? `This terminal ended${t.exitCode ? ` with exit code ${t.exitCode}` : ''}.`
-        : !allowed ? REVOKED : 'This terminal was closed.';
+        : !allowed ? (paused ? PAUSED : REVOKED) : 'This terminal was closed.';
       // The host closes shells on a revoke; the broker's word on the
       // revoke may come a moment after the close.
       t.unexplainedAt = t.exitCode === undefined && allowed ? performance.now() : undefined;
@@ -328,11 +335,14 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     isOpen: () => open,
     /** A shell is open, or opening, on the user's computer. */
     anyOpen: () => tabs.some((t) => t.state !== 'closed'),
-    setAllowed(on) {
-      if (allowed === on) return;
+    /** Whether Terminal may be used; when not, whether that is because the user paused the session. */
+    setAllowed(on, { paused: isPaused = false } = {}) {
+      const nowPaused = !on && isPaused;
+      if (allowed === on && paused === nowPaused) return;
       allowed = on;
+      paused = nowPaused;
       for (const t of tabs) {
-        if (!on && t.state === 'closed' && performance.now() - t.unexplainedAt < LATE_REVOKE_MS) setTabState(t, 'closed', REVOKED);
+        if (!on && t.state === 'closed' && performance.now() - t.unexplainedAt < LATE_REVOKE_MS) setTabState(t, 'closed', paused ? PAUSED : REVOKED);
       }
       button.classList.toggle('is-locked', !on);
       renderEmpty();

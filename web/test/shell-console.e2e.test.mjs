@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
@@ -52,3 +52,39 @@ test('a long paste reaches the shell whole', { timeout: 120_000 }, async () => {
   assert.equal(readFileSync(file, 'utf8'), text);
   assert.deepEqual(pageErrors, []);
 });
+
+test('a pause closes the terminals and says it was a pause', { timeout: 120_000 }, async () => {
+  const view = page.getByTestId('shell-view-1');
+  await page.keyboard.type('sleep 4242\n');
+  await until('sleep 4242 to run on the user\u2019s computer', () => running('sleep 4242'));
+  host.type('pause');
+  await page.locator('[data-testid="shell-tab-1"][data-state="closed"]').waitFor({ timeout: 10_000 });
+  const status = await view.getByTestId('shell-status').innerText();
+  assert.match(status, /paused the session/);
+  assert.doesNotMatch(status, /revoked/);
+  await until('the command to be stopped with the terminal', () => !running('sleep 4242'));
+  await page.screenshot({ path: join(artifacts, 'console-shell-paused.png') });
+
+  // With the tab closed the panel still says why no terminal can be opened.
+  await page.getByTestId('shell-close-1').click();
+  const empty = page.getByTestId('shell-empty');
+  assert.match(await empty.innerText(), /The user paused the session/);
+  assert.equal(await empty.getByTestId('shell-request').count(), 0, 'no asking for what the user already allowed');
+  await page.screenshot({ path: join(artifacts, 'console-shell-paused-empty.png') });
+
+  host.type('resume');
+  await page.getByTestId('shell-start').click({ timeout: 15_000 });
+  await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor();
+  assert.deepEqual(pageErrors, []);
+});
+
+// running reports whether a process with this command line runs.
+function running(cmdline) {
+  return readdirSync('/proc').some((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim() === cmdline;
+    } catch {
+      return false;
+    }
+  });
+}
