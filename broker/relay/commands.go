@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -22,12 +23,70 @@ const maxCommand = 512
 // so after the prompt, or at the latest when the line's first keystroke
 // reaches it, so a line is hidden if any of it was typed while, or
 // before, the host said so.
+//
+// Keys typed in a full-screen program (less, vim, top) are not commands
+// either: the q that quits less, or a line typed into a file in vim, would
+// otherwise read as commands, or run into the next one. Such programs show
+// themselves on the terminal's alternate screen, which the host's output
+// switches to and back from; the transcript keeps what they were typed.
 type commandLine struct {
-	mu     sync.Mutex // feed and setHidden come from the two sides' channels
+	mu     sync.Mutex // feed, setHidden and output come from the two sides' channels
 	buf    []byte
 	esc    int  // 0 outside an escape sequence, 1 after ESC, 2 inside CSI or SS3
 	hidden bool // the terminal does not show what is typed
 	secret bool // the line being typed was typed, at least in part, unseen
+
+	fullScreen bool   // a full-screen program has the terminal
+	outTail    []byte // the output's last escape sequence, while unfinished
+}
+
+// maxScreenSwitch bounds the unfinished escape sequence output keeps back:
+// the switches are short.
+const maxScreenSwitch = 16
+
+// output follows the host's output for the switches to the alternate
+// screen (ESC [ ? 1049 h, or 1047 or 47) and back (… l). Either switch
+// drops what was typed but not entered: it went to the other screen.
+func (c *commandLine) output(data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	buf := data
+	if c.outTail != nil {
+		buf = append(c.outTail, data...)
+		c.outTail = nil
+	}
+	for i := 0; i < len(buf); i++ {
+		next := bytes.IndexByte(buf[i:], 0x1b)
+		if next < 0 {
+			return
+		}
+		i += next
+		seq := buf[i+1:]
+		prefix := min(len(seq), 2)
+		if string(seq[:prefix]) != "[?"[:prefix] {
+			continue
+		}
+		end := prefix
+		for end < len(seq) && end < maxScreenSwitch && (seq[end] >= '0' && seq[end] <= '9' || seq[end] == ';') {
+			end++
+		}
+		if end == len(seq) { // cut off at the end of this output
+			if end < maxScreenSwitch {
+				c.outTail = append([]byte(nil), buf[i:]...)
+			}
+			return
+		}
+		if seq[end] != 'h' && seq[end] != 'l' {
+			continue
+		}
+		for _, mode := range strings.Split(string(seq[2:end]), ";") {
+			if mode == "1049" || mode == "1047" || mode == "47" {
+				c.fullScreen = seq[end] == 'h'
+				c.buf, c.esc, c.secret = c.buf[:0], 0, c.hidden
+			}
+		}
+		i += end
+	}
 }
 
 // setHidden notes whether the terminal shows what is typed. Hiding covers
@@ -59,6 +118,9 @@ func (c *commandLine) feed(data []byte, done func(command string)) {
 			done(cmd)
 		}
 	}()
+	if c.fullScreen {
+		return
+	}
 	for _, b := range data {
 		switch {
 		case c.esc == 1:

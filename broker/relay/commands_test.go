@@ -79,3 +79,35 @@ func TestCommandLineHidden(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandLineFullScreen: keys typed in a full-screen program (less,
+// vim, top: the host's output switches to the alternate screen) are not
+// commands, and do not run into the next command at the prompt.
+func TestCommandLineFullScreen(t *testing.T) {
+	type step struct{ out, typed string }
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		want  []string
+	}{
+		{"less", []step{{"", "less /var/log/syslog\r"}, {"\x1b[?1049h\x1b[22;0;0t\x1b[?1h\x1b=", "G/error\rq"},
+			{"\r\x1b[K\x1b[?1l\x1b>\x1b[?1049l\x1b[23;0;0t", "echo done\r"}}, []string{"less /var/log/syslog", "echo done"}},
+		{"vim", []step{{"", "vim /etc/hosts\r"}, {"\x1b[?1049h", "o10.0.0.7 printer\x1b:wq\r"}, {"\x1b[?1049l", "ping -c1 printer\r"}},
+			[]string{"vim /etc/hosts", "ping -c1 printer"}},
+		{"older switches", []step{{"\x1b[?47h", "x\r"}, {"\x1b[?47l", "ls\r"}, {"\x1b[?1047h", "y\r"}, {"\x1b[?1047l", "pwd\r"}}, []string{"ls", "pwd"}},
+		{"a switch split across outputs", []step{{"text\x1b[?10", ""}, {"49h", "q"}, {"\x1b", ""}, {"[?1049l", "id\r"}}, []string{"id"}},
+		{"other modes are not a screen switch", []step{{"\x1b[?2004h\x1b[?25l\x1b[?1h", "uptime\r"}}, []string{"uptime"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c commandLine
+			var got []string
+			for _, s := range tc.steps {
+				c.output([]byte(s.out))
+				c.feed([]byte(s.typed), func(cmd string) { got = append(got, cmd) })
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

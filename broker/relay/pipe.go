@@ -238,8 +238,11 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 			p.command.setHidden(msg.Type == protocol.ShellHidden)
 		}
 	}
-	if tap := p.v.s.cfg.ShellTap; tap != nil && p.perm == protocol.PermShell && !m.IsString {
-		tap.ShellData(p.tapID, true, m.Data)
+	if p.perm == protocol.PermShell && !m.IsString {
+		p.command.output(m.Data)
+		if tap := p.v.s.cfg.ShellTap; tap != nil {
+			tap.ShellData(p.tapID, true, m.Data)
+		}
 	}
 	p.received.Add(int64(len(m.Data)))
 	var err error

@@ -295,3 +295,41 @@ func TestShellCLIPiped(t *testing.T) {
 		t.Fatalf("viewer shell did not end with its input; output:\n%s", out.String())
 	}
 }
+
+// TestShellCommandsNotFullScreenKeys: keys typed in a full-screen program
+// (here less) are not shell commands in the audit trail, and the q that
+// quits it does not run into the next command.
+func TestShellCommandsNotFullScreenKeys(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	cmd, ptmx, out := viewerShellInPTY(t, fs)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	ptmx.WriteString("seq 1 500 | less\r")
+	waitText(t, out, `\x1b\[\?1049h`, 20*time.Second) // less has the screen
+	for _, keys := range []string{"G", "/42\r", "q"} {
+		ptmx.WriteString(keys)
+		time.Sleep(200 * time.Millisecond) // a person reading
+	}
+	waitText(t, out, `\x1b\[\?1049l`, 10*time.Second) // and gave it back
+	ptmx.WriteString("echo after-$((6*7)); exit\r")
+	waitText(t, out, `after-42`, 10*time.Second)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("viewer shell did not end after exit; output:\n%s", out.String())
+	}
+	var typed []string
+	waitFor(t, 5*time.Second, func() bool {
+		typed = typed[:0]
+		for _, e := range auditEvents(t, ctx, fs.b, fs.id, "shell.command") {
+			typed = append(typed, e.Detail["command"].(string))
+		}
+		return len(auditEvents(t, ctx, fs.b, fs.id, "shell.closed")) == 1
+	})
+	if want := []string{"seq 1 500 | less", "echo after-$((6*7)); exit"}; !slices.Equal(typed, want) {
+		t.Fatalf("shell commands in the audit trail: %q, want %q", typed, want)
+	}
+}
