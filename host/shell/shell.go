@@ -80,6 +80,38 @@ type term struct {
 	hiddenMu sync.Mutex
 	hidden   bool        // what the viewer was last told: input is not shown
 	recheck  *time.Timer // looks again a moment after the output stops
+
+	pauseMu sync.Mutex
+	paused  chan struct{} // while the viewer is behind: closed when it catches up
+}
+
+// setPaused stops or restarts the reading of the shell's output, as the
+// viewer asks: a command writing fast then waits for the viewer's
+// terminal, as it would for a local one.
+func (t *term) setPaused(on bool) {
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
+	switch {
+	case on && t.paused == nil:
+		t.paused = make(chan struct{})
+	case !on && t.paused != nil:
+		close(t.paused)
+		t.paused = nil
+	}
+}
+
+// waitResumed returns once the viewer is not behind, or the shell closed.
+func (t *term) waitResumed() {
+	t.pauseMu.Lock()
+	ch := t.paused
+	t.pauseMu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-t.ctx.Done():
+	}
 }
 
 // promptSettle is how long after its last output a program has to turn
@@ -144,8 +176,11 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 			s.cfg.Logger.Warn("shell message refused", "err", err)
 			return
 		}
-		if msg.Type == protocol.ShellResize {
+		switch msg.Type {
+		case protocol.ShellResize:
 			pty.Setsize(t.pty, &pty.Winsize{Cols: uint16(msg.Cols), Rows: uint16(msg.Rows)})
+		case protocol.ShellPause, protocol.ShellResume:
+			t.setPaused(msg.Type == protocol.ShellPause)
 		}
 	})
 	dc.OnClose(func() { s.close(t) })
@@ -211,6 +246,7 @@ func (s *Server) pump(t *term) {
 	}()
 	buf := make([]byte, 32<<10)
 	for {
+		t.waitResumed()
 		n, err := t.pty.Read(buf)
 		if n > 0 {
 			if t.flow.Send(t.ctx, buf[:n]) != nil {

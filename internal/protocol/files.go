@@ -165,6 +165,13 @@ const (
 	// hidden lines out of the audit trail.
 	ShellHidden = "input-hidden"
 	ShellShown  = "input-shown"
+	// viewer → host: the viewer's terminal is behind drawing the output
+	// it has, so the host stops reading the shell's output until it
+	// catches up: a fast command waits, as in a local terminal, instead
+	// of its output piling up (and Ctrl+C taking effect on screen only
+	// once the pile is drawn).
+	ShellPause  = "pause"
+	ShellResume = "resume"
 )
 
 // ShellMessage is a JSON control message on a shell channel; binary
@@ -193,7 +200,7 @@ func DecodeShell(b []byte) (ShellMessage, error) {
 		if m.Cols < 1 || m.Rows < 1 || m.Cols > MaxTermSize || m.Rows > MaxTermSize {
 			return m, fmt.Errorf("%w: terminal size %dx%d out of range", ErrShellMessage, m.Cols, m.Rows)
 		}
-	case ShellExit, ShellHidden, ShellShown:
+	case ShellExit, ShellHidden, ShellShown, ShellPause, ShellResume:
 	default:
 		if m.Type == "" || len(m.Type) > MaxIDSize {
 			return m, fmt.Errorf("%w: bad type", ErrShellMessage)

@@ -2,7 +2,8 @@
 // channel (shell-<n>) through the broker to a PTY on the host, drawn with
 // xterm.js. Binary messages are terminal bytes both ways; the host reports
 // the shell's exit as {"type":"exit","code":N}; the console sends
-// {"type":"resize","cols":C,"rows":R} whenever the panel changes size.
+// {"type":"resize","cols":C,"rows":R} whenever the panel changes size, and
+// {"type":"pause"} / {"type":"resume"} while it is behind drawing output.
 // Every shell closes at once when the user revokes the permission.
 
 import { Terminal } from './vendor/xterm/xterm.js';
@@ -14,6 +15,12 @@ const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
 // The broker takes terminal input in messages of at most 64 KiB (as file
 // chunks): a long paste goes in pieces well under that.
 const INPUT_CHUNK = 16 << 10;
+// Output arrives faster than the terminal can draw it (`yes`, a big `cat`):
+// past this much not yet drawn the host stops reading the command's output
+// until the terminal is down to OUTPUT_LOW, so that Ctrl+C shows at once
+// instead of after everything already received has scrolled by.
+const OUTPUT_HIGH = 256 << 10;
+const OUTPUT_LOW = 32 << 10;
 const REVOKED = 'Closed: the user revoked access to Terminal.';
 const PAUSED = 'Closed: the user paused the session. You can open a terminal again once they resume.';
 const HIDDEN_INPUT = 'A password prompt: what you type here is not shown, and it is not recorded.';
@@ -161,6 +168,13 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     if (t.dc?.readyState === 'open') t.dc.send(JSON.stringify({ type: 'resize', cols: t.term.cols, rows: t.term.rows }));
   }
 
+  /** Asks the host to stop, or go on, reading the shell's output. */
+  function holdOutput(t, on) {
+    t.held = on;
+    t.el.dataset.held = String(on);
+    if (t.dc?.readyState === 'open') t.dc.send(JSON.stringify({ type: on ? 'pause' : 'resume' }));
+  }
+
   function setTabState(t, state, note) {
     t.state = state;
     t.tabEl.dataset.state = state;
@@ -192,7 +206,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     const closeTab = h('span', { class: 'shell-tab-close', role: 'button', 'aria-label': `Close terminal ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
     const tabEl = h('button', { type: 'button', class: 'shell-tab', role: 'tab', 'data-testid': `shell-tab-${n}` },
       h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`, closeTab);
-    const t = { n, term, fit, dc: null, el, tabEl, statusEl, state: 'opening' };
+    const t = { n, term, fit, dc: null, el, tabEl, statusEl, state: 'opening', undrawn: 0, held: false };
     tabs.push(t);
     tabList.append(tabEl);
     body.append(el);
@@ -231,7 +245,13 @@ export function mountShell({ getPc, onRequest, onToggle }) {
         }
         return;
       }
-      term.write(new Uint8Array(e.data));
+      const bytes = new Uint8Array(e.data);
+      t.undrawn += bytes.length;
+      term.write(bytes, () => {
+        t.undrawn -= bytes.length;
+        if (t.held && t.undrawn <= OUTPUT_LOW) holdOutput(t, false);
+      });
+      if (!t.held && t.undrawn > OUTPUT_HIGH) holdOutput(t, true);
     };
     dc.onclose = () => {
       if (t.state === 'closed') return;

@@ -14,6 +14,9 @@ mkdirSync(artifacts, { recursive: true });
 
 let browser, page, host, pageErrors;
 
+// termText returns what shell tab n shows.
+const termText = (p, n) => p.getByTestId(`shell-view-${n}`).locator('.xterm-rows').innerText();
+
 before(async () => {
   const display = await startXvfb(640, 480);
   const broker = await startBroker();
@@ -51,6 +54,21 @@ test('a long paste reaches the shell whole', { timeout: 120_000 }, async () => {
   await page.keyboard.press('Control+D');
   assert.equal(readFileSync(file, 'utf8'), text);
   assert.deepEqual(pageErrors, []);
+});
+
+test('Ctrl+C stops a command with fast output at once', { timeout: 120_000 }, async () => {
+  // `yes` writes faster than any terminal draws; after some seconds of it
+  // Ctrl+C is pressed and the prompt comes back, not the rest of a pile
+  // of output received meanwhile.
+  await page.keyboard.type('clear; yes\n');
+  await page.waitForTimeout(8000);
+  const pressed = Date.now();
+  await page.keyboard.press('Control+C');
+  await page.keyboard.type('echo stopped-$((6*7))\n');
+  await until('the prompt after Ctrl+C', async () => /stopped-42/.test(await termText(page, 1)), 60_000);
+  const took = Date.now() - pressed;
+  await page.screenshot({ path: join(artifacts, 'console-shell-ctrl-c.png') });
+  assert.ok(took < 3000, `the prompt came back ${took} ms after Ctrl+C`);
 });
 
 test('a pause closes the terminals and says it was a pause', { timeout: 120_000 }, async () => {
