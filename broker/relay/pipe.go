@@ -39,6 +39,8 @@ type pipe struct {
 	sent     atomic.Int64 // bytes viewer → host
 	received atomic.Int64 // bytes host → viewer
 	command  commandLine  // the shell command being typed, for the audit trail
+	exited   atomic.Bool  // the host said the shell exited by itself …
+	exitCode atomic.Int64 // … with this code
 	transfer transfer     // the file being relayed, hashed as it passes
 }
 
@@ -234,8 +236,14 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 		}
 	}
 	if m.IsString && p.perm == protocol.PermShell {
-		if msg, err := protocol.DecodeShell(m.Data); err == nil && (msg.Type == protocol.ShellHidden || msg.Type == protocol.ShellShown) {
+		msg, err := protocol.DecodeShell(m.Data)
+		switch {
+		case err != nil:
+		case msg.Type == protocol.ShellHidden || msg.Type == protocol.ShellShown:
 			p.command.setHidden(msg.Type == protocol.ShellHidden)
+		case msg.Type == protocol.ShellExit:
+			p.exitCode.Store(int64(msg.Code))
+			p.exited.Store(true)
 		}
 	}
 	if p.perm == protocol.PermShell && !m.IsString {
@@ -294,7 +302,13 @@ func (p *pipe) close() {
 		}
 		if p.perm == protocol.PermShell && opened {
 			// A shell the host refused shows as closed with nothing sent back.
-			p.v.audit("shell.closed", map[string]any{"channel": p.label, "input_bytes": p.sent.Load(), "output_bytes": p.received.Load()})
+			// One that ended by itself (exit) says with what code, as the
+			// technician saw it; without one it was closed from outside.
+			detail := map[string]any{"channel": p.label, "input_bytes": p.sent.Load(), "output_bytes": p.received.Load()}
+			if p.exited.Load() {
+				detail["code"] = p.exitCode.Load()
+			}
+			p.v.audit("shell.closed", detail)
 			if tap := p.v.s.cfg.ShellTap; tap != nil {
 				tap.ShellClosed(p.tapID)
 			}

@@ -333,3 +333,48 @@ func TestShellCommandsNotFullScreenKeys(t *testing.T) {
 		t.Fatalf("shell commands in the audit trail: %q, want %q", typed, want)
 	}
 }
+
+// TestShellExitCodeInTrail: a shell the technician leaves with `exit 3`
+// is in the audit trail as ended with code 3; one the user closes by
+// revoking has no code: it did not end by itself.
+func TestShellExitCodeInTrail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	cmd, ptmx, out := viewerShellInPTY(t, fs)
+	ptmx.WriteString("echo ready-$((6*7))\r")
+	waitText(t, out, `ready-42`, 20*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	ptmx.WriteString("exit 3\r")
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("viewer shell did not end after exit 3; output:\n%s", out.String())
+	}
+	j := fs.join(t, ctx, protocol.PermShell)
+	sh, err := j.Shell(ctx, 2, 80, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := shellOutput(sh)
+	sh.Write([]byte("echo second-$((6*7))\r"))
+	waitText(t, second, `second-42`, 20*time.Second)
+	fs.host.typeLine(t, "revoke shell")
+	select {
+	case <-sh.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Terminal 2 still open after the revoke")
+	}
+
+	codes := map[string]any{}
+	waitFor(t, 10*time.Second, func() bool {
+		for _, e := range auditEvents(t, ctx, fs.b, fs.id, "shell.closed") {
+			codes[e.Detail["channel"].(string)] = e.Detail["code"]
+		}
+		return len(codes) == 2
+	})
+	if codes["shell-1"] != 3.0 || codes["shell-2"] != nil {
+		t.Fatalf("shell.closed codes %v; want 3 for shell-1, and none for the revoked shell-2", codes)
+	}
+}

@@ -90,7 +90,7 @@ export function describeEvent(e) {
     case 'shell.opened':
       return { text: `${who} opened ${terminalName(d.channel)}`, tone: 'warn', icon: 'terminal' };
     case 'shell.closed':
-      return { text: `${who}’s ${terminalName(d.channel)} closed`, tone: 'neutral', icon: 'terminal' };
+      return { text: `${who}’s ${terminalName(d.channel)} ${d.code !== undefined ? `ended${d.code ? ` with exit code ${d.code}` : ''}` : 'closed'}`, tone: 'neutral', icon: 'terminal' };
     case 'shell.command':
       return { text: `${who} ran: ${typeof d.command === 'string' ? d.command : ''}`, tone: 'neutral', icon: 'terminal' };
     case 'session.created': {

@@ -95,7 +95,7 @@ export function summary(e) {
     case 'file.refused':
       return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || d.path || ''} ${sizeText(d.size)}${d.reason ? `: ${d.reason}` : ''}`;
     case 'shell.opened': return `${terminalName(d.channel)} by ${e.actor}`;
-    case 'shell.closed': return `${terminalName(d.channel)}${d.code !== undefined ? ` exited ${d.code}` : ''}`;
+    case 'shell.closed': return `${terminalName(d.channel)}${d.code !== undefined ? ` ended${d.code ? ` with exit code ${d.code}` : ''}` : ''}`;
     case 'shell.command': return `$ ${d.command || ''}`;
     case 'session.ended': return d.reason || '';
     case 'session.created': return d.technician && d.technician !== e.actor ? `By ${e.actor} for ${d.technician}` : `By ${e.actor}`;
