@@ -499,6 +499,11 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
       await byId('control-notice').waitFor();
       assert.equal(await byId('control-notice').textContent(),
         'Your clipboard could not be read, so the remote computer pasted its own. Allow clipboard access for this site.');
+      // A notice this long wraps: it stays clear of the live figures.
+      const said = await byId('control-notice').boundingBox();
+      const figures = await byId('stats-overlay').boundingBox();
+      assert.ok(figures, 'the live figures are showing');
+      assert.ok(said.x + said.width <= figures.x, `the notice (${JSON.stringify(said)}) runs under the live figures (${JSON.stringify(figures)})`);
       await shot('10c-control-paste-not-read');
     } finally {
       await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.url });
