@@ -119,6 +119,11 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       }
       let msg;
       try { msg = JSON.parse(e.data); } catch { return; }
+      // The host confirms a cancel after the transfer has already let the
+      // next request go: the confirmation answers the cancelled transfer,
+      // never that request (which would fail with "The transfer was
+      // cancelled." and leave its own answer to nobody).
+      if (msg.type === 'error' && msg.code === 'cancelled' && waiter?.request) return;
       const w = waiter;
       waiter = null;
       if (w) w.resolve(msg);
@@ -155,7 +160,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   // request sends a JSON message and waits for the host's answer.
   async function request(msg) {
     const ch = await ready();
-    const answer = new Promise((resolve, reject) => { waiter = { resolve, reject }; });
+    const answer = new Promise((resolve, reject) => { waiter = { resolve, reject, request: true }; });
     ch.send(JSON.stringify(msg));
     return answer;
   }
@@ -399,6 +404,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     t.state = 'verifying';
     render(t);
     const done = await final;
+    if (t.state === 'cancelled' && done.type !== 'done') return;
     if (done.type === 'done' && done.sha256 === t.sha256) {
       t.state = 'done';
       t.result = `Saved as ${done.path} \u00b7 SHA-256 verified`;

@@ -293,3 +293,49 @@ async function waitTranscript(page, re) {
       throw new Error(`${err.message}; waiting for ${re}, the transcript shows ${JSON.stringify(seen)}`);
     });
 }
+
+test('cancelling a transfer lets the next one in the queue run', { timeout: 180_000 }, async () => {
+  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const inbox = join(home, 'Downloads', 'Tether');
+  writeFileSync(join(home, 'notes.txt'), 'hello');
+  // Two files chosen at once: the first big enough to cancel half way.
+  const picked = mkdtempSync(join(tmpdir(), 'tether-pick-'));
+  writeFileSync(join(picked, 'first.bin'), randomBytes(40 * 1024 * 1024));
+  writeFileSync(join(picked, 'second.txt'), 'second');
+
+  const display = await startXvfb(640, 480);
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    const pageErrors = collectErrors(page);
+    const code = await openSession(page, broker, 'INC-CANCEL');
+    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox] });
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.getByTestId('files-open').click();
+    await page.getByTestId('files-request').click();
+    await page.locator('[data-testid="files-entry"][data-name="notes.txt"]').waitFor({ timeout: 30_000 });
+
+    await page.getByTestId('files-input').setInputFiles([join(picked, 'first.bin'), join(picked, 'second.txt')]);
+    const first = page.locator('[data-testid="transfer"][data-name="first.bin"]');
+    await page.locator('[data-testid="transfer"][data-name="first.bin"][data-state="running"]').waitFor({ timeout: 30_000 });
+    await first.getByTestId('transfer-cancel').click();
+    await page.locator('[data-testid="transfer"][data-name="first.bin"][data-state="cancelled"]').waitFor();
+
+    // The second file arrives, whole, and the panel goes on working.
+    await page.locator('[data-testid="transfer"][data-name="second.txt"][data-state="done"]').waitFor({ timeout: 30_000 });
+    assert.equal(readFileSync(join(inbox, 'second.txt'), 'utf8'), 'second');
+    const [dl] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('[data-testid="files-entry"][data-name="notes.txt"]').click(),
+    ]);
+    assert.equal(readFileSync(await dl.path(), 'utf8'), 'hello');
+    await page.locator('[data-testid="transfer"][data-name="notes.txt"][data-state="done"]').waitFor();
+    assert.equal(await page.getByTestId('files-error').count(), 0);
+    await page.screenshot({ path: join(artifacts, 'console-files-cancel.png') });
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await browser.close();
+  }
+});
