@@ -148,12 +148,11 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	var shellMsg protocol.ShellMessage
 	if m.IsString {
 		if p.perm == protocol.PermFiles {
-			msg, err := protocol.DecodeFile(m.Data)
+			_, err := protocol.DecodeFile(m.Data)
 			if err != nil {
 				p.v.drop("A file message was refused: " + err.Error())
 				return
 			}
-			p.transfer.follow(msg)
 		} else {
 			msg, err := protocol.DecodeShell(m.Data)
 			if err != nil {
@@ -232,7 +231,6 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 			p.transfer.add(protocol.DirectionDownload, m.Data)
 		} else if msg, err := protocol.DecodeFile(m.Data); err == nil {
 			p.auditFile(msg)
-			p.transfer.follow(msg)
 		}
 	}
 	if m.IsString && p.perm == protocol.PermShell {
@@ -264,10 +262,19 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 	}
 }
 
-// auditFile records a completed or refused transfer.
+// auditFile follows the host's word on transfers: it records a completed
+// or refused transfer, and one that stopped half way.
 func (p *pipe) auditFile(msg protocol.FileMessage) {
 	detail := map[string]any{"name": msg.Name, "size": msg.Size, "sha256": msg.SHA256, "direction": msg.Direction, "path": msg.Path}
 	switch {
+	case msg.Type == protocol.FileReady || msg.Type == protocol.FileMeta:
+		p.interrupted("The user's computer began another transfer.")
+		p.transfer.start(msg)
+	case msg.Type == protocol.FileError && msg.Code == protocol.FileErrBusy:
+		// A request refused while the transfer under way goes on.
+	case msg.Type == protocol.FileError && msg.Direction == "":
+		// Cancelled, or refused because the user no longer allows files.
+		p.interrupted(msg.Message)
 	case msg.Type == protocol.FileDone:
 		if sum, whole := p.transfer.finish(msg.Size); whole {
 			detail["relayed_sha256"] = sum
@@ -275,15 +282,31 @@ func (p *pipe) auditFile(msg protocol.FileMessage) {
 		p.v.s.cfg.Logger.Info("file transferred", "viewer", p.v.opts.Name, "direction", msg.Direction, "name", msg.Name, "size", msg.Size)
 		p.v.audit("file.transfer", detail)
 	case msg.Type == protocol.FileError && msg.Direction != "":
+		p.transfer.stop()
 		detail["code"], detail["reason"] = msg.Code, msg.Message
 		p.v.audit("file.refused", detail)
 	}
+}
+
+// interrupted records the transfer under way, if any, as stopped half way:
+// the part of the file that moved (a download the technician cancelled,
+// a connection cut) is in the audit trail even if it is never resumed.
+func (p *pipe) interrupted(reason string) {
+	about, bytes, ok := p.transfer.stop()
+	if !ok {
+		return
+	}
+	p.v.audit("file.interrupted", map[string]any{"name": about.Name, "size": about.Size, "direction": about.Direction,
+		"path": about.Path, "offset": about.Offset, "relayed_bytes": bytes, "reason": reason})
 }
 
 // close closes both sides once.
 func (p *pipe) close() {
 	p.once.Do(func() {
 		p.cancel()
+		if p.perm == protocol.PermFiles {
+			p.interrupted("The connection for files closed: the technician left or lost the connection, or the user took back file transfer.")
+		}
 		p.v.mu.Lock()
 		if p.v.pipes[p.label] == p {
 			delete(p.v.pipes, p.label)

@@ -9,22 +9,25 @@ import (
 	"github.com/tether-support/tether/internal/protocol"
 )
 
-// transfer hashes the file passing through a files channel, so that the
-// audit trail holds the SHA-256 of what the broker relayed next to the one
-// the host reports. Only a whole file counts: a transfer resumed from an
-// offset began earlier, perhaps on another channel.
+// transfer follows the file passing through a files channel. It hashes
+// what passes, so that the audit trail holds the SHA-256 of what the broker
+// relayed next to the one the host reports (only a whole file counts: a
+// transfer resumed from an offset began earlier, perhaps on another
+// channel), and it counts what passes, so that a transfer cut short still
+// leaves a trace of how much of the file moved.
 type transfer struct {
 	mu    sync.Mutex
-	dir   string    // whose bytes are hashed: upload (viewer's) or download (host's)
-	hash  hash.Hash // nil while no transfer is under way
+	about protocol.FileMessage // the host's ready or meta for the transfer under way
+	dir   string               // whose bytes are hashed: upload (viewer's) or download (host's)
+	hash  hash.Hash            // nil while no transfer is under way
 	bytes int64
 }
 
-// start begins hashing a transfer in direction dir.
-func (t *transfer) start(dir string) {
+// start begins following the transfer the host's ready or meta announced.
+func (t *transfer) start(about protocol.FileMessage) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.dir, t.hash, t.bytes = dir, sha256.New(), 0
+	t.about, t.dir, t.hash, t.bytes = about, about.Direction, sha256.New(), 0
 }
 
 // add hashes data relayed in direction dir.
@@ -49,14 +52,12 @@ func (t *transfer) finish(size int64) (sum string, whole bool) {
 	return sum, whole
 }
 
-// follow notes what one file message says about the transfer under way.
-func (t *transfer) follow(msg protocol.FileMessage) {
-	switch msg.Type {
-	case protocol.FileReady:
-		t.start(protocol.DirectionUpload)
-	case protocol.FileMeta:
-		t.start(protocol.DirectionDownload)
-	case protocol.FilePut, protocol.FileGet, protocol.FileCancel, protocol.FileError:
-		t.finish(-1)
-	}
+// stop ends a transfer that did not finish, and returns what it was and
+// how many bytes of it were relayed; ok is false when none was under way.
+func (t *transfer) stop() (about protocol.FileMessage, bytes int64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	about, bytes, ok = t.about, t.bytes, t.hash != nil
+	t.hash = nil
+	return about, bytes, ok
 }

@@ -740,3 +740,49 @@ func TestViewerVerbose(t *testing.T) {
 		}
 	}
 }
+
+// TestFileInterruptedAudited: a fetch the technician stops half way, and
+// one cut off by their leaving, are in the audit trail with how much of
+// the file left the user's computer, even though neither finished.
+func TestFileInterruptedAudited(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	randomFile(t, fs.home, "customers.db", 60<<20)
+	_, f := fs.files(t, ctx)
+
+	// Cancelled: the host confirms, the broker records the part that moved.
+	cut, stop := context.WithCancel(ctx)
+	local := filepath.Join(t.TempDir(), "customers.db")
+	_, err := f.Pull(cut, "customers.db", local, func(d, _ int64) {
+		if d > 4<<20 {
+			stop()
+		}
+	})
+	if err == nil {
+		t.Fatal("the cancelled fetch finished")
+	}
+	// Cut off: the technician's program goes away mid-transfer.
+	j2, f2 := fs.files(t, ctx)
+	f2.Pull(ctx, "customers.db", filepath.Join(t.TempDir(), "customers.db"), func(d, _ int64) {
+		if d > 4<<20 {
+			j2.Close()
+		}
+	})
+
+	var evs []auditEvent
+	waitFor(t, 10*time.Second, func() bool {
+		evs = auditEvents(t, ctx, fs.b, fs.id, "file.interrupted")
+		return len(evs) >= 2
+	})
+	for i, ev := range evs {
+		d := ev.Detail
+		moved, _ := d["relayed_bytes"].(float64)
+		if d["name"] != "customers.db" || d["direction"] != "download" || d["size"] != float64(60<<20) || moved < 4<<20 || moved >= 60<<20 || d["reason"] == "" {
+			t.Errorf("interrupted fetch %d recorded as %v", i, d)
+		}
+	}
+	if evs := auditEvents(t, ctx, fs.b, fs.id, "file.transfer"); len(evs) != 0 {
+		t.Errorf("unfinished fetches recorded as transferred: %v", evs)
+	}
+}

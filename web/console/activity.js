@@ -87,6 +87,14 @@ export function describeEvent(e) {
       const reason = typeof d.reason === 'string' && d.reason ? `: ${d.reason.replace(/\.$/, '')}` : '';
       return { text: `The user’s computer refused to ${d.direction === 'download' ? 'send' : 'receive'} ${what}${reason}`, tone: 'bad', icon: 'lock' };
     }
+    case 'file.interrupted': {
+      const name = typeof d.name === 'string' && d.name ? d.name : 'a file';
+      const moved = Number(d.relayed_bytes) >= 0 && Number(d.size) >= 0 ? ` after ${sizeText(Number(d.relayed_bytes))} of ${sizeText(Number(d.size))}` : '';
+      const why = typeof d.reason === 'string' && d.reason ? `: ${d.reason.charAt(0).toLowerCase()}${d.reason.slice(1).replace(/\.$/, '')}` : '';
+      return d.direction === 'download'
+        ? { text: `Fetching ${name} from the user’s computer stopped${moved}${why}`, tone: 'warn', icon: 'download' }
+        : { text: `Sending ${name} to the user’s computer stopped${moved}${why}`, tone: 'warn', icon: 'send' };
+    }
     case 'shell.opened':
       return { text: `${who} opened ${terminalName(d.channel)}`, tone: 'warn', icon: 'terminal' };
     case 'shell.closed':

@@ -64,6 +64,7 @@ const LABELS = {
   'message.refused': 'Message refused',
   'file.transfer': 'File transferred',
   'file.refused': 'File refused',
+  'file.interrupted': 'File transfer stopped',
   'shell.opened': 'Terminal opened',
   'shell.closed': 'Terminal closed',
   'shell.command': 'Terminal command',
@@ -92,6 +93,8 @@ export function summary(e) {
       return `${d.direction === 'from_host' ? 'From the user' : 'To the user'}: ${sizeText(d.size)} (content not recorded)`;
     case 'file.transfer':
       return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${sizeText(d.size)}`;
+    case 'file.interrupted':
+      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} stopped after ${sizeText(d.relayed_bytes)} of ${sizeText(d.size)}`;
     case 'file.refused':
       return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || d.path || ''} ${sizeText(d.size)}${d.reason ? `: ${d.reason}` : ''}`;
     case 'shell.opened': return `${terminalName(d.channel)} by ${e.actor}`;

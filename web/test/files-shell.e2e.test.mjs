@@ -334,6 +334,13 @@ test('cancelling a transfer lets the next one in the queue run', { timeout: 180_
     await page.locator('[data-testid="transfer"][data-name="notes.txt"][data-state="done"]').waitFor();
     assert.equal(await page.getByTestId('files-error').count(), 0);
     await page.screenshot({ path: join(artifacts, 'console-files-cancel.png') });
+
+    // The cancelled file is in the activity, with how much of it was sent.
+    await page.getByTestId('activity-open').click();
+    const stopped = page.locator('[data-testid="activity-row"][data-type="file.interrupted"]');
+    await stopped.waitFor();
+    assert.match(await stopped.innerText(), /Sending first\.bin to the user\u2019s computer stopped after [\d.]+ MiB of 40\.0 MiB: the transfer was cancelled/);
+    await page.screenshot({ path: join(artifacts, 'console-activity-files-cancel.png') });
     assert.deepEqual(pageErrors, []);
   } finally {
     await browser.close();
