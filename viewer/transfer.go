@@ -200,16 +200,19 @@ func list(ctx context.Context, c *client.Client, args []string) error {
 		return err
 	}
 	defer f.Close()
-	entries, err := f.List(ctx, dir)
+	listing, err := f.Listing(ctx, dir)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
+	for _, e := range listing.Entries {
 		name := e.Name
 		if e.Dir {
 			name += "/"
 		}
 		fmt.Printf("%-8s %12d  %s  %s\n", e.Kind, e.Size, time.Unix(e.Mtime, 0).Format("2006-01-02 15:04"), name)
+	}
+	if listing.Message != "" {
+		fmt.Fprintln(os.Stderr, listing.Message)
 	}
 	return nil
 }

@@ -331,15 +331,22 @@ func (c *channel) list(p string) {
 		return
 	}
 	defer dir.Close()
-	ents, err := dir.ReadDir(protocol.MaxListing + 1)
-	if err != nil && !errors.Is(err, io.EOF) {
+	// All of it is read and sorted before a long folder is cut short, so
+	// that what is shown is the start of the list the technician sees
+	// (folders first, then by name), not whichever entries the disk
+	// happened to give first.
+	ents, err := dir.ReadDir(-1)
+	if err != nil {
 		c.fail(about, protocol.FileErrNotFound, fmt.Sprintf("%s is not a folder you can list.", rel))
 		return
 	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int {
+		return byKind(a.IsDir(), a.Name(), b.IsDir(), b.Name())
+	})
 	out := protocol.FileMessage{Type: protocol.FileListing, Path: rel, Entries: []protocol.FileEntry{}}
 	if len(ents) > protocol.MaxListing {
+		out.Message = fmt.Sprintf("This folder holds %d entries; only the first %d are shown (folders first, then by name).", len(ents), protocol.MaxListing)
 		ents = ents[:protocol.MaxListing]
-		out.Message = fmt.Sprintf("Only the first %d entries are shown.", protocol.MaxListing)
 	}
 	for _, e := range ents {
 		info, err := e.Info()
@@ -351,15 +358,20 @@ func (c *channel) list(p string) {
 		out.Entries = append(out.Entries, entry)
 	}
 	slices.SortFunc(out.Entries, func(a, b protocol.FileEntry) int {
-		if a.Dir != b.Dir {
-			if a.Dir {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+		return byKind(a.Dir, a.Name, b.Dir, b.Name)
 	})
 	c.send(out)
+}
+
+// byKind orders folders first, then by name whatever the case.
+func byKind(aDir bool, a string, bDir bool, b string) int {
+	if aDir != bDir {
+		if aDir {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(strings.ToLower(a), strings.ToLower(b))
 }
 
 // listable leaves out names the wire cannot carry (not UTF-8, control

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -784,5 +785,38 @@ func TestFileInterruptedAudited(t *testing.T) {
 	}
 	if evs := auditEvents(t, ctx, fs.b, fs.id, "file.transfer"); len(evs) != 0 {
 		t.Errorf("unfinished fetches recorded as transferred: %v", evs)
+	}
+}
+
+// TestFileListingLongFolder: a folder with more entries than a listing
+// carries shows the first ones by name, and says that the rest are not
+// shown, in 'viewer ls'.
+func TestFileListingLongFolder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	logs := filepath.Join(fs.home, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 1500; i++ {
+		if err := os.WriteFile(filepath.Join(logs, fmt.Sprintf("log-%04d.txt", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.join(t, ctx, protocol.PermFiles)
+	cmd := fs.b.viewer(t, "ls", "-session", fs.id, "logs")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("viewer ls: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != protocol.MaxListing || !strings.HasSuffix(lines[0], " log-0001.txt") || !strings.HasSuffix(lines[len(lines)-1], " log-1000.txt") {
+		t.Errorf("viewer ls of 1500 files shows %d, from %q to %q", len(lines), lines[0], lines[len(lines)-1])
+	}
+	if !strings.Contains(stderr.String(), "This folder holds 1500 entries; only the first 1000 are shown (folders first, then by name).") {
+		t.Errorf("viewer ls does not say the folder was cut short:\n%s", stderr.String())
 	}
 }

@@ -242,20 +242,28 @@ func (f *Files) cancel(ctx context.Context, err error) error {
 // List returns the entries of a folder under the shared root ("" or "."
 // for the root itself).
 func (f *Files) List(ctx context.Context, path string) ([]protocol.FileEntry, error) {
+	msg, err := f.Listing(ctx, path)
+	return msg.Entries, err
+}
+
+// Listing returns the host's listing of a folder: its entries, and in
+// Message what the host says about them (that a long folder was cut
+// short).
+func (f *Files) Listing(ctx context.Context, path string) (protocol.FileMessage, error) {
 	if path == "" {
 		path = "."
 	}
 	if err := f.send(ctx, protocol.FileMessage{Type: protocol.FileList, Path: path}); err != nil {
-		return nil, err
+		return protocol.FileMessage{}, err
 	}
 	msg, err := f.reply(ctx)
 	if err != nil {
-		return nil, err
+		return protocol.FileMessage{}, err
 	}
 	if msg.Type != protocol.FileListing {
-		return nil, fmt.Errorf("expected a listing, got %q", msg.Type)
+		return protocol.FileMessage{}, fmt.Errorf("expected a listing, got %q", msg.Type)
 	}
-	return msg.Entries, nil
+	return msg, nil
 }
 
 // HashFile returns the hex SHA-256 of a local file.

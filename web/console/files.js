@@ -53,6 +53,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   let dcPc = null; // the connection it belongs to
   let cwd = '.';
   let entries = null;
+  let listNote = ''; // what the host says about the listing: a long folder cut short
   let listError = '';
   let waiter = null; // { resolve, reject } for the next JSON answer
   let sink = null; // receives binary chunks of a download
@@ -195,6 +196,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       if (msg.type === 'listing') {
         cwd = msg.path || '.';
         entries = msg.entries ?? [];
+        listNote = typeof msg.message === 'string' ? msg.message : '';
       } else {
         listError = msg.message || 'The folder could not be listed.';
       }
@@ -253,6 +255,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
         h('span', { class: 'files-icon' }, icon('back', 15)), h('span', { class: 'files-name', text: 'Parent folder' }))));
     }
     if (entries.length === 0) rows.push(h('li', { class: 'files-note', text: 'This folder is empty.' }));
+    if (listNote) rows.push(h('li', { class: 'files-note', 'data-testid': 'files-cut', text: listNote }));
     for (const e of [...entries].sort(byKind)) {
       const path = cwd === '.' ? e.name : `${cwd}/${e.name}`;
       const isDir = e.dir;

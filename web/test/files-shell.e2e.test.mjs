@@ -294,10 +294,12 @@ async function waitTranscript(page, re) {
     });
 }
 
-test('cancelling a transfer lets the next one in the queue run', { timeout: 180_000 }, async () => {
+test('cancelling a transfer lets the next one in the queue run; a long folder says it is cut short', { timeout: 180_000 }, async () => {
   const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
   const inbox = join(home, 'Downloads', 'Tether');
   writeFileSync(join(home, 'notes.txt'), 'hello');
+  mkdirSync(join(home, 'logs'));
+  for (let i = 1; i <= 1500; i++) writeFileSync(join(home, 'logs', `log-${String(i).padStart(4, '0')}.txt`), '');
   // Two files chosen at once: the first big enough to cancel half way.
   const picked = mkdtempSync(join(tmpdir(), 'tether-pick-'));
   writeFileSync(join(picked, 'first.bin'), randomBytes(40 * 1024 * 1024));
@@ -334,6 +336,19 @@ test('cancelling a transfer lets the next one in the queue run', { timeout: 180_
     await page.locator('[data-testid="transfer"][data-name="notes.txt"][data-state="done"]').waitFor();
     assert.equal(await page.getByTestId('files-error').count(), 0);
     await page.screenshot({ path: join(artifacts, 'console-files-cancel.png') });
+
+    // A folder too long to show whole shows its first entries by name, and
+    // says so.
+    await page.locator('[data-testid="files-entry"][data-name="logs"]').click();
+    await page.getByTestId('files-cut').waitFor();
+    assert.equal(await page.getByTestId('files-cut').innerText(), 'This folder holds 1500 entries; only the first 1000 are shown (folders first, then by name).');
+    const names = await page.getByTestId('files-entry').evaluateAll((els) => els.map((e) => e.dataset.name));
+    assert.equal(names.length, 1000);
+    assert.equal(names[0], 'log-0001.txt');
+    assert.equal(names.at(-1), 'log-1000.txt');
+    await page.screenshot({ path: join(artifacts, 'console-files-long-folder.png') });
+    await page.getByTestId('files-up').click();
+    await page.locator('[data-testid="files-entry"][data-name="notes.txt"]').waitFor();
 
     // The cancelled file is in the activity, with how much of it was sent.
     await page.getByTestId('activity-open').click();
