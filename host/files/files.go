@@ -239,6 +239,9 @@ func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 		c.startDownload(msg)
 	case protocol.FileCancel:
 		c.abort(true, errCancelled)
+		// The confirmation comes after the last chunk of a download, so
+		// that what follows it on the channel answers the next request.
+		c.wg.Wait()
 		c.send(protocol.FileMessage{Type: protocol.FileError, Code: protocol.FileErrCancelled, Message: "The transfer was cancelled."})
 	default:
 		// Unknown types are skipped: a newer console may send more.

@@ -820,3 +820,47 @@ func TestFileListingLongFolder(t *testing.T) {
 		t.Errorf("viewer ls does not say the folder was cut short:\n%s", stderr.String())
 	}
 }
+
+// TestViewerPullDiskFull: a fetch that does not fit on the technician's
+// disk is refused before it starts, saying so, and leaves nothing behind;
+// one that fills the disk while it runs says the disk is full and resumes
+// once there is room again.
+func TestViewerPullDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	_, sum := randomFile(t, fs.home, "dump.bin", 3<<20)
+	randomFile(t, fs.home, "huge.bin", 6<<20)
+	disk := smallDisk(t, 4)
+	_, f := fs.files(t, ctx)
+
+	_, err := f.Pull(ctx, "huge.bin", filepath.Join(disk, "huge.bin"), nil)
+	var fe *client.FileError
+	if !errors.As(err, &fe) || fe.Code != protocol.FileErrNoSpace || !strings.HasPrefix(fe.Message, "Your disk is full: huge.bin needs 6291456 bytes more in "+disk) {
+		t.Fatalf("fetch larger than the disk: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(disk, "*")); len(m) != 0 {
+		t.Fatalf("a refused fetch left %v", m)
+	}
+
+	// Fits when it starts; the disk fills up while it runs.
+	filler := filepath.Join(disk, "filler")
+	filled := false
+	_, err = f.Pull(ctx, "dump.bin", filepath.Join(disk, "dump.bin"), func(d, _ int64) {
+		if d > 0 && !filled {
+			filled = true
+			os.WriteFile(filler, make([]byte, 2<<20), 0o644)
+		}
+	})
+	if !errors.As(err, &fe) || fe.Code != protocol.FileErrNoSpace || !strings.Contains(fe.Message, "Your disk is full: dump.bin stopped at") {
+		t.Fatalf("fetch that fills the disk: %v", err)
+	}
+	os.Remove(filler)
+	done, err := f.Pull(ctx, "dump.bin", filepath.Join(disk, "dump.bin"), nil)
+	if err != nil || done.SHA256 != sum {
+		t.Fatalf("fetch again once there is room: %v", err)
+	}
+}

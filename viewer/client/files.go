@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -220,6 +222,12 @@ func (f *Files) cancel(ctx context.Context, err error) error {
 		f.Close() // as a dropped connection: the host keeps the partial upload
 		return err
 	}
+	return f.abandon(err)
+}
+
+// abandon tells the host to stop the transfer under way, and waits for its
+// confirmation so that the next request starts clean; it returns err.
+func (f *Files) abandon(err error) error {
 	wait, stop := context.WithTimeout(context.Background(), cancelWait)
 	defer stop()
 	if f.send(wait, protocol.FileMessage{Type: protocol.FileCancel}) != nil {
@@ -406,6 +414,16 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 		h.Reset()
 		have = 0
 	}
+	// Refused before it starts rather than when the disk is full, with
+	// part of the file filling it.
+	if free := freeSpace(filepath.Dir(part)); free >= 0 && meta.Size-have > free {
+		if have == 0 {
+			out.Close()
+			os.Remove(part)
+		}
+		return meta, f.abandon(&FileError{Code: protocol.FileErrNoSpace, Message: fmt.Sprintf(
+			"Your disk is full: %s needs %d bytes more in %s, and %d are free.", path.Base(remote), meta.Size-have, filepath.Dir(part), free)})
+	}
 	if _, err := out.Seek(have, io.SeekStart); err != nil {
 		return meta, err
 	}
@@ -428,8 +446,11 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 			return meta, f.cancel(context.Background(), fmt.Errorf("the host sent more than the %d bytes of %s", meta.Size, remote))
 		}
 		if _, err := out.Write(m.Data); err != nil {
-			f.send(context.Background(), protocol.FileMessage{Type: protocol.FileCancel})
-			return meta, fmt.Errorf("write %s: %w", part, err)
+			if errors.Is(err, syscall.ENOSPC) {
+				err = &FileError{Code: protocol.FileErrNoSpace, Message: fmt.Sprintf(
+					"Your disk is full: %s stopped at %d of %d bytes. Free some space and run the same command again to carry on.", path.Base(remote), have, meta.Size)}
+			}
+			return meta, f.abandon(err) // the write error already names the file
 		}
 		h.Write(m.Data)
 		have += int64(len(m.Data))
