@@ -12,7 +12,8 @@ import { h, icon, toast } from './ui.js';
 const CHUNK = 64 * 1024;
 const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
-// The browser hashes an upload in memory before it starts.
+// The browser hashes an upload in memory before it starts, and holds a
+// download in memory until it is verified.
 const MAX_BROWSER_FILE = 2 * 1024 * 1024 * 1024;
 
 const sizeFmt = (n) => {
@@ -502,21 +503,26 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
 
   /**
    * Says, in the transfers list where the technician looks for the file,
-   * that it was not sent and how to send it instead: the viewer program
-   * reads the file from disk as it goes, with no limit. It stays until the
-   * page is left, so the command can be read and copied at leisure.
+   * that it was not sent (or fetched) and how to move it instead: the
+   * viewer program streams the file from and to disk as it goes, where the
+   * console holds it whole in the browser's memory. It stays until the page
+   * is left, so the command can be read and copied at leisure.
    */
-  function tooLarge(file) {
-    const quoted = /^[\w.,+@%/:=-]+$/.test(file.name) ? file.name : `'${file.name.replaceAll("'", "'\\''")}'`;
-    const command = `viewer -broker ${location.origin} push -session ${sessionId} ${quoted}`;
-    const el = h('li', { class: 'transfer', 'data-testid': 'transfer', 'data-direction': 'upload', 'data-name': file.name, 'data-state': 'too-large' },
+  function tooLarge(direction, name, size, path) {
+    const quote = (s) => (/^[\w.,+@%/:=-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
+    const upload = direction === 'upload';
+    const command = `viewer -broker ${location.origin} ${upload ? 'push' : 'pull'} -session ${sessionId} ${quote(upload ? name : path)}`;
+    const text = upload
+      ? `This file was not sent. The console can send files of up to ${sizeFmt(MAX_BROWSER_FILE)}, and this one is ${sizeFmt(size)}. `
+        + 'To send it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder that holds the file.'
+      : `This file was not fetched. The console can fetch files of up to ${sizeFmt(MAX_BROWSER_FILE)}, and this one is ${sizeFmt(size)}. `
+        + 'To fetch it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder where you want the file.';
+    const el = h('li', { class: 'transfer', 'data-testid': 'transfer', 'data-direction': direction, 'data-name': name, 'data-state': 'too-large' },
       h('span', { class: 'transfer-icon' }, icon('alert', 15)),
       h('div', { class: 'transfer-body' },
-        h('div', { class: 'transfer-line' }, h('span', { class: 'transfer-name', text: file.name }),
-          h('span', { class: 'transfer-pct tabular', text: sizeFmt(file.size) })),
-        h('p', { class: 'transfer-note', 'data-testid': 'transfer-too-large', text:
-          `This file was not sent. The console can send files of up to ${sizeFmt(MAX_BROWSER_FILE)}, and this one is ${sizeFmt(file.size)}. ` +
-          'To send it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder that holds the file.' }),
+        h('div', { class: 'transfer-line' }, h('span', { class: 'transfer-name', text: name }),
+          h('span', { class: 'transfer-pct tabular', text: sizeFmt(size) })),
+        h('p', { class: 'transfer-note', 'data-testid': 'transfer-too-large', text }),
         // Each word is wrapped whole: a line break after "push -" would read as two commands.
         h('code', { class: 'transfer-command', 'data-testid': 'transfer-command' },
           command.split(' ').flatMap((w, i) => [i ? ' ' : '', h('span', { text: w })]))));
@@ -528,7 +534,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     if (!allowed) return;
     for (const file of files) {
       if (file.size > MAX_BROWSER_FILE) {
-        tooLarge(file);
+        tooLarge('upload', file.name, file.size);
         continue;
       }
       addTransfer({ direction: 'upload', name: file.name, size: file.size, file });
@@ -537,6 +543,12 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
 
   function download(path, name, size) {
     if (!allowed) return;
+    // A download is held whole in the browser's memory until it is
+    // verified: a file too large for that would take the page down.
+    if (size > MAX_BROWSER_FILE) {
+      tooLarge('download', name, size, path);
+      return;
+    }
     addTransfer({ direction: 'download', path, name, size });
   }
 

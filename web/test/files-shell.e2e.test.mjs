@@ -42,6 +42,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
   writeFileSync(join(home, 'docs', 'notes.txt'), 'hello');
   symlinkSync('/etc', join(home, 'escape'));
   execFileSync('mkfifo', [join(home, 'pipe')]);
+  execFileSync('truncate', ['-s', String(3 * 1024 ** 3), join(home, 'backup image.img')]); // sparse: no disk used
 
   const display = await startXvfb(640, 480);
   const broker = await startBroker();
@@ -108,6 +109,18 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     assert.doesNotMatch(await page.getByTestId('files-panel').innerText(), /use viewer push/);
     assert.equal(existsSync(join(inbox, 'disk image.iso')), false);
     await page.screenshot({ path: join(artifacts, 'console-files-too-large.png') });
+
+    // Nor is one fetched that the browser would have to hold whole in
+    // memory: the panel gives the command that fetches it to disk.
+    await page.locator('[data-testid="files-entry"][data-name="backup image.img"]').click();
+    const tooLargeDown = page.locator('[data-testid="transfer"][data-name="backup image.img"][data-state="too-large"]');
+    await tooLargeDown.waitFor();
+    assert.equal(await tooLargeDown.getByTestId('transfer-too-large').innerText(),
+      'This file was not fetched. The console can fetch files of up to 2.0 GB, and this one is 3.0 GB. '
+      + 'To fetch it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder where you want the file.');
+    assert.equal(await tooLargeDown.getByTestId('transfer-command').innerText(), `viewer -broker ${broker.url} pull -session ${session} 'backup image.img'`);
+    assert.equal(await page.locator('[data-testid="transfer"][data-name="backup image.img"][data-state="running"]').count(), 0);
+    await page.screenshot({ path: join(artifacts, 'console-files-too-large-fetch.png') });
 
     // Terminal: ask, open, type, see the output.
     await page.getByTestId('shell-open').click();
