@@ -358,6 +358,14 @@ func (c *channel) list(p string) {
 		}
 		entry := protocol.FileEntry{Name: e.Name(), Size: info.Size(), Mtime: info.ModTime().Unix(), Kind: kind(info.Mode())}
 		entry.Dir = info.IsDir()
+		if info.Mode()&fs.ModeSymlink != 0 {
+			// A link to a folder inside the shared folder opens as that
+			// folder (a Documents linked elsewhere in the home); one that
+			// leads outside stays a link, and following it is refused.
+			if target, err := c.s.root.Stat(path.Join(rel, e.Name())); err == nil && target.IsDir() {
+				entry.Dir = true
+			}
+		}
 		out.Entries = append(out.Entries, entry)
 	}
 	slices.SortFunc(out.Entries, func(a, b protocol.FileEntry) int {

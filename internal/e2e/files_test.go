@@ -864,3 +864,36 @@ func TestViewerPullDiskFull(t *testing.T) {
 		t.Fatalf("fetch again once there is room: %v", err)
 	}
 }
+
+// TestFileLinkedFolderOpens: a link to a folder inside the shared folder
+// lists as a folder and opens; a link leading outside stays a link.
+func TestFileLinkedFolderOpens(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	if err := os.MkdirAll(filepath.Join(fs.home, "work", "reports"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(fs.home, "work", "reports", "q3.txt"), []byte("q3"), 0o644)
+	os.Symlink("work/reports", filepath.Join(fs.home, "Reports"))
+	os.Symlink("/etc", filepath.Join(fs.home, "system"))
+	_, f := fs.files(t, ctx)
+	entries, err := f.List(ctx, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]protocol.FileEntry{}
+	for _, e := range entries {
+		got[e.Name] = e
+	}
+	if e := got["Reports"]; !e.Dir || e.Kind != "link" {
+		t.Errorf("a link to a folder inside the shared folder lists as %+v", e)
+	}
+	if e := got["system"]; e.Dir || e.Kind != "link" {
+		t.Errorf("a link leading outside lists as %+v", e)
+	}
+	inside, err := f.List(ctx, "Reports")
+	if err != nil || len(inside) != 1 || inside[0].Name != "q3.txt" {
+		t.Errorf("opening the linked folder: %v %+v", err, inside)
+	}
+}
