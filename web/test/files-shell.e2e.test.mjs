@@ -315,7 +315,7 @@ test('cancelling a transfer lets the next one in the queue run; a long folder sa
   for (let i = 1; i <= 1500; i++) writeFileSync(join(home, 'logs', `log-${String(i).padStart(4, '0')}.txt`), '');
   // Two files chosen at once: the first big enough to cancel half way.
   const picked = mkdtempSync(join(tmpdir(), 'tether-pick-'));
-  writeFileSync(join(picked, 'first.bin'), randomBytes(40 * 1024 * 1024));
+  writeFileSync(join(picked, 'first.bin'), randomBytes(100 * 1024 * 1024));
   writeFileSync(join(picked, 'second.txt'), 'second');
 
   const display = await startXvfb(640, 480);
@@ -367,7 +367,7 @@ test('cancelling a transfer lets the next one in the queue run; a long folder sa
     await page.getByTestId('activity-open').click();
     const stopped = page.locator('[data-testid="activity-row"][data-type="file.interrupted"]');
     await stopped.waitFor();
-    assert.match(await stopped.innerText(), /Sending first\.bin to the user\u2019s computer stopped after [\d.]+ MiB of 40\.0 MiB: the transfer was cancelled/);
+    assert.match(await stopped.innerText(), /Sending first\.bin to the user\u2019s computer stopped after [\d.]+ MiB of 100\.0 MiB: the transfer was cancelled/);
     await page.screenshot({ path: join(artifacts, 'console-activity-files-cancel.png') });
     assert.deepEqual(pageErrors, []);
   } finally {
