@@ -327,7 +327,11 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       verifying: 'Verifying SHA-256\u2026',
       interrupted: allowed
         ? `Interrupted at ${sizeFmt(t.done)}: resumes when the connection is back`
-        : `Stopped at ${sizeFmt(t.done)}: the user no longer allows Files; resumes if they allow it again`,
+        // The user's computer removes a part it received when they take
+        // Files back; a fetch keeps here what came and goes on from it.
+        : t.direction === 'upload'
+          ? `Stopped at ${sizeFmt(t.done)}: the user no longer allows Files, and the part sent was removed from their computer; starts again if they allow it again`
+          : `Stopped at ${sizeFmt(t.done)}: the user no longer allows Files; resumes if they allow it again`,
       done: t.result ?? '',
       failed: t.error ?? 'Failed',
       cancelled: 'Cancelled',

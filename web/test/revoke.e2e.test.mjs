@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
@@ -151,5 +151,34 @@ test('a download the user revokes and allows again at once resumes where it stop
   assert.equal(offsets[0], 0);
   const resumedAt = Math.floor((offsets[1] / data.length) * 100);
   assert.ok(offsets[1] > 0 && Math.abs(resumedAt - stoppedAt) <= 1, `resumed at ${offsets[1]} bytes (${resumedAt}%), stopped at ${stoppedAt}%`);
+  assert.deepEqual(pageErrors.map(String), []);
+});
+
+test('an upload the user revokes says the part sent was removed, and starts again once allowed', { timeout: 120_000 }, async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const inbox = join(home, 'in');
+  const { page, host, pageErrors } = await liveSession(t, ['files'], ['-files-root', home, '-files-inbox', inbox]);
+  const byId = (id) => page.getByTestId(id);
+
+  await byId('files-open').click();
+  const data = randomBytes(40 * 1024 * 1024);
+  await byId('files-input').setInputFiles({ name: 'tool.bin', mimeType: 'application/octet-stream', buffer: data });
+  const row = page.locator('[data-testid="transfer"][data-name="tool.bin"]');
+  const percent = async () => Number(await row.locator('[role="progressbar"]').getAttribute('aria-valuenow'));
+  await until('the upload to get going', async () => (await percent()) >= 1, 30_000);
+
+  // The user takes Files back: the host removes what it received, and the
+  // console does not promise to resume what is gone.
+  host.type('revoke files');
+  await page.locator('[data-testid="transfer"][data-name="tool.bin"][data-state="interrupted"]').waitFor({ timeout: 10_000 });
+  assert.match(await row.innerText(), /Stopped at .*the user no longer allows Files, and the part sent was removed from their computer; starts again if they allow it again/);
+  await until('the partial upload to be removed', () => !readdirSync(inbox).some((n) => n !== 'tool.bin'), 10_000);
+
+  // Allowed again, the file goes whole.
+  await byId('files-request').click();
+  await allowOnHost(host, 2);
+  await page.locator('[data-testid="transfer"][data-name="tool.bin"][data-state="done"]').waitFor({ timeout: 60_000 });
+  assert.equal(sha256(readFileSync(join(inbox, 'tool.bin'))), sha256(data));
   assert.deepEqual(pageErrors.map(String), []);
 });
