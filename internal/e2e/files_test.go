@@ -700,13 +700,8 @@ func TestViewerPushInterruptedResumes(t *testing.T) {
 	fs := startFilesSession(t, ctx)
 	src, sum := randomFile(t, t.TempDir(), "image.iso", 64<<20)
 	cmd := fs.b.viewer(t, "push", "-session", fs.id, src)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	waitText(t, &out, `image.iso \[[#.]+\] +\d+% [1-9]\d*/`, 30*time.Second)
+	out := startCmd(t, cmd)
+	waitText(t, out, `image.iso \[[#.]+\] +\d+% [1-9]\d*/`, 30*time.Second)
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), "run the same command again to carry on where it stopped") {
 		t.Fatalf("push after Ctrl+C: %v\n%s", err, out.String())

@@ -176,3 +176,16 @@ func (h *hostProc) wait(t *testing.T, timeout time.Duration) int {
 	}
 	return -1
 }
+
+// startCmd starts cmd with its output, stdout and stderr together, in the
+// buffer it returns; the test's end kills it if it still runs.
+func startCmd(t *testing.T, cmd *exec.Cmd) *syncBuffer {
+	t.Helper()
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return &out
+}

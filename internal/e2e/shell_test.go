@@ -278,14 +278,9 @@ func TestShellCLIPiped(t *testing.T) {
 	fs := startFilesSession(t, ctx)
 	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
 	cmd.Stdin = strings.NewReader("echo piped-$((6*7))\n")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := startCmd(t, cmd)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
 	select {
 	case err := <-done:
 		if err != nil || !strings.Contains(out.String(), "piped-42") {

@@ -147,16 +147,11 @@ func TestViewerCutOffSessionGoesOn(t *testing.T) {
 		if key != "" {
 			cmd.Env = append(cmd.Env, "TETHER_API_KEY="+key)
 		}
-		var out syncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		out := startCmd(t, cmd)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() { cmd.Process.Kill() })
-		waitText(t, &out, `frames received: [1-9]`, 30*time.Second)
-		return &out, done
+		waitText(t, out, `frames received: [1-9]`, 30*time.Second)
+		return out, done
 	}
 	out, done := join(key["key"].(string))
 	stays, staysDone := join("")

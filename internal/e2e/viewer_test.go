@@ -198,11 +198,7 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 	var host *hostProc
 	ls := func(answers ...string) (string, error) {
 		cmd := b.viewer(t, "ls", "-session", sess.ID)
-		var out syncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		out := startCmd(t, cmd)
 		if host == nil { // the technician is first: the user runs the host after
 			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "Waiting for the user's computer to connect"); time.Sleep(20 * time.Millisecond) {
 				if time.Now().After(deadline) {
@@ -298,11 +294,7 @@ func TestViewerScreenshotRefused(t *testing.T) {
 	}
 	host := runHostEnv(t, display, false, nil, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
 	cmd := b.viewer(t, "screenshot", "-session", sess.ID, "-o", filepath.Join(t.TempDir(), "s.png"))
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := startCmd(t, cmd)
 	host.waitOutput(t, "Allow? ", 1, 20*time.Second)
 	start := time.Now()
 	host.typeLine(t, "no")
