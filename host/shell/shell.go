@@ -17,6 +17,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/sys/unix"
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
@@ -178,7 +179,7 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 		}
 		switch msg.Type {
 		case protocol.ShellResize:
-			pty.Setsize(t.pty, &pty.Winsize{Cols: uint16(msg.Cols), Rows: uint16(msg.Rows)})
+			setSize(t.pty, msg.Cols, msg.Rows)
 		case protocol.ShellPause, protocol.ShellResume:
 			t.setPaused(msg.Type == protocol.ShellPause)
 		}
@@ -195,6 +196,11 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 	}
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 80, Rows: 24})
 	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
+	}
+	if f, err = pollable(f); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -329,4 +335,35 @@ func (s *Server) Close() error {
 	s.CloseAll()
 	s.wg.Wait()
 	return nil
+}
+
+// pollable returns the PTY f as a file the Go runtime waits on with its
+// poller, closing f. The pty package leaves it in blocking mode: each read
+// then holds a thread in the kernel, and the output the reading goroutine
+// has just queued for the viewer waits until the runtime notices and hands
+// its processor to another thread, a quarter of a millisecond of every
+// echo. Resizes go through setSize, which keeps it so.
+func pollable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the terminal: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open the terminal: %w", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// setSize sets the terminal's size without putting the PTY back in
+// blocking mode, as File.Fd (and pty.Setsize through it) would.
+func setSize(f *os.File, cols, rows int) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Col: uint16(cols), Row: uint16(rows)})
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/sys/unix"
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
@@ -239,5 +240,41 @@ func TestHostShellHiddenInput(t *testing.T) {
 	defer out.mu.Unlock()
 	if bytes.Contains(out.buf.Bytes(), []byte("hunter2")) {
 		t.Fatalf("the password was echoed: %q", out.buf.String())
+	}
+}
+
+// TestHostShellPTYStaysPolled: the PTY is read through the runtime's
+// poller, also after a resize, so an echo goes out as soon as it is read
+// and an idle shell does not hold a thread.
+func TestHostShellPTYStaysPolled(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "/bin/sh"})
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	dc, out := open(t, broker, "shell-1")
+	dc.OnOpen(func() {
+		dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellResize, Cols: 97, Rows: 31})))
+		dc.Send([]byte("stty size\n"))
+	})
+	out.wait(t, "31 97")
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for term := range srv.shells {
+		rc, err := term.pty.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flags int
+		rc.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flags&unix.O_NONBLOCK == 0 {
+			t.Fatal("the PTY is in blocking mode: each read holds a thread and delays the echo")
+		}
+	}
+	if len(srv.shells) != 1 {
+		t.Fatalf("%d shells open, want 1", len(srv.shells))
 	}
 }
