@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -89,6 +90,11 @@ func (s *Shell) Write(p []byte) (int, error) {
 			return off, fmt.Errorf("%w: %v", ErrChannelClosed, err)
 		}
 	}
+	// The channel's writer sends what was queued; let it run before the
+	// caller's next read of a terminal, a blocking system call, holds this
+	// thread and its processor: the keystroke would wait for the runtime
+	// to notice.
+	runtime.Gosched()
 	return len(p), nil
 }
 
