@@ -89,7 +89,7 @@ var (
 	ErrTOTPNeeded   = errors.New("two-factor authentication is required for this role")
 	ErrWeakPassword = errors.New("password too short")
 	ErrBadScopes    = errors.New("invalid scopes")
-	ErrLastAdmin    = errors.New("the last active admin cannot be disabled or demoted")
+	ErrLastAdmin    = store.ErrLastAdmin
 )
 
 // MinPasswordLength is the shortest password accepted (NIST SP 800-63B
@@ -733,24 +733,16 @@ func (a *Authenticator) ResetUser(ctx context.Context, u *store.User) (string, e
 }
 
 // UpdateAccount changes u's role and disabled flag, keeping at least one
-// active admin; a disabled account's logins end at once.
+// active admin (ErrLastAdmin), also when admins change each other at the
+// same moment; a disabled account's logins end at once.
 func (a *Authenticator) UpdateAccount(ctx context.Context, u *store.User, role string, disabled bool) error {
 	if !ValidRole(role) {
 		return fmt.Errorf("unknown role %q", role)
 	}
-	if u.Role == RoleAdmin && !u.Disabled && (role != RoleAdmin || disabled) {
-		n, err := a.cfg.Store.CountActiveAdmins(ctx)
-		if err != nil {
-			return err
-		}
-		if n <= 1 {
-			return ErrLastAdmin
-		}
-	}
-	u.Role, u.Disabled = role, disabled
-	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+	if err := a.cfg.Store.SetUserRole(ctx, u.ID, role, disabled); err != nil {
 		return err
 	}
+	u.Role, u.Disabled = role, disabled
 	if disabled {
 		return a.cfg.Store.DeleteUserLogins(ctx, u.ID)
 	}

@@ -416,3 +416,48 @@ func TestDatabaseFailureIsNotUnauthenticated(t *testing.T) {
 		t.Errorf("the failure was not logged:\n%s", log.String())
 	}
 }
+
+// TestAdminsDemotingEachOtherKeepAnAdmin: the only two admins each demote
+// the other at the same moment. One may succeed, never both: the broker
+// always keeps an active admin to manage it.
+func TestAdminsDemotingEachOtherKeepAnAdmin(t *testing.T) {
+	ctx := context.Background()
+	a := newAuth(t, nil)
+	ann, _ := a.CreateUser(ctx, "ann", "ann-password-1", RoleAdmin)
+	bob, _ := a.CreateUser(ctx, "bob", "bob-password-1", RoleAdmin)
+	for round := range 50 {
+		// Each request reads the account it changes, as the API does.
+		annNow, _ := a.cfg.Store.UserByID(ctx, ann.ID)
+		bobNow, _ := a.cfg.Store.UserByID(ctx, bob.ID)
+		start := make(chan struct{})
+		errs := make(chan error, 2)
+		go func() { <-start; errs <- a.UpdateAccount(ctx, annNow, RoleTechnician, false) }()
+		go func() { <-start; errs <- a.UpdateAccount(ctx, bobNow, RoleTechnician, false) }()
+		close(start)
+		refused := 0
+		for range 2 {
+			if err := <-errs; errors.Is(err, ErrLastAdmin) {
+				refused++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		admins := 0
+		for _, id := range []int64{ann.ID, bob.ID} {
+			u, _ := a.cfg.Store.UserByID(ctx, id)
+			if u.Role == RoleAdmin && !u.Disabled {
+				admins++
+			}
+		}
+		if admins == 0 {
+			t.Fatalf("round %d: both admins demoted each other at once and no admin is left (%d refused)", round, refused)
+		}
+		// Make the demoted one an admin again for the next round.
+		for _, u := range []*store.User{ann, bob} {
+			u, _ = a.cfg.Store.UserByID(ctx, u.ID)
+			if err := a.UpdateAccount(ctx, u, RoleAdmin, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -144,11 +144,43 @@ func (s *Store) UseTOTPStep(ctx context.Context, user, step int64) (bool, error)
 	return n == 1, nil
 }
 
-// CountActiveAdmins counts admin accounts that are not disabled.
-func (s *Store) CountActiveAdmins(ctx context.Context) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0").Scan(&n)
-	return n, err
+// ErrLastAdmin is returned when a change would leave no active admin.
+var ErrLastAdmin = errors.New("the last active admin cannot be disabled or demoted")
+
+// SetUserRole sets the role and disabled flag of the account id, unless it
+// is an active admin and would leave no other. The check and the change
+// are one transaction: counted apart, two admins demoting each other at
+// the same moment both saw the other and left the broker with none.
+// Other columns are left as they are, so that a password changed
+// meanwhile is not undone.
+func (s *Store) SetUserRole(ctx context.Context, id int64, role string, disabled bool) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update user %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	var wasRole string
+	var wasDisabled bool
+	err = tx.QueryRowContext(ctx, "SELECT role, disabled FROM users WHERE id = ?", id).Scan(&wasRole, &wasDisabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("update user %d: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE users SET role = ?, disabled = ? WHERE id = ?", role, disabled, id); err != nil {
+		return fmt.Errorf("update user %d: %w", id, err)
+	}
+	if wasRole == "admin" && !wasDisabled {
+		var admins int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0").Scan(&admins); err != nil {
+			return fmt.Errorf("update user %d: %w", id, err)
+		}
+		if admins == 0 {
+			return ErrLastAdmin
+		}
+	}
+	return tx.Commit()
 }
 
 // CreateAPIKey stores a key's hash.
