@@ -263,7 +263,8 @@ const (
 	failureMemory = time.Hour
 	// maxFailureEntries bounds the table under a spray of usernames and
 	// sources; when it is full, the entry whose last failure is oldest
-	// makes room, never the whole table.
+	// makes room, never the whole table (see evictOldestFailure). An
+	// account's wrong codes are kept beside these, one entry per account.
 	maxFailureEntries = 10000
 )
 
@@ -283,7 +284,9 @@ const maxCodeFailures = 10
 
 // codeFailureKey is the lockout table's key for an account's wrong codes
 // from all sources (a source is an address, never "codes").
-func codeFailureKey(username string) string { return "codes " + username }
+func codeFailureKey(username string) string { return codesPrefix + username }
+
+const codesPrefix = "codes "
 
 // Login checks a username, password and, when the account has TOTP, its
 // current code, from source (limit.Source of the request), and opens a
@@ -409,7 +412,7 @@ func (a *Authenticator) recordFailureAfter(key string, now time.Time, limit int)
 	f := a.failures[key]
 	if f == nil {
 		if len(a.failures) >= maxFailureEntries {
-			a.evictOldestFailure()
+			a.evictOldestFailure(now)
 		}
 		f = &failure{}
 		a.failures[key] = f
@@ -424,17 +427,29 @@ func (a *Authenticator) recordFailureAfter(key string, now time.Time, limit int)
 	}
 }
 
-// evictOldestFailure forgets the entry whose last failure is the oldest.
-// It reads the whole table, only when the table is full.
-func (a *Authenticator) evictOldestFailure() {
+// evictOldestFailure makes room in the full table: it forgets the entry
+// whose last failure is oldest, sparing lockouts in force while any other
+// entry is left. It never forgets an account's wrong codes: only someone
+// who gave the account's password makes such an entry, so there are at
+// most as many as accounts, and forgetting one let a flood of failed
+// sign-ins to made-up accounts free a code guesser from the pause. It
+// reads the whole table, only when the table is full.
+func (a *Authenticator) evictOldestFailure(now time.Time) {
 	var oldest string
 	var at time.Time
+	var inForce bool
 	for k, f := range a.failures {
-		if oldest == "" || f.last.Before(at) {
-			oldest, at = k, f.last
+		if strings.HasPrefix(k, codesPrefix) {
+			continue
+		}
+		locked := now.Before(f.until)
+		if oldest == "" || (inForce && !locked) || (locked == inForce && f.last.Before(at)) {
+			oldest, at, inForce = k, f.last, locked
 		}
 	}
-	delete(a.failures, oldest)
+	if oldest != "" {
+		delete(a.failures, oldest)
+	}
 }
 
 // Logout ends the console login p came with, if any.

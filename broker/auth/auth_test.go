@@ -461,3 +461,45 @@ func TestAdminsDemotingEachOtherKeepAnAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestCodePauseOutlastsAFlood: someone who knows tina's password guesses
+// codes until her codes are paused, then fills the lockout table with
+// failures for made-up accounts from many addresses to push the pause out.
+// The pause holds: the right code is still refused until it is over.
+func TestCodePauseOutlastsAFlood(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	u, _ := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician)
+	secret, _, err := a.BeginTOTP(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := TOTPCode(secret, now)
+	if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+		t.Fatal(err)
+	}
+	// Two wrong codes from each address, below the per-address lockout.
+	for i := range maxCodeFailures {
+		from := fmt.Sprintf("203.0.113.%d", i/2)
+		if _, _, _, err := a.Login(ctx, from, "tina", "tina-password-1", fmt.Sprintf("%06d", 100000+i)); !errors.Is(err, ErrBadTOTP) {
+			t.Fatalf("wrong code %d: %v", i, err)
+		}
+	}
+	code, _ = TOTPCode(secret, now.Add(30*time.Second)) // the next one: the enrolment's is used
+	if _, _, _, err := a.Login(ctx, "203.0.113.99", "tina", "tina-password-1", code); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("after %d wrong codes, the right one: %v, want a pause", maxCodeFailures, err)
+	}
+	// The flood: as many failed sign-ins to made-up accounts as the
+	// table holds, and more, from many addresses.
+	now = now.Add(time.Second)
+	for i := range maxFailureEntries + 100 {
+		a.recordFailure(failureKey(fmt.Sprintf("nobody%d", i), fmt.Sprintf("2001:db8:%x::", i)), now)
+	}
+	if _, _, _, err := a.Login(ctx, "203.0.113.99", "tina", "tina-password-1", code); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("after a flood of failures for other accounts, tina's codes are no longer paused: %v", err)
+	}
+	if n := len(a.failures); n > maxFailureEntries+10 {
+		t.Errorf("the lockout table holds %d entries", n)
+	}
+}
