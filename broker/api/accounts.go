@@ -420,24 +420,49 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	}
 }
 
+// wrongPassword is the answer to a wrong password given to change one's
+// two-factor authentication.
+var wrongPassword = fieldError{"password", "bad_credentials", "The password is wrong. Enter the password you sign in with."}
+
+// missingPassword is the answer when it was left out: that is no guess,
+// and does not count towards the lockout.
+func missingPassword(doing string) fieldError {
+	return fieldError{"password", "password_required", "Enter your password to " + doing + "."}
+}
+
 func (a *API) beginTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	if p.KeyID != "" {
 		writeError(w, http.StatusForbidden, "forbidden", "API keys cannot enrol in two-factor authentication.")
 		return
 	}
-	secret, uri, err := a.cfg.Auth.BeginTOTP(r.Context(), p.User)
-	if errors.Is(err, auth.ErrTOTPEnabled) {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if !decodeOptional(w, r, &req) {
+		return
+	}
+	if req.Password == "" {
+		writeFieldErrors(w, []fieldError{missingPassword("set up two-factor authentication")})
+		return
+	}
+	if !a.allowGuess(w, r) {
+		return
+	}
+	secret, uri, err := a.cfg.Auth.BeginTOTP(r.Context(), p.User, limit.Source(r), req.Password)
+	switch {
+	case errors.Is(err, auth.ErrTOTPEnabled):
 		writeError(w, http.StatusConflict, "totp_enabled", "Two-factor authentication is already on; turn it off first.")
-		return
-	}
-	if err != nil {
+	case writeLockout(w, err):
+	case errors.Is(err, auth.ErrBadCredentials):
+		writeFieldErrors(w, []fieldError{wrongPassword})
+	case err != nil:
 		a.internal(w, r, "start the enrolment", err)
-		return
+	default:
+		writeJSON(w, http.StatusOK, struct {
+			Secret string `json:"secret"`
+			URI    string `json:"otpauth_uri"`
+		}{secret, uri})
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Secret string `json:"secret"`
-		URI    string `json:"otpauth_uri"`
-	}{secret, uri})
 }
 
 func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -462,16 +487,26 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 
 func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	var req struct {
-		Code string `json:"code"`
+		Password string `json:"password"`
+		Code     string `json:"code"`
 	}
-	if !decode(w, r, &req) || !a.allowGuess(w, r) {
+	if !decode(w, r, &req) {
 		return
 	}
-	err := a.cfg.Auth.DisableTOTP(r.Context(), p.User, limit.Source(r), req.Code)
+	if req.Password == "" {
+		writeFieldErrors(w, []fieldError{missingPassword("turn off two-factor authentication")})
+		return
+	}
+	if !a.allowGuess(w, r) {
+		return
+	}
+	err := a.cfg.Auth.DisableTOTP(r.Context(), p.User, limit.Source(r), req.Password, req.Code)
 	switch {
 	case writeLockout(w, err):
 	case errors.Is(err, auth.ErrTOTPNeeded):
 		writeError(w, http.StatusConflict, "totp_required_by_role", "Your role requires two-factor authentication; it cannot be turned off.")
+	case errors.Is(err, auth.ErrBadCredentials):
+		writeFieldErrors(w, []fieldError{wrongPassword})
 	case errors.Is(err, auth.ErrBadTOTP):
 		writeFieldErrors(w, []fieldError{{"code", "bad_totp", "That code is wrong or was already used."}})
 	case err != nil:

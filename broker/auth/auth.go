@@ -604,11 +604,17 @@ func (a *Authenticator) SetTOTPRequiredRoles(ctx context.Context, roles []string
 	return a.cfg.Store.SetSetting(ctx, settingTOTPRoles, strings.Join(roles, ","))
 }
 
-// BeginTOTP starts an enrolment: a new secret is stored, not yet in force,
-// and returned with its otpauth:// URI.
-func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User) (secret, uri string, err error) {
+// BeginTOTP starts an enrolment, given u's password from source: a new
+// secret is stored, not yet in force, and returned with its otpauth://
+// URI. Without the password, whoever held a stolen login could put their
+// own authenticator on the account and lock its owner out; only the
+// answer to this request shows the secret that ConfirmTOTP then needs.
+func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User, source, password string) (secret, uri string, err error) {
 	if u.TOTPEnabled {
 		return "", "", ErrTOTPEnabled
+	}
+	if err := a.checkCurrentPassword(ctx, u, source, password, "set up two-factor authentication"); err != nil {
+		return "", "", err
 	}
 	u.TOTPSecret = NewTOTPSecret()
 	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
@@ -634,11 +640,11 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code str
 	return nil
 }
 
-// DisableTOTP turns TOTP off for u, given a current code from source,
-// unless u's role requires it. Wrong codes count towards the lockout as at
-// login: whoever holds a stolen login must not guess their way past the
-// second factor.
-func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, code string) error {
+// DisableTOTP turns TOTP off for u, given its password and a current
+// code from source, unless u's role requires it. Wrong passwords and
+// codes count towards the lockout as at login: whoever holds a stolen
+// login must not guess their way past either.
+func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, password, code string) error {
 	required, err := a.TOTPRequiredRoles(ctx)
 	if err != nil {
 		return err
@@ -651,10 +657,11 @@ func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, 
 	}
 	now := a.cfg.Now()
 	key, codes := failureKey(u.Username, source), codeFailureKey(u.Username)
-	for _, k := range []string{key, codes} {
-		if err := a.lockedOut(k, now); err != nil {
-			return err
-		}
+	if err := a.lockedOut(codes, now); err != nil {
+		return err
+	}
+	if err := a.checkCurrentPassword(ctx, u, source, password, "turn two-factor off"); err != nil {
+		return err
 	}
 	step, ok := checkTOTP(u.TOTPSecret, code, now)
 	if !ok || step <= u.TOTPLastStep {
@@ -666,6 +673,28 @@ func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, 
 	u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep = "", false, 0
 	a.cfg.Logger.InfoContext(ctx, "two-factor turned off", "user", u.Username)
 	return a.cfg.Store.UpdateUser(ctx, u)
+}
+
+// checkCurrentPassword checks the password of u, sent from source to do
+// what only the account's owner may (doing, for the log). A wrong one
+// counts towards the lockout as at login, and is ErrBadCredentials: a
+// stolen login must not become a way to guess the password.
+func (a *Authenticator) checkCurrentPassword(ctx context.Context, u *store.User, source, password, doing string) error {
+	now := a.cfg.Now()
+	key := failureKey(u.Username, source)
+	if err := a.lockedOut(key, now); err != nil {
+		return err
+	}
+	ok, err := CheckPassword(u.PasswordHash, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.recordFailure(key, now)
+		a.cfg.Logger.WarnContext(ctx, "wrong current password to "+doing, "user", u.Username, "source", source)
+		return ErrBadCredentials
+	}
+	return nil
 }
 
 // CheckPasswordPolicy refuses passwords too short to resist guessing.
@@ -687,23 +716,13 @@ func CheckPasswordPolicy(password string) error {
 // stolen login must not become a way to guess the password.
 func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, source, current, next string) error {
 	u := p.User
-	now := a.cfg.Now()
-	key := failureKey(u.Username, source)
-	if err := a.lockedOut(key, now); err != nil {
+	if err := a.checkCurrentPassword(ctx, u, source, current, "change the password"); err != nil {
 		return err
-	}
-	ok, err := CheckPassword(u.PasswordHash, current)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		a.recordFailure(key, now)
-		a.cfg.Logger.WarnContext(ctx, "wrong current password to change the password", "user", u.Username, "source", source)
-		return ErrBadCredentials
 	}
 	if err := CheckPasswordPolicy(next); err != nil {
 		return err
 	}
+	var err error
 	if u.PasswordHash, err = HashPassword(next); err != nil {
 		return err
 	}

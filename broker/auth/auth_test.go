@@ -229,7 +229,7 @@ func TestTOTPLogin(t *testing.T) {
 	if err != nil || !login.MustEnrol {
 		t.Fatalf("login without TOTP where required: %+v %v", login, err)
 	}
-	secret, uri, err := a.BeginTOTP(ctx, u)
+	secret, uri, err := a.BeginTOTP(ctx, u, "192.0.2.1", "s3cret-pass-1")
 	if err != nil || !strings.HasPrefix(uri, "otpauth://totp/Tether:tech?") || !strings.Contains(uri, "secret="+secret) {
 		t.Fatalf("enrol: %q %v", uri, err)
 	}
@@ -261,7 +261,7 @@ func TestTOTPLogin(t *testing.T) {
 	}
 	// The role requires it: it cannot be turned off.
 	code, _ = TOTPCode(secret, now)
-	if err := a.DisableTOTP(ctx, u, "192.0.2.1", code); !errors.Is(err, ErrTOTPNeeded) {
+	if err := a.DisableTOTP(ctx, u, "192.0.2.1", "s3cret-pass-1", code); !errors.Is(err, ErrTOTPNeeded) {
 		t.Fatalf("turn off required TOTP: %v", err)
 	}
 }
@@ -471,7 +471,7 @@ func TestCodePauseOutlastsAFlood(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	a := newAuth(t, func() time.Time { return now })
 	u, _ := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician)
-	secret, _, err := a.BeginTOTP(ctx, u)
+	secret, _, err := a.BeginTOTP(ctx, u, "203.0.113.1", "tina-password-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,5 +501,50 @@ func TestCodePauseOutlastsAFlood(t *testing.T) {
 	}
 	if n := len(a.failures); n > maxFailureEntries+10 {
 		t.Errorf("the lockout table holds %d entries", n)
+	}
+}
+
+// TestStolenLoginCannotChangeTwoFactor: someone holding tina's login but
+// not her password can neither put their own authenticator on her account,
+// locking her out, nor turn hers off. Their guesses at the password count
+// as failed sign-ins and soon lock them out; tina, with her password, may
+// go on.
+func TestStolenLoginCannotChangeTwoFactor(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	u, _ := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician)
+	const thief, owner = "198.51.100.7", "192.0.2.1"
+	for i := range maxFailures {
+		if _, _, err := a.BeginTOTP(ctx, u, thief, fmt.Sprintf("guess-%d", i)); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("enrolment with a wrong password: %v, want ErrBadCredentials", err)
+		}
+	}
+	if _, _, err := a.BeginTOTP(ctx, u, thief, "tina-password-1"); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("after %d wrong passwords, enrolment from the same address: %v, want a lockout", maxFailures, err)
+	}
+	if _, _, _, err := a.Login(ctx, thief, "tina", "tina-password-1", ""); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("the wrong passwords do not count as failed sign-ins: %v", err)
+	}
+	if got, _ := a.cfg.Store.UserByID(ctx, u.ID); got.TOTPSecret != "" || got.TOTPEnabled {
+		t.Fatal("a refused enrolment stored a two-factor secret")
+	}
+
+	// Tina sets it up with her password; the thief cannot turn it off.
+	secret, _, err := a.BeginTOTP(ctx, u, owner, "tina-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := TOTPCode(secret, now)
+	if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(30 * time.Second)
+	code, _ = TOTPCode(secret, now)
+	if err := a.DisableTOTP(ctx, u, "198.51.100.8", "guess", code); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("turning two-factor off with a wrong password: %v, want ErrBadCredentials", err)
+	}
+	if err := a.DisableTOTP(ctx, u, owner, "tina-password-1", code); err != nil {
+		t.Fatalf("tina turns it off with her password and a code: %v", err)
 	}
 }

@@ -171,7 +171,7 @@ func TestTwoFactorCannotBeGuessedFromManyAddresses(t *testing.T) {
 	hc := newSpecChecker(t, b).client()
 	api := b.URL() + "/api/v1"
 	tok := b.loginToken(t, "tina", "tina-password-1")
-	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, "", nil)
+	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, `{"password":"tina-password-1"}`, nil)
 	secret, _ := enrol["secret"].(string)
 	code, _ := auth.TOTPCode(secret, b.now())
 	if status, out := apiCall(t, hc, "POST", api+"/me/totp/confirm", tok, `{"code":"`+code+`"}`, nil); status != 200 {
@@ -231,7 +231,7 @@ func TestTOTPRequiredByRole(t *testing.T) {
 	if _, err := b.loginViewerSocket(tok); err == nil {
 		t.Error("viewer socket open before enrolment")
 	}
-	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, "", nil)
+	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, `{"password":"tina-password-1"}`, nil)
 	secret, uri := enrol["secret"].(string), enrol["otpauth_uri"].(string)
 	if !strings.HasPrefix(uri, "otpauth://totp/Tether:tina?") {
 		t.Errorf("otpauth URI %q", uri)
@@ -256,7 +256,7 @@ func TestTOTPRequiredByRole(t *testing.T) {
 	}
 	b.advance(30 * time.Second)
 	code, _ = auth.TOTPCode(secret, b.now())
-	if status, out := apiCall(t, hc, "DELETE", api+"/me/totp", tok, `{"code":"`+code+`"}`, nil); status != 409 || errCode(out) != "totp_required_by_role" {
+	if status, out := apiCall(t, hc, "DELETE", api+"/me/totp", tok, `{"password":"tina-password-1","code":"`+code+`"}`, nil); status != 409 || errCode(out) != "totp_required_by_role" {
 		t.Errorf("turning off required TOTP: %d %v", status, out)
 	}
 	// Lost phone: the admin resets the account; the new password logs in
@@ -674,8 +674,9 @@ func TestStolenLoginCannotGuess(t *testing.T) {
 		}
 	}
 
-	// Tina turns two-factor authentication on; a guesser cannot turn it off.
-	_, enrol, _ := call("POST", "/me/totp", "")
+	// Tina turns two-factor authentication on; someone with her login and
+	// her password still cannot guess a code to turn it off.
+	_, enrol, _ := call("POST", "/me/totp", `{"password":"tina-password-1"}`)
 	secret := enrol["secret"].(string)
 	code, _ := auth.TOTPCode(secret, b.now())
 	if status, out, _ := call("POST", "/me/totp/confirm", `{"code":"`+code+`"}`); status != 200 {
@@ -683,12 +684,12 @@ func TestStolenLoginCannotGuess(t *testing.T) {
 	}
 	b.advance(30 * time.Second)
 	for i := range 5 {
-		if status, out, _ := call("DELETE", "/me/totp", `{"code":"00000`+strconv.Itoa(i)+`"}`); status != 400 || errCode(out) != "bad_totp" {
+		if status, out, _ := call("DELETE", "/me/totp", `{"password":"tina-password-1","code":"00000`+strconv.Itoa(i)+`"}`); status != 400 || errCode(out) != "bad_totp" {
 			t.Fatalf("code guess %d: %d %v", i, status, out)
 		}
 	}
 	code, _ = auth.TOTPCode(secret, b.now())
-	status, out, retry := call("DELETE", "/me/totp", `{"code":"`+code+`"}`)
+	status, out, retry := call("DELETE", "/me/totp", `{"password":"tina-password-1","code":"`+code+`"}`)
 	if status != 429 || errCode(out) != "locked_out" || retry < 1 {
 		t.Fatalf("the sixth code: %d %v (Retry-After %d), want 429 locked_out", status, out, retry)
 	}
@@ -696,7 +697,7 @@ func TestStolenLoginCannotGuess(t *testing.T) {
 	// The wait over, the owner with the right code turns it off.
 	b.advance(time.Duration(retry) * time.Second)
 	code, _ = auth.TOTPCode(secret, b.now())
-	if status, out, _ := call("DELETE", "/me/totp", `{"code":"`+code+`"}`); status != 204 {
+	if status, out, _ := call("DELETE", "/me/totp", `{"password":"tina-password-1","code":"`+code+`"}`); status != 204 {
 		t.Errorf("the right code after the wait: %d %v", status, out)
 	}
 }

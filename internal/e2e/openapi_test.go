@@ -262,13 +262,14 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	call("GET", "/me", tina, "", 200)
 	call("POST", "/me/password", tina, `{"current_password":"`+password+`","new_password":"short"}`, 400)
 	call("POST", "/me/password", tina, `{"current_password":"`+password+`","new_password":"tina-new-password-1"}`, 204)
-	enrol := call("POST", "/me/totp", tina, "", 200)
+	call("POST", "/me/totp", tina, `{"password":"wrong"}`, 400)
+	enrol := call("POST", "/me/totp", tina, `{"password":"tina-new-password-1"}`, 200)
 	code, _ := auth.TOTPCode(enrol["secret"].(string), b.now())
 	call("POST", "/me/totp/confirm", tina, `{"code":"000000"}`, 400)
 	call("POST", "/me/totp/confirm", tina, `{"code":"`+code+`"}`, 200)
 	b.advance(30 * time.Second)
 	code, _ = auth.TOTPCode(enrol["secret"].(string), b.now())
-	call("DELETE", "/me/totp", tina, `{"code":"`+code+`"}`, 204)
+	call("DELETE", "/me/totp", tina, `{"password":"tina-new-password-1","code":"`+code+`"}`, 204)
 
 	// API keys.
 	key := call("POST", "/keys", admin, `{"name":"ServiceNow","scopes":["sessions:create","sessions:read"]}`, 201)

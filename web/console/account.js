@@ -19,17 +19,27 @@ export function mountAccount(main, { user, onChange }) {
     h('div', { class: 'admin-grid' }, totpSlot, user.mustEnrol ? null : passwordCard()));
   renderTOTP();
 
+  // Setting up or turning off two-factor authentication takes the
+  // password: whoever sits at a console left signed in must not put their
+  // own authenticator on the account and lock its owner out.
   function renderTOTP() {
     if (user.totp_enabled) {
+      const password = passwordInput('totp-disable-password', 'totp-password');
       const code = codeInput('totp-disable-code');
+      code.id = 'totp-disable-code';
       const off = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'totp-disable' }, 'Turn off');
-      const form = h('form', { class: 'inline-form', novalidate: true }, code, off);
       const error = errorBox();
+      const form = h('form', { class: 'stack', novalidate: true },
+        error.el,
+        h('p', { class: 'field-hint', text: 'To turn it off, enter your password and a current code.' }),
+        h('div', { class: 'field' }, h('label', { for: 'totp-disable-password', class: 'label', text: 'Password' }), password),
+        h('div', { class: 'field' }, h('label', { for: 'totp-disable-code', class: 'label', text: 'Code from your authenticator app' }),
+          h('div', { class: 'inline-form' }, code, off)));
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
         off.disabled = true;
         try {
-          await api.disableTOTP(code.value.replace(/\s+/g, ''));
+          await api.disableTOTP(password.value, code.value.replace(/\s+/g, ''));
           toast('Two-factor authentication is off.', 'success');
           onChange(await api.me());
         } catch (err) {
@@ -40,27 +50,32 @@ export function mountAccount(main, { user, onChange }) {
       totpSlot.replaceChildren(card('Two-factor authentication',
         h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'On'),
           ' Each sign-in asks for a code from your authenticator app.'),
-        error.el,
-        h('p', { class: 'field-hint', text: 'To turn it off, enter a current code.' }),
         form));
       return;
     }
-    const start = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'totp-start' }, icon('shield', 16), 'Set up two-factor authentication');
+    const password = passwordInput('totp-start-password', 'totp-password');
+    const start = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'totp-start' }, icon('shield', 16), 'Set up two-factor authentication');
     const error = errorBox();
-    start.addEventListener('click', async () => {
+    const form = h('form', { class: 'stack', novalidate: true },
+      error.el,
+      h('div', { class: 'field' }, h('label', { for: 'totp-start-password', class: 'label', text: 'Password' }), password,
+        h('p', { class: 'field-hint', text: 'Enter the password you sign in with to set it up.' })),
+      h('div', {}, start));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
       start.disabled = true;
       try {
-        enrol(await api.beginTOTP());
+        enrol(await api.beginTOTP(password.value));
       } catch (err) {
         error.show(err);
         start.disabled = false;
+        password.select();
       }
     });
     totpSlot.replaceChildren(card('Two-factor authentication',
       h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Off'),
         ' Protect your account with a code from an authenticator app (RFC 6238 TOTP) at each sign-in.'),
-      error.el,
-      start));
+      form));
   }
 
   function enrol({ secret, otpauth_uri: uri }) {
@@ -139,6 +154,10 @@ function qrDataURL(uri) {
 
 function card(title, ...content) {
   return h('section', { class: 'card admin-card' }, h('h2', { class: 'section-title', text: title }), ...content);
+}
+
+function passwordInput(id, testid) {
+  return h('input', { id, type: 'password', class: 'input', autocomplete: 'current-password', 'data-testid': testid });
 }
 
 function codeInput(testid) {

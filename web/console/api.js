@@ -184,17 +184,18 @@ export function changePassword(current, next) {
   return request('POST', '/api/v1/me/password', { current_password: current, new_password: next });
 }
 
-/** Starts two-factor enrolment: { secret, otpauth_uri }. */
-export function beginTOTP() {
-  return request('POST', '/api/v1/me/totp');
+/** Starts two-factor enrolment, given the account's password: { secret, otpauth_uri }. */
+export function beginTOTP(password) {
+  return request('POST', '/api/v1/me/totp', { password });
 }
 
 export function confirmTOTP(code) {
   return request('POST', '/api/v1/me/totp/confirm', { code });
 }
 
-export function disableTOTP(code) {
-  return request('DELETE', '/api/v1/me/totp', { code });
+/** Turns two-factor off, given the account's password and a current code. */
+export function disableTOTP(password, code) {
+  return request('DELETE', '/api/v1/me/totp', { password, code });
 }
 
 // ---- Administration ---------------------------------------------------------

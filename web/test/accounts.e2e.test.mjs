@@ -170,6 +170,7 @@ test('two-factor sign-in: enrolment when the role requires it, then a code at ea
     await signIn(page, broker, 'tina', 'tina-password-1');
     await page.getByTestId('enrol-required').waitFor();
     assert.equal(await page.locator('a[href="#/sessions"]').count(), 0, 'nothing else is offered before enrolment');
+    await page.getByTestId('totp-password').fill('tina-password-1');
     await page.getByTestId('totp-start').click();
     const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
     assert.match(await page.getByTestId('totp-uri').textContent(), /^otpauth:\/\/totp\/Tether:tina\?/);
@@ -196,6 +197,59 @@ test('two-factor sign-in: enrolment when the role requires it, then a code at ea
     await page.getByTestId('login-totp').fill(totp(secret, Date.now() + 30_000));
     await page.getByTestId('login-submit').click();
     await page.getByTestId('new-session').waitFor();
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a stolen login cannot set up or turn off two-factor authentication without the password', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  assert.equal((await call(broker, 'POST', '/api/v1/users', broker.admin.api_key, { username: 'tina', role: 'technician', password: 'tina-password-1' })).status, 201);
+  // Someone has tina's login token (a console left signed in, a copied
+  // cookie) but not her password.
+  const stolen = (await call(broker, 'POST', '/api/v1/login', '', { username: 'tina', password: 'tina-password-1' })).body.token;
+  assert.ok(stolen);
+  let res = await call(broker, 'POST', '/api/v1/me/totp', stolen, {});
+  assert.equal(res.status, 400, 'enrolment without the password is refused');
+  assert.equal(res.body.error.code, 'password_required');
+  res = await call(broker, 'POST', '/api/v1/me/totp', stolen, { password: 'a-good-guess-1' });
+  assert.equal(res.status, 400, 'enrolment with a wrong password is refused');
+  assert.equal(res.body.error.code, 'bad_credentials');
+  assert.equal((await call(broker, 'GET', '/api/v1/me', stolen)).body.user.totp_enabled, false);
+
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, 'tina', 'tina-password-1');
+    await page.getByTestId('new-session').waitFor();
+    await page.goto(broker.url + '/#/account');
+    const card = page.locator('section', { has: page.getByTestId('totp-status') });
+    await page.getByTestId('totp-password').fill('not-my-password');
+    await page.getByTestId('totp-start').click();
+    assert.equal(await errorText(card.getByTestId('form-error')), 'The password is wrong. Enter the password you sign in with.');
+    await page.screenshot({ path: join(artifacts, 'account-totp-password-wrong.png') });
+    await page.getByTestId('totp-password').fill('tina-password-1');
+    await page.getByTestId('totp-start').click();
+    const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
+    await page.getByTestId('totp-confirm-code').fill(totp(secret));
+    await page.getByTestId('totp-confirm').click();
+    await page.locator('[data-testid="totp-status"]', { hasText: 'On' }).waitFor();
+
+    // The stolen login cannot turn it off, even with a right code.
+    res = await call(broker, 'DELETE', '/api/v1/me/totp', stolen, { password: 'a-good-guess-2', code: totp(secret, Date.now() + 30_000) });
+    assert.equal(res.status, 400, 'turning two-factor off with a wrong password is refused');
+    assert.equal(res.body.error.code, 'bad_credentials');
+
+    // Tina turns it off with her password and a code.
+    await page.getByTestId('totp-password').fill('not-my-password');
+    await page.getByTestId('totp-disable-code').fill(totp(secret, Date.now() + 30_000));
+    await page.screenshot({ path: join(artifacts, 'account-totp-off-form.png') });
+    await page.getByTestId('totp-disable').click();
+    assert.equal(await errorText(card.getByTestId('form-error')), 'The password is wrong. Enter the password you sign in with.');
+    await page.getByTestId('totp-password').fill('tina-password-1');
+    await page.getByTestId('totp-disable').click();
+    await page.locator('[data-testid="totp-status"]', { hasText: 'Off' }).waitFor();
+    await page.screenshot({ path: join(artifacts, 'account-totp-off.png') });
   } finally {
     await browser.close();
   }

@@ -99,18 +99,22 @@ export async function startBroker({ tls, env } = {}) {
  * or an admin's script would make it; resolves to { status, body }.
  */
 export function call(broker, method, path, token, body) {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+  // Node sends a DELETE's body without a length unless told it.
+  if (payload !== undefined) headers['Content-Length'] = Buffer.byteLength(payload);
   return new Promise((resolve, reject) => {
     const req = request(broker.url + path, {
       method,
       ca: readFileSync(broker.ca),
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      headers,
     }, (res) => {
       let data = '';
       res.on('data', (d) => { data += d; });
       res.on('end', () => resolve({ status: res.statusCode, body: data ? JSON.parse(data) : null }));
     });
     req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+    req.end(payload);
   });
 }
 
