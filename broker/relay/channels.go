@@ -112,14 +112,19 @@ func (v *Viewer) fromControl(data []byte) {
 			v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: "The user has not allowed control."})
 			return
 		}
+		turn := 0
 		if msg.Enabled {
-			v.s.takeControl(v)
+			var taken string
+			if turn, taken = v.s.takeControl(v, msg.Turn); taken != "" {
+				v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: taken})
+				return
+			}
 		} else if v.controlling.Swap(false) {
 			v.s.releaseAll()
 		}
 		v.s.cfg.Logger.Info("viewer control", "viewer", v.opts.Name, "enabled", msg.Enabled)
-		v.tapControl(msg)
-		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
+		v.tapControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
+		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled, Turn: turn})
 	case protocol.ControlClipboard, protocol.ControlClipboardRequest:
 		if !v.allowed(protocol.PermClipboard) {
 			v.drop(v.notAllowed("The user has not allowed clipboard sharing."))
@@ -151,16 +156,34 @@ func (v *Viewer) fromControl(data []byte) {
 	}
 }
 
-// takeControl puts v in control, taking control from whoever had it. The
-// user's computer has one mouse and one keyboard, and the host one set of
-// keys held: two places in control at once (two tabs of one technician,
-// the console and a viewer command, two colleagues) would mix their input,
-// and either giving up control would let go of the other's keys. What the
-// one that loses control held is let go before v's input arrives, and it
-// is told where control went, so that it can take it back.
-func (s *Session) takeControl(v *Viewer) {
+// takeControl puts v in control, taking control from whoever had it, and
+// returns the turn it has. The user's computer has one mouse and one
+// keyboard, and the host one set of keys held: two places in control at
+// once (two tabs of one technician, the console and a viewer command, two
+// colleagues) would mix their input, and either giving up control would
+// let go of the other's keys. What the one that loses control held is let
+// go before v's input arrives, and it is told where control went, so that
+// it can take it back.
+//
+// A console back after a reconnection asks with the turn it had (resume):
+// it gets control back only if nobody took it meanwhile, and otherwise is
+// told who did (taken) and stays in view only. Whoever holds that turn
+// still is this same console's connection from before, not yet noticed
+// gone: it is let go without a word. The turn is one technician's: another
+// cannot take control with it unnoticed.
+func (s *Session) takeControl(v *Viewer, resume int) (turn int, taken string) {
 	s.controlMu.Lock()
 	defer s.controlMu.Unlock()
+	if resume != 0 && (resume != s.controlTurn || s.controlBy != v.opts.Name) {
+		if s.controlBy == v.opts.Name {
+			return 0, "You took control in another window while this one was reconnecting. Click Control to take it back here."
+		}
+		return 0, s.controlBy + " took control of the user's computer while you were reconnecting. Click Control to take it back."
+	}
+	if resume == 0 {
+		s.controlTurn++
+		s.controlBy = v.opts.Name
+	}
 	s.mu.Lock()
 	viewers := slices.Collect(maps.Keys(s.viewers))
 	s.mu.Unlock()
@@ -169,6 +192,9 @@ func (s *Session) takeControl(v *Viewer) {
 			continue
 		}
 		s.releaseAll()
+		if resume != 0 {
+			continue
+		}
 		s.cfg.Logger.Info("viewer control", "viewer", o.opts.Name, "enabled", false, "taken_by", v.opts.Name)
 		o.tapControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false})
 		reason := v.opts.Name + " took control of the user's computer. Click Control to take it back."
@@ -178,6 +204,7 @@ func (s *Session) takeControl(v *Viewer) {
 		o.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: reason})
 	}
 	v.controlling.Store(true)
+	return s.controlTurn, ""
 }
 
 // fromInput forwards a viewer's input to the host, if the viewer is in

@@ -71,7 +71,9 @@ type Session struct {
 
 	// controlMu makes taking control one step: one viewer at a time is in
 	// control of the user's computer (see takeControl).
-	controlMu sync.Mutex
+	controlMu   sync.Mutex
+	controlTurn int    // how many times control was taken
+	controlBy   string // the name of the viewer that took it last
 }
 
 // Viewer is one viewer's PeerConnection with the broker.

@@ -55,6 +55,10 @@ type ControlMessage struct {
 	Enabled  bool      `json:"enabled,omitempty"`  // control
 	Reason   string    `json:"reason,omitempty"`   // control, input.dropped
 	Count    int       `json:"count,omitempty"`    // input.dropped
+	// Turn numbers each taking of control (control): the broker gives it
+	// with control, and a viewer back after a reconnection asks with it to
+	// take control back only if nobody has taken it since.
+	Turn int `json:"turn,omitempty"`
 }
 
 // EncodeControl marshals a control message, enforcing the limits.

@@ -3,7 +3,7 @@
 // figures, full screen), the heads-up elements over the remote screen, and
 // the `control` data channel that carries their messages:
 //
-//   {"type":"control","enabled":bool,"reason"?}   ⇄ ask for / give up control; broker says what holds
+//   {"type":"control","enabled":bool,"reason"?,"turn"?} ⇄ ask for / give up control; broker says what holds
 //   {"type":"clipboard","text":"…"}               ⇄ set / announce a clipboard
 //   {"type":"clipboard","reason":"…"}             ← the remote one could not be shared, and why
 //   {"type":"clipboard.request"}                   → ask for the remote clipboard
@@ -20,7 +20,10 @@
 // One place at a time controls the user's computer: when another tab, a
 // viewer command or a colleague takes control, the broker says so here,
 // with why, and that stays on the picture until the technician takes
-// control back or can no longer.
+// control back or can no longer. The broker numbers each taking of control
+// (turn): back after a reconnection, the page asks with the turn it had and
+// gets control back only if nobody took it meanwhile; if someone did, it
+// stays in View only and says who, as when control moves while it watches.
 
 import { RemoteInput } from './remote.js';
 import { StatsMonitor } from './stats.js';
@@ -91,6 +94,8 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     enabled: false, // what the broker says holds
     pending: null, // true/false while our request waits for an answer
     wanted: false, // the technician wants control (asked again after a reconnection)
+    turn: 0, // the broker's number for the time this page took control
+    resuming: false, // the pending request takes control back only if nobody took it meanwhile
     answerTimer: 0,
     remoteClip: null, // { text, at }
     displays: [],
@@ -406,7 +411,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     return true;
   }
 
-  function requestControl(on) {
+  /**
+   * Asks for control (on) or gives it up. With turn, control comes back
+   * only if nobody took it since this page had it with that turn.
+   */
+  function requestControl(on, turn = 0) {
     state.wanted = on;
     if (!on) {
       // The release-all and this request travel on different channels: the
@@ -417,12 +426,13 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       input.setEnabled(false);
       unlockKeyboard();
     }
-    if (!sendControl({ type: 'control', enabled: on })) {
+    if (!sendControl({ type: 'control', enabled: on, ...(turn ? { turn } : {}) })) {
       if (!on) applyControl(false, '');
       render();
       return;
     }
     state.pending = on;
+    state.resuming = on && turn !== 0;
     clearTimeout(state.answerTimer);
     state.answerTimer = setTimeout(() => {
       if (state.pending === null) return;
@@ -434,11 +444,13 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     render();
   }
 
-  function applyControl(enabled, reason, { quiet = false } = {}) {
+  function applyControl(enabled, reason, { quiet = false, turn = 0 } = {}) {
     const asked = state.pending;
+    const resuming = asked === true && state.resuming;
     const was = state.enabled;
     clearTimeout(state.answerTimer);
     state.pending = null;
+    state.resuming = false;
     state.enabled = enabled;
     exposed.reason = reason;
     // Our own "View only" already released everything; the broker's word
@@ -446,6 +458,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     input.setEnabled(enabled, { release: false });
     if (enabled) {
       state.wanted = true;
+      if (turn) state.turn = turn;
       notice.hidden = true;
       moved.hidden = true;
       if (asked === true) stage.focus({ preventScroll: true });
@@ -454,9 +467,10 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       if (asked === true || was) {
         state.wanted = false;
         if (quiet) notice.hidden = true;
-        else if (was && asked === null && reason) {
-          // Taken by another window or person: what this page still had
-          // on the way is refused, which is no news.
+        else if (reason && ((was && asked === null) || resuming)) {
+          // Taken by another window or person, now or while this page was
+          // reconnecting: what this page still had on the way is refused,
+          // which is no news.
           quietDropsUntil = performance.now() + QUIET_DROPS_MS;
           notice.hidden = true;
           moved.replaceChildren(icon('info', 14), h('span', { text: reason }));
@@ -498,7 +512,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     if (!m || typeof m !== 'object' || typeof m.type !== 'string') return;
     switch (m.type) {
       case 'control':
-        applyControl(m.enabled === true, typeof m.reason === 'string' ? m.reason : '');
+        applyControl(m.enabled === true, typeof m.reason === 'string' ? m.reason : '', { turn: Number.isInteger(m.turn) ? m.turn : 0 });
         break;
       case 'clipboard':
         if (typeof m.reason === 'string' && m.reason) setRemoteClipboard('', m.reason);
@@ -525,6 +539,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     state.channel = control;
     clearTimeout(state.answerTimer);
     state.pending = null;
+    state.resuming = false;
     state.enabled = false;
     input.setEnabled(false, { release: false });
     input.attach(inputChannel);
@@ -860,8 +875,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     const open = state.channel?.readyState === 'open' && state.live;
     if (!open || !canControl() || state.enabled || state.pending !== null) return;
     if (!state.wanted && !state.controlOnGrant) return;
+    // Allowed just now at the technician's request: theirs to take. Back
+    // after a reconnection (or a pause): only if nobody took it meanwhile.
+    const resume = !state.controlOnGrant;
     state.controlOnGrant = false;
-    requestControl(true);
+    requestControl(true, resume ? state.turn : 0);
   }
 
   /**

@@ -192,3 +192,93 @@ test('control moves to the tab that takes it; the other tab says so and can take
     await browser.close();
   }
 });
+
+// cutOff drops the page's connection to the broker, as a moment without
+// network does, and keeps it from reconnecting until the returned function
+// is called; the page then reconnects by itself.
+async function cutOff(page) {
+  let away = true;
+  await page.routeWebSocket(/\/ws\/viewer$/, (ws) => (away ? ws.close() : ws.connectToServer()));
+  await page.evaluate(() => window.tether.viewer.ws.close());
+  await page.waitForSelector('[data-testid="conn-state"][data-state="reconnecting"]', { timeout: 10_000 });
+  return () => { away = false; };
+}
+
+test('a tab that reconnects takes control back only if nobody took it meanwhile', { timeout: 180_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  const browser = await launch();
+  const artifacts = join(ROOT, 'artifacts');
+  mkdirSync(artifacts, { recursive: true });
+  try {
+    const first = await browser.newPage();
+    const code = await openSession(first, broker);
+    const host = startHost(broker, code, display);
+    await host.ready;
+    const second = await browser.newPage();
+    await second.goto(first.url());
+    const live = async (page) => {
+      await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth > 0);
+      await page.waitForSelector('[data-testid="mode-control"]:not([disabled])');
+    };
+    await live(first);
+    await live(second);
+    const tryClick = async (page, x, y) => {
+      const from = mark(witness);
+      const [px, py] = await remotePoint(page, x, y);
+      await page.mouse.click(px, py);
+      await page.waitForTimeout(800);
+      return clicked(witness, from);
+    };
+    const enabled = (page) => page.evaluate(() => window.tether.control?.enabled);
+
+    // The first tab is in control when its connection drops; the second
+    // tab takes control meanwhile.
+    await first.bringToFront();
+    await first.getByTestId('mode-control').click();
+    await first.waitForFunction(() => window.tether.control?.enabled === true);
+    let back = await cutOff(first);
+    await second.bringToFront();
+    await second.getByTestId('mode-control').click();
+    await second.waitForFunction(() => window.tether.control?.enabled === true);
+
+    // Back, the first tab watches and says where control is; the second
+    // keeps it.
+    back();
+    await live(first);
+    const moved = first.getByTestId('control-moved');
+    await moved.waitFor({ timeout: 5000 }).catch(() => {});
+    await first.waitForTimeout(2000); // time enough for it to have taken control back
+    assert.equal(await enabled(second), true, 'the tab that reconnected took control from the one that had taken it');
+    assert.equal(await second.getByTestId('control-moved').isVisible(), false);
+    assert.equal(await enabled(first), false);
+    assert.equal(await first.getByTestId('mode-view').getAttribute('aria-pressed'), 'true');
+    assert.ok(await moved.isVisible(), 'the tab that reconnected does not say where control went');
+    assert.match(await moved.textContent(), /You took control in another window while this one was reconnecting\. Click Control to take it back here\./);
+    await first.screenshot({ path: join(artifacts, 'console-control-taken-while-away.png') });
+    assert.ok(!(await tryClick(first, 200, 200)), 'the tab that reconnected clicked on the remote computer');
+    await second.bringToFront();
+    assert.ok(await tryClick(second, 300, 300), 'the tab that took control could not click');
+
+    // It takes control back; its connection drops again and nobody takes
+    // control meanwhile: back, it has control again.
+    await first.bringToFront();
+    await first.getByTestId('mode-control').click();
+    await first.waitForFunction(() => window.tether.control?.enabled === true);
+    await moved.waitFor({ state: 'hidden' });
+    await second.getByTestId('control-moved').waitFor({ timeout: 5000 });
+    back = await cutOff(first);
+    await first.waitForTimeout(1000);
+    back();
+    await live(first);
+    await first.waitForFunction(() => window.tether.control?.enabled === true, null, { timeout: 10_000 });
+    assert.equal(await moved.isVisible(), false);
+    assert.equal(await enabled(second), false);
+    assert.ok(await tryClick(first, 400, 400), 'the tab back in control could not click');
+  } finally {
+    await browser.close();
+  }
+});
