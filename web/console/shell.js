@@ -132,9 +132,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     (allowed ? startBtn : askBtn).focus({ preventScroll: true });
   }
 
-  /** Copy needs a shell to copy from; paste, one that is open. */
+  /** Copy needs text selected in the shown shell; paste, a shell that is open. */
   function renderTools() {
-    copyBtn.disabled = !active;
+    copyBtn.disabled = !active?.term.hasSelection();
     pasteBtn.disabled = active?.state !== 'open';
   }
 
@@ -274,6 +274,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       if (dc.readyState === 'open') dc.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff));
     });
     term.onResize(() => sendResize(t));
+    term.onSelectionChange(() => {
+      if (active === t) renderTools();
+    });
     term.attachCustomKeyEventHandler((e) => {
       if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
       if (e.code !== 'KeyC' && e.code !== 'KeyV') return true;

@@ -71,6 +71,29 @@ test('Ctrl+C stops a command with fast output at once', { timeout: 120_000 }, as
   assert.ok(took < 3000, `the prompt came back ${took} ms after Ctrl+C`);
 });
 
+test('Copy is offered once text is selected in the terminal, and copies it', { timeout: 60_000 }, async () => {
+  const copy = page.getByTestId('shell-copy');
+  const view = page.getByTestId('shell-view-1');
+  await view.locator('.xterm-screen').click();
+  await page.keyboard.type('clear; echo copy-$((6*7))-me\n');
+  const line = view.locator('.xterm-rows > div').filter({ hasText: /^copy-42-me\s*$/ });
+  await line.waitFor();
+  assert.equal(await copy.isDisabled(), true, 'Copy is offered with nothing selected');
+
+  // A double click selects the word, as in any terminal.
+  const box = await line.boundingBox();
+  await page.mouse.dblclick(box.x + 20, box.y + box.height / 2);
+  await until('Copy to be offered for the selection', () => copy.isEnabled(), 5000);
+  await page.screenshot({ path: join(artifacts, 'console-shell-copy.png') });
+  await copy.click();
+  await until('the selection on the clipboard', async () => (await page.evaluate(() => navigator.clipboard.readText())) === 'copy-42-me', 5000);
+
+  // A click in the terminal clears the selection: nothing to copy again.
+  await view.locator('.xterm-screen').click();
+  await until('Copy to be withdrawn', () => copy.isDisabled(), 5000);
+  assert.deepEqual(pageErrors, []);
+});
+
 test('a pause closes the terminals and says it was a pause', { timeout: 120_000 }, async () => {
   const view = page.getByTestId('shell-view-1');
   await page.keyboard.type('sleep 4242\n');
