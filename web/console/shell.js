@@ -207,8 +207,10 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     const tabEl = h('button', { type: 'button', class: 'shell-tab', role: 'tab', 'data-testid': `shell-tab-${n}` },
       h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`, closeTab);
     const t = { n, term, fit, dc: null, el, tabEl, statusEl, state: 'opening', undrawn: 0, held: false };
-    tabs.push(t);
-    tabList.append(tabEl);
+    // In number order: a number freed by a closed tab comes back in its place.
+    const after = tabs.find((o) => o.n > n);
+    tabs.splice(after ? tabs.indexOf(after) : tabs.length, 0, t);
+    tabList.insertBefore(tabEl, after?.tabEl ?? null);
     body.append(el);
     term.open(screen);
     tabEl.addEventListener('click', (e) => {

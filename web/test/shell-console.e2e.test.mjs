@@ -119,6 +119,23 @@ test('a pause closes the terminals and says it was a pause', { timeout: 120_000 
   assert.deepEqual(pageErrors, []);
 });
 
+test('a new terminal that takes a closed one\u2019s number goes in its place among the tabs', { timeout: 60_000 }, async () => {
+  const order = () => page.getByTestId('shell-panel').locator('[role="tab"]').evaluateAll((tabs) => tabs.map((t) => t.textContent));
+  for (const n of [2, 3]) {
+    await page.getByTestId('shell-new').click();
+    await page.locator(`[data-testid="shell-tab-${n}"][data-state="open"]`).waitFor();
+  }
+  assert.deepEqual(await order(), ['Terminal 1', 'Terminal 2', 'Terminal 3']);
+  await page.getByTestId('shell-close-2').click();
+  assert.deepEqual(await order(), ['Terminal 1', 'Terminal 3']);
+  await page.getByTestId('shell-new').click();
+  await page.locator('[data-testid="shell-tab-2"][data-state="open"]').waitFor();
+  assert.deepEqual(await order(), ['Terminal 1', 'Terminal 2', 'Terminal 3']);
+  assert.equal(await page.getByTestId('shell-tab-2').getAttribute('aria-selected'), 'true');
+  await page.screenshot({ path: join(artifacts, 'console-shell-tabs-in-order.png') });
+  assert.deepEqual(pageErrors, []);
+});
+
 // running reports whether a process with this command line runs.
 function running(cmdline) {
   return readdirSync('/proc').some((pid) => {
