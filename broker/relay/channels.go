@@ -63,9 +63,48 @@ func (s *Session) setHostSilent(silent bool) {
 	s.hostSilent = silent
 }
 
+// clipSend is one viewer's text sent to the user's clipboard, on the
+// host's control channel of the time.
+type clipSend struct {
+	host   *webrtc.DataChannel
+	viewer *Viewer
+}
+
+// sendClipboard forwards v's text for the user's clipboard to the host,
+// noting that the host's answer is v's: the host answers every text once,
+// in order. Both happen under s.mu, so that neither another viewer's text
+// nor the answer comes in between.
+func (s *Session) sendClipboard(v *Viewer, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dc := s.hostControl
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return errors.New("host not connected")
+	}
+	if err := dc.Send(data); err != nil {
+		return err
+	}
+	s.clipSenders = append(s.clipSenders, clipSend{host: dc, viewer: v})
+	return nil
+}
+
+// clipSenderLocked takes the viewer the host's next clipboard answer is
+// for, forgetting texts sent to a host that is gone.
+func (s *Session) clipSenderLocked() *Viewer {
+	for len(s.clipSenders) > 0 {
+		sent := s.clipSenders[0]
+		s.clipSenders = s.clipSenders[1:]
+		if sent.host == s.hostControl {
+			return sent.viewer
+		}
+	}
+	return nil
+}
+
 // fromHostControl relays what the host says: its displays to every viewer,
-// its clipboard (and that it took a viewer's) only to viewers allowed the
-// clipboard.
+// its clipboard only to viewers allowed the clipboard, and whether it put
+// a viewer's text on the user's clipboard only to that viewer: a colleague
+// told so would take it for their own text.
 func (s *Session) fromHostControl(data []byte) {
 	msg, err := protocol.DecodeControl(data)
 	if err != nil {
@@ -81,10 +120,15 @@ func (s *Session) fromHostControl(data []byte) {
 		defer s.tapHostControl(msg)
 	}
 	viewers := slices.Collect(maps.Keys(s.viewers))
+	if msg.Type == protocol.ControlClipboardSet {
+		viewers = nil
+		if v := s.clipSenderLocked(); v != nil {
+			viewers = []*Viewer{v}
+		}
+	}
 	s.mu.Unlock()
-	clip := msg.Type == protocol.ControlClipboard || msg.Type == protocol.ControlClipboardSet
 	for _, v := range viewers {
-		if clip && !v.allowed(protocol.PermClipboard) {
+		if msg.Type == protocol.ControlClipboard && !v.allowed(protocol.PermClipboard) {
 			continue
 		}
 		if v.control.ReadyState() == webrtc.DataChannelStateOpen {
@@ -136,7 +180,13 @@ func (v *Viewer) fromControl(data []byte) {
 			v.drop("Take control to set the remote clipboard.")
 			return
 		}
-		if err := v.s.sendHost(false, data); err != nil {
+		var err error
+		if msg.Type == protocol.ControlClipboard {
+			err = v.s.sendClipboard(v, data)
+		} else {
+			err = v.s.sendHost(false, data)
+		}
+		if err != nil {
 			v.drop("The user's computer is not connected.")
 			return
 		}

@@ -63,6 +63,10 @@ type Session struct {
 	closed      bool
 	hostGone    sync.Once
 
+	// clipSenders are the viewers whose text went to the user's clipboard
+	// and is not answered yet, oldest first: each answer is its sender's.
+	clipSenders []clipSend
+
 	// inputMu orders what goes to the host's input channel: nothing while
 	// the host is silent, and on its return the release of whatever was
 	// held before any new input.

@@ -78,6 +78,11 @@ func (r *remote) onControl(data []byte) {
 	}[msg.Type]
 	if need != "" && !r.allow(need) {
 		r.refused(msg.Type)
+		if msg.Type == protocol.ControlClipboard {
+			// Every text is answered: the broker gives each answer to
+			// the technician whose text it is, in order.
+			r.send(protocol.ControlMessage{Type: protocol.ControlClipboardSet, Reason: "The user has not allowed clipboard sharing."})
+		}
 		return
 	}
 	switch msg.Type {

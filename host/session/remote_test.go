@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/tether-support/tether/host/clipboard"
 	"github.com/tether-support/tether/host/consent"
 	"github.com/tether-support/tether/host/input"
 	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/rtc"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -53,7 +56,8 @@ func TestHostEnforcesConsent(t *testing.T) {
 	ask(protocol.PermView, protocol.PermControl, protocol.PermClipboard)
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	r := &remote{log: log, inj: input.New(log, func() (x, y, w, h int) { return 0, 0, 320, 240 }), allow: mgr.Allowed,
+	control, answers := brokerControl(t)
+	r := &remote{log: log, inj: input.New(log, func() (x, y, w, h int) { return 0, 0, 320, 240 }), allow: mgr.Allowed, control: control,
 		selectDisplay: func(int) (protocol.ControlMessage, error) {
 			t.Error("the display was switched without the user's grant")
 			return protocol.ControlMessage{}, nil
@@ -100,6 +104,16 @@ func TestHostEnforcesConsent(t *testing.T) {
 	if got, err := clipboard.Read(); err != nil || got != "the user's own text" {
 		t.Fatalf("clipboard without the grant: %q, %v", got, err)
 	}
+	// The text refused is answered all the same: the broker gives each
+	// answer to the technician whose text it is, in order.
+	select {
+	case m := <-answers:
+		if m.Type != protocol.ControlClipboardSet || m.Reason != "The user has not allowed clipboard sharing." {
+			t.Fatalf("the refused text was answered %+v", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refused text was not answered")
+	}
 
 	u.grant = []string{protocol.PermView, protocol.PermControl}
 	ask(protocol.PermControl)
@@ -117,4 +131,61 @@ func TestHostEnforcesConsent(t *testing.T) {
 	if after := w.Lines()[mark:]; len(after) != 0 {
 		t.Fatalf("input after the user revoked control reached the screen: %q", after)
 	}
+}
+
+// brokerControl connects a control channel for the host to a peer in the
+// test, as the broker's, and returns it with what the peer receives on it.
+func brokerControl(t *testing.T) (*webrtc.DataChannel, <-chan protocol.ControlMessage) {
+	t.Helper()
+	var peers [2]*webrtc.PeerConnection
+	var controls [2]*webrtc.DataChannel
+	opened := make(chan struct{}, 2)
+	for i := range peers {
+		pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		if controls[i], _, err = rtc.DataChannels(pc); err != nil {
+			t.Fatal(err)
+		}
+		controls[i].OnOpen(func() { opened <- struct{}{} })
+		peers[i] = pc
+	}
+	offer, err := peers[0].CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offerSDP, err := rtc.GatherComplete(peers[0], offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := peers[1].SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := peers[1].CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answerSDP, err := rtc.GatherComplete(peers[1], answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := peers[0].SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answerSDP}); err != nil {
+		t.Fatal(err)
+	}
+	received := make(chan protocol.ControlMessage, 16)
+	controls[1].OnMessage(func(m webrtc.DataChannelMessage) {
+		if msg, err := protocol.DecodeControl(m.Data); err == nil {
+			received <- msg
+		}
+	})
+	for range 2 {
+		select {
+		case <-opened:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the control channel did not open")
+		}
+	}
+	return controls[0], received
 }

@@ -565,6 +565,47 @@ func TestClipboardOwnerNotAnswering(t *testing.T) {
 	}
 }
 
+// TestClipboardAnswerOnlyToSender: two technicians may use the clipboard;
+// when one sends text to the user's clipboard, only they are told it was
+// set: their colleague, who sent nothing, is not.
+func TestClipboardAnswerOnlyToSender(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, c, j, _ := liveSession(t, ctx, display)
+	lee, err := colleague(t, ctx, b, c, j.ID).Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lee.Close() })
+	if _, err := lee.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermControl, protocol.PermClipboard) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := lee.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboardRequest}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lee.WaitControl(ctx, protocol.ControlClipboard, func(protocol.ControlMessage) bool { return true }); err != nil {
+		t.Fatalf("the colleague cannot use the clipboard: %v", err)
+	}
+
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatal("take control", err)
+	}
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "from the admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.WaitControl(ctx, protocol.ControlClipboardSet, func(m protocol.ControlMessage) bool { return m.Reason == "" }); err != nil {
+		t.Fatalf("the sender was not told the text was set: %v", err)
+	}
+	if got := xclipRead(t, display); got != "from the admin" {
+		t.Fatalf("user's clipboard = %q", got)
+	}
+	time.Sleep(time.Second)
+	if m, ok := lee.LastControl(protocol.ControlClipboardSet); ok {
+		t.Fatalf("the colleague, who sent nothing, was told %+v", m)
+	}
+}
+
 // TestDisplayPluggedIn: the user connects a second monitor during the
 // session; the technician is offered it within seconds, and can show it.
 func TestDisplayPluggedIn(t *testing.T) {
