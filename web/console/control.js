@@ -726,10 +726,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     })));
     picker.value = String(current);
     pickerWrap.hidden = state.displays.length < 2;
+    input.displayShown(current);
   }
   picker.addEventListener('change', () => {
-    const index = Number(picker.value);
-    if (Number.isInteger(index)) sendControl({ type: 'display.select', index });
+    const display = state.displays.find((d) => d.index === Number(picker.value));
+    if (display && sendControl({ type: 'display.select', index: display.index })) input.awaitDisplay(display);
   });
 
   // ---- input dropped -----------------------------------------------------------

@@ -8,6 +8,9 @@
 //   any move still pending, except buttons: a button event carries its own
 //   position, which replaces a pending move, and the host moves the
 //   pointer there before pressing or releasing.
+// - Right after another display is asked for, the picture still shows the
+//   one before: no pointer event is sent until the new display's first
+//   frame, of its size, is in the picture.
 // - Keys are physical (KeyboardEvent.code), modifiers included, with a
 //   repeated key-down for auto-repeat. Characters without a physical key
 //   travel as text.
@@ -57,6 +60,7 @@ export class RemoteInput {
     this.pendingMove = null;
     this.lastMove = null;
     this.raf = 0;
+    this.awaited = null; // { index, width, height } of the display asked for, until its picture comes
     this.hold = null; // messages queued while Ctrl+V reads the clipboard
     this.released = false; // the last message sent was a release-all
     this.endHold = () => {}; // sends what a paste in progress holds back
@@ -154,6 +158,27 @@ export class RemoteInput {
     this.forget();
   }
 
+  /**
+   * Another display was asked for ({ index, width, height }). Until the
+   * picture has its size, the picture shows the display before, and a
+   * position on it would land elsewhere on the new one: the pointer waits
+   * for the new display's first frame. (Displays of the same size need no
+   * wait.)
+   */
+  awaitDisplay(display) {
+    this.awaited = { index: display.index, width: display.width, height: display.height };
+    this.pendingMove = null;
+    this.buttons = 0; // the host lets go of them when it switches
+  }
+
+  /**
+   * The host says which display it shows: when that is not the one asked
+   * for, it kept the one shown (or another came), and none is awaited.
+   */
+  displayShown(index) {
+    if (this.awaited && this.awaited.index !== index) this.awaited = null;
+  }
+
   // ---- sending -------------------------------------------------------------
 
   forget() {
@@ -205,7 +230,12 @@ export class RemoteInput {
     // The scrollbars of the 1:1 view are not part of the picture.
     const s = this.surface.getBoundingClientRect();
     if (!clamp && (e.clientX - s.left >= this.surface.clientWidth || e.clientY - s.top >= this.surface.clientHeight)) return null;
-    return toRemote(pictureRect(this.video), e.clientX, e.clientY, clamp);
+    const rect = pictureRect(this.video);
+    if (this.awaited) {
+      if (rect?.remoteWidth !== this.awaited.width || rect?.remoteHeight !== this.awaited.height) return null;
+      this.awaited = null; // the new display's picture is here
+    }
+    return toRemote(rect, e.clientX, e.clientY, clamp);
   }
 
   onPointerDown(e) {

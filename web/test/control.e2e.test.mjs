@@ -282,3 +282,69 @@ test('a tab that reconnects takes control back only if nobody took it meanwhile'
     await browser.close();
   }
 });
+
+test('a click right after switching to a display of another size lands where it points', { timeout: 120_000 }, async () => {
+  // The user's screen is two monitors of different sizes side by side.
+  const display = await startXvfb(2560, 1080);
+  const env = { ...process.env, DISPLAY: display };
+  execFileSync('xrandr', ['--setmonitor', '*Left', '1600/423x1080/286+0+0', 'screen'], { env });
+  execFileSync('xrandr', ['--setmonitor', 'Right', '960/254x720/190+1600+0', 'none'], { env });
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    const code = await openSession(page, broker);
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    const pictureWidth = () => page.getByTestId('remote-video').evaluate((v) => v.videoWidth);
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth === 1600);
+    await page.getByTestId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === true);
+    const picker = page.getByTestId('display-picker');
+    assert.deepEqual(await picker.locator('option').allTextContents(), ['Left · 1600 × 1080 · main', 'Right · 960 × 720']);
+
+    // The technician picks the right monitor and clicks at once, again and
+    // again, while the picture still shows the left one, until the right
+    // one's picture comes; then once more.
+    const [px, py] = await remotePoint(page, 700, 400);
+    const from = mark(witness);
+    await picker.selectOption('1');
+    let clicks = 0;
+    for (const deadline = Date.now() + 10_000; await pictureWidth() !== 960 && Date.now() < deadline; clicks++) {
+      await page.mouse.click(px, py);
+    }
+    assert.equal(await pictureWidth(), 960, 'the right monitor is shown');
+    assert.ok(clicks > 0, 'no click went while the left monitor was still shown');
+    await page.mouse.click(px, py);
+    // Where that point is on the right monitor's picture.
+    const [rx, ry] = await page.getByTestId('remote-video').evaluate((v, [x, y]) => {
+      const r = v.getBoundingClientRect();
+      const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
+      const left = r.left + (r.width - v.videoWidth * scale) / 2;
+      const top = r.top + (r.height - v.videoHeight * scale) / 2;
+      return [Math.floor((x - left) / scale), Math.floor((y - top) / scale)];
+    }, [px, py]);
+    // Each click lands where the picture it was made on shows that point:
+    // on the left monitor while it was shown and the host not yet switched,
+    // else on the right one. None lands on the right monitor as if it
+    // were the size of the left one (near 2300,400).
+    const near = (line, x, y) => {
+      const [gx, gy] = line.split(' ').slice(3).map(Number);
+      return Math.abs(gx - x) <= 1 && Math.abs(gy - y) <= 1;
+    };
+    const downs = () => witness.out.stdout.split('\n').slice(from).filter((l) => l.startsWith('button 1 down'));
+    const deadline = Date.now() + 10_000;
+    while (!downs().some((l) => near(l, 1600 + rx, ry)) && Date.now() < deadline) await page.waitForTimeout(25);
+    assert.ok(downs().some((l) => near(l, 1600 + rx, ry)), `no click on the right monitor near ${1600 + rx},${ry}: ${downs().join(', ')}`);
+    for (const line of downs()) {
+      assert.ok(near(line, 700, 400) || near(line, 1600 + rx, ry), `${line}, among the ${clicks + 1} clicks: ${downs().join(', ')}`);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
