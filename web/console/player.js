@@ -13,7 +13,6 @@ import { recordingBadge, sizeText } from './recordings.js';
 import { formatDateTime, formatDuration, h, icon, toast } from './ui.js';
 
 const SPEEDS = [1, 2, 4, 8];
-const CAST_SYNC_MS = 200; // how often the transcript follows the timeline
 const INPUT_BUCKETS = 400; // input bars on the timeline, at most
 
 // Marker categories, in the order of the legend.
@@ -161,7 +160,6 @@ export function mountPlayer(main, { id, navigate }) {
   let speed = 1;
   let last = 0;
   let raf = 0;
-  let castTimer = 0;
   let currentSeg = null;
   // A segment whose video ended before the timeline reached its end: the
   // clock goes on by itself over it, the picture held (see the ended handler).
@@ -580,26 +578,40 @@ export function mountPlayer(main, { id, navigate }) {
       activeShell.player = AP.create(api.recordingPartURL(id, part.name), el, {
         preload: true, controls: false, fit: 'width', theme: 'asciinema', terminalFontSize: '13px', idleTimeLimit: undefined,
       });
-      syncShell(true);
+      syncShell();
     } catch (err) {
       shellStage.replaceChildren(h('div', { class: 'alert alert-error' }, icon('alert', 16), h('span', { text: err.message })));
     }
   }
 
-  let lastCastSync = 0;
-  function syncShell(force) {
+  // The transcript follows the timeline on every frame, so that a line
+  // shows when it was written: five times a second, output came up to a
+  // fifth of a second late, and later at higher speeds. The transcript
+  // draws what it is given on the next frame, so while playing it is
+  // given what happened up to that frame's time: ahead, the timeline's
+  // step from the last frame to this one. Its seeks run one at a time; one
+  // asked for meanwhile goes to where the timeline is when the one under
+  // way is done.
+  let castSeeking = false;
+  let castBehind = false;
+  let castAhead = 0;
+  function syncShell(ahead = 0) {
     const s = activeShell;
     if (!s?.player) return;
-    const now = performance.now();
-    if (!force && now - lastCastSync < CAST_SYNC_MS) return;
-    lastCastSync = now;
-    const at = Math.max(0, (t - s.part.start_ms) / 1000);
-    hooks.shellTime = at;
-    try {
-      s.player.seek(at);
-    } catch {
-      // Not loaded yet: the next tick tries again.
+    castAhead = ahead;
+    if (castSeeking) {
+      castBehind = true;
+      return;
     }
+    const at = Math.max(0, (Math.min(duration, t + castAhead) - s.part.start_ms) / 1000);
+    hooks.shellTime = at;
+    castSeeking = true;
+    castBehind = false;
+    // Not loaded yet, it refuses: the next frame tries again.
+    Promise.resolve().then(() => s.player.seek(at)).catch(() => {}).finally(() => {
+      castSeeking = false;
+      if (castBehind && alive) syncShell(castAhead);
+    });
   }
 
   // ---- Clock --------------------------------------------------------------------
@@ -609,7 +621,7 @@ export function mountPlayer(main, { id, navigate }) {
     heldSeg = null;
     lastVideoT = -1;
     syncVideo();
-    syncShell(true);
+    syncShell();
     render();
   }
 
@@ -640,6 +652,7 @@ export function mountPlayer(main, { id, navigate }) {
     cancelAnimationFrame(raf);
     raf = requestAnimationFrame((now) => {
       if (!alive || !playing) return;
+      const step = (now - last) * speed;
       const seg = segmentAt(t);
       const shown = seg && seg === currentSeg && video.dataset.seg === seg.name;
       const videoT = shown ? seg.start_ms + video.currentTime * 1000 : -1;
@@ -653,7 +666,7 @@ export function mountPlayer(main, { id, navigate }) {
       } else {
         // No video here, or it stalled (at a segment's very end): the
         // clock moves on by itself.
-        t += (now - last) * speed;
+        t += step;
       }
       last = now;
       if (t >= duration) {
@@ -661,7 +674,7 @@ export function mountPlayer(main, { id, navigate }) {
         playing = false;
       }
       syncVideo();
-      syncShell(false);
+      syncShell(playing ? step : 0);
       render();
       if (playing) loop();
     });
@@ -744,7 +757,6 @@ export function mountPlayer(main, { id, navigate }) {
     alive = false;
     playing = false;
     cancelAnimationFrame(raf);
-    clearInterval(castTimer);
     activeShell?.player?.dispose?.();
     for (const v of videos) {
       v.removeAttribute('src');

@@ -1,0 +1,126 @@
+// What happened a fraction of a second apart shows in the player when it
+// happened. A real host on Xvfb, with a technician's Terminal open through
+// `viewer shell`: every 200 to 700 ms a command clicks the screen from
+// black to white or back and prints a line, so the recording has a
+// Terminal command event and a line of output close together, again and
+// again. Played at 1× in headless Chromium, each command shows in the
+// events list, and each line in the transcript, within a video frame
+// (40 ms) of its recorded time: the transcript followed the timeline only
+// five times a second, so a line came up to a fifth of a second late.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectErrors, launch } from './browser.mjs';
+import { api, bin, ROOT, signIn, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+
+after(stopAll);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const FRAME_MS = 40; // one frame of 25 fps video
+const GAPS = [450, 200, 700, 300, 600, 250, 550, 350, 650, 400, 500, 220];
+
+test('Terminal commands and their output a fraction of a second apart each show at their recorded time', { timeout: 180_000 }, async () => {
+  const display = await startXvfb(640, 480);
+  const broker = await startBroker();
+  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-TIMING' } });
+  const host = startHost(broker, s.body.code, display);
+  await host.ready;
+  // Black, white at each click.
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const viewer = start(bin('viewer'), ['-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'join', '-session', s.body.id]);
+  const quote = (a) => `'${a}'`;
+  const shell = start('script', ['-qfec', [bin('viewer'), '-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'shell', '-session', s.body.id].map(quote).join(' '), '/dev/null'],
+    { env: { TERM: 'xterm' }, stdin: 'pipe' });
+  shell.child.stdin.on('error', () => {});
+  const type = (line) => shell.child.stdin.write(line + '\r');
+  type('echo shell-$((6*7))');
+  await until('the Terminal to open', () => shell.out.stdout.includes('shell-42'), 30_000);
+  await sleep(1500);
+  for (const [i, gap] of GAPS.entries()) {
+    type(`xdotool click 1; printf 'out-%s\\n' ${i + 1}`);
+    await sleep(gap);
+  }
+  await until('the last line of output', () => shell.out.stdout.includes(`out-${GAPS.length}`));
+  await sleep(1500);
+  assert.equal((await api(broker, 'POST', `/api/v1/sessions/${s.body.id}/end`, {})).status, 200);
+  await host.exited;
+  viewer.child.kill('SIGTERM');
+  shell.child.kill('SIGTERM');
+
+  const rec = await until('the recording to be sealed', async () => {
+    const r = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
+    return r.state === 'complete' && r;
+  });
+  const cast = rec.manifest.parts.find((p) => p.kind === 'shell');
+  const { events } = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}/events`)).body;
+  const commands = events.filter((e) => e.type === 'shell.command' && e.detail.command.startsWith('xdotool'));
+  assert.equal(commands.length, GAPS.length, JSON.stringify(commands));
+
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await signIn(page, broker, `/#/recording/${s.body.id}`);
+    errors.length = 0; // the console's first look for a login answers 401
+    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    await page.getByTestId('shell-player').locator('.ap-term').waitFor({ timeout: 15_000 });
+
+    // When each line of output was written, from the transcript itself.
+    const lines = await page.evaluate(async (name) => {
+      const res = await fetch(`/api/v1/recordings/${location.hash.split('/').pop()}/parts/${name}`);
+      return (await res.text()).trim().split('\n').slice(1).map((l) => JSON.parse(l));
+    }, cast.name);
+    const outputs = GAPS.map((_, i) => {
+      const line = lines.find(([, kind, data]) => kind === 'o' && data.includes(`out-${i + 1}\r\n`));
+      return cast.start_ms + line[0] * 1000;
+    });
+
+    // Every frame, once it is drawn (the transcript draws in an animation
+    // frame callback of its own), the timeline's time, the current event
+    // and the last line of output the transcript shows.
+    await page.evaluate(() => {
+      window.seen = [];
+      const look = () => setTimeout(() => {
+        const text = document.querySelector('[data-testid="shell-player"]').innerText;
+        window.seen.push({
+          t: window.tether.player.t,
+          event: Number(document.querySelector('.event-row.is-current')?.dataset.index ?? -1),
+          out: Math.max(0, ...[...text.matchAll(/out-(\d+)/g)].map((m) => Number(m[1]))),
+        });
+        if (!window.stopLooking) requestAnimationFrame(look);
+      });
+      requestAnimationFrame(look);
+    });
+    const tl = await page.getByTestId('timeline').boundingBox();
+    const duration = await page.evaluate(() => window.tether.player.duration);
+    await page.mouse.click(tl.x + tl.width * ((commands[0].t - 1000) / duration), tl.y + tl.height / 2);
+    await page.getByTestId('player-play').click();
+    await page.waitForFunction((end) => window.tether.player.t > end || !window.tether.player.playing, outputs.at(-1) + 500, { timeout: 60_000 });
+    mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'artifacts', 'player-timing.png'), fullPage: true });
+    const seen = await page.evaluate(() => {
+      window.stopLooking = true;
+      return window.seen;
+    });
+
+    // Each showed between two looks: the first look that shows it must
+    // not come before its time, and the one before must not come after.
+    const check = (what, at, shows) => {
+      const i = seen.findIndex(shows);
+      assert.ok(i > 0, `${what} (at ${Math.round(at)} ms) never showed`);
+      const [from, to] = [seen[i - 1].t, seen[i].t];
+      assert.ok(to >= at - FRAME_MS && from <= at + FRAME_MS,
+        `${what}, recorded at ${Math.round(at)} ms, showed between ${Math.round(from)} and ${Math.round(to)} ms of the timeline`);
+    };
+    for (const [i, e] of commands.entries()) {
+      check(`Terminal command ${i + 1} in the events list`, e.t, (x) => x.event >= events.indexOf(e));
+      check(`the line out-${i + 1} in the transcript`, outputs[i], (x) => x.out >= i + 1);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
