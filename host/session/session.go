@@ -395,8 +395,8 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		return "", fmt.Errorf("create peer connection: %w", err)
 	}
 	defer pc.Close()
-	if st.track, err = webrtc.NewTrackLocalStaticSample(rtc.VP8, "screen", "tether"); err != nil {
-		return "", fmt.Errorf("create video track: %w", err)
+	if st.track, err = newFrameTrack(); err != nil {
+		return "", err
 	}
 	sender, err := pc.AddTransceiverFromTrack(st.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {

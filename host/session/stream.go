@@ -9,9 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
-
 	"github.com/tether-support/tether/host/capture"
 	"github.com/tether-support/tether/host/encode"
 	"github.com/tether-support/tether/internal/protocol"
@@ -41,7 +38,7 @@ const (
 // sends. Under congestion it lowers the frame rate, not the resolution.
 type streamer struct {
 	log    *slog.Logger
-	track  *webrtc.TrackLocalStaticSample
+	track  *frameTrack
 	maxFPS int
 	// allow says whether the user lets anyone see the screen now: no
 	// pixel is captured, let alone sent, otherwise.
@@ -192,6 +189,7 @@ func (s *streamer) run(ctx context.Context) error {
 		if changed {
 			lastChange = time.Now()
 		}
+		capturedAt := time.Now()
 		frame, err := capt.Capture()
 		switch {
 		case ctx.Err() != nil:
@@ -240,7 +238,7 @@ func (s *streamer) run(ctx context.Context) error {
 			continue
 		}
 		now := time.Now()
-		if err := s.track.WriteSample(media.Sample{Data: data, Duration: now.Sub(lastSent)}); err != nil {
+		if err := s.track.writeFrame(data, capturedAt); err != nil {
 			return fmt.Errorf("send frame: %w", err)
 		}
 		pace.sent(now, bps, len(data))

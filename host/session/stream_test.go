@@ -12,7 +12,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/host/capture"
-	"github.com/tether-support/tether/internal/rtc"
 	"github.com/tether-support/tether/internal/rtc/rtctest"
 	"github.com/tether-support/tether/internal/xtest"
 )
@@ -38,7 +37,7 @@ func TestStreamStill(t *testing.T) {
 			st := &streamer{log: log, maxFPS: 30, allow: func(string) bool { return true }}
 			st.capt = c
 			st.keyframe.Store(true)
-			frames := receive(t, st)
+			frames := receive(t, st, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- st.run(ctx) }()
@@ -70,9 +69,74 @@ func TestStreamStill(t *testing.T) {
 	}
 }
 
+// frameStamp is when a frame's last packet arrived, and its RTP time.
+type frameStamp struct {
+	arrived time.Time
+	rtp     uint32
+}
+
+// TestStreamStampsFrames: each frame carries the time it was captured, so
+// a recording shows a change when it happened: the frame after a still
+// second is stamped a second after the one before it, not with the gap
+// before that.
+func TestStreamStampsFrames(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+	c, err := capture.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, allow: func(string) bool { return true }}
+	st.capt = c
+	st.keyframe.Store(true)
+	stamps := make(chan frameStamp, 1000)
+	frames := receive(t, st, stamps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		c.Close()
+	})
+	waitFrames(t, frames, 0, 10*time.Second)
+	waitStill(t, frames)
+	time.Sleep(time.Second)
+	for range 2 {
+		if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
+			t.Fatalf("xdotool: %v %s", err, out)
+		}
+		w.Wait(t, `^colour `, 5*time.Second)
+		waitStill(t, frames)
+	}
+	var prev *frameStamp
+	gaps := 0
+	for range len(stamps) {
+		s := <-stamps
+		if prev != nil {
+			arrived := s.arrived.Sub(prev.arrived)
+			stamped := time.Duration(s.rtp-prev.rtp) * time.Second / 90000
+			if arrived > 300*time.Millisecond {
+				gaps++
+			}
+			// Arrival follows capture by a few milliseconds of encoding
+			// and sending, alike for every frame.
+			if d := stamped - arrived; d > 60*time.Millisecond || d < -60*time.Millisecond {
+				t.Errorf("a frame %v after the one before is stamped %v after it", arrived.Round(time.Millisecond), stamped.Round(time.Millisecond))
+			}
+		}
+		prev = &s
+	}
+	if gaps < 2 {
+		t.Fatalf("%d frames after a still moment; the test needs 2", gaps)
+	}
+}
+
 // receive connects st's video track to a receiving peer and returns the
-// count of frames that peer has received.
-func receive(t *testing.T, st *streamer) *atomic.Int64 {
+// count of frames that peer has received. Each frame's stamp goes to
+// stamps, if not nil.
+func receive(t *testing.T, st *streamer, stamps chan<- frameStamp) *atomic.Int64 {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
@@ -89,7 +153,7 @@ func receive(t *testing.T, st *streamer) *atomic.Int64 {
 	}
 	sender, receiver := peer(), peer()
 	var err error
-	if st.track, err = webrtc.NewTrackLocalStaticSample(rtc.VP8, "screen", "tether"); err != nil {
+	if st.track, err = newFrameTrack(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sender.AddTransceiverFromTrack(st.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
@@ -104,6 +168,9 @@ func receive(t *testing.T, st *streamer) *atomic.Int64 {
 			}
 			if p.Marker {
 				frames.Add(1)
+				if stamps != nil {
+					stamps <- frameStamp{time.Now(), p.Timestamp}
+				}
 			}
 		}
 	})
