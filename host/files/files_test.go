@@ -316,3 +316,24 @@ func TestUploadHiddenOrPartialNameRefused(t *testing.T) {
 		t.Errorf("sending it renamed: %+v", r)
 	}
 }
+
+// TestUploadLongNameRefusedInWords: a name longer than the user's
+// computer allows is refused with a sentence that says it is too long,
+// how long it is, the limit, and to rename the file.
+func TestUploadLongNameRefusedInWords(t *testing.T) {
+	home := t.TempDir()
+	srv, err := New(Config{Root: home, Inbox: filepath.Join(home, "in")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, ask, _ := openFiles(t, broker)
+	sum := sha256.Sum256([]byte("x"))
+	r := ask(protocol.FileMessage{Type: protocol.FilePut, Name: strings.Repeat("report-", 42) + "v2.pdf", Size: 1, SHA256: hex.EncodeToString(sum[:])})
+	const want = "The file's name is too long: 300 bytes, where the user's computer allows at most 255 (an accented letter takes 2 or more). Rename it with a shorter name and send it again."
+	if r.Type != protocol.FileError || r.Code != protocol.FileErrPath || r.Message != want {
+		t.Fatalf("a 300-byte name: %+v\nwant the message %q", r, want)
+	}
+}

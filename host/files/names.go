@@ -30,7 +30,7 @@ func CheckName(name, goos string) error {
 	case name == "." || name == "..":
 		return fmt.Errorf("%w: %q is not a file name", ErrPath, name)
 	case len(name) > protocol.MaxName:
-		return fmt.Errorf("%w: the name is %d bytes, limit %d", ErrPath, len(name), protocol.MaxName)
+		return refusal(fmt.Sprintf("The file's name is too long: %d bytes, where the user's computer allows at most %d (an accented letter takes 2 or more). Rename it with a shorter name and send it again.", len(name), protocol.MaxName))
 	case !utf8.ValidString(name):
 		return fmt.Errorf("%w: the name is not valid UTF-8", ErrPath)
 	case strings.ContainsAny(name, `/\`):

@@ -30,7 +30,9 @@ const (
 	MaxListing = 1000
 	// MaxPath bounds a path, in bytes.
 	MaxPath = 4096
-	// MaxName bounds one file name, in bytes.
+	// MaxName bounds one file name on the user's computer, in bytes. A
+	// message carries a longer one (up to MaxPath), for the host to refuse
+	// it in a sentence the technician reads, not as a broken message.
 	MaxName = 255
 	// MaxShellMessage bounds one JSON shell control message.
 	MaxShellMessage = 256
@@ -123,8 +125,8 @@ func (m *FileMessage) validate() error {
 	switch {
 	case m.Type == "" || len(m.Type) > MaxIDSize:
 		return fmt.Errorf("%w: bad type", ErrFileMessage)
-	case len(m.Name) > MaxName:
-		return fmt.Errorf("%w: name is %d bytes, limit %d", ErrFileMessage, len(m.Name), MaxName)
+	case len(m.Name) > MaxPath:
+		return fmt.Errorf("%w: name is %d bytes, limit %d", ErrFileMessage, len(m.Name), MaxPath)
 	case len(m.Path) > MaxPath:
 		return fmt.Errorf("%w: path is %d bytes, limit %d", ErrFileMessage, len(m.Path), MaxPath)
 	case !utf8.ValidString(m.Name) || !utf8.ValidString(m.Path):

@@ -32,7 +32,7 @@ func TestFileMessageRoundTrip(t *testing.T) {
 func TestFileMessageLimits(t *testing.T) {
 	for name, b := range map[string]string{
 		"too large":     `{"type":"list","path":"` + strings.Repeat("a", MaxFileMessage) + `"}`,
-		"long name":     `{"type":"put","name":"` + strings.Repeat("n", MaxName+1) + `","sha256":"` + strings.Repeat("0", 64) + `"}`,
+		"long name":     `{"type":"put","name":"` + strings.Repeat("n", MaxPath+1) + `","sha256":"` + strings.Repeat("0", 64) + `"}`,
 		"long path":     `{"type":"get","path":"` + strings.Repeat("p", MaxPath+1) + `"}`,
 		"negative size": `{"type":"put","name":"a","size":-1,"sha256":"` + strings.Repeat("0", 64) + `"}`,
 		"negative off":  `{"type":"get","path":"a","offset":-5}`,
@@ -44,6 +44,19 @@ func TestFileMessageLimits(t *testing.T) {
 		if _, err := DecodeFile([]byte(b)); !errors.Is(err, ErrFileMessage) {
 			t.Errorf("%s: %v, want ErrFileMessage", name, err)
 		}
+	}
+}
+
+// TestFileMessageCarriesLongName: a name longer than the user's computer
+// allows still passes, for the host to say so in words.
+func TestFileMessageCarriesLongName(t *testing.T) {
+	long := strings.Repeat("n", 300)
+	b, err := EncodeFile(FileMessage{Type: FilePut, Name: long, Size: 1, SHA256: strings.Repeat("0", 64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := DecodeFile(b); err != nil || m.Name != long {
+		t.Fatalf("a 300-byte name: %v", err)
 	}
 }
 
