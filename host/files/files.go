@@ -87,6 +87,14 @@ func (s *Server) claimPartial(inbox, sha string, size int64) string {
 	return partial
 }
 
+// keepPartial keeps a partial upload no transfer writes now, for a resume
+// within the session.
+func (s *Server) keepPartial(path string) {
+	s.mu.Lock()
+	s.partials[path] = false
+	s.mu.Unlock()
+}
+
 // removePartial deletes a partial upload and forgets it.
 func (s *Server) removePartial(path string) {
 	os.Remove(path)
@@ -124,7 +132,7 @@ func (s *Server) Close() error {
 		chs = append(chs, c)
 	}
 	s.mu.Unlock()
-	s.CancelAll()
+	s.cancelAll(errEnded)
 	for _, c := range chs {
 		c.wg.Wait()
 	}
@@ -146,9 +154,13 @@ func (s *Server) removePartials() {
 }
 
 // CancelAll stops every transfer under way and closes the channels: the
-// user revoked file transfer or the session ended. Partial uploads are
+// user took file transfer back or paused the session. Partial uploads are
 // removed.
-func (s *Server) CancelAll() {
+func (s *Server) CancelAll() { s.cancelAll(errRevoked) }
+
+// cancelAll stops every transfer under way for the reason why, told to
+// the user, and closes the channels; partial uploads are removed.
+func (s *Server) cancelAll(why error) {
 	s.mu.Lock()
 	chs := make([]*channel, 0, len(s.channels))
 	for c := range s.channels {
@@ -156,7 +168,7 @@ func (s *Server) CancelAll() {
 	}
 	s.mu.Unlock()
 	for _, c := range chs {
-		c.abort(true, errRevoked)
+		c.abort(true, why)
 		c.dc.Close()
 	}
 	// Including those a chunk that met the revoke first set aside for a
@@ -188,10 +200,14 @@ type channel struct {
 	flow    *rtc.Flow
 	allowed func() bool
 
-	mu   sync.Mutex
-	up   *upload
-	down context.CancelFunc
-	wg   sync.WaitGroup
+	mu sync.Mutex
+	up *upload
+	// aside is an upload stopped by a chunk that came when the technician
+	// no longer had file transfer: the user is told why once it is known
+	// (abort), by the channel closing (they left) or by CancelAll.
+	aside *upload
+	down  context.CancelCauseFunc // the cause is why, for the user
+	wg    sync.WaitGroup
 }
 
 // upload is an upload under way.
@@ -208,8 +224,9 @@ func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 	if !c.allowed() {
 		// A partial upload stays: a revoke removes it (CancelAll), a
 		// technician who left may come back and resume. Chunks still on
-		// their way are dropped without a word each.
-		if c.abort(false, errNotNow) || m.IsString {
+		// their way are dropped without a word each. A download stops
+		// when the channel closes or CancelAll comes, which follow.
+		if c.setAside() || m.IsString {
 			c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
 		}
 		return
@@ -282,41 +299,68 @@ func truncate(s string) string {
 	return s
 }
 
-// Why a transfer stopped half way, as the user reads it.
+// Why a transfer stopped half way, as the user reads it after
+// "Receiving report.pdf: stopped: ".
 var (
 	errLeft      = errors.New("the technician left or lost the connection")
 	errCancelled = errors.New("the technician cancelled it")
-	errRevoked   = errors.New("file transfer was taken back")
-	errNotNow    = errors.New("the technician left, or file transfer was paused or taken back")
-	errCutOff    = errors.New("cancelled, taken back or cut off")
+	errRevoked   = errors.New("you took back file transfer or paused the session")
+	errEnded     = errors.New("the session ended")
 )
 
 // abort stops the transfer under way, and says whether there was one; a
 // cancelled upload's partial file is removed, a dropped one is kept for a
 // resume within this session. The user is told why, unless why is nil
-// (they are told otherwise).
+// (they are told otherwise); an upload set aside earlier is told now.
 func (c *channel) abort(cancel bool, why error) bool {
 	c.mu.Lock()
 	up, down := c.up, c.down
 	c.up, c.down = nil, nil
+	var aside *upload
+	if why != nil {
+		aside, c.aside = c.aside, nil
+	}
 	c.mu.Unlock()
 	if down != nil {
-		down()
+		down(why)
 	}
 	if up != nil {
 		up.f.Close()
 		if cancel {
 			c.s.removePartial(up.partial)
 		} else {
-			c.s.mu.Lock()
-			c.s.partials[up.partial] = false // kept for a resume
-			c.s.mu.Unlock()
+			c.s.keepPartial(up.partial)
 		}
 		if why != nil {
 			c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: up.got, Total: up.size, Finished: true, Err: why})
 		}
 	}
+	if aside != nil {
+		if cancel {
+			c.s.removePartial(aside.partial)
+		}
+		c.s.cfg.OnProgress(Progress{Name: aside.name, Direction: protocol.DirectionUpload, Done: aside.got, Total: aside.size, Finished: true, Err: why})
+	}
 	return up != nil || down != nil
+}
+
+// setAside stops the upload under way, keeping its partial file, when a
+// chunk comes while the technician may not transfer files: they left, or
+// the user took file transfer back or paused, and which is not known yet.
+// It says whether there was one.
+func (c *channel) setAside() bool {
+	c.mu.Lock()
+	up := c.up
+	c.up = nil
+	if up != nil {
+		c.aside = up
+	}
+	c.mu.Unlock()
+	if up != nil {
+		up.f.Close()
+		c.s.keepPartial(up.partial)
+	}
+	return up != nil
 }
 
 // list sends the entries of a folder under the root.
@@ -616,7 +660,7 @@ func (c *channel) startDownload(msg protocol.FileMessage) {
 		return
 	}
 	offset := min(msg.Offset, msg.Size)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	c.mu.Lock()
 	c.down = cancel
 	c.mu.Unlock()
@@ -624,7 +668,7 @@ func (c *channel) startDownload(msg protocol.FileMessage) {
 	go func() {
 		defer c.wg.Done()
 		defer f.Close()
-		defer cancel()
+		defer cancel(nil)
 		code, message := c.download(ctx, f, rel, msg.Name, msg.Size, offset)
 		// The channel is free again before the technician hears the end.
 		c.mu.Lock()
@@ -656,10 +700,13 @@ func (c *channel) download(ctx context.Context, f *os.File, rel, name string, si
 			return protocol.FileErrIO, fmt.Sprintf("Reading %s failed (did it change?): %v", rel, err)
 		}
 		if err := c.flow.Send(ctx, buf[:n]); err != nil {
-			if ctx.Err() == nil {
+			why := context.Cause(ctx)
+			if ctx.Err() == nil || why == context.Canceled {
+				// The channel failed or closed under it.
 				c.s.cfg.Logger.Info("download stopped", "path", rel, "sent", sent, "err", err)
+				why = errLeft
 			}
-			c.s.cfg.OnProgress(Progress{Name: name, Source: source, Direction: protocol.DirectionDownload, Done: sent, Total: size, Finished: true, Err: errCutOff})
+			c.s.cfg.OnProgress(Progress{Name: name, Source: source, Direction: protocol.DirectionDownload, Done: sent, Total: size, Finished: true, Err: why})
 			return "", ""
 		}
 		h.Write(buf[:n])

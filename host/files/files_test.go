@@ -337,3 +337,95 @@ func TestUploadLongNameRefusedInWords(t *testing.T) {
 		t.Fatalf("a 300-byte name: %+v\nwant the message %q", r, want)
 	}
 }
+
+// TestTransferStoppedSaysWhy: a file stopped half way tells the user which
+// of the reasons it was, once: the technician cancelled it, they left or
+// lost the connection, or the user took file transfer back. Also when a
+// chunk already on its way arrives after the grant is gone, before the
+// reason is known (the host hears that the technician left before their
+// channel closes).
+func TestTransferStoppedSaysWhy(t *testing.T) {
+	data := make([]byte, 256<<10)
+	sum := sha256.Sum256(data)
+	for _, tt := range []struct{ how, says string }{
+		{"cancel", "the technician cancelled it"},
+		{"leave", "the technician left or lost the connection"},
+		{"revoke", "you took back file transfer or paused the session"},
+		{"fetch cancel", "the technician cancelled it"},
+		{"fetch revoke", "you took back file transfer or paused the session"},
+	} {
+		t.Run(tt.how, func(t *testing.T) {
+			home := t.TempDir()
+			inbox := filepath.Join(home, "in")
+			os.WriteFile(filepath.Join(home, "big.log"), make([]byte, 64<<20), 0o644)
+			stopped := make(chan Progress, 4)
+			srv, err := New(Config{Root: home, Inbox: inbox, OnProgress: func(p Progress) {
+				if p.Finished {
+					stopped <- p
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			broker, host := pair(t)
+			var allowed atomic.Bool
+			allowed.Store(true)
+			host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, allowed.Load) })
+			dc, ask, answer := openFiles(t, broker)
+			// The grant goes, and a chunk on its way arrives before the
+			// host hears why.
+			lateChunk := func() {
+				allowed.Store(false)
+				dc.Send(data[64<<10 : 128<<10])
+				if r := answer(); r.Code != protocol.FileErrDenied {
+					t.Fatalf("a chunk after the grant went: %+v", r)
+				}
+			}
+			if strings.HasPrefix(tt.how, "fetch") {
+				if r := ask(protocol.FileMessage{Type: protocol.FileGet, Path: "big.log"}); r.Type != protocol.FileMeta {
+					t.Fatalf("get: %+v", r)
+				}
+			} else {
+				if r := ask(protocol.FileMessage{Type: protocol.FilePut, Name: "tool.bin", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}); r.Type != protocol.FileReady {
+					t.Fatalf("put: %+v", r)
+				}
+				dc.Send(data[:64<<10])
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					if st, err := os.Stat(filepath.Join(inbox, fmt.Sprintf(".tether-%x-%d.part", sum[:8], len(data)))); err == nil && st.Size() > 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the first chunk was not written")
+					}
+				}
+			}
+			switch tt.how {
+			case "cancel", "fetch cancel":
+				b, _ := protocol.EncodeFile(protocol.FileMessage{Type: protocol.FileCancel})
+				dc.SendText(string(b))
+			case "leave":
+				lateChunk()
+				dc.Close()
+			case "revoke":
+				lateChunk()
+				srv.CancelAll()
+			case "fetch revoke":
+				srv.CancelAll()
+			}
+			select {
+			case p := <-stopped:
+				if p.Err == nil || p.Err.Error() != tt.says {
+					t.Fatalf("the user is told %s stopped with %v, want %q", p.Name, p.Err, tt.says)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the user is not told that the transfer stopped")
+			}
+			select {
+			case p := <-stopped:
+				t.Errorf("the user is told again: %v", p.Err)
+			case <-time.After(300 * time.Millisecond):
+			}
+		})
+	}
+}

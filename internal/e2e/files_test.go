@@ -695,6 +695,41 @@ func TestFileRevokeCancels(t *testing.T) {
 	}
 }
 
+// TestPushStoppedSaysWhy: a file stopped on its way to the user says on
+// the user's terminal which of the reasons it was: the technician
+// cancelled it, left (their viewer stopped by Ctrl+C), or the user took
+// file transfer back.
+func TestPushStoppedSaysWhy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
+	_, f := fs.files(t, ctx)
+	cut, stop := context.WithCancel(ctx)
+	f.Push(cut, src, "cancelled.exe", func(d, _ int64) {
+		if d > 4<<20 {
+			stop()
+		}
+	})
+	fs.host.waitOutput(t, "Receiving cancelled.exe: stopped: the technician cancelled it\r\n", 1, 10*time.Second)
+
+	cmd := fs.b.viewer(t, "push", "-session", fs.id, src, "left.exe")
+	out := startCmd(t, cmd)
+	waitText(t, out, `setup.exe \[[#.]+\] +\d+% [1-9]\d*/`, 30*time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	fs.host.waitOutput(t, "Receiving left.exe: stopped: the technician left or lost the connection\r\n", 1, 10*time.Second)
+
+	revoked := false
+	f.Push(ctx, src, "revoked.exe", func(d, _ int64) {
+		if d > 4<<20 && !revoked {
+			revoked = true
+			fs.host.typeLine(t, "revoke files")
+		}
+	})
+	fs.host.waitOutput(t, "Receiving revoked.exe: stopped: you took back file transfer or paused the session\r\n", 1, 10*time.Second)
+}
+
 // TestViewerPushInterruptedResumes: Ctrl+C stops 'viewer push', which says
 // to run the same command again to carry on; the next run sends only the
 // rest, and the file arrives whole.
