@@ -653,6 +653,15 @@ func (c *channel) startDownload(msg protocol.FileMessage) {
 	} else {
 		info = st
 	}
+	// A hard link is the file itself under a second name, and the other
+	// may be anywhere on the disk: ~/shared/notes.txt may be the user's
+	// ~/.ssh/id_ed25519, which the shared folder leaves out. Which names a
+	// file has cannot be asked, so none with more than one is sent.
+	if n := links(info); n > 1 {
+		f.Close()
+		c.fail(msg, protocol.FileErrPath, fmt.Sprintf("%s cannot be fetched: it has %d names on the user's computer (hard links), and the others may be outside the shared folder. Ask the user to copy it into the shared folder, and fetch the copy.", rel, n))
+		return
+	}
 	msg.Size = info.Size()
 	if msg.Size > c.s.cfg.MaxSize {
 		f.Close()

@@ -429,3 +429,39 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchHardLinkRefused: a hard link in the shared folder to a file the
+// folder leaves out (the user's SSH key elsewhere in their home) cannot be
+// fetched: the refusal says why and what to do, and nothing of the file
+// is sent. A file with one name is fetched as ever.
+func TestFetchHardLinkRefused(t *testing.T) {
+	home := t.TempDir()
+	shared := filepath.Join(home, "shared")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
+	must(os.Mkdir(shared, 0o755))
+	must(os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), []byte("-----BEGIN OPENSSH PRIVATE KEY-----\n"), 0o600))
+	must(os.Link(filepath.Join(home, ".ssh", "id_ed25519"), filepath.Join(shared, "notes.txt")))
+	must(os.WriteFile(filepath.Join(shared, "report.txt"), []byte("fine"), 0o644))
+	srv, err := New(Config{Root: shared, Inbox: filepath.Join(shared, "in")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, ask, _ := openFiles(t, broker)
+	r := ask(protocol.FileMessage{Type: protocol.FileGet, Path: "notes.txt"})
+	const want = "notes.txt cannot be fetched: it has 2 names on the user's computer (hard links), and the others may be outside the shared folder. Ask the user to copy it into the shared folder, and fetch the copy."
+	if r.Type != protocol.FileError || r.Code != protocol.FileErrPath || r.Message != want {
+		t.Fatalf("fetching a hard link to ~/.ssh/id_ed25519: %+v\nwant the message %q", r, want)
+	}
+	if r := ask(protocol.FileMessage{Type: protocol.FileGet, Path: "report.txt"}); r.Type != protocol.FileMeta || r.Size != 4 {
+		t.Fatalf("fetching a file with one name: %+v", r)
+	}
+}

@@ -388,6 +388,7 @@ func TestFileRefusals(t *testing.T) {
 	must(0, os.Mkdir(filepath.Join(fs.home, "docs"), 0o755))
 	must(0, os.WriteFile(filepath.Join(fs.home, "docs", "ok.txt"), []byte("fine"), 0o644))
 	must(0, os.Symlink("docs/ok.txt", filepath.Join(fs.home, "inside-link")))
+	must(0, os.Link(filepath.Join(outside, "secret.txt"), filepath.Join(fs.home, "hard-link.txt")))
 	_, f := fs.files(t, ctx)
 
 	for _, tt := range []struct{ path, code, says string }{
@@ -395,6 +396,7 @@ func TestFileRefusals(t *testing.T) {
 		{"/etc/passwd", protocol.FileErrPath, "absolute"},
 		{"escape/secret.txt", protocol.FileErrPath, "outside the shared folder"},
 		{"zero", protocol.FileErrPath, "outside the shared folder"},
+		{"hard-link.txt", protocol.FileErrPath, "Ask the user to copy it into the shared folder"},
 		{"pipe", protocol.FileErrSpecial, "only regular files"},
 		{"docs", protocol.FileErrSpecial, "a folder"},
 		{"missing.txt", protocol.FileErrNotFound, "does not exist"},

@@ -62,7 +62,7 @@ const (
 // File error codes.
 const (
 	FileErrDenied    = "denied"    // the user has not allowed file transfer
-	FileErrPath      = "path"      // traversal, symlink leaving the root, invalid name
+	FileErrPath      = "path"      // traversal, symlink leaving the root, hard link, invalid name
 	FileErrNotFound  = "not_found" // no such file or directory
 	FileErrSpecial   = "special"   // a device, pipe, socket or other non-regular file
 	FileErrTooLarge  = "too_large" // over the size limit
