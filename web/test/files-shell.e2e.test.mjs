@@ -93,6 +93,18 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     assert.match(await page.locator('[data-testid="transfer"][data-name="tool.bin"]').innerText(), /Saved as .*tool\.bin/);
     await page.screenshot({ path: join(artifacts, 'console-files.png') });
 
+    // A name that starts with a dot (hidden, and the name of settings files
+    // a shell runs), or one too long for the user's computer (150 accented
+    // letters), is refused in words that say to rename it; nothing lands.
+    for (const [name, says] of [['.bashrc', /".bashrc" starts with a dot.*Rename it/s], [`${'\u00e9'.repeat(150)}.txt`, /name is too long: 304 bytes, where the user.s computer allows at most 255.*Rename it/s]]) {
+      await page.getByTestId('files-input').setInputFiles({ name, mimeType: 'text/plain', buffer: Buffer.from('echo hello\n') });
+      const row = page.locator(`[data-testid="transfer"][data-name="${name}"][data-state="failed"]`);
+      await row.waitFor();
+      assert.match(await row.innerText(), says);
+      assert.equal(existsSync(join(inbox, name)), false);
+    }
+    await page.screenshot({ path: join(artifacts, 'console-files-name-refused.png') });
+
     // A file over the browser's limit (a sparse file: no disk used) is not
     // sent; the panel says what the limit is and, as a command to run, how
     // to send it instead.
