@@ -101,15 +101,15 @@ func TestStreamStampsFrames(t *testing.T) {
 		c.Close()
 	})
 	waitFrames(t, frames, 0, 10*time.Second)
-	waitStill(t, frames)
-	time.Sleep(time.Second)
 	for range 2 {
+		waitStill(t, frames)
+		time.Sleep(time.Second)
 		if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
 			t.Fatalf("xdotool: %v %s", err, out)
 		}
 		w.Wait(t, `^colour `, 5*time.Second)
-		waitStill(t, frames)
 	}
+	waitStill(t, frames)
 	var prev *frameStamp
 	gaps := 0
 	for range len(stamps) {
@@ -117,12 +117,14 @@ func TestStreamStampsFrames(t *testing.T) {
 		if prev != nil {
 			arrived := s.arrived.Sub(prev.arrived)
 			stamped := time.Duration(s.rtp-prev.rtp) * time.Second / 90000
-			if arrived > 300*time.Millisecond {
+			if arrived > time.Second {
 				gaps++
 			}
-			// Arrival follows capture by a few milliseconds of encoding
-			// and sending, alike for every frame.
-			if d := stamped - arrived; d > 60*time.Millisecond || d < -60*time.Millisecond {
+			// Arrival follows capture by the time encoding and sending
+			// take, alike for every frame but on a busy machine; stamped
+			// with the time before, the frame after a still moment would
+			// be off by more than a second.
+			if d := stamped - arrived; d > 300*time.Millisecond || d < -300*time.Millisecond {
 				t.Errorf("a frame %v after the one before is stamped %v after it", arrived.Round(time.Millisecond), stamped.Round(time.Millisecond))
 			}
 		}
