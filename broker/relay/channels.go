@@ -63,18 +63,19 @@ func (s *Session) setHostSilent(silent bool) {
 	s.hostSilent = silent
 }
 
-// clipSend is one viewer's text sent to the user's clipboard, on the
-// host's control channel of the time.
+// clipSend is one viewer's text sent to the user's clipboard, or one
+// viewer's fetch of it, on the host's control channel of the time.
 type clipSend struct {
 	host   *webrtc.DataChannel
 	viewer *Viewer
 }
 
-// sendClipboard forwards v's text for the user's clipboard to the host,
-// noting that the host's answer is v's: the host answers every text once,
-// in order. Both happen under s.mu, so that neither another viewer's text
+// sendClipboard forwards v's text for the user's clipboard (fetch false)
+// or v's fetch of it (fetch true) to the host, noting that the host's
+// answer is v's: the host answers every text and every fetch once, in
+// order. Both happen under s.mu, so that neither another viewer's message
 // nor the answer comes in between.
-func (s *Session) sendClipboard(v *Viewer, data []byte) error {
+func (s *Session) sendClipboard(v *Viewer, fetch bool, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dc := s.hostControl
@@ -84,27 +85,39 @@ func (s *Session) sendClipboard(v *Viewer, data []byte) error {
 	if err := dc.Send(data); err != nil {
 		return err
 	}
-	s.clipSenders = append(s.clipSenders, clipSend{host: dc, viewer: v})
+	sent := clipSend{host: dc, viewer: v}
+	if fetch {
+		s.clipFetchers = append(s.clipFetchers, sent)
+	} else {
+		s.clipSenders = append(s.clipSenders, sent)
+	}
 	return nil
 }
 
-// clipSenderLocked takes the viewer the host's next clipboard answer is
-// for, forgetting texts sent to a host that is gone.
-func (s *Session) clipSenderLocked() *Viewer {
-	for len(s.clipSenders) > 0 {
-		sent := s.clipSenders[0]
-		s.clipSenders = s.clipSenders[1:]
+// clipAskerLocked takes the viewer the host's next answer to a text
+// (fetch false) or to a fetch (fetch true) is for, forgetting those sent
+// to a host that is gone. It returns that viewer alone, or nobody.
+func (s *Session) clipAskerLocked(fetch bool) []*Viewer {
+	queue := &s.clipSenders
+	if fetch {
+		queue = &s.clipFetchers
+	}
+	for len(*queue) > 0 {
+		sent := (*queue)[0]
+		*queue = (*queue)[1:]
 		if sent.host == s.hostControl {
-			return sent.viewer
+			return []*Viewer{sent.viewer}
 		}
 	}
 	return nil
 }
 
 // fromHostControl relays what the host says: its displays to every viewer,
-// its clipboard only to viewers allowed the clipboard, and whether it put
-// a viewer's text on the user's clipboard only to that viewer: a colleague
-// told so would take it for their own text.
+// what the user copies to viewers allowed the clipboard, and its answer to
+// a viewer's text or fetch only to that viewer: a colleague told that text
+// was set, or shown a clipboard or an error, would take it for the answer
+// to something they did. A host from before fetches were marked sends its
+// answers as copies, to every viewer allowed the clipboard, as it used to.
 func (s *Session) fromHostControl(data []byte) {
 	msg, err := protocol.DecodeControl(data)
 	if err != nil {
@@ -120,11 +133,11 @@ func (s *Session) fromHostControl(data []byte) {
 		defer s.tapHostControl(msg)
 	}
 	viewers := slices.Collect(maps.Keys(s.viewers))
-	if msg.Type == protocol.ControlClipboardSet {
-		viewers = nil
-		if v := s.clipSenderLocked(); v != nil {
-			viewers = []*Viewer{v}
-		}
+	switch {
+	case msg.Type == protocol.ControlClipboardSet:
+		viewers = s.clipAskerLocked(false)
+	case msg.Type == protocol.ControlClipboard && msg.Fetched:
+		viewers = s.clipAskerLocked(true)
 	}
 	s.mu.Unlock()
 	for _, v := range viewers {
@@ -180,13 +193,7 @@ func (v *Viewer) fromControl(data []byte) {
 			v.drop("Take control to set the remote clipboard.")
 			return
 		}
-		var err error
-		if msg.Type == protocol.ControlClipboard {
-			err = v.s.sendClipboard(v, data)
-		} else {
-			err = v.s.sendHost(false, data)
-		}
-		if err != nil {
+		if err := v.s.sendClipboard(v, msg.Type == protocol.ControlClipboardRequest, data); err != nil {
 			v.drop("The user's computer is not connected.")
 			return
 		}

@@ -65,7 +65,9 @@ type Session struct {
 
 	// clipSenders are the viewers whose text went to the user's clipboard
 	// and is not answered yet, oldest first: each answer is its sender's.
-	clipSenders []clipSend
+	// clipFetchers are the same for fetches of the user's clipboard.
+	clipSenders  []clipSend
+	clipFetchers []clipSend
 
 	// inputMu orders what goes to the host's input channel: nothing while
 	// the host is silent, and on its return the release of whatever was

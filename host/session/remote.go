@@ -78,10 +78,13 @@ func (r *remote) onControl(data []byte) {
 	}[msg.Type]
 	if need != "" && !r.allow(need) {
 		r.refused(msg.Type)
-		if msg.Type == protocol.ControlClipboard {
-			// Every text is answered: the broker gives each answer to
-			// the technician whose text it is, in order.
+		// Every text and every fetch is answered: the broker gives each
+		// answer to the technician who asked, in order.
+		switch msg.Type {
+		case protocol.ControlClipboard:
 			r.send(protocol.ControlMessage{Type: protocol.ControlClipboardSet, Reason: "The user has not allowed clipboard sharing."})
+		case protocol.ControlClipboardRequest:
+			r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Reason: "The user has not allowed clipboard sharing."})
 		}
 		return
 	}
@@ -103,10 +106,10 @@ func (r *remote) onControl(data []byte) {
 		text, err := clipboard.Read()
 		if err != nil {
 			r.log.Warn("read clipboard", "err", err)
-			r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Reason: "The remote clipboard could not be read."})
+			r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Reason: "The remote clipboard could not be read."})
 			return
 		}
-		r.sendClipboard(text)
+		r.sendClipboard(text, true)
 	case protocol.ControlDisplaySelect:
 		list, err := r.selectDisplay(msg.Index)
 		if err != nil {
@@ -137,7 +140,7 @@ func (r *remote) watchClipboard(ctx context.Context) {
 		echo := text == r.clip
 		r.mu.Unlock()
 		if !echo && r.allow(protocol.PermClipboard) {
-			r.sendClipboard(text)
+			r.sendClipboard(text, false)
 		}
 	})
 	if err != nil {
@@ -145,9 +148,6 @@ func (r *remote) watchClipboard(ctx context.Context) {
 	}
 }
 
-// sendClipboard gives the technicians the user's clipboard text; text
-// over the limit is not sent, and they are told why instead, so that they
-// do not take what they saw before for what the user copied now.
 // watchDisplays sends the technicians the user's monitors again whenever
 // they change, until ctx ends: a monitor plugged in mid-session can be
 // chosen, and the list shows each monitor's size as it is now. sent is
@@ -170,18 +170,27 @@ func (r *remote) watchDisplays(ctx context.Context, sent protocol.ControlMessage
 	}
 }
 
-func (r *remote) sendClipboard(text string) {
+// sendClipboard gives the technicians the user's clipboard text; text
+// over the limit is not sent, and they are told why instead, so that they
+// do not take what they saw before for what the user copied now. Fetched
+// text is the answer to one technician's fetch, which the broker gives
+// only to them; it is not taken as seen by all, so that when the user
+// copied it just before the fetch, watchClipboard still sends it to every
+// technician.
+func (r *remote) sendClipboard(text string, fetched bool) {
 	if len(text) > protocol.MaxClipboard {
 		r.log.Warn("clipboard not sent: too large", "bytes", len(text), "limit", protocol.MaxClipboard)
-		r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Reason: fmt.Sprintf(
+		r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: fetched, Reason: fmt.Sprintf(
 			"The remote clipboard holds %d KiB of text, more than the %d KiB that can be shared. Ask the user to copy a shorter piece.",
 			(len(text)+1023)/1024, protocol.MaxClipboard/1024)})
 		return
 	}
-	r.mu.Lock()
-	r.clip = text
-	r.mu.Unlock()
-	r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Text: text})
+	if !fetched {
+		r.mu.Lock()
+		r.clip = text
+		r.mu.Unlock()
+	}
+	r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: fetched, Text: text})
 }
 
 func (r *remote) send(m protocol.ControlMessage) {

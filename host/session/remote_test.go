@@ -92,6 +92,7 @@ func TestHostEnforcesConsent(t *testing.T) {
 	r.onInput(text)
 	for _, m := range []protocol.ControlMessage{
 		{Type: protocol.ControlClipboard, Text: "forged"},
+		{Type: protocol.ControlClipboardRequest},
 		{Type: protocol.ControlDisplaySelect, Index: 1},
 	} {
 		b, err := protocol.EncodeControl(m)
@@ -104,15 +105,23 @@ func TestHostEnforcesConsent(t *testing.T) {
 	if got, err := clipboard.Read(); err != nil || got != "the user's own text" {
 		t.Fatalf("clipboard without the grant: %q, %v", got, err)
 	}
-	// The text refused is answered all the same: the broker gives each
-	// answer to the technician whose text it is, in order.
-	select {
-	case m := <-answers:
-		if m.Type != protocol.ControlClipboardSet || m.Reason != "The user has not allowed clipboard sharing." {
-			t.Fatalf("the refused text was answered %+v", m)
+	// The text and the fetch refused are answered all the same: the broker
+	// gives each answer to the technician who asked, in order.
+	for _, want := range []struct {
+		what string
+		protocol.ControlMessage
+	}{
+		{"text", protocol.ControlMessage{Type: protocol.ControlClipboardSet, Reason: "The user has not allowed clipboard sharing."}},
+		{"fetch", protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Reason: "The user has not allowed clipboard sharing."}},
+	} {
+		select {
+		case m := <-answers:
+			if m.Type != want.Type || m.Fetched != want.Fetched || m.Reason != want.Reason || m.Text != "" {
+				t.Fatalf("the refused %s was answered %+v", want.what, m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the refused %s was not answered", want.what)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the refused text was not answered")
 	}
 
 	u.grant = []string{protocol.PermView, protocol.PermControl}

@@ -522,20 +522,7 @@ func TestClipboardOwnerNotAnswering(t *testing.T) {
 	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
 		t.Fatal("take control", err)
 	}
-	// A program copies, then stops answering (as a frozen one would).
-	owner := exec.Command("xclip", "-i", "-selection", "clipboard", "-quiet")
-	owner.Env = append(os.Environ(), "DISPLAY="+display)
-	owner.Stdin = strings.NewReader("copied by a program that then froze")
-	if err := owner.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		owner.Process.Signal(syscall.SIGCONT)
-		owner.Process.Kill()
-		owner.Wait()
-	})
-	waitFor(t, 5*time.Second, func() bool { return xclipRead(t, display) == "copied by a program that then froze" })
-	owner.Process.Signal(syscall.SIGSTOP)
+	frozenClipboardOwner(t, display, "copied by a program that then froze")
 
 	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboardRequest}); err != nil {
 		t.Fatal(err)
@@ -563,6 +550,26 @@ func TestClipboardOwnerNotAnswering(t *testing.T) {
 	if _, err := j.WaitControl(ctx, protocol.ControlClipboard, func(m protocol.ControlMessage) bool { return m.Text == "copied by the user" }); err != nil {
 		t.Fatalf("the user's copy never reached the technician: %v", err)
 	}
+}
+
+// frozenClipboardOwner has a program copy text on display and then stop
+// answering, as a frozen one would: reading the clipboard gets no answer
+// until someone else copies.
+func frozenClipboardOwner(t *testing.T, display, text string) {
+	t.Helper()
+	owner := exec.Command("xclip", "-i", "-selection", "clipboard", "-quiet")
+	owner.Env = append(os.Environ(), "DISPLAY="+display)
+	owner.Stdin = strings.NewReader(text)
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		owner.Process.Signal(syscall.SIGCONT)
+		owner.Process.Kill()
+		owner.Wait()
+	})
+	waitFor(t, 5*time.Second, func() bool { return xclipRead(t, display) == text })
+	owner.Process.Signal(syscall.SIGSTOP)
 }
 
 // TestClipboardAnswerOnlyToSender: two technicians may use the clipboard;
@@ -603,6 +610,67 @@ func TestClipboardAnswerOnlyToSender(t *testing.T) {
 	time.Sleep(time.Second)
 	if m, ok := lee.LastControl(protocol.ControlClipboardSet); ok {
 		t.Fatalf("the colleague, who sent nothing, was told %+v", m)
+	}
+}
+
+// TestClipboardFetchOnlyToAsker: two technicians may use the clipboard;
+// when one fetches the user's clipboard, only they get what it holds, or
+// why it could not be read: their colleague, who asked for nothing, sees
+// nothing appear. What the user copies still reaches both.
+func TestClipboardFetchOnlyToAsker(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, c, j, _ := liveSession(t, ctx, display)
+	lee, err := colleague(t, ctx, b, c, j.ID).Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lee.Close() })
+	if _, err := lee.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermClipboard) }); err != nil {
+		t.Fatal(err)
+	}
+	// The admin puts text on the user's clipboard: neither technician is
+	// sent it back as a copy by the user.
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatal("take control", err)
+	}
+	if err := j.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "from the admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.WaitControl(ctx, protocol.ControlClipboardSet, func(m protocol.ControlMessage) bool { return m.Reason == "" }); err != nil {
+		t.Fatalf("the admin's text was not set: %v", err)
+	}
+	fetch := func(answered func(protocol.ControlMessage) bool) {
+		t.Helper()
+		if err := lee.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboardRequest}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := lee.WaitControl(ctx, protocol.ControlClipboard, answered); err != nil {
+			t.Fatalf("the colleague's fetch was not answered: %v (last: %+v)", err, m)
+		}
+	}
+
+	fetch(func(m protocol.ControlMessage) bool { return m.Text == "from the admin" })
+	time.Sleep(time.Second)
+	if m, ok := j.LastControl(protocol.ControlClipboard); ok {
+		t.Fatalf("the admin, who fetched nothing, was sent %+v", m)
+	}
+
+	// A program holds the clipboard and hangs: the fetch fails, and only
+	// the colleague who fetched is told so.
+	frozenClipboardOwner(t, display, "held by a program that froze")
+	fetch(func(m protocol.ControlMessage) bool { return m.Reason == "The remote clipboard could not be read." })
+	time.Sleep(time.Second)
+	if m, ok := j.LastControl(protocol.ControlClipboard); ok && m.Reason != "" {
+		t.Fatalf("the admin, who fetched nothing, was told %q", m.Reason)
+	}
+
+	xclipWrite(t, display, "copied by the user")
+	for who, v := range map[string]*client.Joined{"admin": j, "colleague": lee} {
+		if _, err := v.WaitControl(ctx, protocol.ControlClipboard, func(m protocol.ControlMessage) bool { return m.Text == "copied by the user" }); err != nil {
+			t.Fatalf("the user's copy did not reach the %s: %v", who, err)
+		}
 	}
 }
 

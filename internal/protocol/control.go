@@ -21,8 +21,8 @@ const (
 
 // Control message types.
 const (
-	ControlClipboard        = "clipboard"         // text both ways
-	ControlClipboardRequest = "clipboard.request" // viewer asks for the host's clipboard
+	ControlClipboard        = "clipboard"         // text both ways; from the host, fetched when it answers a clipboard.request
+	ControlClipboardRequest = "clipboard.request" // viewer asks for the host's clipboard (answered once, in order)
 	ControlClipboardSet     = "clipboard.set"     // host: a viewer's text is on the clipboard (reason: why not)
 	ControlDisplays         = "displays"          // host lists its displays
 	ControlDisplaySelect    = "display.select"    // viewer picks the display to share
@@ -55,6 +55,10 @@ type ControlMessage struct {
 	Enabled  bool      `json:"enabled,omitempty"`  // control
 	Reason   string    `json:"reason,omitempty"`   // control, input.dropped
 	Count    int       `json:"count,omitempty"`    // input.dropped
+	// Fetched marks the host's clipboard (text, or why none) sent as the
+	// answer to a clipboard.request, not because the user copied: the
+	// broker gives it only to the viewer that asked.
+	Fetched bool `json:"fetched,omitempty"`
 	// Turn numbers each taking of control (control): the broker gives it
 	// with control, and a viewer back after a reconnection asks with it to
 	// take control back only if nobody has taken it since.

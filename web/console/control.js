@@ -6,7 +6,8 @@
 //   {"type":"control","enabled":bool,"reason"?,"turn"?} ⇄ ask for / give up control; broker says what holds
 //   {"type":"clipboard","text":"…"}               ⇄ set / announce a clipboard
 //   {"type":"clipboard","reason":"…"}             ← the remote one could not be shared, and why
-//   {"type":"clipboard.request"}                   → ask for the remote clipboard
+//   {"type":"clipboard.request"}                   → ask for the remote clipboard; the answer
+//                                                    comes to this page alone, with "fetched":true
 //   {"type":"displays","displays":[…],"current":n} ← the host's monitors
 //   {"type":"display.select","index":n}            → show another monitor
 //   {"type":"input.dropped","count":n,"reason"?}   ← the broker refused input
