@@ -333,6 +333,7 @@ func (h *Hub) markAlive() {
 	defer h.wg.Done()
 	tick := time.NewTicker(aliveEvery)
 	defer tick.Stop()
+	marking := failing{what: "note in the database which sessions are live"}
 	for {
 		select {
 		case <-h.stop:
@@ -348,7 +349,9 @@ func (h *Hub) markAlive() {
 		}
 		h.mu.Unlock()
 		if err := h.cfg.Store.MarkAlive(context.Background(), ids, h.cfg.Now()); err != nil {
-			h.log.Error("mark live sessions", "err", err)
+			marking.failed(h.log, h.cfg.Now(), err)
+		} else {
+			marking.worked(h.log, h.cfg.Now())
 		}
 	}
 }
@@ -368,8 +371,9 @@ func (h *Hub) expireCodes() {
 	defer h.wg.Done()
 	tick := time.NewTicker(expireEvery)
 	defer tick.Stop()
+	expiring := failing{what: "end the sessions whose support code expired"}
 	for {
-		h.endExpired()
+		h.endExpired(&expiring)
 		h.writeUnrecordedEnds()
 		select {
 		case <-h.stop:
@@ -381,12 +385,14 @@ func (h *Hub) expireCodes() {
 
 // endExpired ends the sessions whose code expired unused, as of the
 // expiry: that is when the session was over, whenever the broker noticed.
-func (h *Hub) endExpired() {
+// While the store fails, f keeps the log to a line a minute.
+func (h *Hub) endExpired(f *failing) {
 	ids, err := h.cfg.Store.EndExpiredCodes(context.Background(), expiredCodeReason, h.cfg.Now())
 	if err != nil {
-		h.log.Error("end sessions whose code expired", "err", err)
+		f.failed(h.log, h.cfg.Now(), err)
 		return
 	}
+	f.worked(h.log, h.cfg.Now())
 	for _, id := range ids {
 		h.mu.Lock()
 		_, live := h.live[id]

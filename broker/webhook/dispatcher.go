@@ -318,11 +318,17 @@ func (d *Dispatcher) schedule() {
 	tick := time.NewTicker(d.cfg.PollInterval)
 	defer tick.Stop()
 	var dropped time.Time
+	listing := failing{what: "read the webhook deliveries that are due"}
+	dropping := failing{what: "drop the old webhook secrets whose time is over"}
 	for {
-		d.enqueueDue()
+		d.enqueueDue(&listing)
 		if now := d.cfg.Now(); now.Sub(dropped).Abs() >= time.Minute {
-			if err := d.cfg.Store.DropOldWebhookSecrets(d.ctx, now); err != nil && d.ctx.Err() == nil {
-				d.log.Error("drop old webhook secrets", "err", err)
+			err := d.cfg.Store.DropOldWebhookSecrets(d.ctx, now)
+			switch {
+			case err == nil:
+				dropping.worked(d.log, now)
+			case d.ctx.Err() == nil:
+				dropping.failed(d.log, now, err)
 			}
 			dropped = now
 		}
@@ -335,7 +341,9 @@ func (d *Dispatcher) schedule() {
 	}
 }
 
-func (d *Dispatcher) enqueueDue() {
+// enqueueDue queues the due deliveries there is room for. While the store
+// fails, f keeps the log to a line a minute.
+func (d *Dispatcher) enqueueDue(f *failing) {
 	free := cap(d.queue) - len(d.queue)
 	if free == 0 {
 		return
@@ -346,10 +354,11 @@ func (d *Dispatcher) enqueueDue() {
 	due, err := d.cfg.Store.NextDueWebhookDeliveries(d.ctx, d.cfg.Now(), busy)
 	if err != nil {
 		if d.ctx.Err() == nil {
-			d.log.Error("list due webhook deliveries", "err", err)
+			f.failed(d.log, d.cfg.Now(), err)
 		}
 		return
 	}
+	f.worked(d.log, d.cfg.Now())
 	for _, dl := range due {
 		if free == 0 {
 			return

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
+import { api, ROOT, signIn, startBroker, stopAll, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -68,4 +68,29 @@ test('an unreadable database answers 503 with a clear message, and requests work
   } finally {
     await browser.close();
   }
+});
+
+// Two jobs the broker runs every second need the database: ending the
+// sessions whose code expired, and sending webhooks. While it cannot be
+// read, each logs once what fails and that the broker keeps trying, not a
+// line every second that buries the rest of the log; and once that it
+// works again.
+test('the broker logs once that its background work fails, not every second, and when it works again', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const before = broker.out.stderr.length;
+  const restore = spoil(broker.dataDir);
+  await new Promise((r) => setTimeout(r, 5_000));
+  const down = broker.out.stderr.slice(before);
+  const lines = down.split('\n').filter(Boolean);
+  assert.ok(lines.length <= 2, `${lines.length} lines in 5 seconds:\n${down}`);
+  for (const what of [/cannot end the sessions whose support code expired/, /cannot read the webhook deliveries that are due/]) {
+    const said = lines.filter((l) => what.test(l));
+    assert.equal(said.length, 1, `${what}: once:\n${down}`);
+    assert.match(said[0], /level=ERROR .*the broker keeps trying/);
+  }
+
+  restore();
+  await until('the broker to log that its jobs work again', () =>
+    /can end the sessions whose support code expired again/.test(broker.out.stderr)
+    && /can read the webhook deliveries that are due again/.test(broker.out.stderr));
 });
