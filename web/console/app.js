@@ -12,7 +12,7 @@
 //   #/recording/<id>   play one recording
 
 import * as api from './api.js';
-import { mountLogin } from './login.js';
+import { mountLogin, mountUnavailable } from './login.js';
 import { forgetLatestCode, mountSessions } from './sessions.js';
 import { mountSession } from './session.js';
 import { mountAccount } from './account.js';
@@ -26,6 +26,7 @@ const root = document.getElementById('app');
 const app = {
   user: null, // { username, role } once signed in
   flash: '', // a notice for the login screen (e.g. "sign-in expired")
+  down: '', // why the broker cannot tell who is signed in, while it cannot
   unmount: null,
 };
 
@@ -74,6 +75,10 @@ function render() {
   window.tether.permissions = null;
 
   const route = parseRoute();
+  if (!app.user && app.down) {
+    showUnavailable();
+    return;
+  }
   if (!app.user) {
     if (route.name !== 'login') sessionStorage.setItem('tether.next', location.hash);
     showLogin();
@@ -139,6 +144,35 @@ function showLogin() {
       navigate(next && !next.startsWith('#/login') ? next : '#/sessions');
     },
   });
+}
+
+// The broker cannot say who is signed in: wait for it, on this page
+// rather than the sign-in form. Once it answers, the page the address
+// names opens, or the sign-in form when the login is gone.
+function showUnavailable() {
+  document.title = 'Waiting for the broker · Tether';
+  app.unmount = mountUnavailable(root, {
+    message: app.down,
+    async check() {
+      try {
+        setUser(await api.me());
+        app.down = '';
+      } catch (err) {
+        if (cannotAnswer(err)) return err.message;
+        app.down = '';
+        app.flash = err.message;
+      }
+      render();
+      return '';
+    },
+  });
+}
+
+// cannotAnswer tells a broker that cannot answer now (its database cannot
+// be read, a restart, a proxy in front that cannot reach it) from one
+// that answered.
+function cannotAnswer(err) {
+  return err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
 }
 
 /** Renders the sidebar layout and returns its main content element. */
@@ -230,8 +264,8 @@ async function boot() {
   try {
     setUser(await api.me());
   } catch (err) {
-    // The broker is down or unreachable: the login screen says so on submit.
-    app.flash = err.message;
+    if (cannotAnswer(err)) app.down = err.message;
+    else app.flash = err.message;
   }
   render();
 }

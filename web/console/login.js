@@ -134,3 +134,53 @@ export function mountLogin(root, { flash = '', onLogin }) {
   username.focus();
   return () => clearInterval(lockTimer);
 }
+
+// How often the page waiting for the broker asks it again.
+const RETRY_MS = 5000;
+
+/**
+ * Shows, in place of the sign-in form, that the broker cannot answer
+ * right now (a problem with its database, a restart): a technician who is
+ * signed in must not think they were logged out and type their password.
+ * Calls check() every few seconds and when asked; check resolves to the
+ * broker's new message while it still cannot answer, and the caller takes
+ * the page over once it can. Returns an unmount function.
+ */
+export function mountUnavailable(root, { message, check }) {
+  let timer = 0;
+  let alive = true;
+  const waiting = `The console asks the broker again every ${RETRY_MS / 1000} seconds, and opens the page you were on as soon as it answers.`;
+
+  const messageText = h('span', { text: message, 'data-testid': 'broker-down-message' });
+  const status = h('p', { class: 'login-subtitle', role: 'status', 'data-testid': 'broker-down-status', text: waiting });
+  const retry = h('button', { type: 'button', class: 'btn btn-secondary btn-block', 'data-testid': 'broker-down-retry' },
+    icon('refresh', 16), h('span', { text: 'Try again now' }));
+
+  async function again() {
+    clearTimeout(timer);
+    retry.disabled = true;
+    status.textContent = 'Asking the broker again\u2026';
+    const stillDown = await check();
+    if (!alive) return;
+    messageText.textContent = stillDown;
+    retry.disabled = false;
+    status.textContent = waiting;
+    timer = setTimeout(again, RETRY_MS);
+  }
+  retry.addEventListener('click', again);
+
+  root.replaceChildren(h('div', { class: 'login-page', 'data-testid': 'broker-down' },
+    h('div', { class: 'login-panel' },
+      h('div', { class: 'login-brand' }, brand(36)),
+      h('div', { class: 'card login-card' },
+        h('h1', { class: 'login-title', text: 'Waiting for the broker' }),
+        status,
+        h('div', { class: 'alert alert-error', role: 'alert' }, icon('alert', 16), messageText),
+        retry))));
+
+  timer = setTimeout(again, RETRY_MS);
+  return () => {
+    alive = false;
+    clearTimeout(timer);
+  };
+}

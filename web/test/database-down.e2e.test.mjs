@@ -2,8 +2,9 @@
 // disk, a damaged file): a ticket system's request and the console are
 // told the broker has a problem, in words and as JSON, not that their key
 // or login is wrong; once the database is back, both work again without a
-// restart. A real broker process; its database files are overwritten with
-// garbage, then put back.
+// restart, and the console without signing in again. A real broker
+// process; its database files are overwritten with garbage, then put
+// back.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,32 +38,55 @@ function spoil(dataDir) {
   };
 }
 
-test('an unreadable database answers 503 with a clear message, and requests work again once it is back', { timeout: 120_000 }, async () => {
+test('an unreadable database answers 503 with a clear message; the signed-in console waits for it, not at the sign-in form, and comes back once it is', { timeout: 120_000 }, async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   const broker = await startBroker();
-  assert.equal((await api(broker, 'GET', '/api/v1/sessions')).status, 200);
+  assert.equal((await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-DBDOWN' } })).status, 201);
   const browser = await launch();
   try {
     const page = await browser.newPage();
     const errors = collectErrors(page);
     await signIn(page, broker);
-    await page.getByTestId('new-session').waitFor();
+    await page.getByTestId('session-row').waitFor();
 
     const restore = spoil(broker.dataDir);
     const down = await api(broker, 'GET', '/api/v1/sessions');
     assert.equal(down.status, 503, JSON.stringify(down.body));
     assert.equal(down.body?.error?.code, 'unavailable');
     assert.match(down.body.error.message, /The broker has a problem/);
-    // The console, opened again, says so instead of a blank page.
+    // The open list says it shows what it had, and keeps trying.
+    await page.getByText(/Showing the last list: The broker has a problem/).waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'database-down-list.png') });
+
+    // Opened again (a reload, a new tab), the console cannot learn who is
+    // signed in: it says the broker has a problem and waits for it, rather
+    // than offering the sign-in form as if the technician were logged out.
     await page.reload();
-    await page.getByText(/The broker has a problem/).first().waitFor({ timeout: 15_000 });
+    const waiting = page.getByTestId('broker-down');
+    await waiting.waitFor({ timeout: 15_000 });
+    await page.evaluate(() => {
+      window.sawSignIn = false;
+      new MutationObserver(() => {
+        if (document.querySelector('[data-testid="login-username"]')) window.sawSignIn = true;
+      }).observe(document.body, { childList: true, subtree: true });
+    });
+    const text = await waiting.innerText();
+    assert.match(text, /The broker has a problem and cannot check logins right now/);
+    assert.match(text, /asks the broker again every 5 seconds, and opens the page you were on as soon as it answers/);
+    assert.equal(await page.getByTestId('login-username').count(), 0, 'no sign-in form');
     await page.screenshot({ path: join(ARTIFACTS, 'database-down-console.png') });
+    // Asked again while the database is still unreadable, it keeps waiting.
+    await page.getByTestId('broker-down-retry').click();
+    await until('the check to end', () => page.getByTestId('broker-down-retry').isEnabled());
+    assert.equal(await waiting.count(), 1);
 
     restore();
     const up = await api(broker, 'GET', '/api/v1/sessions');
     assert.equal(up.status, 200, JSON.stringify(up.body));
-    await page.reload();
-    await page.getByTestId('new-session').waitFor({ timeout: 15_000 });
+    // By itself, without a reload or signing in again, the list is back.
+    await page.getByTestId('session-row').waitFor({ timeout: 15_000 });
+    assert.match(page.url(), /#\/sessions$/);
+    assert.equal(await page.evaluate(() => window.sawSignIn), false, 'the sign-in form never showed');
     await page.screenshot({ path: join(ARTIFACTS, 'database-back-console.png') });
     assert.deepEqual(errors.filter((e) => !/status of 503/.test(e.message)), []);
   } finally {
