@@ -24,6 +24,7 @@ import (
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/relay"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/joblog"
 	"github.com/tether-support/tether/internal/limit"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
@@ -333,7 +334,7 @@ func (h *Hub) markAlive() {
 	defer h.wg.Done()
 	tick := time.NewTicker(aliveEvery)
 	defer tick.Stop()
-	marking := failing{what: "note in the database which sessions are live"}
+	marking := joblog.Failing{What: "note in the database which sessions are live"}
 	for {
 		select {
 		case <-h.stop:
@@ -349,9 +350,9 @@ func (h *Hub) markAlive() {
 		}
 		h.mu.Unlock()
 		if err := h.cfg.Store.MarkAlive(context.Background(), ids, h.cfg.Now()); err != nil {
-			marking.failed(h.log, h.cfg.Now(), err)
+			marking.Failed(h.log, h.cfg.Now(), err)
 		} else {
-			marking.worked(h.log, h.cfg.Now())
+			marking.Worked(h.log, h.cfg.Now())
 		}
 	}
 }
@@ -371,7 +372,7 @@ func (h *Hub) expireCodes() {
 	defer h.wg.Done()
 	tick := time.NewTicker(expireEvery)
 	defer tick.Stop()
-	expiring := failing{what: "end the sessions whose support code expired"}
+	expiring := joblog.Failing{What: "end the sessions whose support code expired"}
 	for {
 		h.endExpired(&expiring)
 		h.writeUnrecordedEnds()
@@ -386,13 +387,13 @@ func (h *Hub) expireCodes() {
 // endExpired ends the sessions whose code expired unused, as of the
 // expiry: that is when the session was over, whenever the broker noticed.
 // While the store fails, f keeps the log to a line a minute.
-func (h *Hub) endExpired(f *failing) {
+func (h *Hub) endExpired(f *joblog.Failing) {
 	ids, err := h.cfg.Store.EndExpiredCodes(context.Background(), expiredCodeReason, h.cfg.Now())
 	if err != nil {
-		f.failed(h.log, h.cfg.Now(), err)
+		f.Failed(h.log, h.cfg.Now(), err)
 		return
 	}
-	f.worked(h.log, h.cfg.Now())
+	f.Worked(h.log, h.cfg.Now())
 	for _, id := range ids {
 		h.mu.Lock()
 		_, live := h.live[id]

@@ -23,6 +23,7 @@ import (
 	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
+	"github.com/tether-support/tether/internal/joblog"
 )
 
 // DefaultBackoff is the wait before each retry: ×3 from 10 s, capped at 6 h.
@@ -318,17 +319,17 @@ func (d *Dispatcher) schedule() {
 	tick := time.NewTicker(d.cfg.PollInterval)
 	defer tick.Stop()
 	var dropped time.Time
-	listing := failing{what: "read the webhook deliveries that are due"}
-	dropping := failing{what: "drop the old webhook secrets whose time is over"}
+	listing := joblog.Failing{What: "read the webhook deliveries that are due"}
+	dropping := joblog.Failing{What: "drop the old webhook secrets whose time is over"}
 	for {
 		d.enqueueDue(&listing)
 		if now := d.cfg.Now(); now.Sub(dropped).Abs() >= time.Minute {
 			err := d.cfg.Store.DropOldWebhookSecrets(d.ctx, now)
 			switch {
 			case err == nil:
-				dropping.worked(d.log, now)
+				dropping.Worked(d.log, now)
 			case d.ctx.Err() == nil:
-				dropping.failed(d.log, now, err)
+				dropping.Failed(d.log, now, err)
 			}
 			dropped = now
 		}
@@ -343,7 +344,7 @@ func (d *Dispatcher) schedule() {
 
 // enqueueDue queues the due deliveries there is room for. While the store
 // fails, f keeps the log to a line a minute.
-func (d *Dispatcher) enqueueDue(f *failing) {
+func (d *Dispatcher) enqueueDue(f *joblog.Failing) {
 	free := cap(d.queue) - len(d.queue)
 	if free == 0 {
 		return
@@ -354,11 +355,11 @@ func (d *Dispatcher) enqueueDue(f *failing) {
 	due, err := d.cfg.Store.NextDueWebhookDeliveries(d.ctx, d.cfg.Now(), busy)
 	if err != nil {
 		if d.ctx.Err() == nil {
-			f.failed(d.log, d.cfg.Now(), err)
+			f.Failed(d.log, d.cfg.Now(), err)
 		}
 		return
 	}
-	f.worked(d.log, d.cfg.Now())
+	f.Worked(d.log, d.cfg.Now())
 	for _, dl := range due {
 		if free == 0 {
 			return

@@ -1,4 +1,4 @@
-package signal
+package joblog
 
 import (
 	"bytes"
@@ -14,14 +14,14 @@ import (
 func TestFailingLogsOnceAMinute(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	f := failing{what: "end the sessions whose support code expired"}
+	f := Failing{What: "end the sessions whose support code expired"}
 	start := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
-	f.worked(log, start)
+	f.Worked(log, start)
 	for s := range 120 {
-		f.failed(log, start.Add(time.Duration(s)*time.Second), errors.New("file is not a database"))
+		f.Failed(log, start.Add(time.Duration(s)*time.Second), errors.New("file is not a database"))
 	}
-	f.worked(log, start.Add(2*time.Minute))
-	f.worked(log, start.Add(2*time.Minute+time.Second))
+	f.Worked(log, start.Add(2*time.Minute))
+	f.Worked(log, start.Add(2*time.Minute+time.Second))
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	want := []string{
 		`level=ERROR msg="cannot end the sessions whose support code expired; the broker keeps trying and logs when it works again" err="file is not a database"`,
