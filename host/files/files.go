@@ -154,9 +154,13 @@ func (s *Server) removePartials() {
 }
 
 // CancelAll stops every transfer under way and closes the channels: the
-// user took file transfer back or paused the session. Partial uploads are
-// removed.
+// user took file transfer back. Partial uploads are removed.
 func (s *Server) CancelAll() { s.cancelAll(errRevoked) }
+
+// PauseAll stops every transfer under way and closes the channels: the
+// user paused the session. Partial uploads are removed, so a file sent to
+// the user starts over once they resume.
+func (s *Server) PauseAll() { s.cancelAll(errPaused) }
 
 // cancelAll stops every transfer under way for the reason why, told to
 // the user, and closes the channels; partial uploads are removed.
@@ -204,7 +208,8 @@ type channel struct {
 	up *upload
 	// aside is an upload stopped by a chunk that came when the technician
 	// no longer had file transfer: the user is told why once it is known
-	// (abort), by the channel closing (they left) or by CancelAll.
+	// (abort), by the channel closing (they left) or by CancelAll or
+	// PauseAll.
 	aside *upload
 	down  context.CancelCauseFunc // the cause is why, for the user
 	wg    sync.WaitGroup
@@ -222,10 +227,11 @@ type upload struct {
 
 func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 	if !c.allowed() {
-		// A partial upload stays: a revoke removes it (CancelAll), a
-		// technician who left may come back and resume. Chunks still on
-		// their way are dropped without a word each. A download stops
-		// when the channel closes or CancelAll comes, which follow.
+		// A partial upload stays: a revoke or a pause removes it
+		// (CancelAll, PauseAll), a technician who left may come back and
+		// resume. Chunks still on their way are dropped without a word
+		// each. A download stops when the channel closes or CancelAll or
+		// PauseAll comes, which follow.
 		if c.setAside() || m.IsString {
 			c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
 		}
@@ -304,7 +310,8 @@ func truncate(s string) string {
 var (
 	errLeft      = errors.New("the technician left or lost the connection")
 	errCancelled = errors.New("the technician cancelled it")
-	errRevoked   = errors.New("you took back file transfer or paused the session")
+	errRevoked   = errors.New("you took back file transfer")
+	errPaused    = errors.New("you paused the session; the technician can start it again once you resume")
 	errEnded     = errors.New("the session ended")
 )
 

@@ -340,7 +340,8 @@ func TestUploadLongNameRefusedInWords(t *testing.T) {
 
 // TestTransferStoppedSaysWhy: a file stopped half way tells the user which
 // of the reasons it was, once: the technician cancelled it, they left or
-// lost the connection, or the user took file transfer back. Also when a
+// lost the connection, the user took file transfer back, or the user
+// paused the session. Also when a
 // chunk already on its way arrives after the grant is gone, before the
 // reason is known (the host hears that the technician left before their
 // channel closes).
@@ -350,9 +351,11 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 	for _, tt := range []struct{ how, says string }{
 		{"cancel", "the technician cancelled it"},
 		{"leave", "the technician left or lost the connection"},
-		{"revoke", "you took back file transfer or paused the session"},
+		{"revoke", "you took back file transfer"},
+		{"pause", "you paused the session; the technician can start it again once you resume"},
 		{"fetch cancel", "the technician cancelled it"},
-		{"fetch revoke", "you took back file transfer or paused the session"},
+		{"fetch revoke", "you took back file transfer"},
+		{"fetch pause", "you paused the session; the technician can start it again once you resume"},
 	} {
 		t.Run(tt.how, func(t *testing.T) {
 			home := t.TempDir()
@@ -412,6 +415,11 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 				srv.CancelAll()
 			case "fetch revoke":
 				srv.CancelAll()
+			case "pause":
+				lateChunk()
+				srv.PauseAll()
+			case "fetch pause":
+				srv.PauseAll()
 			}
 			select {
 			case p := <-stopped:

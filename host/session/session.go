@@ -236,9 +236,13 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				inj.ReleaseAll()
 			}
 			// Revoked or paused: transfers stop and shells close at once,
-			// whatever the broker does.
+			// whatever the broker does. The user reads which it was.
 			if !mgr.Allowed(protocol.PermFiles) {
-				fsrv.CancelAll()
+				if state.Paused {
+					fsrv.PauseAll()
+				} else {
+					fsrv.CancelAll()
+				}
 			}
 			if !mgr.Allowed(protocol.PermShell) {
 				shells.CloseAll()

@@ -699,14 +699,14 @@ func TestFileRevokeCancels(t *testing.T) {
 
 // TestPushStoppedSaysWhy: a file stopped on its way to the user says on
 // the user's terminal which of the reasons it was: the technician
-// cancelled it, left (their viewer stopped by Ctrl+C), or the user took
-// file transfer back.
+// cancelled it, left (their viewer stopped by Ctrl+C), the user paused the
+// session, or the user took file transfer back.
 func TestPushStoppedSaysWhy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fs := startFilesSession(t, ctx)
 	src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
-	_, f := fs.files(t, ctx)
+	j, f := fs.files(t, ctx)
 	cut, stop := context.WithCancel(ctx)
 	f.Push(cut, src, "cancelled.exe", func(d, _ int64) {
 		if d > 4<<20 {
@@ -722,6 +722,25 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 	cmd.Wait()
 	fs.host.waitOutput(t, "Receiving left.exe: stopped: the technician left or lost the connection\r\n", 1, 10*time.Second)
 
+	paused := false
+	f.Push(ctx, src, "paused.exe", func(d, _ int64) {
+		if d > 4<<20 && !paused {
+			paused = true
+			fs.host.typeLine(t, "pause")
+		}
+	})
+	fs.host.waitOutput(t, "Receiving paused.exe: stopped: you paused the session; the technician can start it again once you resume\r\n", 1, 10*time.Second)
+	// The pause closed the files channel: the technician opens another
+	// once the user resumes.
+	fs.host.typeLine(t, "resume")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return !p.Paused && has(p, protocol.PermFiles) }); err != nil {
+		t.Fatal(err)
+	}
+	f, err := j.Files(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	revoked := false
 	f.Push(ctx, src, "revoked.exe", func(d, _ int64) {
 		if d > 4<<20 && !revoked {
@@ -729,7 +748,7 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 			fs.host.typeLine(t, "revoke files")
 		}
 	})
-	fs.host.waitOutput(t, "Receiving revoked.exe: stopped: you took back file transfer or paused the session\r\n", 1, 10*time.Second)
+	fs.host.waitOutput(t, "Receiving revoked.exe: stopped: you took back file transfer\r\n", 1, 10*time.Second)
 }
 
 // TestViewerPushInterruptedResumes: Ctrl+C stops 'viewer push', which says
