@@ -162,6 +162,12 @@ func (s *Server) CancelAll() { s.cancelAll(errRevoked) }
 // the user starts over once they resume.
 func (s *Server) PauseAll() { s.cancelAll(errPaused) }
 
+// EndAll stops every transfer under way and closes the channels: the
+// session is ending. The host calls it before it tells the broker, whose
+// closing the channels would otherwise tell the user that the technician
+// left. Close follows.
+func (s *Server) EndAll() { s.cancelAll(errEnded) }
+
 // cancelAll stops every transfer under way for the reason why, told to
 // the user, and closes the channels; partial uploads are removed.
 func (s *Server) cancelAll(why error) {

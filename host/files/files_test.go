@@ -340,8 +340,8 @@ func TestUploadLongNameRefusedInWords(t *testing.T) {
 
 // TestTransferStoppedSaysWhy: a file stopped half way tells the user which
 // of the reasons it was, once: the technician cancelled it, they left or
-// lost the connection, the user took file transfer back, or the user
-// paused the session. Also when a
+// lost the connection, the user took file transfer back, the user paused
+// the session, or the session is ending. Also when a
 // chunk already on its way arrives after the grant is gone, before the
 // reason is known (the host hears that the technician left before their
 // channel closes).
@@ -356,6 +356,8 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 		{"fetch cancel", "the technician cancelled it"},
 		{"fetch revoke", "you took back file transfer"},
 		{"fetch pause", "you paused the session; the technician can start it again once you resume"},
+		{"end", "the session ended"},
+		{"fetch end", "the session ended"},
 	} {
 		t.Run(tt.how, func(t *testing.T) {
 			home := t.TempDir()
@@ -420,6 +422,11 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 				srv.PauseAll()
 			case "fetch pause":
 				srv.PauseAll()
+			case "end":
+				lateChunk()
+				srv.EndAll()
+			case "fetch end":
+				srv.EndAll()
 			}
 			select {
 			case p := <-stopped:

@@ -528,7 +528,10 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 
 	// end asks the broker to end the session and stays until it confirms,
 	// so that it hears why before it sees the media connection close.
+	// Transfers stop first: the user reads that the session ended, not
+	// that the technician left when the broker closes the channels.
 	end := func(why string) {
+		fsrv.EndAll()
 		sig.Send(protocol.TypeEnd, sessionID, protocol.End{Reason: why})
 		timeout := time.After(2 * time.Second)
 		for {

@@ -751,6 +751,36 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 	fs.host.waitOutput(t, "Receiving revoked.exe: stopped: you took back file transfer\r\n", 1, 10*time.Second)
 }
 
+// TestPushStoppedByEndSaysSessionEnded: the user ends the session while a
+// file is on its way to them; their terminal says the transfer stopped
+// because the session ended, not that the technician left, and the
+// technician reads that the user ended it.
+func TestPushStoppedByEndSaysSessionEnded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
+	_, f := fs.files(t, ctx)
+	ended := false
+	_, perr := f.Push(ctx, src, "setup.exe", func(d, _ int64) {
+		if d > 4<<20 && !ended {
+			ended = true
+			fs.host.typeLine(t, "end")
+		}
+	})
+	// The technician, too, reads that the user ended it.
+	if perr == nil || !strings.Contains(perr.Error(), "The user ended the session.") {
+		t.Errorf("the technician's push stopped with %v", perr)
+	}
+	if code := fs.host.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("host exit code %d", code)
+	}
+	out := fs.host.waitOutput(t, "You ended the session.", 1, 3*time.Second)
+	if !strings.Contains(out, "Receiving setup.exe: stopped: the session ended\r\n") || strings.Count(out, "Receiving setup.exe: stopped") != 1 {
+		t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
+	}
+}
+
 // TestViewerPushInterruptedResumes: Ctrl+C stops 'viewer push', which says
 // to run the same command again to carry on; the next run sends only the
 // rest, and the file arrives whole.
