@@ -149,7 +149,23 @@ type Hub struct {
 	// unrecorded are ends the store refused (its disk full), written
 	// as soon as it takes them; under mu.
 	unrecorded []unrecordedEnd
+
+	// cuts are the disconnects of the last minute (a sign-out, a revoked
+	// key), under mu: a connection authenticated before one and joining
+	// after it is cut off too.
+	cuts []recentCut
 }
+
+// recentCut is one disconnect: when, whom and why.
+type recentCut struct {
+	at     time.Time
+	match  func(*viewer) bool
+	reason string
+}
+
+// cutMemory is how long a disconnect is remembered: longer than a
+// connection may take from its authentication to joining (helloTimeout).
+const cutMemory = time.Minute
 
 // unrecordedEnd is a session's end still to be written, with the reason
 // and time it ended.
@@ -782,6 +798,7 @@ func (l *live) viewerList() []*conn {
 // ServeViewer handles a technician's WebSocket: authenticated by login
 // cookie (same-origin browsers) or bearer token (the CLI).
 func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
+	authenticated := time.Now()
 	p, err := h.cfg.Auth.Authenticate(r)
 	if errors.Is(err, auth.ErrUnavailable) {
 		http.Error(w, "the broker has a problem and cannot check logins right now; try again later", http.StatusServiceUnavailable)
@@ -842,6 +859,15 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		userID: p.User.ID, keyID: p.KeyID}
 	if p.Login != nil {
 		v.login = p.Login.TokenHash
+	}
+	// A sign-out (or a revoked key...) between the authentication and now
+	// found no connection to cut off: this is it.
+	for _, cut := range h.cuts {
+		if !cut.at.Before(authenticated) && cut.match(v) {
+			h.mu.Unlock()
+			h.cutOff(sess.ID, v, cut.reason)
+			return
+		}
 	}
 	l.viewers[c] = v
 	if l.grace != nil {
@@ -1006,6 +1032,9 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 	}
 	var cuts []cut
 	h.mu.Lock()
+	now := time.Now()
+	h.cuts = slices.DeleteFunc(h.cuts, func(c recentCut) bool { return now.Sub(c.at) > cutMemory })
+	h.cuts = append(h.cuts, recentCut{at: now, match: match, reason: reason})
 	for _, l := range h.live {
 		for _, v := range l.viewers {
 			// One cut off a moment ago may still be on the list while its
@@ -1018,12 +1047,16 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 	}
 	h.mu.Unlock()
 	for _, c := range cuts {
-		h.log.Info("viewer disconnected", "session", c.session, "user", c.v.person.Name, "reason", reason)
-		h.audit(c.session, "broker", "viewer.disconnected", map[string]any{"user": c.v.person.Name, "reason": reason})
-		// The session goes on for the others; for this connection it is over.
-		c.v.conn.send(protocol.TypeEnded, c.session, protocol.Ended{Reason: reason, Scope: protocol.ScopeConnection})
-		c.v.conn.close(closeEnded, "")
+		h.cutOff(c.session, c.v, reason)
 	}
+}
+
+// cutOff ends v's connection to the session, which goes on for the others.
+func (h *Hub) cutOff(session string, v *viewer, reason string) {
+	h.log.Info("viewer disconnected", "session", session, "user", v.person.Name, "reason", reason)
+	h.audit(session, "broker", "viewer.disconnected", map[string]any{"user": v.person.Name, "reason": reason})
+	v.conn.send(protocol.TypeEnded, session, protocol.Ended{Reason: reason, Scope: protocol.ScopeConnection})
+	v.conn.close(closeEnded, "")
 }
 
 // Close ends every live session and waits for their connections.

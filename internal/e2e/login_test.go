@@ -536,6 +536,27 @@ func TestLogoutEndsItsLogin(t *testing.T) {
 	}
 }
 
+// TestSignOutWhileJoining: a connection authenticated just before its
+// login signs out, and joining just after, is cut off as those joined
+// before are: the sign-out found nothing to cut off yet.
+func TestSignOutWhileJoining(t *testing.T) {
+	b, hc, api, id := tinasSession(t)
+	token := b.loginToken(t, "tina", "tina-password-1")
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, _ := dial.TLSConfig(b.CAFile())
+	ws, err := dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, bearer(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if status, out := apiCall(t, hc, "POST", api+"/logout", token, "", nil); status != 204 {
+		t.Fatalf("logout: %d %v", status, out)
+	}
+	hello, _ := protocol.Encode(protocol.TypeHello, id, protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: id})
+	ws.WriteMessage(websocket.TextMessage, hello)
+	endedWith(t, "the connection that joined after its sign-out", ws, "You signed out.")
+}
+
 // clientFrom is an HTTP client whose connections come from the local
 // address ip (127.0.0.2 is another machine to the broker).
 func clientFrom(t *testing.T, b *broker, ip string) *http.Client {
