@@ -132,7 +132,7 @@ func (s *Server) Close() error {
 		chs = append(chs, c)
 	}
 	s.mu.Unlock()
-	s.cancelAll(errEnded)
+	s.stopAll(errEnded, true)
 	for _, c := range chs {
 		c.wg.Wait()
 	}
@@ -155,22 +155,25 @@ func (s *Server) removePartials() {
 
 // CancelAll stops every transfer under way and closes the channels: the
 // user took file transfer back. Partial uploads are removed.
-func (s *Server) CancelAll() { s.cancelAll(errRevoked) }
+func (s *Server) CancelAll() { s.stopAll(errRevoked, true) }
 
 // PauseAll stops every transfer under way and closes the channels: the
-// user paused the session. Partial uploads are removed, so a file sent to
-// the user starts over once they resume.
-func (s *Server) PauseAll() { s.cancelAll(errPaused) }
+// user paused the session. A pause is a moment's break, not a refusal:
+// partial uploads are kept, as after a dropped connection, so that a file
+// sent to the user carries on where it stopped once they resume. Taking
+// file transfer back or the end of the session removes them.
+func (s *Server) PauseAll() { s.stopAll(errPaused, false) }
 
 // EndAll stops every transfer under way and closes the channels: the
 // session is ending. The host calls it before it tells the broker, whose
 // closing the channels would otherwise tell the user that the technician
 // left. Close follows.
-func (s *Server) EndAll() { s.cancelAll(errEnded) }
+func (s *Server) EndAll() { s.stopAll(errEnded, true) }
 
-// cancelAll stops every transfer under way for the reason why, told to
-// the user, and closes the channels; partial uploads are removed.
-func (s *Server) cancelAll(why error) {
+// stopAll stops every transfer under way for the reason why, told to the
+// user, and closes the channels; partial uploads are removed if remove
+// says so, and kept for a resume within the session otherwise.
+func (s *Server) stopAll(why error, remove bool) {
 	s.mu.Lock()
 	chs := make([]*channel, 0, len(s.channels))
 	for c := range s.channels {
@@ -178,12 +181,14 @@ func (s *Server) cancelAll(why error) {
 	}
 	s.mu.Unlock()
 	for _, c := range chs {
-		c.abort(true, why)
+		c.abort(remove, why)
 		c.dc.Close()
 	}
-	// Including those a chunk that met the revoke first set aside for a
-	// resume.
-	s.removePartials()
+	if remove {
+		// Including those a chunk that met the revoke first set aside
+		// for a resume, and those a pause or a dropped connection kept.
+		s.removePartials()
+	}
 }
 
 // Attach serves a files channel the broker opened. allowed reports whether
@@ -233,11 +238,12 @@ type upload struct {
 
 func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 	if !c.allowed() {
-		// A partial upload stays: a revoke or a pause removes it
-		// (CancelAll, PauseAll), a technician who left may come back and
-		// resume. Chunks still on their way are dropped without a word
-		// each. A download stops when the channel closes or CancelAll or
-		// PauseAll comes, which follow.
+		// A partial upload stays: a revoke removes it (CancelAll), a
+		// technician who left may come back and resume, and so may one
+		// whose user paused, once they resume (PauseAll). Chunks still
+		// on their way are dropped without a word each. A download stops
+		// when the channel closes or CancelAll or PauseAll comes, which
+		// follow.
 		if c.setAside() || m.IsString {
 			c.fail(protocol.FileMessage{}, protocol.FileErrDenied, "The user has not allowed file transfer.")
 		}
@@ -317,14 +323,15 @@ var (
 	errLeft      = errors.New("the technician left or lost the connection")
 	errCancelled = errors.New("the technician cancelled it")
 	errRevoked   = errors.New("you took back file transfer")
-	errPaused    = errors.New("you paused the session; the technician can start it again once you resume")
+	errPaused    = errors.New("you paused the session; once you resume, the technician can carry on from where it stopped")
 	errEnded     = errors.New("the session ended")
 )
 
 // abort stops the transfer under way, and says whether there was one; a
-// cancelled upload's partial file is removed, a dropped one is kept for a
-// resume within this session. The user is told why, unless why is nil
-// (they are told otherwise); an upload set aside earlier is told now.
+// cancelled upload's partial file is removed, a dropped or paused one is
+// kept for a resume within this session. The user is told why, unless why
+// is nil (they are told otherwise); an upload set aside earlier is told
+// now.
 func (c *channel) abort(cancel bool, why error) bool {
 	c.mu.Lock()
 	up, down := c.up, c.down

@@ -181,6 +181,90 @@ func TestRevokeRemovesPartial(t *testing.T) {
 	}
 }
 
+// TestPauseKeepsPartial: a pause keeps the part of an upload received so
+// far, also when a chunk met the pause first, and the technician's next
+// attempt once the user resumes carries on from it; taking file transfer
+// back after a pause still removes what a pause kept.
+func TestPauseKeepsPartial(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	srv, err := New(Config{Root: home, Inbox: inbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	broker, host := pair(t)
+	var allowed atomic.Bool
+	allowed.Store(true)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, allowed.Load) })
+	data := make([]byte, 256<<10)
+	copy(data, "not all zeros")
+	sum := sha256.Sum256(data)
+	put := protocol.FileMessage{Type: protocol.FilePut, Name: "tool.bin", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	partial := filepath.Join(inbox, fmt.Sprintf(".tether-%x-%d.part", sum[:8], len(data)))
+	// sendHalf sends the first 64 KiB, waits until they are on the disk,
+	// and pauses; a chunk on its way reaches the host before PauseAll.
+	sendHalf := func() {
+		t.Helper()
+		dc, ask, answer := openFiles(t, broker)
+		if r := ask(put); r.Type != protocol.FileReady || r.Offset != 0 {
+			t.Fatalf("put: %+v", r)
+		}
+		dc.Send(data[:64<<10])
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if st, err := os.Stat(partial); err == nil && st.Size() == 64<<10 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the first chunk was not written")
+			}
+		}
+		allowed.Store(false)
+		dc.Send(data[64<<10 : 128<<10])
+		if r := answer(); r.Type != protocol.FileError || r.Code != protocol.FileErrDenied {
+			t.Fatalf("a chunk after the pause: %+v", r)
+		}
+		srv.PauseAll()
+	}
+
+	sendHalf()
+	if st, err := os.Stat(partial); err != nil || st.Size() != 64<<10 {
+		t.Fatalf("the part received before the pause was not kept: %v", err)
+	}
+	// The user resumes; the technician sends the file again, on a new
+	// channel (the pause closed the old one).
+	allowed.Store(true)
+	dc, ask, answer := openFiles(t, broker)
+	r := ask(put)
+	if r.Type != protocol.FileReady || r.Offset != 64<<10 {
+		t.Fatalf("the upload after the pause starts at %d (%+v), want %d", r.Offset, r, 64<<10)
+	}
+	for off := r.Offset; off < int64(len(data)); off += 64 << 10 {
+		dc.Send(data[off : off+64<<10])
+	}
+	if r := answer(); r.Type != protocol.FileDone || r.SHA256 != put.SHA256 {
+		t.Fatalf("the resumed upload: %+v", r)
+	}
+	if got, _ := os.ReadFile(filepath.Join(inbox, "tool.bin")); !bytes.Equal(got, data) {
+		t.Fatal("the resumed file differs from the one sent")
+	}
+
+	// Paused half way again; then the user takes file transfer back.
+	allowed.Store(true)
+	sendHalf()
+	srv.CancelAll()
+	if m, _ := filepath.Glob(filepath.Join(inbox, ".tether-*")); len(m) != 0 {
+		t.Fatalf("partial upload left after taking file transfer back: %v", m)
+	}
+	// And the end of the session removes what a pause kept.
+	allowed.Store(true)
+	sendHalf()
+	srv.EndAll()
+	if m, _ := filepath.Glob(filepath.Join(inbox, ".tether-*")); len(m) != 0 {
+		t.Fatalf("partial upload left after the session ended: %v", m)
+	}
+}
+
 // TestHostRefusesWithoutGrant: whatever the broker lets through, a
 // technician without the files grant gets a refusal and nothing is read.
 func TestHostRefusesWithoutGrant(t *testing.T) {
@@ -352,10 +436,10 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 		{"cancel", "the technician cancelled it"},
 		{"leave", "the technician left or lost the connection"},
 		{"revoke", "you took back file transfer"},
-		{"pause", "you paused the session; the technician can start it again once you resume"},
+		{"pause", "you paused the session; once you resume, the technician can carry on from where it stopped"},
 		{"fetch cancel", "the technician cancelled it"},
 		{"fetch revoke", "you took back file transfer"},
-		{"fetch pause", "you paused the session; the technician can start it again once you resume"},
+		{"fetch pause", "you paused the session; once you resume, the technician can carry on from where it stopped"},
 		{"end", "the session ended"},
 		{"fetch end", "the session ended"},
 	} {

@@ -729,7 +729,7 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 			fs.host.typeLine(t, "pause")
 		}
 	})
-	fs.host.waitOutput(t, "Receiving paused.exe: stopped: you paused the session; the technician can start it again once you resume\r\n", 1, 10*time.Second)
+	fs.host.waitOutput(t, "Receiving paused.exe: stopped: you paused the session; once you resume, the technician can carry on from where it stopped\r\n", 1, 10*time.Second)
 	// The pause closed the files channel: the technician opens another
 	// once the user resumes.
 	fs.host.typeLine(t, "resume")
@@ -749,6 +749,91 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 		}
 	})
 	fs.host.waitOutput(t, "Receiving revoked.exe: stopped: you took back file transfer\r\n", 1, 10*time.Second)
+}
+
+// TestPushPausedResumes: the user pauses the session while a file is on
+// its way to them; their computer keeps the part received, as after a
+// dropped connection, and once they resume the technician's next push
+// carries on from it and the file arrives whole. Taking file transfer
+// back still removes the part a pause kept.
+func TestPushPausedResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	const size = 40 << 20
+	src, sum := randomFile(t, t.TempDir(), "patch.bin", size)
+	j, f := fs.files(t, ctx)
+	partials := func() []string {
+		m, _ := filepath.Glob(filepath.Join(fs.inbox, ".tether-*"))
+		return m
+	}
+	// pushPaused pushes src and pauses half way; it returns the size of
+	// the part the user's computer kept.
+	pushPaused := func(f *client.Files) int64 {
+		t.Helper()
+		paused := false
+		if _, err := f.Push(ctx, src, "", func(d, _ int64) {
+			if d > size/2 && !paused {
+				paused = true
+				fs.host.typeLine(t, "pause")
+			}
+		}); err == nil {
+			t.Fatal("the push finished although the user paused the session")
+		}
+		fs.host.waitOutput(t, "Receiving patch.bin: stopped: you paused the session; once you resume, the technician can carry on from where it stopped\r\n", 1, 10*time.Second)
+		m := partials()
+		if len(m) != 1 {
+			t.Fatalf("the part received before the pause was not kept: %v\nhost:\n%s", m, fs.host.stderr.String())
+		}
+		st, err := os.Stat(m[0])
+		if err != nil || st.Size() == 0 {
+			t.Fatalf("the part kept: %v", err)
+		}
+		return st.Size()
+	}
+	// resume resumes the session and opens a new files channel (the pause
+	// closed the old one).
+	resume := func() *client.Files {
+		t.Helper()
+		fs.host.typeLine(t, "resume")
+		if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return !p.Paused && has(p, protocol.PermFiles) }); err != nil {
+			t.Fatal(err)
+		}
+		f, err := j.Files(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	kept := pushPaused(f)
+	f = resume()
+	var first int64 = -1
+	done, err := f.Push(ctx, src, "", func(d, _ int64) {
+		if first < 0 {
+			first = d
+		}
+	})
+	if err != nil {
+		t.Fatalf("push after the resume: %v\nhost:\n%s", err, fs.host.stderr.String())
+	}
+	t.Logf("the push after the resume started at %d of %d bytes (%d kept)", first, size, kept)
+	if first != kept {
+		t.Fatalf("the push after the resume started at %d bytes, not where the pause stopped it (%d)", first, kept)
+	}
+	if h, _, _ := client.HashFile(filepath.Join(fs.inbox, "patch.bin")); h != sum || done.SHA256 != sum {
+		t.Fatalf("the file sent in two parts is damaged: %s (host says %s), want %s", h, done.SHA256, sum)
+	}
+	if m := partials(); len(m) != 0 {
+		t.Fatalf("partial files left: %v", m)
+	}
+
+	// Paused half way again; once resumed, the user takes file transfer
+	// back instead: the part is removed.
+	pushPaused(f)
+	resume()
+	fs.host.typeLine(t, "revoke files")
+	waitFor(t, 10*time.Second, func() bool { return len(partials()) == 0 })
 }
 
 // TestPushStoppedByEndSaysSessionEnded: the user ends the session while a
