@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -238,7 +239,8 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			// Revoked or paused: transfers stop and shells close at once,
 			// whatever the broker does. The user reads which it was.
 			if !mgr.Allowed(protocol.PermFiles) {
-				if state.Paused {
+				// Taking files back while paused removes what a pause kept.
+				if state.Paused && slices.ContainsFunc(state.Grants, func(g protocol.Grant) bool { return slices.Contains(g.Granted, protocol.PermFiles) }) {
 					fsrv.PauseAll()
 				} else {
 					fsrv.CancelAll()

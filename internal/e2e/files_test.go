@@ -828,10 +828,9 @@ func TestPushPausedResumes(t *testing.T) {
 		t.Fatalf("partial files left: %v", m)
 	}
 
-	// Paused half way again; once resumed, the user takes file transfer
-	// back instead: the part is removed.
+	// Paused half way again; while paused, the user takes file transfer
+	// back: the part is removed at once, not when they resume.
 	pushPaused(f)
-	resume()
 	fs.host.typeLine(t, "revoke files")
 	waitFor(t, 10*time.Second, func() bool { return len(partials()) == 0 })
 }
