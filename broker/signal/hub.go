@@ -183,6 +183,9 @@ type live struct {
 	relay    *relay.Session
 	host     *conn
 	hostInfo *protocol.HostInfo
+	// hostDone is closed once the host has let go of the session: it
+	// ended the session itself, or its connection is gone.
+	hostDone chan struct{}
 	viewers  map[*conn]*viewer
 	requests map[string]*request // questions the user has not answered yet
 	paused   bool
@@ -482,8 +485,16 @@ func (h *Hub) trailHasEnd(id string) bool {
 	return slices.ContainsFunc(events, func(e *store.Event) bool { return e.Type == "session.ended" })
 }
 
+// hostLetGo bounds how long an end waits for the user's computer to let go
+// of the session before it closes the technicians' connections.
+const hostLetGo = 2 * time.Second
+
 // end marks the session ended, tells everyone connected and closes their
-// connections.
+// connections. The user's computer hears first, and the technicians'
+// connections close once it has let go (or failed to within hostLetGo):
+// closing a technician's channels first would stop a file on its way
+// to or from the user as if the technician had left, and the user would
+// read that instead of why the session ended.
 func (h *Hub) end(id, reason string) {
 	h.writeEnd(id, reason)
 	h.mu.Lock()
@@ -500,20 +511,28 @@ func (h *Hub) end(id, reason string) {
 	for _, r := range l.requests {
 		r.timer.Stop()
 	}
-	conns := make([]*conn, 0, len(l.viewers)+1)
-	for c := range l.viewers {
-		conns = append(conns, c)
-	}
-	if l.host != nil {
-		conns = append(conns, l.host)
-	}
+	viewers := l.viewerList()
+	// A host that stopped answering will not let go: nothing waits for it.
+	host, hostDone, answering := l.host, l.hostDone, l.hostSilentSince.IsZero()
 	h.mu.Unlock()
 
 	h.log.Info("session ended", "session", id, "reason", reason)
 	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason})
 	h.finishRecording(id, reason)
-	for _, c := range conns {
-		c.send(protocol.TypeEnded, id, protocol.Ended{Reason: reason, Scope: protocol.ScopeSession})
+	ended := protocol.Ended{Reason: reason, Scope: protocol.ScopeSession}
+	if host != nil {
+		if host.send(protocol.TypeEnded, id, ended) == nil && answering {
+			t := time.NewTimer(hostLetGo)
+			select {
+			case <-hostDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		host.close(closeEnded, "session ended")
+	}
+	for _, c := range viewers {
+		c.send(protocol.TypeEnded, id, ended)
 		c.close(closeEnded, "session ended")
 	}
 	l.relay.Close()
@@ -652,7 +671,8 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 		h.refuse(c, protocol.CodeSessionEnded, "The session has ended.")
 		return
 	}
-	l.host, l.hostInfo = c, info
+	done := make(chan struct{})
+	l.host, l.hostInfo, l.hostDone = c, info, done
 	viewers := l.viewerList()
 	for _, v := range l.viewers {
 		if !v.asked {
@@ -712,12 +732,14 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 			if end.Reason == protocol.EndDisplayGone {
 				reason = "The user's desktop closed (the display went away)."
 			}
+			close(done) // it stopped its transfers before it said so
 			h.end(sess.ID, reason)
 			return
 		default:
 			// Unknown types are skipped: a newer host may send more.
 		}
 	}
+	close(done)
 	h.end(sess.ID, "The user's computer disconnected.")
 }
 

@@ -603,6 +603,11 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				var ended protocol.Ended
 				protocol.DecodePayload(env, &ended)
 				log.Info("session ended", "reason", ended.Reason)
+				// The broker closes the technicians' channels once the
+				// host has let go: transfers stop first, and the user
+				// reads that the session ended, not that the technician
+				// left.
+				fsrv.EndAll()
 				return protocol.Printable(toUser(ended.Reason)), nil
 			case protocol.TypeError:
 				log.Warn("broker reported an error", "err", dial.AsRemoteError(env))

@@ -865,6 +865,42 @@ func TestPushStoppedByEndSaysSessionEnded(t *testing.T) {
 	}
 }
 
+// TestPushStoppedByTechnicianEndSaysSessionEnded: the technician ends the
+// session (the console's End session, here through the API) while a file
+// is on its way to the user; the user's terminal says the transfer
+// stopped because the session ended, not that the technician left, and
+// that the technician ended it.
+func TestPushStoppedByTechnicianEndSaysSessionEnded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
+	_, f := fs.files(t, ctx)
+	var ended chan error
+	_, perr := f.Push(ctx, src, "setup.exe", func(d, _ int64) {
+		if d > 4<<20 && ended == nil {
+			ended = make(chan error, 1)
+			go func() { ended <- fs.c.EndSession(ctx, fs.id) }()
+		}
+	})
+	if perr == nil || !strings.Contains(perr.Error(), "The technician ended the session.") {
+		t.Errorf("the technician's push stopped with %v", perr)
+	}
+	if ended == nil {
+		t.Fatal("the push finished before the session was ended")
+	}
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+	if code := fs.host.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("host exit code %d", code)
+	}
+	out := fs.host.waitOutput(t, "The technician ended the session.", 1, 3*time.Second)
+	if !strings.Contains(out, "Receiving setup.exe: stopped: the session ended\r\n") || strings.Count(out, "Receiving setup.exe: stopped") != 1 {
+		t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
+	}
+}
+
 // TestViewerPushInterruptedResumes: Ctrl+C stops 'viewer push', which says
 // to run the same command again to carry on; the next run sends only the
 // rest, and the file arrives whole.
