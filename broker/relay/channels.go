@@ -359,6 +359,7 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 		v.grants[p] = true
 	}
 	v.paused = paused
+	v.changedLocked()
 	canSee := v.grants[protocol.PermView] && !paused
 	canControl := v.grants[protocol.PermControl] && !paused
 	if !canSee {
@@ -376,7 +377,7 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 	}
 	// A revoked files or shell permission (or a pause) closes its channels
 	// at once.
-	v.closePipes(v.allowed)
+	v.closePipes(v.allowed, viewerLeft)
 }
 
 // forward sends one host packet to the viewer if the user lets it see.

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -17,6 +18,22 @@ import (
 // hostOpenTimeout bounds how long a viewer's first message waits for the
 // matching channel toward the host to open.
 const hostOpenTimeout = 10 * time.Second
+
+// hostClosedWait bounds how long the audit trail waits to learn why the
+// user's computer closed a channel (see whyHostClosed).
+const hostClosedWait = 2 * time.Second
+
+// Why a files or shell channel closed, for the audit trail, when the
+// session is not ending and the user still allows it (see whyClosed).
+const (
+	// whyLater: the user's computer closed it, and says why a moment
+	// later (see whyHostClosed).
+	whyLater = ""
+	// viewerLeft: the technician's side closed it, or its connection is
+	// gone. The console and the viewer command close a channel during a
+	// transfer only when they leave: a cancel is a message.
+	viewerLeft = "The technician left or lost the connection."
+)
 
 // pipe joins a viewer's files or shell channel to a channel of the same
 // label toward the host. Each direction blocks while the other side's
@@ -134,15 +151,15 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 	})
 	dc.OnMessage(p.fromViewer)
 	hostDC.OnMessage(p.fromHost)
-	dc.OnClose(p.close)
-	hostDC.OnClose(p.close)
+	dc.OnClose(func() { p.close(p.v.why(perm, viewerLeft)) })
+	hostDC.OnClose(func() { p.close(whyLater) })
 }
 
 // fromViewer checks and forwards one message toward the host.
 func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 	if !p.v.allowed(p.perm) {
 		p.v.drop(fmt.Sprintf("The user has not allowed %s.", featureName(p.perm)))
-		p.close()
+		p.close(p.v.why(p.perm, viewerLeft))
 		return
 	}
 	var shellMsg protocol.ShellMessage
@@ -194,7 +211,7 @@ func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
 		err = p.toHost.Send(p.ctx, m.Data)
 	}
 	if err != nil {
-		p.close()
+		p.close(whyLater)
 	}
 }
 
@@ -215,7 +232,7 @@ func (p *pipe) waitHost() bool {
 		return false
 	case <-t.C:
 		p.v.drop("The user's computer did not open the channel.")
-		p.close()
+		p.close("The user's computer did not open the channel.")
 		return false
 	}
 }
@@ -258,7 +275,7 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 		err = p.toView.Send(p.ctx, m.Data)
 	}
 	if err != nil {
-		p.close()
+		p.close(p.v.why(p.perm, viewerLeft))
 	}
 }
 
@@ -292,20 +309,28 @@ func (p *pipe) auditFile(msg protocol.FileMessage) {
 // the part of the file that moved (a download the technician cancelled,
 // a connection cut) is in the audit trail even if it is never resumed.
 func (p *pipe) interrupted(reason string) {
-	about, bytes, ok := p.transfer.stop()
-	if !ok {
-		return
+	if about, bytes, ok := p.transfer.stop(); ok {
+		p.auditInterrupted(about, bytes, reason)
 	}
+}
+
+func (p *pipe) auditInterrupted(about protocol.FileMessage, bytes int64, reason string) {
 	p.v.audit("file.interrupted", map[string]any{"name": about.Name, "size": about.Size, "direction": about.Direction,
 		"path": about.Path, "offset": about.Offset, "relayed_bytes": bytes, "reason": reason})
 }
 
-// close closes both sides once.
-func (p *pipe) close() {
+// close closes both sides once. why says why, for the audit trail of a
+// file stopped half way; whyLater when the user's computer closed the
+// channel, and the broker learns why a moment later.
+func (p *pipe) close(why string) {
 	p.once.Do(func() {
 		p.cancel()
-		if p.perm == protocol.PermFiles {
-			p.interrupted("The connection for files closed: the technician left or lost the connection, or the user took back file transfer.")
+		if about, bytes, ok := p.transfer.stop(); ok && p.perm == protocol.PermFiles {
+			if why == whyLater {
+				go func() { p.auditInterrupted(about, bytes, p.v.whyHostClosed(p.perm)) }()
+			} else {
+				p.auditInterrupted(about, bytes, why)
+			}
 		}
 		p.v.mu.Lock()
 		if p.v.pipes[p.label] == p {
@@ -340,8 +365,9 @@ func (p *pipe) close() {
 }
 
 // closePipes closes the viewer's pipes that need a permission it lost,
-// or all of them (perm "").
-func (v *Viewer) closePipes(keep func(perm string) bool) {
+// or all of them (keep false for every permission); fallback says why,
+// unless the broker knows better (see why).
+func (v *Viewer) closePipes(keep func(perm string) bool, fallback string) {
 	v.mu.Lock()
 	ps := make([]*pipe, 0, len(v.pipes))
 	for _, p := range v.pipes {
@@ -350,9 +376,71 @@ func (v *Viewer) closePipes(keep func(perm string) bool) {
 	v.mu.Unlock()
 	for _, p := range ps {
 		if !keep(p.perm) { // keep may take v.mu
-			p.close()
+			p.close(v.why(p.perm, fallback))
 		}
 	}
+}
+
+// why says why the viewer's channels for perm close now, as the audit
+// trail has it: the session ends, the user paused it or took perm back;
+// fallback if none of these.
+func (v *Viewer) why(perm, fallback string) string {
+	why, _ := v.whyClosed(perm)
+	return cmp.Or(why, fallback)
+}
+
+// whyClosed says why the viewer's channels for perm close now, if the
+// broker knows, and returns a channel closed at the next change of that.
+func (v *Viewer) whyClosed(perm string) (why string, changed <-chan struct{}) {
+	// The channel is taken first: a change after it closes it.
+	v.mu.Lock()
+	changed = v.changed
+	paused, granted := v.paused, v.grants[perm]
+	v.mu.Unlock()
+	v.s.mu.Lock()
+	ending := v.s.ending
+	v.s.mu.Unlock()
+	took := "The user took back file transfer."
+	if perm == protocol.PermShell {
+		took = "The user took back the terminal."
+	}
+	switch {
+	case ending != "":
+		return ending, changed
+	case paused:
+		return "The user paused the session.", changed
+	case !granted:
+		return took, changed
+	}
+	return "", changed
+}
+
+// whyHostClosed waits a moment for why the user's computer closed one of
+// the viewer's files channels: the user took file transfer back, paused or
+// ended the session. The user's computer stops its transfers first and
+// tells the broker just after, over signalling, which the closed channel
+// may overtake.
+func (v *Viewer) whyHostClosed(perm string) string {
+	t := time.NewTimer(hostClosedWait)
+	defer t.Stop()
+	for {
+		why, changed := v.whyClosed(perm)
+		if why != "" {
+			return why
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return "The user's computer closed the connection for files."
+		}
+	}
+}
+
+// changedLocked tells whyHostClosed that why channels close may have
+// changed. v.mu is held.
+func (v *Viewer) changedLocked() {
+	close(v.changed)
+	v.changed = make(chan struct{})
 }
 
 func (v *Viewer) audit(typ string, detail map[string]any) {

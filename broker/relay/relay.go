@@ -61,6 +61,7 @@ type Session struct {
 	limitAt     time.Time // and when
 	hostRate    rateMeter // of the host's video
 	closed      bool
+	ending      string // why the session ends, once it does (see End)
 	hostGone    sync.Once
 
 	// clipSenders are the viewers whose text went to the user's clipboard
@@ -104,6 +105,7 @@ type Viewer struct {
 	seqOffset   uint16          // keeps sequence numbers contiguous across gaps
 	lastSeq     uint16
 	pipes       map[string]*pipe // files and shell channels, by label
+	changed     chan struct{}    // closed when grants or pause change (see whyClosed)
 
 	// What the viewer reports receiving, to tell its keyframe requests
 	// that matter from those of a timer (see pictureLost).
@@ -249,7 +251,7 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 // AddViewer creates a viewer's PeerConnection and returns it with the
 // complete offer to send to the viewer.
 func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
-	v := &Viewer{s: s, opts: opts, grants: map[string]bool{}}
+	v := &Viewer{s: s, opts: opts, grants: map[string]bool{}, changed: make(chan struct{})}
 	// Congestion control starts from what the host sends now, at least
 	// viewerStartBitrate, so that a viewer joining a busy session does not
 	// hold it back while its estimate grows.
@@ -317,7 +319,7 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 			v.releaseHeld()
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			v.stopControl()
-			v.closePipes(func(string) bool { return false })
+			v.closePipes(func(string) bool { return false }, viewerLeft)
 		}
 	})
 	offer, err := pc.CreateOffer(nil)
@@ -351,7 +353,7 @@ func (v *Viewer) SetAnswer(sdp string) error {
 // Close ends the viewer's media; whatever it held pressed is released.
 func (v *Viewer) Close() error {
 	v.stopControl()
-	v.closePipes(func(string) bool { return false })
+	v.closePipes(func(string) bool { return false }, viewerLeft)
 	v.s.mu.Lock()
 	delete(v.s.viewers, v)
 	v.s.mu.Unlock()
@@ -365,6 +367,20 @@ func (s *Session) spawn(f func()) {
 		defer s.wg.Done()
 		f()
 	}()
+}
+
+// End says that the session ends, for reason: a transfer its end stops
+// half way is in the audit trail with that reason. Close follows.
+func (s *Session) End(reason string) {
+	s.mu.Lock()
+	s.ending = reason
+	viewers := slices.Collect(maps.Keys(s.viewers))
+	s.mu.Unlock()
+	for _, v := range viewers {
+		v.mu.Lock()
+		v.changedLocked()
+		v.mu.Unlock()
+	}
 }
 
 // Close closes every PeerConnection and waits for the relay's goroutines.

@@ -519,6 +519,7 @@ func (h *Hub) end(id, reason string) {
 	h.log.Info("session ended", "session", id, "reason", reason)
 	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason})
 	h.finishRecording(id, reason)
+	l.relay.End(reason)
 	ended := protocol.Ended{Reason: reason, Scope: protocol.ScopeSession}
 	if host != nil {
 		if host.send(protocol.TypeEnded, id, ended) == nil && answering {

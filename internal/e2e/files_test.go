@@ -119,6 +119,25 @@ func auditEvents(t *testing.T, ctx context.Context, b *broker, id, typ string) [
 	return evs
 }
 
+// wantInterrupted waits for the audit trail's file.interrupted of the
+// transfer of name, and checks that it says why it stopped: reason.
+func (fs *filesSession) wantInterrupted(t *testing.T, ctx context.Context, name, reason string) {
+	t.Helper()
+	var got []string
+	waitFor(t, 10*time.Second, func() bool {
+		got = nil
+		for _, e := range auditEvents(t, ctx, fs.b, fs.id, "file.interrupted") {
+			if e.Detail["name"] == name {
+				got = append(got, fmt.Sprint(e.Detail["reason"]))
+			}
+		}
+		return len(got) > 0
+	})
+	if len(got) != 1 || got[0] != reason {
+		t.Errorf("the audit trail says %s stopped because %q, want %q", name, got, reason)
+	}
+}
+
 // TestFileTransfer100MB: 100 MB up to the user and 100 MB back, each
 // verified by SHA-256 on both ends and recorded in the audit trail; a
 // second upload of the same name never overwrites the first.
@@ -700,7 +719,8 @@ func TestFileRevokeCancels(t *testing.T) {
 // TestPushStoppedSaysWhy: a file stopped on its way to the user says on
 // the user's terminal which of the reasons it was: the technician
 // cancelled it, left (their viewer stopped by Ctrl+C), the user paused the
-// session, or the user took file transfer back.
+// session, or the user took file transfer back. The audit trail says the
+// same.
 func TestPushStoppedSaysWhy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -714,6 +734,7 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 		}
 	})
 	fs.host.waitOutput(t, "Receiving cancelled.exe: stopped: the technician cancelled it\r\n", 1, 10*time.Second)
+	fs.wantInterrupted(t, ctx, "cancelled.exe", "The transfer was cancelled.")
 
 	cmd := fs.b.viewer(t, "push", "-session", fs.id, src, "left.exe")
 	out := startCmd(t, cmd)
@@ -721,6 +742,7 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
 	fs.host.waitOutput(t, "Receiving left.exe: stopped: the technician left or lost the connection\r\n", 1, 10*time.Second)
+	fs.wantInterrupted(t, ctx, "left.exe", "The technician left or lost the connection.")
 
 	paused := false
 	f.Push(ctx, src, "paused.exe", func(d, _ int64) {
@@ -730,6 +752,7 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 		}
 	})
 	fs.host.waitOutput(t, "Receiving paused.exe: stopped: you paused the session; once you resume, the technician can carry on from where it stopped\r\n", 1, 10*time.Second)
+	fs.wantInterrupted(t, ctx, "paused.exe", "The user paused the session.")
 	// The pause closed the files channel: the technician opens another
 	// once the user resumes.
 	fs.host.typeLine(t, "resume")
@@ -749,6 +772,7 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 		}
 	})
 	fs.host.waitOutput(t, "Receiving revoked.exe: stopped: you took back file transfer\r\n", 1, 10*time.Second)
+	fs.wantInterrupted(t, ctx, "revoked.exe", "The user took back file transfer.")
 }
 
 // TestPushPausedResumes: the user pauses the session while a file is on
@@ -838,7 +862,7 @@ func TestPushPausedResumes(t *testing.T) {
 // TestPushStoppedByEndSaysSessionEnded: the user ends the session while a
 // file is on its way to them; their terminal says the transfer stopped
 // because the session ended, not that the technician left, and the
-// technician reads that the user ended it.
+// technician, and the audit trail, that the user ended it.
 func TestPushStoppedByEndSaysSessionEnded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -863,13 +887,14 @@ func TestPushStoppedByEndSaysSessionEnded(t *testing.T) {
 	if !strings.Contains(out, "Receiving setup.exe: stopped: the session ended\r\n") || strings.Count(out, "Receiving setup.exe: stopped") != 1 {
 		t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
 	}
+	fs.wantInterrupted(t, ctx, "setup.exe", "The user ended the session.")
 }
 
 // TestPushStoppedByTechnicianEndSaysSessionEnded: the technician ends the
 // session (the console's End session, here through the API) while a file
 // is on its way to the user; the user's terminal says the transfer
 // stopped because the session ended, not that the technician left, and
-// that the technician ended it.
+// that the technician ended it; so does the audit trail.
 func TestPushStoppedByTechnicianEndSaysSessionEnded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -899,6 +924,7 @@ func TestPushStoppedByTechnicianEndSaysSessionEnded(t *testing.T) {
 	if !strings.Contains(out, "Receiving setup.exe: stopped: the session ended\r\n") || strings.Count(out, "Receiving setup.exe: stopped") != 1 {
 		t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
 	}
+	fs.wantInterrupted(t, ctx, "setup.exe", "The technician ended the session.")
 }
 
 // TestViewerPushInterruptedResumes: Ctrl+C stops 'viewer push', which says
