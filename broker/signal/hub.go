@@ -1094,9 +1094,12 @@ func (h *Hub) Close() error {
 		ids = append(ids, id)
 	}
 	h.mu.Unlock()
+	// At once: each end waits a moment for its host to let go.
+	var ending sync.WaitGroup
 	for _, id := range ids {
-		h.end(id, "The broker is shutting down.")
+		ending.Go(func() { h.end(id, "The broker is shutting down.") })
 	}
+	ending.Wait()
 	h.wg.Wait()
 	return nil
 }
