@@ -859,72 +859,55 @@ func TestPushPausedResumes(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return len(partials()) == 0 })
 }
 
-// TestPushStoppedByEndSaysSessionEnded: the user ends the session while a
-// file is on its way to them; their terminal says the transfer stopped
-// because the session ended, not that the technician left, and the
-// technician, and the audit trail, that the user ended it.
-func TestPushStoppedByEndSaysSessionEnded(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	fs := startFilesSession(t, ctx)
-	src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
-	_, f := fs.files(t, ctx)
-	ended := false
-	_, perr := f.Push(ctx, src, "setup.exe", func(d, _ int64) {
-		if d > 4<<20 && !ended {
-			ended = true
-			fs.host.typeLine(t, "end")
-		}
-	})
-	// The technician, too, reads that the user ended it.
-	if perr == nil || !strings.Contains(perr.Error(), "The user ended the session.") {
-		t.Errorf("the technician's push stopped with %v", perr)
-	}
-	if code := fs.host.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("host exit code %d", code)
-	}
-	out := fs.host.waitOutput(t, "You ended the session.", 1, 3*time.Second)
-	if !strings.Contains(out, "Receiving setup.exe: stopped: the session ended\r\n") || strings.Count(out, "Receiving setup.exe: stopped") != 1 {
-		t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
-	}
-	fs.wantInterrupted(t, ctx, "setup.exe", "The user ended the session.")
-}
-
-// TestPushStoppedByTechnicianEndSaysSessionEnded: the technician ends the
-// session (the console's End session, here through the API) while a file
-// is on its way to the user; the user's terminal says the transfer
+// TestPushStoppedByEndSaysSessionEnded: the user, or the technician (the
+// console's End session, here through the API), ends the session while a
+// file is on its way to the user; the user's terminal says the transfer
 // stopped because the session ended, not that the technician left, and
-// that the technician ended it; so does the audit trail.
-func TestPushStoppedByTechnicianEndSaysSessionEnded(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	fs := startFilesSession(t, ctx)
-	src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
-	_, f := fs.files(t, ctx)
-	var ended chan error
-	_, perr := f.Push(ctx, src, "setup.exe", func(d, _ int64) {
-		if d > 4<<20 && ended == nil {
-			ended = make(chan error, 1)
-			go func() { ended <- fs.c.EndSession(ctx, fs.id) }()
-		}
-	})
-	if perr == nil || !strings.Contains(perr.Error(), "The technician ended the session.") {
-		t.Errorf("the technician's push stopped with %v", perr)
+// who ended it; so do the technician's push and the audit trail.
+func TestPushStoppedByEndSaysSessionEnded(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		end      func(t *testing.T, ctx context.Context, fs *filesSession) error
+		hostSays string // the user's terminal, after the transfer's line
+		reason   string // the technician's and the audit trail's
+	}{
+		{"by the user", func(t *testing.T, _ context.Context, fs *filesSession) error { fs.host.typeLine(t, "end"); return nil },
+			"You ended the session.", "The user ended the session."},
+		{"by the technician", func(_ *testing.T, ctx context.Context, fs *filesSession) error { return fs.c.EndSession(ctx, fs.id) },
+			"The technician ended the session.", "The technician ended the session."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			fs := startFilesSession(t, ctx)
+			src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
+			_, f := fs.files(t, ctx)
+			var ended chan error
+			_, perr := f.Push(ctx, src, "setup.exe", func(d, _ int64) {
+				if d > 4<<20 && ended == nil {
+					ended = make(chan error, 1)
+					go func() { ended <- tc.end(t, ctx, fs) }()
+				}
+			})
+			if perr == nil || !strings.Contains(perr.Error(), tc.reason) {
+				t.Errorf("the technician's push stopped with %v", perr)
+			}
+			if ended == nil {
+				t.Fatal("the push finished before the session was ended")
+			}
+			if err := <-ended; err != nil {
+				t.Fatal(err)
+			}
+			if code := fs.host.wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("host exit code %d", code)
+			}
+			out := fs.host.waitOutput(t, tc.hostSays, 1, 3*time.Second)
+			if !strings.Contains(out, "Receiving setup.exe: stopped: the session ended\r\n") || strings.Count(out, "Receiving setup.exe: stopped") != 1 {
+				t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
+			}
+			fs.wantInterrupted(t, ctx, "setup.exe", tc.reason)
+		})
 	}
-	if ended == nil {
-		t.Fatal("the push finished before the session was ended")
-	}
-	if err := <-ended; err != nil {
-		t.Fatal(err)
-	}
-	if code := fs.host.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("host exit code %d", code)
-	}
-	out := fs.host.waitOutput(t, "The technician ended the session.", 1, 3*time.Second)
-	if !strings.Contains(out, "Receiving setup.exe: stopped: the session ended\r\n") || strings.Count(out, "Receiving setup.exe: stopped") != 1 {
-		t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
-	}
-	fs.wantInterrupted(t, ctx, "setup.exe", "The technician ended the session.")
 }
 
 // TestViewerPushInterruptedResumes: Ctrl+C stops 'viewer push', which says
