@@ -225,7 +225,7 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     await byId('shell-start').click();
     await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor({ timeout: 15_000 });
     assert.equal(await tabBar.isVisible(), true);
-    assert.equal(await byId('shell-copy').isEnabled(), true);
+    assert.equal(await byId('shell-copy').isDisabled(), true, 'Copy waits for a selection');
     assert.equal(await byId('shell-paste').isEnabled(), true);
     // The tab strip scrolls sideways only: no up/down arrows beside "+".
     const scroll = await page.locator('#shell-panel .shell-tabs').evaluate((el) => [el.scrollHeight, el.clientHeight, getComputedStyle(el).overflowY]);
