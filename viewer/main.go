@@ -134,6 +134,11 @@ func main() {
 		}
 		err = errors.New(msg)
 	}
+	if (cmd == "push" || cmd == "pull") && errors.Is(err, client.ErrPaused) {
+		// A pause is a moment's break: the user's computer keeps the part
+		// of a file it received, and a fetch keeps here what came.
+		err = fmt.Errorf("%w; once they resume, run the same command again to carry on where it stopped", err)
+	}
 	if err != nil {
 		fail(err)
 	}

@@ -305,8 +305,8 @@ func runShell(ctx context.Context, c *client.Client, args []string) error {
 	if err := j.Over(); err != nil {
 		return err // "session ended: …", or "disconnected: …" while it goes on
 	}
-	if why := j.ClosedBecause(protocol.PermShell); why != "" {
-		return errors.New("the shell was closed: " + why)
+	if why := j.ClosedBecause(protocol.PermShell); why != nil {
+		return fmt.Errorf("the shell was closed: %w", why)
 	}
 	return errors.New("the shell was closed (the user revoked the permission, or left)")
 }

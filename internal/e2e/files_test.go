@@ -642,7 +642,7 @@ func TestViewerPushPull(t *testing.T) {
 	waitFor(t, 30*time.Second, func() bool { st, err := os.Stat(part); return err == nil && st.Size() > had.Size() })
 	fs.host.typeLine(t, "pause")
 	err = cmd.Wait()
-	if err == nil || !strings.Contains(paused.String(), "\nviewer: pull big.log: the channel was closed: the user paused the session") {
+	if err == nil || !strings.Contains(paused.String(), "\nviewer: pull big.log: the channel was closed: the user paused the session; once they resume, run the same command again to carry on where it stopped\n") {
 		t.Fatalf("pull stopped by a pause: %v\n%q", err, paused.String())
 	}
 	fs.host.typeLine(t, "resume")
@@ -936,6 +936,37 @@ func TestViewerPushInterruptedResumes(t *testing.T) {
 	}
 	if h, _, _ := client.HashFile(filepath.Join(fs.inbox, "image.iso")); h != sum {
 		t.Error("the resumed file differs")
+	}
+}
+
+// TestViewerPushPausedResumes: the user pauses the session while 'viewer
+// push' runs; it says so, and that running the same command again once
+// they resume carries on where it stopped; the next run sends only the
+// rest, and the file arrives whole.
+func TestViewerPushPausedResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	src, sum := randomFile(t, t.TempDir(), "image.iso", 64<<20)
+	cmd := fs.b.viewer(t, "push", "-session", fs.id, src)
+	out := startCmd(t, cmd)
+	waitText(t, out, `image.iso \[[#.]+\] +\d+% [1-9]\d*/`, 30*time.Second)
+	fs.host.typeLine(t, "pause")
+	want := "\nviewer: push " + src + ": the channel was closed: the user paused the session; once they resume, run the same command again to carry on where it stopped\n"
+	if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), want) {
+		t.Fatalf("push stopped by a pause: %v\n%q", err, out.String())
+	}
+	fs.host.typeLine(t, "resume")
+	again, err := fs.b.viewer(t, "push", "-session", fs.id, src).CombinedOutput()
+	if err != nil || !strings.Contains(string(again), sum) {
+		t.Fatalf("push again: %v\n%s", err, again)
+	}
+	m := regexp.MustCompile(`image.iso \[[#.]+\] +\d+% (\d+)/`).FindStringSubmatch(string(again))
+	if m == nil || m[1] == "0" {
+		t.Errorf("the push after the resume started from the beginning:\n%s\nthe user's terminal:\n%s", again, fs.host.stdout.String())
+	}
+	if h, _, _ := client.HashFile(filepath.Join(fs.inbox, "image.iso")); h != sum {
+		t.Error("the file sent in two parts differs")
 	}
 }
 

@@ -114,6 +114,19 @@ func (f *Files) Close() error {
 
 func (f *Files) markClosed() { f.closeOnce.Do(func() { close(f.closed) }) }
 
+// closesSoon reports whether the channel is closed or closes within a
+// second: a send that the host's close (a pause, a revoke) cut short can
+// fail with the transport's own error ("stream closed") a moment before
+// the channel hears of its close.
+func (f *Files) closesSoon() bool {
+	select {
+	case <-f.closed:
+		return true
+	case <-time.After(time.Second):
+		return false
+	}
+}
+
 // whileConnected returns ctx, cancelled also when the connection is over:
 // a transfer waiting for room to send on a dead connection gives up.
 func (f *Files) whileConnected(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -155,11 +168,11 @@ func (f *Files) send(ctx context.Context, m protocol.FileMessage) error {
 // closedErr explains a closed channel with what the broker said, if
 // anything.
 func (f *Files) closedErr(err error) error {
-	if errors.Is(err, ErrEnded) || errors.Is(err, ErrDisconnected) || (err != nil && !errors.Is(err, rtc.ErrChannelClosed) && !errors.Is(err, ErrChannelClosed)) {
+	if errors.Is(err, ErrEnded) || errors.Is(err, ErrDisconnected) || (err != nil && !errors.Is(err, rtc.ErrChannelClosed) && !errors.Is(err, ErrChannelClosed) && !f.closesSoon()) {
 		return err
 	}
-	if why := f.j.ClosedBecause(protocol.PermFiles); why != "" {
-		return fmt.Errorf("%w: %s", ErrChannelClosed, why)
+	if why := f.j.ClosedBecause(protocol.PermFiles); why != nil {
+		return fmt.Errorf("%w: %w", ErrChannelClosed, why)
 	}
 	// The broker's reason travels on the control channel and may come a
 	// moment after the close.

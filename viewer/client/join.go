@@ -570,31 +570,35 @@ func (j *Joined) WaitPermissions(ctx context.Context, cond func(protocol.Permiss
 	}
 }
 
+// ErrPaused says a channel closed because the user paused the session: a
+// moment's break, after which a transfer carries on where it stopped.
+var ErrPaused = errors.New("the user paused the session")
+
 // ClosedBecause says why a channel for perm closed, if the user's word
 // (which may come a moment after the close) or the session's end tells:
-// "" if neither does within a second, or if perm was never allowed (the
+// nil if neither does within a second, or if perm was never allowed (the
 // broker says why it refused).
-func (j *Joined) ClosedBecause(perm string) string {
+func (j *Joined) ClosedBecause(perm string) error {
 	j.mu.Lock()
 	had := j.hadGrant[perm]
 	j.mu.Unlock()
 	if !had {
-		return ""
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	p, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return p.Paused || !slices.Contains(p.Granted, perm) })
 	switch {
 	case errors.Is(err, ErrEnded):
-		return "the session ended: " + j.EndReason()
+		return errors.New("the session ended: " + j.EndReason())
 	case errors.Is(err, ErrDisconnected):
-		return "disconnected: " + j.EndReason()
+		return errors.New("disconnected: " + j.EndReason())
 	case err != nil:
-		return ""
+		return nil
 	case p.Paused:
-		return "the user paused the session"
+		return ErrPaused
 	default:
-		return "the user took back " + perm
+		return errors.New("the user took back " + perm)
 	}
 }
 
