@@ -45,11 +45,12 @@ const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart
  * opts.sessionId names the session (for the command that sends what the
  * console cannot); opts.getPc() returns the current RTCPeerConnection (or null);
  * opts.onRequest(perm) asks the user for a permission; opts.onToggle(open).
- * Returns { button, panel, setAllowed(bool), setOpen(bool), isOpen(), reconnected(), destroy() }.
+ * Returns { button, panel, setAllowed(bool, { paused }), setOpen(bool), isOpen(), reconnected(), destroy() }.
  */
 export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   let open = false;
   let allowed = false;
+  let paused = false; // not allowed because the user paused the session
   let dc = null; // the files channel, opened on demand
   let dcPc = null; // the connection it belongs to
   let cwd = '.';
@@ -327,6 +328,10 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       verifying: 'Verifying SHA-256\u2026',
       interrupted: allowed
         ? `Interrupted at ${sizeFmt(t.done)}: resumes when the connection is back`
+        // A pause is a moment's break: the user's computer keeps the part
+        // it received, and the transfer goes on by itself once they resume.
+        : paused
+          ? `Stopped at ${sizeFmt(t.done)}: the user paused the session; the ${t.direction === 'upload' ? 'upload' : 'download'} carries on from where it stopped once they resume`
         // The user's computer removes a part it received when they take
         // Files back; a fetch keeps here what came and goes on from it.
         : t.direction === 'upload'
@@ -576,22 +581,29 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     if (!asking && !canAsk) askBtn.dataset.tip = 'The user is answering another request';
     else delete askBtn.dataset.tip;
   }
-  empty.replaceChildren(
+  const notAllowed = [
     h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
     h('p', { class: 'side-empty-title', text: 'The user has not allowed Files' }),
-    h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), askBtn);
+    h('p', { text: 'The user decides. Ask, and they can allow it on their computer.' }), askBtn];
+  // Nothing to ask for: the user allowed Files and only paused.
+  const whilePaused = [
+    h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+    h('p', { class: 'side-empty-title', text: 'The user paused the session' }),
+    h('p', { text: 'Files can be used again once they resume.' })];
 
   function renderAccess() {
     const askHadFocus = document.activeElement === askBtn;
     browser.hidden = !allowed;
     empty.hidden = allowed;
     uploadBtn.disabled = !allowed;
+    const shown = paused ? whilePaused : notAllowed;
+    if (!allowed && empty.lastChild !== shown.at(-1)) empty.replaceChildren(...shown);
     if (askHadFocus && allowed) uploadBtn.focus({ preventScroll: true });
   }
 
   /** Opened from its button: the focus goes to what the panel offers first. */
   function focusInto() {
-    (allowed ? uploadBtn : askBtn).focus({ preventScroll: true });
+    (allowed ? uploadBtn : paused ? closeBtn : askBtn).focus({ preventScroll: true });
   }
 
   function setOpen(on) {
@@ -652,11 +664,16 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     isOpen: () => open,
     /** A transfer is under way, waits its turn, or waits to resume. */
     busy: () => queue.length > 0,
-    setAllowed(on) {
-      if (allowed === on) return;
+    /** Whether Files may be used; when not, whether that is because the user paused the session. */
+    setAllowed(on, { paused: isPaused = false } = {}) {
+      const nowPaused = !on && isPaused;
+      if (allowed === on && paused === nowPaused) return;
       allowed = on;
+      paused = nowPaused;
       button.classList.toggle('is-locked', !on);
       renderAccess();
+      // A transfer the host stopped before its word came says now why.
+      for (const t of queue) if (t.state === 'interrupted') render(t);
       if (!on) {
         const old = dc;
         if (old) {

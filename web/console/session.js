@@ -250,7 +250,7 @@ export function mountSession(root, { id, navigate }) {
     });
     // Once the session is over nothing is allowed, whatever was granted.
     const over = connState === 'ended';
-    files.setAllowed(!over && c.granted.includes('files') && !c.paused);
+    files.setAllowed(!over && c.granted.includes('files') && !c.paused, { paused: !over && c.paused });
     shell.setAllowed(!over && c.granted.includes('shell') && !c.paused, { paused: !over && c.paused });
     files.setAsking(consent.isAsking('files'), consent.canAsk());
     shell.setAsking(consent.isAsking('shell'), consent.canAsk());

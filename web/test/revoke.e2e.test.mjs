@@ -5,15 +5,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
+import { ROOT, api, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
 
 after(stopAll);
 
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
+const artifacts = join(ROOT, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
 let display;
 before(async () => { display = await startXvfb(1280, 720); });
 
@@ -180,5 +182,54 @@ test('an upload the user revokes says the part sent was removed, and starts agai
   await allowOnHost(host, 2);
   await page.locator('[data-testid="transfer"][data-name="tool.bin"][data-state="done"]').waitFor({ timeout: 60_000 });
   assert.equal(sha256(readFileSync(join(inbox, 'tool.bin'))), sha256(data));
+  assert.deepEqual(pageErrors.map(String), []);
+});
+
+test('an upload the user pauses says so, and carries on from where it stopped once they resume', { timeout: 120_000 }, async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const inbox = join(home, 'in');
+  // -v: the host's log says where each upload started.
+  const { page, host, pageErrors } = await liveSession(t, ['files'], ['-v', '-files-root', home, '-files-inbox', inbox]);
+  const byId = (id) => page.getByTestId(id);
+
+  await byId('files-open').click();
+  // Large enough to pause half way, and picked from a file as a
+  // technician would (too large to hand to the page as a buffer).
+  const data = randomBytes(100 * 1024 * 1024);
+  const picked = mkdtempSync(join(tmpdir(), 'tether-pick-'));
+  t.after(() => rmSync(picked, { recursive: true, force: true }));
+  writeFileSync(join(picked, 'setup.bin'), data);
+  await byId('files-input').setInputFiles(join(picked, 'setup.bin'));
+  const row = page.locator('[data-testid="transfer"][data-name="setup.bin"]');
+  const percent = async () => Number(await row.locator('[role="progressbar"]').getAttribute('aria-valuenow'));
+  await until('the upload to be a third of the way', async () => (await percent()) >= 33, 60_000);
+
+  // The user pauses half way: the part sent stays on their computer, and
+  // the panel says the upload goes on once they resume.
+  host.type('pause');
+  await page.locator('[data-testid="transfer"][data-name="setup.bin"][data-state="interrupted"]').waitFor({ timeout: 10_000 });
+  const stoppedAt = await percent();
+  assert.ok(stoppedAt > 0 && stoppedAt < 100, `stopped at ${stoppedAt}%`);
+  assert.match(await row.innerText(), /Stopped at [\d.]+ MB: the user paused the session; the upload carries on from where it stopped once they resume/);
+  assert.doesNotMatch(await row.innerText(), /removed|no longer allows/);
+  assert.equal(readdirSync(inbox).length, 1, 'the part sent is kept on the user\u2019s computer');
+  // The panel says why Files cannot be used meanwhile, and asks nothing.
+  assert.match(await byId('files-empty').innerText(), /The user paused the session/);
+  assert.equal(await byId('files-empty').getByTestId('files-request').count(), 0, 'no asking for what the user already allowed');
+  await page.screenshot({ path: join(artifacts, 'console-files-paused.png') });
+
+  // The user resumes: the same upload goes on by itself, from where it
+  // stopped, and the file arrives whole.
+  host.type('resume');
+  await page.locator('[data-testid="transfer"][data-name="setup.bin"][data-state="done"]').waitFor({ timeout: 60_000 });
+  assert.equal(await row.count(), 1, 'one transfer, not a new one');
+  assert.equal(sha256(readFileSync(join(inbox, 'setup.bin'))), sha256(data));
+  await page.screenshot({ path: join(artifacts, 'console-files-paused-resumed.png') });
+  const offsets = [...host.out.stdout.matchAll(/msg="receiving a file".*? resume_at=(\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(offsets.length, 2, `uploads: ${offsets}`);
+  assert.equal(offsets[0], 0);
+  const resumedAt = Math.floor((offsets[1] / data.length) * 100);
+  assert.ok(offsets[1] > 0 && resumedAt <= stoppedAt, `resumed at ${offsets[1]} bytes (${resumedAt}%), stopped at ${stoppedAt}%`);
   assert.deepEqual(pageErrors.map(String), []);
 });
