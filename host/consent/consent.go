@@ -377,9 +377,12 @@ func (m *Manager) Revoke(perm string) error {
 	if !changed {
 		return fmt.Errorf("no one has %s", perm)
 	}
-	m.changed("revoked " + protocol.PermWords(perm))
+	m.changed(Revoked(perm))
 	return nil
 }
+
+// Revoked is the Change of the state in which the user took perm back.
+func Revoked(perm string) string { return "revoked " + protocol.PermWords(perm) }
 
 // SetPaused pauses or resumes everything at once.
 func (m *Manager) SetPaused(paused bool) error {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -237,14 +236,16 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				inj.ReleaseAll()
 			}
 			// Revoked or paused: transfers stop and shells close at once,
-			// whatever the broker does. The user reads which it was.
-			if !mgr.Allowed(protocol.PermFiles) {
-				// Taking files back while paused removes what a pause kept.
-				if state.Paused && slices.ContainsFunc(state.Grants, func(g protocol.Grant) bool { return slices.Contains(g.Granted, protocol.PermFiles) }) {
-					fsrv.PauseAll()
-				} else {
-					fsrv.CancelAll()
-				}
+			// whatever the broker does. The user reads which it was. Only
+			// taking file transfer back removes the parts kept for a
+			// resume: a pause keeps them, as a dropped connection does,
+			// and a resume or another change leaves them (their
+			// technician may be away for the moment).
+			switch {
+			case state.Change == consent.Revoked(protocol.PermFiles):
+				fsrv.CancelAll()
+			case state.Paused:
+				fsrv.PauseAll()
 			}
 			if !mgr.Allowed(protocol.PermShell) {
 				shells.CloseAll()
