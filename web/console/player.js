@@ -179,6 +179,19 @@ export function mountPlayer(main, { id, navigate }) {
     v.muted = true;
     return v;
   });
+  // Each video's frame on screen, by its time: while playing it may lag
+  // the video's clock by a frame or two, and a seek into a still may show
+  // the frame before the still's first (see syncVideo): the video then
+  // plays on to that frame.
+  for (const v of videos) {
+    if (!v.requestVideoFrameCallback) continue;
+    const onFrame = (now, frame) => {
+      v.frameMS = frame.mediaTime * 1000;
+      v.requestVideoFrameCallback(onFrame);
+      if (v === video && !playing && currentSeg) syncVideo();
+    };
+    v.requestVideoFrameCallback(onFrame);
+  }
   let video = videos[0];
   video.hidden = false;
   video.dataset.testid = 'player-video';
@@ -468,6 +481,7 @@ export function mountPlayer(main, { id, navigate }) {
     if (v.dataset.seg !== seg.name) {
       v.dataset.seg = seg.name;
       v.src = api.recordingPartURL(id, seg.name);
+      if (v.requestVideoFrameCallback) v.frameMS = -1;
     }
     const ready = () => {
       v.currentTime = offsetMS / 1000;
@@ -510,20 +524,37 @@ export function mountPlayer(main, { id, navigate }) {
       video.hidden = false;
       const offset = t - seg.start_ms;
       // In a still (the screen did not change for a second or more) the
-      // picture is the frame it starts with: a browser playing on would
-      // show the frame that ends it, the change, too early.
+      // picture is the frame it starts with, the last one captured before
+      // it: a browser playing on would show the frame that ends it, the
+      // change, too early.
       const still = seg.stills?.find(([from, to]) => offset > from && offset < to);
+      // A seek shows the last frame at or before the time it goes to, and
+      // to a frame's own time, given in seconds, it may land a microsecond
+      // short, on the frame before: half a millisecond into the still's
+      // first frame it lands on that frame.
+      const held = still && still[0] + 0.5;
       if (currentSeg !== seg) {
-        showSegment(seg, still ? Math.max(0, still[0] - 1) : offset);
+        showSegment(seg, still ? held : offset);
         return;
       }
       if (heldSeg === seg) return; // its picture stays until the next segment
       if (video.readyState >= 1 && video.dataset.seg === seg.name && still) {
-        // A millisecond before its first frame: a seek shows the first frame
-        // from its time on, and to the frame's own time it may be the next.
-        const at = Math.max(0, still[0] - 1) / 1000;
-        if (!video.paused) video.pause();
-        if (video.currentTime !== at) video.currentTime = at;
+        // Played into the still, the video stops once it shows its first
+        // frame, which may come a little after the video's clock. A seek
+        // there could show the frame before: after one Chromium shows the
+        // first frame that, lasting as long as the frames it decoded
+        // lately did on average, ends after the time sought, and over
+        // still screens that average is long.
+        const at = video.currentTime * 1000;
+        const shows = video.frameMS ?? at; // the frame on screen
+        if (!video.paused && at < still[1] && shows < still[0] - 0.5) return; // on its way
+        if (!video.paused && at < still[1] && shows < still[1]) video.pause();
+        else if (!(video.paused && at >= still[0] && at < still[1])) {
+          video.pause();
+          video.currentTime = held / 1000;
+        } else if (shows < still[0] - 0.5 && !video.seeking) {
+          video.play().catch(() => {});
+        }
         return;
       }
       if (video.readyState >= 1 && video.dataset.seg === seg.name) {

@@ -7,6 +7,9 @@
 // events list, and each line in the transcript, within a video frame
 // (40 ms) of its recorded time: the transcript followed the timeline only
 // five times a second, so a line came up to a fifth of a second late.
+// Between two clicks the video shows the colour the first gave, also over
+// a still screen of several seconds, played or paused: there the player
+// showed the picture before the last click's.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +22,12 @@ after(stopAll);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FRAME_MS = 40; // one frame of 25 fps video
-const GAPS = [450, 200, 700, 300, 600, 250, 550, 350, 650, 400, 500, 220];
+// The screen stays still for two to three seconds three times, each
+// after two clicks a moment apart, so that a still starts with the
+// second's frame whether or not a new segment started at the first.
+const GAPS = [450, 200, 700, 180, 2500, 300, 600, 150, 3000, 250, 550, 350, 160, 2000, 650, 400, 500, 220];
+const STILLS = GAPS.flatMap((gap, i) => (gap >= 2000 ? [i] : []));
+const colourAfter = (n) => (n % 2 ? 'white' : 'black');
 
 test('Terminal commands and their output a fraction of a second apart each show at their recorded time', { timeout: 180_000 }, async () => {
   const display = await startXvfb(640, 480);
@@ -79,16 +87,28 @@ test('Terminal commands and their output a fraction of a second apart each show 
     });
 
     // Every frame, once it is drawn (the transcript draws in an animation
-    // frame callback of its own), the timeline's time, the current event
-    // and the last line of output the transcript shows.
+    // frame callback of its own), the timeline's time, the current event,
+    // the last line of output the transcript shows and the colour of the
+    // video's picture.
     await page.evaluate(() => {
       window.seen = [];
+      const canvas = document.createElement('canvas');
+      canvas.width = 8;
+      canvas.height = 6;
+      const g = canvas.getContext('2d', { willReadFrequently: true });
+      window.colour = () => {
+        g.drawImage(document.querySelector('[data-testid="player-video"]'), 0, 0, 8, 6);
+        const [r, gr, b] = g.getImageData(4, 3, 1, 1).data;
+        if (r > 200 && gr > 200 && b > 200) return 'white';
+        return r < 50 && gr < 50 && b < 50 ? 'black' : `rgb(${r},${gr},${b})`;
+      };
       const look = () => setTimeout(() => {
         const text = document.querySelector('[data-testid="shell-player"]').innerText;
         window.seen.push({
           t: window.tether.player.t,
           event: Number(document.querySelector('.event-row.is-current')?.dataset.index ?? -1),
           out: Math.max(0, ...[...text.matchAll(/out-(\d+)/g)].map((m) => Number(m[1]))),
+          colour: window.colour(),
         });
         if (!window.stopLooking) requestAnimationFrame(look);
       });
@@ -118,6 +138,29 @@ test('Terminal commands and their output a fraction of a second apart each show 
     for (const [i, e] of commands.entries()) {
       check(`Terminal command ${i + 1} in the events list`, e.t, (x) => x.event >= events.indexOf(e));
       check(`the line out-${i + 1} in the transcript`, outputs[i], (x) => x.out >= i + 1);
+    }
+
+    // The picture: from a frame or two after each click's line was
+    // printed (the host captures a change at most a frame after it) until
+    // the next click's command, the colour that click gave shows; over a
+    // still screen too, and never the next one's before its click.
+    const changes = seen.filter((x, i) => i === 0 || x.colour !== seen[i - 1].colour).map((x) => `${x.colour} at ${Math.round(x.t)}`);
+    const story = `clicks at ${commands.map((e, i) => `${Math.round(e.t)}-${Math.round(outputs[i])}`).join(', ')}; the player showed ${changes.join(', ')}`;
+    for (const [i, e] of commands.entries()) {
+      const until = commands[i + 1]?.t ?? outputs[i] + 500;
+      const wrong = seen.find((x) => x.t > outputs[i] + 2 * FRAME_MS && x.t < until - FRAME_MS && x.colour !== colourAfter(i + 1));
+      assert.ok(!wrong, `after click ${i + 1} (${Math.round(e.t)}-${Math.round(outputs[i])} ms) the screen was ${colourAfter(i + 1)} until ${Math.round(until)} ms, but at ${Math.round(wrong?.t)} ms the player showed ${wrong?.colour}: ${story}`);
+    }
+
+    // Paused in the middle of a still screen, the player shows what the
+    // last click before it left on the screen.
+    for (const i of STILLS) {
+      const still = (commands[i].t + commands[i + 1].t) / 2;
+      await page.mouse.click(tl.x + tl.width * (still / duration), tl.y + tl.height / 2);
+      await page.waitForTimeout(500);
+      await page.screenshot({ path: join(ROOT, 'artifacts', `player-timing-still-${i + 1}.png`), fullPage: true });
+      const paused = await page.evaluate(() => ({ t: window.tether.player.t, colour: window.colour() }));
+      assert.equal(paused.colour, colourAfter(i + 1), `paused at ${Math.round(paused.t)} ms, in the still screen after click ${i + 1}: ${story}`);
     }
     assert.deepEqual(errors, []);
   } finally {
