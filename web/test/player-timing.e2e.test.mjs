@@ -132,7 +132,10 @@ test('Terminal commands and their output a fraction of a second apart each show 
       const i = seen.findIndex(shows);
       assert.ok(i > 0, `${what} (at ${Math.round(at)} ms) never showed`);
       const [from, to] = [seen[i - 1].t, seen[i].t];
-      assert.ok(to >= at - FRAME_MS && from <= at + FRAME_MS,
+      // Within a frame: the video's, or the page's when a busy machine
+      // draws it less often (what is shown is read a frame ahead).
+      const slack = Math.max(FRAME_MS, to - from);
+      assert.ok(to >= at - slack && from <= at + slack,
         `${what}, recorded at ${Math.round(at)} ms, showed between ${Math.round(from)} and ${Math.round(to)} ms of the timeline`);
     };
     for (const [i, e] of commands.entries()) {
@@ -140,15 +143,18 @@ test('Terminal commands and their output a fraction of a second apart each show 
       check(`the line out-${i + 1} in the transcript`, outputs[i], (x) => x.out >= i + 1);
     }
 
-    // The picture: from a frame or two after each click's line was
-    // printed (the host captures a change at most a frame after it) until
-    // the next click's command, the colour that click gave shows; over a
-    // still screen too, and never the next one's before its click.
+    // The picture: from a moment after each click's line was printed
+    // until the next click's command, the colour that click gave shows;
+    // over a still screen too, and never the next one's before its click.
+    // The moment: the host captures a change at most a frame after it,
+    // and a recording's segment is placed by when its first keyframe
+    // arrived, which can be a tenth of a second late.
+    const LATE_MS = 250;
     const changes = seen.filter((x, i) => i === 0 || x.colour !== seen[i - 1].colour).map((x) => `${x.colour} at ${Math.round(x.t)}`);
     const story = `clicks at ${commands.map((e, i) => `${Math.round(e.t)}-${Math.round(outputs[i])}`).join(', ')}; the player showed ${changes.join(', ')}`;
     for (const [i, e] of commands.entries()) {
       const until = commands[i + 1]?.t ?? outputs[i] + 500;
-      const wrong = seen.find((x) => x.t > outputs[i] + 2 * FRAME_MS && x.t < until - FRAME_MS && x.colour !== colourAfter(i + 1));
+      const wrong = seen.find((x) => x.t > outputs[i] + LATE_MS && x.t < until - FRAME_MS && x.colour !== colourAfter(i + 1));
       assert.ok(!wrong, `after click ${i + 1} (${Math.round(e.t)}-${Math.round(outputs[i])} ms) the screen was ${colourAfter(i + 1)} until ${Math.round(until)} ms, but at ${Math.round(wrong?.t)} ms the player showed ${wrong?.colour}: ${story}`);
     }
 
