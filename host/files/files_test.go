@@ -544,7 +544,7 @@ func TestFetchHardLinkRefused(t *testing.T) {
 	}
 	must(os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
 	must(os.Mkdir(shared, 0o755))
-	must(os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), []byte("-----BEGIN OPENSSH PRIVATE KEY-----\n"), 0o600))
+	must(os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), []byte("a secret outside the shared folder\n"), 0o600))
 	must(os.Link(filepath.Join(home, ".ssh", "id_ed25519"), filepath.Join(shared, "notes.txt")))
 	must(os.WriteFile(filepath.Join(shared, "report.txt"), []byte("fine"), 0o644))
 	srv, err := New(Config{Root: shared, Inbox: filepath.Join(shared, "in")})
