@@ -16,10 +16,12 @@ import (
 // channel), and it counts what passes, so that a transfer cut short still
 // leaves a trace of how much of the file moved.
 type transfer struct {
-	mu    sync.Mutex
-	about protocol.FileMessage // the host's ready or meta for the transfer under way
-	dir   string               // whose bytes are hashed: upload (viewer's) or download (host's)
-	hash  hash.Hash            // nil while no transfer is under way
+	mu sync.Mutex
+	// about is the host's ready or meta for the transfer under way; its
+	// direction says whose bytes are hashed: upload (viewer's) or
+	// download (host's).
+	about protocol.FileMessage
+	hash  hash.Hash // nil while no transfer is under way
 	bytes int64
 }
 
@@ -27,14 +29,14 @@ type transfer struct {
 func (t *transfer) start(about protocol.FileMessage) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.about, t.dir, t.hash, t.bytes = about, about.Direction, sha256.New(), 0
+	t.about, t.hash, t.bytes = about, sha256.New(), 0
 }
 
 // add hashes data relayed in direction dir.
 func (t *transfer) add(dir string, data []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.hash != nil && t.dir == dir {
+	if t.hash != nil && t.about.Direction == dir {
 		t.hash.Write(data)
 		t.bytes += int64(len(data))
 	}
