@@ -614,7 +614,6 @@ func (s *Session) writeFrame(frame frameData, ts uint32, at time.Time) error {
 		s.startTS, s.tsKnown = ts, true
 	}
 	key, w, h := isKeyframe(frame)
-	startMS := at.Sub(s.start).Milliseconds()
 	if s.seg != nil {
 		// A segment runs SegmentDuration, or longer on a link so narrow
 		// that its keyframe took more than a tenth of that to arrive or to
@@ -638,7 +637,7 @@ func (s *Session) writeFrame(frame frameData, ts uint32, at time.Time) error {
 			return nil
 		}
 		s.segN++
-		s.seg = newSegment(s.dir, s.segN, startMS, ts, w, h)
+		s.seg = newSegment(s.dir, s.segN, ts, w, h)
 		s.seg.keyTime = s.keyTime(frame.size())
 	}
 	if s.seg.full() {
@@ -646,7 +645,7 @@ func (s *Session) writeFrame(frame frameData, ts uint32, at time.Time) error {
 		s.requestKeyframe()
 		return nil
 	}
-	s.seg.add(frame, ts, key)
+	s.seg.add(frame, ts, key, at.Sub(s.start).Milliseconds())
 	s.stats.Written++
 	return nil
 }

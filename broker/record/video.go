@@ -207,7 +207,7 @@ type segment struct {
 	path          string
 	firstTS       uint32
 	lastMS        int64
-	startMS       int64 // on the session's timeline
+	startMS       int64 // on the session's timeline: see add
 	frames        int64
 	bytes         int
 	keyTime       time.Duration // how long its keyframe took to reach everyone
@@ -233,18 +233,29 @@ type block struct {
 	data   frameData
 }
 
-func newSegment(dir string, n int, startMS int64, firstTS uint32, width, height int) *segment {
+func newSegment(dir string, n int, firstTS uint32, width, height int) *segment {
 	name := fmt.Sprintf("video-%04d.webm", n)
-	return &segment{name: name, path: filepath.Join(dir, name), firstTS: firstTS, startMS: startMS, width: width, height: height}
+	return &segment{name: name, path: filepath.Join(dir, name), firstTS: firstTS, width: width, height: height}
 }
 
 func (s *segment) full() bool { return s.bytes >= maxSegmentBytes }
 
-// add appends a frame, which it keeps; ts is its RTP timestamp.
-func (s *segment) add(frame frameData, ts uint32, key bool) {
+// add appends a frame, which it keeps; ts is its RTP timestamp and atMS
+// when it arrived, on the session's timeline.
+//
+// The segment starts where its frames say, placed by the one that came
+// fastest: every frame arrives some time after the host captured it (its
+// timestamp), a small one soon after and a keyframe, the segment's first,
+// up to a tenth of a second later or more on a slow link. Placed by the
+// keyframe's arrival, the whole segment would play that much late, after
+// the clicks that changed the screen.
+func (s *segment) add(frame frameData, ts uint32, key bool, atMS int64) {
 	ms := int64(ts-s.firstTS) / 90 // VP8 RTP clock is 90 kHz
 	if ms < s.lastMS || ms > 1<<40 {
 		ms = s.lastMS
+	}
+	if start := max(0, atMS-ms); s.frames == 0 || start < s.startMS {
+		s.startMS = start
 	}
 	if s.frames > 0 && ms-s.lastMS >= stillGap {
 		s.stills = append(s.stills, [2]int64{s.lastMS, ms})

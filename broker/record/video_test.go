@@ -31,13 +31,25 @@ func TestSegmentIsWebM(t *testing.T) {
 		data := bytes.Repeat([]byte{byte(i)}, 100+i*997)
 		want = append(want, frame{ms: ms, key: i == 0 || i == 10, data: data})
 	}
-	s := newSegment(t.TempDir(), 1, 5000, 1000, 1920, 1080)
-	for _, f := range want {
-		s.add(split(f.data, 1200), uint32(1000+f.ms*90), f.key) // as packets carry it
+	s := newSegment(t.TempDir(), 1, 1000, 1920, 1080)
+	for i, f := range want {
+		// Captured from 5000 ms on: the keyframe arrives 120 ms after its
+		// capture, frame 7 (the fastest) 2 ms after, the others 10 ms.
+		delay := int64(10)
+		switch i {
+		case 0:
+			delay = 120
+		case 7:
+			delay = 2
+		}
+		s.add(split(f.data, 1200), uint32(1000+f.ms*90), f.key, 5000+f.ms+delay) // as packets carry it
 	}
 	part, err := s.seal(nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if part.StartMS != 5002 {
+		t.Errorf("segment starts at %d ms; its frames were captured from 5000 ms, the fastest arriving 2 ms later", part.StartMS)
 	}
 	raw, err := os.ReadFile(s.path)
 	if err != nil {
@@ -98,9 +110,9 @@ func BenchmarkSegmentSeal(b *testing.B) {
 	frame := split(bytes.Repeat([]byte{7}, 3000), 1200)
 	b.SetBytes(int64(frame.size()) * 1200)
 	for i := range b.N {
-		s := newSegment(dir, i, 0, 0, 1920, 1080)
+		s := newSegment(dir, i, 0, 1920, 1080)
 		for n := range 1200 {
-			s.add(frame, uint32(n*1500), n%300 == 0)
+			s.add(frame, uint32(n*1500), n%300 == 0, int64(n*1500/90))
 		}
 		if _, err := s.seal(nil); err != nil {
 			b.Fatal(err)
