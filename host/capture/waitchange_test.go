@@ -212,8 +212,12 @@ func TestWaitChange(t *testing.T) {
 					}
 				}
 				t.Logf("%s: WaitChange returned %v after the paints were flushed", c.Name(), lat)
-				if m, limit := slices.Max(lat), wakeLimitOf(c.Name()); m > limit {
-					t.Errorf("%s: slowest wake %v after a paint, want < %v", c.Name(), m, limit)
+				// One slow wake of five is the machine (a busy CI runner
+				// stalls a process now and then); a slow capturer is slow
+				// every time.
+				slices.Sort(lat)
+				if m, limit := lat[len(lat)-2], wakeLimitOf(c.Name()); m > limit {
+					t.Errorf("%s: second slowest wake %v after a paint, want < %v", c.Name(), m, limit)
 				}
 				expectStill(t, c, 100*time.Millisecond, 1)
 			})
