@@ -395,7 +395,7 @@ func (v *Viewer) whyClosed(perm string) (why string, changed <-chan struct{}) {
 	// The channel is taken first: a change after it closes it.
 	v.mu.Lock()
 	changed = v.changed
-	paused, granted := v.paused, v.grants[perm]
+	paused, granted, cut := v.paused, v.grants[perm], v.cutOff
 	v.mu.Unlock()
 	v.s.mu.Lock()
 	ending := v.s.ending
@@ -407,6 +407,8 @@ func (v *Viewer) whyClosed(perm string) (why string, changed <-chan struct{}) {
 	switch {
 	case ending != "":
 		return ending, changed
+	case cut != "":
+		return cut, changed
 	case paused:
 		return "The user paused the session.", changed
 	case !granted:

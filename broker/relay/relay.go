@@ -101,6 +101,7 @@ type Viewer struct {
 	lastNotice  time.Time
 	grants      map[string]bool // what the user granted this viewer
 	paused      bool            // the user paused the session
+	cutOff      string          // why the broker cuts the viewer off (see CutOff)
 	seen        bool            // video was flowing to this viewer
 	seqOffset   uint16          // keeps sequence numbers contiguous across gaps
 	lastSeq     uint16
@@ -350,6 +351,16 @@ func (v *Viewer) SetAnswer(sdp string) error {
 	return nil
 }
 
+// CutOff says that the broker cuts the viewer off, for reason (an admin
+// disabled the account, its login signed out): a transfer this stops half
+// way is in the audit trail with that reason. Close follows.
+func (v *Viewer) CutOff(reason string) {
+	v.mu.Lock()
+	v.cutOff = reason
+	v.changedLocked()
+	v.mu.Unlock()
+}
+
 // Close ends the viewer's media; whatever it held pressed is released.
 func (v *Viewer) Close() error {
 	v.stopControl()
@@ -379,7 +390,13 @@ func (s *Session) End(reason string) {
 	for _, v := range viewers {
 		v.mu.Lock()
 		v.changedLocked()
+		pipes := slices.Collect(maps.Values(v.pipes))
 		v.mu.Unlock()
+		// Stopped now, as the trail has it, before the session's end: the
+		// channels close once the user's computer has let go.
+		for _, p := range pipes {
+			p.interrupted(reason)
+		}
 	}
 }
 

@@ -516,10 +516,12 @@ func (h *Hub) end(id, reason string) {
 	host, hostDone, answering := l.host, l.hostDone, l.hostSilentSince.IsZero()
 	h.mu.Unlock()
 
+	// Transfers under way stop first, so that the trail and the recording
+	// hold them before the end.
+	l.relay.End(reason)
 	h.log.Info("session ended", "session", id, "reason", reason)
 	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason})
 	h.finishRecording(id, reason)
-	l.relay.End(reason)
 	ended := protocol.Ended{Reason: reason, Scope: protocol.ScopeSession}
 	if host != nil {
 		if host.send(protocol.TypeEnded, id, ended) == nil && answering {
@@ -1052,6 +1054,7 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 	type cut struct {
 		session string
 		v       *viewer
+		media   *relay.Viewer
 	}
 	var cuts []cut
 	h.mu.Lock()
@@ -1064,12 +1067,15 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 			// connection winds down: it is not cut off twice.
 			if !v.cutOff && match(v) {
 				v.cutOff = true
-				cuts = append(cuts, cut{l.id, v})
+				cuts = append(cuts, cut{l.id, v, v.media})
 			}
 		}
 	}
 	h.mu.Unlock()
 	for _, c := range cuts {
+		if c.media != nil {
+			c.media.CutOff(reason)
+		}
 		h.cutOff(c.session, c.v, reason)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
@@ -98,6 +99,8 @@ type auditEvent struct {
 	Detail map[string]any
 }
 
+// auditEvents returns the session's audit trail, in order: the events
+// of type typ, or all of them for "".
 func auditEvents(t *testing.T, ctx context.Context, b *broker, id, typ string) []auditEvent {
 	t.Helper()
 	var out struct {
@@ -109,7 +112,7 @@ func auditEvents(t *testing.T, ctx context.Context, b *broker, id, typ string) [
 	getJSON(t, ctx, b, b.URL()+"/api/v1/sessions/"+id+"/events", &out)
 	var evs []auditEvent
 	for _, e := range out.Events {
-		if e.Type != typ {
+		if typ != "" && e.Type != typ {
 			continue
 		}
 		ev := auditEvent{Type: e.Type}
@@ -720,7 +723,7 @@ func TestFileRevokeCancels(t *testing.T) {
 // the user's terminal which of the reasons it was: the technician
 // cancelled it, left (their viewer stopped by Ctrl+C), the user paused the
 // session, or the user took file transfer back. The audit trail says the
-// same.
+// same, and also when an admin cut the technician off.
 func TestPushStoppedSaysWhy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -763,6 +766,31 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// An admin cuts the technician off: the trail says why, not that the
+	// technician left.
+	hc, api := fs.b.httpClient(t), fs.b.URL()+"/api/v1"
+	status, key := apiCall(t, hc, "POST", api+"/keys", fs.b.admin.APIKey, `{"name":"script","scopes":["sessions:read","sessions:join"]}`, nil)
+	if status != 201 {
+		t.Fatalf("create key: %d %v", status, key)
+	}
+	u, _ := dial.BrokerURL(fs.b.URL())
+	script, err := client.New(client.Config{Broker: u, CAFile: fs.b.CAFile(), Token: key["key"].(string)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.c = script
+	_, cutF := fs.files(t, ctx)
+	cutOff := false
+	cutF.Push(ctx, src, "cut.exe", func(d, _ int64) {
+		if d > 4<<20 && !cutOff {
+			cutOff = true
+			if status, out := apiCall(t, hc, "DELETE", api+"/keys/"+key["id"].(string), fs.b.admin.APIKey, "", nil); status != 200 {
+				t.Errorf("revoke: %d %v", status, out)
+			}
+		}
+	})
+	fs.wantInterrupted(t, ctx, "cut.exe", "The API key you connected with was revoked.")
 
 	revoked := false
 	f.Push(ctx, src, "revoked.exe", func(d, _ int64) {
@@ -906,6 +934,15 @@ func TestPushStoppedByEndSaysSessionEnded(t *testing.T) {
 				t.Fatalf("the user is not told the transfer stopped because the session ended:\n%s", out)
 			}
 			fs.wantInterrupted(t, ctx, "setup.exe", tc.reason)
+			// The trail, and the recording made of it, hold the stopped
+			// transfer before the end.
+			var types []string
+			for _, e := range auditEvents(t, ctx, fs.b, fs.id, "") {
+				types = append(types, e.Type)
+			}
+			if i, end := slices.Index(types, "file.interrupted"), slices.Index(types, "session.ended"); i < 0 || end < i {
+				t.Errorf("the audit trail holds the transfer's stop after the session's end: %v", types)
+			}
 		})
 	}
 }
