@@ -677,7 +677,7 @@ func (c *channel) startDownload(msg protocol.FileMessage) {
 	// may be anywhere on the disk: ~/shared/notes.txt may be the user's
 	// ~/.ssh/id_ed25519, which the shared folder leaves out. Which names a
 	// file has cannot be asked, so none with more than one is sent.
-	if n := links(info); n > 1 {
+	if n := links(f, info); n > 1 {
 		f.Close()
 		c.fail(msg, protocol.FileErrPath, fmt.Sprintf("%s cannot be fetched: it has %d names on the user's computer (hard links), and the others may be outside the shared folder. Ask the user to copy it into the shared folder, and fetch the copy.", rel, n))
 		return
