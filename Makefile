@@ -11,7 +11,9 @@ BENCH_PKGS := openssh-server openssh-client
 # under `sudo make test` every host the tests start would.
 unexport SUDO_UID PKEXEC_UID DOAS_USER
 
-GO_TEST_FLAGS ?= -count=1 -timeout 20m
+# The tests that mark themselves parallel mostly wait (for a connection to
+# be declared lost, a broker's minute): they all wait at once.
+GO_TEST_FLAGS ?= -count=1 -timeout 20m -parallel 4
 
 .PHONY: all build run test test-go test-web bench deps-build deps-test clean
 

@@ -22,6 +22,9 @@ import (
 // give the same time, and recording.ready announces the archive the kill
 // left incomplete.
 func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
+	// Mostly waiting out the broker's or the network's silence: it runs
+	// beside the other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)

@@ -28,6 +28,9 @@ import (
 // the connection was lost, and the technician's terminal is back to normal
 // (not left in raw mode).
 func TestViewerBrokerStopsAnswering(t *testing.T) {
+	// Mostly waiting out the broker's or the network's silence: it runs
+	// beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	display := xtest.StartXvfb(t, 320, 240)
@@ -249,6 +252,9 @@ func askingShell(t *testing.T, url, ca, key, id string, host *hostProc) (lost fu
 // 'viewer shell' waits for the user to answer its question. The command
 // does not wait for an answer that cannot come.
 func TestViewerBrokerStopsAnsweringWhileAsking(t *testing.T) {
+	// Mostly waiting out the broker's or the network's silence: it runs
+	// beside the other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 320, 240)
 	brokerCmd, url, ca, key := brokerProc(t)
 	u, _ := dial.BrokerURL(url)
@@ -277,6 +283,9 @@ func TestViewerBrokerStopsAnsweringWhileAsking(t *testing.T) {
 // still works. The command does not wait for an answer that cannot reach
 // it.
 func TestViewerSignalingDiesWhileAsking(t *testing.T) {
+	// Mostly waiting out the broker's or the network's silence: it runs
+	// beside the other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 320, 240)
 	b := startBroker(t)
 	sess, err := b.client(t).CreateSession(context.Background(), "", protocol.PermView, protocol.PermShell)
