@@ -147,8 +147,8 @@ test('Terminal commands and their output a fraction of a second apart each show 
     // until the next click's command, the colour that click gave shows;
     // over a still screen too, and never the next one's before its click.
     // The moment: the host captures a change at most a frame after it,
-    // and a recording's segment is placed by when its first keyframe
-    // arrived, which can be a tenth of a second late.
+    // and a busy machine may be slow to draw it (a recording's segment is
+    // placed by its fastest-arriving frame).
     const LATE_MS = 250;
     const changes = seen.filter((x, i) => i === 0 || x.colour !== seen[i - 1].colour).map((x) => `${x.colour} at ${Math.round(x.t)}`);
     const story = `clicks at ${commands.map((e, i) => `${Math.round(e.t)}-${Math.round(outputs[i])}`).join(', ')}; the player showed ${changes.join(', ')}`;
