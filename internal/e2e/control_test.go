@@ -309,6 +309,9 @@ func TestControlAfterResize(t *testing.T) {
 // TestStillScreenSendsNothing: once the picture settles, no video frame
 // is sent until something changes, and a change arrives at once.
 func TestStillScreenSendsNothing(t *testing.T) {
+	// Mostly watching a still screen: it runs beside the other tests that
+	// wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 1280, 720)
 	w := xtest.StartInputWitness(t, display)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

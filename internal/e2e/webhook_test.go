@@ -400,6 +400,9 @@ func TestWebhookSessionEvents(t *testing.T) {
 // the broker is stopped ends its session as the broker starts, as of the
 // expiry too.
 func TestWebhookCodeExpiry(t *testing.T) {
+	// Mostly waiting for codes to expire: it runs beside the other tests
+	// that wait.
+	t.Parallel()
 	const ttl = 2 * time.Second
 	b, hc := webhookBroker(t, func(c *server.Config) { c.CodeTTL = ttl })
 	ts := newTicketSystem(t)
