@@ -56,23 +56,40 @@ func Write(text string) error {
 	return nil
 }
 
-// Watch polls the clipboard every interval and calls onChange with new
-// text until ctx ends. X11 has no portable change notification that works
-// without owning a window, and a poll of a few hundred milliseconds is
-// what a person copying and pasting can not tell apart. What the clipboard
-// holds when Watch starts is not reported: only changes are.
+// recheck is how often Watch reads the clipboard where the X server tells
+// it of copies: a program that changed its text without taking the
+// clipboard again would otherwise go unnoticed.
+const recheck = 5 * time.Second
+
+// Watch calls onChange with the clipboard's new text each time it changes,
+// until ctx ends. What the clipboard holds when Watch starts is not
+// reported: only changes are. Where the X server tells of copies (XFixes),
+// the clipboard is read as the user copies and every recheck; elsewhere it
+// is read every interval, which a person copying and pasting cannot tell
+// apart from at once when it is a few hundred milliseconds. Each read runs
+// a program (xclip), which an idle session should not do twice a second.
 func Watch(ctx context.Context, interval time.Duration, onChange func(string)) error {
 	last, err := Read()
 	if err != nil {
 		return err
 	}
-	t := time.NewTicker(interval)
+	every := interval
+	copied, err := copies(ctx)
+	if err == nil {
+		every = max(interval, recheck)
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case _, ok := <-copied:
+			if !ok { // the X connection ended: poll
+				copied = nil
+				t.Reset(interval)
+			}
 		}
 		text, err := Read()
 		if errors.Is(err, ErrNoAnswer) {
