@@ -66,13 +66,16 @@ const recheck = 5 * time.Second
 // reported: only changes are. Where the X server tells of copies (XFixes),
 // the clipboard is read as the user copies and every recheck; elsewhere it
 // is read every interval, which a person copying and pasting cannot tell
-// apart from at once when it is a few hundred milliseconds. Each read runs
-// a program (xclip), which an idle session should not do twice a second.
+// apart from at once when it is a few hundred milliseconds. On X11 each
+// read runs a program (xclip), which an idle session should not do twice a
+// second.
 func Watch(ctx context.Context, interval time.Duration, onChange func(string)) error {
 	last, err := Read()
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // and the X connection with it
 	every := interval
 	copied, err := copies(ctx)
 	if err == nil {
