@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,7 +328,16 @@ func (p *pipe) close(why string) {
 		p.cancel()
 		if about, bytes, ok := p.transfer.stop(); ok && p.perm == protocol.PermFiles {
 			if why == whyLater {
-				go func() { p.auditInterrupted(about, bytes, p.v.whyHostClosed(p.perm)) }()
+				l := &lateStop{p: p, about: about, bytes: bytes}
+				p.v.mu.Lock()
+				p.v.lateStops = append(p.v.lateStops, l)
+				p.v.mu.Unlock()
+				go func() {
+					l.record(p.v.whyHostClosed(p.perm))
+					p.v.mu.Lock()
+					p.v.lateStops = slices.DeleteFunc(p.v.lateStops, func(x *lateStop) bool { return x == l })
+					p.v.mu.Unlock()
+				}()
 			} else {
 				p.auditInterrupted(about, bytes, why)
 			}
@@ -362,6 +372,21 @@ func (p *pipe) close(why string) {
 			}
 		}
 	})
+}
+
+// lateStop is a transfer that stopped when the user's computer closed its
+// channel, to be recorded with the reason the broker learns a moment later
+// (see whyHostClosed), or at once by the session's end.
+type lateStop struct {
+	once  sync.Once
+	p     *pipe
+	about protocol.FileMessage
+	bytes int64
+}
+
+// record puts the stop in the audit trail with why, the first time only.
+func (l *lateStop) record(why string) {
+	l.once.Do(func() { l.p.auditInterrupted(l.about, l.bytes, why) })
 }
 
 // closePipes closes the viewer's pipes that need a permission it lost,

@@ -106,6 +106,7 @@ type Viewer struct {
 	seqOffset   uint16          // keeps sequence numbers contiguous across gaps
 	lastSeq     uint16
 	pipes       map[string]*pipe // files and shell channels, by label
+	lateStops   []*lateStop      // transfers stopped, waiting for why
 	changed     chan struct{}    // closed when grants or pause change (see whyClosed)
 
 	// What the viewer reports receiving, to tell its keyframe requests
@@ -391,9 +392,15 @@ func (s *Session) End(reason string) {
 		v.mu.Lock()
 		v.changedLocked()
 		pipes := slices.Collect(maps.Values(v.pipes))
+		late := slices.Clone(v.lateStops)
 		v.mu.Unlock()
 		// Stopped now, as the trail has it, before the session's end: the
-		// channels close once the user's computer has let go.
+		// channels close once the user's computer has let go. Those it
+		// closed already (it stops its transfers as the user ends the
+		// session) are recorded now too, not once the broker learns why.
+		for _, l := range late {
+			l.record(reason)
+		}
 		for _, p := range pipes {
 			p.interrupted(reason)
 		}
