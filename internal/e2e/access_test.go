@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tether-support/tether/broker/server"
-	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
@@ -35,22 +34,7 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	// newKey gives lee an API key and a client that uses it.
 	newKey := func(name string) (*client.Client, string) {
 		t.Helper()
-		status, key := apiCall(t, hc, "POST", api+"/keys", b.admin.APIKey, `{"name":"`+name+`","username":"lee","scopes":["sessions:read","sessions:join"]}`, nil)
-		if status != 201 {
-			t.Fatalf("create key: %d %v", status, key)
-		}
-		u, _ := dial.BrokerURL(b.URL())
-		script, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: key["key"].(string)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return script, key["id"].(string)
-	}
-	revoke := func(id string) {
-		t.Helper()
-		if status, out := apiCall(t, hc, "DELETE", api+"/keys/"+id, b.admin.APIKey, "", nil); status != 200 {
-			t.Fatalf("revoke: %d %v", status, out)
-		}
+		return b.keyClient(t, `{"name":"`+name+`","username":"lee","scopes":["sessions:read","sessions:join"]}`)
 	}
 	cut := func(jn *client.Joined, want string) {
 		t.Helper()
@@ -63,7 +47,7 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	script, key := newKey("lee's script")
 	byKey := joinAsked(t, ctx, script, j.ID, host, 2)
 	allowView(t, ctx, byKey, host)
-	revoke(key)
+	b.revokeKey(t, key)
 	cut(byKey, "The API key you connected with was revoked.")
 	// What the user allowed the key's connection is not kept for lee's
 	// return: a new connection is asked afresh.
@@ -84,7 +68,7 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	// The account is disabled right after, while the key's connection may
 	// still be winding down on the broker: each connection is cut once,
 	// for its own reason (the login by the disable, not the revoke).
-	revoke(key)
+	b.revokeKey(t, key)
 	if status, out := apiCall(t, hc, "PATCH", api+"/users/lee", b.admin.APIKey, `{"disabled":true}`, nil); status != 200 {
 		t.Fatalf("disable: %d %v", status, out)
 	}

@@ -122,6 +122,30 @@ func (b *broker) client(t *testing.T) *client.Client {
 	return c
 }
 
+// keyClient has the admin create an API key (body is the request, as the
+// API takes it) and returns a client that uses it, and the key's id.
+func (b *broker) keyClient(t *testing.T, body string) (*client.Client, string) {
+	t.Helper()
+	status, key := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/keys", b.admin.APIKey, body, nil)
+	if status != 201 {
+		t.Fatalf("create key: %d %v", status, key)
+	}
+	u, _ := dial.BrokerURL(b.URL())
+	c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: key["key"].(string)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, key["id"].(string)
+}
+
+// revokeKey has the admin revoke the API key id.
+func (b *broker) revokeKey(t *testing.T, id string) {
+	t.Helper()
+	if status, out := apiCall(t, b.httpClient(t), "DELETE", b.URL()+"/api/v1/keys/"+id, b.admin.APIKey, "", nil); status != 200 {
+		t.Fatalf("revoke: %d %v", status, out)
+	}
+}
+
 // viewer is the viewer command with args, run against b with the admin's
 // API key.
 func (b *broker) viewer(t *testing.T, args ...string) *exec.Cmd {

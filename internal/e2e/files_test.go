@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
@@ -730,12 +729,19 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 	fs := startFilesSession(t, ctx)
 	src, _ := randomFile(t, t.TempDir(), "setup.exe", 100<<20)
 	j, f := fs.files(t, ctx)
+	// pushStopped pushes src as name through f and calls stop once 4 MB
+	// of it went.
+	pushStopped := func(ctx context.Context, f *client.Files, name string, stop func()) {
+		stopped := false
+		f.Push(ctx, src, name, func(d, _ int64) {
+			if d > 4<<20 && !stopped {
+				stopped = true
+				stop()
+			}
+		})
+	}
 	cut, stop := context.WithCancel(ctx)
-	f.Push(cut, src, "cancelled.exe", func(d, _ int64) {
-		if d > 4<<20 {
-			stop()
-		}
-	})
+	pushStopped(cut, f, "cancelled.exe", stop)
 	fs.host.waitOutput(t, "Receiving cancelled.exe: stopped: the technician cancelled it\r\n", 1, 10*time.Second)
 	fs.wantInterrupted(t, ctx, "cancelled.exe", "The transfer was cancelled.")
 
@@ -747,13 +753,7 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 	fs.host.waitOutput(t, "Receiving left.exe: stopped: the technician left or lost the connection\r\n", 1, 10*time.Second)
 	fs.wantInterrupted(t, ctx, "left.exe", "The technician left or lost the connection.")
 
-	paused := false
-	f.Push(ctx, src, "paused.exe", func(d, _ int64) {
-		if d > 4<<20 && !paused {
-			paused = true
-			fs.host.typeLine(t, "pause")
-		}
-	})
+	pushStopped(ctx, f, "paused.exe", func() { fs.host.typeLine(t, "pause") })
 	fs.host.waitOutput(t, "Receiving paused.exe: stopped: you paused the session; once you resume, the technician can carry on from where it stopped\r\n", 1, 10*time.Second)
 	fs.wantInterrupted(t, ctx, "paused.exe", "The user paused the session.")
 	// The pause closed the files channel: the technician opens another
@@ -769,36 +769,13 @@ func TestPushStoppedSaysWhy(t *testing.T) {
 
 	// An admin cuts the technician off: the trail says why, not that the
 	// technician left.
-	hc, api := fs.b.httpClient(t), fs.b.URL()+"/api/v1"
-	status, key := apiCall(t, hc, "POST", api+"/keys", fs.b.admin.APIKey, `{"name":"script","scopes":["sessions:read","sessions:join"]}`, nil)
-	if status != 201 {
-		t.Fatalf("create key: %d %v", status, key)
-	}
-	u, _ := dial.BrokerURL(fs.b.URL())
-	script, err := client.New(client.Config{Broker: u, CAFile: fs.b.CAFile(), Token: key["key"].(string)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.c = script
+	var key string
+	fs.c, key = fs.b.keyClient(t, `{"name":"script","scopes":["sessions:read","sessions:join"]}`)
 	_, cutF := fs.files(t, ctx)
-	cutOff := false
-	cutF.Push(ctx, src, "cut.exe", func(d, _ int64) {
-		if d > 4<<20 && !cutOff {
-			cutOff = true
-			if status, out := apiCall(t, hc, "DELETE", api+"/keys/"+key["id"].(string), fs.b.admin.APIKey, "", nil); status != 200 {
-				t.Errorf("revoke: %d %v", status, out)
-			}
-		}
-	})
+	pushStopped(ctx, cutF, "cut.exe", func() { fs.b.revokeKey(t, key) })
 	fs.wantInterrupted(t, ctx, "cut.exe", "The API key you connected with was revoked.")
 
-	revoked := false
-	f.Push(ctx, src, "revoked.exe", func(d, _ int64) {
-		if d > 4<<20 && !revoked {
-			revoked = true
-			fs.host.typeLine(t, "revoke files")
-		}
-	})
+	pushStopped(ctx, f, "revoked.exe", func() { fs.host.typeLine(t, "revoke files") })
 	fs.host.waitOutput(t, "Receiving revoked.exe: stopped: you took back file transfer\r\n", 1, 10*time.Second)
 	fs.wantInterrupted(t, ctx, "revoked.exe", "The user took back file transfer.")
 }
