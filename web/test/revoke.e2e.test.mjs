@@ -19,6 +19,19 @@ mkdirSync(artifacts, { recursive: true });
 let display;
 before(async () => { display = await startXvfb(1280, 720); });
 
+/**
+ * Writes data to a file named name in a folder of its own, removed after
+ * the test, and returns its path: the console's uploads pick it from disk,
+ * as a technician does (handed to the page as a buffer, 40 MB take the
+ * test driver 20 s to pass).
+ */
+function pickFile(t, name, data) {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-pick-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, name), data);
+  return join(dir, name);
+}
+
 const prompts = (host) => host.out.stdout.split('Allow? ').length - 1;
 
 /** Waits for the host's question number n (from 1) and allows all it asks. */
@@ -164,13 +177,8 @@ test('an upload the user revokes says the part sent was removed, and starts agai
   const byId = (id) => page.getByTestId(id);
 
   await byId('files-open').click();
-  // Picked from a file: handed to the page as a buffer, 40 MB take the
-  // test driver 20 s to pass.
   const data = randomBytes(40 * 1024 * 1024);
-  const picked = mkdtempSync(join(tmpdir(), 'tether-pick-'));
-  t.after(() => rmSync(picked, { recursive: true, force: true }));
-  writeFileSync(join(picked, 'tool.bin'), data);
-  await byId('files-input').setInputFiles(join(picked, 'tool.bin'));
+  await byId('files-input').setInputFiles(pickFile(t, 'tool.bin', data));
   const row = page.locator('[data-testid="transfer"][data-name="tool.bin"]');
   const percent = async () => Number(await row.locator('[role="progressbar"]').getAttribute('aria-valuenow'));
   await until('the upload to get going', async () => (await percent()) >= 1, 30_000);
@@ -199,13 +207,9 @@ test('an upload the user pauses says so, and carries on from where it stopped on
   const byId = (id) => page.getByTestId(id);
 
   await byId('files-open').click();
-  // Large enough to pause half way, and picked from a file as a
-  // technician would (too large to hand to the page as a buffer).
+  // Large enough to pause half way.
   const data = randomBytes(40 * 1024 * 1024);
-  const picked = mkdtempSync(join(tmpdir(), 'tether-pick-'));
-  t.after(() => rmSync(picked, { recursive: true, force: true }));
-  writeFileSync(join(picked, 'setup.bin'), data);
-  await byId('files-input').setInputFiles(join(picked, 'setup.bin'));
+  await byId('files-input').setInputFiles(pickFile(t, 'setup.bin', data));
   const row = page.locator('[data-testid="transfer"][data-name="setup.bin"]');
   const percent = async () => Number(await row.locator('[role="progressbar"]').getAttribute('aria-valuenow'));
   await until('the upload to be a third of the way', async () => (await percent()) >= 33, 60_000);
