@@ -575,6 +575,22 @@ func frozenClipboardOwner(t *testing.T, display, text string) {
 	owner.Process.Signal(syscall.SIGSTOP)
 }
 
+// withColleague starts a live session on display, where the admin is
+// joined as j, and has lee, a colleague, join it with perms granted.
+func withColleague(t *testing.T, ctx context.Context, display string, perms ...string) (j, lee *client.Joined) {
+	t.Helper()
+	b, c, j, _ := liveSession(t, ctx, display)
+	lee, err := colleague(t, ctx, b, c, j.ID).Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lee.Close() })
+	if _, err := lee.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, perms...) }); err != nil {
+		t.Fatal(err)
+	}
+	return j, lee
+}
+
 // TestClipboardAnswerOnlyToSender: two technicians may use the clipboard;
 // when one sends text to the user's clipboard, only they are told it was
 // set: their colleague, who sent nothing, is not.
@@ -582,15 +598,7 @@ func TestClipboardAnswerOnlyToSender(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b, c, j, _ := liveSession(t, ctx, display)
-	lee, err := colleague(t, ctx, b, c, j.ID).Join(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lee.Close() })
-	if _, err := lee.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermControl, protocol.PermClipboard) }); err != nil {
-		t.Fatal(err)
-	}
+	j, lee := withColleague(t, ctx, display, protocol.PermControl, protocol.PermClipboard)
 	if err := lee.SendControl(ctx, protocol.ControlMessage{Type: protocol.ControlClipboardRequest}); err != nil {
 		t.Fatal(err)
 	}
@@ -624,15 +632,7 @@ func TestClipboardFetchOnlyToAsker(t *testing.T) {
 	display := xtest.StartXvfb(t, 640, 480)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b, c, j, _ := liveSession(t, ctx, display)
-	lee, err := colleague(t, ctx, b, c, j.ID).Join(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lee.Close() })
-	if _, err := lee.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermClipboard) }); err != nil {
-		t.Fatal(err)
-	}
+	j, lee := withColleague(t, ctx, display, protocol.PermClipboard)
 	// The admin puts text on the user's clipboard: neither technician is
 	// sent it back as a copy by the user.
 	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
