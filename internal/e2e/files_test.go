@@ -98,6 +98,18 @@ type auditEvent struct {
 	Detail map[string]any
 }
 
+// pushFrom pushes src through f and says where its progress started: the
+// offset the user's computer resumed from.
+func pushFrom(ctx context.Context, f *client.Files, src string) (first int64, done protocol.FileMessage, err error) {
+	first = -1
+	done, err = f.Push(ctx, src, "", func(d, _ int64) {
+		if first < 0 {
+			first = d
+		}
+	})
+	return first, done, err
+}
+
 // auditEvents returns the session's audit trail, in order: the events
 // of type typ, or all of them for "".
 func auditEvents(t *testing.T, ctx context.Context, b *broker, id, typ string) []auditEvent {
@@ -250,12 +262,7 @@ func TestFileResume(t *testing.T) {
 		return len(m) == 1
 	})
 	_, f2 := fs.files(t, ctx)
-	var first int64 = -1
-	done, err := f2.Push(ctx, src, "", func(d, _ int64) {
-		if first < 0 {
-			first = d
-		}
-	})
+	first, done, err := pushFrom(ctx, f2, src)
 	if err != nil {
 		t.Fatalf("resumed push: %v\nhost:\n%s", err, fs.host.stderr.String())
 	}
@@ -837,12 +844,7 @@ func TestPushPausedResumes(t *testing.T) {
 
 	kept := pushPaused(f)
 	f = resume()
-	var first int64 = -1
-	done, err := f.Push(ctx, src, "", func(d, _ int64) {
-		if first < 0 {
-			first = d
-		}
-	})
+	first, done, err := pushFrom(ctx, f, src)
 	if err != nil {
 		t.Fatalf("push after the resume: %v\nhost:\n%s", err, fs.host.stderr.String())
 	}
