@@ -12,6 +12,7 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
+	xtestext "github.com/jezek/xgb/xtest"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -71,6 +72,18 @@ func warp(t testing.TB, conn *xgb.Conn, root xproto.Window, x, y int) {
 	t.Helper()
 	if err := xproto.WarpPointerChecked(conn, 0, root, 0, 0, 0, 0, int16(x), int16(y)).Check(); err != nil {
 		t.Fatalf("warp pointer to %d,%d: %v", x, y, err)
+	}
+}
+
+// move moves the pointer as a mouse does, through XTest (which makes an
+// input event, where a warp makes none), and waits until the server has.
+func move(t testing.TB, conn *xgb.Conn, root xproto.Window, x, y int) {
+	t.Helper()
+	if err := xtestext.Init(conn); err != nil {
+		t.Fatalf("XTest: %v", err)
+	}
+	if err := xtestext.FakeInputChecked(conn, xproto.MotionNotify, 0, 0, root, int16(x), int16(y), 0).Check(); err != nil {
+		t.Fatalf("move pointer to %d,%d: %v", x, y, err)
 	}
 }
 

@@ -259,7 +259,7 @@ func TestWaitChange(t *testing.T) {
 				settle(t, c)
 				res := waitAsync(c, context.Background(), time.Second)
 				time.Sleep(30 * time.Millisecond)
-				warp(t, conn, screen.Root, 200, 150)
+				move(t, conn, screen.Root, 200, 150)
 				moved := time.Now()
 				r := <-res
 				if r.err != nil {

@@ -51,6 +51,11 @@ type changeWatch struct {
 	wakeMu sync.Mutex
 	w      *C.twatch // nil once closed
 	name   string
+	// When WaitChange asked where the pointer is last, and when it asks
+	// next: from one wait to the next, a still pointer is not asked for
+	// at the start of each. Guarded by mu.
+	asked, nextPointer time.Time
+	queries            int // pointer queries so far, guarded by mu
 }
 
 // newChangeWatch connects to X display name and starts watching. The
@@ -115,12 +120,17 @@ func (cw *changeWatch) damageNow(rect image.Rectangle) (box image.Rectangle, ok 
 // pointer returns the pointer position on the root window; ok is false
 // when the pointer is on another screen. Callers hold mu.
 func (cw *changeWatch) pointer() (p image.Point, ok bool, err error) {
+	cw.queries++
 	var x, y, same C.int
 	if err := cw.status("query pointer", C.twatch_pointer(cw.w, &x, &y, &same)); err != nil {
 		return image.Point{}, false, err
 	}
 	return image.Pt(int(x), int(y)), same != 0, nil
 }
+
+// rawMotion says whether the server reports pointer moves (XInput 2.1
+// raw motion events), so that the pointer need not be polled.
+func (cw *changeWatch) rawMotion() bool { return cw.w.xi_opcode != 0 }
 
 // cursorSerial is the serial of the cursor image XFixes announced last, 0
 // before any. Callers hold mu.

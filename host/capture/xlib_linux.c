@@ -281,9 +281,37 @@ static int twatch_drain(twatch *w) {
 		} else if (ev.type == w->fixes_event + XFixesCursorNotify) {
 			w->cursor_serial = ((XFixesCursorNotifyEvent *)&ev)->cursor_serial;
 			events |= TWATCH_CURSOR;
+		} else if (w->xi_opcode != 0 && ev.xcookie.type == GenericEvent &&
+			   ev.xcookie.extension == w->xi_opcode && ev.xcookie.evtype == XI_RawMotion) {
+			// What moved and where is not needed: the position is
+			// asked for, when its turn comes. Xlib frees the
+			// event's data at the next XNextEvent.
+			events |= TWATCH_MOTION;
 		}
 	}
 	return events;
+}
+
+// twatch_select_motion asks for XInput 2.1 raw motion events, which report
+// every move of every pointing device (physical or XTest) on the root window,
+// grabs or not; w->xi_opcode stays 0 when the server has no XInput 2.1. The
+// pointer's position is then asked for when it moves rather than every few
+// milliseconds. A program that warps the pointer makes no raw event; the
+// caller still asks now and then.
+static void twatch_select_motion(twatch *w) {
+	Display *dpy = w->x.dpy;
+	int opcode, ev_base, err_base, major = 2, minor = 1;
+	if (!XQueryExtension(dpy, "XInputExtension", &opcode, &ev_base, &err_base)) return;
+	tcap_trap(&w->x);
+	Status ok = XIQueryVersion(dpy, &major, &minor);
+	if (tcap_untrap(&w->x) != TCAP_OK || ok != Success || major < 2 || (major == 2 && minor < 1)) return;
+	unsigned char bits[XIMaskLen(XI_RawMotion)] = {0};
+	XISetMask(bits, XI_RawMotion);
+	XIEventMask mask = {.deviceid = XIAllMasterDevices, .mask_len = sizeof bits, .mask = bits};
+	tcap_trap(&w->x);
+	XISelectEvents(dpy, w->x.root, &mask, 1);
+	XSync(dpy, False);
+	if (tcap_untrap(&w->x) == TCAP_OK) w->xi_opcode = opcode;
 }
 
 int twatch_open(twatch *w, const char *name) {
@@ -324,7 +352,9 @@ int twatch_open(twatch *w, const char *name) {
 	XDamageSubtract(dpy, w->damage, None, None);
 	XSync(dpy, False);
 	twatch_drain(w);
-	return tcap_untrap(&w->x);
+	int st = tcap_untrap(&w->x);
+	if (st == TCAP_OK) twatch_select_motion(w);
+	return st;
 }
 
 // twatch_wait returns once an event arrived (or was already queued), a

@@ -14,6 +14,7 @@
 #include <X11/extensions/XShm.h>
 #include <X11/extensions/Xfixes.h>
 #include <X11/extensions/Xdamage.h>
+#include <X11/extensions/XInput2.h>
 
 enum {
 	TCAP_OK = 0,
@@ -63,6 +64,7 @@ typedef struct {
 	int damage_event;       // event base of DAMAGE
 	int fixes_event;        // event base of XFixes
 	unsigned long cursor_serial; // serial of the last CursorNotify, 0 before one
+	int xi_opcode;          // XInput's opcode when raw motion is selected, else 0
 	int wake[2];            // a byte written to wake[1] ends twatch_wait
 } twatch;
 
@@ -71,6 +73,7 @@ enum {
 	TWATCH_DAMAGE = 1,
 	TWATCH_CURSOR = 2,
 	TWATCH_WOKEN = 4,
+	TWATCH_MOTION = 8,
 };
 
 void tcap_init(void);

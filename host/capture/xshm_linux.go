@@ -5,7 +5,7 @@ package capture
 // The C half lives in xlib_linux.c.
 
 /*
-#cgo pkg-config: x11 xext xfixes xdamage
+#cgo pkg-config: x11 xext xfixes xdamage xi
 #include <stdlib.h>
 #include "xlib_linux.h"
 */
@@ -49,13 +49,20 @@ func Open(display int) (Capturer, error) {
 
 var initXlib sync.Once
 
-// pointerPoll is how often WaitChange asks where the pointer is. Nothing
-// reports pointer motion to a client reliably (motion events go to the
-// window under the pointer, and stop there), yet the cursor is drawn into
-// the picture, so a moved pointer is a change. A QueryPointer round trip
-// costs tens of microseconds; every 8 ms sees a move within half a frame at
-// 60 Hz.
+// pointerPoll is how often at most WaitChange asks where the pointer is.
+// The cursor is drawn into the picture, so a moved pointer is a change.
+// Core motion events go to the window under the pointer and stop there;
+// XInput 2.1 raw motion events reach the root window, and with them
+// WaitChange asks only when a device moved the pointer. Without them it
+// asks every pointerPoll: a QueryPointer round trip costs tens of
+// microseconds, and every 8 ms sees a move within half a frame at 60 Hz.
 const pointerPoll = 8 * time.Millisecond
+
+// pointerWarpPoll is how often WaitChange asks where the pointer is when raw
+// motion events tell it of moves: a program that warps the pointer makes
+// none. A still desktop then wakes the host four times a second for the
+// pointer, not 125.
+const pointerWarpPoll = 250 * time.Millisecond
 
 // xshm keeps one X connection and one shared memory segment for its life,
 // and a second connection (watch) to learn of changes.
@@ -315,9 +322,11 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 	stop := context.AfterFunc(ctx, w.wake)
 	defer stop()
 
-	start := time.Now()
-	deadline := start.Add(timeout)
-	nextPointer := start
+	deadline := time.Now().Add(timeout)
+	every := pointerPoll
+	if w.rawMotion() {
+		every = pointerWarpPoll
+	}
 	// With no time to wait, ask for the damage region: it is
 	// authoritative whether or not its event has arrived.
 	takeDamage := timeout <= 0
@@ -340,7 +349,7 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 			}
 		}
 		now := time.Now()
-		if cur.known && !now.Before(nextPointer) {
+		if cur.known && !now.Before(w.nextPointer) {
 			p, ok, err := w.pointer()
 			if err != nil {
 				return false, image.Rectangle{}, x.watchError(err)
@@ -350,7 +359,7 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 			if ok && p != cur.pos && (cur.box.Overlaps(rect) || cur.box.Add(p.Sub(cur.pos)).Overlaps(rect)) {
 				return true, image.Rectangle{}, nil
 			}
-			nextPointer = now.Add(pointerPoll)
+			w.asked, w.nextPointer = now, now.Add(every)
 		}
 		// A new cursor image under the pointer: XFixes announced a serial
 		// other than the one drawn.
@@ -362,7 +371,7 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 		}
 		wait := deadline.Sub(now)
 		if cur.known {
-			wait = min(wait, nextPointer.Sub(now))
+			wait = min(wait, w.nextPointer.Sub(now))
 		}
 		events, err := w.wait(wait)
 		if err != nil {
@@ -371,6 +380,9 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 		// A wake (ctx or Close) and a cursor notification are looked at
 		// at the top of the loop.
 		takeDamage = events&C.TWATCH_DAMAGE != 0
+		if soon := w.asked.Add(pointerPoll); events&C.TWATCH_MOTION != 0 && soon.Before(w.nextPointer) {
+			w.nextPointer = soon
+		}
 	}
 }
 

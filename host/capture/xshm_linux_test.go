@@ -414,3 +414,60 @@ func BenchmarkWatchPointer(b *testing.B) {
 		}
 	}
 }
+
+// TestWaitChangeAsksForThePointerWhenItMoves checks that WaitChange learns
+// of a device's pointer move at once from the server, sees a warp (which
+// the server reports to no one) within pointerWarpPoll, and does not keep
+// asking where a still pointer is.
+func TestWaitChangeAsksForThePointerWhenItMoves(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	xtest.StartPattern(t, display)
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 50, 50)
+	c := mustOpen(t, opener{NameXShm, Open}, 0)
+	w := c.(*xshm).watch
+	if !w.rawMotion() {
+		t.Fatal("the capturer does not take raw motion events from a server with XInput 2")
+	}
+	asked := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.queries
+	}
+	settle(t, c)
+
+	before := asked()
+	expectStill(t, c, time.Second, 1)
+	// Every pointerWarpPoll: 4. Polling every pointerPoll would be 125.
+	if n := asked() - before; n > 5 {
+		t.Errorf("a second's wait on a still screen asked for the pointer %d times, want at most 5", n)
+	}
+	// The same second in short waits: each does not ask anew.
+	before = asked()
+	expectStill(t, c, 20*time.Millisecond, 50)
+	if n := asked() - before; n > 6 {
+		t.Errorf("50 waits of 20 ms on a still screen asked for the pointer %d times, want at most 6", n)
+	}
+
+	for _, m := range []struct {
+		how   string
+		do    func(x, y int)
+		limit time.Duration
+	}{
+		{"moved", func(x, y int) { move(t, conn, screen.Root, x, y) }, wakeLimit},
+		{"warped", func(x, y int) { warp(t, conn, screen.Root, x, y) }, pointerWarpPoll + wakeLimit},
+	} {
+		for i := range 3 {
+			settle(t, c)
+			res := waitAsync(c, context.Background(), 2*time.Second)
+			time.Sleep(30 * time.Millisecond)
+			m.do(100+40*i, 100)
+			at := time.Now()
+			r := <-res
+			if r.err != nil || !r.changed || r.at.Sub(at) > m.limit {
+				t.Errorf("WaitChange after the pointer was %s = %v, %v after %v; want true within %v", m.how, r.changed, r.err, r.at.Sub(at), m.limit)
+			}
+		}
+	}
+}

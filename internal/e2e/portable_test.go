@@ -28,7 +28,7 @@ func TestHostNeedsOnlyCommonLibraries(t *testing.T) {
 		t.Fatal(err)
 	}
 	common := []string{"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "ld-linux-x86-64.so.2",
-		"libX11.so.6", "libXext.so.6", "libXtst.so.6", "libXdamage.so.1", "libXfixes.so.3"}
+		"libX11.so.6", "libXext.so.6", "libXtst.so.6", "libXdamage.so.1", "libXfixes.so.3", "libXi.so.6"}
 	for _, lib := range libs {
 		if !slices.Contains(common, lib) {
 			t.Errorf("the host needs %s, which a desktop of another distribution or release may not have", lib)
