@@ -42,6 +42,9 @@ type Injector struct {
 	// kbd presses keys by position (X11); nil where keys go by character
 	// through robotgo.
 	kbd keyboard
+	// ptr moves the pointer as a device does (X11); nil where robotgo
+	// moves it.
+	ptr pointer
 
 	mu      sync.Mutex
 	keys    map[string]bool // pressed robotgo key names
@@ -67,6 +70,11 @@ type keyboard interface {
 	typeRune(r rune) error
 }
 
+// pointer moves the pointer to a point on the virtual screen.
+type pointer interface {
+	move(x, y int) error
+}
+
 // New returns an Injector for the display bounds gives, as its origin on
 // the virtual screen and its size. The caller must have checked that the
 // X display is reachable: robotgo crashes the process without one.
@@ -80,6 +88,11 @@ func New(logger *slog.Logger, bounds func() (x, y, w, h int)) *Injector {
 		in.kbd = kbd
 	} else {
 		in.log.Info("keys go by character, not by position: on a keyboard layout other than US some keys type other characters", "err", err)
+	}
+	if ptr, err := openPointer(); err == nil {
+		in.ptr = ptr
+	} else {
+		in.log.Info("the pointer is warped, not moved: the technician sees it move a little late", "err", err)
 	}
 	return in
 }
@@ -114,7 +127,7 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		if err != nil {
 			return err
 		}
-		robotgo.Move(x, y)
+		return in.moveLocked(x, y)
 	case protocol.InputButton:
 		name, ok := buttonNames[ev.Button]
 		if !ok {
@@ -127,7 +140,9 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		if ev.Down == in.buttons[ev.Button] {
 			return nil // already in that state (a repeated down or a stray up)
 		}
-		robotgo.Move(x, y)
+		if err := in.moveLocked(x, y); err != nil {
+			return err
+		}
 		if err := robotgo.Toggle(name, upDown(ev.Down)); err != nil {
 			return fmt.Errorf("button %s: %w", name, err)
 		}
@@ -147,6 +162,18 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		in.releaseLocked()
 	default:
 		return fmt.Errorf("%w: kind %d", ErrRejected, ev.Kind)
+	}
+	return nil
+}
+
+// moveLocked puts the pointer at x, y on the virtual screen.
+func (in *Injector) moveLocked(x, y int) error {
+	if in.ptr == nil {
+		robotgo.Move(x, y)
+		return nil
+	}
+	if err := in.ptr.move(x, y); err != nil {
+		return fmt.Errorf("move the pointer: %w", err)
 	}
 	return nil
 }
