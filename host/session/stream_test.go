@@ -34,7 +34,8 @@ func TestStreamStill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := &streamer{log: log, maxFPS: 30, allow: func(string) bool { return true }}
+			var paused atomic.Bool
+			st := &streamer{log: log, maxFPS: 30, allow: func(string) bool { return !paused.Load() }}
 			st.capt = c
 			st.keyframe.Store(true)
 			frames := receive(t, st, nil)
@@ -57,13 +58,40 @@ func TestStreamStill(t *testing.T) {
 				t.Fatalf("%d frames during 1.5 s of a still screen", n)
 			}
 
+			// A keyframe request (a viewer joined, or lost a packet) is
+			// answered at once, not when the wait for a change ends.
+			for range 3 {
+				n := frames.Load()
+				st.requestKeyframe()
+				waitFrames(t, frames, n, 200*time.Millisecond)
+			}
+			waitStill(t, frames)
+
 			// A click toggles the witness window's colour. (xdotool: the
 			// injector's X connection outlives this test's server.)
-			if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
-				t.Fatalf("xdotool: %v %s", err, out)
+			click := func() {
+				t.Helper()
+				if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
+					t.Fatalf("xdotool: %v %s", err, out)
+				}
+				w.Wait(t, `^colour `, 5*time.Second)
 			}
-			w.Wait(t, `^colour `, 5*time.Second)
+			before = frames.Load()
+			click()
 			waitFrames(t, frames, before, 500*time.Millisecond)
+			waitStill(t, frames)
+
+			// Paused while the stream waits for a change: the change is
+			// not sent; going on sends the screen as it is.
+			paused.Store(true)
+			before = frames.Load()
+			click()
+			time.Sleep(time.Second)
+			if n := frames.Load() - before; n != 0 {
+				t.Fatalf("%d frames sent of a change made while the user paused", n)
+			}
+			paused.Store(false)
+			waitFrames(t, frames, before, time.Second)
 			waitStill(t, frames)
 		})
 	}
