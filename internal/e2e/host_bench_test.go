@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
+)
+
+// BenchmarkHostStillCPU measures what a session costs the user's computer
+// while nothing on the screen moves: the CPU of the host and of the
+// programs it ran, with a technician watching a still 1920x1080 desktop,
+// over 20 s after the picture settled.
+func BenchmarkHostStillCPU(b *testing.B) {
+	const seconds = 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	display := xtest.StartXvfb(b, 1920, 1080)
+	xtest.StartPattern(b, display)
+	_, url, ca, key := brokerProc(b)
+	u, err := dial.BrokerURL(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.New(client.Config{Broker: u, CAFile: ca, Token: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sess, err := c.CreateSession(ctx, "BENCH-STILL", protocol.PermView, protocol.PermControl, protocol.PermClipboard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := benchHost(b, display, "-broker", url, "-ca", ca, sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Screenshot(ctx); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	pid := host.Process.Pid
+	b.ResetTimer()
+	cpu, t0 := hostCPUSeconds(b, pid), time.Now()
+	time.Sleep(time.Duration(b.N) * seconds * time.Second)
+	b.StopTimer()
+	b.ReportMetric((hostCPUSeconds(b, pid)-cpu)/time.Since(t0).Seconds()*100, "still-cpu-%")
+	b.ReportMetric(0, "ns/op")
+}
+
+// hostCPUSeconds is cpuSeconds of the host process plus the CPU time of
+// the programs it ran and waited for (its clipboard readers).
+func hostCPUSeconds(tb testing.TB, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	cutime, _ := strconv.ParseFloat(f[13], 64)
+	cstime, _ := strconv.ParseFloat(f[14], 64)
+	return cpuSeconds(tb, pid) + (cutime+cstime)/100
+}
