@@ -185,14 +185,14 @@ func (s *streamer) run(ctx context.Context) error {
 			timeout = 0
 		}
 		changed, err := capt.WaitChange(wctx, timeout)
+		woken := wctx.Err() != nil // a keyframe was asked for
 		endWait()
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, capture.ErrClosed) && s.current() != capt:
 			continue // the technician switched displays meanwhile
-		case wctx.Err() != nil:
-			// A keyframe was asked for.
+		case woken && errors.Is(err, context.Canceled):
 		case err != nil:
 			return fmt.Errorf("watch screen: %w", err)
 		}

@@ -260,3 +260,32 @@ func TestTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamEndsWhenTheDisplayGoes: the stream stops with an error when
+// the X server goes away, rather than trying again and again.
+func TestStreamEndsWhenTheDisplayGoes(t *testing.T) {
+	x := xtest.StartXvfbServer(t, 320, 240)
+	t.Setenv("DISPLAY", x.Display)
+	c, err := capture.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, allow: func(string) bool { return true }}
+	st.capt = c
+	st.keyframe.Store(true)
+	frames := receive(t, st, nil)
+	done := make(chan error, 1)
+	go func() { done <- st.run(context.Background()) }()
+	waitFrames(t, frames, 0, 10*time.Second)
+	waitStill(t, frames)
+	x.Stop()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the stream ended without an error when the X server went away")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream goes on 5 s after the X server went away")
+	}
+}
