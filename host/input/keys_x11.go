@@ -57,12 +57,8 @@ type xKeyboard struct {
 // keys the evdev way (Up at 111 whatever the layout); keys then go by
 // character through robotgo.
 func openKeyboard() (keyboard, error) {
-	c, err := xgb.NewConn()
+	c, err := xtestConn()
 	if err != nil {
-		return nil, err
-	}
-	if err := xtest.Init(c); err != nil {
-		c.Close()
 		return nil, err
 	}
 	setup := xproto.Setup(c)

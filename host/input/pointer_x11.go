@@ -21,6 +21,16 @@ type xPointer struct {
 // openPointer connects to the X server of $DISPLAY for moving the pointer;
 // it fails when the server has no XTest, and robotgo moves it then.
 func openPointer() (pointer, error) {
+	c, err := xtestConn()
+	if err != nil {
+		return nil, err
+	}
+	return &xPointer{conn: c, root: xproto.Setup(c).DefaultScreen(c).Root}, nil
+}
+
+// xtestConn connects to the X server of $DISPLAY for faking input
+// through the XTest extension.
+func xtestConn() (*xgb.Conn, error) {
 	c, err := xgb.NewConn()
 	if err != nil {
 		return nil, err
@@ -29,7 +39,7 @@ func openPointer() (pointer, error) {
 		c.Close()
 		return nil, err
 	}
-	return &xPointer{conn: c, root: xproto.Setup(c).DefaultScreen(c).Root}, nil
+	return c, nil
 }
 
 // move puts the pointer at x, y on the root window. It returns once the
