@@ -99,6 +99,19 @@ func (s *sshd) opts() []string {
 func filesBenchSession(b *testing.B, ctx context.Context, home string) *client.Joined {
 	rtc.TuneGC() // this process is the viewer: tuned as bin/viewer is
 	display := xtest.StartXvfb(b, 320, 240)
+	j, _ := benchSession(b, ctx, display, "BENCH-FILES", []string{protocol.PermView, protocol.PermFiles, protocol.PermShell},
+		"-files-root", home, "-files-inbox", filepath.Join(home, "inbox"))
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermFiles, protocol.PermShell) }); err != nil {
+		b.Fatal(err)
+	}
+	return j
+}
+
+// benchSession starts bin/broker and a session on it for ticket, which
+// bin/host joins on display with hostArgs (the user allows what is asked
+// for), and joins it as the Go viewer client. It returns the viewer's
+// side and the host's process.
+func benchSession(b *testing.B, ctx context.Context, display, ticket string, perms []string, hostArgs ...string) (*client.Joined, *exec.Cmd) {
 	_, url, ca, key := brokerProc(b)
 	u, err := dial.BrokerURL(url)
 	if err != nil {
@@ -108,20 +121,17 @@ func filesBenchSession(b *testing.B, ctx context.Context, home string) *client.J
 	if err != nil {
 		b.Fatal(err)
 	}
-	sess, err := c.CreateSession(ctx, "BENCH-FILES", protocol.PermView, protocol.PermFiles, protocol.PermShell)
+	sess, err := c.CreateSession(ctx, ticket, perms...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchHost(b, display, "-broker", url, "-ca", ca, "-files-root", home, "-files-inbox", filepath.Join(home, "inbox"), sess.Code)
+	host := benchHost(b, display, append(append([]string{"-broker", url, "-ca", ca}, hostArgs...), sess.Code)...)
 	j, err := c.Join(ctx, sess.ID)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { j.Close() })
-	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermFiles, protocol.PermShell) }); err != nil {
-		b.Fatal(err)
-	}
-	return j
+	return j, host
 }
 
 // BenchmarkFileTransfer sends 200 MB up and fetches 200 MB back through the

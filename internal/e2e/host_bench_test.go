@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
-	"github.com/tether-support/tether/viewer/client"
 )
 
 // BenchmarkHostStillCPU measures what a session costs the user's computer
@@ -25,25 +23,7 @@ func BenchmarkHostStillCPU(b *testing.B) {
 	defer cancel()
 	display := xtest.StartXvfb(b, 1920, 1080)
 	xtest.StartPattern(b, display)
-	_, url, ca, key := brokerProc(b)
-	u, err := dial.BrokerURL(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := client.New(client.Config{Broker: u, CAFile: ca, Token: key})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sess, err := c.CreateSession(ctx, "BENCH-STILL", protocol.PermView, protocol.PermControl, protocol.PermClipboard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	host := benchHost(b, display, "-broker", url, "-ca", ca, sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
+	j, host := benchSession(b, ctx, display, "BENCH-STILL", []string{protocol.PermView, protocol.PermControl, protocol.PermClipboard})
 	if _, err := j.Screenshot(ctx); err != nil {
 		b.Fatal(err)
 	}
