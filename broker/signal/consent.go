@@ -39,17 +39,19 @@ type request struct {
 	timer  *time.Timer
 }
 
-// audit records an event in the session's trail.
+// audit records an event in the session's trail, and in its recording at
+// the same time: as it happened, not when the database had written it.
 func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
+	at := h.cfg.Now()
 	data, _ := json.Marshal(detail)
 	if detail == nil {
 		data = []byte("{}")
 	}
-	err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: session, At: h.cfg.Now(), Actor: actor, Type: typ, Detail: string(data)})
+	err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: session, At: at, Actor: actor, Type: typ, Detail: string(data)})
 	if err != nil {
 		h.log.Error("audit", "session", session, "type", typ, "err", err)
 	}
-	h.recordEvent(session, actor, typ, data)
+	h.recordEvent(session, at, actor, typ, data)
 	h.notify(session, actor, typ, data)
 }
 

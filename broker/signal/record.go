@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/store"
@@ -55,13 +56,14 @@ func (h *Hub) startRecording(sess *store.Session, keyframe func(), viewerBitrate
 	return rec, nil
 }
 
-// recordEvent copies an audit event into the session's archive.
-func (h *Hub) recordEvent(session, actor, typ string, detail []byte) {
+// recordEvent copies an audit event that happened at at into the
+// session's archive.
+func (h *Hub) recordEvent(session string, at time.Time, actor, typ string, detail []byte) {
 	h.recMu.Lock()
 	rec := h.recordings[session]
 	h.recMu.Unlock()
 	if rec != nil {
-		rec.Event(typ, actor, detail)
+		rec.EventAt(at, typ, actor, detail)
 	}
 }
 

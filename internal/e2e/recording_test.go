@@ -384,14 +384,29 @@ func TestSessionIsRecorded(t *testing.T) {
 	// Playback and download are audited.
 	var trail struct {
 		Events []struct {
-			Type  string `json:"type"`
-			Actor string `json:"actor"`
+			Type  string    `json:"type"`
+			Actor string    `json:"actor"`
+			At    time.Time `json:"at"`
 		} `json:"events"`
 	}
 	api.call(t, "GET", "/api/v1/sessions/"+sess.ID+"/events", &trail)
 	seen := map[string]bool{}
+	trailAt := map[string][]time.Time{}
 	for _, e := range trail.Events {
 		seen[e.Type] = true
+		trailAt[e.Type+" "+e.Actor] = append(trailAt[e.Type+" "+e.Actor], e.At)
+	}
+	// The recording has each event when the trail has it (the trail keeps
+	// milliseconds), not when the database had written it.
+	for _, e := range evs.Events {
+		key := e.Type + " " + e.Actor
+		if len(trailAt[key]) == 0 {
+			continue // the recording's own events
+		}
+		if d := e.At.Sub(trailAt[key][0]).Abs(); d >= time.Millisecond {
+			t.Errorf("%s by %s is at %v in the recording, %v in the audit trail", e.Type, e.Actor, e.At, trailAt[key][0])
+		}
+		trailAt[key] = trailAt[key][1:]
 	}
 	for _, typ := range []string{"recording.ready", "recording.played", "recording.downloaded", "recording.verified"} {
 		if !seen[typ] {
