@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,10 +16,10 @@ import (
 
 // BenchmarkHostStillCPU measures what a session costs the user's computer
 // while nothing on the screen moves: the CPU of the host and of the
-// programs it ran, with a technician watching a still 1920x1080 desktop,
-// over 20 s after the picture settled.
+// programs it ran, with a technician watching a still 1920x1080 desktop:
+// the median of five windows of 6 s after the picture settled.
 func BenchmarkHostStillCPU(b *testing.B) {
-	const seconds = 20
+	const windows, window = 5, 6 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	display := xtest.StartXvfb(b, 1920, 1080)
@@ -30,10 +31,17 @@ func BenchmarkHostStillCPU(b *testing.B) {
 	time.Sleep(2 * time.Second)
 	pid := host.Process.Pid
 	b.ResetTimer()
-	cpu, t0 := hostCPUSeconds(b, pid), time.Now()
-	time.Sleep(time.Duration(b.N) * seconds * time.Second)
+	var pct []float64
+	for range b.N * windows {
+		cpu, t0 := hostCPUSeconds(b, pid), time.Now()
+		time.Sleep(window)
+		pct = append(pct, (hostCPUSeconds(b, pid)-cpu)/time.Since(t0).Seconds()*100)
+	}
 	b.StopTimer()
-	b.ReportMetric((hostCPUSeconds(b, pid)-cpu)/time.Since(t0).Seconds()*100, "still-cpu-%")
+	// The median: a busy moment of the shared machine slows the host's
+	// every wakeup.
+	slices.Sort(pct)
+	b.ReportMetric(pct[len(pct)/2], "still-cpu-%")
 	b.ReportMetric(0, "ns/op")
 }
 
