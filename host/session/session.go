@@ -486,7 +486,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			for _, p := range pkts {
 				switch p := p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					st.requestKeyframe()
+					st.keyframe.Store(true)
 				case *rtcp.ReceiverEstimatedMaximumBitrate:
 					st.setLimit(p.Bitrate)
 				}

@@ -15,12 +15,9 @@ import (
 )
 
 const (
-	// changePoll is how often a paused stream looks whether it may go on.
+	// changePoll bounds how long the loop sleeps in WaitChange, so that a
+	// keyframe request on a still screen is answered within it.
 	changePoll = 20 * time.Millisecond
-	// stillWait bounds one wait for a change when nothing else is due. A
-	// keyframe request ends the wait at once (requestKeyframe), so a still
-	// screen wakes the host only for what the capturer itself checks.
-	stillWait = time.Second
 	// Up to settleFrames more frames are encoded after the screen stops
 	// changing, settleEvery apart, so that the last picture reaches full
 	// quality instead of staying at the quality of a busy moment. Each
@@ -54,28 +51,6 @@ type streamer struct {
 	mu      sync.Mutex
 	capt    capture.Capturer
 	display int
-	endWait context.CancelFunc // ends the loop's wait for a change
-}
-
-// requestKeyframe asks for a keyframe, sent at once even from a still
-// screen.
-func (s *streamer) requestKeyframe() {
-	s.keyframe.Store(true)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.endWait != nil {
-		s.endWait()
-	}
-}
-
-// waitContext is ctx for one wait for a change, which requestKeyframe
-// ends. A request made before it was set up is in s.keyframe.
-func (s *streamer) waitContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	wctx, cancel := context.WithCancel(ctx)
-	s.mu.Lock()
-	s.endWait = cancel
-	s.mu.Unlock()
-	return wctx, cancel
 }
 
 // setDisplay switches to another monitor.
@@ -176,23 +151,12 @@ func (s *streamer) run(ctx context.Context) error {
 			continue
 		}
 		capt := s.current()
-		timeout := stillWait
-		if settle > 0 {
-			timeout = max(settleEvery-time.Since(lastSent), 0)
-		}
-		wctx, endWait := s.waitContext(ctx)
-		if s.keyframe.Load() {
-			timeout = 0
-		}
-		changed, err := capt.WaitChange(wctx, timeout)
-		woken := wctx.Err() != nil // a keyframe was asked for
-		endWait()
+		changed, err := capt.WaitChange(ctx, changePoll)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, capture.ErrClosed) && s.current() != capt:
 			continue // the technician switched displays meanwhile
-		case woken && errors.Is(err, context.Canceled):
 		case err != nil:
 			return fmt.Errorf("watch screen: %w", err)
 		}
