@@ -12,14 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"os"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // errNoDamage is why the X11 path polls instead of waiting for the server.
@@ -27,11 +22,11 @@ var errNoDamage = errors.New("X server offers no DAMAGE (or no XFixes 2)")
 
 // changeWatch learns from the X server when the screen changes: a DAMAGE
 // object on the root window (report level non-empty: one event per wait
-// however much is drawn), XFixes cursor-change notifications and XInput
-// raw motion, on a second Xlib connection (twatch in xlib_linux.c).
+// however much is drawn) and XFixes cursor-change notifications, on a
+// second Xlib connection (twatch in xlib_linux.c).
 //
-// Why a second connection rather than the capturing Display: a wait waits
-// for the connection's socket to be readable. On a shared Display, Capture's
+// Why a second connection rather than the capturing Display: a wait blocks
+// in poll() on the connection's socket. On a shared Display, Capture's
 // XShmGetImage reads that socket too and can move the awaited event into
 // Xlib's queue just after the wait looked at it, so the wait would sleep
 // through the change; avoiding that means holding the Display's lock
@@ -51,19 +46,11 @@ var errNoDamage = errors.New("X server offers no DAMAGE (or no XFixes 2)")
 type changeWatch struct {
 	// mu is held by the WaitChange using the watch, for the whole wait;
 	// close takes it after waking that WaitChange.
-	mu   sync.Mutex
-	w    *C.twatch // nil once closed
-	name string
-	// socket is the connection's socket (a second descriptor of it), which
-	// wait waits on in Go's poller. A wait inside C would hold a thread
-	// for as long, and while one does the runtime's monitor wakes every
-	// few microseconds to see whether it should take the thread's
-	// processor back: most of what a still screen cost the host.
-	socket *os.File
-	raw    syscall.RawConn
-	// wakeMu guards socket for wake, which runs without mu.
+	mu sync.Mutex
+	// wakeMu guards w for wake, which runs without mu.
 	wakeMu sync.Mutex
-	woken  atomic.Bool // set by wake, taken by wait
+	w      *C.twatch // nil once closed
+	name   string
 	// When WaitChange asked where the pointer is last, and when it asks
 	// next: from one wait to the next, a still pointer is not asked for
 	// at the start of each. Guarded by mu.
@@ -80,25 +67,10 @@ func newChangeWatch(name string) (*changeWatch, error) {
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	op := fmt.Sprintf("watch X display %q for changes", name)
 	if st := C.twatch_open(cw.w, cname); st != C.TCAP_OK {
-		err := statusError(&cw.w.x, name, op, st)
+		err := statusError(&cw.w.x, name, fmt.Sprintf("watch X display %q for changes", name), st)
 		cw.close()
 		return nil, err
-	}
-	// Xlib's socket is non-blocking already; the second descriptor
-	// shares that, and Go's poller takes only a non-blocking one.
-	fd, err := unix.FcntlInt(uintptr(C.twatch_fd(cw.w)), unix.F_DUPFD_CLOEXEC, 0)
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-		cw.socket = os.NewFile(uintptr(fd), "X connection "+name)
-	}
-	if err == nil {
-		cw.raw, err = cw.socket.SyscallConn()
-	}
-	if err != nil {
-		cw.close()
-		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return cw, nil
 }
@@ -111,45 +83,11 @@ func (cw *changeWatch) status(op string, st C.int) error {
 }
 
 // wait blocks until the server sends an event, wake is called or d passes,
-// and returns the TWATCH_ bits of the events (0 after a wake or d).
-// Callers hold mu.
+// and returns the TWATCH_ bits of what happened. Callers hold mu.
 func (cw *changeWatch) wait(d time.Duration) (int, error) {
-	if events, err := cw.poll(); err != nil || events != 0 {
-		return events, err
-	}
-	// The deadline is set before the wake is looked for: a wake after
-	// that moves it into the past.
-	if err := cw.socket.SetReadDeadline(time.Now().Add(d)); err != nil {
-		return 0, fmt.Errorf("wait for X events: %w", err)
-	}
-	if cw.woken.Swap(false) {
-		return 0, nil
-	}
-	asked := false
-	err := cw.raw.Read(func(fd uintptr) bool {
-		if asked {
-			return true // readable
-		}
-		asked = true
-		// The poller forgets that the socket became readable before
-		// this wait began; poll(2) does not.
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-		return n != 0 || err != nil
-	})
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, fmt.Errorf("wait for X events: %w", err)
-	}
-	if cw.woken.Swap(false) {
-		return 0, nil
-	}
-	return cw.poll()
-}
-
-// poll takes the events Xlib has read or can read without waiting, and
-// returns their TWATCH_ bits. Callers hold mu.
-func (cw *changeWatch) poll() (int, error) {
+	ms := (d + time.Millisecond - 1) / time.Millisecond // poll(2) takes ms; never wake early
 	var events C.int
-	st := C.twatch_poll(cw.w, &events)
+	st := C.twatch_wait(cw.w, C.int(max(ms, 0)), &events)
 	return int(events), cw.status("wait for X events", st)
 }
 
@@ -201,11 +139,10 @@ func (cw *changeWatch) cursorSerial() uint32 { return uint32(cw.w.cursor_serial)
 // wake makes a wait in progress, or the next one, return. Any goroutine
 // may call it at any time.
 func (cw *changeWatch) wake() {
-	cw.woken.Store(true)
 	cw.wakeMu.Lock()
 	defer cw.wakeMu.Unlock()
-	if cw.socket != nil {
-		cw.socket.SetReadDeadline(time.Unix(1, 0)) // passed: the wait ends
+	if cw.w != nil {
+		C.twatch_wake(cw.w)
 	}
 }
 
@@ -216,12 +153,9 @@ func (cw *changeWatch) close() {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
 	cw.wakeMu.Lock()
-	w, socket := cw.w, cw.socket
-	cw.w, cw.socket = nil, nil
+	w := cw.w
+	cw.w = nil
 	cw.wakeMu.Unlock()
-	if socket != nil {
-		socket.Close()
-	}
 	if w != nil {
 		C.twatch_close(w)
 		C.free(unsafe.Pointer(w))

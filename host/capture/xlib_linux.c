@@ -1,6 +1,9 @@
 //go:build linux && cgo
 
+#define _GNU_SOURCE // pipe2
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -313,6 +316,11 @@ static void twatch_select_motion(twatch *w) {
 
 int twatch_open(twatch *w, const char *name) {
 	w->x.shm.shmid = -1;
+	w->wake[0] = w->wake[1] = -1;
+	if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+		w->x.sys_errno = errno;
+		return TCAP_EPIPE;
+	}
 	w->x.dpy = XOpenDisplay(name);
 	if (w->x.dpy == NULL) return TCAP_ENOCONN;
 	Display *dpy = w->x.dpy;
@@ -349,19 +357,35 @@ int twatch_open(twatch *w, const char *name) {
 	return st;
 }
 
-// twatch_poll moves the events Xlib has read, or can read without blocking,
-// out of its queue and sets *events to what they were (0 when none). It
-// never waits: the Go side waits for the connection's socket (twatch_fd)
-// in Go's poller, where a wait holds no thread.
-int twatch_poll(twatch *w, int *events) {
+// twatch_wait returns once an event arrived (or was already queued), a
+// byte was written to the wake pipe, or timeout_ms passed, and sets
+// *events to what happened (0 on timeout).
+int twatch_wait(twatch *w, int timeout_ms, int *events) {
 	*events = 0;
 	if (w->x.io_dead) return TCAP_EIO;
-	tcap_trap(&w->x);
-	*events = twatch_drain(w);
-	return tcap_untrap(&w->x);
+	for (;;) {
+		tcap_trap(&w->x);
+		*events = twatch_drain(w);
+		int st = tcap_untrap(&w->x);
+		if (st != TCAP_OK || *events != 0) return st;
+		struct pollfd fds[2] = {
+			{.fd = ConnectionNumber(w->x.dpy), .events = POLLIN},
+			{.fd = w->wake[0], .events = POLLIN},
+		};
+		int n = poll(fds, 2, timeout_ms);
+		if (n < 0 && errno == EINTR) continue; // Go's signals; the caller recomputes the timeout
+		if (n <= 0) return TCAP_OK;
+		if (fds[1].revents != 0) {
+			char buf[64];
+			while (read(w->wake[0], buf, sizeof buf) > 0) {
+			}
+			*events = TWATCH_WOKEN;
+			return TCAP_OK;
+		}
+		// The X socket is readable (or hung up, which XPending turns into
+		// an I/O error): go round and let Xlib read it.
+	}
 }
-
-int twatch_fd(twatch *w) { return ConnectionNumber(w->x.dpy); }
 
 // twatch_damaged takes the damage accumulated so far, emptying it, and sets
 // *hit when some of it lies in the rectangle, and the box (bx, by, bw, bh)
@@ -411,7 +435,21 @@ int twatch_pointer(twatch *w, int *x, int *y, int *same_screen) {
 	return tcap_untrap(&w->x);
 }
 
+// twatch_wake makes a twatch_wait in progress, or the next one, return. It
+// touches no Xlib state, so any thread may call it at any time before
+// twatch_close.
+void twatch_wake(twatch *w) {
+	if (w->wake[1] >= 0) {
+		ssize_t n = write(w->wake[1], "w", 1);
+		(void)n; // a full pipe already holds a wake
+	}
+}
+
 void twatch_close(twatch *w) {
 	// Closing the connection frees the damage and the region on the server.
 	tcap_close(&w->x);
+	for (int i = 0; i < 2; i++) {
+		if (w->wake[i] >= 0) close(w->wake[i]);
+		w->wake[i] = -1;
+	}
 }

@@ -28,6 +28,7 @@ enum {
 	TCAP_EIO,      // the connection to the X server is gone
 	TCAP_EGET,     // XShmGetImage failed without an X error
 	TCAP_ENODAMAGE, // the server has no DAMAGE or no XFixes 2
+	TCAP_EPIPE,    // creating the wake pipe failed, see sys_errno
 };
 
 typedef struct {
@@ -64,13 +65,15 @@ typedef struct {
 	int fixes_event;        // event base of XFixes
 	unsigned long cursor_serial; // serial of the last CursorNotify, 0 before one
 	int xi_opcode;          // XInput's opcode when raw motion is selected, else 0
+	int wake[2];            // a byte written to wake[1] ends twatch_wait
 } twatch;
 
-// Events twatch_poll reports, as bits.
+// Events twatch_wait reports, as bits.
 enum {
 	TWATCH_DAMAGE = 1,
 	TWATCH_CURSOR = 2,
-	TWATCH_MOTION = 4,
+	TWATCH_WOKEN = 4,
+	TWATCH_MOTION = 8,
 };
 
 void tcap_init(void);
@@ -83,11 +86,11 @@ int tcap_draw_cursor(tcap *c, int ox, int oy);
 void tcap_close(tcap *c);
 
 int twatch_open(twatch *w, const char *name);
-int twatch_poll(twatch *w, int *events);
-int twatch_fd(twatch *w);
+int twatch_wait(twatch *w, int timeout_ms, int *events);
 int twatch_damaged(twatch *w, int x, int y, int width, int height, int *hit,
 		int *bx, int *by, int *bw, int *bh);
 int twatch_pointer(twatch *w, int *x, int *y, int *same_screen);
+void twatch_wake(twatch *w);
 void twatch_close(twatch *w);
 
 #endif

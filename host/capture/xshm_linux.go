@@ -181,6 +181,8 @@ func statusError(c *C.tcap, name, op string, st C.int) error {
 		return fmt.Errorf("%s: shmget: %w", op, syscall.Errno(c.sys_errno))
 	case C.TCAP_ESHMAT:
 		return fmt.Errorf("%s: shmat: %w", op, syscall.Errno(c.sys_errno))
+	case C.TCAP_EPIPE:
+		return fmt.Errorf("%s: pipe: %w", op, syscall.Errno(c.sys_errno))
 	case C.TCAP_EXERR:
 		var buf [160]C.char
 		C.XGetErrorText(c.dpy, c.xerr, &buf[0], C.int(len(buf)))
