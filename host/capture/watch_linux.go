@@ -22,8 +22,8 @@ var errNoDamage = errors.New("X server offers no DAMAGE (or no XFixes 2)")
 
 // changeWatch learns from the X server when the screen changes: a DAMAGE
 // object on the root window (report level non-empty: one event per wait
-// however much is drawn) and XFixes cursor-change notifications, on a
-// second Xlib connection (twatch in xlib_linux.c).
+// however much is drawn), XFixes cursor-change notifications and XInput
+// raw motion, on a second Xlib connection (twatch in xlib_linux.c).
 //
 // Why a second connection rather than the capturing Display: a wait blocks
 // in poll() on the connection's socket. On a shared Display, Capture's
