@@ -135,6 +135,37 @@ func xwayland(conn *xgb.Conn, heads []Display) bool {
 	return false
 }
 
+// tablesSet names the extensions whose events and errors xgb's
+// process-wide tables already know; guarded by xgbMu.
+var tablesSet = map[string]bool{}
+
+// initExtension sets conn up for an extension as init (the extension's
+// xgb Init) does, but writes xgb's process-wide tables only the first time.
+// The monitors are listed every few seconds, and the reader goroutine of a
+// connection that receives events (the clipboard's, which hears of copies)
+// reads those tables without a lock: a write at that moment would crash
+// the process. Callers hold xgbMu.
+func initExtension(conn *xgb.Conn, name string, init func(*xgb.Conn) error) error {
+	if !tablesSet[name] {
+		if err := init(conn); err != nil {
+			return err
+		}
+		tablesSet[name] = true
+		return nil
+	}
+	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
+	if err != nil {
+		return err
+	}
+	if !reply.Present {
+		return fmt.Errorf("the X server has no %s", name)
+	}
+	conn.ExtLock.Lock()
+	conn.Extensions[name] = reply.MajorOpcode
+	conn.ExtLock.Unlock()
+	return nil
+}
+
 // monitors lists the monitors of the default screen of conn.
 func monitors(conn *xgb.Conn, name string) ([]Display, error) {
 	screen := xproto.Setup(conn).DefaultScreen(conn)
@@ -145,7 +176,7 @@ func monitors(conn *xgb.Conn, name string) ([]Display, error) {
 	}
 	// Servers before RandR 1.5 (or without RandR) may still report heads
 	// through Xinerama.
-	if xinerama.Init(conn) == nil {
+	if initExtension(conn, "XINERAMA", xinerama.Init) == nil {
 		active, err := xinerama.IsActive(conn).Reply()
 		if err == nil && active.State != 0 {
 			reply, err := xinerama.QueryScreens(conn).Reply()
@@ -168,7 +199,7 @@ func monitors(conn *xgb.Conn, name string) ([]Display, error) {
 // randrMonitors returns the active RandR 1.5 monitors, or none when the
 // server lacks RandR 1.5.
 func randrMonitors(conn *xgb.Conn, root xproto.Window) ([]Display, error) {
-	if randr.Init(conn) != nil {
+	if initExtension(conn, "RANDR", randr.Init) != nil {
 		return nil, nil
 	}
 	v, err := randr.QueryVersion(conn, 1, 5).Reply()
