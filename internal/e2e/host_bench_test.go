@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -48,11 +45,7 @@ func BenchmarkHostStillCPU(b *testing.B) {
 // hostCPUSeconds is cpuSeconds of the host process plus the CPU time of
 // the programs it ran and waited for (its clipboard readers).
 func hostCPUSeconds(tb testing.TB, pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	f := procStat(tb, pid)
 	cutime, _ := strconv.ParseFloat(f[13], 64)
 	cstime, _ := strconv.ParseFloat(f[14], 64)
 	return cpuSeconds(tb, pid) + (cutime+cstime)/100

@@ -37,14 +37,21 @@ func cpuSeconds(tb testing.TB, pid int) float64 {
 			ns += v
 		}
 	}
+	f := procStat(tb, pid)
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return max(ns/1e9, (utime+stime)/100) // USER_HZ is 100 on Linux
+}
+
+// procStat returns the fields of /proc/PID/stat after the program's name:
+// f[11] and f[12] are the process's user and system time, f[13] and f[14]
+// its waited-for children's, in ticks of 1/100 s.
+func procStat(tb testing.TB, pid int) []string {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return max(ns/1e9, (utime+stime)/100) // USER_HZ is 100 on Linux
+	return strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 }
 
 // BenchmarkRecordingCPU streams the same workload (a 1920x1080 screen
