@@ -76,12 +76,6 @@ type Part struct {
 	Frames     int64 `json:"frames,omitempty"`
 	Width      int   `json:"width,omitempty"`
 	Height     int   `json:"height,omitempty"`
-	// Stills are the stretches of a segment, in ms from its start, of a
-	// second or more without a frame: the screen did not change. Browsers
-	// show a frame only about as long as the frames around it last, then
-	// the next one, even when it comes much later; a player holds the
-	// picture over these instead, or it shows a change before it happened.
-	Stills [][2]int64 `json:"stills,omitempty"`
 	// Events: lines sealed and the hash of the last one.
 	Lines int64  `json:"lines,omitempty"`
 	Head  string `json:"head,omitempty"`

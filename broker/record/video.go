@@ -213,12 +213,7 @@ type segment struct {
 	keyTime       time.Duration // how long its keyframe took to reach everyone
 	width, height int
 	clusters      []cluster
-	stills        [][2]int64 // see Part.Stills
 }
-
-// stillGap is the least time without a frame that a segment lists as a
-// still.
-const stillGap = 1000
 
 // cluster is a run of frames from one keyframe on, at most 30 s long:
 // a block's time is a 16-bit offset from its cluster's.
@@ -256,9 +251,6 @@ func (s *segment) add(frame frameData, ts uint32, key bool, atMS int64) {
 	}
 	if start := max(0, atMS-ms); s.frames == 0 || start < s.startMS {
 		s.startMS = start
-	}
-	if s.frames > 0 && ms-s.lastMS >= stillGap {
-		s.stills = append(s.stills, [2]int64{s.lastMS, ms})
 	}
 	if len(s.clusters) == 0 || key || ms-s.clusters[len(s.clusters)-1].ms > 30000 {
 		s.clusters = append(s.clusters, cluster{ms: ms})
@@ -410,7 +402,7 @@ func (s *segment) seal(key []byte) (Part, error) {
 		return Part{}, fmt.Errorf("write video segment %s: %w", s.name, err)
 	}
 	return Part{Name: s.name, Kind: KindVideo, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)), StartMS: s.startMS,
-		DurationMS: duration, Frames: s.frames, Width: s.width, Height: s.height, Stills: s.stills}, nil
+		DurationMS: duration, Frames: s.frames, Width: s.width, Height: s.height}, nil
 }
 
 type countWriter struct {

@@ -332,6 +332,18 @@ export function recordingPartURL(id, name) {
   return `/api/v1/recordings/${encodeURIComponent(id)}/parts/${encodeURIComponent(name)}`;
 }
 
+/** One part of a recording, as bytes. */
+export async function recordingPart(id, name) {
+  let res;
+  try {
+    res = await fetch(recordingPartURL(id, name), { credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, 'network', `The recording's ${name} could not be loaded: the broker did not answer.`);
+  }
+  if (!res.ok) throw new ApiError(res.status, 'part_unavailable', `The recording's ${name} could not be loaded (HTTP ${res.status}).`);
+  return res.arrayBuffer();
+}
+
 /** The whole archive as a zip; each download is audited. */
 export function recordingDownloadURL(id) {
   return `/api/v1/recordings/${encodeURIComponent(id)}/download`;

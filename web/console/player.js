@@ -10,6 +10,7 @@
 import * as api from './api.js';
 import { listPerms, ourWords, terminalName } from './permissions.js';
 import { recordingBadge, sizeText } from './recordings.js';
+import { RecordedScreen } from './screen.js';
 import { formatDateTime, formatDuration, h, icon, toast } from './ui.js';
 
 const SPEEDS = [1, 2, 4, 8];
@@ -160,43 +161,30 @@ export function mountPlayer(main, { id, navigate }) {
   let speed = 1;
   let last = 0;
   let raf = 0;
-  let currentSeg = null;
-  // A segment whose video ended before the timeline reached its end: the
-  // clock goes on by itself over it, the picture held (see the ended handler).
-  let heldSeg = null;
-  let lastVideoT = -1; // the video's last position on the timeline
-  let lastProgress = 0; // when the video last moved (performance.now())
   let activeShell = null; // { part, player, el }
   let hidden = new Set();
   let currentEvent = -1;
-  const hooks = { t: 0, duration: 0, playing: false, speed: 1, segment: null, videoTime: 0, markers: {}, shells: 0, shellTime: null, verify: null, ready: false, error: '' };
+  // segment and frameTime: the frame on screen, its segment and its time on
+  // the timeline; frames: how many were drawn.
+  const hooks = { t: 0, duration: 0, playing: false, speed: 1, segment: null, frameTime: -1, frames: 0, markers: {}, shells: 0, shellTime: null, verify: null, ready: false, error: '' };
   window.tether.player = hooks;
 
-  // Two video elements: one shows the current segment while the other
-  // loads the next, so that a segment boundary does not flash.
-  const videos = [0, 1].map(() => {
-    const v = h('video', { class: 'player-video', muted: true, playsinline: true, preload: 'auto', hidden: true });
-    v.muted = true;
-    return v;
+  const canvas = h('canvas', { class: 'player-video', 'data-testid': 'player-video', role: 'img', 'aria-label': 'The user\u2019s screen as recorded', hidden: true });
+  const screen = new RecordedScreen(canvas, (name) => api.recordingPart(id, name), {
+    onFrame(name, ms) {
+      const seg = segments.find((x) => x.name === name);
+      Object.assign(hooks, { segment: name, frameTime: (seg?.start_ms ?? 0) + ms, frames: hooks.frames + 1 });
+    },
+    onError(err) {
+      noVideoText.textContent = err.message;
+      noVideo.hidden = false;
+      canvas.hidden = true;
+    },
   });
-  // Each video's frame on screen, by its time: while playing it may lag
-  // the video's clock by a frame or two, and a seek into a still may show
-  // the frame before the still's first (see syncVideo): the video then
-  // plays on to that frame.
-  for (const v of videos) {
-    if (!v.requestVideoFrameCallback) continue;
-    const onFrame = (now, frame) => {
-      v.frameMS = frame.mediaTime * 1000;
-      v.requestVideoFrameCallback(onFrame);
-      if (v === video && !playing && currentSeg) syncVideo();
-    };
-    v.requestVideoFrameCallback(onFrame);
-  }
-  let video = videos[0];
-  video.hidden = false;
-  video.dataset.testid = 'player-video';
-  const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), h('span', { text: 'No video here: the screen was not shared or did not change.' }));
-  const stage = h('div', { class: 'player-stage' }, ...videos, noVideo);
+  const NO_VIDEO = 'No video here: the screen was not shared or did not change.';
+  const noVideoText = h('span', { text: NO_VIDEO });
+  const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), noVideoText);
+  const stage = h('div', { class: 'player-stage' }, canvas, noVideo);
   const playBtn = h('button', { type: 'button', class: 'player-play', 'aria-label': 'Play', 'data-testid': 'player-play' }, icon('play', 18));
   const prevBtn = h('button', { type: 'button', class: 'icon-btn player-jump', title: 'Previous event', 'aria-label': 'Previous event', 'data-testid': 'player-prev' }, icon('back', 16));
   const nextBtn = h('button', { type: 'button', class: 'icon-btn player-jump', title: 'Next event', 'aria-label': 'Next event', 'data-testid': 'player-next' }, icon('send', 16));
@@ -312,7 +300,7 @@ export function mountPlayer(main, { id, navigate }) {
     hooks.ready = true;
     render();
     // The first picture loads at once; it shows only where the timeline has video.
-    if (segments.length) showSegment(segmentAt(0) || segments[0], 0);
+    if (segments.length) screen.prefetch(segments[0].name);
     syncVideo();
   }
 
@@ -466,116 +454,24 @@ export function mountPlayer(main, { id, navigate }) {
 
   // ---- Video --------------------------------------------------------------------
 
-  function segmentAt(ms) {
-    return segments.find((s) => ms >= s.start_ms && ms < s.end) || null;
-  }
-
   function lastSegmentBefore(ms) {
     let found = null;
     for (const s of segments) if (s.start_ms <= ms) found = s;
     return found;
   }
 
-  // loadSegment puts a segment into a video element, at offsetMS, once.
-  function loadSegment(v, seg, offsetMS, then) {
-    if (v.dataset.seg !== seg.name) {
-      v.dataset.seg = seg.name;
-      v.src = api.recordingPartURL(id, seg.name);
-      if (v.requestVideoFrameCallback) v.frameMS = -1;
-    }
-    const ready = () => {
-      v.currentTime = offsetMS / 1000;
-      v.playbackRate = speed;
-      then?.();
-    };
-    if (v.readyState >= 1) ready();
-    else v.addEventListener('loadedmetadata', ready, { once: true });
-  }
-
-  function showSegment(seg, offsetMS) {
-    if (currentSeg === seg) return;
-    currentSeg = seg;
-    heldSeg = null;
-    const other = videos.find((v) => v !== video);
-    // The spare element may hold this segment already: swap to it.
-    const next = other.dataset.seg === seg.name ? other : video;
-    loadSegment(next, seg, offsetMS, () => {
-      if (currentSeg !== seg) return;
-      if (next !== video) {
-        video.pause();
-        delete video.dataset.testid;
-        next.dataset.testid = 'player-video';
-        next.hidden = false;
-        video.hidden = true;
-        video = next;
-      }
-      if (playing) video.play().catch(() => {});
-      // Meanwhile the spare one loads what comes next.
-      const after = segments[segments.indexOf(seg) + 1];
-      const spare = videos.find((v) => v !== video);
-      if (after) loadSegment(spare, after, 0);
-    });
-  }
-
+  // The picture at t: the segment's there, or between segments (the
+  // screen did not change) the last frame of the one before.
   function syncVideo() {
-    const seg = segmentAt(t);
-    if (seg) {
-      noVideo.hidden = true;
-      video.hidden = false;
-      const offset = t - seg.start_ms;
-      // In a still (the screen did not change for a second or more) the
-      // picture is the frame it starts with, the last one captured before
-      // it: a browser playing on would show the frame that ends it, the
-      // change, too early.
-      const still = seg.stills?.find(([from, to]) => offset > from && offset < to);
-      // A seek shows the last frame at or before the time it goes to, and
-      // to a frame's own time, given in seconds, it may land a microsecond
-      // short, on the frame before: half a millisecond into the still's
-      // first frame it lands on that frame.
-      const held = still && still[0] + 0.5;
-      if (currentSeg !== seg) {
-        showSegment(seg, still ? held : offset);
-        return;
-      }
-      if (heldSeg === seg) return; // its picture stays until the next segment
-      if (video.readyState >= 1 && video.dataset.seg === seg.name && still) {
-        // Played into the still, the video stops once it shows its first
-        // frame, which may come a little after the video's clock. A seek
-        // there could show the frame before: after one Chromium shows the
-        // first frame that, lasting as long as the frames it decoded
-        // lately did on average, ends after the time sought, and over
-        // still screens that average is long.
-        const at = video.currentTime * 1000;
-        const shows = video.frameMS ?? at; // the frame on screen
-        if (!video.paused && at < still[1] && shows < still[0] - 0.5) return; // on its way
-        if (!video.paused && at < still[1] && shows < still[1]) video.pause();
-        else if (!(video.paused && at >= still[0] && at < still[1])) {
-          video.pause();
-          video.currentTime = held / 1000;
-        } else if (shows < still[0] - 0.5 && !video.seeking) {
-          video.play().catch(() => {});
-        }
-        return;
-      }
-      if (video.readyState >= 1 && video.dataset.seg === seg.name) {
-        if (Math.abs(video.currentTime * 1000 - offset) > 250 + 60 * speed) video.currentTime = offset / 1000;
-        if (video.playbackRate !== speed) video.playbackRate = speed;
-        if (playing && video.paused) video.play().catch(() => {});
-        if (!playing && !video.paused) video.pause();
-      }
-      return;
+    const seg = lastSegmentBefore(t);
+    if (noVideoText.textContent === NO_VIDEO) {
+      noVideo.hidden = Boolean(seg);
+      canvas.hidden = !seg;
     }
-    // Between segments the screen did not change: hold the last frame.
-    const before = lastSegmentBefore(t);
-    if (!video.paused) video.pause();
-    if (before) {
-      noVideo.hidden = true;
-      video.hidden = false;
-      if (currentSeg !== before) showSegment(before, before.duration_ms - 1);
-    } else {
-      noVideo.hidden = false;
-      video.hidden = true;
-    }
+    if (!seg) return;
+    screen.show(seg.name, Math.min(t, seg.end) - seg.start_ms);
+    const next = segments[segments.indexOf(seg) + 1];
+    if (next && next.start_ms - t < 2000 * speed) screen.prefetch(next.name);
   }
 
   // ---- Shells -------------------------------------------------------------------
@@ -649,8 +545,6 @@ export function mountPlayer(main, { id, navigate }) {
 
   function seek(ms) {
     t = Math.min(duration, Math.max(0, ms));
-    heldSeg = null;
-    lastVideoT = -1;
     syncVideo();
     syncShell();
     render();
@@ -661,8 +555,6 @@ export function mountPlayer(main, { id, navigate }) {
     if (!playing && t >= duration) t = 0;
     playing = !playing;
     last = performance.now();
-    lastProgress = last;
-    lastVideoT = -1;
     syncVideo();
     render();
     if (playing) loop();
@@ -670,7 +562,6 @@ export function mountPlayer(main, { id, navigate }) {
 
   function setSpeed(s) {
     speed = s;
-    for (const v of videos) v.playbackRate = s;
     for (const b of speedGroup.children) {
       const on = Number(b.dataset.speed) === s;
       b.classList.toggle('is-active', on);
@@ -684,21 +575,7 @@ export function mountPlayer(main, { id, navigate }) {
     raf = requestAnimationFrame((now) => {
       if (!alive || !playing) return;
       const step = (now - last) * speed;
-      const seg = segmentAt(t);
-      const shown = seg && seg === currentSeg && video.dataset.seg === seg.name;
-      const videoT = shown ? seg.start_ms + video.currentTime * 1000 : -1;
-      if (shown && !video.paused && video.readyState >= 2 && videoT > lastVideoT) {
-        // The video leads while it plays: its clock is the smoothest.
-        t = Math.max(t, videoT);
-        lastVideoT = videoT;
-        lastProgress = now;
-      } else if (shown && !video.paused && now - lastProgress < 250) {
-        // A frame late: wait for the video rather than run ahead of it.
-      } else {
-        // No video here, or it stalled (at a segment's very end): the
-        // clock moves on by itself.
-        t += step;
-      }
+      t += step;
       last = now;
       if (t >= duration) {
         t = duration;
@@ -720,7 +597,7 @@ export function mountPlayer(main, { id, navigate }) {
     highlightEvent();
     const at = events[currentEvent];
     timeline.setAttribute('aria-valuetext', at ? `${formatDuration(t)}, ${LABELS[at.type] || at.type}` : formatDuration(t));
-    Object.assign(hooks, { t, playing, speed, segment: currentSeg?.name ?? null, videoTime: video.currentTime });
+    Object.assign(hooks, { t, playing, speed });
   }
 
   playBtn.addEventListener('click', toggle);
@@ -733,24 +610,6 @@ export function mountPlayer(main, { id, navigate }) {
   prevBtn.addEventListener('click', () => jump(-1));
   nextBtn.addEventListener('click', () => jump(1));
   for (const b of speedGroup.children) b.addEventListener('click', () => setSpeed(Number(b.dataset.speed)));
-  for (const v of videos) {
-    v.addEventListener('ended', () => {
-      if (v !== video || !playing || !currentSeg) return;
-      if (currentSeg.end - t <= 250 + 60 * speed) {
-        t = Math.max(t, currentSeg.end);
-        return;
-      }
-      // Chromium ends a segment whose last frame follows a still screen
-      // half-way through the stillness, showing that frame, the change,
-      // early; the timeline skipped the rest. Instead the clock goes on to
-      // the segment's end over the still picture: the video goes back to
-      // just before it ended (a seek shows the frame nearest its time).
-      heldSeg = currentSeg;
-      v.currentTime = Math.max(0, t - currentSeg.start_ms - 250) / 1000;
-    });
-    v.addEventListener('timeupdate', () => { if (v === video) hooks.videoTime = v.currentTime; });
-  }
-
   // ---- Verify -------------------------------------------------------------------
 
   verifyBtn.addEventListener('click', async () => {
@@ -789,10 +648,7 @@ export function mountPlayer(main, { id, navigate }) {
     playing = false;
     cancelAnimationFrame(raf);
     activeShell?.player?.dispose?.();
-    for (const v of videos) {
-      v.removeAttribute('src');
-      v.load();
-    }
+    screen.close();
     if (window.tether.player === hooks) window.tether.player = null;
   };
 }

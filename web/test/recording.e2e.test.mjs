@@ -109,26 +109,21 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     await page.getByTestId('player-play').click();
     await page.waitForFunction(() => {
       const v = document.querySelector('[data-testid="player-video"]');
-      return v && v.videoWidth === 1024 && v.currentTime > 0.3 && !v.paused;
+      return v && v.width === 1024 && window.tether.player.frames > 0 && window.tether.player.playing;
     }, null, { timeout: 20_000 });
-    const frames = await page.evaluate(() => new Promise((res) => {
-      const v = document.querySelector('[data-testid="player-video"]');
-      let n = 0;
-      const step = () => { n++; if (n < 5) v.requestVideoFrameCallback(step); else res(n); };
-      v.requestVideoFrameCallback(step);
-      setTimeout(() => res(n), 5000);
-    }));
-    assert.ok(frames >= 5, `only ${frames} video frames presented`);
+    const drawn = await page.evaluate(() => window.tether.player.frames);
+    await page.waitForFunction((n) => window.tether.player.frames >= n + 5, drawn, { timeout: 5000 })
+      .catch(async () => assert.fail(`only ${await page.evaluate(() => window.tether.player.frames) - drawn} video frames drawn in 5 s`));
     // The video shows the remote screen: black at first, then white once
     // the first click toggled the witness window.
     await page.evaluate(() => {
       window.lit = () => {
         const v = document.querySelector('[data-testid="player-video"]');
         const c = document.createElement('canvas');
-        c.width = v.videoWidth; c.height = v.videoHeight;
+        c.width = v.width; c.height = v.height;
         const g = c.getContext('2d');
         g.drawImage(v, 0, 0);
-        const d = g.getImageData(v.videoWidth / 4, v.videoHeight / 4, 1, 1).data;
+        const d = g.getImageData(v.width / 4, v.height / 4, 1, 1).data;
         return d[0] + d[1] + d[2];
       };
     });
