@@ -109,6 +109,7 @@ test('Terminal commands and their output a fraction of a second apart each show 
           event: Number(document.querySelector('.event-row.is-current')?.dataset.index ?? -1),
           out: Math.max(0, ...[...text.matchAll(/out-(\d+)/g)].map((m) => Number(m[1]))),
           colour: window.colour(),
+          frame: window.tether.player.frameTime,
         });
         if (!window.stopLooking) requestAnimationFrame(look);
       });
@@ -125,6 +126,10 @@ test('Terminal commands and their output a fraction of a second apart each show 
       window.stopLooking = true;
       return window.seen;
     });
+
+    // The frame on screen is never one recorded after the timeline's time.
+    const early = seen.find((x) => x.frame > x.t);
+    assert.ok(!early, `at ${early?.t} ms the player showed the frame recorded at ${early?.frame} ms`);
 
     // Each showed between two looks: the first look that shows it must
     // not come before its time, and the one before must not come after.
