@@ -340,7 +340,11 @@ export async function recordingPart(id, name) {
   } catch {
     throw new ApiError(0, 'network', `The recording's ${name} could not be loaded: the broker did not answer.`);
   }
-  if (!res.ok) throw new ApiError(res.status, 'part_unavailable', `The recording's ${name} could not be loaded (HTTP ${res.status}).`);
+  if (!res.ok) {
+    const body = await res.json().catch(() => null);
+    throw new ApiError(res.status, body?.error?.code || 'part_unavailable',
+      body?.error?.message || `The recording's ${name} could not be loaded (HTTP ${res.status}).`);
+  }
   return res.arrayBuffer();
 }
 

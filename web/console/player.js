@@ -172,6 +172,11 @@ export function mountPlayer(main, { id, navigate }) {
   const canvas = h('canvas', { class: 'player-video', 'data-testid': 'player-video', role: 'img', 'aria-label': 'The user\u2019s screen as recorded', hidden: true });
   const screen = new RecordedScreen(canvas, (name) => api.recordingPart(id, name), {
     onFrame(name, ms) {
+      if (noVideoText.textContent !== NO_VIDEO) {
+        noVideoText.textContent = NO_VIDEO; // a picture again after an error
+        noVideo.hidden = true;
+        canvas.hidden = false;
+      }
       const seg = segments.find((x) => x.name === name);
       Object.assign(hooks, { segment: name, frameTime: (seg?.start_ms ?? 0) + ms, frames: hooks.frames + 1 });
     },

@@ -203,6 +203,10 @@ export class RecordedScreen {
     let k = j;
     while (k >= 0 && !clip.frames[k].key) k--;
     if (k < 0) return; // no keyframe to start from
+    if (typeof VideoDecoder === 'undefined') {
+      this.onError(new Error('This browser cannot play the recorded video: it has no WebCodecs. A current Chrome, Edge, Firefox or Safari can.'));
+      return;
+    }
     const decoder = new VideoDecoder({
       output: (frame) => {
         if (decoder === this.decoder) this.output(clip, frame);
@@ -215,7 +219,12 @@ export class RecordedScreen {
       },
     });
     decoder.addEventListener('dequeue', () => decoder === this.decoder && this.pump());
-    decoder.configure({ codec: 'vp8', optimizeForLatency: true });
+    try {
+      decoder.configure({ codec: 'vp8', optimizeForLatency: true });
+    } catch (err) {
+      this.onError(new Error(`The recorded video could not be decoded: ${err.message}`));
+      return;
+    }
     this.decoder = decoder;
     this.sent = this.out = k - 1;
   }

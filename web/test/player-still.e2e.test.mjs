@@ -4,10 +4,11 @@
 // still screen: Chromium on its own shows the change as soon as the frames
 // before it have lasted about as long as frames usually do, and when few
 // frames came before, ends the segment half-way and the timeline skipped.
+// A segment removed from the disk is named where its picture would be.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
 import { api, bin, ROOT, signIn, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
@@ -92,6 +93,15 @@ test('a still screen plays for as long as it lasted, showing what was on screen'
     assert.ok(corners.length > 0);
     assert.ok(corners.every((c) => c.startsWith('white')), `while the screen was still, the player showed the picture that came after: ${corners} (${JSON.stringify(seg)})`);
     assert.deepEqual(errors, []);
+
+    // A segment someone removed from the disk: where its picture would be,
+    // the player says so, in the broker's words.
+    rmSync(join(broker.dataDir, 'recordings', s.body.id, seg.name));
+    await page.reload();
+    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    await page.mouse.click(tl.x + tl.width * ((seg.start_ms + 1000) / duration), tl.y + tl.height / 2);
+    await page.getByTestId('player-novideo').getByText('The part is missing from the archive; run verify.').waitFor({ timeout: 5000 });
+    await page.screenshot({ path: join(ROOT, 'artifacts', 'player-segment-missing.png') });
   } finally {
     await browser.close();
   }
