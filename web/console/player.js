@@ -169,26 +169,25 @@ export function mountPlayer(main, { id, navigate }) {
   const hooks = { t: 0, duration: 0, playing: false, speed: 1, segment: null, frameTime: -1, frames: 0, markers: {}, shells: 0, shellTime: null, verify: null, ready: false, error: '' };
   window.tether.player = hooks;
 
-  const canvas = h('canvas', { class: 'player-video', 'data-testid': 'player-video', role: 'img', 'aria-label': 'The user\u2019s screen as recorded', hidden: true });
-  const screen = new RecordedScreen(canvas, (name) => api.recordingPart(id, name), {
-    onFrame(name, ms) {
-      if (noVideoText.textContent !== NO_VIDEO) {
-        noVideoText.textContent = NO_VIDEO; // a picture again after an error
-        noVideo.hidden = true;
-        canvas.hidden = false;
-      }
-      const seg = segments.find((x) => x.name === name);
-      Object.assign(hooks, { segment: name, frameTime: (seg?.start_ms ?? 0) + ms, frames: hooks.frames + 1 });
-    },
-    onError(err) {
-      noVideoText.textContent = err.message;
-      noVideo.hidden = false;
-      canvas.hidden = true;
-    },
-  });
   const NO_VIDEO = 'No video here: the screen was not shared or did not change.';
   const noVideoText = h('span', { text: NO_VIDEO });
   const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), noVideoText);
+  const canvas = h('canvas', { class: 'player-video', 'data-testid': 'player-video', role: 'img', 'aria-label': 'The user\u2019s screen as recorded', hidden: true });
+  let videoError = null; // { name, message }: why a segment cannot be shown
+  const screen = new RecordedScreen(canvas, (name) => api.recordingPart(id, name), {
+    onFrame(name, ms) {
+      const seg = segments.find((x) => x.name === name);
+      Object.assign(hooks, { segment: name, frameTime: (seg?.start_ms ?? 0) + ms, frames: hooks.frames + 1 });
+      if (videoError?.name === name) {
+        videoError = null;
+        syncStage();
+      }
+    },
+    onError(err, name) {
+      videoError = { name, message: err.message };
+      syncStage();
+    },
+  });
   const stage = h('div', { class: 'player-stage' }, canvas, noVideo);
   const playBtn = h('button', { type: 'button', class: 'player-play', 'aria-label': 'Play', 'data-testid': 'player-play' }, icon('play', 18));
   const prevBtn = h('button', { type: 'button', class: 'icon-btn player-jump', title: 'Previous event', 'aria-label': 'Previous event', 'data-testid': 'player-prev' }, icon('back', 16));
@@ -465,14 +464,20 @@ export function mountPlayer(main, { id, navigate }) {
     return found;
   }
 
+  // The picture, or where there is none, why.
+  function syncStage() {
+    const seg = lastSegmentBefore(t);
+    const why = seg ? (seg.name === videoError?.name ? videoError.message : '') : NO_VIDEO;
+    noVideoText.textContent = why;
+    noVideo.hidden = !why;
+    canvas.hidden = Boolean(why);
+  }
+
   // The picture at t: the segment's there, or between segments (the
   // screen did not change) the last frame of the one before.
   function syncVideo() {
+    syncStage();
     const seg = lastSegmentBefore(t);
-    if (noVideoText.textContent === NO_VIDEO) {
-      noVideo.hidden = Boolean(seg);
-      canvas.hidden = !seg;
-    }
     if (!seg) return;
     screen.show(seg.name, Math.min(t, seg.end) - seg.start_ms);
     const next = segments[segments.indexOf(seg) + 1];

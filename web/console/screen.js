@@ -129,7 +129,7 @@ export class RecordedScreen {
   /**
    * @param {HTMLCanvasElement} canvas
    * @param {(name: string) => Promise<ArrayBuffer>} fetchPart
-   * @param {{ onFrame?: (name: string, ms: number) => void, onError?: (err: Error) => void }} [hooks]
+   * @param {{ onFrame?: (name: string, ms: number) => void, onError?: (err: Error, name: string) => void }} [hooks]
    */
   constructor(canvas, fetchPart, { onFrame = () => {}, onError = () => {} } = {}) {
     this.canvas = canvas;
@@ -149,18 +149,20 @@ export class RecordedScreen {
 
   /** Starts loading a segment, to show later without a wait. */
   prefetch(name) {
-    this.load(name).catch(() => {});
+    this.load(name);
   }
 
+  // load returns a segment's frames, fetched once: the three used last
+  // are kept, and one that failed stays failed (a reload tries again).
   load(name) {
     let clip = this.clips.get(name);
     if (!clip) {
       clip = this.fetchPart(name).then((buf) => ({ name, ...parseWebM(buf) }));
-      this.clips.set(name, clip);
-      // Those shown before last, and a failed one (to try again), go.
-      clip.catch(() => this.clips.get(name) === clip && this.clips.delete(name));
-      while (this.clips.size > 3) this.clips.delete(this.clips.keys().next().value);
+      clip.catch(() => {}); // its users see the failure
     }
+    this.clips.delete(name);
+    this.clips.set(name, clip);
+    while (this.clips.size > 3) this.clips.delete(this.clips.keys().next().value);
     return clip;
   }
 
@@ -177,7 +179,7 @@ export class RecordedScreen {
     try {
       clip = await this.load(want.name);
     } catch (err) {
-      if (this.want === want) this.onError(err);
+      if (this.want === want) this.onError(err, want.name);
       return;
     }
     if (this.want !== want) return; // asked for something else meanwhile
@@ -204,7 +206,7 @@ export class RecordedScreen {
     while (k >= 0 && !clip.frames[k].key) k--;
     if (k < 0) return; // no keyframe to start from
     if (typeof VideoDecoder === 'undefined') {
-      this.onError(new Error('This browser cannot play the recorded video: it has no WebCodecs. A current Chrome, Edge, Firefox or Safari can.'));
+      this.onError(new Error('This browser cannot play the recorded video: it has no WebCodecs. A current Chrome, Edge, Firefox or Safari can.'), clip.name);
       return;
     }
     const decoder = new VideoDecoder({
@@ -215,14 +217,14 @@ export class RecordedScreen {
       error: (err) => {
         if (decoder !== this.decoder) return;
         this.decoder = null;
-        this.onError(new Error(`The recorded video could not be decoded: ${err.message}`));
+        this.onError(new Error(`The recorded video could not be decoded: ${err.message}`), clip.name);
       },
     });
     decoder.addEventListener('dequeue', () => decoder === this.decoder && this.pump());
     try {
       decoder.configure({ codec: 'vp8', optimizeForLatency: true });
     } catch (err) {
-      this.onError(new Error(`The recorded video could not be decoded: ${err.message}`));
+      this.onError(new Error(`The recorded video could not be decoded: ${err.message}`), clip.name);
       return;
     }
     this.decoder = decoder;
