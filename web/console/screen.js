@@ -124,6 +124,13 @@ function frameAt(frames, ms) {
 // rest wait for it to catch up (at 8× a busy screen outruns it).
 const MAX_QUEUED = 16;
 
+// damaged is what a supervisor is told about a segment that cannot be
+// decoded; the decoder's own words go to the browser's console.
+function damaged(clip, err) {
+  console.warn(`decode ${clip.name}:`, err);
+  return new Error(`The video of this stretch (${clip.name}) is damaged and cannot be played. Verify integrity checks the whole archive.`);
+}
+
 /** Draws recorded video segments on a canvas; see the top of the file. */
 export class RecordedScreen {
   /**
@@ -183,6 +190,10 @@ export class RecordedScreen {
       return;
     }
     if (this.want !== want) return; // asked for something else meanwhile
+    if (clip.broken) {
+      this.onError(clip.broken, clip.name);
+      return;
+    }
     const j = Math.max(0, frameAt(clip.frames, want.ms));
     if (!clip.frames.length) return;
     if (this.drawn?.clip === clip && this.drawn.index === j) {
@@ -193,7 +204,13 @@ export class RecordedScreen {
     this.target = j;
     while (this.decoder && this.sent < j && this.decoder.decodeQueueSize < MAX_QUEUED) {
       const f = clip.frames[++this.sent];
-      this.decoder.decode(new EncodedVideoChunk({ type: f.key ? 'key' : 'delta', timestamp: this.sent, data: f.data }));
+      try {
+        this.decoder.decode(new EncodedVideoChunk({ type: f.key ? 'key' : 'delta', timestamp: this.sent, data: f.data }));
+      } catch (err) { // a keyframe that is not one
+        this.decoder.close();
+        this.decoder = null;
+        this.broken(clip, damaged(clip, err));
+      }
     }
   }
 
@@ -206,7 +223,7 @@ export class RecordedScreen {
     while (k >= 0 && !clip.frames[k].key) k--;
     if (k < 0) return; // no keyframe to start from
     if (typeof VideoDecoder === 'undefined') {
-      this.onError(new Error('This browser cannot play the recorded video: it has no WebCodecs. A current Chrome, Edge, Firefox or Safari can.'), clip.name);
+      this.broken(clip, new Error('This browser cannot play the recorded video: it has no WebCodecs. A current Chrome, Edge, Firefox or Safari can.'));
       return;
     }
     const decoder = new VideoDecoder({
@@ -217,18 +234,24 @@ export class RecordedScreen {
       error: (err) => {
         if (decoder !== this.decoder) return;
         this.decoder = null;
-        this.onError(new Error(`The recorded video could not be decoded: ${err.message}`), clip.name);
+        this.broken(clip, damaged(clip, err));
       },
     });
     decoder.addEventListener('dequeue', () => decoder === this.decoder && this.pump());
     try {
       decoder.configure({ codec: 'vp8', optimizeForLatency: true });
     } catch (err) {
-      this.onError(new Error(`The recorded video could not be decoded: ${err.message}`), clip.name);
+      this.broken(clip, damaged(clip, err));
       return;
     }
     this.decoder = decoder;
     this.sent = this.out = k - 1;
+  }
+
+  // broken gives a segment up: it is not decoded again.
+  broken(clip, err) {
+    clip.broken = err;
+    this.onError(err, clip.name);
   }
 
   output(clip, frame) {

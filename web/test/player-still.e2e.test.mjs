@@ -4,11 +4,12 @@
 // still screen: Chromium on its own shows the change as soon as the frames
 // before it have lasted about as long as frames usually do, and when few
 // frames came before, ends the segment half-way and the timeline skipped.
-// A segment removed from the disk is named where its picture would be.
+// A segment removed from the disk, or one that cannot be decoded, is
+// named where its picture would be.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
 import { api, bin, ROOT, signIn, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
@@ -102,6 +103,22 @@ test('a still screen plays for as long as it lasted, showing what was on screen'
     await page.mouse.click(tl.x + tl.width * ((seg.start_ms + 1000) / duration), tl.y + tl.height / 2);
     await page.getByTestId('player-novideo').getByText('The part is missing from the archive; run verify.').waitFor({ timeout: 5000 });
     await page.screenshot({ path: join(ROOT, 'artifacts', 'player-segment-missing.png') });
+
+    // One whose keyframe was damaged cannot be decoded: the player says so
+    // over that segment.
+    const others = rec.manifest.parts.filter((p) => p.kind === 'video' && p.name !== seg.name);
+    assert.ok(others.length > 0, `one video segment only: ${JSON.stringify(rec.manifest.parts)}`);
+    const damaged = join(broker.dataDir, 'recordings', s.body.id, others.at(-1).name);
+    const bytes = readFileSync(damaged);
+    const sync = bytes.indexOf(Buffer.from([0x9d, 0x01, 0x2a])); // the keyframe's start code
+    assert.ok(sync > 0);
+    bytes.fill(0, sync, sync + 3);
+    writeFileSync(damaged, bytes);
+    await page.reload();
+    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    await page.mouse.click(tl.x + tl.width * ((others.at(-1).start_ms + 100) / duration), tl.y + tl.height / 2);
+    await page.getByTestId('player-novideo').getByText(`The video of this stretch (${others.at(-1).name}) is damaged and cannot be played. Verify integrity checks the whole archive.`).waitFor({ timeout: 5000 });
+    await page.screenshot({ path: join(ROOT, 'artifacts', 'player-segment-undecodable.png') });
   } finally {
     await browser.close();
   }
