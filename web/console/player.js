@@ -174,8 +174,11 @@ export function mountPlayer(main, { id, navigate }) {
   const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), noVideoText);
   const canvas = h('canvas', { class: 'player-video', 'data-testid': 'player-video', role: 'img', 'aria-label': 'The user\u2019s screen as recorded', hidden: true });
   let videoError = null; // { name, message }: why a segment cannot be shown
+  let lastDraw = 0; // when the last frame was drawn (performance.now())
+  let behindSince = 0; // since when the picture has been behind the clock
   const screen = new RecordedScreen(canvas, (name) => api.recordingPart(id, name), {
     onFrame(name, ms) {
+      lastDraw = performance.now();
       const seg = segments.find((x) => x.name === name);
       Object.assign(hooks, { segment: name, frameTime: (seg?.start_ms ?? 0) + ms, frames: hooks.frames + 1 });
       if (videoError?.name === name) {
@@ -584,7 +587,16 @@ export function mountPlayer(main, { id, navigate }) {
     cancelAnimationFrame(raf);
     raf = requestAnimationFrame((now) => {
       if (!alive || !playing) return;
-      const step = (now - last) * speed;
+      // An animation frame's time may come before the click that
+      // started playing: the clock never goes back. Nor does it leap
+      // when the page was held up (a busy machine, a hidden tab).
+      let step = Math.min(Math.max(0, now - last), 50) * speed;
+      // A busy screen at a high speed can outrun the decoder: the clock
+      // waits for the picture, within reason: a second without a new
+      // picture (a decoder that stopped) and it goes on.
+      if (screen.behind() <= 250) behindSince = 0;
+      else if (!behindSince) behindSince = now;
+      if (behindSince && now - Math.max(behindSince, lastDraw) < 1000) step = 0;
       t += step;
       last = now;
       if (t >= duration) {

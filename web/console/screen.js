@@ -7,7 +7,8 @@
 // up to a tenth of a second before it happened, or after. Here each frame
 // is decoded with WebCodecs and the picture is always the last frame
 // recorded at or before the time asked for: never early, and late only by
-// its decoding.
+// its decoding and the next animation frame. A player running faster than
+// the decoder (a busy screen at 8×) asks behind() and waits for it.
 
 // The WebM (Matroska) elements read.
 const SEGMENT = 0x18538067;
@@ -124,6 +125,9 @@ function frameAt(frames, ms) {
 // rest wait for it to catch up (at 8× a busy screen outruns it).
 const MAX_QUEUED = 16;
 
+// How often the picture is drawn while the decoder catches up, in ms.
+const CATCH_UP_EVERY = 100;
+
 // damaged is what a supervisor is told about a segment that cannot be
 // decoded; the decoder's own words go to the browser's console.
 function damaged(clip, err) {
@@ -150,8 +154,12 @@ export class RecordedScreen {
     this.clip = null; // the clip the decoder is on
     this.sent = -1; // the last frame given to the decoder
     this.out = -1; // the last frame it gave back
-    this.target = -1; // the frame to draw when it comes out
+    this.from = -1; // the first frame to draw: where the decoder was asked to go
+    this.target = -1; // the last frame to draw, the one wanted now
     this.drawn = null; // { clip, index }: the frame on screen
+    this.pending = null; // { clip, frame, index }: the decoded frame to draw next
+    this.painting = false; // a draw is due at the next animation frame
+    this.paintedAt = 0; // when the last one was (performance.now())
   }
 
   /** Starts loading a segment, to show later without a wait. */
@@ -171,6 +179,18 @@ export class RecordedScreen {
     this.clips.set(name, clip);
     while (this.clips.size > 3) this.clips.delete(this.clips.keys().next().value);
     return clip;
+  }
+
+  /**
+   * How far the picture is behind the one asked for, in ms of the
+   * recording: the time of the first frame due and not drawn yet. Zero
+   * while the decoder keeps up (or is not at work).
+   */
+  behind() {
+    const { want, drawn, clip } = this;
+    if (!want || !this.decoder || clip?.name !== want.name) return 0;
+    const next = drawn?.clip === clip ? drawn.index + 1 : this.from;
+    return next > this.target ? 0 : Math.max(0, want.ms - clip.frames[next].ms);
   }
 
   /** Shows what segment name showed ms after its start. */
@@ -196,8 +216,9 @@ export class RecordedScreen {
     }
     const j = Math.max(0, frameAt(clip.frames, want.ms));
     if (!clip.frames.length) return;
-    if (this.drawn?.clip === clip && this.drawn.index === j) {
-      this.target = j; // on screen already: what is still decoding stays off it
+    const shown = this.pending ?? this.drawn; // the newest frame on its way to the screen
+    if (shown?.clip === clip && shown.index === j) {
+      this.target = j; // what is still decoding stays off the screen
       return;
     }
     if (this.clip !== clip || !this.decoder || j <= this.out) this.restart(clip, j);
@@ -218,6 +239,8 @@ export class RecordedScreen {
   restart(clip, j) {
     this.decoder?.close();
     this.decoder = null;
+    this.pending?.frame.close();
+    this.pending = null;
     this.clip = clip;
     let k = j;
     while (k >= 0 && !clip.frames[k].key) k--;
@@ -229,7 +252,7 @@ export class RecordedScreen {
     const decoder = new VideoDecoder({
       output: (frame) => {
         if (decoder === this.decoder) this.output(clip, frame);
-        frame.close();
+        else frame.close();
       },
       error: (err) => {
         if (decoder !== this.decoder) return;
@@ -246,6 +269,7 @@ export class RecordedScreen {
     }
     this.decoder = decoder;
     this.sent = this.out = k - 1;
+    this.from = j;
   }
 
   // broken gives a segment up: it is not decoded again.
@@ -254,9 +278,41 @@ export class RecordedScreen {
     this.onError(err, clip.name);
   }
 
+  // output draws a decoded frame: the one wanted, or while the decoder
+  // catches up with a moving target, one on the way to it (not those
+  // between a keyframe and the frame sought).
   output(clip, frame) {
     this.out = frame.timestamp;
-    if (frame.timestamp !== this.target) return;
+    if (frame.timestamp < this.from || frame.timestamp > this.target) {
+      frame.close();
+      return;
+    }
+    // Drawn at the next animation frame, the newest one only: a decoder
+    // catching up gives frames faster than a screen shows them, and each
+    // draw of a big picture costs milliseconds.
+    this.pending?.frame.close();
+    this.pending = { clip, frame, index: frame.timestamp };
+    if (!this.painting) {
+      this.painting = true;
+      requestAnimationFrame(() => this.paint());
+    }
+  }
+
+  paint() {
+    this.painting = false;
+    const p = this.pending;
+    if (!p) return;
+    // Catching up (a busy screen at a high speed), a picture every tenth
+    // of a second will do: the decoder needs the time more.
+    const late = p.clip === this.clip && p.index < this.target ? this.want.ms - p.clip.frames[p.index + 1].ms : 0;
+    if (late > CATCH_UP_EVERY && performance.now() - this.paintedAt < CATCH_UP_EVERY) {
+      this.painting = true;
+      requestAnimationFrame(() => this.paint());
+      return;
+    }
+    this.pending = null;
+    this.paintedAt = performance.now();
+    const { clip, frame } = p;
     const { canvas } = this;
     if (canvas.width !== frame.displayWidth || canvas.height !== frame.displayHeight) {
       canvas.width = frame.displayWidth;
@@ -264,13 +320,16 @@ export class RecordedScreen {
     }
     this.g.drawImage(frame, 0, 0, canvas.width, canvas.height);
     this.drawn = { clip, index: frame.timestamp };
-    this.onFrame(clip.name, clip.frames[frame.timestamp].ms);
+    frame.close();
+    this.onFrame(clip.name, clip.frames[this.drawn.index].ms);
   }
 
   close() {
     this.want = null;
     this.decoder?.close();
     this.decoder = null;
+    this.pending?.frame.close();
+    this.pending = null;
     this.clips.clear();
   }
 }
