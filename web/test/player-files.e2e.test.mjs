@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, launch } from './browser.mjs';
-import { api, bin, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
+import { launch } from './browser.mjs';
+import { api, bin, openRecording, ROOT, startBroker, stopAll } from './procs.mjs';
 
 after(stopAll);
 
@@ -24,11 +24,7 @@ test('the player shows each file\'s whole hash and a relayed file that hashes ot
 
   const browser = await launch();
   try {
-    const page = await browser.newPage();
-    const errors = collectErrors(page);
-    await signIn(page, broker, `/#/recording/${s.body.id}`);
-    errors.length = 0; // the console's first look for a login answers 401
-    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    const { page, errors } = await openRecording(browser, broker, s.body.id);
     const rows = page.locator('[data-testid="event-row"][data-type="file.transfer"]');
     assert.equal(await rows.count(), 2);
 

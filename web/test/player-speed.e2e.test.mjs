@@ -9,8 +9,8 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectErrors, launch } from './browser.mjs';
-import { api, bin, signIn, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { launch } from './browser.mjs';
+import { api, bin, openRecording, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -29,23 +29,17 @@ test('a busy 1080p screen played at 8× keeps the picture with the timeline', { 
   assert.equal((await api(broker, 'POST', `/api/v1/sessions/${s.body.id}/end`, {})).status, 200);
   await host.exited;
   viewer.child.kill('SIGTERM');
-  let rec;
-  for (let i = 0; i < 50 && rec?.state !== 'complete'; i++) {
-    await sleep(200);
-    rec = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
-  }
-  assert.equal(rec.state, 'complete');
+  const rec = await until('the recording to be sealed', async () => {
+    const r = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
+    return r.state === 'complete' && r;
+  });
   const video = rec.manifest.parts.filter((p) => p.kind === 'video');
   const frames = video.reduce((n, p) => n + p.frames, 0);
   assert.ok(frames > 250, `only ${frames} frames recorded: ${JSON.stringify(video)}`);
 
   const browser = await launch();
   try {
-    const page = await browser.newPage();
-    const errors = collectErrors(page);
-    await signIn(page, broker, `/#/recording/${s.body.id}`);
-    errors.length = 0; // the console's first look for a login answers 401
-    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    const { page, errors } = await openRecording(browser, broker, s.body.id);
     await page.locator('[data-testid="player-speed"][data-speed="8"]').click();
     const tl = await page.getByTestId('timeline').boundingBox();
     const duration = await page.evaluate(() => window.tether.player.duration);

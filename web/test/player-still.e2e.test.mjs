@@ -11,8 +11,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, launch } from './browser.mjs';
-import { api, bin, ROOT, signIn, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { launch } from './browser.mjs';
+import { api, bin, openRecording, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
 
 after(stopAll);
 
@@ -50,11 +50,7 @@ test('a still screen plays for as long as it lasted, showing what was on screen'
 
   const browser = await launch();
   try {
-    const page = await browser.newPage();
-    const errors = collectErrors(page);
-    await signIn(page, broker, `/#/recording/${s.body.id}`);
-    errors.length = 0; // the console's first look for a login answers 401
-    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    const { page, errors } = await openRecording(browser, broker, s.body.id);
     // The bottom-right corner of the picture shown: white, until the square.
     await page.evaluate(() => {
       window.corner = () => {

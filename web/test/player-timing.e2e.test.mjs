@@ -15,8 +15,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, launch } from './browser.mjs';
-import { api, bin, ROOT, signIn, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { launch } from './browser.mjs';
+import { api, bin, openRecording, ROOT, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -69,11 +69,7 @@ test('Terminal commands and their output a fraction of a second apart each show 
 
   const browser = await launch();
   try {
-    const page = await browser.newPage();
-    const errors = collectErrors(page);
-    await signIn(page, broker, `/#/recording/${s.body.id}`);
-    errors.length = 0; // the console's first look for a login answers 401
-    await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+    const { page, errors } = await openRecording(browser, broker, s.body.id);
     await page.getByTestId('shell-player').locator('.ap-term').waitFor({ timeout: 15_000 });
 
     // When each line of output was written, from the transcript itself.

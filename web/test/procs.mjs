@@ -9,6 +9,7 @@ import { createSocket } from 'node:dgram';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { collectErrors } from './browser.mjs';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const procs = new Set();
@@ -195,6 +196,18 @@ export async function signIn(page, broker, path = '/') {
   await page.getByTestId('login-username').fill(broker.admin.user);
   await page.getByTestId('login-password').fill(broker.admin.password);
   await page.getByTestId('login-submit').click();
+}
+
+// openRecording opens recording id in the player of a new page, signed
+// in as the broker's first admin. errors collects the page's errors from
+// the player on (the console's first look for a login answers 401).
+export async function openRecording(browser, broker, id) {
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await signIn(page, broker, `/#/recording/${id}`);
+  errors.length = 0;
+  await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+  return { page, errors };
 }
 
 // openSession logs the page in as the broker's first admin, creates a
