@@ -206,7 +206,10 @@ export async function openRecording(browser, broker, id) {
   const errors = collectErrors(page);
   await signIn(page, broker, `/#/recording/${id}`);
   errors.length = 0;
-  await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
+  await page.waitForFunction(() => window.tether.player?.ready === true || window.tether.player?.error, null, { timeout: 30_000 })
+    .catch(async (err) => { throw new Error(`${err.message}: at ${page.url()}, player ${JSON.stringify(await page.evaluate(() => window.tether.player))}, errors ${errors.join(' / ')}`); });
+  const failed = await page.evaluate(() => window.tether.player.error);
+  if (failed) throw new Error(`the player could not open recording ${id}: ${failed}`);
   return { page, errors };
 }
 
