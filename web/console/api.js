@@ -43,7 +43,9 @@ function learnClock(res) {
   clockOffset = Math.abs(offset) > 3000 ? offset : 0;
 }
 
-async function request(method, path, body, { retryCsrf = true, quiet401 = false } = {}) {
+// request calls the API and returns the answer's JSON, or with bytes its
+// body as an ArrayBuffer; a failure throws an ApiError.
+async function request(method, path, body, { retryCsrf = true, quiet401 = false, bytes = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
@@ -63,6 +65,7 @@ async function request(method, path, body, { retryCsrf = true, quiet401 = false 
   learnClock(res);
 
   if (res.status === 204) return null;
+  if (res.ok && bytes) return res.arrayBuffer();
   const data = await res.json().catch(() => null);
   if (res.ok) return data;
 
@@ -79,7 +82,7 @@ async function request(method, path, body, { retryCsrf = true, quiet401 = false 
   if (res.status === 403 && retryCsrf && /csrf/i.test(apiErr.code) && method !== 'GET') {
     try {
       await me();
-      return await request(method, path, body, { retryCsrf: false, quiet401 });
+      return await request(method, path, body, { retryCsrf: false, quiet401, bytes });
     } catch {
       throw apiErr;
     }
@@ -333,19 +336,8 @@ export function recordingPartURL(id, name) {
 }
 
 /** One part of a recording, as bytes. */
-export async function recordingPart(id, name) {
-  let res;
-  try {
-    res = await fetch(recordingPartURL(id, name), { credentials: 'same-origin' });
-  } catch {
-    throw new ApiError(0, 'network', `The recording's ${name} could not be loaded: the broker did not answer.`);
-  }
-  if (!res.ok) {
-    const body = await res.json().catch(() => null);
-    throw new ApiError(res.status, body?.error?.code || 'part_unavailable',
-      body?.error?.message || `The recording's ${name} could not be loaded (HTTP ${res.status}).`);
-  }
-  return res.arrayBuffer();
+export function recordingPart(id, name) {
+  return request('GET', recordingPartURL(id, name), undefined, { bytes: true });
 }
 
 /** The whole archive as a zip; each download is audited. */

@@ -153,7 +153,8 @@ export function mountPlayer(main, { id, navigate }) {
   let alive = true;
   let rec = null;
   let events = [];
-  let segments = [];
+  let segments = []; // the video parts, in order, each with its end and its index
+  let segmentNamed = new Map();
   let shells = [];
   let duration = 0;
   let t = 0;
@@ -179,7 +180,7 @@ export function mountPlayer(main, { id, navigate }) {
   const screen = new RecordedScreen(canvas, (name) => api.recordingPart(id, name), {
     onFrame(name, ms) {
       lastDraw = performance.now();
-      const seg = segments.find((x) => x.name === name);
+      const seg = segmentNamed.get(name);
       Object.assign(hooks, { segment: name, frameTime: (seg?.start_ms ?? 0) + ms, frames: hooks.frames + 1 });
       if (videoError?.name === name) {
         videoError = null;
@@ -277,7 +278,8 @@ export function mountPlayer(main, { id, navigate }) {
 
   function setup() {
     const m = rec.manifest;
-    segments = m.parts.filter((p) => p.kind === 'video').map((p) => ({ ...p, end: p.start_ms + p.duration_ms }));
+    segments = m.parts.filter((p) => p.kind === 'video').map((p, index) => ({ ...p, end: p.start_ms + p.duration_ms, index }));
+    segmentNamed = new Map(segments.map((s) => [s.name, s]));
     shells = m.parts.filter((p) => p.kind === 'shell');
     const lastEvent = events.length ? events[events.length - 1].t : 0;
     const ended = m.ended_at ? Date.parse(m.ended_at) - Date.parse(m.started_at) : 0;
@@ -468,10 +470,9 @@ export function mountPlayer(main, { id, navigate }) {
   }
 
   // The picture, or where there is none, why.
-  function syncStage() {
-    const seg = lastSegmentBefore(t);
+  function syncStage(seg = lastSegmentBefore(t)) {
     const why = seg ? (seg.name === videoError?.name ? videoError.message : '') : NO_VIDEO;
-    noVideoText.textContent = why;
+    if (noVideoText.textContent !== why) noVideoText.textContent = why; // on every animation frame
     noVideo.hidden = !why;
     canvas.hidden = Boolean(why);
   }
@@ -479,11 +480,11 @@ export function mountPlayer(main, { id, navigate }) {
   // The picture at t: the segment's there, or between segments (the
   // screen did not change) the last frame of the one before.
   function syncVideo() {
-    syncStage();
     const seg = lastSegmentBefore(t);
+    syncStage(seg);
     if (!seg) return;
     screen.show(seg.name, Math.min(t, seg.end) - seg.start_ms);
-    const next = segments[segments.indexOf(seg) + 1];
+    const next = segments[seg.index + 1];
     if (next && next.start_ms - t < 2000 * speed) screen.prefetch(next.name);
   }
 

@@ -189,8 +189,13 @@ export class RecordedScreen {
   behind() {
     const { want, drawn, clip } = this;
     if (!want || !this.decoder || clip?.name !== want.name) return 0;
-    const next = drawn?.clip === clip ? drawn.index + 1 : this.from;
-    return next > this.target ? 0 : Math.max(0, want.ms - clip.frames[next].ms);
+    return this.lateAfter(drawn?.clip === clip ? drawn.index : this.from - 1);
+  }
+
+  // lateAfter is how late the picture is with frame i of the decoder's
+  // clip the newest one drawn: since when the frame after it is due.
+  lateAfter(i) {
+    return i >= this.target ? 0 : Math.max(0, this.want.ms - this.clip.frames[i + 1].ms);
   }
 
   /** Shows what segment name showed ms after its start. */
@@ -304,7 +309,7 @@ export class RecordedScreen {
     if (!p) return;
     // Catching up (a busy screen at a high speed), a picture every tenth
     // of a second will do: the decoder needs the time more.
-    const late = p.clip === this.clip && p.index < this.target ? this.want.ms - p.clip.frames[p.index + 1].ms : 0;
+    const late = p.clip === this.clip ? this.lateAfter(p.index) : 0;
     if (late > CATCH_UP_EVERY && performance.now() - this.paintedAt < CATCH_UP_EVERY) {
       this.painting = true;
       requestAnimationFrame(() => this.paint());
