@@ -30,6 +30,14 @@ var buttonNames = map[int]string{
 	protocol.ButtonRight:  "right",
 }
 
+// xButtons are the X button numbers of protocol buttons.
+var xButtons = map[int]byte{protocol.ButtonLeft: 1, protocol.ButtonMiddle: 2, protocol.ButtonRight: 3}
+
+// The X buttons of the wheel's notches.
+const (
+	xWheelUp, xWheelDown, xWheelLeft, xWheelRight = 4, 5, 6, 7
+)
+
 // Injector applies validated input events to one display.
 type Injector struct {
 	log *slog.Logger
@@ -42,8 +50,9 @@ type Injector struct {
 	// kbd presses keys by position (X11); nil where keys go by character
 	// through robotgo.
 	kbd keyboard
-	// ptr moves the pointer as a device does (X11); nil where robotgo
-	// moves it.
+	// ptr moves the pointer and presses its buttons as a device does
+	// (X11); nil where robotgo does. Where both are set they send on one
+	// connection, in order.
 	ptr pointer
 
 	mu      sync.Mutex
@@ -70,9 +79,17 @@ type keyboard interface {
 	typeRune(r rune) error
 }
 
-// pointer moves the pointer to a point on the virtual screen.
+// pointer fakes a pointing device.
 type pointer interface {
+	// move puts the pointer at a point on the virtual screen.
 	move(x, y int) error
+	// button presses or releases X button n (1 to 3 left, middle and
+	// right; 4 to 7 the wheel's notches up, down, left and right).
+	button(n byte, down bool) error
+	// sync returns once the server has taken every event sent before
+	// (the keyboard's too), so that one robotgo sends next comes after
+	// them.
+	sync() error
 }
 
 // New returns an Injector for the display bounds gives, as its origin on
@@ -84,15 +101,19 @@ func New(logger *slog.Logger, bounds func() (x, y, w, h int)) *Injector {
 	}
 	in := &Injector{log: logger.With("component", "input"), bounds: bounds,
 		keys: map[string]bool{}, codes: map[string]bool{}, buttons: map[int]bool{}}
-	if kbd, err := openKeyboard(); err == nil {
-		in.kbd = kbd
-	} else {
+	ptr, kbd, err := openDevices(in.log)
+	if ptr == nil {
+		in.log.Info("the pointer is warped, not moved: the technician sees it move a little late", "err", err)
+	}
+	if kbd == nil {
 		in.log.Info("keys go by character, not by position: on a keyboard layout other than US some keys type other characters", "err", err)
 	}
-	if ptr, err := openPointer(); err == nil {
+	// An interface holding a nil pointer is not nil.
+	if ptr != nil {
 		in.ptr = ptr
-	} else {
-		in.log.Info("the pointer is warped, not moved: the technician sees it move a little late", "err", err)
+	}
+	if kbd != nil {
+		in.kbd = kbd
 	}
 	return in
 }
@@ -129,8 +150,7 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		}
 		return in.moveLocked(x, y)
 	case protocol.InputButton:
-		name, ok := buttonNames[ev.Button]
-		if !ok {
+		if _, ok := buttonNames[ev.Button]; !ok {
 			return fmt.Errorf("%w: button %d is not supported", ErrRejected, ev.Button)
 		}
 		x, y, err := in.point(ev.X, ev.Y)
@@ -143,14 +163,12 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		if err := in.moveLocked(x, y); err != nil {
 			return err
 		}
-		if err := robotgo.Toggle(name, upDown(ev.Down)); err != nil {
-			return fmt.Errorf("button %s: %w", name, err)
+		if err := in.buttonLocked(ev.Button, ev.Down); err != nil {
+			return err
 		}
 		in.buttons[ev.Button] = ev.Down
 	case protocol.InputWheel:
-		// robotgo.Scroll is (x, y) in notches with x positive = left and
-		// y positive = up (X buttons 6 and 4); ours are right and down.
-		robotgo.Scroll(-ev.DX, -ev.DY, 0)
+		return in.wheelLocked(ev.DX, ev.DY)
 	case protocol.InputKey:
 		return in.keyLocked(ev.Code, ev.Down)
 	case protocol.InputText:
@@ -178,6 +196,52 @@ func (in *Injector) moveLocked(x, y int) error {
 	return nil
 }
 
+// buttonLocked presses or releases a protocol button.
+func (in *Injector) buttonLocked(b int, down bool) error {
+	if in.ptr != nil {
+		if err := in.ptr.button(xButtons[b], down); err != nil {
+			return fmt.Errorf("button %s: %w", buttonNames[b], err)
+		}
+		return nil
+	}
+	if err := robotgo.Toggle(buttonNames[b], upDown(down)); err != nil {
+		return fmt.Errorf("button %s: %w", buttonNames[b], err)
+	}
+	return nil
+}
+
+// wheelLocked turns the wheel dx notches right and dy down (negative:
+// left, up).
+func (in *Injector) wheelLocked(dx, dy int) error {
+	if in.ptr == nil {
+		// robotgo.Scroll is (x, y) in notches with x positive = left and
+		// y positive = up (X buttons 6 and 4).
+		robotgo.Scroll(-dx, -dy, 0)
+		return nil
+	}
+	notch := func(n byte, times int) error {
+		for range times {
+			if err := in.ptr.button(n, true); err != nil {
+				return err
+			}
+			if err := in.ptr.button(n, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return errors.Join(notch(xWheelRight, dx), notch(xWheelLeft, -dx), notch(xWheelDown, dy), notch(xWheelUp, -dy))
+}
+
+// robotgoLocked readies for an event robotgo sends on its own connection:
+// it must come after those sent through the pointer and keyboard.
+func (in *Injector) robotgoLocked() error {
+	if in.ptr == nil {
+		return nil
+	}
+	return in.ptr.sync()
+}
+
 // keyLocked presses or releases the key at code's place on the keyboard.
 func (in *Injector) keyLocked(code string, down bool) error {
 	if in.kbd != nil && (down || in.codes[code]) {
@@ -201,6 +265,9 @@ func (in *Injector) keyLocked(code string, down bool) error {
 	if !down && !in.keys[name] {
 		return nil // an up for a key we never pressed
 	}
+	if err := in.robotgoLocked(); err != nil {
+		return err
+	}
 	if err := robotgo.KeyToggle(name, upDown(down)); err != nil {
 		return fmt.Errorf("key %s: %w", code, err)
 	}
@@ -218,6 +285,11 @@ func (in *Injector) keyLocked(code string, down bool) error {
 func (in *Injector) typeLocked(text string) error {
 	for text != "" {
 		i := strings.IndexFunc(text, func(r rune) bool { return r == '\n' || r == '\t' || r > 0xffff })
+		if i != 0 {
+			if err := in.robotgoLocked(); err != nil {
+				return err
+			}
+		}
 		if i < 0 {
 			robotgo.Type(text)
 			return nil
@@ -274,6 +346,11 @@ func (in *Injector) releaseLocked() {
 		}
 		delete(in.codes, code)
 	}
+	if len(in.keys) > 0 {
+		if err := in.robotgoLocked(); err != nil {
+			in.log.Warn("release keys", "err", err)
+		}
+	}
 	for name := range in.keys {
 		if err := robotgo.KeyToggle(name, "up"); err != nil {
 			in.log.Warn("release key", "key", name, "err", err)
@@ -282,7 +359,7 @@ func (in *Injector) releaseLocked() {
 	}
 	for b, down := range in.buttons {
 		if down {
-			if err := robotgo.Toggle(buttonNames[b], "up"); err != nil {
+			if err := in.buttonLocked(b, false); err != nil {
 				in.log.Warn("release button", "button", b, "err", err)
 			}
 		}

@@ -8,9 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
-	"github.com/jezek/xgb/xtest"
 )
 
 // xKeycodes are the X keycodes of the keys at each KeyboardEvent.code
@@ -42,74 +40,58 @@ var xKeycodes = map[string]byte{
 	"F19": 197, "F20": 198, "F21": 199, "F22": 200, "F23": 201, "F24": 202,
 }
 
-// xKeyboard presses keys by their X keycode through the XTest extension.
-type xKeyboard struct {
-	conn *xgb.Conn
-	root xproto.Window
-	// spare is a keycode no key of the user's keyboard has, mapped for a
-	// moment to a character the layout lacks (as xdotool does); 0 if none.
-	spare   xproto.Keycode
-	perCode byte // keysyms per keycode
-}
-
-// openKeyboard connects to the X server of $DISPLAY for pressing keys by
-// position. It fails when the server has no XTest or does not number its
-// keys the evdev way (Up at 111 whatever the layout); keys then go by
-// character through robotgo.
-func openKeyboard() (keyboard, error) {
-	c, err := xtestConn()
-	if err != nil {
-		return nil, err
-	}
-	setup := xproto.Setup(c)
+// openKeyboard checks that the server numbers its keys the evdev way (Up
+// at 111 whatever the layout), so that keys can go by position, and finds
+// a spare keycode for characters the layout lacks.
+func (d *xDevice) openKeyboard() error {
+	setup := xproto.Setup(d.conn)
 	const up = 0xff52 // XK_Up
-	km, err := xproto.GetKeyboardMapping(c, 111, 1).Reply()
+	km, err := xproto.GetKeyboardMapping(d.conn, 111, 1).Reply()
 	if err != nil || setup.MinKeycode > 111 || len(km.Keysyms) == 0 || km.Keysyms[0] != up {
-		c.Close()
-		return nil, errors.New("the X server does not number its keys the evdev way")
+		return errors.New("the X server does not number its keys the evdev way")
 	}
-	k := &xKeyboard{conn: c, root: setup.DefaultScreen(c).Root}
+	d.keyboard = true
 	n := byte(setup.MaxKeycode - setup.MinKeycode + 1)
-	if all, err := xproto.GetKeyboardMapping(c, setup.MinKeycode, n).Reply(); err == nil && all.KeysymsPerKeycode > 0 {
+	if all, err := xproto.GetKeyboardMapping(d.conn, setup.MinKeycode, n).Reply(); err == nil && all.KeysymsPerKeycode > 0 {
 		per := int(all.KeysymsPerKeycode)
-		for i := int(n) - 1; i >= 0 && k.spare == 0; i-- {
+		for i := int(n) - 1; i >= 0 && d.spare == 0; i-- {
 			if !slices.ContainsFunc(all.Keysyms[i*per:(i+1)*per], func(s xproto.Keysym) bool { return s != 0 }) {
-				k.spare, k.perCode = setup.MinKeycode+xproto.Keycode(i), all.KeysymsPerKeycode
+				d.spare, d.perCode = setup.MinKeycode+xproto.Keycode(i), all.KeysymsPerKeycode
 			}
 		}
 	}
-	return k, nil
+	return nil
 }
 
 // typeRune types a character that has no key of its own (an emoji)
 // through the spare keycode.
-func (k *xKeyboard) typeRune(r rune) error {
-	if k.spare == 0 {
+func (d *xDevice) typeRune(r rune) error {
+	if d.spare == 0 {
 		return fmt.Errorf("%w: no spare keycode to type %q", ErrRejected, r)
 	}
 	sym := xproto.Keysym(r)
 	if r > 0xff {
 		sym = 0x01000000 | xproto.Keysym(r) // X11's Unicode keysyms
 	}
-	syms := make([]xproto.Keysym, k.perCode)
+	syms := make([]xproto.Keysym, d.perCode)
 	for i := range syms {
 		syms[i] = sym
 	}
-	if err := xproto.ChangeKeyboardMappingChecked(k.conn, 1, k.spare, k.perCode, syms).Check(); err != nil {
+	if err := xproto.ChangeKeyboardMappingChecked(d.conn, 1, d.spare, d.perCode, syms).Check(); err != nil {
 		return fmt.Errorf("map %q: %w", r, err)
 	}
-	for _, typ := range []byte{xproto.KeyPress, xproto.KeyRelease} {
-		if err := xtest.FakeInputChecked(k.conn, typ, byte(k.spare), 0, k.root, 0, 0, 0).Check(); err != nil {
-			return fmt.Errorf("type %q: %w", r, err)
-		}
-	}
+	d.fake(xproto.KeyPress, byte(d.spare), 0, 0)
+	d.fake(xproto.KeyRelease, byte(d.spare), 0, 0)
 	// The application reads the new mapping when it sees the key: the
 	// next character must not remap the keycode before it has.
+	if err := d.sync(); err != nil {
+		return fmt.Errorf("type %q: %w", r, err)
+	}
 	time.Sleep(20 * time.Millisecond)
 	return nil
 }
 
-func (k *xKeyboard) toggle(code string, down bool) (bool, error) {
+func (d *xDevice) toggle(code string, down bool) (bool, error) {
 	kc, ok := xKeycodes[code]
 	if !ok {
 		return false, nil
@@ -118,8 +100,6 @@ func (k *xKeyboard) toggle(code string, down bool) (bool, error) {
 	if down {
 		typ = xproto.KeyPress
 	}
-	if err := xtest.FakeInputChecked(k.conn, typ, kc, 0, k.root, 0, 0, 0).Check(); err != nil {
-		return true, fmt.Errorf("key %s: %w", code, err)
-	}
+	d.fake(typ, kc, 0, 0)
 	return true, nil
 }

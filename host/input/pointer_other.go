@@ -2,9 +2,13 @@
 
 package input
 
-import "errors"
+import (
+	"errors"
+	"log/slog"
+)
 
-// openPointer: elsewhere robotgo moves the pointer.
-func openPointer() (pointer, error) {
-	return nil, errors.New("moving the pointer by XTest needs X11")
+// openDevices: elsewhere robotgo moves the pointer, and keys go by
+// character.
+func openDevices(*slog.Logger) (pointer, keyboard, error) {
+	return nil, nil, errors.New("faking input by XTest needs X11")
 }
