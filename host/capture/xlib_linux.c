@@ -294,13 +294,15 @@ static int twatch_drain(twatch *w) {
 
 // twatch_select_motion asks for XInput 2.1 raw motion events, which report
 // every move of every pointing device (physical or XTest) on the root window,
-// grabs or not; w->xi_opcode stays 0 when the server has no XInput 2.1. The
-// pointer's position is then asked for when it moves rather than every few
-// milliseconds. A program that warps the pointer makes no raw event; the
-// caller still asks now and then.
+// grabs or not; w->xi_opcode stays 0 when the server has no XInput 2.1, or
+// no Generic Event Extension to send its events in (the server then accepts
+// the selection and sends nothing). The pointer's position is then asked
+// for when it moves rather than every few milliseconds. A program that warps
+// the pointer makes no raw event; the caller still asks now and then.
 static void twatch_select_motion(twatch *w) {
 	Display *dpy = w->x.dpy;
 	int opcode, ev_base, err_base, major = 2, minor = 1;
+	if (!XQueryExtension(dpy, "Generic Event Extension", &opcode, &ev_base, &err_base)) return;
 	if (!XQueryExtension(dpy, "XInputExtension", &opcode, &ev_base, &err_base)) return;
 	tcap_trap(&w->x);
 	Status ok = XIQueryVersion(dpy, &major, &minor);

@@ -473,3 +473,57 @@ func TestWaitChangeAsksForThePointerWhenItMoves(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitChangePollsThePointerWithoutXInput checks the way for X servers
+// without XInput 2.1 raw motion events (here: no Generic Event Extension,
+// which they arrive in): WaitChange asks where the pointer is every
+// pointerPoll, so a move or a warp shows within that, and no more often on
+// a still screen.
+func TestWaitChangePollsThePointerWithoutXInput(t *testing.T) {
+	display := xtest.StartXvfbServer(t, 320, 240, "-extension", "Generic Event Extension").Display
+	t.Setenv("DISPLAY", display)
+	xtest.StartPattern(t, display)
+	conn, screen := xconn(t, display)
+	warp(t, conn, screen.Root, 50, 50)
+	c := mustOpen(t, opener{NameXShm, Open}, 0)
+	w := c.(*xshm).watch
+	if w == nil {
+		t.Fatal("no DAMAGE watch on a server with DAMAGE")
+	}
+	if w.rawMotion() {
+		t.Fatal("the capturer takes raw motion events from a server that cannot send them")
+	}
+	asked := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.queries
+	}
+	settle(t, c)
+
+	before, start := asked(), time.Now()
+	expectStill(t, c, time.Second, 1)
+	took := time.Since(start)
+	if n, limit := asked()-before, int(took/pointerPoll)+2; n > limit {
+		t.Errorf("a wait of 1s on a still screen asked for the pointer %d times in %v, want at most %d", n, took, limit)
+	}
+
+	for _, m := range []struct {
+		how string
+		do  func(x, y int)
+	}{
+		{"moved", func(x, y int) { move(t, conn, screen.Root, x, y) }},
+		{"warped", func(x, y int) { warp(t, conn, screen.Root, x, y) }},
+	} {
+		for i := range 3 {
+			settle(t, c)
+			res := waitAsync(c, context.Background(), 2*time.Second)
+			time.Sleep(30 * time.Millisecond)
+			m.do(100+40*i, 100)
+			at := time.Now()
+			r := <-res
+			if limit := pointerPoll + wakeLimit; r.err != nil || !r.changed || r.at.Sub(at) > limit {
+				t.Errorf("WaitChange after the pointer was %s = %v, %v after %v; want true within %v", m.how, r.changed, r.err, r.at.Sub(at), limit)
+			}
+		}
+	}
+}
