@@ -22,16 +22,19 @@ import (
 // ErrRejected is wrapped by errors for events that were dropped.
 var ErrRejected = errors.New("input event rejected")
 
-// buttonNames are robotgo's names for protocol buttons; back and forward
-// have no XTest button in robotgo and are refused.
+// buttonNames name protocol buttons; robotgo knows the first three.
 var buttonNames = map[int]string{
-	protocol.ButtonLeft:   "left",
-	protocol.ButtonMiddle: "center",
-	protocol.ButtonRight:  "right",
+	protocol.ButtonLeft:    "left",
+	protocol.ButtonMiddle:  "center",
+	protocol.ButtonRight:   "right",
+	protocol.ButtonBack:    "back",
+	protocol.ButtonForward: "forward",
 }
 
-// xButtons are the X button numbers of protocol buttons.
-var xButtons = map[int]byte{protocol.ButtonLeft: 1, protocol.ButtonMiddle: 2, protocol.ButtonRight: 3}
+// xButtons are the X button numbers of protocol buttons: back and forward
+// are 8 and 9, as browsers and file managers on X11 read them.
+var xButtons = map[int]byte{protocol.ButtonLeft: 1, protocol.ButtonMiddle: 2, protocol.ButtonRight: 3,
+	protocol.ButtonBack: 8, protocol.ButtonForward: 9}
 
 // The X buttons of the wheel's notches.
 const (
@@ -84,7 +87,8 @@ type pointer interface {
 	// move puts the pointer at a point on the virtual screen.
 	move(x, y int) error
 	// button presses or releases X button n (1 to 3 left, middle and
-	// right; 4 to 7 the wheel's notches up, down, left and right).
+	// right; 4 to 7 the wheel's notches up, down, left and right; 8 and 9
+	// back and forward).
 	button(n byte, down bool) error
 	// sync returns once the server has taken every event sent before
 	// (the keyboard's too), so that one robotgo sends next comes after
@@ -150,7 +154,7 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 		}
 		return in.moveLocked(x, y)
 	case protocol.InputButton:
-		if _, ok := buttonNames[ev.Button]; !ok {
+		if !in.hasButton(ev.Button) {
 			return fmt.Errorf("%w: button %d is not supported", ErrRejected, ev.Button)
 		}
 		x, y, err := in.point(ev.X, ev.Y)
@@ -194,6 +198,16 @@ func (in *Injector) moveLocked(x, y int) error {
 		return fmt.Errorf("move the pointer: %w", err)
 	}
 	return nil
+}
+
+// hasButton says whether protocol button b can be pressed here: robotgo
+// has no back and forward buttons.
+func (in *Injector) hasButton(b int) bool {
+	if in.ptr != nil {
+		_, ok := xButtons[b]
+		return ok
+	}
+	return b == protocol.ButtonLeft || b == protocol.ButtonMiddle || b == protocol.ButtonRight
 }
 
 // buttonLocked presses or releases a protocol button.

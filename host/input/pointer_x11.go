@@ -106,9 +106,10 @@ func (d *xDevice) move(x, y int) error {
 }
 
 // button presses or releases X button n: 1 to 3 left, middle and right,
-// 4 to 7 the wheel's notches up, down, left and right.
+// 4 to 7 the wheel's notches up, down, left and right, 8 and 9 back and
+// forward.
 func (d *xDevice) button(n byte, down bool) error {
-	if n < 1 || n > 7 {
+	if n < 1 || n > 9 {
 		return errors.New("no such button")
 	}
 	typ := byte(xproto.ButtonRelease)

@@ -100,6 +100,10 @@ func TestRemoteControl(t *testing.T) {
 		protocol.InputEvent{Kind: protocol.InputWheel, DY: 1},
 		protocol.InputEvent{Kind: protocol.InputWheel, DX: 1},
 		protocol.InputEvent{Kind: protocol.InputWheel, DX: -1},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonBack, Down: true, X: 10, Y: 20},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonBack, Down: false, X: 10, Y: 20},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonForward, Down: true, X: 10, Y: 20},
+		protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonForward, Down: false, X: 10, Y: 20},
 	)
 	w.Wait(t, `^button 1 down 321 123$`, 10*time.Second)
 	w.Wait(t, `^button 1 up 321 123$`, 5*time.Second)
@@ -107,6 +111,10 @@ func TestRemoteControl(t *testing.T) {
 	w.Wait(t, `^wheel down$`, 5*time.Second)
 	w.Wait(t, `^wheel right$`, 5*time.Second)
 	w.Wait(t, `^wheel left$`, 5*time.Second)
+	w.Wait(t, `^button 8 down 10 20$`, 5*time.Second)
+	w.Wait(t, `^button 8 up 10 20$`, 5*time.Second)
+	w.Wait(t, `^button 9 down 10 20$`, 5*time.Second)
+	w.Wait(t, `^button 9 up 10 20$`, 5*time.Second)
 
 	// Physical keys with Shift: "Hi!" then a character without a key.
 	var evs []protocol.InputEvent
