@@ -1,8 +1,8 @@
 // Package input injects a technician's pointer and keyboard events into the
 // user's desktop. Every event is validated against the shared display
-// before it reaches robotgo; what is pressed is tracked so that it can all
-// be released when the technician leaves, loses focus or loses control: no
-// stuck Ctrl.
+// before it is faked (through XTest on X11, robotgo elsewhere); what is
+// pressed is tracked so that it can all be released when the technician
+// leaves, loses focus or loses control: no stuck Ctrl.
 package input
 
 import (
