@@ -415,115 +415,78 @@ func BenchmarkWatchPointer(b *testing.B) {
 	}
 }
 
-// TestWaitChangeAsksForThePointerWhenItMoves checks that WaitChange learns
-// of a device's pointer move at once from the server, sees a warp (which
-// the server reports to no one) within pointerWarpPoll, and does not keep
-// asking where a still pointer is.
-func TestWaitChangeAsksForThePointerWhenItMoves(t *testing.T) {
-	display := xtest.StartXvfb(t, 320, 240)
-	t.Setenv("DISPLAY", display)
-	xtest.StartPattern(t, display)
-	conn, screen := xconn(t, display)
-	warp(t, conn, screen.Root, 50, 50)
-	c := mustOpen(t, opener{NameXShm, Open}, 0)
-	w := c.(*xshm).watch
-	if !w.rawMotion() {
-		t.Fatal("the capturer does not take raw motion events from a server with XInput 2")
-	}
-	asked := func() int {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.queries
-	}
-	settle(t, c)
-
-	// Every pointerWarpPoll (4 times a second), where polling every
-	// pointerPoll would be 125 times, in one long wait or in many short
-	// ones: each does not ask anew.
-	for _, waits := range []struct {
-		timeout time.Duration
-		times   int
-	}{{time.Second, 1}, {20 * time.Millisecond, 50}} {
-		before, start := asked(), time.Now()
-		expectStill(t, c, waits.timeout, waits.times)
-		took := time.Since(start)
-		if n, limit := asked()-before, int(took/pointerWarpPoll)+2; n > limit {
-			t.Errorf("%d waits of %v on a still screen asked for the pointer %d times in %v, want at most %d", waits.times, waits.timeout, n, took, limit)
-		}
-	}
-
-	for _, m := range []struct {
-		how   string
-		do    func(x, y int)
-		limit time.Duration
+// TestWaitChangeFollowsThePointer checks how WaitChange learns that the
+// pointer moved. With XInput 2.1 raw motion events it learns of a device's
+// move at once from the server, sees a warp (which the server reports to
+// no one) within pointerWarpPoll, and asks where a still pointer is only
+// that often. Without them (here: no Generic Event Extension, which they
+// arrive in) it asks every pointerPoll, and sees either within that.
+func TestWaitChangeFollowsThePointer(t *testing.T) {
+	for _, server := range []struct {
+		name      string
+		args      []string
+		raw       bool
+		every     time.Duration // how often a still pointer is asked for
+		moveLimit time.Duration
 	}{
-		{"moved", func(x, y int) { move(t, conn, screen.Root, x, y) }, wakeLimit},
-		{"warped", func(x, y int) { warp(t, conn, screen.Root, x, y) }, pointerWarpPoll + wakeLimit},
+		{"xinput", nil, true, pointerWarpPoll, wakeLimit},
+		{"no-xinput", []string{"-extension", "Generic Event Extension"}, false, pointerPoll, pointerPoll + wakeLimit},
 	} {
-		for i := range 3 {
-			settle(t, c)
-			res := waitAsync(c, context.Background(), 2*time.Second)
-			time.Sleep(30 * time.Millisecond)
-			m.do(100+40*i, 100)
-			at := time.Now()
-			r := <-res
-			if r.err != nil || !r.changed || r.at.Sub(at) > m.limit {
-				t.Errorf("WaitChange after the pointer was %s = %v, %v after %v; want true within %v", m.how, r.changed, r.err, r.at.Sub(at), m.limit)
+		t.Run(server.name, func(t *testing.T) {
+			display := xtest.StartXvfbServer(t, 320, 240, server.args...).Display
+			t.Setenv("DISPLAY", display)
+			xtest.StartPattern(t, display)
+			conn, screen := xconn(t, display)
+			warp(t, conn, screen.Root, 50, 50)
+			c := mustOpen(t, opener{NameXShm, Open}, 0)
+			w := c.(*xshm).watch
+			if w == nil {
+				t.Fatal("no DAMAGE watch on a server with DAMAGE")
 			}
-		}
-	}
-}
-
-// TestWaitChangePollsThePointerWithoutXInput checks the way for X servers
-// without XInput 2.1 raw motion events (here: no Generic Event Extension,
-// which they arrive in): WaitChange asks where the pointer is every
-// pointerPoll, so a move or a warp shows within that, and no more often on
-// a still screen.
-func TestWaitChangePollsThePointerWithoutXInput(t *testing.T) {
-	display := xtest.StartXvfbServer(t, 320, 240, "-extension", "Generic Event Extension").Display
-	t.Setenv("DISPLAY", display)
-	xtest.StartPattern(t, display)
-	conn, screen := xconn(t, display)
-	warp(t, conn, screen.Root, 50, 50)
-	c := mustOpen(t, opener{NameXShm, Open}, 0)
-	w := c.(*xshm).watch
-	if w == nil {
-		t.Fatal("no DAMAGE watch on a server with DAMAGE")
-	}
-	if w.rawMotion() {
-		t.Fatal("the capturer takes raw motion events from a server that cannot send them")
-	}
-	asked := func() int {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.queries
-	}
-	settle(t, c)
-
-	before, start := asked(), time.Now()
-	expectStill(t, c, time.Second, 1)
-	took := time.Since(start)
-	if n, limit := asked()-before, int(took/pointerPoll)+2; n > limit {
-		t.Errorf("a wait of 1s on a still screen asked for the pointer %d times in %v, want at most %d", n, took, limit)
-	}
-
-	for _, m := range []struct {
-		how string
-		do  func(x, y int)
-	}{
-		{"moved", func(x, y int) { move(t, conn, screen.Root, x, y) }},
-		{"warped", func(x, y int) { warp(t, conn, screen.Root, x, y) }},
-	} {
-		for i := range 3 {
-			settle(t, c)
-			res := waitAsync(c, context.Background(), 2*time.Second)
-			time.Sleep(30 * time.Millisecond)
-			m.do(100+40*i, 100)
-			at := time.Now()
-			r := <-res
-			if limit := pointerPoll + wakeLimit; r.err != nil || !r.changed || r.at.Sub(at) > limit {
-				t.Errorf("WaitChange after the pointer was %s = %v, %v after %v; want true within %v", m.how, r.changed, r.err, r.at.Sub(at), limit)
+			if w.rawMotion() != server.raw {
+				t.Fatalf("the capturer takes raw motion events: %v, want %v", w.rawMotion(), server.raw)
 			}
-		}
+			asked := func() int {
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				return w.queries
+			}
+			settle(t, c)
+
+			// In one long wait or in many short ones: each does not ask
+			// anew.
+			for _, waits := range []struct {
+				timeout time.Duration
+				times   int
+			}{{time.Second, 1}, {20 * time.Millisecond, 50}} {
+				before, start := asked(), time.Now()
+				expectStill(t, c, waits.timeout, waits.times)
+				took := time.Since(start)
+				if n, limit := asked()-before, int(took/server.every)+2; n > limit {
+					t.Errorf("%d waits of %v on a still screen asked for the pointer %d times in %v, want at most %d", waits.times, waits.timeout, n, took, limit)
+				}
+			}
+
+			for _, m := range []struct {
+				how   string
+				do    func(x, y int)
+				limit time.Duration
+			}{
+				{"moved", func(x, y int) { move(t, conn, screen.Root, x, y) }, server.moveLimit},
+				{"warped", func(x, y int) { warp(t, conn, screen.Root, x, y) }, server.every + wakeLimit},
+			} {
+				for i := range 3 {
+					settle(t, c)
+					res := waitAsync(c, context.Background(), 2*time.Second)
+					time.Sleep(30 * time.Millisecond)
+					m.do(100+40*i, 100)
+					at := time.Now()
+					r := <-res
+					if r.err != nil || !r.changed || r.at.Sub(at) > m.limit {
+						t.Errorf("WaitChange after the pointer was %s = %v, %v after %v; want true within %v", m.how, r.changed, r.err, r.at.Sub(at), m.limit)
+					}
+				}
+			}
+		})
 	}
 }
