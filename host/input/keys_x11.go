@@ -50,7 +50,6 @@ func (d *xDevice) openKeyboard() error {
 	if err != nil || setup.MinKeycode > 111 || len(km.Keysyms) == 0 || km.Keysyms[0] != up {
 		return errors.New("the X server does not number its keys the evdev way")
 	}
-	d.keyboard = true
 	n := byte(setup.MaxKeycode - setup.MinKeycode + 1)
 	if all, err := xproto.GetKeyboardMapping(d.conn, setup.MinKeycode, n).Reply(); err == nil && all.KeysymsPerKeycode > 0 {
 		per := int(all.KeysymsPerKeycode)

@@ -35,9 +35,6 @@ type xDevice struct {
 	// unsynced says events went since the last round trip (see sync).
 	unsynced bool
 
-	// keyboard is false when the server does not number its keys the
-	// evdev way; keys then go by character through robotgo.
-	keyboard bool
 	// spare is a keycode no key of the user's keyboard has, mapped for a
 	// moment to a character the layout lacks (as xdotool does); 0 if none.
 	spare   xproto.Keycode
