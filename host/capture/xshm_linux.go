@@ -336,17 +336,17 @@ func (x *xshm) watchWait(ctx context.Context, timeout time.Duration, w *changeWa
 			return false, image.Rectangle{}, closed()
 		default:
 		}
+		if err := ctx.Err(); err != nil {
+			return false, image.Rectangle{}, err
+		}
 		// Damage first: a pending damage region must be taken whatever
-		// else reports a change or ends the wait, or the server reports no
-		// more damage and the screen goes unwatched.
+		// else reports a change, or the server reports no more damage and
+		// the screen goes unwatched.
 		if takeDamage {
 			box, err := w.damaged(rect)
 			if err != nil || !box.Empty() {
 				return !box.Empty(), box, x.watchError(err)
 			}
-		}
-		if err := ctx.Err(); err != nil {
-			return false, image.Rectangle{}, err
 		}
 		now := time.Now()
 		if cur.known && !now.Before(w.nextPointer) {

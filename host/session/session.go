@@ -222,7 +222,6 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	var endOnce sync.Once
 	var inj *input.Injector
 	var mgr *consent.Manager
-	st := &streamer{log: log, maxFPS: cfg.FPS}
 	shells := shell.New(shell.Config{Shell: cfg.Shell, Logger: cfg.Logger.With("component", "shell"), OnChange: cfg.OnShells})
 	defer shells.Close()
 	var sig *dial.Conn
@@ -236,7 +235,6 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			if inj != nil && !mgr.Allowed(protocol.PermControl) {
 				inj.ReleaseAll()
 			}
-			st.poke() // a pause stops the picture at once, a resume starts it
 			// Revoked or paused: transfers stop and shells close at once,
 			// whatever the broker does. The user reads which it was. Only
 			// taking file transfer back removes the parts kept for a
@@ -383,7 +381,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	log.Info("joined session", "session", sessionID)
 	cfg.OnJoined(sessionID)
 
-	st.allow = mgr.Allowed
+	st := &streamer{log: log, maxFPS: cfg.FPS, allow: mgr.Allowed}
 	st.keyframe.Store(true)
 	st.capt, st.display, captOwned = capt, cfg.Display, false
 	defer func() { st.current().Close() }()
@@ -488,7 +486,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			for _, p := range pkts {
 				switch p := p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					st.requestKeyframe()
+					st.keyframe.Store(true)
 				case *rtcp.ReceiverEstimatedMaximumBitrate:
 					st.setLimit(p.Bitrate)
 				}

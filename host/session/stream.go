@@ -15,14 +15,9 @@ import (
 )
 
 const (
-	// stillWait bounds a wait for the screen to change when nothing else
-	// is due; a keyframe request or a change of the user's consent ends it
-	// at once (poke). A short wait costs a still host dearly: the Go
-	// runtime takes back the processor of a goroutine blocked in C (the X
-	// watch's poll) after 10 ms and then wakes its monitor thread every
-	// few microseconds for a while. Waits of 20 ms cost a quarter of the
-	// host's CPU on a still screen.
-	stillWait = time.Second
+	// changePoll bounds how long the loop sleeps in WaitChange, so that a
+	// keyframe request on a still screen is answered within it.
+	changePoll = 20 * time.Millisecond
 	// Up to settleFrames more frames are encoded after the screen stops
 	// changing, settleEvery apart, so that the last picture reaches full
 	// quality instead of staying at the quality of a busy moment. Each
@@ -56,47 +51,6 @@ type streamer struct {
 	mu      sync.Mutex
 	capt    capture.Capturer
 	display int
-	// interrupt ends the wait in progress; poked says poke came between
-	// waits, and the next returns at once.
-	interrupt context.CancelFunc
-	poked     bool
-}
-
-// requestKeyframe has the next frame be a keyframe, sent now even if the
-// screen is still.
-func (s *streamer) requestKeyframe() {
-	s.keyframe.Store(true)
-	s.poke()
-}
-
-// poke ends the loop's wait, so that it looks again at what is due: a
-// keyframe, the user's consent.
-func (s *streamer) poke() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.interrupt != nil {
-		s.interrupt()
-	} else {
-		s.poked = true
-	}
-}
-
-// waitContext returns the context of one wait of the loop, which poke
-// cancels, and the function to call when the wait is over.
-func (s *streamer) waitContext(ctx context.Context) (context.Context, func()) {
-	wctx, cancel := context.WithCancel(ctx)
-	s.mu.Lock()
-	if s.poked {
-		cancel()
-	}
-	s.poked, s.interrupt = false, cancel
-	s.mu.Unlock()
-	return wctx, func() {
-		s.mu.Lock()
-		s.interrupt = nil
-		s.mu.Unlock()
-		cancel()
-	}
 }
 
 // setDisplay switches to another monitor.
@@ -184,38 +138,23 @@ func (s *streamer) run(ctx context.Context) error {
 		settle     int
 		pace       pacer
 	)
-	pause := time.NewTimer(stillWait)
-	defer pause.Stop()
 	for ctx.Err() == nil {
 		if !s.allow(protocol.PermView) {
 			// A new viewer, or the end of a pause, starts from a keyframe.
 			s.keyframe.Store(true)
 			settle = 0
-			wctx, done := s.waitContext(ctx)
-			pause.Reset(stillWait)
 			select {
-			case <-wctx.Done():
-			case <-pause.C:
+			case <-ctx.Done():
+				return nil
+			case <-time.After(changePoll):
 			}
-			done()
 			continue
 		}
 		capt := s.current()
-		timeout := stillWait
-		switch {
-		case s.keyframe.Load():
-			timeout = 0
-		case settle > 0:
-			timeout = settleEvery - time.Since(lastSent)
-		}
-		wctx, done := s.waitContext(ctx)
-		changed, err := capt.WaitChange(wctx, timeout)
-		done()
+		changed, err := capt.WaitChange(ctx, changePoll)
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, context.Canceled):
-			// Poked: what is due is looked at below.
 		case errors.Is(err, capture.ErrClosed) && s.current() != capt:
 			continue // the technician switched displays meanwhile
 		case err != nil:
