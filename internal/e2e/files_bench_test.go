@@ -224,41 +224,57 @@ func settle(out <-chan chunk, d time.Duration) {
 	}
 }
 
-// echoTimes types one character at a time into a terminal and times each
-// until its echo comes back, clearing the line every 40 characters.
-func echoTimes(b *testing.B, w func([]byte) error, out <-chan chunk, n int) []time.Duration {
-	var times []time.Duration
+// terminal is a shell to type into: how to write to it and what it prints.
+type terminal struct {
+	write func([]byte) error
+	out   <-chan chunk
+}
+
+// echoTimes types n characters one at a time into each terminal in turn,
+// and times each until its echo comes back, clearing the lines every 40
+// characters. Taking turns key by key, the terminals meet the machine in
+// the same state: a load that comes and goes on a shared machine weighs on
+// both alike, so their ratio holds from run to run.
+func echoTimes(b *testing.B, terms []terminal, n int) [][]time.Duration {
+	times := make([][]time.Duration, len(terms))
 	for i := 0; i < n; i++ {
-		if i%40 == 0 {
-			w([]byte{0x15}) // Ctrl+U: an empty line again
-			settle(out, 50*time.Millisecond)
-		}
 		ch := byte('a' + i%26)
-		start := time.Now()
-		if err := w([]byte{ch}); err != nil {
-			b.Fatal(err)
-		}
-		var seen []byte
-		timeout := time.After(5 * time.Second)
-	wait:
-		for {
-			select {
-			case c, ok := <-out:
-				if !ok {
-					b.Fatalf("the terminal closed; it showed %q", seen)
-				}
-				seen = append(seen, c.data...)
-				if bytes.IndexByte(c.data, ch) >= 0 {
-					times = append(times, c.at.Sub(start))
-					break wait
-				}
-			case <-timeout:
-				b.Fatalf("no echo of %q; terminal shows %q", ch, seen)
+		for k, t := range terms {
+			if i%40 == 0 {
+				t.write([]byte{0x15}) // Ctrl+U: an empty line again
+				settle(t.out, 50*time.Millisecond)
 			}
+			times[k] = append(times[k], echoTime(b, t, ch))
+			// A fast typist on each terminal, not a flood: 20-32 ms
+			// from one key to the next on the same terminal.
+			settle(t.out, time.Duration(10+i%7)*time.Millisecond)
 		}
-		settle(out, time.Duration(20+i%13)*time.Millisecond) // a fast typist, not a flood
 	}
 	return times
+}
+
+// echoTime types ch and returns how long its echo took.
+func echoTime(b *testing.B, t terminal, ch byte) time.Duration {
+	start := time.Now()
+	if err := t.write([]byte{ch}); err != nil {
+		b.Fatal(err)
+	}
+	var seen []byte
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case c, ok := <-t.out:
+			if !ok {
+				b.Fatalf("the terminal closed; it showed %q", seen)
+			}
+			seen = append(seen, c.data...)
+			if bytes.IndexByte(c.data, ch) >= 0 {
+				return c.at.Sub(start)
+			}
+		case <-timeout:
+			b.Fatalf("no echo of %q; terminal shows %q", ch, seen)
+		}
+	}
 }
 
 func percentile(ds []time.Duration, p float64) float64 {
@@ -283,7 +299,7 @@ func BenchmarkShellEcho(b *testing.B) {
 	out := readTimed(sh)
 	sh.Write([]byte("PS1='$ '\r"))
 	settle(out, 500*time.Millisecond)
-	write := func(p []byte) error { _, err := sh.Write(p); return err }
+	viaTether := terminal{write: func(p []byte) error { _, err := sh.Write(p); return err }, out: out}
 
 	args := append(append([]string{"-tt", "-p", strconv.Itoa(ssh.port)}, ssh.opts()...), "127.0.0.1")
 	cmd := exec.Command("ssh", args...)
@@ -300,19 +316,19 @@ func BenchmarkShellEcho(b *testing.B) {
 	sshOut := readTimed(ptmx)
 	ptmx.WriteString("PS1='$ '\r")
 	settle(sshOut, time.Second)
-	sshWrite := func(p []byte) error { _, err := ptmx.Write(p); return err }
+	viaSSH := terminal{write: func(p []byte) error { _, err := ptmx.Write(p); return err }, out: sshOut}
 
 	b.ResetTimer()
-	var tether, viaSSH []time.Duration
+	var tether, openssh []time.Duration
 	for i := 0; i < b.N; i++ {
-		tether = append(tether, echoTimes(b, write, out, keys)...)
-		viaSSH = append(viaSSH, echoTimes(b, sshWrite, sshOut, keys)...)
+		times := echoTimes(b, []terminal{viaTether, viaSSH}, keys)
+		tether, openssh = append(tether, times[0]...), append(openssh, times[1]...)
 	}
 	b.StopTimer()
 	b.ReportMetric(percentile(tether, 0.5), "p50-ms")
 	b.ReportMetric(percentile(tether, 0.95), "p95-ms")
-	b.ReportMetric(percentile(viaSSH, 0.5), "ssh-p50-ms")
-	b.ReportMetric(percentile(viaSSH, 0.95), "ssh-p95-ms")
+	b.ReportMetric(percentile(openssh, 0.5), "ssh-p50-ms")
+	b.ReportMetric(percentile(openssh, 0.95), "ssh-p95-ms")
 	b.ReportMetric(float64(len(tether)), "keys")
 	b.ReportMetric(0, "ns/op")
 }
