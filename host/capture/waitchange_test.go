@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"image"
+	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 	"github.com/tether-support/tether/internal/xtest"
+	"golang.org/x/sys/unix"
 )
 
 // wakeLimit is how soon after a paint is flushed WaitChange must return
@@ -582,6 +585,53 @@ func BenchmarkDamageLatency(b *testing.B) {
 			b.ReportMetric(ms(sum/time.Duration(len(lat))), "ms/op")
 			b.ReportMetric(ms(lat[len(lat)*95/100]), "p95-ms")
 			b.ReportMetric(0, "ns/op") // the pauses make ns/op meaningless
+		})
+	}
+}
+
+// TestWaitChangeTimeoutUnderSignals checks that a wait on a still screen
+// ends at its timeout while signals keep interrupting it, as the Go
+// runtime's preemption signals do to a thread waiting in C: an interrupted
+// wait goes on for what is left of its time, not for all of it again.
+func TestWaitChangeTimeoutUnderSignals(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	for _, o := range openers {
+		t.Run(o.name, func(t *testing.T) {
+			c := mustOpen(t, o, 0)
+			settle(t, c)
+			const timeout = 300 * time.Millisecond
+			thread := make(chan int, 1)
+			res := make(chan waitResult, 1)
+			start := time.Now()
+			go func() {
+				// The wait runs on this thread, which the test signals.
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				thread <- unix.Gettid()
+				changed, err := c.WaitChange(context.Background(), timeout)
+				res <- waitResult{changed, err, time.Now()}
+			}()
+			tid := <-thread
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			giveUp := time.After(3 * time.Second)
+			for {
+				select {
+				case r := <-res:
+					if r.err != nil || r.changed {
+						t.Fatalf("WaitChange on a still screen = %v, %v; want false, nil", r.changed, r.err)
+					}
+					if took := r.at.Sub(start); took > timeout+200*time.Millisecond {
+						t.Errorf("WaitChange with a %v timeout returned after %v under signals", timeout, took)
+					}
+					return
+				case <-tick.C:
+					unix.Tgkill(os.Getpid(), tid, unix.SIGURG) // the signal Go preempts with; it ignores stray ones
+				case <-giveUp:
+					t.Fatalf("WaitChange with a %v timeout still waiting after 3s of signals", timeout)
+				}
+			}
 		})
 	}
 }

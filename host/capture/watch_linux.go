@@ -83,7 +83,9 @@ func (cw *changeWatch) status(op string, st C.int) error {
 }
 
 // wait blocks until the server sends an event, wake is called or d passes,
-// and returns the TWATCH_ bits of what happened. Callers hold mu.
+// and returns the TWATCH_ bits of what happened; it may return early with
+// none (a signal), and the caller then waits for what is left of d.
+// Callers hold mu.
 func (cw *changeWatch) wait(d time.Duration) (int, error) {
 	ms := (d + time.Millisecond - 1) / time.Millisecond // poll(2) takes ms; never wake early
 	var events C.int

@@ -361,32 +361,35 @@ int twatch_open(twatch *w, const char *name) {
 
 // twatch_wait returns once an event arrived (or was already queued), a
 // byte was written to the wake pipe, or timeout_ms passed, and sets
-// *events to what happened (0 on timeout).
+// *events to what happened. It may also return early with nothing (*events
+// 0, as on a timeout): a signal (the Go runtime sends them) or data that
+// held no event ended the poll. The caller then waits again for what is
+// left of its time; polling again here for the whole timeout would stretch
+// the wait with every signal.
 int twatch_wait(twatch *w, int timeout_ms, int *events) {
 	*events = 0;
 	if (w->x.io_dead) return TCAP_EIO;
-	for (;;) {
-		tcap_trap(&w->x);
-		*events = twatch_drain(w);
-		int st = tcap_untrap(&w->x);
-		if (st != TCAP_OK || *events != 0) return st;
-		struct pollfd fds[2] = {
-			{.fd = ConnectionNumber(w->x.dpy), .events = POLLIN},
-			{.fd = w->wake[0], .events = POLLIN},
-		};
-		int n = poll(fds, 2, timeout_ms);
-		if (n < 0 && errno == EINTR) continue; // Go's signals; the caller recomputes the timeout
-		if (n <= 0) return TCAP_OK;
-		if (fds[1].revents != 0) {
-			char buf[64];
-			while (read(w->wake[0], buf, sizeof buf) > 0) {
-			}
-			*events = TWATCH_WOKEN;
-			return TCAP_OK;
+	tcap_trap(&w->x);
+	*events = twatch_drain(w);
+	int st = tcap_untrap(&w->x);
+	if (st != TCAP_OK || *events != 0) return st;
+	struct pollfd fds[2] = {
+		{.fd = ConnectionNumber(w->x.dpy), .events = POLLIN},
+		{.fd = w->wake[0], .events = POLLIN},
+	};
+	if (poll(fds, 2, timeout_ms) <= 0) return TCAP_OK;
+	if (fds[1].revents != 0) {
+		char buf[64];
+		while (read(w->wake[0], buf, sizeof buf) > 0) {
 		}
-		// The X socket is readable (or hung up, which XPending turns into
-		// an I/O error): go round and let Xlib read it.
+		*events = TWATCH_WOKEN;
+		return TCAP_OK;
 	}
+	// The X socket is readable (or hung up, which XPending turns into an
+	// I/O error): let Xlib read it.
+	tcap_trap(&w->x);
+	*events = twatch_drain(w);
+	return tcap_untrap(&w->x);
 }
 
 // twatch_damaged takes the damage accumulated so far, emptying it, and sets
