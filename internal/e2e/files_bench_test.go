@@ -245,8 +245,8 @@ func echoTimes(b *testing.B, terms []terminal, n int) [][]time.Duration {
 				settle(t.out, 50*time.Millisecond)
 			}
 			times[k] = append(times[k], echoTime(b, t, ch))
-			// A fast typist on each terminal, not a flood: 20-32 ms
-			// from one key to the next on the same terminal.
+			// A fast typist on each terminal, not a flood: about
+			// 20-35 ms from one key to the next on the same terminal.
 			settle(t.out, time.Duration(10+i%7)*time.Millisecond)
 		}
 	}
