@@ -3,8 +3,10 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"image"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +53,7 @@ func newLink(t *testing.T, upload bool) *link {
 			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	removeStaleLinks()
 	// A container may not allow namespaces, or its kernel lack the token
 	// bucket: the test cannot run there.
 	if out, err := exec.Command("ip", "netns", "add", l.ns).CombinedOutput(); err != nil {
@@ -68,6 +71,27 @@ func newLink(t *testing.T, upload bool) *link {
 		t.Skipf("this kernel cannot shape a link: %v", err)
 	}
 	return l
+}
+
+// removeStaleLinks deletes the namespaces of test processes that are gone.
+// A run stopped before its cleanup (Ctrl+C) leaves its namespace, and with
+// it the pair, whose near end still holds the broker's address: the next
+// run's broker would find that address twice and fail to listen.
+func removeStaleLinks() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		id, ok := strings.CutPrefix(name, "tether-cc")
+		if !ok {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + id); errors.Is(err, fs.ErrNotExist) {
+			exec.Command("ip", "netns", "del", name).Run()
+		}
+	}
 }
 
 // command runs name in the far end's namespace.
