@@ -359,6 +359,14 @@ int twatch_open(twatch *w, const char *name) {
 	return st;
 }
 
+// twatch_take reads the events Xlib holds or the socket has, without
+// waiting, and sets *events to what they report.
+static int twatch_take(twatch *w, int *events) {
+	tcap_trap(&w->x);
+	*events = twatch_drain(w);
+	return tcap_untrap(&w->x);
+}
+
 // twatch_wait returns once an event arrived (or was already queued), a
 // byte was written to the wake pipe, or timeout_ms passed, and sets
 // *events to what happened. It may also return early with nothing (*events
@@ -369,9 +377,7 @@ int twatch_open(twatch *w, const char *name) {
 int twatch_wait(twatch *w, int timeout_ms, int *events) {
 	*events = 0;
 	if (w->x.io_dead) return TCAP_EIO;
-	tcap_trap(&w->x);
-	*events = twatch_drain(w);
-	int st = tcap_untrap(&w->x);
+	int st = twatch_take(w, events);
 	if (st != TCAP_OK || *events != 0) return st;
 	struct pollfd fds[2] = {
 		{.fd = ConnectionNumber(w->x.dpy), .events = POLLIN},
@@ -387,9 +393,7 @@ int twatch_wait(twatch *w, int timeout_ms, int *events) {
 	}
 	// The X socket is readable (or hung up, which XPending turns into an
 	// I/O error): let Xlib read it.
-	tcap_trap(&w->x);
-	*events = twatch_drain(w);
-	return tcap_untrap(&w->x);
+	return twatch_take(w, events);
 }
 
 // twatch_damaged takes the damage accumulated so far, emptying it, and sets
