@@ -319,8 +319,7 @@ test('a click right after switching to a display of another size lands where it 
     });
     const from = mark(witness);
     await picker.selectOption('1');
-    let clicks = 0;
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; clicks++) {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
       await page.mouse.click(px, py);
       if (await pictureWidth() === 960) break;
     }
@@ -349,7 +348,7 @@ test('a click right after switching to a display of another size lands where it 
     while (!downs().some((l) => near(l, 1600 + rx, ry)) && Date.now() < deadline) await page.waitForTimeout(25);
     assert.ok(downs().some((l) => near(l, 1600 + rx, ry)), `no click on the right monitor near ${1600 + rx},${ry}: ${downs().join(', ')}`);
     for (const line of downs()) {
-      assert.ok(near(line, 700, 400) || near(line, 1600 + rx, ry), `${line}, among the ${clicks + 2} clicks: ${downs().join(', ')}`);
+      assert.ok(near(line, 700, 400) || near(line, 1600 + rx, ry), `${line}, among the clicks: ${downs().join(', ')}`);
     }
     assert.deepEqual(errors, []);
   } finally {
