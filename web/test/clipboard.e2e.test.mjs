@@ -4,12 +4,11 @@
 // never comes.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { collectErrors, launch } from './browser.mjs';
-import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, tempDir } from './procs.mjs';
 
 after(stopAll);
 
@@ -24,7 +23,7 @@ test('a user\u2019s computer without a clipboard program', { timeout: 120_000 },
   const byId = (id) => page.getByTestId(id);
 
   // A PATH with what starting the host takes, and no xclip or xsel.
-  const path = mkdtempSync(join(tmpdir(), 'tether-noclip-'));
+  const path = tempDir('tether-noclip-');
   for (const prog of ['script', 'sh']) symlinkSync(`/usr/bin/${prog}`, join(path, prog));
   const code = await openSession(page, broker, 'INC-20940');
   const host = startHost(broker, code, display, { env: { PATH: path } });

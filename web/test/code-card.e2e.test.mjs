@@ -7,11 +7,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, ROOT, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
+import { api, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -118,8 +117,7 @@ function ownCertificate(dir) {
 }
 
 test('the command asks for -ca only while the broker serves its test certificate, and works as shown', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tether-code-card-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('tether-code-card-');
   const tls = ownCertificate(dir);
   const display = await startXvfb(1280, 720);
   const browser = await launch({ viewport: { width: 1440, height: 900 } });

@@ -6,12 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { collectErrors, launch } from './browser.mjs';
-import { bin, openSession, ROOT, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { bin, openSession, ROOT, start, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
 
 const ARTIFACTS = join(ROOT, 'artifacts');
 const WIDTH = 1920;
@@ -451,7 +450,7 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
   await t.test('Ctrl+V puts the technician\u2019s clipboard on the remote first', async () => {
     // A terminal on the user's desktop that pastes the clipboard on Ctrl+V
     // and writes what it received to a file.
-    const dir = mkdtempSync(join(tmpdir(), 'tether-paste-'));
+    const dir = tempDir('tether-paste-');
     const pasted = join(dir, 'pasted');
     const env = { DISPLAY: display };
     const xdotool = (...args) => execFileSync('xdotool', args, { env: { ...process.env, ...env } }).toString().trim();
@@ -482,7 +481,6 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     } finally {
       term.child.kill();
       await term.exited;
-      rmSync(dir, { recursive: true, force: true });
       xdotool('windowfocus', '--sync', witnessWindow);
     }
   });

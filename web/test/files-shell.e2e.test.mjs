@@ -6,12 +6,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { ROOT, openSession, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
+import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, tempDir } from './procs.mjs';
 
 after(stopAll);
 
@@ -34,7 +33,7 @@ async function waitTerm(page, n, re, timeout = 15_000) {
 }
 
 test('files and shell from the console', { timeout: 180_000 }, async () => {
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const home = tempDir('tether-home-');
   const inbox = join(home, 'Downloads', 'Tether');
   const report = randomBytes(3 * 1024 * 1024 + 17);
   writeFileSync(join(home, 'report.log'), report);
@@ -108,7 +107,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     // A file over the browser's limit (a sparse file: no disk used) is not
     // sent; the panel says what the limit is and, as a command to run, how
     // to send it instead.
-    const big = join(mkdtempSync(join(tmpdir(), 'tether-big-')), 'disk image.iso');
+    const big = join(tempDir('tether-big-'), 'disk image.iso');
     execFileSync('truncate', ['-s', String(3 * 1024 ** 3), big]);
     await page.getByTestId('files-input').setInputFiles(big);
     const tooLarge = page.locator('[data-testid="transfer"][data-name="disk image.iso"][data-state="too-large"]');
@@ -259,7 +258,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
 });
 
 test('a download cut by a reconnect resumes in the console', { timeout: 180_000 }, async () => {
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const home = tempDir('tether-home-');
   const big = randomBytes(64 * 1024 * 1024);
   writeFileSync(join(home, 'dump.bin'), big);
   const display = await startXvfb(640, 480);
@@ -320,13 +319,13 @@ async function waitTranscript(page, re) {
 }
 
 test('cancelling a transfer lets the next one in the queue run; a long folder says it is cut short', { timeout: 180_000 }, async () => {
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const home = tempDir('tether-home-');
   const inbox = join(home, 'Downloads', 'Tether');
   writeFileSync(join(home, 'notes.txt'), 'hello');
   mkdirSync(join(home, 'logs'));
   for (let i = 1; i <= 1500; i++) writeFileSync(join(home, 'logs', `log-${String(i).padStart(4, '0')}.txt`), '');
   // Two files chosen at once: the first big enough to cancel half way.
-  const picked = mkdtempSync(join(tmpdir(), 'tether-pick-'));
+  const picked = tempDir('tether-pick-');
   writeFileSync(join(picked, 'first.bin'), randomBytes(100 * 1024 * 1024));
   writeFileSync(join(picked, 'second.txt'), 'second');
 

@@ -7,11 +7,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { ROOT, api, startBroker, startHost, startXvfb, stopAll, signIn, until } from './procs.mjs';
+import { api, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -36,7 +35,7 @@ async function closeAsks(page) {
 }
 
 test('closing the tab asks first only while something would be lost', { timeout: 180_000 }, async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const home = tempDir('tether-home-');
   writeFileSync(join(home, 'notes.txt'), 'printer settings\n');
   const display = await startXvfb(1280, 720);
   const broker = await startBroker();

@@ -5,12 +5,11 @@
 // request is announced once, and that the panels say what they do.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { collectErrors, launch, remotePoint } from './browser.mjs';
-import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
 
 const ARTIFACTS = join(ROOT, 'artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -24,7 +23,7 @@ const focused = (page) => page.evaluate(() => {
 });
 
 test('the live session page', { timeout: 240_000 }, async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
+  const home = tempDir('tether-home-');
   mkdirSync(join(home, 'Documents'));
   writeFileSync(join(home, 'Documents', 'notes.txt'), 'hello');
   writeFileSync(join(home, '.profile'), 'x'.repeat(182));

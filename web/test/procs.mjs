@@ -84,8 +84,7 @@ export async function freeUDPPort() {
 // broker's environment (SSL_CERT_FILE: the roots it trusts webhook
 // receivers through).
 export async function startBroker({ tls, env } = {}) {
-  const data = mkdtempSync(join(tmpdir(), 'tether-broker-'));
-  dirs.add(data);
+  const data = tempDir('tether-broker-');
   const port = await freeTCPPort();
   const udp = await freeUDPPort();
   const own = tls ? ['-tls-cert', tls.cert, '-tls-key', tls.key] : [];
@@ -138,6 +137,14 @@ export async function until(what, fn, timeoutMs = 15_000) {
   }
 }
 
+// tempDir makes a directory under the system's temporary directory that
+// stopAll() removes.
+export function tempDir(prefix) {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(d);
+  return d;
+}
+
 export function stopAll() {
   for (const p of procs) p.kill('SIGKILL');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -158,7 +165,7 @@ export function startHost(broker, code, display, { answer = 'all', args = [], ca
   // A home of its own: the shells it opens read none of the dotfiles of
   // whoever runs the tests (an rc file that waits on a lock left by a shell
   // killed in an earlier test would hang every later one).
-  const home = mkdtempSync(join(tmpdir(), 'tether-host-home-'));
+  const home = tempDir('tether-host-home-');
   const host = start('script', ['-qfec', cmd, '/dev/null'], { env: { ...env, DISPLAY: display, HOME: home }, readyLine, stdin: 'pipe', cwd });
   host.code = () => (host.out.stdout.match(/Your support code: ([\d ]{11})/)?.[1] ?? '').replaceAll(' ', '');
   host.child.stdin.on('error', () => {});

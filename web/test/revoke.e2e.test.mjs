@@ -5,11 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { ROOT, api, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
+import { api, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -20,14 +19,13 @@ let display;
 before(async () => { display = await startXvfb(1280, 720); });
 
 /**
- * Writes data to a file named name in a folder of its own, removed after
- * the test, and returns its path: the console's uploads pick it from disk,
+ * Writes data to a file named name in a folder of its own, removed once
+ * the tests end, and returns its path: the console's uploads pick it from disk,
  * as a technician does (handed to the page as a buffer, 40 MB take the
  * test driver 20 s to pass).
  */
-function pickFile(t, name, data) {
-  const dir = mkdtempSync(join(tmpdir(), 'tether-pick-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+function pickFile(name, data) {
+  const dir = tempDir('tether-pick-');
   writeFileSync(join(dir, name), data);
   return join(dir, name);
 }
@@ -122,10 +120,9 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
   assert.deepEqual(pageErrors.map(String), []);
 });
 
-test('a download the user revokes and allows again at once resumes where it stopped', { timeout: 120_000 }, async (t) => {
+test('a download the user revokes and allows again at once resumes where it stopped', { timeout: 120_000 }, async () => {
   // The host's file root is the user's home folder; this one is made up.
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
-  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const home = tempDir('tether-home-');
   const data = randomBytes(40 * 1024 * 1024);
   writeFileSync(join(home, 'app.log'), data);
   // -v: the host's log says where each send started.
@@ -169,16 +166,15 @@ test('a download the user revokes and allows again at once resumes where it stop
   assert.deepEqual(pageErrors.map(String), []);
 });
 
-test('an upload the user revokes says the part sent was removed, and starts again once allowed', { timeout: 120_000 }, async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
-  t.after(() => rmSync(home, { recursive: true, force: true }));
+test('an upload the user revokes says the part sent was removed, and starts again once allowed', { timeout: 120_000 }, async () => {
+  const home = tempDir('tether-home-');
   const inbox = join(home, 'in');
   const { page, host, pageErrors } = await liveSession(t, ['files'], ['-files-root', home, '-files-inbox', inbox]);
   const byId = (id) => page.getByTestId(id);
 
   await byId('files-open').click();
   const data = randomBytes(40 * 1024 * 1024);
-  await byId('files-input').setInputFiles(pickFile(t, 'tool.bin', data));
+  await byId('files-input').setInputFiles(pickFile('tool.bin', data));
   const row = page.locator('[data-testid="transfer"][data-name="tool.bin"]');
   const percent = async () => Number(await row.locator('[role="progressbar"]').getAttribute('aria-valuenow'));
   await until('the upload to get going', async () => (await percent()) >= 1, 30_000);
@@ -198,9 +194,8 @@ test('an upload the user revokes says the part sent was removed, and starts agai
   assert.deepEqual(pageErrors.map(String), []);
 });
 
-test('an upload the user pauses says so, and carries on from where it stopped once they resume', { timeout: 120_000 }, async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'tether-home-'));
-  t.after(() => rmSync(home, { recursive: true, force: true }));
+test('an upload the user pauses says so, and carries on from where it stopped once they resume', { timeout: 120_000 }, async () => {
+  const home = tempDir('tether-home-');
   const inbox = join(home, 'in');
   // -v: the host's log says where each upload started.
   const { page, host, pageErrors } = await liveSession(t, ['files'], ['-v', '-files-root', home, '-files-inbox', inbox]);
@@ -209,7 +204,7 @@ test('an upload the user pauses says so, and carries on from where it stopped on
   await byId('files-open').click();
   // Large enough to pause half way.
   const data = randomBytes(40 * 1024 * 1024);
-  await byId('files-input').setInputFiles(pickFile(t, 'setup.bin', data));
+  await byId('files-input').setInputFiles(pickFile('setup.bin', data));
   const row = page.locator('[data-testid="transfer"][data-name="setup.bin"]');
   const percent = async () => Number(await row.locator('[role="progressbar"]').getAttribute('aria-valuenow'));
   await until('the upload to be a third of the way', async () => (await percent()) >= 33, 60_000);

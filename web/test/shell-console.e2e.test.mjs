@@ -3,11 +3,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { ROOT, openSession, startHost, startXvfb, startBroker, stopAll, until } from './procs.mjs';
+import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -44,7 +43,7 @@ test('a long paste reaches the shell whole', { timeout: 120_000 }, async () => {
   // A script or a config file of about 100 KB, pasted with Ctrl+Shift+V
   // into `cat` on the user's computer.
   const text = Array.from({ length: 1500 }, (_, i) => `line ${String(i).padStart(5, '0')} ${'x'.repeat(60)}`).join('\n') + '\n';
-  const file = join(mkdtempSync(join(tmpdir(), 'tether-paste-')), 'pasted.txt');
+  const file = join(tempDir('tether-paste-'), 'pasted.txt');
   await page.keyboard.type(`cat > ${file}\n`);
   await until('cat to start', () => { try { statSync(file); return true; } catch { return false; } });
   await page.evaluate((t) => navigator.clipboard.writeText(t), text);

@@ -7,12 +7,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, ROOT, signIn, startBroker, stopAll, until } from './procs.mjs';
+import { api, ROOT, signIn, startBroker, stopAll, tempDir, until } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -57,8 +57,7 @@ async function ticketSystem(dir) {
 }
 
 test('an admin rotates a webhook\u2019s secret: shown once, the old one keeps working for a day, deliveries verify with the new one', { skip: !address && 'no IPv4 address besides loopback', timeout: 90_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tether-webhook-secret-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('tether-webhook-secret-');
   const ts = await ticketSystem(dir);
   const broker = await startBroker({ env: { SSL_CERT_FILE: ts.cert } });
   const created = await api(broker, 'POST', '/api/v1/webhooks', { url: ts.url, events: ['session.created'], description: 'Helpdesk' });
