@@ -132,9 +132,13 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 		refuse("The broker could not reach the user's computer.")
 		return
 	}
+	marks := rtc.BulkMarks
+	if perm == protocol.PermShell {
+		marks = rtc.TerminalMarks
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pipe{v: v, perm: perm, label: label, tapID: label + "." + id, viewer: dc, host: hostDC,
-		toHost: rtc.NewFlow(hostDC), toView: rtc.NewFlow(dc), ctx: ctx, cancel: cancel, hostOpen: make(chan struct{})}
+		toHost: rtc.NewFlow(hostDC, marks), toView: rtc.NewFlow(dc, marks), ctx: ctx, cancel: cancel, hostOpen: make(chan struct{})}
 	v.mu.Lock()
 	v.pipes[label] = p
 	v.mu.Unlock()

@@ -194,7 +194,7 @@ func (s *Server) stopAll(why error, remove bool) {
 // Attach serves a files channel the broker opened. allowed reports whether
 // the technician behind it may transfer files now.
 func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
-	c := &channel{s: s, dc: dc, flow: rtc.NewFlow(dc), allowed: allowed}
+	c := &channel{s: s, dc: dc, flow: rtc.NewFlow(dc, rtc.BulkMarks), allowed: allowed}
 	s.mu.Lock()
 	s.channels[c] = struct{}{}
 	s.mu.Unlock()

@@ -204,7 +204,7 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	t := &term{dc: dc, flow: rtc.NewFlow(dc), pty: f, cmd: cmd, ctx: ctx, stop: stop, exited: make(chan struct{})}
+	t := &term{dc: dc, flow: rtc.NewFlow(dc, rtc.TerminalMarks), pty: f, cmd: cmd, ctx: ctx, stop: stop, exited: make(chan struct{})}
 	t.recheck = time.AfterFunc(time.Hour, t.checkHidden)
 	t.recheck.Stop()
 	s.mu.Lock()

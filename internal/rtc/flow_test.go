@@ -50,7 +50,19 @@ func connected(t *testing.T, logs io.Writer) (a, b *webrtc.PeerConnection) {
 // inside pion on the way (each drop the sender does not repair at once
 // stalls the transfer for a one-second retransmission timeout).
 func TestFlow(t *testing.T) {
-	const total = 64 << 20
+	for _, tc := range []struct {
+		name  string
+		marks Marks
+		total int
+	}{
+		{"bulk", BulkMarks, 64 << 20},
+		{"terminal", TerminalMarks, 16 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFlow(t, tc.marks, tc.total) })
+	}
+}
+
+func testFlow(t *testing.T, marks Marks, total int) {
 	const chunk = 64 << 10
 	var logs syncWriter
 	a, b := connected(t, &logs)
@@ -68,7 +80,7 @@ func TestFlow(t *testing.T) {
 		})
 	})
 	dc := openChannel(t, a, "bulk")
-	f := NewFlow(dc)
+	f := NewFlow(dc, marks)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	want := sha256.New()
@@ -93,9 +105,9 @@ func TestFlow(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("not everything arrived")
 	}
-	t.Logf("one hop: %d MB in %v (%.1f MB/s), peak queue %d KiB", total>>20, time.Since(start), total/time.Since(start).Seconds()/1e6, peak>>10)
-	if peak > flowHigh+chunk {
-		t.Fatalf("queued %d bytes, more than the %d high-water mark plus one chunk", peak, flowHigh)
+	t.Logf("one hop: %d MB in %v (%.1f MB/s), peak queue %d KiB", total>>20, time.Since(start), float64(total)/time.Since(start).Seconds()/1e6, peak>>10)
+	if peak > marks.High+chunk {
+		t.Fatalf("queued %d bytes, more than the %d high-water mark plus one chunk", peak, marks.High)
 	}
 	if dropped := strings.Count(logs.String(), " is full"); dropped > 0 {
 		t.Fatalf("pion dropped %d packets on a full queue:\n%s", dropped, logs.String())
@@ -202,7 +214,7 @@ func TestCloseWhileSending(t *testing.T) {
 		label := fmt.Sprintf("bulk-%d", round)
 		dc := openChannel(t, a, label)
 		waitFor(opened, label, "opened")
-		f := NewFlow(dc)
+		f := NewFlow(dc, BulkMarks)
 		var senders sync.WaitGroup
 		for range 4 {
 			senders.Add(1)

@@ -59,7 +59,7 @@ func (j *Joined) Files(ctx context.Context) (*Files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open files channel: %w", err)
 	}
-	f := &Files{j: j, dc: dc, flow: rtc.NewFlow(dc), in: make(chan webrtc.DataChannelMessage, 16), closed: make(chan struct{})}
+	f := &Files{j: j, dc: dc, flow: rtc.NewFlow(dc, rtc.BulkMarks), in: make(chan webrtc.DataChannelMessage, 16), closed: make(chan struct{})}
 	// Blocking here when the reader is behind slows the sender down
 	// through the transport's flow control.
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {

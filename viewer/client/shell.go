@@ -42,7 +42,7 @@ func (j *Joined) Shell(ctx context.Context, n, cols, rows int) (*Shell, error) {
 		return nil, fmt.Errorf("open %s: %w", label, err)
 	}
 	pr, pw := io.Pipe()
-	s := &Shell{dc: dc, flow: rtc.NewFlow(dc), out: pr, pw: pw, done: make(chan struct{})}
+	s := &Shell{dc: dc, flow: rtc.NewFlow(dc, rtc.TerminalMarks), out: pr, pw: pw, done: make(chan struct{})}
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		if !m.IsString {
 			pw.Write(m.Data) // blocks while the reader is behind
