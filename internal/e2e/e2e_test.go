@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,6 +26,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Under nohup this process starts with SIGHUP ignored, and so would
+	// every host it starts: a host started so outlives its terminal, as it
+	// is meant to, and the tests that close the user's terminal would
+	// fail. A signal this process catches is back to its default in the
+	// programs it starts.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	code := m.Run()
 	xtest.Cleanup()
 	os.Exit(code)
