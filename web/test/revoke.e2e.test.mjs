@@ -20,9 +20,9 @@ before(async () => { display = await startXvfb(1280, 720); });
 
 /**
  * Writes data to a file named name in a folder of its own, removed once
- * the tests end, and returns its path: the console's uploads pick it from disk,
- * as a technician does (handed to the page as a buffer, 40 MB take the
- * test driver 20 s to pass).
+ * the tests end, and returns its path: the console's uploads pick it from
+ * disk, as a technician does (handed to the page as a buffer, 40 MB take
+ * the test driver 20 s to pass).
  */
 function pickFile(name, data) {
   const dir = tempDir('tether-pick-');
@@ -120,7 +120,7 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
   assert.deepEqual(pageErrors.map(String), []);
 });
 
-test('a download the user revokes and allows again at once resumes where it stopped', { timeout: 120_000 }, async () => {
+test('a download the user revokes and allows again at once resumes where it stopped', { timeout: 120_000 }, async (t) => {
   // The host's file root is the user's home folder; this one is made up.
   const home = tempDir('tether-home-');
   const data = randomBytes(40 * 1024 * 1024);
@@ -166,7 +166,7 @@ test('a download the user revokes and allows again at once resumes where it stop
   assert.deepEqual(pageErrors.map(String), []);
 });
 
-test('an upload the user revokes says the part sent was removed, and starts again once allowed', { timeout: 120_000 }, async () => {
+test('an upload the user revokes says the part sent was removed, and starts again once allowed', { timeout: 120_000 }, async (t) => {
   const home = tempDir('tether-home-');
   const inbox = join(home, 'in');
   const { page, host, pageErrors } = await liveSession(t, ['files'], ['-files-root', home, '-files-inbox', inbox]);
@@ -194,7 +194,7 @@ test('an upload the user revokes says the part sent was removed, and starts agai
   assert.deepEqual(pageErrors.map(String), []);
 });
 
-test('an upload the user pauses says so, and carries on from where it stopped once they resume', { timeout: 120_000 }, async () => {
+test('an upload the user pauses says so, and carries on from where it stopped once they resume', { timeout: 120_000 }, async (t) => {
   const home = tempDir('tether-home-');
   const inbox = join(home, 'in');
   // -v: the host's log says where each upload started.
