@@ -30,8 +30,11 @@ func TestMain(m *testing.M) {
 	// every host it starts: a host started so outlives its terminal, as it
 	// is meant to, and the tests that close the user's terminal would
 	// fail. A signal this process catches is back to its default in the
-	// programs it starts.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	// programs it starts; caught, it is still lost on this process. Not
+	// under nohup, closing the terminal stops the tests as before.
+	if signal.Ignored(syscall.SIGHUP) {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	}
 	code := m.Run()
 	xtest.Cleanup()
 	os.Exit(code)
