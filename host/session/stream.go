@@ -189,6 +189,9 @@ func (s *streamer) run(ctx context.Context) error {
 			case <-time.After(wait):
 			}
 		}
+		if !s.allow(protocol.PermView) {
+			continue // the user paused the session during the wait
+		}
 		if changed {
 			lastChange = time.Now()
 		}

@@ -97,6 +97,57 @@ func TestStreamStill(t *testing.T) {
 	}
 }
 
+// TestStreamPausedWhilePaced: a change that waits its turn (the frame rate
+// keeps changes apart, the bitrate pays for big frames: a second or more
+// on a slow link) is not captured if the user paused meanwhile. Pausing
+// is how a user hides what they open next.
+func TestStreamPausedWhilePaced(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+	c, err := capture.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paused atomic.Bool
+	// One change a second: the second click's change waits about a second.
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 1, allow: func(string) bool { return !paused.Load() }}
+	st.capt = c
+	st.keyframe.Store(true)
+	frames := receive(t, st, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		c.Close()
+	})
+	waitFrames(t, frames, 0, 10*time.Second)
+	waitStill(t, frames)
+
+	click := func() {
+		t.Helper()
+		if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
+			t.Fatalf("xdotool: %v %s", err, out)
+		}
+		w.Wait(t, `^colour `, 5*time.Second)
+	}
+	before := frames.Load()
+	click()
+	waitFrames(t, frames, before, 500*time.Millisecond)
+	click()
+	paused.Store(true)
+	time.Sleep(200 * time.Millisecond) // a frame on its way when the user paused
+	before = frames.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if n := frames.Load() - before; n != 0 {
+		t.Fatalf("%d frames sent after the user paused, of a change that waited its turn", n)
+	}
+	paused.Store(false)
+	waitFrames(t, frames, before, 2*time.Second)
+}
+
 // frameStamp is when a frame's last packet arrived, and its RTP time.
 type frameStamp struct {
 	arrived time.Time
