@@ -264,7 +264,8 @@ func showTransfer(p files.Progress) {
 	}
 	switch {
 	case p.Err != nil:
-		fmt.Printf("%s %s: stopped: %v\n", verb, p.Name, p.Err)
+		// The reason may quote the path the technician asked for.
+		fmt.Printf("%s %s: stopped: %s\n", verb, p.Name, protocol.Printable(p.Err.Error()))
 	case p.Finished && p.Path != "":
 		fmt.Printf("%s %s: [%s] done, %s, saved as %s\n", verb, p.Name, strings.Repeat("#", 20), humanSize(p.Total), homeRelative(p.Path))
 	case p.Finished:
@@ -346,7 +347,7 @@ func humanSize(n int64) string {
 }
 
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, "host:", err)
+	fmt.Fprintln(os.Stderr, "host:", protocol.Printable(err.Error())) // it may carry the broker's words
 	if dialog != nil {
 		dialog.Tell(context.Background(), "Tether: the support session could not go on", fmt.Sprint(err), true)
 	}

@@ -428,6 +428,9 @@ func TestFileRefusals(t *testing.T) {
 		{"pipe", protocol.FileErrSpecial, "only regular files"},
 		{"docs", protocol.FileErrSpecial, "a folder"},
 		{"missing.txt", protocol.FileErrNotFound, "does not exist"},
+		// Terminal escapes in a path would clear the user's terminal and
+		// print anything in its place.
+		{"\x1b[2J\x1b[Hgone.txt", protocol.FileErrNotFound, "does not exist"},
 	} {
 		_, err := f.Pull(ctx, tt.path, filepath.Join(local, "out"), nil)
 		var fe *client.FileError
@@ -440,6 +443,9 @@ func TestFileRefusals(t *testing.T) {
 	}
 	// The user reads on their terminal what was asked for and refused.
 	fs.host.waitOutput(t, "Sending ../../etc/passwd: stopped: ", 1, 5*time.Second)
+	if out := fs.host.waitOutput(t, "[Hgone.txt: stopped: ", 1, 5*time.Second); strings.Contains(out, "\x1b[") {
+		t.Errorf("a path the technician asked for reached the user's terminal with its escapes:\n%q", out)
+	}
 	if _, err := f.List(ctx, "escape"); err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Errorf("listing through a symlink out: %v", err)
 	}
