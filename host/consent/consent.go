@@ -75,6 +75,11 @@ type Config struct {
 	OnEnd func()
 	// Show is called with a one-line status whenever it changes.
 	Show func(status string)
+	// OnAsk is called when a question opens. The user answers it on the
+	// shared screen, so no technician may use the mouse and keyboard
+	// until they have (Allowed says so); the host lets go of what a
+	// technician holds down.
+	OnAsk func()
 	// Waiting makes the Manager start before the session does, while the
 	// user waits for a technician to connect: until Start, nothing can be
 	// paused, resumed or revoked, and the status says so. The user's
@@ -104,6 +109,7 @@ type Manager struct {
 	viewers map[string]*Viewer
 	paused  bool
 	waiting bool // until Start
+	asking  bool // a question is open
 	// withdraw ends the questions of each technician, open or queued;
 	// left holds those gone, whose questions may still be on their way.
 	withdraw map[string]map[*context.CancelCauseFunc]bool
@@ -144,6 +150,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Show == nil {
 		cfg.Show = func(string) {}
+	}
+	if cfg.OnAsk == nil {
+		cfg.OnAsk = func() {}
 	}
 	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, waiting: cfg.Waiting, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{},
 		away: map[person]awayGrants{}}, nil
@@ -190,7 +199,9 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
 	defer cancel()
+	m.setAsking(true)
 	granted, err := m.cfg.Prompter.Ask(ctx, req)
+	m.setAsking(false)
 	switch {
 	case errors.Is(context.Cause(ctx), ErrWithdrawn):
 		answer.Reason = "withdrawn"
@@ -228,6 +239,17 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	m.cfg.Logger.Info("consent answered", "technician", req.Viewer.Name, "answer", answer.Reason, "granted", strings.Join(answer.Granted, ","))
 	m.cfg.Show(m.Status())
 	return answer
+}
+
+// setAsking says whether a question is open; while one is, no technician
+// can answer it for the user.
+func (m *Manager) setAsking(asking bool) {
+	m.mu.Lock()
+	m.asking = asking
+	m.mu.Unlock()
+	if asking {
+		m.cfg.OnAsk()
+	}
 }
 
 // grantLocked adds perms to what the technician's connection may do. m.mu
@@ -324,11 +346,12 @@ func (m *Manager) Left(viewer string, cutOff bool) {
 	}
 }
 
-// Allowed reports whether any technician may do perm now.
+// Allowed reports whether any technician may do perm now. No one may
+// use the mouse and keyboard while a question is open.
 func (m *Manager) Allowed(perm string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.paused {
+	if m.paused || m.asking && perm == protocol.PermControl {
 		return false
 	}
 	for _, v := range m.viewers {

@@ -255,6 +255,11 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			}
 		},
 		OnEnd: func() { endOnce.Do(func() { close(userEnded) }) },
+		OnAsk: func() {
+			if inj != nil {
+				inj.ReleaseAll()
+			}
+		},
 	})
 	if err != nil {
 		return "", err

@@ -411,6 +411,57 @@ func TestConsentPartialRevokeRequestPause(t *testing.T) {
 	}
 }
 
+// TestTechnicianCannotAnswer: the user answers a question on the shared
+// screen, where a technician in control could click Allow or type "all"
+// for them. While a question is open the technician's mouse and keyboard
+// do nothing, and a key they held down is let go; once it is answered,
+// they work again.
+func TestTechnicianCannotAnswer(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	w := xtest.StartInputWitness(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, j, host := askedSession(t, ctx, b, display)
+	host.typeLine(t, "1 2")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, "view", "control") && !p.Pending }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control: %v %v", ok, err)
+	}
+	click := func() {
+		send(t, ctx, j,
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 20, Y: 20},
+			protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 20, Y: 20})
+	}
+	click()
+	w.Wait(t, `^button 1 up 20 20$`, 5*time.Second)
+	send(t, ctx, j, key("ShiftLeft", true))
+	w.Wait(t, `^key down \d+ Shift_L$`, 5*time.Second)
+
+	if err := j.RequestPermissions(protocol.PermClipboard); err != nil {
+		t.Fatal(err)
+	}
+	host.waitOutput(t, "Allow? ", 2, 10*time.Second)
+	w.Wait(t, `^key up \d+ Shift_L$`, 5*time.Second)
+	mark := len(w.Lines())
+	send(t, ctx, j, tap("KeyA", "Enter")...)
+	click()
+	time.Sleep(500 * time.Millisecond)
+	noInputSince(t, w, mark, "the technician's input while the user was asked")
+
+	host.typeLine(t, "no")
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return strings.Contains(p.Message, "declined") }); err != nil {
+		t.Fatal(err)
+	}
+	send(t, ctx, j, tap("KeyA")...)
+	w.Wait(t, `^key down \d+ a$`, 5*time.Second)
+}
+
 // TestForgedClient: a client with view only sends raw input, opens file
 // and shell channels and sends on them. Nothing happens on the host, and
 // the broker reports it.
