@@ -206,8 +206,15 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// MaxUsernameLength is the longest username in bytes, as the API's
+// username pattern allows: a longer one could not sign in.
+const MaxUsernameLength = 32
+
 // CreateUser adds an account with a hashed password.
 func (a *Authenticator) CreateUser(ctx context.Context, username, password, role string) (*store.User, error) {
+	if len(username) > MaxUsernameLength {
+		return nil, fmt.Errorf("username: use at most %d characters", MaxUsernameLength)
+	}
 	hash, err := HashPassword(password)
 	if err != nil {
 		return nil, err
@@ -293,6 +300,12 @@ const codesPrefix = "codes "
 // console login. It returns the cookie token, the login record and the
 // user.
 func (a *Authenticator) Login(ctx context.Context, source, username, password, totp string) (string, *store.Login, *store.User, error) {
+	// No account has a longer name. Kept in the lockout table, a name of
+	// any length would let a flood of them fill the memory.
+	if len(username) > MaxUsernameLength {
+		a.cfg.Logger.WarnContext(ctx, "failed login: no account has the username given", "source", source)
+		return "", nil, nil, ErrBadCredentials
+	}
 	now := a.cfg.Now()
 	key := failureKey(username, source)
 	if err := a.lockedOut(key, now); err != nil {
@@ -617,7 +630,7 @@ func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User, source, pa
 		return "", "", err
 	}
 	u.TOTPSecret = NewTOTPSecret()
-	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+	if err := a.cfg.Store.SetTOTP(ctx, u.ID, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep); err != nil {
 		return "", "", err
 	}
 	return u.TOTPSecret, TOTPURI(a.cfg.Issuer, u.Username, u.TOTPSecret), nil
@@ -633,7 +646,7 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code str
 		return ErrBadTOTP
 	}
 	u.TOTPEnabled, u.TOTPLastStep = true, step
-	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+	if err := a.cfg.Store.SetTOTP(ctx, u.ID, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep); err != nil {
 		return err
 	}
 	a.cfg.Logger.InfoContext(ctx, "two-factor enrolled", "user", u.Username)
@@ -672,7 +685,7 @@ func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, 
 	}
 	u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep = "", false, 0
 	a.cfg.Logger.InfoContext(ctx, "two-factor turned off", "user", u.Username)
-	return a.cfg.Store.UpdateUser(ctx, u)
+	return a.cfg.Store.SetTOTP(ctx, u.ID, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep)
 }
 
 // checkCurrentPassword checks the password of u, sent from source to do
@@ -726,7 +739,7 @@ func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, source
 	if u.PasswordHash, err = HashPassword(next); err != nil {
 		return err
 	}
-	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+	if err := a.cfg.Store.SetPassword(ctx, u.ID, u.PasswordHash); err != nil {
 		return err
 	}
 	keep := "" // an API key changing the password keeps no login
@@ -750,7 +763,7 @@ func (a *Authenticator) ResetUser(ctx context.Context, u *store.User) (string, e
 		return "", err
 	}
 	u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep = hash, "", false, 0
-	if err := a.cfg.Store.UpdateUser(ctx, u); err != nil {
+	if err := a.cfg.Store.ResetCredentials(ctx, u.ID, hash); err != nil {
 		return "", err
 	}
 	if err := a.cfg.Store.DeleteUserLogins(ctx, u.ID); err != nil {

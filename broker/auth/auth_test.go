@@ -548,3 +548,98 @@ func TestStolenLoginCannotChangeTwoFactor(t *testing.T) {
 		t.Fatalf("tina turns it off with her password and a code: %v", err)
 	}
 }
+
+// TestLongUsernameForgotten: sign-ins with usernames longer than any
+// account's get the answer of a wrong password, and the lockout table
+// keeps none of them: it is bounded by entries, and 60 KB names in each
+// would fill the memory. A name of the longest length an account may have
+// is counted as before.
+func TestLongUsernameForgotten(t *testing.T) {
+	ctx := context.Background()
+	a := newAuth(t, nil)
+	long := strings.Repeat("a", 60<<10)
+	for i := range 10 {
+		if _, _, _, err := a.Login(ctx, "192.0.2.1", fmt.Sprint(i, long), "some password", ""); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("a 60 KB username: %v, want ErrBadCredentials", err)
+		}
+	}
+	if n := len(a.failures); n != 0 {
+		t.Errorf("the lockout table keeps %d entries for 60 KB usernames", n)
+	}
+	if _, _, _, err := a.Login(ctx, "192.0.2.1", strings.Repeat("b", MaxUsernameLength), "some password", ""); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("a username of the longest length: %v, want ErrBadCredentials", err)
+	}
+	if n := len(a.failures); n != 1 {
+		t.Errorf("a wrong password for the longest username makes %d entries, want 1", n)
+	}
+}
+
+// TestCredentialChangesKeepAdminChanges: while tina changes her password
+// or two-factor setup, or an admin resets her account, another admin
+// disables and demotes it. Each change goes on with the account as its
+// request loaded it, before; the account stays disabled and demoted.
+func TestCredentialChangesKeepAdminChanges(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	const password, from = "tina-password-1", "192.0.2.1"
+	enrol := func(u *store.User) {
+		secret, _, err := a.BeginTOTP(ctx, u, from, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := TOTPCode(secret, now)
+		if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(30 * time.Second) // the next code is new
+	}
+	for i, c := range []struct {
+		name    string
+		prepare func(*store.User) // before the request loads the account
+		change  func(*store.User) error
+	}{
+		{"password change", nil, func(u *store.User) error {
+			return a.ChangePassword(ctx, &Principal{User: u}, from, password, "tina-password-2")
+		}},
+		{"two-factor enrolment", nil, func(u *store.User) error {
+			_, _, err := a.BeginTOTP(ctx, u, from, password)
+			return err
+		}},
+		{"two-factor confirmation", func(u *store.User) {
+			if _, _, err := a.BeginTOTP(ctx, u, from, password); err != nil {
+				t.Fatal(err)
+			}
+		}, func(u *store.User) error {
+			code, _ := TOTPCode(u.TOTPSecret, now)
+			return a.ConfirmTOTP(ctx, u, code)
+		}},
+		{"two-factor turned off", enrol, func(u *store.User) error {
+			code, _ := TOTPCode(u.TOTPSecret, now)
+			return a.DisableTOTP(ctx, u, from, password, code)
+		}},
+		{"reset", nil, func(u *store.User) error {
+			_, err := a.ResetUser(ctx, u)
+			return err
+		}},
+	} {
+		u, err := a.CreateUser(ctx, fmt.Sprint("tina", i), password, RoleTechnician)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.prepare != nil {
+			c.prepare(u)
+		}
+		loaded, _ := a.cfg.Store.UserByID(ctx, u.ID)
+		byAdmin, _ := a.cfg.Store.UserByID(ctx, u.ID)
+		if err := a.UpdateAccount(ctx, byAdmin, RoleSupervisor, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.change(loaded); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got, _ := a.cfg.Store.UserByID(ctx, u.ID); !got.Disabled || got.Role != RoleSupervisor {
+			t.Errorf("%s undid the admin's change: disabled %v, role %s", c.name, got.Disabled, got.Role)
+		}
+	}
+}

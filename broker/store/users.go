@@ -118,14 +118,30 @@ func (s *Store) ListUsers(ctx context.Context) ([]*User, error) {
 	return out, rows.Err()
 }
 
-// UpdateUser saves an account's role, disabled flag, password hash and
-// TOTP state.
-func (s *Store) UpdateUser(ctx context.Context, u *User) error {
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE users SET role = ?, disabled = ?, password_hash = ?, totp_secret = ?, totp_enabled = ?, totp_last_step = ? WHERE id = ?`,
-		u.Role, u.Disabled, u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, u.ID)
+// SetPassword sets the password hash of the account id. Like the other
+// changes to an account, it writes its own columns only: written from the
+// account as a request loaded it, the others would undo an admin
+// disabling or demoting it meanwhile.
+func (s *Store) SetPassword(ctx context.Context, id int64, hash string) error {
+	return s.updateUser(ctx, id, "password_hash = ?", hash)
+}
+
+// SetTOTP sets the TOTP state of the account id.
+func (s *Store) SetTOTP(ctx context.Context, id int64, secret string, enabled bool, lastStep int64) error {
+	return s.updateUser(ctx, id, "totp_secret = ?, totp_enabled = ?, totp_last_step = ?", secret, enabled, lastStep)
+}
+
+// ResetCredentials sets the password hash of the account id and turns
+// its TOTP off, at once.
+func (s *Store) ResetCredentials(ctx context.Context, id int64, hash string) error {
+	return s.updateUser(ctx, id, "password_hash = ?, totp_secret = '', totp_enabled = 0, totp_last_step = 0", hash)
+}
+
+// updateUser sets columns (an SQL SET list) of the account id to args.
+func (s *Store) updateUser(ctx context.Context, id int64, columns string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, "UPDATE users SET "+columns+" WHERE id = ?", append(args, id)...)
 	if err != nil {
-		return fmt.Errorf("update user %s: %w", u.Username, err)
+		return fmt.Errorf("update user %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
@@ -360,6 +376,14 @@ func (s *Store) AddCodeAttempt(ctx context.Context, a *CodeAttempt) error {
 		ms(a.At), a.Source, a.Via, a.Outcome, a.Session, a.Actor)
 	if err != nil {
 		return fmt.Errorf("audit code attempt: %w", err)
+	}
+	return nil
+}
+
+// DeleteCodeAttempts deletes the audited code attempts made before t.
+func (s *Store) DeleteCodeAttempts(ctx context.Context, t time.Time) error {
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM code_attempts WHERE at < ?", ms(t)); err != nil {
+		return fmt.Errorf("delete old code attempts: %w", err)
 	}
 	return nil
 }

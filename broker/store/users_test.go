@@ -114,3 +114,31 @@ func TestListSessionsFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteCodeAttempts: the attempts from before the cut go, the later
+// ones stay.
+func TestDeleteCodeAttempts(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	cut := now.Add(-30 * 24 * time.Hour)
+	for _, at := range []time.Time{cut.Add(-24 * time.Hour), cut.Add(-time.Millisecond), cut, now.Add(-time.Hour)} {
+		if err := s.AddCodeAttempt(ctx, &CodeAttempt{At: at, Source: "203.0.113.7", Via: "join_page", Outcome: "unknown"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteCodeAttempts(ctx, cut); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.CodeAttempts(ctx, now.Add(-365*24*time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []time.Time
+	for _, a := range list {
+		kept = append(kept, a.At.UTC())
+	}
+	if want := []time.Time{now.Add(-time.Hour), cut}; !slices.Equal(kept, want) {
+		t.Errorf("kept attempts of %v, want %v", kept, want)
+	}
+}
