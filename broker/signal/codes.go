@@ -148,14 +148,19 @@ func (h *Hub) takeCode(keys ...string) (giveBack func(), limited *RateLimitError
 	}
 	everyone, give := limit.Reserve(h.global, now)
 	taken = append(taken, give)
-	if wait > 0 || everyone > 0 {
-		return nil, &RateLimitError{RetryAfter: max(wait, everyone), Everyone: wait == 0}
-	}
-	return func() {
+	giveBack = func() {
 		for _, give := range taken {
 			give()
 		}
-	}, nil
+	}
+	if wait > 0 || everyone > 0 {
+		// A refused attempt uses up nothing: one address out of attempts
+		// must not use up the allowance of all sources together, and so
+		// turn away everyone.
+		giveBack()
+		return nil, &RateLimitError{RetryAfter: max(wait, everyone), Everyone: wait == 0}
+	}
+	return giveBack, nil
 }
 
 // guessed reports whether a code attempt that ended with err counts
@@ -176,13 +181,23 @@ func (h *Hub) AuditCode(r *http.Request, via, outcome, session, actor string) {
 	}
 }
 
+// auditRefused records a code attempt the limits refused, at most once a
+// minute per source: the first refusal tells of a flood, and recording
+// every one would let the flood fill the database.
+func (h *Hub) auditRefused(r *http.Request, via, actor string) {
+	if h.refused.Take(limit.Source(r), h.cfg.Now()) > 0 {
+		return
+	}
+	h.AuditCode(r, via, "rate_limited", "", actor)
+}
+
 // PeekCode returns the session a technician-issued code would join, for
 // the join page, counting as an attempt when the code is wrong or expired.
 // It never uses the code.
 func (h *Hub) PeekCode(r *http.Request, code string) (*store.Session, error) {
 	giveBack, limited := h.takeCode("ip:" + limit.Source(r))
 	if limited != nil {
-		h.AuditCode(r, "join_page", "rate_limited", "", "")
+		h.auditRefused(r, "join_page", "")
 		return nil, limited
 	}
 	sess, err := h.cfg.Store.PeekCode(r.Context(), auth.HashToken(code), h.cfg.Now())
@@ -220,7 +235,7 @@ func codeOutcome(err error) string {
 func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, bool) {
 	giveBack, limited := h.takeCode("ip:" + limit.Source(r))
 	if limited != nil {
-		h.AuditCode(r, "host", "rate_limited", "", "")
+		h.auditRefused(r, "host", "")
 		h.refuse(c, protocol.CodeRateLimited, limited.Advice())
 		return nil, false
 	}
@@ -334,7 +349,7 @@ func (h *Hub) pump(c *conn, out chan<- readResult) {
 // which the caller calls once the host is in the session or cannot be.
 func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next func() (protocol.Envelope, error), joined func(), ok bool) {
 	if _, limited := h.takeCode("ip:" + limit.Source(r)); limited != nil {
-		h.AuditCode(r, "host", "rate_limited", "", "")
+		h.auditRefused(r, "host", "")
 		h.refuse(c, protocol.CodeRateLimited, limited.Advice())
 		return nil, nil, nil, false
 	}
@@ -438,7 +453,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next fun
 func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket, perms []string) (*store.Session, error) {
 	giveBack, limited := h.takeCode("ip:"+limit.Source(r), "user:"+tech.Username)
 	if limited != nil {
-		h.AuditCode(r, "console", "rate_limited", "", tech.Username)
+		h.auditRefused(r, "console", tech.Username)
 		return nil, limited
 	}
 	if len(perms) == 0 {

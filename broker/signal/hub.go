@@ -137,6 +137,7 @@ type Hub struct {
 	live    map[string]*live
 	codes   *limit.Keyed // code attempts per source and per technician
 	global  *rate.Limiter
+	refused *limit.Keyed            // refused code attempts audited per source, one a minute
 	pending map[string]*pendingHost // hosts waiting for a technician, by code hash
 	stop    chan struct{}           // closed by Close
 	closed  bool
@@ -209,6 +210,7 @@ func New(cfg Config) (*Hub, error) {
 		log:        cfg.Logger.With("component", "signal"),
 		live:       map[string]*live{},
 		codes:      limit.New(cfg.CodeAttempts, cfg.CodeAttempts),
+		refused:    limit.New(1, 1),
 		pending:    map[string]*pendingHost{},
 		stop:       make(chan struct{}),
 		recordings: map[string]*record.Session{},
@@ -383,18 +385,35 @@ const expiredCodeReason = "The support code expired before the user joined."
 // ends (and its ticket system hears of it) within that of its code's expiry.
 const expireEvery = time.Second
 
+// codeAttemptsKept is how long audited code attempts are kept: the admin
+// page shows a day of them, and a month is ample to look into a flood.
+// Kept for ever, a flood of attempts would fill the disk.
+const codeAttemptsKept = 30 * 24 * time.Hour
+
+// forgetEvery is how often expireCodes deletes the code attempts older
+// than codeAttemptsKept.
+const forgetEvery = time.Hour
+
 // expireCodes ends, at start and then every expireEvery until Close, the
 // sessions whose code expired before the user joined: nobody can join
 // them any more. At start that also ends those whose code expired while
-// the broker was stopped.
+// the broker was stopped. At start and then every forgetEvery, it deletes
+// the code attempts older than codeAttemptsKept.
 func (h *Hub) expireCodes() {
 	defer h.wg.Done()
 	tick := time.NewTicker(expireEvery)
 	defer tick.Stop()
 	expiring := joblog.Failing{What: "end the sessions whose support code expired"}
+	var forgot time.Time
 	for {
 		h.endExpired(&expiring)
 		h.writeUnrecordedEnds()
+		if now := h.cfg.Now(); now.Sub(forgot) >= forgetEvery {
+			forgot = now
+			if err := h.cfg.Store.DeleteCodeAttempts(context.Background(), now.Add(-codeAttemptsKept)); err != nil {
+				h.log.Error("delete old code attempts", "err", err)
+			}
+		}
 		select {
 		case <-h.stop:
 			return
@@ -569,6 +588,10 @@ func (h *Hub) hostSilent(id string, silent bool) {
 	}
 }
 
+// errShuttingDown refuses a session that would start while the broker
+// stops; its text is what the user reads, and why the session ended.
+var errShuttingDown = errors.New("The broker is shutting down.")
+
 // attach returns the live session id, creating it (and its relay and
 // recording) on first use. Creation is serialized by attachMu, not h.mu:
 // starting an archive touches the disk, and live sessions must not wait
@@ -581,7 +604,7 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 	closed, l := h.closed, h.live[id]
 	h.mu.Unlock()
 	if closed {
-		return nil, errors.New("broker is shutting down")
+		return nil, errShuttingDown
 	}
 	if l != nil {
 		return l, nil
@@ -612,7 +635,7 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 		h.mu.Unlock()
 		r.Close()
 		h.finishRecording(id, "The broker is shutting down.")
-		return nil, errors.New("broker is shutting down")
+		return nil, errShuttingDown
 	}
 	h.live[id] = l
 	h.mu.Unlock()
@@ -655,6 +678,9 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 
 	l, err := h.attach(sess)
 	if err != nil {
+		// The code is spent: nobody can join the session any more, and it
+		// would wait for ever (only sessions with unused codes expire).
+		h.EndSession(context.Background(), brokerUser, sess.ID, err.Error())
 		h.refuse(c, protocol.CodeInternal, err.Error())
 		return
 	}

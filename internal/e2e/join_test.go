@@ -258,11 +258,7 @@ func TestOneOfficeJoins(t *testing.T) {
 func TestCodeFloodSaysWhose(t *testing.T) {
 	b := startBroker(t)
 	hc := b.httpClient(t)
-	from := func(n int) *http.Client { // a client at 127.0.0.n
-		tr := hc.Transport.(*http.Transport).Clone()
-		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(n))}}).DialContext
-		return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	}
+	from := func(n int) *http.Client { return clientAt(hc, n) }
 	// Eleven addresses, each within its own ten: 110 wrong codes in all.
 	for n := 2; n <= 12; n++ {
 		c := from(n)
@@ -282,5 +278,84 @@ func TestCodeFloodSaysWhose(t *testing.T) {
 	}
 	if resp, page := get(t, from(2), fmt.Sprintf("%s/join/%09d", b.URL(), 499999999), linuxUA); resp.StatusCode != 429 || !strings.Contains(page, "from your network") {
 		t.Errorf("an address that used up its own tries: %d\n%s", resp.StatusCode, page)
+	}
+}
+
+// clientAt is hc sending from the address 127.0.0.n.
+func clientAt(hc *http.Client, n int) *http.Client {
+	tr := hc.Transport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(n))}}).DialContext
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// TestCodeFloodFromOneAddress: one address sends 150 wrong codes in a
+// row. It is refused after ten, and everyone else goes on: a user at
+// another address opens their join page.
+func TestCodeFloodFromOneAddress(t *testing.T) {
+	b := startBroker(t)
+	hc := b.httpClient(t)
+	flood := clientAt(hc, 2)
+	// More than the 100 a minute all sources together may try.
+	for i := range 150 {
+		resp, page := get(t, flood, fmt.Sprintf("%s/join/%09d", b.URL(), 500000000+i), linuxUA)
+		switch {
+		case i < 10 && resp.StatusCode != 404:
+			t.Fatalf("wrong code %d from the flooding address: %d, want 404", i+1, resp.StatusCode)
+		case resp.StatusCode == 429 && !strings.Contains(page, "from your network"):
+			t.Fatalf("wrong code %d from the flooding address is not told it is its own network's fault:\n%s", i+1, page)
+		case resp.StatusCode != 404 && resp.StatusCode != 429: // a 404 when a try came back (one each 6 s)
+			t.Fatalf("wrong code %d from the flooding address: %d", i+1, resp.StatusCode)
+		}
+	}
+	status, s := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-1"}}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, s)
+	}
+	if resp, page := get(t, clientAt(hc, 3), b.URL()+"/join/"+s["code"].(string), linuxUA); resp.StatusCode != 200 {
+		t.Errorf("a user at another address opening their join page: %d\n%s", resp.StatusCode, page)
+	}
+}
+
+// TestCodeFloodAuditedOnce: an address sending wrong codes in a flood
+// leaves the admin one refused attempt a minute to read, beside the ten
+// it was allowed to try; not one row for every request, which would grow
+// the database without bound.
+func TestCodeFloodAuditedOnce(t *testing.T) {
+	b := startBroker(t)
+	hc := b.httpClient(t)
+	flood := clientAt(hc, 2)
+	guess := 0
+	burst := func(n int) {
+		t.Helper()
+		for range n {
+			guess++
+			if resp, _ := get(t, flood, fmt.Sprintf("%s/join/%09d", b.URL(), 600000000+guess), linuxUA); resp.StatusCode != 404 && resp.StatusCode != 429 {
+				t.Fatalf("wrong code %d: %d", guess, resp.StatusCode)
+			}
+		}
+	}
+	audited := func() map[string]int {
+		t.Helper()
+		status, audit := apiCall(t, hc, "GET", b.URL()+"/api/v1/audit/codes", b.admin.APIKey, "", nil)
+		if status != 200 {
+			t.Fatalf("audit: %d %v", status, audit)
+		}
+		counts := map[string]int{}
+		for _, a := range audit["attempts"].([]any) {
+			if e := a.(map[string]any); e["source"] == "127.0.0.2" {
+				counts[e["outcome"].(string)]++
+			}
+		}
+		return counts
+	}
+	burst(40)
+	if got := audited(); got["unknown"] != 10 || got["rate_limited"] != 1 {
+		t.Errorf("after 40 wrong codes, audited %v; want 10 unknown and 1 rate_limited", got)
+	}
+	// A minute later the address has ten tries again, and then a refusal.
+	b.advance(time.Minute)
+	burst(40)
+	if got := audited(); got["unknown"] != 20 || got["rate_limited"] != 2 {
+		t.Errorf("after 40 more a minute later, audited %v; want 20 unknown and 2 rate_limited", got)
 	}
 }

@@ -636,6 +636,55 @@ func TestRecordingDiskFull(t *testing.T) {
 	}
 }
 
+// TestRecordingRefusedEndsSession: a host comes with its code while the
+// disk the archives are on is full. It is refused, and as its code is
+// spent and nobody can join the session any more, the session ends at
+// once, for the reason the user read, and the ticket system hears of it;
+// it does not wait for ever.
+func TestRecordingRefusedEndsSession(t *testing.T) {
+	mnt := smallDisk(t, 1)
+	b, hc := webhookBroker(t, func(c *server.Config) { c.Recording.Dir = mnt })
+	ts := newTicketSystem(t)
+	register(t, b, hc, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := b.client(t).CreateSession(ctx, "INC-FULL-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, filepath.Join(mnt, "filler"))
+
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, err := dial.TLSConfig(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := dial.WebSocket(ctx, u, "/ws/host", tlsCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := dial.NewConn(ws).Send(protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: sess.Code,
+		Host: &protocol.HostInfo{Hostname: "pc-1", OS: "linux", Width: 800, Height: 600}}); err != nil {
+		t.Fatal(err)
+	}
+	var refused protocol.ErrorPayload
+	if err := protocol.DecodePayload(readType(t, ws, protocol.TypeError), &refused); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(refused.Message, "cannot record") {
+		t.Errorf("the user is told %q", refused.Message)
+	}
+
+	ended := ts.wait(t, sess.ID, "session.ended")["session.ended"].Data
+	if reason, _ := ended["end_reason"].(string); reason != refused.Message {
+		t.Errorf("session.ended end_reason %q, want what the user read, %q", reason, refused.Message)
+	}
+	if status, s := apiCall(t, hc, "GET", b.URL()+"/api/v1/sessions/"+sess.ID, b.admin.APIKey, "", nil); status != 200 || s["state"] != "ended" {
+		t.Errorf("the refused session: %d, state %v; want ended", status, s["state"])
+	}
+}
+
 // smallDisk mounts a file system of mb megabytes for the test, to fill;
 // the test is skipped where it cannot mount (it needs root).
 func smallDisk(t *testing.T, mb int) string {
