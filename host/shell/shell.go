@@ -161,6 +161,13 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 		})
 		return
 	}
+	// Taken back while the shell started, before CloseAll could see it:
+	// it closes now rather than at the technician's next keystroke.
+	if !allowed() {
+		s.cfg.Logger.Warn("refused a shell the user took back as it started", "channel", dc.Label())
+		s.close(t)
+		return
+	}
 	dc.OnOpen(func() { close(opened) })
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		if !allowed() {

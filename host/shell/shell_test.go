@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -148,6 +149,29 @@ func TestHostShellGrant(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// TestHostShellRevokedWhileStarting: a shell the user takes back while it
+// starts (after the first look at the grant, before CloseAll can see it)
+// closes at once, without waiting for a keystroke, and shows nothing.
+func TestHostShellRevokedWhileStarting(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "/bin/sh"})
+	defer srv.Close()
+	broker, host := pair(t)
+	var looks atomic.Int32
+	host.OnDataChannel(func(dc *webrtc.DataChannel) {
+		srv.Attach(dc, func() bool { return looks.Add(1) == 1 })
+	})
+	_, out := open(t, broker, "shell-1")
+	select {
+	case <-out.closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("a shell taken back as it started stayed open")
+	}
+	if out.buf.Len() != 0 {
+		t.Fatalf("output of a shell taken back: %q", out.buf.String())
 	}
 }
 
