@@ -52,7 +52,13 @@ func (r *remote) onInput(data []byte) {
 		r.refused("input")
 		return
 	}
-	if err := r.inj.Handle(data); err != nil {
+	err := r.inj.Handle(data)
+	if !r.allow(protocol.PermControl) {
+		// Taken back while the event went in, and the release may have
+		// come first: let go of what it pressed.
+		r.inj.ReleaseAll()
+	}
+	if err != nil {
 		r.mu.Lock()
 		quiet := time.Since(r.lastDrop) < time.Second
 		r.lastDrop = time.Now()

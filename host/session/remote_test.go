@@ -198,3 +198,23 @@ func brokerControl(t *testing.T) (*webrtc.DataChannel, <-chan protocol.ControlMe
 	}
 	return controls[0], received
 }
+
+// TestInputTakenBackMidway: a key pressed as the user takes control back
+// (allowed when it was checked, no longer once it went in, so the host's
+// release may have come before it) is let go at once, not left held down.
+func TestInputTakenBackMidway(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	looks := 0
+	r := &remote{log: log, inj: input.New(log, func() (x, y, w, h int) { return 0, 0, 320, 240 }),
+		allow: func(string) bool { looks++; return looks == 1 }}
+	b, err := protocol.InputEvent{Kind: protocol.InputKey, Code: "ShiftLeft", Down: true}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.onInput(b)
+	w.Wait(t, `^key down \d+ Shift_L$`, 5*time.Second)
+	w.Wait(t, `^key up \d+ Shift_L$`, 5*time.Second)
+}
