@@ -178,22 +178,12 @@ func (j *Joined) signaling() {
 		}
 		switch env.Type {
 		case protocol.TypeOffer:
-			var offer protocol.SDP
-			if protocol.DecodePayload(env, &offer) != nil {
-				return
-			}
-			if err := j.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
-				return
-			}
-			answer, err := j.pc.CreateAnswer(nil)
-			if err != nil {
-				return
-			}
-			sdp, err := rtc.GatherComplete(j.pc, answer)
-			if err != nil {
-				return
-			}
-			if err := j.sig.Send(protocol.TypeAnswer, j.ID, protocol.SDP{SDP: sdp}); err != nil {
+			if err := j.answer(env); err != nil {
+				// Without media the connection is of no use; it would
+				// otherwise wait for ever.
+				j.log.Warn("offer refused", "err", err)
+				j.finish("The connection to the session could not be set up: "+err.Error()+".", true)
+				j.sig.Close()
 				return
 			}
 		case protocol.TypeState:
@@ -238,6 +228,29 @@ func (j *Joined) signaling() {
 			protocol.DecodePayload(env, ended)
 		}
 	}
+}
+
+// answer answers the broker's offer in env.
+func (j *Joined) answer(env protocol.Envelope) error {
+	var offer protocol.SDP
+	if err := protocol.DecodePayload(env, &offer); err != nil {
+		return fmt.Errorf("the broker's offer: %w", err)
+	}
+	if err := j.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		return fmt.Errorf("the broker's offer: %w", err)
+	}
+	answer, err := j.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("answer the broker's offer: %w", err)
+	}
+	sdp, err := rtc.GatherComplete(j.pc, answer)
+	if err != nil {
+		return fmt.Errorf("answer the broker's offer: %w", err)
+	}
+	if err := j.sig.Send(protocol.TypeAnswer, j.ID, protocol.SDP{SDP: sdp}); err != nil {
+		return fmt.Errorf("send the answer: %w", err)
+	}
+	return nil
 }
 
 // signalingClosed records why the signaling connection closed with err,
