@@ -379,6 +379,31 @@ func (f *Files) push(ctx context.Context, local, name string, progress Progress)
 // interrupted pull resumes from it.
 const PartSuffix = ".tether-part"
 
+// openPart opens (or creates) the partial file of a download. Only a
+// regular file is taken: a link there, which anyone who can write to the
+// folder may have put, would make the download read, cut short and write
+// the file it points to.
+func openPart(part string) (*os.File, error) {
+	notPart := fmt.Errorf("%s is not a partial download (it is a link or a special file); remove it or choose another name", part)
+	if st, err := os.Lstat(part); err == nil && !st.Mode().IsRegular() {
+		return nil, notPart
+	}
+	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := out.Stat()
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	if named, err := os.Lstat(part); err != nil || !opened.Mode().IsRegular() || !os.SameFile(opened, named) {
+		out.Close()
+		return nil, notPart
+	}
+	return out, nil
+}
+
 // Pull downloads a file under the user's shared root into local, resuming
 // from local+PartSuffix when an earlier pull was cut off. The file is
 // moved into place only after its SHA-256 matched the host's; an existing
@@ -395,7 +420,7 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 		return protocol.FileMessage{}, fmt.Errorf("%s exists; choose another name", local)
 	}
 	part := local + PartSuffix
-	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	out, err := openPart(part)
 	if err != nil {
 		return protocol.FileMessage{}, err
 	}
@@ -405,6 +430,7 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 	if err != nil {
 		return protocol.FileMessage{}, fmt.Errorf("read %s: %w", part, err)
 	}
+	resumed := have > 0
 	if err := f.send(ctx, protocol.FileMessage{Type: protocol.FileGet, Path: remote, Offset: have}); err != nil {
 		return protocol.FileMessage{}, err
 	}
@@ -420,12 +446,21 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 	if meta.Type != protocol.FileMeta {
 		return meta, fmt.Errorf("the host answered %q to a download", meta.Type)
 	}
-	if meta.Offset != have { // the file shrank: start over
-		if err := out.Truncate(0); err != nil {
+	if meta.Offset > have || meta.Offset > meta.Size {
+		return meta, f.cancel(context.Background(), fmt.Errorf("the host offered %s from byte %d of %d, past the %d bytes kept here", remote, meta.Offset, meta.Size, have))
+	}
+	if meta.Offset < have { // the file is shorter now than what was kept
+		if err := out.Truncate(meta.Offset); err != nil {
 			return meta, err
 		}
 		h.Reset()
-		have = 0
+		if _, err := out.Seek(0, io.SeekStart); err != nil {
+			return meta, err
+		}
+		if _, err := io.CopyN(h, out, meta.Offset); err != nil {
+			return meta, fmt.Errorf("read %s: %w", part, err)
+		}
+		have = meta.Offset
 	}
 	// Refused before it starts rather than when the disk is full, with
 	// part of the file filling it.
@@ -479,6 +514,10 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 	if done.Type != protocol.FileDone || done.SHA256 != got {
 		out.Close()
 		os.Remove(part)
+		if resumed {
+			return done, &FileError{Code: protocol.FileErrHash, Message: fmt.Sprintf("%s did not match the host's copy (SHA-256 %s, the host has %s): "+
+				"the part kept from an earlier download was likely of another version of the file. It was discarded; run the same command again to download it whole.", remote, got, done.SHA256)}
+		}
 		return done, &FileError{Code: protocol.FileErrHash, Message: fmt.Sprintf("%s arrived damaged (SHA-256 %s, the host has %s) and was discarded", remote, got, done.SHA256)}
 	}
 	if err := out.Sync(); err != nil {
