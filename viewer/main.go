@@ -145,8 +145,19 @@ func main() {
 }
 
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, "viewer:", err)
+	fmt.Fprintln(os.Stderr, "viewer:", printable(err.Error()))
 	os.Exit(1)
+}
+
+// printable is text from the broker or the user's computer, to print on
+// this terminal: its lines without control characters, which could
+// otherwise move the cursor, retitle the window or set the clipboard.
+func printable(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = protocol.Printable(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func tokenPath() (string, error) {
@@ -319,11 +330,11 @@ func join(ctx context.Context, c *client.Client, args []string) error {
 			if j.Disconnected() {
 				return j.Over() // the session goes on without us
 			}
-			fmt.Println("Session ended:", j.EndReason())
+			fmt.Println("Session ended:", printable(j.EndReason()))
 			return nil
 		case <-t.C:
 			if h := j.Host(); h != nil {
-				fmt.Printf("%s %dx%d  frames received: %d\n", h.Hostname, h.Width, h.Height, j.Frames())
+				fmt.Printf("%s %dx%d  frames received: %d\n", printable(h.Hostname), h.Width, h.Height, j.Frames())
 			} else {
 				fmt.Println("waiting for the host to join")
 			}

@@ -41,7 +41,7 @@ func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Jo
 		return allowed(p) || (!p.Pending && p.Message != "")
 	})
 	if err == nil && !allowed(p) && !p.Paused && len(p.Granted) > 0 {
-		fmt.Fprintf(os.Stderr, "%s Asking the user for %s...\n", p.Message, perm)
+		fmt.Fprintf(os.Stderr, "%s Asking the user for %s...\n", printable(p.Message), perm)
 		p, err = j.Ask(ctx, perm)
 	}
 	if err != nil {
@@ -139,7 +139,7 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 	if err != nil {
 		return fmt.Errorf("push %s: %w", local, err)
 	}
-	fmt.Printf("Sent %s (%d bytes, SHA-256 %s) to %s\n", local, done.Size, done.SHA256, done.Path)
+	fmt.Printf("Sent %s (%d bytes, SHA-256 %s) to %s\n", local, done.Size, done.SHA256, printable(done.Path))
 	return nil
 }
 
@@ -209,10 +209,10 @@ func list(ctx context.Context, c *client.Client, args []string) error {
 		if e.Dir {
 			name += "/"
 		}
-		fmt.Printf("%-8s %12d  %s  %s\n", e.Kind, e.Size, time.Unix(e.Mtime, 0).Format("2006-01-02 15:04"), name)
+		fmt.Printf("%-8s %12d  %s  %s\n", printable(e.Kind), e.Size, time.Unix(e.Mtime, 0).Format("2006-01-02 15:04"), printable(name))
 	}
 	if listing.Message != "" {
-		fmt.Fprintln(os.Stderr, listing.Message)
+		fmt.Fprintln(os.Stderr, printable(listing.Message))
 	}
 	return nil
 }

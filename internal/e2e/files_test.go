@@ -382,6 +382,68 @@ func TestFileSentSaysWhich(t *testing.T) {
 	fs.host.waitOutput(t, "Sending ~/.ssh/id_test: [####################] done, 7 bytes", 1, 5*time.Second)
 }
 
+// TestFilePullKeptPart: a download carries on from the part an earlier
+// one left, also when the file is shorter now than that part; a part
+// that did not come from this file is found out by the hash and
+// discarded, saying so; and a link where the part would be is refused,
+// leaving the file it points to as it was.
+func TestFilePullKeptPart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	if err := os.WriteFile(filepath.Join(fs.home, "app.log"), []byte("line one\nline two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, f := fs.files(t, ctx)
+	local := filepath.Join(t.TempDir(), "app.log")
+	pull := func(part string) error {
+		t.Helper()
+		if err := os.WriteFile(local+client.PartSuffix, []byte(part), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.Pull(ctx, "app.log", local, nil)
+		return err
+	}
+
+	// Cut off while the log was longer; it was rotated down since.
+	if err := pull("line one\nline two\nline three\n"); err != nil {
+		t.Fatalf("pull with a longer part kept: %v", err)
+	}
+	if got, _ := os.ReadFile(local); string(got) != "line one\nline two\n" {
+		t.Fatalf("pulled %q", got)
+	}
+	os.Remove(local)
+
+	// A part of another version of the file.
+	err := pull("LINE ONE\nline two\nline three\n")
+	var fe *client.FileError
+	if !errors.As(err, &fe) || fe.Code != protocol.FileErrHash || !strings.Contains(fe.Message, "run the same command again") {
+		t.Fatalf("pull with a part of another version: %v", err)
+	}
+	if _, err := os.Stat(local + client.PartSuffix); err == nil {
+		t.Error("the part of another version was kept")
+	}
+	if _, err := f.Pull(ctx, "app.log", local, nil); err != nil {
+		t.Fatalf("the same command again: %v", err)
+	}
+	os.Remove(local)
+
+	// A link where the part would be.
+	victim := filepath.Join(t.TempDir(), "thesis.txt")
+	if err := os.WriteFile(victim, []byte("years of work"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, local+client.PartSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Pull(ctx, "app.log", local, nil); err == nil || !strings.Contains(err.Error(), "not a partial download") {
+		t.Errorf("pull through a link: %v", err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "years of work" {
+		t.Errorf("the file the link points to now holds %q", got)
+	}
+}
+
 // TestFileReceivedWhere: the user's terminal says in plain words what the
 // technician may do, and where a file sent to them was saved, also when
 // it was saved under another name next to one of the same name.
@@ -630,6 +692,12 @@ func TestViewerPushPull(t *testing.T) {
 	bad, err := fs.b.viewer(t, "pull", "-session", fs.id, "../../etc/shadow", filepath.Join(local, "x")).CombinedOutput()
 	if err == nil || !strings.Contains(string(bad), "leaves the shared folder") {
 		t.Fatalf("pull of ../../etc/shadow: %v\n%s", err, bad)
+	}
+	// The host's words come to this terminal without control characters:
+	// here they quote a path with escapes that would clear the screen.
+	bad, err = fs.b.viewer(t, "pull", "-session", fs.id, "\x1b[2J\x1b[Hgone.log", filepath.Join(local, "x")).CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "does not exist") || strings.Contains(string(bad), "\x1b") {
+		t.Fatalf("pull of a path with escapes: %v\n%q", err, bad)
 	}
 	// Ctrl+C in the middle of a pull says how to carry on.
 	randomFile(t, fs.home, "big.log", 100<<20)
