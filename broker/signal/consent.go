@@ -111,7 +111,6 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 			v.grants = append(v.grants, p)
 		}
 	}
-	grants, paused := slices.Clone(v.grants), l.paused
 	declinesSession := !l.allowed
 	if len(granted) > 0 {
 		l.allowed = true
@@ -140,13 +139,10 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	h.audit(l.id, actor, "consent."+reason, detail)
 	h.log.Info("consent answered", "session", l.id, "viewer", v.person.Name, "answer", reason, "granted", strings.Join(granted, ","))
 
-	if v.media != nil {
-		v.media.SetGrants(grants, paused)
-	}
+	msg := consentMessage(reason, req.perms, granted)
+	h.tellGrants(l, v, msg)
 	// Everyone learns who watches; the newcomer learns it too.
 	h.announceObservers(l)
-	msg := consentMessage(reason, req.perms, granted)
-	v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: grants, Paused: paused, Message: msg})
 	if req.first && len(granted) == 0 {
 		if others == 0 && declinesSession {
 			h.end(l.id, msg)
@@ -181,11 +177,7 @@ func (h *Hub) applyState(l *live, st protocol.ConsentState) {
 	}
 	wasPaused := l.paused
 	l.paused = st.Paused
-	type update struct {
-		v      *viewer
-		grants []string
-	}
-	var updates []update
+	var updated []*viewer
 	for _, v := range l.viewers {
 		var allowed []string
 		for _, g := range st.Grants {
@@ -200,7 +192,7 @@ func (h *Hub) applyState(l *live, st protocol.ConsentState) {
 			}
 		}
 		v.grants = kept
-		updates = append(updates, update{v, slices.Clone(kept)})
+		updated = append(updated, v)
 	}
 	paused := l.paused
 	h.mu.Unlock()
@@ -215,13 +207,26 @@ func (h *Hub) applyState(l *live, st protocol.ConsentState) {
 	if change == "" {
 		msg = ""
 	}
-	for _, u := range updates {
-		if u.v.media != nil {
-			u.v.media.SetGrants(u.grants, paused)
-		}
-		u.v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: u.grants, Paused: paused, Message: msg})
+	for _, v := range updated {
+		h.tellGrants(l, v, msg)
 	}
 	h.announceObservers(l)
+}
+
+// tellGrants gives the viewer's relay, and the viewer, what the user
+// allows it now, with msg. Each call reads the state when it runs, and
+// calls take turns: an answer and a revoke or pause that race cannot
+// leave the older state in force after the newer one.
+func (h *Hub) tellGrants(l *live, v *viewer, msg string) {
+	l.grantsMu.Lock()
+	defer l.grantsMu.Unlock()
+	h.mu.Lock()
+	grants, paused, media := slices.Clone(v.grants), l.paused, v.media
+	h.mu.Unlock()
+	if media != nil {
+		media.SetGrants(grants, paused)
+	}
+	v.conn.send(protocol.TypePermissions, l.id, protocol.Permissions{Granted: grants, Paused: paused, Message: msg})
 }
 
 // requestMore asks the user for permissions a viewer does not have yet.

@@ -190,6 +190,7 @@ type live struct {
 	viewers  map[*conn]*viewer
 	requests map[string]*request // questions the user has not answered yet
 	paused   bool
+	grantsMu sync.Mutex // tellGrants calls take turns
 	// allowed is set once the user has allowed anyone anything: after
 	// that, a "no" turns away one connection, not the whole session.
 	allowed bool
