@@ -45,7 +45,7 @@ const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart
  * opts.sessionId names the session (for the command that sends what the
  * console cannot); opts.getPc() returns the current RTCPeerConnection (or null);
  * opts.onRequest(perm) asks the user for a permission; opts.onToggle(open).
- * Returns { button, panel, setAllowed(bool, { paused }), setOpen(bool), isOpen(), reconnected(), destroy() }.
+ * Returns { button, panel, setAllowed(bool, { paused }), setOpen(bool), isOpen(), reconnected(), end(why), destroy() }.
  */
 export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   let open = false;
@@ -65,7 +65,9 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   // it) tries again instead of waiting for a grant that already came.
   let chances = 0;
   let pendingList = null; // a listing asked for while busy
-  const queue = []; // transfers waiting their turn
+  const queue = []; // transfers waiting their turn, and the one under way
+  let current = null; // the transfer pump is carrying out
+  let over = ''; // why nothing more can be transferred, once the session is over for this page
   const transfers = []; // every transfer shown, newest first
   let alive = true;
 
@@ -340,6 +342,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       done: t.result ?? '',
       failed: t.error ?? 'Failed',
       cancelled: 'Cancelled',
+      ended: t.done > 0 ? `Stopped at ${sizeFmt(t.done)}: ${over}` : `Not ${t.direction === 'upload' ? 'sent' : 'fetched'}: ${over}`,
     };
     t.note.textContent = notes[t.state] ?? '';
     t.note.title = t.state === 'done' && t.sha256 ? `SHA-256 ${t.sha256}` : '';
@@ -357,12 +360,13 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     const t = queue.find((x) => x.state === 'queued');
     if (!t) return;
     busy = true;
+    current = t;
     const chance = chances;
     try {
       if (t.direction === 'upload') await runUpload(t);
       else await runDownload(t);
     } catch (err) {
-      if (t.state !== 'cancelled') {
+      if (!stopped(t)) {
         if (!allowed || /interrupted|closed|not allowed/i.test(err.message)) {
           t.state = allowed && chance !== chances ? 'queued' : 'interrupted';
         } else {
@@ -372,11 +376,28 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       }
     } finally {
       busy = false;
-      if (t.state !== 'interrupted' && t.state !== 'queued') queue.splice(queue.indexOf(t), 1);
+      current = null;
+      if (t.state !== 'interrupted' && t.state !== 'queued') dropFromQueue(t);
       render(t);
       if (t.state === 'done' && t.direction === 'upload' && open) pendingList = cwd;
       if (t.state !== 'interrupted') pump();
     }
+  }
+
+  /**
+   * Whether the technician cancelled t, or the session's end stopped it,
+   * while it was carried out: what it was waiting for is not acted on.
+   */
+  const stopped = (t) => t.state === 'cancelled' || t.state === 'ended';
+
+  function dropFromQueue(t) {
+    const i = queue.indexOf(t);
+    if (i >= 0) queue.splice(i, 1);
+  }
+
+  /** Tells the user's computer to stop the transfer it is carrying out. */
+  function cancelOnHost() {
+    if (dc?.readyState === 'open') dc.send(JSON.stringify({ type: 'cancel' }));
   }
 
   async function runUpload(t) {
@@ -385,8 +406,13 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       render(t);
       t.sha256 = hex(await crypto.subtle.digest('SHA-256', await t.file.arrayBuffer()));
     }
-    if (t.state === 'cancelled') return;
+    if (stopped(t)) return;
     const answer = await request({ type: 'put', name: t.name, size: t.size, sha256: t.sha256 });
+    if (stopped(t)) {
+      // Stopped while the user's computer was asked: it has begun, and stops.
+      if (answer.type === 'ready') cancelOnHost();
+      return;
+    }
     if (answer.type === 'error') {
       t.state = 'failed';
       t.error = answer.message;
@@ -398,11 +424,15 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     t.started = performance.now();
     t.done = t.from = answer.offset ?? 0;
     render(t);
+    // The user's computer answers before the last chunk when it cannot go
+    // on (its disk is full, a write failed) and drops what follows:
+    // sending stops then.
+    let answered = null;
     const final = next();
-    final.catch(() => {});
+    final.then((m) => { answered = m; }, () => {});
     let lastRender = 0;
-    while (t.done < t.size) {
-      if (t.state === 'cancelled') return;
+    while (t.done < t.size && !answered) {
+      if (stopped(t)) return;
       await drain(ch);
       const end = Math.min(t.done + CHUNK, t.size);
       const chunk = await t.file.slice(t.done, end).arrayBuffer();
@@ -414,10 +444,12 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
         render(t);
       }
     }
-    t.state = 'verifying';
-    render(t);
+    if (!answered) {
+      t.state = 'verifying';
+      render(t);
+    }
     const done = await final;
-    if (t.state === 'cancelled' && done.type !== 'done') return;
+    if (stopped(t) && done.type !== 'done') return;
     if (done.type === 'done' && done.sha256 === t.sha256) {
       t.state = 'done';
       t.result = `Saved as ${done.path} \u00b7 SHA-256 verified`;
@@ -431,6 +463,11 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     t.chunks = t.chunks ?? [];
     const have = t.chunks.reduce((n, c) => n + c.length, 0);
     const meta = await request({ type: 'get', path: t.path, offset: have });
+    if (stopped(t)) {
+      // Stopped while the user's computer was asked: it has begun, and stops.
+      if (meta.type === 'meta') cancelOnHost();
+      return;
+    }
     if (meta.type === 'error') {
       t.state = 'failed';
       t.error = meta.message;
@@ -462,14 +499,17 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
         if (t.done >= t.size) resolve();
       };
     });
+    // The user's computer sends an error instead of the rest when it cannot
+    // go on (the file shrank while it was read): whichever comes first
+    // ends the wait.
     const final = next();
-    final.catch(() => {});
-    await got;
+    await Promise.race([got, final.catch(() => {})]);
     sink = null;
-    if (t.state === 'cancelled') return;
+    if (stopped(t)) return;
     if (fail) throw fail;
     const done = await final;
     if (done.type !== 'done') {
+      t.chunks = [];
       t.state = 'failed';
       t.error = done.message || 'The download failed.';
       return;
@@ -498,16 +538,16 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   }
 
   function cancelTransfer(t) {
-    const wasRunning = t.state === 'running' || t.state === 'verifying';
+    const underWay = t.state === 'running' || t.state === 'verifying';
     t.state = 'cancelled';
     t.chunks = [];
     render(t);
-    if (wasRunning && dc?.readyState === 'open') {
+    if (underWay) {
       sink?.(null);
-      dc.send(JSON.stringify({ type: 'cancel' }));
+      cancelOnHost();
     }
-    const i = queue.indexOf(t);
-    if (i >= 0 && !wasRunning) queue.splice(i, 1);
+    // The one being carried out leaves the queue when pump is done with it.
+    if (t !== current) dropFromQueue(t);
   }
 
   /**
@@ -686,6 +726,18 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
         if (open) list();
         pump();
       }
+    },
+    /**
+     * The session is over for this page: what was not transferred says
+     * why (the session ended, or this page was cut off), instead of
+     * waiting to resume. Called again, the reason is the newer one.
+     */
+    end(why) {
+      over = why;
+      for (const t of queue) t.state = 'ended';
+      queue.length = 0;
+      for (const t of transfers) if (t.state === 'ended') render(t);
+      this.setAllowed(false); // the transfer under way stops
     },
     /** A new connection to the broker: interrupted transfers resume. */
     reconnected() {

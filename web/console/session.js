@@ -200,7 +200,7 @@ export function mountSession(root, { id, navigate }) {
     consent.setHostHere(state === 'live');
     if (state === 'ended') {
       shell.closeAll('The session ended.');
-      files.setAllowed(false);
+      files.end('the session ended');
       consent.setEnded();
       activity.refresh();
     }
@@ -518,6 +518,7 @@ export function mountSession(root, { id, navigate }) {
         cutOff = !!how?.cutOff;
         if (cutOff) {
           consent.setEnded('You are no longer connected to this session.');
+          files.end('you are no longer connected to this session');
           renderBadge();
         }
         if (how?.refused) {

@@ -172,7 +172,9 @@ export function startHost(broker, code, display, { answer = 'all', args = [], ca
   host.type = (line) => host.child.stdin.write(line + '\n');
   // signal sends sig to the host program itself, not to `script` around it:
   // SIGSTOP freezes it as a hung computer would be.
-  host.signal = (sig) => process.kill(descendant(host.child.pid, 'host'), sig);
+  host.signal = (sig) => process.kill(host.pid(), sig);
+  // The host program's own process id (not that of `script` around it).
+  host.pid = () => descendant(host.child.pid, 'host');
   let answered = 0;
   host.child.stdout.on('data', () => {
     const prompts = host.out.stdout.split('Allow? ').length - 1;
