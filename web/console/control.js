@@ -289,6 +289,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       if (inputStats.log.length > 200) inputStats.log.splice(0, inputStats.log.length - 200);
     },
     onPaste: pasteLocalClipboard,
+    onPasteUnconfirmed: () => showNotice('The remote computer did not confirm your clipboard in time, so nothing was pasted. Press Ctrl+V again.'),
     onReleaseChord: releaseKeyboard,
     onCapture: (captured) => {
       capturedTag.hidden = !captured;
@@ -520,8 +521,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
         else if (typeof m.text === 'string') setRemoteClipboard(m.text);
         break;
       case 'clipboard.set':
-        clipboardSet?.(typeof m.reason === 'string' ? m.reason : '');
-        clipboardSet = null;
+        clipAnswers[0]?.(typeof m.reason === 'string' ? m.reason : '');
         break;
       case 'displays':
         if (Array.isArray(m.displays)) setDisplays(m.displays, Number.isInteger(m.current) ? m.current : 0);
@@ -593,15 +593,34 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     sendControl({ type: 'clipboard.request' });
   }
 
-  /** Sends text to the remote clipboard; returns an error sentence or ''. */
+  // The host answers each text for the user's clipboard once, in order, and
+  // the broker gives the answer to the page that sent the text: each text
+  // waits for its own answer here. One not come in time is taken as lost
+  // (the broker drops a text, without an answer, when control has ended or
+  // the host is gone) and leaves the line, so that the next answer is not
+  // taken for it.
+  const clipAnswers = [];
+
+  /**
+   * Sends text to the remote clipboard; resolves to '' once the host says
+   * it is there, or to a sentence that says why not.
+   */
   function sendClipboard(text) {
     const bytes = utf8.encode(text).length;
     const msg = { type: 'clipboard', text };
     if (bytes > MAX_CLIPBOARD || utf8.encode(JSON.stringify(msg)).length > MAX_CONTROL_MESSAGE) {
-      return `This text is ${bytes.toLocaleString()} bytes; the remote clipboard takes at most ${MAX_CLIPBOARD.toLocaleString()} bytes (${formatBytes(MAX_CLIPBOARD)}). Send a shorter piece.`;
+      return Promise.resolve(`This text is ${bytes.toLocaleString()} bytes; the remote clipboard takes at most ${MAX_CLIPBOARD.toLocaleString()} bytes (${formatBytes(MAX_CLIPBOARD)}). Send a shorter piece.`);
     }
-    if (!sendControl(msg)) return 'Not connected to the remote computer right now.';
-    return '';
+    if (!sendControl(msg)) return Promise.resolve('Not connected to the remote computer right now.');
+    return new Promise((resolve) => {
+      const answer = (reason) => {
+        clearTimeout(timer);
+        clipAnswers.splice(clipAnswers.indexOf(answer), 1);
+        resolve(reason);
+      };
+      const timer = setTimeout(answer, CONTROL_ANSWER_MS, 'The remote computer did not confirm the text. Try again.');
+      clipAnswers.push(answer);
+    });
   }
 
   /**
@@ -633,20 +652,12 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     }
   });
 
-  let clipboardSet = null; // resolves the send or paste waiting for the host's clipboard.set
   // "Sent" once the host says the text is on the user's clipboard: it may
   // not be (no clipboard program there), and then the panel says why.
   let sentTimer = 0;
   sendBtn.addEventListener('click', async () => {
-    const set = new Promise((resolve) => {
-      clipboardSet = resolve;
-      setTimeout(() => resolve('The remote computer did not confirm the text. Try again.'), CONTROL_ANSWER_MS);
-    });
-    const err = sendClipboard(sendText.value);
-    clipError.hidden = !err;
-    clipError.textContent = err;
-    if (err) return;
-    const reason = await set;
+    clipError.hidden = true;
+    const reason = await sendClipboard(sendText.value);
     if (reason) {
       clipError.textContent = reason;
       clipError.hidden = false;
@@ -675,8 +686,10 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
    * When it cannot be read (the browser does not let the page, or the read
    * took too long), the remote computer pastes its own clipboard: the
    * technician is told so, since that may be something else entirely.
+   * When it was sent but the remote did not confirm it in time, nothing is
+   * pasted (remote.js leaves V out, and onPasteUnconfirmed says so).
    */
-  async function pasteLocalClipboard(current) {
+  async function pasteLocalClipboard(paste) {
     if (!canClipboard()) return;
     const notRead = 'Your clipboard could not be read, so the remote computer pasted its own. Allow clipboard access for this site.';
     if (!navigator.clipboard?.readText) {
@@ -695,23 +708,17 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       showNotice(notRead);
       return;
     }
-    if (!current()) {
+    if (!paste.current()) {
       showNotice('Your clipboard was not read in time, so the remote computer pasted its own. Press Ctrl+V again.');
       return;
     }
     // Nothing to paste (empty, or an image): the remote pastes its own.
     if (!text) return;
-    // V goes out once the host says the text is on the user's clipboard
-    // (or the paste's time runs out): pressed earlier, it would paste
-    // what was there before.
-    const set = new Promise((resolve) => { clipboardSet = resolve; });
-    const err = sendClipboard(text);
-    if (err) {
-      showNotice(`Your clipboard was not pasted. ${err}`);
-      return;
-    }
-    const reason = await set;
-    if (reason) showNotice(`Your clipboard was not pasted. ${reason}`);
+    // V goes out once the host says the text is on the user's clipboard:
+    // pressed earlier, it would paste what was there before.
+    paste.sent = true;
+    const reason = await sendClipboard(text);
+    if (reason && paste.current()) showNotice(`Your clipboard was not pasted. ${reason}`);
   }
 
   // ---- displays ----------------------------------------------------------------

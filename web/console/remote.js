@@ -43,8 +43,12 @@ export class RemoteInput {
    * @param {HTMLElement} o.surface  element under the picture that takes the pointer
    * @param {HTMLVideoElement} o.video
    * @param {(desc: object) => void} [o.onSent] after each message
-   * @param {(current: () => boolean) => Promise<void>} [o.onPaste] runs before
-   *   Ctrl/Cmd+V is forwarded; current() turns false once V went out anyway
+   * @param {(paste: {current: () => boolean, sent: boolean}) => Promise<void>} [o.onPaste]
+   *   runs before Ctrl/Cmd+V is forwarded; paste.current() turns false once
+   *   the wait is over (V went out, or was left out); it sets paste.sent
+   *   once the text is on its way to the remote clipboard
+   * @param {() => void} [o.onPasteUnconfirmed] the remote did not confirm the
+   *   text in time, and V was left out
    * @param {() => void} [o.onReleaseChord] Ctrl+Alt+Shift pressed
    * @param {(captured: boolean) => void} [o.onCapture] keyboard capture starts/stops
    */
@@ -103,6 +107,7 @@ export class RemoteInput {
   attach(channel) {
     this.channel = channel;
     this.released = false;
+    this.awaited = null; // a switch asked for on the connection before is not coming
     this.forget();
   }
 
@@ -120,6 +125,8 @@ export class RemoteInput {
       if (this.hold) this.hold.length = 0; // a paste in progress is abandoned
       this.hold = null;
       this.endHold = () => {};
+      // The broker drops a switch asked for as control ends: none is coming.
+      this.awaited = null;
       this.forget();
     }
     this.enabled = on;
@@ -377,6 +384,10 @@ export class RemoteInput {
   /**
    * Ctrl/Cmd+V: first let the page put the technician's clipboard on the
    * remote one, then press V. Whatever happens meanwhile is queued in order.
+   * The wait is short: a clipboard not read by then is not pasted, and the
+   * remote pastes its own. A text already sent is another matter: V
+   * pressed before the remote confirmed it would paste whatever its
+   * clipboard held before, so V is left out.
    */
   pasteThenPress(code) {
     const queue = [];
@@ -384,18 +395,27 @@ export class RemoteInput {
     this.pressed.add(code);
     this.send(encodeKey(code, true));
     let released = false;
-    const release = () => {
+    const paste = { current: () => !released, sent: false };
+    const release = (press) => {
       if (released) return;
       released = true;
+      if (this.hold !== queue) return; // abandoned as control ended
       this.endHold = () => {};
       this.hold = null;
-      for (const buf of queue) this.send(buf);
+      if (!press) this.pressed.delete(code); // nor is its key-up sent later
+      const v = [encodeKey(code, true), encodeKey(code, false)].map((b) => new Uint8Array(b).join());
+      for (const buf of queue) if (press || !v.includes(new Uint8Array(buf).join())) this.send(buf);
     };
-    this.endHold = release;
-    setTimeout(release, PASTE_READ_MS);
+    const expire = () => {
+      const unconfirmed = !released && this.hold === queue && paste.sent;
+      release(!paste.sent);
+      if (unconfirmed) this.cb.onPasteUnconfirmed?.();
+    };
+    this.endHold = expire;
+    setTimeout(expire, PASTE_READ_MS);
     Promise.resolve()
-      .then(() => this.cb.onPaste(() => !released))
+      .then(() => this.cb.onPaste(paste))
       .catch(() => {})
-      .then(release);
+      .then(() => release(true));
   }
 }

@@ -1,14 +1,16 @@
-// The clipboard panel on a user's computer whose clipboard cannot be used
-// (no xclip or xsel there): the panel says so, rather than "Sent" for text
-// that never reached the user's clipboard, or a wait for a clipboard that
-// never comes.
+// The clipboard on a user's computer whose clipboard cannot be used (no
+// xclip or xsel there): the panel says so, rather than "Sent" for text that
+// never reached the user's clipboard, or a wait for a clipboard that never
+// comes. And on one whose clipboard program is slow: Ctrl+V pastes nothing
+// rather than what the user's clipboard held before, and says so.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { collectErrors, launch } from './browser.mjs';
-import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, tempDir } from './procs.mjs';
+import { openSession, ROOT, start, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -43,5 +45,66 @@ test('a user\u2019s computer without a clipboard program', { timeout: 120_000 },
   assert.doesNotMatch(await byId('clipboard-send').textContent(), /Sent/);
   mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
   await page.screenshot({ path: join(ROOT, 'artifacts', 'console-clipboard-unavailable-1280x800.png'), animations: 'disabled' });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('Ctrl+V the user\u2019s computer does not confirm in time pastes nothing, and says so', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const env = { ...process.env, DISPLAY: display };
+  const clipboardOf = () => execFileSync('xclip', ['-o', '-selection', 'clipboard'], { env }).toString();
+  // What the user copied earlier; xclip stays in the background as its owner.
+  execFileSync('xclip', ['-i', '-selection', 'clipboard'], { input: 'what the user copied earlier', env, stdio: ['pipe', 'ignore', 'ignore'] });
+  // A terminal on the user's desktop that pastes the clipboard on Ctrl+V
+  // and writes what it received to a file.
+  const pasted = join(tempDir('tether-paste-'), 'pasted');
+  writeFileSync(pasted, '');
+  start('xterm', ['-T', 'paste-target', '-geometry', '100x30+0+0',
+    '-xrm', 'XTerm*VT100.translations: #override Ctrl <Key>v: insert-selection(CLIPBOARD)',
+    '-e', 'sh', '-c', `stty -icanon -echo; exec cat > ${pasted}`], { env: { DISPLAY: display } });
+  const win = execFileSync('xdotool', ['search', '--sync', '--onlyvisible', '--name', '^paste-target$'], { env }).toString().trim();
+  execFileSync('xdotool', ['windowfocus', '--sync', win], { env });
+  // The user's clipboard program takes 3 s to take the first text (a busy
+  // computer): the host confirms it after Ctrl+V's wait is over.
+  const bin = tempDir('tether-slowclip-');
+  writeFileSync(join(bin, 'xclip'), `#!/bin/sh
+case " $* " in *" -in "*) [ -e "${bin}/slowed" ] || { touch "${bin}/slowed"; sleep 3; } ;; esac
+exec /usr/bin/xclip "$@"
+`);
+  chmodSync(join(bin, 'xclip'), 0o755);
+
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1280, height: 800 } });
+  t.after(() => browser.close());
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.url });
+  const page = await browser.newPage();
+  const pageErrors = collectErrors(page);
+  const byId = (id) => page.getByTestId(id);
+  const code = await openSession(page, broker, 'INC-20941');
+  const host = startHost(broker, code, display, { env: { PATH: `${bin}:${process.env.PATH}` } });
+  await host.ready;
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+  await byId('mode-control').click();
+  await page.waitForFunction(() => window.tether.control?.enabled === true, null, { timeout: 15_000 });
+
+  await page.evaluate(() => navigator.clipboard.writeText('pasted from the console'));
+  await byId('remote-stage').focus();
+  await page.keyboard.press('Control+KeyV');
+  // The text reaches the user's clipboard, late; the terminal got nothing
+  // meanwhile, in particular not what the user had copied before.
+  await until('the text on the user\u2019s clipboard', () => clipboardOf() === 'pasted from the console');
+  await page.waitForTimeout(500);
+  assert.equal(readFileSync(pasted, 'utf8'), '', 'the terminal pasted something');
+  await byId('control-notice').waitFor({ timeout: 1000 });
+  assert.equal(await byId('control-notice').textContent(),
+    'The remote computer did not confirm your clipboard in time, so nothing was pasted. Press Ctrl+V again.');
+  mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+  await page.screenshot({ path: join(ROOT, 'artifacts', 'console-paste-unconfirmed-1280x800.png'), animations: 'disabled' });
+
+  // Again, as the notice says: the text is pasted.
+  await byId('remote-stage').focus();
+  await page.keyboard.press('Control+KeyV');
+  await until('the paste in the terminal', () => readFileSync(pasted, 'utf8').length > 0);
+  await page.waitForTimeout(300);
+  assert.equal(readFileSync(pasted, 'utf8'), 'pasted from the console');
   assert.deepEqual(pageErrors, []);
 });
