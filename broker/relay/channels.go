@@ -334,7 +334,15 @@ func (v *Viewer) sendControl(m protocol.ControlMessage) {
 func (v *Viewer) allowed(perm string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.grants[perm] && !v.paused
+	return v.grants[perm] && !v.paused && !v.ending
+}
+
+// over reports whether the session ends: its record is closed, and
+// nothing more passes either way.
+func (v *Viewer) over() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.ending
 }
 
 // notAllowed says why a permission does not hold now: the user paused the
@@ -386,7 +394,7 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 // to have.
 func (v *Viewer) forward(pkt *rtp.Packet) {
 	v.mu.Lock()
-	if !v.grants[protocol.PermView] || v.paused {
+	if !v.grants[protocol.PermView] || v.paused || v.ending {
 		v.mu.Unlock()
 		return
 	}

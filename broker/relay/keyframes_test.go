@@ -61,7 +61,13 @@ func newSession(t *testing.T) *Session {
 // the track and what RTCP the relay sends the host.
 func connectHost(t *testing.T, s *Session) (*webrtc.TrackLocalStaticRTP, <-chan rtcp.Packet) {
 	t.Helper()
-	host := newPeer(t, plainAPI(t))
+	return connectHostPeer(t, s, newPeer(t, plainAPI(t)))
+}
+
+// connectHostPeer is connectHost for the host peer given, with its data
+// channels made.
+func connectHostPeer(t *testing.T, s *Session, host *webrtc.PeerConnection) (*webrtc.TrackLocalStaticRTP, <-chan rtcp.Packet) {
+	t.Helper()
 	video, err := webrtc.NewTrackLocalStaticRTP(rtc.VP8, "screen", "tether")
 	if err != nil {
 		t.Fatal(err)

@@ -248,6 +248,9 @@ func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
 	if !p.waitHost() { // its open handler has run: the transcript is open
 		return
 	}
+	if p.v.over() {
+		return
+	}
 	if p.perm == protocol.PermFiles {
 		if !m.IsString {
 			p.transfer.add(protocol.DirectionDownload, m.Data)

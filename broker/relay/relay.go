@@ -101,6 +101,7 @@ type Viewer struct {
 	lastNotice  time.Time
 	grants      map[string]bool // what the user granted this viewer
 	paused      bool            // the user paused the session
+	ending      bool            // the session ends: nothing more passes (see Session.End)
 	cutOff      string          // why the broker cuts the viewer off (see CutOff)
 	seen        bool            // video was flowing to this viewer
 	seqOffset   uint16          // keeps sequence numbers contiguous across gaps
@@ -390,6 +391,9 @@ func (s *Session) End(reason string) {
 	s.mu.Unlock()
 	for _, v := range viewers {
 		v.mu.Lock()
+		// Nothing passes from now on: the recording is finished next, and
+		// what passed after it would be in no record.
+		v.ending = true
 		v.changedLocked()
 		pipes := slices.Collect(maps.Values(v.pipes))
 		late := slices.Clone(v.lateStops)
