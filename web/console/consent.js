@@ -115,6 +115,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
   function renderStatus() {
     let kind = 'idle';
     let text;
+    let title = '';
     let since = 0;
     if (st.ended) {
       text = st.endedText; // the stage says more
@@ -130,6 +131,12 @@ export function createConsent({ send, onChange, watchOnly = false }) {
       // button that put it, and the chip): no banner, no toast.
       const asked = labelPerms(askedPerms());
       text = asked ? `Waiting for the user to allow ${asked}` : 'Waiting for the user to answer';
+      // The question is on the user's screen, where the user's computer
+      // takes no one's mouse or keyboard but the user's until they answer.
+      if (st.granted.includes('control')) {
+        text = `${asked ? `Asking the user for ${asked}` : 'Asking the user'} \u00b7 input held`;
+        title = `${text}: the question is on the user's screen, and until they answer it your mouse and keyboard do nothing there, so that only they can.`;
+      }
       kind = 'pending';
       since = st.askedAt;
     } else {
@@ -143,7 +150,7 @@ export function createConsent({ send, onChange, watchOnly = false }) {
     } else if (statusAt && kind === 'answer') {
       time.textContent = new Date(statusAt).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
     }
-    statusEl.title = text; // the line ellipsises in narrow windows
+    statusEl.title = title || text; // the line ellipsises in narrow windows
     statusEl.dataset.kind = kind;
     statusEl.dataset.tone = kind === 'answer' ? lastKind : '';
     statusEl.replaceChildren(...[

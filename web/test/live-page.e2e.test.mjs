@@ -173,7 +173,7 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     await until('the question on the host terminal', () => host.out.stdout.split('Allow? ').length - 1 > answered, 20_000);
     await page.waitForFunction(() => document.querySelector('[data-testid="files-request"]').getAttribute('aria-disabled') === 'true');
     assert.match(await ask.innerText(), /Asking the user/);
-    assert.match(await byId('consent-status').innerText(), /Waiting for the user to allow Files/);
+    assert.match(await byId('consent-status').innerText(), /Asking the user for Files · input held/);
     await page.waitForTimeout(1000);
     assert.equal(await byId('consent-pending').count(), 0, 'no banner over the picture');
     assert.equal(await byId('consent-toast').isVisible(), false, 'no toast');
@@ -249,7 +249,7 @@ test('the live session page', { timeout: 240_000 }, async (t) => {
     await page.locator('[data-testid="perm-chip"][data-perm="shell"]').click();
     await until('the question on the host terminal', () => host.out.stdout.split('Allow? ').length - 1 > answered, 20_000);
     await page.locator('[data-testid="consent-status"][data-kind="pending"]').waitFor();
-    assert.match(await byId('consent-status').innerText(), /Waiting for the user to allow Terminal\s*Asked just now/);
+    assert.match(await byId('consent-status').innerText(), /Asking the user for Terminal · input held\s*Asked just now/);
     await page.waitForTimeout(6000);
     assert.match(await byId('consent-status').innerText(), /Asked \d+ s ago/);
     await shot('7-asked');
