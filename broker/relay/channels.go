@@ -128,10 +128,6 @@ func (s *Session) fromHostControl(data []byte) {
 	if msg.Type == protocol.ControlDisplays {
 		s.displays = data
 	}
-	if msg.Type == protocol.ControlClipboard && msg.Reason == "" {
-		// With a reason, the host says why it sent no text: nothing crossed.
-		defer s.tapHostControl(msg)
-	}
 	viewers := slices.Collect(maps.Keys(s.viewers))
 	switch {
 	case msg.Type == protocol.ControlClipboardSet:
@@ -140,6 +136,16 @@ func (s *Session) fromHostControl(data []byte) {
 		viewers = s.clipAskerLocked(true)
 	}
 	s.mu.Unlock()
+	if msg.Type == protocol.ControlClipboard && msg.Reason == "" {
+		// With a reason, the host says why it sent no text: nothing crossed.
+		// A fetch's answer is the fetching technician's alone: the record
+		// names them.
+		to := ""
+		if msg.Fetched && len(viewers) == 1 {
+			to = viewers[0].opts.Name
+		}
+		defer s.tapHostControl(msg, to)
+	}
 	for _, v := range viewers {
 		if msg.Type == protocol.ControlClipboard && !v.allowed(protocol.PermClipboard) {
 			continue

@@ -15,7 +15,8 @@ type Tap interface {
 	// Input is each input event forwarded to the host, by kind only.
 	Input(viewer string, kind byte)
 	// Control is each control message forwarded: clipboard both ways,
-	// display choice, control taken or given up.
+	// display choice, control taken or given up. viewer is who sent it,
+	// or, from the host, the one it went to alone ("" for everyone allowed).
 	Control(viewer string, fromHost bool, m protocol.ControlMessage)
 }
 
@@ -37,8 +38,10 @@ func (v *Viewer) tapControl(m protocol.ControlMessage) {
 	}
 }
 
-func (s *Session) tapHostControl(m protocol.ControlMessage) {
+// tapHostControl records what the host said, sent to the viewer named to
+// alone, or to everyone allowed it when to is "".
+func (s *Session) tapHostControl(m protocol.ControlMessage, to string) {
 	if t := s.cfg.Tap; t != nil {
-		t.Control("", true, m)
+		t.Control(to, true, m)
 	}
 }
