@@ -631,19 +631,27 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     h('p', { class: 'side-empty-title', text: 'The user paused the session' }),
     h('p', { text: 'Files can be used again once they resume.' })];
 
+  // Nothing to ask for either: the session is over for this page.
+  const overTitle = h('p', { class: 'side-empty-title' });
+  const whenOver = [
+    h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+    overTitle,
+    h('p', { text: 'No more files can be sent or fetched here.' })];
+
   function renderAccess() {
     const askHadFocus = document.activeElement === askBtn;
     browser.hidden = !allowed;
     empty.hidden = allowed;
     uploadBtn.disabled = !allowed;
-    const shown = paused ? whilePaused : notAllowed;
+    overTitle.textContent = over ? over[0].toUpperCase() + over.slice(1) : '';
+    const shown = over ? whenOver : paused ? whilePaused : notAllowed;
     if (!allowed && empty.lastChild !== shown.at(-1)) empty.replaceChildren(...shown);
     if (askHadFocus && allowed) uploadBtn.focus({ preventScroll: true });
   }
 
   /** Opened from its button: the focus goes to what the panel offers first. */
   function focusInto() {
-    (allowed ? uploadBtn : paused ? closeBtn : askBtn).focus({ preventScroll: true });
+    (allowed ? uploadBtn : paused || over ? closeBtn : askBtn).focus({ preventScroll: true });
   }
 
   function setOpen(on) {
@@ -738,6 +746,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       queue.length = 0;
       for (const t of transfers) if (t.state === 'ended') render(t);
       this.setAllowed(false); // the transfer under way stops
+      renderAccess();
     },
     /** A new connection to the broker: interrupted transfers resume. */
     reconnected() {

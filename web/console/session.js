@@ -199,7 +199,7 @@ export function mountSession(root, { id, navigate }) {
     remote.setLive(state === 'live');
     consent.setHostHere(state === 'live');
     if (state === 'ended') {
-      shell.closeAll('The session ended.');
+      shell.end('The session ended.');
       files.end('the session ended');
       consent.setEnded();
       activity.refresh();
@@ -519,6 +519,7 @@ export function mountSession(root, { id, navigate }) {
         if (cutOff) {
           consent.setEnded('You are no longer connected to this session.');
           files.end('you are no longer connected to this session');
+          shell.end('You are no longer connected to this session.');
           renderBadge();
         }
         if (how?.refused) {

@@ -45,6 +45,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   let open = false;
   let allowed = false;
   let paused = false; // not allowed because the user paused the session
+  let over = ''; // why the session is over for this page, once it is
   let active = null; // the shown tab
   const tabs = []; // { n, term, fit, dc, el, tabEl, state: 'opening'|'open'|'closed' }
 
@@ -107,6 +108,13 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     h('p', { class: 'side-empty-title', text: 'No terminal open' }),
     h('p', { text: 'Commands run on the user\u2019s computer as the user, never as an administrator.' }), startBtn];
 
+  // Nothing to ask for either: the session is over for this page.
+  const overTitle = h('p', { class: 'side-empty-title' });
+  const whenOver = [
+    h('span', { class: 'activity-empty-icon' }, icon('lock', 20)),
+    overTitle,
+    h('p', { text: 'No more terminals can be opened here.' })];
+
   function renderEmpty() {
     const any = tabs.length > 0;
     const askHadFocus = document.activeElement === askBtn;
@@ -118,7 +126,8 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     renderTools();
     newBtn.disabled = !allowed || tabs.filter((t) => t.state !== 'closed').length >= MAX_SHELLS;
     if (!allowed) {
-      const shown = paused ? whilePaused : notAllowed;
+      overTitle.textContent = over.replace(/\.$/, ''); // a title, not a sentence
+      const shown = over ? whenOver : paused ? whilePaused : notAllowed;
       if (empty.lastChild !== shown.at(-1)) empty.replaceChildren(...shown);
     } else if (!any) {
       if (empty.lastChild !== startBtn) empty.replaceChildren(...noShell);
@@ -129,7 +138,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   /** Opened from its button: the focus goes to the shell, or what the panel offers. */
   function focusInto() {
     if (active) return; // show() focuses the terminal
-    (allowed ? startBtn : askBtn).focus({ preventScroll: true });
+    (allowed ? startBtn : paused || over ? closeBtn : askBtn).focus({ preventScroll: true });
   }
 
   /** Copy needs text selected in the shown shell; paste, a shell that is open. */
@@ -380,6 +389,16 @@ export function mountShell({ getPc, onRequest, onToggle }) {
           setTabState(t, 'closed', reason);
         }
       }
+    },
+    /**
+     * The session is over for this page (a sentence says why): every shell
+     * closes, and the panel offers no question for a user who is gone.
+     */
+    end(why) {
+      over = why;
+      this.closeAll(why);
+      this.setAllowed(false);
+      renderEmpty();
     },
     destroy() {
       for (const t of [...tabs]) {

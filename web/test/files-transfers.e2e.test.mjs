@@ -163,6 +163,14 @@ test('a transfer under way when the session ends says the session ended', { time
   const after = await waitState(page, 'mailbox.pst', ['interrupted', 'ended', 'failed', 'cancelled', 'done']);
   assert.match(after.note, /^Stopped at [\d.]+ [KMG]B: the session ended$/);
   assert.equal(after.cancel, false, 'nothing left to cancel');
+  // The panel says so too, and offers no question for a user who is gone.
+  const panel = await page.getByTestId('files-panel').innerText();
+  assert.match(panel, /The session ended\n/);
+  assert.doesNotMatch(panel, /has not allowed|Ask to use/);
   await page.screenshot({ path: join(artifacts, 'console-files-session-ended.png') });
+  await page.getByTestId('shell-open').click();
+  const terminal = await page.getByTestId('shell-panel').innerText();
+  assert.match(terminal, /The session ended\n/);
+  assert.doesNotMatch(terminal, /has not allowed|Ask to use/);
   assert.deepEqual(pageErrors, []);
 });
