@@ -255,6 +255,9 @@ export function mountPlayer(main, { id, navigate }) {
       if (!ev.complete && ev.error) {
         noteSlot.replaceChildren(h('div', { class: 'alert alert-error', role: 'alert' }, icon('alert', 16),
           h('span', { text: `The event log stops early: ${ev.error}. Verify the archive.` })));
+      } else if (!ev.complete) {
+        noteSlot.replaceChildren(h('div', { class: 'alert alert-info', role: 'status' }, icon('alert', 16),
+          h('span', { text: `The player shows the first ${events.length.toLocaleString()} events; the archive holds more. Download it to read them all.` })));
       }
       setup();
     } catch (err) {
@@ -415,7 +418,10 @@ export function mountPlayer(main, { id, navigate }) {
 
   function drawEvents() {
     const shown = events.map((e, i) => ({ e, i })).filter(({ e }) => !hidden.has(categoryOf(e.type)));
-    eventList.replaceChildren(...shown.map(({ e, i }) => {
+    // One fragment, not an argument per row: a long session's hundred
+    // thousand rows would overflow the call stack as arguments.
+    const rows = document.createDocumentFragment();
+    for (const row of shown.map(({ e, i }) => {
       const cat = categoryOf(e.type);
       const li = h('li', { class: 'event-row', 'data-index': String(i), 'data-testid': 'event-row', 'data-type': e.type },
         h('button', { type: 'button', class: 'event-btn' },
@@ -431,7 +437,8 @@ export function mountPlayer(main, { id, navigate }) {
         })));
       li.firstChild.addEventListener('click', () => seek(e.t));
       return li;
-    }));
+    })) rows.append(row);
+    eventList.replaceChildren(rows);
     const count = main.querySelector('[data-testid="event-count"]');
     if (count) count.textContent = `${events.length} events`;
     currentEvent = -1;
