@@ -68,21 +68,30 @@ func createEventLog(path, session string, key []byte) (*eventLog, error) {
 
 // append writes one event; the line reaches the file (not only a buffer)
 // before append returns, so a crash of the broker loses nothing written.
+// A line counts, and the chain moves on, only once it is in the file
+// whole: the seal of a log whose write failed (the disk full) must match
+// what is there, or verify takes the lines before the failure for altered.
 func (l *eventLog) append(e Event) error {
-	l.seq++
-	e.Seq, e.Prev = l.seq, l.head
+	e.Seq, e.Prev = l.seq+1, l.head
 	line, err := json.Marshal(e)
 	if err != nil {
-		l.seq--
 		return fmt.Errorf("encode event %s: %w", e.Type, err)
 	}
 	out := append(line, '\n')
 	if l.enc != nil {
 		out = l.enc.seal(out)
 	}
-	if _, err := l.f.Write(out); err != nil {
+	if n, err := l.f.Write(out); err != nil {
+		// Cut off a torn line: it gives back the room it took, for the
+		// seal of the failure. If that fails too, verify reads a torn
+		// end, not a broken chain. (The recording stops: nothing is
+		// appended after a failed write.)
+		if n > 0 {
+			l.f.Truncate(l.size)
+		}
 		return fmt.Errorf("write event log: %w", err)
 	}
+	l.seq++
 	l.sum.Write(out)
 	l.head = lineHash(line)
 	l.size += int64(len(out))

@@ -549,8 +549,8 @@ func TestKillMidSession(t *testing.T) {
 }
 
 // TestDiskFull records onto a tiny tmpfs until it fills: the recording
-// reports the failure once, with the cause, and what was sealed before
-// still verifies.
+// reports the failure once, with the cause, finishes as failed, and what
+// was sealed before still verifies.
 func TestDiskFull(t *testing.T) {
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
@@ -563,7 +563,8 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := make(chan error, 2)
-	s, err := r.Start(Info{Session: "s_full", OnFailure: func(err error) { failed <- err }})
+	var sealed *Manifest
+	s, err := r.Start(Info{Session: "s_full", OnFailure: func(err error) { failed <- err }, OnSealed: func(m *Manifest) { sealed = m }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,6 +593,124 @@ func TestDiskFull(t *testing.T) {
 	case err := <-failed:
 		t.Errorf("failure reported twice: %v", err)
 	default:
+	}
+	if sealed == nil || sealed.State != StateFailed || !strings.Contains(sealed.Note, "no space left") {
+		t.Errorf("reported as finished: %+v; want failed, saying why", sealed)
+	}
+	rep, err := r.Verify("s_full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Errorf("what was sealed before the disk filled does not verify: %v", rep.Problems)
+	}
+}
+
+// TestFailedEventWriteVerifies: an event line the file system takes only
+// part of stops the recording, and the archive is sealed as failed and
+// verifies: the lines before the failure are intact, not altered. The
+// file size limit refuses the line while the small manifest can still be
+// written, as a full disk does when room comes back in between.
+func TestFailedEventWriteVerifies(t *testing.T) {
+	key := testKey(t)
+	r, err := New(Config{Dir: t.TempDir(), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	var sealed *Manifest
+	s, err := r.Start(Info{Session: "s_torn", OnFailure: func(err error) { failed <- err }, OnSealed: func(m *Manifest) { sealed = m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
+
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	small := limit
+	small.Cur = 64 << 10
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+		t.Skipf("cannot limit the file size: %v", err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit)
+	s.Event("chat.message", "lee", []byte(fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", 100<<10))))
+	select {
+	case err := <-failed:
+		t.Logf("failure: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed write was not reported")
+	}
+	s.Finish("The technician ended the session.")
+
+	rep, err := r.Verify("s_torn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.State != StateFailed || rep.EventLines != 2 {
+		t.Fatalf("verify: state %s, %d event lines, problems %v; want failed, the 2 lines written before, no problem", rep.State, rep.EventLines, rep.Problems)
+	}
+	if sealed == nil || sealed.State != StateFailed || !strings.Contains(sealed.Note, "write event log") {
+		t.Errorf("reported as finished: %+v; want failed, saying why", sealed)
+	}
+}
+
+// TestFinalSealFails: an archive whose manifest cannot be written as the
+// session ends (refused by the file size limit here, as by a full disk:
+// many segments make it the largest file) fails, and is reported
+// finished as failed, with why, not left recording.
+func TestFinalSealFails(t *testing.T) {
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), SegmentDuration: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	var sealed *Manifest
+	s, err := r.Start(Info{Session: "s_last", OnFailure: func(err error) { failed <- err }, OnSealed: func(m *Manifest) { sealed = m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p packetizer
+	for i := range 60 { // a segment per keyframe
+		for _, pkt := range p.packets(vp8Frame(true, 64, 48, 200), uint32(i*3000)) {
+			s.VideoPacket(pkt)
+		}
+	}
+	// Every segment but the last sealed, with room for each.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, _, err := ReadManifest(s.Dir())
+		if err == nil && len(m.Parts) == 60 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("59 segments were not sealed within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	small := limit
+	small.Cur = 8 << 10
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+		t.Skipf("cannot limit the file size: %v", err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit)
+	if err := s.Finish("The technician ended the session."); err == nil {
+		t.Fatal("the final seal did not fail")
+	}
+	select {
+	case err := <-failed:
+		t.Logf("failure: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed seal was not reported")
+	}
+	if sealed == nil || sealed.State != StateFailed || !strings.Contains(sealed.Note, "manifest") {
+		t.Errorf("reported as finished: %+v; want failed, saying why", sealed)
 	}
 }
 

@@ -171,7 +171,9 @@ type Info struct {
 	// OnFailure is called once, from the recording's goroutine, when the
 	// archive cannot be written; the session must end.
 	OnFailure func(error)
-	// OnSealed is called after the archive's final seal with its manifest.
+	// OnSealed is called once the archive is finished, with its manifest:
+	// complete, or failed with why (even when the failure could not be
+	// sealed, the disk full).
 	OnSealed func(*Manifest)
 }
 
@@ -745,6 +747,7 @@ func (s *Session) videoStats() VideoStats {
 
 func (s *Session) finish(reason string) {
 	defer s.events.close()
+	defer s.finished()
 	if s.failed != nil {
 		return
 	}
@@ -779,14 +782,22 @@ func (s *Session) finish(reason string) {
 	}
 	s.manifest.State, s.manifest.EndedAt, s.manifest.Note = StateComplete, now.UTC(), reason
 	if err := s.seal(); err != nil {
-		s.failed = err
-		s.r.log.Error("final seal failed", "session", s.info.Session, "err", err)
+		s.fail(fmt.Errorf("final seal: %w", err))
+	}
+}
+
+// finished tells OnSealed how the archive ended. A failure that could not
+// be sealed leaves the last seal's manifest on disk, still recording: what
+// is reported is what that seal holds, in the state the archive ended in.
+func (s *Session) finished() {
+	if s.info.OnSealed == nil {
 		return
 	}
-	if s.info.OnSealed != nil {
-		m, _, err := ReadManifest(s.dir)
-		if err == nil {
-			s.info.OnSealed(m)
-		}
+	m, _, err := ReadManifest(s.dir)
+	if err != nil {
+		s.r.log.Error("read the finished archive's manifest", "session", s.info.Session, "err", err)
+		return
 	}
+	m.State, m.Note, m.EndedAt = s.manifest.State, s.manifest.Note, s.manifest.EndedAt
+	s.info.OnSealed(m)
 }

@@ -87,9 +87,16 @@ func (h *Hub) finishRecording(session, reason string) {
 }
 
 // RecordingSealed stores the summary of a finished archive and announces
-// it (webhook recording.ready): one sealed as a session ends, or one a
-// stopped broker left open and its next start sealed as incomplete.
+// it (webhook recording.ready): one sealed as a session ends, one whose
+// writing failed, or one a stopped broker left open and its next start
+// sealed as incomplete.
 func (h *Hub) RecordingSealed(m *record.Manifest) {
+	// A failure its full disk kept out of the archive leaves it reading
+	// "recording", and the next start seals it as incomplete: it failed,
+	// as stored and announced when it did.
+	if old, err := h.cfg.Store.RecordingBySession(context.Background(), m.Session); err == nil && old.State == record.StateFailed {
+		return
+	}
 	sum := RecordingSummary(m)
 	if err := h.cfg.Store.UpdateRecording(context.Background(), sum); err != nil {
 		h.log.Error("store recording summary", "session", m.Session, "err", err)

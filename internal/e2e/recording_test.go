@@ -76,6 +76,7 @@ type recordingResp struct {
 	Technician    string           `json:"technician"`
 	FramesRelayed int64            `json:"frames_relayed"`
 	FramesWritten int64            `json:"frames_written"`
+	Note          string           `json:"note"`
 	Manifest      *record.Manifest `json:"manifest"`
 }
 
@@ -586,18 +587,24 @@ func apiKeyFor(t *testing.T, b *broker, username string) string {
 }
 
 // TestRecordingDiskFull fills the disk the archives are on mid-session:
-// the session ends and both the user and the technician are told why; a
-// new session is refused with the same reason while the disk is full.
+// the session ends and both the user and the technician are told why; the
+// recording reads failed, with why, and the ticket system hears of it; a
+// new session is refused with the same reason while the disk is full; a
+// restart once there is room again leaves the recording failed.
 func TestRecordingDiskFull(t *testing.T) {
 	mnt := smallDisk(t, 2)
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	b := startBrokerWith(t, func(c *server.Config) {
+	dataDir := ""
+	b, hc := webhookBroker(t, func(c *server.Config) {
 		c.Recording.Dir = mnt
 		c.Recording.SegmentDuration = 500 * time.Millisecond
+		dataDir = c.DataDir
 	})
+	ts := newTicketSystem(t)
+	register(t, b, hc, ts)
 	c := b.client(t)
 	sess, err := c.CreateSession(ctx, "INC-FULL")
 	if err != nil {
@@ -612,7 +619,8 @@ func TestRecordingDiskFull(t *testing.T) {
 	if _, err := j.Screenshot(ctx); err != nil {
 		t.Fatalf("no video: %v\n%s", err, host.stderr.String())
 	}
-	fill(t, filepath.Join(mnt, "filler"))
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler)
 	select {
 	case <-j.Done():
 	case <-time.After(20 * time.Second):
@@ -625,6 +633,23 @@ func TestRecordingDiskFull(t *testing.T) {
 	host.waitOutput(t, "could not be recorded", 1, 15*time.Second)
 	host.wait(t, 15*time.Second)
 
+	// The supervisor reads that the recording failed, and why; what was
+	// sealed before the disk filled verifies.
+	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	if rec := waitRecording(t, api, sess.ID, record.StateFailed); !strings.Contains(rec.Note, "no space left") {
+		t.Errorf("the failed recording's note %q does not say the disk is full", rec.Note)
+	}
+	if ready := ts.wait(t, sess.ID, "recording.ready")["recording.ready"].Data; ready["state"] != record.StateFailed {
+		t.Errorf("recording.ready %v, want state failed", ready)
+	}
+	var rep struct {
+		OK       bool             `json:"ok"`
+		Problems []record.Problem `json:"problems"`
+	}
+	if code := api.call(t, "POST", "/api/v1/recordings/"+sess.ID+"/verify", &rep); code != 200 || !rep.OK {
+		t.Errorf("verify the failed recording: %d %+v", code, rep)
+	}
+
 	// While the disk is full, a new session cannot start: the technician
 	// hears why.
 	next, err := c.CreateSession(ctx, "INC-FULL-2")
@@ -633,6 +658,19 @@ func TestRecordingDiskFull(t *testing.T) {
 	}
 	if _, err := c.Join(ctx, next.ID); err == nil || !strings.Contains(err.Error(), "cannot record") {
 		t.Errorf("join with the disk full: %v", err)
+	}
+
+	// The restart seals the archive the full disk left open, but the
+	// recording stays failed: the broker stopped nothing, the disk did.
+	b.stop()
+	os.Remove(filler)
+	b2 := startBrokerWith(t, func(c *server.Config) {
+		c.DataDir = dataDir
+		c.Recording.Dir = mnt
+	})
+	var after recordingResp
+	if code := newAPIClient(t, b2.URL(), b2.CAFile(), b2.admin.APIKey).call(t, "GET", "/api/v1/recordings/"+sess.ID, &after); code != 200 || after.State != record.StateFailed {
+		t.Errorf("after a restart the recording is %d %s (%s); want failed", code, after.State, after.Note)
 	}
 }
 
