@@ -498,22 +498,23 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			}
 		}
 	}()
+	// The stream starts once, when the media connection first connects,
+	// and goes on through the connection's recoveries (a network blip
+	// reconnects it).
+	startStream := sync.OnceFunc(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st.serve(streamCtx, lostDisplay)
+		}()
+	})
 	mediaFailed := make(chan struct{})
 	var failOnce sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		log.Debug("media connection", "state", s.String())
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := st.run(streamCtx); err != nil {
-					log.Error("streaming stopped", "err", err)
-					if errors.Is(err, capture.ErrNoDisplay) {
-						lostDisplay()
-					}
-				}
-			}()
+			startStream()
 		case webrtc.PeerConnectionStateFailed:
 			failOnce.Do(func() { close(mediaFailed) })
 		}

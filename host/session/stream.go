@@ -51,6 +51,11 @@ type streamer struct {
 	mu      sync.Mutex
 	capt    capture.Capturer
 	display int
+	// using is held while a captured frame is read (converted and
+	// encoded): its pixels are the capturer's shared memory, which Close
+	// gives back, so a display switch closes the old capturer only once
+	// that is done.
+	using sync.Mutex
 }
 
 // setDisplay switches to another monitor.
@@ -65,9 +70,25 @@ func (s *streamer) setDisplay(index int) (capture.Capturer, error) {
 	s.mu.Unlock()
 	s.keyframe.Store(true)
 	if old != nil {
+		s.using.Lock()
 		old.Close()
+		s.using.Unlock()
 	}
 	return c, nil
+}
+
+// reopen opens the shared display afresh after the stream stopped on an
+// error (a capturer closed under it, a monitor unplugged); when that
+// display is gone, the primary one is shared instead.
+func (s *streamer) reopen() error {
+	s.mu.Lock()
+	index := s.display
+	s.mu.Unlock()
+	if _, err := s.setDisplay(index); err == nil || index == 0 {
+		return err
+	}
+	_, err := s.setDisplay(0)
+	return err
 }
 
 func (s *streamer) current() capture.Capturer {
@@ -120,6 +141,40 @@ func (s *streamer) rate(nominalBPS int) int {
 		return bps
 	}
 	return max(nominalBPS, 1_000_000)
+}
+
+// restartAfter is how long the stream waits before it starts over after
+// an error: an error that comes back at once (a display that cannot be
+// captured) is logged once a second, not in a busy loop.
+const restartAfter = time.Second
+
+// serve streams until ctx ends. A capture or encode error (a monitor
+// unplugged, a capturer closed under the stream) starts it over on the
+// display shared now, or on the primary one if that is gone; lost is
+// called, and serve returns, when the display itself is gone.
+func (s *streamer) serve(ctx context.Context, lost func()) {
+	for {
+		err := s.run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		s.log.Error("streaming stopped; starting over", "err", err)
+		if !errors.Is(err, capture.ErrNoDisplay) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(restartAfter):
+			}
+			err = s.reopen()
+		}
+		if errors.Is(err, capture.ErrNoDisplay) {
+			lost()
+			return
+		}
+		if err != nil {
+			s.log.Error("reopen the display", "err", err)
+		}
+	}
 }
 
 func (s *streamer) run(ctx context.Context) error {
@@ -196,45 +251,49 @@ func (s *streamer) run(ctx context.Context) error {
 			lastChange = time.Now()
 		}
 		capturedAt := time.Now()
-		frame, err := capt.Capture()
+		data, key, err := func() ([]byte, bool, error) {
+			s.using.Lock()
+			defer s.using.Unlock()
+			frame, err := capt.Capture()
+			if err != nil {
+				return nil, false, fmt.Errorf("capture: %w", err)
+			}
+			if enc == nil || frame.Width != encW || frame.Height != encH {
+				if enc != nil {
+					enc.Close()
+				}
+				enc, err = encode.NewVP8(encode.Config{Width: frame.Width, Height: frame.Height, FPS: s.maxFPS, KeyframeInterval: keyframeEvery})
+				if err != nil {
+					return nil, false, err
+				}
+				encW, encH = frame.Width, frame.Height
+				setKbps = encode.DefaultBitrateKbps(encW, encH)
+				nominalBPS = setKbps * 1000
+				s.keyframe.Store(true)
+			}
+			if bps := s.target(); bps > 0 {
+				if kbps := min(bps, nominalBPS) / 1000; kbps != setKbps && kbps > 0 {
+					if err := enc.SetBitrate(kbps); err != nil {
+						s.log.Debug("set bitrate", "err", err)
+					}
+					setKbps = kbps
+				}
+			}
+			// Only what changed is coded; a settle frame whose capture
+			// found nothing refines what is coarse. One that found
+			// something (a paint after the wait, whose damage this capture
+			// took) codes it as a change, and the settling starts over.
+			if !changed && !frame.Changed.Empty() {
+				settle = settleFrames
+			}
+			return enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), frame.Changed)
+		}()
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, capture.ErrClosed) && s.current() != capt:
-			continue
+			continue // the technician switched displays meanwhile
 		case err != nil:
-			return fmt.Errorf("capture: %w", err)
-		}
-		if enc == nil || frame.Width != encW || frame.Height != encH {
-			if enc != nil {
-				enc.Close()
-			}
-			enc, err = encode.NewVP8(encode.Config{Width: frame.Width, Height: frame.Height, FPS: s.maxFPS, KeyframeInterval: keyframeEvery})
-			if err != nil {
-				return err
-			}
-			encW, encH = frame.Width, frame.Height
-			setKbps = encode.DefaultBitrateKbps(encW, encH)
-			nominalBPS = setKbps * 1000
-			s.keyframe.Store(true)
-		}
-		if bps := s.target(); bps > 0 {
-			if kbps := min(bps, nominalBPS) / 1000; kbps != setKbps && kbps > 0 {
-				if err := enc.SetBitrate(kbps); err != nil {
-					s.log.Debug("set bitrate", "err", err)
-				}
-				setKbps = kbps
-			}
-		}
-		// Only what changed is coded; a settle frame whose capture found
-		// nothing refines what is coarse. One that found something (a
-		// paint after the wait, whose damage this capture took) codes it
-		// as a change, and the settling starts over.
-		if !changed && !frame.Changed.Empty() {
-			settle = settleFrames
-		}
-		data, key, err := enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), frame.Changed)
-		if err != nil {
 			return err
 		}
 		if key {

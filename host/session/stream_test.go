@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"sync/atomic"
 	"testing"
@@ -338,5 +339,97 @@ func TestStreamEndsWhenTheDisplayGoes(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream goes on 5 s after the X server went away")
+	}
+}
+
+// streamServe runs st.serve on display's first monitor until the test
+// ends, counting the frames a peer receives; lost counts display losses.
+func streamServe(t *testing.T, st *streamer) (frames *atomic.Int64, lost *atomic.Int32) {
+	t.Helper()
+	frames = receive(t, st, nil)
+	lost = &atomic.Int32{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.serve(ctx, func() { lost.Add(1) })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		st.current().Close()
+	})
+	return frames, lost
+}
+
+// TestStreamSwitchesWhileChanging: the technician switches displays again
+// and again while the screen changes every frame. Each switch closes the
+// capturer whose shared memory the last frame is read from: the stream
+// must go on, not read freed memory (the host crashed).
+func TestStreamSwitchesWhileChanging(t *testing.T) {
+	display := xtest.StartXvfb(t, 1280, 480)
+	t.Setenv("DISPLAY", display)
+	xtest.SplitMonitors(t, display)
+	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "10")
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 60, allow: func(string) bool { return true }}
+	if _, err := st.setDisplay(0); err != nil {
+		t.Fatal(err)
+	}
+	frames, lost := streamServe(t, st)
+	waitFrames(t, frames, 0, 10*time.Second)
+	for i := range 150 {
+		if _, err := st.setDisplay((i + 1) % 2); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(5+i%20) * time.Millisecond)
+	}
+	n := frames.Load()
+	waitFrames(t, frames, n+10, 5*time.Second)
+	if lost.Load() != 0 {
+		t.Fatal("the display was taken for lost")
+	}
+}
+
+// TestStreamMonitorUnplugged: the user unplugs the monitor the technician
+// is shown. The stream goes on with the primary one, instead of stopping
+// for the rest of the session with the last picture frozen.
+func TestStreamMonitorUnplugged(t *testing.T) {
+	display := xtest.StartXvfb(t, 1280, 480)
+	t.Setenv("DISPLAY", display)
+	xtest.SplitMonitors(t, display)
+	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "30")
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, allow: func(string) bool { return true }}
+	if _, err := st.setDisplay(1); err != nil {
+		t.Fatal(err)
+	}
+	frames, lost := streamServe(t, st)
+	waitFrames(t, frames, 0, 10*time.Second)
+
+	unplug := exec.Command("xrandr", "--delmonitor", "R")
+	unplug.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := unplug.CombinedOutput(); err != nil {
+		t.Fatalf("xrandr: %v\n%s", err, out)
+	}
+	xtest.SetMode(t, display, 640, 480)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st.mu.Lock()
+		shown := st.display
+		st.mu.Unlock()
+		if shown == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not go on with the primary monitor")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n := frames.Load()
+	waitFrames(t, frames, n+5, 5*time.Second)
+	if w, h := st.current().Size(); w != 640 || h != 480 {
+		t.Errorf("shown %dx%d, want the primary monitor's 640x480", w, h)
+	}
+	if lost.Load() != 0 {
+		t.Fatal("the display was taken for lost")
 	}
 }

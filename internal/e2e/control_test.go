@@ -260,48 +260,19 @@ func TestDisplaySwitch(t *testing.T) {
 	w.Wait(t, `^button 1 down `+itoa(mons[1].X+10)+` 20$`, 10*time.Second)
 }
 
-// xrandrMode sets display's screen to w x h, as the user does in their
-// display settings (Xvfb's screen can shrink, and grow back to the size
-// it started with).
-func xrandrMode(t *testing.T, display string, w, h int) {
-	t.Helper()
-	mode := itoa(w) + "x" + itoa(h)
-	run := func(args ...string) error {
-		cmd := exec.Command("xrandr", args...)
-		cmd.Env = append(os.Environ(), "DISPLAY="+display)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("xrandr %v: %v: %s", args, err, out)
-		}
-		return nil
-	}
-	if run("--output", "screen", "--mode", mode) == nil {
-		return
-	}
-	if err := run("--newmode", mode, "0", itoa(w), "0", "0", "0", itoa(h), "0", "0", "0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := run("--addmode", "screen", mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := run("--output", "screen", "--mode", mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestControlAfterResize: the user changes their screen's resolution in
 // the middle of a session; the technician's clicks land where they point
 // on the new screen, also on the part the old one did not have.
 func TestControlAfterResize(t *testing.T) {
 	display := xtest.StartXvfb(t, 1280, 720)
-	xrandrMode(t, display, 800, 600)
+	xtest.SetMode(t, display, 800, 600)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, _, j, _ := liveSession(t, ctx, display)
 	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
 		t.Fatal("take control", err)
 	}
-	xrandrMode(t, display, 1280, 720)
+	xtest.SetMode(t, display, 1280, 720)
 	waitFor(t, 10*time.Second, func() bool {
 		img, err := j.Screenshot(ctx)
 		return err == nil && img.Bounds().Dx() == 1280

@@ -1,6 +1,10 @@
 package xtest
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"testing"
 
 	"github.com/jezek/xgb"
@@ -72,4 +76,33 @@ func SplitMonitors(tb testing.TB, display string) []Monitor {
 	ms := []Monitor{{"L", 0, 0, w / 2, h}, {"R", w / 2, 0, w - w/2, h}}
 	SetMonitors(tb, display, ms...)
 	return ms
+}
+
+// SetMode sets display's screen to w x h, as the user does in their
+// display settings (Xvfb's screen can shrink, and grow back to the size
+// it started with).
+func SetMode(tb testing.TB, display string, w, h int) {
+	tb.Helper()
+	mode := strconv.Itoa(w) + "x" + strconv.Itoa(h)
+	run := func(args ...string) error {
+		cmd := exec.Command("xrandr", args...)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("xrandr %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	if run("--output", "screen", "--mode", mode) == nil {
+		return
+	}
+	if err := run("--newmode", mode, "0", strconv.Itoa(w), "0", "0", "0", strconv.Itoa(h), "0", "0", "0"); err != nil {
+		tb.Fatal(err)
+	}
+	if err := run("--addmode", "screen", mode); err != nil {
+		tb.Fatal(err)
+	}
+	if err := run("--output", "screen", "--mode", mode); err != nil {
+		tb.Fatal(err)
+	}
 }
