@@ -159,8 +159,9 @@ func main() {
 	hideCode()
 	if errors.Is(err, session.ErrLost) {
 		// What broke ("websocket: close 1006") is for whoever helps the
-		// user, in the log; the user needs to know where they stand.
-		cfg.Logger.Warn("the connection to the broker was lost", "err", err)
+		// user, in the log with -v; the user needs to know where they
+		// stand, in words they can act on.
+		cfg.Logger.Info("the connection to the broker was lost", "err", err)
 		err = errConnectionLost
 	}
 	if err != nil {

@@ -370,3 +370,30 @@ func (p *tcpPath) addr() string { return p.ln.Addr().String() }
 
 // cut stops the path passing anything.
 func (p *tcpPath) cut() { p.once.Do(func() { close(p.dead) }) }
+
+// TestHostBrokerStopsAnswering: the broker freezes while the user waits
+// with a code it gave them. Within about 30 s the host says the
+// connection was lost and ends, instead of showing a code no technician
+// can use for as long as TCP takes to notice (minutes, or never behind a
+// proxy).
+func TestHostBrokerStopsAnswering(t *testing.T) {
+	t.Parallel() // mostly waiting out the broker's silence
+	display := xtest.StartXvfb(t, 320, 240)
+	brokerCmd, url, ca, _ := brokerProc(t)
+	host := startHost(t, display, "-broker", url, "-ca", ca)
+	host.waitOutput(t, "Your support code: ", 1, 20*time.Second)
+	if err := brokerCmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { brokerCmd.Process.Signal(syscall.SIGCONT) })
+	start := time.Now()
+	if code := host.wait(t, 90*time.Second); code == 0 {
+		t.Errorf("the host exited with 0 after losing the broker")
+	}
+	if d := time.Since(start); d > 45*time.Second {
+		t.Errorf("the host noticed the frozen broker after %v, want about 30 s", d.Round(time.Second))
+	}
+	if out := host.stderr.String(); !strings.Contains(out, "the connection to the support server was lost") || strings.Contains(out, "level=") {
+		t.Errorf("the user reads:\n%s\nwant what happened in plain words alone", out)
+	}
+}
