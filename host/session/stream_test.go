@@ -342,12 +342,22 @@ func TestStreamEndsWhenTheDisplayGoes(t *testing.T) {
 	}
 }
 
-// streamServe runs st.serve on display's first monitor until the test
-// ends, counting the frames a peer receives; lost counts display losses.
-func streamServe(t *testing.T, st *streamer) (frames *atomic.Int64, lost *atomic.Int32) {
+// splitStream serves monitor index of a 1280x480 screen split in two (see
+// xtest.SplitMonitors), whose counter repaints every interval, until the
+// test ends: it returns the display, the streamer, the frames a peer
+// received and how often the display was taken for lost.
+func splitStream(t *testing.T, interval string, fps, index int) (string, *streamer, *atomic.Int64, *atomic.Int32) {
 	t.Helper()
-	frames = receive(t, st, nil)
-	lost = &atomic.Int32{}
+	display := xtest.StartXvfb(t, 1280, 480)
+	t.Setenv("DISPLAY", display)
+	xtest.SplitMonitors(t, display)
+	xtest.StartPattern(t, display, "-mode", "counter", "-interval", interval)
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: fps, allow: func(string) bool { return true }}
+	if _, err := st.setDisplay(index); err != nil {
+		t.Fatal(err)
+	}
+	frames := receive(t, st, nil)
+	lost := &atomic.Int32{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -359,7 +369,8 @@ func streamServe(t *testing.T, st *streamer) (frames *atomic.Int64, lost *atomic
 		<-done
 		st.current().Close()
 	})
-	return frames, lost
+	waitFrames(t, frames, 0, 10*time.Second)
+	return display, st, frames, lost
 }
 
 // TestStreamSwitchesWhileChanging: the technician switches displays again
@@ -367,16 +378,7 @@ func streamServe(t *testing.T, st *streamer) (frames *atomic.Int64, lost *atomic
 // capturer whose shared memory the last frame is read from: the stream
 // must go on, not read freed memory (the host crashed).
 func TestStreamSwitchesWhileChanging(t *testing.T) {
-	display := xtest.StartXvfb(t, 1280, 480)
-	t.Setenv("DISPLAY", display)
-	xtest.SplitMonitors(t, display)
-	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "10")
-	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 60, allow: func(string) bool { return true }}
-	if _, err := st.setDisplay(0); err != nil {
-		t.Fatal(err)
-	}
-	frames, lost := streamServe(t, st)
-	waitFrames(t, frames, 0, 10*time.Second)
+	_, st, frames, lost := splitStream(t, "10", 60, 0)
 	for i := range 150 {
 		if _, err := st.setDisplay((i + 1) % 2); err != nil {
 			t.Fatal(err)
@@ -394,16 +396,7 @@ func TestStreamSwitchesWhileChanging(t *testing.T) {
 // is shown. The stream goes on with the primary one, instead of stopping
 // for the rest of the session with the last picture frozen.
 func TestStreamMonitorUnplugged(t *testing.T) {
-	display := xtest.StartXvfb(t, 1280, 480)
-	t.Setenv("DISPLAY", display)
-	xtest.SplitMonitors(t, display)
-	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "30")
-	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, allow: func(string) bool { return true }}
-	if _, err := st.setDisplay(1); err != nil {
-		t.Fatal(err)
-	}
-	frames, lost := streamServe(t, st)
-	waitFrames(t, frames, 0, 10*time.Second)
+	display, st, frames, lost := splitStream(t, "30", 30, 1)
 
 	unplug := exec.Command("xrandr", "--delmonitor", "R")
 	unplug.Env = append(os.Environ(), "DISPLAY="+display)
