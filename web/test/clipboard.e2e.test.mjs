@@ -14,15 +14,19 @@ import { openSession, ROOT, start, startBroker, startHost, startXvfb, stopAll, t
 
 after(stopAll);
 
-test('a user\u2019s computer without a clipboard program', { timeout: 120_000 }, async (t) => {
-  const display = await startXvfb(1280, 720);
-  const broker = await startBroker();
+/** A console page on broker that may read and write the clipboard. */
+async function clipboardPage(t, broker) {
   const browser = await launch({ viewport: { width: 1280, height: 800 } });
   t.after(() => browser.close());
   await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.url });
   const page = await browser.newPage();
-  const pageErrors = collectErrors(page);
-  const byId = (id) => page.getByTestId(id);
+  return { page, pageErrors: collectErrors(page), byId: (id) => page.getByTestId(id) };
+}
+
+test('a user\u2019s computer without a clipboard program', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const broker = await startBroker();
+  const { page, pageErrors, byId } = await clipboardPage(t, broker);
 
   // A PATH with what starting the host takes, and no xclip or xsel.
   const path = tempDir('tether-noclip-');
@@ -73,12 +77,7 @@ exec /usr/bin/xclip "$@"
   chmodSync(join(bin, 'xclip'), 0o755);
 
   const broker = await startBroker();
-  const browser = await launch({ viewport: { width: 1280, height: 800 } });
-  t.after(() => browser.close());
-  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.url });
-  const page = await browser.newPage();
-  const pageErrors = collectErrors(page);
-  const byId = (id) => page.getByTestId(id);
+  const { page, pageErrors, byId } = await clipboardPage(t, broker);
   const code = await openSession(page, broker, 'INC-20941');
   const host = startHost(broker, code, display, { env: { PATH: `${bin}:${process.env.PATH}` } });
   await host.ready;
