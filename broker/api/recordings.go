@@ -2,7 +2,6 @@ package api
 
 import (
 	"archive/zip"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -389,22 +388,27 @@ func writeUnreadable(w http.ResponseWriter, err error, otherwise string) {
 	writeError(w, http.StatusInternalServerError, "archive_unreadable", otherwise)
 }
 
+// recordingEvents returns the sealed lines of the event log: lines after
+// the last seal are not covered by the signature (anyone who can write the
+// recordings folder can append lines that chain), so the player does not
+// show them; verify names them.
 func (a *API) recordingEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	rec, dir, ok := a.recording(w, r, p)
 	if !ok {
 		return
 	}
 	m, _, err := record.ReadManifest(dir)
-	var data []byte
+	var part io.ReadSeekCloser
 	if err == nil {
-		data, err = a.cfg.Recorder.ReadPart(rec.Session, m, record.EventsFile)
+		part, err = a.cfg.Recorder.OpenPart(rec.Session, m, record.EventsFile)
 	}
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "read events", "session", rec.Session, "err", err)
 		writeUnreadable(w, err, "The archive's events cannot be read; run verify.")
 		return
 	}
-	events, err := record.ReadEvents(bytes.NewReader(data), maxPlayerEvents)
+	defer part.Close()
+	events, err := record.ReadEvents(part, maxPlayerEvents)
 	out := struct {
 		Events   []record.Event `json:"events"`
 		Complete bool           `json:"complete"`
@@ -420,7 +424,8 @@ func (a *API) recordingEvents(w http.ResponseWriter, r *http.Request, p *auth.Pr
 }
 
 // recordingPart serves one file the manifest lists (video with ranges, for
-// seeking). Only listed parts are served: nothing else in the directory.
+// seeking), up to its sealed length: only what the signature covers is
+// played. Only listed parts are served: nothing else in the directory.
 func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	_, dir, ok := a.recording(w, r, p)
 	if !ok {
@@ -437,12 +442,13 @@ func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		writeError(w, http.StatusNotFound, "not_found", "The part is missing from the archive; run verify.")
 		return
 	}
-	data, err := a.cfg.Recorder.ReadPart(r.PathValue("id"), m, name)
+	part, err := a.cfg.Recorder.OpenPart(r.PathValue("id"), m, name)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "read part", "part", name, "err", err)
 		writeUnreadable(w, err, "The part cannot be read; run verify.")
 		return
 	}
+	defer part.Close()
 	switch {
 	case strings.HasSuffix(name, ".webm"):
 		w.Header().Set("Content-Type", "video/webm")
@@ -452,7 +458,7 @@ func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		w.Header().Set("Content-Type", "application/octet-stream")
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
-	http.ServeContent(w, r, name, st.ModTime(), bytes.NewReader(data))
+	http.ServeContent(w, r, name, st.ModTime(), part)
 }
 
 // downloadRecording sends the whole archive as a zip, for offline

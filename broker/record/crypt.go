@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -131,34 +132,86 @@ func decryptPart(key []byte, name string, data []byte) ([]byte, error) {
 
 var errTorn = errors.New("the last record is incomplete")
 
-// ReadPart returns the content of a part of an archive, decrypted when the
-// archive is encrypted (key may be nil otherwise).
+// ReadPart returns the sealed content of a part of an archive, decrypted
+// when the archive is encrypted (key may be nil otherwise). See OpenPart.
 func ReadPart(dir string, m *Manifest, name string, key []byte) ([]byte, error) {
-	if !safeName(name) {
-		return nil, fmt.Errorf("invalid part name %q", name)
+	f, p, err := openSealed(dir, m, name)
+	if err != nil {
+		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, name))
+	defer f.Close()
+	if m.Encrypted && key == nil {
+		return nil, ErrNoKey
+	}
+	data, err := io.ReadAll(io.LimitReader(f, p.Size))
 	if err != nil || !m.Encrypted {
 		return data, err
 	}
-	if key == nil {
-		return nil, ErrNoKey
-	}
 	plain, err := decryptPart(key, name, data)
 	if errors.Is(err, errTorn) {
-		return plain, nil // what a crash left: the complete records
+		return plain, nil // a part cut short of its seal: its complete records (verify names it)
 	}
 	return plain, err
 }
 
-// OpenPart is ReadPart for callers that want a reader.
-func OpenPart(dir string, m *Manifest, name string, key []byte) (io.ReadSeeker, error) {
-	data, err := ReadPart(dir, m, name, key)
+// OpenPart returns the sealed content of a part, as ReadPart, for reading
+// in pieces: an unencrypted part is read from its file as it is asked
+// for, not whole (a video segment is up to 64 MiB, a log unbounded); an
+// encrypted one is decrypted into memory. Close it when done.
+//
+// Only the bytes the manifest seals are read: what is in the file after
+// them (what a stopped broker wrote after its last seal, or what someone
+// who can write the recordings folder appended) is not covered by the
+// signature, and is not played. A recording still being made reads up to
+// its last seal, a few seconds ago: the manifest is sealed again every
+// segment (4 s by default), and the player opens it first.
+func OpenPart(dir string, m *Manifest, name string, key []byte) (io.ReadSeekCloser, error) {
+	if m.Encrypted {
+		data, err := ReadPart(dir, m, name, key)
+		if err != nil {
+			return nil, err
+		}
+		return memPart{bytes.NewReader(data)}, nil
+	}
+	f, p, err := openSealed(dir, m, name)
 	if err != nil {
 		return nil, err
 	}
-	return bytes.NewReader(data), nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	// A file shorter than its seal (damaged) is served as far as it goes,
+	// so that the length served is the length read.
+	return filePart{io.NewSectionReader(f, 0, min(p.Size, st.Size())), f}, nil
 }
+
+// openSealed opens a part the manifest lists, and returns what it seals.
+func openSealed(dir string, m *Manifest, name string) (*os.File, Part, error) {
+	if !safeName(name) {
+		return nil, Part{}, fmt.Errorf("invalid part name %q", name)
+	}
+	i := slices.IndexFunc(m.Parts, func(p Part) bool { return p.Name == name })
+	if i < 0 {
+		return nil, Part{}, fmt.Errorf("%s is not a part of the archive: %w", name, os.ErrNotExist)
+	}
+	f, err := os.Open(filepath.Join(dir, name))
+	return f, m.Parts[i], err
+}
+
+// filePart reads the sealed bytes of a part from its file.
+type filePart struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (p filePart) Close() error { return p.f.Close() }
+
+// memPart is a decrypted part.
+type memPart struct{ *bytes.Reader }
+
+func (memPart) Close() error { return nil }
 
 // KeyCheck is what CheckEncryptionKey found in a recordings directory.
 type KeyCheck struct {

@@ -140,7 +140,7 @@ type ChainResult struct {
 // previous one, starting from the session's genesis.
 func CheckChain(r io.Reader, session string) ChainResult {
 	res := ChainResult{Head: genesis(session)}
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, maxEventLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -179,12 +179,15 @@ func CheckChain(r io.Reader, session string) ChainResult {
 
 // ReadEvents returns the events of a log, stopping at the first bad line.
 func ReadEvents(r io.Reader, limit int) ([]Event, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, maxEventLine)
 	var out []Event
 	for len(out) < limit {
 		line, err := br.ReadSlice('\n')
 		if err == io.EOF {
 			return out, nil
+		}
+		if err == bufio.ErrBufferFull {
+			return out, fmt.Errorf("event %d is longer than %d bytes", len(out)+1, maxEventLine)
 		}
 		if err != nil {
 			return out, fmt.Errorf("read events: %w", err)

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -124,22 +125,26 @@ func (r *Recorder) PublicKey() ed25519.PublicKey { return r.cfg.Key.Public().(ed
 // Dir is where archives are written.
 func (r *Recorder) Dir() string { return r.cfg.Dir }
 
-// ReadPart returns a part of a session's archive, decrypted if need be.
-func (r *Recorder) ReadPart(session string, m *Manifest, name string) ([]byte, error) {
+// OpenPart opens the sealed content of a part of a session's archive,
+// decrypted if need be (see OpenPart).
+func (r *Recorder) OpenPart(session string, m *Manifest, name string) (io.ReadSeekCloser, error) {
 	dir, err := r.ArchiveDir(session)
 	if err != nil {
 		return nil, err
 	}
-	return ReadPart(dir, m, name, r.cfg.EncryptionKey)
+	return OpenPart(dir, m, name, r.cfg.EncryptionKey)
 }
 
-// Verify checks a session's archive against this broker's keys.
+// Verify checks a session's archive against this broker's keys. The broker
+// never writes a decrypted copy into its own recordings, so a
+// decrypted.json found there is not trusted: the parts are checked against
+// the signed manifest only.
 func (r *Recorder) Verify(session string) (*Report, error) {
 	dir, err := r.ArchiveDir(session)
 	if err != nil {
 		return nil, err
 	}
-	return VerifyWith(dir, r.PublicKey(), r.cfg.EncryptionKey)
+	return verifyArchive(dir, r.PublicKey(), r.cfg.EncryptionKey, false)
 }
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -26,14 +27,22 @@ func (p Problem) String() string { return p.Part + ": " + p.Message }
 
 // Report is the result of verifying an archive.
 type Report struct {
-	Session    string    `json:"session"`
-	State      string    `json:"state"`
-	Signer     string    `json:"signer"` // fingerprint of the key that signed
-	PartsOK    int       `json:"parts_ok"`
-	EventLines int64     `json:"event_lines"`
-	Problems   []Problem `json:"problems"`
-	Warnings   []Problem `json:"warnings"`
-	TrustedKey bool      `json:"trusted_key"` // the signer is the key the caller trusts
+	Session    string `json:"session"`
+	State      string `json:"state"`
+	Signer     string `json:"signer"` // fingerprint of the key that signed
+	PartsOK    int    `json:"parts_ok"`
+	EventLines int64  `json:"event_lines"` // the sealed lines of the event log, whose chain was checked
+	// UnsealedLines and UnsealedBytes count what is in the archive past
+	// its last seal (lines of the event log; bytes of every part, and
+	// files the manifest does not list): the signature does not cover
+	// it, whether a stopped broker wrote it or someone else did, and the
+	// player does not show it. Only an archive that is not complete may
+	// hold any without a problem.
+	UnsealedLines int64     `json:"unsealed_event_lines,omitempty"`
+	UnsealedBytes int64     `json:"unsealed_bytes,omitempty"`
+	Problems      []Problem `json:"problems"`
+	Warnings      []Problem `json:"warnings"`
+	TrustedKey    bool      `json:"trusted_key"` // the signer is the key the caller trusts
 	// ChainUnchecked: the events are encrypted and no key was given, so
 	// their hash chain was not checked (their bytes' hashes were).
 	ChainUnchecked bool `json:"chain_unchecked,omitempty"`
@@ -64,7 +73,15 @@ func Verify(dir string, trusted ed25519.PublicKey) (*Report, error) {
 
 // VerifyWith is Verify for archives encrypted at rest: with encKey it also
 // checks the event chain inside; without it, signature and hashes only.
+// A decrypted copy (written by broker decrypt) is checked as one.
 func VerifyWith(dir string, trusted ed25519.PublicKey, encKey []byte) (*Report, error) {
+	return verifyArchive(dir, trusted, encKey, true)
+}
+
+// verifyArchive is VerifyWith; a decrypted copy is recognised only when
+// copies is true: decrypted.json is not signed, so only whoever made the
+// copy can rely on it.
+func verifyArchive(dir string, trusted ed25519.PublicKey, encKey []byte, copies bool) (*Report, error) {
 	r := &Report{}
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -99,7 +116,13 @@ func VerifyWith(dir string, trusted ed25519.PublicKey, encKey []byte) (*Report, 
 	}
 
 	listed := map[string]bool{ManifestFile: true, SignatureFile: true}
-	clear, err := readDecrypted(dir)
+	var clear map[string]DecryptedPart
+	if copies {
+		clear, err = readDecrypted(dir)
+	} else if _, serr := os.Lstat(filepath.Join(dir, DecryptedFile)); serr == nil {
+		listed[DecryptedFile] = true
+		r.problem(DecryptedFile, "the broker never writes a decrypted copy into its recordings: someone else put this file here, and the parts are checked against the signed manifest only")
+	}
 	switch {
 	case err != nil:
 		r.problem(DecryptedFile, "%v", err)
@@ -141,6 +164,9 @@ func VerifyWith(dir string, trusted ed25519.PublicKey, encKey []byte) (*Report, 
 		if m.State == StateComplete {
 			r.problem(e.Name(), "is not listed in the manifest (added after sealing)")
 		} else {
+			if info, err := e.Info(); err == nil {
+				r.UnsealedBytes += info.Size()
+			}
 			r.warn(e.Name(), "was not sealed before the recording stopped: not covered by the signature")
 		}
 	}
@@ -195,40 +221,73 @@ func verifyPart(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool 
 		r.problem(p.Name, "SHA-256 of the sealed %d bytes does not match the manifest: the content was changed", p.Size)
 		ok = false
 	}
-	if st.Size() > p.Size {
-		if m.State == StateComplete {
-			r.problem(p.Name, "has %d bytes after the sealed end: appended after sealing", st.Size()-p.Size)
-			ok = false
-		} else {
-			r.warn(p.Name, "%d bytes written after the last seal are not covered by the signature", st.Size()-p.Size)
-		}
-	}
+	after := ""
 	if p.Kind == KindEvents {
 		if m.Encrypted && encKey == nil {
 			r.warn(p.Name, "encrypted: its hash chain was not checked (give the encryption key to check it)")
 			r.ChainUnchecked = true
 		} else {
-			ok = verifyChain(r, dir, m, p, encKey) && ok
+			var chainOK bool
+			chainOK, after = verifyChain(r, dir, m, p, encKey)
+			ok = chainOK && ok
+		}
+	}
+	if extra := st.Size() - p.Size; extra > 0 {
+		r.UnsealedBytes += extra
+		if after == "" {
+			after = fmt.Sprintf("%d bytes", extra)
+		}
+		if m.State == StateComplete {
+			r.problem(p.Name, "has %s after the sealed end: appended after sealing", after)
+			ok = false
+		} else {
+			// Chained or not, lines there prove nothing: the chain is
+			// plain SHA-256, which anyone can extend.
+			r.warn(p.Name, "%s after the last seal: not covered by the signature, so not played (the broker's last seconds, or anyone's who could write to the recordings folder)", after)
 		}
 	}
 	return ok
 }
 
-func verifyChain(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool {
+// verifyChain checks the chain of the event log's sealed lines, and
+// describes the lines after them, if any ("" when there are none, or
+// they cannot be read).
+func verifyChain(r *Report, dir string, m *Manifest, p Part, encKey []byte) (bool, string) {
 	data, err := os.ReadFile(filepath.Join(dir, p.Name))
 	if err != nil {
 		r.problem(p.Name, "%v", err)
-		return false
+		return false, ""
 	}
+	sealed, rest := data[:min(p.Size, int64(len(data)))], []byte(nil)
 	if m.Encrypted && encKey != nil {
-		var derr error
-		data, derr = decryptPart(encKey, p.Name, data)
+		plain, derr := decryptPart(encKey, p.Name, sealed)
 		if derr != nil && !errors.Is(derr, errTorn) {
 			r.problem(p.Name, "%v", derr)
-			return false
+			return false, ""
 		}
+		// The records after the seal carry on its numbering: decrypt the
+		// whole log, as far as it opens, and take what follows the seal.
+		if len(data) > len(sealed) {
+			all, _ := decryptPart(encKey, p.Name, data)
+			rest = all[min(len(plain), len(all)):]
+		}
+		sealed = plain
+	} else {
+		rest = data[len(sealed):]
 	}
-	res := CheckChain(bytes.NewReader(data), m.Session)
+	res, ok := checkSealedChain(r, m, p, sealed)
+	if len(rest) == 0 {
+		return ok, ""
+	}
+	n, after := describeUnsealed(rest, res.Lines+1)
+	r.UnsealedLines += n
+	return ok, after
+}
+
+// checkSealedChain checks that plain, the sealed lines of the event log,
+// chains from the session's genesis to the head the manifest signs.
+func checkSealedChain(r *Report, m *Manifest, p Part, plain []byte) (ChainResult, bool) {
+	res := CheckChain(bytes.NewReader(plain), m.Session)
 	r.EventLines = res.Lines
 	ok := true
 	if res.Err != nil {
@@ -246,7 +305,73 @@ func verifyChain(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool
 	if res.Partial {
 		r.warn(p.Name, "ends in an incomplete line (written when the broker stopped)")
 	}
-	return ok
+	return res, ok
+}
+
+// describeUnsealed counts the event lines after the seal, and names them
+// by number and type so that whoever reads the report can tell which
+// lines of the log are not covered by the signature (a consent granted
+// there is not the broker's word).
+func describeUnsealed(rest []byte, first int64) (int64, string) {
+	const named = 10 // types named; any others are left at "…"
+	var n int64
+	var types []string
+	count := map[string]int{}
+	more := false
+	for {
+		line, after, found := bytes.Cut(rest, []byte("\n"))
+		if !found {
+			break
+		}
+		var e struct {
+			Type string `json:"type"`
+		}
+		typ := "not an event"
+		if json.Unmarshal(line, &e) == nil && e.Type != "" {
+			typ = strconv.Quote(truncate(e.Type, 40))
+		}
+		switch {
+		case count[typ] > 0:
+			count[typ]++
+		case len(types) < named:
+			types = append(types, typ)
+			count[typ]++
+		default:
+			more = true
+		}
+		n++
+		rest = after
+	}
+	for i, typ := range types {
+		if count[typ] > 1 {
+			types[i] = fmt.Sprintf("%s ×%d", typ, count[typ])
+		}
+	}
+	if more {
+		types = append(types, "…")
+	}
+	var out string
+	switch n {
+	case 0:
+	case 1:
+		out = fmt.Sprintf("1 event line (line %d: %s)", first, types[0])
+	default:
+		out = fmt.Sprintf("%d event lines (lines %d to %d: %s)", n, first, first+n-1, strings.Join(types, ", "))
+	}
+	if len(rest) > 0 {
+		if out != "" {
+			out += " and "
+		}
+		out += fmt.Sprintf("an incomplete line of %d bytes", len(rest))
+	}
+	return n, out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // readDecrypted returns the clear parts a decrypted copy lists, by name,
@@ -290,7 +415,13 @@ func verifyClearPart(r *Report, dir string, m *Manifest, p Part, clear map[strin
 		ok = false
 	}
 	if p.Kind == KindEvents {
-		ok = verifyChain(r, dir, m, p, nil) && ok
+		data, err := os.ReadFile(filepath.Join(dir, p.Name))
+		if err != nil {
+			r.problem(p.Name, "%v", err)
+			return false
+		}
+		_, chainOK := checkSealedChain(r, m, p, data)
+		ok = chainOK && ok
 		// A copy holds the sealed lines only: any more were added to it.
 		if r.EventLines > p.Lines {
 			r.problem(p.Name, "has %d chained lines, the manifest seals %d: lines were added after it was decrypted", r.EventLines, p.Lines)
@@ -328,10 +459,16 @@ func WriteReport(w io.Writer, dir string, r *Report) {
 	switch {
 	case r.OK() && r.Decrypted:
 		fmt.Fprintln(w, "verified (decrypted copy): signature and event chain are intact, and the other parts are as broker decrypt wrote them (only the encrypted archive proves they are the broker's)")
-	case r.OK() && r.ChainUnchecked:
-		fmt.Fprintln(w, "verified: signature and hashes are intact; the event chain was not checked (encrypted: pass -encryption-key)")
 	case r.OK():
-		fmt.Fprintln(w, "verified: signature, hashes and event chain are intact")
+		what := "signature, hashes and event chain are intact"
+		if r.ChainUnchecked {
+			what = "signature and hashes are intact; the event chain was not checked (encrypted: pass -encryption-key)"
+		}
+		if r.UnsealedLines > 0 || r.UnsealedBytes > 0 {
+			fmt.Fprintf(w, "verified up to the last seal: %s; what was written after it (see the warnings) is not covered by the signature\n", what)
+		} else {
+			fmt.Fprintf(w, "verified: %s\n", what)
+		}
 	default:
 		fmt.Fprintf(w, "NOT VERIFIED: %d problem(s)\n", len(r.Problems))
 	}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -1285,5 +1287,140 @@ func TestDiskFullEndIsWrittenLater(t *testing.T) {
 	at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(out["ended_at"]))
 	if reason := fmt.Sprint(out["end_reason"]); !strings.Contains(reason, "could not be recorded") || at.Sub(ended).Abs() > 5*time.Second {
 		t.Errorf("the session ended %v for %q; want about %v, because it could not be recorded", out["ended_at"], reason, ended)
+	}
+}
+
+// TestRecordingUnsealedLinesAreNotPlayed: a broker killed mid-session
+// leaves an incomplete archive. A consent.granted line appended to its
+// event log, chained to the last line as anyone who can write the
+// recordings folder can chain it, is not among the recording's events nor
+// in its served parts, and verify names it as not covered by the
+// signature. A range of a video segment is served from the sealed bytes.
+func TestRecordingUnsealedLinesAreNotPlayed(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	bin := xtest.Build(t, "./broker")
+	dataDir := t.TempDir()
+	bp := runBrokerProc(t, bin, dataDir)
+	_, sess, j, _ := bp.liveSession(t, ctx, display, "INC-FORGE")
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control: %v", err)
+	}
+	// Killed once a video segment is sealed (the pointer moving), for the
+	// range request.
+	live := newAPIClient(t, bp.url, bp.ca, bp.admin.APIKey)
+	for i := 0; ; i++ {
+		send(t, ctx, j, protocol.InputEvent{Kind: protocol.InputMove, X: 50 + i%500, Y: 50 + i%300})
+		time.Sleep(40 * time.Millisecond)
+		if i%25 != 0 {
+			continue
+		}
+		var rec recordingResp
+		live.call(t, "GET", "/api/v1/recordings/"+sess.ID, &rec)
+		if rec.Manifest != nil && slices.ContainsFunc(rec.Manifest.Parts, func(p record.Part) bool { return p.Kind == record.KindVideo }) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no video segment was sealed")
+		}
+	}
+	bp.cmd.Process.Signal(syscall.SIGKILL)
+	bp.cmd.Wait()
+
+	bp2 := runBrokerProc(t, bin, dataDir)
+	api := newAPIClient(t, bp2.url, bp2.ca, bp.admin.APIKey)
+	rec := waitRecording(t, api, sess.ID, record.StateIncomplete)
+	var sealed, video record.Part
+	for _, p := range rec.Manifest.Parts {
+		switch p.Kind {
+		case record.KindEvents:
+			sealed = p
+		case record.KindVideo:
+			video = p
+		}
+	}
+
+	// The forger's line, chained to the last line on disk.
+	path := filepath.Join(dataDir, "recordings", sess.ID, record.EventsFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := record.CheckChain(bytes.NewReader(data), sess.ID)
+	if chain.Err != nil || chain.Partial {
+		t.Fatalf("the event log left by the kill: %+v", chain)
+	}
+	forged, _ := json.Marshal(record.Event{Seq: chain.Lines + 1, T: 1500, At: rec.Manifest.StartedAt.Add(1500 * time.Millisecond),
+		Type: "consent.granted", Actor: "user", Detail: json.RawMessage(`{"granted":["view","control","files","shell"]}`), Prev: chain.Head})
+	os.WriteFile(path, append(append(data, forged...), '\n'), 0o600)
+	if c := record.CheckChain(bytes.NewReader(append(append(data, forged...), '\n')), sess.ID); c.Err != nil || c.Lines != chain.Lines+1 {
+		t.Fatalf("the forged line does not chain: %+v", c)
+	}
+
+	var evs struct {
+		Events []record.Event `json:"events"`
+	}
+	if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/events", &evs); code != 200 {
+		t.Fatalf("events: %d", code)
+	}
+	if int64(len(evs.Events)) != sealed.Lines {
+		t.Errorf("the player gets %d events; the manifest seals %d", len(evs.Events), sealed.Lines)
+	}
+	for _, e := range evs.Events {
+		if e.Seq > sealed.Lines {
+			t.Errorf("the player gets line %d (%s), past the seal", e.Seq, e.Type)
+		}
+	}
+	var raw []byte
+	if code := api.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/parts/"+record.EventsFile, &raw); code != 200 || int64(len(raw)) != sealed.Size {
+		t.Errorf("the event log part: %d, %d bytes; sealed %d", code, len(raw), sealed.Size)
+	}
+
+	// A range of the segment, and one that reaches past its end.
+	segment, _ := os.ReadFile(filepath.Join(dataDir, "recordings", sess.ID, video.Name))
+	for _, r := range []struct{ ask, want string }{
+		{"bytes=100-199", fmt.Sprintf("bytes 100-199/%d", video.Size)},
+		{fmt.Sprintf("bytes=%d-", video.Size-50), fmt.Sprintf("bytes %d-%d/%d", video.Size-50, video.Size-1, video.Size)},
+	} {
+		req, _ := http.NewRequest("GET", api.base+"/api/v1/recordings/"+sess.ID+"/parts/"+video.Name, nil)
+		req.Header.Set("Authorization", "Bearer "+api.key)
+		req.Header.Set("Range", r.ask)
+		resp, err := api.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var from, to int64
+		fmt.Sscanf(r.want, "bytes %d-%d/", &from, &to)
+		if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != r.want || !bytes.Equal(body, segment[from:to+1]) {
+			t.Errorf("range %s of %s: %d %q, %d bytes; want %s", r.ask, video.Name, resp.StatusCode, resp.Header.Get("Content-Range"), len(body), r.want)
+		}
+	}
+
+	var rep struct {
+		OK            bool             `json:"ok"`
+		EventLines    int64            `json:"event_lines"`
+		UnsealedLines int64            `json:"unsealed_event_lines"`
+		Problems      []record.Problem `json:"problems"`
+		Warnings      []record.Problem `json:"warnings"`
+	}
+	if code := api.call(t, "POST", "/api/v1/recordings/"+sess.ID+"/verify", &rep); code != 200 || !rep.OK {
+		t.Fatalf("verify: %d %+v", code, rep)
+	}
+	if rep.EventLines != sealed.Lines || rep.UnsealedLines < 1 {
+		t.Errorf("verify counts %d event lines and %d unsealed; want the %d sealed, and the forged one unsealed", rep.EventLines, rep.UnsealedLines, sealed.Lines)
+	}
+	// "line N: ..." or "lines M to N: ...", naming the types.
+	lineN := regexp.MustCompile(fmt.Sprintf(`\blines? (\d+ to )?%d:`, chain.Lines+1))
+	named := false
+	for _, w := range rep.Warnings {
+		named = named || w.Part == record.EventsFile && lineN.MatchString(w.Message) &&
+			strings.Contains(w.Message, `"consent.granted"`) && strings.Contains(w.Message, "not covered by the signature")
+	}
+	if !named {
+		t.Errorf("verify does not name the forged line %d as unsealed: %v", chain.Lines+1, rep.Warnings)
 	}
 }

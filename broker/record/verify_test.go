@@ -1,0 +1,291 @@
+package record
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-support/tether/internal/protocol"
+)
+
+// forgeEvent appends to an event log a line that chains to its last one,
+// as anyone who can write the recordings folder can: the chain is plain
+// SHA-256. It returns the line's number.
+func forgeEvent(t *testing.T, path, session, typ, detail string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := CheckChain(bytes.NewReader(data), session)
+	if res.Err != nil || res.Partial {
+		t.Fatalf("the log to forge on is not a clean chain: %+v", res)
+	}
+	line, _ := json.Marshal(Event{Seq: res.Lines + 1, At: time.Now().UTC(), Type: typ, Actor: "user", Detail: json.RawMessage(detail), Prev: res.Head})
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(path); CheckChain(bytes.NewReader(again), session).Lines != res.Lines+1 {
+		t.Fatal("the forged line does not chain")
+	}
+	return res.Lines + 1
+}
+
+// leftIncomplete records a session and leaves its archive as a broker that
+// stopped mid-session does once restarted: sealed, incomplete.
+func leftIncomplete(t *testing.T, key ed25519.PrivateKey) (*Recorder, string) {
+	t.Helper()
+	root := t.TempDir()
+	_, dir := recordSample(t, root, key)
+	// The manifest a broker leaves when it stops while recording.
+	m, _, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.State, m.EndedAt, m.Note = StateRecording, time.Time{}, ""
+	if err := writeManifest(dir, m, key); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Dir: root, Key: key, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := r.Recover(); err != nil || len(ms) != 1 || ms[0].State != StateIncomplete {
+		t.Fatalf("recover: %v %v", ms, err)
+	}
+	return r, dir
+}
+
+// TestForgedEventAfterSealIsNotPlayedNorVerified: a consent line appended
+// to an incomplete archive, chained correctly, is not read back as one of
+// the recording's events, and verify names it as not covered by the
+// signature rather than counting it among the verified lines.
+func TestForgedEventAfterSealIsNotPlayedNorVerified(t *testing.T) {
+	key := testKey(t)
+	r, dir := leftIncomplete(t, key)
+	m, _, _ := ReadManifest(dir)
+	var sealed Part
+	for _, p := range m.Parts {
+		if p.Kind == KindEvents {
+			sealed = p
+		}
+	}
+	forged := forgeEvent(t, filepath.Join(dir, EventsFile), m.Session, "consent.granted", `{"granted":["view","control","files"]}`)
+
+	data, err := ReadPart(dir, m, EventsFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(data)) != sealed.Size {
+		t.Errorf("read %d bytes of the event log; the manifest seals %d", len(data), sealed.Size)
+	}
+	events, err := ReadEvents(bytes.NewReader(data), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(events)) != sealed.Lines {
+		t.Errorf("read back %d events; the manifest seals %d", len(events), sealed.Lines)
+	}
+	for _, e := range events {
+		if e.Seq == forged {
+			t.Errorf("the forged line %d is read back as an event: %+v", forged, e)
+		}
+	}
+
+	rep, err := r.Verify(m.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("the sealed archive no longer verifies: %v", rep.Problems)
+	}
+	if rep.EventLines != sealed.Lines || rep.UnsealedLines != 1 {
+		t.Errorf("verify counts %d event lines and %d unsealed; want %d sealed and 1 unsealed", rep.EventLines, rep.UnsealedLines, sealed.Lines)
+	}
+	named := false
+	for _, w := range rep.Warnings {
+		named = named || w.Part == EventsFile && strings.Contains(w.Message, fmt.Sprintf("line %d", forged)) &&
+			strings.Contains(w.Message, `"consent.granted"`) && strings.Contains(w.Message, "not covered by the signature")
+	}
+	if !named {
+		t.Errorf("no warning names the unsealed line %d: %v", forged, rep.Warnings)
+	}
+	var out strings.Builder
+	WriteReport(&out, dir, rep)
+	if !strings.Contains(out.String(), "verified up to the last seal") {
+		t.Errorf("the report does not say only what was sealed is verified:\n%s", out.String())
+	}
+}
+
+// TestForgedEventAfterCompleteSealFails: on a complete archive a line
+// after the seal is a problem, named by its number.
+func TestForgedEventAfterCompleteSealFails(t *testing.T) {
+	key := testKey(t)
+	m, dir := recordSample(t, t.TempDir(), key)
+	forged := forgeEvent(t, filepath.Join(dir, EventsFile), m.Session, "consent.granted", `{"granted":["view"]}`)
+	rep, _ := Verify(dir, key.Public().(ed25519.PublicKey))
+	if rep.OK() || !strings.Contains(rep.Problems[0].String(), fmt.Sprintf("line %d", forged)) {
+		t.Errorf("a line appended to a complete archive: %v", rep.Problems)
+	}
+}
+
+// TestBrokerVerifyIgnoresDecryptedCopy: a decrypted copy put back into the
+// broker's recordings folder, with a segment changed and decrypted.json
+// made to match, does not pass the broker's own verify, which checks every
+// part against the signed manifest. broker verify on the copy itself still
+// takes it for what it is.
+func TestBrokerVerifyIgnoresDecryptedCopy(t *testing.T) {
+	key, enc := testKey(t), bytes.Repeat([]byte{7}, EncryptionKeySize)
+	root := t.TempDir()
+	r, err := New(Config{Dir: root, Key: key, EncryptionKey: enc, SegmentDuration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_swap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
+	var p packetizer
+	for i := range 40 {
+		for _, pkt := range p.packets(vp8Frame(i%30 == 0, 320, 240, 1800), uint32(i*3000)) {
+			s.VideoPacket(pkt)
+		}
+	}
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := r.Verify("s_swap"); !rep.OK() {
+		t.Fatalf("the archive does not verify as recorded: %v", rep.Problems)
+	}
+
+	clear := filepath.Join(t.TempDir(), "copy")
+	if _, err := Decrypt(s.Dir(), clear, enc); err != nil {
+		t.Fatal(err)
+	}
+	video := filepath.Join(clear, "video-0001.webm")
+	data, _ := os.ReadFile(video)
+	data[len(data)-10] ^= 1
+	os.WriteFile(video, data, 0o600)
+	var list Decrypted
+	raw, _ := os.ReadFile(filepath.Join(clear, DecryptedFile))
+	json.Unmarshal(raw, &list)
+	for i, p := range list.Parts {
+		if p.Name == "video-0001.webm" {
+			list.Parts[i].Size, list.Parts[i].SHA256, _ = fileHash(video)
+		}
+	}
+	raw, _ = json.Marshal(list)
+	os.WriteFile(filepath.Join(clear, DecryptedFile), raw, 0o600)
+	if rep, _ := VerifyWith(clear, key.Public().(ed25519.PublicKey), nil); !rep.OK() || !rep.Decrypted {
+		t.Fatalf("the altered copy should pass as a decrypted copy offline (decrypted.json is not signed): %v", rep.Problems)
+	}
+	entries, _ := os.ReadDir(clear)
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(clear, e.Name()))
+		os.WriteFile(filepath.Join(s.Dir(), e.Name()), data, 0o600)
+	}
+
+	rep, err := r.Verify("s_swap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Decrypted {
+		t.Fatalf("the broker's verify takes a decrypted.json in its own recordings: ok %v, decrypted %v, warnings %v", rep.OK(), rep.Decrypted, rep.Warnings)
+	}
+	named := map[string]bool{}
+	for _, p := range rep.Problems {
+		named[p.Part] = true
+	}
+	if !named[DecryptedFile] || !named["video-0001.webm"] {
+		t.Errorf("problems do not name %s and the changed segment: %v", DecryptedFile, rep.Problems)
+	}
+}
+
+// TestLongEventLineVerifies: an event line longer than 64 KiB (and within
+// the 256 KiB a line may have) is written, verified and read back.
+func TestLongEventLineVerifies(t *testing.T) {
+	key := testKey(t)
+	r, err := New(Config{Dir: t.TempDir(), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 150<<10)
+	s.Event("file.listed", "tech", []byte(`{"listing":"`+long+`"}`))
+	s.Input("lee", protocol.InputKey)
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Verify("s_long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("an intact archive with a 150 KiB event does not verify: %v", rep.Problems)
+	}
+	m, _, _ := ReadManifest(s.Dir())
+	data, err := ReadPart(s.Dir(), m, EventsFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := ReadEvents(bytes.NewReader(data), 1000)
+	found := false
+	for _, e := range events {
+		found = found || e.Type == "file.listed" && len(e.Detail) > 150<<10
+	}
+	if err != nil || !found || events[len(events)-1].Type != "recording.finished" {
+		t.Errorf("read back %d events, the long one found %v: %v", len(events), found, err)
+	}
+}
+
+// TestOpenPartServesTheSealedBytes: an unencrypted part opened for
+// serving reads, and seeks within, its sealed bytes only.
+func TestOpenPartServesTheSealedBytes(t *testing.T) {
+	key := testKey(t)
+	_, dir := leftIncomplete(t, key)
+	m, _, _ := ReadManifest(dir)
+	var shell Part
+	for _, p := range m.Parts {
+		if p.Kind == KindShell {
+			shell = p
+		}
+	}
+	path := filepath.Join(dir, shell.Name)
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("[9.5, \"o\", \"rm -rf / # typed by nobody\\r\\n\"]\n")
+	f.Close()
+	part, err := OpenPart(dir, m, shell.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer part.Close()
+	if end, err := part.Seek(0, io.SeekEnd); err != nil || end != shell.Size {
+		t.Errorf("the part ends at %d (%v); sealed %d", end, err, shell.Size)
+	}
+	part.Seek(shell.Size-10, io.SeekStart)
+	tail, _ := io.ReadAll(part)
+	want, _ := os.ReadFile(path)
+	if !bytes.Equal(tail, want[shell.Size-10:shell.Size]) {
+		t.Errorf("the last 10 sealed bytes read %q; want %q", tail, want[shell.Size-10:shell.Size])
+	}
+	if _, err := OpenPart(dir, m, "extra.cast", nil); err == nil {
+		t.Error("a file the manifest does not list was opened")
+	}
+}
