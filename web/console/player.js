@@ -662,10 +662,16 @@ export function mountPlayer(main, { id, navigate }) {
 
   function showVerify(r) {
     const ok = r.ok;
+    // Past the last seal (a broker that stopped, or someone who could
+    // write the folder) nothing is signed: "not altered" holds up to it.
+    const unsealed = r.unsealed_event_lines || r.unsealed_bytes;
+    const okTitle = unsealed
+      ? 'Verified up to its last seal; what follows is not signed and not played'
+      : 'Verified: this recording has not been altered';
     verifySlot.replaceChildren(h('div', { class: `verify-card ${ok ? 'is-ok' : 'is-bad'}`, role: 'status', 'data-ok': ok ? 'true' : 'false' },
       h('div', { class: 'verify-icon' }, icon(ok ? 'shieldCheck' : 'shieldX', 22)),
       h('div', { class: 'verify-body' },
-        h('div', { class: 'verify-title', text: ok ? 'Verified: this recording has not been altered' : `Not verified: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''} found` }),
+        h('div', { class: 'verify-title', text: ok ? okTitle : `Not verified: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''} found` }),
         h('div', { class: 'verify-meta', text: `Signed by ${r.signer || 'an unknown key'}${r.trusted_key ? ' (this broker\u2019s key)' : ''} · ${r.parts_ok} parts checked · ${r.event_lines} chained events` }),
         r.problems.length ? h('ul', { class: 'verify-list' }, r.problems.map((p) => h('li', {}, h('strong', { class: 'mono', text: p.part }), ` ${p.message}`))) : null,
         r.warnings.length ? h('ul', { class: 'verify-list verify-warnings' }, r.warnings.map((p) => h('li', {}, h('strong', { class: 'mono', text: p.part }), ` ${p.message}`))) : null)));

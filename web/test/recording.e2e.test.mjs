@@ -161,6 +161,7 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     // Verify from the console.
     await page.getByTestId('verify-recording').click();
     await page.waitForSelector('[data-testid="verify-result"] [data-ok="true"]');
+    assert.match(await page.getByTestId('verify-result').innerText(), /Verified: this recording has not been altered/);
     await page.screenshot({ path: join(ARTIFACTS, 'recording-verified.png') });
     // Download: a zip, audited.
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-recording').click()]);
