@@ -1,6 +1,7 @@
 // Package server assembles the broker: storage, certificates, the media
 // API, the session hub, the REST API and the embedded web UI, served as
-// HTTPS and WSS on one TCP port with WebRTC media on one UDP port.
+// HTTPS and WSS on one TCP port with WebRTC media on one UDP port, and on
+// the TCP port for peers whose network lets no UDP through.
 package server
 
 import (
@@ -154,7 +155,7 @@ type Broker struct {
 	recorder *record.Recorder
 	stop     context.CancelFunc // the broker's own goroutines
 	wg       sync.WaitGroup
-	ln       net.Listener
+	port     *sharedPort // HTTPS, and media over TCP
 	srv      *http.Server
 	url      string
 	caFile   string
@@ -228,10 +229,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.certs = certSrc
 
+	tcp, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	b.port = newSharedPort(tcp, log)
+
 	// Congestion control paces what is relayed to each viewer to what its
 	// link carries, and the relay asks the host for no more than the
 	// narrowest of them receives (the relay picks where each starts).
-	rtcCfg := rtc.Config{UDPPort: cfg.UDPPort, PlayoutDelay: true,
+	rtcCfg := rtc.Config{UDPPort: cfg.UDPPort, TCPListener: b.port.ice, PlayoutDelay: true,
 		CongestionControl: true, MinBitrate: 150_000, StartBitrate: 4_000_000, MaxBitrate: 50_000_000}
 	if cfg.PublicAddr != "" {
 		ip, err := rtc.ResolveIP(cfg.PublicAddr)
@@ -261,10 +268,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 
-	if b.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	port := b.ln.Addr().(*net.TCPAddr).Port
+	port := b.port.Addr().(*net.TCPAddr).Port
 	b.url = "https://" + net.JoinHostPort(public, strconv.Itoa(port))
 	if port == 443 {
 		b.url = "https://" + public
@@ -314,7 +318,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
-	log.Info("broker listening", "https", b.ln.Addr().String(), "udp", cfg.UDPPort, "data", cfg.DataDir, "recording", b.recorder != nil)
+	log.Info("broker listening", "https", b.port.Addr().String(), "udp", cfg.UDPPort, "data", cfg.DataDir, "recording", b.recorder != nil)
 	var bg context.Context
 	bg, b.stop = context.WithCancel(context.Background())
 	b.wg.Add(1)
@@ -388,7 +392,7 @@ func (b *Broker) CreatedAdmin() bool { return b.newAdmin }
 // connections close.
 func (b *Broker) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- b.srv.ServeTLS(b.ln, "", "") }()
+	go func() { errc <- b.srv.ServeTLS(b.port.https, "", "") }()
 	var err error
 	select {
 	case err = <-errc:
@@ -417,8 +421,8 @@ func (b *Broker) close() error {
 	if b.webhooks != nil { // after the hub, whose last session.ended it stores
 		errs = append(errs, b.webhooks.Close())
 	}
-	if b.ln != nil {
-		b.ln.Close()
+	if b.port != nil {
+		b.port.Close()
 	}
 	if b.rtcAPI != nil {
 		errs = append(errs, b.rtcAPI.Close())

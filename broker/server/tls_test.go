@@ -268,7 +268,7 @@ func TestSessionSaysWhetherHostNeedsCA(t *testing.T) {
 			caPEM, _ := os.ReadFile(ca)
 			pool.AppendCertsFromPEM(caPEM)
 			hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
-			base := "https://" + b.ln.Addr().String()
+			base := "https://" + b.port.Addr().String()
 			var admin struct {
 				APIKey string `json:"api_key"`
 			}

@@ -1,7 +1,8 @@
 // Package rtc holds the WebRTC setup shared by the broker, the host and the
 // viewer: one codec (VP8), the RTCP feedback and interceptors it needs, the
 // playout-delay extension that keeps browsers from buffering video, and the
-// ICE configuration (one muxed UDP port on the broker, loopback allowed).
+// ICE configuration (one muxed UDP port on the broker, ICE-TCP on its HTTPS
+// port for peers whose network drops UDP, loopback allowed).
 package rtc
 
 import (
@@ -79,6 +80,11 @@ type Config struct {
 	// port (the broker). Zero lets each PeerConnection pick its own ports
 	// (hosts and viewers).
 	UDPPort int
+	// TCPListener, with UDPPort, yields the ICE-TCP connections of peers
+	// whose network drops UDP (the broker's HTTPS port, shared): its port
+	// is announced as a passive TCP candidate next to the UDP ones, which
+	// ICE prefers wherever they pass. Closing the API closes it.
+	TCPListener net.Listener
 	// PublicIP is the address peers reach the media port by. When it is
 	// not one of this machine's (a broker behind 1:1 NAT, as cloud servers
 	// are), it is announced in place of the local address that reaches it.
@@ -101,7 +107,7 @@ type Config struct {
 // API is a configured pion API plus whatever sockets it owns.
 type API struct {
 	*webrtc.API
-	mux io.Closer
+	udpMux, tcpMux io.Closer
 
 	// mu makes one PeerConnection at a time, so that the estimator pion
 	// creates inside NewPeerConnection (from a factory of the API's) gets
@@ -110,12 +116,15 @@ type API struct {
 	sending Sending
 }
 
-// Close releases the shared UDP port, if any.
+// Close releases the shared UDP port and TCP listener, if any.
 func (a *API) Close() error {
-	if a.mux == nil {
-		return nil
+	var errs []error
+	for _, mux := range []io.Closer{a.udpMux, a.tcpMux} {
+		if mux != nil {
+			errs = append(errs, mux.Close())
+		}
 	}
-	return a.mux.Close()
+	return errors.Join(errs...)
 }
 
 // Sending tunes congestion control of the video a PeerConnection sends,
@@ -167,13 +176,17 @@ func NewAPI(cfg Config) (*API, error) {
 	}
 
 	se := webrtc.SettingEngine{}
-	if cfg.Logs != nil {
-		se.LoggerFactory = cfg.Logs
+	logs := cfg.Logs
+	if logs == nil {
+		logs = logging.NewDefaultLoggerFactory()
 	}
+	se.LoggerFactory = logs
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	// Hosts and viewers also connect to the broker's TCP candidate (active
+	// ICE-TCP), for when their network drops UDP.
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4})
 	if cfg.PublicIP != "" {
 		rules, err := announce(cfg.PublicIP)
 		if err != nil {
@@ -202,8 +215,30 @@ func NewAPI(cfg Config) (*API, error) {
 			return nil, fmt.Errorf("listen for media on UDP port %d: %w", cfg.UDPPort, err)
 		}
 		se.SetICEUDPMux(mux)
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-		a.mux = mux
+		a.udpMux = mux
+		networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+		if cfg.TCPListener != nil {
+			tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{
+				Listener: cfg.TCPListener,
+				Logger:   logs.NewLogger("ice"),
+				// Packets read ahead of the agent, so that a burst of video
+				// does not stop reading the socket.
+				ReadBufferSize: 64,
+				// As the UDP socket's: a keyframe burst fits, and a peer's
+				// slow link drops packets, as over UDP, instead of
+				// blocking the relay that writes to it.
+				WriteBufferSize: socketBuffer,
+			})
+			se.SetICETCPMux(tcpMux)
+			a.tcpMux = tcpMux
+			// Candidates on the interfaces the UDP port leaves out are no
+			// more reachable over TCP.
+			se.SetInterfaceFilter(usableInterface)
+			// The broker only listens: users' computers take no connections.
+			se.DisableActiveTCP(true)
+			networks = append(networks, webrtc.NetworkTypeTCP4)
+		}
+		se.SetNetworkTypes(networks)
 	} else {
 		n, err := newBufferedNet()
 		if err != nil {
