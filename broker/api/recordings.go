@@ -282,7 +282,7 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		writeFieldErrors(w, errs)
 		return
 	}
-	list, err := a.cfg.Store.SearchRecordings(r.Context(), f)
+	list, more, err := a.cfg.Store.SearchRecordings(r.Context(), f)
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "search recordings", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal_error", "Recordings could not be searched; try again.")
@@ -290,7 +290,8 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	}
 	out := struct {
 		Recordings []recordingJSON `json:"recordings"`
-	}{Recordings: []recordingJSON{}}
+		More       bool            `json:"more"` // more match than the limit: the oldest are left out
+	}{Recordings: []recordingJSON{}, More: more}
 	for _, rec := range list {
 		out.Recordings = append(out.Recordings, toRecordingJSON(rec))
 	}

@@ -139,8 +139,9 @@ func hostField(name string) string {
 	return `CASE WHEN json_valid(s.host_json) THEN json_extract(s.host_json, '$.` + name + `') END`
 }
 
-// SearchRecordings returns recordings matching f, newest first.
-func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) ([]*Recording, error) {
+// SearchRecordings returns recordings matching f, newest first, at most
+// f.Limit of them (100 by default), and whether more match.
+func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) (list []*Recording, more bool, err error) {
 	var where []string
 	var args []any
 	if f.User != 0 {
@@ -186,19 +187,21 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) ([]*Rec
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY r.started_at DESC LIMIT ?"
-	args = append(args, f.Limit)
+	args = append(args, f.Limit+1) // one more says whether there are more
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("search recordings: %w", err)
+		return nil, false, fmt.Errorf("search recordings: %w", err)
 	}
 	defer rows.Close()
-	var out []*Recording
 	for rows.Next() {
 		r, err := scanRecording(rows)
 		if err != nil {
-			return nil, fmt.Errorf("search recordings: %w", err)
+			return nil, false, fmt.Errorf("search recordings: %w", err)
 		}
-		out = append(out, r)
+		list = append(list, r)
 	}
-	return out, rows.Err()
+	if len(list) > f.Limit {
+		return list[:f.Limit], true, rows.Err()
+	}
+	return list, false, rows.Err()
 }

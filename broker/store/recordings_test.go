@@ -74,10 +74,14 @@ func TestSearchRecordings(t *testing.T) {
 		{"ben's own and invited", RecordingFilter{User: users["ben"].ID}, []string{"s3", "s1"}},
 		{"cy's own", RecordingFilter{User: users["cy"].ID}, []string{"s4"}},
 		{"limit", RecordingFilter{Limit: 1}, []string{"s4"}},
+		{"limit of all there are", RecordingFilter{Limit: 4}, []string{"s4", "s3", "s2", "s1"}},
 	} {
-		got, err := s.SearchRecordings(ctx, tc.f)
+		got, more, err := s.SearchRecordings(ctx, tc.f)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want := tc.name == "limit"; more != want {
+			t.Errorf("%s: more %v, want %v", tc.name, more, want)
 		}
 		var ids []string
 		for _, r := range got {

@@ -369,9 +369,10 @@ func TestSessionIsRecorded(t *testing.T) {
 
 	var list struct {
 		Recordings []recordingResp `json:"recordings"`
+		More       bool            `json:"more"`
 	}
-	if code := api.call(t, "GET", "/api/v1/recordings?ticket=REC-1&has=", &list); code != 200 || len(list.Recordings) != 1 {
-		t.Errorf("search: %d, %d recordings", code, len(list.Recordings))
+	if code := api.call(t, "GET", "/api/v1/recordings?ticket=REC-1&has=", &list); code != 200 || len(list.Recordings) != 1 || list.More {
+		t.Errorf("search: %d, %d recordings, more %v", code, len(list.Recordings), list.More)
 	}
 	var evs struct {
 		Events []record.Event `json:"events"`

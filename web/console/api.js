@@ -302,7 +302,8 @@ export async function sessionEvents(id) {
 
 /**
  * Searches recordings. filter: { ticket, technician, host, from, to (dates
- * YYYY-MM-DD), shell, files (booleans) }.
+ * YYYY-MM-DD), shell, files (booleans) }. Returns { recordings, more }:
+ * the newest hundred, and whether older ones match too.
  */
 export async function searchRecordings(filter = {}) {
   const q = new URLSearchParams();
@@ -312,7 +313,7 @@ export async function searchRecordings(filter = {}) {
   const has = ['shell', 'files'].filter((k) => filter[k]);
   if (has.length) q.set('has', has.join(','));
   const data = await request('GET', `/api/v1/recordings${q.size ? `?${q}` : ''}`);
-  return data?.recordings ?? [];
+  return { recordings: data?.recordings ?? [], more: !!data?.more };
 }
 
 /** A recording's summary and manifest; opening it is audited as a playback. */

@@ -131,9 +131,9 @@ export function mountRecordings(main, { navigate, user }) {
     const mine = ++seq;
     results.setAttribute('aria-busy', 'true');
     try {
-      const list = await api.searchRecordings({ ...f, from: dayStart(f.from, 0), to: dayStart(f.to, 1) });
+      const { recordings, more } = await api.searchRecordings({ ...f, from: dayStart(f.from, 0), to: dayStart(f.to, 1) });
       if (!alive || mine !== seq) return;
-      render(list);
+      render(recordings, more);
     } catch (err) {
       if (!alive || mine !== seq || err.status === 401) return;
       results.replaceChildren(h('div', { class: 'empty' },
@@ -146,8 +146,10 @@ export function mountRecordings(main, { navigate, user }) {
     }
   }
 
-  function render(list) {
-    count.textContent = `${list.length} ${list.length === 1 ? 'recording' : 'recordings'}`;
+  function render(list, more) {
+    count.textContent = more
+      ? `The newest ${list.length} recordings; older ones match too: narrow the dates or filters to find them`
+      : `${list.length} ${list.length === 1 ? 'recording' : 'recordings'}`;
     if (list.length === 0) {
       const any = Object.values(filter()).some(Boolean);
       results.replaceChildren(h('div', { class: 'empty', 'data-testid': 'recordings-empty' },
