@@ -113,18 +113,7 @@ func TestStreamPausedWhilePaced(t *testing.T) {
 	var paused atomic.Bool
 	// One change a second: the second click's change waits about a second.
 	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 1, allow: func(string) bool { return !paused.Load() }}
-	st.capt = c
-	st.keyframe.Store(true)
-	frames := receive(t, st, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		c.Close()
-	})
-	waitFrames(t, frames, 0, 10*time.Second)
+	frames := runStreamer(t, st, c, nil)
 	waitStill(t, frames)
 
 	click := func() {
@@ -149,6 +138,26 @@ func TestStreamPausedWhilePaced(t *testing.T) {
 	waitFrames(t, frames, before, 2*time.Second)
 }
 
+// runStreamer runs st on c, from a keyframe, until the test ends, and
+// waits for its first frame; it returns the count of frames a peer
+// received (stamps, if not nil, gets each one's arrival and RTP time).
+func runStreamer(t *testing.T, st *streamer, c capture.Capturer, stamps chan<- frameStamp) *atomic.Int64 {
+	t.Helper()
+	st.capt = c
+	st.keyframe.Store(true)
+	frames := receive(t, st, stamps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		c.Close()
+	})
+	waitFrames(t, frames, 0, 10*time.Second)
+	return frames
+}
+
 // frameStamp is when a frame's last packet arrived, and its RTP time.
 type frameStamp struct {
 	arrived time.Time
@@ -168,19 +177,8 @@ func TestStreamStampsFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, allow: func(string) bool { return true }}
-	st.capt = c
-	st.keyframe.Store(true)
 	stamps := make(chan frameStamp, 1000)
-	frames := receive(t, st, stamps)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- st.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		c.Close()
-	})
-	waitFrames(t, frames, 0, 10*time.Second)
+	frames := runStreamer(t, st, c, stamps)
 	for range 2 {
 		waitStill(t, frames)
 		time.Sleep(time.Second)

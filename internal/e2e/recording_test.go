@@ -854,21 +854,30 @@ func freeTCPPort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// killableSession starts a broker in a process of its own (to kill) on a
+// new data folder, and a session with a host on a display showing the
+// pattern, in which the technician took control. It returns the broker's
+// binary and data folder, to start it again on the same archives.
+func killableSession(t *testing.T, ctx context.Context, ticket string) (bin, dataDir string, bp *killableBroker, sess *client.SessionInfo, j *client.Joined) {
+	t.Helper()
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	bin, dataDir = xtest.Build(t, "./broker"), t.TempDir()
+	bp = runBrokerProc(t, bin, dataDir)
+	_, sess, j, _ = bp.liveSession(t, ctx, display, ticket)
+	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control: %v", err)
+	}
+	return bin, dataDir, bp, sess, j
+}
+
 // TestRecordingSurvivesKill kills the broker with SIGKILL mid-session:
 // after a restart the archive is marked incomplete, keeps the video sealed
 // before the kill, and verifies.
 func TestRecordingSurvivesKill(t *testing.T) {
-	display := xtest.StartXvfb(t, 640, 480)
-	xtest.StartPattern(t, display)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	bin := xtest.Build(t, "./broker")
-	dataDir := t.TempDir()
-	bp := runBrokerProc(t, bin, dataDir)
-	_, sess, j, _ := bp.liveSession(t, ctx, display, "INC-KILL")
-	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
-		t.Fatalf("take control: %v", err)
-	}
+	bin, dataDir, bp, sess, j := killableSession(t, ctx, "INC-KILL")
 	// Past two segment boundaries (4 s each), with the pointer moving.
 	start := time.Now()
 	for i := 0; time.Since(start) < 9*time.Second; i++ {
@@ -1298,17 +1307,9 @@ func TestDiskFullEndIsWrittenLater(t *testing.T) {
 // in its served parts, and verify names it as not covered by the
 // signature. A range of a video segment is served from the sealed bytes.
 func TestRecordingUnsealedLinesAreNotPlayed(t *testing.T) {
-	display := xtest.StartXvfb(t, 640, 480)
-	xtest.StartPattern(t, display)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	bin := xtest.Build(t, "./broker")
-	dataDir := t.TempDir()
-	bp := runBrokerProc(t, bin, dataDir)
-	_, sess, j, _ := bp.liveSession(t, ctx, display, "INC-FORGE")
-	if ok, _, err := j.TakeControl(ctx, true); err != nil || !ok {
-		t.Fatalf("take control: %v", err)
-	}
+	bin, dataDir, bp, sess, j := killableSession(t, ctx, "INC-FORGE")
 	// Killed once a video segment is sealed (the pointer moving), for the
 	// range request.
 	live := newAPIClient(t, bp.url, bp.ca, bp.admin.APIKey)
