@@ -68,15 +68,7 @@ func TestStreamStill(t *testing.T) {
 			}
 			waitStill(t, frames)
 
-			// A click toggles the witness window's colour. (xdotool: the
-			// injector's X connection outlives this test's server.)
-			click := func() {
-				t.Helper()
-				if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
-					t.Fatalf("xdotool: %v %s", err, out)
-				}
-				w.Wait(t, `^colour `, 5*time.Second)
-			}
+			click := func() { clickWitness(t, w) }
 			before = frames.Load()
 			click()
 			waitFrames(t, frames, before, 500*time.Millisecond)
@@ -116,13 +108,7 @@ func TestStreamPausedWhilePaced(t *testing.T) {
 	frames := runStreamer(t, st, c, nil)
 	waitStill(t, frames)
 
-	click := func() {
-		t.Helper()
-		if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
-			t.Fatalf("xdotool: %v %s", err, out)
-		}
-		w.Wait(t, `^colour `, 5*time.Second)
-	}
+	click := func() { clickWitness(t, w) }
 	before := frames.Load()
 	click()
 	waitFrames(t, frames, before, 500*time.Millisecond)
@@ -136,6 +122,17 @@ func TestStreamPausedWhilePaced(t *testing.T) {
 	}
 	paused.Store(false)
 	waitFrames(t, frames, before, 2*time.Second)
+}
+
+// clickWitness clicks the middle of a 320x240 screen, where the input
+// witness toggles its colour, and waits until it has. (xdotool: the
+// injector's X connection outlives a test's server.)
+func clickWitness(t *testing.T, w *xtest.Witness) {
+	t.Helper()
+	if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
+		t.Fatalf("xdotool: %v %s", err, out)
+	}
+	w.Wait(t, `^colour `, 5*time.Second)
 }
 
 // runStreamer runs st on c, from a keyframe, until the test ends, and
@@ -182,10 +179,7 @@ func TestStreamStampsFrames(t *testing.T) {
 	for range 2 {
 		waitStill(t, frames)
 		time.Sleep(time.Second)
-		if out, err := exec.Command("xdotool", "mousemove", "160", "120", "click", "1").CombinedOutput(); err != nil {
-			t.Fatalf("xdotool: %v %s", err, out)
-		}
-		w.Wait(t, `^colour `, 5*time.Second)
+		clickWitness(t, w)
 	}
 	waitStill(t, frames)
 	var prev *frameStamp
