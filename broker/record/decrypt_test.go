@@ -14,7 +14,8 @@ import (
 // TestDecryptedCopy: a decrypted copy of an encrypted archive reads in the
 // clear, as a directory or a zip, and verifies; a change to it is caught.
 func TestDecryptedCopy(t *testing.T) {
-	src, pub, enc := encryptedArchive(t, "s_dec")
+	r, src, enc := encryptedArchive(t, "s_dec")
+	pub := r.PublicKey()
 	out := t.TempDir()
 	copyDir := filepath.Join(out, "s_dec")
 	if _, err := Decrypt(src, copyDir, enc); err != nil {
@@ -83,7 +84,7 @@ func TestDecryptedCopy(t *testing.T) {
 // encrypted and an output that exists each get a reason, and nothing is
 // written.
 func TestDecryptRefuses(t *testing.T) {
-	src, _, enc := encryptedArchive(t, "s_ref")
+	_, src, enc := encryptedArchive(t, "s_ref")
 	out := t.TempDir()
 
 	dst := filepath.Join(out, "copy")

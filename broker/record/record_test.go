@@ -731,9 +731,9 @@ func TestUnwritableArchiveFails(t *testing.T) {
 }
 
 // encryptedArchive records a short session with an encryption key: a
-// consent, video and a shell. It returns the archive, the
-// broker's public key and the encryption key.
-func encryptedArchive(t *testing.T, session string) (string, ed25519.PublicKey, []byte) {
+// consent, video and a shell. It returns the recorder, the archive and
+// the encryption key.
+func encryptedArchive(t *testing.T, session string) (*Recorder, string, []byte) {
 	t.Helper()
 	key := testKey(t)
 	enc := bytes.Repeat([]byte{7}, EncryptionKeySize)
@@ -757,14 +757,15 @@ func encryptedArchive(t *testing.T, session string) (string, ed25519.PublicKey, 
 	if err := s.Finish("done"); err != nil {
 		t.Fatal(err)
 	}
-	return s.Dir(), key.Public().(ed25519.PublicKey), enc
+	return r, s.Dir(), enc
 }
 
 // TestEncryptedArchive: with a key, nothing readable is on disk, the
 // signature and hashes verify without the key, the chain with it, and the
 // parts read back through the key.
 func TestEncryptedArchive(t *testing.T) {
-	dir, pub, enc := encryptedArchive(t, "s_enc")
+	r, dir, enc := encryptedArchive(t, "s_enc")
+	pub := r.PublicKey()
 	for _, name := range []string{EventsFile, "shell-1.cast", "video-0001.webm"} {
 		data, _ := os.ReadFile(filepath.Join(dir, name))
 		for _, plain := range []string{"consent.granted", "whoami", "webm", "V_VP8"} {
@@ -838,7 +839,7 @@ func TestLoadEncryptionKey(t *testing.T) {
 // TestCheckEncryptionKey: the start-up check counts the encrypted archives
 // a broker cannot read, without its key or with another one.
 func TestCheckEncryptionKey(t *testing.T) {
-	dir, _, enc := encryptedArchive(t, "s_chk")
+	_, dir, enc := encryptedArchive(t, "s_chk")
 	root := filepath.Dir(dir)
 	for _, c := range []struct {
 		what string

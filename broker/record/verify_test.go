@@ -148,32 +148,13 @@ func TestForgedEventAfterCompleteSealFails(t *testing.T) {
 // part against the signed manifest. broker verify on the copy itself still
 // takes it for what it is.
 func TestBrokerVerifyIgnoresDecryptedCopy(t *testing.T) {
-	key, enc := testKey(t), bytes.Repeat([]byte{7}, EncryptionKeySize)
-	root := t.TempDir()
-	r, err := New(Config{Dir: root, Key: key, EncryptionKey: enc, SegmentDuration: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := r.Start(Info{Session: "s_swap"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
-	var p packetizer
-	for i := range 40 {
-		for _, pkt := range p.packets(vp8Frame(i%30 == 0, 320, 240, 1800), uint32(i*3000)) {
-			s.VideoPacket(pkt)
-		}
-	}
-	if err := s.Finish("done"); err != nil {
-		t.Fatal(err)
-	}
+	r, dir, enc := encryptedArchive(t, "s_swap")
 	if rep, _ := r.Verify("s_swap"); !rep.OK() {
 		t.Fatalf("the archive does not verify as recorded: %v", rep.Problems)
 	}
 
 	clear := filepath.Join(t.TempDir(), "copy")
-	if _, err := Decrypt(s.Dir(), clear, enc); err != nil {
+	if _, err := Decrypt(dir, clear, enc); err != nil {
 		t.Fatal(err)
 	}
 	video := filepath.Join(clear, "video-0001.webm")
@@ -190,13 +171,13 @@ func TestBrokerVerifyIgnoresDecryptedCopy(t *testing.T) {
 	}
 	raw, _ = json.Marshal(list)
 	os.WriteFile(filepath.Join(clear, DecryptedFile), raw, 0o600)
-	if rep, _ := VerifyWith(clear, key.Public().(ed25519.PublicKey), nil); !rep.OK() || !rep.Decrypted {
+	if rep, _ := VerifyWith(clear, r.PublicKey(), nil); !rep.OK() || !rep.Decrypted {
 		t.Fatalf("the altered copy should pass as a decrypted copy offline (decrypted.json is not signed): %v", rep.Problems)
 	}
 	entries, _ := os.ReadDir(clear)
 	for _, e := range entries {
 		data, _ := os.ReadFile(filepath.Join(clear, e.Name()))
-		os.WriteFile(filepath.Join(s.Dir(), e.Name()), data, 0o600)
+		os.WriteFile(filepath.Join(dir, e.Name()), data, 0o600)
 	}
 
 	rep, err := r.Verify("s_swap")
