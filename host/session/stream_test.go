@@ -37,21 +37,7 @@ func TestStreamStill(t *testing.T) {
 			}
 			var paused atomic.Bool
 			st := &streamer{log: log, maxFPS: 30, allow: func(string) bool { return !paused.Load() }}
-			st.capt = c
-			st.keyframe.Store(true)
-			frames := receive(t, st, nil)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- st.run(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("stream: %v", err)
-				}
-				c.Close()
-			})
-
-			waitFrames(t, frames, 0, 10*time.Second)
+			frames := runStreamer(t, st, c, nil)
 			waitStill(t, frames)
 			before := frames.Load()
 			time.Sleep(1500 * time.Millisecond)
@@ -148,7 +134,9 @@ func runStreamer(t *testing.T, st *streamer, c capture.Capturer, stamps chan<- f
 	go func() { done <- st.run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("stream: %v", err)
+		}
 		c.Close()
 	})
 	waitFrames(t, frames, 0, 10*time.Second)
