@@ -308,15 +308,14 @@ func checkSealedChain(r *Report, m *Manifest, p Part, plain []byte) (ChainResult
 	return res, ok
 }
 
-// describeUnsealed counts the event lines after the seal, and names them
-// by number and type so that whoever reads the report can tell which
-// lines of the log are not covered by the signature (a consent granted
-// there is not the broker's word).
+// describeUnsealed counts the event lines after the seal, and names their
+// numbers and (the first ten of) their types, so that whoever reads the
+// report can tell which lines of the log are not covered by the signature
+// (a consent granted there is not the broker's word).
 func describeUnsealed(rest []byte, first int64) (int64, string) {
 	const named = 10 // types named; any others are left at "…"
 	var n int64
 	var types []string
-	count := map[string]int{}
 	more := false
 	for {
 		line, after, found := bytes.Cut(rest, []byte("\n"))
@@ -331,21 +330,14 @@ func describeUnsealed(rest []byte, first int64) (int64, string) {
 			typ = strconv.Quote(truncate(e.Type, 40))
 		}
 		switch {
-		case count[typ] > 0:
-			count[typ]++
+		case slices.Contains(types, typ):
 		case len(types) < named:
 			types = append(types, typ)
-			count[typ]++
 		default:
 			more = true
 		}
 		n++
 		rest = after
-	}
-	for i, typ := range types {
-		if count[typ] > 1 {
-			types[i] = fmt.Sprintf("%s ×%d", typ, count[typ])
-		}
 	}
 	if more {
 		types = append(types, "…")

@@ -385,6 +385,8 @@ const PartSuffix = ".tether-part"
 // the file it points to.
 func openPart(part string) (*os.File, error) {
 	notPart := fmt.Errorf("%s is not a partial download (it is a link or a special file); remove it or choose another name", part)
+	// Looked at before opening, which would create the file a dangling
+	// link points to; and after, in case a link was put there meanwhile.
 	if st, err := os.Lstat(part); err == nil && !st.Mode().IsRegular() {
 		return nil, notPart
 	}
