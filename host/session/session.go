@@ -62,14 +62,6 @@ func toUser(reason string) string {
 	return reason
 }
 
-// The host pings the broker on signaling every pingEvery, and takes it for
-// gone once it has heard nothing, not even the answer to a ping, for
-// brokerSilence: as long as a lost media connection takes to fail.
-const (
-	pingEvery     = 5 * time.Second
-	brokerSilence = 30 * time.Second
-)
-
 // displayCheck is how often watchDisplay checks the display, and
 // displayMisses how many checks in a row must fail before it counts as
 // gone (one may fail while the X server is busy).
@@ -305,7 +297,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	// A broker that froze, or whose network went, leaves the connection
 	// open but silent: without pings the user would wait with a code for
 	// a technician who cannot come, for as long as TCP takes to notice.
-	sig.KeepAlive(pingEvery, brokerSilence)
+	sig.KeepAlive(dial.PingEvery, dial.BrokerSilence)
 	// The broker's messages are read from here on, so that waiting for
 	// them, even for a technician to enter the code, never keeps the host
 	// from hearing that the display went away.

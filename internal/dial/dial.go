@@ -161,6 +161,18 @@ type Conn struct {
 // NewConn wraps ws.
 func NewConn(ws *websocket.Conn) *Conn { return &Conn{ws: ws, closed: make(chan struct{})} }
 
+// Hosts and viewers ping the broker on signaling every PingEvery, and take
+// it for gone once they have heard nothing at all from it, not even the
+// answer to a ping, for BrokerSilence: as long as the media connection
+// takes to fail (internal/rtc). The media connection alone does not tell:
+// it is not there until the broker's offer comes (a host waiting with a
+// code has none), and a dead path to the broker's web port (a proxy on the
+// way) leaves it working.
+const (
+	PingEvery     = 5 * time.Second
+	BrokerSilence = 30 * time.Second
+)
+
 // KeepAlive pings the broker every interval until the connection closes,
 // and makes Read fail with an error that wraps os.ErrDeadlineExceeded once
 // nothing at all, not even the answer to a ping, has come for silence: a

@@ -31,17 +31,6 @@ var ErrEnded = errors.New("session ended")
 // the connection to the broker was lost.
 var ErrDisconnected = errors.New("disconnected")
 
-// The client pings the broker on signaling every pingEvery, and takes it
-// for gone once it has heard nothing at all from it, not even the answer
-// to a ping, for brokerSilence: as long as the media connection takes to
-// fail (internal/rtc). The media connection alone does not tell: it is
-// not there until the broker's offer comes, and a dead path to the
-// broker's web port (a proxy on the way) leaves it working.
-const (
-	pingEvery     = 5 * time.Second
-	brokerSilence = 30 * time.Second
-)
-
 // sessionEndedClose is the close reason a broker gives when the session
 // itself ended. Only brokers that do not yet say so in their ended
 // message (its Scope) are read by it.
@@ -88,7 +77,7 @@ func (c *Client) Join(ctx context.Context, id string) (*Joined, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig.KeepAlive(pingEvery, brokerSilence)
+	sig.KeepAlive(dial.PingEvery, dial.BrokerSilence)
 	j := &Joined{ID: id, sig: sig, log: c.cfg.Logger.With("session", id), changed: make(chan struct{}), done: make(chan struct{}), lastControl: map[string]protocol.ControlMessage{}}
 	ok := false
 	defer func() {
