@@ -68,7 +68,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	writeJSON(w, http.StatusOK, out)
 }
 
-var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,31}$`)
+var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,` + strconv.Itoa(auth.MaxUsernameLength-1) + `}$`)
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	var req struct {

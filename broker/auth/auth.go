@@ -206,8 +206,8 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// MaxUsernameLength is the longest username in bytes, as the API's
-// username pattern allows: a longer one could not sign in.
+// MaxUsernameLength is the longest username in bytes (the API's username
+// pattern follows it).
 const MaxUsernameLength = 32
 
 // CreateUser adds an account with a hashed password.

@@ -78,6 +78,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 	k = mustCall("POST", "/keys", admin, `{"name":"sue's reader","username":"sue","scopes":["sessions:read"]}`, 201)
 	principals = append(principals, principal{name: "sue's key", user: "sue", role: "supervisor", scopes: []string{"sessions:read"}, token: k["key"].(string)})
 
+	// A username is at most as long as a sign-in takes (auth.MaxUsernameLength).
+	mustCall("POST", "/users", admin, `{"username":"`+strings.Repeat("u", 32)+`","role":"technician"}`, 201)
+	mustCall("POST", "/users", admin, `{"username":"`+strings.Repeat("v", 33)+`","role":"technician"}`, 400)
+
 	// newSession makes a session owned by owner, for cells that change it.
 	newSession := func(owner string) string {
 		return mustCall("POST", "/sessions", admin, `{"ticket":{"id":"INC-1"},"technician":"`+owner+`"}`, 201)["id"].(string)
