@@ -26,6 +26,8 @@ func TestNothingPassesAfterEnd(t *testing.T) {
 	}
 	got := make(chan []byte, 16)
 	hostInput.OnMessage(func(m webrtc.DataChannelMessage) { got <- m.Data })
+	hostOpened := make(chan struct{})
+	hostInput.OnOpen(func() { close(hostOpened) })
 	connectHostPeer(t, s, host)
 
 	v, offer, err := s.AddViewer(ViewerOptions{CanControl: true, Name: "dana", ID: "u_1"})
@@ -82,6 +84,13 @@ func TestNothingPassesAfterEnd(t *testing.T) {
 		t.Fatal("no answer to taking control")
 	}
 
+	// Input for a host whose channel is not open yet is refused: on a
+	// busy machine the host's side can open after the technician's.
+	select {
+	case <-hostOpened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host's input channel did not open")
+	}
 	key, _ := protocol.InputEvent{Kind: protocol.InputKey, Code: "KeyA", Down: true}.MarshalBinary()
 	if err := input.Send(key); err != nil {
 		t.Fatal(err)
