@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -100,34 +101,89 @@ func (c *partCipher) seal(plain []byte) []byte {
 	return out
 }
 
-// decryptPart returns the plaintext of an encrypted part. A torn last
-// record (a crash mid-write) ends the plaintext with errTorn.
-func decryptPart(key []byte, name string, data []byte) ([]byte, error) {
+// recordLength reads the length in a record's 4-byte header, and checks
+// that a record can have it.
+func recordLength(head []byte, n uint64, name string) (int, error) {
+	size := int(binary.BigEndian.Uint32(head))
+	if size < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead || size > maxRecord+recordExtra-4 {
+		return 0, fmt.Errorf("record %d of %s has an impossible length %d", n+1, name, size)
+	}
+	return size, nil
+}
+
+// openRecord decrypts record n of part name (its bytes after the header)
+// into plain, whose memory it reuses.
+func openRecord(aead cipher.AEAD, name string, n uint64, rec, plain []byte) ([]byte, error) {
+	plain, err := aead.Open(plain[:0], rec[:chacha20poly1305.NonceSizeX], rec[chacha20poly1305.NonceSizeX:], recordAD(name, n))
+	if err != nil {
+		return nil, fmt.Errorf("record %d of %s does not decrypt: wrong key, or changed", n+1, name)
+	}
+	return plain, nil
+}
+
+// decrypter decrypts the records of encrypted parts, a record at a time,
+// reusing its memory from one record and one part to the next.
+type decrypter struct {
+	aead       cipher.AEAD
+	rec, plain []byte
+}
+
+func newDecrypter(key []byte) (*decrypter, error) {
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
 		return nil, err
 	}
-	var out []byte
-	for n := uint64(0); len(data) > 0; n++ {
-		if len(data) < 4 {
-			return out, errTorn
+	return &decrypter{aead: aead}, nil
+}
+
+// copy writes the plaintext of the encrypted part name, read from r, to w
+// and returns how many bytes it wrote. A torn last record (a crash
+// mid-write) ends it with errTorn, after the complete ones.
+func (d *decrypter) copy(name string, r io.Reader, w io.Writer) (int64, error) {
+	var head [4]byte
+	var written int64
+	for n := uint64(0); ; n++ {
+		if _, err := io.ReadFull(r, head[:]); err == io.EOF {
+			return written, nil
+		} else if err != nil {
+			return written, torn(err)
 		}
-		size := int(binary.BigEndian.Uint32(data))
-		if size < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead || size > maxRecord+recordExtra {
-			return out, fmt.Errorf("record %d of %s has an impossible length %d", n+1, name, size)
-		}
-		if len(data) < 4+size {
-			return out, errTorn
-		}
-		rec := data[4 : 4+size]
-		plain, err := aead.Open(nil, rec[:chacha20poly1305.NonceSizeX], rec[chacha20poly1305.NonceSizeX:], recordAD(name, n))
+		size, err := recordLength(head[:], n, name)
 		if err != nil {
-			return out, fmt.Errorf("record %d of %s does not decrypt: wrong key, or changed", n+1, name)
+			return written, err
 		}
-		out = append(out, plain...)
-		data = data[4+size:]
+		d.rec = slices.Grow(d.rec[:0], size)[:size]
+		if _, err := io.ReadFull(r, d.rec); err != nil {
+			return written, torn(err)
+		}
+		if d.plain, err = openRecord(d.aead, name, n, d.rec, d.plain); err != nil {
+			return written, err
+		}
+		if _, err := w.Write(d.plain); err != nil {
+			return written, err
+		}
+		written += int64(len(d.plain))
 	}
-	return out, nil
+}
+
+// torn names a read that ended inside a record.
+func torn(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errTorn
+	}
+	return err
+}
+
+// decryptPart returns the plaintext of an encrypted part held in memory.
+// A torn last record ends the plaintext with errTorn.
+func decryptPart(key []byte, name string, data []byte) ([]byte, error) {
+	d, err := newDecrypter(key)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	_, err = d.copy(name, bytes.NewReader(data), &out)
+	return out.Bytes(), err
 }
 
 var errTorn = errors.New("the last record is incomplete")
@@ -135,29 +191,18 @@ var errTorn = errors.New("the last record is incomplete")
 // ReadPart returns the sealed content of a part of an archive, decrypted
 // when the archive is encrypted (key may be nil otherwise). See OpenPart.
 func ReadPart(dir string, m *Manifest, name string, key []byte) ([]byte, error) {
-	f, p, err := openSealed(dir, m, name)
+	part, err := OpenPart(dir, m, name, key)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	if m.Encrypted && key == nil {
-		return nil, ErrNoKey
-	}
-	data, err := io.ReadAll(io.LimitReader(f, p.Size))
-	if err != nil || !m.Encrypted {
-		return data, err
-	}
-	plain, err := decryptPart(key, name, data)
-	if errors.Is(err, errTorn) {
-		return plain, nil // a part cut short of its seal: its complete records (verify names it)
-	}
-	return plain, err
+	defer part.Close()
+	return io.ReadAll(part)
 }
 
-// OpenPart returns the sealed content of a part, as ReadPart, for reading
-// in pieces: an unencrypted part is read from its file as it is asked
-// for, not whole (a video segment is up to 64 MiB, a log unbounded); an
-// encrypted one is decrypted into memory. Close it when done.
+// OpenPart returns the sealed content of a part, decrypted when the
+// archive is encrypted (key may be nil otherwise), for reading in pieces:
+// it is read from its file as it is asked for, never whole (a video
+// segment is up to 64 MiB, a log unbounded). Close it when done.
 //
 // Only the bytes the manifest seals are read: what is in the file after
 // them (what a stopped broker wrote after its last seal, or what someone
@@ -166,12 +211,8 @@ func ReadPart(dir string, m *Manifest, name string, key []byte) ([]byte, error) 
 // its last seal, a few seconds ago: the manifest is sealed again every
 // segment (4 s by default), and the player opens it first.
 func OpenPart(dir string, m *Manifest, name string, key []byte) (io.ReadSeekCloser, error) {
-	if m.Encrypted {
-		data, err := ReadPart(dir, m, name, key)
-		if err != nil {
-			return nil, err
-		}
-		return memPart{bytes.NewReader(data)}, nil
+	if m.Encrypted && key == nil {
+		return nil, ErrNoKey
 	}
 	f, p, err := openSealed(dir, m, name)
 	if err != nil {
@@ -184,7 +225,121 @@ func OpenPart(dir string, m *Manifest, name string, key []byte) (io.ReadSeekClos
 	}
 	// A file shorter than its seal (damaged) is served as far as it goes,
 	// so that the length served is the length read.
-	return filePart{io.NewSectionReader(f, 0, min(p.Size, st.Size())), f}, nil
+	sealed := io.NewSectionReader(f, 0, min(p.Size, st.Size()))
+	if !m.Encrypted {
+		return filePart{sealed, f}, nil
+	}
+	c, err := openCryptPart(sealed, key, name)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return filePart{c, f}, nil
+}
+
+// cryptPart reads the plaintext of an encrypted part a record at a time:
+// it lists where each record starts once (reading the 4-byte headers),
+// and decrypts a record only when a read reaches it, so that a part is
+// never held whole and a seek costs one record. A torn last record (a
+// crash mid-write) is left out: the complete ones are the part.
+type cryptPart struct {
+	r     *io.SectionReader // the encrypted part
+	aead  cipher.AEAD
+	name  string
+	at    []int64 // where record i starts in the part
+	start []int64 // where record i's plaintext starts; its last entry is the length
+	pos   int64
+	n     int    // the record in plain, or -1
+	plain []byte // its plaintext
+	rec   []byte
+}
+
+func openCryptPart(r *io.SectionReader, key []byte, name string) (*cryptPart, error) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	c := &cryptPart{r: r, aead: aead, name: name, start: []int64{0}, n: -1}
+	// The headers are read through a window of the part, not one read
+	// each: an event log is a record per line.
+	window := make([]byte, 64<<10)
+	var seen []byte // window's bytes from offset seenAt
+	var seenAt int64
+	for off := int64(0); off+4 <= r.Size(); {
+		if off+4 > seenAt+int64(len(seen)) {
+			k, err := r.ReadAt(window, off)
+			if k < 4 {
+				return nil, torn(err)
+			}
+			seen, seenAt = window[:k], off
+		}
+		size, err := recordLength(seen[off-seenAt:], uint64(len(c.at)), name)
+		if err != nil {
+			return nil, err
+		}
+		if off+4+int64(size) > r.Size() {
+			break // torn
+		}
+		c.at = append(c.at, off)
+		c.start = append(c.start, c.start[len(c.start)-1]+int64(size-chacha20poly1305.NonceSizeX-chacha20poly1305.Overhead))
+		off += 4 + int64(size)
+	}
+	// The first record tells at once whether the key opens the part.
+	if len(c.at) > 0 {
+		if err := c.load(0); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// load decrypts record i into c.plain.
+func (c *cryptPart) load(i int) error {
+	if c.n == i {
+		return nil
+	}
+	size := int(c.start[i+1]-c.start[i]) + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	c.rec = slices.Grow(c.rec[:0], size)[:size]
+	if _, err := c.r.ReadAt(c.rec, c.at[i]+4); err != nil {
+		return torn(err)
+	}
+	c.n = -1
+	plain, err := openRecord(c.aead, c.name, uint64(i), c.rec, c.plain)
+	if err != nil {
+		return err
+	}
+	c.plain, c.n = plain, i
+	return nil
+}
+
+func (c *cryptPart) size() int64 { return c.start[len(c.start)-1] }
+
+func (c *cryptPart) Read(p []byte) (int, error) {
+	if c.pos >= c.size() {
+		return 0, io.EOF
+	}
+	// The record holding c.pos: the first one ending after it.
+	i := sort.Search(len(c.at), func(i int) bool { return c.start[i+1] > c.pos })
+	if err := c.load(i); err != nil {
+		return 0, err
+	}
+	n := copy(p, c.plain[c.pos-c.start[i]:])
+	c.pos += int64(n)
+	return n, nil
+}
+
+func (c *cryptPart) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += c.pos
+	case io.SeekEnd:
+		offset += c.size()
+	}
+	if offset < 0 {
+		return 0, errors.New("seek before the start of the part")
+	}
+	c.pos = offset
+	return offset, nil
 }
 
 // openSealed opens a part the manifest lists, and returns what it seals.
@@ -200,18 +355,13 @@ func openSealed(dir string, m *Manifest, name string) (*os.File, Part, error) {
 	return f, m.Parts[i], err
 }
 
-// filePart reads the sealed bytes of a part from its file.
+// filePart reads the sealed content of a part from its file.
 type filePart struct {
-	*io.SectionReader
+	io.ReadSeeker
 	f *os.File
 }
 
 func (p filePart) Close() error { return p.f.Close() }
-
-// memPart is a decrypted part.
-type memPart struct{ *bytes.Reader }
-
-func (memPart) Close() error { return nil }
 
 // KeyCheck is what CheckEncryptionKey found in a recordings directory.
 type KeyCheck struct {

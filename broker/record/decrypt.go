@@ -3,7 +3,6 @@ package record
 import (
 	"archive/zip"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -104,36 +103,48 @@ func Decrypt(src, dst string, key []byte) (*Report, error) {
 
 	// Every part listed is decrypted up to its seal: what a stopped broker
 	// wrote after it is not covered by the signature, and is left out.
+	// Parts are decrypted as they are written, a record at a time: an
+	// archive of hours of video never has to fit in memory.
 	out := &Decrypted{Note: decryptedNote, DecryptedAt: time.Now().UTC()}
-	files := []clearFile{{name: ManifestFile, data: raw, from: filepath.Join(dir, ManifestFile)}}
 	sig, err := os.ReadFile(filepath.Join(dir, SignatureFile))
 	if err != nil {
 		return rep, err
 	}
-	files = append(files, clearFile{name: SignatureFile, data: sig, from: filepath.Join(dir, SignatureFile)})
+	files := []clearFile{
+		{name: ManifestFile, from: filepath.Join(dir, ManifestFile), write: writeBytes(raw)},
+		{name: SignatureFile, from: filepath.Join(dir, SignatureFile), write: writeBytes(sig)},
+	}
+	d, err := newDecrypter(key)
+	if err != nil {
+		return rep, err
+	}
 	for _, p := range m.Parts {
 		path := filepath.Join(dir, p.Name)
-		f, err := os.Open(path)
-		if err != nil {
-			return rep, err
-		}
-		data := make([]byte, p.Size)
-		_, err = io.ReadFull(f, data)
-		f.Close()
-		if err != nil {
-			return rep, fmt.Errorf("read %s: %w", p.Name, err)
-		}
-		plain, err := decryptPart(key, p.Name, data)
-		if err != nil {
-			rep.problem(p.Name, "%v", err)
-			return rep, ErrNotIntact
-		}
-		sum := sha256.Sum256(plain)
-		out.Parts = append(out.Parts, DecryptedPart{Name: p.Name, Size: int64(len(plain)), SHA256: hex.EncodeToString(sum[:])})
-		files = append(files, clearFile{name: p.Name, data: plain, from: path})
+		files = append(files, clearFile{name: p.Name, from: path, write: func(w io.Writer) error {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			h, sink := sha256.New(), &watchedWriter{w: w}
+			n, err := d.copy(p.Name, io.LimitReader(f, p.Size), io.MultiWriter(sink, h))
+			switch {
+			case sink.err != nil:
+				return sink.err // the copy could not be written: the archive is not to blame
+			case err != nil:
+				rep.problem(p.Name, "%v", err)
+				return ErrNotIntact
+			}
+			out.Parts = append(out.Parts, DecryptedPart{Name: p.Name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+			return nil
+		}})
 	}
-	list, _ := json.MarshalIndent(out, "", "  ")
-	files = append(files, clearFile{name: DecryptedFile, data: append(list, '\n')})
+	// Written last: it lists what the parts decrypted to.
+	files = append(files, clearFile{name: DecryptedFile, write: func(w io.Writer) error {
+		list, _ := json.MarshalIndent(out, "", "  ")
+		_, err := w.Write(append(list, '\n'))
+		return err
+	}})
 	if strings.HasSuffix(strings.ToLower(dst), ".zip") {
 		err = writeClearZip(dst, m.Session, files)
 	} else {
@@ -148,11 +159,32 @@ func outputExists(dst string) error {
 }
 
 // clearFile is one file of a decrypted copy, dated like the part it comes
-// from (from), or now.
+// from (from), or now; write writes its content.
 type clearFile struct {
-	name string
-	data []byte
-	from string
+	name  string
+	from  string
+	write func(io.Writer) error
+}
+
+func writeBytes(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}
+}
+
+// watchedWriter keeps the error of the first write to w that failed.
+type watchedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (w *watchedWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
 
 func (f clearFile) modTime() time.Time {
@@ -189,15 +221,15 @@ func firstRecordOpens(path, name string, key []byte) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	var size [4]byte
-	if _, err := io.ReadFull(f, size[:]); err != nil {
+	var head [4]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil {
 		return true, nil
 	}
-	n := int(binary.BigEndian.Uint32(size[:]))
-	if n < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead || n > maxRecord+recordExtra {
-		return false, fmt.Errorf("record 1 of %s has an impossible length %d", name, n)
+	size, err := recordLength(head[:], 0, name)
+	if err != nil {
+		return false, err
 	}
-	rec := make([]byte, n)
+	rec := make([]byte, size)
 	if _, err := io.ReadFull(f, rec); err != nil {
 		return true, nil
 	}
@@ -205,7 +237,7 @@ func firstRecordOpens(path, name string, key []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = aead.Open(nil, rec[:chacha20poly1305.NonceSizeX], rec[chacha20poly1305.NonceSizeX:], recordAD(name, 0))
+	_, err = openRecord(aead, name, 0, rec, nil)
 	return err == nil, nil
 }
 
@@ -225,13 +257,25 @@ func writeClearDir(dst string, files []clearFile) (err error) {
 	}()
 	for _, f := range files {
 		path := filepath.Join(dst, f.name)
-		if err := os.WriteFile(path, f.data, 0o600); err != nil {
+		if err := writeClearFile(path, f); err != nil {
 			return err
 		}
 		t := f.modTime()
 		os.Chtimes(path, t, t)
 	}
 	return nil
+}
+
+func writeClearFile(path string, f clearFile) error {
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.write(out); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // writeClearZip writes a decrypted copy as a zip shaped like the console's
@@ -261,7 +305,7 @@ func writeClearZip(dst, session string, files []clearFile) (err error) {
 		if err != nil {
 			return err
 		}
-		if _, err := w.Write(f.data); err != nil {
+		if err := f.write(w); err != nil {
 			return err
 		}
 	}

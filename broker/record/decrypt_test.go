@@ -80,6 +80,30 @@ func TestDecryptedCopy(t *testing.T) {
 	}
 }
 
+// TestDecryptInPieces: a long archive is decrypted a record at a time,
+// never whole in memory, to a directory and to a zip.
+func TestDecryptInPieces(t *testing.T) {
+	_, src, enc := encryptedArchiveOf(t, "s_long", 200<<10)
+	var parts int64
+	m, _, err := ReadManifest(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Parts {
+		parts += p.Size
+	}
+	for _, name := range []string{"copy", "copy.zip"} {
+		dst := filepath.Join(t.TempDir(), name)
+		alloc := allocated(func() { _, err = Decrypt(src, dst, enc) })
+		if err != nil {
+			t.Fatalf("decrypt to %s: %v", name, err)
+		}
+		if alloc > uint64(parts)/2 {
+			t.Errorf("decrypting %d bytes of parts to %s allocated %d bytes: they were held in memory", parts, name, alloc)
+		}
+	}
+}
+
 // TestDecryptRefuses: the wrong key, a damaged archive, one that is not
 // encrypted and an output that exists each get a reason, and nothing is
 // written.

@@ -735,6 +735,13 @@ func TestUnwritableArchiveFails(t *testing.T) {
 // the encryption key.
 func encryptedArchive(t *testing.T, session string) (*Recorder, string, []byte) {
 	t.Helper()
+	return encryptedArchiveOf(t, session, 1800)
+}
+
+// encryptedArchiveOf records as encryptedArchive does, with video frames
+// of frameBytes each (40 frames, 30 a second).
+func encryptedArchiveOf(t *testing.T, session string, frameBytes int) (*Recorder, string, []byte) {
+	t.Helper()
 	key := testKey(t)
 	enc := bytes.Repeat([]byte{7}, EncryptionKeySize)
 	r, err := New(Config{Dir: t.TempDir(), Key: key, EncryptionKey: enc, SegmentDuration: time.Second})
@@ -748,7 +755,7 @@ func encryptedArchive(t *testing.T, session string) (*Recorder, string, []byte) 
 	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
 	var p packetizer
 	for i := range 40 {
-		for _, pkt := range p.packets(vp8Frame(i%30 == 0, 320, 240, 1800), uint32(i*3000)) {
+		for _, pkt := range p.packets(vp8Frame(i%30 == 0, 320, 240, frameBytes), uint32(i*3000)) {
 			s.VideoPacket(pkt)
 		}
 	}
