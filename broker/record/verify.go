@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Problem is one thing wrong with an archive, named by the part it is in.
@@ -50,6 +51,8 @@ type Report struct {
 	// the event log are checked against decrypted.json, not the signature.
 	Decrypted   bool   `json:"decrypted,omitempty"`
 	ManifestRaw []byte `json:"-"`
+
+	sigMismatch bool // the signature read does not match the manifest read
 }
 
 // OK reports whether nothing is wrong.
@@ -78,10 +81,34 @@ func VerifyWith(dir string, trusted ed25519.PublicKey, encKey []byte) (*Report, 
 	return verifyArchive(dir, trusted, encKey, true)
 }
 
+// resealPause is how long verify gives a recording being sealed again to
+// put its new manifest in place (see verifyArchive): the two files are
+// renamed one after the other.
+const resealPause = 50 * time.Millisecond
+
 // verifyArchive is VerifyWith; a decrypted copy is recognised only when
 // copies is true: decrypted.json is not signed, so only whoever made the
 // copy can rely on it.
+//
+// A recording still being made is sealed again every segment: its new
+// signature is renamed into place, then its new manifest. A verify that
+// read the manifest just before and the signature just after finds them
+// apart; it looks again once the manifest has moved on, instead of
+// reporting an archive altered.
 func verifyArchive(dir string, trusted ed25519.PublicKey, encKey []byte, copies bool) (*Report, error) {
+	for tries := 1; ; tries++ {
+		r, err := verifyOnce(dir, trusted, encKey, copies)
+		if err != nil || !r.sigMismatch || r.State != StateRecording || tries == 3 {
+			return r, err
+		}
+		time.Sleep(resealPause)
+		if _, raw, err := ReadManifest(dir); err != nil || bytes.Equal(raw, r.ManifestRaw) {
+			return r, nil
+		}
+	}
+}
+
+func verifyOnce(dir string, trusted ed25519.PublicKey, encKey []byte, copies bool) (*Report, error) {
 	r := &Report{}
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -199,6 +226,7 @@ func verifySignature(r *Report, dir string, m *Manifest, raw []byte, trusted ed2
 		return
 	}
 	if !ed25519.Verify(key, raw, sig) {
+		r.sigMismatch = true
 		r.problem(ManifestFile, "signature does not match: the manifest or its signature was changed")
 	}
 }

@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -233,6 +234,50 @@ func TestLongEventLineVerifies(t *testing.T) {
 	}
 	if err != nil || !found || events[len(events)-1].Type != "recording.finished" {
 		t.Errorf("read back %d events, the long one found %v: %v", len(events), found, err)
+	}
+}
+
+// TestVerifyWhileSealedAgain: a verify that reads a live recording's
+// manifest just before it is sealed again, and the new signature, which
+// is renamed into place first, does not call the archive altered.
+func TestVerifyWhileSealedAgain(t *testing.T) {
+	key := testKey(t)
+	r, err := New(Config{Dir: t.TempDir(), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Finish("done")
+	m, _, err := ReadManifest(s.Dir())
+	if err != nil || m.State != StateRecording {
+		t.Fatalf("a live recording's manifest: %v %+v", err, m)
+	}
+	// The next seal, written aside, then put in place as writeManifest
+	// does: the signature first, the manifest a moment later.
+	next := t.TempDir()
+	m.SealedAt = m.SealedAt.Add(time.Second)
+	if err := writeManifest(next, m, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(next, SignatureFile), filepath.Join(s.Dir(), SignatureFile)); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(resealPause / 5)
+		os.Rename(filepath.Join(next, ManifestFile), filepath.Join(s.Dir(), ManifestFile))
+	}()
+	rep, err := r.Verify("s_live")
+	if err != nil || !rep.OK() {
+		t.Fatalf("a recording verified as it was sealed again: %v %v", err, rep.Problems)
+	}
+
+	// A signature that stays apart from its manifest is reported.
+	os.WriteFile(filepath.Join(s.Dir(), SignatureFile), []byte(base64.StdEncoding.EncodeToString(make([]byte, 64))+"\n"), 0o600)
+	if rep, _ := r.Verify("s_live"); rep.OK() {
+		t.Error("a live recording whose signature does not match its manifest verified")
 	}
 }
 
