@@ -1,0 +1,28 @@
+// The sign-in page in a narrow window: it names the product as it does in a
+// wide one. (Below 1100 px the console's sidebar shows the mark alone; the
+// sign-in page has no sidebar.) A real broker and headless Chromium.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { collectErrors, launch } from './browser.mjs';
+import { startBroker, stopAll } from './procs.mjs';
+
+after(stopAll);
+
+test('the sign-in page names the product at 1366, 1000 and 900 px wide', { timeout: 60_000 }, async (t) => {
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1366, height: 768 } });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(broker.url + '/');
+  await page.getByTestId('login-username').waitFor();
+  errors.length = 0; // the console's first look for a login answers 401
+  for (const [width, height] of [[1366, 768], [1000, 800], [900, 700]]) {
+    await page.setViewportSize({ width, height });
+    const name = page.locator('.login-brand .brand-name');
+    assert.equal(await name.isVisible(), true, `at ${width} px the sign-in page shows the logo without the product's name`);
+    assert.equal(await name.textContent(), 'Tether');
+  }
+  assert.deepEqual(errors.map(String), []);
+});
