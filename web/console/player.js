@@ -11,7 +11,7 @@ import * as api from './api.js';
 import { listPerms, ourWords, terminalName } from './permissions.js';
 import { recordingBadge, sizeText } from './recordings.js';
 import { RecordedScreen } from './screen.js';
-import { formatDateTime, formatDuration, h, icon, toast } from './ui.js';
+import { describeHost, formatDateTime, formatDuration, h, icon, toast } from './ui.js';
 
 const SPEEDS = [1, 2, 4, 8];
 const INPUT_BUCKETS = 400; // input bars on the timeline, at most
@@ -102,7 +102,7 @@ export function summary(e) {
     case 'shell.command': return `$ ${d.command || ''}`;
     case 'session.ended': return d.reason || '';
     case 'session.created': return d.technician && d.technician !== e.actor ? `By ${e.actor} for ${d.technician}` : `By ${e.actor}`;
-    case 'host.connected': return [d.hostname, d.os].filter(Boolean).join(' · ');
+    case 'host.connected': return describeHost(d);
     case 'viewer.joined': return `As ${d.role || 'technician'}`;
     case 'viewer.disconnected': return `${d.user || ''}: ${d.reason || ''}`;
     case 'display.selected': return `Display ${Number(d.display) + 1}`;

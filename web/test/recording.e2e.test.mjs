@@ -10,6 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
 import { api, bin, openSession, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
@@ -98,6 +99,8 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     await page.waitForFunction(() => window.tether.player?.ready === true || window.tether.player?.error, null, { timeout: 15_000 })
       .catch(async (err) => { throw new Error(`${err.message}: at ${page.url()}, player ${JSON.stringify(await page.evaluate(() => window.tether.player))}, errors ${errors.join(" / ")}`); });
     assert.equal(await page.evaluate(() => window.tether.player.error), '');
+    // The user's computer is named as the live session and the lists name it.
+    assert.equal(await page.locator('[data-testid="event-row"][data-type="host.connected"] .event-summary').textContent(), `${hostname()} \u00b7 Linux`);
     // At 0:00, the picture or "No video here", not both.
     const shown = async () => [await page.getByTestId('player-video').isVisible(), await page.getByTestId('player-novideo').isVisible()];
     await page.waitForTimeout(500); // the first segment loads
