@@ -283,6 +283,14 @@ func openCryptPart(r *io.SectionReader, key []byte, name string) (*cryptPart, er
 		c.at = append(c.at, off)
 		c.start = append(c.start, c.start[len(c.start)-1]+int64(size-chacha20poly1305.NonceSizeX-chacha20poly1305.Overhead))
 		off += 4 + int64(size)
+		// No read ever reaches a record with nothing in it: it is
+		// checked now, so that a forged one fails here as it would
+		// in a whole read.
+		if i := len(c.at) - 1; c.start[i] == c.start[i+1] {
+			if err := c.load(i); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The first record tells at once whether the key opens the part.
 	if len(c.at) > 0 {

@@ -2,6 +2,8 @@ package record
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -41,6 +43,46 @@ func FuzzDecryptPart(f *testing.F) {
 		plain, err := decryptPart(key, EventsFile, data)
 		if err == nil && len(plain) > len(data) {
 			t.Fatalf("%d plaintext bytes from %d", len(plain), len(data))
+		}
+	})
+}
+
+// FuzzEncryptedPartReads: an encrypted part read a record at a time, from
+// anywhere it seeks to, reads what decrypting it whole gives, and fails
+// where that fails.
+func FuzzEncryptedPartReads(f *testing.F) {
+	const name = "video-0001.webm"
+	key := bytes.Repeat([]byte{1}, EncryptionKeySize)
+	c, _ := newPartCipher(key, name)
+	var part []byte
+	for _, chunk := range []string{"hello", "", "a record of more words"} {
+		part = append(part, c.seal([]byte(chunk))...)
+	}
+	f.Add(part, uint16(3), uint16(7))
+	f.Add(part[:len(part)-3], uint16(0), uint16(100))
+	f.Add([]byte{0, 0, 0, 40}, uint16(0), uint16(1))
+	f.Fuzz(func(t *testing.T, data []byte, at, n uint16) {
+		want, werr := decryptPart(key, name, data)
+		r, err := openCryptPart(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), key, name)
+		var got []byte
+		if err == nil {
+			got, err = io.ReadAll(r)
+		}
+		if werr != nil && !errors.Is(werr, errTorn) {
+			if err == nil {
+				t.Fatalf("read whole it fails (%v); read in pieces it gave %d bytes", werr, len(got))
+			}
+			return
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read in pieces: %q (%v); whole: %q", got, err, want)
+		}
+		from := int64(at) % int64(len(want)+1)
+		r.Seek(from, io.SeekStart)
+		piece := make([]byte, n)
+		k, _ := io.ReadFull(r, piece)
+		if !bytes.Equal(piece[:k], want[from:min(int64(len(want)), from+int64(n))]) {
+			t.Fatalf("%d bytes at %d: %q, want %q", n, from, piece[:k], want[from:])
 		}
 	})
 }
