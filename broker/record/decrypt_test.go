@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,6 +101,27 @@ func TestDecryptInPieces(t *testing.T) {
 		}
 		if alloc > uint64(parts)/2 {
 			t.Errorf("decrypting %d bytes of parts to %s allocated %d bytes: they were held in memory", parts, name, alloc)
+		}
+	}
+}
+
+// TestDecryptDiskFull: a copy that does not fit on its disk fails with the
+// cause, not as a damaged archive, and leaves nothing half written.
+func TestDecryptDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	_, src, enc := encryptedArchiveOf(t, "s_full", 200<<10)
+	for _, name := range []string{"copy", "copy.zip"} {
+		dst := filepath.Join(mnt, name)
+		_, err := Decrypt(src, dst, enc)
+		if err == nil || errors.Is(err, ErrNotIntact) || !strings.Contains(err.Error(), "no space left") {
+			t.Errorf("decrypt to %s on a full disk: %v", name, err)
+		}
+		if _, err := os.Lstat(dst); err == nil {
+			t.Errorf("a half-written %s was left", name)
 		}
 	}
 }
