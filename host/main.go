@@ -82,6 +82,7 @@ func main() {
 			showShells(open)
 			d.SetShells(open)
 		}
+		cfg.OnRemotePress = d.RemotePress
 	} else if err != nil {
 		fail(err)
 	} else {

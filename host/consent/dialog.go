@@ -27,6 +27,21 @@ type Dialog struct {
 	changed   chan struct{}     // closed when the sharing window must be redrawn
 	shells    int               // terminals open on this computer
 	transfers map[string]string // file name → "Receiving" or "Sending", while under way
+
+	remotePress time.Time // when a technician's button, key or text last went in
+}
+
+// hideGuard is how long after a technician's button, key or text the
+// sharing window may not be hidden: the window is on the shared screen,
+// and a technician in control could press Hide as well as the user.
+const hideGuard = 2 * time.Second
+
+// RemotePress notes that a technician's button, key or text went into the
+// desktop just now.
+func (d *Dialog) RemotePress() {
+	d.mu.Lock()
+	d.remotePress = time.Now()
+	d.mu.Unlock()
 }
 
 // NewDialog finds zenity; it fails when the desktop has no dialog tool.
@@ -209,11 +224,12 @@ func actions(st protocol.ConsentState) []string {
 // something is shared and no question is open: who can do what, and the
 // user's choices. It is redrawn when that changes.
 func (d *Dialog) Serve(ctx context.Context, m *Manager) {
+	note := "" // why the window is back, for its next showing
 	for ctx.Err() == nil {
 		status := m.Status()
 		d.mu.Lock()
 		asking, changed := d.asking, d.changed
-		text := sharingText(status, d.shells, d.transfers)
+		text := note + sharingText(status, d.shells, d.transfers)
 		d.mu.Unlock()
 		list := actions(m.State(""))
 		if asking || len(list) == 0 {
@@ -241,10 +257,20 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 		out, err := d.run(window, args)
 		redraw := err != nil && window.Err() != nil // closed by us, not answered
 		cancel()
+		d.mu.Lock()
+		pressed := time.Since(d.remotePress) < hideGuard
+		d.mu.Unlock()
+		note = ""
 		switch {
 		case ctx.Err() != nil:
 			return
 		case redraw:
+			continue
+		case err != nil && pressed:
+			// Hidden, or closed, just as a technician clicked or typed:
+			// it may have been them. Only the user hides it.
+			m.cfg.Logger.Warn("the sharing window closed just after a technician's click or key; shown again")
+			note = "This window closed just as the technician clicked or typed, so it is back: only you can hide it.\n\n"
 			continue
 		case err != nil: // hidden: back after a minute, or when something changes
 			select {

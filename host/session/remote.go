@@ -33,6 +33,8 @@ type remote struct {
 	allow func(perm string) bool
 	// selectDisplay switches the shared display and returns the new list.
 	selectDisplay func(index int) (protocol.ControlMessage, error)
+	// pressed, when set, is told of each button, key or text that went in.
+	pressed func()
 
 	mu       sync.Mutex
 	clip     string // the text last synced either way, not echoed back
@@ -53,6 +55,9 @@ func (r *remote) onInput(data []byte) {
 		return
 	}
 	err := r.inj.Handle(data)
+	if err == nil && r.pressed != nil && (data[0] == protocol.InputButton || data[0] == protocol.InputKey || data[0] == protocol.InputText) {
+		r.pressed()
+	}
 	if !r.allow(protocol.PermControl) {
 		// Taken back while the event went in, and the release may have
 		// come first: let go of what it pressed.

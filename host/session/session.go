@@ -130,6 +130,9 @@ type Config struct {
 	// OnShells, when set, tells the user how many terminals are open on
 	// their computer, each time the number changes.
 	OnShells func(open int)
+	// OnRemotePress, when set, is told each time a technician's button,
+	// key or text goes into the user's desktop.
+	OnRemotePress func()
 	// Shell is the program run for remote shells (default: $SHELL).
 	Shell string
 	// Commands, when set, serves the user's commands (revoke, pause, end)
@@ -426,7 +429,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	// may change its resolution, the technician switch displays.
 	inj = input.New(cfg.Logger, func() (x, y, w, h int) { return st.current().Bounds() })
 	defer inj.ReleaseAll()
-	rem := &remote{log: log, inj: inj, control: control, allow: mgr.Allowed}
+	rem := &remote{log: log, inj: inj, control: control, allow: mgr.Allowed, pressed: cfg.OnRemotePress}
 	rem.selectDisplay = func(index int) (protocol.ControlMessage, error) {
 		c, err := st.setDisplay(index)
 		if err == nil {

@@ -166,6 +166,85 @@ func TestConsentDialog(t *testing.T) {
 	}
 }
 
+// TestTechnicianCannotHideSharingWindow: the sharing window is on the
+// shared screen, where a technician in control can click too: their click
+// on Hide for a minute brings it straight back, saying only the user can
+// hide it; the user's own click hides it.
+func TestTechnicianCannotHideSharingWindow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	display := xtest.StartXvfb(t, 1024, 768)
+	b := startBroker(t)
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, "INC-HIDE", protocol.PermView, protocol.PermControl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDesktopHost(t, ctx, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ask, w, h := d.window(dialogQuestion)
+	d.click(ask, 40, 89)     // view
+	d.click(ask, 40, 89+23)  // control
+	d.click(ask, w-51, h-25) // Allow
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return slices.Contains(p.Granted, protocol.PermControl) }); err != nil {
+		t.Fatalf("control not granted: %v\nhost:\n%s", err, d.out.String())
+	}
+	if ok, reason, err := j.TakeControl(ctx, true); err != nil || !ok {
+		t.Fatalf("take control: %v %s", err, reason)
+	}
+
+	// The technician clicks Hide for a minute, where the video shows it.
+	x, y := d.sharingWindowHide()
+	for _, down := range []bool{true, false} {
+		if err := j.SendInput(ctx, protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: down, X: x, Y: y}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if !d.visible(dialogSharing) {
+		t.Fatalf("a technician's click on Hide hid the sharing window:\n%s", d.out.String())
+	}
+	if !strings.Contains(d.out.String(), "sharing window closed just after a technician") {
+		t.Fatalf("the window did not close and come back (did the click miss Hide?):\n%s", d.out.String())
+	}
+
+	// The user's own click hides it.
+	time.Sleep(hideGuardForTest)
+	x, y = d.sharingWindowHide()
+	d.xdo("mousemove", strconv.Itoa(x), strconv.Itoa(y), "click", "1")
+	time.Sleep(time.Second)
+	if d.visible(dialogSharing) {
+		t.Errorf("the user's own click on Hide left the window up:\n%s", d.out.String())
+	}
+}
+
+// hideGuardForTest outlasts the host's guard against a technician's click
+// hiding the sharing window.
+const hideGuardForTest = 2500 * time.Millisecond
+
+// sharingWindowHide waits for the sharing window and returns where its
+// Hide for a minute button is on the screen.
+func (d *desktop) sharingWindowHide() (x, y int) {
+	d.t.Helper()
+	id, w, h := d.window(dialogSharing)
+	var left, top int
+	for _, line := range strings.Split(d.xdo("getwindowgeometry", "--shell", id), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		n, _ := strconv.Atoi(v)
+		switch k {
+		case "X":
+			left = n
+		case "Y":
+			top = n
+		}
+	}
+	return left + w - 210, top + h - 25
+}
+
 // TestDialogCodeAndEnd: without a terminal, what the user must read is in
 // a window: the support code until a technician enters it, the end of the
 // session, and why the host could not go on.
