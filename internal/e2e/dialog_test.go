@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
+	"github.com/tether-support/tether/viewer/client"
 )
 
 // Window titles of the host's desktop front end.
@@ -108,25 +109,34 @@ func (d *desktop) exitCode(timeout time.Duration) int {
 	return -1
 }
 
+// desktopSession starts a broker and a session for ticket that asks for
+// view and control, and the host, as from a desktop launcher with
+// hostArgs, on a display of its own; it returns the host and the
+// technician's side, joined.
+func desktopSession(t *testing.T, ctx context.Context, ticket string, hostArgs ...string) (*desktop, *client.Joined) {
+	t.Helper()
+	display := xtest.StartXvfb(t, 1024, 768)
+	b := startBroker(t)
+	c := b.client(t)
+	sess, err := c.CreateSession(ctx, ticket, protocol.PermView, protocol.PermControl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDesktopHost(t, ctx, display, append(hostArgs, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)...)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return d, j
+}
+
 // TestConsentDialog: the user ticks view only and allows it; later takes
 // it back from the sharing window.
 func TestConsentDialog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	display := xtest.StartXvfb(t, 1024, 768)
-	b := startBroker(t)
-	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-DIALOG", protocol.PermView, protocol.PermControl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := startDesktopHost(t, ctx, display, "-v", "-broker", b.URL(), "-ca", b.CAFile(), sess.Code) // -v: its account is checked below
-
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	d, j := desktopSession(t, ctx, "INC-DIALOG", "-v") // -v: its account is checked below
 	// The question, alone on the screen (nothing is shared yet, so there
 	// is no sharing window to cover it): a checklist under two lines of
 	// text, nothing ticked, Allow at the bottom right.
@@ -173,19 +183,7 @@ func TestConsentDialog(t *testing.T) {
 func TestTechnicianCannotHideSharingWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	display := xtest.StartXvfb(t, 1024, 768)
-	b := startBroker(t)
-	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-HIDE", protocol.PermView, protocol.PermControl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := startDesktopHost(t, ctx, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	d, j := desktopSession(t, ctx, "INC-HIDE")
 	ask, w, h := d.window(dialogQuestion)
 	d.click(ask, 40, 89)     // view
 	d.click(ask, 40, 89+23)  // control
