@@ -308,7 +308,8 @@ func (c *cryptPart) load(i int) error {
 	}
 	size := int(c.start[i+1]-c.start[i]) + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
 	c.rec = slices.Grow(c.rec[:0], size)[:size]
-	if _, err := c.r.ReadAt(c.rec, c.at[i]+4); err != nil {
+	// A read that fills rec may also say it reached the end: that is fine.
+	if n, err := c.r.ReadAt(c.rec, c.at[i]+4); n < size {
 		return torn(err)
 	}
 	c.n = -1
