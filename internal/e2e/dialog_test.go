@@ -67,18 +67,20 @@ func (d *desktop) xdo(args ...string) string {
 func (d *desktop) window(title string) (id string, w, h int) {
 	d.t.Helper()
 	id = strings.Fields(d.xdo("search", "--sync", "--onlyvisible", "--name", title))[0]
+	g := d.geometry(id)
+	time.Sleep(500 * time.Millisecond) // drawn
+	return id, g["WIDTH"], g["HEIGHT"]
+}
+
+// geometry returns a window's X, Y, WIDTH and HEIGHT on the screen.
+func (d *desktop) geometry(id string) map[string]int {
+	d.t.Helper()
+	g := map[string]int{}
 	for _, line := range strings.Split(d.xdo("getwindowgeometry", "--shell", id), "\n") {
 		k, v, _ := strings.Cut(line, "=")
-		n, _ := strconv.Atoi(v)
-		switch k {
-		case "WIDTH":
-			w = n
-		case "HEIGHT":
-			h = n
-		}
+		g[k], _ = strconv.Atoi(v)
 	}
-	time.Sleep(500 * time.Millisecond) // drawn
-	return id, w, h
+	return g
 }
 
 func (d *desktop) visible(title string) bool {
@@ -229,18 +231,8 @@ const hideGuardForTest = 2500 * time.Millisecond
 func (d *desktop) sharingWindowHide() (x, y int) {
 	d.t.Helper()
 	id, w, h := d.window(dialogSharing)
-	var left, top int
-	for _, line := range strings.Split(d.xdo("getwindowgeometry", "--shell", id), "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		n, _ := strconv.Atoi(v)
-		switch k {
-		case "X":
-			left = n
-		case "Y":
-			top = n
-		}
-	}
-	return left + w - 210, top + h - 25
+	g := d.geometry(id)
+	return g["X"] + w - 210, g["Y"] + h - 25
 }
 
 // TestDialogCodeAndEnd: without a terminal, what the user must read is in
