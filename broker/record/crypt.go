@@ -188,17 +188,6 @@ func decryptPart(key []byte, name string, data []byte) ([]byte, error) {
 
 var errTorn = errors.New("the last record is incomplete")
 
-// ReadPart returns the sealed content of a part of an archive, decrypted
-// when the archive is encrypted (key may be nil otherwise). See OpenPart.
-func ReadPart(dir string, m *Manifest, name string, key []byte) ([]byte, error) {
-	part, err := OpenPart(dir, m, name, key)
-	if err != nil {
-		return nil, err
-	}
-	defer part.Close()
-	return io.ReadAll(part)
-}
-
 // OpenPart returns the sealed content of a part, decrypted when the
 // archive is encrypted (key may be nil otherwise), for reading in pieces:
 // it is read from its file as it is asked for, never whole (a video

@@ -10,6 +10,16 @@ import (
 	"testing"
 )
 
+// readPart returns the whole sealed content of a part, as OpenPart reads it.
+func readPart(dir string, m *Manifest, name string, key []byte) ([]byte, error) {
+	part, err := OpenPart(dir, m, name, key)
+	if err != nil {
+		return nil, err
+	}
+	defer part.Close()
+	return io.ReadAll(part)
+}
+
 // allocated returns how many bytes f allocates.
 func allocated(f func()) uint64 {
 	var before, after runtime.MemStats

@@ -793,18 +793,18 @@ func TestEncryptedArchive(t *testing.T) {
 	if !m.Encrypted {
 		t.Error("the manifest does not say the archive is encrypted")
 	}
-	events, err := ReadPart(dir, m, EventsFile, enc)
+	events, err := readPart(dir, m, EventsFile, enc)
 	if err != nil || !bytes.Contains(events, []byte(`"type":"consent.granted"`)) {
 		t.Fatalf("read events: %v\n%s", err, events)
 	}
-	video, err := ReadPart(dir, m, "video-0001.webm", enc)
+	video, err := readPart(dir, m, "video-0001.webm", enc)
 	if err != nil || !bytes.HasPrefix(video, []byte{0x1a, 0x45, 0xdf, 0xa3}) {
 		t.Fatalf("decrypted segment is not WebM: %v", err)
 	}
-	if _, err := ReadPart(dir, m, EventsFile, nil); !errors.Is(err, ErrNoKey) {
+	if _, err := readPart(dir, m, EventsFile, nil); !errors.Is(err, ErrNoKey) {
 		t.Errorf("read without the key: %v", err)
 	}
-	if _, err := ReadPart(dir, m, EventsFile, bytes.Repeat([]byte{8}, EncryptionKeySize)); err == nil {
+	if _, err := readPart(dir, m, EventsFile, bytes.Repeat([]byte{8}, EncryptionKeySize)); err == nil {
 		t.Error("read with a wrong key succeeded")
 	}
 	// A flipped byte is caught by the hash, and by decryption.

@@ -86,7 +86,7 @@ func TestForgedEventAfterSealIsNotPlayedNorVerified(t *testing.T) {
 	}
 	forged := forgeEvent(t, filepath.Join(dir, EventsFile), m.Session, "consent.granted", `{"granted":["view","control","files"]}`)
 
-	data, err := ReadPart(dir, m, EventsFile, nil)
+	data, err := readPart(dir, m, EventsFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestLongEventLineVerifies(t *testing.T) {
 		t.Fatalf("an intact archive with a 150 KiB event does not verify: %v", rep.Problems)
 	}
 	m, _, _ := ReadManifest(s.Dir())
-	data, err := ReadPart(s.Dir(), m, EventsFile, nil)
+	data, err := readPart(s.Dir(), m, EventsFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
