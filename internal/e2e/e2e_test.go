@@ -21,6 +21,7 @@ import (
 
 	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
 )
@@ -465,7 +466,11 @@ func TestEndReasonIsPlainText(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitState(t, c, sess.ID, "active", host)
+		// The host is in and has answered: a session is active once its
+		// code is taken, before the host has joined it.
+		if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return len(p.Granted) > 0 }); err != nil {
+			t.Fatalf("the host never answered: %v\n%s", err, host.stderr.String())
+		}
 		if err := j.End(tt.reason); err != nil {
 			t.Fatal(err)
 		}
