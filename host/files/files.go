@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -24,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/pion/webrtc/v4"
 
@@ -411,6 +413,7 @@ func (c *channel) list(p string) {
 		return byKind(a.IsDir(), a.Name(), b.IsDir(), b.Name())
 	})
 	out := protocol.FileMessage{Type: protocol.FileListing, Path: rel, Entries: []protocol.FileEntry{}}
+	all := ents
 	if len(ents) > protocol.MaxListing {
 		out.Message = fmt.Sprintf("This folder holds %d entries; only the first %d are shown (folders first, then by name).", len(ents), protocol.MaxListing)
 		ents = ents[:protocol.MaxListing]
@@ -435,8 +438,26 @@ func (c *channel) list(p string) {
 	slices.SortFunc(out.Entries, func(a, b protocol.FileEntry) int {
 		return byKind(a.Dir, a.Name, b.Dir, b.Name)
 	})
+	// The listing is one message, and a message over the limit is never
+	// delivered: a thousand names near the longest allowed (more once
+	// escaped) do not fit, so the list is cut where they stop fitting.
+	size := 0
+	for i, e := range out.Entries {
+		b, _ := json.Marshal(e)
+		size += len(b) + 1
+		if size > listingBudget {
+			out.Entries = out.Entries[:i]
+			out.Message = fmt.Sprintf("This folder holds %d entries; only the first %d are shown (folders first, then by name).", len(all), i)
+			break
+		}
+	}
 	c.send(out)
 }
+
+// listingBudget bounds the entries of one listing once encoded, leaving
+// room in the message for its path (escaped, at worst six bytes for one)
+// and its sentence.
+const listingBudget = protocol.MaxFileMessage - 6*protocol.MaxPath - 2*protocol.MaxTextSize
 
 // byKind orders folders first, then by name whatever the case.
 func byKind(aDir bool, a string, bDir bool, b string) int {
@@ -612,15 +633,10 @@ func (c *channel) finishUpload(up *upload) {
 // place links partial into dir as name, or "name (2).ext" and so on when
 // that exists: an upload never replaces a file.
 func place(partial, dir, name string) (string, error) {
-	ext := path.Ext(name)
-	stem := strings.TrimSuffix(name, ext)
-	if stem == "" {
-		stem, ext = name, ""
-	}
 	for i := 1; i < 1000; i++ {
 		candidate := name
 		if i > 1 {
-			candidate = fmt.Sprintf("%s (%d)%s", stem, i, ext)
+			candidate = numbered(name, i)
 		}
 		target := filepath.Join(dir, candidate)
 		err := os.Link(partial, target) // fails if target exists: no race with the user
@@ -633,6 +649,31 @@ func place(partial, dir, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("too many files named %s", name)
+}
+
+// numbered returns name as "stem (n).ext". The stem is shortened, on a
+// character boundary, when the number would make the name longer than
+// the user's computer allows: a name that long was accepted, and the
+// file it came with has all arrived.
+func numbered(name string, n int) string {
+	ext := path.Ext(name)
+	stem := strings.TrimSuffix(name, ext)
+	if stem == "" {
+		stem, ext = name, ""
+	}
+	suffix := fmt.Sprintf(" (%d)", n)
+	if len(stem)+len(suffix)+len(ext) > protocol.MaxName {
+		keep := protocol.MaxName - len(suffix) - len(ext)
+		if keep < 1 { // an extension too long to keep
+			stem, ext = name, ""
+			keep = protocol.MaxName - len(suffix)
+		}
+		for keep > 0 && !utf8.RuneStart(stem[keep]) {
+			keep--
+		}
+		stem = stem[:keep]
+	}
+	return stem + suffix + ext
 }
 
 // startDownload opens a regular file under the root and streams it from

@@ -537,3 +537,89 @@ func TestFetchHardLinkRefused(t *testing.T) {
 		t.Fatalf("fetching a file with one name: %+v", r)
 	}
 }
+
+// TestListLongNamesFits: a folder whose listing, with the longest names
+// the user's computer allows, would not fit in one message is still
+// answered: with the entries that fit and a sentence saying the list was
+// cut short, not with silence.
+func TestListLongNamesFits(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "many")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range protocol.MaxListing {
+		name := fmt.Sprintf("%04d-%s.txt", i, strings.Repeat("long name ", 24))
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, broker := serve(t, Config{Root: home, Inbox: filepath.Join(home, "in")}, func() bool { return true })
+	_, ask, _ := openFiles(t, broker)
+	r := ask(protocol.FileMessage{Type: protocol.FileList, Path: "many"})
+	if r.Type != protocol.FileListing || len(r.Entries) == 0 {
+		t.Fatalf("listing: %+v", r)
+	}
+	if len(r.Entries) < protocol.MaxListing && !strings.Contains(r.Message, "only the first") {
+		t.Fatalf("%d of %d entries listed, and the listing does not say so: %q", len(r.Entries), protocol.MaxListing, r.Message)
+	}
+	if r.Entries[0].Name != fmt.Sprintf("0000-%s.txt", strings.Repeat("long name ", 24)) {
+		t.Fatalf("the listing starts with %q", r.Entries[0].Name)
+	}
+}
+
+// TestUploadLongNameTwice: a file sent again under a name as long as the
+// user's computer allows is saved beside the first under a numbered name
+// that still fits, not refused once all of it has arrived.
+func TestUploadLongNameTwice(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	_, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
+	data := []byte("the same report twice")
+	sum := sha256.Sum256(data)
+	name := strings.Repeat("r", protocol.MaxName-4) + ".pdf"
+	put := protocol.FileMessage{Type: protocol.FilePut, Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	var saved []string
+	for range 2 {
+		dc, ask, answer := openFiles(t, broker)
+		if r := ask(put); r.Type != protocol.FileReady {
+			t.Fatalf("put: %+v", r)
+		}
+		dc.Send(data)
+		r := answer()
+		if r.Type != protocol.FileDone {
+			t.Fatalf("sending %d-byte name again: %+v", len(name), r)
+		}
+		saved = append(saved, r.Name)
+		dc.Close()
+	}
+	if saved[0] != name || saved[1] == name || len(saved[1]) > protocol.MaxName || !strings.HasSuffix(saved[1], " (2).pdf") {
+		t.Fatalf("saved as %q", saved)
+	}
+	for _, n := range saved {
+		if got, _ := os.ReadFile(filepath.Join(inbox, n)); !bytes.Equal(got, data) {
+			t.Errorf("%s holds %q", n, got)
+		}
+	}
+}
+
+// TestNumberedFits: a numbered name stays within the length the user's
+// computer allows and valid UTF-8, whatever the name's letters and
+// extension.
+func TestNumberedFits(t *testing.T) {
+	for _, name := range []string{
+		"report.pdf",
+		strings.Repeat("文", 85),           // 255 bytes, 3 a letter
+		strings.Repeat("é", 125) + ".txt", // 254 bytes
+		"a." + strings.Repeat("x", 253),   // an extension too long to keep
+		strings.Repeat("r", protocol.MaxName-4) + ".pdf",
+	} {
+		got := numbered(name, 12)
+		if err := CheckName(got, "linux"); err != nil || !strings.Contains(got, " (12)") {
+			t.Errorf("numbered(%q) = %q: %v", name, got, err)
+		}
+	}
+	if got := numbered("report.pdf", 2); got != "report (2).pdf" {
+		t.Errorf("numbered(report.pdf) = %q", got)
+	}
+}
