@@ -23,7 +23,9 @@ var ErrTooLarge = errors.New("clipboard text too large")
 // not hand it over in time.
 var ErrNoAnswer = errors.New("the program holding the clipboard did not answer")
 
-// Read returns the clipboard text.
+// Read returns the clipboard text. On X11 a text longer than
+// protocol.MaxClipboard is cut one byte past it: enough to tell that it is
+// too large to share, without taking in all the user copied.
 func Read() (string, error) {
 	text, err := readText()
 	var exit *exec.ExitError

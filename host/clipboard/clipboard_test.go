@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -80,4 +81,26 @@ func TestWatchPollsWithoutXFixes(t *testing.T) {
 	changes := watch(t, 100*time.Millisecond)
 	copyText(t, display, "polled copy")
 	wantChange(t, changes, "polled copy", 2*time.Second)
+}
+
+// TestReadLargeCopyBounded: a user who copies far more text than can be
+// shared (a whole log file) costs the host no more than the limit: the
+// read stops just past it, enough to tell that it is too large, instead
+// of taking it all in at each copy and each recheck.
+func TestReadLargeCopyBounded(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	copyText(t, display, strings.Repeat("a line of a long log file\n", 8<<20/26))
+	text, err := Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(text) <= protocol.MaxClipboard || len(text) > protocol.MaxClipboard+1 {
+		t.Fatalf("read %d bytes of an 8 MiB clipboard, want %d: just past the limit of %d", len(text), protocol.MaxClipboard+1, protocol.MaxClipboard)
+	}
+	// A copy within the limit is read whole, as ever.
+	copyText(t, display, "short")
+	if text, err := Read(); err != nil || text != "short" {
+		t.Fatalf("Read() = %q, %v after a short copy", text, err)
+	}
 }

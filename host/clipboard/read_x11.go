@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"time"
+
+	"github.com/tether-support/tether/internal/protocol"
 )
 
 // readTimeout bounds one read: the program that holds the clipboard
@@ -28,8 +31,28 @@ func readText() (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).Output()
-	if ctx.Err() != nil {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	// The user may have copied far more than can be shared (a whole log
+	// file), and the clipboard is read at each copy and every few seconds:
+	// one byte past the limit says it is too large, and the rest is not
+	// taken in.
+	out, _ := io.ReadAll(io.LimitReader(stdout, protocol.MaxClipboard+1))
+	tooLarge := len(out) > protocol.MaxClipboard
+	if tooLarge {
+		cancel() // the program need not hand over the rest
+	}
+	err = cmd.Wait()
+	switch {
+	case tooLarge:
+		return string(out), nil
+	case ctx.Err() != nil:
 		return "", fmt.Errorf("%w after %s", ErrNoAnswer, readTimeout)
 	}
 	return string(out), err
