@@ -69,8 +69,8 @@ func realClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 		}
 		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 		for i := len(hops) - 1; i >= 0; i-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-			if err != nil {
+			a, ok := forwardedAddr(hops[i])
+			if !ok {
 				break // a proxy writes addresses only: stop at anything else
 			}
 			if !isTrusted(a) {
@@ -82,4 +82,24 @@ func realClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// forwardedAddr reads one hop of X-Forwarded-For: an address, which some
+// load balancers write with the client's port ("203.0.113.7:51234",
+// "[2001:db8::7]:443") or in brackets. Taken as no address, those would
+// leave every user with the proxy's address.
+func forwardedAddr(hop string) (netip.Addr, bool) {
+	hop = strings.TrimSpace(hop)
+	if a, err := netip.ParseAddr(hop); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr(), true
+	}
+	if inner, ok := strings.CutPrefix(hop, "["); ok {
+		if a, err := netip.ParseAddr(strings.TrimSuffix(inner, "]")); err == nil && strings.HasSuffix(inner, "]") {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
