@@ -505,6 +505,8 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	case writeLockout(w, err):
 	case errors.Is(err, auth.ErrTOTPNeeded):
 		writeError(w, http.StatusConflict, "totp_required_by_role", "Your role requires two-factor authentication; it cannot be turned off.")
+	case errors.Is(err, auth.ErrTOTPOff):
+		writeError(w, http.StatusConflict, "totp_not_enabled", "Two-factor authentication is not on for this account; there is nothing to turn off.")
 	case errors.Is(err, auth.ErrBadCredentials):
 		writeFieldErrors(w, []fieldError{wrongPassword})
 	case errors.Is(err, auth.ErrBadTOTP):

@@ -86,6 +86,7 @@ var (
 	ErrTOTPRequired = errors.New("two-factor code required")
 	ErrBadTOTP      = errors.New("wrong two-factor code")
 	ErrTOTPEnabled  = errors.New("two-factor authentication is already on")
+	ErrTOTPOff      = errors.New("two-factor authentication is not on")
 	ErrTOTPNeeded   = errors.New("two-factor authentication is required for this role")
 	ErrWeakPassword = errors.New("password too short")
 	ErrBadScopes    = errors.New("invalid scopes")
@@ -666,7 +667,9 @@ func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, 
 		return ErrTOTPNeeded
 	}
 	if !u.TOTPEnabled {
-		return ErrBadTOTP
+		// Not a wrong code: there is nothing to turn off, and saying the
+		// code is wrong would send the user looking for one.
+		return ErrTOTPOff
 	}
 	now := a.cfg.Now()
 	key, codes := failureKey(u.Username, source), codeFailureKey(u.Username)
