@@ -62,7 +62,35 @@ func (c *Config) checkAddr(addr netip.Addr) error {
 	if addr.Is4() && addr.As4()[0] == 0 {
 		return fmt.Errorf("%w: %s is in 0.0.0.0/8", ErrAddressNotAllowed, addr)
 	}
+	// An IPv6 address that carries an IPv4 one reaches it through a
+	// gateway (NAT64, 6to4): it is checked as that address, and loopback
+	// through a gateway is the gateway itself, never this machine.
+	if v4, ok := carriedIPv4(addr); ok {
+		if v4.IsLoopback() {
+			return fmt.Errorf("%w: %s leads to loopback through a gateway", ErrAddressNotAllowed, addr)
+		}
+		if err := c.checkAddr(v4); err != nil {
+			return fmt.Errorf("%w, and %s leads there", err, addr)
+		}
+	}
 	return nil
+}
+
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+// carriedIPv4 is the IPv4 address a NAT64 or 6to4 address stands for.
+func carriedIPv4(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	switch {
+	case nat64.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
 }
 
 // resolve returns host's addresses, every one of them allowed.

@@ -1000,6 +1000,10 @@ func TestCheckURL(t *testing.T) {
 			{"https://[::ffff:169.254.169.254]/", "url_not_allowed", ""},
 			{"https://[fe80::1]/", "url_not_allowed", ""},
 			{"https://[fd00:ec2::254]/", "url_not_allowed", ""},
+			{"https://[64:ff9b::a9fe:a9fe]/", "url_not_allowed", ""}, // 169.254.169.254 through NAT64
+			{"https://[2002:a9fe:a9fe::1]/", "url_not_allowed", ""},  // the same through 6to4
+			{"https://[64:ff9b::7f00:1]/", "url_not_allowed", ""},    // loopback, never through a gateway
+			{"https://[64:ff9b::cb00:710a]/", "", ""},                // 203.0.113.10 through NAT64
 			{"https://metadata.example/", "url_not_allowed", ""},
 			{"https://mixed.example/", "url_not_allowed", ""},
 			{"https://0.0.0.0/", "url_not_allowed", ""},
