@@ -463,7 +463,8 @@ func (a *API) recordingPart(w http.ResponseWriter, r *http.Request, p *auth.Prin
 }
 
 // downloadRecording sends the whole archive as a zip, for offline
-// verification; every download is audited.
+// verification; every download is audited (a HEAD sends nothing, and is
+// not).
 func (a *API) downloadRecording(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	rec, dir, ok := a.recording(w, r, p)
 	if !ok {
@@ -474,9 +475,12 @@ func (a *API) downloadRecording(w http.ResponseWriter, r *http.Request, p *auth.
 		writeError(w, http.StatusInternalServerError, "archive_unreadable", "The archive cannot be read.")
 		return
 	}
-	a.auditAccess(r, p, rec.Session, "recording.downloaded", map[string]any{"role": p.User.Role})
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tether-%s.zip"`, rec.Session))
+	if r.Method == http.MethodHead {
+		return // nothing of the archive leaves: no download to audit, nothing to read
+	}
+	a.auditAccess(r, p, rec.Session, "recording.downloaded", map[string]any{"role": p.User.Role})
 	zw := zip.NewWriter(w)
 	for _, e := range entries {
 		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), ".new") {

@@ -321,6 +321,11 @@ func TestSessionIsRecorded(t *testing.T) {
 	if code := raw.call(t, "GET", "/api/v1/recordings/"+sess.ID+"/download", &zipData); code != 200 {
 		t.Fatalf("download: %d", code)
 	}
+	// A HEAD (a link checker, a download manager sizing it up) is
+	// answered without the archive and is no download in the trail.
+	if code := raw.call(t, "HEAD", "/api/v1/recordings/"+sess.ID+"/download", nil); code != 200 {
+		t.Fatalf("HEAD of the download: %d", code)
+	}
 	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
 	if err != nil {
 		t.Fatalf("download is not a zip: %v", err)
@@ -416,6 +421,15 @@ func TestSessionIsRecorded(t *testing.T) {
 		if !seen[typ] {
 			t.Errorf("no %s in the audit trail", typ)
 		}
+	}
+	downloads := 0
+	for _, e := range trail.Events {
+		if e.Type == "recording.downloaded" {
+			downloads++
+		}
+	}
+	if downloads != 1 {
+		t.Errorf("%d downloads in the audit trail after one download and one HEAD", downloads)
 	}
 }
 
