@@ -158,6 +158,16 @@ func (in *Injector) Apply(ev protocol.InputEvent) error {
 			return fmt.Errorf("%w: button %d is not supported", ErrRejected, ev.Button)
 		}
 		x, y, err := in.point(ev.X, ev.Y)
+		if err != nil && !ev.Down && in.buttons[ev.Button] {
+			// A held button is let go where the pointer is: the display
+			// may have shrunk under a drag, and refusing the release
+			// would leave the user's button held down.
+			if err := in.buttonLocked(ev.Button, false); err != nil {
+				return err
+			}
+			in.buttons[ev.Button] = false
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package input
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,4 +70,37 @@ func settle(t *testing.T, c capture.Capturer) {
 		}
 	}
 	t.Fatal("the screen keeps changing with nothing drawing")
+}
+
+// TestButtonUpOutsideDisplay: a button held down is let go even when the
+// release comes with a point outside the shared display (the user made the
+// screen smaller during a drag, the technician's console still had the
+// old size): refusing it would leave the user's mouse button held down.
+// A press outside the display is still refused.
+func TestButtonUpOutsideDisplay(t *testing.T) {
+	const w, h = 320, 240
+	display := xtest.StartXvfb(t, w, h)
+	t.Setenv("DISPLAY", display)
+	wit := xtest.StartInputWitness(t, display)
+	in := New(nil, func() (int, int, int, int) { return 0, 0, w, h })
+
+	if err := in.Apply(protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 100, Y: 80}); err != nil {
+		t.Fatal(err)
+	}
+	wit.Wait(t, `^button 1 down 100 80$`, 5*time.Second)
+	in.Apply(protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 1500, Y: 900})
+	wit.Wait(t, `^button 1 up \d+ \d+$`, 5*time.Second)
+
+	if err := in.Apply(protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: true, X: 1500, Y: 900}); err == nil {
+		t.Error("a press outside the display was taken")
+	}
+	if err := in.Apply(protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: false, X: 1500, Y: 900}); err == nil {
+		t.Error("a release outside the display of a button not held was taken")
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, l := range wit.Lines() {
+		if strings.HasPrefix(l, "button 1 down") && l != "button 1 down 100 80" {
+			t.Fatalf("a press outside the display went in: %q", l)
+		}
+	}
 }
