@@ -214,3 +214,16 @@ func (r *remote) send(m protocol.ControlMessage) {
 		r.control.Send(data)
 	}
 }
+
+// mediaChanged follows the media connection to the broker. When it goes
+// quiet (the network dropped, the broker froze), what a technician held
+// down is let go at once: their release may never come, and the
+// connection is given up only half a minute later, while the user, at
+// their own keyboard meanwhile, would type with a key held that they
+// cannot see. The broker lets go too when the link comes back.
+func (r *remote) mediaChanged(state webrtc.PeerConnectionState) {
+	switch state {
+	case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		r.inj.ReleaseAll()
+	}
+}

@@ -519,6 +519,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	var failOnce sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		log.Debug("media connection", "state", s.String())
+		rem.mediaChanged(s)
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			startStream()
