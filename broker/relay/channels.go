@@ -35,22 +35,6 @@ func (s *Session) releaseAll() {
 	s.sendHost(true, msg)
 }
 
-// errHostSilent refuses input for a host that stopped answering.
-var errHostSilent = errors.New("host not responding")
-
-// sendInput forwards one input event to the host, unless it stopped
-// answering: the data channel would queue the event and deliver it, with
-// everything typed and clicked meanwhile, whenever the host came back, on
-// whatever its screen showed by then.
-func (s *Session) sendInput(data []byte) error {
-	s.inputMu.Lock()
-	defer s.inputMu.Unlock()
-	if s.hostSilent {
-		return errHostSilent
-	}
-	return s.sendHost(true, data)
-}
-
 // setHostSilent notes whether the host answers. When it answers again, it
 // is first told to let go of the keys and buttons held before it stopped,
 // whose release may have been dropped, and only then gets new input.
@@ -182,8 +166,8 @@ func (v *Viewer) fromControl(data []byte) {
 				v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: taken})
 				return
 			}
-		} else if v.controlling.Swap(false) {
-			v.s.releaseAll()
+		} else {
+			v.stopControl()
 		}
 		v.s.cfg.Logger.Info("viewer control", "viewer", v.opts.Name, "enabled", msg.Enabled)
 		v.tapControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
@@ -251,10 +235,9 @@ func (s *Session) takeControl(v *Viewer, resume int) (turn int, taken string) {
 	viewers := slices.Collect(maps.Keys(s.viewers))
 	s.mu.Unlock()
 	for _, o := range viewers {
-		if o == v || !o.controlling.Swap(false) {
+		if o == v || !o.stopControl() {
 			continue
 		}
-		s.releaseAll()
 		if resume != 0 {
 			continue
 		}
@@ -273,40 +256,65 @@ func (s *Session) takeControl(v *Viewer, resume int) (turn int, taken string) {
 // fromInput forwards a viewer's input to the host, if the viewer is in
 // control, the event is well formed and the host answers.
 func (v *Viewer) fromInput(data []byte) {
+	v.s.inputMu.Lock()
+	refused, sent, kind := v.sendInputLocked(data)
+	v.s.inputMu.Unlock()
+	switch {
+	case refused != "":
+		v.drop(refused)
+	case sent:
+		v.tapInput(kind)
+	}
+}
+
+// sendInputLocked checks one input event and sends it to the host; it
+// returns why the event was refused, or whether it was sent. s.inputMu is
+// held from the checks to the send, as it is where the viewer loses
+// control (see stopControl): an event checked before the release goes
+// before it, never after it, where it would stay held.
+//
+// Nothing goes to a host that stopped answering: the data channel would
+// queue the event and deliver it, with everything typed and clicked
+// meanwhile, whenever the host came back, on whatever its screen showed
+// by then.
+func (v *Viewer) sendInputLocked(data []byte) (refused string, sent bool, kind byte) {
 	if !v.allowed(protocol.PermControl) {
-		v.drop(v.notAllowed("The user has not allowed control of the mouse and keyboard."))
-		return
+		return v.notAllowed("The user has not allowed control of the mouse and keyboard."), false, 0
 	}
 	if !v.controlling.Load() {
-		v.drop("This session is view-only: take control to use the mouse and keyboard.")
-		return
+		return "This session is view-only: take control to use the mouse and keyboard.", false, 0
 	}
 	ev, err := protocol.DecodeInput(data)
 	if err != nil {
-		v.drop("An input event was refused: " + err.Error())
-		return
+		return "An input event was refused: " + err.Error(), false, 0
 	}
-	switch err := v.s.sendInput(data); {
-	case err == nil:
-		v.tapInput(ev.Kind)
-	case errors.Is(err, errHostSilent):
-		v.drop("The user's computer is not responding: your mouse and keyboard are paused until it answers.")
+	if v.s.hostSilent {
+		return "The user's computer is not responding: your mouse and keyboard are paused until it answers.", false, 0
 	}
+	return "", v.s.sendHost(true, data) == nil, ev.Kind
 }
 
 // releaseHeld lets go of the keys and buttons the viewer may hold, if it
 // is in control, and leaves it in control.
 func (v *Viewer) releaseHeld() {
+	v.s.inputMu.Lock()
+	defer v.s.inputMu.Unlock()
 	if v.controlling.Load() {
 		v.s.releaseAll()
 	}
 }
 
-// stopControl ends the viewer's control, releasing what it held.
-func (v *Viewer) stopControl() {
-	if v.controlling.Swap(false) {
-		v.s.releaseAll()
+// stopControl ends the viewer's control, releasing what it held, and
+// reports whether it had control. It is one step with the viewer's input
+// under way (see sendInputLocked).
+func (v *Viewer) stopControl() bool {
+	v.s.inputMu.Lock()
+	defer v.s.inputMu.Unlock()
+	if !v.controlling.Swap(false) {
+		return false
 	}
+	v.s.releaseAll()
+	return true
 }
 
 // drop counts a refused message and tells the viewer, at most every
@@ -335,12 +343,17 @@ func (v *Viewer) sendControl(m protocol.ControlMessage) {
 	v.control.Send(data)
 }
 
-// allowed reports whether the user granted perm to this viewer and the
-// session is not paused.
+// allowed reports whether the user granted perm to this viewer, the
+// session is not paused and the viewer is not cut off.
 func (v *Viewer) allowed(perm string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.grants[perm] && !v.paused && !v.ending
+	return v.allowedLocked(perm)
+}
+
+// allowedLocked is allowed with v.mu held.
+func (v *Viewer) allowedLocked(perm string) bool {
+	return v.grants[perm] && !v.paused && !v.ending && v.cutOff == ""
 }
 
 // over reports whether the session ends: its record is closed, and
@@ -400,7 +413,7 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 // to have.
 func (v *Viewer) forward(pkt *rtp.Packet) {
 	v.mu.Lock()
-	if !v.grants[protocol.PermView] || v.paused || v.ending {
+	if !v.allowedLocked(protocol.PermView) {
 		v.mu.Unlock()
 		return
 	}

@@ -354,13 +354,16 @@ func (v *Viewer) SetAnswer(sdp string) error {
 }
 
 // CutOff says that the broker cuts the viewer off, for reason (an admin
-// disabled the account, its login signed out): a transfer this stops half
-// way is in the audit trail with that reason. Close follows.
+// disabled the account, its login signed out): nothing of the viewer's
+// passes from now on, what it held is let go, and a transfer this stops
+// half way is in the audit trail with that reason. Close follows.
 func (v *Viewer) CutOff(reason string) {
 	v.mu.Lock()
 	v.cutOff = reason
 	v.changedLocked()
 	v.mu.Unlock()
+	v.stopControl()
+	v.closePipes(v.allowed, viewerLeft)
 }
 
 // Close ends the viewer's media; whatever it held pressed is released.
