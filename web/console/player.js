@@ -172,7 +172,11 @@ export function mountPlayer(main, { id, navigate }) {
 
   const NO_VIDEO = 'No video here: the screen was not shared or did not change.';
   const noVideoText = h('span', { text: NO_VIDEO });
-  const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo' }, icon('eyeOff', 26), noVideoText);
+  const noVideo = h('div', { class: 'player-novideo', 'data-testid': 'player-novideo', hidden: true }, icon('eyeOff', 26), noVideoText);
+  // Until the recording's summary and events are in, nothing is known about
+  // its video: say it is on its way rather than that there is none.
+  const loading = h('div', { class: 'player-novideo', role: 'status', 'data-testid': 'player-loading' },
+    h('span', { class: 'spinner spinner-light', 'aria-hidden': 'true' }), h('span', { text: 'Loading the recording\u2026' }));
   const canvas = h('canvas', { class: 'player-video', 'data-testid': 'player-video', role: 'img', 'aria-label': 'The user\u2019s screen as recorded', hidden: true });
   let videoError = null; // { name, message }: why a segment cannot be shown
   let lastDraw = 0; // when the last frame was drawn (performance.now())
@@ -192,7 +196,7 @@ export function mountPlayer(main, { id, navigate }) {
       syncStage();
     },
   });
-  const stage = h('div', { class: 'player-stage' }, canvas, noVideo);
+  const stage = h('div', { class: 'player-stage' }, canvas, noVideo, loading);
   const playBtn = h('button', { type: 'button', class: 'player-play', 'aria-label': 'Play', 'data-testid': 'player-play' }, icon('play', 18));
   const prevBtn = h('button', { type: 'button', class: 'icon-btn player-jump', title: 'Previous event', 'aria-label': 'Previous event', 'data-testid': 'player-prev' }, icon('back', 16));
   const nextBtn = h('button', { type: 'button', class: 'icon-btn player-jump', title: 'Next event', 'aria-label': 'Next event', 'data-testid': 'player-next' }, icon('send', 16));
@@ -211,6 +215,10 @@ export function mountPlayer(main, { id, navigate }) {
   const eventFilters = h('div', { class: 'event-filters' });
   const shellTabs = h('div', { class: 'tabs shell-tabs', role: 'tablist', 'aria-label': 'Terminals' });
   const shellStage = h('div', { class: 'shell-stage', 'data-testid': 'shell-stage' });
+  // The transcript follows the timeline: its player's own keys (Space
+  // plays, arrows seek, f goes full screen) would run it apart from the
+  // video and the events. Tab still moves on.
+  shellStage.addEventListener('keydown', (ev) => ev.stopPropagation(), true);
   const shellSection = h('section', { class: 'card player-shells', hidden: true, 'data-testid': 'player-shells' },
     h('div', { class: 'player-card-head' }, h('h2', { class: 'section-title' }, icon('terminal', 16), 'Terminal transcript'), shellTabs),
     shellStage);
@@ -306,6 +314,7 @@ export function mountPlayer(main, { id, navigate }) {
       noteSlot.append(h('div', { class: 'alert alert-info', role: 'status' }, icon('info', 16),
         h('span', { text: rec.note || 'This recording is incomplete.' })));
     }
+    loading.remove();
     drawMarkers();
     drawEvents();
     drawShellTabs();

@@ -128,6 +128,11 @@ const MAX_QUEUED = 16;
 // How often the picture is drawn while the decoder catches up, in ms.
 const CATCH_UP_EVERY = 100;
 
+// How long a segment the broker could not give stays failed, in ms: the
+// picture asked for on every animation frame while playing does not ask
+// the broker as often.
+const REFETCH_AFTER_MS = 2000;
+
 // damaged is what a supervisor is told about a segment that cannot be
 // decoded; the decoder's own words go to the browser's console.
 function damaged(clip, err) {
@@ -168,12 +173,18 @@ export class RecordedScreen {
   }
 
   // load returns a segment's frames, fetched once: the three used last
-  // are kept, and one that failed stays failed (a reload tries again).
+  // are kept. One the broker could not give (out of reach, busy) is
+  // fetched again when asked for a while later, so that seeking or playing
+  // on tries again; one that cannot be read stays failed.
   load(name) {
     let clip = this.clips.get(name);
+    if (clip?.failedAt && performance.now() - clip.failedAt > REFETCH_AFTER_MS) clip = null;
     if (!clip) {
-      clip = this.fetchPart(name).then((buf) => ({ name, ...parseWebM(buf) }));
-      clip.catch(() => {}); // its users see the failure
+      const fetched = this.fetchPart(name);
+      const c = fetched.then((buf) => ({ name, ...parseWebM(buf) }));
+      fetched.catch(() => { c.failedAt = performance.now(); });
+      c.catch(() => {}); // its users see the failure
+      clip = c;
     }
     this.clips.delete(name);
     this.clips.set(name, clip);
