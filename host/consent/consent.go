@@ -71,6 +71,10 @@ type Config struct {
 	// OnChange is called with the new state after the user revoked,
 	// paused or resumed; the host sends it to the broker.
 	OnChange func(protocol.ConsentState)
+	// OnAnswer is called with each answer to a question, which the host
+	// sends to the broker: in turn with OnChange, so that a change the
+	// user makes once they answered reaches the broker after the answer.
+	OnAnswer func(protocol.ConsentAnswer)
 	// OnEnd is called when the user ends the session.
 	OnEnd func()
 	// Show is called with a one-line status whenever it changes.
@@ -104,6 +108,9 @@ var ErrWithdrawn = errors.New("the technician left")
 type Manager struct {
 	cfg Config
 	ask sync.Mutex // one question at a time
+	// told orders what the broker is told: an answer with the grant it
+	// makes, a change with the state it leaves.
+	told sync.Mutex
 
 	mu      sync.Mutex
 	viewers map[string]*Viewer
@@ -145,6 +152,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.OnChange == nil {
 		cfg.OnChange = func(protocol.ConsentState) {}
 	}
+	if cfg.OnAnswer == nil {
+		cfg.OnAnswer = func(protocol.ConsentAnswer) {}
+	}
 	if cfg.OnEnd == nil {
 		cfg.OnEnd = func() {}
 	}
@@ -165,8 +175,10 @@ func (m *Manager) Start() {
 	m.mu.Unlock()
 }
 
-// Handle asks the user about req and records the answer.
+// Handle asks the user about req, records the answer and returns it,
+// giving it to OnAnswer first unless ctx ended meanwhile.
 func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) protocol.ConsentAnswer {
+	session := ctx
 	ctx, withdraw := context.WithCancelCause(ctx)
 	defer withdraw(nil)
 	m.mu.Lock()
@@ -186,10 +198,47 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 		}
 		m.mu.Unlock()
 	}()
+	// What is granted is told before any change the user makes after it
+	// (see changed): told after a revoke, the answer would give the
+	// broker back what the user had just taken.
+	tell := func(answer protocol.ConsentAnswer) {
+		if session.Err() == nil { // the session is over: the question went with it
+			m.cfg.OnAnswer(answer)
+		}
+	}
 
+	m.told.Lock()
 	if answer, ok := m.welcomeBack(req); ok {
+		tell(answer)
+		m.told.Unlock()
+		m.cfg.Show(m.Status())
 		return answer
 	}
+	m.told.Unlock()
+
+	answer := m.question(ctx, req)
+	m.told.Lock()
+	defer m.told.Unlock()
+	if len(answer.Granted) > 0 {
+		m.mu.Lock()
+		if m.left[req.Viewer.ID] { // answered as they left: nobody to share with
+			answer = protocol.ConsentAnswer{ID: req.ID, Reason: "withdrawn"}
+		} else {
+			m.grantLocked(req.Viewer, answer.Granted)
+		}
+		m.mu.Unlock()
+	}
+	tell(answer)
+	if answer.Reason != "withdrawn" {
+		m.cfg.Logger.Info("consent answered", "technician", req.Viewer.Name, "answer", answer.Reason, "granted", strings.Join(answer.Granted, ","))
+		m.cfg.Show(m.Status())
+	}
+	return answer
+}
+
+// question puts req to the user, one question at a time, and returns
+// their answer: only what was asked can be granted.
+func (m *Manager) question(ctx context.Context, req protocol.ConsentRequest) protocol.ConsentAnswer {
 	m.ask.Lock()
 	defer m.ask.Unlock()
 	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "granted"}
@@ -206,10 +255,8 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	case errors.Is(context.Cause(ctx), ErrWithdrawn):
 		answer.Reason = "withdrawn"
 		m.cfg.Logger.Info("question withdrawn: the technician left", "technician", req.Viewer.Name)
-		return answer
 	case errors.Is(err, context.Canceled): // the session ended meanwhile
 		answer.Reason = "withdrawn"
-		return answer
 	case errors.Is(err, context.DeadlineExceeded):
 		answer.Reason = "timeout"
 		m.cfg.Logger.Info("no answer in time: denied", "technician", req.Viewer.Name)
@@ -217,7 +264,6 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 		answer.Reason = "not_shown"
 		m.cfg.Logger.Warn("the question could not be shown to the user: nothing granted", "err", err)
 	default:
-		// Only what was asked can be granted.
 		for _, p := range granted {
 			if slices.Contains(req.Permissions, p) && !slices.Contains(answer.Granted, p) {
 				answer.Granted = append(answer.Granted, p)
@@ -227,17 +273,6 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 			answer.Reason = "denied"
 		}
 	}
-	if len(answer.Granted) > 0 {
-		m.mu.Lock()
-		if m.left[req.Viewer.ID] { // answered as they left: nobody to share with
-			m.mu.Unlock()
-			return protocol.ConsentAnswer{ID: req.ID, Reason: "withdrawn"}
-		}
-		m.grantLocked(req.Viewer, answer.Granted)
-		m.mu.Unlock()
-	}
-	m.cfg.Logger.Info("consent answered", "technician", req.Viewer.Name, "answer", answer.Reason, "granted", strings.Join(answer.Granted, ","))
-	m.cfg.Show(m.Status())
 	return answer
 }
 
@@ -303,7 +338,6 @@ func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnsw
 	m.grantLocked(req.Viewer, answer.Granted)
 	m.mu.Unlock()
 	m.cfg.Logger.Info("technician came back: still allowed", "technician", req.Viewer.Name, "granted", strings.Join(answer.Granted, ","))
-	m.cfg.Show(m.Status())
 	return answer, true
 }
 
@@ -431,7 +465,9 @@ func (m *Manager) End() {
 
 func (m *Manager) changed(what string) {
 	m.cfg.Logger.Info("consent changed", "change", what)
+	m.told.Lock()
 	m.cfg.OnChange(m.State(what))
+	m.told.Unlock()
 	m.cfg.Show(m.Status())
 }
 

@@ -342,3 +342,60 @@ func TestReturningTechnicianKeepsGrants(t *testing.T) {
 		t.Fatalf("%d questions, want 3:\n%s", n, out.String())
 	}
 }
+
+// TestRevokeWhileAnswerSentToldInOrder: a user who takes back a
+// permission while their answer granting it is still on its way to the
+// broker has the broker told the answer first and the revoke after it.
+// Told the other way round, the answer would give the technician back
+// what the user had just taken.
+func TestRevokeWhileAnswerSentToldInOrder(t *testing.T) {
+	in, typed := io.Pipe()
+	t.Cleanup(func() { typed.Close() })
+	out := &lockedBuffer{}
+	term := NewTerminal(in, out)
+	var mu sync.Mutex
+	var told []string
+	note := func(s string) {
+		mu.Lock()
+		told = append(told, s)
+		mu.Unlock()
+	}
+	var m *Manager
+	revoked := make(chan error, 1)
+	m, err := New(Config{Prompter: term, Show: term.Show,
+		OnAnswer: func(a protocol.ConsentAnswer) {
+			// The user's "revoke control" comes in while the answer
+			// is sent over a slow link.
+			go func() { revoked <- m.Revoke(protocol.PermControl) }()
+			time.Sleep(200 * time.Millisecond)
+			note("answer " + strings.Join(a.Granted, ","))
+		},
+		OnChange: func(st protocol.ConsentState) { note("change " + st.Change) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	go term.Serve(ctx, m)
+
+	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
+	answered := make(chan protocol.ConsentAnswer, 1)
+	go func() {
+		answered <- m.Handle(ctx, protocol.ConsentRequest{ID: "c1", Viewer: lee, Permissions: []string{protocol.PermView, protocol.PermControl}, TimeoutSeconds: 60})
+	}()
+	out.waitFor(t, "Allow? ", 1)
+	io.WriteString(typed, "all\n")
+	<-answered
+	if err := <-revoked; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"answer view,control", "change revoked control"}; !slices.Equal(told, want) {
+		t.Fatalf("the broker was told %q, want %q", told, want)
+	}
+	if m.Allowed(protocol.PermControl) {
+		t.Fatal("control is still allowed after the revoke")
+	}
+}

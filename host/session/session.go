@@ -257,6 +257,11 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				log.Warn("tell the broker about the change", "err", err)
 			}
 		},
+		OnAnswer: func(answer protocol.ConsentAnswer) {
+			if err := sig.Send(protocol.TypeConsentAnswer, sessionID, answer); err != nil {
+				log.Warn("send consent answer", "err", err)
+			}
+		},
 		OnEnd: func() { endOnce.Do(func() { close(userEnded) }) },
 		OnAsk: func() {
 			if inj != nil {
@@ -598,13 +603,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					answer := mgr.Handle(streamCtx, req)
-					if streamCtx.Err() != nil {
-						return // the session is over: the question went with it
-					}
-					if err := sig.Send(protocol.TypeConsentAnswer, sessionID, answer); err != nil {
-						log.Warn("send consent answer", "err", err)
-					}
+					mgr.Handle(streamCtx, req) // OnAnswer tells the broker
 				}()
 			case protocol.TypeViewerLeft:
 				var left protocol.ViewerLeft
