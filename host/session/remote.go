@@ -190,10 +190,12 @@ func (r *remote) watchDisplays(ctx context.Context, sent protocol.ControlMessage
 // technician.
 func (r *remote) sendClipboard(text string, fetched bool) {
 	if len(text) > protocol.MaxClipboard {
-		r.log.Warn("clipboard not sent: too large", "bytes", len(text), "limit", protocol.MaxClipboard)
+		// The clipboard is read no further than one byte past the limit:
+		// how much more it holds is not known.
+		r.log.Warn("clipboard not sent: too large", "limit", protocol.MaxClipboard)
 		r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: fetched, Reason: fmt.Sprintf(
-			"The remote clipboard holds %d KiB of text, more than the %d KiB that can be shared. Ask the user to copy a shorter piece.",
-			(len(text)+1023)/1024, protocol.MaxClipboard/1024)})
+			"The remote clipboard holds more than the %d KiB of text that can be shared. Ask the user to copy a shorter piece.",
+			protocol.MaxClipboard/1024)})
 		return
 	}
 	if !fetched {

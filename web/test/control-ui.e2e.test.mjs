@@ -437,9 +437,9 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     // The user copies more than can be shared: the panel says so, instead
     // of still offering what they copied before as what they copied now.
     setClipboard(display, 'Dec 05 08:21:07 fs01 smbd[811]: connection refused\n'.repeat(1400)); // 71,400 bytes
-    await until('the panel to say the remote clipboard is too large', async () => (await byId('clipboard-remote').textContent()).includes('70 KiB'));
+    await until('the panel to say the remote clipboard is too large', async () => (await byId('clipboard-remote').textContent()).includes('more than'));
     assert.equal(await byId('clipboard-remote').textContent(),
-      'The remote clipboard holds 70 KiB of text, more than the 64 KiB that can be shared. Ask the user to copy a shorter piece.');
+      'The remote clipboard holds more than the 64 KiB of text that can be shared. Ask the user to copy a shorter piece.');
     assert.equal(await byId('clipboard-copy').isDisabled(), true, 'nothing to copy');
     await shot('10b-control-clipboard-too-large');
     await byId('clipboard-send-text').fill('');
