@@ -107,7 +107,7 @@ var ErrWithdrawn = errors.New("the technician left")
 // Manager holds the user's decisions for one session.
 type Manager struct {
 	cfg Config
-	ask sync.Mutex // one question at a time
+	ask sync.Mutex // one question at a time, held until its answer is recorded
 	// told orders what the broker is told: an answer with the grant it
 	// makes, a change with the state it leaves.
 	told sync.Mutex
@@ -216,6 +216,8 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	}
 	m.told.Unlock()
 
+	m.ask.Lock() // one question at a time, answered and recorded
+	defer m.ask.Unlock()
 	answer := m.question(ctx, req)
 	m.told.Lock()
 	defer m.told.Unlock()
@@ -236,11 +238,9 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	return answer
 }
 
-// question puts req to the user, one question at a time, and returns
-// their answer: only what was asked can be granted.
+// question puts req to the user and returns their answer: only what was
+// asked can be granted. m.ask is held.
 func (m *Manager) question(ctx context.Context, req protocol.ConsentRequest) protocol.ConsentAnswer {
-	m.ask.Lock()
-	defer m.ask.Unlock()
 	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "granted"}
 	if errors.Is(context.Cause(ctx), ErrWithdrawn) { // gone while an earlier question was open
 		answer.Reason = "withdrawn"
@@ -274,6 +274,16 @@ func (m *Manager) question(ctx context.Context, req protocol.ConsentRequest) pro
 		}
 	}
 	return answer
+}
+
+// questionsSettled reports whether no question is open or being
+// recorded.
+func (m *Manager) questionsSettled() bool {
+	if !m.ask.TryLock() {
+		return false
+	}
+	m.ask.Unlock()
+	return true
 }
 
 // setAsking says whether a question is open; while one is, no technician

@@ -24,8 +24,14 @@ type Terminal struct {
 	out io.Writer
 
 	mu      sync.Mutex
-	pending chan string // the line that answers the open question
+	pending *openQuestion // nil when no question is open
 	lines   chan string
+}
+
+// openQuestion is a question waiting for the user's answer line.
+type openQuestion struct {
+	asked  []string
+	answer chan []string // what the user allowed
 }
 
 // NewTerminal reads the user's lines from in until it closes. On a
@@ -81,9 +87,9 @@ func (t *Terminal) Name() string { return "terminal" }
 
 // Ask prints the question and waits for the answer line.
 func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {
-	answer := make(chan string, 1)
+	q := &openQuestion{asked: req.Permissions, answer: make(chan []string, 1)}
 	t.mu.Lock()
-	t.pending = answer
+	t.pending = q
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
@@ -99,32 +105,24 @@ func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]stri
 	fmt.Fprintf(&b, "Type the numbers you allow (e.g. 1 2), \"all\", or \"no\". No answer in %d seconds means no.\nAllow? ", req.TimeoutSeconds)
 	io.WriteString(t.out, b.String())
 
-	for {
-		select {
-		case <-ctx.Done():
-			switch {
-			case errors.Is(context.Cause(ctx), ErrWithdrawn):
-				fmt.Fprintln(t.out, "\nThey left the session: no answer needed.")
-			case errors.Is(ctx.Err(), context.DeadlineExceeded):
-				fmt.Fprintln(t.out, "\nNo answer: denied.")
-			default:
-				fmt.Fprintln(t.out, "\nThe session is over: no answer needed.")
-			}
-			return nil, ctx.Err()
-		case line := <-answer:
-			granted, ok := parseAnswer(line, req.Permissions)
-			switch {
-			case !ok:
-				// A stray Enter or a typo must not decide for the user.
-				fmt.Fprintf(t.out, "Type the numbers you allow (e.g. 1 2), \"all\", or \"no\".\nAllow? ")
-				continue
-			case len(granted) == 0:
-				fmt.Fprintln(t.out, "Denied.")
-			default:
-				fmt.Fprintf(t.out, "Allowed: %s.\n", strings.Join(granted, ", "))
-			}
-			return granted, nil
+	select {
+	case <-ctx.Done():
+		switch {
+		case errors.Is(context.Cause(ctx), ErrWithdrawn):
+			fmt.Fprintln(t.out, "\nThey left the session: no answer needed.")
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			fmt.Fprintln(t.out, "\nNo answer: denied.")
+		default:
+			fmt.Fprintln(t.out, "\nThe session is over: no answer needed.")
 		}
+		return nil, ctx.Err()
+	case granted := <-q.answer:
+		if len(granted) == 0 {
+			fmt.Fprintln(t.out, "Denied.")
+		} else {
+			fmt.Fprintf(t.out, "Allowed: %s.\n", strings.Join(granted, ", "))
+		}
+		return granted, nil
 	}
 }
 
@@ -161,6 +159,7 @@ func parseAnswer(line string, asked []string) ([]string, bool) {
 // Serve routes the user's lines: to the open question if there is one,
 // else to m as commands. It returns when ctx ends or input closes.
 func (t *Terminal) Serve(ctx context.Context, m *Manager) {
+	var answered *openQuestion // the last question answered, maybe not yet recorded
 	for {
 		var line string
 		var ok bool
@@ -176,8 +175,24 @@ func (t *Terminal) Serve(ctx context.Context, m *Manager) {
 		pending := t.pending
 		t.mu.Unlock()
 		if pending != nil && !isCommand(line) {
-			pending <- line
+			granted, ok := parseAnswer(line, pending.asked)
+			if !ok {
+				// A stray Enter or a typo must not decide for the user.
+				fmt.Fprintf(t.out, "Type the numbers you allow (e.g. 1 2), \"all\", or \"no\".\nAllow? ")
+				continue
+			}
+			select {
+			case pending.answer <- granted:
+				answered = pending
+			default: // a line pasted after the answer, before the question closed
+			}
 			continue
+		}
+		if answered != nil {
+			// A command typed right after the answer (both pasted at
+			// once) acts on what the answer allowed, not before it.
+			t.waitRecorded(m, answered)
+			answered = nil
 		}
 		// The commands work while a question is open too: a user uneasy
 		// at a question for more must be able to pause or end at once,
@@ -188,6 +203,19 @@ func (t *Terminal) Serve(ctx context.Context, m *Manager) {
 				fmt.Fprint(t.out, "Allow? ")
 			}
 			t.mu.Unlock()
+		}
+	}
+}
+
+// waitRecorded waits, a second at most, until m has recorded the answer to
+// q: the question that asked it is over, or another is open.
+func (t *Terminal) waitRecorded(m *Manager, q *openQuestion) {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		t.mu.Lock()
+		next := t.pending
+		t.mu.Unlock()
+		if (next != nil && next != q) || m.questionsSettled() {
+			return
 		}
 	}
 }

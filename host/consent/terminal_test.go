@@ -399,3 +399,48 @@ func TestRevokeWhileAnswerSentToldInOrder(t *testing.T) {
 		t.Fatal("control is still allowed after the revoke")
 	}
 }
+
+// TestRevokePastedWithAnswer: "all" and "revoke control" pasted at once
+// grant, then revoke: the command acts once the answer is recorded, not
+// before it (when it would find nothing to revoke and leave control
+// granted).
+func TestRevokePastedWithAnswer(t *testing.T) {
+	in, typed := io.Pipe()
+	t.Cleanup(func() { typed.Close() })
+	out := &lockedBuffer{}
+	term := NewTerminal(in, out)
+	var mu sync.Mutex
+	var told []string
+	note := func(s string) {
+		mu.Lock()
+		told = append(told, s)
+		mu.Unlock()
+	}
+	m, err := New(Config{Prompter: term, Show: term.Show,
+		OnAnswer: func(a protocol.ConsentAnswer) {
+			time.Sleep(100 * time.Millisecond) // a slow link to the broker
+			note("answer " + strings.Join(a.Granted, ","))
+		},
+		OnChange: func(st protocol.ConsentState) { note("change " + st.Change) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	go term.Serve(ctx, m)
+
+	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
+	go m.Handle(ctx, protocol.ConsentRequest{ID: "c1", Viewer: lee, Permissions: []string{protocol.PermView, protocol.PermControl}, TimeoutSeconds: 60})
+	out.waitFor(t, "Allow? ", 1)
+	io.WriteString(typed, "all\nrevoke control\n")
+	out.waitFor(t, "can see your screen", 2) // the status after the answer, then after the revoke
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"answer view,control", "change revoked control"}; !slices.Equal(told, want) {
+		t.Fatalf("the broker was told %q, want %q\n%s", told, want, out.String())
+	}
+	if m.Allowed(protocol.PermControl) || !m.Allowed(protocol.PermView) {
+		t.Fatalf("after the revoke: control %v, view %v", m.Allowed(protocol.PermControl), m.Allowed(protocol.PermView))
+	}
+}
