@@ -343,31 +343,25 @@ func TestReturningTechnicianKeepsGrants(t *testing.T) {
 	}
 }
 
-// TestRevokeWhileAnswerSentToldInOrder: a user who takes back a
-// permission while their answer granting it is still on its way to the
-// broker has the broker told the answer first and the revoke after it.
-// Told the other way round, the answer would give the technician back
-// what the user had just taken.
-func TestRevokeWhileAnswerSentToldInOrder(t *testing.T) {
+// toldTerminal is a consent manager asking on a terminal, as atTerminal,
+// that notes in order what it tells the broker; onAnswer runs as each
+// answer is told, before it is noted.
+func toldTerminal(t *testing.T, onAnswer func(m *Manager)) (m *Manager, typed *io.PipeWriter, out *lockedBuffer, ctx context.Context, told func() []string) {
+	t.Helper()
 	in, typed := io.Pipe()
 	t.Cleanup(func() { typed.Close() })
-	out := &lockedBuffer{}
+	out = &lockedBuffer{}
 	term := NewTerminal(in, out)
 	var mu sync.Mutex
-	var told []string
+	var notes []string
 	note := func(s string) {
 		mu.Lock()
-		told = append(told, s)
+		notes = append(notes, s)
 		mu.Unlock()
 	}
-	var m *Manager
-	revoked := make(chan error, 1)
 	m, err := New(Config{Prompter: term, Show: term.Show,
 		OnAnswer: func(a protocol.ConsentAnswer) {
-			// The user's "revoke control" comes in while the answer
-			// is sent over a slow link.
-			go func() { revoked <- m.Revoke(protocol.PermControl) }()
-			time.Sleep(200 * time.Millisecond)
+			onAnswer(m)
 			note("answer " + strings.Join(a.Granted, ","))
 		},
 		OnChange: func(st protocol.ConsentState) { note("change " + st.Change) },
@@ -378,7 +372,26 @@ func TestRevokeWhileAnswerSentToldInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	go term.Serve(ctx, m)
+	return m, typed, out, ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(notes)
+	}
+}
 
+// TestRevokeWhileAnswerSentToldInOrder: a user who takes back a
+// permission while their answer granting it is still on its way to the
+// broker has the broker told the answer first and the revoke after it.
+// Told the other way round, the answer would give the technician back
+// what the user had just taken.
+func TestRevokeWhileAnswerSentToldInOrder(t *testing.T) {
+	revoked := make(chan error, 1)
+	m, typed, out, ctx, told := toldTerminal(t, func(m *Manager) {
+		// The user's "revoke control" comes in while the answer is sent
+		// over a slow link.
+		go func() { revoked <- m.Revoke(protocol.PermControl) }()
+		time.Sleep(200 * time.Millisecond)
+	})
 	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
 	answered := make(chan protocol.ConsentAnswer, 1)
 	go func() {
@@ -390,10 +403,8 @@ func TestRevokeWhileAnswerSentToldInOrder(t *testing.T) {
 	if err := <-revoked; err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"answer view,control", "change revoked control"}; !slices.Equal(told, want) {
-		t.Fatalf("the broker was told %q, want %q", told, want)
+	if want := []string{"answer view,control", "change revoked control"}; !slices.Equal(told(), want) {
+		t.Fatalf("the broker was told %q, want %q", told(), want)
 	}
 	if m.Allowed(protocol.PermControl) {
 		t.Fatal("control is still allowed after the revoke")
@@ -405,40 +416,16 @@ func TestRevokeWhileAnswerSentToldInOrder(t *testing.T) {
 // before it (when it would find nothing to revoke and leave control
 // granted).
 func TestRevokePastedWithAnswer(t *testing.T) {
-	in, typed := io.Pipe()
-	t.Cleanup(func() { typed.Close() })
-	out := &lockedBuffer{}
-	term := NewTerminal(in, out)
-	var mu sync.Mutex
-	var told []string
-	note := func(s string) {
-		mu.Lock()
-		told = append(told, s)
-		mu.Unlock()
-	}
-	m, err := New(Config{Prompter: term, Show: term.Show,
-		OnAnswer: func(a protocol.ConsentAnswer) {
-			time.Sleep(100 * time.Millisecond) // a slow link to the broker
-			note("answer " + strings.Join(a.Granted, ","))
-		},
-		OnChange: func(st protocol.ConsentState) { note("change " + st.Change) },
+	m, typed, out, ctx, told := toldTerminal(t, func(*Manager) {
+		time.Sleep(100 * time.Millisecond) // a slow link to the broker
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	go term.Serve(ctx, m)
-
 	lee := protocol.Person{ID: "v_lee", Name: "lee", Role: "technician"}
 	go m.Handle(ctx, protocol.ConsentRequest{ID: "c1", Viewer: lee, Permissions: []string{protocol.PermView, protocol.PermControl}, TimeoutSeconds: 60})
 	out.waitFor(t, "Allow? ", 1)
 	io.WriteString(typed, "all\nrevoke control\n")
 	out.waitFor(t, "can see your screen", 2) // the status after the answer, then after the revoke
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"answer view,control", "change revoked control"}; !slices.Equal(told, want) {
-		t.Fatalf("the broker was told %q, want %q\n%s", told, want, out.String())
+	if want := []string{"answer view,control", "change revoked control"}; !slices.Equal(told(), want) {
+		t.Fatalf("the broker was told %q, want %q\n%s", told(), want, out.String())
 	}
 	if m.Allowed(protocol.PermControl) || !m.Allowed(protocol.PermView) {
 		t.Fatalf("after the revoke: control %v, view %v", m.Allowed(protocol.PermControl), m.Allowed(protocol.PermView))
