@@ -61,13 +61,28 @@ func (c *castWriter) writeLine(b []byte) error {
 	if c.enc != nil {
 		b = c.enc.seal(b)
 	}
-	n, err := c.f.Write(b)
-	c.size += int64(n)
-	c.sum.Write(b[:n])
-	if err != nil {
+	// As in the event log, a line counts only once it is in the file
+	// whole: a torn one (the disk full) is cut off, or the seal of the
+	// failure would cover it, and the player could not read the
+	// transcript at all.
+	if n, err := c.f.Write(b); err != nil {
+		if n > 0 {
+			c.f.Truncate(c.size)
+		}
 		return fmt.Errorf("write shell transcript: %w", err)
 	}
+	c.size += int64(len(b))
+	c.sum.Write(b)
 	return nil
+}
+
+// release closes the file of a transcript whose recording failed, writing
+// nothing more to it.
+func (c *castWriter) release() {
+	if !c.closed {
+		c.closed = true
+		c.f.Close()
+	}
 }
 
 func (c *castWriter) event(at time.Time, code string, data string) error {

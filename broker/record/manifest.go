@@ -133,6 +133,7 @@ func writeAtomic(dir, name string, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
+		os.Remove(filepath.Join(dir, name)) // its room, on a full disk
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil

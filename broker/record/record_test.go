@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -625,16 +626,8 @@ func TestFailedEventWriteVerifies(t *testing.T) {
 	}
 	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
 
-	var limit syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
-	small := limit
-	small.Cur = 64 << 10
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
-		t.Skipf("cannot limit the file size: %v", err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit)
+	restore := limitFileSize(t, 64 << 10)
+	defer restore()
 	s.Event("chat.message", "lee", []byte(fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", 100<<10))))
 	select {
 	case err := <-failed:
@@ -690,16 +683,8 @@ func TestFinalSealFails(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	var limit syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
-	small := limit
-	small.Cur = 8 << 10
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
-		t.Skipf("cannot limit the file size: %v", err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit)
+	restore := limitFileSize(t, 8 << 10)
+	defer restore()
 	if err := s.Finish("The technician ended the session."); err == nil {
 		t.Fatal("the final seal did not fail")
 	}
@@ -891,4 +876,195 @@ func TestReadOnlyRecordingsDir(t *testing.T) {
 			t.Errorf("error %q, want it to say %q", err, want)
 		}
 	}
+}
+
+// TestRetentionDeletesTheExpiredDirectory: an archive kept under another
+// directory than its session's (a copy restored beside the original) is
+// deleted by retention as the directory it is, not by the session its
+// manifest names: neither the original twice, nor the copy never.
+func TestRetentionDeletesTheExpiredDirectory(t *testing.T) {
+	key := testKey(t)
+	root := t.TempDir()
+	_, dir := recordSample(t, root, key)
+	if err := os.Rename(copyDir(t, dir), filepath.Join(root, "s_restored")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Dir: root, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := r.Expired(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions []string
+	for _, m := range expired {
+		sessions = append(sessions, m.Session)
+		if err := r.Delete(m.Session); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, _ := os.ReadDir(root)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	if len(names) != 0 {
+		t.Errorf("expired %v; left behind %v", sessions, names)
+	}
+}
+
+// TestTranscriptWriteFailureVerifiesAndPlays: terminal output the file
+// system takes only part of (a full disk) stops the recording; the
+// archive is sealed as failed, verifies, and its transcript still plays:
+// the torn line is not part of what the seal covers.
+func TestTranscriptWriteFailureVerifiesAndPlays(t *testing.T) {
+	key := testKey(t)
+	r, err := New(Config{Dir: t.TempDir(), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	s, err := r.Start(Info{Session: "s_shell", OnFailure: func(err error) { failed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ShellOpened("shell-1", "v_lee", 80, 24)
+	s.ShellData("shell-1", true, []byte("$ ls\r\n"))
+
+	restore := limitFileSize(t, 64 << 10)
+	defer restore()
+	s.ShellData("shell-1", true, bytes.Repeat([]byte("output "), 20<<10))
+	select {
+	case err := <-failed:
+		t.Logf("failure: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed write was not reported")
+	}
+	s.Finish("The technician ended the session.")
+	restore()
+
+	rep, err := r.Verify("s_shell")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.State != StateFailed {
+		t.Fatalf("verify: state %s, problems %v", rep.State, rep.Problems)
+	}
+	m, _, err := ReadManifest(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := readPart(s.Dir(), m, "shell-1.cast", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	if last := lines[len(lines)-1]; last != "" {
+		t.Errorf("the sealed transcript ends in a torn line of %d bytes", len(last))
+	}
+	for i, l := range lines[:len(lines)-1] {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("line %d of the sealed transcript is not JSON: %.40q", i+1, l)
+		}
+	}
+}
+
+// TestFailedRecordingClosesItsFiles: a recording that failed leaves no
+// file of its archive open once it is finished.
+func TestFailedRecordingClosesItsFiles(t *testing.T) {
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	s, err := r.Start(Info{Session: "s_open", OnFailure: func(err error) { failed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ShellOpened("shell-1", "v_lee", 80, 24)
+	s.ShellOpened("shell-2", "v_lee", 80, 24)
+	s.ShellData("shell-2", true, []byte("$ "))
+
+	restore := limitFileSize(t, 8 << 10)
+	defer restore()
+	s.Event("chat.message", "lee", []byte(fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", 16<<10))))
+	select {
+	case <-failed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed write was not reported")
+	}
+	s.Finish("The technician ended the session.")
+
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot list open files: %v", err)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, s.Dir()) {
+			t.Errorf("%s is still open", target)
+		}
+	}
+}
+
+// TestDiskFullArchiveSaysFailed: the archive of a recording stopped by a
+// full disk says so on disk, not that it is still being recorded: verify
+// reports it failed, with why, and retention can delete it, without
+// waiting for a restart of the broker to call it incomplete.
+func TestDiskFullArchiveSaysFailed(t *testing.T) {
+	for run := range 5 {
+		mnt := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+		key := testKey(t)
+		r, err := New(Config{Dir: mnt, Key: key, SegmentDuration: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed := make(chan error, 1)
+		s, err := r.Start(Info{Session: "s_full", OnFailure: func(err error) { failed <- err }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p packetizer
+		size := 3000 + run*700 // the disk fills at another point each run
+		for i := 0; i < 2000 && len(failed) == 0; i++ {
+			for _, pkt := range p.packets(vp8Frame(i%10 == 0, 640, 480, size), uint32(i*3000)) {
+				s.VideoPacket(pkt)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		s.Finish("The technician ended the session.")
+		if s.Err() == nil {
+			t.Fatal("a full disk was not reported")
+		}
+		rep, err := r.Verify("s_full")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() || rep.State != StateFailed {
+			t.Errorf("run %d (%v): verify says state %s, problems %v; want failed, no problem", run, s.Err(), rep.State, rep.Problems)
+		}
+		if old, _ := r.Expired(time.Now().Add(time.Hour)); len(old) != 1 {
+			t.Errorf("run %d: retention finds %d archives to delete, want the failed one", run, len(old))
+		}
+	}
+}
+
+// limitFileSize makes a write past n bytes into any file fail, as a full
+// disk would, until restore (which the test also defers).
+func limitFileSize(t *testing.T, n uint64) (restore func()) {
+	t.Helper()
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	small := limit
+	small.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+		t.Skipf("cannot limit the file size: %v", err)
+	}
+	return func() { syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit) }
 }

@@ -144,7 +144,13 @@ func (r *Recorder) Verify(session string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return verifyArchive(dir, r.PublicKey(), r.cfg.EncryptionKey, false)
+	rep, err := verifyArchive(dir, r.PublicKey(), r.cfg.EncryptionKey, false)
+	// The signature holds for any session's archive: one renamed or
+	// copied over another's is intact, and must still not pass for it.
+	if err == nil && rep.Session != "" && rep.Session != session {
+		rep.problem(ManifestFile, "is the manifest of session %s, not of %s: the archive was moved here from another session's", rep.Session, session)
+	}
+	return rep, err
 }
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -507,8 +513,14 @@ func (s *Session) fail(err error) {
 	s.failed = err
 	s.r.log.Error("recording failed", "session", s.info.Session, "err", err)
 	s.manifest.State, s.manifest.Note = StateFailed, "Writing the archive failed: "+err.Error()
-	// Seal what was written, if the disk still lets us.
-	s.seal()
+	// Seal what was written, if the disk still lets us. A full disk
+	// often does not: the video written since the last seal, which no
+	// signature covers and the player does not play, gives back its
+	// room for the archive to say that it failed, and why; left saying
+	// it is still being recorded, retention would not delete it either.
+	if s.seal() != nil && s.dropUnsealedVideo() {
+		s.seal()
+	}
 	// Off the writer: the callback may write to the archive's queue.
 	go s.info.OnFailure(err)
 }
@@ -734,6 +746,30 @@ func (s *Session) seal() error {
 	return nil
 }
 
+// dropUnsealedVideo removes the video segments that the manifest on disk
+// does not list, and reports whether there were any.
+func (s *Session) dropUnsealedVideo() bool {
+	m, _, err := ReadManifest(s.dir)
+	if err != nil {
+		return false
+	}
+	sealed := map[string]bool{}
+	for _, p := range m.Parts {
+		sealed[p.Name] = true
+	}
+	var kept []Part
+	for _, p := range s.parts {
+		if sealed[p.Name] {
+			kept = append(kept, p)
+		} else if err := os.Remove(filepath.Join(s.dir, p.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false
+		}
+	}
+	dropped := len(kept) < len(s.parts)
+	s.parts = kept
+	return dropped
+}
+
 func (s *Session) sortedShells() []*shell {
 	out := make([]*shell, 0, len(s.shells))
 	for _, sh := range s.shells {
@@ -754,6 +790,9 @@ func (s *Session) finish(reason string) {
 	defer s.events.close()
 	defer s.finished()
 	if s.failed != nil {
+		for _, sh := range s.shells {
+			sh.cast.release()
+		}
 		return
 	}
 	now := s.r.cfg.Now()

@@ -43,7 +43,10 @@ func (r *Recorder) Recover() ([]*Manifest, error) {
 }
 
 // Expired returns the sessions whose archives ended (or were sealed last)
-// before cutoff.
+// before cutoff. Each manifest's Session is the archive's directory, which
+// Delete takes: an archive kept under another session's name than its own
+// (a copy restored beside the original) is deleted as the directory it
+// is, not the original in its place.
 func (r *Recorder) Expired(cutoff time.Time) ([]*Manifest, error) {
 	entries, err := os.ReadDir(r.cfg.Dir)
 	if err != nil {
@@ -59,6 +62,7 @@ func (r *Recorder) Expired(cutoff time.Time) ([]*Manifest, error) {
 			continue
 		}
 		if m.SealedAt.Before(cutoff) {
+			m.Session = e.Name()
 			out = append(out, m)
 		}
 	}

@@ -315,3 +315,44 @@ func TestOpenPartServesTheSealedBytes(t *testing.T) {
 		t.Error("a file the manifest does not list was opened")
 	}
 }
+
+// TestVerifyRefusesAnotherSessionsArchive: the archive of one session put
+// in the place of another's (renamed over it, or its manifest and parts
+// copied there) is intact as a whole, signature and all; the broker's
+// verify of the second session must still say it is not that session's.
+func TestVerifyRefusesAnotherSessionsArchive(t *testing.T) {
+	key := testKey(t)
+	root := t.TempDir()
+	_, dir := recordSample(t, root, key)
+	r, err := New(Config{Dir: root, Key: key, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := r.Verify("s_other"); err != nil || !rep.OK() {
+		t.Fatalf("the second session's own archive: %+v %v", rep, err)
+	}
+	if err := os.RemoveAll(s.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(copyDir(t, dir), s.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Verify("s_other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() {
+		t.Fatalf("the archive of session %s verifies as session s_other's", rep.Session)
+	}
+	if !strings.Contains(fmt.Sprint(rep.Problems), "s_test1") {
+		t.Errorf("problems %v do not name the session the archive is of", rep.Problems)
+	}
+}

@@ -399,6 +399,9 @@ func (s *segment) seal(key []byte) (Part, error) {
 	}
 	s.clusters = nil
 	if err != nil {
+		// Not written whole, it is no segment: it gives back its room,
+		// for the seal of the failure (the disk full).
+		os.Remove(s.path)
 		return Part{}, fmt.Errorf("write video segment %s: %w", s.name, err)
 	}
 	return Part{Name: s.name, Kind: KindVideo, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)), StartMS: s.startMS,
