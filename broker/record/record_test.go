@@ -626,7 +626,7 @@ func TestFailedEventWriteVerifies(t *testing.T) {
 	}
 	s.Event("consent.granted", "user", []byte(`{"granted":["view"]}`))
 
-	restore := limitFileSize(t, 64 << 10)
+	restore := limitFileSize(t, 64<<10)
 	defer restore()
 	s.Event("chat.message", "lee", []byte(fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", 100<<10))))
 	select {
@@ -683,7 +683,7 @@ func TestFinalSealFails(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	restore := limitFileSize(t, 8 << 10)
+	restore := limitFileSize(t, 8<<10)
 	defer restore()
 	if err := s.Finish("The technician ended the session."); err == nil {
 		t.Fatal("the final seal did not fail")
@@ -932,7 +932,7 @@ func TestTranscriptWriteFailureVerifiesAndPlays(t *testing.T) {
 	s.ShellOpened("shell-1", "v_lee", 80, 24)
 	s.ShellData("shell-1", true, []byte("$ ls\r\n"))
 
-	restore := limitFileSize(t, 64 << 10)
+	restore := limitFileSize(t, 64<<10)
 	defer restore()
 	s.ShellData("shell-1", true, bytes.Repeat([]byte("output "), 20<<10))
 	select {
@@ -986,7 +986,7 @@ func TestFailedRecordingClosesItsFiles(t *testing.T) {
 	s.ShellOpened("shell-2", "v_lee", 80, 24)
 	s.ShellData("shell-2", true, []byte("$ "))
 
-	restore := limitFileSize(t, 8 << 10)
+	restore := limitFileSize(t, 8<<10)
 	defer restore()
 	s.Event("chat.message", "lee", []byte(fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", 16<<10))))
 	select {
