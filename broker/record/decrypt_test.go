@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,11 +107,7 @@ func TestDecryptInPieces(t *testing.T) {
 // TestDecryptDiskFull: a copy that does not fit on its disk fails with the
 // cause, not as a damaged archive, and leaves nothing half written.
 func TestDecryptDiskFull(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := smallDisk(t, "1m")
 	_, src, enc := encryptedArchiveOf(t, "s_full", 200<<10)
 	for _, name := range []string{"copy", "copy.zip"} {
 		dst := filepath.Join(mnt, name)

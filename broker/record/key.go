@@ -43,21 +43,46 @@ func createKey(dir string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("generate signing key: %w", err)
 	}
 	privPEM := pem.EncodeToMemory(&pem.Block{Type: "TETHER ARCHIVE SIGNING KEY", Bytes: priv.Seed()})
-	f, err := os.OpenFile(filepath.Join(dir, KeyFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
+	// Written whole and synced before it takes its name: a start that
+	// failed half way (a full disk, a crash) leaves no key file that the
+	// next start would refuse as damaged.
+	if err := placeFile(dir, KeyFile, privPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("write signing key: %w", err)
 	}
-	_, err = f.Write(privPEM)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err := os.Remove(filepath.Join(dir, PublicKeyFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("write public key: %w", err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("write signing key: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, PublicKeyFile), PublicKeyPEM(pub), 0o644); err != nil {
+	if err := placeFile(dir, PublicKeyFile, PublicKeyPEM(pub), 0o644); err != nil {
 		return nil, fmt.Errorf("write public key: %w", err)
 	}
 	return priv, nil
+}
+
+// placeFile writes data to dir/name, which must not exist yet, so that
+// the name appears only once the file is whole and on disk.
+func placeFile(dir, name string, data []byte, mode os.FileMode) error {
+	tmp := filepath.Join(dir, name+".new")
+	err := os.WriteFile(tmp, data, mode)
+	if err == nil {
+		err = syncFile(tmp)
+	}
+	if err == nil {
+		err = os.Link(tmp, filepath.Join(dir, name)) // fails if another start placed it first
+	}
+	os.Remove(tmp)
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // PublicKeyPEM encodes a public key for auditors.

@@ -553,11 +553,7 @@ func TestKillMidSession(t *testing.T) {
 // reports the failure once, with the cause, finishes as failed, and what
 // was sealed before still verifies.
 func TestDiskFull(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := smallDisk(t, "256k")
 	key := testKey(t)
 	r, err := New(Config{Dir: mnt, Key: key, SegmentDuration: 300 * time.Millisecond})
 	if err != nil {
@@ -1013,11 +1009,7 @@ func TestFailedRecordingClosesItsFiles(t *testing.T) {
 // waiting for a restart of the broker to call it incomplete.
 func TestDiskFullArchiveSaysFailed(t *testing.T) {
 	for run := range 5 {
-		mnt := t.TempDir()
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
-			t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+		mnt := smallDisk(t, "256k")
 		key := testKey(t)
 		r, err := New(Config{Dir: mnt, Key: key, SegmentDuration: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
@@ -1067,4 +1059,46 @@ func limitFileSize(t *testing.T, n uint64) (restore func()) {
 		t.Skipf("cannot limit the file size: %v", err)
 	}
 	return func() { syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit) }
+}
+
+// smallDisk mounts a tmpfs of size (as mount takes it: "256k") to fill,
+// until the test ends.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	return mnt
+}
+
+// TestKeyOnFullDisk: a first start on a full disk fails with the cause,
+// and the start after room was made creates the key; it is not refused
+// for an empty key file the failed start left behind.
+func TestKeyOnFullDisk(t *testing.T) {
+	mnt := smallDisk(t, "64k")
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if _, err := LoadOrCreateKey(mnt); err == nil || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("first start on a full disk: %v", err)
+	}
+	os.Remove(filler)
+	key, err := LoadOrCreateKey(mnt)
+	if err != nil {
+		t.Fatalf("start once there is room: %v", err)
+	}
+	again, err := LoadOrCreateKey(mnt)
+	if err != nil || !again.Equal(key) {
+		t.Fatalf("the key read back: %v", err)
+	}
 }
