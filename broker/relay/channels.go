@@ -96,8 +96,9 @@ func (s *Session) clipAskerLocked(fetch bool) []*Viewer {
 	return nil
 }
 
-// fromHostControl relays what the host says: its displays to every viewer,
-// what the user copies to viewers allowed the clipboard, and its answer to
+// fromHostControl relays what the host says: its displays to viewers
+// allowed to see the screen, what the user copies to viewers allowed the
+// clipboard, and its answer to
 // a viewer's text or fetch only to that viewer: a colleague told that text
 // was set, or shown a clipboard or an error, would take it for the answer
 // to something they did. A host from before fetches were marked sends its
@@ -108,10 +109,16 @@ func (s *Session) fromHostControl(data []byte) {
 		s.cfg.Logger.Warn("host sent a bad control message", "err", err)
 		return
 	}
-	s.mu.Lock()
 	if msg.Type == protocol.ControlDisplays {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		s.displays = data
+		for v := range s.viewers {
+			v.sendDisplaysLocked()
+		}
+		return
 	}
+	s.mu.Lock()
 	viewers := slices.Collect(maps.Keys(s.viewers))
 	switch {
 	case msg.Type == protocol.ControlClipboardSet:
@@ -397,6 +404,9 @@ func (v *Viewer) SetGrants(granted []string, paused bool) {
 		v.stopControl()
 	}
 	if canSee && !couldSee {
+		v.s.mu.Lock()
+		v.sendDisplaysLocked()
+		v.s.mu.Unlock()
 		v.requestKeyframe()
 	}
 	if canSee != couldSee {
@@ -428,5 +438,14 @@ func (v *Viewer) forward(pkt *rtp.Packet) {
 	v.mu.Unlock()
 	if err := v.video.WriteRTP(&out); err != nil {
 		v.s.cfg.Logger.Debug("forward video", "viewer", v.opts.Name, "err", err)
+	}
+}
+
+// sendDisplaysLocked gives the viewer the user's displays as the host last
+// listed them, if it may see the screen: their names and sizes are the
+// user's too. v.s.mu is held, which keeps the lists a viewer gets in order.
+func (v *Viewer) sendDisplaysLocked() {
+	if v.s.displays != nil && v.allowed(protocol.PermView) && v.control.ReadyState() == webrtc.DataChannelStateOpen {
+		v.control.Send(v.s.displays)
 	}
 }

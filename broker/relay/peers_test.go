@@ -13,11 +13,12 @@ import (
 
 // testViewer is a viewer's peer connected to a relay, for tests.
 type testViewer struct {
-	v       *Viewer
-	pc      *webrtc.PeerConnection
-	control *webrtc.DataChannel
-	input   *webrtc.DataChannel
-	modes   chan protocol.ControlMessage
+	v        *Viewer
+	pc       *webrtc.PeerConnection
+	control  *webrtc.DataChannel
+	input    *webrtc.DataChannel
+	modes    chan protocol.ControlMessage
+	displays chan protocol.ControlMessage
 }
 
 // connectViewer connects a viewer's peer to s, its input channel open.
@@ -36,13 +37,22 @@ func connectViewer(t *testing.T, s *Session, opts ViewerOptions) *testViewer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tv := &testViewer{v: v, pc: pc, control: control, input: input, modes: make(chan protocol.ControlMessage, 64)}
+	tv := &testViewer{v: v, pc: pc, control: control, input: input,
+		modes: make(chan protocol.ControlMessage, 64), displays: make(chan protocol.ControlMessage, 64)}
 	control.OnMessage(func(m webrtc.DataChannelMessage) {
-		if msg, err := protocol.DecodeControl(m.Data); err == nil && msg.Type == protocol.ControlMode {
-			select {
-			case tv.modes <- msg:
-			default:
-			}
+		msg, err := protocol.DecodeControl(m.Data)
+		var to chan protocol.ControlMessage
+		switch {
+		case err != nil:
+			return
+		case msg.Type == protocol.ControlMode:
+			to = tv.modes
+		case msg.Type == protocol.ControlDisplays:
+			to = tv.displays
+		}
+		select {
+		case to <- msg:
+		default:
 		}
 	})
 	opened := make(chan struct{})

@@ -287,11 +287,8 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 	}
 	v.control.OnOpen(func() {
 		s.mu.Lock()
-		displays := s.displays
+		v.sendDisplaysLocked()
 		s.mu.Unlock()
-		if displays != nil {
-			v.control.Send(displays)
-		}
 	})
 	v.control.OnMessage(func(m webrtc.DataChannelMessage) { v.fromControl(m.Data) })
 	// Besides the negotiated channels, a viewer may open files and shell
