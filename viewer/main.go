@@ -202,7 +202,16 @@ func login(ctx context.Context, c *client.Client, broker string) error {
 	if err != nil {
 		return fmt.Errorf("read password: %w", err)
 	}
-	token, err := c.Login(ctx, strings.TrimSpace(user), string(pass))
+	user = strings.TrimSpace(user)
+	token, err := c.Login(ctx, user, string(pass), "")
+	if apiErr := (*client.APIError)(nil); errors.As(err, &apiErr) && apiErr.Code == "totp_required" {
+		fmt.Print("Two-factor code: ")
+		code, rerr := in.ReadString('\n')
+		if rerr != nil {
+			return fmt.Errorf("read two-factor code: %w", rerr)
+		}
+		token, err = c.Login(ctx, user, string(pass), strings.TrimSpace(code))
+	}
 	if err != nil {
 		return err
 	}

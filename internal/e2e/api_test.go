@@ -68,7 +68,7 @@ func TestAPIAccess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := c.Login(ctx, name, name+"-password-1")
+		tok, err := c.Login(ctx, name, name+"-password-1", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -174,7 +174,7 @@ func (b *broker) login(t *testing.T, ctx context.Context, user, password string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Login(ctx, user, password); err != nil {
+	if _, err := c.Login(ctx, user, password, ""); err != nil {
 		t.Fatal(err)
 	}
 	return c

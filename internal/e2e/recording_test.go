@@ -596,7 +596,7 @@ func apiKeyFor(t *testing.T, b *broker, username string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := c.Login(context.Background(), username, "correct horse battery")
+	tok, err := c.Login(context.Background(), username, "correct horse battery", "")
 	if err != nil {
 		t.Fatal(fmt.Errorf("log in %s: %w", username, err))
 	}

@@ -25,7 +25,7 @@ func (b *broker) loginToken(t *testing.T, user, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := c.Login(context.Background(), user, password)
+	tok, err := c.Login(context.Background(), user, password, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 )
@@ -331,5 +332,58 @@ func TestViewerJoinRefusedSaysWhy(t *testing.T) {
 	cmd.Env = append(cmd.Env, "TETHER_API_KEY="+key["key"].(string))
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "may not join sessions") {
 		t.Fatalf("join with a key that may not join: %v\n%s", err, out)
+	}
+}
+
+// TestViewerLoginTwoFactor: `viewer login` asks for the two-factor code of
+// an account that has it, after the password; a wrong code is refused
+// with why; an account whose role requires two-factor authentication it
+// has not set up is told to set it up in the console, and no login is
+// saved that could do nothing else.
+func TestViewerLoginTwoFactor(t *testing.T) {
+	b := startBroker(t)
+	ctx := context.Background()
+	viewer := xtest.Build(t, "./viewer")
+	home := t.TempDir()
+	run := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(viewer, append([]string{"-broker", b.URL(), "-ca", b.CAFile()}, args...)...)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=")
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	hc := newSpecChecker(t, b).client()
+	api := b.URL() + "/api/v1"
+
+	b.CreateUser(ctx, "tina", "tina-password-1", "technician")
+	tok := b.loginToken(t, "tina", "tina-password-1")
+	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, `{"password":"tina-password-1"}`, nil)
+	secret, _ := enrol["secret"].(string)
+	code, _ := auth.TOTPCode(secret, b.now())
+	if status, out := apiCall(t, hc, "POST", api+"/me/totp/confirm", tok, `{"code":"`+code+`"}`, nil); status != 200 {
+		t.Fatalf("confirm: %d %v", status, out)
+	}
+	if out, err := run("tina\ntina-password-1\n999999\n", "login"); err == nil || !strings.Contains(out, "Two-factor code: ") || !strings.Contains(out, "That two-factor code is wrong") {
+		t.Fatalf("login with a wrong code: %v\n%s", err, out)
+	}
+	code, _ = auth.TOTPCode(secret, b.now().Add(30*time.Second)) // the enrolment's is used
+	if out, err := run("tina\ntina-password-1\n"+code+"\n", "login"); err != nil || !strings.Contains(out, "Logged in") {
+		t.Fatalf("login with the code: %v\n%s", err, out)
+	}
+	if out, err := run("", "create", "-ticket", "INC-2FA"); err != nil || !strings.Contains(out, "session s_") {
+		t.Fatalf("create with the login: %v\n%s", err, out)
+	}
+
+	b.CreateUser(ctx, "tom", "tom-password-1", "supervisor")
+	if status, out := apiCall(t, hc, "PUT", api+"/settings", b.admin.APIKey, `{"totp_required_roles":["supervisor"]}`, nil); status != 200 {
+		t.Fatalf("settings: %d %v", status, out)
+	}
+	os.RemoveAll(filepath.Join(home, ".config"))
+	out, err := run("tom\ntom-password-1\n", "login")
+	if err == nil || !strings.Contains(out, "Account security") {
+		t.Fatalf("login of an account that must set up two-factor authentication: %v\n%s", err, out)
+	}
+	if out, err := run("", "create"); err == nil || !strings.Contains(out, "Log in") {
+		t.Fatalf("a login was saved for an account that must enrol first: %v\n%s", err, out)
 	}
 }

@@ -164,7 +164,7 @@ func TestWebhookAdminAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if token[u.name], err = c.Login(ctx, u.name, u.name+"-password-1"); err != nil {
+		if token[u.name], err = c.Login(ctx, u.name, u.name+"-password-1", ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -126,16 +126,28 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// Login exchanges a username and password for a login token, and makes the
-// client use it.
-func (c *Client) Login(ctx context.Context, username, password string) (string, error) {
+// ErrMustEnrol is why a login is refused to an account whose role requires
+// two-factor authentication it has not set up: such a login could do
+// nothing but set it up, which the console does.
+var ErrMustEnrol = errors.New("your role requires two-factor authentication: set it up in the console, under Account security, then log in here again")
+
+// Login exchanges a username, password and, for an account with two-factor
+// authentication, the current code (an *APIError with Code "totp_required"
+// asks for it) for a login token, and makes the client use it.
+func (c *Client) Login(ctx context.Context, username, password, totp string) (string, error) {
 	var out struct {
-		Token string `json:"token"`
+		Token     string `json:"token"`
+		MustEnrol bool   `json:"must_enrol_totp"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/api/v1/login", map[string]string{"username": username, "password": password}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/login", map[string]string{"username": username, "password": password, "totp": totp}, &out); err != nil {
 		return "", fmt.Errorf("log in: %w", err)
 	}
 	c.cfg.Token = out.Token
+	if out.MustEnrol {
+		c.Logout(ctx)
+		c.cfg.Token = ""
+		return "", ErrMustEnrol
+	}
 	return out.Token, nil
 }
 
