@@ -299,7 +299,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     const note = h('span', { class: 'transfer-note' });
     const cancel = h('button', { type: 'button', class: 'icon-btn icon-btn-dark transfer-cancel', 'aria-label': `Cancel ${t.name}`, 'data-testid': 'transfer-cancel' }, icon('x', 14));
     cancel.addEventListener('click', () => cancelTransfer(t));
-    t.el = h('li', { class: 'transfer', 'data-testid': 'transfer', 'data-direction': t.direction, 'data-name': t.name },
+    t.el = h('li', { class: 'transfer', 'data-testid': 'transfer', 'data-direction': t.direction, 'data-name': t.name, tabindex: '-1' },
       h('span', { class: 'transfer-icon' }, icon(t.direction === 'upload' ? 'send' : 'download', 15)),
       h('div', { class: 'transfer-body' },
         h('div', { class: 'transfer-line' }, h('span', { class: 'transfer-name', text: t.name }), pct),
@@ -346,7 +346,11 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     };
     t.note.textContent = notes[t.state] ?? '';
     t.note.title = t.state === 'done' && t.sha256 ? `SHA-256 ${t.sha256}` : '';
+    const hadFocus = document.activeElement === t.cancelBtn;
     t.cancelBtn.hidden = !['queued', 'hashing', 'running', 'interrupted'].includes(t.state);
+    // Cancelled, or over while its Cancel had the focus: the focus stays
+    // on the transfer, which says what became of it, not on the page.
+    if (hadFocus && t.cancelBtn.hidden) t.el.focus({ preventScroll: true });
   }
 
   async function pump() {
@@ -675,6 +679,14 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   closeBtn.addEventListener('click', () => {
     setOpen(false);
     button.focus({ preventScroll: true });
+  });
+  // As for Activity: Escape closes the panel, and the focus goes back to its button.
+  panel.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      e.stopPropagation();
+      setOpen(false);
+      button.focus({ preventScroll: true });
+    }
   });
   refreshBtn.addEventListener('click', () => list());
   uploadBtn.addEventListener('click', () => fileInput.click());

@@ -47,7 +47,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   let paused = false; // not allowed because the user paused the session
   let over = ''; // why the session is over for this page, once it is
   let active = null; // the shown tab
-  const tabs = []; // { n, term, fit, dc, el, tabEl, state: 'opening'|'open'|'closed' }
+  const tabs = []; // { n, term, fit, dc, el, tabEl, itemEl, state: 'opening'|'open'|'closed' }
 
   const button = h('button', {
     type: 'button', class: 'tool-btn tool-btn-label', 'data-testid': 'shell-open', 'aria-pressed': 'false',
@@ -135,6 +135,12 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     }
   }
 
+  /** The focus was on something that is gone now (or nowhere). */
+  function focusLost() {
+    const el = document.activeElement;
+    return !el || el === document.body || !el.isConnected || !el.getClientRects().length;
+  }
+
   /** Opened from its button: the focus goes to the shell, or what the panel offers. */
   function focusInto() {
     if (active) return; // show() focuses the terminal
@@ -212,23 +218,29 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     const screen = h('div', { class: 'shell-screen', 'data-testid': 'shell-screen' });
     const statusEl = h('div', { class: 'shell-status', 'data-testid': 'shell-status', hidden: true });
     const el = h('div', { class: 'shell-view', 'data-testid': `shell-view-${n}`, role: 'tabpanel' }, screen, statusEl);
-    const closeTab = h('span', { class: 'shell-tab-close', role: 'button', 'aria-label': `Close terminal ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
     const tabEl = h('button', { type: 'button', class: 'shell-tab', role: 'tab', 'data-testid': `shell-tab-${n}` },
-      h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`, closeTab);
-    const t = { n, term, fit, dc: null, el, tabEl, statusEl, state: 'opening', undrawn: 0, held: false };
+      h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`);
+    // Beside the tab, not inside it: a button within a button can be
+    // neither reached with Tab nor told apart by a screen reader.
+    const closeTab = h('button', { type: 'button', class: 'shell-tab-close', 'aria-label': `Close terminal ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
+    const itemEl = h('span', { class: 'shell-tab-item', role: 'presentation' }, tabEl, closeTab);
+    const t = { n, term, fit, dc: null, el, tabEl, itemEl, statusEl, state: 'opening', undrawn: 0, held: false };
     // In number order: a number freed by a closed tab comes back in its place.
     const after = tabs.find((o) => o.n > n);
     tabs.splice(after ? tabs.indexOf(after) : tabs.length, 0, t);
-    tabList.insertBefore(tabEl, after?.tabEl ?? null);
+    tabList.insertBefore(itemEl, after?.itemEl ?? null);
     body.append(el);
     term.open(screen);
-    tabEl.addEventListener('click', (e) => {
-      if (e.target.closest('.shell-tab-close')) {
-        t.dc?.close();
-        removeTab(t);
-        return;
+    tabEl.addEventListener('click', () => show(t));
+    closeTab.addEventListener('click', () => {
+      t.dc?.close();
+      removeTab(t);
+      // The focus goes to the terminal shown, or, the last one closed, to
+      // what the panel offers instead of to the page.
+      if (focusLost()) {
+        if (active) active.term.focus();
+        else focusInto();
       }
-      show(t);
     });
     setTabState(t, 'opening', 'Opening a terminal on the user\u2019s computer\u2026');
     show(t);
@@ -308,7 +320,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     t.resizeObserver?.disconnect();
     t.term.dispose();
     t.el.remove();
-    t.tabEl.remove();
+    t.itemEl.remove();
     if (active === t) show(tabs[Math.min(i, tabs.length - 1)] ?? null);
     renderEmpty();
   }
