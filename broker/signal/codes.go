@@ -441,6 +441,9 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next fun
 				abandon("The user's computer disconnected.")
 				return nil, nil, nil, false
 			}
+			if m.err != nil { // refused, as in a session
+				c.reportReadError("", m.err)
+			}
 			// Nothing else means anything before a technician claims the code.
 		}
 	}

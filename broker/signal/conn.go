@@ -53,10 +53,23 @@ func (c *conn) send(typ, session string, payload any) error {
 	if err != nil {
 		return err
 	}
+	return c.write(data)
+}
+
+// write writes one encoded message. A write that failed (the peer stopped
+// reading and the socket filled, or the peer is gone) leaves the
+// connection unable to write anything more: it is closed, so that the
+// peer's reader ends with it rather than listening to a connection that
+// tells it nothing.
+func (c *conn) write(data []byte) error {
 	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
 	c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return c.ws.WriteMessage(websocket.TextMessage, data)
+	err := c.ws.WriteMessage(websocket.TextMessage, data)
+	c.writeMu.Unlock()
+	if err != nil {
+		c.close(closeEnded, "")
+	}
+	return err
 }
 
 func (c *conn) sendError(session, code, message string) error {
@@ -91,6 +104,7 @@ func (c *conn) keepalive() {
 			err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
 			c.writeMu.Unlock()
 			if err != nil {
+				c.close(closeEnded, "") // as in write
 				return
 			}
 		}

@@ -776,20 +776,45 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 // accept upgrades to WebSocket, keeps the connection alive and reads the
 // peer's hello. When ok, the caller owns c and must release it.
 func (h *Hub) accept(w http.ResponseWriter, r *http.Request, role string) (c *conn, hello protocol.Hello, ok bool) {
+	// Counted under mu, as Close sets closed before it waits: a connection
+	// that comes once Close waits is turned away, not added to the wait.
+	h.mu.Lock()
+	closed := h.closed
+	if !closed {
+		h.wg.Add(3)
+	}
+	h.mu.Unlock()
+	if closed {
+		http.Error(w, "the broker is shutting down; try again in a moment", http.StatusServiceUnavailable)
+		return nil, hello, false
+	}
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		h.wg.Add(-3)
 		return nil, hello, false
 	}
 	nc := newConn(ws)
-	h.wg.Add(2)
-	// The goroutine has its own copy: a refused hello returns a nil c,
-	// maybe before the goroutine has started.
+	// The goroutines have their own copy: a refused hello returns a nil c,
+	// maybe before they have started.
 	go func() {
 		defer h.wg.Done()
 		nc.keepalive()
 	}()
+	// A peer yet to say hello when the broker stops is let go at once,
+	// not when its hello times out: Close waits for it.
+	helloDone := make(chan struct{})
+	go func() {
+		defer h.wg.Done()
+		select {
+		case <-h.stop:
+			nc.close(closeShutdown, "the broker is shutting down")
+		case <-helloDone:
+		}
+	}()
 	ws.SetReadDeadline(time.Now().Add(helloTimeout))
-	if !h.readHello(nc, &hello, role) {
+	ok = h.readHello(nc, &hello, role)
+	close(helloDone)
+	if !ok {
 		h.release(nc)
 		return nil, hello, false
 	}
@@ -807,11 +832,17 @@ func (h *Hub) release(c *conn) {
 // peer why and closes.
 func (h *Hub) readHello(c *conn, hello *protocol.Hello, role string) bool {
 	env, err := c.read()
-	if err != nil {
-		if readErrorIsFatal(err) {
-			c.close(closeRefused, "no hello")
-			return false
-		}
+	switch {
+	case errors.Is(err, protocol.ErrVersion):
+		h.refuseVersion(c, role, env.V, env.V)
+		return false
+	case err != nil && readErrorIsFatal(err):
+		c.close(closeRefused, "no hello")
+		return false
+	case errors.Is(err, errTooLarge):
+		h.refuse(c, protocol.CodeTooLarge, "The first message must be a valid hello: "+err.Error())
+		return false
+	case err != nil:
 		h.refuse(c, protocol.CodeBadMessage, "The first message must be a valid hello: "+err.Error())
 		return false
 	}
@@ -820,11 +851,11 @@ func (h *Hub) readHello(c *conn, hello *protocol.Hello, role string) bool {
 		return false
 	}
 	if err := protocol.DecodePayload(env, hello); err != nil {
-		code := protocol.CodeBadMessage
 		if errors.Is(err, protocol.ErrVersion) {
-			code = protocol.CodeVersion
+			h.refuseVersion(c, role, env.V, hello.Version)
+			return false
 		}
-		h.refuse(c, code, "Hello refused: "+err.Error())
+		h.refuse(c, protocol.CodeBadMessage, "Hello refused: "+err.Error())
 		return false
 	}
 	if hello.Role != role {
@@ -839,6 +870,32 @@ func (h *Hub) refuse(c *conn, code, message string) {
 	c.close(closeRefused, code)
 }
 
+// refuseVersion refuses a peer that speaks protocol version peer, in an
+// envelope of version v, the one it sent: its own decoder refuses any
+// other, and its user would read a decoding error instead of what to do.
+func (h *Hub) refuseVersion(c *conn, role string, v, peer int) {
+	h.log.Info("peer refused: other protocol version", "role", role, "version", peer)
+	if data, err := protocol.EncodeError(v, "", protocol.ErrorPayload{Code: protocol.CodeVersion, Message: versionAdvice(role, peer)}); err == nil {
+		c.write(data)
+	}
+	c.close(closeRefused, protocol.CodeVersion)
+}
+
+// versionAdvice tells the user of a host or viewer of another protocol
+// version what to do.
+func versionAdvice(role string, peer int) string {
+	switch {
+	case role == protocol.RoleHost && peer < protocol.Version:
+		return "This Tether host is older than the support server and cannot connect to it. Download the current host from your support link, or ask your technician for it."
+	case role == protocol.RoleHost:
+		return "This Tether host is newer than the support server and cannot connect to it. Ask your technician for the host that goes with their support server."
+	case peer < protocol.Version:
+		return "This console or viewer is older than the support server. Reload the console page, or install the viewer that goes with the server."
+	default:
+		return "This viewer is newer than the support server. Use the viewer that goes with the server, or ask your administrator to update the server."
+	}
+}
+
 func (l *live) viewerList() []*conn {
 	out := make([]*conn, 0, len(l.viewers))
 	for c := range l.viewers {
@@ -850,6 +907,13 @@ func (l *live) viewerList() []*conn {
 // ServeViewer handles a technician's WebSocket: authenticated by login
 // cookie (same-origin browsers) or bearer token (the CLI).
 func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
+	// A page on another site is refused before its cookie is looked at:
+	// looking counts as a use of the login, and would keep it from going
+	// idle for as long as the page tries.
+	if r.Header.Get("Origin") != "" && !sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
 	authenticated := time.Now()
 	p, err := h.cfg.Auth.Authenticate(r)
 	if errors.Is(err, auth.ErrUnavailable) {
@@ -867,7 +931,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	}
 	// A cookie rides along with any page's request: only our own pages may
 	// use it. Bearer clients are programs and send no Origin.
-	if (p.Cookie || r.Header.Get("Origin") != "") && !sameOrigin(r) {
+	if p.Cookie && !sameOrigin(r) {
 		http.Error(w, "cross-origin request refused", http.StatusForbidden)
 		return
 	}

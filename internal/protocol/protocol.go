@@ -181,7 +181,8 @@ type ErrorPayload struct {
 }
 
 // Decode parses one signaling message, enforcing MaxMessageSize and the
-// protocol version.
+// protocol version. With ErrVersion, the envelope holds the peer's version
+// V and nothing else.
 func Decode(data []byte) (Envelope, error) {
 	var env Envelope
 	if len(data) > MaxMessageSize {
@@ -195,7 +196,9 @@ func Decode(data []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: trailing data after the message", ErrMalformed)
 	}
 	if env.V != Version {
-		return Envelope{}, fmt.Errorf("%w: got %d, want %d", ErrVersion, env.V, Version)
+		// The version is kept: the receiver answers in it, so that the
+		// peer can read why it was refused.
+		return Envelope{V: env.V}, fmt.Errorf("%w: got %d, want %d", ErrVersion, env.V, Version)
 	}
 	if env.Type == "" {
 		return Envelope{}, fmt.Errorf("%w: missing type", ErrMalformed)
@@ -224,6 +227,17 @@ func Encode(typ, session string, payload any) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s: %w: %d bytes", typ, ErrTooLarge, len(data))
 	}
 	return data, nil
+}
+
+// EncodeError is Encode for an error message in the envelope of protocol
+// version v rather than Version. An error payload is the same in every
+// version: a peer of another version, refused for it, can still read why.
+func EncodeError(v int, session string, e ErrorPayload) ([]byte, error) {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", TypeError, err)
+	}
+	return json.Marshal(Envelope{V: v, Type: TypeError, Session: session, Payload: raw})
 }
 
 // validator is implemented by payloads that check their own limits.
