@@ -216,11 +216,12 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	}
 	m.told.Unlock()
 
-	m.ask.Lock() // one question at a time, answered and recorded
+	// One question at a time, answered, recorded and shown: a command
+	// the user typed after the answer waits for it (see Terminal.Serve).
+	m.ask.Lock()
 	defer m.ask.Unlock()
 	answer := m.question(ctx, req)
 	m.told.Lock()
-	defer m.told.Unlock()
 	if len(answer.Granted) > 0 {
 		m.mu.Lock()
 		if m.left[req.Viewer.ID] { // answered as they left: nobody to share with
@@ -231,6 +232,7 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 		m.mu.Unlock()
 	}
 	tell(answer)
+	m.told.Unlock()
 	if answer.Reason != "withdrawn" {
 		m.cfg.Logger.Info("consent answered", "technician", req.Viewer.Name, "answer", answer.Reason, "granted", strings.Join(answer.Granted, ","))
 		m.cfg.Show(m.Status())
