@@ -1058,6 +1058,8 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			h.requestMore(l, c, req.Permissions)
+		case protocol.TypePing:
+			c.send(protocol.TypePong, sess.ID, nil)
 		case protocol.TypeEnd:
 			if !p.Can(auth.ScopeSessionsWrite) {
 				c.sendError(sess.ID, protocol.CodeForbidden, "You may watch this session but not end it.")

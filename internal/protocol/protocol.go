@@ -42,6 +42,11 @@ const (
 	TypeEnded   = "ended"   // the session is over; the connection closes next
 	TypeError   = "error"   // a request failed; see ErrorPayload.Code
 	TypeCode    = "code"    // broker to a host that asked for a code: the code to read out
+	// A page cannot send WebSocket pings: the console asks with a message,
+	// and the broker answers at once, to tell a broker that stopped
+	// answering (or a network that drops everything) from a quiet one.
+	TypePing = "ping"
+	TypePong = "pong"
 )
 
 // Roles a peer states in its hello.

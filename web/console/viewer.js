@@ -24,6 +24,13 @@ const PROTOCOL_VERSION = 1;
 const ICE_GATHER_MS = 2000;
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 10000;
+// A socket whose broker stopped answering (frozen, or the network between
+// drops everything) never closes by itself: the page pings it (PING_MS)
+// and gives it up when a ping has had no answer for SILENCE_MS, or when a
+// new one has not been welcomed within CONNECT_MS.
+const PING_MS = 5000;
+const SILENCE_MS = 10000;
+const CONNECT_MS = 10000;
 const CLOSE_REFUSED = 4003; // the broker's close code for a refused hello
 
 export const CHANNEL_CONTROL = { label: 'control', id: 0 };
@@ -111,6 +118,10 @@ export class ViewerConnection {
     const ws = new WebSocket(`${scheme}//${location.host}/ws/viewer`);
     this.ws = ws;
     this.welcomed = false;
+    this.pingAt = 0;
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => this.checkAlive(ws), PING_MS);
+    this.connectedAt = performance.now();
 
     ws.addEventListener('open', () => {
       if (ws !== this.ws) return;
@@ -124,6 +135,7 @@ export class ViewerConnection {
       } catch {
         return; // not JSON: ignore, as any unknown message
       }
+      this.heardAt = performance.now();
       if (msg && typeof msg === 'object') this.handle(msg, ws);
     });
     ws.addEventListener('close', (e) => {
@@ -131,6 +143,7 @@ export class ViewerConnection {
       const wasWelcomed = this.welcomed;
       this.ws = null;
       this.welcomed = false;
+      clearInterval(this.heartbeat);
       if (e.code === CLOSE_REFUSED) {
         // The broker refused the hello (its error message came first), or
         // let this viewer go because the user declined it.
@@ -143,6 +156,35 @@ export class ViewerConnection {
       this.scheduleReconnect();
       this.update();
     });
+  }
+
+  /**
+   * Pings the broker on ws, or gives ws up when it has not been welcomed in
+   * time or its last ping went unanswered for too long. Timers in a hidden
+   * tab may run only once a minute: silence counts only after a ping.
+   */
+  checkAlive(ws) {
+    if (ws !== this.ws) return;
+    const now = performance.now();
+    if (!this.welcomed) {
+      if (now - this.connectedAt > CONNECT_MS) this.abandon(ws);
+      return;
+    }
+    if (this.pingAt && this.heardAt < this.pingAt) {
+      if (now - this.pingAt > SILENCE_MS) this.abandon(ws);
+      return;
+    }
+    if (this.send('ping', {})) this.pingAt = now;
+  }
+
+  /** Gives up a socket that stopped answering, as if it had closed. */
+  abandon(ws) {
+    this.ws = null;
+    this.welcomed = false;
+    clearInterval(this.heartbeat);
+    ws.close();
+    this.scheduleReconnect();
+    this.update();
   }
 
   /** Sends one message; false when the socket is not open. */
@@ -243,6 +285,7 @@ export class ViewerConnection {
     const ws = this.ws;
     this.ws = null;
     this.welcomed = false;
+    clearInterval(this.heartbeat);
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'viewer closed');
   }
 

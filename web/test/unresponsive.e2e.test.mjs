@@ -122,6 +122,7 @@ test('while the broker is not answering, End session says it cannot act, and wor
 
   // Stopped, not killed: the session lives on in it, and goes on when it resumes.
   broker.child.kill('SIGSTOP');
+  const stoppedAt = Date.now();
   try {
     await page.locator('#conn-state[data-state="reconnecting"]').waitFor({ timeout: 30_000 });
     await note.waitFor();
@@ -134,6 +135,10 @@ test('while the broker is not answering, End session says it cannot act, and wor
     await page.waitForTimeout(500);
     assert.equal(await page.getByTestId('end-session-dialog').count(), 0, 'a dialog to end what cannot be ended');
     await page.screenshot({ path: join(artifacts, 'console-broker-away-end-unavailable.png') });
+    // Its socket never closes, and a new one hangs: the page's pings find
+    // the broker silent, and it says so as for a broker that went away.
+    await page.waitForFunction(() => document.querySelector('[data-testid="reconnecting"]')?.textContent === 'The broker is not answering', null, { timeout: 40_000 });
+    t.diagnostic(`said the stopped broker is not answering ${Date.now() - stoppedAt} ms after it stopped`);
   } finally {
     broker.child.kill('SIGCONT');
   }
