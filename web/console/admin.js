@@ -136,6 +136,7 @@ export function mountAccounts(main, { user: me }) {
     role.addEventListener('change', async () => {
       try {
         await api.updateUser(u.username, { role: role.value });
+        u.role = role.value;
         toast(`${u.username} is now ${role.value}.`, 'success');
       } catch (err) {
         toast(err.message, 'error');
@@ -181,7 +182,7 @@ export function mountAccounts(main, { user: me }) {
         ? h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Disabled')
         : h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'Active')),
       h('td', {}, h('span', { title: formatDateTime(u.created_at), text: timeAgo(u.created_at) })),
-      h('td', { class: 'row-actions' }, toggle, reset));
+      h('td', {}, h('div', { class: 'row-actions' }, toggle, reset)));
   }
 
   function openCreate() {
@@ -303,7 +304,7 @@ export function mountKeys(main) {
       h('td', {}, h('div', { class: 'scope-list' }, k.scopes.map((s) => h('span', { class: 'chip chip-mono', text: s })))),
       h('td', { class: 'nowrap', 'data-testid': 'key-last-used' }, k.last_used_at ? h('span', { title: formatDateTime(k.last_used_at), text: timeAgo(k.last_used_at) }) : h('span', { class: 'muted', text: 'Never' })),
       h('td', { class: 'nowrap' }, h('span', { title: formatDateTime(k.created_at), text: timeAgo(k.created_at) })),
-      h('td', { class: 'row-actions' }, revoke));
+      h('td', {}, h('div', { class: 'row-actions' }, revoke)));
   }
 
   async function openCreate() {
@@ -416,7 +417,7 @@ export function mountWebhooks(main) {
     rotate.addEventListener('click', () => rotateSecret(w));
     return h('section', { class: 'card admin-card webhook-card', 'data-testid': 'webhook-card', 'data-webhook-id': w.id },
       h('div', { class: 'webhook-head' },
-        h('div', {},
+        h('div', { class: 'webhook-what' },
           h('div', { class: 'mono webhook-url', text: w.url }),
           w.description ? h('div', { class: 'muted', text: w.description }) : null),
         h('div', { class: 'row-actions' },
@@ -516,7 +517,7 @@ export function mountWebhooks(main) {
             h('td', { class: 'tabular', text: String(d.attempt_count) }),
             h('td', {}, d.last_status_code ? `HTTP ${d.last_status_code}` : (d.last_error || '\u2014')),
             h('td', {}, h('span', { title: formatDateTime(d.updated_at), text: timeAgo(d.updated_at) })),
-            h('td', { class: 'row-actions' }, again));
+            h('td', {}, h('div', { class: 'row-actions' }, again)));
         }))));
     } catch (err) {
       failed(slot, err, () => loadDeliveries(w, slot));
