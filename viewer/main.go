@@ -104,7 +104,7 @@ func main() {
 
 	switch cmd {
 	case "login":
-		err = login(ctx, c, u.String())
+		err = login(ctx, c, u.String(), args)
 	case "create":
 		err = create(ctx, c, args)
 	case "join":
@@ -182,35 +182,73 @@ func loadToken(broker string) (string, error) {
 	return "", err
 }
 
-func login(ctx context.Context, c *client.Client, broker string) error {
+// prompt reads an answer with read, or gives up when ctx ends: Ctrl+C
+// must end the command at a prompt. A read of standard input cannot be
+// interrupted; the process ends with it.
+func prompt(ctx context.Context, read func() (string, error)) (string, error) {
+	type answer struct {
+		s   string
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		s, err := read()
+		got <- answer{s, err}
+	}()
+	select {
+	case a := <-got:
+		return a.s, a.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func login(ctx context.Context, c *client.Client, broker string, args []string) error {
+	fs := newFlags("login", "login", "Asks for a username and password, logs in and saves the login token for later commands.")
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		usageFail(fs, "login takes no arguments: it asks for the username")
+	}
 	in := bufio.NewReader(os.Stdin)
+	readLine := func() (string, error) { return in.ReadString('\n') }
 	fmt.Print("Username: ")
-	user, err := in.ReadString('\n')
+	user, err := prompt(ctx, readLine)
 	if err != nil {
 		return fmt.Errorf("read username: %w", err)
 	}
 	fmt.Print("Password: ")
-	var pass []byte
-	if term.IsTerminal(int(os.Stdin.Fd())) {
-		pass, err = term.ReadPassword(int(os.Stdin.Fd()))
+	var pass string
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		// Echo is off while the password is typed: put back as it was
+		// if Ctrl+C ends the read.
+		state, serr := term.GetState(fd)
+		pass, err = prompt(ctx, func() (string, error) {
+			p, err := term.ReadPassword(fd)
+			return string(p), err
+		})
+		if err != nil && state != nil {
+			term.Restore(fd, state)
+		}
+		if serr != nil && err == nil {
+			err = serr
+		}
 		fmt.Println()
 	} else {
-		var line string
-		line, err = in.ReadString('\n')
-		pass = []byte(strings.TrimSpace(line))
+		pass, err = prompt(ctx, readLine)
+		pass = strings.TrimSpace(pass)
 	}
 	if err != nil {
 		return fmt.Errorf("read password: %w", err)
 	}
 	user = strings.TrimSpace(user)
-	token, err := c.Login(ctx, user, string(pass), "")
+	token, err := c.Login(ctx, user, pass, "")
 	if apiErr := (*client.APIError)(nil); errors.As(err, &apiErr) && apiErr.Code == "totp_required" {
 		fmt.Print("Two-factor code: ")
-		code, rerr := in.ReadString('\n')
+		code, rerr := prompt(ctx, readLine)
 		if rerr != nil {
 			return fmt.Errorf("read two-factor code: %w", rerr)
 		}
-		token, err = c.Login(ctx, user, string(pass), strings.TrimSpace(code))
+		token, err = c.Login(ctx, user, pass, strings.TrimSpace(code))
 	}
 	if err != nil {
 		return err
@@ -287,10 +325,13 @@ func endLogin(broker, token, caFile string, logger *slog.Logger) error {
 }
 
 func create(ctx context.Context, c *client.Client, args []string) error {
-	fs := flag.NewFlagSet("create", flag.ExitOnError)
+	fs := newFlags("create", "create [-ticket ID] [-ask view,control,...]", "Creates a support session and prints its code and the link for the user.")
 	ticket := fs.String("ticket", "", "ticket reference, e.g. INC-1234")
 	ask := fs.String("ask", "", "what to ask the user for, comma-separated: view, control, clipboard, files, shell (default: the broker's)")
 	fs.Parse(args)
+	if fs.NArg() > 0 {
+		usageFail(fs, fmt.Sprintf("create takes no arguments, not %q (a ticket goes with -ticket)", fs.Arg(0)))
+	}
 	perms := strings.FieldsFunc(*ask, func(r rune) bool { return r == ',' || r == ' ' })
 	s, err := c.CreateSession(ctx, *ticket, perms...)
 	if err != nil {
@@ -301,24 +342,65 @@ func create(ctx context.Context, c *client.Client, args []string) error {
 	return nil
 }
 
+// newFlags returns the flag set of a command, whose usage is synopsis.
+func newFlags(name, synopsis, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: viewer [global flags] %s\n\n%s\n\n", synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// usageFail ends a command run with missing or wrong arguments as a flag
+// error does: why, the command's usage, and exit code 2.
+func usageFail(fs *flag.FlagSet, why string) {
+	fmt.Fprintln(fs.Output(), "viewer:", why)
+	fs.Usage()
+	os.Exit(2)
+}
+
+// sessionFlag parses -session and the command's own flags, for a command
+// that takes no other arguments.
 func sessionFlag(name string, args []string, extra func(*flag.FlagSet)) string {
-	id, _ := sessionArgs(name, args, extra)
+	id, _ := sessionArgs(name, "", 0, 0, args, extra)
 	return id
 }
 
 // sessionArgs parses -session and the command's own flags, and returns
-// the positional arguments that follow.
-func sessionArgs(name string, args []string, extra func(*flag.FlagSet)) (string, []string) {
-	fs := flag.NewFlagSet(name, flag.ExitOnError)
+// the positional arguments that follow: between least and most of them, as
+// more describes them.
+func sessionArgs(name, more string, least, most int, args []string, extra func(*flag.FlagSet)) (string, []string) {
+	synopsis := name + " -session ID [flags]"
+	if more != "" {
+		synopsis += " " + more
+	}
+	fs := newFlags(name, synopsis, commandAbout[name])
 	id := fs.String("session", "", "session id")
 	if extra != nil {
 		extra(fs)
 	}
 	fs.Parse(args)
-	if *id == "" {
-		fail(errors.New(name + ": -session is required"))
+	switch {
+	case *id == "":
+		usageFail(fs, name+": -session is required")
+	case fs.NArg() < least:
+		usageFail(fs, name+": missing "+more)
+	case fs.NArg() > most:
+		usageFail(fs, fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(most)))
 	}
 	return *id, fs.Args()
+}
+
+// commandAbout says what each command that takes -session does.
+var commandAbout = map[string]string{
+	"join":       "Watches a session until it ends, printing frame counts; Ctrl+C leaves it.",
+	"screenshot": "Saves the current remote screen as a PNG file.",
+	"shell":      "Opens a terminal on the user's computer (needs the shell permission).",
+	"push":       "Sends a file to the user's Downloads/Tether folder, as NAME if given.",
+	"pull":       "Fetches a file from the user's shared folder, into LOCAL (a file or a folder) if given.",
+	"ls":         "Lists a folder the user shares (default: its top). A PATH starting with - goes after --.",
+	"end":        "Ends a session for everyone.",
 }
 
 func join(ctx context.Context, c *client.Client, args []string) error {

@@ -61,25 +61,31 @@ func joinFor(ctx context.Context, c *client.Client, id, perm string) (*client.Jo
 	return j, nil
 }
 
-// progressBar prints a transfer's progress on standard error, at most a
-// few times a second.
+// progressBar prints a transfer's progress on standard error: on a
+// terminal, one line redrawn at most a few times a second; elsewhere (a
+// file, a pipe), a line now and then, as carriage returns would garble it.
 type progressBar struct {
 	name  string
 	start time.Time
 	from  int64 // bytes there before this run (a resume): not part of its speed
 	last  time.Time
+	tty   bool
 	open  bool // a line is drawn without its newline
 }
 
 func newProgressBar(name string) *progressBar {
-	return &progressBar{name: name, from: -1}
+	return &progressBar{name: name, from: -1, tty: term.IsTerminal(int(os.Stderr.Fd()))}
 }
 
 func (b *progressBar) update(done, total int64) {
 	if b.from < 0 {
 		b.from, b.start = done, time.Now()
 	}
-	if done < total && time.Since(b.last) < 200*time.Millisecond {
+	every := 200 * time.Millisecond
+	if !b.tty {
+		every = time.Second
+	}
+	if done < total && time.Since(b.last) < every {
 		return
 	}
 	b.last = time.Now()
@@ -88,6 +94,10 @@ func (b *progressBar) update(done, total int64) {
 		pct = done * 100 / total
 	}
 	rate := float64(done-b.from) / max(time.Since(b.start).Seconds(), 0.001) / (1 << 20)
+	if !b.tty {
+		fmt.Fprintf(os.Stderr, "%s %3d%% %d/%d bytes %.1f MiB/s\n", b.name, pct, done, total, rate)
+		return
+	}
 	bar := strings.Repeat("#", int(pct/5)) + strings.Repeat(".", 20-int(pct/5))
 	fmt.Fprintf(os.Stderr, "\r%s [%s] %3d%% %d/%d bytes %.1f MiB/s", b.name, bar, pct, done, total, rate)
 	b.open = done < total
@@ -105,11 +115,31 @@ func (b *progressBar) stop() {
 	}
 }
 
-func push(ctx context.Context, c *client.Client, args []string) error {
-	id, rest := sessionArgs("push", args, nil)
-	if len(rest) < 1 || len(rest) > 2 {
-		return errors.New("push: usage: push -session ID LOCAL [NAME]")
+// readable tells whether the first byte of file can be read.
+func readable(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
 	}
+	defer f.Close()
+	if _, err := f.Read(make([]byte, 1)); err != nil && err != io.EOF {
+		return err
+	}
+	return nil
+}
+
+// writable tells whether a file can be made in dir, by making one.
+func writable(dir string) error {
+	f, err := os.CreateTemp(dir, ".tether-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func push(ctx context.Context, c *client.Client, args []string) error {
+	id, rest := sessionArgs("push", "LOCAL [NAME]", 1, 2, args, nil)
 	local, name := rest[0], ""
 	if len(rest) == 2 {
 		name = rest[1]
@@ -121,6 +151,9 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 	}
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("push: %s is not a file; folders and special files cannot be sent", local)
+	}
+	if err := readable(local); err != nil {
+		return fmt.Errorf("push: %s cannot be read: %w", local, err)
 	}
 	j, err := joinFor(ctx, c, id, protocol.PermFiles)
 	if err != nil {
@@ -144,10 +177,7 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 }
 
 func pull(ctx context.Context, c *client.Client, args []string) error {
-	id, rest := sessionArgs("pull", args, nil)
-	if len(rest) < 1 || len(rest) > 2 {
-		return errors.New("pull: usage: pull -session ID REMOTE [LOCAL]")
-	}
+	id, rest := sessionArgs("pull", "REMOTE [LOCAL]", 1, 2, args, nil)
 	remote := rest[0]
 	local := path.Base(remote)
 	if len(rest) == 2 {
@@ -163,6 +193,9 @@ func pull(ctx context.Context, c *client.Client, args []string) error {
 	}
 	if _, err := os.Lstat(local); err == nil {
 		return fmt.Errorf("pull: %s exists; choose another name", local)
+	}
+	if err := writable(filepath.Dir(local)); err != nil {
+		return fmt.Errorf("pull: cannot write in %s: %w", filepath.Dir(local), err)
 	}
 	j, err := joinFor(ctx, c, id, protocol.PermFiles)
 	if err != nil {
@@ -185,7 +218,7 @@ func pull(ctx context.Context, c *client.Client, args []string) error {
 }
 
 func list(ctx context.Context, c *client.Client, args []string) error {
-	id, rest := sessionArgs("ls", args, nil)
+	id, rest := sessionArgs("ls", "[PATH]", 0, 1, args, nil)
 	dir := "."
 	if len(rest) > 0 {
 		dir = rest[0]
@@ -221,7 +254,7 @@ func list(ctx context.Context, c *client.Client, args []string) error {
 // the terminal's size, until the shell exits or is closed.
 func runShell(ctx context.Context, c *client.Client, args []string) error {
 	n := 1
-	id, _ := sessionArgs("shell", args, func(fs *flag.FlagSet) { fs.IntVar(&n, "n", 1, "shell number, to keep several apart (1-99)") })
+	id, _ := sessionArgs("shell", "", 0, 0, args, func(fs *flag.FlagSet) { fs.IntVar(&n, "n", 1, "shell number, to keep several apart (1-99)") })
 	j, err := joinFor(ctx, c, id, protocol.PermShell)
 	if err != nil {
 		return err
