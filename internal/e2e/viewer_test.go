@@ -29,15 +29,7 @@ func TestViewerCLI(t *testing.T) {
 	xtest.StartPattern(t, display)
 	b := startBroker(t)
 	viewer := xtest.Build(t, "./viewer")
-	home := t.TempDir()
-	run := func(stdin string, args ...string) (string, error) {
-		cmd := exec.Command(viewer, append([]string{"-broker", b.URL(), "-ca", b.CAFile()}, args...)...)
-		// The saved login token goes under this test's own config dir.
-		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=")
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	run, home := viewerAtHome(t, b)
 
 	if out, err := run("admin\nwrong-password\n", "login"); err == nil || !strings.Contains(out, "Wrong username or password") {
 		t.Fatalf("login with a wrong password: %v\n%s", err, out)
@@ -343,15 +335,7 @@ func TestViewerJoinRefusedSaysWhy(t *testing.T) {
 func TestViewerLoginTwoFactor(t *testing.T) {
 	b := startBroker(t)
 	ctx := context.Background()
-	viewer := xtest.Build(t, "./viewer")
-	home := t.TempDir()
-	run := func(stdin string, args ...string) (string, error) {
-		cmd := exec.Command(viewer, append([]string{"-broker", b.URL(), "-ca", b.CAFile()}, args...)...)
-		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=")
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	run, home := viewerAtHome(t, b)
 	hc := newSpecChecker(t, b).client()
 	api := b.URL() + "/api/v1"
 
@@ -386,4 +370,20 @@ func TestViewerLoginTwoFactor(t *testing.T) {
 	if out, err := run("", "create"); err == nil || !strings.Contains(out, "Log in") {
 		t.Fatalf("a login was saved for an account that must enrol first: %v\n%s", err, out)
 	}
+}
+
+// viewerAtHome runs bin/viewer against b as a technician with no API key
+// and a home of their own, where `viewer login` saves its token: run
+// feeds it stdin and returns all it printed.
+func viewerAtHome(t *testing.T, b *broker) (run func(stdin string, args ...string) (string, error), home string) {
+	t.Helper()
+	viewer := xtest.Build(t, "./viewer")
+	home = t.TempDir()
+	return func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(viewer, append([]string{"-broker", b.URL(), "-ca", b.CAFile()}, args...)...)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TETHER_API_KEY=")
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}, home
 }
