@@ -418,9 +418,14 @@ func (c *channel) list(p string) {
 		out.Message = fmt.Sprintf("This folder holds %d entries; only the first %d are shown (folders first, then by name).", len(ents), protocol.MaxListing)
 		ents = ents[:protocol.MaxListing]
 	}
+	unlisted := 0 // names that cannot be sent: the technician is told how many
 	for _, e := range ents {
 		info, err := e.Info()
-		if err != nil || !listable(e.Name()) {
+		if err != nil {
+			continue // gone since the folder was read
+		}
+		if !listable(e.Name()) {
+			unlisted++
 			continue
 		}
 		entry := protocol.FileEntry{Name: e.Name(), Size: info.Size(), Mtime: info.ModTime().Unix(), Kind: kind(info.Mode())}
@@ -450,6 +455,13 @@ func (c *channel) list(p string) {
 			out.Message = fmt.Sprintf("This folder holds %d entries; only the first %d are shown (folders first, then by name).", len(all), i)
 			break
 		}
+	}
+	if unlisted > 0 {
+		note := fmt.Sprintf("%d entries are not shown: their names hold line breaks, control characters or bytes that are not text.", unlisted)
+		if unlisted == 1 {
+			note = "1 entry is not shown: its name holds line breaks, control characters or bytes that are not text."
+		}
+		out.Message = strings.TrimSpace(out.Message + " " + note)
 	}
 	c.send(out)
 }

@@ -623,3 +623,25 @@ func TestNumberedFits(t *testing.T) {
 		t.Errorf("numbered(report.pdf) = %q", got)
 	}
 }
+
+// TestListSaysWhatItLeavesOut: files whose names cannot be sent (a line
+// break or an escape in them) are left out of a listing, and the listing
+// says how many, so that the technician does not take the folder for
+// complete.
+func TestListSaysWhatItLeavesOut(t *testing.T) {
+	home := t.TempDir()
+	for _, name := range []string{"report.pdf", "new\nline.txt", "esc\x1b[31mred.txt"} {
+		if err := os.WriteFile(filepath.Join(home, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, broker := serve(t, Config{Root: home, Inbox: filepath.Join(home, "in")}, func() bool { return true })
+	_, ask, _ := openFiles(t, broker)
+	r := ask(protocol.FileMessage{Type: protocol.FileList, Path: "."})
+	if r.Type != protocol.FileListing || len(r.Entries) != 1 || r.Entries[0].Name != "report.pdf" {
+		t.Fatalf("listing: %+v", r)
+	}
+	if !strings.Contains(r.Message, "2 entries") {
+		t.Fatalf("the listing leaves out two files and says %q", r.Message)
+	}
+}
