@@ -132,9 +132,11 @@ func TestViewerCLIInterruptLogin(t *testing.T) {
 	if echoOff() {
 		t.Errorf("the terminal no longer echoes after Ctrl+C at the password prompt")
 	}
-	time.Sleep(100 * time.Millisecond)
-	if !strings.Contains(screen.String(), "viewer: stopped") {
-		t.Errorf("login stopped at the password says:\n%q", screen.String())
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(screen.String(), "viewer: stopped"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("login stopped at the password says:\n%q", screen.String())
+			break
+		}
 	}
 }
 
