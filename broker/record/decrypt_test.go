@@ -98,7 +98,10 @@ func TestDecryptInPieces(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decrypt to %s: %v", name, err)
 		}
-		if alloc > uint64(parts)/2 {
+		// Held whole, the parts cost several times their size (38 MB for 8 MB
+		// once); a record at a time, about half of it, and the count is the
+		// whole process's, other tests' goroutines winding down included.
+		if alloc > uint64(parts) {
 			t.Errorf("decrypting %d bytes of parts to %s allocated %d bytes: they were held in memory", parts, name, alloc)
 		}
 	}
