@@ -50,11 +50,18 @@ build: deps-build
 run: build
 	./bin/broker -data ./data
 
+# The Go packages and the browser tests run side by side: both spend most
+# of their time waiting (for sessions, pages and timers), not computing.
 test: deps-test build
 	go vet ./...
 	go build -o bin/xpattern ./testdata/xpattern
 	go build -o bin/shellrec ./testdata/shellrec
+	$(MAKE) --no-print-directory -j2 test-go test-web
+
+test-go:
 	go test $(GO_TEST_FLAGS) ./...
+
+test-web:
 	cd web/test && node --test --test-concurrency=1 *.test.mjs
 
 bench: deps-test build
