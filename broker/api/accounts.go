@@ -172,22 +172,18 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	if !ok {
 		return
 	}
-	role, disabled := u.Role, u.Disabled
-	wasRole, wasDisabled := u.Role, u.Disabled
 	if req.Role != nil {
 		if !auth.ValidRole(*req.Role) {
 			writeFieldErrors(w, []fieldError{{"role", "invalid_role", "role must be technician, supervisor or admin."}})
 			return
 		}
-		role = *req.Role
+		if *req.Role != u.Role && !a.mayGrantRole(w, r, p, *req.Role, "give an account the "+*req.Role+" role") {
+			return
+		}
 	}
-	if role != wasRole && !a.mayGrantRole(w, r, p, role, "give an account the "+role+" role") {
-		return
-	}
-	if req.Disabled != nil {
-		disabled = *req.Disabled
-	}
-	err := a.cfg.Auth.UpdateAccount(r.Context(), u, role, disabled)
+	// Only the fields in the request change: two admins changing one
+	// account at once, one its role and one its state, both have their way.
+	was, err := a.cfg.Auth.UpdateAccount(r.Context(), u, req.Role, req.Disabled)
 	if errors.Is(err, auth.ErrLastAdmin) {
 		writeError(w, http.StatusConflict, "last_admin", "This is the last active admin: make another admin first.")
 		return
@@ -196,13 +192,13 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.internal(w, r, "update the account", err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "account updated", "user", u.Username, "role", role, "disabled", disabled, by(p))
+	a.log.InfoContext(r.Context(), "account updated", "user", u.Username, "role", u.Role, "disabled", u.Disabled, by(p))
 	// What the user allowed was allowed to the account as it was: its live
 	// connections end, and anything it may still do is asked afresh.
 	switch {
-	case disabled && !wasDisabled:
+	case u.Disabled && !was.Disabled:
 		a.cfg.Hub.DisconnectUser(u.ID, "An administrator disabled your account.")
-	case role != wasRole:
+	case u.Role != was.Role:
 		a.cfg.Hub.DisconnectUser(u.ID, "An administrator changed your role; connect again.")
 	}
 	writeJSON(w, http.StatusOK, toAccount(u))

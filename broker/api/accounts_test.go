@@ -1,7 +1,10 @@
 package api
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 )
 
@@ -16,5 +19,42 @@ func TestTurnOffTwoFactorWhenOff(t *testing.T) {
 	e, _ := out["error"].(map[string]any)
 	if status != http.StatusConflict || e["code"] != "totp_not_enabled" {
 		t.Fatalf("turning off two-factor that is not on: %d %v, want 409 totp_not_enabled", status, out)
+	}
+}
+
+// TestTwoAdminsChangeOneAccountAtOnce: one admin makes an account a
+// supervisor while another disables it, at the same moment. Both changes
+// hold: neither request writes back the field it did not name as it read
+// it a moment before.
+func TestTwoAdminsChangeOneAccountAtOnce(t *testing.T) {
+	b := newTestBroker(t)
+	_, ann := b.user("ann", "admin")
+	_, bob := b.user("bob", "admin")
+	ctx := context.Background()
+	for round := range 40 {
+		name := fmt.Sprintf("tina%d", round)
+		b.user(name, "technician")
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, change := range []struct {
+			key  string
+			body map[string]any
+		}{{ann, map[string]any{"role": "supervisor"}}, {bob, map[string]any{"disabled": true}}} {
+			wg.Go(func() {
+				<-start
+				if status, out := b.call("PATCH", "/api/v1/users/"+name, change.key, change.body); status != http.StatusOK {
+					t.Errorf("PATCH %v: %d %v", change.body, status, out)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		u, err := b.store.UserByName(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Role != "supervisor" || !u.Disabled {
+			t.Fatalf("round %d: after a role change and a disable at once the account is %s, disabled %v; want supervisor, disabled", round, u.Role, u.Disabled)
+		}
 	}
 }

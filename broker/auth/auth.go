@@ -782,21 +782,25 @@ func (a *Authenticator) ResetUser(ctx context.Context, u *store.User) (string, e
 	return password, nil
 }
 
-// UpdateAccount changes u's role and disabled flag, keeping at least one
-// active admin (ErrLastAdmin), also when admins change each other at the
-// same moment; a disabled account's logins end at once.
-func (a *Authenticator) UpdateAccount(ctx context.Context, u *store.User, role string, disabled bool) error {
-	if !ValidRole(role) {
-		return fmt.Errorf("unknown role %q", role)
+// UpdateAccount changes u's role and disabled flag, each only when given
+// (not nil), keeping at least one active admin (ErrLastAdmin), also when
+// admins change each other at the same moment; a disabled account's logins
+// end at once. u is left as the account is now, and was is what it was
+// just before the change: another admin may have changed it since u was
+// read.
+func (a *Authenticator) UpdateAccount(ctx context.Context, u *store.User, role *string, disabled *bool) (was store.RoleState, err error) {
+	if role != nil && !ValidRole(*role) {
+		return was, fmt.Errorf("unknown role %q", *role)
 	}
-	if err := a.cfg.Store.SetUserRole(ctx, u.ID, role, disabled); err != nil {
-		return err
+	was, now, err := a.cfg.Store.SetUserRole(ctx, u.ID, role, disabled)
+	if err != nil {
+		return was, err
 	}
-	u.Role, u.Disabled = role, disabled
-	if disabled {
-		return a.cfg.Store.DeleteUserLogins(ctx, u.ID)
+	u.Role, u.Disabled = now.Role, now.Disabled
+	if now.Disabled {
+		return was, a.cfg.Store.DeleteUserLogins(ctx, u.ID)
 	}
-	return nil
+	return was, nil
 }
 
 // CheckCSRF rejects a cookie-authenticated request that changes state

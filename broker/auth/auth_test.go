@@ -152,7 +152,7 @@ func TestAPIKeyScopesAndRevocation(t *testing.T) {
 	}
 	// Disabling the owner stops every key of theirs.
 	_, key2, _ := a.CreateAPIKey(ctx, tech, "k2", []string{ScopeSessionsRead})
-	if err := a.UpdateAccount(ctx, tech, RoleTechnician, true); err != nil {
+	if _, err := a.UpdateAccount(ctx, tech, nil, new(true)); err != nil {
 		t.Fatal(err)
 	}
 	r.Header.Set("Authorization", "Bearer "+key2)
@@ -431,8 +431,8 @@ func TestAdminsDemotingEachOtherKeepAnAdmin(t *testing.T) {
 		bobNow, _ := a.cfg.Store.UserByID(ctx, bob.ID)
 		start := make(chan struct{})
 		errs := make(chan error, 2)
-		go func() { <-start; errs <- a.UpdateAccount(ctx, annNow, RoleTechnician, false) }()
-		go func() { <-start; errs <- a.UpdateAccount(ctx, bobNow, RoleTechnician, false) }()
+		go func() { <-start; _, err := a.UpdateAccount(ctx, annNow, new(RoleTechnician), nil); errs <- err }()
+		go func() { <-start; _, err := a.UpdateAccount(ctx, bobNow, new(RoleTechnician), nil); errs <- err }()
 		close(start)
 		refused := 0
 		for range 2 {
@@ -455,7 +455,7 @@ func TestAdminsDemotingEachOtherKeepAnAdmin(t *testing.T) {
 		// Make the demoted one an admin again for the next round.
 		for _, u := range []*store.User{ann, bob} {
 			u, _ = a.cfg.Store.UserByID(ctx, u.ID)
-			if err := a.UpdateAccount(ctx, u, RoleAdmin, false); err != nil {
+			if _, err := a.UpdateAccount(ctx, u, new(RoleAdmin), nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -632,7 +632,7 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 		}
 		loaded, _ := a.cfg.Store.UserByID(ctx, u.ID)
 		byAdmin, _ := a.cfg.Store.UserByID(ctx, u.ID)
-		if err := a.UpdateAccount(ctx, byAdmin, RoleSupervisor, true); err != nil {
+		if _, err := a.UpdateAccount(ctx, byAdmin, new(RoleSupervisor), new(true)); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.change(loaded); err != nil {

@@ -163,40 +163,56 @@ func (s *Store) UseTOTPStep(ctx context.Context, user, step int64) (bool, error)
 // ErrLastAdmin is returned when a change would leave no active admin.
 var ErrLastAdmin = errors.New("the last active admin cannot be disabled or demoted")
 
-// SetUserRole sets the role and disabled flag of the account id, unless it
-// is an active admin and would leave no other. The check and the change
-// are one transaction: counted apart, two admins demoting each other at
-// the same moment both saw the other and left the broker with none.
-// Other columns are left as they are, so that a password changed
-// meanwhile is not undone.
-func (s *Store) SetUserRole(ctx context.Context, id int64, role string, disabled bool) error {
+// RoleState is an account's role and whether it is disabled.
+type RoleState struct {
+	Role     string
+	Disabled bool
+}
+
+// SetUserRole sets the role and the disabled flag of the account id, each
+// only when given (not nil), unless it is an active admin and the change
+// would leave no other. It returns the account's state before and after.
+// The check and the change are one transaction: counted apart, two admins
+// demoting each other at the same moment both saw the other and left the
+// broker with none. What is not given stays as it is, so that an admin
+// disabling an account does not undo a role another admin gave it a moment
+// before, nor a password changed meanwhile.
+func (s *Store) SetUserRole(ctx context.Context, id int64, role *string, disabled *bool) (was, now RoleState, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("update user %d: %w", id, err)
+		return was, now, fmt.Errorf("update user %d: %w", id, err)
 	}
 	defer tx.Rollback()
-	var wasRole string
-	var wasDisabled bool
-	err = tx.QueryRowContext(ctx, "SELECT role, disabled FROM users WHERE id = ?", id).Scan(&wasRole, &wasDisabled)
+	err = tx.QueryRowContext(ctx, "SELECT role, disabled FROM users WHERE id = ?", id).Scan(&was.Role, &was.Disabled)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
+		return was, now, ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("update user %d: %w", id, err)
+		return was, now, fmt.Errorf("update user %d: %w", id, err)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE users SET role = ?, disabled = ? WHERE id = ?", role, disabled, id); err != nil {
-		return fmt.Errorf("update user %d: %w", id, err)
+	now = was
+	if role != nil {
+		now.Role = *role
 	}
-	if wasRole == "admin" && !wasDisabled {
+	if disabled != nil {
+		now.Disabled = *disabled
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE users SET role = ?, disabled = ? WHERE id = ?", now.Role, now.Disabled, id); err != nil {
+		return was, now, fmt.Errorf("update user %d: %w", id, err)
+	}
+	if was.Role == "admin" && !was.Disabled {
 		var admins int
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0").Scan(&admins); err != nil {
-			return fmt.Errorf("update user %d: %w", id, err)
+			return was, now, fmt.Errorf("update user %d: %w", id, err)
 		}
 		if admins == 0 {
-			return ErrLastAdmin
+			return was, now, ErrLastAdmin
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return was, now, fmt.Errorf("update user %d: %w", id, err)
+	}
+	return was, now, nil
 }
 
 // CreateAPIKey stores a key's hash.
