@@ -190,7 +190,7 @@ func ReadEvents(r io.Reader, limit int) ([]Event, error) {
 			return out, fmt.Errorf("event %d is longer than %d bytes", len(out)+1, maxEventLine)
 		}
 		if err != nil {
-			return out, fmt.Errorf("read events: %w", err)
+			return out, fmt.Errorf("read events: %w", withoutPath(err)) // shown to the player
 		}
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {

@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -114,10 +117,22 @@ func writeManifest(dir string, m *Manifest, key ed25519.PrivateKey) error {
 	if err := os.Rename(filepath.Join(dir, SignatureFile+".new"), filepath.Join(dir, SignatureFile)); err != nil {
 		return fmt.Errorf("seal manifest: %w", err)
 	}
+	// Before the new manifest takes its name, everything it names must be
+	// on disk under theirs: the parts made since the last seal (a sealed
+	// video segment, a new transcript, the event log of a new archive)
+	// and its signature. Otherwise a power cut could keep a manifest that
+	// lists a part the directory lost, or that its signature does not
+	// match.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("seal manifest: %w", err)
+	}
 	if err := os.Rename(filepath.Join(dir, ManifestFile+".new"), filepath.Join(dir, ManifestFile)); err != nil {
 		return fmt.Errorf("seal manifest: %w", err)
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("seal manifest: %w", err)
+	}
+	return nil
 }
 
 func writeAtomic(dir, name string, data []byte) error {
@@ -139,14 +154,61 @@ func writeAtomic(dir, name string, data []byte) error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// syncDir puts the entries made in dir, or removed from it, on disk: a
+// file created, linked or renamed into a directory, or a directory
+// removed from it, can be lost (or come back) after a power cut until its
+// directory is synced, however well the file's own bytes were. It is a
+// variable so that tests can see where the recorder syncs.
+var syncDir = func(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	// Some systems and file systems cannot sync a directory (EINVAL,
+	// ENOTSUP); they keep its entries as they keep everything else.
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	return err
 }
+
+// withoutPath returns err with the paths of the files it names left out,
+// for what reaches people who must not learn where the server keeps its
+// files (API clients, through a verify report or an archive's note):
+// "read manifest: open /var/lib/tether/recordings/s_x/manifest.json:
+// permission denied" becomes "read manifest: permission denied".
+// errors.Is and errors.As see the cause as before; the broker's log keeps
+// the whole of it.
+func withoutPath(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch pe := e.(type) {
+		case *fs.PathError:
+			msg = strings.Replace(msg, pe.Error(), pe.Err.Error(), 1)
+		case *os.LinkError:
+			msg = strings.Replace(msg, pe.Error(), pe.Err.Error(), 1)
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &pathlessError{msg: msg, err: err}
+}
+
+type pathlessError struct {
+	msg string
+	err error
+}
+
+func (e *pathlessError) Error() string { return e.msg }
+func (e *pathlessError) Unwrap() error { return e.err }
 
 // ReadManifest reads an archive's manifest without checking it.
 func ReadManifest(dir string) (*Manifest, []byte, error) {

@@ -594,6 +594,9 @@ func TestDiskFull(t *testing.T) {
 	if sealed == nil || sealed.State != StateFailed || !strings.Contains(sealed.Note, "no space left") {
 		t.Errorf("reported as finished: %+v; want failed, saying why", sealed)
 	}
+	if sealed != nil && strings.Contains(sealed.Note, mnt) {
+		t.Errorf("the note, shown to supervisors, names the server's path: %q", sealed.Note)
+	}
 	rep, err := r.Verify("s_full")
 	if err != nil {
 		t.Fatal(err)

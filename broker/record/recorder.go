@@ -105,7 +105,13 @@ func New(cfg Config) (*Recorder, error) {
 // of another owner must stop the broker at start, not the first user who
 // has read out a code.
 func CheckDir(dir string) error {
+	_, missing := os.Stat(dir)
 	err := os.MkdirAll(dir, 0o700)
+	if err == nil && errors.Is(missing, os.ErrNotExist) {
+		// Made on a first start: its own entry must outlast a power cut,
+		// or every archive made in it is lost with it.
+		err = syncDir(filepath.Dir(dir))
+	}
 	if err == nil {
 		var f *os.File
 		if f, err = os.CreateTemp(dir, ".write-check-*"); err == nil {
@@ -145,6 +151,10 @@ func (r *Recorder) Verify(session string) (*Report, error) {
 		return nil, err
 	}
 	rep, err := verifyArchive(dir, r.PublicKey(), r.cfg.EncryptionKey, false)
+	if err != nil {
+		// The error goes to API clients without the path; the log keeps it.
+		r.log.Error("verify archive", "session", session, "dir", dir, "err", err)
+	}
 	// The signature holds for any session's archive: one renamed or
 	// copied over another's is intact, and must still not pass for it.
 	if err == nil && rep.Session != "" && rep.Session != session {
@@ -274,6 +284,12 @@ func (r *Recorder) Start(info Info) (*Session, error) {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("an archive for session %s already exists", info.Session)
 		}
+		return nil, fmt.Errorf("create archive: %w", err)
+	}
+	// The archive's own entries are synced as it is sealed; its entry in
+	// the recordings directory is synced here, once.
+	if err := syncDir(r.cfg.Dir); err != nil {
+		os.Remove(dir)
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
 	if info.RequestKeyframe == nil {
@@ -511,8 +527,10 @@ func (s *Session) fail(err error) {
 		return
 	}
 	s.failed = err
-	s.r.log.Error("recording failed", "session", s.info.Session, "err", err)
-	s.manifest.State, s.manifest.Note = StateFailed, "Writing the archive failed: "+err.Error()
+	s.r.log.Error("recording failed", "session", s.info.Session, "dir", s.dir, "err", err)
+	// The note is shown to supervisors: it says what failed, not where the
+	// server keeps its files (the log above does).
+	s.manifest.State, s.manifest.Note = StateFailed, "Writing the archive failed: "+withoutPath(err).Error()
 	// Seal what was written, if the disk still lets us. A full disk
 	// often does not: the video written since the last seal, which no
 	// signature covers and the player does not play, gives back its
@@ -694,7 +712,9 @@ func (s *Session) requestKeyframe() {
 	s.info.RequestKeyframe()
 }
 
-// sealSegment closes the current segment and seals the archive with it.
+// sealSegment closes the current segment and seals the archive with it:
+// the seal syncs the archive's directory, so the segment's entry is on
+// disk before the manifest that lists it (see writeManifest).
 func (s *Session) sealSegment() error {
 	part, err := s.seg.seal(s.r.cfg.EncryptionKey)
 	s.seg = nil

@@ -69,7 +69,9 @@ func (r *Recorder) Expired(cutoff time.Time) ([]*Manifest, error) {
 	return out, nil
 }
 
-// Delete removes a session's archive.
+// Delete removes a session's archive. It returns once the removal is on
+// disk: an archive that retention reports deleted must not come back
+// after a power cut.
 func (r *Recorder) Delete(session string) error {
 	dir, err := r.ArchiveDir(session)
 	if err != nil {
@@ -77,6 +79,9 @@ func (r *Recorder) Delete(session string) error {
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("delete archive %s: %w", session, err)
+	}
+	if err := syncDir(r.cfg.Dir); err != nil {
+		return fmt.Errorf("delete archive %s: removed, but the removal may not outlast a power cut: %w", session, err)
 	}
 	return nil
 }

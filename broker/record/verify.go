@@ -18,6 +18,10 @@ import (
 	"time"
 )
 
+// ErrNotArchive is returned by verify when what is in an archive's place
+// is not a directory (a file put there instead).
+var ErrNotArchive = errors.New("in the archive's place on the broker there is a file, not the archive's folder, so there is nothing to check")
+
 // Problem is one thing wrong with an archive, named by the part it is in.
 type Problem struct {
 	Part    string `json:"part"`
@@ -109,19 +113,21 @@ func verifyArchive(dir string, trusted ed25519.PublicKey, encKey []byte, copies 
 }
 
 func verifyOnce(dir string, trusted ed25519.PublicKey, encKey []byte, copies bool) (*Report, error) {
+	// The errors and the report reach API clients: they say what is wrong
+	// without the server's paths (see withoutPath).
 	r := &Report{}
 	st, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open archive: %w", err)
+		return nil, fmt.Errorf("open archive: %w", withoutPath(err))
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("%s is not an archive directory", dir)
+		return nil, ErrNotArchive
 	}
 	m, raw, err := ReadManifest(dir)
 	r.ManifestRaw = raw
 	if err != nil {
 		if raw == nil {
-			r.problem(ManifestFile, "missing or unreadable: %v", err)
+			r.problem(ManifestFile, "missing or unreadable: %v", withoutPath(err))
 		} else {
 			r.problem(ManifestFile, "%v", err)
 		}
@@ -182,7 +188,7 @@ func verifyOnce(dir string, trusted ed25519.PublicKey, encKey []byte, copies boo
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list archive: %w", err)
+		return nil, fmt.Errorf("list archive: %w", withoutPath(err))
 	}
 	for _, e := range entries {
 		if listed[e.Name()] || strings.HasSuffix(e.Name(), ".new") {
@@ -217,7 +223,7 @@ func verifySignature(r *Report, dir string, m *Manifest, raw []byte, trusted ed2
 	}
 	sigText, err := os.ReadFile(filepath.Join(dir, SignatureFile))
 	if err != nil {
-		r.problem(SignatureFile, "missing or unreadable: %v", err)
+		r.problem(SignatureFile, "missing or unreadable: %v", withoutPath(err))
 		return
 	}
 	sig, err := base64.StdEncoding.DecodeString(string(trimSpace(sigText)))
@@ -241,7 +247,7 @@ func verifyPart(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool 
 	}
 	sum, err := hashPrefix(path, p.Size)
 	if err != nil {
-		r.problem(p.Name, "%v", err)
+		r.problem(p.Name, "%v", withoutPath(err))
 		return false
 	}
 	ok := true
@@ -283,7 +289,7 @@ func verifyPart(r *Report, dir string, m *Manifest, p Part, encKey []byte) bool 
 func verifyChain(r *Report, dir string, m *Manifest, p Part, encKey []byte) (bool, string) {
 	data, err := os.ReadFile(filepath.Join(dir, p.Name))
 	if err != nil {
-		r.problem(p.Name, "%v", err)
+		r.problem(p.Name, "%v", withoutPath(err))
 		return false, ""
 	}
 	sealed, rest := data[:min(p.Size, int64(len(data)))], []byte(nil)
@@ -402,7 +408,7 @@ func readDecrypted(dir string) (map[string]DecryptedPart, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("unreadable: %w", err)
+		return nil, fmt.Errorf("unreadable: %w", withoutPath(err))
 	}
 	var d Decrypted
 	if err := json.Unmarshal(data, &d); err != nil {
@@ -437,7 +443,7 @@ func verifyClearPart(r *Report, dir string, m *Manifest, p Part, clear map[strin
 	if p.Kind == KindEvents {
 		data, err := os.ReadFile(filepath.Join(dir, p.Name))
 		if err != nil {
-			r.problem(p.Name, "%v", err)
+			r.problem(p.Name, "%v", withoutPath(err))
 			return false
 		}
 		_, chainOK := checkSealedChain(r, m, p, data)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -354,5 +355,75 @@ func TestVerifyRefusesAnotherSessionsArchive(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(rep.Problems), "s_test1") {
 		t.Errorf("problems %v do not name the session the archive is of", rep.Problems)
+	}
+}
+
+// TestVerifyNamesNoServerPath: what verify says about an archive reaches
+// API clients (the error, the report, the note of a failed recording), so
+// it says what is wrong without the server's paths; the broker's log
+// keeps them.
+func TestVerifyNamesNoServerPath(t *testing.T) {
+	key := testKey(t)
+	root := t.TempDir()
+	var logged bytes.Buffer
+	r, err := New(Config{Dir: root, Key: key, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A file where the archive's directory should be.
+	if err := os.WriteFile(filepath.Join(root, "s_file"), []byte("not an archive"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Verify("s_file")
+	if !errors.Is(err, ErrNotArchive) {
+		t.Errorf("verify of a file: %v, want ErrNotArchive", err)
+	}
+	if err != nil && strings.Contains(err.Error(), root) {
+		t.Errorf("verify's error names the server's path: %q", err)
+	}
+	if !strings.Contains(logged.String(), filepath.Join(root, "s_file")) {
+		t.Errorf("the log does not say where the archive is: %q", logged.String())
+	}
+
+	// Files of an archive that cannot be read as files: a directory in
+	// the place of the manifest, of its signature, of the event log.
+	_, dir := recordSample(t, root, key)
+	for _, name := range []string{SignatureFile, EventsFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "s_nomanifest"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "s_nomanifest", ManifestFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, session := range []string{filepath.Base(dir), "s_nomanifest"} {
+		rep, err := r.Verify(session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := json.Marshal(rep)
+		if rep.OK() {
+			t.Errorf("%s verifies: %s", session, out)
+		}
+		if strings.Contains(string(out), root) {
+			t.Errorf("the report on %s names the server's path: %s", session, out)
+		}
+	}
+
+	// The player's events, read from a file that cannot be read.
+	f, err := os.Open(filepath.Join(dir, EventsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := ReadEvents(f, 10); err == nil || strings.Contains(err.Error(), root) {
+		t.Errorf("reading events from a directory: %v, want an error without the server's path", err)
 	}
 }
