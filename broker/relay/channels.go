@@ -8,12 +8,34 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/internal/protocol"
 )
 
 // dropNoticeEvery limits how often a viewer is told its input was refused.
 const dropNoticeEvery = 2 * time.Second
+
+// Each clipboard message a viewer sends, a text or a fetch, has the user's
+// computer run its clipboard program. A technician sends one per paste (a
+// held Ctrl+V sends one, not one per repeat) and one per look at the
+// remote clipboard: a few a minute, seldom two in a second. clipBurst lets
+// a quick run of pastes through at once, and clipRate then holds a console
+// gone wrong, or a forged one, to a few a second. The host keeps a looser
+// limit of its own (see host/session).
+const (
+	clipRate  = rate.Limit(5) // messages a second, texts and fetches together
+	clipBurst = 10
+	// maxClipPending bounds the texts, and apart from them the fetches,
+	// sent to the host and not answered yet: a host that never answers
+	// (from before answers were given, or stuck) would have them pile up
+	// without end. A host that answers has one or two out at a time.
+	maxClipPending = 32
+)
+
+// errClipUnanswered is why sendClipboard sent nothing: the host has not
+// answered maxClipPending earlier messages of the kind.
+var errClipUnanswered = errors.New("the host has not answered earlier clipboard messages")
 
 // sendHost forwards a message to the host's control or input channel.
 func (s *Session) sendHost(input bool, data []byte) error {
@@ -58,7 +80,9 @@ type clipSend struct {
 // or v's fetch of it (fetch true) to the host, noting that the host's
 // answer is v's: the host answers every text and every fetch once, in
 // order. Both happen under s.mu, so that neither another viewer's message
-// nor the answer comes in between.
+// nor the answer comes in between. Past maxClipPending unanswered of the
+// kind, nothing is sent (errClipUnanswered), and nothing noted: what the
+// host was not sent gets no answer to wait for.
 func (s *Session) sendClipboard(v *Viewer, fetch bool, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -66,15 +90,20 @@ func (s *Session) sendClipboard(v *Viewer, fetch bool, data []byte) error {
 	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
 		return errors.New("host not connected")
 	}
+	queue := &s.clipSenders
+	if fetch {
+		queue = &s.clipFetchers
+	}
+	// What went to a host that is gone is never answered: it does not
+	// count, or a host back after a reconnection would be refused for it.
+	*queue = slices.DeleteFunc(*queue, func(sent clipSend) bool { return sent.host != dc })
+	if len(*queue) >= maxClipPending {
+		return errClipUnanswered
+	}
 	if err := dc.Send(data); err != nil {
 		return err
 	}
-	sent := clipSend{host: dc, viewer: v}
-	if fetch {
-		s.clipFetchers = append(s.clipFetchers, sent)
-	} else {
-		s.clipSenders = append(s.clipSenders, sent)
-	}
+	*queue = append(*queue, clipSend{host: dc, viewer: v})
 	return nil
 }
 
@@ -190,7 +219,15 @@ func (v *Viewer) fromControl(data []byte) {
 			v.drop("Take control to set the remote clipboard.")
 			return
 		}
-		if err := v.s.sendClipboard(v, msg.Type == protocol.ControlClipboardRequest, data); err != nil {
+		if !v.clipLimit.AllowN(v.s.cfg.Now(), 1) {
+			v.drop("Too many clipboard messages at once: wait a moment, then try again.")
+			return
+		}
+		switch err := v.s.sendClipboard(v, msg.Type == protocol.ControlClipboardRequest, data); {
+		case errors.Is(err, errClipUnanswered):
+			v.drop("The user's computer has not answered the earlier clipboard messages yet: wait a moment, then try again.")
+			return
+		case err != nil:
 			v.drop("The user's computer is not connected.")
 			return
 		}

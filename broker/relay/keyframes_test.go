@@ -42,11 +42,18 @@ func newPeer(t *testing.T, api *webrtc.API) *webrtc.PeerConnection {
 // newSession returns a relay for one session, closed when the test ends.
 func newSession(t *testing.T) *Session {
 	t.Helper()
+	return newSessionWith(t, Config{})
+}
+
+// newSessionWith is newSession with cfg, its API and logger filled in.
+func newSessionWith(t *testing.T, cfg Config) *Session {
+	t.Helper()
 	api, err := rtc.NewAPI(rtc.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{API: api, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg.API, cfg.Logger = api, slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

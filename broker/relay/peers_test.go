@@ -19,6 +19,7 @@ type testViewer struct {
 	input    *webrtc.DataChannel
 	modes    chan protocol.ControlMessage
 	displays chan protocol.ControlMessage
+	others   chan protocol.ControlMessage // the rest, such as clipboard answers and refusals
 }
 
 // connectViewer connects a viewer's peer to s, its input channel open.
@@ -38,7 +39,8 @@ func connectViewer(t *testing.T, s *Session, opts ViewerOptions) *testViewer {
 		t.Fatal(err)
 	}
 	tv := &testViewer{v: v, pc: pc, control: control, input: input,
-		modes: make(chan protocol.ControlMessage, 64), displays: make(chan protocol.ControlMessage, 64)}
+		modes: make(chan protocol.ControlMessage, 64), displays: make(chan protocol.ControlMessage, 64),
+		others: make(chan protocol.ControlMessage, 256)}
 	control.OnMessage(func(m webrtc.DataChannelMessage) {
 		msg, err := protocol.DecodeControl(m.Data)
 		var to chan protocol.ControlMessage
@@ -49,6 +51,8 @@ func connectViewer(t *testing.T, s *Session, opts ViewerOptions) *testViewer {
 			to = tv.modes
 		case msg.Type == protocol.ControlDisplays:
 			to = tv.displays
+		default:
+			to = tv.others
 		}
 		select {
 		case to <- msg:

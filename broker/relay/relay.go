@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
@@ -41,6 +42,9 @@ type Config struct {
 	// Tap and ShellTap, when set, see what is relayed, for the recording.
 	Tap      Tap
 	ShellTap ShellTap
+	// Now is the clock the viewers' clipboard limits run on; time.Now if
+	// nil.
+	Now func() time.Time
 }
 
 // Session relays one support session's media.
@@ -97,6 +101,7 @@ type Viewer struct {
 
 	controlling atomic.Bool
 	dropped     atomic.Uint64
+	clipLimit   *rate.Limiter // the viewer's texts and fetches for the user's clipboard
 	mu          sync.Mutex
 	lastNotice  time.Time
 	grants      map[string]bool // what the user granted this viewer
@@ -150,6 +155,9 @@ func New(cfg Config) (*Session, error) {
 	}
 	if cfg.OnHostSilent == nil {
 		cfg.OnHostSilent = func(bool) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &Session{cfg: cfg, viewers: map[*Viewer]struct{}{}}, nil
 }
@@ -254,7 +262,8 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 // AddViewer creates a viewer's PeerConnection and returns it with the
 // complete offer to send to the viewer.
 func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
-	v := &Viewer{s: s, opts: opts, grants: map[string]bool{}, changed: make(chan struct{})}
+	v := &Viewer{s: s, opts: opts, grants: map[string]bool{}, changed: make(chan struct{}),
+		clipLimit: rate.NewLimiter(clipRate, clipBurst)}
 	// Congestion control starts from what the host sends now, at least
 	// viewerStartBitrate, so that a viewer joining a busy session does not
 	// hold it back while its estimate grows.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/tether-support/tether/host/clipboard"
 	"github.com/tether-support/tether/host/input"
@@ -17,6 +18,15 @@ import (
 
 // clipboardPoll is how often the user's clipboard is checked for changes.
 const clipboardPoll = 500 * time.Millisecond
+
+// The user's computer limits the technicians' clipboard messages itself,
+// whatever the broker let through: each text and each fetch runs the
+// clipboard program. The limit is looser than the broker's (5 a second,
+// 10 at once), so that a broker that keeps its own never meets it.
+const (
+	clipRate  = rate.Limit(10) // messages a second, texts and fetches together
+	clipBurst = 20
+)
 
 // displaysPoll is how often the user's monitors are checked for changes:
 // one plugged in or unplugged, another resolution.
@@ -36,11 +46,15 @@ type remote struct {
 	// pressed, when set, is told of each button, key or text that went in.
 	pressed func()
 
+	// now is the clock of the clipboard limit; time.Now if nil.
+	now func() time.Time
+
 	mu       sync.Mutex
 	clip     string // the text last synced either way, not echoed back
 	lastDrop time.Time
-	// refusedCount counts messages refused for want of permission.
+	// refusedCount counts messages refused: not allowed, or over a limit.
 	refusedCount int
+	clipLimit    *rate.Limiter // made on the first clipboard message
 }
 
 // onInput applies one input message; bad events are dropped and counted.
@@ -51,7 +65,7 @@ func (r *remote) onInput(data []byte) {
 		return
 	}
 	if !r.allow(protocol.PermControl) {
-		r.refused("input")
+		r.refused("input", "the user has not allowed it")
 		return
 	}
 	err := r.inj.Handle(data)
@@ -88,15 +102,13 @@ func (r *remote) onControl(data []byte) {
 		protocol.ControlDisplaySelect:    protocol.PermControl,
 	}[msg.Type]
 	if need != "" && !r.allow(need) {
-		r.refused(msg.Type)
-		// Every text and every fetch is answered: the broker gives each
-		// answer to the technician who asked, in order.
-		switch msg.Type {
-		case protocol.ControlClipboard:
-			r.send(protocol.ControlMessage{Type: protocol.ControlClipboardSet, Reason: "The user has not allowed clipboard sharing."})
-		case protocol.ControlClipboardRequest:
-			r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Reason: "The user has not allowed clipboard sharing."})
-		}
+		r.refused(msg.Type, "the user has not allowed it")
+		r.refuseClipboard(msg.Type, "The user has not allowed clipboard sharing.")
+		return
+	}
+	if need == protocol.PermClipboard && !r.clipAllowed() {
+		r.refused(msg.Type, "too many clipboard messages")
+		r.refuseClipboard(msg.Type, "The user's computer received too many clipboard messages at once: wait a moment, then try again.")
 		return
 	}
 	switch msg.Type {
@@ -130,8 +142,36 @@ func (r *remote) onControl(data []byte) {
 	}
 }
 
-// refused logs, at most once a second, what the user did not allow.
-func (r *remote) refused(what string) {
+// refuseClipboard answers a text (typ ControlClipboard) or a fetch
+// (ControlClipboardRequest) that was refused, saying why; other types get
+// no answer. Every text and every fetch is answered: the broker gives
+// each answer to the technician who asked, in order.
+func (r *remote) refuseClipboard(typ, reason string) {
+	switch typ {
+	case protocol.ControlClipboard:
+		r.send(protocol.ControlMessage{Type: protocol.ControlClipboardSet, Reason: reason})
+	case protocol.ControlClipboardRequest:
+		r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Reason: reason})
+	}
+}
+
+// clipAllowed takes one clipboard message from the limit, reporting
+// whether there was room for it.
+func (r *remote) clipAllowed() bool {
+	now := time.Now
+	if r.now != nil {
+		now = r.now
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.clipLimit == nil {
+		r.clipLimit = rate.NewLimiter(clipRate, clipBurst)
+	}
+	return r.clipLimit.AllowN(now(), 1)
+}
+
+// refused logs, at most once a second, what was refused and why.
+func (r *remote) refused(what, why string) {
 	r.mu.Lock()
 	quiet := time.Since(r.lastDrop) < time.Second
 	r.lastDrop = time.Now()
@@ -139,7 +179,7 @@ func (r *remote) refused(what string) {
 	n := r.refusedCount
 	r.mu.Unlock()
 	if !quiet {
-		r.log.Warn("refused: the user has not allowed it", "what", what, "refused", n)
+		r.log.Warn("refused: "+why, "what", what, "refused", n)
 	}
 }
 

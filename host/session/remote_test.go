@@ -183,7 +183,7 @@ func brokerControl(t *testing.T) (*webrtc.DataChannel, <-chan protocol.ControlMe
 	if err := peers[0].SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answerSDP}); err != nil {
 		t.Fatal(err)
 	}
-	received := make(chan protocol.ControlMessage, 16)
+	received := make(chan protocol.ControlMessage, 64)
 	controls[1].OnMessage(func(m webrtc.DataChannelMessage) {
 		if msg, err := protocol.DecodeControl(m.Data); err == nil {
 			received <- msg
