@@ -70,39 +70,67 @@ type Server struct {
 
 	mu       sync.Mutex
 	channels map[*channel]struct{}
-	partials map[string]bool // partial uploads of this session, removed at its end; true while one is being written
+	partials map[string]*partial // partial uploads this server owns, removed at the end of its session
 }
 
 // claimPartial picks the partial file for an upload of the content sha and
-// size: the one a dropped transfer of the same content left, unless another
-// transfer is writing it now (two technicians sending the same tool), which
-// gets a file of its own.
-func (s *Server) claimPartial(inbox, sha string, size int64) string {
+// size, and locks it: the one a dropped transfer of the same content left
+// (or a host that stopped, adopted at New), unless another transfer is
+// writing it now (two technicians sending the same tool) or another
+// session holds it, which gets a file of its own.
+func (s *Server) claimPartial(inbox, sha string, size int64) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	base := fmt.Sprintf("%s%s-%d", partialPrefix, sha[:16], size)
-	partial := filepath.Join(inbox, base+partialSuffix)
-	for n := 2; s.partials[partial]; n++ {
-		partial = filepath.Join(inbox, fmt.Sprintf("%s-%d%s", base, n, partialSuffix))
+	for n := 1; n < 1000; n++ {
+		path := filepath.Join(inbox, base+partialSuffix)
+		if n > 1 {
+			path = filepath.Join(inbox, fmt.Sprintf("%s-%d%s", base, n, partialSuffix))
+		}
+		if p, ok := s.partials[path]; ok {
+			if p.writing {
+				continue
+			}
+			p.writing = true
+			return path, nil
+		}
+		lock, err := lockPartial(path, true)
+		switch {
+		case errors.Is(err, errLocked):
+			continue
+		case errors.Is(err, errNoLocks):
+			// Whose it is cannot be told: it is written as it always
+			// was, and never taken for a leftover.
+			lock = nil
+		case err != nil:
+			return "", err
+		}
+		s.partials[path] = &partial{lock: lock, writing: true}
+		return path, nil
 	}
-	s.partials[partial] = true
-	return partial
+	return "", fmt.Errorf("too many transfers of %s at once", base)
 }
 
 // keepPartial keeps a partial upload no transfer writes now, for a resume
 // within the session.
 func (s *Server) keepPartial(path string) {
 	s.mu.Lock()
-	s.partials[path] = false
+	if p, ok := s.partials[path]; ok {
+		p.writing = false
+	}
 	s.mu.Unlock()
 }
 
-// removePartial deletes a partial upload and forgets it.
+// removePartial deletes a partial upload and forgets it; one the server
+// no longer owns is left alone, as another session may hold it by now.
 func (s *Server) removePartial(path string) {
-	os.Remove(path)
 	s.mu.Lock()
+	p, ok := s.partials[path]
 	delete(s.partials, path)
 	s.mu.Unlock()
+	if ok {
+		p.remove(path)
+	}
 }
 
 // New opens the shared root and the inbox.
@@ -123,7 +151,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open shared folder: %w", err)
 	}
-	return &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}, partials: map[string]bool{}}, nil
+	s := &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}, partials: map[string]*partial{}}
+	s.adoptLeftovers()
+	return s, nil
 }
 
 // Close cancels every transfer, waits for them and releases the root.
@@ -148,10 +178,10 @@ func (s *Server) Close() error {
 func (s *Server) removePartials() {
 	s.mu.Lock()
 	left := s.partials
-	s.partials = map[string]bool{}
+	s.partials = map[string]*partial{}
 	s.mu.Unlock()
-	for p := range left {
-		os.Remove(p)
+	for path, p := range left {
+		p.remove(path)
 	}
 }
 
@@ -531,7 +561,11 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("The folder for received files cannot be created: %v", err))
 		return
 	}
-	partial := c.s.claimPartial(inbox, msg.SHA256, msg.Size)
+	partial, err := c.s.claimPartial(inbox, msg.SHA256, msg.Size)
+	if err != nil {
+		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("Cannot write to the folder for received files: %v", err))
+		return
+	}
 	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		c.s.removePartial(partial)
@@ -626,9 +660,15 @@ func (c *channel) finishUpload(up *upload) {
 	}
 	final, err := place(up.partial, c.s.cfg.Inbox, up.name)
 	if err == nil {
+		// The partial name is gone; the lock, on the saved file now,
+		// goes too.
 		c.s.mu.Lock()
+		p, ok := c.s.partials[up.partial]
 		delete(c.s.partials, up.partial)
 		c.s.mu.Unlock()
+		if ok {
+			p.release()
+		}
 	}
 	if err != nil {
 		c.s.removePartial(up.partial)

@@ -645,3 +645,170 @@ func TestListSaysWhatItLeavesOut(t *testing.T) {
 		t.Fatalf("the listing leaves out two files and says %q", r.Message)
 	}
 }
+
+// partialPath is where an upload of data waits in inbox until all of it
+// has arrived; n > 1 for a second transfer of the same content at once.
+func partialPath(inbox string, data []byte, n int) string {
+	sum := sha256.Sum256(data)
+	if n > 1 {
+		return filepath.Join(inbox, fmt.Sprintf(".tether-%x-%d-%d.part", sum[:8], len(data), n))
+	}
+	return filepath.Join(inbox, fmt.Sprintf(".tether-%x-%d.part", sum[:8], len(data)))
+}
+
+// putOf is the request to send data as name.
+func putOf(name string, data []byte) protocol.FileMessage {
+	sum := sha256.Sum256(data)
+	return protocol.FileMessage{Type: protocol.FilePut, Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// waitSize waits until the file at path holds size bytes.
+func waitSize(t *testing.T, path string, size int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, err := os.Stat(path); err == nil && st.Size() == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held %d bytes", filepath.Base(path), size)
+		}
+	}
+}
+
+// sendFrom sends data from offset on dc and waits for the host to save
+// it, as name, with all of data.
+func sendFrom(t *testing.T, dc *webrtc.DataChannel, answer func() protocol.FileMessage, inbox, name string, data []byte, offset int64) {
+	t.Helper()
+	for off := offset; off < int64(len(data)); off += 64 << 10 {
+		dc.Send(data[off:min(off+64<<10, int64(len(data)))])
+	}
+	if r := answer(); r.Type != protocol.FileDone || r.Name != name {
+		t.Fatalf("sending %s: %+v", name, r)
+	}
+	if got, _ := os.ReadFile(filepath.Join(inbox, name)); !bytes.Equal(got, data) {
+		t.Fatalf("%s differs from what was sent", name)
+	}
+}
+
+// TestLeftoverPartialsOfDeadHost: partial files a host left when it died
+// (nothing holds them any more) are taken by the next session: one of the
+// same content sent again resumes where it stopped, and all are gone when
+// that session ends. A file of the user's named nearly like them stays.
+func TestLeftoverPartialsOfDeadHost(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	if err := os.Mkdir(inbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	resent := bytes.Repeat([]byte("sent again after the crash "), 10<<10)
+	forgotten := bytes.Repeat([]byte("never sent again "), 10<<10)
+	// What a dead host leaves: partial files no one holds.
+	for p, data := range map[string][]byte{partialPath(inbox, resent, 1): resent, partialPath(inbox, forgotten, 2): forgotten} {
+		if err := os.WriteFile(p, data[:100<<10], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := filepath.Join(inbox, ".tether-notes.part")
+	if err := os.WriteFile(mine, []byte("the user's own"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	srv, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
+	dc, ask, answer := openFiles(t, broker)
+	r := ask(putOf("tool.bin", resent))
+	if r.Type != protocol.FileReady || r.Offset != 100<<10 {
+		t.Fatalf("the file a crash stopped, sent again, starts at %d (%+v), want %d", r.Offset, r, 100<<10)
+	}
+	sendFrom(t, dc, answer, inbox, "tool.bin", resent, r.Offset)
+	if _, err := os.Stat(partialPath(inbox, resent, 1)); err == nil {
+		t.Error("the resumed partial file stays once the file is saved")
+	}
+	srv.Close()
+	if _, err := os.Stat(partialPath(inbox, forgotten, 2)); err == nil {
+		t.Error("a partial file a dead host left stays after the next session ended")
+	}
+	if got, err := os.ReadFile(mine); err != nil || string(got) != "the user's own" {
+		t.Errorf("the user's own file was touched: %q, %v", got, err)
+	}
+}
+
+// TestLivePartialsSurviveAnotherSession: two sessions at once for the same
+// user share the inbox. A second host starting and ending leaves the
+// first host's partial files alone, the one being written and the one
+// kept for a resume after the technician's connection dropped, and does
+// not resume from them when it is sent the same content; it does remove
+// what a dead host left. The first host then carries on with both.
+func TestLivePartialsSurviveAnotherSession(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	if err := os.Mkdir(inbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writing := bytes.Repeat([]byte("being written "), 20<<10)
+	kept := bytes.Repeat([]byte("kept for a resume "), 20<<10)
+	dead := bytes.Repeat([]byte("left by a dead host "), 20<<10)
+
+	dropped := make(chan Progress, 1)
+	first, brokerA := serve(t, Config{Root: home, Inbox: inbox, OnProgress: func(p Progress) {
+		if p.Finished && p.Name == "kept.bin" {
+			dropped <- p
+		}
+	}}, func() bool { return true })
+	dcW, askW, answerW := openFiles(t, brokerA)
+	if r := askW(putOf("writing.bin", writing)); r.Type != protocol.FileReady || r.Offset != 0 {
+		t.Fatalf("put: %+v", r)
+	}
+	dcW.Send(writing[:64<<10])
+	waitSize(t, partialPath(inbox, writing, 1), 64<<10)
+	dcK, askK, _ := openFiles(t, brokerA)
+	if r := askK(putOf("kept.bin", kept)); r.Type != protocol.FileReady || r.Offset != 0 {
+		t.Fatalf("put: %+v", r)
+	}
+	dcK.Send(kept[:64<<10])
+	waitSize(t, partialPath(inbox, kept, 1), 64<<10)
+	dcK.Close() // the technician's connection drops
+	select {
+	case p := <-dropped:
+		if !errors.Is(p.Err, errLeft) {
+			t.Fatalf("kept.bin stopped with %v", p.Err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host did not see the connection drop")
+	}
+
+	// A host that died since the first one started left a partial file.
+	if err := os.WriteFile(partialPath(inbox, dead, 1), dead[:64<<10], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A second session starts for the same user; its technician sends
+	// the content the first one keeps, and it ends.
+	second, brokerB := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
+	dcB, askB, answerB := openFiles(t, brokerB)
+	r := askB(putOf("copy.bin", kept))
+	if r.Type != protocol.FileReady || r.Offset != 0 {
+		t.Fatalf("the second session starts the file at %d (%+v), from the first session's partial file; want 0", r.Offset, r)
+	}
+	sendFrom(t, dcB, answerB, inbox, "copy.bin", kept, 0)
+	second.Close()
+	if _, err := os.Stat(partialPath(inbox, dead, 1)); err == nil {
+		t.Error("the partial file a dead host left stays after the second session ended")
+	}
+	for _, p := range []string{partialPath(inbox, writing, 1), partialPath(inbox, kept, 1)} {
+		if st, err := os.Stat(p); err != nil || st.Size() != 64<<10 {
+			t.Fatalf("the first session's %s after the second session: %v", filepath.Base(p), err)
+		}
+	}
+
+	// The first session carries on with both.
+	sendFrom(t, dcW, answerW, inbox, "writing.bin", writing, 64<<10)
+	dc, ask, answer := openFiles(t, brokerA)
+	r = ask(putOf("kept.bin", kept))
+	if r.Type != protocol.FileReady || r.Offset != 64<<10 {
+		t.Fatalf("the resume after the dropped connection starts at %d (%+v), want %d", r.Offset, r, 64<<10)
+	}
+	sendFrom(t, dc, answer, inbox, "kept.bin", kept, r.Offset)
+	first.Close()
+	if m, _ := filepath.Glob(filepath.Join(inbox, ".tether-*")); len(m) != 0 {
+		t.Errorf("partial files left after both sessions ended: %v", m)
+	}
+}
