@@ -273,15 +273,15 @@ func TestPauseKeepsPartial(t *testing.T) {
 func TestHostRefusesWithoutGrant(t *testing.T) {
 	home := t.TempDir()
 	os.WriteFile(filepath.Join(home, "secret.txt"), []byte("private"), 0o600)
-	allowed := false
-	srv, broker := serve(t, Config{Root: home, Inbox: filepath.Join(home, "in")}, func() bool { return allowed })
+	var allowed atomic.Bool
+	srv, broker := serve(t, Config{Root: home, Inbox: filepath.Join(home, "in")}, allowed.Load)
 	dc, ask, _ := openFiles(t, broker)
 	for _, m := range []protocol.FileMessage{{Type: protocol.FileGet, Path: "secret.txt"}, {Type: protocol.FileList, Path: "."}} {
 		if r := ask(m); r.Type != protocol.FileError || r.Code != protocol.FileErrDenied {
 			t.Fatalf("%s without the grant: %+v", m.Type, r)
 		}
 	}
-	allowed = true
+	allowed.Store(true)
 	if r := ask(protocol.FileMessage{Type: protocol.FileList, Path: "."}); r.Type != protocol.FileListing || len(r.Entries) != 1 {
 		t.Fatalf("listing with the grant: %+v", r)
 	}
