@@ -1,7 +1,7 @@
 // Account security: one's own password and two-factor authentication.
 
 import * as api from './api.js';
-import { copyButton, h, icon, toast } from './ui.js';
+import { copyButton, h, holdUntilRetry, icon, toast } from './ui.js';
 import { generate } from './vendor/lean-qr/index.mjs';
 
 /** Mounts the account screen into main. Returns an unmount function. */
@@ -44,7 +44,7 @@ export function mountAccount(main, { user, onChange }) {
           onChange(await api.me());
         } catch (err) {
           error.show(err);
-          off.disabled = false;
+          if (!holdUntilRetry(off, err)) off.disabled = false;
         }
       });
       totpSlot.replaceChildren(card('Two-factor authentication',
@@ -68,7 +68,7 @@ export function mountAccount(main, { user, onChange }) {
         enrol(await api.beginTOTP(password.value));
       } catch (err) {
         error.show(err);
-        start.disabled = false;
+        if (!holdUntilRetry(start, err)) start.disabled = false;
         password.select();
       }
     });
@@ -92,7 +92,7 @@ export function mountAccount(main, { user, onChange }) {
         onChange(await api.me());
       } catch (err) {
         error.show(err);
-        confirm.disabled = false;
+        if (!holdUntilRetry(confirm, err)) confirm.disabled = false;
         code.select();
       }
     });
@@ -131,10 +131,10 @@ export function mountAccount(main, { user, onChange }) {
         next.value = '';
         error.hide();
         toast('Password changed.', 'success');
+        save.disabled = false;
       } catch (err) {
         error.show(err);
-      } finally {
-        save.disabled = false;
+        if (!holdUntilRetry(save, err)) save.disabled = false;
       }
     });
     return card('Password', form);

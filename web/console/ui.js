@@ -22,6 +22,32 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * After a 429 that says when to try again (err.retryAfter, seconds), keeps
+ * button disabled and counting down ("Try again in 12s") until then, and
+ * puts its label back. Returns false, doing nothing, for any other error:
+ * the caller enables the button itself.
+ */
+export function holdUntilRetry(button, err) {
+  if (err?.status !== 429 || !(err.retryAfter > 0)) return false;
+  const label = [...button.childNodes];
+  let left = err.retryAfter;
+  const show = () => button.replaceChildren(`Try again in ${left}s`);
+  button.disabled = true;
+  show();
+  const timer = setInterval(() => {
+    left -= 1;
+    if (left > 0 && button.isConnected) {
+      show();
+      return;
+    }
+    clearInterval(timer);
+    button.replaceChildren(...label);
+    button.disabled = false;
+  }, 1000);
+  return true;
+}
+
 function append(el, children) {
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;
