@@ -682,18 +682,36 @@ func (c *channel) finishUpload(up *upload) {
 	c.send(about)
 }
 
-// place links partial into dir as name, or "name (2).ext" and so on when
-// that exists: an upload never replaces a file.
+// place gives partial its final name in dir: name, or "name (2).ext" and
+// so on when that exists, for an upload never replaces a file. The name
+// is taken with a hard link, which fails if it exists: no race with the
+// user. File systems without hard links (FAT32 and exFAT on USB sticks,
+// some SMB shares) refuse the link, each with an error of its own; there
+// the name is reserved, and the partial file renamed onto it.
 func place(partial, dir, name string) (string, error) {
+	link := true
 	for i := 1; i < 1000; i++ {
 		candidate := name
 		if i > 1 {
 			candidate = numbered(name, i)
 		}
 		target := filepath.Join(dir, candidate)
-		err := os.Link(partial, target) // fails if target exists: no race with the user
+		if link {
+			err := os.Link(partial, target)
+			if err == nil {
+				os.Remove(partial) // the name stays on the linked file
+				return target, nil
+			}
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			// Any other refusal is taken for a file system without
+			// links: renameReserved is as safe, and fails in turn, with
+			// its own cause, where the folder cannot be written at all.
+			link = false
+		}
+		err := renameReserved(partial, target)
 		if err == nil {
-			os.Remove(partial) // the name stays on the linked file
 			return target, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -701,6 +719,34 @@ func place(partial, dir, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("too many files named %s", name)
+}
+
+// renameReserved renames partial to target without replacing a file:
+// target is created empty, only if it does not exist (fs.ErrExist says it
+// does), and partial is renamed onto that file of our own. As with a link,
+// the partial name is gone once the file is saved, and the partial file's
+// lock, held on the open file, stays on it until finishUpload lets go. A
+// rename that fails removes the empty file again. A host that dies between
+// the two steps leaves it empty under the name, and the upload whole in
+// its partial file, which the next session adopts: sent again, the file is
+// saved beside it as "name (2).ext".
+func renameReserved(partial, target string) error {
+	// O_EXCL also refuses a symbolic link in the name's place, dangling
+	// or not: nothing is written through one.
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	mine, statErr := f.Stat()
+	f.Close()
+	if err := os.Rename(partial, target); err != nil {
+		// Removed only while it is still the empty file made here.
+		if now, err := os.Lstat(target); err == nil && statErr == nil && os.SameFile(mine, now) && now.Size() == 0 {
+			os.Remove(target)
+		}
+		return err
+	}
+	return nil
 }
 
 // numbered returns name as "stem (n).ext". The stem is shortened, on a
