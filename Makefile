@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
 BUILD_PKGS := gcc libc6-dev pkg-config libx11-dev libxext-dev libxfixes-dev libxdamage-dev libxi-dev libxtst-dev libvpx-dev libyuv-dev
-TEST_PKGS  := xvfb xauth x11-xkb-utils iproute2 nftables xdotool x11-utils x11-xserver-utils xterm x11-apps xclip chromium fonts-dejavu-core zbar-tools zenity weston xwayland fusefat dosfstools
+TEST_PKGS  := xvfb xauth x11-xkb-utils iproute2 nftables xdotool x11-utils x11-xserver-utils xterm x11-apps xclip chromium fonts-dejavu-core zbar-tools zenity weston xwayland fusefat dosfstools openbox
 # The file and shell benchmarks compare with scp and ssh to a private sshd.
 BENCH_PKGS := openssh-server openssh-client
 

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ type Dialog struct {
 	transfers map[string]string // file name → "Receiving" or "Sending", while under way
 
 	remotePress time.Time // when a technician's button, key or text last went in
+	watchLogged bool      // why the sharing window is not kept in view was logged
 }
 
 // hideGuard is how long after a technician's button, key or text the
@@ -42,6 +44,14 @@ func (d *Dialog) RemotePress() {
 	d.mu.Lock()
 	d.remotePress = time.Now()
 	d.mu.Unlock()
+}
+
+// pressedRecently says whether a technician's button, key or text went in
+// within hideGuard.
+func (d *Dialog) pressedRecently() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Since(d.remotePress) < hideGuard
 }
 
 // NewDialog finds zenity; it fails when the desktop has no dialog tool.
@@ -128,14 +138,27 @@ func zenityText(s string) string {
 // run runs zenity and returns what it printed. GTK may start helpers
 // (a D-Bus or accessibility bus) that keep zenity's output open after it
 // exits; the answer is in by then, so it waits no longer for them.
-func (d *Dialog) run(ctx context.Context, args []string) ([]byte, error) {
+// started, when set, is told zenity's process id once it runs.
+func (d *Dialog) run(ctx context.Context, args []string, started func(pid int)) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, d.zenity, args...)
 	cmd.WaitDelay = time.Second
-	out, err := cmd.Output()
-	if errors.Is(err, exec.ErrWaitDelay) {
-		err = nil
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err := cmd.Start()
+	if err == nil {
+		if started != nil {
+			started(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
 	}
-	return out, err
+	var exit *exec.ExitError
+	switch {
+	case errors.Is(err, exec.ErrWaitDelay):
+		err = nil
+	case errors.As(err, &exit):
+		exit.Stderr = stderr.Bytes()
+	}
+	return out.Bytes(), err
 }
 
 // Tell shows a message in a window titled title and returns when the user
@@ -145,7 +168,7 @@ func (d *Dialog) Tell(ctx context.Context, title, text string, isError bool) {
 	if isError {
 		kind = "--error"
 	}
-	d.run(ctx, []string{kind, "--title", title, "--text", zenityText(text), "--width", "420", "--timeout", "60"})
+	d.run(ctx, []string{kind, "--title", title, "--text", zenityText(text), "--width", "420", "--timeout", "60"}, nil)
 }
 
 // Ask shows a checklist of the requested permissions with Allow and Deny.
@@ -162,7 +185,7 @@ func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string
 		for _, p := range req.Permissions {
 			args = append(args, "FALSE", p, Descriptions[p])
 		}
-		out, err := d.run(ctx, args)
+		out, err := d.run(ctx, args, nil)
 		var exit *exec.ExitError
 		switch {
 		case ctx.Err() != nil:
@@ -254,12 +277,16 @@ func (d *Dialog) Serve(ctx context.Context, m *Manager) {
 			case <-window.Done():
 			}
 		}()
-		out, err := d.run(window, args)
+		// The window manager keeps it above the others meanwhile, and
+		// unminimised by a technician.
+		var watch sync.WaitGroup
+		out, err := d.run(window, args, func(pid int) {
+			watch.Go(func() { d.keepInView(window, pid, m.cfg.Logger) })
+		})
 		redraw := err != nil && window.Err() != nil // closed by us, not answered
 		cancel()
-		d.mu.Lock()
-		pressed := time.Since(d.remotePress) < hideGuard
-		d.mu.Unlock()
+		watch.Wait()
+		pressed := d.pressedRecently()
 		note = ""
 		switch {
 		case ctx.Err() != nil:

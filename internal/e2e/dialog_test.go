@@ -117,7 +117,12 @@ func (d *desktop) exitCode(timeout time.Duration) int {
 // technician's side, joined.
 func desktopSession(t *testing.T, ctx context.Context, ticket string, hostArgs ...string) (*desktop, *client.Joined) {
 	t.Helper()
-	display := xtest.StartXvfb(t, 1024, 768)
+	return desktopSessionOn(t, ctx, xtest.StartXvfb(t, 1024, 768), ticket, hostArgs...)
+}
+
+// desktopSessionOn is desktopSession on a display the test started.
+func desktopSessionOn(t *testing.T, ctx context.Context, display, ticket string, hostArgs ...string) (*desktop, *client.Joined) {
+	t.Helper()
 	b := startBroker(t)
 	c := b.client(t)
 	sess, err := c.CreateSession(ctx, ticket, protocol.PermView, protocol.PermControl)
@@ -186,16 +191,7 @@ func TestTechnicianCannotHideSharingWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	d, j := desktopSession(t, ctx, "INC-HIDE")
-	ask, w, h := d.window(dialogQuestion)
-	d.click(ask, 40, 89)     // view
-	d.click(ask, 40, 89+23)  // control
-	d.click(ask, w-51, h-25) // Allow
-	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return slices.Contains(p.Granted, protocol.PermControl) }); err != nil {
-		t.Fatalf("control not granted: %v\nhost:\n%s", err, d.out.String())
-	}
-	if ok, reason, err := j.TakeControl(ctx, true); err != nil || !ok {
-		t.Fatalf("take control: %v %s", err, reason)
-	}
+	d.allowControl(j)
 
 	// The technician clicks Hide for a minute, where the video shows it.
 	x, y := d.sharingWindowHide()
@@ -220,6 +216,179 @@ func TestTechnicianCannotHideSharingWindow(t *testing.T) {
 	if d.visible(dialogSharing) {
 		t.Errorf("the user's own click on Hide left the window up:\n%s", d.out.String())
 	}
+}
+
+// allowControl has the user allow view and control in the question, and
+// the technician take control.
+func (d *desktop) allowControl(j *client.Joined) {
+	d.t.Helper()
+	ask, w, h := d.window(dialogQuestion)
+	d.click(ask, 40, 89)     // view
+	d.click(ask, 40, 89+23)  // control
+	d.click(ask, w-51, h-25) // Allow
+	if _, err := j.WaitPermissions(d.ctx, func(p protocol.Permissions) bool { return slices.Contains(p.Granted, protocol.PermControl) }); err != nil {
+		d.t.Fatalf("control not granted: %v\nhost:\n%s", err, d.out.String())
+	}
+	if ok, reason, err := j.TakeControl(d.ctx, true); err != nil || !ok {
+		d.t.Fatalf("take control: %v %s", err, reason)
+	}
+}
+
+// TestSharingWindowStaysInSight: on a desktop with a window manager, a
+// technician in control could cover the sharing window with a window of
+// theirs, or minimise it. It stays above their windows, and minimised just
+// after their click it is straight back; the user's own minimise stays.
+func TestSharingWindowStaysInSight(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	display := xtest.StartXvfb(t, 1024, 768)
+	startOpenbox(t, display)
+	d, j := desktopSessionOn(t, ctx, display, "INC-ABOVE")
+	d.allowControl(j)
+
+	// The technician opens a window over the sharing window and raises it.
+	share, w, h := d.window(dialogSharing)
+	g := d.geometry(share)
+	term := d.xterm("technician's window")
+	d.xdo("windowmove", term, strconv.Itoa(g["X"]), strconv.Itoa(g["Y"]))
+	d.xdo("windowsize", term, strconv.Itoa(w+150), strconv.Itoa(h+150))
+	d.xdo("windowactivate", "--sync", term)
+	d.xdo("windowraise", term)
+	time.Sleep(500 * time.Millisecond)
+	if stack := d.stacking(); slices.Index(stack, d.id(share)) < slices.Index(stack, d.id(term)) {
+		t.Errorf("the technician's window is above the sharing window (stacking, bottom to top: %v; sharing %s, technician's %s)\nhost:\n%s",
+			stack, share, term, d.out.String())
+	}
+	if state := d.xprop(share, "_NET_WM_STATE"); !strings.Contains(state, "_NET_WM_STATE_ABOVE") {
+		t.Errorf("the sharing window is not kept above: %s", state)
+	}
+
+	// The technician clicks (on their window, beside the sharing window)
+	// and the sharing window is minimised: it comes straight back.
+	tg := d.geometry(term)
+	for _, down := range []bool{true, false} {
+		ev := protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: down,
+			X: tg["X"] + tg["WIDTH"] - 40, Y: tg["Y"] + tg["HEIGHT"] - 40}
+		if err := j.SendInput(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the click went in
+	d.xdo("windowminimize", share)
+	if !d.within(5*time.Second, func() bool { return d.visible(dialogSharing) }) {
+		t.Fatalf("minimised just after a technician's click, the sharing window stays minimised:\n%s", d.out.String())
+	}
+	if !strings.Contains(d.out.String(), "minimised just after a technician") {
+		t.Fatalf("the window is up, but was it ever minimised?\n%s", d.out.String())
+	}
+
+	// Minimised by the user, with no technician's input for a while, it
+	// stays minimised.
+	time.Sleep(hideGuardForTest)
+	share, _, _ = d.window(dialogSharing)
+	d.xdo("windowminimize", share)
+	if !d.within(5*time.Second, func() bool { return !d.visible(dialogSharing) }) {
+		t.Fatalf("the sharing window was not minimised")
+	}
+	if d.within(3*time.Second, func() bool { return d.visible(dialogSharing) }) {
+		t.Errorf("the user minimised the sharing window, and it came back:\n%s", d.out.String())
+	}
+}
+
+// startOpenbox runs the openbox window manager on display and returns once
+// it manages windows. Cleanup stops it.
+func startOpenbox(t *testing.T, display string) {
+	t.Helper()
+	if _, err := exec.LookPath("openbox"); err != nil {
+		t.Skip("openbox is not installed (Debian package openbox): `make test` installs it")
+	}
+	cmd := exec.Command("openbox", "--sm-disable")
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start openbox: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		check := exec.Command("xprop", "-root", "_NET_SUPPORTING_WM_CHECK")
+		check.Env = cmd.Env
+		if out, _ := check.Output(); strings.Contains(string(out), "window id") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("openbox does not manage the display after 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// xterm opens a terminal window titled title and returns its id. Cleanup
+// closes it.
+func (d *desktop) xterm(title string) string {
+	d.t.Helper()
+	cmd := exec.Command("xterm", "-title", title)
+	cmd.Env = append(os.Environ(), "DISPLAY="+d.display)
+	if err := cmd.Start(); err != nil {
+		d.t.Fatalf("start xterm (Debian package xterm): %v", err)
+	}
+	d.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return strings.Fields(d.xdo("search", "--sync", "--onlyvisible", "--name", title))[0]
+}
+
+func (d *desktop) xprop(id, prop string) string {
+	d.t.Helper()
+	args := []string{"-root", prop}
+	if id != "" {
+		args = []string{"-id", id, prop}
+	}
+	cmd := exec.CommandContext(d.ctx, "xprop", args...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+d.display)
+	out, err := cmd.Output()
+	if err != nil {
+		d.t.Fatalf("xprop %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// stacking returns the window manager's windows, bottom to top.
+func (d *desktop) stacking() []uint64 {
+	d.t.Helper()
+	_, list, _ := strings.Cut(d.xprop("", "_NET_CLIENT_LIST_STACKING"), "#")
+	var ids []uint64
+	for _, f := range strings.Split(list, ",") {
+		id, err := strconv.ParseUint(strings.TrimSpace(f), 0, 32)
+		if err != nil {
+			d.t.Fatalf("_NET_CLIENT_LIST_STACKING: %q", list)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// id is xdotool's window id as a number.
+func (d *desktop) id(window string) uint64 {
+	d.t.Helper()
+	id, err := strconv.ParseUint(window, 10, 32)
+	if err != nil {
+		d.t.Fatalf("window id %q: %v", window, err)
+	}
+	return id
+}
+
+// within says whether cond holds within timeout.
+func (d *desktop) within(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // hideGuardForTest outlasts the host's guard against a technician's click
