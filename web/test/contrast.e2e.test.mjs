@@ -5,11 +5,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
+import { api, recordShellArchive, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -85,8 +84,7 @@ function lowContrast() {
 
 test('the console\u2019s text stands out from its background', { timeout: 90_000 }, async (t) => {
   const broker = await startBroker();
-  const rec = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-READ' } });
-  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', rec.body.id]);
+  const rec = await recordShellArchive(broker, 'INC-READ');
   await api(broker, 'POST', '/api/v1/sessions', {}); // waiting, with no ticket
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
   t.after(() => browser.close());
@@ -100,7 +98,7 @@ test('the console\u2019s text stands out from its background', { timeout: 90_000
   const pages = [
     ['Sessions', '#/sessions', 'session-row'],
     ['Recordings', '#/recordings', 'recording-row'],
-    ['the player', `#/recording/${rec.body.id}`, 'event-row'],
+    ['the player', `#/recording/${rec.id}`, 'event-row'],
     ['Accounts', '#/admin/accounts', 'nav-accounts'],
     ['API keys', '#/admin/keys', 'nav-keys'],
     ['Account security', '#/account', 'nav-account'],

@@ -5,26 +5,24 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, openRecording, ROOT, startBroker, stopAll } from './procs.mjs';
+import { api, openRecording, recordShellArchive, ROOT, startBroker, stopAll } from './procs.mjs';
 
 after(stopAll);
 
 test('the player shows each file\'s whole hash and a relayed file that hashes otherwise', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
-  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-HASH' } });
-  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', s.body.id]);
-  const { events } = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}/events`)).body;
+  const session = await recordShellArchive(broker, 'INC-HASH');
+  const { events } = (await api(broker, 'GET', `/api/v1/recordings/${session.id}/events`)).body;
   const [report, fix] = events.filter((e) => e.type === 'file.transfer').map((e) => e.detail);
   assert.equal(report.relayed_sha256, report.sha256);
   assert.notEqual(fix.relayed_sha256, fix.sha256);
 
   const browser = await launch();
   try {
-    const { page, errors } = await openRecording(browser, broker, s.body.id);
+    const { page, errors } = await openRecording(browser, broker, session.id);
     const rows = page.locator('[data-testid="event-row"][data-type="file.transfer"]');
     assert.equal(await rows.count(), 2);
 

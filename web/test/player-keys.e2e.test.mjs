@@ -6,11 +6,10 @@
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, bin, openRecording, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
+import { openRecording, recordShellArchive, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -20,9 +19,7 @@ let broker;
 let id;
 before(async () => {
   broker = await startBroker();
-  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-KEYS' } });
-  id = s.body.id;
-  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', id]);
+  id = (await recordShellArchive(broker, 'INC-KEYS')).id;
 });
 
 test('while the recording loads, the player says so rather than that there is no video', { timeout: 60_000 }, async () => {

@@ -6,11 +6,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, bin, ROOT, startBroker, stopAll, signIn } from './procs.mjs';
+import { recordShellArchive, ROOT, startBroker, stopAll, signIn } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -18,8 +17,7 @@ after(stopAll);
 
 test('the events list follows a seek, and the timeline is one Tab stop', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
-  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-SEEK' } });
-  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', s.body.id]);
+  const session = await recordShellArchive(broker, 'INC-SEEK');
   const browser = await launch({ viewport: { width: 1440, height: 640 } });
   try {
     const page = await browser.newPage();
@@ -27,7 +25,7 @@ test('the events list follows a seek, and the timeline is one Tab stop', { timeo
     await signIn(page, broker);
     await page.getByTestId('nav-recordings').click();
     errors.length = 0; // the console's first look for a login answers 401
-    await page.goto(`${broker.url}/#/recording/${s.body.id}`);
+    await page.goto(`${broker.url}/#/recording/${session.id}`);
     await page.waitForFunction(() => window.tether.player?.ready === true);
     const list = page.getByTestId('event-list');
     assert.ok(await list.evaluate((el) => el.scrollHeight > el.clientHeight + 50), 'the events list is too short to test scrolling');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, ROOT, signIn, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { recordSession, ROOT, signIn, stopAll, until } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -17,21 +17,9 @@ after(stopAll);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('a video segment the broker could not give plays when the supervisor seeks there again', { timeout: 120_000 }, async () => {
-  const display = await startXvfb(640, 480);
-  const broker = await startBroker();
-  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-REFETCH' } });
-  const host = startHost(broker, s.body.code, display);
-  await host.ready;
-  const viewer = start(bin('viewer'), ['-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'join', '-session', s.body.id]);
-  const pattern = start(bin('xpattern'), ['-mode', 'counter', '-interval', '200'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await pattern.ready;
-  await sleep(5000);
-  assert.equal((await api(broker, 'POST', `/api/v1/sessions/${s.body.id}/end`, {})).status, 200);
-  await host.exited;
-  viewer.child.kill('SIGTERM');
-  const rec = await until('the recording to be sealed', async () => {
-    const r = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
-    return r.state === 'complete' && r;
+  const { broker, session, rec } = await recordSession({ ticket: 'INC-REFETCH' }, async ({ paint }) => {
+    await paint('-mode', 'counter', '-interval', '200');
+    await sleep(5000);
   });
   const seg = rec.manifest.parts.find((p) => p.kind === 'video');
   assert.ok(seg, `no video in ${JSON.stringify(rec.manifest.parts)}`);
@@ -40,12 +28,12 @@ test('a video segment the broker could not give plays when the supervisor seeks 
   try {
     // From the start the broker answers for that segment that it is busy.
     const page = await browser.newPage();
-    const part = `**/api/v1/recordings/${s.body.id}/parts/${seg.name}`;
+    const part = `**/api/v1/recordings/${session.id}/parts/${seg.name}`;
     await page.route(part, (route) => route.fulfill({
       status: 503, contentType: 'application/json',
       body: JSON.stringify({ error: { code: 'unavailable', message: 'The broker is busy. Please try again.' } }),
     }));
-    await signIn(page, broker, `/#/recording/${s.body.id}`);
+    await signIn(page, broker, `/#/recording/${session.id}`);
     await page.waitForFunction(() => window.tether.player?.ready === true);
     const tl = await page.getByTestId('timeline').boundingBox();
     const duration = await page.evaluate(() => window.tether.player.duration);

@@ -10,28 +10,16 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch } from './browser.mjs';
-import { api, bin, openRecording, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { openRecording, recordSession, stopAll } from './procs.mjs';
 
 after(stopAll);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('a busy 1080p screen played at 8× keeps the picture with the timeline', { timeout: 150_000 }, async () => {
-  const display = await startXvfb(1920, 1080);
-  const broker = await startBroker();
-  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-FAST' } });
-  const host = startHost(broker, s.body.code, display);
-  await host.ready;
-  const viewer = start(bin('viewer'), ['-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'join', '-session', s.body.id]);
-  const counter = start(bin('xpattern'), ['-mode', 'counter', '-interval', '16', '-bars'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await counter.ready;
-  await sleep(12_000);
-  assert.equal((await api(broker, 'POST', `/api/v1/sessions/${s.body.id}/end`, {})).status, 200);
-  await host.exited;
-  viewer.child.kill('SIGTERM');
-  const rec = await until('the recording to be sealed', async () => {
-    const r = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
-    return r.state === 'complete' && r;
+  const { broker, session, rec } = await recordSession({ ticket: 'INC-FAST', width: 1920, height: 1080 }, async ({ paint }) => {
+    await paint('-mode', 'counter', '-interval', '16', '-bars');
+    await sleep(12_000);
   });
   const video = rec.manifest.parts.filter((p) => p.kind === 'video');
   const frames = video.reduce((n, p) => n + p.frames, 0);
@@ -39,7 +27,7 @@ test('a busy 1080p screen played at 8× keeps the picture with the timeline', { 
 
   const browser = await launch();
   try {
-    const { page, errors } = await openRecording(browser, broker, s.body.id);
+    const { page, errors } = await openRecording(browser, broker, session.id);
     await page.locator('[data-testid="player-speed"][data-speed="8"]').click();
     const tl = await page.getByTestId('timeline').boundingBox();
     const duration = await page.evaluate(() => window.tether.player.duration);

@@ -12,45 +12,28 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, openRecording, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { openRecording, recordSession, ROOT, stopAll } from './procs.mjs';
 
 after(stopAll);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('a still screen plays for as long as it lasted, showing what was on screen', { timeout: 150_000 }, async () => {
-  const display = await startXvfb(640, 480);
-  const broker = await startBroker();
-  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-STILL' } });
-  const host = startHost(broker, s.body.code, display);
-  await host.ready;
-  const viewer = start(bin('viewer'), ['-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'join', '-session', s.body.id]);
-
   // Red, green, blue and white quadrants, still for twelve seconds; then a
   // small square in the white quarter changes every 100 ms.
-  const pattern = start(bin('xpattern'), ['-mode', 'pattern'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await pattern.ready;
-  await sleep(12_000);
-  const ticker = start(bin('xpattern'), ['-mode', 'counter', '-interval', '100', '-geometry', '64x64+560+400'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await ticker.ready;
-  await sleep(3000);
-  assert.equal((await api(broker, 'POST', `/api/v1/sessions/${s.body.id}/end`, {})).status, 200);
-  await host.exited;
-  viewer.child.kill('SIGTERM');
-
-  let rec;
-  for (let i = 0; i < 50 && rec?.state !== 'complete'; i++) {
-    await sleep(200);
-    rec = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
-  }
-  assert.equal(rec.state, 'complete');
+  const { broker, session, rec } = await recordSession({ ticket: 'INC-STILL' }, async ({ paint }) => {
+    await paint('-mode', 'pattern');
+    await sleep(12_000);
+    await paint('-mode', 'counter', '-interval', '100', '-geometry', '64x64+560+400');
+    await sleep(3000);
+  });
   // The segment that holds the stillness: the longest.
   const seg = rec.manifest.parts.filter((p) => p.kind === 'video').sort((a, b) => b.duration_ms - a.duration_ms)[0];
   assert.ok(seg.duration_ms > 10_000, `no segment holds the still screen: ${JSON.stringify(rec.manifest.parts)}`);
 
   const browser = await launch();
   try {
-    const { page, errors } = await openRecording(browser, broker, s.body.id);
+    const { page, errors } = await openRecording(browser, broker, session.id);
     // The bottom-right corner of the picture shown: white, until the square.
     await page.evaluate(() => {
       window.corner = () => {
@@ -93,7 +76,7 @@ test('a still screen plays for as long as it lasted, showing what was on screen'
 
     // A segment someone removed from the disk: where its picture would be,
     // the player says so, in the broker's words.
-    rmSync(join(broker.dataDir, 'recordings', s.body.id, seg.name));
+    rmSync(join(broker.dataDir, 'recordings', session.id, seg.name));
     await page.reload();
     await page.waitForFunction(() => window.tether.player?.ready === true, null, { timeout: 15_000 });
     await page.mouse.click(tl.x + tl.width * ((seg.start_ms + 1000) / duration), tl.y + tl.height / 2);
@@ -104,7 +87,7 @@ test('a still screen plays for as long as it lasted, showing what was on screen'
     // over that segment.
     const others = rec.manifest.parts.filter((p) => p.kind === 'video' && p.name !== seg.name);
     assert.ok(others.length > 0, `one video segment only: ${JSON.stringify(rec.manifest.parts)}`);
-    const damaged = join(broker.dataDir, 'recordings', s.body.id, others.at(-1).name);
+    const damaged = join(broker.dataDir, 'recordings', session.id, others.at(-1).name);
     const bytes = readFileSync(damaged);
     const sync = bytes.indexOf(Buffer.from([0x9d, 0x01, 0x2a])); // the keyframe's start code
     assert.ok(sync > 0);

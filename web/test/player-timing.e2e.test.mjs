@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, openRecording, ROOT, start, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { api, bin, openRecording, recordSession, ROOT, start, stopAll, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -30,46 +30,35 @@ const STILLS = GAPS.flatMap((gap, i) => (gap >= 2000 ? [i] : []));
 const colourAfter = (n) => (n % 2 ? 'white' : 'black');
 
 test('Terminal commands and their output a fraction of a second apart each show at their recorded time', { timeout: 180_000 }, async () => {
-  const display = await startXvfb(640, 480);
-  const broker = await startBroker();
-  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-TIMING' } });
-  const host = startHost(broker, s.body.code, display);
-  await host.ready;
-  // Black, white at each click.
-  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await witness.ready;
-  const viewer = start(bin('viewer'), ['-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'join', '-session', s.body.id]);
-  const quote = (a) => `'${a}'`;
-  const shell = start('script', ['-qfec', [bin('viewer'), '-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'shell', '-session', s.body.id].map(quote).join(' '), '/dev/null'],
-    { env: { TERM: 'xterm' }, stdin: 'pipe' });
-  shell.child.stdin.on('error', () => {});
-  const type = (line) => shell.child.stdin.write(line + '\r');
-  type('echo shell-$((6*7))');
-  await until('the Terminal to open', () => shell.out.stdout.includes('shell-42'), 30_000);
-  await sleep(1500);
-  for (const [i, gap] of GAPS.entries()) {
-    type(`xdotool click 1; printf 'out-%s\\n' ${i + 1}`);
-    await sleep(gap);
-  }
-  await until('the last line of output', () => shell.out.stdout.includes(`out-${GAPS.length}`));
-  await sleep(1500);
-  assert.equal((await api(broker, 'POST', `/api/v1/sessions/${s.body.id}/end`, {})).status, 200);
-  await host.exited;
-  viewer.child.kill('SIGTERM');
+  let shell;
+  const { broker, session, rec } = await recordSession({ ticket: 'INC-TIMING' }, async ({ broker, session, paint }) => {
+    // Black, white at each click.
+    await paint('-mode', 'input');
+    const quote = (a) => `'${a}'`;
+    shell = start('script', ['-qfec', [bin('viewer'), '-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'shell', '-session', session.id].map(quote).join(' '), '/dev/null'],
+      { env: { TERM: 'xterm' }, stdin: 'pipe' });
+    shell.child.stdin.on('error', () => {});
+    const type = (line) => shell.child.stdin.write(line + '\r');
+    type('echo shell-$((6*7))');
+    await until('the Terminal to open', () => shell.out.stdout.includes('shell-42'), 30_000);
+    await sleep(1500);
+    for (const [i, gap] of GAPS.entries()) {
+      type(`xdotool click 1; printf 'out-%s\\n' ${i + 1}`);
+      await sleep(gap);
+    }
+    await until('the last line of output', () => shell.out.stdout.includes(`out-${GAPS.length}`));
+    await sleep(1500);
+  });
   shell.child.kill('SIGTERM');
 
-  const rec = await until('the recording to be sealed', async () => {
-    const r = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}`)).body;
-    return r.state === 'complete' && r;
-  });
   const cast = rec.manifest.parts.find((p) => p.kind === 'shell');
-  const { events } = (await api(broker, 'GET', `/api/v1/recordings/${s.body.id}/events`)).body;
+  const { events } = (await api(broker, 'GET', `/api/v1/recordings/${session.id}/events`)).body;
   const commands = events.filter((e) => e.type === 'shell.command' && e.detail.command.startsWith('xdotool'));
   assert.equal(commands.length, GAPS.length, JSON.stringify(commands));
 
   const browser = await launch();
   try {
-    const { page, errors } = await openRecording(browser, broker, s.body.id);
+    const { page, errors } = await openRecording(browser, broker, session.id);
     await page.getByTestId('shell-player').locator('.ap-term').waitFor({ timeout: 15_000 });
 
     // When each line of output was written, from the transcript itself.

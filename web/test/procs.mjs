@@ -2,7 +2,7 @@
 // Xvfb display, the test X client, the broker and the host, all built by
 // `make build` into bin/. Every process is killed by stopAll().
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
@@ -196,6 +196,43 @@ function descendant(pid, comm) {
     queue.push(...children(p));
   }
   throw new Error(`no ${comm} process under ${pid}`);
+}
+
+// recordSession records a real session for the player to play: a broker,
+// Xvfb at width x height, and a session for ticket whose host shares that
+// display while `viewer join` watches it. during({ broker, session, paint })
+// draws on the screen with paint(...xpatternArgs), which resolves once that
+// bin/xpattern is up, and returns once enough is recorded; the session is
+// then ended through the API. It gives back { broker, session, rec }:
+// session is the API's new session ({ id, code, ... }), rec the sealed
+// recording (GET /api/v1/recordings/{id}).
+export async function recordSession({ ticket, width = 640, height = 480 }, during) {
+  const display = await startXvfb(width, height);
+  const broker = await startBroker();
+  const session = (await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: ticket } })).body;
+  const host = startHost(broker, session.code, display);
+  await host.ready;
+  const viewer = start(bin('viewer'), ['-broker', broker.url, '-ca', broker.ca, '-api-key', broker.admin.api_key, 'join', '-session', session.id]);
+  const paint = (...args) => start(bin('xpattern'), args, { env: { DISPLAY: display }, readyLine: /ready/ }).ready;
+  await during({ broker, session, paint });
+  const ended = await api(broker, 'POST', `/api/v1/sessions/${session.id}/end`, {});
+  if (ended.status !== 200) throw new Error(`end session ${session.id}: ${ended.status} ${JSON.stringify(ended.body)}`);
+  await host.exited;
+  viewer.child.kill('SIGTERM');
+  const rec = await until('the recording to be sealed', async () => {
+    const r = (await api(broker, 'GET', `/api/v1/recordings/${session.id}`)).body;
+    return r.state === 'complete' && r;
+  });
+  return { broker, session, rec };
+}
+
+// recordShellArchive creates a session for ticket on broker and has
+// bin/shellrec write its archive as the broker's recorder would (a shell
+// and file transfers); it gives back the API's new session ({ id, ... }).
+export async function recordShellArchive(broker, ticket) {
+  const session = (await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: ticket } })).body;
+  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', session.id]);
+  return session;
 }
 
 // signIn opens path on the console and signs in as the broker's first

@@ -5,11 +5,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, freeUDPPort, ROOT, signIn, start, startBroker, stopAll, until } from './procs.mjs';
+import { api, bin, freeUDPPort, recordShellArchive, ROOT, signIn, start, startBroker, stopAll, until } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -17,14 +16,13 @@ after(stopAll);
 
 test('a recording deleted by retention says when and why, in the API, the list and the player', { timeout: 90_000 }, async (t) => {
   const broker = await startBroker();
-  const made = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-GONE' } });
-  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', made.body.id]);
+  const made = await recordShellArchive(broker, 'INC-GONE');
   broker.child.kill('SIGTERM');
   await broker.exited;
 
   // The archive was sealed 40 days ago; the broker comes back keeping
   // recordings for 30, and deletes it as it starts.
-  const manifest = join(broker.dataDir, 'recordings', made.body.id, 'manifest.json');
+  const manifest = join(broker.dataDir, 'recordings', made.id, 'manifest.json');
   const m = JSON.parse(readFileSync(manifest, 'utf8'));
   m.sealed_at = new Date(Date.now() - 40 * 86400_000).toISOString();
   writeFileSync(manifest, JSON.stringify(m));
@@ -41,7 +39,7 @@ test('a recording deleted by retention says when and why, in the API, the list a
   const said = /^This recording was deleted on \d{1,2} \w+ \d{4} at \d\d:\d\d UTC, because this broker keeps recordings for 30 days after they end\.$/;
   assert.match(listed.deletion.message, said);
   for (const path of ['', '/events', '/download']) {
-    const res = await api(broker, 'GET', `/api/v1/recordings/${made.body.id}${path}`);
+    const res = await api(broker, 'GET', `/api/v1/recordings/${made.id}${path}`);
     assert.equal(res.status, 410, path);
     assert.equal(res.body.error.code, 'recording_deleted');
     assert.match(res.body.error.message, said, path);
@@ -59,7 +57,7 @@ test('a recording deleted by retention says when and why, in the API, the list a
   await page.screenshot({ path: join(artifacts, 'recording-deleted-list.png') });
 
   // A ticket's link opens the player, which says what the broker said.
-  await page.goto(`${broker.url}/#/recording/${made.body.id}`);
+  await page.goto(`${broker.url}/#/recording/${made.id}`);
   const error = page.getByTestId('player-error');
   await error.waitFor({ timeout: 15_000 });
   assert.equal(await error.locator('h3').textContent(), 'Recording deleted');
@@ -69,13 +67,12 @@ test('a recording deleted by retention says when and why, in the API, the list a
 
 test('a recording whose files were removed by hand says so, not that its manifest cannot be read', { timeout: 60_000 }, async (t) => {
   const broker = await startBroker();
-  const made = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-RM' } });
-  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', made.body.id]);
-  rmSync(join(broker.dataDir, 'recordings', made.body.id), { recursive: true });
+  const made = await recordShellArchive(broker, 'INC-RM');
+  rmSync(join(broker.dataDir, 'recordings', made.id), { recursive: true });
 
   const said = /^This recording's files are no longer on the broker: someone removed them from its recordings folder outside Tether/;
   for (const [method, path] of [['GET', ''], ['GET', '/events'], ['GET', '/download'], ['POST', '/verify']]) {
-    const res = await api(broker, method, `/api/v1/recordings/${made.body.id}${path}`);
+    const res = await api(broker, method, `/api/v1/recordings/${made.id}${path}`);
     assert.equal(res.status, 410, `${method} ${path}: ${JSON.stringify(res.body)}`);
     assert.equal(res.body.error.code, 'recording_missing');
     assert.match(res.body.error.message, said);
@@ -84,7 +81,7 @@ test('a recording whose files were removed by hand says so, not that its manifes
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
   t.after(() => browser.close());
   const page = await browser.newPage();
-  await signIn(page, broker, `/#/recording/${made.body.id}`);
+  await signIn(page, broker, `/#/recording/${made.id}`);
   const error = page.getByTestId('player-error');
   await error.waitFor({ timeout: 15_000 });
   assert.equal(await error.locator('h3').textContent(), 'Recording files missing');

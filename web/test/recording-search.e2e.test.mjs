@@ -9,14 +9,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
+import { api, bin, recordShellArchive, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
 after(stopAll);
 
 test('a day searched is the supervisor\'s own day, as the list shows it', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
-  const made = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-DAY' } });
-  execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', made.body.id]);
+  await recordShellArchive(broker, 'INC-DAY');
   const { started_at: startedAt } = (await api(broker, 'GET', '/api/v1/recordings?ticket=INC-DAY')).body.recordings[0];
 
   // A time zone where the session was recorded on another day than in UTC:

@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, openSession, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { api, bin, openSession, recordShellArchive, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
 
 after(stopAll);
 
@@ -71,8 +71,7 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     await host.exited;
 
     // A second archive with a shell and files, written by the recorder.
-    const other = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-SHELL' } });
-    execFileSync(bin('shellrec'), ['-data', broker.dataDir, '-session', other.body.id]);
+    const other = await recordShellArchive(broker, 'INC-SHELL');
 
     // A supervisor searches.
     await page.goto(broker.url + '/#/recordings');
@@ -86,7 +85,7 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     await page.waitForFunction((id) => {
       const rows = [...document.querySelectorAll('[data-testid="recording-row"]')];
       return rows.length === 1 && rows[0].dataset.sessionId === id;
-    }, other.body.id);
+    }, other.id);
     // The search and the row name the feature as the session page does.
     assert.equal(await page.locator('label', { has: page.getByTestId('filter-shell') }).innerText(), 'Terminal was used');
     assert.equal(await page.getByTestId('recording-row').locator('.chip-shell').innerText(), 'Terminal');
@@ -177,7 +176,7 @@ test('a recorded session plays, is searchable, verifies and downloads', { timeou
     for (const t of ['recording.played', 'recording.verified', 'recording.downloaded']) assert.ok(types.includes(t), `no ${t} in the trail`);
 
     // The shell recording: transcript and file markers.
-    await page.goto(`${broker.url}/#/recording/${other.body.id}`);
+    await page.goto(`${broker.url}/#/recording/${other.id}`);
     await page.waitForFunction(() => window.tether.player?.ready === true);
     const m2 = await page.evaluate(() => window.tether.player.markers);
     assert.ok(m2.shell >= 2 && m2.files === 2, `markers ${JSON.stringify(m2)}`);
