@@ -63,10 +63,33 @@ func (d *desktop) xdo(args ...string) string {
 	return strings.TrimSpace(string(got))
 }
 
+// find waits for a visible window titled title and returns its id. A
+// window that closes while xdotool reads it (a question taken down as the
+// session ends) makes xdotool fail with BadWindow: it looks again.
+func (d *desktop) find(title string) string {
+	d.t.Helper()
+	for {
+		cmd := exec.CommandContext(d.ctx, "xdotool", "search", "--sync", "--onlyvisible", "--name", title)
+		cmd.Env = append(os.Environ(), "DISPLAY="+d.display)
+		out, err := cmd.Output()
+		if ids := strings.Fields(string(out)); err == nil && len(ids) > 0 {
+			return ids[0]
+		}
+		if d.ctx.Err() != nil {
+			var stderr []byte
+			if exit, ok := err.(*exec.ExitError); ok {
+				stderr = exit.Stderr
+			}
+			d.t.Fatalf("no window %q: %v %s\nhost:\n%s", title, err, stderr, d.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // window waits for the window titled title and returns its id and size.
 func (d *desktop) window(title string) (id string, w, h int) {
 	d.t.Helper()
-	id = strings.Fields(d.xdo("search", "--sync", "--onlyvisible", "--name", title))[0]
+	id = d.find(title)
 	g := d.geometry(id)
 	time.Sleep(500 * time.Millisecond) // drawn
 	return id, g["WIDTH"], g["HEIGHT"]
@@ -338,7 +361,7 @@ func (d *desktop) xterm(title string) string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	return strings.Fields(d.xdo("search", "--sync", "--onlyvisible", "--name", title))[0]
+	return d.find(title)
 }
 
 func (d *desktop) xprop(id, prop string) string {
