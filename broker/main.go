@@ -301,7 +301,8 @@ flags:`)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg.Logger.Info("broker starting", "version", version())
+	cfg.Version = version()
+	cfg.Logger.Info("broker starting", "version", cfg.Version)
 	b, err := server.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)

@@ -401,6 +401,13 @@ func (a *API) authed(scope string, h func(http.ResponseWriter, *http.Request, *a
 	return a.guard(scope, false, h)
 }
 
+// Guard serves h to principals allowed scope, and answers as the API's
+// own endpoints do otherwise (401, 403): for the broker's endpoints
+// outside /api/v1, such as /metrics.
+func (a *API) Guard(scope string, h http.Handler) http.HandlerFunc {
+	return a.authed(scope, func(w http.ResponseWriter, r *http.Request, _ *auth.Principal) { h.ServeHTTP(w, r) })
+}
+
 // authedEnrol is authed for the endpoints a login that must first enrol
 // in TOTP may use.
 func (a *API) authedEnrol(h func(http.ResponseWriter, *http.Request, *auth.Principal)) http.HandlerFunc {

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -46,11 +47,12 @@ const (
 	ScopeRecordingsRead = "recordings:read" // list and replay recordings
 	ScopeWebhooksAdmin  = "webhooks:admin"  // manage webhooks
 	ScopeUsersAdmin     = "users:admin"     // manage accounts, API keys, settings
+	ScopeMetricsRead    = "metrics:read"    // scrape the broker's metrics (GET /metrics)
 )
 
 // AllScopes lists every scope.
 var AllScopes = []string{ScopeSessionsCreate, ScopeSessionsRead, ScopeSessionsWrite, ScopeSessionsJoin,
-	ScopeRecordingsRead, ScopeWebhooksAdmin, ScopeUsersAdmin}
+	ScopeRecordingsRead, ScopeWebhooksAdmin, ScopeUsersAdmin, ScopeMetricsRead}
 
 // roleScopes is the authorization policy: which scopes each role holds.
 // Technicians work their own sessions and replay their recordings
@@ -145,6 +147,22 @@ type Authenticator struct {
 	// touchWarned and lookupWarned are when a failure to record or to
 	// check a login or key was last logged: once a while, not per request.
 	touchWarned, lookupWarned time.Time
+
+	// Counted for the broker's metrics since it started.
+	badPasswords, badCodes, lockouts atomic.Uint64
+}
+
+// SignInCounts are the sign-in failures and lockouts since the broker
+// started.
+type SignInCounts struct {
+	BadPasswords uint64 // a wrong password, or a username no account has
+	BadCodes     uint64 // a right password with a wrong two-factor code
+	Lockouts     uint64 // a source's attempts for an account, or an account's codes, refused for a while
+}
+
+// SignInCounts returns the sign-in failures and lockouts so far.
+func (a *Authenticator) SignInCounts() SignInCounts {
+	return SignInCounts{BadPasswords: a.badPasswords.Load(), BadCodes: a.badCodes.Load(), Lockouts: a.lockouts.Load()}
 }
 
 // storeTroubleEvery is how often the same database trouble is logged.
@@ -304,6 +322,7 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 	// No account has a longer name. Kept in the lockout table, a name of
 	// any length would let a flood of them fill the memory.
 	if len(username) > MaxUsernameLength {
+		a.badPasswords.Add(1)
 		a.cfg.Logger.WarnContext(ctx, "failed login: no account has the username given", "source", source)
 		return "", nil, nil, ErrBadCredentials
 	}
@@ -327,6 +346,7 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 		return "", nil, nil, fmt.Errorf("log in: %w", err)
 	}
 	if !ok {
+		a.badPasswords.Add(1)
 		a.recordFailure(key, now)
 		// What was typed as a username is logged only when it names an
 		// account: people type their password into the username field,
@@ -355,6 +375,7 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 			}
 		}
 		if !ok {
+			a.badCodes.Add(1)
 			a.recordFailure(key, now)
 			a.recordFailureAfter(codes, now, maxCodeFailures)
 			a.cfg.Logger.WarnContext(ctx, "failed login: wrong two-factor code", "user", u.Username, "source", source)
@@ -438,6 +459,7 @@ func (a *Authenticator) recordFailureAfter(key string, now time.Time, limit int)
 	f.last = now
 	if f.count >= limit {
 		f.until = now.Add(min(lockoutFor<<min(f.count-limit, 10), maxLockout))
+		a.lockouts.Add(1)
 	}
 }
 

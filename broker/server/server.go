@@ -25,6 +25,7 @@ import (
 
 	"github.com/tether-support/tether/broker/api"
 	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/metrics"
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/broker/store"
@@ -81,6 +82,8 @@ type Config struct {
 	HostBinary string
 	// Recording is the recording policy.
 	Recording RecordingConfig
+	// Version is the broker's version, as /metrics reports it.
+	Version string
 
 	// readTimeout is how long a request may take to arrive, headers and
 	// body (default readTimeout; tests shorten it).
@@ -299,6 +302,12 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	mux.HandleFunc("GET /{$}", serveConsole)
 	mux.HandleFunc("GET /console", serveConsole)
 	mux.HandleFunc("GET /healthz", b.serveHealth)
+	metricsHandler, err := metrics.New(metrics.Config{Hub: b.hub, Store: b.store, Auth: authn, Webhooks: b.webhooks,
+		Version: cfg.Version, Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	mux.HandleFunc("GET /metrics", restAPI.Guard(auth.ScopeMetricsRead, metricsHandler))
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certSrc.get() }}
 	// A client that sends a request's headers and then its body a byte at a

@@ -51,6 +51,7 @@ func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
 	if err != nil {
 		h.log.Error("audit", "session", session, "type", typ, "err", err)
 	}
+	h.counts.count(typ)
 	h.recordEvent(session, at, actor, typ, data)
 	h.notify(session, actor, typ, data)
 }

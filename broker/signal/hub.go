@@ -151,6 +151,8 @@ type Hub struct {
 	// as soon as it takes them; under mu.
 	unrecorded []unrecordedEnd
 
+	counts counters // for Stats
+
 	// cuts are the disconnects of the last minute (a sign-out, a revoked
 	// key), under mu: a connection authenticated before one and joining
 	// after it is cut off too.

@@ -39,6 +39,7 @@ func (h *Hub) startRecording(sess *store.Session, keyframe func(), viewerBitrate
 	})
 	if err != nil {
 		h.log.Error("cannot record session", "session", id, "err", err)
+		h.counts.recordingsFailed.Add(1)
 		return nil, ErrNotRecorded
 	}
 	if err := h.cfg.Store.CreateRecording(ctx, id, h.cfg.Now()); err != nil {

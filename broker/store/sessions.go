@@ -180,6 +180,18 @@ func (s *Store) ListSessions(ctx context.Context, f SessionFilter) ([]*Session, 
 	return out, rows.Err()
 }
 
+// CountWaitingSessions counts the sessions waiting for the user's
+// computer to join. The state is written out, not a parameter, so that the
+// count reads the partial index sessions_waiting: its work grows with the
+// codes waiting now, not with every session ever held.
+func (s *Store) CountWaitingSessions(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sessions WHERE state = '"+StateWaiting+"'").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count waiting sessions: %w", err)
+	}
+	return n, nil
+}
+
 // RedeemCode marks a code used, exactly once, and returns its session. It
 // fails with ErrCodeUnknown, ErrCodeExpired or ErrCodeUsed.
 func (s *Store) RedeemCode(ctx context.Context, codeHash string, now time.Time) (*Session, error) {

@@ -339,6 +339,16 @@ func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) 
 	return out, rows.Err()
 }
 
+// CountPendingWebhookDeliveries counts the deliveries waiting for their
+// next attempt, from the index on their state.
+func (s *Store) CountPendingWebhookDeliveries(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM webhook_deliveries WHERE state = ?", DeliveryPending).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending webhook deliveries: %w", err)
+	}
+	return n, nil
+}
+
 // WebhookDeliveryByID looks a delivery up.
 func (s *Store) WebhookDeliveryByID(ctx context.Context, id string) (*WebhookDelivery, error) {
 	return scanWebhookDelivery(s.db.QueryRowContext(ctx, "SELECT "+webhookDeliveryColumns+webhookDeliveryFrom+"WHERE d.id = ?", id))

@@ -139,6 +139,21 @@ type Dispatcher struct {
 	// subs counts the enabled endpoints per event type, so that the hub's
 	// events cost nothing while nobody listens.
 	subs map[string]int
+
+	// Counted for the broker's metrics since it started.
+	delivered, retried, failed atomic.Uint64
+}
+
+// Counts are the attempts the dispatcher made since it started, by outcome.
+type Counts struct {
+	Delivered uint64 // deliveries the endpoint took (2xx)
+	Retried   uint64 // failed attempts to be tried again later
+	Failed    uint64 // deliveries given up after their last attempt
+}
+
+// Counts returns the dispatcher's counts so far.
+func (d *Dispatcher) Counts() Counts {
+	return Counts{Delivered: d.delivered.Load(), Retried: d.retried.Load(), Failed: d.failed.Load()}
 }
 
 // New starts a Dispatcher; deliveries left pending by an earlier run are
@@ -442,10 +457,13 @@ func (d *Dispatcher) deliver(id string) bool {
 		"attempt", a.Attempt, "status", a.StatusCode, "duration", a.Duration.Round(time.Millisecond))
 	switch state {
 	case store.DeliverySucceeded:
+		d.delivered.Add(1)
 		log.Info("webhook delivered")
 	case store.DeliveryPending:
+		d.retried.Add(1)
 		log.Warn("webhook attempt failed; will retry", "err", a.Error, "next", next)
 	default:
+		d.failed.Add(1)
 		log.Error("webhook delivery failed for good", "err", a.Error)
 	}
 	return true

@@ -23,7 +23,7 @@ var policy = map[string][]string{
 	"technician": {"sessions:create", "sessions:read", "sessions:write", "sessions:join", "recordings:read"},
 	"supervisor": {"sessions:read", "sessions:join", "recordings:read"},
 	"admin": {"sessions:create", "sessions:read", "sessions:write", "sessions:join", "recordings:read",
-		"webhooks:admin", "users:admin"},
+		"webhooks:admin", "users:admin", "metrics:read"},
 }
 
 type principal struct {
@@ -126,7 +126,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/recordings/{s}", "", "recordings:read", true, false, []int{404}, ""},
 		{"GET", "/webhooks", "", "webhooks:admin", false, false, []int{200}, ""},
 		{"POST", "/webhooks", `{"url":"http://127.0.0.1:9/hook{n}","events":["session.ended"]}`, "webhooks:admin", false, false, []int{201}, ""},
+		// Served beside the API, not under /api/v1 (see outsideAPI).
+		{"GET", "/metrics", "", "metrics:read", false, false, []int{200}, ""},
 	}
+	// outsideAPI are the endpoints above served at the broker's root.
+	outsideAPI := map[string]bool{"/metrics": true}
 	cells := 0
 	for _, p := range principals {
 		for _, e := range endpoints {
@@ -156,7 +160,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 				case e.perSession && p.role == "technician" && owner != p.user:
 					want = []int{404}
 				}
-				status, out := apiCall(t, hc, e.method, base+path, p.token, body, nil)
+				url := base + path
+				if outsideAPI[e.path] {
+					url = b.URL() + path
+				}
+				status, out := apiCall(t, hc, e.method, url, p.token, body, nil)
 				cells++
 				if !slices.Contains(want, status) {
 					t.Errorf("%s: %s %s (session of %s): %d, want %v: %v", p.name, e.method, e.path, owner, status, want, out)

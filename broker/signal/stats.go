@@ -1,0 +1,67 @@
+package signal
+
+import "sync/atomic"
+
+// Stats is what the hub holds now and what it counted since it started,
+// for the broker's metrics.
+type Stats struct {
+	// Active counts the sessions whose user's computer is connected.
+	Active int
+	// Hosts and Viewers count the users' computers and the technicians'
+	// connections in live sessions.
+	Hosts, Viewers int
+	// HostsWaiting counts the users' computers that asked for a code and
+	// wait for a technician to claim it.
+	HostsWaiting int
+	// Recording counts the archives being written.
+	Recording int
+	// Created, Started and Ended count sessions given a code, joined by
+	// the user's computer, and ended (also those a stopped broker left
+	// live, ended as this one starts).
+	Created, Started, Ended uint64
+	// RecordingsFailed counts archives that could not be started or whose
+	// writing failed.
+	RecordingsFailed uint64
+}
+
+// counters are the hub's counts since it started.
+type counters struct {
+	created, started, ended, recordingsFailed atomic.Uint64
+}
+
+// count notes an audit event in the counters.
+func (c *counters) count(typ string) {
+	switch typ {
+	case "session.created":
+		c.created.Add(1)
+	case "host.connected":
+		c.started.Add(1)
+	case "session.ended":
+		c.ended.Add(1)
+	case "recording.failed":
+		c.recordingsFailed.Add(1)
+	}
+}
+
+// Stats returns the hub's counts. It takes the hub's locks briefly and
+// does no more work than there are live sessions and connections.
+func (h *Hub) Stats() Stats {
+	s := Stats{
+		Created: h.counts.created.Load(), Started: h.counts.started.Load(), Ended: h.counts.ended.Load(),
+		RecordingsFailed: h.counts.recordingsFailed.Load(),
+	}
+	h.mu.Lock()
+	for _, l := range h.live {
+		if l.host != nil {
+			s.Active++
+			s.Hosts++
+		}
+		s.Viewers += len(l.viewers)
+	}
+	s.HostsWaiting = len(h.pending)
+	h.mu.Unlock()
+	h.recMu.Lock()
+	s.Recording = len(h.recordings)
+	h.recMu.Unlock()
+	return s
+}
