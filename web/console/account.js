@@ -1,7 +1,7 @@
 // Account security: one's own password and two-factor authentication.
 
 import * as api from './api.js';
-import { copyButton, h, holdUntilRetry, icon, toast } from './ui.js';
+import { copyButton, errorBox, h, holdUntilRetry, icon, toast } from './ui.js';
 import { generate } from './vendor/lean-qr/index.mjs';
 
 /** Mounts the account screen into main. Returns an unmount function. */
@@ -28,7 +28,7 @@ export function mountAccount(main, { user, onChange }) {
       const code = codeInput('totp-disable-code');
       code.id = 'totp-disable-code';
       const off = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'totp-disable' }, 'Turn off');
-      const error = errorBox();
+      const error = errorBox({ password, code });
       const form = h('form', { class: 'stack', novalidate: true },
         error.el,
         h('p', { class: 'field-hint', text: 'To turn it off, enter your password and a current code.' }),
@@ -55,7 +55,7 @@ export function mountAccount(main, { user, onChange }) {
     }
     const password = passwordInput('totp-start-password', 'totp-password');
     const start = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'totp-start' }, icon('shield', 16), 'Set up two-factor authentication');
-    const error = errorBox();
+    const error = errorBox({ password });
     const form = h('form', { class: 'stack', novalidate: true },
       error.el,
       h('div', { class: 'field' }, h('label', { for: 'totp-start-password', class: 'label', text: 'Password' }), password,
@@ -81,7 +81,7 @@ export function mountAccount(main, { user, onChange }) {
   function enrol({ secret, otpauth_uri: uri }) {
     const code = codeInput('totp-confirm-code');
     const confirm = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'totp-confirm' }, 'Turn on');
-    const error = errorBox();
+    const error = errorBox({ code });
     const form = h('form', { class: 'inline-form', novalidate: true }, code, confirm);
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -115,7 +115,7 @@ export function mountAccount(main, { user, onChange }) {
     const current = h('input', { id: 'pw-current', type: 'password', class: 'input', autocomplete: 'current-password', 'data-testid': 'pw-current' });
     const next = h('input', { id: 'pw-new', type: 'password', class: 'input', autocomplete: 'new-password', minlength: '12', 'data-testid': 'pw-new' });
     const save = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'pw-save' }, 'Change password');
-    const error = errorBox();
+    const error = errorBox({ current_password: current, new_password: next });
     const form = h('form', { class: 'stack', novalidate: true },
       error.el,
       h('div', { class: 'field' }, h('label', { for: 'pw-current', class: 'label', text: 'Current password' }), current),
@@ -165,23 +165,4 @@ function codeInput(testid) {
     type: 'text', class: 'input input-code', inputmode: 'numeric', autocomplete: 'one-time-code',
     maxlength: '7', placeholder: '123 456', 'aria-label': 'Six-digit code', 'data-testid': testid,
   });
-}
-
-/** An error line that lists what is wrong with each field, when the broker says. */
-export function errorBox() {
-  const text = h('span', {});
-  const el = h('div', { class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'form-error' }, icon('alert', 16), text);
-  return {
-    el,
-    show(err) {
-      const fields = err.fields ?? [];
-      text.replaceChildren(fields.length > 1
-        ? h('span', {}, 'Please fix:', h('ul', { class: 'error-list' }, fields.map((f) => h('li', { text: f.message }))))
-        : err.message);
-      el.hidden = false;
-    },
-    hide() {
-      el.hidden = true;
-    },
-  };
 }

@@ -3,8 +3,7 @@
 // shown once, in a dialog, and never again.
 
 import * as api from './api.js';
-import { errorBox } from './account.js';
-import { confirmDialog, copyButton, formatDateTime, h, icon, modal, timeAgo, toast } from './ui.js';
+import { confirmDialog, copyButton, errorBox, formatDateTime, h, icon, modal, timeAgo, toast } from './ui.js';
 
 const ROLES = [
   { id: 'technician', label: 'Technician', desc: 'Creates sessions and works on their own.' },
@@ -20,6 +19,7 @@ export const SCOPES = [
   { id: 'recordings:read', desc: 'List and replay recordings' },
   { id: 'webhooks:admin', desc: 'Manage webhooks' },
   { id: 'users:admin', desc: 'Manage accounts, API keys and settings' },
+  { id: 'metrics:read', desc: 'Scrape the broker\u2019s metrics (GET /metrics, for Prometheus)' },
 ];
 
 // The scopes each role holds, as the broker's policy (broker/auth) has it:
@@ -188,7 +188,7 @@ export function mountAccounts(main, { user: me }) {
   function openCreate() {
     const username = h('input', { id: 'acc-username', class: 'input', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. lee', 'data-testid': 'account-username' });
     const role = roleSelect('technician', { id: 'acc-role', 'data-testid': 'account-new-role' });
-    const error = errorBox();
+    const error = errorBox({ username, role });
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const create = h('button', { type: 'submit', form: 'account-form', class: 'btn btn-primary', 'data-testid': 'account-create' }, 'Create account');
     const form = h('form', { id: 'account-form', class: 'stack', novalidate: true },
@@ -328,7 +328,8 @@ export function mountKeys(main) {
     for (const { box } of boxes) box.checked = DEFAULT_SCOPES.includes(box.value);
     fitScopes();
     actsAs.addEventListener('change', fitScopes);
-    const error = errorBox();
+    const scopes = h('div', { class: 'check-list' }, boxes.map((b) => b.el));
+    const error = errorBox({ name, username: actsAs, scopes });
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const create = h('button', { type: 'submit', form: 'key-form', class: 'btn btn-primary', 'data-testid': 'key-create' }, 'Create key');
     const form = h('form', { id: 'key-form', class: 'stack', novalidate: true },
@@ -337,7 +338,7 @@ export function mountKeys(main) {
         h('p', { class: 'field-hint', text: 'What the key is for, so you know what breaks if you revoke it.' })),
       h('div', { class: 'field' }, h('label', { for: 'key-user', class: 'label', text: 'Acts as' }), actsAs,
         h('p', { class: 'field-hint', text: 'Sessions it creates belong to this account; it can never do more than the account\u2019s role allows.' })),
-      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Scopes' }), h('div', { class: 'check-list' }, boxes.map((b) => b.el)),
+      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Scopes' }), scopes,
         h('p', { class: 'field-hint', text: 'Only the scopes the account\u2019s role holds can be chosen.' })));
     const m = modal({ title: 'New API key', content: form, footer: [cancel, create], testid: 'key-dialog', size: 'md' });
     cancel.addEventListener('click', () => m.close());
@@ -532,14 +533,15 @@ export function mountWebhooks(main) {
       box.checked = true;
       return { box, el: h('label', { class: 'check-row', for: `ev-${e}` }, box, h('span', { class: 'mono', text: e })) };
     });
-    const error = errorBox();
+    const events = h('div', { class: 'check-grid' }, boxes.map((b) => b.el));
+    const error = errorBox({ url, description: desc, events });
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const create = h('button', { type: 'submit', form: 'wh-form', class: 'btn btn-primary', 'data-testid': 'webhook-create' }, 'Add webhook');
     const form = h('form', { id: 'wh-form', class: 'stack', novalidate: true },
       error.el,
       h('div', { class: 'field' }, h('label', { for: 'wh-url', class: 'label', text: 'Address' }), url),
       h('div', { class: 'field' }, h('label', { for: 'wh-desc', class: 'label' }, 'Description ', h('span', { class: 'label-hint', text: '(optional)' })), desc),
-      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Events' }), h('div', { class: 'check-grid' }, boxes.map((b) => b.el))));
+      h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Events' }), events));
     const m = modal({ title: 'New webhook', content: form, footer: [cancel, create], testid: 'webhook-dialog', size: 'md' });
     cancel.addEventListener('click', () => m.close());
     url.focus();

@@ -2,7 +2,7 @@
 
 import * as api from './api.js';
 import {
-  codeGroups, copyButton, formatDateTime, formatDuration, formatOS, formatSize,
+  codeGroups, copyButton, errorBox, formatDateTime, formatDuration, formatOS, formatSize,
   h, icon, modal, shortId, stateBadge, timeAgo,
 } from './ui.js';
 import { DEFAULT_PERMISSIONS, PERMISSIONS, permChips, sortPerms } from './permissions.js';
@@ -21,6 +21,17 @@ export function forgetLatestCode() {
 function canCreate(user) {
   // Older brokers (and the test double) send no scopes: trust the role.
   return user?.scopes?.length ? user.scopes.includes('sessions:create') : user?.role !== 'supervisor';
+}
+
+// The broker names a ticket's fields as its API does (ticket.id); an error
+// about one reads in the form's words.
+const TICKET_WORDS = { 'ticket.id': 'the ticket reference', 'ticket.system': 'the ticket system', 'ticket.title': 'the ticket title' };
+
+function inFormWords(err) {
+  const say = (m) => m.replace(/\bticket\.(id|system|title)\b/g, (name, _, at) => (at === 0
+    ? TICKET_WORDS[name][0].toUpperCase() + TICKET_WORDS[name].slice(1)
+    : TICKET_WORDS[name]));
+  return { message: say(err.message ?? ''), fields: err.fields?.map((f) => ({ ...f, message: say(f.message) })) };
 }
 
 /** Mounts the sessions screen into main. Returns an unmount function. */
@@ -70,14 +81,13 @@ export function mountSessions(main, { navigate, user }) {
       placeholder: 'e.g. INC-1234', autocomplete: 'off', spellcheck: 'false',
       'data-testid': 'new-session-ticket',
     });
-    const errorText = h('span', {});
-    const error = h('div', { class: 'alert alert-error', role: 'alert', hidden: true }, icon('alert', 16), errorText);
+    const error = errorBox({ 'ticket.id': ticket });
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const create = h('button', { type: 'submit', form: 'new-session-form', class: 'btn btn-primary', 'data-testid': 'new-session-submit' },
       h('span', { text: 'Create session' }));
     const picker = permissionPicker();
     const form = h('form', { id: 'new-session-form', class: 'stack', novalidate: true },
-      error,
+      error.el,
       h('div', { class: 'field' },
         h('label', { for: 'new-session-ticket', class: 'label' }, 'Ticket reference ', h('span', { class: 'label-hint', text: '(optional)' })),
         ticket,
@@ -101,7 +111,6 @@ export function mountSessions(main, { navigate, user }) {
       create.disabled = true;
       create.classList.add('is-loading');
       create.firstChild.textContent = 'Creating…';
-      error.hidden = true;
       try {
         const s = await api.createSession(ticket.value.trim(), picker.value());
         const validFor = Date.parse(s.code_expires_at) - Date.parse(s.created_at);
@@ -109,13 +118,13 @@ export function mountSessions(main, { navigate, user }) {
           ? Date.now() + validFor // immune to clock skew between browser and broker
           : Date.parse(s.code_expires_at) - (api.serverNow() - Date.now());
         latest = { session: s, deadline, total: validFor > 0 ? validFor : 0, dismissed: false };
+        error.hide();
         m.close();
         renderCode();
         codeSlot.querySelector('[data-testid="copy-code"]')?.focus();
         refresh();
       } catch (err) {
-        errorText.textContent = err.message;
-        error.hidden = false;
+        error.show(inFormWords(err));
         create.disabled = false;
         create.classList.remove('is-loading');
         create.firstChild.textContent = 'Create session';
@@ -144,14 +153,14 @@ export function mountSessions(main, { navigate, user }) {
     const ticket = field('claim-ticket', 'Ticket', { maxlength: '128', placeholder: 'e.g. INC-1234', required: true }, 'Required: every session belongs to a ticket.');
     const system = field('claim-system', 'Ticket system', { maxlength: '64', placeholder: 'e.g. servicenow' }, null, true);
     const title = field('claim-title', 'Ticket title', { maxlength: '256', placeholder: 'e.g. Printer offline' }, null, true);
-    const errorText = h('span', {});
-    const error = h('div', { class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'claim-error' }, icon('alert', 16), errorText);
+    const error = errorBox({ code: code.input, 'ticket.id': ticket.input, 'ticket.system': system.input, 'ticket.title': title.input });
+    error.el.dataset.testid = 'claim-error';
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const connect = h('button', { type: 'submit', form: 'claim-form', class: 'btn btn-primary', 'data-testid': 'claim-submit' },
       h('span', { text: 'Connect' }));
     const picker = permissionPicker();
     const form = h('form', { id: 'claim-form', class: 'stack', novalidate: true },
-      error, code.el, h('div', { class: 'field-row' }, ticket.el, system.el), title.el, picker.el);
+      error.el, code.el, h('div', { class: 'field-row' }, ticket.el, system.el), title.el, picker.el);
     const m = modal({
       title: 'Enter a user\u2019s code',
       description: 'For a user who started the Tether host themselves. Nothing is shared until they allow it on their computer.',
@@ -167,17 +176,12 @@ export function mountSessions(main, { navigate, user }) {
       e.preventDefault();
       if (connect.disabled) return;
       const digits = code.input.value.replace(/[\s-]+/g, '');
-      error.hidden = true;
       if (!/^\d{9}$/.test(digits)) {
-        errorText.textContent = 'The code is nine digits.';
-        error.hidden = false;
-        code.input.focus();
+        error.show({ fields: [{ field: 'code', message: 'The code is nine digits.' }] });
         return;
       }
       if (!ticket.input.value.trim()) {
-        errorText.textContent = 'Attach the ticket this session is for.';
-        error.hidden = false;
-        ticket.input.focus();
+        error.show({ fields: [{ field: 'ticket.id', message: 'Attach the ticket this session is for.' }] });
         return;
       }
       connect.disabled = true;
@@ -190,9 +194,7 @@ export function mountSessions(main, { navigate, user }) {
         m.close();
         navigate(`#/session/${encodeURIComponent(s.id)}`);
       } catch (err) {
-        const fields = err.fields ?? [];
-        errorText.textContent = fields.length > 1 ? fields.map((f) => f.message).join(' ') : err.message;
-        error.hidden = false;
+        error.show(inFormWords(err));
         connect.firstChild.textContent = 'Connect';
         if (err.status === 429 && err.retryAfter > 0) {
           let left = err.retryAfter;

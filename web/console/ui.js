@@ -48,6 +48,80 @@ export function holdUntilRetry(button, err) {
   return true;
 }
 
+let fieldErrorSeq = 0;
+
+/**
+ * The broker's errors for a form: an alert to put above it, and marks on
+ * its inputs. `inputs` maps the API's field names to the form's inputs (or
+ * to a group of checkboxes): an error about one of them shows right under
+ * it, the input is marked invalid until edited, and the first one marked
+ * gets focus. Errors about other fields, or about none, stay in the alert.
+ */
+export function errorBox(inputs = {}) {
+  const text = h('span', {});
+  const el = h('div', { class: 'alert alert-error', role: 'alert', hidden: true, 'data-testid': 'form-error' }, icon('alert', 16), text);
+  const marks = new Map(); // input → { message, describedBy }
+
+  const unmark = (input) => {
+    const mark = marks.get(input);
+    if (!mark) return;
+    marks.delete(input);
+    mark.message.remove();
+    input.classList.remove('is-invalid');
+    input.removeAttribute('aria-invalid');
+    if (mark.describedBy) input.setAttribute('aria-describedby', mark.describedBy);
+    else input.removeAttribute('aria-describedby');
+  };
+  const mark = (input, field, messages) => {
+    const id = input.id ? `${input.id}-error` : `field-error-${++fieldErrorSeq}`;
+    // The broker's sentences may start with the API's field name (“username must…”).
+    const message = h('p', { id, class: 'field-error', 'data-testid': 'field-error', 'data-field': field },
+      icon('alert', 14), h('span', { text: messages.map((m) => m.charAt(0).toUpperCase() + m.slice(1)).join(' ') }));
+    const describedBy = input.getAttribute('aria-describedby');
+    marks.set(input, { message, describedBy });
+    input.classList.add('is-invalid');
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', describedBy ? `${describedBy} ${id}` : id);
+    // Under the input; under the whole row when a button sits beside it.
+    (input.closest('.inline-form') ?? input).after(message);
+  };
+  for (const input of Object.values(inputs)) {
+    if (!input) continue;
+    input.addEventListener('input', () => unmark(input));
+    input.addEventListener('change', () => unmark(input));
+  }
+  const clear = () => {
+    el.hidden = true;
+    for (const input of [...marks.keys()]) unmark(input);
+  };
+
+  return {
+    el,
+    show(err) {
+      clear();
+      const fields = err.fields ?? [];
+      const byInput = new Map(); // input → [field, messages]
+      const rest = [];
+      for (const f of fields) {
+        const input = inputs[f.field];
+        if (!input) rest.push(f);
+        else if (byInput.has(input)) byInput.get(input)[1].push(f.message);
+        else byInput.set(input, [f.field, [f.message]]);
+      }
+      for (const [input, [field, messages]] of byInput) mark(input, field, messages);
+      if (!fields.length || rest.length) {
+        text.replaceChildren(rest.length > 1
+          ? h('span', {}, 'Please fix:', h('ul', { class: 'error-list' }, rest.map((f) => h('li', { text: f.message }))))
+          : rest[0]?.message ?? err.message);
+        el.hidden = false;
+      }
+      const first = [...byInput.keys()].sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1))[0];
+      (first?.matches('input, select, textarea') ? first : first?.querySelector('input:not(:disabled), select, textarea'))?.focus();
+    },
+    hide: clear,
+  };
+}
+
 function append(el, children) {
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;

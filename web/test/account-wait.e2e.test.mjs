@@ -26,7 +26,8 @@ test('a password change refused for too many wrong passwords counts down to when
     for (let i = 0; i < 8 && !locked; i++) {
       await page.getByTestId('pw-current').fill(`wrong-password-${i}`);
       await save.click();
-      await card.getByTestId('form-error').waitFor();
+      // A wrong password shows under its field; the broker's refusal above the form.
+      await card.locator('[data-testid="field-error"], [data-testid="form-error"]:visible').first().waitFor();
       await page.waitForFunction(() => {
         const b = document.querySelector('[data-testid="pw-save"]');
         return b && (!b.disabled || /Try again in/.test(b.textContent));

@@ -65,7 +65,7 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     assert.match(await page.getByTestId('account-dialog').textContent(), /2 to 32 lower-case letters, digits, dots, dashes or underscores/);
     await page.getByTestId('account-username').fill('Not Valid');
     await page.getByTestId('account-create').click();
-    assert.match(await errorText(page.getByTestId('account-dialog').getByTestId('form-error')), /username must be/);
+    assert.match(await errorText(page.getByTestId('account-dialog').getByTestId('field-error')), /Username must be/);
     await page.getByTestId('account-username').fill('lee');
     await page.getByTestId('account-create').click();
     const password = await page.getByTestId('shown-secret').textContent();
@@ -137,7 +137,7 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     await page.getByTestId('new-webhook').click();
     await page.getByTestId('webhook-url').fill('http://tickets.example.com/hook');
     await page.getByTestId('webhook-create').click();
-    assert.match(await errorText(page.getByTestId('webhook-dialog').getByTestId('form-error')), /https/);
+    assert.match(await errorText(page.getByTestId('webhook-dialog').getByTestId('field-error')), /https/);
     await page.getByTestId('webhook-url').fill('https://10.255.0.1/tether');
     // As long a description as the broker takes.
     const description = 'ServiceNow work notes for the service desk. '.repeat(7).slice(0, 256);
@@ -183,7 +183,7 @@ test('two-factor sign-in: enrolment when the role requires it, then a code at ea
     await page.screenshot({ path: join(artifacts, 'account-totp-enrol.png') });
     await page.getByTestId('totp-confirm-code').fill('000000');
     await page.getByTestId('totp-confirm').click();
-    assert.match(await errorText(page.getByTestId('form-error')), /wrong/);
+    assert.match(await errorText(page.getByTestId('field-error')), /wrong/);
     await page.getByTestId('totp-confirm-code').fill(totp(secret));
     await page.getByTestId('totp-confirm').click();
     await page.locator('[data-testid="totp-status"]', { hasText: 'On' }).waitFor();
@@ -226,7 +226,7 @@ test('a stolen login cannot set up or turn off two-factor authentication without
     const card = page.locator('section', { has: page.getByTestId('totp-status') });
     await page.getByTestId('totp-password').fill('not-my-password');
     await page.getByTestId('totp-start').click();
-    assert.equal(await errorText(card.getByTestId('form-error')), 'The password is wrong. Enter the password you sign in with.');
+    assert.equal(await errorText(card.getByTestId('field-error')), 'The password is wrong. Enter the password you sign in with.');
     await page.screenshot({ path: join(artifacts, 'account-totp-password-wrong.png') });
     await page.getByTestId('totp-password').fill('tina-password-1');
     await page.getByTestId('totp-start').click();
@@ -245,7 +245,7 @@ test('a stolen login cannot set up or turn off two-factor authentication without
     await page.getByTestId('totp-disable-code').fill(totp(secret, Date.now() + 30_000));
     await page.screenshot({ path: join(artifacts, 'account-totp-off-form.png') });
     await page.getByTestId('totp-disable').click();
-    assert.equal(await errorText(card.getByTestId('form-error')), 'The password is wrong. Enter the password you sign in with.');
+    assert.equal(await errorText(card.getByTestId('field-error')), 'The password is wrong. Enter the password you sign in with.');
     await page.getByTestId('totp-password').fill('tina-password-1');
     await page.getByTestId('totp-disable').click();
     await page.locator('[data-testid="totp-status"]', { hasText: 'Off' }).waitFor();
@@ -271,7 +271,7 @@ test('technician enters the code a user reads out, with a ticket, and sees the s
     await page.getByTestId('enter-code').click();
     await page.getByTestId('claim-code').fill(`${code.slice(0, 3)} ${code.slice(3, 6)} ${code.slice(6)}`);
     await page.getByTestId('claim-submit').click();
-    assert.match(await errorText(page.getByTestId('claim-error')), /ticket/i, 'a ticket is required');
+    assert.match(await errorText(page.getByTestId('claim-dialog').getByTestId('field-error')), /ticket/i, 'a ticket is required');
     await page.getByTestId('claim-ticket').fill('HELP-9');
     await page.getByTestId('claim-system').fill('jira');
     await page.getByTestId('claim-title').fill('Printer offline');

@@ -91,7 +91,7 @@ test('webhooks: a first one starts from the empty list, and a wrong address is e
     await dialog.waitFor();
     await page.getByTestId('webhook-url').fill('tickets.example.com/hook');
     await page.getByTestId('webhook-create').click();
-    const error = dialog.getByTestId('form-error');
+    const error = dialog.getByTestId('field-error');
     await error.waitFor();
     await page.screenshot({ path: join(artifacts, 'dialog-webhook-address.png') });
     const text = await error.textContent();
