@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import {
   codeGroups, copyButton, errorBox, formatDateTime, formatDuration, formatOS, formatSize,
-  h, icon, modal, shortId, stateBadge, timeAgo,
+  h, holdUntilRetry, icon, modal, shortId, stateBadge, timeAgo,
 } from './ui.js';
 import { DEFAULT_PERMISSIONS, PERMISSIONS, permChips, sortPerms } from './permissions.js';
 
@@ -171,7 +171,6 @@ export function mountSessions(main, { navigate, user }) {
     });
     cancel.addEventListener('click', () => m.close());
     code.input.focus();
-    let lockTimer = 0;
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       if (connect.disabled) return;
@@ -196,21 +195,7 @@ export function mountSessions(main, { navigate, user }) {
       } catch (err) {
         error.show(inFormWords(err));
         connect.firstChild.textContent = 'Connect';
-        if (err.status === 429 && err.retryAfter > 0) {
-          let left = err.retryAfter;
-          connect.firstChild.textContent = `Try again in ${left}s`;
-          lockTimer = setInterval(() => {
-            left -= 1;
-            if (left > 0) connect.firstChild.textContent = `Try again in ${left}s`;
-            else {
-              clearInterval(lockTimer);
-              connect.disabled = false;
-              connect.firstChild.textContent = 'Connect';
-            }
-          }, 1000);
-        } else {
-          connect.disabled = false;
-        }
+        if (!holdUntilRetry(connect, err)) connect.disabled = false;
       }
     });
   }

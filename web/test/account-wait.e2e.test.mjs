@@ -50,3 +50,39 @@ test('a password change refused for too many wrong passwords counts down to when
     await browser.close();
   }
 });
+
+test('claiming codes too fast counts down to when the broker takes codes again', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, '/#/sessions');
+    await page.getByTestId('enter-code').click();
+    await page.getByTestId('claim-ticket').fill('INC-GUESS');
+    const connect = page.getByTestId('claim-submit');
+    // Codes nobody is waiting with: each is refused, until the broker stops
+    // taking them from this address.
+    let locked = false;
+    for (let i = 0; i < 15 && !locked; i++) {
+      await page.getByTestId('claim-code').fill(String(100_000_000 + i));
+      await connect.click();
+      await page.waitForFunction(() => {
+        const b = document.querySelector('[data-testid="claim-submit"]');
+        return b && (!b.disabled || /Try again in/.test(b.textContent));
+      });
+      locked = /Try again in/.test(await connect.textContent());
+    }
+    assert.ok(locked, 'the broker never answered 429 to wrong codes');
+    assert.equal(await connect.isDisabled(), true, 'the button stays disabled while the broker refuses');
+    const first = Number((await connect.textContent()).match(/Try again in (\d+)s/)[1]);
+    await page.waitForFunction((n) => {
+      const m = document.querySelector('[data-testid="claim-submit"]').textContent.match(/Try again in (\d+)s/);
+      return m && Number(m[1]) <= n - 2;
+    }, first, { timeout: 5_000 });
+    // Closing the dialog while it counts leaves nothing running behind.
+    await page.keyboard.press('Escape');
+    await page.getByTestId('claim-dialog').waitFor({ state: 'detached' });
+  } finally {
+    await browser.close();
+  }
+});
