@@ -133,6 +133,39 @@ func (s *Server) removePartial(path string) {
 	}
 }
 
+// openPartial opens the partial file claimPartial gave, which is there
+// by then, for the upload to write. Its name may have been replaced since
+// (a partial file kept for a resume waits for minutes) by whoever else can
+// write to the inbox: a symbolic link to another of the user's files, or
+// to one they do not have yet, is not followed to read, cut short, write
+// or create that file; the file opened must be the one the server holds.
+func (s *Server) openPartial(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	p := s.partials[path]
+	s.mu.Unlock()
+	opened, err1 := f.Stat()
+	var held fs.FileInfo
+	var err2 error
+	if p != nil && p.lock != nil {
+		held, err2 = p.lock.Stat()
+	} else {
+		held, err2 = os.Lstat(path)
+	}
+	if err := errors.Join(err1, err2); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !os.SameFile(opened, held) {
+		f.Close()
+		return nil, fmt.Errorf("%s was replaced by another file or a link while the upload waited", filepath.Base(path))
+	}
+	return f, nil
+}
+
 // New opens the shared root and the inbox.
 func New(cfg Config) (*Server, error) {
 	if cfg.Root == "" || cfg.Inbox == "" {
@@ -566,7 +599,7 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("Cannot write to the folder for received files: %v", err))
 		return
 	}
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := c.s.openPartial(partial)
 	if err != nil {
 		c.s.removePartial(partial)
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("Cannot write to the folder for received files: %v", err))

@@ -975,3 +975,82 @@ func TestRenameReserved(t *testing.T) {
 		t.Error("the partial name stays once the file is saved")
 	}
 }
+
+// TestResumeNeverThroughReplacedPartial: a partial file kept for a resume
+// whose name was replaced meanwhile by a symbolic link (by whoever else can
+// write to the inbox) is not resumed through it: the file the link leads
+// to is neither truncated, written nor created, and the upload, sent
+// again, is saved whole.
+func TestResumeNeverThroughReplacedPartial(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		target []byte // nil: the link dangles
+	}{
+		{"longer file", bytes.Repeat([]byte("the user's own settings\n"), 20<<10)},
+		{"shorter file", []byte("the user's own settings\n")},
+		{"dangling", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			inbox := filepath.Join(home, "in")
+			users := filepath.Join(home, "users-file")
+			if tt.target != nil {
+				if err := os.WriteFile(users, tt.target, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dropped := make(chan struct{}, 1)
+			_, broker := serve(t, Config{Root: home, Inbox: inbox, OnProgress: func(p Progress) {
+				if p.Finished {
+					select {
+					case dropped <- struct{}{}:
+					default:
+					}
+				}
+			}}, func() bool { return true })
+			data := bytes.Repeat([]byte("the technician's tool "), 12<<10)
+			dc, ask, _ := openFiles(t, broker)
+			if r := ask(putOf("tool.bin", data)); r.Type != protocol.FileReady || r.Offset != 0 {
+				t.Fatalf("put: %+v", r)
+			}
+			dc.Send(data[:64<<10])
+			partial := partialPath(inbox, data, 1)
+			waitSize(t, partial, 64<<10)
+			dc.Close() // kept for a resume
+			select {
+			case <-dropped:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the host did not see the connection drop")
+			}
+			if err := os.Remove(partial); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(users, partial); err != nil {
+				t.Skipf("no symbolic links here: %v", err)
+			}
+
+			dc, ask, answer := openFiles(t, broker)
+			r := ask(putOf("tool.bin", data))
+			if r.Type == protocol.FileReady {
+				sendFrom(t, dc, answer, inbox, "tool.bin", data, r.Offset)
+			} else if r.Type != protocol.FileError || r.Code != protocol.FileErrIO {
+				t.Fatalf("put through the link: %+v", r)
+			}
+			got, err := os.ReadFile(users)
+			switch {
+			case tt.target == nil && err == nil:
+				t.Errorf("a file of %d bytes was created through the link", len(got))
+			case tt.target != nil && !bytes.Equal(got, tt.target):
+				t.Errorf("the user's file was changed through the link: %d bytes, was %d", len(got), len(tt.target))
+			}
+			if r.Type == protocol.FileReady {
+				return
+			}
+			// Sent again, it is saved whole.
+			if r = ask(putOf("tool.bin", data)); r.Type != protocol.FileReady || r.Offset != 0 {
+				t.Fatalf("put after the refusal: %+v", r)
+			}
+			sendFrom(t, dc, answer, inbox, "tool.bin", data, 0)
+		})
+	}
+}
