@@ -111,7 +111,8 @@ func (b *testBroker) call(method, path, token string, body any) (int, map[string
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	c := b.srv.Client()
+	// A copy: tests call this from several goroutines at once.
+	c := *b.srv.Client()
 	c.Timeout = 10 * time.Second
 	resp, err := c.Do(req)
 	if err != nil {

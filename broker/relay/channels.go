@@ -107,18 +107,20 @@ func (s *Session) sendClipboard(v *Viewer, fetch bool, data []byte) error {
 	return nil
 }
 
-// clipAskerLocked takes the viewer the host's next answer to a text
-// (fetch false) or to a fetch (fetch true) is for, forgetting those sent
-// to a host that is gone. It returns that viewer alone, or nobody.
-func (s *Session) clipAskerLocked(fetch bool) []*Viewer {
+// clipAskerLocked takes the viewer the next answer of the host on channel
+// from to a text (fetch false) or to a fetch (fetch true) is for. It
+// returns that viewer alone, or nobody. An answer is matched only with
+// what was sent to the host that gives it: one still on its way from a
+// host that a reconnection replaced must not be taken for the new host's
+// answer to another viewer.
+func (s *Session) clipAskerLocked(from *webrtc.DataChannel, fetch bool) []*Viewer {
 	queue := &s.clipSenders
 	if fetch {
 		queue = &s.clipFetchers
 	}
-	for len(*queue) > 0 {
-		sent := (*queue)[0]
-		*queue = (*queue)[1:]
-		if sent.host == s.hostControl {
+	for i, sent := range *queue {
+		if sent.host == from {
+			*queue = slices.Delete(*queue, i, i+1)
 			return []*Viewer{sent.viewer}
 		}
 	}
@@ -132,7 +134,7 @@ func (s *Session) clipAskerLocked(fetch bool) []*Viewer {
 // was set, or shown a clipboard or an error, would take it for the answer
 // to something they did. A host from before fetches were marked sends its
 // answers as copies, to every viewer allowed the clipboard, as it used to.
-func (s *Session) fromHostControl(data []byte) {
+func (s *Session) fromHostControl(from *webrtc.DataChannel, data []byte) {
 	msg, err := protocol.DecodeControl(data)
 	if err != nil {
 		s.cfg.Logger.Warn("host sent a bad control message", "err", err)
@@ -151,9 +153,9 @@ func (s *Session) fromHostControl(data []byte) {
 	viewers := slices.Collect(maps.Keys(s.viewers))
 	switch {
 	case msg.Type == protocol.ControlClipboardSet:
-		viewers = s.clipAskerLocked(false)
+		viewers = s.clipAskerLocked(from, false)
 	case msg.Type == protocol.ControlClipboard && msg.Fetched:
-		viewers = s.clipAskerLocked(true)
+		viewers = s.clipAskerLocked(from, true)
 	}
 	s.mu.Unlock()
 	if msg.Type == protocol.ControlClipboard && msg.Reason == "" {

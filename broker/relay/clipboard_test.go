@@ -281,3 +281,44 @@ func TestClipboardPendingBounded(t *testing.T) {
 		t.Fatalf("the reconnected host got %d fetches, want 1", got)
 	}
 }
+
+// TestClipboardAnswerFromReplacedHost: an answer still on its way from a
+// host that a reconnection replaced is not taken for the new host's answer
+// to another viewer, who gets the new host's own answer and nothing else.
+// (What was sent to the replaced host is forgotten once something goes to
+// the new one: the answer reaches nobody.)
+func TestClipboardAnswerFromReplacedHost(t *testing.T) {
+	s := newSessionWith(t, Config{})
+	first := connectHostControl(t, s, false)
+	a := connectViewer(t, s, ViewerOptions{Name: "dana", ID: "v_1"})
+	b := connectViewer(t, s, ViewerOptions{Name: "lee", ID: "v_2"})
+	for _, tv := range []*testViewer{a, b} {
+		tv.v.SetGrants([]string{protocol.PermView, protocol.PermClipboard}, false)
+	}
+	a.sendClip(t, 1, true)
+	waitFor(t, "dana's fetch did not reach the first host", func() bool { return len(first.clipboard()) == 1 })
+	s.mu.Lock()
+	old := s.hostControl
+	s.mu.Unlock()
+
+	second := connectHostControl(t, s, false)
+	b.sendClip(t, 1, true)
+	waitFor(t, "lee's fetch did not reach the new host", func() bool { return len(second.clipboard()) == 1 })
+
+	// The first host's answer, sent just before it was replaced.
+	late, err := protocol.EncodeControl(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Text: "from the first host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fromHostControl(old, late)
+	second.answer(t, protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Text: "from the new host"})
+	if m := b.receive(t); m.Text != "from the new host" {
+		t.Fatalf("lee, who asked the new host, was told %+v", m)
+	}
+	quiet()
+	for _, tv := range []*testViewer{a, b} {
+		for len(tv.others) > 0 {
+			t.Errorf("%s was told more: %+v", tv.v.opts.Name, <-tv.others)
+		}
+	}
+}

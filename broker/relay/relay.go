@@ -179,7 +179,7 @@ func (s *Session) AcceptHost(offer string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	control.OnMessage(func(m webrtc.DataChannelMessage) { s.fromHostControl(m.Data) })
+	control.OnMessage(func(m webrtc.DataChannelMessage) { s.fromHostControl(control, m.Data) })
 	pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if track.Kind() != webrtc.RTPCodecTypeVideo {
 			return
