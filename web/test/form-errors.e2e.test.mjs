@@ -100,6 +100,8 @@ test('field errors show under their fields, at 1440 and 900 px wide', { timeout:
       const nameError = await assertMarked(name, /^Name must say what the key is for/);
       const scopes = keyDialog.locator('.check-list');
       const scopesError = await assertMarked(scopes, /^Scopes must name at least one scope/);
+      assert.equal(await page.locator(`[id="${scopesError}"]`).getAttribute('role'), 'alert', 'a group of checkboxes takes no focus of its own: its message is announced');
+      assert.equal(await page.locator(`[id="${nameError}"]`).getAttribute('role'), null, 'a field\u2019s message is read with the field as it takes the focus');
       assert.ok(await focused(name), 'focus is on the first invalid input, the name');
       await shot('key');
       await name.fill('ServiceNow');
