@@ -9,7 +9,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/internal/protocol"
-	"github.com/tether-support/tether/internal/rtc"
 )
 
 // testClock is a clock that moves only when the test says.
@@ -66,17 +65,8 @@ func (h *testHostControl) answer(t *testing.T, m protocol.ControlMessage) {
 // answers.
 func connectHostControl(t *testing.T, s *Session, answers bool) *testHostControl {
 	t.Helper()
-	pc, err := plainAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	control, _, err := rtc.DataChannels(pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &testHostControl{dc: control}
-	control.OnMessage(func(m webrtc.DataChannelMessage) {
+	h := &testHostControl{}
+	h.dc = connectHostChannel(t, s, false, func(control *webrtc.DataChannel, m webrtc.DataChannelMessage) {
 		msg, err := protocol.DecodeControl(m.Data)
 		if err != nil || (msg.Type != protocol.ControlClipboard && msg.Type != protocol.ControlClipboardRequest) {
 			return
@@ -95,14 +85,6 @@ func connectHostControl(t *testing.T, s *Session, answers bool) *testHostControl
 		data, _ := protocol.EncodeControl(answer)
 		control.Send(data)
 	})
-	opened := make(chan struct{})
-	control.OnOpen(func() { close(opened) })
-	connectHostPeer(t, s, pc)
-	select {
-	case <-opened:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the host's control channel did not open")
-	}
 	waitFor(t, "the relay's side of the host's control channel did not open", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -118,30 +118,43 @@ func (l *hostInputLog) all() [][]byte {
 // input channel, once that channel is open.
 func connectHostInput(t *testing.T, s *Session) *hostInputLog {
 	t.Helper()
+	l := &hostInputLog{}
+	connectHostChannel(t, s, true, func(_ *webrtc.DataChannel, m webrtc.DataChannelMessage) {
+		l.mu.Lock()
+		l.msgs = append(l.msgs, m.Data)
+		l.mu.Unlock()
+	})
+	return l
+}
+
+// connectHostChannel connects a host peer to s and returns its input
+// channel (input true) or its control channel, once open; onMessage is
+// given what reaches that channel.
+func connectHostChannel(t *testing.T, s *Session, input bool, onMessage func(*webrtc.DataChannel, webrtc.DataChannelMessage)) *webrtc.DataChannel {
+	t.Helper()
 	host, err := plainAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { host.Close() })
-	_, hostInput, err := rtc.DataChannels(host)
+	control, hostInput, err := rtc.DataChannels(host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &hostInputLog{}
-	hostInput.OnMessage(func(m webrtc.DataChannelMessage) {
-		l.mu.Lock()
-		l.msgs = append(l.msgs, m.Data)
-		l.mu.Unlock()
-	})
+	dc := control
+	if input {
+		dc = hostInput
+	}
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { onMessage(dc, m) })
 	opened := make(chan struct{})
-	hostInput.OnOpen(func() { close(opened) })
+	dc.OnOpen(func() { close(opened) })
 	connectHostPeer(t, s, host)
 	select {
 	case <-opened:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the host's input channel did not open")
+		t.Fatalf("the host's %s channel did not open", dc.Label())
 	}
-	return l
+	return dc
 }
 
 // heldAfterRelease reports the first key the host was told to press after

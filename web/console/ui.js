@@ -74,10 +74,10 @@ export function errorBox(inputs = {}) {
   };
   const mark = (input, field, messages) => {
     const id = input.id ? `${input.id}-error` : `field-error-${++fieldErrorSeq}`;
-    // The broker's sentences may start with the API's field name (“username must…”).
     // A group of checkboxes is not what takes the focus (its first box is,
     // which the message does not describe): its message is announced as it
-    // shows.
+    // shows. The broker's sentences may start with the API's field name
+    // (“username must…”): each starts with a capital here.
     const group = !input.matches('input, select, textarea');
     const message = h('p', { id, class: 'field-error', role: group ? 'alert' : null, 'data-testid': 'field-error', 'data-field': field },
       icon('alert', 14), h('span', { text: messages.map((m) => m.charAt(0).toUpperCase() + m.slice(1)).join(' ') }));
