@@ -212,25 +212,25 @@ func (v *Viewer) fromControl(data []byte) {
 		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled, Turn: turn})
 	case protocol.ControlClipboard, protocol.ControlClipboardRequest:
 		if !v.allowed(protocol.PermClipboard) {
-			v.drop(v.notAllowed("The user has not allowed clipboard sharing."))
+			v.refuseClipboard(msg, v.notAllowed("The user has not allowed clipboard sharing."))
 			return
 		}
 		// Setting the user's clipboard changes their machine: like input,
 		// it needs control taken, not just the permission.
 		if msg.Type == protocol.ControlClipboard && !v.controlling.Load() {
-			v.drop("Take control to set the remote clipboard.")
+			v.refuseClipboard(msg, "Take control to set the remote clipboard.")
 			return
 		}
 		if !v.clipLimit.AllowN(v.s.cfg.Now(), 1) {
-			v.drop("Too many clipboard messages at once: wait a moment, then try again.")
+			v.refuseClipboard(msg, "Too many clipboard messages at once: wait a moment, then try again.")
 			return
 		}
 		switch err := v.s.sendClipboard(v, msg.Type == protocol.ControlClipboardRequest, data); {
 		case errors.Is(err, errClipUnanswered):
-			v.drop("The user's computer has not answered the earlier clipboard messages yet: wait a moment, then try again.")
+			v.refuseClipboard(msg, "The user's computer has not answered the earlier clipboard messages yet: wait a moment, then try again.")
 			return
 		case err != nil:
-			v.drop("The user's computer is not connected.")
+			v.refuseClipboard(msg, "The user's computer is not connected.")
 			return
 		}
 		v.tapControl(msg)
@@ -366,19 +366,43 @@ func (v *Viewer) stopControl() bool {
 // drop counts a refused message and tells the viewer, at most every
 // dropNoticeEvery.
 func (v *Viewer) drop(reason string) {
+	if n, noted := v.refused(reason); noted {
+		v.sendControl(protocol.ControlMessage{Type: protocol.ControlInputDropped, Count: int(n), Reason: reason})
+	}
+}
+
+// refused counts a refused message and reports it (OnRefused), at most
+// every dropNoticeEvery; it returns the count so far and whether it
+// reported.
+func (v *Viewer) refused(reason string) (uint64, bool) {
 	n := v.dropped.Add(1)
 	v.mu.Lock()
 	now := time.Now()
 	if now.Sub(v.lastNotice) < dropNoticeEvery {
 		v.mu.Unlock()
-		return
+		return n, false
 	}
 	v.lastNotice = now
 	v.mu.Unlock()
-	v.sendControl(protocol.ControlMessage{Type: protocol.ControlInputDropped, Count: int(n), Reason: reason})
 	if v.opts.OnRefused != nil {
 		v.opts.OnRefused(reason, n)
 	}
+	return n, true
+}
+
+// refuseClipboard refuses a viewer's clipboard message, telling the
+// viewer why. A text with an id is answered as the host answers one
+// (clipboard.set with the id and the reason), so that the console takes
+// the answer for that text and for no other; a fetch, or a text without
+// an id, is dropped as other messages are: an answer would be taken for
+// whatever the console sent first.
+func (v *Viewer) refuseClipboard(msg protocol.ControlMessage, reason string) {
+	if msg.Type != protocol.ControlClipboard || msg.ID == 0 {
+		v.drop(reason)
+		return
+	}
+	v.refused(reason)
+	v.sendControl(protocol.ControlMessage{Type: protocol.ControlClipboardSet, ID: msg.ID, Reason: reason})
 }
 
 func (v *Viewer) sendControl(m protocol.ControlMessage) {

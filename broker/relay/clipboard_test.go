@@ -78,7 +78,7 @@ func connectHostControl(t *testing.T, s *Session, answers bool) *testHostControl
 		if !answers {
 			return
 		}
-		answer := protocol.ControlMessage{Type: protocol.ControlClipboardSet}
+		answer := protocol.ControlMessage{Type: protocol.ControlClipboardSet, ID: msg.ID}
 		if msg.Type == protocol.ControlClipboardRequest {
 			answer = protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Text: fmt.Sprintf("clipboard %d", n)}
 		}
@@ -200,6 +200,83 @@ func TestClipboardFlood(t *testing.T) {
 	a.sendClip(t, 1, true)
 	if m := a.receive(t); m.Type != protocol.ControlClipboard || m.Text != fmt.Sprintf("clipboard %d", clipBurst+1) {
 		t.Fatalf("a fetch a moment after the flood was answered %+v", m)
+	}
+}
+
+// TestClipboardTextsAnsweredByID: each text a console numbers gets one
+// answer with its number, whether the host set it or the broker refused it
+// (no control, over the rate, the host gone), and no notice besides: a
+// console that pairs answers with texts by their order took the answer to
+// a later text for one the broker refused without a word.
+func TestClipboardTextsAnsweredByID(t *testing.T) {
+	clock := newTestClock()
+	s := newSessionWith(t, Config{Now: clock.now})
+	host := connectHostControl(t, s, true)
+	a := connectViewer(t, s, ViewerOptions{CanControl: true, Name: "dana", ID: "v_1"})
+	a.v.SetGrants([]string{protocol.PermView, protocol.PermControl, protocol.PermClipboard}, false)
+	text := func(id int) {
+		t.Helper()
+		data, err := protocol.EncodeControl(protocol.ControlMessage{Type: protocol.ControlClipboard, Text: fmt.Sprintf("text %d", id), ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.control.Send(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answers := func(n int) map[int]string {
+		t.Helper()
+		got := map[int]string{}
+		for range n {
+			m := a.receive(t)
+			if m.Type != protocol.ControlClipboardSet {
+				t.Fatalf("the viewer was told %+v, want an answer to a text", m)
+			}
+			if _, twice := got[m.ID]; twice {
+				t.Fatalf("text %d was answered twice", m.ID)
+			}
+			got[m.ID] = m.Reason
+		}
+		quiet()
+		for len(a.others) > 0 {
+			t.Errorf("the viewer was told more: %+v", <-a.others)
+		}
+		return got
+	}
+
+	text(1)
+	if got := answers(1); got[1] != "Take control to set the remote clipboard." {
+		t.Fatalf("a text without control was answered %v", got)
+	}
+	a.takeControl(t)
+	const flood = clipBurst + 5
+	for id := 2; id < 2+flood; id++ {
+		text(id)
+	}
+	got := answers(flood)
+	for id := 2; id < 2+flood; id++ {
+		want := ""
+		if id >= 2+clipBurst {
+			want = "Too many clipboard messages at once: wait a moment, then try again."
+		}
+		if reason, ok := got[id]; !ok || reason != want {
+			t.Errorf("text %d was answered %q (answered: %v), want %q", id, reason, ok, want)
+		}
+	}
+	if n := len(host.clipboard()); n != clipBurst {
+		t.Errorf("the user's computer got %d texts, want %d", n, clipBurst)
+	}
+
+	host.dc.Close()
+	waitFor(t, "the relay did not see the host's channel close", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.hostControl == nil || s.hostControl.ReadyState() != webrtc.DataChannelStateOpen
+	})
+	clock.advance(time.Hour)
+	text(100)
+	if got := answers(1); got[100] != "The user's computer is not connected." {
+		t.Fatalf("a text with the host gone was answered %v", got)
 	}
 }
 

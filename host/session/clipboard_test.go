@@ -16,7 +16,8 @@ import (
 // TestHostLimitsClipboard: the user's computer limits the technicians'
 // clipboard messages itself, whatever the broker lets through. Of a flood
 // of texts, clipBurst are set and the rest are refused, each answered in
-// order (the broker gives each answer to the technician who asked), and
+// order with its id (the broker gives each answer to the technician who
+// asked, and the technician's console matches it by the id), and
 // none of the refused reaches the clipboard; a fetch in the same moment is
 // refused too, and one a moment later is served again.
 func TestHostLimitsClipboard(t *testing.T) {
@@ -51,7 +52,7 @@ func TestHostLimitsClipboard(t *testing.T) {
 
 	const flood = clipBurst + 10
 	for i := range flood {
-		send(protocol.ControlMessage{Type: protocol.ControlClipboard, Text: fmt.Sprintf("text %d", i)})
+		send(protocol.ControlMessage{Type: protocol.ControlClipboard, Text: fmt.Sprintf("text %d", i), ID: 100 + i})
 	}
 	send(protocol.ControlMessage{Type: protocol.ControlClipboardRequest})
 	for i := range flood {
@@ -60,8 +61,8 @@ func TestHostLimitsClipboard(t *testing.T) {
 		if i >= clipBurst {
 			want = tooMany
 		}
-		if m.Type != protocol.ControlClipboardSet || m.Reason != want {
-			t.Fatalf("text %d was answered %+v, want reason %q", i, m, want)
+		if m.Type != protocol.ControlClipboardSet || m.Reason != want || m.ID != 100+i {
+			t.Fatalf("text %d was answered %+v, want reason %q and id %d", i, m, want, 100+i)
 		}
 	}
 	if m := answer(); m.Type != protocol.ControlClipboard || !m.Fetched || m.Reason != tooMany || m.Text != "" {

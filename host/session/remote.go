@@ -103,12 +103,12 @@ func (r *remote) onControl(data []byte) {
 	}[msg.Type]
 	if need != "" && !r.allow(need) {
 		r.refused(msg.Type, "the user has not allowed it")
-		r.refuseClipboard(msg.Type, "The user has not allowed clipboard sharing.")
+		r.refuseClipboard(msg, "The user has not allowed clipboard sharing.")
 		return
 	}
 	if need == protocol.PermClipboard && !r.clipAllowed() {
 		r.refused(msg.Type, "too many clipboard messages")
-		r.refuseClipboard(msg.Type, "The user's computer received too many clipboard messages at once: wait a moment, then try again.")
+		r.refuseClipboard(msg, "The user's computer received too many clipboard messages at once: wait a moment, then try again.")
 		return
 	}
 	switch msg.Type {
@@ -119,7 +119,7 @@ func (r *remote) onControl(data []byte) {
 		// The console waits for this before it presses the V of a Ctrl+V,
 		// which comes on the input channel and would otherwise paste
 		// whatever the clipboard held before.
-		done := protocol.ControlMessage{Type: protocol.ControlClipboardSet}
+		done := protocol.ControlMessage{Type: protocol.ControlClipboardSet, ID: msg.ID}
 		if err := clipboard.Write(msg.Text); err != nil {
 			r.log.Warn("set clipboard", "err", err)
 			done.Reason = "The user's clipboard could not be set."
@@ -142,14 +142,14 @@ func (r *remote) onControl(data []byte) {
 	}
 }
 
-// refuseClipboard answers a text (typ ControlClipboard) or a fetch
+// refuseClipboard answers a text (ControlClipboard) or a fetch
 // (ControlClipboardRequest) that was refused, saying why; other types get
 // no answer. Every text and every fetch is answered: the broker gives
 // each answer to the technician who asked, in order.
-func (r *remote) refuseClipboard(typ, reason string) {
-	switch typ {
+func (r *remote) refuseClipboard(msg protocol.ControlMessage, reason string) {
+	switch msg.Type {
 	case protocol.ControlClipboard:
-		r.send(protocol.ControlMessage{Type: protocol.ControlClipboardSet, Reason: reason})
+		r.send(protocol.ControlMessage{Type: protocol.ControlClipboardSet, Reason: reason, ID: msg.ID})
 	case protocol.ControlClipboardRequest:
 		r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: true, Reason: reason})
 	}

@@ -17,13 +17,16 @@ const (
 	MaxControlSize = MaxClipboard*2 + 1024
 	// MaxDisplays bounds the displays a host may report.
 	MaxDisplays = 16
+	// MaxClipboardID bounds a clipboard message's id: a JavaScript
+	// number holds it exactly.
+	MaxClipboardID = 1<<53 - 1
 )
 
 // Control message types.
 const (
 	ControlClipboard        = "clipboard"         // text both ways; from the host, fetched when it answers a clipboard.request
 	ControlClipboardRequest = "clipboard.request" // viewer asks for the host's clipboard (answered once, in order)
-	ControlClipboardSet     = "clipboard.set"     // host: a viewer's text is on the clipboard (reason: why not)
+	ControlClipboardSet     = "clipboard.set"     // a viewer's text (id) is on the user's clipboard (reason: why not)
 	ControlDisplays         = "displays"          // host lists its displays
 	ControlDisplaySelect    = "display.select"    // viewer picks the display to share
 	ControlMode             = "control"           // viewer asks for (or gives up) control; broker says what holds
@@ -63,6 +66,11 @@ type ControlMessage struct {
 	// with control, and a viewer back after a reconnection asks with it to
 	// take control back only if nobody has taken it since.
 	Turn int `json:"turn,omitempty"`
+	// ID numbers a viewer's text for the user's clipboard (clipboard),
+	// and the answer to it (clipboard.set) carries it back, whether the
+	// host gives it or the broker refuses the text: a viewer that sent
+	// several knows which one each answer is for.
+	ID int `json:"id,omitempty"`
 }
 
 // EncodeControl marshals a control message, enforcing the limits.
@@ -109,6 +117,8 @@ func (m *ControlMessage) validate() error {
 		return fmt.Errorf("%w: %d displays, limit %d", ErrControl, len(m.Displays), MaxDisplays)
 	case m.Index < 0 || m.Index >= MaxDisplays || m.Current < 0 || m.Current >= MaxDisplays:
 		return fmt.Errorf("%w: display index out of range", ErrControl)
+	case m.ID < 0 || m.ID > MaxClipboardID:
+		return fmt.Errorf("%w: clipboard id out of range", ErrControl)
 	}
 	for _, d := range m.Displays {
 		if d.Width <= 0 || d.Height <= 0 || d.Width > 16384 || d.Height > 16384 || len(d.Name) > MaxIDSize {

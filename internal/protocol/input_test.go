@@ -60,7 +60,8 @@ func TestInputRejects(t *testing.T) {
 
 func TestControlRoundTripAndLimits(t *testing.T) {
 	msgs := []ControlMessage{
-		{Type: ControlClipboard, Text: "hello\nworld"},
+		{Type: ControlClipboard, Text: "hello\nworld", ID: 7},
+		{Type: ControlClipboardSet, Reason: "The user's clipboard could not be set.", ID: MaxClipboardID},
 		{Type: ControlClipboardRequest},
 		{Type: ControlDisplays, Displays: []Display{{Index: 0, Width: 1280, Height: 1080, Primary: true}, {Index: 1, X: 1280, Width: 1280, Height: 1080}}, Current: 1},
 		{Type: ControlDisplaySelect, Index: 1},
@@ -76,7 +77,7 @@ func TestControlRoundTripAndLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Type != m.Type || got.Text != m.Text || len(got.Displays) != len(m.Displays) || got.Index != m.Index || got.Enabled != m.Enabled {
+		if got.Type != m.Type || got.Text != m.Text || len(got.Displays) != len(m.Displays) || got.Index != m.Index || got.Enabled != m.Enabled || got.ID != m.ID || got.Reason != m.Reason {
 			t.Fatalf("got %+v, want %+v", got, m)
 		}
 	}
@@ -87,6 +88,9 @@ func TestControlRoundTripAndLimits(t *testing.T) {
 		"huge":          strings.Repeat(" ", MaxControlSize+1),
 		"bad display":   `{"type":"displays","displays":[{"index":0,"width":0,"height":5}]}`,
 		"bad index":     `{"type":"display.select","index":-1}`,
+		"negative id":   `{"type":"clipboard","text":"x","id":-1}`,
+		"huge id":       `{"type":"clipboard","text":"x","id":9007199254740992}`,
+		"fraction id":   `{"type":"clipboard","text":"x","id":1.5}`,
 	} {
 		if _, err := DecodeControl([]byte(in)); !errors.Is(err, ErrControl) {
 			t.Errorf("%s: err = %v, want ErrControl", name, err)

@@ -4,7 +4,8 @@
 // the `control` data channel that carries their messages:
 //
 //   {"type":"control","enabled":bool,"reason"?,"turn"?} ⇄ ask for / give up control; broker says what holds
-//   {"type":"clipboard","text":"…"}               ⇄ set / announce a clipboard
+//   {"type":"clipboard","text":"…","id"?}          ⇄ set (→, numbered) / announce (←) a clipboard
+//   {"type":"clipboard.set","id":n,"reason"?}      ← text n is on the remote clipboard, or why not
 //   {"type":"clipboard","reason":"…"}             ← the remote one could not be shared, and why
 //   {"type":"clipboard.request"}                   → ask for the remote clipboard; the answer
 //                                                    comes to this page alone, with "fetched":true
@@ -521,7 +522,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
         else if (typeof m.text === 'string') setRemoteClipboard(m.text);
         break;
       case 'clipboard.set':
-        clipAnswers[0]?.(typeof m.reason === 'string' ? m.reason : '');
+        clipAnswer(m.id, typeof m.reason === 'string' ? m.reason : '');
         break;
       case 'displays':
         if (Array.isArray(m.displays)) setDisplays(m.displays, Number.isInteger(m.current) ? m.current : 0);
@@ -593,13 +594,19 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     sendControl({ type: 'clipboard.request' });
   }
 
-  // The host answers each text for the user's clipboard once, in order, and
-  // the broker gives the answer to the page that sent the text: each text
-  // waits for its own answer here. One not come in time is taken as lost
-  // (the broker drops a text, without an answer, when control has ended or
-  // the host is gone) and leaves the line, so that the next answer is not
-  // taken for it.
-  const clipAnswers = [];
+  // Each text for the user's clipboard carries an id, and its answer
+  // (clipboard.set) brings the id back, from the host that set the text or
+  // from the broker that refused it: each text waits here for its own. An
+  // answer without an id (a host from before ids) is the oldest text's, as
+  // the host answers in order. One not come in time is taken as lost and
+  // leaves the line.
+  const clipAnswers = new Map(); // id → answer(reason)
+  let clipID = 0;
+
+  function clipAnswer(id, reason) {
+    const answer = Number.isInteger(id) && id > 0 ? clipAnswers.get(id) : clipAnswers.values().next().value;
+    answer?.(reason);
+  }
 
   /**
    * Sends text to the remote clipboard; resolves to '' once the host says
@@ -607,7 +614,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
    */
   function sendClipboard(text) {
     const bytes = utf8.encode(text).length;
-    const msg = { type: 'clipboard', text };
+    const msg = { type: 'clipboard', text, id: ++clipID };
     if (bytes > MAX_CLIPBOARD || utf8.encode(JSON.stringify(msg)).length > MAX_CONTROL_MESSAGE) {
       return Promise.resolve(`This text is ${bytes.toLocaleString()} bytes; the remote clipboard takes at most ${MAX_CLIPBOARD.toLocaleString()} bytes (${formatBytes(MAX_CLIPBOARD)}). Send a shorter piece.`);
     }
@@ -615,11 +622,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     return new Promise((resolve) => {
       const answer = (reason) => {
         clearTimeout(timer);
-        clipAnswers.splice(clipAnswers.indexOf(answer), 1);
+        clipAnswers.delete(msg.id);
         resolve(reason);
       };
       const timer = setTimeout(answer, CONTROL_ANSWER_MS, 'The remote computer did not confirm the text. Try again.');
-      clipAnswers.push(answer);
+      clipAnswers.set(msg.id, answer);
     });
   }
 

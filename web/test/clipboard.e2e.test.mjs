@@ -107,3 +107,39 @@ exec /usr/bin/xclip "$@"
   assert.equal(readFileSync(pasted, 'utf8'), 'pasted from the console');
   assert.deepEqual(pageErrors, []);
 });
+
+test('texts sent faster than the broker takes them: each says what became of it', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const env = { ...process.env, DISPLAY: display };
+  const broker = await startBroker();
+  const { page, pageErrors, byId } = await clipboardPage(t, broker);
+  const code = await openSession(page, broker, 'INC-20942');
+  const host = startHost(broker, code, display);
+  await host.ready;
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+  await byId('mode-control').click();
+  await page.waitForFunction(() => window.tether.control?.enabled === true, null, { timeout: 15_000 });
+  await byId('clipboard-open').click();
+
+  // Eleven sends at once: the broker passes ten (its burst) and refuses the
+  // eleventh, which says so at once.
+  await byId('clipboard-send-text').fill('one of many');
+  await page.evaluate(() => {
+    const send = document.querySelector('[data-testid="clipboard-send"]');
+    for (let i = 0; i < 11; i++) send.click();
+  });
+  await byId('clipboard-error').waitFor({ timeout: 3000 });
+  assert.equal(await byId('clipboard-error').textContent(), 'Too many clipboard messages at once: wait a moment, then try again.');
+
+  // A moment later one more goes through: its answer is its own, not taken
+  // for the refused text's, so it says Sent and nothing times out after.
+  await page.waitForTimeout(400);
+  await byId('clipboard-send-text').fill('the last one');
+  await byId('clipboard-send').click();
+  await page.locator('[data-testid="clipboard-send"].is-done').waitFor({ timeout: 5000 });
+  const clipboardOf = () => execFileSync('xclip', ['-o', '-selection', 'clipboard'], { env }).toString();
+  await until('the last text on the user\u2019s clipboard', () => clipboardOf() === 'the last one');
+  await page.waitForTimeout(5500); // past the wait for an answer that never came
+  assert.equal(await byId('clipboard-error').isHidden(), true, `the panel says: ${await byId('clipboard-error').textContent()}`);
+  assert.deepEqual(pageErrors, []);
+});
