@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -103,6 +104,15 @@ func (h *Handler) sessions(ctx context.Context, m *Writer) {
 	m.Counter("tether_sessions_ended_total", "Sessions ended since the broker started, including those a stopped broker left live, ended as it starts.", Value(float64(s.Ended)))
 	m.Gauge("tether_recordings_in_progress", "Session archives being written now.", Value(float64(s.Recording)))
 	m.Counter("tether_recordings_failed_total", "Session archives that could not be started or whose writing failed, since the broker started.", Value(float64(s.RecordingsFailed)))
+	relayed := func(from, channel string, n *atomic.Uint64) Sample {
+		return Sample{Labels: []Label{{"from", from}, {"channel", channel}}, Value: float64(n.Load())}
+	}
+	t := s.Relayed
+	m.Counter("tether_relay_received_bytes_total", "Bytes the broker received to relay since it started, from users' computers (host) and technicians (viewer), by channel: video (RTP), files, shell, and control (input, control and clipboard).",
+		relayed("host", "video", &t.VideoFromHosts),
+		relayed("host", "files", &t.FilesFromHosts), relayed("viewer", "files", &t.FilesFromViewers),
+		relayed("host", "shell", &t.ShellFromHosts), relayed("viewer", "shell", &t.ShellFromViewers),
+		relayed("host", "control", &t.ControlFromHosts), relayed("viewer", "control", &t.ControlFromViewers))
 }
 
 func (h *Handler) signIns(m *Writer) {

@@ -162,6 +162,11 @@ func (v *Viewer) openPipe(dc *webrtc.DataChannel, perm string) {
 
 // fromViewer checks and forwards one message toward the host.
 func (p *pipe) fromViewer(m webrtc.DataChannelMessage) {
+	traffic := &p.v.s.cfg.Traffic.FilesFromViewers
+	if p.perm == protocol.PermShell {
+		traffic = &p.v.s.cfg.Traffic.ShellFromViewers
+	}
+	traffic.Add(uint64(len(m.Data)))
 	if !p.v.allowed(p.perm) {
 		p.v.drop(fmt.Sprintf("The user has not allowed %s.", featureName(p.perm)))
 		p.close(p.v.why(p.perm, viewerLeft))
@@ -245,6 +250,11 @@ func (p *pipe) waitHost() bool {
 // fromHost forwards one message toward the viewer; the host's word on a
 // finished or refused transfer goes into the audit trail.
 func (p *pipe) fromHost(m webrtc.DataChannelMessage) {
+	traffic := &p.v.s.cfg.Traffic.FilesFromHosts
+	if p.perm == protocol.PermShell {
+		traffic = &p.v.s.cfg.Traffic.ShellFromHosts
+	}
+	traffic.Add(uint64(len(m.Data)))
 	if !p.waitHost() { // its open handler has run: the transcript is open
 		return
 	}

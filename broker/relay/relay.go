@@ -45,6 +45,8 @@ type Config struct {
 	// Now is the clock the viewers' clipboard limits run on; time.Now if
 	// nil.
 	Now func() time.Time
+	// Traffic, when set, counts what the session receives to relay.
+	Traffic *Traffic
 }
 
 // Session relays one support session's media.
@@ -159,6 +161,9 @@ func New(cfg Config) (*Session, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Traffic == nil {
+		cfg.Traffic = &Traffic{}
+	}
 	return &Session{cfg: cfg, viewers: map[*Viewer]struct{}{}}, nil
 }
 
@@ -179,7 +184,10 @@ func (s *Session) AcceptHost(offer string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	control.OnMessage(func(m webrtc.DataChannelMessage) { s.fromHostControl(control, m.Data) })
+	control.OnMessage(func(m webrtc.DataChannelMessage) {
+		s.cfg.Traffic.ControlFromHosts.Add(uint64(len(m.Data)))
+		s.fromHostControl(control, m.Data)
+	})
 	pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if track.Kind() != webrtc.RTPCodecTypeVideo {
 			return
@@ -249,8 +257,10 @@ func (s *Session) forward(track *webrtc.TrackRemote) {
 		pkt.Header.Extension = false
 		pkt.Header.Extensions = nil
 		s.tapVideo(pkt)
+		size := pkt.MarshalSize()
+		s.cfg.Traffic.VideoFromHosts.Add(uint64(size))
 		s.mu.Lock()
-		s.hostRate.add(pkt.MarshalSize(), time.Now())
+		s.hostRate.add(size, time.Now())
 		viewers := slices.Collect(maps.Keys(s.viewers))
 		s.mu.Unlock()
 		for _, v := range viewers {
@@ -299,7 +309,10 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 		v.sendDisplaysLocked()
 		s.mu.Unlock()
 	})
-	v.control.OnMessage(func(m webrtc.DataChannelMessage) { v.fromControl(m.Data) })
+	v.control.OnMessage(func(m webrtc.DataChannelMessage) {
+		s.cfg.Traffic.ControlFromViewers.Add(uint64(len(m.Data)))
+		v.fromControl(m.Data)
+	})
 	// Besides the negotiated channels, a viewer may open files and shell
 	// channels, if the user granted them; anything else is refused and
 	// reported.
@@ -315,7 +328,10 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 			dc.OnMessage(func(webrtc.DataChannelMessage) { v.drop("Messages on a refused channel are dropped.") })
 		}
 	})
-	v.input.OnMessage(func(m webrtc.DataChannelMessage) { v.fromInput(m.Data) })
+	v.input.OnMessage(func(m webrtc.DataChannelMessage) {
+		s.cfg.Traffic.ControlFromViewers.Add(uint64(len(m.Data)))
+		v.fromInput(m.Data)
+	})
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		s.cfg.Logger.Debug("viewer media connection", "state", state.String())
 		switch state {

@@ -151,7 +151,8 @@ type Hub struct {
 	// as soon as it takes them; under mu.
 	unrecorded []unrecordedEnd
 
-	counts counters // for Stats
+	counts  counters      // for Stats
+	traffic relay.Traffic // every session's, for Stats
 
 	// cuts are the disconnects of the last minute (a sign-out, a revoked
 	// key), under mu: a connection authenticated before one and joining
@@ -622,6 +623,7 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 		Logger:       h.cfg.Logger.With("component", "relay", "session", id),
 		OnHostGone:   func() { go h.end(id, "The user's computer disconnected.") },
 		OnHostSilent: func(silent bool) { h.hostSilent(id, silent) },
+		Traffic:      &h.traffic,
 	}
 	if rec != nil {
 		cfg.Tap, cfg.ShellTap = rec, rec

@@ -1,6 +1,10 @@
 package signal
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/tether-support/tether/broker/relay"
+)
 
 // Stats is what the hub holds now and what it counted since it started,
 // for the broker's metrics.
@@ -22,6 +26,8 @@ type Stats struct {
 	// RecordingsFailed counts archives that could not be started or whose
 	// writing failed.
 	RecordingsFailed uint64
+	// Relayed counts the bytes the sessions' relays received to pass on.
+	Relayed *relay.Traffic
 }
 
 // counters are the hub's counts since it started.
@@ -49,6 +55,7 @@ func (h *Hub) Stats() Stats {
 	s := Stats{
 		Created: h.counts.created.Load(), Started: h.counts.started.Load(), Ended: h.counts.ended.Load(),
 		RecordingsFailed: h.counts.recordingsFailed.Load(),
+		Relayed:          &h.traffic,
 	}
 	h.mu.Lock()
 	for _, l := range h.live {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -33,6 +34,8 @@ var (
 		"state":      {"waiting", "active"},
 		"reason":     {"password", "two_factor_code"},
 		"outcome":    {"succeeded", "failed"},
+		"from":       {"host", "viewer"},
+		"channel":    {"video", "files", "shell", "control"},
 		"version":    nil, // one value, the build's
 		"go_version": nil,
 	}
@@ -218,6 +221,7 @@ func TestMetrics(t *testing.T) {
 	for _, name := range []string{"tether_sessions", "tether_hosts_connected", "tether_viewers_connected", "tether_sessions_created_total",
 		"tether_sessions_started_total", "tether_sessions_ended_total", "tether_sign_in_failures_total", "tether_sign_in_lockouts_total",
 		"tether_webhook_deliveries_total", "tether_webhook_deliveries_pending", "tether_recordings_in_progress", "tether_recordings_failed_total",
+		"tether_relay_received_bytes_total",
 		"process_start_time_seconds", "process_resident_memory_bytes", "go_goroutines", "go_memstats_heap_inuse_bytes", "tether_build_info"} {
 		if s.types[name] == "" {
 			t.Errorf("metric %s is missing", name)
@@ -225,6 +229,15 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := s.value(t, `tether_sessions{state="active"}`); v != 0 {
 		t.Errorf("active sessions before any: %v", v)
+	}
+	relayed := func(s scrape, from, channel string) float64 {
+		t.Helper()
+		return s.value(t, fmt.Sprintf(`tether_relay_received_bytes_total{from=%q,channel=%q}`, from, channel))
+	}
+	for _, c := range [][2]string{{"host", "video"}, {"host", "files"}, {"viewer", "files"}, {"host", "shell"}, {"viewer", "shell"}, {"host", "control"}, {"viewer", "control"}} {
+		if v := relayed(s, c[0], c[1]); v != 0 {
+			t.Errorf("bytes relayed from %s on %s before any session: %v", c[0], c[1], v)
+		}
 	}
 	if v := s.value(t, "process_resident_memory_bytes"); v < 1<<20 {
 		t.Errorf("resident memory %v bytes", v)
@@ -240,7 +253,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-7")
+	sess, err := c.CreateSession(ctx, "INC-7", protocol.PermView, protocol.PermFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,11 +269,33 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	host := runHostEnv(t, display, true, []string{"HOME=" + t.TempDir()}, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
 	if _, err := j.Screenshot(ctx); err != nil {
 		t.Fatalf("screenshot: %v\n%s", err, host.stderr.String())
 	}
+	// A file pushed to the user's computer: its bytes cross from the
+	// technician, the user's computer's answers the other way.
+	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermFiles) }); err != nil {
+		t.Fatalf("%v\nhost:\n%s", err, host.stderr.String())
+	}
+	files, err := j.Files(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 300 << 10
+	src, _ := randomFile(t, t.TempDir(), "tool.bin", size)
+	if _, err := files.Push(ctx, src, "", nil); err != nil {
+		t.Fatalf("push: %v\nhost:\n%s", err, host.stderr.String())
+	}
 	s = read()
+	if v := relayed(s, "viewer", "files"); v < size || v > size+16<<10 {
+		t.Errorf("bytes relayed from the technician on files after a %d-byte push: %v", size, v)
+	}
+	for _, c := range [][2]string{{"host", "video"}, {"host", "files"}, {"host", "control"}} {
+		if v := relayed(s, c[0], c[1]); v <= 0 {
+			t.Errorf("bytes relayed from %s on %s with a session live: %v", c[0], c[1], v)
+		}
+	}
 	for series, want := range map[string]float64{
 		`tether_sessions{state="active"}`:  1,
 		`tether_sessions{state="waiting"}`: 0,
