@@ -1,15 +1,13 @@
 // Login screen.
 
 import * as api from './api.js';
-import { brand, h, icon } from './ui.js';
+import { brand, h, holdUntilRetry, icon } from './ui.js';
 
 /**
  * Shows the sign-in form in root. Calls onLogin(user) on success.
  * Returns an unmount function.
  */
 export function mountLogin(root, { flash = '', onLogin }) {
-  let lockTimer = 0;
-
   const username = h('input', {
     id: 'login-username', name: 'username', type: 'text', class: 'input',
     autocomplete: 'username', autocapitalize: 'off', spellcheck: 'false', required: true,
@@ -54,22 +52,6 @@ export function mountLogin(root, { flash = '', onLogin }) {
     totp.disabled = busy;
   }
 
-  // On 429, keep the button disabled for Retry-After seconds, counting down.
-  function lockFor(seconds) {
-    let left = seconds;
-    submit.disabled = true;
-    submitLabel.textContent = `Try again in ${left}s`;
-    lockTimer = setInterval(() => {
-      left -= 1;
-      if (left <= 0) {
-        clearInterval(lockTimer);
-        setBusy(false);
-      } else {
-        submitLabel.textContent = `Try again in ${left}s`;
-      }
-    }, 1000);
-  }
-
   const form = h('form', { class: 'login-form', novalidate: true },
     h('div', { class: 'field' },
       h('label', { for: 'login-username', class: 'label', text: 'Username' }),
@@ -107,13 +89,10 @@ export function mountLogin(root, { flash = '', onLogin }) {
       password.value = '';
       totp.value = '';
       showError(err.message);
-      if (err.status === 429 && err.retryAfter > 0) {
-        setBusy(false);
-        username.disabled = false;
-        lockFor(err.retryAfter);
-      } else {
-        setBusy(false);
-      }
+      setBusy(false);
+      // Too many tries: the button counts down to when the broker takes
+      // sign-ins again.
+      holdUntilRetry(submit, err);
       password.focus();
     }
   });
@@ -132,7 +111,7 @@ export function mountLogin(root, { flash = '', onLogin }) {
         h('span', { text: 'Every session needs the user\u2019s consent and is recorded.' })))));
 
   username.focus();
-  return () => clearInterval(lockTimer);
+  return () => {}; // the countdown, if any, stops once the button is gone
 }
 
 // How often the page waiting for the broker asks it again.
