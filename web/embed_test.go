@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -55,6 +56,53 @@ func TestFSServesConsole(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: status %d, want 200", name, res.StatusCode)
+		}
+	}
+}
+
+// TestIndexPreloadsEveryModule: index.html names every module app.js
+// imports, directly or through another, for the browser to fetch at once
+// (modulepreload), and no other: a module left off is fetched only once
+// the one that imports it has arrived, one round trip more per level.
+func TestIndexPreloadsEveryModule(t *testing.T) {
+	fsys := FS()
+	index, err := fs.ReadFile(fsys, "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	preloaded := map[string]bool{}
+	for _, m := range regexp.MustCompile(`<link rel="modulepreload" href="/console/([^"]+)">`).FindAllStringSubmatch(string(index), -1) {
+		preloaded[m[1]] = true
+	}
+	imports := regexp.MustCompile(`\bfrom '(\./[^']+)'`)
+	imported := map[string]bool{}
+	queue := []string{"app.js"}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		for _, m := range imports.FindAllStringSubmatch(string(src), -1) {
+			dep := path.Join(path.Dir(name), m[1])
+			if !imported[dep] {
+				imported[dep] = true
+				queue = append(queue, dep)
+			}
+		}
+	}
+	if len(imported) < 10 {
+		t.Fatalf("app.js imports %d modules, directly or not: the import pattern no longer matches", len(imported))
+	}
+	for name := range imported {
+		if !preloaded[name] {
+			t.Errorf("index.html does not preload %s, which app.js imports", name)
+		}
+	}
+	for name := range preloaded {
+		if !imported[name] {
+			t.Errorf("index.html preloads %s, which app.js does not import", name)
 		}
 	}
 }

@@ -10,16 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -298,9 +295,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	mux.HandleFunc("GET /join.css", serveJoinCSS)
 	mux.HandleFunc("GET /ws/host", b.hub.ServeHost)
 	mux.HandleFunc("GET /ws/viewer", b.hub.ServeViewer)
-	mux.Handle("GET /console/", http.StripPrefix("/console/", consoleFiles()))
-	mux.HandleFunc("GET /{$}", serveConsole)
-	mux.HandleFunc("GET /console", serveConsole)
+	console, err := loadConsoleFiles(web.FS())
+	if err != nil {
+		return nil, fmt.Errorf("console files: %w", err)
+	}
+	mux.Handle("GET /console/", http.StripPrefix("/console/", console))
+	// The console's entry points answer with its index page; navigation
+	// inside the app uses the URL fragment.
+	serveIndex := func(w http.ResponseWriter, r *http.Request) { console.serve(w, r, "index.html") }
+	mux.HandleFunc("GET /{$}", serveIndex)
+	mux.HandleFunc("GET /console", serveIndex)
 	mux.HandleFunc("GET /healthz", b.serveHealth)
 	metricsHandler, err := metrics.New(metrics.Config{Hub: b.hub, Store: b.store, Auth: authn, Webhooks: b.webhooks,
 		Version: cfg.Version, Logger: cfg.Logger, Now: cfg.Now})
@@ -446,34 +450,6 @@ func (b *Broker) close() error {
 		b.recordingsLock.Close()
 	}
 	return errors.Join(errs...)
-}
-
-// serveConsole answers the console's entry points with its index page;
-// navigation inside the app uses the URL fragment.
-func serveConsole(w http.ResponseWriter, r *http.Request) {
-	http.ServeFileFS(w, r, web.FS(), "index.html")
-}
-
-// consoleFiles serves the console's files, and never the list of a
-// folder's files that http.FileServer writes for a folder without an
-// index.html: no page needs one, and it would show anyone which libraries,
-// and where, the console carries. Such a folder is answered 404.
-func consoleFiles() http.Handler {
-	fsys := web.FS()
-	files := http.FileServerFS(fsys)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := strings.Trim(r.URL.Path, "/")
-		if name == "" {
-			name = "."
-		}
-		if fi, err := fs.Stat(fsys, name); err == nil && fi.IsDir() {
-			if _, err := fs.Stat(fsys, path.Join(name, "index.html")); err != nil {
-				http.NotFound(w, r)
-				return
-			}
-		}
-		files.ServeHTTP(w, r)
-	})
 }
 
 // securityHeaders sets the headers every response needs.
