@@ -24,8 +24,9 @@ const (
 // keepInView keeps zenity's sharing window (the one of process pid) in the
 // user's sight until ctx ends, through the window manager: it asks it to
 // keep the window above the others, so that a technician's windows cannot
-// cover it, and shows it again when it was minimised just after a
-// technician's button, key or text. A minimise the user makes is theirs.
+// cover it, raises it again when another window kept above came over it,
+// and shows it again when it was minimised, each just after a technician's
+// button, key or text. What the user does is theirs.
 // Without an X window manager there is nothing to ask and nothing that
 // minimises: it does nothing then, quietly.
 func (d *Dialog) keepInView(ctx context.Context, pid int, log *slog.Logger) {
@@ -42,6 +43,7 @@ func (d *Dialog) keepInView(ctx context.Context, pid int, log *slog.Logger) {
 		"_NET_CLIENT_LIST": &x.clients, "_NET_WM_PID": &x.pid, "_NET_WM_STATE": &x.state,
 		"_NET_WM_STATE_ABOVE": &x.above, "_NET_WM_STATE_HIDDEN": &x.hidden, "WM_STATE": &x.wmState,
 		"_NET_ACTIVE_WINDOW": &x.active, "CARDINAL": &x.cardinal, "ATOM": &x.atom, "WINDOW": &x.window,
+		"_NET_CLIENT_LIST_STACKING": &x.stacking, "_NET_RESTACK_WINDOW": &x.restack,
 	} {
 		*a = x.intern(name)
 	}
@@ -49,7 +51,7 @@ func (d *Dialog) keepInView(ctx context.Context, pid int, log *slog.Logger) {
 	defer tick.Stop()
 	var win xproto.Window
 	give := time.Now().Add(windowFind)
-	was, above := false, true // minimised, and kept above, at the last look
+	was, above, top := false, true, true // minimised, kept above, and on top, at the last look
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,6 +83,16 @@ func (d *Dialog) keepInView(ctx context.Context, pid int, log *slog.Logger) {
 		} else if has {
 			above = true
 		}
+		// A technician's window set "always on top" from the window menu
+		// shares the layer kept above, and can come over it. Raised once
+		// as it does (a window manager that ignores the request is not
+		// asked five times a second).
+		onTop := x.onTop(win)
+		if !onTop && top && d.pressedRecently() {
+			log.Warn("another window came over the sharing window just after a technician's click or key; raised again")
+			x.message(win, x.restack, 2, 0, 0) // 2: on the user's behalf; no sibling; 0: above
+		}
+		top = onTop
 		wmState, _ := x.property(win, x.wmState, x.wmState)
 		minimised := slices.Contains(states, uint32(x.hidden)) || len(wmState) > 0 && wmState[0] == 3 // IconicState
 		if minimised && !was && d.pressedRecently() {
@@ -112,7 +124,14 @@ type wm struct {
 	c    *xgb.Conn
 	root xproto.Window
 
-	clients, pid, state, above, hidden, wmState, active, cardinal, atom, window xproto.Atom
+	clients, stacking, pid, state, above, hidden, wmState, active, restack, cardinal, atom, window xproto.Atom
+}
+
+// onTop reports whether w is the top of the window manager's windows, or
+// whether it cannot tell (no stacking list).
+func (x *wm) onTop(w xproto.Window) bool {
+	stack, ok := x.property(x.root, x.stacking, x.window)
+	return !ok || len(stack) == 0 || xproto.Window(stack[len(stack)-1]) == w
 }
 
 func (x *wm) intern(name string) xproto.Atom {

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
@@ -259,8 +262,9 @@ func (d *desktop) allowControl(j *client.Joined) {
 
 // TestSharingWindowStaysInSight: on a desktop with a window manager, a
 // technician in control could cover the sharing window with a window of
-// theirs, or minimise it. It stays above their windows, and minimised just
-// after their click it is straight back; the user's own minimise stays.
+// theirs, or minimise it. It stays above their windows, comes back over
+// one they set "always on top", and minimised just after their click it is
+// straight back; the user's own raise and minimise stay.
 func TestSharingWindowStaysInSight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -305,9 +309,39 @@ func TestSharingWindowStaysInSight(t *testing.T) {
 		t.Fatalf("the window is up, but was it ever minimised?\n%s", d.out.String())
 	}
 
-	// Minimised by the user, with no technician's input for a while, it
-	// stays minimised.
+	// The technician sets their window "always on top" from the window
+	// menu (a click, then the window manager's doing) and raises it: it
+	// shares the layer kept above, and would cover the sharing window. The
+	// sharing window comes back over it.
 	time.Sleep(hideGuardForTest)
+	share, _, _ = d.window(dialogSharing)
+	for _, down := range []bool{true, false} {
+		ev := protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: down,
+			X: tg["X"] + tg["WIDTH"] - 40, Y: tg["Y"] + tg["HEIGHT"] - 40}
+		if err := j.SendInput(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the click went in
+	d.keepAbove(term)
+	d.xdo("windowraise", term)
+	onTop := func() bool { stack := d.stacking(); return stack[len(stack)-1] == d.id(share) }
+	if !d.within(5*time.Second, onTop) {
+		t.Fatalf("a technician's window kept above stays over the sharing window (stacking, bottom to top: %v; sharing %s, technician's %s)\nhost:\n%s",
+			d.stacking(), share, term, d.out.String())
+	}
+	if !strings.Contains(d.out.String(), "came over the sharing window") {
+		t.Fatalf("the sharing window is on top, but was it ever covered?\n%s", d.out.String())
+	}
+
+	// With no technician's input for a while, what the user does stays:
+	// their window kept above raised over the sharing window, and the
+	// sharing window minimised.
+	time.Sleep(hideGuardForTest)
+	d.xdo("windowraise", term)
+	if d.within(2*time.Second, onTop) {
+		t.Errorf("the user raised a window kept above, and the sharing window came back over it:\n%s", d.out.String())
+	}
 	share, _, _ = d.window(dialogSharing)
 	d.xdo("windowminimize", share)
 	if !d.within(5*time.Second, func() bool { return !d.visible(dialogSharing) }) {
@@ -377,6 +411,33 @@ func (d *desktop) xprop(id, prop string) string {
 		d.t.Fatalf("xprop %v: %v", args, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// keepAbove asks the window manager to keep window above the others, as
+// its window menu's "Always on top" does (EWMH _NET_WM_STATE, add).
+func (d *desktop) keepAbove(window string) {
+	d.t.Helper()
+	c, err := xgb.NewConnDisplay(d.display)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer c.Close()
+	atom := func(name string) xproto.Atom {
+		r, err := xproto.InternAtom(c, false, uint16(len(name)), name).Reply()
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		return r.Atom
+	}
+	ev := xproto.ClientMessageEvent{Format: 32, Window: xproto.Window(d.id(window)), Type: atom("_NET_WM_STATE"),
+		Data: xproto.ClientMessageDataUnionData32New([]uint32{1, uint32(atom("_NET_WM_STATE_ABOVE")), 0, 2, 0})} // add; 2: as a pager
+	root := xproto.Setup(c).DefaultScreen(c).Root
+	if err := xproto.SendEventChecked(c, false, root, xproto.EventMaskSubstructureRedirect|xproto.EventMaskSubstructureNotify, string(ev.Bytes())).Check(); err != nil {
+		d.t.Fatal(err)
+	}
+	if !d.within(5*time.Second, func() bool { return strings.Contains(d.xprop(window, "_NET_WM_STATE"), "_NET_WM_STATE_ABOVE") }) {
+		d.t.Fatalf("the window manager did not keep the technician's window above: %s", d.xprop(window, "_NET_WM_STATE"))
+	}
 }
 
 // stacking returns the window manager's windows, bottom to top.
