@@ -48,7 +48,8 @@ type Config struct {
 	PublicAddr string
 	// CodeTTL is the default support code lifetime.
 	CodeTTL time.Duration
-	// ViewerGrace is how long a session waits for a technician who left.
+	// ViewerGrace is how long a session the user joined waits for a
+	// technician who left.
 	ViewerGrace time.Duration
 	// ConsentTimeout is how long the user has to answer; no answer is no.
 	ConsentTimeout time.Duration

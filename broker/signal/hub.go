@@ -56,9 +56,10 @@ type Config struct {
 	Now    func() time.Time
 	// CodeTTL is how long a new code stays valid (default 10 minutes).
 	CodeTTL time.Duration
-	// ViewerGrace is how long a session waits for a technician who left
-	// (closed the tab, lost the network, ran one viewer command and not
-	// yet the next) before it ends (default 2 minutes).
+	// ViewerGrace is how long a session the user joined waits for a
+	// technician who left (closed the tab, lost the network, ran one
+	// viewer command and not yet the next) before it ends (default 2
+	// minutes).
 	ViewerGrace time.Duration
 	// CodeAttempts limits host code attempts per source IP per minute
 	// (default 10); the limit for all sources together is ten times that.
@@ -1106,7 +1107,9 @@ func (h *Hub) leave(l *live, c *conn) {
 	if wasObserver {
 		go h.announceObservers(l)
 	}
-	if len(l.viewers) > 0 || l.ended || h.closed {
+	// A session the user has not joined yet waits for them, whoever looked
+	// at it meanwhile: their code is good until it expires.
+	if len(l.viewers) > 0 || l.ended || h.closed || l.host == nil {
 		return
 	}
 	l.grace = time.AfterFunc(h.cfg.ViewerGrace, func() {
