@@ -112,6 +112,10 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 			v.grants = append(v.grants, p)
 		}
 	}
+	// The grants have grown since the host's last state: the next one is
+	// taken whatever it says, even the last one again (control allowed,
+	// then taken back).
+	l.state = nil
 	declinesSession := !l.allowed
 	if len(granted) > 0 {
 		l.allowed = true
@@ -153,6 +157,14 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	}
 }
 
+// sameWill reports whether two consent states say the same: the same
+// pause, and the same grants to the same viewers, in the same order.
+func sameWill(a, b protocol.ConsentState) bool {
+	return a.Paused == b.Paused && slices.EqualFunc(a.Grants, b.Grants, func(x, y protocol.Grant) bool {
+		return x.Viewer == y.Viewer && slices.Equal(x.Granted, y.Granted)
+	})
+}
+
 func consentMessage(reason string, asked, granted []string) string {
 	switch {
 	case reason == "timeout":
@@ -170,12 +182,16 @@ func consentMessage(reason string, asked, granted []string) string {
 
 // applyState takes the user's current will from the host: grants can only
 // shrink here (more needs a new question), and the session may be paused.
+// The same state again (a host back after a reconnection repeats it, a
+// broken one may repeat it without end) changes nothing and is not
+// recorded.
 func (h *Hub) applyState(l *live, st protocol.ConsentState) {
 	h.mu.Lock()
-	if l.ended {
+	if l.ended || l.state != nil && sameWill(*l.state, st) {
 		h.mu.Unlock()
 		return
 	}
+	l.state = &st
 	wasPaused := l.paused
 	l.paused = st.Paused
 	var updated []*viewer

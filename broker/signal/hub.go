@@ -194,7 +194,8 @@ type live struct {
 	viewers  map[*conn]*viewer
 	requests map[string]*request // questions the user has not answered yet
 	paused   bool
-	grantsMu sync.Mutex // tellGrants calls take turns
+	state    *protocol.ConsentState // the host's last word on the user's will
+	grantsMu sync.Mutex             // tellGrants calls take turns
 	// allowed is set once the user has allowed anyone anything: after
 	// that, a "no" turns away one connection, not the whole session.
 	allowed bool
@@ -382,6 +383,17 @@ func (h *Hub) markAlive() {
 		}
 	}
 }
+
+// A host sends a few messages a minute: its media offers, and the user's
+// answers and changes. One that sends more is broken, or not a host:
+// what it sends past hostMessageBurst, then hostMessageRate a second, is
+// dropped (its end of the session never is), so that it cannot fill the
+// audit trail, the recording and the ticket systems' webhooks, or have
+// the relay build connection after connection.
+const (
+	hostMessageRate  = rate.Limit(2)
+	hostMessageBurst = 30
+)
 
 // expiredCodeReason is the end reason of a session whose code expired.
 const expiredCodeReason = "The support code expired before the user joined."
@@ -723,6 +735,8 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 		v.send(protocol.TypeState, sess.ID, protocol.State{State: store.StateActive, Host: info})
 	}
 
+	limit := rate.NewLimiter(hostMessageRate, hostMessageBurst)
+	dropped := 0
 	for {
 		env, err := next()
 		if err != nil {
@@ -730,6 +744,13 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 			c.reportReadError(sess.ID, err)
+			continue
+		}
+		if env.Type != protocol.TypeEnd && !limit.Allow() {
+			if dropped++; dropped == 1 {
+				h.log.Warn("the user's computer sends too many messages; those past the limit are dropped", "session", sess.ID, "remote", r.RemoteAddr)
+			}
+			c.sendError(sess.ID, protocol.CodeRateLimited, "Too many messages: this one was dropped. Wait a moment.")
 			continue
 		}
 		switch env.Type {
