@@ -3,12 +3,14 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"io"
 	"log"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/randr"
@@ -66,12 +68,34 @@ func Reachable() error {
 // libraries built on it can crash the process when the display is missing,
 // so no C code runs before a connection through this succeeded. Callers
 // hold xgbMu for the connection's life.
-func connectX(name string) (*xgb.Conn, error) {
-	conn, err := xgb.NewConnDisplay(name)
-	if err != nil {
-		return nil, fmt.Errorf("connect to X display %q: %w: %w", name, ErrNoDisplay, err)
+func connectX(name string) (conn *xgb.Conn, err error) {
+	err = reopenX(func() error {
+		if conn, err = xgb.NewConnDisplay(name); err != nil {
+			return fmt.Errorf("connect to X display %q: %w: %w", name, ErrNoDisplay, err)
+		}
+		return nil
+	})
+	return conn, err
+}
+
+// xResetWait is how long opening a connection to the X server is tried
+// again. A server resets when its last client leaves (nothing else on the
+// display: a bare Xvfb without -noreset), and meanwhile drops the
+// connections it is offered; that last client may be our own, closed just
+// before (the probe), or a program that just ended.
+const xResetWait = time.Second
+
+// reopenX calls open until it succeeds, fails otherwise than for want of
+// a connection, or xResetWait has passed.
+func reopenX(open func() error) error {
+	deadline := time.Now().Add(xResetWait)
+	for {
+		err := open()
+		if !errors.Is(err, ErrNoDisplay) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return conn, nil
 }
 
 // probeX checks that $DISPLAY names an X server that accepts a connection

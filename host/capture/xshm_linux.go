@@ -121,13 +121,23 @@ func openXShm(display int) (_ *xshm, err error) {
 	}()
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	if st := C.tcap_open(x.c, cname); st != C.TCAP_OK {
-		return nil, x.statusError(fmt.Sprintf("open X display %q", name), st)
+	err = reopenX(func() error {
+		if st := C.tcap_open(x.c, cname); st != C.TCAP_OK {
+			return x.statusError(fmt.Sprintf("open X display %q", name), st)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := x.resize(rect); err != nil {
 		return nil, err
 	}
-	if x.watch, err = newChangeWatch(name); errors.Is(err, errNoDamage) {
+	err = reopenX(func() (err error) {
+		x.watch, err = newChangeWatch(name)
+		return err
+	})
+	if errors.Is(err, errNoDamage) {
 		x.watch = nil // poll instead
 	} else if err != nil {
 		return nil, err

@@ -213,6 +213,28 @@ func TestXServerGone(t *testing.T) {
 	}
 }
 
+// TestOpenOnIdleServer: on an X server with nothing else on it, which
+// resets whenever its last client leaves (and drops the connections it is
+// offered meanwhile), the capturer still opens every time, though the
+// last client to leave is its own probe, or the capturer closed just
+// before. One open in three failed.
+func TestOpenOnIdleServer(t *testing.T) {
+	server := xtest.StartXvfbServer(t, 320, 240, xtest.ResetWhenIdle)
+	t.Setenv("DISPLAY", server.Display)
+	for i := range 30 {
+		c, err := Open(0)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		if _, err := c.Capture(); err != nil {
+			t.Fatalf("capture %d: %v", i, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("close %d: %v", i, err)
+		}
+	}
+}
+
 // TestOpenFallsBack checks that Open still captures, through the portable
 // path, from an X server without MIT-SHM (as over a remote connection).
 func TestOpenFallsBack(t *testing.T) {

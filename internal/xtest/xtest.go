@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,11 @@ func StartXvfb(tb testing.TB, w, h int) string {
 	tb.Helper()
 	return StartXvfbServer(tb, w, h).Display
 }
+
+// ResetWhenIdle, among StartXvfbServer's arguments, starts the server
+// without -noreset: it resets whenever its last client leaves, as an X
+// server with nothing else on it does.
+const ResetWhenIdle = "(reset when idle)"
 
 // XvfbServer is a running private Xvfb.
 type XvfbServer struct {
@@ -81,8 +87,14 @@ func tryXvfb(tb testing.TB, n, w, h int, extra []string) (*XvfbServer, error) {
 	var stderr bytes.Buffer
 	// -noreset: kbinani/screenshot opens one connection per frame and the
 	// server would otherwise reset whenever the last client leaves.
-	args := append([]string{fmt.Sprintf(":%d", n), "-displayfd", "3",
-		"-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-noreset", "-nolisten", "tcp"}, extra...)
+	args := []string{fmt.Sprintf(":%d", n), "-displayfd", "3",
+		"-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp"}
+	if i := slices.Index(extra, ResetWhenIdle); i >= 0 {
+		extra = slices.Delete(slices.Clone(extra), i, i+1)
+	} else {
+		args = append(args, "-noreset")
+	}
+	args = append(args, extra...)
 	cmd := exec.Command("Xvfb", args...)
 	cmd.ExtraFiles = []*os.File{wr}
 	cmd.Stderr = &stderr
