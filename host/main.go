@@ -34,20 +34,32 @@ func main() {
 	rtc.TuneGC()
 	cfg := session.Config{}
 	var broker string
-	var verbose bool
-	flag.StringVar(&broker, "broker", os.Getenv("TETHER_BROKER"), "broker address, e.g. https://support.example.com:8443 (or TETHER_BROKER)")
-	flag.StringVar(&cfg.CAFile, "ca", "", "PEM file of the CA that signed the broker's certificate (default: the system's CAs)")
-	flag.IntVar(&cfg.Display, "display", 0, "index of the monitor to share")
-	flag.IntVar(&cfg.FPS, "fps", 30, "frames per second to capture (at most 60)")
-	flag.StringVar(&cfg.FilesRoot, "files-root", "", "folder technicians may browse and fetch files from (default: your home folder)")
+	maxFileSize := byteSize(4 << 30)
+	flag.StringVar(&broker, "broker", os.Getenv("TETHER_BROKER"), "the support server's `ADDRESS` your technician gave you, e.g. https://support.example.com:8443 (or TETHER_BROKER)")
+	flag.StringVar(&cfg.CAFile, "ca", "", "the certificate `FILE` your technician gave you, if they did (default: this computer's own)")
+	flag.IntVar(&cfg.Display, "display", 0, "which monitor to share: 0 is the main one, 1 the next, and so on")
+	flag.IntVar(&cfg.FPS, "fps", 30, "pictures of the screen sent each second, at most 60")
+	flag.StringVar(&cfg.FilesRoot, "files-root", "", "folder technicians may browse and fetch files from, if you allow it (default: your home folder)")
 	flag.StringVar(&cfg.FilesInbox, "files-inbox", "", "folder where files sent to you land (default: ~/Downloads/Tether)")
-	flag.Int64Var(&cfg.MaxFileSize, "max-file-size", 4<<30, "largest file a transfer may carry, in bytes")
-	flag.BoolVar(&verbose, "v", false, "log what the host does, not only what goes wrong")
+	flag.Var(&maxFileSize, "max-file-size", "largest `SIZE` of a file a transfer may carry, e.g. 500MiB")
+	flag.BoolVar(&verbose, "v", false, "show what the host does, and the details of any error, for whoever helps you")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: host -broker URL [-ca FILE] [CODE]\n\nShares this screen with the technician who gave you CODE (or the join link\nyou were sent, which names the broker too).\nWithout CODE, the broker gives you one to read out to your technician.\n\n")
+		fmt.Fprint(flag.CommandLine.Output(), `Usage: host -broker ADDRESS [-ca FILE] CODE
+
+Lets the technician who gave you CODE, a 9-digit number, see this screen,
+and more if you allow it: nothing is shared until you say yes, and Ctrl+C
+stops everything at any time. Your technician gives you the whole command
+(or a join link, which holds the address and the code): type or paste it
+as it is. Without a code, the support server gives you one to read out to
+your technician.
+
+Options:
+`)
 		flag.PrintDefaults()
 	}
 	args := parseArgs(flag.CommandLine, os.Args[1:])
+	cfg.MaxFileSize = int64(maxFileSize)
+	caFile, monitor = cfg.CAFile, cfg.Display
 	if elevated() {
 		fail(errElevated)
 	}
@@ -120,6 +132,7 @@ func main() {
 	if cfg.Broker, err = dial.BrokerURL(broker); err != nil {
 		fail(fmt.Errorf("%w (pass -broker)", err))
 	}
+	serverHost = cfg.Broker.Host
 	switch {
 	case len(args) == 1:
 		cfg.Code = args[0]
@@ -158,6 +171,12 @@ func main() {
 	defer stop()
 	reason, err := session.Run(ctx, cfg)
 	hideCode()
+	if err != nil && ctx.Err() != nil {
+		// Ctrl+C (or the terminal closed) before the session began.
+		cfg.Logger.Info("stopped while connecting", "err", err)
+		fmt.Println("Stopped before the session began: nothing was shared.")
+		os.Exit(130)
+	}
 	if errors.Is(err, session.ErrLost) {
 		// What broke ("websocket: close 1006") is for whoever helps the
 		// user, in the log with -v; the user needs to know where they
@@ -169,8 +188,9 @@ func main() {
 		fail(err)
 	}
 	fmt.Println("Session ended:", reason)
+	fmt.Println(nothingShared)
 	if dialog != nil {
-		dialog.Tell(context.Background(), "Tether: session ended", "The support session ended: "+reason, false)
+		dialog.Tell(context.Background(), "Tether: session ended", "The support session ended: "+reason+"\n"+nothingShared, false)
 	}
 }
 
@@ -188,9 +208,13 @@ func stopSignals() []os.Signal {
 	return sigs
 }
 
+// nothingShared is what the user reads once the session ended, however
+// it did.
+const nothingShared = "Nothing on this computer is shared any more."
+
 // errConnectionLost is what the user reads when the network dropped the
 // session: whether anything is still shared, and what to do.
-var errConnectionLost = errors.New("the connection to the support server was lost, so the session is over and nothing is shared any more; check this computer's network connection, then ask your technician for a new code")
+var errConnectionLost = errors.New("the connection to the support server was lost, so the session is over and nothing is shared any more. Check this computer's network connection, then ask your technician for a new code")
 
 // errElevated is why the host does not run as root for another user: the
 // technician's shell and file access have the rights of the account the
@@ -348,10 +372,19 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// verbose is -v: the log says what the host does, and errors say what
+// broke in the program's words too.
+var verbose bool
+
+// fail tells the user why the host cannot go on, and exits.
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, "host:", protocol.Printable(err.Error())) // it may carry the broker's words
+	msg := protocol.Printable(forUser(err)) // it may carry the broker's words
+	if verbose && msg != sentence(err.Error()) {
+		fmt.Fprintln(os.Stderr, "details:", protocol.Printable(err.Error()))
+	}
+	fmt.Fprintln(os.Stderr, "Tether:", msg)
 	if dialog != nil {
-		dialog.Tell(context.Background(), "Tether: the support session could not go on", fmt.Sprint(err), true)
+		dialog.Tell(context.Background(), "Tether: the support session could not go on", msg, true)
 	}
 	os.Exit(1)
 }

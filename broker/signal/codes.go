@@ -425,8 +425,8 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next fun
 			}
 			return sess, next, p.join, true
 		case <-h.stop:
-			abandon("The broker is shutting down.")
-			h.refuse(c, protocol.CodeInternal, "The broker is shutting down. Try again in a moment.")
+			abandon("The support server is shutting down.")
+			h.refuse(c, protocol.CodeInternal, "The support server is shutting down. Try again in a moment.")
 			return nil, nil, nil, false
 		case <-timer.C:
 			abandon("The code expired before a technician claimed it.")

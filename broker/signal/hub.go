@@ -607,7 +607,7 @@ func (h *Hub) hostSilent(id string, silent bool) {
 
 // errShuttingDown refuses a session that would start while the broker
 // stops; its text is what the user reads, and why the session ended.
-var errShuttingDown = errors.New("The broker is shutting down.")
+var errShuttingDown = errors.New("The support server is shutting down.")
 
 // attach returns the live session id, creating it (and its relay and
 // recording) on first use. Creation is serialized by attachMu, not h.mu:
@@ -652,7 +652,7 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 	if h.closed {
 		h.mu.Unlock()
 		r.Close()
-		h.finishRecording(id, "The broker is shutting down.")
+		h.finishRecording(id, "The support server is shutting down.")
 		return nil, errShuttingDown
 	}
 	h.live[id] = l
@@ -1224,7 +1224,7 @@ func (h *Hub) Close() error {
 	// At once: each end waits a moment for its host to let go.
 	var ending sync.WaitGroup
 	for _, id := range ids {
-		ending.Go(func() { h.end(id, "The broker is shutting down.") })
+		ending.Go(func() { h.end(id, "The support server is shutting down.") })
 	}
 	ending.Wait()
 	h.wg.Wait()

@@ -167,6 +167,15 @@ func (s *Server) openPartial(path string) (*os.File, error) {
 }
 
 // New opens the shared root and the inbox.
+// RootError is New's error when the folder to share cannot be opened.
+type RootError struct {
+	Root string
+	Err  error
+}
+
+func (e *RootError) Error() string { return "open shared folder: " + e.Err.Error() }
+func (e *RootError) Unwrap() error { return e.Err }
+
 func New(cfg Config) (*Server, error) {
 	if cfg.Root == "" || cfg.Inbox == "" {
 		return nil, errors.New("files: missing root or inbox folder")
@@ -182,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	root, err := os.OpenRoot(cfg.Root)
 	if err != nil {
-		return nil, fmt.Errorf("open shared folder: %w", err)
+		return nil, &RootError{Root: cfg.Root, Err: err}
 	}
 	s := &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}, partials: map[string]*partial{}}
 	s.adoptLeftovers()

@@ -144,9 +144,9 @@ func Explain(broker *url.URL, err error) error {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: cannot connect to %s: %v", ErrUnreachable, broker.Host, err)
+		return fmt.Errorf("%w: cannot connect to %s: %w", ErrUnreachable, broker.Host, err)
 	}
-	return fmt.Errorf("%w: %s: %v", ErrUnreachable, broker.Host, err)
+	return fmt.Errorf("%w: %s: %w", ErrUnreachable, broker.Host, err)
 }
 
 // Conn is a signaling connection with serialised writes.

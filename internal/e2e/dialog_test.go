@@ -522,7 +522,7 @@ func TestDialogCodeAndEnd(t *testing.T) {
 	d = startDesktopHost(t, ctx, display, "-broker", "https://127.0.0.1:1", "-ca", b.CAFile())
 	failed, _, _ := d.window(dialogFailed)
 	d.xdo("windowkill", failed)
-	if code := d.exitCode(10 * time.Second); code != 1 || !strings.Contains(d.out.String(), "broker unreachable") {
+	if code := d.exitCode(10 * time.Second); code != 1 || !strings.Contains(d.out.String(), "Could not reach the support server") {
 		t.Errorf("exit code %d:\n%s", code, d.out.String())
 	}
 }

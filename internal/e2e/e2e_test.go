@@ -391,13 +391,13 @@ func TestHostErrors(t *testing.T) {
 		args    []string
 		want    string
 	}{
-		{"no display", xtest.FreeDisplay(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "no display"},
+		{"no display", xtest.FreeDisplay(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "No desktop to share was found on this computer. Run this command in a terminal on your desktop"},
 		// Ubuntu's and Fedora's default desktop: sharing it would show a black screen.
 		{"wayland desktop", xtest.StartXwayland(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "pick an Xorg session"},
-		{"broker unreachable", display, nil, []string{"-broker", unreachable, "-ca", b.CAFile(), fresh.Code}, "broker unreachable"},
-		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "does not trust"},
-		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "open shared folder"},
-		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "could not join the support session: That support code is not valid."},
+		{"broker unreachable", display, nil, []string{"-broker", unreachable, "-ca", b.CAFile(), fresh.Code}, "Could not reach the support server at " + strings.TrimPrefix(unreachable, "https://") + ". Check that this computer is online"},
+		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "cannot confirm that it is talking to the support server at " + strings.TrimPrefix(b.URL(), "https://") + ": its security certificate is not trusted, so nothing was shared"},
+		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "does not exist. Give an existing folder after -files-root"},
+		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "Could not join the support session. That support code is not valid."},
 		{"code too short", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "12345678"}, "is not a support code: it is nine digits"},
 		{"a letter in the code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "482", "193", "O75"}, "is not a support code: it is nine digits"},
 		{"frame rate out of range", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-fps", "100", fresh.Code}, "give 1 to 60 frames per second"},
@@ -405,9 +405,9 @@ func TestHostErrors(t *testing.T) {
 		// The user starts the host again in a second window while the
 		// first is connected: nothing is wrong with their code.
 		{"code connected in another window", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code[:3], used.Code[3:6], used.Code[6:]},
-			"could not join the support session: This support code is already connected from another window or computer, where its session is still going on. Use that window and close this one."},
+			"Could not join the support session. This support code is already connected from another window or computer, where its session is still going on. Use that window and close this one."},
 		{"code of a session that ended", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), finished.Code},
-			"could not join the support session: That support code was used for a session that has ended, and each code works once. Ask your technician for a new one."},
+			"Could not join the support session. That support code was used for a session that has ended, and each code works once. Ask your technician for a new one."},
 		{"expired code", display, func() { b.advance(11 * time.Minute) }, []string{"-broker", b.URL(), "-ca", b.CAFile(), expired.Code}, "expired"},
 	}
 	for _, tt := range tests {
@@ -421,7 +421,7 @@ func TestHostErrors(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(h.stderr.String()), "\n")
 			last := lines[len(lines)-1]
-			if !strings.HasPrefix(last, "host: ") || !strings.Contains(last, tt.want) {
+			if !strings.HasPrefix(last, "Tether: ") || !strings.Contains(last, tt.want) {
 				t.Fatalf("last stderr line %q does not say %q; all:\n%s", last, tt.want, h.stderr.String())
 			}
 		})
@@ -497,6 +497,36 @@ func TestEndReasonIsPlainText(t *testing.T) {
 // TestHostRefusesSudo: a user who runs the host with sudo (a common reflex
 // after "permission denied") would hand the technician a root shell; the
 // host stops before it uses the code and says to run it as themselves.
+// TestHostStoppedWhileConnecting: Ctrl+C while the host still waits for
+// a support server that does not answer is the user stopping, not an
+// error: the host says nothing was shared, and exits at once.
+func TestHostStoppedWhileConnecting(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // takes connections, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	h := startHost(t, display, "-broker", "https://"+silent.Addr().String(), "482193075")
+	time.Sleep(time.Second)
+	h.cmd.Process.Signal(os.Interrupt)
+	if code := h.wait(t, 5*time.Second); code != 130 {
+		t.Errorf("exit code %d after Ctrl+C while connecting, want 130", code)
+	}
+	if !strings.Contains(h.stdout.String(), "Stopped before the session began: nothing was shared.") || strings.Contains(h.stderr.String(), "Tether:") {
+		t.Errorf("after Ctrl+C while connecting the user reads:\n%s\n%s", h.stdout.String(), h.stderr.String())
+	}
+}
+
 func TestHostRefusesSudo(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: sudo runs the host as root")
@@ -509,7 +539,7 @@ func TestHostRefusesSudo(t *testing.T) {
 	}
 	for _, env := range []string{"SUDO_UID=1000", "PKEXEC_UID=1000", "DOAS_USER=alice"} {
 		h := runHostEnv(t, display, true, []string{env}, "-broker", b.URL(), "-ca", b.CAFile(), s.Code)
-		if code := h.wait(t, 20*time.Second); code == 0 || !strings.Contains(h.stderr.String(), "run the host as yourself, without sudo") {
+		if code := h.wait(t, 20*time.Second); code == 0 || !strings.Contains(h.stderr.String(), "Run the host as yourself, without sudo") {
 			t.Fatalf("%s: exit %d, stderr:\n%s", env, code, h.stderr.String())
 		}
 	}

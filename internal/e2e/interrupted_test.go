@@ -114,7 +114,7 @@ func TestHostLostConnectionSaysWhatToDo(t *testing.T) {
 		t.Fatalf("host exit code %d; stderr:\n%s", code, host.stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(host.stderr.String()), "\n")
-	want := "host: the connection to the support server was lost, so the session is over and nothing is shared any more; check this computer's network connection, then ask your technician for a new code"
+	want := "Tether: The connection to the support server was lost, so the session is over and nothing is shared any more. Check this computer's network connection, then ask your technician for a new code."
 	if last := lines[len(lines)-1]; last != want {
 		t.Fatalf("last stderr line %q, want %q", last, want)
 	}

@@ -198,7 +198,7 @@ func TestUserInitiatedCodeEnds(t *testing.T) {
 		`To get a new code, start the host again and read the new code out to your technician\.`).MatchString(out) {
 		t.Errorf("host does not say plainly that the code expired:\n%s", out)
 	}
-	if strings.Contains(host.stderr.String(), "host: ") {
+	if strings.Contains(host.stderr.String(), "Tether: ") {
 		t.Errorf("host reports the expired wait as an error:\n%s", host.stderr.String())
 	}
 	if status, resp := claim(m); status != 404 || errCode(resp) != "code_not_found" {
@@ -273,7 +273,7 @@ func TestWaitingCodeTypedIntoSecondHost(t *testing.T) {
 		t.Fatalf("the second host exit code 0; stderr:\n%s", second.stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(second.stderr.String()), "\n")
-	if last := lines[len(lines)-1]; !strings.Contains(last, "could not join the support session: This support code belongs to the host that is waiting for your technician in another window or on another computer.") {
+	if last := lines[len(lines)-1]; !strings.Contains(last, "Could not join the support session. This support code belongs to the host that is waiting for your technician in another window or on another computer.") {
 		t.Errorf("the second host says:\n%s", second.stderr.String())
 	}
 	status, resp := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/sessions/claim", b.admin.APIKey,
