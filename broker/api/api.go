@@ -1032,6 +1032,11 @@ func (a *API) invite(handOver bool) func(http.ResponseWriter, *http.Request, *au
 		if !decode(w, r, &req) {
 			return
 		}
+		// Who may not invite learns nothing of the colleague they name.
+		if _, err := a.cfg.Hub.MayInvite(r.Context(), p.User, r.PathValue("id")); err != nil {
+			a.inviteError(w, r, err)
+			return
+		}
 		// Supervisors watch every session without an invitation, and never
 		// work one; a disabled account can do neither.
 		colleague, err := a.cfg.Store.UserByName(r.Context(), req.Username)
@@ -1046,20 +1051,26 @@ func (a *API) invite(handOver bool) func(http.ResponseWriter, *http.Request, *au
 			writeFieldErrors(w, []fieldError{{"username", "invalid_username", colleague.Username + " is a supervisor: supervisors watch any session without an invitation and cannot take one over. Name a technician or admin account."}})
 			return
 		}
-		err = a.cfg.Hub.Invite(r.Context(), p.User, r.PathValue("id"), colleague, handOver)
-		switch {
-		case errors.Is(err, signal.ErrNotFound), errors.Is(err, signal.ErrForbidden):
-			writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
-		case errors.Is(err, signal.ErrNotTechnician):
-			writeError(w, http.StatusForbidden, "forbidden", "Only the session's technician or an admin may invite colleagues or hand the session over.")
-		case errors.Is(err, signal.ErrEnded):
-			writeError(w, http.StatusConflict, "session_ended", "The session has ended.")
-		case err != nil:
-			a.log.ErrorContext(r.Context(), "invite", "err", err)
-			writeError(w, http.StatusInternalServerError, "internal_error", "The colleague could not be added; try again.")
-		default:
-			sess, _ := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
-			writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, sess))
+		if err := a.cfg.Hub.Invite(r.Context(), p.User, r.PathValue("id"), colleague, handOver); err != nil {
+			a.inviteError(w, r, err)
+			return
 		}
+		sess, _ := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
+		writeJSON(w, http.StatusOK, a.sessionJSON(r, usernames{}, sess))
+	}
+}
+
+// inviteError answers an invitation or handover the hub refused.
+func (a *API) inviteError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, signal.ErrNotFound), errors.Is(err, signal.ErrForbidden):
+		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
+	case errors.Is(err, signal.ErrNotTechnician):
+		writeError(w, http.StatusForbidden, "forbidden", "Only the session's technician or an admin may invite colleagues or hand the session over.")
+	case errors.Is(err, signal.ErrEnded):
+		writeError(w, http.StatusConflict, "session_ended", "The session has ended.")
+	default:
+		a.log.ErrorContext(r.Context(), "invite", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "The colleague could not be added; try again.")
 	}
 }

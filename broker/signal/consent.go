@@ -21,6 +21,7 @@ const consentGrace = 5 * time.Second
 type viewer struct {
 	conn    *conn
 	person  protocol.Person
+	session string        // the session it joined
 	userID  int64         // the account it signed in as
 	keyID   string        // the API key it signed in with, if any
 	login   string        // the hash of the console login it signed in with, if any

@@ -251,21 +251,9 @@ func (h *Hub) CanAccess(ctx context.Context, user *store.User, sess *store.Sessi
 // invited in could otherwise hand the session to themselves and shut its
 // technician out of their own session, its trail and its recording.
 func (h *Hub) Invite(ctx context.Context, by *store.User, id string, colleague *store.User, handOver bool) error {
-	sess, err := h.cfg.Store.SessionByID(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrNotFound
-	}
+	sess, err := h.MayInvite(ctx, by, id)
 	if err != nil {
 		return err
-	}
-	if !h.CanAccess(ctx, by, sess) {
-		return ErrForbidden
-	}
-	if by.Role != auth.RoleAdmin && by.ID != sess.CreatedBy {
-		return ErrNotTechnician
-	}
-	if sess.State == store.StateEnded {
-		return ErrEnded
 	}
 	if err := h.cfg.Store.AddParticipant(ctx, id, colleague.ID, by.ID, h.cfg.Now()); err != nil {
 		return err
@@ -279,7 +267,48 @@ func (h *Hub) Invite(ctx context.Context, by *store.User, id string, colleague *
 	}
 	h.audit(id, by.Username, event, map[string]any{"colleague": colleague.Username, "role": colleague.Role})
 	h.log.InfoContext(ctx, event, "session", id, "by", by.Username, "colleague", colleague.Username)
+	if handOver {
+		h.shutOut(ctx, sess, colleague)
+	}
 	return nil
+}
+
+// MayInvite returns the session if by may invite colleagues into it
+// or hand it over: ErrNotFound or ErrForbidden when by may not see it,
+// ErrNotTechnician when by is neither its technician nor an admin,
+// ErrEnded when it is over. Asked first, so that who cannot invite learns
+// nothing of the colleague they name.
+func (h *Hub) MayInvite(ctx context.Context, by *store.User, id string) (*store.Session, error) {
+	sess, err := h.cfg.Store.SessionByID(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, err
+	case !h.CanAccess(ctx, by, sess):
+		return nil, ErrForbidden
+	case by.Role != auth.RoleAdmin && by.ID != sess.CreatedBy:
+		return nil, ErrNotTechnician
+	case sess.State == store.StateEnded:
+		return nil, ErrEnded
+	}
+	return sess, nil
+}
+
+// shutOut cuts off the live connections of the technician who handed
+// sess over to colleague, now that it is no longer theirs (unless they
+// may still see it: an admin, or invited in).
+func (h *Hub) shutOut(ctx context.Context, sess *store.Session, colleague *store.User) {
+	was, err := h.cfg.Store.UserByID(ctx, sess.CreatedBy)
+	if err != nil || was.ID == colleague.ID {
+		return
+	}
+	now, err := h.cfg.Store.SessionByID(ctx, sess.ID)
+	if err != nil || h.CanAccess(ctx, was, now) {
+		return
+	}
+	h.disconnect(func(v *viewer) bool { return v.userID == was.ID && v.session == sess.ID },
+		"The session was handed over to "+colleague.Username+".")
 }
 
 // EndSession ends a session on behalf of a person or integration.
@@ -998,7 +1027,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := &viewer{conn: c, person: protocol.Person{ID: "v_" + auth.RandomToken(9), Name: p.User.Username, Role: p.User.Role, Org: h.cfg.Organisation},
-		userID: p.User.ID, keyID: p.KeyID}
+		session: sess.ID, userID: p.User.ID, keyID: p.KeyID}
 	if p.Login != nil {
 		v.login = p.Login.TokenHash
 	}

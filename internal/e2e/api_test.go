@@ -13,6 +13,7 @@ import (
 
 	"github.com/tether-support/tether/broker/server"
 	"github.com/tether-support/tether/internal/dial"
+	"github.com/tether-support/tether/internal/xtest"
 	"github.com/tether-support/tether/viewer/client"
 )
 
@@ -198,6 +199,20 @@ func TestInviteAndHandOver(t *testing.T) {
 		msg, _ := out["error"].(map[string]any)["message"].(string)
 		if status != 400 || errCode(out) != c.code || !strings.Contains(msg, c.says) {
 			t.Errorf("%s to %s: %d %v, want 400 %s saying %q", c.what, c.username, status, out, c.code, c.says)
+		}
+	}
+	// Who may not invite learns nothing of the account they name: a
+	// colleague invited in, one not invited, a session made up.
+	token["lee"] = b.loginToken(t, "lee", "lee-password-1")
+	for _, c := range []struct {
+		who, session string
+		status       int
+	}{{"tom", id, 403}, {"lee", id, 404}, {"lee", "s_madeupmadeup00", 404}} {
+		for _, username := range []string{"old", "sue", "nobody"} {
+			status, out := apiCall(t, hc, "POST", api+"/sessions/"+c.session+"/invite", token[c.who], `{"username":"`+username+`"}`, nil)
+			if status != c.status || strings.Contains(fmt.Sprint(out), username) {
+				t.Errorf("%s invites %s into %s: %d %v, want %d saying nothing of the account", c.who, username, c.session, status, out, c.status)
+			}
 		}
 	}
 	// The technician hands over; the admin may too.
@@ -426,5 +441,56 @@ func TestEveryAnswerCarriesSecurityHeaders(t *testing.T) {
 				t.Errorf("%s %s: %s is %q, want it to hold %q", c.method, c.path, name, got, part)
 			}
 		}
+	}
+}
+
+// TestHandOverShutsOutLiveConnection: a technician who hands their session
+// over is no longer let in, and their connection open at the time is cut
+// off too (the session goes on for the user and for the colleague who
+// took it over); until now it kept whatever the user had allowed.
+func TestHandOverShutsOutLiveConnection(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, name := range []string{"tina", "tom"} {
+		if err := b.CreateUser(ctx, name, name+"-password-1", "technician"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := dial.BrokerURL(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tina, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: b.loginToken(t, "tina", "tina-password-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := tina.CreateSession(ctx, "INC-6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := tina.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("screenshot: %v\nhost:\n%s", err, host.stderr.String())
+	}
+	if err := tina.Invite(ctx, sess.ID, "tom", true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-j.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the technician who handed the session over is still connected to it")
+	}
+	if !j.Disconnected() || j.EndReason() != "The session was handed over to tom." {
+		t.Errorf("cut off %v, for %q", j.Disconnected(), j.EndReason())
+	}
+	if s, err := b.client(t).Session(ctx, sess.ID); err != nil || s.State != "active" {
+		t.Errorf("the session after the handover: %+v, %v; want it going on", s, err)
 	}
 }
