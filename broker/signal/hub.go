@@ -1053,6 +1053,14 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	h.log.Info("viewer joined", "session", sess.ID, "user", p.User.Username)
 	h.audit(sess.ID, p.User.Username, "viewer.joined", map[string]any{"role": p.User.Role})
 	defer h.leave(l, c)
+	// A console login lasts LoginTTL at most, and so do the connections
+	// made with it: at its end they are cut off, as at a sign-out.
+	if login := p.Login; login != nil {
+		expiry := time.AfterFunc(login.ExpiresAt.Sub(h.cfg.Now()), func() {
+			h.DisconnectLogin(login.TokenHash, "Your sign-in has expired: sign in again to go on.")
+		})
+		defer expiry.Stop()
+	}
 
 	if info != nil {
 		c.send(protocol.TypeState, sess.ID, protocol.State{State: state, Host: info, HostSilentSince: silentSince})

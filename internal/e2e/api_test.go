@@ -494,3 +494,54 @@ func TestHandOverShutsOutLiveConnection(t *testing.T) {
 		t.Errorf("the session after the handover: %+v, %v; want it going on", s, err)
 	}
 }
+
+// TestLoginExpiryEndsLiveConnection: a console login lasts LoginTTL at
+// most, and a connection made with it ends with it: until now it went on
+// for as long as it stayed open, with whatever the user had allowed. The
+// session goes on.
+func TestLoginExpiryEndsLiveConnection(t *testing.T) {
+	const ttl = 4 * time.Second
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBrokerWith(t, func(c *server.Config) { c.LoginTTL = ttl })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := dial.BrokerURL(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedIn := time.Now()
+	tina, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: b.loginToken(t, "tina", "tina-password-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := tina.CreateSession(ctx, "INC-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := tina.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("screenshot: %v\nhost:\n%s", err, host.stderr.String())
+	}
+	select {
+	case <-j.Done():
+	case <-time.After(ttl + 10*time.Second):
+		t.Fatalf("the connection is still open %v after its login expired", time.Since(signedIn)-ttl)
+	}
+	if !j.Disconnected() || j.EndReason() != "Your sign-in has expired: sign in again to go on." {
+		t.Errorf("cut off %v, for %q", j.Disconnected(), j.EndReason())
+	}
+	if early := time.Since(signedIn); early < ttl {
+		t.Errorf("cut off %v after signing in, before the login expired", early)
+	}
+	if s, err := b.client(t).Session(ctx, sess.ID); err != nil || s.State != "active" {
+		t.Errorf("the session after the login expired: %+v, %v; want it going on", s, err)
+	}
+}
