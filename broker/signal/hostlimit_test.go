@@ -45,6 +45,22 @@ func (b *testHub) send(ws *websocket.Conn, typ, session string, payload any) {
 	sendRaw(b.t, ws, string(msg))
 }
 
+// count is how many events of type typ the session's trail holds.
+func (b *testHub) count(session, typ string) int {
+	b.t.Helper()
+	events, err := b.store.Events(context.Background(), session)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
 // next reads ws until a message of type typ and decodes its payload.
 func next[T any](t *testing.T, ws *websocket.Conn, typ string) T {
 	t.Helper()
@@ -93,16 +109,7 @@ func TestHostFlood(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	events, err := b.store.Events(context.Background(), sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changes := 0
-	for _, e := range events {
-		if e.Type == "consent.changed" {
-			changes++
-		}
-	}
+	changes := b.count(sess.ID, "consent.changed")
 	// The burst, and what the rate allows over the flood's few
 	// milliseconds to a second on a loaded machine.
 	if changes < hostMessageBurst || changes > hostMessageBurst+5 {
@@ -155,17 +162,7 @@ func TestSameWillAfterMoreAllowed(t *testing.T) {
 	b.send(host, protocol.TypeConsentState, sess.ID, viewOnly)
 	granted(protocol.PermView)
 
-	events, err := b.store.Events(context.Background(), sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changes := 0
-	for _, e := range events {
-		if e.Type == "consent.changed" {
-			changes++
-		}
-	}
-	if changes != 2 {
+	if changes := b.count(sess.ID, "consent.changed"); changes != 2 {
 		t.Errorf("%d changes recorded, want 2 (the same state twice in a row is one)", changes)
 	}
 }

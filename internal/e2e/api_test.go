@@ -458,27 +458,7 @@ func TestHandOverShutsOutLiveConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	u, err := dial.BrokerURL(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tina, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: b.loginToken(t, "tina", "tina-password-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := tina.CreateSession(ctx, "INC-6")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := tina.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("screenshot: %v\nhost:\n%s", err, host.stderr.String())
-	}
+	tina, sess, j := liveAs(t, ctx, b, display, "tina")
 	if err := tina.Invite(ctx, sess.ID, "tom", true); err != nil {
 		t.Fatal(err)
 	}
@@ -508,28 +488,8 @@ func TestLoginExpiryEndsLiveConnection(t *testing.T) {
 	if err := b.CreateUser(ctx, "tina", "tina-password-1", "technician"); err != nil {
 		t.Fatal(err)
 	}
-	u, err := dial.BrokerURL(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	signedIn := time.Now()
-	tina, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: b.loginToken(t, "tina", "tina-password-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := tina.CreateSession(ctx, "INC-7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := tina.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("screenshot: %v\nhost:\n%s", err, host.stderr.String())
-	}
+	_, sess, j := liveAs(t, ctx, b, display, "tina")
 	select {
 	case <-j.Done():
 	case <-time.After(ttl + 10*time.Second):
@@ -544,4 +504,33 @@ func TestLoginExpiryEndsLiveConnection(t *testing.T) {
 	if s, err := b.client(t).Session(ctx, sess.ID); err != nil || s.State != "active" {
 		t.Errorf("the session after the login expired: %+v, %v; want it going on", s, err)
 	}
+}
+
+// liveAs signs user (password user-password-1) in to b, creates a session
+// with that login and joins it once a host on display shares its screen;
+// it returns the user's client, the session and the joined connection.
+func liveAs(t *testing.T, ctx context.Context, b *broker, display, user string) (*client.Client, *client.SessionInfo, *client.Joined) {
+	t.Helper()
+	u, err := dial.BrokerURL(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: b.loginToken(t, user, user+"-password-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.CreateSession(ctx, "INC-LIVE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	j, err := c.Join(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	if _, err := j.Screenshot(ctx); err != nil {
+		t.Fatalf("screenshot: %v\nhost:\n%s", err, host.stderr.String())
+	}
+	return c, sess, j
 }

@@ -293,14 +293,19 @@ func TestSharingWindowStaysInSight(t *testing.T) {
 	// The technician clicks (on their window, beside the sharing window)
 	// and the sharing window is minimised: it comes straight back.
 	tg := d.geometry(term)
-	for _, down := range []bool{true, false} {
-		ev := protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: down,
-			X: tg["X"] + tg["WIDTH"] - 40, Y: tg["Y"] + tg["HEIGHT"] - 40}
-		if err := j.SendInput(ctx, ev); err != nil {
-			t.Fatal(err)
+	// The technician clicks on their window, beside the sharing window.
+	click := func() {
+		t.Helper()
+		for _, down := range []bool{true, false} {
+			ev := protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: down,
+				X: tg["X"] + tg["WIDTH"] - 40, Y: tg["Y"] + tg["HEIGHT"] - 40}
+			if err := j.SendInput(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
 		}
+		time.Sleep(300 * time.Millisecond) // the click went in
 	}
-	time.Sleep(300 * time.Millisecond) // the click went in
+	click()
 	d.xdo("windowminimize", share)
 	if !d.within(5*time.Second, func() bool { return d.visible(dialogSharing) }) {
 		t.Fatalf("minimised just after a technician's click, the sharing window stays minimised:\n%s", d.out.String())
@@ -315,14 +320,7 @@ func TestSharingWindowStaysInSight(t *testing.T) {
 	// sharing window comes back over it.
 	time.Sleep(hideGuardForTest)
 	share, _, _ = d.window(dialogSharing)
-	for _, down := range []bool{true, false} {
-		ev := protocol.InputEvent{Kind: protocol.InputButton, Button: protocol.ButtonLeft, Down: down,
-			X: tg["X"] + tg["WIDTH"] - 40, Y: tg["Y"] + tg["HEIGHT"] - 40}
-		if err := j.SendInput(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(300 * time.Millisecond) // the click went in
+	click()
 	d.keepAbove(term)
 	d.xdo("windowraise", term)
 	onTop := func() bool { stack := d.stacking(); return stack[len(stack)-1] == d.id(share) }
