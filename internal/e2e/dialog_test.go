@@ -290,10 +290,8 @@ func TestSharingWindowStaysInSight(t *testing.T) {
 		t.Errorf("the sharing window is not kept above: %s", state)
 	}
 
-	// The technician clicks (on their window, beside the sharing window)
-	// and the sharing window is minimised: it comes straight back.
-	tg := d.geometry(term)
 	// The technician clicks on their window, beside the sharing window.
+	tg := d.geometry(term)
 	click := func() {
 		t.Helper()
 		for _, down := range []bool{true, false} {
@@ -305,6 +303,7 @@ func TestSharingWindowStaysInSight(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond) // the click went in
 	}
+	// Minimised just after, the sharing window comes straight back.
 	click()
 	d.xdo("windowminimize", share)
 	if !d.within(5*time.Second, func() bool { return d.visible(dialogSharing) }) {
