@@ -2,11 +2,11 @@
 //
 // Playwright's own browser downloads are not used: the tests drive the
 // system Chromium at /usr/bin/chromium (override with TETHER_CHROMIUM).
-// Each launch gets a fresh, throw-away profile directory.
+// One Chromium serves a test file (node --test runs each file in a
+// process of its own): each launch is a fresh browser context of it, with
+// cookies, storage and permissions of its own, as a fresh profile has.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.TETHER_CHROMIUM || '/usr/bin/chromium';
@@ -26,8 +26,21 @@ export const CHROMIUM_ARGS = [
   '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
 
+// The Chromiums started, by their switches; closed once the test file is
+// done (a benchmark script exits, which ends them).
+const browsers = new Map();
+
+if (process.env.NODE_TEST_CONTEXT) {
+  after(async () => {
+    const all = [...browsers.values()];
+    browsers.clear();
+    await Promise.all(all.map((b) => b.then((browser) => browser.close()).catch(() => {})));
+  });
+}
+
 /**
- * Launches Chromium with a fresh profile.
+ * Opens a fresh browser context (a new profile, in effect) in this
+ * process's Chromium, starting it first if need be.
  *
  * @param {object} [opts]
  * @param {{width:number,height:number}} [opts.viewport] default 1440x900
@@ -38,34 +51,24 @@ export const CHROMIUM_ARGS = [
  *   close: () => Promise<void>}>}
  */
 export async function launch(opts = {}) {
-  const userDataDir = await mkdtemp(join(tmpdir(), 'tether-chromium-'));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM_PATH,
-      headless: opts.headless ?? true,
-      args: [...CHROMIUM_ARGS, ...(opts.args ?? [])],
-      ignoreHTTPSErrors: true, // the broker serves a dev CA certificate in tests
-      viewport: opts.viewport ?? { width: 1440, height: 900 },
-      deviceScaleFactor: 1,
-    });
-  } catch (err) {
-    await rm(userDataDir, { recursive: true, force: true });
-    throw err;
+  const headless = opts.headless ?? true;
+  const args = [...CHROMIUM_ARGS, ...(opts.args ?? [])];
+  const key = JSON.stringify([headless, args]);
+  if (!browsers.has(key)) {
+    const started = chromium.launch({ executablePath: CHROMIUM_PATH, headless, args });
+    started.catch(() => browsers.delete(key)); // the next launch tries again
+    browsers.set(key, started);
   }
+  const browser = await browsers.get(key);
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true, // the broker serves a dev CA certificate in tests
+    viewport: opts.viewport ?? { width: 1440, height: 900 },
+    deviceScaleFactor: 1,
+  });
   return {
     context,
-    // A persistent context opens with one blank page; reuse it first.
-    async newPage() {
-      const blank = context.pages().find((p) => p.url() === 'about:blank' && !p.__tetherUsed);
-      const page = blank ?? (await context.newPage());
-      page.__tetherUsed = true;
-      return page;
-    },
-    async close() {
-      await context.close().catch(() => {});
-      await rm(userDataDir, { recursive: true, force: true });
-    },
+    newPage: () => context.newPage(),
+    close: () => context.close().catch(() => {}),
   };
 }
 
