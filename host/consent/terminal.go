@@ -22,25 +22,43 @@ import (
 // questions: revoke a permission, pause, resume, end.
 type Terminal struct {
 	out io.Writer
+	tty *os.File // the terminal read from, if it is one
 
 	mu      sync.Mutex
 	pending *openQuestion // nil when no question is open
-	lines   chan string
+	lines   chan typed
+}
+
+// typed is a line the user typed, and when it was read.
+type typed struct {
+	line string
+	at   time.Time
 }
 
 // openQuestion is a question waiting for the user's answer line.
 type openQuestion struct {
 	asked  []string
 	answer chan []string // what the user allowed
+	shown  time.Time     // when the question was printed
 }
+
+// typeAheadWindow is how long after a question is printed what was typed
+// before it may still reach the terminal, and is thrown away again: the
+// keys a technician in control pressed just before the question opened
+// (and with it their control stopped) are on their way through the X
+// server and the terminal window. Nobody answers a question that fast.
+const typeAheadWindow = 150 * time.Millisecond
 
 // NewTerminal reads the user's lines from in until it closes. On a
 // terminal, Ctrl+D is not the end of the input: the user who presses it
 // still has every command (sharing goes on), and is told so once.
 func NewTerminal(in io.Reader, out io.Writer) *Terminal {
-	t := &Terminal{out: out, lines: make(chan string)}
+	t := &Terminal{out: out, lines: make(chan typed)}
 	f, ok := in.(*os.File)
 	tty := ok && term.IsTerminal(int(f.Fd()))
+	if tty {
+		t.tty = f
+	}
 	go func() { // ends with in (the process's stdin): owned by the process
 		defer close(t.lines)
 		r := bufio.NewReader(in)
@@ -50,7 +68,7 @@ func NewTerminal(in io.Reader, out io.Writer) *Terminal {
 		for {
 			line, err := r.ReadString('\n')
 			if line = strings.TrimSpace(line); err == nil || line != "" {
-				t.lines <- line
+				t.lines <- typed{line, time.Now()}
 			}
 			if err == nil {
 				continue
@@ -87,10 +105,16 @@ func (t *Terminal) Name() string { return "terminal" }
 
 // Ask prints the question and waits for the answer line.
 func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {
-	q := &openQuestion{asked: req.Permissions, answer: make(chan []string, 1)}
+	// What was typed before the question is no answer to it: a line the
+	// technician typed while in control, without Enter, would otherwise
+	// begin the user's answer ("2 " and the user's "1" allow both).
+	t.discardTypeAhead()
+	q := &openQuestion{asked: req.Permissions, answer: make(chan []string, 1), shown: time.Now()}
 	t.mu.Lock()
 	t.pending = q
 	t.mu.Unlock()
+	late := time.AfterFunc(typeAheadWindow, t.discardTypeAhead)
+	defer late.Stop()
 	defer func() {
 		t.mu.Lock()
 		t.pending = nil
@@ -161,19 +185,23 @@ func parseAnswer(line string, asked []string) ([]string, bool) {
 func (t *Terminal) Serve(ctx context.Context, m *Manager) {
 	var answered *openQuestion // the last question answered, maybe not yet recorded
 	for {
-		var line string
+		var in typed
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return
-		case line, ok = <-t.lines:
+		case in, ok = <-t.lines:
 			if !ok {
 				return
 			}
 		}
+		line := in.line
 		t.mu.Lock()
 		pending := t.pending
 		t.mu.Unlock()
+		if pending != nil && !isCommand(line) && in.at.Before(pending.shown) {
+			continue // typed before the question: no answer to it
+		}
 		if pending != nil && !isCommand(line) {
 			granted, ok := parseAnswer(line, pending.asked)
 			if !ok {
