@@ -108,7 +108,9 @@ func sharingText(status string, shells int, transfers map[string]string) string 
 	}
 	names := slices.Sorted(maps.Keys(transfers))
 	for _, name := range names {
-		lines = append(lines, transfers[name]+" "+name+"...")
+		// A name from the user's disk (a download) may hold what would
+		// start a line of its own.
+		lines = append(lines, transfers[name]+" "+protocol.Printable(name)+"...")
 	}
 	return strings.Join(lines, "\n")
 }

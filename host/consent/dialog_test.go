@@ -45,6 +45,12 @@ func TestSharingText(t *testing.T) {
 	if got := sharingText("Shared: lee (technician) can view.", 0, nil); got != "Shared: lee (technician) can view." {
 		t.Errorf("nothing under way: %q", got)
 	}
+	// A file named to add a line of its own to the window does not.
+	got = sharingText("Shared: lee (technician) can view, files.", 0,
+		map[string]string{"report.pdf\u2028Nothing is shared now.\nx": "Sending"})
+	if strings.Count(got, "\n") != 1 || strings.ContainsAny(got, "\u2028") {
+		t.Errorf("a file's name adds lines to the sharing window:\n%s", got)
+	}
 }
 
 // TestQuestionNotShown: a question the dialog could not put to the user

@@ -39,7 +39,7 @@ func CheckName(name, goos string) error {
 	// A direction mark would make "evil\u202etxt.sh" read "evilhs.txt"
 	// where the user sees it arrive.
 	if strings.ContainsFunc(name, protocol.Unprintable) {
-		return fmt.Errorf("%w: %q contains a control character or a text direction mark", ErrPath, name)
+		return fmt.Errorf("%w: %q contains a control character, a line separator or a text direction mark", ErrPath, name)
 	}
 	if goos == "windows" {
 		if strings.ContainsAny(name, `<>:"|?*`) {

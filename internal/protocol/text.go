@@ -9,13 +9,15 @@ import (
 
 // Unprintable reports whether r may not appear in text shown to a person:
 // control characters (C0, DEL and C1), which a terminal obeys (to set its
-// title, its colours, even the clipboard), and the bidirectional controls,
-// which make text read otherwise than it is ("evil\u202etxt.sh" shows as
+// title, its colours, even the clipboard), the line and paragraph
+// separators, with which a name would add lines of its own to a question
+// or a window that shows it, and the bidirectional controls, which make
+// text read otherwise than it is ("evil\u202etxt.sh" shows as
 // "evilhs.txt"). Joiners and other format characters that scripts need
 // are allowed.
 func Unprintable(r rune) bool {
 	switch {
-	case unicode.IsControl(r):
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
 		return true
 	case r == '\u061c', r == '\u200e', r == '\u200f', r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
 		return true
@@ -40,7 +42,7 @@ func checkText(name, s string, max int) error {
 		return err
 	}
 	if strings.ContainsFunc(s, Unprintable) {
-		return fmt.Errorf("%w: %s contains a control character or a text direction mark", ErrMalformed, name)
+		return fmt.Errorf("%w: %s contains a control character, a line separator or a text direction mark", ErrMalformed, name)
 	}
 	return nil
 }
