@@ -215,6 +215,22 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 	t.recheck = time.AfterFunc(time.Hour, t.checkHidden)
 	t.recheck.Stop()
 	s.mu.Lock()
+	// The broker holds each technician to MaxShells; so does the user's
+	// computer, whatever the broker lets through.
+	mine := 0
+	for other := range s.shells {
+		if other.dc.Protocol() == dc.Protocol() {
+			mine++
+		}
+	}
+	if mine >= protocol.MaxShells {
+		s.mu.Unlock()
+		stop()
+		f.Close()
+		killSession(cmd.Process.Pid)
+		cmd.Wait()
+		return nil, fmt.Errorf("at most %d terminals can be open at once", protocol.MaxShells)
+	}
 	s.shells[t] = struct{}{}
 	n := len(s.shells)
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package shell
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -155,6 +156,45 @@ func TestHostShellGrant(t *testing.T) {
 // TestHostShellRevokedWhileStarting: a shell the user takes back while it
 // starts (after the first look at the grant, before CloseAll can see it)
 // closes at once, without waiting for a keystroke, and shows nothing.
+// TestHostShellsPerTechnician: the user's computer opens at most
+// MaxShells shells for one technician, whatever the broker lets through;
+// another technician has shells of their own.
+func TestHostShellsPerTechnician(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "/bin/sh"})
+	defer srv.Close()
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	openAs := func(viewer string, n int) *output {
+		t.Helper()
+		id := viewer
+		dc, err := broker.CreateDataChannel(fmt.Sprintf("shell-%d", n), &webrtc.DataChannelInit{Protocol: &id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &output{closed: make(chan struct{})}
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			out.mu.Lock()
+			defer out.mu.Unlock()
+			out.buf.Write(m.Data)
+		})
+		dc.OnClose(func() { close(out.closed) })
+		dc.OnOpen(func() { dc.Send([]byte(fmt.Sprintf("echo shell-%d-$((6*7))\n", n))) })
+		return out
+	}
+	for n := 1; n <= protocol.MaxShells; n++ {
+		openAs("v_lee", n).wait(t, fmt.Sprintf("shell-%d-42", n))
+	}
+	over := openAs("v_lee", protocol.MaxShells+1)
+	over.wait(t, fmt.Sprintf("at most %d terminals can be open at once", protocol.MaxShells))
+	select {
+	case <-over.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a shell past the limit stayed open")
+	}
+	openAs("v_kim", protocol.MaxShells+2).wait(t, fmt.Sprintf("shell-%d-42", protocol.MaxShells+2))
+}
+
 func TestHostShellRevokedWhileStarting(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	srv := New(Config{Shell: "/bin/sh"})
