@@ -27,7 +27,7 @@ var permissionWhat = map[string]string{
 	protocol.PermControl:   "use your mouse and keyboard",
 	protocol.PermClipboard: "read and set your clipboard",
 	protocol.PermFiles:     "fetch any file in your home folder, and send you files (saved in ~/Downloads/Tether)", // the host run from this page shares those
-	protocol.PermShell:     "run commands in a terminal",
+	protocol.PermShell:     "run commands as you in a terminal",
 }
 
 type joinPermission struct{ Name, What string }

@@ -26,7 +26,7 @@ var Descriptions = map[string]string{
 	protocol.PermControl:   "use your mouse and keyboard",
 	protocol.PermClipboard: "read and set your clipboard",
 	protocol.PermFiles:     "send and fetch files",
-	protocol.PermShell:     "run commands in a terminal",
+	protocol.PermShell:     "run commands as you in a terminal",
 }
 
 // question says who asks and for what ticket, as the user reads it: "lee
@@ -501,7 +501,7 @@ var statusWords = map[string]string{
 	protocol.PermControl:   "use your mouse and keyboard",
 	protocol.PermClipboard: "use your clipboard",
 	protocol.PermFiles:     "send and fetch files",
-	protocol.PermShell:     "run commands in a terminal",
+	protocol.PermShell:     "run commands as you in a terminal",
 }
 
 // list joins phrases as a sentence does: "a", "a and b", "a, b, and c"

@@ -183,7 +183,7 @@ func TestStatusNamesEachPersonOnce(t *testing.T) {
 		io.WriteString(typed, c.answer+"\n")
 		<-done
 	}
-	want := "Shared: kim (technician) can see your screen; lee (technician) can see your screen, use your mouse and keyboard, and run commands in a terminal."
+	want := "Shared: kim (technician) can see your screen; lee (technician) can see your screen, use your mouse and keyboard, and run commands as you in a terminal."
 	if got := m.Status(); got != want {
 		t.Fatalf("status %q, want %q", got, want)
 	}

@@ -452,7 +452,7 @@ func TestFileReceivedWhere(t *testing.T) {
 	defer cancel()
 	fs := startFilesSession(t, ctx)
 	_, f := fs.files(t, ctx)
-	fs.host.waitOutput(t, "Shared: admin (admin) can see your screen, send and fetch files, and run commands in a terminal.", 1, 5*time.Second)
+	fs.host.waitOutput(t, "Shared: admin (admin) can see your screen, send and fetch files, and run commands as you in a terminal.", 1, 5*time.Second)
 	src, _ := randomFile(t, t.TempDir(), "notes.txt", 1000)
 	for _, saved := range []string{"~/Downloads/Tether/notes.txt", "~/Downloads/Tether/notes (2).txt"} {
 		if _, err := f.Push(ctx, src, "", nil); err != nil {
