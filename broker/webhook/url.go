@@ -186,7 +186,12 @@ func (c *Config) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 		if errors.Is(err, ErrAddressNotAllowed) {
 			return nil, bad("url_not_allowed", "url points at an address the broker does not call: "+err.Error()+".")
 		}
-		return nil, bad("url_unresolvable", "The host of url could not be resolved from the broker: "+err.Error()+".")
+		why := "its name server did not answer"
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			why = "no such name"
+		}
+		return nil, bad("url_unresolvable", "The broker could not find "+host+" ("+why+"): check the address in url.")
 	}
 	return u, nil
 }

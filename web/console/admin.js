@@ -578,7 +578,7 @@ function inPlainWords(err) {
   const say = (m) => {
     if (/^url must (be an absolute URL|use https)/.test(m)) return 'The address must be a full https:// address, such as https://tickets.example.com/tether.';
     if (/^url is required/.test(m)) return 'Enter the address your ticket system receives webhooks at.';
-    return m.replace(/^The host of url /, 'The host in the address ').replace(/^url /, 'The address ');
+    return m.replace(/ in url\.$/, '.').replace(/^url /, 'The address ');
   };
   return {
     message: say(err.message ?? ''),

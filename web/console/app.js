@@ -19,7 +19,7 @@ import { mountAccount } from './account.js';
 import { mountAccounts, mountKeys, mountWebhooks } from './admin.js';
 import { mountRecordings } from './recordings.js';
 import { mountPlayer } from './player.js';
-import { brand, h, icon } from './ui.js';
+import { brand, dismissModals, h, icon } from './ui.js';
 
 const root = document.getElementById('app');
 
@@ -249,6 +249,12 @@ api.setEnrolRequiredHandler(() => {
 // view: a terminal, a transfer, control) asks first, and the address goes
 // back to that view while it does.
 window.addEventListener('hashchange', async (e) => {
+  // A dialog stays with its page; one that asks before it closes keeps
+  // the page too.
+  if (!dismissModals()) {
+    history.pushState(null, '', e.oldURL);
+    return;
+  }
   // Sent to sign in or to enrol, the technician has no choice to make.
   const asking = app.user && !app.user.mustEnrol ? app.unmount?.askLeave?.() : null;
   if (!asking) {

@@ -74,7 +74,8 @@ export function createConsent({ send, onChange, watchOnly = false }) {
       return h('span', {
         ...attrs, class: `perm-chip is-granted${st.paused ? ' is-paused' : ''}`,
         'data-tip': st.paused ? `${p.label}: allowed, paused by the user` : `${p.label}: allowed by the user`,
-      }, icon(p.icon, 14), h('span', { class: 'perm-chip-label', text: p.label }));
+      }, icon(p.icon, 14), h('span', { class: 'perm-chip-label', text: p.label }),
+      h('span', { class: 'perm-chip-check', 'aria-hidden': 'true' }, icon('check', 12)));
     }
     const ask = canAsk();
     const btn = h('button', {

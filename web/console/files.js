@@ -19,13 +19,13 @@ const MAX_BROWSER_FILE = 2 * 1024 * 1024 * 1024;
 const sizeFmt = (n) => {
   if (!Number.isFinite(n)) return '';
   if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let u = -1;
   do { v /= 1024; u++; } while (v >= 1024 && u < units.length - 1);
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 };
-/** A size as a screen reader should say it: "182 bytes", "3.0 MB". */
+/** A size as a screen reader should say it: "182 bytes", "3.0 MiB". */
 const spokenSize = (n) => (Number.isFinite(n) && n < 1024 ? `${n} ${n === 1 ? 'byte' : 'bytes'}` : sizeFmt(n));
 
 /**
@@ -38,6 +38,20 @@ function byKind(a, b) {
 }
 
 const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const timeFmt = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+const dayYearFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+
+/**
+ * A file's date as short as it can be told apart: the time today, the
+ * day this year, the day and year before; the name takes the room.
+ */
+function shortDate(ms) {
+  const d = new Date(ms);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) return timeFmt.format(d);
+  return (d.getFullYear() === now.getFullYear() ? dayFmt : dayYearFmt).format(d);
+}
 const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
 
 /**
@@ -277,7 +291,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       h('span', { class: 'files-icon' }, icon(isDir ? 'folder' : kind === 'special' ? 'lock' : kind === 'link' ? 'link' : 'file', 15)),
       h('span', { class: 'files-name', text: e.name }),
       h('span', { class: 'files-meta tabular', text: meta }),
-      h('span', { class: 'files-date tabular', text: e.mtime ? dateFmt.format(e.mtime * 1000) : '' }),
+      h('span', { class: 'files-date tabular', text: e.mtime ? shortDate(e.mtime * 1000) : '', title: e.mtime ? dateFmt.format(e.mtime * 1000) : null }),
       !isDir && kind !== 'special' ? h('span', { class: 'files-action', 'aria-hidden': 'true' }, icon('download', 15)) : null);
       row.addEventListener('click', () => {
         if (isDir) list(path);
@@ -320,7 +334,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     t.bar.style.width = `${(frac * 100).toFixed(1)}%`;
     t.bar.parentElement.setAttribute('aria-valuenow', String(Math.round(frac * 100)));
     t.el.dataset.state = t.state;
-    t.pct.textContent = t.state === 'done' ? 'Done' : `${Math.floor(frac * 100)}%`;
+    t.pct.textContent = { done: 'Done', failed: 'Failed', cancelled: 'Cancelled', ended: 'Stopped' }[t.state] ?? `${Math.floor(frac * 100)}%`;
     const secs = t.started ? (performance.now() - t.started) / 1000 : 0;
     const rate = secs > 0.2 ? ` \u00b7 ${sizeFmt((t.done - (t.from ?? 0)) / secs)}/s` : '';
     const notes = {

@@ -332,7 +332,8 @@ export function mountSession(root, { id, navigate }) {
         h('p', { class: 'overlay-text', 'data-testid': 'ended-reason', text }),
         refused ? h('p', { class: 'overlay-meta', text: 'Nothing was shared. Create a new session if the user wants to try again.' }) : null,
         seen ? h('p', { class: 'overlay-meta', text: `Watched for ${formatDuration((Date.parse(info?.ended_at ?? '') || api.serverNow()) - liveSince)}` }) : null,
-        h('div', { class: 'overlay-actions' }, backBtn));
+        h('div', { class: 'overlay-actions' }, backBtn,
+          seen ? h('a', { href: `#/recording/${encodeURIComponent(id)}`, class: 'btn btn-secondary', 'data-testid': 'open-recording' }, icon('history', 15), 'Open recording') : null));
       // The End button, the toolbar and the panels' actions are gone:
       // the way on is back to the sessions.
       if (focusLost()) backBtn.focus({ preventScroll: true });

@@ -150,7 +150,7 @@ export function mountSessions(main, { navigate, user }) {
     };
     const code = field('claim-code', 'Code the user reads out', { inputmode: 'numeric', placeholder: '482 193 075', maxlength: '11', class: 'input input-code input-code-lg' },
       'Nine digits, shown by the Tether host on the user\u2019s computer.');
-    const ticket = field('claim-ticket', 'Ticket', { maxlength: '128', placeholder: 'e.g. INC-1234', required: true }, 'Required: every session belongs to a ticket.');
+    const ticket = field('claim-ticket', 'Ticket', { maxlength: '128', placeholder: 'e.g. INC-1234', required: true }, 'Required: the user\u2019s code names no ticket to file the session under.');
     const system = field('claim-system', 'Ticket system', { maxlength: '64', placeholder: 'e.g. servicenow' }, null, true);
     const title = field('claim-title', 'Ticket title', { maxlength: '256', placeholder: 'e.g. Printer offline' }, null, true);
     const error = errorBox({ code: code.input, 'ticket.id': ticket.input, 'ticket.system': system.input, 'ticket.title': title.input });
@@ -175,12 +175,11 @@ export function mountSessions(main, { navigate, user }) {
       e.preventDefault();
       if (connect.disabled) return;
       const digits = code.input.value.replace(/[\s-]+/g, '');
-      if (!/^\d{9}$/.test(digits)) {
-        error.show({ fields: [{ field: 'code', message: 'The code is nine digits.' }] });
-        return;
-      }
-      if (!ticket.input.value.trim()) {
-        error.show({ fields: [{ field: 'ticket.id', message: 'Attach the ticket this session is for.' }] });
+      const fields = [];
+      if (!/^\d{9}$/.test(digits)) fields.push({ field: 'code', message: 'The code is nine digits.' });
+      if (!ticket.input.value.trim()) fields.push({ field: 'ticket.id', message: 'Attach the ticket this session is for.' });
+      if (fields.length) {
+        error.show({ fields });
         return;
       }
       connect.disabled = true;
@@ -372,7 +371,7 @@ export function mountSessions(main, { navigate, user }) {
     const text = {
       active: 'The user has joined with the code. Open the session to see their screen once they allow it.',
       expired: 'The user did not join in time. Create a new session for a fresh code.',
-      ended: 'This session is over. Its recording is under Recordings.',
+      ended: 'This session is over. Its recording keeps what was shared.',
     }[state];
     let action = null;
     if (state === 'active') {
@@ -381,6 +380,9 @@ export function mountSessions(main, { navigate, user }) {
     } else if (state === 'expired') {
       action = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'code-card-new' }, icon('plus', 16), 'New support session');
       action.addEventListener('click', () => openNewSession());
+    } else if (state === 'ended') {
+      action = h('a', { href: `#/recording/${encodeURIComponent(s.id)}`, class: 'btn btn-secondary', 'data-testid': 'open-recording' },
+        icon('history', 15), 'Open recording');
     }
     codeSlot.replaceChildren(h('section', {
       class: `card code-card code-card-settled is-${state}`, 'aria-label': 'Latest support session', 'data-testid': 'code-card', 'data-state': state,

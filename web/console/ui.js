@@ -389,6 +389,21 @@ export function toast(message, kind = 'info', ms = 4000) {
  * given, is asked before the X, Escape or a click outside dismisses it;
  * returning false keeps it open (the browser lets a second Escape through).
  */
+const openModals = new Set(); // each open modal's dismiss()
+
+/**
+ * Dismisses every open dialog, as its X would: a dialog belongs to the
+ * page it was opened on, and must not stay over the next one (after the
+ * browser's Back button, say). Returns false if one would not close (it
+ * asks first, as the new API key's does while the key is not copied).
+ */
+export function dismissModals() {
+  for (const dismiss of [...openModals]) {
+    if (!dismiss()) return false;
+  }
+  return true;
+}
+
 export function modal({ title, description, content, footer, onClose, canClose, testid, size = 'sm' }) {
   const closeBtn = h('button', { type: 'button', class: 'icon-btn modal-close', 'aria-label': 'Close' }, icon('x', 18));
   const body = h('div', { class: 'modal-body' }, content);
@@ -405,13 +420,17 @@ export function modal({ title, description, content, footer, onClose, canClose, 
   const close = () => {
     if (closed) return;
     closed = true;
+    openModals.delete(dismiss);
     if (dialog.open) dialog.close();
     dialog.remove();
     onClose?.();
   };
   const dismiss = () => {
-    if (!canClose || canClose()) close();
+    if (canClose && !canClose()) return false;
+    close();
+    return true;
   };
+  openModals.add(dismiss);
   closeBtn.addEventListener('click', dismiss);
   dialog.addEventListener('cancel', (e) => {
     if (canClose && !canClose()) e.preventDefault();

@@ -78,6 +78,39 @@ test('a new API key\u2019s dialog keeps the key and its Copy button together, an
   }
 });
 
+test('a dialog goes with its page: Back closes it, and a new key not yet copied keeps its page until Back again', { timeout: 60_000 }, async () => {
+  const browser = await launch({ viewport: { width: 1280, height: 720 } });
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await signIn(page, broker);
+    errors.length = 0; // the console's first look for a login answers 401
+    await page.getByTestId('nav-keys').click();
+    await page.getByTestId('new-key').waitFor();
+    await page.locator('a[href="#/sessions"]').first().click();
+    await page.getByTestId('new-session').click();
+    await page.getByTestId('new-session-dialog').waitFor();
+    await page.goBack();
+    await page.getByTestId('new-key').waitFor();
+    assert.equal(await page.getByTestId('new-session-dialog').count(), 0, 'the new session dialog stayed over the API keys page');
+
+    await page.getByTestId('new-key').click();
+    await page.getByTestId('key-name').fill('back button');
+    await page.getByTestId('key-create').click();
+    const secret = page.getByTestId('key-secret-dialog');
+    await secret.waitFor();
+    await page.goBack();
+    await secret.getByTestId('secret-unsaved').waitFor();
+    assert.match(page.url(), /#\/admin\/keys$/, 'the page changed under a key not yet copied');
+    await page.goBack();
+    await secret.waitFor({ state: 'detached' });
+    await page.waitForFunction(() => location.hash !== '#/admin/keys');
+    assert.deepEqual(errors.map(String), []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('webhooks: a first one starts from the empty list, and a wrong address is explained in the form\u2019s words', { timeout: 60_000 }, async () => {
   const browser = await launch();
   try {

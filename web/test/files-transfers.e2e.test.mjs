@@ -161,7 +161,7 @@ test('a transfer under way when the session ends says the session ended', { time
   await page.getByTestId('confirm-ok').click();
   await page.getByTestId('session-ended').waitFor();
   const after = await waitState(page, 'mailbox.pst', ['interrupted', 'ended', 'failed', 'cancelled', 'done']);
-  assert.match(after.note, /^Stopped at [\d.]+ [KMG]B: the session ended$/);
+  assert.match(after.note, /^Stopped at [\d.]+ [KMG]iB: the session ended$/);
   assert.equal(after.cancel, false, 'nothing left to cancel');
   // The panel says so too, and offers no question for a user who is gone.
   const panel = await page.getByTestId('files-panel').innerText();

@@ -217,7 +217,7 @@ test('an upload the user pauses says so, and carries on from where it stopped on
   await page.locator('[data-testid="transfer"][data-name="setup.bin"][data-state="interrupted"]').waitFor({ timeout: 10_000 });
   const stoppedAt = await percent();
   assert.ok(stoppedAt > 0 && stoppedAt < 100, `stopped at ${stoppedAt}%`);
-  assert.match(await row.innerText(), /Stopped at [\d.]+ MB: the user paused the session; the upload carries on from where it stopped once they resume/);
+  assert.match(await row.innerText(), /Stopped at [\d.]+ MiB: the user paused the session; the upload carries on from where it stopped once they resume/);
   assert.doesNotMatch(await row.innerText(), /removed|no longer allows/);
   assert.equal(readdirSync(inbox).length, 1, 'the part sent is kept on the user\u2019s computer');
   // The panel says why Files cannot be used meanwhile, and asks nothing.

@@ -227,6 +227,9 @@ for (const viewport of VIEWPORTS) {
       assert.match(host.out.stdout, /Session ended/);
       const stored = (await api(broker, 'GET', `/api/v1/sessions/${sessionId}`)).body;
       assert.deepEqual([stored.state, stored.end_reason], ['ended', 'The technician ended the session.']);
+      // What was watched is one click away, in the player.
+      await byId('stage-overlay').getByTestId('open-recording').click();
+      await page.waitForFunction((id) => location.hash === `#/recording/${encodeURIComponent(id)}`, sessionId);
     });
 
     assert.deepEqual(pageErrors.map(String), []);
