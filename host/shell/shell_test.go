@@ -53,7 +53,14 @@ type output struct {
 
 func open(t *testing.T, broker *webrtc.PeerConnection, label string) (*webrtc.DataChannel, *output) {
 	t.Helper()
-	dc, err := broker.CreateDataChannel(label, nil)
+	return openFor(t, broker, label, nil)
+}
+
+// openFor is open with the channel's options: the technician it is for,
+// in its protocol, as the broker names them.
+func openFor(t *testing.T, broker *webrtc.PeerConnection, label string, init *webrtc.DataChannelInit) (*webrtc.DataChannel, *output) {
+	t.Helper()
+	dc, err := broker.CreateDataChannel(label, init)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,18 +174,7 @@ func TestHostShellsPerTechnician(t *testing.T) {
 	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
 	openAs := func(viewer string, n int) *output {
 		t.Helper()
-		id := viewer
-		dc, err := broker.CreateDataChannel(fmt.Sprintf("shell-%d", n), &webrtc.DataChannelInit{Protocol: &id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := &output{closed: make(chan struct{})}
-		dc.OnMessage(func(m webrtc.DataChannelMessage) {
-			out.mu.Lock()
-			defer out.mu.Unlock()
-			out.buf.Write(m.Data)
-		})
-		dc.OnClose(func() { close(out.closed) })
+		dc, out := openFor(t, broker, fmt.Sprintf("shell-%d", n), &webrtc.DataChannelInit{Protocol: &viewer})
 		dc.OnOpen(func() { dc.Send([]byte(fmt.Sprintf("echo shell-%d-$((6*7))\n", n))) })
 		return out
 	}
