@@ -383,12 +383,6 @@ export function toast(message, kind = 'info', ms = 4000) {
   }, ms);
 }
 
-/**
- * A modal dialog built on <dialog>. Returns { dialog, body, close }.
- * `onClose` runs once however the dialog is dismissed. `canClose`, if
- * given, is asked before the X, Escape or a click outside dismisses it;
- * returning false keeps it open (the browser lets a second Escape through).
- */
 const openModals = new Set(); // each open modal's dismiss()
 
 /**
@@ -404,6 +398,12 @@ export function dismissModals() {
   return true;
 }
 
+/**
+ * A modal dialog built on <dialog>. Returns { dialog, body, close }.
+ * `onClose` runs once however the dialog is dismissed. `canClose`, if
+ * given, is asked before the X, Escape or a click outside dismisses it;
+ * returning false keeps it open (the browser lets a second Escape through).
+ */
 export function modal({ title, description, content, footer, onClose, canClose, testid, size = 'sm' }) {
   const closeBtn = h('button', { type: 'button', class: 'icon-btn modal-close', 'aria-label': 'Close' }, icon('x', 18));
   const body = h('div', { class: 'modal-body' }, content);
