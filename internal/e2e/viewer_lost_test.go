@@ -393,7 +393,7 @@ func TestHostBrokerStopsAnswering(t *testing.T) {
 	if d := time.Since(start); d > 45*time.Second {
 		t.Errorf("the host noticed the frozen broker after %v, want about 30 s", d.Round(time.Second))
 	}
-	if out := host.stderr.String(); !strings.Contains(out, "the connection to the support server was lost") || strings.Contains(out, "level=") {
+	if out := host.stderr.String(); !strings.Contains(out, "Tether: The connection to the support server was lost") || strings.Contains(out, "level=") {
 		t.Errorf("the user reads:\n%s\nwant what happened in plain words alone", out)
 	}
 }
