@@ -186,7 +186,7 @@ func (c *Config) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 		if errors.Is(err, ErrAddressNotAllowed) {
 			return nil, bad("url_not_allowed", "url points at an address the broker does not call: "+err.Error()+".")
 		}
-		why := "its name server did not answer"
+		why := "its name could not be looked up"
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 			why = "no such name"

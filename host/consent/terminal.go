@@ -42,11 +42,10 @@ type openQuestion struct {
 	shown  time.Time     // when the question was printed
 }
 
-// typeAheadWindow is how long after a question is printed what was typed
-// before it may still reach the terminal, and is thrown away again: the
-// keys a technician in control pressed just before the question opened
-// (and with it their control stopped) are on their way through the X
-// server and the terminal window. Nobody answers a question that fast.
+// typeAheadWindow is how long keys a technician in control pressed just
+// before a question opened (and with it their control stopped) may take
+// to reach the terminal, through the X server and the terminal window:
+// the question waits that long before it is shown.
 const typeAheadWindow = 150 * time.Millisecond
 
 // NewTerminal reads the user's lines from in until it closes. On a
@@ -107,14 +106,19 @@ func (t *Terminal) Name() string { return "terminal" }
 func (t *Terminal) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {
 	// What was typed before the question is no answer to it: a line the
 	// technician typed while in control, without Enter, would otherwise
-	// begin the user's answer ("2 " and the user's "1" allow both).
+	// begin the user's answer ("2 " and the user's "1" allow both). Keys
+	// they pressed just before the question opened (their control stops as
+	// it does) are given a moment to arrive first, then thrown away with
+	// the rest; a line read before the question is shown does not answer it.
+	select {
+	case <-ctx.Done():
+	case <-time.After(typeAheadWindow):
+	}
 	t.discardTypeAhead()
 	q := &openQuestion{asked: req.Permissions, answer: make(chan []string, 1), shown: time.Now()}
 	t.mu.Lock()
 	t.pending = q
 	t.mu.Unlock()
-	late := time.AfterFunc(typeAheadWindow, t.discardTypeAhead)
-	defer late.Stop()
 	defer func() {
 		t.mu.Lock()
 		t.pending = nil

@@ -435,9 +435,10 @@ func TestRevokePastedWithAnswer(t *testing.T) {
 // TestTypeAheadIsNoAnswer: what a technician in control typed into the
 // user's terminal before a question opened does not answer it: neither a
 // line left without its Enter ("2 " and the user's "1" allowed both), nor
-// a line finished just before the question.
+// a line finished just before the question, nor one still on its way as
+// the question opens.
 func TestTypeAheadIsNoAnswer(t *testing.T) {
-	for _, ahead := range []string{"2 ", "2\n"} {
+	for _, ahead := range []string{"2 ", "2\n", "late 2\n"} {
 		t.Run(strings.TrimSpace(ahead), func(t *testing.T) {
 			master, tty, err := pty.Open()
 			if err != nil {
@@ -455,15 +456,21 @@ func TestTypeAheadIsNoAnswer(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			go term.Serve(ctx, m)
-			master.Write([]byte(ahead))
-			time.Sleep(200 * time.Millisecond)
+			line, late := strings.CutPrefix(ahead, "late ")
+			if !late {
+				master.Write([]byte(line))
+				time.Sleep(200 * time.Millisecond)
+			}
 			got := make(chan protocol.ConsentAnswer, 1)
 			go func() {
 				got <- m.Handle(ctx, protocol.ConsentRequest{ID: "q", Viewer: protocol.Person{ID: "v", Name: "lee", Role: "technician"},
 					Permissions: []string{protocol.PermFiles, protocol.PermShell}, More: true, TimeoutSeconds: 5})
 			}()
+			if late { // pressed as the question opened, arriving a moment after
+				time.Sleep(typeAheadWindow / 3)
+				master.Write([]byte(line))
+			}
 			out.waitFor(t, "Allow? ", 1)
-			time.Sleep(2 * typeAheadWindow) // as a person reads the question
 			master.Write([]byte("1\n"))
 			if a := <-got; !slices.Equal(a.Granted, []string{protocol.PermFiles}) {
 				t.Errorf("the user typed 1 (files) after %q was typed ahead, and granted %v", ahead, a.Granted)
