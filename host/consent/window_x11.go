@@ -51,7 +51,8 @@ func (d *Dialog) keepInView(ctx context.Context, pid int, log *slog.Logger) {
 	defer tick.Stop()
 	var win xproto.Window
 	give := time.Now().Add(windowFind)
-	was, above, top := false, true, true // minimised, kept above, and on top, at the last look
+	was, above := false, true // minimised, and kept above, at the last look
+	raised := false           // raised since the technician's last click or key
 	for {
 		select {
 		case <-ctx.Done():
@@ -84,15 +85,19 @@ func (d *Dialog) keepInView(ctx context.Context, pid int, log *slog.Logger) {
 			above = true
 		}
 		// A technician's window set "always on top" from the window menu
-		// shares the layer kept above, and can come over it. Raised once
-		// as it does (a window manager that ignores the request is not
-		// asked five times a second).
-		onTop := x.onTop(win)
-		if !onTop && top && d.pressedRecently() {
-			log.Warn("another window came over the sharing window just after a technician's click or key; raised again")
+		// shares the layer kept above, and can come over it: after a
+		// technician's click or key the sharing window is raised over
+		// whatever is above it (logged once a click or key).
+		switch {
+		case !d.pressedRecently():
+			raised = false
+		case !x.onTop(win):
+			if !raised {
+				log.Warn("another window was over the sharing window just after a technician's click or key; raised again")
+				raised = true
+			}
 			x.message(win, x.restack, 2, 0, 0) // 2: on the user's behalf; no sibling; 0: above
 		}
-		top = onTop
 		wmState, _ := x.property(win, x.wmState, x.wmState)
 		minimised := slices.Contains(states, uint32(x.hidden)) || len(wmState) > 0 && wmState[0] == 3 // IconicState
 		if minimised && !was && d.pressedRecently() {
