@@ -458,7 +458,8 @@ func TestHandOverShutsOutLiveConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tina, sess, j := liveAs(t, ctx, b, display, "tina")
+	tina := b.login(t, ctx, "tina", "tina-password-1")
+	sess, j, _ := joinLiveAs(t, ctx, tina, hostOn(t, b, display))
 	if err := tina.Invite(ctx, sess.ID, "tom", true); err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +490,7 @@ func TestLoginExpiryEndsLiveConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	signedIn := time.Now()
-	_, sess, j := liveAs(t, ctx, b, display, "tina")
+	sess, j, _ := joinLiveAs(t, ctx, b.login(t, ctx, "tina", "tina-password-1"), hostOn(t, b, display))
 	select {
 	case <-j.Done():
 	case <-time.After(ttl + 10*time.Second):
@@ -506,31 +507,8 @@ func TestLoginExpiryEndsLiveConnection(t *testing.T) {
 	}
 }
 
-// liveAs signs user (password user-password-1) in to b, creates a session
-// with that login and joins it once a host on display shares its screen;
-// it returns the user's client, the session and the joined connection.
-func liveAs(t *testing.T, ctx context.Context, b *broker, display, user string) (*client.Client, *client.SessionInfo, *client.Joined) {
-	t.Helper()
-	u, err := dial.BrokerURL(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Config{Broker: u, CAFile: b.CAFile(), Token: b.loginToken(t, user, user+"-password-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := c.CreateSession(ctx, "INC-LIVE")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatalf("screenshot: %v\nhost:\n%s", err, host.stderr.String())
-	}
-	return c, sess, j
+// hostOn starts, for a code, a host on display that joins b and allows
+// everything asked.
+func hostOn(t *testing.T, b *broker, display string) func(code string) *hostProc {
+	return func(code string) *hostProc { return startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), code) }
 }

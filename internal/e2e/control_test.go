@@ -34,6 +34,14 @@ func liveSession(t *testing.T, ctx context.Context, display string) (*broker, *c
 func joinLive(t *testing.T, ctx context.Context, b *broker, start func(code string) *hostProc) (*client.Client, *client.Joined, *hostProc) {
 	t.Helper()
 	c := b.client(t)
+	_, j, host := joinLiveAs(t, ctx, c, start)
+	return c, j, host
+}
+
+// joinLiveAs is joinLive as c's user: it creates the session with c and
+// returns it with the connection and the host.
+func joinLiveAs(t *testing.T, ctx context.Context, c *client.Client, start func(code string) *hostProc) (*client.SessionInfo, *client.Joined, *hostProc) {
+	t.Helper()
 	sess, err := c.CreateSession(ctx, "INC-CTRL")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +55,7 @@ func joinLive(t *testing.T, ctx context.Context, b *broker, start func(code stri
 	if _, err := j.Screenshot(ctx); err != nil {
 		t.Fatalf("no video: %v\nhost:\n%s", err, host.stderr.String())
 	}
-	return c, j, host
+	return sess, j, host
 }
 
 func send(t *testing.T, ctx context.Context, j *client.Joined, evs ...protocol.InputEvent) {
