@@ -47,8 +47,12 @@ func forUser(err error) string {
 		return "Could not reach " + server + ". Check that this computer is online and that the address is the one your technician gave you, then try again."
 	case errors.Is(err, dial.ErrBadURL):
 		return "The support server's address is missing or not right. Run the command exactly as your technician gave it: it starts with host -broker https://"
-	case caFile != "" && errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), caFile):
-		return fmt.Sprintf("The certificate file %s was not found. Check its name: it is the file your technician gave you, after -ca.", caFile)
+	case errors.Is(err, dial.ErrCAFile):
+		why := "cannot be used"
+		if errors.Is(err, fs.ErrNotExist) {
+			why = "was not found"
+		}
+		return fmt.Sprintf("The certificate file %s %s. Check its name: it is the file your technician gave you, after -ca.", caFile, why)
 	case errors.Is(err, capture.ErrWayland):
 		return sentence(capture.ErrWayland.Error())
 	case errors.Is(err, capture.ErrNoMonitor):

@@ -30,6 +30,7 @@ var (
 	ErrUnreachable = errors.New("broker unreachable")
 	ErrUntrusted   = errors.New("broker certificate not trusted")
 	ErrBadURL      = errors.New("invalid broker URL")
+	ErrCAFile      = errors.New("CA file")
 )
 
 // TLSConfig trusts the CA in caFile, or the system's roots when empty.
@@ -40,11 +41,11 @@ func TLSConfig(caFile string) (*tls.Config, error) {
 	}
 	data, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrCAFile, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+		return nil, fmt.Errorf("%w: %s holds no PEM certificate", ErrCAFile, caFile)
 	}
 	cfg.RootCAs = pool
 	return cfg, nil

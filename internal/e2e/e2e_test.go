@@ -396,6 +396,7 @@ func TestHostErrors(t *testing.T) {
 		{"wayland desktop", xtest.StartXwayland(t), nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), fresh.Code}, "pick an Xorg session"},
 		{"broker unreachable", display, nil, []string{"-broker", unreachable, "-ca", b.CAFile(), fresh.Code}, "Could not reach the support server at " + strings.TrimPrefix(unreachable, "https://") + ". Check that this computer is online"},
 		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "cannot confirm that it is talking to the support server at " + strings.TrimPrefix(b.URL(), "https://") + ": its security certificate is not trusted, so nothing was shared"},
+		{"certificate file missing", display, nil, []string{"-broker", b.URL(), "-ca", "/nonexistent/ca.pem", fresh.Code}, "The certificate file /nonexistent/ca.pem was not found."},
 		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "does not exist. Give an existing folder after -files-root"},
 		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "Could not join the support session. That support code is not valid."},
 		{"code too short", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "12345678"}, "is not a support code: it is nine digits"},
