@@ -4,19 +4,26 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// killSession kills every process of the terminal session the shell led,
-// background jobs in process groups of their own included.
-func killSession(sid int) {
-	syscall.Kill(-sid, syscall.SIGKILL)
+// self is the running program, even once replaced on disk.
+func self() string { return "/proc/self/exe" }
+
+// becomeSubreaper makes the processes orphaned below this one its
+// children, instead of init's.
+func becomeSubreaper() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }
+
+// descendants lists the processes below pid.
+func descendants(pid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
+	children := map[int][]int{}
 	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
@@ -24,14 +31,24 @@ func killSession(sid int) {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid pgrp session ...; comm may hold spaces.
+		// pid (comm) state ppid ...; comm may hold spaces.
 		rest := string(data)
 		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
 			rest = rest[i+1:]
 		}
 		f := strings.Fields(rest)
-		if len(f) > 3 && f[3] == strconv.Itoa(sid) {
-			syscall.Kill(pid, syscall.SIGKILL)
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], p)
 		}
 	}
+	var found []int
+	for next := children[pid]; len(next) > 0; {
+		p := next[0]
+		next = append(next[1:], children[p]...)
+		found = append(found, p)
+	}
+	return found
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/creack/pty"
@@ -71,7 +70,8 @@ type term struct {
 	dc      *webrtc.DataChannel
 	flow    *rtc.Flow
 	pty     *os.File
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // the shell's keeper
+	release *os.File  // closed, the keeper hangs up the shell and ends
 	once    sync.Once
 	ctx     context.Context
 	stop    context.CancelFunc
@@ -196,22 +196,17 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 
 // start runs the shell on a new PTY and pumps its output to the channel.
 func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, error) {
-	cmd := exec.Command(s.cfg.Shell, "-l")
-	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
-	if home, err := os.UserHomeDir(); err == nil {
-		cmd.Dir = home
-	}
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 80, Rows: 24})
+	cmd, f, release, err := startKeeper(s.cfg.Shell, &pty.Winsize{Cols: 80, Rows: 24})
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
 	if f, err = pollable(f); err != nil {
-		cmd.Process.Kill()
+		release.Close()
 		cmd.Wait()
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	t := &term{dc: dc, flow: rtc.NewFlow(dc, rtc.TerminalMarks), pty: f, cmd: cmd, ctx: ctx, stop: stop, exited: make(chan struct{})}
+	t := &term{dc: dc, flow: rtc.NewFlow(dc, rtc.TerminalMarks), pty: f, cmd: cmd, release: release, ctx: ctx, stop: stop, exited: make(chan struct{})}
 	t.recheck = time.AfterFunc(time.Hour, t.checkHidden)
 	t.recheck.Stop()
 	s.mu.Lock()
@@ -227,7 +222,7 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 		s.mu.Unlock()
 		stop()
 		f.Close()
-		killSession(cmd.Process.Pid)
+		release.Close()
 		cmd.Wait()
 		return nil, fmt.Errorf("at most %d terminals can be open at once", protocol.MaxShells)
 	}
@@ -256,23 +251,6 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 // pump copies the PTY's output to the channel until the shell exits, then
 // reports its exit code and closes the channel.
 func (s *Server) pump(t *term) {
-	// The shell's exit ends the terminal even when a job it started still
-	// holds the PTY open (the read below would wait for that job): as when
-	// a terminal window closes, nothing of its session outlives it.
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		select {
-		case <-t.exited:
-		case <-t.ctx.Done():
-			return
-		}
-		select {
-		case <-time.After(exitDrain):
-			killSession(t.cmd.Process.Pid)
-		case <-t.ctx.Done():
-		}
-	}()
 	buf := make([]byte, 32<<10)
 	for {
 		t.waitResumed()
@@ -305,30 +283,24 @@ func (s *Server) pump(t *term) {
 	s.close(t)
 }
 
-// close ends one shell: the process group is hung up and the channel
-// closed.
+// close ends one shell: its keeper is let go and the channel closed.
 func (s *Server) close(t *term) {
 	t.once.Do(func() {
 		t.stop()
 		t.recheck.Stop()
-		if t.cmd.Process != nil {
-			// The shell is a session leader on the PTY: SIGHUP reaches it
-			// and its jobs, as when a terminal window closes. Whatever
-			// ignores it is killed a moment later: a revoked shell leaves
-			// nothing running.
-			pid := t.cmd.Process.Pid
-			syscall.Kill(-pid, syscall.SIGHUP)
-			t.cmd.Process.Signal(syscall.SIGHUP)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				select {
-				case <-t.exited:
-				case <-time.After(hangupGrace):
-				}
-				killSession(pid)
-			}()
-		}
+		// The keeper hangs up the shell and its jobs, as when a terminal
+		// window closes, and kills whatever is left a moment later: a
+		// revoked shell leaves nothing running.
+		t.release.Close()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			select {
+			case <-t.exited:
+			case <-time.After(2 * hangupGrace):
+				t.cmd.Process.Kill()
+			}
+		}()
 		t.pty.Close()
 		t.dc.Close()
 		s.mu.Lock()

@@ -160,6 +160,45 @@ func TestHostShellGrant(t *testing.T) {
 	}
 }
 
+// TestHostShellLeavesNothing: what a shell starts that leaves its session
+// (setsid, a double fork) and lets go of the terminal ends with the shell
+// too, whether the user takes the shell back or it exits.
+func TestHostShellLeavesNothing(t *testing.T) {
+	for _, end := range []string{"taken back", "exits"} {
+		t.Run(end, func(t *testing.T) {
+			t.Setenv("HOME", t.TempDir())
+			srv := New(Config{Shell: "/bin/sh"})
+			defer srv.Close()
+			broker, host := pair(t)
+			host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+			dc, out := open(t, broker, "shell-1")
+			dc.OnOpen(func() {
+				dc.Send([]byte("(setsid sh -c 'echo esc=$$; exec sleep 300 </dev/null >/dev/null 2>&1' &)\n"))
+			})
+			m := out.match(t, regexp.MustCompile(`esc=(\d+)\r\n`))
+			pid, _ := strconv.Atoi(m[1])
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			if end == "exits" {
+				dc.Send([]byte("exit\n"))
+			} else {
+				srv.CloseAll()
+			}
+			select {
+			case <-out.closed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the shell's channel stayed open")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for syscall.Kill(pid, 0) == nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("process %d, out of the shell's session, outlived the shell", pid)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
 // TestHostShellRevokedWhileStarting: a shell the user takes back while it
 // starts (after the first look at the grant, before CloseAll can see it)
 // closes at once, without waiting for a keystroke, and shows nothing.
