@@ -617,7 +617,15 @@ type sessionJSON struct {
 	EndedAt       *time.Time         `json:"ended_at,omitempty"`
 	EndReason     string             `json:"end_reason,omitempty"`
 	Permissions   []string           `json:"permissions"`
-	ConsoleURL    string             `json:"console_url"`
+	// Now is what the user allows the technicians connected now, while the
+	// user's computer is in the session.
+	Now        *consentJSON `json:"now,omitempty"`
+	ConsoleURL string       `json:"console_url"`
+}
+
+type consentJSON struct {
+	Allowed []string `json:"allowed"`
+	Paused  bool     `json:"paused"`
 }
 
 // usernames caches user names by ID for one response.
@@ -660,6 +668,9 @@ func (a *API) sessionJSON(r *http.Request, names usernames, s *store.Session) se
 	if !s.EndedAt.IsZero() {
 		t := s.EndedAt
 		out.EndedAt = &t
+	}
+	if allowed, paused, ok := a.cfg.Hub.Allowed(s.ID); ok {
+		out.Now = &consentJSON{Allowed: allowed, Paused: paused}
 	}
 	return out
 }

@@ -235,6 +235,31 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
+// Allowed reports what the user allows the technicians connected to the
+// session now, together, and whether the session is paused; ok is false
+// while the user's computer is not in the session on this broker.
+func (h *Hub) Allowed(id string) (granted []string, paused, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.live[id]
+	if l == nil || l.host == nil || l.ended {
+		return nil, false, false
+	}
+	set := map[string]bool{}
+	for _, v := range l.viewers {
+		for _, p := range v.grants {
+			set[p] = true
+		}
+	}
+	granted = []string{}
+	for _, p := range protocol.AllPermissions {
+		if set[p] {
+			granted = append(granted, p)
+		}
+	}
+	return granted, l.paused, true
+}
+
 // CanAccess reports whether user may see and act on sess: its technician,
 // a colleague invited in, supervisors and admins.
 func (h *Hub) CanAccess(ctx context.Context, user *store.User, sess *store.Session) bool {

@@ -307,7 +307,25 @@ func TestConsentPartialRevokeRequestPause(t *testing.T) {
 	b := startBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	_, j, host := askedSession(t, ctx, b, display)
+	c, j, host := askedSession(t, ctx, b, display)
+	// The sessions list says what the user allows now.
+	allowedNow := func(want string) {
+		t.Helper()
+		s, err := c.Session(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "<not in the session>"
+		if s.Now != nil {
+			got = strings.Join(s.Now.Allowed, ",")
+			if s.Now.Paused {
+				got += " paused"
+			}
+		}
+		if got != want {
+			t.Errorf("the session says the user allows %q now, want %q", got, want)
+		}
+	}
 
 	// View only: the picture arrives, control is refused, clicks do nothing.
 	host.typeLine(t, "1")
@@ -320,6 +338,7 @@ func TestConsentPartialRevokeRequestPause(t *testing.T) {
 	if ok, reason, err := j.TakeControl(ctx, true); err != nil || ok || !strings.Contains(reason, "not allowed control") {
 		t.Fatalf("control with view only: %v %q %v", ok, reason, err)
 	}
+	allowedNow("view")
 	mark := len(w.Lines())
 	click := func() {
 		send(t, ctx, j,
@@ -346,6 +365,7 @@ func TestConsentPartialRevokeRequestPause(t *testing.T) {
 	}
 	click()
 	w.Wait(t, `^button 1 down 20 20$`, 10*time.Second)
+	allowedNow("view,control")
 
 	// A request for the clipboard, denied: nothing changes.
 	if err := j.RequestPermissions(protocol.PermClipboard); err != nil {
@@ -372,12 +392,14 @@ func TestConsentPartialRevokeRequestPause(t *testing.T) {
 	click()
 	time.Sleep(500 * time.Millisecond)
 	noInputSince(t, w, mark, "a click after the revoke")
+	allowedNow("view")
 
 	// Pause: no frames; resume: frames again.
 	host.typeLine(t, "pause")
 	if _, err := j.WaitPermissions(ctx, func(p protocol.Permissions) bool { return p.Paused }); err != nil {
 		t.Fatal(err)
 	}
+	allowedNow("view paused")
 	time.Sleep(300 * time.Millisecond)
 	before := j.Frames()
 	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "30")
@@ -403,6 +425,7 @@ func TestConsentPartialRevokeRequestPause(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the technician was not told")
 	}
+	allowedNow("<not in the session>")
 	ev := events(t, ctx, b, j.ID)
 	for _, want := range []string{"host.connected", "viewer.joined", "consent.requested", "consent.granted", "permission.requested", "consent.denied", "consent.changed", "session.ended"} {
 		if !slices.Contains(ev, want) {

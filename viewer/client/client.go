@@ -179,6 +179,12 @@ type SessionInfo struct {
 		Height   int    `json:"height"`
 	} `json:"host"`
 	EndReason string `json:"end_reason"`
+	// Now is what the user allows the technicians connected now; nil
+	// while the user's computer is not in the session.
+	Now *struct {
+		Allowed []string `json:"allowed"`
+		Paused  bool     `json:"paused"`
+	} `json:"now"`
 }
 
 // CreateSession issues a new session with its one-time code; perms are

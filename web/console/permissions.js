@@ -68,9 +68,9 @@ export function labelPerms(list) {
  * Read-only chips for a session's requested permissions (light pages).
  * `compact` shows icons only, with the names as tooltips.
  */
-export function permChips(list, { compact = false, testid = 'perm-chip' } = {}) {
+export function permChips(list, { compact = false, testid = 'perm-chip', says = 'Asks for' } = {}) {
   const perms = sortPerms(list);
-  return h('span', { class: `perm-list${compact ? ' perm-list-compact' : ''}`, 'aria-label': `Asks for ${labelPerms(perms) || 'nothing'}` },
+  return h('span', { class: `perm-list${compact ? ' perm-list-compact' : ''}`, 'aria-label': `${says} ${labelPerms(perms) || 'nothing'}` },
     perms.map((id) => {
       const p = BY_ID.get(id);
       return h('span', {

@@ -444,7 +444,7 @@ export function mountSessions(main, { navigate, user }) {
         h('th', { scope: 'col', text: 'Session' }),
         h('th', { scope: 'col', text: 'Ticket' }),
         h('th', { scope: 'col', text: 'Host' }),
-        h('th', { scope: 'col', text: 'Asks for' }),
+        h('th', { scope: 'col', text: 'Permissions' }),
         h('th', { scope: 'col', text: 'State' }),
         h('th', { scope: 'col', text: 'Created' }),
         h('th', { scope: 'col', class: 'col-action' }, h('span', { class: 'visually-hidden', text: 'Open' })))),
@@ -471,9 +471,8 @@ export function mountSessions(main, { navigate, user }) {
           h('span', { class: 'host-name', text: host.hostname || 'Unknown host' }),
           h('span', { class: 'host-meta', text: [formatOS(host.os), size].filter(Boolean).join(' · ') }))
         : h('span', { class: 'muted', text: s.state === 'waiting' ? 'Not connected yet' : '—' })),
-      h('td', { 'data-testid': 'session-perms', 'data-perms': sortPerms(s.permissions).join(',') },
-        sortPerms(s.permissions).length ? permChips(s.permissions, { compact: true, testid: null }) : h('span', { class: 'muted', text: '—' })),
-      h('td', { title: s.state === 'ended' ? s.end_reason || null : null }, stateBadge(s.state)),
+      permsCell(s),
+      h('td', { title: s.state === 'ended' ? s.end_reason || null : null }, stateBadge(s.state), sessionLength(s)),
       h('td', {}, h('span', { title: formatDateTime(s.created_at), text: timeAgo(s.created_at) })),
       h('td', { class: 'col-action' }, h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('chevron', 16))));
     tr.addEventListener('click', (e) => {
@@ -484,6 +483,35 @@ export function mountSessions(main, { navigate, user }) {
       if (e.key === 'Enter') navigate(href);
     });
     return tr;
+  }
+
+  // What the user allows the technicians in the session now; what the
+  // session asks for while the user's computer is not in it.
+  function permsCell(s) {
+    const now = s.now;
+    const perms = sortPerms(now ? now.allowed : s.permissions);
+    const says = now ? 'Allowed now:' : 'Asks for';
+    const note = !now ? 'asked'
+      : now.paused ? 'paused by the user'
+        : perms.length ? 'allowed now' : 'nothing allowed now';
+    return h('td', { 'data-testid': 'session-perms', 'data-perms': perms.join(','), 'data-now': now ? (now.paused ? 'paused' : 'allowed') : null },
+      perms.length ? permChips(perms, { compact: true, testid: null, says }) : null,
+      h('div', { class: `cell-sub muted${now?.paused ? ' is-paused' : ''}`, text: note }));
+  }
+
+  // How long the user has been in the session ("for 12 min"), or was
+  // ("lasted 1 h 05 min"); nothing before they let anyone in.
+  function sessionLength(s) {
+    const from = Date.parse(s.live_at);
+    const to = s.state === 'ended' ? Date.parse(s.ended_at) : api.serverNow();
+    if (Number.isNaN(from) || Number.isNaN(to)) return null;
+    const min = Math.floor(Math.max(0, to - from) / 60000);
+    const length = min < 1 ? 'under a minute' : min < 60 ? `${min} min` : `${Math.floor(min / 60)} h ${String(min % 60).padStart(2, '0')} min`;
+    return h('div', {
+      class: 'cell-sub muted nowrap', 'data-testid': 'session-length',
+      title: 'From when the user let a technician in',
+      text: `${s.state === 'ended' ? 'lasted' : 'for'} ${length}`,
+    });
   }
 
   function skeleton() {

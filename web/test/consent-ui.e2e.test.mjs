@@ -332,6 +332,26 @@ test('consent at 1440x900', { timeout: 180_000 }, async (t) => {
     await page.waitForTimeout(2100);
     await shot('06-paused');
 
+    // The sessions list, in another browser, says what the user allows now
+    // and that the session is paused; a session the user has not joined
+    // still shows what it asks for.
+    const list = await other.newPage();
+    otherErrors.push(collectErrors(list));
+    await list.goto(`${broker.url}/#/sessions`);
+    const row = list.locator(`[data-testid="session-row"][data-session-id="${main.id}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    const cell = row.getByTestId('session-perms');
+    assert.equal(await cell.getAttribute('data-perms'), 'view,control');
+    assert.equal(await cell.getAttribute('data-now'), 'paused');
+    assert.equal(await cell.locator('.cell-sub').textContent(), 'paused by the user');
+    assert.match(await row.getByTestId('session-length').textContent(), /^for (under a minute|\d+ min)$/);
+    const waiting = list.locator('[data-testid="session-row"][data-state="waiting"]').first().getByTestId('session-perms');
+    assert.equal(await waiting.getAttribute('data-now'), null);
+    assert.equal(await waiting.locator('.cell-sub').textContent(), 'asked');
+    assert.equal(await list.locator('[data-testid="session-row"][data-state="waiting"]').first().getByTestId('session-length').count(), 0);
+    await list.screenshot({ path: join(artifacts, 'console-consent-06b-list-paused-1440x900.png'), animations: 'disabled' });
+    await list.close();
+
     mainHost.type('resume');
     assert.equal(await toast('The user resumed the session.'), 'resumed');
     await byId('consent-paused').waitFor({ state: 'detached' });
