@@ -527,8 +527,10 @@ export function mountPlayer(main, { id, navigate }) {
     });
     activeShell?.player?.dispose?.();
     const el = h('div', { class: 'shell-player', 'data-testid': 'shell-player' });
-    shellStage.replaceChildren(el);
-    activeShell = { part, player: null, el };
+    // Before the terminal opens its transcript is empty: the note says when.
+    const note = h('div', { class: 'shell-note', 'data-testid': 'shell-note', hidden: true });
+    shellStage.replaceChildren(el, note);
+    activeShell = { part, player: null, el, note, index: i };
     try {
       const AP = await loadAsciinema();
       if (!alive || activeShell?.part !== part) return;
@@ -562,6 +564,12 @@ export function mountPlayer(main, { id, navigate }) {
     }
     const at = Math.max(0, (Math.min(duration, t + castAhead) - s.part.start_ms) / 1000);
     hooks.shellTime = at;
+    s.note.hidden = t >= s.part.start_ms;
+    if (!s.note.hidden) {
+      // "at 0:00" while the clock says 0:00 too would read as now.
+      const later = Math.floor(s.part.start_ms / 1000) > Math.floor(t / 1000);
+      s.note.textContent = `Terminal ${s.index + 1} has not opened yet${later ? `: it opens at ${formatDuration(s.part.start_ms)}` : ''}.`;
+    }
     castSeeking = true;
     castBehind = false;
     // Not loaded yet, it refuses: the next frame tries again.

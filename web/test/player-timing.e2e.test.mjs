@@ -60,6 +60,16 @@ test('Terminal commands and their output a fraction of a second apart each show 
   try {
     const { page, errors } = await openRecording(browser, broker, session.id);
     await page.getByTestId('shell-player').locator('.ap-term').waitFor({ timeout: 15_000 });
+    // Before the terminal opened, its empty box says when it opens.
+    const note = page.getByTestId('shell-note');
+    const opens = Math.floor(cast.start_ms / 1000);
+    assert.ok(cast.start_ms > 0, 'the terminal opened after the recording started');
+    assert.equal(await note.textContent(), opens > 0
+      ? `Terminal 1 has not opened yet: it opens at ${Math.floor(opens / 60)}:${String(opens % 60).padStart(2, '0')}.`
+      : 'Terminal 1 has not opened yet.');
+    assert.equal(await note.isVisible(), true);
+    mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'artifacts', 'player-shell-note.png'), fullPage: true });
 
     // When each line of output was written, from the transcript itself.
     const lines = await page.evaluate(async (name) => {
@@ -105,8 +115,8 @@ test('Terminal commands and their output a fraction of a second apart each show 
     await page.mouse.click(tl.x + tl.width * ((commands[0].t - 1000) / duration), tl.y + tl.height / 2);
     await page.getByTestId('player-play').click();
     await page.waitForFunction((end) => window.tether.player.t > end || !window.tether.player.playing, outputs.at(-1) + 500, { timeout: 60_000 });
-    mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'artifacts', 'player-timing.png'), fullPage: true });
+    assert.equal(await note.isVisible(), false, 'the note goes once the terminal is open');
     const seen = await page.evaluate(() => {
       window.stopLooking = true;
       return window.seen;
