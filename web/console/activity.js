@@ -4,7 +4,7 @@
 // change), and every 10 s while the panel is open.
 
 import * as api from './api.js';
-import { formatDateTime, formatOS, h, icon } from './ui.js';
+import { formatBytes, formatDateTime, formatOS, h, icon } from './ui.js';
 import { listPerms, ourWords, terminalName } from './permissions.js';
 
 const REFRESH_MS = 10_000;
@@ -12,12 +12,6 @@ const DEBOUNCE_MS = 250;
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
 
-const sizeText = (n) => {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-};
 const list = (perms) => listPerms(perms) || 'nothing';
 const possessive = (name) => `${name}\u2019s`;
 
@@ -77,7 +71,7 @@ export function describeEvent(e) {
     }
     case 'file.transfer': {
       const name = typeof d.name === 'string' ? d.name : 'a file';
-      const size = Number(d.size) >= 0 ? ` (${sizeText(Number(d.size))})` : '';
+      const size = Number(d.size) >= 0 ? ` (${formatBytes(Number(d.size))})` : '';
       return d.direction === 'download'
         ? { text: `${who} fetched ${name}${size} from the user’s computer`, tone: 'neutral', icon: 'download' }
         : { text: `${who} sent ${name}${size} to the user’s computer`, tone: 'neutral', icon: 'send' };
@@ -89,7 +83,7 @@ export function describeEvent(e) {
     }
     case 'file.interrupted': {
       const name = typeof d.name === 'string' && d.name ? d.name : 'a file';
-      const moved = Number(d.relayed_bytes) >= 0 && Number(d.size) >= 0 ? ` after ${sizeText(Number(d.relayed_bytes))} of ${sizeText(Number(d.size))}` : '';
+      const moved = Number(d.relayed_bytes) >= 0 && Number(d.size) >= 0 ? ` after ${formatBytes(Number(d.relayed_bytes))} of ${formatBytes(Number(d.size))}` : '';
       const why = typeof d.reason === 'string' && d.reason ? `: ${d.reason.charAt(0).toLowerCase()}${d.reason.slice(1).replace(/\.$/, '')}` : '';
       return d.direction === 'download'
         ? { text: `Fetching ${name} from the user’s computer stopped${moved}${why}`, tone: 'warn', icon: 'download' }

@@ -7,7 +7,7 @@
 // SHA-256 end to end; a transfer cut by a reconnect resumes where it
 // stopped.
 
-import { h, icon, toast } from './ui.js';
+import { formatBytes, h, icon, toast } from './ui.js';
 
 const CHUNK = 64 * 1024;
 const HIGH_WATER = 4 * 1024 * 1024;
@@ -16,17 +16,8 @@ const LOW_WATER = 1024 * 1024;
 // download in memory until it is verified.
 const MAX_BROWSER_FILE = 2 * 1024 * 1024 * 1024;
 
-const sizeFmt = (n) => {
-  if (!Number.isFinite(n)) return '';
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = -1;
-  do { v /= 1024; u++; } while (v >= 1024 && u < units.length - 1);
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
-};
 /** A size as a screen reader should say it: "182 bytes", "3.0 MiB". */
-const spokenSize = (n) => (Number.isFinite(n) && n < 1024 ? `${n} ${n === 1 ? 'byte' : 'bytes'}` : sizeFmt(n));
+const spokenSize = (n) => (Number.isFinite(n) && n < 1024 ? `${n} ${n === 1 ? 'byte' : 'bytes'}` : formatBytes(n));
 
 /**
  * Folders, then files; hidden ones (a leading dot: settings and caches the
@@ -278,7 +269,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
       const path = cwd === '.' ? e.name : `${cwd}/${e.name}`;
       const isDir = e.dir;
       const kind = isDir ? 'dir' : e.kind;
-      const meta = isDir ? 'Folder' : kind === 'special' ? 'Special file' : kind === 'link' ? 'Link' : sizeFmt(e.size);
+      const meta = isDir ? 'Folder' : kind === 'special' ? 'Special file' : kind === 'link' ? 'Link' : formatBytes(e.size);
       const row = h('button', {
         type: 'button', class: `files-row kind-${kind}`, 'data-testid': 'files-entry', 'data-name': e.name, 'data-kind': kind,
         title: isDir ? `Open ${e.name}` : kind === 'special' ? 'Devices, pipes and sockets cannot be fetched' : `Download ${e.name}`,
@@ -336,27 +327,27 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     t.el.dataset.state = t.state;
     t.pct.textContent = { done: 'Done', failed: 'Failed', cancelled: 'Cancelled', ended: 'Stopped' }[t.state] ?? `${Math.floor(frac * 100)}%`;
     const secs = t.started ? (performance.now() - t.started) / 1000 : 0;
-    const rate = secs > 0.2 ? ` \u00b7 ${sizeFmt((t.done - (t.from ?? 0)) / secs)}/s` : '';
+    const rate = secs > 0.2 ? ` \u00b7 ${formatBytes((t.done - (t.from ?? 0)) / secs)}/s` : '';
     const notes = {
       queued: 'Waiting\u2026',
       hashing: 'Computing SHA-256\u2026',
-      running: `${sizeFmt(t.done)} of ${sizeFmt(t.size)}${rate}`,
+      running: `${formatBytes(t.done)} of ${formatBytes(t.size)}${rate}`,
       verifying: 'Verifying SHA-256\u2026',
       interrupted: allowed
-        ? `Interrupted at ${sizeFmt(t.done)}: resumes when the connection is back`
+        ? `Interrupted at ${formatBytes(t.done)}: resumes when the connection is back`
         // A pause is a moment's break: the user's computer keeps the part
         // it received, and the transfer goes on by itself once they resume.
         : paused
-          ? `Stopped at ${sizeFmt(t.done)}: the user paused the session; the ${t.direction === 'upload' ? 'upload' : 'download'} carries on from where it stopped once they resume`
+          ? `Stopped at ${formatBytes(t.done)}: the user paused the session; the ${t.direction === 'upload' ? 'upload' : 'download'} carries on from where it stopped once they resume`
         // The user's computer removes a part it received when they take
         // Files back; a fetch keeps here what came and goes on from it.
         : t.direction === 'upload'
-          ? `Stopped at ${sizeFmt(t.done)}: the user no longer allows Files, and the part sent was removed from their computer; starts again if they allow it again`
-          : `Stopped at ${sizeFmt(t.done)}: the user no longer allows Files; resumes if they allow it again`,
+          ? `Stopped at ${formatBytes(t.done)}: the user no longer allows Files, and the part sent was removed from their computer; starts again if they allow it again`
+          : `Stopped at ${formatBytes(t.done)}: the user no longer allows Files; resumes if they allow it again`,
       done: t.result ?? '',
       failed: t.error ?? 'Failed',
       cancelled: 'Cancelled',
-      ended: t.done > 0 ? `Stopped at ${sizeFmt(t.done)}: ${over}` : `Not ${t.direction === 'upload' ? 'sent' : 'fetched'}: ${over}`,
+      ended: t.done > 0 ? `Stopped at ${formatBytes(t.done)}: ${over}` : `Not ${t.direction === 'upload' ? 'sent' : 'fetched'}: ${over}`,
     };
     t.note.textContent = notes[t.state] ?? '';
     t.note.title = t.state === 'done' && t.sha256 ? `SHA-256 ${t.sha256}` : '';
@@ -545,7 +536,7 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     t.sha256 = sum;
     t.chunks = [];
     t.state = 'done';
-    t.result = `${sizeFmt(t.size)} \u00b7 SHA-256 verified`;
+    t.result = `${formatBytes(t.size)} \u00b7 SHA-256 verified`;
     const url = URL.createObjectURL(blob);
     const a = h('a', { href: url, download: t.name, hidden: true });
     document.body.append(a);
@@ -580,15 +571,15 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
     const upload = direction === 'upload';
     const command = `viewer -broker ${location.origin} ${upload ? 'push' : 'pull'} -session ${sessionId} ${quote(upload ? name : path)}`;
     const text = upload
-      ? `This file was not sent. The console can send files of up to ${sizeFmt(MAX_BROWSER_FILE)}, and this one is ${sizeFmt(size)}. `
+      ? `This file was not sent. The console can send files of up to ${formatBytes(MAX_BROWSER_FILE)}, and this one is ${formatBytes(size)}. `
         + 'To send it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder that holds the file.'
-      : `This file was not fetched. The console can fetch files of up to ${sizeFmt(MAX_BROWSER_FILE)}, and this one is ${sizeFmt(size)}. `
+      : `This file was not fetched. The console can fetch files of up to ${formatBytes(MAX_BROWSER_FILE)}, and this one is ${formatBytes(size)}. `
         + 'To fetch it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder where you want the file.';
     const el = h('li', { class: 'transfer', 'data-testid': 'transfer', 'data-direction': direction, 'data-name': name, 'data-state': 'too-large' },
       h('span', { class: 'transfer-icon' }, icon('alert', 15)),
       h('div', { class: 'transfer-body' },
         h('div', { class: 'transfer-line' }, h('span', { class: 'transfer-name', text: name }),
-          h('span', { class: 'transfer-pct tabular', text: sizeFmt(size) })),
+          h('span', { class: 'transfer-pct tabular', text: formatBytes(size) })),
         h('p', { class: 'transfer-note', 'data-testid': 'transfer-too-large', text }),
         // Each word is wrapped whole: a line break after "push -" would read as two commands.
         h('code', { class: 'transfer-command', 'data-testid': 'transfer-command' },

@@ -9,9 +9,9 @@
 
 import * as api from './api.js';
 import { listPerms, ourWords, terminalName } from './permissions.js';
-import { recordingBadge, sizeText } from './recordings.js';
+import { recordingBadge } from './recordings.js';
 import { RecordedScreen } from './screen.js';
-import { describeHost, formatDateTime, formatDuration, h, icon, toast } from './ui.js';
+import { describeHost, formatBytes, formatDateTime, formatDuration, h, icon, toast } from './ui.js';
 
 const SPEEDS = [1, 2, 4, 8];
 const INPUT_BUCKETS = 400; // input bars on the timeline, at most
@@ -90,13 +90,13 @@ export function summary(e) {
       return `${parts.join(', ') || 'Input'} in one second`;
     }
     case 'clipboard':
-      return `${d.direction === 'from_host' ? 'From the user' : 'To the user'}: ${sizeText(d.size)} (content not recorded)`;
+      return `${d.direction === 'from_host' ? 'From the user' : 'To the user'}: ${formatBytes(d.size)} (content not recorded)`;
     case 'file.transfer':
-      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${sizeText(d.size)}`;
+      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} ${formatBytes(d.size)}`;
     case 'file.interrupted':
-      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} stopped after ${sizeText(d.relayed_bytes)} of ${sizeText(d.size)}`;
+      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || ''} stopped after ${formatBytes(d.relayed_bytes)} of ${formatBytes(d.size)}`;
     case 'file.refused':
-      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || d.path || ''} ${sizeText(d.size)}${d.reason ? `: ${d.reason}` : ''}`;
+      return `${d.direction === 'upload' ? 'Upload' : 'Download'} ${d.name || d.path || ''} ${formatBytes(d.size)}${d.reason ? `: ${d.reason}` : ''}`;
     case 'shell.opened': return `${terminalName(d.channel)} by ${e.actor}`;
     case 'shell.closed': return `${terminalName(d.channel)}${d.code !== undefined ? ` ended${d.code ? ` with exit code ${d.code}` : ''}` : ''}`;
     case 'shell.command': return `$ ${d.command || ''}`;

@@ -4,7 +4,7 @@
 // admins see all (the broker decides).
 
 import * as api from './api.js';
-import { formatDateTime, formatDuration, h, icon, shortId, timeAgo } from './ui.js';
+import { formatBytes, formatDateTime, formatDuration, h, icon, shortId, timeAgo } from './ui.js';
 
 const STATES = {
   recording: ['Live', 'badge-active'],
@@ -14,14 +14,6 @@ const STATES = {
   deleted: ['Deleted', 'badge-ended'],
 };
 
-/** "512 B", "47.1 KB", "3.2 MB", "1.05 GB". */
-export function sizeText(n) {
-  if (!Number.isFinite(n)) return '';
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
-}
 
 /**
  * The moment a day picked in the date fields starts here, plus days, as an
@@ -194,7 +186,7 @@ export function mountRecordings(main, { navigate, user }) {
         r.technician ? h('span', { class: 'host-meta rec-tech-sub', text: `by ${r.technician}` }) : null)),
       h('td', { class: 'tabular' }, live ? h('span', { class: 'muted', text: 'In progress' }) : h('div', { class: 'host-cell' },
         h('span', { text: r.duration_ms ? formatDuration(r.duration_ms) : '—' }),
-        h('span', { class: 'host-meta', text: sizeText(r.size_bytes) }))),
+        h('span', { class: 'host-meta', text: formatBytes(r.size_bytes) }))),
       h('td', { class: 'col-what' }, what.length ? h('div', { class: 'chips' }, what) : h('span', { class: 'muted', text: 'Screen only' })),
       h('td', { title: r.deletion?.message || r.note || null }, r.deletion
         ? h('div', { class: 'host-cell rec-deletion' }, recordingBadge(r.state),

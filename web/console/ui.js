@@ -557,10 +557,17 @@ export function popover(button, panel, { menu = false, onOpen, onClose, initialF
   return { open, close, toggle: () => (isOpen ? close(false) : open()), isOpen: () => isOpen };
 }
 
-/** "12 B", "3.4 KiB", "64 KiB"; rounded up, so a size over a limit never reads as the limit. */
+/** "12 B", "3.4 KiB", "64 KiB", "2 GiB", "1.1 MiB". */
 export function formatBytes(n) {
+  if (!Number.isFinite(n)) return '';
   if (n < 1024) return `${n} B`;
-  const k = n / 1024;
-  if (Number.isInteger(k)) return `${k} KiB`;
-  return `${(Math.ceil(k * 10) / 10).toFixed(1)} KiB`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  // A size just over a limit reads "64.0 KiB", not the limit's "64 KiB".
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
 }

@@ -113,7 +113,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     const tooLarge = page.locator('[data-testid="transfer"][data-name="disk image.iso"][data-state="too-large"]');
     await tooLarge.waitFor();
     assert.equal(await tooLarge.getByTestId('transfer-too-large').innerText(),
-      'This file was not sent. The console can send files of up to 2.0 GiB, and this one is 3.0 GiB. '
+      'This file was not sent. The console can send files of up to 2 GiB, and this one is 3 GiB. '
       + 'To send it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder that holds the file.');
     const session = await page.evaluate(() => window.tether.session);
     assert.equal(await tooLarge.getByTestId('transfer-command').innerText(), `viewer -broker ${broker.url} push -session ${session} 'disk image.iso'`);
@@ -127,7 +127,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     const tooLargeDown = page.locator('[data-testid="transfer"][data-name="backup image.img"][data-state="too-large"]');
     await tooLargeDown.waitFor();
     assert.equal(await tooLargeDown.getByTestId('transfer-too-large').innerText(),
-      'This file was not fetched. The console can fetch files of up to 2.0 GiB, and this one is 3.0 GiB. '
+      'This file was not fetched. The console can fetch files of up to 2 GiB, and this one is 3 GiB. '
       + 'To fetch it, use viewer, Tether\u2019s command-line program for technicians: run this command in a terminal on your computer, in the folder where you want the file.');
     assert.equal(await tooLargeDown.getByTestId('transfer-command').innerText(), `viewer -broker ${broker.url} pull -session ${session} 'backup image.img'`);
     assert.equal(await page.locator('[data-testid="transfer"][data-name="backup image.img"][data-state="running"]').count(), 0);
@@ -378,7 +378,7 @@ test('cancelling a transfer lets the next one in the queue run; a long folder sa
     await page.getByTestId('activity-open').click();
     const stopped = page.locator('[data-testid="activity-row"][data-type="file.interrupted"]');
     await stopped.waitFor();
-    assert.match(await stopped.innerText(), /Sending first\.bin to the user\u2019s computer stopped after [\d.]+ (?:B|KiB|MiB) of 100\.0 MiB: the transfer was cancelled/);
+    assert.match(await stopped.innerText(), /Sending first\.bin to the user\u2019s computer stopped after [\d.]+ (?:B|KiB|MiB) of 100 MiB: the transfer was cancelled/);
     await page.screenshot({ path: join(artifacts, 'console-activity-files-cancel.png') });
     assert.deepEqual(pageErrors, []);
   } finally {
