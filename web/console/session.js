@@ -52,6 +52,129 @@ function describeReason(reason) {
   return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
 }
 
+// ---- side panel width --------------------------------------------------------
+
+// The technician sets how wide the side panels are, with the bar between
+// the picture and the panel: one width for every panel, kept for the next
+// visit. Each panel has its own width until then (style.css).
+const PANEL_WIDTH_KEY = 'tether.panelWidth';
+const PANEL_MIN = 280; // px: narrower, a path or a shell line no longer fits
+const STAGE_SHARE = 0.4; // the picture keeps at least this share of the width
+const PANEL_STEP = 16; // px per arrow key; four times that with Shift
+
+function savedPanelWidth() {
+  try {
+    return Number(localStorage.getItem(PANEL_WIDTH_KEY)) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+function savePanelWidth(width) {
+  try {
+    if (width) localStorage.setItem(PANEL_WIDTH_KEY, String(width));
+    else localStorage.removeItem(PANEL_WIDTH_KEY);
+  } catch {
+    // Private mode: the width lasts for this page only.
+  }
+}
+
+/**
+ * The bar between the remote screen and the open one of panels, in body.
+ * Dragged, or moved with the arrow keys, Home and End once focused, it
+ * sets the panel's width (the CSS variable --panel-w on body); a double
+ * click goes back to the panel's own width. Its value is the remote
+ * screen's width, which Left narrows. Returns { el, update(), destroy() }:
+ * update() once a panel opened or closed.
+ */
+function panelDivider(body, panels) {
+  const el = h('div', {
+    class: 'panel-divider', role: 'separator', tabindex: '0', hidden: true,
+    'aria-orientation': 'vertical', 'aria-label': 'Resize the side panel', 'data-testid': 'panel-divider',
+    title: 'Drag to resize \u00b7 double-click for the usual width',
+  });
+  let wanted = savedPanelWidth(); // px; 0: the panel's own width
+  let drag = null; // { x, width, moved } while the mouse holds the bar
+
+  const openPanel = () => panels.find((p) => !p.hidden);
+  /** The widths a panel may take in the body as wide as it is now. */
+  const limits = () => [PANEL_MIN, Math.max(PANEL_MIN, Math.floor(body.clientWidth * (1 - STAGE_SHARE)))];
+  const clamp = (width) => {
+    const [min, max] = limits();
+    return Math.round(Math.min(max, Math.max(min, width)));
+  };
+
+  function update() {
+    const panel = openPanel();
+    el.hidden = !panel;
+    if (!panel) return;
+    // Clamped again for the window as it is now; what was chosen is kept
+    // for a wider one.
+    if (wanted) body.style.setProperty('--panel-w', `${clamp(wanted)}px`);
+    else body.style.removeProperty('--panel-w');
+    const total = body.clientWidth;
+    const [min, max] = limits();
+    const width = Math.round(panel.getBoundingClientRect().width);
+    el.setAttribute('aria-valuemin', String(total - max));
+    el.setAttribute('aria-valuemax', String(total - min));
+    el.setAttribute('aria-valuenow', String(total - width));
+    el.setAttribute('aria-valuetext', `Remote screen ${total - width} pixels, side panel ${width} pixels wide`);
+  }
+
+  function setWidth(width) {
+    wanted = clamp(width);
+    update();
+  }
+
+  el.addEventListener('pointerdown', (e) => {
+    const panel = openPanel();
+    if (!panel || e.button !== 0) return;
+    e.preventDefault(); // no text selection on the way
+    el.setPointerCapture(e.pointerId);
+    drag = { x: e.clientX, width: panel.getBoundingClientRect().width, moved: false };
+    body.classList.add('is-resizing');
+  });
+  el.addEventListener('pointermove', (e) => {
+    if (!drag || (e.clientX === drag.x && !drag.moved)) return;
+    drag.moved = true;
+    setWidth(drag.width + drag.x - e.clientX);
+  });
+  const endDrag = () => {
+    if (!drag) return;
+    // A click alone chooses nothing: each panel keeps its own width.
+    if (drag.moved) savePanelWidth(wanted);
+    drag = null;
+    body.classList.remove('is-resizing');
+  };
+  el.addEventListener('pointerup', endDrag);
+  el.addEventListener('pointercancel', endDrag);
+  el.addEventListener('lostpointercapture', endDrag);
+  el.addEventListener('dblclick', () => {
+    wanted = 0;
+    savePanelWidth(0);
+    update();
+  });
+  el.addEventListener('keydown', (e) => {
+    const panel = openPanel();
+    if (!panel || e.altKey || e.ctrlKey || e.metaKey) return; // the browser's shortcuts, such as Alt+Left
+    const width = panel.getBoundingClientRect().width;
+    const step = e.shiftKey ? 4 * PANEL_STEP : PANEL_STEP;
+    const [min, max] = limits();
+    const to = { ArrowLeft: width + step, ArrowRight: width - step, Home: max, End: min }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    setWidth(to);
+    savePanelWidth(wanted);
+  });
+  window.addEventListener('resize', update);
+
+  return {
+    el,
+    update,
+    destroy: () => window.removeEventListener('resize', update),
+  };
+}
+
 /** Mounts the session view into root. Returns an unmount function. */
 export function mountSession(root, { id, navigate }) {
   let info = null; // the session object from the API, once loaded
@@ -128,10 +251,12 @@ export function mountSession(root, { id, navigate }) {
   });
   // One side panel at a time: opening one closes the others.
   const closeOthers = (keep) => (on) => {
-    if (!on) return;
-    if (keep !== files) files.setOpen(false);
-    if (keep !== shell) shell.setOpen(false);
-    if (keep !== activity && activity.isOpen()) activity.button.click();
+    if (on) {
+      if (keep !== files) files.setOpen(false);
+      if (keep !== shell) shell.setOpen(false);
+      if (keep !== activity && activity.isOpen()) activity.button.click();
+    }
+    divider.update();
   };
   const activity = mountActivity({ sessionId: id, me: window.tether.user?.username, onToggle: (on) => closeOthers(activity)(on) });
   // Opened from its button, the panel takes the focus, as Files and Terminal do.
@@ -172,6 +297,13 @@ export function mountSession(root, { id, navigate }) {
   // whatever the user would allow, so they are not offered.
   consent.barActions.append(...(supervisor ? [] : [files.button, shell.button]), activity.button);
 
+  // The picture and the open side panel share the body; the bar between
+  // them sets how.
+  const panels = [files.panel, shell.panel, activity.panel];
+  const body = h('div', { class: 'viewer-body' });
+  const divider = panelDivider(body, panels);
+  body.append(stage, divider.el, ...panels);
+
   root.replaceChildren(h('div', { class: 'viewer' },
     h('div', { class: 'viewer-top' },
       h('header', { class: 'viewer-bar' },
@@ -183,7 +315,7 @@ export function mountSession(root, { id, navigate }) {
         remote.toolbar,
         h('div', { class: 'viewer-bar-right' }, endNote, endBtn)),
       consent.bar),
-    h('div', { class: 'viewer-body' }, stage, files.panel, shell.panel, activity.panel)));
+    body));
 
   // ---- behaviour -----------------------------------------------------------
 
@@ -656,6 +788,7 @@ export function mountSession(root, { id, navigate }) {
     files.destroy();
     shell.destroy();
     remote.destroy();
+    divider.destroy();
     if (document.fullscreenElement === stage) document.exitFullscreen().catch(() => {});
     conn?.close();
     video.srcObject = null;
