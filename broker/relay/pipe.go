@@ -364,10 +364,19 @@ func (p *pipe) close(why string) {
 			delete(p.v.pipes, p.label)
 		}
 		p.v.mu.Unlock()
+		// While the session ends, the user's computer hears why over
+		// signalling and stops its transfers itself; its side closes with
+		// the relay, once it has let go. Closed now, it could overtake
+		// the end and tell the user that the technician left.
+		p.v.s.mu.Lock()
+		ending := p.v.s.ending != ""
+		p.v.s.mu.Unlock()
 		// Closing from a channel's own callback must not wait on it.
 		go func() {
 			p.viewer.Close()
-			p.host.Close()
+			if !ending {
+				p.host.Close()
+			}
 		}()
 		opened := false
 		select {
