@@ -101,6 +101,31 @@ func (o *output) match(t *testing.T, re *regexp.Regexp) []string {
 	}
 }
 
+// serve runs a shell server whose technician may always use a shell,
+// joined to the broker's peer it returns.
+func serve(t *testing.T) (*Server, *webrtc.PeerConnection) {
+	t.Helper()
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "/bin/sh"})
+	t.Cleanup(func() { srv.Close() })
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	return srv, broker
+}
+
+// waitGone waits until the process pid, started by a shell, has ended
+// with it.
+func waitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d %s outlived its shell", pid, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestHostShellGrant: a shell runs only while the technician is allowed;
 // without the grant the channel is closed and nothing runs; CloseAll
 // closes every shell at once.
@@ -150,13 +175,7 @@ func TestHostShellGrant(t *testing.T) {
 		}
 	}
 	for _, pid := range pids {
-		deadline := time.Now().Add(10 * time.Second)
-		for syscall.Kill(pid, 0) == nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d ignoring SIGHUP outlived its shell", pid)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitGone(t, pid, "ignoring SIGHUP")
 	}
 }
 
@@ -166,11 +185,7 @@ func TestHostShellGrant(t *testing.T) {
 func TestHostShellLeavesNothing(t *testing.T) {
 	for _, end := range []string{"taken back", "exits"} {
 		t.Run(end, func(t *testing.T) {
-			t.Setenv("HOME", t.TempDir())
-			srv := New(Config{Shell: "/bin/sh"})
-			defer srv.Close()
-			broker, host := pair(t)
-			host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+			srv, broker := serve(t)
 			dc, out := open(t, broker, "shell-1")
 			dc.OnOpen(func() {
 				dc.Send([]byte("(setsid sh -c 'echo esc=$$; exec sleep 300 </dev/null >/dev/null 2>&1' &)\n"))
@@ -188,29 +203,16 @@ func TestHostShellLeavesNothing(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("the shell's channel stayed open")
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for syscall.Kill(pid, 0) == nil {
-				if time.Now().After(deadline) {
-					t.Fatalf("process %d, out of the shell's session, outlived the shell", pid)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitGone(t, pid, "out of the shell's session")
 		})
 	}
 }
 
-// TestHostShellRevokedWhileStarting: a shell the user takes back while it
-// starts (after the first look at the grant, before CloseAll can see it)
-// closes at once, without waiting for a keystroke, and shows nothing.
 // TestHostShellsPerTechnician: the user's computer opens at most
 // MaxShells shells for one technician, whatever the broker lets through;
 // another technician has shells of their own.
 func TestHostShellsPerTechnician(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	srv := New(Config{Shell: "/bin/sh"})
-	defer srv.Close()
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, broker := serve(t)
 	openAs := func(viewer string, n int) *output {
 		t.Helper()
 		dc, out := openFor(t, broker, fmt.Sprintf("shell-%d", n), &webrtc.DataChannelInit{Protocol: &viewer})
@@ -230,6 +232,9 @@ func TestHostShellsPerTechnician(t *testing.T) {
 	openAs("v_kim", protocol.MaxShells+2).wait(t, fmt.Sprintf("shell-%d-42", protocol.MaxShells+2))
 }
 
+// TestHostShellRevokedWhileStarting: a shell the user takes back while it
+// starts (after the first look at the grant, before CloseAll can see it)
+// closes at once, without waiting for a keystroke, and shows nothing.
 func TestHostShellRevokedWhileStarting(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	srv := New(Config{Shell: "/bin/sh"})
@@ -254,11 +259,7 @@ func TestHostShellRevokedWhileStarting(t *testing.T) {
 // started still holds the terminal closes at once, with its exit code and
 // its last output, and the job does not outlive it.
 func TestHostShellExitWithJobRunning(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	srv := New(Config{Shell: "/bin/sh"})
-	defer srv.Close()
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, broker := serve(t)
 	dc, out := open(t, broker, "shell-1")
 	dc.OnOpen(func() { dc.Send([]byte("sleep 300 & echo bg=$!; echo last-words; exit 7\n")) })
 	m := out.match(t, regexp.MustCompile(`bg=(\d+)\r\n`))
@@ -275,13 +276,7 @@ func TestHostShellExitWithJobRunning(t *testing.T) {
 	if want := string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellExit, Code: 7})); !slices.Contains(texts, want) {
 		t.Fatalf("messages %q, want %q", texts, want)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d outlived its shell", pid)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitGone(t, pid, "in the background")
 }
 
 // TestHostShellHiddenInput: while a program reads a password (echo off, in
@@ -346,11 +341,7 @@ func TestHostShellHiddenInput(t *testing.T) {
 // poller, also after a resize, so an echo goes out as soon as it is read
 // and an idle shell does not hold a thread.
 func TestHostShellPTYStaysPolled(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	srv := New(Config{Shell: "/bin/sh"})
-	defer srv.Close()
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	srv, broker := serve(t)
 	dc, out := open(t, broker, "shell-1")
 	dc.OnOpen(func() {
 		dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellResize, Cols: 97, Rows: 31})))
