@@ -65,8 +65,9 @@ export function labelPerms(list) {
 }
 
 /**
- * Read-only chips for a session's requested permissions (light pages).
- * `compact` shows icons only, with the names as tooltips.
+ * Read-only chips for a session's permissions (light pages): what it asks
+ * for, unless `says` names them otherwise for screen readers ("Allowed
+ * now:"). `compact` shows icons only, with the names as tooltips.
  */
 export function permChips(list, { compact = false, testid = 'perm-chip', says = 'Asks for' } = {}) {
   const perms = sortPerms(list);
