@@ -622,11 +622,19 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 		h.Reset()
 		have = 0
 	}
-	if free := freeSpace(inbox); free >= 0 && msg.Size-have > free {
-		f.Close()
-		c.s.removePartial(partial)
-		c.fail(msg, protocol.FileErrNoSpace, fmt.Sprintf("The user's disk is full: %s needs %d bytes, %d are free.", msg.Name, msg.Size-have, free))
-		return
+	if free := freeSpace(inbox); free >= 0 {
+		// Files on their way from other technicians have their room kept.
+		coming := c.s.incoming(c)
+		if msg.Size-have > free-coming {
+			f.Close()
+			c.s.removePartial(partial)
+			why := fmt.Sprintf("The user's disk is full: %s needs %d bytes, %d are free.", msg.Name, msg.Size-have, free)
+			if coming > 0 {
+				why = fmt.Sprintf("The user's disk is full: %s needs %d bytes, and of the %d free, files already on their way need %d.", msg.Name, msg.Size-have, free, coming)
+			}
+			c.fail(msg, protocol.FileErrNoSpace, why)
+			return
+		}
 	}
 	up := &upload{name: msg.Name, sha: msg.SHA256, size: msg.Size, got: have, partial: partial, f: f, h: h, reported: have}
 	c.mu.Lock()
@@ -638,6 +646,28 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 	if have == msg.Size {
 		c.finishUpload(up)
 	}
+}
+
+// incoming is how many bytes the uploads under way on channels other than
+// except have still to write.
+func (s *Server) incoming(except *channel) int64 {
+	s.mu.Lock()
+	chs := make([]*channel, 0, len(s.channels))
+	for c := range s.channels {
+		if c != except {
+			chs = append(chs, c)
+		}
+	}
+	s.mu.Unlock()
+	var n int64
+	for _, c := range chs {
+		c.mu.Lock()
+		if c.up != nil {
+			n += c.up.size - c.up.got
+		}
+		c.mu.Unlock()
+	}
+	return n
 }
 
 // onChunk writes one chunk of the upload under way.
@@ -667,7 +697,9 @@ func (c *channel) onChunk(data []byte) {
 		return
 	}
 	up.h.Write(data)
+	c.mu.Lock() // incoming reads it
 	up.got += int64(len(data))
+	c.mu.Unlock()
 	if up.got-up.reported >= up.size/100+1 {
 		up.reported = up.got
 		c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: up.got, Total: up.size})

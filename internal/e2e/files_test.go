@@ -627,6 +627,45 @@ func TestFileDiskFull(t *testing.T) {
 	}
 }
 
+// TestUploadsSideBySideKeepRoom: two technicians send the user a file
+// each at the same time, and the user's disk holds either but not both:
+// the second is refused up front, saying the disk is full, instead of one
+// of them failing half way; the first arrives whole.
+func TestUploadsSideBySideKeepRoom(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inbox := smallDisk(t, 4)
+	fs := startFilesSession(t, ctx, "-files-inbox", inbox)
+	_, first := fs.files(t, ctx)
+	_, second := fs.files(t, ctx)
+	local := t.TempDir()
+	a, _ := randomFile(t, local, "a.bin", 3<<20)
+	b, _ := randomFile(t, local, "b.bin", 3<<20)
+	var secondErr error
+	tried := false
+	// The first upload waits in its progress callback while the second is
+	// tried: it has started, and has most of its bytes still to come.
+	_, err := first.Push(ctx, a, "", func(d, _ int64) {
+		if d > 0 && !tried {
+			tried = true
+			_, secondErr = second.Push(ctx, b, "", nil)
+		}
+	})
+	if err != nil {
+		t.Fatalf("the first upload: %v\nhost:\n%s", err, fs.host.stderr.String())
+	}
+	var fe *client.FileError
+	if !tried || !errors.As(secondErr, &fe) || fe.Code != protocol.FileErrNoSpace || !strings.Contains(fe.Message, "files already on their way need") {
+		t.Fatalf("the second upload, tried while the first ran: %v", secondErr)
+	}
+	if m, _ := filepath.Glob(filepath.Join(inbox, "*")); !slices.Equal(m, []string{filepath.Join(inbox, "a.bin")}) {
+		t.Fatalf("files in the user's folder: %v", m)
+	}
+}
+
 // TestViewerPushPull: the viewer command line sends and fetches files with
 // a progress bar and reports the verified hash.
 func TestViewerPushPull(t *testing.T) {
