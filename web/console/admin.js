@@ -158,7 +158,10 @@ export function mountAccounts(main, { user: me }) {
         toast(err.message, 'error');
       }
     });
-    const reset = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'account-reset' }, 'Reset…');
+    // Your own password and two-factor are under Account security: a reset
+    // of your own account would only sign you out.
+    const reset = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'account-reset', disabled: self,
+      title: self ? 'Change your own password under Account security' : null }, 'Reset…');
     reset.addEventListener('click', async () => {
       if (!await confirmDialog({
         title: `Reset ${u.username}?`,
@@ -299,7 +302,7 @@ export function mountKeys(main) {
       });
     }
     return h('tr', { 'data-testid': 'key-row', 'data-key-id': k.id, class: revoked ? 'is-muted' : null },
-      h('td', {}, h('div', { class: 'cell-title', text: k.name }), h('div', { class: 'mono muted cell-sub', text: k.id })),
+      h('td', {}, h('div', { class: 'cell-title', text: k.name }), h('div', { class: 'mono muted cell-sub nowrap', text: k.id })),
       h('td', {}, k.username),
       h('td', {}, h('div', { class: 'scope-list' }, k.scopes.map((s) => h('span', { class: 'chip chip-mono', text: s })))),
       h('td', { class: 'nowrap', 'data-testid': 'key-last-used' }, k.last_used_at ? h('span', { title: formatDateTime(k.last_used_at), text: timeAgo(k.last_used_at) }) : h('span', { class: 'muted', text: 'Never' })),

@@ -79,11 +79,26 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     const login = await call(broker, 'POST', '/api/v1/login', '', { username: 'lee', password });
     assert.equal(login.status, 200);
 
+    // Reset: a new password, shown once; lee's old login and password stop
+    // working, the new one works. An admin's own row has no Reset: their
+    // password is under Account security.
+    const self = page.locator(`[data-testid="account-row"][data-username="${broker.admin.user}"]`);
+    assert.equal(await self.getByTestId('account-reset').isDisabled(), true);
+    await lee.getByTestId('account-reset').click();
+    await page.getByTestId('confirm-ok').click();
+    const reset = await page.getByTestId('password-dialog').getByTestId('shown-secret').textContent();
+    assert.ok(reset.length >= 16 && reset !== password, 'a new strong password is shown');
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    assert.equal((await call(broker, 'GET', '/api/v1/me', login.body.token)).status, 401, 'the reset ends lee\u2019s sign-ins');
+    assert.equal((await call(broker, 'POST', '/api/v1/login', '', { username: 'lee', password })).status, 401, 'the old password no longer works');
+    const relogin = await call(broker, 'POST', '/api/v1/login', '', { username: 'lee', password: reset });
+    assert.equal(relogin.status, 200);
+
     // Disable: lee's login ends at once.
     await lee.getByTestId('account-toggle').click();
     await page.getByTestId('confirm-ok').click();
     await page.locator('[data-testid="account-row"][data-username="lee"][data-disabled="true"]').waitFor();
-    assert.equal((await call(broker, 'GET', '/api/v1/me', login.body.token)).status, 401);
+    assert.equal((await call(broker, 'GET', '/api/v1/me', relogin.body.token)).status, 401);
 
     // The two-factor policy.
     await page.locator('[data-testid="totp-role"][data-role="admin"]').check();
