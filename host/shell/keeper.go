@@ -5,6 +5,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -29,7 +32,12 @@ func init() {
 // startKeeper runs shell on a new terminal under a keeper. The keeper ends
 // once release is closed, after a hangup and hangupGrace for the shell.
 func startKeeper(shell string, size *pty.Winsize) (cmd *exec.Cmd, terminal, release *os.File, err error) {
-	if _, err := exec.LookPath(shell); err != nil {
+	// The keeper runs the path found here: it looks for nothing itself.
+	path, err := exec.LookPath(shell)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if path, err = filepath.Abs(path); err != nil {
 		return nil, nil, nil, err
 	}
 	r, w, err := os.Pipe()
@@ -37,7 +45,7 @@ func startKeeper(shell string, size *pty.Winsize) (cmd *exec.Cmd, terminal, rele
 		return nil, nil, nil, err
 	}
 	defer r.Close()
-	cmd = exec.Command(self(), shell)
+	cmd = exec.Command(self(), path)
 	cmd.Args[0] = "tether-shell"
 	cmd.Env = append(os.Environ(), "TERM=xterm-256color", keeperEnv+"=1")
 	if home, err := os.UserHomeDir(); err == nil {
@@ -62,15 +70,16 @@ func keep(args []string) int {
 		return 2
 	}
 	os.Unsetenv(keeperEnv)
+	syscall.CloseOnExec(3) // the shell has no use for the host's pipe
 	host := os.NewFile(3, "host")
 	becomeSubreaper()
-	shell, err := os.StartProcess(args[0], []string{args[0], "-l"}, &os.ProcAttr{
-		Env:   os.Environ(),
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
-	})
+	// The technician's shell runs as the same user and can signal its
+	// keeper: what can be caught is, so that only SIGKILL and SIGSTOP end
+	// or stop it (see README).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
+	shell, err := startShell(args[0])
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "The shell could not start: %v\r\n", err)
+		fmt.Fprintf(os.Stderr, "The shell could not start: %v\n", err)
 		return 127
 	}
 	// The keeper holds no end of the terminal: the host's reads end once
@@ -122,16 +131,42 @@ func keep(args []string) int {
 		case <-time.After(hangupGrace):
 		}
 	}
-	// A process forking as the keeper kills its parent leaves a child the
-	// keeper adopts: it looks again until nothing is left.
+	killAll(os.Getpid(), shell.Pid, reaped)
+	return code
+}
+
+// startShell starts the login shell at path on the keeper's terminal, as
+// the leader of the terminal's session. Killed with its keeper, it does
+// not go on without one.
+func startShell(path string) (*os.Process, error) {
+	runtime.LockOSThread() // the parent-death signal follows the thread that forks
+	defer runtime.UnlockOSThread()
+	return os.StartProcess(path, []string{path, "-l"}, &os.ProcAttr{
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   shellAttr(),
+	})
+}
+
+// killGiveUp bounds how long killAll tries: a process it may not kill (one
+// started with sudo) would otherwise keep it trying for ever.
+const killGiveUp = 5 * time.Second
+
+// killAll kills the processes below keeper, the shell's session first,
+// until reaped says none is left. A process forking as its parent is
+// killed leaves a child the keeper adopts: it looks again until then.
+func killAll(keeper, shell int, reaped <-chan struct{}) {
+	giveUp := time.After(killGiveUp)
 	for {
-		syscall.Kill(-shell.Pid, syscall.SIGKILL)
-		for _, pid := range descendants(os.Getpid()) {
+		syscall.Kill(-shell, syscall.SIGKILL)
+		for _, pid := range descendants(keeper) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		select {
 		case <-reaped:
-			return code
+			return
+		case <-giveUp:
+			return
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

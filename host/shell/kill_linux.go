@@ -4,12 +4,19 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // self is the running program, even once replaced on disk.
 func self() string { return "/proc/self/exe" }
+
+// shellAttr makes the shell the leader of its terminal's session, killed
+// if its keeper dies.
+func shellAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
+}
 
 // becomeSubreaper makes the processes orphaned below this one its
 // children, instead of init's.

@@ -2,7 +2,10 @@
 
 package shell
 
-import "os"
+import (
+	"os"
+	"syscall"
+)
 
 // self is the running program.
 func self() string {
@@ -11,6 +14,11 @@ func self() string {
 		return os.Args[0]
 	}
 	return p
+}
+
+// shellAttr makes the shell the leader of its terminal's session.
+func shellAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 }
 
 // becomeSubreaper does nothing: orphans go to init, and only the shell's

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/creack/pty"
@@ -251,6 +252,23 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 // pump copies the PTY's output to the channel until the shell exits, then
 // reports its exit code and closes the channel.
 func (s *Server) pump(t *term) {
+	// The shell's end ends the terminal even when something outside the
+	// keeper's reach still holds it open (the read below would wait for
+	// it): its keeper gone, the terminal closes a moment later.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-t.exited:
+		case <-t.ctx.Done():
+			return
+		}
+		select {
+		case <-time.After(exitDrain):
+			t.pty.Close()
+		case <-t.ctx.Done():
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		t.waitResumed()
@@ -298,6 +316,11 @@ func (s *Server) close(t *term) {
 			select {
 			case <-t.exited:
 			case <-time.After(2 * hangupGrace):
+				// A keeper stopped (SIGSTOP from the shell) never lets go:
+				// what is below it is killed here, then the keeper.
+				for _, pid := range descendants(t.cmd.Process.Pid) {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
 				t.cmd.Process.Kill()
 			}
 		}()

@@ -183,11 +183,16 @@ func TestHostShellGrant(t *testing.T) {
 // (setsid, a double fork) and lets go of the terminal ends with the shell
 // too, whether the user takes the shell back or it exits.
 func TestHostShellLeavesNothing(t *testing.T) {
-	for _, end := range []string{"taken back", "exits"} {
+	for _, end := range []string{"taken back", "exits", "keeper signalled"} {
 		t.Run(end, func(t *testing.T) {
 			srv, broker := serve(t)
 			dc, out := open(t, broker, "shell-1")
 			dc.OnOpen(func() {
+				if end == "keeper signalled" {
+					// The shell's parent is its keeper: what a technician
+					// can send it does not stop it.
+					dc.Send([]byte("kill -TERM $PPID; kill -HUP $PPID; kill -INT $PPID; kill -USR1 $PPID\n"))
+				}
 				dc.Send([]byte("(setsid sh -c 'echo esc=$$; exec sleep 300 </dev/null >/dev/null 2>&1' &)\n"))
 			})
 			m := out.match(t, regexp.MustCompile(`esc=(\d+)\r\n`))
@@ -230,6 +235,38 @@ func TestHostShellsPerTechnician(t *testing.T) {
 		t.Fatal("a shell past the limit stayed open")
 	}
 	openAs("v_kim", protocol.MaxShells+2).wait(t, fmt.Sprintf("shell-%d-42", protocol.MaxShells+2))
+}
+
+// TestHostShellKeeperKilled: a technician who kills the shell's keeper
+// (SIGKILL cannot be caught) ends their shell with it: the terminal closes
+// instead of staying open with nobody to end it.
+func TestHostShellKeeperKilled(t *testing.T) {
+	_, broker := serve(t)
+	dc, out := open(t, broker, "shell-1")
+	dc.OnOpen(func() { dc.Send([]byte("echo shell=$$; kill -KILL $PPID\n")) })
+	m := out.match(t, regexp.MustCompile(`shell=(\d+)\r\n`))
+	pid, _ := strconv.Atoi(m[1])
+	select {
+	case <-out.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the terminal stayed open after its keeper was killed")
+	}
+	waitGone(t, pid, "(the shell itself)")
+}
+
+// TestHostShellByName: a shell named without a path ($SHELL=bash) is found
+// on the PATH, as a terminal finds it.
+func TestHostShellByName(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	srv := New(Config{Shell: "sh"})
+	t.Cleanup(func() { srv.Close() })
+	broker, host := pair(t)
+	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	dc, out := open(t, broker, "shell-1")
+	// The keeper's pipe from the host (its fd 3) does not reach the shell.
+	dc.OnOpen(func() { dc.Send([]byte("echo ok-$((40+2)); test -e /proc/$$/fd/3 && echo fd3-open || echo fd3-closed\n")) })
+	out.wait(t, "ok-42")
+	out.wait(t, "fd3-closed")
 }
 
 // TestHostShellRevokedWhileStarting: a shell the user takes back while it
