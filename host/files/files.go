@@ -71,6 +71,10 @@ type Server struct {
 	mu       sync.Mutex
 	channels map[*channel]struct{}
 	partials map[string]*partial // partial uploads this server owns, removed at the end of its session
+
+	// room is held from an upload's look at the free space until it is
+	// under way, so that two starting at once each count the other.
+	room sync.Mutex
 }
 
 // claimPartial picks the partial file for an upload of the content sha and
@@ -414,6 +418,13 @@ func (c *channel) abort(cancel bool, why error) bool {
 	if why != nil {
 		aside, c.aside = c.aside, nil
 	}
+	var upGot, asideGot int64 // written under c.mu (onChunk)
+	if up != nil {
+		upGot = up.got
+	}
+	if aside != nil {
+		asideGot = aside.got
+	}
 	c.mu.Unlock()
 	if down != nil {
 		down(why)
@@ -426,14 +437,14 @@ func (c *channel) abort(cancel bool, why error) bool {
 			c.s.keepPartial(up.partial)
 		}
 		if why != nil {
-			c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: up.got, Total: up.size, Finished: true, Err: why})
+			c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: upGot, Total: up.size, Finished: true, Err: why})
 		}
 	}
 	if aside != nil {
 		if cancel {
 			c.s.removePartial(aside.partial)
 		}
-		c.s.cfg.OnProgress(Progress{Name: aside.name, Direction: protocol.DirectionUpload, Done: aside.got, Total: aside.size, Finished: true, Err: why})
+		c.s.cfg.OnProgress(Progress{Name: aside.name, Direction: protocol.DirectionUpload, Done: asideGot, Total: aside.size, Finished: true, Err: why})
 	}
 	return up != nil || down != nil
 }
@@ -622,16 +633,18 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 		h.Reset()
 		have = 0
 	}
+	c.s.room.Lock()
 	if free := freeSpace(inbox); free >= 0 {
 		// Files on their way from other technicians have their room kept.
 		coming := c.s.incoming(c)
-		if msg.Size-have > free-coming {
+		if need := msg.Size - have; need > 0 && need > free-coming {
 			f.Close()
 			c.s.removePartial(partial)
 			why := fmt.Sprintf("The user's disk is full: %s needs %d bytes, %d are free.", msg.Name, msg.Size-have, free)
 			if coming > 0 {
 				why = fmt.Sprintf("The user's disk is full: %s needs %d bytes, and of the %d free, files already on their way need %d.", msg.Name, msg.Size-have, free, coming)
 			}
+			c.s.room.Unlock()
 			c.fail(msg, protocol.FileErrNoSpace, why)
 			return
 		}
@@ -640,6 +653,7 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 	c.mu.Lock()
 	c.up = up
 	c.mu.Unlock()
+	c.s.room.Unlock()
 	c.s.cfg.Logger.Info("receiving a file", "name", msg.Name, "size", msg.Size, "resume_at", have)
 	c.send(protocol.FileMessage{Type: protocol.FileReady, Name: msg.Name, Size: msg.Size, Offset: have, Direction: protocol.DirectionUpload})
 	c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: have, Total: up.size})
