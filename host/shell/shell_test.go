@@ -264,7 +264,9 @@ func TestHostShellByName(t *testing.T) {
 	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
 	dc, out := open(t, broker, "shell-1")
 	// The keeper's pipe from the host (its fd 3) does not reach the shell.
-	dc.OnOpen(func() { dc.Send([]byte("echo ok-$((40+2)); test -e /proc/$$/fd/3 && echo fd3-open || echo fd3-closed\n")) })
+	dc.OnOpen(func() {
+		dc.Send([]byte("echo ok-$((40+2)); test -e /proc/$$/fd/3 && echo fd3-open || echo fd3-closed\n"))
+	})
 	out.wait(t, "ok-42")
 	out.wait(t, "fd3-closed")
 }
