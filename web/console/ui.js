@@ -560,11 +560,11 @@ export function popover(button, panel, { menu = false, onOpen, onClose, initialF
 /** "12 B", "3.4 KiB", "64 KiB", "2 GiB", "1.1 MiB". */
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return '';
-  if (n < 1024) return `${n} B`;
+  if (n < 1024) return `${Math.round(n)} B`; // a rate may have a fraction
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;
   let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
+  while (v >= 1023.95 && u < units.length - 1) { // what would read "1024.0"
     v /= 1024;
     u++;
   }
