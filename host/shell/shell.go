@@ -201,9 +201,15 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
-	if f, err = pollable(f); err != nil {
+	// A shell refused as it starts has run nothing yet: its keeper is
+	// killed, and the shell with it, without the wait for a hangup.
+	refuse := func() {
 		release.Close()
+		cmd.Process.Kill()
 		cmd.Wait()
+	}
+	if f, err = pollable(f); err != nil {
+		refuse()
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -223,8 +229,7 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 		s.mu.Unlock()
 		stop()
 		f.Close()
-		release.Close()
-		cmd.Wait()
+		refuse()
 		return nil, fmt.Errorf("at most %d terminals can be open at once", protocol.MaxShells)
 	}
 	s.shells[t] = struct{}{}
