@@ -105,8 +105,14 @@ func (o *output) match(t *testing.T, re *regexp.Regexp) []string {
 // joined to the broker's peer it returns.
 func serve(t *testing.T) (*Server, *webrtc.PeerConnection) {
 	t.Helper()
+	return serveShell(t, "/bin/sh")
+}
+
+// serveShell is serve with the shell to run.
+func serveShell(t *testing.T, shell string) (*Server, *webrtc.PeerConnection) {
+	t.Helper()
 	t.Setenv("HOME", t.TempDir())
-	srv := New(Config{Shell: "/bin/sh"})
+	srv := New(Config{Shell: shell})
 	t.Cleanup(func() { srv.Close() })
 	broker, host := pair(t)
 	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
@@ -257,11 +263,7 @@ func TestHostShellKeeperKilled(t *testing.T) {
 // TestHostShellByName: a shell named without a path ($SHELL=bash) is found
 // on the PATH, as a terminal finds it.
 func TestHostShellByName(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	srv := New(Config{Shell: "sh"})
-	t.Cleanup(func() { srv.Close() })
-	broker, host := pair(t)
-	host.OnDataChannel(func(dc *webrtc.DataChannel) { srv.Attach(dc, func() bool { return true }) })
+	_, broker := serveShell(t, "sh")
 	dc, out := open(t, broker, "shell-1")
 	// The keeper's pipe from the host (its fd 3) does not reach the shell.
 	dc.OnOpen(func() {

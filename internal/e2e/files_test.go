@@ -586,16 +586,22 @@ func TestFileRefusals(t *testing.T) {
 	}
 }
 
-// TestFileDiskFull: an upload larger than the free space is refused up
-// front; one that runs out of space midway is removed.
-func TestFileDiskFull(t *testing.T) {
+// filesOnSmallDisk is a files session whose uploads go to a 4 MiB disk.
+func filesOnSmallDisk(t *testing.T, ctx context.Context) (*filesSession, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
 	}
+	inbox := smallDisk(t, 4)
+	return startFilesSession(t, ctx, "-files-inbox", inbox), inbox
+}
+
+// TestFileDiskFull: an upload larger than the free space is refused up
+// front; one that runs out of space midway is removed.
+func TestFileDiskFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	inbox := smallDisk(t, 4)
-	fs := startFilesSession(t, ctx, "-files-inbox", inbox)
+	fs, inbox := filesOnSmallDisk(t, ctx)
 	_, f := fs.files(t, ctx)
 	local := t.TempDir()
 
@@ -632,13 +638,9 @@ func TestFileDiskFull(t *testing.T) {
 // the second is refused up front, saying the disk is full, instead of one
 // of them failing half way; the first arrives whole.
 func TestUploadsSideBySideKeepRoom(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	inbox := smallDisk(t, 4)
-	fs := startFilesSession(t, ctx, "-files-inbox", inbox)
+	fs, inbox := filesOnSmallDisk(t, ctx)
 	_, first := fs.files(t, ctx)
 	_, second := fs.files(t, ctx)
 	local := t.TempDir()
