@@ -83,6 +83,17 @@ func (o *output) wait(t *testing.T, want string) {
 	o.match(t, regexp.MustCompile(regexp.QuoteMeta(want)))
 }
 
+// waitClosed waits until the channel closes, failing with what it means
+// when it has not within d.
+func (o *output) waitClosed(t *testing.T, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-o.closed:
+	case <-time.After(d):
+		t.Fatal(what)
+	}
+}
+
 // match waits until the output matches re and returns the submatches.
 func (o *output) match(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
@@ -147,11 +158,7 @@ func TestHostShellGrant(t *testing.T) {
 		srv.Attach(dc, func() bool { mu.Lock(); defer mu.Unlock(); return allowed[label] })
 	})
 	_, denied := open(t, broker, "shell-1")
-	select {
-	case <-denied.closed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("a shell channel without the grant stayed open")
-	}
+	denied.waitClosed(t, 15*time.Second, "a shell channel without the grant stayed open")
 	if denied.buf.Len() != 0 {
 		t.Fatalf("output without the grant: %q", denied.buf.String())
 	}
@@ -174,11 +181,7 @@ func TestHostShellGrant(t *testing.T) {
 	}
 	srv.CloseAll()
 	for _, out := range outs {
-		select {
-		case <-out.closed:
-		case <-time.After(5 * time.Second):
-			t.Fatal("a shell stayed open after CloseAll")
-		}
+		out.waitClosed(t, 5*time.Second, "a shell stayed open after CloseAll")
 	}
 	for _, pid := range pids {
 		waitGone(t, pid, "ignoring SIGHUP")
@@ -189,7 +192,7 @@ func TestHostShellGrant(t *testing.T) {
 // (setsid, a double fork) and lets go of the terminal ends with the shell
 // too, whether the user takes the shell back or it exits.
 func TestHostShellLeavesNothing(t *testing.T) {
-	for _, end := range []string{"taken back", "exits", "keeper signalled"} {
+	for _, end := range []string{"taken back", "exits", "keeper signalled", "keeper stopped"} {
 		t.Run(end, func(t *testing.T) {
 			srv, broker := serve(t)
 			dc, out := open(t, broker, "shell-1")
@@ -198,6 +201,9 @@ func TestHostShellLeavesNothing(t *testing.T) {
 					// The shell's parent is its keeper: what a technician
 					// can send it does not stop it.
 					dc.Send([]byte("kill -TERM $PPID; kill -HUP $PPID; kill -INT $PPID; kill -USR1 $PPID\n"))
+				}
+				if end == "keeper stopped" { // the host deals with it once it does not let go
+					dc.Send([]byte("kill -STOP $PPID\n"))
 				}
 				dc.Send([]byte("(setsid sh -c 'echo esc=$$; exec sleep 300 </dev/null >/dev/null 2>&1' &)\n"))
 			})
@@ -209,11 +215,7 @@ func TestHostShellLeavesNothing(t *testing.T) {
 			} else {
 				srv.CloseAll()
 			}
-			select {
-			case <-out.closed:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the shell's channel stayed open")
-			}
+			out.waitClosed(t, 5*time.Second, "the shell's channel stayed open")
 			waitGone(t, pid, "out of the shell's session")
 		})
 	}
@@ -235,11 +237,7 @@ func TestHostShellsPerTechnician(t *testing.T) {
 	}
 	over := openAs("v_lee", protocol.MaxShells+1)
 	over.wait(t, fmt.Sprintf("at most %d terminals can be open at once", protocol.MaxShells))
-	select {
-	case <-over.closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a shell past the limit stayed open")
-	}
+	over.waitClosed(t, 10*time.Second, "a shell past the limit stayed open")
 	openAs("v_kim", protocol.MaxShells+2).wait(t, fmt.Sprintf("shell-%d-42", protocol.MaxShells+2))
 }
 
@@ -252,11 +250,7 @@ func TestHostShellKeeperKilled(t *testing.T) {
 	dc.OnOpen(func() { dc.Send([]byte("echo shell=$$; kill -KILL $PPID\n")) })
 	m := out.match(t, regexp.MustCompile(`shell=(\d+)\r\n`))
 	pid, _ := strconv.Atoi(m[1])
-	select {
-	case <-out.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the terminal stayed open after its keeper was killed")
-	}
+	out.waitClosed(t, 5*time.Second, "the terminal stayed open after its keeper was killed")
 	waitGone(t, pid, "(the shell itself)")
 }
 
@@ -286,11 +280,7 @@ func TestHostShellRevokedWhileStarting(t *testing.T) {
 		srv.Attach(dc, func() bool { return looks.Add(1) == 1 })
 	})
 	_, out := open(t, broker, "shell-1")
-	select {
-	case <-out.closed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("a shell taken back as it started stayed open")
-	}
+	out.waitClosed(t, 15*time.Second, "a shell taken back as it started stayed open")
 	if out.buf.Len() != 0 {
 		t.Fatalf("output of a shell taken back: %q", out.buf.String())
 	}
@@ -305,11 +295,7 @@ func TestHostShellExitWithJobRunning(t *testing.T) {
 	dc.OnOpen(func() { dc.Send([]byte("sleep 300 & echo bg=$!; echo last-words; exit 7\n")) })
 	m := out.match(t, regexp.MustCompile(`bg=(\d+)\r\n`))
 	pid, _ := strconv.Atoi(m[1])
-	select {
-	case <-out.closed:
-	case <-time.After(hangupGrace):
-		t.Fatal("the shell exited but its channel stayed open while its job ran")
-	}
+	out.waitClosed(t, hangupGrace, "the shell exited but its channel stayed open while its job ran")
 	out.wait(t, "last-words")
 	out.mu.Lock()
 	texts := slices.Clone(out.texts)
