@@ -187,8 +187,11 @@ test('the side panel divider', { timeout: 240_000 }, async (t) => {
     const click = async (px, py) => {
       const from = lines().length;
       await page.mouse.click(px, py);
-      const line = await until(() => `a click at ${px},${py} in:\n${lines().slice(from).join('\n')}`,
-        () => lines().slice(from).find((s) => s.startsWith('button 1 down ')));
+      // Its release too, so that it is not taken for one of what follows.
+      const line = await until(() => `a click at ${px},${py} in:\n${lines().slice(from).join('\n')}`, () => {
+        const got = lines().slice(from);
+        return got.some((s) => s.startsWith('button 1 up ')) && got.find((s) => s.startsWith('button 1 down '));
+      });
       return line.split(' ').slice(3).map(Number);
     };
     let [gx, gy] = await click(...await remotePoint(page, 100, 100));
