@@ -26,6 +26,7 @@ type viewer struct {
 	keyID   string        // the API key it signed in with, if any
 	login   string        // the hash of the console login it signed in with, if any
 	cutOff  bool          // its access was withdrawn: the host keeps nothing for its return
+	goneFor *conn         // the host told this viewer is gone (as it was cut off)
 	media   *relay.Viewer // nil until the viewer's media is set up
 	grants  []string      // what the user allowed this viewer
 	asked   bool          // the user has been asked to let this viewer in

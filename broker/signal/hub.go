@@ -1182,8 +1182,9 @@ func (h *Hub) leave(l *live, c *conn) {
 				delete(l.requests, id)
 			}
 		}
-		host, left := l.host, protocol.ViewerLeft{Viewer: v.person.ID, CutOff: v.cutOff}
-		go host.send(protocol.TypeViewerLeft, l.id, left)
+		if v.goneFor != l.host {
+			go l.host.send(protocol.TypeViewerLeft, l.id, protocol.ViewerLeft{Viewer: v.person.ID, CutOff: v.cutOff})
+		}
 	}
 	wasObserver := l.viewers[c] != nil && slices.Contains(l.observersLocked(), l.viewers[c].person)
 	delete(l.viewers, c)
@@ -1267,6 +1268,18 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 func (h *Hub) cutOff(session string, v *viewer, reason string) {
 	h.log.Info("viewer disconnected", "session", session, "user", v.person.Name, "reason", reason)
 	h.audit(session, "broker", "viewer.disconnected", map[string]any{"user": v.person.Name, "reason": reason})
+	// The user's computer hears first, before the connection is told and
+	// closed: a connection the technician opens next must not find this
+	// one still there, and be let in with what the user allowed it.
+	h.mu.Lock()
+	var host *conn
+	if l := h.live[session]; l != nil && l.viewers[v.conn] == v && !l.ended {
+		host, v.goneFor = l.host, l.host
+	}
+	h.mu.Unlock()
+	if host != nil {
+		host.send(protocol.TypeViewerLeft, session, protocol.ViewerLeft{Viewer: v.person.ID, CutOff: true})
+	}
 	v.conn.send(protocol.TypeEnded, session, protocol.Ended{Reason: reason, Scope: protocol.ScopeConnection})
 	v.conn.close(closeEnded, "")
 }
