@@ -2,7 +2,7 @@
 // channel (shell-<n>) through the broker to a PTY on the host, drawn with
 // xterm.js. Binary messages are terminal bytes both ways; the host reports
 // the shell's exit as {"type":"exit","code":N}; the console sends
-// {"type":"resize","cols":C,"rows":R} whenever the panel changes size, and
+// {"type":"resize","cols":C,"rows":R} once the panel's size settles, and
 // {"type":"pause"} / {"type":"resume"} while it is behind drawing output.
 // Every shell closes at once when the user revokes the permission.
 
@@ -15,6 +15,8 @@ const HIGH_WATER = 1 << 20; // keystrokes queue behind this much output at most
 // The broker takes terminal input in messages of at most 64 KiB (as file
 // chunks): a long paste goes in pieces well under that.
 const INPUT_CHUNK = 16 << 10;
+// How long the terminal's size stays put before the shell hears of it.
+const RESIZE_SETTLE = 150;
 // Output arrives faster than the terminal can draw it (`yes`, a big `cat`):
 // past this much not yet drawn the host stops reading the command's output
 // until the terminal is down to OUTPUT_LOW, so that Ctrl+C shows at once
@@ -177,10 +179,27 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     } catch { /* not laid out yet */ }
   }
 
-  function sendResize(t) {
+  /**
+   * Tells the shell the terminal's size. A drag of the side panel's bar
+   * crosses a column at a time: the shell hears the size it settles on
+   * (RESIZE_SETTLE later), not each one on the way, each a redraw and a
+   * line of the recording. A key typed meanwhile sends it first, so a
+   * command always runs at the size on screen.
+   */
+  function sendResize(t, now = false) {
     t.el.dataset.cols = String(t.term.cols);
     t.el.dataset.rows = String(t.term.rows);
-    if (t.dc?.readyState === 'open') t.dc.send(JSON.stringify({ type: 'resize', cols: t.term.cols, rows: t.term.rows }));
+    clearTimeout(t.resizeTimer);
+    t.resizeDue = true;
+    if (now) flushResize(t);
+    else t.resizeTimer = setTimeout(() => flushResize(t), RESIZE_SETTLE);
+  }
+
+  function flushResize(t) {
+    if (!t.resizeDue || t.dc?.readyState !== 'open') return;
+    clearTimeout(t.resizeTimer);
+    t.resizeDue = false;
+    t.dc.send(JSON.stringify({ type: 'resize', cols: t.term.cols, rows: t.term.rows }));
   }
 
   /** Asks the host to stop, or go on, reading the shell's output. */
@@ -252,7 +271,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     dc.onopen = () => {
       setTabState(t, 'open', '');
       fitTab(t);
-      sendResize(t);
+      sendResize(t, true);
       if (active === t) term.focus();
     };
     dc.onmessage = (e) => {
@@ -289,12 +308,15 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     term.onData((d) => {
       if (dc.readyState !== 'open') return;
       if (dc.bufferedAmount > HIGH_WATER) return; // the link is stuck; drop rather than pile up
+      flushResize(t);
       // A paste arrives here whole: all of it goes, in order, or none.
       const bytes = enc.encode(d);
       for (let off = 0; off < bytes.length; off += INPUT_CHUNK) dc.send(bytes.subarray(off, off + INPUT_CHUNK));
     });
     term.onBinary((d) => {
-      if (dc.readyState === 'open') dc.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff));
+      if (dc.readyState !== 'open') return;
+      flushResize(t);
+      dc.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff));
     });
     term.onResize(() => sendResize(t));
     term.onSelectionChange(() => {

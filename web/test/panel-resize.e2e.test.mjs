@@ -105,6 +105,11 @@ test('the side panel divider', { timeout: 240_000 }, async (t) => {
     const cols = async () => Number(await term.getAttribute('data-cols'));
     await until('the terminal sized', async () => (await cols()) > 0);
     const cols0 = await cols();
+    // The shell counts the sizes it is told of (each a SIGWINCH).
+    const shown = () => term.locator('.xterm-rows').innerText();
+    await term.locator('.xterm-screen').click();
+    await page.keyboard.type("n=0; trap 'n=$((n+1))' WINCH; echo armed\n");
+    await until('the shell counting resizes', async () => /^armed$/m.test(await shown()));
 
     const before = await layout();
     // At 1280 px the picture is as wide as the stage: the width limits it.
@@ -118,6 +123,13 @@ test('the side panel divider', { timeout: 240_000 }, async (t) => {
     near((await aria()).now, after1.stage, 'aria-valuenow', 1);
     // The terminal narrows with its panel.
     await until(async () => `fewer columns than ${cols0} (${await cols()})`, async () => (await cols()) < cols0);
+    // The shell heard the size the drag settled on, once, not each column
+    // on the way (the drag crossed tens of them).
+    await page.keyboard.type('echo "resized=$n size=$(stty size)"\n');
+    let m;
+    await until('the shell saying how often it was resized', async () => (m = (await shown()).match(/resized=(\d+) size=(\d+) (\d+)/)));
+    assert.ok(Number(m[1]) >= 1 && Number(m[1]) <= 2, `the shell was told of ${m[1]} sizes during one drag`);
+    assert.equal(`${m[2]} ${m[3]}`, `${await term.getAttribute('data-rows')} ${await cols()}`, 'the shell’s size is the one on screen');
 
     // And back some way to the left.
     await drag(-120);
