@@ -170,7 +170,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     class: 'clip-input', 'data-testid': 'clipboard-send-text', rows: '4', spellcheck: 'false',
     placeholder: 'Type or paste text for the remote clipboard', 'aria-label': 'Text to send',
   });
-  const sendCount = h('span', { class: 'clip-meta tabular', text: `0 B of ${formatBytes(MAX_CLIPBOARD)}` });
+  const sendCount = h('span', { class: 'clip-meta tabular', 'data-testid': 'clipboard-send-count', text: `0 B of ${formatBytes(MAX_CLIPBOARD)}` });
   const sendBtn = h('button', { type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'clipboard-send' },
     icon('send', 14), h('span', { text: 'Send to remote' }));
   const clipError = h('p', { class: 'clip-error', 'data-testid': 'clipboard-error', role: 'alert', hidden: true });
@@ -646,7 +646,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
 
   function updateCount() {
     const bytes = utf8.encode(sendText.value).length;
-    sendCount.textContent = `${formatBytes(bytes)} of ${formatBytes(MAX_CLIPBOARD)}`;
+    // Near the limit, in bytes: rounded, a text just under it and one
+    // just over would both read "64.0 KiB of 64 KiB".
+    sendCount.textContent = bytes <= MAX_CLIPBOARD - 1024
+      ? `${formatBytes(bytes)} of ${formatBytes(MAX_CLIPBOARD)}`
+      : `${bytes.toLocaleString()} of ${MAX_CLIPBOARD.toLocaleString()} bytes${bytes > MAX_CLIPBOARD ? ': too long' : ''}`;
     sendCount.classList.toggle('is-over', bytes > MAX_CLIPBOARD);
     clipError.hidden = true;
     renderSendBtn();

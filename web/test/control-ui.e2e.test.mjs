@@ -427,7 +427,13 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     await page.mouse.move(700, 500);
     await shot('10-control-clipboard');
 
+    // The count says how near the limit a text is, and which side of it.
+    const count = byId('clipboard-send-count');
+    assert.equal(await count.textContent(), '41 B of 64 KiB');
+    await byId('clipboard-send-text').fill('x'.repeat(64 * 1024 - 10));
+    assert.equal(await count.textContent(), '65,526 of 65,536 bytes');
     await byId('clipboard-send-text').fill('x'.repeat(64 * 1024 + 1));
+    assert.equal(await count.textContent(), '65,537 of 65,536 bytes: too long');
     await byId('clipboard-send').click();
     await byId('clipboard-error').waitFor();
     assert.match(await byId('clipboard-error').textContent(), /65,537 bytes.*at most 65,536 bytes \(64 KiB\)/);
