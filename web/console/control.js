@@ -653,6 +653,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       : `${bytes.toLocaleString()} of ${MAX_CLIPBOARD.toLocaleString()} bytes${bytes > MAX_CLIPBOARD ? ': too long' : ''}`;
     sendCount.classList.toggle('is-over', bytes > MAX_CLIPBOARD);
     clipError.hidden = true;
+    resetSendBtn();
     renderSendBtn();
   }
   sendText.addEventListener('input', updateCount);
@@ -677,11 +678,15 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     clearTimeout(sentTimer);
     sendBtn.classList.add('is-done');
     sendBtn.replaceChildren(icon('check', 14), h('span', { text: 'Sent' }));
-    sentTimer = setTimeout(() => {
-      sendBtn.classList.remove('is-done');
-      sendBtn.replaceChildren(icon('send', 14), h('span', { text: 'Send to remote' }));
-    }, 1600);
+    sentTimer = setTimeout(resetSendBtn, 1600);
   });
+  // "Sent" is about the text sent: an edit ends it.
+  function resetSendBtn() {
+    clearTimeout(sentTimer);
+    if (!sendBtn.classList.contains('is-done')) return;
+    sendBtn.classList.remove('is-done');
+    sendBtn.replaceChildren(icon('send', 14), h('span', { text: 'Send to remote' }));
+  }
 
   let copiedTimer = 0;
   copyBtn.addEventListener('click', async () => {

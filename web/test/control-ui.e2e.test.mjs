@@ -434,11 +434,18 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     assert.equal(await count.textContent(), '65,526 of 65,536 bytes');
     await byId('clipboard-send-text').fill('x'.repeat(64 * 1024 + 1));
     assert.equal(await count.textContent(), '65,537 of 65,536 bytes: too long');
+    await shot('10a-control-clipboard-too-long');
     await byId('clipboard-send').click();
     await byId('clipboard-error').waitFor();
     assert.match(await byId('clipboard-error').textContent(), /65,537 bytes.*at most 65,536 bytes \(64 KiB\)/);
     await sleep(500);
     assert.equal(clipboardOf(display), sent, 'the user\u2019s clipboard is unchanged');
+    // "Sent" is about the text sent: an edit ends it.
+    await byId('clipboard-send-text').fill('dir Z:');
+    await byId('clipboard-send').click();
+    await byId('clipboard-send').filter({ hasText: 'Sent' }).waitFor();
+    await byId('clipboard-send-text').fill('dir Z:\\');
+    assert.equal(await byId('clipboard-send').textContent(), 'Send to remote', '"Sent" for a text edited since');
 
     // The user copies more than can be shared: the panel says so, instead
     // of still offering what they copied before as what they copied now.
