@@ -217,7 +217,7 @@ func (v *Viewer) fromControl(data []byte) {
 		}
 		// Setting the user's clipboard changes their machine: like input,
 		// it needs control taken, not just the permission.
-		if msg.Type == protocol.ControlClipboard && !v.controlling.Load() {
+		if msg.Type == protocol.ControlClipboard && (!v.controlling.Load() || !v.allowed(protocol.PermControl)) {
 			v.refuseClipboard(msg, "Take control to set the remote clipboard.")
 			return
 		}
@@ -296,6 +296,13 @@ func (s *Session) takeControl(v *Viewer, resume int) (turn int, taken string) {
 		o.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: reason})
 	}
 	v.controlling.Store(true)
+	// The user may have taken control back since the caller checked. Their
+	// revoke's stopControl ran before the store, and the revoke is seen
+	// here, or it runs after it.
+	if !v.allowed(protocol.PermControl) {
+		v.stopControl()
+		return 0, "The user has not allowed control."
+	}
 	return s.controlTurn, ""
 }
 

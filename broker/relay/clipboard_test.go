@@ -381,3 +381,37 @@ func TestClipboardAnswerFromReplacedHost(t *testing.T) {
 		}
 	}
 }
+
+// TestControlTakenAsRevoked: a click on Control that passed its check
+// just before the user took control back does not leave the technician in
+// control, and what they send next cannot set the user's clipboard, which
+// needs control taken. (The two goroutines' steps are run here in the
+// order that let it through.)
+func TestControlTakenAsRevoked(t *testing.T) {
+	s := newSessionWith(t, Config{Now: newTestClock().now})
+	host := connectHostControl(t, s, true)
+	a := connectViewer(t, s, ViewerOptions{CanControl: true, Name: "dana", ID: "v_1"})
+	a.v.SetGrants([]string{protocol.PermView, protocol.PermControl, protocol.PermClipboard}, false)
+	if !a.v.allowed(protocol.PermControl) { // fromControl's check
+		t.Fatal("control not allowed")
+	}
+	a.v.SetGrants([]string{protocol.PermView, protocol.PermClipboard}, false) // the user takes control back
+	if _, taken := s.takeControl(a.v, 0); taken == "" || a.v.controlling.Load() {
+		t.Fatalf("control taken after the user took it back (refusal %q)", taken)
+	}
+	data, err := protocol.EncodeControl(protocol.ControlMessage{Type: protocol.ControlClipboard, Text: "rm -rf ~", ID: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.control.Send(data); err != nil {
+		t.Fatal(err)
+	}
+	if m := a.receive(t); m.Type != protocol.ControlClipboardSet || m.ID != 7 || m.Reason == "" {
+		t.Fatalf("the viewer was told %+v, want the text refused", m)
+	}
+	for _, m := range host.clipboard() {
+		if m.Type == protocol.ControlClipboard {
+			t.Fatalf("the user's clipboard was set by a technician not in control: %+v", m)
+		}
+	}
+}
