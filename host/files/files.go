@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -205,10 +206,7 @@ func New(cfg Config) (*Server, error) {
 // Close cancels every transfer, waits for them and releases the root.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	chs := make([]*channel, 0, len(s.channels))
-	for c := range s.channels {
-		chs = append(chs, c)
-	}
+	chs := slices.Collect(maps.Keys(s.channels))
 	s.mu.Unlock()
 	s.stopAll(errEnded, true)
 	for _, c := range chs {
@@ -248,15 +246,28 @@ func (s *Server) PauseAll() { s.stopAll(errPaused, false) }
 // left. Close follows.
 func (s *Server) EndAll() { s.stopAll(errEnded, true) }
 
+// StopDisallowed stops the transfers of the technicians who may no longer
+// transfer files, and closes their channels: they left. Their downloads
+// stop here, whatever the broker does; a partial upload is kept for their
+// return, as after a dropped connection.
+func (s *Server) StopDisallowed() {
+	s.mu.Lock()
+	chs := slices.Collect(maps.Keys(s.channels))
+	s.mu.Unlock()
+	for _, c := range chs {
+		if !c.allowed() {
+			c.abort(false, errLeft)
+			c.dc.Close()
+		}
+	}
+}
+
 // stopAll stops every transfer under way for the reason why, told to the
 // user, and closes the channels; partial uploads are removed if remove
 // says so, and kept for a resume within the session otherwise.
 func (s *Server) stopAll(why error, remove bool) {
 	s.mu.Lock()
-	chs := make([]*channel, 0, len(s.channels))
-	for c := range s.channels {
-		chs = append(chs, c)
-	}
+	chs := slices.Collect(maps.Keys(s.channels))
 	s.mu.Unlock()
 	for _, c := range chs {
 		c.abort(remove, why)

@@ -416,6 +416,8 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 	for _, tt := range []struct{ how, says string }{
 		{"cancel", "the technician cancelled it"},
 		{"leave", "the technician left or lost the connection"},
+		{"told left", "the technician left or lost the connection"},
+		{"fetch told left", "the technician left or lost the connection"},
 		{"revoke", "you took back file transfer"},
 		{"pause", "you paused the session; once you resume, the technician can carry on from where it stopped"},
 		{"fetch cancel", "the technician cancelled it"},
@@ -477,6 +479,12 @@ func TestTransferStoppedSaysWhy(t *testing.T) {
 			case "leave":
 				lateChunk()
 				dc.Close()
+			case "told left": // the broker says so, the channel still open
+				lateChunk()
+				srv.StopDisallowed()
+			case "fetch told left":
+				allowed.Store(false)
+				srv.StopDisallowed()
 			case "revoke":
 				lateChunk()
 				srv.CancelAll()

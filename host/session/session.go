@@ -250,9 +250,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 			case state.Paused:
 				fsrv.PauseAll()
 			}
-			if !mgr.Allowed(protocol.PermShell) {
-				shells.CloseAll()
-			}
+			shells.CloseDisallowed()
 			if err := sig.Send(protocol.TypeConsentState, sessionID, state); err != nil {
 				log.Warn("tell the broker about the change", "err", err)
 			}
@@ -609,6 +607,10 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 				var left protocol.ViewerLeft
 				if protocol.DecodePayload(env, &left) == nil {
 					mgr.Left(left.Viewer, left.CutOff)
+					// What the technician had open ends here too, whatever
+					// the broker does with their channels.
+					shells.CloseDisallowed()
+					fsrv.StopDisallowed()
 					if !mgr.Allowed(protocol.PermControl) {
 						inj.ReleaseAll() // no one left may hold a key down
 					}

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -69,6 +71,7 @@ func New(cfg Config) *Server {
 // term is one shell on one channel.
 type term struct {
 	dc      *webrtc.DataChannel
+	allowed func() bool // whether its technician may still use a shell
 	flow    *rtc.Flow
 	pty     *os.File
 	cmd     *exec.Cmd // the shell's keeper
@@ -152,7 +155,7 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 	// The shell starts now, before the channel opens, so that no keystroke
 	// that follows the opening is lost; its output waits for the opening.
 	opened := make(chan struct{})
-	t, err := s.start(dc, opened)
+	t, err := s.start(dc, allowed, opened)
 	if err != nil {
 		s.cfg.Logger.Warn("start shell", "err", err)
 		dc.OnOpen(func() {
@@ -196,7 +199,7 @@ func (s *Server) Attach(dc *webrtc.DataChannel, allowed func() bool) {
 }
 
 // start runs the shell on a new PTY and pumps its output to the channel.
-func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, error) {
+func (s *Server) start(dc *webrtc.DataChannel, allowed func() bool, opened <-chan struct{}) (*term, error) {
 	cmd, f, release, err := startKeeper(s.cfg.Shell, &pty.Winsize{Cols: 80, Rows: 24})
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
@@ -213,7 +216,7 @@ func (s *Server) start(dc *webrtc.DataChannel, opened <-chan struct{}) (*term, e
 		return nil, fmt.Errorf("run %s: %w", s.cfg.Shell, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	t := &term{dc: dc, flow: rtc.NewFlow(dc, rtc.TerminalMarks), pty: f, cmd: cmd, release: release, ctx: ctx, stop: stop, exited: make(chan struct{})}
+	t := &term{dc: dc, allowed: allowed, flow: rtc.NewFlow(dc, rtc.TerminalMarks), pty: f, cmd: cmd, release: release, ctx: ctx, stop: stop, exited: make(chan struct{})}
 	t.recheck = time.AfterFunc(time.Hour, t.checkHidden)
 	t.recheck.Stop()
 	s.mu.Lock()
@@ -339,17 +342,22 @@ func (s *Server) close(t *term) {
 	})
 }
 
-// CloseAll closes every shell at once: the user revoked the permission or
-// the session ended.
-func (s *Server) CloseAll() {
+// CloseAll closes every shell at once: the session ended.
+func (s *Server) CloseAll() { s.closeWhere(func(*term) bool { return true }) }
+
+// CloseDisallowed closes at once the shells of the technicians who may no
+// longer use one: the user took the permission back or paused, or the
+// technician left. Their output stops here, whatever the broker does.
+func (s *Server) CloseDisallowed() { s.closeWhere(func(t *term) bool { return !t.allowed() }) }
+
+func (s *Server) closeWhere(match func(*term) bool) {
 	s.mu.Lock()
-	ts := make([]*term, 0, len(s.shells))
-	for t := range s.shells {
-		ts = append(ts, t)
-	}
+	ts := slices.Collect(maps.Keys(s.shells))
 	s.mu.Unlock()
 	for _, t := range ts {
-		s.close(t)
+		if match(t) {
+			s.close(t)
+		}
 	}
 }
 

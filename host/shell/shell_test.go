@@ -144,8 +144,9 @@ func waitGone(t *testing.T, pid int, what string) {
 }
 
 // TestHostShellGrant: a shell runs only while the technician is allowed;
-// without the grant the channel is closed and nothing runs; CloseAll
-// closes every shell at once.
+// without the grant the channel is closed and nothing runs;
+// CloseDisallowed closes the shells of a technician no longer allowed (one
+// who left) and leaves the others; CloseAll closes every shell at once.
 func TestHostShellGrant(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	srv := New(Config{Shell: "/bin/sh"})
@@ -164,8 +165,10 @@ func TestHostShellGrant(t *testing.T) {
 	}
 	var outs []*output
 	var pids []int
+	var dcs []*webrtc.DataChannel
 	for _, label := range []string{"shell-2", "shell-3"} {
 		dc, out := open(t, broker, label)
+		dcs = append(dcs, dc)
 		dc.OnOpen(func() {
 			dc.SendText(string(protocol.EncodeShell(protocol.ShellMessage{Type: protocol.ShellResize, Cols: 101, Rows: 33})))
 			// A job that ignores the hangup must not survive either.
@@ -179,13 +182,18 @@ func TestHostShellGrant(t *testing.T) {
 		pids = append(pids, pid)
 		outs = append(outs, out)
 	}
+	mu.Lock()
+	allowed["shell-2"] = false
+	mu.Unlock()
+	srv.CloseDisallowed()
+	outs[0].waitClosed(t, 5*time.Second, "the shell of a technician no longer allowed stayed open")
+	waitGone(t, pids[0], "ignoring SIGHUP")
+	dcs[1].Send([]byte("echo still-$((1+1))\n"))
+	outs[1].wait(t, "still-2")
+
 	srv.CloseAll()
-	for _, out := range outs {
-		out.waitClosed(t, 5*time.Second, "a shell stayed open after CloseAll")
-	}
-	for _, pid := range pids {
-		waitGone(t, pid, "ignoring SIGHUP")
-	}
+	outs[1].waitClosed(t, 5*time.Second, "a shell stayed open after CloseAll")
+	waitGone(t, pids[1], "ignoring SIGHUP")
 }
 
 // TestHostShellLeavesNothing: what a shell starts that leaves its session
