@@ -70,6 +70,14 @@ const (
 	iceFailed       = 28 * time.Second
 )
 
+// udpHeadStart is how long a peer waits before it picks the path to the
+// other: every candidate pair is checked at once, and an
+// ICE-TCP check that answers before a UDP one (a UDP check lost or slowed
+// on a loaded link) would otherwise carry the media over TCP for the whole
+// session where UDP, the lower latency under loss, gets through. It spans
+// one repeat of the checks (every 200 ms), and adds as much to a connection.
+const udpHeadStart = 300 * time.Millisecond
+
 // MaxMessage is the largest data-channel message a peer accepts: the
 // largest message of the protocol, a directory listing.
 const MaxMessage = protocol.MaxFileMessage
@@ -184,6 +192,9 @@ func NewAPI(cfg Config) (*API, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
 	se.SetIncludeLoopbackCandidate(true)
+	// Whichever side picks the path (the host for its own connection, the
+	// broker for each technician's) gives UDP its head start.
+	se.SetHostAcceptanceMinWait(udpHeadStart)
 	// Hosts and viewers also connect to the broker's TCP candidate (active
 	// ICE-TCP), for when their network drops UDP.
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4})
