@@ -150,8 +150,10 @@ export function createConsent({ send, onChange, watchOnly = false }) {
       elapsedEls.add(time);
     } else if (statusAt && kind === 'answer') {
       time.textContent = new Date(statusAt).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
+      time.classList.add('is-clock');
     }
-    statusEl.title = title || text; // the line ellipsises in narrow windows
+    // Narrow windows leave out the clock, and may ellipsise the line.
+    statusEl.title = `${title || text}${time.classList.contains('is-clock') ? ` (${time.textContent})` : ''}`;
     statusEl.dataset.kind = kind;
     statusEl.dataset.tone = kind === 'answer' ? lastKind : '';
     statusEl.replaceChildren(...[

@@ -174,7 +174,7 @@ for (const viewport of VIEWPORTS) {
       await byId('open-session').click();
       await page.locator('#conn-state[data-state="waiting"]').waitFor({ timeout: 15_000 });
       assert.equal(await page.evaluate(() => window.tether.state), 'waiting');
-      assert.equal((await byId('conn-state').textContent()).trim(), 'Waiting for host');
+      assert.equal((await byId('conn-state').textContent()).trim(), 'Waiting for the user');
       assert.match(await byId('stage-overlay').innerText(), /Waiting for the user to join/);
       // The code to read out to the user, on the waiting screen.
       const overlayCode = byId('overlay-code');
@@ -303,6 +303,12 @@ test('the live session page fits 1440, 1100 and 900 px wide windows', { timeout:
         if (panel === 'shell') want.push('shell-copy', 'shell-paste', 'Close terminal panel', 'shell-request');
         if (panel === 'activity') want.push('Close activity');
         assert.deepEqual(want.filter((name) => !found.includes(name)), [], `controls shown with the ${panel} panel open`);
+        // The status line says what the user allows, whole.
+        const status = await byId('consent-status').evaluate((el) => {
+          const text = el.querySelector('.consent-status-text');
+          return { text: text.textContent, cut: text.scrollWidth > text.clientWidth };
+        });
+        assert.equal(status.cut, false, `the status line is cut at ${width} px: ${status.text}`);
         if (panel !== 'activity') await page.screenshot({ path: join(artifacts, `console-narrow-${panel}-${width}x${height}.png`), animations: 'disabled' });
         await byId(`${panel}-open`).click();
         await byId(`${panel}-panel`).waitFor({ state: 'hidden' });
