@@ -16,7 +16,7 @@ import { observerBanner } from './observers.js';
 
 const CONN_LABELS = {
   connecting: 'Connecting',
-  waiting: 'Waiting for host',
+  waiting: 'Waiting for the user',
   live: 'Live',
   reconnecting: 'Reconnecting',
   ended: 'Ended',

@@ -408,7 +408,7 @@ export function mountSessions(main, { navigate, user }) {
   const FILTERS = [
     ['all', 'All'],
     ['waiting', 'Waiting'],
-    ['active', 'Active'],
+    ['active', 'Live'],
     ['ended', 'Ended'],
   ];
 

@@ -290,7 +290,7 @@ export function formatSize(width, height) {
 
 const STATE_LABELS = {
   waiting: 'Waiting',
-  active: 'Active',
+  active: 'Live',
   ended: 'Ended',
 };
 
@@ -370,18 +370,28 @@ export function toast(message, kind = 'info', ms = 4000) {
     parent.append(toastHost);
   }
   const host = toastHost;
-  const el = h('div', { class: `toast toast-${kind}` },
-    icon(kind === 'error' ? 'alert' : 'check', 16), h('span', { text: message }));
-  host.append(el);
-  setTimeout(() => {
-    el.classList.add('is-leaving');
+  // The same notice again (a second try that failed alike) is the one
+  // shown, kept longer, not another under it.
+  let el = [...host.children].find((t) => toastTimers.has(t) && t.textContent === message && t.classList.contains(`toast-${kind}`));
+  if (!el) {
+    el = h('div', { class: `toast toast-${kind}` }, icon(kind === 'error' ? 'alert' : 'check', 16), h('span', { text: message }));
+    host.append(el);
+  }
+  const shown = el;
+  clearTimeout(toastTimers.get(shown));
+  toastTimers.set(shown, setTimeout(() => {
+    toastTimers.delete(shown); // leaving: a new one takes its place
+    shown.classList.add('is-leaving');
     setTimeout(() => {
-      el.remove();
+      shown.remove();
       // A corner left behind (the page changed) goes once it is empty.
       if (host !== toastHost && !host.childElementCount) host.remove();
     }, 250);
-  }, ms);
+  }, ms));
 }
+
+/** Each toast shown, until it starts to leave: its timer. */
+const toastTimers = new WeakMap();
 
 const openModals = new Set(); // each open modal's dismiss()
 
