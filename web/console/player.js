@@ -72,20 +72,24 @@ const LABELS = {
   input: 'Input',
 };
 
+/** Who did it: a technician's name, "The user" or "broker". */
+const actorName = (e) => (e.actor === 'user' ? 'The user' : e.actor);
+
 /** One line saying what an event was, from its detail. */
 export function summary(e) {
   const d = e.detail || {};
   const list = (v) => (Array.isArray(v) && listPerms(v)) || 'nothing';
   switch (e.type) {
-    case 'consent.requested': return `${d.viewer || e.actor} asks for ${list(d.permissions)}`;
-    case 'consent.granted': return `${d.viewer} may: ${list(d.granted)}`;
+    // The actor is shown under the summary: the summary does not repeat it.
+    case 'consent.requested': return d.viewer && d.viewer !== e.actor ? `${d.viewer} asks for ${list(d.permissions)}` : `Asks for ${list(d.permissions)}`;
+    case 'consent.granted': return `For ${d.viewer}: ${list(d.granted)}`;
     case 'consent.denied': return `${d.viewer} was refused ${list(d.requested)}`;
     case 'consent.timeout': return `No answer to ${d.viewer}`;
     case 'consent.changed': return d.change ? `The user ${ourWords(d.change)}` : (d.paused ? 'Paused' : 'Permissions updated');
     case 'permission.requested': return `Asks for ${list(d.permissions)}`;
     case 'input': {
-      const parts = [['moves', 'moves'], ['clicks', 'clicks'], ['wheels', 'scrolls'], ['keys', 'keys'], ['text', 'text']]
-        .filter(([k]) => d[k]).map(([k, label]) => `${d[k]} ${label}`);
+      const parts = [['moves', 'move', 'moves'], ['clicks', 'click', 'clicks'], ['wheels', 'scroll', 'scrolls'], ['keys', 'key', 'keys'],
+        ['text', 'text entry', 'text entries']].filter(([k]) => d[k]).map(([k, one, many]) => `${d[k]} ${d[k] === 1 ? one : many}`);
       if (d.span_ms) return `${d.total} input events in ${formatDuration(d.span_ms)}`;
       return `${parts.join(', ') || 'Input'} in one second`;
     }
@@ -101,7 +105,7 @@ export function summary(e) {
     case 'shell.closed': return `${terminalName(d.channel)}${d.code !== undefined ? ` ended${d.code ? ` with exit code ${d.code}` : ''}` : ''}`;
     case 'shell.command': return `$ ${d.command || ''}`;
     case 'session.ended': return d.reason || '';
-    case 'session.created': return d.technician && d.technician !== e.actor ? `By ${e.actor} for ${d.technician}` : `By ${e.actor}`;
+    case 'session.created': return d.technician && d.technician !== e.actor ? `For ${d.technician}` : '';
     case 'host.connected': return describeHost(d);
     case 'viewer.joined': return `As ${d.role || 'technician'}`;
     case 'viewer.disconnected': return `${d.user || ''}: ${d.reason || ''}`;
@@ -363,7 +367,7 @@ export function mountPlayer(main, { id, navigate }) {
       if (cat === 'session' && !['session.ended', 'host.connected', 'viewer.joined', 'recording.failed'].includes(e.type)) continue;
       counts[cat] = (counts[cat] || 0) + 1;
       if (hidden.has(cat)) continue;
-      const label = [`${formatDuration(e.t)} · ${LABELS[e.type] || e.type}${summary(e) ? `: ${summary(e)}` : ''}`,
+      const label = [`${formatDuration(e.t)} · ${LABELS[e.type] || e.type}${summary(e) ? `: ${summary(e)}` : ''}${e.actor ? ` (${actorName(e)})` : ''}`,
         ...fileHashes(e).map((l) => l.text)].join('\n');
       // Markers are for the mouse: the timeline is one Tab stop (its keys
       // seek and jump between events) and the events list reaches each one.
@@ -439,7 +443,7 @@ export function mountPlayer(main, { id, navigate }) {
           h('span', { class: 'event-body' },
             h('span', { class: 'event-title', text: LABELS[e.type] || e.type }),
             summary(e) ? h('span', { class: 'event-summary', text: summary(e) }) : null,
-            e.actor ? h('span', { class: 'event-actor', text: e.actor }) : null)),
+            e.actor ? h('span', { class: 'event-actor', text: actorName(e) }) : null)),
         // Outside the button, so that a hash can be selected and copied.
         fileHashes(e).map((l) => h('div', {
           class: `event-hash mono${l.bad ? ' is-bad' : ''}`, 'data-testid': 'event-hash', 'data-mismatch': l.bad ? 'true' : null, text: l.text,
