@@ -929,6 +929,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       state.controlOnGrant = false; // declined
     }
     if (canControl()) {
+      if (!before.control || before.paused) {
+        // Control is back: why input did not reach the user is over.
+        inputToast.hidden = true;
+        clearTimeout(droppedTimer);
+      }
       if (state.resumeControl) state.wanted = true;
       state.resumeControl = false;
       regainControl();

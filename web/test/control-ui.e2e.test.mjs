@@ -602,9 +602,11 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     await sleep(300);
     assert.equal(witness.keys(from).at(-1), 'Shift_L\u2191');
 
-    // The user resumes: control comes back by itself.
+    // The user resumes: control comes back by itself, and the notice that
+    // they paused goes with the pause.
     host.type('resume');
     await controlEnabled(true);
+    assert.equal(await toast.isHidden(), true, 'the pause’s notice is still shown after the resume');
   });
 
   await t.test('full screen shows the stage alone, with a bar to leave it', async () => {
