@@ -194,9 +194,12 @@ function shell(active) {
     h('aside', { class: 'sidebar' },
       h('div', { class: 'sidebar-brand' }, brand(28)),
       h('nav', { class: 'sidebar-nav', 'aria-label': 'Main' },
-        h('div', { class: 'nav-section', text: 'Support' }),
-        user.mustEnrol ? null : navItem('#/sessions', 'sessions', 'Sessions', active === 'sessions'),
-        user.mustEnrol ? null : navItem('#/recordings', 'history', 'Recordings', active === 'recordings', 'nav-recordings'),
+        // Until two-factor is set up, Account security is all there is.
+        user.mustEnrol ? null : [
+          h('div', { class: 'nav-section', text: 'Support' }),
+          navItem('#/sessions', 'sessions', 'Sessions', active === 'sessions'),
+          navItem('#/recordings', 'history', 'Recordings', active === 'recordings', 'nav-recordings'),
+        ],
         user.role === 'admin' && !user.mustEnrol ? [
           h('div', { class: 'nav-section', text: 'Administration' }),
           navItem('#/admin/accounts', 'user', 'Accounts', active === 'admin-accounts', 'nav-accounts'),

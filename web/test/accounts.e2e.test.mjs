@@ -185,6 +185,7 @@ test('two-factor sign-in: enrolment when the role requires it, then a code at ea
     await signIn(page, broker, 'tina', 'tina-password-1');
     await page.getByTestId('enrol-required').waitFor();
     assert.equal(await page.locator('a[href="#/sessions"]').count(), 0, 'nothing else is offered before enrolment');
+    assert.deepEqual(await page.locator('.sidebar .nav-section').allTextContents(), ['You'], 'a heading over nothing');
     await page.getByTestId('totp-password').fill('tina-password-1');
     await page.getByTestId('totp-start').click();
     const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
