@@ -83,7 +83,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	var errs []fieldError
 	if !usernamePattern.MatchString(req.Username) {
-		errs = append(errs, fieldError{"username", "invalid_username", "username must be 2 to 32 lower-case letters, digits, dots, dashes or underscores."})
+		errs = append(errs, fieldError{"username", "invalid_username", "username must be 2 to 32 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit."})
 	}
 	if !auth.ValidRole(req.Role) {
 		errs = append(errs, fieldError{"role", "invalid_role", "role must be technician, supervisor or admin."})
