@@ -194,7 +194,8 @@ export function mountRecordings(main, { navigate, user }) {
         : recordingBadge(r.state)),
       h('td', { class: 'col-action' }, live
         ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'watch-live', title: 'Watch live' }, icon('eye', 14), h('span', { class: 'watch-label', text: 'Watch live' }))
-        : playable ? h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('play', 16)) : null));
+        // The row is the link; this shows it as Watch live's button does.
+        : playable ? h('span', { class: 'btn btn-secondary btn-sm', 'aria-hidden': 'true' }, icon('play', 14), h('span', { class: 'watch-label', text: 'Play' })) : null));
     if (playable) {
       tr.addEventListener('click', () => navigate(href));
       tr.addEventListener('keydown', (e) => {

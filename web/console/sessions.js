@@ -470,10 +470,10 @@ export function mountSessions(main, { navigate, user }) {
         ? h('div', { class: 'host-cell' },
           h('span', { class: 'host-name', text: host.hostname || 'Unknown host' }),
           h('span', { class: 'host-meta', text: [formatOS(host.os), size].filter(Boolean).join(' · ') }))
-        : h('span', { class: 'muted', text: s.state === 'waiting' ? 'Not connected yet' : '—' })),
+        : h('span', { class: 'muted nowrap', text: s.state === 'waiting' ? 'Not connected yet' : '—' })),
       permsCell(s),
       h('td', { title: s.state === 'ended' ? s.end_reason || null : null }, stateBadge(s.state), sessionLength(s)),
-      h('td', {}, h('span', { title: formatDateTime(s.created_at), text: timeAgo(s.created_at) })),
+      h('td', { class: 'nowrap' }, h('span', { title: formatDateTime(s.created_at), text: timeAgo(s.created_at) })),
       h('td', { class: 'col-action' }, h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('chevron', 16))));
     tr.addEventListener('click', (e) => {
       if (e.target.closest('a')) return; // the link navigates by itself
