@@ -132,7 +132,7 @@ export function mountAccounts(main, { user: me }) {
 
   function row(u) {
     const self = u.username === me.username;
-    const role = roleSelect(u.role, { 'aria-label': `Role of ${u.username}`, 'data-testid': 'account-role', disabled: self });
+    const role = roleSelect(u.role, { 'aria-label': `Role of ${u.username}`, 'data-testid': 'account-role' });
     role.addEventListener('change', async () => {
       try {
         await api.updateUser(u.username, { role: role.value });
@@ -179,7 +179,8 @@ export function mountAccounts(main, { user: me }) {
     return h('tr', { 'data-testid': 'account-row', 'data-username': u.username, 'data-disabled': String(u.disabled) },
       h('td', {}, h('span', { class: 'account-name' }, h('span', { class: 'avatar avatar-sm', 'aria-hidden': 'true', text: u.username.slice(0, 2).toUpperCase() }),
         h('span', { text: u.username }), self ? h('span', { class: 'chip', text: 'You' }) : null)),
-      h('td', {}, role),
+      // Your own role is another admin's to change: shown, not offered.
+      h('td', {}, self ? h('span', { 'data-testid': 'account-role', title: 'Another admin can change your role', text: ROLES.find((r) => r.id === u.role)?.label ?? u.role }) : role),
       h('td', {}, u.totp_enabled ? h('span', { class: 'chip chip-good' }, icon('shieldCheck', 13), 'On') : h('span', { class: 'muted', text: 'Off' })),
       h('td', {}, u.disabled
         ? h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Disabled')

@@ -84,6 +84,7 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     // password is under Account security.
     const self = page.locator(`[data-testid="account-row"][data-username="${broker.admin.user}"]`);
     assert.equal(await self.getByTestId('account-reset').isDisabled(), true);
+    assert.equal(await self.getByTestId('account-role').textContent(), 'Admin', 'one\u2019s own role, shown as text');
     await lee.getByTestId('account-reset').click();
     await page.getByTestId('confirm-ok').click();
     const reset = await page.getByTestId('password-dialog').getByTestId('shown-secret').textContent();
