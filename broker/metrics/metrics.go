@@ -101,7 +101,13 @@ func (h *Handler) sessions(ctx context.Context, m *Writer) {
 	m.Gauge("tether_viewers_connected", "Technicians' connections to sessions now (console or viewer command).", Value(float64(s.Viewers)))
 	m.Counter("tether_sessions_created_total", "Sessions created, each with a support code, since the broker started.", Value(float64(s.Created)))
 	m.Counter("tether_sessions_started_total", "Sessions the user's computer joined since the broker started.", Value(float64(s.Started)))
-	m.Counter("tether_sessions_ended_total", "Sessions ended since the broker started, including those a stopped broker left live, ended as it starts.", Value(float64(s.Ended)))
+	var ended []Sample
+	for _, cause := range signal.EndCauses {
+		ended = append(ended, Labelled("cause", cause, float64(s.Ended[cause])))
+	}
+	m.Counter("tether_sessions_ended_total", "Sessions ended since the broker started, including those a stopped broker left live, ended as it starts, by cause: "+
+		"user, technician, admin (another's session), declined (the user turned the technician away), code_expired, host_lost, display_gone, "+
+		"abandoned (every technician left), recording_failed, shutdown, broker_stopped (ended as the broker starts again).", ended...)
 	m.Gauge("tether_recordings_in_progress", "Session archives being written now.", Value(float64(s.Recording)))
 	m.Counter("tether_recordings_failed_total", "Session archives that could not be started or whose writing failed, since the broker started.", Value(float64(s.RecordingsFailed)))
 	relayed := func(from, channel string, n *atomic.Uint64) Sample {

@@ -53,7 +53,7 @@ func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
 	if err != nil {
 		h.log.Error("audit", "session", session, "type", typ, "err", err)
 	}
-	h.counts.count(typ)
+	h.counts.count(typ, detail)
 	h.recordEvent(session, at, actor, typ, data)
 	h.notify(session, actor, typ, data)
 }
@@ -152,7 +152,7 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	h.announceObservers(l)
 	if req.first && len(granted) == 0 {
 		if others == 0 && declinesSession {
-			h.end(l.id, msg)
+			h.end(l.id, EndedDeclined, msg)
 			return
 		}
 		v.conn.close(closeRefused, "the user declined")

@@ -351,27 +351,48 @@ func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason strin
 	if sess.State == store.StateEnded {
 		return sess, nil
 	}
+	cause, by := endedBy(user, sess)
 	if reason == "" {
-		reason = endedBy(user, sess)
+		reason = by
 	}
 	h.mu.Lock()
 	wasLive := h.live[id] != nil
 	h.mu.Unlock()
-	h.end(id, reason)
+	h.end(id, cause, reason)
 	if !wasLive { // end records the end of live sessions only
-		h.audit(id, user.Username, "session.ended", map[string]any{"reason": reason})
+		h.audit(id, user.Username, "session.ended", map[string]any{"reason": reason, "cause": cause})
 	}
 	return h.cfg.Store.SessionByID(ctx, id)
 }
 
 // endedBy says who ended sess, for the user and the trail: the technician
 // working it, or an admin stepping in on someone else's session.
-func endedBy(user *store.User, sess *store.Session) string {
+func endedBy(user *store.User, sess *store.Session) (cause, reason string) {
 	if user.Role == auth.RoleAdmin && user.ID != sess.CreatedBy {
-		return fmt.Sprintf("An administrator (%s) ended the session.", user.Username)
+		return EndedByAdmin, fmt.Sprintf("An administrator (%s) ended the session.", user.Username)
 	}
-	return "The technician ended the session."
+	return EndedByTechnician, "The technician ended the session."
 }
+
+// Why a session ended, in a word, for the metrics and the webhooks; the
+// reason says it in a sentence, for people.
+const (
+	EndedByUser          = "user"             // the user ended it, or stopped their computer's program
+	EndedByTechnician    = "technician"       // the technician working it ended it
+	EndedByAdmin         = "admin"            // an admin ended someone else's session
+	EndedDeclined        = "declined"         // the user turned the technician away
+	EndedCodeExpired     = "code_expired"     // the user never joined
+	EndedHostLost        = "host_lost"        // the user's computer went away
+	EndedDisplayGone     = "display_gone"     // the user's desktop closed
+	EndedAbandoned       = "abandoned"        // every technician left and none came back
+	EndedRecordingFailed = "recording_failed" // it could not be recorded, and recording is required
+	EndedShutdown        = "shutdown"         // the broker was stopped
+	EndedBrokerStopped   = "broker_stopped"   // the broker stopped without ending it (ended as it starts again)
+)
+
+// EndCauses are the causes above, in that order.
+var EndCauses = []string{EndedByUser, EndedByTechnician, EndedByAdmin, EndedDeclined, EndedCodeExpired, EndedHostLost,
+	EndedDisplayGone, EndedAbandoned, EndedRecordingFailed, EndedShutdown, EndedBrokerStopped}
 
 // EndInterrupted ends the sessions the store still has live: a broker
 // that stopped without ending them (killed, crashed) cannot take them up
@@ -399,7 +420,7 @@ func (h *Hub) EndInterrupted(ctx context.Context, started time.Time) error {
 				return fmt.Errorf("end session %s: %w", s.ID, err)
 			}
 			h.log.Info("session ended", "session", s.ID, "reason", reason, "last_alive", at)
-			h.audit(s.ID, "broker", "session.ended", map[string]any{"reason": reason})
+			h.audit(s.ID, "broker", "session.ended", map[string]any{"reason": reason, "cause": EndedBrokerStopped})
 		}
 	}
 }
@@ -508,11 +529,11 @@ func (h *Hub) endExpired(f *joblog.Failing) {
 		_, live := h.live[id]
 		h.mu.Unlock()
 		if live { // a technician waits on its page: tell them
-			h.end(id, expiredCodeReason)
+			h.end(id, EndedCodeExpired, expiredCodeReason)
 			continue
 		}
 		h.log.Info("session ended", "session", id, "reason", expiredCodeReason)
-		h.audit(id, "broker", "session.ended", map[string]any{"reason": expiredCodeReason})
+		h.audit(id, "broker", "session.ended", map[string]any{"reason": expiredCodeReason, "cause": EndedCodeExpired})
 	}
 }
 
@@ -585,7 +606,7 @@ const hostLetGo = 2 * time.Second
 // closing a technician's channels first would stop a file on its way
 // to or from the user as if the technician had left, and the user would
 // read that instead of why the session ended.
-func (h *Hub) end(id, reason string) {
+func (h *Hub) end(id, cause, reason string) {
 	h.writeEnd(id, reason)
 	h.mu.Lock()
 	l := h.live[id]
@@ -610,7 +631,7 @@ func (h *Hub) end(id, reason string) {
 	// hold them before the end.
 	l.relay.End(reason)
 	h.log.Info("session ended", "session", id, "reason", reason)
-	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason})
+	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason, "cause": cause})
 	h.finishRecording(id, reason)
 	ended := protocol.Ended{Reason: reason, Scope: protocol.ScopeSession}
 	if host != nil {
@@ -688,7 +709,7 @@ func (h *Hub) attach(sess *store.Session) (*live, error) {
 	cfg := relay.Config{
 		API:          h.cfg.API,
 		Logger:       h.cfg.Logger.With("component", "relay", "session", id),
-		OnHostGone:   func() { go h.end(id, "The user's computer disconnected.") },
+		OnHostGone:   func() { go h.end(id, EndedHostLost, "The user's computer disconnected.") },
 		OnHostSilent: func(silent bool) { h.hostSilent(id, silent) },
 		Traffic:      &h.traffic,
 	}
@@ -838,19 +859,19 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 		case protocol.TypeEnd:
 			var end protocol.End
 			protocol.DecodePayload(env, &end)
-			reason := "The user ended the session."
+			cause, reason := EndedByUser, "The user ended the session."
 			if end.Reason == protocol.EndDisplayGone {
-				reason = "The user's desktop closed (the display went away)."
+				cause, reason = EndedDisplayGone, "The user's desktop closed (the display went away)."
 			}
 			close(done) // it stopped its transfers before it said so
-			h.end(sess.ID, reason)
+			h.end(sess.ID, cause, reason)
 			return
 		default:
 			// Unknown types are skipped: a newer host may send more.
 		}
 	}
 	close(done)
-	h.end(sess.ID, "The user's computer disconnected.")
+	h.end(sess.ID, EndedHostLost, "The user's computer disconnected.")
 }
 
 // accept upgrades to WebSocket, keeps the connection alive and reads the
@@ -1157,11 +1178,11 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 			if err := protocol.DecodePayload(env, &end); err != nil {
 				end.Reason = ""
 			}
-			reason := endedBy(p.User, sess)
+			cause, reason := endedBy(p.User, sess)
 			if end.Reason != "" {
 				reason = strings.TrimSuffix(reason, ".") + ": " + end.Reason
 			}
-			h.end(sess.ID, reason)
+			h.end(sess.ID, cause, reason)
 			return
 		default:
 		}
@@ -1201,7 +1222,7 @@ func (h *Hub) leave(l *live, c *conn) {
 		abandoned := len(l.viewers) == 0 && !l.ended
 		h.mu.Unlock()
 		if abandoned {
-			h.end(l.id, "The technician left the session.")
+			h.end(l.id, EndedAbandoned, "The technician left the session.")
 		}
 	})
 }
@@ -1299,7 +1320,7 @@ func (h *Hub) Close() error {
 	// At once: each end waits a moment for its host to let go.
 	var ending sync.WaitGroup
 	for _, id := range ids {
-		ending.Go(func() { h.end(id, "The support server is shutting down.") })
+		ending.Go(func() { h.end(id, EndedShutdown, "The support server is shutting down.") })
 	}
 	ending.Wait()
 	h.wg.Wait()

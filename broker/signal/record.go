@@ -33,7 +33,7 @@ func (h *Hub) startRecording(sess *store.Session, keyframe func(), viewerBitrate
 		OnFailure: func(err error) {
 			h.log.Error("recording failed: ending the session", "session", id, "err", err)
 			h.audit(id, "broker", "recording.failed", map[string]any{"error": err.Error()})
-			go h.end(id, "The session was ended because it could not be recorded, and recording is required. Ask your administrator to check the broker's recording storage.")
+			go h.end(id, EndedRecordingFailed, "The session was ended because it could not be recorded, and recording is required. Ask your administrator to check the broker's recording storage.")
 		},
 		OnSealed: func(m *record.Manifest) { h.RecordingSealed(m) },
 	})

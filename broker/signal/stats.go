@@ -1,6 +1,8 @@
 package signal
 
 import (
+	"maps"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tether-support/tether/broker/relay"
@@ -19,10 +21,12 @@ type Stats struct {
 	HostsWaiting int
 	// Recording counts the archives being written.
 	Recording int
-	// Created, Started and Ended count sessions given a code, joined by
-	// the user's computer, and ended (also those a stopped broker left
-	// live, ended as this one starts).
-	Created, Started, Ended uint64
+	// Created and Started count sessions given a code and joined by the
+	// user's computer.
+	Created, Started uint64
+	// Ended counts the sessions ended (also those a stopped broker left
+	// live, ended as this one starts) by cause (EndCauses).
+	Ended map[string]uint64
 	// RecordingsFailed counts archives that could not be started or whose
 	// writing failed.
 	RecordingsFailed uint64
@@ -32,18 +36,27 @@ type Stats struct {
 
 // counters are the hub's counts since it started.
 type counters struct {
-	created, started, ended, recordingsFailed atomic.Uint64
+	created, started, recordingsFailed atomic.Uint64
+
+	mu    sync.Mutex
+	ended map[string]uint64 // by cause
 }
 
 // count notes an audit event in the counters.
-func (c *counters) count(typ string) {
+func (c *counters) count(typ string, detail map[string]any) {
 	switch typ {
 	case "session.created":
 		c.created.Add(1)
 	case "host.connected":
 		c.started.Add(1)
 	case "session.ended":
-		c.ended.Add(1)
+		cause, _ := detail["cause"].(string)
+		c.mu.Lock()
+		if c.ended == nil {
+			c.ended = map[string]uint64{}
+		}
+		c.ended[cause]++
+		c.mu.Unlock()
 	case "recording.failed":
 		c.recordingsFailed.Add(1)
 	}
@@ -53,10 +66,13 @@ func (c *counters) count(typ string) {
 // does no more work than there are live sessions and connections.
 func (h *Hub) Stats() Stats {
 	s := Stats{
-		Created: h.counts.created.Load(), Started: h.counts.started.Load(), Ended: h.counts.ended.Load(),
+		Created: h.counts.created.Load(), Started: h.counts.started.Load(),
 		RecordingsFailed: h.counts.recordingsFailed.Load(),
 		Relayed:          &h.traffic,
 	}
+	h.counts.mu.Lock()
+	s.Ended = maps.Clone(h.counts.ended)
+	h.counts.mu.Unlock()
 	h.mu.Lock()
 	for _, l := range h.live {
 		if l.host != nil {

@@ -57,7 +57,9 @@
 //	consent.revoked   ConsentRevoked: permission, at
 //	session.started   SessionStarted: viewer, started_at — once, when the user first lets someone see the screen
 //	session.ended     SessionEnded: created_at, started_at (null if never started), ended_at,
-//	                  duration_seconds (from started_at), end_reason, permissions_granted (union over
+//	                  duration_seconds (from started_at), end_reason, end_cause (end_reason in a
+//	                  word: user, technician, admin, declined, code_expired, host_lost, display_gone,
+//	                  abandoned, recording_failed, shutdown, broker_stopped), permissions_granted (union over
 //	                  the session), viewers (those the user let in), joined (everyone who joined,
 //	                  let in or not), closing_notes, files_moved (name, size, sha256,
 //	                  direction, technician, at), shell_commands (command as typed, technician,

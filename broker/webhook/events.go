@@ -145,6 +145,11 @@ type SessionEnded struct {
 	// never started.
 	DurationSeconds int64  `json:"duration_seconds"`
 	EndReason       string `json:"end_reason"`
+	// EndCause says why in a word (user, technician, admin, declined,
+	// code_expired, host_lost, display_gone, abandoned, recording_failed,
+	// shutdown, broker_stopped), for a ticket system to act on; the reason
+	// says it in a sentence, for people.
+	EndCause string `json:"end_cause"`
 	// PermissionsGranted is every permission the user granted anyone
 	// during the session, even if revoked later.
 	PermissionsGranted []string `json:"permissions_granted"`
@@ -247,6 +252,8 @@ type auditDetail struct {
 	SHA256    string `json:"sha256"`
 	Direction string `json:"direction"`
 	Command   string `json:"command"`
+	// session.ended
+	Cause string `json:"cause"`
 }
 
 // utc drops what JSON consumers need not see: the location and fractions.
@@ -306,6 +313,7 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 		if err != nil {
 			return nil, err
 		}
+		ended.EndCause = det.Cause
 		return []outgoing{{SessionEndedType, true, ended}}, nil
 	}
 	return nil, nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
 )
@@ -36,6 +37,7 @@ var (
 		"outcome":    {"succeeded", "failed"},
 		"from":       {"host", "viewer"},
 		"channel":    {"video", "files", "shell", "control"},
+		"cause":      signal.EndCauses,
 		"version":    nil, // one value, the build's
 		"go_version": nil,
 	}
@@ -308,7 +310,14 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("with a session live, %s = %v, want %v", series, v, want)
 		}
 	}
-	ended := s.value(t, "tether_sessions_ended_total")
+	// Every cause has its series, before any session of that cause ended.
+	for _, cause := range signal.EndCauses {
+		s.value(t, fmt.Sprintf("tether_sessions_ended_total{cause=%q}", cause))
+	}
+	endedBy := func(s scrape, cause string) float64 {
+		return s.value(t, fmt.Sprintf("tether_sessions_ended_total{cause=%q}", cause))
+	}
+	ended, endedByUser := endedBy(s, "technician"), endedBy(s, "user")
 
 	if err := c.EndSession(ctx, sess.ID); err != nil {
 		t.Fatal(err)
@@ -322,10 +331,11 @@ func TestMetrics(t *testing.T) {
 		s = read()
 		var wrong []string
 		for series, want := range map[string]float64{
-			`tether_sessions{state="active"}`: 0,
-			"tether_hosts_connected":          0,
-			"tether_viewers_connected":        0,
-			"tether_sessions_ended_total":     ended + 1,
+			`tether_sessions{state="active"}`:                 0,
+			"tether_hosts_connected":                          0,
+			"tether_viewers_connected":                        0,
+			`tether_sessions_ended_total{cause="technician"}`: ended + 1,
+			`tether_sessions_ended_total{cause="user"}`:       endedByUser,
 		} {
 			if v := s.value(t, series); v != want {
 				wrong = append(wrong, fmt.Sprintf("%s = %v, want %v", series, v, want))
