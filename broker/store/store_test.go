@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -108,6 +109,35 @@ func TestReopenKeepsData(t *testing.T) {
 	defer s.Close()
 	if n, err := s.CountUsers(ctx); err != nil || n != 1 {
 		t.Fatalf("users after reopen = %d, %v", n, err)
+	}
+}
+
+// TestOpenOddPath: the database is the file at the path given, whatever
+// its name holds: a data directory named "support #2?" or "100%" does not
+// open another database (the path up to the "#"), or fail.
+func TestOpenOddPath(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	for _, dir := range []string{"support #2?", "100%41", "a b"} {
+		path := filepath.Join(root, dir, "t.db")
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		err = s.CreateUser(ctx, &User{Username: "a", PasswordHash: "h", Role: "admin", CreatedAt: time.Now()})
+		s.Close()
+		if err != nil {
+			t.Fatalf("%s: a first user in a new database: %v", dir, err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("%s: the database is not where it was asked for: %v", dir, err)
+		}
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 3 {
+		t.Fatalf("files beside the data directories: %v", entries)
 	}
 }
 
