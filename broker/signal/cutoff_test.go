@@ -1,12 +1,9 @@
 package signal
 
 import (
-	"context"
-	"net/http"
 	"sync"
 	"testing"
 
-	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/internal/protocol"
 )
 
@@ -18,12 +15,7 @@ import (
 func TestCutOffHostToldFirst(t *testing.T) {
 	b := newTestHub(t)
 	sess, u, host := b.hostFor(protocol.PermView)
-	token, _, _, err := b.auth.Login(context.Background(), "127.0.0.1", u.Username, "correct horse battery", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer := b.dial("/ws/viewer", http.Header{"Origin": {b.origin()}, "Cookie": {(&http.Cookie{Name: auth.CookieName, Value: token}).String()}})
-	b.send(viewer, protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: sess.ID})
+	viewer := b.joinAs(u, sess)
 	req := next[protocol.ConsentRequest](t, host, protocol.TypeConsentRequest)
 	b.send(host, protocol.TypeConsentAnswer, sess.ID, protocol.ConsentAnswer{ID: req.ID, Granted: []string{protocol.PermView}, Reason: "granted"})
 	for p := next[protocol.Permissions](t, viewer, protocol.TypePermissions); p.Pending || len(p.Granted) == 0; {

@@ -3,7 +3,6 @@ package signal
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
@@ -46,12 +45,7 @@ func TestEndCauses(t *testing.T) {
 		}},
 		{EndedByTechnician, func(b *testHub, sess *store.Session, tech *store.User, _ *websocket.Conn) {
 			// From the technician's own connection, as the console's End does.
-			token, _, _, err := b.auth.Login(context.Background(), "127.0.0.1", tech.Username, "correct horse battery", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			viewer := b.dial("/ws/viewer", http.Header{"Origin": {b.origin()}, "Cookie": {(&http.Cookie{Name: auth.CookieName, Value: token}).String()}})
-			b.send(viewer, protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: sess.ID})
+			viewer := b.joinAs(tech, sess)
 			next[protocol.Welcome](t, viewer, protocol.TypeWelcome)
 			b.send(viewer, protocol.TypeEnd, sess.ID, protocol.End{})
 		}},

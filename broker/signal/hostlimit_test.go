@@ -36,6 +36,18 @@ func (b *testHub) hostFor(perms ...string) (*store.Session, *store.User, *websoc
 	return sess, u, ws
 }
 
+// joinAs signs u in and joins sess as the console does, with its cookie.
+func (b *testHub) joinAs(u *store.User, sess *store.Session) *websocket.Conn {
+	b.t.Helper()
+	token, _, _, err := b.auth.Login(context.Background(), "127.0.0.1", u.Username, "correct horse battery", "")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	viewer := b.dial("/ws/viewer", http.Header{"Origin": {b.origin()}, "Cookie": {(&http.Cookie{Name: auth.CookieName, Value: token}).String()}})
+	b.send(viewer, protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: sess.ID})
+	return viewer
+}
+
 func (b *testHub) send(ws *websocket.Conn, typ, session string, payload any) {
 	b.t.Helper()
 	msg, err := protocol.Encode(typ, session, payload)
@@ -124,12 +136,7 @@ func TestHostFlood(t *testing.T) {
 func TestSameWillAfterMoreAllowed(t *testing.T) {
 	b := newTestHub(t)
 	sess, u, host := b.hostFor(protocol.PermView, protocol.PermControl)
-	token, _, _, err := b.auth.Login(context.Background(), "127.0.0.1", u.Username, "correct horse battery", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer := b.dial("/ws/viewer", http.Header{"Origin": {b.origin()}, "Cookie": {(&http.Cookie{Name: auth.CookieName, Value: token}).String()}})
-	b.send(viewer, protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleViewer, Session: sess.ID})
+	viewer := b.joinAs(u, sess)
 	allow := func(perms ...string) protocol.ConsentRequest {
 		t.Helper()
 		req := next[protocol.ConsentRequest](t, host, protocol.TypeConsentRequest)
