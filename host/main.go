@@ -412,6 +412,7 @@ func joinLink(s string) (broker, code string, ok bool) {
 		return "", "", false
 	}
 	base, code, ok := strings.Cut(u.Path, "/join/")
+	code = strings.TrimSuffix(code, "/") // as a browser may copy it
 	if !ok || code == "" || strings.Contains(code, "/") {
 		return "", "", false
 	}

@@ -440,6 +440,20 @@ func screenshot(ctx context.Context, c *client.Client, args []string) error {
 		fs.StringVar(&out, "o", "screen.png", "output PNG file")
 		fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the picture")
 	})
+	// The picture goes to a file beside out, and takes its place once
+	// whole: a folder that cannot take it is found before the user is
+	// asked, and a failed write (a full disk) leaves what out held.
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.part")
+	if err != nil {
+		return fmt.Errorf("the screenshot cannot be saved there: %w", err)
+	}
+	saved := false
+	defer func() {
+		if !saved {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
 	j, err := joinFor(ctx, c, id, protocol.PermView)
 	if err != nil {
 		return err
@@ -451,17 +465,17 @@ func screenshot(ctx context.Context, c *client.Client, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(out)
+	err = png.Encode(f, img)
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), out)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("the screenshot was not saved: %w", err)
 	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", out, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
+	saved = true
 	b := img.Bounds()
 	fmt.Printf("Saved %dx%d screen to %s\n", b.Dx(), b.Dy(), out)
 	return nil

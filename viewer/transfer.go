@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -254,7 +255,18 @@ func list(ctx context.Context, c *client.Client, args []string) error {
 // the terminal's size, until the shell exits or is closed.
 func runShell(ctx context.Context, c *client.Client, args []string) error {
 	n := 1
-	id, _ := sessionArgs("shell", "", 0, 0, args, func(fs *flag.FlagSet) { fs.IntVar(&n, "n", 1, "shell number, to keep several apart (1-99)") })
+	id, _ := sessionArgs("shell", "", 0, 0, args, func(fs *flag.FlagSet) {
+		// Checked as it is parsed: a number out of range is a usage error,
+		// not a question to the user for a shell that cannot open.
+		fs.Func("n", "shell number, to keep several apart (1-99; default 1)", func(s string) error {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 || v > 99 {
+				return errors.New("a shell number is 1 to 99")
+			}
+			n = v
+			return nil
+		})
+	})
 	j, err := joinFor(ctx, c, id, protocol.PermShell)
 	if err != nil {
 		return err

@@ -642,6 +642,16 @@ func TestHostJoinLinkAsCode(t *testing.T) {
 	waitState(t, c, sess.ID, "active", host)
 	host.cmd.Process.Signal(os.Interrupt)
 	host.wait(t, 10*time.Second)
+
+	// As a browser's address bar may give it, with a slash at the end.
+	sess, err = c.CreateSession(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host = startHost(t, display, "-ca", b.CAFile(), sess.JoinURL+"/")
+	waitState(t, c, sess.ID, "active", host)
+	host.cmd.Process.Signal(os.Interrupt)
+	host.wait(t, 10*time.Second)
 }
 
 // TestHostFlagsAfterCode: the code first and the flags after it, as users

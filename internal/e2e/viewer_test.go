@@ -387,3 +387,71 @@ func viewerAtHome(t *testing.T, b *broker) (run func(stdin string, args ...strin
 		return string(out), err
 	}, home
 }
+
+// TestViewerScreenshotKeepsWhatItHad: `viewer screenshot` into a folder
+// that cannot take it says so before the user is asked anything, and one
+// whose write fails (a full disk) leaves the file it would have replaced
+// as it was, and nothing of its own.
+func TestViewerScreenshotKeepsWhatItHad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	display := xtest.StartXvfb(t, 320, 240)
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(ctx, "INC-PNG", protocol.PermView)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No user's computer yet: a viewer that asked would wait for it.
+	cmd := b.viewer(t, "screenshot", "-session", sess.ID, "-o", filepath.Join(t.TempDir(), "gone", "s.png"))
+	start := time.Now()
+	stop := time.AfterFunc(15*time.Second, func() { cmd.Process.Kill() })
+	out, err := cmd.CombinedOutput()
+	stop.Stop()
+	if err == nil || !strings.Contains(string(out), "cannot be saved there") || time.Since(start) > 10*time.Second {
+		t.Fatalf("a screenshot into a missing folder, after %s: %v\n%s", time.Since(start), err, out)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
+	}
+	dir := smallDisk(t, 1)
+	shot := filepath.Join(dir, "screen.png")
+	if err := os.WriteFile(shot, []byte("last week's screenshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, filepath.Join(dir, "filler"))
+	host := runHostEnv(t, display, false, nil, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
+	cmd = b.viewer(t, "screenshot", "-session", sess.ID, "-o", shot)
+	stdout := startCmd(t, cmd)
+	host.waitOutput(t, "Allow? ", 1, 20*time.Second)
+	host.typeLine(t, "all")
+	if err := cmd.Wait(); err == nil || !strings.Contains(stdout.String(), "was not saved") {
+		t.Fatalf("a screenshot onto a full disk: %v\n%s", err, stdout.String())
+	}
+	if got, _ := os.ReadFile(shot); string(got) != "last week's screenshot" {
+		t.Errorf("the file a failed screenshot would have replaced now holds %q", got)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("left on the disk: %v", entries)
+	}
+}
+
+// TestViewerShellNumberChecked: a shell number out of range is a usage
+// error at once (exit code 2), not a question to the user for a shell that
+// cannot open.
+func TestViewerShellNumberChecked(t *testing.T) {
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(context.Background(), "INC-SH", protocol.PermShell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"0", "100", "two"} {
+		cmd := b.viewer(t, "shell", "-session", sess.ID, "-n", n)
+		stop := time.AfterFunc(15*time.Second, func() { cmd.Process.Kill() })
+		out, err := cmd.CombinedOutput()
+		stop.Stop()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "a shell number is 1 to 99") {
+			t.Errorf("viewer shell -n %s: %v\n%s", n, err, out)
+		}
+	}
+}
