@@ -31,6 +31,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/reserve"
 	"github.com/tether-support/tether/internal/rtc"
 )
 
@@ -786,7 +787,12 @@ func (c *channel) finishUpload(up *upload) {
 // is taken with a hard link, which fails if it exists: no race with the
 // user. File systems without hard links (FAT32 and exFAT on USB sticks,
 // some SMB shares) refuse the link, each with an error of its own; there
-// the name is reserved, and the partial file renamed onto it.
+// the name is reserved, and the partial file renamed onto it
+// (reserve.Rename). The partial file's lock, held on the open file, stays
+// on it until finishUpload lets go. A host that dies between the two steps
+// leaves the name empty and the upload whole in its partial file, which the
+// next session adopts: sent again, the file is saved beside it as
+// "name (2).ext".
 func place(partial, dir, name string) (string, error) {
 	link := true
 	for i := 1; i < 1000; i++ {
@@ -805,11 +811,11 @@ func place(partial, dir, name string) (string, error) {
 				continue
 			}
 			// Any other refusal is taken for a file system without
-			// links: renameReserved is as safe, and fails in turn, with
+			// links: reserve.Rename is as safe, and fails in turn, with
 			// its own cause, where the folder cannot be written at all.
 			link = false
 		}
-		err := renameReserved(partial, target)
+		err := reserve.Rename(partial, target)
 		if err == nil {
 			return target, nil
 		}
@@ -818,34 +824,6 @@ func place(partial, dir, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("too many files named %s", name)
-}
-
-// renameReserved renames partial to target without replacing a file:
-// target is created empty, only if it does not exist (fs.ErrExist says it
-// does), and partial is renamed onto that file of our own. As with a link,
-// the partial name is gone once the file is saved, and the partial file's
-// lock, held on the open file, stays on it until finishUpload lets go. A
-// rename that fails removes the empty file again. A host that dies between
-// the two steps leaves it empty under the name, and the upload whole in
-// its partial file, which the next session adopts: sent again, the file is
-// saved beside it as "name (2).ext".
-func renameReserved(partial, target string) error {
-	// O_EXCL also refuses a symbolic link in the name's place, dangling
-	// or not: nothing is written through one.
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	mine, statErr := f.Stat()
-	f.Close()
-	if err := os.Rename(partial, target); err != nil {
-		// Removed only while it is still the empty file made here.
-		if now, err := os.Lstat(target); err == nil && statErr == nil && os.SameFile(mine, now) && now.Size() == 0 {
-			os.Remove(target)
-		}
-		return err
-	}
-	return nil
 }
 
 // numbered returns name as "stem (n).ext". The stem is shortened, on a

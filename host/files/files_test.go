@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +20,7 @@ import (
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
 	"github.com/tether-support/tether/internal/rtc/rtctest"
+	"github.com/tether-support/tether/internal/xtest"
 )
 
 func TestCheckName(t *testing.T) {
@@ -823,68 +822,13 @@ func TestLivePartialsSurviveAnotherSession(t *testing.T) {
 	}
 }
 
-// linklessDisk mounts a FAT file system, which has no hard links, through
-// FUSE until the test ends: the user's inbox on a USB stick. It needs
-// root, /dev/fuse, and mkfs.vfat and fusefat (Debian dosfstools and
-// fusefat); the test is skipped without them.
-func linklessDisk(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a FAT image through FUSE needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("mounting a FAT image through FUSE needs /dev/fuse: %v", err)
-	}
-	for _, tool := range []string{"mkfs.vfat", "fusefat"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("mounting a FAT image through FUSE needs %s (Debian packages dosfstools and fusefat): %v", tool, err)
-		}
-	}
-	dir := t.TempDir()
-	img, mnt := filepath.Join(dir, "stick.img"), filepath.Join(dir, "stick")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 16<<20); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.vfat", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.vfat: %v\n%s", err, out)
-	}
-	// fusefat stays in the background, writing to its output: a file,
-	// not a pipe the test would wait on. -s: one thread, as it was
-	// written for.
-	log, err := os.Create(filepath.Join(dir, "fusefat.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	mount := exec.Command("fusefat", "-s", "-o", "rw+", img, mnt)
-	mount.Stdout, mount.Stderr = log, log
-	if err := mount.Run(); err != nil {
-		out, _ := os.ReadFile(log.Name())
-		t.Fatalf("fusefat: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			if out2, err2 := exec.Command("fusermount", "-u", mnt).CombinedOutput(); err2 != nil {
-				t.Errorf("unmounting %s: %v %s; %v %s", mnt, err, out, err2, out2)
-			}
-		}
-	})
-	return mnt
-}
-
 // TestUploadWithoutHardLinks: on a file system without hard links (FAT on
 // a USB stick, some SMB shares) an upload is still saved once all of it
 // has arrived, and never over a file: the same name sent twice, with
 // different contents, lands as "name.ext" and "name (2).ext", each whole,
 // with no partial or empty file left beside them.
 func TestUploadWithoutHardLinks(t *testing.T) {
-	inbox := linklessDisk(t)
+	inbox := xtest.LinklessDisk(t)
 	probe := filepath.Join(inbox, "probe")
 	if err := os.WriteFile(probe, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -934,53 +878,6 @@ func TestUploadWithoutHardLinks(t *testing.T) {
 	}
 	if want := []string{"tool (2).bin", "tool.bin"}; !slices.Equal(names, want) {
 		t.Errorf("the inbox holds %q, want only %q", names, want)
-	}
-}
-
-// TestRenameReserved: where there are no hard links, a saved file never
-// replaces one of the user's, nor goes through a symbolic link in its
-// name's place, and a rename that fails leaves no empty file behind.
-func TestRenameReserved(t *testing.T) {
-	dir := t.TempDir()
-	partial := filepath.Join(dir, ".tether-0123456789abcdef-4.part")
-	if err := os.WriteFile(partial, []byte("sent"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	users := filepath.Join(dir, "report.pdf")
-	if err := os.WriteFile(users, []byte("the user's"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	targets := []string{users}
-	dangling := filepath.Join(dir, "link.pdf")
-	if err := os.Symlink(filepath.Join(dir, "elsewhere"), dangling); err == nil {
-		targets = append(targets, dangling) // Windows lets only some users make one
-	}
-	for _, target := range targets {
-		if err := renameReserved(partial, target); !errors.Is(err, fs.ErrExist) {
-			t.Errorf("saving onto %s: %v, want it refused as existing", filepath.Base(target), err)
-		}
-	}
-	if got, _ := os.ReadFile(users); string(got) != "the user's" {
-		t.Errorf("the user's file holds %q", got)
-	}
-	if _, err := os.Lstat(filepath.Join(dir, "elsewhere")); err == nil {
-		t.Error("a file was written through the symbolic link")
-	}
-	gone := filepath.Join(dir, "gone.part")
-	if err := renameReserved(gone, filepath.Join(dir, "new.pdf")); err == nil {
-		t.Error("renaming a partial file that is gone succeeded")
-	}
-	if _, err := os.Lstat(filepath.Join(dir, "new.pdf")); err == nil {
-		t.Error("an empty file is left under the name after the rename failed")
-	}
-	if err := renameReserved(partial, filepath.Join(dir, "new.pdf")); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(filepath.Join(dir, "new.pdf")); string(got) != "sent" {
-		t.Errorf("the saved file holds %q", got)
-	}
-	if _, err := os.Lstat(partial); err == nil {
-		t.Error("the partial name stays once the file is saved")
 	}
 }
 

@@ -1273,3 +1273,25 @@ func TestFileLinkedFolderOpens(t *testing.T) {
 		t.Errorf("opening the linked folder: %v %+v", err, inside)
 	}
 }
+
+// TestViewerPullWithoutHardLinks: a fetch into a folder on a file system
+// without hard links (a FAT USB stick) is saved once whole, as elsewhere,
+// and never over a file there.
+func TestViewerPullWithoutHardLinks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stick := xtest.LinklessDisk(t)
+	fs := startFilesSession(t, ctx)
+	_, sum := randomFile(t, fs.home, "app.log", 300<<10)
+	_, f := fs.files(t, ctx)
+	local := filepath.Join(stick, "app.log")
+	if done, err := f.Pull(ctx, "app.log", local, nil); err != nil || done.SHA256 != sum {
+		t.Fatalf("fetch onto the stick: %v", err)
+	}
+	if got, _, err := client.HashFile(local); err != nil || got != sum {
+		t.Fatalf("the fetched file: SHA-256 %s, %v; want %s", got, err, sum)
+	}
+	if m, _ := filepath.Glob(filepath.Join(stick, "*")); len(m) != 1 {
+		t.Errorf("on the stick: %v, want app.log alone", m)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/reserve"
 	"github.com/tether-support/tether/internal/rtc"
 )
 
@@ -526,9 +528,18 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 		return done, err
 	}
 	out.Close()
-	if err := os.Link(part, local); err != nil {
+	// A hard link takes the name only if it is free. File systems without
+	// links (FAT and exFAT on USB sticks, some SMB shares) refuse it with
+	// an error of their own: there the name is reserved, and the part
+	// renamed onto it.
+	err = os.Link(part, local)
+	if err == nil {
+		os.Remove(part)
+	} else if !errors.Is(err, fs.ErrExist) {
+		err = reserve.Rename(part, local)
+	}
+	if err != nil {
 		return done, fmt.Errorf("move %s into place: %w", local, err)
 	}
-	os.Remove(part)
 	return done, nil
 }
