@@ -35,6 +35,7 @@ func forUser(err error) string {
 	}
 	var dnsErr *net.DNSError
 	var rootErr *files.RootError
+	var inboxErr *files.InboxError
 	switch {
 	case errors.Is(err, dial.ErrUntrusted):
 		return "This computer cannot confirm that it is talking to " + server + ": its security certificate is not trusted, so nothing was shared. " +
@@ -65,6 +66,12 @@ func forUser(err error) string {
 			why = "does not exist"
 		}
 		return fmt.Sprintf("The folder to share with technicians, %s, %s. Give an existing folder after -files-root, or leave -files-root out to share your home folder.", rootErr.Root, why)
+	case errors.As(err, &inboxErr):
+		why := "cannot be written to from this account"
+		if errors.Is(err, files.ErrNotFolder) {
+			why = "is a file, not a folder"
+		}
+		return fmt.Sprintf("The folder for files your technician sends you, %s, %s. Give a folder you can write to after -files-inbox, or leave -files-inbox out to receive them in Downloads/Tether.", inboxErr.Inbox, why)
 	case errors.Is(err, session.ErrRefused):
 		why, _ := strings.CutPrefix(err.Error(), session.ErrRefused.Error()+": ")
 		return "Could not join the support session. " + sentence(why)

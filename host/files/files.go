@@ -172,7 +172,6 @@ func (s *Server) openPartial(path string) (*os.File, error) {
 	return f, nil
 }
 
-// New opens the shared root and the inbox.
 // RootError is New's error when the folder to share cannot be opened.
 type RootError struct {
 	Root string
@@ -182,6 +181,44 @@ type RootError struct {
 func (e *RootError) Error() string { return "open shared folder: " + e.Err.Error() }
 func (e *RootError) Unwrap() error { return e.Err }
 
+// InboxError is New's error when files sent to the user could not be
+// saved in the inbox: it, or the nearest folder above it that exists (it
+// is made at the first upload), is not a folder, or may not be written.
+type InboxError struct {
+	Inbox string
+	Err   error
+}
+
+func (e *InboxError) Error() string { return "folder for received files: " + e.Err.Error() }
+func (e *InboxError) Unwrap() error { return e.Err }
+
+// ErrNotFolder is why an inbox that is a file cannot be used.
+var ErrNotFolder = errors.New("not a folder")
+
+// checkInbox finds what would keep an upload from being saved in dir:
+// before the code is used, not at the technician's first upload.
+func checkInbox(dir string) error {
+	p := dir
+	st, err := os.Stat(p)
+	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(p) != p {
+		p = filepath.Dir(p)
+		st, err = os.Stat(p)
+	}
+	switch {
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("%s: %w", p, ErrNotFolder)
+	}
+	probe, err := os.CreateTemp(p, ".tether-probe-*")
+	if err != nil {
+		return err
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}
+
+// New opens the shared root and checks the inbox.
 func New(cfg Config) (*Server, error) {
 	if cfg.Root == "" || cfg.Inbox == "" {
 		return nil, errors.New("files: missing root or inbox folder")
@@ -198,6 +235,10 @@ func New(cfg Config) (*Server, error) {
 	root, err := os.OpenRoot(cfg.Root)
 	if err != nil {
 		return nil, &RootError{Root: cfg.Root, Err: err}
+	}
+	if err := checkInbox(cfg.Inbox); err != nil {
+		root.Close()
+		return nil, &InboxError{Inbox: cfg.Inbox, Err: err}
 	}
 	s := &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}, partials: map[string]*partial{}}
 	s.adoptLeftovers()

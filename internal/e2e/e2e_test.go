@@ -383,6 +383,10 @@ func TestHostErrors(t *testing.T) {
 	}
 	unreachable := "https://" + closed.Addr().String()
 	closed.Close()
+	aFile := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(aFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name    string
@@ -398,6 +402,7 @@ func TestHostErrors(t *testing.T) {
 		{"certificate not trusted", display, nil, []string{"-broker", b.URL(), fresh.Code}, "cannot confirm that it is talking to the support server at " + strings.TrimPrefix(b.URL(), "https://") + ": its security certificate is not trusted, so nothing was shared"},
 		{"certificate file missing", display, nil, []string{"-broker", b.URL(), "-ca", "/nonexistent/ca.pem", fresh.Code}, "The certificate file /nonexistent/ca.pem was not found."},
 		{"no shared folder", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-root", filepath.Join(t.TempDir(), "gone"), fresh.Code}, "does not exist. Give an existing folder after -files-root"},
+		{"inbox a file", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "-files-inbox", aFile, fresh.Code}, "is a file, not a folder. Give a folder you can write to after -files-inbox"},
 		{"wrong code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "000000000"}, "Could not join the support session. That support code is not valid."},
 		{"code too short", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "12345678"}, "is not a support code: it is nine digits"},
 		{"a letter in the code", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), "482", "193", "O75"}, "is not a support code: it is nine digits"},
