@@ -58,6 +58,10 @@ type Config struct {
 	Root string
 	// Inbox is where uploaded files land; it is created when missing.
 	Inbox string
+	// CheckInbox has New refuse an inbox that could not take a file. The
+	// user's default one is not checked: a home that cannot take it still
+	// shares the screen, and says why at the first upload.
+	CheckInbox bool
 	// MaxSize bounds one transfer in bytes.
 	MaxSize int64
 	Logger  *slog.Logger
@@ -236,9 +240,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, &RootError{Root: cfg.Root, Err: err}
 	}
-	if err := checkInbox(cfg.Inbox); err != nil {
-		root.Close()
-		return nil, &InboxError{Inbox: cfg.Inbox, Err: err}
+	if cfg.CheckInbox {
+		if err := checkInbox(cfg.Inbox); err != nil {
+			root.Close()
+			return nil, &InboxError{Inbox: cfg.Inbox, Err: err}
+		}
 	}
 	s := &Server{cfg: cfg, root: root, channels: map[*channel]struct{}{}, partials: map[string]*partial{}}
 	s.adoptLeftovers()

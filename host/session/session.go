@@ -183,6 +183,7 @@ func (c *Config) checkAndSetDefaults() error {
 // Run joins the session and streams until it ends. It returns the reason
 // the session ended (nil error) or what went wrong.
 func Run(ctx context.Context, cfg Config) (reason string, err error) {
+	inboxGiven := cfg.FilesInbox != ""
 	if err := cfg.checkAndSetDefaults(); err != nil {
 		return "", err
 	}
@@ -213,8 +214,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	go watchDisplay(watchCtx, lostDisplay)
 	width, height := capt.Size()
 	log.Info("capturing screen", "path", capt.Name(), "size", fmt.Sprintf("%dx%d", width, height))
-	// So does the shared folder: a wrong one fails before the code is used.
-	fsrv, err := files.New(files.Config{Root: cfg.FilesRoot, Inbox: cfg.FilesInbox, MaxSize: cfg.MaxFileSize,
+	// So do the shared folder and the inbox given: a wrong one fails
+	// before the code is used.
+	fsrv, err := files.New(files.Config{Root: cfg.FilesRoot, Inbox: cfg.FilesInbox, CheckInbox: inboxGiven, MaxSize: cfg.MaxFileSize,
 		Logger: cfg.Logger.With("component", "files"), OnProgress: cfg.OnTransfer})
 	if err != nil {
 		return "", err
