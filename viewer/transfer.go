@@ -167,6 +167,9 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 	}
 	defer f.Close()
 	f.KeepPartial = true // Ctrl+C: the next run carries on where this one stopped
+	if st.Size() >= 256<<20 { // a few seconds or more
+		fmt.Fprintf(os.Stderr, "Computing the SHA-256 of %s (%d bytes) before sending it...\n", local, st.Size())
+	}
 	bar := newProgressBar(filepath.Base(local))
 	done, err := f.Push(ctx, local, name, bar.update)
 	bar.stop()

@@ -1295,3 +1295,29 @@ func TestViewerPullWithoutHardLinks(t *testing.T) {
 		t.Errorf("on the stick: %v, want app.log alone", m)
 	}
 }
+
+// TestViewerPushHashStops: a push of a large file says it is computing the
+// file's SHA-256, which takes a while, and Ctrl+C stops it at once, not
+// once the whole file has been read.
+func TestViewerPushHashStops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	big := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 16<<30); err != nil { // sparse: read as fast as memory goes
+		t.Fatal(err)
+	}
+	cmd := fs.b.viewer(t, "push", "-session", fs.id, big)
+	out := startCmd(t, cmd)
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "Computing the SHA-256 of "+big) })
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	stopped := time.Now()
+	err := cmd.Wait()
+	if err == nil || !strings.Contains(out.String(), "viewer: stopped") || time.Since(stopped) > 2*time.Second {
+		t.Fatalf("push stopped by Ctrl+C while hashing, after %s: %v\n%s", time.Since(stopped), err, out.String())
+	}
+}

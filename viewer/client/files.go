@@ -291,17 +291,36 @@ func (f *Files) Listing(ctx context.Context, path string) (protocol.FileMessage,
 
 // HashFile returns the hex SHA-256 of a local file.
 func HashFile(path string) (string, int64, error) {
+	return hashFile(context.Background(), path)
+}
+
+// hashFile is HashFile, given up when ctx ends: a large file takes a
+// while, and Ctrl+C stops it at once.
+func hashFile(ctx context.Context, path string) (string, int64, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return "", 0, err
 	}
 	defer fh.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, fh)
+	n, err := io.Copy(h, whileOn{ctx, fh})
 	if err != nil {
 		return "", 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// whileOn reads r until ctx ends.
+type whileOn struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (w whileOn) Read(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.r.Read(p)
 }
 
 // Push uploads a local file to the user's inbox as name (default: the
@@ -319,7 +338,7 @@ func (f *Files) push(ctx context.Context, local, name string, progress Progress)
 	if name == "" {
 		name = filepath.Base(local)
 	}
-	sum, size, err := HashFile(local)
+	sum, size, err := hashFile(ctx, local)
 	if err != nil {
 		return protocol.FileMessage{}, err
 	}
@@ -430,7 +449,7 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 	}
 	defer out.Close()
 	h := sha256.New()
-	have, err := io.Copy(h, out)
+	have, err := io.Copy(h, whileOn{ctx, out})
 	if err != nil {
 		return protocol.FileMessage{}, fmt.Errorf("read %s: %w", part, err)
 	}
@@ -461,7 +480,7 @@ func (f *Files) pull(ctx context.Context, remote, local string, progress Progres
 		if _, err := out.Seek(0, io.SeekStart); err != nil {
 			return meta, err
 		}
-		if _, err := io.CopyN(h, out, meta.Offset); err != nil {
+		if _, err := io.CopyN(h, whileOn{ctx, out}, meta.Offset); err != nil {
 			return meta, fmt.Errorf("read %s: %w", part, err)
 		}
 		have = meta.Offset
