@@ -167,7 +167,8 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 	}
 	defer f.Close()
 	f.KeepPartial = true // Ctrl+C: the next run carries on where this one stopped
-	if st.Size() >= 256<<20 { // a few seconds or more
+	// A few seconds or more before the first byte goes.
+	if st.Size() >= 256<<20 {
 		fmt.Fprintf(os.Stderr, "Computing the SHA-256 of %s (%d bytes) before sending it...\n", local, st.Size())
 	}
 	bar := newProgressBar(filepath.Base(local))
