@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/reserve"
 	"github.com/tether-support/tether/viewer/client"
 )
 
@@ -129,16 +130,6 @@ func readable(file string) error {
 	return nil
 }
 
-// writable tells whether a file can be made in dir, by making one.
-func writable(dir string) error {
-	f, err := os.CreateTemp(dir, ".tether-check-*")
-	if err != nil {
-		return err
-	}
-	f.Close()
-	return os.Remove(f.Name())
-}
-
 func push(ctx context.Context, c *client.Client, args []string) error {
 	id, rest := sessionArgs("push", "LOCAL [NAME]", 1, 2, args, nil)
 	local, name := rest[0], ""
@@ -199,7 +190,7 @@ func pull(ctx context.Context, c *client.Client, args []string) error {
 	if _, err := os.Lstat(local); err == nil {
 		return fmt.Errorf("pull: %s exists; choose another name", local)
 	}
-	if err := writable(filepath.Dir(local)); err != nil {
+	if err := reserve.Writable(filepath.Dir(local)); err != nil {
 		return fmt.Errorf("pull: cannot write in %s: %w", filepath.Dir(local), err)
 	}
 	j, err := joinFor(ctx, c, id, protocol.PermFiles)

@@ -29,6 +29,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/tether-support/tether/internal/protocol"
+	"github.com/tether-support/tether/internal/reserve"
 )
 
 // ErrClosed is returned once a session's recording has finished or failed.
@@ -113,11 +114,7 @@ func CheckDir(dir string) error {
 		err = syncDir(filepath.Dir(dir))
 	}
 	if err == nil {
-		var f *os.File
-		if f, err = os.CreateTemp(dir, ".write-check-*"); err == nil {
-			f.Close()
-			err = os.Remove(f.Name())
-		}
+		err = reserve.Writable(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("session recordings cannot be written in %s, and no session can start while it cannot be recorded: make the directory writable for the user the broker runs as, or give another -recordings (%w)", dir, err)

@@ -214,12 +214,7 @@ func checkInbox(dir string) error {
 	case !st.IsDir():
 		return fmt.Errorf("%s: %w", p, ErrNotFolder)
 	}
-	probe, err := os.CreateTemp(p, ".tether-probe-*")
-	if err != nil {
-		return err
-	}
-	probe.Close()
-	return os.Remove(probe.Name())
+	return reserve.Writable(p)
 }
 
 // New opens the shared root and checks the inbox.

@@ -1,6 +1,7 @@
 // Package reserve puts a finished file in place under its name without
 // ever replacing a file there, on file systems with hard links and
-// without them (FAT and exFAT on USB sticks, some SMB shares).
+// without them (FAT and exFAT on USB sticks, some SMB shares), and tells
+// beforehand whether a folder can take a file at all.
 package reserve
 
 import "os"
@@ -27,4 +28,16 @@ func Rename(partial, target string) error {
 		return err
 	}
 	return nil
+}
+
+// Writable tells whether a file can be made in dir, by making one and
+// removing it: a folder that cannot take a file is found before anyone is
+// asked for anything, not once the file has come.
+func Writable(dir string) error {
+	f, err := os.CreateTemp(dir, ".tether-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

@@ -54,3 +54,18 @@ func TestRename(t *testing.T) {
 		t.Error("the partial name stays once the file is saved")
 	}
 }
+
+// TestWritable: a folder that can take a file says so and keeps nothing of
+// the check; one that is not there says why.
+func TestWritable(t *testing.T) {
+	dir := t.TempDir()
+	if err := Writable(dir); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the check left %v", entries)
+	}
+	if err := Writable(filepath.Join(dir, "gone")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing folder: %v", err)
+	}
+}
