@@ -168,6 +168,11 @@ type recentCut struct {
 	reason string
 }
 
+type departure struct {
+	v  *viewer
+	at time.Time
+}
+
 // cutMemory is how long a disconnect is remembered: longer than a
 // connection may take from its authentication to joining (helloTimeout).
 const cutMemory = time.Minute
@@ -201,6 +206,10 @@ type live struct {
 	allowed bool
 	grace   *time.Timer
 	ended   bool
+	// departed are the connections that left in the last
+	// protocol.ReturnWithin, whose grants the host keeps for their return
+	// unless their access is withdrawn meanwhile.
+	departed []departure
 	// hostSilentSince is when the host's media connection went quiet;
 	// zero while it answers.
 	hostSilentSince time.Time
@@ -1206,6 +1215,11 @@ func (h *Hub) leave(l *live, c *conn) {
 		if v.goneFor != l.host {
 			go l.host.send(protocol.TypeViewerLeft, l.id, protocol.ViewerLeft{Viewer: v.person.ID, CutOff: v.cutOff})
 		}
+		if !v.cutOff {
+			now := time.Now()
+			l.departed = slices.DeleteFunc(l.departed, func(d departure) bool { return now.Sub(d.at) > protocol.ReturnWithin })
+			l.departed = append(l.departed, departure{v, now})
+		}
 	}
 	wasObserver := l.viewers[c] != nil && slices.Contains(l.observersLocked(), l.viewers[c].person)
 	delete(l.viewers, c)
@@ -1262,11 +1276,27 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 		media   *relay.Viewer
 	}
 	var cuts []cut
+	// The user's computer keeps what it allowed the connections that left
+	// a moment ago, for their return: it forgets it now.
+	type forget struct {
+		host            *conn
+		session, viewer string
+	}
+	var forgets []forget
 	h.mu.Lock()
 	now := time.Now()
 	h.cuts = slices.DeleteFunc(h.cuts, func(c recentCut) bool { return now.Sub(c.at) > cutMemory })
 	h.cuts = append(h.cuts, recentCut{at: now, match: match, reason: reason})
 	for _, l := range h.live {
+		l.departed = slices.DeleteFunc(l.departed, func(d departure) bool {
+			if !match(d.v) || now.Sub(d.at) > protocol.ReturnWithin {
+				return false
+			}
+			if l.host != nil && !l.ended {
+				forgets = append(forgets, forget{l.host, l.id, d.v.person.ID})
+			}
+			return true
+		})
 		for _, v := range l.viewers {
 			// One cut off a moment ago may still be on the list while its
 			// connection winds down: it is not cut off twice.
@@ -1277,6 +1307,9 @@ func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 		}
 	}
 	h.mu.Unlock()
+	for _, f := range forgets {
+		f.host.send(protocol.TypeViewerLeft, f.session, protocol.ViewerLeft{Viewer: f.viewer, CutOff: true})
+	}
 	for _, c := range cuts {
 		if c.media != nil {
 			c.media.CutOff(reason)

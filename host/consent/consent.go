@@ -121,15 +121,14 @@ type Manager struct {
 	// left holds those gone, whose questions may still be on their way.
 	withdraw map[string]map[*context.CancelCauseFunc]bool
 	left     map[string]bool
+	// gone is who each connection that left with grants was, should the
+	// broker cut it off after it left.
+	gone map[string]person
 	// away keeps what the user allowed technicians who left, for
-	// ReturnWithin: a reload of the console or the next viewer command is
+	// protocol.ReturnWithin: a reload of the console or the next viewer command is
 	// the same person coming back, not someone to ask again.
 	away map[person]awayGrants
 }
-
-// ReturnWithin is how long a technician who left keeps what the user
-// allowed them, should they come back (the broker's default wait for them).
-const ReturnWithin = 2 * time.Minute
 
 // person is who a technician is to the user, whatever their connection.
 type person struct{ name, role, org string }
@@ -165,7 +164,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.OnAsk = func() {}
 	}
 	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, waiting: cfg.Waiting, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{},
-		away: map[person]awayGrants{}}, nil
+		gone: map[string]person{}, away: map[person]awayGrants{}}, nil
 }
 
 // Start says the session has started: a technician is connected.
@@ -315,7 +314,7 @@ func (m *Manager) grantLocked(who protocol.Person, perms []string) {
 }
 
 // welcomeBack answers a question of a technician the user already allowed
-// things, on a connection that left less than ReturnWithin ago or on
+// things, on a connection that left less than protocol.ReturnWithin ago or on
 // another connection still here (a second console tab; the next viewer
 // command, whose question can reach the host before the news that the
 // last one left), with what the user allowed them, without asking: a
@@ -326,7 +325,7 @@ func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnsw
 	m.mu.Lock()
 	who := personOf(req.Viewer)
 	var known []string
-	if away, ok := m.away[who]; ok && time.Since(away.since) <= ReturnWithin {
+	if away, ok := m.away[who]; ok && time.Since(away.since) <= protocol.ReturnWithin {
 		known = away.granted
 	}
 	for id, v := range m.viewers {
@@ -355,10 +354,20 @@ func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnsw
 
 // Left forgets a technician who left the session and withdraws the
 // questions they asked. What the user allowed them is kept for
-// ReturnWithin, unless the broker cut them off (their access was
-// withdrawn).
+// protocol.ReturnWithin, unless the broker cut them off (their access was
+// withdrawn). A connection cut off after it left (an admin reset or
+// disabled the account a moment later) loses what is kept too: the
+// person who comes back with the new password is asked again.
 func (m *Manager) Left(viewer string, cutOff bool) {
 	m.mu.Lock()
+	if who, ok := m.gone[viewer]; ok {
+		if _, kept := m.away[who]; cutOff && kept {
+			delete(m.away, who)
+			m.cfg.Logger.Info("technician's access withdrawn: what they were allowed is forgotten", "technician", who.name)
+		}
+		m.mu.Unlock()
+		return
+	}
 	m.left[viewer] = true
 	for withdraw := range m.withdraw[viewer] {
 		(*withdraw)(ErrWithdrawn)
@@ -367,6 +376,7 @@ func (m *Manager) Left(viewer string, cutOff bool) {
 	delete(m.viewers, viewer)
 	if v != nil {
 		who := personOf(v.Person)
+		m.gone[viewer] = who
 		away, ok := m.away[who]
 		switch {
 		case cutOff:
@@ -374,7 +384,7 @@ func (m *Manager) Left(viewer string, cutOff bool) {
 		case len(v.Granted) > 0:
 			// Another connection of theirs may have left a moment ago with
 			// other grants: they keep both.
-			if !ok || time.Since(away.since) > ReturnWithin {
+			if !ok || time.Since(away.since) > protocol.ReturnWithin {
 				away.granted = nil
 			}
 			for _, p := range v.Granted {

@@ -282,7 +282,8 @@ func TestStatusPausedAfterTechnicianLeft(t *testing.T) {
 // TestReturningTechnicianKeepsGrants: a technician who comes back soon
 // after leaving (a console reload, the next viewer command) keeps what the
 // user allowed, without a question; what the user revoked meanwhile stays
-// revoked, and one whose access was withdrawn is asked again.
+// revoked, and one whose access was withdrawn, here or after they left, is
+// asked again.
 func TestReturningTechnicianKeepsGrants(t *testing.T) {
 	m, typed, out, ctx := atTerminal(t)
 	lee := func(id string) protocol.Person { return protocol.Person{ID: id, Name: "lee", Role: "technician"} }
@@ -331,15 +332,26 @@ func TestReturningTechnicianKeepsGrants(t *testing.T) {
 		t.Fatalf("coming back after a revoke: %+v, want view only", a)
 	}
 
-	m.Left("v3", true) // cut off by the broker: access withdrawn
-	go func() { answered <- ask("v4") }()
+	// Withdrawn a moment after it left (an admin reset the account): what
+	// is kept for its return goes, and the next connection is asked.
+	m.Left("v3", false)
+	m.Left("v3", true)
+	go func() { answered <- ask("v3b") }()
 	out.waitFor(t, "Allow? ", 3)
+	io.WriteString(typed, "1\n")
+	if a := <-answered; a.Reason == "remembered" || !slices.Equal(a.Granted, []string{protocol.PermView}) {
+		t.Fatalf("after access withdrawn once gone: %+v, want the user asked (and allowing view)", a)
+	}
+
+	m.Left("v3b", true) // cut off by the broker: access withdrawn
+	go func() { answered <- ask("v4") }()
+	out.waitFor(t, "Allow? ", 4)
 	io.WriteString(typed, "no\n")
 	if a := <-answered; a.Reason != "denied" {
 		t.Fatalf("after being cut off: %+v, want the user asked (and saying no)", a)
 	}
-	if n := strings.Count(out.String(), "Allow? "); n != 3 {
-		t.Fatalf("%d questions, want 3:\n%s", n, out.String())
+	if n := strings.Count(out.String(), "Allow? "); n != 4 {
+		t.Fatalf("%d questions, want 4:\n%s", n, out.String())
 	}
 }
 

@@ -106,6 +106,57 @@ func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
 	}
 }
 
+// TestResetForgetsDepartedTechnician: a technician who left comes back
+// within minutes without a question (a reload, the next command); but once
+// an admin reset their account (the password may have leaked) whoever
+// signs in with the new one is asked again, even though they had already
+// left when the reset came.
+func TestResetForgetsDepartedTechnician(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, j, host := askedSession(t, ctx, b, display)
+	allowView(t, ctx, j, host)
+	lee := colleague(t, ctx, b, c, j.ID)
+	first := joinAsked(t, ctx, lee, j.ID, host, 2)
+	allowView(t, ctx, first, host)
+	gone := func(jn *client.Joined) {
+		t.Helper()
+		jn.Close()
+		shown := host.stdout.String()
+		waitFor(t, 10*time.Second, func() bool {
+			for _, line := range strings.Split(host.stdout.String()[len(shown):], "\n") {
+				if strings.HasPrefix(line, "Shared: admin (admin)") && !strings.Contains(line, "lee") {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	gone(first)
+	back, err := lee.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	if _, err := back.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
+		t.Fatalf("lee coming back: %v", err)
+	}
+	gone(back)
+
+	status, out := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/users/lee/reset", b.admin.APIKey, "", nil)
+	if status != 200 {
+		t.Fatalf("reset: %d %v", status, out)
+	}
+	again := b.login(t, ctx, "lee", out["password"].(string))
+	allowView(t, ctx, joinAsked(t, ctx, again, j.ID, host, 3), host)
+	if n := strings.Count(host.stdout.String(), "Allow? "); n != 3 {
+		t.Fatalf("the user was asked %d times, want 3 (the admin, lee, lee after the reset)", n)
+	}
+}
+
 // TestAdminEndsAnotherTechniciansSession: the trail says who created a
 // session for whom, and when an admin ends a session someone else works,
 // the user and the trail are told an administrator did, not "the

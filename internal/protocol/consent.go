@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Permissions a technician asks for and the user grants, one by one.
@@ -66,12 +67,20 @@ func (o *Observers) validate() error {
 	return errors.Join(errs...)
 }
 
+// ReturnWithin is how long the host keeps what the user allowed a
+// technician who left, should they come back (a reload of the console,
+// the next viewer command): they are not asked again. It is the broker's
+// default wait for them too.
+const ReturnWithin = 2 * time.Minute
+
 // ViewerLeft tells the host that a technician is gone, with their grants.
 type ViewerLeft struct {
 	Viewer string `json:"viewer"`
 	// CutOff is set when the broker ended the connection because its
 	// access was withdrawn (account disabled, key revoked): what the user
-	// allowed it is not kept for a return.
+	// allowed it is not kept for a return. The broker sends it again for
+	// a connection that left a moment before its access was withdrawn, so
+	// that what is kept for it goes.
 	CutOff bool `json:"cut_off,omitempty"`
 }
 
