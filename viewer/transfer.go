@@ -158,6 +158,12 @@ func push(ctx context.Context, c *client.Client, args []string) error {
 	}
 	defer f.Close()
 	f.KeepPartial = true // Ctrl+C: the next run carries on where this one stopped
+	if name == "" {
+		name = filepath.Base(local)
+	}
+	if err := f.CheckSize(name, st.Size()); err != nil {
+		return fmt.Errorf("push %s: %w", local, err)
+	}
 	// A few seconds or more before the first byte goes.
 	if st.Size() >= 256<<20 {
 		fmt.Fprintf(os.Stderr, "Computing the SHA-256 of %s (%d bytes) before sending it...\n", local, st.Size())

@@ -247,6 +247,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Close cancels every transfer, waits for them and releases the root.
+// MaxSize is the largest file one transfer takes.
+func (s *Server) MaxSize() int64 { return s.cfg.MaxSize }
+
 func (s *Server) Close() error {
 	s.mu.Lock()
 	chs := slices.Collect(maps.Keys(s.channels))

@@ -553,6 +553,21 @@ func TestFileRefusals(t *testing.T) {
 	if _, err := f.Push(ctx, big, "", nil); err == nil || !strings.Contains(err.Error(), protocol.FileErrTooLarge) {
 		t.Errorf("push over the limit: %v", err)
 	}
+	// The limit the user's computer announced refuses a file before it is
+	// read through for its hash (seconds for 16 GiB).
+	huge := filepath.Join(local, "disk.img")
+	must(0, os.WriteFile(huge, nil, 0o644))
+	must(0, os.Truncate(huge, 16<<30)) // sparse
+	start := time.Now()
+	_, err = f.Push(ctx, huge, "", nil)
+	if want := fmt.Sprintf("disk.img is %d bytes; the limit is %d.", 16<<30, maxSize); err == nil || !strings.Contains(err.Error(), want) || time.Since(start) > 2*time.Second {
+		t.Errorf("push of 16 GiB over an 8 MiB limit: %v after %s, want %q at once", err, time.Since(start), want)
+	}
+	start = time.Now()
+	if out, err := fs.b.viewer(t, "push", "-session", fs.id, huge).CombinedOutput(); err == nil || !strings.Contains(string(out), "the limit is 8388608") ||
+		strings.Contains(string(out), "Computing") || time.Since(start) > 10*time.Second {
+		t.Errorf("viewer push of 16 GiB over an 8 MiB limit, after %s: %v\n%s", time.Since(start), err, out)
+	}
 	if m, _ := filepath.Glob(filepath.Join(fs.inbox, "*")); len(m) != 0 {
 		t.Errorf("refused uploads left files: %v", m)
 	}
@@ -1302,7 +1317,7 @@ func TestViewerPullWithoutHardLinks(t *testing.T) {
 func TestViewerPushHashStops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	fs := startFilesSession(t, ctx)
+	fs := startFilesSession(t, ctx, "-max-file-size", "32GiB")
 	big := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(big, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -128,6 +128,10 @@ type HostInfo struct {
 	Width    int    `json:"width"`
 	Height   int    `json:"height"`
 	Capture  string `json:"capture,omitempty"` // which capture path runs
+	// MaxFile is the largest file, in bytes, the user's computer takes or
+	// gives in one transfer: a technician's tools refuse a larger one
+	// before they read it through for its SHA-256. Zero: not said.
+	MaxFile int64 `json:"max_file,omitempty"`
 }
 
 // Welcome is the broker's answer to a valid hello.
@@ -294,6 +298,9 @@ func (h *Hello) validate() error {
 func (h *HostInfo) validate() error {
 	if h.Width < 0 || h.Height < 0 || h.Width > 16384 || h.Height > 16384 {
 		return fmt.Errorf("%w: display size %dx%d", ErrMalformed, h.Width, h.Height)
+	}
+	if h.MaxFile < 0 {
+		return fmt.Errorf("%w: file size limit %d", ErrMalformed, h.MaxFile)
 	}
 	return errors.Join(limit("hostname", h.Hostname, MaxIDSize), limit("os", h.OS, MaxIDSize), limit("capture", h.Capture, MaxIDSize))
 }

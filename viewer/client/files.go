@@ -334,9 +334,24 @@ func (f *Files) Push(ctx context.Context, local, name string, progress Progress)
 	return m, f.explain(err)
 }
 
+// CheckSize refuses a file of size bytes that the user's computer said it
+// would not take, before it is read through for its SHA-256 (a minute for
+// tens of gigabytes). A computer that did not say is asked with the hash.
+func (f *Files) CheckSize(name string, size int64) error {
+	if host := f.j.Host(); host != nil && host.MaxFile > 0 && size > host.MaxFile {
+		return &FileError{Code: protocol.FileErrTooLarge, Message: fmt.Sprintf("%s is %d bytes; the limit is %d.", name, size, host.MaxFile)}
+	}
+	return nil
+}
+
 func (f *Files) push(ctx context.Context, local, name string, progress Progress) (protocol.FileMessage, error) {
 	if name == "" {
 		name = filepath.Base(local)
+	}
+	if st, err := os.Stat(local); err != nil {
+		return protocol.FileMessage{}, err
+	} else if err := f.CheckSize(name, st.Size()); err != nil {
+		return protocol.FileMessage{}, err
 	}
 	sum, size, err := hashFile(ctx, local)
 	if err != nil {

@@ -49,10 +49,11 @@ const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart
  * Builds the files panel and its toggle button.
  * opts.sessionId names the session (for the command that sends what the
  * console cannot); opts.getPc() returns the current RTCPeerConnection (or null);
+ * opts.getHost() the user's computer as the broker describes it (or null);
  * opts.onRequest(perm) asks the user for a permission; opts.onToggle(open).
  * Returns { button, panel, setAllowed(bool, { paused }), setOpen(bool), isOpen(), reconnected(), end(why), destroy() }.
  */
-export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
+export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
   let open = false;
   let allowed = false;
   let paused = false; // not allowed because the user paused the session
@@ -410,6 +411,14 @@ export function mountFiles({ sessionId, getPc, onRequest, onToggle }) {
   }
 
   async function runUpload(t) {
+    // Over the limit the user's computer announced: refused as it would
+    // be, before the file is read through for its hash.
+    const limit = getHost()?.max_file;
+    if (limit && t.size > limit) {
+      t.state = 'failed';
+      t.error = `${t.name} is ${formatBytes(t.size)}: the user\u2019s computer takes files of up to ${formatBytes(limit)}.`;
+      return;
+    }
     if (!t.sha256) {
       t.state = 'hashing';
       render(t);

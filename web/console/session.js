@@ -178,7 +178,7 @@ function panelDivider(body, panels) {
 /** Mounts the session view into root. Returns an unmount function. */
 export function mountSession(root, { id, navigate }) {
   let info = null; // the session object from the API, once loaded
-  let host = null; // { hostname, os, width, height }
+  let host = null; // { hostname, os, width, height, max_file }
   let connState = 'connecting';
   let endReason = '';
   let fatalError = null;
@@ -264,7 +264,7 @@ export function mountSession(root, { id, navigate }) {
   activity.button.addEventListener('click', () => {
     if (activity.isOpen()) activity.panel.focus({ preventScroll: true });
   });
-  const files = mountFiles({ sessionId: id, getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(files)(on) });
+  const files = mountFiles({ sessionId: id, getPc: () => conn?.pc ?? null, getHost: () => host, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(files)(on) });
   const shell = mountShell({ getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]), onToggle: (on) => closeOthers(shell)(on) });
 
   // ---- stage ---------------------------------------------------------------

@@ -50,7 +50,7 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     const page = await browser.newPage();
     const pageErrors = collectErrors(page);
     const code = await openSession(page, broker, 'INC-FILES');
-    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox] });
+    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox, '-max-file-size', '6MiB'] });
     await host.ready;
     await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
 
@@ -103,6 +103,14 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
       assert.equal(existsSync(join(inbox, name)), false);
     }
     await page.screenshot({ path: join(artifacts, 'console-files-name-refused.png') });
+
+    // Over the limit the user's computer announced (6 MiB here): refused
+    // at once, in the units the panel uses, and nothing lands.
+    await page.getByTestId('files-input').setInputFiles({ name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(7 * 1024 * 1024) });
+    const overLimit = page.locator('[data-testid="transfer"][data-name="huge.bin"][data-state="failed"]');
+    await overLimit.waitFor();
+    assert.match(await overLimit.innerText(), /huge\.bin is 7 MiB: the user.s computer takes files of up to 6 MiB\./);
+    assert.equal(existsSync(join(inbox, 'huge.bin')), false);
 
     // A file over the browser's limit (a sparse file: no disk used) is not
     // sent; the panel says what the limit is and, as a command to run, how
