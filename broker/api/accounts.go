@@ -54,6 +54,9 @@ func (a *API) internal(w http.ResponseWriter, r *http.Request, what string, err 
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !takesNoQuery(w, r) {
+		return
+	}
 	list, err := a.cfg.Store.ListUsers(r.Context())
 	if err != nil {
 		a.internal(w, r, "list accounts", err)
@@ -255,6 +258,9 @@ func toKey(k *store.APIKey) keyJSON {
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !takesNoQuery(w, r) {
+		return
+	}
 	list, err := a.cfg.Store.ListAPIKeys(r.Context())
 	if err != nil {
 		a.internal(w, r, "list API keys", err)
@@ -525,6 +531,9 @@ type codeAttemptJSON struct {
 
 // codeAttempts lists the last day's audited code attempts.
 func (a *API) codeAttempts(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !takesNoQuery(w, r) {
+		return
+	}
 	list, err := a.cfg.Store.CodeAttempts(r.Context(), a.cfg.Now().Add(-24*time.Hour), 500)
 	if err != nil {
 		a.internal(w, r, "list code attempts", err)

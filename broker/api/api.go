@@ -964,10 +964,24 @@ func checkQuery(q url.Values, known ...string) []fieldError {
 	}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(known, name) {
-			errs = append(errs, fieldError{name, "unknown_parameter", "Unknown query parameter " + strconv.Quote(name) + "; this endpoint takes " + strings.Join(known, ", ") + "."})
+			takes := strings.Join(known, ", ")
+			if takes == "" {
+				takes = "none"
+			}
+			errs = append(errs, fieldError{name, "unknown_parameter", "Unknown query parameter " + strconv.Quote(name) + "; this endpoint takes " + takes + "."})
 		}
 	}
 	return errs
+}
+
+// takesNoQuery answers 400 to a query parameter given to a list that takes
+// none: a misspelt filter must not list everything. false means answered.
+func takesNoQuery(w http.ResponseWriter, r *http.Request) bool {
+	if errs := checkQuery(r.URL.Query()); len(errs) > 0 {
+		writeFieldErrors(w, errs)
+		return false
+	}
+	return true
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -1014,6 +1028,9 @@ type eventJSON struct {
 }
 
 func (a *API) sessionEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !takesNoQuery(w, r) {
+		return
+	}
 	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
 	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")

@@ -134,6 +134,9 @@ func (h *webhookAPI) create(w http.ResponseWriter, r *http.Request, p *auth.Prin
 }
 
 func (h *webhookAPI) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !takesNoQuery(w, r) {
+		return
+	}
 	list, err := h.d.Endpoints(r.Context())
 	if err != nil {
 		h.fail(w, r, err, "listed")

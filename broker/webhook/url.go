@@ -32,6 +32,9 @@ const maxURL = 2048
 // which are refused as a whole.
 var metadataAddrs = []netip.Addr{
 	netip.MustParseAddr("fd00:ec2::254"),   // AWS IMDS over IPv6
+	netip.MustParseAddr("fd00:ec2::23"),    // AWS EKS Pod Identity agent
+	netip.MustParseAddr("fd20:ce::254"),    // Google Cloud metadata over IPv6
+	netip.MustParseAddr("fd00:42::42"),     // Scaleway metadata over IPv6
 	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
 	netip.MustParseAddr("192.0.0.192"),     // Oracle Cloud
 }
@@ -77,15 +80,17 @@ func (c *Config) checkAddr(addr netip.Addr) error {
 }
 
 var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")
+	localNAT64 = netip.MustParsePrefix("64:ff9b:1::/48")  // RFC 8215: the IPv4 address in the last 32 bits, as /96
+	siit       = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765 IPv4-translated
+	sixToFour  = netip.MustParsePrefix("2002::/16")
 )
 
 // carriedIPv4 is the IPv4 address a NAT64 or 6to4 address stands for.
 func carriedIPv4(a netip.Addr) (netip.Addr, bool) {
 	b := a.As16()
 	switch {
-	case nat64.Contains(a):
+	case nat64.Contains(a), localNAT64.Contains(a), siit.Contains(a):
 		return netip.AddrFrom4([4]byte(b[12:16])), true
 	case sixToFour.Contains(a):
 		return netip.AddrFrom4([4]byte(b[2:6])), true

@@ -1000,10 +1000,15 @@ func TestCheckURL(t *testing.T) {
 			{"https://[::ffff:169.254.169.254]/", "url_not_allowed", ""},
 			{"https://[fe80::1]/", "url_not_allowed", ""},
 			{"https://[fd00:ec2::254]/", "url_not_allowed", ""},
-			{"https://[64:ff9b::a9fe:a9fe]/", "url_not_allowed", ""}, // 169.254.169.254 through NAT64
-			{"https://[2002:a9fe:a9fe::1]/", "url_not_allowed", ""},  // the same through 6to4
-			{"https://[64:ff9b::7f00:1]/", "url_not_allowed", ""},    // loopback, never through a gateway
-			{"https://[64:ff9b::cb00:710a]/", "", ""},                // 203.0.113.10 through NAT64
+			{"https://[fd20:ce::254]/", "url_not_allowed", ""},         // Google Cloud over IPv6
+			{"https://[fd00:ec2::23]/", "url_not_allowed", ""},         // AWS EKS Pod Identity
+			{"https://[fd00:42::42]/", "url_not_allowed", ""},          // Scaleway over IPv6
+			{"https://[64:ff9b:1::a9fe:a9fe]/", "url_not_allowed", ""}, // through a local-use NAT64 prefix
+			{"https://[::ffff:0:a9fe:a9fe]/", "url_not_allowed", ""},   // IPv4-translated (SIIT)
+			{"https://[64:ff9b::a9fe:a9fe]/", "url_not_allowed", ""},   // 169.254.169.254 through NAT64
+			{"https://[2002:a9fe:a9fe::1]/", "url_not_allowed", ""},    // the same through 6to4
+			{"https://[64:ff9b::7f00:1]/", "url_not_allowed", ""},      // loopback, never through a gateway
+			{"https://[64:ff9b::cb00:710a]/", "", ""},                  // 203.0.113.10 through NAT64
 			{"https://metadata.example/", "url_not_allowed", ""},
 			{"https://mixed.example/", "url_not_allowed", ""},
 			{"https://0.0.0.0/", "url_not_allowed", ""},

@@ -53,6 +53,13 @@ func TestAPIBadInput(t *testing.T) {
 		{"GET", "/recordings?tikcet=INC-1&has=shell", "", 400, "unknown_parameter", []string{"tikcet"}},
 		{"GET", "/recordings?from=monday&has=video&limit=0", "", 400, "invalid_request", []string{"from", "has", "limit"}},
 		{"GET", "/recordings?to=friday", "", 400, "invalid_date", []string{"to"}},
+		// The lists without filters refuse one too: "?role=technician"
+		// listing every account would read as a filtered list.
+		{"GET", "/users?role=technician", "", 400, "unknown_parameter", []string{"role"}},
+		{"GET", "/keys?username=tina", "", 400, "unknown_parameter", []string{"username"}},
+		{"GET", "/webhooks?event=session.ended", "", 400, "unknown_parameter", []string{"event"}},
+		{"GET", "/audit/codes?since=monday", "", 400, "unknown_parameter", []string{"since"}},
+		{"GET", "/sessions/s_missing/events?type=file.transfer", "", 400, "unknown_parameter", []string{"type"}},
 		{"GET", "/recordings?ticket=INC-1&ticket=INC-2&foo=1", "", 400, "invalid_request", []string{"ticket", "foo"}},
 		{"POST", "/users", `{"username":"","role":"","password":"short"}`, 400, "invalid_request", []string{"username", "role", "password"}},
 		{"POST", "/users", `{"username":"tina","role":"technician"}`, 409, "username_taken", nil},
