@@ -214,8 +214,9 @@ func TestASlowFrameIsNotGivenUp(t *testing.T) {
 }
 
 // A packet lost for good just before the screen goes still: no packet
-// comes after it to show the wait is over, and yet the frame is given up,
-// a keyframe asked for and the frame behind it written.
+// comes after it to show the wait is over, and yet the frame is given up
+// and a keyframe asked for; the frame behind it, a change from the lost
+// one, waits for that keyframe.
 func TestAFrameIsGivenUpOnAStillScreen(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
 	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now})
@@ -245,7 +246,7 @@ func TestAFrameIsGivenUpOnAStillScreen(t *testing.T) {
 	if err := s.Finish("done"); err != nil {
 		t.Fatal(err)
 	}
-	if v := sealed.Video; v.Written != 2 || v.Lost != 1 {
-		t.Errorf("%d frames written and %d lost; want 2 and 1 (%+v)", v.Written, v.Lost, v)
+	if v := sealed.Video; v.Written != 1 || v.Lost != 1 || v.AfterLoss != 1 {
+		t.Errorf("%d frames written, %d lost, %d after the loss; want 1, 1 and 1 (%+v)", v.Written, v.Lost, v.AfterLoss, v)
 	}
 }

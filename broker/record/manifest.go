@@ -94,6 +94,7 @@ type VideoStats struct {
 	Written       int64 `json:"written"`
 	BeforeKey     int64 `json:"before_keyframe"` // frames nobody could decode yet (no keyframe)
 	Lost          int64 `json:"lost"`            // frames missing packets
+	AfterLoss     int64 `json:"after_loss"`      // frames built on a lost one, before the next keyframe: they would play wrong
 	QueueOverflow int64 `json:"queue_overflow"`  // packets the recorder could not keep up with, or frames past a full segment
 }
 

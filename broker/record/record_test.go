@@ -742,6 +742,9 @@ func encryptedArchiveOf(t *testing.T, session string, frameBytes int) (*Recorder
 		for _, pkt := range p.packets(vp8Frame(i%30 == 0, 320, 240, frameBytes), uint32(i*3000)) {
 			s.VideoPacket(pkt)
 		}
+		// A frame's packets in a burst, as over a link: a frame far larger
+		// than the writer's queue, sent at once, would lose packets there.
+		time.Sleep(5 * time.Millisecond)
 	}
 	s.ShellOpened("shell-1", "v1", 80, 24)
 	s.ShellData("shell-1", true, []byte("$ whoami\r\nroot\r\n"))

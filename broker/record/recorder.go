@@ -226,6 +226,7 @@ type Session struct {
 	segN     int
 	parts    []Part // sealed video segments
 	asm      frameAssembler
+	broken   bool // a frame was lost: what follows waits for a keyframe
 	stats    VideoStats
 	startTS  uint32
 	tsKnown  bool
@@ -629,8 +630,11 @@ func (s *Session) writeFrames(now time.Time, giveUp bool) error {
 	for {
 		frame, ts, at, lost := s.asm.next(now, giveUp)
 		s.stats.Lost += int64(lost)
-		if lost > 0 && !giveUp {
-			s.requestKeyframe()
+		if lost > 0 {
+			s.broken = true
+			if !giveUp {
+				s.requestKeyframe()
+			}
 		}
 		if frame == nil {
 			return nil
@@ -648,6 +652,14 @@ func (s *Session) writeFrame(frame frameData, ts uint32, at time.Time) error {
 		s.startTS, s.tsKnown = ts, true
 	}
 	key, w, h := isKeyframe(frame)
+	// A delta frame describes its change from the frame before: after a
+	// lost one it would play as a picture that was never on the screen.
+	if s.broken && !key {
+		s.stats.AfterLoss++
+		s.requestKeyframe()
+		return nil
+	}
+	s.broken = false
 	if s.seg != nil {
 		// A segment runs SegmentDuration, or longer on a link so narrow
 		// that its keyframe took more than a tenth of that to arrive or to

@@ -228,3 +228,51 @@ func BenchmarkRecordVideo(b *testing.B) {
 		}
 	}
 }
+
+// TestLostFrameWaitsForKeyframe: the delta frames after a frame given up
+// (a packet that never came) describe changes from a picture the archive
+// lacks; they are counted, not written, until the keyframe the recorder
+// asks for, and the video goes on from it.
+func TestLostFrameWaitsForKeyframe(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now, SegmentDuration: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := 0
+	s, err := r.Start(Info{Session: "s_loss", RequestKeyframe: func() { asked++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p packetizer
+	for i := range 40 {
+		pkts := p.packets(vp8Frame(i == 0 || i == 30, 320, 240, 1800), uint32(i*3000)) // 2 packets a frame
+		for k, pkt := range pkts {
+			if i == 5 && k == 1 {
+				continue // lost on the way, never resent
+			}
+			s.VideoPacket(pkt)
+		}
+		clock.Add(100 * time.Millisecond) // past the wait for a missing packet
+	}
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := ReadManifest(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames int64
+	for _, p := range m.Parts {
+		if p.Kind == KindVideo {
+			frames += p.Frames
+		}
+	}
+	// Frames 0-4, then 30-39 from the keyframe; 6-29 built on the lost 5.
+	if frames != 15 || m.Video.Lost != 1 || m.Video.AfterLoss != 24 || m.Video.Written != 15 {
+		t.Errorf("%d frames in the segments, stats %+v; want 15 written, 1 lost, 24 after the loss", frames, m.Video)
+	}
+	if asked == 0 {
+		t.Error("no keyframe asked for after the loss")
+	}
+}
