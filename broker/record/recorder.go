@@ -497,7 +497,10 @@ func (s *Session) run() {
 			// A frame given up now, on a still screen, still gets its
 			// keyframe asked for and the frames behind it written.
 			if s.failed == nil {
-				if err := s.writeFrames(s.r.cfg.Now(), false); err != nil {
+				now := s.r.cfg.Now()
+				if err := s.writeFrames(now, false); err != nil {
+					s.fail(err)
+				} else if err := s.sealIfStill(now); err != nil {
 					s.fail(err)
 				}
 			}
@@ -694,6 +697,23 @@ func (s *Session) writeFrame(frame frameData, ts uint32, at time.Time) error {
 	s.seg.add(frame, ts, key, at.Sub(s.start).Milliseconds())
 	s.stats.Written++
 	return nil
+}
+
+// sealIfStill seals the segment under way once it has run its length and
+// the screen has not changed for a second: the last change must not wait
+// in memory for the next one, which may be long in coming, and be lost
+// with the broker. The next change starts a segment at the keyframe it
+// would have asked for anyway, the segment being due.
+func (s *Session) sealIfStill(now time.Time) error {
+	if s.seg == nil {
+		return nil
+	}
+	at := now.Sub(s.start).Milliseconds()
+	length := max(s.r.cfg.SegmentDuration, keyframeShare*s.seg.keyTime)
+	if at-s.seg.startMS < length.Milliseconds() || at-(s.seg.startMS+s.seg.lastMS) < time.Second.Milliseconds() {
+		return nil
+	}
+	return s.sealSegment()
 }
 
 // keyTime is how long a keyframe of n bytes takes to reach everyone: to

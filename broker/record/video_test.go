@@ -276,3 +276,62 @@ func TestLostFrameWaitsForKeyframe(t *testing.T) {
 		t.Error("no keyframe asked for after the loss")
 	}
 }
+
+// TestStillScreenSealsItsSegment: the segment holding the screen's last
+// change is sealed once the screen stays still, not kept in memory until
+// the next change, for a broker killed meanwhile to lose; the next change
+// starts a segment of its own at a keyframe.
+func TestStillScreenSealsItsSegment(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now, SegmentDuration: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_still", RequestKeyframe: func() {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p packetizer
+	frame := func(i int, key bool) {
+		for _, pkt := range p.packets(vp8Frame(key, 320, 240, 1000), uint32(i*3000)) {
+			s.VideoPacket(pkt)
+		}
+		clock.Add(33 * time.Millisecond)
+	}
+	// 1 s of changes, a keyframe each 0.5 s; the last change at 1 s.
+	for i := 0; i <= 30; i++ {
+		frame(i, i%15 == 0)
+	}
+	clock.Add(2 * time.Second) // still
+	written := func(m *Manifest) (n int64) {
+		for _, p := range m.Parts {
+			if p.Kind == KindVideo {
+				n += p.Frames
+			}
+		}
+		return n
+	}
+	// What a broker killed now leaves: the archive as last sealed.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m, _, err := ReadManifest(s.Dir()); err == nil && written(m) == 31 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the segment with the last change was not sealed on a still screen")
+		}
+	}
+	// The next change: a delta frame waits for the keyframe it asks for.
+	frame(90, false)
+	frame(91, true)
+	frame(92, false)
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := ReadManifest(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := written(m); n != 33 || m.Video.BeforeKey != 1 {
+		t.Errorf("%d frames written, %d before a keyframe (%+v); want 33 and 1", n, m.Video.BeforeKey, m.Video)
+	}
+}
