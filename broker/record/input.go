@@ -12,6 +12,7 @@ import (
 // timeline needs to show bursts, without the content of any key.
 type inputSummary struct {
 	second  time.Time
+	first   time.Time // the timeline places the summary at its first input
 	moves   int
 	clicks  int
 	wheels  int
@@ -28,7 +29,7 @@ func (s *Session) countInput(at time.Time, viewer string, kind byte) {
 		sum = nil
 	}
 	if sum == nil {
-		sum = &inputSummary{second: sec}
+		sum = &inputSummary{second: sec, first: at}
 		s.inputs[viewer] = sum
 	}
 	switch kind {
@@ -72,7 +73,7 @@ func (s *Session) writeInput(viewer string, sum *inputSummary) {
 	detail, _ := json.Marshal(map[string]any{"viewer": viewer, "second": sum.second.UTC(), "moves": sum.moves, "clicks": sum.clicks,
 		"wheels": sum.wheels, "keys": sum.keys, "text": sum.text,
 		"total": sum.moves + sum.clicks + sum.wheels + sum.keys + sum.text})
-	if err := s.appendEvent(s.r.cfg.Now(), Event{Type: "input", Actor: viewer, Detail: detail}); err != nil {
+	if err := s.appendEvent(sum.first, Event{Type: "input", Actor: viewer, Detail: detail}); err != nil {
 		s.fail(err)
 	}
 }

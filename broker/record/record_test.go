@@ -1108,3 +1108,46 @@ func TestKeyOnFullDisk(t *testing.T) {
 		t.Fatalf("the key read back: %v", err)
 	}
 }
+
+// TestInputOnTheTimeline: a second's input summary is placed on the
+// timeline where its input began, not where the summary was written (the
+// next second's tick, or later).
+func TestInputOnTheTimeline(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 500_000_000, time.UTC)}
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(Info{Session: "s_input"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(100 * time.Millisecond)
+	s.Input("lee", protocol.InputButton) // at t=100 ms
+	clock.Add(1300 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond) // the writer's tick writes the summary
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(s.Dir(), EventsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := ReadEvents(f, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range events {
+		if e.Type == "input" {
+			found = true
+			if e.T != 100 {
+				t.Errorf("a click at t=100 ms is on the timeline at t=%d ms", e.T)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no input event")
+	}
+}
