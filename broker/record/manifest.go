@@ -60,6 +60,12 @@ type Manifest struct {
 	Video VideoStats `json:"video"`
 	// Counts is the number of events of each type in events.jsonl.
 	Counts map[string]int64 `json:"counts"`
+	// EventsLost counts the events and terminal output, InputCountsLost
+	// the input events counted, that the writer could not take in time (a disk
+	// that stalled for over a second): they are missing, and a
+	// recording.gap event marks when.
+	EventsLost      int64 `json:"events_lost,omitempty"`
+	InputCountsLost int64 `json:"input_counts_lost,omitempty"`
 	// Encrypted says the parts are encrypted at rest (hashes cover the
 	// encrypted bytes, so verifying needs no key).
 	Encrypted bool   `json:"encrypted,omitempty"`

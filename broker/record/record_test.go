@@ -1151,3 +1151,67 @@ func TestInputOnTheTimeline(t *testing.T) {
 		t.Fatal("no input event")
 	}
 }
+
+// TestLostEventsAreMarked: events and terminal output the writer could not
+// take in time (its disk stalled) are missing from the archive, and the
+// archive says so: counted in the manifest, a recording.gap event where
+// they went missing, a warning from verify.
+func TestLostEventsAreMarked(t *testing.T) {
+	r, err := New(Config{Dir: t.TempDir(), Key: testKey(t), QueueSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := make(chan struct{})
+	var once sync.Once
+	s, err := r.Start(Info{Session: "s_gap", RequestKeyframe: func() {
+		once.Do(func() { <-stall }) // the writer is held up, as by a long fsync
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p packetizer
+	for _, pkt := range p.packets(vp8Frame(false, 320, 240, 500), 0) { // no keyframe yet: the writer asks for one
+		s.VideoPacket(pkt)
+	}
+	time.Sleep(100 * time.Millisecond)
+	s.ShellOpened("shell-1", "v_a", 80, 24)
+	for i := range 4 {
+		s.ShellData("shell-1", true, fmt.Appendf(nil, "line %d\r\n", i))
+	}
+	close(stall)
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := ReadManifest(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.EventsLost == 0 || m.Counts["recording.gap"] != 1 {
+		t.Fatalf("manifest: %d events lost, counts %v; want the loss counted and one recording.gap", m.EventsLost, m.Counts)
+	}
+	f, err := os.Open(filepath.Join(s.Dir(), EventsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := ReadEvents(f, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Type == "recording.gap" && !strings.Contains(string(e.Detail), fmt.Sprintf(`"events_lost":%d`, m.EventsLost)) {
+			t.Errorf("recording.gap %s; want events_lost %d", e.Detail, m.EventsLost)
+		}
+	}
+	rep, err := Verify(s.Dir(), r.PublicKey())
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	warned := false
+	for _, w := range rep.Warnings {
+		warned = warned || strings.Contains(w.String(), "could not be written in time")
+	}
+	if !warned {
+		t.Errorf("verify says nothing of the loss: %+v", rep.Warnings)
+	}
+}

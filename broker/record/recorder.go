@@ -237,7 +237,9 @@ type Session struct {
 	manifest Manifest
 	counts   map[string]int64
 	lastT    int64 // events' monotonic time never goes back
-	unsealed bool  // events or transcripts were written since the last seal
+	// gapEvents and gapInputs are the losses the last recording.gap told.
+	gapEvents, gapInputs int64
+	unsealed             bool // events or transcripts were written since the last seal
 }
 
 type shell struct {
@@ -494,6 +496,7 @@ func (s *Session) run() {
 			s.handle(it)
 		case <-second.C:
 			s.flushInputs(false)
+			s.markGap(s.r.cfg.Now())
 			// A frame given up now, on a still screen, still gets its
 			// keyframe asked for and the frames behind it written.
 			if s.failed == nil {
@@ -520,6 +523,22 @@ func (s *Session) run() {
 			return
 		}
 	}
+}
+
+// markGap writes a recording.gap event when events, terminal output or
+// input summaries were lost since the last one: the timeline shows where
+// something is missing, and how much.
+func (s *Session) markGap(at time.Time) {
+	events, inputs := s.eventsLost.Load(), s.inputsLost.Load()
+	if s.failed != nil || events == s.gapEvents && inputs == s.gapInputs {
+		return
+	}
+	detail, _ := json.Marshal(map[string]int64{"events_lost": events - s.gapEvents, "input_counts_lost": inputs - s.gapInputs})
+	if err := s.appendEvent(at, Event{Type: "recording.gap", Actor: "broker", Detail: detail}); err != nil {
+		s.fail(err)
+		return
+	}
+	s.gapEvents, s.gapInputs = events, inputs
 }
 
 // fail stops the recording after a write error and reports it once.
@@ -788,6 +807,7 @@ func (s *Session) seal() error {
 	}
 	m.Video = s.videoStats()
 	m.Counts = s.counts
+	m.EventsLost, m.InputCountsLost = s.eventsLost.Load(), s.inputsLost.Load()
 	if err := writeManifest(s.dir, &m, s.r.cfg.Key); err != nil {
 		return err
 	}
@@ -846,6 +866,7 @@ func (s *Session) finish(reason string) {
 	}
 	now := s.r.cfg.Now()
 	s.flushInputs(true)
+	s.markGap(now)
 	// Frames waiting behind one still missing a packet are written.
 	err := s.writeFrames(now, true)
 	if s.seg != nil {

@@ -138,6 +138,9 @@ func verifyOnce(dir string, trusted ed25519.PublicKey, encKey []byte, copies boo
 	if m.Format != Format {
 		r.problem(ManifestFile, "format %q is not %q", m.Format, Format)
 	}
+	if m.EventsLost > 0 || m.InputCountsLost > 0 {
+		r.warn(ManifestFile, "%d events or pieces of terminal output, and %d input events of the counts, could not be written in time (the disk stalled) and are missing; recording.gap events mark where", m.EventsLost, m.InputCountsLost)
+	}
 	switch m.State {
 	case StateComplete:
 	case StateIncomplete, StateFailed:

@@ -44,6 +44,7 @@ const LABELS = {
   'recording.started': 'Recording started',
   'recording.finished': 'Recording finished',
   'recording.failed': 'Recording failed',
+  'recording.gap': 'Not recorded',
   'session.created': 'Session created',
   'session.ended': 'Session ended',
   'session.handed_over': 'Session handed over',
@@ -112,6 +113,11 @@ export function summary(e) {
     case 'display.selected': return `Display ${Number(d.display) + 1}`;
     case 'message.refused': return d.reason || '';
     case 'recording.finished': return `${d.frames_written ?? 0} of ${d.frames_relayed ?? 0} frames written`;
+    case 'recording.gap': {
+      const parts = [['events_lost', 'event or terminal output', 'events or terminal outputs'], ['input_counts_lost', 'input event', 'input events']]
+        .filter(([k]) => d[k]).map(([k, one, many]) => `${d[k]} ${d[k] === 1 ? one : many}`);
+      return `${parts.join(' and ')} missing: the broker\u2019s disk fell behind`;
+    }
     case 'participant.invited': case 'session.handed_over': return d.colleague || '';
     default: return '';
   }
@@ -364,7 +370,7 @@ export function mountPlayer(main, { id, navigate }) {
     const marked = [...events.filter((e) => e.type !== 'input'), ...buckets.values()];
     for (const e of marked) {
       const cat = categoryOf(e.type);
-      if (cat === 'session' && !['session.ended', 'host.connected', 'viewer.joined', 'recording.failed'].includes(e.type)) continue;
+      if (cat === 'session' && !['session.ended', 'host.connected', 'viewer.joined', 'recording.failed', 'recording.gap'].includes(e.type)) continue;
       counts[cat] = (counts[cat] || 0) + 1;
       if (hidden.has(cat)) continue;
       const label = [`${formatDuration(e.t)} · ${LABELS[e.type] || e.type}${summary(e) ? `: ${summary(e)}` : ''}${e.actor ? ` (${actorName(e)})` : ''}`,

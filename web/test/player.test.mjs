@@ -18,3 +18,10 @@ test('a summary names only who the actor line does not', () => {
   assert.equal(summary({ type: 'consent.requested', actor: 'lee', detail: { viewer: 'lee', permissions: ['view', 'shell'] } }), 'Asks for view, Terminal');
   assert.equal(summary({ type: 'consent.granted', actor: 'user', detail: { viewer: 'lee', granted: ['view'] } }), 'For lee: view');
 });
+
+test('a gap in the recording says what is missing', () => {
+  assert.equal(summary({ type: 'recording.gap', detail: { events_lost: 1, input_counts_lost: 0 } }),
+    '1 event or terminal output missing: the broker\u2019s disk fell behind');
+  assert.equal(summary({ type: 'recording.gap', detail: { events_lost: 3, input_counts_lost: 40 } }),
+    '3 events or terminal outputs and 40 input events missing: the broker\u2019s disk fell behind');
+});
