@@ -521,7 +521,7 @@ func (a *API) verifyRecording(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	if !ok {
 		return
 	}
-	rep, err := a.cfg.Recorder.Verify(rec.Session)
+	rep, err := a.cfg.Recorder.Verify(rec.Session, rec.ManifestSHA256)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			writeError(w, http.StatusNotFound, "not_found", "The archive is missing.")

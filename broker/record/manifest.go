@@ -70,6 +70,11 @@ type Manifest struct {
 	// encrypted bytes, so verifying needs no key).
 	Encrypted bool   `json:"encrypted,omitempty"`
 	PublicKey string `json:"public_key"` // base64 Ed25519 key of the signer
+
+	// SHA256 is the hex SHA-256 of manifest.json as read or written: the
+	// broker keeps the final one, and an earlier seal put back in its
+	// place (with the parts cut to it) does not pass for the archive.
+	SHA256 string `json:"-"`
 }
 
 // Part is one file of an archive.
@@ -139,7 +144,13 @@ func writeManifest(dir string, m *Manifest, key ed25519.PrivateKey) error {
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("seal manifest: %w", err)
 	}
+	m.SHA256 = sha256Hex(data)
 	return nil
+}
+
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 func writeAtomic(dir, name string, data []byte) error {
@@ -227,6 +238,7 @@ func ReadManifest(dir string) (*Manifest, []byte, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, data, fmt.Errorf("manifest.json is not valid JSON: %w", err)
 	}
+	m.SHA256 = sha256Hex(data)
 	return &m, data, nil
 }
 

@@ -519,7 +519,7 @@ func TestKillMidSession(t *testing.T) {
 	// The broker comes back forty days later.
 	later := time.Now().Add(40 * 24 * time.Hour)
 	r2, _ := New(Config{Dir: filepath.Join(root, "rec"), Key: key, Now: func() time.Time { return later }})
-	ms, err := r2.Recover()
+	ms, err := r2.Recover(neverReplaced)
 	if err != nil || len(ms) != 1 || ms[0].State != StateIncomplete {
 		t.Fatalf("recover: %v %v", ms, err)
 	}
@@ -539,7 +539,7 @@ func TestKillMidSession(t *testing.T) {
 	if rep.State != StateIncomplete || len(rep.Warnings) == 0 {
 		t.Errorf("state %s, warnings %v", rep.State, rep.Warnings)
 	}
-	if again, _ := r2.Recover(); len(again) != 0 {
+	if again, _ := r2.Recover(neverReplaced); len(again) != 0 {
 		t.Errorf("recovered twice: %v", again)
 	}
 	// Thirty days' retention counts from what the archive holds, not
@@ -597,7 +597,7 @@ func TestDiskFull(t *testing.T) {
 	if sealed != nil && strings.Contains(sealed.Note, mnt) {
 		t.Errorf("the note, shown to supervisors, names the server's path: %q", sealed.Note)
 	}
-	rep, err := r.Verify("s_full")
+	rep, err := r.Verify("s_full", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +636,7 @@ func TestFailedEventWriteVerifies(t *testing.T) {
 	}
 	s.Finish("The technician ended the session.")
 
-	rep, err := r.Verify("s_torn")
+	rep, err := r.Verify("s_torn", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -946,7 +946,7 @@ func TestTranscriptWriteFailureVerifiesAndPlays(t *testing.T) {
 	s.Finish("The technician ended the session.")
 	restore()
 
-	rep, err := r.Verify("s_shell")
+	rep, err := r.Verify("s_shell", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1038,7 +1038,7 @@ func TestDiskFullArchiveSaysFailed(t *testing.T) {
 		if s.Err() == nil {
 			t.Fatal("a full disk was not reported")
 		}
-		rep, err := r.Verify("s_full")
+		rep, err := r.Verify("s_full", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -141,8 +141,9 @@ func (r *Recorder) OpenPart(session string, m *Manifest, name string) (io.ReadSe
 // Verify checks a session's archive against this broker's keys. The broker
 // never writes a decrypted copy into its own recordings, so a
 // decrypted.json found there is not trusted: the parts are checked against
-// the signed manifest only.
-func (r *Recorder) Verify(session string) (*Report, error) {
+// the signed manifest only. sealed is the SHA-256 of the manifest the
+// recording finished with, as the broker stored it ("" if none yet).
+func (r *Recorder) Verify(session, sealed string) (*Report, error) {
 	dir, err := r.ArchiveDir(session)
 	if err != nil {
 		return nil, err
@@ -156,6 +157,11 @@ func (r *Recorder) Verify(session string) (*Report, error) {
 	// copied over another's is intact, and must still not pass for it.
 	if err == nil && rep.Session != "" && rep.Session != session {
 		rep.problem(ManifestFile, "is the manifest of session %s, not of %s: the archive was moved here from another session's", rep.Session, session)
+	}
+	// So does an earlier seal of its own, put back with the parts cut to
+	// what it covers: signed, and short of the session's end.
+	if err == nil && sealed != "" && rep.ManifestRaw != nil && sha256Hex(rep.ManifestRaw) != sealed {
+		rep.problem(ManifestFile, "is not the manifest the broker sealed when the recording finished (SHA-256 %s): an earlier seal or another archive was put in its place", sealed)
 	}
 	return rep, err
 }

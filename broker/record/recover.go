@@ -12,7 +12,13 @@ import (
 // seals them as incomplete: their sealed parts are untouched and verify;
 // what was written after the last seal stays on disk, not covered by the
 // signature. It returns the manifests it sealed.
-func (r *Recorder) Recover() ([]*Manifest, error) {
+//
+// replaced says whether the manifest (its SHA-256) of a session's archive
+// is not the one its recording finished with, as the broker stored it: an
+// earlier seal put back in its place. Such an archive is left as it is, for
+// verify to report, not sealed again as if the broker had stopped while
+// recording.
+func (r *Recorder) Recover(replaced func(session, manifestSHA256 string) bool) ([]*Manifest, error) {
 	entries, err := os.ReadDir(r.cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("list recordings: %w", err)
@@ -26,6 +32,10 @@ func (r *Recorder) Recover() ([]*Manifest, error) {
 		dir := filepath.Join(r.cfg.Dir, e.Name())
 		m, _, err := ReadManifest(dir)
 		if err != nil || m.State != StateRecording {
+			continue
+		}
+		if replaced(e.Name(), m.SHA256) {
+			r.log.Error("an archive's manifest is not the one its recording finished with: left as it is for verify to report", "session", e.Name())
 			continue
 		}
 		// SealedAt stays the last seal's: the archive ends there, and

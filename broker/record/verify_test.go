@@ -65,7 +65,7 @@ func leftIncomplete(t *testing.T, key ed25519.PrivateKey) (*Recorder, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ms, err := r.Recover(); err != nil || len(ms) != 1 || ms[0].State != StateIncomplete {
+	if ms, err := r.Recover(neverReplaced); err != nil || len(ms) != 1 || ms[0].State != StateIncomplete {
 		t.Fatalf("recover: %v %v", ms, err)
 	}
 	return r, dir
@@ -107,7 +107,7 @@ func TestForgedEventAfterSealIsNotPlayedNorVerified(t *testing.T) {
 		}
 	}
 
-	rep, err := r.Verify(m.Session)
+	rep, err := r.Verify(m.Session, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestForgedEventAfterCompleteSealFails(t *testing.T) {
 // takes it for what it is.
 func TestBrokerVerifyIgnoresDecryptedCopy(t *testing.T) {
 	r, dir, enc := encryptedArchive(t, "s_swap")
-	if rep, _ := r.Verify("s_swap"); !rep.OK() {
+	if rep, _ := r.Verify("s_swap", ""); !rep.OK() {
 		t.Fatalf("the archive does not verify as recorded: %v", rep.Problems)
 	}
 
@@ -182,7 +182,7 @@ func TestBrokerVerifyIgnoresDecryptedCopy(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, e.Name()), data, 0o600)
 	}
 
-	rep, err := r.Verify("s_swap")
+	rep, err := r.Verify("s_swap", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestLongEventLineVerifies(t *testing.T) {
 	if err := s.Finish("done"); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := r.Verify("s_long")
+	rep, err := r.Verify("s_long", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,14 +270,14 @@ func TestVerifyWhileSealedAgain(t *testing.T) {
 		time.Sleep(resealPause / 5)
 		os.Rename(filepath.Join(next, ManifestFile), filepath.Join(s.Dir(), ManifestFile))
 	}()
-	rep, err := r.Verify("s_live")
+	rep, err := r.Verify("s_live", "")
 	if err != nil || !rep.OK() {
 		t.Fatalf("a recording verified as it was sealed again: %v %v", err, rep.Problems)
 	}
 
 	// A signature that stays apart from its manifest is reported.
 	os.WriteFile(filepath.Join(s.Dir(), SignatureFile), []byte(base64.StdEncoding.EncodeToString(make([]byte, 64))+"\n"), 0o600)
-	if rep, _ := r.Verify("s_live"); rep.OK() {
+	if rep, _ := r.Verify("s_live", ""); rep.OK() {
 		t.Error("a live recording whose signature does not match its manifest verified")
 	}
 }
@@ -337,7 +337,7 @@ func TestVerifyRefusesAnotherSessionsArchive(t *testing.T) {
 	if err := s.Finish("done"); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := r.Verify("s_other"); err != nil || !rep.OK() {
+	if rep, err := r.Verify("s_other", ""); err != nil || !rep.OK() {
 		t.Fatalf("the second session's own archive: %+v %v", rep, err)
 	}
 	if err := os.RemoveAll(s.Dir()); err != nil {
@@ -346,7 +346,7 @@ func TestVerifyRefusesAnotherSessionsArchive(t *testing.T) {
 	if err := os.Rename(copyDir(t, dir), s.Dir()); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := r.Verify("s_other")
+	rep, err := r.Verify("s_other", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestVerifyNamesNoServerPath(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "s_file"), []byte("not an archive"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Verify("s_file")
+	_, err = r.Verify("s_file", "")
 	if !errors.Is(err, ErrNotArchive) {
 		t.Errorf("verify of a file: %v, want ErrNotArchive", err)
 	}
@@ -404,7 +404,7 @@ func TestVerifyNamesNoServerPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, session := range []string{filepath.Base(dir), "s_nomanifest"} {
-		rep, err := r.Verify(session)
+		rep, err := r.Verify(session, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,5 +425,95 @@ func TestVerifyNamesNoServerPath(t *testing.T) {
 	defer f.Close()
 	if _, err := ReadEvents(f, 10); err == nil || strings.Contains(err.Error(), root) {
 		t.Errorf("reading events from a directory: %v, want an error without the server's path", err)
+	}
+}
+
+// neverReplaced is Recover's question for a broker that stored no
+// finished manifest for any archive.
+func neverReplaced(string, string) bool { return false }
+
+// TestRolledBackArchiveIsCaught: a seal taken while the session ran (a
+// copy of the manifest and its signature, or a download of the live
+// recording) put back after the end, with the parts cut to what it
+// covers, is signed and consistent; against the manifest the broker
+// stored when the recording finished it does not pass, and a restart
+// does not seal it again as an archive the broker left recording.
+func TestRolledBackArchiveIsCaught(t *testing.T) {
+	key := testKey(t)
+	root := t.TempDir()
+	clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	r, err := New(Config{Dir: root, Key: key, Now: clock.Now, SegmentDuration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed *Manifest
+	s, err := r.Start(Info{Session: "s_roll", RequestKeyframe: func() {}, OnSealed: func(m *Manifest) { sealed = m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := s.Dir()
+	var p packetizer
+	var early, earlySig []byte
+	for i := range 60 {
+		for _, pkt := range p.packets(vp8Frame(i%6 == 0, 320, 240, 1500), uint32(i*3000)) {
+			s.VideoPacket(pkt)
+		}
+		clock.Add(33 * time.Millisecond)
+		if i == 30 {
+			waitFor(t, func() bool { m, _, err := ReadManifest(dir); return err == nil && len(m.Parts) > 2 })
+			early, _ = os.ReadFile(filepath.Join(dir, ManifestFile))
+			earlySig, _ = os.ReadFile(filepath.Join(dir, SignatureFile))
+		}
+	}
+	s.Event("file.transfer", "lee", []byte(`{"name":"payroll.xlsx","direction":"download"}`))
+	if err := s.Finish("done"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := r.Verify("s_roll", sealed.SHA256); err != nil || !rep.OK() {
+		t.Fatalf("the finished archive: %v %+v", err, rep)
+	}
+
+	os.WriteFile(filepath.Join(dir, ManifestFile), early, 0o600)
+	os.WriteFile(filepath.Join(dir, SignatureFile), earlySig, 0o600)
+	m, _, err := ReadManifest(dir)
+	if err != nil || m.State != StateRecording {
+		t.Fatalf("the early seal: %v %+v", err, m)
+	}
+	listed := map[string]int64{ManifestFile: -1, SignatureFile: -1}
+	for _, p := range m.Parts {
+		listed[p.Name] = p.Size
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if size, ok := listed[e.Name()]; !ok {
+			os.Remove(filepath.Join(dir, e.Name()))
+		} else if size >= 0 {
+			os.Truncate(filepath.Join(dir, e.Name()), size)
+		}
+	}
+	if rep, err := r.Verify("s_roll", ""); err != nil || !rep.OK() {
+		t.Fatalf("the early seal put back is consistent on its own: %v %+v", err, rep)
+	}
+	rep, err := r.Verify("s_roll", sealed.SHA256)
+	if err != nil || rep.OK() || !strings.Contains(fmt.Sprint(rep.Problems), "not the manifest the broker sealed") {
+		t.Fatalf("rolled back to a mid-session seal: %v, problems %v; want it caught", err, rep.Problems)
+	}
+	// A restart leaves it as it is.
+	replaced := func(session, manifest string) bool { return session == "s_roll" && manifest != sealed.SHA256 }
+	if ms, err := r.Recover(replaced); err != nil || len(ms) != 0 {
+		t.Fatalf("recover sealed %d archives again (%v)", len(ms), err)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(dir, ManifestFile)); string(raw) != string(early) {
+		t.Error("recover rewrote the rolled-back manifest")
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
 	}
 }

@@ -60,7 +60,10 @@ func (b *Broker) startRecorder(ctx context.Context) (*record.Recorder, []*record
 	if err != nil {
 		return nil, nil, err
 	}
-	recovered, err := rec.Recover()
+	recovered, err := rec.Recover(func(session, manifest string) bool {
+		r, err := b.store.RecordingBySession(ctx, session)
+		return err == nil && r.ManifestSHA256 != "" && r.ManifestSHA256 != manifest
+	})
 	for _, m := range recovered {
 		b.auditBroker(ctx, m.Session, "recording.incomplete", map[string]any{"note": m.Note})
 	}

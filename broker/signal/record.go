@@ -96,6 +96,11 @@ func (h *Hub) RecordingSealed(m *record.Manifest) {
 	// "recording", and the next start seals it as incomplete: it failed,
 	// as stored and announced when it did.
 	if old, err := h.cfg.Store.RecordingBySession(context.Background(), m.Session); err == nil && old.State == record.StateFailed {
+		// Its manifest, sealed again by the next start, is the one to
+		// verify it against.
+		if err := h.cfg.Store.SetRecordingManifest(context.Background(), m.Session, m.SHA256); err != nil {
+			h.log.Error("store recording manifest", "session", m.Session, "err", err)
+		}
 		return
 	}
 	sum := RecordingSummary(m)
@@ -103,7 +108,7 @@ func (h *Hub) RecordingSealed(m *record.Manifest) {
 		h.log.Error("store recording summary", "session", m.Session, "err", err)
 	}
 	detail := map[string]any{"state": m.State, "size_bytes": sum.SizeBytes, "duration_ms": sum.DurationMS,
-		"segments": sum.Segments, "frames_relayed": m.Video.Relayed, "frames_written": m.Video.Written}
+		"segments": sum.Segments, "frames_relayed": m.Video.Relayed, "frames_written": m.Video.Written, "manifest_sha256": m.SHA256}
 	data, _ := json.Marshal(detail)
 	if err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: m.Session, At: h.cfg.Now(), Actor: "broker", Type: "recording.ready", Detail: string(data)}); err != nil {
 		h.log.Error("audit", "session", m.Session, "type", "recording.ready", "err", err)
@@ -114,7 +119,7 @@ func (h *Hub) RecordingSealed(m *record.Manifest) {
 // RecordingSummary is what the database keeps of an archive's manifest.
 func RecordingSummary(m *record.Manifest) *store.Recording {
 	r := &store.Recording{Session: m.Session, State: m.State, StartedAt: m.StartedAt, EndedAt: m.EndedAt, Note: m.Note,
-		FramesRelayed: m.Video.Relayed, FramesWritten: m.Video.Written}
+		FramesRelayed: m.Video.Relayed, FramesWritten: m.Video.Written, ManifestSHA256: m.SHA256}
 	var events int64
 	for _, n := range m.Counts {
 		events += n

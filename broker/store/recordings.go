@@ -86,6 +86,15 @@ func (s *Store) UpdateRecording(ctx context.Context, r *Recording) error {
 	return nil
 }
 
+// SetRecordingManifest stores the SHA-256 of the manifest an archive is to
+// be verified against.
+func (s *Store) SetRecordingManifest(ctx context.Context, session, sha256 string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE recordings SET manifest_sha256 = ? WHERE session_id = ?`, sha256, session); err != nil {
+		return fmt.Errorf("store recording %s manifest: %w", session, err)
+	}
+	return nil
+}
+
 // MarkRecordingDeleted records that an archive was removed; why is in the
 // session's trail (a recording.deleted event).
 func (s *Store) MarkRecordingDeleted(ctx context.Context, session string, at time.Time) error {

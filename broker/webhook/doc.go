@@ -65,7 +65,8 @@
 //	                  direction, technician, at), shell_commands (command as typed, technician,
 //	                  at; at most 1000) — once per session
 //	recording.ready   RecordingReady: state, size_bytes, duration_ms, segments, frames_relayed, frames_written,
-//	                  url (the recording in the API, an absolute link like the API's join_url), at
+//	                  manifest_sha256 (of the archive's manifest.json as sealed), url (the recording
+//	                  in the API, an absolute link like the API's join_url), at
 //
 // Receivers should ignore fields they do not know: new ones may come.
 //

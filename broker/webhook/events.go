@@ -200,14 +200,17 @@ type ShellCommand struct {
 // archive is sealed: where to get it and what it holds.
 type RecordingReady struct {
 	SessionRef
-	State         string    `json:"state"` // complete; failed when writing it failed; incomplete when the broker stopped mid-session (sent at its next start)
-	SizeBytes     int64     `json:"size_bytes"`
-	DurationMS    int64     `json:"duration_ms"`
-	Segments      int       `json:"segments"`
-	FramesRelayed int64     `json:"frames_relayed"`
-	FramesWritten int64     `json:"frames_written"`
-	URL           string    `json:"url"` // the API resource of the recording, an absolute link
-	At            time.Time `json:"at"`
+	State         string `json:"state"` // complete; failed when writing it failed; incomplete when the broker stopped mid-session (sent at its next start)
+	SizeBytes     int64  `json:"size_bytes"`
+	DurationMS    int64  `json:"duration_ms"`
+	Segments      int    `json:"segments"`
+	FramesRelayed int64  `json:"frames_relayed"`
+	FramesWritten int64  `json:"frames_written"`
+	// ManifestSHA256 is the SHA-256 of the archive's manifest.json as
+	// sealed: kept, it tells the archive downloaded later is this one.
+	ManifestSHA256 string    `json:"manifest_sha256,omitempty"`
+	URL            string    `json:"url"` // the API resource of the recording, an absolute link
+	At             time.Time `json:"at"`
 }
 
 // webhookTypes maps the hub's audit types to the webhook events they may
@@ -240,12 +243,13 @@ type auditDetail struct {
 	Change    string   `json:"change"`
 	Notes     string   `json:"notes"`
 	// recording.ready
-	State         string `json:"state"`
-	SizeBytes     int64  `json:"size_bytes"`
-	DurationMS    int64  `json:"duration_ms"`
-	Segments      int    `json:"segments"`
-	FramesRelayed int64  `json:"frames_relayed"`
-	FramesWritten int64  `json:"frames_written"`
+	State          string `json:"state"`
+	SizeBytes      int64  `json:"size_bytes"`
+	DurationMS     int64  `json:"duration_ms"`
+	Segments       int    `json:"segments"`
+	FramesRelayed  int64  `json:"frames_relayed"`
+	FramesWritten  int64  `json:"frames_written"`
+	ManifestSHA256 string `json:"manifest_sha256"`
 	// file.transfer, shell.command
 	Name      string `json:"name"`
 	Size      int64  `json:"size"`
@@ -307,7 +311,7 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 		return []outgoing{{ConsentRevokedType, false, ConsentRevoked{ref, revoked, at}}}, nil
 	case RecordingReadyType:
 		return []outgoing{{RecordingReadyType, true, RecordingReady{ref, det.State, det.SizeBytes, det.DurationMS, det.Segments,
-			det.FramesRelayed, det.FramesWritten, d.link("/api/v1/recordings/" + sess.ID), at}}}, nil
+			det.FramesRelayed, det.FramesWritten, det.ManifestSHA256, d.link("/api/v1/recordings/" + sess.ID), at}}}, nil
 	case SessionEndedType:
 		ended, err := d.sessionEnded(ctx, sess, ref, at)
 		if err != nil {

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -68,6 +71,15 @@ func TestKilledSessionEndsWhenLastAlive(t *testing.T) {
 	rec := ts.wait(t, sess.ID, "recording.ready")["recording.ready"].Data
 	if rec["state"] != "incomplete" || rec["url"] != b.URL()+"/api/v1/recordings/"+sess.ID {
 		t.Errorf("recording.ready %v, want state incomplete and the recording's link", rec)
+	}
+	// With the hash of the manifest it was sealed with, which the broker
+	// verifies it against.
+	manifest, err := os.ReadFile(filepath.Join(dataDir, "recordings", sess.ID, "manifest.json"))
+	if sum := sha256.Sum256(manifest); err != nil || rec["manifest_sha256"] != hex.EncodeToString(sum[:]) {
+		t.Errorf("recording.ready says manifest_sha256 %v; the archive's manifest is %x (%v)", rec["manifest_sha256"], sum, err)
+	}
+	if status, out := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/recordings/"+sess.ID+"/verify", b.admin.APIKey, "", nil); status != 200 || out["ok"] != true {
+		t.Errorf("verify the recovered archive: %d %v", status, out)
 	}
 }
 
