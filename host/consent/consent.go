@@ -125,8 +125,8 @@ type Manager struct {
 	// broker cut it off after it left.
 	gone map[string]person
 	// away keeps what the user allowed technicians who left, for
-	// protocol.ReturnWithin: a reload of the console or the next viewer command is
-	// the same person coming back, not someone to ask again.
+	// protocol.ReturnWithin: a reload of the console or the next viewer
+	// command is the same person coming back, not someone to ask again.
 	away map[person]awayGrants
 }
 
