@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -58,10 +57,13 @@ type Injector struct {
 	// connection, in order.
 	ptr pointer
 
-	mu      sync.Mutex
-	keys    map[string]bool // pressed robotgo key names
-	codes   map[string]bool // key codes pressed through kbd
-	buttons map[int]bool    // pressed buttons
+	mu sync.Mutex
+	// released counts ReleaseAll calls; a text being typed stops at the
+	// next character when it changes (control taken back, a pause).
+	released atomic.Uint64
+	keys     map[string]bool // pressed robotgo key names
+	codes    map[string]bool // key codes pressed through kbd
+	buttons  map[int]bool    // pressed buttons
 
 	applied atomic.Uint64
 	dropped atomic.Uint64
@@ -307,22 +309,21 @@ func (in *Injector) keyLocked(code string, down bool) error {
 // keys, and a character beyond the Basic Multilingual Plane (an emoji) is
 // typed through the keyboard by position: robotgo would drop them all.
 func (in *Injector) typeLocked(text string) error {
-	for text != "" {
-		i := strings.IndexFunc(text, func(r rune) bool { return r == '\n' || r == '\t' || r > 0xffff })
-		if i != 0 {
+	// Typed a character at a time: an emoji takes a keyboard remap and a
+	// pause, and 64 bytes of them a third of a second, which a user who
+	// takes control back or pauses does not wait for.
+	released := in.released.Load()
+	for _, r := range text {
+		if in.released.Load() != released {
+			return fmt.Errorf("%w: control was taken back while the text was typed", ErrRejected)
+		}
+		if r != '\n' && r != '\t' && r <= 0xffff {
 			if err := in.robotgoLocked(); err != nil {
 				return err
 			}
+			robotgo.Type(string(r))
+			continue
 		}
-		if i < 0 {
-			robotgo.Type(text)
-			return nil
-		}
-		if i > 0 {
-			robotgo.Type(text[:i])
-		}
-		r, size := utf8.DecodeRuneInString(text[i:])
-		text = text[i+size:]
 		if r > 0xffff {
 			if in.kbd == nil {
 				return fmt.Errorf("%w: %q cannot be typed here", ErrRejected, r)
@@ -358,6 +359,7 @@ func (in *Injector) point(x, y int) (int, int, error) {
 
 // ReleaseAll lets go of every key and button the technician holds.
 func (in *Injector) ReleaseAll() {
+	in.released.Add(1) // stops a text being typed, which holds mu
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.releaseLocked()

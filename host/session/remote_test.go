@@ -218,3 +218,49 @@ func TestInputTakenBackMidway(t *testing.T) {
 	w.Wait(t, `^key down \d+ Shift_L$`, 5*time.Second)
 	w.Wait(t, `^key up \d+ Shift_L$`, 5*time.Second)
 }
+
+// TestTypingStopsWhenControlTakenBack: a text under way (emoji are typed
+// one by one, through a keyboard remap and a pause each) stops at the next
+// character when the user takes control back or pauses: the rest, its
+// Enter included, is not typed, and the user's command does not wait for
+// it.
+func TestTypingStopsWhenControlTakenBack(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	inj := input.New(log, func() (x, y, w, h int) { return 0, 0, 320, 240 })
+	r := &remote{log: log, inj: inj, allow: func(string) bool { return true }}
+	b, err := protocol.InputEvent{Kind: protocol.InputText, Text: strings.Repeat("\U0001F600", 15) + "\n"}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := make(chan struct{})
+	go func() {
+		defer close(typed)
+		r.onInput(b)
+	}()
+	w.Wait(t, `^key down `, 5*time.Second)
+	start := time.Now()
+	inj.ReleaseAll() // what revoking control or pausing does
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("taking control back waited %s for the text being typed", d)
+	}
+	<-typed
+	time.Sleep(200 * time.Millisecond)
+	downs := 0
+	for _, l := range w.Lines() {
+		if strings.Contains(l, "Return") {
+			t.Errorf("the text's Enter was typed after control was taken back: %q", w.Lines())
+		}
+		if strings.HasPrefix(l, "key down") {
+			downs++
+		}
+	}
+	if downs > 3 {
+		t.Errorf("%d of the 15 emoji typed after control was taken back at the first", downs)
+	}
+	if _, dropped := inj.Stats(); dropped != 1 {
+		t.Errorf("the text cut short counted %d dropped, want 1", dropped)
+	}
+}

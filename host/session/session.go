@@ -614,9 +614,9 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 					// the broker does with their channels.
 					shells.CloseDisallowed()
 					fsrv.StopDisallowed()
-					if !mgr.Allowed(protocol.PermControl) {
-						inj.ReleaseAll() // no one left may hold a key down
-					}
+					// The input channel does not say whose keys are down:
+					// all go up, and a colleague in control presses again.
+					inj.ReleaseAll()
 				}
 			case protocol.TypeEnded:
 				var ended protocol.Ended

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -167,7 +168,9 @@ func DecodeInput(b []byte) (InputEvent, error) {
 			return InputEvent{}, fmt.Errorf("%w: text is not UTF-8", ErrInput)
 		}
 		for _, r := range e.Text {
-			if r < 0x20 && r != '\t' && r != '\n' || r == 0x7f {
+			// C0, DEL and C1 (U+0080-U+009F: CSI, NEL...): no one types
+			// them, and typing one remaps a key on the user's keyboard.
+			if unicode.IsControl(r) && r != '\t' && r != '\n' {
 				return InputEvent{}, fmt.Errorf("%w: control character %U in text", ErrInput, r)
 			}
 		}

@@ -50,6 +50,9 @@ func TestInputRejects(t *testing.T) {
 		"text len lies":     {InputText, 9, 'a'},
 		"text not utf8":     {InputText, 2, 0xff, 0xfe},
 		"text control":      {InputText, 1, 0x1b},
+		"text DEL":          {InputText, 1, 0x7f},
+		"text CSI (C1)":     {InputText, 2, 0xc2, 0x9b},
+		"text NEL (C1)":     {InputText, 4, 'a', 0xc2, 0x85, 'b'},
 		"release with body": {InputReleaseAll, 1},
 	} {
 		if _, err := DecodeInput(b); !errors.Is(err, ErrInput) {
