@@ -476,6 +476,7 @@ func (a *API) downloadRecording(w http.ResponseWriter, r *http.Request, p *auth.
 		return
 	}
 	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Cache-Control", "private, no-store") // the whole session, kept by no cache
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tether-%s.zip"`, rec.Session))
 	if r.Method == http.MethodHead {
 		return // nothing of the archive leaves: no download to audit, nothing to read

@@ -70,8 +70,10 @@ func ValidRole(role string) bool { return roleScopes[role] != nil }
 // RoleAllows reports whether role holds scope.
 func RoleAllows(role, scope string) bool { return slices.Contains(roleScopes[role], scope) }
 
-// CookieName holds the console login token.
-const CookieName = "tether_login"
+// CookieName holds the console login token. The __Host- prefix has
+// browsers take it only from this host, secure, for every path: a page on
+// a sibling subdomain cannot plant a login of its own under the name.
+const CookieName = "__Host-tether_login"
 
 // API keys start with this prefix so that leaked keys are easy to spot.
 const apiKeyPrefix = "tth_"

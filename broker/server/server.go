@@ -467,6 +467,9 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 		h.Set("X-Frame-Options", "DENY")
+		// A page that opened the console keeps no handle on it (to steer
+		// its route, or learn when it navigates).
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		next.ServeHTTP(w, r)
 	})
 }

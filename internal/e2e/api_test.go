@@ -407,11 +407,12 @@ func TestEveryAnswerCarriesSecurityHeaders(t *testing.T) {
 	b := startBroker(t)
 	hc := b.httpClient(t)
 	want := map[string]string{
-		"Content-Security-Policy":   "frame-ancestors 'none'",
-		"X-Frame-Options":           "DENY",
-		"X-Content-Type-Options":    "nosniff",
-		"Strict-Transport-Security": "max-age=",
-		"Referrer-Policy":           "no-referrer",
+		"Content-Security-Policy":    "frame-ancestors 'none'",
+		"X-Frame-Options":            "DENY",
+		"X-Content-Type-Options":     "nosniff",
+		"Strict-Transport-Security":  "max-age=",
+		"Referrer-Policy":            "no-referrer",
+		"Cross-Origin-Opener-Policy": "same-origin",
 	}
 	for _, c := range []struct {
 		method, path string

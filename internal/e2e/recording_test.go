@@ -326,6 +326,14 @@ func TestSessionIsRecorded(t *testing.T) {
 	if code := raw.call(t, "HEAD", "/api/v1/recordings/"+sess.ID+"/download", nil); code != 200 {
 		t.Fatalf("HEAD of the download: %d", code)
 	}
+	// The whole session is kept by no browser or proxy cache.
+	head, _ := http.NewRequest("HEAD", raw.base+"/api/v1/recordings/"+sess.ID+"/download", nil)
+	head.Header.Set("Authorization", "Bearer "+raw.key)
+	if resp, err := raw.http.Do(head); err != nil || !strings.Contains(resp.Header.Get("Cache-Control"), "no-store") {
+		t.Errorf("the download's Cache-Control: %v %v, want no-store", resp.Header.Get("Cache-Control"), err)
+	} else {
+		resp.Body.Close()
+	}
 	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
 	if err != nil {
 		t.Fatalf("download is not a zip: %v", err)

@@ -60,6 +60,15 @@ function setUser(user) {
     api.forgetCodes();
     forgetLatestCode();
   }
+  // Nor what the last person on this tab searched for, or the page they
+  // were on when their sign-in expired (a link opened before anyone
+  // signed in is followed, by whoever does).
+  const owner = sessionStorage.getItem('tether.owner');
+  if (user && owner !== user.username) {
+    sessionStorage.removeItem('tether.recordings.filter');
+    if (owner) sessionStorage.removeItem('tether.next');
+    sessionStorage.setItem('tether.owner', user.username);
+  }
   app.user = user;
   window.tether.user = user ? { ...user } : null;
 }

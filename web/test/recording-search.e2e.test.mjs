@@ -90,3 +90,27 @@ test('the technician filter finds a technician\'s recordings by part of the name
   assert.deepEqual(await found(broker, { technician: 'bob' }), []);
   assert.deepEqual(await found(broker, { technician: '_' }), [], 'an underscore is a character, not a wildcard');
 });
+
+test('what one person searched for is not shown to the next to sign in on the tab', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'sue', role: 'supervisor', password: 'sue-password-12' })).status, 201);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, '/#/recordings');
+    await page.getByTestId('filter-ticket').fill('INC-4711-HR-complaint');
+    await page.getByTestId('filter-ticket').press('Enter');
+    await until('the search kept for the tab', () => page.evaluate(() => sessionStorage.getItem('tether.recordings.filter')?.includes('INC-4711')));
+    // The admin signs out, and sue signs in on the same tab.
+    await page.getByTestId('logout').click();
+    await page.getByTestId('login-username').fill('sue');
+    await page.getByTestId('login-password').fill('sue-password-12');
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('logout').waitFor();
+    await page.goto(broker.url + '/#/recordings');
+    await page.getByTestId('filter-ticket').waitFor();
+    assert.equal(await page.getByTestId('filter-ticket').inputValue(), '', 'the admin\u2019s search shown to sue');
+  } finally {
+    await browser.close();
+  }
+});
