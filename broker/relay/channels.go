@@ -198,17 +198,24 @@ func (v *Viewer) fromControl(data []byte) {
 			return
 		}
 		turn := 0
+		changed := true
 		if msg.Enabled {
+			was := v.controlling.Load()
 			var taken string
 			if turn, taken = v.s.takeControl(v, msg.Turn); taken != "" {
 				v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: false, Reason: taken})
 				return
 			}
+			changed = !was
 		} else {
-			v.stopControl()
+			changed = v.stopControl()
 		}
-		v.s.cfg.Logger.Info("viewer control", "viewer", v.opts.Name, "enabled", msg.Enabled)
-		v.tapControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
+		// Only a change is logged and recorded: a release by a viewer not
+		// in control, sent again and again, would fill both.
+		if changed {
+			v.s.cfg.Logger.Info("viewer control", "viewer", v.opts.Name, "enabled", msg.Enabled)
+			v.tapControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled})
+		}
 		v.sendControl(protocol.ControlMessage{Type: protocol.ControlMode, Enabled: msg.Enabled, Turn: turn})
 	case protocol.ControlClipboard, protocol.ControlClipboardRequest:
 		if !v.allowed(protocol.PermClipboard) {

@@ -100,6 +100,12 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	}
 	delete(l.requests, a.ID)
 	req.timer.Stop()
+	// The user's computer puts one question at a time, each with the whole
+	// timeout from when it shows: the next one shows now, and the others
+	// wait their turn, as long again.
+	for _, other := range l.requests {
+		other.timer.Reset(h.cfg.ConsentTimeout + consentGrace)
+	}
 	v := req.viewer
 	v.pending = ""
 	// The user can grant only what was asked.
@@ -122,9 +128,11 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	if len(granted) > 0 {
 		l.allowed = true
 	}
+	// Others still here, allowed or still to be asked or answered: a "no"
+	// to one (an observer asked first) does not end the session for them.
 	others := 0
 	for _, o := range l.viewers {
-		if o != v && len(o.grants) > 0 {
+		if o != v && (len(o.grants) > 0 || o.pending != "" || !o.asked) {
 			others++
 		}
 	}
@@ -249,12 +257,12 @@ func (h *Hub) tellGrants(l *live, v *viewer, msg string) {
 }
 
 // requestMore asks the user for permissions a viewer does not have yet.
-func (h *Hub) requestMore(l *live, c *conn, perms []string) {
+func (h *Hub) requestMore(l *live, c *conn, perms []string) (code, refusal string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v := l.viewers[c]
 	if v == nil {
-		return
+		return "", ""
 	}
 	var extra []string
 	watchOnly := false
@@ -269,14 +277,14 @@ func (h *Hub) requestMore(l *live, c *conn, perms []string) {
 	}
 	switch {
 	case len(extra) == 0 && watchOnly:
-		go c.sendError(l.id, protocol.CodeForbidden, "Supervisors watch sessions read-only: they can be allowed to see, nothing more.")
+		return protocol.CodeForbidden, "Supervisors watch sessions read-only: they can be allowed to see, nothing more."
 	case len(extra) == 0:
-		go c.sendError(l.id, protocol.CodeBadMessage, "You already have those permissions.")
+		return protocol.CodeBadMessage, "You already have those permissions."
 	case v.pending != "":
-		go c.sendError(l.id, protocol.CodeBadMessage, "The user is still answering an earlier request.")
+		return protocol.CodeBadMessage, "The user is still answering an earlier request."
 	case l.host == nil:
-		go c.sendError(l.id, protocol.CodeBadMessage, "The user's computer is not connected.")
-	default:
-		h.askLocked(l, v, extra, !v.asked, perms)
+		return protocol.CodeBadMessage, "The user's computer is not connected."
 	}
+	h.askLocked(l, v, extra, !v.asked, perms)
+	return "", ""
 }

@@ -479,6 +479,22 @@ const (
 	hostMessageBurst = 30
 )
 
+// A technician's connection sends fewer still: its media answers, pings
+// and requests for more permissions. Past viewerMessageBurst, then
+// viewerMessageRate a second, what it sends is refused, so that it cannot
+// flood the user with questions or the broker with answers to write.
+const (
+	viewerMessageRate  = rate.Limit(2)
+	viewerMessageBurst = 30
+)
+
+// maxConnectionsPerPerson bounds one person's connections to a session (a
+// console tab or two, viewer commands side by side), maxViewers everyone's.
+const (
+	maxConnectionsPerPerson = 8
+	maxViewers              = 32
+)
+
 // expiredCodeReason is the end reason of a session whose code expired.
 const expiredCodeReason = "The support code expired before the user joined."
 
@@ -1086,6 +1102,24 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	if p.Login != nil {
 		v.login = p.Login.TokenHash
 	}
+	// Each connection is a question to the user and a peer connection on
+	// the broker: one person (or script) cannot queue the user dozens of
+	// questions, nor a session take the broker's memory.
+	mine := 0
+	for _, o := range l.viewers {
+		if o.userID == v.userID {
+			mine++
+		}
+	}
+	if mine >= maxConnectionsPerPerson || len(l.viewers) >= maxViewers {
+		h.mu.Unlock()
+		msg := fmt.Sprintf("You have %d connections to this session already: close one (a console tab, a viewer command) and try again.", mine)
+		if mine < maxConnectionsPerPerson {
+			msg = fmt.Sprintf("This session has %d connections already, the most it takes.", len(l.viewers))
+		}
+		h.refuse(c, protocol.CodeRateLimited, msg)
+		return
+	}
 	// A sign-out (or a revoked key...) between the authentication and now
 	// found no connection to cut off: this is it.
 	for _, cut := range h.cuts {
@@ -1150,6 +1184,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	c.send(protocol.TypeOffer, sess.ID, protocol.SDP{SDP: offer})
 
+	limit := rate.NewLimiter(viewerMessageRate, viewerMessageBurst)
 	for {
 		env, err := c.read()
 		if err != nil {
@@ -1157,6 +1192,12 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			c.reportReadError(sess.ID, err)
+			continue
+		}
+		// Its end always goes through; anything past the limit is refused,
+		// the answer written before the next message is read.
+		if env.Type != protocol.TypeEnd && !limit.Allow() {
+			c.sendError(sess.ID, protocol.CodeRateLimited, "Too many messages: this one was dropped. Wait a moment.")
 			continue
 		}
 		switch env.Type {
@@ -1175,7 +1216,9 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 				c.reportReadError(sess.ID, err)
 				continue
 			}
-			h.requestMore(l, c, req.Permissions)
+			if code, refusal := h.requestMore(l, c, req.Permissions); refusal != "" {
+				c.sendError(sess.ID, code, refusal)
+			}
 		case protocol.TypePing:
 			c.send(protocol.TypePong, sess.ID, nil)
 		case protocol.TypeEnd:
