@@ -218,6 +218,22 @@ func checkFlags(cfg server.Config) error {
 			return fmt.Errorf("-%s %v is out of range: %s", r.flag, v, r.says)
 		}
 	}
+	// Flags that would do nothing are a mistake the operator should hear of.
+	if rec := cfg.Recording; rec.Disabled {
+		for _, f := range []struct {
+			given bool
+			flag  string
+		}{{rec.Dir != "", "-recordings"}, {rec.RetentionDays != 0, "-retention-days"}, {rec.ShellInput, "-record-shell-input"}, {rec.EncryptionKeyFile != "", "-recording-encryption-key"}} {
+			if f.given {
+				return fmt.Errorf("%s is given with -no-record, which records nothing: leave one of them out", f.flag)
+			}
+		}
+	}
+	if cfg.HostBinary != "" {
+		if st, err := os.Stat(cfg.HostBinary); err != nil || st.IsDir() {
+			return fmt.Errorf("-host-binary %s: there is no host program there to offer on join pages", cfg.HostBinary)
+		}
+	}
 	return nil
 }
 
@@ -308,6 +324,16 @@ flags:`)
 		fmt.Fprintln(os.Stderr, "broker:", err)
 		os.Exit(1)
 	}
+	// SIGHUP reads the certificate again at once, as daemons do (a renewal
+	// hook sends it); it found its own way within a minute anyway. It no
+	// longer kills the broker without the chance to end sessions cleanly.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			b.ReloadCertificate()
+		}
+	}()
 	if b.CreatedAdmin() {
 		fmt.Printf("First start: admin login and API key written to %s (readable by you only).\n", b.InitialAdminPath())
 	} else if _, err := os.Stat(b.InitialAdminPath()); err == nil {

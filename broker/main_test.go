@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +149,41 @@ func TestBrokerRefusesNonsenseFlags(t *testing.T) {
 	}
 }
 
+// Flags that would do nothing, or something else than meant, stop the
+// broker with what is wrong: recording settings with -no-record, a host
+// program that is not there, a public address with no host or a port out
+// of range, the recordings in the data directory itself, a retention past
+// a century (it once deleted every archive at start).
+func TestBrokerRefusesMistakenFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-no-record", "-retention-days", "5"}, "-retention-days is given with -no-record, which records nothing"},
+		{[]string{"-no-record", "-record-shell-input"}, "-record-shell-input is given with -no-record"},
+		{[]string{"-host-binary", "/opt/tether/hots"}, "-host-binary /opt/tether/hots: there is no host program there"},
+		{[]string{"-public-url", "https://:8443"}, `-public-url "https://:8443": give the https:// address`},
+		{[]string{"-public-url", "https://support.example.com:99999"}, `-public-url "https://support.example.com:99999": give the https:// address`},
+		{[]string{"-retention-days", "200000"}, "-retention-days 200000: give a number of days up to 36500"},
+		{[]string{"-recordings", "DATA"}, "is the data directory: give the recordings a directory of their own"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			data := t.TempDir()
+			args := slices.Clone(tt.args)
+			for i := range args {
+				args[i] = strings.ReplaceAll(args[i], "DATA", data)
+			}
+			b := startBroker(t, append(loopback(t, data), args...)...)
+			if b.started() {
+				t.Fatalf("the broker started with %v:\n%s", tt.args, b.stderr)
+			}
+			if got := b.stderr.String(); !strings.Contains(got, tt.want) {
+				t.Errorf("stderr %q, want it to say %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // A recordings directory the broker cannot write in stops it at start:
 // sessions that cannot be recorded are refused, and finding out only when
 // a user's host joins is after the technician read out the code.
@@ -209,6 +245,20 @@ func TestBrokerVersionAndStopLine(t *testing.T) {
 	}
 	if want := `msg="broker starting" version="`; !strings.Contains(b.stderr.String(), want) || !strings.Contains(b.stderr.String(), revision) {
 		t.Errorf("the log does not start with the version and commit %s:\n%s", revision, b.stderr)
+	}
+	// SIGHUP reads the certificate again, as daemons do; it no longer
+	// kills the broker without ending its sessions.
+	b.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.stderr.String(), "TLS certificate read again (SIGHUP)") {
+		select {
+		case <-b.done:
+			t.Fatalf("the broker stopped on SIGHUP:\n%s", b.stderr)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP: no certificate read again:\n%s", b.stderr)
+		}
 	}
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	select {

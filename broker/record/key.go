@@ -93,6 +93,15 @@ func PublicKeyPEM(pub ed25519.PublicKey) []byte {
 // ParsePublicKey reads a key as written by PublicKeyPEM, or plain base64.
 func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 	if block, _ := pem.Decode(data); block != nil {
+		switch block.Type {
+		case "TETHER ARCHIVE PUBLIC KEY":
+		case "TETHER ARCHIVE SIGNING KEY":
+			// Its seed is as long as a public key: taken for one, every
+			// archive would read as signed by another key.
+			return nil, fmt.Errorf("this is the broker's private signing key (%s); give its public key, %s", KeyFile, PublicKeyFile)
+		default:
+			return nil, fmt.Errorf("a PEM %q is not an archive public key (%s)", block.Type, PublicKeyFile)
+		}
 		data = block.Bytes
 	} else {
 		b, err := base64.StdEncoding.DecodeString(string(trimSpace(data)))

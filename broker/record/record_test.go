@@ -418,6 +418,12 @@ func TestKeyCreatedOnceAndPrivate(t *testing.T) {
 	if err != nil || !pub.Equal(k1.Public()) {
 		t.Fatalf("public key file: %v", err)
 	}
+	// The private key given where the public one goes (its seed is as long)
+	// is named for what it is, not taken for another signer.
+	privPEM, _ := os.ReadFile(filepath.Join(dir, KeyFile))
+	if _, err := ParsePublicKey(privPEM); err == nil || !strings.Contains(err.Error(), "private signing key") {
+		t.Errorf("the private key read as a public key: %v", err)
+	}
 	os.WriteFile(filepath.Join(dir, KeyFile), []byte("garbage"), 0o600)
 	if _, err := LoadOrCreateKey(dir); err == nil {
 		t.Fatal("a damaged key was accepted")

@@ -23,6 +23,9 @@ func (b *Broker) serveHealth(w http.ResponseWriter, r *http.Request) {
 		b.cfg.Logger.Error("health check: the database cannot be read", "err", err)
 		problems = append(problems, "The database cannot be read.")
 	}
+	if end, ok := b.certs.expired(); ok {
+		problems = append(problems, "The TLS certificate expired on "+end.UTC().Format(time.DateOnly)+": browsers and hosts refuse the broker.")
+	}
 	if diskFull(b.cfg.DataDir) {
 		problems = append(problems, "The data directory's disk is full.")
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -35,8 +36,13 @@ func ParseProxies(s string) ([]netip.Prefix, error) {
 // the broker by when a reverse proxy stands in front.
 func checkPublicURL(s string) (string, error) {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
-		return "", fmt.Errorf("-public-url %q: give the https:// address users reach the broker by, without a path, e.g. https://support.example.com", s)
+	bad := err != nil || u.Scheme != "https" || u.Hostname() == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil
+	if !bad && u.Port() != "" {
+		port, err := strconv.Atoi(u.Port())
+		bad = err != nil || port < 1 || port > 65535
+	}
+	if bad {
+		return "", fmt.Errorf("-public-url %q: give the https:// address users reach the broker by, without a path, e.g. https://support.example.com or https://support.example.com:8443", s)
 	}
 	return "https://" + u.Host, nil
 }

@@ -100,6 +100,9 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 	}
 }
 
+// maxRetentionDays bounds -retention-days: a hundred years.
+const maxRetentionDays = 36500
+
 // PruneRecordings deletes the archives older than the retention period and
 // returns the sessions whose archives it deleted.
 func (b *Broker) PruneRecordings(ctx context.Context) []string {
@@ -107,7 +110,7 @@ func (b *Broker) PruneRecordings(ctx context.Context) []string {
 	if b.recorder == nil || days <= 0 {
 		return nil
 	}
-	expired, err := b.recorder.Expired(b.cfg.Now().Add(-time.Duration(days) * 24 * time.Hour))
+	expired, err := b.recorder.Expired(b.cfg.Now().AddDate(0, 0, -days))
 	if err != nil {
 		b.cfg.Logger.Error("retention", "err", err)
 		return nil

@@ -105,8 +105,11 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.UDPPort == 0 {
 		c.UDPPort = 8443
 	}
-	if c.Recording.RetentionDays < 0 {
-		return fmt.Errorf("-retention-days %d: give a number of days, or 0 to keep archives", c.Recording.RetentionDays)
+	// A hundred years at most: "keep forever" is 0, and a number of days
+	// past what a duration holds (292 years) once came out as a cutoff in
+	// the future, deleting every archive at start.
+	if c.Recording.RetentionDays < 0 || c.Recording.RetentionDays > maxRetentionDays {
+		return fmt.Errorf("-retention-days %d: give a number of days up to %d, or 0 to keep archives", c.Recording.RetentionDays, maxRetentionDays)
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
@@ -136,6 +139,19 @@ func (c *Config) checkAndSetDefaults() error {
 		}
 	}
 	return nil
+}
+
+// sameDir reports whether a and b are the same existing directory.
+func sameDir(a, b string) (bool, error) {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	sb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(sa, sb), nil
 }
 
 // InitialAdmin is the content of InitialAdminFile.
@@ -195,6 +211,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	if !cfg.Recording.Disabled {
+		if same, _ := sameDir(cfg.Recording.Dir, cfg.DataDir); same {
+			return nil, fmt.Errorf("-recordings %s is the data directory: give the recordings a directory of their own, or leave -recordings out (they go to %s)", cfg.Recording.Dir, filepath.Join(cfg.DataDir, "recordings"))
+		}
 		if b.recordingsLock, err = lockRecordingsDir(cfg.Recording.Dir); err != nil {
 			return nil, err
 		}
@@ -220,6 +239,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	hostname, _ := os.Hostname()
 	certSrc := &certSource{now: cfg.Now, log: log, certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
+	if cfg.PublicURL == "" { // behind a proxy, the proxy's certificate is the one users see
+		certSrc.name = public
+	}
 	if cfg.TLSCertFile == "" {
 		certSrc.devDir = filepath.Join(cfg.DataDir, "certs")
 		certSrc.devNames = []string{"localhost", "127.0.0.1", "::1", hostname, public}
@@ -399,6 +421,9 @@ func (b *Broker) InitialAdminPath() string { return filepath.Join(b.cfg.DataDir,
 // recordings this broker cannot read, or "".
 func (b *Broker) RecordingWarning() string { return b.recordingWarning }
 
+// ReloadCertificate reads the TLS certificate files again now.
+func (b *Broker) ReloadCertificate() { b.certs.reload() }
+
 // CreatedAdmin reports whether this start created the first admin.
 func (b *Broker) CreatedAdmin() bool { return b.newAdmin }
 
@@ -415,6 +440,12 @@ func (b *Broker) Run(ctx context.Context) error {
 		defer cancel()
 		b.hub.Close()
 		err = b.srv.Shutdown(shutdownCtx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// A download still under way (a recording, the host on a slow
+			// link) is cut: the broker stops all the same, as asked.
+			b.cfg.Logger.Warn("downloads still under way after 5 s were cut off")
+			err = b.srv.Close()
+		}
 		<-errc
 	}
 	if errors.Is(err, http.ErrServerClosed) {

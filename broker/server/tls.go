@@ -20,8 +20,10 @@ type certSource struct {
 	now func() time.Time
 	log *slog.Logger
 
-	// the admin's files
+	// the admin's files, and the name users reach the broker by, which
+	// they should certify
 	certFile, keyFile string
+	name              string
 	// or the development CA's directory and the names to certify
 	devDir   string
 	devNames []string
@@ -31,7 +33,12 @@ type certSource struct {
 	stamp   [2]fileStamp // of certFile and keyFile when last read
 	failing bool         // the files as they are on disk did not load
 	checked time.Time    // when the files or the expiry were last looked at
+	warned  time.Time    // when its coming end was last logged
 }
+
+// warnBefore is how long before the end of the admin's certificate the
+// log warns, once a day, that it has not been renewed.
+const warnBefore = 14 * 24 * time.Hour
 
 // fileStamp tells whether a file changed: a renewal may replace the
 // certificate and the key one after the other, in either order.
@@ -68,7 +75,41 @@ func (s *certSource) load() (*tls.Certificate, error) {
 	if c.Leaf != nil && s.now().After(c.Leaf.NotAfter) {
 		return nil, fmt.Errorf("TLS certificate %s expired on %s", s.certFile, c.Leaf.NotAfter.Format(time.DateOnly))
 	}
+	// Served all the same (the name may reach the broker through a proxy
+	// that presents its own), but browsers and hosts would refuse it.
+	if c.Leaf != nil && s.name != "" {
+		if err := c.Leaf.VerifyHostname(s.name); err != nil {
+			s.logger().Warn("the TLS certificate does not cover the name users reach the broker by: browsers and hosts will refuse it", "certificate", s.certFile, "name", s.name, "err", err)
+		}
+		if s.now().Before(c.Leaf.NotBefore) {
+			s.logger().Warn("the TLS certificate is not valid yet: browsers and hosts will refuse it until then", "certificate", s.certFile, "valid_from", c.Leaf.NotBefore.Format(time.RFC3339))
+		}
+	}
 	return &c, nil
+}
+
+// expired says when the certificate served ended, if it has: the admin's
+// files were not renewed (a development certificate is issued again).
+func (s *certSource) expired() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cert == nil || s.cert.Leaf == nil || !s.now().After(s.cert.Leaf.NotAfter) {
+		return time.Time{}, false
+	}
+	return s.cert.Leaf.NotAfter, true
+}
+
+// reload reads the certificate again now.
+func (s *certSource) reload() {
+	s.mu.Lock()
+	s.checked = time.Time{}
+	s.stamp = [2]fileStamp{}
+	s.mu.Unlock()
+	if _, err := s.get(); err != nil {
+		s.logger().Error("read the TLS certificate again", "err", err)
+		return
+	}
+	s.logger().Info("TLS certificate read again (SIGHUP)")
 }
 
 // get returns the certificate to serve, loading it again when it is due.
@@ -91,6 +132,14 @@ func (s *certSource) get() (*tls.Certificate, error) {
 		s.stamp = stamp
 	} else if s.cert != nil && s.cert.Leaf != nil && now.After(s.cert.Leaf.NotAfter.Add(-renewBefore)) {
 		due = true
+	}
+	if s.certFile != "" && s.cert != nil && s.cert.Leaf != nil && now.After(s.cert.Leaf.NotAfter.Add(-warnBefore)) && now.Sub(s.warned) >= 24*time.Hour {
+		s.warned = now
+		if now.After(s.cert.Leaf.NotAfter) {
+			s.logger().Error("the TLS certificate has expired and was not renewed: browsers and hosts refuse the broker", "certificate", s.certFile, "expired", s.cert.Leaf.NotAfter.Format(time.RFC3339))
+		} else {
+			s.logger().Warn("the TLS certificate ends soon and has not been renewed", "certificate", s.certFile, "expires", s.cert.Leaf.NotAfter.Format(time.RFC3339))
+		}
 	}
 	if !due {
 		return s.cert, nil

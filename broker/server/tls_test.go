@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -214,14 +216,55 @@ func TestBadCertificateFiles(t *testing.T) {
 	}
 }
 
-// TestNegativeRetention: a negative number of days is a mistake to say,
-// not a quiet "keep everything".
-func TestNegativeRetention(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.Recording = RecordingConfig{RetentionDays: -5}
-	_, err := New(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "-retention-days -5") {
-		t.Fatalf("-retention-days -5: %v", err)
+// TestRetentionOutOfRange: a negative number of days is a mistake to say,
+// not a quiet "keep everything"; so is one past a century, which once came
+// out as a cutoff in the future and deleted every archive at start.
+func TestRetentionOutOfRange(t *testing.T) {
+	for _, days := range []int{-5, 200000} {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Recording = RecordingConfig{RetentionDays: days}
+		_, err := New(context.Background(), cfg)
+		if want := fmt.Sprintf("-retention-days %d: give a number of days up to 36500", days); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("-retention-days %d: %v, want %q", days, err, want)
+		}
+	}
+}
+
+// TestCertificateEndIsTold: the admin's certificate, not renewed, is
+// warned of in the log once a day from two weeks before its end; once it
+// has ended, the log says so and the health check fails (clients refuse
+// the broker, whatever else works). One for another name than users reach
+// the broker by, or not valid yet, is warned of as it is loaded.
+func TestCertificateEndIsTold(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker.key")
+	writePair(t, filepath.Join(dir, "ca"), certFile, keyFile, time.Now())
+	var logs bytes.Buffer
+	now := time.Now()
+	src := &certSource{now: func() time.Time { return now }, log: slog.New(slog.NewTextHandler(&logs, nil)),
+		certFile: certFile, keyFile: keyFile, name: "support.example.com"}
+	c, err := src.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "does not cover the name users reach the broker by") || !strings.Contains(logs.String(), "support.example.com") {
+		t.Errorf("a certificate for localhost served as support.example.com, without a word:\n%s", logs.String())
+	}
+	if _, ok := src.expired(); ok {
+		t.Fatal("a fresh certificate reads as expired")
+	}
+	now = c.Leaf.NotAfter.Add(-7 * 24 * time.Hour)
+	src.get()
+	if !strings.Contains(logs.String(), "ends soon and has not been renewed") {
+		t.Errorf("a week before its end, nothing said:\n%s", logs.String())
+	}
+	now = c.Leaf.NotAfter.Add(time.Hour)
+	src.get()
+	if !strings.Contains(logs.String(), "has expired and was not renewed") {
+		t.Errorf("after its end, nothing said:\n%s", logs.String())
+	}
+	if end, ok := src.expired(); !ok || !end.Equal(c.Leaf.NotAfter) {
+		t.Errorf("expired() = %v %v after the end", end, ok)
 	}
 }
 
