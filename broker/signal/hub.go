@@ -151,6 +151,9 @@ type Hub struct {
 	// unrecorded are ends the store refused (its disk full), written
 	// as soon as it takes them; under mu.
 	unrecorded []unrecordedEnd
+	// unstored are the summaries of finished archives the store refused,
+	// stored and announced as soon as it takes them; under mu.
+	unstored []*record.Manifest
 
 	counts  counters      // for Stats
 	traffic relay.Traffic // every session's, for Stats
@@ -525,6 +528,7 @@ func (h *Hub) expireCodes() {
 	for {
 		h.endExpired(&expiring)
 		h.writeUnrecordedEnds()
+		h.storeRecordingSummaries()
 		if now := h.cfg.Now(); now.Sub(forgot) >= forgetEvery {
 			forgot = now
 			if err := h.cfg.Store.DeleteCodeAttempts(context.Background(), now.Add(-codeAttemptsKept)); err != nil {

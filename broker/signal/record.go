@@ -91,7 +91,11 @@ func (h *Hub) finishRecording(session, reason string) {
 // it (webhook recording.ready): one sealed as a session ends, one whose
 // writing failed, or one a stopped broker left open and its next start
 // sealed as incomplete.
-func (h *Hub) RecordingSealed(m *record.Manifest) {
+func (h *Hub) RecordingSealed(m *record.Manifest) { h.recordingSealed(m, true) }
+
+// recordingSealed is RecordingSealed; first is false when the store
+// refused its summary before (which was logged then).
+func (h *Hub) recordingSealed(m *record.Manifest, first bool) {
 	// A failure its full disk kept out of the archive leaves it reading
 	// "recording", and the next start seals it as incomplete: it failed,
 	// as stored and announced when it did.
@@ -105,7 +109,16 @@ func (h *Hub) RecordingSealed(m *record.Manifest) {
 	}
 	sum := RecordingSummary(m)
 	if err := h.cfg.Store.UpdateRecording(context.Background(), sum); err != nil {
-		h.log.Error("store recording summary", "session", m.Session, "err", err)
+		// Its disk full (the recording failed for it, likely): the
+		// recording would list as still recording. It is stored, and
+		// announced, as soon as the store takes it.
+		if first {
+			h.log.Error("store recording summary: trying again every second", "session", m.Session, "err", err)
+		}
+		h.mu.Lock()
+		h.unstored = append(h.unstored, m)
+		h.mu.Unlock()
+		return
 	}
 	detail := map[string]any{"state": m.State, "size_bytes": sum.SizeBytes, "duration_ms": sum.DurationMS,
 		"segments": sum.Segments, "frames_relayed": m.Video.Relayed, "frames_written": m.Video.Written, "manifest_sha256": m.SHA256}
@@ -114,6 +127,18 @@ func (h *Hub) RecordingSealed(m *record.Manifest) {
 		h.log.Error("audit", "session", m.Session, "type", "recording.ready", "err", err)
 	}
 	h.notify(m.Session, "broker", "recording.ready", data)
+}
+
+// storeRecordingSummaries stores (and announces) the summaries the store
+// refused before.
+func (h *Hub) storeRecordingSummaries() {
+	h.mu.Lock()
+	ms := h.unstored
+	h.unstored = nil
+	h.mu.Unlock()
+	for _, m := range ms {
+		h.recordingSealed(m, false) // queued again if refused again
+	}
 }
 
 // RecordingSummary is what the database keeps of an archive's manifest.
