@@ -748,50 +748,6 @@ func TestRecordingRefusedEndsSession(t *testing.T) {
 	}
 }
 
-// TestRecordingDiskFullWithTheDatabase: the database on the same full
-// disk as the recordings (the default layout) cannot take the failed
-// recording's summary when it fails; it takes it once there is room, and
-// the recording reads as failed, not as still recording until a restart
-// that would call it "incomplete", stopped by the broker.
-func TestRecordingDiskFullWithTheDatabase(t *testing.T) {
-	mnt := smallDisk(t, 8)
-	display := xtest.StartXvfb(t, 640, 480)
-	xtest.StartPattern(t, display)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	b := startBrokerWith(t, func(c *server.Config) {
-		c.DataDir = filepath.Join(mnt, "data")
-		c.Recording.SegmentDuration = 500 * time.Millisecond
-	})
-	c := b.client(t)
-	sess, err := c.CreateSession(ctx, "INC-FULL-DB")
-	if err != nil {
-		t.Fatal(err)
-	}
-	startHost(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
-	j, err := c.Join(ctx, sess.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if _, err := j.Screenshot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	filler := filepath.Join(mnt, "filler")
-	fill(t, filler)
-	select {
-	case <-j.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the session went on with its archive unwritable")
-	}
-	time.Sleep(2 * time.Second) // the summary refused meanwhile
-	os.Remove(filler)
-	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
-	if rec := waitRecording(t, api, sess.ID, record.StateFailed); !strings.Contains(rec.Note, "no space left") {
-		t.Errorf("the failed recording's note %q does not say the disk is full", rec.Note)
-	}
-}
-
 // smallDisk mounts a file system of mb megabytes for the test, to fill;
 // the test is skipped where it cannot mount (it needs root).
 func smallDisk(t *testing.T, mb int) string {
@@ -1320,7 +1276,9 @@ func TestEncryptedRecordingWithoutKey(t *testing.T) {
 // TestDiskFullEndIsWrittenLater: with the broker's whole data directory on
 // a disk that fills mid-session, the session ends as it could not be
 // recorded; once there is room again the session reads ended, with that
-// reason and when it ended, not active until a restart.
+// reason and when it ended, not active until a restart, and its recording
+// failed, with why, not still recording (until a restart called it
+// "incomplete", stopped by the broker).
 func TestDiskFullEndIsWrittenLater(t *testing.T) {
 	mnt := smallDisk(t, 3)
 	display := xtest.StartXvfb(t, 640, 480)
@@ -1363,6 +1321,10 @@ func TestDiskFullEndIsWrittenLater(t *testing.T) {
 	at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(out["ended_at"]))
 	if reason := fmt.Sprint(out["end_reason"]); !strings.Contains(reason, "could not be recorded") || at.Sub(ended).Abs() > 5*time.Second {
 		t.Errorf("the session ended %v for %q; want about %v, because it could not be recorded", out["ended_at"], reason, ended)
+	}
+	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
+	if rec := waitRecording(t, api, sess.ID, record.StateFailed); !strings.Contains(rec.Note, "no space left") {
+		t.Errorf("the failed recording's note %q does not say the disk is full", rec.Note)
 	}
 }
 
