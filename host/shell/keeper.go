@@ -74,9 +74,10 @@ func keep(args []string) int {
 	host := os.NewFile(3, "host")
 	becomeSubreaper()
 	// The technician's shell runs as the same user and can signal its
-	// keeper: what can be caught is, so that only SIGKILL and SIGSTOP end
-	// or stop it (see README).
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
+	// keeper: every signal that can be caught is (ABRT, TRAP and SYS would
+	// end a Go program too), so that only SIGKILL and SIGSTOP end or stop
+	// it (see README). The shell starts with the default for each.
+	signal.Notify(make(chan os.Signal, 1))
 	shell, err := startShell(args[0])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "The shell could not start: %v\n", err)

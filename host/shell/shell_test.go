@@ -208,7 +208,7 @@ func TestHostShellLeavesNothing(t *testing.T) {
 				if end == "keeper signalled" {
 					// The shell's parent is its keeper: what a technician
 					// can send it does not stop it.
-					dc.Send([]byte("kill -TERM $PPID; kill -HUP $PPID; kill -INT $PPID; kill -USR1 $PPID\n"))
+					dc.Send([]byte("for s in TERM HUP INT QUIT USR1 ABRT TRAP SYS TSTP; do kill -$s $PPID; done\n"))
 				}
 				if end == "keeper stopped" { // the host deals with it once it does not let go
 					dc.Send([]byte("kill -STOP $PPID\n"))
