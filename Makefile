@@ -9,7 +9,7 @@ BENCH_PKGS := openssh-server openssh-client
 
 # The host refuses to run as root for another user (sudo, pkexec, doas);
 # under `sudo make test` every host the tests start would.
-unexport SUDO_UID PKEXEC_UID DOAS_USER
+unexport SUDO_UID PKEXEC_UID DOAS_USER XDG_RUNTIME_DIR
 
 # The tests that mark themselves parallel mostly wait (for a connection to
 # be declared lost, a broker's minute): they all wait at once.

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"golang.org/x/term"
 
@@ -35,7 +36,7 @@ func main() {
 	cfg := session.Config{}
 	var broker string
 	maxFileSize := byteSize(4 << 30)
-	flag.StringVar(&broker, "broker", os.Getenv("TETHER_BROKER"), "the support server's `ADDRESS` your technician gave you, e.g. https://support.example.com:8443 (or TETHER_BROKER)")
+	flag.StringVar(&broker, "broker", "", "the support server's `ADDRESS` your technician gave you, e.g. https://support.example.com:8443 (or TETHER_BROKER)")
 	flag.StringVar(&cfg.CAFile, "ca", "", "the certificate `FILE` your technician gave you, if they did (default: this computer's own)")
 	flag.IntVar(&cfg.Display, "display", 0, "which monitor to share: 0 is the main one, 1 the next, and so on")
 	flag.IntVar(&cfg.FPS, "fps", 30, "pictures of the screen sent each second, at most 60")
@@ -102,35 +103,44 @@ Options:
 		fail(errNoDesktop)
 	}
 
-	// The link the user got, pasted where the code goes, names the code,
-	// and the broker when none was given.
+	// The link the user got, pasted where the code goes, names the code
+	// and the broker.
+	var linked string
 	if len(args) == 1 {
 		if base, code, ok := joinLink(args[0]); ok {
-			args[0] = code
-			if broker == "" {
-				broker = base
-			}
+			args[0], linked = code, base
 		}
 	}
-
-	// A host downloaded from a join page carries the broker and the code.
+	// A host downloaded from a join page carries the broker, the code and
+	// the certificate it needs, whatever the user types after it (the
+	// code again, the link): it can be run again with a new code.
 	var joined launch.Settings
-	if len(args) == 0 {
-		if exe, err := os.Executable(); err == nil {
-			if joined, err = launch.Read(exe); err != nil && !errors.Is(err, launch.ErrNone) {
-				fail(err)
-			}
+	if exe, err := os.Executable(); err == nil {
+		if joined, err = launch.Read(exe); err != nil && !errors.Is(err, launch.ErrNone) {
+			fail(err)
 		}
+	}
+	// Where to connect: the address given, else the link's, else the one
+	// the download carries, else TETHER_BROKER. A setting left in the
+	// environment does not send a link's code to another server, and an
+	// address given that is not the link's is a mistake to say.
+	given := broker != ""
+	for _, b := range []string{linked, joined.Broker, os.Getenv("TETHER_BROKER")} {
 		if broker == "" {
-			broker = joined.Broker
-		}
-		if cfg.CAFile == "" {
-			cfg.CAPEM = []byte(joined.CAPEM)
+			broker = b
 		}
 	}
 	var err error
 	if cfg.Broker, err = dial.BrokerURL(broker); err != nil {
 		fail(fmt.Errorf("%w (pass -broker)", err))
+	}
+	if linked != "" && given {
+		if l, err := dial.BrokerURL(linked); err == nil && l.Host != cfg.Broker.Host {
+			fail(fmt.Errorf("the join link is for the support server at %s, and -broker names %s: run the command exactly as your technician gave it", l.Host, cfg.Broker.Host))
+		}
+	}
+	if b, err := dial.BrokerURL(joined.Broker); err == nil && b.Host == cfg.Broker.Host && cfg.CAFile == "" {
+		cfg.CAPEM = []byte(joined.CAPEM)
 	}
 	serverHost = cfg.Broker.Host
 	switch {
@@ -151,15 +161,26 @@ Options:
 				groupDigits(code), expires.Local().Format("15:04"))
 			fmt.Println(text)
 			if dialog != nil { // up until a technician enters the code
-				go dialog.Tell(codeShown, "Tether: your support code", text, false)
+				go func() {
+					if dialog.ShowCode(codeShown, "Tether: your support code", text) {
+						stopWaiting()
+					}
+				}()
 			}
 		}
 	}
-	cfg.Code = strings.ReplaceAll(strings.ReplaceAll(cfg.Code, " ", ""), "-", "")
+	// Spaces of any kind (a chat program's non-breaking ones, a tab) and
+	// the separators people write digits with are not part of the code.
+	cfg.Code = strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || strings.ContainsRune("-.\u2010\u2011\u2012\u2013\u2014", r) {
+			return -1
+		}
+		return r
+	}, cfg.Code)
 	// Checked here, before the broker counts a try against the user's
 	// network: a code is nine digits.
 	if !cfg.NewCode && (len(cfg.Code) != 9 || !allDigits([]string{cfg.Code})) {
-		fail(fmt.Errorf("%q is not a support code: it is nine digits, like 482 193 075 (a letter O or l for 0 or 1 is a common slip)", cfg.Code))
+		fail(fmt.Errorf("\"%s\" is not a support code: it is nine digits, like 482 193 075 (a letter O or l for 0 or 1 is a common slip)", protocol.Printable(cfg.Code)))
 	}
 	consent.Descriptions[protocol.PermFiles] = filesWords(cfg.FilesRoot, cfg.FilesInbox)
 	cfg.OnJoined = func(string) {
@@ -167,7 +188,7 @@ Options:
 		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
+	ctx, stop := signal.NotifyContext(waiting, stopSignals()...)
 	defer stop()
 	reason, err := session.Run(ctx, cfg)
 	hideCode()
@@ -219,11 +240,11 @@ var errConnectionLost = errors.New("the connection to the support server was los
 // errElevated is why the host does not run as root for another user: the
 // technician's shell and file access have the rights of the account the
 // host runs as, and must never have more than the user's own.
-var errElevated = errors.New("run the host as yourself, without sudo: as the administrator, a technician's shell and file access would have full rights over this computer")
+var errElevated = errors.New("run the host as yourself, without sudo or su: as the administrator, a technician's shell and file access would have full rights over this computer")
 
 // elevated reports whether the host runs as root on behalf of another
-// account (sudo, pkexec, doas). Someone signed in as root is sharing their
-// own account.
+// account (sudo, pkexec, doas, su). Someone signed in as root is sharing
+// their own account.
 func elevated() bool {
 	if os.Geteuid() != 0 {
 		return false
@@ -233,7 +254,7 @@ func elevated() bool {
 			return true
 		}
 	}
-	return false
+	return switchedFromDesktop()
 }
 
 // errNoDesktop is why the host cannot ask without a terminal when zenity
@@ -246,6 +267,10 @@ var dialog *consent.Dialog
 
 // codeShown lasts while the support code's window is up.
 var codeShown, hideCode = context.WithCancel(context.Background())
+
+// waiting ends when the user stops waiting for a technician from the code's
+// window, as Ctrl+C does on a terminal.
+var waiting, stopWaiting = context.WithCancel(context.Background())
 
 // groupDigits writes 482193075 as 482 193 075, easier to read out.
 func groupDigits(code string) string {

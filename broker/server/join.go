@@ -58,7 +58,9 @@ func validCode(s string) bool {
 // lookUpJoin checks the code of a join request, answering the failure
 // page itself; ok means sess is the session to join.
 func (b *Broker) lookUpJoin(w http.ResponseWriter, r *http.Request) (sess *store.Session, code string, ok bool) {
-	code = r.PathValue("code")
+	// Written as it is read out ("482 193 075", "482-193-075"), it is the
+	// same code.
+	code = strings.NewReplacer(" ", "", "-", "").Replace(r.PathValue("code"))
 	page := joinPage{Org: b.cfg.Organisation}
 	var err error
 	if validCode(code) {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -314,6 +315,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		b.hub.RecordingSealed(m)
 	}
 	mux.HandleFunc("GET /join/{code}", b.serveJoin)
+	// A link copied with a slash at its end is the same link.
+	mux.HandleFunc("GET /join/{code}/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/join/"+url.PathEscape(r.PathValue("code")), http.StatusMovedPermanently)
+	})
 	mux.HandleFunc("GET /join/{code}/host", b.serveHostDownload)
 	mux.HandleFunc("GET /join.css", serveJoinCSS)
 	mux.HandleFunc("GET /ws/host", b.hub.ServeHost)

@@ -164,11 +164,13 @@ func (h *Hub) takeCode(keys ...string) (giveBack func(), limited *RateLimitError
 }
 
 // guessed reports whether a code attempt that ended with err counts
-// against the limits: a wrong or expired code does. A right code does
-// not, nor one already used (the user opening their link again once the
-// host has joined): such codes are not found by guessing, they were given.
+// against the limits: a wrong code does. A right code does not, nor one
+// already used (the user opening their link again once the host has
+// joined) or expired (an old link opened again): such codes are not found
+// by guessing, they were given, and counted they locked the user out of
+// their next, good link.
 func guessed(err error) bool {
-	return err != nil && !errors.Is(err, store.ErrCodeUsed)
+	return err != nil && !errors.Is(err, store.ErrCodeUsed) && !errors.Is(err, store.ErrCodeExpired)
 }
 
 // AuditCode records one code attempt; the code itself is never recorded.

@@ -173,6 +173,16 @@ func (d *Dialog) Tell(ctx context.Context, title, text string, isError bool) {
 	d.run(ctx, []string{kind, "--title", title, "--text", zenityText(text), "--width", "420", "--timeout", "60"}, nil)
 }
 
+// ShowCode shows the support code in a window until ctx ends (a
+// technician entered the code, or it expired): the user reads it out from
+// there however long that takes. Its button stops waiting; ShowCode
+// reports whether the user pressed it or closed the window.
+func (d *Dialog) ShowCode(ctx context.Context, title, text string) bool {
+	_, err := d.run(ctx, []string{"--info", "--title", title, "--text", zenityText(text), "--width", "420", "--ok-label", "Stop waiting"}, nil)
+	var exit *exec.ExitError
+	return ctx.Err() == nil && (err == nil || errors.As(err, &exit) && exit.ExitCode() == 1 && !notShown(exit.Stderr))
+}
+
 // Ask shows a checklist of the requested permissions with Allow and Deny.
 // The sharing window steps aside meanwhile: it would cover the question.
 func (d *Dialog) Ask(ctx context.Context, req protocol.ConsentRequest) ([]string, error) {

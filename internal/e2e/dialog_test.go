@@ -513,6 +513,18 @@ func TestDialogCodeAndEnd(t *testing.T) {
 		t.Errorf("exit code %d after the session ended:\n%s", code, d.out.String())
 	}
 
+	// The code's window stays up (it gave up after a minute, and the user
+	// had nothing left to stop waiting from); its button stops waiting.
+	d = startDesktopHost(t, ctx, display, "-broker", b.URL(), "-ca", b.CAFile())
+	shown, w, h := d.window(dialogCode)
+	d.click(shown, w-60, h-25) // Stop waiting
+	ended, _, _ = d.window(dialogEnded)
+	d.xdo("windowkill", ended)
+	d.exitCode(10 * time.Second)
+	if !strings.Contains(d.out.String(), "You stopped waiting for your technician") {
+		t.Errorf("the code's Stop waiting:\n%s", d.out.String())
+	}
+
 	// A broker that does not answer: the user is told why, then the host
 	// exits with an error.
 	d = startDesktopHost(t, ctx, display, "-broker", "https://127.0.0.1:1", "-ca", b.CAFile())

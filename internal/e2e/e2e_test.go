@@ -543,7 +543,13 @@ func TestHostRefusesSudo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, env := range []string{"SUDO_UID=1000", "PKEXEC_UID=1000", "DOAS_USER=alice"} {
+	// su sets none of sudo's variables but keeps the desktop's runtime
+	// folder, which is the user's.
+	runtime := t.TempDir()
+	if err := os.Chown(runtime, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []string{"SUDO_UID=1000", "PKEXEC_UID=1000", "DOAS_USER=alice", "XDG_RUNTIME_DIR=" + runtime} {
 		h := runHostEnv(t, display, true, []string{env}, "-broker", b.URL(), "-ca", b.CAFile(), s.Code)
 		if code := h.wait(t, 20*time.Second); code == 0 || !strings.Contains(h.stderr.String(), "Run the host as yourself, without sudo") {
 			t.Fatalf("%s: exit %d, stderr:\n%s", env, code, h.stderr.String())

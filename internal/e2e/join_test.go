@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,13 @@ func TestJoinPage(t *testing.T) {
 	}
 	if strings.Contains(page, "clipboard") {
 		t.Error("join page lists a permission the technician will not ask for")
+	}
+	// Written as the code is read out, or with a slash at its end, the
+	// link is the same page.
+	for _, u := range []string{b.URL() + "/join/" + code[:3] + "-" + code[3:6] + "-" + code[6:], b.URL() + "/join/" + code[:3] + "%20" + code[3:6] + "%20" + code[6:], joinURL + "/"} {
+		if resp, page := get(t, hc, u, linuxUA); resp.StatusCode != 200 || !strings.Contains(page, grouped) {
+			t.Errorf("join page at %s: %d", u, resp.StatusCode)
+		}
 	}
 	// Asked for files, the page says what the host will ask: any file of
 	// the home folder may be fetched, not only "files".
@@ -155,6 +163,75 @@ func TestJoinPage(t *testing.T) {
 	}
 	if limited == nil || limited.Header.Get("Retry-After") == "" || limited.Header.Get("Retry-After") == "0" {
 		t.Fatalf("30 guesses from one address were not limited with a Retry-After: %v", limited)
+	}
+}
+
+// TestDownloadedHostGivenMore: a host downloaded from a join page keeps
+// the broker and the certificate it carries when the user types the code
+// after it anyway, or pastes the link; an address left in the
+// environment (TETHER_BROKER) does not send the code elsewhere; and an
+// old link opened again does not count as a guess that locks the user out
+// of their next one.
+func TestDownloadedHostGivenMore(t *testing.T) {
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	hostBin := xtest.Build(t, "./host")
+	b := startBrokerWith(t, func(c *server.Config) { c.HostBinary = hostBin })
+	hc := b.httpClient(t)
+	elsewhere, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer elsewhere.Close()
+	var contacted atomic.Bool
+	go func() {
+		for {
+			c, err := elsewhere.Accept()
+			if err != nil {
+				return
+			}
+			contacted.Store(true)
+			c.Close()
+		}
+	}()
+	t.Setenv("TETHER_BROKER", "https://"+elsewhere.Addr().String())
+
+	// An expired link opened again and again: the next one still opens.
+	status, old := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-OLD"}}`, nil)
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, old)
+	}
+	b.advance(11 * time.Minute)
+	for range 12 {
+		if resp, _ := get(t, hc, old["join_url"].(string), linuxUA); resp.StatusCode != 410 {
+			t.Fatalf("an expired link: %d", resp.StatusCode)
+		}
+	}
+
+	for _, arg := range []string{"code", "link"} {
+		status, s := apiCall(t, hc, "POST", b.URL()+"/api/v1/sessions", b.admin.APIKey, `{"ticket":{"id":"INC-AGAIN"}}`, nil)
+		if status != 201 {
+			t.Fatalf("create: %d %v", status, s)
+		}
+		code, joinURL := s["code"].(string), s["join_url"].(string)
+		resp, bin := get(t, hc, joinURL+"/host", linuxUA)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: download: %d", arg, resp.StatusCode)
+		}
+		path := filepath.Join(t.TempDir(), "tether-host-"+code)
+		if err := os.WriteFile(path, []byte(bin), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// Copied from a chat program: non-breaking spaces between the groups.
+		given := code[:3] + "\u00a0" + code[3:6] + "\u00a0" + code[6:]
+		if arg == "link" {
+			given = joinURL
+		}
+		host := runHostBinary(t, path, display, true, given)
+		waitState(t, b.client(t), s["id"].(string), "active", host)
+	}
+	if contacted.Load() {
+		t.Error("the host contacted the broker named in TETHER_BROKER, not the one it was downloaded from")
 	}
 }
 
