@@ -55,7 +55,7 @@ func (h *Hub) audit(session, actor, typ string, detail map[string]any) {
 	}
 	h.counts.count(typ, detail)
 	h.recordEvent(session, at, actor, typ, data)
-	h.notify(session, actor, typ, data)
+	h.notify(session, actor, typ, at, data)
 }
 
 // askLocked puts a consent request for v to the host. h.mu is held.

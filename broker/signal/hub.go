@@ -89,11 +89,14 @@ type Event struct {
 }
 
 // notify passes the events Notify wants on; others stay in the audit trail.
-func (h *Hub) notify(session, actor, typ string, detail []byte) {
+// notify hands an event the trail holds at at to the webhooks, with that
+// time: read again, it could fall in the next second, and a ticket system
+// would see another time than the API's.
+func (h *Hub) notify(session, actor, typ string, at time.Time, detail []byte) {
 	switch typ {
 	case "session.created", "host.connected", "consent.granted", "consent.denied", "consent.timeout", "consent.changed", "session.ended", "recording.ready":
 		if h.cfg.Notify != nil {
-			h.cfg.Notify(context.Background(), Event{Session: session, Type: typ, Actor: actor, At: h.cfg.Now(), Detail: detail})
+			h.cfg.Notify(context.Background(), Event{Session: session, Type: typ, Actor: actor, At: at, Detail: detail})
 		}
 	}
 }
@@ -183,8 +186,8 @@ const cutMemory = time.Minute
 // unrecordedEnd is a session's end still to be written, with the reason
 // and time it ended.
 type unrecordedEnd struct {
-	id, reason string
-	at         time.Time
+	id, cause, reason string
+	at                time.Time
 }
 
 // live is a session with someone connected.
@@ -572,7 +575,7 @@ func (h *Hub) endExpired(f *joblog.Failing) {
 // last sign of life for the wrong reason. An end still waiting to be
 // written keeps its reason (the host's disconnect that follows is not why
 // the session ended).
-func (h *Hub) writeEnd(id, reason string) {
+func (h *Hub) writeEnd(id, cause, reason string) {
 	h.mu.Lock()
 	unwritten := slices.ContainsFunc(h.unrecorded, func(e unrecordedEnd) bool { return e.id == id })
 	h.mu.Unlock()
@@ -583,7 +586,7 @@ func (h *Hub) writeEnd(id, reason string) {
 	if err := h.cfg.Store.EndSession(context.Background(), id, reason, at); err != nil {
 		h.log.Error("record session end; it is written once the database takes it", "session", id, "err", err)
 		h.mu.Lock()
-		h.unrecorded = append(h.unrecorded, unrecordedEnd{id, reason, at})
+		h.unrecorded = append(h.unrecorded, unrecordedEnd{id, cause, reason, at})
 		h.mu.Unlock()
 	}
 }
@@ -607,11 +610,11 @@ func (h *Hub) writeUnrecordedEnds() {
 		if h.trailHasEnd(e.id) {
 			continue
 		}
-		detail, _ := json.Marshal(map[string]any{"reason": e.reason})
+		detail, _ := json.Marshal(map[string]any{"reason": e.reason, "cause": e.cause})
 		if err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: e.id, At: e.at, Actor: "broker", Type: "session.ended", Detail: string(detail)}); err != nil {
 			h.log.Error("audit", "session", e.id, "type", "session.ended", "err", err)
 		}
-		h.notify(e.id, "broker", "session.ended", detail)
+		h.notify(e.id, "broker", "session.ended", e.at, detail)
 	}
 }
 
@@ -636,7 +639,7 @@ const hostLetGo = 2 * time.Second
 // to or from the user as if the technician had left, and the user would
 // read that instead of why the session ended.
 func (h *Hub) end(id, cause, reason string) {
-	h.writeEnd(id, reason)
+	h.writeEnd(id, cause, reason)
 	h.mu.Lock()
 	l := h.live[id]
 	if l == nil || l.ended {

@@ -123,10 +123,11 @@ func (h *Hub) recordingSealed(m *record.Manifest, first bool) {
 	detail := map[string]any{"state": m.State, "size_bytes": sum.SizeBytes, "duration_ms": sum.DurationMS,
 		"segments": sum.Segments, "frames_relayed": m.Video.Relayed, "frames_written": m.Video.Written, "manifest_sha256": m.SHA256}
 	data, _ := json.Marshal(detail)
-	if err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: m.Session, At: h.cfg.Now(), Actor: "broker", Type: "recording.ready", Detail: string(data)}); err != nil {
+	at := h.cfg.Now()
+	if err := h.cfg.Store.AddEvent(context.Background(), &store.Event{Session: m.Session, At: at, Actor: "broker", Type: "recording.ready", Detail: string(data)}); err != nil {
 		h.log.Error("audit", "session", m.Session, "type", "recording.ready", "err", err)
 	}
-	h.notify(m.Session, "broker", "recording.ready", data)
+	h.notify(m.Session, "broker", "recording.ready", at, data)
 }
 
 // storeRecordingSummaries stores (and announces) the summaries the store

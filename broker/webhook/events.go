@@ -272,8 +272,16 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 		}
 	}
 	// The host names what the user did; only revocations are events.
-	revoked, isRevoke := strings.CutPrefix(det.Change, "revoked ")
-	if e.Type == "consent.changed" && (!isRevoke || protocol.CheckPermissions([]string{revoked}) != nil) {
+	// The host names what the user took back in words ("revoked file
+	// transfer"): the permission is the one with those words.
+	words, isRevoke := strings.CutPrefix(det.Change, "revoked ")
+	var revoked string
+	for _, p := range protocol.AllPermissions {
+		if isRevoke && protocol.PermWords(p) == words {
+			revoked = p
+		}
+	}
+	if e.Type == "consent.changed" && revoked == "" {
 		return nil, nil
 	}
 	sess, err := d.cfg.Store.SessionByID(ctx, e.Session)

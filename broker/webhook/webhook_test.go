@@ -839,6 +839,7 @@ func TestSessionEvents(t *testing.T) {
 	e.audit(t, "viewer.joined", "tina", map[string]any{"role": "technician"}) // back after a moment away
 	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "lee", "requested": []string{"view", "control"}, "granted": []string{"view", "control"}})
 	e.audit(t, "consent.changed", "user", map[string]any{"change": "revoked control", "paused": false})
+	e.audit(t, "consent.changed", "user", map[string]any{"change": "revoked file transfer", "paused": false}) // as the host words files
 	e.audit(t, "consent.changed", "user", map[string]any{"change": "paused the session", "paused": true})
 	e.audit(t, "file.transfer", "lee", map[string]any{"name": "driver.deb", "size": 2048, "sha256": "ab12", "direction": "upload", "path": "Downloads/Tether/driver.deb"})
 	e.audit(t, "file.refused", "lee", map[string]any{"name": "shadow", "direction": "download", "code": "denied", "reason": "outside the shared folder"})
@@ -854,7 +855,7 @@ func TestSessionEvents(t *testing.T) {
 	e.audit(t, "session.ended", "broker", map[string]any{"reason": "again"})
 
 	want := []string{"session.created", "host.connected", "consent.granted", "session.started", "consent.denied", "consent.denied",
-		"consent.granted", "consent.revoked", "session.ended"}
+		"consent.granted", "consent.revoked", "consent.revoked", "session.ended"}
 	waitFor(t, "every event", func() bool { return len(all.requests()) >= len(want) && len(some.requests()) >= 1 })
 	time.Sleep(50 * time.Millisecond)
 	type envelope struct {
@@ -904,8 +905,8 @@ func TestSessionEvents(t *testing.T) {
 	if !slices.Contains(reasons, "timeout") || !slices.Contains(reasons, "denied") {
 		t.Errorf("consent.denied reasons %v", reasons)
 	}
-	if r := byType["consent.revoked"][0]; r["permission"] != "control" {
-		t.Errorf("consent.revoked %v", r)
+	if r := byType["consent.revoked"]; r[0]["permission"] != "control" || r[1]["permission"] != "files" {
+		t.Errorf("consent.revoked %v, want control then files", r)
 	}
 
 	ended := byType["session.ended"][0]

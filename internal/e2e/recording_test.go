@@ -26,6 +26,7 @@ import (
 
 	"github.com/tether-support/tether/broker/record"
 	"github.com/tether-support/tether/broker/server"
+	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/internal/dial"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
@@ -1325,6 +1326,21 @@ func TestDiskFullEndIsWrittenLater(t *testing.T) {
 	api := newAPIClient(t, b.URL(), b.CAFile(), b.admin.APIKey)
 	if rec := waitRecording(t, api, sess.ID, record.StateFailed); !strings.Contains(rec.Note, "no space left") {
 		t.Errorf("the failed recording's note %q does not say the disk is full", rec.Note)
+	}
+	// The end written late says why in a word too, as ticket systems read it.
+	var trail struct {
+		Events []struct {
+			Type   string
+			Detail map[string]any
+		}
+	}
+	if code := api.call(t, "GET", "/api/v1/sessions/"+sess.ID+"/events", &trail); code != 200 {
+		t.Fatalf("events: %d", code)
+	}
+	for _, e := range trail.Events {
+		if e.Type == "session.ended" && e.Detail["cause"] != signal.EndedRecordingFailed {
+			t.Errorf("the end written late: %v, want cause %s", e.Detail, signal.EndedRecordingFailed)
+		}
 	}
 }
 
