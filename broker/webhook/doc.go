@@ -55,7 +55,8 @@
 //	consent.granted   ConsentGranted: viewer, requested, granted, at
 //	consent.denied    ConsentDenied: viewer, requested, reason ("denied" or "timeout"), at
 //	consent.revoked   ConsentRevoked: permission, at
-//	session.started   SessionStarted: viewer, started_at — once, when the user first lets someone see the screen
+//	session.started   SessionStarted: viewer, started_at — once, when the user first lets someone in
+//	                  (allows anything: the screen, or only a terminal), the API's live_at
 //	session.ended     SessionEnded: created_at, started_at (null if never started), ended_at,
 //	                  duration_seconds (from started_at), end_reason, end_cause (end_reason in a
 //	                  word: user, technician, admin, declined, code_expired, host_lost, display_gone,

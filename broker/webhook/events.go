@@ -125,7 +125,8 @@ type ConsentRevoked struct {
 }
 
 // SessionStarted is the data of session.started, sent once per session:
-// the user let a technician see the screen for the first time.
+// the user let a technician in for the first time (allowed anything: the
+// screen, or only a terminal), as the API's live_at counts it.
 type SessionStarted struct {
 	SessionRef
 	Viewer    string    `json:"viewer"`
@@ -137,8 +138,8 @@ type SessionStarted struct {
 type SessionEnded struct {
 	SessionRef
 	CreatedAt time.Time `json:"created_at"`
-	// StartedAt is when the user first let someone see the screen; null
-	// when that never happened.
+	// StartedAt is when the user first let someone in (allowed anything),
+	// the API's live_at; null when that never happened.
 	StartedAt *time.Time `json:"started_at"`
 	EndedAt   time.Time  `json:"ended_at"`
 	// DurationSeconds runs from StartedAt to EndedAt; 0 when the session
@@ -308,7 +309,7 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 		return []outgoing{{HostConnectedType, true, HostConnected{ref, HostInfo{det.Hostname, det.OS}, at}}}, nil
 	case "consent.granted":
 		out := []outgoing{{ConsentGrantedType, false, ConsentGranted{ref, det.Viewer, nonNil(det.Requested), nonNil(det.Granted), at}}}
-		if slices.Contains(det.Granted, protocol.PermView) {
+		if len(det.Granted) > 0 {
 			out = append(out, outgoing{SessionStartedType, true, SessionStarted{ref, det.Viewer, at}})
 		}
 		return out, nil
@@ -377,7 +378,7 @@ func (d *Dispatcher) sessionEnded(ctx context.Context, sess *store.Session, ref 
 		if len(det.Granted) > 0 && det.Viewer != "" && !slices.Contains(out.Viewers, det.Viewer) {
 			out.Viewers = append(out.Viewers, det.Viewer)
 		}
-		if out.StartedAt == nil && slices.Contains(det.Granted, protocol.PermView) {
+		if out.StartedAt == nil && len(det.Granted) > 0 {
 			t := utc(ev.At)
 			out.StartedAt = &t
 		}

@@ -965,6 +965,34 @@ func TestSessionEndedNeverStarted(t *testing.T) {
 	}
 }
 
+// TestTerminalOnlySessionStarted: a session in which the user allowed a
+// terminal and not the screen started all the same, as the API's live_at
+// says: session.started goes out, and the work log counts its time.
+func TestTerminalOnlySessionStarted(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, nil)
+	e.endpoint(t, rcv.URL, SessionStartedType, SessionEndedType)
+	e.audit(t, "consent.granted", "user", map[string]any{"viewer": "tina", "requested": []string{"shell"}, "granted": []string{"shell"}})
+	start := e.clock.Now()
+	e.clock.Advance(15 * time.Minute)
+	e.store.EndSession(context.Background(), e.sess.ID, "The technician ended the session.", e.clock.Now())
+	e.audit(t, "session.ended", "tina", map[string]any{"reason": "The technician ended the session.", "cause": "technician"})
+	waitFor(t, "session.started and session.ended", func() bool { return len(rcv.requests()) == 2 })
+	for _, r := range rcv.requests() {
+		var env struct {
+			Type string
+			Data map[string]any
+		}
+		json.Unmarshal(r.body, &env)
+		if env.Data["started_at"] != start.UTC().Format(time.RFC3339) {
+			t.Errorf("%s: started_at %v, want %s", env.Type, env.Data["started_at"], start.UTC().Format(time.RFC3339))
+		}
+		if env.Type == SessionEndedType && env.Data["duration_seconds"] != float64(900) {
+			t.Errorf("session.ended: duration_seconds %v, want 900", env.Data["duration_seconds"])
+		}
+	}
+}
+
 func TestCheckURL(t *testing.T) {
 	names := map[string][]netip.Addr{
 		"hooks.example":    {netip.MustParseAddr("203.0.113.10")},
