@@ -160,7 +160,13 @@ func (h *Hub) answer(l *live, a protocol.ConsentAnswer, actor string) {
 	h.announceObservers(l)
 	if req.first && len(granted) == 0 {
 		if others == 0 && declinesSession {
-			h.end(l.id, EndedDeclined, msg)
+			// The user said no, or did not answer; a question their
+			// computer could not put was no decision of theirs.
+			cause := EndedDeclined
+			if reason == "not_shown" {
+				cause = EndedNotAsked
+			}
+			h.end(l.id, cause, msg)
 			return
 		}
 		v.conn.close(closeRefused, "the user declined")

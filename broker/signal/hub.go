@@ -94,7 +94,7 @@ type Event struct {
 // would see another time than the API's.
 func (h *Hub) notify(session, actor, typ string, at time.Time, detail []byte) {
 	switch typ {
-	case "session.created", "host.connected", "consent.granted", "consent.denied", "consent.timeout", "consent.changed", "session.ended", "recording.ready":
+	case "session.created", "host.connected", "consent.granted", "consent.denied", "consent.timeout", "consent.not_shown", "consent.changed", "session.ended", "recording.ready":
 		if h.cfg.Notify != nil {
 			h.cfg.Notify(context.Background(), Event{Session: session, Type: typ, Actor: actor, At: at, Detail: detail})
 		}
@@ -396,6 +396,7 @@ const (
 	EndedByTechnician    = "technician"       // the technician working it ended it
 	EndedByAdmin         = "admin"            // an admin ended someone else's session
 	EndedDeclined        = "declined"         // the user turned the technician away
+	EndedNotAsked        = "not_asked"        // the user's computer could not put the question to the user
 	EndedCodeExpired     = "code_expired"     // the user never joined
 	EndedHostLost        = "host_lost"        // the user's computer went away
 	EndedDisplayGone     = "display_gone"     // the user's desktop closed
@@ -406,7 +407,7 @@ const (
 )
 
 // EndCauses are the causes above, in that order.
-var EndCauses = []string{EndedByUser, EndedByTechnician, EndedByAdmin, EndedDeclined, EndedCodeExpired, EndedHostLost,
+var EndCauses = []string{EndedByUser, EndedByTechnician, EndedByAdmin, EndedDeclined, EndedNotAsked, EndedCodeExpired, EndedHostLost,
 	EndedDisplayGone, EndedAbandoned, EndedRecordingFailed, EndedShutdown, EndedBrokerStopped}
 
 // EndInterrupted ends the sessions the store still has live: a broker

@@ -53,14 +53,16 @@
 //	                  used, as for a claimed session), created_at (never the code)
 //	host.connected    HostConnected: host {hostname, os}, connected_at
 //	consent.granted   ConsentGranted: viewer, requested, granted, at
-//	consent.denied    ConsentDenied: viewer, requested, reason ("denied" or "timeout"), at
+//	consent.denied    ConsentDenied: viewer, requested, reason ("denied", "timeout", or "not_shown": the
+//	                  user's computer could not put the question), at
 //	consent.revoked   ConsentRevoked: permission, at
 //	session.started   SessionStarted: viewer, started_at — once, when the user first lets someone in
 //	                  (allows anything: the screen, or only a terminal), the API's live_at
 //	session.ended     SessionEnded: created_at, started_at (null if never started), ended_at,
 //	                  duration_seconds (from started_at), end_reason, end_cause (end_reason in a
-//	                  word: user, technician, admin, declined, code_expired, host_lost, display_gone,
-//	                  abandoned, recording_failed, shutdown, broker_stopped), permissions_granted (union over
+//	                  word: user, technician, admin, declined, not_asked, code_expired, host_lost,
+//	                  display_gone, abandoned, recording_failed, shutdown, broker_stopped),
+//	                  permissions_granted (union over
 //	                  the session), viewers (those the user let in), joined (everyone who joined,
 //	                  let in or not), closing_notes, files_moved (name, size, sha256,
 //	                  direction, technician, at), shell_commands (command as typed, technician,

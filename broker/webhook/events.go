@@ -107,7 +107,8 @@ type ConsentGranted struct {
 }
 
 // ConsentDenied is the data of consent.denied: the user declined
-// (Reason "denied") or did not answer in time (Reason "timeout").
+// (Reason "denied"), did not answer in time ("timeout"), or could not be
+// asked, their computer having no way to show the question ("not_shown").
 type ConsentDenied struct {
 	SessionRef
 	Viewer    string    `json:"viewer"`
@@ -222,6 +223,9 @@ var webhookTypes = map[string][]string{
 	"consent.granted": {ConsentGrantedType, SessionStartedType},
 	"consent.denied":  {ConsentDeniedType},
 	"consent.timeout": {ConsentDeniedType},
+	// The user's computer could not put the question (no window could
+	// show): not the user's no, said as such.
+	"consent.not_shown": {ConsentDeniedType},
 	"consent.changed": {ConsentRevokedType},
 	"session.ended":   {SessionEndedType},
 	"recording.ready": {RecordingReadyType},
@@ -313,7 +317,7 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 			out = append(out, outgoing{SessionStartedType, true, SessionStarted{ref, det.Viewer, at}})
 		}
 		return out, nil
-	case "consent.denied", "consent.timeout":
+	case "consent.denied", "consent.timeout", "consent.not_shown":
 		reason := strings.TrimPrefix(e.Type, "consent.")
 		return []outgoing{{ConsentDeniedType, false, ConsentDenied{ref, det.Viewer, nonNil(det.Requested), reason, at}}}, nil
 	case "consent.changed":

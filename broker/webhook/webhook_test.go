@@ -834,6 +834,7 @@ func TestSessionEvents(t *testing.T) {
 	e.clock.Advance(2 * time.Minute)
 	e.audit(t, "consent.timeout", "broker", map[string]any{"viewer": "tina", "requested": []string{"clipboard"}, "granted": nil})
 	e.audit(t, "consent.denied", "user", map[string]any{"viewer": "tina", "requested": []string{"shell"}, "granted": nil})
+	e.audit(t, "consent.not_shown", "broker", map[string]any{"viewer": "tina", "requested": []string{"files"}, "granted": nil})
 	e.audit(t, "viewer.joined", "sam", map[string]any{"role": "technician"}) // turned away: joined, never let in
 	e.audit(t, "viewer.joined", "lee", map[string]any{"role": "technician"})
 	e.audit(t, "viewer.joined", "tina", map[string]any{"role": "technician"}) // back after a moment away
@@ -854,7 +855,7 @@ func TestSessionEvents(t *testing.T) {
 	e.audit(t, "session.ended", "broker", map[string]any{"reason": "The technician ended the session.", "cause": "technician"})
 	e.audit(t, "session.ended", "broker", map[string]any{"reason": "again"})
 
-	want := []string{"session.created", "host.connected", "consent.granted", "session.started", "consent.denied", "consent.denied",
+	want := []string{"session.created", "host.connected", "consent.granted", "session.started", "consent.denied", "consent.denied", "consent.denied",
 		"consent.granted", "consent.revoked", "consent.revoked", "session.ended"}
 	waitFor(t, "every event", func() bool { return len(all.requests()) >= len(want) && len(some.requests()) >= 1 })
 	time.Sleep(50 * time.Millisecond)
@@ -901,8 +902,11 @@ func TestSessionEvents(t *testing.T) {
 	if s := byType["session.started"][0]; s["viewer"] != "tina" || s["started_at"] != start.Format(time.RFC3339) {
 		t.Errorf("session.started %v", s)
 	}
-	reasons := []any{byType["consent.denied"][0]["reason"], byType["consent.denied"][1]["reason"]}
-	if !slices.Contains(reasons, "timeout") || !slices.Contains(reasons, "denied") {
+	var reasons []any
+	for _, d := range byType["consent.denied"] {
+		reasons = append(reasons, d["reason"])
+	}
+	if !slices.Contains(reasons, "timeout") || !slices.Contains(reasons, "denied") || !slices.Contains(reasons, "not_shown") {
 		t.Errorf("consent.denied reasons %v", reasons)
 	}
 	if r := byType["consent.revoked"]; r[0]["permission"] != "control" || r[1]["permission"] != "files" {

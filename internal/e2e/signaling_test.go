@@ -326,16 +326,23 @@ func TestQuestionNotShown(t *testing.T) {
 			break
 		}
 	}
-	var trail struct {
-		Events []struct{ Actor, Type string }
+	type event struct {
+		Actor, Type string
+		Detail      map[string]any
 	}
+	var trail struct{ Events []event }
 	getJSON(t, ctx, b, b.URL()+"/api/v1/sessions/"+sess.ID+"/events", &trail)
 	for _, e := range trail.Events {
 		if strings.HasPrefix(e.Type, "consent.") && e.Actor == "user" || e.Type == "consent.denied" {
 			t.Errorf("the trail holds %s by %s: the user decided nothing", e.Type, e.Actor)
 		}
+		// Nor did the user turn the technician away: the session ends
+		// for a cause of its own.
+		if e.Type == "session.ended" && e.Detail["cause"] != "not_asked" {
+			t.Errorf("the session ended with cause %v, want not_asked", e.Detail["cause"])
+		}
 	}
-	if !slices.ContainsFunc(trail.Events, func(e struct{ Actor, Type string }) bool { return e.Type == "consent.not_shown" }) {
+	if !slices.ContainsFunc(trail.Events, func(e event) bool { return e.Type == "consent.not_shown" }) {
 		t.Errorf("no consent.not_shown in the trail: %+v", trail.Events)
 	}
 }
