@@ -226,9 +226,9 @@ var webhookTypes = map[string][]string{
 	// The user's computer could not put the question (no window could
 	// show): not the user's no, said as such.
 	"consent.not_shown": {ConsentDeniedType},
-	"consent.changed": {ConsentRevokedType},
-	"session.ended":   {SessionEndedType},
-	"recording.ready": {RecordingReadyType},
+	"consent.changed":   {ConsentRevokedType},
+	"session.ended":     {SessionEndedType},
+	"recording.ready":   {RecordingReadyType},
 }
 
 // outgoing is an event ready to be stored.
