@@ -168,12 +168,7 @@ func TestRecordAndVerify(t *testing.T) {
 	if bytes.Contains(data, []byte("secret text")) {
 		t.Error("clipboard content was written to events.jsonl")
 	}
-	f, _ := os.Open(filepath.Join(dir, EventsFile))
-	defer f.Close()
-	events, err := ReadEvents(f, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := archiveEvents(t, dir)
 	types := map[string]bool{}
 	var lastT int64
 	for _, e := range events {
@@ -1135,15 +1130,7 @@ func TestInputOnTheTimeline(t *testing.T) {
 	if err := s.Finish("done"); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(s.Dir(), EventsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	events, err := ReadEvents(f, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := archiveEvents(t, s.Dir())
 	found := false
 	for _, e := range events {
 		if e.Type == "input" {
@@ -1195,15 +1182,7 @@ func TestLostEventsAreMarked(t *testing.T) {
 	if m.EventsLost == 0 || m.Counts["recording.gap"] != 1 {
 		t.Fatalf("manifest: %d events lost, counts %v; want the loss counted and one recording.gap", m.EventsLost, m.Counts)
 	}
-	f, err := os.Open(filepath.Join(s.Dir(), EventsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	events, err := ReadEvents(f, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := archiveEvents(t, s.Dir())
 	for _, e := range events {
 		if e.Type == "recording.gap" && !strings.Contains(string(e.Detail), fmt.Sprintf(`"events_lost":%d`, m.EventsLost)) {
 			t.Errorf("recording.gap %s; want events_lost %d", e.Detail, m.EventsLost)
@@ -1220,4 +1199,19 @@ func TestLostEventsAreMarked(t *testing.T) {
 	if !warned {
 		t.Errorf("verify says nothing of the loss: %+v", rep.Warnings)
 	}
+}
+
+// archiveEvents reads the event log of the archive in dir.
+func archiveEvents(t *testing.T, dir string) []Event {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, EventsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := ReadEvents(f, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
