@@ -246,10 +246,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close cancels every transfer, waits for them and releases the root.
 // MaxSize is the largest file one transfer takes.
 func (s *Server) MaxSize() int64 { return s.cfg.MaxSize }
 
+// Close cancels every transfer, waits for them and releases the root.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	chs := slices.Collect(maps.Keys(s.channels))
