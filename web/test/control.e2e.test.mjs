@@ -317,15 +317,26 @@ test('a click right after switching to a display of another size lands where it 
       window.pressedOn = [];
       addEventListener('pointerdown', () => window.pressedOn.push(document.querySelector('[data-testid="remote-video"]').videoWidth), true);
     });
-    const from = mark(witness);
-    await picker.selectOption('1');
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
-      await page.mouse.click(px, py);
-      if (await pictureWidth() === 960) break;
+    // A switch quicker than the first click proves nothing: then the left
+    // monitor is picked again, and the switch tried once more.
+    let from;
+    let pressedOn = [];
+    for (let attempt = 1; attempt <= 5 && !pressedOn.includes(1600); attempt++) {
+      if (attempt > 1) {
+        await picker.selectOption('0');
+        await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth === 1600);
+      }
+      await page.evaluate(() => { window.pressedOn = []; });
+      from = mark(witness);
+      await picker.selectOption('1');
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+        await page.mouse.click(px, py);
+        if (await pictureWidth() === 960) break;
+      }
+      assert.equal(await pictureWidth(), 960, 'the right monitor is shown');
+      pressedOn = await page.evaluate(() => window.pressedOn);
     }
-    assert.equal(await pictureWidth(), 960, 'the right monitor is shown');
-    const pressedOn = await page.evaluate(() => window.pressedOn);
-    assert.ok(pressedOn.includes(1600), `no click went while the left monitor was still shown: pictures ${pressedOn}`);
+    assert.ok(pressedOn.includes(1600), `no click went while the left monitor was still shown, in 5 switches: pictures ${pressedOn}`);
     await page.mouse.click(px, py);
     // Where that point is on the right monitor's picture.
     const [rx, ry] = await page.getByTestId('remote-video').evaluate((v, [x, y]) => {
