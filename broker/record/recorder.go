@@ -694,8 +694,7 @@ func (s *Session) writeFrame(frame frameData, ts uint32, at time.Time) error {
 		// go out to a viewer: the keyframes that start segments take at
 		// most a tenth of any link. On a 500 kbit/s link a keyframe takes
 		// two seconds, and one every 4 s left the screen half its frames.
-		length := max(s.r.cfg.SegmentDuration, keyframeShare*s.seg.keyTime)
-		due := int64(ts-s.seg.firstTS)/90 >= length.Milliseconds()
+		due := int64(ts-s.seg.firstTS)/90 >= s.segmentLength().Milliseconds()
 		if key && (due || s.seg.full() || w != s.seg.width || h != s.seg.height) {
 			if err := s.sealSegment(); err != nil {
 				return err
@@ -734,8 +733,7 @@ func (s *Session) sealIfStill(now time.Time) error {
 		return nil
 	}
 	at := now.Sub(s.start).Milliseconds()
-	length := max(s.r.cfg.SegmentDuration, keyframeShare*s.seg.keyTime)
-	if at-s.seg.startMS < length.Milliseconds() || at-(s.seg.startMS+s.seg.lastMS) < time.Second.Milliseconds() {
+	if at-s.seg.startMS < s.segmentLength().Milliseconds() || at-(s.seg.startMS+s.seg.lastMS) < time.Second.Milliseconds() {
 		return nil
 	}
 	return s.sealSegment()
@@ -751,6 +749,13 @@ func (s *Session) keyTime(n int) time.Duration {
 		}
 	}
 	return d
+}
+
+// segmentLength is how long the segment under way runs: SegmentDuration,
+// or longer on a link so narrow that its keyframe took more than a tenth
+// of that to arrive or to go out to a viewer (see writeFrame).
+func (s *Session) segmentLength() time.Duration {
+	return max(s.r.cfg.SegmentDuration, keyframeShare*s.seg.keyTime)
 }
 
 // keyframeShare bounds a segment's length below: this many times as long

@@ -198,7 +198,7 @@ func (v *Viewer) fromControl(data []byte) {
 			return
 		}
 		turn := 0
-		changed := true
+		var changed bool
 		if msg.Enabled {
 			was := v.controlling.Load()
 			var taken string

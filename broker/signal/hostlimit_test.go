@@ -28,12 +28,18 @@ func (b *testHub) hostFor(perms ...string) (*store.Session, *store.User, *websoc
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	return sess, u, b.hostJoins(code)
+}
+
+// hostJoins joins a host with code and returns its connection, welcomed.
+func (b *testHub) hostJoins(code string) *websocket.Conn {
+	b.t.Helper()
 	ws := b.dial("/ws/host", nil)
 	b.send(ws, protocol.TypeHello, "", protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: code})
 	if env := readRaw(b.t, ws); env.Type != protocol.TypeWelcome {
 		b.t.Fatalf("host got %q, want a welcome", env.Type)
 	}
-	return sess, u, ws
+	return ws
 }
 
 // joinAs signs u in and joins sess as the console does, with its cookie.

@@ -118,12 +118,11 @@ type Manager struct {
 	waiting bool // until Start
 	asking  bool // a question is open
 	// withdraw ends the questions of each technician, open or queued;
-	// left holds those gone, whose questions may still be on their way.
+	// left holds the connections gone, whose questions may still be on
+	// their way, with who they were (should the broker cut one off after
+	// it left; nobody for one that was allowed nothing).
 	withdraw map[string]map[*context.CancelCauseFunc]bool
-	left     map[string]bool
-	// gone is who each connection that left with grants was, should the
-	// broker cut it off after it left.
-	gone map[string]person
+	left     map[string]person
 	// away keeps what the user allowed technicians who left, for
 	// protocol.ReturnWithin: a reload of the console or the next viewer
 	// command is the same person coming back, not someone to ask again.
@@ -132,6 +131,12 @@ type Manager struct {
 
 // person is who a technician is to the user, whatever their connection.
 type person struct{ name, role, org string }
+
+// hasLeft reports whether the connection viewer left. m.mu is held.
+func (m *Manager) hasLeft(viewer string) bool {
+	_, ok := m.left[viewer]
+	return ok
+}
 
 func personOf(p protocol.Person) person { return person{p.Name, p.Role, p.Org} }
 
@@ -163,8 +168,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.OnAsk == nil {
 		cfg.OnAsk = func() {}
 	}
-	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, waiting: cfg.Waiting, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]bool{},
-		gone: map[string]person{}, away: map[person]awayGrants{}}, nil
+	return &Manager{cfg: cfg, viewers: map[string]*Viewer{}, waiting: cfg.Waiting, withdraw: map[string]map[*context.CancelCauseFunc]bool{}, left: map[string]person{},
+		away: map[person]awayGrants{}}, nil
 }
 
 // Start says the session has started: a technician is connected.
@@ -185,7 +190,7 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 		m.withdraw[req.Viewer.ID] = map[*context.CancelCauseFunc]bool{}
 	}
 	m.withdraw[req.Viewer.ID][&withdraw] = true
-	if m.left[req.Viewer.ID] {
+	if m.hasLeft(req.Viewer.ID) {
 		withdraw(ErrWithdrawn)
 	}
 	m.mu.Unlock()
@@ -223,7 +228,7 @@ func (m *Manager) Handle(ctx context.Context, req protocol.ConsentRequest) proto
 	m.told.Lock()
 	if len(answer.Granted) > 0 {
 		m.mu.Lock()
-		if m.left[req.Viewer.ID] { // answered as they left: nobody to share with
+		if m.hasLeft(req.Viewer.ID) { // answered as they left: nobody to share with
 			answer = protocol.ConsentAnswer{ID: req.ID, Reason: "withdrawn"}
 		} else {
 			m.grantLocked(req.Viewer, answer.Granted)
@@ -333,7 +338,7 @@ func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnsw
 			known = append(slices.Clone(known), v.Granted...)
 		}
 	}
-	if m.left[req.Viewer.ID] {
+	if m.hasLeft(req.Viewer.ID) {
 		known = nil
 	}
 	answer := protocol.ConsentAnswer{ID: req.ID, Reason: "remembered"}
@@ -360,7 +365,7 @@ func (m *Manager) welcomeBack(req protocol.ConsentRequest) (protocol.ConsentAnsw
 // person who comes back with the new password is asked again.
 func (m *Manager) Left(viewer string, cutOff bool) {
 	m.mu.Lock()
-	if who, ok := m.gone[viewer]; ok {
+	if who, ok := m.left[viewer]; ok {
 		if _, kept := m.away[who]; cutOff && kept {
 			delete(m.away, who)
 			m.cfg.Logger.Info("technician's access withdrawn: what they were allowed is forgotten", "technician", who.name)
@@ -368,7 +373,7 @@ func (m *Manager) Left(viewer string, cutOff bool) {
 		m.mu.Unlock()
 		return
 	}
-	m.left[viewer] = true
+	m.left[viewer] = person{}
 	for withdraw := range m.withdraw[viewer] {
 		(*withdraw)(ErrWithdrawn)
 	}
@@ -376,7 +381,7 @@ func (m *Manager) Left(viewer string, cutOff bool) {
 	delete(m.viewers, viewer)
 	if v != nil {
 		who := personOf(v.Person)
-		m.gone[viewer] = who
+		m.left[viewer] = who
 		away, ok := m.away[who]
 		switch {
 		case cutOff:
