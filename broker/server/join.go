@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -158,6 +159,28 @@ func serveJoinCSS(w http.ResponseWriter, r *http.Request) {
 	w.Write(web.JoinCSS)
 }
 
+// downloadBroker is the broker address a host downloaded by r connects to.
+// Without -public-addr, that is the name the user's browser reached the
+// broker by, when the broker's certificate covers it (the development
+// certificate names the machine's own host name): localhost would send a
+// host on another computer to itself. Any other name is told in the log,
+// with what to set.
+func (b *Broker) downloadBroker(r *http.Request) string {
+	if b.cfg.PublicAddr != "" || b.cfg.PublicURL != "" {
+		return b.url
+	}
+	name := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		name = h
+	}
+	if c, err := b.certs.get(); err == nil && c.Leaf != nil && c.Leaf.VerifyHostname(name) == nil {
+		return "https://" + r.Host
+	}
+	b.cfg.Logger.Warn("a host program was downloaded from a join page opened by a name the broker's certificate does not cover: it connects to "+b.url+"; start the broker with -public-addr and the name users reach it by",
+		"name", name)
+	return b.url
+}
+
 // serveHostDownload sends the Linux host with the broker's address, the
 // code and the development CA appended, so the user only has to run it.
 func (b *Broker) serveHostDownload(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +201,7 @@ func (b *Broker) serveHostDownload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "host program unreadable", http.StatusInternalServerError)
 		return
 	}
-	settings := launch.Settings{Broker: b.url, Code: code}
+	settings := launch.Settings{Broker: b.downloadBroker(r), Code: code}
 	// Otherwise the host trusts the system's certificates: built in, the
 	// development CA would be the only one it trusted.
 	if b.usersNeedDevCA() {

@@ -33,6 +33,20 @@ func get(t *testing.T, hc *http.Client, url, userAgent string) (*http.Response, 
 	return resp, string(body)
 }
 
+// downloadedBroker is the broker a downloaded host program connects to.
+func downloadedBroker(t *testing.T, bin string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tether-host")
+	if err := os.WriteFile(path, []byte(bin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := launch.Read(path)
+	if err != nil {
+		t.Fatalf("downloaded settings: %v", err)
+	}
+	return settings.Broker
+}
+
 const linuxUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
 
 // TestJoinPage: the link a ticket system sends the user explains what is
@@ -107,6 +121,27 @@ func TestJoinPage(t *testing.T) {
 	settings, err := launch.Read(path)
 	if err != nil || settings.Code != code || settings.Broker != b.URL() || !strings.Contains(settings.CAPEM, "BEGIN CERTIFICATE") {
 		t.Fatalf("download carries %+v, %v", settings, err)
+	}
+
+	// Without -public-addr, the download names the broker as the browser
+	// reached it, when the certificate covers that name: localhost would
+	// send the host of a user on another computer to itself.
+	byIP := strings.Replace(joinURL, "https://localhost:", "https://127.0.0.1:", 1)
+	if resp, bin := get(t, hc, byIP+"/host", linuxUA); resp.StatusCode != 200 {
+		t.Errorf("download by IP address: %d", resp.StatusCode)
+	} else if got := downloadedBroker(t, bin); got != strings.Replace(b.URL(), "localhost", "127.0.0.1", 1) {
+		t.Errorf("downloaded from %s, the host connects to %s", byIP, got)
+	}
+	req, _ := http.NewRequest("GET", joinURL+"/host", nil)
+	req.Host = "support.example.com"
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("download by another name: %v", err)
+	} else {
+		bin, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := downloadedBroker(t, string(bin)); got != b.URL() {
+			t.Errorf("downloaded by a name the certificate does not cover, the host connects to %s", got)
+		}
 	}
 
 	// The user runs it with no argument at all.
