@@ -133,19 +133,40 @@ func (s *Store) WebhookEndpoints(ctx context.Context) ([]*WebhookEndpoint, error
 	return out, rows.Err()
 }
 
-// UpdateWebhookEndpoint saves an endpoint's events, description and
-// enabled flag; its URL never changes, its secret only through
-// SetWebhookEndpointSecret.
-func (s *Store) UpdateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE webhook_endpoints SET events = ?, description = ?, enabled = ? WHERE id = ?",
-		strings.Join(e.Events, ","), e.Description, e.Enabled, e.ID)
-	if err != nil {
-		return fmt.Errorf("update webhook endpoint %s: %w", e.ID, err)
+// WebhookEndpointChange is what UpdateWebhookEndpoint changes: the fields
+// given, not nil.
+type WebhookEndpointChange struct {
+	Events      *[]string
+	Description *string
+	Enabled     *bool
+}
+
+// UpdateWebhookEndpoint changes the fields ch gives of the endpoint id and
+// returns it as it is now. It writes those columns only: an admin's new
+// description saved from the endpoint as it was read must not enable it
+// again after another admin disabled it. Its URL never changes, its secret
+// only through SetWebhookEndpointSecret.
+func (s *Store) UpdateWebhookEndpoint(ctx context.Context, id string, ch WebhookEndpointChange) (*WebhookEndpoint, error) {
+	var set []string
+	var args []any
+	if ch.Events != nil {
+		set, args = append(set, "events = ?"), append(args, strings.Join(*ch.Events, ","))
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
+	if ch.Description != nil {
+		set, args = append(set, "description = ?"), append(args, *ch.Description)
 	}
-	return nil
+	if ch.Enabled != nil {
+		set, args = append(set, "enabled = ?"), append(args, *ch.Enabled)
+	}
+	if len(set) == 0 {
+		return s.WebhookEndpointByID(ctx, id)
+	}
+	e, err := scanWebhookEndpoint(s.db.QueryRowContext(ctx, "UPDATE webhook_endpoints SET "+strings.Join(set, ", ")+" WHERE id = ? RETURNING "+webhookEndpointColumns,
+		append(args, id)...))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("update webhook endpoint %s: %w", id, err)
+	}
+	return e, err
 }
 
 // SetWebhookEndpointSecret replaces an endpoint's signing secret with

@@ -104,10 +104,9 @@ func TestWebhookDeliveries(t *testing.T) {
 	}
 
 	// Disabled endpoints' deliveries wait.
-	a, _ := s.WebhookEndpointByID(ctx, "wh_a")
-	a.Enabled = false
-	if err := s.UpdateWebhookEndpoint(ctx, a); err != nil {
-		t.Fatal(err)
+	off := false
+	if a, err := s.UpdateWebhookEndpoint(ctx, "wh_a", WebhookEndpointChange{Enabled: &off}); err != nil || a.Enabled {
+		t.Fatalf("disabled endpoint: %+v, %v", a, err)
 	}
 	due, _ = s.DueWebhookDeliveries(ctx, now.Add(time.Hour), 10)
 	for _, d := range due {

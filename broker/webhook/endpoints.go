@@ -154,26 +154,18 @@ func (d *Dispatcher) Endpoint(ctx context.Context, id string) (*store.WebhookEnd
 // flag. A disabled endpoint gets no new deliveries; its pending ones wait
 // and go out when it is enabled again.
 func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, up EndpointUpdate, by *store.User) (*store.WebhookEndpoint, error) {
-	ep, err := d.Endpoint(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	if up.Events != nil {
 		if err := checkEvents(*up.Events); err != nil {
 			return nil, err
 		}
-		ep.Events = slices.Clone(*up.Events)
 	}
 	if up.Description != nil {
 		if err := checkDescription(*up.Description); err != nil {
 			return nil, err
 		}
-		ep.Description = *up.Description
 	}
-	if up.Enabled != nil {
-		ep.Enabled = *up.Enabled
-	}
-	if err := d.cfg.Store.UpdateWebhookEndpoint(ctx, ep); errors.Is(err, store.ErrNotFound) {
+	ep, err := d.cfg.Store.UpdateWebhookEndpoint(ctx, id, store.WebhookEndpointChange{Events: up.Events, Description: up.Description, Enabled: up.Enabled})
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	} else if err != nil {
 		return nil, err
