@@ -420,23 +420,23 @@ var EndCauses = []string{EndedByUser, EndedByTechnician, EndedByAdmin, EndedDecl
 func (h *Hub) EndInterrupted(ctx context.Context, started time.Time) error {
 	const reason = "The broker stopped during the session."
 	for {
-		live, err := h.cfg.Store.ListSessions(ctx, store.SessionFilter{State: store.StateActive})
+		live, err := h.cfg.Store.InterruptedSessions(ctx)
 		if err != nil {
-			return fmt.Errorf("sessions left live: %w", err)
+			return err
 		}
 		if len(live) == 0 {
 			return nil
 		}
-		for _, s := range live {
-			at, err := h.cfg.Store.LastAlive(ctx, s.ID, started)
+		for _, id := range live {
+			at, err := h.cfg.Store.LastAlive(ctx, id, started)
 			if err != nil {
 				return err
 			}
-			if err := h.cfg.Store.EndSession(ctx, s.ID, reason, at); err != nil {
-				return fmt.Errorf("end session %s: %w", s.ID, err)
+			if err := h.cfg.Store.EndSession(ctx, id, reason, at); err != nil {
+				return fmt.Errorf("end session %s: %w", id, err)
 			}
-			h.log.Info("session ended", "session", s.ID, "reason", reason, "last_alive", at)
-			h.audit(s.ID, "broker", "session.ended", map[string]any{"reason": reason, "cause": EndedBrokerStopped})
+			h.log.Info("session ended", "session", id, "reason", reason, "last_alive", at)
+			h.audit(id, "broker", "session.ended", map[string]any{"reason": reason, "cause": EndedBrokerStopped})
 		}
 	}
 }

@@ -233,16 +233,38 @@ func (s *Store) SetSessionActive(ctx context.Context, id, hostJSON string) error
 	return err
 }
 
-// MarkAlive notes that the sessions ids are going on at now, for LastAlive.
+// InterruptedSessions returns up to 100 sessions a broker stopped during:
+// those live, and those whose code was used before the host was recorded
+// as joined (nothing else would end them: only unused codes expire).
+func (s *Store) InterruptedSessions(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM sessions WHERE state = ? OR (state = ? AND code_used_at IS NOT NULL) LIMIT 100", StateActive, StateWaiting)
+	if err != nil {
+		return nil, fmt.Errorf("sessions left live: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sessions left live: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// MarkAlive notes that the sessions ids, whose hosts are connected, are
+// going on at now, for LastAlive. A session whose host's joining was not
+// written (the database refused it) is recorded as active here.
 func (s *Store) MarkAlive(ctx context.Context, ids []string, now time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := []any{ms(now)}
+	args := []any{ms(now), StateActive}
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET alive_at = ? WHERE state != '"+StateEnded+"' AND id IN (?"+strings.Repeat(", ?", len(ids)-1)+")", args...)
+	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET alive_at = ?, state = ? WHERE state != '"+StateEnded+"' AND id IN (?"+strings.Repeat(", ?", len(ids)-1)+")", args...)
 	if err != nil {
 		return fmt.Errorf("mark sessions alive: %w", err)
 	}

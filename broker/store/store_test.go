@@ -180,6 +180,10 @@ func TestLastAlive(t *testing.T) {
 	if err := s.MarkAlive(ctx, []string{"a", "b"}, now.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	// a's host joined, but its joining was not written: the mark records it.
+	if a, err := s.SessionByID(ctx, "a"); err != nil || a.State != StateActive {
+		t.Errorf("a session marked alive is %v (%v), want active", a, err)
+	}
 	s.AddEvent(ctx, &Event{Session: "a", At: now.Add(150 * time.Second), Actor: "user", Type: "consent.changed"})
 	s.AddEvent(ctx, &Event{Session: "a", At: restart, Actor: "broker", Type: "recording.incomplete"})
 	if got := last("a"); !got.Equal(now.Add(150 * time.Second)) {
@@ -194,6 +198,9 @@ func TestLastAlive(t *testing.T) {
 	s.MarkAlive(ctx, []string{"b"}, now.Add(4*time.Minute))
 	if got := last("b"); !got.Equal(now.Add(2 * time.Minute)) {
 		t.Errorf("an ended session was marked alive: %s", got)
+	}
+	if b, err := s.SessionByID(ctx, "b"); err != nil || b.State != StateEnded {
+		t.Errorf("an ended session marked alive is %v (%v)", b, err)
 	}
 	if _, err := s.LastAlive(ctx, "nope", restart); !errors.Is(err, ErrNotFound) {
 		t.Errorf("no such session: %v", err)
