@@ -11,8 +11,12 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// maxKeys bounds the sources remembered at once.
-const maxKeys = 10000
+// maxKeys bounds the sources remembered at once (some 6 MB). An attacker
+// who keeps them all at their limit, to lock out sources new to the
+// table, must send a new attempt from each source whenever it gets one
+// back: 50,000 sources at the sign-in limit (20 a minute) are 17,000
+// requests a second.
+const maxKeys = 50000
 
 // Source names the sender of r for limits: its IPv4 address, or its IPv6
 // /64 network, which one subscriber commonly holds whole and can pick
@@ -65,10 +69,11 @@ func New(perMinute, burst int) *Keyed {
 }
 
 // Take takes one attempt for key at now, or says how long to wait for
-// one. Keys whose bucket has filled up again are forgotten when room is
-// needed, looked for at most once a second (a look reads every key);
-// while more than maxKeys sources are all being limited (an attack from
-// many addresses), a new one waits a minute.
+// one. Keys not being limited (with an attempt left) are forgotten when
+// room is needed, looked for at most once a second (a look reads every
+// key): sources that each tried once must not lock out the next. While
+// more than maxKeys sources are all being limited (an attack from many
+// addresses), a new one waits a minute.
 func (k *Keyed) Take(key string, now time.Time) time.Duration {
 	d, _ := k.Reserve(key, now)
 	return d
@@ -85,7 +90,7 @@ func (k *Keyed) Reserve(key string, now time.Time) (wait time.Duration, giveBack
 			if now.Sub(k.pruned) >= time.Second {
 				k.pruned = now
 				for old, l := range k.lims {
-					if l.TokensAt(now) >= float64(k.burst) {
+					if l.TokensAt(now) >= 1 {
 						delete(k.lims, old)
 					}
 				}

@@ -45,8 +45,24 @@ func TestKeyed(t *testing.T) {
 		t.Fatalf("after 6 s the attempt still waits %v", d)
 	}
 
-	// Fill the table with keys that each used their whole budget.
-	for i := len(k.lims); i < maxKeys; i++ {
+}
+
+// TestKeyedTableFull: a full table forgets the sources not being limited
+// (sources that tried once each do not lock out a technician signing in
+// from a new address), and keeps those being limited.
+func TestKeyedTableFull(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	k := New(20, 20) // the sign-in limit
+	for i := range maxKeys {
+		k.Take("once-"+strconv.Itoa(i), now)
+	}
+	if d := k.Take("technician", now.Add(2*time.Second)); d != 0 {
+		t.Fatalf("a new source, with every other one at one attempt of 20, waits %v", d)
+	}
+
+	// Keys that each used their whole budget stay.
+	k = New(10, 3)
+	for i := range maxKeys {
 		key := "busy-" + strconv.Itoa(i)
 		for range 3 {
 			k.Take(key, now)
@@ -55,23 +71,18 @@ func TestKeyed(t *testing.T) {
 	if d := k.Take("new", now); d != time.Minute {
 		t.Fatalf("a new key with every slot busy waits %v, want a minute", d)
 	}
-	// "b" is idle again 6 s later (it used one of 3 at 10 a minute). A
-	// look just before finds no key idle; the next look comes a second
-	// after it, not sooner.
-	idle := now.Add(6 * time.Second)
-	if d := k.Take("new", idle.Add(-100*time.Millisecond)); d != time.Minute {
-		t.Fatalf("a new key just before one was idle waits %v, want a minute", d)
+	// Each gets an attempt back 6 s later (10 a minute). A look just
+	// before finds none to forget; the next look comes a second after it,
+	// not sooner.
+	back := now.Add(6 * time.Second)
+	if d := k.Take("new", back.Add(-100*time.Millisecond)); d != time.Minute {
+		t.Fatalf("a new key just before the others had an attempt back waits %v, want a minute", d)
 	}
-	if d := k.Take("new", idle.Add(100*time.Millisecond)); d != time.Minute {
+	if d := k.Take("new", back.Add(100*time.Millisecond)); d != time.Minute {
 		t.Fatalf("a new key 0.2 s after the last look waits %v, want a minute (no look yet)", d)
 	}
-	if d := k.Take("new", idle.Add(time.Second)); d != 0 {
-		t.Fatalf("a new key a second after the last look, with one key idle, waits %v", d)
-	}
-	// A minute later every budget has refilled: the old keys go.
-	later := now.Add(time.Minute)
-	if d := k.Take("newer", later); d != 0 {
-		t.Fatalf("a new key once the others were idle waits %v", d)
+	if d := k.Take("new", back.Add(time.Second)); d != 0 {
+		t.Fatalf("a new key a second after the last look, the others no longer limited, waits %v", d)
 	}
 	if n := len(k.lims); n != 1 {
 		t.Fatalf("%d keys kept, want only the newest one", n)
