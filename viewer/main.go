@@ -52,7 +52,7 @@ func main() {
 	global := flag.NewFlagSet("viewer", flag.ExitOnError)
 	broker := global.String("broker", os.Getenv("TETHER_BROKER"), "broker address, e.g. https://support.example.com:8443 (or TETHER_BROKER)")
 	caFile := global.String("ca", "", "PEM file of the CA that signed the broker's certificate (default: the system's CAs)")
-	apiKey := global.String("api-key", "", "API key (or TETHER_API_KEY; default: the token saved by 'viewer login')")
+	apiKey := global.String("api-key", "", "API key, visible to other users in the process list: prefer TETHER_API_KEY (default: the token saved by 'viewer login')")
 	verbose := global.Bool("v", false, "verbose logging")
 	global.Usage = func() {
 		fmt.Fprint(global.Output(), usage)
@@ -99,7 +99,9 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Every signal that ends the command lets it put the terminal back as
+	// it was (raw for a shell, no echo at the password prompt).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
 
 	switch cmd {
@@ -134,10 +136,23 @@ func main() {
 		}
 		err = errors.New(msg)
 	}
+	if (cmd == "push" || cmd == "pull") && errors.Is(err, client.ErrDisconnected) {
+		// The session goes on a while without this connection, and the
+		// user's computer keeps the part of an upload it received.
+		if strings.HasSuffix(err.Error(), ".") {
+			err = fmt.Errorf("%w Run the same command again to carry on where it stopped.", err)
+		} else {
+			err = fmt.Errorf("%w; run the same command again to carry on where it stopped", err)
+		}
+	}
 	if (cmd == "push" || cmd == "pull") && errors.Is(err, client.ErrPaused) {
 		// A pause is a moment's break: the user's computer keeps the part
 		// of a file it received, and a fetch keeps here what came.
 		err = fmt.Errorf("%w; once they resume, run the same command again to carry on where it stopped", err)
+	}
+	if code := shellExit(0); errors.As(err, &code) && code > 0 && code < 256 {
+		fmt.Fprintln(os.Stderr, "viewer:", err)
+		os.Exit(int(code))
 	}
 	if err != nil {
 		fail(err)
@@ -257,14 +272,37 @@ func login(ctx context.Context, c *client.Client, broker string, args []string) 
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
-	if err := os.WriteFile(p, []byte(broker+" "+token+"\n"), 0o600); err != nil {
+	if err := saveToken(p, broker+" "+token+"\n"); err != nil {
 		return fmt.Errorf("save token: %w", err)
 	}
 	fmt.Println("Logged in; token saved to", p)
 	return nil
+}
+
+// saveToken writes the login to path, readable by its owner only: a new
+// file replaces the old one, whose mode (or its folder's) may have let
+// others read it.
+func saveToken(path, login string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".token-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a failure; renamed, it is gone
+	if _, err := f.WriteString(login); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // logout ends the saved login on its broker and forgets its token. The

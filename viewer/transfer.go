@@ -252,6 +252,24 @@ func list(ctx context.Context, c *client.Client, args []string) error {
 	return nil
 }
 
+// shellExit is the code a remote shell exited with, which viewer shell
+// exits with too, as ssh does: a script learns how its commands ended.
+type shellExit int
+
+func (e shellExit) Error() string { return fmt.Sprintf("the remote shell exited with code %d", int(e)) }
+
+// firstWrite writes to w, and closes seen at the first write.
+type firstWrite struct {
+	w    io.Writer
+	seen chan struct{}
+	once sync.Once
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	f.once.Do(func() { close(f.seen) })
+	return f.w.Write(p)
+}
+
 // runShell opens a remote shell on this terminal, in raw mode, following
 // the terminal's size, until the shell exits or is closed.
 func runShell(ctx context.Context, c *client.Client, args []string) error {
@@ -305,11 +323,21 @@ func runShell(ctx context.Context, c *client.Client, args []string) error {
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
+	shown := make(chan struct{}) // closed at the shell's first output
 	go func() {
 		defer wg.Done()
-		io.Copy(os.Stdout, sh)
+		io.Copy(&firstWrite{w: os.Stdout, seen: shown}, sh)
 	}()
 	go func() {
+		if !isTerm {
+			// Input from a pipe waits for the shell's prompt: until its
+			// line editor takes the terminal, the terminal keeps 4095
+			// characters of a line and cuts the rest.
+			select {
+			case <-shown:
+			case <-sh.Done():
+			}
+		}
 		io.Copy(sh, os.Stdin) // ends with the process: stdin reads cannot be interrupted
 		if isTerm {
 			return
@@ -344,7 +372,7 @@ func runShell(ctx context.Context, c *client.Client, args []string) error {
 	}
 	if code, ok := sh.ExitCode(); ok {
 		if code != 0 {
-			return fmt.Errorf("the remote shell exited with code %d", code)
+			return shellExit(code)
 		}
 		return nil
 	}

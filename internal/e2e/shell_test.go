@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/viewer/client"
@@ -119,6 +120,43 @@ func TestShellCLI(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(typed, "\n"), "hunter2") || strings.Contains(out.String(), "hunter2") {
 		t.Errorf("the password shows in the audit trail %q or on the technician's terminal", typed)
+	}
+}
+
+// TestShellCLISignalRestoresTerminal: 'viewer shell' ended by a signal
+// (kill's SIGTERM, or SIGHUP from a closing multiplexer or a script) puts
+// the technician's terminal back as it was: echo and line editing on.
+func TestShellCLISignalRestoresTerminal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			fs := startFilesSession(t, ctx)
+			cmd, ptmx, out := viewerShellInPTY(t, fs)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			cooked := func() bool {
+				tio, err := unix.IoctlGetTermios(int(ptmx.Fd()), unix.TCGETS)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tio.Lflag&unix.ICANON != 0 && tio.Lflag&unix.ECHO != 0
+			}
+			ptmx.WriteString("echo ready-$((6*7))\r")
+			waitText(t, out, `ready-42`, 30*time.Second)
+			if cooked() {
+				t.Fatal("the terminal is not raw while the shell runs")
+			}
+			cmd.Process.Signal(sig)
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("viewer shell still runs 20 s after %v", sig)
+			}
+			if !cooked() {
+				t.Errorf("after %v the technician's terminal is left in raw mode (no echo, no line editing)", sig)
+			}
+		})
 	}
 }
 
@@ -271,20 +309,23 @@ func TestShellOutlivesTechnicianOutage(t *testing.T) {
 }
 
 // TestShellCLIPiped: commands piped into 'viewer shell' run on the user's
-// computer, and the command ends when its input does.
+// computer, a long line whole, and the command ends when its input does,
+// with the shell's exit code.
 func TestShellCLIPiped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)
 	cmd := fs.b.viewer(t, "shell", "-session", fs.id)
-	cmd.Stdin = strings.NewReader("echo piped-$((6*7))\n")
+	// A line longer than a terminal keeps before the shell's line editor
+	// takes it (4095 characters), and an exit code a script reads.
+	cmd.Stdin = strings.NewReader("echo piped-$((6*7))\nprintf '%s' '" + strings.Repeat("A", 6000) + "' | wc -c | sed 's/^/len=/'\nexit 3\n")
 	out := startCmd(t, cmd)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil || !strings.Contains(out.String(), "piped-42") {
-			t.Fatalf("viewer shell with piped commands: %v\n%s", err, out.String())
+		if exitCode(err) != 3 || !strings.Contains(out.String(), "piped-42") || !strings.Contains(out.String(), "len=6000") {
+			t.Fatalf("viewer shell with piped commands: exit code %d (want the shell's 3)\n%s", exitCode(err), out.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("viewer shell did not end with its input; output:\n%s", out.String())

@@ -307,6 +307,9 @@ type tcpPath struct {
 	ln   net.Listener
 	dead chan struct{}
 	once sync.Once
+
+	mu    sync.Mutex
+	conns []net.Conn
 }
 
 func newTCPPath(t *testing.T, target string) *tcpPath {
@@ -316,15 +319,9 @@ func newTCPPath(t *testing.T, target string) *tcpPath {
 		t.Fatal(err)
 	}
 	p := &tcpPath{ln: ln, dead: make(chan struct{})}
-	var conns []net.Conn
-	var mu sync.Mutex
 	t.Cleanup(func() {
 		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
+		p.drop()
 	})
 	pass := func(dst, src net.Conn) {
 		buf := make([]byte, 32<<10)
@@ -356,9 +353,9 @@ func newTCPPath(t *testing.T, target string) *tcpPath {
 				in.Close()
 				continue
 			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
 			go pass(out, in)
 			go pass(in, out)
 		}
@@ -370,6 +367,17 @@ func (p *tcpPath) addr() string { return p.ln.Addr().String() }
 
 // cut stops the path passing anything.
 func (p *tcpPath) cut() { p.once.Do(func() { close(p.dead) }) }
+
+// drop closes the connections on the path, as a network that went away
+// and a router that says so.
+func (p *tcpPath) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
 
 // TestHostBrokerStopsAnswering: the broker freezes while the user waits
 // with a code it gave them. Within about 30 s the host says the

@@ -52,8 +52,9 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, http: &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment},
+		Timeout:       30 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment},
+		CheckRedirect: sameBroker,
 	}}
 	c.dial = func(ctx context.Context, path string) (*dial.Conn, error) {
 		header := http.Header{}
@@ -67,6 +68,23 @@ func New(cfg Config) (*Client, error) {
 		return dial.NewConn(ws), nil
 	}
 	return c, nil
+}
+
+// sameBroker refuses a redirect elsewhere than the broker itself: the
+// request carries the API key (and a login, the password), which a
+// redirect to http:// would send in clear text, and one to another
+// server would hand to it.
+func sameBroker(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" || req.URL.Host != via[0].URL.Host || len(via) >= 5 {
+		return &redirectError{to: req.URL.Redacted()}
+	}
+	return nil
+}
+
+type redirectError struct{ to string }
+
+func (e *redirectError) Error() string {
+	return "the broker redirected to " + e.to + "; nothing was sent there (if that server is the broker, give its address as -broker)"
 }
 
 // APIError is an error answer of the REST API.
@@ -101,6 +119,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
 	}
 	resp, err := c.http.Do(req)
+	if redirect := (*redirectError)(nil); errors.As(err, &redirect) {
+		return redirect
+	}
 	if err != nil {
 		return dial.Explain(c.cfg.Broker, err)
 	}

@@ -257,6 +257,9 @@ func (j *Joined) signalingClosed(ended *protocol.Ended, err error) {
 			cutOff = isClose && ce.Text != sessionEndedClose
 		}
 		j.finish(ended.Reason, cutOff)
+	case isClose && ce.Code == websocket.CloseAbnormalClosure:
+		// No close from the broker: the network or the broker went away.
+		j.finish("The connection to the broker was lost.", true)
 	case isClose && ce.Text != "":
 		j.finish("The broker closed the connection: "+ce.Text+".", true)
 	case errors.Is(err, os.ErrDeadlineExceeded):
