@@ -368,8 +368,14 @@ type upload struct {
 	partial        string
 	f              *os.File
 	h              hash.Hash
-	reported       int64
+	reported       int64 // the last progress told the user
+	acked          int64 // the last progress told the technician
+	progress       bool  // the technician asked to be told progress
 }
+
+// ackEvery is how often, in bytes, an upload's progress is told to the
+// technician who asked.
+const ackEvery = 128 << 10
 
 func (c *channel) onMessage(m webrtc.DataChannelMessage) {
 	if !c.allowed() {
@@ -711,13 +717,13 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 			return
 		}
 	}
-	up := &upload{name: msg.Name, sha: msg.SHA256, size: msg.Size, got: have, partial: partial, f: f, h: h, reported: have}
+	up := &upload{name: msg.Name, sha: msg.SHA256, size: msg.Size, got: have, partial: partial, f: f, h: h, reported: have, acked: have, progress: msg.Progress}
 	c.mu.Lock()
 	c.up = up
 	c.mu.Unlock()
 	c.s.room.Unlock()
 	c.s.cfg.Logger.Info("receiving a file", "name", msg.Name, "size", msg.Size, "resume_at", have)
-	c.send(protocol.FileMessage{Type: protocol.FileReady, Name: msg.Name, Size: msg.Size, Offset: have, Direction: protocol.DirectionUpload})
+	c.send(protocol.FileMessage{Type: protocol.FileReady, Name: msg.Name, Size: msg.Size, Offset: have, Direction: protocol.DirectionUpload, Progress: msg.Progress})
 	c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: have, Total: up.size})
 	if have == msg.Size {
 		c.finishUpload(up)
@@ -779,6 +785,10 @@ func (c *channel) onChunk(data []byte) {
 	if up.got-up.reported >= up.size/100+1 {
 		up.reported = up.got
 		c.s.cfg.OnProgress(Progress{Name: up.name, Direction: protocol.DirectionUpload, Done: up.got, Total: up.size})
+	}
+	if up.progress && up.got-up.acked >= ackEvery && up.got < up.size {
+		up.acked = up.got
+		c.send(protocol.FileMessage{Type: protocol.FileProgress, Offset: up.got})
 	}
 	if up.got == up.size {
 		c.finishUpload(up)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -571,14 +572,12 @@ func TestFileRefusals(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(fs.inbox, "*")); len(m) != 0 {
 		t.Errorf("refused uploads left files: %v", m)
 	}
-	// Cancelled uploads leave nothing behind.
+	// Cancelled uploads leave nothing behind. (Cancelled as the user's
+	// computer is ready: a cancel goes behind the megabytes already on
+	// their way, and an upload they complete is saved.)
 	mid, _ := randomFile(t, local, "mid.bin", 6<<20)
 	cut, stop := context.WithCancel(ctx)
-	if _, err := f.Push(cut, mid, "", func(d, _ int64) {
-		if d > 1<<20 {
-			stop()
-		}
-	}); err == nil {
+	if _, err := f.Push(cut, mid, "", func(d, _ int64) { stop() }); err == nil {
 		t.Fatal("cancelled push succeeded")
 	}
 	waitFor(t, 5*time.Second, func() bool {
@@ -1085,6 +1084,38 @@ func TestViewerPushInterruptedResumes(t *testing.T) {
 	}
 }
 
+// TestViewerPushDroppedResumes: a push whose connection to the broker
+// drops says the connection was lost (not that the broker closed it), and
+// that running the same command again carries on; the next run sends only
+// the rest.
+func TestViewerPushDroppedResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	src, sum := randomFile(t, t.TempDir(), "image.iso", 64<<20)
+	path := newTCPPath(t, strings.TrimPrefix(fs.b.URL(), "https://"))
+	cmd := fs.b.viewer(t)
+	cmd.Args = append(cmd.Args, "-broker", "https://"+path.addr(), "push", "-session", fs.id, src)
+	out := startCmd(t, cmd)
+	waitText(t, out, `image.iso (?:\[[#.]+\])? *\d+% [1-9]\d*/`, 30*time.Second)
+	path.drop()
+	want := ": disconnected: The connection to the broker was lost. Run the same command again to carry on where it stopped.\n"
+	if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), want) {
+		t.Fatalf("push whose connection dropped: %v\n%s", err, out.String())
+	}
+	again, err := fs.b.viewer(t, "push", "-session", fs.id, src).CombinedOutput()
+	if err != nil || !strings.Contains(string(again), sum) {
+		t.Fatalf("push again: %v\n%s", err, again)
+	}
+	m := regexp.MustCompile(`image.iso (?:\[[#.]+\])? *\d+% (\d+)/`).FindStringSubmatch(string(again))
+	if m == nil || m[1] == "0" {
+		t.Errorf("the push after the drop started from the beginning:\n%s", again)
+	}
+	if h, _, _ := client.HashFile(filepath.Join(fs.inbox, "image.iso")); h != sum {
+		t.Error("the file sent in two parts differs")
+	}
+}
+
 // TestViewerPushPausedResumes: the user pauses the session while 'viewer
 // push' runs; it says so, and that running the same command again once
 // they resume carries on where it stopped; the next run sends only the
@@ -1334,5 +1365,59 @@ func TestViewerPushHashStops(t *testing.T) {
 	err := cmd.Wait()
 	if err == nil || !strings.Contains(out.String(), "viewer: stopped") || time.Since(stopped) > 2*time.Second {
 		t.Fatalf("push stopped by Ctrl+C while hashing, after %s: %v\n%s", time.Since(stopped), err, out.String())
+	}
+}
+
+// TestPushProgressIsWhatArrived: a push's progress (what `viewer push`
+// draws) is what the user's computer has written, not what left this
+// side: with the user's computer frozen, megabytes wait in the buffers
+// on the way, and the bar must not say they arrived. Once it runs again,
+// the transfer ends at 100%.
+func TestPushProgressIsWhatArrived(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fs := startFilesSession(t, ctx)
+	_, f := fs.files(t, ctx)
+	const size = 3 << 20
+	src, sum := randomFile(t, t.TempDir(), "tool.bin", size)
+	var reported atomic.Int64
+	var steps atomic.Int32
+	stopped := false
+	type result struct {
+		done protocol.FileMessage
+		err  error
+	}
+	finished := make(chan result, 1)
+	go func() {
+		done, err := f.Push(ctx, src, "", func(d, total int64) {
+			if !stopped { // the user's computer is ready; it freezes
+				fs.host.cmd.Process.Signal(syscall.SIGSTOP)
+				stopped = true
+			}
+			if d != reported.Swap(d) {
+				steps.Add(1)
+			}
+		})
+		finished <- result{done, err}
+	}()
+	t.Cleanup(func() { fs.host.cmd.Process.Signal(syscall.SIGCONT) })
+	time.Sleep(3 * time.Second)
+	var written int64
+	filepath.Walk(fs.inbox, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			written += info.Size()
+		}
+		return nil
+	})
+	if got := reported.Load(); got > written {
+		t.Errorf("with the user's computer frozen, progress says %d of %d bytes arrived; it has %d", got, size, written)
+	}
+	fs.host.cmd.Process.Signal(syscall.SIGCONT)
+	r := <-finished
+	if r.err != nil || r.done.SHA256 != sum {
+		t.Fatalf("push after the user's computer ran again: %+v, %v", r.done, r.err)
+	}
+	if got, n := reported.Load(), steps.Load(); got != size || n < 5 {
+		t.Errorf("progress ended at %d of %d bytes, in %d steps", got, size, n)
 	}
 }

@@ -50,7 +50,11 @@ const (
 	FileMeta    = "meta"    // host → viewer: the download's Name and Size; bytes follow from Offset
 	FileListing = "listing" // host → viewer: Entries of Path
 	FileDone    = "done"    // host → viewer: the transfer is complete and verified
-	FileError   = "error"   // host → viewer: refused or failed, with Code and Message
+	// FileProgress (host → viewer) says Offset bytes of the upload are
+	// written on the user's computer, when the put asked with Progress:
+	// what the technician's side has sent may still be on its way.
+	FileProgress = "progress"
+	FileError    = "error" // host → viewer: refused or failed, with Code and Message
 )
 
 // Upload and download, as audit events say.
@@ -96,6 +100,10 @@ type FileMessage struct {
 	Entries   []FileEntry `json:"entries,omitempty"`
 	Code      string      `json:"code,omitempty"`
 	Message   string      `json:"message,omitempty"`
+	// Progress, on a put, asks for FileProgress messages, and on the
+	// ready that answers it says they will come (a host that does not
+	// know them leaves it out).
+	Progress bool `json:"progress,omitempty"`
 }
 
 // ErrFileMessage is wrapped by file message errors.

@@ -64,6 +64,9 @@ func (f *Flow) wait(ctx context.Context) error {
 	return nil
 }
 
+// Buffered is how many bytes are queued and not yet sent.
+func (f *Flow) Buffered() int64 { return int64(f.dc.BufferedAmount()) }
+
 // Send queues binary data once there is room.
 func (f *Flow) Send(ctx context.Context, data []byte) error {
 	if err := f.wait(ctx); err != nil {

@@ -362,7 +362,7 @@ func (f *Files) push(ctx context.Context, local, name string, progress Progress)
 		return protocol.FileMessage{}, err
 	}
 	defer fh.Close()
-	if err := f.send(ctx, protocol.FileMessage{Type: protocol.FilePut, Name: name, Size: size, SHA256: sum}); err != nil {
+	if err := f.send(ctx, protocol.FileMessage{Type: protocol.FilePut, Name: name, Size: size, SHA256: sum, Progress: true}); err != nil {
 		return protocol.FileMessage{}, err
 	}
 	ready, err := f.reply(ctx)
@@ -377,9 +377,29 @@ func (f *Files) push(ctx context.Context, local, name string, progress Progress)
 	}
 	buf := make([]byte, protocol.FileChunk)
 	sent := ready.Offset
-	if progress != nil {
-		progress(sent, size)
+	// What the user's computer says it has written, which lags what was
+	// sent by megabytes on their way; a host that does not tell is
+	// taken to have what has left here.
+	written, told := ready.Offset, ready.Progress
+	report := func() {
+		if progress == nil {
+			return
+		}
+		if told {
+			progress(written, size)
+		} else {
+			progress(sent-f.flow.Buffered(), size)
+		}
 	}
+	// heard takes in a message from the host: progress, or the end.
+	heard := func(msg protocol.FileMessage) (end bool) {
+		if msg.Type == protocol.FileProgress && msg.Offset <= size {
+			written = max(written, msg.Offset)
+			return false
+		}
+		return true
+	}
+	report()
 	for sent < size {
 		n, err := io.ReadFull(fh, buf[:min(int64(len(buf)), size-sent)])
 		if err != nil {
@@ -388,8 +408,11 @@ func (f *Files) push(ctx context.Context, local, name string, progress Progress)
 		// Stop at once if the host refused mid-way (disk full, revoked).
 		select {
 		case m := <-f.in:
-			if msg, derr := protocol.DecodeFile(m.Data); derr == nil && msg.Type == protocol.FileError {
-				return msg, &FileError{Code: msg.Code, Message: msg.Message}
+			if msg, derr := protocol.DecodeFile(m.Data); derr == nil && m.IsString && heard(msg) {
+				if msg.Type == protocol.FileError {
+					return msg, &FileError{Code: msg.Code, Message: msg.Message}
+				}
+				return msg, f.cancel(ctx, fmt.Errorf("the host answered %q before the end of %s", msg.Type, name))
 			}
 		default:
 		}
@@ -397,13 +420,28 @@ func (f *Files) push(ctx context.Context, local, name string, progress Progress)
 			return ready, f.cancel(ctx, f.closedErr(err))
 		}
 		sent += int64(n)
-		if progress != nil {
-			progress(sent, size)
-		}
+		report()
 	}
-	done, err := f.reply(ctx)
-	if err != nil {
-		return done, f.cancel(ctx, err)
+	// The last megabytes arrive while the host's answer is awaited.
+	var done protocol.FileMessage
+	for {
+		tick, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		done, err = f.reply(tick)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			report()
+			continue
+		}
+		if err != nil {
+			return done, f.cancel(ctx, err)
+		}
+		if heard(done) {
+			break
+		}
+		report()
+	}
+	if progress != nil {
+		progress(size, size)
 	}
 	if done.Type != protocol.FileDone || done.SHA256 != sum {
 		return done, fmt.Errorf("the host did not confirm %s (got %q, sha256 %s)", name, done.Type, done.SHA256)

@@ -65,6 +65,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
   let listError = '';
   let waiter = null; // { resolve, reject } for the next JSON answer
   let sink = null; // receives binary chunks of a download
+  let onWritten = null; // told how much of the upload under way the user's computer has written
   let busy = false;
   // Counts grants and new connections: a transfer interrupted while one
   // arrived (the channel the broker refused before the grant closes after
@@ -130,6 +131,10 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       }
       let msg;
       try { msg = JSON.parse(e.data); } catch { return; }
+      if (msg.type === 'progress') { // how much of an upload the user's computer has written
+        onWritten?.(msg.offset ?? 0);
+        return;
+      }
       // The host confirms a cancel after the transfer has already let the
       // next request go: the confirmation answers the cancelled transfer,
       // never that request (which would fail with "The transfer was
@@ -425,7 +430,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       t.sha256 = hex(await crypto.subtle.digest('SHA-256', await t.file.arrayBuffer()));
     }
     if (stopped(t)) return;
-    const answer = await request({ type: 'put', name: t.name, size: t.size, sha256: t.sha256 });
+    const answer = await request({ type: 'put', name: t.name, size: t.size, sha256: t.sha256, progress: true });
     if (stopped(t)) {
       // Stopped while the user's computer was asked: it has begun, and stops.
       if (answer.type === 'ready') cancelOnHost();
@@ -442,34 +447,48 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     t.started = performance.now();
     t.done = t.from = answer.offset ?? 0;
     render(t);
+    // The bar shows what the user's computer has written, when it says:
+    // what was sent waits in buffers on the way, megabytes on a slow link.
+    let lastRender = 0;
+    const show = (n) => {
+      t.done = n;
+      if (performance.now() - lastRender > 100) {
+        lastRender = performance.now();
+        render(t);
+      }
+    };
+    if (answer.progress) onWritten = (n) => show(Math.min(Math.max(n, t.done), t.size));
     // The user's computer answers before the last chunk when it cannot go
     // on (its disk is full, a write failed) and drops what follows:
     // sending stops then.
     let answered = null;
     const final = next();
     final.then((m) => { answered = m; }, () => {});
-    let lastRender = 0;
-    while (t.done < t.size && !answered) {
-      if (stopped(t)) return;
-      await drain(ch);
-      const end = Math.min(t.done + CHUNK, t.size);
-      const chunk = await t.file.slice(t.done, end).arrayBuffer();
-      if (ch.readyState !== 'open') throw new Error('The connection was interrupted.');
-      ch.send(chunk);
-      t.done = end;
-      if (performance.now() - lastRender > 100) {
-        lastRender = performance.now();
+    let sent = t.done;
+    let done;
+    try {
+      while (sent < t.size && !answered) {
+        if (stopped(t)) return;
+        await drain(ch);
+        const end = Math.min(sent + CHUNK, t.size);
+        const chunk = await t.file.slice(sent, end).arrayBuffer();
+        if (ch.readyState !== 'open') throw new Error('The connection was interrupted.');
+        ch.send(chunk);
+        sent = end;
+        if (!answer.progress) show(sent);
+      }
+      if (!answered && !answer.progress) {
+        t.state = 'verifying';
         render(t);
       }
+      done = await final;
+    } finally {
+      onWritten = null;
     }
-    if (!answered) {
-      t.state = 'verifying';
-      render(t);
-    }
-    const done = await final;
     if (stopped(t) && done.type !== 'done') return;
     if (done.type === 'done' && done.sha256 === t.sha256) {
       t.state = 'done';
+      t.done = t.size;
       t.result = `Saved as ${done.path} \u00b7 SHA-256 verified`;
     } else {
       t.state = 'failed';

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
 import { openSession, ROOT, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
@@ -147,6 +147,30 @@ test('an upload the user\u2019s computer cannot write stops at once and says why
   assert.equal(seen.includes('verifying'), false, `the row went through ${seen.join(', ')}`);
   assert.deepEqual(existsSync(inbox) ? readdirSync(inbox) : [], [], 'nothing half written stays');
   await page.screenshot({ path: join(artifacts, 'console-files-write-failed.png') });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('an upload\u2019s bar shows what the user\u2019s computer has, not what was sent', { timeout: 120_000 }, async (t) => {
+  const home = tempDir('tether-home-');
+  const inbox = join(home, 'Downloads', 'Tether');
+  writeFileSync(join(home, 'notes.txt'), 'hello');
+  const tool = sparse(join(tempDir('tether-pick-'), 'tool.iso'), 24 * MB);
+  const { page, host, pageErrors } = await filesSession(t, home, 'INC-PROGRESS');
+  await page.getByTestId('files-input').setInputFiles(tool);
+  await waitState(page, 'tool.iso', ['running']);
+  // The user's computer freezes: what the page sends waits in the buffers
+  // on the way (megabytes), and has not arrived.
+  host.signal('SIGSTOP');
+  t.after(() => { try { host.signal('SIGCONT'); } catch {} });
+  await new Promise((r) => setTimeout(r, 3000));
+  const frozen = await shown(page, 'tool.iso');
+  const written = readdirSync(inbox).reduce((n, f) => n + statSync(join(inbox, f)).size, 0);
+  assert.ok(frozen.percent <= Math.ceil((written / (24 * MB)) * 100),
+    `with the user's computer frozen holding ${written} bytes, the bar says ${frozen.percent} %`);
+  host.signal('SIGCONT');
+  const after = await waitState(page, 'tool.iso', ['done', 'failed'], 60_000);
+  assert.equal(after.state, 'done', after.note);
+  assert.equal(after.percent, 100);
   assert.deepEqual(pageErrors, []);
 });
 
