@@ -20,8 +20,8 @@ func (b *Broker) serveHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := b.store.Check(ctx); err != nil {
-		b.cfg.Logger.Error("health check: the database cannot be read", "err", err)
-		problems = append(problems, "The database cannot be read.")
+		b.cfg.Logger.Error("health check: the database cannot be written", "err", err)
+		problems = append(problems, "The database cannot be written.")
 	}
 	if end, ok := b.certs.expired(); ok {
 		problems = append(problems, "The TLS certificate expired on "+end.UTC().Format(time.DateOnly)+": browsers and hosts refuse the broker.")

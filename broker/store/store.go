@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
@@ -30,6 +31,10 @@ var ErrNewerDatabase = errors.New("was written by a newer broker")
 // Store is the broker's database.
 type Store struct {
 	db *sql.DB
+
+	checkMu   sync.Mutex
+	checkedAt time.Time // of the last write Check tried
+	checkErr  error     // what it answered
 }
 
 // migrations run in order, once each; the index of the last one applied is
@@ -192,6 +197,12 @@ var migrations = []string{
 	// time to save the new secret (see SetWebhookEndpointSecret).
 	`ALTER TABLE webhook_endpoints ADD COLUMN old_secret TEXT NOT NULL DEFAULT '';
 	ALTER TABLE webhook_endpoints ADD COLUMN old_secret_until INTEGER;`,
+	// The health check writes its time here: a database that can be read
+	// but not written (its file system turned read-only) is no use.
+	`CREATE TABLE health (
+		id         INTEGER PRIMARY KEY CHECK (id = 1),
+		checked_at INTEGER NOT NULL
+	);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
@@ -287,10 +298,25 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Check reads the database, for the broker's health check.
+// checkEvery is how often Check writes to the database; between, it
+// answers what the last write did (anyone may ask the health check).
+const checkEvery = 10 * time.Second
+
+// Check writes to the database, for the broker's health check: one that
+// can be read but takes no writes stops every session and sign-in.
 func (s *Store) Check(ctx context.Context) error {
-	var n int
-	return s.db.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n)
+	s.checkMu.Lock()
+	defer s.checkMu.Unlock()
+	now := time.Now()
+	if !s.checkedAt.IsZero() && now.Sub(s.checkedAt) < checkEvery {
+		return s.checkErr
+	}
+	_, err := s.db.ExecContext(ctx, "INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at", ms(now))
+	if err != nil {
+		err = fmt.Errorf("the database takes no writes: %w", err)
+	}
+	s.checkedAt, s.checkErr = now, err
+	return err
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func openTest(t *testing.T) *Store {
@@ -279,5 +282,53 @@ func TestNewerDatabaseRefused(t *testing.T) {
 	var version int
 	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != newer {
 		t.Errorf("the refused database's version became %d (%v), want %d", version, err, newer)
+	}
+}
+
+// TestCheckCatchesReadOnlyDatabase: a file system the kernel turned
+// read-only after an error (ext4's errors=remount-ro) still reads, and
+// takes no writes: the health check says so. It needs root to mount an
+// ext4 image, and is skipped where it cannot.
+func TestCheckCatchesReadOnlyDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount an ext4 image (CI runs as root)")
+	}
+	img := filepath.Join(t.TempDir(), "disk.img")
+	dir := t.TempDir()
+	if out, err := exec.Command("truncate", "-s", "16M", img).CombinedOutput(); err != nil {
+		t.Skipf("make a disk image: %v %s", err, out)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", img).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.ext4: %v %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "loop,errors=remount-ro", img, dir).CombinedOutput(); err != nil {
+		t.Skipf("mount an ext4 image: %v %s", err, out)
+	}
+	var dev unix.Stat_t
+	if err := unix.Stat(dir, &dev); err != nil {
+		t.Fatal(err)
+	}
+	trigger := fmt.Sprintf("/sys/fs/ext4/loop%d/trigger_fs_error", unix.Minor(dev.Dev))
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, filepath.Join(dir, "tether.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		exec.Command("umount", dir).Run()
+	})
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("a working database fails the check: %v", err)
+	}
+	if err := os.WriteFile(trigger, []byte("test\n"), 0); err != nil {
+		t.Skipf("make the file system fail: %v", err)
+	}
+	s.checkedAt = time.Time{} // the next check writes again at once
+	if err := s.Check(ctx); err == nil {
+		t.Error("a database on a file system turned read-only passes the check")
+	}
+	if _, err := s.WebhookEndpoints(ctx); err != nil {
+		t.Errorf("the database no longer reads: %v", err)
 	}
 }
