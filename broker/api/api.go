@@ -893,7 +893,7 @@ func (a *API) claimCode(w http.ResponseWriter, r *http.Request, p *auth.Principa
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	q := r.URL.Query()
 	f := store.SessionFilter{TicketID: q.Get("ticket"), TicketSystem: q.Get("ticket_system"), State: q.Get("state"), Limit: 100}
-	errs := checkQuery(q, "ticket", "ticket_system", "technician", "state", "since", "until", "limit")
+	errs := checkQuery(q, "ticket", "ticket_system", "technician", "state", "since", "until", "after", "limit")
 	if msg := textProblem("ticket", f.TicketID, maxTicketID); msg != "" {
 		errs = append(errs, fieldError{"ticket", "invalid_ticket", msg})
 	}
@@ -927,6 +927,14 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 			errs = append(errs, fieldError{"technician", "invalid_technician", "technician must name an existing account."})
 		} else {
 			f.Technician = u.ID
+		}
+	}
+	if id := q.Get("after"); id != "" {
+		sess, err := a.cfg.Store.SessionByID(r.Context(), id)
+		if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+			errs = append(errs, fieldError{"after", "invalid_after", "after must be the id of a session you can see: the last of the page before."})
+		} else {
+			f.After = sess
 		}
 	}
 	if len(errs) > 0 {

@@ -236,7 +236,7 @@ func (a *API) recordingKey(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	q := r.URL.Query()
-	errs := checkQuery(q, "ticket", "technician", "host", "from", "to", "has", "limit")
+	errs := checkQuery(q, "ticket", "technician", "host", "from", "to", "has", "after", "limit")
 	f := store.RecordingFilter{Ticket: q.Get("ticket"), Technician: q.Get("technician"), Host: q.Get("host")}
 	if p.User.Role == auth.RoleTechnician {
 		f.User = p.User.ID
@@ -277,6 +277,17 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Pri
 			errs = append(errs, fieldError{"limit", "invalid_limit", "limit must be between 1 and 500."})
 		}
 		f.Limit = n
+	}
+	if id := q.Get("after"); id != "" {
+		sess, err := a.cfg.Store.SessionByID(r.Context(), id)
+		var rec *store.Recording
+		if err == nil && a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+			rec, err = a.cfg.Store.RecordingBySession(r.Context(), id)
+		}
+		if err != nil || rec == nil {
+			errs = append(errs, fieldError{"after", "invalid_after", "after must be the session id of a recording you can see: the last of the page before."})
+		}
+		f.After = rec
 	}
 	if len(errs) > 0 {
 		writeFieldErrors(w, errs)

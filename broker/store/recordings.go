@@ -52,7 +52,11 @@ type RecordingFilter struct {
 	From, To   time.Time
 	Shell      bool // a shell was opened
 	Files      bool // files were moved
-	Limit      int
+	// After, when set, is the last recording of the page before: the
+	// search goes on after it (recordings started in the same
+	// millisecond are neither skipped nor repeated, as with To).
+	After *Recording
+	Limit int
 }
 
 // CreateRecording notes that a session's archive is being written.
@@ -182,6 +186,10 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) (list [
 		where = append(where, "r.started_at < ?")
 		args = append(args, ms(f.To))
 	}
+	if f.After != nil {
+		where = append(where, "(r.started_at < ? OR (r.started_at = ? AND r.session_id > ?))")
+		args = append(args, ms(f.After.StartedAt), ms(f.After.StartedAt), f.After.Session)
+	}
 	if f.Shell {
 		where = append(where, "r.shells > 0")
 	}
@@ -195,7 +203,7 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) (list [
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY r.started_at DESC LIMIT ?"
+	q += " ORDER BY r.started_at DESC, r.session_id LIMIT ?"
 	args = append(args, f.Limit+1) // one more says whether there are more
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {

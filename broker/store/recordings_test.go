@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -106,5 +107,48 @@ func TestSearchRecordings(t *testing.T) {
 	}
 	if r, _ := s.RecordingBySession(ctx, "s2"); r.DeletedBy != "" || r.DeletionJSON != "" {
 		t.Errorf("a recording not deleted has a deletion: %+v", r)
+	}
+}
+
+// TestSearchRecordingsPages: page after page, each going on after the last
+// recording of the one before, the search finds every recording once,
+// those started in the same millisecond too.
+func TestSearchRecordingsPages(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	day := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	u := &User{Username: "ana", PasswordHash: "x", Role: "technician", CreatedAt: day}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	at := []time.Time{day.Add(time.Second), day, day, day, day.Add(-time.Second)}
+	var want []string
+	for i, started := range at {
+		id := fmt.Sprintf("r%d", i)
+		if err := s.CreateSession(ctx, &Session{ID: id, CodeHash: id, CodeExpiresAt: day, CreatedBy: u.ID, State: StateWaiting, CreatedAt: started}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateRecording(ctx, id, started); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	var got []string
+	f := RecordingFilter{Limit: 2}
+	for range len(at) {
+		list, more, err := s.SearchRecordings(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range list {
+			got = append(got, r.Session)
+		}
+		if !more {
+			break
+		}
+		f.After = list[len(list)-1]
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages of 2 hold %v, want %v", got, want)
 	}
 }

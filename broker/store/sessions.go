@@ -124,7 +124,11 @@ type SessionFilter struct {
 	TicketSystem string
 	State        string
 	Since, Until time.Time // created at or after Since, before Until
-	Limit        int
+	// After, when set, is the last session of the page before: the list
+	// goes on after it (sessions created in the same millisecond are
+	// neither skipped nor repeated, as with Until).
+	After *Session
+	Limit int
 }
 
 // ListSessions returns the newest sessions first that match f.
@@ -158,6 +162,10 @@ func (s *Store) ListSessions(ctx context.Context, f SessionFilter) ([]*Session, 
 	if !f.Until.IsZero() {
 		q += " AND created_at < ?"
 		args = append(args, ms(f.Until))
+	}
+	if f.After != nil {
+		q += " AND (created_at < ? OR (created_at = ? AND id > ?))"
+		args = append(args, ms(f.After.CreatedAt), ms(f.After.CreatedAt), f.After.ID)
 	}
 	if f.Limit <= 0 {
 		f.Limit = 100

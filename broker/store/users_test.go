@@ -115,6 +115,46 @@ func TestListSessionsFilter(t *testing.T) {
 	}
 }
 
+// TestListSessionsPages: page after page, each going on after the last
+// session of the one before, the list holds every session once, those
+// created in the same millisecond too (a time cursor would skip them).
+func TestListSessionsPages(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	u := &User{Username: "tech", PasswordHash: "x", Role: "technician", CreatedAt: now}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	at := []time.Time{now.Add(2 * time.Millisecond), now.Add(time.Millisecond), now, now, now, now.Add(-time.Millisecond)}
+	var want []string
+	for i, c := range at {
+		id := fmt.Sprintf("s%d", i)
+		if err := s.CreateSession(ctx, &Session{ID: id, CodeHash: id, CodeExpiresAt: c.Add(time.Minute), CreatedBy: u.ID, State: StateWaiting, CreatedAt: c}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	var got []string
+	f := SessionFilter{Limit: 3}
+	for range len(at) {
+		list, err := s.ListSessions(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, x := range list {
+			got = append(got, x.ID)
+		}
+		f.After = list[len(list)-1]
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages of 3 hold %v, want %v", got, want)
+	}
+}
+
 // TestDeleteCodeAttempts: the attempts from before the cut go, the later
 // ones stay.
 func TestDeleteCodeAttempts(t *testing.T) {

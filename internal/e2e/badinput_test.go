@@ -50,6 +50,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"POST", "/sessions/claim", `{"code":"12345678a","ticket":{"id":"INC-1"},"permissions":["root"]}`, 400, "invalid_request", []string{"code", "permissions"}},
 		{"GET", "/sessions?state=lost&limit=0&since=monday&colour=red", "", 400, "invalid_request", []string{"colour", "state", "since", "limit"}},
 		{"GET", "/sessions?technician=nobody", "", 400, "invalid_technician", []string{"technician"}},
+		{"GET", "/sessions?after=s_nosuchsession", "", 400, "invalid_after", []string{"after"}},
+		{"GET", "/recordings?after=s_nosuchsession", "", 400, "invalid_after", []string{"after"}},
 		{"GET", "/recordings?tikcet=INC-1&has=shell", "", 400, "unknown_parameter", []string{"tikcet"}},
 		{"GET", "/recordings?from=monday&has=video&limit=0", "", 400, "invalid_request", []string{"from", "has", "limit"}},
 		{"GET", "/recordings?to=friday", "", 400, "invalid_date", []string{"to"}},

@@ -294,6 +294,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	call("POST", "/sessions", admin, `{"ticket":{"id":"","url":"nope"},"technician":"sue","code_ttl_seconds":1}`, 400)
 	call("GET", "/sessions?ticket=INC-7&technician=tina&state=waiting&since=2020-01-01T00:00:00Z&limit=5", admin, "", 200)
 	call("GET", "/sessions?state=sleeping&since=yesterday", admin, "", 400)
+	call("GET", "/sessions?after="+id+"&limit=5", admin, "", 200)
 	call("GET", "/sessions/"+id, tina, "", 200)
 	call("GET", "/sessions/"+id+"/events", tina, "", 200)
 	call("POST", "/sessions/"+id+"/invite", tina, `{"username":"admin"}`, 200)
