@@ -162,8 +162,8 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) (list [
 		args = append(args, f.User, f.User)
 	}
 	if f.Ticket != "" {
-		where = append(where, `s.ticket_id LIKE ? ESCAPE '\'`)
-		args = append(args, "%"+escapeLike(f.Ticket)+"%")
+		where = append(where, `lower_text(s.ticket_id) LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+escapeLike(strings.ToLower(f.Ticket))+"%")
 	}
 	if f.Technician != "" {
 		// Like the ticket and the computer: a supervisor types part of
@@ -175,8 +175,9 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) (list [
 		// The computer's name and OS as the host reported them, not the
 		// JSON text they are kept in: a search for "hostname" or a quote
 		// matched every recording.
-		where = append(where, `(`+hostField("hostname")+` LIKE ? ESCAPE '\' OR `+hostField("os")+` LIKE ? ESCAPE '\')`)
-		args = append(args, "%"+escapeLike(f.Host)+"%", "%"+escapeLike(f.Host)+"%")
+		where = append(where, `(lower_text(`+hostField("hostname")+`) LIKE ? ESCAPE '\' OR lower_text(`+hostField("os")+`) LIKE ? ESCAPE '\')`)
+		host := "%" + escapeLike(strings.ToLower(f.Host)) + "%"
+		args = append(args, host, host)
 	}
 	if !f.From.IsZero() {
 		where = append(where, "r.started_at >= ?")

@@ -152,3 +152,29 @@ func TestSearchRecordingsPages(t *testing.T) {
 		t.Errorf("pages of 2 hold %v, want %v", got, want)
 	}
 }
+
+// TestSearchRecordingsAnyCase: "any case" holds for every letter, not only
+// ASCII: büro finds BÜRO-PC, änderung finds ÄNDERUNG-7.
+func TestSearchRecordingsAnyCase(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	day := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	u := &User{Username: "ana", PasswordHash: "x", Role: "technician", CreatedAt: day}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, &Session{ID: "s1", CodeHash: "s1", CodeExpiresAt: day, CreatedBy: u.ID, TicketID: "ÄNDERUNG-7", State: StateWaiting, CreatedAt: day}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSessionActive(ctx, "s1", `{"hostname":"BÜRO-PC","os":"windows"}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRecording(ctx, "s1", day); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []RecordingFilter{{Host: "büro"}, {Host: "BÜRO"}, {Ticket: "änderung"}, {Ticket: "Änderung-7"}} {
+		if got, _, err := s.SearchRecordings(ctx, f); err != nil || len(got) != 1 {
+			t.Errorf("search %+v found %d recordings (%v), want the one", f, len(got), err)
+		}
+	}
+}

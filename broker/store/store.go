@@ -6,15 +6,17 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+	"modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -35,6 +37,18 @@ type Store struct {
 	checkMu   sync.Mutex
 	checkedAt time.Time // of the last write Check tried
 	checkErr  error     // what it answered
+}
+
+// lower_text(s) is s in lower case, every letter: SQLite's LIKE ignores
+// the case of ASCII letters only, and a search for "büro" must find
+// "BÜRO-PC".
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction("lower_text", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if s, ok := args[0].(string); ok {
+			return strings.ToLower(s), nil
+		}
+		return args[0], nil
+	})
 }
 
 // migrations run in order, once each; the index of the last one applied is
