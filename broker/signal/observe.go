@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/tether-support/tether/broker/auth"
@@ -22,23 +23,29 @@ func permsFor(l *live, v *viewer) []string {
 	return l.perms
 }
 
-// observersLocked lists the supervisors the user lets see. h.mu is held.
+// observersLocked lists the supervisors the user lets see, each once
+// however many connections (console tabs) they watch from. h.mu is held.
 func (l *live) observersLocked() []protocol.Person {
-	out := []protocol.Person{}
+	var watching []*viewer
 	for _, v := range l.viewers {
 		if v.person.Role == auth.RoleSupervisor && slices.Contains(v.grants, protocol.PermView) {
-			out = append(out, v.person)
+			watching = append(watching, v)
 		}
 	}
-	slices.SortFunc(out, func(a, b protocol.Person) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
+	// By name, then by connection: the same connection stands for a
+	// person each time the list is made.
+	slices.SortFunc(watching, func(a, b *viewer) int {
+		return cmp.Or(cmp.Compare(a.person.Name, b.person.Name), cmp.Compare(a.person.ID, b.person.ID))
 	})
+	out := []protocol.Person{}
+	seen := map[int64]bool{}
+	for _, v := range watching {
+		if seen[v.userID] {
+			continue
+		}
+		seen[v.userID] = true
+		out = append(out, v.person)
+	}
 	if len(out) > protocol.MaxObservers {
 		out = out[:protocol.MaxObservers]
 	}

@@ -88,8 +88,10 @@ function toolButton(iconName, label, attrs = {}) {
  * @param {HTMLVideoElement} o.video
  * @param {() => RTCPeerConnection|null} o.getPc
  * @param {(perm: string) => boolean} [o.onRequest] asks the user for a permission; true if asked
+ * @param {(display: {name?: string, width: number, height: number}|null) => void} [o.onDisplay]
+ *   the remote display shown now, each time the host says which
  */
-export function mountRemoteControl({ stage, surface, video, getPc, onRequest = () => false }) {
+export function mountRemoteControl({ stage, surface, video, getPc, onRequest = () => false, onDisplay = () => {} }) {
   const state = {
     live: false,
     channel: null, // control RTCDataChannel
@@ -108,6 +110,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     perms: { known: false, control: false, clipboard: false, paused: false, pending: false, asking: [], canAsk: false },
     controlOnGrant: false, // take control as soon as the user allows it
     resumeControl: false, // take control back when the user resumes
+    focusOnControl: false, // the technician clicked Control: the keyboard goes to the remote screen
   };
   const exposed = { enabled: false, pending: false, reason: '' };
   window.tether.control = exposed;
@@ -253,10 +256,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   const captureHint = h('div', { class: 'hud-pill hud-hint', 'data-testid': 'capture-hint', role: 'status', hidden: true });
   // While the remote screen holds the keyboard, Tab, Alt+Tab and the rest
   // go to the remote computer: this stays on the picture all that time and
-  // says how to get the keyboard back (and gives it back when clicked).
-  const capturedTag = h('button', {
-    type: 'button', class: 'hud-captured', 'data-testid': 'keyboard-captured', hidden: true, tabindex: '-1',
-    'aria-label': 'Keyboard captured. Press Ctrl+Alt+Shift, or click here, to release it.',
+  // says how to get the keyboard back. It lies on the user's screen (its
+  // corner, in full screen or 1:1): a click there is for what it covers.
+  // The stage's own label says the same to a screen reader.
+  const capturedTag = h('div', {
+    class: 'hud-captured', 'data-testid': 'keyboard-captured', hidden: true, 'aria-hidden': 'true',
   }, icon('keyboard', 13), h('span', { text: 'Keyboard captured' }), h('span', { class: 'hud-captured-sep', 'aria-hidden': 'true', text: '\u00b7' }),
   kbd('Ctrl', 'Alt', 'Shift'), h('span', { text: 'to release' }));
   const notice = h('div', { class: 'hud-pill hud-notice', 'data-testid': 'control-notice', role: 'alert', hidden: true });
@@ -298,11 +302,6 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       lockKeyboard();
     },
   });
-  // Keep the focus where it is until the click: the tag must not vanish
-  // (the stage losing focus hides it) between press and release.
-  capturedTag.addEventListener('mousedown', (e) => e.preventDefault());
-  capturedTag.addEventListener('click', releaseKeyboard);
-
   /**
    * Gives the keyboard back to the console: focus goes to the mode switch
    * next to it (where Tab carries on through the toolbar), not to nowhere.
@@ -416,10 +415,12 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
 
   /**
    * Asks for control (on) or gives it up. With turn, control comes back
-   * only if nobody took it since this page had it with that turn.
+   * only if nobody took it since this page had it with that turn. With
+   * focus, the keyboard goes to the remote screen once control holds.
    */
-  function requestControl(on, turn = 0) {
+  function requestControl(on, turn = 0, { focus = false } = {}) {
     state.wanted = on;
+    state.focusOnControl = on && focus;
     if (!on) {
       // The release-all and this request travel on different channels: the
       // broker may see the request first and drop the release (it releases
@@ -458,13 +459,20 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     exposed.reason = reason;
     // Our own "View only" already released everything; the broker's word
     // alone means input would be dropped anyway.
-    input.setEnabled(enabled, { release: false });
+    input.setEnabled(enabled && state.live, { release: false });
+    const focusWanted = state.focusOnControl;
+    state.focusOnControl = false;
     if (enabled) {
       state.wanted = true;
       if (turn) state.turn = turn;
       notice.hidden = true;
       moved.hidden = true;
-      if (asked === true) stage.focus({ preventScroll: true });
+      // Control the technician clicked for takes the keyboard. Control
+      // that comes by itself (the user's yes, the end of a pause or of a
+      // reconnection) finds the technician perhaps typing elsewhere, in a
+      // terminal or the clipboard box: that stays where it is.
+      if (asked === true && (focusWanted || keyboardFree())) stage.focus({ preventScroll: true });
+      else if (asked === true) flashPill(captureHint, [icon('pointer', 14), 'You are in control. Click the screen to type there.'], HINT_MS);
     } else {
       unlockKeyboard();
       if (asked === true || was) {
@@ -487,8 +495,14 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     render();
   }
 
+  /** Nothing else on the page has the keyboard: it may go to the remote screen. */
+  function keyboardFree() {
+    const el = document.activeElement;
+    return !el || el === document.body || el === stage || el === modeControl || el === requestCtl;
+  }
+
   modeControl.addEventListener('click', () => {
-    if (!state.enabled && state.pending !== true) requestControl(true);
+    if (!state.enabled && state.pending !== true) requestControl(true, 0, { focus: true });
     else if (state.enabled) stage.focus({ preventScroll: true });
   });
   modeView.addEventListener('click', () => {
@@ -751,6 +765,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     picker.value = String(current);
     pickerWrap.hidden = state.displays.length < 2;
     input.displayShown(current);
+    onDisplay(state.displays.find((d) => d.index === current) ?? null);
   }
   picker.addEventListener('change', () => {
     const display = state.displays.find((d) => d.index === Number(picker.value));
@@ -815,11 +830,27 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     sizeVideo();
   }
   function sizeVideo() {
-    // CSSOM, not a style attribute: the CSP allows no inline styles.
+    // One remote pixel on one pixel of the technician's screen: a CSS
+    // pixel is devicePixelRatio of those (1.5 on a laptop at 150%, or
+    // zoomed). CSSOM, not a style attribute: the CSP allows no inline styles.
     const actual = state.scale === 'actual' && video.videoWidth > 0;
-    video.style.width = actual ? `${video.videoWidth}px` : '';
-    video.style.height = actual ? `${video.videoHeight}px` : '';
+    const ratio = window.devicePixelRatio || 1;
+    video.style.width = actual ? `${video.videoWidth / ratio}px` : '';
+    video.style.height = actual ? `${video.videoHeight / ratio}px` : '';
   }
+  // The ratio changes with the browser's zoom, and on a screen of another
+  // density: each change is watched for by a query of the ratio as it is.
+  let ratioQuery = null;
+  function watchRatio() {
+    ratioQuery?.removeEventListener('change', onRatio);
+    ratioQuery = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+    ratioQuery.addEventListener('change', onRatio);
+  }
+  function onRatio() {
+    sizeVideo();
+    watchRatio();
+  }
+  watchRatio();
   fitBtn.addEventListener('click', () => {
     state.scale = state.scale === 'actual' ? 'fit' : 'actual';
     prefs.set('scale', state.scale);
@@ -948,6 +979,10 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
 
   function setLive(live) {
     state.live = live;
+    // Cut off, nothing typed or clicked may wait on the way and reach the
+    // user's computer late, once the connection is back: input stops, and
+    // what was held is let go.
+    input.setEnabled(live && state.enabled);
     if (!live) {
       moved.hidden = true;
       keys.close(false);
@@ -983,6 +1018,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       if (had) sendControl({ type: 'control', enabled: false });
       unlockKeyboard();
       document.removeEventListener('fullscreenchange', onFullscreen);
+      ratioQuery.removeEventListener('change', onRatio);
       keys.close(false);
       clip.close(false);
     },

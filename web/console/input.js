@@ -175,16 +175,23 @@ export function toRemote(rect, clientX, clientY, clamp = false) {
 
 // ---- Wheel -----------------------------------------------------------------
 
-const PIXELS_PER_NOTCH = 100;
+const PIXELS_PER_NOTCH = 120;
 const LINES_PER_NOTCH = 1;
 const NOTCHES_PER_PAGE = 3;
 const WHEEL_IDLE_MS = 400;
 
 /**
- * Turns WheelEvent deltas into whole notches. Pixel deltas (trackpads,
- * Chromium's mouse wheels) add up until they make 100 px per notch; a line
- * is one notch, a page three. A remainder is forgotten after a pause, and
- * when the direction turns, so that half a notch never fires much later.
+ * Turns WheelEvent deltas into whole notches. A line is one notch, a page
+ * three. Pixel deltas count 120 px a notch (a mouse wheel's notch in
+ * Chromium at 100% zoom), rounded to the nearest notch: the browser's zoom
+ * divides the pixels a notch makes (96 at 125%, 150 at 80%) and each must
+ * still be one notch, neither none nor two. Less than half a notch (a
+ * touchpad's small steps) adds up; a notch sent takes that rest along. A
+ * rest is forgotten after a pause, and when the direction turns, so that
+ * it never fires much later.
+ *
+ * Not scaled by devicePixelRatio: Chromium gives a notch the same pixels
+ * on a high-density screen, and only the zoom changes them.
  */
 export class WheelAccumulator {
   constructor(now = () => performance.now()) {
@@ -204,8 +211,9 @@ export class WheelAccumulator {
       const v = d * unit;
       if (Math.sign(v) && Math.sign(acc) && Math.sign(v) !== Math.sign(acc)) acc = 0;
       acc += v;
-      const whole = Math.trunc(acc) || 0; // never -0
-      return [acc - whole, whole];
+      // Halves away from zero, both ways (Math.round(-0.5) is 0).
+      const whole = Math.sign(acc) * Math.round(Math.abs(acc)) || 0; // never -0
+      return [whole ? 0 : acc, whole];
     };
     let dx;
     let dy;

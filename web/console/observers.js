@@ -13,7 +13,8 @@ export function observerBanner(self) {
     el,
     update(list) {
       const others = (Array.isArray(list) ? list : []).filter((p) => p && typeof p.name === 'string' && p.name !== self?.username);
-      const names = others.map((p) => p.name);
+      // One person may watch from several tabs: named once.
+      const names = [...new Set(others.map((p) => p.name))];
       window.tether.observers = names;
       el.hidden = names.length === 0;
       el.dataset.observers = names.join(',');

@@ -179,6 +179,7 @@ function panelDivider(body, panels) {
 export function mountSession(root, { id, navigate }) {
   let info = null; // the session object from the API, once loaded
   let host = null; // { hostname, os, width, height, max_file }
+  let shownDisplay = null; // { name, width, height } of the user's monitor shown, once the host says
   let connState = 'connecting';
   let endReason = '';
   let fatalError = null;
@@ -285,6 +286,10 @@ export function mountSession(root, { id, navigate }) {
 
   const remote = mountRemoteControl({
     stage, surface, video, getPc: () => conn?.pc ?? null, onRequest: (perm) => consent.request([perm]),
+    onDisplay: (d) => {
+      shownDisplay = d;
+      renderChips();
+    },
   });
   const observers = observerBanner(window.tether.user);
   // The user's answers and the console's own notices share the stage's
@@ -395,8 +400,10 @@ export function mountSession(root, { id, navigate }) {
     const desc = describeHost(host);
     hostChip.hidden = !desc;
     hostChip.textContent = desc;
-    // The host's display size; the stream may be smaller while bandwidth ramps up.
-    const display = formatSize(host?.width, host?.height);
+    // The size of the user's monitor shown (the host's first one until it
+    // says which); the stream may be smaller while bandwidth ramps up.
+    const shown = shownDisplay ?? host;
+    const display = formatSize(shown?.width, shown?.height);
     const stream = formatSize(video.videoWidth, video.videoHeight);
     sizeChip.hidden = !(display || stream);
     sizeChip.textContent = display || stream;

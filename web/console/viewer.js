@@ -181,12 +181,18 @@ export class ViewerConnection {
     if (now - this.pingAt >= PING_MS && this.send('ping', {})) this.pingAt = now;
   }
 
-  /** Gives up a socket that stopped answering, as if it had closed. */
+  /**
+   * Gives up a socket that stopped answering, as if it had closed, and the
+   * media connection made on it: the broker behind may be frozen, and what
+   * waits on that connection (keys, clicks) would reach the user's
+   * computer when it wakes. The next socket brings a new one.
+   */
   abandon(ws) {
     this.ws = null;
     this.welcomed = false;
     clearInterval(this.heartbeat);
     ws.close();
+    this.closePeer();
     this.scheduleReconnect();
     this.update();
   }

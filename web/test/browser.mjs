@@ -46,6 +46,9 @@ if (process.env.NODE_TEST_CONTEXT) {
  * @param {{width:number,height:number}} [opts.viewport] default 1440x900
  * @param {boolean} [opts.headless] default true
  * @param {string[]} [opts.args] extra switches (not --disable-features)
+ * @param {number} [opts.deviceScaleFactor] screen pixels per CSS pixel, default 1
+ * @param {string} [opts.display] the X display (":N") a headed browser shows
+ *   its window on; default $DISPLAY
  * @returns {Promise<{context: import('playwright-core').BrowserContext,
  *   newPage: () => Promise<import('playwright-core').Page>,
  *   close: () => Promise<void>}>}
@@ -53,9 +56,10 @@ if (process.env.NODE_TEST_CONTEXT) {
 export async function launch(opts = {}) {
   const headless = opts.headless ?? true;
   const args = [...CHROMIUM_ARGS, ...(opts.args ?? [])];
-  const key = JSON.stringify([headless, args]);
+  const key = JSON.stringify([headless, args, opts.display]);
   if (!browsers.has(key)) {
-    const started = chromium.launch({ executablePath: CHROMIUM_PATH, headless, args });
+    const env = opts.display ? { ...process.env, DISPLAY: opts.display } : undefined;
+    const started = chromium.launch({ executablePath: CHROMIUM_PATH, headless, args, env });
     started.catch(() => browsers.delete(key)); // the next launch tries again
     browsers.set(key, started);
   }
@@ -63,7 +67,7 @@ export async function launch(opts = {}) {
   const context = await browser.newContext({
     ignoreHTTPSErrors: true, // the broker serves a dev CA certificate in tests
     viewport: opts.viewport ?? { width: 1440, height: 900 },
-    deviceScaleFactor: 1,
+    deviceScaleFactor: opts.deviceScaleFactor ?? 1,
   });
   return {
     context,

@@ -327,14 +327,14 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
     await page.mouse.move(cx, cy);
     await sleep(100);
     let from = witness.mark();
-    await page.mouse.wheel(0, 250); // a real wheel event: 2 notches, half a notch left over
+    await page.mouse.wheel(0, 250); // a real wheel event: 2 notches, a little left over
     await witness.waitFor(/^wheel/, from);
     await sleep(300);
     const wheels = (since) => witness.since(since).filter((l) => l.startsWith('wheel'));
     assert.deepEqual(wheels(from), ['wheel down', 'wheel down']);
 
     // Back to back (Playwright waits ~2 s between real ones, and the
-    // console forgets a remainder after a pause): pixels add up to 100 a
+    // console forgets a remainder after a pause): pixels add up to 120 a
     // notch, a line is a notch, and big turns arrive whole.
     from = witness.mark();
     await page.evaluate(([x, y]) => {
@@ -344,8 +344,8 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
       }));
       for (let i = 0; i < 5; i++) wheel(0, -40); // -200 px: 2 notches up
       wheel(0, 3, 1); // 3 lines down
-      wheel(-120, 0); // 1 notch left, 20 px over
-      wheel(0, 25_000); // 250 notches down
+      wheel(-120, 0); // 1 notch left
+      wheel(0, 30_000); // 250 notches down
     }, [cx, cy]);
     await until('256 notches', () => wheels(from).length >= 256);
     await sleep(300);

@@ -1,6 +1,7 @@
 // Remote control through the real console: a real broker, a real host on
 // Xvfb, the input witness (testdata/xpattern -mode input) reporting what
-// reaches the X server, and headless Chromium driving the console.
+// reaches the X server, and headless Chromium driving the console (or, to
+// turn a real mouse wheel, Chromium with a window on an Xvfb of its own).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch, remotePoint } from './browser.mjs';
-import { bin, openSession, ROOT, start, startHost, startXvfb, startBroker, stopAll } from './procs.mjs';
+import { api, bin, openSession, ROOT, signIn, start, startHost, startXvfb, startBroker, stopAll, until } from './procs.mjs';
 
 const WIDTH = 1280;
 const HEIGHT = 720;
@@ -283,7 +284,7 @@ test('a tab that reconnects takes control back only if nobody took it meanwhile'
   }
 });
 
-test('a click right after switching to a display of another size lands where it points', { timeout: 120_000 }, async () => {
+test('a click right after switching to a display of another size lands where it points, and the header names its size', { timeout: 120_000 }, async () => {
   // The user's screen is two monitors of different sizes side by side.
   const display = await startXvfb(2560, 1080);
   const env = { ...process.env, DISPLAY: display };
@@ -306,6 +307,8 @@ test('a click right after switching to a display of another size lands where it 
     await page.waitForFunction(() => window.tether.control?.enabled === true);
     const picker = page.getByTestId('display-picker');
     assert.deepEqual(await picker.locator('option').allTextContents(), ['Left · 1600 × 1080 · main', 'Right · 960 × 720']);
+    const sizeChip = page.getByTestId('display-size');
+    assert.equal(await sizeChip.innerText(), '1600 × 1080');
 
     // The technician picks the right monitor and clicks at once, again and
     // again, while the picture still shows the left one, until the right
@@ -360,6 +363,258 @@ test('a click right after switching to a display of another size lands where it 
     assert.ok(downs().some((l) => near(l, 1600 + rx, ry)), `no click on the right monitor near ${1600 + rx},${ry}: ${downs().join(', ')}`);
     for (const line of downs()) {
       assert.ok(near(line, 700, 400) || near(line, 1600 + rx, ry), `${line}, among the clicks: ${downs().join(', ')}`);
+    }
+    // The header names the monitor shown now, not the first one.
+    await page.waitForFunction(() => document.querySelector('[data-testid="display-size"]').textContent === '960 \u00d7 720', null, { timeout: 5000 })
+      .catch(async () => assert.fail(`the header says the remote display is ${await sizeChip.innerText()}`));
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('what the technician types elsewhere on the page stays there when the user allows control', { timeout: 180_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  const created = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-FOCUS' }, permissions: ['view', 'control', 'clipboard', 'shell'] });
+  assert.equal(created.status, 201);
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  const artifacts = join(ROOT, 'artifacts');
+  mkdirSync(artifacts, { recursive: true });
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await signIn(page, broker, `/#/session/${created.body.id}`);
+    const host = startHost(broker, created.body.code, display, { answer: null });
+    await host.ready;
+    const asked = (n) => until(`question ${n} on the host`, () => host.out.stdout.split('Allow? ').length - 1 >= n, 20_000);
+    const keysSince = (from) => witness.out.stdout.split('\n').slice(from).filter((l) => /^(key|text) /.test(l));
+    const focused = () => page.evaluate(() => document.activeElement?.dataset?.testid || document.activeElement?.tagName.toLowerCase());
+    const hint = page.getByTestId('capture-hint');
+    const requestControl = page.locator('[data-testid="request-perm"][data-perm="control"]');
+
+    // The user lets the technician see, share the clipboard and open a
+    // terminal; not control, yet.
+    await asked(1);
+    host.type('view clipboard shell');
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]')?.videoWidth > 0, null, { timeout: 20_000 });
+
+    // The technician asks for control, and writes a text for the user's
+    // clipboard while the user decides: the user's yes does not take the
+    // keyboard from the text box.
+    await requestControl.click();
+    await asked(2);
+    await page.getByTestId('clipboard-open').click();
+    await page.getByTestId('clipboard-send-text').click();
+    await page.keyboard.type('abc');
+    let from = mark(witness);
+    host.type('all');
+    await page.waitForFunction(() => window.tether.control?.enabled === true, null, { timeout: 20_000 });
+    await page.keyboard.type('xyz');
+    await page.waitForTimeout(1000);
+    assert.deepEqual(keysSince(from), [], 'keys typed into the clipboard box reached the user\u2019s computer');
+    assert.equal(await page.getByTestId('clipboard-send-text').inputValue(), 'abcxyz');
+    assert.equal(await focused(), 'clipboard-send-text');
+    // The page says where the keyboard goes instead.
+    assert.match(await hint.innerText(), /Click the screen to type there/);
+    await page.screenshot({ path: join(artifacts, 'console-control-allowed-while-typing.png') });
+    await page.keyboard.press('Escape');
+
+    // The same in a terminal, once the user has taken control back and the
+    // technician asked again.
+    host.type('revoke control');
+    await page.waitForFunction(() => window.tether.control?.enabled === false, null, { timeout: 15_000 });
+    await page.getByTestId('shell-open').click();
+    await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor({ timeout: 15_000 });
+    await requestControl.click();
+    await asked(3);
+    await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
+    await page.keyboard.type('echo one\n');
+    from = mark(witness);
+    host.type('all');
+    await page.waitForFunction(() => window.tether.control?.enabled === true, null, { timeout: 20_000 });
+    await page.keyboard.type('echo tw""o\n');
+    await page.waitForTimeout(1000);
+    assert.deepEqual(keysSince(from), [], 'keys typed into the terminal reached the user\u2019s computer');
+    await until('the second command\u2019s output in the terminal', async () => /^two$/m.test(await page.getByTestId('shell-view-1').locator('.xterm-rows').innerText()));
+    assert.match(await hint.innerText(), /Click the screen to type there/);
+    await page.screenshot({ path: join(artifacts, 'console-control-allowed-while-in-terminal.png') });
+
+    // Control the technician takes with the button takes the keyboard.
+    await page.getByTestId('mode-view').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === false, null, { timeout: 15_000 });
+    await page.getByTestId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === true, null, { timeout: 15_000 });
+    assert.equal(await focused(), 'remote-stage');
+    from = mark(witness);
+    await page.keyboard.type('k');
+    await waitLine(witness, /^text k$/, from);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('in full screen every pixel of the user\u2019s screen takes a click, under the keyboard tag too', { timeout: 120_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  // The technician's screen has the shape of the user's: in full screen
+  // the picture fills it, and nothing is left beside it for the tag.
+  const browser = await launch({ viewport: { width: WIDTH, height: HEIGHT } });
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    const code = await openSession(page, broker);
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]')?.videoWidth === w, WIDTH, { timeout: 20_000 });
+    await page.getByTestId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === true);
+    await page.getByTestId('fullscreen').click();
+    await page.waitForFunction(() => !!document.fullscreenElement);
+    await page.waitForTimeout(600);
+    let [px, py] = await remotePoint(page, 640, 360);
+    await page.mouse.click(px, py);
+    const tag = page.getByTestId('keyboard-captured');
+    await tag.waitFor();
+
+    // A click in the middle of the tag is a click on what the user's
+    // screen shows there (a taskbar button, say); the keyboard stays with
+    // the remote screen.
+    const box = await tag.boundingBox();
+    const [rx, ry] = await page.getByTestId('remote-video').evaluate((v, [x, y]) => {
+      const r = v.getBoundingClientRect();
+      const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
+      return [Math.floor((x - r.left - (r.width - v.videoWidth * scale) / 2) / scale), Math.floor((y - r.top - (r.height - v.videoHeight * scale) / 2) / scale)];
+    }, [box.x + box.width / 2, box.y + box.height / 2]);
+    assert.ok(rx >= 0 && ry >= 0 && rx < WIDTH && ry < HEIGHT, `the tag at ${JSON.stringify(box)} is not over the picture`);
+    [px, py] = await remotePoint(page, rx, ry);
+    const from = mark(witness);
+    await page.mouse.click(px, py);
+    const line = await waitLine(witness, /^button 1 down /, from, 5000);
+    const [gx, gy] = line.split(' ').slice(3).map(Number);
+    assert.ok(Math.abs(gx - rx) <= 1 && Math.abs(gy - ry) <= 1, `a click at ${rx},${ry} landed at ${gx},${gy}`);
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'remote-stage');
+    assert.equal(await tag.isVisible(), true, 'the tag went with the click');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('at a device pixel ratio of 1.5, 1:1 shows one remote pixel on one screen pixel, and clicks land where they point', { timeout: 120_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1000, height: 700 }, deviceScaleFactor: 1.5 });
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    const code = await openSession(page, broker);
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]')?.videoWidth === w, WIDTH, { timeout: 20_000 });
+    await page.getByTestId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === true);
+    const check = async (how, x, y) => {
+      const from = mark(witness);
+      const [px, py] = await remotePoint(page, x, y);
+      await page.mouse.click(px, py);
+      const line = await waitLine(witness, /^button 1 down /, from);
+      const [gx, gy] = line.split(' ').slice(3).map(Number);
+      assert.ok(Math.abs(gx - x) <= 1 && Math.abs(gy - y) <= 1, `${how}: a click at ${x},${y} landed at ${gx},${gy}`);
+    };
+    await check('fit', 1000, 600);
+
+    await page.getByTestId('fit-toggle').click();
+    await page.waitForTimeout(500);
+    const shown = await page.getByTestId('remote-video').evaluate((v) => {
+      const r = v.getBoundingClientRect();
+      return { width: r.width * devicePixelRatio, height: r.height * devicePixelRatio };
+    });
+    assert.ok(Math.abs(shown.width - WIDTH) < 0.5 && Math.abs(shown.height - HEIGHT) < 0.5,
+      `1:1 shows the ${WIDTH}x${HEIGHT} remote screen on ${shown.width}x${shown.height} screen pixels`);
+    await page.evaluate(() => {
+      const s = document.querySelector('.stage-surface');
+      s.scrollLeft = 100;
+      s.scrollTop = 50;
+    });
+    await check('1:1, scrolled', 500, 300);
+    await check('1:1, scrolled', 130, 70);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('each notch of a real mouse wheel turns the user\u2019s wheel one notch, whatever the browser\u2019s zoom', { timeout: 150_000 }, async () => {
+  const display = await startXvfb(WIDTH, HEIGHT);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const broker = await startBroker();
+  // A browser with a window, on an X display of its own, where the wheel
+  // is turned as a hand turns it (xdotool's buttons 4 and 5): Chromium
+  // makes of each notch what it does of a real one, at every zoom.
+  const screen = await startXvfb(1600, 1000);
+  const xdotool = (...args) => execFileSync('xdotool', args.map(String), { env: { ...process.env, DISPLAY: screen } });
+  const browser = await launch({ headless: false, display: screen, viewport: { width: 1400, height: 860 } });
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    const code = await openSession(page, broker);
+    const host = startHost(broker, code, display);
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]')?.videoWidth === w, WIDTH, { timeout: 20_000 });
+    await page.getByTestId('mode-control').click();
+    await page.waitForFunction(() => window.tether.control?.enabled === true);
+
+    // Where the page's top left corner is on that display: the pointer
+    // moved there, the page says where it sees it.
+    await page.evaluate(() => addEventListener('mousemove', (e) => { window.pointerAt = [e.clientX, e.clientY]; }, true));
+    xdotool('mousemove', 400, 400);
+    const [cx, cy] = await until('the pointer on the page', () => page.evaluate(() => window.pointerAt));
+    const origin = [400 - cx, 400 - cy];
+
+    const wheels = (from) => witness.out.stdout.split('\n').slice(from).filter((l) => l.startsWith('wheel'));
+    const turns = [
+      // Browser zoom as a technician sets it, to read small text or to see
+      // more; each from the keyboard, away from the remote screen.
+      { zoom: '100%', keys: [], fast: false },
+      { zoom: '125%', keys: ['ctrl+plus', 'ctrl+plus'], fast: false },
+      { zoom: '80%', keys: ['ctrl+0', 'ctrl+minus', 'ctrl+minus'], fast: true },
+    ];
+    for (const { zoom, keys, fast } of turns) {
+      await page.evaluate(() => document.activeElement.blur());
+      for (const k of keys) {
+        xdotool('key', k);
+        await page.waitForTimeout(400);
+      }
+      const ratio = await page.evaluate(() => devicePixelRatio);
+      assert.equal(`${Math.round(ratio * 100)}%`, zoom, 'the browser\u2019s zoom');
+      const [px, py] = await remotePoint(page, 640, 360);
+      xdotool('mousemove', Math.round(origin[0] + px * ratio), Math.round(origin[1] + py * ratio));
+      await page.waitForFunction(([x, y]) => Math.abs(window.pointerAt[0] - x) <= 2 && Math.abs(window.pointerAt[1] - y) <= 2, [px, py]);
+      await page.waitForTimeout(500);
+      const from = mark(witness);
+      if (fast) {
+        xdotool('click', '--repeat', 3, '--delay', 100, 5); // three notches in one quick turn
+      } else {
+        for (let i = 0; i < 3; i++) {
+          xdotool('click', 5); // one notch, as a wheel turned slowly
+          await page.waitForTimeout(700);
+        }
+      }
+      await page.waitForTimeout(1000);
+      assert.deepEqual(wheels(from), Array(3).fill('wheel down'), `at ${zoom}, three notches ${fast ? 'in one quick turn' : 'one by one'}`);
     }
     assert.deepEqual(errors, []);
   } finally {

@@ -91,18 +91,26 @@ test('no picture yet: no coordinates', () => {
   assert.equal(toRemote(null, 1, 1), null);
 });
 
-test('wheel: 100 px or one line a notch; a pause or a turn forgets the remainder', () => {
+test('wheel: a line a notch, a page three, pixels 120 a notch rounded to the nearest; a pause or a turn forgets the rest', () => {
   let now = 0;
   const w = new WheelAccumulator(() => now);
-  assert.deepEqual(w.add(0, 250, 0), [0, 2]);
-  assert.deepEqual(w.add(0, 50, 0), [0, 1]);
+  // One notch of a mouse wheel in Chromium at 100%, 125%, 80%, 67% and
+  // 200% zoom is one notch, one after another as quickly as they come.
+  for (const px of [120, 96, 150, 179, 60]) assert.deepEqual(w.add(0, px, 0), [0, 1], `${px} px`);
+  assert.deepEqual(w.add(0, -96, 0), [0, -1], 'up as down');
+  assert.deepEqual(w.add(0, 250, 0), [0, 2], 'two notches in one event, at 100%');
+  assert.deepEqual(w.add(0, 192, 0), [0, 2], 'two notches in one event, at 125%');
   assert.deepEqual(w.add(0, 3, 1), [0, 3]);
   assert.deepEqual(w.add(0, 1, 2), [0, 3], 'a page is three notches');
-  assert.deepEqual(w.add(0, 60, 0), [0, 0]);
-  assert.deepEqual(w.add(0, -60, 0), [0, 0], 'turning drops the 60 px');
-  assert.deepEqual(w.add(0, -60, 0), [0, -1]);
+  // A touchpad's small steps add up to half a notch.
+  assert.deepEqual(w.add(0, 25, 0), [0, 0]);
+  assert.deepEqual(w.add(0, 25, 0), [0, 0]);
+  assert.deepEqual(w.add(0, 25, 0), [0, 1]);
+  assert.deepEqual(w.add(0, 25, 0), [0, 0], 'the notch took the rest along');
+  assert.deepEqual(w.add(0, -40, 0), [0, 0], 'turning drops the 25 px');
+  assert.deepEqual(w.add(0, -40, 0), [0, -1]);
   assert.deepEqual(w.add(-40, 0, 0), [0, 0]);
   now += 1000;
-  assert.deepEqual(w.add(-80, 0, 0), [0, 0], 'after a pause the 40 px are gone');
+  assert.deepEqual(w.add(-40, 0, 0), [0, 0], 'after a pause the 40 px are gone');
   assert.deepEqual(w.add(-20, 0, 0), [-1, 0]);
 });

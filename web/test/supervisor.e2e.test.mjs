@@ -144,3 +144,43 @@ test('a supervisor at 1440x900', { timeout: 180_000 }, async (t) => {
   // The broker answers 404 for a session that is not theirs, as it should.
   assert.deepEqual([...errors, ...pageErrors].map(String).filter((e) => !/status of 404/.test(e)), []);
 });
+
+test('a supervisor watching in two tabs is named once', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const broker = await startBroker();
+  const key = broker.admin.api_key;
+  assert.equal((await call(broker, 'POST', '/api/v1/users', key, { username: 'sue', role: 'supervisor', password: 'sue-password-12' })).status, 201);
+  const s = (await call(broker, 'POST', '/api/v1/sessions', key, { ticket: { id: 'INC-7003' } })).body;
+  const host = startHost(broker, s.code, display);
+  await host.ready;
+  const browser = await launch();
+  t.after(() => browser.close());
+  const tech = await browser.newPage();
+  const errors = collectErrors(tech);
+  await signIn(tech, broker, broker.admin.user, broker.admin.password);
+  await tech.goto(`${broker.url}/#/session/${s.id}`);
+  await tech.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+
+  // Sue watches in one tab, and opens the session in a second one.
+  const sup = await launch();
+  t.after(() => sup.close());
+  const first = await sup.newPage();
+  await signIn(first, broker, 'sue', 'sue-password-12');
+  const second = await sup.newPage();
+  for (const page of [first, second]) {
+    await page.goto(`${broker.url}/#/session/${s.id}`);
+    await page.locator('[data-testid="perm-chip"][data-perm="view"][data-granted="true"]').waitFor({ timeout: 20_000 });
+  }
+  const banner = tech.getByTestId('observer-banner');
+  await banner.waitFor();
+  await tech.waitForTimeout(1500); // time for a second name to come
+  assert.equal(await banner.innerText(), 'sue (supervisor) is watching this session, view only');
+
+  // One tab closed, she still watches; both, she is gone.
+  await second.close();
+  await tech.waitForTimeout(1500);
+  assert.equal(await banner.innerText(), 'sue (supervisor) is watching this session, view only');
+  await first.close();
+  await banner.waitFor({ state: 'hidden', timeout: 15_000 });
+  assert.deepEqual(errors, []);
+});

@@ -6,8 +6,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, launch } from './browser.mjs';
-import { ROOT, api, start, startBroker, startHost, startXvfb, stopAll, signIn } from './procs.mjs';
+import { collectErrors, launch, remotePoint } from './browser.mjs';
+import { ROOT, api, bin, start, startBroker, startHost, startXvfb, stopAll, signIn, until } from './procs.mjs';
 
 after(stopAll);
 
@@ -153,5 +153,50 @@ test('while the broker is not answering, End session says it cannot act, and wor
   await page.getByTestId('confirm-ok').click();
   await page.getByTestId('session-ended').waitFor({ timeout: 15_000 });
   assert.equal(await page.getByTestId('ended-reason').innerText(), 'The technician ended the session.');
+  assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e.message)), []);
+});
+
+test('what is typed while the broker is not answering never reaches the user\u2019s computer', { timeout: 150_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
+  await witness.ready;
+  const lines = (from) => witness.out.stdout.split('\n').slice(from).filter(Boolean);
+  const mark = () => witness.out.stdout.split('\n').length - 1;
+  const { broker, page, errors } = await liveSession(t, display);
+  await page.getByTestId('mode-control').click();
+  await page.waitForFunction(() => window.tether.control?.enabled === true);
+  const [px, py] = await remotePoint(page, 640, 360);
+  let from = mark();
+  await page.mouse.click(px, py); // the keyboard goes to the remote screen
+  await until('the click on the user\u2019s computer', () => lines(from).includes('button 1 up 640 360'));
+
+  // The broker stops answering: the page says so, and the technician, not
+  // sure it still works, types a command and clicks.
+  from = mark();
+  broker.child.kill('SIGSTOP');
+  try {
+    await page.locator('#conn-state[data-state="reconnecting"]').waitFor({ timeout: 30_000 });
+    const sent = await page.evaluate(() => window.tether.input.sent);
+    await page.keyboard.type('qwe');
+    await page.mouse.click(px + 40, py + 40);
+    await page.waitForTimeout(500);
+    assert.equal(await page.evaluate(() => window.tether.input.sent), sent, 'input was sent while cut off from the broker');
+    await page.waitForTimeout(2000);
+  } finally {
+    broker.child.kill('SIGCONT');
+  }
+
+  // Back, the page takes control again; nothing from while it was cut off
+  // lands on the user's computer, late.
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => window.tether.control?.enabled === true, null, { timeout: 15_000 });
+  await page.waitForTimeout(3000);
+  const late = lines(from).filter((l) => /^(key|text|button) /.test(l));
+  assert.deepEqual(late, [], 'input from while the broker was not answering reached the user\u2019s computer');
+  // And what is typed now does.
+  await page.mouse.click(px, py);
+  const now = mark();
+  await page.keyboard.type('r');
+  await until('the key typed once the broker is back', () => lines(now).includes('text r'));
   assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e.message)), []);
 });
