@@ -257,12 +257,7 @@ type Config struct {
 	// CPUUsed is the realtime speed setting, 1..16, default 8 (passed to
 	// libvpx as -8: fixed speed, higher is faster and blurrier).
 	CPUUsed int
-	// KeyframeInterval, when positive, forces a keyframe when that much
-	// time has passed since the last one, so a viewer that lost a frame
-	// recovers without asking. Zero: keyframes only on request.
-	KeyframeInterval time.Duration
-	// Now is the clock for the frames' timestamps and KeyframeInterval,
-	// default time.Now.
+	// Now is the clock for the frames' timestamps, default time.Now.
 	Now func() time.Time
 }
 
@@ -317,9 +312,6 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.CPUUsed < 0 || c.CPUUsed > maxCPUUsed {
 		return fmt.Errorf("CPUUsed %d: must be 1..%d", c.CPUUsed, maxCPUUsed)
 	}
-	if c.KeyframeInterval < 0 {
-		return fmt.Errorf("keyframe interval %v: must not be negative", c.KeyframeInterval)
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -331,15 +323,22 @@ func (c *Config) checkAndSetDefaults() error {
 type VP8 struct {
 	mu      sync.Mutex
 	cfg     Config
-	c       *C.tenc // nil once closed
-	out     []byte  // the last frame, reused
-	lastKey time.Time
-	start   time.Time // when the first frame was encoded
-	lastPTS int64     // the last frame's timestamp, ms since start
+	c       *C.tenc   // nil once closed
+	out     []byte    // the last frame, reused
+	last    time.Time // when the last frame was encoded
+	lastPTS int64     // its timestamp for the rate control, ms
 	// coarse bounds what frames coded coarser than FinestQuantizer and no
 	// later frame coded at it: what refining codes again.
 	coarse image.Rectangle
 }
+
+// maxFrameGap bounds the time the rate control is told passed since the
+// last frame. It gives each frame the bits of the time since the one
+// before: after a still moment of seconds, the first frame (a click's
+// change, a keyframe a viewer asked for) would take seconds of the link,
+// and the frames after it would wait that long to be sent. Kept short, it
+// comes out coarser and small, and the frames after it sharpen it.
+const maxFrameGap = 100 * time.Millisecond
 
 // NewVP8 starts an encoder for frames of cfg.Width x cfg.Height.
 func NewVP8(cfg Config) (_ *VP8, err error) {
@@ -414,16 +413,11 @@ func (e *VP8) EncodeArea(pix []byte, stride int, forceKey bool, area image.Recta
 		area = e.coarse
 	}
 	now := e.cfg.Now()
-	if e.cfg.KeyframeInterval > 0 && !e.lastKey.IsZero() && now.Sub(e.lastKey) >= e.cfg.KeyframeInterval {
-		forceKey = true
-	}
 	pts := int64(0)
-	if e.start.IsZero() {
-		e.start = now
-	} else {
-		pts = max(now.Sub(e.start).Milliseconds(), e.lastPTS+1)
+	if !e.last.IsZero() {
+		pts = e.lastPTS + min(max(now.Sub(e.last).Milliseconds(), 1), maxFrameGap.Milliseconds())
 	}
-	e.lastPTS = pts
+	e.last, e.lastPTS = now, pts
 	var force C.int
 	if forceKey {
 		force = 1
@@ -446,9 +440,6 @@ func (e *VP8) EncodeArea(pix []byte, stride int, forceKey bool, area image.Recta
 	// Copied out because libvpx reuses its buffer on the next call.
 	e.out = append(e.out[:0], unsafe.Slice((*byte)(unsafe.Pointer(e.c.out)), int(e.c.out_len))...)
 	key = e.c.out_key != 0
-	if key && e.cfg.KeyframeInterval > 0 {
-		e.lastKey = now
-	}
 	if key {
 		area = whole
 	}

@@ -429,34 +429,6 @@ func TestEncodeAreaIsFaster(t *testing.T) {
 	}
 }
 
-func TestKeyframeInterval(t *testing.T) {
-	const w, h = 320, 240
-	m := newBGRA(w, h, 0)
-	now := time.Unix(1700000000, 0)
-	e := mustVP8(t, Config{Width: w, Height: h, KeyframeInterval: 2 * time.Second, Now: func() time.Time { return now }})
-	for i, tc := range []struct {
-		advance time.Duration
-		key     bool
-	}{
-		{0, true}, // the first frame
-		{time.Second, false},
-		{999 * time.Millisecond, false},
-		{time.Millisecond, true}, // 2s after the first
-		{time.Second, false},
-		{2 * time.Second, true},
-	} {
-		now = now.Add(tc.advance)
-		moving(m, i)
-		_, key, err := e.Encode(m.pix, m.stride, false)
-		if err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		if key != tc.key {
-			t.Errorf("frame %d at +%v: key %v, want %v", i, tc.advance, key, tc.key)
-		}
-	}
-}
-
 // noisy fills the top-left quadrant with fresh mid-grey noise: content the
 // encoder cannot predict, so the frame size follows the bitrate. (Full-range
 // noise would exceed 500 kbps even at the coarsest quantizer.)
@@ -467,6 +439,38 @@ func noisy(m *bgra, r *rand.Rand) {
 		for i := range row {
 			row[i] = byte(96 + r.IntN(64))
 		}
+	}
+}
+
+// TestKeyframeAfterStillMoment: a keyframe after seconds of a still
+// screen (a viewer joined) is not given those seconds of bitrate: it would
+// take them on the link, and hold up every frame after it.
+func TestKeyframeAfterStillMoment(t *testing.T) {
+	const w, h = 640, 480
+	m := newBGRA(w, h, 0)
+	r := rand.New(rand.NewPCG(3, 4))
+	now := time.Unix(1700000000, 0)
+	e := mustVP8(t, Config{Width: w, Height: h, FPS: 30, BitrateKbps: 500, Now: func() time.Time { return now }})
+	encode := func(gap time.Duration, key bool) int {
+		now = now.Add(gap)
+		noisy(m, r)
+		frame, _, err := e.Encode(m.pix, m.stride, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(frame)
+	}
+	for range 60 { // the rate control settles at 30 frames a second
+		encode(time.Second/30, false)
+	}
+	settling := encode(100*time.Millisecond, true) // a keyframe among settle frames
+	for range 30 {
+		encode(time.Second/30, false)
+	}
+	after := encode(3*time.Second, true)
+	t.Logf("keyframe 100 ms after a frame: %d bytes; 3 s after: %d", settling, after)
+	if after > settling*3/2 {
+		t.Errorf("a keyframe after 3 s of stillness is %d bytes, one 100 ms after a frame %d: the still seconds were spent on it", after, settling)
 	}
 }
 
@@ -522,7 +526,6 @@ func TestBadConfig(t *testing.T) {
 		{Config{Width: 640, Height: 480, BitrateKbps: -5}, "bitrate -5"},
 		{Config{Width: 640, Height: 480, Threads: -1}, "threads -1"},
 		{Config{Width: 640, Height: 480, CPUUsed: 17}, "CPUUsed 17"},
-		{Config{Width: 640, Height: 480, KeyframeInterval: -time.Second}, "keyframe interval"},
 	} {
 		e, err := NewVP8(tc.cfg)
 		if err == nil {
@@ -543,8 +546,8 @@ func TestDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		threads := DefaultThreads(tc.w, tc.h, runtime.NumCPU())
-		if cfg.FPS != 30 || cfg.Threads != threads || cfg.CPUUsed != 8 || cfg.BitrateKbps != tc.kbps || cfg.KeyframeInterval != 0 {
-			t.Errorf("defaults for %dx%d: %+v, want 30 fps, %d threads, CPUUsed 8, %d kbps, no periodic keyframe", tc.w, tc.h, cfg, threads, tc.kbps)
+		if cfg.FPS != 30 || cfg.Threads != threads || cfg.CPUUsed != 8 || cfg.BitrateKbps != tc.kbps {
+			t.Errorf("defaults for %dx%d: %+v, want 30 fps, %d threads, CPUUsed 8, %d kbps", tc.w, tc.h, cfg, threads, tc.kbps)
 		}
 	}
 }
@@ -596,7 +599,7 @@ func TestEncodeBadInput(t *testing.T) {
 func TestEncodeDoesNotAllocate(t *testing.T) {
 	const w, h = 640, 480
 	m := newBGRA(w, h, 0)
-	e := mustVP8(t, Config{Width: w, Height: h, KeyframeInterval: time.Hour})
+	e := mustVP8(t, Config{Width: w, Height: h})
 	step := 0
 	encode := func() {
 		moving(m, step)

@@ -202,8 +202,8 @@ func (r *remote) watchClipboard(ctx context.Context) {
 // watchDisplays sends the technicians the user's monitors again whenever
 // they change, until ctx ends: a monitor plugged in mid-session can be
 // chosen, and the list shows each monitor's size as it is now. sent is
-// the list they have.
-func (r *remote) watchDisplays(ctx context.Context, sent protocol.ControlMessage, list func() (protocol.ControlMessage, error)) {
+// the list they have; changed is told each new one first.
+func (r *remote) watchDisplays(ctx context.Context, sent protocol.ControlMessage, list func() (protocol.ControlMessage, error), changed func(protocol.ControlMessage)) {
 	t := time.NewTicker(displaysPoll)
 	defer t.Stop()
 	for {
@@ -216,6 +216,7 @@ func (r *remote) watchDisplays(ctx context.Context, sent protocol.ControlMessage
 		if err != nil || (now.Current == sent.Current && slices.Equal(now.Displays, sent.Displays)) {
 			continue
 		}
+		changed(now)
 		r.send(now)
 		sent = now
 	}

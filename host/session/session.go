@@ -490,7 +490,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 		}()
 		go func() {
 			defer wg.Done()
-			rem.watchDisplays(streamCtx, list, st.displays)
+			rem.watchDisplays(streamCtx, list, st.displays, st.follow)
 		}()
 	})
 	wg.Add(1)

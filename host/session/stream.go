@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +29,10 @@ const (
 	settleFrames = 20
 	settleEvery  = 100 * time.Millisecond
 	// keyframeEvery is the slow periodic keyframe, sent only with a frame
-	// that is sent anyway: a still screen still sends nothing.
+	// that is sent anyway (a still screen still sends nothing), and never
+	// with the first change after a still moment: that is the
+	// technician's click, which a keyframe would hold up for as long as it
+	// takes to send the whole picture (half a second on a narrow link).
 	keyframeEvery = 20 * time.Second
 	// minBitrate is the least the video is ever given, bits/s.
 	minBitrate = 150_000
@@ -40,6 +44,8 @@ type streamer struct {
 	log    *slog.Logger
 	track  *frameTrack
 	maxFPS int
+	// keyEvery is the periodic keyframe's interval: keyframeEvery when 0.
+	keyEvery time.Duration
 	// allow says whether the user lets anyone see the screen now: no
 	// pixel is captured, let alone sent, otherwise.
 	allow func(perm string) bool
@@ -89,6 +95,26 @@ func (s *streamer) reopen() error {
 	}
 	_, err := s.setDisplay(0)
 	return err
+}
+
+// follow opens the shared monitor again when a new layout m of the
+// user's monitors moved it or changed its size without resizing the
+// screen (the user dragged it elsewhere in the display settings): the
+// capturer would go on grabbing the old place, another monitor's picture.
+func (s *streamer) follow(m protocol.ControlMessage) {
+	for _, d := range m.Displays {
+		if d.Index != m.Current {
+			continue
+		}
+		x, y, w, h := s.current().Bounds()
+		if d.X == x && d.Y == y && d.Width == w && d.Height == h {
+			return
+		}
+		if _, err := s.setDisplay(d.Index); err != nil {
+			s.log.Warn("follow the shared monitor to its new place", "display", d.Index, "err", err)
+		}
+		return
+	}
 }
 
 func (s *streamer) current() capture.Capturer {
@@ -190,6 +216,7 @@ func (s *streamer) run(ctx context.Context) error {
 		setKbps    int       // the bitrate the encoder runs at
 		lastSent   time.Time // when the last frame went out
 		lastChange time.Time // when the last change was captured
+		lastKey    time.Time // when the last keyframe went out
 		settle     int
 		pace       pacer
 	)
@@ -262,7 +289,7 @@ func (s *streamer) run(ctx context.Context) error {
 				if enc != nil {
 					enc.Close()
 				}
-				enc, err = encode.NewVP8(encode.Config{Width: frame.Width, Height: frame.Height, FPS: s.maxFPS, KeyframeInterval: keyframeEvery})
+				enc, err = encode.NewVP8(encode.Config{Width: frame.Width, Height: frame.Height, FPS: s.maxFPS})
 				if err != nil {
 					return nil, false, err
 				}
@@ -286,7 +313,9 @@ func (s *streamer) run(ctx context.Context) error {
 			if !changed && !frame.Changed.Empty() {
 				settle = settleFrames
 			}
-			return enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load(), frame.Changed)
+			every := cmp.Or(s.keyEvery, keyframeEvery)
+			periodic := !lastKey.IsZero() && time.Since(lastKey) >= every && (!changed || time.Since(lastSent) < time.Second)
+			return enc.EncodeArea(frame.Pix, frame.Stride, s.keyframe.Load() || periodic, frame.Changed)
 		}()
 		switch {
 		case ctx.Err() != nil:
@@ -298,6 +327,9 @@ func (s *streamer) run(ctx context.Context) error {
 		}
 		if key {
 			s.keyframe.Store(false)
+			// A keyframe codes the whole picture at once, coarsely on a
+			// narrow link: the settle frames sharpen it, as after a change.
+			lastKey, settle = time.Now(), settleFrames
 		}
 		if len(data) == 0 {
 			continue

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/host/capture"
+	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc/rtctest"
 	"github.com/tether-support/tether/internal/xtest"
 )
@@ -143,10 +145,12 @@ func runStreamer(t *testing.T, st *streamer, c capture.Capturer, stamps chan<- f
 	return frames
 }
 
-// frameStamp is when a frame's last packet arrived, and its RTP time.
+// frameStamp is when a frame's last packet arrived, its RTP time, and
+// whether it is a keyframe.
 type frameStamp struct {
 	arrived time.Time
 	rtp     uint32
+	key     bool
 }
 
 // TestStreamStampsFrames: each frame carries the time it was captured, so
@@ -195,6 +199,83 @@ func TestStreamStampsFrames(t *testing.T) {
 	}
 }
 
+// TestStreamPeriodicKeyframe: the periodic keyframe goes with a busy
+// screen's frames, never with the first change after a still moment (the
+// technician's click would wait while the whole picture is sent).
+func TestStreamPeriodicKeyframe(t *testing.T) {
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+	c, err := capture.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, keyEvery: time.Second, allow: func(string) bool { return true }}
+	stamps := make(chan frameStamp, 1000)
+	frames := runStreamer(t, st, c, stamps)
+	waitStill(t, frames)
+	time.Sleep(1500 * time.Millisecond) // a periodic keyframe is due
+	for len(stamps) > 0 {
+		<-stamps
+	}
+	clickWitness(t, w)
+	if f := <-stamps; f.key {
+		t.Error("the first change after a still moment was sent as a keyframe")
+	}
+	// A busy screen gets its periodic keyframe.
+	keys := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		clickWitness(t, w)
+		for len(stamps) > 0 {
+			if f := <-stamps; f.key {
+				keys++
+			}
+		}
+	}
+	if keys == 0 {
+		t.Error("no periodic keyframe in 3 s of a busy screen, with one due every second")
+	}
+}
+
+// TestStreamKeyframeRefined: a keyframe asked for on a still screen (a
+// viewer joined, or lost a packet) comes out coarse on a narrow link; the
+// frames after it sharpen it, as after a change, instead of leaving the
+// text smeared until something moves.
+func TestStreamKeyframeRefined(t *testing.T) {
+	display := xtest.StartXvfb(t, 1280, 720)
+	t.Setenv("DISPLAY", display)
+	text := exec.Command("xterm", "-geometry", "100x20+0+0", "-e", "sh", "-c", "od -An -tx1 -w32 -N500 /dev/urandom; sleep 600")
+	text.Env = append(os.Environ(), "DISPLAY="+display)
+	if err := text.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { text.Process.Kill(); text.Wait() })
+	c, err := capture.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, allow: func(string) bool { return true }}
+	st.limit.Store(minBitrate) // the narrowest viewer's link
+	frames := runStreamer(t, st, c, nil)
+	// The terminal draws its text, sent at the link's pace, and refined.
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		n := frames.Load()
+		time.Sleep(3 * time.Second)
+		if frames.Load() == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the screen never settled")
+		}
+	}
+	before := frames.Load()
+	st.keyframe.Store(true)
+	time.Sleep(4 * time.Second)
+	if n := frames.Load() - before; n < 2 {
+		t.Errorf("%d frame after a keyframe request on a narrow link: the coarse keyframe was not refined", n)
+	}
+}
+
 // receive connects st's video track to a receiving peer and returns the
 // count of frames that peer has received. Each frame's stamp goes to
 // stamps, if not nil.
@@ -223,15 +304,22 @@ func receive(t *testing.T, st *streamer, stamps chan<- frameStamp) *atomic.Int64
 	}
 	var frames atomic.Int64
 	receiver.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		key := false
 		for {
 			p, _, err := tr.ReadRTP()
 			if err != nil {
 				return
 			}
+			// A frame's first packet says whether it is a keyframe: the
+			// lowest bit of its first payload byte is 0.
+			var vp8 codecs.VP8Packet
+			if payload, err := vp8.Unmarshal(p.Payload); err == nil && vp8.S == 1 && vp8.PID == 0 && len(payload) > 0 {
+				key = payload[0]&1 == 0
+			}
 			if p.Marker {
 				frames.Add(1)
 				if stamps != nil {
-					stamps <- frameStamp{time.Now(), p.Timestamp}
+					stamps <- frameStamp{time.Now(), p.Timestamp, key}
 				}
 			}
 		}
@@ -407,5 +495,38 @@ func TestStreamMonitorUnplugged(t *testing.T) {
 	}
 	if lost.Load() != 0 {
 		t.Fatal("the display was taken for lost")
+	}
+}
+
+// TestStreamFollowsRearrangedMonitor: the user drags the monitor the
+// technician is shown to the other side in the display settings; the
+// screen keeps its size. The stream follows it to its new place, instead
+// of going on with the old rectangle, now the other monitor's picture.
+func TestStreamFollowsRearrangedMonitor(t *testing.T) {
+	display, st, _, _ := splitStream(t, "30", 30, 1)
+	for _, name := range []string{"R", "L"} {
+		del := exec.Command("xrandr", "--delmonitor", name)
+		del.Env = append(os.Environ(), "DISPLAY="+display)
+		if out, err := del.CombinedOutput(); err != nil {
+			t.Fatalf("xrandr: %v\n%s", err, out)
+		}
+	}
+	xtest.SetMonitors(t, display, xtest.Monitor{Name: "L", X: 640, Y: 0, Width: 640, Height: 480}, xtest.Monitor{Name: "R", X: 0, Y: 0, Width: 640, Height: 480})
+	list, err := st.displays()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.follow(list) // as the host does each time the layout changes
+	var shown protocol.Display
+	for _, d := range list.Displays {
+		if d.Index == list.Current {
+			shown = d
+		}
+	}
+	if x, y, w, h := st.current().Bounds(); x != shown.X || y != shown.Y || w != shown.Width || h != shown.Height {
+		t.Errorf("monitor %d (%s) is now at %d,%d %dx%d; the stream grabs %d,%d %dx%d", shown.Index, shown.Name, shown.X, shown.Y, shown.Width, shown.Height, x, y, w, h)
+	}
+	if shown.X != 0 {
+		t.Errorf("the monitor shown is at x=%d after the swap, want 0 (the test did not rearrange it)", shown.X)
 	}
 }
