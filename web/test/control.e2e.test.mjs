@@ -458,24 +458,33 @@ test('what the technician types elsewhere on the page stays there when the user 
   }
 });
 
-test('in full screen every pixel of the user\u2019s screen takes a click, under the keyboard tag too', { timeout: 120_000 }, async () => {
+/**
+ * A live session of a WIDTH x HEIGHT screen whose input the witness
+ * prints, in control from a page of a browser launched with opts.
+ */
+async function inControl(opts) {
   const display = await startXvfb(WIDTH, HEIGHT);
   const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
   await witness.ready;
   const broker = await startBroker();
+  const browser = await launch(opts);
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  const code = await openSession(page, broker);
+  const host = startHost(broker, code, display);
+  await host.ready;
+  await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+  await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]')?.videoWidth === w, WIDTH, { timeout: 20_000 });
+  await page.getByTestId('mode-control').click();
+  await page.waitForFunction(() => window.tether.control?.enabled === true);
+  return { witness, browser, page, errors };
+}
+
+test('in full screen every pixel of the user\u2019s screen takes a click, under the keyboard tag too', { timeout: 120_000 }, async () => {
   // The technician's screen has the shape of the user's: in full screen
   // the picture fills it, and nothing is left beside it for the tag.
-  const browser = await launch({ viewport: { width: WIDTH, height: HEIGHT } });
+  const { witness, browser, page, errors } = await inControl({ viewport: { width: WIDTH, height: HEIGHT } });
   try {
-    const page = await browser.newPage();
-    const errors = collectErrors(page);
-    const code = await openSession(page, broker);
-    const host = startHost(broker, code, display);
-    await host.ready;
-    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
-    await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]')?.videoWidth === w, WIDTH, { timeout: 20_000 });
-    await page.getByTestId('mode-control').click();
-    await page.waitForFunction(() => window.tether.control?.enabled === true);
     await page.getByTestId('fullscreen').click();
     await page.waitForFunction(() => !!document.fullscreenElement);
     await page.waitForTimeout(600);
@@ -509,21 +518,8 @@ test('in full screen every pixel of the user\u2019s screen takes a click, under 
 });
 
 test('at a device pixel ratio of 1.5, 1:1 shows one remote pixel on one screen pixel, and clicks land where they point', { timeout: 120_000 }, async () => {
-  const display = await startXvfb(WIDTH, HEIGHT);
-  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await witness.ready;
-  const broker = await startBroker();
-  const browser = await launch({ viewport: { width: 1000, height: 700 }, deviceScaleFactor: 1.5 });
+  const { witness, browser, page, errors } = await inControl({ viewport: { width: 1000, height: 700 }, deviceScaleFactor: 1.5 });
   try {
-    const page = await browser.newPage();
-    const errors = collectErrors(page);
-    const code = await openSession(page, broker);
-    const host = startHost(broker, code, display);
-    await host.ready;
-    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
-    await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]')?.videoWidth === w, WIDTH, { timeout: 20_000 });
-    await page.getByTestId('mode-control').click();
-    await page.waitForFunction(() => window.tether.control?.enabled === true);
     const check = async (how, x, y) => {
       const from = mark(witness);
       const [px, py] = await remotePoint(page, x, y);
@@ -556,26 +552,13 @@ test('at a device pixel ratio of 1.5, 1:1 shows one remote pixel on one screen p
 });
 
 test('each notch of a real mouse wheel turns the user\u2019s wheel one notch, whatever the browser\u2019s zoom', { timeout: 150_000 }, async () => {
-  const display = await startXvfb(WIDTH, HEIGHT);
-  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await witness.ready;
-  const broker = await startBroker();
   // A browser with a window, on an X display of its own, where the wheel
   // is turned as a hand turns it (xdotool's buttons 4 and 5): Chromium
   // makes of each notch what it does of a real one, at every zoom.
   const screen = await startXvfb(1600, 1000);
   const xdotool = (...args) => execFileSync('xdotool', args.map(String), { env: { ...process.env, DISPLAY: screen } });
-  const browser = await launch({ headless: false, display: screen, viewport: { width: 1400, height: 860 } });
+  const { witness, browser, page, errors } = await inControl({ headless: false, display: screen, viewport: { width: 1400, height: 860 } });
   try {
-    const page = await browser.newPage();
-    const errors = collectErrors(page);
-    const code = await openSession(page, broker);
-    const host = startHost(broker, code, display);
-    await host.ready;
-    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
-    await page.waitForFunction((w) => document.querySelector('[data-testid="remote-video"]')?.videoWidth === w, WIDTH, { timeout: 20_000 });
-    await page.getByTestId('mode-control').click();
-    await page.waitForFunction(() => window.tether.control?.enabled === true);
 
     // Where the page's top left corner is on that display: the pointer
     // moved there, the page says where it sees it.
