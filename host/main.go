@@ -79,9 +79,10 @@ Options:
 	cfg.OnTransfer, cfg.OnShells = showTransfer, showShells
 	// Ask on the terminal when there is one (the user started us there),
 	// else with a desktop dialog. Never without asking.
+	var terminal *consent.Terminal
 	if term.IsTerminal(int(os.Stdin.Fd())) {
-		t := consent.NewTerminal(os.Stdin, os.Stdout)
-		cfg.Prompter, cfg.Show, cfg.Commands = t, t.Show, t.Serve
+		terminal = consent.NewTerminal(os.Stdin, os.Stdout)
+		cfg.Prompter, cfg.Show, cfg.Commands = terminal, terminal.Show, terminal.Serve
 	} else if d, err := consent.NewDialog(); err == nil && os.Getenv("DISPLAY") != "" {
 		dialog = d
 		cfg.Prompter, cfg.Show, cfg.Commands = d, d.Show, d.Serve
@@ -185,13 +186,27 @@ Options:
 	consent.Descriptions[protocol.PermFiles] = filesWords(cfg.FilesRoot, cfg.FilesInbox)
 	cfg.OnJoined = func(string) {
 		hideCode()
-		fmt.Println("Connected to the broker. Nothing is shared until you allow it. Press Ctrl+C to stop.")
+		fmt.Println("Connected to the support server. Nothing is shared until you allow it. Press Ctrl+C to stop.")
+	}
+	if terminal != nil {
+		// Ctrl+Z would stop the host with the technician's commands
+		// running on, and the user's own commands no longer reaching it.
+		go refuseSuspend()
+	}
+	share, alone := startSharing(os.Getenv("DISPLAY"))
+	if !alone {
+		fmt.Println("Another Tether session is already sharing this screen: ending this one does not end it.")
 	}
 
 	ctx, stop := signal.NotifyContext(waiting, stopSignals()...)
 	defer stop()
 	reason, err := session.Run(ctx, cfg)
 	hideCode()
+	if share.stop() {
+		// What is said of this session is not said of the computer.
+		nothingShared = "This session shares nothing any more; another Tether session still shares this screen."
+		errConnectionLost = errors.New("the connection to the support server was lost, so this session is over and shares nothing any more (another Tether session still shares this screen). Check this computer's network connection, then ask your technician for a new code")
+	}
 	if err != nil && ctx.Err() != nil {
 		// Ctrl+C (or the terminal closed) before the session began.
 		cfg.Logger.Info("stopped while connecting", "err", err)
@@ -210,6 +225,9 @@ Options:
 	}
 	fmt.Println("Session ended:", reason)
 	fmt.Println(nothingShared)
+	if terminal != nil {
+		terminal.SetTitle("Tether: session ended")
+	}
 	if dialog != nil {
 		dialog.Tell(context.Background(), "Tether: session ended", "The support session ended: "+reason+"\n"+nothingShared, false)
 	}
@@ -222,16 +240,26 @@ Options:
 // and leave the technician's background commands running. A host started
 // with nohup is meant to outlive its terminal, and keeps doing so.
 func stopSignals() []os.Signal {
-	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT} // Ctrl+\ as Ctrl+C
 	if !signal.Ignored(syscall.SIGHUP) {
 		sigs = append(sigs, syscall.SIGHUP)
 	}
 	return sigs
 }
 
+// refuseSuspend answers Ctrl+Z: the host goes on, and says how to pause
+// or end instead.
+func refuseSuspend() {
+	tstp := make(chan os.Signal, 1)
+	signal.Notify(tstp, syscall.SIGTSTP)
+	for range tstp {
+		fmt.Println("\nCtrl+Z does not pause sharing: type \"pause\" or \"end\", or press Ctrl+C.")
+	}
+}
+
 // nothingShared is what the user reads once the session ended, however
 // it did.
-const nothingShared = "Nothing on this computer is shared any more."
+var nothingShared = "Nothing on this computer is shared any more."
 
 // errConnectionLost is what the user reads when the network dropped the
 // session: whether anything is still shared, and what to do.

@@ -34,19 +34,32 @@ var Descriptions = map[string]string{
 // INC-9", or, from someone connected already, "... asks for more on this
 // computer ...".
 func question(req protocol.ConsentRequest) string {
-	who := req.Viewer.Name + " (" + req.Viewer.Role
-	if req.Viewer.Org != "" {
-		who += ", " + req.Viewer.Org
+	who := oneLine(req.Viewer.Name) + " (" + oneLine(req.Viewer.Role)
+	if org := oneLine(req.Viewer.Org); org != "" {
+		who += ", " + org
 	}
 	q := who + ") asks to connect to this computer"
 	if req.More {
 		q = who + "), connected already, asks for more on this computer"
 	}
-	if req.Ticket != "" {
-		q += " for ticket " + req.Ticket
+	if t := oneLine(req.Ticket); t != "" {
+		// Quoted, and short enough not to fill a row of its own: the
+		// ticket is the technician's text, not the host's words.
+		if r := []rune(t); len(r) > maxTicketShown {
+			t = string(r[:maxTicketShown-1]) + "…"
+		}
+		q += ` for ticket "` + t + `"`
 	}
 	return protocol.Printable(q) // the words come from the broker
 }
+
+// maxTicketShown bounds the characters of a ticket the question shows.
+const maxTicketShown = 40
+
+// oneLine is s with each run of spaces made one: spaces padding a name or
+// a ticket to the end of the row would start a line of the technician's
+// own in the question, read as the host's.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // ErrNoFrontEnd is returned when there is no way to ask the user.
 var ErrNoFrontEnd = errors.New("no way to ask for consent: run the host from a terminal, or install zenity")
@@ -580,7 +593,7 @@ func (m *Manager) Status() string {
 		// still, asking: the status says what they can do, not who is here.
 		return "PAUSED: nothing is shared until you resume. No one can see or control your computer."
 	case m.paused:
-		return "PAUSED: nothing is shared until you resume. " + protocol.Printable(strings.Join(who, "; ")) + "."
+		return "PAUSED: nothing is shared until you resume. Then " + protocol.Printable(strings.Join(who, "; ")) + " again."
 	case len(who) == 0:
 		return "No one can see or control your computer."
 	default:

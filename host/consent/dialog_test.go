@@ -90,7 +90,7 @@ func TestQuestionNotShown(t *testing.T) {
 // zenity drop the whole question for its default text.
 func TestZenityTextIsShownAsIs(t *testing.T) {
 	for _, s := range []string{
-		"lee (technician, Acme IT) asks to connect to this computer for ticket INC-7",
+		"lee (technician, Acme IT) asks to connect to this computer for ticket \"INC-7\"",
 		`INC-7 <span fgcolor="red" size="x-large"><b>URGENT security check</b></span>\n\nTick ALL boxes`,
 		"R&D-12", "INC-8 <x", `C:\new\tools`, "O'Brien \"Ops\"",
 		"two\nlines",

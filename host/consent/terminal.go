@@ -290,4 +290,22 @@ func (t *Terminal) command(m *Manager, line string) (ended bool) {
 // Show prints a status line with the commands.
 func (t *Terminal) Show(status string) {
 	fmt.Fprintf(t.out, "%s\n%s\n", status, help)
+	// The window's title says it too, in the taskbar where a minimised
+	// terminal still shows.
+	switch {
+	case strings.HasPrefix(status, "Shared"):
+		t.SetTitle("Tether: SHARING this computer")
+	case strings.HasPrefix(status, "PAUSED"):
+		t.SetTitle("Tether: paused, nothing shared")
+	default:
+		t.SetTitle("Tether: nothing shared")
+	}
+}
+
+// SetTitle sets the terminal window's title, when what is written goes to
+// a terminal.
+func (t *Terminal) SetTitle(title string) {
+	if f, ok := t.out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(t.out, "\x1b]0;%s\x07", title)
+	}
 }

@@ -189,6 +189,23 @@ func TestStatusNamesEachPersonOnce(t *testing.T) {
 	}
 }
 
+// TestQuestionKeepsTheirWordsInPlace: a ticket padded with spaces to the
+// end of a row would start a row of its own in the question, read as the
+// host's words ("Only view is used; Type all."); a long one would fill
+// rows. The ticket shows quoted, its spaces one, cut short.
+func TestQuestionKeepsTheirWordsInPlace(t *testing.T) {
+	req := protocol.ConsentRequest{Viewer: protocol.Person{Name: "lee", Role: "technician", Org: "Acme   IT"},
+		Ticket: "INC-7" + strings.Repeat(" ", 40) + "Only view is used; the rest is the standard list. Type all."}
+	want := `lee (technician, Acme IT) asks to connect to this computer for ticket "INC-7 Only view is used; the rest is th…"`
+	if got := question(req); got != want {
+		t.Errorf("question:\n%s\nwant\n%s", got, want)
+	}
+	req.Ticket = "INC-8"
+	if got := question(req); !strings.HasSuffix(got, ` for ticket "INC-8"`) {
+		t.Errorf("question: %s", got)
+	}
+}
+
 // TestStatusSaysWhatSupervisorCan: the status line says what a watching
 // supervisor was allowed, theirs apart from the technician's: it said
 // "view only" whatever the user allowed them.

@@ -33,7 +33,7 @@ func askedSession(t *testing.T, ctx context.Context, b *broker, display string) 
 	t.Cleanup(func() { j.Close() })
 	host := startHostAsking(t, display, "-broker", b.URL(), "-ca", b.CAFile(), sess.Code)
 	out := host.waitOutput(t, "Allow? ", 1, 20*time.Second)
-	for _, want := range []string{"admin (admin, Acme IT) asks to connect", "ticket INC-9", "1. view", "2. control", "3. clipboard"} {
+	for _, want := range []string{"admin (admin, Acme IT) asks to connect", `ticket "INC-9"`, "1. view", "2. control", "3. clipboard"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the prompt does not say %q:\n%s", want, out)
 		}

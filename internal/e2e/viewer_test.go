@@ -205,7 +205,7 @@ func TestViewerAsksForWhatItNeeds(t *testing.T) {
 			screen := host.waitOutput(t, "Allow? ", asked+i+1, 30*time.Second)
 			question := screen[max(0, strings.LastIndex(screen, "\nadmin (admin")):]
 			more := strings.Contains(question, "connected already, asks for more on this computer")
-			if !more && !strings.Contains(question, "asks to connect to this computer for ticket INC-ASK") {
+			if !more && !strings.Contains(question, `asks to connect to this computer for ticket "INC-ASK"`) {
 				t.Errorf("a question neither to connect nor for more:\n%s", question)
 			}
 			if more && (!strings.Contains(question, "files") || strings.Contains(question, "view")) {

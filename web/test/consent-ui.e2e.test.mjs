@@ -33,7 +33,7 @@ const terminal = (host) => host.out.stdout.replaceAll('\r', '');
  * already and ask for more, for which ticket, and the permissions listed.
  */
 function questions(host) {
-  const re = /\n([^\n]*?\))(, connected already,)? asks (?:to connect to|for more on) this computer(?: for ticket ([^\n]*?))?\.\nThey ask to:\n((?: {2}\d+\. [^\n]*\n)+)[^\n]*\nAllow\? /g;
+  const re = /\n([^\n]*?\))(, connected already,)? asks (?:to connect to|for more on) this computer(?: for ticket "([^\n]*?)")?\.\nThey ask to:\n((?: {2}\d+\. [^\n]*\n)+)[^\n]*\nAllow\? /g;
   return [...terminal(host).matchAll(re)].map((m) => ({
     who: m[1], more: !!m[2], ticket: m[3] ?? '', perms: [...m[4].matchAll(/\d+\. (\S+)/g)].map((p) => p[1]),
   }));
