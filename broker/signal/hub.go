@@ -295,15 +295,15 @@ func (h *Hub) Invite(ctx context.Context, by *store.User, id string, colleague *
 	if err != nil {
 		return err
 	}
-	if err := h.cfg.Store.AddParticipant(ctx, id, colleague.ID, by.ID, h.cfg.Now()); err != nil {
-		return err
-	}
 	event := "participant.invited"
 	if handOver {
 		event = "session.handed_over"
-		if err := h.cfg.Store.SetOwner(ctx, id, colleague.ID); err != nil {
-			return err
-		}
+		err = h.cfg.Store.HandOver(ctx, id, colleague.ID, h.cfg.Now())
+	} else {
+		err = h.cfg.Store.AddParticipant(ctx, id, colleague.ID, by.ID, h.cfg.Now())
+	}
+	if err != nil {
+		return err
 	}
 	h.audit(id, by.Username, event, map[string]any{"colleague": colleague.Username, "role": colleague.Role})
 	h.log.InfoContext(ctx, event, "session", id, "by", by.Username, "colleague", colleague.Username)

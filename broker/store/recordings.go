@@ -158,7 +158,7 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) (list [
 	var where []string
 	var args []any
 	if f.User != 0 {
-		where = append(where, "(s.created_by = ? OR s.id IN (SELECT session_id FROM session_participants WHERE user_id = ?))")
+		where = append(where, "(s.created_by = ? OR s.id IN (SELECT session_id FROM session_participants WHERE user_id = ? AND former = 0))")
 		args = append(args, f.User, f.User)
 	}
 	if f.Ticket != "" {
@@ -168,8 +168,10 @@ func (s *Store) SearchRecordings(ctx context.Context, f RecordingFilter) (list [
 	if f.Technician != "" {
 		// Like the ticket and the computer: a supervisor types part of
 		// the name, in whatever case, and "alice" finds Alice's.
-		where = append(where, `u.username LIKE ? ESCAPE '\'`)
-		args = append(args, "%"+escapeLike(f.Technician)+"%")
+		// Its technician, a colleague invited in, or one who had it
+		// before a handover: whoever worked it.
+		where = append(where, `(u.username LIKE ? ESCAPE '\' OR s.id IN (SELECT p.session_id FROM session_participants p JOIN users pu ON pu.id = p.user_id WHERE pu.username LIKE ? ESCAPE '\'))`)
+		args = append(args, "%"+escapeLike(f.Technician)+"%", "%"+escapeLike(f.Technician)+"%")
 	}
 	if f.Host != "" {
 		// The computer's name and OS as the host reported them, not the

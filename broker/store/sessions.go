@@ -136,12 +136,14 @@ func (s *Store) ListSessions(ctx context.Context, f SessionFilter) ([]*Session, 
 	q := "SELECT " + sessionColumns + " FROM sessions WHERE 1 = 1"
 	var args []any
 	if f.Visible != 0 {
-		q += " AND (created_by = ? OR id IN (SELECT session_id FROM session_participants WHERE user_id = ?))"
+		q += " AND (created_by = ? OR id IN (SELECT session_id FROM session_participants WHERE user_id = ? AND former = 0))"
 		args = append(args, f.Visible, f.Visible)
 	}
 	if f.Technician != 0 {
-		q += " AND created_by = ?"
-		args = append(args, f.Technician)
+		// Who worked it: its technician, a colleague invited in, or one
+		// who had it before a handover.
+		q += " AND (created_by = ? OR id IN (SELECT session_id FROM session_participants WHERE user_id = ?))"
+		args = append(args, f.Technician, f.Technician)
 	}
 	if f.TicketID != "" {
 		q += " AND ticket_id = ?"
@@ -367,7 +369,8 @@ func (s *Store) Events(ctx context.Context, session string) ([]*Event, error) {
 // AddParticipant lets user into a session owned by someone else.
 func (s *Store) AddParticipant(ctx context.Context, session string, user, addedBy int64, now time.Time) error {
 	_, err := s.db.ExecContext(ctx,
-		"INSERT INTO session_participants (session_id, user_id, added_by, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		`INSERT INTO session_participants (session_id, user_id, added_by, added_at) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (session_id, user_id) DO UPDATE SET former = 0`, // one who handed it over, invited back
 		session, user, addedBy, ms(now))
 	if err != nil {
 		return fmt.Errorf("add participant: %w", err)
@@ -375,15 +378,39 @@ func (s *Store) AddParticipant(ctx context.Context, session string, user, addedB
 	return nil
 }
 
-// IsParticipant reports whether user was invited into session.
+// IsParticipant reports whether user was invited into session, and did
+// not hand it over since.
 func (s *Store) IsParticipant(ctx context.Context, session string, user int64) (bool, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM session_participants WHERE session_id = ? AND user_id = ?", session, user).Scan(&n)
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM session_participants WHERE session_id = ? AND user_id = ? AND former = 0", session, user).Scan(&n)
 	return n > 0, err
 }
 
-// SetOwner hands a session over to another technician.
-func (s *Store) SetOwner(ctx context.Context, session string, user int64) error {
-	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET created_by = ? WHERE id = ?", user, session)
-	return err
+// HandOver makes user the technician of session in place of its current
+// one, who keeps no access to it (not even as a colleague invited in
+// before), only their place in its history.
+func (s *Store) HandOver(ctx context.Context, session string, user int64, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("hand over: %w", err)
+	}
+	defer tx.Rollback()
+	var was int64
+	if err := tx.QueryRowContext(ctx, "SELECT created_by FROM sessions WHERE id = ?", session).Scan(&was); errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	} else if err != nil {
+		return fmt.Errorf("hand over: %w", err)
+	}
+	if was == user {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO session_participants (session_id, user_id, added_by, added_at, former) VALUES (?, ?, ?, ?, 1)
+		 ON CONFLICT (session_id, user_id) DO UPDATE SET former = 1`, session, was, was, ms(now)); err != nil {
+		return fmt.Errorf("hand over: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE sessions SET created_by = ? WHERE id = ?", user, session); err != nil {
+		return fmt.Errorf("hand over: %w", err)
+	}
+	return tx.Commit()
 }

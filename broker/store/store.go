@@ -217,6 +217,9 @@ var migrations = []string{
 		id         INTEGER PRIMARY KEY CHECK (id = 1),
 		checked_at INTEGER NOT NULL
 	);`,
+	// former: a technician who handed the session over. They keep no
+	// access to it; a search for what they worked on still finds it.
+	`ALTER TABLE session_participants ADD COLUMN former INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

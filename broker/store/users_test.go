@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"database/sql"
 	"fmt"
 	"path/filepath"
@@ -180,5 +181,52 @@ func TestDeleteCodeAttempts(t *testing.T) {
 	}
 	if want := []time.Time{now.Add(-time.Hour), cut}; !slices.Equal(kept, want) {
 		t.Errorf("kept attempts of %v, want %v", kept, want)
+	}
+}
+
+// TestHandOverKeepsNoAccess: who hands a session over keeps no access to
+// it, also when they had been invited into it before it was theirs; they
+// have it again when invited back.
+func TestHandOverKeepsNoAccess(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var ids []int64
+	for _, name := range []string{"tina", "tom"} {
+		u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: now}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	tina, tom := ids[0], ids[1]
+	if err := s.CreateSession(ctx, &Session{ID: "s", CodeHash: "h", CodeExpiresAt: now.Add(time.Hour), CreatedBy: tina, State: StateWaiting, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	access := func(user int64) bool {
+		sess, err := s.SessionByID(ctx, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := s.IsParticipant(ctx, "s", user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sess.CreatedBy == user || in
+	}
+	s.AddParticipant(ctx, "s", tom, tina, now) // invited, then given it
+	for _, step := range []struct{ from, to int64 }{{tina, tom}, {tom, tina}} {
+		if err := s.HandOver(ctx, "s", step.to, now); err != nil {
+			t.Fatal(err)
+		}
+		if access(step.from) || !access(step.to) {
+			t.Errorf("after the handover from %d to %d: access %v and %v", step.from, step.to, access(step.from), access(step.to))
+		}
+	}
+	if err := s.AddParticipant(ctx, "s", tom, tina, now); err != nil || !access(tom) {
+		t.Errorf("tom invited back: access %v, %v", access(tom), err)
+	}
+	if err := s.HandOver(ctx, "nope", tom, now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("handing over no session: %v", err)
 	}
 }

@@ -448,13 +448,15 @@ func TestEveryAnswerCarriesSecurityHeaders(t *testing.T) {
 // TestHandOverShutsOutLiveConnection: a technician who hands their session
 // over is no longer let in, and their connection open at the time is cut
 // off too (the session goes on for the user and for the colleague who
-// took it over); until now it kept whatever the user had allowed.
+// took it over); until now it kept whatever the user had allowed. So for
+// each handover of a chain, and a search for someone's work finds the
+// sessions they handed over.
 func TestHandOverShutsOutLiveConnection(t *testing.T) {
 	display := xtest.StartXvfb(t, 320, 240)
 	b := startBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for _, name := range []string{"tina", "tom"} {
+	for _, name := range []string{"tina", "tom", "lee"} {
 		if err := b.CreateUser(ctx, name, name+"-password-1", "technician"); err != nil {
 			t.Fatal(err)
 		}
@@ -474,6 +476,46 @@ func TestHandOverShutsOutLiveConnection(t *testing.T) {
 	}
 	if s, err := b.client(t).Session(ctx, sess.ID); err != nil || s.State != "active" {
 		t.Errorf("the session after the handover: %+v, %v; want it going on", s, err)
+	}
+
+	// tom hands it on to lee, who hands it back to tina: each who handed
+	// it over is cut off and kept out (tom kept it for good), and tina,
+	// its technician again, is let in.
+	tom := b.login(t, ctx, "tom", "tom-password-1")
+	lee := b.login(t, ctx, "lee", "lee-password-1")
+	for _, step := range []struct {
+		from     *client.Client
+		name, to string
+	}{{tom, "tom", "lee"}, {lee, "lee", "tina"}} {
+		j, err := step.from.Join(ctx, sess.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		if _, err := j.Screenshot(ctx); err != nil {
+			t.Fatalf("%s, the session's technician, sees nothing: %v", step.name, err)
+		}
+		if err := step.from.Invite(ctx, sess.ID, step.to, true); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-j.Done():
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s handed the session over to %s, and is still connected to it", step.name, step.to)
+		}
+		if _, err := step.from.Session(ctx, sess.ID); err == nil {
+			t.Errorf("%s reads the session they handed over", step.name)
+		}
+	}
+	if _, err := tina.Session(ctx, sess.ID); err != nil {
+		t.Errorf("tina, whom the session was handed back to, cannot read it: %v", err)
+	}
+	// Whoever had it is found by a search for their work.
+	for _, name := range []string{"tina", "tom", "lee"} {
+		status, out := apiCall(t, b.httpClient(t), "GET", b.URL()+"/api/v1/sessions?technician="+name, b.admin.APIKey, "", nil)
+		if list, _ := out["sessions"].([]any); status != 200 || len(list) != 1 {
+			t.Errorf("sessions?technician=%s: %d %v, want the session handed over", name, status, out)
+		}
 	}
 }
 
