@@ -201,6 +201,11 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	switch {
 	case u.Disabled && !was.Disabled:
 		a.cfg.Hub.DisconnectUser(u.ID, "An administrator disabled your account.")
+		// A user who joins with the code it gave them would wait for
+		// nobody.
+		if err := a.cfg.Hub.EndWaitingOf(r.Context(), p.User, u.ID); err != nil {
+			a.log.ErrorContext(r.Context(), "end the sessions of a disabled account", "user", u.Username, "err", err)
+		}
 	case u.Role != was.Role:
 		a.cfg.Hub.DisconnectUser(u.ID, "An administrator changed your role; connect again.")
 	}

@@ -269,7 +269,7 @@ func (h *Hub) redeem(c *conn, r *http.Request, code string) (*store.Session, boo
 			"Use that window and close this one. To share this computer instead, end the session in the other window and ask your technician for a new code.")
 	case errors.Is(err, store.ErrCodeUsed):
 		h.log.Info("host refused: code already used", "remote", r.RemoteAddr)
-		h.refuse(c, protocol.CodeUsedCode, "That support code was used for a session that has ended, and each code works once. Ask your technician for a new one.")
+		h.refuse(c, protocol.CodeUsedCode, "That support code's session has ended, and each code works once. Ask your technician for a new one.")
 	default:
 		h.log.Error("redeem code", "err", err)
 		h.refuse(c, protocol.CodeInternal, "The broker could not check the code. Try again in a moment.")
@@ -407,7 +407,7 @@ func (h *Hub) issueCode(c *conn, r *http.Request) (sess *store.Session, next fun
 		select {
 		case sess := <-p.claimed:
 			if sess != nil {
-				h.EndSession(context.Background(), brokerUser, sess.ID, reason)
+				h.finish(sess.ID, "broker", EndedHostLost, reason)
 			}
 		default:
 		}
@@ -510,7 +510,7 @@ func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket
 	}
 	h.mu.Unlock()
 	if gone { // the host left while the session was being made
-		h.EndSession(r.Context(), brokerUser, sess.ID, "The user's computer disconnected.")
+		h.finish(sess.ID, "broker", EndedHostLost, "The user's computer disconnected.")
 		return nil, ErrCodeUnknown
 	}
 	// The host is connected already and joins at once: the answer (and the
@@ -531,6 +531,3 @@ func (h *Hub) ClaimCode(r *http.Request, tech *store.User, code string, t Ticket
 // claimJoinWait bounds how long a claim waits for the host to join the
 // session it was given; joining takes a moment (the recording starts).
 const claimJoinWait = 10 * time.Second
-
-// brokerUser is who the broker acts as when it ends a session itself.
-var brokerUser = &store.User{Role: auth.RoleAdmin, Username: "broker"}

@@ -370,21 +370,30 @@ func (h *Hub) EndSession(ctx context.Context, user *store.User, id, reason strin
 	if reason == "" {
 		reason = by
 	}
-	h.mu.Lock()
-	wasLive := h.live[id] != nil
-	h.mu.Unlock()
-	h.end(id, cause, reason)
-	if !wasLive { // end records the end of live sessions only
-		h.audit(id, user.Username, "session.ended", map[string]any{"reason": reason, "cause": cause})
-	}
+	h.finish(id, user.Username, cause, reason)
 	return h.cfg.Store.SessionByID(ctx, id)
 }
 
+// finish ends the session id, live or not, on behalf of actor.
+func (h *Hub) finish(id, actor, cause, reason string) {
+	h.mu.Lock()
+	wasLive := h.live[id] != nil
+	h.mu.Unlock()
+	h.endAs(id, actor, cause, reason)
+	if !wasLive { // end records the end of live sessions only
+		h.audit(id, actor, "session.ended", map[string]any{"reason": reason, "cause": cause})
+	}
+}
+
 // endedBy says who ended sess, for the user and the trail: the technician
-// working it, or an admin stepping in on someone else's session.
+// working it, a colleague invited in, or an admin stepping in on someone
+// else's session.
 func endedBy(user *store.User, sess *store.Session) (cause, reason string) {
-	if user.Role == auth.RoleAdmin && user.ID != sess.CreatedBy {
+	switch {
+	case user.Role == auth.RoleAdmin && user.ID != sess.CreatedBy:
 		return EndedByAdmin, fmt.Sprintf("An administrator (%s) ended the session.", user.Username)
+	case user.ID != sess.CreatedBy:
+		return EndedByTechnician, fmt.Sprintf("%s (%s) ended the session.", user.Username, user.Role)
 	}
 	return EndedByTechnician, "The technician ended the session."
 }
@@ -639,7 +648,10 @@ const hostLetGo = 2 * time.Second
 // closing a technician's channels first would stop a file on its way
 // to or from the user as if the technician had left, and the user would
 // read that instead of why the session ended.
-func (h *Hub) end(id, cause, reason string) {
+func (h *Hub) end(id, cause, reason string) { h.endAs(id, "broker", cause, reason) }
+
+// endAs is end on behalf of actor, whom the audit trail names.
+func (h *Hub) endAs(id, actor, cause, reason string) {
 	h.writeEnd(id, cause, reason)
 	h.mu.Lock()
 	l := h.live[id]
@@ -664,7 +676,7 @@ func (h *Hub) end(id, cause, reason string) {
 	// hold them before the end.
 	l.relay.End(reason)
 	h.log.Info("session ended", "session", id, "reason", reason)
-	h.audit(id, "broker", "session.ended", map[string]any{"reason": reason, "cause": cause})
+	h.audit(id, actor, "session.ended", map[string]any{"reason": reason, "cause": cause})
 	h.finishRecording(id, reason)
 	ended := protocol.Ended{Reason: reason, Scope: protocol.ScopeSession}
 	if host != nil {
@@ -806,7 +818,11 @@ func (h *Hub) ServeHost(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// The code is spent: nobody can join the session any more, and it
 		// would wait for ever (only sessions with unused codes expire).
-		h.EndSession(context.Background(), brokerUser, sess.ID, err.Error())
+		cause := EndedRecordingFailed
+		if errors.Is(err, errShuttingDown) {
+			cause = EndedShutdown
+		}
+		h.finish(sess.ID, "broker", cause, err.Error())
 		h.refuse(c, protocol.CodeInternal, err.Error())
 		return
 	}
@@ -1138,7 +1154,7 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	l.viewers[c] = v
-	if l.grace != nil {
+	if l.grace != nil && v.person.Role != auth.RoleSupervisor {
 		l.grace.Stop()
 		l.grace = nil
 	}
@@ -1278,18 +1294,46 @@ func (h *Hub) leave(l *live, c *conn) {
 		go h.announceObservers(l)
 	}
 	// A session the user has not joined yet waits for them, whoever looked
-	// at it meanwhile: their code is good until it expires.
-	if len(l.viewers) > 0 || l.ended || h.closed || l.host == nil {
+	// at it meanwhile: their code is good until it expires. A supervisor
+	// watching does not keep it: they cannot work it, nor end it.
+	if l.workingLocked() > 0 || l.grace != nil || l.ended || h.closed || l.host == nil {
 		return
 	}
 	l.grace = time.AfterFunc(h.cfg.ViewerGrace, func() {
 		h.mu.Lock()
-		abandoned := len(l.viewers) == 0 && !l.ended
+		abandoned := l.workingLocked() == 0 && !l.ended
 		h.mu.Unlock()
 		if abandoned {
 			h.end(l.id, EndedAbandoned, "The technician left the session.")
 		}
 	})
+}
+
+// workingLocked counts the connections of those who can work the
+// session: everyone but supervisors watching. h.mu is held.
+func (l *live) workingLocked() int {
+	n := 0
+	for _, v := range l.viewers {
+		if v.person.Role != auth.RoleSupervisor {
+			n++
+		}
+	}
+	return n
+}
+
+// EndWaitingOf ends, on behalf of the admin by, the sessions of the
+// account userID still waiting for their user, with no colleague invited
+// in: by disabled the account, and nobody could come when the user joined
+// with the code.
+func (h *Hub) EndWaitingOf(ctx context.Context, by *store.User, userID int64) error {
+	ids, err := h.cfg.Store.WaitingSessionsOf(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		h.finish(id, by.Username, EndedByAdmin, "The technician is no longer available: ask for a new code.")
+	}
+	return nil
 }
 
 // DisconnectUser closes every live connection of the account userID, as

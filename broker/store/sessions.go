@@ -386,6 +386,27 @@ func (s *Store) IsParticipant(ctx context.Context, session string, user int64) (
 	return n > 0, err
 }
 
+// WaitingSessionsOf returns the sessions of the technician user waiting
+// for their user, into which no colleague was invited.
+func (s *Store) WaitingSessionsOf(ctx context.Context, user int64) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id FROM sessions WHERE created_by = ? AND state = ?
+		 AND id NOT IN (SELECT session_id FROM session_participants WHERE former = 0)`, user, StateWaiting)
+	if err != nil {
+		return nil, fmt.Errorf("waiting sessions: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("waiting sessions: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // HandOver makes user the technician of session in place of its current
 // one, who keeps no access to it (not even as a colleague invited in
 // before), only their place in its history.

@@ -152,6 +152,9 @@ type SessionEnded struct {
 	// shutdown, broker_stopped), for a ticket system to act on; the reason
 	// says it in a sentence, for people.
 	EndCause string `json:"end_cause"`
+	// EndedBy is who ended it when a person did (end_cause technician or
+	// admin): the technician, a colleague invited in, or an admin.
+	EndedBy string `json:"ended_by,omitempty"`
 	// PermissionsGranted is every permission the user granted anyone
 	// during the session, even if revoked later.
 	PermissionsGranted []string `json:"permissions_granted"`
@@ -331,6 +334,9 @@ func (d *Dispatcher) translate(ctx context.Context, e signal.Event) ([]outgoing,
 			return nil, err
 		}
 		ended.EndCause = det.Cause
+		if det.Cause == "technician" || det.Cause == "admin" {
+			ended.EndedBy = e.Actor
+		}
 		return []outgoing{{SessionEndedType, true, ended}}, nil
 	}
 	return nil, nil

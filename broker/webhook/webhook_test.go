@@ -852,7 +852,7 @@ func TestSessionEvents(t *testing.T) {
 	if err := e.store.EndSession(context.Background(), e.sess.ID, "The technician ended the session.", e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	e.audit(t, "session.ended", "broker", map[string]any{"reason": "The technician ended the session.", "cause": "technician"})
+	e.audit(t, "session.ended", "tina", map[string]any{"reason": "The technician ended the session.", "cause": "technician"})
 	e.audit(t, "session.ended", "broker", map[string]any{"reason": "again"})
 
 	want := []string{"session.created", "host.connected", "consent.granted", "session.started", "consent.denied", "consent.denied", "consent.denied",
@@ -922,7 +922,7 @@ func TestSessionEvents(t *testing.T) {
 	wantEnded := SessionEnded{
 		SessionRef: SessionRef{SessionID: "s_1", TicketID: "INC-42", InitiatedBy: "technician", Technician: "tina"},
 		CreatedAt:  t0, StartedAt: &start, EndedAt: e.clock.Now(), DurationSeconds: 210,
-		EndReason: "The technician ended the session.", EndCause: "technician",
+		EndReason: "The technician ended the session.", EndCause: "technician", EndedBy: "tina",
 		PermissionsGranted: []string{"view", "control"}, Viewers: []string{"tina", "lee"},
 		Joined:       []string{"tina", "sam", "lee"},
 		ClosingNotes: "Printer driver reinstalled.\nUser happy.",

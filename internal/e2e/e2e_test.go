@@ -413,7 +413,7 @@ func TestHostErrors(t *testing.T) {
 		{"code connected in another window", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), used.Code[:3], used.Code[3:6], used.Code[6:]},
 			"Could not join the support session. This support code is already connected from another window or computer, where its session is still going on. Use that window and close this one."},
 		{"code of a session that ended", display, nil, []string{"-broker", b.URL(), "-ca", b.CAFile(), finished.Code},
-			"Could not join the support session. That support code was used for a session that has ended, and each code works once. Ask your technician for a new one."},
+			"Could not join the support session. That support code's session has ended, and each code works once. Ask your technician for a new one."},
 		{"expired code", display, func() { b.advance(11 * time.Minute) }, []string{"-broker", b.URL(), "-ca", b.CAFile(), expired.Code}, "expired"},
 	}
 	for _, tt := range tests {

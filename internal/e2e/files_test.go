@@ -96,6 +96,7 @@ func randomFile(t testing.TB, dir, name string, n int64) (string, string) {
 
 type auditEvent struct {
 	Type   string
+	Actor  string
 	Detail map[string]any
 }
 
@@ -118,6 +119,7 @@ func auditEvents(t *testing.T, ctx context.Context, b *broker, id, typ string) [
 	var out struct {
 		Events []struct {
 			Type   string
+			Actor  string
 			Detail json.RawMessage
 		}
 	}
@@ -127,7 +129,7 @@ func auditEvents(t *testing.T, ctx context.Context, b *broker, id, typ string) [
 		if typ != "" && e.Type != typ {
 			continue
 		}
-		ev := auditEvent{Type: e.Type}
+		ev := auditEvent{Type: e.Type, Actor: e.Actor}
 		json.Unmarshal(e.Detail, &ev.Detail)
 		evs = append(evs, ev)
 	}
