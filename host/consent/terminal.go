@@ -289,23 +289,28 @@ func (t *Terminal) command(m *Manager, line string) (ended bool) {
 
 // Show prints a status line with the commands.
 func (t *Terminal) Show(status string) {
-	fmt.Fprintf(t.out, "%s\n%s\n", status, help)
 	// The window's title says it too, in the taskbar where a minimised
-	// terminal still shows.
+	// terminal still shows; set at the end of a line, so that each line
+	// still starts with what it says.
+	title := "Tether: nothing shared"
 	switch {
 	case strings.HasPrefix(status, "Shared"):
-		t.SetTitle("Tether: SHARING this computer")
+		title = "Tether: SHARING this computer"
 	case strings.HasPrefix(status, "PAUSED"):
-		t.SetTitle("Tether: paused, nothing shared")
-	default:
-		t.SetTitle("Tether: nothing shared")
+		title = "Tether: paused, nothing shared"
 	}
+	fmt.Fprintf(t.out, "%s\n%s%s\n", status, help, t.titleSequence(title))
 }
 
 // SetTitle sets the terminal window's title, when what is written goes to
 // a terminal.
-func (t *Terminal) SetTitle(title string) {
+func (t *Terminal) SetTitle(title string) { fmt.Fprint(t.out, t.titleSequence(title)) }
+
+// titleSequence is what sets the terminal window's title, or "" when
+// what is written does not go to a terminal (a log file).
+func (t *Terminal) titleSequence(title string) string {
 	if f, ok := t.out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprintf(t.out, "\x1b]0;%s\x07", title)
+		return "\x1b]0;" + title + "\x07"
 	}
+	return ""
 }
