@@ -247,20 +247,30 @@ func (s *Store) SetSessionActive(ctx context.Context, id, hostJSON string) error
 // those live, and those whose code was used before the host was recorded
 // as joined (nothing else would end them: only unused codes expire).
 func (s *Store) InterruptedSessions(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id FROM sessions WHERE state = ? OR (state = ? AND code_used_at IS NOT NULL) LIMIT 100", StateActive, StateWaiting)
+	return s.sessionIDs(ctx, "sessions left live",
+		"SELECT id FROM sessions WHERE state = ? OR (state = ? AND code_used_at IS NOT NULL) LIMIT 100", StateActive, StateWaiting)
+}
+
+// sessionIDs runs query, which returns session ids; what names them in
+// an error.
+func (s *Store) sessionIDs(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sessions left live: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sessions left live: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		ids = append(ids, id)
 	}
-	return ids, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return ids, nil
 }
 
 // MarkAlive notes that the sessions ids, whose hosts are connected, are
@@ -313,23 +323,10 @@ func (s *Store) EndSession(ctx context.Context, id, reason string, now time.Time
 // join it any more), and returns their ids. Each session is ended once:
 // one ended meanwhile by other means keeps its end.
 func (s *Store) EndExpiredCodes(ctx context.Context, reason string, now time.Time) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx,
+	return s.sessionIDs(ctx, "end sessions whose code expired",
 		`UPDATE sessions SET state = ?, ended_at = code_expires_at, end_reason = ?
 		 WHERE state = ? AND code_used_at IS NULL AND code_expires_at <= ?
 		 RETURNING id`, StateEnded, reason, StateWaiting, ms(now))
-	if err != nil {
-		return nil, fmt.Errorf("end sessions whose code expired: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("end sessions whose code expired: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // AddEvent appends to a session's audit trail.
@@ -389,22 +386,9 @@ func (s *Store) IsParticipant(ctx context.Context, session string, user int64) (
 // WaitingSessionsOf returns the sessions of the technician user waiting
 // for their user, into which no colleague was invited.
 func (s *Store) WaitingSessionsOf(ctx context.Context, user int64) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx,
+	return s.sessionIDs(ctx, "waiting sessions",
 		`SELECT id FROM sessions WHERE created_by = ? AND state = ?
 		 AND id NOT IN (SELECT session_id FROM session_participants WHERE former = 0)`, user, StateWaiting)
-	if err != nil {
-		return nil, fmt.Errorf("waiting sessions: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("waiting sessions: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // HandOver makes user the technician of session in place of its current
