@@ -422,17 +422,11 @@ func (f *Files) push(ctx context.Context, local, name string, progress Progress)
 		sent += int64(n)
 		report()
 	}
-	// The last megabytes arrive while the host's answer is awaited.
+	// The last megabytes arrive while the host's answer is awaited, told
+	// as they are written.
 	var done protocol.FileMessage
 	for {
-		tick, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		done, err = f.reply(tick)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			report()
-			continue
-		}
-		if err != nil {
+		if done, err = f.reply(ctx); err != nil {
 			return done, f.cancel(ctx, err)
 		}
 		if heard(done) {
