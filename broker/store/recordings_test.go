@@ -14,10 +14,7 @@ func TestSearchRecordings(t *testing.T) {
 	day := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	users := map[string]*User{}
 	for _, name := range []string{"Ana", "ben", "cy"} {
-		u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: day}
-		if err := s.CreateUser(ctx, u); err != nil {
-			t.Fatal(err)
-		}
+		u := technician(t, s, name, day)
 		users[name] = u
 	}
 	type rec struct {
@@ -118,10 +115,7 @@ func TestSearchRecordingsPages(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	day := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
-	u := &User{Username: "ana", PasswordHash: "x", Role: "technician", CreatedAt: day}
-	if err := s.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := technician(t, s, "ana", day)
 	at := []time.Time{day.Add(time.Second), day, day, day, day.Add(-time.Second)}
 	var want []string
 	for i, started := range at {
@@ -160,10 +154,7 @@ func TestSearchRecordingsAnyCase(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	day := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
-	u := &User{Username: "ana", PasswordHash: "x", Role: "technician", CreatedAt: day}
-	if err := s.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := technician(t, s, "ana", day)
 	if err := s.CreateSession(ctx, &Session{ID: "s1", CodeHash: "s1", CodeExpiresAt: day, CreatedBy: u.ID, TicketID: "ÄNDERUNG-7", State: StateWaiting, CreatedAt: day}); err != nil {
 		t.Fatal(err)
 	}

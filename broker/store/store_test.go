@@ -26,14 +26,21 @@ func openTest(t *testing.T) *Store {
 	return s
 }
 
+// technician adds a technician's account named name, made at at.
+func technician(t *testing.T, s *Store, name string, at time.Time) *User {
+	t.Helper()
+	u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: at}
+	if err := s.CreateUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func TestRedeemCode(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	u := &User{Username: "tech", PasswordHash: "x", Role: "technician", CreatedAt: now}
-	if err := s.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := technician(t, s, "tech", now)
 	for _, id := range []string{"a", "b"} {
 		if err := s.CreateSession(ctx, &Session{ID: id, CodeHash: "hash-" + id, CodeExpiresAt: now.Add(10 * time.Minute), CreatedBy: u.ID, State: StateWaiting, CreatedAt: now}); err != nil {
 			t.Fatal(err)
@@ -152,10 +159,7 @@ func TestLastAlive(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	now := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
-	u := &User{Username: "tech", PasswordHash: "x", Role: "technician", CreatedAt: now}
-	if err := s.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := technician(t, s, "tech", now)
 	for _, id := range []string{"a", "b"} {
 		if err := s.CreateSession(ctx, &Session{ID: id, CodeHash: "hash-" + id, CodeExpiresAt: now.Add(10 * time.Minute), CreatedBy: u.ID, State: StateWaiting, CreatedAt: now}); err != nil {
 			t.Fatal(err)
@@ -216,10 +220,7 @@ func TestLiveAt(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	now := time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC)
-	u := &User{Username: "tech", PasswordHash: "x", Role: "technician", CreatedAt: now}
-	if err := s.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := technician(t, s, "tech", now)
 	if err := s.CreateSession(ctx, &Session{ID: "a", CodeHash: "hash-a", CodeExpiresAt: now.Add(10 * time.Minute), CreatedBy: u.ID, State: StateWaiting, CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}

@@ -68,10 +68,7 @@ func TestListSessionsFilter(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	var users []*User
 	for _, name := range []string{"tina", "tom"} {
-		u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: t0}
-		if err := s.CreateUser(ctx, u); err != nil {
-			t.Fatal(err)
-		}
+		u := technician(t, s, name, t0)
 		users = append(users, u)
 	}
 	for i, c := range []struct {
@@ -123,10 +120,7 @@ func TestListSessionsPages(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	u := &User{Username: "tech", PasswordHash: "x", Role: "technician", CreatedAt: now}
-	if err := s.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := technician(t, s, "tech", now)
 	at := []time.Time{now.Add(2 * time.Millisecond), now.Add(time.Millisecond), now, now, now, now.Add(-time.Millisecond)}
 	var want []string
 	for i, c := range at {
@@ -193,10 +187,7 @@ func TestHandOverKeepsNoAccess(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	var ids []int64
 	for _, name := range []string{"tina", "tom"} {
-		u := &User{Username: name, PasswordHash: "x", Role: "technician", CreatedAt: now}
-		if err := s.CreateUser(ctx, u); err != nil {
-			t.Fatal(err)
-		}
+		u := technician(t, s, name, now)
 		ids = append(ids, u.ID)
 	}
 	tina, tom := ids[0], ids[1]
