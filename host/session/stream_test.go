@@ -83,13 +83,7 @@ func TestStreamStill(t *testing.T) {
 // on a slow link) is not captured if the user paused meanwhile. Pausing
 // is how a user hides what they open next.
 func TestStreamPausedWhilePaced(t *testing.T) {
-	display := xtest.StartXvfb(t, 320, 240)
-	t.Setenv("DISPLAY", display)
-	w := xtest.StartInputWitness(t, display)
-	c, err := capture.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, c := witnessScreen(t)
 	var paused atomic.Bool
 	// One change a second: the second click's change waits about a second.
 	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 1, allow: func(string) bool { return !paused.Load() }}
@@ -110,6 +104,20 @@ func TestStreamPausedWhilePaced(t *testing.T) {
 	}
 	paused.Store(false)
 	waitFrames(t, frames, before, 2*time.Second)
+}
+
+// witnessScreen starts a 320x240 screen showing the input witness, and
+// its capturer.
+func witnessScreen(t *testing.T) (*xtest.Witness, capture.Capturer) {
+	t.Helper()
+	display := xtest.StartXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", display)
+	w := xtest.StartInputWitness(t, display)
+	c, err := capture.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, c
 }
 
 // clickWitness clicks the middle of a 320x240 screen, where the input
@@ -158,13 +166,7 @@ type frameStamp struct {
 // second is stamped a second after the one before it, not with the gap
 // before that.
 func TestStreamStampsFrames(t *testing.T) {
-	display := xtest.StartXvfb(t, 320, 240)
-	t.Setenv("DISPLAY", display)
-	w := xtest.StartInputWitness(t, display)
-	c, err := capture.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, c := witnessScreen(t)
 	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, allow: func(string) bool { return true }}
 	stamps := make(chan frameStamp, 1000)
 	frames := runStreamer(t, st, c, stamps)
@@ -203,13 +205,7 @@ func TestStreamStampsFrames(t *testing.T) {
 // screen's frames, never with the first change after a still moment (the
 // technician's click would wait while the whole picture is sent).
 func TestStreamPeriodicKeyframe(t *testing.T) {
-	display := xtest.StartXvfb(t, 320, 240)
-	t.Setenv("DISPLAY", display)
-	w := xtest.StartInputWitness(t, display)
-	c, err := capture.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, c := witnessScreen(t)
 	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 30, keyEvery: time.Second, allow: func(string) bool { return true }}
 	stamps := make(chan frameStamp, 1000)
 	frames := runStreamer(t, st, c, stamps)
