@@ -31,11 +31,16 @@ const mark = (witness) => witness.out.stdout.split('\n').length - 1;
 // clicked reports whether a button press reached the X server since from.
 const clicked = (witness, from) => witness.out.stdout.split('\n').slice(from).some((l) => l.startsWith('button 1 down'));
 
-test('technician controls the remote desktop from the console', { timeout: 120_000 }, async () => {
+/** A WIDTH x HEIGHT screen whose input the witness prints, and a broker. */
+async function witnessed() {
   const display = await startXvfb(WIDTH, HEIGHT);
   const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
   await witness.ready;
-  const broker = await startBroker();
+  return { display, witness, broker: await startBroker() };
+}
+
+test('technician controls the remote desktop from the console', { timeout: 120_000 }, async () => {
+  const { display, witness, broker } = await witnessed();
   const browser = await launch();
   try {
     const page = await browser.newPage();
@@ -119,10 +124,7 @@ test('technician controls the remote desktop from the console', { timeout: 120_0
 });
 
 test('control moves to the tab that takes it; the other tab says so and can take it back', { timeout: 120_000 }, async () => {
-  const display = await startXvfb(WIDTH, HEIGHT);
-  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await witness.ready;
-  const broker = await startBroker();
+  const { display, witness, broker } = await witnessed();
   const browser = await launch();
   const artifacts = join(ROOT, 'artifacts');
   mkdirSync(artifacts, { recursive: true });
@@ -206,10 +208,7 @@ async function cutOff(page) {
 }
 
 test('a tab that reconnects takes control back only if nobody took it meanwhile', { timeout: 180_000 }, async () => {
-  const display = await startXvfb(WIDTH, HEIGHT);
-  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await witness.ready;
-  const broker = await startBroker();
+  const { display, witness, broker } = await witnessed();
   const browser = await launch();
   const artifacts = join(ROOT, 'artifacts');
   mkdirSync(artifacts, { recursive: true });
@@ -374,10 +373,7 @@ test('a click right after switching to a display of another size lands where it 
 });
 
 test('what the technician types elsewhere on the page stays there when the user allows control', { timeout: 180_000 }, async () => {
-  const display = await startXvfb(WIDTH, HEIGHT);
-  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await witness.ready;
-  const broker = await startBroker();
+  const { display, witness, broker } = await witnessed();
   const created = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-FOCUS' }, permissions: ['view', 'control', 'clipboard', 'shell'] });
   assert.equal(created.status, 201);
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
@@ -463,10 +459,7 @@ test('what the technician types elsewhere on the page stays there when the user 
  * prints, in control from a page of a browser launched with opts.
  */
 async function inControl(opts) {
-  const display = await startXvfb(WIDTH, HEIGHT);
-  const witness = start(bin('xpattern'), ['-mode', 'input'], { env: { DISPLAY: display }, readyLine: /ready/ });
-  await witness.ready;
-  const broker = await startBroker();
+  const { display, witness, broker } = await witnessed();
   const browser = await launch(opts);
   const page = await browser.newPage();
   const errors = collectErrors(page);
