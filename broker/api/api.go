@@ -930,12 +930,11 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		}
 	}
 	if id := q.Get("after"); id != "" {
-		sess, err := a.cfg.Store.SessionByID(r.Context(), id)
-		if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+		sess, ok := a.visibleSession(r, p, id)
+		if !ok {
 			errs = append(errs, fieldError{"after", "invalid_after", "after must be the id of a session you can see: the last of the page before."})
-		} else {
-			f.After = sess
 		}
+		f.After = sess
 	}
 	if len(errs) > 0 {
 		writeFieldErrors(w, errs)
@@ -958,6 +957,15 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		out.Sessions = append(out.Sessions, a.sessionJSON(r, names, s))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// visibleSession returns the session id, if p may see it.
+func (a *API) visibleSession(r *http.Request, p *auth.Principal, id string) (*store.Session, bool) {
+	sess, err := a.cfg.Store.SessionByID(r.Context(), id)
+	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+		return nil, false
+	}
+	return sess, true
 }
 
 // checkQuery refuses query parameters given more than once, and those an
@@ -993,8 +1001,8 @@ func takesNoQuery(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
-	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+	sess, ok := a.visibleSession(r, p, r.PathValue("id"))
+	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
 		return
 	}
@@ -1039,8 +1047,8 @@ func (a *API) sessionEvents(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if !takesNoQuery(w, r) {
 		return
 	}
-	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
-	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+	sess, ok := a.visibleSession(r, p, r.PathValue("id"))
+	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "No such session, or it is not yours.")
 		return
 	}

@@ -279,15 +279,12 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		f.Limit = n
 	}
 	if id := q.Get("after"); id != "" {
-		sess, err := a.cfg.Store.SessionByID(r.Context(), id)
-		var rec *store.Recording
-		if err == nil && a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
-			rec, err = a.cfg.Store.RecordingBySession(r.Context(), id)
+		if _, ok := a.visibleSession(r, p, id); ok {
+			f.After, _ = a.cfg.Store.RecordingBySession(r.Context(), id)
 		}
-		if err != nil || rec == nil {
+		if f.After == nil {
 			errs = append(errs, fieldError{"after", "invalid_after", "after must be the session id of a recording you can see: the last of the page before."})
 		}
-		f.After = rec
 	}
 	if len(errs) > 0 {
 		writeFieldErrors(w, errs)
@@ -336,8 +333,7 @@ func (a *API) recording(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return nil, "", false
 	}
 	id := r.PathValue("id")
-	sess, err := a.cfg.Store.SessionByID(r.Context(), id)
-	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+	if _, ok := a.visibleSession(r, p, id); !ok {
 		return notFound()
 	}
 	rec, err := a.cfg.Store.RecordingBySession(r.Context(), id)

@@ -257,8 +257,8 @@ func (a *API) recordClosingNotes(w http.ResponseWriter, r *http.Request, p *auth
 	if notes == "" {
 		return true
 	}
-	sess, err := a.cfg.Store.SessionByID(r.Context(), r.PathValue("id"))
-	if err != nil || !a.cfg.Hub.CanAccess(r.Context(), p.User, sess) {
+	sess, ok := a.visibleSession(r, p, r.PathValue("id"))
+	if !ok {
 		return true // ending answers for sessions that are missing or not the caller's
 	}
 	if sess.State == store.StateEnded {
@@ -266,7 +266,7 @@ func (a *API) recordClosingNotes(w http.ResponseWriter, r *http.Request, p *auth
 		return false
 	}
 	detail, _ := json.Marshal(map[string]string{"notes": notes})
-	err = a.cfg.Store.AddEvent(r.Context(), &store.Event{Session: sess.ID, At: a.cfg.Now(), Actor: p.User.Username, Type: webhook.ClosingNotesAudit, Detail: string(detail)})
+	err := a.cfg.Store.AddEvent(r.Context(), &store.Event{Session: sess.ID, At: a.cfg.Now(), Actor: p.User.Username, Type: webhook.ClosingNotesAudit, Detail: string(detail)})
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "record closing notes", "session", sess.ID, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal_error", "The closing notes could not be saved; try again.")
