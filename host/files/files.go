@@ -677,6 +677,14 @@ func (c *channel) startUpload(msg protocol.FileMessage) {
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("The folder for received files cannot be created: %v", err))
 		return
 	}
+	if saved, ok := alreadyThere(inbox, msg.Name, msg.Size, msg.SHA256); ok {
+		// Answered as an upload resumed with every byte in place.
+		c.s.cfg.Logger.Info("file already received", "name", filepath.Base(saved), "size", msg.Size, "sha256", msg.SHA256)
+		c.send(protocol.FileMessage{Type: protocol.FileReady, Name: msg.Name, Size: msg.Size, Offset: msg.Size, Direction: protocol.DirectionUpload, Progress: msg.Progress})
+		c.s.cfg.OnProgress(Progress{Name: filepath.Base(saved), Direction: protocol.DirectionUpload, Done: msg.Size, Total: msg.Size, Finished: true, Path: saved})
+		c.send(protocol.FileMessage{Type: protocol.FileDone, Name: filepath.Base(saved), Path: saved, Size: msg.Size, SHA256: msg.SHA256, Direction: protocol.DirectionUpload})
+		return
+	}
 	partial, err := c.s.claimPartial(inbox, msg.SHA256, msg.Size)
 	if err != nil {
 		c.fail(msg, protocol.FileErrIO, fmt.Sprintf("Cannot write to the folder for received files: %v", err))
@@ -902,6 +910,47 @@ func place(partial, dir, name string, written fs.FileInfo) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("too many files named %s", name)
+}
+
+// alreadyThere finds the file an earlier upload of the same content saved
+// in inbox: name, or one of its numbered copies, of the same size and
+// SHA-256. Sending it again (a tool sent twice, a push stopped after its
+// last bytes had left, which the host completed) then saves no second
+// copy.
+func alreadyThere(inbox, name string, size int64, sha string) (string, bool) {
+	for i := 1; i < 1000; i++ {
+		candidate := name
+		if i > 1 {
+			candidate = numbered(name, i)
+		}
+		p := filepath.Join(inbox, candidate)
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", false // copies are numbered from the first gap
+		}
+		if err == nil && st.Mode().IsRegular() && st.Size() == size && hashIs(p, st, sha) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// hashIs reports whether the file at p, still the one st describes (not
+// replaced by a link meanwhile), has the SHA-256 sha.
+func hashIs(p string, st fs.FileInfo, sha string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fst, err := f.Stat(); err != nil || !os.SameFile(st, fst) {
+		return false
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == sha
 }
 
 // takesName checks that the inbox's file system takes name, before any of

@@ -259,6 +259,8 @@ func TestPauseKeepsPartial(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(inbox, "tool.bin")); !bytes.Equal(got, data) {
 		t.Fatal("the resumed file differs from the one sent")
 	}
+	// The user moves it away: the next attempts send it again.
+	os.Remove(filepath.Join(inbox, "tool.bin"))
 
 	// Paused half way again; then the user takes file transfer back.
 	allowed.Store(true)
@@ -584,19 +586,19 @@ func TestListLongNamesFits(t *testing.T) {
 	}
 }
 
-// TestUploadLongNameTwice: a file sent again under a name as long as the
-// user's computer allows is saved beside the first under a numbered name
-// that still fits, not refused once all of it has arrived.
+// TestUploadLongNameTwice: a new version of a file sent under a name as
+// long as the user's computer allows is saved beside the first under a
+// numbered name that still fits, not refused once all of it has arrived.
 func TestUploadLongNameTwice(t *testing.T) {
 	home := t.TempDir()
 	inbox := filepath.Join(home, "in")
 	_, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
-	data := []byte("the same report twice")
-	sum := sha256.Sum256(data)
+	versions := [][]byte{[]byte("the report"), []byte("the report, corrected")}
 	name := strings.Repeat("r", protocol.MaxName-4) + ".pdf"
-	put := protocol.FileMessage{Type: protocol.FilePut, Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 	var saved []string
-	for range 2 {
+	for _, data := range versions {
+		sum := sha256.Sum256(data)
+		put := protocol.FileMessage{Type: protocol.FilePut, Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 		dc, ask, answer := openFiles(t, broker)
 		if r := ask(put); r.Type != protocol.FileReady {
 			t.Fatalf("put: %+v", r)
@@ -612,10 +614,69 @@ func TestUploadLongNameTwice(t *testing.T) {
 	if saved[0] != name || saved[1] == name || len(saved[1]) > protocol.MaxName || !strings.HasSuffix(saved[1], " (2).pdf") {
 		t.Fatalf("saved as %q", saved)
 	}
-	for _, n := range saved {
-		if got, _ := os.ReadFile(filepath.Join(inbox, n)); !bytes.Equal(got, data) {
+	for i, n := range saved {
+		if got, _ := os.ReadFile(filepath.Join(inbox, n)); !bytes.Equal(got, versions[i]) {
 			t.Errorf("%s holds %q", n, got)
 		}
+	}
+}
+
+// TestSameFileAgainSavesNoCopy: a file sent again (a tool sent twice, a
+// push stopped after its last bytes had left) is found where the first
+// one was saved, as an upload with every byte in place, and no second copy
+// is made; a different file under the same name, one the user changed
+// since, or a link to the same content are not taken for it.
+func TestSameFileAgainSavesNoCopy(t *testing.T) {
+	home := t.TempDir()
+	inbox := filepath.Join(home, "in")
+	_, broker := serve(t, Config{Root: home, Inbox: inbox}, func() bool { return true })
+	send := func(data []byte) (ready, done protocol.FileMessage) {
+		t.Helper()
+		sum := sha256.Sum256(data)
+		dc, ask, answer := openFiles(t, broker)
+		defer dc.Close()
+		ready = ask(protocol.FileMessage{Type: protocol.FilePut, Name: "tool.bin", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+		if ready.Type != protocol.FileReady {
+			t.Fatalf("put: %+v", ready)
+		}
+		if ready.Offset < int64(len(data)) {
+			dc.Send(data[ready.Offset:])
+		}
+		if done = answer(); done.Type != protocol.FileDone || done.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("upload ended with %+v", done)
+		}
+		return ready, done
+	}
+	first := bytes.Repeat([]byte("version one "), 1000)
+	second := bytes.Repeat([]byte("version two "), 1000)
+	if _, done := send(first); done.Name != "tool.bin" {
+		t.Fatalf("first upload saved as %q", done.Name)
+	}
+	ready, done := send(first)
+	if ready.Offset != int64(len(first)) || done.Name != "tool.bin" || done.Path != filepath.Join(inbox, "tool.bin") {
+		t.Fatalf("the same file again: ready %+v, done %+v; want it found as tool.bin", ready, done)
+	}
+	if _, done := send(second); done.Name != "tool (2).bin" {
+		t.Fatalf("another file under the same name saved as %q", done.Name)
+	}
+	if ready, done := send(second); ready.Offset == 0 || done.Name != "tool (2).bin" {
+		t.Fatalf("the second version again: ready %+v, done %+v; want it found as tool (2).bin", ready, done)
+	}
+	// The user edits the first copy (same size, other bytes) and links
+	// the second's name to a file of the first's content elsewhere.
+	os.WriteFile(filepath.Join(inbox, "tool.bin"), bytes.Repeat([]byte("version 1!! "), 1000), 0o644)
+	elsewhere := filepath.Join(home, "elsewhere.bin")
+	os.WriteFile(elsewhere, first, 0o644)
+	os.Remove(filepath.Join(inbox, "tool (2).bin"))
+	if err := os.Symlink(elsewhere, filepath.Join(inbox, "tool (2).bin")); err != nil {
+		t.Fatal(err)
+	}
+	if ready, done := send(first); ready.Offset != 0 || done.Name != "tool (3).bin" {
+		t.Fatalf("after the user's changes: ready %+v, done %+v; want a new copy, tool (3).bin", ready, done)
+	}
+	entries, _ := os.ReadDir(inbox)
+	if len(entries) != 3 {
+		t.Fatalf("the inbox holds %d entries, want 3", len(entries))
 	}
 }
 

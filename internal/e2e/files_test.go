@@ -456,8 +456,8 @@ func TestFileReceivedWhere(t *testing.T) {
 	fs := startFilesSession(t, ctx)
 	_, f := fs.files(t, ctx)
 	fs.host.waitOutput(t, "Shared: admin (admin) can see your screen, send and fetch files, and run commands as you in a terminal.", 1, 5*time.Second)
-	src, _ := randomFile(t, t.TempDir(), "notes.txt", 1000)
 	for _, saved := range []string{"~/Downloads/Tether/notes.txt", "~/Downloads/Tether/notes (2).txt"} {
+		src, _ := randomFile(t, t.TempDir(), "notes.txt", 1000) // another file each time
 		if _, err := f.Push(ctx, src, "", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -990,8 +990,10 @@ func TestPushPausedResumes(t *testing.T) {
 		t.Fatalf("partial files left: %v", m)
 	}
 
-	// Paused half way again; while paused, the user takes file transfer
+	// The user moves the file away (sent again, it would be found there);
+	// paused half way again; while paused, the user takes file transfer
 	// back: the part is removed at once, not when they resume.
+	os.Remove(filepath.Join(fs.inbox, "patch.bin"))
 	pushPaused(f)
 	fs.host.typeLine(t, "revoke files")
 	waitFor(t, 10*time.Second, func() bool { return len(partials()) == 0 })
