@@ -220,6 +220,11 @@ var migrations = []string{
 	// former: a technician who handed the session over. They keep no
 	// access to it; a search for what they worked on still finds it.
 	`ALTER TABLE session_participants ADD COLUMN former INTEGER NOT NULL DEFAULT 0;`,
+	// The scheduler asks each enabled endpoint for its next due delivery
+	// every second (see NextDueWebhookDeliveries). Without the endpoint
+	// first, that walks every endpoint's due deliveries, a disabled one's
+	// whole backlog included, once per endpoint.
+	`CREATE INDEX webhook_deliveries_endpoint_due ON webhook_deliveries(endpoint_id, state, next_attempt_at, created_at);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -138,5 +139,37 @@ func TestWebhookDeliveries(t *testing.T) {
 	}
 	if ev, err := s.WebhookEventByID(ctx, "evt_1"); err != nil || string(ev.Payload) != `{"id":"evt_1"}` || ev.OnceKey != "session.ended:s_1" {
 		t.Fatalf("event = %+v, %v", ev, err)
+	}
+}
+
+// TestDueScanUsesEndpointIndex: the scheduler's search for each endpoint's
+// next due delivery, run every second, looks it up in the endpoint's own
+// part of an index. Without it, an endpoint disabled with a backlog of
+// 100,000 pending deliveries made every pass walk that backlog once per
+// other endpoint (a third of a second, holding the database).
+func TestDueScanUsesEndpointIndex(t *testing.T) {
+	s := openTest(t)
+	rows, err := s.db.QueryContext(context.Background(),
+		"EXPLAIN QUERY PLAN SELECT "+webhookDeliveryColumns+webhookDeliveryFrom+nextDueQuery(" AND w.id NOT IN (?)"),
+		DeliveryPending, 0, "wh_busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := "SEARCH x USING INDEX webhook_deliveries_endpoint_due (endpoint_id=? AND state=? AND next_attempt_at<?)"
+	if !slices.Contains(plan, want) {
+		t.Errorf("query plan:\n%s\nwant the step %q", strings.Join(plan, "\n"), want)
 	}
 }
