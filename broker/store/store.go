@@ -225,6 +225,9 @@ var migrations = []string{
 	// first, that walks every endpoint's due deliveries, a disabled one's
 	// whole backlog included, once per endpoint.
 	`CREATE INDEX webhook_deliveries_endpoint_due ON webhook_deliveries(endpoint_id, state, next_attempt_at, created_at);`,
+	// The webhooks look every minute for sessions that ended lately without
+	// a session.ended event (see EndedSessionsWithoutEvent).
+	`CREATE INDEX sessions_ended_at ON sessions(ended_at);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

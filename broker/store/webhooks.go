@@ -211,8 +211,9 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 }
 
 // AddWebhookEvent stores an event and, in the same transaction, a pending
-// delivery due at now for every enabled endpoint subscribed to its type;
-// newID names each delivery. It reports false, and stores nothing, when an
+// delivery due at now for every enabled endpoint subscribed to its type
+// that existed when the event happened (an endpoint never hears of what
+// happened before it was registered); newID names each delivery. It reports false, and stores nothing, when an
 // event with the same OnceKey exists.
 func (s *Store) AddWebhookEvent(ctx context.Context, ev *WebhookEvent, now time.Time, newID func() string) ([]*WebhookDelivery, bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -235,7 +236,7 @@ func (s *Store) AddWebhookEvent(ctx context.Context, ev *WebhookEvent, now time.
 	}
 	// Read every subscriber before writing: the one connection cannot
 	// serve a query and an insert at once.
-	rows, err := tx.QueryContext(ctx, "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 ORDER BY created_at, id")
+	rows, err := tx.QueryContext(ctx, "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 AND created_at <= ? ORDER BY created_at, id", ms(ev.CreatedAt))
 	if err != nil {
 		return nil, false, fmt.Errorf("add webhook event %s: %w", ev.Type, err)
 	}
@@ -303,6 +304,19 @@ func (s *Store) LastWebhookSequence(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read the last webhook sequence: %w", err)
 	}
 	return seq.Int64, nil
+}
+
+// EndedSessionsWithoutEvent returns up to 100 sessions that ended after
+// from and at or before to, and have no event of type typ stored for them
+// once (OnceKey typ:<session>), the longest ended first. It finds the
+// session.ended events lost when the broker stopped, or the database
+// refused the event, between ending a session and storing its event.
+func (s *Store) EndedSessionsWithoutEvent(ctx context.Context, typ string, from, to time.Time) ([]string, error) {
+	return s.sessionIDs(ctx, "list sessions ended without "+typ,
+		`SELECT s.id FROM sessions s
+		 WHERE s.ended_at > ? AND s.ended_at <= ? AND s.state = ?
+		   AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.once_key = ? || s.id)
+		 ORDER BY s.ended_at LIMIT 100`, ms(from), ms(to), StateEnded, typ+":")
 }
 
 // WebhookEventByID looks an event up.

@@ -22,8 +22,9 @@ func TestWebhookDeliveries(t *testing.T) {
 		{ID: "wh_a", URL: "https://a.example/hook", Secret: "whsec_a", Events: []string{"session.created", "session.ended"}, Enabled: true},
 		{ID: "wh_b", URL: "https://b.example/hook", Secret: "whsec_b", Events: []string{"session.ended"}, Enabled: true},
 		{ID: "wh_off", URL: "https://c.example/hook", Secret: "whsec_c", Events: []string{"session.ended"}, Enabled: false},
+		{ID: "wh_new", URL: "https://d.example/hook", Secret: "whsec_d", Events: []string{"session.ended"}, Enabled: true},
 	} {
-		ep.CreatedBy, ep.CreatedAt = admin.ID, now.Add(time.Duration(i)*time.Second)
+		ep.CreatedBy, ep.CreatedAt = admin.ID, now.Add(time.Duration(i-2)*time.Second)
 		if err := s.CreateWebhookEndpoint(ctx, ep); err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +44,8 @@ func TestWebhookDeliveries(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("add event: %v, %v", created, err)
 	}
-	// Only enabled subscribers get a delivery.
+	// Only enabled subscribers that existed when the event happened get a
+	// delivery.
 	var eps []string
 	for _, d := range ds {
 		eps = append(eps, d.EndpointID)
@@ -134,7 +136,7 @@ func TestWebhookDeliveries(t *testing.T) {
 	for _, e := range all {
 		eps = append(eps, e.ID)
 	}
-	if !slices.Equal(eps, []string{"wh_b", "wh_off"}) {
+	if !slices.Equal(eps, []string{"wh_b", "wh_off", "wh_new"}) {
 		t.Fatalf("endpoints after delete: %v", eps)
 	}
 	if ev, err := s.WebhookEventByID(ctx, "evt_1"); err != nil || string(ev.Payload) != `{"id":"evt_1"}` || ev.OnceKey != "session.ended:s_1" {
@@ -171,5 +173,38 @@ func TestDueScanUsesEndpointIndex(t *testing.T) {
 	want := "SEARCH x USING INDEX webhook_deliveries_endpoint_due (endpoint_id=? AND state=? AND next_attempt_at<?)"
 	if !slices.Contains(plan, want) {
 		t.Errorf("query plan:\n%s\nwant the step %q", strings.Join(plan, "\n"), want)
+	}
+}
+
+// TestEndedSessionsWithoutEvent: the sessions that ended in the window
+// asked for and have no session.ended event are found, the longest ended
+// first; one with its event stored, one still going on, and ones that
+// ended outside the window are not.
+func TestEndedSessionsWithoutEvent(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	tech := technician(t, s, "tina", now.Add(-48*time.Hour))
+	for i, ended := range map[string]time.Duration{
+		"s_day_old": -25 * time.Hour, "s_hour": -time.Hour, "s_two_min": -2 * time.Minute, "s_sent": -time.Hour,
+		"s_just_now": -30 * time.Second, "s_live": 0,
+	} {
+		sess := &Session{ID: i, CodeHash: i, CodeExpiresAt: now.Add(time.Hour), CreatedBy: tech.ID, State: StateWaiting, CreatedAt: now.Add(-30 * time.Hour)}
+		if err := s.CreateSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		if ended != 0 {
+			if err := s.EndSession(ctx, i, "ended", now.Add(ended)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ev := &WebhookEvent{ID: "evt_1", Type: "session.ended", Session: "s_sent", OnceKey: "session.ended:s_sent", Payload: []byte("{}"), CreatedAt: now.Add(-time.Hour)}
+	if _, _, err := s.AddWebhookEvent(ctx, ev, now.Add(-time.Hour), func() string { return "dlv_1" }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.EndedSessionsWithoutEvent(ctx, "session.ended", now.Add(-24*time.Hour), now.Add(-time.Minute))
+	if err != nil || !slices.Equal(got, []string{"s_hour", "s_two_min"}) {
+		t.Fatalf("sessions ended without session.ended = %v, %v; want [s_hour s_two_min]", got, err)
 	}
 }

@@ -243,22 +243,75 @@ func (d *Dispatcher) poke() {
 // each subscribed endpoint, and wakes the scheduler. It is the hub's
 // signal.Config.Notify.
 func (d *Dispatcher) Notify(ctx context.Context, e signal.Event) {
+	if err := d.notify(ctx, e); err != nil {
+		// session.ended is looked for again later (see catchUpEnded).
+		d.log.ErrorContext(ctx, "webhook event not stored", "session", e.Session, "event", e.Type, "err", err)
+	}
+}
+
+// notify stores the webhook events e means that some endpoint wants.
+func (d *Dispatcher) notify(ctx context.Context, e signal.Event) error {
 	if !slices.ContainsFunc(webhookTypes[e.Type], d.subscribed) {
-		return
+		return nil
 	}
 	out, err := d.translate(ctx, e)
 	if err != nil {
-		d.log.ErrorContext(ctx, "webhook event lost", "session", e.Session, "event", e.Type, "err", err)
-		return
+		return err
 	}
+	var errs []error
 	for _, o := range out {
 		if !d.subscribed(o.typ) {
 			continue
 		}
 		if err := d.publish(ctx, e.Session, e.At, o); err != nil {
-			d.log.ErrorContext(ctx, "webhook event lost", "session", e.Session, "event", o.typ, "err", err)
+			errs = append(errs, fmt.Errorf("store %s: %w", o.typ, err))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// The sessions catchUpEnded looks at: those that ended between a day and
+// a minute ago. The minute leaves the hub time to publish session.ended
+// itself; after a day the ticket has most likely been dealt with.
+const (
+	catchUpAfter = time.Minute
+	catchUpUntil = 24 * time.Hour
+)
+
+// catchUpEnded publishes session.ended, as Notify would have, for the
+// sessions that ended lately without one being stored: the broker stopped,
+// or the database refused the event, between ending the session and
+// storing its event. The session's row and last session.ended audit entry
+// say how it ended.
+func (d *Dispatcher) catchUpEnded(ctx context.Context, now time.Time) error {
+	if !d.subscribed(SessionEndedType) {
+		return nil
+	}
+	ids, err := d.cfg.Store.EndedSessionsWithoutEvent(ctx, SessionEndedType, now.Add(-catchUpUntil), now.Add(-catchUpAfter))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		sess, err := d.cfg.Store.SessionByID(ctx, id)
+		if err != nil {
+			return fmt.Errorf("look up session %s: %w", id, err)
+		}
+		trail, err := d.cfg.Store.Events(ctx, id)
+		if err != nil {
+			return fmt.Errorf("read the audit trail of %s: %w", id, err)
+		}
+		e := signal.Event{Session: id, Type: "session.ended", At: sess.EndedAt}
+		for _, a := range trail {
+			if a.Type == "session.ended" {
+				e.Actor, e.At, e.Detail = a.Actor, a.At, json.RawMessage(a.Detail)
+			}
+		}
+		if err := d.notify(ctx, e); err != nil {
+			return fmt.Errorf("session %s: %w", id, err)
+		}
+		d.log.InfoContext(ctx, "session.ended stored late: the broker stopped or the database failed before it was", "session", id)
+	}
+	return nil
 }
 
 func (d *Dispatcher) publish(ctx context.Context, session string, at time.Time, o outgoing) error {
@@ -327,26 +380,23 @@ func newDeliveryID() string { return "dlv_" + auth.RandomToken(12) }
 
 // schedule hands due deliveries to the workers, never more than the queue
 // holds and one per endpoint: the others stay in the store until there is
-// room and their endpoint has answered. About once a minute it drops the
-// old secrets whose time is over.
+// room and their endpoint has answered. At the start and about once a
+// minute it drops the old secrets whose time is over and publishes the
+// session.ended events that were lost.
 func (d *Dispatcher) schedule() {
 	defer d.wg.Done()
 	tick := time.NewTicker(d.cfg.PollInterval)
 	defer tick.Stop()
-	var dropped time.Time
+	var minutely time.Time
 	listing := joblog.Failing{What: "read the webhook deliveries that are due"}
 	dropping := joblog.Failing{What: "drop the old webhook secrets whose time is over"}
+	catching := joblog.Failing{What: "look for sessions that ended without a session.ended webhook event"}
 	for {
 		d.enqueueDue(&listing)
-		if now := d.cfg.Now(); now.Sub(dropped).Abs() >= time.Minute {
-			err := d.cfg.Store.DropOldWebhookSecrets(d.ctx, now)
-			switch {
-			case err == nil:
-				dropping.Worked(d.log, now)
-			case d.ctx.Err() == nil:
-				dropping.Failed(d.log, now, err)
-			}
-			dropped = now
+		if now := d.cfg.Now(); now.Sub(minutely).Abs() >= time.Minute {
+			d.housekeep(&dropping, now, d.cfg.Store.DropOldWebhookSecrets)
+			d.housekeep(&catching, now, d.catchUpEnded)
+			minutely = now
 		}
 		select {
 		case <-d.ctx.Done():
@@ -354,6 +404,18 @@ func (d *Dispatcher) schedule() {
 		case <-tick.C:
 		case <-d.wake:
 		}
+	}
+}
+
+// housekeep runs a job of the scheduler's; while it fails, f keeps the log
+// to a line a minute.
+func (d *Dispatcher) housekeep(f *joblog.Failing, now time.Time, job func(context.Context, time.Time) error) {
+	err := job(d.ctx, now)
+	switch {
+	case err == nil:
+		f.Worked(d.log, now)
+	case d.ctx.Err() == nil:
+		f.Failed(d.log, now, err)
 	}
 }
 

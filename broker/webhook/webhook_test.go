@@ -969,6 +969,72 @@ func TestSessionEndedNeverStarted(t *testing.T) {
 	}
 }
 
+// TestSessionEndedAfterCrash: the broker stops, or the database refuses
+// the event, after a session's end is stored and before its session.ended
+// event is. The dispatcher finds such sessions a minute on and sends their
+// session.ended all the same, saying how they ended as the hub would have;
+// an endpoint registered after the session ended hears nothing of it.
+func TestSessionEndedAfterCrash(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	rcv := newReceiver(t, nil)
+	ep := e.endpoint(t, rcv.URL, SessionEndedType)
+
+	// The technician ends s_1: the end and its audit entry are stored,
+	// then the broker is killed.
+	e.clock.Advance(time.Minute)
+	if err := e.store.EndSession(ctx, e.sess.ID, "The technician ended the session.", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddEvent(ctx, &store.Event{Session: e.sess.ID, At: e.clock.Now(), Actor: "tina", Type: "session.ended",
+		Detail: `{"reason":"The technician ended the session.","cause":"technician"}`}); err != nil {
+		t.Fatal(err)
+	}
+	// The code of s_2 expires: the expiry pass ends it and the broker is
+	// killed before the audit entry is written.
+	s2 := &store.Session{ID: "s_2", CodeHash: "h2", CodeExpiresAt: t0.Add(2 * time.Minute), CreatedBy: e.sess.CreatedBy, TicketID: "INC-43",
+		State: store.StateWaiting, CreatedAt: t0, Permissions: []string{"view"}}
+	if err := e.store.CreateSession(ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.EndExpiredCodes(ctx, "The support code expired before the user joined.", t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(90 * time.Second)
+	late := e.endpoint(t, rcv.URL+"/late", SessionEndedType)
+	e.clock.Advance(2 * time.Minute)
+
+	waitFor(t, "both session.ended", func() bool { return len(rcv.requests()) == 2 })
+	got := map[string]map[string]any{}
+	for _, r := range rcv.requests() {
+		var env struct {
+			Type string
+			Data map[string]any
+		}
+		if err := json.Unmarshal(r.body, &env); err != nil || env.Type != SessionEndedType || r.header.Get(EventHeader) != SessionEndedType {
+			t.Fatalf("request %s: %v", r.body, err)
+		}
+		got[env.Data["session_id"].(string)] = env.Data
+	}
+	if d := got["s_1"]; d == nil || d["end_cause"] != "technician" || d["ended_by"] != "tina" ||
+		d["end_reason"] != "The technician ended the session." || d["ended_at"] != "2026-11-23T12:01:00Z" || d["ticket_id"] != "INC-42" {
+		t.Errorf("session.ended of s_1: %v", d)
+	}
+	if d := got["s_2"]; d == nil || d["end_cause"] != "" || d["ended_by"] != nil ||
+		d["end_reason"] != "The support code expired before the user joined." || d["ended_at"] != "2026-11-23T12:02:00Z" {
+		t.Errorf("session.ended of s_2: %v", d)
+	}
+	if list, _ := e.deliveries(t, late.ID); len(list) != 0 {
+		t.Errorf("an endpoint registered after the sessions ended got %d deliveries", len(list))
+	}
+	// Each is sent once: a minute later they are not found again.
+	e.clock.Advance(2 * time.Minute)
+	time.Sleep(50 * time.Millisecond)
+	if list, _ := e.deliveries(t, ep.ID); len(list) != 2 || len(rcv.requests()) != 2 {
+		t.Errorf("%d deliveries and %d requests, want 2 of each", len(list), len(rcv.requests()))
+	}
+}
+
 // TestTerminalOnlySessionStarted: a session in which the user allowed a
 // terminal and not the screen started all the same, as the API's live_at
 // says: session.started goes out, and the work log counts its time.
