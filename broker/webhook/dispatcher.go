@@ -136,6 +136,14 @@ type Dispatcher struct {
 
 	mu   sync.Mutex
 	busy map[string]bool // endpoints with a delivery queued or being attempted
+	// unrecorded holds, by endpoint, the outcome of an attempt the store
+	// refused to record (its disk is full, another process holds the
+	// write lock). It is recorded on the endpoint's next turn instead of
+	// sending the delivery again, which would go on at every poll without
+	// being counted. One per endpoint at most: an endpoint has one delivery
+	// under way, and gets no other turn while this one waits. A broker
+	// stopped meanwhile sends the delivery again at its next start.
+	unrecorded map[string]*outcome
 	// subs counts the enabled endpoints per event type, so that the hub's
 	// events cost nothing while nobody listens.
 	subs map[string]int
@@ -171,6 +179,8 @@ func New(cfg Config) (*Dispatcher, error) {
 		queue:  make(chan *store.WebhookDelivery, cfg.QueueSize),
 		wake:   make(chan struct{}, 1),
 		busy:   map[string]bool{},
+
+		unrecorded: map[string]*outcome{},
 	}
 	d.client = &http.Client{
 		Transport: &http.Transport{
@@ -369,6 +379,14 @@ func (d *Dispatcher) refreshSubscriptions(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.subs = subs
+	if err == nil {
+		// A deleted endpoint's attempts went with it.
+		for id := range d.unrecorded {
+			if !slices.ContainsFunc(eps, func(ep *store.WebhookEndpoint) bool { return ep.ID == id }) {
+				delete(d.unrecorded, id)
+			}
+		}
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("load webhook endpoints: %w", err)
@@ -460,7 +478,7 @@ func (d *Dispatcher) work() {
 		case <-d.ctx.Done():
 			return
 		case dl := <-d.queue:
-			attempted := d.deliver(dl.ID)
+			attempted := d.deliver(dl)
 			d.mu.Lock()
 			delete(d.busy, dl.EndpointID)
 			d.mu.Unlock()
@@ -472,9 +490,18 @@ func (d *Dispatcher) work() {
 }
 
 // deliver makes one attempt of a delivery and records it; false means no
-// attempt was made.
-func (d *Dispatcher) deliver(id string) bool {
-	ctx := d.ctx
+// attempt was made or recorded. When an earlier attempt to the endpoint is
+// still to be recorded, it records that instead.
+func (d *Dispatcher) deliver(queued *store.WebhookDelivery) bool {
+	d.mu.Lock()
+	o := d.unrecorded[queued.EndpointID]
+	delete(d.unrecorded, queued.EndpointID)
+	d.mu.Unlock()
+	if o != nil {
+		return d.record(o)
+	}
+
+	ctx, id := d.ctx, queued.ID
 	dl, err := d.cfg.Store.WebhookDeliveryByID(ctx, id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -499,31 +526,58 @@ func (d *Dispatcher) deliver(id string) bool {
 	if ctx.Err() != nil {
 		return false // shutting down: not the endpoint's fault; tried again on the next start
 	}
-	state, next := store.DeliverySucceeded, time.Time{}
+	o = &outcome{attempt: a, state: store.DeliverySucceeded, endpoint: ep.ID, host: hostOf(ep.URL), eventType: ev.Type}
 	if err != nil {
 		a.Error = err.Error()
-		state = store.DeliveryFailed
+		o.state = store.DeliveryFailed
 		if a.Attempt < d.cfg.MaxAttempts {
-			state, next = store.DeliveryPending, d.cfg.Now().Add(d.cfg.backoff(a.Attempt))
+			o.state, o.next = store.DeliveryPending, d.cfg.Now().Add(d.cfg.backoff(a.Attempt))
 		}
 	}
-	// The record must not be lost to a shutdown that starts now.
-	if err := d.cfg.Store.RecordWebhookAttempt(context.WithoutCancel(ctx), a, state, next); err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			d.log.Error("record webhook attempt", "delivery", id, "err", err)
-			return false // the delivery is still due: wait for the tick, not at once
-		}
-		return true
-	}
-	log := d.log.With("endpoint", ep.ID, "host", hostOf(ep.URL), "delivery", dl.ID, "event", ev.Type,
+	return d.record(o)
+}
+
+// outcome is an attempt made, to be recorded.
+type outcome struct {
+	attempt *store.WebhookAttempt
+	state   string    // the delivery's state after it
+	next    time.Time // when the delivery is due again, if still pending
+	// For the log.
+	endpoint, host, eventType string
+	refused                   bool // the store refused it before
+}
+
+// record stores an attempt's outcome and logs it. When the store refuses,
+// the outcome is kept for the endpoint's next turn and false is returned:
+// the delivery is still due, and the tick, not at once, tries again.
+func (d *Dispatcher) record(o *outcome) bool {
+	a := o.attempt
+	log := d.log.With("endpoint", o.endpoint, "host", o.host, "delivery", a.DeliveryID, "event", o.eventType,
 		"attempt", a.Attempt, "status", a.StatusCode, "duration", a.Duration.Round(time.Millisecond))
-	switch state {
+	// The record must not be lost to a shutdown that starts now.
+	err := d.cfg.Store.RecordWebhookAttempt(context.WithoutCancel(d.ctx), a, o.state, o.next)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true // the endpoint was deleted meanwhile
+	case err != nil:
+		if !o.refused {
+			log.Error("cannot record webhook attempt; it is recorded, not sent again, once the database takes it", "err", err)
+			o.refused = true
+		}
+		d.mu.Lock()
+		d.unrecorded[o.endpoint] = o
+		d.mu.Unlock()
+		return false
+	case o.refused:
+		log.Info("webhook attempt recorded after the database refused it")
+	}
+	switch o.state {
 	case store.DeliverySucceeded:
 		d.delivered.Add(1)
 		log.Info("webhook delivered")
 	case store.DeliveryPending:
 		d.retried.Add(1)
-		log.Warn("webhook attempt failed; will retry", "err", a.Error, "next", next)
+		log.Warn("webhook attempt failed; will retry", "err", a.Error, "next", o.next)
 	default:
 		d.failed.Add(1)
 		log.Error("webhook delivery failed for good", "err", a.Error)

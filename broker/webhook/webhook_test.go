@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -966,6 +967,85 @@ func TestSessionEndedNeverStarted(t *testing.T) {
 		len(env.Data["permissions_granted"].([]any)) != 0 || env.Data["ended_at"] != "2026-11-23T12:01:00Z" ||
 		len(env.Data["files_moved"].([]any)) != 0 || len(env.Data["shell_commands"].([]any)) != 0 {
 		t.Fatalf("data %v", env.Data)
+	}
+}
+
+// logBuffer collects a dispatcher's log for a test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// refuseAttempts makes the broker's database refuse to record webhook
+// attempts, as a full disk or another process holding the write lock
+// would, until allow is called. It changes the database from a second
+// connection, as another process would.
+func refuseAttempts(t *testing.T, path string) (allow func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TRIGGER refuse_attempts BEFORE INSERT ON webhook_attempts
+		BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if _, err := db.Exec("DROP TRIGGER refuse_attempts"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAttemptKeptWhileDatabaseRefusesWrites: the receiver takes a
+// delivery, and the database refuses to record the attempt. The delivery
+// is not sent again while it refuses (it used to go out at every poll,
+// never counted); the failure is logged once, and the attempt is recorded
+// as it was once the database takes writes again.
+func TestAttemptKeptWhileDatabaseRefusesWrites(t *testing.T) {
+	var logs logBuffer
+	e := newEnv(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	rcv := newReceiver(t, nil)
+	ep := e.endpoint(t, rcv.URL, SessionCreatedType)
+	allow := refuseAttempts(t, e.path)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "the refused record logged", func() bool { return strings.Contains(logs.String(), "record webhook attempt") })
+	time.Sleep(100 * time.Millisecond) // twenty polls
+	if n := len(rcv.requests()); n != 1 {
+		t.Errorf("the receiver took the delivery once and was sent it %d times while the database refused writes", n)
+	}
+	logged := 0
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "level=ERROR") && strings.Contains(line, "record webhook attempt") {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("the refused record is logged %d times, want once:\n%s", logged, logs.String())
+	}
+	allow()
+	var list []*store.WebhookDelivery
+	var attempts map[string][]*store.WebhookAttempt
+	waitFor(t, "the attempt recorded", func() bool { list, attempts = e.deliveries(t, ep.ID); return list[0].State != store.DeliveryPending })
+	if len(list) != 1 || list[0].State != store.DeliverySucceeded || list[0].Attempts != 1 || len(attempts[list[0].ID]) != 1 ||
+		attempts[list[0].ID][0].StatusCode != http.StatusNoContent || !attempts[list[0].ID][0].At.Equal(t0) {
+		t.Errorf("delivery %+v, attempts %v; want one attempt, recorded as it happened", list[0], attempts[list[0].ID])
+	}
+	if n := len(rcv.requests()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
 	}
 }
 
