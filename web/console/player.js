@@ -175,6 +175,13 @@ export function mountPlayer(main, { id, navigate }) {
   let activeShell = null; // { part, player, el }
   let hidden = new Set();
   let currentEvent = -1;
+  // The event Next and Previous stepped to last (an index into events),
+  // and the time they left the clock at: while the clock is still there
+  // they step from it, one event at a time, even those a few milliseconds
+  // apart or at the same one. Once it has moved (played, seeked), they
+  // step from the time instead.
+  let cursor = -1;
+  let cursorT = 0;
   // segment and frameTime: the frame on screen, its segment and its time on
   // the timeline; frames: how many were drawn.
   const hooks = { t: 0, duration: 0, playing: false, speed: 1, segment: null, frameTime: -1, frames: 0, markers: {}, shells: 0, shellTime: null, verify: null, ready: false, error: '' };
@@ -454,7 +461,7 @@ export function mountPlayer(main, { id, navigate }) {
         fileHashes(e).map((l) => h('div', {
           class: `event-hash mono${l.bad ? ' is-bad' : ''}`, 'data-testid': 'event-hash', 'data-mismatch': l.bad ? 'true' : null, text: l.text,
         })));
-      li.firstChild.addEventListener('click', () => seek(e.t));
+      li.firstChild.addEventListener('click', () => seekEvent(i));
       return li;
     })) rows.append(row);
     eventList.replaceChildren(rows);
@@ -465,7 +472,8 @@ export function mountPlayer(main, { id, navigate }) {
 
   function highlightEvent() {
     let idx = -1;
-    for (let i = 0; i < events.length && events[i].t <= t; i++) idx = i;
+    if (t === cursorT && cursor >= 0 && cursor < events.length) idx = cursor;
+    else for (let i = 0; i < events.length && events[i].t <= t; i++) idx = i;
     if (idx === currentEvent) return;
     currentEvent = idx;
     eventList.querySelector('.is-current')?.classList.remove('is-current');
@@ -591,8 +599,12 @@ export function mountPlayer(main, { id, navigate }) {
 
   // ---- Clock --------------------------------------------------------------------
 
+  function clampTime(ms) {
+    return Math.min(duration, Math.max(0, ms));
+  }
+
   function seek(ms) {
-    t = Math.min(duration, Math.max(0, ms));
+    t = clampTime(ms);
     syncVideo();
     syncShell();
     render();
@@ -658,11 +670,34 @@ export function mountPlayer(main, { id, navigate }) {
   }
 
   playBtn.addEventListener('click', toggle);
-  // Jumps between what happened (input summaries aside), in the categories shown.
+  // To event i of the list: its time, and it is the current one even
+  // where others share that millisecond.
+  function seekEvent(i) {
+    cursor = i;
+    cursorT = clampTime(events[i].t);
+    seek(events[i].t);
+  }
+
+  // Steps to the next or previous event (input summaries aside), in the
+  // categories shown, by its place in the list: events a moment apart are
+  // each stopped at. Past the last one it goes to the end, before the
+  // first to the start.
   function jump(dir) {
-    const marks = events.filter((e) => e.type !== 'input' && !hidden.has(categoryOf(e.type))).map((e) => e.t);
-    const target = dir > 0 ? marks.find((m) => m > t + 250) : marks.reverse().find((m) => m < t - 250);
-    seek(target ?? (dir > 0 ? duration : 0));
+    const steps = [];
+    events.forEach((e, i) => {
+      if (e.type !== 'input' && !hidden.has(categoryOf(e.type))) steps.push(i);
+    });
+    const stepping = t === cursorT;
+    let target;
+    if (dir > 0) target = steps.find((i) => (stepping ? i > cursor : events[i].t > t));
+    else target = steps.findLast((i) => (stepping ? i < cursor : events[i].t < t));
+    if (target !== undefined) {
+      seekEvent(target);
+      return;
+    }
+    cursor = dir > 0 ? events.length : -1;
+    cursorT = dir > 0 ? duration : 0;
+    seek(cursorT);
   }
   prevBtn.addEventListener('click', () => jump(-1));
   nextBtn.addEventListener('click', () => jump(1));
