@@ -174,9 +174,10 @@ export function mountRecordings(main, { navigate, user }) {
       r.clipboard ? h('span', { class: 'chip', title: 'Clipboard shared' }, icon('clipboard', 13), 'Clipboard') : null,
     ].filter(Boolean);
     const playable = r.state !== 'deleted';
-    const tr = h('tr', { class: playable ? 'row-link' : '', tabindex: playable ? '0' : null, 'data-testid': 'recording-row', 'data-session-id': r.session },
+    const when = formatDateTime(r.started_at);
+    const tr = h('tr', { class: playable ? 'row-link' : '', 'data-testid': 'recording-row', 'data-session-id': r.session },
       h('td', {}, h('div', { class: 'host-cell' },
-        h('span', { class: 'host-name', title: formatDateTime(r.started_at), text: formatDateTime(r.started_at) }),
+        h('span', { class: 'host-name', title: when, text: when }),
         h('span', { class: 'host-meta mono', title: r.session, text: `${shortId(r.session)} · ${timeAgo(r.started_at)}` }))),
       h('td', { class: 'col-ticket' }, r.ticket ? h('span', { class: 'ticket', text: r.ticket, title: r.ticket }) : h('span', { class: 'muted', text: 'No ticket' })),
       h('td', { class: 'col-tech', text: r.technician || '—' }),
@@ -192,14 +193,16 @@ export function mountRecordings(main, { navigate, user }) {
         ? h('div', { class: 'host-cell rec-deletion' }, recordingBadge(r.state),
           h('span', { class: 'host-meta', 'data-testid': 'recording-deletion', text: deletionText(r.deletion) }))
         : recordingBadge(r.state)),
+      // The row's link, named for the recording it opens (its visible
+      // word first); a click anywhere else on the row opens it too.
       h('td', { class: 'col-action' }, live
-        ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'watch-live', title: 'Watch live' }, icon('eye', 14), h('span', { class: 'watch-label', text: 'Watch live' }))
-        // The row is the link; this shows it as Watch live's button does.
-        : playable ? h('span', { class: 'btn btn-secondary btn-sm', 'aria-hidden': 'true' }, icon('play', 14), h('span', { class: 'watch-label', text: 'Play' })) : null));
+        ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'watch-live', title: 'Watch live', 'aria-label': `Watch live: ${r.ticket || 'no ticket'}, started ${when}` },
+          icon('eye', 14), h('span', { class: 'watch-label', text: 'Watch live' }))
+        : playable ? h('a', { href, class: 'btn btn-secondary btn-sm', 'data-testid': 'play-recording', title: 'Play', 'aria-label': `Play recording of ${r.ticket || 'no ticket'}, ${when}` },
+          icon('play', 14), h('span', { class: 'watch-label', text: 'Play' })) : null));
     if (playable) {
-      tr.addEventListener('click', () => navigate(href));
-      tr.addEventListener('keydown', (e) => {
-        if (e.key === 'Enter') navigate(href);
+      tr.addEventListener('click', (e) => {
+        if (!e.target.closest('a')) navigate(href);
       });
     }
     return tr;

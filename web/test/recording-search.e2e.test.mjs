@@ -114,3 +114,36 @@ test('what one person searched for is not shown to the next to sign in on the ta
     await browser.close();
   }
 });
+
+test('each recording row has a link, named for the recording, that Enter opens', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const s = await recordShellArchive(broker, 'INC-KEYS');
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, '/#/recordings');
+    const row = page.getByTestId('recording-row');
+    await row.waitFor();
+    const when = await row.locator('td').first().locator('.host-name').textContent();
+    // The next Tab stop after the search is the row's link, and the row is
+    // not a stop of its own.
+    await page.getByTestId('filter-submit').focus();
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      return { tag: el.tagName, href: el.getAttribute('href'), name: el.getAttribute('aria-label'), row: el.closest('[data-testid="recording-row"]')?.dataset.sessionId };
+    });
+    assert.deepEqual(focused, { tag: 'A', href: `#/recording/${s.id}`, name: `Play recording of INC-KEYS, ${when}`, row: s.id });
+    assert.equal(await page.getByRole('link', { name: `Play recording of INC-KEYS, ${when}` }).count(), 1);
+    assert.equal(await row.getAttribute('tabindex'), null);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((id) => location.hash === `#/recording/${id}`, s.id);
+    await page.waitForFunction(() => window.tether.player?.ready === true);
+    // A click on the row, not on its link, opens it too.
+    await page.goBack();
+    await row.locator('td').nth(1).click();
+    await page.waitForFunction((id) => location.hash === `#/recording/${id}`, s.id);
+  } finally {
+    await browser.close();
+  }
+});
