@@ -147,3 +147,34 @@ test('each recording row has a link, named for the recording, that Enter opens',
     await browser.close();
   }
 });
+
+for (const width of [800, 1100, 1440]) {
+  test(`at ${width} px every column of the recordings list fits its card`, { timeout: 60_000 }, async () => {
+    const broker = await startBroker();
+    await recordShellArchive(broker, 'INC-4711 printer in the Frankfurt branch office');
+    // A live one: its Watch live is wider than Play.
+    const display = await startXvfb(640, 480);
+    const live = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-LIVE' } });
+    startHost(broker, live.body.code, display);
+    const browser = await launch({ viewport: { width, height: 900 } });
+    try {
+      const page = await browser.newPage();
+      await signIn(page, broker, '/#/recordings');
+      await until('two recordings, one live', async () => (await page.getByTestId('recording-row').count()) === 2 && (await page.getByTestId('watch-live').count()) === 1, 30_000);
+      await page.mouse.move(0, 0);
+      mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+      await page.screenshot({ path: join(ROOT, 'artifacts', `recordings-${width}.png`), fullPage: true });
+      const m = await page.evaluate(() => {
+        const card = document.querySelector('[data-testid="recordings-results"]');
+        const right = Math.max(...[...document.querySelectorAll('[data-testid="recordings-table"] th, [data-testid="recordings-table"] td, [data-testid="recording-row"] .col-action a')]
+          .filter((el) => el.getClientRects().length).map((el) => el.getBoundingClientRect().right));
+        return { cardRight: card.getBoundingClientRect().right, right, overflow: card.scrollWidth - card.clientWidth, page: document.documentElement.scrollWidth - innerWidth };
+      });
+      assert.ok(m.right <= m.cardRight + 0.5 && m.overflow <= 0 && m.page <= 0,
+        `the columns end at ${m.right} px, the card at ${m.cardRight} px; the table is ${m.overflow} px wider than its card, the page ${m.page} px wider than the window`);
+      for (const a of await page.locator('[data-testid="recording-row"] .col-action a').all()) assert.ok(await a.isVisible());
+    } finally {
+      await browser.close();
+    }
+  });
+}
