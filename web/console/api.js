@@ -302,12 +302,13 @@ export async function sessionEvents(id) {
 
 /**
  * Searches recordings. filter: { ticket, technician, host, from, to (dates
- * YYYY-MM-DD), shell, files (booleans) }. Returns { recordings, more }:
- * the newest hundred, and whether older ones match too.
+ * YYYY-MM-DD), shell, files (booleans), after (the session id of the last
+ * recording of the page before) }. Returns { recordings, more }: the newest
+ * hundred (after after), and whether older ones match too.
  */
 export async function searchRecordings(filter = {}) {
   const q = new URLSearchParams();
-  for (const key of ['ticket', 'technician', 'host', 'from', 'to']) {
+  for (const key of ['ticket', 'technician', 'host', 'from', 'to', 'after']) {
     if (filter[key]) q.set(key, filter[key]);
   }
   const has = ['shell', 'files'].filter((k) => filter[k]);

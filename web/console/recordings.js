@@ -4,7 +4,7 @@
 // admins see all (the broker decides).
 
 import * as api from './api.js';
-import { formatBytes, formatDateTime, formatDuration, h, icon, shortId, timeAgo } from './ui.js';
+import { formatBytes, formatDateTime, formatDuration, h, icon, shortId, timeAgo, toast } from './ui.js';
 
 const STATES = {
   recording: ['Live', 'badge-active'],
@@ -80,7 +80,12 @@ export function mountRecordings(main, { navigate, user }) {
   }
 
   const results = h('div', { class: 'card table-card', 'data-testid': 'recordings-results' });
-  const count = h('span', { class: 'live-hint', 'data-testid': 'recordings-count' });
+  // Polite: it says how many more came when older ones are shown.
+  const count = h('span', { class: 'live-hint', 'aria-live': 'polite', 'data-testid': 'recordings-count' });
+  // The search the list shows, and its rows so far: older ones are asked
+  // for with the same filters, after the last row.
+  let query = {};
+  let shown = [];
 
   main.replaceChildren(
     h('header', { class: 'page-header' },
@@ -123,8 +128,10 @@ export function mountRecordings(main, { navigate, user }) {
     const mine = ++seq;
     results.setAttribute('aria-busy', 'true');
     try {
-      const { recordings, more } = await api.searchRecordings({ ...f, from: dayStart(f.from, 0), to: dayStart(f.to, 1) });
+      const q = { ...f, from: dayStart(f.from, 0), to: dayStart(f.to, 1) };
+      const { recordings, more } = await api.searchRecordings(q);
       if (!alive || mine !== seq) return;
+      query = q;
       render(recordings, more);
     } catch (err) {
       if (!alive || mine !== seq || err.status === 401) return;
@@ -138,10 +145,15 @@ export function mountRecordings(main, { navigate, user }) {
     }
   }
 
+  function countText(n, more) {
+    return more
+      ? `The newest ${n} recordings; older ones match too`
+      : `${n} ${n === 1 ? 'recording' : 'recordings'}`;
+  }
+
   function render(list, more) {
-    count.textContent = more
-      ? `The newest ${list.length} recordings; older ones match too: narrow the dates or filters to find them`
-      : `${list.length} ${list.length === 1 ? 'recording' : 'recordings'}`;
+    shown = list;
+    count.textContent = countText(list.length, more);
     if (list.length === 0) {
       const any = Object.values(filter()).some(Boolean);
       results.replaceChildren(h('div', { class: 'empty', 'data-testid': 'recordings-empty' },
@@ -161,6 +173,41 @@ export function mountRecordings(main, { navigate, user }) {
         h('th', { scope: 'col', text: 'State' }),
         h('th', { scope: 'col', class: 'col-action' }, h('span', { class: 'visually-hidden', text: 'Play' })))),
       h('tbody', {}, list.map(row))));
+    if (more) results.append(olderButton());
+  }
+
+  // Under the list while older recordings match: the next page, after the
+  // last row, appended.
+  function olderButton() {
+    const btn = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'recordings-older' },
+      icon('history', 15), h('span', { text: 'Show older recordings' }));
+    const foot = h('div', { class: 'rec-more' }, btn);
+    btn.addEventListener('click', async () => {
+      const mine = seq;
+      btn.disabled = true;
+      btn.classList.add('is-loading');
+      results.setAttribute('aria-busy', 'true');
+      try {
+        const { recordings, more } = await api.searchRecordings({ ...query, after: shown[shown.length - 1].session });
+        if (!alive || mine !== seq) return;
+        shown = [...shown, ...recordings];
+        const rows = recordings.map(row);
+        results.querySelector('tbody').append(...rows);
+        count.textContent = countText(shown.length, more);
+        if (more) return;
+        foot.remove();
+        // The button went: focus goes on to the first row it brought.
+        rows.map((tr) => tr.querySelector('a')).find(Boolean)?.focus();
+      } catch (err) {
+        if (!alive || mine !== seq || err.status === 401) return;
+        toast(err.message, 'error');
+      } finally {
+        btn.disabled = false;
+        btn.classList.remove('is-loading');
+        if (mine === seq) results.removeAttribute('aria-busy');
+      }
+    });
+    return foot;
   }
 
   function row(r) {

@@ -5,9 +5,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { launch } from './browser.mjs';
 import { api, bin, recordShellArchive, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, until } from './procs.mjs';
 
@@ -178,3 +179,53 @@ for (const width of [800, 1100, 1440]) {
     }
   });
 }
+
+test('a supervisor reaches the recordings older than the newest hundred, with the same filters', { timeout: 120_000 }, async () => {
+  const broker = await startBroker();
+  // One that the ticket filter leaves out, the oldest of all: a second page
+  // asked for without the filter would show it.
+  const other = await recordShellArchive(broker, 'INC-OTHER');
+  await api(broker, 'POST', `/api/v1/sessions/${other.id}/end`, {});
+  // 101 that match, a dozen at a time: shellrec mostly waits. A
+  // technician may have only so many codes waiting: each session is ended.
+  for (let i = 0; i < 101; i += 12) {
+    await Promise.all(Array.from({ length: Math.min(12, 101 - i) }, async (_, k) => {
+      const s = (await api(broker, 'POST', '/api/v1/sessions', { ticket: { id: `INC-PAGE-${i + k}` } })).body;
+      await promisify(execFile)(bin('shellrec'), ['-data', broker.dataDir, '-session', s.id]);
+      const ended = await api(broker, 'POST', `/api/v1/sessions/${s.id}/end`, {});
+      assert.equal(ended.status, 200, JSON.stringify(ended.body));
+    }));
+  }
+  const first = (await api(broker, 'GET', '/api/v1/recordings?ticket=INC-PAGE')).body;
+  assert.equal(first.recordings.length, 100);
+  assert.equal(first.more, true);
+  const oldest = (await api(broker, 'GET', `/api/v1/recordings?ticket=INC-PAGE&after=${first.recordings.at(-1).session}`)).body.recordings;
+  assert.equal(oldest.length, 1);
+
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, '/#/recordings');
+    await page.getByTestId('filter-ticket').fill('INC-PAGE');
+    await page.getByTestId('filter-submit').click();
+    const rows = page.getByTestId('recording-row');
+    await until('the newest hundred', async () => (await rows.count()) === 100 && !(await page.locator(`[data-session-id="${other.id}"]`).count()));
+    const count = page.getByTestId('recordings-count');
+    assert.equal(await count.textContent(), 'The newest 100 recordings; older ones match too');
+    assert.equal(await page.locator(`[data-testid="recording-row"][data-session-id="${oldest[0].session}"]`).count(), 0);
+    const older = page.getByRole('button', { name: 'Show older recordings' });
+    await older.scrollIntoViewIfNeeded();
+    mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'artifacts', 'recordings-older.png') });
+    await older.click();
+    await until('the 101st', async () => (await rows.count()) === 101);
+    assert.equal(await rows.last().getAttribute('data-session-id'), oldest[0].session);
+    assert.equal(await page.locator(`[data-session-id="${other.id}"]`).count(), 0, 'the older page dropped the ticket filter');
+    assert.equal(await count.textContent(), '101 recordings');
+    assert.equal(await older.count(), 0, 'the button stays when nothing older matches');
+    // Focus goes on to the row it brought, not to the top of the page.
+    assert.equal(await page.evaluate(() => document.activeElement?.closest('[data-testid="recording-row"]')?.dataset.sessionId), oldest[0].session);
+  } finally {
+    await browser.close();
+  }
+});
