@@ -242,6 +242,12 @@ type keyJSON struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// AccountDisabled: the key's account is disabled, and the key refused
+	// until it is enabled again. Dormant are its scopes the account's role
+	// no longer holds (an admin's key after they were made a technician):
+	// refused, until the role holds them again.
+	AccountDisabled bool     `json:"account_disabled"`
+	Dormant         []string `json:"dormant_scopes"`
 	// Key is in the answer to creation only.
 	Key string `json:"key,omitempty"`
 }
@@ -258,8 +264,14 @@ func toKey(k *store.APIKey) keyJSON {
 	if scopes == nil {
 		scopes = []string{}
 	}
+	dormant := []string{}
+	for _, s := range scopes {
+		if !auth.RoleAllows(k.UserRole, s) {
+			dormant = append(dormant, s)
+		}
+	}
 	return keyJSON{ID: k.ID, Name: k.Name, Username: k.Username, Scopes: scopes, CreatedAt: k.CreatedAt,
-		LastUsedAt: optTime(k.LastUsedAt), RevokedAt: optTime(k.RevokedAt)}
+		LastUsedAt: optTime(k.LastUsedAt), RevokedAt: optTime(k.RevokedAt), AccountDisabled: k.UserDisabled, Dormant: dormant}
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -488,7 +500,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	case err != nil:
 		a.internal(w, r, "confirm the enrolment", err)
 	default:
-		writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, false, p))
+		writeJSON(w, http.StatusOK, a.toMe(r.Context(), p.User, p.CSRF, false, p))
 	}
 }
 

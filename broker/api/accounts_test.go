@@ -58,3 +58,47 @@ func TestTwoAdminsChangeOneAccountAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysListSaysWhichDoNotWork: the list of API keys tells a key whose
+// account is disabled, and the scopes an account's role no longer holds
+// (an admin made a technician), from keys that work: the broker refuses
+// both, and an admin checking what integrations can do must see it.
+func TestKeysListSaysWhichDoNotWork(t *testing.T) {
+	b := newTestBroker(t)
+	_, admin := b.user("ann", "admin")
+	_, pat := b.user("pat", "admin", "users:admin", "sessions:read")
+	_, lee := b.user("lee", "technician", "sessions:read")
+	for _, change := range []struct {
+		name string
+		body map[string]any
+	}{{"pat", map[string]any{"role": "technician"}}, {"lee", map[string]any{"disabled": true}}} {
+		if status, out := b.call("PATCH", "/api/v1/users/"+change.name, admin, change.body); status != http.StatusOK {
+			t.Fatalf("PATCH %s %v: %d %v", change.name, change.body, status, out)
+		}
+	}
+	if status, _ := b.call("GET", "/api/v1/users", pat, nil); status != http.StatusForbidden {
+		t.Fatalf("pat's users:admin after the demotion: %d, want 403", status)
+	}
+	if status, _ := b.call("GET", "/api/v1/sessions", lee, nil); status != http.StatusUnauthorized {
+		t.Fatalf("lee's key while disabled: %d, want 401", status)
+	}
+	status, out := b.call("GET", "/api/v1/keys", admin, nil)
+	if status != http.StatusOK {
+		t.Fatalf("list keys: %d %v", status, out)
+	}
+	got := map[string]string{}
+	for _, k := range out["keys"].([]any) {
+		k := k.(map[string]any)
+		got[k["username"].(string)] = fmt.Sprint("disabled=", k["account_disabled"], " dormant=", k["dormant_scopes"])
+	}
+	want := map[string]string{
+		"ann": "disabled=false dormant=[]",
+		"pat": "disabled=false dormant=[users:admin]",
+		"lee": "disabled=true dormant=[]",
+	}
+	for user, w := range want {
+		if got[user] != w {
+			t.Errorf("%s's key: %s, want %s", user, got[user], w)
+		}
+	}
+}

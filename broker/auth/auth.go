@@ -266,7 +266,7 @@ func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name
 	}
 	key := apiKeyPrefix + RandomToken(32)
 	k := &store.APIKey{
-		ID: "key_" + RandomToken(9), UserID: user.ID, Username: user.Username, Name: name, Hash: HashToken(key),
+		ID: "key_" + RandomToken(9), UserID: user.ID, Username: user.Username, UserRole: user.Role, UserDisabled: user.Disabled, Name: name, Hash: HashToken(key),
 		Scopes: scopes, CreatedAt: a.cfg.Now(),
 	}
 	if err := a.cfg.Store.CreateAPIKey(ctx, k); err != nil {

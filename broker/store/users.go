@@ -35,8 +35,12 @@ type APIKey struct {
 	CreatedAt  time.Time
 	LastUsedAt time.Time
 	RevokedAt  time.Time
-	// Username is filled by ListAPIKeys.
-	Username string
+	// Username, UserRole and UserDisabled describe the key's account as
+	// it is now: a key works only within its role, and not at all while
+	// the account is disabled.
+	Username     string
+	UserRole     string
+	UserDisabled bool
 }
 
 // Login is a console login session, found by the hash of its cookie token.
@@ -226,13 +230,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *APIKey) error {
 	return nil
 }
 
-const keyColumns = "k.id, k.user_id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, k.revoked_at, u.username"
+const keyColumns = "k.id, k.user_id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, k.revoked_at, u.username, u.role, u.disabled"
 
 func scanKey(row scanner) (*APIKey, error) {
 	var k APIKey
 	var scopes string
 	var created, used, revoked sql.NullInt64
-	if err := row.Scan(&k.ID, &k.UserID, &k.Name, &k.Hash, &scopes, &created, &used, &revoked, &k.Username); err != nil {
+	if err := row.Scan(&k.ID, &k.UserID, &k.Name, &k.Hash, &scopes, &created, &used, &revoked, &k.Username, &k.UserRole, &k.UserDisabled); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}

@@ -100,6 +100,30 @@ function roleSelect(value, attrs = {}) {
   return sel;
 }
 
+/**
+ * Runs draw, which draws a list in slot again, and puts the focus back on
+ * the control it was on, in the same row of the new list (found by the
+ * row's id and the control's test id): otherwise an action taken from the
+ * keyboard sends the focus to the top of the page. A control that is gone
+ * (a revoked key's Revoke) leaves the focus on its row.
+ */
+async function keepingFocus(slot, draw) {
+  const was = document.activeElement;
+  const row = slot.contains(was) ? was.closest('[data-username], [data-key-id], [data-webhook-id]') : null;
+  const attr = row && ['data-username', 'data-key-id', 'data-webhook-id'].find((a) => row.hasAttribute(a));
+  const control = was?.dataset.testid;
+  await draw();
+  if (!attr) return;
+  const again = slot.querySelector(`[${attr}="${CSS.escape(row.getAttribute(attr))}"]`);
+  const target = again?.querySelector(`[data-testid="${CSS.escape(control ?? '')}"]:not([disabled])`);
+  if (target) {
+    target.focus();
+  } else if (again) {
+    again.tabIndex = -1;
+    again.focus();
+  }
+}
+
 // ---- Accounts ------------------------------------------------------------------
 
 /** Mounts the accounts screen. Returns an unmount function. */
@@ -115,12 +139,14 @@ export function mountAccounts(main, { user: me }) {
   loadPolicy();
 
   async function load() {
-    loading(listSlot);
-    try {
-      render(await api.listUsers());
-    } catch (err) {
-      failed(listSlot, err, load);
-    }
+    await keepingFocus(listSlot, async () => {
+      loading(listSlot);
+      try {
+        render(await api.listUsers());
+      } catch (err) {
+        failed(listSlot, err, load);
+      }
+    });
   }
 
   function render(users) {
@@ -133,11 +159,23 @@ export function mountAccounts(main, { user: me }) {
   function row(u) {
     const self = u.username === me.username;
     const role = roleSelect(u.role, { 'aria-label': `Role of ${u.username}`, 'data-testid': 'account-role' });
+    // A closed list changes with an arrow key: a change is asked about,
+    // for it also cuts the person off from what they are doing.
     role.addEventListener('change', async () => {
+      const to = ROLES.find((r) => r.id === role.value);
+      if (!await confirmDialog({
+        title: `Make ${u.username} ${to.id === 'admin' ? 'an' : 'a'} ${to.label.toLowerCase()}?`,
+        message: `${to.desc} They are signed out and cut off from any session they are in, and connect again with the new role.`,
+        confirmLabel: `Make ${to.label.toLowerCase()}`,
+        danger: to.id === 'admin',
+      })) {
+        role.value = u.role;
+        return;
+      }
       try {
-        await api.updateUser(u.username, { role: role.value });
-        u.role = role.value;
-        toast(`${u.username} is now ${role.value}.`, 'success');
+        await api.updateUser(u.username, { role: to.id });
+        u.role = to.id;
+        toast(`${u.username} is now ${to.label.toLowerCase()}.`, 'success');
       } catch (err) {
         toast(err.message, 'error');
         role.value = u.role;
@@ -236,9 +274,17 @@ export function mountAccounts(main, { user: me }) {
     });
     const save = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'totp-policy-save' }, 'Save');
     save.addEventListener('click', async () => {
+      const roles = boxes.filter((b) => b.box.checked).map((b) => b.box.value);
+      if (roles.includes(me.role) && !me.totp_enabled && !required.includes(me.role) && !await confirmDialog({
+        title: 'Set up two-factor authentication now?',
+        message: 'You have not set it up, and your role will require it: once you save, the console takes you to set it up before anything else. Have your authenticator app at hand.',
+        confirmLabel: 'Save and set it up',
+        danger: false,
+      })) return;
       save.disabled = true;
       try {
-        const out = await api.putSettings({ totp_required_roles: boxes.filter((b) => b.box.checked).map((b) => b.box.value) });
+        const out = await api.putSettings({ totp_required_roles: roles });
+        required = out.totp_required_roles;
         toast(out.totp_required_roles.length ? 'Two-factor authentication is now required for the roles ticked.' : 'Two-factor authentication is optional for everyone.', 'success');
       } catch (err) {
         toast(err.message, 'error');
@@ -248,7 +294,7 @@ export function mountAccounts(main, { user: me }) {
     });
     policySlot.replaceChildren(
       h('h2', { class: 'section-title', text: 'Require two-factor authentication' }),
-      h('p', { class: 'field-hint', text: 'Accounts of these roles must sign in with a code from an authenticator app. Those without one are asked to set it up at their next sign-in, before anything else.' }),
+      h('p', { class: 'field-hint', text: 'Accounts of these roles must sign in with a code from an authenticator app. It applies at once: anyone of these roles without one, signed in now or later, must set it up before doing anything else.' }),
       h('div', { class: 'check-list' }, boxes.map((b) => b.el)),
       h('div', {}, save));
   }
@@ -270,19 +316,21 @@ export function mountKeys(main) {
   load();
 
   async function load() {
-    loading(listSlot);
-    try {
-      const keys = await api.listKeys();
-      if (!keys.length) {
-        listSlot.replaceChildren(h('div', { class: 'empty empty-compact' }, h('p', { class: 'empty-title', text: 'No API keys yet' })));
-        return;
+    await keepingFocus(listSlot, async () => {
+      loading(listSlot);
+      try {
+        const keys = await api.listKeys();
+        if (!keys.length) {
+          listSlot.replaceChildren(h('div', { class: 'empty empty-compact' }, h('p', { class: 'empty-title', text: 'No API keys yet' })));
+          return;
+        }
+        listSlot.replaceChildren(h('table', { class: 'table', 'data-testid': 'keys-table' },
+          h('thead', {}, h('tr', {}, ['Name', 'Acts as', 'Scopes', 'Last used', 'Created', ''].map((t) => h('th', { scope: 'col', text: t })))),
+          h('tbody', {}, keys.map(row))));
+      } catch (err) {
+        failed(listSlot, err, load);
       }
-      listSlot.replaceChildren(h('table', { class: 'table', 'data-testid': 'keys-table' },
-        h('thead', {}, h('tr', {}, ['Name', 'Acts as', 'Scopes', 'Last used', 'Created', ''].map((t) => h('th', { scope: 'col', text: t })))),
-        h('tbody', {}, keys.map(row))));
-    } catch (err) {
-      failed(listSlot, err, load);
-    }
+    });
   }
 
   function row(k) {
@@ -302,10 +350,17 @@ export function mountKeys(main) {
         }
       });
     }
+    // The broker refuses a disabled account's key, and the scopes its
+    // role no longer holds, until that changes back: shown, not hidden.
+    const dormant = k.dormant_scopes ?? [];
     return h('tr', { 'data-testid': 'key-row', 'data-key-id': k.id, class: revoked ? 'is-muted' : null },
       h('td', {}, h('div', { class: 'cell-title', text: k.name }), h('div', { class: 'mono muted cell-sub nowrap', text: k.id })),
-      h('td', {}, k.username),
-      h('td', {}, h('div', { class: 'scope-list' }, k.scopes.map((s) => h('span', { class: 'chip chip-mono', text: s })))),
+      h('td', {}, h('div', {}, k.username),
+        k.account_disabled && !revoked ? h('span', { class: 'chip chip-bad key-refused', 'data-testid': 'key-not-working', title: `${k.username}'s account is disabled: the key is refused until it is enabled again.` }, 'Not working: account disabled') : null),
+      h('td', {}, h('div', { class: 'scope-list' }, k.scopes.map((s) => dormant.includes(s)
+        ? h('span', { class: 'chip chip-mono chip-dormant', 'data-testid': 'key-scope-dormant', title: `${k.username}'s role no longer holds ${s}: refused until it does again.` },
+          h('s', { text: s }), h('span', { class: 'visually-hidden', text: ' (refused: the role no longer holds it)' }))
+        : h('span', { class: 'chip chip-mono', text: s })))),
       h('td', { class: 'nowrap', 'data-testid': 'key-last-used' }, k.last_used_at ? h('span', { title: formatDateTime(k.last_used_at), text: timeAgo(k.last_used_at) }) : h('span', { class: 'muted', text: 'Never' })),
       h('td', { class: 'nowrap' }, h('span', { title: formatDateTime(k.created_at), text: timeAgo(k.created_at) })),
       h('td', {}, h('div', { class: 'row-actions' }, revoke)));
@@ -376,6 +431,10 @@ export function mountWebhooks(main) {
   load();
 
   async function load() {
+    await keepingFocus(listSlot, drawWebhooks);
+  }
+
+  async function drawWebhooks() {
     loading(listSlot);
     try {
       const hooks = await api.listWebhooks();
@@ -420,6 +479,8 @@ export function mountWebhooks(main) {
     show.addEventListener('click', () => loadDeliveries(w, deliveries));
     const rotate = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'webhook-rotate' }, icon('refresh', 14), 'Rotate secret\u2026');
     rotate.addEventListener('click', () => rotateSecret(w));
+    const edit = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'webhook-edit' }, 'Edit\u2026');
+    edit.addEventListener('click', () => openEdit(w));
     return h('section', { class: 'card admin-card webhook-card', 'data-testid': 'webhook-card', 'data-webhook-id': w.id },
       h('div', { class: 'webhook-head' },
         h('div', { class: 'webhook-what' },
@@ -428,7 +489,7 @@ export function mountWebhooks(main) {
         h('div', { class: 'row-actions' },
           w.enabled ? h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'Enabled')
             : h('span', { class: 'badge badge-ended' }, h('span', { class: 'badge-dot' }), 'Disabled'),
-          show, rotate, toggle, del)),
+          show, edit, rotate, toggle, del)),
       h('div', { class: 'scope-list' }, w.events.map((e) => h('span', { class: 'chip chip-mono', text: e }))),
       w.old_secret_expires_at ? h('div', { class: 'alert alert-info', 'data-testid': 'webhook-old-secret' }, icon('info', 16),
         h('span', { text: `Deliveries are signed with the new and the old secret until ${formatDateTime(w.old_secret_expires_at)}; then the old one stops working.` })) : null,
@@ -530,36 +591,71 @@ export function mountWebhooks(main) {
   }
 
   function openCreate() {
+    webhookForm({
+      title: 'New webhook',
+      submitLabel: 'Add webhook',
+      save: ({ url, events, description }) => api.createWebhook(url, events, description),
+      saved(out) {
+        showSecret({ title: 'Signing secret', description: 'Check each delivery\u2019s Tether-Signature header with it (HMAC-SHA256 over "<t>.<body>").', secret: out.secret, testid: 'webhook-secret-dialog', note: 'It is not shown again.' });
+      },
+    });
+  }
+
+  /** Changes a webhook's events and description; its address, secret and history stay. */
+  function openEdit(w) {
+    webhookForm({
+      title: 'Edit webhook',
+      submitLabel: 'Save changes',
+      webhook: w,
+      save: ({ events, description }) => api.updateWebhook(w.id, { events, description }),
+      saved: () => toast('Webhook saved.', 'success'),
+    });
+  }
+
+  /**
+   * The webhook dialog: a new one's address, description and events, or
+   * an existing one's description and events (webhook given; the address
+   * is shown, not offered: another address is another webhook, with a
+   * secret of its own). save gets what the form holds; once it resolves,
+   * the dialog closes, saved gets its answer, and the list is drawn again.
+   */
+  function webhookForm({ title, submitLabel, webhook, save, saved }) {
     const url = h('input', { id: 'wh-url', class: 'input', type: 'url', placeholder: 'https://tickets.example.com/tether', 'data-testid': 'webhook-url' });
     const desc = h('input', { id: 'wh-desc', class: 'input', maxlength: '256', placeholder: 'e.g. ServiceNow work notes', 'data-testid': 'webhook-description' });
+    if (webhook) {
+      url.value = webhook.url;
+      url.readOnly = true;
+      desc.value = webhook.description;
+    }
     const boxes = EVENTS.map((e) => {
-      const box = h('input', { type: 'checkbox', id: `ev-${e}`, value: e, 'data-testid': 'webhook-event', checked: true });
-      box.checked = true;
+      const box = h('input', { type: 'checkbox', id: `ev-${e}`, value: e, 'data-testid': 'webhook-event' });
+      box.checked = webhook ? webhook.events.includes(e) : true;
       return { box, el: h('label', { class: 'check-row', for: `ev-${e}` }, box, h('span', { class: 'mono', text: e })) };
     });
     const events = h('div', { class: 'check-grid' }, boxes.map((b) => b.el));
     const error = errorBox({ url, description: desc, events });
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
-    const create = h('button', { type: 'submit', form: 'wh-form', class: 'btn btn-primary', 'data-testid': 'webhook-create' }, 'Add webhook');
+    const submit = h('button', { type: 'submit', form: 'wh-form', class: 'btn btn-primary', 'data-testid': 'webhook-create' }, submitLabel);
     const form = h('form', { id: 'wh-form', class: 'stack', novalidate: true },
       error.el,
-      h('div', { class: 'field' }, h('label', { for: 'wh-url', class: 'label', text: 'Address' }), url),
+      h('div', { class: 'field' }, h('label', { for: 'wh-url', class: 'label', text: 'Address' }), url,
+        webhook ? h('p', { class: 'field-hint', text: 'To send to another address, add a webhook for it: it gets a secret of its own.' }) : null),
       h('div', { class: 'field' }, h('label', { for: 'wh-desc', class: 'label' }, 'Description ', h('span', { class: 'label-hint', text: '(optional)' })), desc),
       h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Events' }), events));
-    const m = modal({ title: 'New webhook', content: form, footer: [cancel, create], testid: 'webhook-dialog', size: 'md' });
+    const m = modal({ title, content: form, footer: [cancel, submit], testid: 'webhook-dialog', size: 'md' });
     cancel.addEventListener('click', () => m.close());
-    url.focus();
+    (webhook ? desc : url).focus();
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      create.disabled = true;
+      submit.disabled = true;
       try {
-        const out = await api.createWebhook(url.value.trim(), boxes.filter((b) => b.box.checked).map((b) => b.box.value), desc.value.trim());
+        const out = await save({ url: url.value.trim(), events: boxes.filter((b) => b.box.checked).map((b) => b.box.value), description: desc.value.trim() });
         m.close();
-        showSecret({ title: 'Signing secret', description: 'Check each delivery\u2019s Tether-Signature header with it (HMAC-SHA256 over "<t>.<body>").', secret: out.secret, testid: 'webhook-secret-dialog', note: 'It is not shown again.' });
+        saved(out);
         load();
       } catch (err) {
         error.show(inPlainWords(err));
-        create.disabled = false;
+        submit.disabled = false;
       }
     });
   }

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
+import { api, call, ROOT, signIn, startBroker, stopAll } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -54,6 +54,7 @@ test('after a role change the broker refuses, the list shows the role the accoun
     await role.waitFor();
 
     await role.selectOption('supervisor');
+    await page.getByTestId('confirm-ok').click();
     await page.getByText('lee is now supervisor.').waitFor();
 
     // The database cannot be written for a moment: the next change fails.
@@ -62,6 +63,7 @@ test('after a role change the broker refuses, the list shows the role the accoun
       body: JSON.stringify({ error: { code: 'unavailable', message: 'The broker has a problem with its database: try again in a moment.' } }),
     }));
     await role.selectOption('admin');
+    await page.getByTestId('confirm-ok').click();
     await page.getByText('The broker has a problem with its database').waitFor();
     await page.screenshot({ path: join(artifacts, 'admin-role-refused.png') });
     const users = (await api(broker, 'GET', '/api/v1/users')).body.users;
@@ -102,6 +104,141 @@ test('a webhook with a long description without spaces stays inside its card and
     assert.ok(cut <= 0, `the URL runs ${Math.round(cut)}px past the dialog's edge`);
     await page.screenshot({ path: join(artifacts, 'admin-webhook-long-delete.png') });
     await page.keyboard.press('Escape');
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a role changes only once the admin says so: an arrow key on the list asks first, and Cancel keeps the role', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'lee', role: 'supervisor' })).status, 201);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker);
+    await page.getByTestId('nav-accounts').click();
+    const role = page.locator('[data-testid="account-row"][data-username="lee"] [data-testid="account-role"]');
+    await role.waitFor();
+    // Tabbing through the table, the admin presses the down arrow on
+    // the closed list, which picks the next role.
+    await role.focus();
+    await page.keyboard.press('ArrowDown');
+    const dialog = page.getByTestId('confirm-dialog');
+    await dialog.waitFor();
+    await page.screenshot({ path: join(artifacts, 'admin-role-confirm.png') });
+    assert.match(await dialog.textContent(), /Make lee an admin\?.*signed out and cut off from any session/s);
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await role.inputValue(), 'supervisor', 'the list shows the role lee still has');
+    const lee = (await api(broker, 'GET', '/api/v1/users')).body.users.find((u) => u.username === 'lee');
+    assert.equal(lee.role, 'supervisor', 'nothing was saved');
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a key of a disabled account, and scopes a demoted account no longer holds, read as not working', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  for (const [username, role] of [['pat', 'admin'], ['lee', 'technician']]) {
+    assert.equal((await api(broker, 'POST', '/api/v1/users', { username, role })).status, 201);
+  }
+  const patKey = await api(broker, 'POST', '/api/v1/keys', { name: 'pat-integration', scopes: ['users:admin', 'sessions:read'], username: 'pat' });
+  const leeKey = await api(broker, 'POST', '/api/v1/keys', { name: 'lee-script', scopes: ['sessions:read'], username: 'lee' });
+  assert.equal((await api(broker, 'PATCH', '/api/v1/users/pat', { role: 'technician' })).status, 200);
+  assert.equal((await api(broker, 'PATCH', '/api/v1/users/lee', { disabled: true })).status, 200);
+  assert.equal((await call(broker, 'GET', '/api/v1/users', patKey.body.key)).status, 403, 'pat\u2019s key no longer manages accounts');
+  assert.equal((await call(broker, 'GET', '/api/v1/sessions', leeKey.body.key)).status, 401, 'lee\u2019s key no longer works');
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker);
+    await page.getByTestId('nav-keys').click();
+    await page.getByTestId('keys-table').waitFor();
+    await page.screenshot({ path: join(artifacts, 'admin-keys-not-working.png'), fullPage: true });
+    const row = (k) => page.locator(`[data-testid="key-row"][data-key-id="${k.body.id}"]`);
+    assert.equal(await row(leeKey).getByTestId('key-not-working').textContent(), 'Not working: account disabled');
+    assert.deepEqual(await row(patKey).getByTestId('key-scope-dormant').locator('s').allInnerTexts(), ['users:admin'], 'users:admin is marked, sessions:read is not');
+    assert.equal(await row(patKey).getByTestId('key-not-working').count(), 0);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a webhook\u2019s events and description can be changed, keeping its address, secret and history', { skip: !address && 'no IPv4 address besides loopback', timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const url = `https://${address}:9/tether`;
+  const made = await api(broker, 'POST', '/api/v1/webhooks', { url, events: ['session.created'], description: 'tickets' });
+  assert.equal(made.status, 201);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker);
+    await page.getByTestId('nav-webhooks').click();
+    await page.getByTestId('webhook-edit').click();
+    const dialog = page.getByTestId('webhook-dialog');
+    assert.equal(await dialog.getByTestId('webhook-url').inputValue(), url);
+    assert.equal(await dialog.getByTestId('webhook-url').isEditable(), false, 'the address is shown, not offered');
+    await dialog.getByTestId('webhook-description').fill('ServiceNow work notes');
+    await dialog.locator('[data-testid="webhook-event"][value="session.ended"]').check();
+    await page.screenshot({ path: join(artifacts, 'admin-webhook-edit.png') });
+    await dialog.getByTestId('webhook-create').click();
+    await page.getByText('Webhook saved.').waitFor();
+    await page.getByTestId('webhook-card').getByText('session.ended').waitFor();
+    const after = (await api(broker, 'GET', '/api/v1/webhooks')).body.webhooks;
+    assert.equal(after.length, 1);
+    assert.equal(after[0].id, made.body.id, 'the same webhook');
+    assert.deepEqual([after[0].description, after[0].events], ['ServiceNow work notes', ['session.created', 'session.ended']]);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('after an action from the keyboard the focus stays on the row\u2019s control, not at the top of the page', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'lee', role: 'technician' })).status, 201);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker);
+    await page.getByTestId('nav-accounts').click();
+    const toggle = page.locator('[data-testid="account-row"][data-username="lee"] [data-testid="account-toggle"]');
+    await toggle.focus();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('confirm-ok').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('[data-testid="account-row"][data-username="lee"][data-disabled="true"]').waitFor();
+    const focused = () => page.evaluate(() => {
+      const el = document.activeElement;
+      return `${el.closest('[data-username]')?.dataset.username} ${el.dataset.testid} ${el.textContent}`;
+    });
+    assert.equal(await focused(), 'lee account-toggle Enable');
+    await page.keyboard.press('Enter'); // and enabled again, without a question
+    await page.locator('[data-testid="account-row"][data-username="lee"][data-disabled="false"]').waitFor();
+    assert.equal(await focused(), 'lee account-toggle Disable');
+  } finally {
+    await browser.close();
+  }
+});
+
+test('requiring two-factor for one\u2019s own role says it applies at once, and asks an admin without it first', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker);
+    await page.getByTestId('nav-accounts').click();
+    const policy = page.getByTestId('totp-policy');
+    assert.match(await policy.locator('.field-hint').textContent(), /applies at once/);
+    await policy.locator('[data-testid="totp-role"][data-role="admin"]').check();
+    await page.getByTestId('totp-policy-save').click();
+    const dialog = page.getByTestId('confirm-dialog');
+    assert.match(await dialog.textContent(), /You have not set it up/);
+    await dialog.getByText('Cancel').click();
+    assert.deepEqual((await api(broker, 'GET', '/api/v1/settings')).body.totp_required_roles, [], 'nothing was saved');
+    await page.getByTestId('totp-policy-save').click();
+    await page.getByTestId('confirm-ok').click();
+    await page.getByText('Two-factor authentication is now required').waitFor();
+    assert.deepEqual((await api(broker, 'GET', '/api/v1/settings')).body.totp_required_roles, ['admin']);
   } finally {
     await browser.close();
   }
