@@ -6,6 +6,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -474,12 +475,15 @@ type meJSON struct {
 	User      userJSON `json:"user"`
 	CSRFToken string   `json:"csrf_token,omitempty"`
 	// MustEnrolTOTP: this login may only set up two-factor authentication.
-	MustEnrolTOTP bool     `json:"must_enrol_totp"`
-	Scopes        []string `json:"scopes"`
+	MustEnrolTOTP bool `json:"must_enrol_totp"`
+	// TOTPRequired: the role requires two-factor authentication, which
+	// the account therefore cannot turn off.
+	TOTPRequired bool     `json:"totp_required"`
+	Scopes       []string `json:"scopes"`
 }
 
 // toMe describes p, or a login of u that is not a request yet (p nil).
-func toMe(u *store.User, csrf string, mustEnrol bool, p *auth.Principal) meJSON {
+func (a *API) toMe(ctx context.Context, u *store.User, csrf string, mustEnrol bool, p *auth.Principal) meJSON {
 	if p == nil {
 		p = &auth.Principal{User: u}
 	}
@@ -489,7 +493,13 @@ func toMe(u *store.User, csrf string, mustEnrol bool, p *auth.Principal) meJSON 
 			scopes = append(scopes, sc)
 		}
 	}
-	return meJSON{userJSON{u.Username, u.Role, u.TOTPEnabled}, csrf, mustEnrol, scopes}
+	// Unknown, it reads as not required: the broker refuses turning it
+	// off all the same.
+	required, err := a.cfg.Auth.TOTPRequiredRoles(ctx)
+	if err != nil {
+		a.log.ErrorContext(ctx, "read the two-factor policy", "err", err)
+	}
+	return meJSON{userJSON{u.Username, u.Role, u.TOTPEnabled}, csrf, mustEnrol, slices.Contains(required, u.Role), scopes}
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
@@ -550,7 +560,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		meJSON
 		Token string `json:"token,omitempty"`
-	}{meJSON: toMe(user, login.CSRF, login.MustEnrol, nil)}
+	}{meJSON: a.toMe(r.Context(), user, login.CSRF, login.MustEnrol, nil)}
 	// A browser's login lives in the HttpOnly cookie, out of reach of the
 	// page's scripts; the same login as a bearer token in the answer would
 	// be readable by them, and whatever got injected into the page could
@@ -591,7 +601,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	writeJSON(w, http.StatusOK, toMe(p.User, p.CSRF, p.MustEnrol, p))
+	writeJSON(w, http.StatusOK, a.toMe(r.Context(), p.User, p.CSRF, p.MustEnrol, p))
 }
 
 type ticketJSON struct {

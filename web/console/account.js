@@ -23,6 +23,14 @@ export function mountAccount(main, { user, onChange }) {
   // password: whoever sits at a console left signed in must not put their
   // own authenticator on the account and lock its owner out.
   function renderTOTP() {
+    if (user.totp_enabled && user.totp_required) {
+      // The broker refuses to turn it off: not offered.
+      totpSlot.replaceChildren(card('Two-factor authentication',
+        h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'On'),
+          ' Each sign-in asks for a code from your authenticator app.'),
+        h('p', { class: 'field-hint', 'data-testid': 'totp-required', text: 'Your role requires it, so it cannot be turned off. Lost your phone? An admin can reset your account, and you set it up again.' })));
+      return;
+    }
     if (user.totp_enabled) {
       const password = passwordInput('totp-disable-password', 'totp-password');
       const code = codeInput('totp-disable-code');

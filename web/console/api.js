@@ -106,7 +106,7 @@ function defaultMessage(status) {
 
 /** The signed-in user as the console keeps it. */
 function toUser(data) {
-  return { ...data.user, mustEnrol: Boolean(data.must_enrol_totp), scopes: data.scopes ?? [] };
+  return { ...data.user, mustEnrol: Boolean(data.must_enrol_totp), totp_required: Boolean(data.totp_required), scopes: data.scopes ?? [] };
 }
 
 /**

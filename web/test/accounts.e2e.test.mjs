@@ -9,7 +9,7 @@ import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { bin, call, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { api, bin, call, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -104,6 +104,7 @@ test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, asyn
     // The two-factor policy.
     await page.locator('[data-testid="totp-role"][data-role="admin"]').check();
     await page.getByTestId('totp-policy-save').click();
+    await page.getByTestId('confirm-ok').click(); // the admin has no two-factor yet
     await page.locator('.toast-success').first().waitFor();
     const settings = await call(broker, 'GET', '/api/v1/settings', broker.admin.api_key);
     assert.deepEqual(settings.body.totp_required_roles, ['admin']);
@@ -256,6 +257,16 @@ test('a stolen login cannot set up or turn off two-factor authentication without
     res = await call(broker, 'DELETE', '/api/v1/me/totp', stolen, { password: 'a-good-guess-2', code: totp(secret, Date.now() + 30_000) });
     assert.equal(res.status, 400, 'turning two-factor off with a wrong password is refused');
     assert.equal(res.body.error.code, 'bad_credentials');
+
+    // While her role requires it, turning it off is not offered: the
+    // broker would refuse it once she had typed her password and a code.
+    assert.equal((await api(broker, 'PUT', '/api/v1/settings', { totp_required_roles: ['technician'] })).status, 200);
+    await page.reload();
+    await page.getByTestId('totp-required').waitFor();
+    assert.equal(await page.getByTestId('totp-disable').count(), 0);
+    await page.screenshot({ path: join(artifacts, 'account-totp-required.png') });
+    assert.equal((await api(broker, 'PUT', '/api/v1/settings', { totp_required_roles: [] })).status, 200);
+    await page.reload();
 
     // Tina turns it off with her password and a code.
     await page.getByTestId('totp-password').fill('not-my-password');
