@@ -16,16 +16,28 @@ const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 after(stopAll);
 
+/**
+ * Signs in to broker's console as its first admin, opens the screen the
+ * navigation item nav leads to, and runs fn with the page.
+ */
+async function onScreen(broker, nav, fn) {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker);
+    await page.getByTestId(nav).click();
+    await fn(page);
+  } finally {
+    await browser.close();
+  }
+}
+
 // The broker refuses webhook receivers on loopback.
 const address = Object.values(networkInterfaces()).flat().find((a) => a.family === 'IPv4' && !a.internal)?.address;
 
 test('a key with many scopes: the Revoke cell is as tall as its row, so the row\u2019s line runs straight under it', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-keys').click();
+  await onScreen(broker, 'nav-keys', async (page) => {
     await page.getByTestId('keys-table').waitFor();
     await page.screenshot({ path: join(artifacts, 'admin-keys-rows.png') });
     // The first admin's key holds every scope: its row is the tallest.
@@ -37,19 +49,13 @@ test('a key with many scopes: the Revoke cell is as tall as its row, so the row\
     for (const { row, cells } of rows) {
       for (const cell of cells) assert.ok(Math.abs(cell - row) < 2, `a cell ${cell}px tall in a row ${row}px tall`);
     }
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('after a role change the broker refuses, the list shows the role the account has, not the one it had when the page opened', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
   assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'lee', role: 'technician' })).status, 201);
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-accounts').click();
+  await onScreen(broker, 'nav-accounts', async (page) => {
     const role = page.locator('[data-testid="account-row"][data-username="lee"] [data-testid="account-role"]');
     await role.waitFor();
 
@@ -69,9 +75,7 @@ test('after a role change the broker refuses, the list shows the role the accoun
     const users = (await api(broker, 'GET', '/api/v1/users')).body.users;
     assert.equal(users.find((u) => u.username === 'lee').role, 'supervisor');
     assert.equal(await role.inputValue(), 'supervisor', 'the list shows the role lee has');
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('a webhook with a long description without spaces stays inside its card and the page', { skip: !address && 'no IPv4 address besides loopback', timeout: 60_000 }, async () => {
@@ -80,11 +84,7 @@ test('a webhook with a long description without spaces stays inside its card and
   const url = `https://${address}:9/tether/${'y'.repeat(150)}`;
   const made = await api(broker, 'POST', '/api/v1/webhooks', { url, events: ['session.created'], description });
   assert.equal(made.status, 201, JSON.stringify(made.body));
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-webhooks').click();
+  await onScreen(broker, 'nav-webhooks', async (page) => {
     const card = page.getByTestId('webhook-card');
     await card.waitFor();
     await page.screenshot({ path: join(artifacts, 'admin-webhook-long.png') });
@@ -104,19 +104,13 @@ test('a webhook with a long description without spaces stays inside its card and
     assert.ok(cut <= 0, `the URL runs ${Math.round(cut)}px past the dialog's edge`);
     await page.screenshot({ path: join(artifacts, 'admin-webhook-long-delete.png') });
     await page.keyboard.press('Escape');
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('a role changes only once the admin says so: an arrow key on the list asks first, and Cancel keeps the role', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
   assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'lee', role: 'supervisor' })).status, 201);
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-accounts').click();
+  await onScreen(broker, 'nav-accounts', async (page) => {
     const role = page.locator('[data-testid="account-row"][data-username="lee"] [data-testid="account-role"]');
     await role.waitFor();
     // Tabbing through the table, the admin presses the down arrow on
@@ -132,9 +126,7 @@ test('a role changes only once the admin says so: an arrow key on the list asks 
     assert.equal(await role.inputValue(), 'supervisor', 'the list shows the role lee still has');
     const lee = (await api(broker, 'GET', '/api/v1/users')).body.users.find((u) => u.username === 'lee');
     assert.equal(lee.role, 'supervisor', 'nothing was saved');
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('a key of a disabled account, and scopes a demoted account no longer holds, read as not working', { timeout: 60_000 }, async () => {
@@ -148,20 +140,14 @@ test('a key of a disabled account, and scopes a demoted account no longer holds,
   assert.equal((await api(broker, 'PATCH', '/api/v1/users/lee', { disabled: true })).status, 200);
   assert.equal((await call(broker, 'GET', '/api/v1/users', patKey.body.key)).status, 403, 'pat\u2019s key no longer manages accounts');
   assert.equal((await call(broker, 'GET', '/api/v1/sessions', leeKey.body.key)).status, 401, 'lee\u2019s key no longer works');
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-keys').click();
+  await onScreen(broker, 'nav-keys', async (page) => {
     await page.getByTestId('keys-table').waitFor();
     await page.screenshot({ path: join(artifacts, 'admin-keys-not-working.png'), fullPage: true });
     const row = (k) => page.locator(`[data-testid="key-row"][data-key-id="${k.body.id}"]`);
     assert.equal(await row(leeKey).getByTestId('key-not-working').textContent(), 'Not working: account disabled');
     assert.deepEqual(await row(patKey).getByTestId('key-scope-dormant').locator('s').allInnerTexts(), ['users:admin'], 'users:admin is marked, sessions:read is not');
     assert.equal(await row(patKey).getByTestId('key-not-working').count(), 0);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('a webhook\u2019s events and description can be changed, keeping its address, secret and history', { skip: !address && 'no IPv4 address besides loopback', timeout: 60_000 }, async () => {
@@ -169,11 +155,7 @@ test('a webhook\u2019s events and description can be changed, keeping its addres
   const url = `https://${address}:9/tether`;
   const made = await api(broker, 'POST', '/api/v1/webhooks', { url, events: ['session.created'], description: 'tickets' });
   assert.equal(made.status, 201);
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-webhooks').click();
+  await onScreen(broker, 'nav-webhooks', async (page) => {
     await page.getByTestId('webhook-edit').click();
     const dialog = page.getByTestId('webhook-dialog');
     assert.equal(await dialog.getByTestId('webhook-url').inputValue(), url);
@@ -188,19 +170,13 @@ test('a webhook\u2019s events and description can be changed, keeping its addres
     assert.equal(after.length, 1);
     assert.equal(after[0].id, made.body.id, 'the same webhook');
     assert.deepEqual([after[0].description, after[0].events], ['ServiceNow work notes', ['session.created', 'session.ended']]);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('after an action from the keyboard the focus stays on the row\u2019s control, not at the top of the page', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
   assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'lee', role: 'technician' })).status, 201);
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-accounts').click();
+  await onScreen(broker, 'nav-accounts', async (page) => {
     const toggle = page.locator('[data-testid="account-row"][data-username="lee"] [data-testid="account-toggle"]');
     await toggle.focus();
     await page.keyboard.press('Enter');
@@ -215,18 +191,12 @@ test('after an action from the keyboard the focus stays on the row\u2019s contro
     await page.keyboard.press('Enter'); // and enabled again, without a question
     await page.locator('[data-testid="account-row"][data-username="lee"][data-disabled="false"]').waitFor();
     assert.equal(await focused(), 'lee account-toggle Disable');
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('requiring two-factor for one\u2019s own role says it applies at once, and asks an admin without it first', { timeout: 60_000 }, async () => {
   const broker = await startBroker();
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    await signIn(page, broker);
-    await page.getByTestId('nav-accounts').click();
+  await onScreen(broker, 'nav-accounts', async (page) => {
     const policy = page.getByTestId('totp-policy');
     assert.match(await policy.locator('.field-hint').textContent(), /applies at once/);
     await policy.locator('[data-testid="totp-role"][data-role="admin"]').check();
@@ -239,7 +209,5 @@ test('requiring two-factor for one\u2019s own role says it applies at once, and 
     await page.getByTestId('confirm-ok').click();
     await page.getByText('Two-factor authentication is now required').waitFor();
     assert.deepEqual((await api(broker, 'GET', '/api/v1/settings')).body.totp_required_roles, ['admin']);
-  } finally {
-    await browser.close();
-  }
+  });
 });
