@@ -523,8 +523,11 @@ func (d *Dispatcher) deliver(queued *store.WebhookDelivery) bool {
 
 	a := &store.WebhookAttempt{DeliveryID: dl.ID, Attempt: dl.Attempts + 1, At: d.cfg.Now()}
 	a.StatusCode, a.Response, a.Duration, err = d.post(ctx, ep, ev, dl.ID)
-	if ctx.Err() != nil {
-		return false // shutting down: not the endpoint's fault; tried again on the next start
+	if a.StatusCode == 0 && ctx.Err() != nil {
+		// Cut short by shutting down: not the endpoint's fault; tried again
+		// on the next start. An answer that came is recorded: a 2xx must
+		// not be sent again.
+		return false
 	}
 	o = &outcome{attempt: a, state: store.DeliverySucceeded, endpoint: ep.ID, host: hostOf(ep.URL), eventType: ev.Type}
 	if err != nil {

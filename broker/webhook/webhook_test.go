@@ -792,6 +792,44 @@ func TestRestart(t *testing.T) {
 	}
 }
 
+// TestShutdownKeepsAnswers: the broker stops while two deliveries are
+// under way. The one whose receiver had answered 2xx (its body still
+// coming) is recorded as delivered, not sent again at the next start; the
+// one still waiting for an answer is cut short, not counted, and stays
+// pending.
+func TestShutdownKeepsAnswers(t *testing.T) {
+	e := newEnv(t, nil)
+	var answered sync.WaitGroup
+	answered.Add(2)
+	stop := make(chan struct{})
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/answers" {
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "{")
+			w.(http.Flusher).Flush()
+		}
+		answered.Done()
+		<-stop
+	}))
+	t.Cleanup(rcv.Close)
+	t.Cleanup(func() { close(stop) }) // before rcv.Close, which waits for the handlers
+	answers := e.endpoint(t, rcv.URL+"/answers", SessionCreatedType)
+	silent := e.endpoint(t, rcv.URL+"/silent", SessionCreatedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	answered.Wait()
+	time.Sleep(100 * time.Millisecond) // the answer's header reaches the dispatcher
+	e.d.Close()
+
+	list, attempts := e.deliveries(t, answers.ID)
+	if len(list) != 1 || list[0].State != store.DeliverySucceeded || list[0].Attempts != 1 || list[0].LastStatus != http.StatusOK {
+		t.Errorf("a delivery answered 200 before the shutdown: %+v", list[0])
+	}
+	list, attempts = e.deliveries(t, silent.ID)
+	if len(list) != 1 || list[0].State != store.DeliveryPending || list[0].Attempts != 0 || len(attempts[list[0].ID]) != 0 {
+		t.Errorf("a delivery with no answer before the shutdown: %+v, attempts %v", list[0], attempts[list[0].ID])
+	}
+}
+
 // TestSequenceAfterRestartWithClockBack: the broker's clock is set back
 // an hour while it is stopped; the events after the restart still have
 // larger sequence numbers than those before, as receivers order by them.
