@@ -513,6 +513,13 @@ func (d *Dispatcher) deliver(queued *store.WebhookDelivery) bool {
 	if err != nil || !ep.Enabled || dl.State != store.DeliveryPending {
 		return false // deleted or disabled meanwhile, or done
 	}
+	if !slices.Contains(ep.Events, dl.EventType) {
+		// An admin took the type off the endpoint's events since: the
+		// receiver may be refusing it, and must not be sent it again.
+		a := &store.WebhookAttempt{DeliveryID: dl.ID, Attempt: dl.Attempts + 1, At: d.cfg.Now(),
+			Error: "not sent: the endpoint no longer takes " + dl.EventType + " events"}
+		return d.record(&outcome{attempt: a, state: store.DeliveryFailed, endpoint: ep.ID, host: hostOf(ep.URL), eventType: dl.EventType, unsubscribed: true})
+	}
 	ev, err := d.cfg.Store.WebhookEventByID(ctx, dl.EventID)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -548,6 +555,7 @@ type outcome struct {
 	// For the log.
 	endpoint, host, eventType string
 	refused                   bool // the store refused it before
+	unsubscribed              bool // not sent: the endpoint no longer takes eventType
 }
 
 // record stores an attempt's outcome and logs it. When the store refuses,
@@ -574,11 +582,13 @@ func (d *Dispatcher) record(o *outcome) bool {
 	case o.refused:
 		log.Info("webhook attempt recorded after the database refused it")
 	}
-	switch o.state {
-	case store.DeliverySucceeded:
+	switch {
+	case o.unsubscribed:
+		log.Info("webhook delivery dropped: the endpoint no longer takes its event type")
+	case o.state == store.DeliverySucceeded:
 		d.delivered.Add(1)
 		log.Info("webhook delivered")
-	case store.DeliveryPending:
+	case o.state == store.DeliveryPending:
 		d.retried.Add(1)
 		log.Warn("webhook attempt failed; will retry", "err", a.Error, "next", o.next)
 	default:

@@ -504,6 +504,48 @@ func TestGivesUp(t *testing.T) {
 	}
 }
 
+// TestUnsubscribedTypeNotRetried: the receiver refuses a session.created,
+// and an admin takes session.created off the endpoint's events. Its retry
+// is not sent: the delivery fails with an attempt that says why, while the
+// event types the endpoint still takes go on being delivered.
+func TestUnsubscribedTypeNotRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	rcv := newReceiver(t, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	ep := e.endpoint(t, rcv.URL, SessionCreatedType, HostConnectedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "attempt 1 recorded", func() bool { l, _ := e.deliveries(t, ep.ID); return len(l) == 1 && l[0].Attempts == 1 })
+	only := []string{HostConnectedType}
+	if _, err := e.d.UpdateEndpoint(context.Background(), ep.ID, EndpointUpdate{Events: &only}, e.admin); err != nil {
+		t.Fatal(err)
+	}
+	e.audit(t, "host.connected", "user", map[string]any{"hostname": "pc-7", "os": "linux"})
+	e.clock.Advance(10 * time.Second) // the retry of session.created is due
+	var list []*store.WebhookDelivery
+	var attempts map[string][]*store.WebhookAttempt
+	waitFor(t, "both deliveries done", func() bool {
+		list, attempts = e.deliveries(t, ep.ID)
+		return len(list) == 2 && list[0].State != store.DeliveryPending && list[1].State != store.DeliveryPending
+	})
+	for _, r := range rcv.requests()[1:] {
+		if typ := r.header.Get(EventHeader); typ != HostConnectedType {
+			t.Errorf("%s sent after the endpoint dropped it from its events", typ)
+		}
+	}
+	created := list[1]
+	if list[0].EventType != HostConnectedType || list[0].State != store.DeliverySucceeded {
+		t.Errorf("host.connected: %+v", list[0])
+	}
+	want := "not sent: the endpoint no longer takes session.created events"
+	if a := attempts[created.ID]; created.State != store.DeliveryFailed || len(a) != 2 || a[1].StatusCode != 0 || a[1].Error != want || created.LastError != want {
+		t.Errorf("session.created: %+v, attempts %v; want it failed with the error %q", created, a, want)
+	}
+}
+
 // TestSlowReceiverHoldsBackNobody: one ticket system stalls on every
 // request; another one's events still arrive at once, while the first
 // is still stalling, and not after the timeout has freed the workers.
