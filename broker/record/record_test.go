@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -163,10 +165,12 @@ func TestRecordAndVerify(t *testing.T) {
 		t.Fatalf("verify failed: %v", rep.Problems)
 	}
 
-	// The event log has what the timeline needs, and no clipboard content.
+	// The event log has what the timeline needs, and no clipboard content,
+	// nor its hash, which would let a copied password be found.
 	data, _ := os.ReadFile(filepath.Join(dir, EventsFile))
-	if bytes.Contains(data, []byte("secret text")) {
-		t.Error("clipboard content was written to events.jsonl")
+	sum := sha256.Sum256([]byte("secret text"))
+	if bytes.Contains(data, []byte("secret text")) || bytes.Contains(data, []byte(hex.EncodeToString(sum[:]))) {
+		t.Error("clipboard content or its hash was written to events.jsonl")
 	}
 	events := archiveEvents(t, dir)
 	types := map[string]bool{}

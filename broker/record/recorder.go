@@ -11,8 +11,6 @@ package record
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -398,16 +396,16 @@ func (s *Session) Input(viewer string, kind byte) {
 }
 
 // Control records a control message the relay passed on: clipboard
-// transfers by size and hash (not their content), display switches, and
-// control taken or released.
+// transfers by size (not their content, nor a hash of it: a copied
+// password could be found from its hash), display switches, and control
+// taken or released.
 func (s *Session) Control(viewer string, fromHost bool, m protocol.ControlMessage) {
 	var typ string
 	detail := map[string]any{"viewer": viewer}
 	switch m.Type {
 	case protocol.ControlClipboard:
 		typ = "clipboard"
-		sum := sha256.Sum256([]byte(m.Text))
-		detail["size"], detail["sha256"] = len(m.Text), hex.EncodeToString(sum[:])
+		detail["size"] = len(m.Text)
 		detail["direction"] = map[bool]string{true: "from_host", false: "to_host"}[fromHost]
 	case protocol.ControlDisplaySelect:
 		typ, detail["display"] = "display.selected", m.Index

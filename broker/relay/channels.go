@@ -158,12 +158,12 @@ func (s *Session) fromHostControl(from *webrtc.DataChannel, data []byte) {
 		viewers = s.clipAskerLocked(from, true)
 	}
 	s.mu.Unlock()
-	if msg.Type == protocol.ControlClipboard && msg.Reason == "" {
+	if msg.Type == protocol.ControlClipboard && msg.Reason == "" && (!msg.Fetched || len(viewers) == 1) {
 		// With a reason, the host says why it sent no text: nothing crossed.
 		// A fetch's answer is the fetching technician's alone: the record
-		// names them.
+		// names them (one nobody asked for goes to nobody).
 		to := ""
-		if msg.Fetched && len(viewers) == 1 {
+		if msg.Fetched {
 			to = viewers[0].opts.Name
 		}
 		defer s.tapHostControl(msg, to)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,51 @@ func TestHostLimitsClipboard(t *testing.T) {
 	send(protocol.ControlMessage{Type: protocol.ControlClipboardRequest})
 	if m := answer(); m.Type != protocol.ControlClipboard || !m.Fetched || m.Reason != "" || m.Text != fmt.Sprintf("text %d", clipBurst-1) {
 		t.Fatalf("a fetch a moment later was answered %+v", m)
+	}
+}
+
+// TestHostFetchAnswersEveryText: whatever the user's clipboard holds, a
+// technician's fetch is answered, with the text or with why not: markup
+// as it is, Latin-1 (what a program offering only STRING gives) as the
+// letters it means, text too full of control characters to fit a message
+// with a reason. Unanswered, the fetch would wait for ever and take the
+// answer to the next one.
+func TestHostFetchAnswersEveryText(t *testing.T) {
+	if _, err := exec.LookPath("xclip"); err != nil {
+		t.Fatal("xclip is needed for the clipboard (make deps-test installs it)")
+	}
+	t.Setenv("DISPLAY", xtest.StartXvfb(t, 320, 240))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	control, answers := brokerControl(t)
+	clock := time.Unix(1_700_000_000, 0)
+	r := &remote{log: log, control: control, allow: func(string) bool { return true }, now: func() time.Time { return clock }}
+	fetch := func(holds string) protocol.ControlMessage {
+		t.Helper()
+		if err := clipboard.Write(holds); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(time.Second) // within the clipboard rate
+		b, _ := protocol.EncodeControl(protocol.ControlMessage{Type: protocol.ControlClipboardRequest})
+		r.onControl(b)
+		select {
+		case m := <-answers:
+			if m.Type != protocol.ControlClipboard || !m.Fetched {
+				t.Fatalf("a fetch was answered %+v", m)
+			}
+			return m
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a fetch of %d bytes was not answered", len(holds))
+			return protocol.ControlMessage{}
+		}
+	}
+	table := strings.Repeat("<tr><td>1</td><td>2</td></tr>\n", 60_000/30)
+	if m := fetch(table); m.Text != table || m.Reason != "" {
+		t.Errorf("60 KB of HTML: %d bytes of text, reason %q", len(m.Text), m.Reason)
+	}
+	if m := fetch("caf\xe9 cr\xe8me"); m.Text != "café crème" {
+		t.Errorf("Latin-1 text: %q, reason %q", m.Text, m.Reason)
+	}
+	if m := fetch(strings.Repeat("\x01", 60_000)); m.Text != "" || !strings.Contains(m.Reason, "too many control characters") {
+		t.Errorf("60 KB of control characters: %d bytes of text, reason %q", len(m.Text), m.Reason)
 	}
 }

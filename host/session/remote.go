@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
@@ -230,13 +231,14 @@ func (r *remote) watchDisplays(ctx context.Context, sent protocol.ControlMessage
 // copied it just before the fetch, watchClipboard still sends it to every
 // technician.
 func (r *remote) sendClipboard(text string, fetched bool) {
+	tooLarge := protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: fetched, Reason: fmt.Sprintf(
+		"The remote clipboard holds more than the %d KiB of text that can be shared. Ask the user to copy a shorter piece.",
+		protocol.MaxClipboard/1024)}
 	if len(text) > protocol.MaxClipboard {
 		// The clipboard is read no further than one byte past the limit:
 		// how much more it holds is not known.
 		r.log.Warn("clipboard not sent: too large", "limit", protocol.MaxClipboard)
-		r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: fetched, Reason: fmt.Sprintf(
-			"The remote clipboard holds more than the %d KiB of text that can be shared. Ask the user to copy a shorter piece.",
-			protocol.MaxClipboard/1024)})
+		r.send(tooLarge)
 		return
 	}
 	if !fetched {
@@ -244,7 +246,33 @@ func (r *remote) sendClipboard(text string, fetched bool) {
 		r.clip = text
 		r.mu.Unlock()
 	}
-	r.send(protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: fetched, Text: text})
+	msg := protocol.ControlMessage{Type: protocol.ControlClipboard, Fetched: fetched, Text: asUTF8(text)}
+	if _, err := protocol.EncodeControl(msg); err != nil {
+		// Over the limit once made UTF-8, or too full of control
+		// characters to fit a message once encoded: said, as above, and
+		// a fetch is answered all the same.
+		r.log.Warn("clipboard not sent", "err", err)
+		converted := msg.Text
+		msg = tooLarge
+		if len(converted) <= protocol.MaxClipboard {
+			msg.Reason = "The remote clipboard holds text with too many control characters to be shared. Ask the user to copy a shorter piece."
+		}
+	}
+	r.send(msg)
+}
+
+// asUTF8 is clipboard text as UTF-8. A program that offers its selection
+// only as STRING (Latin-1, as X11 defines it) gives bytes that are not
+// UTF-8, which no message may carry: they are read as Latin-1.
+func asUTF8(text string) string {
+	if utf8.ValidString(text) {
+		return text
+	}
+	runes := make([]rune, len(text))
+	for i := range len(text) {
+		runes[i] = rune(text[i])
+	}
+	return string(runes)
 }
 
 func (r *remote) send(m protocol.ControlMessage) {

@@ -12,9 +12,12 @@ import (
 const (
 	// MaxClipboard bounds clipboard text carried in one message.
 	MaxClipboard = 64 << 10
-	// MaxControlSize bounds one control message (clipboard plus JSON
-	// escaping headroom).
-	MaxControlSize = MaxClipboard*2 + 1024
+	// MaxControlSize bounds one control message as encoded: the largest
+	// data-channel message a browser takes (256 KiB). JSON writes a
+	// control character (an escape in a coloured log) in 6 bytes, so
+	// clipboard text within MaxClipboard may still not fit: it is then
+	// refused as too large, with a reason.
+	MaxControlSize = MaxClipboard * 4
 	// MaxDisplays bounds the displays a host may report.
 	MaxDisplays = 16
 	// MaxClipboardID bounds a clipboard message's id: a JavaScript
@@ -73,12 +76,28 @@ type ControlMessage struct {
 	ID int `json:"id,omitempty"`
 }
 
-// EncodeControl marshals a control message, enforcing the limits.
+// ErrControlTooLarge is wrapped by EncodeControl's error for a message
+// that is over MaxControlSize once encoded.
+var ErrControlTooLarge = fmt.Errorf("%w: too large once encoded", ErrControl)
+
+// EncodeControl marshals a control message, enforcing the limits. <, >
+// and & are written as they are: escaped, markup copied to the clipboard
+// took three times its size.
 func EncodeControl(m ControlMessage) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	return json.Marshal(m)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	data := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	if len(data) > MaxControlSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrControlTooLarge, len(data), MaxControlSize)
+	}
+	return data, nil
 }
 
 // DecodeControl parses and checks one control message. Unknown types

@@ -101,6 +101,33 @@ func TestControlRoundTripAndLimits(t *testing.T) {
 	}
 }
 
+// TestClipboardTextEncodes: clipboard text within MaxClipboard comes out
+// of EncodeControl as a message DecodeControl takes (the broker drops
+// one it cannot decode, and the technician is never told), markup and
+// all; text so full of control characters that it cannot is refused by
+// EncodeControl itself, for the sender to give a reason instead.
+func TestClipboardTextEncodes(t *testing.T) {
+	for name, text := range map[string]string{
+		"an HTML table":      strings.Repeat("<tr><td>1</td><td>2</td></tr>\n", MaxClipboard/30),
+		"64 KiB of <":        strings.Repeat("<", MaxClipboard),
+		"a coloured log":     strings.Repeat("\x1b[31mERROR\x1b[0m disk full\n", MaxClipboard/30),
+		"30 KiB of controls": strings.Repeat("\x01", 30<<10),
+	} {
+		data, err := EncodeControl(ControlMessage{Type: ControlClipboard, Text: text})
+		if err != nil {
+			t.Errorf("%s (%d bytes): %v", name, len(text), err)
+			continue
+		}
+		if got, err := DecodeControl(data); err != nil || got.Text != text {
+			t.Errorf("%s (%d bytes of text, %d encoded): %v", name, len(text), len(data), err)
+		}
+	}
+	_, err := EncodeControl(ControlMessage{Type: ControlClipboard, Text: strings.Repeat("\x01", MaxClipboard)})
+	if !errors.Is(err, ErrControlTooLarge) {
+		t.Errorf("64 KiB of control characters: %v, want ErrControlTooLarge", err)
+	}
+}
+
 func FuzzDecodeInput(f *testing.F) {
 	for _, e := range []InputEvent{{Kind: InputMove, X: 5, Y: 6}, {Kind: InputKey, Down: true, Code: "KeyA"}, {Kind: InputText, Text: "hi"}, {Kind: InputWheel, DY: 1}} {
 		b, _ := e.MarshalBinary()

@@ -32,7 +32,9 @@ import { StatsMonitor } from './stats.js';
 import { copyText, formatBytes, h, icon, kbd, popover } from './ui.js';
 
 export const MAX_CLIPBOARD = 64 * 1024; // bytes of UTF-8, as internal/protocol
-const MAX_CONTROL_MESSAGE = MAX_CLIPBOARD * 2 + 1024;
+// As internal/protocol's MaxControlSize: JSON writes a control character
+// in 6 bytes, so text within MAX_CLIPBOARD may still not fit.
+const MAX_CONTROL_MESSAGE = MAX_CLIPBOARD * 4;
 const CONTROL_ANSWER_MS = 5000;
 const DROPPED_TOAST_EVERY_MS = 5000;
 const DROPPED_TOAST_MS = 2600;
@@ -532,8 +534,9 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
         applyControl(m.enabled === true, typeof m.reason === 'string' ? m.reason : '', { turn: Number.isInteger(m.turn) ? m.turn : 0 });
         break;
       case 'clipboard':
+        // No text and no reason: the user's clipboard is empty.
         if (typeof m.reason === 'string' && m.reason) setRemoteClipboard('', m.reason);
-        else if (typeof m.text === 'string') setRemoteClipboard(m.text);
+        else setRemoteClipboard(typeof m.text === 'string' ? m.text : '');
         break;
       case 'clipboard.set':
         clipAnswer(m.id, typeof m.reason === 'string' ? m.reason : '');
@@ -629,8 +632,11 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   function sendClipboard(text) {
     const bytes = utf8.encode(text).length;
     const msg = { type: 'clipboard', text, id: ++clipID };
-    if (bytes > MAX_CLIPBOARD || utf8.encode(JSON.stringify(msg)).length > MAX_CONTROL_MESSAGE) {
+    if (bytes > MAX_CLIPBOARD) {
       return Promise.resolve(`This text is ${bytes.toLocaleString()} bytes; the remote clipboard takes at most ${MAX_CLIPBOARD.toLocaleString()} bytes (${formatBytes(MAX_CLIPBOARD)}). Send a shorter piece.`);
+    }
+    if (utf8.encode(JSON.stringify(msg)).length > MAX_CONTROL_MESSAGE) {
+      return Promise.resolve('This text has too many control characters (such as the escapes of a coloured log) to be sent. Send a shorter piece, or the text without them.');
     }
     if (!sendControl(msg)) return Promise.resolve('Not connected to the remote computer right now.');
     return new Promise((resolve) => {

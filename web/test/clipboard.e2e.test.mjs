@@ -143,3 +143,31 @@ test('texts sent faster than the broker takes them: each says what became of it'
   assert.equal(await byId('clipboard-error').isHidden(), true, `the panel says: ${await byId('clipboard-error').textContent()}`);
   assert.deepEqual(pageErrors, []);
 });
+
+test('the panel follows what the user copies: an empty clipboard, a page of markup, a Latin-1 word', { timeout: 120_000 }, async (t) => {
+  const display = await startXvfb(1280, 720);
+  const env = { ...process.env, DISPLAY: display };
+  const copy = (input) => execFileSync('xclip', ['-i', '-selection', 'clipboard'], { input, env, stdio: ['pipe', 'ignore', 'ignore'] });
+  const broker = await startBroker();
+  const { page, pageErrors, byId } = await clipboardPage(t, broker);
+  const code = await openSession(page, broker, 'INC-20941');
+  const host = startHost(broker, code, display);
+  await host.ready;
+  await page.locator('#conn-state[data-state="live"]').waitFor({ timeout: 30_000 });
+  const shows = (text) => page.waitForFunction((want) => document.querySelector('[data-testid="clipboard-remote"]').textContent === want, text, { timeout: 10_000 });
+
+  // Nothing on the user's clipboard: opening the panel fetches it.
+  await byId('clipboard-open').click();
+  await shows('The remote clipboard is empty.');
+  // A password copied, then 60 KB of an HTML table (within the limit,
+  // three times that escaped as it used to be): the table replaces it.
+  copy('hunter2');
+  await shows('hunter2');
+  const table = '<tr><td>1</td><td>2</td></tr>\n'.repeat(2000);
+  copy(table);
+  await shows(table);
+  // A program that offers only Latin-1.
+  copy(Buffer.from('caf\xe9 cr\xe8me', 'latin1'));
+  await shows('café crème');
+  assert.deepEqual(pageErrors, []);
+});
