@@ -212,21 +212,30 @@ func (h *webhookAPI) delete(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// deliveries lists an endpoint's deliveries, newest first, a page at a
+// time: before, the last delivery of a page, asks for the next, so that an
+// admin can reach a failed delivery however many came after it.
 func (h *webhookAPI) deliveries(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	if errs := checkQuery(r.URL.Query(), "limit"); len(errs) > 0 {
+	q := r.URL.Query()
+	errs := checkQuery(q, "state", "before", "limit")
+	f := store.WebhookDeliveryFilter{State: q.Get("state"), Before: q.Get("before"), Limit: 50}
+	switch f.State {
+	case "", store.DeliveryPending, store.DeliverySucceeded, store.DeliveryFailed:
+	default:
+		errs = append(errs, fieldError{"state", "invalid_state", "state must be pending, succeeded or failed."})
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 200 {
+			errs = append(errs, fieldError{"limit", "invalid_limit", "limit must be a number from 1 to 200."})
+		}
+		f.Limit = n
+	}
+	if len(errs) > 0 {
 		writeFieldErrors(w, errs)
 		return
 	}
-	limit := 50
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 200 {
-			writeFieldErrors(w, []fieldError{{"limit", "invalid_limit", "limit must be a number from 1 to 200."}})
-			return
-		}
-		limit = n
-	}
-	list, attempts, err := h.d.Deliveries(r.Context(), r.PathValue("id"), limit)
+	list, attempts, err := h.d.Deliveries(r.Context(), r.PathValue("id"), f)
 	if err != nil {
 		h.fail(w, r, err, "listed")
 		return

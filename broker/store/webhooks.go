@@ -435,9 +435,28 @@ func nextDueQuery(notIn string) string {
 		 ORDER BY d.next_attempt_at, d.created_at`
 }
 
-// WebhookDeliveries returns an endpoint's newest deliveries first.
-func (s *Store) WebhookDeliveries(ctx context.Context, endpoint string, limit int) ([]*WebhookDelivery, error) {
-	out, err := s.queryDeliveries(ctx, "WHERE d.endpoint_id = ? ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?", endpoint, limit)
+// WebhookDeliveryFilter picks an endpoint's deliveries to list.
+type WebhookDeliveryFilter struct {
+	State string // only those in this state; any state when empty
+	// Before is the id of a delivery of the endpoint, the last of a page:
+	// only those listed after it are, for the next page. Deliveries made
+	// in the same millisecond keep the order they were stored in.
+	Before string
+	Limit  int
+}
+
+// WebhookDeliveries returns an endpoint's deliveries that f picks, newest
+// first.
+func (s *Store) WebhookDeliveries(ctx context.Context, endpoint string, f WebhookDeliveryFilter) ([]*WebhookDelivery, error) {
+	query, args := "WHERE d.endpoint_id = ?", []any{endpoint}
+	if f.State != "" {
+		query, args = query+" AND d.state = ?", append(args, f.State)
+	}
+	if f.Before != "" {
+		query += " AND (d.created_at, d.rowid) < (SELECT created_at, rowid FROM webhook_deliveries WHERE id = ? AND endpoint_id = ?)"
+		args = append(args, f.Before, endpoint)
+	}
+	out, err := s.queryDeliveries(ctx, query+" ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?", append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list webhook deliveries: %w", err)
 	}

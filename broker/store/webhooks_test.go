@@ -101,7 +101,7 @@ func TestWebhookDeliveries(t *testing.T) {
 	if err := s.AddWebhookDelivery(ctx, re); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.WebhookDeliveries(ctx, "wh_a", 10)
+	list, err := s.WebhookDeliveries(ctx, "wh_a", WebhookDeliveryFilter{Limit: 10})
 	if err != nil || len(list) != 4 || list[0].ID != "dlv_re" || list[0].RedeliveryOf != first.ID || list[0].EventType != "session.ended" {
 		t.Fatalf("deliveries of wh_a = %v, %v", list, err)
 	}

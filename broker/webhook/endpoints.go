@@ -243,13 +243,23 @@ func (d *Dispatcher) endpointsChanged(ctx context.Context) {
 	}
 }
 
-// Deliveries returns an endpoint's newest deliveries first, with their
-// attempts.
-func (d *Dispatcher) Deliveries(ctx context.Context, endpoint string, limit int) ([]*store.WebhookDelivery, map[string][]*store.WebhookAttempt, error) {
+// Deliveries returns an endpoint's deliveries that f picks, newest first,
+// with their attempts. A FieldError says f.Before is not one of the
+// endpoint's deliveries.
+func (d *Dispatcher) Deliveries(ctx context.Context, endpoint string, f store.WebhookDeliveryFilter) ([]*store.WebhookDelivery, map[string][]*store.WebhookAttempt, error) {
 	if _, err := d.Endpoint(ctx, endpoint); err != nil {
 		return nil, nil, err
 	}
-	list, err := d.cfg.Store.WebhookDeliveries(ctx, endpoint, limit)
+	if f.Before != "" {
+		dl, err := d.cfg.Store.WebhookDeliveryByID(ctx, f.Before)
+		if errors.Is(err, store.ErrNotFound) || err == nil && dl.EndpointID != endpoint {
+			return nil, nil, &FieldError{"before", "invalid_before", "before must be the id of a delivery of this endpoint: the last of the page before."}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	list, err := d.cfg.Store.WebhookDeliveries(ctx, endpoint, f)
 	if err != nil {
 		return nil, nil, err
 	}

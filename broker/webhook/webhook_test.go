@@ -211,7 +211,7 @@ func (e *env) endpoint(t *testing.T, url string, events ...string) *store.Webhoo
 
 func (e *env) deliveries(t *testing.T, ep string) ([]*store.WebhookDelivery, map[string][]*store.WebhookAttempt) {
 	t.Helper()
-	list, attempts, err := e.d.Deliveries(context.Background(), ep, 100)
+	list, attempts, err := e.d.Deliveries(context.Background(), ep, store.WebhookDeliveryFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
