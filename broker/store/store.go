@@ -228,6 +228,10 @@ var migrations = []string{
 	// The webhooks look every minute for sessions that ended lately without
 	// a session.ended event (see EndedSessionsWithoutEvent).
 	`CREATE INDEX sessions_ended_at ON sessions(ended_at);`,
+	// Webhook history is pruned daily (see PruneWebhookHistory): events by
+	// age, each checked for deliveries that still refer to it.
+	`CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);
+	CREATE INDEX webhook_events_created_at ON webhook_events(created_at);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

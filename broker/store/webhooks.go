@@ -492,6 +492,29 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a *WebhookAttempt, sta
 	return tx.Commit()
 }
 
+// PruneWebhookHistory deletes the deliveries no longer pending whose last
+// change was before before, with their attempts, and then the events
+// stored before before that no delivery refers to any more. It reports
+// how many deliveries and events it deleted. A pending delivery and its
+// event are kept however old: they are still to be sent.
+func (s *Store) PruneWebhookHistory(ctx context.Context, before time.Time) (deliveries, events int64, err error) {
+	// The attempts go with their deliveries (ON DELETE CASCADE).
+	res, err := s.db.ExecContext(ctx, "DELETE FROM webhook_deliveries WHERE state IN (?, ?) AND updated_at < ?",
+		DeliverySucceeded, DeliveryFailed, ms(before))
+	if err != nil {
+		return 0, 0, fmt.Errorf("prune webhook deliveries: %w", err)
+	}
+	deliveries, _ = res.RowsAffected()
+	res, err = s.db.ExecContext(ctx,
+		`DELETE FROM webhook_events WHERE created_at < ?
+		 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)`, ms(before))
+	if err != nil {
+		return deliveries, 0, fmt.Errorf("prune webhook events: %w", err)
+	}
+	events, _ = res.RowsAffected()
+	return deliveries, events, nil
+}
+
 // WebhookAttempts returns the attempts of the given deliveries, by
 // delivery, first attempt first.
 func (s *Store) WebhookAttempts(ctx context.Context, deliveries []string) (map[string][]*WebhookAttempt, error) {

@@ -208,3 +208,66 @@ func TestEndedSessionsWithoutEvent(t *testing.T) {
 		t.Fatalf("sessions ended without session.ended = %v, %v; want [s_hour s_two_min]", got, err)
 	}
 }
+
+// TestPruneWebhookHistory: deliveries done (succeeded or failed) before the
+// cut-off go, with their attempts, and then the events older than it that
+// nothing refers to any more. A pending delivery stays however old, and so
+// does its event; so does what changed after the cut-off.
+func TestPruneWebhookHistory(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	cut := now.Add(-30 * 24 * time.Hour)
+	admin := technician(t, s, "ada", cut.Add(-time.Hour))
+	ep := &WebhookEndpoint{ID: "wh_a", URL: "https://a.example/hook", Secret: "whsec_a", Events: []string{"session.created"}, CreatedBy: admin.ID, CreatedAt: cut.Add(-time.Hour)}
+	if err := s.CreateWebhookEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	for id, at := range map[string]time.Time{"evt_old": cut.Add(-time.Hour), "evt_pending": cut.Add(-time.Hour), "evt_lone": cut.Add(-time.Hour), "evt_new": cut.Add(time.Hour)} {
+		if _, _, err := s.AddWebhookEvent(ctx, &WebhookEvent{ID: id, Type: "session.created", Payload: []byte("{}"), CreatedAt: at}, at, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []struct {
+		id, event, state string
+		last             time.Time // of its attempt
+	}{
+		{"dlv_succeeded", "evt_old", DeliverySucceeded, cut.Add(-time.Minute)},
+		{"dlv_failed", "evt_old", DeliveryFailed, cut.Add(-time.Minute)},
+		{"dlv_pending", "evt_pending", DeliveryPending, cut.Add(-time.Minute)},
+		{"dlv_late", "evt_pending", DeliveryFailed, cut.Add(time.Minute)}, // made before the cut-off, failed after
+		{"dlv_new", "evt_new", DeliverySucceeded, cut.Add(2 * time.Hour)},
+	} {
+		created := cut.Add(-time.Hour)
+		if err := s.AddWebhookDelivery(ctx, &WebhookDelivery{ID: d.id, EndpointID: ep.ID, EventID: d.event, State: DeliveryPending,
+			NextAttemptAt: created, CreatedAt: created, UpdatedAt: created}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordWebhookAttempt(ctx, &WebhookAttempt{DeliveryID: d.id, Attempt: 1, At: d.last}, d.state, d.last.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	deliveries, events, err := s.PruneWebhookHistory(ctx, cut)
+	if err != nil || deliveries != 2 || events != 2 {
+		t.Fatalf("pruned %d deliveries and %d events (%v), want 2 and 2", deliveries, events, err)
+	}
+	list, _ := s.WebhookDeliveries(ctx, ep.ID, WebhookDeliveryFilter{Limit: 10})
+	var left []string
+	for _, d := range list {
+		left = append(left, d.ID)
+	}
+	slices.Sort(left)
+	if want := []string{"dlv_late", "dlv_new", "dlv_pending"}; !slices.Equal(left, want) {
+		t.Errorf("deliveries left %v, want %v", left, want)
+	}
+	attempts, _ := s.WebhookAttempts(ctx, []string{"dlv_succeeded", "dlv_failed", "dlv_pending"})
+	if len(attempts["dlv_succeeded"]) != 0 || len(attempts["dlv_failed"]) != 0 || len(attempts["dlv_pending"]) != 1 {
+		t.Errorf("attempts left %v", attempts)
+	}
+	for id, kept := range map[string]bool{"evt_old": false, "evt_lone": false, "evt_pending": true, "evt_new": true} {
+		if _, err := s.WebhookEventByID(ctx, id); (err == nil) != kept {
+			t.Errorf("event %s: %v, want kept %v", id, err, kept)
+		}
+	}
+}

@@ -280,6 +280,21 @@ func (d *Dispatcher) notify(ctx context.Context, e signal.Event) error {
 	return errors.Join(errs...)
 }
 
+// HistoryKept is how long the broker keeps a delivery that is no longer
+// pending, with its attempts, after its last attempt, and an event after
+// it happened once none of its deliveries is left. Pending deliveries are
+// kept until they are done.
+const HistoryKept = 30 * 24 * time.Hour
+
+// pruneHistory deletes the webhook history older than HistoryKept.
+func (d *Dispatcher) pruneHistory(ctx context.Context, now time.Time) error {
+	deliveries, events, err := d.cfg.Store.PruneWebhookHistory(ctx, now.Add(-HistoryKept))
+	if deliveries > 0 || events > 0 {
+		d.log.InfoContext(ctx, "old webhook history deleted", "deliveries", deliveries, "events", events)
+	}
+	return err
+}
+
 // The sessions catchUpEnded looks at: those that ended between a day and
 // a minute ago. The minute leaves the hub time to publish session.ended
 // itself; after a day the ticket has most likely been dealt with.
@@ -400,21 +415,27 @@ func newDeliveryID() string { return "dlv_" + auth.RandomToken(12) }
 // holds and one per endpoint: the others stay in the store until there is
 // room and their endpoint has answered. At the start and about once a
 // minute it drops the old secrets whose time is over and publishes the
-// session.ended events that were lost.
+// session.ended events that were lost; at the start and about once a day,
+// it deletes the old history.
 func (d *Dispatcher) schedule() {
 	defer d.wg.Done()
 	tick := time.NewTicker(d.cfg.PollInterval)
 	defer tick.Stop()
-	var minutely time.Time
+	var minutely, daily time.Time
 	listing := joblog.Failing{What: "read the webhook deliveries that are due"}
 	dropping := joblog.Failing{What: "drop the old webhook secrets whose time is over"}
 	catching := joblog.Failing{What: "look for sessions that ended without a session.ended webhook event"}
+	pruning := joblog.Failing{What: "delete the old webhook history"}
 	for {
 		d.enqueueDue(&listing)
 		if now := d.cfg.Now(); now.Sub(minutely).Abs() >= time.Minute {
 			d.housekeep(&dropping, now, d.cfg.Store.DropOldWebhookSecrets)
 			d.housekeep(&catching, now, d.catchUpEnded)
 			minutely = now
+		}
+		if now := d.cfg.Now(); now.Sub(daily).Abs() >= 24*time.Hour {
+			d.housekeep(&pruning, now, d.pruneHistory)
+			daily = now
 		}
 		select {
 		case <-d.ctx.Done():

@@ -872,6 +872,38 @@ func TestShutdownKeepsAnswers(t *testing.T) {
 	}
 }
 
+// TestOldHistoryPruned: thirty days after a delivery is done, the
+// dispatcher deletes it with its attempts and its event; a delivery still
+// pending stays, however old.
+func TestOldHistoryPruned(t *testing.T) {
+	e := newEnv(t, nil)
+	ok := newReceiver(t, nil)
+	down := newReceiver(t, func(int) int { return http.StatusBadGateway })
+	done := e.endpoint(t, ok.URL, SessionCreatedType)
+	pending := e.endpoint(t, down.URL, SessionCreatedType)
+	e.audit(t, "session.created", "tina", map[string]any{})
+	waitFor(t, "both attempts recorded", func() bool {
+		a, _ := e.deliveries(t, done.ID)
+		b, _ := e.deliveries(t, pending.ID)
+		return len(a) == 1 && a[0].Attempts == 1 && len(b) == 1 && b[0].Attempts == 1
+	})
+	kept, _ := e.deliveries(t, pending.ID)
+
+	e.clock.Advance(HistoryKept - time.Hour)
+	time.Sleep(50 * time.Millisecond)
+	if list, _ := e.deliveries(t, done.ID); len(list) != 1 {
+		t.Fatalf("a delivery done less than 30 days ago was deleted")
+	}
+	e.clock.Advance(25 * time.Hour)
+	waitFor(t, "the done delivery deleted", func() bool { list, _ := e.deliveries(t, done.ID); return len(list) == 0 })
+	if list, _ := e.deliveries(t, pending.ID); len(list) != 1 || list[0].ID != kept[0].ID || list[0].State != store.DeliveryPending {
+		t.Errorf("the pending delivery: %v, want it kept", list)
+	}
+	if _, err := e.store.WebhookEventByID(context.Background(), kept[0].EventID); err != nil {
+		t.Errorf("the event of the pending delivery: %v", err)
+	}
+}
+
 // TestSequenceAfterRestartWithClockBack: the broker's clock is set back
 // an hour while it is stopped; the events after the restart still have
 // larger sequence numbers than those before, as receivers order by them.
