@@ -105,7 +105,7 @@ func (h *webhookAPI) fail(w http.ResponseWriter, r *http.Request, err error, wha
 	case errors.Is(err, webhook.ErrEndpointDisabled):
 		writeError(w, http.StatusConflict, "endpoint_disabled", "The endpoint is disabled; enable it before redelivering.")
 	case errors.Is(err, webhook.ErrDuplicateURL):
-		writeError(w, http.StatusConflict, "webhook_exists", "A webhook endpoint for this URL already exists. Change its events instead of adding the URL again, or delete it first.")
+		writeError(w, http.StatusConflict, "webhook_exists", "A webhook for this address already exists: edit its events (Edit in the console, PATCH in the API) instead of adding the address again.")
 	case errors.Is(err, webhook.ErrTooManyEndpoints):
 		writeError(w, http.StatusConflict, "too_many_webhooks", "The broker keeps at most 50 webhook endpoints; delete one first.")
 	default:
