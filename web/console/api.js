@@ -288,8 +288,14 @@ export function getSession(id) {
   return request('GET', `/api/v1/sessions/${encodeURIComponent(id)}`);
 }
 
-export function endSession(id) {
-  return request('POST', `/api/v1/sessions/${encodeURIComponent(id)}/end`, {});
+/** Ends a session; notes, when given, go to the ticket system with session.ended. */
+export function endSession(id, notes = '') {
+  return request('POST', `/api/v1/sessions/${encodeURIComponent(id)}/end`, notes ? { notes } : {});
+}
+
+/** Lets a colleague into a session (the user is asked first), or hands it over to them. */
+export function bringIn(id, username, { handOver = false } = {}) {
+  return request('POST', `/api/v1/sessions/${encodeURIComponent(id)}/${handOver ? 'handover' : 'invite'}`, { username });
 }
 
 /** A session's audit trail, oldest first: [{at, actor, type, detail}]. */

@@ -4,7 +4,7 @@
 
 import * as api from './api.js';
 import {
-  codeGroups, confirmDialog, describeHost, formatDuration, formatSize, h, icon, shortId, toast, toastsInto,
+  codeGroups, confirmDialog, describeHost, errorBox, formatBytes, formatDuration, formatSize, h, icon, modal, shortId, toast, toastsInto,
 } from './ui.js';
 import { mountActivity } from './activity.js';
 import { createConsent } from './consent.js';
@@ -21,6 +21,10 @@ const CONN_LABELS = {
   reconnecting: 'Reconnecting',
   ended: 'Ended',
 };
+
+// As the broker's limit on closing notes (broker/webhook MaxClosingNotes).
+const MAX_CLOSING_NOTES = 8 * 1024;
+const utf8 = new TextEncoder();
 
 /** A time of day to the second, as the technician's clock shows it. */
 const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit', second: '2-digit' });
@@ -239,6 +243,12 @@ export function mountSession(root, { id, navigate }) {
   const scopes = window.tether.user?.scopes;
   const mayEnd = scopes?.length ? scopes.includes('sessions:write') : true;
   endBtn.hidden = !mayEnd;
+  // The session's technician, or an admin, brings a colleague in or hands
+  // the session over; a colleague invited in may not (the broker says so).
+  const teamBtn = h('button', {
+    type: 'button', class: 'tool-btn tool-btn-label', 'data-testid': 'bring-in', hidden: true,
+    'data-tip': 'Invite a colleague, or hand the session over',
+  }, icon('user', 17), h('span', { class: 'tool-btn-text', text: 'Colleague\u2026' }));
   const supervisor = window.tether.user?.role === 'supervisor';
   // What a viewer the user said no to was refused: supervisors only watch.
   const refusedWhat = supervisor ? 'watch' : 'join';
@@ -318,7 +328,7 @@ export function mountSession(root, { id, navigate }) {
             h('div', { class: 'viewer-title-row' }, title, badge, timer),
             meta)),
         remote.toolbar,
-        h('div', { class: 'viewer-bar-right' }, endNote, endBtn)),
+        h('div', { class: 'viewer-bar-right' }, endNote, teamBtn, endBtn)),
       consent.bar),
     body));
 
@@ -347,6 +357,8 @@ export function mountSession(root, { id, navigate }) {
 
   function renderEnd() {
     endBtn.hidden = connState === 'ended' || !mayEnd;
+    const me = window.tether.user;
+    teamBtn.hidden = endBtn.hidden || !info || (info.technician !== me?.username && me?.role !== 'admin');
     const cutOff = connState === 'reconnecting';
     endNote.hidden = endBtn.hidden || !cutOff;
     // aria-disabled, not disabled: it keeps the focus and stays described.
@@ -558,6 +570,7 @@ export function mountSession(root, { id, navigate }) {
     const live = Date.parse(s.live_at ?? '');
     if (live) liveSince = live;
     renderChips();
+    renderEnd();
   }
 
   video.addEventListener('resize', renderChips);
@@ -567,31 +580,100 @@ export function mountSession(root, { id, navigate }) {
     renderChips();
   });
 
-  endBtn.addEventListener('click', async () => {
+  // Ending asks first, and takes closing notes for the ticket. A failure
+  // keeps the dialog open with what was written.
+  endBtn.addEventListener('click', () => {
     if (endBtn.getAttribute('aria-disabled') === 'true') return; // the note beside it says why
-    const ok = await confirmDialog({
+    const notes = h('textarea', { id: 'end-notes', class: 'input textarea', rows: '4', 'data-testid': 'end-notes', placeholder: 'e.g. Printer driver reinstalled; test page printed.' });
+    const count = h('span', { class: 'field-hint tabular', 'data-testid': 'end-notes-count' });
+    const counted = () => {
+      const bytes = utf8.encode(notes.value.trim()).length;
+      count.textContent = `${formatBytes(bytes)} of ${formatBytes(MAX_CLOSING_NOTES)}`;
+      count.classList.toggle('is-over', bytes > MAX_CLOSING_NOTES);
+    };
+    counted();
+    notes.addEventListener('input', counted);
+    const error = errorBox({ notes });
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const ok = h('button', { type: 'button', class: 'btn btn-danger', 'data-testid': 'confirm-ok', text: 'End session' });
+    const m = modal({
       title: 'End this session?',
-      message: 'The user\u2019s screen stops being shared and the host program disconnects. The recording is kept.',
-      confirmLabel: 'End session',
+      description: 'The user\u2019s screen stops being shared and the host program disconnects. The recording is kept.',
+      content: h('div', { class: 'stack' }, error.el, h('div', { class: 'field' },
+        h('label', { for: 'end-notes', class: 'label' }, 'Closing notes ', h('span', { class: 'label-hint', text: '(optional)' })), notes,
+        h('div', { class: 'field-hint-row' }, h('span', { class: 'field-hint', text: 'What was done, for the ticket: sent with the end of the session.' }), count))),
+      footer: [cancel, ok],
       testid: 'end-session-dialog',
+      size: 'md',
     });
-    if (!ok || !alive) return;
-    if (connState === 'reconnecting') {
-      // Cut off while the dialog was open.
-      toast('The session was not ended: the broker is not answering. Try again once the connection is back.', 'error', 8000);
-      return;
-    }
-    endBtn.disabled = true;
-    try {
-      const s = await api.endSession(id);
-      if (s) applyInfo(s);
-      endReason = endReason || 'ended_by_technician';
-      conn?.markEnded(endReason);
-    } catch (err) {
+    cancel.addEventListener('click', () => m.close());
+    // On Cancel: an Enter pressed once too often keeps the session going.
+    cancel.focus();
+    ok.addEventListener('click', async () => {
       if (!alive) return;
-      endBtn.disabled = false;
-      toast(`The session was not ended. ${err.message}`, 'error', 8000);
-    }
+      if (connState === 'reconnecting') {
+        // Cut off while the dialog was open.
+        error.show({ message: 'The session was not ended: the broker is not answering. Try again once the connection is back.' });
+        return;
+      }
+      ok.disabled = true;
+      try {
+        const s = await api.endSession(id, notes.value.trim());
+        m.close();
+        if (s) applyInfo(s);
+        endReason = endReason || 'ended_by_technician';
+        conn?.markEnded(endReason);
+      } catch (err) {
+        if (!alive) return;
+        ok.disabled = false;
+        error.show({ ...err, message: `The session was not ended. ${err.message}` });
+      }
+    });
+  });
+
+  // A colleague joins beside the technician (the user is asked before
+  // they see anything), or takes the session over (the technician is cut
+  // off from it, unless an admin).
+  teamBtn.addEventListener('click', () => {
+    const username = h('input', { id: 'bring-in-user', class: 'input', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. tom', 'data-testid': 'bring-in-username' });
+    const error = errorBox({ username });
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
+    const handOver = h('button', { type: 'button', class: 'btn btn-secondary', 'data-testid': 'hand-over', text: 'Hand over' });
+    const invite = h('button', { type: 'submit', form: 'bring-in-form', class: 'btn btn-primary', 'data-testid': 'invite', text: 'Invite' });
+    const admin = window.tether.user?.role === 'admin';
+    const form = h('form', { id: 'bring-in-form', class: 'stack', novalidate: true },
+      error.el,
+      h('div', { class: 'field' }, h('label', { for: 'bring-in-user', class: 'label', text: 'Colleague\u2019s username' }), username,
+        h('p', { class: 'field-hint', text: 'A technician or an admin. Invite: they join beside you, and the user is asked before they see anything. Hand over: the session becomes theirs' + (admin ? '.' : ', and you are cut off from it.') })));
+    const m = modal({ title: 'Bring in a colleague', content: form, footer: [cancel, handOver, invite], testid: 'bring-in-dialog', size: 'md' });
+    cancel.addEventListener('click', () => m.close());
+    username.focus();
+    const send = async (over) => {
+      const name = username.value.trim();
+      if (!name) {
+        error.show({ fields: [{ field: 'username', message: 'Enter the username of the colleague.' }] });
+        return;
+      }
+      if (over && !admin && !await confirmDialog({
+        title: `Hand the session over to ${name}?`,
+        message: `It becomes ${name}\u2019s, and you are cut off from it at once: this page, its recording and its trail included.`,
+        confirmLabel: 'Hand over',
+      })) return;
+      invite.disabled = handOver.disabled = true;
+      try {
+        await api.bringIn(id, name, { handOver: over });
+        m.close();
+        toast(over ? `The session is ${name}\u2019s now.` : `${name} is invited: the session is in their list, and the user is asked before they see anything.`, 'success', 8000);
+      } catch (err) {
+        invite.disabled = handOver.disabled = false;
+        error.show(err);
+      }
+    };
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      send(false);
+    });
+    handOver.addEventListener('click', () => send(true));
   });
 
   function recheck() {

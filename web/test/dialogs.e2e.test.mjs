@@ -134,3 +134,76 @@ test('webhooks: a first one starts from the empty list, and a wrong address is e
     await browser.close();
   }
 });
+
+test('closing notes go with the end of the session, and an end the broker refused keeps them in the dialog', { timeout: 60_000 }, async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await openSession(page, broker, 'INC-NOTES');
+    const id = decodeURIComponent(page.url().split('/').pop());
+    await page.getByTestId('end-session').click();
+    const dialog = page.getByTestId('end-session-dialog');
+    const notes = 'Printer driver reinstalled; test page printed.\nUser to call back if it jams again.';
+    await dialog.getByTestId('end-notes').fill(notes);
+    // The broker cannot write for a moment.
+    await page.route(`**/api/v1/sessions/${id}/end`, (r) => r.fulfill({
+      status: 503, contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'unavailable', message: 'The broker has a problem with its database: try again in a moment.' } }),
+    }));
+    await dialog.getByTestId('confirm-ok').click();
+    await dialog.getByTestId('form-error').waitFor();
+    assert.match(await dialog.getByTestId('form-error').textContent(), /^The session was not ended\. The broker has a problem with its database/);
+    assert.equal(await dialog.getByTestId('end-notes').inputValue(), notes, 'what was written is still there');
+    await page.screenshot({ path: join(artifacts, 'dialog-end-notes-refused.png') });
+    await page.unroute(`**/api/v1/sessions/${id}/end`);
+    await dialog.getByTestId('confirm-ok').click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByTestId('session-ended').waitFor();
+    const trail = (await api(broker, 'GET', `/api/v1/sessions/${id}/events`)).body.events;
+    assert.deepEqual(trail.filter((e) => e.type === 'session.closing_notes').map((e) => e.detail.notes), [notes]);
+    // The refusals asked for show as failed loads; nothing else may fail.
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e.message)), []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the session\u2019s technician invites a colleague and hands the session over from the live page', { timeout: 60_000 }, async () => {
+  for (const username of ['tom', 'sue']) {
+    assert.equal((await api(broker, 'POST', '/api/v1/users', { username, role: 'technician' })).status, 201);
+  }
+  assert.equal((await api(broker, 'POST', '/api/v1/users', { username: 'vic', role: 'supervisor' })).status, 201);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = collectErrors(page);
+    await openSession(page, broker, 'INC-TEAM');
+    const id = decodeURIComponent(page.url().split('/').pop());
+    const dialog = page.getByTestId('bring-in-dialog');
+    const bringIn = async (name, button) => {
+      await page.getByTestId('bring-in').click();
+      await dialog.getByTestId('bring-in-username').fill(name);
+      await dialog.getByTestId(button).click();
+    };
+    // A supervisor cannot be invited: the broker's reason shows under the field.
+    await bringIn('vic', 'invite');
+    assert.match(await dialog.textContent(), /Invite: they join beside you, and the user is asked before they see anything\. Hand over: the session becomes theirs\./);
+    await dialog.getByTestId('field-error').waitFor();
+    assert.match(await dialog.getByTestId('field-error').textContent(), /vic is a supervisor/i);
+    await page.screenshot({ path: join(artifacts, 'dialog-bring-in-refused.png') });
+    await dialog.getByTestId('bring-in-username').fill('tom');
+    await dialog.getByTestId('invite').click();
+    await page.getByText('tom is invited').waitFor();
+    await bringIn('sue', 'hand-over');
+    await page.getByText('The session is sue\u2019s now.').waitFor();
+    const s = (await api(broker, 'GET', `/api/v1/sessions/${id}`)).body;
+    assert.equal(s.technician, 'sue');
+    const trail = (await api(broker, 'GET', `/api/v1/sessions/${id}/events`)).body.events.map((e) => `${e.type} ${e.detail.colleague ?? ''}`);
+    assert.ok(trail.includes('participant.invited tom') && trail.includes('session.handed_over sue'), trail.join('\n'));
+    // The refusals asked for show as failed loads; nothing else may fail.
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e.message)), []);
+  } finally {
+    await browser.close();
+  }
+});
