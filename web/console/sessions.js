@@ -9,6 +9,23 @@ import { DEFAULT_PERMISSIONS, PERMISSIONS, permChips, sortPerms } from './permis
 
 const REFRESH_MS = 5000;
 
+// The broker's end reason for a session whose code ran out before the user
+// joined (broker/signal expiredCodeReason). The session JSON carries the
+// sentence, not the cause.
+const CODE_EXPIRED_REASON = 'The support code expired before the user joined.';
+
+/**
+ * Whether s ended because its code ran out: the user never joined (no
+ * live_at) and the broker said so, or it ended at the code's expiry.
+ */
+function codeExpired(s, expiresAt = s.code_expires_at) {
+  if (s?.state !== 'ended' || s.live_at) return false;
+  if (s.end_reason === CODE_EXPIRED_REASON) return true;
+  const ended = Date.parse(s.ended_at);
+  const expiry = Date.parse(expiresAt);
+  return Number.isFinite(ended) && Number.isFinite(expiry) && ended >= expiry;
+}
+
 // The last session this technician created, kept while the console is open so
 // the code is still there after a look at another screen. Memory only.
 let latest = null; // { session, deadline (local ms), dismissed }
@@ -240,7 +257,9 @@ export function mountSessions(main, { navigate, user }) {
     const listed = sessions?.find((s) => s.id === latest.session.id);
     const state = listed?.state ?? latest.session.state;
     if (state === 'active') return 'active';
-    if (state === 'ended') return 'ended';
+    // A code that ran out ends its session at once: it stays "Code expired",
+    // with nothing shared to look back at.
+    if (state === 'ended') return codeExpired(listed, latest.session.code_expires_at) ? 'expired' : 'ended';
     return latest.deadline - Date.now() <= 0 ? 'expired' : 'waiting';
   }
 
@@ -472,7 +491,13 @@ export function mountSessions(main, { navigate, user }) {
           h('span', { class: 'host-meta', text: [formatOS(host.os), size].filter(Boolean).join(' · ') }))
         : h('span', { class: 'muted nowrap', text: s.state === 'waiting' ? 'Not connected yet' : '—' })),
       permsCell(s),
-      h('td', { title: s.state === 'ended' ? s.end_reason || null : null }, stateBadge(s.state), sessionLength(s)),
+      h('td', {}, codeExpired(s)
+        ? h('span', { class: 'badge badge-ended', 'data-state': 'expired' }, h('span', { class: 'badge-dot', 'aria-hidden': 'true' }), 'Code expired')
+        : stateBadge(s.state),
+      sessionLength(s),
+      s.state === 'ended' && s.end_reason
+        ? h('div', { class: 'cell-sub muted end-reason', 'data-testid': 'end-reason', text: s.end_reason })
+        : null),
       h('td', { class: 'nowrap' }, h('span', { title: formatDateTime(s.created_at), text: timeAgo(s.created_at) })),
       h('td', { class: 'col-action' }, h('span', { class: 'row-chevron', 'aria-hidden': 'true' }, icon('chevron', 16))));
     tr.addEventListener('click', (e) => {

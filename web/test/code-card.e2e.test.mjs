@@ -157,3 +157,36 @@ test('the command asks for -ca only while the broker serves its test certificate
     await browser.close();
   }
 });
+
+test('a code that ran out stays "Code expired" after the broker ends its session', { timeout: 120_000 }, async () => {
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1280, height: 800 } });
+  try {
+    const page = await browser.newPage();
+    // The broker's shortest code lifetime (-code-ttl 1m).
+    await page.route('**/api/v1/sessions', async (route) => {
+      const req = route.request();
+      if (req.method() !== 'POST') return route.continue();
+      return route.continue({ postData: JSON.stringify({ ...JSON.parse(req.postData() || '{}'), code_ttl_seconds: 60 }) });
+    });
+    await createFromConsole(page, broker, 'INC-1');
+    const card = page.getByTestId('code-card');
+    const row = page.getByTestId('session-row').first();
+    // The broker ends the session within a second of the expiry; the list
+    // shows it at its next refresh.
+    await until('the listed session to have ended', async () => (await row.getAttribute('data-state')) === 'ended', 90_000);
+    await page.waitForTimeout(1500);
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: join(artifacts, 'code-card-expired.png'), animations: 'disabled' });
+    assert.equal(await card.getAttribute('data-state'), 'expired', await card.textContent());
+    assert.match(await page.getByTestId('code-card-title').textContent(), /^Code expired/);
+    assert.equal(await card.getByTestId('open-recording').count(), 0, 'nothing was shared, yet a recording is offered');
+    assert.equal(await card.getByTestId('code-card-new').count(), 1, 'no shortcut to a new code');
+    // The row says so in words, not only in a tooltip.
+    assert.equal(await row.locator('.badge').textContent(), 'Code expired');
+    assert.equal(await row.getByTestId('end-reason').textContent(), 'The support code expired before the user joined.');
+    assert.ok(await row.getByTestId('end-reason').isVisible());
+  } finally {
+    await browser.close();
+  }
+});
