@@ -279,8 +279,17 @@ export function redeliver(id, delivery) {
   return request('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(delivery)}/redeliver`);
 }
 
-export async function listSessions() {
-  const data = await request('GET', '/api/v1/sessions');
+/**
+ * One page of sessions, newest first: state (waiting, active or ended)
+ * narrows it, limit caps it (the broker's default is 100, at most 500) and
+ * after is the id of the last session of the page before.
+ */
+export async function listSessions({ state, limit, after } = {}) {
+  const q = new URLSearchParams();
+  if (state) q.set('state', state);
+  if (limit) q.set('limit', String(limit));
+  if (after) q.set('after', after);
+  const data = await request('GET', `/api/v1/sessions${q.size ? `?${q}` : ''}`);
   return data?.sessions ?? [];
 }
 

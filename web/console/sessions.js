@@ -8,6 +8,10 @@ import {
 import { DEFAULT_PERMISSIONS, PERMISSIONS, permChips, sortPerms } from './permissions.js';
 
 const REFRESH_MS = 5000;
+// Ended sessions come a page at a time; waiting and live ones are few and
+// always listed in full, a broker page (at most 500) at a time.
+const ENDED_PAGE = 100;
+const MAX_PAGE = 500;
 
 // The broker's end reason for a session whose code ran out before the user
 // joined (broker/signal expiredCodeReason). The session JSON carries the
@@ -25,6 +29,10 @@ function codeExpired(s, expiresAt = s.code_expires_at) {
   const expiry = Date.parse(expiresAt);
   return Number.isFinite(ended) && Number.isFinite(expiry) && ended >= expiry;
 }
+
+// How far along a session is: a session seen in two lists while it moved on
+// is taken in the later state.
+const STATE_RANK = { waiting: 0, active: 1, ended: 2 };
 
 // The last session this technician created, kept while the console is open so
 // the code is still there after a look at another screen. Memory only.
@@ -53,7 +61,11 @@ function inFormWords(err) {
 
 /** Mounts the sessions screen into main. Returns an unmount function. */
 export function mountSessions(main, { navigate, user }) {
-  let sessions = null; // null until the first load
+  let sessions = null; // null until the first load: waiting, live and the newest ended ones
+  let endedWanted = ENDED_PAGE; // how many ended sessions to list
+  let endedMore = false; // whether the broker has ended sessions older than those listed
+  let latestSeen = null; // the latest session as last fetched, when the list does not have it
+  let refreshSeq = 0;
   let filter = 'all';
   let loadError = '';
   let refreshTimer = 0;
@@ -62,7 +74,14 @@ export function mountSessions(main, { navigate, user }) {
 
   const codeSlot = h('div', { class: 'code-slot' });
   const listSlot = h('div', { class: 'card table-card' });
-  const filterSlot = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Filter sessions' });
+  // Filters are plain toggle buttons (aria-pressed): Tab moves between them
+  // and Enter or Space picks one, without the arrow keys of a tab list.
+  const filterSlot = h('div', { class: 'tabs', role: 'group', 'aria-label': 'Filter sessions' });
+  const olderBtn = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'show-older' },
+    h('span', { text: 'Show older sessions' }));
+  olderBtn.addEventListener('click', () => showOlder());
+  const olderNote = h('span', { class: 'muted', 'data-testid': 'older-note' });
+  const olderBar = h('div', { class: 'list-more' }, olderNote, olderBtn);
   const updatedText = h('span', { text: 'Auto-refreshing' });
   const updated = h('span', { class: 'live-hint' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), updatedText);
 
@@ -254,7 +273,8 @@ export function mountSessions(main, { navigate, user }) {
 
   function latestState() {
     if (!latest) return 'none';
-    const listed = sessions?.find((s) => s.id === latest.session.id);
+    const listed = sessions?.find((s) => s.id === latest.session.id)
+      ?? (latestSeen?.id === latest.session.id ? latestSeen : null);
     const state = listed?.state ?? latest.session.state;
     if (state === 'active') return 'active';
     // A code that ran out ends its session at once: it stays "Code expired",
@@ -431,47 +451,125 @@ export function mountSessions(main, { navigate, user }) {
     ['ended', 'Ended'],
   ];
 
+  // The tabs are built once and updated in place, so the one with the
+  // keyboard focus keeps it across refreshes.
+  const tabs = FILTERS.map(([key, label]) => {
+    const count = h('span', { class: 'tab-count', hidden: true });
+    const tab = h('button', { type: 'button', class: 'tab', 'data-filter': key, 'aria-pressed': 'false' }, label, count);
+    tab.addEventListener('click', () => {
+      filter = key;
+      renderFilters();
+      renderList();
+    });
+    return { key, tab, count };
+  });
+  filterSlot.replaceChildren(...tabs.map((t) => t.tab));
+
+  // Waiting and live sessions are counted in full; ended ones as far as
+  // listed, with a "+" when the broker has older ones.
+  function counts() {
+    const n = (state) => sessions.filter((s) => s.state === state).length;
+    const more = endedMore ? '+' : '';
+    return { all: `${sessions.length}${more}`, waiting: String(n('waiting')), active: String(n('active')), ended: `${n('ended')}${more}` };
+  }
+
   function renderFilters() {
-    const count = (f) => (sessions ?? []).filter((s) => f === 'all' || s.state === f).length;
-    filterSlot.replaceChildren(...FILTERS.map(([key, label]) => {
-      const tab = h('button', {
-        type: 'button', role: 'tab', class: `tab${filter === key ? ' is-active' : ''}`,
-        'aria-selected': filter === key ? 'true' : 'false',
-      }, label, sessions ? h('span', { class: 'tab-count', text: String(count(key)) }) : null);
-      tab.addEventListener('click', () => {
-        filter = key;
-        renderFilters();
-        renderList();
-      });
-      return tab;
-    }));
+    const c = sessions ? counts() : null;
+    for (const { key, tab, count } of tabs) {
+      tab.classList.toggle('is-active', filter === key);
+      tab.setAttribute('aria-pressed', filter === key ? 'true' : 'false');
+      count.hidden = !c;
+      if (c && count.textContent !== c[key]) count.textContent = c[key];
+    }
   }
 
   function renderList() {
+    const focus = focusedInList();
+    drawList();
+    restoreFocus(focus);
+  }
+
+  // Where the keyboard focus is in the list: a row (by session id) or a
+  // control, so a redraw can put it back.
+  function focusedInList() {
+    const el = document.activeElement;
+    if (!el || !listSlot.contains(el)) return null;
+    const tr = el.closest('[data-session-id]');
+    if (tr) {
+      const rows = [...listSlot.querySelectorAll('[data-session-id]')];
+      return { id: tr.dataset.sessionId, index: rows.indexOf(tr) };
+    }
+    return { el };
+  }
+
+  function restoreFocus(focus) {
+    if (!focus || listSlot.contains(document.activeElement)) return;
+    let target = focus.el?.isConnected && !focus.el.disabled ? focus.el : null;
+    if (focus.id) {
+      const rows = [...listSlot.querySelectorAll('[data-session-id]')];
+      // The row itself, or one in its place when it left this filter.
+      target = rows.find((r) => r.dataset.sessionId === focus.id) ?? rows[Math.min(focus.index, rows.length - 1)];
+    }
+    (target ?? tabs.find((t) => t.key === filter).tab).focus({ preventScroll: true });
+  }
+
+  // Puts nodes into parent in order, leaving those already in place alone:
+  // an element that is not moved keeps the focus.
+  function place(parent, nodes) {
+    let at = parent.firstChild;
+    for (const node of nodes) {
+      if (node === at) at = at.nextSibling;
+      else parent.insertBefore(node, at);
+    }
+    while (at) {
+      const next = at.nextSibling;
+      at.remove();
+      at = next;
+    }
+  }
+
+  function drawList() {
     if (sessions === null) {
       listSlot.replaceChildren(loadError ? errorState() : skeleton());
       return;
     }
     const rows = sessions.filter((s) => filter === 'all' || s.state === filter);
+    const stale = loadError
+      ? h('div', { class: 'alert alert-error alert-inline', role: 'alert' }, icon('alert', 16), h('span', { text: `Showing the last list: ${loadError}` }))
+      : null;
+    const older = endedMore && (filter === 'all' || filter === 'ended') ? olderBar : null;
+    if (older) {
+      const ended = sessions.filter((s) => s.state === 'ended').length;
+      olderNote.textContent = `Showing the newest ${ended} ended sessions.`;
+    }
     if (rows.length === 0) {
-      listSlot.replaceChildren(sessions.length === 0 ? emptyState() : h('div', { class: 'empty empty-compact' },
-        h('p', { class: 'empty-text', text: `No ${filter} sessions right now.` })));
+      const label = FILTERS.find(([key]) => key === filter)[1].toLowerCase();
+      listSlot.replaceChildren(sessions.length === 0 && !endedMore ? emptyState() : h('div', { class: 'empty empty-compact' },
+        h('p', { class: 'empty-text', text: `No ${label} sessions right now.` })));
       return;
     }
-    const table = h('table', { class: 'table', 'data-testid': 'sessions-table' },
-      h('thead', {}, h('tr', {},
-        h('th', { scope: 'col', text: 'Session' }),
-        h('th', { scope: 'col', text: 'Ticket' }),
-        h('th', { scope: 'col', text: 'Host' }),
-        h('th', { scope: 'col', text: 'Permissions' }),
-        h('th', { scope: 'col', text: 'State' }),
-        h('th', { scope: 'col', text: 'Created' }),
-        h('th', { scope: 'col', class: 'col-action' }, h('span', { class: 'visually-hidden', text: 'Open' })))),
-      h('tbody', {}, rows.map(row)));
-    const stale = loadError
-      ? [h('div', { class: 'alert alert-error alert-inline', role: 'alert' }, icon('alert', 16), h('span', { text: `Showing the last list: ${loadError}` }))]
-      : [];
-    listSlot.replaceChildren(...stale, table);
+    let table = listSlot.querySelector('[data-testid="sessions-table"]');
+    if (!table) {
+      table = h('table', { class: 'table', 'data-testid': 'sessions-table' },
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col', text: 'Session' }),
+          h('th', { scope: 'col', text: 'Ticket' }),
+          h('th', { scope: 'col', text: 'Host' }),
+          h('th', { scope: 'col', text: 'Permissions' }),
+          h('th', { scope: 'col', text: 'State' }),
+          h('th', { scope: 'col', text: 'Created' }),
+          h('th', { scope: 'col', class: 'col-action' }, h('span', { class: 'visually-hidden', text: 'Open' })))),
+        h('tbody', {}));
+    }
+    // Rows are keyed by session id: one that reads the same stays put.
+    const tbody = table.tBodies[0];
+    const shown = new Map([...tbody.rows].map((tr) => [tr.dataset.sessionId, tr]));
+    place(tbody, rows.map((s) => {
+      const fresh = row(s);
+      const old = shown.get(s.id);
+      return old && old.outerHTML === fresh.outerHTML ? old : fresh;
+    }));
+    place(listSlot, [stale, table, older].filter(Boolean));
   }
 
   function row(s) {
@@ -572,15 +670,51 @@ export function mountSessions(main, { navigate, user }) {
       retry);
   }
 
+  // Every session in state, page after page.
+  async function fetchAll(state) {
+    const out = [];
+    for (;;) {
+      const page = await api.listSessions({ state, limit: MAX_PAGE, after: out.at(-1)?.id });
+      out.push(...page);
+      if (page.length < MAX_PAGE) return out;
+    }
+  }
+
+  // The newest wanted ended sessions, and whether there are older ones:
+  // one more than wanted is asked for, to know.
+  async function fetchEnded(wanted) {
+    const out = [];
+    while (out.length <= wanted) {
+      const limit = Math.min(MAX_PAGE, wanted + 1 - out.length);
+      const page = await api.listSessions({ state: 'ended', limit, after: out.at(-1)?.id });
+      out.push(...page);
+      if (page.length < limit) break;
+    }
+    return { list: out.slice(0, wanted), more: out.length > wanted };
+  }
+
   async function refresh() {
+    const seq = ++refreshSeq;
     try {
-      const list = await api.listSessions();
-      if (!alive) return;
+      const [waiting, live, ended] = await Promise.all([fetchAll('waiting'), fetchAll('active'), fetchEnded(endedWanted)]);
+      // A session that moved on between the requests is in two lists.
+      const byId = new Map();
+      for (const s of [...waiting, ...live, ...ended.list]) {
+        const had = byId.get(s.id);
+        if (!had || (STATE_RANK[s.state] ?? 0) >= (STATE_RANK[had.state] ?? 0)) byId.set(s.id, s);
+      }
+      const list = [...byId.values()];
+      if (latest && !latest.dismissed && !byId.has(latest.session.id)) {
+        // Older than the ended sessions listed: look it up by itself.
+        latestSeen = await api.getSession(latest.session.id).catch(() => latestSeen);
+      }
+      if (!alive || seq !== refreshSeq) return;
       list.sort((a, b) => (Date.parse(b.created_at) || 0) - (Date.parse(a.created_at) || 0));
       sessions = list;
+      endedMore = ended.more;
       loadError = '';
     } catch (err) {
-      if (!alive || err.status === 401) return;
+      if (!alive || seq !== refreshSeq || err.status === 401) return;
       loadError = err.message;
     }
     // A list the broker does not give is not being refreshed: no pulsing
@@ -589,6 +723,29 @@ export function mountSessions(main, { navigate, user }) {
     updatedText.textContent = loadError ? 'Reconnecting' : 'Auto-refreshing';
     renderFilters();
     renderList();
+  }
+
+  // Lists the next page of ended sessions; later refreshes keep them.
+  let loadingOlder = false;
+  async function showOlder() {
+    if (loadingOlder) return;
+    const ended = sessions.filter((s) => s.state === 'ended');
+    const last = ended.at(-1)?.id;
+    // Busy, not disabled: a disabled button would drop the keyboard focus.
+    loadingOlder = true;
+    olderBtn.setAttribute('aria-busy', 'true');
+    olderBtn.firstChild.textContent = 'Loading\u2026';
+    endedWanted = ended.length + ENDED_PAGE;
+    await refresh();
+    loadingOlder = false;
+    olderBtn.removeAttribute('aria-busy');
+    olderBtn.firstChild.textContent = 'Show older sessions';
+    // With nothing older left the button goes: the keyboard goes on at
+    // the first of the sessions it brought.
+    if (!olderBtn.isConnected && listSlot.contains(document.activeElement) === false) {
+      const rows = [...listSlot.querySelectorAll('[data-session-id]')];
+      rows[rows.findIndex((r) => r.dataset.sessionId === last) + 1]?.focus();
+    }
   }
 
   renderFilters();

@@ -101,3 +101,105 @@ for (const viewport of [{ width: 900, height: 700 }, { width: 1000, height: 800 
     assert.deepEqual(errors.map(String), []);
   });
 }
+
+/** What the filter buttons read: label and count. */
+function filterCounts(page) {
+  return page.locator('[aria-label="Filter sessions"] button').evaluateAll((tabs) => tabs.map((t) => t.textContent));
+}
+
+/** What has the keyboard focus: a session row's id, or a filter's name. */
+function focused(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    return el?.dataset.sessionId ?? el?.dataset.testid ?? el?.dataset.filter ?? el?.tagName;
+  });
+}
+
+/** Waits for the list's next auto-refresh to have been drawn. */
+async function nextRefresh(page) {
+  await page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/sessions' && r.request().method() === 'GET', { timeout: 10_000 });
+  await new Promise((r) => setTimeout(r, 700));
+}
+
+test('waiting and live sessions are listed in full, ended ones page by page', { timeout: 90_000 }, async () => {
+  const own = await startBroker();
+  // This morning's session: its code is still good.
+  const waiting = (await api(own, 'POST', '/api/v1/sessions', { ticket: { id: 'INC-WAITING' } })).body;
+  // A busy helpdesk since: 130 sessions, all ended. Ten at a time.
+  for (let i = 0; i < 130; i += 10) {
+    await Promise.all(Array.from({ length: 10 }, async (_, j) => {
+      const s = await api(own, 'POST', '/api/v1/sessions', { ticket: { id: `INC-${1000 + i + j}` } });
+      assert.equal(s.status, 201, JSON.stringify(s.body));
+      assert.equal((await api(own, 'POST', `/api/v1/sessions/${s.body.id}/end`)).status, 200);
+    }));
+  }
+  const browser = await launch({ viewport: { width: 1280, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    await signIn(page, own);
+    const rows = page.getByTestId('session-row');
+    await rows.first().waitFor();
+    await until('the newest ended sessions and the waiting one', async () => (await rows.count()) === 101);
+    assert.equal(await page.locator(`[data-session-id="${waiting.id}"]`).count(), 1, 'the waiting session is not listed');
+    assert.deepEqual(await filterCounts(page), ['All101+', 'Waiting1', 'Live0', 'Ended100+']);
+    const older = page.getByTestId('show-older');
+    await older.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(artifacts, 'console-sessions-older.png'), fullPage: false, animations: 'disabled' });
+
+    // The technician asks for older ones, with the keyboard.
+    const ids = () => rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.sessionId));
+    const shown = new Set(await ids());
+    await older.focus();
+    await page.keyboard.press('Enter');
+    await until('all 131 sessions', async () => (await rows.count()) === 131);
+    assert.deepEqual(await filterCounts(page), ['All131', 'Waiting1', 'Live0', 'Ended130']);
+    assert.equal(await older.count(), 0, 'nothing older is left to show');
+    const first = (await ids()).find((id) => !shown.has(id));
+    assert.equal(await focused(page), first, 'the focus is not on the first of the older sessions');
+    // The refresh keeps them.
+    await nextRefresh(page);
+    assert.equal(await rows.count(), 131);
+    assert.deepEqual(await filterCounts(page), ['All131', 'Waiting1', 'Live0', 'Ended130']);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the auto-refresh and the filters keep the keyboard focus', { timeout: 60_000 }, async () => {
+  const own = await startBroker();
+  for (const id of ['INC-1', 'INC-2', 'INC-3']) {
+    assert.equal((await api(own, 'POST', '/api/v1/sessions', { ticket: { id } })).status, 201);
+  }
+  const browser = await launch({ viewport: { width: 1280, height: 720 } });
+  try {
+    const page = await browser.newPage();
+    await signIn(page, own);
+    const rows = page.getByTestId('session-row');
+    await until('three sessions', async () => (await rows.count()) === 3);
+
+    // A keyboard user on the second row, then a refresh.
+    const second = await rows.nth(1).getAttribute('data-session-id');
+    await rows.nth(1).focus();
+    await nextRefresh(page);
+    assert.equal(await focused(page), second, 'the refresh took the focus off the row');
+
+    // The filters are toggle buttons: Enter picks one and the focus stays.
+    const waitingFilter = page.getByRole('button', { name: /^Waiting/ });
+    await waitingFilter.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(page), 'waiting', 'picking a filter took the focus off it');
+    assert.equal(await waitingFilter.getAttribute('aria-pressed'), 'true');
+    await nextRefresh(page);
+    assert.equal(await focused(page), 'waiting', 'the refresh took the focus off the filter');
+
+    // Tab goes on to the next filter, whose empty list says it in the
+    // filter's own word.
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(page), 'active');
+    await page.keyboard.press(' ');
+    assert.equal(await page.locator('.empty-text').textContent(), 'No live sessions right now.');
+    assert.equal(await focused(page), 'active');
+  } finally {
+    await browser.close();
+  }
+});
