@@ -626,6 +626,7 @@ type sessionJSON struct {
 	LiveAt        *time.Time         `json:"live_at,omitempty"`
 	EndedAt       *time.Time         `json:"ended_at,omitempty"`
 	EndReason     string             `json:"end_reason,omitempty"`
+	EndCause      string             `json:"end_cause,omitempty"`
 	Permissions   []string           `json:"permissions"`
 	// Now is what the user allows the technicians connected now, while the
 	// user's computer is in the session.
@@ -655,7 +656,7 @@ func (a *API) username(r *http.Request, names usernames, id int64) string {
 
 func (a *API) sessionJSON(r *http.Request, names usernames, s *store.Session) sessionJSON {
 	out := sessionJSON{
-		ID: s.ID, State: s.State, CreatedAt: s.CreatedAt, EndReason: s.EndReason, Permissions: s.Permissions,
+		ID: s.ID, State: s.State, CreatedAt: s.CreatedAt, EndReason: s.EndReason, EndCause: s.EndCause, Permissions: s.Permissions,
 		ConsoleURL: a.cfg.PublicURL + "/#/session/" + s.ID, Technician: a.username(r, names, s.CreatedBy), InitiatedBy: s.InitiatedBy,
 	}
 	if s.TicketID != "" {

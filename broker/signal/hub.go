@@ -441,7 +441,7 @@ func (h *Hub) EndInterrupted(ctx context.Context, started time.Time) error {
 			if err != nil {
 				return err
 			}
-			if err := h.cfg.Store.EndSession(ctx, id, reason, at); err != nil {
+			if err := h.cfg.Store.EndSession(ctx, id, EndedBrokerStopped, reason, at); err != nil {
 				return fmt.Errorf("end session %s: %w", id, err)
 			}
 			h.log.Info("session ended", "session", id, "reason", reason, "last_alive", at)
@@ -560,7 +560,7 @@ func (h *Hub) expireCodes() {
 // expiry: that is when the session was over, whenever the broker noticed.
 // While the store fails, f keeps the log to a line a minute.
 func (h *Hub) endExpired(f *joblog.Failing) {
-	ids, err := h.cfg.Store.EndExpiredCodes(context.Background(), expiredCodeReason, h.cfg.Now())
+	ids, err := h.cfg.Store.EndExpiredCodes(context.Background(), EndedCodeExpired, expiredCodeReason, h.cfg.Now())
 	if err != nil {
 		f.Failed(h.log, h.cfg.Now(), err)
 		return
@@ -593,7 +593,7 @@ func (h *Hub) writeEnd(id, cause, reason string) {
 		return
 	}
 	at := h.cfg.Now()
-	if err := h.cfg.Store.EndSession(context.Background(), id, reason, at); err != nil {
+	if err := h.cfg.Store.EndSession(context.Background(), id, cause, reason, at); err != nil {
 		h.log.Error("record session end; it is written once the database takes it", "session", id, "err", err)
 		h.mu.Lock()
 		h.unrecorded = append(h.unrecorded, unrecordedEnd{id, cause, reason, at})
@@ -610,7 +610,7 @@ func (h *Hub) writeUnrecordedEnds() {
 	h.unrecorded = nil
 	h.mu.Unlock()
 	for i, e := range ends {
-		if err := h.cfg.Store.EndSession(context.Background(), e.id, e.reason, e.at); err != nil {
+		if err := h.cfg.Store.EndSession(context.Background(), e.id, e.cause, e.reason, e.at); err != nil {
 			h.mu.Lock()
 			h.unrecorded = append(h.unrecorded, ends[i:]...)
 			h.mu.Unlock()

@@ -34,7 +34,7 @@ func TestUsedCodeEndsAtRestart(t *testing.T) {
 	if err := b.hub.EndInterrupted(ctx, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.EndExpiredCodes(ctx, expiredCodeReason, b.clock.Now()); err != nil {
+	if _, err := b.store.EndExpiredCodes(ctx, EndedCodeExpired, expiredCodeReason, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.store.SessionByID(ctx, sess.ID)

@@ -29,6 +29,10 @@ type Session struct {
 	CreatedAt     time.Time
 	EndedAt       time.Time
 	EndReason     string
+	// EndCause says why it ended in a word (technician, code_expired,
+	// host_lost…; signal's Ended* causes), empty for sessions ended before
+	// causes were kept.
+	EndCause string
 	// Permissions the technician asks the user for.
 	Permissions []string
 	// The ticket beyond its ID: which system, a link, a title.
@@ -78,7 +82,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	return nil
 }
 
-const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason, permissions, ticket_system, ticket_url, ticket_title, initiated_by, " +
+const sessionColumns = "id, code_hash, code_expires_at, code_used_at, created_by, ticket_id, state, host_json, created_at, ended_at, end_reason, permissions, ticket_system, ticket_url, ticket_title, initiated_by, end_cause, " +
 	"(SELECT min(at) FROM session_events WHERE session_id = sessions.id AND type = 'consent.granted')"
 
 func initiatedBy(s string) string {
@@ -95,7 +99,7 @@ func scanSession(row scanner) (*Session, error) {
 	var expires, used, created, ended, live sql.NullInt64
 	var perms string
 	err := row.Scan(&s.ID, &s.CodeHash, &expires, &used, &s.CreatedBy, &s.TicketID, &s.State, &s.HostJSON, &created, &ended, &s.EndReason, &perms,
-		&s.TicketSystem, &s.TicketURL, &s.TicketTitle, &s.InitiatedBy, &live)
+		&s.TicketSystem, &s.TicketURL, &s.TicketTitle, &s.InitiatedBy, &s.EndCause, &live)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -311,10 +315,11 @@ func (s *Store) LastAlive(ctx context.Context, id string, before time.Time) (tim
 	return fromMS(at), nil
 }
 
-// EndSession records the end of a session; ending twice keeps the first reason.
-func (s *Store) EndSession(ctx context.Context, id, reason string, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET state = ?, ended_at = ?, end_reason = ? WHERE id = ? AND state != ?",
-		StateEnded, ms(now), reason, id, StateEnded)
+// EndSession records the end of a session, why in a word (cause) and in a
+// sentence (reason); ending twice keeps the first.
+func (s *Store) EndSession(ctx context.Context, id, cause, reason string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE sessions SET state = ?, ended_at = ?, end_cause = ?, end_reason = ? WHERE id = ? AND state != ?",
+		StateEnded, ms(now), cause, reason, id, StateEnded)
 	return err
 }
 
@@ -322,11 +327,11 @@ func (s *Store) EndSession(ctx context.Context, id, reason string, now time.Time
 // expired unused by now, each as of its code's expiry (when nobody could
 // join it any more), and returns their ids. Each session is ended once:
 // one ended meanwhile by other means keeps its end.
-func (s *Store) EndExpiredCodes(ctx context.Context, reason string, now time.Time) ([]string, error) {
+func (s *Store) EndExpiredCodes(ctx context.Context, cause, reason string, now time.Time) ([]string, error) {
 	return s.sessionIDs(ctx, "end sessions whose code expired",
-		`UPDATE sessions SET state = ?, ended_at = code_expires_at, end_reason = ?
+		`UPDATE sessions SET state = ?, ended_at = code_expires_at, end_cause = ?, end_reason = ?
 		 WHERE state = ? AND code_used_at IS NULL AND code_expires_at <= ?
-		 RETURNING id`, StateEnded, reason, StateWaiting, ms(now))
+		 RETURNING id`, StateEnded, cause, reason, StateWaiting, ms(now))
 }
 
 // AddEvent appends to a session's audit trail.

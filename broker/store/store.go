@@ -232,6 +232,9 @@ var migrations = []string{
 	// age, each checked for deliveries that still refer to it.
 	`CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);
 	CREATE INDEX webhook_events_created_at ON webhook_events(created_at);`,
+	// Why a session ended, in a word, beside the sentence: the console
+	// tells a code that ran out from a session that took place.
+	`ALTER TABLE sessions ADD COLUMN end_cause TEXT NOT NULL DEFAULT '';`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

@@ -79,17 +79,17 @@ func TestRedeemCode(t *testing.T) {
 		t.Fatalf("wins = %d, used = %d; want 1 and 7", wins, used)
 	}
 
-	if err := s.EndSession(ctx, "a", "first", now); err != nil {
+	if err := s.EndSession(ctx, "a", "technician", "first", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndSession(ctx, "a", "second", now); err != nil {
+	if err := s.EndSession(ctx, "a", "host_lost", "second", now); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.SessionByID(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != StateEnded || got.EndReason != "first" || got.EndedAt.IsZero() {
+	if got.State != StateEnded || got.EndReason != "first" || got.EndCause != "technician" || got.EndedAt.IsZero() {
 		t.Fatalf("ended session = %+v", got)
 	}
 	// An ended session's code cannot be redeemed even before expiry.
@@ -199,7 +199,7 @@ func TestLastAlive(t *testing.T) {
 	if got := last("b"); !got.Equal(now.Add(2 * time.Minute)) {
 		t.Errorf("b's last sign of life is %s, want its alive mark at 14:02", got)
 	}
-	if err := s.EndSession(ctx, "b", "ended", now.Add(3*time.Minute)); err != nil {
+	if err := s.EndSession(ctx, "b", "technician", "ended", now.Add(3*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	s.MarkAlive(ctx, []string{"b"}, now.Add(4*time.Minute))

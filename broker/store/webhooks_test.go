@@ -194,7 +194,7 @@ func TestEndedSessionsWithoutEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ended != 0 {
-			if err := s.EndSession(ctx, i, "ended", now.Add(ended)); err != nil {
+			if err := s.EndSession(ctx, i, "technician", "ended", now.Add(ended)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -325,7 +325,9 @@ func (d *Dispatcher) catchUpEnded(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("read the audit trail of %s: %w", id, err)
 		}
-		e := signal.Event{Session: id, Type: "session.ended", At: sess.EndedAt}
+		// Without an audit entry, the session's row says why it ended.
+		cause, _ := json.Marshal(map[string]string{"cause": sess.EndCause})
+		e := signal.Event{Session: id, Type: "session.ended", At: sess.EndedAt, Detail: cause}
 		for _, a := range trail {
 			if a.Type == "session.ended" {
 				e.Actor, e.At, e.Detail = a.Actor, a.At, json.RawMessage(a.Detail)

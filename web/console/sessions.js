@@ -13,18 +13,14 @@ const REFRESH_MS = 5000;
 const ENDED_PAGE = 100;
 const MAX_PAGE = 500;
 
-// The broker's end reason for a session whose code ran out before the user
-// joined (broker/signal expiredCodeReason). The session JSON carries the
-// sentence, not the cause.
-const CODE_EXPIRED_REASON = 'The support code expired before the user joined.';
-
 /**
  * Whether s ended because its code ran out: the user never joined (no
- * live_at) and the broker said so, or it ended at the code's expiry.
+ * live_at) and the broker says so (end_cause), or, for a session ended
+ * before causes were kept, it ended at the code's expiry.
  */
 function codeExpired(s, expiresAt = s.code_expires_at) {
   if (s?.state !== 'ended' || s.live_at) return false;
-  if (s.end_reason === CODE_EXPIRED_REASON) return true;
+  if (s.end_cause) return s.end_cause === 'code_expired';
   const ended = Date.parse(s.ended_at);
   const expiry = Date.parse(expiresAt);
   return Number.isFinite(ended) && Number.isFinite(expiry) && ended >= expiry;

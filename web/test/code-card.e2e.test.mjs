@@ -186,6 +186,9 @@ test('a code that ran out stays "Code expired" after the broker ends its session
     assert.equal(await row.locator('.badge').textContent(), 'Code expired');
     assert.equal(await row.getByTestId('end-reason').textContent(), 'The support code expired before the user joined.');
     assert.ok(await row.getByTestId('end-reason').isVisible());
+    // The broker says why in a word too, which the console goes by.
+    const listed = (await api(broker, 'GET', '/api/v1/sessions')).body.sessions;
+    assert.deepEqual(listed.map((s) => [s.state, s.end_cause]), [['ended', 'code_expired']]);
   } finally {
     await browser.close();
   }
