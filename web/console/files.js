@@ -57,6 +57,9 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
   let open = false;
   let allowed = false;
   let paused = false; // not allowed because the user paused the session
+  // The technician's connection dropped: transfers cut now, and the grant
+  // the broker forgets with it, are not the user's doing.
+  let dropped = false;
   let dc = null; // the files channel, opened on demand
   let dcPc = null; // the connection it belongs to
   let cwd = '.';
@@ -341,6 +344,8 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       verifying: 'Verifying SHA-256\u2026',
       interrupted: allowed
         ? `Interrupted at ${formatBytes(t.done)}: resumes when the connection is back`
+        : dropped
+          ? `Interrupted at ${formatBytes(t.done)}: your connection to the session dropped; resumes once it is back and the user allows Files again`
         // A pause is a moment's break: the user's computer keeps the part
         // it received, and the transfer goes on by itself once they resume.
         : paused
@@ -763,6 +768,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       if (allowed === on && paused === nowPaused) return;
       allowed = on;
       paused = nowPaused;
+      if (on) dropped = false;
       button.classList.toggle('is-locked', !on);
       renderAccess();
       // A transfer the host stopped before its word came says now why.
@@ -770,7 +776,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       if (!on) {
         const old = dc;
         if (old) {
-          forget('The user has not allowed Files.'); // the transfer under way stops and waits
+          forget(dropped ? 'The connection was interrupted.' : 'The user has not allowed Files.'); // the transfer under way stops and waits
           old.close();
         }
       } else {
@@ -792,6 +798,20 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       for (const t of transfers) if (t.state === 'ended') render(t);
       this.setAllowed(false); // the transfer under way stops
       renderAccess();
+    },
+    /**
+     * The technician's connection to the session dropped (or is back with
+     * its grants): transfers cut meanwhile say so, not that the user took
+     * Files back.
+     */
+    setConnected(on) {
+      if (on) {
+        if (allowed) dropped = false;
+        return;
+      }
+      if (dropped) return;
+      dropped = true;
+      for (const t of queue) if (t.state === 'interrupted') render(t);
     },
     /** A new connection to the broker: interrupted transfers resume. */
     reconnected() {

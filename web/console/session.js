@@ -339,6 +339,12 @@ export function mountSession(root, { id, navigate }) {
     else if (!reconnectingSince) reconnectingSince = Date.now();
     connState = state;
     window.tether.state = state;
+    // Shells and transfers cut off now were cut by the technician's own
+    // connection, not by the user.
+    if (state === 'reconnecting' || state === 'live') {
+      shell.setConnected(state === 'live');
+      files.setConnected(state === 'live');
+    }
     renderBadge();
     renderEnd();
     // Nothing to control before the first picture or after the end.
@@ -725,6 +731,9 @@ export function mountSession(root, { id, navigate }) {
       // is asked again, and grants start from nothing.
       onWelcome() {
         retries = 0;
+        // Before the grants are forgotten: not the user's doing.
+        shell.setConnected(false);
+        files.setConnected(false);
         consent.reset();
       },
       onStream(stream) {

@@ -24,8 +24,15 @@ const RESIZE_SETTLE = 150;
 const OUTPUT_HIGH = 256 << 10;
 const OUTPUT_LOW = 32 << 10;
 const REVOKED = 'Closed: the user revoked access to Terminal.';
+// The technician's own connection dropped: the user did nothing, and is
+// asked again once it is back.
+const DROPPED = 'Closed: your connection to the session dropped; the user did not close it. A new terminal can be opened once it is back.';
 const PAUSED = 'Closed: the user paused the session. You can open a terminal again once they resume.';
 const HIDDEN_INPUT = 'A password prompt: what you type here is not shown, and it is not recorded.';
+// Moves the focus from the terminal to its tab: Tab, Escape and Ctrl+letters
+// all belong to the shell, and a Ctrl+Shift+letter to none.
+const LEAVE_KEY = 'KeyE';
+const LEAVE_LABEL = 'Ctrl+Shift+E';
 // A shell that closed for no stated reason this long before a revoke
 // arrived was closed by that revoke.
 const LATE_REVOKE_MS = 3000;
@@ -48,6 +55,11 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   let allowed = false;
   let paused = false; // not allowed because the user paused the session
   let over = ''; // why the session is over for this page, once it is
+  // The technician's connection dropped: shells closing now, and the grants
+  // the broker forgets with it, are not the user's doing.
+  let dropped = false;
+  let asking = false;
+  let canAsk = true;
   let active = null; // the shown tab
   const tabs = []; // { n, term, fit, dc, el, tabEl, itemEl, state: 'opening'|'open'|'closed' }
 
@@ -72,7 +84,8 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   h('header', { class: 'activity-head side-head' },
     h('div', {},
       h('h2', { class: 'activity-title', text: 'Terminal' }),
-      h('p', { class: 'activity-sub', text: 'On the user\u2019s computer, as the user. Recorded.' })),
+      h('p', { class: 'activity-sub', 'data-testid': 'shell-hint' }, 'On the user\u2019s computer, as the user. Recorded. ',
+        h('kbd', { class: 'kbd', text: LEAVE_LABEL }), ' leaves the terminal for its tabs.')),
     h('div', { class: 'activity-actions' }, copyBtn, pasteBtn, closeBtn)),
   tabBar,
   body, empty);
@@ -88,7 +101,10 @@ export function mountShell({ getPc, onRequest, onToggle }) {
    * another ask button), and whether a question can be put at all: one at
    * a time.
    */
-  function setAsking(asking, canAsk) {
+  function setAsking(nowAsking, nowCanAsk) {
+    asking = nowAsking;
+    canAsk = nowCanAsk;
+    renderActions();
     askBtn.setAttribute('aria-disabled', String(asking || !canAsk));
     askBtn.classList.toggle('is-asking', asking);
     askBtn.lastChild.textContent = asking ? 'Asking the user\u2026' : 'Ask to use Terminal';
@@ -126,7 +142,13 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     // No tabs, no tab strip: the empty state offers the first shell.
     tabBar.hidden = !any;
     renderTools();
-    newBtn.disabled = !allowed || tabs.filter((t) => t.state !== 'closed').length >= MAX_SHELLS;
+    const full = tabs.filter((t) => t.state !== 'closed').length >= MAX_SHELLS;
+    newBtn.disabled = !allowed || full;
+    // Disabled, it says why.
+    newBtn.dataset.tip = allowed ? full ? `At most ${MAX_SHELLS} terminals at a time` : 'New terminal'
+      : over ? 'No more terminals can be opened here'
+        : paused ? 'The user paused the session' : 'The user has not allowed Terminal';
+    renderActions();
     if (!allowed) {
       overTitle.textContent = over.replace(/\.$/, ''); // a title, not a sentence
       const shown = over ? whenOver : paused ? whilePaused : notAllowed;
@@ -134,6 +156,22 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     } else if (!any) {
       if (empty.lastChild !== startBtn) empty.replaceChildren(...noShell);
       if (askHadFocus) startBtn.focus({ preventScroll: true });
+    }
+  }
+
+  /**
+   * A closed tab's status line offers the way on: a new terminal when
+   * Terminal is allowed, the question when it is not.
+   */
+  function renderActions() {
+    for (const t of tabs) {
+      const b = t.actionBtn;
+      const can = t.state === 'closed' && !over && !paused;
+      b.hidden = !can;
+      if (!can) continue;
+      b.dataset.act = allowed ? 'new' : 'ask';
+      b.lastChild.textContent = allowed ? 'Open a new terminal' : asking ? 'Asking the user\u2026' : 'Ask to use Terminal';
+      b.setAttribute('aria-disabled', String(!allowed && (asking || !canAsk)));
     }
   }
 
@@ -210,11 +248,24 @@ export function mountShell({ getPc, onRequest, onToggle }) {
   }
 
   function setTabState(t, state, note) {
+    const wasClosed = t.state === 'closed';
     t.state = state;
     t.tabEl.dataset.state = state;
     t.el.dataset.state = state;
     t.statusEl.hidden = !note;
-    t.statusEl.textContent = note || '';
+    t.noteEl.textContent = note || '';
+    if (state === 'closed' && !wasClosed) {
+      // Closed looks closed: no blinking cursor, no keys taken in vain;
+      // the focus goes to what the status line offers instead.
+      const hadFocus = t.el.contains(document.activeElement);
+      t.term.options.disableStdin = true;
+      t.term.options.cursorBlink = false;
+      t.term.options.cursorInactiveStyle = 'none';
+      t.term.blur();
+      renderEmpty();
+      if (hadFocus || (active === t && focusLost())) (t.actionBtn.hidden ? t.tabEl : t.actionBtn).focus({ preventScroll: true });
+      return;
+    }
     renderEmpty();
   }
 
@@ -235,7 +286,9 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     const fit = new FitAddon();
     term.loadAddon(fit);
     const screen = h('div', { class: 'shell-screen', 'data-testid': 'shell-screen' });
-    const statusEl = h('div', { class: 'shell-status', 'data-testid': 'shell-status', hidden: true });
+    const noteEl = h('span', { class: 'shell-status-note' });
+    const actionBtn = h('button', { type: 'button', class: 'btn btn-secondary btn-sm shell-status-action', 'data-testid': 'shell-status-action', hidden: true }, icon('terminal', 14), '');
+    const statusEl = h('div', { class: 'shell-status', 'data-testid': 'shell-status', role: 'status', hidden: true }, noteEl, actionBtn);
     const el = h('div', { class: 'shell-view', 'data-testid': `shell-view-${n}`, role: 'tabpanel' }, screen, statusEl);
     const tabEl = h('button', { type: 'button', class: 'shell-tab', role: 'tab', 'data-testid': `shell-tab-${n}` },
       h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`);
@@ -243,7 +296,12 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     // neither reached with Tab nor told apart by a screen reader.
     const closeTab = h('button', { type: 'button', class: 'shell-tab-close', 'aria-label': `Close terminal ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
     const itemEl = h('span', { class: 'shell-tab-item', role: 'presentation' }, tabEl, closeTab);
-    const t = { n, term, fit, dc: null, el, tabEl, itemEl, statusEl, state: 'opening', undrawn: 0, held: false };
+    const t = { n, term, fit, dc: null, el, tabEl, itemEl, statusEl, noteEl, actionBtn, state: 'opening', undrawn: 0, held: false };
+    actionBtn.addEventListener('click', () => {
+      if (actionBtn.dataset.act === 'new') newShell();
+      else if (actionBtn.getAttribute('aria-disabled') !== 'true') onRequest('shell');
+    });
+
     // In number order: a number freed by a closed tab comes back in its place.
     const after = tabs.find((o) => o.n > n);
     tabs.splice(after ? tabs.indexOf(after) : tabs.length, 0, t);
@@ -299,7 +357,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       if (t.state === 'closed') return;
       const note = t.exitCode !== undefined
         ? `This terminal ended${t.exitCode ? ` with exit code ${t.exitCode}` : ''}.`
-        : !allowed ? (paused ? PAUSED : REVOKED) : 'This terminal was closed.';
+        : dropped ? DROPPED : !allowed ? (paused ? PAUSED : REVOKED) : 'This terminal was closed.';
       // The host closes shells on a revoke; the broker's word on the
       // revoke may come a moment after the close.
       t.unexplainedAt = t.exitCode === undefined && allowed ? performance.now() : undefined;
@@ -323,8 +381,21 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       if (active === t) renderTools();
     });
     term.attachCustomKeyEventHandler((e) => {
-      if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
-      if (e.code !== 'KeyC' && e.code !== 'KeyV') return true;
+      // Left once the key is up: moved on its way down, the terminal
+      // misses the key's end and drops the first key typed on return.
+      if (t.leaving && e.type === 'keyup' && e.code === LEAVE_KEY) {
+        t.leaving = false;
+        t.tabEl.focus();
+        return false;
+      }
+      if (!e.ctrlKey || !e.shiftKey || e.altKey || e.metaKey) return true;
+      if (e.code !== 'KeyC' && e.code !== 'KeyV' && e.code !== LEAVE_KEY) return true;
+      if (e.type !== 'keydown') return false;
+      if (e.code === LEAVE_KEY) {
+        e.preventDefault();
+        t.leaving = true;
+        return false;
+      }
       // Ours, not the browser's: its own paste would reach the terminal too.
       e.preventDefault();
       if (e.code === 'KeyC') copySelection();
@@ -347,8 +418,12 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     renderEmpty();
   }
 
+  // After Copy or Paste, from the keys or a button, the keyboard is the
+  // terminal's again: left on the button, the next Space or Enter would
+  // paste a second time, a command run twice on the user's computer.
   async function copySelection() {
-    const text = active?.term.getSelection() ?? '';
+    const t = active;
+    const text = t?.term.getSelection() ?? '';
     if (!text) return;
     try {
       await navigator.clipboard.writeText(text);
@@ -356,16 +431,19 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     } catch {
       toast('The browser did not allow copying', 'error');
     }
+    if (active === t && t.state !== 'closed') t.term.focus();
   }
 
   async function pasteClipboard() {
-    if (!active || active.state !== 'open') return;
+    const t = active;
+    if (!t || t.state !== 'open') return;
     try {
       const text = await navigator.clipboard.readText();
-      if (text) active.term.paste(text);
+      if (text && t.state === 'open') t.term.paste(text);
     } catch {
       toast('The browser did not allow reading the clipboard', 'error');
     }
+    if (active === t && t.state === 'open') t.term.focus();
   }
 
   function setOpen(on) {
@@ -409,10 +487,27 @@ export function mountShell({ getPc, onRequest, onToggle }) {
       if (allowed === on && paused === nowPaused) return;
       allowed = on;
       paused = nowPaused;
+      if (on) dropped = false;
       for (const t of tabs) {
-        if (!on && t.state === 'closed' && performance.now() - t.unexplainedAt < LATE_REVOKE_MS) setTabState(t, 'closed', paused ? PAUSED : REVOKED);
+        if (!on && !dropped && t.state === 'closed' && performance.now() - t.unexplainedAt < LATE_REVOKE_MS) setTabState(t, 'closed', paused ? PAUSED : REVOKED);
       }
       button.classList.toggle('is-locked', !on);
+      renderEmpty();
+    },
+    /**
+     * The technician's connection to the session dropped (or is back,
+     * with the grants it had): shells that close meanwhile, and the grants
+     * forgotten with it, say so rather than that the user revoked them.
+     */
+    setConnected(on) {
+      if (on) {
+        if (allowed) dropped = false;
+        return;
+      }
+      dropped = true;
+      for (const t of tabs) {
+        if (t.state === 'closed' && performance.now() - t.unexplainedAt < LATE_REVOKE_MS) setTabState(t, 'closed', DROPPED);
+      }
       renderEmpty();
     },
     /** The connection was replaced or ended: every shell is gone. */

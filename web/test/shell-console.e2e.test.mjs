@@ -145,3 +145,88 @@ function running(cmdline) {
     }
   });
 }
+
+// focused names what has the keyboard.
+const focused = (p) => p.evaluate(() => document.activeElement?.dataset.testid || document.activeElement?.className || '');
+
+test('after the Paste or Copy button the keyboard goes back to the terminal', { timeout: 60_000 }, async () => {
+  await page.getByTestId('shell-tab-1').click();
+  await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
+  await page.keyboard.press('Control+c');
+  await page.keyboard.type('clear\n');
+  await page.evaluate(() => navigator.clipboard.writeText('echo PASTED'));
+  await page.getByTestId('shell-paste').click();
+  await page.waitForTimeout(300);
+  // Space and Enter on a button left with the focus would paste again.
+  await page.keyboard.type(' again');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => /PASTED again\s*\n\s*PASTED again/.test(document.querySelector('[data-testid="shell-view-1"] .xterm-rows')?.innerText || ''), null, { timeout: 10_000 })
+    .catch(async () => assert.fail(`the terminal shows ${JSON.stringify(await termText(page, 1))}; the focus is on ${await focused(page)}`));
+  assert.doesNotMatch(await termText(page, 1), /PASTEDecho/);
+
+  const line = page.getByTestId('shell-view-1').locator('.xterm-rows > div').filter({ hasText: /^PASTED again\s*$/ });
+  const box = await line.boundingBox();
+  await page.mouse.dblclick(box.x + 20, box.y + box.height / 2);
+  await until('Copy to be offered for the selection', () => page.getByTestId('shell-copy').isEnabled(), 5000);
+  await page.getByTestId('shell-copy').click();
+  await page.waitForTimeout(300);
+  assert.match(await focused(page), /xterm-helper-textarea/, 'Copy kept the keyboard');
+  await page.screenshot({ path: join(artifacts, 'console-shell-paste-button.png') });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a documented key leaves the terminal for its tabs; Tab and Escape stay the shell\u2019s', { timeout: 60_000 }, async () => {
+  const hint = await page.getByTestId('shell-hint').innerText();
+  assert.match(hint, /Ctrl\+Shift\+E/);
+  await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
+  for (const key of ['Tab', 'Escape', 'Control+a']) {
+    await page.keyboard.press(key);
+    assert.match(await focused(page), /xterm-helper-textarea/, `${key} left the terminal`);
+  }
+  await page.keyboard.press('Control+c');
+  await page.keyboard.type('echo before\n');
+  await page.waitForTimeout(500);
+  await page.keyboard.press('Control+Shift+E');
+  assert.equal(await focused(page), 'shell-tab-1');
+  // From the tab, Tab reaches the rest of the panel and the page, and
+  // Enter goes back into the terminal.
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.classList.contains('xterm-helper-textarea'), null, { timeout: 5000 })
+    .catch(async () => assert.fail(`Enter on the tab left the focus on ${await focused(page)}`));
+  await page.keyboard.type('echo still-here\n');
+  await page.waitForFunction(() => /\nstill-here/.test(document.querySelector('[data-testid="shell-view-1"] .xterm-rows')?.innerText || ''), null, { timeout: 5000 })
+    .catch(async () => assert.fail(`the terminal shows ${JSON.stringify(await termText(page, 1))}`));
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a closed terminal looks closed and offers a new one', { timeout: 60_000 }, async () => {
+  await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
+  await page.keyboard.type('exit\n');
+  await page.locator('[data-testid="shell-tab-1"][data-state="closed"]').waitFor({ timeout: 10_000 });
+  const view = page.getByTestId('shell-view-1');
+  const action = view.getByTestId('shell-status-action');
+  assert.equal(await action.innerText(), 'Open a new terminal');
+  // The keyboard is not left in a terminal that takes nothing.
+  assert.equal(await focused(page), 'shell-status-action');
+  assert.equal(await view.locator('.xterm-cursor-blink').count(), 0, 'the cursor of a closed terminal blinks');
+  await page.screenshot({ path: join(artifacts, 'console-shell-closed.png') });
+  await page.keyboard.press('Enter');
+  await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor({ timeout: 10_000 });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a reconnect of the technician\u2019s connection is not reported as the user revoking Terminal', { timeout: 90_000 }, async () => {
+  await page.locator('[data-testid="shell-tab-1"][data-state="open"]').waitFor();
+  await page.evaluate(() => window.tether.viewer.ws.close()); // the technician's network blips
+  await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+  await page.waitForTimeout(1500);
+  const view = page.getByTestId('shell-view-1');
+  const status = await view.getByTestId('shell-status').innerText();
+  await page.screenshot({ path: join(artifacts, 'console-shell-reconnect.png') });
+  assert.doesNotMatch(status, /revoked/i);
+  assert.match(status, /your connection to the session dropped/);
+  // A new connection is a new viewer: the user is asked again, from here.
+  assert.equal(await view.getByTestId('shell-status-action').innerText(), 'Ask to use Terminal');
+  assert.match(await page.getByTestId('shell-new').getAttribute('data-tip'), /has not allowed Terminal/);
+  assert.deepEqual(pageErrors, []);
+});
