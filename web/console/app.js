@@ -256,6 +256,12 @@ api.setEnrolRequiredHandler(() => {
   navigate('#/account');
 });
 
+// A file dropped where nothing takes it would open in the tab, in place of
+// the console (a live session with it): the drop is refused instead.
+const carriesFiles = (e) => e.dataTransfer?.types.includes('Files');
+window.addEventListener('dragover', (e) => { if (carriesFiles(e)) e.preventDefault(); });
+window.addEventListener('drop', (e) => { if (carriesFiles(e)) e.preventDefault(); });
+
 // The browser's Back button (or an address typed in) leaves a page as its
 // own links do: a view that would drop something on the way (the session
 // view: a terminal, a transfer, control) asks first, and the address goes

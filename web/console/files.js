@@ -762,6 +762,16 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     isOpen: () => open,
     /** A transfer is under way, waits its turn, or waits to resume. */
     busy: () => queue.length > 0,
+    /**
+     * Sends files dropped elsewhere on the live page: the panel opens and
+     * sends them. False when Files may not be used now.
+     */
+    sendDropped(list) {
+      if (!allowed || over) return false;
+      setOpen(true);
+      upload(list);
+      return true;
+    },
     /** Whether Files may be used; when not, whether that is because the user paused the session. */
     setAllowed(on, { paused: isPaused = false } = {}) {
       const nowPaused = !on && isPaused;

@@ -319,7 +319,9 @@ export function mountSession(root, { id, navigate }) {
   const divider = panelDivider(body, panels);
   body.append(stage, divider.el, ...panels);
 
-  root.replaceChildren(h('div', { class: 'viewer' },
+  const viewer = h('div', { class: 'viewer' });
+  root.replaceChildren(viewer);
+  viewer.append(
     h('div', { class: 'viewer-top' },
       h('header', { class: 'viewer-bar' },
         h('div', { class: 'viewer-bar-left' },
@@ -330,7 +332,23 @@ export function mountSession(root, { id, navigate }) {
         remote.toolbar,
         h('div', { class: 'viewer-bar-right' }, endNote, teamBtn, endBtn)),
       consent.bar),
-    body));
+    body);
+
+  // A file dropped anywhere on the page is sent as if dropped on the Files
+  // panel (which takes its own drops), or the technician is told why not.
+  viewer.addEventListener('drop', (e) => {
+    const list = [...(e.dataTransfer?.files ?? [])];
+    if (!list.length || files.panel.contains(e.target)) return;
+    e.preventDefault();
+    if (supervisor) {
+      toast('Supervisors watch: files cannot be sent from here.', 'error', 6000);
+    } else if (connState === 'ended') {
+      toast('The session is over: nothing can be sent.', 'error', 6000);
+    } else if (!files.sendDropped(list)) {
+      files.setOpen(true); // it says how to ask for Files, or why not
+      toast(`${list.length === 1 ? list[0].name : `${list.length} files`}: not sent. The user has not allowed Files now; ask for it in the Files panel, then drop again.`, 'error', 8000);
+    }
+  });
 
   // ---- behaviour -----------------------------------------------------------
 

@@ -393,3 +393,45 @@ test('cancelling a transfer lets the next one in the queue run; a long folder sa
     await browser.close();
   }
 });
+
+test('a file dropped on the remote screen is sent; before Files is allowed the drop says how to get it', { timeout: 120_000 }, async () => {
+  const home = tempDir('tether-home-');
+  const inbox = join(home, 'Downloads', 'Tether');
+  const display = await startXvfb(640, 480);
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    const pageErrors = collectErrors(page);
+    const code = await openSession(page, broker, 'INC-DROP');
+    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox] });
+    await host.ready;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    const url = page.url();
+    const dropOnScreen = async (name, text) => {
+      const dataTransfer = await page.evaluateHandle(([n, t]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([t], n, { type: 'text/plain' }));
+        return dt;
+      }, [name, text]);
+      await page.dispatchEvent('video', 'dragover', { dataTransfer });
+      await page.dispatchEvent('video', 'drop', { dataTransfer });
+    };
+    // The user has not allowed Files: the drop says so and opens the panel,
+    // whose button asks; the page stays where it is.
+    await dropOnScreen('early.txt', 'too soon');
+    await page.getByText('early.txt: not sent. The user has not allowed Files now').waitFor();
+    assert.equal(await page.getByTestId('files-request').isVisible(), true);
+    assert.equal(page.url(), url);
+    await page.getByTestId('files-request').click();
+    await page.locator('[data-testid="files-entry"]').first().waitFor({ timeout: 30_000 }).catch(() => {});
+    await page.waitForFunction(() => !document.querySelector('[data-testid="files-request"]')?.checkVisibility(), null, { timeout: 30_000 });
+    await dropOnScreen('dropped.txt', 'sent by a drop');
+    await page.locator('[data-testid="transfer"][data-name="dropped.txt"][data-state="done"]').waitFor({ timeout: 30_000 });
+    assert.equal(readFileSync(join(inbox, 'dropped.txt'), 'utf8'), 'sent by a drop');
+    assert.equal(existsSync(join(inbox, 'early.txt')), false);
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await browser.close();
+  }
+});
