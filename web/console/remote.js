@@ -166,14 +166,16 @@ export class RemoteInput {
   }
 
   /**
-   * Another display was asked for ({ index, width, height }). Until the
-   * picture has its size, the picture shows the display before, and a
-   * position on it would land elsewhere on the new one: the pointer waits
-   * for the new display's first frame. (Displays of the same size need no
-   * wait.)
+   * Another display was asked for ({ index, width, height }). Until its
+   * picture shows, the picture is the display before, and a position on it
+   * would land elsewhere on the new one: the pointer waits for the new
+   * display's first frame. One of another size shows by its size; one of
+   * the same size by the first frame after the host says it switched.
    */
   awaitDisplay(display) {
-    this.awaited = { index: display.index, width: display.width, height: display.height };
+    const shown = pictureRect(this.video);
+    const sameSize = shown?.remoteWidth === display.width && shown?.remoteHeight === display.height;
+    this.awaited = { index: display.index, width: display.width, height: display.height, sameSize, framed: false };
     this.pendingMove = null;
     this.buttons = 0; // the host lets go of them when it switches
   }
@@ -183,7 +185,18 @@ export class RemoteInput {
    * for, it kept the one shown (or another came), and none is awaited.
    */
   displayShown(index) {
-    if (this.awaited && this.awaited.index !== index) this.awaited = null;
+    const a = this.awaited;
+    if (!a) return;
+    if (a.index !== index) {
+      this.awaited = null;
+      return;
+    }
+    // The host switched, and its next frame is the new display's: the one
+    // presented after this. A still screen may send none for a while (the
+    // host sends a keyframe at once, so not for long): a second at most.
+    const framed = () => { a.framed = true; };
+    this.video.requestVideoFrameCallback?.(framed);
+    setTimeout(framed, 1000);
   }
 
   // ---- sending -------------------------------------------------------------
@@ -239,7 +252,9 @@ export class RemoteInput {
     if (!clamp && (e.clientX - s.left >= this.surface.clientWidth || e.clientY - s.top >= this.surface.clientHeight)) return null;
     const rect = pictureRect(this.video);
     if (this.awaited) {
-      if (rect?.remoteWidth !== this.awaited.width || rect?.remoteHeight !== this.awaited.height) return null;
+      const { width, height, sameSize, framed } = this.awaited;
+      if (rect?.remoteWidth !== width || rect?.remoteHeight !== height) return null;
+      if (sameSize && !framed) return null;
       this.awaited = null; // the new display's picture is here
     }
     return toRemote(rect, e.clientX, e.clientY, clamp);

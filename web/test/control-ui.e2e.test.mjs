@@ -567,6 +567,25 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
       await other.mouse.click(px, py);
       await second.waitFor(/^button 1 up /, from);
       assert.deepEqual(second.buttons(from), ['button 1 down 1290 20', 'button 1 up 1290 20'], 'the click lands on the right monitor');
+
+      // Back to the left monitor, of the same size, and a click at once, in
+      // the same moment: it was aimed at the right monitor's picture still
+      // shown, and is not sent; once the left one shows, clicks go again.
+      const before = second.mark();
+      await other.evaluate(([x, y]) => {
+        const picker = document.querySelector('[data-testid="display-picker"]');
+        picker.value = '0';
+        picker.dispatchEvent(new Event('change'));
+        const surface = document.querySelector('.stage-surface');
+        const at = { clientX: x, clientY: y, bubbles: true, cancelable: true, pointerId: 1, isPrimary: true, button: 0 };
+        surface.dispatchEvent(new PointerEvent('pointerdown', { ...at, buttons: 1 }));
+        surface.dispatchEvent(new PointerEvent('pointerup', { ...at, buttons: 0 }));
+      }, [px, py]);
+      await other.waitForTimeout(1500);
+      assert.deepEqual(second.buttons(before), [], 'a click on the picture of the display being left was sent');
+      await other.mouse.click(px, py);
+      await second.waitFor(/^button 1 up /, before);
+      assert.deepEqual(second.buttons(before), ['button 1 down 10 20', 'button 1 up 10 20'], 'the click lands on the left monitor');
     } finally {
       await other.close();
       await page.bringToFront();
