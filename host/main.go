@@ -339,14 +339,14 @@ func showTransfer(p files.Progress) {
 		if err != nil {
 			abs = p.Source
 		}
-		p.Name = protocol.Printable(homeRelative(abs))
+		p.Name = protocol.Printable(files.HomeRelative(abs))
 	}
 	switch {
 	case p.Err != nil:
 		// The reason may quote the path the technician asked for.
 		fmt.Printf("%s %s: stopped: %s\n", verb, p.Name, protocol.Printable(p.Err.Error()))
 	case p.Finished && p.Path != "":
-		fmt.Printf("%s %s: [%s] done, %s, saved as %s\n", verb, p.Name, strings.Repeat("#", 20), humanSize(p.Total), homeRelative(p.Path))
+		fmt.Printf("%s %s: [%s] done, %s, saved as %s\n", verb, p.Name, strings.Repeat("#", 20), humanSize(p.Total), files.HomeRelative(p.Path))
 	case p.Finished:
 		fmt.Printf("%s %s: [%s] done, %s\n", verb, p.Name, strings.Repeat("#", 20), humanSize(p.Total))
 	default:
@@ -396,21 +396,7 @@ func folderWords(dir string) string {
 	if home, err := os.UserHomeDir(); err == nil && filepath.Clean(home) == dir {
 		return "your home folder"
 	}
-	return homeRelative(dir)
-}
-
-// homeRelative writes a path in the user's home as ~/Downloads/Tether/x,
-// as the user knows it.
-func homeRelative(path string) string {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return path
-	}
-	rel, err := filepath.Rel(home, path)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return path
-	}
-	return "~/" + rel
+	return files.HomeRelative(dir)
 }
 
 func humanSize(n int64) string {

@@ -3,7 +3,9 @@ package files
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 
@@ -99,6 +101,23 @@ func CheckUploadName(name, goos string) error {
 // the root ("." for the root itself). Absolute paths and any ".."
 // component are refused outright rather than resolved: asking for them is
 // an attempt to leave the root.
+// HomeRelative writes a path in the user's home as ~/Downloads/Tether/x,
+// as the user knows it, and the home itself as ~.
+func HomeRelative(path string) string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(home, path)
+	switch {
+	case err != nil || rel == ".." || strings.HasPrefix(rel, "../"):
+		return path
+	case rel == ".":
+		return "~"
+	}
+	return "~/" + rel
+}
+
 func cleanRel(p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", fmt.Errorf("%w: the path contains a NUL byte", ErrPath)

@@ -354,7 +354,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	hostname, _ := os.Hostname()
 	hello := protocol.Hello{Version: protocol.Version, Role: protocol.RoleHost, Code: cfg.Code, NewCode: cfg.NewCode,
 		Host: &protocol.HostInfo{Hostname: hostname, OS: runtime.GOOS, Width: width, Height: height, Capture: capt.Name(),
-			MaxFile: fsrv.MaxSize()}}
+			MaxFile: fsrv.MaxSize(), FilesRoot: files.HomeRelative(cfg.FilesRoot), FilesInbox: files.HomeRelative(cfg.FilesInbox)}}
 	if err := sig.Send(protocol.TypeHello, "", hello); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrLost, err)
 	}

@@ -132,6 +132,12 @@ type HostInfo struct {
 	// gives in one transfer: a technician's tools refuse a larger one
 	// before they read it through for its SHA-256. Zero: not said.
 	MaxFile int64 `json:"max_file,omitempty"`
+	// FilesRoot and FilesInbox are the folder technicians browse and the
+	// one files sent to the user land in, as the user knows them
+	// ("~", "~/Downloads/Tether"): the console says where, whatever the
+	// host was told. Empty: not said.
+	FilesRoot  string `json:"files_root,omitempty"`
+	FilesInbox string `json:"files_inbox,omitempty"`
 }
 
 // Welcome is the broker's answer to a valid hello.
@@ -302,7 +308,8 @@ func (h *HostInfo) validate() error {
 	if h.MaxFile < 0 {
 		return fmt.Errorf("%w: file size limit %d", ErrMalformed, h.MaxFile)
 	}
-	return errors.Join(limit("hostname", h.Hostname, MaxIDSize), limit("os", h.OS, MaxIDSize), limit("capture", h.Capture, MaxIDSize))
+	return errors.Join(limit("hostname", h.Hostname, MaxIDSize), limit("os", h.OS, MaxIDSize), limit("capture", h.Capture, MaxIDSize),
+		limit("files_root", h.FilesRoot, MaxTextSize), limit("files_inbox", h.FilesInbox, MaxTextSize))
 }
 
 func (w *Welcome) validate() error {

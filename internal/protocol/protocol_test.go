@@ -14,7 +14,7 @@ func TestRoundTrip(t *testing.T) {
 		payload validator
 		empty   func() validator
 	}{
-		{TypeHello, &Hello{Version: Version, Role: RoleHost, Code: "123456789", Host: &HostInfo{Hostname: "pc-42", OS: "linux", Width: 1920, Height: 1080, Capture: "xshm"}}, func() validator { return &Hello{} }},
+		{TypeHello, &Hello{Version: Version, Role: RoleHost, Code: "123456789", Host: &HostInfo{Hostname: "pc-42", OS: "linux", Width: 1920, Height: 1080, Capture: "xshm", FilesRoot: "~", FilesInbox: "~/Downloads/Tether"}}, func() validator { return &Hello{} }},
 		{TypeHello, &Hello{Version: Version, Role: RoleViewer, Session: "s_abc"}, func() validator { return &Hello{} }},
 		{TypeWelcome, &Welcome{Session: "s_abc", State: "waiting"}, func() validator { return &Welcome{} }},
 		{TypeHello, &Hello{Version: Version, Role: RoleHost, NewCode: true, Host: &HostInfo{Hostname: "pc-42", OS: "linux", Width: 800, Height: 600}}, func() validator { return &Hello{} }},
@@ -106,6 +106,7 @@ func TestPayloadLimits(t *testing.T) {
 		{"viewer asks for code", TypeHello, Hello{Version: Version, Role: RoleViewer, NewCode: true}, &Hello{}, ErrMalformed},
 		{"code empty", TypeCode, IssuedCode{}, &IssuedCode{}, ErrMalformed},
 		{"hello long code", TypeHello, Hello{Version: Version, Role: RoleHost, Code: strings.Repeat("1", MaxIDSize+1)}, &Hello{}, ErrFieldLimit},
+		{"hello long shared folder", TypeHello, Hello{Version: Version, Role: RoleHost, Code: "123456789", Host: &HostInfo{FilesRoot: strings.Repeat("d", MaxTextSize+1)}}, &Hello{}, ErrFieldLimit},
 		{"hello absurd size", TypeHello, Hello{Version: Version, Role: RoleHost, Host: &HostInfo{Width: -1}}, &Hello{}, ErrMalformed},
 		{"reason too long", TypeEnd, End{Reason: strings.Repeat("r", MaxTextSize+1)}, &End{}, ErrFieldLimit},
 		{"unknown permission", TypePermissionRequest, PermissionRequest{Permissions: []string{"root"}}, &PermissionRequest{}, ErrPermission},

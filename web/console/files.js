@@ -91,15 +91,16 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     type: 'button', class: 'btn btn-primary btn-sm', 'data-testid': 'files-upload', 'aria-describedby': 'files-dest',
   }, icon('send', 14), 'Send files');
   // Said before sending, not only in the result: where the user will find them.
-  const dest = h('p', { class: 'files-dest', id: 'files-dest', 'data-testid': 'files-dest' },
-    icon('download', 13), h('span', { text: 'Files you send go to the user\u2019s Downloads/Tether folder.' }));
+  const destText = h('span', {});
+  const dest = h('p', { class: 'files-dest', id: 'files-dest', 'data-testid': 'files-dest' }, icon('download', 13), destText);
   const refreshBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Refresh', 'data-tip': 'Refresh' }, icon('refresh', 15));
   const closeBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Close files' }, icon('x', 16));
   const crumbs = h('nav', { class: 'files-crumbs', 'aria-label': 'Folder', 'data-testid': 'files-crumbs' });
   const listEl = h('ul', { class: 'files-list', 'data-testid': 'files-list', 'aria-label': 'Files on the user\u2019s computer' });
   const transfersEl = h('ul', { class: 'transfers', 'data-testid': 'transfers', 'aria-label': 'Transfers' });
   const transfersHead = h('h3', { class: 'side-section', text: 'Transfers', hidden: true });
-  const drop = h('div', { class: 'files-drop', 'aria-hidden': 'true' }, icon('send', 22), h('span', { text: 'Drop to send to the user\u2019s Downloads/Tether folder' }));
+  const dropText = h('span', {});
+  const drop = h('div', { class: 'files-drop', 'aria-hidden': 'true' }, icon('send', 22), dropText);
   const empty = h('div', { class: 'side-empty', 'data-testid': 'files-empty', hidden: true });
   const browser = h('div', { class: 'files-browser' },
     h('div', { class: 'files-toolbar' }, crumbs, uploadBtn, fileInput),
@@ -228,12 +229,14 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
   }
 
   function renderCrumbs() {
+    renderPlaces();
     const parts = cwd === '.' ? [] : cwd.split('/');
     const crumb = (label, path, current) => h('button', {
       type: 'button', class: `files-crumb${current ? ' is-current' : ''}`, 'aria-current': current ? 'location' : null, text: label,
       onclick: () => list(path),
     });
-    const items = [crumb('Home', '.', parts.length === 0)];
+    const root = getHost()?.files_root;
+    const items = [crumb(!root || root === '~' ? 'Home' : root, '.', parts.length === 0)];
     parts.forEach((p, i) => {
       items.push(h('span', { class: 'files-crumb-sep', 'aria-hidden': 'true', text: '/' }));
       items.push(crumb(p, parts.slice(0, i + 1).join('/'), i === parts.length - 1));
@@ -680,7 +683,16 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     overTitle,
     h('p', { text: 'No more files can be sent or fetched here.' })];
 
+  // Where files sent land, as the user's computer names it (a host told
+  // to use another folder says so).
+  function renderPlaces() {
+    const inbox = getHost()?.files_inbox || '~/Downloads/Tether';
+    destText.textContent = `Files you send go to ${inbox} on the user\u2019s computer.`;
+    dropText.textContent = `Drop to send to ${inbox} on the user\u2019s computer`;
+  }
+
   function renderAccess() {
+    renderPlaces();
     const askHadFocus = document.activeElement === askBtn;
     browser.hidden = !allowed;
     empty.hidden = allowed;

@@ -394,7 +394,7 @@ test('cancelling a transfer lets the next one in the queue run; a long folder sa
   }
 });
 
-test('a file dropped on the remote screen is sent; before Files is allowed the drop says how to get it', { timeout: 120_000 }, async () => {
+test('a file dropped on the remote screen is sent, to the folder the panel names; before Files is allowed the drop says how to get it', { timeout: 120_000 }, async () => {
   const home = tempDir('tether-home-');
   const inbox = join(home, 'Downloads', 'Tether');
   const display = await startXvfb(640, 480);
@@ -426,6 +426,9 @@ test('a file dropped on the remote screen is sent; before Files is allowed the d
     await page.getByTestId('files-request').click();
     await page.locator('[data-testid="files-entry"]').first().waitFor({ timeout: 30_000 }).catch(() => {});
     await page.waitForFunction(() => !document.querySelector('[data-testid="files-request"]')?.checkVisibility(), null, { timeout: 30_000 });
+    // The panel names the folders the host was told to use, not its defaults.
+    assert.equal(await page.getByTestId('files-dest').innerText(), `Files you send go to ${inbox} on the user\u2019s computer.`);
+    assert.equal(await page.locator('.files-crumb').first().innerText(), home);
     await dropOnScreen('dropped.txt', 'sent by a drop');
     await page.locator('[data-testid="transfer"][data-name="dropped.txt"][data-state="done"]').waitFor({ timeout: 30_000 });
     assert.equal(readFileSync(join(inbox, 'dropped.txt'), 'utf8'), 'sent by a drop');
