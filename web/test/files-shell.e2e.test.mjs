@@ -265,20 +265,32 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
   }
 });
 
+/**
+ * A live session on a new 640x480 display: a page of browser signed in to
+ * broker's console, showing the session for ticket, and bin/host started
+ * with hostArgs, whose questions are answered. pageErrors collects the
+ * page's errors.
+ */
+async function liveSession(browser, broker, ticket, hostArgs) {
+  const display = await startXvfb(640, 480);
+  const page = await browser.newPage();
+  const pageErrors = collectErrors(page);
+  const code = await openSession(page, broker, ticket);
+  const host = startHost(broker, code, display, { args: hostArgs });
+  await host.ready;
+  await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+  return { page, pageErrors, host };
+}
+
 test('a download cut by a reconnect resumes in the console', { timeout: 180_000 }, async () => {
   const home = tempDir('tether-home-');
   const big = randomBytes(64 * 1024 * 1024);
   writeFileSync(join(home, 'dump.bin'), big);
-  const display = await startXvfb(640, 480);
   const broker = await startBroker();
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
   try {
-    const page = await browser.newPage();
-    const code = await openSession(page, broker, 'INC-RESUME');
     // -v: the host's log says where each transfer resumed.
-    const host = startHost(broker, code, display, { args: ['-v', '-files-root', home, '-files-inbox', join(home, 'in')] });
-    await host.ready;
-    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    const { page, host } = await liveSession(browser, broker, 'INC-RESUME', ['-v', '-files-root', home, '-files-inbox', join(home, 'in')]);
     await page.getByTestId('files-open').click();
     await page.getByTestId('files-request').click();
     const entry = page.locator('[data-testid="files-entry"][data-name="dump.bin"]');
@@ -337,16 +349,10 @@ test('cancelling a transfer lets the next one in the queue run; a long folder sa
   writeFileSync(join(picked, 'first.bin'), randomBytes(100 * 1024 * 1024));
   writeFileSync(join(picked, 'second.txt'), 'second');
 
-  const display = await startXvfb(640, 480);
   const broker = await startBroker();
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
   try {
-    const page = await browser.newPage();
-    const pageErrors = collectErrors(page);
-    const code = await openSession(page, broker, 'INC-CANCEL');
-    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox] });
-    await host.ready;
-    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    const { page, pageErrors } = await liveSession(browser, broker, 'INC-CANCEL', ['-files-root', home, '-files-inbox', inbox]);
     await page.getByTestId('files-open').click();
     await page.getByTestId('files-request').click();
     await page.locator('[data-testid="files-entry"][data-name="notes.txt"]').waitFor({ timeout: 30_000 });
@@ -397,16 +403,10 @@ test('cancelling a transfer lets the next one in the queue run; a long folder sa
 test('a file dropped on the remote screen is sent, to the folder the panel names; before Files is allowed the drop says how to get it', { timeout: 120_000 }, async () => {
   const home = tempDir('tether-home-');
   const inbox = join(home, 'Downloads', 'Tether');
-  const display = await startXvfb(640, 480);
   const broker = await startBroker();
   const browser = await launch({ viewport: { width: 1440, height: 900 } });
   try {
-    const page = await browser.newPage();
-    const pageErrors = collectErrors(page);
-    const code = await openSession(page, broker, 'INC-DROP');
-    const host = startHost(broker, code, display, { args: ['-files-root', home, '-files-inbox', inbox] });
-    await host.ready;
-    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    const { page, pageErrors } = await liveSession(browser, broker, 'INC-DROP', ['-files-root', home, '-files-inbox', inbox]);
     const url = page.url();
     const dropOnScreen = async (name, text) => {
       const dataTransfer = await page.evaluateHandle(([n, t]) => {

@@ -77,6 +77,8 @@ test('the live session page from the keyboard', { timeout: 240_000 }, async (t) 
   await t.test('the focus on a button can be seen on the dark page', async () => {
     await byId('fullscreen').focus();
     await page.keyboard.press('Tab');
+    assert.equal(await focused(page), 'bring-in');
+    await page.keyboard.press('Tab');
     assert.equal(await focused(page), 'end-session');
     await page.waitForTimeout(300); // the ring fades in
     const ratio = await page.evaluate(focusContrast);

@@ -64,7 +64,7 @@ test('a shell the host closes for a revoke says so, whichever word comes first',
   const { broker, sessionId, page, host, pageErrors } = await liveSession(t, ['shell']);
   const byId = (id) => page.getByTestId(id);
   const tab = (state) => page.locator(`[data-testid="shell-tab-1"][data-state="${state}"]`);
-  const status = () => byId('shell-view-1').getByTestId('shell-status').innerText();
+  const status = () => byId('shell-view-1').getByTestId('shell-status').locator('.shell-status-note').innerText();
   const terminal = () => byId('shell-view-1').locator('.xterm-rows').innerText();
   // A closed tab's number is used again, so every shell here is shell 1.
   const typeInShell = async (line) => {
