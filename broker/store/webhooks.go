@@ -213,8 +213,9 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 // AddWebhookEvent stores an event and, in the same transaction, a pending
 // delivery due at now for every enabled endpoint subscribed to its type
 // that existed when the event happened (an endpoint never hears of what
-// happened before it was registered); newID names each delivery. It reports false, and stores nothing, when an
-// event with the same OnceKey exists.
+// happened before it was registered); newID names each delivery. It
+// reports false, and stores nothing, when an event with the same OnceKey
+// exists.
 func (s *Store) AddWebhookEvent(ctx context.Context, ev *WebhookEvent, now time.Time, newID func() string) ([]*WebhookDelivery, bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
