@@ -873,12 +873,8 @@ func place(partial, dir, name string, written fs.FileInfo) (string, error) {
 		return "", swapped
 	}
 	link := true
-	for i := 1; i < 1000; i++ {
-		candidate := name
-		if i > 1 {
-			candidate = numbered(name, i)
-		}
-		target := filepath.Join(dir, candidate)
+	for i := 1; i <= maxCopies; i++ {
+		target := filepath.Join(dir, numbered(name, i))
 		if link {
 			err := os.Link(partial, target)
 			if err == nil {
@@ -918,12 +914,8 @@ func place(partial, dir, name string, written fs.FileInfo) (string, error) {
 // last bytes had left, which the host completed) then saves no second
 // copy.
 func alreadyThere(inbox, name string, size int64, sha string) (string, bool) {
-	for i := 1; i < 1000; i++ {
-		candidate := name
-		if i > 1 {
-			candidate = numbered(name, i)
-		}
-		p := filepath.Join(inbox, candidate)
+	for i := 1; i <= maxCopies; i++ {
+		p := filepath.Join(inbox, numbered(name, i))
 		st, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", false // copies are numbered from the first gap
@@ -970,11 +962,19 @@ func takesName(inbox, name string) error {
 	}
 }
 
-// numbered returns name as "stem (n).ext". The stem is shortened, on a
-// character boundary, when the number would make the name longer than
-// the user's computer allows: a name that long was accepted, and the
-// file it came with has all arrived.
+// maxCopies bounds the files of one name an inbox holds: name.ext, then
+// "name (2).ext" up to "name (999).ext".
+const maxCopies = 999
+
+// numbered returns the nth file of name in an inbox: name itself for the
+// first, "stem (n).ext" after. The stem is shortened, on a character
+// boundary, when the number would make the name longer than the user's
+// computer allows: a name that long was accepted, and the file it came
+// with has all arrived.
 func numbered(name string, n int) string {
+	if n == 1 {
+		return name
+	}
 	ext := path.Ext(name)
 	stem := strings.TrimSuffix(name, ext)
 	if stem == "" {
