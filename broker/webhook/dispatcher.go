@@ -316,29 +316,38 @@ func (d *Dispatcher) catchUpEnded(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	// One that cannot be sent does not hold up the others.
+	var errs []error
 	for _, id := range ids {
-		sess, err := d.cfg.Store.SessionByID(ctx, id)
-		if err != nil {
-			return fmt.Errorf("look up session %s: %w", id, err)
-		}
-		trail, err := d.cfg.Store.Events(ctx, id)
-		if err != nil {
-			return fmt.Errorf("read the audit trail of %s: %w", id, err)
-		}
-		// Without an audit entry, the session's row says why it ended.
-		cause, _ := json.Marshal(map[string]string{"cause": sess.EndCause})
-		e := signal.Event{Session: id, Type: "session.ended", At: sess.EndedAt, Detail: cause}
-		for _, a := range trail {
-			if a.Type == "session.ended" {
-				e.Actor, e.At, e.Detail = a.Actor, a.At, json.RawMessage(a.Detail)
-			}
-		}
-		if err := d.notify(ctx, e); err != nil {
-			return fmt.Errorf("session %s: %w", id, err)
+		if err := d.catchUpSession(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", id, err))
+			continue
 		}
 		d.log.InfoContext(ctx, "session.ended stored late: the broker stopped or the database failed before it was", "session", id)
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// catchUpSession publishes the session.ended of session id, from its row
+// and its last session.ended audit entry.
+func (d *Dispatcher) catchUpSession(ctx context.Context, id string) error {
+	sess, err := d.cfg.Store.SessionByID(ctx, id)
+	if err != nil {
+		return fmt.Errorf("look it up: %w", err)
+	}
+	trail, err := d.cfg.Store.Events(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read its audit trail: %w", err)
+	}
+	// Without an audit entry, the session's row says why it ended.
+	cause, _ := json.Marshal(map[string]string{"cause": sess.EndCause})
+	e := signal.Event{Session: id, Type: "session.ended", At: sess.EndedAt, Detail: cause}
+	for _, a := range trail {
+		if a.Type == "session.ended" {
+			e.Actor, e.At, e.Detail = a.Actor, a.At, json.RawMessage(a.Detail)
+		}
+	}
+	return d.notify(ctx, e)
 }
 
 func (d *Dispatcher) publish(ctx context.Context, session string, at time.Time, o outgoing) error {

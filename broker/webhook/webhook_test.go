@@ -1165,12 +1165,27 @@ func TestAttemptKeptWhileDatabaseRefusesWrites(t *testing.T) {
 // the event, after a session's end is stored and before its session.ended
 // event is. The dispatcher finds such sessions a minute on and sends their
 // session.ended all the same, saying how they ended as the hub would have;
-// an endpoint registered after the session ended hears nothing of it.
+// one that cannot be sent does not hold up the others; an endpoint
+// registered after the session ended hears nothing of it.
 func TestSessionEndedAfterCrash(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	rcv := newReceiver(t, nil)
 	ep := e.endpoint(t, rcv.URL, SessionEndedType)
+
+	// s_0 ended first, and its audit entry cannot be read: it cannot be
+	// sent, and must not hold up the others.
+	s0 := &store.Session{ID: "s_0", CodeHash: "h0", CodeExpiresAt: t0.Add(time.Hour), CreatedBy: e.sess.CreatedBy, TicketID: "INC-41",
+		State: store.StateWaiting, CreatedAt: t0, Permissions: []string{"view"}}
+	if err := e.store.CreateSession(ctx, s0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.EndSession(ctx, "s_0", "technician", "The technician ended the session.", t0.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddEvent(ctx, &store.Event{Session: "s_0", At: t0.Add(30 * time.Second), Actor: "tina", Type: "session.ended", Detail: `{"cause":`}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The technician ends s_1: the end and its audit entry are stored,
 	// then the broker is killed.
