@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pion/rtp"
@@ -23,8 +24,13 @@ const rtpMTU = 1200
 type frameTrack struct {
 	*webrtc.TrackLocalStaticRTP
 	packetizer rtp.Packetizer
-	start      time.Time // the first frame's capture
-	stamped    uint32    // clock units from start to the last frame
+	stamped    uint32 // clock units from start to the last frame
+
+	// start and first are written once, by the first frame, and read by
+	// stamp on another goroutine.
+	mu    sync.Mutex
+	start time.Time // the first frame's capture
+	first uint32    // the first frame's RTP timestamp
 }
 
 func newFrameTrack() (*frameTrack, error) {
@@ -39,18 +45,39 @@ func newFrameTrack() (*frameTrack, error) {
 
 // writeFrame sends one encoded frame captured at at.
 func (t *frameTrack) writeFrame(data []byte, at time.Time) error {
-	if t.start.IsZero() {
-		t.start = at
+	t.mu.Lock()
+	start := t.start
+	t.mu.Unlock()
+	begin := start.IsZero()
+	if begin {
+		start = at
 	}
-	units := clockUnits(at.Sub(t.start), rtc.VP8.ClockRate)
+	units := clockUnits(at.Sub(start), rtc.VP8.ClockRate)
 	t.packetizer.SkipSamples(units - t.stamped) // wraps as RTP time does
 	t.stamped = units
-	for _, p := range t.packetizer.Packetize(data, 0) {
+	packets := t.packetizer.Packetize(data, 0)
+	if begin && len(packets) > 0 {
+		t.mu.Lock()
+		t.start, t.first = at, packets[0].Timestamp
+		t.mu.Unlock()
+	}
+	for _, p := range packets {
 		if err := t.WriteRTP(p); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// stamp is the RTP timestamp of a frame captured at at; 0 before the
+// first frame, when there is no frame to tell apart from another.
+func (t *frameTrack) stamp(at time.Time) uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.start.IsZero() || at.Before(t.start) {
+		return 0
+	}
+	return t.first + clockUnits(at.Sub(t.start), rtc.VP8.ClockRate)
 }
 
 // clockUnits converts d to units of a clock of rate Hz, modulo 2^32, without

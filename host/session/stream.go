@@ -57,6 +57,9 @@ type streamer struct {
 	mu      sync.Mutex
 	capt    capture.Capturer
 	display int
+	// shownFrom is when the capturer before was closed: every frame
+	// captured since shows display.
+	shownFrom time.Time
 	// using is held while a captured frame is read (converted and
 	// encoded): its pixels are the capturer's shared memory, which Close
 	// gives back, so a display switch closes the old capturer only once
@@ -78,6 +81,9 @@ func (s *streamer) setDisplay(index int) (capture.Capturer, error) {
 	if old != nil {
 		s.using.Lock()
 		old.Close()
+		s.mu.Lock()
+		s.shownFrom = time.Now()
+		s.mu.Unlock()
 		s.using.Unlock()
 	}
 	return c, nil
@@ -130,9 +136,12 @@ func (s *streamer) displays() (protocol.ControlMessage, error) {
 		return protocol.ControlMessage{}, err
 	}
 	s.mu.Lock()
-	current := s.display
+	current, from := s.display, s.shownFrom
 	s.mu.Unlock()
 	msg := protocol.ControlMessage{Type: protocol.ControlDisplays, Current: current}
+	if !from.IsZero() && s.track != nil {
+		msg.ShownFrom = s.track.stamp(from)
+	}
 	for _, d := range list {
 		if len(msg.Displays) == protocol.MaxDisplays {
 			break
@@ -277,10 +286,11 @@ func (s *streamer) run(ctx context.Context) error {
 		if changed {
 			lastChange = time.Now()
 		}
-		capturedAt := time.Now()
+		var capturedAt time.Time
 		data, key, err := func() ([]byte, bool, error) {
 			s.using.Lock()
 			defer s.using.Unlock()
+			capturedAt = time.Now() // after shownFrom, when capt is the display switched to
 			frame, err := capt.Capture()
 			if err != nil {
 				return nil, false, fmt.Errorf("capture: %w", err)

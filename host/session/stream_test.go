@@ -154,11 +154,12 @@ func runStreamer(t *testing.T, st *streamer, c capture.Capturer, stamps chan<- f
 }
 
 // frameStamp is when a frame's last packet arrived, its RTP time, and
-// whether it is a keyframe.
+// whether it is a keyframe, with a keyframe's width.
 type frameStamp struct {
 	arrived time.Time
 	rtp     uint32
 	key     bool
+	width   int
 }
 
 // TestStreamStampsFrames: each frame carries the time it was captured, so
@@ -300,7 +301,7 @@ func receive(t *testing.T, st *streamer, stamps chan<- frameStamp) *atomic.Int64
 	}
 	var frames atomic.Int64
 	receiver.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		key := false
+		key, width := false, 0
 		for {
 			p, _, err := tr.ReadRTP()
 			if err != nil {
@@ -311,11 +312,15 @@ func receive(t *testing.T, st *streamer, stamps chan<- frameStamp) *atomic.Int64
 			var vp8 codecs.VP8Packet
 			if payload, err := vp8.Unmarshal(p.Payload); err == nil && vp8.S == 1 && vp8.PID == 0 && len(payload) > 0 {
 				key = payload[0]&1 == 0
+				width = 0
+				if key && len(payload) >= 8 {
+					width = int(payload[6]) | int(payload[7]&0x3f)<<8
+				}
 			}
 			if p.Marker {
 				frames.Add(1)
 				if stamps != nil {
-					stamps <- frameStamp{time.Now(), p.Timestamp, key}
+					stamps <- frameStamp{time.Now(), p.Timestamp, key, width}
 				}
 			}
 		}
@@ -456,6 +461,61 @@ func TestStreamSwitchesWhileChanging(t *testing.T) {
 	waitFrames(t, frames, n+10, 15*time.Second)
 	if lost.Load() != 0 {
 		t.Fatal("the display was taken for lost")
+	}
+}
+
+// TestDisplaySwitchSaysFromWhichFrame: the technician switches to another
+// monitor while the screen changes every frame. The host's answer says
+// from which RTP time the video shows it; the console goes by that to
+// tell a click on the new monitor's picture from one on the picture
+// before, which it cannot do by size alone. No frame of the monitor left
+// may carry that time or a later one, and the new monitor's frames do
+// soon.
+func TestDisplaySwitchSaysFromWhichFrame(t *testing.T) {
+	display := xtest.StartXvfb(t, 960, 480)
+	t.Setenv("DISPLAY", display)
+	// Monitors of two sizes: the width in a keyframe says whose it is.
+	xtest.SetMonitors(t, display, xtest.Monitor{Name: "L", X: 0, Y: 0, Width: 640, Height: 480}, xtest.Monitor{Name: "R", X: 640, Y: 0, Width: 320, Height: 240})
+	xtest.StartPattern(t, display, "-mode", "counter", "-interval", "10")
+	st := &streamer{log: slog.New(slog.NewTextHandler(io.Discard, nil)), maxFPS: 60, allow: func(string) bool { return true }}
+	c, err := capture.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamps := make(chan frameStamp, 10000)
+	frames := runStreamer(t, st, c, stamps)
+	waitFrames(t, frames, 10, 5*time.Second)
+	if _, err := st.setDisplay(1); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := st.displays()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Current != 1 || msg.ShownFrom == 0 {
+		t.Fatalf("the answer to the switch says display %d from RTP time %d", msg.Current, msg.ShownFrom)
+	}
+	n := frames.Load()
+	waitFrames(t, frames, n+10, 5*time.Second)
+	after := func(ts uint32) bool { return int32(ts-msg.ShownFrom) >= 0 }
+	width, newFrom := 640, uint32(0)
+	for len(stamps) > 0 {
+		f := <-stamps
+		if f.width != 0 {
+			width = f.width
+		}
+		switch {
+		case width == 640 && after(f.rtp):
+			t.Fatalf("a frame of the monitor left is stamped %d, at or after %d", f.rtp, msg.ShownFrom)
+		case width == 320 && after(f.rtp) && newFrom == 0:
+			newFrom = f.rtp
+		}
+	}
+	if newFrom == 0 {
+		t.Fatalf("no frame of the new monitor stamped at or after %d", msg.ShownFrom)
+	}
+	if d := time.Duration(newFrom-msg.ShownFrom) * time.Second / 90000; d > 200*time.Millisecond {
+		t.Errorf("the new monitor's frames reach %d only %v after it, on a screen changing every 10 ms", msg.ShownFrom, d)
 	}
 }
 

@@ -57,10 +57,14 @@ type ControlMessage struct {
 	Text     string    `json:"text,omitempty"`     // clipboard
 	Displays []Display `json:"displays,omitempty"` // displays
 	Current  int       `json:"current,omitempty"`  // displays
-	Index    int       `json:"index,omitempty"`    // display.select
-	Enabled  bool      `json:"enabled,omitempty"`  // control
-	Reason   string    `json:"reason,omitempty"`   // control, input.dropped
-	Count    int       `json:"count,omitempty"`    // input.dropped
+	// ShownFrom is the RTP timestamp from which the video shows Current
+	// (displays): a viewer that asked for a display of the same size as
+	// the one before tells their pictures apart by it. 0 when unknown.
+	ShownFrom uint32 `json:"shown_from,omitempty"`
+	Index     int    `json:"index,omitempty"`   // display.select
+	Enabled   bool   `json:"enabled,omitempty"` // control
+	Reason    string `json:"reason,omitempty"`  // control, input.dropped
+	Count     int    `json:"count,omitempty"`   // input.dropped
 	// Fetched marks the host's clipboard (text, or why none) sent as the
 	// answer to a clipboard.request, not because the user copied: the
 	// broker gives it only to the viewer that asked.

@@ -9,7 +9,9 @@
 //   {"type":"clipboard","reason":"…"}             ← the remote one could not be shared, and why
 //   {"type":"clipboard.request"}                   → ask for the remote clipboard; the answer
 //                                                    comes to this page alone, with "fetched":true
-//   {"type":"displays","displays":[…],"current":n} ← the host's monitors
+//   {"type":"displays","displays":[…],"current":n,"shown_from"?}
+//                                                  ← the host's monitors; the video shows
+//                                                    n from RTP time shown_from on
 //   {"type":"display.select","index":n}            → show another monitor
 //   {"type":"input.dropped","count":n,"reason"?}   ← the broker refused input
 // Unknown types are ignored.
@@ -298,6 +300,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     onPaste: pasteLocalClipboard,
     onPasteUnconfirmed: () => showNotice('The remote computer did not confirm your clipboard in time, so nothing was pasted. Press Ctrl+V again.'),
     onReleaseChord: releaseKeyboard,
+    onSwitching: (switching) => picker.setAttribute('aria-busy', String(switching)),
     onCapture: (captured) => {
       capturedTag.hidden = !captured;
       if (captured) captureHint.hidden = true;
@@ -542,7 +545,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
         clipAnswer(m.id, typeof m.reason === 'string' ? m.reason : '');
         break;
       case 'displays':
-        if (Array.isArray(m.displays)) setDisplays(m.displays, Number.isInteger(m.current) ? m.current : 0);
+        if (Array.isArray(m.displays)) setDisplays(m.displays, Number.isInteger(m.current) ? m.current : 0, m.shown_from);
         break;
       case 'input.dropped':
         inputDropped(Number(m.count) || 1, typeof m.reason === 'string' ? m.reason : '');
@@ -759,7 +762,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
 
   // ---- displays ----------------------------------------------------------------
 
-  function setDisplays(list, current) {
+  function setDisplays(list, current, shownFrom) {
     state.displays = list
       .filter((d) => d && Number.isInteger(d.index) && d.width > 0 && d.height > 0)
       .slice(0, 16);
@@ -770,7 +773,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     })));
     picker.value = String(current);
     pickerWrap.hidden = state.displays.length < 2;
-    input.displayShown(current);
+    input.displayShown(current, shownFrom);
     onDisplay(state.displays.find((d) => d.index === current) ?? null);
   }
   picker.addEventListener('change', () => {

@@ -36,6 +36,9 @@ const MODIFIER_CODES = /^(Shift|Control|Alt|Meta|OS)(Left|Right)$|^(CapsLock|Num
 const IS_MAC = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const PASTE_READ_MS = 1500;
 
+/** Whether RTP time ts is at or after from, on a clock that wraps at 2^32. */
+const atOrAfter = (ts, from) => ((ts - from) >>> 0) < 2 ** 31;
+
 export class RemoteInput {
   /**
    * @param {object} o
@@ -49,6 +52,8 @@ export class RemoteInput {
    *   once the text is on its way to the remote clipboard
    * @param {() => void} [o.onPasteUnconfirmed] the remote did not confirm the
    *   text in time, and V was left out
+   * @param {(switching: boolean) => void} [o.onSwitching] a display asked
+   *   for is not shown yet (true), or is, or none is awaited (false)
    * @param {() => void} [o.onReleaseChord] Ctrl+Alt+Shift pressed
    * @param {(captured: boolean) => void} [o.onCapture] keyboard capture starts/stops
    */
@@ -64,7 +69,7 @@ export class RemoteInput {
     this.pendingMove = null;
     this.lastMove = null;
     this.raf = 0;
-    this.awaited = null; // { index, width, height } of the display asked for, until its picture comes
+    this.awaited = null; // the display asked for, until its picture shows (see awaitDisplay)
     this.hold = null; // messages queued while Ctrl+V reads the clipboard
     this.released = false; // the last message sent was a release-all
     this.endHold = () => {}; // sends what a paste in progress holds back
@@ -89,6 +94,7 @@ export class RemoteInput {
     on(s, 'mouseup', (e) => this.enabled && e.button > 2 && e.preventDefault());
     on(s, 'auxclick', (e) => this.enabled && e.preventDefault());
     on(s, 'dragstart', (e) => e.preventDefault());
+    on(this.video, 'resize', () => this.pictureReady());
 
     const st = this.stage;
     on(st, 'keydown', (e) => this.onKeyDown(e));
@@ -107,7 +113,7 @@ export class RemoteInput {
   attach(channel) {
     this.channel = channel;
     this.released = false;
-    this.awaited = null; // a switch asked for on the connection before is not coming
+    this.setAwaited(null); // a switch asked for on the connection before is not coming
     this.forget();
   }
 
@@ -126,7 +132,7 @@ export class RemoteInput {
       this.hold = null;
       this.endHold = () => {};
       // The broker drops a switch asked for as control ends: none is coming.
-      this.awaited = null;
+      this.setAwaited(null);
       this.forget();
     }
     this.enabled = on;
@@ -169,34 +175,74 @@ export class RemoteInput {
    * Another display was asked for ({ index, width, height }). Until its
    * picture shows, the picture is the display before, and a position on it
    * would land elsewhere on the new one: the pointer waits for the new
-   * display's first frame. One of another size shows by its size; one of
-   * the same size by the first frame after the host says it switched.
+   * display's picture. One of another size shows by its size; one of the
+   * same size by its frames' RTP time, from the time the host says (a host
+   * that does not say: the first frame after it says it switched).
    */
   awaitDisplay(display) {
     const shown = pictureRect(this.video);
     const sameSize = shown?.remoteWidth === display.width && shown?.remoteHeight === display.height;
-    this.awaited = { index: display.index, width: display.width, height: display.height, sameSize, framed: false };
+    const a = {
+      index: display.index, width: display.width, height: display.height, sameSize,
+      switched: false, // the host said it shows this display
+      from: undefined, // the RTP time from which its frames show it
+      seen: undefined, // the RTP time of the frame presented last
+      framed: false, // a frame of this display was presented
+    };
+    this.setAwaited(a);
     this.pendingMove = null;
     this.buttons = 0; // the host lets go of them when it switches
+    const watch = (now, meta) => {
+      if (this.awaited !== a) return;
+      a.seen = meta?.rtpTimestamp;
+      if (a.switched && (a.from === undefined || a.seen === undefined || atOrAfter(a.seen, a.from))) a.framed = true;
+      if (!this.pictureReady()) this.video.requestVideoFrameCallback(watch);
+    };
+    this.video.requestVideoFrameCallback?.(watch);
   }
 
   /**
-   * The host says which display it shows: when that is not the one asked
-   * for, it kept the one shown (or another came), and none is awaited.
+   * The host says which display it shows, and the RTP time from which its
+   * frames show it (0 when it does not say). When that is not the display
+   * asked for, it kept the one shown (or another came), and none is awaited.
    */
-  displayShown(index) {
+  displayShown(index, from) {
     const a = this.awaited;
     if (!a) return;
     if (a.index !== index) {
-      this.awaited = null;
+      this.setAwaited(null);
       return;
     }
-    // The host switched, and its next frame is the new display's: the one
-    // presented after this. A still screen may send none for a while (the
-    // host sends a keyframe at once, so not for long): a second at most.
-    const framed = () => { a.framed = true; };
-    this.video.requestVideoFrameCallback?.(framed);
-    setTimeout(framed, 1000);
+    a.switched = true;
+    if (Number.isInteger(from) && from > 0) a.from = from;
+    // Its first frame may be on screen already; if not, the host sends a
+    // keyframe at once, but a browser that does not give frames' RTP time
+    // may not say when: a second at most.
+    if (a.from !== undefined && a.seen !== undefined && atOrAfter(a.seen, a.from)) a.framed = true;
+    setTimeout(() => {
+      a.framed = true;
+      this.pictureReady();
+    }, 1000);
+    this.pictureReady();
+  }
+
+  /**
+   * Whether the picture shown is the display asked for last (or none is
+   * awaited); once it is, none is.
+   */
+  pictureReady() {
+    const a = this.awaited;
+    if (!a) return true;
+    const rect = pictureRect(this.video);
+    if (rect?.remoteWidth !== a.width || rect?.remoteHeight !== a.height) return false;
+    if (a.sameSize && !a.framed) return false;
+    this.setAwaited(null);
+    return true;
+  }
+
+  setAwaited(a) {
+    this.awaited = a;
+    this.cb.onSwitching?.(a !== null);
   }
 
   // ---- sending -------------------------------------------------------------
@@ -250,14 +296,8 @@ export class RemoteInput {
     // The scrollbars of the 1:1 view are not part of the picture.
     const s = this.surface.getBoundingClientRect();
     if (!clamp && (e.clientX - s.left >= this.surface.clientWidth || e.clientY - s.top >= this.surface.clientHeight)) return null;
-    const rect = pictureRect(this.video);
-    if (this.awaited) {
-      const { width, height, sameSize, framed } = this.awaited;
-      if (rect?.remoteWidth !== width || rect?.remoteHeight !== height) return null;
-      if (sameSize && !framed) return null;
-      this.awaited = null; // the new display's picture is here
-    }
-    return toRemote(rect, e.clientX, e.clientY, clamp);
+    if (!this.pictureReady()) return null;
+    return toRemote(pictureRect(this.video), e.clientX, e.clientY, clamp);
   }
 
   onPointerDown(e) {

@@ -555,6 +555,11 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
         return ctx.getImageData(500, 310, 1, 1).data[0] > 200; // a corner of the clock's window
       }, null, { timeout: 15_000 });
       assert.equal(await picker.inputValue(), '1');
+      // The console says when the pointer goes to the new display: once
+      // its picture is there.
+      const seen = Date.now();
+      await other.waitForFunction(() => document.querySelector('[data-testid="display-picker"]').getAttribute('aria-busy') === 'false', null, { timeout: 5_000 });
+      t.diagnostic(`the pointer went to the new display ${Date.now() - seen} ms after its picture showed`);
       const video = other.getByTestId('remote-video');
       const [px, py] = await video.evaluate((v) => {
         const r = v.getBoundingClientRect();
