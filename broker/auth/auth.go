@@ -762,13 +762,20 @@ func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, source
 	if err := CheckPasswordPolicy(next); err != nil {
 		return err
 	}
-	var err error
-	if u.PasswordHash, err = HashPassword(next); err != nil {
+	hash, err := HashPassword(next)
+	if err != nil {
 		return err
 	}
-	if err := a.cfg.Store.SetPassword(ctx, u.ID, u.PasswordHash); err != nil {
+	// Only over the password just checked: one reset or changed meanwhile
+	// (an admin resetting a stolen account) is not the current password
+	// given, and must not be undone by it.
+	if err := a.cfg.Store.SetPassword(ctx, u.ID, u.PasswordHash, hash); errors.Is(err, store.ErrCredentialsChanged) {
+		a.cfg.Logger.WarnContext(ctx, "password change refused: the password changed while the current one was checked", "user", u.Username, "source", source)
+		return ErrBadCredentials
+	} else if err != nil {
 		return err
 	}
+	u.PasswordHash = hash
 	keep := "" // an API key changing the password keeps no login
 	if p.Login != nil {
 		keep = p.Login.TokenHash

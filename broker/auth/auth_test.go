@@ -643,3 +643,60 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordChangeRacingReset: someone holding tina's login and her old
+// password is changing it to one of their own when an admin resets her
+// account. The change, checked against the old password, must not
+// overwrite the password the reset gave her.
+func TestPasswordChangeRacingReset(t *testing.T) {
+	ctx := context.Background()
+	a := newAuth(t, nil)
+	u, err := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resetHash, err := HashPassword("given-by-the-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slotsWere := argonSlots
+	t.Cleanup(func() { argonSlots = slotsWere })
+	slots := make(chan struct{})
+	argonSlots = slots
+	done := make(chan error, 1)
+	go func() {
+		done <- a.ChangePassword(ctx, &Principal{User: u}, "192.0.2.1", "tina-password-1", "the-thiefs-own-1")
+	}()
+	<-slots // the change is checking the current password
+	// The reset, as ResetUser makes it, without hashing.
+	if err := a.cfg.Store.ResetCredentials(ctx, u.ID, resetHash); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cfg.Store.DeleteUserLogins(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	// From here on the change may hash as it needs.
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case slots <- struct{}{}:
+			case <-slots:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	err = <-done
+	close(quit)
+	if !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("a password change over a reset: %v, want ErrBadCredentials", err)
+	}
+	got, err := a.cfg.Store.UserByID(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PasswordHash != resetHash {
+		t.Error("the password change undid the admin's reset")
+	}
+}

@@ -122,12 +122,25 @@ func (s *Store) ListUsers(ctx context.Context) ([]*User, error) {
 	return out, rows.Err()
 }
 
-// SetPassword sets the password hash of the account id. Like the other
-// changes to an account, it writes its own columns only: written from the
-// account as a request loaded it, the others would undo an admin
-// disabling or demoting it meanwhile.
-func (s *Store) SetPassword(ctx context.Context, id int64, hash string) error {
-	return s.updateUser(ctx, id, "password_hash = ?", hash)
+// ErrCredentialsChanged is returned by SetPassword when the account's
+// password changed since the password was checked.
+var ErrCredentialsChanged = errors.New("the account's password or state changed meanwhile")
+
+// SetPassword sets the password hash of the account id, provided that it
+// is still was, the hash the current password was checked against;
+// otherwise it returns ErrCredentialsChanged. Like the other changes to an
+// account, it writes its own columns only: written from the account as a
+// request loaded it, the others would undo an admin disabling or demoting
+// it meanwhile.
+func (s *Store) SetPassword(ctx context.Context, id int64, was, hash string) error {
+	res, err := s.db.ExecContext(ctx, "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?", hash, id, was)
+	if err != nil {
+		return fmt.Errorf("update user %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrCredentialsChanged
+	}
+	return nil
 }
 
 // SetTOTP sets the TOTP state of the account id.
