@@ -406,7 +406,13 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 	token := RandomToken(32)
 	login := &store.Login{TokenHash: HashToken(token), UserID: u.ID, CSRF: RandomToken(24), CreatedAt: now,
 		ExpiresAt: now.Add(a.cfg.LoginTTL), MustEnrol: mustEnrol}
-	if err := a.cfg.Store.CreateLogin(ctx, login); err != nil {
+	if err := a.cfg.Store.CreateLogin(ctx, login, u.PasswordHash); errors.Is(err, store.ErrCredentialsChanged) {
+		// The password changed, or the account was disabled, while the
+		// password was being checked: the password given is no longer the
+		// account's, or the account no longer signs in.
+		a.cfg.Logger.WarnContext(ctx, "login refused: the account's password or state changed while it was checked", "user", u.Username, "source", source)
+		return "", nil, nil, ErrBadCredentials
+	} else if err != nil {
 		return "", nil, nil, err
 	}
 	a.cfg.Logger.InfoContext(ctx, "login", "user", u.Username, "source", source, "must_enrol_totp", mustEnrol)

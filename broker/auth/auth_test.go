@@ -644,6 +644,87 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 	}
 }
 
+// TestLoginRacingCredentialChange: a sign-in with tina's old password is
+// checking it when her password is changed, her account reset or
+// disabled, each of which ends her logins. The sign-in must not open a
+// login that outlives the change (for a disabled account: that comes back
+// when it is enabled again).
+func TestLoginRacingCredentialChange(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	const password = "tina-password-1"
+	newHash, err := HashPassword("tina-password-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := a.cfg.Store
+	slotsWere := argonSlots
+	t.Cleanup(func() { argonSlots = slotsWere })
+	for i, c := range []struct {
+		name   string
+		change func(u *store.User) error // as the broker makes it, without hashing
+	}{
+		{"password change", func(u *store.User) error {
+			if err := st.SetPassword(ctx, u.ID, u.PasswordHash, newHash); err != nil {
+				return err
+			}
+			return st.DeleteOtherLogins(ctx, u.ID, "")
+		}},
+		{"reset", func(u *store.User) error {
+			if err := st.ResetCredentials(ctx, u.ID, newHash); err != nil {
+				return err
+			}
+			return st.DeleteUserLogins(ctx, u.ID)
+		}},
+		{"disabling", func(u *store.User) error {
+			_, err := a.UpdateAccount(ctx, u, nil, new(true))
+			return err
+		}},
+	} {
+		name := fmt.Sprint("tina", i)
+		u, err := a.CreateUser(ctx, name, password, RoleTechnician)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// With no slot free, the sign-in waits for one to check the
+		// password, with the account it read in hand.
+		slots := make(chan struct{})
+		argonSlots = slots
+		type result struct {
+			token string
+			err   error
+		}
+		done := make(chan result, 1)
+		go func() {
+			token, _, _, err := a.Login(ctx, "192.0.2.1", name, password, "")
+			done <- result{token, err}
+		}()
+		<-slots // the sign-in is checking the password
+		if err := c.change(u); err != nil {
+			t.Fatal(err)
+		}
+		slots <- struct{}{} // its check is over
+		res := <-done
+		argonSlots = slotsWere
+		if !errors.Is(res.err, ErrBadCredentials) {
+			t.Errorf("%s during the sign-in: %v, want ErrBadCredentials", c.name, res.err)
+		}
+		if c.name == "disabling" {
+			if _, err := a.UpdateAccount(ctx, u, nil, new(false)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if res.token != "" {
+			r := httptest.NewRequest("GET", "/api/v1/me", nil)
+			r.Header.Set("Authorization", "Bearer "+res.token)
+			if _, err := a.Authenticate(r); !errors.Is(err, ErrUnauthenticated) {
+				t.Errorf("%s during the sign-in: its login works after the change: %v", c.name, err)
+			}
+		}
+	}
+}
+
 // TestPasswordChangeRacingReset: someone holding tina's login and her old
 // password is changing it to one of their own when an admin resets her
 // account. The change, checked against the old password, must not
