@@ -488,13 +488,14 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	var req struct {
 		Code string `json:"code"`
 	}
-	if !decode(w, r, &req) {
+	if !decode(w, r, &req) || !a.allowGuess(w, r) {
 		return
 	}
 	err := a.cfg.Auth.ConfirmTOTP(r.Context(), p.User, req.Code)
 	switch {
 	case errors.Is(err, auth.ErrTOTPEnabled):
 		writeError(w, http.StatusConflict, "totp_enabled", "Two-factor authentication is already on.")
+	case writeLockout(w, err):
 	case errors.Is(err, auth.ErrBadTOTP):
 		writeFieldErrors(w, []fieldError{{"code", "bad_totp", "That code is wrong; check the time on your phone and try the next one."}})
 	case err != nil:

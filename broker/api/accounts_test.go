@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/tether-support/tether/broker/auth"
 )
 
 // TestTurnOffTwoFactorWhenOff: asking to turn off two-factor
@@ -100,5 +104,42 @@ func TestKeysListSaysWhichDoNotWork(t *testing.T) {
 		if got[user] != w {
 			t.Errorf("%s's key: %s, want %s", user, got[user], w)
 		}
+	}
+}
+
+// TestEnrolmentCodeGuessesPause: wrong codes to confirm a two-factor
+// enrolment are answered 400 bad_totp, and after ten of them 429
+// locked_out, even the right code.
+func TestEnrolmentCodeGuessesPause(t *testing.T) {
+	b := newTestBroker(t)
+	b.user("tina", "technician")
+	status, out := b.call("POST", "/api/v1/login", "", map[string]any{"username": "tina", "password": testPassword})
+	token, _ := out["token"].(string)
+	if status != http.StatusOK || token == "" {
+		t.Fatalf("login: %d %v", status, out)
+	}
+	status, out = b.call("POST", "/api/v1/me/totp", token, map[string]any{"password": testPassword})
+	secret, _ := out["secret"].(string)
+	if status != http.StatusOK || secret == "" {
+		t.Fatalf("begin enrolment: %d %v", status, out)
+	}
+	code := func(skew time.Duration) string {
+		c, _ := auth.TOTPCode(secret, time.Now().Add(skew))
+		return c
+	}
+	// A code right in no step near now, while the test runs.
+	wrong := "000000"
+	if slices.Contains([]string{code(-time.Minute), code(-30 * time.Second), code(0), code(30 * time.Second), code(time.Minute)}, wrong) {
+		wrong = "111111"
+	}
+	for i := range 10 {
+		status, out := b.call("POST", "/api/v1/me/totp/confirm", token, map[string]any{"code": wrong})
+		if e, _ := out["error"].(map[string]any); status != http.StatusBadRequest || e["code"] != "bad_totp" {
+			t.Fatalf("wrong code %d: %d %v, want 400 bad_totp", i, status, out)
+		}
+	}
+	status, out = b.call("POST", "/api/v1/me/totp/confirm", token, map[string]any{"code": code(0)})
+	if e, _ := out["error"].(map[string]any); status != http.StatusTooManyRequests || e["code"] != "locked_out" {
+		t.Fatalf("the right code after ten wrong ones: %d %v, want 429 locked_out", status, out)
 	}
 }

@@ -474,10 +474,10 @@ func (a *Authenticator) recordFailureAfter(key string, now time.Time, limit int)
 // evictOldestFailure makes room in the full table: it forgets the entry
 // whose last failure is oldest, sparing lockouts in force while any other
 // entry is left. It never forgets an account's wrong codes: only someone
-// who gave the account's password makes such an entry, so there are at
-// most as many as accounts, and forgetting one let a flood of failed
-// sign-ins to made-up accounts free a code guesser from the pause. It
-// reads the whole table, only when the table is full.
+// who gave the account's password, or holds a login of it, makes such an
+// entry, so there are at most as many as accounts, and forgetting one let
+// a flood of failed sign-ins to made-up accounts free a code guesser from
+// the pause. It reads the whole table, only when the table is full.
 func (a *Authenticator) evictOldestFailure(now time.Time) {
 	var oldest string
 	var at time.Time
@@ -668,18 +668,35 @@ func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User, source, pa
 }
 
 // ConfirmTOTP puts the enrolment in force once the user shows a code.
+// Wrong codes count towards the account's pause on codes, as at login:
+// whoever holds a login of an account whose owner began an enrolment and
+// left it could otherwise guess one of its codes within minutes and turn
+// on a second factor its owner may no longer have.
 func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code string) error {
 	if u.TOTPEnabled {
 		return ErrTOTPEnabled
 	}
-	step, ok := checkTOTP(u.TOTPSecret, code, a.cfg.Now())
-	if u.TOTPSecret == "" || !ok {
+	if u.TOTPSecret == "" {
+		return ErrBadTOTP // no enrolment begun: there is nothing to guess
+	}
+	now := a.cfg.Now()
+	codes := codeFailureKey(u.Username)
+	if err := a.lockedOut(codes, now); err != nil {
+		return err
+	}
+	step, ok := checkTOTP(u.TOTPSecret, code, now)
+	if !ok {
+		a.recordFailureAfter(codes, now, maxCodeFailures)
+		a.cfg.Logger.WarnContext(ctx, "wrong two-factor code to confirm the enrolment", "user", u.Username)
 		return ErrBadTOTP
 	}
 	u.TOTPEnabled, u.TOTPLastStep = true, step
 	if err := a.cfg.Store.SetTOTP(ctx, u.ID, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep); err != nil {
 		return err
 	}
+	a.mu.Lock()
+	delete(a.failures, codes)
+	a.mu.Unlock()
 	a.cfg.Logger.InfoContext(ctx, "two-factor enrolled", "user", u.Username)
 	return nil
 }

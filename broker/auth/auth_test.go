@@ -725,6 +725,57 @@ func TestLoginRacingCredentialChange(t *testing.T) {
 	}
 }
 
+// TestEnrolmentCodeCannotBeGuessed: tina began setting up two-factor
+// authentication and left it. Someone holding her login, not her
+// password, guesses codes to turn it on: after maxCodeFailures wrong ones,
+// from any address, even the right code waits; after the wait it works,
+// and the count starts afresh.
+func TestEnrolmentCodeCannotBeGuessed(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	u, err := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _, err := a.BeginTOTP(ctx, u, "192.0.2.1", "tina-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, _ := TOTPCode(secret, now)
+	wrong := func(i int) string {
+		c := fmt.Sprintf("%06d", i)
+		for d := -totpSkew; d <= totpSkew; d++ {
+			if code, _ := TOTPCode(secret, now.Add(time.Duration(d)*totpPeriod*time.Second)); code == c {
+				return "999999"
+			}
+		}
+		return c
+	}
+	for i := range maxCodeFailures {
+		if err := a.ConfirmTOTP(ctx, u, wrong(i)); !errors.Is(err, ErrBadTOTP) {
+			t.Fatalf("wrong code %d: %v", i, err)
+		}
+	}
+	if err := a.ConfirmTOTP(ctx, u, right); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("after %d wrong codes, the right one: %v, want a pause", maxCodeFailures, err)
+	}
+	if got, _ := a.cfg.Store.UserByID(ctx, u.ID); got.TOTPEnabled {
+		t.Fatal("two-factor authentication was turned on during the pause")
+	}
+	now = now.Add(lockoutFor)
+	right, _ = TOTPCode(secret, now)
+	if err := a.ConfirmTOTP(ctx, u, right); err != nil {
+		t.Fatalf("the right code after the pause: %v", err)
+	}
+	a.mu.Lock()
+	left := a.failures[codeFailureKey("tina")]
+	a.mu.Unlock()
+	if left != nil {
+		t.Errorf("a right code left the wrong ones counted: %+v", left)
+	}
+}
+
 // TestPasswordChangeRacingReset: someone holding tina's login and her old
 // password is changing it to one of their own when an admin resets her
 // account. The change, checked against the old password, must not
