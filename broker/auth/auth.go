@@ -403,6 +403,11 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 		}
 		mustEnrol = slices.Contains(required, u.Role)
 	}
+	// Each sign-in clears away the logins that have ended, so that they
+	// do not pile up.
+	if err := a.cfg.Store.DeleteEndedLogins(ctx, now, now.Add(-a.cfg.IdleTimeout)); err != nil {
+		return "", nil, nil, err
+	}
 	token := RandomToken(32)
 	login := &store.Login{TokenHash: HashToken(token), UserID: u.ID, CSRF: RandomToken(24), CreatedAt: now,
 		ExpiresAt: now.Add(a.cfg.LoginTTL), MustEnrol: mustEnrol}

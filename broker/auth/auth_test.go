@@ -776,6 +776,55 @@ func TestEnrolmentCodeCannotBeGuessed(t *testing.T) {
 	}
 }
 
+// TestEndedLoginsAreDeleted: logins past their absolute lifetime or left
+// idle are deleted from the database when someone signs in, not kept for
+// ever; a login in use stays.
+func TestEndedLoginsAreDeleted(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	if _, err := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician); err != nil {
+		t.Fatal(err)
+	}
+	login := func() *store.Login {
+		t.Helper()
+		_, l, _, err := a.Login(ctx, "192.0.2.1", "tina", "tina-password-1", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	// stored looks the login up as at its creation, when it was valid.
+	stored := func(l *store.Login) bool {
+		_, err := a.cfg.Store.LoginByToken(ctx, l.TokenHash, l.CreatedAt, l.CreatedAt.Add(-time.Second))
+		return err == nil
+	}
+	// use has l used every 20 minutes for hours.
+	use := func(l *store.Login, hours int) {
+		for range 3 * hours {
+			now = now.Add(20 * time.Minute)
+			if err := a.cfg.Store.TouchLogin(ctx, l, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	idle := login()
+	used := login()
+	use(used, 10)
+	login()
+	if stored(idle) {
+		t.Error("a login idle for 10 hours is still in the database")
+	}
+	if !stored(used) {
+		t.Error("a login in use was deleted")
+	}
+	use(used, 2) // to the end of its 12 hours, in use to the last
+	login()
+	if stored(used) {
+		t.Error("a login past its 12 hours is still in the database")
+	}
+}
+
 // TestPasswordChangeRacingReset: someone holding tina's login and her old
 // password is changing it to one of their own when an admin resets her
 // account. The change, checked against the old password, must not

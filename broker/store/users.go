@@ -366,6 +366,16 @@ func (s *Store) TouchLogin(ctx context.Context, l *Login, now time.Time) error {
 // touchEvery is how stale a login's last-seen time may get.
 const touchEvery = 15 * time.Second
 
+// DeleteEndedLogins deletes the logins past their absolute expiry at now
+// or unused since idleAfter, which LoginByToken no longer finds: kept, they
+// would pile up with every sign-in for as long as the broker runs.
+func (s *Store) DeleteEndedLogins(ctx context.Context, now, idleAfter time.Time) error {
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM logins WHERE expires_at <= ? OR last_seen_at <= ?", ms(now), ms(idleAfter)); err != nil {
+		return fmt.Errorf("delete ended logins: %w", err)
+	}
+	return nil
+}
+
 // DeleteLogin ends a console login.
 func (s *Store) DeleteLogin(ctx context.Context, tokenHash string) error {
 	_, err := s.db.ExecContext(ctx, "DELETE FROM logins WHERE token_hash = ?", tokenHash)
