@@ -372,7 +372,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 }
 
 // ensureAdmin creates the first admin account and API key on first start.
-func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) error {
+func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) (err error) {
 	n, err := b.store.CountUsers(ctx)
 	if err != nil || n > 0 {
 		return err
@@ -382,6 +382,14 @@ func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) err
 	if err != nil {
 		return fmt.Errorf("create initial admin: %w", err)
 	}
+	// An admin whose credentials were not written could never sign in,
+	// and the next start, finding an account, would make no other: it
+	// goes, so that the next start makes the first admin afresh.
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.store.DeleteUser(context.WithoutCancel(ctx), user.ID))
+		}
+	}()
 	key, apiKey, err := authn.CreateAPIKey(ctx, user, "initial admin key", auth.AllScopes)
 	if err != nil {
 		return fmt.Errorf("create initial API key: %w", err)

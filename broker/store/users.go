@@ -144,6 +144,27 @@ func (s *Store) SetPassword(ctx context.Context, id int64, was, hash string) err
 	return nil
 }
 
+// DeleteUser deletes the account id with its API keys and logins. Only an
+// account nothing else refers to yet can go (the first admin, when its
+// credentials could not be written): the database refuses to delete one
+// that sessions or webhooks name.
+func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete user %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{"DELETE FROM logins WHERE user_id = ?", "DELETE FROM api_keys WHERE user_id = ?", "DELETE FROM users WHERE id = ?"} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("delete user %d: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete user %d: %w", id, err)
+	}
+	return nil
+}
+
 // SetTOTP sets the TOTP state of the account id.
 func (s *Store) SetTOTP(ctx context.Context, id int64, secret string, enabled bool, lastStep int64) error {
 	return s.updateUser(ctx, id, "totp_secret = ?, totp_enabled = ?, totp_last_step = ?", secret, enabled, lastStep)
