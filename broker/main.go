@@ -140,6 +140,34 @@ func decrypt(args []string) int {
 	return 0
 }
 
+// resetAccount runs "broker reset-account [-data DIR] USERNAME": exit 0
+// with the account's new password printed, 1 when the account could not be
+// reset, 2 on a usage error.
+func resetAccount(args []string) int {
+	fs := flag.NewFlagSet("reset-account", flag.ContinueOnError)
+	data := fs.String("data", "data", "the broker's data directory")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: broker reset-account [-data DIR] USERNAME\n\nGives an account a new password, turns its two-factor authentication off and ends its logins,\nas an admin's reset in the console does: the way back in for an admin who forgot the password\nor lost the authenticator. Stop the broker first.")
+		fs.PrintDefaults()
+	}
+	args, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(args) != 1 {
+		fs.Usage()
+		fmt.Fprintf(os.Stderr, "broker reset-account: give one username, not %d\n", len(args))
+		return 2
+	}
+	password, err := server.ResetAccount(context.Background(), *data, args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker reset-account:", err)
+		return 1
+	}
+	fmt.Printf("New password for %s: %s\nTwo-factor authentication is off and every login of the account has ended. Sign in and change the password.\n", args[0], password)
+	return 0
+}
+
 // parseArgs parses the flags wherever they stand and returns the other
 // arguments: "broker verify ARCHIVE -key FILE" is as natural to type as
 // the flags first.
@@ -245,6 +273,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "decrypt" {
 		os.Exit(decrypt(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "reset-account" {
+		os.Exit(resetAccount(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "version" {
 		fmt.Println("broker", version())
 		return
@@ -255,11 +286,14 @@ func main() {
 		fmt.Fprintln(flag.CommandLine.Output(), `usage: broker [flags]
        broker verify [-key FILE] [-data DIR] [-encryption-key FILE] ARCHIVE
        broker decrypt -encryption-key FILE ARCHIVE OUTPUT
+       broker reset-account [-data DIR] USERNAME
        broker version
 
 Runs the Tether broker: the web console, the API, signaling and the media relay.
 broker verify checks a session archive offline; broker decrypt writes a readable
-copy of an archive encrypted at rest (broker verify -h and broker decrypt -h say more).
+copy of an archive encrypted at rest; broker reset-account gives an account a new
+password and turns its two-factor authentication off, for an admin locked out
+(broker verify -h, broker decrypt -h and broker reset-account -h say more).
 
 flags:`)
 		flag.PrintDefaults()
@@ -295,7 +329,7 @@ flags:`)
 	if flag.NArg() > 0 {
 		// A mistyped command must not start a broker on the default data
 		// directory.
-		fmt.Fprintf(os.Stderr, "broker: unknown command %q: the broker takes flags only (broker -h), and its commands are verify, decrypt and version\n", flag.Arg(0))
+		fmt.Fprintf(os.Stderr, "broker: unknown command %q: the broker takes flags only (broker -h), and its commands are verify, decrypt, reset-account and version\n", flag.Arg(0))
 		os.Exit(2)
 	}
 

@@ -204,14 +204,15 @@ func TestBrokerRefusesReadOnlyRecordings(t *testing.T) {
 }
 
 // broker -h names the commands next to the flags: an operator reading it
-// learns that archives can be verified and decrypted.
+// learns that archives can be verified and decrypted, and that a locked-out
+// admin's account can be reset.
 func TestBrokerUsageNamesCommands(t *testing.T) {
 	out, err := exec.Command(xtest.Build(t, "./broker"), "-h").CombinedOutput()
 	if err != nil {
 		t.Fatalf("broker -h: %v\n%s", err, out)
 	}
 	for _, want := range []string{"usage: broker [flags]", "broker verify [-key FILE] [-data DIR] [-encryption-key FILE] ARCHIVE",
-		"broker decrypt -encryption-key FILE ARCHIVE OUTPUT", "broker version", "-code-ttl"} {
+		"broker decrypt -encryption-key FILE ARCHIVE OUTPUT", "broker reset-account [-data DIR] USERNAME", "broker version", "-code-ttl"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("broker -h does not say %q:\n%s", want, out)
 		}

@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-support/tether/broker/auth"
+	"github.com/tether-support/tether/broker/store"
 )
 
 // TestFirstAdminWrittenOrNotKept: on first start the broker cannot write
@@ -47,6 +50,61 @@ func TestFirstAdminWrittenOrNotKept(t *testing.T) {
 	if _, err := b.store.APIKeyByHash(ctx, auth.HashToken(admin.APIKey)); err != nil {
 		t.Errorf("the first admin's API key: %v", err)
 	}
+}
+
+// TestResetAccountFromTheCommandLine: the only admin forgot the password
+// (or lost the authenticator, two-factor being required for admins). With
+// the broker stopped, reset-account gives the account a new password that
+// signs in, turns two-factor off and ends the old logins; while the broker
+// runs it refuses, and an unknown name is said to be one.
+func TestResetAccountFromTheCommandLine(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := New(ctx, testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _, err := b.auth.BeginTOTP(ctx, mustUser(t, b, "admin"), "127.0.0.1", readAdmin(t, b).Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := auth.TOTPCode(secret, time.Now())
+	if err := b.auth.ConfirmTOTP(ctx, mustUser(t, b, "admin"), code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ResetAccount(ctx, dir, "admin"); err == nil || !strings.Contains(err.Error(), "stop the broker first") {
+		t.Errorf("reset while the broker runs: %v, want it refused", err)
+	}
+	if err := b.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ResetAccount(ctx, dir, "nobody"); !errors.Is(err, ErrNoAccount) {
+		t.Errorf("reset of an unknown account: %v, want ErrNoAccount", err)
+	}
+	password, err := ResetAccount(ctx, dir, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = New(ctx, testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	if _, _, _, err := b.auth.Login(ctx, "127.0.0.1", "admin", readAdmin(t, b).Password, ""); err == nil {
+		t.Error("the old password still signs in")
+	}
+	if _, _, _, err := b.auth.Login(ctx, "127.0.0.1", "admin", password, ""); err != nil {
+		t.Errorf("the new password, without a two-factor code: %v", err)
+	}
+}
+
+func mustUser(t *testing.T, b *Broker, name string) *store.User {
+	t.Helper()
+	u, err := b.store.UserByName(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func readAdmin(t *testing.T, b *Broker) InitialAdmin {
