@@ -491,7 +491,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	if !decode(w, r, &req) || !a.allowGuess(w, r) {
 		return
 	}
-	err := a.cfg.Auth.ConfirmTOTP(r.Context(), p.User, req.Code)
+	err := a.cfg.Auth.ConfirmTOTP(r.Context(), p, req.Code)
 	switch {
 	case errors.Is(err, auth.ErrTOTPEnabled):
 		writeError(w, http.StatusConflict, "totp_enabled", "Two-factor authentication is already on.")

@@ -411,10 +411,10 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 	token := RandomToken(32)
 	login := &store.Login{TokenHash: HashToken(token), UserID: u.ID, CSRF: RandomToken(24), CreatedAt: now,
 		ExpiresAt: now.Add(a.cfg.LoginTTL), MustEnrol: mustEnrol}
-	if err := a.cfg.Store.CreateLogin(ctx, login, u.PasswordHash); errors.Is(err, store.ErrCredentialsChanged) {
-		// The password changed, or the account was disabled, while the
-		// password was being checked: the password given is no longer the
-		// account's, or the account no longer signs in.
+	if err := a.cfg.Store.CreateLogin(ctx, login, u); errors.Is(err, store.ErrCredentialsChanged) {
+		// The password changed, the account was disabled or, for a
+		// sign-in without a code, two-factor authentication turned on,
+		// while the password was being checked.
 		a.cfg.Logger.WarnContext(ctx, "login refused: the account's password or state changed while it was checked", "user", u.Username, "source", source)
 		return "", nil, nil, ErrBadCredentials
 	} else if err != nil {
@@ -672,17 +672,27 @@ func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User, source, pa
 	return u.TOTPSecret, TOTPURI(a.cfg.Issuer, u.Username, u.TOTPSecret), nil
 }
 
-// ConfirmTOTP puts the enrolment in force once the user shows a code.
-// Wrong codes count towards the account's pause on codes, as at login:
-// whoever holds a login of an account whose owner began an enrolment and
-// left it could otherwise guess one of its codes within minutes and turn
-// on a second factor its owner may no longer have.
-func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code string) error {
+// ConfirmTOTP puts the enrolment of p's account in force once the user
+// shows a code. Where the account's role requires TOTP, it ends every
+// other login of the account: those were opened with the password alone
+// and may only enrol, and must not gain the rest because the owner
+// enrolled elsewhere (someone who learnt the password would otherwise wait
+// for the owner to enrol). The login that confirmed stays. Wrong codes
+// count towards the account's pause on codes, as at login: whoever holds a
+// login of an account whose owner began an enrolment and left it could
+// otherwise guess one of its codes within minutes and turn on a second
+// factor its owner may no longer have.
+func (a *Authenticator) ConfirmTOTP(ctx context.Context, p *Principal, code string) error {
+	u := p.User
 	if u.TOTPEnabled {
 		return ErrTOTPEnabled
 	}
 	if u.TOTPSecret == "" {
 		return ErrBadTOTP // no enrolment begun: there is nothing to guess
+	}
+	required, err := a.TOTPRequiredRoles(ctx)
+	if err != nil {
+		return err
 	}
 	now := a.cfg.Now()
 	codes := codeFailureKey(u.Username)
@@ -702,6 +712,15 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, u *store.User, code str
 	a.mu.Lock()
 	delete(a.failures, codes)
 	a.mu.Unlock()
+	if slices.Contains(required, u.Role) {
+		keep := "" // an API key confirming keeps no login
+		if p.Login != nil {
+			keep = p.Login.TokenHash
+		}
+		if err := a.cfg.Store.DeleteOtherLogins(ctx, u.ID, keep); err != nil {
+			return err
+		}
+	}
 	a.cfg.Logger.InfoContext(ctx, "two-factor enrolled", "user", u.Username)
 	return nil
 }

@@ -233,11 +233,11 @@ func TestTOTPLogin(t *testing.T) {
 	if err != nil || !strings.HasPrefix(uri, "otpauth://totp/Tether:tech?") || !strings.Contains(uri, "secret="+secret) {
 		t.Fatalf("enrol: %q %v", uri, err)
 	}
-	if err := a.ConfirmTOTP(ctx, u, "000000"); !errors.Is(err, ErrBadTOTP) {
+	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, "000000"); !errors.Is(err, ErrBadTOTP) {
 		t.Fatalf("wrong confirmation code: %v", err)
 	}
 	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", ""); !errors.Is(err, ErrTOTPRequired) {
@@ -476,7 +476,7 @@ func TestCodePauseOutlastsAFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 		t.Fatal(err)
 	}
 	// Two wrong codes from each address, below the per-address lockout.
@@ -536,7 +536,7 @@ func TestStolenLoginCannotChangeTwoFactor(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(30 * time.Second)
@@ -589,7 +589,7 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, _ := TOTPCode(secret, now)
-		if err := a.ConfirmTOTP(ctx, u, code); err != nil {
+		if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 			t.Fatal(err)
 		}
 		now = now.Add(30 * time.Second) // the next code is new
@@ -612,7 +612,7 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 			}
 		}, func(u *store.User) error {
 			code, _ := TOTPCode(u.TOTPSecret, now)
-			return a.ConfirmTOTP(ctx, u, code)
+			return a.ConfirmTOTP(ctx, &Principal{User: u}, code)
 		}},
 		{"two-factor turned off", enrol, func(u *store.User) error {
 			code, _ := TOTPCode(u.TOTPSecret, now)
@@ -646,9 +646,9 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 
 // TestLoginRacingCredentialChange: a sign-in with tina's old password is
 // checking it when her password is changed, her account reset or
-// disabled, each of which ends her logins. The sign-in must not open a
-// login that outlives the change (for a disabled account: that comes back
-// when it is enabled again).
+// disabled, or she turns two-factor authentication on, each of which ends
+// her logins. The sign-in must not open a login that outlives the change
+// (for a disabled account: that comes back when it is enabled again).
 func TestLoginRacingCredentialChange(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -680,6 +680,12 @@ func TestLoginRacingCredentialChange(t *testing.T) {
 		{"disabling", func(u *store.User) error {
 			_, err := a.UpdateAccount(ctx, u, nil, new(true))
 			return err
+		}},
+		{"two-factor enrolment", func(u *store.User) error {
+			if err := st.SetTOTP(ctx, u.ID, NewTOTPSecret(), true, 0); err != nil {
+				return err
+			}
+			return st.DeleteOtherLogins(ctx, u.ID, "")
 		}},
 	} {
 		name := fmt.Sprint("tina", i)
@@ -753,11 +759,11 @@ func TestEnrolmentCodeCannotBeGuessed(t *testing.T) {
 		return c
 	}
 	for i := range maxCodeFailures {
-		if err := a.ConfirmTOTP(ctx, u, wrong(i)); !errors.Is(err, ErrBadTOTP) {
+		if err := a.ConfirmTOTP(ctx, &Principal{User: u}, wrong(i)); !errors.Is(err, ErrBadTOTP) {
 			t.Fatalf("wrong code %d: %v", i, err)
 		}
 	}
-	if err := a.ConfirmTOTP(ctx, u, right); !errors.Is(err, ErrLockedOut) {
+	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, right); !errors.Is(err, ErrLockedOut) {
 		t.Fatalf("after %d wrong codes, the right one: %v, want a pause", maxCodeFailures, err)
 	}
 	if got, _ := a.cfg.Store.UserByID(ctx, u.ID); got.TOTPEnabled {
@@ -765,7 +771,7 @@ func TestEnrolmentCodeCannotBeGuessed(t *testing.T) {
 	}
 	now = now.Add(lockoutFor)
 	right, _ = TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, u, right); err != nil {
+	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, right); err != nil {
 		t.Fatalf("the right code after the pause: %v", err)
 	}
 	a.mu.Lock()
@@ -879,5 +885,53 @@ func TestPasswordChangeRacingReset(t *testing.T) {
 	}
 	if got.PasswordHash != resetHash {
 		t.Error("the password change undid the admin's reset")
+	}
+}
+
+// TestEnrolmentEndsOtherLogins: technicians must use two-factor
+// authentication, which tina has not set up. Someone who learnt her
+// password signs in: a login that may only enrol. When tina then enrols
+// from her own login, theirs must not become a full login that never gave
+// a code: it ends, and hers goes on.
+func TestEnrolmentEndsOtherLogins(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	if _, err := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetTOTPRequiredRoles(ctx, []string{RoleTechnician}); err != nil {
+		t.Fatal(err)
+	}
+	authenticate := func(token string) (*Principal, error) {
+		r := httptest.NewRequest("GET", "/api/v1/me", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		return a.Authenticate(r)
+	}
+	tinas, _, _, err := a.Login(ctx, "192.0.2.1", "tina", "tina-password-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, _, _, err := a.Login(ctx, "198.51.100.7", "tina", "tina-password-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := authenticate(tinas)
+	if err != nil || !p.MustEnrol {
+		t.Fatalf("tina's login before enrolling: %+v %v", p, err)
+	}
+	secret, _, err := a.BeginTOTP(ctx, p.User, "192.0.2.1", "tina-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := TOTPCode(secret, now)
+	if err := a.ConfirmTOTP(ctx, p, code); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := authenticate(theirs); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a login opened with the password alone, after tina enrolled: %+v %v, want it ended", p, err)
+	}
+	if p, err := authenticate(tinas); err != nil || p.MustEnrol {
+		t.Errorf("tina's own login after enrolling: %+v %v, want a full login", p, err)
 	}
 }

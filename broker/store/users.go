@@ -124,7 +124,8 @@ func (s *Store) ListUsers(ctx context.Context) ([]*User, error) {
 
 // ErrCredentialsChanged is returned by SetPassword and CreateLogin when
 // the account's password changed since the password was checked, or for
-// CreateLogin when the account was disabled meanwhile.
+// CreateLogin when the account was disabled or turned two-factor
+// authentication on meanwhile.
 var ErrCredentialsChanged = errors.New("the account's password or state changed meanwhile")
 
 // SetPassword sets the password hash of the account id, provided that it
@@ -331,18 +332,21 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time) (*AP
 	return scanKey(s.db.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?", id))
 }
 
-// CreateLogin stores a new console login, provided that the account still
-// has passwordHash, the hash the sign-in's password was checked against,
-// and is not disabled; otherwise it returns ErrCredentialsChanged. A
-// password change, reset or disabling ends the account's logins, and one
-// that came while the password was being checked found this login not yet
-// stored: checked apart from the insertion, the old password would keep
-// a login the change was meant to end.
-func (s *Store) CreateLogin(ctx context.Context, l *Login, passwordHash string) error {
+// CreateLogin stores a new console login, provided that the account is
+// still as the sign-in found it, u: the password hash its password was
+// checked against, not disabled and, when the sign-in asked for no code,
+// two-factor authentication still off. Otherwise it returns
+// ErrCredentialsChanged. A password change, reset, disabling or two-factor
+// enrolment ends the account's logins, and one that came while the
+// password was being checked found this login not yet stored: checked
+// apart from the insertion, the sign-in would keep a login the change was
+// meant to end.
+func (s *Store) CreateLogin(ctx context.Context, l *Login, u *User) error {
 	res, err := s.db.ExecContext(ctx,
 		`INSERT INTO logins (token_hash, user_id, csrf, created_at, expires_at, last_seen_at, must_enrol)
-		 SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ? AND password_hash = ? AND disabled = 0)`,
-		l.TokenHash, l.UserID, l.CSRF, ms(l.CreatedAt), ms(l.ExpiresAt), ms(l.CreatedAt), l.MustEnrol, l.UserID, passwordHash)
+		 SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users
+		 WHERE id = ? AND password_hash = ? AND disabled = 0 AND (totp_enabled = 0 OR ?))`,
+		l.TokenHash, l.UserID, l.CSRF, ms(l.CreatedAt), ms(l.ExpiresAt), ms(l.CreatedAt), l.MustEnrol, u.ID, u.PasswordHash, u.TOTPEnabled)
 	if err != nil {
 		return fmt.Errorf("create login: %w", err)
 	}
