@@ -369,14 +369,16 @@ export function mountSession(root, { id, navigate }) {
     remote.toolbar.hidden = !(state === 'live' || state === 'reconnecting');
     remote.setLive(state === 'live');
     consent.setHostHere(state === 'live');
+    // The overlay first: at the end it takes the focus the End button had,
+    // before the panels, ending, offer theirs (gone a moment later).
+    renderOverlay();
+    renderChips();
     if (state === 'ended') {
       shell.end('The session ended.');
       files.end('the session ended');
       consent.setEnded();
       activity.refresh();
     }
-    renderOverlay();
-    renderChips();
   }
 
   function renderEnd() {
@@ -454,6 +456,15 @@ export function mountSession(root, { id, navigate }) {
   function focusLost() {
     const el = document.activeElement;
     return !el || el === document.body || el.disabled || !el.getClientRects().length;
+  }
+
+  /**
+   * A dialog closed: if the session ended meanwhile (the overlay could not
+   * take the focus past the dialog), the focus goes from the button that
+   * opened it, gone now, to the overlay's way on.
+   */
+  function afterDialog() {
+    if (!overlay.hidden && focusLost()) overlay.querySelector('.overlay-actions .btn')?.focus({ preventScroll: true });
   }
 
   function renderOverlay() {
@@ -629,6 +640,7 @@ export function mountSession(root, { id, navigate }) {
       footer: [cancel, ok],
       testid: 'end-session-dialog',
       size: 'md',
+      onClose: afterDialog,
     });
     cancel.addEventListener('click', () => m.close());
     // On Cancel: an Enter pressed once too often keeps the session going.
@@ -669,7 +681,7 @@ export function mountSession(root, { id, navigate }) {
       error.el,
       h('div', { class: 'field' }, h('label', { for: 'bring-in-user', class: 'label', text: 'Colleague\u2019s username' }), username,
         h('p', { class: 'field-hint', text: 'A technician or an admin. Invite: they join beside you, and the user is asked before they see anything. Hand over: the session becomes theirs' + (admin ? '.' : ', and you are cut off from it.') })));
-    const m = modal({ title: 'Bring in a colleague', content: form, footer: [cancel, handOver, invite], testid: 'bring-in-dialog', size: 'md' });
+    const m = modal({ title: 'Bring in a colleague', content: form, footer: [cancel, handOver, invite], testid: 'bring-in-dialog', size: 'md', onClose: afterDialog });
     cancel.addEventListener('click', () => m.close());
     username.focus();
     const send = async (over) => {
