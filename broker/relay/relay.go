@@ -318,7 +318,7 @@ func (s *Session) AddViewer(opts ViewerOptions) (*Viewer, string, error) {
 	// reported.
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		switch {
-		case dc.Label() == protocol.ChannelFiles:
+		case protocol.FilesChannel(dc.Label()):
 			v.openPipe(dc, protocol.PermFiles)
 		case protocol.ShellChannel(dc.Label()):
 			v.openPipe(dc, protocol.PermShell)

@@ -453,7 +453,7 @@ func Run(ctx context.Context, cfg Config) (reason string, err error) {
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		viewer := dc.Protocol()
 		switch {
-		case dc.Label() == protocol.ChannelFiles && mgr.AllowedFor(viewer, protocol.PermFiles):
+		case protocol.FilesChannel(dc.Label()) && mgr.AllowedFor(viewer, protocol.PermFiles):
 			fsrv.Attach(dc, func() bool { return mgr.AllowedFor(viewer, protocol.PermFiles) })
 		case protocol.ShellChannel(dc.Label()) && mgr.AllowedFor(viewer, protocol.PermShell):
 			shells.Attach(dc, func() bool { return mgr.AllowedFor(viewer, protocol.PermShell) })

@@ -16,6 +16,10 @@ import (
 const (
 	ChannelFiles       = "files"  // JSON FileMessage strings plus binary chunks
 	ChannelShellPrefix = "shell-" // shell-<n>: raw terminal bytes plus JSON ShellMessage strings
+	// ChannelFilesBrowse is a second files channel, alike in every way,
+	// on which a viewer lists folders while a transfer holds the first
+	// (a channel serves one request at a time).
+	ChannelFilesBrowse = "files-browse"
 	// MaxShells bounds the shells one viewer may hold open at once.
 	MaxShells = 8
 )
@@ -223,6 +227,11 @@ func DecodeShell(b []byte) (ShellMessage, error) {
 func EncodeShell(m ShellMessage) []byte {
 	b, _ := json.Marshal(m)
 	return b
+}
+
+// FilesChannel reports whether label names a files channel.
+func FilesChannel(label string) bool {
+	return label == ChannelFiles || label == ChannelFilesBrowse
 }
 
 // ShellChannel reports whether label names a shell channel, shell-<n>

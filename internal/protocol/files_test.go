@@ -75,6 +75,11 @@ func TestShellMessages(t *testing.T) {
 			t.Errorf("ShellChannel(%q) = %v", label, !want)
 		}
 	}
+	for label, want := range map[string]bool{"files": true, "files-browse": true, "files-2": false, "Files": false, "shell-1": false} {
+		if FilesChannel(label) != want {
+			t.Errorf("FilesChannel(%q) = %v", label, !want)
+		}
+	}
 }
 
 func FuzzDecodeFile(f *testing.F) {

@@ -3,7 +3,9 @@
 // into their Downloads/Tether folder. Everything rides one data channel
 // labelled "files" through the broker, one transfer at a time: JSON
 // requests and answers as strings, file data as 64 KiB binary chunks, with
-// back-pressure on the channel's buffered amount. Each file is verified by
+// back-pressure on the channel's buffered amount; folders are listed on a
+// second channel, "files-browse", so that they can be browsed while a file
+// is on its way. Each file is verified by
 // SHA-256 end to end; a transfer cut by a reconnect resumes where it
 // stopped.
 
@@ -60,21 +62,19 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
   // The technician's connection dropped: transfers cut now, and the grant
   // the broker forgets with it, are not the user's doing.
   let dropped = false;
-  let dc = null; // the files channel, opened on demand
-  let dcPc = null; // the connection it belongs to
   let cwd = '.';
   let entries = null;
   let listNote = ''; // what the host says about the listing: a long folder cut short
   let listError = '';
-  let waiter = null; // { resolve, reject } for the next JSON answer
   let sink = null; // receives binary chunks of a download
   let onWritten = null; // told how much of the upload under way the user's computer has written
-  let busy = false;
+  let busy = false; // a transfer is being carried out
+  let listing = false; // a listing is asked for
   // Counts grants and new connections: a transfer interrupted while one
   // arrived (the channel the broker refused before the grant closes after
   // it) tries again instead of waiting for a grant that already came.
   let chances = 0;
-  let pendingList = null; // a listing asked for while busy
+  let pendingList = null; // a listing asked for while another was
   const queue = []; // transfers waiting their turn, and the one under way
   let current = null; // the transfer pump is carrying out
   let over = ''; // why nothing more can be transferred, once the session is over for this page
@@ -118,77 +118,100 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
 
   // ---- channel -----------------------------------------------------------------
 
-  function channel() {
-    const pc = getPc();
-    if (!pc || pc.connectionState === 'closed' || pc.connectionState === 'failed') return null;
-    if (dc && dcPc === pc && (dc.readyState === 'open' || dc.readyState === 'connecting')) return dc;
-    dcPc = pc;
-    dc = pc.createDataChannel('files', { ordered: true });
-    dc.binaryType = 'arraybuffer';
-    dc.bufferedAmountLowThreshold = LOW_WATER;
-    const mine = dc;
-    dc.onmessage = (e) => {
-      if (dc !== mine) return; // forgotten: late data belongs to nobody
-      if (typeof e.data !== 'string') {
-        sink?.(new Uint8Array(e.data));
-        return;
-      }
-      let msg;
-      try { msg = JSON.parse(e.data); } catch { return; }
-      if (msg.type === 'progress') { // how much of an upload the user's computer has written
-        onWritten?.(msg.offset ?? 0);
-        return;
-      }
-      // The host confirms a cancel after the transfer has already let the
-      // next request go: the confirmation answers the cancelled transfer,
-      // never that request (which would fail with "The transfer was
-      // cancelled." and leave its own answer to nobody).
-      if (msg.type === 'error' && msg.code === 'cancelled' && waiter?.request) return;
-      const w = waiter;
-      waiter = null;
-      if (w) w.resolve(msg);
-      else if (msg.type === 'error' && msg.code !== 'cancelled') toast(msg.message || 'The transfer failed.', 'error');
+  /**
+   * A channel to the user's computer labelled label, opened on demand on
+   * the current connection; the host answers one request at a time on
+   * each. Binary data (a download's chunks) and progress come on "files".
+   */
+  function link(label) {
+    const l = {
+      dc: null, // the channel
+      pc: null, // the connection it belongs to
+      waiter: null, // { resolve, reject } for the next JSON answer
     };
-    dc.onclose = () => {
-      if (dc === mine) forget(allowed ? 'The connection was interrupted.' : 'The user has not allowed Files.');
+
+    l.channel = () => {
+      const pc = getPc();
+      if (!pc || pc.connectionState === 'closed' || pc.connectionState === 'failed') return null;
+      if (l.dc && l.pc === pc && (l.dc.readyState === 'open' || l.dc.readyState === 'connecting')) return l.dc;
+      l.pc = pc;
+      const dc = pc.createDataChannel(label, { ordered: true });
+      l.dc = dc;
+      dc.binaryType = 'arraybuffer';
+      dc.bufferedAmountLowThreshold = LOW_WATER;
+      dc.onmessage = (e) => {
+        if (l.dc !== dc) return; // forgotten: late data belongs to nobody
+        if (typeof e.data !== 'string') {
+          if (l === files) sink?.(new Uint8Array(e.data));
+          return;
+        }
+        let msg;
+        try { msg = JSON.parse(e.data); } catch { return; }
+        if (msg.type === 'progress') { // how much of an upload the user's computer has written
+          if (l === files) onWritten?.(msg.offset ?? 0);
+          return;
+        }
+        // The host confirms a cancel after the transfer has already let the
+        // next request go: the confirmation answers the cancelled transfer,
+        // never that request (which would fail with "The transfer was
+        // cancelled." and leave its own answer to nobody).
+        if (msg.type === 'error' && msg.code === 'cancelled' && l.waiter?.request) return;
+        const w = l.waiter;
+        l.waiter = null;
+        if (w) w.resolve(msg);
+        else if (msg.type === 'error' && msg.code !== 'cancelled') toast(msg.message || 'The transfer failed.', 'error');
+      };
+      dc.onclose = () => {
+        if (l.dc === dc) l.forget(allowed ? 'The connection was interrupted.' : 'The user has not allowed Files.');
+      };
+      return dc;
     };
-    return dc;
-  }
 
-  // forget drops the channel at once: what waits on it fails, and what it
-  // still delivers is ignored. A revoke does not wait for the channel's
-  // closing handshake, which takes as long as the data still in flight.
-  function forget(reason) {
-    dc = null;
-    const w = waiter;
-    waiter = null;
-    w?.reject(new Error(reason));
-    sink?.(null);
-  }
+    // forget drops the channel at once: what waits on it fails, and what it
+    // still delivers is ignored. A revoke does not wait for the channel's
+    // closing handshake, which takes as long as the data still in flight.
+    l.forget = (reason) => {
+      l.dc = null;
+      const w = l.waiter;
+      l.waiter = null;
+      w?.reject(new Error(reason));
+      if (l === files) sink?.(null);
+    };
 
-  async function ready() {
-    const ch = channel();
-    if (!ch) throw new Error('Not connected to the user\u2019s computer.');
-    if (ch.readyState === 'open') return ch;
-    await new Promise((res, rej) => {
-      ch.addEventListener('open', res, { once: true });
-      ch.addEventListener('close', () => rej(new Error(allowed ? 'The connection for files closed.' : 'The user has not allowed Files.')), { once: true });
-    });
-    return ch;
-  }
+    /** Forgets the channel, and closes it. */
+    l.close = (reason) => {
+      const old = l.dc;
+      if (!old) return;
+      l.forget(reason);
+      old.close();
+    };
 
-  // request sends a JSON message and waits for the host's answer.
-  async function request(msg) {
-    const ch = await ready();
-    const answer = new Promise((resolve, reject) => { waiter = { resolve, reject, request: true }; });
-    ch.send(JSON.stringify(msg));
-    return answer;
-  }
+    l.ready = async () => {
+      const ch = l.channel();
+      if (!ch) throw new Error('Not connected to the user\u2019s computer.');
+      if (ch.readyState === 'open') return ch;
+      await new Promise((res, rej) => {
+        ch.addEventListener('open', res, { once: true });
+        ch.addEventListener('close', () => rej(new Error(allowed ? 'The connection for files closed.' : 'The user has not allowed Files.')), { once: true });
+      });
+      return ch;
+    };
 
-  // next waits for the next JSON message without sending.
-  function next() {
-    return new Promise((resolve, reject) => { waiter = { resolve, reject }; });
+    // request sends a JSON message and waits for the host's answer.
+    l.request = async (msg) => {
+      const ch = await l.ready();
+      const answer = new Promise((resolve, reject) => { l.waiter = { resolve, reject, request: true }; });
+      ch.send(JSON.stringify(msg));
+      return answer;
+    };
+
+    // next waits for the next JSON message without sending.
+    l.next = () => new Promise((resolve, reject) => { l.waiter = { resolve, reject }; });
+
+    return l;
   }
+  const files = link('files'); // transfers
+  const browse = link('files-browse'); // listings
 
   async function drain(ch) {
     while (ch.bufferedAmount > HIGH_WATER) {
@@ -203,15 +226,15 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
   // ---- browsing ------------------------------------------------------------------
 
   async function list(path = cwd) {
-    if (busy) { // the host answers one request at a time: list after
+    if (listing) { // the host answers one request at a time: list after
       pendingList = path;
       return;
     }
-    busy = true;
+    listing = true;
     listError = '';
     const from = cwd;
     try {
-      const msg = await request({ type: 'list', path });
+      const msg = await browse.request({ type: 'list', path });
       if (msg.type === 'listing') {
         cwd = msg.path || '.';
         entries = msg.entries ?? [];
@@ -222,10 +245,14 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     } catch (err) {
       listError = err.message;
     } finally {
-      busy = false;
+      listing = false;
     }
     renderList(from);
-    pump();
+    if (pendingList !== null) {
+      const p = pendingList;
+      pendingList = null;
+      list(p);
+    }
   }
 
   function renderCrumbs() {
@@ -374,12 +401,6 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
 
   async function pump() {
     if (busy || !allowed) return; // without the grant the broker refuses the channel
-    if (pendingList !== null) {
-      const p = pendingList;
-      pendingList = null;
-      list(p);
-      return;
-    }
     const t = queue.find((x) => x.state === 'queued');
     if (!t) return;
     busy = true;
@@ -402,7 +423,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       current = null;
       if (t.state !== 'interrupted' && t.state !== 'queued') dropFromQueue(t);
       render(t);
-      if (t.state === 'done' && t.direction === 'upload' && open) pendingList = cwd;
+      if (t.state === 'done' && t.direction === 'upload' && open) list(); // the file is there now
       if (t.state !== 'interrupted') pump();
     }
   }
@@ -420,7 +441,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
 
   /** Tells the user's computer to stop the transfer it is carrying out. */
   function cancelOnHost() {
-    if (dc?.readyState === 'open') dc.send(JSON.stringify({ type: 'cancel' }));
+    if (files.dc?.readyState === 'open') files.dc.send(JSON.stringify({ type: 'cancel' }));
   }
 
   async function runUpload(t) {
@@ -438,7 +459,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       t.sha256 = hex(await crypto.subtle.digest('SHA-256', await t.file.arrayBuffer()));
     }
     if (stopped(t)) return;
-    const answer = await request({ type: 'put', name: t.name, size: t.size, sha256: t.sha256, progress: true });
+    const answer = await files.request({ type: 'put', name: t.name, size: t.size, sha256: t.sha256, progress: true });
     if (stopped(t)) {
       // Stopped while the user's computer was asked: it has begun, and stops.
       if (answer.type === 'ready') cancelOnHost();
@@ -450,7 +471,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       return;
     }
     if (answer.type !== 'ready') throw new Error(`Unexpected answer ${answer.type}`);
-    const ch = await ready();
+    const ch = await files.ready();
     t.state = 'running';
     t.started = performance.now();
     t.done = t.from = answer.offset ?? 0;
@@ -470,7 +491,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     // on (its disk is full, a write failed) and drops what follows:
     // sending stops then.
     let answered = null;
-    const final = next();
+    const final = files.next();
     final.then((m) => { answered = m; }, () => {});
     let sent = t.done;
     let done;
@@ -507,7 +528,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
   async function runDownload(t) {
     t.chunks = t.chunks ?? [];
     const have = t.chunks.reduce((n, c) => n + c.length, 0);
-    const meta = await request({ type: 'get', path: t.path, offset: have });
+    const meta = await files.request({ type: 'get', path: t.path, offset: have });
     if (stopped(t)) {
       // Stopped while the user's computer was asked: it has begun, and stops.
       if (meta.type === 'meta') cancelOnHost();
@@ -547,7 +568,7 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     // The user's computer sends an error instead of the rest when it cannot
     // go on (the file shrank while it was read): whichever comes first
     // ends the wait.
-    const final = next();
+    const final = files.next();
     await Promise.race([got, final.catch(() => {})]);
     sink = null;
     if (stopped(t)) return;
@@ -796,11 +817,10 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       // A transfer the host stopped before its word came says now why.
       for (const t of queue) if (t.state === 'interrupted') render(t);
       if (!on) {
-        const old = dc;
-        if (old) {
-          forget(dropped ? 'The connection was interrupted.' : 'The user has not allowed Files.'); // the transfer under way stops and waits
-          old.close();
-        }
+        // The transfer under way stops and waits.
+        const why = dropped ? 'The connection was interrupted.' : 'The user has not allowed Files.';
+        files.close(why);
+        browse.close(why);
       } else {
         chances++;
         for (const t of queue) if (t.state === 'interrupted') t.state = 'queued';
@@ -846,7 +866,8 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
     },
     destroy() {
       alive = false;
-      dc?.close();
+      files.dc?.close();
+      browse.dc?.close();
     },
   };
 }

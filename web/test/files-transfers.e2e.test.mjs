@@ -198,3 +198,29 @@ test('a transfer under way when the session ends says the session ended', { time
   assert.doesNotMatch(terminal, /has not allowed|Ask to use/);
   assert.deepEqual(pageErrors, []);
 });
+
+test('the folders can be browsed while a file is on its way', { timeout: 120_000 }, async (t) => {
+  const home = tempDir('tether-home-');
+  mkdirSync(join(home, 'logs'));
+  writeFileSync(join(home, 'logs', 'setup.log'), 'installed');
+  sparse(join(home, 'mailbox.pst'), 1024 * MB);
+  const { page, pageErrors } = await filesSession(t, home, 'INC-BROWSE');
+
+  await page.locator('[data-testid="files-entry"][data-name="mailbox.pst"]').click();
+  await waitState(page, 'mailbox.pst', ['running']);
+  const asked = Date.now();
+  await page.locator('[data-testid="files-entry"][data-name="logs"]').click();
+  await page.locator('[data-testid="files-entry"][data-name="setup.log"]').waitFor({ timeout: 5_000 });
+  t.diagnostic(`the folder opened in ${Date.now() - asked} ms with a download under way`);
+  const during = await shown(page, 'mailbox.pst');
+  assert.equal(during.state, 'running', 'the download is still on its way');
+  assert.ok(during.percent < 100, `the bar shows ${during.percent} %`);
+  // And back up, by the path above the list.
+  await page.getByTestId('files-crumbs').getByRole('button', { name: 'Home' }).click();
+  await page.locator('[data-testid="files-entry"][data-name="mailbox.pst"]').waitFor({ timeout: 5_000 });
+  assert.equal((await shown(page, 'mailbox.pst')).state, 'running');
+  await page.screenshot({ path: join(artifacts, 'console-files-browse-during-transfer.png') });
+  await row(page, 'mailbox.pst').getByTestId('transfer-cancel').click();
+  await waitState(page, 'mailbox.pst', ['cancelled']);
+  assert.deepEqual(pageErrors, []);
+});
