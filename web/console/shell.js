@@ -85,7 +85,8 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     h('div', {},
       h('h2', { class: 'activity-title', text: 'Terminal' }),
       h('p', { class: 'activity-sub', 'data-testid': 'shell-hint' }, 'On the user\u2019s computer, as the user. Recorded. ',
-        h('kbd', { class: 'kbd', text: LEAVE_LABEL }), ' leaves the terminal for its tabs.')),
+        h('kbd', { class: 'kbd', text: LEAVE_LABEL }), ' leaves the terminal for its tabs; ',
+        h('kbd', { class: 'kbd', text: 'Delete' }), ' on a tab closes it.')),
     h('div', { class: 'activity-actions' }, copyBtn, pasteBtn, closeBtn)),
   tabBar,
   body, empty);
@@ -193,21 +194,66 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     pasteBtn.disabled = active?.state !== 'open';
   }
 
-  function show(tab) {
+  /**
+   * Shows tab's terminal; the keyboard goes into it unless intoTerminal is
+   * false (the arrow keys move along the tabs, and the focus with them).
+   * The shown tab is the one Tab stops at in the tab list.
+   */
+  function show(tab, intoTerminal = true) {
     active = tab;
     renderTools();
     for (const t of tabs) {
       const on = t === tab;
       t.el.hidden = !on;
       t.tabEl.setAttribute('aria-selected', String(on));
+      t.tabEl.tabIndex = on ? 0 : -1;
       t.tabEl.classList.toggle('is-active', on);
     }
     if (tab) {
       requestAnimationFrame(() => {
         fitTab(tab);
-        tab.term.focus();
+        if (intoTerminal) tab.term.focus();
       });
     }
+  }
+
+  /**
+   * The tabs' keys, as in any tab list: Left and Right go to the previous
+   * and next tab (round the ends), Home and End to the first and last,
+   * Delete closes the tab. Enter and Space go into its terminal.
+   */
+  function onTabKey(t, e) {
+    if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const i = tabs.indexOf(t);
+    const to = {
+      ArrowLeft: tabs[(i - 1 + tabs.length) % tabs.length],
+      ArrowRight: tabs[(i + 1) % tabs.length],
+      Home: tabs[0],
+      End: tabs.at(-1),
+    }[e.key];
+    if (to) {
+      e.preventDefault();
+      show(to, false);
+      to.tabEl.focus();
+    } else if (e.key === 'Delete') {
+      e.preventDefault();
+      closeTab(t, false);
+    }
+  }
+
+  /**
+   * Closes tab t. The focus goes to the tab shown next, or into its
+   * terminal, or, the last one closed, to what the panel offers instead of
+   * to the page.
+   */
+  function closeTab(t, intoTerminal) {
+    const hadFocus = t.itemEl.contains(document.activeElement);
+    t.dc?.close();
+    removeTab(t, intoTerminal);
+    if (!hadFocus && !focusLost()) return;
+    if (!active) focusInto();
+    else if (intoTerminal) active.term.focus();
+    else active.tabEl.focus();
   }
 
   function fitTab(t) {
@@ -289,13 +335,21 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     const noteEl = h('span', { class: 'shell-status-note' });
     const actionBtn = h('button', { type: 'button', class: 'btn btn-secondary btn-sm shell-status-action', 'data-testid': 'shell-status-action', hidden: true }, icon('terminal', 14), '');
     const statusEl = h('div', { class: 'shell-status', 'data-testid': 'shell-status', role: 'status', hidden: true }, noteEl, actionBtn);
-    const el = h('div', { class: 'shell-view', 'data-testid': `shell-view-${n}`, role: 'tabpanel' }, screen, statusEl);
-    const tabEl = h('button', { type: 'button', class: 'shell-tab', role: 'tab', 'data-testid': `shell-tab-${n}` },
-      h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`);
-    // Beside the tab, not inside it: a button within a button can be
-    // neither reached with Tab nor told apart by a screen reader.
-    const closeTab = h('button', { type: 'button', class: 'shell-tab-close', 'aria-label': `Close terminal ${n}`, 'data-testid': `shell-close-${n}` }, icon('x', 12));
-    const itemEl = h('span', { class: 'shell-tab-item', role: 'presentation' }, tabEl, closeTab);
+    const el = h('div', {
+      class: 'shell-view', id: `shell-view-${n}`, 'data-testid': `shell-view-${n}`, role: 'tabpanel', 'aria-labelledby': `shell-tab-${n}`,
+    }, screen, statusEl);
+    const tabEl = h('button', {
+      type: 'button', class: 'shell-tab', role: 'tab', id: `shell-tab-${n}`, 'aria-controls': `shell-view-${n}`, tabindex: '-1',
+      'data-testid': `shell-tab-${n}`,
+    }, h('span', { class: 'shell-tab-dot', 'aria-hidden': 'true' }), `Terminal ${n}`);
+    // The mouse's way to close a tab, beside it rather than inside it (a
+    // button within a button). A tab list holds tabs only: the keyboard's
+    // way is Delete on the tab, and the button is left out of the Tab
+    // order and of what a screen reader lists.
+    const closeX = h('button', {
+      type: 'button', class: 'shell-tab-close', tabindex: '-1', 'aria-hidden': 'true', 'data-testid': `shell-close-${n}`,
+    }, icon('x', 12));
+    const itemEl = h('span', { class: 'shell-tab-item', role: 'presentation' }, tabEl, closeX);
     const t = { n, term, fit, dc: null, el, tabEl, itemEl, statusEl, noteEl, actionBtn, state: 'opening', undrawn: 0, held: false };
     actionBtn.addEventListener('click', () => {
       if (actionBtn.dataset.act === 'new') newShell();
@@ -309,16 +363,8 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     body.append(el);
     term.open(screen);
     tabEl.addEventListener('click', () => show(t));
-    closeTab.addEventListener('click', () => {
-      t.dc?.close();
-      removeTab(t);
-      // The focus goes to the terminal shown, or, the last one closed, to
-      // what the panel offers instead of to the page.
-      if (focusLost()) {
-        if (active) active.term.focus();
-        else focusInto();
-      }
-    });
+    tabEl.addEventListener('keydown', (e) => onTabKey(t, e));
+    closeX.addEventListener('click', () => closeTab(t, true));
     setTabState(t, 'opening', 'Opening a terminal on the user\u2019s computer\u2026');
     show(t);
 
@@ -406,7 +452,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     t.resizeObserver.observe(screen);
   }
 
-  function removeTab(t) {
+  function removeTab(t, intoTerminal = true) {
     const i = tabs.indexOf(t);
     if (i < 0) return;
     tabs.splice(i, 1);
@@ -414,7 +460,7 @@ export function mountShell({ getPc, onRequest, onToggle }) {
     t.term.dispose();
     t.el.remove();
     t.itemEl.remove();
-    if (active === t) show(tabs[Math.min(i, tabs.length - 1)] ?? null);
+    if (active === t) show(tabs[Math.min(i, tabs.length - 1)] ?? null, intoTerminal);
     renderEmpty();
   }
 

@@ -199,6 +199,73 @@ test('a documented key leaves the terminal for its tabs; Tab and Escape stay the
   assert.deepEqual(pageErrors, []);
 });
 
+test('the terminals\u2019 tabs are a tab list: the arrows, Home and End go from tab to tab, Delete closes one', { timeout: 60_000 }, async () => {
+  const tablist = page.getByRole('tablist', { name: 'Terminals' });
+  const tabs = tablist.getByRole('tab');
+  // Terminals 1 to 3 are open, from the tests before. In the tab list only
+  // the tabs: no close buttons among them.
+  assert.deepEqual(await tabs.allTextContents(), ['Terminal 1', 'Terminal 2', 'Terminal 3']);
+  assert.equal(await tablist.getByRole('button').count(), 0, 'a button in the tab list besides its tabs');
+  /** What the tabs say of themselves, and what has the focus. */
+  const state = () => page.evaluate(() => ({
+    focus: document.activeElement?.dataset.testid,
+    tabs: [...document.querySelectorAll('[data-testid="shell-panel"] [role="tab"]')].map((tab) => {
+      const panel = document.getElementById(tab.getAttribute('aria-controls'));
+      return {
+        tab: tab.dataset.testid,
+        selected: tab.getAttribute('aria-selected'),
+        tabindex: tab.getAttribute('tabindex'),
+        panel: panel && panel.getAttribute('role') === 'tabpanel' && panel.getAttribute('aria-labelledby') === tab.id ? (panel.hidden ? 'hidden' : 'shown') : 'none',
+      };
+    }),
+  }));
+  /** The state with tab n shown and the focus on focus. */
+  const expect = (n, focus = `shell-tab-${n}`) => ({
+    focus,
+    tabs: [1, 2, 3].map((k) => ({
+      tab: `shell-tab-${k}`, selected: String(k === n), tabindex: k === n ? '0' : '-1', panel: k === n ? 'shown' : 'hidden',
+    })),
+  });
+
+  await page.getByTestId('shell-tab-1').click();
+  await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
+  await page.keyboard.press('Control+Shift+E');
+  assert.deepEqual(await state(), expect(1));
+  await page.keyboard.press('ArrowRight');
+  assert.deepEqual(await state(), expect(2), 'Right from the first tab');
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  assert.deepEqual(await state(), expect(1), 'Right from the last tab goes round to the first');
+  await page.keyboard.press('ArrowLeft');
+  assert.deepEqual(await state(), expect(3), 'Left from the first tab goes round to the last');
+  await page.keyboard.press('Home');
+  assert.deepEqual(await state(), expect(1), 'Home');
+  await page.keyboard.press('End');
+  assert.deepEqual(await state(), expect(3), 'End');
+  // The tab list is one Tab stop, at the tab shown.
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(page), 'shell-new', 'Tab from a tab went on to another tab');
+  await page.keyboard.press('Shift+Tab');
+  assert.equal(await focused(page), 'shell-tab-3', 'Shift+Tab came back to another tab than the one shown');
+  await page.screenshot({ path: join(artifacts, 'console-shell-tab-keys.png') });
+
+  // Delete closes the tab; the focus goes to the tab shown in its place.
+  await page.keyboard.press('ArrowLeft');
+  await page.keyboard.press('Delete');
+  await until('terminal 2 to close', async () => (await tabs.count()) === 2);
+  assert.deepEqual(await tabs.allTextContents(), ['Terminal 1', 'Terminal 3']);
+  const after = await state();
+  assert.equal(after.focus, 'shell-tab-3', 'after Delete the focus is not on the tab shown next');
+  assert.deepEqual(after.tabs.map((t) => [t.tab, t.selected, t.tabindex, t.panel]),
+    [['shell-tab-1', 'false', '-1', 'hidden'], ['shell-tab-3', 'true', '0', 'shown']]);
+  // Enter goes into the terminal shown.
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.closest('[data-testid="shell-view-3"]') && document.activeElement.classList.contains('xterm-helper-textarea'), null, { timeout: 5000 })
+    .catch(async () => assert.fail(`Enter on the tab left the focus on ${await focused(page)}`));
+  await page.getByTestId('shell-tab-1').click();
+  assert.deepEqual(pageErrors, []);
+});
+
 test('a closed terminal looks closed and offers a new one', { timeout: 60_000 }, async () => {
   await page.getByTestId('shell-view-1').locator('.xterm-screen').click();
   await page.keyboard.type('exit\n');
