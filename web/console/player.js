@@ -231,7 +231,7 @@ export function mountPlayer(main, { id, navigate }) {
   const eventList = h('ol', { class: 'event-list', 'data-testid': 'event-list' });
   const eventFilters = h('div', { class: 'event-filters' });
   const shellTabs = h('div', { class: 'tabs shell-tabs', role: 'tablist', 'aria-label': 'Terminals' });
-  const shellStage = h('div', { class: 'shell-stage', 'data-testid': 'shell-stage' });
+  const shellStage = h('div', { class: 'shell-stage', id: 'player-shell', role: 'tabpanel', 'data-testid': 'shell-stage' });
   // The transcript follows the timeline: its player's own keys (Space
   // plays, arrows seek, f goes full screen) would run it apart from the
   // video and the events. Tab still moves on.
@@ -264,7 +264,7 @@ export function mountPlayer(main, { id, navigate }) {
             h('div', { class: 'player-controls-right' }, h('span', { class: 'player-speed-label', text: 'Speed' }), speedGroup)),
           h('div', { class: 'timeline-wrap' }, timeline, legend)),
         shellSection),
-      h('aside', { class: 'card player-events' },
+      h('aside', { class: 'card player-events', 'aria-label': 'Events' },
         h('div', { class: 'player-card-head' }, h('h2', { class: 'section-title' }, icon('history', 16), 'Events'), h('span', { class: 'live-hint', 'data-testid': 'event-count' })),
         eventFilters,
         eventList)));
@@ -384,8 +384,9 @@ export function mountPlayer(main, { id, navigate }) {
         ...fileHashes(e).map((l) => l.text)].join('\n');
       // Markers are for the mouse: the timeline is one Tab stop (its keys
       // seek and jump between events) and the events list reaches each one.
-      const el = h('button', {
-        type: 'button', class: `marker marker-${cat}`, title: label, tabindex: '-1', 'aria-hidden': 'true',
+      // Not buttons: a slider holds no controls of its own.
+      const el = h('span', {
+        class: `marker marker-${cat}`, title: label, 'aria-hidden': 'true',
         'data-testid': 'timeline-marker', 'data-category': cat, 'data-type': e.type,
       });
       el.style.left = pct(e.t);
@@ -529,12 +530,29 @@ export function mountPlayer(main, { id, navigate }) {
     shellSection.hidden = false;
     hooks.shells = shells.length;
     shellTabs.replaceChildren(...shells.map((p, i) => {
-      const tab = h('button', { type: 'button', role: 'tab', class: 'tab', 'data-testid': 'shell-tab', 'aria-selected': 'false' },
-        icon('terminal', 14), `Terminal ${i + 1} · ${formatDuration(p.start_ms)}`);
+      const tab = h('button', {
+        type: 'button', role: 'tab', class: 'tab', id: `player-shell-tab-${i}`, 'aria-controls': 'player-shell', 'aria-selected': 'false', tabindex: '-1',
+        'data-testid': 'shell-tab',
+      }, icon('terminal', 14), `Terminal ${i + 1} · ${formatDuration(p.start_ms)}`);
       tab.addEventListener('click', () => openShell(i));
+      tab.addEventListener('keydown', (e) => onShellTabKey(i, e));
       return tab;
     }));
     openShell(0);
+  }
+
+  /**
+   * The transcripts' tabs are one Tab stop: Left and Right go to the
+   * previous and next (round the ends), Home and End to the first and last.
+   */
+  function onShellTabKey(i, e) {
+    if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const n = shells.length;
+    const to = { ArrowLeft: (i - 1 + n) % n, ArrowRight: (i + 1) % n, Home: 0, End: n - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    openShell(to);
+    shellTabs.children[to].focus();
   }
 
   async function openShell(i) {
@@ -542,7 +560,9 @@ export function mountPlayer(main, { id, navigate }) {
     [...shellTabs.children].forEach((tab, k) => {
       tab.classList.toggle('is-active', k === i);
       tab.setAttribute('aria-selected', k === i ? 'true' : 'false');
+      tab.tabIndex = k === i ? 0 : -1;
     });
+    shellStage.setAttribute('aria-labelledby', `player-shell-tab-${i}`);
     activeShell?.player?.dispose?.();
     const el = h('div', { class: 'shell-player', 'data-testid': 'shell-player' });
     // Before the terminal opens its transcript is empty: the note says when.
