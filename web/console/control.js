@@ -171,7 +171,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     icon('download', 14), h('span', { text: 'Copy to my clipboard' }));
   const fetchBtn = h('button', {
     type: 'button', class: 'btn btn-on-dark btn-sm', 'data-testid': 'clipboard-request',
-    'aria-label': 'Fetch the remote clipboard again',
+    'aria-label': 'Fetch again from the remote clipboard',
   }, icon('refresh', 14), h('span', { text: 'Fetch again' }));
   const sendText = h('textarea', {
     class: 'clip-input', 'data-testid': 'clipboard-send-text', rows: '4', spellcheck: 'false',

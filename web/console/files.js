@@ -308,20 +308,23 @@ export function mountFiles({ sessionId, getPc, getHost, onRequest, onToggle }) {
       const path = cwd === '.' ? e.name : `${cwd}/${e.name}`;
       const isDir = e.dir;
       const kind = isDir ? 'dir' : e.kind;
-      const meta = isDir ? 'Folder' : kind === 'special' ? 'Special file' : kind === 'link' ? 'Link' : formatBytes(e.size);
+      const meta = isDir ? 'Folder' : kind === 'special' ? 'Special file' : kind === 'link' ? 'Link' : spokenSize(e.size);
+      const date = e.mtime ? shortDate(e.mtime * 1000) : '';
+      // What a click does, then all the row shows, in its order ("Download
+      // .profile, 182 bytes, 14:05"): the name holds what is seen, for
+      // those who click by saying it.
+      const shown = [e.name, isDir || kind === 'special' || kind === 'link' ? meta.toLowerCase() : meta, date].filter(Boolean).join(', ');
       const row = h('button', {
         type: 'button', class: `files-row kind-${kind}`, 'data-testid': 'files-entry', 'data-name': e.name, 'data-kind': kind,
         title: isDir ? `Open ${e.name}` : kind === 'special' ? 'Devices, pipes and sockets cannot be fetched' : `Download ${e.name}`,
-        // What a click does, with what it is: "Download .profile, 182 bytes".
-        'aria-label': isDir ? `Open folder ${e.name}`
-          : kind === 'special' ? `${e.name}, special file, cannot be downloaded`
-            : kind === 'link' ? `Download ${e.name}, link`
-              : `Download ${e.name}, ${spokenSize(e.size)}`,
+        'aria-label': isDir ? `Open ${shown}` : kind === 'special' ? `${shown}, cannot be downloaded` : `Download ${shown}`,
       },
       h('span', { class: 'files-icon' }, icon(isDir ? 'folder' : kind === 'special' ? 'lock' : kind === 'link' ? 'link' : 'file', 15)),
-      h('span', { class: 'files-name', text: e.name }),
-      h('span', { class: 'files-meta tabular', text: meta }),
-      h('span', { class: 'files-date tabular', text: e.mtime ? shortDate(e.mtime * 1000) : '', title: e.mtime ? dateFmt.format(e.mtime * 1000) : null }),
+      // Spaces between the words, as read out of the page (not laid out: a
+      // grid leaves them out).
+      h('span', { class: 'files-name', text: e.name }), ' ',
+      h('span', { class: 'files-meta tabular', text: meta }), ' ',
+      h('span', { class: 'files-date tabular', text: date, title: e.mtime ? dateFmt.format(e.mtime * 1000) : null }),
       !isDir && kind !== 'special' ? h('span', { class: 'files-action', 'aria-hidden': 'true' }, icon('download', 15)) : null);
       row.addEventListener('click', () => {
         if (isDir) list(path);
