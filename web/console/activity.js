@@ -131,7 +131,7 @@ export function mountActivity({ sessionId, me, onToggle }) {
     'aria-controls': 'activity-panel', 'data-tip': 'Session activity and consent history',
   }, icon('history', 17), h('span', { class: 'tool-btn-text', text: 'Activity' }), dot);
 
-  const listEl = h('ol', { class: 'activity-list', 'aria-label': 'Events, newest first' });
+  const listEl = h('ol', { class: 'activity-list' });
   const status = h('div', { class: 'activity-status', role: 'status' });
   const refreshBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Refresh', 'data-tip': 'Refresh' }, icon('refresh', 15));
   const closeBtn = h('button', { type: 'button', class: 'icon-btn icon-btn-dark', 'aria-label': 'Close activity' }, icon('x', 16));
@@ -145,7 +145,8 @@ export function mountActivity({ sessionId, me, onToggle }) {
       h('p', { class: 'activity-sub', text: 'Consent and access, as the broker recorded it' })),
     h('div', { class: 'activity-actions' }, refreshBtn, closeBtn)),
   status,
-  h('div', { class: 'activity-scroll' }, listEl));
+  // Its rows hold nothing to focus: the list itself takes the keyboard, to scroll.
+  h('div', { class: 'activity-scroll', tabindex: '0', role: 'region', 'aria-label': 'Events, newest first' }, listEl));
 
   function render() {
     status.replaceChildren();
