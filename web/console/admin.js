@@ -41,6 +41,11 @@ function page(main, title, subtitle, actions, ...content) {
     ...content);
 }
 
+/** The header of a table's last column, its buttons: named for a screen reader, blank to the eye. */
+function actionsHeader() {
+  return h('th', { scope: 'col' }, h('span', { class: 'visually-hidden', text: 'Actions' }));
+}
+
 function loading(slot) {
   slot.replaceChildren(h('div', { class: 'skeleton-list' }, h('div', { class: 'skeleton skeleton-row' }), h('div', { class: 'skeleton skeleton-row' })));
 }
@@ -152,7 +157,7 @@ export function mountAccounts(main, { user: me }) {
   function render(users) {
     listSlot.replaceChildren(h('table', { class: 'table', 'data-testid': 'accounts-table' },
       h('thead', {}, h('tr', {},
-        ['Account', 'Role', 'Two-factor', 'Status', 'Created', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        ['Account', 'Role', 'Two-factor', 'Status', 'Created'].map((t) => h('th', { scope: 'col', text: t })), actionsHeader())),
       h('tbody', {}, users.map(row))));
   }
 
@@ -325,7 +330,7 @@ export function mountKeys(main) {
           return;
         }
         listSlot.replaceChildren(h('table', { class: 'table', 'data-testid': 'keys-table' },
-          h('thead', {}, h('tr', {}, ['Name', 'Acts as', 'Scopes', 'Last used', 'Created', ''].map((t) => h('th', { scope: 'col', text: t })))),
+          h('thead', {}, h('tr', {}, ['Name', 'Acts as', 'Scopes', 'Last used', 'Created'].map((t) => h('th', { scope: 'col', text: t })), actionsHeader())),
           h('tbody', {}, keys.map(row))));
       } catch (err) {
         failed(listSlot, err, load);
@@ -564,7 +569,7 @@ export function mountWebhooks(main) {
         return;
       }
       slot.replaceChildren(h('table', { class: 'table table-compact' },
-        h('thead', {}, h('tr', {}, ['Event', 'State', 'Attempts', 'Last answer', 'When', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        h('thead', {}, h('tr', {}, ['Event', 'State', 'Attempts', 'Last answer', 'When'].map((t) => h('th', { scope: 'col', text: t })), actionsHeader())),
         h('tbody', {}, list.map((d) => {
           const again = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'redeliver' }, icon('refresh', 14), 'Redeliver');
           again.addEventListener('click', async () => {

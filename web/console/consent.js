@@ -75,6 +75,8 @@ export function createConsent({ send, onChange, watchOnly = false }) {
         ...attrs, class: `perm-chip is-granted${st.paused ? ' is-paused' : ''}`,
         'data-tip': st.paused ? `${p.label}: allowed, paused by the user` : `${p.label}: allowed by the user`,
       }, icon(p.icon, 14), h('span', { class: 'perm-chip-label', text: p.label }),
+      // What the check mark and the colour say, for a screen reader.
+      h('span', { class: 'visually-hidden', text: st.paused ? ': allowed, paused by the user' : ': allowed' }),
       h('span', { class: 'perm-chip-check', 'aria-hidden': 'true' }, icon('check', 12)));
     }
     const ask = canAsk();

@@ -192,19 +192,19 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   });
   const clipAsk = h('section', { class: 'clip-section clip-ask', 'data-testid': 'clipboard-not-allowed' },
     h('span', { class: 'clip-ask-icon', 'aria-hidden': 'true' }, icon('clipboard', 20)),
-    h('h3', { class: 'clip-ask-title', text: 'Clipboard sharing is off' }),
+    h('h2', { class: 'clip-ask-title', text: 'Clipboard sharing is off' }),
     clipAskText,
     clipAskBtn);
   const clipMain = h('div', { class: 'clip-main' },
     h('section', { class: 'clip-section' },
       h('div', { class: 'clip-head' },
-        h('h3', { class: 'clip-title' }, icon('monitor', 14), 'Remote clipboard'),
+        h('h2', { class: 'clip-title' }, icon('monitor', 14), 'Remote clipboard'),
         remoteMeta),
       remoteText,
       h('div', { class: 'clip-actions' }, fetchBtn, copyBtn)),
     h('section', { class: 'clip-section' },
       h('div', { class: 'clip-head' },
-        h('h3', { class: 'clip-title' }, icon('send', 14), 'Send to the remote clipboard'),
+        h('h2', { class: 'clip-title' }, icon('send', 14), 'Send to the remote clipboard'),
         sendCount),
       sendText,
       clipError,
@@ -255,7 +255,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   const fKbps = fig('Bitrate', 'kbit/s');
   const fRtt = fig('RTT', 'ms');
   const fRes = fig('Video');
-  const statsOverlay = h('div', { class: 'hud-stats', 'data-testid': 'stats-overlay', hidden: true, 'aria-label': 'Live figures' },
+  const statsOverlay = h('div', { class: 'hud-stats', 'data-testid': 'stats-overlay', hidden: true, role: 'group', 'aria-label': 'Live figures' },
     fFps.el, fKbps.el, fRtt.el, fRes.el);
   const captureHint = h('div', { class: 'hud-pill hud-hint', 'data-testid': 'capture-hint', role: 'status', hidden: true });
   // While the remote screen holds the keyboard, Tab, Alt+Tab and the rest

@@ -71,11 +71,14 @@ export function labelPerms(list) {
  */
 export function permChips(list, { compact = false, testid = 'perm-chip', says = 'Asks for' } = {}) {
   const perms = sortPerms(list);
-  return h('span', { class: `perm-list${compact ? ' perm-list-compact' : ''}`, 'aria-label': `${says} ${labelPerms(perms) || 'nothing'}` },
+  // A screen reader reads the sentence; the chips are for the eye (a label
+  // on a span is not read).
+  return h('span', { class: `perm-list${compact ? ' perm-list-compact' : ''}` },
+    h('span', { class: 'visually-hidden', text: `${says} ${labelPerms(perms) || 'nothing'}` }),
     perms.map((id) => {
       const p = BY_ID.get(id);
       return h('span', {
-        class: `perm-tag perm-tag-${id}`, 'data-testid': testid, 'data-perm': id,
+        class: `perm-tag perm-tag-${id}`, 'data-testid': testid, 'data-perm': id, 'aria-hidden': 'true',
         title: compact ? `${p.label}: ${p.desc.toLowerCase()}` : p.desc,
       }, icon(p.icon, compact ? 14 : 13), compact ? null : h('span', { text: p.label }));
     }));

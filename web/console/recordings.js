@@ -257,7 +257,8 @@ export function mountRecordings(main, { navigate, user }) {
     return tr;
   }
 
-  results.replaceChildren(h('div', { class: 'skeleton-list', 'aria-busy': 'true', 'aria-label': 'Loading recordings' },
+  results.replaceChildren(h('div', { class: 'skeleton-list', role: 'status' },
+    h('span', { class: 'visually-hidden', text: 'Loading recordings\u2026' }),
     [0, 1, 2].map(() => h('div', { class: 'skeleton-row' }, [0, 1, 2, 3, 4].map(() => h('span', { class: 'skeleton' }))))));
   search();
 

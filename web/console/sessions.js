@@ -336,10 +336,10 @@ export function mountSessions(main, { navigate, user }) {
     h('div', { class: 'code-card-body' },
       h('div', { class: 'code-block' },
         h('div', { class: 'eyebrow', text: 'One-time code' }),
-        h('div', {
-          class: 'code', 'data-testid': 'session-code', 'data-code': code,
-          'aria-label': `Support code ${code.split('').join(' ')}`,
-        }, codeGroups(code).map((g) => h('span', { class: 'code-group', text: g }))),
+        // Read out digit by digit: in groups, a screen reader says numbers.
+        h('div', { class: 'code', 'data-testid': 'session-code', 'data-code': code },
+          h('span', { class: 'visually-hidden', text: `Support code ${code.split('').join(' ')}` }),
+          codeGroups(code).map((g) => h('span', { class: 'code-group', 'aria-hidden': 'true', text: g }))),
         h('div', { class: 'code-meta' },
           usable ? copyButton(() => code, { label: 'Copy code', testid: 'copy-code' }) : null,
           h('div', { class: 'expiry' },
@@ -634,7 +634,8 @@ export function mountSessions(main, { navigate, user }) {
   }
 
   function skeleton() {
-    return h('div', { class: 'skeleton-list', 'aria-busy': 'true', 'aria-label': 'Loading sessions' },
+    return h('div', { class: 'skeleton-list', role: 'status' },
+      h('span', { class: 'visually-hidden', text: 'Loading sessions\u2026' }),
       [0, 1, 2, 3].map(() => h('div', { class: 'skeleton-row' },
         [0, 1, 2, 3, 4].map(() => h('span', { class: 'skeleton' })))));
   }

@@ -394,6 +394,7 @@ export function toast(message, kind = 'info', ms = 4000) {
 const toastTimers = new WeakMap();
 
 const openModals = new Set(); // each open modal's dismiss()
+let modalSeq = 0;
 
 /**
  * Dismisses every open dialog, as its X would: a dialog belongs to the
@@ -417,11 +418,15 @@ export function dismissModals() {
 export function modal({ title, description, content, footer, onClose, canClose, testid, size = 'sm' }) {
   const closeBtn = h('button', { type: 'button', class: 'icon-btn modal-close', 'aria-label': 'Close' }, icon('x', 18));
   const body = h('div', { class: 'modal-body' }, content);
-  const dialog = h('dialog', { class: `modal modal-${size}`, 'data-testid': testid, 'aria-labelledby': 'modal-title' },
+  // Ids of its own: a question may open over another dialog.
+  const id = `modal-${++modalSeq}`;
+  const dialog = h('dialog', {
+    class: `modal modal-${size}`, 'data-testid': testid, 'aria-labelledby': `${id}-title`, 'aria-describedby': description ? `${id}-desc` : null,
+  },
     h('div', { class: 'modal-header' },
       h('div', {},
-        h('h2', { class: 'modal-title', id: 'modal-title', text: title }),
-        description ? h('p', { class: 'modal-description', text: description }) : null),
+        h('h2', { class: 'modal-title', id: `${id}-title`, text: title }),
+        description ? h('p', { class: 'modal-description', id: `${id}-desc`, text: description }) : null),
       closeBtn),
     body,
     footer ? h('div', { class: 'modal-footer' }, footer) : null);
