@@ -97,7 +97,7 @@ export function mountLogin(root, { flash = '', onLogin }) {
     }
   });
 
-  root.replaceChildren(h('div', { class: 'login-page' },
+  root.replaceChildren(h('main', { class: 'login-page' },
     h('div', { class: 'login-panel' },
       h('div', { class: 'login-brand' }, brand(36)),
       h('div', { class: 'card login-card' },
@@ -148,7 +148,7 @@ export function mountUnavailable(root, { message, check }) {
   }
   retry.addEventListener('click', again);
 
-  root.replaceChildren(h('div', { class: 'login-page', 'data-testid': 'broker-down' },
+  root.replaceChildren(h('main', { class: 'login-page', 'data-testid': 'broker-down' },
     h('div', { class: 'login-panel' },
       h('div', { class: 'login-brand' }, brand(36)),
       h('div', { class: 'card login-card' },

@@ -315,15 +315,17 @@ export function mountSession(root, { id, navigate }) {
   // The picture and the open side panel share the body; the bar between
   // them sets how.
   const panels = [files.panel, shell.panel, activity.panel];
-  const body = h('div', { class: 'viewer-body' });
+  const body = h('main', { class: 'viewer-body' });
   const divider = panelDivider(body, panels);
   body.append(stage, divider.el, ...panels);
 
   const viewer = h('div', { class: 'viewer' });
   root.replaceChildren(viewer);
   viewer.append(
-    h('div', { class: 'viewer-top' },
-      h('header', { class: 'viewer-bar' },
+    // The bar and the permissions under it are the page's banner: all of
+    // it is in a landmark, the picture and its panels in main.
+    h('header', { class: 'viewer-top' },
+      h('div', { class: 'viewer-bar' },
         h('div', { class: 'viewer-bar-left' },
           back,
           h('div', { class: 'viewer-heading' },
