@@ -248,6 +248,17 @@ test('files and shell from the console', { timeout: 180_000 }, async () => {
     for (const want of [/Terminal opened/, /Terminal 1 by /, /Terminal command/, /Terminal closed/, /File transferred/]) assert.match(events, want);
     assert.match(await page.getByTestId('player-shells').innerText(), /^Terminal transcript\s+Terminal 1 · \d+:\d\d\s+Terminal 2 · /);
     assert.doesNotMatch(await page.locator('main').innerText(), /\bshells?\b/i, 'the player calls Terminal a shell');
+    // The transcripts' tabs are a tab list: one Tab stop, at the tab shown,
+    // and the arrow keys go from tab to tab.
+    const transcripts = page.getByTestId('player-shells').getByRole('tab');
+    const tabState = () => transcripts.evaluateAll((tabs) => tabs.slice(0, 2).map((t) => `${t.getAttribute('aria-selected')} ${t.tabIndex} ${t === document.activeElement}`));
+    await transcripts.first().focus();
+    await page.keyboard.press('ArrowRight');
+    assert.deepEqual(await tabState(), ['false -1 false', 'true 0 true'], 'Right from the first transcript\u2019s tab');
+    assert.equal(await page.getByTestId('shell-stage').getAttribute('aria-labelledby'), await transcripts.nth(1).getAttribute('id'));
+    await page.keyboard.press('Home');
+    assert.deepEqual(await tabState(), ['true 0 true', 'false -1 false'], 'Home');
+    await page.getByTestId('shell-player').waitFor();
     // A supervisor goes to the second command in the event list: the
     // transcript shows the first command and what it printed, as the
     // terminal was then (before the window narrowed and wrapped a line).
