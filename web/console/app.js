@@ -184,6 +184,21 @@ function cannotAnswer(err) {
   return err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
 }
 
+/**
+ * After a move to another page the link or button that led there is gone,
+ * and the keyboard with it: it starts again at the new page's heading,
+ * which a screen reader reads out, rather than at the top of the window.
+ * A page that put the focus somewhere itself keeps it there.
+ */
+function focusPage() {
+  const el = document.activeElement;
+  if (el && el !== document.body && el.isConnected) return;
+  const heading = root.querySelector('.shell main h1');
+  if (!heading) return;
+  heading.tabIndex = -1;
+  heading.focus({ preventScroll: true });
+}
+
 /** Renders the sidebar layout and returns its main content element. */
 function shell(active) {
   const user = app.user;
@@ -277,6 +292,7 @@ window.addEventListener('hashchange', async (e) => {
   const asking = app.user && !app.user.mustEnrol ? app.unmount?.askLeave?.() : null;
   if (!asking) {
     render();
+    focusPage();
     return;
   }
   const to = location.hash;

@@ -255,6 +255,28 @@ test('the console as a supervisor meets it', { timeout: 120_000 }, async (t) => 
   });
 });
 
+test('after a link from the keyboard the new page starts at its heading', { timeout: 60_000 }, async () => {
+  const browser = await launch({ viewport: { width: 1440, height: 900 } });
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker);
+    await page.getByTestId('new-session').waitFor();
+    const focused = () => page.evaluate(() => `${document.activeElement.tagName} ${document.activeElement.textContent.trim().slice(0, 40)}`);
+    for (const [nav, heading] of [['nav-recordings', 'Recordings'], ['nav-keys', 'API keys'], ['nav-account', 'Account security']]) {
+      await page.getByTestId(nav).focus();
+      await page.keyboard.press('Enter');
+      await page.locator('main h1', { hasText: heading }).waitFor();
+      assert.equal(await focused(), `H1 ${heading}`, `after ${nav}`);
+    }
+    // Back goes there too.
+    await page.goBack();
+    await page.locator('main h1', { hasText: 'API keys' }).waitFor();
+    assert.equal(await focused(), 'H1 API keys', 'after Back');
+  } finally {
+    await browser.close();
+  }
+});
+
 test('the join page the user opens', { timeout: 60_000 }, async (t) => {
   const browser = await launch({ viewport: { width: 900, height: 1000 } });
   t.after(() => browser.close());
