@@ -279,6 +279,9 @@ func TestExpiredCodeEndsSession(t *testing.T) {
 
 // TestConsentTimeout: no answer is no.
 func TestConsentTimeout(t *testing.T) {
+	// Mostly waiting for the question to time out: it runs beside the
+	// other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 640, 480)
 	b := startBrokerWith(t, func(c *server.Config) { c.ConsentTimeout = 2 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

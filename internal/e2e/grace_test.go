@@ -15,6 +15,9 @@ import (
 // has passed. Once the user has joined, the last technician to leave
 // ends the session after that time, as before.
 func TestLookingAtWaitingSessionKeepsIt(t *testing.T) {
+	// Mostly waiting out the time a technician has to come back: it runs
+	// beside the other tests that wait.
+	t.Parallel()
 	const grace = time.Second
 	display := xtest.StartXvfb(t, 320, 240)
 	b := startBrokerWith(t, func(c *server.Config) { c.ViewerGrace = grace })

@@ -290,6 +290,9 @@ func TestShellEndsWhenUserClosesTerminal(t *testing.T) {
 // Wi-Fi drops) does not close their terminal on the user's computer: once
 // the link is back, the same shell answers.
 func TestShellOutlivesTechnicianOutage(t *testing.T) {
+	// Mostly waiting out the technician's outage: it runs beside the
+	// other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)

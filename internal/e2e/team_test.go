@@ -15,6 +15,9 @@ import (
 // grace, as with nobody left: the supervisor can neither work it nor end
 // it, and the user's screen stayed shared with them for ever.
 func TestSupervisorAloneDoesNotKeepSession(t *testing.T) {
+	// Mostly waiting out the time a technician has to come back: it runs
+	// beside the other tests that wait.
+	t.Parallel()
 	const grace = 2 * time.Second
 	display := xtest.StartXvfb(t, 320, 240)
 	b := startBrokerWith(t, func(c *server.Config) { c.ViewerGrace = grace })

@@ -177,6 +177,9 @@ func TestUserInitiatedSession(t *testing.T) {
 // says so, as a normal end of the wait; a host that leaves takes its code
 // with it.
 func TestUserInitiatedCodeEnds(t *testing.T) {
+	// Mostly waiting for a code to expire: it runs beside the other tests
+	// that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 640, 480)
 	b := startBrokerWith(t, func(c *server.Config) { c.CodeTTL = 3 * time.Second })
 	hc := b.httpClient(t)
