@@ -1,7 +1,7 @@
 // Account security: one's own password and two-factor authentication.
 
 import * as api from './api.js';
-import { copyButton, errorBox, h, holdUntilRetry, icon, toast } from './ui.js';
+import { copyButton, errorBox, h, holdUntilRetry, icon, linkHints, toast } from './ui.js';
 import { generate } from './vendor/lean-qr/index.mjs';
 
 /** Mounts the account screen into main. Returns an unmount function. */
@@ -161,7 +161,9 @@ function qrDataURL(uri) {
 }
 
 function card(title, ...content) {
-  return h('section', { class: 'card admin-card' }, h('h2', { class: 'section-title', text: title }), ...content);
+  const el = h('section', { class: 'card admin-card' }, h('h2', { class: 'section-title', text: title }), ...content);
+  linkHints(el);
+  return el;
 }
 
 function passwordInput(id, testid) {

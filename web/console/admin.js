@@ -298,9 +298,10 @@ export function mountAccounts(main, { user: me }) {
       }
     });
     policySlot.replaceChildren(
-      h('h2', { class: 'section-title', text: 'Require two-factor authentication' }),
-      h('p', { class: 'field-hint', text: 'Accounts of these roles must sign in with a code from an authenticator app. It applies at once: anyone of these roles without one, signed in now or later, must set it up before doing anything else.' }),
-      h('div', { class: 'check-list' }, boxes.map((b) => b.el)),
+      h('h2', { class: 'section-title', id: 'totp-policy-title', text: 'Require two-factor authentication' }),
+      h('p', { class: 'field-hint', id: 'totp-policy-hint', text: 'Accounts of these roles must sign in with a code from an authenticator app. It applies at once: anyone of these roles without one, signed in now or later, must set it up before doing anything else.' }),
+      // The boxes say only a role: the group says what ticking one does.
+      h('div', { class: 'check-list', role: 'group', 'aria-labelledby': 'totp-policy-title', 'aria-describedby': 'totp-policy-hint' }, boxes.map((b) => b.el)),
       h('div', {}, save));
   }
 

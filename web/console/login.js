@@ -22,12 +22,12 @@ export function mountLogin(root, { flash = '', onLogin }) {
   const totp = h('input', {
     id: 'login-totp', name: 'totp', type: 'text', class: 'input input-code', inputmode: 'numeric',
     autocomplete: 'one-time-code', pattern: '[0-9 ]*', maxlength: '7', placeholder: '123 456',
-    'data-testid': 'login-totp',
+    'aria-describedby': 'login-totp-hint', 'data-testid': 'login-totp',
   });
   const totpField = h('div', { class: 'field', hidden: true, 'data-testid': 'login-totp-field' },
     h('label', { for: 'login-totp', class: 'label', text: 'Two-factor code' }),
     totp,
-    h('p', { class: 'field-hint', text: 'The six-digit code from your authenticator app.' }));
+    h('p', { class: 'field-hint', id: 'login-totp-hint', text: 'The six-digit code from your authenticator app.' }));
   const submitLabel = h('span', { text: 'Sign in' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block btn-lg', 'data-testid': 'login-submit' }, submitLabel);
   const errorText = h('span', {});

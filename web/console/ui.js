@@ -49,6 +49,22 @@ export function holdUntilRetry(button, err) {
 }
 
 let fieldErrorSeq = 0;
+let hintSeq = 0;
+
+/**
+ * Ties each field's hint (the line under its input) to the input, so that
+ * a screen reader reads it with the input rather than only if the user
+ * goes looking below it.
+ */
+export function linkHints(root) {
+  for (const field of root.querySelectorAll('.field')) {
+    const input = field.querySelector('input:not([type="checkbox"]):not([type="radio"]), select, textarea');
+    const hint = field.querySelector(':scope > .field-hint, :scope > .field-hint-row > .field-hint');
+    if (!input || !hint || input.hasAttribute('aria-describedby')) continue;
+    hint.id ||= `field-hint-${++hintSeq}`;
+    input.setAttribute('aria-describedby', hint.id);
+  }
+}
 
 /**
  * The broker's errors for a form: an alert to put above it, and marks on
@@ -430,6 +446,7 @@ export function modal({ title, description, content, footer, onClose, canClose, 
       closeBtn),
     body,
     footer ? h('div', { class: 'modal-footer' }, footer) : null);
+  linkHints(body);
 
   let closed = false;
   const close = () => {

@@ -92,6 +92,9 @@ test('the console as an admin and technician meets it', { timeout: 240_000 }, as
     await page.getByTestId('new-session').click();
     await page.getByTestId('new-session-dialog').waitFor();
     await check(page, 'dialog-new-session');
+    // The line under a field is read with it.
+    const described = await page.getByTestId('new-session-ticket').evaluate((el) => (el.getAttribute('aria-describedby') ?? '').split(' ').map((id) => document.getElementById(id)?.textContent).join(' '));
+    assert.match(described, /^Links the session and its recording to the helpdesk ticket/);
     await page.getByTestId('new-session-ticket').fill('INC-30140');
     await page.getByTestId('new-session-submit').click();
     await page.getByTestId('session-code').waitFor();
