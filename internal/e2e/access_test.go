@@ -21,6 +21,9 @@ import (
 // call: its live connections end, the user's grants to them go, and the
 // session goes on for the others.
 func TestWithdrawnAccessEndsLiveConnections(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
 	b := startBroker(t)

@@ -452,6 +452,9 @@ func TestEveryAnswerCarriesSecurityHeaders(t *testing.T) {
 // each handover of a chain, and a search for someone's work finds the
 // sessions they handed over.
 func TestHandOverShutsOutLiveConnection(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 320, 240)
 	b := startBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -121,6 +121,9 @@ func events(t *testing.T, ctx context.Context, b *broker, id string) []string {
 // ends for everyone with the reason. The ticket system hears that the
 // technician joined and was not let in.
 func TestConsentDenied(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 640, 480)
 	xtest.StartPattern(t, display)
 	b, hc := webhookBroker(t)

@@ -127,6 +127,9 @@ func TestShellCLI(t *testing.T) {
 // (kill's SIGTERM, or SIGHUP from a closing multiplexer or a script) puts
 // the technician's terminal back as it was: echo and line editing on.
 func TestShellCLISignalRestoresTerminal(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -276,6 +276,9 @@ func TestHostJoinsWhileViewerConnects(t *testing.T) {
 // (its dialog failed), the technician is told so and the trail does not
 // say the user declined.
 func TestQuestionNotShown(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b := startBroker(t)

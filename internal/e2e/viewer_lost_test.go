@@ -136,6 +136,9 @@ func TestViewerBrokerStopsAnswering(t *testing.T) {
 // command fails; a colleague's 'viewer join' goes on. When the session
 // then ends, the colleague's command says so and succeeds.
 func TestViewerCutOffSessionGoesOn(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)
