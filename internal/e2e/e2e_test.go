@@ -284,6 +284,9 @@ func TestHostStreamsToViewer(t *testing.T) {
 // the session, every time: not that the computer disconnected, and not
 // that the user declined a question that was open.
 func TestHostLeavingEndsSession(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	display := xtest.StartXvfb(t, 640, 480)
 	b := startBroker(t)
 	c := b.client(t)

@@ -1351,6 +1351,9 @@ func TestDiskFullEndIsWrittenLater(t *testing.T) {
 // in its served parts, and verify names it as not covered by the
 // signature. A range of a video segment is served from the sealed bytes.
 func TestRecordingUnsealedLinesAreNotPlayed(t *testing.T) {
+	// Mostly waiting for a video segment to be sealed and for a broker to
+	// start again: it runs beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	bin, dataDir, bp, sess, j := killableSession(t, ctx, "INC-FORGE")
