@@ -40,7 +40,8 @@ deps-build:
 deps-test: deps-build
 	$(call need,$(TEST_PKGS))
 	@command -v npm >/dev/null || { $(call need,nodejs npm); }
-	@cd web/test && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@# Again whenever the lock file changed since the last install.
+	@cd web/test && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 build: deps-build
 	go build -o bin/broker ./broker
