@@ -588,9 +588,6 @@ func waitState(t *testing.T, c *client.Client, id, state string, h *hostProc) {
 // left for the user to stop it from; also while paused, when nothing is
 // captured.
 func TestHostDisplayGoneEndsSession(t *testing.T) {
-	// Mostly waiting for the host to find its display gone: it runs
-	// beside the other tests that wait.
-	t.Parallel()
 	b := startBroker(t)
 	c := b.client(t)
 	for _, command := range []string{"", "pause"} {
