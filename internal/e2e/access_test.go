@@ -206,6 +206,9 @@ func TestAdminEndsAnotherTechniciansSession(t *testing.T) {
 // TestFirstStartStoppedEarly: a first start that stops on a port in use
 // has written the admin's login already; the next start says where it is.
 func TestFirstStartStoppedEarly(t *testing.T) {
+	// Mostly waiting for a broker to start: it runs beside the other tests
+	// that wait.
+	t.Parallel()
 	bin := xtest.Build(t, "./broker")
 	data := t.TempDir()
 	busy, err := net.ListenPacket("udp4", "0.0.0.0:0")

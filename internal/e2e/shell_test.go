@@ -63,6 +63,9 @@ func viewerShellInPTY(t *testing.T, fs *filesSession) (*exec.Cmd, *os.File, *syn
 // the user's machine as the user, the size follows the technician's
 // terminal, and exiting the shell ends the command.
 func TestShellCLI(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)
@@ -380,6 +383,9 @@ func TestShellCommandsNotFullScreenKeys(t *testing.T) {
 // is in the audit trail as ended with code 3; one the user closes by
 // revoking has no code: it did not end by itself.
 func TestShellExitCodeInTrail(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fs := startFilesSession(t, ctx)

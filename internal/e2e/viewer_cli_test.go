@@ -153,6 +153,9 @@ func TestViewerCLIInterruptLogin(t *testing.T) {
 // their output going to a file, and with what cannot work refused before
 // the user is asked.
 func TestViewerCLIFiles(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fs := startFilesSession(t, ctx)

@@ -178,6 +178,9 @@ func TestViewerCLI(t *testing.T) {
 // needs files asks for them alone. A no ends the command with the user's
 // word; a yes lets it run.
 func TestViewerAsksForWhatItNeeds(t *testing.T) {
+	// Mostly waiting for the broker and the user's computer to answer: it
+	// runs beside the other tests that wait.
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	display := xtest.StartXvfb(t, 320, 240)
