@@ -55,7 +55,7 @@ run: build
 # of 24 minutes, but the tests that time the screen and the console's input
 # then meet two cores shared three ways, and some failed.
 test: deps-test build
-	go vet ./...
+	go vet ./... ./testdata/xpattern ./testdata/shellrec ./testdata/hop
 	go build -o bin/xpattern ./testdata/xpattern
 	go build -o bin/shellrec ./testdata/shellrec
 	$(MAKE) --no-print-directory test-go

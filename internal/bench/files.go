@@ -34,6 +34,18 @@ func init() {
 			note: ofSSH("p95-ms", "ssh-p95-ms")},
 		figure{what: "ssh -tt localhost keystroke → echo, p50", bench: echo, unit: "ssh-p50-ms", scale: 1, show: "ms", goal: "reference"},
 		figure{what: "ssh -tt localhost keystroke → echo, p95", bench: echo, unit: "ssh-p95-ms", scale: 1, show: "ms", goal: "reference"},
+		// The floor: the same paths with nothing of Tether's on them.
+		figure{what: "Floor: 200 MB over one bare data-channel hop (two processes, pion peers set up as Tether's)", bench: ft, unit: "hop-MB/s", scale: 1, show: "MB/s",
+			goal: "reference", note: ofSCP("hop-MB/s")},
+		figure{what: "Floor: 200 MB through a bare relay (three processes, as viewer → broker → host)", bench: ft, unit: "relay-MB/s", scale: 1, show: "MB/s",
+			goal: "reference (the most the files lines above can reach)", note: ofSCP("relay-MB/s")},
+		figure{what: "Floor: keystroke → echo over one bare data-channel hop, p50", bench: echo, unit: "hop-p50-ms", scale: 1, show: "ms",
+			goal: "reference", note: ofSSH("hop-p50-ms", "ssh-p50-ms")},
+		figure{what: "Floor: keystroke → echo through a bare relay, p50", bench: echo, unit: "relay-p50-ms", scale: 1, show: "ms",
+			goal: "reference", note: ofSSH("relay-p50-ms", "ssh-p50-ms")},
+		figure{what: "bash on a local terminal, keystroke → echo, p50 (no network: in both the Tether and the ssh figures)", bench: echo, unit: "bash-p50-ms", scale: 1, show: "ms", goal: "reference"},
+		figure{what: "Floor of the shell through the broker: bare relay p50 + local bash p50", bench: echo, unit: "floor-p50-ms", scale: 1, show: "ms",
+			goal: "reference (the least the shell line above can reach)", note: ofSSH("floor-p50-ms", "ssh-p50-ms")},
 	)
 	runs = append(runs, run{[]string{"go", "test", "-run", "^$", "-bench", "BenchmarkFileTransfer|BenchmarkShellEcho", "-benchtime", "1x", "-timeout", "10m", "./internal/e2e"}, 10 * time.Minute})
 }

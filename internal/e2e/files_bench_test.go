@@ -135,7 +135,8 @@ func benchSession(b *testing.B, ctx context.Context, display, ticket string, per
 }
 
 // BenchmarkFileTransfer sends 200 MB up and fetches 200 MB back through the
-// broker, and copies the same file with scp to localhost, in one run.
+// broker, copies the same file with scp to localhost, and sends as much
+// over one bare data-channel hop and through a bare relay, in one run.
 func BenchmarkFileTransfer(b *testing.B) {
 	const size = 200 << 20
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -149,8 +150,9 @@ func BenchmarkFileTransfer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	oneHop, twoHops := hopTo(b, false), hopTo(b, true)
 	b.ResetTimer()
-	var up, down, scp time.Duration
+	var up, down, scp, hop, relay time.Duration
 	for i := 0; i < b.N; i++ {
 		os.RemoveAll(filepath.Join(home, "inbox"))
 		start := time.Now()
@@ -176,12 +178,17 @@ func BenchmarkFileTransfer(b *testing.B) {
 		}
 		scp += time.Since(start)
 		os.Remove(target)
+
+		hop += hopTransfer(b, ctx, oneHop, size)
+		relay += hopTransfer(b, ctx, twoHops, size)
 	}
 	b.StopTimer()
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / 1e6 }
 	b.ReportMetric(mbps(up), "upload-MB/s")
 	b.ReportMetric(mbps(down), "download-MB/s")
 	b.ReportMetric(mbps(scp), "scp-MB/s")
+	b.ReportMetric(mbps(hop), "hop-MB/s")
+	b.ReportMetric(mbps(relay), "relay-MB/s")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -284,7 +291,9 @@ func percentile(ds []time.Duration, p float64) float64 {
 }
 
 // BenchmarkShellEcho times keystroke → echo in a Tether shell through the
-// broker and in `ssh -tt` to a private sshd on localhost, in one run.
+// broker, in `ssh -tt` to a private sshd on localhost, and over one bare
+// data-channel hop and through a bare relay to a peer that sends each key
+// back, and in bash on a local terminal, in one run.
 func BenchmarkShellEcho(b *testing.B) {
 	const keys = 200
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -317,18 +326,28 @@ func BenchmarkShellEcho(b *testing.B) {
 	ptmx.WriteString("PS1='$ '\r")
 	settle(sshOut, time.Second)
 	viaSSH := terminal{write: func(p []byte) error { _, err := ptmx.Write(p); return err }, out: sshOut}
+	viaHop, viaRelay := hopEcho(hopTo(b, false)), hopEcho(hopTo(b, true))
+	local := localShell(b)
 
 	b.ResetTimer()
-	var tether, openssh []time.Duration
+	var tether, openssh, hop, relay, bash []time.Duration
 	for i := 0; i < b.N; i++ {
-		times := echoTimes(b, []terminal{viaTether, viaSSH}, keys)
+		times := echoTimes(b, []terminal{viaTether, viaSSH, viaHop, viaRelay, local}, keys)
 		tether, openssh = append(tether, times[0]...), append(openssh, times[1]...)
+		hop, relay, bash = append(hop, times[2]...), append(relay, times[3]...), append(bash, times[4]...)
 	}
 	b.StopTimer()
 	b.ReportMetric(percentile(tether, 0.5), "p50-ms")
 	b.ReportMetric(percentile(tether, 0.95), "p95-ms")
 	b.ReportMetric(percentile(openssh, 0.5), "ssh-p50-ms")
 	b.ReportMetric(percentile(openssh, 0.95), "ssh-p95-ms")
+	b.ReportMetric(percentile(hop, 0.5), "hop-p50-ms")
+	b.ReportMetric(percentile(hop, 0.95), "hop-p95-ms")
+	b.ReportMetric(percentile(relay, 0.5), "relay-p50-ms")
+	b.ReportMetric(percentile(relay, 0.95), "relay-p95-ms")
+	b.ReportMetric(percentile(bash, 0.5), "bash-p50-ms")
+	b.ReportMetric(percentile(bash, 0.95), "bash-p95-ms")
+	b.ReportMetric(percentile(relay, 0.5)+percentile(bash, 0.5), "floor-p50-ms")
 	b.ReportMetric(float64(len(tether)), "keys")
 	b.ReportMetric(0, "ns/op")
 }
