@@ -116,7 +116,8 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     resumeControl: false, // take control back when the user resumes
     focusOnControl: false, // the technician clicked Control: the keyboard goes to the remote screen
   };
-  const exposed = { enabled: false, pending: false, reason: '' };
+  // dropped counts the input the broker said it refused, toast or not.
+  const exposed = { enabled: false, pending: false, reason: '', dropped: 0 };
   window.tether.control = exposed;
 
   // ---- toolbar: mode ---------------------------------------------------------
@@ -787,6 +788,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   let droppedTimer = 0;
   let quietDropsUntil = 0;
   function inputDropped(count, reason) {
+    exposed.dropped += count;
     const now = performance.now();
     if (now < quietDropsUntil) return;
     if (!inputToast.hidden) {

@@ -599,38 +599,54 @@ test('remote control at 1440x900', { timeout: 240_000 }, async (t) => {
 
   await t.test('dropped input shows a small toast', async () => {
     // The technician keeps typing while the user pauses the session: what
-    // was on its way when the broker stopped taking input is dropped.
-    await stage.focus();
-    const from = witness.mark();
-    const typing = page.evaluate(() => new Promise((resolve) => {
-      const el = document.querySelector('[data-testid="remote-stage"]');
-      const key = (type) => el.dispatchEvent(new KeyboardEvent(type, { key: 'Shift', code: 'ShiftLeft', bubbles: true, cancelable: true }));
-      const ch = new MessageChannel();
-      const end = performance.now() + 5000;
-      ch.port1.onmessage = () => {
-        if (!window.tether.control.enabled || performance.now() > end) return resolve();
-        key('keydown');
-        key('keyup');
-        ch.port2.postMessage(0);
-      };
-      ch.port2.postMessage(0);
-    }));
-    await witness.waitFor(/^key up \d+ Shift_L$/, from);
-    host.type('pause');
-    await typing;
+    // was on its way when the broker stopped taking input is dropped. On a
+    // busy machine the page may send nothing in the moment the pause takes
+    // (the broker then drops nothing): it is paused again, at most three
+    // times. Whenever the broker did drop something, the toast must show.
     const toast = byId('input-toast');
-    await toast.waitFor({ timeout: 5000 });
-    assert.equal((await toast.textContent()).trim(), 'The user paused the session.');
-    await shot('14-input-dropped');
-    // Nothing is left pressed on the user's side.
-    await sleep(300);
-    assert.equal(witness.keys(from).at(-1), 'Shift_L\u2191');
-
-    // The user resumes: control comes back by itself, and the notice that
-    // they paused goes with the pause.
-    host.type('resume');
-    await controlEnabled(true);
-    assert.equal(await toast.isHidden(), true, 'the pause’s notice is still shown after the resume');
+    for (let attempt = 1; ; attempt++) {
+      await stage.focus();
+      const from = witness.mark();
+      const dropped = await page.evaluate(() => window.tether.control.dropped);
+      const typing = page.evaluate(() => new Promise((resolve) => {
+        const el = document.querySelector('[data-testid="remote-stage"]');
+        const key = (type) => el.dispatchEvent(new KeyboardEvent(type, { key: 'Shift', code: 'ShiftLeft', bubbles: true, cancelable: true }));
+        const ch = new MessageChannel();
+        const end = performance.now() + 5000;
+        ch.port1.onmessage = () => {
+          if (!window.tether.control.enabled || performance.now() > end) return resolve();
+          key('keydown');
+          key('keyup');
+          ch.port2.postMessage(0);
+        };
+        ch.port2.postMessage(0);
+      }));
+      await witness.waitFor(/^key up \d+ Shift_L$/, from);
+      host.type('pause');
+      let refused = false;
+      try {
+        await typing;
+        // The broker's word on what it dropped comes within moments.
+        await sleep(1000);
+        refused = await page.evaluate((before) => window.tether.control.dropped > before, dropped);
+        if (refused || attempt === 3) {
+          assert.ok(refused, 'three pauses, and the broker never dropped anything the page sent');
+          await toast.waitFor({ timeout: 5000 });
+          assert.equal((await toast.textContent()).trim(), 'The user paused the session.');
+          await shot('14-input-dropped');
+          // Nothing is left pressed on the user's side.
+          assert.equal(witness.keys(from).at(-1), 'Shift_L\u2191');
+        }
+      } finally {
+        // The user resumes: control comes back by itself, and the notice
+        // that they paused goes with the pause.
+        host.type('resume');
+        await controlEnabled(true);
+      }
+      if (refused) break;
+      t.diagnostic(`pause ${attempt}: the broker dropped nothing`);
+    }
+    assert.equal(await toast.isHidden(), true, 'the pause\u2019s notice is still shown after the resume');
   });
 
   await t.test('full screen shows the stage alone, with a bar to leave it', async () => {
