@@ -242,6 +242,10 @@ type keyJSON struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// ExpiresAt is the key's last moment (null: until revoked); Expired
+	// says it has passed, by the broker's clock.
+	ExpiresAt *time.Time `json:"expires_at"`
+	Expired   bool       `json:"expired"`
 	// AccountDisabled: the key's account is disabled, and the key refused
 	// until it is enabled again. Dormant are its scopes the account's role
 	// no longer holds (an admin's key after they were made a technician):
@@ -259,7 +263,7 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-func toKey(k *store.APIKey) keyJSON {
+func toKey(k *store.APIKey, now time.Time) keyJSON {
 	scopes := k.Scopes
 	if scopes == nil {
 		scopes = []string{}
@@ -271,7 +275,8 @@ func toKey(k *store.APIKey) keyJSON {
 		}
 	}
 	return keyJSON{ID: k.ID, Name: k.Name, Username: k.Username, Scopes: scopes, CreatedAt: k.CreatedAt,
-		LastUsedAt: optTime(k.LastUsedAt), RevokedAt: optTime(k.RevokedAt), AccountDisabled: k.UserDisabled, Dormant: dormant}
+		LastUsedAt: optTime(k.LastUsedAt), RevokedAt: optTime(k.RevokedAt), ExpiresAt: optTime(k.ExpiresAt),
+		Expired: !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt), AccountDisabled: k.UserDisabled, Dormant: dormant}
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -287,10 +292,14 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		Keys []keyJSON `json:"keys"`
 	}{Keys: []keyJSON{}}
 	for _, k := range list {
-		out.Keys = append(out.Keys, toKey(k))
+		out.Keys = append(out.Keys, toKey(k, a.cfg.Now()))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// maxKeyLife bounds an API key's expiry: a date further off is more likely
+// a mistake (a year typed wrong) than a wish.
+const maxKeyLife = 5 * 365 * 24 * time.Hour
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	var req struct {
@@ -298,6 +307,9 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		Scopes []string `json:"scopes"`
 		// Username is the account the key acts as (default: the caller).
 		Username string `json:"username"`
+		// ExpiresAt is when the key stops working, RFC 3339 (default:
+		// never, until revoked).
+		ExpiresAt string `json:"expires_at"`
 	}
 	if !decode(w, r, &req) {
 		return
@@ -327,6 +339,21 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	if len(req.Scopes) == 0 {
 		errs = append(errs, fieldError{"scopes", "invalid_scopes", "scopes must name at least one scope."})
 	}
+	var expires time.Time
+	if req.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
+		now := a.cfg.Now()
+		switch {
+		case err != nil:
+			errs = append(errs, fieldError{"expires_at", "invalid_expiry", "expires_at must be a time in RFC 3339, e.g. 2027-01-31T00:00:00Z."})
+		case !t.After(now):
+			errs = append(errs, fieldError{"expires_at", "invalid_expiry", "expires_at must be in the future."})
+		case t.After(now.Add(maxKeyLife)):
+			errs = append(errs, fieldError{"expires_at", "invalid_expiry", "expires_at must be within five years; leave it out for a key that works until revoked."})
+		default:
+			expires = t.UTC()
+		}
+	}
 	if len(errs) > 0 {
 		writeFieldErrors(w, errs)
 		return
@@ -341,7 +368,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 			return
 		}
 	}
-	k, key, err := a.cfg.Auth.CreateAPIKey(r.Context(), owner, req.Name, req.Scopes)
+	k, key, err := a.cfg.Auth.CreateAPIKey(r.Context(), owner, req.Name, req.Scopes, expires)
 	if errors.Is(err, auth.ErrBadScopes) {
 		writeFieldErrors(w, []fieldError{{"scopes", "invalid_scopes", "scopes must be distinct and ones the key's account holds."}})
 		return
@@ -350,8 +377,8 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		a.internal(w, r, "create the API key", err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "API key created", "key", k.ID, "user", owner.Username, "scopes", strings.Join(req.Scopes, ","), by(p))
-	out := toKey(k)
+	a.log.InfoContext(r.Context(), "API key created", "key", k.ID, "user", owner.Username, "scopes", strings.Join(req.Scopes, ","), "expires", optTime(expires), by(p))
+	out := toKey(k, a.cfg.Now())
 	out.Key = key
 	writeJSON(w, http.StatusCreated, out)
 }
@@ -368,7 +395,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	}
 	a.log.InfoContext(r.Context(), "API key revoked", "key", k.ID, by(p))
 	a.cfg.Hub.DisconnectKey(k.ID, "The API key you connected with was revoked.")
-	writeJSON(w, http.StatusOK, toKey(k))
+	writeJSON(w, http.StatusOK, toKey(k, a.cfg.Now()))
 }
 
 type settingsJSON struct {

@@ -143,3 +143,41 @@ func TestEnrolmentCodeGuessesPause(t *testing.T) {
 		t.Fatalf("the right code after ten wrong ones: %d %v, want 429 locked_out", status, out)
 	}
 }
+
+// TestKeyExpires: a key created with a last moment works until then and is
+// refused after it with a reason of its own, and the list says so; a last
+// moment in the past, too far off or not a time is refused by field.
+func TestKeyExpires(t *testing.T) {
+	b := newTestBroker(t)
+	_, admin := b.user("ann", "admin")
+	for _, bad := range []string{"tomorrow", time.Now().Add(-time.Minute).Format(time.RFC3339), time.Now().AddDate(6, 0, 0).Format(time.RFC3339)} {
+		status, out := b.call("POST", "/api/v1/keys", admin, map[string]any{"name": "k", "scopes": []string{"sessions:read"}, "expires_at": bad})
+		e, _ := out["error"].(map[string]any)
+		fields, _ := e["fields"].([]any)
+		if status != http.StatusBadRequest || len(fields) != 1 || fields[0].(map[string]any)["field"] != "expires_at" {
+			t.Errorf("expires_at %q: %d %v, want 400 naming expires_at", bad, status, out)
+		}
+	}
+	last := time.Now().Add(1500 * time.Millisecond).UTC().Truncate(time.Second).Add(time.Second)
+	status, out := b.call("POST", "/api/v1/keys", admin, map[string]any{"name": "ServiceNow", "scopes": []string{"sessions:read"}, "expires_at": last.Format(time.RFC3339)})
+	key, _ := out["key"].(string)
+	if status != http.StatusCreated || key == "" || out["expires_at"] != last.Format(time.RFC3339) || out["expired"] != false {
+		t.Fatalf("create a key with a last moment: %d %v", status, out)
+	}
+	if status, out := b.call("GET", "/api/v1/sessions", key, nil); status != http.StatusOK {
+		t.Fatalf("the key before its last moment: %d %v", status, out)
+	}
+	time.Sleep(time.Until(last) + 50*time.Millisecond)
+	status, out = b.call("GET", "/api/v1/sessions", key, nil)
+	if e, _ := out["error"].(map[string]any); status != http.StatusUnauthorized || e["code"] != "key_expired" {
+		t.Fatalf("the key after its last moment: %d %v, want 401 key_expired", status, out)
+	}
+	_, out = b.call("GET", "/api/v1/keys", admin, nil)
+	for _, k := range out["keys"].([]any) {
+		k := k.(map[string]any)
+		want := map[string]any{"ServiceNow": true, "test": false}[k["name"].(string)]
+		if k["expired"] != want || (k["name"] == "test") != (k["expires_at"] == nil) {
+			t.Errorf("listed key %v: expired %v (want %v), expires_at %v", k["name"], k["expired"], want, k["expires_at"])
+		}
+	}
+}

@@ -422,6 +422,10 @@ func (a *API) guard(scope string, enrolOK bool, h func(http.ResponseWriter, *htt
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "The broker has a problem and cannot check logins right now; try again later, or tell its administrator.")
 			return
 		}
+		if errors.Is(err, auth.ErrKeyExpired) {
+			writeError(w, http.StatusUnauthorized, "key_expired", "This API key has expired: an administrator can create a new one.")
+			return
+		}
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "Log in or send a valid API key.")
 			return

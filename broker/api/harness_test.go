@@ -88,7 +88,7 @@ func (b *testBroker) user(name, role string, scopes ...string) (*store.User, str
 			}
 		}
 	}
-	_, key, err := b.auth.CreateAPIKey(context.Background(), u, "test", scopes)
+	_, key, err := b.auth.CreateAPIKey(context.Background(), u, "test", scopes, time.Time{})
 	if err != nil {
 		b.t.Fatal(err)
 	}

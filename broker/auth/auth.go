@@ -82,6 +82,8 @@ const apiKeyPrefix = "tth_"
 var (
 	ErrBadCredentials  = errors.New("wrong username or password")
 	ErrUnauthenticated = errors.New("not logged in")
+	// ErrKeyExpired: the API key was right but its last day has passed.
+	ErrKeyExpired = errors.New("API key expired")
 	// ErrUnavailable: the credentials could not be checked because the
 	// broker's database failed; they may well be valid.
 	ErrUnavailable  = errors.New("the broker cannot check logins right now")
@@ -110,9 +112,11 @@ type Principal struct {
 	// Cookie is true when the request was authenticated by the login
 	// cookie, and so must carry the CSRF token to change anything.
 	Cookie bool
-	// KeyID and Scopes are set for API keys.
-	KeyID  string
-	Scopes []string
+	// KeyID and Scopes are set for API keys, and KeyExpiresAt when the
+	// key has a last day.
+	KeyID        string
+	Scopes       []string
+	KeyExpiresAt time.Time
 	// Login is the console login the request came with (cookie or bearer
 	// login token); nil for API keys.
 	Login *store.Login
@@ -247,9 +251,10 @@ func (a *Authenticator) CreateUser(ctx context.Context, username, password, role
 	return u, nil
 }
 
-// CreateAPIKey issues a key that acts as user with scopes, and returns it;
-// only its hash is kept. The scopes must be ones the user's role holds.
-func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name string, scopes []string) (*store.APIKey, string, error) {
+// CreateAPIKey issues a key that acts as user with scopes until expires
+// (zero: until revoked), and returns it; only its hash is kept. The scopes
+// must be ones the user's role holds.
+func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name string, scopes []string, expires time.Time) (*store.APIKey, string, error) {
 	if len(scopes) == 0 {
 		return nil, "", fmt.Errorf("%w: name at least one", ErrBadScopes)
 	}
@@ -267,7 +272,7 @@ func (a *Authenticator) CreateAPIKey(ctx context.Context, user *store.User, name
 	key := apiKeyPrefix + RandomToken(32)
 	k := &store.APIKey{
 		ID: "key_" + RandomToken(9), UserID: user.ID, Username: user.Username, UserRole: user.Role, UserDisabled: user.Disabled, Name: name, Hash: HashToken(key),
-		Scopes: scopes, CreatedAt: a.cfg.Now(),
+		Scopes: scopes, CreatedAt: a.cfg.Now(), ExpiresAt: expires,
 	}
 	if err := a.cfg.Store.CreateAPIKey(ctx, k); err != nil {
 		return nil, "", err
@@ -530,12 +535,15 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 			if err != nil {
 				return nil, a.lookupFailed(ctx, err)
 			}
+			if !key.ExpiresAt.IsZero() && !now.Before(key.ExpiresAt) {
+				return nil, ErrKeyExpired
+			}
 			p, err := a.principal(ctx, key.UserID)
 			if err != nil {
 				return nil, err
 			}
 			a.touchFailed(ctx, a.cfg.Store.TouchAPIKey(ctx, key.ID, now))
-			p.KeyID, p.Scopes = key.ID, key.Scopes
+			p.KeyID, p.Scopes, p.KeyExpiresAt = key.ID, key.Scopes, key.ExpiresAt
 			return p, nil
 		}
 		return a.loginByToken(ctx, token, now)

@@ -104,7 +104,7 @@ func TestAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate})
+	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,16 +126,52 @@ func TestAPIKey(t *testing.T) {
 	}
 }
 
+func TestAPIKeyExpires(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	u, err := a.CreateUser(ctx, "admin", "pw-long-enough", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := now.Add(30 * 24 * time.Hour)
+	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate}, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+key)
+	now = last.Add(-time.Millisecond)
+	p, err := a.Authenticate(r)
+	if err != nil || !p.KeyExpiresAt.Equal(last) {
+		t.Fatalf("a key on its last day: %+v %v", p, err)
+	}
+	now = last
+	if _, err := a.Authenticate(r); !errors.Is(err, ErrKeyExpired) {
+		t.Fatalf("a key past its last moment: %v, want ErrKeyExpired", err)
+	}
+	// One without a last day works as long as it is not revoked.
+	_, forever, err := a.CreateAPIKey(ctx, u, "script", []string{ScopeSessionsCreate}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * 365 * 24 * time.Hour)
+	r.Header.Set("Authorization", "Bearer "+forever)
+	if p, err := a.Authenticate(r); err != nil || !p.KeyExpiresAt.IsZero() {
+		t.Fatalf("a key without a last day, ten years on: %+v %v", p, err)
+	}
+}
+
 func TestAPIKeyScopesAndRevocation(t *testing.T) {
 	ctx := context.Background()
 	a := newAuth(t, nil)
 	tech, _ := a.CreateUser(ctx, "tech", "pw-long-enough", RoleTechnician)
 	for _, scopes := range [][]string{nil, {"sessions:everything"}, {ScopeUsersAdmin}, {ScopeSessionsRead, ScopeSessionsRead}} {
-		if _, _, err := a.CreateAPIKey(ctx, tech, "k", scopes); !errors.Is(err, ErrBadScopes) {
+		if _, _, err := a.CreateAPIKey(ctx, tech, "k", scopes, time.Time{}); !errors.Is(err, ErrBadScopes) {
 			t.Errorf("scopes %v for a technician: %v, want ErrBadScopes", scopes, err)
 		}
 	}
-	k, key, err := a.CreateAPIKey(ctx, tech, "k", []string{ScopeSessionsRead})
+	k, key, err := a.CreateAPIKey(ctx, tech, "k", []string{ScopeSessionsRead}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +187,7 @@ func TestAPIKeyScopesAndRevocation(t *testing.T) {
 		t.Fatalf("revoked key: %v", err)
 	}
 	// Disabling the owner stops every key of theirs.
-	_, key2, _ := a.CreateAPIKey(ctx, tech, "k2", []string{ScopeSessionsRead})
+	_, key2, _ := a.CreateAPIKey(ctx, tech, "k2", []string{ScopeSessionsRead}, time.Time{})
 	if _, err := a.UpdateAccount(ctx, tech, nil, new(true)); err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +360,7 @@ func TestFullDiskKeepsKeysAndLogins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate})
+	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +429,7 @@ func TestDatabaseFailureIsNotUnauthenticated(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := a.CreateUser(ctx, "integrator", "s3cret-pass-1", RoleAdmin)
-	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate})
+	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

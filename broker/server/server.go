@@ -390,7 +390,7 @@ func (b *Broker) ensureAdmin(ctx context.Context, authn *auth.Authenticator) (er
 			err = errors.Join(err, b.store.DeleteUser(context.WithoutCancel(ctx), user.ID))
 		}
 	}()
-	key, apiKey, err := authn.CreateAPIKey(ctx, user, "initial admin key", auth.AllScopes)
+	key, apiKey, err := authn.CreateAPIKey(ctx, user, "initial admin key", auth.AllScopes, time.Time{})
 	if err != nil {
 		return fmt.Errorf("create initial API key: %w", err)
 	}

@@ -1070,9 +1070,14 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the broker has a problem and cannot check logins right now; try again later", http.StatusServiceUnavailable)
 		return
 	}
+	if errors.Is(err, auth.ErrKeyExpired) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		http.Error(w, "this API key has expired: an administrator can create a new one", http.StatusUnauthorized)
+		return
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		http.Error(w, "log in first", http.StatusUnauthorized)
+		http.Error(w, "log in again or check the API key", http.StatusUnauthorized)
 		return
 	}
 	if !p.Can(auth.ScopeSessionsJoin) || p.MustEnrol {
@@ -1171,6 +1176,14 @@ func (h *Hub) ServeViewer(w http.ResponseWriter, r *http.Request) {
 	if login := p.Login; login != nil {
 		expiry := time.AfterFunc(login.ExpiresAt.Sub(h.cfg.Now()), func() {
 			h.DisconnectLogin(login.TokenHash, "Your sign-in has expired: sign in again to go on.")
+		})
+		defer expiry.Stop()
+	}
+	// So do those made with an API key that has a last day.
+	if p.KeyID != "" && !p.KeyExpiresAt.IsZero() {
+		keyID := p.KeyID
+		expiry := time.AfterFunc(p.KeyExpiresAt.Sub(h.cfg.Now()), func() {
+			h.DisconnectKey(keyID, "The API key you connected with has expired.")
 		})
 		defer expiry.Stop()
 	}

@@ -235,6 +235,8 @@ var migrations = []string{
 	// Why a session ended, in a word, beside the sentence: the console
 	// tells a code that ran out from a session that took place.
 	`ALTER TABLE sessions ADD COLUMN end_cause TEXT NOT NULL DEFAULT '';`,
+	// An API key may be given a last day; NULL: it works until revoked.
+	`ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

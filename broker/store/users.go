@@ -35,6 +35,8 @@ type APIKey struct {
 	CreatedAt  time.Time
 	LastUsedAt time.Time
 	RevokedAt  time.Time
+	// ExpiresAt is when the key stops working; zero: never (until revoked).
+	ExpiresAt time.Time
 	// Username, UserRole and UserDisabled describe the key's account as
 	// it is now: a key works only within its role, and not at all while
 	// the account is disabled.
@@ -258,21 +260,21 @@ func (s *Store) SetUserRole(ctx context.Context, id int64, role *string, disable
 // CreateAPIKey stores a key's hash.
 func (s *Store) CreateAPIKey(ctx context.Context, k *APIKey) error {
 	_, err := s.db.ExecContext(ctx,
-		"INSERT INTO api_keys (id, user_id, name, hash, created_at, scopes) VALUES (?, ?, ?, ?, ?, ?)",
-		k.ID, k.UserID, k.Name, k.Hash, ms(k.CreatedAt), strings.Join(k.Scopes, ","))
+		"INSERT INTO api_keys (id, user_id, name, hash, created_at, scopes, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		k.ID, k.UserID, k.Name, k.Hash, ms(k.CreatedAt), strings.Join(k.Scopes, ","), nullMS(k.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
 	return nil
 }
 
-const keyColumns = "k.id, k.user_id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, k.revoked_at, u.username, u.role, u.disabled"
+const keyColumns = "k.id, k.user_id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, k.revoked_at, k.expires_at, u.username, u.role, u.disabled"
 
 func scanKey(row scanner) (*APIKey, error) {
 	var k APIKey
 	var scopes string
-	var created, used, revoked sql.NullInt64
-	if err := row.Scan(&k.ID, &k.UserID, &k.Name, &k.Hash, &scopes, &created, &used, &revoked, &k.Username, &k.UserRole, &k.UserDisabled); err != nil {
+	var created, used, revoked, expires sql.NullInt64
+	if err := row.Scan(&k.ID, &k.UserID, &k.Name, &k.Hash, &scopes, &created, &used, &revoked, &expires, &k.Username, &k.UserRole, &k.UserDisabled); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -281,7 +283,7 @@ func scanKey(row scanner) (*APIKey, error) {
 	if scopes != "" {
 		k.Scopes = strings.Split(scopes, ",")
 	}
-	k.CreatedAt, k.LastUsedAt, k.RevokedAt = fromMS(created), fromMS(used), fromMS(revoked)
+	k.CreatedAt, k.LastUsedAt, k.RevokedAt, k.ExpiresAt = fromMS(created), fromMS(used), fromMS(revoked), fromMS(expires)
 	return &k, nil
 }
 

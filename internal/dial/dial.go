@@ -96,6 +96,9 @@ func WebSocket(ctx context.Context, broker *url.URL, path string, tlsCfg *tls.Co
 		if resp != nil {
 			switch resp.StatusCode {
 			case http.StatusUnauthorized:
+				if why := refusal(resp); why != "" {
+					return nil, fmt.Errorf("the broker refused the credentials: %s", why)
+				}
 				return nil, errors.New("the broker refused the credentials: log in again or check the API key")
 			case http.StatusForbidden:
 				if why := refusal(resp); why != "" {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -116,6 +117,44 @@ func TestEndedSaysWhatIsOver(t *testing.T) {
 	}
 	if e := ended(stays); e.Scope != protocol.ScopeSession || e.Reason == "" {
 		t.Errorf("the technician still there when the session ended is told %+v; want scope %q and why", e, protocol.ScopeSession)
+	}
+}
+
+// TestKeyExpiryEndsItsConnections: a connection made with an API key that
+// has a last moment is cut off at that moment, told why, and the key is
+// refused from then on, with a reason of its own.
+func TestKeyExpiryEndsItsConnections(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	sess, err := b.client(t).CreateSession(context.Background(), "INC-EXPIRY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
+	body := fmt.Sprintf(`{"name":"join script","scopes":["sessions:read","sessions:join"],"expires_at":%q}`, last.Format(time.RFC3339))
+	status, key := apiCall(t, b.httpClient(t), "POST", b.URL()+"/api/v1/keys", b.admin.APIKey, body, nil)
+	if status != 201 {
+		t.Fatalf("create key: %d %v", status, key)
+	}
+	ws := rawViewerWith(t, b, key["key"].(string), sess.ID)
+	var e protocol.Ended
+	if err := protocol.DecodePayload(readType(t, ws, protocol.TypeEnded), &e); err != nil {
+		t.Fatal(err)
+	}
+	if at := time.Now(); at.Before(last) || at.After(last.Add(2*time.Second)) {
+		t.Errorf("cut off at %v; the key's last moment was %v", at, last)
+	}
+	if e.Scope != protocol.ScopeConnection || e.Reason != "The API key you connected with has expired." {
+		t.Errorf("the connection whose key expired is told %+v; want scope %q and why", e, protocol.ScopeConnection)
+	}
+	u, _ := dial.BrokerURL(b.URL())
+	tlsCfg, err := dial.TLSConfig(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dial.WebSocket(context.Background(), u, "/ws/viewer", tlsCfg, http.Header{"Authorization": {"Bearer " + key["key"].(string)}})
+	if err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("joining with the expired key: %v, want a refusal that says it expired", err)
 	}
 }
 

@@ -310,6 +310,14 @@ export function mountAccounts(main, { user: me }) {
 
 // ---- API keys ------------------------------------------------------------------
 
+// How long a new key works; 0: until revoked.
+const KEY_LIFETIMES = [
+  { days: 30, label: 'In 30 days' },
+  { days: 90, label: 'In 90 days' },
+  { days: 365, label: 'In a year' },
+  { days: 0, label: 'Never (until revoked)' },
+];
+
 /** Mounts the API keys screen. Returns an unmount function. */
 export function mountKeys(main) {
   const listSlot = h('div', { class: 'card table-card' });
@@ -331,7 +339,7 @@ export function mountKeys(main) {
           return;
         }
         listSlot.replaceChildren(h('table', { class: 'table', 'data-testid': 'keys-table' },
-          h('thead', {}, h('tr', {}, ['Name', 'Acts as', 'Scopes', 'Last used', 'Created'].map((t) => h('th', { scope: 'col', text: t })), actionsHeader())),
+          h('thead', {}, h('tr', {}, ['Name', 'Acts as', 'Scopes', 'Last used', 'Expires', 'Created'].map((t) => h('th', { scope: 'col', text: t })), actionsHeader())),
           h('tbody', {}, keys.map(row))));
       } catch (err) {
         failed(listSlot, err, load);
@@ -368,8 +376,18 @@ export function mountKeys(main) {
           h('s', { text: s }), h('span', { class: 'visually-hidden', text: ' (refused: the role no longer holds it)' }))
         : h('span', { class: 'chip chip-mono', text: s })))),
       h('td', { class: 'nowrap', 'data-testid': 'key-last-used' }, k.last_used_at ? h('span', { title: formatDateTime(k.last_used_at), text: timeAgo(k.last_used_at) }) : h('span', { class: 'muted', text: 'Never' })),
+      h('td', { class: 'nowrap', 'data-testid': 'key-expires' }, expiry(k, revoked)),
       h('td', { class: 'nowrap' }, h('span', { title: formatDateTime(k.created_at), text: timeAgo(k.created_at) })),
       h('td', {}, h('div', { class: 'row-actions' }, revoke)));
+  }
+
+  /** When a key stops working: never, "in 3 months", or that it has. */
+  function expiry(k, revoked) {
+    if (!k.expires_at) return h('span', { class: 'muted', text: 'Never' });
+    if (k.expired && !revoked) {
+      return h('span', { class: 'chip chip-bad key-refused', 'data-testid': 'key-expired', title: `Expired ${formatDateTime(k.expires_at)}: the key is refused. Create a new one for whatever used it.` }, 'Expired');
+    }
+    return h('span', { title: formatDateTime(k.expires_at), text: k.expired ? 'Expired' : timeAgo(k.expires_at) });
   }
 
   async function openCreate() {
@@ -394,7 +412,9 @@ export function mountKeys(main) {
     fitScopes();
     actsAs.addEventListener('change', fitScopes);
     const scopes = h('div', { class: 'check-list' }, boxes.map((b) => b.el));
-    const error = errorBox({ name, username: actsAs, scopes });
+    const expires = h('select', { id: 'key-expires', class: 'input input-select', 'data-testid': 'key-expires-in', 'aria-describedby': 'key-expires-hint' },
+      KEY_LIFETIMES.map(({ days, label }) => h('option', { value: String(days), text: label, selected: days === 90 })));
+    const error = errorBox({ name, username: actsAs, scopes, expires_at: expires });
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: 'Cancel' });
     const create = h('button', { type: 'submit', form: 'key-form', class: 'btn btn-primary', 'data-testid': 'key-create' }, 'Create key');
     const form = h('form', { id: 'key-form', class: 'stack', novalidate: true },
@@ -404,7 +424,9 @@ export function mountKeys(main) {
       h('div', { class: 'field' }, h('label', { for: 'key-user', class: 'label', text: 'Acts as' }), actsAs,
         h('p', { class: 'field-hint', text: 'Sessions it creates belong to this account; it can never do more than the account\u2019s role allows.' })),
       h('fieldset', { class: 'field' }, h('legend', { class: 'label', text: 'Scopes' }), scopes,
-        h('p', { class: 'field-hint', text: 'Only the scopes the account\u2019s role holds can be chosen.' })));
+        h('p', { class: 'field-hint', text: 'Only the scopes the account\u2019s role holds can be chosen.' })),
+      h('div', { class: 'field' }, h('label', { for: 'key-expires', class: 'label', text: 'Expires' }), expires,
+        h('p', { id: 'key-expires-hint', class: 'field-hint', text: 'After that the key is refused, and whatever uses it stops working: make a new one before then.' })));
     const m = modal({ title: 'New API key', content: form, footer: [cancel, create], testid: 'key-dialog', size: 'md' });
     cancel.addEventListener('click', () => m.close());
     name.focus();
@@ -412,7 +434,9 @@ export function mountKeys(main) {
       e.preventDefault();
       create.disabled = true;
       try {
-        const out = await api.createKey(name.value.trim(), boxes.filter((b) => b.box.checked).map((b) => b.box.value), actsAs.value);
+        const days = Number(expires.value);
+        const expiresAt = days ? new Date(api.serverNow() + days * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z') : '';
+        const out = await api.createKey(name.value.trim(), boxes.filter((b) => b.box.checked).map((b) => b.box.value), actsAs.value, expiresAt);
         m.close();
         showSecret({ title: 'Your new API key', description: 'Send it as Authorization: Bearer <key>. Store it in your ticket system\u2019s secret store now.', secret: out.key, testid: 'key-secret-dialog' });
         load();

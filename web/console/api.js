@@ -227,9 +227,11 @@ export async function listKeys() {
   return (await request('GET', '/api/v1/keys'))?.keys ?? [];
 }
 
-export function createKey(name, scopes, username) {
+/** expiresAt: an ISO time, or '' for a key that works until revoked. */
+export function createKey(name, scopes, username, expiresAt) {
   const body = { name, scopes };
   if (username) body.username = username;
+  if (expiresAt) body.expires_at = expiresAt;
   return request('POST', '/api/v1/keys', body);
 }
 

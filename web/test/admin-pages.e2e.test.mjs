@@ -150,6 +150,43 @@ test('a key of a disabled account, and scopes a demoted account no longer holds,
   });
 });
 
+test('a key past its last day says so, and one made in the console expires when chosen', { timeout: 60_000 }, async () => {
+  const broker = await startBroker();
+  // A key whose last moment is two seconds away, as a ticket system's
+  // would be after its months of use.
+  const last = new Date(Math.ceil(Date.now() / 1000) * 1000 + 2000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const old = await api(broker, 'POST', '/api/v1/keys', { name: 'old integration', scopes: ['sessions:read'], expires_at: last });
+  assert.equal(old.status, 201);
+  assert.equal(old.body.expires_at, last);
+  while (Date.now() < Date.parse(last) + 200) await new Promise((r) => setTimeout(r, 100));
+  const refused = await call(broker, 'GET', '/api/v1/sessions', old.body.key);
+  assert.deepEqual([refused.status, refused.body.error.code], [401, 'key_expired']);
+  await onScreen(broker, 'nav-keys', async (page) => {
+    const row = (id) => page.locator(`[data-testid="key-row"][data-key-id="${id}"]`);
+    await row(old.body.id).getByTestId('key-expired').waitFor();
+    assert.equal(await row(old.body.id).getByTestId('key-expired').textContent(), 'Expired');
+    // The first admin's key works until revoked.
+    const first = page.locator('[data-testid="key-row"]', { hasText: 'initial admin key' });
+    assert.equal(await first.getByTestId('key-expires').textContent(), 'Never');
+
+    // Made in the console, the key lasts what is chosen: 30 days here.
+    await page.getByTestId('new-key').click();
+    await page.getByTestId('key-name').fill('Monthly export');
+    assert.equal(await page.getByTestId('key-expires-in').inputValue(), '90', 'a new key lasts 90 days unless told otherwise');
+    await page.getByTestId('key-expires-in').selectOption('30');
+    await page.getByTestId('key-create').click();
+    await page.getByTestId('shown-secret').waitFor();
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    const made = page.locator('[data-testid="key-row"]', { hasText: 'Monthly export' });
+    await made.waitFor();
+    assert.equal(await made.getByTestId('key-expires').textContent(), 'in 30 days');
+    await page.screenshot({ path: join(artifacts, 'admin-keys-expiry.png'), fullPage: true });
+    const listed = (await api(broker, 'GET', '/api/v1/keys')).body.keys.find((k) => k.name === 'Monthly export');
+    const days = (Date.parse(listed.expires_at) - Date.parse(listed.created_at)) / 86_400_000;
+    assert.ok(Math.abs(days - 30) < 0.01, `the key expires ${days} days after it was made`);
+  });
+});
+
 test('a webhook\u2019s events and description can be changed, keeping its address, secret and history', { skip: !address && 'no IPv4 address besides loopback', timeout: 60_000 }, async () => {
   const broker = await startBroker();
   const url = `https://${address}:9/tether`;
