@@ -435,6 +435,22 @@ func (a *API) putSettings(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return
 	}
 	a.log.InfoContext(r.Context(), "settings changed", "totp_required_roles", req.TOTPRequiredRoles, by(p))
+	// A login of a role now required to use two-factor, on an account
+	// without it, may only enrol from now on: its live session
+	// connections end too, as its REST calls are refused.
+	users, err := a.cfg.Store.ListUsers(r.Context())
+	if err != nil {
+		a.log.WarnContext(r.Context(), "list accounts to close the connections of those without two-factor", "err", err)
+	}
+	var unenrolled []int64
+	for _, u := range users {
+		if !u.TOTPEnabled && slices.Contains(req.TOTPRequiredRoles, u.Role) {
+			unenrolled = append(unenrolled, u.ID)
+		}
+	}
+	if len(unenrolled) > 0 {
+		a.cfg.Hub.DisconnectLoginsOf(unenrolled, "Your role now requires two-factor authentication: set it up in the console (Account security), then join again.")
+	}
 	writeJSON(w, http.StatusOK, settingsJSON{TOTPRequiredRoles: req.TOTPRequiredRoles})
 }
 

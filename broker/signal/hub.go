@@ -1377,6 +1377,14 @@ func (h *Hub) DisconnectOtherLogins(userID int64, keep, reason string) {
 	h.disconnect(func(v *viewer) bool { return v.userID == userID && v.login != "" && v.login != keep }, reason)
 }
 
+// DisconnectLoginsOf closes the live connections made with any console
+// login of the accounts userIDs, as when their role came to require
+// two-factor authentication they have not set up: such a login may only
+// enrol. Connections made with API keys stay.
+func (h *Hub) DisconnectLoginsOf(userIDs []int64, reason string) {
+	h.disconnect(func(v *viewer) bool { return v.login != "" && slices.Contains(userIDs, v.userID) }, reason)
+}
+
 func (h *Hub) disconnect(match func(*viewer) bool, reason string) {
 	type cut struct {
 		session string

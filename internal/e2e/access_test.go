@@ -234,3 +234,51 @@ func TestFirstStartStoppedEarly(t *testing.T) {
 		t.Fatalf("the second start does not say where the admin login is:\n%s", stdout.String())
 	}
 }
+
+// TestTwoFactorRequirementEndsLiveLogins: when an admin requires
+// two-factor authentication of a role, the live session connections made
+// with the console logins of that role's accounts without it end at once,
+// with the reason, as their other requests are refused; the connections
+// of API keys (no sign-in to protect) and of other roles go on.
+func TestTwoFactorRequirementEndsLiveLogins(t *testing.T) {
+	t.Parallel()
+	display := xtest.StartXvfb(t, 640, 480)
+	xtest.StartPattern(t, display)
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, j, host := askedSession(t, ctx, b, display)
+	allowView(t, ctx, j, host)
+	lee := colleague(t, ctx, b, c, j.ID)
+	byLogin := joinAsked(t, ctx, lee, j.ID, host, 2)
+	allowView(t, ctx, byLogin, host)
+	script, _ := b.keyClient(t, `{"name":"lee's script","username":"lee","scopes":["sessions:read","sessions:join"]}`)
+	byKey, err := script.Join(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { byKey.Close() })
+	if _, err := byKey.WaitPermissions(ctx, func(p protocol.Permissions) bool { return has(p, protocol.PermView) }); err != nil {
+		t.Fatal(err)
+	}
+
+	status, out := apiCall(t, b.httpClient(t), "PUT", b.URL()+"/api/v1/settings", b.admin.APIKey, `{"totp_required_roles":["technician"]}`, nil)
+	if status != 200 {
+		t.Fatalf("require two-factor of technicians: %d %v", status, out)
+	}
+	turnedAway(t, byLogin, "lee's signed-in connection, whose role now requires two-factor,")
+	if got, want := byLogin.EndReason(), "Your role now requires two-factor authentication: set it up in the console (Account security), then join again."; got != want {
+		t.Fatalf("told %q, want %q", got, want)
+	}
+	time.Sleep(time.Second)
+	for name, jn := range map[string]*client.Joined{"lee's key": byKey, "the admin": j} {
+		select {
+		case <-jn.Done():
+			t.Errorf("%s's connection ended too: %q", name, jn.EndReason())
+		default:
+		}
+	}
+	if _, err := lee.Join(ctx, j.ID); err == nil {
+		t.Error("lee joined again with the login that may only enrol")
+	}
+}
