@@ -74,6 +74,37 @@ const prefs = {
   },
 };
 
+/**
+ * Makes items, in order, one stop for Tab within container: the one
+ * focused last (at first the first) takes the Tab stop, and Left, Right,
+ * Home and End move the focus among those that can take it now (not
+ * hidden, not disabled). Call update() when that may have changed.
+ */
+function rovingFocus(container, items) {
+  let current = items[0];
+  const usable = (el) => !el.disabled && el.closest('[hidden]') === null;
+  const update = () => {
+    if (!usable(current)) current = items.find(usable) ?? current;
+    for (const el of items) el.tabIndex = el === current ? 0 : -1;
+  };
+  container.addEventListener('focusin', (e) => {
+    if (!items.includes(e.target)) return;
+    current = e.target;
+    update();
+  });
+  container.addEventListener('keydown', (e) => {
+    if (!items.includes(e.target) || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const on = items.filter(usable);
+    const i = on.indexOf(e.target);
+    const to = { ArrowLeft: on[(i - 1 + on.length) % on.length], ArrowRight: on[(i + 1) % on.length], Home: on[0], End: on.at(-1) }[e.key];
+    if (!to) return;
+    e.preventDefault();
+    to.focus();
+  });
+  update();
+  return { update };
+}
+
 /** A toolbar icon button with a tooltip (data-tip, shown by CSS) and a label. */
 function toolButton(iconName, label, attrs = {}) {
   return h('button', {
@@ -245,6 +276,10 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     sep(),
     fitBtn, statsBtn, fullBtn);
 
+  // One stop for Tab: the arrow keys, Home and End move along the toolbar
+  // (the WAI-ARIA toolbar pattern); what its popovers hold keeps Tab.
+  const roving = rovingFocus(toolbar, [modeView, modeControl, requestCtl, keysBtn, picker, clipBtn, fitBtn, statsBtn, fullBtn]);
+
   // ---- heads-up display over the stage ---------------------------------------
 
   const fig = (label, unit) => {
@@ -310,7 +345,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
   });
   /**
    * Gives the keyboard back to the console: focus goes to the mode switch
-   * next to it (where Tab carries on through the toolbar), not to nowhere.
+   * next to it (the arrow keys carry on along the toolbar), not to nowhere.
    */
   function releaseKeyboard() {
     // In full screen the toolbar is out of sight: the bar at the top edge.
@@ -398,6 +433,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
       ? 'Ctrl+V on the remote screen pastes your own clipboard there.'
       : 'Switch to Control to send text to the remote clipboard.';
     stage.dataset.mode = state.enabled ? 'control' : 'view';
+    roving.update();
     stage.setAttribute('aria-label', state.enabled
       ? 'Remote screen, in control. Keyboard and mouse go to the remote computer; press Ctrl+Alt+Shift to release the keyboard.'
       : 'Remote screen, view only');
@@ -774,6 +810,7 @@ export function mountRemoteControl({ stage, surface, video, getPc, onRequest = (
     })));
     picker.value = String(current);
     pickerWrap.hidden = state.displays.length < 2;
+    roving.update();
     input.displayShown(current, shownFrom);
     onDisplay(state.displays.find((d) => d.index === current) ?? null);
   }

@@ -86,6 +86,41 @@ test('the live session page from the keyboard', { timeout: 240_000 }, async (t) 
     await shot('1-end-focused');
   });
 
+  await t.test('the remote-control toolbar is one stop for Tab; the arrow keys move along it', async () => {
+    await byId('mode-view').focus();
+    const along = [];
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('ArrowRight');
+      along.push(await focused(page));
+      if (along.at(-1) === 'mode-view') break;
+    }
+    // Not in control: the keys menu is disabled and left out.
+    assert.deepEqual(along, ['mode-control', 'clipboard-open', 'fit-toggle', 'stats-toggle', 'fullscreen', 'mode-view']);
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await focused(page), 'fullscreen', 'Left from the first goes round to the last');
+    await page.keyboard.press('Home');
+    assert.equal(await focused(page), 'mode-view');
+    await page.keyboard.press('End');
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await focused(page), 'stats-toggle');
+    // Tab leaves the toolbar, and Shift+Tab comes back to where it was.
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(page), 'bring-in');
+    await page.keyboard.press('Shift+Tab');
+    assert.equal(await focused(page), 'stats-toggle');
+    // The arrow keys inside the clipboard panel are the panel's own.
+    await byId('clipboard-open').focus();
+    await page.keyboard.press('Enter');
+    await byId('clipboard-send-text').focus();
+    await page.keyboard.type('ab');
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await focused(page), 'clipboard-send-text');
+    assert.equal(await byId('clipboard-send-text').evaluate((el) => el.selectionStart), 1);
+    await byId('clipboard-send-text').fill('');
+    await page.keyboard.press('Escape');
+    await page.locator('#clipboard-panel').waitFor({ state: 'hidden', timeout: 2000 });
+  });
+
   await t.test('Escape closes the Files panel and gives the focus back to its button', async () => {
     await byId('files-open').focus();
     await page.keyboard.press('Enter');
