@@ -75,6 +75,9 @@ func RoleAllows(role, scope string) bool { return slices.Contains(roleScopes[rol
 // a sibling subdomain cannot plant a login of its own under the name.
 const CookieName = "__Host-tether_login"
 
+// keyUseEvery is how stale an API key's recorded last use may grow.
+const keyUseEvery = time.Minute
+
 // API keys start with this prefix so that leaked keys are easy to spot.
 const apiKeyPrefix = "tth_"
 
@@ -542,7 +545,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 			if err != nil {
 				return nil, err
 			}
-			a.touchFailed(ctx, a.cfg.Store.TouchAPIKey(ctx, key.ID, now))
+			// Its last use is written once a minute at most, not at each
+			// call of a ticket system that polls.
+			if now.Sub(key.LastUsedAt) >= keyUseEvery {
+				a.touchFailed(ctx, a.cfg.Store.TouchAPIKey(ctx, key.ID, now))
+			}
 			p.KeyID, p.Scopes, p.KeyExpiresAt = key.ID, key.Scopes, key.ExpiresAt
 			return p, nil
 		}

@@ -162,6 +162,50 @@ func TestAPIKeyExpires(t *testing.T) {
 	}
 }
 
+// TestAPIKeyUseRecordedOnceAMinute: a key's last use is written when it is
+// a minute old or more, not at each call of a script that polls.
+func TestAPIKeyUseRecordedOnceAMinute(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	u, err := a.CreateUser(ctx, "admin", "pw-long-enough", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, key, err := a.CreateAPIKey(ctx, u, "poller", []string{ScopeSessionsRead}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+key)
+	lastUse := func() time.Time {
+		t.Helper()
+		got, err := a.cfg.Store.APIKeyByHash(ctx, k.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.LastUsedAt
+	}
+	first := now
+	for _, step := range []struct {
+		after time.Duration
+		want  time.Time
+	}{
+		{0, first},
+		{10 * time.Second, first},
+		{59 * time.Second, first},
+		{61 * time.Second, first.Add(61 * time.Second)},
+	} {
+		now = first.Add(step.after)
+		if _, err := a.Authenticate(r); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastUse(); !got.Equal(step.want) {
+			t.Errorf("a call %v after the first: last use %v, want %v", step.after, got, step.want)
+		}
+	}
+}
+
 func TestAPIKeyScopesAndRevocation(t *testing.T) {
 	ctx := context.Background()
 	a := newAuth(t, nil)
