@@ -1,11 +1,13 @@
 // The sign-in page in a narrow window: it names the product as it does in a
 // wide one. (Below 1100 px the console's sidebar shows the mark alone; the
-// sign-in page has no sidebar.) A real broker and headless Chromium.
+// sign-in page has no sidebar.) And the pages' actions at 640 px, a
+// 1280 px window zoomed to 200 %: within the window. A real broker and
+// headless Chromium.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectErrors, launch } from './browser.mjs';
-import { startBroker, stopAll } from './procs.mjs';
+import { signIn, startBroker, stopAll } from './procs.mjs';
 
 after(stopAll);
 
@@ -25,4 +27,22 @@ test('the sign-in page names the product at 1366, 1000 and 900 px wide', { timeo
     assert.equal(await name.textContent(), 'Tether');
   }
   assert.deepEqual(errors.map(String), []);
+});
+
+test('at 640 px wide each page\u2019s actions stay inside the window, under its title', { timeout: 60_000 }, async (t) => {
+  const broker = await startBroker();
+  const browser = await launch({ viewport: { width: 640, height: 720 } });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await signIn(page, broker);
+  // Signed in, the console opens on the sessions.
+  for (const [nav, action] of [[null, 'new-session'], ['nav-keys', 'new-key'], ['nav-accounts', 'new-account']]) {
+    if (nav) await page.getByTestId(nav).click();
+    const button = page.getByTestId(action);
+    await button.waitFor();
+    const box = await button.boundingBox();
+    assert.ok(box.x + box.width <= 640, `${action} ends at ${box.x + box.width} px, past the window`);
+    const title = await page.locator('.page-title').boundingBox();
+    assert.ok(box.x + box.width > title.x, `${action} is off to the left`);
+  }
 });
