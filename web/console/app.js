@@ -221,7 +221,7 @@ function shell(active) {
         // Until two-factor is set up, Account security is all there is.
         user.mustEnrol ? null : [
           h('div', { class: 'nav-section', text: 'Support' }),
-          navItem('#/sessions', 'sessions', 'Sessions', active === 'sessions'),
+          navItem('#/sessions', 'sessions', 'Sessions', active === 'sessions', 'nav-sessions'),
           navItem('#/recordings', 'history', 'Recordings', active === 'recordings', 'nav-recordings'),
         ],
         user.role === 'admin' && !user.mustEnrol ? [

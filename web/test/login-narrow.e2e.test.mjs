@@ -29,20 +29,25 @@ test('the sign-in page names the product at 1366, 1000 and 900 px wide', { timeo
   assert.deepEqual(errors.map(String), []);
 });
 
-test('at 640 px wide each page\u2019s actions stay inside the window, under its title', { timeout: 60_000 }, async (t) => {
+test('at 640 and 360 px wide each page\u2019s actions stay inside the window, under its title', { timeout: 60_000 }, async (t) => {
   const broker = await startBroker();
   const browser = await launch({ viewport: { width: 640, height: 720 } });
   t.after(() => browser.close());
   const page = await browser.newPage();
   await signIn(page, broker);
-  // Signed in, the console opens on the sessions.
-  for (const [nav, action] of [[null, 'new-session'], ['nav-keys', 'new-key'], ['nav-accounts', 'new-account']]) {
-    if (nav) await page.getByTestId(nav).click();
-    const button = page.getByTestId(action);
-    await button.waitFor();
-    const box = await button.boundingBox();
-    assert.ok(box.x + box.width <= 640, `${action} ends at ${box.x + box.width} px, past the window`);
-    const title = await page.locator('.page-title').boundingBox();
-    assert.ok(box.x + box.width > title.x, `${action} is off to the left`);
+  for (const width of [640, 360]) {
+    await page.setViewportSize({ width, height: 720 });
+    for (const [nav, action] of [['nav-sessions', 'new-session'], ['nav-keys', 'new-key'], ['nav-accounts', 'new-account']]) {
+      await page.getByTestId(nav).click();
+      const button = page.getByTestId(action).first();
+      await button.waitFor();
+      const box = await button.boundingBox();
+      assert.ok(box.x + box.width <= width, `at ${width} px ${action} ends at ${box.x + box.width} px, past the window`);
+      const title = await page.locator('.page-title').boundingBox();
+      assert.ok(box.x + box.width > title.x, `${action} is off to the left`);
+    }
+    await page.getByTestId('nav-sessions').click();
+    const tabs = await page.getByRole('group', { name: 'Filter sessions' }).boundingBox();
+    assert.ok(tabs.x + tabs.width <= width, `at ${width} px the session filters end at ${tabs.x + tabs.width} px, past the window`);
   }
 });
