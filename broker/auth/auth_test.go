@@ -97,19 +97,28 @@ func TestLoginLockoutAndCSRF(t *testing.T) {
 	}
 }
 
-func TestAPIKey(t *testing.T) {
+// adminKey makes an admin and an API key of theirs for sessions:create,
+// working until expires (zero: until revoked), and a request with it.
+func adminKey(t *testing.T, a *Authenticator, expires time.Time) (*store.User, *store.APIKey, *http.Request) {
+	t.Helper()
 	ctx := context.Background()
-	a := newAuth(t, nil)
 	u, err := a.CreateUser(ctx, "admin", "pw-long-enough", RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate}, time.Time{})
+	k, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate}, expires)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest("POST", "/", nil)
 	r.Header.Set("Authorization", "Bearer "+key)
+	return u, k, r
+}
+
+func TestAPIKey(t *testing.T) {
+	a := newAuth(t, nil)
+	u, _, r := adminKey(t, a, time.Time{})
+	key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	p, err := a.Authenticate(r)
 	if err != nil || p.User.ID != u.ID || p.Cookie {
 		t.Fatalf("API key auth: %+v %v", p, err)
@@ -130,17 +139,8 @@ func TestAPIKeyExpires(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	a := newAuth(t, func() time.Time { return now })
-	u, err := a.CreateUser(ctx, "admin", "pw-long-enough", RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
 	last := now.Add(30 * 24 * time.Hour)
-	_, key, err := a.CreateAPIKey(ctx, u, "ticket system", []string{ScopeSessionsCreate}, last)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := httptest.NewRequest("POST", "/", nil)
-	r.Header.Set("Authorization", "Bearer "+key)
+	u, _, r := adminKey(t, a, last)
 	now = last.Add(-time.Millisecond)
 	p, err := a.Authenticate(r)
 	if err != nil || !p.KeyExpiresAt.Equal(last) {
@@ -168,16 +168,7 @@ func TestAPIKeyUseRecordedOnceAMinute(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	a := newAuth(t, func() time.Time { return now })
-	u, err := a.CreateUser(ctx, "admin", "pw-long-enough", RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, key, err := a.CreateAPIKey(ctx, u, "poller", []string{ScopeSessionsRead}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Authorization", "Bearer "+key)
+	_, k, r := adminKey(t, a, time.Time{})
 	lastUse := func() time.Time {
 		t.Helper()
 		got, err := a.cfg.Store.APIKeyByHash(ctx, k.Hash)
