@@ -381,7 +381,7 @@ export function mountKeys(main) {
       h('td', {}, h('div', { class: 'row-actions' }, revoke)));
   }
 
-  /** When a key stops working: never, "in 3 months", or that it has. */
+  /** When a key stops working: never, "in 30 days", or that it has. */
   function expiry(k, revoked) {
     if (!k.expires_at) return h('span', { class: 'muted', text: 'Never' });
     if (k.expired && !revoked) {
