@@ -473,11 +473,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		a.internal(w, r, "change the password", err)
 	default:
 		// The other logins ended; so do their live connections.
-		keep := ""
-		if p.Login != nil {
-			keep = p.Login.TokenHash
-		}
-		a.cfg.Hub.DisconnectOtherLogins(p.User.ID, keep, "Your password was changed; sign in again with the new one.")
+		a.cfg.Hub.DisconnectOtherLogins(p.User.ID, p.LoginTokenHash(), "Your password was changed; sign in again with the new one.")
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -544,6 +540,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	case err != nil:
 		a.internal(w, r, "confirm the enrolment", err)
 	default:
+		a.cfg.Hub.DisconnectOtherLogins(p.User.ID, p.LoginTokenHash(), "Two-factor authentication was turned on for your account: sign in again with a code.")
 		writeJSON(w, http.StatusOK, a.toMe(r.Context(), p.User, p.CSRF, false, p))
 	}
 }

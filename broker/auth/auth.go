@@ -127,6 +127,15 @@ type Principal struct {
 	MustEnrol bool
 }
 
+// LoginTokenHash is the token hash of the console login p came with; ""
+// for an API key.
+func (p *Principal) LoginTokenHash() string {
+	if p.Login == nil {
+		return ""
+	}
+	return p.Login.TokenHash
+}
+
 // Can reports whether p may act with scope (ownership aside).
 func (p *Principal) Can(scope string) bool {
 	if !RoleAllows(p.User.Role, scope) {
@@ -688,11 +697,12 @@ func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User, source, pa
 }
 
 // ConfirmTOTP puts the enrolment of p's account in force once the user
-// shows a code. Where the account's role requires TOTP, it ends every
-// other login of the account: those were opened with the password alone
-// and may only enrol, and must not gain the rest because the owner
-// enrolled elsewhere (someone who learnt the password would otherwise wait
-// for the owner to enrol). The login that confirmed stays. Wrong codes
+// shows a code. It ends every other login of the account: those were
+// opened with the password alone, and must not pass for logins that gave
+// a code (where the role requires TOTP they may only enrol, and someone
+// who learnt the password would otherwise wait for the owner to enrol;
+// where it does not yet, they would stay full logins once it does). The
+// login that confirmed stays. Wrong codes
 // count towards the account's pause on codes, as at login: whoever holds a
 // login of an account whose owner began an enrolment and left it could
 // otherwise guess one of its codes within minutes and turn on a second
@@ -704,10 +714,6 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, p *Principal, code stri
 	}
 	if u.TOTPSecret == "" {
 		return ErrBadTOTP // no enrolment begun: there is nothing to guess
-	}
-	required, err := a.TOTPRequiredRoles(ctx)
-	if err != nil {
-		return err
 	}
 	now := a.cfg.Now()
 	codes := codeFailureKey(u.Username)
@@ -727,14 +733,12 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, p *Principal, code stri
 	a.mu.Lock()
 	delete(a.failures, codes)
 	a.mu.Unlock()
-	if slices.Contains(required, u.Role) {
-		keep := "" // an API key confirming keeps no login
-		if p.Login != nil {
-			keep = p.Login.TokenHash
-		}
-		if err := a.cfg.Store.DeleteOtherLogins(ctx, u.ID, keep); err != nil {
-			return err
-		}
+	// Every other login of the account was opened with the password
+	// alone: none goes on as if it had given a code (where the role
+	// requires one, it could only enrol; where the role comes to require
+	// it later, it would pass for a login that had).
+	if err := a.cfg.Store.DeleteOtherLogins(ctx, u.ID, p.LoginTokenHash()); err != nil {
+		return err
 	}
 	a.cfg.Logger.InfoContext(ctx, "two-factor enrolled", "user", u.Username)
 	return nil
@@ -838,11 +842,7 @@ func (a *Authenticator) ChangePassword(ctx context.Context, p *Principal, source
 		return err
 	}
 	u.PasswordHash = hash
-	keep := "" // an API key changing the password keeps no login
-	if p.Login != nil {
-		keep = p.Login.TokenHash
-	}
-	if err := a.cfg.Store.DeleteOtherLogins(ctx, u.ID, keep); err != nil {
+	if err := a.cfg.Store.DeleteOtherLogins(ctx, u.ID, p.LoginTokenHash()); err != nil {
 		return err
 	}
 	a.cfg.Logger.InfoContext(ctx, "password changed; other logins ended", "user", u.Username)

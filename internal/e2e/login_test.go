@@ -496,6 +496,42 @@ func TestPasswordChangeEndsOtherLogins(t *testing.T) {
 	}
 }
 
+// TestEnrolmentEndsOtherLogins: turning two-factor authentication on ends
+// every other login of the account (none of them gave a code) and the
+// live connections made with them, at once; the login that turned it on
+// and the account's API keys go on.
+func TestEnrolmentEndsOtherLogins(t *testing.T) {
+	b, hc, api, id := tinasSession(t)
+	_, key := apiCall(t, hc, "POST", api+"/keys", b.admin.APIKey, `{"name":"tina's script","username":"tina","scopes":["sessions:read","sessions:join"]}`, nil)
+	keyToken := key["key"].(string)
+	other := b.loginToken(t, "tina", "tina-password-1")
+	here := b.loginToken(t, "tina", "tina-password-1")
+	byOther, byHere, byKey := b.watch(t, bearer(other), id), b.watch(t, bearer(here), id), b.watch(t, bearer(keyToken), id)
+
+	status, out := apiCall(t, hc, "POST", api+"/me/totp", here, `{"password":"tina-password-1"}`, nil)
+	if status != 200 {
+		t.Fatalf("begin two-factor: %d %v", status, out)
+	}
+	code, err := auth.TOTPCode(out["secret"].(string), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, out := apiCall(t, hc, "POST", api+"/me/totp/confirm", here, `{"code":"`+code+`"}`, nil); status != 200 {
+		t.Fatalf("confirm two-factor: %d %v", status, out)
+	}
+	endedWith(t, "the other login's connection", byOther, "Two-factor authentication was turned on for your account: sign in again with a code.")
+	stillOpen(t, "the connection of the login that turned it on", byHere)
+	stillOpen(t, "the API key's connection", byKey)
+	for _, c := range []struct {
+		what, token string
+		want        int
+	}{{"the other login", other, 401}, {"the login that turned it on", here, 200}, {"the API key", keyToken, 200}} {
+		if status, _ := apiCall(t, hc, "GET", api+"/me", c.token, "", nil); status != c.want {
+			t.Errorf("%s after two-factor was turned on: %d, want %d", c.what, status, c.want)
+		}
+	}
+}
+
 // TestLogoutEndsItsLogin: signing out ends that login and the live
 // connections made with it, and no other; a cookie sign-out without the
 // CSRF token is refused, and says so, rather than pretending.

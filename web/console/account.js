@@ -96,7 +96,7 @@ export function mountAccount(main, { user, onChange }) {
       confirm.disabled = true;
       try {
         await api.confirmTOTP(code.value.replace(/\s+/g, ''));
-        toast('Two-factor authentication is on.', 'success');
+        toast('Two-factor authentication is on. You were signed out everywhere else.', 'success');
         onChange(await api.me());
       } catch (err) {
         error.show(err);
