@@ -253,8 +253,13 @@ test('a stolen login cannot set up or turn off two-factor authentication without
     await page.getByTestId('totp-confirm').click();
     await page.locator('[data-testid="totp-status"]', { hasText: 'On' }).waitFor();
 
-    // The stolen login cannot turn it off, even with a right code.
-    res = await call(broker, 'DELETE', '/api/v1/me/totp', stolen, { password: 'a-good-guess-2', code: totp(secret, Date.now() + 30_000) });
+    // Turning it on ended the stolen login, which gave no code.
+    assert.equal((await call(broker, 'GET', '/api/v1/me', stolen)).status, 401, 'the login opened with the password alone outlived the enrolment');
+    // Her browser's login, which gave the code, copied (the cookie is the
+    // token) cannot turn it off, even with a right code.
+    const copied = (await page.context().cookies()).find((c) => c.name === '__Host-tether_login')?.value;
+    assert.ok(copied);
+    res = await call(broker, 'DELETE', '/api/v1/me/totp', copied, { password: 'a-good-guess-2', code: totp(secret, Date.now() + 30_000) });
     assert.equal(res.status, 400, 'turning two-factor off with a wrong password is refused');
     assert.equal(res.body.error.code, 'bad_credentials');
 
