@@ -959,98 +959,63 @@ func TestPasswordChangeRacingReset(t *testing.T) {
 	}
 }
 
-// TestEnrolmentEndsOtherLogins: technicians must use two-factor
-// authentication, which tina has not set up. Someone who learnt her
-// password signs in: a login that may only enrol. When tina then enrols
-// from her own login, theirs must not become a full login that never gave
-// a code: it ends, and hers goes on.
+// TestEnrolmentEndsOtherLogins: someone who learnt tina's password signs
+// in. When tina then enrols from her own login, theirs, which gave no
+// code, ends, and hers goes on: where technicians must use two-factor
+// already (theirs could only enrol, and must not become a full login),
+// and where they come to later (theirs must not pass for a login that gave
+// a code).
 func TestEnrolmentEndsOtherLogins(t *testing.T) {
-	ctx := context.Background()
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	a := newAuth(t, func() time.Time { return now })
-	if _, err := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.SetTOTPRequiredRoles(ctx, []string{RoleTechnician}); err != nil {
-		t.Fatal(err)
-	}
-	authenticate := func(token string) (*Principal, error) {
-		r := httptest.NewRequest("GET", "/api/v1/me", nil)
-		r.Header.Set("Authorization", "Bearer "+token)
-		return a.Authenticate(r)
-	}
-	tinas, _, _, err := a.Login(ctx, "192.0.2.1", "tina", "tina-password-1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, _, _, err := a.Login(ctx, "198.51.100.7", "tina", "tina-password-1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := authenticate(tinas)
-	if err != nil || !p.MustEnrol {
-		t.Fatalf("tina's login before enrolling: %+v %v", p, err)
-	}
-	secret, _, err := a.BeginTOTP(ctx, p.User, "192.0.2.1", "tina-password-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, p, code); err != nil {
-		t.Fatal(err)
-	}
-	if p, err := authenticate(theirs); !errors.Is(err, ErrUnauthenticated) {
-		t.Errorf("a login opened with the password alone, after tina enrolled: %+v %v, want it ended", p, err)
-	}
-	if p, err := authenticate(tinas); err != nil || p.MustEnrol {
-		t.Errorf("tina's own login after enrolling: %+v %v, want a full login", p, err)
-	}
-}
-
-// TestVoluntaryEnrolmentEndsOtherLogins: tina sets up two-factor
-// authentication though her role does not require it. A login someone
-// opened with her password before that ends, and does not come back as a
-// full login when technicians are required to use two-factor later; hers,
-// which gave the code, goes on.
-func TestVoluntaryEnrolmentEndsOtherLogins(t *testing.T) {
-	ctx := context.Background()
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	a := newAuth(t, func() time.Time { return now })
-	if _, err := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician); err != nil {
-		t.Fatal(err)
-	}
-	authenticate := func(token string) (*Principal, error) {
-		r := httptest.NewRequest("GET", "/api/v1/me", nil)
-		r.Header.Set("Authorization", "Bearer "+token)
-		return a.Authenticate(r)
-	}
-	tinas, _, _, err := a.Login(ctx, "192.0.2.1", "tina", "tina-password-1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, _, _, err := a.Login(ctx, "198.51.100.7", "tina", "tina-password-1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := authenticate(tinas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, _, err := a.BeginTOTP(ctx, p.User, "192.0.2.1", "tina-password-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, p, code); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.SetTOTPRequiredRoles(ctx, []string{RoleTechnician}); err != nil {
-		t.Fatal(err)
-	}
-	if p, err := authenticate(theirs); !errors.Is(err, ErrUnauthenticated) {
-		t.Errorf("a login opened with the password alone, after tina enrolled and the role came to require it: %+v %v, want it ended", p, err)
-	}
-	if p, err := authenticate(tinas); err != nil || p.MustEnrol {
-		t.Errorf("tina's own login: %+v %v, want a full login", p, err)
+	for _, requiredFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("required first %v", requiredFirst), func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+			a := newAuth(t, func() time.Time { return now })
+			if _, err := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician); err != nil {
+				t.Fatal(err)
+			}
+			require := func() {
+				if err := a.SetTOTPRequiredRoles(ctx, []string{RoleTechnician}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if requiredFirst {
+				require()
+			}
+			authenticate := func(token string) (*Principal, error) {
+				r := httptest.NewRequest("GET", "/api/v1/me", nil)
+				r.Header.Set("Authorization", "Bearer "+token)
+				return a.Authenticate(r)
+			}
+			tinas, _, _, err := a.Login(ctx, "192.0.2.1", "tina", "tina-password-1", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			theirs, _, _, err := a.Login(ctx, "198.51.100.7", "tina", "tina-password-1", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := authenticate(tinas)
+			if err != nil || p.MustEnrol != requiredFirst {
+				t.Fatalf("tina's login before enrolling: %+v %v", p, err)
+			}
+			secret, _, err := a.BeginTOTP(ctx, p.User, "192.0.2.1", "tina-password-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, _ := TOTPCode(secret, now)
+			if err := a.ConfirmTOTP(ctx, p, code); err != nil {
+				t.Fatal(err)
+			}
+			if !requiredFirst {
+				require()
+			}
+			if p, err := authenticate(theirs); !errors.Is(err, ErrUnauthenticated) {
+				t.Errorf("a login opened with the password alone, after tina enrolled: %+v %v, want it ended", p, err)
+			}
+			if p, err := authenticate(tinas); err != nil || p.MustEnrol {
+				t.Errorf("tina's own login after enrolling: %+v %v, want a full login", p, err)
+			}
+		})
 	}
 }
