@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/rtc"
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 	"github.com/tether-support/tether/internal/xtest"
 )
 
@@ -29,24 +29,6 @@ func hopTo(b *testing.B, relay bool) *webrtc.DataChannel {
 	if relay {
 		args = append(args, "-relay")
 	}
-	cmd := exec.Command(xtest.Build(b, "./testdata/hop"), args...)
-	var errs syncBuffer
-	cmd.Stderr = &errs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
 	api, err := rtc.NewAPI(rtc.Config{})
 	if err != nil {
 		b.Fatal(err)
@@ -55,38 +37,20 @@ func hopTo(b *testing.B, relay bool) *webrtc.DataChannel {
 	if err != nil {
 		b.Fatal(err)
 	}
+	cmd := exec.Command(xtest.Build(b, "./testdata/hop"), args...)
+	var errs syncBuffer
+	cmd.Stderr = &errs
+	dc, stdin, err := rtctest.DialProcess(pc, "hop", cmd)
 	b.Cleanup(func() {
 		pc.Close()
 		api.Close()
+		if stdin != nil {
+			stdin.Close()
+			cmd.Wait()
+		}
 	})
-	dc, err := pc.CreateDataChannel("hop", nil)
 	if err != nil {
-		b.Fatal(err)
-	}
-	opened := make(chan struct{})
-	dc.OnOpen(func() { close(opened) })
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	local, err := rtc.GatherComplete(pc, offer)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := json.NewEncoder(stdin).Encode(local); err != nil {
-		b.Fatal(err)
-	}
-	var answer string
-	if err := json.NewDecoder(stdout).Decode(&answer); err != nil {
-		b.Fatalf("no answer from testdata/hop: %v %s", err, errs.String())
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		b.Fatal(err)
-	}
-	select {
-	case <-opened:
-	case <-time.After(10 * time.Second):
-		b.Fatalf("the channel to testdata/hop did not open: %s", errs.String())
+		b.Fatalf("testdata/hop: %v %s", err, errs.String())
 	}
 	return dc
 }

@@ -17,7 +17,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,11 +24,11 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tether-support/tether/internal/rtc"
+	"github.com/tether-support/tether/internal/rtc/rtctest"
 )
 
 func main() {
@@ -132,53 +131,17 @@ func pass(from, to *webrtc.DataChannel) {
 // the child's standard input: the child ends once it is closed (or this
 // process ends).
 func dialNext(api *rtc.API) (*webrtc.DataChannel, io.Closer, error) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
 	pc, err := api.NewPeerConnection(rtc.Sending{})
 	if err != nil {
 		return nil, nil, err
 	}
-	dc, err := pc.CreateDataChannel("hop", nil)
+	cmd := exec.Command(os.Args[0])
+	cmd.Stderr = os.Stderr
+	dc, stdin, err := rtctest.DialProcess(pc, "hop", cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("the next hop: %w", err)
 	}
-	opened := make(chan struct{})
-	dc.OnOpen(func() { close(opened) })
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	local, err := rtc.GatherComplete(pc, offer)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := json.NewEncoder(stdin).Encode(local); err != nil {
-		return nil, nil, err
-	}
-	var answer string
-	if err := json.NewDecoder(stdout).Decode(&answer); err != nil {
-		return nil, nil, fmt.Errorf("read the next hop's answer: %w", err)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		return nil, nil, err
-	}
-	select {
-	case <-opened:
-		return dc, stdin, nil
-	case <-time.After(10 * time.Second):
-		return nil, nil, errors.New("the channel to the next hop did not open")
-	}
+	return dc, stdin, nil
 }
 
 func freeUDPPort() (int, error) {

@@ -1,9 +1,15 @@
-// Package rtctest joins real pion peers in one process, and makes up
-// packets, for tests.
+// Package rtctest joins real pion peers, in one process or with a peer in
+// another, and makes up packets, for tests.
 package rtctest
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -40,6 +46,56 @@ func gathered(tb testing.TB, pc *webrtc.PeerConnection, desc webrtc.SessionDescr
 	}
 	<-done
 	return *pc.LocalDescription()
+}
+
+// DialProcess opens a data channel labelled label from pc to the peer cmd
+// runs, which reads an offer on its standard input and writes its answer
+// on its standard output, one SDP each as a JSON string (testdata/hop does).
+// It starts cmd and returns the open channel and cmd's standard input,
+// whose closing ends cmd.
+func DialProcess(pc *webrtc.PeerConnection, label string, cmd *exec.Cmd) (*webrtc.DataChannel, io.WriteCloser, error) {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	dc, err := pc.CreateDataChannel(label, nil)
+	if err != nil {
+		return nil, stdin, err
+	}
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, stdin, err
+	}
+	done := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return nil, stdin, err
+	}
+	<-done
+	if err := json.NewEncoder(stdin).Encode(pc.LocalDescription().SDP); err != nil {
+		return nil, stdin, err
+	}
+	var answer string
+	if err := json.NewDecoder(stdout).Decode(&answer); err != nil {
+		return nil, stdin, fmt.Errorf("read the answer: %w", err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return nil, stdin, err
+	}
+	select {
+	case <-opened:
+		return dc, stdin, nil
+	case <-time.After(10 * time.Second):
+		return nil, stdin, errors.New("the data channel did not open")
+	}
 }
 
 // VP8PacketSeeds are fuzz seeds for VP8Packets.
