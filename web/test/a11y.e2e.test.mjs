@@ -11,7 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import axe from 'axe-core';
 import { launch } from './browser.mjs';
-import { api, recordShellArchive, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, tempDir, until } from './procs.mjs';
+import { api, recordShellArchive, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, tempDir, until, ticketSession } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -49,11 +49,7 @@ let broker, live, ended, waiting, rec;
 before(async () => {
   const display = await startXvfb(1280, 720);
   broker = await startBroker();
-  const create = async (id, title) => {
-    const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id, system: 'servicenow', title } });
-    assert.equal(s.status, 201, JSON.stringify(s.body));
-    return s.body;
-  };
+  const create = (id, title) => ticketSession(broker, id, title);
   waiting = await create('INC-30110', 'Outlook asks for the password again and again');
   ended = await create('INC-30125', 'VPN drops every few minutes');
   assert.equal((await api(broker, 'POST', `/api/v1/sessions/${ended.id}/end`)).status, 200);

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { collectErrors, launch } from './browser.mjs';
-import { api, bin, ROOT, startBroker, startHost, startXvfb, stopAll, until, signIn } from './procs.mjs';
+import { api, bin, ROOT, startBroker, startHost, startXvfb, stopAll, until, signIn, ticketSession } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -21,11 +21,7 @@ let broker;
 before(async () => {
   const display = await startXvfb(1280, 720);
   broker = await startBroker();
-  const create = async (id, title) => {
-    const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id, system: 'servicenow', title } });
-    assert.equal(s.status, 201, JSON.stringify(s.body));
-    return s.body;
-  };
+  const create = (id, title) => ticketSession(broker, id, title);
   await create('INC-30110', 'Outlook asks for the password again and again after the move');
   await create('REQ-88213', 'New starter: set up the printer on the third floor');
   const done = await create('INC-30125', 'VPN drops every few minutes when on the hotel wifi');

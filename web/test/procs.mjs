@@ -123,6 +123,13 @@ export function api(broker, method, path, body) {
   return call(broker, method, path, broker.admin.api_key, body);
 }
 
+/** Creates a session for a ServiceNow ticket id with title as the first admin; resolves to it. */
+export async function ticketSession(broker, id, title) {
+  const s = await api(broker, 'POST', '/api/v1/sessions', { ticket: { id, system: 'servicenow', title } });
+  if (s.status !== 201) throw new Error(`create a session for ${id}: ${s.status} ${JSON.stringify(s.body)}`);
+  return s.body;
+}
+
 /**
  * Polls fn until it returns something truthy and returns that; fails after
  * timeoutMs saying what it waited for (a string, or a function giving one).
