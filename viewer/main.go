@@ -258,7 +258,7 @@ func login(ctx context.Context, c *client.Client, broker string, args []string) 
 	user = strings.TrimSpace(user)
 	token, err := c.Login(ctx, user, pass, "")
 	if apiErr := (*client.APIError)(nil); errors.As(err, &apiErr) && apiErr.Code == "totp_required" {
-		fmt.Print("Two-factor code: ")
+		fmt.Print("Two-factor code (or a recovery code): ")
 		code, rerr := prompt(ctx, readLine)
 		if rerr != nil {
 			return fmt.Errorf("read two-factor code: %w", rerr)

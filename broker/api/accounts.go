@@ -22,6 +22,7 @@ func (a *API) registerAccounts(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/me/totp", a.authedEnrol(a.beginTOTP))
 	mux.HandleFunc("POST /api/v1/me/totp/confirm", a.authedEnrol(a.confirmTOTP))
 	mux.HandleFunc("DELETE /api/v1/me/totp", a.authed("", a.disableTOTP))
+	mux.HandleFunc("POST /api/v1/me/totp/recovery-codes", a.authed("", a.newRecoveryCodes))
 	mux.HandleFunc("GET /api/v1/users", a.authed(auth.ScopeUsersAdmin, a.listUsers))
 	mux.HandleFunc("POST /api/v1/users", a.authed(auth.ScopeUsersAdmin, a.createUser))
 	mux.HandleFunc("PATCH /api/v1/users/{username}", a.authed(auth.ScopeUsersAdmin, a.updateUser))
@@ -530,7 +531,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	if !decode(w, r, &req) || !a.allowGuess(w, r) {
 		return
 	}
-	err := a.cfg.Auth.ConfirmTOTP(r.Context(), p, req.Code)
+	codes, err := a.cfg.Auth.ConfirmTOTP(r.Context(), p, req.Code)
 	switch {
 	case errors.Is(err, auth.ErrTOTPEnabled):
 		writeError(w, http.StatusConflict, "totp_enabled", "Two-factor authentication is already on.")
@@ -541,9 +542,51 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		a.internal(w, r, "confirm the enrolment", err)
 	default:
 		a.cfg.Hub.DisconnectOtherLogins(p.User.ID, p.LoginTokenHash(), "Two-factor authentication was turned on for your account: sign in again with a code.")
-		writeJSON(w, http.StatusOK, a.toMe(r.Context(), p.User, p.CSRF, false, p))
+		writeJSON(w, http.StatusOK, struct {
+			meJSON
+			RecoveryCodes []string `json:"recovery_codes"`
+		}{a.toMe(r.Context(), p.User, p.CSRF, false, p), codes})
 	}
 }
+
+// newRecoveryCodes replaces the account's recovery codes, given its
+// password and a code, and answers the new ones.
+func (a *API) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	var req struct {
+		Password string `json:"password"`
+		Code     string `json:"code"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Password == "" {
+		writeFieldErrors(w, []fieldError{missingPassword("make new recovery codes")})
+		return
+	}
+	if !a.allowGuess(w, r) {
+		return
+	}
+	codes, err := a.cfg.Auth.NewRecoveryCodes(r.Context(), p.User, limit.Source(r), req.Password, req.Code)
+	switch {
+	case writeLockout(w, err):
+	case errors.Is(err, auth.ErrTOTPOff):
+		writeError(w, http.StatusConflict, "totp_not_enabled", "Two-factor authentication is not on for this account: it has no recovery codes.")
+	case errors.Is(err, auth.ErrBadCredentials):
+		writeFieldErrors(w, []fieldError{wrongPassword})
+	case errors.Is(err, auth.ErrBadTOTP):
+		writeFieldErrors(w, []fieldError{badCode})
+	case err != nil:
+		a.internal(w, r, "make new recovery codes", err)
+	default:
+		writeJSON(w, http.StatusOK, struct {
+			RecoveryCodes []string `json:"recovery_codes"`
+		}{codes})
+	}
+}
+
+// badCode is the answer to a wrong code given to change one's two-factor
+// authentication.
+var badCode = fieldError{"code", "bad_totp", "That code is wrong or was already used."}
 
 func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	var req struct {
@@ -570,7 +613,7 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	case errors.Is(err, auth.ErrBadCredentials):
 		writeFieldErrors(w, []fieldError{wrongPassword})
 	case errors.Is(err, auth.ErrBadTOTP):
-		writeFieldErrors(w, []fieldError{{"code", "bad_totp", "That code is wrong or was already used."}})
+		writeFieldErrors(w, []fieldError{badCode})
 	case err != nil:
 		a.internal(w, r, "turn off two-factor authentication", err)
 	default:

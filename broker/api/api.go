@@ -484,6 +484,9 @@ type meJSON struct {
 	// the account therefore cannot turn off.
 	TOTPRequired bool     `json:"totp_required"`
 	Scopes       []string `json:"scopes"`
+	// RecoveryCodesLeft: how many recovery codes the account has not
+	// used, while two-factor authentication is on.
+	RecoveryCodesLeft *int `json:"recovery_codes_left,omitempty"`
 }
 
 // toMe describes p, or a login of u that is not a request yet (p nil).
@@ -503,7 +506,15 @@ func (a *API) toMe(ctx context.Context, u *store.User, csrf string, mustEnrol bo
 	if err != nil {
 		a.log.ErrorContext(ctx, "read the two-factor policy", "err", err)
 	}
-	return meJSON{userJSON{u.Username, u.Role, u.TOTPEnabled}, csrf, mustEnrol, slices.Contains(required, u.Role), scopes}
+	me := meJSON{userJSON{u.Username, u.Role, u.TOTPEnabled}, csrf, mustEnrol, slices.Contains(required, u.Role), scopes, nil}
+	if u.TOTPEnabled {
+		if left, err := a.cfg.Auth.RecoveryCodesLeft(ctx, u); err != nil {
+			a.log.ErrorContext(ctx, "count recovery codes", "err", err)
+		} else {
+			me.RecoveryCodesLeft = &left
+		}
+	}
+	return me
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {

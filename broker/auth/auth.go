@@ -386,12 +386,9 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 			a.cfg.Logger.WarnContext(ctx, "login refused: too many wrong two-factor codes for the account", "user", u.Username, "source", source)
 			return "", nil, nil, err
 		}
-		step, ok := checkTOTP(u.TOTPSecret, totp, now)
-		if ok {
-			ok, err = a.cfg.Store.UseTOTPStep(ctx, u.ID, step)
-			if err != nil {
-				return "", nil, nil, err
-			}
+		ok, recovery, err := a.useCode(ctx, u, totp, now)
+		if err != nil {
+			return "", nil, nil, err
 		}
 		if !ok {
 			a.badCodes.Add(1)
@@ -403,6 +400,13 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 		a.mu.Lock()
 		delete(a.failures, codes)
 		a.mu.Unlock()
+		if recovery {
+			left, err := a.cfg.Store.RecoveryCodesLeft(ctx, u.ID)
+			if err != nil {
+				return "", nil, nil, err
+			}
+			a.cfg.Logger.WarnContext(ctx, "a recovery code was used to sign in", "user", u.Username, "source", source, "recovery_codes_left", left)
+		}
 	}
 	if u.Disabled {
 		a.cfg.Logger.WarnContext(ctx, "login refused: account disabled", "user", u.Username, "source", source)
@@ -697,7 +701,8 @@ func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User, source, pa
 }
 
 // ConfirmTOTP puts the enrolment of p's account in force once the user
-// shows a code. It ends every other login of the account: those were
+// shows a code, and returns the account's recovery codes, to be shown
+// once. It ends every other login of the account: those were
 // opened with the password alone, and must not pass for logins that gave
 // a code (where the role requires TOTP they may only enrol, and someone
 // who learnt the password would otherwise wait for the owner to enrol;
@@ -707,29 +712,30 @@ func (a *Authenticator) BeginTOTP(ctx context.Context, u *store.User, source, pa
 // login of an account whose owner began an enrolment and left it could
 // otherwise guess one of its codes within minutes and turn on a second
 // factor its owner may no longer have.
-func (a *Authenticator) ConfirmTOTP(ctx context.Context, p *Principal, code string) error {
+func (a *Authenticator) ConfirmTOTP(ctx context.Context, p *Principal, code string) (recoveryCodes []string, err error) {
 	u := p.User
 	if u.TOTPEnabled {
-		return ErrTOTPEnabled
+		return nil, ErrTOTPEnabled
 	}
 	if u.TOTPSecret == "" {
-		return ErrBadTOTP // no enrolment begun: there is nothing to guess
+		return nil, ErrBadTOTP // no enrolment begun: there is nothing to guess
 	}
 	now := a.cfg.Now()
 	codes := codeFailureKey(u.Username)
 	if err := a.lockedOut(codes, now); err != nil {
-		return err
+		return nil, err
 	}
 	step, ok := checkTOTP(u.TOTPSecret, code, now)
 	if !ok {
 		a.recordFailureAfter(codes, now, maxCodeFailures)
 		a.cfg.Logger.WarnContext(ctx, "wrong two-factor code to confirm the enrolment", "user", u.Username)
-		return ErrBadTOTP
+		return nil, ErrBadTOTP
+	}
+	recoveryCodes, hashes := newRecoveryCodes(u.ID)
+	if err := a.cfg.Store.EnableTOTP(ctx, u.ID, step, hashes); err != nil {
+		return nil, err
 	}
 	u.TOTPEnabled, u.TOTPLastStep = true, step
-	if err := a.cfg.Store.SetTOTP(ctx, u.ID, u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep); err != nil {
-		return err
-	}
 	a.mu.Lock()
 	delete(a.failures, codes)
 	a.mu.Unlock()
@@ -738,10 +744,10 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, p *Principal, code stri
 	// requires one, it could only enrol; where the role comes to require
 	// it later, it would pass for a login that had).
 	if err := a.cfg.Store.DeleteOtherLogins(ctx, u.ID, p.LoginTokenHash()); err != nil {
-		return err
+		return nil, err
 	}
 	a.cfg.Logger.InfoContext(ctx, "two-factor enrolled", "user", u.Username)
-	return nil
+	return recoveryCodes, nil
 }
 
 // DisableTOTP turns TOTP off for u, given its password and a current
@@ -761,20 +767,14 @@ func (a *Authenticator) DisableTOTP(ctx context.Context, u *store.User, source, 
 		// code is wrong would send the user looking for one.
 		return ErrTOTPOff
 	}
-	now := a.cfg.Now()
-	key, codes := failureKey(u.Username, source), codeFailureKey(u.Username)
-	if err := a.lockedOut(codes, now); err != nil {
+	if err := a.lockedOut(codeFailureKey(u.Username), a.cfg.Now()); err != nil {
 		return err
 	}
 	if err := a.checkCurrentPassword(ctx, u, source, password, "turn two-factor off"); err != nil {
 		return err
 	}
-	step, ok := checkTOTP(u.TOTPSecret, code, now)
-	if !ok || step <= u.TOTPLastStep {
-		a.recordFailure(key, now)
-		a.recordFailureAfter(codes, now, maxCodeFailures)
-		a.cfg.Logger.WarnContext(ctx, "wrong two-factor code to turn two-factor off", "user", u.Username, "source", source)
-		return ErrBadTOTP
+	if err := a.checkOwnerCode(ctx, u, source, code, "turn two-factor off"); err != nil {
+		return err
 	}
 	u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep = "", false, 0
 	a.cfg.Logger.InfoContext(ctx, "two-factor turned off", "user", u.Username)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -304,11 +306,11 @@ func TestTOTPLogin(t *testing.T) {
 	if err != nil || !strings.HasPrefix(uri, "otpauth://totp/Tether:tech?") || !strings.Contains(uri, "secret="+secret) {
 		t.Fatalf("enrol: %q %v", uri, err)
 	}
-	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, "000000"); !errors.Is(err, ErrBadTOTP) {
+	if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, "000000"); !errors.Is(err, ErrBadTOTP) {
 		t.Fatalf("wrong confirmation code: %v", err)
 	}
 	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
+	if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := a.Login(ctx, "192.0.2.1", "tech", "s3cret-pass-1", ""); !errors.Is(err, ErrTOTPRequired) {
@@ -547,7 +549,7 @@ func TestCodePauseOutlastsAFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
+	if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 		t.Fatal(err)
 	}
 	// Two wrong codes from each address, below the per-address lockout.
@@ -607,7 +609,7 @@ func TestStolenLoginCannotChangeTwoFactor(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ := TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
+	if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(30 * time.Second)
@@ -660,7 +662,7 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, _ := TOTPCode(secret, now)
-		if err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
+		if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, code); err != nil {
 			t.Fatal(err)
 		}
 		now = now.Add(30 * time.Second) // the next code is new
@@ -683,7 +685,8 @@ func TestCredentialChangesKeepAdminChanges(t *testing.T) {
 			}
 		}, func(u *store.User) error {
 			code, _ := TOTPCode(u.TOTPSecret, now)
-			return a.ConfirmTOTP(ctx, &Principal{User: u}, code)
+			_, err := a.ConfirmTOTP(ctx, &Principal{User: u}, code)
+			return err
 		}},
 		{"two-factor turned off", enrol, func(u *store.User) error {
 			code, _ := TOTPCode(u.TOTPSecret, now)
@@ -830,11 +833,11 @@ func TestEnrolmentCodeCannotBeGuessed(t *testing.T) {
 		return c
 	}
 	for i := range maxCodeFailures {
-		if err := a.ConfirmTOTP(ctx, &Principal{User: u}, wrong(i)); !errors.Is(err, ErrBadTOTP) {
+		if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, wrong(i)); !errors.Is(err, ErrBadTOTP) {
 			t.Fatalf("wrong code %d: %v", i, err)
 		}
 	}
-	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, right); !errors.Is(err, ErrLockedOut) {
+	if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, right); !errors.Is(err, ErrLockedOut) {
 		t.Fatalf("after %d wrong codes, the right one: %v, want a pause", maxCodeFailures, err)
 	}
 	if got, _ := a.cfg.Store.UserByID(ctx, u.ID); got.TOTPEnabled {
@@ -842,7 +845,7 @@ func TestEnrolmentCodeCannotBeGuessed(t *testing.T) {
 	}
 	now = now.Add(lockoutFor)
 	right, _ = TOTPCode(secret, now)
-	if err := a.ConfirmTOTP(ctx, &Principal{User: u}, right); err != nil {
+	if _, err := a.ConfirmTOTP(ctx, &Principal{User: u}, right); err != nil {
 		t.Fatalf("the right code after the pause: %v", err)
 	}
 	a.mu.Lock()
@@ -1004,7 +1007,7 @@ func TestEnrolmentEndsOtherLogins(t *testing.T) {
 				t.Fatal(err)
 			}
 			code, _ := TOTPCode(secret, now)
-			if err := a.ConfirmTOTP(ctx, p, code); err != nil {
+			if _, err := a.ConfirmTOTP(ctx, p, code); err != nil {
 				t.Fatal(err)
 			}
 			if !requiredFirst {
@@ -1018,4 +1021,126 @@ func TestEnrolmentEndsOtherLogins(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecoveryCodes: turning two-factor on gives ten recovery codes, each
+// of which signs in once in place of the phone's code, however it is
+// typed. A new set, given the password and a code, ends the old one;
+// turning two-factor off and an admin's reset end them all. A recovery
+// code of another account, or a made-up one, counts as a wrong code.
+func TestRecoveryCodes(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	const password, from = "tina-password-1", "192.0.2.1"
+	enrol := func(name string) (*store.User, string, []string) {
+		u, err := a.CreateUser(ctx, name, password, RoleTechnician)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret, _, err := a.BeginTOTP(ctx, u, from, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := TOTPCode(secret, now)
+		codes, err := a.ConfirmTOTP(ctx, &Principal{User: u}, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u, secret, codes
+	}
+	u, secret, codes := enrol("tina")
+	_, _, others := enrol("olga")
+	format := regexp.MustCompile(`^[a-hj-km-np-z2-9]{5}-[a-hj-km-np-z2-9]{5}$`)
+	seen := map[string]bool{}
+	for _, c := range append(slices.Clone(codes), others...) {
+		if !format.MatchString(c) || seen[c] {
+			t.Fatalf("recovery codes %q and %q: want distinct codes of the form xxxxx-xxxxx", codes, others)
+		}
+		seen[c] = true
+	}
+	if len(codes) != RecoveryCodeCount {
+		t.Fatalf("%d recovery codes, want %d", len(codes), RecoveryCodeCount)
+	}
+	left := func(want int) {
+		t.Helper()
+		if n, err := a.RecoveryCodesLeft(ctx, u); err != nil || n != want {
+			t.Fatalf("recovery codes left: %d %v, want %d", n, err, want)
+		}
+	}
+	left(10)
+
+	// Each works once, in upper case or with spaces for the dash too.
+	if _, _, _, err := a.Login(ctx, from, "tina", password, codes[0]); err != nil {
+		t.Fatalf("sign-in with a recovery code: %v", err)
+	}
+	if _, _, _, err := a.Login(ctx, from, "tina", password, codes[0]); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("the same recovery code again: %v, want ErrBadTOTP", err)
+	}
+	if _, _, _, err := a.Login(ctx, from, "tina", password, strings.ToUpper(strings.Replace(codes[1], "-", " ", 1))); err != nil {
+		t.Fatalf("a recovery code in capitals with a space: %v", err)
+	}
+	left(8)
+	// Another account's code, or a made-up one, is a wrong code, and
+	// enough of them pause the account's codes as wrong phone codes do.
+	if _, _, _, err := a.Login(ctx, from, "tina", password, others[0]); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("olga's recovery code for tina: %v, want ErrBadTOTP", err)
+	}
+	for i := range maxCodeFailures {
+		if _, _, _, err := a.Login(ctx, fmt.Sprintf("203.0.113.%d", i/2), "tina", password, fmt.Sprintf("aaaaa-%05d", 22222+i)); !errors.Is(err, ErrBadTOTP) && !errors.Is(err, ErrLockedOut) {
+			t.Fatalf("made-up recovery code %d: %v", i, err)
+		}
+	}
+	if _, _, _, err := a.Login(ctx, "203.0.113.99", "tina", password, codes[2]); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("after %d wrong recovery codes, a right one: %v, want a pause", maxCodeFailures, err)
+	}
+	now = now.Add(time.Hour)
+	if n, _ := a.RecoveryCodesLeft(ctx, olga(t, a)); n != 10 {
+		t.Fatalf("olga has %d recovery codes left after her code was tried on tina's account, want 10", n)
+	}
+
+	// A new set needs the password and a code; the old set stops working.
+	if _, err := a.NewRecoveryCodes(ctx, u, from, "wrong-password", codes[2]); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("new codes with a wrong password: %v", err)
+	}
+	if _, err := a.NewRecoveryCodes(ctx, u, from, password, "000000"); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("new codes with a wrong code: %v", err)
+	}
+	now = now.Add(time.Hour) // past the address's lockout
+	code, _ := TOTPCode(secret, now)
+	fresh, err := a.NewRecoveryCodes(ctx, u, from, password, code)
+	if err != nil || len(fresh) != RecoveryCodeCount {
+		t.Fatalf("new codes: %q %v", fresh, err)
+	}
+	left(10)
+	if _, _, _, err := a.Login(ctx, from, "tina", password, codes[3]); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("a code of the old set after a new one: %v, want ErrBadTOTP", err)
+	}
+
+	// A recovery code turns two-factor off, and the codes go with it.
+	if err := a.DisableTOTP(ctx, u, "192.0.2.2", password, fresh[0]); err != nil {
+		t.Fatalf("turn off with a recovery code: %v", err)
+	}
+	left(0)
+	if _, err := a.NewRecoveryCodes(ctx, u, "192.0.2.2", password, fresh[1]); !errors.Is(err, ErrTOTPOff) {
+		t.Fatalf("new codes with two-factor off: %v, want ErrTOTPOff", err)
+	}
+
+	// An admin's reset ends them too.
+	o := olga(t, a)
+	if _, err := a.ResetUser(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := a.RecoveryCodesLeft(ctx, o); n != 0 {
+		t.Fatalf("after a reset, olga has %d recovery codes left", n)
+	}
+}
+
+func olga(t *testing.T, a *Authenticator) *store.User {
+	t.Helper()
+	u, err := a.cfg.Store.UserByName(context.Background(), "olga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -69,7 +69,7 @@ func TestResetAccountFromTheCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ := auth.TOTPCode(secret, time.Now())
-	if err := b.auth.ConfirmTOTP(ctx, &auth.Principal{User: mustUser(t, b, "admin")}, code); err != nil {
+	if _, err := b.auth.ConfirmTOTP(ctx, &auth.Principal{User: mustUser(t, b, "admin")}, code); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ResetAccount(ctx, dir, "admin"); err == nil || !strings.Contains(err.Error(), "stop the broker first") {

@@ -237,6 +237,13 @@ var migrations = []string{
 	`ALTER TABLE sessions ADD COLUMN end_cause TEXT NOT NULL DEFAULT '';`,
 	// An API key may be given a last day; NULL: it works until revoked.
 	`ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;`,
+	// One-time codes that stand in for a two-factor code when the phone is
+	// lost, hashed.
+	`CREATE TABLE recovery_codes (
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		code_hash TEXT NOT NULL,
+		PRIMARY KEY (user_id, code_hash)
+	);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

@@ -157,7 +157,7 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{"DELETE FROM logins WHERE user_id = ?", "DELETE FROM api_keys WHERE user_id = ?", "DELETE FROM users WHERE id = ?"} {
+	for _, q := range []string{"DELETE FROM logins WHERE user_id = ?", "DELETE FROM api_keys WHERE user_id = ?", "DELETE FROM recovery_codes WHERE user_id = ?", "DELETE FROM users WHERE id = ?"} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("delete user %d: %w", id, err)
 		}
@@ -168,20 +168,100 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	return nil
 }
 
-// SetTOTP sets the TOTP state of the account id.
+// SetTOTP sets the TOTP state of the account id; with TOTP off, the
+// account's recovery codes go.
 func (s *Store) SetTOTP(ctx context.Context, id int64, secret string, enabled bool, lastStep int64) error {
-	return s.updateUser(ctx, id, "totp_secret = ?, totp_enabled = ?, totp_last_step = ?", secret, enabled, lastStep)
+	return s.inTx(ctx, "set TOTP", func(tx *sql.Tx) error {
+		if err := updateUser(ctx, tx, id, "totp_secret = ?, totp_enabled = ?, totp_last_step = ?", secret, enabled, lastStep); err != nil || enabled {
+			return err
+		}
+		return setRecoveryCodes(ctx, tx, id, nil)
+	})
+}
+
+// EnableTOTP turns TOTP on for the account id, whose code of step was
+// just shown, with a new set of recovery codes (their hashes).
+func (s *Store) EnableTOTP(ctx context.Context, id int64, step int64, codeHashes []string) error {
+	return s.inTx(ctx, "enable TOTP", func(tx *sql.Tx) error {
+		if err := updateUser(ctx, tx, id, "totp_enabled = 1, totp_last_step = ?", step); err != nil {
+			return err
+		}
+		return setRecoveryCodes(ctx, tx, id, codeHashes)
+	})
+}
+
+// SetRecoveryCodes replaces the recovery codes (their hashes) of the
+// account id.
+func (s *Store) SetRecoveryCodes(ctx context.Context, id int64, codeHashes []string) error {
+	return s.inTx(ctx, "set recovery codes", func(tx *sql.Tx) error {
+		return setRecoveryCodes(ctx, tx, id, codeHashes)
+	})
+}
+
+func setRecoveryCodes(ctx context.Context, tx *sql.Tx, id int64, codeHashes []string) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM recovery_codes WHERE user_id = ?", id); err != nil {
+		return err
+	}
+	for _, h := range codeHashes {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)", id, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UseRecoveryCode uses up the recovery code of the account user whose
+// hash is given: it reports whether there was one, which no longer works.
+func (s *Store) UseRecoveryCode(ctx context.Context, user int64, codeHash string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM recovery_codes WHERE user_id = ? AND code_hash = ?", user, codeHash)
+	if err != nil {
+		return false, fmt.Errorf("use recovery code: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// RecoveryCodesLeft counts the unused recovery codes of the account user.
+func (s *Store) RecoveryCodesLeft(ctx context.Context, user int64) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?", user).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count recovery codes: %w", err)
+	}
+	return n, nil
 }
 
 // ResetCredentials sets the password hash of the account id and turns
-// its TOTP off, at once.
+// its TOTP off, with its recovery codes, at once.
 func (s *Store) ResetCredentials(ctx context.Context, id int64, hash string) error {
-	return s.updateUser(ctx, id, "password_hash = ?, totp_secret = '', totp_enabled = 0, totp_last_step = 0", hash)
+	return s.inTx(ctx, "reset credentials", func(tx *sql.Tx) error {
+		if err := updateUser(ctx, tx, id, "password_hash = ?, totp_secret = '', totp_enabled = 0, totp_last_step = 0", hash); err != nil {
+			return err
+		}
+		return setRecoveryCodes(ctx, tx, id, nil)
+	})
+}
+
+// inTx runs f in a transaction, committed if f returns nil.
+func (s *Store) inTx(ctx context.Context, doing string, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	defer tx.Rollback()
+	if err := f(tx); errors.Is(err, ErrNotFound) {
+		return err
+	} else if err != nil {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	return nil
 }
 
 // updateUser sets columns (an SQL SET list) of the account id to args.
-func (s *Store) updateUser(ctx context.Context, id int64, columns string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE users SET "+columns+" WHERE id = ?", append(args, id)...)
+func updateUser(ctx context.Context, db execer, id int64, columns string, args ...any) error {
+	res, err := db.ExecContext(ctx, "UPDATE users SET "+columns+" WHERE id = ?", append(args, id)...)
 	if err != nil {
 		return fmt.Errorf("update user %d: %w", id, err)
 	}

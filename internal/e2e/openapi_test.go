@@ -267,9 +267,13 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	code, _ := auth.TOTPCode(enrol["secret"].(string), b.now())
 	call("POST", "/me/totp/confirm", tina, `{"code":"000000"}`, 400)
 	call("POST", "/me/totp/confirm", tina, `{"code":"`+code+`"}`, 200)
+	call("POST", "/me/totp/recovery-codes", tina, `{"password":"tina-new-password-1","code":"000000"}`, 400)
 	b.advance(30 * time.Second)
 	code, _ = auth.TOTPCode(enrol["secret"].(string), b.now())
-	call("DELETE", "/me/totp", tina, `{"password":"tina-new-password-1","code":"`+code+`"}`, 204)
+	codes := call("POST", "/me/totp/recovery-codes", tina, `{"password":"tina-new-password-1","code":"`+code+`"}`, 200)["recovery_codes"].([]any)
+	call("GET", "/me", tina, "", 200)
+	call("DELETE", "/me/totp", tina, `{"password":"tina-new-password-1","code":"`+codes[0].(string)+`"}`, 204)
+	call("POST", "/me/totp/recovery-codes", tina, `{"password":"tina-new-password-1","code":"`+codes[1].(string)+`"}`, 409)
 
 	// API keys.
 	key := call("POST", "/keys", admin, `{"name":"ServiceNow","scopes":["sessions:create","sessions:read"]}`, 201)

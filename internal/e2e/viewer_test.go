@@ -347,10 +347,11 @@ func TestViewerLoginTwoFactor(t *testing.T) {
 	_, enrol := apiCall(t, hc, "POST", api+"/me/totp", tok, `{"password":"tina-password-1"}`, nil)
 	secret, _ := enrol["secret"].(string)
 	code, _ := auth.TOTPCode(secret, b.now())
-	if status, out := apiCall(t, hc, "POST", api+"/me/totp/confirm", tok, `{"code":"`+code+`"}`, nil); status != 200 {
-		t.Fatalf("confirm: %d %v", status, out)
+	status, confirmed := apiCall(t, hc, "POST", api+"/me/totp/confirm", tok, `{"code":"`+code+`"}`, nil)
+	if status != 200 {
+		t.Fatalf("confirm: %d %v", status, confirmed)
 	}
-	if out, err := run("tina\ntina-password-1\n999999\n", "login"); err == nil || !strings.Contains(out, "Two-factor code: ") || !strings.Contains(out, "That two-factor code is wrong") {
+	if out, err := run("tina\ntina-password-1\n999999\n", "login"); err == nil || !strings.Contains(out, "Two-factor code (or a recovery code): ") || !strings.Contains(out, "That two-factor code is wrong") {
 		t.Fatalf("login with a wrong code: %v\n%s", err, out)
 	}
 	code, _ = auth.TOTPCode(secret, b.now().Add(30*time.Second)) // the enrolment's is used
@@ -359,6 +360,14 @@ func TestViewerLoginTwoFactor(t *testing.T) {
 	}
 	if out, err := run("", "create", "-ticket", "INC-2FA"); err != nil || !strings.Contains(out, "session s_") {
 		t.Fatalf("create with the login: %v\n%s", err, out)
+	}
+	// A recovery code does for a lost phone, once.
+	recovery := confirmed["recovery_codes"].([]any)[0].(string)
+	if out, err := run("tina\ntina-password-1\n"+recovery+"\n", "login"); err != nil || !strings.Contains(out, "Logged in") {
+		t.Fatalf("login with a recovery code: %v\n%s", err, out)
+	}
+	if out, err := run("tina\ntina-password-1\n"+recovery+"\n", "login"); err == nil || !strings.Contains(out, "That two-factor code is wrong or was already used") {
+		t.Fatalf("login with a recovery code used before: %v\n%s", err, out)
 	}
 
 	b.CreateUser(ctx, "tom", "tom-password-1", "supervisor")
