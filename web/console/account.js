@@ -1,4 +1,5 @@
-// Account security: one's own password and two-factor authentication.
+// Account security: one's own password, two-factor authentication and
+// its recovery codes.
 
 import * as api from './api.js';
 import { copyButton, errorBox, h, holdUntilRetry, icon, linkHints, toast } from './ui.js';
@@ -23,42 +24,8 @@ export function mountAccount(main, { user, onChange }) {
   // password: whoever sits at a console left signed in must not put their
   // own authenticator on the account and lock its owner out.
   function renderTOTP() {
-    if (user.totp_enabled && user.totp_required) {
-      // The broker refuses to turn it off: not offered.
-      totpSlot.replaceChildren(card('Two-factor authentication',
-        h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'On'),
-          ' Each sign-in asks for a code from your authenticator app.'),
-        h('p', { class: 'field-hint', 'data-testid': 'totp-required', text: 'Your role requires it, so it cannot be turned off. Lost your phone? An admin can reset your account, and you set it up again.' })));
-      return;
-    }
     if (user.totp_enabled) {
-      const password = passwordInput('totp-disable-password', 'totp-password');
-      const code = codeInput('totp-disable-code');
-      code.id = 'totp-disable-code';
-      const off = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'totp-disable' }, 'Turn off');
-      const error = errorBox({ password, code });
-      const form = h('form', { class: 'stack', novalidate: true },
-        error.el,
-        h('p', { class: 'field-hint', text: 'To turn it off, enter your password and a current code.' }),
-        h('div', { class: 'field' }, h('label', { for: 'totp-disable-password', class: 'label', text: 'Password' }), password),
-        h('div', { class: 'field' }, h('label', { for: 'totp-disable-code', class: 'label', text: 'Code from your authenticator app' }),
-          h('div', { class: 'inline-form' }, code, off)));
-      form.addEventListener('submit', async (e) => {
-        e.preventDefault();
-        off.disabled = true;
-        try {
-          await api.disableTOTP(password.value, code.value.replace(/\s+/g, ''));
-          toast('Two-factor authentication is off.', 'success');
-          onChange(await api.me());
-        } catch (err) {
-          error.show(err);
-          if (!holdUntilRetry(off, err)) off.disabled = false;
-        }
-      });
-      totpSlot.replaceChildren(card('Two-factor authentication',
-        h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'On'),
-          ' Each sign-in asks for a code from your authenticator app.'),
-        form));
+      totpSlot.replaceChildren(enabledCard());
       return;
     }
     const password = passwordInput('totp-start-password', 'totp-password');
@@ -86,6 +53,78 @@ export function mountAccount(main, { user, onChange }) {
       form));
   }
 
+  // Two-factor on: how many recovery codes are left, and one form that
+  // makes new ones or, where the role allows, turns two-factor off; both
+  // take the password and a code (from the app, or a recovery code).
+  function enabledCard() {
+    const password = passwordInput('totp-change-password', 'totp-password');
+    const code = codeInput('totp-change-code', { recovery: true });
+    code.id = 'totp-change-code';
+    const renew = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'recovery-codes-new', value: 'renew' }, 'New recovery codes');
+    const off = user.totp_required ? null : h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'totp-disable', value: 'off' }, 'Turn off');
+    const error = errorBox({ password, code });
+    const form = h('form', { class: 'stack', novalidate: true },
+      error.el,
+      h('p', { class: 'field-hint', text: off ? 'To make new recovery codes or turn two-factor off, enter your password and a code.' : 'To make new recovery codes, enter your password and a code.' }),
+      h('div', { class: 'field' }, h('label', { for: 'totp-change-password', class: 'label', text: 'Password' }), password),
+      h('div', { class: 'field' }, h('label', { for: 'totp-change-code', class: 'label', text: 'Code from your authenticator app, or a recovery code' }), code),
+      h('div', { class: 'btn-row' }, renew, off));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const button = e.submitter === off ? off : renew;
+      button.disabled = true;
+      try {
+        if (button === off) {
+          await api.disableTOTP(password.value, code.value.trim());
+          toast('Two-factor authentication is off.', 'success');
+          onChange(await api.me());
+          return;
+        }
+        const codes = await api.newRecoveryCodes(password.value, code.value.trim());
+        toast('New recovery codes made: the old ones no longer work.', 'success');
+        showRecoveryCodes(codes, 'Your new recovery codes');
+      } catch (err) {
+        error.show(err);
+        if (!holdUntilRetry(button, err)) button.disabled = false;
+      }
+    });
+    const left = user.recoveryCodesLeft;
+    const few = left !== null && left <= 2;
+    return card('Two-factor authentication',
+      h('p', { class: 'status-line', 'data-testid': 'totp-status' }, h('span', { class: 'badge badge-active' }, h('span', { class: 'badge-dot' }), 'On'),
+        ' Each sign-in asks for a code from your authenticator app.'),
+      left === null ? null : h('p', { class: `recovery-left${few ? ' is-few' : ''}`, 'data-testid': 'recovery-codes-left', 'data-left': String(left) },
+        icon(few ? 'alert' : 'lock', 14),
+        h('span', { text: `${left} of 10 recovery codes left.${few ? ' Make new ones before you run out.' : ' Each signs you in once if you lose your phone.'}` })),
+      user.totp_required
+        ? h('p', { class: 'field-hint', 'data-testid': 'totp-required', text: 'Your role requires it, so it cannot be turned off. Lost your phone and your recovery codes? An admin can reset your account, and you set it up again.' })
+        : null,
+      form);
+  }
+
+  // The recovery codes, shown this once, until the user says they saved them.
+  function showRecoveryCodes(codes, title) {
+    const done = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'recovery-codes-done' }, 'I have saved them');
+    done.addEventListener('click', async () => {
+      done.disabled = true;
+      onChange(await api.me());
+    });
+    const text = `Tether recovery codes for ${user.username} at ${location.host}\n${codes.join('\n')}\n`;
+    const download = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-testid': 'recovery-codes-download' }, icon('download', 14), h('span', { text: 'Download' }));
+    download.addEventListener('click', () => {
+      const a = h('a', { href: URL.createObjectURL(new Blob([text], { type: 'text/plain' })), download: `tether-recovery-codes-${user.username}.txt` });
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    });
+    totpSlot.replaceChildren(card(title,
+      h('p', { text: 'If you lose your phone, each of these codes signs you in once in place of a code from the app. Keep them somewhere safe, away from this computer: they are shown only now.' }),
+      h('ol', { class: 'recovery-codes', 'data-testid': 'recovery-codes', 'aria-label': 'Recovery codes' },
+        ...codes.map((c) => h('li', { class: 'mono', 'data-testid': 'recovery-code', text: c }))),
+      h('div', { class: 'btn-row' }, copyButton(() => text, { label: 'Copy codes', testid: 'recovery-codes-copy' }), download),
+      h('div', {}, done)));
+    done.focus();
+  }
+
   function enrol({ secret, otpauth_uri: uri }) {
     const code = codeInput('totp-confirm-code');
     const confirm = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'totp-confirm' }, 'Turn on');
@@ -95,9 +134,9 @@ export function mountAccount(main, { user, onChange }) {
       e.preventDefault();
       confirm.disabled = true;
       try {
-        await api.confirmTOTP(code.value.replace(/\s+/g, ''));
+        const codes = await api.confirmTOTP(code.value.replace(/\s+/g, ''));
         toast('Two-factor authentication is on. You were signed out everywhere else.', 'success');
-        onChange(await api.me());
+        showRecoveryCodes(codes, 'Save your recovery codes');
       } catch (err) {
         error.show(err);
         if (!holdUntilRetry(confirm, err)) confirm.disabled = false;
@@ -170,9 +209,11 @@ function passwordInput(id, testid) {
   return h('input', { id, type: 'password', class: 'input', autocomplete: 'current-password', 'data-testid': testid });
 }
 
-function codeInput(testid) {
+/** A code field: six digits, or with recovery, a recovery code too. */
+function codeInput(testid, { recovery = false } = {}) {
   return h('input', {
-    type: 'text', class: 'input input-code', inputmode: 'numeric', autocomplete: 'one-time-code',
-    maxlength: '7', placeholder: '123 456', 'aria-label': 'Six-digit code', 'data-testid': testid,
+    type: 'text', class: `input input-code${recovery ? ' input-code-wide' : ''}`, inputmode: recovery ? 'text' : 'numeric', autocomplete: 'one-time-code',
+    autocapitalize: 'off', spellcheck: 'false', maxlength: recovery ? '11' : '7', placeholder: '123 456',
+    'aria-label': recovery ? 'Code or recovery code' : 'Six-digit code', 'data-testid': testid,
   });
 }

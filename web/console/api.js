@@ -106,12 +106,16 @@ function defaultMessage(status) {
 
 /** The signed-in user as the console keeps it. */
 function toUser(data) {
-  return { ...data.user, mustEnrol: Boolean(data.must_enrol_totp), totp_required: Boolean(data.totp_required), scopes: data.scopes ?? [] };
+  return {
+    ...data.user, mustEnrol: Boolean(data.must_enrol_totp), totp_required: Boolean(data.totp_required), scopes: data.scopes ?? [],
+    recoveryCodesLeft: data.recovery_codes_left ?? null,
+  };
 }
 
 /**
- * Signs in; returns the user. `totp` is the six-digit code, for accounts
- * with two-factor authentication (the broker answers totp_required without).
+ * Signs in; returns the user. `totp` is the six-digit code or a recovery
+ * code, for accounts with two-factor authentication (the broker answers
+ * totp_required without).
  */
 export async function login(username, password, totp) {
   const body = { username, password };
@@ -192,13 +196,19 @@ export function beginTOTP(password) {
   return request('POST', '/api/v1/me/totp', { password });
 }
 
-export function confirmTOTP(code) {
-  return request('POST', '/api/v1/me/totp/confirm', { code });
+/** Puts the enrolment in force with a code; answers the recovery codes, shown once. */
+export async function confirmTOTP(code) {
+  return (await request('POST', '/api/v1/me/totp/confirm', { code })).recovery_codes;
 }
 
-/** Turns two-factor off, given the account's password and a current code. */
+/** Turns two-factor off, given the account's password and a current code (or a recovery code). */
 export function disableTOTP(password, code) {
   return request('DELETE', '/api/v1/me/totp', { password, code });
+}
+
+/** Replaces the recovery codes, given the account's password and a code; answers the new ones. */
+export async function newRecoveryCodes(password, code) {
+  return (await request('POST', '/api/v1/me/totp/recovery-codes', { password, code })).recovery_codes;
 }
 
 // ---- Administration ---------------------------------------------------------

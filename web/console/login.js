@@ -21,13 +21,30 @@ export function mountLogin(root, { flash = '', onLogin }) {
   // The second step, for accounts with two-factor authentication.
   const totp = h('input', {
     id: 'login-totp', name: 'totp', type: 'text', class: 'input input-code', inputmode: 'numeric',
-    autocomplete: 'one-time-code', pattern: '[0-9 ]*', maxlength: '7', placeholder: '123 456',
+    autocomplete: 'one-time-code', autocapitalize: 'off', spellcheck: 'false', maxlength: '7', placeholder: '123 456',
     'aria-describedby': 'login-totp-hint', 'data-testid': 'login-totp',
   });
+  // Lost the phone: one of the recovery codes saved at enrolment does.
+  const totpLabel = h('label', { for: 'login-totp', class: 'label', text: 'Two-factor code' });
+  const totpHint = h('p', { class: 'field-hint', id: 'login-totp-hint', text: 'The six-digit code from your authenticator app.' });
+  const recoveryToggle = h('button', { type: 'button', class: 'btn-link', 'data-testid': 'login-use-recovery' }, 'Use a recovery code');
+  let recovery = false;
+  recoveryToggle.addEventListener('click', () => {
+    recovery = !recovery;
+    totpLabel.textContent = recovery ? 'Recovery code' : 'Two-factor code';
+    totpHint.textContent = recovery
+      ? 'One of the recovery codes you saved when you set up two-factor authentication. Each works once.'
+      : 'The six-digit code from your authenticator app.';
+    recoveryToggle.textContent = recovery ? 'Use the code from your app' : 'Use a recovery code';
+    Object.assign(totp, recovery
+      ? { inputMode: 'text', maxLength: 11, placeholder: 'abcde-23456' }
+      : { inputMode: 'numeric', maxLength: 7, placeholder: '123 456' });
+    totp.classList.toggle('input-code-wide', recovery);
+    totp.value = '';
+    totp.focus();
+  });
   const totpField = h('div', { class: 'field', hidden: true, 'data-testid': 'login-totp-field' },
-    h('label', { for: 'login-totp', class: 'label', text: 'Two-factor code' }),
-    totp,
-    h('p', { class: 'field-hint', id: 'login-totp-hint', text: 'The six-digit code from your authenticator app.' }));
+    totpLabel, totp, totpHint, h('div', {}, recoveryToggle));
   const submitLabel = h('span', { text: 'Sign in' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block btn-lg', 'data-testid': 'login-submit' }, submitLabel);
   const errorText = h('span', {});
@@ -50,6 +67,7 @@ export function mountLogin(root, { flash = '', onLogin }) {
     username.disabled = busy;
     password.disabled = busy;
     totp.disabled = busy;
+    recoveryToggle.disabled = busy;
   }
 
   const form = h('form', { class: 'login-form', novalidate: true },

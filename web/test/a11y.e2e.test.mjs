@@ -11,7 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import axe from 'axe-core';
 import { launch } from './browser.mjs';
-import { api, recordShellArchive, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, tempDir, until, ticketSession } from './procs.mjs';
+import { api, recordShellArchive, ROOT, signIn, startBroker, startHost, startXvfb, stopAll, tempDir, until, ticketSession, totp } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
@@ -228,6 +228,21 @@ test('the console as an admin and technician meets it', { timeout: 240_000 }, as
     await page.getByTestId('totp-start').click();
     await page.getByTestId('totp-qr').waitFor();
     await check(page, 'account-enrol');
+    // Turned on: the recovery codes, then the card that counts them.
+    const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
+    await page.getByTestId('totp-confirm-code').fill(totp(secret));
+    await page.getByTestId('totp-confirm').click();
+    await page.getByTestId('recovery-codes').waitFor();
+    await check(page, 'account-recovery-codes');
+    const [code] = await page.getByTestId('recovery-code').allTextContents();
+    await page.getByTestId('recovery-codes-done').click();
+    await page.getByTestId('recovery-codes-left').waitFor();
+    await check(page, 'account-totp-on');
+    // Off again with a recovery code, for the admin's sign-ins that follow.
+    await page.getByTestId('totp-password').fill(broker.admin.password);
+    await page.getByTestId('totp-change-code').fill(code);
+    await page.getByTestId('totp-disable').click();
+    await page.getByTestId('totp-start').waitFor();
   });
 });
 

@@ -5,28 +5,15 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { launch } from './browser.mjs';
-import { api, bin, call, ROOT, start, startBroker, startHost, startXvfb, stopAll } from './procs.mjs';
+import { api, bin, call, ROOT, start, startBroker, startHost, startXvfb, stopAll, totp } from './procs.mjs';
 
 const artifacts = join(ROOT, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 after(stopAll);
-
-/** RFC 6238 with the broker's parameters: SHA-1, 6 digits, 30 s. */
-function totp(secretB32, at = Date.now()) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secretB32) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const off = mac[mac.length - 1] & 0xf;
-  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 /** The text of an error box once it shows. */
 async function errorText(locator) {
@@ -204,6 +191,7 @@ test('two-factor sign-in: enrolment when the role requires it, then a code at ea
     assert.match(await errorText(page.getByTestId('field-error')), /wrong/);
     await page.getByTestId('totp-confirm-code').fill(totp(secret));
     await page.getByTestId('totp-confirm').click();
+    await page.getByTestId('recovery-codes-done').click();
     await page.locator('[data-testid="totp-status"]', { hasText: 'On' }).waitFor();
     await page.locator('a[href="#/sessions"]').waitFor();
 
@@ -215,6 +203,84 @@ test('two-factor sign-in: enrolment when the role requires it, then a code at ea
     await page.getByTestId('login-totp').fill(totp(secret, Date.now() + 30_000));
     await page.getByTestId('login-submit').click();
     await page.getByTestId('new-session').waitFor();
+  } finally {
+    await browser.close();
+  }
+});
+
+test('recovery codes: shown once at enrolment, one signs in without the phone, new ones replace them', { timeout: 90_000 }, async () => {
+  const broker = await startBroker();
+  assert.equal((await call(broker, 'POST', '/api/v1/users', broker.admin.api_key, { username: 'tina', role: 'technician', password: 'tina-password-1' })).status, 201);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await signIn(page, broker, 'tina', 'tina-password-1');
+    await page.getByTestId('new-session').waitFor();
+    await page.goto(broker.url + '/#/account');
+    await page.getByTestId('totp-password').fill('tina-password-1');
+    await page.getByTestId('totp-start').click();
+    const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
+    await page.getByTestId('totp-confirm-code').fill(totp(secret));
+    await page.getByTestId('totp-confirm').click();
+
+    // The codes, once, with a way to keep them.
+    const shown = await page.getByTestId('recovery-code').allTextContents();
+    assert.equal(shown.length, 10);
+    assert.equal(new Set(shown).size, 10, `recovery codes repeat: ${shown}`);
+    for (const c of shown) assert.match(c, /^[a-hj-km-np-z2-9]{5}-[a-hj-km-np-z2-9]{5}$/);
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: join(artifacts, 'account-recovery-codes.png') });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('recovery-codes-download').click()]);
+    assert.equal(download.suggestedFilename(), 'tether-recovery-codes-tina.txt');
+    const saved = (await readFile(await download.path(), 'utf8')).trim().split('\n');
+    assert.match(saved[0], /^Tether recovery codes for tina at /);
+    assert.deepEqual(saved.slice(1), shown, 'the downloaded file holds the codes shown');
+    await page.getByTestId('recovery-codes-done').click();
+    const left = page.getByTestId('recovery-codes-left');
+    await left.waitFor();
+    assert.equal(await left.getAttribute('data-left'), '10');
+    assert.equal(await page.getByTestId('recovery-code').count(), 0, 'the codes stay on screen after "I have saved them"');
+
+    // The phone is lost: a recovery code signs in, once.
+    await page.getByTestId('logout').click();
+    await signIn(page, broker, 'tina', 'tina-password-1');
+    await page.getByTestId('login-totp').waitFor();
+    await page.getByTestId('login-use-recovery').click();
+    assert.equal(await page.locator('label[for="login-totp"]').textContent(), 'Recovery code');
+    assert.equal(await page.getByTestId('login-totp').evaluate((el) => el === document.activeElement), true, 'the code field does not keep the focus');
+    await page.getByTestId('login-totp').fill(shown[0]);
+    await page.screenshot({ path: join(artifacts, 'login-recovery-code.png') });
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('new-session').waitFor();
+    let res = await call(broker, 'POST', '/api/v1/login', '', { username: 'tina', password: 'tina-password-1', totp: shown[0] });
+    assert.equal(res.status, 401, 'a recovery code signed in twice');
+    assert.equal(res.body.error.code, 'bad_totp');
+    await page.goto(broker.url + '/#/account');
+    await page.locator('[data-testid="recovery-codes-left"][data-left="9"]').waitFor();
+
+    // New codes, with the password and a recovery code (the phone is
+    // gone): the old set stops working.
+    await page.getByTestId('totp-password').fill('tina-password-1');
+    await page.getByTestId('totp-change-code').fill(shown[1]);
+    await page.getByTestId('recovery-codes-new').click();
+    await page.locator('section', { hasText: 'Your new recovery codes' }).waitFor();
+    const fresh = await page.getByTestId('recovery-code').allTextContents();
+    assert.equal(fresh.length, 10);
+    assert.equal(fresh.filter((c) => shown.includes(c)).length, 0, 'a new code is one of the old ones');
+    res = await call(broker, 'POST', '/api/v1/login', '', { username: 'tina', password: 'tina-password-1', totp: shown[2] });
+    assert.equal(res.status, 401, 'an old recovery code still signs in');
+    await page.getByTestId('recovery-codes-done').click();
+    await page.locator('[data-testid="recovery-codes-left"][data-left="10"]').waitFor();
+
+    // Running low, the page says to make new ones.
+    for (const c of fresh.slice(0, 8)) {
+      assert.equal((await call(broker, 'POST', '/api/v1/login', '', { username: 'tina', password: 'tina-password-1', totp: c })).status, 200);
+    }
+    await page.reload();
+    await page.locator('[data-testid="recovery-codes-left"][data-left="2"]').waitFor();
+    assert.match(await left.textContent(), /2 of 10 recovery codes left\. Make new ones before you run out\./);
+    assert.match(await left.getAttribute('class'), /is-few/);
+    await page.screenshot({ path: join(artifacts, 'account-recovery-codes-few.png') });
   } finally {
     await browser.close();
   }
@@ -251,6 +317,7 @@ test('a stolen login cannot set up or turn off two-factor authentication without
     const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
     await page.getByTestId('totp-confirm-code').fill(totp(secret));
     await page.getByTestId('totp-confirm').click();
+    await page.getByTestId('recovery-codes-done').click();
     await page.locator('[data-testid="totp-status"]', { hasText: 'On' }).waitFor();
 
     // Turning it on ended the stolen login, which gave no code.
@@ -275,7 +342,7 @@ test('a stolen login cannot set up or turn off two-factor authentication without
 
     // Tina turns it off with her password and a code.
     await page.getByTestId('totp-password').fill('not-my-password');
-    await page.getByTestId('totp-disable-code').fill(totp(secret, Date.now() + 30_000));
+    await page.getByTestId('totp-change-code').fill(totp(secret, Date.now() + 30_000));
     await page.screenshot({ path: join(artifacts, 'account-totp-off-form.png') });
     await page.getByTestId('totp-disable').click();
     assert.equal(await errorText(card.getByTestId('field-error')), 'The password is wrong. Enter the password you sign in with.');

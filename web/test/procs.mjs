@@ -2,6 +2,7 @@
 // Xvfb display, the test X client, the broker and the host, all built by
 // `make build` into bin/. Every process is killed by stopAll().
 
+import { createHmac } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -279,4 +280,17 @@ export async function openSession(page, broker, ticket = '') {
   await page.getByTestId('open-session').click();
   await page.getByTestId('conn-state').waitFor();
   return code;
+}
+
+/** RFC 6238 with the broker's parameters: SHA-1, 6 digits, 30 s. */
+export function totp(secretB32, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secretB32) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const off = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }
