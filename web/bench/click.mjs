@@ -165,7 +165,7 @@ main(async () => {
   for (const [k, v] of Object.entries(parts)) {
     log(`  ${k.padEnd(7)} p50 ${median(v).toFixed(2)}  p95 ${percentile(v, 95).toFixed(2)}  (n=${v.length})`);
   }
-  log(`  receive side per frame: decode ${rs.decode.toFixed(2)} ms, processing ${rs.processing.toFixed(2)} ms, jitter buffer ${rs.jitterBuffer.toFixed(2)} ms over ${rs.frames} frames`);
+  log(`  receive side per frame: decode ${rs.decode.toFixed(2)} ms, processing ${rs.processing.toFixed(2)} ms, jitter buffer ${rs.jitterBuffer.toFixed(2)} ms, ${(rs.bytesPerFrame / 1024).toFixed(1)} KB over ${rs.frames} frames`);
   if (lat.length < opt.samples * 0.9) throw new Error(`only ${lat.length} of ${opt.samples} clicks were seen`);
 
   const what = opt.window ? `${width}x${height}/window-${win.width}x${win.height}` : `${width}x${height}`;
@@ -186,5 +186,6 @@ main(async () => {
     'readback-p50-ms': median(parts.readback),
     'decode-per-frame-ms': rs.decode,
     'jitterbuffer-per-frame-ms': rs.jitterBuffer,
+    'frame-KB': rs.bytesPerFrame / 1024,
   });
 }, { limitMs: 240_000 });

@@ -309,6 +309,7 @@ export function receiveSide(a, b) {
     decode: per('totalDecodeTime', 'framesDecoded'),
     processing: per('totalProcessingDelay', 'framesDecoded'),
     jitterBuffer: per('jitterBufferDelay', 'jitterBufferEmittedCount'),
+    bytesPerFrame: d('framesDecoded') > 0 ? d('bytesReceived') / d('framesDecoded') : NaN,
   };
 }
 
