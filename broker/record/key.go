@@ -46,21 +46,21 @@ func createKey(dir string) (ed25519.PrivateKey, error) {
 	// Written whole and synced before it takes its name: a start that
 	// failed half way (a full disk, a crash) leaves no key file that the
 	// next start would refuse as damaged.
-	if err := placeFile(dir, KeyFile, privPEM, 0o600); err != nil {
+	if err := PlaceFile(dir, KeyFile, privPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("write signing key: %w", err)
 	}
 	if err := os.Remove(filepath.Join(dir, PublicKeyFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("write public key: %w", err)
 	}
-	if err := placeFile(dir, PublicKeyFile, PublicKeyPEM(pub), 0o644); err != nil {
+	if err := PlaceFile(dir, PublicKeyFile, PublicKeyPEM(pub), 0o644); err != nil {
 		return nil, fmt.Errorf("write public key: %w", err)
 	}
 	return priv, nil
 }
 
-// placeFile writes data to dir/name, which must not exist yet, so that
+// PlaceFile writes data to dir/name, which must not exist yet, so that
 // the name appears only once the file is whole and on disk.
-func placeFile(dir, name string, data []byte, mode os.FileMode) error {
+func PlaceFile(dir, name string, data []byte, mode os.FileMode) error {
 	tmp := filepath.Join(dir, name+".new")
 	err := os.WriteFile(tmp, data, mode)
 	if err == nil {

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,4 +117,73 @@ func readAdmin(t *testing.T, b *Broker) InitialAdmin {
 		t.Fatalf("read %s: %v", b.InitialAdminPath(), err)
 	}
 	return admin
+}
+
+// TestTwoFactorSecretsSealedAtRest: the broker keeps two-factor secrets
+// sealed with a key of its own (secrets.key, private) beside the
+// database, which holds none in the clear; restarted, it opens them with
+// the same key. Without that key the codes no longer match, and a
+// recovery code still signs in.
+func TestTwoFactorSecretsSealedAtRest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := New(ctx, testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := readAdmin(t, b).Password
+	secret, _, err := b.auth.BeginTOTP(ctx, mustUser(t, b, "admin"), "127.0.0.1", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	code, _ := auth.TOTPCode(secret, now)
+	recovery, err := b.auth.ConfirmTOTP(ctx, &auth.Principal{User: mustUser(t, b, "admin")}, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.close(); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, SecretsKeyFile)
+	if fi, err := os.Stat(keyPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v, want a private file", SecretsKeyFile, fi, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "tether.db")); err != nil || bytes.Contains(data, []byte(secret)) {
+		t.Fatalf("the database holds the two-factor secret in the clear (%v)", err)
+	}
+
+	b, err = New(ctx, testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ = auth.TOTPCode(secret, now.Add(30*time.Second))
+	if _, _, _, err := b.auth.Login(ctx, "127.0.0.1", "admin", password, code); err != nil {
+		t.Fatalf("after a restart, the code: %v", err)
+	}
+	if err := b.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	cfg := testConfig(t, dir)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	b, err = New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	if !strings.Contains(logged.String(), "do not open with the data directory's key") {
+		t.Errorf("a start without the key that sealed the secrets does not say so:\n%s", logged.String())
+	}
+	code, _ = auth.TOTPCode(secret, now.Add(60*time.Second))
+	if _, _, _, err := b.auth.Login(ctx, "127.0.0.1", "admin", password, code); !errors.Is(err, auth.ErrBadTOTP) {
+		t.Errorf("without the key, the code: %v, want ErrBadTOTP", err)
+	}
+	if _, _, _, err := b.auth.Login(ctx, "127.0.0.2", "admin", password, recovery[0]); err != nil {
+		t.Errorf("without the key, a recovery code: %v", err)
+	}
 }

@@ -38,6 +38,9 @@ func ResetAccount(ctx context.Context, dataDir, username string) (string, error)
 		return "", err
 	}
 	defer st.Close()
+	if err := sealSecrets(ctx, st, dataDir, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		return "", err
+	}
 	authn, err := auth.New(auth.Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return "", err

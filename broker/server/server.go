@@ -225,6 +225,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "tether.db")); err != nil {
 		return nil, err
 	}
+	if err := sealSecrets(ctx, b.store, cfg.DataDir, log); err != nil {
+		return nil, err
+	}
 	authn, err := auth.New(auth.Config{Store: b.store, Logger: cfg.Logger, Now: cfg.Now, LoginTTL: cfg.LoginTTL, IdleTimeout: cfg.LoginIdle})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -33,6 +34,8 @@ var ErrNewerDatabase = errors.New("was written by a newer broker")
 // Store is the broker's database.
 type Store struct {
 	db *sql.DB
+	// sealer seals two-factor secrets (see SealSecrets); nil: kept as given.
+	sealer cipher.AEAD
 
 	checkMu   sync.Mutex
 	checkedAt time.Time // of the last write Check tried

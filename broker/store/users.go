@@ -83,27 +83,31 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 const userColumns = "id, username, password_hash, role, created_at, disabled, totp_secret, totp_enabled, totp_last_step"
 
-func scanUser(row scanner) (*User, error) {
+func (s *Store) scanUser(row scanner) (*User, error) {
 	var u User
 	var created sql.NullInt64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created, &u.Disabled, &u.TOTPSecret, &u.TOTPEnabled, &u.TOTPLastStep); err != nil {
+	var secret string
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &created, &u.Disabled, &secret, &u.TOTPEnabled, &u.TOTPLastStep); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
 		return nil, err
 	}
 	u.CreatedAt = fromMS(created)
+	// One that does not open reads as none: no code matches it (the
+	// broker says so at start).
+	u.TOTPSecret, _ = s.open(u.ID, secret)
 	return &u, nil
 }
 
 // UserByName looks an account up by its username.
 func (s *Store) UserByName(ctx context.Context, username string) (*User, error) {
-	return scanUser(s.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE username = ?", username))
+	return s.scanUser(s.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE username = ?", username))
 }
 
 // UserByID looks an account up by its ID.
 func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
-	return scanUser(s.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
+	return s.scanUser(s.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
 }
 
 // ListUsers returns every account, by username.
@@ -115,7 +119,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]*User, error) {
 	defer rows.Close()
 	var out []*User
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, err := s.scanUser(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list users: %w", err)
 		}
@@ -172,7 +176,7 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 // account's recovery codes go.
 func (s *Store) SetTOTP(ctx context.Context, id int64, secret string, enabled bool, lastStep int64) error {
 	return s.inTx(ctx, "set TOTP", func(tx *sql.Tx) error {
-		if err := updateUser(ctx, tx, id, "totp_secret = ?, totp_enabled = ?, totp_last_step = ?", secret, enabled, lastStep); err != nil || enabled {
+		if err := updateUser(ctx, tx, id, "totp_secret = ?, totp_enabled = ?, totp_last_step = ?", s.seal(id, secret), enabled, lastStep); err != nil || enabled {
 			return err
 		}
 		return setRecoveryCodes(ctx, tx, id, nil)

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -219,5 +222,80 @@ func TestHandOverKeepsNoAccess(t *testing.T) {
 	}
 	if err := s.HandOver(ctx, "nope", tom, now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("handing over no session: %v", err)
+	}
+}
+
+// TestTOTPSecretsSealed: with a key, two-factor secrets are kept sealed,
+// those written before the key are sealed when it comes, and the account
+// reads its secret back. The database alone gives none away; under
+// another key a secret reads as none and is counted, as is one copied
+// into another account's row.
+func TestTOTPSecretsSealed(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tether.db")
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const before, after = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+	tina, olga := technician(t, s, "tina", time.Now()), technician(t, s, "olga", time.Now())
+	if err := s.SetTOTP(ctx, tina.ID, before, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{7}, SecretKeySize)
+	if err := s.SealSecrets(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTOTP(ctx, olga.ID, after, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	stored := func(id int64) string {
+		var v string
+		if err := s.db.QueryRowContext(ctx, "SELECT totp_secret FROM users WHERE id = ?", id).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for id, secret := range map[int64]string{tina.ID: before, olga.ID: after} {
+		if v := stored(id); !strings.HasPrefix(v, sealedPrefix) || strings.Contains(v, secret) {
+			t.Errorf("account %d's secret is kept as %q", id, v)
+		}
+		if u, err := s.UserByID(ctx, id); err != nil || u.TOTPSecret != secret {
+			t.Errorf("account %d reads its secret as %q (%v), want %q", id, u.TOTPSecret, err, secret)
+		}
+	}
+	s.Close()
+	if data, err := os.ReadFile(path); err != nil || bytes.Contains(data, []byte(before)) || bytes.Contains(data, []byte(after)) {
+		t.Errorf("the database file holds a secret in the clear (%v)", err)
+	}
+
+	// Another key: the secrets read as none, and are counted.
+	s, err = OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SealSecrets(ctx, bytes.Repeat([]byte{8}, SecretKeySize)); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.UserByID(ctx, tina.ID); u.TOTPSecret != "" {
+		t.Errorf("under another key tina's secret reads as %q", u.TOTPSecret)
+	}
+	if n, err := s.UnreadableSecrets(ctx); err != nil || n != 2 {
+		t.Errorf("unreadable secrets under another key: %d %v, want 2", n, err)
+	}
+	// The right key, but tina's sealed secret copied into olga's row.
+	if err := s.SealSecrets(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE users SET totp_secret = ? WHERE id = ?", stored(tina.ID), olga.ID); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.UserByID(ctx, olga.ID); u.TOTPSecret != "" {
+		t.Errorf("tina's sealed secret opened in olga's row as %q", u.TOTPSecret)
+	}
+	if n, _ := s.UnreadableSecrets(ctx); n != 1 {
+		t.Errorf("unreadable secrets after the copy: %d, want 1", n)
 	}
 }
