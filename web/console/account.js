@@ -60,8 +60,8 @@ export function mountAccount(main, { user, onChange }) {
     const password = passwordInput('totp-change-password', 'totp-password');
     const code = codeInput('totp-change-code', { recovery: true });
     code.id = 'totp-change-code';
-    const renew = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'recovery-codes-new', value: 'renew' }, 'New recovery codes');
-    const off = user.totp_required ? null : h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'totp-disable', value: 'off' }, 'Turn off');
+    const renew = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'recovery-codes-new' }, 'New recovery codes');
+    const off = user.totp_required ? null : h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'totp-disable' }, 'Turn off');
     const error = errorBox({ password, code });
     const form = h('form', { class: 'stack', novalidate: true },
       error.el,
