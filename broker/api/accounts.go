@@ -552,29 +552,15 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Princi
 // newRecoveryCodes replaces the account's recovery codes, given its
 // password and a code, and answers the new ones.
 func (a *API) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	var req struct {
-		Password string `json:"password"`
-		Code     string `json:"code"`
-	}
-	if !decode(w, r, &req) {
+	password, code, ok := a.ownerProof(w, r, "make new recovery codes")
+	if !ok {
 		return
 	}
-	if req.Password == "" {
-		writeFieldErrors(w, []fieldError{missingPassword("make new recovery codes")})
-		return
-	}
-	if !a.allowGuess(w, r) {
-		return
-	}
-	codes, err := a.cfg.Auth.NewRecoveryCodes(r.Context(), p.User, limit.Source(r), req.Password, req.Code)
+	codes, err := a.cfg.Auth.NewRecoveryCodes(r.Context(), p.User, limit.Source(r), password, code)
 	switch {
-	case writeLockout(w, err):
+	case proofRefused(w, err):
 	case errors.Is(err, auth.ErrTOTPOff):
 		writeError(w, http.StatusConflict, "totp_not_enabled", "Two-factor authentication is not on for this account: it has no recovery codes.")
-	case errors.Is(err, auth.ErrBadCredentials):
-		writeFieldErrors(w, []fieldError{wrongPassword})
-	case errors.Is(err, auth.ErrBadTOTP):
-		writeFieldErrors(w, []fieldError{badCode})
 	case err != nil:
 		a.internal(w, r, "make new recovery codes", err)
 	default:
@@ -584,41 +570,60 @@ func (a *API) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *auth.P
 	}
 }
 
-// badCode is the answer to a wrong code given to change one's two-factor
-// authentication.
-var badCode = fieldError{"code", "bad_totp", "That code is wrong or was already used."}
-
 func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	var req struct {
-		Password string `json:"password"`
-		Code     string `json:"code"`
-	}
-	if !decode(w, r, &req) {
+	password, code, ok := a.ownerProof(w, r, "turn off two-factor authentication")
+	if !ok {
 		return
 	}
-	if req.Password == "" {
-		writeFieldErrors(w, []fieldError{missingPassword("turn off two-factor authentication")})
-		return
-	}
-	if !a.allowGuess(w, r) {
-		return
-	}
-	err := a.cfg.Auth.DisableTOTP(r.Context(), p.User, limit.Source(r), req.Password, req.Code)
+	err := a.cfg.Auth.DisableTOTP(r.Context(), p.User, limit.Source(r), password, code)
 	switch {
-	case writeLockout(w, err):
+	case proofRefused(w, err):
 	case errors.Is(err, auth.ErrTOTPNeeded):
 		writeError(w, http.StatusConflict, "totp_required_by_role", "Your role requires two-factor authentication; it cannot be turned off.")
 	case errors.Is(err, auth.ErrTOTPOff):
 		writeError(w, http.StatusConflict, "totp_not_enabled", "Two-factor authentication is not on for this account; there is nothing to turn off.")
-	case errors.Is(err, auth.ErrBadCredentials):
-		writeFieldErrors(w, []fieldError{wrongPassword})
-	case errors.Is(err, auth.ErrBadTOTP):
-		writeFieldErrors(w, []fieldError{badCode})
 	case err != nil:
 		a.internal(w, r, "turn off two-factor authentication", err)
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// ownerProof reads the account's password and a code (from the
+// authenticator, or a recovery code), which a change to one's two-factor
+// authentication takes; doing says what for, when the password is left
+// out. It reports false once it has answered.
+func (a *API) ownerProof(w http.ResponseWriter, r *http.Request, doing string) (password, code string, ok bool) {
+	var req struct {
+		Password string `json:"password"`
+		Code     string `json:"code"`
+	}
+	if !decode(w, r, &req) {
+		return "", "", false
+	}
+	if req.Password == "" {
+		writeFieldErrors(w, []fieldError{missingPassword(doing)})
+		return "", "", false
+	}
+	if !a.allowGuess(w, r) {
+		return "", "", false
+	}
+	return req.Password, req.Code, true
+}
+
+// proofRefused answers err when the password or code given was refused,
+// and reports whether it was.
+func proofRefused(w http.ResponseWriter, err error) bool {
+	switch {
+	case writeLockout(w, err):
+	case errors.Is(err, auth.ErrBadCredentials):
+		writeFieldErrors(w, []fieldError{wrongPassword})
+	case errors.Is(err, auth.ErrBadTOTP):
+		writeFieldErrors(w, []fieldError{{"code", "bad_totp", "That code is wrong or was already used."}})
+	default:
+		return false
+	}
+	return true
 }
 
 type codeAttemptJSON struct {

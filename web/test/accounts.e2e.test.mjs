@@ -28,6 +28,13 @@ async function signIn(page, broker, user, password) {
   await page.getByTestId('login-submit').click();
 }
 
+/** Signs in as user and opens Account security. */
+async function openAccount(page, broker, user, password) {
+  await signIn(page, broker, user, password);
+  await page.getByTestId('new-session').waitFor();
+  await page.goto(broker.url + '/#/account');
+}
+
 test('admin manages accounts, API keys and webhooks', { timeout: 120_000 }, async () => {
   const broker = await startBroker();
   const browser = await launch();
@@ -214,9 +221,7 @@ test('recovery codes: shown once at enrolment, one signs in without the phone, n
   const browser = await launch();
   try {
     const page = await browser.newPage();
-    await signIn(page, broker, 'tina', 'tina-password-1');
-    await page.getByTestId('new-session').waitFor();
-    await page.goto(broker.url + '/#/account');
+    await openAccount(page, broker, 'tina', 'tina-password-1');
     await page.getByTestId('totp-password').fill('tina-password-1');
     await page.getByTestId('totp-start').click();
     const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
@@ -304,9 +309,7 @@ test('a stolen login cannot set up or turn off two-factor authentication without
   const browser = await launch();
   try {
     const page = await browser.newPage();
-    await signIn(page, broker, 'tina', 'tina-password-1');
-    await page.getByTestId('new-session').waitFor();
-    await page.goto(broker.url + '/#/account');
+    await openAccount(page, broker, 'tina', 'tina-password-1');
     const card = page.locator('section', { has: page.getByTestId('totp-status') });
     await page.getByTestId('totp-password').fill('not-my-password');
     await page.getByTestId('totp-start').click();
