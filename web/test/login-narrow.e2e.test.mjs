@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectErrors, launch } from './browser.mjs';
-import { signIn, startBroker, stopAll } from './procs.mjs';
+import { signIn, startBroker, stopAll, totp } from './procs.mjs';
 
 after(stopAll);
 
@@ -50,4 +50,24 @@ test('at 640 and 360 px wide each page\u2019s actions stay inside the window, un
     const tabs = await page.getByRole('group', { name: 'Filter sessions' }).boundingBox();
     assert.ok(tabs.x + tabs.width <= width, `at ${width} px the session filters end at ${tabs.x + tabs.width} px, past the window`);
   }
+
+  // Account security, with the recovery codes just made and after: no
+  // card, list or field runs past the window.
+  const pageWidth = () => page.evaluate(() => document.documentElement.scrollWidth);
+  await page.goto(broker.url + '/#/account');
+  await page.getByTestId('totp-start').waitFor();
+  assert.ok(await pageWidth() <= 360, `at 360 px Account security is ${await pageWidth()} px wide`);
+  await page.getByTestId('totp-password').fill(broker.admin.password);
+  await page.getByTestId('totp-start').click();
+  const secret = await page.getByTestId('totp-secret').getAttribute('data-secret');
+  await page.getByTestId('totp-confirm-code').fill(totp(secret));
+  await page.getByTestId('totp-confirm').click();
+  const codes = page.getByTestId('recovery-codes');
+  await codes.waitFor();
+  const [inner, outer] = await codes.evaluate((el) => [el.scrollWidth, el.clientWidth]);
+  assert.ok(inner <= outer, `at 360 px the recovery codes need ${inner} px in a list of ${outer}`);
+  assert.ok(await pageWidth() <= 360, `at 360 px the recovery codes make the page ${await pageWidth()} px wide`);
+  await page.getByTestId('recovery-codes-done').click();
+  const field = await page.getByTestId('totp-change-code').boundingBox();
+  assert.ok(field.x + field.width <= 360, `at 360 px the code field ends at ${field.x + field.width} px`);
 });
