@@ -1144,3 +1144,23 @@ func olga(t *testing.T, a *Authenticator) *store.User {
 	}
 	return u
 }
+
+// TestNoSecretNoCode: an account with two-factor on whose secret reads as
+// none (sealed with a key the broker no longer has) takes no code at all,
+// not the codes of an empty key, which anyone can compute.
+func TestNoSecretNoCode(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	a := newAuth(t, func() time.Time { return now })
+	u, _ := a.CreateUser(ctx, "tina", "tina-password-1", RoleTechnician)
+	if err := a.cfg.Store.SetTOTP(ctx, u.ID, "", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	code, err := TOTPCode("", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := a.Login(ctx, "192.0.2.1", "tina", "tina-password-1", code); !errors.Is(err, ErrBadTOTP) {
+		t.Fatalf("the code of an empty secret: %v, want ErrBadTOTP", err)
+	}
+}

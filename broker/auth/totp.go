@@ -60,7 +60,9 @@ func checkTOTP(secret, code string, now time.Time) (int64, bool) {
 		return 0, false
 	}
 	key, err := b32.DecodeString(strings.ToUpper(secret))
-	if err != nil {
+	if err != nil || len(key) == 0 {
+		// No secret (one that did not open reads as none) has no code:
+		// an empty key's codes are anyone's to compute.
 		return 0, false
 	}
 	step := totpStep(now)
