@@ -24,7 +24,7 @@ const SecretKeySize = 32
 
 // SealSecrets has the store seal two-factor secrets with key from now on,
 // and seals those it holds in the clear (written before the store had a
-// key). A secret sealed with another key reads as none: no code matches,
+// key). It is called once, before the store is in use. A secret sealed with another key reads as none: no code matches,
 // while recovery codes and an admin's reset still work (see
 // UnreadableSecrets).
 func (s *Store) SealSecrets(ctx context.Context, key []byte) error {
