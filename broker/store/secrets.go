@@ -24,9 +24,9 @@ const SecretKeySize = 32
 
 // SealSecrets has the store seal two-factor secrets with key from now on,
 // and seals those it holds in the clear (written before the store had a
-// key). It is called once, before the store is in use. A secret sealed with another key reads as none: no code matches,
-// while recovery codes and an admin's reset still work (see
-// UnreadableSecrets).
+// key). It is called once, before the store is in use. A secret sealed
+// with another key reads as none: no code matches, while recovery codes
+// and an admin's reset still work (see UnreadableSecrets).
 func (s *Store) SealSecrets(ctx context.Context, key []byte) error {
 	if len(key) != SecretKeySize {
 		return fmt.Errorf("seal secrets: the key has %d bytes, want %d", len(key), SecretKeySize)
@@ -52,7 +52,7 @@ func (s *Store) SealSecrets(ctx context.Context, key []byte) error {
 		}
 		plain[id] = secret
 	}
-	if err := rows.Close(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return fmt.Errorf("seal secrets: %w", err)
 	}
 	for id, secret := range plain {
