@@ -167,7 +167,7 @@ type Authenticator struct {
 	touchWarned, lookupWarned time.Time
 
 	// Counted for the broker's metrics since it started.
-	badPasswords, badCodes, lockouts atomic.Uint64
+	badPasswords, badCodes, lockouts, recoverySignIns atomic.Uint64
 }
 
 // SignInCounts are the sign-in failures and lockouts since the broker
@@ -176,11 +176,14 @@ type SignInCounts struct {
 	BadPasswords uint64 // a wrong password, or a username no account has
 	BadCodes     uint64 // a right password with a wrong two-factor code
 	Lockouts     uint64 // a source's attempts for an account, or an account's codes, refused for a while
+	// RecoveryCodes are the sign-ins that gave a recovery code in place of
+	// a two-factor code (not failures: a lost phone, or a stolen code).
+	RecoveryCodes uint64
 }
 
 // SignInCounts returns the sign-in failures and lockouts so far.
 func (a *Authenticator) SignInCounts() SignInCounts {
-	return SignInCounts{BadPasswords: a.badPasswords.Load(), BadCodes: a.badCodes.Load(), Lockouts: a.lockouts.Load()}
+	return SignInCounts{BadPasswords: a.badPasswords.Load(), BadCodes: a.badCodes.Load(), Lockouts: a.lockouts.Load(), RecoveryCodes: a.recoverySignIns.Load()}
 }
 
 // storeTroubleEvery is how often the same database trouble is logged.
@@ -401,6 +404,7 @@ func (a *Authenticator) Login(ctx context.Context, source, username, password, t
 		delete(a.failures, codes)
 		a.mu.Unlock()
 		if recovery {
+			a.recoverySignIns.Add(1)
 			left, err := a.cfg.Store.RecoveryCodesLeft(ctx, u.ID)
 			if err != nil {
 				return "", nil, nil, err

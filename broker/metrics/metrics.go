@@ -126,6 +126,7 @@ func (h *Handler) signIns(m *Writer) {
 	m.Counter("tether_sign_in_failures_total", "Failed console sign-ins since the broker started, by what was wrong.",
 		Labelled("reason", "password", float64(c.BadPasswords)), Labelled("reason", "two_factor_code", float64(c.BadCodes)))
 	m.Counter("tether_sign_in_lockouts_total", "Times sign-ins were locked out for a while after too many failures, since the broker started.", Value(float64(c.Lockouts)))
+	m.Counter("tether_sign_ins_with_recovery_code_total", "Console sign-ins that gave a recovery code in place of a two-factor code, since the broker started.", Value(float64(c.RecoveryCodes)))
 }
 
 func (h *Handler) webhooks(ctx context.Context, m *Writer) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-support/tether/broker/auth"
 	"github.com/tether-support/tether/broker/signal"
 	"github.com/tether-support/tether/internal/protocol"
 	"github.com/tether-support/tether/internal/xtest"
@@ -222,6 +223,7 @@ func TestMetrics(t *testing.T) {
 	s := read()
 	for _, name := range []string{"tether_sessions", "tether_hosts_connected", "tether_viewers_connected", "tether_sessions_created_total",
 		"tether_sessions_started_total", "tether_sessions_ended_total", "tether_sign_in_failures_total", "tether_sign_in_lockouts_total",
+		"tether_sign_ins_with_recovery_code_total",
 		"tether_webhook_deliveries_total", "tether_webhook_deliveries_pending", "tether_recordings_in_progress", "tether_recordings_failed_total",
 		"tether_relay_received_bytes_total",
 		"process_start_time_seconds", "process_resident_memory_bytes", "go_goroutines", "go_memstats_heap_inuse_bytes", "tether_build_info"} {
@@ -252,6 +254,21 @@ func TestMetrics(t *testing.T) {
 	apiCall(t, hc, "POST", b.URL()+"/api/v1/login", "", `{"username":"tina","password":"not-her-password"}`, nil)
 	if v := read().value(t, `tether_sign_in_failures_total{reason="password"}`); v != 1 {
 		t.Errorf("sign-in failures after one wrong password: %v", v)
+	}
+	// A sign-in with a recovery code is counted: it is worth an alert.
+	if v := read().value(t, "tether_sign_ins_with_recovery_code_total"); v != 0 {
+		t.Errorf("sign-ins with a recovery code before any: %v", v)
+	}
+	tok := b.loginToken(t, "tina", "tina-password-1")
+	_, enrol := apiCall(t, hc, "POST", b.URL()+"/api/v1/me/totp", tok, `{"password":"tina-password-1"}`, nil)
+	code, _ := auth.TOTPCode(enrol["secret"].(string), b.now())
+	_, confirmed := apiCall(t, hc, "POST", b.URL()+"/api/v1/me/totp/confirm", tok, `{"code":"`+code+`"}`, nil)
+	recovery := confirmed["recovery_codes"].([]any)[0].(string)
+	if status, out := apiCall(t, hc, "POST", b.URL()+"/api/v1/login", "", `{"username":"tina","password":"tina-password-1","totp":"`+recovery+`"}`, nil); status != 200 {
+		t.Fatalf("sign-in with a recovery code: %d %v", status, out)
+	}
+	if v := read().value(t, "tether_sign_ins_with_recovery_code_total"); v != 1 {
+		t.Errorf("sign-ins with a recovery code after one: %v", v)
 	}
 
 	c := b.client(t)
